@@ -1,0 +1,60 @@
+# The two commands of the README, and a few more for developers.
+#
+#   make run    install missing packages, build, start parleyd on the
+#               embedded default (state in ./parley-data, loopback ports)
+#   make test   install missing packages, build, run every test
+#
+# Other targets: build, asan (the suite under ASan+UBSan), bench, install,
+# deb, clean, deps.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= 2
+CMAKE_ARGS ?=
+STATE_DIR  ?= $(CURDIR)/parley-data
+
+# Debian packages the build and the tests need.
+PACKAGES = cmake make gcc pkg-config python3 \
+           libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
+           libjansson-dev libcmocka-dev libsystemd-dev
+
+.PHONY: all run test build asan deps bench install deb clean
+
+all: build
+
+deps:
+	@sh ./scripts/deps.sh $(PACKAGES)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_WERROR=ON $(CMAKE_ARGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@mkdir -p $(STATE_DIR)
+	PATH="$(CURDIR)/$(BUILD):$$PATH" $(BUILD)/parleyd --state-dir $(STATE_DIR)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPARLEY_WERROR=ON \
+	      -DPARLEY_SANITIZE=address,undefined $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j$(JOBS)
+
+bench: build
+	cmake --build $(BUILD) -j$(JOBS) --target bench
+	@sh ./bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD)
+
+deb: build
+	cd $(BUILD) && cpack -G DEB
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int parley_placeholder_cmd_keygen_t;
