@@ -142,17 +142,26 @@ int
 parley__update_decode(const void *buf, size_t len, parley_update_t *out,
                       parley__arena_t *arena)
 {
+    uint8_t canon[PARLEY_ENVELOPE_MAX];
+    /* No valid update encodes to more; don't spend work on one that does. */
+    if (len > sizeof(canon))
+        return PARLEY_EINVALID;
     Parley__V1__StatusUpdate *m =
         parley__v1__status_update__unpack(S_ALLOCATOR(arena), len, buf);
     if (m == NULL)
         return PARLEY_EINVALID;
     /*
      * protobuf-c keeps no length for strings, so a NUL inside one would
-     * silently shorten it. Requiring the canonical encoding (what we would
-     * pack ourselves) rules that out, along with duplicate fields and
-     * padded varints that would let two byte strings mean one update.
+     * silently shorten it. Requiring the canonical encoding (exactly what
+     * we would pack ourselves) rules that out, along with reordered or
+     * duplicate fields and padded varints that would let two byte strings
+     * mean one update. Unknown fields would be signed bytes no verifier
+     * ever shows anyone, so they are refused too.
      */
-    if (protobuf_c_message_get_packed_size(&m->base) != len)
+    if (m->base.n_unknown_fields != 0
+        || protobuf_c_message_get_packed_size(&m->base) != len
+        || protobuf_c_message_pack(&m->base, canon) != len
+        || memcmp(canon, buf, len) != 0)
         return PARLEY_EINVALID;
     memset(out, 0, sizeof(*out));
     if (s_copy_text(out->negotiation, sizeof(out->negotiation), m->negotiation))
@@ -475,8 +484,8 @@ parley__reply_item_overhead(size_t n)
     return 11;
 }
 
-/* Largest list encoded in one reply; bounded by the caller's cap anyway. */
-#define S_LIST_MAX 4096
+/* Lists up to this long are laid out on the stack; longer ones on the heap. */
+#define S_STACK_LIST 256
 
 int
 parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
@@ -489,9 +498,11 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
     Parley__V1__SnapshotReply snap = PARLEY__V1__SNAPSHOT_REPLY__INIT;
     Parley__V1__StatsReply stats = PARLEY__V1__STATS_REPLY__INIT;
     Parley__V1__PingReply ping = PARLEY__V1__PING_REPLY__INIT;
-    ProtobufCBinaryData items[S_LIST_MAX];
-    Parley__V1__Stat statv[S_LIST_MAX / 16];
-    Parley__V1__Stat *statp[S_LIST_MAX / 16];
+    ProtobufCBinaryData items_stack[S_STACK_LIST];
+    ProtobufCBinaryData *items = items_stack;
+    Parley__V1__Stat statv[S_STACK_LIST];
+    Parley__V1__Stat *statp[S_STACK_LIST];
+    int rc;
 
     m.request_id = r->request_id;
     switch (r->type) {
@@ -510,8 +521,13 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         break;
     case PARLEY__REPLY_REPLAY:
     case PARLEY__REPLY_SNAPSHOT:
-        if (r->n_deliveries > S_LIST_MAX)
-            return -ENOBUFS;
+        if (r->n_deliveries > S_STACK_LIST) {
+            if (r->n_deliveries > SIZE_MAX / sizeof(*items))
+                return -ENOBUFS;
+            items = malloc(r->n_deliveries * sizeof(*items));
+            if (items == NULL)
+                return -ENOMEM;
+        }
         for (size_t i = 0; i < r->n_deliveries; i++) {
             items[i].data = (uint8_t *)r->deliveries[i].data;
             items[i].len = r->deliveries[i].len;
@@ -533,8 +549,8 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         }
         break;
     case PARLEY__REPLY_STATS:
-        if (r->n_stats > S_LIST_MAX / 16)
-            return -ENOBUFS;
+        if (r->n_stats > S_STACK_LIST)
+            return -ENOBUFS; /* far more counters than parleyd has */
         for (size_t i = 0; i < r->n_stats; i++) {
             statv[i] = (Parley__V1__Stat)PARLEY__V1__STAT__INIT;
             statv[i].name = (char *)r->stats[i].name;
@@ -559,7 +575,10 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
     default:
         return PARLEY_EARG;
     }
-    return s_pack(&m.base, buf, cap, len);
+    rc = s_pack(&m.base, buf, cap, len);
+    if (items != items_stack)
+        free(items);
+    return rc;
 }
 
 int

@@ -187,7 +187,11 @@ size_t parley__reply_item_overhead(size_t n);
 int parley__reply_decode(const void *buf, size_t len, parley__reply_t *out,
                          parley__arena_t *arena);
 
-/* Map between PARLEY_E* codes and wire reject codes (0 = unknown). */
+/*
+ * Map between PARLEY_E* codes and wire reject codes. A code with no wire
+ * form goes out as UNAVAILABLE; an unknown wire code comes in as
+ * PARLEY_EPROTO.
+ */
 int parley__reject_to_wire(int code);
 int parley__reject_from_wire(int wire);
 

@@ -1,2 +1,70 @@
-/* placeholder: being written */
-typedef int parley_placeholder_errors_t;
+/*
+ * errors.c - names and descriptions of error codes.
+ */
+#include "parley.h"
+
+#include <string.h>
+
+static const struct {
+    int code;
+    const char *name; /* short, stable; also the wire reject name */
+    const char *text; /* a sentence for people */
+} s_errors[] = {
+    { PARLEY_ETOOLARGE, "too_large", "message is over the size limit" },
+    { PARLEY_EMALFORMED, "malformed", "message does not decode" },
+    { PARLEY_EUNKNOWNSIGNER, "unknown_signer", "signer is not in the keyring" },
+    { PARLEY_EBADSIG, "bad_signature", "signature does not verify" },
+    { PARLEY_EINVALID, "invalid", "update breaks a schema rule" },
+    { PARLEY_EFORBIDDEN, "forbidden",
+      "signer may not publish for this negotiation, party or phase" },
+    { PARLEY_ESTALE, "stale", "issued_at is too far in the past" },
+    { PARLEY_EFUTURE, "future", "issued_at is too far in the future" },
+    { PARLEY_EREPLAY, "replay",
+      "signer_seq is not above the last one accepted from this signer" },
+    { PARLEY_ETRUNCATED, "truncated", "the daemon no longer holds that data" },
+    { PARLEY_EUNAVAILABLE, "unavailable", "the daemon cannot store right now" },
+    { PARLEY_EBADREQUEST, "bad_request", "the daemon does not understand the request" },
+    { PARLEY_ERATELIMITED, "rate_limited", "signer is over its rate limit" },
+    { PARLEY_ETIMEOUT, "timeout", "no answer within the timeout" },
+    { PARLEY_EKEYPERM, "key_permissions",
+      "secret key file must be owned by you and not readable by others (chmod 600)" },
+    { PARLEY_EKEYFILE, "key_file", "key file has the wrong format" },
+    { PARLEY_EKEYRING, "keyring", "keyring has an error" },
+    { PARLEY_EPROTO, "protocol", "peer answered something unexpected" },
+    { PARLEY_EARG, "argument", "invalid argument" },
+};
+
+static int
+s_find(int err)
+{
+    for (size_t i = 0; i < sizeof(s_errors) / sizeof(s_errors[0]); i++)
+        if (s_errors[i].code == err)
+            return (int)i;
+    return -1;
+}
+
+const char *
+parley_strerror(int err)
+{
+    if (err == 0)
+        return "ok";
+    int i = s_find(err);
+    if (i >= 0)
+        return s_errors[i].name;
+    if (err < 0 && err > -4096)
+        return strerror(-err);
+    return "unknown_error";
+}
+
+const char *
+parley_strerror_long(int err)
+{
+    if (err == 0)
+        return "success";
+    int i = s_find(err);
+    if (i >= 0)
+        return s_errors[i].text;
+    if (err < 0 && err > -4096)
+        return strerror(-err);
+    return "unknown error";
+}

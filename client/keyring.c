@@ -1,2 +1,358 @@
-/* placeholder: being written */
-typedef int parley_placeholder_keyring_t;
+/*
+ * keyring.c - trusted signers and what each may publish.
+ *
+ * One signer per line:
+ *
+ *     NAME PUBKEY_BASE64 negotiations=LIST parties=LIST phases=LIST
+ *
+ * LIST is "*" or comma-separated values; phases may hold ranges ("1-3").
+ * All three permissions must be given: a forgotten one is an error, not
+ * an implicit "anything".
+ */
+#include "parley.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A list of slugs, or any. */
+typedef struct {
+    int any;
+    size_t n;
+    char (*v)[PARLEY_SLUG_MAX + 1];
+} s_slugs_t;
+
+typedef struct {
+    char name[PARLEY_SLUG_MAX + 1];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    s_slugs_t negotiations;
+    s_slugs_t parties;
+    uint8_t phases[(PARLEY_PHASE_MAX + 1) / 8]; /* bitmap of allowed phases */
+} s_signer_t;
+
+struct parley_keyring {
+    size_t n;
+    s_signer_t *signers;
+};
+
+void
+parley_keyring_destroy(parley_keyring_t **ring)
+{
+    if (ring == NULL || *ring == NULL)
+        return;
+    for (size_t i = 0; i < (*ring)->n; i++) {
+        free((*ring)->signers[i].negotiations.v);
+        free((*ring)->signers[i].parties.v);
+    }
+    free((*ring)->signers);
+    free(*ring);
+    *ring = NULL;
+}
+
+size_t
+parley_keyring_size(const parley_keyring_t *ring)
+{
+    return ring != NULL ? ring->n : 0;
+}
+
+static const s_signer_t *
+s_find(const parley_keyring_t *ring, const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+{
+    if (ring == NULL)
+        return NULL;
+    for (size_t i = 0; i < ring->n; i++)
+        if (memcmp(ring->signers[i].pk, pk, PARLEY_PUBLICKEY_BYTES) == 0)
+            return &ring->signers[i];
+    return NULL;
+}
+
+const char *
+parley_keyring_name(const parley_keyring_t *ring,
+                    const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+{
+    const s_signer_t *s = s_find(ring, pk);
+    return s != NULL ? s->name : NULL;
+}
+
+static int
+s_slugs_has(const s_slugs_t *l, const char *v)
+{
+    if (l->any)
+        return 1;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], v) == 0)
+            return 1;
+    return 0;
+}
+
+int
+parley_keyring_allows(const parley_keyring_t *ring,
+                      const uint8_t pk[PARLEY_PUBLICKEY_BYTES],
+                      const parley_update_t *u)
+{
+    const s_signer_t *s = s_find(ring, pk);
+    if (s == NULL)
+        return PARLEY_EUNKNOWNSIGNER;
+    if (!s_slugs_has(&s->negotiations, u->negotiation))
+        return PARLEY_EFORBIDDEN;
+    for (size_t i = 0; i < u->n_parties; i++)
+        if (!s_slugs_has(&s->parties, u->parties[i]))
+            return PARLEY_EFORBIDDEN;
+    if (u->phase > PARLEY_PHASE_MAX
+        || !(s->phases[u->phase / 8] & (1u << (u->phase % 8))))
+        return PARLEY_EFORBIDDEN;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- parser */
+
+typedef struct {
+    char *errbuf;
+    size_t errlen;
+    unsigned line;
+} s_parse_t;
+
+static int
+s_fail(s_parse_t *p, const char *fmt, ...)
+{
+    if (p->errbuf != NULL && p->errlen > 0) {
+        int n = snprintf(p->errbuf, p->errlen, "line %u: ", p->line);
+        if (n >= 0 && (size_t)n < p->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(p->errbuf + n, p->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return PARLEY_EKEYRING;
+}
+
+static int
+s_parse_slugs(s_parse_t *p, const char *what, char *val, s_slugs_t *out)
+{
+    if (strcmp(val, "*") == 0) {
+        out->any = 1;
+        return 0;
+    }
+    size_t n = 1;
+    for (const char *c = val; *c != '\0'; c++)
+        n += *c == ',';
+    out->v = calloc(n, sizeof(*out->v));
+    if (out->v == NULL)
+        return -ENOMEM;
+    if (val[0] == ',' || strstr(val, ",,") != NULL
+        || (val[0] != '\0' && val[strlen(val) - 1] == ','))
+        return s_fail(p, "%s: empty item in list", what);
+    char *save = NULL;
+    for (char *tok = strtok_r(val, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (!parley_slug_valid(tok))
+            return s_fail(p, "%s: \"%s\" is not a slug ([a-z0-9][a-z0-9-]{0,31}) or *",
+                          what, tok);
+        strcpy(out->v[out->n++], tok);
+    }
+    if (out->n == 0)
+        return s_fail(p, "%s: empty list (use * for any)", what);
+    return 0;
+}
+
+/* Parse a decimal phase 0..255 from [s, end). */
+static int
+s_phase(const char *s, const char *end, unsigned *out)
+{
+    unsigned v = 0;
+    if (s == end || end - s > 3)
+        return -1;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (unsigned)(*s - '0');
+    }
+    if (v > PARLEY_PHASE_MAX)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+s_parse_phases(s_parse_t *p, char *val, uint8_t *bitmap)
+{
+    if (strcmp(val, "*") == 0) {
+        memset(bitmap, 0xff, (PARLEY_PHASE_MAX + 1) / 8);
+        return 0;
+    }
+    char *save = NULL;
+    int any = 0;
+    for (char *tok = strtok_r(val, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        unsigned lo, hi;
+        char *dash = strchr(tok, '-');
+        char *end = tok + strlen(tok);
+        if (dash != NULL) {
+            if (s_phase(tok, dash, &lo) < 0 || s_phase(dash + 1, end, &hi) < 0
+                || lo > hi)
+                return s_fail(p, "phases: \"%s\" is not a range like 1-3", tok);
+        } else {
+            if (s_phase(tok, end, &lo) < 0)
+                return s_fail(p, "phases: \"%s\" is not a phase 0-255", tok);
+            hi = lo;
+        }
+        for (unsigned ph = lo; ph <= hi; ph++)
+            bitmap[ph / 8] |= (uint8_t)(1u << (ph % 8));
+        any = 1;
+    }
+    if (!any)
+        return s_fail(p, "phases: empty list (use * for any)");
+    return 0;
+}
+
+static int
+s_parse_line(s_parse_t *p, parley_keyring_t *ring, char *line)
+{
+    char *save = NULL;
+    char *name = strtok_r(line, " \t", &save);
+    if (name == NULL || name[0] == '#')
+        return 0; /* blank or comment */
+    if (!parley_slug_valid(name))
+        return s_fail(p, "signer name \"%s\" is not a slug", name);
+    char *key = strtok_r(NULL, " \t", &save);
+    if (key == NULL)
+        return s_fail(p, "signer %s: missing public key", name);
+
+    s_signer_t *s = &ring->signers[ring->n];
+    memset(s, 0, sizeof(*s));
+    ring->n++; /* counted now so destroy frees partial lists */
+    strcpy(s->name, name);
+    if (parley_pubkey_parse(key, s->pk) != 0)
+        return s_fail(p, "signer %s: public key is not base64 of 32 bytes", name);
+    for (size_t i = 0; i + 1 < ring->n; i++) {
+        if (strcmp(ring->signers[i].name, name) == 0)
+            return s_fail(p, "signer %s: name appears twice", name);
+        if (memcmp(ring->signers[i].pk, s->pk, sizeof(s->pk)) == 0)
+            return s_fail(p, "signer %s: key already listed as %s", name,
+                          ring->signers[i].name);
+    }
+    int seen_neg = 0, seen_party = 0, seen_phase = 0, rc;
+    for (char *opt = strtok_r(NULL, " \t", &save); opt != NULL;
+         opt = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(opt, '=');
+        if (eq == NULL)
+            return s_fail(p, "signer %s: \"%s\" is not key=value", name, opt);
+        *eq = '\0';
+        char *val = eq + 1;
+        if (strcmp(opt, "negotiations") == 0 && !seen_neg++)
+            rc = s_parse_slugs(p, "negotiations", val, &s->negotiations);
+        else if (strcmp(opt, "parties") == 0 && !seen_party++)
+            rc = s_parse_slugs(p, "parties", val, &s->parties);
+        else if (strcmp(opt, "phases") == 0 && !seen_phase++)
+            rc = s_parse_phases(p, val, s->phases);
+        else
+            return s_fail(p, "signer %s: unknown or repeated option \"%s\"",
+                          name, opt);
+        if (rc != 0)
+            return rc;
+    }
+    if (!seen_neg || !seen_party || !seen_phase)
+        return s_fail(p, "signer %s: needs negotiations=, parties= and "
+                         "phases= (use * for any)",
+                      name);
+    return 0;
+}
+
+parley_keyring_t *
+parley_keyring_parse(const char *text, size_t len, char *errbuf, size_t errlen)
+{
+    s_parse_t p = { errbuf, errlen, 0 };
+    int rc = 0;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (text == NULL) {
+        errno = -PARLEY_EARG;
+        return NULL;
+    }
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++)
+        lines += text[i] == '\n';
+    parley_keyring_t *ring = calloc(1, sizeof(*ring));
+    char *line = malloc(len + 1);
+    if (ring == NULL || line == NULL
+        || (ring->signers = calloc(lines, sizeof(*ring->signers))) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t start = 0; start < len || (start == len && rc == 0);) {
+        size_t end = start;
+        while (end < len && text[end] != '\n')
+            end++;
+        p.line++;
+        size_t n = end - start;
+        if (n > 0 && text[end - 1] == '\r')
+            n--;
+        memcpy(line, text + start, n);
+        line[n] = '\0';
+        if (memchr(text + start, '\0', n) != NULL) {
+            rc = s_fail(&p, "NUL byte in line");
+            break;
+        }
+        if ((rc = s_parse_line(&p, ring, line)) != 0)
+            break;
+        if (end >= len)
+            break;
+        start = end + 1;
+    }
+out:
+    free(line);
+    if (rc != 0) {
+        parley_keyring_destroy(&ring);
+        errno = -rc;
+        return NULL;
+    }
+    return ring;
+}
+
+parley_keyring_t *
+parley_keyring_load(const char *path, char *errbuf, size_t errlen)
+{
+    char inner[512];
+    struct stat st;
+    char *text = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "%s: %s", path, strerror(e));
+        errno = e;
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || st.st_size > 16 * 1024 * 1024
+        || (text = malloc((size_t)st.st_size + 1)) == NULL) {
+        int e = errno != 0 ? errno : EFBIG;
+        close(fd);
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "%s: %s", path, strerror(e));
+        errno = e;
+        return NULL;
+    }
+    size_t len = 0;
+    while (len < (size_t)st.st_size) {
+        ssize_t r = read(fd, text + len, (size_t)st.st_size - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    parley_keyring_t *ring = parley_keyring_parse(text, len, inner, sizeof(inner));
+    int e = errno;
+    free(text);
+    if (ring == NULL && errbuf != NULL && errlen > 0)
+        snprintf(errbuf, errlen, "%s: %s", path, inner);
+    errno = e;
+    return ring;
+}

@@ -1,2 +1,353 @@
-/* placeholder: being written */
-typedef int parley_placeholder_keys_t;
+/*
+ * keys.c - Ed25519 key pairs, key files, key ids, signer_seq state.
+ *
+ * Secret key file: one header line, then the base64 of libsodium's 64-byte
+ * secret key (seed || public key):
+ *
+ *     parley-secret-key-v1 ed25519
+ *     <base64>
+ *
+ * Public key file (NAME.pub): "<base64 of 32 bytes> <comment>".
+ */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_HEADER "parley-secret-key-v1 ed25519"
+
+struct parley_key {
+    uint8_t sk[crypto_sign_SECRETKEYBYTES]; /* seed || public key */
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+};
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static int s_sodium_ok;
+
+static void
+s_init(void)
+{
+    s_sodium_ok = sodium_init() >= 0;
+}
+
+int
+parley__sodium_init(void)
+{
+    pthread_once(&s_once, s_init);
+    return s_sodium_ok ? 0 : -ENOSYS;
+}
+
+static parley_key_t *
+s_key_alloc(void)
+{
+    if (parley__sodium_init() < 0) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    /* Guarded pages: no swap, no core dumps, wiped on free. */
+    parley_key_t *key = sodium_malloc(sizeof(*key));
+    if (key == NULL)
+        errno = ENOMEM;
+    return key;
+}
+
+parley_key_t *
+parley_key_generate(void)
+{
+    parley_key_t *key = s_key_alloc();
+    if (key != NULL)
+        crypto_sign_keypair(key->pk, key->sk);
+    return key;
+}
+
+parley_key_t *
+parley_key_from_seed(const uint8_t seed[32])
+{
+    parley_key_t *key = s_key_alloc();
+    if (key != NULL)
+        crypto_sign_seed_keypair(key->pk, key->sk, seed);
+    return key;
+}
+
+void
+parley_key_destroy(parley_key_t **key)
+{
+    if (key == NULL || *key == NULL)
+        return;
+    sodium_free(*key); /* wipes before unmapping */
+    *key = NULL;
+}
+
+void
+parley_key_public(const parley_key_t *key, uint8_t out[PARLEY_PUBLICKEY_BYTES])
+{
+    memcpy(out, key->pk, PARLEY_PUBLICKEY_BYTES);
+}
+
+const uint8_t *
+parley__key_secret(const parley_key_t *key)
+{
+    return key->sk;
+}
+
+void
+parley_key_id(char out[PARLEY_KEYID_CHARS + 1],
+              const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof(h), pk, PARLEY_PUBLICKEY_BYTES, NULL, 0);
+    sodium_bin2hex(out, PARLEY_KEYID_CHARS + 1, h, PARLEY_KEYID_CHARS / 2);
+}
+
+void
+parley_pubkey_format(char out[45], const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+{
+    sodium_bin2base64(out, 45, pk, PARLEY_PUBLICKEY_BYTES,
+                      sodium_base64_VARIANT_ORIGINAL);
+}
+
+int
+parley_pubkey_parse(const char *text, uint8_t out[PARLEY_PUBLICKEY_BYTES])
+{
+    size_t n = strcspn(text, " \t\r\n");
+    size_t bin_len = 0;
+    const char *end = NULL;
+    if (parley__sodium_init() < 0)
+        return -ENOSYS;
+    if (n != 44)
+        return PARLEY_EKEYFILE;
+    if (sodium_base642bin(out, PARLEY_PUBLICKEY_BYTES, text, n, NULL, &bin_len,
+                          &end, sodium_base64_VARIANT_ORIGINAL)
+            != 0
+        || bin_len != PARLEY_PUBLICKEY_BYTES || end != text + n)
+        return PARLEY_EKEYFILE;
+    return 0;
+}
+
+/* Read a small file (at most cap-1 bytes) into buf, NUL-terminated. */
+static int
+s_read_small(int fd, char *buf, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n == cap - 1)
+            return PARLEY_EKEYFILE; /* too big to be a key file */
+    }
+    buf[n] = '\0';
+    *len = n;
+    return 0;
+}
+
+int
+parley_pubkey_load(const char *path, uint8_t out[PARLEY_PUBLICKEY_BYTES])
+{
+    char buf[1024];
+    size_t len;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = s_read_small(fd, buf, sizeof(buf), &len);
+    close(fd);
+    return rc < 0 ? rc : parley_pubkey_parse(buf, out);
+}
+
+parley_key_t *
+parley_key_load(const char *path)
+{
+    char buf[256];
+    size_t len = 0;
+    struct stat st;
+    parley_key_t *key = NULL;
+    int rc;
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL; /* errno from open */
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    /* Refuse a secret anyone else could have read or replaced. */
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0
+        || st.st_uid != geteuid()) {
+        rc = PARLEY_EKEYPERM;
+        goto out;
+    }
+    if ((rc = s_read_small(fd, buf, sizeof(buf), &len)) < 0)
+        goto out;
+    rc = PARLEY_EKEYFILE;
+    size_t hl = strlen(S_HEADER);
+    if (len < hl + 1 || memcmp(buf, S_HEADER, hl) != 0 || buf[hl] != '\n')
+        goto out;
+    const char *b64 = buf + hl + 1;
+    size_t b64_len = strcspn(b64, "\r\n");
+    if ((key = s_key_alloc()) == NULL) {
+        rc = -errno;
+        goto out;
+    }
+    size_t bin_len = 0;
+    const char *end = NULL;
+    if (sodium_base642bin(key->sk, sizeof(key->sk), b64, b64_len, NULL,
+                          &bin_len, &end, sodium_base64_VARIANT_ORIGINAL)
+            != 0
+        || bin_len != sizeof(key->sk) || end != b64 + b64_len)
+        goto out;
+    /* The public half is derived, never trusted from the file. */
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    crypto_sign_ed25519_sk_to_seed(seed, key->sk);
+    crypto_sign_seed_keypair(key->pk, key->sk, seed);
+    sodium_memzero(seed, sizeof(seed));
+    rc = 0;
+out:
+    sodium_memzero(buf, sizeof(buf));
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0) {
+        parley_key_destroy(&key);
+        errno = -rc;
+        return NULL;
+    }
+    return key;
+}
+
+/* Write all of buf to fd. */
+static int
+s_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Create path with mode and contents, fsync'd. */
+static int
+s_write_file(const char *path, int mode, int overwrite, const char *data,
+             size_t len)
+{
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW
+                | (overwrite ? O_TRUNC : O_EXCL);
+    int fd = open(path, flags, mode);
+    if (fd < 0)
+        return -errno;
+    /* An existing file keeps its mode under O_TRUNC; make it right. */
+    int rc = fchmod(fd, (mode_t)mode) != 0 ? -errno : 0;
+    if (rc == 0)
+        rc = s_write_all(fd, data, len);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+int
+parley_key_save(const parley_key_t *key, const char *path, const char *comment,
+                int overwrite)
+{
+    char secret[sizeof(S_HEADER) + 128];
+    char pub[45];
+    char publine[45 + 2 + 256];
+    char pubpath[4096];
+    int rc;
+
+    if (key == NULL || path == NULL)
+        return PARLEY_EARG;
+    if (snprintf(pubpath, sizeof(pubpath), "%s.pub", path)
+        >= (int)sizeof(pubpath))
+        return -ENAMETOOLONG;
+    /* Refuse before writing anything, so a secret never sits beside a
+     * stale public key. */
+    if (!overwrite && access(pubpath, F_OK) == 0)
+        return -EEXIST;
+    int n = snprintf(secret, sizeof(secret), "%s\n", S_HEADER);
+    sodium_bin2base64(secret + n, sizeof(secret) - (size_t)n, key->sk,
+                      sizeof(key->sk), sodium_base64_VARIANT_ORIGINAL);
+    n = (int)strlen(secret);
+    secret[n++] = '\n';
+    rc = s_write_file(path, 0600, overwrite, secret, (size_t)n);
+    sodium_memzero(secret, sizeof(secret));
+    if (rc < 0)
+        return rc;
+    parley_pubkey_format(pub, key->pk);
+    char comment_clean[256] = "";
+    if (comment != NULL) {
+        /* One line: the comment cannot break the file format. */
+        snprintf(comment_clean, sizeof(comment_clean), "%s", comment);
+        for (char *p = comment_clean; *p != '\0'; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+    }
+    n = snprintf(publine, sizeof(publine), "%s%s%s\n", pub,
+                 comment_clean[0] != '\0' ? " " : "", comment_clean);
+    return s_write_file(pubpath, 0644, overwrite, publine, (size_t)n);
+}
+
+int
+parley_seqfile_next(const char *key_path, uint64_t *out)
+{
+    char path[4096];
+    char buf[32];
+    if (snprintf(path, sizeof(path), "%s.seq", key_path) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            rc = -errno;
+            goto out;
+        }
+    }
+    ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (r < 0) {
+        rc = -errno;
+        goto out;
+    }
+    buf[r] = '\0';
+    /* A damaged or missing file reads as 0: the clock carries us on. */
+    uint64_t last = strtoull(buf, NULL, 10);
+    if (last >= (uint64_t)INT64_MAX) {
+        rc = -EOVERFLOW; /* signer_seq must stay representable */
+        goto out;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t next = last + 1 > now_us ? last + 1 : now_us;
+    int n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)next);
+    if (pwrite(fd, buf, (size_t)n, 0) != n || ftruncate(fd, n) != 0
+        || fdatasync(fd) != 0) {
+        rc = errno != 0 ? -errno : -EIO;
+        goto out;
+    }
+    *out = next;
+out:
+    close(fd); /* releases the lock */
+    return rc;
+}

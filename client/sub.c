@@ -1,2 +1,834 @@
-/* placeholder: being written */
-typedef int parley_placeholder_sub_t;
+/*
+ * sub.c - the reliable subscriber (the Clone pattern of the zguide).
+ *
+ * The subscriber reads the feed and asks the api for what the feed cannot
+ * prove it carried:
+ *
+ *   1. learn the feed endpoint from a ping (unless given), subscribe to
+ *      the narrowest topics of the filter and to sys/heartbeat/, connect;
+ *   2. wait for the first heartbeat: it proves the subscriptions are in
+ *      place, so nothing published after its seq can be missed;
+ *   3. start: LIVE after that seq, SEQ with a replay from since_seq, LAST
+ *      with a snapshot (live deliveries are held meanwhile);
+ *   4. live: a delivery beyond confirmed + 1 or a heartbeat beyond what
+ *      is accounted for means a gap (HWM drop, reconnect, or simply
+ *      updates the filter does not want): replay from confirmed + 1.
+ *
+ * The bookkeeping (parley__merge_*) is plain data so it can be unit
+ * tested; parley_sub_next() drives it with the two sockets.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+/* Deliveries asked for per replay page (the daemon may cap it lower). */
+#define S_REPLAY_LIMIT 256
+/* Live deliveries held at most while a replay is under way. */
+#define S_HOLD_LIMIT 2048
+/* Feed messages read per turn, so api answers are not starved. */
+#define S_FEED_BURST 512
+/* Shortest wait for the first heartbeat (they come every second). */
+#define S_FIRST_HEARTBEAT_MS 2500
+/* Pause before asking again after the daemon refused a request. */
+#define S_RETRY_PAUSE_MS 1000
+#define S_HEARTBEAT_TOPIC "sys/heartbeat/"
+
+/* ================================================================ merge */
+
+void
+parley__merge_init(parley__merge_t *m, size_t limit)
+{
+    memset(m, 0, sizeof(*m));
+    m->limit = limit > 0 ? limit : 1024;
+}
+
+void
+parley__merge_clear(parley__merge_t *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        free(m->items[i].data);
+    free(m->items);
+    m->items = NULL;
+    m->n = m->alloc = 0;
+}
+
+/* Index of the first item with seq >= seq. */
+static size_t
+s_lower_bound(const parley__merge_t *m, uint64_t seq)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->items[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Free and remove items [from, to) of the array. */
+static void
+s_remove_range(parley__merge_t *m, size_t from, size_t to)
+{
+    if (from >= to)
+        return;
+    for (size_t i = from; i < to; i++)
+        free(m->items[i].data);
+    memmove(&m->items[from], &m->items[to],
+            (m->n - to) * sizeof(m->items[0]));
+    m->n -= to - from;
+}
+
+/* Remove every item with lo <= seq <= hi. */
+static void
+s_remove_seqs(parley__merge_t *m, uint64_t lo, uint64_t hi)
+{
+    if (lo > hi)
+        return;
+    size_t a = s_lower_bound(m, lo);
+    size_t b = hi == UINT64_MAX ? m->n : s_lower_bound(m, hi + 1);
+    s_remove_range(m, a, b);
+}
+
+/*
+ * Insert a copy of one delivery unless its seq is already held.
+ * Returns 0 or -ENOMEM.
+ */
+static int
+s_insert(parley__merge_t *m, uint64_t seq, const void *data, size_t len)
+{
+    size_t at = s_lower_bound(m, seq);
+    if (at < m->n && m->items[at].seq == seq)
+        return 0; /* the same delivery again, once per matching topic */
+    if (m->n == m->alloc) {
+        size_t alloc = m->alloc > 0 ? m->alloc * 2 : 64;
+        parley__merge_item_t *items =
+            realloc(m->items, alloc * sizeof(*items));
+        if (items == NULL)
+            return -ENOMEM;
+        m->items = items;
+        m->alloc = alloc;
+    }
+    uint8_t *copy = malloc(len > 0 ? len : 1);
+    if (copy == NULL)
+        return -ENOMEM;
+    if (len > 0)
+        memcpy(copy, data, len);
+    memmove(&m->items[at + 1], &m->items[at],
+            (m->n - at) * sizeof(m->items[0]));
+    m->items[at] = (parley__merge_item_t){ seq, copy, len };
+    m->n++;
+    return 0;
+}
+
+void
+parley__merge_start(parley__merge_t *m, parley_start_t start, uint64_t since,
+                    uint64_t head)
+{
+    m->hb_seq = head > m->hb_seq ? head : m->hb_seq;
+    m->gap_to = 0;
+    m->hold = false;
+    m->replaying = false;
+    switch (start) {
+    case PARLEY_START_SEQ:
+        m->emitted = m->confirmed = since > 0 ? since - 1 : 0;
+        m->replaying = true;
+        break;
+    case PARLEY_START_LAST:
+        m->emitted = m->confirmed = 0;
+        m->hold = true;
+        return; /* the snapshot decides what the held items are worth */
+    case PARLEY_START_LIVE:
+    default:
+        m->emitted = m->confirmed = head;
+        break;
+    }
+    s_remove_seqs(m, 0, m->confirmed);
+}
+
+void
+parley__merge_rebase(parley__merge_t *m, uint64_t after)
+{
+    s_remove_range(m, 0, m->n);
+    m->emitted = m->confirmed = after;
+    m->gap_to = 0;
+    m->hb_seq = after;
+    m->hold = false;
+    m->replaying = true;
+}
+
+int
+parley__merge_live(parley__merge_t *m, uint64_t seq, const void *data,
+                   size_t len)
+{
+    /* Everything up to confirmed is held or handed out already; a
+     * delivery there that is not held is one the filter does not want. */
+    if (seq <= m->confirmed && !m->hold)
+        return 0;
+    if (seq <= m->emitted)
+        return 0;
+    if (m->n >= m->limit) {
+        /* Full: keep the lowest seqs, which are handed out first. Items at
+         * or below confirmed were promised by the daemon and stay. */
+        parley__merge_item_t *top = &m->items[m->n - 1];
+        if (seq >= top->seq || top->seq <= m->confirmed)
+            return 0;
+        free(top->data);
+        m->n--;
+    }
+    return s_insert(m, seq, data, len);
+}
+
+void
+parley__merge_heartbeat(parley__merge_t *m, uint64_t seq)
+{
+    if (seq > m->hb_seq)
+        m->hb_seq = seq;
+}
+
+int
+parley__merge_full(const parley__merge_t *m)
+{
+    return m->n >= m->limit;
+}
+
+/* 1 if merge_next() has something to hand out now. */
+static int
+s_ready(const parley__merge_t *m)
+{
+    if (m->hold)
+        return 0;
+    if (m->n > 0 && m->items[0].seq <= m->confirmed + 1)
+        return 1;
+    return m->gap_to > m->confirmed;
+}
+
+int
+parley__merge_want_replay(parley__merge_t *m, uint64_t *from)
+{
+    if (m->hold || s_ready(m))
+        return 0;
+    /* Not ready, so a held item lies beyond confirmed + 1; with nothing
+     * held, a heartbeat beyond confirmed names seqs the feed did not show. */
+    if (!m->replaying) {
+        if (m->n == 0 && m->hb_seq <= m->confirmed)
+            return 0;
+        m->replaying = true;
+    }
+    *from = m->confirmed + 1;
+    return 1;
+}
+
+int
+parley__merge_page(parley__merge_t *m, uint64_t from, uint64_t next_seq,
+                   bool done, const parley__merge_item_t *items, size_t n)
+{
+    if (from == 0 || next_seq < from || (!done && next_seq == from))
+        return PARLEY_EPROTO;
+    uint64_t last = next_seq - 1; /* the page speaks for from..last */
+    /* The daemon's answer is authoritative for its range: what the feed
+     * brought there and the page lacks does not match the filter. */
+    if (last >= from)
+        s_remove_seqs(m, from, last);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s = items[i].seq;
+        if (s < from || s > last || s <= m->emitted)
+            continue;
+        int rc = s_insert(m, s, items[i].data, items[i].len);
+        if (rc < 0)
+            return rc;
+    }
+    if (last > m->confirmed)
+        m->confirmed = last;
+    if (last > m->hb_seq)
+        m->hb_seq = last;
+    m->replaying = !done;
+    return 0;
+}
+
+int
+parley__merge_snapshot(parley__merge_t *m, uint64_t seq,
+                       const parley__merge_item_t *items, size_t n)
+{
+    /* Feed deliveries up to seq are either in the snapshot or superseded
+     * by something in it; only the snapshot counts there. */
+    s_remove_seqs(m, 0, seq);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].seq == 0 || items[i].seq <= m->emitted)
+            continue;
+        int rc = s_insert(m, items[i].seq, items[i].data, items[i].len);
+        if (rc < 0)
+            return rc;
+    }
+    if (seq > m->confirmed)
+        m->confirmed = seq;
+    if (seq > m->hb_seq)
+        m->hb_seq = seq;
+    m->hold = false;
+    return 0;
+}
+
+int
+parley__merge_truncated(parley__merge_t *m, uint64_t from, uint64_t first_seq)
+{
+    uint64_t gone;
+    if (first_seq == 0) {
+        /* The daemon holds nothing: all up to its head is gone. */
+        gone = m->hb_seq;
+        m->replaying = false;
+    } else {
+        if (first_seq <= from)
+            return PARLEY_EPROTO;
+        gone = first_seq - 1;
+        m->replaying = true; /* continues from first_seq once reported */
+    }
+    if (gone > m->gap_to)
+        m->gap_to = gone;
+    return 0;
+}
+
+int
+parley__merge_next(parley__merge_t *m, parley__merge_out_t *out)
+{
+    if (m->hold)
+        return 0;
+    if (m->n > 0 && m->items[0].seq <= m->confirmed + 1) {
+        out->item = m->items[0];
+        memmove(&m->items[0], &m->items[1], (m->n - 1) * sizeof(m->items[0]));
+        m->n--;
+        m->emitted = out->item.seq;
+        if (m->emitted > m->confirmed)
+            m->confirmed = m->emitted;
+        return 1;
+    }
+    if (m->gap_to > m->confirmed) {
+        /* Report the gone range up to the next delivery we do hold: the
+         * feed may have brought some of it before the log was trimmed. */
+        uint64_t to = m->gap_to;
+        if (m->n > 0 && m->items[0].seq <= to)
+            to = m->items[0].seq - 1;
+        out->gap_from = m->confirmed + 1;
+        out->gap_to = to;
+        m->emitted = m->confirmed = to;
+        return 2;
+    }
+    return 0;
+}
+
+uint64_t
+parley__merge_last_seq(const parley__merge_t *m)
+{
+    if (m->n > 0 && m->items[0].seq <= m->confirmed)
+        return m->items[0].seq - 1 > m->emitted ? m->items[0].seq - 1
+                                                : m->emitted;
+    return m->confirmed;
+}
+
+/* =========================================================== subscriber */
+
+/* The api request a subscriber has outstanding. */
+typedef enum {
+    S_REQ_NONE = 0,   /* nothing asked */
+    S_REQ_QUEUED,     /* prepared, waiting for a connected daemon */
+    S_REQ_SENT,       /* sent, waiting for the answer */
+} s_req_state_t;
+
+struct parley_sub {
+    parley__wire_t *wire;            /* DEALER to the api (owns the ctx) */
+    void *feed;                      /* SUB on the feed */
+    parley__filterbuf_t filter;      /* owned copy of the filter */
+    const parley_keyring_t *keyring; /* borrowed, may be NULL */
+    int timeout_ms;                  /* per api request */
+    parley__merge_t merge;           /* what is known about the log */
+    uint8_t daemon_id[16];           /* of the latest heartbeat */
+    bool have_daemon_id;
+    s_req_state_t req_state;
+    parley__op_t req_op;             /* REPLAY or SNAPSHOT */
+    uint64_t req_id;
+    uint64_t req_from;               /* REPLAY: from_seq asked */
+    int64_t req_deadline;            /* monotonic ms */
+    int64_t retry_at;                /* no request before (after a reject) */
+    parley__request_t req;           /* scratch request */
+};
+
+/* Decode a heartbeat payload. 0 or EMALFORMED. */
+static int
+s_heartbeat_decode(const void *data, size_t len, parley__heartbeat_t *hb)
+{
+    uint8_t buf[512];
+    parley__arena_t arena;
+    parley__arena_init(&arena, buf, sizeof(buf));
+    int rc = parley__heartbeat_decode(data, len, hb, &arena);
+    parley__arena_reset(&arena);
+    return rc;
+}
+
+/* The seq of Delivery bytes, 0 if they do not decode. */
+static uint64_t
+s_delivery_seq(const void *data, size_t len)
+{
+    /* room for the copy protobuf-c makes of the envelope: no heap use */
+    uint8_t buf[PARLEY_ENVELOPE_MAX + 1024];
+    parley__arena_t arena;
+    uint64_t seq = 0;
+    int64_t received_at;
+    parley__bytes_t update;
+    parley__arena_init(&arena, buf, sizeof(buf));
+    if (parley__delivery_decode_raw(data, len, &seq, &received_at, &update,
+                                    &arena) < 0)
+        seq = 0;
+    parley__arena_reset(&arena);
+    return seq;
+}
+
+/*
+ * A heartbeat from the feed. A new daemon id means the daemon restarted:
+ * whatever was asked of the old one is lost and is asked again; if its log
+ * is behind what we confirmed, it is a different log, and we follow it
+ * from its first held seq.
+ */
+static void
+s_on_heartbeat(parley_sub_t *self, const parley__heartbeat_t *hb)
+{
+    if (self->have_daemon_id
+        && memcmp(self->daemon_id, hb->daemon_id, sizeof(hb->daemon_id)) != 0) {
+        self->req_state = S_REQ_NONE;
+        if (hb->seq < self->merge.confirmed && !self->merge.hold)
+            parley__merge_rebase(&self->merge,
+                                 hb->first_seq > 0 ? hb->first_seq - 1 : hb->seq);
+    }
+    memcpy(self->daemon_id, hb->daemon_id, sizeof(self->daemon_id));
+    self->have_daemon_id = true;
+    parley__merge_heartbeat(&self->merge, hb->seq);
+}
+
+/*
+ * Read one feed message. Returns 1 for a heartbeat (with *hb filled), 0
+ * for anything else (a delivery is handed to the merge), -EAGAIN when
+ * nothing is waiting, or another negative error.
+ */
+static int
+s_read_feed(parley_sub_t *self, parley__heartbeat_t *hb)
+{
+    zmq_msg_t topic, body;
+    int rc = 0;
+    zmq_msg_init(&topic);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&topic, self->feed, ZMQ_DONTWAIT) < 0) {
+        rc = -errno;
+        goto done;
+    }
+    if (!zmq_msg_more(&topic))
+        goto done; /* not [topic][payload]: ignore */
+    if (zmq_msg_recv(&body, self->feed, 0) < 0) {
+        rc = -errno;
+        goto done;
+    }
+    if (zmq_msg_more(&body)) {
+        /* Extra frames: drain and ignore the whole message. */
+        while (zmq_msg_more(&body))
+            if (zmq_msg_recv(&body, self->feed, 0) < 0) {
+                rc = -errno;
+                goto done;
+            }
+        goto done;
+    }
+    size_t tlen = zmq_msg_size(&topic);
+    if (tlen == strlen(S_HEARTBEAT_TOPIC)
+        && memcmp(zmq_msg_data(&topic), S_HEARTBEAT_TOPIC, tlen) == 0) {
+        if (s_heartbeat_decode(zmq_msg_data(&body), zmq_msg_size(&body), hb)
+            == 0)
+            rc = 1;
+        goto done;
+    }
+    uint64_t seq = s_delivery_seq(zmq_msg_data(&body), zmq_msg_size(&body));
+    if (seq > 0)
+        rc = parley__merge_live(&self->merge, seq, zmq_msg_data(&body),
+                                zmq_msg_size(&body));
+done:
+    zmq_msg_close(&topic);
+    zmq_msg_close(&body);
+    return rc;
+}
+
+/* Read what the feed has waiting, up to a burst. 0 or a negative error. */
+static int
+s_drain_feed(parley_sub_t *self)
+{
+    for (int i = 0; i < S_FEED_BURST && !parley__merge_full(&self->merge);
+         i++) {
+        parley__heartbeat_t hb;
+        int rc = s_read_feed(self, &hb);
+        if (rc == -EAGAIN)
+            return 0;
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            s_on_heartbeat(self, &hb);
+    }
+    return 0;
+}
+
+/* Try to send the prepared request; a daemon not yet connected is fine. */
+static int
+s_flush_request(parley_sub_t *self)
+{
+    int rc = parley__wire_send(self->wire, 0);
+    if (rc == PARLEY_ETIMEOUT) {
+        self->req_state = S_REQ_QUEUED;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    self->req_state = S_REQ_SENT;
+    return 0;
+}
+
+/* Ask the api for the snapshot or the next replay page, if one is due. */
+static int
+s_maybe_request(parley_sub_t *self)
+{
+    uint64_t from = 0;
+    if (self->req_state != S_REQ_NONE || parley__mono_ms() < self->retry_at)
+        return 0;
+    memset(&self->req, 0, sizeof(self->req));
+    if (self->merge.hold) {
+        self->req.op = PARLEY__OP_SNAPSHOT;
+    } else if (parley__merge_want_replay(&self->merge, &from)) {
+        self->req.op = PARLEY__OP_REPLAY;
+        self->req.from_seq = from;
+        self->req.to_seq = 0; /* up to the head */
+        self->req.limit = S_REPLAY_LIMIT;
+    } else {
+        return 0;
+    }
+    self->req.filter = self->filter;
+    int rc = parley__wire_prepare(self->wire, &self->req, &self->req_id);
+    if (rc < 0)
+        return rc;
+    self->req_op = self->req.op;
+    self->req_from = from;
+    self->req_deadline = parley__mono_ms() + self->timeout_ms;
+    return s_flush_request(self);
+}
+
+/*
+ * Copy the deliveries of a replay or snapshot reply into merge items
+ * (pointing at the reply's memory). Items that do not decode are left
+ * out. Returns the number of items, or -ENOMEM.
+ */
+static long
+s_reply_items(const parley__reply_t *r, parley__merge_item_t **out)
+{
+    *out = NULL;
+    if (r->n_deliveries == 0)
+        return 0;
+    parley__merge_item_t *v = calloc(r->n_deliveries, sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_deliveries; i++) {
+        uint64_t seq = s_delivery_seq(r->deliveries[i].data,
+                                      r->deliveries[i].len);
+        if (seq == 0)
+            continue;
+        v[k++] = (parley__merge_item_t){ seq,
+                                         (uint8_t *)r->deliveries[i].data,
+                                         r->deliveries[i].len };
+    }
+    *out = v;
+    return (long)k;
+}
+
+/* Handle the answer to the outstanding request. 0 or a negative error. */
+static int
+s_on_reply(parley_sub_t *self, const parley__reply_t *r)
+{
+    parley__merge_item_t *items = NULL;
+    long n;
+    int rc;
+    self->req_state = S_REQ_NONE;
+    if (r->type == PARLEY__REPLY_REJECT) {
+        if (r->code == PARLEY_ETRUNCATED && self->req_op == PARLEY__OP_REPLAY)
+            return parley__merge_truncated(&self->merge, self->req_from,
+                                           r->first_seq);
+        /* Asked again after a pause, so that a caller that carries on
+         * after UNAVAILABLE or RATE_LIMITED does not hammer the daemon. */
+        self->retry_at = parley__mono_ms() + S_RETRY_PAUSE_MS;
+        return r->code;
+    }
+    if (self->req_op == PARLEY__OP_REPLAY && r->type == PARLEY__REPLY_REPLAY) {
+        if ((n = s_reply_items(r, &items)) < 0)
+            return (int)n;
+        rc = parley__merge_page(&self->merge, self->req_from, r->next_seq,
+                                r->done, items, (size_t)n);
+    } else if (self->req_op == PARLEY__OP_SNAPSHOT
+               && r->type == PARLEY__REPLY_SNAPSHOT) {
+        if ((n = s_reply_items(r, &items)) < 0)
+            return (int)n;
+        rc = parley__merge_snapshot(&self->merge, r->seq, items, (size_t)n);
+    } else {
+        rc = PARLEY_EPROTO;
+    }
+    free(items);
+    return rc;
+}
+
+/* Read api answers that have arrived. 0 or a negative error. */
+static int
+s_drain_api(parley_sub_t *self)
+{
+    for (;;) {
+        parley__reply_t reply;
+        uint64_t want = self->req_state == S_REQ_SENT ? self->req_id : 0;
+        int rc = parley__wire_recv(self->wire, want, 0, &reply);
+        if (rc == PARLEY_ETIMEOUT)
+            return 0;
+        if (rc < 0)
+            return rc;
+        if (want == 0)
+            continue; /* nothing outstanding: a stale answer */
+        return s_on_reply(self, &reply);
+    }
+}
+
+/*
+ * Turn a merge item into an event: verify it (a failure is reported, not
+ * fatal) and apply the whole filter (the feed topics cover only one of its
+ * dimensions). Returns 1 for an event, 0 if the filter drops it.
+ */
+static int
+s_item_event(parley_sub_t *self, const parley__merge_item_t *it,
+             parley_event_t *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    int rc = parley_delivery_decode(self->keyring, it->data, it->len,
+                                    &ev->delivery);
+    if (rc < 0) {
+        memset(ev, 0, sizeof(*ev));
+        ev->type = PARLEY_EVENT_REJECTED;
+        ev->rejected_seq = it->seq;
+        ev->rejected_code = rc;
+        return 1;
+    }
+    if (!parley_filter_match(&self->filter.filter, &ev->delivery.update))
+        return 0;
+    ev->type = PARLEY_EVENT_DELIVERY;
+    return 1;
+}
+
+/*
+ * Wait for the first heartbeat, holding whatever deliveries come first.
+ * Heartbeats come every second, so the wait is never shorter than a few
+ * of them, whatever the request timeout.
+ */
+static int
+s_wait_live(parley_sub_t *self, parley__heartbeat_t *hb)
+{
+    int wait = self->timeout_ms > S_FIRST_HEARTBEAT_MS ? self->timeout_ms
+                                                       : S_FIRST_HEARTBEAT_MS;
+    int64_t deadline = parley__mono_ms() + wait;
+    for (;;) {
+        int rc = s_read_feed(self, hb);
+        if (rc == 1)
+            return 0;
+        if (rc < 0 && rc != -EAGAIN)
+            return rc;
+        if (rc == 0)
+            continue;
+        int64_t left = deadline - parley__mono_ms();
+        if (left <= 0)
+            return PARLEY_ETIMEOUT;
+        zmq_pollitem_t item = { .socket = self->feed, .events = ZMQ_POLLIN };
+        if (zmq_poll(&item, 1, (long)left) < 0)
+            return -errno;
+    }
+}
+
+/* Make and connect the SUB socket with the filter's topics. */
+static int
+s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm)
+{
+    char topics[PARLEY__FILTER_VALUES_MAX * 3 + 1][PARLEY_TOPIC_MAX];
+    int zero = 0;
+    int n = parley_filter_topics(&self->filter.filter, topics,
+                                 sizeof(topics) / sizeof(topics[0]));
+    if (n < 0)
+        return n;
+    if ((self->feed = zmq_socket(parley__wire_ctx(self->wire), ZMQ_SUB)) == NULL
+        || zmq_setsockopt(self->feed, ZMQ_LINGER, &zero, sizeof(zero)) != 0)
+        return -errno;
+    if (rcvhwm > 0
+        && zmq_setsockopt(self->feed, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm)) != 0)
+        return -errno;
+    for (int i = 0; i < n; i++)
+        if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, topics[i],
+                           strlen(topics[i])) != 0)
+            return -errno;
+    /* Last, so that the first heartbeat proves the others are in place. */
+    if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, S_HEARTBEAT_TOPIC,
+                       strlen(S_HEARTBEAT_TOPIC)) != 0
+        || zmq_connect(self->feed, endpoint) != 0)
+        return -errno;
+    return 0;
+}
+
+parley_sub_t *
+parley_sub_new(const char *server, const parley_filter_t *f,
+               const parley_sub_options_t *opt)
+{
+    static const parley_sub_options_t defaults = { 0 };
+    char endpoint[sizeof(((parley_info_t *)0)->feed)];
+    parley__heartbeat_t hb;
+    int err = 0;
+    parley_sub_t *self;
+
+    if (opt == NULL)
+        opt = &defaults;
+    if (server == NULL)
+        server = PARLEY_DEFAULT_SERVER;
+    if (opt->start != PARLEY_START_LIVE && opt->start != PARLEY_START_SEQ
+        && opt->start != PARLEY_START_LAST) {
+        errno = -PARLEY_EARG;
+        return NULL;
+    }
+    if ((self = calloc(1, sizeof(*self))) == NULL)
+        return NULL;
+    parley__merge_init(&self->merge, S_HOLD_LIMIT);
+    self->keyring = opt->keyring;
+    self->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms
+                                           : PARLEY__TIMEOUT_DEFAULT_MS;
+    if ((err = parley__filterbuf_set(&self->filter, f)) < 0)
+        goto fail;
+    if ((self->wire = parley__wire_new(server, &err)) == NULL)
+        goto fail;
+    if (opt->feed != NULL) {
+        if (strlen(opt->feed) >= sizeof(endpoint)) {
+            err = -ENAMETOOLONG;
+            goto fail;
+        }
+        strcpy(endpoint, opt->feed);
+    } else {
+        /* Ask on our own api socket: the reply names the feed. */
+        parley__reply_t reply;
+        memset(&self->req, 0, sizeof(self->req));
+        self->req.op = PARLEY__OP_PING;
+        if ((err = parley__wire_call(self->wire, &self->req, self->timeout_ms,
+                                     &reply)) < 0)
+            goto fail;
+        if (reply.type != PARLEY__REPLY_PING) {
+            err = PARLEY_EPROTO;
+            goto fail;
+        }
+        if ((err = parley__feed_endpoint(reply.feed, server, endpoint,
+                                         sizeof(endpoint))) < 0)
+            goto fail;
+    }
+    if ((err = s_open_feed(self, endpoint, opt->rcvhwm)) < 0)
+        goto fail;
+    if ((err = s_wait_live(self, &hb)) < 0)
+        goto fail;
+    memcpy(self->daemon_id, hb.daemon_id, sizeof(self->daemon_id));
+    self->have_daemon_id = true;
+    parley__merge_start(&self->merge, opt->start, opt->since_seq, hb.seq);
+    if ((err = s_maybe_request(self)) < 0)
+        goto fail;
+    return self;
+fail:
+    parley_sub_destroy(&self);
+    errno = err < 0 ? -err : EPROTO;
+    return NULL;
+}
+
+void
+parley_sub_destroy(parley_sub_t **sub)
+{
+    if (sub == NULL || *sub == NULL)
+        return;
+    parley_sub_t *self = *sub;
+    if (self->feed != NULL)
+        zmq_close(self->feed); /* before the wire terminates the context */
+    parley__wire_destroy(&self->wire);
+    parley__merge_clear(&self->merge);
+    free(self);
+    *sub = NULL;
+}
+
+int
+parley_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *ev)
+{
+    bool polled = false;
+    if (sub == NULL || ev == NULL)
+        return PARLEY_EARG;
+    int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
+    for (;;) {
+        parley__merge_out_t out;
+        int rc = parley__merge_next(&sub->merge, &out);
+        if (rc == 1) {
+            rc = s_item_event(sub, &out.item, ev);
+            free(out.item.data);
+            if (rc == 1)
+                return 1;
+            continue;
+        }
+        if (rc == 2) {
+            memset(ev, 0, sizeof(*ev));
+            ev->type = PARLEY_EVENT_GAP;
+            ev->gap_from = out.gap_from;
+            ev->gap_to = out.gap_to;
+            return 1;
+        }
+        if ((rc = s_maybe_request(sub)) < 0)
+            return rc;
+
+        int64_t now = parley__mono_ms();
+        if (sub->req_state != S_REQ_NONE && now >= sub->req_deadline) {
+            /* Given up on: a late answer is dropped by its id, and the
+             * request goes out again at the next call. */
+            sub->req_state = S_REQ_NONE;
+            return PARLEY_ETIMEOUT;
+        }
+        if (polled && deadline >= 0 && now >= deadline)
+            return 0;
+        /* Sleep until the caller's deadline, the request's deadline or
+         * the end of a back-off, whichever comes first. */
+        int64_t until = deadline;
+        if (sub->req_state != S_REQ_NONE)
+            until = until < 0 || sub->req_deadline < until ? sub->req_deadline
+                                                           : until;
+        else if (sub->retry_at > now)
+            until = until < 0 || sub->retry_at < until ? sub->retry_at : until;
+        long wait = until < 0 ? -1 : (long)(until > now ? until - now : 0);
+
+        zmq_pollitem_t items[2] = {
+            { .socket = parley__wire_socket(sub->wire), .events = ZMQ_POLLIN },
+            { .socket = sub->feed, .events = ZMQ_POLLIN },
+        };
+        if (sub->req_state == S_REQ_QUEUED)
+            items[0].events |= ZMQ_POLLOUT;
+        /* A full hold buffer is not read: libzmq queues (or drops, and a
+         * replay fetches it again) until the caller has taken some. */
+        int nitems = parley__merge_full(&sub->merge) ? 1 : 2;
+        if (zmq_poll(items, nitems, wait) < 0)
+            return -errno;
+        polled = true;
+        if ((items[0].revents & ZMQ_POLLOUT) && sub->req_state == S_REQ_QUEUED
+            && (rc = s_flush_request(sub)) < 0)
+            return rc;
+        if ((items[0].revents & ZMQ_POLLIN) && (rc = s_drain_api(sub)) < 0)
+            return rc;
+        if (nitems == 2 && (items[1].revents & ZMQ_POLLIN)
+            && (rc = s_drain_feed(sub)) < 0)
+            return rc;
+    }
+}
+
+uint64_t
+parley_sub_last_seq(const parley_sub_t *sub)
+{
+    return sub != NULL ? parley__merge_last_seq(&sub->merge) : 0;
+}

@@ -1,2 +1,115 @@
-/* placeholder: being written */
-typedef int parley_placeholder_topic_t;
+/*
+ * topic.c - feed topics of an update, and the subscriptions of a filter.
+ *
+ * Every topic ends in '/', so ZeroMQ's prefix match is exact: a
+ * subscription to "party/us/" can never match "party/usa/".
+ */
+#include "parley.h"
+
+#include <stdio.h>
+#include <string.h>
+
+size_t
+parley_topics(const parley_update_t *u, char out[][PARLEY_TOPIC_MAX])
+{
+    size_t n = 0;
+    snprintf(out[n++], PARLEY_TOPIC_MAX, "all/");
+    snprintf(out[n++], PARLEY_TOPIC_MAX, "neg/%s/", u->negotiation);
+    size_t np = u->n_parties <= PARLEY_PARTIES_MAX ? u->n_parties
+                                                   : PARLEY_PARTIES_MAX;
+    for (size_t i = 0; i < np; i++)
+        snprintf(out[n++], PARLEY_TOPIC_MAX, "party/%s/", u->parties[i]);
+    snprintf(out[n++], PARLEY_TOPIC_MAX, "phase/%u/", (unsigned)u->phase);
+    return n;
+}
+
+int
+parley_filter_topics(const parley_filter_t *f, char out[][PARLEY_TOPIC_MAX],
+                     size_t cap)
+{
+    static const parley_filter_t empty = { 0 };
+    if (f == NULL)
+        f = &empty;
+    for (size_t i = 0; i < f->n_negotiations; i++)
+        if (!parley_slug_valid(f->negotiations[i]))
+            return PARLEY_EARG;
+    for (size_t i = 0; i < f->n_parties; i++)
+        if (!parley_slug_valid(f->parties[i]))
+            return PARLEY_EARG;
+    for (size_t i = 0; i < f->n_phases; i++)
+        if (f->phases[i] > PARLEY_PHASE_MAX)
+            return PARLEY_EARG;
+
+    /*
+     * Subscribe on the dimension with the fewest values: every update that
+     * matches the whole filter carries one of them, so nothing is missed,
+     * and the rest of the filter is applied locally. Parties win ties
+     * because they are usually the most selective.
+     */
+    size_t best = 0;
+    enum { NONE, PARTY, PHASE, NEG } dim = NONE;
+    if (f->n_parties > 0) {
+        dim = PARTY;
+        best = f->n_parties;
+    }
+    if (f->n_phases > 0 && (dim == NONE || f->n_phases < best)) {
+        dim = PHASE;
+        best = f->n_phases;
+    }
+    if (f->n_negotiations > 0 && (dim == NONE || f->n_negotiations < best)) {
+        dim = NEG;
+        best = f->n_negotiations;
+    }
+    if (dim == NONE)
+        best = 1;
+    if (best > cap)
+        return PARLEY_EARG;
+    for (size_t i = 0; i < best; i++) {
+        switch (dim) {
+        case NONE:
+            snprintf(out[i], PARLEY_TOPIC_MAX, "all/");
+            break;
+        case PARTY:
+            snprintf(out[i], PARLEY_TOPIC_MAX, "party/%s/", f->parties[i]);
+            break;
+        case PHASE:
+            snprintf(out[i], PARLEY_TOPIC_MAX, "phase/%u/",
+                     (unsigned)f->phases[i]);
+            break;
+        case NEG:
+            snprintf(out[i], PARLEY_TOPIC_MAX, "neg/%s/", f->negotiations[i]);
+            break;
+        }
+    }
+    return (int)best;
+}
+
+int
+parley_filter_match(const parley_filter_t *f, const parley_update_t *u)
+{
+    if (f == NULL)
+        return 1;
+    if (f->n_negotiations > 0) {
+        int hit = 0;
+        for (size_t i = 0; i < f->n_negotiations && !hit; i++)
+            hit = strcmp(f->negotiations[i], u->negotiation) == 0;
+        if (!hit)
+            return 0;
+    }
+    if (f->n_parties > 0) {
+        int hit = 0;
+        for (size_t i = 0; i < f->n_parties && !hit; i++)
+            for (size_t j = 0; j < u->n_parties && !hit; j++)
+                hit = strcmp(f->parties[i], u->parties[j]) == 0;
+        if (!hit)
+            return 0;
+    }
+    if (f->n_phases > 0) {
+        int hit = 0;
+        for (size_t i = 0; i < f->n_phases && !hit; i++)
+            hit = f->phases[i] == u->phase;
+        if (!hit)
+            return 0;
+    }
+    return 1;
+}

@@ -1,2 +1,199 @@
-/* placeholder: being written */
-typedef int parley_placeholder_validate_t;
+/*
+ * validate.c - the schema rules of an update, and the names of its enums.
+ *
+ * Both sides run the same rules: publishers before they sign (so a bad
+ * update never leaves the process), parleyd before it stores, subscribers
+ * when they re-verify.
+ */
+#include "parley.h"
+
+#include <string.h>
+#include <time.h>
+
+static const char *const s_status_names[] = {
+    [PARLEY_STATUS_PROPOSED] = "proposed",
+    [PARLEY_STATUS_TALKS_SCHEDULED] = "talks_scheduled",
+    [PARLEY_STATUS_TALKS_IN_PROGRESS] = "talks_in_progress",
+    [PARLEY_STATUS_AWAITING_RESPONSE] = "awaiting_response",
+    [PARLEY_STATUS_COUNTER_PROPOSAL] = "counter_proposal",
+    [PARLEY_STATUS_AGREED_IN_PRINCIPLE] = "agreed_in_principle",
+    [PARLEY_STATUS_SIGNED] = "signed",
+    [PARLEY_STATUS_IN_EFFECT] = "in_effect",
+    [PARLEY_STATUS_COMPLETED] = "completed",
+    [PARLEY_STATUS_STALLED] = "stalled",
+    [PARLEY_STATUS_SUSPENDED] = "suspended",
+    [PARLEY_STATUS_COLLAPSED] = "collapsed",
+};
+#define S_NSTATUS (sizeof(s_status_names) / sizeof(s_status_names[0]))
+
+static const char *const s_kind_names[] = {
+    [PARLEY_KIND_UPDATE] = "update",
+    [PARLEY_KIND_CORRECTION] = "correction",
+    [PARLEY_KIND_RETRACTION] = "retraction",
+};
+#define S_NKIND (sizeof(s_kind_names) / sizeof(s_kind_names[0]))
+
+const char *
+parley_status_name(parley_status_t s)
+{
+    if ((unsigned)s >= S_NSTATUS)
+        return NULL;
+    return s_status_names[s]; /* NULL for UNSPECIFIED */
+}
+
+int
+parley_status_parse(const char *name, parley_status_t *out)
+{
+    for (size_t i = 1; i < S_NSTATUS; i++) {
+        if (strcmp(name, s_status_names[i]) == 0) {
+            *out = (parley_status_t)i;
+            return 0;
+        }
+    }
+    return PARLEY_EINVALID;
+}
+
+const char *
+parley_kind_name(parley_kind_t k)
+{
+    if ((unsigned)k >= S_NKIND)
+        return NULL;
+    return s_kind_names[k];
+}
+
+int
+parley_kind_parse(const char *name, parley_kind_t *out)
+{
+    for (size_t i = 0; i < S_NKIND; i++) {
+        if (strcmp(name, s_kind_names[i]) == 0) {
+            *out = (parley_kind_t)i;
+            return 0;
+        }
+    }
+    return PARLEY_EINVALID;
+}
+
+int64_t
+parley_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+parley_slug_valid(const char *s)
+{
+    if (s == NULL)
+        return 0;
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)s[n];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (n >= PARLEY_SLUG_MAX || !(alnum || (n > 0 && c == '-')))
+            return 0;
+    }
+    return n > 0;
+}
+
+/*
+ * Well-formed UTF-8 as RFC 3629 defines it: shortest forms only, no
+ * surrogates, nothing above U+10FFFF. NUL is refused too: the fields are
+ * C strings, and a NUL would hide what follows it from readers.
+ */
+static int
+s_utf8_valid(const char *str, size_t max)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str);
+    if (n > max)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1Fu;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0Fu;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07u;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0u) != 0x80u)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
+            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Fixed-size fields must hold a NUL within their bounds. */
+static int
+s_terminated(const char *field, size_t size)
+{
+    return memchr(field, '\0', size) != NULL;
+}
+
+int
+parley_update_validate(const parley_update_t *u)
+{
+    if (u == NULL)
+        return PARLEY_EINVALID;
+    if (!s_terminated(u->negotiation, sizeof(u->negotiation))
+        || !parley_slug_valid(u->negotiation))
+        return PARLEY_EINVALID;
+    if (u->n_parties < 1 || u->n_parties > PARLEY_PARTIES_MAX)
+        return PARLEY_EINVALID;
+    for (size_t i = 0; i < u->n_parties; i++) {
+        if (!s_terminated(u->parties[i], sizeof(u->parties[i]))
+            || !parley_slug_valid(u->parties[i]))
+            return PARLEY_EINVALID;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(u->parties[i], u->parties[j]) == 0)
+                return PARLEY_EINVALID;
+    }
+    if (u->phase > PARLEY_PHASE_MAX)
+        return PARLEY_EINVALID;
+    if (parley_status_name(u->status) == NULL)
+        return PARLEY_EINVALID;
+    if (parley_kind_name(u->kind) == NULL)
+        return PARLEY_EINVALID;
+    if (u->n_references > PARLEY_REFERENCES_MAX)
+        return PARLEY_EINVALID;
+    if ((u->kind == PARLEY_KIND_UPDATE) != (u->n_references == 0))
+        return PARLEY_EINVALID;
+    for (size_t i = 0; i < u->n_references; i++)
+        if (u->references[i] == 0 || u->references[i] > (uint64_t)INT64_MAX)
+            return PARLEY_EINVALID;
+    if (!s_terminated(u->headline, sizeof(u->headline))
+        || !s_utf8_valid(u->headline, PARLEY_HEADLINE_MAX)
+        || u->headline[0] == '\0')
+        return PARLEY_EINVALID;
+    if (!s_terminated(u->body, sizeof(u->body))
+        || !s_utf8_valid(u->body, PARLEY_BODY_MAX))
+        return PARLEY_EINVALID;
+    if (!s_terminated(u->location, sizeof(u->location))
+        || !s_utf8_valid(u->location, PARLEY_LOCATION_MAX))
+        return PARLEY_EINVALID;
+    if (u->issued_at <= 0 || u->signer_seq == 0
+        || u->signer_seq > (uint64_t)INT64_MAX || u->scheduled_at < 0)
+        return PARLEY_EINVALID;
+    if (u->expires_at != 0 && u->expires_at <= u->issued_at)
+        return PARLEY_EINVALID;
+    return 0;
+}

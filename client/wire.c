@@ -1,2 +1,396 @@
-/* placeholder: being written */
-typedef int parley_placeholder_wire_t;
+/*
+ * wire.c - request/reply with parleyd's api endpoint, ping and stats.
+ *
+ * The daemon's api socket is a ROUTER: it sees [identity][ApiRequest] and
+ * answers [identity][ApiReply], so a DEALER here sends and receives one
+ * frame per message. Every request carries an id the reply echoes; a reply
+ * with another id answers a request that was given up on (a timeout
+ * followed by a resend, or a pipelined publish) and is dropped.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+/* Bytes of a request: an envelope plus a full filter fits comfortably. */
+#define S_OUT_CAP (PARLEY_ENVELOPE_MAX + 16384)
+/* Arena for decoded replies; larger replay pages spill to the heap. */
+#define S_ARENA_CAP (64 * 1024)
+
+struct parley__wire {
+    void *ctx;                 /* zmq context owned by this wire */
+    void *sock;                /* DEALER connected to server */
+    char *server;              /* api endpoint, for the feed fix-up */
+    uint64_t next_id;          /* request id of the next prepare */
+    uint64_t out_id;           /* id of the prepared request, 0 = none */
+    size_t out_len;            /* bytes of the prepared request */
+    uint8_t out[S_OUT_CAP];    /* the prepared request */
+    parley__arena_t arena;     /* holds the last decoded reply */
+    uint8_t arena_buf[S_ARENA_CAP];
+};
+
+int64_t
+parley__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline (-1 = none), never below 0. */
+static int
+s_left(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - parley__mono_ms();
+    if (left <= 0)
+        return 0;
+    return left > 1000000000 ? 1000000000 : (int)left;
+}
+
+/* Absolute deadline for a timeout (-1 = none). */
+static int64_t
+s_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
+}
+
+parley__wire_t *
+parley__wire_new(const char *server, int *err)
+{
+    int zero = 0, one = 1;
+    parley__wire_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    parley__arena_init(&self->arena, self->arena_buf, sizeof(self->arena_buf));
+    /* The ROUTER names each connection afresh, so ids need only be
+     * unique per wire; 0 is kept for "no request". */
+    self->next_id = 1;
+    if (server == NULL || *server == '\0') {
+        *err = PARLEY_EARG;
+        goto fail;
+    }
+    if ((self->server = strdup(server)) == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
+    if ((self->ctx = zmq_ctx_new()) == NULL) {
+        *err = -errno;
+        goto fail;
+    }
+    if ((self->sock = zmq_socket(self->ctx, ZMQ_DEALER)) == NULL
+        || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+        || zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0
+        || zmq_connect(self->sock, server) != 0) {
+        *err = -errno;
+        goto fail;
+    }
+    return self;
+fail:
+    parley__wire_destroy(&self);
+    return NULL;
+}
+
+void
+parley__wire_destroy(parley__wire_t **w)
+{
+    if (w == NULL || *w == NULL)
+        return;
+    parley__wire_t *self = *w;
+    if (self->sock != NULL)
+        zmq_close(self->sock);
+    if (self->ctx != NULL)
+        zmq_ctx_term(self->ctx);
+    parley__arena_reset(&self->arena);
+    free(self->server);
+    free(self);
+    *w = NULL;
+}
+
+void *
+parley__wire_ctx(parley__wire_t *w)
+{
+    return w->ctx;
+}
+
+void *
+parley__wire_socket(parley__wire_t *w)
+{
+    return w->sock;
+}
+
+const char *
+parley__wire_server(const parley__wire_t *w)
+{
+    return w->server;
+}
+
+int
+parley__wire_prepare(parley__wire_t *w, parley__request_t *req, uint64_t *id)
+{
+    req->request_id = w->next_id++;
+    if (w->next_id == 0)
+        w->next_id = 1;
+    int rc = parley__request_encode(req, w->out, sizeof(w->out), &w->out_len);
+    if (rc < 0) {
+        w->out_id = 0;
+        return rc;
+    }
+    w->out_id = req->request_id;
+    if (id != NULL)
+        *id = req->request_id;
+    return 0;
+}
+
+int
+parley__wire_send(parley__wire_t *w, int timeout_ms)
+{
+    if (w->out_id == 0)
+        return PARLEY_EARG;
+    int64_t deadline = s_deadline(timeout_ms);
+    for (;;) {
+        if (zmq_send(w->sock, w->out, w->out_len, ZMQ_DONTWAIT) >= 0)
+            return 0;
+        if (errno != EAGAIN)
+            return -errno;
+        /* With ZMQ_IMMEDIATE the socket is writable only once a daemon is
+         * connected (and under its HWM); wait for that, up to the deadline. */
+        int left = s_left(deadline);
+        if (left == 0)
+            return PARLEY_ETIMEOUT;
+        zmq_pollitem_t item = { .socket = w->sock, .events = ZMQ_POLLOUT };
+        if (zmq_poll(&item, 1, left) < 0)
+            return -errno;
+    }
+}
+
+/*
+ * Read one whole message (all frames) and decode its last frame: the api
+ * carries one frame per reply, and a proxy that adds an empty delimiter
+ * frame in front does no harm.
+ */
+static int
+s_read_reply(parley__wire_t *w, parley__reply_t *out)
+{
+    zmq_msg_t msg;
+    int rc = 0, more;
+    zmq_msg_init(&msg);
+    do {
+        if (zmq_msg_recv(&msg, w->sock, ZMQ_DONTWAIT) < 0) {
+            rc = -errno;
+            break;
+        }
+        more = zmq_msg_more(&msg);
+        if (!more) {
+            parley__arena_reset(&w->arena);
+            rc = parley__reply_decode(zmq_msg_data(&msg), zmq_msg_size(&msg),
+                                      out, &w->arena);
+            if (rc == PARLEY_EMALFORMED)
+                rc = PARLEY_EPROTO;
+        }
+    } while (more);
+    zmq_msg_close(&msg);
+    return rc;
+}
+
+int
+parley__wire_recv(parley__wire_t *w, uint64_t id, int timeout_ms,
+                  parley__reply_t *out)
+{
+    int64_t deadline = s_deadline(timeout_ms);
+    for (;;) {
+        int rc = s_read_reply(w, out);
+        if (rc == 0) {
+            if (id == 0 ? out->request_id != 0 : out->request_id == id)
+                return 0;
+            continue; /* a stale answer: drop it */
+        }
+        if (rc != -EAGAIN)
+            return rc;
+        int left = s_left(deadline);
+        if (left == 0)
+            return PARLEY_ETIMEOUT;
+        zmq_pollitem_t item = { .socket = w->sock, .events = ZMQ_POLLIN };
+        if (zmq_poll(&item, 1, left) < 0)
+            return -errno;
+    }
+}
+
+int
+parley__wire_call(parley__wire_t *w, parley__request_t *req, int timeout_ms,
+                  parley__reply_t *out)
+{
+    uint64_t id;
+    int rc;
+    if (timeout_ms == 0)
+        timeout_ms = PARLEY__TIMEOUT_DEFAULT_MS;
+    int64_t deadline = s_deadline(timeout_ms);
+    if ((rc = parley__wire_prepare(w, req, &id)) < 0)
+        return rc;
+    if ((rc = parley__wire_send(w, timeout_ms)) < 0)
+        return rc;
+    if ((rc = parley__wire_recv(w, id, s_left(deadline), out)) < 0)
+        return rc;
+    if (out->type == PARLEY__REPLY_REJECT)
+        return out->code;
+    return 0;
+}
+
+/* Copy a string into a fixed buffer, cutting it short if need be. */
+static void
+s_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src != NULL ? strlen(src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n > 0)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+int
+parley_ping(const char *server, int timeout_ms, parley_info_t *out)
+{
+    int rc;
+    parley__reply_t reply;
+    parley__request_t *req = calloc(1, sizeof(*req));
+    parley__wire_t *w = NULL;
+    if (out == NULL || req == NULL) {
+        rc = out == NULL ? PARLEY_EARG : -ENOMEM;
+        goto done;
+    }
+    if ((w = parley__wire_new(server, &rc)) == NULL)
+        goto done;
+    req->op = PARLEY__OP_PING;
+    if ((rc = parley__wire_call(w, req, timeout_ms, &reply)) < 0)
+        goto done;
+    if (reply.type != PARLEY__REPLY_PING || reply.feed == NULL
+        || strlen(reply.feed) >= sizeof(out->feed)) {
+        rc = PARLEY_EPROTO;
+        goto done;
+    }
+    memset(out, 0, sizeof(*out));
+    s_copy(out->feed, sizeof(out->feed), reply.feed);
+    memcpy(out->daemon_id, reply.daemon_id, sizeof(out->daemon_id));
+    out->seq = reply.seq;
+    out->first_seq = reply.first_seq;
+    s_copy(out->version, sizeof(out->version), reply.version);
+done:
+    parley__wire_destroy(&w);
+    free(req);
+    return rc;
+}
+
+int
+parley_stats(const char *server, int timeout_ms, parley_stat_t *out,
+             size_t cap)
+{
+    int rc;
+    parley__reply_t reply;
+    parley__request_t *req = calloc(1, sizeof(*req));
+    parley__wire_t *w = NULL;
+    if ((out == NULL && cap > 0) || req == NULL) {
+        rc = req == NULL ? -ENOMEM : PARLEY_EARG;
+        goto done;
+    }
+    if ((w = parley__wire_new(server, &rc)) == NULL)
+        goto done;
+    req->op = PARLEY__OP_STATS;
+    if ((rc = parley__wire_call(w, req, timeout_ms, &reply)) < 0)
+        goto done;
+    if (reply.type != PARLEY__REPLY_STATS) {
+        rc = PARLEY_EPROTO;
+        goto done;
+    }
+    size_t n = reply.n_stats < cap ? reply.n_stats : cap;
+    if (n > (size_t)INT32_MAX)
+        n = INT32_MAX;
+    for (size_t i = 0; i < n; i++) {
+        s_copy(out[i].name, sizeof(out[i].name), reply.stats[i].name);
+        out[i].value = reply.stats[i].value;
+    }
+    rc = (int)n;
+done:
+    parley__wire_destroy(&w);
+    free(req);
+    return rc;
+}
+
+/* --------------------------------------------------------- feed endpoint */
+
+/*
+ * Find the host of a "transport://host:port" endpoint: *host and *hlen
+ * span it (brackets of an IPv6 literal included). Returns 0, or -1 when
+ * the endpoint has no "://" or no ":port" after the host.
+ */
+static int
+s_split_host(const char *ep, const char **host, size_t *hlen)
+{
+    const char *p = strstr(ep, "://");
+    if (p == NULL)
+        return -1;
+    p += 3;
+    const char *end;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        end = close + 1;
+    } else {
+        end = strrchr(p, ':');
+        if (end == NULL)
+            return -1;
+    }
+    *host = p;
+    *hlen = (size_t)(end - p);
+    return 0;
+}
+
+/* 1 if host (hlen bytes) names every interface rather than one address. */
+static int
+s_is_wildcard(const char *host, size_t hlen)
+{
+    static const char *const wild[] = { "", "*", "0.0.0.0", "[::]", "::",
+                                        "[::0]", "[0:0:0:0:0:0:0:0]" };
+    for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++)
+        if (strlen(wild[i]) == hlen && memcmp(wild[i], host, hlen) == 0)
+            return 1;
+    return 0;
+}
+
+int
+parley__feed_endpoint(const char *advertised, const char *api, char *out,
+                      size_t cap)
+{
+    const char *fhost, *ahost;
+    size_t flen, alen;
+    if (advertised == NULL || *advertised == '\0')
+        return PARLEY_EPROTO;
+    if (strncmp(advertised, "tcp://", 6) == 0
+        && s_split_host(advertised, &fhost, &flen) == 0
+        && s_is_wildcard(fhost, flen) && api != NULL
+        && strncmp(api, "tcp://", 6) == 0
+        && s_split_host(api, &ahost, &alen) == 0
+        && !s_is_wildcard(ahost, alen)) {
+        /* transport and "://" from the advertised endpoint, then the api
+         * host, then the advertised ":port" and anything after it. */
+        size_t pre = (size_t)(fhost - advertised);
+        size_t post = strlen(fhost + flen);
+        if (pre + alen + post + 1 > cap)
+            return -ENAMETOOLONG;
+        memcpy(out, advertised, pre);
+        memcpy(out + pre, ahost, alen);
+        memcpy(out + pre + alen, fhost + flen, post + 1);
+        return 0;
+    }
+    if (strlen(advertised) + 1 > cap)
+        return -ENAMETOOLONG;
+    strcpy(out, advertised);
+    return 0;
+}

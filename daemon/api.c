@@ -1,2 +1,895 @@
-/* placeholder: being written */
-typedef int parley_placeholder_api_t;
+/*
+ * api.c - the ROUTER side: publish checks, group commit, replay, snapshot,
+ * stats and ping.
+ *
+ * Memory: every buffer is sized from max_message_bytes and allocated once
+ * in pd_api_new(), so the publish path does no malloc of its own. Replies
+ * to publish, stats and ping are encoded into a queue and sent after the
+ * turn's sync; replay and snapshot read the log, so they first commit the
+ * pending batch and then answer at once.
+ */
+#include "api.h"
+
+#include "codec.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_HWM 10000
+#define S_ID_MAX 255                /* ROUTER identities are 1..255 bytes */
+#define S_QUEUE_BYTES (1024 * 1024) /* encoded replies waiting for the sync */
+#define S_BATCH_MIN (8 * 1024 * 1024) /* envelopes waiting for the sync */
+#define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
+#define S_DELIVERY_OVERHEAD 64      /* Delivery fields around an envelope */
+#define S_REPLAY_SCAN_MAX 20000     /* records one replay reply looks at */
+#define S_SNAPSHOT_MAX 4096         /* deliveries the codec puts in a reply */
+#define S_LOG_REJECT 16             /* pd_log_limited keys 16..28 */
+#define S_LOG_API 30
+
+/* A reply waiting in the queue: identity then reply bytes, in q->buf. */
+typedef struct {
+    size_t off;        /* where the identity starts in the queue buffer */
+    size_t id_len;
+    size_t len;        /* reply bytes after the identity */
+} s_queued_t;
+
+/* An update appended in this turn, waiting for the sync to be published. */
+typedef struct {
+    uint64_t seq;
+    int64_t received_at;
+    size_t off, len;   /* envelope bytes in the batch buffer */
+    size_t n_topics;
+    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+} s_pending_t;
+
+struct pd_api {
+    void *sock;                      /* ROUTER */
+    char endpoint[256];              /* ZMQ_LAST_ENDPOINT */
+    const pd_config_t *cfg;          /* borrowed */
+    pd_store_t *store;               /* borrowed */
+    pd_index_t *idx;                 /* borrowed */
+    pd_feed_t *feed;                 /* borrowed */
+    const parley_keyring_t *ring;    /* borrowed, swapped on reload */
+    uint8_t daemon_id[16];
+    struct timespec started;         /* CLOCK_MONOTONIC at start */
+    pd_api_counters_t counters;
+    char stat_names[PD_API_NCODES][48]; /* "rejected_<code name>" */
+
+    /* decoding the current request */
+    uint8_t *arena_buf;              /* max_message_bytes + slack */
+    size_t arena_cap;
+    parley__arena_t arena;
+    parley__request_t req;
+    parley_update_t update;          /* the update being published */
+
+    /* the batch of this turn */
+    uint8_t *queue;                  /* S_QUEUE_BYTES of queued replies */
+    size_t queue_used;
+    s_queued_t *queued;              /* PD_API_TURN_MAX + 1 entries */
+    size_t n_queued;
+    uint8_t *batch;                  /* envelope bytes of pending updates */
+    size_t batch_cap, batch_used;
+    s_pending_t *pending;            /* PD_API_TURN_MAX entries */
+    size_t n_pending;
+
+    /* reading the log for dedupe, replay and snapshot */
+    uint8_t *record;                 /* one payload, max_message_bytes */
+    size_t record_cap;
+    uint8_t *scratch;                /* arena for decoding a record */
+    size_t scratch_cap;
+    parley_update_t rec_update;      /* a record's decoded update */
+    uint8_t *items;                  /* Delivery bytes of a replay reply */
+    size_t items_cap;
+    parley__bytes_t *item_list;      /* PD_API_REPLAY_MAX entries */
+    uint8_t *out;                    /* an encoded replay reply */
+    size_t out_cap;
+};
+
+/* ================================================================= setup */
+
+pd_api_t *
+pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
+           pd_index_t *idx, pd_feed_t *feed, const uint8_t daemon_id[16],
+           int *err)
+{
+    pd_api_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    size_t max = cfg->max_message_bytes;
+    self->cfg = cfg;
+    self->store = store;
+    self->idx = idx;
+    self->feed = feed;
+    memcpy(self->daemon_id, daemon_id, sizeof(self->daemon_id));
+    clock_gettime(CLOCK_MONOTONIC, &self->started);
+    for (int i = 0; i < PD_API_NCODES; i++)
+        snprintf(self->stat_names[i], sizeof(self->stat_names[i]),
+                 "rejected_%s", parley_strerror(-1001 - i));
+
+    self->arena_cap = max + S_DECODE_SLACK;
+    self->batch_cap = max > S_BATCH_MIN ? max : S_BATCH_MIN;
+    self->record_cap = max;
+    self->scratch_cap = max + S_DECODE_SLACK;
+    self->items_cap = PD_API_REPLY_BUDGET + max + S_DELIVERY_OVERHEAD;
+    self->out_cap = self->items_cap
+                    + PD_API_REPLAY_MAX * parley__reply_item_overhead(max)
+                    + 256;
+    self->arena_buf = malloc(self->arena_cap);
+    self->queue = malloc(S_QUEUE_BYTES);
+    self->queued = calloc(PD_API_TURN_MAX + 1, sizeof(s_queued_t));
+    self->batch = malloc(self->batch_cap);
+    self->pending = calloc(PD_API_TURN_MAX, sizeof(s_pending_t));
+    self->record = malloc(self->record_cap);
+    self->scratch = malloc(self->scratch_cap);
+    self->items = malloc(self->items_cap);
+    self->item_list = calloc(PD_API_REPLAY_MAX, sizeof(parley__bytes_t));
+    self->out = malloc(self->out_cap);
+    if (self->arena_buf == NULL || self->queue == NULL || self->queued == NULL
+        || self->batch == NULL || self->pending == NULL || self->record == NULL
+        || self->scratch == NULL || self->items == NULL
+        || self->item_list == NULL || self->out == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
+    parley__arena_init(&self->arena, self->arena_buf, self->arena_cap);
+
+    self->sock = zmq_socket(ctx, ZMQ_ROUTER);
+    if (self->sock == NULL) {
+        *err = -zmq_errno();
+        goto fail;
+    }
+    /* A frame over the cap drops the peer; one between max_message_bytes
+     * and the cap is read and answered too_large. */
+    int64_t cap = 4 * (int64_t)max > 1024 * 1024 ? 4 * (int64_t)max
+                                                 : 1024 * 1024;
+    int zero = 0, hwm = S_HWM;
+    int ipv6 = strchr(cfg->api, '[') != NULL;
+    size_t len = sizeof(self->endpoint);
+    if (zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &cap, sizeof(cap)) < 0
+        || zmq_setsockopt(self->sock, ZMQ_ROUTER_MANDATORY, &zero,
+                          sizeof(zero)) < 0
+        || zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0
+        || zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0
+        || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0
+        || zmq_setsockopt(self->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0
+        || zmq_bind(self->sock, cfg->api) < 0
+        || zmq_getsockopt(self->sock, ZMQ_LAST_ENDPOINT, self->endpoint, &len)
+               < 0) {
+        *err = -zmq_errno();
+        goto fail;
+    }
+    *err = 0;
+    return self;
+fail:
+    pd_api_destroy(&self);
+    return NULL;
+}
+
+void
+pd_api_destroy(pd_api_t **apip)
+{
+    if (apip == NULL || *apip == NULL)
+        return;
+    pd_api_t *self = *apip;
+    if (self->sock != NULL) {
+        int zero = 0;
+        zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_close(self->sock);
+    }
+    parley__arena_reset(&self->arena);
+    free(self->arena_buf);
+    free(self->queue);
+    free(self->queued);
+    free(self->batch);
+    free(self->pending);
+    free(self->record);
+    free(self->scratch);
+    free(self->items);
+    free(self->item_list);
+    free(self->out);
+    free(self);
+    *apip = NULL;
+}
+
+void *
+pd_api_socket(const pd_api_t *self)
+{
+    return self->sock;
+}
+
+const char *
+pd_api_endpoint(const pd_api_t *self)
+{
+    return self->endpoint;
+}
+
+void
+pd_api_set_keyring(pd_api_t *self, const parley_keyring_t *ring)
+{
+    self->ring = ring;
+}
+
+const pd_api_counters_t *
+pd_api_counters(const pd_api_t *self)
+{
+    return &self->counters;
+}
+
+/* ========================================================= reply plumbing */
+
+/* The identity of the request being handled. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} s_peer_t;
+
+/* Send [identity][bytes] now; a peer that is gone or full is skipped. */
+static void
+s_send(pd_api_t *self, const uint8_t *id, size_t id_len, const void *buf,
+       size_t len)
+{
+    if (zmq_send(self->sock, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+        || zmq_send(self->sock, buf, len, ZMQ_DONTWAIT) < 0)
+        pd_log_limited(S_LOG_API, PD_LOG_WARN, "api: reply not sent: %s",
+                       zmq_strerror(zmq_errno()));
+}
+
+static int s_commit(pd_api_t *self);
+
+/*
+ * Encode a small reply into the queue, to be sent after the turn's sync.
+ * If the queue is full the batch is committed first.
+ *
+ * Returns:   0, or a fatal store error from that commit.
+ */
+static int
+s_queue(pd_api_t *self, s_peer_t peer, const parley__reply_t *r)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        size_t off = self->queue_used;
+        size_t room = S_QUEUE_BYTES - off;
+        size_t len;
+        if (room > peer.len
+            && parley__reply_encode(r, self->queue + off + peer.len,
+                                    room - peer.len, &len) == 0
+            && self->n_queued < PD_API_TURN_MAX + 1) {
+            memcpy(self->queue + off, peer.data, peer.len);
+            self->queued[self->n_queued++] =
+                (s_queued_t){ .off = off, .id_len = peer.len, .len = len };
+            self->queue_used += peer.len + len;
+            return 0;
+        }
+        int rc = s_commit(self);
+        if (rc < 0)
+            return rc;
+    }
+    /* A small reply always fits an empty queue. */
+    pd_log(PD_LOG_ERROR, "api: reply does not fit the queue; dropped");
+    return 0;
+}
+
+/* Index of a reject code in counters.rejected, or -1. */
+static int
+s_code_index(int code)
+{
+    int i = -code - 1001;
+    return i >= 0 && i < PD_API_NCODES ? i : -1;
+}
+
+/*
+ * Queue a Reject, count it and log it (rate-limited: peers trigger this).
+ * A code that is not a reject (an internal error) goes out as unavailable.
+ */
+static int
+s_reject(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
+         uint64_t first_seq, const char *detail)
+{
+    int i = s_code_index(code);
+    if (i < 0) {
+        pd_log_limited(S_LOG_API, PD_LOG_ERROR, "api: internal error: %s",
+                       parley_strerror(code));
+        code = PARLEY_EUNAVAILABLE;
+        i = s_code_index(code);
+    }
+    self->counters.rejected[i]++;
+    pd_log_limited(S_LOG_REJECT + (unsigned)i, PD_LOG_INFO,
+                   "rejected request %llu: %s%s%s", (unsigned long long)request_id,
+                   parley_strerror(code),
+                   detail != NULL && detail[0] != '\0' ? " " : "",
+                   detail != NULL ? detail : "");
+    parley__reply_t r = { .request_id = request_id,
+                          .type = PARLEY__REPLY_REJECT,
+                          .code = code,
+                          .message = parley_strerror_long(code),
+                          .first_seq = first_seq };
+    return s_queue(self, peer, &r);
+}
+
+static int
+s_ack(pd_api_t *self, s_peer_t peer, uint64_t request_id, uint64_t seq,
+      bool duplicate)
+{
+    parley__reply_t r = { .request_id = request_id,
+                          .type = PARLEY__REPLY_ACK,
+                          .seq = seq,
+                          .duplicate = duplicate };
+    return s_queue(self, peer, &r);
+}
+
+/*
+ * Make the batch durable, then send the queued replies, then publish the
+ * new deliveries. If the sync fails nothing is sent: the caller must stop.
+ *
+ * Returns:   0 or the store's error.
+ */
+static int
+s_commit(pd_api_t *self)
+{
+    if (self->n_pending > 0) {
+        int rc = pd_store_sync(self->store);
+        if (rc < 0) {
+            pd_log(PD_LOG_ERROR,
+                   "store sync failed: %s; %zu updates not acked, stopping",
+                   parley_strerror(rc), self->n_pending);
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < self->n_queued; i++) {
+        const s_queued_t *q = &self->queued[i];
+        s_send(self, self->queue + q->off, q->id_len,
+               self->queue + q->off + q->id_len, q->len);
+    }
+    for (size_t i = 0; i < self->n_pending; i++) {
+        const s_pending_t *p = &self->pending[i];
+        int rc = pd_feed_publish(self->feed, p->seq, p->received_at,
+                                 self->batch + p->off, p->len,
+                                 (const char(*)[PARLEY_TOPIC_MAX])p->topics,
+                                 p->n_topics);
+        if (rc < 0)
+            pd_log_limited(S_LOG_API, PD_LOG_WARN,
+                           "feed: seq %llu not published: %s",
+                           (unsigned long long)p->seq, parley_strerror(rc));
+    }
+    self->n_queued = self->queue_used = 0;
+    self->n_pending = self->batch_used = 0;
+    return 0;
+}
+
+/* ================================================================ publish */
+
+/* Are these the bytes logged (or pending) as seq? */
+static bool
+s_same_bytes(pd_api_t *self, uint64_t seq, const void *env, size_t len)
+{
+    if (self->n_pending > 0 && seq >= self->pending[0].seq) {
+        uint64_t i = seq - self->pending[0].seq;
+        if (i >= self->n_pending)
+            return false;
+        const s_pending_t *p = &self->pending[i];
+        return p->len == len && memcmp(self->batch + p->off, env, len) == 0;
+    }
+    int64_t received_at;
+    size_t got;
+    if (pd_store_read(self->store, seq, &received_at, self->record,
+                      self->record_cap, &got) < 0)
+        return false; /* gone by retention: a replay like any other */
+    return got == len && memcmp(self->record, env, len) == 0;
+}
+
+/* For the log line of a reject: the signer named by an envelope, if any. */
+static bool
+s_signer_of(pd_api_t *self, const void *env, size_t len,
+            uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+{
+    parley__arena_t arena;
+    parley__envelope_t e;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    bool ok = parley__envelope_decode(env, len, &e, &arena) == 0;
+    if (ok)
+        memcpy(signer, e.signer, PARLEY_PUBLICKEY_BYTES);
+    parley__arena_reset(&arena);
+    return ok;
+}
+
+/*
+ * Checks 2-9 of DESIGN.md for one PublishRequest; on success the update is
+ * appended and indexed and its ack queued. A reject changes no state.
+ *
+ * Returns:   0, or a fatal store error.
+ */
+static int
+s_publish(pd_api_t *self, s_peer_t peer)
+{
+    uint64_t rid = self->req.request_id;
+    const uint8_t *env = self->req.update.data;
+    size_t len = self->req.update.len;
+    parley_update_t *u = &self->update;
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES] = { 0 };
+    char keyid[PARLEY_KEYID_CHARS + 8] = "";
+
+    self->counters.requests_publish++;
+    if (self->ring == NULL)
+        return s_reject(self, peer, rid, PARLEY_EUNAVAILABLE, 0, NULL);
+    int rc = parley_verify(self->ring, env, len, u, signer);
+    if (rc != 0) {
+        if (s_signer_of(self, env, len, signer)) {
+            strcpy(keyid, "signer ");
+            parley_key_id(keyid + 7, signer);
+        }
+        return s_reject(self, peer, rid, rc, 0, keyid);
+    }
+
+    int64_t now = parley_now_ms();
+    int64_t skew = (int64_t)self->cfg->max_clock_skew * 1000;
+    if (u->issued_at < now - skew)
+        return s_reject(self, peer, rid, PARLEY_ESTALE, 0, NULL);
+    if (u->issued_at > now + skew)
+        return s_reject(self, peer, rid, PARLEY_EFUTURE, 0, NULL);
+
+    uint64_t last;
+    if (pd_index_signer_last(self->idx, signer, &last)
+        && u->signer_seq <= last) {
+        uint64_t orig = pd_index_dedupe_lookup(self->idx, env, len);
+        if (orig != 0 && s_same_bytes(self, orig, env, len)) {
+            self->counters.duplicates++;
+            return s_ack(self, peer, rid, orig, true);
+        }
+        return s_reject(self, peer, rid, PARLEY_EREPLAY, 0, NULL);
+    }
+
+    if (pd_index_reserve(self->idx) < 0)
+        return s_reject(self, peer, rid, PARLEY_EUNAVAILABLE, 0,
+                        "(out of memory)");
+    if (self->batch_cap - self->batch_used < len
+        || self->n_pending == PD_API_TURN_MAX) {
+        if ((rc = s_commit(self)) < 0)
+            return rc;
+    }
+    uint64_t seq = pd_store_next_seq(self->store);
+    rc = pd_store_append(self->store, seq, now, env, len);
+    if (rc == -EMSGSIZE)
+        return s_reject(self, peer, rid, PARLEY_ETOOLARGE, 0, NULL);
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
+               (unsigned long long)seq, parley_strerror(rc));
+        return rc;
+    }
+    pd_index_add(self->idx, seq, signer, u, env, len);
+    s_pending_t *p = &self->pending[self->n_pending++];
+    p->seq = seq;
+    p->received_at = now;
+    p->off = self->batch_used;
+    p->len = len;
+    p->n_topics = parley_topics(u, p->topics);
+    memcpy(self->batch + self->batch_used, env, len);
+    self->batch_used += len;
+    self->counters.accepted++;
+    pd_log(PD_LOG_DEBUG, "accepted seq %llu: %s phase %u",
+           (unsigned long long)seq, u->negotiation, (unsigned)u->phase);
+    return s_ack(self, peer, rid, seq, false);
+}
+
+/* ======================================================= replay, snapshot */
+
+/*
+ * Read seq from the log and decode its update into self->rec_update.
+ * Returns 0, -ENOENT (not held), PARLEY_EMALFORMED/EINVAL (does not
+ * decode) or another negative error. *len receives the payload size.
+ */
+static int
+s_read_record(pd_api_t *self, uint64_t seq, int64_t *received_at, size_t *len)
+{
+    int rc = pd_store_read(self->store, seq, received_at, self->record,
+                           self->record_cap, len);
+    if (rc < 0)
+        return rc;
+    parley__arena_t arena;
+    parley__envelope_t env;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    rc = parley__envelope_decode(self->record, *len, &env, &arena);
+    if (rc == 0)
+        rc = parley__update_decode(env.body.data, env.body.len,
+                                   &self->rec_update, &arena);
+    parley__arena_reset(&arena);
+    return rc;
+}
+
+static void
+s_send_reply(pd_api_t *self, s_peer_t peer, const parley__reply_t *r,
+             uint8_t *buf, size_t cap)
+{
+    size_t len;
+    int rc = parley__reply_encode(r, buf, cap, &len);
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "api: reply does not encode: %s",
+               parley_strerror(rc));
+        return;
+    }
+    s_send(self, peer.data, peer.len, buf, len);
+}
+
+/* Answer a reject at once (outside the queue: the batch is committed). */
+static int
+s_reject_now(pd_api_t *self, s_peer_t peer, int code, uint64_t first_seq,
+             const char *detail)
+{
+    int rc = s_reject(self, peer, self->req.request_id, code, first_seq,
+                      detail);
+    return rc < 0 ? rc : s_commit(self);
+}
+
+/* REPLAY: deliveries from from_seq on, filtered, paged by count and size. */
+static int
+s_replay(pd_api_t *self, s_peer_t peer)
+{
+    const parley__request_t *q = &self->req;
+    self->counters.requests_replay++;
+    int rc = s_commit(self);
+    if (rc < 0)
+        return rc;
+    uint64_t first = pd_store_first_seq(self->store);
+    uint64_t head = pd_store_last_seq(self->store);
+    uint64_t from = q->from_seq > 0 ? q->from_seq : 1;
+    if ((first > 0 && from < first) || (first == 0 && head > 0 && from <= head))
+        return s_reject_now(self, peer, PARLEY_ETRUNCATED,
+                            first > 0 ? first : head + 1, NULL);
+    uint64_t to = q->to_seq == 0 || q->to_seq > head ? head : q->to_seq;
+    uint32_t limit = q->limit == 0 || q->limit > PD_API_REPLAY_MAX
+                         ? PD_API_REPLAY_MAX
+                         : q->limit;
+    size_t n = 0, used = 0, looked = 0;
+    uint64_t seq = from;
+    for (; seq <= to && n < limit && looked < S_REPLAY_SCAN_MAX; seq++) {
+        int64_t received_at;
+        size_t len, dlen;
+        looked++;
+        rc = s_read_record(self, seq, &received_at, &len);
+        if (rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
+            continue; /* pd_index_scan() logged it at start */
+        if (rc < 0) {
+            pd_log_limited(S_LOG_API, PD_LOG_ERROR,
+                           "replay: reading seq %llu: %s",
+                           (unsigned long long)seq, parley_strerror(rc));
+            return s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
+        }
+        if (!parley_filter_match(&q->filter.filter, &self->rec_update))
+            continue;
+        size_t need = len + S_DELIVERY_OVERHEAD;
+        if (n > 0 && used + need > PD_API_REPLY_BUDGET)
+            break; /* this seq starts the next page */
+        if (parley__delivery_encode(seq, received_at, self->record, len,
+                                    self->items + used,
+                                    self->items_cap - used, &dlen) < 0)
+            break;
+        self->item_list[n++] = (parley__bytes_t){ self->items + used, dlen };
+        used += dlen;
+    }
+    parley__reply_t r = { .request_id = q->request_id,
+                          .type = PARLEY__REPLY_REPLAY,
+                          .deliveries = self->item_list,
+                          .n_deliveries = n,
+                          .next_seq = seq,
+                          .head_seq = head,
+                          .done = seq > to };
+    s_send_reply(self, peer, &r, self->out, self->out_cap);
+    return 0;
+}
+
+/* A growing buffer of Delivery bytes for a snapshot (not the hot path). */
+typedef struct {
+    uint8_t *buf;
+    size_t used, cap;
+    size_t *offs;      /* start of each delivery */
+    size_t n;
+} s_snap_t;
+
+static int
+s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
+           size_t len)
+{
+    size_t need = len + S_DELIVERY_OVERHEAD, dlen;
+    if (s->cap - s->used < need) {
+        size_t cap = s->cap * 2 > s->used + need ? s->cap * 2 : s->used + need;
+        uint8_t *b = realloc(s->buf, cap);
+        if (b == NULL)
+            return -ENOMEM;
+        s->buf = b;
+        s->cap = cap;
+    }
+    int rc = parley__delivery_encode(seq, received_at, env, len,
+                                     s->buf + s->used, s->cap - s->used,
+                                     &dlen);
+    if (rc < 0)
+        return rc;
+    s->offs[s->n++] = s->used;
+    s->used += dlen;
+    return 0;
+}
+
+/*
+ * SNAPSHOT: the update holding each (negotiation, party, phase) now, minus
+ * expired ones, filtered; ascending seq, each seq once; seq = head.
+ */
+static int
+s_snapshot(pd_api_t *self, s_peer_t peer)
+{
+    const parley__request_t *q = &self->req;
+    self->counters.requests_snapshot++;
+    int rc = s_commit(self);
+    if (rc < 0)
+        return rc;
+    uint64_t *seqs = NULL;
+    s_snap_t s = { 0 };
+    parley__bytes_t *list = NULL;
+    uint8_t *out = NULL;
+    int n = pd_index_latest_seqs(self->idx, &seqs);
+    if (n < 0)
+        goto unavailable;
+    if (n > 0 && (s.offs = malloc((size_t)n * sizeof(size_t))) == NULL)
+        goto unavailable;
+    int64_t now = parley_now_ms();
+    for (int i = 0; i < n; i++) {
+        int64_t received_at;
+        size_t len;
+        rc = s_read_record(self, seqs[i], &received_at, &len);
+        if (rc == -ENOENT || rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
+            continue; /* removed by retention, or logged at start */
+        if (rc < 0)
+            goto unavailable;
+        const parley_update_t *u = &self->rec_update;
+        if (u->expires_at != 0 && u->expires_at <= now)
+            continue;
+        if (!parley_filter_match(&q->filter.filter, u))
+            continue;
+        if (s_snap_add(&s, seqs[i], received_at, self->record, len) < 0)
+            goto unavailable;
+    }
+    if (s.n > S_SNAPSHOT_MAX) {
+        char why[96];
+        snprintf(why, sizeof(why), "(snapshot holds %zu updates, over %d)",
+                 s.n, S_SNAPSHOT_MAX);
+        free(seqs);
+        free(s.offs);
+        free(s.buf);
+        return s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, why);
+    }
+    list = calloc(s.n > 0 ? s.n : 1, sizeof(*list));
+    size_t out_cap = s.used + s.n * parley__reply_item_overhead(0) + 64;
+    out = malloc(out_cap);
+    if (list == NULL || out == NULL)
+        goto unavailable;
+    for (size_t i = 0; i < s.n; i++) {
+        size_t end = i + 1 < s.n ? s.offs[i + 1] : s.used;
+        list[i] = (parley__bytes_t){ s.buf + s.offs[i], end - s.offs[i] };
+    }
+    parley__reply_t r = { .request_id = q->request_id,
+                          .type = PARLEY__REPLY_SNAPSHOT,
+                          .deliveries = list,
+                          .n_deliveries = s.n,
+                          .seq = pd_store_last_seq(self->store) };
+    s_send_reply(self, peer, &r, out, out_cap);
+    rc = 0;
+    goto out;
+unavailable:
+    pd_log_limited(S_LOG_API, PD_LOG_ERROR, "snapshot failed: %s",
+                   parley_strerror(rc < 0 ? rc : -ENOMEM));
+    rc = s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
+out:
+    free(seqs);
+    free(s.offs);
+    free(s.buf);
+    free(list);
+    free(out);
+    return rc;
+}
+
+/* ============================================================ stats, ping */
+
+static int
+s_stats(pd_api_t *self, s_peer_t peer)
+{
+    pd_api_counters_t *c = &self->counters;
+    pd_store_stats_t st;
+    struct timespec now;
+    parley__stat_t v[PD_API_NCODES + 24];
+    size_t n = 0;
+
+    c->requests_stats++;
+    pd_store_get_stats(self->store, &st);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+#define S_STAT(name_, value_) v[n++] = (parley__stat_t){ (name_), (value_) }
+    S_STAT("received", c->received);
+    S_STAT("accepted", c->accepted);
+    S_STAT("duplicates", c->duplicates);
+    for (int i = 0; i < PD_API_NCODES; i++)
+        S_STAT(self->stat_names[i], c->rejected[i]);
+    S_STAT("subscriptions", pd_feed_subscriptions(self->feed));
+    S_STAT("seq", pd_store_last_seq(self->store));
+    S_STAT("first_seq", pd_store_first_seq(self->store));
+    S_STAT("store_syncs", st.syncs);
+    S_STAT("store_records_synced", st.records_synced);
+    S_STAT("store_bytes", st.bytes);
+    S_STAT("store_segments", st.segments);
+    S_STAT("store_truncated_bytes", st.truncated_bytes);
+    S_STAT("uptime_seconds", (uint64_t)(now.tv_sec - self->started.tv_sec));
+    S_STAT("requests_publish", c->requests_publish);
+    S_STAT("requests_replay", c->requests_replay);
+    S_STAT("requests_snapshot", c->requests_snapshot);
+    S_STAT("requests_stats", c->requests_stats);
+    S_STAT("requests_ping", c->requests_ping);
+    S_STAT("keyring_signers",
+           self->ring != NULL ? parley_keyring_size(self->ring) : 0);
+#undef S_STAT
+    parley__reply_t r = { .request_id = self->req.request_id,
+                          .type = PARLEY__REPLY_STATS,
+                          .stats = v,
+                          .n_stats = n };
+    return s_queue(self, peer, &r);
+}
+
+static int
+s_ping(pd_api_t *self, s_peer_t peer)
+{
+    self->counters.requests_ping++;
+    parley__reply_t r = { .request_id = self->req.request_id,
+                          .type = PARLEY__REPLY_PING,
+                          .feed = pd_feed_endpoint(self->feed),
+                          .seq = pd_store_last_seq(self->store),
+                          .first_seq = pd_store_first_seq(self->store),
+                          .version = PARLEY_VERSION };
+    memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
+    return s_queue(self, peer, &r);
+}
+
+/* ================================================================== turn */
+
+/*
+ * The request_id of an encoded ApiRequest without decoding the rest: it
+ * is field 1, which an encoder writes first (tag 0x08, then a varint).
+ * Returns 0 if the bytes do not start that way.
+ */
+static uint64_t
+s_peek_request_id(const uint8_t *buf, size_t len)
+{
+    uint64_t v = 0;
+    if (len < 2 || buf[0] != 0x08)
+        return 0;
+    for (size_t i = 1; i < len && i <= 10; i++) {
+        v |= (uint64_t)(buf[i] & 0x7f) << (7 * (i - 1));
+        if ((buf[i] & 0x80) == 0)
+            return v;
+    }
+    return 0;
+}
+
+static const char *
+s_op_name(parley__op_t op)
+{
+    switch (op) {
+    case PARLEY__OP_PUBLISH:
+        return "publish";
+    case PARLEY__OP_REPLAY:
+        return "replay";
+    case PARLEY__OP_SNAPSHOT:
+        return "snapshot";
+    case PARLEY__OP_STATS:
+        return "stats";
+    case PARLEY__OP_PING:
+        return "ping";
+    default:
+        return "unknown";
+    }
+}
+
+/* Decode and dispatch one request body. 0 or a fatal store error. */
+static int
+s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len)
+{
+    parley__request_t *q = &self->req;
+    if (len > self->cfg->max_message_bytes) {
+        /* Not decoded: a peer must not make us parse megabytes. */
+        return s_reject(self, peer, s_peek_request_id(buf, len),
+                        PARLEY_ETOOLARGE, 0, NULL);
+    }
+    parley__arena_reset(&self->arena);
+    int rc = parley__request_decode(buf, len, q, &self->arena);
+    pd_log(PD_LOG_DEBUG, "request %llu: %s, %zu bytes",
+           (unsigned long long)q->request_id, s_op_name(q->op), len);
+    if (rc == PARLEY_EMALFORMED)
+        return s_reject(self, peer, 0, PARLEY_EMALFORMED, 0, NULL);
+    if (rc < 0)
+        return s_reject(self, peer, q->request_id, PARLEY_EBADREQUEST, 0,
+                        NULL);
+    switch (q->op) {
+    case PARLEY__OP_PUBLISH:
+        return s_publish(self, peer);
+    case PARLEY__OP_REPLAY:
+        return s_replay(self, peer);
+    case PARLEY__OP_SNAPSHOT:
+        return s_snapshot(self, peer);
+    case PARLEY__OP_STATS:
+        return s_stats(self, peer);
+    case PARLEY__OP_PING:
+        return s_ping(self, peer);
+    default:
+        return s_reject(self, peer, q->request_id, PARLEY_EBADREQUEST, 0,
+                        NULL);
+    }
+}
+
+/*
+ * Read one message (all its frames) without blocking and handle it.
+ * Returns 1 if one was handled, 0 if none was waiting, or a fatal error.
+ */
+static int
+s_one(pd_api_t *self)
+{
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&id, self->sock, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+        if (e != EAGAIN && e != EINTR)
+            pd_log_limited(S_LOG_API, PD_LOG_WARN, "api: receive: %s",
+                           zmq_strerror(e));
+        return 0;
+    }
+    int frames = 1, rc = 0;
+    bool more = zmq_msg_more(&id);
+    if (more) {
+        /* The frame after the identity is the request. */
+        more = false;
+        if (zmq_msg_recv(&body, self->sock, 0) >= 0) {
+            frames++;
+            more = zmq_msg_more(&body);
+        }
+    }
+    while (more) {
+        /* Any further frame is read and dropped so that the next message
+         * starts clean; the request is then answered malformed. */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        more = false;
+        if (zmq_msg_recv(&extra, self->sock, 0) >= 0) {
+            frames++;
+            more = zmq_msg_more(&extra);
+        }
+        zmq_msg_close(&extra);
+    }
+    self->counters.received++;
+    s_peer_t peer = { zmq_msg_data(&id), zmq_msg_size(&id) };
+    if (peer.len == 0 || peer.len > S_ID_MAX)
+        goto out; /* cannot be answered */
+    if (frames != 2)
+        rc = s_reject(self, peer, 0, PARLEY_EMALFORMED, 0, "(frame count)");
+    else
+        rc = s_handle(self, peer, zmq_msg_data(&body), zmq_msg_size(&body));
+out:
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+    return rc < 0 ? rc : 1;
+}
+
+int
+pd_api_turn(pd_api_t *self)
+{
+    for (int i = 0; i < PD_API_TURN_MAX; i++) {
+        int rc = s_one(self);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            break;
+    }
+    parley__arena_reset(&self->arena);
+    return s_commit(self);
+}

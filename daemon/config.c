@@ -1,2 +1,459 @@
-/* placeholder: being written */
-typedef int parley_placeholder_config_t;
+/*
+ * config.c - defaults, the "key value" config file, and checked setters.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_KIB 1024ull
+#define S_MIB (1024ull * 1024ull)
+#define S_GIB (1024ull * 1024ull * 1024ull)
+
+/* Longest key name; a longer token cannot be a key. */
+#define S_KEY_MAX 32
+/* Config files are short; refuse to slurp something that is not one. */
+#define S_FILE_MAX (1024 * 1024)
+
+void
+pd_config_defaults(pd_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    strcpy(cfg->api, PD_CONFIG_DEFAULT_API);
+    strcpy(cfg->feed, PD_CONFIG_DEFAULT_FEED);
+    strcpy(cfg->state_dir, PD_CONFIG_DEFAULT_STATE_DIR);
+    cfg->keyring[0] = '\0';
+    cfg->keyring_given = false;
+    cfg->max_message_bytes = 65536;
+    cfg->max_clock_skew = 300;
+    cfg->fsync = true;
+    cfg->retention_bytes = 0;
+    cfg->retention_age = 0;
+    cfg->segment_bytes = 64 * S_MIB;
+    cfg->heartbeat_interval = 1000;
+    cfg->log_level = PD_LOG_INFO;
+}
+
+/* ----------------------------------------------------------- value parsers */
+
+/*
+ * Parse a decimal number without sign into *out, checking [min, max]. With
+ * units set, a suffix K, M or G (optionally followed by "iB") multiplies
+ * by 1024, 1024^2 or 1024^3. Returns 0 or -EINVAL with a message.
+ */
+static int
+s_number(const char *v, bool units, uint64_t min, uint64_t max,
+         uint64_t *out, char *err, size_t errlen)
+{
+    uint64_t n = 0;
+    const char *p = v;
+    if (*p < '0' || *p > '9')
+        goto bad;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            goto range;
+        n = n * 10 + d;
+    }
+    if (*p != '\0') {
+        uint64_t mult;
+        if (!units)
+            goto bad;
+        switch (*p) {
+        case 'k':
+        case 'K':
+            mult = S_KIB;
+            break;
+        case 'M':
+            mult = S_MIB;
+            break;
+        case 'G':
+            mult = S_GIB;
+            break;
+        default:
+            goto bad;
+        }
+        p++;
+        if (strcmp(p, "") != 0 && strcmp(p, "iB") != 0 && strcmp(p, "B") != 0)
+            goto bad;
+        if (n > UINT64_MAX / mult)
+            goto range;
+        n *= mult;
+    }
+    if (n < min || n > max)
+        goto range;
+    *out = n;
+    return 0;
+bad:
+    snprintf(err, errlen, "'%s' is not a number%s", v,
+             units ? " (optionally with a K, M or G suffix)" : "");
+    return -EINVAL;
+range:
+    snprintf(err, errlen, "%s is out of range (%llu to %llu)", v,
+             (unsigned long long)min, (unsigned long long)max);
+    return -EINVAL;
+}
+
+/* An endpoint: "<transport>://<address>", no whitespace. */
+static int
+s_endpoint(char *dst, const char *v, char *err, size_t errlen)
+{
+    const char *sep = strstr(v, "://");
+    size_t n = strlen(v);
+    bool ok = sep != NULL && sep > v && sep[3] != '\0'
+              && n < PD_CONFIG_ENDPOINT_MAX;
+    for (const char *p = v; ok && p < sep; p++)
+        ok = *p >= 'a' && *p <= 'z';
+    for (const char *p = v; ok && *p != '\0'; p++)
+        ok = (unsigned char)*p > ' ' && *p != 0x7f;
+    if (!ok) {
+        snprintf(err, errlen,
+                 "'%s' is not an endpoint like tcp://127.0.0.1:7710", v);
+        return -EINVAL;
+    }
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+/* A path: non-empty, no control characters, fits PD_CONFIG_PATH_MAX. */
+static int
+s_path(char *dst, const char *v, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    bool ok = n > 0 && n < PD_CONFIG_PATH_MAX;
+    for (const char *p = v; ok && *p != '\0'; p++)
+        ok = (unsigned char)*p >= ' ' && *p != 0x7f;
+    if (!ok) {
+        snprintf(err, errlen, "'%s' is not a usable path", v);
+        return -EINVAL;
+    }
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- keys */
+
+typedef int (*s_setter_fn)(pd_config_t *cfg, const char *v, char *err,
+                           size_t errlen);
+
+static int
+s_set_api(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_endpoint(cfg->api, v, err, errlen);
+}
+
+static int
+s_set_feed(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_endpoint(cfg->feed, v, err, errlen);
+}
+
+static int
+s_set_state_dir(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_path(cfg->state_dir, v, err, errlen);
+}
+
+static int
+s_set_keyring(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    int rc = s_path(cfg->keyring, v, err, errlen);
+    if (rc == 0)
+        cfg->keyring_given = true;
+    return rc;
+}
+
+static int
+s_set_max_message_bytes(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    /* Below 1 KiB not even a small valid update fits; above 16 MiB one
+     * message would stall the single-threaded loop. */
+    uint64_t n;
+    int rc = s_number(v, true, S_KIB, 16 * S_MIB, &n, err, errlen);
+    if (rc == 0)
+        cfg->max_message_bytes = (uint32_t)n;
+    return rc;
+}
+
+static int
+s_set_max_clock_skew(pd_config_t *cfg, const char *v, char *err,
+                     size_t errlen)
+{
+    uint64_t n;
+    int rc = s_number(v, false, 1, 10ull * 366 * 86400, &n, err, errlen);
+    if (rc == 0)
+        cfg->max_clock_skew = (uint32_t)n;
+    return rc;
+}
+
+static int
+s_set_fsync(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "on") == 0) {
+        cfg->fsync = true;
+    } else if (strcmp(v, "off") == 0) {
+        cfg->fsync = false;
+    } else {
+        snprintf(err, errlen, "'%s' is not on or off", v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int
+s_set_retention_bytes(pd_config_t *cfg, const char *v, char *err,
+                      size_t errlen)
+{
+    return s_number(v, true, 0, UINT64_MAX, &cfg->retention_bytes, err,
+                    errlen);
+}
+
+static int
+s_set_retention_age(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    /* Bounded so that the value in milliseconds fits an int64_t. */
+    return s_number(v, false, 0, INT64_MAX / 1000, &cfg->retention_age, err,
+                    errlen);
+}
+
+static int
+s_set_segment_bytes(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_number(v, true, 64 * S_KIB, 1024 * S_GIB, &cfg->segment_bytes,
+                    err, errlen);
+}
+
+static int
+s_set_heartbeat_interval(pd_config_t *cfg, const char *v, char *err,
+                         size_t errlen)
+{
+    uint64_t n;
+    int rc = s_number(v, false, 10, 3600 * 1000, &n, err, errlen);
+    if (rc == 0)
+        cfg->heartbeat_interval = (uint32_t)n;
+    return rc;
+}
+
+static int
+s_set_log_level(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    if (pd_log_parse_level(v, &cfg->log_level) < 0) {
+        snprintf(err, errlen, "'%s' is not one of error, warn, info, debug",
+                 v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *key;
+    s_setter_fn set;
+} s_keys[] = {
+    { "api", s_set_api },
+    { "feed", s_set_feed },
+    { "state_dir", s_set_state_dir },
+    { "keyring", s_set_keyring },
+    { "max_message_bytes", s_set_max_message_bytes },
+    { "max_clock_skew", s_set_max_clock_skew },
+    { "fsync", s_set_fsync },
+    { "retention_bytes", s_set_retention_bytes },
+    { "retention_age", s_set_retention_age },
+    { "segment_bytes", s_set_segment_bytes },
+    { "heartbeat_interval", s_set_heartbeat_interval },
+    { "log_level", s_set_log_level },
+};
+
+#define S_NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))
+
+static int
+s_find_key(const char *key)
+{
+    for (size_t i = 0; i < S_NKEYS; i++)
+        if (strcmp(s_keys[i].key, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+int
+pd_config_set(pd_config_t *cfg, const char *key, const char *value,
+              char *errbuf, size_t errlen)
+{
+    int i = s_find_key(key);
+    if (i < 0) {
+        snprintf(errbuf, errlen, "unknown key '%s'", key);
+        return -ENOENT;
+    }
+    char msg[256] = "";
+    int rc = s_keys[i].set(cfg, value, msg, sizeof(msg));
+    if (rc < 0)
+        snprintf(errbuf, errlen, "%s: %s", key, msg);
+    return rc;
+}
+
+/* --------------------------------------------------------------- parsing */
+
+static bool
+s_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/*
+ * Split one line (no newline, NUL-free) into key and value (possibly
+ * empty). Returns 1 with both set, 0 for a blank or comment line, -EINVAL
+ * with a message.
+ */
+static int
+s_split(const char *line, size_t n, char *key, char *value, char *err,
+        size_t errlen)
+{
+    size_t i = 0;
+    while (i < n && s_space(line[i]))
+        i++;
+    if (i == n || line[i] == '#')
+        return 0;
+    size_t k0 = i;
+    while (i < n && !s_space(line[i]))
+        i++;
+    size_t klen = i - k0;
+    if (klen > S_KEY_MAX) {
+        snprintf(err, errlen, "unknown key '%.*s...'", S_KEY_MAX, line + k0);
+        return -EINVAL;
+    }
+    memcpy(key, line + k0, klen);
+    key[klen] = '\0';
+    while (i < n && s_space(line[i]))
+        i++;
+    /* The value runs to a '#' that follows whitespace, or to the end. */
+    size_t v0 = i, v1 = i;
+    for (; i < n; i++) {
+        if (line[i] == '#' && s_space(line[i - 1]))
+            break;
+        if (!s_space(line[i]))
+            v1 = i + 1;
+    }
+    if (v1 - v0 >= PD_CONFIG_PATH_MAX) {
+        snprintf(err, errlen, "value of %s is too long", key);
+        return -EINVAL;
+    }
+    memcpy(value, line + v0, v1 - v0);
+    value[v1 - v0] = '\0';
+    return 1;
+}
+
+int
+pd_config_parse(pd_config_t *cfg, const char *text, size_t len,
+                const char *filename, char *errbuf, size_t errlen)
+{
+    pd_config_t tmp = *cfg;    /* all or nothing */
+    bool seen[S_NKEYS] = { false };
+    char key[S_KEY_MAX + 1];
+    char value[PD_CONFIG_PATH_MAX];
+    char msg[512];
+    size_t lineno = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl != NULL ? (size_t)(nl - line) : len - pos;
+        pos += n + (nl != NULL);
+        lineno++;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        if (memchr(line, '\0', n) != NULL) {
+            snprintf(msg, sizeof(msg), "NUL byte in line");
+            goto fail;
+        }
+        int rc = s_split(line, n, key, value, msg, sizeof(msg));
+        if (rc < 0)
+            goto fail;
+        if (rc == 0)
+            continue;
+        int k = s_find_key(key);
+        if (k < 0) {
+            snprintf(msg, sizeof(msg), "unknown key '%s'", key);
+            goto fail;
+        }
+        if (seen[k]) {
+            snprintf(msg, sizeof(msg), "%s is set twice", key);
+            goto fail;
+        }
+        if (value[0] == '\0') {
+            snprintf(msg, sizeof(msg), "%s needs a value", key);
+            goto fail;
+        }
+        if (pd_config_set(&tmp, key, value, msg, sizeof(msg)) < 0)
+            goto fail;
+        seen[k] = true;
+    }
+    *cfg = tmp;
+    return 0;
+fail:
+    snprintf(errbuf, errlen, "%s:%zu: %s", filename, lineno, msg);
+    return -EINVAL;
+}
+
+int
+pd_config_load(pd_config_t *cfg, const char *path, char *errbuf,
+               size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    char *text = malloc(S_FILE_MAX);
+    size_t len = 0;
+    int rc = 0;
+    if (text == NULL) {
+        rc = -ENOMEM;
+        goto fail_errno;
+    }
+    for (;;) {
+        ssize_t got = read(fd, text + len, S_FILE_MAX - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = -errno;
+            goto fail_errno;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+        if (len == S_FILE_MAX) {
+            snprintf(errbuf, errlen, "%s: larger than %d bytes", path,
+                     S_FILE_MAX);
+            rc = -EFBIG;
+            goto out;
+        }
+    }
+    rc = pd_config_parse(cfg, text, len, path, errbuf, errlen);
+    goto out;
+fail_errno:
+    snprintf(errbuf, errlen, "%s: %s", path, strerror(-rc));
+out:
+    free(text);
+    close(fd);
+    return rc;
+}
+
+int
+pd_config_finish(pd_config_t *cfg)
+{
+    if (cfg->keyring[0] == '\0') {
+        int n = snprintf(cfg->keyring, sizeof(cfg->keyring), "%s/keyring",
+                         cfg->state_dir);
+        if (n < 0 || (size_t)n >= sizeof(cfg->keyring)) {
+            cfg->keyring[0] = '\0';
+            return -ENAMETOOLONG;
+        }
+    }
+    return 0;
+}

@@ -1,2 +1,101 @@
-/* placeholder: being written */
-typedef int parley_placeholder_log_t;
+/*
+ * log.c - leveled, rate-limited logging to stderr.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pd_log_level_t s_level = PD_LOG_INFO;
+
+static const char *const s_names[] = {
+    [PD_LOG_ERROR] = "error",
+    [PD_LOG_WARN] = "warn",
+    [PD_LOG_INFO] = "info",
+    [PD_LOG_DEBUG] = "debug",
+};
+
+void
+pd_log_set_level(pd_log_level_t level)
+{
+    s_level = level;
+}
+
+int
+pd_log_parse_level(const char *name, pd_log_level_t *out)
+{
+    for (size_t i = 0; i < sizeof(s_names) / sizeof(s_names[0]); i++) {
+        if (s_names[i] != NULL && strcmp(s_names[i], name) == 0) {
+            *out = (pd_log_level_t)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static void
+s_vlog(pd_log_level_t level, const char *prefix, const char *fmt, va_list ap)
+{
+    char line[1024];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    /* One event, one line: a peer must not be able to forge log lines. */
+    for (char *p = line; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    if (getenv("JOURNAL_STREAM") != NULL) {
+        fprintf(stderr, "<%d>%s%s\n", (int)level, prefix, line);
+    } else {
+        char stamp[32];
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        fprintf(stderr, "%s %s %s%s\n", stamp, s_names[level], prefix, line);
+    }
+}
+
+void
+pd_log(pd_log_level_t level, const char *fmt, ...)
+{
+    if (level > s_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vlog(level, "", fmt, ap);
+    va_end(ap);
+}
+
+#define S_KEYS 64
+
+static struct {
+    time_t second;      /* second of the last line printed */
+    unsigned long held; /* lines suppressed since */
+} s_limits[S_KEYS];
+
+void
+pd_log_limited(unsigned key, pd_log_level_t level, const char *fmt, ...)
+{
+    if (level > s_level)
+        return;
+    key %= S_KEYS;
+    time_t now = time(NULL);
+    if (s_limits[key].second == now) {
+        s_limits[key].held++;
+        return;
+    }
+    char prefix[64] = "";
+    if (s_limits[key].held > 0)
+        snprintf(prefix, sizeof(prefix), "(%lu similar suppressed) ",
+                 s_limits[key].held);
+    s_limits[key].second = now;
+    s_limits[key].held = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vlog(level, prefix, fmt, ap);
+    va_end(ap);
+}

@@ -1,3 +1,359 @@
-/* placeholder: being written */
-typedef int parley_placeholder_main_t;
-int main(void){return 0;}
+/*
+ * main.c - parleyd's entry point: arguments, config, the keyring (or a
+ * demo one on first start), signals; then the server loop (server.c).
+ */
+#include "config.h"
+#include "log.h"
+#include "parley.h"
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: parleyd [-c FILE] [--api EP] [--feed EP] [--state-dir DIR]\n"
+            "               [--keyring FILE] [--max-clock-skew SECONDS] "
+            "[--no-fsync]\n"
+            "               [--log-level error|warn|info|debug] [--version] "
+            "[--help]\n"
+            "\n"
+            "Verify, store and broadcast signed negotiation-status updates.\n"
+            "\n"
+            "  -c, --config FILE        read settings from FILE (key value "
+            "lines)\n"
+            "      --api EP             api endpoint to bind (default %s)\n"
+            "      --feed EP            feed endpoint to bind (default %s)\n"
+            "      --state-dir DIR      log and keys (default %s)\n"
+            "      --keyring FILE       trusted signers (default "
+            "STATE_DIR/keyring;\n"
+            "                           a demo one is made if that is "
+            "missing)\n"
+            "      --max-clock-skew S   accepted issued_at drift in seconds "
+            "(default 300)\n"
+            "      --no-fsync           do not fdatasync before acking "
+            "(tests only)\n"
+            "      --log-level L        error, warn, info (default) or debug\n"
+            "  -V, --version            print the version and exit\n"
+            "  -h, --help               print this help and exit\n"
+            "\n"
+            "Flags override the config file. SIGHUP reloads the keyring and "
+            "log level.\n",
+            PD_CONFIG_DEFAULT_API, PD_CONFIG_DEFAULT_FEED,
+            PD_CONFIG_DEFAULT_STATE_DIR);
+}
+
+/* ---------------------------------------------------------- state, demo */
+
+/* mkdir -p with mode for each directory made. Returns 0 or -errno. */
+static int
+s_mkdirs(const char *path, mode_t mode)
+{
+    char buf[PD_CONFIG_PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(buf, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* Write text to path through a temporary file and rename. 0 or -errno. */
+static int
+s_write_atomic(const char *path, const char *text)
+{
+    char tmp[PD_CONFIG_PATH_MAX + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    int rc = 0;
+    if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+        rc = errno != 0 ? -errno : -EIO;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+/*
+ * First start without a keyring: make a demo key pair in the state dir and
+ * a keyring that trusts it for everything. A demo key left by an earlier
+ * start is reused.
+ */
+static int
+s_make_demo(const pd_config_t *cfg)
+{
+    char key_path[PD_CONFIG_PATH_MAX + 16], pub_path[PD_CONFIG_PATH_MAX + 16];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    snprintf(key_path, sizeof(key_path), "%s/demo.key", cfg->state_dir);
+    snprintf(pub_path, sizeof(pub_path), "%s/demo.key.pub", cfg->state_dir);
+
+    parley_key_t *key = parley_key_generate();
+    if (key == NULL)
+        return -errno;
+    int rc = parley_key_save(key, key_path, "parleyd demo key", 0);
+    if (rc == 0)
+        parley_key_public(key, pk);
+    parley_key_destroy(&key);
+    if (rc == -EEXIST)
+        rc = parley_pubkey_load(pub_path, pk);
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "cannot make the demo key %s: %s", key_path,
+               parley_strerror(rc));
+        return rc;
+    }
+
+    char b64[45], id[PARLEY_KEYID_CHARS + 1], text[512];
+    parley_pubkey_format(b64, pk);
+    parley_key_id(id, pk);
+    snprintf(text, sizeof(text),
+             "# parley keyring: NAME PUBKEY negotiations=LIST parties=LIST "
+             "phases=LIST\n"
+             "# Made by parleyd for a first try: it trusts the demo key for "
+             "everything.\n"
+             "# Replace it with your signers' keys, then send parleyd "
+             "SIGHUP.\n"
+             "demo %s negotiations=* parties=* phases=*\n",
+             b64);
+    if ((rc = s_write_atomic(cfg->keyring, text)) < 0) {
+        pd_log(PD_LOG_ERROR, "cannot write the keyring %s: %s", cfg->keyring,
+               parley_strerror(rc));
+        return rc;
+    }
+    pd_log(PD_LOG_INFO,
+           "no keyring yet: made demo key %s (key id %s) and keyring %s "
+           "trusting it for everything",
+           key_path, id, cfg->keyring);
+
+    return 0;
+}
+
+/* Tell someone trying parleyd for the first time what to type next. */
+static void
+s_print_try_this(const pd_config_t *cfg)
+{
+    char server[PD_CONFIG_ENDPOINT_MAX + 8] = "";
+    if (strcmp(cfg->api, PARLEY_DEFAULT_SERVER) != 0)
+        snprintf(server, sizeof(server), " -s %s", cfg->api);
+    printf("\nparleyd made a demo signing key. Try this in another terminal:\n"
+           "  parley sub%s --party hamas\n"
+           "  parley pub%s -k %s/demo.key --negotiation gaza-ceasefire "
+           "--party hamas --phase 1 --status agreed_in_principle --headline "
+           "\"Phase 1 agreed in principle\"\n"
+           "  examples/publish-demo.sh %s/demo.key\n\n",
+           server, server, cfg->state_dir, cfg->state_dir);
+    fflush(stdout);
+}
+
+/* -------------------------------------------------------------- options */
+
+enum {
+    S_OPT_API = 256,
+    S_OPT_FEED,
+    S_OPT_STATE_DIR,
+    S_OPT_KEYRING,
+    S_OPT_SKEW,
+    S_OPT_NO_FSYNC,
+    S_OPT_LOG_LEVEL,
+};
+
+static const struct option s_options[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "api", required_argument, NULL, S_OPT_API },
+    { "feed", required_argument, NULL, S_OPT_FEED },
+    { "state-dir", required_argument, NULL, S_OPT_STATE_DIR },
+    { "keyring", required_argument, NULL, S_OPT_KEYRING },
+    { "max-clock-skew", required_argument, NULL, S_OPT_SKEW },
+    { "no-fsync", no_argument, NULL, S_OPT_NO_FSYNC },
+    { "log-level", required_argument, NULL, S_OPT_LOG_LEVEL },
+    { "version", no_argument, NULL, 'V' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* A flag remembered until the config file has been read. */
+typedef struct {
+    const char *flag;   /* long option name, for messages */
+    const char *key;    /* config key it sets */
+    const char *value;
+} s_flag_t;
+
+int
+main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    s_flag_t flags[16];
+    size_t n_flags = 0;
+    bool level_flag = false;
+    int c, li = -1;
+
+    while ((c = getopt_long(argc, argv, "c:Vh", s_options, &li)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case S_OPT_API:
+            key = "api";
+            break;
+        case S_OPT_FEED:
+            key = "feed";
+            break;
+        case S_OPT_STATE_DIR:
+            key = "state_dir";
+            break;
+        case S_OPT_KEYRING:
+            key = "keyring";
+            break;
+        case S_OPT_SKEW:
+            key = "max_clock_skew";
+            break;
+        case S_OPT_NO_FSYNC:
+            key = "fsync";
+            optarg = (char *)"off";
+            break;
+        case S_OPT_LOG_LEVEL:
+            key = "log_level";
+            level_flag = true;
+            break;
+        case 'V':
+            printf("parleyd %s\n", PARLEY_VERSION);
+            return 0;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+        if (key != NULL && n_flags < sizeof(flags) / sizeof(flags[0]))
+            flags[n_flags++] = (s_flag_t){ s_options[li].name, key, optarg };
+        li = -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "parleyd: unexpected argument '%s'\n", argv[optind]);
+        s_usage(stderr);
+        return 2;
+    }
+
+    pd_config_t cfg;
+    char errbuf[512];
+    pd_config_defaults(&cfg);
+    if (config_path != NULL
+        && pd_config_load(&cfg, config_path, errbuf, sizeof(errbuf)) < 0) {
+        fprintf(stderr, "parleyd: %s\n", errbuf);
+        return 1;
+    }
+    for (size_t i = 0; i < n_flags; i++) {
+        if (pd_config_set(&cfg, flags[i].key, flags[i].value, errbuf,
+                          sizeof(errbuf))
+            < 0) {
+            /* errbuf starts with the config key; name the flag instead. */
+            size_t k = strlen(flags[i].key);
+            const char *msg = strncmp(errbuf, flags[i].key, k) == 0
+                                      && strncmp(errbuf + k, ": ", 2) == 0
+                                  ? errbuf + k + 2
+                                  : errbuf;
+            fprintf(stderr, "parleyd: --%s: %s\n", flags[i].flag, msg);
+            return 2;
+        }
+    }
+    if (pd_config_finish(&cfg) < 0) {
+        fprintf(stderr, "parleyd: state_dir is too long\n");
+        return 1;
+    }
+    pd_log_set_level(cfg.log_level);
+    if (sodium_init() < 0) {
+        pd_log(PD_LOG_ERROR, "libsodium failed to initialize");
+        return 1;
+    }
+    pd_log(PD_LOG_INFO, "parleyd %s starting; state dir %s%s", PARLEY_VERSION,
+           cfg.state_dir, cfg.fsync ? "" : " (fsync OFF: acked updates can "
+                                           "be lost on power failure)");
+
+    int rc = s_mkdirs(cfg.state_dir, 0700);
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "cannot create state dir %s: %s", cfg.state_dir,
+               strerror(-rc));
+        return 1;
+    }
+    bool demo = false;
+    if (!cfg.keyring_given && access(cfg.keyring, F_OK) < 0
+        && errno == ENOENT) {
+        if (s_make_demo(&cfg) < 0)
+            return 1;
+        demo = true;
+    }
+    parley_keyring_t *ring = parley_keyring_load(cfg.keyring, errbuf,
+                                                 sizeof(errbuf));
+    if (ring == NULL) {
+        pd_log(PD_LOG_ERROR, "cannot start without a valid keyring: %s",
+               errbuf);
+        return 1;
+    }
+    if (parley_keyring_size(ring) == 0)
+        pd_log(PD_LOG_WARN, "keyring %s names no signer: every publish will "
+                            "be rejected unknown_signer", cfg.keyring);
+    else
+        pd_log(PD_LOG_INFO, "keyring %s: %zu signers", cfg.keyring,
+               parley_keyring_size(ring));
+
+    /* Block the signals before libzmq starts its threads, so that they
+     * reach only the signalfd the loop polls. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    int sigfd = -1;
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0
+        || (sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        pd_log(PD_LOG_ERROR, "cannot set up signals: %s", strerror(errno));
+        parley_keyring_destroy(&ring);
+        return 1;
+    }
+
+    pd_server_opts_t opts = { .cfg = &cfg,
+                              .config_path = config_path,
+                              .log_level_fixed = level_flag,
+                              .ring = ring };
+    pd_server_t *srv = pd_server_new(&opts, &rc);
+    if (srv == NULL) {
+        close(sigfd);
+        return 1;
+    }
+    if (demo)
+        s_print_try_this(&cfg);
+    rc = pd_server_run(srv, sigfd);
+    pd_server_destroy(&srv);
+    close(sigfd);
+    pd_log(rc == 0 ? PD_LOG_INFO : PD_LOG_ERROR, "parleyd stopped%s",
+           rc == 0 ? "" : " after an error");
+    return rc == 0 ? 0 : 1;
+}

@@ -164,9 +164,11 @@ typedef struct parley_delivery {
 /*
  * Check an update against the schema rules: slugs, 1-16 distinct parties,
  * phase 0-255, known status and kind, headline 1-200 bytes, body 0-4096,
- * location 0-200, all valid UTF-8 without NUL, references present exactly
- * when kind is correction or retraction, issued_at > 0, signer_seq > 0,
- * expires_at 0 or after issued_at.
+ * location 0-200, all valid UTF-8 without NUL, references (each 1 to
+ * INT64_MAX) present exactly when kind is correction or retraction,
+ * issued_at > 0, signer_seq 1 to INT64_MAX, scheduled_at >= 0, expires_at
+ * 0 or after issued_at. (64-bit values stay within INT64_MAX so that every
+ * JSON tool reads them exactly.)
  *
  * Returns:   0 or PARLEY_EINVALID.
  */

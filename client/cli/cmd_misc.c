@@ -1,2 +1,518 @@
-/* placeholder: being written */
-typedef int parley_placeholder_cmd_misc_t;
+/*
+ * cmd_misc.c - parley stats, replay, verify and ping.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum {
+    S_OPT_SINCE = CLI_OPT_FIRST_FREE,
+    S_OPT_UNTIL,
+};
+
+/* Counters asked for at most (the daemon has a few dozen). */
+#define S_STATS_MAX 512
+/* Largest file verify reads: a Delivery is well under this. */
+#define S_VERIFY_MAX (1024 * 1024)
+
+/*
+ * Parse only the common options (and -h, --json when json is non-NULL).
+ * Returns -1 to go on, or an exit code.
+ */
+static int
+s_simple_options(cli_common_t *c, const char *cmd, int argc, char **argv,
+                 int *json, void (*help)(void))
+{
+    static const struct option with_json[] = {
+        CLI_COMMON_LONG,
+        CLI_OUTPUT_LONG,
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, with_json,
+                              NULL)) != -1) {
+        int rc = cli_common_option(c, opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        if (opt == 'h') {
+            help();
+            return CLI_EXIT_OK;
+        }
+        if (opt == CLI_OPT_JSON && json != NULL) {
+            *json = 1;
+            continue;
+        }
+        if (opt == CLI_OPT_JSON)
+            return cli_usage_error(cmd, "unknown option \"--json\"");
+        return cli_option_error(cmd, opt, argv);
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+    return -1;
+}
+
+/* Print a JSON value and a newline; exit code. */
+static int
+s_print_json(json_t *o)
+{
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                        : NULL;
+    json_decref(o);
+    if (s == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_OTHER;
+    }
+    puts(s);
+    free(s);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+static void
+s_stats_help(void)
+{
+    printf("usage: parley stats [--json] [OPTIONS]\n"
+           "\n"
+           "Print the daemon's counters, one \"name value\" line each (or one\n"
+           "JSON object with --json).\n"
+           "\n"
+           "Options:\n"
+           "      --json          print a JSON object\n"
+           "%s"
+           "\n"
+           "Exit status: 0 printed, 1 usage error, 3 no answer, 5 other error.\n",
+           cli_common_help);
+}
+
+int
+cmd_stats(cli_common_t *c, int argc, char **argv)
+{
+    int json = 0;
+    int rc = s_simple_options(c, "stats", argc, argv, &json, s_stats_help);
+    if (rc >= 0)
+        return rc;
+    parley_stat_t *stats = calloc(S_STATS_MAX, sizeof(*stats));
+    if (stats == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_OTHER;
+    }
+    int n = parley_stats(c->server, c->timeout_ms, stats, S_STATS_MAX);
+    if (n < 0) {
+        free(stats);
+        return cli_fail(c, NULL, n);
+    }
+    if (json) {
+        json_t *o = json_object();
+        for (int i = 0; o != NULL && i < n; i++)
+            if (json_object_set_new(o, stats[i].name,
+                                    json_integer((json_int_t)stats[i].value))
+                != 0) {
+                json_decref(o);
+                o = NULL;
+            }
+        free(stats);
+        return s_print_json(o);
+    }
+    for (int i = 0; i < n; i++)
+        printf("%s %llu\n", stats[i].name, (unsigned long long)stats[i].value);
+    free(stats);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
+}
+
+/* ------------------------------------------------------------------ ping */
+
+static void
+s_ping_help(void)
+{
+    printf("usage: parley ping [--json] [OPTIONS]\n"
+           "\n"
+           "Ask the daemon how it is: prints\n"
+           "  feed ENDPOINT      where subscribers connect\n"
+           "  seq N              the last seq assigned\n"
+           "  first_seq N        the oldest seq still held (0: none)\n"
+           "  version V          the daemon's version\n"
+           "  daemon_id HEX      changes at every daemon start\n"
+           "\n"
+           "Options:\n"
+           "      --json          print a JSON object\n"
+           "%s"
+           "\n"
+           "Exit status: 0 the daemon answered, 1 usage error, 3 no answer,\n"
+           "5 other error.\n",
+           cli_common_help);
+}
+
+int
+cmd_ping(cli_common_t *c, int argc, char **argv)
+{
+    parley_info_t info;
+    char id[33];
+    int json = 0;
+    int rc = s_simple_options(c, "ping", argc, argv, &json, s_ping_help);
+    if (rc >= 0)
+        return rc;
+    if ((rc = parley_ping(c->server, c->timeout_ms, &info)) < 0)
+        return cli_fail(c, NULL, rc);
+    for (size_t i = 0; i < sizeof(info.daemon_id); i++)
+        snprintf(id + 2 * i, 3, "%02x", info.daemon_id[i]);
+    if (json) {
+        json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:s}", "feed", info.feed,
+                              "seq", (json_int_t)info.seq, "first_seq",
+                              (json_int_t)info.first_seq, "version",
+                              info.version, "daemon_id", id);
+        return s_print_json(o);
+    }
+    printf("feed %s\nseq %llu\nfirst_seq %llu\nversion %s\ndaemon_id %s\n",
+           info.feed, (unsigned long long)info.seq,
+           (unsigned long long)info.first_seq, info.version, id);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
+}
+
+/* ---------------------------------------------------------------- replay */
+
+static void
+s_replay_help(void)
+{
+    printf("usage: parley replay [--since SEQ] [--until SEQ] [filters]\n"
+           "                     [--json | -F FORMAT] [--keyring FILE]\n"
+           "\n"
+           "Print the updates the daemon holds from --since (default 1) up to\n"
+           "--until (default: the latest), in seq order, then exit. Updates the\n"
+           "daemon no longer holds are reported on stderr:\n"
+           "  parley: gap: updates A-B are no longer held\n"
+           "\n"
+           "Options:\n"
+           "      --since SEQ     first seq (default 1)\n"
+           "      --until SEQ     last seq (default: the latest when starting)\n"
+           "      --keyring FILE  re-verify each update against this keyring\n"
+           "%s"
+           "%s"
+           "%s"
+           "\n"
+           "Exit status: 0 printed (even if nothing matched), 1 usage error,\n"
+           "2 the daemon refused, 3 no answer, 4 keyring file problem, 5 other.\n",
+           cli_filter_help, cli_output_help, cli_common_help);
+}
+
+int
+cmd_replay(cli_common_t *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        CLI_FILTER_LONG,
+        CLI_OUTPUT_LONG,
+        { "format", required_argument, NULL, 'F' },
+        { "since", required_argument, NULL, S_OPT_SINCE },
+        { "until", required_argument, NULL, S_OPT_UNTIL },
+        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
+        { NULL, 0, NULL, 0 },
+    };
+    cli_filter_t filter_opts;
+    cli_output_t out = { .mode = CLI_OUT_LINE };
+    const char *keyring_path = NULL;
+    uint64_t since = 1, until = 0;
+    int until_given = 0, output_given = 0, opt;
+
+    memset(&filter_opts, 0, sizeof(filter_opts));
+    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
+                              NULL)) != -1) {
+        int rc = cli_common_option(c, opt, optarg);
+        if (rc == 0)
+            rc = cli_filter_option(&filter_opts, "replay", opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        switch (opt) {
+        case 'h':
+            s_replay_help();
+            return CLI_EXIT_OK;
+        case CLI_OPT_JSON:
+        case 'F':
+            if (output_given
+                && out.mode != (opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON))
+                return cli_usage_error("replay",
+                                       "--json and -F exclude each other");
+            if (opt == 'F' && cli_format_check("replay", optarg) < 0)
+                return CLI_EXIT_USAGE;
+            out.mode = opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON;
+            out.format = opt == 'F' ? optarg : NULL;
+            output_given = 1;
+            break;
+        case S_OPT_SINCE:
+        case S_OPT_UNTIL: {
+            uint64_t v;
+            if (cli_parse_u64(optarg, &v) < 0 || v == 0)
+                return cli_usage_error("replay", "%s: \"%s\" is not a seq",
+                                       opt == S_OPT_SINCE ? "--since"
+                                                          : "--until",
+                                       optarg);
+            if (opt == S_OPT_SINCE)
+                since = v;
+            else {
+                until = v;
+                until_given = 1;
+            }
+            break;
+        }
+        case CLI_OPT_KEYRING:
+            keyring_path = optarg;
+            break;
+        default:
+            return cli_option_error("replay", opt, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("replay", "unexpected argument \"%s\"",
+                               argv[optind]);
+    if (until_given && until < since)
+        return cli_usage_error("replay", "--until is below --since");
+
+    /* The range ends at the head as it is now: what is published while we
+     * read is not part of it. */
+    parley_info_t info;
+    int rc = parley_ping(c->server, c->timeout_ms, &info);
+    if (rc < 0)
+        return cli_fail(c, NULL, rc);
+    if (!until_given || until > info.seq)
+        until = info.seq;
+    if (since > until)
+        return CLI_EXIT_OK; /* nothing in range */
+
+    parley_keyring_t *ring = NULL;
+    int status = cli_load_keyring(keyring_path, &ring);
+    if (status != 0)
+        return status;
+    parley_filter_t filter = cli_filter_get(&filter_opts);
+    parley_sub_options_t sopt = { .start = PARLEY_START_SEQ,
+                                  .since_seq = since,
+                                  .keyring = ring,
+                                  .timeout_ms = c->timeout_ms };
+    cli_signals_install();
+    /* A subscription started at since does the paging, the verification
+     * and the gap reports; we stop it once it has covered until. */
+    parley_sub_t *sub = parley_sub_new(c->server, &filter, &sopt);
+    if (sub == NULL) {
+        rc = -errno;
+        status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
+        goto done;
+    }
+    while (!cli_stop && parley_sub_last_seq(sub) < until) {
+        parley_event_t ev;
+        rc = parley_sub_next(sub, c->timeout_ms, &ev);
+        if (rc == -EINTR)
+            continue;
+        if (rc == 0)
+            rc = PARLEY_ETIMEOUT; /* the replay stalled */
+        if (rc < 0) {
+            status = cli_fail(c, NULL, rc);
+            break;
+        }
+        if (ev.type == PARLEY_EVENT_GAP) {
+            if (ev.gap_from > until)
+                break;
+            cli_warn(c, "gap: updates %llu-%llu are no longer held",
+                     (unsigned long long)ev.gap_from,
+                     (unsigned long long)(ev.gap_to < until ? ev.gap_to : until));
+        } else if (ev.type == PARLEY_EVENT_REJECTED) {
+            if (ev.rejected_seq > until)
+                break;
+            cli_warn(c, "#%llu failed verification: %s: %s",
+                     (unsigned long long)ev.rejected_seq,
+                     parley_strerror(ev.rejected_code),
+                     parley_strerror_long(ev.rejected_code));
+        } else if (ev.type == PARLEY_EVENT_DELIVERY) {
+            if (ev.delivery.seq > until)
+                break;
+            rc = cli_print_delivery(stdout, &out, &ev.delivery);
+            if (rc == -EPIPE)
+                break;
+            if (rc < 0) {
+                cli_error("writing output: %s", strerror(-rc));
+                status = CLI_EXIT_OTHER;
+                break;
+            }
+        }
+    }
+done:
+    parley_sub_destroy(&sub);
+    parley_keyring_destroy(&ring);
+    return status;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+static void
+s_verify_help(void)
+{
+    printf("usage: parley verify [--keyring FILE] FILE...\n"
+           "\n"
+           "Check saved updates offline: each FILE holds the bytes of a\n"
+           "Delivery (as the feed and replay carry it) or of a SignedUpdate\n"
+           "(as a publisher sends it). For each FILE prints one line:\n"
+           "  FILE: OK #SEQ signer KEYID (NAME): HEADLINE\n"
+           "  FILE: CODE: why\n"
+           "(#SEQ for a Delivery only; NAME when the keyring knows the key).\n"
+           "Without --keyring the signature is checked against the key named\n"
+           "in the update; with it, the signer must also be listed and allowed\n"
+           "to publish that update.\n"
+           "\n"
+           "Options:\n"
+           "      --keyring FILE  trusted signers, as parleyd's keyring\n"
+           "  -q, --quiet         print only failures\n"
+           "  -h, --help          print this help\n"
+           "\n"
+           "Exit status: 0 all good, 1 usage error, 2 a file failed the check,\n"
+           "4 keyring file problem, 5 a file could not be read.\n");
+}
+
+/* Read a whole (small) file. 0 or -errno / -EFBIG. */
+static int
+s_read_file(const char *path, uint8_t **buf, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > S_VERIFY_MAX) {
+        close(fd);
+        return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+    }
+    *buf = malloc((size_t)st.st_size + 1);
+    if (*buf == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    *len = 0;
+    while (*len < (size_t)st.st_size) {
+        ssize_t r = read(fd, *buf + *len, (size_t)st.st_size - *len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = -errno;
+            close(fd);
+            free(*buf);
+            return e;
+        }
+        if (r == 0)
+            break;
+        *len += (size_t)r;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Check one file; returns 0 (good), CLI_EXIT_REJECTED or CLI_EXIT_OTHER. */
+static int
+s_verify_one(const cli_common_t *c, const parley_keyring_t *ring,
+             const char *path)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    parley_delivery_t d;
+    int rc = s_read_file(path, &buf, &len);
+    if (rc < 0) {
+        cli_error("%s: %s", path, strerror(-rc));
+        return CLI_EXIT_OTHER;
+    }
+    memset(&d, 0, sizeof(d));
+    /* A Delivery first: its field types differ from a SignedUpdate's, so
+     * one is never mistaken for the other. */
+    int is_delivery = 1;
+    rc = parley_delivery_decode(ring, buf, len, &d);
+    if (rc == PARLEY_EMALFORMED) {
+        int rc2 = parley_verify(ring, buf, len, &d.update, d.signer);
+        if (rc2 != PARLEY_EMALFORMED) {
+            is_delivery = 0;
+            rc = rc2;
+            if (rc == 0) {
+                const char *name = ring != NULL
+                                       ? parley_keyring_name(ring, d.signer)
+                                       : NULL;
+                parley_key_id(d.signer_id, d.signer);
+                snprintf(d.signer_name, sizeof(d.signer_name), "%s",
+                         name != NULL ? name : "");
+            }
+        }
+    }
+    free(buf);
+    if (rc < 0) {
+        printf("%s: %s: %s\n", path, parley_strerror(rc),
+               parley_strerror_long(rc));
+        return CLI_EXIT_REJECTED;
+    }
+    if (!c->quiet) {
+        /* the common formatter prints the text fields safely */
+        cli_output_t o = { .mode = CLI_OUT_FORMAT };
+        printf("%s: OK ", path);
+        o.format = is_delivery ? (d.signer_name[0] != '\0'
+                                      ? "#%s signer %i (%N): %h"
+                                      : "#%s signer %i: %h")
+                               : (d.signer_name[0] != '\0'
+                                      ? "signer %i (%N): %h"
+                                      : "signer %i: %h");
+        if (cli_print_delivery(stdout, &o, &d) < 0)
+            return CLI_EXIT_OTHER;
+    }
+    return 0;
+}
+
+int
+cmd_verify(cli_common_t *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *keyring_path = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, longopts,
+                              NULL)) != -1) {
+        int rc = cli_common_option(c, opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        if (opt == 'h') {
+            s_verify_help();
+            return CLI_EXIT_OK;
+        }
+        if (opt == CLI_OPT_KEYRING) {
+            keyring_path = optarg;
+            continue;
+        }
+        return cli_option_error("verify", opt, argv);
+    }
+    if (optind >= argc)
+        return cli_usage_error("verify", "name at least one FILE");
+
+    parley_keyring_t *ring = NULL;
+    int status = cli_load_keyring(keyring_path, &ring);
+    if (status != 0)
+        return status;
+    for (int i = optind; i < argc; i++) {
+        int rc = s_verify_one(c, ring, argv[i]);
+        /* a read error outranks a failed check: it says less */
+        if (rc == CLI_EXIT_OTHER || (rc != 0 && status == 0))
+            status = rc;
+    }
+    parley_keyring_destroy(&ring);
+    if (fflush(stdout) != 0 && status == 0)
+        status = CLI_EXIT_OTHER;
+    return status;
+}

@@ -1,2 +1,630 @@
-/* placeholder: being written */
-typedef int parley_placeholder_cmd_sub_t;
+/*
+ * cmd_sub.c - parley sub: print updates, or run a command for each.
+ *
+ * The command runs with execve() on a path resolved once at start, with
+ * the update in PARLEY_* environment variables and as one JSON line on its
+ * stdin: update text never passes through a shell. The child is prepared
+ * entirely before fork() (argv, environment, pipe), because libzmq's
+ * threads live in this process and the child may only make
+ * async-signal-safe calls before execve().
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum {
+    S_OPT_SINCE = CLI_OPT_FIRST_FREE,
+    S_OPT_LAST,
+    S_OPT_FEED,
+    S_OPT_EXEC_TIMEOUT,
+    S_OPT_HWM,
+};
+
+/* How often the main loop looks at signals and -W when idle. */
+#define S_TICK_MS 500
+
+static void
+s_help(void)
+{
+    printf("usage: parley sub [OPTIONS] [--party P]... [--phase N]...\n"
+           "                  [--negotiation N]... [--since SEQ | --last]\n"
+           "                  [-C COUNT] [-W SECONDS] [--json | -F FORMAT]\n"
+           "                  [--keyring FILE] [-- COMMAND [ARGS...]]\n"
+           "\n"
+           "Subscribe to parleyd and print each matching update, once and in\n"
+           "seq order, as it is published. Updates missed on the feed (a\n"
+           "reconnect, a slow reader) are fetched from the daemon's log; if the\n"
+           "daemon no longer holds them, a line on stderr says so:\n"
+           "  parley: gap: updates A-B are no longer held\n"
+           "\n"
+           "Filters:\n"
+           "%s"
+           "\n"
+           "Where to start (default: updates published from now on):\n"
+           "      --since SEQ     every held update from SEQ on, then live\n"
+           "      --last          the current state first (the latest update per\n"
+           "                      negotiation, party and phase), then live\n"
+           "\n"
+           "When to stop (default: at SIGINT or SIGTERM, with exit status 0):\n"
+           "  -C, --count COUNT   after COUNT updates\n"
+           "  -W, --wait SECONDS  after SECONDS, whatever arrived (exit status 0)\n"
+           "\n"
+           "Output:\n"
+           "%s"
+           "\n"
+           "Checking:\n"
+           "      --keyring FILE  re-verify each update against this keyring;\n"
+           "                      without it the signature is still checked\n"
+           "                      against the key that made it. An update that\n"
+           "                      fails is reported on stderr and skipped.\n"
+           "      --feed EP       feed endpoint (default: as the daemon says)\n"
+           "      --rcvhwm N      feed receive queue limit, in messages\n"
+           "\n"
+           "Running a command:\n"
+           "  -- COMMAND [ARGS]   run COMMAND (no shell) once per update, one at a\n"
+           "                      time, with the update as JSON on its stdin and\n"
+           "                      in the environment: PARLEY_SEQ,\n"
+           "                      PARLEY_NEGOTIATION, PARLEY_PARTIES (comma list),\n"
+           "                      PARLEY_PHASE, PARLEY_STATUS, PARLEY_KIND,\n"
+           "                      PARLEY_HEADLINE, PARLEY_BODY, PARLEY_LOCATION,\n"
+           "                      PARLEY_REFERENCES, PARLEY_SIGNER (key id),\n"
+           "                      PARLEY_SIGNER_NAME, PARLEY_ISSUED_AT,\n"
+           "                      PARLEY_RECEIVED_AT. Nothing is printed on\n"
+           "                      stdout then, unless --json or -F is given.\n"
+           "      --exec-timeout SECONDS\n"
+           "                      kill COMMAND (SIGKILL) after this long (default\n"
+           "                      30); a failed command is reported and counted,\n"
+           "                      and the subscription goes on\n"
+           "\n"
+           "Common options:\n"
+           "%s"
+           "\n"
+           "Exit status: 0 when stopped by -C, -W or a signal; 1 usage error;\n"
+           "2 the daemon refused the request; 3 no answer from the daemon or no\n"
+           "heartbeat on its feed at start; 4 keyring file problem; 5 other\n"
+           "error. If the daemon stops answering later, sub keeps trying.\n",
+           cli_filter_help, cli_output_help, cli_common_help);
+}
+
+/* ----------------------------------------------------------------- exec */
+
+/* The command run per update, and what it did. */
+typedef struct {
+    char **argv;             /* COMMAND and ARGS, from our argv */
+    char *path;              /* COMMAND resolved against PATH */
+    int timeout_ms;          /* --exec-timeout */
+    unsigned long runs;      /* commands started */
+    unsigned long failures;  /* non-zero exit, signal, timeout, no exec */
+} s_exec_t;
+
+/* The variables we set; any of these inherited from our environment is
+ * replaced, so a command never sees a stale one. */
+static const char *const s_vars[] = {
+    "PARLEY_SEQ", "PARLEY_NEGOTIATION", "PARLEY_PARTIES", "PARLEY_PHASE",
+    "PARLEY_STATUS", "PARLEY_KIND", "PARLEY_HEADLINE", "PARLEY_BODY",
+    "PARLEY_LOCATION", "PARLEY_REFERENCES", "PARLEY_SIGNER",
+    "PARLEY_SIGNER_NAME", "PARLEY_ISSUED_AT", "PARLEY_RECEIVED_AT",
+};
+#define S_N_VARS (sizeof(s_vars) / sizeof(s_vars[0]))
+
+/* 1 if the environment entry e ("NAME=value") is one of s_vars. */
+static int
+s_is_our_var(const char *e)
+{
+    for (size_t i = 0; i < S_N_VARS; i++) {
+        size_t n = strlen(s_vars[i]);
+        if (strncmp(e, s_vars[i], n) == 0 && e[n] == '=')
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Find COMMAND like execvp() would, once, before any fork: a name with a
+ * slash is taken as it is; otherwise the first executable regular file
+ * of that name in $PATH. Returns a heap string or NULL.
+ */
+static char *
+s_resolve(const char *cmd)
+{
+    struct stat st;
+    if (strchr(cmd, '/') != NULL) {
+        if (stat(cmd, &st) == 0 && S_ISREG(st.st_mode) && access(cmd, X_OK) == 0)
+            return strdup(cmd);
+        return NULL;
+    }
+    const char *path = getenv("PATH");
+    if (path == NULL || *path == '\0')
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path;;) {
+        const char *colon = strchr(p, ':');
+        int dlen = (int)(colon != NULL ? (size_t)(colon - p) : strlen(p));
+        char *full = NULL;
+        /* an empty PATH entry means the current directory */
+        if (asprintf(&full, "%.*s/%s", dlen > 0 ? dlen : 1, dlen > 0 ? p : ".",
+                     cmd) < 0)
+            return NULL;
+        if (stat(full, &st) == 0 && S_ISREG(st.st_mode)
+            && access(full, X_OK) == 0)
+            return full;
+        free(full);
+        if (colon == NULL)
+            return NULL;
+        p = colon + 1;
+    }
+}
+
+/* Free a NULL-terminated array of heap strings from index from on. */
+static void
+s_free_strings(char **v, size_t from)
+{
+    for (size_t i = from; v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Store "name=value" in a new heap string at env[*k]. 0 or -1. */
+static int
+s_setvar(char **env, size_t *k, const char *name, const char *value)
+{
+    size_t n = strlen(name), v = strlen(value);
+    char *e = malloc(n + 1 + v + 1);
+    if (e == NULL)
+        return -1;
+    memcpy(e, name, n);
+    e[n] = '=';
+    memcpy(e + n + 1, value, v + 1);
+    env[(*k)++] = e;
+    return 0;
+}
+
+/*
+ * Build the command's environment: ours without stale PARLEY_* values,
+ * then the update's. Returns the array (entries from index *first_own on
+ * are heap strings of ours) or NULL.
+ */
+static char **
+s_build_env(const parley_delivery_t *d, size_t *first_own)
+{
+    const parley_update_t *u = &d->update;
+    char parties[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
+    char refs[PARLEY_REFERENCES_MAX * 21 + 1];
+    char seq[24], phase[8], issued[24], received[24];
+    size_t n = 0, k = 0, used = 0;
+    while (environ != NULL && environ[n] != NULL)
+        n++;
+    char **env = calloc(n + S_N_VARS + 1, sizeof(*env));
+    if (env == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!s_is_our_var(environ[i]))
+            env[k++] = environ[i];
+    *first_own = k;
+
+    cli_parties(u, parties, sizeof(parties));
+    refs[0] = '\0';
+    for (size_t i = 0; i < u->n_references; i++) {
+        int w = snprintf(refs + used, sizeof(refs) - used, "%s%llu",
+                         i > 0 ? "," : "",
+                         (unsigned long long)u->references[i]);
+        if (w < 0 || (size_t)w >= sizeof(refs) - used)
+            break;
+        used += (size_t)w;
+    }
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)d->seq);
+    snprintf(phase, sizeof(phase), "%u", (unsigned)u->phase);
+    snprintf(issued, sizeof(issued), "%lld", (long long)u->issued_at);
+    snprintf(received, sizeof(received), "%lld", (long long)d->received_at);
+    const char *status = parley_status_name(u->status);
+    const char *kind = parley_kind_name(u->kind);
+    if (s_setvar(env, &k, "PARLEY_SEQ", seq) < 0
+        || s_setvar(env, &k, "PARLEY_NEGOTIATION", u->negotiation) < 0
+        || s_setvar(env, &k, "PARLEY_PARTIES", parties) < 0
+        || s_setvar(env, &k, "PARLEY_PHASE", phase) < 0
+        || s_setvar(env, &k, "PARLEY_STATUS", status != NULL ? status : "unknown") < 0
+        || s_setvar(env, &k, "PARLEY_KIND", kind != NULL ? kind : "unknown") < 0
+        || s_setvar(env, &k, "PARLEY_HEADLINE", u->headline) < 0
+        || s_setvar(env, &k, "PARLEY_BODY", u->body) < 0
+        || s_setvar(env, &k, "PARLEY_LOCATION", u->location) < 0
+        || s_setvar(env, &k, "PARLEY_REFERENCES", refs) < 0
+        || s_setvar(env, &k, "PARLEY_SIGNER", d->signer_id) < 0
+        || s_setvar(env, &k, "PARLEY_SIGNER_NAME", d->signer_name) < 0
+        || s_setvar(env, &k, "PARLEY_ISSUED_AT", issued) < 0
+        || s_setvar(env, &k, "PARLEY_RECEIVED_AT", received) < 0) {
+        s_free_strings(env, *first_own);
+        return NULL;
+    }
+    return env;
+}
+
+static int64_t
+s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Write all of buf to a non-blocking fd until deadline. A reader that
+ * closes early (EPIPE) or never reads is not our failure: the command's
+ * exit status says how it went. Returns 0, or -1 at the deadline.
+ */
+static int
+s_write_until(int fd, const char *buf, size_t len, int64_t deadline)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w > 0) {
+            buf += w;
+            len -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            return 0; /* EPIPE: the command did not want its stdin */
+        int64_t left = deadline - s_mono_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        poll(&p, 1, left > 100 ? 100 : (int)left);
+    }
+    return 0;
+}
+
+/*
+ * Run the command for one delivery and wait for it (SIGKILL at the
+ * timeout). Returns 1 if it succeeded, 0 if it failed (and says why
+ * unless -q).
+ */
+static int
+s_exec_run(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
+{
+    size_t first_own = 0;
+    int fds[2], status = 0, timed_out = 0, forwarded = 0;
+    char *json = parley_delivery_to_json(d);
+    char **env = s_build_env(d, &first_own);
+    char failmsg[256];
+    int failmsg_len;
+    pid_t pid = -1;
+
+    x->runs++;
+    if (json == NULL || env == NULL) {
+        cli_warn(c, "#%llu: cannot prepare the command: out of memory",
+                 (unsigned long long)d->seq);
+        goto fail;
+    }
+    failmsg_len = snprintf(failmsg, sizeof(failmsg),
+                           "parley: cannot execute %s\n", x->path);
+    if (failmsg_len < 0 || (size_t)failmsg_len >= sizeof(failmsg))
+        failmsg_len = (int)strlen(failmsg);
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        cli_warn(c, "#%llu: pipe: %s", (unsigned long long)d->seq,
+                 strerror(errno));
+        goto fail;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid == 0) {
+        /* Child: async-signal-safe calls only. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        sigaction(SIGPIPE, &dfl, NULL); /* we ignore it; the command must not */
+        if (fds[0] == STDIN_FILENO) {
+            /* already in place (our stdin was closed): keep it open */
+            if (fcntl(fds[0], F_SETFD, 0) < 0)
+                _exit(127);
+        } else if (dup2(fds[0], STDIN_FILENO) < 0) {
+            _exit(127);
+        }
+        execve(x->path, x->argv, env);
+        if (write(STDERR_FILENO, failmsg, (size_t)failmsg_len) < 0) {
+            /* nothing more to do */
+        }
+        _exit(127);
+    }
+    close(fds[0]);
+    if (pid < 0) {
+        close(fds[1]);
+        cli_warn(c, "#%llu: fork: %s", (unsigned long long)d->seq,
+                 strerror(errno));
+        goto fail;
+    }
+
+    int64_t deadline = s_mono_ms() + x->timeout_ms;
+    size_t jlen = strlen(json);
+    json[jlen] = '\n'; /* one line, terminated; the NUL is not sent */
+    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+    if (s_write_until(fds[1], json, jlen + 1, deadline) < 0)
+        timed_out = 1;
+    json[jlen] = '\0';
+    close(fds[1]);
+
+    for (int nap = 1;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            status = -1;
+            break;
+        }
+        if (timed_out || s_mono_ms() >= deadline) {
+            timed_out = 1;
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            break;
+        }
+        if (cli_stop && !forwarded) {
+            /* We are asked to stop: pass it on, then wait as usual. */
+            kill(pid, SIGTERM);
+            forwarded = 1;
+        }
+        struct timespec ts = { 0, (long)nap * 1000000L };
+        nanosleep(&ts, NULL);
+        if (nap < 50)
+            nap *= 2;
+    }
+    free(json);
+    s_free_strings(env, first_own);
+
+    if (!timed_out && status >= 0 && WIFEXITED(status)
+        && WEXITSTATUS(status) == 0)
+        return 1;
+    x->failures++;
+    if (timed_out)
+        cli_warn(c, "#%llu: %s killed after %d.%03d s",
+                 (unsigned long long)d->seq, x->argv[0], x->timeout_ms / 1000,
+                 x->timeout_ms % 1000);
+    else if (status >= 0 && WIFEXITED(status))
+        cli_warn(c, "#%llu: %s exited with status %d",
+                 (unsigned long long)d->seq, x->argv[0], WEXITSTATUS(status));
+    else if (status >= 0 && WIFSIGNALED(status))
+        cli_warn(c, "#%llu: %s killed by signal %d", (unsigned long long)d->seq,
+                 x->argv[0], WTERMSIG(status));
+    else
+        cli_warn(c, "#%llu: %s: lost track of the command",
+                 (unsigned long long)d->seq, x->argv[0]);
+    return 0;
+fail:
+    x->failures++;
+    free(json);
+    if (env != NULL)
+        s_free_strings(env, first_own);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ run */
+
+int
+cmd_sub(cli_common_t *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        CLI_FILTER_LONG,
+        CLI_OUTPUT_LONG,
+        { "format", required_argument, NULL, 'F' },
+        { "since", required_argument, NULL, S_OPT_SINCE },
+        { "last", no_argument, NULL, S_OPT_LAST },
+        { "count", required_argument, NULL, 'C' },
+        { "wait", required_argument, NULL, 'W' },
+        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
+        { "feed", required_argument, NULL, S_OPT_FEED },
+        { "rcvhwm", required_argument, NULL, S_OPT_HWM },
+        { "exec-timeout", required_argument, NULL, S_OPT_EXEC_TIMEOUT },
+        { NULL, 0, NULL, 0 },
+    };
+    cli_filter_t filter_opts;
+    cli_output_t out = { .mode = CLI_OUT_LINE };
+    parley_sub_options_t sopt = { .start = PARLEY_START_LIVE };
+    s_exec_t exec = { .timeout_ms = 30000 };
+    const char *keyring_path = NULL;
+    uint64_t count = 0, v64;
+    int wait_ms = 0, output_given = 0, since_given = 0, opt;
+
+    memset(&filter_opts, 0, sizeof(filter_opts));
+    /* "+": the command after "--" (or the first non-option) is not ours */
+    while ((opt = getopt_long(argc, argv, "+:" CLI_COMMON_SHORT "F:C:W:",
+                              longopts, NULL)) != -1) {
+        int rc = cli_common_option(c, opt, optarg);
+        if (rc == 0)
+            rc = cli_filter_option(&filter_opts, "sub", opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        switch (opt) {
+        case 'h':
+            s_help();
+            return CLI_EXIT_OK;
+        case CLI_OPT_JSON:
+            if (output_given && out.mode != CLI_OUT_JSON)
+                return cli_usage_error("sub", "--json and -F exclude each other");
+            out.mode = CLI_OUT_JSON;
+            output_given = 1;
+            break;
+        case 'F':
+            if (output_given && out.mode != CLI_OUT_FORMAT)
+                return cli_usage_error("sub", "--json and -F exclude each other");
+            if (cli_format_check("sub", optarg) < 0)
+                return CLI_EXIT_USAGE;
+            out.mode = CLI_OUT_FORMAT;
+            out.format = optarg;
+            output_given = 1;
+            break;
+        case S_OPT_SINCE:
+            if (cli_parse_u64(optarg, &v64) < 0)
+                return cli_usage_error("sub", "--since: \"%s\" is not a seq",
+                                       optarg);
+            sopt.start = PARLEY_START_SEQ;
+            sopt.since_seq = v64 > 0 ? v64 : 1;
+            since_given = 1;
+            break;
+        case S_OPT_LAST:
+            sopt.start = PARLEY_START_LAST;
+            break;
+        case 'C':
+            if (cli_parse_u64(optarg, &count) < 0 || count == 0)
+                return cli_usage_error("sub", "-C: \"%s\" is not a count above 0",
+                                       optarg);
+            break;
+        case 'W':
+            if (cli_parse_seconds(optarg, 0, &wait_ms) < 0)
+                return cli_usage_error("sub", "-W: \"%s\" is not a number of "
+                                              "seconds above 0",
+                                       optarg);
+            break;
+        case CLI_OPT_KEYRING:
+            keyring_path = optarg;
+            break;
+        case S_OPT_FEED:
+            sopt.feed = optarg;
+            break;
+        case S_OPT_HWM:
+            if (cli_parse_u64(optarg, &v64) < 0 || v64 == 0 || v64 > 1000000000)
+                return cli_usage_error("sub", "--rcvhwm: \"%s\" is not a count "
+                                              "above 0",
+                                       optarg);
+            sopt.rcvhwm = (int)v64;
+            break;
+        case S_OPT_EXEC_TIMEOUT:
+            if (cli_parse_seconds(optarg, 0, &exec.timeout_ms) < 0)
+                return cli_usage_error("sub", "--exec-timeout: \"%s\" is not a "
+                                              "number of seconds above 0",
+                                       optarg);
+            break;
+        default:
+            return cli_option_error("sub", opt, argv);
+        }
+    }
+    if (since_given && sopt.start == PARLEY_START_LAST)
+        return cli_usage_error("sub", "--since and --last exclude each other");
+    if (optind < argc) {
+        exec.argv = argv + optind;
+        if ((exec.path = s_resolve(exec.argv[0])) == NULL) {
+            cli_error("%s: command not found or not executable", exec.argv[0]);
+            return CLI_EXIT_USAGE;
+        }
+        if (!output_given)
+            out.mode = CLI_OUT_NONE;
+    }
+
+    parley_keyring_t *ring = NULL;
+    int status = cli_load_keyring(keyring_path, &ring);
+    if (status != 0) {
+        free(exec.path);
+        return status;
+    }
+    parley_filter_t filter = cli_filter_get(&filter_opts);
+    sopt.keyring = ring;
+    sopt.timeout_ms = c->timeout_ms;
+    cli_signals_install();
+
+    parley_sub_t *sub = parley_sub_new(c->server, &filter, &sopt);
+    if (sub == NULL) {
+        int err = -errno;
+        if (err == PARLEY_ETIMEOUT) {
+            cli_error("no answer from %s, or no heartbeat on its feed, within "
+                      "%d.%03d s (is parleyd running?)",
+                      c->server, c->timeout_ms / 1000, c->timeout_ms % 1000);
+            status = CLI_EXIT_NOANSWER;
+        } else if (err == -EINTR && cli_stop) {
+            status = CLI_EXIT_OK;
+        } else {
+            status = cli_fail(c, NULL, err);
+        }
+        goto done;
+    }
+    cli_info(c, "subscribed to %s", c->server);
+
+    uint64_t delivered = 0, gaps = 0, rejected = 0;
+    int64_t stop_at = wait_ms > 0 ? s_mono_ms() + wait_ms : -1;
+    int warned_silent = 0;
+    while (!cli_stop) {
+        parley_event_t ev;
+        int tick = S_TICK_MS;
+        if (stop_at >= 0) {
+            int64_t left = stop_at - s_mono_ms();
+            if (left <= 0)
+                break;
+            if (left < tick)
+                tick = (int)left;
+        }
+        int rc = parley_sub_next(sub, tick, &ev);
+        if (rc == 0 || rc == -EINTR)
+            continue;
+        if (rc == PARLEY_ETIMEOUT || rc == PARLEY_EUNAVAILABLE
+            || rc == PARLEY_ERATELIMITED) {
+            if (!warned_silent)
+                cli_warn(c, "%s: %s; still trying", c->server,
+                         parley_strerror_long(rc));
+            warned_silent = 1;
+            continue;
+        }
+        if (rc < 0) {
+            status = cli_fail(c, NULL, rc);
+            break;
+        }
+        if (warned_silent) {
+            cli_warn(c, "%s: answering again", c->server);
+            warned_silent = 0;
+        }
+        if (ev.type == PARLEY_EVENT_GAP) {
+            gaps++;
+            cli_warn(c, "gap: updates %llu-%llu are no longer held",
+                     (unsigned long long)ev.gap_from,
+                     (unsigned long long)ev.gap_to);
+            continue;
+        }
+        if (ev.type == PARLEY_EVENT_REJECTED) {
+            rejected++;
+            cli_warn(c, "#%llu failed verification: %s: %s",
+                     (unsigned long long)ev.rejected_seq,
+                     parley_strerror(ev.rejected_code),
+                     parley_strerror_long(ev.rejected_code));
+            continue;
+        }
+        if (ev.type != PARLEY_EVENT_DELIVERY)
+            continue;
+        delivered++;
+        rc = cli_print_delivery(stdout, &out, &ev.delivery);
+        if (rc == -EPIPE)
+            break; /* the reader is gone: nothing left to do */
+        if (rc < 0) {
+            cli_error("writing output: %s", strerror(-rc));
+            status = CLI_EXIT_OTHER;
+            break;
+        }
+        if (exec.argv != NULL)
+            s_exec_run(&exec, c, &ev.delivery);
+        if (count > 0 && delivered >= count)
+            break;
+    }
+    if (exec.argv != NULL)
+        cli_info(c, "%llu updates, %llu gaps, %llu failed verification; "
+                    "%lu commands run, %lu failed",
+                 (unsigned long long)delivered, (unsigned long long)gaps,
+                 (unsigned long long)rejected, exec.runs, exec.failures);
+    else
+        cli_info(c, "%llu updates, %llu gaps, %llu failed verification",
+                 (unsigned long long)delivered, (unsigned long long)gaps,
+                 (unsigned long long)rejected);
+done:
+    parley_sub_destroy(&sub);
+    parley_keyring_destroy(&ring);
+    free(exec.path);
+    return status;
+}

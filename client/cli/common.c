@@ -1,2 +1,614 @@
-/* placeholder: being written */
-typedef int parley_placeholder_common_t;
+/*
+ * common.c - option parsing, error reporting and update output shared by
+ * the parley subcommands.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cli_common_help[] =
+    "  -s, --server EP     api endpoint of parleyd (default: $PARLEY_SERVER,\n"
+    "                      else " PARLEY_DEFAULT_SERVER ")\n"
+    "      --timeout SEC   seconds to wait for each answer (default 5)\n"
+    "  -q, --quiet         print errors only\n"
+    "  -v, --verbose       say more on stderr\n"
+    "  -h, --help          print this help\n";
+
+const char cli_filter_help[] =
+    "      --negotiation N only this negotiation (repeat for any of several)\n"
+    "      --party P       only updates naming this party (repeatable)\n"
+    "      --phase N       only this phase, 0-255 (repeatable)\n"
+    "  Values of one option are alternatives; different options must all\n"
+    "  match.\n";
+
+const char cli_output_help[] =
+    "      --json          one JSON object per update and line\n"
+    "  -F, --format FMT    print each update as FMT, then a newline:\n"
+    "                        %s seq          %n negotiation  %p parties\n"
+    "                        %P phase        %S status       %k kind\n"
+    "                        %h headline     %b body         %l location\n"
+    "                        %i signer id    %N signer name  %I issued_at\n"
+    "                        %R received_at  %j JSON         %% a %\n"
+    "                      and the escapes \\n \\t \\\\\n"
+    "  Default output, one line per update:\n"
+    "    #<seq> <negotiation> phase <n> [<party>,...] <status>: <headline>\n"
+    "  followed by \" (correction of #A)\" or \" (retraction of #A)\" for those\n"
+    "  kinds. Text output shows control characters as escapes (\\n, \\xHH),\n"
+    "  so each update stays on one line; --json carries the exact text.\n";
+
+void
+cli_common_init(cli_common_t *c)
+{
+    const char *env = getenv("PARLEY_SERVER");
+    c->server = env != NULL && *env != '\0' ? env : PARLEY_DEFAULT_SERVER;
+    c->timeout_ms = 5000;
+    c->quiet = 0;
+    c->verbose = 0;
+}
+
+int
+cli_common_option(cli_common_t *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case 's':
+        if (*arg == '\0') {
+            cli_error("--server needs an endpoint such as %s",
+                      PARLEY_DEFAULT_SERVER);
+            return -1;
+        }
+        c->server = arg;
+        return 1;
+    case CLI_OPT_TIMEOUT:
+        if (cli_parse_seconds(arg, 0, &c->timeout_ms) < 0) {
+            cli_error("--timeout: \"%s\" is not a number of seconds above 0",
+                      arg);
+            return -1;
+        }
+        return 1;
+    case 'q':
+        c->quiet = 1;
+        c->verbose = 0;
+        return 1;
+    case 'v':
+        c->verbose = 1;
+        c->quiet = 0;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void
+s_vprint(const char *fmt, va_list ap)
+{
+    fflush(stdout); /* keep stdout and stderr in order on a terminal */
+    fputs("parley: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void
+cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vprint(fmt, ap);
+    va_end(ap);
+}
+
+void
+cli_warn(const cli_common_t *c, const char *fmt, ...)
+{
+    if (c->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vprint(fmt, ap);
+    va_end(ap);
+}
+
+void
+cli_info(const cli_common_t *c, const char *fmt, ...)
+{
+    if (!c->verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vprint(fmt, ap);
+    va_end(ap);
+}
+
+int
+cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vprint(fmt, ap);
+    va_end(ap);
+    if (cmd != NULL)
+        fprintf(stderr, "Try 'parley %s --help'.\n", cmd);
+    else
+        fprintf(stderr, "Try 'parley --help'.\n");
+    return CLI_EXIT_USAGE;
+}
+
+int
+cli_option_error(const char *cmd, int opt, char **argv)
+{
+    char shortopt[3] = { '-', (char)optopt, '\0' };
+    const char *what = optopt > 0 && optopt < 0x100 ? shortopt
+                                                    : argv[optind - 1];
+    if (opt == ':')
+        return cli_usage_error(cmd, "option \"%s\" needs a value", what);
+    return cli_usage_error(cmd, "unknown option \"%s\"", what);
+}
+
+int
+cli_is_reject(int err)
+{
+    switch (err) {
+    case PARLEY_ETOOLARGE:
+    case PARLEY_EMALFORMED:
+    case PARLEY_EUNKNOWNSIGNER:
+    case PARLEY_EBADSIG:
+    case PARLEY_EINVALID:
+    case PARLEY_EFORBIDDEN:
+    case PARLEY_ESTALE:
+    case PARLEY_EFUTURE:
+    case PARLEY_EREPLAY:
+    case PARLEY_ETRUNCATED:
+    case PARLEY_EUNAVAILABLE:
+    case PARLEY_EBADREQUEST:
+    case PARLEY_ERATELIMITED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* 1 for the errors libzmq gives for an endpoint it cannot use. */
+static int
+s_is_bad_endpoint(int err)
+{
+    return err == -EINVAL || err == -EPROTONOSUPPORT || err == -ENODEV
+           || err == PARLEY_EARG;
+}
+
+int
+cli_exit_code(int err)
+{
+    if (err == 0)
+        return CLI_EXIT_OK;
+    if (cli_is_reject(err))
+        return CLI_EXIT_REJECTED;
+    switch (err) {
+    case PARLEY_ETIMEOUT:
+    case -ECONNREFUSED:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+        return CLI_EXIT_NOANSWER;
+    case PARLEY_EKEYPERM:
+    case PARLEY_EKEYFILE:
+    case PARLEY_EKEYRING:
+        return CLI_EXIT_KEY;
+    case PARLEY_EARG:
+        return CLI_EXIT_USAGE;
+    default:
+        return CLI_EXIT_OTHER;
+    }
+}
+
+int
+cli_fail(const cli_common_t *c, const char *what, int err)
+{
+    if (cli_is_reject(err)) {
+        cli_error("rejected: %s: %s", parley_strerror(err),
+                  parley_strerror_long(err));
+        return CLI_EXIT_REJECTED;
+    }
+    if (err == PARLEY_ETIMEOUT) {
+        cli_error("no answer from %s within %d.%03d s (is parleyd running?)",
+                  c->server, c->timeout_ms / 1000, c->timeout_ms % 1000);
+        return CLI_EXIT_NOANSWER;
+    }
+    if (s_is_bad_endpoint(err) && what == NULL) {
+        cli_error("%s: invalid endpoint (expected e.g. %s)", c->server,
+                  PARLEY_DEFAULT_SERVER);
+        return CLI_EXIT_USAGE;
+    }
+    cli_error("%s: %s", what != NULL ? what : c->server,
+              parley_strerror_long(err));
+    return cli_exit_code(err);
+}
+
+int
+cli_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int
+cli_parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int
+cli_parse_seconds(const char *s, int allow_zero, int *ms)
+{
+    /* Digits, optionally a point and more digits: "5", "0.25", ".5".
+     * Parsed by hand to stay exact (and free of locale and libm); what is
+     * below a millisecond rounds up, so "0.0001" still means some time. */
+    long long whole = 0;
+    int frac = 0, frac_digits = 0, digits = 0, below_ms = 0;
+    const char *p = s;
+    if (p == NULL)
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        whole = whole * 10 + (*p - '0');
+        if (whole > INT_MAX / 1000)
+            return -1;
+    }
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (frac_digits < 3) {
+                frac = frac * 10 + (*p - '0');
+                frac_digits++;
+            } else if (*p != '0') {
+                below_ms = 1;
+            }
+        }
+    }
+    if (*p != '\0' || digits == 0)
+        return -1;
+    for (; frac_digits < 3; frac_digits++)
+        frac *= 10;
+    long long r = whole * 1000 + frac + below_ms;
+    if (r > INT_MAX || (r == 0 && !allow_zero))
+        return -1;
+    *ms = (int)r;
+    return 0;
+}
+
+int
+cli_parse_phase(const char *s, uint32_t *out)
+{
+    uint64_t v;
+    if (cli_parse_u64(s, &v) < 0 || v > PARLEY_PHASE_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- filter */
+
+int
+cli_filter_option(cli_filter_t *f, const char *cmd, int opt, const char *arg)
+{
+    switch (opt) {
+    case CLI_OPT_NEGOTIATION:
+    case CLI_OPT_PARTY: {
+        int neg = opt == CLI_OPT_NEGOTIATION;
+        const char *name = neg ? "--negotiation" : "--party";
+        size_t *n = neg ? &f->n_negotiations : &f->n_parties;
+        const char **v = neg ? f->negotiations : f->parties;
+        if (!parley_slug_valid(arg)) {
+            cli_usage_error(cmd, "%s: \"%s\" is not a slug "
+                                 "([a-z0-9][a-z0-9-], at most 32 chars)",
+                            name, arg);
+            return -1;
+        }
+        if (*n >= CLI_FILTER_MAX) {
+            cli_usage_error(cmd, "%s: at most %d values", name,
+                            CLI_FILTER_MAX);
+            return -1;
+        }
+        v[(*n)++] = arg;
+        return 1;
+    }
+    case CLI_OPT_PHASE: {
+        uint32_t p;
+        if (cli_parse_phase(arg, &p) < 0) {
+            cli_usage_error(cmd, "--phase: \"%s\" is not a phase 0-255", arg);
+            return -1;
+        }
+        if (f->n_phases >= CLI_FILTER_MAX) {
+            cli_usage_error(cmd, "--phase: at most %d values", CLI_FILTER_MAX);
+            return -1;
+        }
+        f->phases[f->n_phases++] = p;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+parley_filter_t
+cli_filter_get(const cli_filter_t *f)
+{
+    return (parley_filter_t){
+        .negotiations = f->negotiations,
+        .n_negotiations = f->n_negotiations,
+        .parties = f->parties,
+        .n_parties = f->n_parties,
+        .phases = f->phases,
+        .n_phases = f->n_phases,
+    };
+}
+
+int
+cli_load_keyring(const char *path, parley_keyring_t **out)
+{
+    char err[512] = "";
+    *out = NULL;
+    if (path == NULL)
+        return 0;
+    if ((*out = parley_keyring_load(path, err, sizeof(err))) != NULL)
+        return 0;
+    if (err[0] != '\0')
+        cli_error("%s", err); /* names the file, and the line if any */
+    else
+        cli_error("%s: %s", path, parley_strerror_long(-errno));
+    return CLI_EXIT_KEY;
+}
+
+/* ---------------------------------------------------------------- output */
+
+int
+cli_format_check(const char *cmd, const char *format)
+{
+    for (const char *p = format; *p != '\0'; p++) {
+        if (*p == '%') {
+            p++;
+            if (*p == '\0' || strchr("snpPSkhbliNIRj%", *p) == NULL)
+                return cli_usage_error(cmd, "-F: unknown conversion \"%%%.1s\" "
+                                            "(see --help)",
+                                       p),
+                       -1;
+        } else if (*p == '\\') {
+            p++;
+            if (*p == '\0' || strchr("nt\\", *p) == NULL)
+                return cli_usage_error(cmd, "-F: unknown escape \"\\%.1s\" "
+                                            "(use \\n, \\t or \\\\)",
+                                       p),
+                       -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Print UTF-8 text for people: C0 controls, DEL and the C1 controls
+ * (U+0080-U+009F, which some terminals obey) become escapes.
+ */
+static void
+s_put_text(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p != '\0'; p++) {
+        if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else if (*p == '\r')
+            fputs("\\r", out);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fprintf(out, "\\u%04x", p[1]);
+            p++;
+        } else
+            fputc(*p, out);
+    }
+}
+
+void
+cli_parties(const parley_update_t *u, char *buf, size_t cap)
+{
+    size_t used = 0;
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < u->n_parties; i++) {
+        int n = snprintf(buf + used, cap - used, "%s%s", i > 0 ? "," : "",
+                         u->parties[i]);
+        if (n < 0 || (size_t)n >= cap - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
+/* Print ", "-less list of references as "#A,#B". */
+static void
+s_put_refs(FILE *out, const parley_update_t *u)
+{
+    for (size_t i = 0; i < u->n_references; i++)
+        fprintf(out, "%s#%llu", i > 0 ? "," : "",
+                (unsigned long long)u->references[i]);
+}
+
+static const char *
+s_name_or(const char *name, const char *fallback)
+{
+    return name != NULL ? name : fallback;
+}
+
+/* Print the JSON of d; 0 or -errno. */
+static int
+s_put_json(FILE *out, const parley_delivery_t *d)
+{
+    char *json = parley_delivery_to_json(d);
+    if (json == NULL)
+        return errno != 0 ? -errno : -ENOMEM;
+    fputs(json, out);
+    free(json);
+    return 0;
+}
+
+/* Print one % conversion (already checked). */
+static int
+s_put_conversion(FILE *out, char conv, const parley_delivery_t *d)
+{
+    const parley_update_t *u = &d->update;
+    char buf[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
+    switch (conv) {
+    case 's':
+        fprintf(out, "%llu", (unsigned long long)d->seq);
+        break;
+    case 'n':
+        s_put_text(out, u->negotiation);
+        break;
+    case 'p':
+        cli_parties(u, buf, sizeof(buf));
+        s_put_text(out, buf);
+        break;
+    case 'P':
+        fprintf(out, "%u", (unsigned)u->phase);
+        break;
+    case 'S':
+        fputs(s_name_or(parley_status_name(u->status), "unknown"), out);
+        break;
+    case 'k':
+        fputs(s_name_or(parley_kind_name(u->kind), "unknown"), out);
+        break;
+    case 'h':
+        s_put_text(out, u->headline);
+        break;
+    case 'b':
+        s_put_text(out, u->body);
+        break;
+    case 'l':
+        s_put_text(out, u->location);
+        break;
+    case 'i':
+        fputs(d->signer_id, out);
+        break;
+    case 'N':
+        s_put_text(out, d->signer_name);
+        break;
+    case 'I':
+        fprintf(out, "%lld", (long long)u->issued_at);
+        break;
+    case 'R':
+        fprintf(out, "%lld", (long long)d->received_at);
+        break;
+    case 'j':
+        return s_put_json(out, d);
+    case '%':
+        fputc('%', out);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int
+s_put_format(FILE *out, const char *fmt, const parley_delivery_t *d)
+{
+    for (const char *p = fmt; *p != '\0'; p++) {
+        if (*p == '%' && p[1] != '\0') {
+            int rc = s_put_conversion(out, *++p, d);
+            if (rc < 0)
+                return rc;
+        } else if (*p == '\\' && p[1] != '\0') {
+            p++;
+            fputc(*p == 'n' ? '\n' : *p == 't' ? '\t' : *p, out);
+        } else {
+            fputc(*p, out);
+        }
+    }
+    return 0;
+}
+
+static void
+s_put_line(FILE *out, const parley_delivery_t *d)
+{
+    const parley_update_t *u = &d->update;
+    char parties[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
+    cli_parties(u, parties, sizeof(parties));
+    fprintf(out, "#%llu ", (unsigned long long)d->seq);
+    s_put_text(out, u->negotiation);
+    fprintf(out, " phase %u [", (unsigned)u->phase);
+    s_put_text(out, parties);
+    fprintf(out, "] %s: ", s_name_or(parley_status_name(u->status), "unknown"));
+    s_put_text(out, u->headline);
+    if (u->kind != PARLEY_KIND_UPDATE) {
+        fprintf(out, " (%s of ", s_name_or(parley_kind_name(u->kind), "?"));
+        s_put_refs(out, u);
+        fputc(')', out);
+    }
+}
+
+int
+cli_print_delivery(FILE *out, const cli_output_t *o,
+                   const parley_delivery_t *d)
+{
+    int rc = 0;
+    switch (o->mode) {
+    case CLI_OUT_NONE:
+        return 0;
+    case CLI_OUT_JSON:
+        rc = s_put_json(out, d);
+        break;
+    case CLI_OUT_FORMAT:
+        rc = s_put_format(out, o->format, d);
+        break;
+    case CLI_OUT_LINE:
+    default:
+        s_put_line(out, d);
+        break;
+    }
+    if (rc < 0)
+        return rc;
+    fputc('\n', out);
+    if (fflush(out) != 0 || ferror(out))
+        return errno != 0 ? -errno : -EIO;
+    return 0;
+}
+
+/* --------------------------------------------------------------- signals */
+
+volatile sig_atomic_t cli_stop = 0;
+
+static void
+s_on_signal(int sig)
+{
+    (void)sig;
+    cli_stop = 1;
+}
+
+void
+cli_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: let a blocking wait see EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}

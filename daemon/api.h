@@ -1,0 +1,84 @@
+/*
+ * api.h - parleyd's request side: the ROUTER socket and what it answers.
+ *
+ * Clients (DEALER) send [ApiRequest]; the ROUTER sees [identity][request]
+ * and answers [identity][ApiReply]. One call of pd_api_turn() reads up to
+ * PD_API_TURN_MAX requests without blocking and handles them in order:
+ * publishes are checked (DESIGN.md "What parleyd checks"), appended to the
+ * log and indexed; then one pd_store_sync() makes the whole batch durable,
+ * then every reply queued in the turn is sent, then each new delivery is
+ * published on the feed. Nothing is acked before it is durable.
+ */
+#ifndef PD_API_H
+#define PD_API_H
+
+#include "config.h"
+#include "feed.h"
+#include "index.h"
+#include "parley.h"
+#include "store.h"
+
+#include <stdint.h>
+
+/* Requests handled per turn (group commit batch). */
+#define PD_API_TURN_MAX 1024
+
+/* Deliveries per replay reply at most, and the byte budget of one. */
+#define PD_API_REPLAY_MAX 1000
+#define PD_API_REPLY_BUDGET (1024 * 1024)
+
+/* PARLEY_E* codes that can be a reject: PARLEY_ETOOLARGE .. ERATELIMITED. */
+#define PD_API_NCODES 13
+
+typedef struct pd_api_counters {
+    uint64_t received;      /* api messages read (every op) */
+    uint64_t accepted;      /* updates appended to the log */
+    uint64_t duplicates;    /* resends answered with the original seq */
+    uint64_t rejected[PD_API_NCODES]; /* by -(code) - 1001 */
+    uint64_t requests_publish;
+    uint64_t requests_replay;
+    uint64_t requests_snapshot;
+    uint64_t requests_stats;
+    uint64_t requests_ping;
+} pd_api_counters_t;
+
+typedef struct pd_api pd_api_t;
+
+/*
+ * Make the ROUTER socket in ctx and bind it to cfg->api. cfg, store, idx
+ * and feed are borrowed and must outlive the api.
+ *
+ * Returns:   the api, or NULL with *err set (-errno).
+ */
+pd_api_t *pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
+                     pd_index_t *idx, pd_feed_t *feed,
+                     const uint8_t daemon_id[16], int *err);
+
+/* Close the socket (linger 0) and free; *api becomes NULL. Accepts NULL. */
+void pd_api_destroy(pd_api_t **api);
+
+/* The socket, for zmq_poll(). */
+void *pd_api_socket(const pd_api_t *api);
+
+/* The endpoint actually bound (ZMQ_LAST_ENDPOINT). */
+const char *pd_api_endpoint(const pd_api_t *api);
+
+/*
+ * Use ring (borrowed) for the checks from now on. Call between turns; the
+ * previous keyring may be destroyed as soon as this returns.
+ */
+void pd_api_set_keyring(pd_api_t *api, const parley_keyring_t *ring);
+
+/*
+ * Handle what is readable on the socket (one group-commit turn).
+ *
+ * Returns:   0, or a negative error when the log can no longer be written
+ *            (nothing of the failed batch was acked; the daemon must exit
+ *            non-zero).
+ */
+int pd_api_turn(pd_api_t *api);
+
+/* The counters (live; valid as long as the api). */
+const pd_api_counters_t *pd_api_counters(const pd_api_t *api);
+
+#endif /* PD_API_H */

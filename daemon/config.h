@@ -1,0 +1,82 @@
+/*
+ * config.h - parleyd's settings: embedded defaults, the config file, and
+ * the command-line flags that override it.
+ *
+ * The file is "key value" lines. A '#' at the start of a line, or after
+ * whitespace, starts a comment; blank lines are ignored. Every key may
+ * appear once. Parsing is a pure function over text so that it can be unit
+ * tested and fuzzed; reading the file is a separate step.
+ */
+#ifndef PD_CONFIG_H
+#define PD_CONFIG_H
+
+#include "log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PD_CONFIG_ENDPOINT_MAX 256 /* bytes of an endpoint, with the NUL */
+#define PD_CONFIG_PATH_MAX 1024    /* bytes of a path, with the NUL */
+
+#define PD_CONFIG_DEFAULT_API "tcp://127.0.0.1:7710"
+#define PD_CONFIG_DEFAULT_FEED "tcp://127.0.0.1:7711"
+#define PD_CONFIG_DEFAULT_STATE_DIR "./parley-data"
+
+typedef struct pd_config {
+    char api[PD_CONFIG_ENDPOINT_MAX];   /* ROUTER bind endpoint */
+    char feed[PD_CONFIG_ENDPOINT_MAX];  /* XPUB bind endpoint */
+    char state_dir[PD_CONFIG_PATH_MAX]; /* log segments, demo key, keyring */
+    char keyring[PD_CONFIG_PATH_MAX];   /* "" = <state_dir>/keyring */
+    bool keyring_given;                 /* keyring named by file or flag */
+    uint32_t max_message_bytes;         /* largest api request served */
+    uint32_t max_clock_skew;            /* seconds issued_at may be off */
+    bool fsync;                         /* fdatasync before acking */
+    uint64_t retention_bytes;           /* log size kept, 0 = unlimited */
+    uint64_t retention_age;             /* seconds kept, 0 = forever */
+    uint64_t segment_bytes;             /* roll segments past this size */
+    uint32_t heartbeat_interval;        /* ms between sys/heartbeat/ */
+    pd_log_level_t log_level;
+} pd_config_t;
+
+/* Fill cfg with the embedded defaults. */
+void pd_config_defaults(pd_config_t *cfg);
+
+/*
+ * Set one key from its text value, checking it. Used by the file parser
+ * and for command-line flags, so both accept exactly the same values.
+ *
+ * Returns:   0, or -ENOENT for an unknown key, -EINVAL for a bad value;
+ *            then errbuf holds a message without a location.
+ */
+int pd_config_set(pd_config_t *cfg, const char *key, const char *value,
+                  char *errbuf, size_t errlen);
+
+/*
+ * Apply config text (len bytes, need not be NUL-terminated) on top of
+ * what cfg holds. On error cfg is left unchanged and errbuf holds
+ * "FILENAME:LINE: message".
+ *
+ * Returns:   0 or -EINVAL.
+ */
+int pd_config_parse(pd_config_t *cfg, const char *text, size_t len,
+                    const char *filename, char *errbuf, size_t errlen);
+
+/*
+ * Read the file at path and apply it with pd_config_parse().
+ *
+ * Returns:   0, -EINVAL (bad text), or -errno (file unreadable); errbuf
+ *            names the file either way.
+ */
+int pd_config_load(pd_config_t *cfg, const char *path, char *errbuf,
+                   size_t errlen);
+
+/*
+ * Fill in values that depend on others: the keyring defaults to
+ * <state_dir>/keyring.
+ *
+ * Returns:   0 or -ENAMETOOLONG.
+ */
+int pd_config_finish(pd_config_t *cfg);
+
+#endif /* PD_CONFIG_H */

@@ -1,0 +1,76 @@
+/*
+ * feed.h - parleyd's feed: an XPUB socket that carries [topic][Delivery]
+ * for every accepted update and [sys/heartbeat/][Heartbeat] on a timer.
+ *
+ * The XPUB socket is also read: libzmq passes each new subscription and
+ * each last unsubscription up (XPUB_VERBOSE off), which the feed counts
+ * for stats.
+ */
+#ifndef PD_FEED_H
+#define PD_FEED_H
+
+#include "parley.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PD_FEED_HEARTBEAT_TOPIC "sys/heartbeat/"
+
+typedef struct pd_feed pd_feed_t;
+
+/*
+ * Make the XPUB socket in ctx and bind it to endpoint. max_delivery is
+ * the largest Delivery that will be published (sizes a buffer).
+ *
+ * Returns:   the feed, or NULL with *err set (-errno from libzmq).
+ * Ownership: the caller's; close with pd_feed_destroy() before the
+ *            context is terminated.
+ */
+pd_feed_t *pd_feed_new(void *ctx, const char *endpoint, size_t max_delivery,
+                       int *err);
+
+/* Close the socket (linger 0) and free the feed; *feed becomes NULL. */
+void pd_feed_destroy(pd_feed_t **feed);
+
+/* The socket, for zmq_poll(). */
+void *pd_feed_socket(const pd_feed_t *feed);
+
+/*
+ * The endpoint clients should connect to: the one actually bound
+ * (ZMQ_LAST_ENDPOINT, with the real port for ":0"), or the address set by
+ * pd_feed_advertise() when the feed is bound to a wildcard.
+ */
+const char *pd_feed_endpoint(const pd_feed_t *feed);
+
+/*
+ * If the feed is bound to a wildcard tcp address (0.0.0.0, [::], *),
+ * advertise a reachable one instead: the host of api_endpoint when that
+ * is not a wildcard, else this machine's hostname.
+ */
+void pd_feed_advertise(pd_feed_t *feed, const char *api_endpoint);
+
+/* Read every pending subscription message without blocking. */
+void pd_feed_drain(pd_feed_t *feed);
+
+/* Topics currently subscribed by at least one subscriber. */
+uint64_t pd_feed_subscriptions(const pd_feed_t *feed);
+
+/*
+ * Publish one delivery: encode it once, then send [topic][delivery] for
+ * each of the n topics, consecutively, sharing the encoded bytes.
+ *
+ * Returns:   0 or a negative error (the delivery is then not sent).
+ */
+int pd_feed_publish(pd_feed_t *feed, uint64_t seq, int64_t received_at,
+                    const void *env, size_t len,
+                    const char topics[][PARLEY_TOPIC_MAX], size_t n);
+
+/*
+ * Send a heartbeat on sys/heartbeat/.
+ *
+ * Returns:   0 or a negative error.
+ */
+int pd_feed_heartbeat(pd_feed_t *feed, const uint8_t daemon_id[16],
+                      uint64_t seq, uint64_t first_seq, int64_t now_ms);
+
+#endif /* PD_FEED_H */

@@ -1,0 +1,273 @@
+/*
+ * test_config.c - parleyd's config file parser and setters.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int
+s_parse(pd_config_t *cfg, const char *text, char *err, size_t errlen)
+{
+    return pd_config_parse(cfg, text, strlen(text), "test.conf", err, errlen);
+}
+
+static void
+test_defaults(void **state)
+{
+    (void)state;
+    pd_config_t cfg;
+    pd_config_defaults(&cfg);
+    assert_string_equal(cfg.api, "tcp://127.0.0.1:7710");
+    assert_string_equal(cfg.feed, "tcp://127.0.0.1:7711");
+    assert_string_equal(cfg.state_dir, "./parley-data");
+    assert_string_equal(cfg.keyring, "");
+    assert_false(cfg.keyring_given);
+    assert_int_equal(cfg.max_message_bytes, 65536);
+    assert_int_equal(cfg.max_clock_skew, 300);
+    assert_true(cfg.fsync);
+    assert_int_equal(cfg.retention_bytes, 0);
+    assert_int_equal(cfg.retention_age, 0);
+    assert_int_equal(cfg.segment_bytes, 64 * 1024 * 1024);
+    assert_int_equal(cfg.heartbeat_interval, 1000);
+    assert_int_equal(cfg.log_level, PD_LOG_INFO);
+    assert_int_equal(pd_config_finish(&cfg), 0);
+    assert_string_equal(cfg.keyring, "./parley-data/keyring");
+}
+
+static void
+test_every_key(void **state)
+{
+    (void)state;
+    pd_config_t cfg;
+    char err[256] = "";
+    pd_config_defaults(&cfg);
+    const char *text =
+        "# parleyd settings\n"
+        "\n"
+        "api tcp://0.0.0.0:9000\n"
+        "feed   ipc:///run/parley/feed   # trailing comment\n"
+        "\tstate_dir /var/lib/parley\n"
+        "keyring /etc/parley/keyring\n"
+        "max_message_bytes 128K\n"
+        "max_clock_skew 60\n"
+        "fsync off\n"
+        "retention_bytes 2GiB\n"
+        "retention_age 86400\n"
+        "segment_bytes 1M\n"
+        "heartbeat_interval 250\n"
+        "log_level debug";  /* no newline at the end */
+    assert_int_equal(s_parse(&cfg, text, err, sizeof(err)), 0);
+    assert_string_equal(cfg.api, "tcp://0.0.0.0:9000");
+    assert_string_equal(cfg.feed, "ipc:///run/parley/feed");
+    assert_string_equal(cfg.state_dir, "/var/lib/parley");
+    assert_string_equal(cfg.keyring, "/etc/parley/keyring");
+    assert_true(cfg.keyring_given);
+    assert_int_equal(cfg.max_message_bytes, 128 * 1024);
+    assert_int_equal(cfg.max_clock_skew, 60);
+    assert_false(cfg.fsync);
+    assert_int_equal(cfg.retention_bytes, 2ull * 1024 * 1024 * 1024);
+    assert_int_equal(cfg.retention_age, 86400);
+    assert_int_equal(cfg.segment_bytes, 1024 * 1024);
+    assert_int_equal(cfg.heartbeat_interval, 250);
+    assert_int_equal(cfg.log_level, PD_LOG_DEBUG);
+    /* An explicit keyring survives finish. */
+    assert_int_equal(pd_config_finish(&cfg), 0);
+    assert_string_equal(cfg.keyring, "/etc/parley/keyring");
+}
+
+static void
+test_comments_and_crlf(void **state)
+{
+    (void)state;
+    pd_config_t cfg;
+    char err[256] = "";
+    pd_config_defaults(&cfg);
+    const char *text = "  # indented comment\r\n"
+                       "\r\n"
+                       "state_dir /data/a#b\r\n"   /* '#' inside a value */
+                       "fsync on\t# comment after a tab\r\n";
+    assert_int_equal(s_parse(&cfg, text, err, sizeof(err)), 0);
+    assert_string_equal(cfg.state_dir, "/data/a#b");
+    assert_true(cfg.fsync);
+    assert_int_equal(s_parse(&cfg, "", err, sizeof(err)), 0);
+}
+
+/* Parse text, expect failure with exactly this message, cfg unchanged. */
+static void
+s_expect_error(const char *text, const char *message)
+{
+    pd_config_t cfg, before;
+    char err[256] = "";
+    pd_config_defaults(&cfg);
+    before = cfg;
+    assert_int_equal(s_parse(&cfg, text, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, message);
+    assert_memory_equal(&cfg, &before, sizeof(cfg));
+}
+
+static void
+test_unknown_key(void **state)
+{
+    (void)state;
+    s_expect_error("api tcp://127.0.0.1:1\n# ok\nlisten 1234\n",
+                   "test.conf:3: unknown key 'listen'");
+    s_expect_error("api=tcp://127.0.0.1:1\n",
+                   "test.conf:1: unknown key 'api=tcp://127.0.0.1:1'");
+}
+
+static void
+test_bad_values(void **state)
+{
+    (void)state;
+    s_expect_error("fsync maybe\n", "test.conf:1: fsync: 'maybe' is not on or off");
+    s_expect_error("log_level loud\n",
+                   "test.conf:1: log_level: 'loud' is not one of error, "
+                   "warn, info, debug");
+    s_expect_error("\napi localhost:7710\n",
+                   "test.conf:2: api: 'localhost:7710' is not an endpoint "
+                   "like tcp://127.0.0.1:7710");
+    s_expect_error("feed tcp://\n",
+                   "test.conf:1: feed: 'tcp://' is not an endpoint like "
+                   "tcp://127.0.0.1:7710");
+    s_expect_error("max_clock_skew -5\n",
+                   "test.conf:1: max_clock_skew: '-5' is not a number");
+    s_expect_error("max_clock_skew 0\n",
+                   "test.conf:1: max_clock_skew: 0 is out of range (1 to "
+                   "316224000)");
+    s_expect_error("max_clock_skew 10K\n",
+                   "test.conf:1: max_clock_skew: '10K' is not a number");
+    s_expect_error("max_message_bytes 12\n",
+                   "test.conf:1: max_message_bytes: 12 is out of range "
+                   "(1024 to 16777216)");
+    s_expect_error("max_message_bytes 64X\n",
+                   "test.conf:1: max_message_bytes: '64X' is not a number "
+                   "(optionally with a K, M or G suffix)");
+    s_expect_error("retention_bytes 99999999999999999999\n",
+                   "test.conf:1: retention_bytes: 99999999999999999999 is "
+                   "out of range (0 to 18446744073709551615)");
+    s_expect_error("retention_bytes 17179869184G\n",
+                   "test.conf:1: retention_bytes: 17179869184G is out of "
+                   "range (0 to 18446744073709551615)");
+    s_expect_error("heartbeat_interval 1\n",
+                   "test.conf:1: heartbeat_interval: 1 is out of range (10 "
+                   "to 3600000)");
+    s_expect_error("segment_bytes 1K\n",
+                   "test.conf:1: segment_bytes: 1K is out of range (65536 "
+                   "to 1099511627776)");
+    s_expect_error("retention_age 1.5\n",
+                   "test.conf:1: retention_age: '1.5' is not a number");
+    s_expect_error("state_dir   # only a comment\n",
+                   "test.conf:1: state_dir needs a value");
+    s_expect_error("keyring\n", "test.conf:1: keyring needs a value");
+    s_expect_error("fsync on\nfsync off\n", "test.conf:2: fsync is set twice");
+}
+
+static void
+test_nul_and_long_lines(void **state)
+{
+    (void)state;
+    pd_config_t cfg, before;
+    char err[256] = "";
+    pd_config_defaults(&cfg);
+    before = cfg;
+    static const char nul[] = "fsync on\nfsync\0off\n";
+    assert_int_equal(pd_config_parse(&cfg, nul, sizeof(nul) - 1, "x.conf",
+                                     err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "x.conf:2: NUL byte in line");
+    assert_memory_equal(&cfg, &before, sizeof(cfg));
+
+    char *big = malloc(3 * PD_CONFIG_PATH_MAX);
+    assert_non_null(big);
+    strcpy(big, "state_dir /");
+    memset(big + 11, 'a', 2 * PD_CONFIG_PATH_MAX);
+    big[11 + 2 * PD_CONFIG_PATH_MAX] = '\0';
+    assert_int_equal(s_parse(&cfg, big, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "test.conf:1: value of state_dir is too long");
+    memset(big, 'k', 100);
+    strcpy(big + 100, " 1\n");
+    assert_int_equal(s_parse(&cfg, big, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "test.conf:1: unknown key 'kkkk"));
+    free(big);
+}
+
+static void
+test_set_for_flags(void **state)
+{
+    (void)state;
+    pd_config_t cfg;
+    char err[256] = "";
+    pd_config_defaults(&cfg);
+    assert_int_equal(pd_config_set(&cfg, "max_clock_skew", "5", err,
+                                   sizeof(err)),
+                     0);
+    assert_int_equal(cfg.max_clock_skew, 5);
+    assert_int_equal(pd_config_set(&cfg, "keyring", "/k", err, sizeof(err)),
+                     0);
+    assert_true(cfg.keyring_given);
+    assert_int_equal(pd_config_set(&cfg, "nope", "1", err, sizeof(err)),
+                     -ENOENT);
+    assert_string_equal(err, "unknown key 'nope'");
+    assert_int_equal(pd_config_set(&cfg, "fsync", "no", err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "fsync: 'no' is not on or off");
+}
+
+static void
+test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "max_clock_skew 42\nbogus 1\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+
+    pd_config_t cfg;
+    char err[512] = "", want[512];
+    pd_config_defaults(&cfg);
+    assert_int_equal(pd_config_load(&cfg, path, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:2: unknown key 'bogus'", path);
+    assert_string_equal(err, want);
+    assert_int_equal(cfg.max_clock_skew, 300);
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "max_clock_skew 42\n", 18), 18);
+    close(fd);
+    assert_int_equal(pd_config_load(&cfg, path, err, sizeof(err)), 0);
+    assert_int_equal(cfg.max_clock_skew, 42);
+    unlink(path);
+
+    assert_int_equal(pd_config_load(&cfg, path, err, sizeof(err)), -ENOENT);
+    snprintf(want, sizeof(want), "%s: %s", path, strerror(ENOENT));
+    assert_string_equal(err, want);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_comments_and_crlf),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_nul_and_long_lines),
+        cmocka_unit_test(test_set_for_flags),
+        cmocka_unit_test(test_load_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,410 @@
+/*
+ * test_json.c - parley_delivery_to_json (checked by parsing it back with
+ * jansson) and parley_update_from_json.
+ */
+/* cmocka needs these first, in this order */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "parley.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A headline that needs every kind of JSON escaping. */
+#define S_NASTY                                                                \
+    "He said \"no\" \\ then\nleft\tearly\x01 caf\xc3\xa9 \xf0\x9f\x95\x8a /"
+
+static void
+s_delivery(parley_delivery_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->seq = 4242;
+    d->received_at = 1717000000123;
+    for (size_t i = 0; i < sizeof(d->signer); i++)
+        d->signer[i] = (uint8_t)(i * 5 + 3);
+    parley_key_id(d->signer_id, d->signer);
+    strcpy(d->signer_name, "cairo-desk");
+    parley_update_t *u = &d->update;
+    strcpy(u->negotiation, "gaza-ceasefire");
+    strcpy(u->parties[0], "us");
+    strcpy(u->parties[1], "egypt");
+    strcpy(u->parties[2], "qatar");
+    u->n_parties = 3;
+    u->phase = 2;
+    u->status = PARLEY_STATUS_AGREED_IN_PRINCIPLE;
+    u->kind = PARLEY_KIND_CORRECTION;
+    u->references[0] = 7;
+    u->references[1] = 9000000000ull;
+    u->n_references = 2;
+    strcpy(u->headline, S_NASTY);
+    strcpy(u->body, "Line one.\nLine two: \"quoted\".\r\n\x1f end");
+    strcpy(u->location, "Doha \xe2\x80\x94 Qatar");
+    u->scheduled_at = 1717430400000;
+    u->issued_at = 1717000000000;
+    u->signer_seq = 1717000000000001;
+    u->expires_at = 1717516800000;
+}
+
+static json_t *
+s_get(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL)
+        fail_msg("field \"%s\" missing", key);
+    return v;
+}
+
+static void
+s_str(json_t *o, const char *key, const char *want)
+{
+    json_t *v = s_get(o, key);
+    assert_true(json_is_string(v));
+    assert_int_equal(json_string_length(v), strlen(want));
+    assert_string_equal(json_string_value(v), want);
+}
+
+static void
+s_int(json_t *o, const char *key, long long want)
+{
+    json_t *v = s_get(o, key);
+    if (!json_is_integer(v))
+        fail_msg("field \"%s\" is not an integer", key);
+    assert_true(json_integer_value(v) == want);
+}
+
+/* -------------------------------------------------------------- to_json */
+
+static void
+test_delivery_to_json_fields(void **state)
+{
+    (void)state;
+    parley_delivery_t d;
+    char b64[45];
+    s_delivery(&d);
+    parley_pubkey_format(b64, d.signer);
+
+    char *s = parley_delivery_to_json(&d);
+    assert_non_null(s);
+    /* one line, and no raw control characters anywhere */
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20)
+            fail_msg("raw control character 0x%02x at %zu", (unsigned)*p,
+                     (size_t)(p - s));
+
+    json_error_t err;
+    json_t *o = json_loads(s, JSON_REJECT_DUPLICATES, &err);
+    if (o == NULL)
+        fail_msg("output is not JSON: %s\n%s", err.text, s);
+    assert_true(json_is_object(o));
+    assert_int_equal(json_object_size(o), 18);
+
+    s_int(o, "seq", 4242);
+    s_int(o, "received_at", 1717000000123);
+    s_str(o, "signer", b64);
+    s_str(o, "signer_id", d.signer_id);
+    s_str(o, "signer_name", "cairo-desk");
+    s_str(o, "negotiation", "gaza-ceasefire");
+    json_t *parties = s_get(o, "parties");
+    assert_true(json_is_array(parties));
+    assert_int_equal(json_array_size(parties), 3);
+    assert_string_equal(json_string_value(json_array_get(parties, 0)), "us");
+    assert_string_equal(json_string_value(json_array_get(parties, 1)), "egypt");
+    assert_string_equal(json_string_value(json_array_get(parties, 2)), "qatar");
+    s_int(o, "phase", 2);
+    s_str(o, "status", "agreed_in_principle");
+    s_str(o, "kind", "correction");
+    json_t *refs = s_get(o, "references");
+    assert_true(json_is_array(refs));
+    assert_int_equal(json_array_size(refs), 2);
+    assert_true(json_integer_value(json_array_get(refs, 0)) == 7);
+    assert_true(json_integer_value(json_array_get(refs, 1)) == 9000000000ll);
+    s_str(o, "headline", S_NASTY);
+    s_str(o, "body", d.update.body);
+    s_str(o, "location", "Doha \xe2\x80\x94 Qatar");
+    s_int(o, "scheduled_at", 1717430400000);
+    s_int(o, "issued_at", 1717000000000);
+    s_int(o, "signer_seq", 1717000000000001);
+    s_int(o, "expires_at", 1717516800000);
+    json_decref(o);
+    free(s);
+}
+
+static void
+test_delivery_to_json_minimal(void **state)
+{
+    (void)state;
+    parley_delivery_t d;
+    s_delivery(&d);
+    d.signer_name[0] = '\0';
+    d.update.kind = PARLEY_KIND_UPDATE;
+    d.update.n_references = 0;
+    d.update.n_parties = 1;
+    d.update.body[0] = '\0';
+    d.update.location[0] = '\0';
+    d.update.scheduled_at = 0;
+    d.update.expires_at = 0;
+    strcpy(d.update.headline, "x");
+
+    char *s = parley_delivery_to_json(&d);
+    assert_non_null(s);
+    json_t *o = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(o);
+    assert_int_equal(json_object_size(o), 18);
+    s_str(o, "signer_name", "");
+    s_str(o, "kind", "update");
+    s_str(o, "body", "");
+    s_str(o, "location", "");
+    s_int(o, "scheduled_at", 0);
+    s_int(o, "expires_at", 0);
+    assert_int_equal(json_array_size(s_get(o, "references")), 0);
+    assert_int_equal(json_array_size(s_get(o, "parties")), 1);
+    json_decref(o);
+    free(s);
+
+    /* text that is not UTF-8 cannot be JSON: NULL with errno */
+    strcpy(d.update.headline, "bad \xc3\x28");
+    errno = 0;
+    s = parley_delivery_to_json(&d);
+    assert_null(s);
+    assert_true(errno != 0);
+}
+
+/*
+ * signer_seq and references are valid up to INT64_MAX (validation refuses
+ * more, so every JSON reader gets them exactly); the largest valid values
+ * must come out as themselves, not as negative numbers.
+ */
+static void
+test_delivery_to_json_large_u64(void **state)
+{
+    (void)state;
+    parley_delivery_t d;
+    s_delivery(&d);
+    d.update.signer_seq = (uint64_t)INT64_MAX;
+    d.update.references[1] = (uint64_t)INT64_MAX - 1;
+    assert_int_equal(parley_update_validate(&d.update), 0);
+    char *s = parley_delivery_to_json(&d);
+    if (s == NULL)
+        return; /* refusing is honest; a wrong number is not */
+    json_t *o = json_loads(s, 0, NULL);
+    assert_non_null(o);
+    json_t *seq = s_get(o, "signer_seq");
+    json_t *ref = json_array_get(s_get(o, "references"), 1);
+    assert_true(json_is_integer(seq) && json_integer_value(seq) == INT64_MAX);
+    assert_true(json_is_integer(ref)
+                && json_integer_value(ref) == INT64_MAX - 1);
+    int seq_neg = json_is_integer(seq) && json_integer_value(seq) < 0;
+    int ref_neg = json_is_integer(ref) && json_integer_value(ref) < 0;
+    char shown[64] = "";
+    if (seq_neg || ref_neg) {
+        const char *p = strstr(s, "\"signer_seq\"");
+        snprintf(shown, sizeof(shown), "%.40s", p != NULL ? p : s);
+    }
+    json_decref(o);
+    free(s);
+    if (seq_neg || ref_neg)
+        fail_msg("uint64 fields came out negative: signer_seq %llu gave %s; "
+                 "reference %llu negative: %s",
+                 (unsigned long long)d.update.signer_seq, shown,
+                 (unsigned long long)d.update.references[1],
+                 ref_neg ? "yes" : "no");
+}
+
+/* ------------------------------------------------------------ from_json */
+
+static void
+test_update_from_json_fills(void **state)
+{
+    (void)state;
+    parley_update_t u;
+    char err[256] = "";
+    memset(&u, 0, sizeof(u));
+    const char *text =
+        "{\"negotiation\":\"gaza-ceasefire\",\"parties\":[\"us\",\"egypt\"],"
+        "\"phase\":3,\"status\":\"in_effect\",\"kind\":\"retraction\","
+        "\"references\":[11,12],\"headline\":\"Phase 3 \\u00e9 \\ud83d\\udd4a "
+        "\\\"q\\\"\","
+        "\"body\":\"b\\nc\",\"location\":\"Cairo\",\"scheduled_at\":5,"
+        "\"issued_at\":1717000000000,\"signer_seq\":99,\"expires_at\":"
+        "1717000000001}";
+    assert_int_equal(parley_update_from_json(text, &u, err, sizeof(err)), 0);
+    assert_string_equal(u.negotiation, "gaza-ceasefire");
+    assert_int_equal(u.n_parties, 2);
+    assert_string_equal(u.parties[0], "us");
+    assert_string_equal(u.parties[1], "egypt");
+    assert_int_equal(u.phase, 3);
+    assert_int_equal(u.status, PARLEY_STATUS_IN_EFFECT);
+    assert_int_equal(u.kind, PARLEY_KIND_RETRACTION);
+    assert_int_equal(u.n_references, 2);
+    assert_int_equal(u.references[0], 11);
+    assert_int_equal(u.references[1], 12);
+    assert_string_equal(u.headline, "Phase 3 \xc3\xa9 \xf0\x9f\x95\x8a \"q\"");
+    assert_string_equal(u.body, "b\nc");
+    assert_string_equal(u.location, "Cairo");
+    assert_int_equal(u.scheduled_at, 5);
+    assert_int_equal(u.issued_at, 1717000000000);
+    assert_int_equal(u.signer_seq, 99);
+    assert_int_equal(u.expires_at, 1717000000001);
+    assert_int_equal(parley_update_validate(&u), 0);
+
+    /* fields not given stay as they were */
+    assert_int_equal(
+        parley_update_from_json("{\"headline\":\"New\",\"phase\":0}", &u, err,
+                                sizeof(err)),
+        0);
+    assert_string_equal(u.headline, "New");
+    assert_int_equal(u.phase, 0);
+    assert_string_equal(u.negotiation, "gaza-ceasefire");
+    assert_int_equal(u.n_parties, 2);
+    assert_int_equal(u.signer_seq, 99);
+    assert_int_equal(parley_update_from_json("{}", &u, err, sizeof(err)), 0);
+    assert_string_equal(u.headline, "New");
+
+    /* the limits themselves are fine */
+    char text2[512], h200[201];
+    memset(h200, 'h', 200);
+    h200[200] = '\0';
+    snprintf(text2, sizeof(text2),
+             "{\"headline\":\"%s\",\"negotiation\":\"%.32s\",\"phase\":255}",
+             h200, h200);
+    assert_int_equal(parley_update_from_json(text2, &u, err, sizeof(err)), 0);
+    assert_int_equal(strlen(u.headline), 200);
+    assert_int_equal(strlen(u.negotiation), 32);
+    assert_int_equal(u.phase, 255);
+}
+
+/*
+ * The fields round-trip: to_json output goes straight back in (the
+ * delivery-only fields are accepted and ignored, so `parley sub --json`
+ * can feed `parley pub --json`).
+ */
+static void
+test_json_roundtrip(void **state)
+{
+    (void)state;
+    parley_delivery_t d;
+    parley_update_t u;
+    char err[256] = "";
+    s_delivery(&d);
+    char *s = parley_delivery_to_json(&d);
+    assert_non_null(s);
+    memset(&u, 0, sizeof(u));
+    int rc = parley_update_from_json(s, &u, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("from_json: %s", err);
+    assert_memory_equal(&u, &d.update, sizeof(u));
+    free(s);
+}
+
+static void
+test_update_from_json_errors(void **state)
+{
+    (void)state;
+    char big[5000];
+    static char cases[64][5200];
+    static const char *words[64];
+    int n = 0;
+#define S_CASE(word, ...)                                                      \
+    do {                                                                       \
+        snprintf(cases[n], sizeof(cases[n]), __VA_ARGS__);                     \
+        words[n++] = (word);                                                   \
+    } while (0)
+
+    S_CASE("color", "{\"headline\":\"x\",\"color\":\"red\"}");
+    S_CASE("Headline", "{\"Headline\":\"x\"}");
+    S_CASE("bogus", "{\"bogus\":5}"); /* a field no update has */
+    /* wrong types */
+    S_CASE("phase", "{\"phase\":\"1\"}");
+    S_CASE("phase", "{\"phase\":1.5}");
+    S_CASE("phase", "{\"phase\":null}");
+    S_CASE("parties", "{\"parties\":\"us\"}");
+    S_CASE("parties", "{\"parties\":[1]}");
+    S_CASE("parties", "{\"parties\":[[\"us\"]]}");
+    S_CASE("headline", "{\"headline\":5}");
+    S_CASE("headline", "{\"headline\":[\"x\"]}");
+    S_CASE("negotiation", "{\"negotiation\":true}");
+    S_CASE("issued_at", "{\"issued_at\":\"now\"}");
+    S_CASE("issued_at", "{\"issued_at\":1e12}");
+    S_CASE("signer_seq", "{\"signer_seq\":{}}");
+    S_CASE("status", "{\"status\":4}");
+    S_CASE("kind", "{\"kind\":true}");
+    S_CASE("references", "{\"references\":\"7\"}");
+    S_CASE("references", "{\"references\":[\"7\"]}");
+    /* duplicate keys */
+    S_CASE(NULL, "{\"headline\":\"a\",\"headline\":\"b\"}");
+    S_CASE(NULL, "{\"phase\":1,\"status\":\"signed\",\"phase\":2}");
+    /* oversize strings (one byte over) */
+    memset(big, 'a', sizeof(big));
+    S_CASE("headline", "{\"headline\":\"%.*s\"}", 201, big);
+    S_CASE("negotiation", "{\"negotiation\":\"%.*s\"}", 33, big);
+    S_CASE("parties", "{\"parties\":[\"us\",\"%.*s\"]}", 33, big);
+    S_CASE("location", "{\"location\":\"%.*s\"}", 201, big);
+    S_CASE("body", "{\"body\":\"%.*s\"}", 4097, big);
+    /* unknown enum names */
+    S_CASE("status", "{\"status\":\"maybe\"}");
+    S_CASE("status", "{\"status\":\"PROPOSED\"}");
+    S_CASE("status", "{\"status\":\"\"}");
+    S_CASE("kind", "{\"kind\":\"rumour\"}");
+    /* out of range numbers */
+    S_CASE("phase", "{\"phase\":256}");
+    S_CASE("phase", "{\"phase\":-1}");
+    S_CASE("issued_at", "{\"issued_at\":-5}");
+    S_CASE("signer_seq", "{\"signer_seq\":-1}");
+    S_CASE("references", "{\"kind\":\"correction\",\"references\":[0]}");
+    S_CASE("parties",
+           "{\"parties\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\","
+           "\"h\",\"i\",\"j\",\"k\",\"l\",\"m\",\"n\",\"o\",\"p\",\"q\"]}");
+    S_CASE("references", "{\"references\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,"
+                         "15,16,17]}");
+    /* not an object, not JSON */
+    S_CASE(NULL, "[\"headline\"]");
+    S_CASE(NULL, "\"headline\"");
+    S_CASE(NULL, "{\"headline\":\"x\"");
+    S_CASE(NULL, "headline=x");
+    S_CASE(NULL, "{\"headline\":\"x\"} {}");
+    S_CASE(NULL, "%s", ""); /* empty input */
+    /* a NUL character inside a string */
+    S_CASE(NULL, "{\"headline\":\"a\\u0000b\"}");
+#undef S_CASE
+
+    for (int i = 0; i < n; i++) {
+        parley_update_t u;
+        char err[256];
+        memset(&u, 0, sizeof(u));
+        strcpy(err, "");
+        int rc = parley_update_from_json(cases[i], &u, err, sizeof(err));
+        if (rc != PARLEY_EINVALID)
+            fail_msg("case %d (%.60s): got %d", i, cases[i], rc);
+        if (err[0] == '\0')
+            fail_msg("case %d (%.60s): no message", i, cases[i]);
+        if (words[i] != NULL && strstr(err, words[i]) == NULL)
+            fail_msg("case %d (%.60s): message \"%s\" does not name \"%s\"", i,
+                     cases[i], err, words[i]);
+        /* errbuf is optional */
+        assert_int_equal(parley_update_from_json(cases[i], &u, NULL, 0),
+                         PARLEY_EINVALID);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_delivery_to_json_fields),
+        cmocka_unit_test(test_delivery_to_json_minimal),
+        cmocka_unit_test(test_delivery_to_json_large_u64),
+        cmocka_unit_test(test_update_from_json_fills),
+        cmocka_unit_test(test_json_roundtrip),
+        cmocka_unit_test(test_update_from_json_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
