@@ -1,0 +1,255 @@
+/*
+ * gen_seeds.c - write the seed corpora of the fuzz targets.
+ *
+ * Usage: fuzz_gen_seeds CORPUS_DIR
+ * Deterministic (fixed-seed key, fixed times), so re-running it rewrites
+ * the same files. Not run by the tests: the seeds are committed.
+ */
+#include "codec.h"
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *s_dir;
+
+static void
+s_write(const char *target, const char *name, const void *data, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", s_dir, target);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/%s/%s", s_dir, target, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+static void
+s_text(const char *target, const char *name, const char *text)
+{
+    s_write(target, name, text, strlen(text));
+}
+
+static void
+s_update(parley_update_t *u, uint64_t signer_seq)
+{
+    memset(u, 0, sizeof(*u));
+    strcpy(u->negotiation, "gaza-ceasefire");
+    u->n_parties = 2;
+    strcpy(u->parties[0], "hamas");
+    strcpy(u->parties[1], "israel");
+    u->phase = 1;
+    u->status = PARLEY_STATUS_AGREED_IN_PRINCIPLE;
+    strcpy(u->headline, "Phase 1 \"agreed\" in principle \xe2\x80\x94 Cairo");
+    strcpy(u->body, "Hostages for prisoners; details to follow.");
+    strcpy(u->location, "Cairo");
+    u->issued_at = 1717000000000;
+    u->signer_seq = signer_seq;
+}
+
+int
+main(int argc, char **argv)
+{
+    static uint8_t env[PARLEY_ENVELOPE_MAX], env2[PARLEY_ENVELOPE_MAX];
+    static uint8_t buf[65536];
+    size_t env_len, env2_len, len;
+    uint8_t seed[32];
+    parley_update_t u;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    s_dir = argv[1];
+    memset(seed, 1, sizeof(seed));
+    parley_key_t *key = parley_key_from_seed(seed);
+    if (key == NULL)
+        return 1;
+
+    s_update(&u, 1);
+    if (parley_sign(key, &u, env, sizeof(env), &env_len) != 0)
+        return 1;
+    s_update(&u, 2);
+    u.kind = PARLEY_KIND_CORRECTION;
+    u.n_references = 1;
+    u.references[0] = 1;
+    u.phase = 2;
+    u.expires_at = 1717000000000 + 86400000;
+    u.scheduled_at = 1717000000000 + 3600000;
+    if (parley_sign(key, &u, env2, sizeof(env2), &env2_len) != 0)
+        return 1;
+    s_write("envelope", "update", env, env_len);
+    s_update(&u, 1);
+    parley__update_encode(&u, buf, sizeof(buf), &len);
+    s_write("update", "update", buf, len);
+    s_write("envelope", "correction", env2, env2_len);
+    s_update(&u, 2);
+    u.kind = PARLEY_KIND_CORRECTION;
+    u.n_references = 1;
+    u.references[0] = 1;
+    u.phase = 2;
+    u.expires_at = 1717000000000 + 86400000;
+    u.scheduled_at = 1717000000000 + 3600000;
+    parley__update_encode(&u, buf, sizeof(buf), &len);
+    s_write("update", "correction", buf, len);
+
+    parley__delivery_encode(7, 1717000000123, env, env_len, buf, sizeof(buf),
+                            &len);
+    s_write("delivery", "update", buf, len);
+    parley__delivery_encode(8, 1717000000456, env2, env2_len, buf, sizeof(buf),
+                            &len);
+    s_write("delivery", "correction", buf, len);
+
+    static parley__request_t req;
+    const char *negs[] = { "gaza-ceasefire" };
+    const char *parties[] = { "hamas", "egypt" };
+    const uint32_t phases[] = { 1, 2 };
+    parley_filter_t f = { negs, 1, parties, 2, phases, 2 };
+    parley__filterbuf_set(&req.filter, &f);
+    req.request_id = 42;
+    req.op = PARLEY__OP_PUBLISH;
+    req.update.data = env;
+    req.update.len = env_len;
+    parley__request_encode(&req, buf, sizeof(buf), &len);
+    s_write("request", "publish", buf, len);
+    req.op = PARLEY__OP_REPLAY;
+    req.from_seq = 3;
+    req.to_seq = 90;
+    req.limit = 100;
+    parley__request_encode(&req, buf, sizeof(buf), &len);
+    s_write("request", "replay", buf, len);
+    req.op = PARLEY__OP_SNAPSHOT;
+    parley__request_encode(&req, buf, sizeof(buf), &len);
+    s_write("request", "snapshot", buf, len);
+    req.op = PARLEY__OP_STATS;
+    parley__request_encode(&req, buf, sizeof(buf), &len);
+    s_write("request", "stats", buf, len);
+    req.op = PARLEY__OP_PING;
+    parley__request_encode(&req, buf, sizeof(buf), &len);
+    s_write("request", "ping", buf, len);
+
+    static uint8_t d1[1024], d2[1024];
+    size_t d1_len, d2_len;
+    parley__delivery_encode(7, 1717000000123, env, env_len, d1, sizeof(d1),
+                            &d1_len);
+    parley__delivery_encode(8, 1717000000456, env2, env2_len, d2, sizeof(d2),
+                            &d2_len);
+    parley__bytes_t items[2] = { { d1, d1_len }, { d2, d2_len } };
+    parley__stat_t stats[2] = { { "accepted", 12 }, { "rejected_replay", 1 } };
+    parley__reply_t r = { .request_id = 42, .type = PARLEY__REPLY_ACK, .seq = 9 };
+    parley__reply_encode(&r, buf, sizeof(buf), &len);
+    s_write("reply", "ack", buf, len);
+    r = (parley__reply_t){ .request_id = 42, .type = PARLEY__REPLY_REJECT,
+                           .code = PARLEY_ETRUNCATED, .message = "gone",
+                           .first_seq = 5 };
+    parley__reply_encode(&r, buf, sizeof(buf), &len);
+    s_write("reply", "reject", buf, len);
+    r = (parley__reply_t){ .request_id = 42, .type = PARLEY__REPLY_REPLAY,
+                           .deliveries = items, .n_deliveries = 2,
+                           .next_seq = 9, .head_seq = 9, .done = true };
+    parley__reply_encode(&r, buf, sizeof(buf), &len);
+    s_write("reply", "replay", buf, len);
+    r = (parley__reply_t){ .request_id = 42, .type = PARLEY__REPLY_SNAPSHOT,
+                           .deliveries = items, .n_deliveries = 2, .seq = 9 };
+    parley__reply_encode(&r, buf, sizeof(buf), &len);
+    s_write("reply", "snapshot", buf, len);
+    r = (parley__reply_t){ .request_id = 42, .type = PARLEY__REPLY_STATS,
+                           .stats = stats, .n_stats = 2 };
+    parley__reply_encode(&r, buf, sizeof(buf), &len);
+    s_write("reply", "stats", buf, len);
+    r = (parley__reply_t){ .request_id = 42, .type = PARLEY__REPLY_PING,
+                           .feed = "tcp://127.0.0.1:7711", .seq = 9,
+                           .first_seq = 1, .version = PARLEY_VERSION };
+    parley__reply_encode(&r, buf, sizeof(buf), &len);
+    s_write("reply", "ping", buf, len);
+
+    uint8_t pk[32];
+    char b64[45], text[1024];
+    parley_key_public(key, pk);
+    parley_pubkey_format(b64, pk);
+    snprintf(text, sizeof(text),
+             "# mediators\n"
+             "mediator %s negotiations=gaza-ceasefire parties=* phases=0-3\n"
+             "\n"
+             "newsroom AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= "
+             "negotiations=* parties=us,egypt,qatar phases=0,2\r\n",
+             b64);
+    s_text("keyring", "good", text);
+
+    s_text("json", "update",
+           "{\"negotiation\":\"gaza-ceasefire\",\"parties\":[\"us\",\"egypt\"],"
+           "\"phase\":0,\"status\":\"talks_scheduled\",\"kind\":\"update\","
+           "\"headline\":\"Talks in Cairo on Tuesday\",\"body\":\"\\u00e9\","
+           "\"location\":\"Cairo\",\"scheduled_at\":1717430400000}");
+    s_text("json", "correction",
+           "{\"kind\":\"correction\",\"references\":[3,4],\"signer_seq\":9,"
+           "\"issued_at\":1,\"expires_at\":2}");
+
+    s_text("config", "example",
+           "# parleyd.conf\n"
+           "api tcp://127.0.0.1:7710\n"
+           "feed tcp://*:7711   # all interfaces\n"
+           "state_dir /var/lib/parley\n"
+           "keyring /etc/parley/keyring\n"
+           "max_message_bytes 65536\n"
+           "max_clock_skew 300\n"
+           "fsync on\n"
+           "retention_bytes 1G\n"
+           "retention_age 2592000\n"
+           "segment_bytes 64M\n"
+           "heartbeat_interval 1000\n"
+           "log_level info\n");
+
+    char tmp[] = "/tmp/parley-seeds.XXXXXX";
+    if (mkdtemp(tmp) == NULL)
+        return 1;
+    char kpath[256];
+    snprintf(kpath, sizeof(kpath), "%s/k", tmp);
+    if (parley_key_save(key, kpath, "seed key", 0) != 0)
+        return 1;
+    FILE *kf = fopen(kpath, "rb");
+    len = fread(buf, 1, sizeof(buf), kf);
+    fclose(kf);
+    s_write("keyfile", "secret", buf, len);
+    snprintf(text, sizeof(text), "%s seed key\n", b64);
+    s_text("keyfile", "public", text);
+    unlink(kpath);
+    strcat(kpath, ".pub");
+    unlink(kpath);
+
+    /* A segment of three records, then the same cut in its last record. */
+    pd_store_opts_t opts = { .sync = false };
+    char err[256];
+    int rc;
+    pd_store_t *st = pd_store_open(tmp, &opts, NULL, NULL, err, sizeof(err), &rc);
+    if (st == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    pd_store_append(st, 1, 1717000000001, env, env_len);
+    pd_store_append(st, 2, 1717000000002, env2, env2_len);
+    pd_store_append(st, 3, 1717000000003, env, env_len);
+    pd_store_sync(st);
+    pd_store_close(&st);
+    char seg[512];
+    snprintf(seg, sizeof(seg), "%s/seg-%020llu.log", tmp, 1ULL);
+    FILE *sf = fopen(seg, "rb");
+    len = fread(buf, 1, sizeof(buf), sf);
+    fclose(sf);
+    s_write("store", "three", buf, len);
+    s_write("store", "torn", buf, len - 7);
+    unlink(seg);
+    snprintf(seg, sizeof(seg), "%s/store.lock", tmp);
+    unlink(seg);
+    rmdir(tmp);
+
+    parley_key_destroy(&key);
+    return 0;
+}
