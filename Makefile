@@ -4,21 +4,23 @@
 #               embedded default (state in ./parley-data, loopback ports)
 #   make test   install missing packages, build, run every test
 #
-# Other targets: build, asan (the suite under ASan+UBSan), bench, install,
-# deb, clean, deps.
+# Other targets: build, asan (the suite under ASan+UBSan), fuzz (each
+# libFuzzer target for FUZZ_SECONDS), bench, install, deb, clean, deps.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= 2
 CMAKE_ARGS ?=
 STATE_DIR  ?= $(CURDIR)/parley-data
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
 
 # Debian packages the build and the tests need.
 PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
            libjansson-dev libcmocka-dev libsystemd-dev
 
-.PHONY: all run test build asan deps bench install deb clean
+.PHONY: all run test build asan fuzz deps bench install deb clean
 
 all: build
 
@@ -45,6 +47,13 @@ asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j$(JOBS)
+
+fuzz:
+	@sh ./scripts/deps.sh $(PACKAGES) clang libclang-rt-14-dev
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	      -DPARLEY_FUZZ=ON -DPARLEY_SANITIZE=address,undefined -DPARLEY_BUILD_BENCH=OFF
+	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	sh ./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: build
 	cmake --build $(BUILD) -j$(JOBS) --target bench

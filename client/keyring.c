@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,12 @@ s_parse_line(s_parse_t *p, parley_keyring_t *ring, char *line)
     strcpy(s->name, name);
     if (parley_pubkey_parse(key, s->pk) != 0)
         return s_fail(p, "signer %s: public key is not base64 of 32 bytes", name);
+    /* A small-order or non-canonical key is no one's key: with it, one
+     * forged signature can verify for many messages. Never trust it. */
+    if (crypto_core_ed25519_is_valid_point(s->pk) != 1)
+        return s_fail(p, "signer %s: public key is not a valid Ed25519 key "
+                         "(small order or non-canonical encoding)",
+                      name);
     for (size_t i = 0; i + 1 < ring->n; i++) {
         if (strcmp(ring->signers[i].name, name) == 0)
             return s_fail(p, "signer %s: name appears twice", name);

@@ -8,6 +8,10 @@
  *     <base64>
  *
  * Public key file (NAME.pub): "<base64 of 32 bytes> <comment>".
+ *
+ * CURVE keys (for CurveZMQ transport security) live here too, in files of
+ * their own: "parley-curve-secret-key-v1", "public-key <Z85>" and
+ * "secret-key <Z85>" lines, and NAME.pub with the Z85 public key.
  */
 #include "keys.h"
 
@@ -22,8 +26,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #define S_HEADER "parley-secret-key-v1 ed25519"
+#define S_CURVE_HEADER "parley-curve-secret-key-v1"
 
 struct parley_key {
     uint8_t sk[crypto_sign_SECRETKEYBYTES]; /* seed || public key */
@@ -168,27 +174,44 @@ parley_pubkey_load(const char *path, uint8_t out[PARLEY_PUBLICKEY_BYTES])
     return rc < 0 ? rc : parley_pubkey_parse(buf, out);
 }
 
+/*
+ * Open a secret key file for reading: it must be a regular file (not a
+ * symlink) owned by the effective user with no group or other bits.
+ * Returns the descriptor, or PARLEY_EKEYPERM / -errno.
+ */
+static int
+s_open_secret(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    /* Refuse a secret anyone else could have read or replaced. */
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0
+        || st.st_uid != geteuid()) {
+        close(fd);
+        return PARLEY_EKEYPERM;
+    }
+    return fd;
+}
+
 parley_key_t *
 parley_key_load(const char *path)
 {
     char buf[256];
     size_t len = 0;
-    struct stat st;
     parley_key_t *key = NULL;
     int rc;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL; /* errno from open */
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        goto out;
-    }
-    /* Refuse a secret anyone else could have read or replaced. */
-    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0
-        || st.st_uid != geteuid()) {
-        rc = PARLEY_EKEYPERM;
-        goto out;
+    int fd = s_open_secret(path);
+    if (fd < 0) {
+        errno = -fd;
+        return NULL;
     }
     if ((rc = s_read_small(fd, buf, sizeof(buf), &len)) < 0)
         goto out;
@@ -217,8 +240,7 @@ parley_key_load(const char *path)
     rc = 0;
 out:
     sodium_memzero(buf, sizeof(buf));
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     if (rc != 0) {
         parley_key_destroy(&key);
         errno = -rc;
@@ -349,5 +371,239 @@ parley_seqfile_next(const char *key_path, uint64_t *out)
     *out = next;
 out:
     close(fd); /* releases the lock */
+    return rc;
+}
+
+/* ================================================================ CURVE */
+
+struct parley_curve {
+    uint8_t server_public[PARLEY__CURVE_BYTES]; /* the daemon's key */
+    uint8_t public_key[PARLEY__CURVE_BYTES];    /* this client's key */
+    uint8_t secret_key[PARLEY__CURVE_BYTES];    /* this client's secret */
+};
+
+/* 1 if the n bytes at s are all Z85 characters. */
+static int
+s_z85_chars(const char *s, size_t n)
+{
+    static const char alphabet[] =
+        "0123456789abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0' || strchr(alphabet, s[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+/* Decode exactly 40 Z85 characters at text into 32 bytes. */
+static int
+s_z85_key(const char *text, uint8_t out[PARLEY__CURVE_BYTES])
+{
+    char z[PARLEY_CURVE_KEY_CHARS + 1];
+    if (!s_z85_chars(text, PARLEY_CURVE_KEY_CHARS))
+        return PARLEY_EKEYFILE;
+    memcpy(z, text, PARLEY_CURVE_KEY_CHARS);
+    z[PARLEY_CURVE_KEY_CHARS] = '\0';
+    int rc = zmq_z85_decode(out, z) != NULL ? 0 : PARLEY_EKEYFILE;
+    sodium_memzero(z, sizeof(z));
+    return rc;
+}
+
+int
+parley__curve_public_parse(const char *text, uint8_t out[PARLEY__CURVE_BYTES])
+{
+    size_t n = strcspn(text, " \t\r\n");
+    if (n != PARLEY_CURVE_KEY_CHARS)
+        return PARLEY_EKEYFILE;
+    return s_z85_key(text, out);
+}
+
+/* Parse one "label <Z85>" line at *p into out; advance *p past it. */
+static int
+s_curve_line(const char **p, const char *label,
+             uint8_t out[PARLEY__CURVE_BYTES])
+{
+    size_t ll = strlen(label);
+    const char *s = *p;
+    if (strncmp(s, label, ll) != 0 || s[ll] != ' ')
+        return PARLEY_EKEYFILE;
+    s += ll + 1;
+    if (strcspn(s, "\r\n") != PARLEY_CURVE_KEY_CHARS || s_z85_key(s, out) != 0)
+        return PARLEY_EKEYFILE;
+    s += PARLEY_CURVE_KEY_CHARS;
+    if (*s == '\r')
+        s++;
+    if (*s != '\n' && *s != '\0')
+        return PARLEY_EKEYFILE;
+    *p = *s == '\n' ? s + 1 : s;
+    return 0;
+}
+
+int
+parley__curve_secret_load(const char *path,
+                          char public_z85[PARLEY_CURVE_KEY_CHARS + 1],
+                          uint8_t secret[PARLEY__CURVE_BYTES])
+{
+    char buf[512];
+    size_t len = 0;
+    uint8_t listed[PARLEY__CURVE_BYTES], derived[PARLEY__CURVE_BYTES];
+    int rc;
+
+    if (path == NULL || secret == NULL)
+        return PARLEY_EARG;
+    if (parley__sodium_init() < 0)
+        return -ENOSYS;
+    int fd = s_open_secret(path);
+    if (fd < 0)
+        return fd;
+    rc = s_read_small(fd, buf, sizeof(buf), &len);
+    close(fd);
+    if (rc < 0)
+        goto out;
+    rc = PARLEY_EKEYFILE;
+    size_t hl = strlen(S_CURVE_HEADER);
+    if (len < hl + 1 || memcmp(buf, S_CURVE_HEADER, hl) != 0
+        || (buf[hl] != '\n' && buf[hl] != '\r'))
+        goto out;
+    const char *p = buf + hl + (buf[hl] == '\r') + 1;
+    if (s_curve_line(&p, "public-key", listed) != 0
+        || s_curve_line(&p, "secret-key", secret) != 0)
+        goto out;
+    /* The public half must belong to the secret: a file pasted together
+     * from two key pairs would otherwise fail only at the handshake. */
+    if (crypto_scalarmult_base(derived, secret) != 0
+        || sodium_memcmp(derived, listed, sizeof(derived)) != 0) {
+        sodium_memzero(secret, PARLEY__CURVE_BYTES);
+        goto out;
+    }
+    if (public_z85 != NULL
+        && zmq_z85_encode(public_z85, derived, sizeof(derived)) == NULL) {
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = 0;
+out:
+    sodium_memzero(buf, sizeof(buf));
+    return rc;
+}
+
+parley_curve_t *
+parley_curve_load(const char *server_key_path, const char *client_key_path)
+{
+    parley_curve_t *c = NULL;
+    char line[1024];
+    size_t len;
+    int rc;
+
+    if (server_key_path == NULL || client_key_path == NULL) {
+        errno = -PARLEY_EARG;
+        return NULL;
+    }
+    if (parley__sodium_init() < 0) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    /* Guarded pages: no swap, no core dumps, wiped on free. */
+    if ((c = sodium_malloc(sizeof(*c))) == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int fd = open(server_key_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = s_read_small(fd, line, sizeof(line), &len);
+    close(fd);
+    if (rc < 0 || (rc = parley__curve_public_parse(line, c->server_public)) < 0)
+        goto fail;
+    char pub[PARLEY_CURVE_KEY_CHARS + 1];
+    if ((rc = parley__curve_secret_load(client_key_path, pub, c->secret_key))
+            < 0
+        || (rc = s_z85_key(pub, c->public_key)) < 0)
+        goto fail;
+    return c;
+fail:
+    parley_curve_destroy(&c);
+    errno = -rc;
+    return NULL;
+}
+
+void
+parley_curve_destroy(parley_curve_t **curve)
+{
+    if (curve == NULL || *curve == NULL)
+        return;
+    sodium_free(*curve); /* wipes before unmapping */
+    *curve = NULL;
+}
+
+int
+parley__curve_apply(const parley_curve_t *c, void *sock)
+{
+    if (c == NULL)
+        return 0;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, c->server_public,
+                       PARLEY__CURVE_BYTES) != 0
+        || zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, c->public_key,
+                          PARLEY__CURVE_BYTES) != 0
+        || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, c->secret_key,
+                          PARLEY__CURVE_BYTES) != 0)
+        return -zmq_errno();
+    return 0;
+}
+
+int
+parley_curve_keygen(const char *path, const char *comment, int overwrite,
+                    char public_z85[PARLEY_CURVE_KEY_CHARS + 1])
+{
+    char pubpath[4096], publine[PARLEY_CURVE_KEY_CHARS + 2 + 256];
+    char pub[PARLEY_CURVE_KEY_CHARS + 1];
+    int rc;
+
+    if (path == NULL || *path == '\0')
+        return PARLEY_EARG;
+    if (parley__sodium_init() < 0)
+        return -ENOSYS;
+    if (snprintf(pubpath, sizeof(pubpath), "%s.pub", path)
+        >= (int)sizeof(pubpath))
+        return -ENAMETOOLONG;
+    if (!overwrite && access(pubpath, F_OK) == 0)
+        return -EEXIST;
+    /* Secret, its Z85 text and the file text, all in guarded memory. */
+    struct {
+        uint8_t pk[PARLEY__CURVE_BYTES];
+        uint8_t sk[PARLEY__CURVE_BYTES];
+        char sk_z85[PARLEY_CURVE_KEY_CHARS + 1];
+        char text[256];
+    } *g = sodium_malloc(sizeof(*g));
+    if (g == NULL)
+        return -ENOMEM;
+    crypto_box_keypair(g->pk, g->sk); /* Curve25519, as CurveZMQ uses */
+    if (zmq_z85_encode(pub, g->pk, sizeof(g->pk)) == NULL
+        || zmq_z85_encode(g->sk_z85, g->sk, sizeof(g->sk)) == NULL) {
+        rc = -EINVAL;
+        goto out;
+    }
+    int n = snprintf(g->text, sizeof(g->text),
+                     "%s\npublic-key %s\nsecret-key %s\n", S_CURVE_HEADER, pub,
+                     g->sk_z85);
+    rc = s_write_file(path, 0600, overwrite, g->text, (size_t)n);
+    if (rc < 0)
+        goto out;
+    char comment_clean[256] = "";
+    if (comment != NULL) {
+        snprintf(comment_clean, sizeof(comment_clean), "%s", comment);
+        for (char *p = comment_clean; *p != '\0'; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+    }
+    n = snprintf(publine, sizeof(publine), "%s%s%s\n", pub,
+                 comment_clean[0] != '\0' ? " " : "", comment_clean);
+    rc = s_write_file(pubpath, 0644, overwrite, publine, (size_t)n);
+    if (rc == 0 && public_z85 != NULL)
+        memcpy(public_z85, pub, sizeof(pub));
+out:
+    sodium_free(g);
     return rc;
 }

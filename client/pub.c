@@ -26,6 +26,13 @@ struct parley_pub {
 parley_pub_t *
 parley_pub_new(const char *server, const parley_key_t *key)
 {
+    return parley_pub_new_curve(server, key, NULL);
+}
+
+parley_pub_t *
+parley_pub_new_curve(const char *server, const parley_key_t *key,
+                     const parley_curve_t *curve)
+{
     int err = 0;
     parley_pub_t *self;
     if (key == NULL) {
@@ -37,7 +44,7 @@ parley_pub_new(const char *server, const parley_key_t *key)
     self->key = key;
     if ((self->wire = parley__wire_new(server != NULL ? server
                                                       : PARLEY_DEFAULT_SERVER,
-                                       &err)) == NULL) {
+                                       curve, &err)) == NULL) {
         parley_pub_destroy(&self);
         errno = -err;
         return NULL;

@@ -108,51 +108,153 @@ parley_sign(const parley_key_t *key, const parley_update_t *u, void *buf,
     return parley__envelope_encode(body, body_len, pk, sig, buf, cap, len);
 }
 
-/* Arena space for one decode on the stack; larger input spills to heap. */
-#define S_ARENA 16384
+int
+parley__verify_prepare(parley__verify_t *v, const parley_keyring_t *ring,
+                       const void *buf, size_t len)
+{
+    v->decoded = 0;
+    parley__arena_init(&v->arena, v->space, sizeof(v->space));
+    if (buf == NULL)
+        return PARLEY_EARG;
+    int rc = parley__envelope_decode(buf, len, &v->env, &v->arena);
+    if (rc < 0)
+        return rc;
+    v->decoded = 1;
+    if (ring != NULL && parley_keyring_name(ring, v->env.signer) == NULL)
+        return PARLEY_EUNKNOWNSIGNER;
+    return 0;
+}
+
+int
+parley__verify_signature(const parley__verify_t *v)
+{
+    const parley__envelope_t *env = &v->env;
+    if (!v->decoded)
+        return PARLEY_EARG;
+    return parley__signature_check(env->signer, env->signature,
+                                   env->body.data, env->body.len);
+}
+
+int
+parley__verify_body(parley__verify_t *v, const parley_keyring_t *ring,
+                    parley_update_t *out,
+                    uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+{
+    const parley__envelope_t *env = &v->env;
+    int rc;
+    if (!v->decoded || out == NULL)
+        return PARLEY_EARG;
+    if ((rc = parley__update_decode(env->body.data, env->body.len, out,
+                                    &v->arena))
+        < 0)
+        return rc;
+    if ((rc = parley_update_validate(out)) < 0)
+        return rc;
+    if (ring != NULL
+        && (rc = parley_keyring_allows(ring, env->signer, out)) < 0)
+        return rc;
+    if (signer != NULL)
+        memcpy(signer, env->signer, PARLEY_PUBLICKEY_BYTES);
+    return 0;
+}
+
+int
+parley__verify_finish(parley__verify_t *v, const parley_keyring_t *ring,
+                      parley_update_t *out,
+                      uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+{
+    if (out == NULL)
+        return PARLEY_EARG;
+    int rc = parley__verify_signature(v);
+    return rc < 0 ? rc : parley__verify_body(v, ring, out, signer);
+}
+
+void
+parley__verify_end(parley__verify_t *v)
+{
+    parley__arena_reset(&v->arena);
+    v->decoded = 0;
+}
 
 int
 parley_verify(const parley_keyring_t *ring, const void *buf, size_t len,
               parley_update_t *out, uint8_t signer[PARLEY_PUBLICKEY_BYTES])
 {
-    _Alignas(16) uint8_t space[S_ARENA];
-    parley__arena_t arena;
-    parley__envelope_t env;
-    int rc;
-
+    parley__verify_t v;
     if (buf == NULL || out == NULL)
         return PARLEY_EARG;
-    parley__arena_init(&arena, space, sizeof(space));
-    if ((rc = parley__envelope_decode(buf, len, &env, &arena)) < 0)
-        goto out;
-    if (ring != NULL && parley_keyring_name(ring, env.signer) == NULL) {
-        rc = PARLEY_EUNKNOWNSIGNER;
-        goto out;
-    }
-    rc = parley__signature_check(env.signer, env.signature, env.body.data,
-                                 env.body.len);
-    if (rc < 0)
-        goto out;
-    if ((rc = parley__update_decode(env.body.data, env.body.len, out,
-                                    &arena))
-        < 0)
-        goto out;
-    if ((rc = parley_update_validate(out)) < 0)
-        goto out;
-    if (ring != NULL && (rc = parley_keyring_allows(ring, env.signer, out)) < 0)
-        goto out;
-    if (signer != NULL)
-        memcpy(signer, env.signer, PARLEY_PUBLICKEY_BYTES);
-out:
-    parley__arena_reset(&arena);
+    int rc = parley__verify_prepare(&v, ring, buf, len);
+    if (rc == 0)
+        rc = parley__verify_finish(&v, ring, out, signer);
+    parley__verify_end(&v);
     return rc;
+}
+
+/* ------------------------------------------------------------ self-test */
+
+/* The order of the Ed25519 base point, little-endian. */
+static const uint8_t s_group_order[32] = {
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+    0xa2, 0xde, 0xf9, 0xde, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+};
+
+int
+parley__sign_selftest(void)
+{
+    static const uint8_t body[] = "parley self-test";
+    uint8_t seed[32], sig[PARLEY_SIGNATURE_BYTES];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    int bad = 0;
+
+    if (parley__sodium_init() < 0)
+        return -ENOSYS;
+    memset(seed, 0x5a, sizeof(seed));
+    parley_key_t *key = parley_key_from_seed(seed);
+    if (key == NULL)
+        return -errno;
+    parley_key_public(key, pk);
+    int rc = parley__signature_make(key, body, sizeof(body), sig);
+    parley_key_destroy(&key);
+    if (rc < 0)
+        return rc;
+    /* A good signature must pass, or the checks below prove nothing. */
+    if (parley__signature_check(pk, sig, body, sizeof(body)) != 0)
+        bad++;
+
+    /* S + L: the same scalar, not reduced. S < L < 2^253, so the sum
+     * still fits the 32 bytes. */
+    uint8_t *s = sig + 32;
+    unsigned carry = 0;
+    for (size_t i = 0; i < 32; i++) {
+        unsigned t = (unsigned)s[i] + s_group_order[i] + carry;
+        s[i] = (uint8_t)t;
+        carry = t >> 8;
+    }
+    if (carry != 0 || parley__signature_check(pk, sig, body, sizeof(body))
+                          != PARLEY_EBADSIG)
+        bad++;
+
+    /* The identity point as public key and as R, with S = 0: 8 * (S B)
+     * = 8 * R + 8 * h A holds for every message. */
+    memset(pk, 0, sizeof(pk));
+    pk[0] = 0x01;
+    memset(sig, 0, sizeof(sig));
+    sig[0] = 0x01;
+    if (parley__signature_check(pk, sig, body, sizeof(body))
+        != PARLEY_EBADSIG)
+        bad++;
+    /* The same small-order key must not pass the keyring's check either. */
+    if (crypto_core_ed25519_is_valid_point(pk) != 0)
+        bad++;
+    return bad == 0 ? 0 : -EPROTO;
 }
 
 int
 parley_delivery_decode(const parley_keyring_t *ring, const void *buf,
                        size_t len, parley_delivery_t *out)
 {
-    _Alignas(16) uint8_t space[S_ARENA];
+    _Alignas(16) uint8_t space[PARLEY__VERIFY_ARENA];
     parley__arena_t arena;
     parley__bytes_t update;
     int rc;

@@ -17,6 +17,7 @@
  * The bookkeeping (parley__merge_*) is plain data so it can be unit
  * tested; parley_sub_next() drives it with the two sockets.
  */
+#include "keys.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -651,17 +652,26 @@ s_wait_live(parley_sub_t *self, parley__heartbeat_t *hb)
 
 /* Make and connect the SUB socket with the filter's topics. */
 static int
-s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm)
+s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm,
+            const parley_curve_t *curve)
 {
     char topics[PARLEY__FILTER_VALUES_MAX * 3 + 1][PARLEY_TOPIC_MAX];
     int zero = 0;
+    int64_t maxmsg = PARLEY__FEED_MSG_MAX;
     int n = parley_filter_topics(&self->filter.filter, topics,
                                  sizeof(topics) / sizeof(topics[0]));
     if (n < 0)
         return n;
+    /* A feed message over the cap drops the connection: nothing a valid
+     * update makes comes near it, so only a hostile peer sends one. */
     if ((self->feed = zmq_socket(parley__wire_ctx(self->wire), ZMQ_SUB)) == NULL
-        || zmq_setsockopt(self->feed, ZMQ_LINGER, &zero, sizeof(zero)) != 0)
+        || zmq_setsockopt(self->feed, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+        || zmq_setsockopt(self->feed, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg))
+               != 0)
         return -errno;
+    int rc = parley__curve_apply(curve, self->feed);
+    if (rc < 0)
+        return rc;
     if (rcvhwm > 0
         && zmq_setsockopt(self->feed, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm)) != 0)
         return -errno;
@@ -704,7 +714,7 @@ parley_sub_new(const char *server, const parley_filter_t *f,
                                            : PARLEY__TIMEOUT_DEFAULT_MS;
     if ((err = parley__filterbuf_set(&self->filter, f)) < 0)
         goto fail;
-    if ((self->wire = parley__wire_new(server, &err)) == NULL)
+    if ((self->wire = parley__wire_new(server, opt->curve, &err)) == NULL)
         goto fail;
     if (opt->feed != NULL) {
         if (strlen(opt->feed) >= sizeof(endpoint)) {
@@ -728,7 +738,7 @@ parley_sub_new(const char *server, const parley_filter_t *f,
                                          sizeof(endpoint))) < 0)
             goto fail;
     }
-    if ((err = s_open_feed(self, endpoint, opt->rcvhwm)) < 0)
+    if ((err = s_open_feed(self, endpoint, opt->rcvhwm, opt->curve)) < 0)
         goto fail;
     if ((err = s_wait_live(self, &hb)) < 0)
         goto fail;
@@ -784,9 +794,19 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *ev)
         }
         if ((rc = s_maybe_request(sub)) < 0)
             return rc;
+        /* Cut off by the daemon (its CURVE allow-list changed): nothing
+         * will come any more, so say so rather than wait in silence. */
+        if ((rc = parley__wire_handshake(sub->wire)) < 0)
+            return rc;
 
         int64_t now = parley__mono_ms();
         if (sub->req_state != S_REQ_NONE && now >= sub->req_deadline) {
+            /* The answer may be waiting unread because the caller was
+             * away for longer than the timeout: take it first. */
+            if (sub->req_state == S_REQ_SENT && (rc = s_drain_api(sub)) < 0)
+                return rc;
+            if (sub->req_state == S_REQ_NONE)
+                continue;
             /* Given up on: a late answer is dropped by its id, and the
              * request goes out again at the next call. */
             sub->req_state = S_REQ_NONE;
@@ -804,15 +824,16 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *ev)
             until = until < 0 || sub->retry_at < until ? sub->retry_at : until;
         long wait = until < 0 ? -1 : (long)(until > now ? until - now : 0);
 
-        zmq_pollitem_t items[2] = {
+        zmq_pollitem_t items[3] = {
             { .socket = parley__wire_socket(sub->wire), .events = ZMQ_POLLIN },
+            { .socket = parley__wire_monitor(sub->wire), .events = ZMQ_POLLIN },
             { .socket = sub->feed, .events = ZMQ_POLLIN },
         };
         if (sub->req_state == S_REQ_QUEUED)
             items[0].events |= ZMQ_POLLOUT;
         /* A full hold buffer is not read: libzmq queues (or drops, and a
          * replay fetches it again) until the caller has taken some. */
-        int nitems = parley__merge_full(&sub->merge) ? 1 : 2;
+        int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
         if (zmq_poll(items, nitems, wait) < 0)
             return -errno;
         polled = true;
@@ -821,7 +842,7 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *ev)
             return rc;
         if ((items[0].revents & ZMQ_POLLIN) && (rc = s_drain_api(sub)) < 0)
             return rc;
-        if (nitems == 2 && (items[1].revents & ZMQ_POLLIN)
+        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN)
             && (rc = s_drain_feed(sub)) < 0)
             return rc;
     }

@@ -7,6 +7,7 @@
  * with another id answers a request that was given up on (a timeout
  * followed by a resend, or a pipelined publish) and is dropped.
  */
+#include "keys.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -19,10 +20,23 @@
 #define S_OUT_CAP (PARLEY_ENVELOPE_MAX + 16384)
 /* Arena for decoded replies; larger replay pages spill to the heap. */
 #define S_ARENA_CAP (64 * 1024)
+/* The wire owns its context, so one fixed monitor endpoint suffices. */
+#define S_MONITOR_EP "inproc://parley.wire.monitor"
+#define S_MONITOR_EVENTS                                                     \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL   \
+     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+/* Handshakes in a row that the daemon broke off without a reason before
+ * we call it a mismatch: when both sides see a mechanism mismatch, the
+ * one that closes first leaves the other without the detail. */
+#define S_NO_DETAIL_MAX 3
 
 struct parley__wire {
     void *ctx;                 /* zmq context owned by this wire */
     void *sock;                /* DEALER connected to server */
+    void *monitor;             /* PAIR receiving the DEALER's events */
+    int handshake;             /* parley__wire_handshake() result, kept
+                                  until a handshake succeeds */
+    int no_detail;             /* handshakes failed in a row, no reason */
     char *server;              /* api endpoint, for the feed fix-up */
     uint64_t next_id;          /* request id of the next prepare */
     uint64_t out_id;           /* id of the prepared request, 0 = none */
@@ -60,9 +74,10 @@ s_deadline(int timeout_ms)
 }
 
 parley__wire_t *
-parley__wire_new(const char *server, int *err)
+parley__wire_new(const char *server, const parley_curve_t *curve, int *err)
 {
     int zero = 0, one = 1;
+    int64_t maxmsg = PARLEY__REPLY_MAX;
     parley__wire_t *self = calloc(1, sizeof(*self));
     if (self == NULL) {
         *err = -ENOMEM;
@@ -87,6 +102,18 @@ parley__wire_new(const char *server, int *err)
     if ((self->sock = zmq_socket(self->ctx, ZMQ_DEALER)) == NULL
         || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0
         || zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0
+        || zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg,
+                          sizeof(maxmsg)) != 0) {
+        *err = -errno;
+        goto fail;
+    }
+    if ((*err = parley__curve_apply(curve, self->sock)) < 0)
+        goto fail;
+    /* The monitor before the connect, so that no event is missed. */
+    if (zmq_socket_monitor(self->sock, S_MONITOR_EP, S_MONITOR_EVENTS) != 0
+        || (self->monitor = zmq_socket(self->ctx, ZMQ_PAIR)) == NULL
+        || zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+        || zmq_connect(self->monitor, S_MONITOR_EP) != 0
         || zmq_connect(self->sock, server) != 0) {
         *err = -errno;
         goto fail;
@@ -103,14 +130,61 @@ parley__wire_destroy(parley__wire_t **w)
     if (w == NULL || *w == NULL)
         return;
     parley__wire_t *self = *w;
-    if (self->sock != NULL)
+    if (self->sock != NULL) {
+        if (self->monitor != NULL)
+            zmq_socket_monitor(self->sock, NULL, 0);
         zmq_close(self->sock);
+    }
+    if (self->monitor != NULL)
+        zmq_close(self->monitor);
     if (self->ctx != NULL)
         zmq_ctx_term(self->ctx);
     parley__arena_reset(&self->arena);
     free(self->server);
     free(self);
     *w = NULL;
+}
+
+int
+parley__wire_handshake(parley__wire_t *w)
+{
+    /* Events are two frames: 16-bit event and 32-bit value, then the
+     * endpoint. All are read, also after a failure is known: libzmq's I/O
+     * thread blocks on a full monitor pipe. A later success (the daemon
+     * let us in again) clears what failed before. */
+    while (w->monitor != NULL) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, w->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= sizeof(event))
+            memcpy(&event, zmq_msg_data(&ev), sizeof(event));
+        while (zmq_msg_more(&ev) && zmq_msg_recv(&ev, w->monitor, 0) >= 0) {
+        }
+        zmq_msg_close(&ev);
+        switch (event) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            w->handshake = 0;
+            w->no_detail = 0;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            w->handshake = -EACCES;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            w->handshake = PARLEY_EPROTO;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            if (++w->no_detail >= S_NO_DETAIL_MAX && w->handshake == 0)
+                w->handshake = PARLEY_EPROTO;
+            break;
+        default:
+            break;
+        }
+    }
+    return w->handshake;
 }
 
 void *
@@ -123,6 +197,12 @@ void *
 parley__wire_socket(parley__wire_t *w)
 {
     return w->sock;
+}
+
+void *
+parley__wire_monitor(parley__wire_t *w)
+{
+    return w->monitor;
 }
 
 const char *
@@ -160,12 +240,19 @@ parley__wire_send(parley__wire_t *w, int timeout_ms)
         if (errno != EAGAIN)
             return -errno;
         /* With ZMQ_IMMEDIATE the socket is writable only once a daemon is
-         * connected (and under its HWM); wait for that, up to the deadline. */
+         * connected (and under its HWM); wait for that, up to the deadline,
+         * unless the daemon has said it will not have us. */
+        int rc = parley__wire_handshake(w);
+        if (rc < 0)
+            return rc;
         int left = s_left(deadline);
         if (left == 0)
             return PARLEY_ETIMEOUT;
-        zmq_pollitem_t item = { .socket = w->sock, .events = ZMQ_POLLOUT };
-        if (zmq_poll(&item, 1, left) < 0)
+        zmq_pollitem_t items[2] = {
+            { .socket = w->sock, .events = ZMQ_POLLOUT },
+            { .socket = w->monitor, .events = ZMQ_POLLIN },
+        };
+        if (zmq_poll(items, 2, left) < 0)
             return -errno;
     }
 }
@@ -213,11 +300,18 @@ parley__wire_recv(parley__wire_t *w, uint64_t id, int timeout_ms,
         }
         if (rc != -EAGAIN)
             return rc;
+        /* A daemon that cut us off (its allow-list changed) refuses the
+         * reconnection: say so instead of waiting for the timeout. */
+        if ((rc = parley__wire_handshake(w)) < 0)
+            return rc;
         int left = s_left(deadline);
         if (left == 0)
             return PARLEY_ETIMEOUT;
-        zmq_pollitem_t item = { .socket = w->sock, .events = ZMQ_POLLIN };
-        if (zmq_poll(&item, 1, left) < 0)
+        zmq_pollitem_t items[2] = {
+            { .socket = w->sock, .events = ZMQ_POLLIN },
+            { .socket = w->monitor, .events = ZMQ_POLLIN },
+        };
+        if (zmq_poll(items, 2, left) < 0)
             return -errno;
     }
 }
@@ -257,6 +351,13 @@ s_copy(char *dst, size_t cap, const char *src)
 int
 parley_ping(const char *server, int timeout_ms, parley_info_t *out)
 {
+    return parley_ping_ex(server, NULL, timeout_ms, out);
+}
+
+int
+parley_ping_ex(const char *server, const parley_curve_t *curve, int timeout_ms,
+               parley_info_t *out)
+{
     int rc;
     parley__reply_t reply;
     parley__request_t *req = calloc(1, sizeof(*req));
@@ -265,7 +366,7 @@ parley_ping(const char *server, int timeout_ms, parley_info_t *out)
         rc = out == NULL ? PARLEY_EARG : -ENOMEM;
         goto done;
     }
-    if ((w = parley__wire_new(server, &rc)) == NULL)
+    if ((w = parley__wire_new(server, curve, &rc)) == NULL)
         goto done;
     req->op = PARLEY__OP_PING;
     if ((rc = parley__wire_call(w, req, timeout_ms, &reply)) < 0)
@@ -291,6 +392,13 @@ int
 parley_stats(const char *server, int timeout_ms, parley_stat_t *out,
              size_t cap)
 {
+    return parley_stats_ex(server, NULL, timeout_ms, out, cap);
+}
+
+int
+parley_stats_ex(const char *server, const parley_curve_t *curve,
+                int timeout_ms, parley_stat_t *out, size_t cap)
+{
     int rc;
     parley__reply_t reply;
     parley__request_t *req = calloc(1, sizeof(*req));
@@ -299,7 +407,7 @@ parley_stats(const char *server, int timeout_ms, parley_stat_t *out,
         rc = req == NULL ? -ENOMEM : PARLEY_EARG;
         goto done;
     }
-    if ((w = parley__wire_new(server, &rc)) == NULL)
+    if ((w = parley__wire_new(server, curve, &rc)) == NULL)
         goto done;
     req->op = PARLEY__OP_STATS;
     if ((rc = parley__wire_call(w, req, timeout_ms, &reply)) < 0)

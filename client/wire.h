@@ -33,16 +33,35 @@ int64_t parley__mono_ms(void);
 
 typedef struct parley__wire parley__wire_t;
 
+/* Largest reply a client reads (a snapshot of 4096 updates fits). */
+#define PARLEY__REPLY_MAX (64 * 1024 * 1024)
+/* Largest feed message a subscriber reads: a Delivery of a valid update. */
+#define PARLEY__FEED_MSG_MAX (64 * 1024)
+
 /*
  * Make a zmq context and a DEALER connected to the api endpoint server
  * (ZMQ_LINGER 0, ZMQ_IMMEDIATE 1: nothing is queued for a daemon that is
- * not connected, so a dead daemon shows up as a send timeout).
+ * not connected, so a dead daemon shows up as a send timeout), through
+ * CurveZMQ when curve is not NULL. A socket monitor watches the handshake
+ * so that a daemon refusing us is told apart from one that is not there.
  *
  * Returns:   the wire, or NULL with *err set (-errno from libzmq, e.g.
  *            -EINVAL for a malformed endpoint).
- * Ownership: the caller's; free with parley__wire_destroy().
+ * Ownership: the caller's; free with parley__wire_destroy(). curve is
+ *            needed only during the call.
  */
-parley__wire_t *parley__wire_new(const char *server, int *err);
+parley__wire_t *parley__wire_new(const char *server,
+                                 const parley_curve_t *curve, int *err);
+
+/*
+ * Has the handshake with the daemon failed? Reads the monitor without
+ * blocking.
+ *
+ * Returns:   0 (no news), -EACCES (the daemon refused our key) or
+ *            PARLEY_EPROTO (the security mechanisms differ: one side uses
+ *            CURVE and the other does not, or keys do not match).
+ */
+int parley__wire_handshake(parley__wire_t *w);
 
 /* Close the socket and terminate the context; *w becomes NULL. */
 void parley__wire_destroy(parley__wire_t **w);
@@ -52,6 +71,10 @@ void *parley__wire_ctx(parley__wire_t *w);
 
 /* The DEALER socket, for zmq_poll(). */
 void *parley__wire_socket(parley__wire_t *w);
+
+/* The PAIR that receives the DEALER's handshake failures, for zmq_poll()
+ * (then parley__wire_handshake() says what happened). */
+void *parley__wire_monitor(parley__wire_t *w);
 
 /* The api endpoint this wire was made for. */
 const char *parley__wire_server(const parley__wire_t *w);
@@ -70,7 +93,8 @@ int parley__wire_prepare(parley__wire_t *w, parley__request_t *req,
  * bytes under the same id), waiting up to timeout_ms (-1 = forever) for a
  * connected daemon.
  *
- * Returns:   0, PARLEY_ETIMEOUT (nothing connected in time), -EINTR or
+ * Returns:   0, PARLEY_ETIMEOUT (nothing connected in time), -EACCES or
+ *            PARLEY_EPROTO (see parley__wire_handshake()), -EINTR or
  *            another -errno.
  */
 int parley__wire_send(parley__wire_t *w, int timeout_ms);
@@ -82,7 +106,8 @@ int parley__wire_send(parley__wire_t *w, int timeout_ms);
  *
  * Returns:   0 with *out filled (its pointers stay valid until the next
  *            receive on this wire), PARLEY_ETIMEOUT, PARLEY_EPROTO (an
- *            answer that does not decode), -EINTR or another -errno.
+ *            answer that does not decode, or see parley__wire_handshake()),
+ *            -EACCES, -EINTR or another -errno.
  */
 int parley__wire_recv(parley__wire_t *w, uint64_t id, int timeout_ms,
                       parley__reply_t *out);

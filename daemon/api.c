@@ -11,7 +11,9 @@
 #include "api.h"
 
 #include "codec.h"
+#include "limit.h"
 #include "log.h"
+#include "sign.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -21,7 +23,12 @@
 #include <time.h>
 #include <zmq.h>
 
-#define S_HWM 10000
+#define S_SNDHWM 10000
+/* Requests queued per connection before libzmq stops reading it (TCP
+ * backpressure, nothing lost); with the frame cap it bounds memory. */
+#define S_RCVHWM 1000
+/* How long a cut waits for libzmq to release the port. */
+#define S_REBIND_MS 5000
 #define S_ID_MAX 255                /* ROUTER identities are 1..255 bytes */
 #define S_QUEUE_BYTES (1024 * 1024) /* encoded replies waiting for the sync */
 #define S_BATCH_MIN (8 * 1024 * 1024) /* envelopes waiting for the sync */
@@ -55,6 +62,11 @@ struct pd_api {
     pd_store_t *store;               /* borrowed */
     pd_index_t *idx;                 /* borrowed */
     pd_feed_t *feed;                 /* borrowed */
+    pd_zap_t *zap;                   /* borrowed: ACL, security counters */
+    pd_limit_t *limit;               /* rate limits (owned) */
+    char bound[256];                 /* ZMQ_LAST_ENDPOINT: what to rebind */
+    const char *req_user;            /* User-Id of the request being
+                                        handled, NULL if none */
     const parley_keyring_t *ring;    /* borrowed, swapped on reload */
     uint8_t daemon_id[16];
     struct timespec started;         /* CLOCK_MONOTONIC at start */
@@ -67,6 +79,7 @@ struct pd_api {
     parley__arena_t arena;
     parley__request_t req;
     parley_update_t update;          /* the update being published */
+    parley__verify_t verify;         /* its envelope, between the steps */
 
     /* the batch of this turn */
     uint8_t *queue;                  /* S_QUEUE_BYTES of queued replies */
@@ -95,8 +108,8 @@ struct pd_api {
 
 pd_api_t *
 pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
-           pd_index_t *idx, pd_feed_t *feed, const uint8_t daemon_id[16],
-           int *err)
+           pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap,
+           const uint8_t daemon_id[16], int *err)
 {
     pd_api_t *self = calloc(1, sizeof(*self));
     if (self == NULL) {
@@ -108,6 +121,7 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     self->store = store;
     self->idx = idx;
     self->feed = feed;
+    self->zap = zap;
     memcpy(self->daemon_id, daemon_id, sizeof(self->daemon_id));
     clock_gettime(CLOCK_MONOTONIC, &self->started);
     for (int i = 0; i < PD_API_NCODES; i++)
@@ -132,10 +146,12 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     self->items = malloc(self->items_cap);
     self->item_list = calloc(PD_API_REPLAY_MAX, sizeof(parley__bytes_t));
     self->out = malloc(self->out_cap);
+    self->limit = pd_limit_new(cfg->rate_limit, cfg->rate_burst);
     if (self->arena_buf == NULL || self->queue == NULL || self->queued == NULL
         || self->batch == NULL || self->pending == NULL || self->record == NULL
         || self->scratch == NULL || self->items == NULL
-        || self->item_list == NULL || self->out == NULL) {
+        || self->item_list == NULL || self->out == NULL
+        || self->limit == NULL) {
         *err = -ENOMEM;
         goto fail;
     }
@@ -147,25 +163,32 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
         goto fail;
     }
     /* A frame over the cap drops the peer; one between max_message_bytes
-     * and the cap is read and answered too_large. */
-    int64_t cap = 4 * (int64_t)max > 1024 * 1024 ? 4 * (int64_t)max
-                                                 : 1024 * 1024;
-    int zero = 0, hwm = S_HWM;
+     * and the cap is read and answered too_large. Twice the limit: enough
+     * to tell a client its request is too big, and with S_RCVHWM a bound
+     * on what one connection can make libzmq hold. */
+    int64_t cap = 2 * (int64_t)max;
+    int zero = 0, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM;
     int ipv6 = strchr(cfg->api, '[') != NULL;
     size_t len = sizeof(self->endpoint);
     if (zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &cap, sizeof(cap)) < 0
         || zmq_setsockopt(self->sock, ZMQ_ROUTER_MANDATORY, &zero,
                           sizeof(zero)) < 0
-        || zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0
-        || zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0
+        || zmq_setsockopt(self->sock, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)) < 0
+        || zmq_setsockopt(self->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm)) < 0
         || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0
-        || zmq_setsockopt(self->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0
-        || zmq_bind(self->sock, cfg->api) < 0
+        || zmq_setsockopt(self->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0) {
+        *err = -zmq_errno();
+        goto fail;
+    }
+    if ((*err = pd_zap_secure(zap, self->sock, "api")) < 0)
+        goto fail;
+    if (zmq_bind(self->sock, cfg->api) < 0
         || zmq_getsockopt(self->sock, ZMQ_LAST_ENDPOINT, self->endpoint, &len)
                < 0) {
         *err = -zmq_errno();
         goto fail;
     }
+    memcpy(self->bound, self->endpoint, sizeof(self->bound));
     *err = 0;
     return self;
 fail:
@@ -195,8 +218,29 @@ pd_api_destroy(pd_api_t **apip)
     free(self->items);
     free(self->item_list);
     free(self->out);
+    pd_limit_destroy(&self->limit);
     free(self);
     *apip = NULL;
+}
+
+int
+pd_api_cut(pd_api_t *self)
+{
+    if (zmq_unbind(self->sock, self->bound) < 0)
+        return -zmq_errno();
+    /* The unbind finishes in libzmq's I/O thread; until then the port is
+     * still taken. */
+    struct timespec pause = { 0, 5 * 1000 * 1000 };
+    for (int waited = 0; waited < S_REBIND_MS; waited += 5) {
+        if (zmq_bind(self->sock, self->bound) == 0) {
+            pd_zap_connections_cut(self->zap, self->sock);
+            return 0;
+        }
+        if (zmq_errno() != EADDRINUSE)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    return -zmq_errno();
 }
 
 void *
@@ -384,24 +428,24 @@ s_same_bytes(pd_api_t *self, uint64_t seq, const void *env, size_t len)
     return got == len && memcmp(self->record, env, len) == 0;
 }
 
-/* For the log line of a reject: the signer named by an envelope, if any. */
-static bool
-s_signer_of(pd_api_t *self, const void *env, size_t len,
-            uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+/* CLOCK_MONOTONIC in microseconds, for the rate limits. */
+static int64_t
+s_mono_us(void)
 {
-    parley__arena_t arena;
-    parley__envelope_t e;
-    parley__arena_init(&arena, self->scratch, self->scratch_cap);
-    bool ok = parley__envelope_decode(env, len, &e, &arena) == 0;
-    if (ok)
-        memcpy(signer, e.signer, PARLEY_PUBLICKEY_BYTES);
-    parley__arena_reset(&arena);
-    return ok;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
  * Checks 2-9 of DESIGN.md for one PublishRequest; on success the update is
  * appended and indexed and its ack queued. A reject changes no state.
+ *
+ * The rate limits come before the signature check (the one costly step):
+ * a peer that has sent too many bad signatures is refused, undecoded, for
+ * a while; then, after the signer lookup, the signer's bucket must hold a
+ * token. The peer check comes first so that forgeries under a real
+ * signer's key do not drain that signer's bucket.
  *
  * Returns:   0, or a fatal store error.
  */
@@ -412,20 +456,44 @@ s_publish(pd_api_t *self, s_peer_t peer)
     const uint8_t *env = self->req.update.data;
     size_t len = self->req.update.len;
     parley_update_t *u = &self->update;
+    parley__verify_t *v = &self->verify;
     uint8_t signer[PARLEY_PUBLICKEY_BYTES] = { 0 };
-    char keyid[PARLEY_KEYID_CHARS + 8] = "";
+    char keyid[PARLEY_KEYID_CHARS + 64] = "";
 
     self->counters.requests_publish++;
     if (self->ring == NULL)
         return s_reject(self, peer, rid, PARLEY_EUNAVAILABLE, 0, NULL);
-    int rc = parley_verify(self->ring, env, len, u, signer);
-    if (rc != 0) {
-        if (s_signer_of(self, env, len, signer)) {
-            strcpy(keyid, "signer ");
-            parley_key_id(keyid + 7, signer);
-        }
-        return s_reject(self, peer, rid, rc, 0, keyid);
+    /* A peer cooling down is refused before anything is decoded: its
+     * flood must cost as little as possible. */
+    int64_t now_us = s_mono_us();
+    if (pd_limit_peer_blocked(self->limit, peer.data, peer.len,
+                              now_us / 1000))
+        return s_reject(self, peer, rid, PARLEY_ERATELIMITED, 0,
+                        "(peer cooling down after bad signatures)");
+    int rc = parley__verify_prepare(v, self->ring, env, len);
+    if (v->decoded) {
+        strcpy(keyid, "signer ");
+        parley_key_id(keyid + 7, v->env.signer);
     }
+    if (rc == 0) {
+        if (!pd_limit_signer_take(self->limit, v->env.signer, now_us)) {
+            strcat(keyid, " (over rate_limit)");
+            rc = PARLEY_ERATELIMITED;
+        } else {
+            rc = parley__verify_finish(v, self->ring, u, signer);
+            if (rc == PARLEY_EBADSIG
+                && pd_limit_peer_bad(self->limit, peer.data, peer.len,
+                                     now_us / 1000))
+                pd_log_limited(S_LOG_API + 1, PD_LOG_WARN,
+                               "api: a peer sent %d bad signatures within a "
+                               "second (last under %s); its publishes are "
+                               "refused unverified for %d ms",
+                               PD_LIMIT_BAD_MAX, keyid, PD_LIMIT_COOLDOWN_MS);
+        }
+    }
+    parley__verify_end(v);
+    if (rc != 0)
+        return s_reject(self, peer, rid, rc, 0, keyid);
 
     int64_t now = parley_now_ms();
     int64_t skew = (int64_t)self->cfg->max_clock_skew * 1000;
@@ -526,6 +594,22 @@ s_reject_now(pd_api_t *self, s_peer_t peer, int code, uint64_t first_seq,
     return rc < 0 ? rc : s_commit(self);
 }
 
+/*
+ * May the connection that sent the request read this update? With CURVE
+ * on, a client limited to some topics gets only updates carried on one of
+ * them, as on the feed.
+ */
+static bool
+s_readable(pd_api_t *self, bool reads_all, const parley_update_t *u)
+{
+    if (reads_all)
+        return true;
+    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    size_t n = parley_topics(u, topics);
+    return pd_zap_may_read(self->zap, self->req_user,
+                           (const char(*)[PARLEY_TOPIC_MAX])topics, n);
+}
+
 /* REPLAY: deliveries from from_seq on, filtered, paged by count and size. */
 static int
 s_replay(pd_api_t *self, s_peer_t peer)
@@ -545,6 +629,7 @@ s_replay(pd_api_t *self, s_peer_t peer)
     uint32_t limit = q->limit == 0 || q->limit > PD_API_REPLAY_MAX
                          ? PD_API_REPLAY_MAX
                          : q->limit;
+    bool reads_all = pd_zap_reads_all(self->zap, self->req_user);
     size_t n = 0, used = 0, looked = 0;
     uint64_t seq = from;
     for (; seq <= to && n < limit && looked < S_REPLAY_SCAN_MAX; seq++) {
@@ -560,7 +645,8 @@ s_replay(pd_api_t *self, s_peer_t peer)
                            (unsigned long long)seq, parley_strerror(rc));
             return s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
         }
-        if (!parley_filter_match(&q->filter.filter, &self->rec_update))
+        if (!parley_filter_match(&q->filter.filter, &self->rec_update)
+            || !s_readable(self, reads_all, &self->rec_update))
             continue;
         size_t need = len + S_DELIVERY_OVERHEAD;
         if (n > 0 && used + need > PD_API_REPLY_BUDGET)
@@ -636,6 +722,7 @@ s_snapshot(pd_api_t *self, s_peer_t peer)
     if (n > 0 && (s.offs = malloc((size_t)n * sizeof(size_t))) == NULL)
         goto unavailable;
     int64_t now = parley_now_ms();
+    bool reads_all = pd_zap_reads_all(self->zap, self->req_user);
     for (int i = 0; i < n; i++) {
         int64_t received_at;
         size_t len;
@@ -647,7 +734,8 @@ s_snapshot(pd_api_t *self, s_peer_t peer)
         const parley_update_t *u = &self->rec_update;
         if (u->expires_at != 0 && u->expires_at <= now)
             continue;
-        if (!parley_filter_match(&q->filter.filter, u))
+        if (!parley_filter_match(&q->filter.filter, u)
+            || !s_readable(self, reads_all, u))
             continue;
         if (s_snap_add(&s, seqs[i], received_at, self->record, len) < 0)
             goto unavailable;
@@ -697,9 +785,11 @@ static int
 s_stats(pd_api_t *self, s_peer_t peer)
 {
     pd_api_counters_t *c = &self->counters;
+    const pd_zap_counters_t *z = pd_zap_counters(self->zap);
+    pd_limit_stats_t ls;
     pd_store_stats_t st;
     struct timespec now;
-    parley__stat_t v[PD_API_NCODES + 24];
+    parley__stat_t v[PD_API_NCODES + 40];
     size_t n = 0;
 
     c->requests_stats++;
@@ -727,6 +817,16 @@ s_stats(pd_api_t *self, s_peer_t peer)
     S_STAT("requests_ping", c->requests_ping);
     S_STAT("keyring_signers",
            self->ring != NULL ? parley_keyring_size(self->ring) : 0);
+    pd_limit_get_stats(self->limit, &ls);
+    S_STAT("rate_limited_signer", ls.signer_limited);
+    S_STAT("rate_limited_peer", ls.peer_limited);
+    S_STAT("peers_penalized", ls.peers_penalized);
+    S_STAT("connections", z->connections);
+    S_STAT("connections_refused", z->connections_refused);
+    S_STAT("auth_denied", z->auth_denied);
+    S_STAT("handshake_failed", z->handshake_failed);
+    S_STAT("subscriptions_denied", z->subscriptions_denied);
+    S_STAT("curve_clients", pd_zap_clients(self->zap));
 #undef S_STAT
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_STATS,
@@ -870,10 +970,15 @@ s_one(pd_api_t *self)
     s_peer_t peer = { zmq_msg_data(&id), zmq_msg_size(&id) };
     if (peer.len == 0 || peer.len > S_ID_MAX)
         goto out; /* cannot be answered */
-    if (frames != 2)
+    if (frames != 2) {
         rc = s_reject(self, peer, 0, PARLEY_EMALFORMED, 0, "(frame count)");
-    else
+    } else {
+        /* The ZAP user id (the CURVE client's name) decides what replay
+         * and snapshot may send; valid while body is. */
+        self->req_user = zmq_msg_gets(&body, "User-Id");
         rc = s_handle(self, peer, zmq_msg_data(&body), zmq_msg_size(&body));
+        self->req_user = NULL;
+    }
 out:
     zmq_msg_close(&id);
     zmq_msg_close(&body);

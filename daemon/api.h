@@ -2,7 +2,9 @@
  * api.h - parleyd's request side: the ROUTER socket and what it answers.
  *
  * Clients (DEALER) send [ApiRequest]; the ROUTER sees [identity][request]
- * and answers [identity][ApiReply]. One call of pd_api_turn() reads up to
+ * and answers [identity][ApiReply]. Publishes pass the rate limits
+ * (limit.h) between the signer lookup and the signature check; replay
+ * and snapshot send only what the connection's CURVE client may read. One call of pd_api_turn() reads up to
  * PD_API_TURN_MAX requests without blocking and handles them in order:
  * publishes are checked (DESIGN.md "What parleyd checks"), appended to the
  * log and indexed; then one pd_store_sync() makes the whole batch durable,
@@ -17,6 +19,7 @@
 #include "index.h"
 #include "parley.h"
 #include "store.h"
+#include "zap.h"
 
 #include <stdint.h>
 
@@ -45,14 +48,24 @@ typedef struct pd_api_counters {
 typedef struct pd_api pd_api_t;
 
 /*
- * Make the ROUTER socket in ctx and bind it to cfg->api. cfg, store, idx
- * and feed are borrowed and must outlive the api.
+ * Make the ROUTER socket in ctx, secure it with zap and bind it to
+ * cfg->api. cfg, store, idx, feed and zap are borrowed and must outlive
+ * the api.
  *
  * Returns:   the api, or NULL with *err set (-errno).
  */
 pd_api_t *pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
-                     pd_index_t *idx, pd_feed_t *feed,
+                     pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap,
                      const uint8_t daemon_id[16], int *err);
+
+/*
+ * Close every client connection (unbind and bind the same endpoint
+ * again), so that each must pass the ZAP handler anew: used when the
+ * allow-list lost a client. Call between turns.
+ *
+ * Returns:   0 or -errno (the api is then not bound: fatal).
+ */
+int pd_api_cut(pd_api_t *api);
 
 /* Close the socket (linger 0) and free; *api becomes NULL. Accepts NULL. */
 void pd_api_destroy(pd_api_t **api);

@@ -37,6 +37,12 @@ pd_config_defaults(pd_config_t *cfg)
     cfg->segment_bytes = 64 * S_MIB;
     cfg->heartbeat_interval = 1000;
     cfg->log_level = PD_LOG_INFO;
+    cfg->curve = false;
+    cfg->max_connections = 1024;
+    cfg->max_subscriptions = 256;
+    cfg->handshake_timeout = 5000;
+    cfg->rate_limit = 1000;
+    cfg->rate_burst = 2000;
 }
 
 /* ----------------------------------------------------------- value parsers */
@@ -251,6 +257,82 @@ s_set_log_level(pd_config_t *cfg, const char *v, char *err, size_t errlen)
     return 0;
 }
 
+static int
+s_set_curve(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "on") == 0) {
+        cfg->curve = true;
+    } else if (strcmp(v, "off") == 0) {
+        cfg->curve = false;
+    } else {
+        snprintf(err, errlen, "'%s' is not on or off", v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int
+s_set_curve_secret_key(pd_config_t *cfg, const char *v, char *err,
+                       size_t errlen)
+{
+    return s_path(cfg->curve_secret_key, v, err, errlen);
+}
+
+static int
+s_set_curve_clients(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_path(cfg->curve_clients, v, err, errlen);
+}
+
+/* A uint32 setter over a range, for the limits below. */
+static int
+s_u32(uint32_t *dst, const char *v, uint64_t min, uint64_t max, char *err,
+      size_t errlen)
+{
+    uint64_t n;
+    int rc = s_number(v, false, min, max, &n, err, errlen);
+    if (rc == 0)
+        *dst = (uint32_t)n;
+    return rc;
+}
+
+static int
+s_set_max_connections(pd_config_t *cfg, const char *v, char *err,
+                      size_t errlen)
+{
+    /* Each connection is a descriptor; beyond 65536 the fd limit bites
+     * long before this one would. */
+    return s_u32(&cfg->max_connections, v, 1, 65536, err, errlen);
+}
+
+static int
+s_set_max_subscriptions(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_u32(&cfg->max_subscriptions, v, 1, 65536, err, errlen);
+}
+
+static int
+s_set_handshake_timeout(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    /* 0 would mean "wait forever" to libzmq: exactly what a half-open
+     * connection from an attacker wants. */
+    return s_u32(&cfg->handshake_timeout, v, 100, 600000, err, errlen);
+}
+
+static int
+s_set_rate_limit(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_u32(&cfg->rate_limit, v, 0, 10000000, err, errlen);
+}
+
+static int
+s_set_rate_burst(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_u32(&cfg->rate_burst, v, 1, 100000000, err, errlen);
+}
+
 static const struct {
     const char *key;
     s_setter_fn set;
@@ -267,6 +349,14 @@ static const struct {
     { "segment_bytes", s_set_segment_bytes },
     { "heartbeat_interval", s_set_heartbeat_interval },
     { "log_level", s_set_log_level },
+    { "curve", s_set_curve },
+    { "curve_secret_key", s_set_curve_secret_key },
+    { "curve_clients", s_set_curve_clients },
+    { "max_connections", s_set_max_connections },
+    { "max_subscriptions", s_set_max_subscriptions },
+    { "handshake_timeout", s_set_handshake_timeout },
+    { "rate_limit", s_set_rate_limit },
+    { "rate_burst", s_set_rate_burst },
 };
 
 #define S_NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))
@@ -454,6 +544,24 @@ pd_config_finish(pd_config_t *cfg)
             cfg->keyring[0] = '\0';
             return -ENAMETOOLONG;
         }
+    }
+    return 0;
+}
+
+int
+pd_config_check(const pd_config_t *cfg, char *errbuf, size_t errlen)
+{
+    if (cfg->curve && cfg->curve_secret_key[0] == '\0') {
+        snprintf(errbuf, errlen,
+                 "curve is on but curve_secret_key is not set (make one "
+                 "with: parley keygen --curve -o /etc/parley/server.curve)");
+        return -EINVAL;
+    }
+    if (cfg->curve && cfg->curve_clients[0] == '\0') {
+        snprintf(errbuf, errlen,
+                 "curve is on but curve_clients is not set (a file or a "
+                 "directory of *.keys files listing the client keys)");
+        return -EINVAL;
     }
     return 0;
 }

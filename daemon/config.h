@@ -37,6 +37,15 @@ typedef struct pd_config {
     uint64_t segment_bytes;             /* roll segments past this size */
     uint32_t heartbeat_interval;        /* ms between sys/heartbeat/ */
     pd_log_level_t log_level;
+    /* transport security and limits (DESIGN.md "Transport security") */
+    bool curve;                         /* CurveZMQ on api and feed */
+    char curve_secret_key[PD_CONFIG_PATH_MAX]; /* server key file, "" = none */
+    char curve_clients[PD_CONFIG_PATH_MAX];    /* allow-list file or dir */
+    uint32_t max_connections;           /* api + feed connections at once */
+    uint32_t max_subscriptions;         /* subscriptions per connection */
+    uint32_t handshake_timeout;         /* ms a peer has to finish ZMTP */
+    uint32_t rate_limit;                /* updates/s per signer, 0 = off */
+    uint32_t rate_burst;                /* bucket size per signer */
 } pd_config_t;
 
 /* Fill cfg with the embedded defaults. */
@@ -78,5 +87,13 @@ int pd_config_load(pd_config_t *cfg, const char *path, char *errbuf,
  * Returns:   0 or -ENAMETOOLONG.
  */
 int pd_config_finish(pd_config_t *cfg);
+
+/*
+ * Check settings that only make sense together: curve on needs
+ * curve_secret_key and curve_clients.
+ *
+ * Returns:   0, or -EINVAL with a message in errbuf.
+ */
+int pd_config_check(const pd_config_t *cfg, char *errbuf, size_t errlen);
 
 #endif /* PD_CONFIG_H */

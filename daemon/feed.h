@@ -2,14 +2,17 @@
  * feed.h - parleyd's feed: an XPUB socket that carries [topic][Delivery]
  * for every accepted update and [sys/heartbeat/][Heartbeat] on a timer.
  *
- * The XPUB socket is also read: libzmq passes each new subscription and
- * each last unsubscription up (XPUB_VERBOSE off), which the feed counts
- * for stats.
+ * The XPUB socket runs in manual mode: libzmq passes every subscription
+ * up and subscribes nobody by itself; the feed asks the ZAP handler
+ * (zap.h) whether the connection may have it (topic ACL, cap per
+ * connection) and only then subscribes it, so that a client limited to
+ * "party/egypt/" that subscribes to "" or "party/" gets nothing.
  */
 #ifndef PD_FEED_H
 #define PD_FEED_H
 
 #include "parley.h"
+#include "zap.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,16 +21,29 @@
 
 typedef struct pd_feed pd_feed_t;
 
+/* Largest subscription message read; a longer one drops the peer. */
+#define PD_FEED_SUBSCRIBE_MAX 512
+
 /*
- * Make the XPUB socket in ctx and bind it to endpoint. max_delivery is
- * the largest Delivery that will be published (sizes a buffer).
+ * Make the XPUB socket in ctx, secure it with zap and bind it to
+ * endpoint. max_delivery is the largest Delivery that will be published
+ * (sizes a buffer).
  *
  * Returns:   the feed, or NULL with *err set (-errno from libzmq).
  * Ownership: the caller's; close with pd_feed_destroy() before the
- *            context is terminated.
+ *            context is terminated. zap is borrowed and must outlive it.
  */
 pd_feed_t *pd_feed_new(void *ctx, const char *endpoint, size_t max_delivery,
-                       int *err);
+                       pd_zap_t *zap, int *err);
+
+/*
+ * Close every subscriber connection (unbind and bind the same endpoint
+ * again), so that each must pass the ZAP handler anew: used when the
+ * allow-list lost a client. Subscribers reconnect by themselves.
+ *
+ * Returns:   0 or -errno (the feed is then not bound: fatal).
+ */
+int pd_feed_cut(pd_feed_t *feed);
 
 /* Close the socket (linger 0) and free the feed; *feed becomes NULL. */
 void pd_feed_destroy(pd_feed_t **feed);
@@ -49,10 +65,18 @@ const char *pd_feed_endpoint(const pd_feed_t *feed);
  */
 void pd_feed_advertise(pd_feed_t *feed, const char *api_endpoint);
 
-/* Read every pending subscription message without blocking. */
+/*
+ * Read pending subscription messages without blocking and grant or
+ * refuse each (a bounded number per call, so the api is not starved).
+ */
 void pd_feed_drain(pd_feed_t *feed);
 
-/* Topics currently subscribed by at least one subscriber. */
+/*
+ * Topics currently granted to at least one subscriber. libzmq does not
+ * say which connection a closing connection's unsubscriptions belong to,
+ * so a refused topic that another connection holds can make this count
+ * low until that topic is granted again.
+ */
 uint64_t pd_feed_subscriptions(const pd_feed_t *feed);
 
 /*

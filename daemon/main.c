@@ -48,8 +48,8 @@ s_usage(FILE *out)
             "  -V, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
             "\n"
-            "Flags override the config file. SIGHUP reloads the keyring and "
-            "log level.\n",
+            "Flags override the config file. SIGHUP reloads the keyring, the "
+            "CURVE\nallow-list (curve_clients) and the log level.\n",
             PD_CONFIG_DEFAULT_API, PD_CONFIG_DEFAULT_FEED,
             PD_CONFIG_DEFAULT_STATE_DIR);
 }

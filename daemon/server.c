@@ -11,7 +11,9 @@
 #include "feed.h"
 #include "index.h"
 #include "log.h"
+#include "sign.h"
 #include "store.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -36,6 +38,7 @@ struct pd_server {
     char config_path[PD_CONFIG_PATH_MAX]; /* "" = started without -c */
     bool log_level_fixed;        /* --log-level wins over the file */
     void *zctx;
+    pd_zap_t *zap;               /* ZAP handler, monitors, ACL */
     pd_index_t *idx;
     pd_store_t *store;
     pd_feed_t *feed;
@@ -141,6 +144,23 @@ pd_server_new(pd_server_opts_t *opts, int *err)
     opts->ring = NULL;
     randombytes_buf(self->daemon_id, sizeof(self->daemon_id));
 
+    /* A libsodium that accepts small-order keys or unreduced signatures
+     * would let one forgery pass for many updates: refuse to run on it. */
+    if ((*err = parley__sign_selftest()) < 0) {
+        pd_log(PD_LOG_ERROR,
+               "self-test FAILED: libsodium %s accepts a signature it must "
+               "refuse (small-order key or non-canonical S); refusing to "
+               "start",
+               sodium_version_string());
+        goto fail;
+    }
+    char errbuf[512];
+    if (pd_config_check(&self->cfg, errbuf, sizeof(errbuf)) < 0) {
+        pd_log(PD_LOG_ERROR, "%s", errbuf);
+        *err = -EINVAL;
+        goto fail;
+    }
+
     /* Recover before binding: nobody can talk to a half-built daemon. */
     if ((self->idx = pd_index_new()) == NULL) {
         *err = -errno;
@@ -152,20 +172,25 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         *err = -errno;
         goto fail;
     }
+    /* The ZAP handler first: a socket must never be bound without it. */
+    if ((self->zap = pd_zap_new(self->zctx, &self->cfg, err)) == NULL)
+        goto fail;
     self->feed = pd_feed_new(self->zctx, self->cfg.feed,
-                             self->cfg.max_message_bytes, err);
+                             self->cfg.max_message_bytes, self->zap, err);
     if (self->feed == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the feed to %s: %s", self->cfg.feed,
                zmq_strerror(-*err));
         goto fail;
     }
     self->api = pd_api_new(self->zctx, &self->cfg, self->store, self->idx,
-                           self->feed, self->daemon_id, err);
+                           self->feed, self->zap, self->daemon_id, err);
     if (self->api == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
                zmq_strerror(-*err));
         goto fail;
     }
+    /* Both sockets hold the key now; ours is not needed any more. */
+    pd_zap_forget_secret(self->zap);
     pd_api_set_keyring(self->api, self->ring);
     pd_log(PD_LOG_INFO, "api bound at %s", pd_api_endpoint(self->api));
     pd_log(PD_LOG_INFO, "feed bound at %s", pd_feed_endpoint(self->feed));
@@ -185,6 +210,7 @@ pd_server_destroy(pd_server_t **srvp)
     pd_server_t *self = *srvp;
     pd_api_destroy(&self->api);
     pd_feed_destroy(&self->feed);
+    pd_zap_destroy(&self->zap);
     if (self->zctx != NULL)
         zmq_ctx_term(self->zctx);
     pd_store_close(&self->store);
@@ -197,11 +223,36 @@ pd_server_destroy(pd_server_t **srvp)
 /* =============================================================== reload */
 
 /*
- * SIGHUP: read the keyring (and the log level from the config file, if
- * there is one) and switch to them only if everything parsed; otherwise
- * keep what is running and say so loudly.
+ * Close every connection so that each passes the ZAP handler again with
+ * the new allow-list. Clients reconnect by themselves; a subscriber that
+ * missed something on the way replays it.
+ *
+ * Returns:   0, or the error that left a socket unbound (fatal).
  */
-static void
+static int
+s_cut(pd_server_t *self)
+{
+    int rc = pd_api_cut(self->api);
+    if (rc == 0)
+        rc = pd_feed_cut(self->feed);
+    if (rc < 0)
+        pd_log(PD_LOG_ERROR, "cannot bind again after closing connections: "
+                             "%s; stopping",
+               zmq_strerror(-rc));
+    else
+        pd_log(PD_LOG_WARN, "curve_clients lost a client or topics: closed "
+                            "every connection; allowed clients reconnect");
+    return rc;
+}
+
+/*
+ * SIGHUP: read the keyring and the CURVE allow-list (and the log level
+ * from the config file, if there is one) and switch to them only if
+ * everything parsed; otherwise keep what is running and say so loudly.
+ *
+ * Returns:   0, or a fatal error (a socket could not be bound again).
+ */
+static int
 s_reload(pd_server_t *self)
 {
     char errbuf[512] = "";
@@ -212,7 +263,7 @@ s_reload(pd_server_t *self)
         if (pd_config_load(&fresh, self->config_path, errbuf, sizeof(errbuf))
             < 0) {
             pd_log(PD_LOG_ERROR, "reload FAILED, nothing changed: %s", errbuf);
-            return;
+            return 0;
         }
         level = fresh.log_level;
     }
@@ -220,20 +271,34 @@ s_reload(pd_server_t *self)
         parley_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
     if (ring == NULL) {
         pd_log(PD_LOG_ERROR,
-               "reload FAILED, keeping the old keyring (%zu signers): %s",
+               "reload FAILED, keeping the old keyring (%zu signers) and "
+               "client list: %s",
                parley_keyring_size(self->ring),
                errbuf[0] != '\0' ? errbuf : parley_strerror(-errno));
-        return;
+        return 0;
+    }
+    pd_clients_t *clients = NULL;
+    if (pd_zap_reload_read(self->zap, &clients, errbuf, sizeof(errbuf)) < 0) {
+        pd_log(PD_LOG_ERROR,
+               "reload FAILED, keeping the old keyring and client list (%zu "
+               "clients): %s",
+               pd_zap_clients(self->zap), errbuf);
+        parley_keyring_destroy(&ring);
+        return 0;
     }
     pd_api_set_keyring(self->api, ring);
     parley_keyring_destroy(&self->ring);
     self->ring = ring;
+    bool cut = pd_zap_reload_commit(self->zap, &clients);
     self->cfg.log_level = level;
     pd_log_set_level(level);
-    pd_log(PD_LOG_INFO, "reloaded: keyring %s (%zu signers)%s%s",
+    pd_log(PD_LOG_INFO, "reloaded: keyring %s (%zu signers)%s%s%s%s",
            self->cfg.keyring, parley_keyring_size(ring),
+           self->cfg.curve ? ", curve_clients " : "",
+           self->cfg.curve ? self->cfg.curve_clients : "",
            self->config_path[0] != '\0' ? ", config " : "",
            self->config_path);
+    return cut ? s_cut(self) : 0;
 }
 
 /* ================================================================= loop */
@@ -284,9 +349,12 @@ s_timers(pd_server_t *self)
     return next > now ? (long)(next - now) : 0;
 }
 
-/* Read the signalfd. Returns true when the daemon should stop. */
+/*
+ * Read the signalfd. Returns true when the daemon should stop (*rc is
+ * then set if a reload failed fatally).
+ */
 static bool
-s_signals(pd_server_t *self, int sigfd)
+s_signals(pd_server_t *self, int sigfd, int *rc)
 {
     struct signalfd_siginfo si;
     bool stop = false;
@@ -300,7 +368,8 @@ s_signals(pd_server_t *self, int sigfd)
                          + (unsigned long long)ts.tv_nsec / 1000ull);
             s_notify(state);
             pd_log(PD_LOG_INFO, "SIGHUP: reloading");
-            s_reload(self);
+            if ((*rc = s_reload(self)) < 0)
+                return true;
             s_notify("READY=1");
         } else if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
             pd_log(PD_LOG_INFO, "%s: stopping",
@@ -339,18 +408,25 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify_status(self);
     for (;;) {
         long timeout = s_timers(self);
-        zmq_pollitem_t items[] = {
+        zmq_pollitem_t items[3 + PD_ZAP_NITEMS] = {
             { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
             { pd_feed_socket(self->feed), 0, ZMQ_POLLIN, 0 },
             { NULL, sigfd, ZMQ_POLLIN, 0 },
         };
-        if (zmq_poll(items, 3, timeout) < 0) {
+        size_t n_zap = pd_zap_items(self->zap, items + 3);
+        if (zmq_poll(items, 3 + (int)n_zap, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             rc = -zmq_errno();
             pd_log(PD_LOG_ERROR, "poll failed: %s", zmq_strerror(-rc));
             break;
         }
+        bool zap_ready = false;
+        for (size_t i = 0; i < n_zap; i++)
+            zap_ready |= (items[3 + i].revents & ZMQ_POLLIN) != 0;
+        /* Connections first: a handshake waits for the handler. */
+        if (zap_ready)
+            pd_zap_handle(self->zap);
         if (items[1].revents & ZMQ_POLLIN)
             pd_feed_drain(self->feed);
         /* A turn always ends with its batch synced and acked, so a stop
@@ -358,7 +434,7 @@ pd_server_run(pd_server_t *self, int sigfd)
         if ((items[0].revents & ZMQ_POLLIN)
             && (rc = pd_api_turn(self->api)) < 0)
             break;
-        if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd))
+        if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;
     }
     s_notify("STOPPING=1");

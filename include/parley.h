@@ -431,6 +431,58 @@ PARLEY_EXPORT int parley_update_from_json(const char *json, parley_update_t *out
                                           char *errbuf, size_t errlen)
     PARLEY_WARN_UNUSED;
 
+/* -------------------------------------------------------------- CurveZMQ */
+
+/*
+ * A daemon with `curve = on` encrypts and authenticates every connection
+ * with CurveZMQ and lets in only the client keys it lists. A client then
+ * needs the daemon's public key and a key pair of its own, all in
+ * ZeroMQ's Z85 text form (40 characters for 32 bytes).
+ *
+ * Key files, as `parley keygen --curve -o NAME` writes them:
+ *   NAME      secret, mode 0600:  "parley-curve-secret-key-v1" on the
+ *             first line, then "public-key <Z85>" and "secret-key <Z85>"
+ *   NAME.pub  one line: the Z85 public key, optionally a space and a
+ *             comment (what goes into the daemon's curve_clients list)
+ */
+#define PARLEY_CURVE_KEY_CHARS 40 /* Z85 text of a key, without the NUL */
+
+/* The CURVE keys of a client; the secret lives in guarded memory. */
+typedef struct parley_curve parley_curve_t;
+
+/*
+ * Load the keys a client needs: the daemon's public key from
+ * server_key_path (its NAME.pub file) and this client's key pair from
+ * client_key_path (a secret key file, which must be a regular file owned
+ * by the calling user with no group or other permission bits).
+ *
+ * Returns:   the keys, or NULL with errno set: EKEYPERM (mode or owner of
+ *            the secret file), EKEYFILE (format, or a public half that
+ *            does not match the secret), EARG (a NULL path), or a system
+ *            error.
+ * Ownership: the caller's; free with parley_curve_destroy(). The secret
+ *            is wiped when it is freed.
+ */
+PARLEY_EXPORT parley_curve_t *parley_curve_load(const char *server_key_path,
+                                                const char *client_key_path);
+
+/* Wipe and free CURVE keys; *curve becomes NULL. Accepts NULL. */
+PARLEY_EXPORT void parley_curve_destroy(parley_curve_t **curve);
+
+/*
+ * Make a new CURVE key pair and write it: the secret key file to path
+ * (mode 0600, created exclusively unless overwrite is non-zero) and the
+ * public key to path.pub with comment. Both files are fsync'd. The same
+ * files serve a client (--curve-key) and the daemon (curve_secret_key).
+ *
+ * Returns:   0 with the Z85 public key in public_z85 (may be NULL), or a
+ *            negative error (-EEXIST if path or path.pub exists).
+ */
+PARLEY_EXPORT int parley_curve_keygen(const char *path, const char *comment,
+                                      int overwrite,
+                                      char public_z85[PARLEY_CURVE_KEY_CHARS
+                                                      + 1]) PARLEY_WARN_UNUSED;
+
 /* --------------------------------------------------------- daemon client */
 
 /* Default api endpoint, used when neither a flag nor PARLEY_SERVER is set. */
@@ -456,6 +508,19 @@ typedef struct parley_info {
 PARLEY_EXPORT int parley_ping(const char *server, int timeout_ms,
                               parley_info_t *out) PARLEY_WARN_UNUSED;
 
+/*
+ * parley_ping() through CurveZMQ with the keys in curve (NULL: none, the
+ * same as parley_ping()).
+ *
+ * Returns:   as parley_ping(), and -EACCES when the daemon refused this
+ *            client's key, PARLEY_EPROTO when one side uses CURVE and the
+ *            other does not.
+ * Ownership: curve is borrowed for the call.
+ */
+PARLEY_EXPORT int parley_ping_ex(const char *server,
+                                 const parley_curve_t *curve, int timeout_ms,
+                                 parley_info_t *out) PARLEY_WARN_UNUSED;
+
 typedef struct parley_stat {
     char name[64];
     uint64_t value;
@@ -471,6 +536,17 @@ PARLEY_EXPORT int parley_stats(const char *server, int timeout_ms,
                                parley_stat_t *out, size_t cap)
     PARLEY_WARN_UNUSED;
 
+/*
+ * parley_stats() through CurveZMQ with the keys in curve (NULL: none).
+ *
+ * Returns:   as parley_stats() and parley_ping_ex().
+ * Ownership: curve is borrowed for the call.
+ */
+PARLEY_EXPORT int parley_stats_ex(const char *server,
+                                  const parley_curve_t *curve, int timeout_ms,
+                                  parley_stat_t *out, size_t cap)
+    PARLEY_WARN_UNUSED;
+
 /* ------------------------------------------------------------- publisher */
 
 typedef struct parley_pub parley_pub_t;
@@ -483,6 +559,19 @@ typedef struct parley_pub parley_pub_t;
  */
 PARLEY_EXPORT parley_pub_t *parley_pub_new(const char *server,
                                            const parley_key_t *key);
+
+/*
+ * Connect a publisher through CurveZMQ with the keys in curve (NULL: none,
+ * the same as parley_pub_new()). A daemon that refuses the key shows up
+ * as -EACCES from the first publish.
+ *
+ * Returns:   the publisher, or NULL with errno set.
+ * Ownership: key and curve are borrowed; key must outlive the publisher,
+ *            curve is needed only during this call.
+ */
+PARLEY_EXPORT parley_pub_t *parley_pub_new_curve(const char *server,
+                                                 const parley_key_t *key,
+                                                 const parley_curve_t *curve);
 
 /* Close and free a publisher; *pub becomes NULL. Accepts NULL. */
 PARLEY_EXPORT void parley_pub_destroy(parley_pub_t **pub);
@@ -541,6 +630,8 @@ typedef struct parley_sub_options {
     const parley_keyring_t *keyring; /* re-verify against it, or NULL */
     int rcvhwm;                      /* feed receive HWM, 0 = libzmq default */
     int timeout_ms;                  /* per api request, 0 = 5000 */
+    const parley_curve_t *curve;     /* CurveZMQ keys, or NULL for none;
+                                        borrowed during parley_sub_new() */
 } parley_sub_options_t;
 
 typedef enum {
@@ -578,7 +669,9 @@ PARLEY_EXPORT void parley_sub_destroy(parley_sub_t **sub);
 /*
  * Wait up to timeout_ms (-1 = forever) for the next event.
  *
- * Returns:   1 with *ev filled, 0 on timeout, or a negative error.
+ * Returns:   1 with *ev filled, 0 on timeout, or a negative error
+ *            (-EACCES: the daemon no longer accepts this client's CURVE
+ *            key, as after it was removed from the allow-list).
  */
 PARLEY_EXPORT int parley_sub_next(parley_sub_t *sub, int timeout_ms,
                                   parley_event_t *ev) PARLEY_WARN_UNUSED;

@@ -1,5 +1,6 @@
 /*
- * cmd_keygen.c - parley keygen: a new signing key pair.
+ * cmd_keygen.c - parley keygen: a new signing key pair, or with --curve a
+ * CurveZMQ key pair for transport security.
  */
 #include "common.h"
 
@@ -7,12 +8,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { S_OPT_COMMENT = CLI_OPT_FIRST_FREE, S_OPT_FORCE };
+enum { S_OPT_COMMENT = CLI_OPT_FIRST_FREE, S_OPT_FORCE, S_OPT_CURVE };
 
 static void
 s_help(void)
 {
-    printf("usage: parley keygen -o PATH [--comment TEXT] [--force]\n"
+    printf("usage: parley keygen [--curve] -o PATH [--comment TEXT] "
+           "[--force]\n"
            "\n"
            "Make an Ed25519 signing key pair: the secret key in PATH (mode\n"
            "0600) and the public key in PATH.pub (the base64 key, a space and\n"
@@ -24,8 +26,22 @@ s_help(void)
            "NAME is the file name of PATH up to its first dot, made a slug.\n"
            "Narrow the lists before adding the line to the keyring.\n"
            "\n"
+           "With --curve, make a CurveZMQ key pair instead, for a daemon\n"
+           "with curve on: PATH (mode 0600) holds both halves in ZeroMQ's\n"
+           "Z85 form, PATH.pub the public key and the comment. Give the\n"
+           "daemon its own PATH as curve_secret_key and clients its PATH.pub\n"
+           "(--curve-server-key); give a client its PATH (--curve-key) and\n"
+           "add the printed line to the daemon's curve_clients:\n"
+           "\n"
+           "  public key: 38jU5+8!I8@tCloJ5SNJ>^9*IFQXUWB/z})jTwo)\n"
+           "  NAME Z85KEY topics=*\n"
+           "\n"
+           "Narrow topics=* to prefixes such as topics=party/egypt/ to limit\n"
+           "what that client may read.\n"
+           "\n"
            "Options:\n"
            "  -o, --output PATH   where to write the secret key (required)\n"
+           "      --curve         make a CURVE key pair (transport security)\n"
            "      --comment TEXT  comment for PATH.pub (default: NAME)\n"
            "      --force         replace existing files\n"
            "  -q, --quiet         print only the keyring line\n"
@@ -62,6 +78,28 @@ s_name_from_path(const char *path, char out[PARLEY_SLUG_MAX + 1])
         strcpy(out, "signer");
 }
 
+/* keygen --curve: write the CURVE pair and print the allow-list line. */
+static int
+s_curve_keygen(const cli_common_t *c, const char *path, const char *name,
+               const char *comment, int force)
+{
+    char pub[PARLEY_CURVE_KEY_CHARS + 1];
+    int rc = parley_curve_keygen(path, comment, force, pub);
+    if (rc < 0) {
+        if (rc == -EEXIST)
+            cli_error("%s or %s.pub exists; use --force to replace it", path,
+                      path);
+        else
+            cli_error("%s: %s", path, parley_strerror_long(rc));
+        return CLI_EXIT_KEY;
+    }
+    cli_info(c, "wrote %s (CURVE secret, mode 0600) and %s.pub", path, path);
+    if (!c->quiet)
+        printf("public key: %s\n", pub);
+    printf("%s %s topics=*\n", name, pub);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
+}
+
 int
 cmd_keygen(cli_common_t *c, int argc, char **argv)
 {
@@ -70,10 +108,11 @@ cmd_keygen(cli_common_t *c, int argc, char **argv)
         { "output", required_argument, NULL, 'o' },
         { "comment", required_argument, NULL, S_OPT_COMMENT },
         { "force", no_argument, NULL, S_OPT_FORCE },
+        { "curve", no_argument, NULL, S_OPT_CURVE },
         { NULL, 0, NULL, 0 },
     };
     const char *path = NULL, *comment = NULL;
-    int force = 0, opt;
+    int force = 0, curve = 0, opt;
 
     while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "o:", longopts,
                               NULL)) != -1) {
@@ -94,6 +133,9 @@ cmd_keygen(cli_common_t *c, int argc, char **argv)
             break;
         case S_OPT_FORCE:
             force = 1;
+            break;
+        case S_OPT_CURVE:
+            curve = 1;
             break;
         default:
             return cli_option_error("keygen", opt, argv);
@@ -122,6 +164,9 @@ cmd_keygen(cli_common_t *c, int argc, char **argv)
             return CLI_EXIT_KEY;
         }
     }
+
+    if (curve)
+        return s_curve_keygen(c, path, name, comment, force);
 
     parley_key_t *key = parley_key_generate();
     if (key == NULL) {

@@ -14,10 +14,13 @@
 enum {
     S_OPT_SINCE = CLI_OPT_FIRST_FREE,
     S_OPT_UNTIL,
+    S_OPT_PROMETHEUS,
 };
 
 /* Counters asked for at most (the daemon has a few dozen). */
 #define S_STATS_MAX 512
+/* Room for "parley_" + a stat name (63 bytes at most) + "_total". */
+#define S_PROM_NAME_MAX 96
 /* Largest file verify reads: a Delivery is well under this. */
 #define S_VERIFY_MAX (1024 * 1024)
 
@@ -80,35 +83,212 @@ s_print_json(json_t *o)
 static void
 s_stats_help(void)
 {
-    printf("usage: parley stats [--json] [OPTIONS]\n"
+    printf("usage: parley stats [--json | --prometheus] [OPTIONS]\n"
            "\n"
            "Print the daemon's counters, one \"name value\" line each (or one\n"
-           "JSON object with --json).\n"
+           "JSON object with --json, or the Prometheus text exposition format\n"
+           "with --prometheus).\n"
            "\n"
            "Options:\n"
            "      --json          print a JSON object\n"
+           "      --prometheus    print metrics for Prometheus: counters as\n"
+           "                      parley_<name>_total (type counter), the rest\n"
+           "                      as parley_<name> (type gauge)\n"
            "%s"
            "\n"
            "Exit status: 0 printed, 1 usage error, 3 no answer, 5 other error.\n",
            cli_common_help);
 }
 
+/* How `parley stats --prometheus` exposes one of the daemon's stats. */
+typedef struct {
+    const char *name;   /* stat name, or a prefix when it ends in '_' */
+    int counter;        /* 1: only ever rises while the daemon runs */
+    const char *help;   /* HELP text; for a prefix, the rest of the name
+                         * and a full stop follow it */
+} s_prom_kind_t;
+
+/*
+ * Which stats are counters. A counter may only rise for the life of the
+ * daemon process (Prometheus takes a fall as a restart); everything that
+ * can go down is a gauge. The first match wins, so exact names come before
+ * the prefixes they share. A name not listed (a stat added to a newer
+ * daemon) is exposed as a gauge: wrong at worst for rate(), never a broken
+ * scrape.
+ */
+static const s_prom_kind_t s_prom_kinds[] = {
+    { "received", 1, "API messages read by the daemon." },
+    { "accepted", 1, "Updates accepted and given a new seq." },
+    { "duplicates", 1, "Resent updates answered with their original seq." },
+    { "rejected_", 1, "Requests rejected with reject code" },
+    { "requests_", 1, "API requests of type" },
+    { "store_syncs", 1, "fdatasync calls on the log." },
+    { "store_records_synced", 1, "Log records made durable by those syncs." },
+    { "store_truncated_bytes", 1,
+      "Bytes cut from a torn log tail when the daemon started." },
+    { "rate_limited_", 1, "Publishes refused by the rate limit of the" },
+    { "peers_penalized", 1, "Cool-downs imposed on peers over the limit." },
+    { "connections_refused", 1, "Connections refused over max_connections." },
+    { "auth_denied", 1, "Connections refused by the CURVE allow-list." },
+    { "handshake_failed", 1, "Connections whose handshake failed." },
+    { "subscriptions_denied", 1, "Feed subscriptions refused." },
+    { "connections", 0, "Connections open on api and feed." },
+    { "curve_clients", 0, "Client keys on the CURVE allow-list." },
+    { "subscriptions", 0, "Feed topics with at least one subscriber." },
+    { "seq", 0, "Last seq assigned." },
+    { "first_seq", 0, "Oldest seq still held (0: none)." },
+    { "store_bytes", 0, "Size of the log in bytes." },
+    { "store_segments", 0, "Number of log segment files." },
+    { "uptime_seconds", 0, "Seconds since the daemon started." },
+    { "keyring_signers", 0, "Signers in the keyring in force." },
+};
+#define S_PROM_NKINDS (sizeof(s_prom_kinds) / sizeof(s_prom_kinds[0]))
+
+/* The table entry for a stat name, or NULL (unknown: a gauge). */
+static const s_prom_kind_t *
+s_prom_kind(const char *name)
+{
+    for (size_t i = 0; i < S_PROM_NKINDS; i++) {
+        const char *k = s_prom_kinds[i].name;
+        size_t n = strlen(k);
+        if (k[n - 1] == '_' ? strncmp(name, k, n) == 0 && name[n] != '\0'
+                            : strcmp(name, k) == 0)
+            return &s_prom_kinds[i];
+    }
+    return NULL;
+}
+
+/*
+ * The metric name for a stat: "parley_" + the name with every character
+ * outside [a-zA-Z0-9_] turned into '_' (so whatever a daemon sends, the
+ * result matches [a-zA-Z_:][a-zA-Z0-9_:]*), + "_total" for a counter.
+ * Returns 0, or -1 if it does not fit.
+ */
+static int
+s_prom_name(char *out, size_t cap, const char *stat, int counter)
+{
+    int n = snprintf(out, cap, "parley_%s%s", stat, counter ? "_total" : "");
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    for (char *p = out + strlen("parley_"); *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_'))
+            *p = '_';
+    return 0;
+}
+
+/* Print HELP text, escaping '\\' and newlines as the format asks. */
+static void
+s_prom_help_text(FILE *out, const char *text)
+{
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '\\')
+            fputs("\\\\", out);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+/*
+ * Print the stats in the Prometheus text exposition format (version
+ * 0.0.4): each metric as its own family, with # HELP and # TYPE before its
+ * one sample. Two stats that map to the same metric name would break the
+ * scrape, so the later one is left out (and named with -v).
+ */
+static int
+s_print_prometheus(const cli_common_t *c, const parley_stat_t *stats, int n)
+{
+    char (*names)[S_PROM_NAME_MAX] = calloc((size_t)n + 1, sizeof(*names));
+    if (names == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_OTHER;
+    }
+    for (int i = 0; i < n; i++) {
+        const s_prom_kind_t *k = s_prom_kind(stats[i].name);
+        int counter = k != NULL && k->counter;
+        int dup = 0;
+        if (stats[i].name[0] == '\0'
+            || s_prom_name(names[i], sizeof(names[i]), stats[i].name, counter)
+                   < 0)
+            continue;
+        for (int j = 0; j < i && !dup; j++)
+            dup = strcmp(names[i], names[j]) == 0;
+        if (dup) {
+            cli_info(c, "stat \"%s\" left out: its metric name %s is taken",
+                     stats[i].name, names[i]);
+            names[i][0] = '\0';
+            continue;
+        }
+        printf("# HELP %s ", names[i]);
+        if (k != NULL && k->name[strlen(k->name) - 1] == '_') {
+            s_prom_help_text(stdout, k->help);
+            fputc(' ', stdout);
+            s_prom_help_text(stdout, stats[i].name + strlen(k->name));
+            fputc('.', stdout);
+        } else if (k != NULL) {
+            s_prom_help_text(stdout, k->help);
+        } else {
+            printf("parleyd stat %s.", names[i] + strlen("parley_"));
+        }
+        printf("\n# TYPE %s %s\n%s %llu\n", names[i],
+               counter ? "counter" : "gauge", names[i],
+               (unsigned long long)stats[i].value);
+    }
+    free(names);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
+}
+
 int
 cmd_stats(cli_common_t *c, int argc, char **argv)
 {
-    int json = 0;
-    int rc = s_simple_options(c, "stats", argc, argv, &json, s_stats_help);
-    if (rc >= 0)
-        return rc;
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        CLI_OUTPUT_LONG,
+        { "prometheus", no_argument, NULL, S_OPT_PROMETHEUS },
+        { NULL, 0, NULL, 0 },
+    };
+    int json = 0, prometheus = 0, opt;
+    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, longopts,
+                              NULL)) != -1) {
+        int rc = cli_common_option(c, opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        if (opt == 'h') {
+            s_stats_help();
+            return CLI_EXIT_OK;
+        }
+        if (opt == CLI_OPT_JSON)
+            json = 1;
+        else if (opt == S_OPT_PROMETHEUS)
+            prometheus = 1;
+        else
+            return cli_option_error("stats", opt, argv);
+    }
+    if (optind < argc)
+        return cli_usage_error("stats", "unexpected argument \"%s\"",
+                               argv[optind]);
+    if (json && prometheus)
+        return cli_usage_error("stats", "--json and --prometheus exclude each "
+                                        "other");
+
     parley_stat_t *stats = calloc(S_STATS_MAX, sizeof(*stats));
     if (stats == NULL) {
         cli_error("out of memory");
         return CLI_EXIT_OTHER;
     }
-    int n = parley_stats(c->server, c->timeout_ms, stats, S_STATS_MAX);
+    int n = cli_stats(c, stats, S_STATS_MAX);
     if (n < 0) {
         free(stats);
         return cli_fail(c, NULL, n);
+    }
+    if (prometheus) {
+        int rc = s_print_prometheus(c, stats, n);
+        free(stats);
+        return rc;
     }
     if (json) {
         json_t *o = json_object();
@@ -160,7 +340,7 @@ cmd_ping(cli_common_t *c, int argc, char **argv)
     int rc = s_simple_options(c, "ping", argc, argv, &json, s_ping_help);
     if (rc >= 0)
         return rc;
-    if ((rc = parley_ping(c->server, c->timeout_ms, &info)) < 0)
+    if ((rc = cli_ping(c, &info)) < 0)
         return cli_fail(c, NULL, rc);
     for (size_t i = 0; i < sizeof(info.daemon_id); i++)
         snprintf(id + 2 * i, 3, "%02x", info.daemon_id[i]);
@@ -280,7 +460,7 @@ cmd_replay(cli_common_t *c, int argc, char **argv)
     /* The range ends at the head as it is now: what is published while we
      * read is not part of it. */
     parley_info_t info;
-    int rc = parley_ping(c->server, c->timeout_ms, &info);
+    int rc = cli_ping(c, &info);
     if (rc < 0)
         return cli_fail(c, NULL, rc);
     if (!until_given || until > info.seq)
@@ -300,7 +480,7 @@ cmd_replay(cli_common_t *c, int argc, char **argv)
     cli_signals_install();
     /* A subscription started at since does the paging, the verification
      * and the gap reports; we stop it once it has covered until. */
-    parley_sub_t *sub = parley_sub_new(c->server, &filter, &sopt);
+    parley_sub_t *sub = cli_sub_new(c, &filter, &sopt);
     if (sub == NULL) {
         rc = -errno;
         status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);

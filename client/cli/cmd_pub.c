@@ -398,7 +398,7 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
         cli_error("%s: %s", x.key_path, parley_strerror_long(-errno));
         return CLI_EXIT_KEY;
     }
-    if ((x.pub = parley_pub_new(c->server, x.key)) == NULL) {
+    if ((x.pub = cli_pub_new(c, x.key)) == NULL) {
         status = cli_fail(c, NULL, -errno);
         parley_key_destroy(&x.key);
         return status;

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,11 +26,14 @@ enum {
     S_OPT_LAST,
     S_OPT_FEED,
     S_OPT_EXEC_TIMEOUT,
+    S_OPT_EXEC_JOBS,
     S_OPT_HWM,
 };
 
 /* How often the main loop looks at signals and -W when idle. */
 #define S_TICK_MS 500
+/* ... and at the commands it runs, while some are running. */
+#define S_EXEC_TICK_MS 20
 
 static void
 s_help(void)
@@ -71,8 +73,8 @@ s_help(void)
            "      --rcvhwm N      feed receive queue limit, in messages\n"
            "\n"
            "Running a command:\n"
-           "  -- COMMAND [ARGS]   run COMMAND (no shell) once per update, one at a\n"
-           "                      time, with the update as JSON on its stdin and\n"
+           "  -- COMMAND [ARGS]   run COMMAND (no shell) once per update, with\n"
+           "                      the update as JSON on its stdin and\n"
            "                      in the environment: PARLEY_SEQ,\n"
            "                      PARLEY_NEGOTIATION, PARLEY_PARTIES (comma list),\n"
            "                      PARLEY_PHASE, PARLEY_STATUS, PARLEY_KIND,\n"
@@ -81,10 +83,15 @@ s_help(void)
            "                      PARLEY_SIGNER_NAME, PARLEY_ISSUED_AT,\n"
            "                      PARLEY_RECEIVED_AT. Nothing is printed on\n"
            "                      stdout then, unless --json or -F is given.\n"
+           "      --exec-jobs N   run up to N commands at once (default 1: one\n"
+           "                      at a time, in seq order; 1 to 64)\n"
            "      --exec-timeout SECONDS\n"
-           "                      kill COMMAND (SIGKILL) after this long (default\n"
-           "                      30); a failed command is reported and counted,\n"
-           "                      and the subscription goes on\n"
+           "                      kill COMMAND and what it started (SIGKILL to\n"
+           "                      its process group) after this long (default\n"
+           "                      30). A command that fails (exit status not 0,\n"
+           "                      a signal, the timeout) is reported on stderr\n"
+           "                      (not with -q) and counted (-v prints the\n"
+           "                      counts at the end); the subscription goes on\n"
            "\n"
            "Common options:\n"
            "%s"
@@ -98,12 +105,30 @@ s_help(void)
 
 /* ----------------------------------------------------------------- exec */
 
-/* The command run per update, and what it did. */
+/* Most commands --exec-jobs lets run at once. */
+#define S_JOBS_MAX 64
+
+/* One running command. A slot with pid 0 is free. */
+typedef struct {
+    pid_t pid;               /* the command (and its process group) */
+    uint64_t seq;            /* the update it was started for */
+    int64_t deadline;        /* CLOCK_MONOTONIC ms: SIGKILL then */
+    int fd;                  /* write end of its stdin, -1 once closed */
+    char *json;              /* its stdin: the update as one JSON line */
+    size_t off, len;         /* bytes of json written, bytes in all */
+    int killed;              /* SIGKILLed at the deadline */
+    int termed;              /* SIGTERM passed on because we stop */
+} s_job_t;
+
+/* The command run per update, its running instances, and what they did. */
 typedef struct {
     char **argv;             /* COMMAND and ARGS, from our argv */
     char *path;              /* COMMAND resolved against PATH */
     int timeout_ms;          /* --exec-timeout */
-    unsigned long runs;      /* commands started */
+    int max_jobs;            /* --exec-jobs: commands running at once */
+    s_job_t *jobs;           /* max_jobs slots */
+    int running;             /* slots in use */
+    unsigned long runs;      /* commands started (or tried) */
     unsigned long failures;  /* non-zero exit, signal, timeout, no exec */
 } s_exec_t;
 
@@ -256,53 +281,157 @@ s_mono_ms(void)
 }
 
 /*
- * Write all of buf to a non-blocking fd until deadline. A reader that
- * closes early (EPIPE) or never reads is not our failure: the command's
- * exit status says how it went. Returns 0, or -1 at the deadline.
+ * Send what is left of a job's stdin without blocking; close it when all
+ * is written or the command stopped reading (EPIPE is not a failure: the
+ * command's exit status says how it went).
  */
-static int
-s_write_until(int fd, const char *buf, size_t len, int64_t deadline)
+static void
+s_job_feed(s_job_t *j)
 {
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
+    while (j->fd >= 0 && j->off < j->len) {
+        ssize_t w = write(j->fd, j->json + j->off, j->len - j->off);
         if (w > 0) {
-            buf += w;
-            len -= (size_t)w;
+            j->off += (size_t)w;
             continue;
         }
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0 && errno != EAGAIN)
-            return 0; /* EPIPE: the command did not want its stdin */
-        int64_t left = deadline - s_mono_ms();
-        if (left <= 0)
-            return -1;
-        struct pollfd p = { .fd = fd, .events = POLLOUT };
-        poll(&p, 1, left > 100 ? 100 : (int)left);
+        if (w < 0 && errno == EAGAIN)
+            return; /* the pipe is full: more at the next poll */
+        break;
     }
-    return 0;
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = -1;
+    free(j->json);
+    j->json = NULL;
+}
+
+/* Signal a job's whole process group (a shell's children too). */
+static void
+s_job_signal(const s_job_t *j, int sig)
+{
+    if (kill(-j->pid, sig) < 0)
+        kill(j->pid, sig); /* not yet its own group leader */
 }
 
 /*
- * Run the command for one delivery and wait for it (SIGKILL at the
- * timeout). Returns 1 if it succeeded, 0 if it failed (and says why
- * unless -q).
+ * Account for a job that ended with wait status `status` (-1: lost), say
+ * why it failed unless -q, and free its slot.
  */
-static int
-s_exec_run(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
+static void
+s_job_done(s_exec_t *x, const cli_common_t *c, s_job_t *j, int status)
+{
+    unsigned long long seq = (unsigned long long)j->seq;
+    if (j->fd >= 0)
+        close(j->fd);
+    free(j->json);
+    if (j->killed) {
+        x->failures++;
+        cli_warn(c, "#%llu: %s killed after %d.%03d s", seq, x->argv[0],
+                 x->timeout_ms / 1000, x->timeout_ms % 1000);
+    } else if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        /* success */
+    } else if (status >= 0 && WIFEXITED(status)) {
+        x->failures++;
+        cli_warn(c, "#%llu: %s exited with status %d", seq, x->argv[0],
+                 WEXITSTATUS(status));
+    } else if (status >= 0 && WIFSIGNALED(status)) {
+        x->failures++;
+        cli_warn(c, "#%llu: %s killed by signal %d", seq, x->argv[0],
+                 WTERMSIG(status));
+    } else {
+        x->failures++;
+        cli_warn(c, "#%llu: %s: lost track of the command", seq, x->argv[0]);
+    }
+    memset(j, 0, sizeof(*j));
+    j->fd = -1;
+    x->running--;
+}
+
+/*
+ * Look after the running jobs once, without blocking: feed their stdin,
+ * reap those that ended, SIGKILL those past their deadline, and pass a
+ * stop request on as SIGTERM. Returns the ms until the nearest deadline
+ * (INT32_MAX with nothing running).
+ */
+static int64_t
+s_exec_poll(s_exec_t *x, const cli_common_t *c)
+{
+    int64_t now = s_mono_ms(), next = INT32_MAX;
+    for (int i = 0; i < x->max_jobs; i++) {
+        s_job_t *j = &x->jobs[i];
+        if (j->pid <= 0)
+            continue;
+        s_job_feed(j);
+        int status = 0;
+        pid_t r = waitpid(j->pid, &status, WNOHANG);
+        if (r < 0 && errno == EINTR)
+            r = 0;
+        if (r == j->pid || r < 0) {
+            s_job_done(x, c, j, r < 0 ? -1 : status);
+            continue;
+        }
+        if (now >= j->deadline && !j->killed) {
+            s_job_signal(j, SIGKILL);
+            j->killed = 1;
+        } else if (cli_stop && !j->termed && !j->killed) {
+            s_job_signal(j, SIGTERM);
+            j->termed = 1;
+        }
+        /* a killed job is reaped at the next poll, right away */
+        int64_t left = j->killed ? 0 : j->deadline - now;
+        if (left < next)
+            next = left;
+    }
+    return next;
+}
+
+/*
+ * Wait until at most `limit` commands are running. Every command ends by
+ * its deadline, so this returns within --exec-timeout.
+ */
+static void
+s_exec_wait(s_exec_t *x, const cli_common_t *c, int limit)
+{
+    for (int nap = 1;;) {
+        int64_t left = s_exec_poll(x, c);
+        if (x->running <= limit)
+            return;
+        if (left > nap)
+            left = nap;
+        struct timespec ts = { 0, (long)(left > 0 ? left : 1) * 1000000L };
+        nanosleep(&ts, NULL);
+        if (nap < 50)
+            nap *= 2;
+    }
+}
+
+/*
+ * Start the command for one delivery in a free slot (the caller makes
+ * sure there is one). The command becomes the leader of its own process
+ * group, so that a timeout kills what it started too. A command that
+ * cannot be started is counted as failed and reported.
+ */
+static void
+s_exec_start(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
 {
     size_t first_own = 0;
-    int fds[2], status = 0, timed_out = 0, forwarded = 0;
+    int fds[2];
     char *json = parley_delivery_to_json(d);
     char **env = s_build_env(d, &first_own);
     char failmsg[256];
     int failmsg_len;
-    pid_t pid = -1;
+    s_job_t *j = NULL;
 
     x->runs++;
-    if (json == NULL || env == NULL) {
-        cli_warn(c, "#%llu: cannot prepare the command: out of memory",
-                 (unsigned long long)d->seq);
+    for (int i = 0; i < x->max_jobs && j == NULL; i++)
+        if (x->jobs[i].pid <= 0)
+            j = &x->jobs[i];
+    if (j == NULL || json == NULL || env == NULL) {
+        cli_warn(c, "#%llu: cannot prepare the command: %s",
+                 (unsigned long long)d->seq,
+                 j == NULL ? "no free slot" : "out of memory");
         goto fail;
     }
     failmsg_len = snprintf(failmsg, sizeof(failmsg),
@@ -316,13 +445,14 @@ s_exec_run(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
     }
     fflush(stdout);
     fflush(stderr);
-    pid = fork();
+    pid_t pid = fork();
     if (pid == 0) {
         /* Child: async-signal-safe calls only. */
         struct sigaction dfl;
         memset(&dfl, 0, sizeof(dfl));
         dfl.sa_handler = SIG_DFL;
         sigaction(SIGPIPE, &dfl, NULL); /* we ignore it; the command must not */
+        setpgid(0, 0);
         if (fds[0] == STDIN_FILENO) {
             /* already in place (our stdin was closed): keep it open */
             if (fcntl(fds[0], F_SETFD, 0) < 0)
@@ -337,74 +467,34 @@ s_exec_run(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
         _exit(127);
     }
     close(fds[0]);
+    s_free_strings(env, first_own);
+    env = NULL;
     if (pid < 0) {
         close(fds[1]);
         cli_warn(c, "#%llu: fork: %s", (unsigned long long)d->seq,
                  strerror(errno));
         goto fail;
     }
-
-    int64_t deadline = s_mono_ms() + x->timeout_ms;
+    /* Both sides set the group, so it is in place whichever runs first;
+     * the child may already have exec'd (EACCES), which is as good. */
+    setpgid(pid, pid);
+    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
     size_t jlen = strlen(json);
     json[jlen] = '\n'; /* one line, terminated; the NUL is not sent */
-    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
-    if (s_write_until(fds[1], json, jlen + 1, deadline) < 0)
-        timed_out = 1;
-    json[jlen] = '\0';
-    close(fds[1]);
-
-    for (int nap = 1;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        if (r < 0 && errno != EINTR) {
-            status = -1;
-            break;
-        }
-        if (timed_out || s_mono_ms() >= deadline) {
-            timed_out = 1;
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            break;
-        }
-        if (cli_stop && !forwarded) {
-            /* We are asked to stop: pass it on, then wait as usual. */
-            kill(pid, SIGTERM);
-            forwarded = 1;
-        }
-        struct timespec ts = { 0, (long)nap * 1000000L };
-        nanosleep(&ts, NULL);
-        if (nap < 50)
-            nap *= 2;
-    }
-    free(json);
-    s_free_strings(env, first_own);
-
-    if (!timed_out && status >= 0 && WIFEXITED(status)
-        && WEXITSTATUS(status) == 0)
-        return 1;
-    x->failures++;
-    if (timed_out)
-        cli_warn(c, "#%llu: %s killed after %d.%03d s",
-                 (unsigned long long)d->seq, x->argv[0], x->timeout_ms / 1000,
-                 x->timeout_ms % 1000);
-    else if (status >= 0 && WIFEXITED(status))
-        cli_warn(c, "#%llu: %s exited with status %d",
-                 (unsigned long long)d->seq, x->argv[0], WEXITSTATUS(status));
-    else if (status >= 0 && WIFSIGNALED(status))
-        cli_warn(c, "#%llu: %s killed by signal %d", (unsigned long long)d->seq,
-                 x->argv[0], WTERMSIG(status));
-    else
-        cli_warn(c, "#%llu: %s: lost track of the command",
-                 (unsigned long long)d->seq, x->argv[0]);
-    return 0;
+    *j = (s_job_t){ .pid = pid,
+                    .seq = d->seq,
+                    .deadline = s_mono_ms() + x->timeout_ms,
+                    .fd = fds[1],
+                    .json = json,
+                    .len = jlen + 1 };
+    x->running++;
+    s_job_feed(j);
+    return;
 fail:
     x->failures++;
     free(json);
     if (env != NULL)
         s_free_strings(env, first_own);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ run */
@@ -425,12 +515,13 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
         { "feed", required_argument, NULL, S_OPT_FEED },
         { "rcvhwm", required_argument, NULL, S_OPT_HWM },
         { "exec-timeout", required_argument, NULL, S_OPT_EXEC_TIMEOUT },
+        { "exec-jobs", required_argument, NULL, S_OPT_EXEC_JOBS },
         { NULL, 0, NULL, 0 },
     };
     cli_filter_t filter_opts;
     cli_output_t out = { .mode = CLI_OUT_LINE };
     parley_sub_options_t sopt = { .start = PARLEY_START_LIVE };
-    s_exec_t exec = { .timeout_ms = 30000 };
+    s_exec_t exec = { .timeout_ms = 30000, .max_jobs = 1 };
     const char *keyring_path = NULL;
     uint64_t count = 0, v64;
     int wait_ms = 0, output_given = 0, since_given = 0, opt;
@@ -506,6 +597,14 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
                                               "number of seconds above 0",
                                        optarg);
             break;
+        case S_OPT_EXEC_JOBS:
+            if (cli_parse_u64(optarg, &v64) < 0 || v64 == 0
+                || v64 > S_JOBS_MAX)
+                return cli_usage_error("sub", "--exec-jobs: \"%s\" is not a "
+                                              "count from 1 to %d",
+                                       optarg, S_JOBS_MAX);
+            exec.max_jobs = (int)v64;
+            break;
         default:
             return cli_option_error("sub", opt, argv);
         }
@@ -518,6 +617,12 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
             cli_error("%s: command not found or not executable", exec.argv[0]);
             return CLI_EXIT_USAGE;
         }
+        if ((exec.jobs = calloc((size_t)exec.max_jobs, sizeof(*exec.jobs)))
+            == NULL) {
+            cli_error("out of memory");
+            free(exec.path);
+            return CLI_EXIT_OTHER;
+        }
         if (!output_given)
             out.mode = CLI_OUT_NONE;
     }
@@ -525,6 +630,7 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
     parley_keyring_t *ring = NULL;
     int status = cli_load_keyring(keyring_path, &ring);
     if (status != 0) {
+        free(exec.jobs);
         free(exec.path);
         return status;
     }
@@ -533,7 +639,7 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
     sopt.timeout_ms = c->timeout_ms;
     cli_signals_install();
 
-    parley_sub_t *sub = parley_sub_new(c->server, &filter, &sopt);
+    parley_sub_t *sub = cli_sub_new(c, &filter, &sopt);
     if (sub == NULL) {
         int err = -errno;
         if (err == PARLEY_ETIMEOUT) {
@@ -556,6 +662,12 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
     while (!cli_stop) {
         parley_event_t ev;
         int tick = S_TICK_MS;
+        if (exec.running > 0) {
+            /* commands run beside us: look after them between events */
+            int64_t left = s_exec_poll(&exec, c);
+            tick = left < S_EXEC_TICK_MS ? (int)(left > 0 ? left : 0)
+                                         : S_EXEC_TICK_MS;
+        }
         if (stop_at >= 0) {
             int64_t left = stop_at - s_mono_ms();
             if (left <= 0)
@@ -608,23 +720,30 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
             status = CLI_EXIT_OTHER;
             break;
         }
-        if (exec.argv != NULL)
-            s_exec_run(&exec, c, &ev.delivery);
+        if (exec.argv != NULL) {
+            /* With one job at a time this waits for the command to end,
+             * so commands run in the order of the updates. */
+            s_exec_start(&exec, c, &ev.delivery);
+            s_exec_wait(&exec, c, exec.max_jobs - 1);
+        }
         if (count > 0 && delivered >= count)
             break;
     }
-    if (exec.argv != NULL)
+    if (exec.argv != NULL) {
+        s_exec_wait(&exec, c, 0); /* the commands still running finish */
         cli_info(c, "%llu updates, %llu gaps, %llu failed verification; "
                     "%lu commands run, %lu failed",
                  (unsigned long long)delivered, (unsigned long long)gaps,
                  (unsigned long long)rejected, exec.runs, exec.failures);
-    else
+    } else {
         cli_info(c, "%llu updates, %llu gaps, %llu failed verification",
                  (unsigned long long)delivered, (unsigned long long)gaps,
                  (unsigned long long)rejected);
+    }
 done:
     parley_sub_destroy(&sub);
     parley_keyring_destroy(&ring);
+    free(exec.jobs);
     free(exec.path);
     return status;
 }

@@ -9,11 +9,20 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char cli_common_help[] =
     "  -s, --server EP     api endpoint of parleyd (default: $PARLEY_SERVER,\n"
     "                      else " PARLEY_DEFAULT_SERVER ")\n"
     "      --timeout SEC   seconds to wait for each answer (default 5)\n"
+    "      --curve-server-key FILE\n"
+    "                      the daemon's CURVE public key (its NAME.pub), for\n"
+    "                      a daemon with curve on (default:\n"
+    "                      $PARLEY_CURVE_SERVER_KEY)\n"
+    "      --curve-key FILE\n"
+    "                      this client's CURVE secret key file, mode 0600\n"
+    "                      (parley keygen --curve; default:\n"
+    "                      $PARLEY_CURVE_KEY)\n"
     "  -q, --quiet         print errors only\n"
     "  -v, --verbose       say more on stderr\n"
     "  -h, --help          print this help\n";
@@ -48,6 +57,12 @@ cli_common_init(cli_common_t *c)
     c->timeout_ms = 5000;
     c->quiet = 0;
     c->verbose = 0;
+    env = getenv("PARLEY_CURVE_SERVER_KEY");
+    c->curve_server_key = env != NULL && *env != '\0' ? env : NULL;
+    env = getenv("PARLEY_CURVE_KEY");
+    c->curve_key = env != NULL && *env != '\0' ? env : NULL;
+    c->curve = NULL;
+    c->curve_err = 0;
 }
 
 int
@@ -68,6 +83,19 @@ cli_common_option(cli_common_t *c, int opt, const char *arg)
                       arg);
             return -1;
         }
+        return 1;
+    case CLI_OPT_CURVE_SERVER_KEY:
+    case CLI_OPT_CURVE_KEY:
+        if (*arg == '\0') {
+            cli_error("--%s needs a file name", opt == CLI_OPT_CURVE_KEY
+                                                    ? "curve-key"
+                                                    : "curve-server-key");
+            return -1;
+        }
+        if (opt == CLI_OPT_CURVE_KEY)
+            c->curve_key = arg;
+        else
+            c->curve_server_key = arg;
         return 1;
     case 'q':
         c->quiet = 1;
@@ -194,6 +222,7 @@ cli_exit_code(int err)
     case PARLEY_EKEYPERM:
     case PARLEY_EKEYFILE:
     case PARLEY_EKEYRING:
+    case -EACCES: /* the daemon refused our CURVE key */
         return CLI_EXIT_KEY;
     case PARLEY_EARG:
         return CLI_EXIT_USAGE;
@@ -205,6 +234,26 @@ cli_exit_code(int err)
 int
 cli_fail(const cli_common_t *c, const char *what, int err)
 {
+    if (c->curve_err != 0 && err == c->curve_err)
+        return cli_exit_code(err); /* printed when the keys were loaded */
+    if (err == -EACCES && what == NULL) {
+        cli_error("%s refused this client's CURVE key (the daemon's operator "
+                  "must add the key of %s.pub to curve_clients)",
+                  c->server, c->curve_key != NULL ? c->curve_key : "your key");
+        return CLI_EXIT_KEY;
+    }
+    if (err == PARLEY_EPROTO && what == NULL) {
+        if (c->curve == NULL)
+            cli_error("%s and this client disagree on security: the daemon "
+                      "may run with curve on (give --curve-server-key and "
+                      "--curve-key)",
+                      c->server);
+        else
+            cli_error("%s and this client disagree on security: the daemon "
+                      "does not use CURVE, or %s is not its key",
+                      c->server, c->curve_server_key);
+        return CLI_EXIT_OTHER;
+    }
     if (cli_is_reject(err)) {
         cli_error("rejected: %s: %s", parley_strerror(err),
                   parley_strerror_long(err));
@@ -298,6 +347,107 @@ cli_parse_phase(const char *s, uint32_t *out)
         return -1;
     *out = (uint32_t)v;
     return 0;
+}
+
+/* ----------------------------------------------------------------- CURVE */
+
+static parley_curve_t *s_curve_loaded; /* wiped at exit */
+
+static void
+s_curve_free(void)
+{
+    parley_curve_destroy(&s_curve_loaded);
+}
+
+/*
+ * Load the CURVE keys named by the options, once. Returns 0 (c->curve set,
+ * or NULL without options) or an error already printed (c->curve_err).
+ */
+static int
+s_curve(cli_common_t *c)
+{
+    if (c->curve != NULL || c->curve_err != 0)
+        return c->curve_err;
+    if (c->curve_server_key == NULL && c->curve_key == NULL)
+        return 0;
+    if (c->curve_server_key == NULL || c->curve_key == NULL) {
+        cli_error("%s is given but %s is not: CURVE needs the daemon's public "
+                  "key and a key pair of this client",
+                  c->curve_key != NULL ? "--curve-key" : "--curve-server-key",
+                  c->curve_key != NULL ? "--curve-server-key"
+                                       : "--curve-key");
+        return c->curve_err = PARLEY_EARG;
+    }
+    c->curve = parley_curve_load(c->curve_server_key, c->curve_key);
+    if (c->curve != NULL) {
+        if (s_curve_loaded == NULL)
+            atexit(s_curve_free);
+        parley_curve_destroy(&s_curve_loaded);
+        s_curve_loaded = c->curve;
+        return 0;
+    }
+    int err = -errno;
+    size_t kl = strlen(c->curve_key);
+    if (err == PARLEY_EKEYPERM && kl > 4
+        && strcmp(c->curve_key + kl - 4, ".pub") == 0)
+        cli_error("%s is a public key file; --curve-key takes this client's "
+                  "secret key file (the one without .pub)",
+                  c->curve_key);
+    else if (err == PARLEY_EKEYPERM)
+        cli_error("%s: refusing a secret key file that others can read or "
+                  "that is not yours; fix it with: chmod 600 %s",
+                  c->curve_key, c->curve_key);
+    else if (err == PARLEY_EKEYFILE)
+        cli_error("%s must be the daemon's CURVE public key (NAME.pub) and "
+                  "%s this client's CURVE secret key file (both as written "
+                  "by parley keygen --curve)",
+                  c->curve_server_key, c->curve_key);
+    else if (access(c->curve_server_key, R_OK) != 0)
+        cli_error("%s: %s", c->curve_server_key, strerror(errno));
+    else
+        cli_error("%s: %s", c->curve_key, parley_strerror_long(err));
+    return c->curve_err = err == 0 ? PARLEY_EKEYFILE : err;
+}
+
+int
+cli_ping(cli_common_t *c, parley_info_t *out)
+{
+    int rc = s_curve(c);
+    return rc < 0 ? rc
+                  : parley_ping_ex(c->server, c->curve, c->timeout_ms, out);
+}
+
+int
+cli_stats(cli_common_t *c, parley_stat_t *out, size_t cap)
+{
+    int rc = s_curve(c);
+    return rc < 0 ? rc
+                  : parley_stats_ex(c->server, c->curve, c->timeout_ms, out,
+                                    cap);
+}
+
+parley_pub_t *
+cli_pub_new(cli_common_t *c, const parley_key_t *key)
+{
+    int rc = s_curve(c);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    return parley_pub_new_curve(c->server, key, c->curve);
+}
+
+parley_sub_t *
+cli_sub_new(cli_common_t *c, const parley_filter_t *f,
+            parley_sub_options_t *opt)
+{
+    int rc = s_curve(c);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    opt->curve = c->curve;
+    return parley_sub_new(c->server, f, opt);
 }
 
 /* ---------------------------------------------------------------- filter */

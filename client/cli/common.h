@@ -32,6 +32,8 @@ enum {
     CLI_OPT_PHASE,
     CLI_OPT_JSON,
     CLI_OPT_KEYRING,
+    CLI_OPT_CURVE_SERVER_KEY,
+    CLI_OPT_CURVE_KEY,
     CLI_OPT_FIRST_FREE, /* subcommands number their own options from here */
 };
 
@@ -41,6 +43,10 @@ typedef struct cli_common {
     int timeout_ms;       /* per request */
     int quiet;            /* -q: errors only */
     int verbose;          /* -v: say more on stderr */
+    const char *curve_server_key; /* daemon's CURVE NAME.pub, or NULL */
+    const char *curve_key;        /* our CURVE secret key file, or NULL */
+    parley_curve_t *curve;        /* loaded on first use (cli_ping...) */
+    int curve_err;                /* why loading failed (already printed) */
 } cli_common_t;
 
 /* getopt_long entries and short letters of the common options. */
@@ -50,13 +56,33 @@ typedef struct cli_common {
     { "timeout", required_argument, NULL, CLI_OPT_TIMEOUT },                 \
     { "quiet", no_argument, NULL, 'q' },                                     \
     { "verbose", no_argument, NULL, 'v' },                                   \
+    { "curve-server-key", required_argument, NULL, CLI_OPT_CURVE_SERVER_KEY },\
+    { "curve-key", required_argument, NULL, CLI_OPT_CURVE_KEY },             \
     { "help", no_argument, NULL, 'h' }
 
 /* Help text for the common options (one block, indented like the rest). */
 extern const char cli_common_help[];
 
-/* Defaults: server from PARLEY_SERVER or PARLEY_DEFAULT_SERVER, 5 s. */
+/*
+ * Defaults: server from PARLEY_SERVER or PARLEY_DEFAULT_SERVER, 5 s; CURVE
+ * key files from PARLEY_CURVE_SERVER_KEY and PARLEY_CURVE_KEY.
+ */
 void cli_common_init(cli_common_t *c);
+
+/*
+ * Talk to the daemon with the common options, through CurveZMQ when
+ * --curve-server-key and --curve-key (or their environment variables) are
+ * given. The keys are loaded on first use; a problem with them is printed
+ * then, and returned as the error (cli_fail() does not print it again).
+ * They return what parley_ping_ex(), parley_stats_ex(),
+ * parley_pub_new_curve() and parley_sub_new() return; cli_sub_new() sets
+ * opt->curve.
+ */
+int cli_ping(cli_common_t *c, parley_info_t *out);
+int cli_stats(cli_common_t *c, parley_stat_t *out, size_t cap);
+parley_pub_t *cli_pub_new(cli_common_t *c, const parley_key_t *key);
+parley_sub_t *cli_sub_new(cli_common_t *c, const parley_filter_t *f,
+                          parley_sub_options_t *opt);
 
 /*
  * Apply one common option (not -h, which each command handles).
@@ -97,7 +123,11 @@ int cli_exit_code(int err);
  *   rejected      "parley: rejected: <code>: <long text>"
  *   timeout       "parley: no answer from <server> ..."
  *   bad endpoint  "parley: <server>: invalid endpoint"
+ *   key refused   "parley: <server> refused this client's CURVE key ..."
+ *   no CURVE      "parley: <server> and this client disagree on CURVE ..."
  *   otherwise     "parley: <what>: <long text>"
+ * A CURVE key file problem was printed when it was found: only the exit
+ * code is returned for it.
  */
 int cli_fail(const cli_common_t *c, const char *what, int err);
 

@@ -1,0 +1,671 @@
+/*
+ * zap.c - the ZAP handler, connection accounting and the topic checks.
+ *
+ * Connection numbers: the handler gives every connection it admits a
+ * number (a counter) and keeps a record of it in a ring of slots indexed
+ * by number modulo the ring size (twice max_connections). A record holds
+ * the connection's user id, address and how many subscriptions it was
+ * granted. libzmq does not tell us when a particular connection closes,
+ * so a record lives until its slot is needed again; since at most
+ * max_connections are open at once, only a connection older than
+ * max_connections newer ones can lose its record, and then its further
+ * subscriptions are refused (safe, and logged).
+ */
+#include "zap.h"
+
+#include "keys.h"
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+/* ZMQ_ZAP_ENFORCE_DOMAIN is a draft option of libzmq 4.3; its number is
+ * stable. Where the library lacks it, setting it fails and is skipped. */
+#ifdef ZMQ_ZAP_ENFORCE_DOMAIN
+#define S_ZAP_ENFORCE ZMQ_ZAP_ENFORCE_DOMAIN
+#else
+#define S_ZAP_ENFORCE 93
+#endif
+#define S_CONN_PROP "X-Conn"
+#define S_MONITOR_EVENTS                                                       \
+    (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED                               \
+     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL                                    \
+     | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+#define S_FRAMES_MAX 8       /* ZAP request frames read (CURVE needs 7) */
+#define S_MONITOR_HWM 100000 /* events held for the loop (tiny each) */
+#define S_ADDR_MAX 64        /* peer address kept for logs */
+/* pd_log_limited keys 48..55 */
+#define S_LOG_DENIED 48
+#define S_LOG_REFUSED 49
+#define S_LOG_HANDSHAKE 50
+#define S_LOG_SUBSCRIBE 51
+#define S_LOG_ZAP 52
+
+/* What the ZAP handler knows about one admitted connection. */
+typedef struct {
+    uint64_t id;                    /* connection number, 0 = empty */
+    uint32_t subscriptions;         /* granted so far */
+    char user[PARLEY_SLUG_MAX + 1]; /* ZAP user id, "" with curve off */
+    char addr[S_ADDR_MAX];          /* peer address */
+} s_conn_t;
+
+/* One secured socket and its monitor. */
+typedef struct {
+    void *sock;    /* borrowed: the api or feed socket */
+    void *monitor; /* PAIR reading its events */
+    char name[16]; /* "api", "feed" */
+    uint64_t live; /* accepted - disconnected */
+} s_watch_t;
+
+struct pd_zap {
+    void *ctx; /* borrowed */
+    void *rep; /* REP on S_ZAP_ENDPOINT */
+    bool curve;
+    uint32_t max_connections;
+    uint32_t max_subscriptions;
+    int handshake_ms;
+    char clients_path[PD_CONFIG_PATH_MAX];
+    uint8_t *secret; /* sodium_malloc'd, NULL once wiped */
+    char public_z85[PARLEY_CURVE_KEY_CHARS + 1];
+    pd_clients_t *clients; /* allow-list, NULL with curve off */
+    s_watch_t watch[PD_ZAP_SOCKETS];
+    size_t n_watch;
+    bool enforce_warned; /* logged the missing enforce option */
+    s_conn_t *conns;     /* ring of connection records */
+    size_t n_conns;
+    uint64_t next_conn; /* number of the next connection */
+    pd_zap_counters_t counters;
+};
+
+/* ================================================================ setup */
+
+/* Say what is wrong with the server's secret key file, and how to fix it. */
+static void
+s_log_secret_error(const char *path, int rc)
+{
+    struct stat st;
+    if (rc == PARLEY_EKEYPERM && lstat(path, &st) == 0) {
+        pd_log(PD_LOG_ERROR,
+               "curve_secret_key %s: refusing a secret key file with mode "
+               "%04o owned by uid %u: it must be a regular file of uid %u "
+               "with no group or other permissions; fix it with: "
+               "chmod 600 %s%s",
+               path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+               (unsigned)geteuid(), path,
+               st.st_uid != geteuid() ? " and chown it to parleyd's user" : "");
+    } else if (rc == PARLEY_EKEYFILE) {
+        pd_log(PD_LOG_ERROR,
+               "curve_secret_key %s: not a CURVE secret key file (make one "
+               "with: parley keygen --curve -o %s)",
+               path, path);
+    } else {
+        pd_log(PD_LOG_ERROR, "curve_secret_key %s: %s", path,
+               parley_strerror_long(rc));
+    }
+}
+
+static int
+s_load_curve(pd_zap_t *self, const pd_config_t *cfg)
+{
+    char errbuf[512];
+    int rc;
+    if ((self->secret = sodium_malloc(PARLEY__CURVE_BYTES)) == NULL)
+        return -ENOMEM;
+    rc = parley__curve_secret_load(cfg->curve_secret_key, self->public_z85,
+                                   self->secret);
+    if (rc < 0) {
+        s_log_secret_error(cfg->curve_secret_key, rc);
+        return rc;
+    }
+    self->clients =
+        pd_clients_load(cfg->curve_clients, errbuf, sizeof(errbuf), &rc);
+    if (self->clients == NULL) {
+        pd_log(PD_LOG_ERROR, "curve_clients: %s", errbuf);
+        return rc;
+    }
+    if (pd_clients_size(self->clients) == 0)
+        pd_log(PD_LOG_WARN,
+               "curve_clients %s lists no client: every "
+               "connection will be refused",
+               cfg->curve_clients);
+    pd_log(
+        PD_LOG_INFO, "CURVE on: server public key %s; %zu clients allowed (%s)",
+        self->public_z85, pd_clients_size(self->clients), cfg->curve_clients);
+    return 0;
+}
+
+pd_zap_t *
+pd_zap_new(void *ctx, const pd_config_t *cfg, int *err)
+{
+    pd_zap_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    self->ctx = ctx;
+    self->curve = cfg->curve;
+    self->max_connections = cfg->max_connections;
+    self->max_subscriptions = cfg->max_subscriptions;
+    self->handshake_ms = (int)cfg->handshake_timeout;
+    snprintf(self->clients_path, sizeof(self->clients_path), "%s",
+             cfg->curve_clients);
+    self->next_conn = 1;
+    self->n_conns = 2 * (size_t)cfg->max_connections;
+    if (self->n_conns < 64)
+        self->n_conns = 64;
+    if ((self->conns = calloc(self->n_conns, sizeof(*self->conns))) == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
+    if (self->curve && (*err = s_load_curve(self, cfg)) < 0)
+        goto fail;
+    int zero = 0;
+    if ((self->rep = zmq_socket(ctx, ZMQ_REP)) == NULL
+        || zmq_setsockopt(self->rep, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+        || zmq_bind(self->rep, S_ZAP_ENDPOINT) != 0) {
+        *err = -zmq_errno();
+        pd_log(PD_LOG_ERROR, "cannot start the ZAP handler: %s",
+               zmq_strerror(-*err));
+        goto fail;
+    }
+    *err = 0;
+    return self;
+fail:
+    pd_zap_destroy(&self);
+    return NULL;
+}
+
+void
+pd_zap_destroy(pd_zap_t **zapp)
+{
+    if (zapp == NULL || *zapp == NULL)
+        return;
+    pd_zap_t *self = *zapp;
+    for (size_t i = 0; i < self->n_watch; i++)
+        if (self->watch[i].monitor != NULL)
+            zmq_close(self->watch[i].monitor);
+    if (self->rep != NULL)
+        zmq_close(self->rep);
+    pd_zap_forget_secret(self);
+    pd_clients_destroy(&self->clients);
+    free(self->conns);
+    free(self);
+    *zapp = NULL;
+}
+
+int
+pd_zap_secure(pd_zap_t *self, void *sock, const char *name)
+{
+    int one = 1, zero = 0;
+    if (self->n_watch == PD_ZAP_SOCKETS)
+        return -ENOSPC;
+    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, PD_ZAP_DOMAIN,
+                       strlen(PD_ZAP_DOMAIN))
+            != 0
+        || zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &self->handshake_ms,
+                          sizeof(self->handshake_ms))
+               != 0)
+        return -zmq_errno();
+    /* With the handler bound first it is always asked; enforcing the
+     * domain also refuses connections should it ever be missing. */
+    if (zmq_setsockopt(sock, S_ZAP_ENFORCE, &one, sizeof(one)) != 0
+        && !self->enforce_warned) {
+        self->enforce_warned = true;
+        pd_log(PD_LOG_DEBUG, "libzmq lacks ZMQ_ZAP_ENFORCE_DOMAIN; relying "
+                             "on the ZAP handler being bound");
+    }
+    if (self->curve
+        && (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0
+            || self->secret == NULL
+            || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, self->secret,
+                              PARLEY__CURVE_BYTES)
+                   != 0))
+        return self->secret == NULL ? -EINVAL : -zmq_errno();
+
+    s_watch_t *w = &self->watch[self->n_watch];
+    char ep[64];
+    snprintf(w->name, sizeof(w->name), "%s", name);
+    snprintf(ep, sizeof(ep), "inproc://parleyd.monitor.%zu", self->n_watch);
+    /* libzmq's I/O thread blocks when the monitor pipe is full, so the
+     * pipe is deep: events wait there while a long turn (an fsync) keeps
+     * the loop from reading them. */
+    int hwm = S_MONITOR_HWM;
+    if (zmq_socket_monitor(sock, ep, S_MONITOR_EVENTS) != 0
+        || (w->monitor = zmq_socket(self->ctx, ZMQ_PAIR)) == NULL
+        || zmq_setsockopt(w->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+        || zmq_setsockopt(w->monitor, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0
+        || zmq_connect(w->monitor, ep) != 0) {
+        int rc = -zmq_errno();
+        if (w->monitor != NULL)
+            zmq_close(w->monitor);
+        w->monitor = NULL;
+        return rc;
+    }
+    w->sock = sock;
+    self->n_watch++;
+    return 0;
+}
+
+void
+pd_zap_forget_secret(pd_zap_t *self)
+{
+    if (self->secret != NULL) {
+        sodium_free(self->secret); /* wipes before unmapping */
+        self->secret = NULL;
+    }
+}
+
+const char *
+pd_zap_public_key(const pd_zap_t *self)
+{
+    return self->public_z85;
+}
+
+size_t
+pd_zap_clients(const pd_zap_t *self)
+{
+    return pd_clients_size(self->clients);
+}
+
+const pd_zap_counters_t *
+pd_zap_counters(const pd_zap_t *self)
+{
+    return &self->counters;
+}
+
+size_t
+pd_zap_items(const pd_zap_t *self, zmq_pollitem_t *items)
+{
+    size_t n = 0;
+    /* Monitors first: a connection's ACCEPTED event is queued before its
+     * ZAP request, and the connection cap needs it counted. */
+    for (size_t i = 0; i < self->n_watch; i++)
+        items[n++] =
+            (zmq_pollitem_t){ self->watch[i].monitor, 0, ZMQ_POLLIN, 0 };
+    items[n++] = (zmq_pollitem_t){ self->rep, 0, ZMQ_POLLIN, 0 };
+    return n;
+}
+
+/* ============================================================== monitors */
+
+static const char *
+s_protocol_error(uint32_t v)
+{
+    switch (v) {
+    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "security mechanism mismatch (a client without CURVE, or "
+               "with PLAIN, or CURVE against curve off)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+        return "cryptographic error (wrong server key?)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
+        return "CURVE key exchange failed";
+    default:
+        return "protocol error";
+    }
+}
+
+/* Read every event waiting on one monitor. */
+static void
+s_drain_monitor(pd_zap_t *self, s_watch_t *w)
+{
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, w->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), sizeof(event));
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, sizeof(value));
+        }
+        while (zmq_msg_more(&ev) && zmq_msg_recv(&ev, w->monitor, 0) >= 0) {
+        }
+        zmq_msg_close(&ev);
+        switch (event) {
+        case ZMQ_EVENT_ACCEPTED:
+            w->live++;
+            break;
+        case ZMQ_EVENT_DISCONNECTED:
+            if (w->live > 0)
+                w->live--;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            self->counters.handshake_failed++;
+            pd_log_limited(S_LOG_HANDSHAKE, PD_LOG_WARN,
+                           "%s: handshake failed: %s (0x%08" PRIx32 ")",
+                           w->name, s_protocol_error(value), value);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            self->counters.handshake_failed++;
+            pd_log_limited(S_LOG_HANDSHAKE, PD_LOG_WARN,
+                           "%s: handshake failed: %s", w->name,
+                           zmq_strerror((int)value));
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+void
+pd_zap_drain_monitors(pd_zap_t *self)
+{
+    uint64_t live = 0;
+    for (size_t i = 0; i < self->n_watch; i++) {
+        s_drain_monitor(self, &self->watch[i]);
+        live += self->watch[i].live;
+    }
+    self->counters.connections = live;
+}
+
+void
+pd_zap_connections_cut(pd_zap_t *self, void *sock)
+{
+    pd_zap_drain_monitors(self);
+    for (size_t i = 0; i < self->n_watch; i++)
+        if (self->watch[i].sock == sock)
+            self->watch[i].live = 0;
+    memset(self->conns, 0, self->n_conns * sizeof(*self->conns));
+    pd_zap_drain_monitors(self);
+}
+
+/* ================================================================== ZAP */
+
+/* Copy a frame into a NUL-terminated string, cut to cap. */
+static void
+s_frame_str(zmq_msg_t *m, char *out, size_t cap)
+{
+    size_t n = zmq_msg_size(m);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, zmq_msg_data(m), n);
+    out[n] = '\0';
+    /* addresses and mechanism names only: keep logs to printable text */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)out[i] < ' ' || (unsigned char)out[i] >= 0x7f)
+            out[i] = '?';
+}
+
+static bool
+s_frame_is(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+/* ZMTP metadata: one property, name-length byte, name, 4-byte length,
+ * value. */
+static size_t
+s_metadata(uint8_t *buf, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value), n = 0;
+    buf[n++] = (uint8_t)nl;
+    memcpy(buf + n, name, nl);
+    n += nl;
+    buf[n++] = (uint8_t)(vl >> 24);
+    buf[n++] = (uint8_t)(vl >> 16);
+    buf[n++] = (uint8_t)(vl >> 8);
+    buf[n++] = (uint8_t)vl;
+    memcpy(buf + n, value, vl);
+    return n + vl;
+}
+
+/* Send the 6-frame ZAP reply. */
+static void
+s_reply(pd_zap_t *self, zmq_msg_t *request_id, const char *status,
+        const char *text, const char *user, const uint8_t *meta,
+        size_t meta_len)
+{
+    int rc = 0;
+    rc |= zmq_send(self->rep, "1.0", 3, ZMQ_SNDMORE) < 0;
+    rc |=
+        zmq_send(self->rep, request_id != NULL ? zmq_msg_data(request_id) : "",
+                 request_id != NULL ? zmq_msg_size(request_id) : 0, ZMQ_SNDMORE)
+        < 0;
+    rc |= zmq_send(self->rep, status, strlen(status), ZMQ_SNDMORE) < 0;
+    rc |= zmq_send(self->rep, text, strlen(text), ZMQ_SNDMORE) < 0;
+    rc |= zmq_send(self->rep, user, strlen(user), ZMQ_SNDMORE) < 0;
+    rc |= zmq_send(self->rep, meta, meta_len, 0) < 0;
+    if (rc != 0)
+        pd_log_limited(S_LOG_ZAP, PD_LOG_ERROR, "ZAP reply not sent: %s",
+                       zmq_strerror(zmq_errno()));
+}
+
+static uint64_t
+s_live(const pd_zap_t *self)
+{
+    uint64_t live = 0;
+    for (size_t i = 0; i < self->n_watch; i++)
+        live += self->watch[i].live;
+    return live;
+}
+
+/* Decide on one request (frames f[0..n)). */
+static void
+s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
+{
+    char addr[S_ADDR_MAX] = "?", mech[16] = "?";
+    const pd_client_t *client = NULL;
+
+    if (n < 6 || !s_frame_is(&f[0], "1.0")) {
+        /* Only libzmq talks to this socket; still, answer and go on. */
+        pd_log_limited(S_LOG_ZAP, PD_LOG_ERROR, "ZAP: malformed request");
+        s_reply(self, n >= 2 ? &f[1] : NULL, "500", "malformed request", "",
+                NULL, 0);
+        return;
+    }
+    s_frame_str(&f[3], addr, sizeof(addr));
+    s_frame_str(&f[5], mech, sizeof(mech));
+    if (!s_frame_is(&f[2], PD_ZAP_DOMAIN)) {
+        self->counters.auth_denied++;
+        s_reply(self, &f[1], "400", "unknown domain", "", NULL, 0);
+        return;
+    }
+    if (self->curve) {
+        if (!s_frame_is(&f[5], "CURVE") || n < 7
+            || zmq_msg_size(&f[6]) != PD_CLIENTS_KEY_BYTES) {
+            self->counters.auth_denied++;
+            pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
+                           "refused a %s client from %s: curve is on", mech,
+                           addr);
+            s_reply(self, &f[1], "400", "CURVE required", "", NULL, 0);
+            return;
+        }
+        client = pd_clients_by_key(self->clients, zmq_msg_data(&f[6]));
+        if (client == NULL) {
+            char z85[PARLEY_CURVE_KEY_CHARS + 1] = "?";
+            zmq_z85_encode(z85, zmq_msg_data(&f[6]), PD_CLIENTS_KEY_BYTES);
+            self->counters.auth_denied++;
+            pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
+                           "refused CURVE key %s from %s: not in "
+                           "curve_clients",
+                           z85, addr);
+            s_reply(self, &f[1], "400", "key not allowed", "", NULL, 0);
+            return;
+        }
+    } else if (!s_frame_is(&f[5], "NULL")) {
+        self->counters.auth_denied++;
+        pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
+                       "refused a %s client from %s: only NULL with curve off",
+                       mech, addr);
+        s_reply(self, &f[1], "400", "mechanism not allowed", "", NULL, 0);
+        return;
+    }
+    uint64_t live = s_live(self);
+    if (live > self->max_connections) {
+        self->counters.connections_refused++;
+        pd_log_limited(S_LOG_REFUSED, PD_LOG_WARN,
+                       "refused a connection from %s: %" PRIu64
+                       " open, max_connections is %" PRIu32,
+                       addr, live, self->max_connections);
+        s_reply(self, &f[1], "400", "too many connections", "", NULL, 0);
+        return;
+    }
+    uint64_t id = self->next_conn++;
+    s_conn_t *c = &self->conns[id % self->n_conns];
+    memset(c, 0, sizeof(*c));
+    c->id = id;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    snprintf(c->user, sizeof(c->user), "%s",
+             client != NULL ? client->name : "");
+    char num[24];
+    uint8_t meta[64];
+    snprintf(num, sizeof(num), "%" PRIu64, id);
+    size_t meta_len = s_metadata(meta, S_CONN_PROP, num);
+    pd_log(PD_LOG_DEBUG, "admitted connection %" PRIu64 " from %s%s%s", id,
+           addr, client != NULL ? " as " : "", c->user);
+    s_reply(self, &f[1], "200", "OK", c->user, meta, meta_len);
+}
+
+/* Serve every waiting ZAP request. */
+static void
+s_serve(pd_zap_t *self)
+{
+    for (;;) {
+        zmq_msg_t f[S_FRAMES_MAX];
+        size_t n = 0;
+        zmq_msg_init(&f[0]);
+        if (zmq_msg_recv(&f[0], self->rep, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f[0]);
+            return;
+        }
+        n = 1;
+        bool more = zmq_msg_more(&f[0]);
+        while (more) {
+            zmq_msg_t extra, *m = n < S_FRAMES_MAX ? &f[n] : &extra;
+            zmq_msg_init(m);
+            if (zmq_msg_recv(m, self->rep, 0) < 0) {
+                zmq_msg_close(m);
+                break;
+            }
+            more = zmq_msg_more(m);
+            if (m == &extra)
+                zmq_msg_close(m); /* beyond what a request holds: dropped */
+            else
+                n++;
+        }
+        s_decide(self, f, n);
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+    }
+}
+
+void
+pd_zap_handle(pd_zap_t *self)
+{
+    /* Cheap when idle, and the order matters (see pd_zap_items()). */
+    pd_zap_drain_monitors(self);
+    s_serve(self);
+    pd_zap_drain_monitors(self);
+}
+
+/* ======================================================= subscriptions */
+
+/* Printable copy of a topic for a log line. */
+static void
+s_topic_str(const char *topic, size_t len, char *out, size_t cap)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] =
+            (unsigned char)topic[i] >= ' ' && (unsigned char)topic[i] < 0x7f
+                ? topic[i]
+                : '?';
+    out[n] = '\0';
+}
+
+bool
+pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
+                 bool unsure)
+{
+    const char *why = NULL;
+    const char *conn = zmq_msg_gets(msg, S_CONN_PROP);
+    const char *user = zmq_msg_gets(msg, "User-Id");
+    uint64_t id = conn != NULL ? strtoull(conn, NULL, 10) : 0;
+    s_conn_t *c = id != 0 ? &self->conns[id % self->n_conns] : NULL;
+
+    if (len > PD_CLIENTS_PREFIX_MAX)
+        why = "longer than any topic";
+    else if (unsure)
+        why = "arrived among non-subscription messages, so the connection "
+              "it came from is not certain";
+    else if (c == NULL || c->id != id)
+        why = "connection not tracked (too old, or admitted before a cut)";
+    else if (self->curve
+             && !pd_client_may_subscribe(
+                 pd_clients_by_name(self->clients, user), topic, len))
+        why = "topic not allowed for this client";
+    else if (c->subscriptions >= self->max_subscriptions)
+        why = "over max_subscriptions";
+    if (why == NULL) {
+        c->subscriptions++;
+        return true;
+    }
+    char shown[PARLEY_TOPIC_MAX];
+    s_topic_str(topic, len, shown, sizeof(shown));
+    self->counters.subscriptions_denied++;
+    pd_log_limited(S_LOG_SUBSCRIBE, PD_LOG_WARN,
+                   "feed: refused subscription \"%s\"%s from connection %s "
+                   "(%s%s%s): %s",
+                   shown, len >= sizeof(shown) ? "..." : "",
+                   conn != NULL ? conn : "?",
+                   user != NULL && user[0] != '\0' ? user : "no user id",
+                   c != NULL && c->id == id ? ", " : "",
+                   c != NULL && c->id == id ? c->addr : "", why);
+    return false;
+}
+
+bool
+pd_zap_reads_all(const pd_zap_t *self, const char *user_id)
+{
+    if (!self->curve)
+        return true;
+    const pd_client_t *c = pd_clients_by_name(self->clients, user_id);
+    return c != NULL && c->all_topics;
+}
+
+bool
+pd_zap_may_read(const pd_zap_t *self, const char *user_id,
+                const char topics[][PARLEY_TOPIC_MAX], size_t n)
+{
+    if (!self->curve)
+        return true;
+    return pd_client_may_read(pd_clients_by_name(self->clients, user_id),
+                              topics, n);
+}
+
+/* ================================================================ reload */
+
+int
+pd_zap_reload_read(const pd_zap_t *self, pd_clients_t **out, char *errbuf,
+                   size_t errlen)
+{
+    int rc = 0;
+    *out = NULL;
+    if (!self->curve)
+        return 0;
+    *out = pd_clients_load(self->clients_path, errbuf, errlen, &rc);
+    return *out != NULL ? 0 : rc;
+}
+
+bool
+pd_zap_reload_commit(pd_zap_t *self, pd_clients_t **fresh)
+{
+    if (!self->curve || *fresh == NULL)
+        return false;
+    bool cut = pd_clients_narrowed(self->clients, *fresh);
+    pd_clients_destroy(&self->clients);
+    self->clients = *fresh;
+    *fresh = NULL;
+    return cut;
+}
