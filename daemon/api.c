@@ -13,6 +13,7 @@
 #include "codec.h"
 #include "limit.h"
 #include "log.h"
+#include "pool.h"
 #include "sign.h"
 
 #include <errno.h>
@@ -38,6 +39,42 @@
 #define S_SNAPSHOT_MAX 4096         /* deliveries the codec puts in a reply */
 #define S_LOG_REJECT 16             /* pd_log_limited keys 16..28 */
 #define S_LOG_API 30
+
+/*
+ * Requests read per step of a turn. Their signature checks run on the
+ * pool together; more than this would only hold more memory (one
+ * parley__verify_t each) for no gain in parallelism.
+ */
+#define S_SLOTS 256
+/* Below this many signatures a step checks them on the loop thread. */
+#define S_PARALLEL_MIN 4
+/*
+ * Signatures of one connection checked in parallel per step, at most. The
+ * rest are checked one by one in order, where a connection that has just
+ * sent PD_LIMIT_BAD_MAX forgeries is cut off unverified: so one step
+ * spends at most this plus PD_LIMIT_BAD_MAX checks on a flooding peer.
+ */
+#define S_PEER_PARALLEL_MAX (4 * PD_LIMIT_BAD_MAX)
+
+/* Where a publish stands after the sequential pre-checks of its step. */
+typedef enum {
+    S_PRE_NONE = 0,   /* not a publish, or not decodable: handled later */
+    S_PRE_BLOCKED,    /* its peer is cooling down after bad signatures */
+    S_PRE_PREPARED,   /* envelope decoded; see prepare_rc */
+    S_PRE_LIMITED,    /* prepared, but the signer's bucket was empty */
+} s_pre_t;
+
+/* One request read in this step, with what was decided about it so far. */
+typedef struct {
+    zmq_msg_t id, body;   /* the frames, kept until it is handled */
+    int frames;           /* frames the message had */
+    s_pre_t pre;
+    int prepare_rc;       /* parley__verify_prepare(), with S_PRE_PREPARED */
+    int sig_rc;           /* parley__verify_signature(), when it ran */
+    bool sig_checked;
+    bool on_pool;         /* its signature is checked on the pool */
+    parley__verify_t v;   /* the decoded envelope between the steps */
+} s_slot_t;
 
 /* A reply waiting in the queue: identity then reply bytes, in q->buf. */
 typedef struct {
@@ -79,7 +116,12 @@ struct pd_api {
     parley__arena_t arena;
     parley__request_t req;
     parley_update_t update;          /* the update being published */
-    parley__verify_t verify;         /* its envelope, between the steps */
+
+    /* requests read in this step of the turn */
+    s_slot_t *slots;                 /* S_SLOTS entries */
+    size_t n_slots;
+    s_slot_t *cur;                   /* the one being handled */
+    pd_pool_t *pool;                 /* threads for the signature checks */
 
     /* the batch of this turn */
     uint8_t *queue;                  /* S_QUEUE_BYTES of queued replies */
@@ -147,15 +189,20 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     self->item_list = calloc(PD_API_REPLAY_MAX, sizeof(parley__bytes_t));
     self->out = malloc(self->out_cap);
     self->limit = pd_limit_new(cfg->rate_limit, cfg->rate_burst);
+    self->slots = calloc(S_SLOTS, sizeof(s_slot_t));
     if (self->arena_buf == NULL || self->queue == NULL || self->queued == NULL
         || self->batch == NULL || self->pending == NULL || self->record == NULL
         || self->scratch == NULL || self->items == NULL
         || self->item_list == NULL || self->out == NULL
-        || self->limit == NULL) {
+        || self->limit == NULL || self->slots == NULL) {
         *err = -ENOMEM;
         goto fail;
     }
     parley__arena_init(&self->arena, self->arena_buf, self->arena_cap);
+    /* One checker per core: the loop thread is one of them. */
+    unsigned cpus = pd_pool_cpus();
+    if ((self->pool = pd_pool_new(cpus > 8 ? 7 : cpus - 1, err)) == NULL)
+        goto fail;
 
     self->sock = zmq_socket(ctx, ZMQ_ROUTER);
     if (self->sock == NULL) {
@@ -219,6 +266,8 @@ pd_api_destroy(pd_api_t **apip)
     free(self->item_list);
     free(self->out);
     pd_limit_destroy(&self->limit);
+    pd_pool_destroy(&self->pool);
+    free(self->slots);
     free(self);
     *apip = NULL;
 }
@@ -456,42 +505,46 @@ s_publish(pd_api_t *self, s_peer_t peer)
     const uint8_t *env = self->req.update.data;
     size_t len = self->req.update.len;
     parley_update_t *u = &self->update;
-    parley__verify_t *v = &self->verify;
+    s_slot_t *slot = self->cur;
     uint8_t signer[PARLEY_PUBLICKEY_BYTES] = { 0 };
     char keyid[PARLEY_KEYID_CHARS + 64] = "";
 
+    /* Checks 2-4 ran before this, in s_precheck() and on the pool; here
+     * their outcome is counted and answered in request order. */
     self->counters.requests_publish++;
     if (self->ring == NULL)
         return s_reject(self, peer, rid, PARLEY_EUNAVAILABLE, 0, NULL);
-    /* A peer cooling down is refused before anything is decoded: its
-     * flood must cost as little as possible. */
-    int64_t now_us = s_mono_us();
-    if (pd_limit_peer_blocked(self->limit, peer.data, peer.len,
-                              now_us / 1000))
+    if (slot->pre == S_PRE_BLOCKED)
         return s_reject(self, peer, rid, PARLEY_ERATELIMITED, 0,
                         "(peer cooling down after bad signatures)");
-    int rc = parley__verify_prepare(v, self->ring, env, len);
-    if (v->decoded) {
+    int rc = slot->pre == S_PRE_NONE ? PARLEY_EUNAVAILABLE : slot->prepare_rc;
+    if (slot->v.decoded) {
         strcpy(keyid, "signer ");
-        parley_key_id(keyid + 7, v->env.signer);
+        parley_key_id(keyid + 7, slot->v.env.signer);
     }
-    if (rc == 0) {
-        if (!pd_limit_signer_take(self->limit, v->env.signer, now_us)) {
-            strcat(keyid, " (over rate_limit)");
-            rc = PARLEY_ERATELIMITED;
-        } else {
-            rc = parley__verify_finish(v, self->ring, u, signer);
-            if (rc == PARLEY_EBADSIG
-                && pd_limit_peer_bad(self->limit, peer.data, peer.len,
-                                     now_us / 1000))
-                pd_log_limited(S_LOG_API + 1, PD_LOG_WARN,
-                               "api: a peer sent %d bad signatures within a "
-                               "second (last under %s); its publishes are "
-                               "refused unverified for %d ms",
-                               PD_LIMIT_BAD_MAX, keyid, PD_LIMIT_COOLDOWN_MS);
-        }
+    if (rc == 0 && slot->pre == S_PRE_LIMITED) {
+        strcat(keyid, " (over rate_limit)");
+        rc = PARLEY_ERATELIMITED;
+    } else if (rc == 0 && !slot->sig_checked
+               && pd_limit_peer_blocked(self->limit, peer.data, peer.len,
+                                        s_mono_us() / 1000)) {
+        /* Not checked on the pool, and meanwhile its peer was cut off. */
+        strcat(keyid, " (peer cooling down after bad signatures)");
+        rc = PARLEY_ERATELIMITED;
+    } else if (rc == 0) {
+        rc = slot->sig_checked ? slot->sig_rc
+                               : parley__verify_signature(&slot->v);
+        if (rc == 0)
+            rc = parley__verify_body(&slot->v, self->ring, u, signer);
+        else if (rc == PARLEY_EBADSIG
+                 && pd_limit_peer_bad(self->limit, peer.data, peer.len,
+                                      s_mono_us() / 1000))
+            pd_log_limited(S_LOG_API + 1, PD_LOG_WARN,
+                           "api: a peer sent %d bad signatures within a "
+                           "second (last under %s); its publishes are "
+                           "refused unverified for %d ms",
+                           PD_LIMIT_BAD_MAX, keyid, PD_LIMIT_COOLDOWN_MS);
     }
-    parley__verify_end(v);
     if (rc != 0)
         return s_reject(self, peer, rid, rc, 0, keyid);
 
@@ -781,18 +834,16 @@ out:
 
 /* ============================================================ stats, ping */
 
-static int
-s_stats(pd_api_t *self, s_peer_t peer)
+size_t
+pd_api_stats(pd_api_t *self, parley__stat_t v[PD_API_STATS_MAX])
 {
-    pd_api_counters_t *c = &self->counters;
+    const pd_api_counters_t *c = &self->counters;
     const pd_zap_counters_t *z = pd_zap_counters(self->zap);
     pd_limit_stats_t ls;
     pd_store_stats_t st;
     struct timespec now;
-    parley__stat_t v[PD_API_NCODES + 40];
     size_t n = 0;
 
-    c->requests_stats++;
     pd_store_get_stats(self->store, &st);
     clock_gettime(CLOCK_MONOTONIC, &now);
 #define S_STAT(name_, value_) v[n++] = (parley__stat_t){ (name_), (value_) }
@@ -827,7 +878,17 @@ s_stats(pd_api_t *self, s_peer_t peer)
     S_STAT("handshake_failed", z->handshake_failed);
     S_STAT("subscriptions_denied", z->subscriptions_denied);
     S_STAT("curve_clients", pd_zap_clients(self->zap));
+    S_STAT("verify_threads", pd_pool_size(self->pool));
 #undef S_STAT
+    return n;
+}
+
+static int
+s_stats(pd_api_t *self, s_peer_t peer)
+{
+    parley__stat_t v[PD_API_STATS_MAX];
+    self->counters.requests_stats++;
+    size_t n = pd_api_stats(self, v);
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_STATS,
                           .stats = v,
@@ -926,32 +987,36 @@ s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len)
 }
 
 /*
- * Read one message (all its frames) without blocking and handle it.
- * Returns 1 if one was handled, 0 if none was waiting, or a fatal error.
+ * Read one message (all its frames) without blocking into slot.
+ * Returns 1 if one was read, 0 if none was waiting.
  */
 static int
-s_one(pd_api_t *self)
+s_recv(pd_api_t *self, s_slot_t *slot)
 {
-    zmq_msg_t id, body;
-    zmq_msg_init(&id);
-    zmq_msg_init(&body);
-    if (zmq_msg_recv(&id, self->sock, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_init(&slot->id);
+    zmq_msg_init(&slot->body);
+    slot->frames = 0;
+    slot->pre = S_PRE_NONE;
+    slot->sig_checked = false;
+    slot->on_pool = false;
+    slot->v.decoded = 0;
+    if (zmq_msg_recv(&slot->id, self->sock, ZMQ_DONTWAIT) < 0) {
         int e = zmq_errno();
-        zmq_msg_close(&id);
-        zmq_msg_close(&body);
+        zmq_msg_close(&slot->id);
+        zmq_msg_close(&slot->body);
         if (e != EAGAIN && e != EINTR)
             pd_log_limited(S_LOG_API, PD_LOG_WARN, "api: receive: %s",
                            zmq_strerror(e));
         return 0;
     }
-    int frames = 1, rc = 0;
-    bool more = zmq_msg_more(&id);
+    slot->frames = 1;
+    bool more = zmq_msg_more(&slot->id);
     if (more) {
         /* The frame after the identity is the request. */
         more = false;
-        if (zmq_msg_recv(&body, self->sock, 0) >= 0) {
-            frames++;
-            more = zmq_msg_more(&body);
+        if (zmq_msg_recv(&slot->body, self->sock, 0) >= 0) {
+            slot->frames++;
+            more = zmq_msg_more(&slot->body);
         }
     }
     while (more) {
@@ -961,39 +1026,157 @@ s_one(pd_api_t *self)
         zmq_msg_init(&extra);
         more = false;
         if (zmq_msg_recv(&extra, self->sock, 0) >= 0) {
-            frames++;
+            slot->frames++;
             more = zmq_msg_more(&extra);
         }
         zmq_msg_close(&extra);
     }
     self->counters.received++;
-    s_peer_t peer = { zmq_msg_data(&id), zmq_msg_size(&id) };
+    return 1;
+}
+
+/*
+ * The sequential part of checks 2-4 for a publish, in arrival order: the
+ * peer's cool-down, the envelope decode and signer lookup, the signer's
+ * token bucket. What is left for the signature check is marked
+ * S_PRE_PREPARED with prepare_rc 0. Anything that is not a well-formed
+ * publish is left S_PRE_NONE for s_handle() to answer.
+ */
+static void
+s_precheck(pd_api_t *self, s_slot_t *slot, int64_t now_us)
+{
+    size_t len = zmq_msg_size(&slot->body);
+    size_t id_len = zmq_msg_size(&slot->id);
+    if (slot->frames != 2 || len > self->cfg->max_message_bytes
+        || self->ring == NULL || id_len == 0 || id_len > S_ID_MAX)
+        return;
+    parley__arena_reset(&self->arena);
+    if (parley__request_decode(zmq_msg_data(&slot->body), len, &self->req,
+                               &self->arena)
+            != 0
+        || self->req.op != PARLEY__OP_PUBLISH)
+        return;
+    if (pd_limit_peer_blocked(self->limit, zmq_msg_data(&slot->id), id_len,
+                              now_us / 1000)) {
+        slot->pre = S_PRE_BLOCKED;
+        return;
+    }
+    slot->prepare_rc = parley__verify_prepare(&slot->v, self->ring,
+                                              self->req.update.data,
+                                              self->req.update.len);
+    slot->pre = S_PRE_PREPARED;
+    if (slot->prepare_rc == 0
+        && !pd_limit_signer_take(self->limit, slot->v.env.signer, now_us))
+        slot->pre = S_PRE_LIMITED;
+}
+
+/* Publishes of one connection in a step. */
+typedef struct {
+    const void *id;   /* ROUTER identity */
+    size_t len;
+    unsigned count;   /* its signatures planned for the pool */
+} s_peer_count_t;
+
+/*
+ * Mark the prepared publishes whose signatures go to the pool: all of
+ * them, but at most S_PEER_PARALLEL_MAX from any one connection.
+ */
+static void
+s_plan_pool(pd_api_t *self, size_t n)
+{
+    s_peer_count_t peers[S_SLOTS];
+    size_t n_peers = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *slot = &self->slots[i];
+        if (slot->pre != S_PRE_PREPARED || slot->prepare_rc != 0)
+            continue;
+        const void *id = zmq_msg_data(&slot->id);
+        size_t len = zmq_msg_size(&slot->id);
+        size_t p = 0;
+        while (p < n_peers
+               && (peers[p].len != len || memcmp(peers[p].id, id, len) != 0))
+            p++;
+        if (p == n_peers)
+            peers[n_peers++] = (s_peer_count_t){ id, len, 0 };
+        if (peers[p].count < S_PEER_PARALLEL_MAX) {
+            peers[p].count++;
+            slot->on_pool = true;
+        }
+    }
+}
+
+/* Pool work item: the signature check of one prepared publish. */
+static void
+s_check_signature(void *ctx, size_t i)
+{
+    s_slot_t *slot = &((s_slot_t *)ctx)[i];
+    if (slot->on_pool) {
+        slot->sig_rc = parley__verify_signature(&slot->v);
+        slot->sig_checked = true;
+    }
+}
+
+/* Answer one read request. Returns 0 or a fatal store error. */
+static int
+s_process(pd_api_t *self, s_slot_t *slot)
+{
+    int rc = 0;
+    s_peer_t peer = { zmq_msg_data(&slot->id), zmq_msg_size(&slot->id) };
     if (peer.len == 0 || peer.len > S_ID_MAX)
-        goto out; /* cannot be answered */
-    if (frames != 2) {
+        return 0; /* cannot be answered */
+    if (slot->frames != 2) {
         rc = s_reject(self, peer, 0, PARLEY_EMALFORMED, 0, "(frame count)");
     } else {
         /* The ZAP user id (the CURVE client's name) decides what replay
          * and snapshot may send; valid while body is. */
-        self->req_user = zmq_msg_gets(&body, "User-Id");
-        rc = s_handle(self, peer, zmq_msg_data(&body), zmq_msg_size(&body));
+        self->cur = slot;
+        self->req_user = zmq_msg_gets(&slot->body, "User-Id");
+        rc = s_handle(self, peer, zmq_msg_data(&slot->body),
+                      zmq_msg_size(&slot->body));
         self->req_user = NULL;
+        self->cur = NULL;
     }
-out:
-    zmq_msg_close(&id);
-    zmq_msg_close(&body);
-    return rc < 0 ? rc : 1;
+    return rc;
+}
+
+/*
+ * One step of a turn: read up to S_SLOTS requests, run the cheap checks in
+ * order, the signature checks of all of them on the pool, then handle each
+ * in order. Returns the number read, or a fatal store error.
+ */
+static int
+s_step(pd_api_t *self)
+{
+    size_t n = 0;
+    while (n < S_SLOTS && s_recv(self, &self->slots[n]) == 1)
+        n++;
+    int64_t now_us = s_mono_us();
+    for (size_t i = 0; i < n; i++)
+        s_precheck(self, &self->slots[i], now_us);
+    s_plan_pool(self, n);
+    pd_pool_run(self->pool, n, S_PARALLEL_MIN, s_check_signature, self->slots);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *slot = &self->slots[i];
+        if (rc == 0)
+            rc = s_process(self, slot);
+        parley__verify_end(&slot->v);
+        zmq_msg_close(&slot->id);
+        zmq_msg_close(&slot->body);
+    }
+    return rc < 0 ? rc : (int)n;
 }
 
 int
 pd_api_turn(pd_api_t *self)
 {
-    for (int i = 0; i < PD_API_TURN_MAX; i++) {
-        int rc = s_one(self);
+    for (int handled = 0; handled < PD_API_TURN_MAX;) {
+        int rc = s_step(self);
         if (rc < 0)
             return rc;
-        if (rc == 0)
-            break;
+        if (rc < S_SLOTS)
+            break; /* the socket is empty */
+        handled += rc;
     }
     parley__arena_reset(&self->arena);
     return s_commit(self);

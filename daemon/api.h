@@ -14,6 +14,7 @@
 #ifndef PD_API_H
 #define PD_API_H
 
+#include "codec.h"
 #include "config.h"
 #include "feed.h"
 #include "index.h"
@@ -93,5 +94,16 @@ int pd_api_turn(pd_api_t *api);
 
 /* The counters (live; valid as long as the api). */
 const pd_api_counters_t *pd_api_counters(const pd_api_t *api);
+
+/* Room for every counter pd_api_stats() reports. */
+#define PD_API_STATS_MAX (PD_API_NCODES + 48)
+
+/*
+ * Collect every counter (the stats reply and the sys/stats/ topic both
+ * come from here). Names are static or live as long as the api.
+ *
+ * Returns:   the number written to v.
+ */
+size_t pd_api_stats(pd_api_t *api, parley__stat_t v[PD_API_STATS_MAX]);
 
 #endif /* PD_API_H */

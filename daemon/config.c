@@ -3,8 +3,10 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,7 @@ pd_config_defaults(pd_config_t *cfg)
     cfg->retention_age = 0;
     cfg->segment_bytes = 64 * S_MIB;
     cfg->heartbeat_interval = 1000;
+    cfg->stats_interval = 5000;
     cfg->log_level = PD_LOG_INFO;
     cfg->curve = false;
     cfg->max_connections = 1024;
@@ -247,6 +250,28 @@ s_set_heartbeat_interval(pd_config_t *cfg, const char *v, char *err,
 }
 
 static int
+s_set_stats_interval(pd_config_t *cfg, const char *v, char *err,
+                     size_t errlen)
+{
+    uint64_t n;
+    int rc = s_number(v, false, 0, 3600 * 1000, &n, err, errlen);
+    if (rc == 0 && n != 0 && n < 100) {
+        snprintf(err, errlen, "%s is out of range (0 = off, or 100 to "
+                              "3600000 ms)", v);
+        return -EINVAL;
+    }
+    if (rc == 0)
+        cfg->stats_interval = (uint32_t)n;
+    return rc;
+}
+
+static int
+s_set_include_dir(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_path(cfg->include_dir, v, err, errlen);
+}
+
+static int
 s_set_log_level(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 {
     if (pd_log_parse_level(v, &cfg->log_level) < 0) {
@@ -341,6 +366,7 @@ static const struct {
     { "feed", s_set_feed },
     { "state_dir", s_set_state_dir },
     { "keyring", s_set_keyring },
+    { "include_dir", s_set_include_dir },
     { "max_message_bytes", s_set_max_message_bytes },
     { "max_clock_skew", s_set_max_clock_skew },
     { "fsync", s_set_fsync },
@@ -348,6 +374,7 @@ static const struct {
     { "retention_age", s_set_retention_age },
     { "segment_bytes", s_set_segment_bytes },
     { "heartbeat_interval", s_set_heartbeat_interval },
+    { "stats_interval", s_set_stats_interval },
     { "log_level", s_set_log_level },
     { "curve", s_set_curve },
     { "curve_secret_key", s_set_curve_secret_key },
@@ -489,9 +516,9 @@ fail:
     return -EINVAL;
 }
 
-int
-pd_config_load(pd_config_t *cfg, const char *path, char *errbuf,
-               size_t errlen)
+/* Read one file and apply it on top of cfg. */
+static int
+s_load_file(pd_config_t *cfg, const char *path, char *errbuf, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -531,6 +558,78 @@ fail_errno:
 out:
     free(text);
     close(fd);
+    return rc;
+}
+
+/* scandir filter: regular-looking names ending in ".conf". */
+static int
+s_is_dropin(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return e->d_name[0] != '.' && n > 5
+           && strcmp(e->d_name + n - 5, ".conf") == 0;
+}
+
+/* Apply the drop-ins of cfg->include_dir, named in the file including. */
+static int
+s_load_dropins(pd_config_t *cfg, const char *including, char *errbuf,
+               size_t errlen)
+{
+    char dir[PD_CONFIG_PATH_MAX];
+    char path[2 * PD_CONFIG_PATH_MAX];
+    if (cfg->include_dir[0] == '/') {
+        snprintf(dir, sizeof(dir), "%s", cfg->include_dir);
+    } else {
+        char copy[PD_CONFIG_PATH_MAX];
+        snprintf(copy, sizeof(copy), "%s", including);
+        if (snprintf(dir, sizeof(dir), "%s/%s", dirname(copy),
+                     cfg->include_dir)
+            >= (int)sizeof(dir)) {
+            snprintf(errbuf, errlen, "%s: include_dir path too long", including);
+            return -ENAMETOOLONG;
+        }
+    }
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, s_is_dropin, alphasort);
+    if (n < 0) {
+        int rc = -errno;
+        snprintf(errbuf, errlen, "%s: include_dir %s: %s", including, dir,
+                 strerror(-rc));
+        return rc;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+            char keep[PD_CONFIG_PATH_MAX];
+            memcpy(keep, cfg->include_dir, sizeof(keep));
+            cfg->include_dir[0] = '\0';
+            rc = s_load_file(cfg, path, errbuf, errlen);
+            if (rc == 0 && cfg->include_dir[0] != '\0') {
+                snprintf(errbuf, errlen,
+                         "%s: include_dir is only allowed in the main file",
+                         path);
+                rc = -EINVAL;
+            }
+            memcpy(cfg->include_dir, keep, sizeof(keep));
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+int
+pd_config_load(pd_config_t *cfg, const char *path, char *errbuf,
+               size_t errlen)
+{
+    pd_config_t tmp = *cfg; /* all or nothing across the drop-ins too */
+    tmp.include_dir[0] = '\0';
+    int rc = s_load_file(&tmp, path, errbuf, errlen);
+    if (rc == 0 && tmp.include_dir[0] != '\0')
+        rc = s_load_dropins(&tmp, path, errbuf, errlen);
+    if (rc == 0)
+        *cfg = tmp;
     return rc;
 }
 

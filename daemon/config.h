@@ -36,6 +36,8 @@ typedef struct pd_config {
     uint64_t retention_age;             /* seconds kept, 0 = forever */
     uint64_t segment_bytes;             /* roll segments past this size */
     uint32_t heartbeat_interval;        /* ms between sys/heartbeat/ */
+    uint32_t stats_interval;            /* ms between sys/stats/, 0 = off */
+    char include_dir[PD_CONFIG_PATH_MAX]; /* drop-in *.conf files, "" = none */
     pd_log_level_t log_level;
     /* transport security and limits (DESIGN.md "Transport security") */
     bool curve;                         /* CurveZMQ on api and feed */
@@ -72,7 +74,12 @@ int pd_config_parse(pd_config_t *cfg, const char *text, size_t len,
                     const char *filename, char *errbuf, size_t errlen);
 
 /*
- * Read the file at path and apply it with pd_config_parse().
+ * Read the file at path and apply it with pd_config_parse(). If it sets
+ * include_dir (relative paths are taken from the file's directory), the
+ * *.conf files there are applied next, in name order, each able to set a
+ * key the main file or an earlier drop-in set (the later wins); a drop-in
+ * may not set include_dir itself. All or nothing: on error cfg is
+ * unchanged.
  *
  * Returns:   0, -EINVAL (bad text), or -errno (file unreadable); errbuf
  *            names the file either way.

@@ -350,6 +350,19 @@ pd_feed_publish(pd_feed_t *self, uint64_t seq, int64_t received_at,
 }
 
 int
+pd_feed_stats(pd_feed_t *self, const parley__stat_t *stats, size_t n)
+{
+    static const char topic[1][PARLEY_TOPIC_MAX] = { PD_FEED_STATS_TOPIC };
+    parley__reply_t r = { .type = PARLEY__REPLY_STATS, .stats = stats,
+                          .n_stats = n };
+    size_t out;
+    int rc = parley__reply_encode(&r, self->buf, self->cap, &out);
+    if (rc < 0)
+        return rc;
+    return s_publish(self, out, topic, 1);
+}
+
+int
 pd_feed_heartbeat(pd_feed_t *self, const uint8_t daemon_id[16], uint64_t seq,
                   uint64_t first_seq, int64_t now_ms)
 {

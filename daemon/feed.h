@@ -11,6 +11,7 @@
 #ifndef PD_FEED_H
 #define PD_FEED_H
 
+#include "codec.h"
 #include "parley.h"
 #include "zap.h"
 
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #define PD_FEED_HEARTBEAT_TOPIC "sys/heartbeat/"
+#define PD_FEED_STATS_TOPIC "sys/stats/"
 
 typedef struct pd_feed pd_feed_t;
 
@@ -94,6 +96,14 @@ int pd_feed_publish(pd_feed_t *feed, uint64_t seq, int64_t received_at,
  *
  * Returns:   0 or a negative error.
  */
+/*
+ * Send the daemon's counters on sys/stats/, as the same ApiReply (stats,
+ * request_id 0) that answers a stats request, so one decoder serves both.
+ *
+ * Returns:   0 or a negative error.
+ */
+int pd_feed_stats(pd_feed_t *feed, const parley__stat_t *stats, size_t n);
+
 int pd_feed_heartbeat(pd_feed_t *feed, const uint8_t daemon_id[16],
                       uint64_t seq, uint64_t first_seq, int64_t now_ms);
 

@@ -46,6 +46,7 @@ struct pd_server {
     parley_keyring_t *ring;      /* the keyring the api checks against */
     uint8_t daemon_id[16];       /* random per start */
     int64_t next_heartbeat;      /* CLOCK_MONOTONIC ms of the next timer */
+    int64_t next_stats;          /* ... of the next sys/stats/, 0 = off */
     int64_t next_retain;
     int64_t next_status;
     int64_t next_watchdog;
@@ -318,6 +319,14 @@ s_timers(pd_server_t *self)
                            parley_strerror(rc));
         self->next_heartbeat = now + self->cfg.heartbeat_interval;
     }
+    if (self->next_stats != 0 && now >= self->next_stats) {
+        parley__stat_t v[PD_API_STATS_MAX];
+        int rc = pd_feed_stats(self->feed, v, pd_api_stats(self->api, v));
+        if (rc < 0)
+            pd_log_limited(40, PD_LOG_WARN, "stats not sent: %s",
+                           parley_strerror(rc));
+        self->next_stats = now + self->cfg.stats_interval;
+    }
     if (self->next_retain != 0 && now >= self->next_retain) {
         int n = pd_store_retain(self->store, parley_now_ms());
         if (n < 0) {
@@ -344,6 +353,8 @@ s_timers(pd_server_t *self)
         next = self->next_retain;
     if (self->next_status < next)
         next = self->next_status;
+    if (self->next_stats != 0 && self->next_stats < next)
+        next = self->next_stats;
     if (self->watchdog_ms > 0 && self->next_watchdog < next)
         next = self->next_watchdog;
     return next > now ? (long)(next - now) : 0;
@@ -385,6 +396,7 @@ s_start_timers(pd_server_t *self)
 {
     int64_t now = s_mono_ms();
     self->next_heartbeat = now;
+    self->next_stats = self->cfg.stats_interval != 0 ? now : 0;
     self->next_status = now + S_STATUS_MS;
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
         self->next_retain = now + 1;

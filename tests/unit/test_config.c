@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int
@@ -173,6 +174,30 @@ test_bad_values(void **state)
     s_expect_error("fsync on\nfsync off\n", "test.conf:2: fsync is set twice");
 }
 
+/* sys/stats/ interval: default 5 s, 0 turns it off, tiny values refused. */
+static void
+test_stats_interval(void **state)
+{
+    (void)state;
+    pd_config_t cfg;
+    char err[256];
+    pd_config_defaults(&cfg);
+    assert_int_equal(cfg.stats_interval, 5000);
+    const char *off = "stats_interval 0\n";
+    assert_int_equal(pd_config_parse(&cfg, off, strlen(off), "t.conf", err,
+                                     sizeof(err)),
+                     0);
+    assert_int_equal(cfg.stats_interval, 0);
+    const char *ok = "stats_interval 250\n";
+    assert_int_equal(pd_config_parse(&cfg, ok, strlen(ok), "t.conf", err,
+                                     sizeof(err)),
+                     0);
+    assert_int_equal(cfg.stats_interval, 250);
+    s_expect_error("stats_interval 50\n",
+                   "test.conf:1: stats_interval: 50 is out of range (0 = "
+                   "off, or 100 to 3600000 ms)");
+}
+
 static void
 test_nul_and_long_lines(void **state)
 {
@@ -256,6 +281,70 @@ test_load_file(void **state)
     assert_string_equal(err, want);
 }
 
+/* Write text to dir/name. */
+static void
+s_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* include_dir: drop-ins in name order, later wins, all or nothing. */
+static void
+test_include_dir(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_config_inc_XXXXXX";
+    char sub[600], main_path[600], want[1024], err[1024] = "";
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(main_path, sizeof(main_path), "%s/parleyd.conf", dir);
+    s_write_file(dir, "parleyd.conf",
+                 "max_clock_skew 42\ninclude_dir conf.d\nlog_level info\n");
+    s_write_file(sub, "20-late.conf", "log_level warn\n");
+    s_write_file(sub, "10-early.conf", "log_level debug\nfsync off\n");
+    s_write_file(sub, "notes.txt", "not a config file\n");
+
+    pd_config_t cfg;
+    pd_config_defaults(&cfg);
+    assert_int_equal(pd_config_load(&cfg, main_path, err, sizeof(err)), 0);
+    assert_int_equal(cfg.max_clock_skew, 42);
+    assert_int_equal(cfg.log_level, PD_LOG_WARN); /* 20- after 10- */
+    assert_false(cfg.fsync);
+
+    /* A bad drop-in fails the whole load, named by file and line. */
+    s_write_file(sub, "30-bad.conf", "\nbogus 1\n");
+    pd_config_t before;
+    pd_config_defaults(&cfg);
+    before = cfg;
+    assert_int_equal(pd_config_load(&cfg, main_path, err, sizeof(err)),
+                     -EINVAL);
+    snprintf(want, sizeof(want), "%s/30-bad.conf:2: unknown key 'bogus'",
+             sub);
+    assert_string_equal(err, want);
+    assert_memory_equal(&cfg, &before, sizeof(cfg));
+
+    /* Drop-ins do not include further. */
+    s_write_file(sub, "30-bad.conf", "include_dir /tmp\n");
+    assert_int_equal(pd_config_load(&cfg, main_path, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "only allowed in the main file"));
+
+    /* A missing directory is an error naming the including file. */
+    s_write_file(dir, "parleyd.conf", "include_dir nowhere\n");
+    assert_true(pd_config_load(&cfg, main_path, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, main_path));
+
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -265,9 +354,11 @@ main(void)
         cmocka_unit_test(test_comments_and_crlf),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_stats_interval),
         cmocka_unit_test(test_nul_and_long_lines),
         cmocka_unit_test(test_set_for_flags),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_include_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
