@@ -116,7 +116,7 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
     json_error_t jerr;
     json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     int rc = 0;
-    int64_t v;
+    int64_t v = 0;
     if (o == NULL)
         return s_err(errbuf, errlen, "not JSON: %s (column %d)", jerr.text,
                      jerr.column);

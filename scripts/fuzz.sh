@@ -13,7 +13,7 @@ build=$1
 seconds=$2
 shift 2
 src=$(cd "$(dirname "$0")/.." && pwd)
-targets=${*:-"envelope update delivery request reply keyring json config keyfile store"}
+targets=${*:-"envelope update delivery request reply keyring json config clients keyfile store"}
 failed=0
 for t in $targets; do
     bin="$build/tests/fuzz/fuzz_$t"

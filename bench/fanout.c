@@ -1,0 +1,708 @@
+/*
+ * fanout.c - deliveries per second to 1, 10 and 100 subscribers.
+ *
+ * Every system carries the same payload: the bytes of a typical parley
+ * Delivery (a signed cease-fire update, as the feed sends it).
+ *
+ *   raw libzmq   PUB -> N SUB over tcp loopback, two frames [topic][payload]
+ *                like parley's feed, in this process.
+ *   mosquitto    broker started here, libmosquitto clients, QoS 0.
+ *   NATS core    nats-server started here, nats.c clients.
+ *   parley       parleyd (fsync on, as shipped) fed by two publishers that
+ *                pipeline pre-signed updates (window 256 each); N raw ZMQ
+ *                SUB sockets on the feed, subscribed to "all/". Once more
+ *                with N parley_sub_t library subscribers, which re-verify
+ *                every signature.
+ *
+ * Raw and peer publishers are flow-controlled (no subscriber more than a
+ * window behind), so no queue overflows and nothing is dropped; parley's
+ * publishers are paced by their acks, and the subscribers count any gap
+ * in the delivery seqs. The rate is the sum over subscribers of messages
+ * received in a measurement window after a warm-up.
+ */
+#include "bench.h"
+#include "codec.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#ifdef BENCH_HAVE_MOSQUITTO
+#include <mosquitto.h>
+#endif
+#ifdef BENCH_HAVE_NATS
+#include <nats/nats.h>
+#endif
+
+#define S_NSIZES 3
+#define S_WINDOW 4000      /* raw/peer flow-control window, messages */
+#define S_HWM 10000        /* raw ZMQ HWMs: above the window, no drops */
+#define S_PUBLISHERS 2     /* parley publishers */
+#define S_PUB_WINDOW 256   /* parley publisher pipelining */
+#define S_MAX_WORKERS 2    /* subscriber threads for ZMQ sockets */
+
+static const size_t s_sizes[S_NSIZES] = { 1, 10, 100 };
+
+typedef struct s_timing {
+    uint64_t warm_ns, dur_ns;
+} s_timing_t;
+
+/* The message every system carries. */
+static uint8_t s_payload[BENCH_ENV_SLOT + 64];
+static size_t s_payload_len;
+
+/* Start min(n, S_MAX_WORKERS) zworkers over socks[0..n). */
+static size_t
+s_workers_start(pthread_t *tid, bench_zworker_t *w, void **socks,
+                bench_counter_t *c, size_t n, bool parse_seq, atomic_int *stop)
+{
+    size_t nw = n < S_MAX_WORKERS ? n : S_MAX_WORKERS;
+    for (size_t i = 0; i < nw; i++) {
+        size_t from = n * i / nw, to = n * (i + 1) / nw;
+        w[i] = (bench_zworker_t){ .socks = socks + from, .counters = c + from,
+                                  .n = to - from, .parse_seq = parse_seq,
+                                  .stop = stop };
+        pthread_create(&tid[i], NULL, bench_zworker_run, &w[i]);
+    }
+    return nw;
+}
+
+/* Wait for a flow publisher's join phase. Returns 0 or -ETIMEDOUT. */
+static int
+s_flow_wait(bench_flow_t *f)
+{
+    while (atomic_load(&f->ready) == 0)
+        bench_sleep_ns(1000000);
+    return atomic_load(&f->ready) == 1 ? 0 : -ETIMEDOUT;
+}
+
+/* ------------------------------------------------------------- raw zmq */
+
+static int
+s_zmq_send(void *ctx)
+{
+    if (zmq_send(ctx, "all/", 4, ZMQ_SNDMORE) < 0 ||
+        zmq_send(ctx, s_payload, s_payload_len, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+static double
+s_raw_zmq(size_t n, const s_timing_t *t)
+{
+    int port = bench_free_port(), hwm = S_HWM, zero = 0;
+    char ep[BENCH_EP_MAX];
+    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
+    void *pctx = zmq_ctx_new(), *sctx = zmq_ctx_new();
+    zmq_ctx_set(sctx, ZMQ_MAX_SOCKETS, 4096);
+    void *pub = zmq_socket(pctx, ZMQ_PUB);
+    zmq_setsockopt(pub, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof(zero));
+    if (zmq_bind(pub, ep) != 0) {
+        fprintf(stderr, "raw zmq bind %s: %s\n", ep, zmq_strerror(errno));
+        zmq_close(pub);
+        zmq_ctx_term(pctx);
+        zmq_ctx_term(sctx);
+        return 0;
+    }
+    void **subs = calloc(n, sizeof(*subs));
+    bench_counter_t *c = bench_counters_new(n);
+    for (size_t i = 0; i < n; i++) {
+        subs[i] = zmq_socket(sctx, ZMQ_SUB);
+        zmq_setsockopt(subs[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(subs[i], ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_setsockopt(subs[i], ZMQ_SUBSCRIBE, "all/", 4);
+        zmq_connect(subs[i], ep);
+    }
+    atomic_int stop = 0;
+    pthread_t wt[S_MAX_WORKERS], ft;
+    bench_zworker_t w[S_MAX_WORKERS];
+    size_t nw = s_workers_start(wt, w, subs, c, n, false, &stop);
+    bench_flow_t flow = { .send = s_zmq_send, .ctx = pub, .counters = c,
+                          .n = n, .window = S_WINDOW, .stop = &stop };
+    pthread_create(&ft, NULL, bench_flow_run, &flow);
+    double rate = 0;
+    if (s_flow_wait(&flow) == 0)
+        rate = bench_measure_rate(c, n, t->warm_ns, t->dur_ns, NULL, NULL);
+    else
+        fprintf(stderr, "raw zmq: subscribers did not join\n");
+    atomic_store(&stop, 1);
+    pthread_join(ft, NULL);
+    for (size_t i = 0; i < nw; i++)
+        pthread_join(wt[i], NULL);
+    for (size_t i = 0; i < n; i++)
+        zmq_close(subs[i]);
+    zmq_close(pub);
+    zmq_ctx_term(sctx);
+    zmq_ctx_term(pctx);
+    free(subs);
+    free(c);
+    return rate;
+}
+
+/* ----------------------------------------------------------- mosquitto */
+
+#ifdef BENCH_HAVE_MOSQUITTO
+static void
+s_mosq_on_msg(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    (void)m;
+    (void)msg;
+    bench_counter_t *c = obj;
+    atomic_fetch_add_explicit(&c->n, 1, memory_order_relaxed);
+}
+
+static void
+s_mosq_on_connect(struct mosquitto *m, void *obj, int rc)
+{
+    (void)m;
+    if (rc == 0)
+        atomic_store((atomic_int *)obj, 1);
+}
+
+static int
+s_mosq_send(void *ctx)
+{
+    int rc = mosquitto_publish(ctx, NULL, "all", (int)s_payload_len, s_payload,
+                               0, false);
+    return rc == MOSQ_ERR_SUCCESS ? 0 : -EIO;
+}
+
+static void
+s_mosq_flush(void *ctx)
+{
+    (void)mosquitto_loop(ctx, 0, 1);
+}
+
+static double
+s_mosquitto(size_t n, const s_timing_t *t, const char *dir)
+{
+    bench_broker_t b;
+    int rc = bench_mosquitto_start(&b, dir, false);
+    if (rc < 0) {
+        fprintf(stderr, "mosquitto: cannot start (%s)\n", strerror(-rc));
+        return 0;
+    }
+    struct mosquitto **subs = calloc(n, sizeof(*subs));
+    bench_counter_t *c = bench_counters_new(n);
+    struct mosquitto *pub = NULL;
+    double rate = 0;
+    for (size_t i = 0; i < n; i++) {
+        subs[i] = mosquitto_new(NULL, true, &c[i]);
+        mosquitto_message_callback_set(subs[i], s_mosq_on_msg);
+        if (mosquitto_connect(subs[i], "127.0.0.1", b.port, 60) != 0 ||
+            mosquitto_subscribe(subs[i], NULL, "all", 0) != 0 ||
+            mosquitto_loop_start(subs[i]) != 0) {
+            fprintf(stderr, "mosquitto: subscriber %zu failed\n", i);
+            goto out;
+        }
+    }
+    atomic_int connected = 0;
+    pub = mosquitto_new(NULL, true, &connected);
+    mosquitto_connect_callback_set(pub, s_mosq_on_connect);
+    if (mosquitto_connect(pub, "127.0.0.1", b.port, 60) != 0)
+        goto out;
+    for (int i = 0; i < 500 && !atomic_load(&connected); i++)
+        (void)mosquitto_loop(pub, 10, 1);
+    atomic_int stop = 0;
+    bench_flow_t flow = { .send = s_mosq_send, .flush = s_mosq_flush,
+                          .ctx = pub, .counters = c, .n = n,
+                          .window = S_WINDOW, .stop = &stop };
+    pthread_t ft;
+    pthread_create(&ft, NULL, bench_flow_run, &flow);
+    if (s_flow_wait(&flow) == 0)
+        rate = bench_measure_rate(c, n, t->warm_ns, t->dur_ns, NULL, NULL);
+    else
+        fprintf(stderr, "mosquitto: subscribers did not join\n");
+    atomic_store(&stop, 1);
+    pthread_join(ft, NULL);
+out:
+    if (pub != NULL) {
+        mosquitto_disconnect(pub);
+        mosquitto_destroy(pub);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (subs[i] == NULL)
+            continue;
+        mosquitto_disconnect(subs[i]);
+        mosquitto_loop_stop(subs[i], false);
+        mosquitto_destroy(subs[i]);
+    }
+    free(subs);
+    free(c);
+    bench_broker_stop(&b);
+    return rate;
+}
+#endif
+
+/* ---------------------------------------------------------------- NATS */
+
+#ifdef BENCH_HAVE_NATS
+static void
+s_nats_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+              void *closure)
+{
+    (void)nc;
+    (void)sub;
+    bench_counter_t *c = closure;
+    atomic_fetch_add_explicit(&c->n, 1, memory_order_relaxed);
+    natsMsg_Destroy(msg);
+}
+
+static int
+s_nats_send(void *ctx)
+{
+    return natsConnection_Publish(ctx, "all", s_payload, (int)s_payload_len) ==
+                   NATS_OK
+               ? 0
+               : -EIO;
+}
+
+static double
+s_nats(size_t n, const s_timing_t *t, const char *dir)
+{
+    bench_broker_t b;
+    int rc = bench_nats_start(&b, dir);
+    if (rc < 0) {
+        fprintf(stderr, "nats-server: cannot start (%s)\n", strerror(-rc));
+        return 0;
+    }
+    char url[64];
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d", b.port);
+    natsConnection **conns = calloc(n, sizeof(*conns));
+    natsSubscription **subs = calloc(n, sizeof(*subs));
+    bench_counter_t *c = bench_counters_new(n);
+    natsConnection *pub = NULL;
+    double rate = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (natsConnection_ConnectTo(&conns[i], url) != NATS_OK ||
+            natsConnection_Subscribe(&subs[i], conns[i], "all", s_nats_on_msg,
+                                     &c[i]) != NATS_OK ||
+            natsConnection_Flush(conns[i]) != NATS_OK) {
+            fprintf(stderr, "nats: subscriber %zu failed: %s\n", i,
+                    nats_GetLastError(NULL));
+            goto out;
+        }
+    }
+    if (natsConnection_ConnectTo(&pub, url) != NATS_OK)
+        goto out;
+    atomic_int stop = 0;
+    bench_flow_t flow = { .send = s_nats_send, .ctx = pub, .counters = c,
+                          .n = n, .window = S_WINDOW, .stop = &stop };
+    pthread_t ft;
+    pthread_create(&ft, NULL, bench_flow_run, &flow);
+    if (s_flow_wait(&flow) == 0)
+        rate = bench_measure_rate(c, n, t->warm_ns, t->dur_ns, NULL, NULL);
+    else
+        fprintf(stderr, "nats: subscribers did not join\n");
+    atomic_store(&stop, 1);
+    pthread_join(ft, NULL);
+out:
+    /* Close before destroying: destroying a connection whose reader is
+     * still delivering can deadlock in nats.c 3.4 (seen here). */
+    if (pub != NULL)
+        natsConnection_Close(pub);
+    for (size_t i = 0; i < n; i++)
+        if (subs[i] != NULL)
+            natsSubscription_Unsubscribe(subs[i]);
+    for (size_t i = 0; i < n; i++)
+        if (conns[i] != NULL)
+            natsConnection_Close(conns[i]);
+    natsConnection_Destroy(pub);
+    for (size_t i = 0; i < n; i++) {
+        natsSubscription_Destroy(subs[i]);
+        natsConnection_Destroy(conns[i]);
+    }
+    free(subs);
+    free(conns);
+    free(c);
+    bench_broker_stop(&b);
+    return rate;
+}
+#endif
+
+/* -------------------------------------------------------------- parley */
+
+typedef struct s_parley_run {
+    double rate;           /* deliveries/s, all subscribers */
+    double ingest;         /* acked updates/s in the same window */
+    double daemon_cpu;     /* parleyd CPU cores used in the window */
+    uint64_t gaps;         /* seqs a subscriber never saw */
+    uint64_t rejected;
+    bool exhausted;        /* publishers ran out of envelopes early */
+} s_parley_run_t;
+
+typedef struct s_pubset {
+    bench_pubber_t p[S_PUBLISHERS];
+    pthread_t tid[S_PUBLISHERS];
+} s_pubset_t;
+
+static bool
+s_pubs_done(void *ctx)
+{
+    s_pubset_t *ps = ctx;
+    for (size_t i = 0; i < S_PUBLISHERS; i++)
+        if (ps->p[i].done_ns == 0)
+            return false;
+    return true;
+}
+
+static uint64_t
+s_pubs_acked(s_pubset_t *ps)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < S_PUBLISHERS; i++)
+        s += atomic_load(&ps->p[i].acked);
+    return s;
+}
+
+static void
+s_pubs_start(s_pubset_t *ps, const bench_daemon_t *d, bench_key_t *keys,
+             const bench_envs_t *envs, atomic_int *stop)
+{
+    memset(ps, 0, sizeof(*ps));
+    for (size_t i = 0; i < S_PUBLISHERS; i++) {
+        ps->p[i] = (bench_pubber_t){ .api = d->api, .key = keys[i].key,
+                                     .envs = &envs[i], .window = S_PUB_WINDOW,
+                                     .stop = stop };
+        pthread_create(&ps->tid[i], NULL, bench_pubber_run, &ps->p[i]);
+    }
+}
+
+static void
+s_pubs_join(s_pubset_t *ps, s_parley_run_t *r)
+{
+    for (size_t i = 0; i < S_PUBLISHERS; i++) {
+        pthread_join(ps->tid[i], NULL);
+        r->rejected += ps->p[i].rejected;
+        if (ps->p[i].first_error != 0)
+            fprintf(stderr, "parley publisher %zu: first error %s\n", i,
+                    parley_strerror(ps->p[i].first_error));
+    }
+}
+
+/*
+ * Measure over the window like bench_measure_rate(), and also the ingest
+ * rate and the daemon's CPU use in the same window.
+ */
+static void
+s_parley_measure(s_parley_run_t *r, bench_counter_t *c, size_t n,
+                 s_pubset_t *ps, const bench_daemon_t *d, const s_timing_t *t)
+{
+    bench_sleep_ns(t->warm_ns);
+    if (s_pubs_done(ps))
+        r->exhausted = true;
+    uint64_t c0 = bench_counters_sum(c, n), a0 = s_pubs_acked(ps);
+    double cpu0 = bench_proc_cpu(d->pid);
+    uint64_t t0 = bench_now_ns(), end = t0 + t->dur_ns;
+    while (bench_now_ns() < end && !s_pubs_done(ps))
+        bench_sleep_ns(5000000);
+    if (s_pubs_done(ps))
+        r->exhausted = true;
+    uint64_t c1 = bench_counters_sum(c, n), a1 = s_pubs_acked(ps);
+    uint64_t t1 = bench_now_ns();
+    double secs = bench_secs(t0, t1);
+    r->rate = (double)(c1 - c0) / secs;
+    r->ingest = (double)(a1 - a0) / secs;
+    r->daemon_cpu = (bench_proc_cpu(d->pid) - cpu0) / secs;
+}
+
+static int
+s_parley_daemon(bench_daemon_t *d, const char *parleyd, const char *base,
+                const bench_key_t *keys, const char *tag)
+{
+    char dir[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/%s", base, tag);
+    snprintf(ring, sizeof(ring), "%s/keyring", dir);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    int rc = bench_keyring_write(ring, keys, S_PUBLISHERS);
+    if (rc < 0)
+        return rc;
+    return bench_daemon_start(d, parleyd, dir, true, 10000);
+}
+
+static s_parley_run_t
+s_parley_raw(size_t n, const s_timing_t *t, const bench_opts_t *o,
+             const char *base, bench_key_t *keys, const bench_envs_t *envs)
+{
+    s_parley_run_t r = { 0 };
+    bench_daemon_t d;
+    char tag[32];
+    snprintf(tag, sizeof(tag), "parley-raw-%zu", n);
+    if (s_parley_daemon(&d, o->parleyd, base, keys, tag) < 0)
+        return r;
+    void *ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, 4096);
+    void **subs = calloc(n, sizeof(*subs));
+    bench_counter_t *c = bench_counters_new(n);
+    int hwm = S_HWM, zero = 0;
+    for (size_t i = 0; i < n; i++) {
+        subs[i] = zmq_socket(ctx, ZMQ_SUB);
+        zmq_setsockopt(subs[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(subs[i], ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_setsockopt(subs[i], ZMQ_SUBSCRIBE, "all/", 4);
+        zmq_connect(subs[i], d.feed);
+    }
+    atomic_int stop_subs = 0, stop_pubs = 0;
+    pthread_t wt[S_MAX_WORKERS];
+    bench_zworker_t w[S_MAX_WORKERS];
+    size_t nw = s_workers_start(wt, w, subs, c, n, true, &stop_subs);
+    /* Subscriptions reach the XPUB asynchronously; give them a moment.
+     * Anyone later simply misses the first updates (not a gap). */
+    bench_sleep_ns(300000000);
+    s_pubset_t ps;
+    s_pubs_start(&ps, &d, keys, envs, &stop_pubs);
+    if (bench_counters_wait_all(c, n, 10000) < 0)
+        fprintf(stderr, "parley: not every subscriber got a delivery\n");
+    s_parley_measure(&r, c, n, &ps, &d, t);
+    atomic_store(&stop_pubs, 1);
+    s_pubs_join(&ps, &r);
+    bench_sleep_ns(100000000);
+    atomic_store(&stop_subs, 1);
+    for (size_t i = 0; i < nw; i++)
+        pthread_join(wt[i], NULL);
+    for (size_t i = 0; i < n; i++)
+        r.gaps += c[i].gaps;
+    for (size_t i = 0; i < n; i++)
+        zmq_close(subs[i]);
+    zmq_ctx_term(ctx);
+    free(subs);
+    free(c);
+    int st = bench_daemon_stop(&d);
+    if (st != 0)
+        fprintf(stderr, "parleyd exited with status %d\n", st);
+    return r;
+}
+
+typedef struct s_libsub {
+    const char *api;
+    bench_counter_t *c;
+    atomic_int *stop;
+    atomic_int *ready;
+    uint64_t gap_events, rejected_events;
+    int err;
+} s_libsub_t;
+
+static void *
+s_libsub_run(void *arg)
+{
+    s_libsub_t *s = arg;
+    parley_filter_t f = { 0 };
+    parley_sub_options_t opt = { .start = PARLEY_START_LIVE };
+    parley_sub_t *sub = parley_sub_new(s->api, &f, &opt);
+    atomic_fetch_add(s->ready, 1);
+    if (sub == NULL) {
+        s->err = -errno;
+        return NULL;
+    }
+    parley_event_t *ev = malloc(sizeof(*ev));
+    while (ev != NULL && !atomic_load_explicit(s->stop, memory_order_relaxed)) {
+        int rc = parley_sub_next(sub, 100, ev);
+        if (rc < 0) {
+            s->err = rc;
+            break;
+        }
+        if (rc == 0)
+            continue;
+        if (ev->type == PARLEY_EVENT_DELIVERY)
+            atomic_fetch_add_explicit(&s->c->n, 1, memory_order_relaxed);
+        else if (ev->type == PARLEY_EVENT_GAP)
+            s->gap_events++;
+        else
+            s->rejected_events++;
+    }
+    free(ev);
+    parley_sub_destroy(&sub);
+    return NULL;
+}
+
+static s_parley_run_t
+s_parley_lib(size_t n, const s_timing_t *t, const bench_opts_t *o,
+             const char *base, bench_key_t *keys, const bench_envs_t *envs)
+{
+    s_parley_run_t r = { 0 };
+    bench_daemon_t d;
+    char tag[32];
+    snprintf(tag, sizeof(tag), "parley-lib-%zu", n);
+    if (s_parley_daemon(&d, o->parleyd, base, keys, tag) < 0)
+        return r;
+    bench_counter_t *c = bench_counters_new(n);
+    s_libsub_t *ls = calloc(n, sizeof(*ls));
+    pthread_t *tid = calloc(n, sizeof(*tid));
+    atomic_int stop_subs = 0, stop_pubs = 0, ready = 0;
+    for (size_t i = 0; i < n; i++) {
+        ls[i] = (s_libsub_t){ .api = d.api, .c = &c[i], .stop = &stop_subs,
+                              .ready = &ready };
+        pthread_create(&tid[i], NULL, s_libsub_run, &ls[i]);
+    }
+    while ((size_t)atomic_load(&ready) < n)
+        bench_sleep_ns(1000000);
+    bench_sleep_ns(300000000);
+    s_pubset_t ps;
+    s_pubs_start(&ps, &d, keys, envs, &stop_pubs);
+    if (bench_counters_wait_all(c, n, 10000) < 0)
+        fprintf(stderr, "parley lib: not every subscriber got a delivery\n");
+    s_parley_measure(&r, c, n, &ps, &d, t);
+    atomic_store(&stop_pubs, 1);
+    s_pubs_join(&ps, &r);
+    atomic_store(&stop_subs, 1);
+    for (size_t i = 0; i < n; i++) {
+        pthread_join(tid[i], NULL);
+        r.gaps += ls[i].gap_events;
+        if (ls[i].err != 0)
+            fprintf(stderr, "parley_sub %zu: %s\n", i,
+                    parley_strerror(ls[i].err));
+    }
+    free(tid);
+    free(ls);
+    free(c);
+    (void)bench_daemon_stop(&d);
+    return r;
+}
+
+/* One core's raw verify rate over a short run, to size the envelope supply. */
+static double
+s_verify_rate_estimate(void)
+{
+    uint8_t pk[32], sk[64], sig[64], msg[400];
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(msg, sizeof(msg));
+    crypto_sign_detached(sig, NULL, msg, sizeof(msg), sk);
+    uint64_t t0 = bench_now_ns(), n = 0;
+    while (bench_now_ns() - t0 < 200000000ull) {
+        for (int i = 0; i < 100; i++)
+            n += crypto_sign_verify_detached(sig, msg, sizeof(msg), pk) == 0;
+    }
+    return (double)n / bench_secs(t0, bench_now_ns());
+}
+
+static void
+s_print_parley(const char *label, size_t n, const s_parley_run_t *r)
+{
+    char name[96];
+    snprintf(name, sizeof(name), "%s, %zu sub%s", label, n, n == 1 ? "" : "s");
+    bench_figure(name, r->rate, "deliveries/s");
+    bench_note("ingest %.0f updates/s, parleyd CPU %.2f cores (%.1f us per "
+               "update), gaps %llu, rejects %llu%s",
+               r->ingest, r->daemon_cpu,
+               r->ingest > 0 ? r->daemon_cpu / r->ingest * 1e6 : 0,
+               (unsigned long long)r->gaps,
+               (unsigned long long)r->rejected,
+               r->exhausted ? ", ENVELOPE SUPPLY RAN OUT (rate is partial)"
+                            : "");
+}
+
+int
+main(int argc, char **argv)
+{
+    bench_opts_t o;
+    bench_opts_parse(&o, argc, argv, "bench_fanout",
+                     "Deliveries/s to 1, 10, 100 subscribers: raw libzmq, "
+                     "mosquitto QoS 0, NATS core, parleyd.");
+    if (sodium_init() < 0)
+        return 1;
+    s_timing_t t = { o.quick ? 150000000ull : 500000000ull,
+                     o.quick ? 400000000ull : 2500000000ull };
+    char base[BENCH_PATH_MAX];
+    if (bench_tmpdir_make(base, sizeof(base), "fanout") < 0)
+        return 1;
+
+    /* The payload: a real Delivery around a real signed update. */
+    bench_key_t keys[S_PUBLISHERS];
+    if (bench_keys_make(keys, S_PUBLISHERS) < 0)
+        return 1;
+    bench_envs_t one;
+    if (bench_envs_sign(&one, keys[0].key, 1, 1, 1) < 0)
+        return 1;
+    if (parley__delivery_encode(123456, parley_now_ms(), bench_env(&one, 0),
+                                one.lens[0], s_payload, sizeof(s_payload),
+                                &s_payload_len) < 0)
+        return 1;
+    bench_envs_free(&one);
+
+    bench_section("fan-out: deliveries per second");
+    bench_note("payload %zu bytes (a typical parley Delivery); window %d "
+               "messages for raw/peers; %s run", s_payload_len, S_WINDOW,
+               o.quick ? "quick" : "full");
+
+    double raw[S_NSIZES] = { 0 }, mosq[S_NSIZES] = { 0 },
+           nats[S_NSIZES] = { 0 };
+    s_parley_run_t pr[S_NSIZES] = { 0 }, pl[S_NSIZES] = { 0 };
+    char label[64];
+    for (size_t i = 0; i < S_NSIZES; i++) {
+        raw[i] = s_raw_zmq(s_sizes[i], &t);
+        snprintf(label, sizeof(label), "raw libzmq PUB/SUB, %zu subs", s_sizes[i]);
+        bench_figure(label, raw[i], "deliveries/s");
+    }
+#ifdef BENCH_HAVE_MOSQUITTO
+    mosquitto_lib_init();
+    for (size_t i = 0; i < S_NSIZES; i++) {
+        mosq[i] = s_mosquitto(s_sizes[i], &t, base);
+        snprintf(label, sizeof(label), "mosquitto QoS 0, %zu subs", s_sizes[i]);
+        bench_figure(label, mosq[i], "deliveries/s");
+    }
+    mosquitto_lib_cleanup();
+#else
+    bench_note("mosquitto: skipped (built without libmosquitto-dev)");
+#endif
+#ifdef BENCH_HAVE_NATS
+    for (size_t i = 0; i < S_NSIZES; i++) {
+        nats[i] = s_nats(s_sizes[i], &t, base);
+        snprintf(label, sizeof(label), "NATS core, %zu subs", s_sizes[i]);
+        bench_figure(label, nats[i], "deliveries/s");
+    }
+#else
+    bench_note("NATS: skipped (built without libnats-dev)");
+#endif
+
+    /* Enough pre-signed updates for a daemon that verifies on both cores
+     * with room to spare; each run uses a fresh daemon, so the same
+     * envelopes serve every run. */
+    double vr = s_verify_rate_estimate();
+    size_t per_pub = (size_t)(vr * 3.0 * (bench_secs(0, t.warm_ns + t.dur_ns) +
+                                          1.0) /
+                              S_PUBLISHERS);
+    bench_envs_t envs[S_PUBLISHERS];
+    uint64_t seq0 = (uint64_t)parley_now_ms() * 1000ull;
+    for (size_t k = 0; k < S_PUBLISHERS; k++)
+        if (bench_envs_sign(&envs[k], keys[k].key, per_pub, seq0, 2) < 0)
+            return 1;
+    bench_note("%zu pre-signed updates per publisher, %d publishers, "
+               "window %d; parleyd fsync on", per_pub, S_PUBLISHERS,
+               S_PUB_WINDOW);
+    for (size_t i = 0; i < S_NSIZES; i++) {
+        pr[i] = s_parley_raw(s_sizes[i], &t, &o, base, keys, envs);
+        s_print_parley("parley (raw ZMQ SUB on feed)", s_sizes[i], &pr[i]);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        pl[i] = s_parley_lib(s_sizes[i], &t, &o, base, keys, envs);
+        s_print_parley("parley (parley_sub_t, re-verifying)", s_sizes[i],
+                       &pl[i]);
+    }
+
+    bench_section("fan-out: ratios (same run)");
+    for (size_t i = 0; i < S_NSIZES; i++) {
+        bool ten = s_sizes[i] == 10;
+        snprintf(label, sizeof(label), "parley, %zu subs", s_sizes[i]);
+        bench_ratio(label, pr[i].rate, "del/s", "raw libzmq", raw[i],
+                    ten ? 0.7 : 0, false);
+        bench_ratio(label, pr[i].rate, "del/s", "mosquitto QoS 0", mosq[i],
+                    ten ? 10.0 : 0, false);
+        bench_ratio(label, pr[i].rate, "del/s", "NATS core", nats[i],
+                    ten ? 1.0 : 0, false);
+    }
+    for (size_t k = 0; k < S_PUBLISHERS; k++)
+        bench_envs_free(&envs[k]);
+    bench_keys_free(keys, S_PUBLISHERS);
+#ifdef BENCH_HAVE_NATS
+    nats_Close();
+#endif
+    bench_tmpdir_remove(base);
+    return 0;
+}

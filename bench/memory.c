@@ -1,0 +1,498 @@
+/*
+ * memory.c - parleyd's peak resident set with 1,000 connected subscribers.
+ *
+ * References (same run):
+ *   - the same daemon idle, after it has accepted and stored a few
+ *     updates with no subscriber, so that what is counted per subscriber
+ *     is only what subscribers cost;
+ *   - a bare libzmq XPUB process (this program re-executed with
+ *     --raw-xpub) configured like parleyd's feed (SNDHWM 10000), sending
+ *     the same Delivery bytes on the same five topics per update with the
+ *     same pacing: what libzmq itself costs for the same traffic.
+ *
+ * For each: 1,000 raw ZMQ SUB sockets (this process, two zmq io threads,
+ * two reader threads), each subscribed to "all/" and "sys/heartbeat/",
+ * connect to the feed. Once every one has heard a heartbeat the resident
+ * set is read (connections alone); then 500 updates are published paced
+ * at 200/s (steady state); then a burst of 1,000 updates, as fast as one
+ * pipelining publisher gets them acked by parleyd (the raw XPUB sends its
+ * burst at the rate parleyd's burst reached). Every subscriber must
+ * receive every update. VmHWM and VmRSS come from /proc/PID/status.
+ */
+#include "bench.h"
+
+#include "codec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_WORKERS 2
+#define S_MIB (1024.0 * 1024.0)
+#define S_NWARM 100
+#define S_NPACED 500
+#define S_PACED_NS 5000000ull /* 200 updates/s */
+#define S_NBURST 1000
+
+/* Publish envs through one publisher: pipelined (window 256), or paced
+ * one at a time every pace_ns. Returns the number acked. */
+static uint64_t
+s_publish(const char *api, const bench_key_t *key, const bench_envs_t *envs,
+          uint64_t pace_ns)
+{
+    if (pace_ns == 0) {
+        atomic_int stop = 0;
+        bench_pubber_t p = { .api = api, .key = key->key, .envs = envs,
+                             .window = 256, .stop = &stop };
+        bench_pubber_run(&p);
+        if (p.first_error != 0)
+            fprintf(stderr, "publisher: first error %s\n",
+                    parley_strerror(p.first_error));
+        return atomic_load(&p.acked);
+    }
+    parley_pub_t *pub = parley_pub_new(api, key->key);
+    if (pub == NULL)
+        return 0;
+    uint64_t acked = 0, t0 = bench_now_ns();
+    for (size_t i = 0; i < envs->n; i++) {
+        uint64_t rid, seq, now = bench_now_ns(), due = t0 + i * pace_ns;
+        int dup;
+        if (due > now)
+            bench_sleep_ns(due - now);
+        if (parley_pub_send(pub, bench_env(envs, i), envs->lens[i], &rid) ==
+                0 &&
+            parley_pub_recv(pub, 5000, &rid, &seq, &dup) == 0)
+            acked++;
+    }
+    parley_pub_destroy(&pub);
+    return acked;
+}
+
+/* Wait until every subscriber has delivered seq `last` (up to 30 s).
+ * Returns how many have. */
+static size_t
+s_wait_seq(bench_counter_t *c, size_t n, uint64_t last)
+{
+    uint64_t t0 = bench_now_ns();
+    size_t done = 0;
+    for (;;) {
+        done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += atomic_load(&c[i].last_seq) >= last;
+        if (done == n || bench_secs(t0, bench_now_ns()) > 30)
+            return done;
+        bench_sleep_ns(10000000);
+    }
+}
+
+/* Wait until every subscriber has heard a heartbeat. */
+static size_t
+s_wait_joined(bench_counter_t *c, size_t n)
+{
+    uint64_t t0 = bench_now_ns();
+    size_t heard = 0;
+    for (;;) {
+        heard = 0;
+        for (size_t i = 0; i < n; i++)
+            heard += atomic_load(&c[i].other) > 0;
+        if (heard == n || bench_secs(t0, bench_now_ns()) > 15)
+            return heard;
+        bench_sleep_ns(10000000);
+    }
+}
+
+/* ------------------------------------------------ the bare XPUB child */
+
+/* A command from the parent: publish count updates, interval_ns apart
+ * (0 = back to back); op 'q' = exit. */
+typedef struct s_cmd {
+    char op;
+    uint32_t count;
+    uint32_t batch;       /* send this many back to back per interval */
+    uint64_t interval_ns; /* between batches */
+} s_cmd_t;
+
+static const char *const s_topics[] = { "all/", "neg/gaza-ceasefire/",
+                                        "party/israel/", "party/hamas/",
+                                        "phase/1/" };
+
+static int
+s_raw_publish(void *sock, uint64_t seq, const uint8_t *env, size_t elen)
+{
+    uint8_t buf[BENCH_ENV_SLOT + 64];
+    size_t len = 0;
+    if (parley__delivery_encode(seq, parley_now_ms(), env, elen, buf,
+                                sizeof(buf), &len) < 0)
+        return -ENOBUFS;
+    zmq_msg_t body;
+    zmq_msg_init_size(&body, len);
+    memcpy(zmq_msg_data(&body), buf, len);
+    for (size_t t = 0; t < sizeof(s_topics) / sizeof(s_topics[0]); t++) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        zmq_send(sock, s_topics[t], strlen(s_topics[t]), ZMQ_SNDMORE);
+        zmq_msg_copy(&part, &body);
+        zmq_msg_send(&part, sock, 0);
+    }
+    zmq_msg_close(&body);
+    return 0;
+}
+
+/* The child: a bare XPUB on 127.0.0.1:port, driven over two pipes. */
+static int
+s_raw_child(int cmd_fd, int ack_fd, int port)
+{
+    bench_key_t key;
+    bench_envs_t one;
+    if (bench_keys_make(&key, 1) < 0 || bench_envs_sign(&one, key.key, 1, 1, 1) < 0)
+        return 1;
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_XPUB);
+    int zero = 0, hwm = 10000;
+    char ep[BENCH_EP_MAX];
+    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
+    zmq_setsockopt(sock, ZMQ_XPUB_VERBOSE, &zero, sizeof(zero));
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+    char ok = zmq_bind(sock, ep) == 0 ? 'r' : 'e';
+    if (write(ack_fd, &ok, 1) != 1 || ok != 'r')
+        return 1;
+    uint64_t seq = 0, next_hb = bench_now_ns();
+    uint8_t hb[2] = { 0x0a, 0x00 }; /* a Heartbeat-like frame: no seq */
+    for (;;) {
+        zmq_pollitem_t items[] = { { sock, 0, ZMQ_POLLIN, 0 },
+                                   { NULL, cmd_fd, ZMQ_POLLIN, 0 } };
+        zmq_poll(items, 2, 100);
+        char sub[64];
+        while (zmq_recv(sock, sub, sizeof(sub), ZMQ_DONTWAIT) >= 0)
+            ;
+        if (bench_now_ns() >= next_hb) {
+            zmq_send(sock, "sys/heartbeat/", 14, ZMQ_SNDMORE);
+            zmq_send(sock, hb, sizeof(hb), 0);
+            next_hb += 1000000000ull;
+        }
+        if ((items[1].revents & ZMQ_POLLIN) == 0)
+            continue;
+        s_cmd_t cmd;
+        if (read(cmd_fd, &cmd, sizeof(cmd)) != (ssize_t)sizeof(cmd) ||
+            cmd.op == 'q')
+            break;
+        uint64_t t0 = bench_now_ns();
+        uint32_t batch = cmd.batch > 0 ? cmd.batch : 1;
+        for (uint32_t i = 0; i < cmd.count; i++) {
+            uint64_t due = t0 + (i / batch) * cmd.interval_ns;
+            uint64_t now = bench_now_ns();
+            if (due > now)
+                bench_sleep_ns(due - now);
+            s_raw_publish(sock, ++seq, bench_env(&one, 0), one.lens[0]);
+        }
+        char done = 'd';
+        if (write(ack_fd, &done, 1) != 1)
+            break;
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    bench_envs_free(&one);
+    bench_keys_free(&key, 1);
+    return 0;
+}
+
+/* ------------------------------------------------------ a measured run */
+
+/* What is measured for one publisher process. */
+typedef struct s_mem {
+    uint64_t idle_hwm, idle_rss, conn_rss, paced_hwm, peak_hwm, peak_rss;
+    size_t opened, heard, done_p, done_b;
+    double burst_rate;   /* updates/s the burst reached */
+    double burst_batch;  /* parleyd: updates per group commit in the burst */
+    bool ok;
+} s_mem_t;
+
+/* The process under test and how to make it publish. */
+typedef struct s_target {
+    pid_t pid;
+    const char *feed;
+    /* parley */
+    const char *api;
+    const bench_key_t *key;
+    const bench_envs_t *warm, *paced, *burst;
+    /* raw child */
+    int cmd_fd, ack_fd;
+    double burst_rate;   /* raw: pace the burst at this rate */
+    double burst_batch;  /* raw: in batches of this size */
+} s_target_t;
+
+/* Publish phase 0 (warm), 1 (paced), 2 (burst). Returns updates acked. */
+static uint64_t
+s_target_publish(s_target_t *t, int phase)
+{
+    const bench_envs_t *e = phase == 0 ? t->warm : phase == 1 ? t->paced
+                                                              : t->burst;
+    uint64_t pace = phase == 1 ? S_PACED_NS : 0;
+    if (t->api != NULL)
+        return s_publish(t->api, t->key, e, pace);
+    s_cmd_t cmd = { .op = 'p', .count = (uint32_t)e->n, .batch = 1,
+                    .interval_ns = pace };
+    if (phase == 2 && t->burst_rate > 0) {
+        /* The shape parleyd gave the burst: group commits of burst_batch
+         * updates published together, at its average rate. */
+        cmd.batch = t->burst_batch >= 1 ? (uint32_t)(t->burst_batch + 0.5) : 1;
+        cmd.interval_ns = (uint64_t)(1e9 * cmd.batch / t->burst_rate);
+    }
+    char done;
+    if (write(t->cmd_fd, &cmd, sizeof(cmd)) != (ssize_t)sizeof(cmd) ||
+        read(t->ack_fd, &done, 1) != 1)
+        return 0;
+    return e->n;
+}
+
+static void
+s_measure(s_target_t *t, size_t nsubs, s_mem_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (s_target_publish(t, 0) != S_NWARM)
+        fprintf(stderr, "warm-up publishes were not all acked\n");
+    bench_sleep_ns(200000000);
+    bench_proc_mem(t->pid, &m->idle_hwm, &m->idle_rss);
+
+    void *ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, (int)nsubs + 64);
+    zmq_ctx_set(ctx, ZMQ_IO_THREADS, 2);
+    void **socks = calloc(nsubs, sizeof(*socks));
+    bench_counter_t *c = bench_counters_new(nsubs);
+    int zero = 0;
+    for (size_t i = 0; i < nsubs; i++, m->opened++) {
+        if ((socks[i] = zmq_socket(ctx, ZMQ_SUB)) == NULL) {
+            fprintf(stderr, "zmq_socket %zu: %s\n", i, zmq_strerror(errno));
+            break;
+        }
+        zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_setsockopt(socks[i], ZMQ_SUBSCRIBE, "all/", 4);
+        zmq_setsockopt(socks[i], ZMQ_SUBSCRIBE, "sys/heartbeat/", 14);
+        if (zmq_connect(socks[i], t->feed) != 0) {
+            fprintf(stderr, "zmq_connect %zu: %s\n", i, zmq_strerror(errno));
+            zmq_close(socks[i]);
+            break;
+        }
+    }
+    size_t opened = m->opened;
+    atomic_int stop = 0;
+    pthread_t tid[S_WORKERS];
+    bench_zworker_t w[S_WORKERS];
+    for (size_t i = 0; i < S_WORKERS; i++) {
+        size_t from = opened * i / S_WORKERS, to = opened * (i + 1) / S_WORKERS;
+        w[i] = (bench_zworker_t){ .socks = socks + from, .counters = c + from,
+                                  .n = to - from, .parse_seq = true,
+                                  .stop = &stop };
+        pthread_create(&tid[i], NULL, bench_zworker_run, &w[i]);
+    }
+    m->heard = s_wait_joined(c, opened);
+    uint64_t hwm_unused;
+    bench_proc_mem(t->pid, &hwm_unused, &m->conn_rss);
+
+    uint64_t acked_p = s_target_publish(t, 1);
+    m->done_p = s_wait_seq(c, opened, S_NWARM + acked_p);
+    bench_proc_mem(t->pid, &m->paced_hwm, &hwm_unused);
+
+    bench_daemon_t sd = { .pid = t->pid };
+    uint64_t syncs0 = 0, recs0 = 0;
+    if (t->api != NULL) {
+        snprintf(sd.api, sizeof(sd.api), "%s", t->api);
+        syncs0 = bench_daemon_stat(&sd, "store_syncs", NULL);
+        recs0 = bench_daemon_stat(&sd, "store_records_synced", NULL);
+    }
+    uint64_t tb = bench_now_ns();
+    uint64_t acked_b = s_target_publish(t, 2);
+    m->burst_rate = (double)acked_b / bench_secs(tb, bench_now_ns());
+    if (t->api != NULL) {
+        uint64_t syncs = bench_daemon_stat(&sd, "store_syncs", NULL) - syncs0;
+        uint64_t recs =
+            bench_daemon_stat(&sd, "store_records_synced", NULL) - recs0;
+        m->burst_batch = syncs > 0 ? (double)recs / (double)syncs : 0;
+    }
+    m->done_b = s_wait_seq(c, opened, S_NWARM + acked_p + acked_b);
+    bench_sleep_ns(200000000);
+    bench_proc_mem(t->pid, &m->peak_hwm, &m->peak_rss);
+    m->ok = m->done_b == opened && opened == nsubs && acked_b == S_NBURST;
+
+    atomic_store(&stop, 1);
+    for (size_t i = 0; i < S_WORKERS; i++)
+        pthread_join(tid[i], NULL);
+    for (size_t i = 0; i < opened; i++)
+        zmq_close(socks[i]);
+    zmq_ctx_term(ctx);
+    free(socks);
+    free(c);
+}
+
+static void
+s_report(const char *who, const s_mem_t *m, const s_mem_t *ref, size_t nsubs,
+         bool targets)
+{
+    char name[96];
+    double per = (double)(m->opened > 0 ? m->opened : 1);
+    const char *rn = "bare libzmq XPUB";
+    printf("  -- %s\n", who);
+    bench_figure("idle (no subscribers), VmHWM", m->idle_hwm / S_MIB, "MiB");
+    snprintf(name, sizeof(name), "%zu subscribers connected, VmRSS", m->opened);
+    if (ref != NULL)
+        bench_ratio(name, m->conn_rss / S_MIB, "MiB", rn,
+                    ref->conn_rss / S_MIB, 0, false);
+    else
+        bench_figure(name, m->conn_rss / S_MIB, "MiB");
+    snprintf(name, sizeof(name), "  + %d updates at 200/s, VmHWM", S_NPACED);
+    if (ref != NULL)
+        bench_ratio(name, m->paced_hwm / S_MIB, "MiB", rn,
+                    ref->paced_hwm / S_MIB, 0, false);
+    else
+        bench_figure(name, m->paced_hwm / S_MIB, "MiB");
+    snprintf(name, sizeof(name), "  + burst of %d at %.0f/s, VmHWM", S_NBURST,
+             m->burst_rate);
+    if (m->burst_batch > 0)
+        bench_note("parleyd published the burst in group commits of %.1f "
+                   "updates on average", m->burst_batch);
+    if (ref != NULL)
+        bench_ratio(name, m->peak_hwm / S_MIB, "MiB", rn,
+                    ref->peak_hwm / S_MIB, 0, false);
+    else
+        bench_figure(name, m->peak_hwm / S_MIB, "MiB");
+    if (targets) {
+        bench_ratio("peak (paced), against the limit", m->paced_hwm / S_MIB,
+                    "MiB", "64 MiB", 64.0, nsubs >= 1000 ? 1.0 : 0, true);
+        bench_ratio("peak (burst), against the limit", m->peak_hwm / S_MIB,
+                    "MiB", "64 MiB", 64.0, nsubs >= 1000 ? 1.0 : 0, true);
+    }
+    bench_figure("bytes/subscriber connected (RSS - idle RSS)",
+                 ((double)m->conn_rss - (double)m->idle_rss) / per, "B");
+    bench_figure("bytes/subscriber paced peak (HWM - idle HWM)",
+                 ((double)m->paced_hwm - (double)m->idle_hwm) / per, "B");
+    bench_figure("bytes/subscriber burst peak (HWM - idle HWM)",
+                 ((double)m->peak_hwm - (double)m->idle_hwm) / per, "B");
+    if (!m->ok || m->heard != m->opened)
+        bench_note("INCOMPLETE: %zu/%zu heard a heartbeat, %zu got every "
+                   "paced update, %zu every burst update",
+                   m->heard, m->opened, m->done_p, m->done_b);
+}
+
+/* Start this program again as the bare XPUB child. */
+static pid_t
+s_raw_start(s_target_t *t, char *feed, size_t cap)
+{
+    int cmd[2], ack[2];
+    if (pipe2(cmd, O_CLOEXEC) != 0 || pipe2(ack, O_CLOEXEC) != 0)
+        return -1;
+    int port = bench_free_port();
+    snprintf(feed, cap, "tcp://127.0.0.1:%d", port);
+    char a[16], b[16], p[16];
+    snprintf(a, sizeof(a), "%d", cmd[0]);
+    snprintf(b, sizeof(b), "%d", ack[1]);
+    snprintf(p, sizeof(p), "%d", port);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Die with the parent; keep the child's pipe ends across exec. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        fcntl(cmd[0], F_SETFD, 0);
+        fcntl(ack[1], F_SETFD, 0);
+        execl("/proc/self/exe", "bench_memory", "--raw-xpub", a, b, p,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(cmd[0]);
+    close(ack[1]);
+    t->pid = pid;
+    t->cmd_fd = cmd[1];
+    t->ack_fd = ack[0];
+    t->feed = feed;
+    char ready = 0;
+    if (pid < 0 || read(t->ack_fd, &ready, 1) != 1 || ready != 'r') {
+        fprintf(stderr, "bare XPUB child did not start\n");
+        return -1;
+    }
+    return pid;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "--raw-xpub") == 0)
+        return s_raw_child(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+    bench_opts_t o;
+    bench_opts_parse(&o, argc, argv, "bench_memory",
+                     "parleyd peak RSS with 1,000 subscribers, bytes per "
+                     "subscriber, against a bare libzmq XPUB.");
+    if (sodium_init() < 0)
+        return 1;
+    size_t nsubs = o.quick ? 200 : 1000;
+
+    char base[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
+    if (bench_tmpdir_make(base, sizeof(base), "memory") < 0)
+        return 1;
+    snprintf(ring, sizeof(ring), "%s/keyring", base);
+    bench_key_t key;
+    if (bench_keys_make(&key, 1) < 0 || bench_keyring_write(ring, &key, 1) < 0)
+        return 1;
+    bench_envs_t warm, paced, burst;
+    uint64_t seq0 = (uint64_t)parley_now_ms() * 1000ull;
+    if (bench_envs_sign(&warm, key.key, S_NWARM, seq0, 2) < 0 ||
+        bench_envs_sign(&paced, key.key, S_NPACED, seq0 + S_NWARM, 2) < 0 ||
+        bench_envs_sign(&burst, key.key, S_NBURST,
+                        seq0 + S_NWARM + S_NPACED, 2) < 0)
+        return 1;
+
+    bench_section("memory: resident set with many subscribers");
+    bench_note("%zu subscribers; %d updates paced at 200/s, then a burst of "
+               "%d; %s run",
+               nsubs, S_NPACED, S_NBURST, o.quick ? "quick" : "full");
+
+    int rc = 1;
+    bench_daemon_t d;
+    s_mem_t pm, rm;
+    if (bench_daemon_start(&d, o.parleyd, base, true, 10000) < 0)
+        goto out;
+    s_target_t pt = { .pid = d.pid, .feed = d.feed, .api = d.api,
+                      .key = &key, .warm = &warm, .paced = &paced,
+                      .burst = &burst, .cmd_fd = -1, .ack_fd = -1 };
+    s_measure(&pt, nsubs, &pm);
+    int st = bench_daemon_stop(&d);
+    if (st != 0)
+        fprintf(stderr, "parleyd exited with status %d\n", st);
+
+    char feed[BENCH_EP_MAX];
+    s_target_t rt = { .warm = &warm, .paced = &paced, .burst = &burst,
+                      .burst_rate = pm.burst_rate,
+                      .burst_batch = pm.burst_batch };
+    if (s_raw_start(&rt, feed, sizeof(feed)) > 0) {
+        s_measure(&rt, nsubs, &rm);
+        s_cmd_t q = { .op = 'q' };
+        if (write(rt.cmd_fd, &q, sizeof(q)) != (ssize_t)sizeof(q))
+            kill(rt.pid, SIGTERM);
+        waitpid(rt.pid, NULL, 0);
+        close(rt.cmd_fd);
+        close(rt.ack_fd);
+        s_report("bare libzmq XPUB (same traffic)", &rm, NULL, nsubs, false);
+        s_report("parleyd", &pm, &rm, nsubs, true);
+    } else {
+        s_report("parleyd", &pm, NULL, nsubs, true);
+    }
+    rc = pm.ok ? 0 : 1;
+out:
+    bench_envs_free(&burst);
+    bench_envs_free(&paced);
+    bench_envs_free(&warm);
+    bench_keys_free(&key, 1);
+    bench_tmpdir_remove(base);
+    return rc;
+}
