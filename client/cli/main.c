@@ -57,7 +57,10 @@ s_usage(FILE *out)
             "  5  any other error\n"
             "\n"
             "Environment:\n"
-            "  PARLEY_SERVER  api endpoint used when --server is not given\n",
+            "  PARLEY_SERVER            api endpoint used when --server is not "
+            "given\n"
+            "  PARLEY_CURVE_SERVER_KEY  default of --curve-server-key\n"
+            "  PARLEY_CURVE_KEY         default of --curve-key\n",
             cli_common_help);
 }
 
