@@ -679,6 +679,57 @@ s_daemon_spawn(ph_daemon_t *d, const char *keyring, const char *const *extra)
     return 0;
 }
 
+/* Is something accepting TCP connections on 127.0.0.1:port? */
+static bool
+s_port_listening(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in sa = { 0 };
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/*
+ * Wait up to 10 s for the daemon just spawned to answer ping. Pings start
+ * once the api port accepts connections: one sent earlier would wait out
+ * libzmq's reconnect interval. Returns 0, -ECHILD if the daemon exited
+ * (reaped, d->pid 0), or -ETIMEDOUT (killed, log printed).
+ */
+static int
+s_daemon_ready(ph_daemon_t *d)
+{
+    int64_t deadline = s_mono_ms() + 10000;
+    int last = 0;
+    while (s_mono_ms() < deadline) {
+        int ws;
+        if (waitpid(d->pid, &ws, WNOHANG) == d->pid) {
+            s_say("parleyd exited with status %d", s_status_of(ws));
+            d->pid = 0;
+            return -ECHILD;
+        }
+        if (!s_port_listening(d->api_port)) {
+            s_sleep_ms(1);
+            continue;
+        }
+        parley_info_t info;
+        last = parley_ping(d->api, 1000, &info);
+        if (last == 0)
+            return 0;
+        s_sleep_ms(5);
+    }
+    s_say("parleyd did not answer ping on %s within 10 s (last: %s)", d->api,
+          parley_strerror(last));
+    ph_daemon_kill9(d);
+    ph_daemon_dump_log(d);
+    return -ETIMEDOUT;
+}
+
 int
 ph_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
                 const char *const *extra)
@@ -705,33 +756,32 @@ ph_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
             s_say("cannot start %s: %s", PARLEYD_BIN, strerror(-rc));
             return rc;
         }
-        int64_t deadline = s_mono_ms() + 10000;
-        int last = 0;
-        while (s_mono_ms() < deadline) {
-            int ws;
-            if (waitpid(d->pid, &ws, WNOHANG) == d->pid) {
-                s_say("parleyd exited during start-up with status %d "
-                      "(attempt %d)",
-                      s_status_of(ws), attempt + 1);
-                d->pid = 0;
-                break;
-            }
-            parley_info_t info;
-            last = parley_ping(d->api, 250, &info);
-            if (last == 0)
-                return 0;
-            s_sleep_ms(30);
-        }
-        if (d->pid > 0) {
-            s_say("parleyd did not answer ping on %s within 10 s (last: %s)",
-                  d->api, parley_strerror(last));
-            ph_daemon_kill9(d);
-            ph_daemon_dump_log(d);
-            return -ETIMEDOUT;
-        }
+        rc = s_daemon_ready(d);
+        if (rc != -ECHILD)
+            return rc;
+        s_say("parleyd exited during start-up (attempt %d)", attempt + 1);
     }
     ph_daemon_dump_log(d);
     return -ECHILD;
+}
+
+int
+ph_daemon_restart(ph_daemon_t *d, const char *keyring,
+                  const char *const *extra)
+{
+    if (d->pid > 0) {
+        s_say("restart: parleyd pid %d is still running", (int)d->pid);
+        return -EBUSY;
+    }
+    int rc = s_daemon_spawn(d, keyring, extra);
+    if (rc != 0)
+        return rc;
+    rc = s_daemon_ready(d);
+    if (rc == -ECHILD) {
+        s_say("restarted parleyd exited at once");
+        ph_daemon_dump_log(d);
+    }
+    return rc;
 }
 
 int
@@ -752,7 +802,7 @@ ph_daemon_stop(ph_daemon_t *d)
             d->pid = 0;
             return -ECHILD;
         }
-        s_sleep_ms(20);
+        s_sleep_ms(1); /* quick: some tests restart hundreds of times */
     }
     s_say("parleyd (pid %d) ignored SIGTERM for 10 s; killing it", (int)d->pid);
     ph_daemon_kill9(d);

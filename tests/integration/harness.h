@@ -188,6 +188,18 @@ int ph_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
                     const char *const *extra);
 
 /*
+ * Start parleyd again on d's ports, state directory and log file, the way
+ * an operator restarts a service, so that clients of the old process
+ * reconnect to the new one. d comes from ph_daemon_start() and its process
+ * must be gone (ph_daemon_stop() or ph_daemon_kill9()). Waits up to 10 s
+ * for a ping answer. A port taken by someone else meanwhile is a failure.
+ * Returns 0, -ECHILD if parleyd exited (its log is printed), -ETIMEDOUT,
+ * -EBUSY if the old process still runs, or -errno.
+ */
+int ph_daemon_restart(ph_daemon_t *d, const char *keyring,
+                      const char *const *extra);
+
+/*
  * SIGTERM the daemon and wait up to 10 s for it to exit, then SIGKILL.
  * Returns its exit status (0..255), 128 + signal if a signal ended it, or
  * -ETIMEDOUT if it had to be killed. A daemon not running returns 0.

@@ -387,7 +387,7 @@ test_subscribers_across_restarts(void **state)
     du_sleep_us(1500000); /* subscribers miss a heartbeat or so */
 
     /* 3. Same ports, same state: the subscribers reconnect by themselves. */
-    if (du_daemon_restart(&st->daemon, st->keyring, NULL) != 0)
+    if (ph_daemon_restart(&st->daemon, st->keyring, NULL) != 0)
         fail_msg("parleyd did not restart on %s", st->daemon.api);
     s_publish_n(st, pub, 300, "after SIGTERM");
     head = st->items[st->n_items - 1].acked;
@@ -435,7 +435,7 @@ test_subscribers_across_restarts(void **state)
         flight[k] = flight[--n_flight];
         acks++;
     }
-    if (du_daemon_restart(&st->daemon, st->keyring, NULL) != 0)
+    if (ph_daemon_restart(&st->daemon, st->keyring, NULL) != 0)
         fail_msg("parleyd did not restart after kill -9 on %s",
                  st->daemon.api);
 

@@ -290,7 +290,7 @@ s_start(s_state_t *st, const char *when)
     (void)unlink(log);
     int rc = st->daemon.api_port == 0
                  ? ph_daemon_start(&st->daemon, st->dir, st->keyring, extra)
-                 : du_daemon_restart(&st->daemon, st->keyring, extra);
+                 : ph_daemon_restart(&st->daemon, st->keyring, extra);
     if (rc != 0)
         fail_msg("%s: parleyd did not start (log above)", when);
 }
@@ -298,7 +298,7 @@ s_start(s_state_t *st, const char *when)
 static void
 s_stop(s_state_t *st, const char *when)
 {
-    int status = du_daemon_stop(&st->daemon);
+    int status = ph_daemon_stop(&st->daemon);
     if (status != 0) {
         ph_daemon_dump_log(&st->daemon);
         fail_msg("%s: parleyd exit status after SIGTERM: %d (expected 0)",
