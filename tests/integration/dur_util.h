@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,7 +74,30 @@ du_config_write(const char *path, const char *text)
     return ph_file_write(path, text, strlen(text), 0644);
 }
 
-/* Restarts and stops: ph_daemon_restart() and ph_daemon_stop() (harness). */
+/*
+ * Start a fresh parleyd whose files live in top/name, with the config file
+ * config and the keyring keyring. Returns 0 or a negative error (printed).
+ * Restarts and stops: ph_daemon_restart(), ph_daemon_stop() (harness).
+ */
+static inline int
+du_daemon_start_in(ph_daemon_t *d, const char *top, const char *name,
+                   const char *keyring, const char *config)
+{
+    char dir[PH_PATH_MAX];
+    if (ph_path(dir, sizeof(dir), top, name) != 0)
+        return -ENAMETOOLONG;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        int err = -errno;
+        fprintf(stderr, "[dur] mkdir %s: %s\n", dir, strerror(-err));
+        return err;
+    }
+    const char *extra[] = { "-c", config, NULL };
+    int rc = ph_daemon_start(d, dir, keyring, extra);
+    if (rc != 0)
+        fprintf(stderr, "[dur] parleyd did not start in %s (log above)\n",
+                dir);
+    return rc;
+}
 
 /* ------------------------------------------------------- reading the log */
 

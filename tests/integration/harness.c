@@ -784,6 +784,20 @@ ph_daemon_restart(ph_daemon_t *d, const char *keyring,
     return rc;
 }
 
+void
+ph_daemon_teardown(ph_daemon_t *d, bool test_ok)
+{
+    if (d->pid > 0) {
+        int status = ph_daemon_stop(d);
+        if (status != 0)
+            s_say("parleyd exit status after SIGTERM: %d", status);
+        if (!test_ok || status != 0)
+            ph_daemon_dump_log(d);
+    } else if (!test_ok) {
+        ph_daemon_dump_log(d);
+    }
+}
+
 int
 ph_daemon_stop(ph_daemon_t *d)
 {

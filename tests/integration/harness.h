@@ -206,6 +206,13 @@ int ph_daemon_restart(ph_daemon_t *d, const char *keyring,
  */
 int ph_daemon_stop(ph_daemon_t *d);
 
+/*
+ * End of a test: stop the daemon if it still runs (SIGTERM, as
+ * ph_daemon_stop()), and print its log when the test failed or the daemon
+ * did not exit 0, so a failure explains itself.
+ */
+void ph_daemon_teardown(ph_daemon_t *d, bool test_ok);
+
 /* SIGKILL the daemon and reap it (crash simulation). */
 void ph_daemon_kill9(ph_daemon_t *d);
 

@@ -310,13 +310,7 @@ s_teardown(void **state)
     if (st == NULL)
         return 0;
     ph_proc_free(&st->cli);
-    if (st->daemon.pid > 0) {
-        int status = ph_daemon_stop(&st->daemon);
-        if (status != 0)
-            fprintf(stderr, "parleyd exit status after SIGTERM: %d\n", status);
-        if (!st->test_ok || status != 0)
-            ph_daemon_dump_log(&st->daemon);
-    }
+    ph_daemon_teardown(&st->daemon, st->test_ok);
     ph_key_free(&st->key);
     ph_tmpdir_remove(st->dir);
     free(st);

@@ -483,15 +483,7 @@ s_teardown(void **state)
     s_state_t *st = *state;
     if (st == NULL)
         return 0;
-    if (st->daemon.pid > 0) {
-        int status = ph_daemon_stop(&st->daemon);
-        if (status != 0)
-            fprintf(stderr, "parleyd exit status after SIGTERM: %d\n", status);
-        if (!st->test_ok || status != 0)
-            ph_daemon_dump_log(&st->daemon);
-    } else if (!st->test_ok) {
-        ph_daemon_dump_log(&st->daemon);
-    }
+    ph_daemon_teardown(&st->daemon, st->test_ok);
     for (int p = 0; p < S_PUBS; p++) {
         for (size_t i = 0; i < st->w[p].n_items; i++)
             free(st->w[p].items[i].env);
@@ -506,13 +498,10 @@ s_teardown(void **state)
 static void
 s_start(s_state_t *st, const char *subdir)
 {
-    char dir[PH_PATH_MAX];
-    assert_int_equal(ph_path(dir, sizeof(dir), st->dir, subdir), 0);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        fail_msg("mkdir %s: %s", dir, strerror(errno));
-    const char *extra[] = { "-c", st->config, NULL };
-    if (ph_daemon_start(&st->daemon, dir, st->keyring, extra) != 0)
-        fail_msg("parleyd did not start on %s (log above)", dir);
+    if (du_daemon_start_in(&st->daemon, st->dir, subdir, st->keyring,
+                           st->config)
+        != 0)
+        fail_msg("parleyd did not start");
 }
 
 /* --------------------------------------------------------------- tests */

@@ -334,15 +334,7 @@ s_teardown(void **state)
         s_reader_stop(&st->readers[i]);
         free(st->readers[i].got);
     }
-    if (st->daemon.pid > 0) {
-        int status = ph_daemon_stop(&st->daemon);
-        if (status != 0)
-            fprintf(stderr, "parleyd exit status after SIGTERM: %d\n", status);
-        if (!st->test_ok || status != 0)
-            ph_daemon_dump_log(&st->daemon);
-    } else if (!st->test_ok) {
-        ph_daemon_dump_log(&st->daemon);
-    }
+    ph_daemon_teardown(&st->daemon, st->test_ok);
     for (size_t i = 0; i < st->n_items; i++)
         free(st->items[i].env);
     ph_key_free(&st->key);

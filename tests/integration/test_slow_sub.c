@@ -276,11 +276,7 @@ s_teardown(void **state)
     }
     s_reader_close(&st->normal);
     s_reader_close(&st->slow);
-    if (st->daemon.pid > 0) {
-        int status = ph_daemon_stop(&st->daemon);
-        if (!st->test_ok || status != 0)
-            ph_daemon_dump_log(&st->daemon);
-    }
+    ph_daemon_teardown(&st->daemon, st->test_ok);
     free(st->envs);
     free(st->lens);
     free(st->signer_seqs);
@@ -293,17 +289,13 @@ s_teardown(void **state)
     return 0;
 }
 
-/* Start a fresh daemon in dir/<name>. */
 static void
 s_start(s_state_t *st, const char *name)
 {
-    char dir[PH_PATH_MAX];
-    assert_int_equal(ph_path(dir, sizeof(dir), st->dir, name), 0);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        fail_msg("mkdir %s: %s", dir, strerror(errno));
-    const char *extra[] = { "-c", st->config, NULL };
-    if (ph_daemon_start(&st->daemon, dir, st->keyring, extra) != 0)
-        fail_msg("parleyd did not start in %s", dir);
+    if (du_daemon_start_in(&st->daemon, st->dir, name, st->keyring,
+                           st->config)
+        != 0)
+        fail_msg("parleyd did not start");
 }
 
 /*
