@@ -99,6 +99,9 @@ int bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss);
 /* User + system CPU seconds pid has used so far (from /proc/PID/stat). */
 double bench_proc_cpu(pid_t pid);
 
+/* Online CPUs, at least 1. */
+unsigned bench_cpus(void);
+
 /* Print the last lines of a log file to stderr. */
 void bench_log_tail(const char *path, const char *title);
 

@@ -286,6 +286,13 @@ bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss)
     return *hwm > 0 ? 0 : -ENOENT;
 }
 
+unsigned
+bench_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 double
 bench_proc_cpu(pid_t pid)
 {

@@ -4,8 +4,9 @@
  * One run at a time (the loop thread is the only caller). A run publishes
  * (fn, ctx, n) and a generation number under the mutex; workers wake,
  * claim items with an atomic counter until none are left, and report
- * back. The caller claims items too, so a pool of one worker uses both
- * cores of a two-core machine.
+ * back. The caller claims items too when it waits, so a pool of one
+ * worker uses both cores of a two-core machine, and between start and
+ * wait the caller is free to do other work while the workers run.
  */
 #include "pool.h"
 
@@ -29,6 +30,7 @@ struct pd_pool {
     pd_pool_fn fn;
     void *ctx;
     size_t n;
+    bool inline_run;           /* the caller runs it alone */
     atomic_size_t next;        /* next item to claim */
 };
 
@@ -122,30 +124,41 @@ pd_pool_destroy(pd_pool_t **poolp)
 }
 
 void
-pd_pool_run(pd_pool_t *self, size_t n, size_t min_parallel, pd_pool_fn fn,
-            void *ctx)
+pd_pool_start(pd_pool_t *self, size_t n, size_t min_parallel, pd_pool_fn fn,
+              void *ctx)
 {
-    if (self->n_threads == 0 || n < min_parallel || n < 2) {
-        for (size_t i = 0; i < n; i++)
-            fn(ctx, i);
-        return;
-    }
-    pthread_mutex_lock(&self->lock);
     self->fn = fn;
     self->ctx = ctx;
     self->n = n;
     atomic_store_explicit(&self->next, 0, memory_order_relaxed);
+    self->inline_run = self->n_threads == 0 || n < min_parallel || n < 2;
+    if (self->inline_run)
+        return; /* pd_pool_wait() runs it all on the caller */
+    pthread_mutex_lock(&self->lock);
     self->busy = self->n_threads;
     self->generation++;
     pthread_cond_broadcast(&self->wake);
     pthread_mutex_unlock(&self->lock);
+}
 
+void
+pd_pool_wait(pd_pool_t *self)
+{
     s_drain(self);
-
+    if (self->inline_run)
+        return;
     pthread_mutex_lock(&self->lock);
     while (self->busy > 0)
         pthread_cond_wait(&self->done, &self->lock);
     pthread_mutex_unlock(&self->lock);
+}
+
+void
+pd_pool_run(pd_pool_t *self, size_t n, size_t min_parallel, pd_pool_fn fn,
+            void *ctx)
+{
+    pd_pool_start(self, n, min_parallel, fn, ctx);
+    pd_pool_wait(self);
 }
 
 unsigned

@@ -36,6 +36,19 @@ void pd_pool_destroy(pd_pool_t **pool);
 void pd_pool_run(pd_pool_t *pool, size_t n, size_t min_parallel, pd_pool_fn fn,
                  void *ctx);
 
+/*
+ * The two halves of pd_pool_run(), for a caller with other work to do
+ * meanwhile: pd_pool_start() hands the run to the workers and returns at
+ * once; pd_pool_wait() takes the caller's share of what is left and
+ * returns when every item is done. Every start must be followed by one
+ * wait before the next start, and fn(ctx, ...) must not touch what the
+ * caller works on in between. A run below min_parallel happens entirely
+ * in pd_pool_wait(), on the caller.
+ */
+void pd_pool_start(pd_pool_t *pool, size_t n, size_t min_parallel,
+                   pd_pool_fn fn, void *ctx);
+void pd_pool_wait(pd_pool_t *pool);
+
 /* Number of threads that take part in a run (workers + the caller). */
 unsigned pd_pool_size(const pd_pool_t *pool);
 
