@@ -51,8 +51,10 @@
 /*
  * Signatures of one connection checked in parallel per step, at most. The
  * rest are checked one by one in order, where a connection that has just
- * sent PD_LIMIT_BAD_MAX forgeries is cut off unverified: so one step
- * spends at most this plus PD_LIMIT_BAD_MAX checks on a flooding peer.
+ * sent PD_LIMIT_BAD_MAX forgeries is cut off unverified. The next step's
+ * checks start before this one's are counted (pd_api_turn()), so a
+ * flooding peer gets at most twice this plus PD_LIMIT_BAD_MAX checks
+ * before its cool-down stops them.
  */
 #define S_PEER_PARALLEL_MAX (4 * PD_LIMIT_BAD_MAX)
 
@@ -118,8 +120,7 @@ struct pd_api {
     parley_update_t update;          /* the update being published */
 
     /* requests read in this step of the turn */
-    s_slot_t *slots;                 /* S_SLOTS entries */
-    size_t n_slots;
+    s_slot_t *slots;                 /* 2 x S_SLOTS: see pd_api_turn() */
     s_slot_t *cur;                   /* the one being handled */
     pd_pool_t *pool;                 /* threads for the signature checks */
 
@@ -189,7 +190,7 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     self->item_list = calloc(PD_API_REPLAY_MAX, sizeof(parley__bytes_t));
     self->out = malloc(self->out_cap);
     self->limit = pd_limit_new(cfg->rate_limit, cfg->rate_burst);
-    self->slots = calloc(S_SLOTS, sizeof(s_slot_t));
+    self->slots = calloc(2 * S_SLOTS, sizeof(s_slot_t));
     if (self->arena_buf == NULL || self->queue == NULL || self->queued == NULL
         || self->batch == NULL || self->pending == NULL || self->record == NULL
         || self->scratch == NULL || self->items == NULL
@@ -477,6 +478,23 @@ s_same_bytes(pd_api_t *self, uint64_t seq, const void *env, size_t len)
     return got == len && memcmp(self->record, env, len) == 0;
 }
 
+/*
+ * "signer <key id><why>" for the log line of a reject (only "<why>" if the
+ * envelope did not decode), made in buf. Only rejects need it: the key id
+ * is a hash, not worth computing for every accepted update.
+ */
+static const char *
+s_signer_label(const s_slot_t *slot, const char *why,
+               char buf[PARLEY_KEYID_CHARS + 64])
+{
+    char id[PARLEY_KEYID_CHARS + 1] = "";
+    if (slot->v.decoded)
+        parley_key_id(id, slot->v.env.signer);
+    snprintf(buf, PARLEY_KEYID_CHARS + 64, "%s%s%s", *id ? "signer " : "", id,
+             why);
+    return buf;
+}
+
 /* CLOCK_MONOTONIC in microseconds, for the rate limits. */
 static int64_t
 s_mono_us(void)
@@ -508,6 +526,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
     s_slot_t *slot = self->cur;
     uint8_t signer[PARLEY_PUBLICKEY_BYTES] = { 0 };
     char keyid[PARLEY_KEYID_CHARS + 64] = "";
+    const char *why = ""; /* said after the signer in a reject's log line */
 
     /* Checks 2-4 ran before this, in s_precheck() and on the pool; here
      * their outcome is counted and answered in request order. */
@@ -518,18 +537,14 @@ s_publish(pd_api_t *self, s_peer_t peer)
         return s_reject(self, peer, rid, PARLEY_ERATELIMITED, 0,
                         "(peer cooling down after bad signatures)");
     int rc = slot->pre == S_PRE_NONE ? PARLEY_EUNAVAILABLE : slot->prepare_rc;
-    if (slot->v.decoded) {
-        strcpy(keyid, "signer ");
-        parley_key_id(keyid + 7, slot->v.env.signer);
-    }
     if (rc == 0 && slot->pre == S_PRE_LIMITED) {
-        strcat(keyid, " (over rate_limit)");
+        why = " (over rate_limit)";
         rc = PARLEY_ERATELIMITED;
     } else if (rc == 0 && !slot->sig_checked
                && pd_limit_peer_blocked(self->limit, peer.data, peer.len,
                                         s_mono_us() / 1000)) {
         /* Not checked on the pool, and meanwhile its peer was cut off. */
-        strcat(keyid, " (peer cooling down after bad signatures)");
+        why = " (peer cooling down after bad signatures)";
         rc = PARLEY_ERATELIMITED;
     } else if (rc == 0) {
         rc = slot->sig_checked ? slot->sig_rc
@@ -543,10 +558,12 @@ s_publish(pd_api_t *self, s_peer_t peer)
                            "api: a peer sent %d bad signatures within a "
                            "second (last under %s); its publishes are "
                            "refused unverified for %d ms",
-                           PD_LIMIT_BAD_MAX, keyid, PD_LIMIT_COOLDOWN_MS);
+                           PD_LIMIT_BAD_MAX, s_signer_label(slot, "", keyid),
+                           PD_LIMIT_COOLDOWN_MS);
     }
     if (rc != 0)
-        return s_reject(self, peer, rid, rc, 0, keyid);
+        return s_reject(self, peer, rid, rc, 0,
+                        s_signer_label(slot, why, keyid));
 
     int64_t now = parley_now_ms();
     int64_t skew = (int64_t)self->cfg->max_clock_skew * 1000;
@@ -558,7 +575,8 @@ s_publish(pd_api_t *self, s_peer_t peer)
     uint64_t last;
     if (pd_index_signer_last(self->idx, signer, &last)
         && u->signer_seq <= last) {
-        uint64_t orig = pd_index_dedupe_lookup(self->idx, env, len);
+        uint64_t orig = pd_index_dedupe_lookup(self->idx, signer,
+                                               u->signer_seq);
         if (orig != 0 && s_same_bytes(self, orig, env, len)) {
             self->counters.duplicates++;
             return s_ack(self, peer, rid, orig, true);
@@ -566,7 +584,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
         return s_reject(self, peer, rid, PARLEY_EREPLAY, 0, NULL);
     }
 
-    if (pd_index_reserve(self->idx) < 0)
+    if (pd_index_reserve(self->idx, signer) < 0)
         return s_reject(self, peer, rid, PARLEY_EUNAVAILABLE, 0,
                         "(out of memory)");
     if (self->batch_cap - self->batch_used < len
@@ -583,7 +601,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
                (unsigned long long)seq, parley_strerror(rc));
         return rc;
     }
-    pd_index_add(self->idx, seq, signer, u, env, len);
+    pd_index_add(self->idx, seq, signer, u);
     s_pending_t *p = &self->pending[self->n_pending++];
     p->seq = seq;
     p->received_at = now;
@@ -1082,12 +1100,12 @@ typedef struct {
  * them, but at most S_PEER_PARALLEL_MAX from any one connection.
  */
 static void
-s_plan_pool(pd_api_t *self, size_t n)
+s_plan_pool(s_slot_t *slots, size_t n)
 {
     s_peer_count_t peers[S_SLOTS];
     size_t n_peers = 0;
     for (size_t i = 0; i < n; i++) {
-        s_slot_t *slot = &self->slots[i];
+        s_slot_t *slot = &slots[i];
         if (slot->pre != S_PRE_PREPARED || slot->prepare_rc != 0)
             continue;
         const void *id = zmq_msg_data(&slot->id);
@@ -1140,44 +1158,73 @@ s_process(pd_api_t *self, s_slot_t *slot)
 }
 
 /*
- * One step of a turn: read up to S_SLOTS requests, run the cheap checks in
- * order, the signature checks of all of them on the pool, then handle each
- * in order. Returns the number read, or a fatal store error.
+ * Gather one step of a turn into slots: read up to S_SLOTS requests, run
+ * the cheap checks in order, and start the signature checks of all of them
+ * on the pool. Returns the number read; with any read, the caller must
+ * pd_pool_wait() before it looks at the slots.
  */
-static int
-s_step(pd_api_t *self)
+static size_t
+s_gather(pd_api_t *self, s_slot_t *slots)
 {
     size_t n = 0;
-    while (n < S_SLOTS && s_recv(self, &self->slots[n]) == 1)
+    while (n < S_SLOTS && s_recv(self, &slots[n]) == 1)
         n++;
+    if (n == 0)
+        return 0;
     int64_t now_us = s_mono_us();
     for (size_t i = 0; i < n; i++)
-        s_precheck(self, &self->slots[i], now_us);
-    s_plan_pool(self, n);
-    pd_pool_run(self->pool, n, S_PARALLEL_MIN, s_check_signature, self->slots);
-    int rc = 0;
+        s_precheck(self, &slots[i], now_us);
+    s_plan_pool(slots, n);
+    pd_pool_start(self->pool, n, S_PARALLEL_MIN, s_check_signature, slots);
+    return n;
+}
+
+/*
+ * Handle the n gathered and checked requests of a step in order (after a
+ * fatal error, only release them). Returns 0 or a fatal store error.
+ */
+static int
+s_finish(pd_api_t *self, s_slot_t *slots, size_t n, int rc)
+{
     for (size_t i = 0; i < n; i++) {
-        s_slot_t *slot = &self->slots[i];
+        s_slot_t *slot = &slots[i];
         if (rc == 0)
             rc = s_process(self, slot);
         parley__verify_end(&slot->v);
         zmq_msg_close(&slot->id);
         zmq_msg_close(&slot->body);
     }
-    return rc < 0 ? rc : (int)n;
+    return rc;
 }
 
+/*
+ * A turn is a pipeline of steps over two sets of slots: while the loop
+ * thread handles one step's requests in order (decoding bodies, ordering
+ * checks, the log), the pool already checks the signatures of the next
+ * step. The turn ends when a read finds the socket empty or after
+ * PD_API_TURN_MAX requests; then its batch is synced and answered.
+ */
 int
 pd_api_turn(pd_api_t *self)
 {
-    for (int handled = 0; handled < PD_API_TURN_MAX;) {
-        int rc = s_step(self);
-        if (rc < 0)
-            return rc;
-        if (rc < S_SLOTS)
-            break; /* the socket is empty */
-        handled += rc;
+    s_slot_t *cur = self->slots, *next = self->slots + S_SLOTS;
+    size_t n = s_gather(self, cur);
+    size_t handled = 0;
+    int rc = 0;
+    while (n > 0) {
+        pd_pool_wait(self->pool);
+        handled += n;
+        size_t n_next = 0;
+        if (rc == 0 && n == S_SLOTS && handled < PD_API_TURN_MAX)
+            n_next = s_gather(self, next);
+        rc = s_finish(self, cur, n, rc);
+        s_slot_t *t = cur;
+        cur = next;
+        next = t;
+        n = n_next;
     }
+    if (rc < 0)
+        return rc;
     parley__arena_reset(&self->arena);
     return s_commit(self);
 }

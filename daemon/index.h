@@ -5,13 +5,16 @@
  * pd_store_open() callback), so replay protection and the snapshot survive
  * restarts and kill -9:
  *
- *   signers  32-byte public key -> last accepted signer_seq
- *   dedupe   SipHash of the envelope bytes (key random per start) -> seq,
- *            so a resend of accepted bytes can be answered with its seq
+ *   signers  32-byte public key -> last accepted signer_seq, and for each
+ *            signer the (signer_seq, seq) of its updates still in the log,
+ *            ascending (signer_seq only grows per signer), so that a
+ *            resend of accepted bytes can be answered with its seq after
+ *            a binary search and one byte comparison with the log
  *   latest   (negotiation, party, phase) -> seq of the update that holds
  *            the current state of that key
  *
- * They share one open-addressing hash table type, pd_hash_t.
+ * The signer and latest-state tables are open-addressing hash tables,
+ * pd_hash_t.
  */
 #ifndef PD_INDEX_H
 #define PD_INDEX_H
@@ -26,8 +29,8 @@
 
 /*
  * Fixed-length byte keys -> uint64_t values, linear probing with
- * backward-shift deletion (no tombstones), SipHash with a random key per
- * table so that chosen keys cannot force collisions.
+ * backward-shift deletion (no tombstones), SipHash-1-3 with a random key
+ * per table so that chosen keys cannot force collisions.
  */
 typedef struct pd_hash pd_hash_t;
 
@@ -75,6 +78,14 @@ void pd_hash_foreach(const pd_hash_t *h,
                      void (*fn)(const void *key, uint64_t val, void *ctx),
                      void *ctx);
 
+/*
+ * SipHash with crounds compression and drounds finalization rounds of
+ * len bytes at p under the 16-byte key (2, 4 is the SipHash-2-4 of
+ * libsodium's crypto_shorthash; the tables use 1, 3). Exposed for tests.
+ */
+uint64_t pd_hash_siphash(const uint8_t key[16], const void *p, size_t len,
+                         int crounds, int drounds);
+
 /* ---------------------------------------------------------------- indexes */
 
 typedef struct pd_index pd_index_t;
@@ -90,32 +101,65 @@ pd_index_t *pd_index_new(void);
 void pd_index_destroy(pd_index_t **idx);
 
 /*
- * Make room for one more record, so that the pd_index_add() that follows
- * cannot fail (the daemon reserves before it appends to the log).
+ * Make room for one more record by signer, so that the pd_index_add() for
+ * it that follows cannot fail (the daemon reserves before it appends to
+ * the log).
  *
  * Returns:   0 or -ENOMEM.
  */
-int pd_index_reserve(pd_index_t *idx);
+int pd_index_reserve(pd_index_t *idx,
+                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES]);
 
 /*
- * Record an accepted update: raise the signer's last seq, remember the
- * envelope bytes for dedupe, and apply the update to the latest state.
- * Call pd_index_reserve() first.
+ * Record an accepted update: raise the signer's last seq, remember
+ * (signer_seq, seq) for dedupe, and apply the update to the latest state.
+ * Call pd_index_reserve() for the same signer first.
  */
 void pd_index_add(pd_index_t *idx, uint64_t seq,
                   const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
-                  const parley_update_t *u, const void *env, size_t len);
+                  const parley_update_t *u);
 
 /*
- * pd_store_scan_fn for pd_store_open(); ctx is the pd_index_t. Decodes
- * the envelope and body of a logged record (no signature check: the log
- * holds only what was verified before) and adds it. A record that does
- * not decode is logged and skipped.
+ * pd_store_scan_fn for pd_store_open(); ctx is the pd_index_t. Reads the
+ * fields the indexes use from a logged record (no signature check: the
+ * log holds only what was verified before) and adds it. Records in the
+ * canonical encoding the daemon accepts are read in place by
+ * pd_index_facts_read(); anything else goes through the full decoder,
+ * which decides as before. A record that does not decode is logged and
+ * skipped.
  *
  * Returns:   0, or -ENOMEM (which stops the scan).
  */
 int pd_index_scan(void *ctx, uint64_t seq, int64_t received_at,
                   const uint8_t *payload, size_t len);
+
+/* The fields of one update the indexes use; pointers into the envelope. */
+typedef struct pd_index_facts {
+    const uint8_t *signer;        /* PARLEY_PUBLICKEY_BYTES */
+    uint64_t signer_seq;
+    const char *negotiation;      /* not NUL-terminated */
+    size_t negotiation_len;       /* <= PARLEY_SLUG_MAX */
+    size_t n_parties;
+    const char *parties[PARLEY_PARTIES_MAX];   /* not NUL-terminated */
+    size_t party_lens[PARLEY_PARTIES_MAX];     /* each <= PARLEY_SLUG_MAX */
+    uint32_t phase;
+    parley_kind_t kind;
+    size_t n_references;
+    uint64_t references[PARLEY_REFERENCES_MAX];
+} pd_index_facts_t;
+
+/*
+ * Read the facts of a SignedUpdate straight from its bytes, without
+ * protobuf-c, when they are in exactly the form the daemon accepts: the
+ * envelope as parley_sign() lays it out and a body in the canonical
+ * encoding that parley__update_decode() requires. Whenever this returns 0
+ * the full decoders accept the same bytes and yield the same fields; for
+ * anything it does not recognise it returns 1 and leaves the verdict to
+ * them.
+ *
+ * Returns:   0 (*out filled) or 1 (use the full decoders).
+ */
+int pd_index_facts_read(const uint8_t *env, size_t len, pd_index_facts_t *out);
 
 /* Returns true and sets *last if the signer has an accepted update. */
 bool pd_index_signer_last(const pd_index_t *idx,
@@ -123,11 +167,12 @@ bool pd_index_signer_last(const pd_index_t *idx,
                           uint64_t *last);
 
 /*
- * Seq recorded for envelope bytes equal to env (by hash; the caller must
- * confirm with a byte comparison), or 0 if none.
+ * Seq of the logged update by signer with this signer_seq, or 0 if none is
+ * held. The caller confirms that the bytes resent are the logged bytes.
  */
-uint64_t pd_index_dedupe_lookup(const pd_index_t *idx, const void *env,
-                                size_t len);
+uint64_t pd_index_dedupe_lookup(const pd_index_t *idx,
+                                const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                                uint64_t signer_seq);
 
 /*
  * The seqs the latest state consists of, ascending, each once.
@@ -146,7 +191,7 @@ void pd_index_forget_before(pd_index_t *idx, uint64_t first_seq);
 /* Sizes, for stats. */
 typedef struct pd_index_stats {
     size_t signers;      /* signers with an accepted update */
-    size_t dedupe;       /* envelopes remembered */
+    size_t dedupe;       /* (signer_seq, seq) pairs remembered */
     size_t latest;       /* (negotiation, party, phase) keys with state */
     uint64_t scanned;    /* records added by pd_index_scan() */
     uint64_t skipped;    /* logged records that did not decode */

@@ -32,7 +32,13 @@
 
 #define S_DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define S_DEFAULT_MAX_RECORD (1u << 20)
-#define S_SCAN_CHUNK (4u << 20)  /* bytes per read() while scanning */
+#define S_SCAN_CHUNK (4u << 20)  /* scan buffer, grown for larger records */
+/*
+ * Bytes per read() while scanning. Small enough that what a read copies
+ * is still in the CPU's L2 cache when the checksum and the index reads
+ * come to it; with 4 MiB reads the scan ran nearly twice as long.
+ */
+#define S_SCAN_READ (256u << 10)
 #define S_PEND_KEEP (8u << 20)   /* queue buffer kept between syncs */
 #define S_READ_FDS 8             /* older segments held open for reads */
 #define S_NAME_LEN 28            /* "seg-" + 20 digits + ".log" */
@@ -455,7 +461,8 @@ typedef struct reader {
 
 /*
  * Keep the unparsed bytes, move them to the front of the buffer, grow it
- * to hold need bytes, and read the next chunk after them.
+ * to hold need bytes, and read the next chunk (up to S_SCAN_READ bytes)
+ * after them; the scan loop calls again while a record is incomplete.
  */
 static int
 s_refill(reader_t *r, scan_t *sc, size_t need)
@@ -470,7 +477,9 @@ s_refill(reader_t *r, scan_t *sc, size_t need)
         return rc;
     ssize_t n;
     do {
-        n = read(r->fd, sc->buf + r->have, sc->cap - r->have);
+        n = read(r->fd, sc->buf + r->have,
+                 sc->cap - r->have < S_SCAN_READ ? sc->cap - r->have
+                                                 : S_SCAN_READ);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
@@ -570,7 +579,9 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
                 goto read_error;
             continue;
         }
-        if (s_record_crc(p, p + PD_STORE_HEADER_BYTES, len) != s_get32(p + 4)) {
+        /* The checksummed fields and the payload lie back to back here. */
+        if (pd_crc32c(0, p + 8, PD_STORE_HEADER_BYTES - 8 + (size_t)len) !=
+            s_get32(p + 4)) {
             snprintf(why, sizeof(why), "checksum mismatch");
             goto bad;
         }

@@ -86,10 +86,12 @@ main(int argc, char **argv)
     if (parley_sign(key, &u, env2, sizeof(env2), &env2_len) != 0)
         return 1;
     s_write("envelope", "update", env, env_len);
+    s_write("facts", "update", env, env_len);
     s_update(&u, 1);
     parley__update_encode(&u, buf, sizeof(buf), &len);
     s_write("update", "update", buf, len);
     s_write("envelope", "correction", env2, env2_len);
+    s_write("facts", "correction", env2, env2_len);
     s_update(&u, 2);
     u.kind = PARLEY_KIND_CORRECTION;
     u.n_references = 1;

@@ -130,6 +130,37 @@ test_hw_equals_sw(void **state)
     free(buf);
 }
 
+/*
+ * The hardware path checksums inputs of 192 bytes and more as three
+ * interleaved streams (of 64, and from 6144 bytes of 2048) and joins the
+ * three results: lengths on and around each step, with a running CRC
+ * carried in, against the bitwise reference.
+ */
+static void
+test_three_streams(void **state)
+{
+    (void)state;
+    enum { N = 3 * 6144 + 64 };
+    uint8_t *buf = malloc(N);
+    assert_non_null(buf);
+    for (size_t i = 0; i < N; i++)
+        buf[i] = s_byte();
+    static const size_t steps[] = { 192, 384, 6144, 12288 };
+    for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+        for (size_t len = steps[k] - 9; len <= steps[k] + 9; len++) {
+            uint32_t want = s_reference(buf + 3, len);
+            assert_int_equal(pd_crc32c(0, buf + 3, len), want);
+            /* Split anywhere: the state carried in must join the same. */
+            size_t cut = len / 3 + k;
+            assert_int_equal(pd_crc32c(pd_crc32c(0, buf + 3, cut), buf + 3 + cut,
+                                       len - cut),
+                             want);
+        }
+    }
+    assert_int_equal(pd_crc32c(0, buf, N), s_reference(buf, N));
+    free(buf);
+}
+
 int
 main(void)
 {
@@ -138,6 +169,7 @@ main(void)
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_incremental),
         cmocka_unit_test(test_hw_equals_sw),
+        cmocka_unit_test(test_three_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

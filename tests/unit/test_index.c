@@ -1,7 +1,8 @@
 /*
  * test_index.c - parleyd's hash table and the indexes built on it:
- * signer seqs, dedupe of envelope bytes, and the latest-state rules for
- * updates, corrections and retractions.
+ * signer seqs, dedupe by (signer, signer_seq), the latest-state rules for
+ * updates, corrections and retractions, and the in-place reader of logged
+ * records checked against the full decoders.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,8 +10,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "codec.h"
 #include "index.h"
 #include "parley.h"
+
+#include <sodium.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -186,16 +190,12 @@ s_update(parley_kind_t kind, uint32_t phase, uint64_t signer_seq,
     return &u;
 }
 
-/* Add with the seq as stand-in envelope bytes (unique per record). */
 static void
 s_add(pd_index_t *idx, uint64_t seq, const uint8_t *signer,
       const parley_update_t *u)
 {
-    char env[32];
-    int n = snprintf(env, sizeof(env), "envelope-%llu",
-                     (unsigned long long)seq);
-    assert_int_equal(pd_index_reserve(idx), 0);
-    pd_index_add(idx, seq, signer, u, env, (size_t)n);
+    assert_int_equal(pd_index_reserve(idx, signer), 0);
+    pd_index_add(idx, seq, signer, u);
 }
 
 /* Assert the latest-state seqs equal want[0..n). */
@@ -322,14 +322,33 @@ test_signers_and_dedupe(void **state)
     assert_true(pd_index_signer_last(idx, s_signer_a, &last));
     assert_int_equal(last, 200);
 
-    assert_int_equal(pd_index_dedupe_lookup(idx, "envelope-3", 10), 3);
-    assert_int_equal(pd_index_dedupe_lookup(idx, "envelope-9", 10), 0);
-    assert_int_equal(pd_index_dedupe_lookup(idx, "envelope-3x", 11), 0);
+    /* Dedupe answers the seq of (signer, signer_seq), in or out of order. */
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 100), 1);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_b, 7), 2);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 200), 3);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 150), 4);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 7), 0);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_b, 100), 0);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 201), 0);
+    static const uint8_t other[PARLEY_PUBLICKEY_BYTES] = { 0xCC };
+    assert_int_equal(pd_index_dedupe_lookup(idx, other, 100), 0);
+    assert_false(pd_index_signer_last(idx, other, &last));
+    /* Reserving for a signer does not make it known. */
+    assert_int_equal(pd_index_reserve(idx, other), 0);
+    assert_false(pd_index_signer_last(idx, other, &last));
+    pd_index_stats_t st;
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.signers, 2);
+    assert_int_equal(st.dedupe, 4);
 
     /* Retention dropped seqs 1-2: their dedupe and state entries go. */
     pd_index_forget_before(idx, 3);
-    assert_int_equal(pd_index_dedupe_lookup(idx, "envelope-1", 10), 0);
-    assert_int_equal(pd_index_dedupe_lookup(idx, "envelope-3", 10), 3);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 100), 0);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_b, 7), 0);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 200), 3);
+    assert_int_equal(pd_index_dedupe_lookup(idx, s_signer_a, 150), 4);
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.dedupe, 2);
     s_expect_latest(idx, (uint64_t[]){ 4 }, 1);
     pd_index_forget_before(idx, 5);
     s_expect_latest(idx, NULL, 0);
@@ -364,7 +383,7 @@ test_scan(void **state)
     uint64_t last = 0;
     assert_true(pd_index_signer_last(idx, pk, &last));
     assert_int_equal(last, 42);
-    assert_int_equal(pd_index_dedupe_lookup(idx, env, len), 1);
+    assert_int_equal(pd_index_dedupe_lookup(idx, pk, 42), 1);
     s_expect_latest(idx, (uint64_t[]){ 1 }, 1);
     pd_index_stats_t st;
     pd_index_get_stats(idx, &st);
@@ -373,6 +392,559 @@ test_scan(void **state)
     assert_int_equal(st.latest, 2);
     pd_index_destroy(&idx);
     parley_key_destroy(&key);
+}
+
+/* ========================================================== more indexes */
+
+/* pd_hash_siphash(2, 4) is SipHash-2-4 as libsodium computes it. */
+static void
+test_siphash(void **state)
+{
+    (void)state;
+    assert_true(sodium_init() >= 0);
+    uint8_t key[16], msg[300];
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)i;
+    /* The reference vector of the SipHash paper (15 bytes 00..0e). */
+    assert_true(pd_hash_siphash(key, msg, 15, 2, 4) == 0xa129ca6149be45e5ull);
+    for (size_t len = 0; len < sizeof(msg); len += (len < 40 ? 1 : 37)) {
+        uint8_t out[crypto_shorthash_BYTES];
+        uint64_t want = 0;
+        crypto_shorthash(out, msg, len, key);
+        for (int i = 7; i >= 0; i--)
+            want = (want << 8) | out[i];
+        assert_true(pd_hash_siphash(key, msg, len, 2, 4) == want);
+        /* 1-3 is another function of the same input, and stable. */
+        assert_true(pd_hash_siphash(key, msg, len, 1, 3)
+                    == pd_hash_siphash(key, msg, len, 1, 3));
+        assert_true(pd_hash_siphash(key, msg, len, 1, 3) != want);
+    }
+}
+
+/* Many signer_seqs per signer: every one is found, gaps are not, and
+ * retention drops exactly the ones below the first kept seq. */
+static void
+test_dedupe_many(void **state)
+{
+    (void)state;
+    pd_index_t *idx = pd_index_new();
+    assert_non_null(idx);
+    enum { N = 5000 };
+    static uint64_t sseq[2][N];
+    uint64_t next[2] = { 1000, 7 };
+    for (uint64_t seq = 1; seq <= 2 * N; seq++) {
+        int who = (seq % 3) == 0 ? 1 : 0; /* runs of one signer, then the other */
+        size_t k = 0;
+        while (k < N && sseq[who][k] != 0)
+            k++;
+        if (k == N)
+            who = 1 - who;
+        for (k = 0; sseq[who][k] != 0; k++)
+            ;
+        next[who] += 1 + seq % 5; /* rising with gaps */
+        sseq[who][k] = next[who] * 16 + (uint64_t)who; /* kept distinct */
+        const uint8_t *signer = who ? s_signer_b : s_signer_a;
+        s_add(idx, seq, signer, s_update(PARLEY_KIND_UPDATE, 1, sseq[who][k],
+                                         who ? "hamas" : "israel", NULL, 0));
+    }
+    pd_index_stats_t st;
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.dedupe, 2 * N);
+    /* Look every pair up again; rebuild which seq each one got. */
+    for (int who = 0; who < 2; who++) {
+        const uint8_t *signer = who ? s_signer_b : s_signer_a;
+        uint64_t prev = 0;
+        for (size_t k = 0; k < N; k++) {
+            uint64_t seq = pd_index_dedupe_lookup(idx, signer, sseq[who][k]);
+            assert_true(seq > prev); /* found, in accept order */
+            prev = seq;
+            assert_int_equal(pd_index_dedupe_lookup(idx, signer,
+                                                    sseq[who][k] + 1), 0);
+        }
+        uint64_t last = 0;
+        assert_true(pd_index_signer_last(idx, signer, &last));
+        assert_int_equal(last, sseq[who][N - 1]);
+    }
+    pd_index_forget_before(idx, N + 1);
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.dedupe, N);
+    for (int who = 0; who < 2; who++) {
+        const uint8_t *signer = who ? s_signer_b : s_signer_a;
+        for (size_t k = 0; k < N; k++) {
+            uint64_t seq = pd_index_dedupe_lookup(idx, signer, sseq[who][k]);
+            assert_true(seq == 0 || seq > N);
+        }
+    }
+    pd_index_forget_before(idx, 2 * N + 1);
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.dedupe, 0);
+    assert_int_equal(st.signers, 2); /* their last seqs stay */
+    pd_index_destroy(&idx);
+}
+
+/* --- the latest state against a model ----------------------------------- */
+
+#define M_NEG 5
+#define M_PARTY 7
+#define M_PHASE 4
+#define M_STEPS 4000
+
+typedef struct {
+    uint64_t state[M_NEG][M_PARTY][M_PHASE]; /* seq, 0 = none */
+    uint32_t rng;
+} s_model_t;
+
+static uint32_t
+s_rand(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static const char *s_negs[M_NEG] = { "gaza-ceasefire", "a", "sudan-jeddah-talks",
+                                     "a-very-long-negotiation-slug-32c",
+                                     "b" };
+static const char *s_parties[M_PARTY] = { "israel", "hamas", "egypt", "qatar",
+                                          "us", "x",
+                                          "thirty-two-character-party-slug" };
+
+/* Compare the index's latest seqs with the model's. */
+static void
+s_model_check(pd_index_t *idx, const s_model_t *m)
+{
+    uint64_t want[M_NEG * M_PARTY * M_PHASE];
+    size_t n = 0;
+    for (int a = 0; a < M_NEG; a++)
+        for (int b = 0; b < M_PARTY; b++)
+            for (int c = 0; c < M_PHASE; c++)
+                if (m->state[a][b][c] != 0)
+                    want[n++] = m->state[a][b][c];
+    /* sort, unique */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && want[j - 1] > want[j]; j--) {
+            uint64_t t = want[j];
+            want[j] = want[j - 1];
+            want[j - 1] = t;
+        }
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || want[u - 1] != want[i])
+            want[u++] = want[i];
+    s_expect_latest(idx, want, u);
+}
+
+/*
+ * Random updates, corrections and retractions over a small key space,
+ * added through pd_index_add() to one index and as signed bytes through
+ * pd_index_scan() to another; both must follow the model.
+ */
+static void
+test_latest_model(void **state)
+{
+    (void)state;
+    uint8_t seed[32];
+    memset(seed, 3, sizeof(seed));
+    parley_key_t *key = parley_key_from_seed(seed);
+    assert_non_null(key);
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    parley_key_public(key, pk);
+    pd_index_t *idx = pd_index_new(), *scanned = pd_index_new();
+    assert_non_null(idx);
+    assert_non_null(scanned);
+    static s_model_t m;
+    memset(&m, 0, sizeof(m));
+    m.rng = 12345;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    parley_update_t *u = malloc(sizeof(*u));
+    assert_non_null(u);
+    for (uint64_t seq = 1; seq <= M_STEPS; seq++) {
+        uint32_t r = s_rand(&m.rng);
+        int a = (int)(r % M_NEG);
+        int c = (int)((r >> 4) % M_PHASE);
+        uint32_t kindr = (r >> 8) % 20;
+        memset(u, 0, sizeof(*u));
+        strcpy(u->negotiation, s_negs[a]);
+        u->phase = (uint32_t)c * 85; /* 0, 85, 170, 255 */
+        u->status = PARLEY_STATUS_PROPOSED;
+        u->kind = kindr < 16 ? PARLEY_KIND_UPDATE
+                  : kindr < 18 ? PARLEY_KIND_CORRECTION
+                               : PARLEY_KIND_RETRACTION;
+        strcpy(u->headline, "h");
+        u->issued_at = 1700000000000;
+        u->signer_seq = seq;
+        bool used[M_PARTY] = { false };
+        size_t np = 1 + (r >> 13) % 3;
+        for (size_t i = 0; i < np; i++) {
+            int b = (int)(s_rand(&m.rng) % M_PARTY);
+            if (used[b])
+                continue;
+            used[b] = true;
+            strcpy(u->parties[u->n_parties++], s_parties[b]);
+        }
+        if (u->kind != PARLEY_KIND_UPDATE) {
+            size_t nr = 1 + s_rand(&m.rng) % 3;
+            for (size_t i = 0; i < nr; i++)
+                u->references[u->n_references++] =
+                    1 + s_rand(&m.rng) % seq;
+        }
+        /* The model. */
+        if (u->kind != PARLEY_KIND_UPDATE)
+            for (int x = 0; x < M_NEG; x++)
+                for (int y = 0; y < M_PARTY; y++)
+                    for (int z = 0; z < M_PHASE; z++)
+                        for (size_t i = 0; i < u->n_references; i++)
+                            if (m.state[x][y][z] == u->references[i])
+                                m.state[x][y][z] = 0;
+        if (u->kind != PARLEY_KIND_RETRACTION)
+            for (int b = 0; b < M_PARTY; b++)
+                if (used[b])
+                    m.state[a][b][c] = seq;
+        /* The two indexes. */
+        s_add(idx, seq, pk, u);
+        size_t len;
+        assert_int_equal(parley_sign(key, u, env, sizeof(env), &len), 0);
+        assert_int_equal(pd_index_scan(scanned, seq, 0, env, len), 0);
+        if (seq % 97 == 0 || seq == M_STEPS) {
+            s_model_check(idx, &m);
+            s_model_check(scanned, &m);
+        }
+    }
+    pd_index_stats_t st;
+    pd_index_get_stats(scanned, &st);
+    assert_int_equal(st.scanned, M_STEPS);
+    assert_int_equal(st.skipped, 0);
+    /* Retention: keys whose state is below 3000 go. */
+    pd_index_forget_before(idx, 3000);
+    for (int x = 0; x < M_NEG; x++)
+        for (int y = 0; y < M_PARTY; y++)
+            for (int z = 0; z < M_PHASE; z++)
+                if (m.state[x][y][z] < 3000)
+                    m.state[x][y][z] = 0;
+    s_model_check(idx, &m);
+    free(u);
+    pd_index_destroy(&idx);
+    pd_index_destroy(&scanned);
+    parley_key_destroy(&key);
+}
+
+/* --- the in-place reader against the full decoders ----------------------- */
+
+/*
+ * Read env both ways. Whenever pd_index_facts_read() answers, the full
+ * decoders must accept the same bytes and give the same fields. Returns
+ * the reader's answer; *slow_ok says whether the decoders accepted.
+ */
+static int
+s_both_ways(const uint8_t *env, size_t len, bool *slow_ok)
+{
+    static uint8_t scratch[64 * 1024];
+    static parley_update_t u;
+    parley__arena_t arena;
+    parley__envelope_t e;
+    parley__arena_init(&arena, scratch, sizeof(scratch));
+    bool ok = parley__envelope_decode(env, len, &e, &arena) == 0
+              && parley__update_decode(e.body.data, e.body.len, &u, &arena)
+                     == 0;
+    pd_index_facts_t f;
+    memset(&f, 0xEE, sizeof(f));
+    int fast = pd_index_facts_read(env, len, &f);
+    if (fast == 0) {
+        assert_true(ok);
+        assert_memory_equal(f.signer, e.signer, PARLEY_PUBLICKEY_BYTES);
+        assert_int_equal(f.signer_seq, u.signer_seq);
+        assert_int_equal(f.negotiation_len, strlen(u.negotiation));
+        assert_memory_equal(f.negotiation, u.negotiation, f.negotiation_len);
+        assert_int_equal(f.n_parties, u.n_parties);
+        for (size_t i = 0; i < f.n_parties; i++) {
+            assert_int_equal(f.party_lens[i], strlen(u.parties[i]));
+            assert_memory_equal(f.parties[i], u.parties[i], f.party_lens[i]);
+        }
+        assert_int_equal(f.phase, u.phase);
+        assert_int_equal(f.kind, u.kind);
+        assert_int_equal(f.n_references, u.n_references);
+        for (size_t i = 0; i < f.n_references; i++)
+            assert_true(f.references[i] == u.references[i]);
+    } else {
+        assert_int_equal(fast, 1);
+    }
+    parley__arena_reset(&arena);
+    *slow_ok = ok;
+    return fast;
+}
+
+/* An envelope around an update encoded without validation. */
+static size_t
+s_raw_envelope(const parley_update_t *u, uint8_t *out, size_t cap)
+{
+    uint8_t body[PARLEY_ENVELOPE_MAX + 64];
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES], sig[PARLEY_SIGNATURE_BYTES];
+    size_t blen, len;
+    memset(signer, 0x42, sizeof(signer));
+    memset(sig, 0x99, sizeof(sig));
+    assert_int_equal(parley__update_encode(u, body, sizeof(body), &blen), 0);
+    assert_int_equal(parley__envelope_encode(body, blen, signer, sig, out, cap,
+                                             &len), 0);
+    return len;
+}
+
+static void
+test_facts_read(void **state)
+{
+    (void)state;
+    parley_update_t *u = calloc(1, sizeof(*u));
+    assert_non_null(u);
+    enum { CASES = 12, MUTATIONS = 3000 };
+    uint32_t rng = 777;
+    size_t fast_mutants = 0, slow_only = 0;
+    for (int c = 0; c < CASES; c++) {
+        memset(u, 0, sizeof(*u));
+        /* Edge values of every field the reader checks. */
+        strcpy(u->negotiation, c == 1 ? "" : c == 2 ? "n" :
+               "negotiation-with-a-32-byte-slug!");
+        u->n_parties = (size_t)(c == 3 ? 0 : c == 4 ? PARLEY_PARTIES_MAX
+                                                    : 1 + c % 3);
+        for (size_t i = 0; i < u->n_parties; i++)
+            snprintf(u->parties[i], sizeof(u->parties[i]), "%s%zu",
+                     c == 5 && i == 0 ? "" : "party-", i);
+        if (c == 5)
+            u->parties[0][0] = '\0'; /* an empty party is encoded too */
+        u->phase = c == 6 ? 0 : c == 7 ? 70000 : c == 8 ? UINT32_MAX
+                                                        : (uint32_t)c;
+        u->status = c == 9 ? PARLEY_STATUS_UNSPECIFIED
+                           : (parley_status_t)(1 + c % 12);
+        u->kind = (parley_kind_t)(c % 3);
+        u->n_references = c == 10 ? PARLEY_REFERENCES_MAX : (size_t)(c % 3);
+        for (size_t i = 0; i < u->n_references; i++)
+            u->references[i] = i == 0 ? 0 : (uint64_t)-1 / (i + 1);
+        if (c != 11)
+            strcpy(u->headline, "Talks scheduled");
+        if (c % 2 == 0)
+            memset(u->body, 'b', c == 4 ? PARLEY_BODY_MAX : 100);
+        if (c % 4 == 1)
+            strcpy(u->location, "cairo");
+        u->scheduled_at = c == 7 ? -5 : c % 2 ? 1700000000000 : 0;
+        u->issued_at = c == 3 ? 0 : 1700000000001;
+        u->signer_seq = c == 8 ? UINT64_MAX : c == 2 ? 0 : 12345;
+        u->expires_at = c == 9 ? INT64_MIN : 0;
+
+        uint8_t env[2 * PARLEY_ENVELOPE_MAX];
+        size_t len = s_raw_envelope(u, env, sizeof(env));
+        bool ok;
+        /* The encoder's own output is always read in place. */
+        assert_int_equal(s_both_ways(env, len, &ok), 0);
+
+        uint8_t mut[2 * PARLEY_ENVELOPE_MAX + 8];
+        for (int k = 0; k < MUTATIONS; k++) {
+            size_t n = len;
+            memcpy(mut, env, len);
+            uint32_t r = s_rand(&rng);
+            size_t at = s_rand(&rng) % len;
+            switch (r % 6) {
+            case 0: /* flip a bit */
+                mut[at] ^= (uint8_t)(1u << ((r >> 8) % 8));
+                break;
+            case 1: /* set a byte */
+                mut[at] = (uint8_t)(r >> 8);
+                break;
+            case 2: /* set a byte to an edge value */
+                mut[at] = (const uint8_t[]){ 0, 1, 0x7f, 0x80, 0xff }[(r >> 8) % 5];
+                break;
+            case 3: /* cut */
+                n = at;
+                break;
+            case 4: /* insert */
+                memmove(mut + at + 1, mut + at, len - at);
+                mut[at] = (uint8_t)(r >> 8);
+                n = len + 1;
+                break;
+            default: /* delete */
+                memmove(mut + at, mut + at + 1, len - at - 1);
+                n = len - 1;
+                break;
+            }
+            int fast = s_both_ways(mut, n, &ok);
+            if (fast == 0 && memcmp(mut, env, len < n ? len : n) != 0)
+                fast_mutants++;
+            if (fast != 0 && ok)
+                slow_only++;
+        }
+    }
+    /* Mutations inside text and numbers stay readable in place, so the
+     * comparison above did check fields that changed. */
+    assert_true(fast_mutants > 1000);
+    (void)slow_only;
+    free(u);
+}
+
+/*
+ * Records the reader leaves to the full decoders are still indexed when
+ * those accept them (fields in another order, an unknown status), and
+ * skipped when they do not.
+ */
+static void
+test_scan_slow_path(void **state)
+{
+    (void)state;
+    parley_update_t *u = s_update(PARLEY_KIND_UPDATE, 2, 77, "egypt", NULL, 0);
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    size_t len = s_raw_envelope(u, env, sizeof(env));
+    /* SignedUpdate with signer, signature, then body: same message. */
+    parley__arena_t arena;
+    uint8_t scratch[16384];
+    parley__envelope_t e;
+    parley__arena_init(&arena, scratch, sizeof(scratch));
+    assert_int_equal(parley__envelope_decode(env, len, &e, &arena), 0);
+    uint8_t odd[PARLEY_ENVELOPE_MAX];
+    size_t n = 0;
+    odd[n++] = (2 << 3) | 2;
+    odd[n++] = PARLEY_PUBLICKEY_BYTES;
+    memcpy(odd + n, e.signer, PARLEY_PUBLICKEY_BYTES);
+    n += PARLEY_PUBLICKEY_BYTES;
+    odd[n++] = (3 << 3) | 2;
+    odd[n++] = PARLEY_SIGNATURE_BYTES;
+    memcpy(odd + n, e.signature, PARLEY_SIGNATURE_BYTES);
+    n += PARLEY_SIGNATURE_BYTES;
+    odd[n++] = (1 << 3) | 2;
+    assert_true(e.body.len < 128);
+    odd[n++] = (uint8_t)e.body.len;
+    memcpy(odd + n, e.body.data, e.body.len);
+    n += e.body.len;
+    parley__arena_reset(&arena);
+
+    bool ok;
+    assert_int_equal(s_both_ways(odd, n, &ok), 1);
+    assert_true(ok);
+
+    pd_index_t *idx = pd_index_new();
+    assert_non_null(idx);
+    assert_int_equal(pd_index_scan(idx, 1, 0, odd, n), 0);
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES];
+    memset(signer, 0x42, sizeof(signer));
+    uint64_t last = 0;
+    assert_true(pd_index_signer_last(idx, signer, &last));
+    assert_int_equal(last, 77);
+    assert_int_equal(pd_index_dedupe_lookup(idx, signer, 77), 1);
+    s_expect_latest(idx, (uint64_t[]){ 1 }, 1);
+
+    /* A status no version knows: the decoders have the last word. */
+    u = s_update(PARLEY_KIND_UPDATE, 2, 78, "qatar", NULL, 0);
+    u->status = (parley_status_t)40;
+    len = s_raw_envelope(u, env, sizeof(env));
+    assert_int_equal(s_both_ways(env, len, &ok), 1);
+    assert_int_equal(pd_index_scan(idx, 2, 0, env, len), 0);
+    pd_index_stats_t st;
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.scanned + st.skipped, 2);
+    assert_int_equal(st.scanned, ok ? 2 : 1);
+
+    /* A body that is not canonical (a padded varint) is skipped. */
+    static const uint8_t padded_body[] = { 0x18, 0x81, 0x00 }; /* phase 1 */
+    uint8_t sig[PARLEY_SIGNATURE_BYTES] = { 0 };
+    assert_int_equal(parley__envelope_encode(padded_body, sizeof(padded_body),
+                                             signer, sig, env, sizeof(env),
+                                             &len), 0);
+    assert_int_equal(s_both_ways(env, len, &ok), 1);
+    assert_false(ok);
+    assert_int_equal(pd_index_scan(idx, 3, 0, env, len), 0);
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.skipped, ok ? 0 : 1 + (st.scanned == 1));
+    pd_index_destroy(&idx);
+}
+
+/* Bodies the decoders refuse are never read in place either. */
+static void
+test_facts_read_refusals(void **state)
+{
+    (void)state;
+    static uint8_t body[600];
+    uint8_t env[1024];
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES] = { 1 };
+    uint8_t sig[PARLEY_SIGNATURE_BYTES] = { 2 };
+    /* A valid start (negotiation "n", party "p", headline "h") that each
+     * case below extends or replaces. */
+    static const uint8_t ok_body[] = { 0x0a, 1, 'n', 0x12, 1, 'p',
+                                       0x3a, 1, 'h', 0x60, 5 };
+    struct {
+        const char *what;
+        size_t n;
+        uint8_t b[40];
+    } cases[] = {
+        { "empty negotiation written out", 2, { 0x0a, 0 } },
+        { "empty headline written out", 5, { 0x12, 1, 'p', 0x3a, 0 } },
+        { "zero phase written out", 5, { 0x12, 1, 'p', 0x18, 0 } },
+        { "zero signer_seq written out", 2, { 0x60, 0 } },
+        { "phase twice", 7, { 0x12, 1, 'p', 0x18, 1, 0x18, 2 } },
+        { "fields out of order", 5, { 0x18, 1, 0x12, 1, 'p' } },
+        { "parties apart", 8, { 0x12, 1, 'p', 0x18, 1, 0x12, 1, 'q' } },
+        { "references not packed", 5, { 0x12, 1, 'p', 0x30, 5 } },
+        { "empty packed references", 5, { 0x12, 1, 'p', 0x32, 0 } },
+        { "padded varint in references", 7,
+          { 0x12, 1, 'p', 0x32, 2, 0x85, 0x00 } },
+        { "unknown field", 5, { 0x12, 1, 'p', 0x70, 1 } },
+        { "NUL in a party", 5, { 0x12, 3, 'p', 0, 'q' } },
+        { "phase over 32 bits", 9,
+          { 0x12, 1, 'p', 0x18, 0x80, 0x80, 0x80, 0x80, 0x10 } },
+        { "varint over 64 bits", 14,
+          { 0x60, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+            0x12, 1, 'p' } },
+        { "length past the end", 3, { 0x12, 5, 'p' } },
+        { "tag of two bytes", 4, { 0x80, 0x01, 0x01, 0x01 } },
+        { "wrong wire type", 4, { 0x12, 1, 'p', 0x1a } },
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        size_t blen = cases[k].n;
+        memcpy(body, cases[k].b, blen);
+        size_t len;
+        assert_int_equal(parley__envelope_encode(body, blen, signer, sig, env,
+                                                 sizeof(env), &len), 0);
+        bool ok;
+        int fast = s_both_ways(env, len, &ok);
+        if (fast != 1 || ok)
+            print_error("case \"%s\": fast %d, decoders %s\n", cases[k].what,
+                        fast, ok ? "accept" : "refuse");
+        assert_int_equal(fast, 1);
+        assert_false(ok);
+    }
+    /* Lengths one over each limit. */
+    struct {
+        uint8_t tag;
+        size_t max;
+    } texts[] = { { 0x0a, PARLEY_SLUG_MAX }, { 0x12, PARLEY_SLUG_MAX },
+                  { 0x3a, PARLEY_HEADLINE_MAX }, { 0x4a, PARLEY_LOCATION_MAX } };
+    for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+        for (size_t over = 0; over <= 1; over++) {
+            size_t blen = 0, n = texts[k].max + over;
+            if (texts[k].tag > 0x12) { /* after negotiation and party */
+                memcpy(body, ok_body, 6);
+                blen = 6;
+            }
+            body[blen++] = texts[k].tag;
+            body[blen++] = (uint8_t)(n < 128 ? n : (n & 0x7f) | 0x80);
+            if (n >= 128)
+                body[blen++] = (uint8_t)(n >> 7);
+            memset(body + blen, 'x', n);
+            blen += n;
+            size_t len;
+            assert_int_equal(parley__envelope_encode(body, blen, signer, sig,
+                                                     env, sizeof(env), &len),
+                             0);
+            bool ok;
+            int fast = s_both_ways(env, len, &ok);
+            assert_int_equal(ok, !over);
+            assert_int_equal(fast, over ? 1 : 0);
+        }
+    }
+    /* The valid start itself is read in place. */
+    size_t len;
+    assert_int_equal(parley__envelope_encode(ok_body, sizeof(ok_body), signer,
+                                             sig, env, sizeof(env), &len), 0);
+    bool ok;
+    assert_int_equal(s_both_ways(env, len, &ok), 0);
+    assert_true(ok);
 }
 
 int
@@ -387,6 +959,12 @@ main(void)
         cmocka_unit_test(test_latest_retraction),
         cmocka_unit_test(test_signers_and_dedupe),
         cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_siphash),
+        cmocka_unit_test(test_dedupe_many),
+        cmocka_unit_test(test_latest_model),
+        cmocka_unit_test(test_facts_read),
+        cmocka_unit_test(test_scan_slow_path),
+        cmocka_unit_test(test_facts_read_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1071,6 +1071,67 @@ test_opts_and_paths(void **state)
     pd_store_close(NULL);
 }
 
+/* Length of record seq in test_scan_across_reads: mostly small and
+ * irregular, and every 97th larger than one read of the scan. */
+static size_t
+s_varied_len(uint64_t seq)
+{
+    return seq % 97 == 0 ? 300000 + (size_t)seq : 1 + (size_t)(seq * 2654435761u % 3000);
+}
+
+static int
+s_check_varied(void *ctx, uint64_t seq, int64_t received_at,
+               const uint8_t *payload, size_t len)
+{
+    uint64_t *count = ctx;
+    assert_int_equal(seq, *count + 1);
+    assert_int_equal(received_at, (int64_t)seq * 3);
+    assert_int_equal(len, s_varied_len(seq));
+    for (size_t i = 0; i < len; i++)
+        if (payload[i] != (uint8_t)(seq * 31 + i * 7 + 1))
+            fail_msg("seq %" PRIu64 " byte %zu differs", seq, i);
+    (*count)++;
+    return 0;
+}
+
+/*
+ * The scan reads a segment a piece at a time: records that straddle the
+ * pieces, and records larger than a piece, reach the callback whole.
+ */
+static void
+test_scan_across_reads(void **state)
+{
+    fixture_t *f = *state;
+    pd_store_opts_t o = {.sync = false, .segment_bytes = 3u << 20};
+    pd_store_t *st = s_open(f, &o, NULL, NULL);
+    enum { N = 2000 };
+    uint8_t *buf = malloc(400000);
+    assert_non_null(buf);
+    for (uint64_t seq = 1; seq <= N; seq++) {
+        size_t len = s_varied_len(seq);
+        s_payload(seq, buf, len);
+        assert_int_equal(pd_store_append(st, seq, (int64_t)seq * 3, buf, len), 0);
+        if (seq % 100 == 0)
+            assert_int_equal(pd_store_sync(st), 0);
+    }
+    assert_int_equal(pd_store_sync(st), 0);
+    pd_store_stats_t ss;
+    pd_store_get_stats(st, &ss);
+    assert_true(ss.segments > 2);
+    pd_store_close(&st);
+    free(buf);
+
+    uint64_t count = 0;
+    st = s_open(f, &o, s_check_varied, &count);
+    assert_int_equal(count, N);
+    assert_int_equal(pd_store_last_seq(st), N);
+    pd_store_stats_t again;
+    pd_store_get_stats(st, &again);
+    assert_int_equal(again.bytes, ss.bytes);
+    assert_int_equal(again.truncated_bytes, 0);
+    pd_store_close(&st);
+}
+
 int
 main(void)
 {
@@ -1097,6 +1158,7 @@ main(void)
         T(test_empty_newest_segment),
         T(test_write_failure),
         T(test_opts_and_paths),
+        T(test_scan_across_reads),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
