@@ -121,6 +121,8 @@ struct pd_api {
 
     /* requests read in this step of the turn */
     s_slot_t *slots;                 /* 2 x S_SLOTS: see pd_api_turn() */
+    s_slot_t *ahead;                 /* a step being checked between turns */
+    size_t n_ahead;                  /* its requests, 0 if none */
     s_slot_t *cur;                   /* the one being handled */
     pd_pool_t *pool;                 /* threads for the signature checks */
 
@@ -146,6 +148,8 @@ struct pd_api {
     uint8_t *out;                    /* an encoded replay reply */
     size_t out_cap;
 };
+
+static int s_finish(pd_api_t *self, s_slot_t *slots, size_t n, int rc);
 
 /* ================================================================= setup */
 
@@ -250,6 +254,13 @@ pd_api_destroy(pd_api_t **apip)
     if (apip == NULL || *apip == NULL)
         return;
     pd_api_t *self = *apip;
+    if (self->n_ahead > 0) {
+        /* Read but never handled (the daemon is stopping on an error):
+         * no answer; the clients resend elsewhen. */
+        pd_pool_wait(self->pool);
+        s_finish(self, self->ahead, self->n_ahead, -ECANCELED);
+        self->n_ahead = 0;
+    }
     if (self->sock != NULL) {
         int zero = 0;
         zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero));
@@ -897,6 +908,7 @@ pd_api_stats(pd_api_t *self, parley__stat_t v[PD_API_STATS_MAX])
     S_STAT("subscriptions_denied", z->subscriptions_denied);
     S_STAT("curve_clients", pd_zap_clients(self->zap));
     S_STAT("verify_threads", pd_pool_size(self->pool));
+    S_STAT("turns_read_ahead", c->turns_read_ahead);
 #undef S_STAT
     return n;
 }
@@ -1158,10 +1170,9 @@ s_process(pd_api_t *self, s_slot_t *slot)
 }
 
 /*
- * Gather one step of a turn into slots: read up to S_SLOTS requests, run
- * the cheap checks in order, and start the signature checks of all of them
- * on the pool. Returns the number read; with any read, the caller must
- * pd_pool_wait() before it looks at the slots.
+ * Gather one step into slots: read up to S_SLOTS requests and run the
+ * cheap checks in order. Returns the number read; the caller starts their
+ * signature checks with s_start().
  */
 static size_t
 s_gather(pd_api_t *self, s_slot_t *slots)
@@ -1175,8 +1186,16 @@ s_gather(pd_api_t *self, s_slot_t *slots)
     for (size_t i = 0; i < n; i++)
         s_precheck(self, &slots[i], now_us);
     s_plan_pool(slots, n);
-    pd_pool_start(self->pool, n, S_PARALLEL_MIN, s_check_signature, slots);
     return n;
+}
+
+/* Start the signature checks of n gathered slots on the pool; every start
+ * is followed by one pd_pool_wait() before the slots are handled. */
+static void
+s_start(pd_api_t *self, s_slot_t *slots, size_t n)
+{
+    if (n > 0)
+        pd_pool_start(self->pool, n, S_PARALLEL_MIN, s_check_signature, slots);
 }
 
 /*
@@ -1198,33 +1217,69 @@ s_finish(pd_api_t *self, s_slot_t *slots, size_t n, int rc)
 }
 
 /*
- * A turn is a pipeline of steps over two sets of slots: while the loop
- * thread handles one step's requests in order (decoding bodies, ordering
- * checks, the log), the pool already checks the signatures of the next
- * step. The turn ends when a read finds the socket empty or after
- * PD_API_TURN_MAX requests; then its batch is synced and answered.
+ * Turns are a pipeline of steps over two sets of slots, so that the pool
+ * always has signatures to check: while it checks one step, the loop
+ * thread reads and pre-checks the next one, then handles the checked step
+ * in order (bodies, ordering checks, the log) while the pool goes on with
+ * the next. A turn that stops at PD_API_TURN_MAX leaves its last step
+ * being checked "ahead" while it syncs and answers its batch; the next
+ * turn (or pd_api_flush()) handles it.
  */
 int
 pd_api_turn(pd_api_t *self)
 {
-    s_slot_t *cur = self->slots, *next = self->slots + S_SLOTS;
-    size_t n = s_gather(self, cur);
+    s_slot_t *cur = self->ahead;
+    size_t n = self->n_ahead;
+    self->n_ahead = 0;
+    if (n == 0) {
+        cur = self->slots;
+        n = s_gather(self, cur);
+        s_start(self, cur, n);
+    }
+    s_slot_t *next = cur == self->slots ? self->slots + S_SLOTS : self->slots;
     size_t handled = 0;
     int rc = 0;
-    while (n > 0) {
+    while (n > 0 && handled < PD_API_TURN_MAX) {
+        size_t n_next = rc == 0 ? s_gather(self, next) : 0;
         pd_pool_wait(self->pool);
-        handled += n;
-        size_t n_next = 0;
-        if (rc == 0 && n == S_SLOTS && handled < PD_API_TURN_MAX)
-            n_next = s_gather(self, next);
+        s_start(self, next, n_next);
         rc = s_finish(self, cur, n, rc);
+        handled += n;
         s_slot_t *t = cur;
         cur = next;
         next = t;
         n = n_next;
     }
-    if (rc < 0)
+    if (rc < 0) {
+        if (n > 0) {
+            pd_pool_wait(self->pool);
+            s_finish(self, cur, n, rc);
+        }
         return rc;
+    }
+    self->ahead = cur;
+    self->n_ahead = n;
+    if (n > 0)
+        self->counters.turns_read_ahead++;
     parley__arena_reset(&self->arena);
     return s_commit(self);
+}
+
+bool
+pd_api_pending(const pd_api_t *self)
+{
+    return self->n_ahead > 0;
+}
+
+int
+pd_api_flush(pd_api_t *self)
+{
+    int rc = 0;
+    if (self->n_ahead > 0) {
+        pd_pool_wait(self->pool);
+        rc = s_finish(self, self->ahead, self->n_ahead, 0);
+        self->n_ahead = 0;
+    }
+    parley__arena_reset(&self->arena);
+    return rc < 0 ? rc : s_commit(self);
 }

@@ -9,7 +9,10 @@
  * publishes are checked (DESIGN.md "What parleyd checks"), appended to the
  * log and indexed; then one pd_store_sync() makes the whole batch durable,
  * then every reply queued in the turn is sent, then each new delivery is
- * published on the feed. Nothing is acked before it is durable.
+ * published on the feed. Nothing is acked before it is durable. Under
+ * load a turn may leave the next requests read and their signatures being
+ * checked on the pool while it syncs (pd_api_pending()); the next turn
+ * handles them, or pd_api_flush() does.
  */
 #ifndef PD_API_H
 #define PD_API_H
@@ -22,6 +25,7 @@
 #include "store.h"
 #include "zap.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Requests handled per turn (group commit batch). */
@@ -44,6 +48,7 @@ typedef struct pd_api_counters {
     uint64_t requests_snapshot;
     uint64_t requests_stats;
     uint64_t requests_ping;
+    uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
 } pd_api_counters_t;
 
 typedef struct pd_api pd_api_t;
@@ -78,8 +83,9 @@ void *pd_api_socket(const pd_api_t *api);
 const char *pd_api_endpoint(const pd_api_t *api);
 
 /*
- * Use ring (borrowed) for the checks from now on. Call between turns; the
- * previous keyring may be destroyed as soon as this returns.
+ * Use ring (borrowed) for the checks from now on. Call between turns with
+ * nothing pending (pd_api_flush() first); the previous keyring may be
+ * destroyed as soon as this returns.
  */
 void pd_api_set_keyring(pd_api_t *api, const parley_keyring_t *ring);
 
@@ -91,6 +97,21 @@ void pd_api_set_keyring(pd_api_t *api, const parley_keyring_t *ring);
  *            non-zero).
  */
 int pd_api_turn(pd_api_t *api);
+
+/*
+ * Whether a turn left requests read but not yet handled (their signatures
+ * being checked on the pool): then the loop must turn again without
+ * waiting for the socket.
+ */
+bool pd_api_pending(const pd_api_t *api);
+
+/*
+ * Handle whatever a turn left pending, and sync and answer it: before the
+ * keyring changes and before the daemon stops.
+ *
+ * Returns:   0, or a negative error as for pd_api_turn().
+ */
+int pd_api_flush(pd_api_t *api);
 
 /* The counters (live; valid as long as the api). */
 const pd_api_counters_t *pd_api_counters(const pd_api_t *api);

@@ -287,6 +287,12 @@ s_reload(pd_server_t *self)
         parley_keyring_destroy(&ring);
         return 0;
     }
+    int rc = pd_api_flush(self->api); /* nothing checked under the old ring */
+    if (rc < 0) {
+        parley_keyring_destroy(&ring);
+        pd_clients_destroy(&clients);
+        return rc;
+    }
     pd_api_set_keyring(self->api, ring);
     parley_keyring_destroy(&self->ring);
     self->ring = ring;
@@ -420,6 +426,8 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify_status(self);
     for (;;) {
         long timeout = s_timers(self);
+        if (pd_api_pending(self->api))
+            timeout = 0; /* requests read ahead wait to be handled */
         zmq_pollitem_t items[3 + PD_ZAP_NITEMS] = {
             { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
             { pd_feed_socket(self->feed), 0, ZMQ_POLLIN, 0 },
@@ -443,12 +451,15 @@ pd_server_run(pd_server_t *self, int sigfd)
             pd_feed_drain(self->feed);
         /* A turn always ends with its batch synced and acked, so a stop
          * signal seen below never leaves an accepted update unacked. */
-        if ((items[0].revents & ZMQ_POLLIN)
+        if (((items[0].revents & ZMQ_POLLIN) || pd_api_pending(self->api))
             && (rc = pd_api_turn(self->api)) < 0)
             break;
         if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;
     }
+    /* Stopping: answer what was read ahead, like any other turn. */
+    if (rc == 0)
+        rc = pd_api_flush(self->api);
     s_notify("STOPPING=1");
     return rc;
 }

@@ -132,6 +132,8 @@ static const s_prom_kind_t s_prom_kinds[] = {
     { "auth_denied", 1, "Connections refused by the CURVE allow-list." },
     { "handshake_failed", 1, "Connections whose handshake failed." },
     { "subscriptions_denied", 1, "Feed subscriptions refused." },
+    { "turns_read_ahead", 1,
+      "Group commits run while the next requests were being checked." },
     { "connections", 0, "Connections open on api and feed." },
     { "curve_clients", 0, "Client keys on the CURVE allow-list." },
     { "subscriptions", 0, "Feed topics with at least one subscriber." },
@@ -141,6 +143,7 @@ static const s_prom_kind_t s_prom_kinds[] = {
     { "store_segments", 0, "Number of log segment files." },
     { "uptime_seconds", 0, "Seconds since the daemon started." },
     { "keyring_signers", 0, "Signers in the keyring in force." },
+    { "verify_threads", 0, "Threads that check signatures." },
 };
 #define S_PROM_NKINDS (sizeof(s_prom_kinds) / sizeof(s_prom_kinds[0]))
 
