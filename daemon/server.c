@@ -456,6 +456,9 @@ pd_server_run(pd_server_t *self, int sigfd)
             break;
         if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;
+        /* Retire a ZAP handler that has served handshakes (cheap when
+         * there is nothing to do; the heartbeat timer wakes the loop). */
+        pd_zap_tick(self->zap);
     }
     /* Stopping: answer what was read ahead, like any other turn. */
     if (rc == 0)

@@ -10,6 +10,21 @@
  * max_connections are open at once, only a connection older than
  * max_connections newer ones can lose its record, and then its further
  * subscriptions are refused (safe, and logged).
+ *
+ * Retiring the handler socket: libzmq gives each connection that asks ZAP
+ * its own pipe to the handler (a pair of 16 KB message queues and their
+ * bookkeeping) and keeps it until the connection closes, although it is
+ * used only during the handshake: ~10 KB of resident memory per
+ * subscriber (measured with bench/memory.c), a third of what a connection
+ * costs. Closing the handler socket ends those pipes (each connection
+ * asks ZAP once, at its handshake, and is answered at once). So
+ * pd_zap_tick(), once the handler has served requests, binds a fresh
+ * socket in its place, answers on the retired one for S_GRACE_MS more
+ * (a request already on its way), then closes it and, a moment later,
+ * returns the freed pages (malloc_trim). This
+ * needs ZAP enforced (ZMQ_ZAP_ENFORCE_DOMAIN), so that a handshake that
+ * finds no handler bound fails rather than gets in unasked; without it
+ * the handler is never retired.
  */
 #include "zap.h"
 
@@ -18,11 +33,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -41,6 +58,10 @@
 #define S_FRAMES_MAX 8       /* ZAP request frames read (CURVE needs 7) */
 #define S_MONITOR_HWM 100000 /* events held for the loop (tiny each) */
 #define S_ADDR_MAX 64        /* peer address kept for logs */
+/* How long a retired handler socket still answers (see pd_zap_tick()),
+ * and how long after closing it libzmq is given to free its pipes. */
+#define S_GRACE_MS 200
+#define S_TRIM_DELAY_MS 100
 /* pd_log_limited keys 48..55 */
 #define S_LOG_DENIED 48
 #define S_LOG_REFUSED 49
@@ -65,8 +86,14 @@ typedef struct {
 } s_watch_t;
 
 struct pd_zap {
-    void *ctx; /* borrowed */
-    void *rep; /* REP on S_ZAP_ENDPOINT */
+    void *ctx;         /* borrowed */
+    void *rep;         /* REP on S_ZAP_ENDPOINT */
+    void *old;         /* the previous REP, unbound, until its grace ends */
+    int64_t old_since; /* CLOCK_MONOTONIC ms when old was unbound */
+    uint64_t attached; /* requests rep has served (pipes it holds) */
+    int64_t trim_at;   /* when to malloc_trim() after a close, 0 = no */
+    bool enforced;     /* ZAP is enforced on every secured socket */
+    bool unbound;      /* rep lost its endpoint in a failed renewal */
     bool curve;
     uint32_t max_connections;
     uint32_t max_subscriptions;
@@ -77,8 +104,7 @@ struct pd_zap {
     pd_clients_t *clients; /* allow-list, NULL with curve off */
     s_watch_t watch[PD_ZAP_SOCKETS];
     size_t n_watch;
-    bool enforce_warned; /* logged the missing enforce option */
-    s_conn_t *conns;     /* ring of connection records */
+    s_conn_t *conns; /* ring of connection records */
     size_t n_conns;
     uint64_t next_conn; /* number of the next connection */
     pd_zap_counters_t counters;
@@ -141,6 +167,22 @@ s_load_curve(pd_zap_t *self, const pd_config_t *cfg)
     return 0;
 }
 
+/* A REP socket for the handler, not bound yet; NULL with zmq_errno set. */
+static void *
+s_rep_new(void *ctx)
+{
+    int zero = 0;
+    void *rep = zmq_socket(ctx, ZMQ_REP);
+    if (rep != NULL
+        && zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof(zero)) != 0) {
+        int e = zmq_errno();
+        zmq_close(rep);
+        errno = e;
+        return NULL;
+    }
+    return rep;
+}
+
 pd_zap_t *
 pd_zap_new(void *ctx, const pd_config_t *cfg, int *err)
 {
@@ -166,9 +208,8 @@ pd_zap_new(void *ctx, const pd_config_t *cfg, int *err)
     }
     if (self->curve && (*err = s_load_curve(self, cfg)) < 0)
         goto fail;
-    int zero = 0;
-    if ((self->rep = zmq_socket(ctx, ZMQ_REP)) == NULL
-        || zmq_setsockopt(self->rep, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+    self->enforced = true;
+    if ((self->rep = s_rep_new(ctx)) == NULL
         || zmq_bind(self->rep, S_ZAP_ENDPOINT) != 0) {
         *err = -zmq_errno();
         pd_log(PD_LOG_ERROR, "cannot start the ZAP handler: %s",
@@ -191,6 +232,8 @@ pd_zap_destroy(pd_zap_t **zapp)
     for (size_t i = 0; i < self->n_watch; i++)
         if (self->watch[i].monitor != NULL)
             zmq_close(self->watch[i].monitor);
+    if (self->old != NULL)
+        zmq_close(self->old);
     if (self->rep != NULL)
         zmq_close(self->rep);
     pd_zap_forget_secret(self);
@@ -215,11 +258,13 @@ pd_zap_secure(pd_zap_t *self, void *sock, const char *name)
         return -zmq_errno();
     /* With the handler bound first it is always asked; enforcing the
      * domain also refuses connections should it ever be missing. */
-    if (zmq_setsockopt(sock, S_ZAP_ENFORCE, &one, sizeof(one)) != 0
-        && !self->enforce_warned) {
-        self->enforce_warned = true;
-        pd_log(PD_LOG_DEBUG, "libzmq lacks ZMQ_ZAP_ENFORCE_DOMAIN; relying "
-                             "on the ZAP handler being bound");
+    if (zmq_setsockopt(sock, S_ZAP_ENFORCE, &one, sizeof(one)) != 0) {
+        /* Then a connection that finds no handler bound gets in unasked,
+         * so the handler is never rebound (see pd_zap_tick()). */
+        if (self->enforced)
+            pd_log(PD_LOG_DEBUG, "libzmq lacks ZMQ_ZAP_ENFORCE_DOMAIN; "
+                                 "relying on the ZAP handler being bound");
+        self->enforced = false;
     }
     if (self->curve
         && (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0
@@ -290,6 +335,8 @@ pd_zap_items(const pd_zap_t *self, zmq_pollitem_t *items)
         items[n++] =
             (zmq_pollitem_t){ self->watch[i].monitor, 0, ZMQ_POLLIN, 0 };
     items[n++] = (zmq_pollitem_t){ self->rep, 0, ZMQ_POLLIN, 0 };
+    if (self->old != NULL)
+        items[n++] = (zmq_pollitem_t){ self->old, 0, ZMQ_POLLIN, 0 };
     return n;
 }
 
@@ -422,20 +469,19 @@ s_metadata(uint8_t *buf, const char *name, const char *value)
 
 /* Send the 6-frame ZAP reply. */
 static void
-s_reply(pd_zap_t *self, zmq_msg_t *request_id, const char *status,
-        const char *text, const char *user, const uint8_t *meta,
-        size_t meta_len)
+s_reply(void *sock, zmq_msg_t *request_id, const char *status, const char *text,
+        const char *user, const uint8_t *meta, size_t meta_len)
 {
     int rc = 0;
-    rc |= zmq_send(self->rep, "1.0", 3, ZMQ_SNDMORE) < 0;
+    rc |= zmq_send(sock, "1.0", 3, ZMQ_SNDMORE) < 0;
     rc |=
-        zmq_send(self->rep, request_id != NULL ? zmq_msg_data(request_id) : "",
+        zmq_send(sock, request_id != NULL ? zmq_msg_data(request_id) : "",
                  request_id != NULL ? zmq_msg_size(request_id) : 0, ZMQ_SNDMORE)
         < 0;
-    rc |= zmq_send(self->rep, status, strlen(status), ZMQ_SNDMORE) < 0;
-    rc |= zmq_send(self->rep, text, strlen(text), ZMQ_SNDMORE) < 0;
-    rc |= zmq_send(self->rep, user, strlen(user), ZMQ_SNDMORE) < 0;
-    rc |= zmq_send(self->rep, meta, meta_len, 0) < 0;
+    rc |= zmq_send(sock, status, strlen(status), ZMQ_SNDMORE) < 0;
+    rc |= zmq_send(sock, text, strlen(text), ZMQ_SNDMORE) < 0;
+    rc |= zmq_send(sock, user, strlen(user), ZMQ_SNDMORE) < 0;
+    rc |= zmq_send(sock, meta, meta_len, 0) < 0;
     if (rc != 0)
         pd_log_limited(S_LOG_ZAP, PD_LOG_ERROR, "ZAP reply not sent: %s",
                        zmq_strerror(zmq_errno()));
@@ -450,9 +496,9 @@ s_live(const pd_zap_t *self)
     return live;
 }
 
-/* Decide on one request (frames f[0..n)). */
+/* Decide on one request (frames f[0..n)) read from sock. */
 static void
-s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
+s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
 {
     char addr[S_ADDR_MAX] = "?", mech[16] = "?";
     const pd_client_t *client = NULL;
@@ -460,7 +506,7 @@ s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
     if (n < 6 || !s_frame_is(&f[0], "1.0")) {
         /* Only libzmq talks to this socket; still, answer and go on. */
         pd_log_limited(S_LOG_ZAP, PD_LOG_ERROR, "ZAP: malformed request");
-        s_reply(self, n >= 2 ? &f[1] : NULL, "500", "malformed request", "",
+        s_reply(sock, n >= 2 ? &f[1] : NULL, "500", "malformed request", "",
                 NULL, 0);
         return;
     }
@@ -468,7 +514,7 @@ s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
     s_frame_str(&f[5], mech, sizeof(mech));
     if (!s_frame_is(&f[2], PD_ZAP_DOMAIN)) {
         self->counters.auth_denied++;
-        s_reply(self, &f[1], "400", "unknown domain", "", NULL, 0);
+        s_reply(sock, &f[1], "400", "unknown domain", "", NULL, 0);
         return;
     }
     if (self->curve) {
@@ -478,7 +524,7 @@ s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
             pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
                            "refused a %s client from %s: curve is on", mech,
                            addr);
-            s_reply(self, &f[1], "400", "CURVE required", "", NULL, 0);
+            s_reply(sock, &f[1], "400", "CURVE required", "", NULL, 0);
             return;
         }
         client = pd_clients_by_key(self->clients, zmq_msg_data(&f[6]));
@@ -490,7 +536,7 @@ s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
                            "refused CURVE key %s from %s: not in "
                            "curve_clients",
                            z85, addr);
-            s_reply(self, &f[1], "400", "key not allowed", "", NULL, 0);
+            s_reply(sock, &f[1], "400", "key not allowed", "", NULL, 0);
             return;
         }
     } else if (!s_frame_is(&f[5], "NULL")) {
@@ -498,7 +544,7 @@ s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
         pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
                        "refused a %s client from %s: only NULL with curve off",
                        mech, addr);
-        s_reply(self, &f[1], "400", "mechanism not allowed", "", NULL, 0);
+        s_reply(sock, &f[1], "400", "mechanism not allowed", "", NULL, 0);
         return;
     }
     uint64_t live = s_live(self);
@@ -508,7 +554,7 @@ s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
                        "refused a connection from %s: %" PRIu64
                        " open, max_connections is %" PRIu32,
                        addr, live, self->max_connections);
-        s_reply(self, &f[1], "400", "too many connections", "", NULL, 0);
+        s_reply(sock, &f[1], "400", "too many connections", "", NULL, 0);
         return;
     }
     uint64_t id = self->next_conn++;
@@ -524,18 +570,18 @@ s_decide(pd_zap_t *self, zmq_msg_t *f, size_t n)
     size_t meta_len = s_metadata(meta, S_CONN_PROP, num);
     pd_log(PD_LOG_DEBUG, "admitted connection %" PRIu64 " from %s%s%s", id,
            addr, client != NULL ? " as " : "", c->user);
-    s_reply(self, &f[1], "200", "OK", c->user, meta, meta_len);
+    s_reply(sock, &f[1], "200", "OK", c->user, meta, meta_len);
 }
 
-/* Serve every waiting ZAP request. */
+/* Serve every request waiting on sock (the current or the old REP). */
 static void
-s_serve(pd_zap_t *self)
+s_serve(pd_zap_t *self, void *sock)
 {
     for (;;) {
         zmq_msg_t f[S_FRAMES_MAX];
         size_t n = 0;
         zmq_msg_init(&f[0]);
-        if (zmq_msg_recv(&f[0], self->rep, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&f[0], sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&f[0]);
             return;
         }
@@ -544,7 +590,7 @@ s_serve(pd_zap_t *self)
         while (more) {
             zmq_msg_t extra, *m = n < S_FRAMES_MAX ? &f[n] : &extra;
             zmq_msg_init(m);
-            if (zmq_msg_recv(m, self->rep, 0) < 0) {
+            if (zmq_msg_recv(m, sock, 0) < 0) {
                 zmq_msg_close(m);
                 break;
             }
@@ -554,7 +600,9 @@ s_serve(pd_zap_t *self)
             else
                 n++;
         }
-        s_decide(self, f, n);
+        s_decide(self, sock, f, n);
+        if (sock == self->rep)
+            self->attached++;
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&f[i]);
     }
@@ -565,8 +613,85 @@ pd_zap_handle(pd_zap_t *self)
 {
     /* Cheap when idle, and the order matters (see pd_zap_items()). */
     pd_zap_drain_monitors(self);
-    s_serve(self);
+    if (self->old != NULL)
+        s_serve(self, self->old);
+    s_serve(self, self->rep);
     pd_zap_drain_monitors(self);
+    pd_zap_tick(self);
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static int64_t
+s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+pd_zap_tick(pd_zap_t *self)
+{
+    if (!self->enforced
+        || (self->old == NULL && self->trim_at == 0 && self->attached == 0
+            && !self->unbound))
+        return; /* the common case: nothing to do, no clock read */
+    int64_t now = s_mono_ms();
+    if (self->trim_at != 0 && now >= self->trim_at) {
+        /* libzmq has freed the retired handler's pipes by now: hand the
+         * pages back rather than keep them as free heap. */
+        malloc_trim(0);
+        self->trim_at = 0;
+    }
+    if (self->old != NULL) {
+        if (now - self->old_since < S_GRACE_MS)
+            return;
+        /* Anything that reached it during the grace is answered first. */
+        s_serve(self, self->old);
+        zmq_close(self->old); /* ends every pipe it held */
+        self->old = NULL;
+        self->trim_at = now + S_TRIM_DELAY_MS;
+    }
+    if (self->unbound) {
+        /* With no handler bound every handshake fails (nobody gets in
+         * unasked): bind again before anything else. */
+        if (zmq_bind(self->rep, S_ZAP_ENDPOINT) != 0)
+            return;
+        self->unbound = false;
+        pd_log(PD_LOG_INFO, "ZAP handler bound again");
+    }
+    if (self->attached == 0)
+        return;
+    /* Retire the handler that served those connections: unbind it (from
+     * now on libzmq connects handshakes to a fresh one), keep answering
+     * on it for S_GRACE_MS, then close it. Between the unbind and the
+     * bind no handler is bound, for microseconds: a handshake landing
+     * there fails (ZAP is enforced, so nobody gets in unasked) and the
+     * client's libzmq reconnects. */
+    void *fresh = s_rep_new(self->ctx);
+    if (fresh == NULL)
+        return; /* keep the current one; try again next tick */
+    if (zmq_unbind(self->rep, S_ZAP_ENDPOINT) != 0) {
+        zmq_close(fresh);
+        return;
+    }
+    if (zmq_bind(fresh, S_ZAP_ENDPOINT) != 0) {
+        int e = zmq_errno();
+        zmq_close(fresh);
+        if (zmq_bind(self->rep, S_ZAP_ENDPOINT) != 0) {
+            /* Handshakes fail until a later tick binds it again. */
+            self->unbound = true;
+            pd_log(PD_LOG_ERROR, "ZAP handler not bound again: %s",
+                   zmq_strerror(zmq_errno()));
+        } else
+            pd_log_limited(S_LOG_ZAP, PD_LOG_WARN,
+                           "ZAP handler not renewed: %s", zmq_strerror(e));
+        return;
+    }
+    self->old = self->rep;
+    self->old_since = now;
+    self->rep = fresh;
+    self->attached = 0;
 }
 
 /* ======================================================= subscriptions */

@@ -22,7 +22,10 @@
  * replay or snapshot would send.
  *
  * All of it runs in the server loop's thread: pd_zap_items() gives the
- * sockets to poll, pd_zap_handle() serves what is waiting.
+ * sockets to poll, pd_zap_handle() serves what is waiting, pd_zap_tick()
+ * replaces the handler socket after handshakes so that libzmq frees each
+ * connection's pipe to it (~10 KB a connection, otherwise kept for the
+ * connection's life).
  */
 #ifndef PD_ZAP_H
 #define PD_ZAP_H
@@ -39,8 +42,9 @@
 #define PD_ZAP_DOMAIN "parley"
 /* Sockets that can be secured and monitored (api, feed). */
 #define PD_ZAP_SOCKETS 2
-/* Poll items pd_zap_items() fills at most. */
-#define PD_ZAP_NITEMS (1 + PD_ZAP_SOCKETS)
+/* Poll items pd_zap_items() fills at most (monitors, handler, retired
+ * handler). */
+#define PD_ZAP_NITEMS (2 + PD_ZAP_SOCKETS)
 
 typedef struct pd_zap pd_zap_t;
 
@@ -88,6 +92,15 @@ size_t pd_zap_items(const pd_zap_t *zap, zmq_pollitem_t *items);
 
 /* Serve what is waiting on those sockets (monitors first). */
 void pd_zap_handle(pd_zap_t *zap);
+
+/*
+ * Call now and then (pd_zap_handle() does, and the loop after every
+ * wake-up, at least once a second): lets libzmq free the pipe
+ * each connection keeps to the handler after its handshake, by retiring
+ * the handler socket that served it (see zap.c). Reads no clock and does
+ * nothing when no connection came since the last retirement.
+ */
+void pd_zap_tick(pd_zap_t *zap);
 
 /* Read the monitors now (before a decision that needs the live count). */
 void pd_zap_drain_monitors(pd_zap_t *zap);

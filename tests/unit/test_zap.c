@@ -1,0 +1,264 @@
+/*
+ * test_zap.c - the ZAP handler retires its socket (pd_zap_tick) without
+ * losing what it enforces: connections admitted before and after still
+ * get deliveries, their subscription cap still holds, max_connections
+ * still refuses, and the retired socket is closed after its grace. The
+ * feed's part (feed.c: a manual XPUB asking pd_zap_subscribe()) is played
+ * by s_drain().
+ */
+#include "log.h"
+#include "zap.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include <zmq.h>
+
+typedef struct {
+    void *ctx;
+    pd_zap_t *zap;
+    void *xpub; /* manual XPUB secured by zap, like the feed */
+    char endpoint[64];
+    uint64_t granted; /* subscriptions granted */
+    void *subs[4];    /* SUB sockets, closed by s_teardown() */
+    size_t n_subs;
+    size_t max_items; /* most ZAP poll items seen by s_pump() */
+} s_env_t;
+
+static int64_t
+s_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define S_HEARTBEAT "sys/heartbeat/"
+
+/* Grant or refuse the waiting subscriptions, as feed.c does. */
+static void
+s_drain(s_env_t *e)
+{
+    for (;;) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, e->xpub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        const char *data = zmq_msg_data(&msg);
+        size_t n = zmq_msg_size(&msg);
+        if (n > 0 && data[0] == 1
+            && pd_zap_subscribe(e->zap, &msg, data + 1, n - 1, false)
+            && zmq_setsockopt(e->xpub, ZMQ_SUBSCRIBE, data + 1, n - 1) == 0)
+            e->granted++;
+        zmq_msg_close(&msg);
+    }
+}
+
+/* Run the daemon's side for ms: ZAP requests, monitors, subscriptions,
+ * ticks (as the server loop does). */
+static void
+s_pump(s_env_t *e, int ms)
+{
+    int64_t end = s_ms() + ms;
+    do {
+        zmq_pollitem_t items[1 + PD_ZAP_NITEMS] = {
+            { e->xpub, 0, ZMQ_POLLIN, 0 },
+        };
+        size_t n = pd_zap_items(e->zap, items + 1);
+        zmq_poll(items, 1 + (int)n, 10);
+        pd_zap_handle(e->zap);
+        if (items[0].revents & ZMQ_POLLIN)
+            s_drain(e);
+        pd_zap_tick(e->zap);
+        n = pd_zap_items(e->zap, items + 1);
+        if (n > e->max_items)
+            e->max_items = n;
+    } while (s_ms() < end);
+}
+
+static int
+s_setup(void **state, uint32_t max_connections, uint32_t max_subscriptions)
+{
+    static s_env_t env;
+    memset(&env, 0, sizeof(env));
+    pd_log_set_level(PD_LOG_ERROR);
+    pd_config_t cfg;
+    pd_config_defaults(&cfg);
+    cfg.max_connections = max_connections;
+    cfg.max_subscriptions = max_subscriptions;
+    int err = 1;
+    env.ctx = zmq_ctx_new();
+    assert_non_null(env.ctx);
+    env.zap = pd_zap_new(env.ctx, &cfg, &err);
+    assert_non_null(env.zap);
+    assert_int_equal(err, 0);
+    int one = 1, zero = 0;
+    size_t len = sizeof(env.endpoint);
+    env.xpub = zmq_socket(env.ctx, ZMQ_XPUB);
+    assert_non_null(env.xpub);
+    assert_int_equal(
+        zmq_setsockopt(env.xpub, ZMQ_XPUB_MANUAL, &one, sizeof(one)), 0);
+    assert_int_equal(zmq_setsockopt(env.xpub, ZMQ_LINGER, &zero, sizeof(zero)),
+                     0);
+    assert_int_equal(pd_zap_secure(env.zap, env.xpub, "feed"), 0);
+    assert_int_equal(zmq_bind(env.xpub, "tcp://127.0.0.1:0"), 0);
+    assert_int_equal(
+        zmq_getsockopt(env.xpub, ZMQ_LAST_ENDPOINT, env.endpoint, &len), 0);
+    *state = &env;
+    return 0;
+}
+
+static int
+s_setup_default(void **state)
+{
+    return s_setup(state, 16, 2);
+}
+
+static int
+s_setup_one_conn(void **state)
+{
+    return s_setup(state, 1, 4);
+}
+
+static int
+s_teardown(void **state)
+{
+    s_env_t *e = *state;
+    /* Closed here, so that a failed assertion does not leave the context
+     * waiting for them. */
+    for (size_t i = 0; i < e->n_subs; i++)
+        zmq_close(e->subs[i]);
+    zmq_close(e->xpub);
+    pd_zap_destroy(&e->zap);
+    zmq_ctx_term(e->ctx);
+    return 0;
+}
+
+/* A SUB connected to the feed, subscribed to topic. */
+static void *
+s_sub(s_env_t *e, const char *topic)
+{
+    void *s = zmq_socket(e->ctx, ZMQ_SUB);
+    int zero = 0;
+    assert_non_null(s);
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
+    assert_true(e->n_subs < sizeof(e->subs) / sizeof(e->subs[0]));
+    e->subs[e->n_subs++] = s;
+    assert_int_equal(zmq_connect(s, e->endpoint), 0);
+    return s;
+}
+
+/* Send heartbeats until sub hears one (up to 3 s). Returns whether it did. */
+static bool
+s_hears(s_env_t *e, void *sub)
+{
+    int64_t end = s_ms() + 3000;
+    while (s_ms() < end) {
+        assert_true(zmq_send(e->xpub, S_HEARTBEAT, strlen(S_HEARTBEAT),
+                             ZMQ_SNDMORE) >= 0);
+        assert_true(zmq_send(e->xpub, "hb", 2, 0) >= 0);
+        s_pump(e, 20);
+        char topic[64];
+        int n = zmq_recv(sub, topic, sizeof(topic), ZMQ_DONTWAIT);
+        if (n >= 0) {
+            while (zmq_recv(sub, topic, sizeof(topic), ZMQ_DONTWAIT) >= 0) {
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+/* How many sockets the handler polls: monitors + handler (+ a retired
+ * one during its grace). */
+static size_t
+s_zap_items(s_env_t *e)
+{
+    zmq_pollitem_t items[PD_ZAP_NITEMS];
+    return pd_zap_items(e->zap, items);
+}
+
+static void
+test_retire_keeps_connections(void **state)
+{
+    s_env_t *e = *state;
+    size_t idle = s_zap_items(e);
+    e->max_items = idle;
+    void *a = s_sub(e, S_HEARTBEAT);
+    assert_true(s_hears(e, a));
+    /* a's handshake made the handler retire: a second socket was polled
+     * during the grace, and is closed after it. */
+    s_pump(e, 600);
+    assert_int_equal(e->max_items, idle + 1);
+    assert_int_equal(s_zap_items(e), idle);
+    /* a still hears the feed once its handshake pipe is gone ... */
+    assert_true(s_hears(e, a));
+    /* ... and a newcomer is admitted through the fresh handler. */
+    void *b = s_sub(e, S_HEARTBEAT);
+    assert_true(s_hears(e, b));
+    assert_true(s_hears(e, a));
+    const pd_zap_counters_t *c = pd_zap_counters(e->zap);
+    assert_int_equal(c->auth_denied, 0);
+    assert_int_equal(c->handshake_failed, 0);
+    assert_int_equal(c->connections, 2);
+}
+
+static void
+test_cap_survives_retire(void **state)
+{
+    s_env_t *e = *state;
+    void *a = s_sub(e, S_HEARTBEAT);
+    assert_true(s_hears(e, a));
+    s_pump(e, 700); /* retired and closed the handler that admitted a */
+    uint64_t denied = pd_zap_counters(e->zap)->subscriptions_denied;
+    /* max_subscriptions is 2: one more is granted, the third refused. */
+    zmq_setsockopt(a, ZMQ_SUBSCRIBE, "all/", 4);
+    zmq_setsockopt(a, ZMQ_SUBSCRIBE, "neg/", 4);
+    int64_t end = s_ms() + 3000;
+    while (pd_zap_counters(e->zap)->subscriptions_denied == denied
+           && s_ms() < end)
+        s_pump(e, 20);
+    assert_int_equal(pd_zap_counters(e->zap)->subscriptions_denied,
+                     denied + 1);
+    assert_int_equal(e->granted, 2);
+}
+
+static void
+test_max_connections_survives_retire(void **state)
+{
+    s_env_t *e = *state;
+    void *a = s_sub(e, S_HEARTBEAT);
+    assert_true(s_hears(e, a));
+    s_pump(e, 700);
+    /* max_connections is 1: a second connection is refused by the fresh
+     * handler, and a keeps hearing the feed. */
+    (void)s_sub(e, S_HEARTBEAT);
+    int64_t end = s_ms() + 3000;
+    while (pd_zap_counters(e->zap)->connections_refused == 0
+           && s_ms() < end)
+        s_pump(e, 20);
+    assert_true(pd_zap_counters(e->zap)->connections_refused >= 1);
+    assert_true(s_hears(e, a));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_retire_keeps_connections,
+                                        s_setup_default, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cap_survives_retire,
+                                        s_setup_default, s_teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_survives_retire,
+                                        s_setup_one_conn, s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
