@@ -18,13 +18,13 @@
  * subscriber (measured with bench/memory.c), a third of what a connection
  * costs. Closing the handler socket ends those pipes (each connection
  * asks ZAP once, at its handshake, and is answered at once). So
- * pd_zap_tick(), once the handler has served requests, binds a fresh
- * socket in its place, answers on the retired one for S_GRACE_MS more
- * (a request already on its way), then closes it and, a moment later,
- * returns the freed pages (malloc_trim). This
- * needs ZAP enforced (ZMQ_ZAP_ENFORCE_DOMAIN), so that a handshake that
- * finds no handler bound fails rather than gets in unasked; without it
- * the handler is never retired.
+ * pd_zap_tick(), once the handler has served requests and none has come
+ * for S_QUIET_MS, binds a fresh socket in its place, answers on the
+ * retired one for S_GRACE_MS more (a request already on its way), then
+ * closes it and, a moment later, returns the freed pages (malloc_trim).
+ * This needs ZAP enforced (ZMQ_ZAP_ENFORCE_DOMAIN), so that a handshake
+ * that finds no handler bound fails rather than gets in unasked; without
+ * it the handler is never retired.
  */
 #include "zap.h"
 
@@ -61,6 +61,10 @@
 /* How long a retired handler socket still answers (see pd_zap_tick()),
  * and how long after closing it libzmq is given to free its pipes. */
 #define S_GRACE_MS 200
+/* Handshakes come in bursts (clients reconnecting, a deploy): the handler
+ * is retired only once none has come for this long, so that the moment
+ * it is unbound rarely meets a handshake. */
+#define S_QUIET_MS 100
 #define S_TRIM_DELAY_MS 100
 /* pd_log_limited keys 48..55 */
 #define S_LOG_DENIED 48
@@ -91,6 +95,7 @@ struct pd_zap {
     void *old;         /* the previous REP, unbound, until its grace ends */
     int64_t old_since; /* CLOCK_MONOTONIC ms when old was unbound */
     uint64_t attached; /* requests rep has served (pipes it holds) */
+    int64_t served_at; /* CLOCK_MONOTONIC ms of rep's last request */
     int64_t trim_at;   /* when to malloc_trim() after a close, 0 = no */
     bool enforced;     /* ZAP is enforced on every secured socket */
     bool unbound;      /* rep lost its endpoint in a failed renewal */
@@ -573,6 +578,15 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
     s_reply(sock, &f[1], "200", "OK", c->user, meta, meta_len);
 }
 
+/* CLOCK_MONOTONIC in milliseconds. */
+static int64_t
+s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Serve every request waiting on sock (the current or the old REP). */
 static void
 s_serve(pd_zap_t *self, void *sock)
@@ -601,8 +615,10 @@ s_serve(pd_zap_t *self, void *sock)
                 n++;
         }
         s_decide(self, sock, f, n);
-        if (sock == self->rep)
+        if (sock == self->rep) {
             self->attached++;
+            self->served_at = s_mono_ms();
+        }
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&f[i]);
     }
@@ -620,14 +636,6 @@ pd_zap_handle(pd_zap_t *self)
     pd_zap_tick(self);
 }
 
-/* CLOCK_MONOTONIC in milliseconds. */
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 pd_zap_tick(pd_zap_t *self)
@@ -660,7 +668,7 @@ pd_zap_tick(pd_zap_t *self)
         self->unbound = false;
         pd_log(PD_LOG_INFO, "ZAP handler bound again");
     }
-    if (self->attached == 0)
+    if (self->attached == 0 || now - self->served_at < S_QUIET_MS)
         return;
     /* Retire the handler that served those connections: unbind it (from
      * now on libzmq connects handshakes to a fresh one), keep answering
