@@ -7,30 +7,8 @@
  * yield the same fields; otherwise it must leave the verdict to them. The
  * bytes then go through pd_index_scan() as a logged record would.
  */
-#include "codec.h"
+#include "facts_check.h"
 #include "fuzz.h"
-#include "index.h"
-
-/* Abort unless the reader's facts are what the full decoders give. */
-static void
-s_same_facts(const pd_index_facts_t *f, const parley__envelope_t *e,
-             const parley_update_t *u)
-{
-    bool same = memcmp(f->signer, e->signer, PARLEY_PUBLICKEY_BYTES) == 0
-                && f->signer_seq == u->signer_seq
-                && f->negotiation_len == strlen(u->negotiation)
-                && memcmp(f->negotiation, u->negotiation, f->negotiation_len)
-                       == 0
-                && f->n_parties == u->n_parties && f->phase == u->phase
-                && f->kind == u->kind && f->n_references == u->n_references;
-    for (size_t i = 0; same && i < f->n_parties; i++)
-        same = f->party_lens[i] == strlen(u->parties[i])
-               && memcmp(f->parties[i], u->parties[i], f->party_lens[i]) == 0;
-    for (size_t i = 0; same && i < f->n_references; i++)
-        same = f->references[i] == u->references[i];
-    if (!same)
-        abort();
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -50,7 +28,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fast == 0) {
         if (!full)
             abort(); /* read in place what the decoders refuse */
-        s_same_facts(&f, &e, &u);
+        if (!facts_match(&f, &e, &u))
+            abort();
     } else if (fast != 1) {
         abort();
     }
