@@ -10,6 +10,7 @@
  */
 #include "api.h"
 
+#include "clock.h"
 #include "codec.h"
 #include "limit.h"
 #include "log.h"
@@ -506,15 +507,6 @@ s_signer_label(const s_slot_t *slot, const char *why,
     return buf;
 }
 
-/* CLOCK_MONOTONIC in microseconds, for the rate limits. */
-static int64_t
-s_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * Checks 2-9 of DESIGN.md for one PublishRequest; on success the update is
  * appended and indexed and its ack queued. A reject changes no state.
@@ -553,7 +545,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
         rc = PARLEY_ERATELIMITED;
     } else if (rc == 0 && !slot->sig_checked
                && pd_limit_peer_blocked(self->limit, peer.data, peer.len,
-                                        s_mono_us() / 1000)) {
+                                        pd_mono_us() / 1000)) {
         /* Not checked on the pool, and meanwhile its peer was cut off. */
         why = " (peer cooling down after bad signatures)";
         rc = PARLEY_ERATELIMITED;
@@ -564,7 +556,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
             rc = parley__verify_body(&slot->v, self->ring, u, signer);
         else if (rc == PARLEY_EBADSIG
                  && pd_limit_peer_bad(self->limit, peer.data, peer.len,
-                                      s_mono_us() / 1000))
+                                      pd_mono_us() / 1000))
             pd_log_limited(S_LOG_API + 1, PD_LOG_WARN,
                            "api: a peer sent %d bad signatures within a "
                            "second (last under %s); its publishes are "
@@ -1182,7 +1174,7 @@ s_gather(pd_api_t *self, s_slot_t *slots)
         n++;
     if (n == 0)
         return 0;
-    int64_t now_us = s_mono_us();
+    int64_t now_us = pd_mono_us();
     for (size_t i = 0; i < n; i++)
         s_precheck(self, &slots[i], now_us);
     s_plan_pool(slots, n);

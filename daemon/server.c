@@ -8,6 +8,7 @@
 #include "server.h"
 
 #include "api.h"
+#include "clock.h"
 #include "feed.h"
 #include "index.h"
 #include "log.h"
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -52,14 +52,6 @@ struct pd_server {
     int64_t next_watchdog;
     int64_t watchdog_ms;         /* 0 = no systemd watchdog */
 };
-
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_notify(const char *state)
@@ -314,7 +306,7 @@ s_reload(pd_server_t *self)
 static long
 s_timers(pd_server_t *self)
 {
-    int64_t now = s_mono_ms();
+    int64_t now = pd_mono_ms();
     if (now >= self->next_heartbeat) {
         int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
                                    pd_store_last_seq(self->store),
@@ -378,11 +370,8 @@ s_signals(pd_server_t *self, int sigfd, int *rc)
     while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
             char state[64];
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
             snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
-                     (unsigned long long)ts.tv_sec * 1000000ull
-                         + (unsigned long long)ts.tv_nsec / 1000ull);
+                     (unsigned long long)pd_mono_us());
             s_notify(state);
             pd_log(PD_LOG_INFO, "SIGHUP: reloading");
             if ((*rc = s_reload(self)) < 0)
@@ -400,7 +389,7 @@ s_signals(pd_server_t *self, int sigfd, int *rc)
 static void
 s_start_timers(pd_server_t *self)
 {
-    int64_t now = s_mono_ms();
+    int64_t now = pd_mono_ms();
     self->next_heartbeat = now;
     self->next_stats = self->cfg.stats_interval != 0 ? now : 0;
     self->next_status = now + S_STATUS_MS;

@@ -28,6 +28,7 @@
  */
 #include "zap.h"
 
+#include "clock.h"
 #include "keys.h"
 #include "log.h"
 
@@ -39,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -578,15 +578,6 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
     s_reply(sock, &f[1], "200", "OK", c->user, meta, meta_len);
 }
 
-/* CLOCK_MONOTONIC in milliseconds. */
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Serve every request waiting on sock (the current or the old REP). */
 static void
 s_serve(pd_zap_t *self, void *sock)
@@ -617,7 +608,7 @@ s_serve(pd_zap_t *self, void *sock)
         s_decide(self, sock, f, n);
         if (sock == self->rep) {
             self->attached++;
-            self->served_at = s_mono_ms();
+            self->served_at = pd_mono_ms();
         }
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&f[i]);
@@ -644,7 +635,7 @@ pd_zap_tick(pd_zap_t *self)
         || (self->old == NULL && self->trim_at == 0 && self->attached == 0
             && !self->unbound))
         return; /* the common case: nothing to do, no clock read */
-    int64_t now = s_mono_ms();
+    int64_t now = pd_mono_ms();
     if (self->trim_at != 0 && now >= self->trim_at) {
         /* libzmq has freed the retired handler's pipes by now: hand the
          * pages back rather than keep them as free heap. */
