@@ -5,6 +5,7 @@
  * it must either recover (possibly cutting a torn tail) or refuse with a
  * message, and every record handed to the scan callback must read back.
  */
+#include "../tmpdir.h"
 #include "fuzz.h"
 #include "store.h"
 
@@ -48,10 +49,10 @@ s_remove_dir(const char *dir)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char dir[] = "/tmp/parley-fuzz-store.XXXXXX";
-    char path[128];
+    char dir[256];
+    char path[320];
     char err[512];
-    if (mkdtemp(dir) == NULL)
+    if (test_tmpdir_make(dir, sizeof(dir), "parley-fuzz-store.") != 0)
         return 0;
     snprintf(path, sizeof(path), "%s/seg-%020llu.log", dir, 1ULL);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

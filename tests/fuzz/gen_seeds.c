@@ -5,6 +5,7 @@
  * Deterministic (fixed-seed key, fixed times), so re-running it rewrites
  * the same files. Not run by the tests: the seeds are committed.
  */
+#include "../tmpdir.h"
 #include "codec.h"
 #include "store.h"
 
@@ -209,10 +210,10 @@ main(int argc, char **argv)
            "heartbeat_interval 1000\n"
            "log_level info\n");
 
-    char tmp[] = "/tmp/parley-seeds.XXXXXX";
-    if (mkdtemp(tmp) == NULL)
+    char tmp[256];
+    if (test_tmpdir_make(tmp, sizeof(tmp), "parley-seeds.") != 0)
         return 1;
-    char kpath[256];
+    char kpath[300];
     snprintf(kpath, sizeof(kpath), "%s/k", tmp);
     if (parley_key_save(key, kpath, "seed key", 0) != 0)
         return 1;

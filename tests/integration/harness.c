@@ -8,6 +8,8 @@
  */
 #include "harness.h"
 
+#include "../tmpdir.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -64,18 +66,10 @@ s_say(const char *fmt, ...)
 int
 ph_tmpdir_make(char *out, size_t cap)
 {
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    int n = snprintf(out, cap, "%s/parley-it-XXXXXX", base);
-    if (n < 0 || (size_t)n >= cap)
-        return -ENAMETOOLONG;
-    if (mkdtemp(out) == NULL) {
-        int err = -errno;
+    int err = test_tmpdir_make(out, cap, "parley-it-");
+    if (err < 0)
         s_say("mkdtemp %s: %s", out, strerror(-err));
-        return err;
-    }
-    return 0;
+    return err;
 }
 
 static int

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "../tmpdir.h"
 #include "clients.h"
 
 #include <errno.h>
@@ -258,9 +259,9 @@ static void
 test_load_dir_and_file(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/parley-clients-XXXXXX", path[256], err[256];
+    char dir[200], path[256], err[256];
     int rc;
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir_make(dir, sizeof(dir), "parley-clients-"), 0);
     snprintf(path, sizeof(path), "%s/b.keys", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);

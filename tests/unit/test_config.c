@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../tmpdir.h"
 #include "config.h"
 
 #include <errno.h>
@@ -253,7 +254,8 @@ static void
 test_load_file(void **state)
 {
     (void)state;
-    char path[] = "/tmp/test_config_XXXXXX";
+    char path[256];
+    assert_int_equal(test_tmp_template(path, sizeof(path), "test_config_"), 0);
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     const char *text = "max_clock_skew 42\nbogus 1\n";
@@ -299,9 +301,9 @@ static void
 test_include_dir(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/test_config_inc_XXXXXX";
+    char dir[256];
     char sub[600], main_path[600], want[1024], err[1024] = "";
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir_make(dir, sizeof(dir), "test_config_inc_"), 0);
     snprintf(sub, sizeof(sub), "%s/conf.d", dir);
     assert_int_equal(mkdir(sub, 0755), 0);
     snprintf(main_path, sizeof(main_path), "%s/parleyd.conf", dir);

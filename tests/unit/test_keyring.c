@@ -10,6 +10,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "../tmpdir.h"
 #include "parley.h"
 
 #include <errno.h>
@@ -298,11 +299,9 @@ static void
 test_load_names_file(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
     char dir[256], path[512], err[1024];
-    snprintf(dir, sizeof(dir), "%s/parley-test-keyring-XXXXXX",
-             base != NULL && base[0] != '\0' ? base : "/tmp");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir_make(dir, sizeof(dir), "parley-test-keyring-"),
+                     0);
     snprintf(path, sizeof(path), "%s/keyring", dir);
 
     FILE *f = fopen(path, "w");

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "../tmpdir.h"
 #include "keys.h"
 #include "parley.h"
 
@@ -39,10 +40,7 @@ s_setup(void **state)
     s_tmp_t *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return -1;
-    const char *base = getenv("TMPDIR");
-    snprintf(t->dir, sizeof(t->dir), "%s/parley-test-keys-XXXXXX",
-             base != NULL && base[0] != '\0' ? base : "/tmp");
-    if (mkdtemp(t->dir) == NULL) {
+    if (test_tmpdir_make(t->dir, sizeof(t->dir), "parley-test-keys-") != 0) {
         free(t);
         return -1;
     }

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../tmpdir.h"
 #include "crc32c.h"
 #include "log.h"
 #include "store.h"
@@ -30,7 +31,7 @@
 #define SEG1 "seg-00000000000000000001.log"
 
 typedef struct fixture {
-    char dir[64]; /* the temporary state directory */
+    char dir[128]; /* the temporary state directory */
 } fixture_t;
 
 /* --- helpers -------------------------------------------------------------- */
@@ -41,8 +42,7 @@ s_setup(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/parley-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (test_tmpdir_make(f->dir, sizeof(f->dir), "parley-store-") != 0) {
         free(f);
         return -1;
     }
