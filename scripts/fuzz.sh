@@ -13,7 +13,10 @@ build=$1
 seconds=$2
 shift 2
 src=$(cd "$(dirname "$0")/.." && pwd)
-targets=${*:-"envelope update delivery request reply keyring json config clients keyfile store"}
+# By default every target tests/fuzz/CMakeLists.txt built.
+targets=${*:-$(cd "$build/tests/fuzz" 2>/dev/null && ls fuzz_* 2>/dev/null \
+    | sed -n 's/^fuzz_\([a-z0-9_]*\)$/\1/p' | grep -vx gen_seeds)}
+[ -n "$targets" ] || { echo "fuzz: no fuzz targets in $build/tests/fuzz" >&2; exit 2; }
 failed=0
 for t in $targets; do
     bin="$build/tests/fuzz/fuzz_$t"
