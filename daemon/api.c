@@ -36,6 +36,7 @@
 #define S_BATCH_MIN (8 * 1024 * 1024) /* envelopes waiting for the sync */
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
 #define S_DELIVERY_OVERHEAD 64      /* Delivery fields around an envelope */
+#define S_ACK_MAX 64                /* an encoded ack reply at most */
 #define S_REPLAY_SCAN_MAX 20000     /* records one replay reply looks at */
 #define S_SNAPSHOT_MAX 4096         /* deliveries the codec puts in a reply */
 #define S_LOG_REJECT 16             /* pd_log_limited keys 16..28 */
@@ -350,9 +351,22 @@ s_send(pd_api_t *self, const uint8_t *id, size_t id_len, const void *buf,
 
 static int s_commit(pd_api_t *self);
 
+/* Bytes left in the reply queue for the encoded reply after an identity
+ * of id_len bytes; 0 if no further reply may be queued. */
+static size_t
+s_queue_room(const pd_api_t *self, size_t id_len)
+{
+    size_t room = S_QUEUE_BYTES - self->queue_used;
+    return self->n_queued < PD_API_TURN_MAX + 1 && room > id_len
+               ? room - id_len
+               : 0;
+}
+
 /*
  * Encode a small reply into the queue, to be sent after the turn's sync.
- * If the queue is full the batch is committed first.
+ * If the queue is full the batch is committed first (s_publish() makes
+ * room before it appends, so that this never publishes an update whose
+ * ack is not sent yet).
  *
  * Returns:   0, or a fatal store error from that commit.
  */
@@ -361,12 +375,11 @@ s_queue(pd_api_t *self, s_peer_t peer, const parley__reply_t *r)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t off = self->queue_used;
-        size_t room = S_QUEUE_BYTES - off;
+        size_t room = s_queue_room(self, peer.len);
         size_t len;
-        if (room > peer.len
-            && parley__reply_encode(r, self->queue + off + peer.len,
-                                    room - peer.len, &len) == 0
-            && self->n_queued < PD_API_TURN_MAX + 1) {
+        if (room > 0
+            && parley__reply_encode(r, self->queue + off + peer.len, room,
+                                    &len) == 0) {
             memcpy(self->queue + off, peer.data, peer.len);
             self->queued[self->n_queued++] =
                 (s_queued_t){ .off = off, .id_len = peer.len, .len = len };
@@ -590,8 +603,11 @@ s_publish(pd_api_t *self, s_peer_t peer)
     if (pd_index_reserve(self->idx, signer) < 0)
         return s_reject(self, peer, rid, PARLEY_EUNAVAILABLE, 0,
                         "(out of memory)");
+    /* Commit first if the batch, or the queue for the ack, is full: the
+     * ack of an update must go out before its delivery does. */
     if (self->batch_cap - self->batch_used < len
-        || self->n_pending == PD_API_TURN_MAX) {
+        || self->n_pending == PD_API_TURN_MAX
+        || s_queue_room(self, peer.len) < S_ACK_MAX) {
         if ((rc = s_commit(self)) < 0)
             return rc;
     }
@@ -901,6 +917,7 @@ pd_api_stats(pd_api_t *self, parley__stat_t v[PD_API_STATS_MAX])
     S_STAT("curve_clients", pd_zap_clients(self->zap));
     S_STAT("verify_threads", pd_pool_size(self->pool));
     S_STAT("turns_read_ahead", c->turns_read_ahead);
+    S_STAT("turn_requests_max", c->turn_requests_max);
 #undef S_STAT
     return n;
 }
@@ -1162,15 +1179,15 @@ s_process(pd_api_t *self, s_slot_t *slot)
 }
 
 /*
- * Gather one step into slots: read up to S_SLOTS requests and run the
- * cheap checks in order. Returns the number read; the caller starts their
- * signature checks with s_start().
+ * Gather one step into slots: read up to max (at most S_SLOTS) requests
+ * and run the cheap checks in order. Returns the number read; the caller
+ * starts their signature checks with s_start().
  */
 static size_t
-s_gather(pd_api_t *self, s_slot_t *slots)
+s_gather(pd_api_t *self, s_slot_t *slots, size_t max)
 {
     size_t n = 0;
-    while (n < S_SLOTS && s_recv(self, &slots[n]) == 1)
+    while (n < max && n < S_SLOTS && s_recv(self, &slots[n]) == 1)
         n++;
     if (n == 0)
         return 0;
@@ -1225,14 +1242,19 @@ pd_api_turn(pd_api_t *self)
     self->n_ahead = 0;
     if (n == 0) {
         cur = self->slots;
-        n = s_gather(self, cur);
+        n = s_gather(self, cur, S_SLOTS);
         s_start(self, cur, n);
     }
     s_slot_t *next = cur == self->slots ? self->slots + S_SLOTS : self->slots;
     size_t handled = 0;
     int rc = 0;
     while (n > 0 && handled < PD_API_TURN_MAX) {
-        size_t n_next = rc == 0 ? s_gather(self, next) : 0;
+        /* handled + n <= PD_API_TURN_MAX: read no more than the turn may
+         * still handle, and once it is full a whole step for the next. */
+        size_t room = PD_API_TURN_MAX - handled - n;
+        size_t n_next = 0;
+        if (rc == 0)
+            n_next = s_gather(self, next, room > 0 ? room : S_SLOTS);
         pd_pool_wait(self->pool);
         s_start(self, next, n_next);
         rc = s_finish(self, cur, n, rc);
@@ -1253,6 +1275,8 @@ pd_api_turn(pd_api_t *self)
     self->n_ahead = n;
     if (n > 0)
         self->counters.turns_read_ahead++;
+    if (handled > self->counters.turn_requests_max)
+        self->counters.turn_requests_max = handled;
     parley__arena_reset(&self->arena);
     return s_commit(self);
 }

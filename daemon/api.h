@@ -49,6 +49,7 @@ typedef struct pd_api_counters {
     uint64_t requests_stats;
     uint64_t requests_ping;
     uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
+    uint64_t turn_requests_max; /* most requests one turn handled */
 } pd_api_counters_t;
 
 typedef struct pd_api pd_api_t;

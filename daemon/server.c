@@ -279,7 +279,9 @@ s_reload(pd_server_t *self)
         parley_keyring_destroy(&ring);
         return 0;
     }
-    int rc = pd_api_flush(self->api); /* nothing checked under the old ring */
+    /* Requests read ahead were pre-checked under the old keyring: handle
+     * them under it too before the new one takes over. */
+    int rc = pd_api_flush(self->api);
     if (rc < 0) {
         parley_keyring_destroy(&ring);
         pd_clients_destroy(&clients);

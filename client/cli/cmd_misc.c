@@ -144,6 +144,8 @@ static const s_prom_kind_t s_prom_kinds[] = {
     { "uptime_seconds", 0, "Seconds since the daemon started." },
     { "keyring_signers", 0, "Signers in the keyring in force." },
     { "verify_threads", 0, "Threads that check signatures." },
+    { "turn_requests_max", 0,
+      "Most requests one group-commit turn has handled (1024 at most)." },
 };
 #define S_PROM_NKINDS (sizeof(s_prom_kinds) / sizeof(s_prom_kinds[0]))
 

@@ -10,8 +10,9 @@
  *
  *   - SIGHUP under load: the keyring is replaced (a third signer added)
  *     in the middle; every update of both publishers is acked exactly
- *     once, none is rejected, the new signer can publish, and
- *     turns_read_ahead shows the read-ahead happened;
+ *     once, none is rejected, the new signer can publish,
+ *     turns_read_ahead shows the read-ahead happened, and no turn handled
+ *     more than PD_API_TURN_MAX requests (turn_requests_max);
  *   - SIGTERM under load: parleyd exits 0; started again on the same
  *     state directory, its log runs 1..head without a gap and holds every
  *     acked update, byte for byte, at the seq its ack named.
@@ -270,9 +271,14 @@ test_sighup_under_load(void **state)
     assert_int_equal(du_stat(&stats, "keyring_signers"), S_PUBS + 1);
     assert_int_equal(du_stat(&stats, "accepted"), S_PUBS * S_PER_PUB);
     printf("[pipeline] turns_read_ahead %" PRIu64 ", store_syncs %" PRIu64
-           "\n",
-           du_stat(&stats, "turns_read_ahead"), du_stat(&stats, "store_syncs"));
+           ", turn_requests_max %" PRIu64 "\n",
+           du_stat(&stats, "turns_read_ahead"), du_stat(&stats, "store_syncs"),
+           du_stat(&stats, "turn_requests_max"));
     assert_true(du_stat(&stats, "turns_read_ahead") > 0);
+    /* Reading ahead never makes a turn handle more than PD_API_TURN_MAX
+     * (1,024) requests: its batch and reply queue are sized for that. */
+    assert_true(du_stat(&stats, "turn_requests_max") > 0);
+    assert_true(du_stat(&stats, "turn_requests_max") <= 1024);
     uint8_t env[PARLEY_ENVELOPE_MAX];
     size_t len;
     assert_int_equal(du_sign(&st->keys[S_PUBS], "israel", "after reload", 1,
