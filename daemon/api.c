@@ -263,11 +263,8 @@ pd_api_destroy(pd_api_t **apip)
         s_finish(self, self->ahead, self->n_ahead, -ECANCELED);
         self->n_ahead = 0;
     }
-    if (self->sock != NULL) {
-        int zero = 0;
-        zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero));
-        zmq_close(self->sock);
-    }
+    if (self->sock != NULL)
+        zmq_close(self->sock); /* ZMQ_LINGER 0, unless the server set it */
     parley__arena_reset(&self->arena);
     free(self->arena_buf);
     free(self->queue);

@@ -115,11 +115,8 @@ pd_feed_destroy(pd_feed_t **feedp)
     if (feedp == NULL || *feedp == NULL)
         return;
     pd_feed_t *self = *feedp;
-    if (self->sock != NULL) {
-        int zero = 0;
-        zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero));
-        zmq_close(self->sock);
-    }
+    if (self->sock != NULL)
+        zmq_close(self->sock); /* ZMQ_LINGER 0, unless the server set it */
     free(self->buf);
     free(self->topics);
     free(self);

@@ -32,6 +32,7 @@
 
 #define S_RETAIN_MS 10000   /* how often retention runs, when configured */
 #define S_STATUS_MS 10000   /* how often systemd STATUS= is refreshed */
+#define S_STOP_LINGER_MS 500 /* a clean stop waits this long for peers */
 
 struct pd_server {
     pd_config_t cfg;
@@ -454,6 +455,16 @@ pd_server_run(pd_server_t *self, int sigfd)
     /* Stopping: answer what was read ahead, like any other turn. */
     if (rc == 0)
         rc = pd_api_flush(self->api);
+    if (rc == 0) {
+        /* Let libzmq write out the last acks and deliveries when the
+         * sockets close; a stalled peer holds the stop no longer than
+         * S_STOP_LINGER_MS. (After an error they close at once.) */
+        int linger = S_STOP_LINGER_MS;
+        zmq_setsockopt(pd_api_socket(self->api), ZMQ_LINGER, &linger,
+                       sizeof(linger));
+        zmq_setsockopt(pd_feed_socket(self->feed), ZMQ_LINGER, &linger,
+                       sizeof(linger));
+    }
     s_notify("STOPPING=1");
     return rc;
 }

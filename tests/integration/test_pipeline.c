@@ -14,8 +14,9 @@
  *     turns_read_ahead shows the read-ahead happened, and no turn handled
  *     more than PD_API_TURN_MAX requests (turn_requests_max);
  *   - SIGTERM under load: parleyd exits 0; started again on the same
- *     state directory, its log runs 1..head without a gap and holds every
- *     acked update, byte for byte, at the seq its ack named.
+ *     state directory, its log runs 1..head without a gap, holds every
+ *     acked update, byte for byte, at the seq its ack named, and holds
+ *     nothing that was not acked (the last acks left before the stop).
  */
 #include "dur_util.h"
 
@@ -332,6 +333,10 @@ test_sigterm_under_load(void **state)
                          "with it", it->acked);
         }
     }
+    /* ... and every update in the log was acked: the stop sent the acks
+     * of its last commit before closing the api socket. */
+    if (acked != log.n)
+        fail_msg("%zu updates in the log, %zu acked", log.n, acked);
     du_log_free(&log);
     st->test_ok = true;
 }
