@@ -1196,12 +1196,19 @@ s_gather(pd_api_t *self, s_slot_t *slots, size_t max)
 }
 
 /* Start the signature checks of n gathered slots on the pool; every start
- * is followed by one pd_pool_wait() before the slots are handled. */
+ * is followed by one pd_pool_wait() before the slots are handled. A step
+ * with few signatures to check (pings, replays, rejects) wakes no worker:
+ * pd_pool_wait() checks them on the loop thread. */
 static void
 s_start(pd_api_t *self, s_slot_t *slots, size_t n)
 {
+    size_t checks = 0;
+    for (size_t i = 0; i < n; i++)
+        checks += slots[i].on_pool;
     if (n > 0)
-        pd_pool_start(self->pool, n, S_PARALLEL_MIN, s_check_signature, slots);
+        pd_pool_start(self->pool, n,
+                      checks >= S_PARALLEL_MIN ? S_PARALLEL_MIN : SIZE_MAX,
+                      s_check_signature, slots);
 }
 
 /*

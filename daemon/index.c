@@ -610,6 +610,12 @@ s_sip_slug(s_sip_t *s, const char *slug, size_t n)
  * and the phase, which names the key as uniquely. It is fed from the
  * slugs in place; lookups compare the stored key with the slugs in place
  * too, and a key is only written out when it is new.
+ *
+ * So this table is keyed differently from the generic pd_hash_get(),
+ * pd_hash_put() and pd_hash_del(), which must never be used on it: they
+ * would hash the stored key bytes and miss. Only the slot-level walks
+ * (pd_hash_reserve, pd_hash_remove_if, pd_hash_foreach, pd_hash_count)
+ * and s_latest_put() touch it.
  */
 
 /* Whether the stored key k is (negotiation, party, phase). */

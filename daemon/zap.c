@@ -685,6 +685,7 @@ pd_zap_tick(pd_zap_t *self)
         } else
             pd_log_limited(S_LOG_ZAP, PD_LOG_WARN,
                            "ZAP handler not renewed: %s", zmq_strerror(e));
+        self->served_at = now; /* next try after another quiet spell */
         return;
     }
     self->old = self->rep;
