@@ -2,11 +2,19 @@
  * latency.c - publish-to-delivery latency at 1,000 updates per second.
  *
  * One publisher paces messages at 1 ms intervals (absolute deadlines on
- * CLOCK_MONOTONIC) for ~10 s; just before each send it records the time
- * in a table indexed by the message number, which the message carries. A
- * subscriber in the same process looks the number up when the message
- * arrives, so both timestamps come from the same clock. Every system
- * carries the same payload size (a typical parley Delivery).
+ * CLOCK_MONOTONIC); just before each send it records the time in a table
+ * indexed by the message number, which the message carries. A subscriber
+ * in the same process looks the number up when the message arrives, so
+ * both timestamps come from the same clock. Every system carries the same
+ * payload size (a typical parley Delivery).
+ *
+ * The machine is shared and its noise comes in spells, so a full run does
+ * not measure the systems one after the other for all their messages: it
+ * has S_ROUNDS rounds, each measuring every system for 1/S_ROUNDS of its
+ * messages (a fresh broker or daemon each time, sent 200 untimed messages
+ * first), in an order that rotates from round to round, and every figure
+ * is taken over all of a system's samples. A spell then falls on all the
+ * systems alike, not on whichever happened to be running.
  *
  *   parley      parleyd with fsync on (durable: the delivery leaves only
  *               after the group commit) and with fsync off; pre-signed
@@ -53,6 +61,8 @@
 /* Send times and latencies of one run. */
 /* Message number of a probe sent until the subscriber is known to hear. */
 #define S_PROBE (UINT64_MAX - 1)
+/* Message number of a warm-up message (not timed). */
+#define S_UNTIMED (UINT64_MAX - 2)
 
 typedef struct s_lat {
     size_t n;                        /* messages in the run */
@@ -67,7 +77,18 @@ typedef struct s_result {
     size_t lost;
 } s_result_t;
 
-static size_t s_count;               /* messages per run */
+/* Latencies of one system gathered over the rounds. */
+typedef struct s_samples {
+    uint64_t *v;
+    size_t n, cap;
+    size_t lost;
+    bool ran;                        /* at least one round measured it */
+} s_samples_t;
+
+#define S_ROUNDS 5                   /* rounds of a full run */
+
+static size_t s_count;               /* messages per system per round */
+static size_t s_warm;                /* untimed messages before them */
 static uint8_t s_payload[BENCH_ENV_SLOT + 64];
 static size_t s_payload_len;
 
@@ -102,28 +123,58 @@ s_lat_arrive(s_lat_t *l, uint64_t idx, uint64_t now)
         l->lat[idx] = now - t > 0 ? now - t : 1;
 }
 
-static s_result_t
-s_lat_result(s_lat_t *l)
+/*
+ * Every run first sends s_warm untimed messages, so that a fresh broker or
+ * daemon is measured warm (its first sends, allocations and page faults
+ * would otherwise weigh on the tail of a short round). The number message
+ * j of a run carries, and the time it is sent at, for the table.
+ */
+static uint64_t
+s_index_of(size_t j)
 {
-    s_result_t r = { .ok = true };
-    uint64_t *v = malloc(l->n * sizeof(*v));
-    size_t m = 0;
+    return j < s_warm ? S_UNTIMED : (uint64_t)(j - s_warm);
+}
+
+static void
+s_mark_sent(s_lat_t *l, uint64_t idx)
+{
+    if (idx < l->n)
+        atomic_store_explicit(&l->sent[idx], bench_now_ns(),
+                              memory_order_release);
+}
+
+/* Add the latencies of a finished run to out (undelivered ones as lost). */
+static void
+s_lat_collect(const s_lat_t *l, s_samples_t *out)
+{
+    if (out->n + l->n > out->cap) {
+        size_t cap = out->n + l->n;
+        uint64_t *v = realloc(out->v, cap * sizeof(*v));
+        if (v == NULL)
+            return;
+        out->v = v;
+        out->cap = cap;
+    }
     for (size_t i = 0; i < l->n; i++) {
         if (l->lat[i] != 0)
-            v[m++] = l->lat[i];
+            out->v[out->n++] = l->lat[i];
         else
-            r.lost++;
+            out->lost++;
     }
-    if (m == 0) {
-        r.ok = false;
-        free(v);
+    out->ran = true;
+}
+
+/* Percentiles over every sample gathered (sorts them). */
+static s_result_t
+s_samples_result(s_samples_t *s)
+{
+    s_result_t r = { .ok = s->ran && s->n > 0, .lost = s->lost };
+    if (!r.ok)
         return r;
-    }
-    r.p50 = bench_percentile(v, m, 50);
-    r.p99 = bench_percentile(v, m, 99);
-    r.p999 = bench_percentile(v, m, 99.9);
-    r.max = v[m - 1];
-    free(v);
+    r.p50 = bench_percentile(s->v, s->n, 50);
+    r.p99 = bench_percentile(s->v, s->n, 99);
+    r.p999 = bench_percentile(s->v, s->n, 99.9);
+    r.max = s->v[s->n - 1];
     return r;
 }
 
@@ -168,36 +219,36 @@ s_get_index(const void *buf, size_t len)
 
 /* ----------------------------------------------------------- fdatasync */
 
-static s_result_t
-s_fdatasync(const char *dir, size_t n)
+static void
+s_fdatasync(const char *dir, size_t n, s_samples_t *out)
 {
-    s_result_t r = { 0 };
     char path[BENCH_PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/fdatasync.bin", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        return r;
+        return;
     s_lat_t l;
     if (s_lat_init(&l, n) < 0) {
         close(fd);
-        return r;
+        return;
     }
     uint8_t rec[400];
     memset(rec, 0x42, sizeof(rec));
     uint64_t start = bench_now_ns();
-    for (size_t i = 0; i < n; i++) {
-        s_pace(start, i);
+    size_t warm = n / 10;
+    for (size_t j = 0; j < warm + n; j++) {
+        s_pace(start, j);
         uint64_t t0 = bench_now_ns();
         if (write(fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec) ||
             fdatasync(fd) != 0)
             break;
-        l.lat[i] = bench_now_ns() - t0;
+        if (j >= warm)
+            l.lat[j - warm] = bench_now_ns() - t0;
     }
     close(fd);
     unlink(path);
-    r = s_lat_result(&l);
+    s_lat_collect(&l, out);
     s_lat_free(&l);
-    return r;
 }
 
 /* ------------------------------------------------------------- raw zmq */
@@ -270,13 +321,12 @@ s_zsub_run(void *arg)
     return NULL;
 }
 
-static s_result_t
-s_raw_zmq(void)
+static void
+s_raw_zmq(s_samples_t *out)
 {
-    s_result_t r = { 0 };
     s_lat_t l;
     if (s_lat_init(&l, s_count) < 0)
-        return r;
+        return;
     int port = bench_free_port(), zero = 0;
     char ep[BENCH_EP_MAX];
     snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
@@ -298,25 +348,24 @@ s_raw_zmq(void)
             bench_sleep_ns(1000000);
         }
         uint64_t start = bench_now_ns();
-        for (size_t i = 0; i < s_count; i++) {
-            s_pace(start, i);
-            s_put_index(s_payload, i);
-            atomic_store_explicit(&l.sent[i], bench_now_ns(),
-                                  memory_order_release);
+        for (size_t j = 0; j < s_warm + s_count; j++) {
+            s_pace(start, j);
+            uint64_t idx = s_index_of(j);
+            s_put_index(s_payload, idx);
+            s_mark_sent(&l, idx);
             zmq_send(pub, "all/", 4, ZMQ_SNDMORE);
             zmq_send(pub, s_payload, s_payload_len, 0);
         }
         bench_sleep_ns(200000000);
         atomic_store(&stop, 1);
         pthread_join(tid, NULL);
-        r = s_lat_result(&l);
+        s_lat_collect(&l, out);
     }
     zmq_close(sub);
     zmq_close(pub);
     zmq_ctx_term(sctx);
     zmq_ctx_term(pctx);
     s_lat_free(&l);
-    return r;
 }
 
 /* -------------------------------------------------------------- parley */
@@ -355,16 +404,16 @@ s_libsub_run(void *arg)
 /*
  * Run parleyd (fsync on/off) with one subscriber: a raw ZMQ SUB on the
  * feed, or with lib a parley_sub_t (the raw SUB then only hears the
- * heartbeat that shows the feed is up). The result goes to *out.
+ * heartbeat that shows the feed is up), in a fresh state directory
+ * named by tag and round. The latencies are added to *out.
  */
 static int
-s_parley(const bench_opts_t *o, const char *base, const char *tag, bool fsync,
-         bool lib, bench_key_t *key, const bench_envs_t *envs, uint64_t seq0,
-         s_result_t *out)
+s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
+         bool fsync, bool lib, bench_key_t *key, const bench_envs_t *envs,
+         uint64_t seq0, s_samples_t *out)
 {
-    memset(out, 0, sizeof(*out));
     char dir[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
-    snprintf(dir, sizeof(dir), "%s/%s", base, tag);
+    snprintf(dir, sizeof(dir), "%s/%s.%d", base, tag, round);
     snprintf(ring, sizeof(ring), "%s/keyring", dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -errno;
@@ -405,17 +454,19 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, bool fsync,
     uint64_t acked = 0, rejected = 0;
     int first_err = 0;
     if (pub != NULL) {
+        /* envs[j] has signer_seq seq0 - s_warm + j: the subscribers
+         * find the warm-up ones below seq0 and leave them untimed. */
         uint64_t start = bench_now_ns();
-        for (size_t i = 0; i < s_count; i++) {
-            s_pace(start, i);
+        for (size_t j = 0; j < s_warm + s_count; j++) {
+            s_pace(start, j);
             uint64_t rid, seq;
             int dup;
-            atomic_store_explicit(&lr.sent[i], bench_now_ns(),
-                                  memory_order_release);
-            atomic_store_explicit(&ll.sent[i],
-                                  atomic_load(&lr.sent[i]),
-                                  memory_order_release);
-            rc = parley_pub_send(pub, bench_env(envs, i), envs->lens[i], &rid);
+            uint64_t idx = s_index_of(j);
+            s_mark_sent(&lr, idx);
+            if (idx < ll.n)
+                atomic_store_explicit(&ll.sent[idx], atomic_load(&lr.sent[idx]),
+                                      memory_order_release);
+            rc = parley_pub_send(pub, bench_env(envs, j), envs->lens[j], &rid);
             if (rc < 0 && first_err == 0)
                 first_err = rc;
             /* Drain whatever answers have arrived, without waiting. */
@@ -434,7 +485,7 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, bool fsync,
         }
         uint64_t rid, seq;
         int dup;
-        while (acked + rejected < s_count &&
+        while (acked + rejected < s_warm + s_count &&
                (rc = parley_pub_recv(pub, 2000, &rid, &seq, &dup)) !=
                    PARLEY_ETIMEOUT) {
             if (rc == 0)
@@ -461,9 +512,9 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, bool fsync,
                    (unsigned long long)ls.gaps,
                    (unsigned long long)ls.rejected);
     if (!lib)
-        *out = s_lat_result(&lr);
+        s_lat_collect(&lr, out);
     else if (ls.sub != NULL)
-        *out = s_lat_result(&ll);
+        s_lat_collect(&ll, out);
     parley_sub_destroy(&ls.sub);
     parley_pub_destroy(&pub);
     zmq_close(sock);
@@ -487,15 +538,14 @@ s_mosq_on_msg(struct mosquitto *m, void *obj, const struct mosquitto_message *ms
     s_lat_arrive(obj, s_get_index(msg->payload, (size_t)msg->payloadlen), now);
 }
 
-static s_result_t
-s_mosquitto(const char *dir)
+static void
+s_mosquitto(const char *dir, s_samples_t *out)
 {
-    s_result_t r = { 0 };
     bench_broker_t b;
     int rc = bench_mosquitto_start(&b, dir, true);
     if (rc < 0) {
         fprintf(stderr, "mosquitto: cannot start (%s)\n", strerror(-rc));
-        return r;
+        return;
     }
     s_lat_t l;
     s_lat_init(&l, s_count);
@@ -522,17 +572,18 @@ s_mosquitto(const char *dir)
         (void)mosquitto_loop(pub, 1, 1);
     }
     uint64_t start = bench_now_ns();
-    for (size_t i = 0; i < s_count; i++) {
-        s_pace(start, i);
-        s_put_index(s_payload, i);
-        atomic_store_explicit(&l.sent[i], bench_now_ns(), memory_order_release);
+    for (size_t j = 0; j < s_warm + s_count; j++) {
+        s_pace(start, j);
+        uint64_t idx = s_index_of(j);
+        s_put_index(s_payload, idx);
+        s_mark_sent(&l, idx);
         mosquitto_publish(pub, NULL, "all", (int)s_payload_len, s_payload, 0,
                           false);
         if (mosquitto_want_write(pub))
             (void)mosquitto_loop_write(pub, 1);
     }
     bench_sleep_ns(300000000);
-    r = s_lat_result(&l);
+    s_lat_collect(&l, out);
 out:
     mosquitto_disconnect(pub);
     mosquitto_disconnect(sub);
@@ -542,7 +593,6 @@ out:
     mosquitto_lib_cleanup();
     s_lat_free(&l);
     bench_broker_stop(&b);
-    return r;
 }
 #endif
 
@@ -563,15 +613,14 @@ s_nats_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     natsMsg_Destroy(msg);
 }
 
-static s_result_t
-s_nats(const char *dir)
+static void
+s_nats(const char *dir, s_samples_t *out)
 {
-    s_result_t r = { 0 };
     bench_broker_t b;
     int rc = bench_nats_start(&b, dir);
     if (rc < 0) {
         fprintf(stderr, "nats-server: cannot start (%s)\n", strerror(-rc));
-        return r;
+        return;
     }
     s_lat_t l;
     s_lat_init(&l, s_count);
@@ -597,14 +646,15 @@ s_nats(const char *dir)
         bench_sleep_ns(1000000);
     }
     uint64_t start = bench_now_ns();
-    for (size_t i = 0; i < s_count; i++) {
-        s_pace(start, i);
-        s_put_index(s_payload, i);
-        atomic_store_explicit(&l.sent[i], bench_now_ns(), memory_order_release);
+    for (size_t j = 0; j < s_warm + s_count; j++) {
+        s_pace(start, j);
+        uint64_t idx = s_index_of(j);
+        s_put_index(s_payload, idx);
+        s_mark_sent(&l, idx);
         natsConnection_Publish(pc, "all", s_payload, (int)s_payload_len);
     }
     bench_sleep_ns(300000000);
-    r = s_lat_result(&l);
+    s_lat_collect(&l, out);
 out:
     /* Close before destroying (see fanout.c). */
     if (sub != NULL)
@@ -619,7 +669,6 @@ out:
     natsOptions_Destroy(opts);
     s_lat_free(&l);
     bench_broker_stop(&b);
-    return r;
 }
 #endif
 
@@ -631,6 +680,83 @@ s_min_peer(const s_result_t *a, const s_result_t *b)
     return a->ok ? a->p99 : b->ok ? b->p99 : 0;
 }
 
+/* What one round measures, in the order of round 0; later rounds rotate
+ * it. The bare fdatasync samples bracket the durable run they budget. */
+enum {
+    S_RAW,
+    S_MOSQ,
+    S_NATS,
+    S_OFF_RAW,
+    S_OFF_LIB,
+    S_ON_RAW, /* with S_SYNC_BEFORE and S_SYNC_AFTER around it */
+    S_ON_LIB,
+    S_STEPS,
+    S_SYNC_BEFORE = S_STEPS,
+    S_SYNC_AFTER,
+    S_NSAMPLES
+};
+
+typedef struct s_run {
+    const bench_opts_t *o;
+    const char *base;
+    bench_key_t *key;
+    const bench_envs_t *envs;
+    uint64_t seq0;
+    size_t nsync; /* bare fdatasyncs before and after, per round */
+    s_samples_t samples[S_NSAMPLES];
+} s_run_t;
+
+/* Measure one step of round r. */
+static void
+s_step(s_run_t *run, int step, int r)
+{
+    s_samples_t *out = &run->samples[step];
+    const char *tag = NULL;
+    bool fsync = false, lib = false;
+    switch (step) {
+    case S_RAW:
+        s_raw_zmq(out);
+        return;
+    case S_MOSQ:
+#ifdef BENCH_HAVE_MOSQUITTO
+        s_mosquitto(run->base, out);
+#endif
+        return;
+    case S_NATS:
+#ifdef BENCH_HAVE_NATS
+        s_nats(run->base, out);
+#endif
+        return;
+    case S_OFF_RAW:
+        tag = "fsync-off";
+        break;
+    case S_OFF_LIB:
+        tag = "fsync-off-lib";
+        lib = true;
+        break;
+    case S_ON_RAW:
+        tag = "fsync-on";
+        fsync = true;
+        break;
+    case S_ON_LIB:
+        tag = "fsync-on-lib";
+        fsync = lib = true;
+        break;
+    default:
+        return;
+    }
+    /* The disk is shared with other work: sample a bare fdatasync just
+     * before and just after the durable run, and hold parleyd to the
+     * lower p99 of the two (the conservative budget). */
+    if (step == S_ON_RAW)
+        s_fdatasync(run->base, run->nsync, &run->samples[S_SYNC_BEFORE]);
+    if (s_parley(run->o, run->base, tag, r, fsync, lib, run->key, run->envs,
+                 run->seq0, out) < 0)
+        bench_note("parleyd %s, round %d: could not run", tag, r + 1);
+    if (step == S_ON_RAW)
+        s_fdatasync(run->base, run->nsync, &run->samples[S_SYNC_AFTER]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -640,7 +766,10 @@ main(int argc, char **argv)
                      "parleyd (fsync on/off), mosquitto, NATS, raw libzmq.");
     if (sodium_init() < 0)
         return 1;
-    s_count = o.quick ? 1000 : 10000;
+    int rounds = o.quick ? 1 : S_ROUNDS;
+    size_t total = o.quick ? 1000 : 10000;
+    s_count = total / (size_t)rounds;
+    s_warm = 200;
     char base[BENCH_PATH_MAX];
     if (bench_tmpdir_make(base, sizeof(base), "latency") < 0)
         return 1;
@@ -650,7 +779,8 @@ main(int argc, char **argv)
         return 1;
     uint64_t seq0 = (uint64_t)parley_now_ms() * 1000ull;
     bench_envs_t envs;
-    if (bench_envs_sign(&envs, key.key, s_count, seq0, 2) < 0)
+    if (bench_envs_sign(&envs, key.key, s_warm + s_count, seq0 - s_warm, 2)
+        < 0)
         return 1;
     if (parley__delivery_encode(123456, parley_now_ms(), bench_env(&envs, 0),
                                 envs.lens[0], s_payload, sizeof(s_payload),
@@ -659,69 +789,75 @@ main(int argc, char **argv)
 
     bench_section("latency: publish to delivery at 1,000 msg/s");
     bench_note("%zu messages per system, payload %zu bytes, one subscriber; "
-               "%s run", s_count, s_payload_len, o.quick ? "quick" : "full");
-    s_result_t raw = s_raw_zmq();
-    s_print("raw libzmq PUB/SUB", &raw);
-    s_result_t mosq = { 0 }, nats = { 0 };
-#ifdef BENCH_HAVE_MOSQUITTO
-    mosq = s_mosquitto(base);
-    s_print("mosquitto QoS 0 (nodelay)", &mosq);
-#else
+               "%d round%s of %zu per system%s; %s run",
+               s_count * (size_t)rounds, s_payload_len, rounds,
+               rounds == 1 ? "" : "s", s_count,
+               rounds == 1 ? "" : ", the order rotating",
+               o.quick ? "quick" : "full");
+#ifndef BENCH_HAVE_MOSQUITTO
     bench_note("mosquitto: skipped (built without libmosquitto-dev)");
 #endif
-#ifdef BENCH_HAVE_NATS
-    nats = s_nats(base);
-    s_print("NATS core (SendAsap)", &nats);
-#else
+#ifndef BENCH_HAVE_NATS
     bench_note("NATS: skipped (built without libnats-dev)");
 #endif
-    s_result_t off_raw, off_lib, on_raw, on_lib;
-    if (s_parley(&o, base, "fsync-off", false, false, &key, &envs, seq0,
-                 &off_raw) < 0)
-        bench_note("parleyd fsync off: could not run");
-    s_print("parley fsync off, raw SUB", &off_raw);
-    if (s_parley(&o, base, "fsync-off-lib", false, true, &key, &envs, seq0,
-                 &off_lib) < 0)
-        bench_note("parleyd fsync off, parley_sub_t: could not run");
-    s_print("parley fsync off, parley_sub_t", &off_lib);
-    /* The disk is shared with other work: sample the bare fdatasync just
-     * before and just after the durable run, and hold parleyd to the
-     * lower p99 of the two (the conservative budget). */
-    size_t nsync = o.quick ? 300 : 3000;
-    s_result_t fs1 = s_fdatasync(base, nsync);
-    s_print("bare append+fdatasync (before)", &fs1);
-    if (s_parley(&o, base, "fsync-on", true, false, &key, &envs, seq0,
-                 &on_raw) < 0)
-        bench_note("parleyd fsync on: could not run");
-    s_result_t fs2 = s_fdatasync(base, nsync);
-    s_print("bare append+fdatasync (after)", &fs2);
-    s_result_t fsync_r = fs1;
-    if (fs2.ok && (!fs1.ok || fs2.p99 < fs1.p99))
+    s_run_t run = { .o = &o, .base = base, .key = &key, .envs = &envs,
+                    .seq0 = seq0,
+                    .nsync = (o.quick ? 300 : 3000) / (size_t)rounds };
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < S_STEPS; i++)
+            s_step(&run, (i + r) % S_STEPS, r);
+
+    s_result_t res[S_NSAMPLES];
+    for (int i = 0; i < S_NSAMPLES; i++)
+        res[i] = s_samples_result(&run.samples[i]);
+    static const struct {
+        int i;
+        const char *name;
+    } rows[] = {
+        { S_RAW, "raw libzmq PUB/SUB" },
+#ifdef BENCH_HAVE_MOSQUITTO
+        { S_MOSQ, "mosquitto QoS 0 (nodelay)" },
+#endif
+#ifdef BENCH_HAVE_NATS
+        { S_NATS, "NATS core (SendAsap)" },
+#endif
+        { S_OFF_RAW, "parley fsync off, raw SUB" },
+        { S_OFF_LIB, "parley fsync off, parley_sub_t" },
+        { S_SYNC_BEFORE, "bare append+fdatasync (before)" },
+        { S_SYNC_AFTER, "bare append+fdatasync (after)" },
+        { S_ON_RAW, "parley fsync on (durable), raw SUB" },
+        { S_ON_LIB, "parley fsync on (durable), parley_sub_t" },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        s_print(rows[i].name, &res[rows[i].i]);
+
+    const s_result_t *mosq = &res[S_MOSQ], *nats = &res[S_NATS];
+    const s_result_t *off_raw = &res[S_OFF_RAW], *on_raw = &res[S_ON_RAW];
+    const s_result_t *fs1 = &res[S_SYNC_BEFORE], *fs2 = &res[S_SYNC_AFTER];
+    const s_result_t *fsync_r = fs1;
+    if (fs2->ok && (!fs1->ok || fs2->p99 < fs1->p99))
         fsync_r = fs2;
-    s_print("parley fsync on (durable), raw SUB", &on_raw);
-    if (s_parley(&o, base, "fsync-on-lib", true, true, &key, &envs, seq0,
-                 &on_lib) < 0)
-        bench_note("parleyd fsync on, parley_sub_t: could not run");
-    s_print("parley fsync on (durable), parley_sub_t", &on_lib);
 
     bench_section("latency: ratios (same run)");
-    uint64_t best = s_min_peer(&mosq, &nats);
-    if (off_raw.ok) {
-        bench_ratio("parley fsync off p99", (double)off_raw.p99 / 1e3, "us",
-                    "mosquitto p99", mosq.ok ? (double)mosq.p99 / 1e3 : 0,
+    uint64_t best = s_min_peer(mosq, nats);
+    if (off_raw->ok) {
+        bench_ratio("parley fsync off p99", (double)off_raw->p99 / 1e3, "us",
+                    "mosquitto p99", mosq->ok ? (double)mosq->p99 / 1e3 : 0,
                     1.0, true);
-        bench_ratio("parley fsync off p99", (double)off_raw.p99 / 1e3, "us",
-                    "NATS p99", nats.ok ? (double)nats.p99 / 1e3 : 0, 1.0,
+        bench_ratio("parley fsync off p99", (double)off_raw->p99 / 1e3, "us",
+                    "NATS p99", nats->ok ? (double)nats->p99 / 1e3 : 0, 1.0,
                     true);
     }
-    if (on_raw.ok && fsync_r.ok) {
+    if (on_raw->ok && fsync_r->ok) {
         char ref[96];
-        double budget = (double)(best + fsync_r.p99) / 1e3;
+        double budget = (double)(best + fsync_r->p99) / 1e3;
         snprintf(ref, sizeof(ref),
                  "(better peer p99 + lower fdatasync p99 = %.1f us)", budget);
-        bench_ratio("parley durable p99", (double)on_raw.p99 / 1e3, "us", ref,
+        bench_ratio("parley durable p99", (double)on_raw->p99 / 1e3, "us", ref,
                     best > 0 ? budget : 0, 1.0, true);
     }
+    for (int i = 0; i < S_NSAMPLES; i++)
+        free(run.samples[i].v);
     bench_envs_free(&envs);
     bench_keys_free(&key, 1);
 #ifdef BENCH_HAVE_NATS
