@@ -217,6 +217,37 @@ s_get_index(const void *buf, size_t len)
     return i;
 }
 
+/*
+ * Drive one peer run: probe until the subscriber hears (its subscription
+ * has reached the publisher; idle(ctx) between probes), then send s_warm
+ * untimed and s_count timed messages, paced. send(ctx) sends s_payload,
+ * which carries the message's number.
+ */
+static void
+s_drive(s_lat_t *l, void (*send)(void *), void (*idle)(void *), void *ctx)
+{
+    for (int i = 0; i < 5000 && !atomic_load(&l->probed); i++) {
+        s_put_index(s_payload, S_PROBE);
+        send(ctx);
+        idle(ctx);
+    }
+    uint64_t start = bench_now_ns();
+    for (size_t j = 0; j < s_warm + s_count; j++) {
+        s_pace(start, j);
+        uint64_t idx = s_index_of(j);
+        s_put_index(s_payload, idx);
+        s_mark_sent(l, idx);
+        send(ctx);
+    }
+}
+
+static void
+s_idle_1ms(void *ctx)
+{
+    (void)ctx;
+    bench_sleep_ns(1000000);
+}
+
 /* ----------------------------------------------------------- fdatasync */
 
 static void
@@ -322,6 +353,13 @@ s_zsub_run(void *arg)
 }
 
 static void
+s_zmq_send(void *pub)
+{
+    zmq_send(pub, "all/", 4, ZMQ_SNDMORE);
+    zmq_send(pub, s_payload, s_payload_len, 0);
+}
+
+static void
 s_raw_zmq(s_samples_t *out)
 {
     s_lat_t l;
@@ -340,22 +378,7 @@ s_raw_zmq(s_samples_t *out)
     pthread_t tid;
     if (zmq_bind(pub, ep) == 0 && zmq_connect(sub, ep) == 0) {
         pthread_create(&tid, NULL, s_zsub_run, &zs);
-        /* Join: probe until the subscription has reached the publisher. */
-        for (int i = 0; i < 5000 && !atomic_load(&l.probed); i++) {
-            s_put_index(s_payload, S_PROBE);
-            zmq_send(pub, "all/", 4, ZMQ_SNDMORE);
-            zmq_send(pub, s_payload, s_payload_len, 0);
-            bench_sleep_ns(1000000);
-        }
-        uint64_t start = bench_now_ns();
-        for (size_t j = 0; j < s_warm + s_count; j++) {
-            s_pace(start, j);
-            uint64_t idx = s_index_of(j);
-            s_put_index(s_payload, idx);
-            s_mark_sent(&l, idx);
-            zmq_send(pub, "all/", 4, ZMQ_SNDMORE);
-            zmq_send(pub, s_payload, s_payload_len, 0);
-        }
+        s_drive(&l, s_zmq_send, s_idle_1ms, pub);
         bench_sleep_ns(200000000);
         atomic_store(&stop, 1);
         pthread_join(tid, NULL);
@@ -539,6 +562,21 @@ s_mosq_on_msg(struct mosquitto *m, void *obj, const struct mosquitto_message *ms
 }
 
 static void
+s_mosq_send(void *pub)
+{
+    mosquitto_publish(pub, NULL, "all", (int)s_payload_len, s_payload, 0,
+                      false);
+    if (mosquitto_want_write(pub))
+        (void)mosquitto_loop_write(pub, 1);
+}
+
+static void
+s_mosq_idle(void *pub)
+{
+    (void)mosquitto_loop(pub, 1, 1);
+}
+
+static void
 s_mosquitto(const char *dir, s_samples_t *out)
 {
     bench_broker_t b;
@@ -562,26 +600,10 @@ s_mosquitto(const char *dir, s_samples_t *out)
         fprintf(stderr, "mosquitto: client setup failed\n");
         goto out;
     }
-    /* Let CONNACK land, then probe until the subscription is live. */
+    /* Let CONNACK land before the probes. */
     for (int i = 0; i < 10; i++)
         (void)mosquitto_loop(pub, 10, 1);
-    for (int i = 0; i < 5000 && !atomic_load(&l.probed); i++) {
-        s_put_index(s_payload, S_PROBE);
-        mosquitto_publish(pub, NULL, "all", (int)s_payload_len, s_payload, 0,
-                          false);
-        (void)mosquitto_loop(pub, 1, 1);
-    }
-    uint64_t start = bench_now_ns();
-    for (size_t j = 0; j < s_warm + s_count; j++) {
-        s_pace(start, j);
-        uint64_t idx = s_index_of(j);
-        s_put_index(s_payload, idx);
-        s_mark_sent(&l, idx);
-        mosquitto_publish(pub, NULL, "all", (int)s_payload_len, s_payload, 0,
-                          false);
-        if (mosquitto_want_write(pub))
-            (void)mosquitto_loop_write(pub, 1);
-    }
+    s_drive(&l, s_mosq_send, s_mosq_idle, pub);
     bench_sleep_ns(300000000);
     s_lat_collect(&l, out);
 out:
@@ -614,6 +636,12 @@ s_nats_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 }
 
 static void
+s_nats_send(void *pc)
+{
+    natsConnection_Publish(pc, "all", s_payload, (int)s_payload_len);
+}
+
+static void
 s_nats(const char *dir, s_samples_t *out)
 {
     bench_broker_t b;
@@ -640,19 +668,7 @@ s_nats(const char *dir, s_samples_t *out)
                 nats_GetLastError(NULL));
         goto out;
     }
-    for (int i = 0; i < 5000 && !atomic_load(&l.probed); i++) {
-        s_put_index(s_payload, S_PROBE);
-        natsConnection_Publish(pc, "all", s_payload, (int)s_payload_len);
-        bench_sleep_ns(1000000);
-    }
-    uint64_t start = bench_now_ns();
-    for (size_t j = 0; j < s_warm + s_count; j++) {
-        s_pace(start, j);
-        uint64_t idx = s_index_of(j);
-        s_put_index(s_payload, idx);
-        s_mark_sent(&l, idx);
-        natsConnection_Publish(pc, "all", s_payload, (int)s_payload_len);
-    }
+    s_drive(&l, s_nats_send, s_idle_1ms, pc);
     bench_sleep_ns(300000000);
     s_lat_collect(&l, out);
 out:
