@@ -47,11 +47,17 @@ struct parley__wire {
 };
 
 int64_t
-parley__mono_ms(void)
+parley__mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+parley__mono_ms(void)
+{
+    return parley__mono_us() / 1000;
 }
 
 /* Milliseconds left until deadline (-1 = none), never below 0. */

@@ -26,8 +26,11 @@
 /* Per-request timeout used when a caller passes 0. */
 #define PARLEY__TIMEOUT_DEFAULT_MS 5000
 
-/* Current CLOCK_MONOTONIC time in milliseconds. */
+/* Current CLOCK_MONOTONIC time in milliseconds, and in microseconds: the
+ * one clock for timeouts, timers and rate limits of the library, the
+ * daemon and the tests (never for timestamps that leave the process). */
 int64_t parley__mono_ms(void);
+int64_t parley__mono_us(void);
 
 /* ------------------------------------------------------------ api wire */
 

@@ -10,12 +10,12 @@
  */
 #include "api.h"
 
-#include "clock.h"
 #include "codec.h"
 #include "limit.h"
 #include "log.h"
 #include "pool.h"
 #include "sign.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -555,7 +555,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
         rc = PARLEY_ERATELIMITED;
     } else if (rc == 0 && !slot->sig_checked
                && pd_limit_peer_blocked(self->limit, peer.data, peer.len,
-                                        pd_mono_us() / 1000)) {
+                                        parley__mono_us() / 1000)) {
         /* Not checked on the pool, and meanwhile its peer was cut off. */
         why = " (peer cooling down after bad signatures)";
         rc = PARLEY_ERATELIMITED;
@@ -566,7 +566,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
             rc = parley__verify_body(&slot->v, self->ring, u, signer);
         else if (rc == PARLEY_EBADSIG
                  && pd_limit_peer_bad(self->limit, peer.data, peer.len,
-                                      pd_mono_us() / 1000))
+                                      parley__mono_us() / 1000))
             pd_log_limited(S_LOG_API + 1, PD_LOG_WARN,
                            "api: a peer sent %d bad signatures within a "
                            "second (last under %s); its publishes are "
@@ -1188,7 +1188,7 @@ s_gather(pd_api_t *self, s_slot_t *slots, size_t max)
         n++;
     if (n == 0)
         return 0;
-    int64_t now_us = pd_mono_us();
+    int64_t now_us = parley__mono_us();
     for (size_t i = 0; i < n; i++)
         s_precheck(self, &slots[i], now_us);
     s_plan_pool(slots, n);

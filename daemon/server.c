@@ -8,12 +8,12 @@
 #include "server.h"
 
 #include "api.h"
-#include "clock.h"
 #include "feed.h"
 #include "index.h"
 #include "log.h"
 #include "sign.h"
 #include "store.h"
+#include "wire.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -309,7 +309,7 @@ s_reload(pd_server_t *self)
 static long
 s_timers(pd_server_t *self)
 {
-    int64_t now = pd_mono_ms();
+    int64_t now = parley__mono_ms();
     if (now >= self->next_heartbeat) {
         int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
                                    pd_store_last_seq(self->store),
@@ -374,7 +374,7 @@ s_signals(pd_server_t *self, int sigfd, int *rc)
         if (si.ssi_signo == SIGHUP) {
             char state[64];
             snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
-                     (unsigned long long)pd_mono_us());
+                     (unsigned long long)parley__mono_us());
             s_notify(state);
             pd_log(PD_LOG_INFO, "SIGHUP: reloading");
             if ((*rc = s_reload(self)) < 0)
@@ -392,7 +392,7 @@ s_signals(pd_server_t *self, int sigfd, int *rc)
 static void
 s_start_timers(pd_server_t *self)
 {
-    int64_t now = pd_mono_ms();
+    int64_t now = parley__mono_ms();
     self->next_heartbeat = now;
     self->next_stats = self->cfg.stats_interval != 0 ? now : 0;
     self->next_status = now + S_STATUS_MS;

@@ -28,9 +28,9 @@
  */
 #include "zap.h"
 
-#include "clock.h"
 #include "keys.h"
 #include "log.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -608,7 +608,7 @@ s_serve(pd_zap_t *self, void *sock)
         s_decide(self, sock, f, n);
         if (sock == self->rep) {
             self->attached++;
-            self->served_at = pd_mono_ms();
+            self->served_at = parley__mono_ms();
         }
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&f[i]);
@@ -635,7 +635,7 @@ pd_zap_tick(pd_zap_t *self)
         || (self->old == NULL && self->trim_at == 0 && self->attached == 0
             && !self->unbound))
         return; /* the common case: nothing to do, no clock read */
-    int64_t now = pd_mono_ms();
+    int64_t now = parley__mono_ms();
     if (self->trim_at != 0 && now >= self->trim_at) {
         /* libzmq has freed the retired handler's pipes by now: hand the
          * pages back rather than keep them as free heap. */

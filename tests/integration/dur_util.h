@@ -18,6 +18,7 @@
 #define PARLEY_DUR_UTIL_H
 
 #include "harness.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,23 +37,7 @@
 
 /* ---------------------------------------------------------------- time */
 
-/* Milliseconds on a clock that does not jump. */
-static inline int64_t
-du_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Microseconds on the same clock, for finer measurements. */
-static inline int64_t
-du_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+/* The clock is the library's: parley__mono_ms(), parley__mono_us(). */
 
 static inline void
 du_sleep_us(long us)

@@ -9,6 +9,7 @@
 #include "harness.h"
 
 #include "../tmpdir.h"
+#include "wire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,15 +32,6 @@
 #include <zmq.h>
 
 extern char **environ;
-
-/* Milliseconds on a clock that does not jump. */
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_sleep_ms(int ms)
@@ -415,7 +407,7 @@ s_status_of(int wstatus)
 int
 ph_proc_wait(ph_proc_t *p, int timeout_ms)
 {
-    int64_t deadline = s_mono_ms() + timeout_ms;
+    int64_t deadline = parley__mono_ms() + timeout_ms;
     int64_t reaped_at = 0;
     for (;;) {
         if (p->pid > 0) {
@@ -424,16 +416,16 @@ ph_proc_wait(ph_proc_t *p, int timeout_ms)
             if (r == p->pid) {
                 p->status = s_status_of(ws);
                 p->pid = 0;
-                reaped_at = s_mono_ms();
+                reaped_at = parley__mono_ms();
             }
         }
         bool pipes_open = p->out_fd >= 0 || p->err_fd >= 0;
         if (p->pid == 0 && !pipes_open)
             break;
         /* A grandchild may hold the pipes; do not wait on it for long. */
-        if (p->pid == 0 && s_mono_ms() - reaped_at > 2000)
+        if (p->pid == 0 && parley__mono_ms() - reaped_at > 2000)
             break;
-        int64_t now = s_mono_ms();
+        int64_t now = parley__mono_ms();
         if (now >= deadline) {
             if (p->pid > 0) {
                 kill(-p->pid, SIGKILL);
@@ -579,7 +571,7 @@ s_proc_gone(pid_t pid)
 int
 ph_wait_connected(pid_t pid, int port, int timeout_ms)
 {
-    int64_t deadline = s_mono_ms() + timeout_ms;
+    int64_t deadline = parley__mono_ms() + timeout_ms;
     char fddir[64];
     snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
     for (;;) {
@@ -610,7 +602,7 @@ ph_wait_connected(pid_t pid, int port, int timeout_ms)
             if (found)
                 return 0;
         }
-        if (s_mono_ms() >= deadline)
+        if (parley__mono_ms() >= deadline)
             return -ETIMEDOUT;
         s_sleep_ms(20);
     }
@@ -698,9 +690,9 @@ s_port_listening(int port)
 static int
 s_daemon_ready(ph_daemon_t *d)
 {
-    int64_t deadline = s_mono_ms() + 10000;
+    int64_t deadline = parley__mono_ms() + 10000;
     int last = 0;
-    while (s_mono_ms() < deadline) {
+    while (parley__mono_ms() < deadline) {
         int ws;
         if (waitpid(d->pid, &ws, WNOHANG) == d->pid) {
             s_say("parleyd exited with status %d", s_status_of(ws));
@@ -798,8 +790,8 @@ ph_daemon_stop(ph_daemon_t *d)
     if (d->pid <= 0)
         return 0;
     kill(d->pid, SIGTERM);
-    int64_t deadline = s_mono_ms() + 10000;
-    while (s_mono_ms() < deadline) {
+    int64_t deadline = parley__mono_ms() + 10000;
+    while (parley__mono_ms() < deadline) {
         int ws;
         pid_t r = waitpid(d->pid, &ws, WNOHANG);
         if (r == d->pid) {
@@ -1030,9 +1022,9 @@ ph_api_publish(ph_api_t *a, const void *env, size_t len, int timeout_ms,
     free(buf);
     if (rc != 0)
         return rc;
-    int64_t deadline = s_mono_ms() + timeout_ms;
+    int64_t deadline = parley__mono_ms() + timeout_ms;
     for (;;) {
-        int64_t left = deadline - s_mono_ms();
+        int64_t left = deadline - parley__mono_ms();
         rc = ph_api_recv(a, left > 0 ? (int)left : 0, r);
         if (rc != 0 || r->request_id == id)
             return rc;
@@ -1136,14 +1128,14 @@ size_t
 ph_sub_collect(parley_sub_t *sub, ph_events_t *ev, size_t want,
                uint64_t until_seq, int timeout_ms)
 {
-    int64_t deadline = s_mono_ms() + timeout_ms;
+    int64_t deadline = parley__mono_ms() + timeout_ms;
     parley_event_t *e = malloc(sizeof(*e));
     if (e == NULL) {
         ev->err = -ENOMEM;
         return ev->n;
     }
     while (ev->n < want) {
-        int64_t left = deadline - s_mono_ms();
+        int64_t left = deadline - parley__mono_ms();
         if (left <= 0)
             break;
         int rc = parley_sub_next(sub, (int)left, e);

@@ -15,6 +15,7 @@
 #define PARLEY_IT_SECURITY_H
 
 #include "harness.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,14 +44,6 @@ typedef enum {
     SEC_PLAIN,
     SEC_CURVE
 } sec_mech_t;
-
-static inline int64_t
-sec_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static inline void
 sec_sleep_ms(int ms)
@@ -156,8 +149,8 @@ sec_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
         if (pid < 0)
             return -errno;
         d->pid = pid;
-        int64_t deadline = sec_mono_ms() + 10000;
-        while (sec_mono_ms() < deadline) {
+        int64_t deadline = parley__mono_ms() + 10000;
+        while (parley__mono_ms() < deadline) {
             int ws;
             if (waitpid(pid, &ws, WNOHANG) == pid) {
                 d->pid = 0;
@@ -200,11 +193,11 @@ static inline uint64_t
 sec_stat_wait(const ph_daemon_t *d, const parley_curve_t *curve,
               const char *name, uint64_t want, int timeout_ms)
 {
-    int64_t deadline = sec_mono_ms() + timeout_ms;
+    int64_t deadline = parley__mono_ms() + timeout_ms;
     uint64_t v;
     for (;;) {
         v = sec_stat(d, curve, name);
-        if ((v >= want && v != UINT64_MAX) || sec_mono_ms() >= deadline)
+        if ((v >= want && v != UINT64_MAX) || parley__mono_ms() >= deadline)
             return v;
         sec_sleep_ms(50);
     }
@@ -253,10 +246,10 @@ sec_sub_drain(void *sub, int wait_ms, size_t *heartbeats,
               void *ctx)
 {
     size_t n = 0;
-    int64_t cap = sec_mono_ms() + 60000;
-    int64_t quiet_until = sec_mono_ms() + wait_ms;
+    int64_t cap = parley__mono_ms() + 60000;
+    int64_t quiet_until = parley__mono_ms() + wait_ms;
     for (;;) {
-        int64_t now = sec_mono_ms();
+        int64_t now = parley__mono_ms();
         int64_t until = quiet_until < cap ? quiet_until : cap;
         if (now >= until)
             return n;
@@ -280,7 +273,7 @@ sec_sub_drain(void *sub, int wait_ms, size_t *heartbeats,
                 (*heartbeats)++;
         } else {
             n++;
-            quiet_until = sec_mono_ms() + wait_ms;
+            quiet_until = parley__mono_ms() + wait_ms;
             if (cb != NULL)
                 cb(ctx, t, tl, zmq_msg_data(&body), zmq_msg_size(&body));
         }
@@ -295,8 +288,8 @@ sec_sub_drain(void *sub, int wait_ms, size_t *heartbeats,
 static inline int
 sec_sub_wait_heartbeat(void *sub, int timeout_ms, size_t *other)
 {
-    int64_t deadline = sec_mono_ms() + timeout_ms;
-    while (sec_mono_ms() < deadline) {
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    while (parley__mono_ms() < deadline) {
         size_t hb = 0;
         size_t n = sec_sub_drain(sub, 100, &hb, NULL, NULL);
         if (other != NULL)
@@ -327,8 +320,8 @@ static inline bool
 sec_log_wait(const ph_daemon_t *d, const char *needle, size_t before,
              int timeout_ms)
 {
-    int64_t deadline = sec_mono_ms() + timeout_ms;
-    while (sec_mono_ms() < deadline) {
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    while (parley__mono_ms() < deadline) {
         if (sec_log_count(d, needle) > before)
             return true;
         sec_sleep_ms(30);

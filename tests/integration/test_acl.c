@@ -259,8 +259,8 @@ s_lib_collect(s_state_t *st, const parley_curve_t *curve, parley_start_t start,
     if (sub == NULL)
         fail_msg("parley_sub_new: %s", parley_strerror(-errno));
     *egypt = *other = 0;
-    int64_t deadline = sec_mono_ms() + 60000;
-    while (*egypt + *other < want && sec_mono_ms() < deadline) {
+    int64_t deadline = parley__mono_ms() + 60000;
+    while (*egypt + *other < want && parley__mono_ms() < deadline) {
         parley_event_t ev;
         int rc = parley_sub_next(sub, 1500, &ev);
         if (rc == 0 && parley_sub_last_seq(sub) >= st->head)

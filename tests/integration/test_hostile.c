@@ -364,9 +364,9 @@ test_handshake_timeout(void **state)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     /* read the daemon's greeting, then wait for it to give up on us */
-    int64_t start = sec_mono_ms();
+    int64_t start = parley__mono_ms();
     bool closed = false;
-    while (sec_mono_ms() - start < 5000) {
+    while (parley__mono_ms() - start < 5000) {
         struct pollfd p = { fd, POLLIN, 0 };
         if (poll(&p, 1, 100) > 0) {
             char buf[256];
@@ -378,7 +378,7 @@ test_handshake_timeout(void **state)
         }
     }
     close(fd);
-    int64_t took = sec_mono_ms() - start;
+    int64_t took = parley__mono_ms() - start;
     print_message("silent peer closed after %" PRId64 " ms\n", took);
     assert_true(closed);
     assert_true(sec_stat_wait(&st->daemon, NULL, "handshake_failed", failed + 1,

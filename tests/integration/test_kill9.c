@@ -142,7 +142,7 @@ s_worker_run(void *arg)
         size_t idx;
     } flight[256];
     size_t n_flight = 0, next = w->from;
-    int64_t last_progress = du_mono_ms();
+    int64_t last_progress = parley__mono_ms();
 
     parley_pub_t *pub = parley_pub_new(w->api, w->key->key);
     if (pub == NULL) {
@@ -180,7 +180,7 @@ s_worker_run(void *arg)
         if (rc == PARLEY_ETIMEOUT) {
             if (atomic_load(w->stop))
                 break; /* killed: nothing more will come */
-            if (du_mono_ms() - last_progress > S_STALL_MS) {
+            if (parley__mono_ms() - last_progress > S_STALL_MS) {
                 s_worker_fail(w, "no answer for %d ms from a live daemon "
                               "(%zu in flight)", S_STALL_MS, n_flight);
                 break;
@@ -201,7 +201,7 @@ s_worker_run(void *arg)
         }
         s_item_t *it = &w->items[flight[k].idx];
         flight[k] = flight[--n_flight];
-        last_progress = du_mono_ms();
+        last_progress = parley__mono_ms();
         if (rc != 0) {
             s_worker_fail(w, "signer_seq %" PRIu64 " rejected: %s",
                           it->signer_seq, parley_strerror(rc));
@@ -444,7 +444,7 @@ s_setup(void **state)
     *state = st;
     const char *seed = getenv("PARLEY_TEST_SEED");
     st->rng = seed != NULL ? strtoull(seed, NULL, 10)
-                           : (uint64_t)du_mono_us() ^ ((uint64_t)getpid() << 32);
+                           : (uint64_t)parley__mono_us() ^ ((uint64_t)getpid() << 32);
     if (st->rng == 0)
         st->rng = 1;
     fprintf(stderr, "[kill9] PARLEY_TEST_SEED=%" PRIu64 "\n", st->rng);
@@ -512,7 +512,7 @@ test_kill9_rounds(void **state)
     s_state_t *st = *state;
     size_t total_acked = 0, total_kept = 0, total_lost = 0;
     uint64_t total_cut = 0;
-    int64_t t0 = du_mono_ms();
+    int64_t t0 = parley__mono_ms();
 
     s_start(st, "kill9");
     for (int round = 0; round < S_ROUNDS; round++) {
@@ -526,9 +526,9 @@ test_kill9_rounds(void **state)
         atomic_bool stop = false;
 
         s_workers_start(st, S_PUBS, &stop, S_PER_PUB, S_WINDOW);
-        int64_t started = du_mono_ms();
+        int64_t started = parley__mono_ms();
         while (s_acks(st) < target && !s_all_finished(st)) {
-            if (du_mono_ms() - started > 60000)
+            if (parley__mono_ms() - started > 60000)
                 break; /* the workers report the stall */
             du_sleep_us(100);
         }
@@ -608,7 +608,7 @@ test_kill9_rounds(void **state)
     printf("[kill9] %d rounds in %.1f s: %zu acked updates, all present once "
            "at their seq; %zu unacked kept, %zu unacked absent; %" PRIu64
            " torn-tail bytes cut in all\n",
-           S_ROUNDS, (double)(du_mono_ms() - t0) / 1000.0, total_acked,
+           S_ROUNDS, (double)(parley__mono_ms() - t0) / 1000.0, total_acked,
            total_kept, total_lost, total_cut);
     /* The kill must have hit mid-stream at least sometimes, or the test
      * did not test what it says. */
@@ -625,10 +625,10 @@ static int64_t
 s_load(s_state_t *st, int count, size_t n, int window)
 {
     atomic_bool stop = false;
-    int64_t t = du_mono_us();
+    int64_t t = parley__mono_us();
     s_workers_start(st, count, &stop, n, window);
     s_workers_join(st, count);
-    int64_t elapsed = du_mono_us() - t;
+    int64_t elapsed = parley__mono_us() - t;
     for (int p = 0; p < count; p++)
         if (atomic_load(&st->w[p].acks) != n)
             fail_msg("publisher %s: %zu of %zu acked", s_names[p],

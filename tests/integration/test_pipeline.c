@@ -163,8 +163,8 @@ s_acks(s_state_t *st)
 static void
 s_wait_acks(s_state_t *st, size_t want)
 {
-    int64_t t0 = du_mono_ms();
-    while (s_acks(st) < want && du_mono_ms() - t0 < 30000)
+    int64_t t0 = parley__mono_ms();
+    while (s_acks(st) < want && parley__mono_ms() - t0 < 30000)
         du_sleep_us(200);
     assert_true(s_acks(st) >= want);
 }
@@ -263,12 +263,12 @@ test_sighup_under_load(void **state)
     free(seen);
 
     /* The new keyring is in force, and read-ahead did happen. */
-    int64_t t0 = du_mono_ms();
+    int64_t t0 = parley__mono_ms();
     ph_stats_t stats;
     do {
         assert_int_equal(ph_stats_fetch(st->daemon.api, &stats), 0);
     } while (du_stat(&stats, "keyring_signers") != S_PUBS + 1
-             && du_mono_ms() - t0 < 10000 && (du_sleep_us(10000), 1));
+             && parley__mono_ms() - t0 < 10000 && (du_sleep_us(10000), 1));
     assert_int_equal(du_stat(&stats, "keyring_signers"), S_PUBS + 1);
     assert_int_equal(du_stat(&stats, "accepted"), S_PUBS * S_PER_PUB);
     printf("[pipeline] turns_read_ahead %" PRIu64 ", store_syncs %" PRIu64

@@ -189,8 +189,8 @@ s_reader_stop(s_reader_t *r)
 static void
 s_reader_wait(s_reader_t *r, uint64_t until)
 {
-    int64_t deadline = du_mono_ms() + S_WAIT_MS;
-    while (atomic_load(&r->last) < until && du_mono_ms() < deadline)
+    int64_t deadline = parley__mono_ms() + S_WAIT_MS;
+    while (atomic_load(&r->last) < until && parley__mono_ms() < deadline)
         du_sleep_us(20000);
     if (atomic_load(&r->last) < until)
         fail_msg("%s: still at seq %" PRIu64 " after %d s, waiting for %"

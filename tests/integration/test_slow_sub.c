@@ -131,7 +131,7 @@ s_reader_step(s_reader_t *r, parley_event_t *ev, int timeout_ms)
     r->last = seq;
     r->n++;
     if (seq == S_N)
-        atomic_store(&r->done_us, du_mono_us() - r->t0_us);
+        atomic_store(&r->done_us, parley__mono_us() - r->t0_us);
     return 1;
 }
 
@@ -310,17 +310,17 @@ s_run(s_state_t *st, const char *name, bool with_slow)
     if (with_slow)
         s_reader_open(st, &st->slow, "slow subscriber (rcvhwm 10)", 10);
     s_reader_open(st, &st->normal, "normal subscriber", 0);
-    int64_t t0 = du_mono_us();
+    int64_t t0 = parley__mono_us();
     st->normal.t0_us = t0;
     assert_int_equal(pthread_create(&st->normal.thread, NULL, s_reader_run,
                                     &st->normal),
                      0);
     memset(st->by_seq, 0, S_N * sizeof(*st->by_seq));
     s_publish_all(st);
-    int64_t published = du_mono_us() - t0;
-    int64_t deadline = du_mono_ms() + S_DRAIN_MS;
+    int64_t published = parley__mono_us() - t0;
+    int64_t deadline = parley__mono_ms() + S_DRAIN_MS;
     while (atomic_load(&st->normal.done_us) < 0 && st->normal.err[0] == '\0'
-           && du_mono_ms() < deadline)
+           && parley__mono_ms() < deadline)
         du_sleep_us(1000);
     /* A moment for a repeat to show up, then stop the reader. */
     du_sleep_us(300000);
@@ -347,7 +347,7 @@ static void
 test_slow_subscriber(void **state)
 {
     s_state_t *st = *state;
-    int64_t t = du_mono_us();
+    int64_t t = parley__mono_us();
     for (size_t i = 0; i < S_N; i++) {
         char headline[80];
         snprintf(headline, sizeof(headline), "Talks update %zu", i);
@@ -359,7 +359,7 @@ test_slow_subscriber(void **state)
                          0);
     }
     printf("[slow-sub] signed %d updates in %.2f s\n", S_N,
-           (double)(du_mono_us() - t) / 1e6);
+           (double)(parley__mono_us() - t) / 1e6);
 
     /* Run A: the baseline. */
     int64_t alone = s_run(st, "run A (no slow subscriber)", false);
@@ -374,17 +374,17 @@ test_slow_subscriber(void **state)
 
     /* Now the slow one drains. */
     s_reader_t *r = &st->slow;
-    r->t0_us = du_mono_us();
+    r->t0_us = parley__mono_us();
     parley_event_t *ev = malloc(sizeof(*ev));
     assert_non_null(ev);
-    int64_t deadline = du_mono_ms() + S_DRAIN_MS;
-    while (r->n < S_N && du_mono_ms() < deadline)
+    int64_t deadline = parley__mono_ms() + S_DRAIN_MS;
+    while (r->n < S_N && parley__mono_ms() < deadline)
         if (s_reader_step(r, ev, 1000) < 0)
             break;
-    int64_t drained = du_mono_us() - r->t0_us;
+    int64_t drained = parley__mono_us() - r->t0_us;
     /* Nothing more may come: no repeat, nothing past the last. */
-    int64_t quiet_until = du_mono_ms() + 1500;
-    while (r->err[0] == '\0' && du_mono_ms() < quiet_until) {
+    int64_t quiet_until = parley__mono_ms() + 1500;
+    while (r->err[0] == '\0' && parley__mono_ms() < quiet_until) {
         int got = s_reader_step(r, ev, 200);
         if (got == 1)
             s_reader_fail(r, "an extra delivery after all %d: seq %" PRIu64,

@@ -319,7 +319,7 @@ test_torn_tail_every_offset(void **state)
     snprintf(want_torn, sizeof(want_torn), "torn tail in %s at offset %zu",
              path, last);
 
-    int64_t t0 = du_mono_ms();
+    int64_t t0 = parley__mono_ms();
     for (size_t k = 0; k < rec_len; k++) {
         char when[96];
         snprintf(when, sizeof(when), "last record (%zu bytes) cut to %zu",
@@ -359,7 +359,7 @@ test_torn_tail_every_offset(void **state)
            "parleyd started, cut it, kept seqs 1..%d and gave the next update "
            "seq %d each time (%.1f s)\n",
            rec_len, rec_len, S_TAIL_N - 1, S_TAIL_N,
-           (double)(du_mono_ms() - t0) / 1000.0);
+           (double)(parley__mono_ms() - t0) / 1000.0);
     st->test_ok = true;
 }
 

@@ -7,6 +7,7 @@
  * by s_drain().
  */
 #include "log.h"
+#include "wire.h"
 #include "zap.h"
 
 #include <stdarg.h>
@@ -29,14 +30,6 @@ typedef struct {
     size_t n_subs;
     size_t max_items; /* most ZAP poll items seen by s_pump() */
 } s_env_t;
-
-static int64_t
-s_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 #define S_HEARTBEAT "sys/heartbeat/"
 
@@ -66,7 +59,7 @@ s_drain(s_env_t *e)
 static void
 s_pump(s_env_t *e, int ms)
 {
-    int64_t end = s_ms() + ms;
+    int64_t end = parley__mono_ms() + ms;
     do {
         zmq_pollitem_t items[1 + PD_ZAP_NITEMS] = {
             { e->xpub, 0, ZMQ_POLLIN, 0 },
@@ -80,7 +73,7 @@ s_pump(s_env_t *e, int ms)
         n = pd_zap_items(e->zap, items + 1);
         if (n > e->max_items)
             e->max_items = n;
-    } while (s_ms() < end);
+    } while (parley__mono_ms() < end);
 }
 
 static int
@@ -160,8 +153,8 @@ s_sub(s_env_t *e, const char *topic)
 static bool
 s_hears(s_env_t *e, void *sub)
 {
-    int64_t end = s_ms() + 3000;
-    while (s_ms() < end) {
+    int64_t end = parley__mono_ms() + 3000;
+    while (parley__mono_ms() < end) {
         assert_true(zmq_send(e->xpub, S_HEARTBEAT, strlen(S_HEARTBEAT),
                              ZMQ_SNDMORE) >= 0);
         assert_true(zmq_send(e->xpub, "hb", 2, 0) >= 0);
@@ -222,9 +215,9 @@ test_cap_survives_retire(void **state)
     /* max_subscriptions is 2: one more is granted, the third refused. */
     zmq_setsockopt(a, ZMQ_SUBSCRIBE, "all/", 4);
     zmq_setsockopt(a, ZMQ_SUBSCRIBE, "neg/", 4);
-    int64_t end = s_ms() + 3000;
+    int64_t end = parley__mono_ms() + 3000;
     while (pd_zap_counters(e->zap)->subscriptions_denied == denied
-           && s_ms() < end)
+           && parley__mono_ms() < end)
         s_pump(e, 20);
     assert_int_equal(pd_zap_counters(e->zap)->subscriptions_denied,
                      denied + 1);
@@ -241,9 +234,9 @@ test_max_connections_survives_retire(void **state)
     /* max_connections is 1: a second connection is refused by the fresh
      * handler, and a keeps hearing the feed. */
     (void)s_sub(e, S_HEARTBEAT);
-    int64_t end = s_ms() + 3000;
+    int64_t end = parley__mono_ms() + 3000;
     while (pd_zap_counters(e->zap)->connections_refused == 0
-           && s_ms() < end)
+           && parley__mono_ms() < end)
         s_pump(e, 20);
     assert_true(pd_zap_counters(e->zap)->connections_refused >= 1);
     assert_true(s_hears(e, a));
