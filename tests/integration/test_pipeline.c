@@ -9,8 +9,9 @@
  * 1,000 requests each (fsync on, rate limit off):
  *
  *   - SIGHUP under load: the keyring is replaced (a third signer added)
- *     in the middle; every update of both publishers is acked exactly
- *     once, none is rejected, the new signer can publish,
+ *     in the middle, while more than a turn's worth of requests waits;
+ *     every update of both publishers is acked exactly once, none is
+ *     rejected, the new signer can publish,
  *     turns_read_ahead shows the read-ahead happened, and no turn handled
  *     more than PD_API_TURN_MAX requests (turn_requests_max);
  *   - SIGTERM under load: parleyd exits 0; started again on the same
@@ -240,8 +241,24 @@ test_sighup_under_load(void **state)
                      0);
     s_workers_start(st);
     s_wait_acks(st, S_PUBS * S_PER_PUB / 4);
+    /* Make sure more than one turn is waiting, however fast the daemon is
+     * against its publishers (ASan builds, a loaded machine): pause it
+     * while both fill their windows (2 x S_WINDOW requests), and let the
+     * reload arrive with them. Its first turn then reads ahead, and the
+     * SIGHUP finds that step pending. */
+    assert_int_equal(kill(st->daemon.pid, SIGSTOP), 0);
+    du_sleep_us(500 * 1000);
     assert_int_equal(s_write_keyring(st, S_PUBS + 1), 0);
     assert_int_equal(kill(st->daemon.pid, SIGHUP), 0);
+    assert_int_equal(kill(st->daemon.pid, SIGCONT), 0);
+    /* libzmq's I/O thread feeds that backlog to the loop as the loop reads
+     * it; if the machine starves the I/O thread the loop can still find the
+     * socket empty before a turn is full. A second backlog, after the
+     * reload, makes a run without any read-ahead very unlikely. */
+    s_wait_acks(st, S_PUBS * S_PER_PUB / 2);
+    assert_int_equal(kill(st->daemon.pid, SIGSTOP), 0);
+    du_sleep_us(500 * 1000);
+    assert_int_equal(kill(st->daemon.pid, SIGCONT), 0);
     s_workers_join(st);
 
     /* Every update acked once, each with its own seq. */
