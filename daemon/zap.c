@@ -18,13 +18,22 @@
  * subscriber (measured with bench/memory.c), a third of what a connection
  * costs. Closing the handler socket ends those pipes (each connection
  * asks ZAP once, at its handshake, and is answered at once). So
- * pd_zap_tick(), once the handler has served requests and none has come
- * for S_QUIET_MS, binds a fresh socket in its place, answers on the
- * retired one for S_GRACE_MS more (a request already on its way), then
- * closes it and, a moment later, returns the freed pages (malloc_trim).
- * This needs ZAP enforced (ZMQ_ZAP_ENFORCE_DOMAIN), so that a handshake
- * that finds no handler bound fails rather than gets in unasked; without
- * it the handler is never retired.
+ * pd_zap_tick(), once the handler has served requests and for S_QUIET_MS
+ * neither a request nor a new connection has come, binds a fresh socket
+ * in its place, answers on the retired one for S_GRACE_MS more (a
+ * request already on its way), then closes it and, a moment later,
+ * returns the freed pages (malloc_trim). This needs ZAP enforced
+ * (ZMQ_ZAP_ENFORCE_DOMAIN), so that a handshake that finds no handler
+ * bound fails rather than gets in unasked; without it the handler is
+ * never retired.
+ *
+ * Why new connections count: between the unbind and the bind no handler
+ * is bound, and a handshake asking then does not fail cleanly. With CURVE
+ * libzmq drops the connection and the client reconnects at once; with
+ * NULL (curve off) the handshake stalls until handshake_timeout, and only
+ * then does the client try again. A connection is accepted a round trip
+ * or more before it asks ZAP, and its accept wakes the loop (the monitor
+ * event), so retiring at that wake-up would often meet its request.
  */
 #include "zap.h"
 
@@ -96,6 +105,7 @@ struct pd_zap {
     int64_t old_since; /* CLOCK_MONOTONIC ms when old was unbound */
     uint64_t attached; /* requests rep has served (pipes it holds) */
     int64_t served_at; /* CLOCK_MONOTONIC ms of rep's last request */
+    int64_t joined_at; /* CLOCK_MONOTONIC ms of the last accept seen */
     int64_t trim_at;   /* when to malloc_trim() after a close, 0 = no */
     bool enforced;     /* ZAP is enforced on every secured socket */
     bool unbound;      /* rep lost its endpoint in a failed renewal */
@@ -386,6 +396,7 @@ s_drain_monitor(pd_zap_t *self, s_watch_t *w)
         switch (event) {
         case ZMQ_EVENT_ACCEPTED:
             w->live++;
+            self->joined_at = parley__mono_ms();
             break;
         case ZMQ_EVENT_DISCONNECTED:
             if (w->live > 0)
@@ -399,9 +410,15 @@ s_drain_monitor(pd_zap_t *self, s_watch_t *w)
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             self->counters.handshake_failed++;
+            /* libzmq reports EFAULT when a handshake found no handler
+             * bound (see the top of this file). */
             pd_log_limited(S_LOG_HANDSHAKE, PD_LOG_WARN,
                            "%s: handshake failed: %s", w->name,
-                           zmq_strerror((int)value));
+                           value == EFAULT
+                               ? "no ZAP handler was bound as it asked (a "
+                                 "renewal); the client tries again after "
+                                 "handshake_timeout"
+                               : zmq_strerror((int)value));
             break;
         default:
             break;
@@ -627,7 +644,6 @@ pd_zap_handle(pd_zap_t *self)
     pd_zap_tick(self);
 }
 
-
 void
 pd_zap_tick(pd_zap_t *self)
 {
@@ -661,12 +677,17 @@ pd_zap_tick(pd_zap_t *self)
     }
     if (self->attached == 0 || now - self->served_at < S_QUIET_MS)
         return;
+    /* A connection accepted since the loop last looked is about to ask:
+     * read the monitors again just before unbinding. */
+    pd_zap_drain_monitors(self);
+    if (now - self->joined_at < S_QUIET_MS)
+        return;
     /* Retire the handler that served those connections: unbind it (from
      * now on libzmq connects handshakes to a fresh one), keep answering
      * on it for S_GRACE_MS, then close it. Between the unbind and the
-     * bind no handler is bound, for microseconds: a handshake landing
-     * there fails (ZAP is enforced, so nobody gets in unasked) and the
-     * client's libzmq reconnects. */
+     * bind no handler is bound, for microseconds: a handshake asking
+     * just then fails (ZAP is enforced, so nobody gets in unasked), and
+     * its client tries again (see the top of this file). */
     void *fresh = s_rep_new(self->ctx);
     if (fresh == NULL)
         return; /* keep the current one; try again next tick */

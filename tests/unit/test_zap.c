@@ -2,7 +2,8 @@
  * test_zap.c - the ZAP handler retires its socket (pd_zap_tick) without
  * losing what it enforces: connections admitted before and after still
  * get deliveries, their subscription cap still holds, max_connections
- * still refuses, and the retired socket is closed after its grace. The
+ * still refuses, and the retired socket is closed after its grace; and
+ * it is not retired under a connection that has just arrived. The
  * feed's part (feed.c: a manual XPUB asking pd_zap_subscribe()) is played
  * by s_drain().
  */
@@ -13,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +28,7 @@ typedef struct {
     void *xpub; /* manual XPUB secured by zap, like the feed */
     char endpoint[64];
     uint64_t granted; /* subscriptions granted */
-    void *subs[4];    /* SUB sockets, closed by s_teardown() */
+    void *subs[16];   /* SUB sockets, closed by s_teardown() */
     size_t n_subs;
     size_t max_items; /* most ZAP poll items seen by s_pump() */
 } s_env_t;
@@ -121,6 +123,12 @@ s_setup_one_conn(void **state)
 }
 
 static int
+s_setup_many(void **state)
+{
+    return s_setup(state, 64, 4);
+}
+
+static int
 s_teardown(void **state)
 {
     s_env_t *e = *state;
@@ -149,15 +157,22 @@ s_sub(s_env_t *e, const char *topic)
     return s;
 }
 
+/* Publish one heartbeat on the feed. */
+static void
+s_beat(s_env_t *e)
+{
+    assert_true(zmq_send(e->xpub, S_HEARTBEAT, strlen(S_HEARTBEAT),
+                         ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(e->xpub, "hb", 2, 0) >= 0);
+}
+
 /* Send heartbeats until sub hears one (up to 3 s). Returns whether it did. */
 static bool
 s_hears(s_env_t *e, void *sub)
 {
     int64_t end = parley__mono_ms() + 3000;
     while (parley__mono_ms() < end) {
-        assert_true(zmq_send(e->xpub, S_HEARTBEAT, strlen(S_HEARTBEAT),
-                             ZMQ_SNDMORE) >= 0);
-        assert_true(zmq_send(e->xpub, "hb", 2, 0) >= 0);
+        s_beat(e);
         s_pump(e, 20);
         char topic[64];
         int n = zmq_recv(sub, topic, sizeof(topic), ZMQ_DONTWAIT);
@@ -242,6 +257,86 @@ test_max_connections_survives_retire(void **state)
     assert_true(s_hears(e, a));
 }
 
+/*
+ * The server loop's pattern: sleep in poll until something happens, then
+ * handle the handler's sockets and tick. Run it until sub hears a
+ * heartbeat (one is sent at every wake-up) or ms pass; returns whether it
+ * did. *retired_at is set to when the handler was first seen retired
+ * (more than idle poll items), 0 if it was not.
+ */
+static bool
+s_loop_until_heard(s_env_t *e, void *sub, int ms, size_t idle,
+                   int64_t *retired_at)
+{
+    int64_t end = parley__mono_ms() + ms;
+    *retired_at = 0;
+    while (parley__mono_ms() < end) {
+        zmq_pollitem_t items[1 + PD_ZAP_NITEMS] = {
+            { e->xpub, 0, ZMQ_POLLIN, 0 },
+        };
+        size_t n = pd_zap_items(e->zap, items + 1);
+        zmq_poll(items, 1 + (int)n, 250);
+        pd_zap_handle(e->zap);
+        if (items[0].revents & ZMQ_POLLIN)
+            s_drain(e);
+        pd_zap_tick(e->zap);
+        if (*retired_at == 0 && pd_zap_items(e->zap, items + 1) > idle)
+            *retired_at = parley__mono_ms();
+        s_beat(e);
+        /* Wait a little for it, so that a round normally ends well
+         * within the handler's quiet time. */
+        zmq_pollitem_t heard = { sub, 0, ZMQ_POLLIN, 0 };
+        char topic[64];
+        if (zmq_poll(&heard, 1, 20) == 1
+            && zmq_recv(sub, topic, sizeof(topic), ZMQ_DONTWAIT) >= 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A connection arriving after a quiet spell wakes the loop (its monitor
+ * event), and the tick that follows must not retire the handler: that
+ * connection is about to ask it, and a NULL handshake that finds no
+ * handler bound waits for handshake_timeout (5 s) before its client tries
+ * again. Each round: a quiet spell with the loop asleep, then a newcomer.
+ * A round that starts with the last newcomer's handler still in place
+ * (the usual case) would retire it at the first tick, but for the
+ * newcomer: no retirement may be seen within the handler's quiet time
+ * (S_QUIET_MS, 100 ms) of the connect. A slow machine only makes the
+ * retirement be seen later.
+ */
+static void
+test_newcomer_defers_retirement(void **state)
+{
+    s_env_t *e = *state;
+    void *first = s_sub(e, S_HEARTBEAT);
+    assert_true(s_hears(e, first));
+    s_pump(e, 600); /* the handler that admitted first is retired */
+    size_t idle = s_zap_items(e);
+    int tested = 0;
+    for (int round = 0; round < 12; round++) {
+        struct timespec quiet = { 0, 150 * 1000000L };
+        nanosleep(&quiet, NULL);
+        bool armed = s_zap_items(e) == idle && round > 0;
+        int64_t t0 = parley__mono_ms(), retired_at;
+        void *s = s_sub(e, S_HEARTBEAT);
+        if (!s_loop_until_heard(e, s, 3000, idle, &retired_at))
+            fail_msg("round %d: the newcomer was not admitted within 3 s "
+                     "(%" PRIu64 " handshakes failed)",
+                     round, pd_zap_counters(e->zap)->handshake_failed);
+        if (!armed)
+            continue;
+        tested++;
+        if (retired_at != 0 && retired_at - t0 < 100)
+            fail_msg("round %d: the handler was retired %" PRId64 " ms "
+                     "after the newcomer connected, under its handshake",
+                     round, retired_at - t0);
+    }
+    assert_true(tested > 0);
+    assert_int_equal(pd_zap_counters(e->zap)->handshake_failed, 0);
+}
+
 int
 main(void)
 {
@@ -252,6 +347,8 @@ main(void)
                                         s_setup_default, s_teardown),
         cmocka_unit_test_setup_teardown(test_max_connections_survives_retire,
                                         s_setup_one_conn, s_teardown),
+        cmocka_unit_test_setup_teardown(test_newcomer_defers_retirement,
+                                        s_setup_many, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
