@@ -56,23 +56,31 @@ s_drain(s_env_t *e)
     }
 }
 
-/* Run the daemon's side for ms: ZAP requests, monitors, subscriptions,
- * ticks (as the server loop does). */
+/* One pass of the server loop: wait up to timeout_ms for something to
+ * happen, then ZAP requests, monitors, subscriptions and the tick.
+ * Returns how many ZAP poll items there are after it. */
+static size_t
+s_pass(s_env_t *e, int timeout_ms)
+{
+    zmq_pollitem_t items[1 + PD_ZAP_NITEMS] = {
+        { e->xpub, 0, ZMQ_POLLIN, 0 },
+    };
+    size_t n = pd_zap_items(e->zap, items + 1);
+    zmq_poll(items, 1 + (int)n, timeout_ms);
+    pd_zap_handle(e->zap);
+    if (items[0].revents & ZMQ_POLLIN)
+        s_drain(e);
+    pd_zap_tick(e->zap);
+    return pd_zap_items(e->zap, items + 1);
+}
+
+/* Run the daemon's side for ms, in short passes. */
 static void
 s_pump(s_env_t *e, int ms)
 {
     int64_t end = parley__mono_ms() + ms;
     do {
-        zmq_pollitem_t items[1 + PD_ZAP_NITEMS] = {
-            { e->xpub, 0, ZMQ_POLLIN, 0 },
-        };
-        size_t n = pd_zap_items(e->zap, items + 1);
-        zmq_poll(items, 1 + (int)n, 10);
-        pd_zap_handle(e->zap);
-        if (items[0].revents & ZMQ_POLLIN)
-            s_drain(e);
-        pd_zap_tick(e->zap);
-        n = pd_zap_items(e->zap, items + 1);
+        size_t n = s_pass(e, 10);
         if (n > e->max_items)
             e->max_items = n;
     } while (parley__mono_ms() < end);
@@ -259,7 +267,7 @@ test_max_connections_survives_retire(void **state)
 
 /*
  * The server loop's pattern: sleep in poll until something happens, then
- * handle the handler's sockets and tick. Run it until sub hears a
+ * handle what came and tick. Run it until sub hears a
  * heartbeat (one is sent at every wake-up) or ms pass; returns whether it
  * did. *retired_at is set to when the handler was first seen retired
  * (more than idle poll items), 0 if it was not.
@@ -271,16 +279,7 @@ s_loop_until_heard(s_env_t *e, void *sub, int ms, size_t idle,
     int64_t end = parley__mono_ms() + ms;
     *retired_at = 0;
     while (parley__mono_ms() < end) {
-        zmq_pollitem_t items[1 + PD_ZAP_NITEMS] = {
-            { e->xpub, 0, ZMQ_POLLIN, 0 },
-        };
-        size_t n = pd_zap_items(e->zap, items + 1);
-        zmq_poll(items, 1 + (int)n, 250);
-        pd_zap_handle(e->zap);
-        if (items[0].revents & ZMQ_POLLIN)
-            s_drain(e);
-        pd_zap_tick(e->zap);
-        if (*retired_at == 0 && pd_zap_items(e->zap, items + 1) > idle)
+        if (s_pass(e, 250) > idle && *retired_at == 0)
             *retired_at = parley__mono_ms();
         s_beat(e);
         /* Wait a little for it, so that a round normally ends well
