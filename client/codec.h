@@ -11,6 +11,7 @@
 #define PARLEY_CODEC_H
 
 #include "parley.h"
+#include "types.h"
 
 #include <stdbool.h>
 #include <stddef.h>

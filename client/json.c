@@ -5,7 +5,7 @@
  * UTF-8 it already is (validated), so quotes, backslashes, control
  * characters and non-ASCII text come out as correct JSON.
  */
-#include "parley.h"
+#include "types.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -40,7 +40,7 @@ parley_delivery_to_json(const parley_delivery_t *d)
     for (size_t i = 0; i < u->n_references; i++)
         bad |= json_array_append_new(refs,
                                      json_integer((json_int_t)u->references[i]));
-    parley_pubkey_format(pk, d->signer);
+    parley_pubkey_format(d->signer, pk);
     const char *status = parley_status_name(u->status);
     const char *kind = parley_kind_name(u->kind);
     bad |= s_set(o, "seq", json_integer((json_int_t)d->seq));

@@ -106,8 +106,8 @@ parley__key_secret(const parley_key_t *key)
 }
 
 void
-parley_key_id(char out[PARLEY_KEYID_CHARS + 1],
-              const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+parley_key_id(const uint8_t pk[PARLEY_PUBLICKEY_BYTES],
+              char out[PARLEY_KEYID_CHARS + 1])
 {
     uint8_t h[32];
     crypto_generichash(h, sizeof(h), pk, PARLEY_PUBLICKEY_BYTES, NULL, 0);
@@ -115,7 +115,7 @@ parley_key_id(char out[PARLEY_KEYID_CHARS + 1],
 }
 
 void
-parley_pubkey_format(char out[45], const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+parley_pubkey_format(const uint8_t pk[PARLEY_PUBLICKEY_BYTES], char out[45])
 {
     sodium_bin2base64(out, 45, pk, PARLEY_PUBLICKEY_BYTES,
                       sodium_base64_VARIANT_ORIGINAL);
@@ -315,7 +315,7 @@ parley_key_save(const parley_key_t *key, const char *path, const char *comment,
     sodium_memzero(secret, sizeof(secret));
     if (rc < 0)
         return rc;
-    parley_pubkey_format(pub, key->pk);
+    parley_pubkey_format(key->pk, pub);
     char comment_clean[256] = "";
     if (comment != NULL) {
         /* One line: the comment cannot break the file format. */

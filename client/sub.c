@@ -18,6 +18,7 @@
  * tested; parley_sub_next() drives it with the two sockets.
  */
 #include "keys.h"
+#include "options.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -341,18 +342,21 @@ typedef enum {
 struct parley_sub {
     parley__wire_t *wire;            /* DEALER to the api (owns the ctx) */
     void *feed;                      /* SUB on the feed */
+    parley__endpoints_t eps;         /* api endpoints */
     parley__filterbuf_t filter;      /* owned copy of the filter */
     const parley_keyring_t *keyring; /* borrowed, may be NULL */
-    int timeout_ms;                  /* per api request */
+    int timeout_ms;                  /* per api request, -1 = none */
     parley__merge_t merge;           /* what is known about the log */
     uint8_t daemon_id[16];           /* of the latest heartbeat */
     bool have_daemon_id;
+    bool feed_more;                  /* the feed was left with messages */
     s_req_state_t req_state;
     parley__op_t req_op;             /* REPLAY or SNAPSHOT */
     uint64_t req_id;
     uint64_t req_from;               /* REPLAY: from_seq asked */
-    int64_t req_deadline;            /* monotonic ms */
+    int64_t req_deadline;            /* monotonic ms, -1 = none */
     int64_t retry_at;                /* no request before (after a reject) */
+    parley_event_t ev;               /* what parley_sub_next() hands out */
     parley__request_t req;           /* scratch request */
 };
 
@@ -456,16 +460,24 @@ done:
     return rc;
 }
 
-/* Read what the feed has waiting, up to a burst. 0 or a negative error. */
+/*
+ * Read what the feed has waiting, up to a burst (so that api answers are
+ * not starved) or until the hold buffer is full; self->feed_more says
+ * whether messages were left. 0 or a negative error.
+ */
 static int
 s_drain_feed(parley_sub_t *self)
 {
-    for (int i = 0; i < S_FEED_BURST && !parley__merge_full(&self->merge);
-         i++) {
+    self->feed_more = true;
+    for (int i = 0; i < S_FEED_BURST; i++) {
+        if (parley__merge_full(&self->merge))
+            return 0;
         parley__heartbeat_t hb;
         int rc = s_read_feed(self, &hb);
-        if (rc == -EAGAIN)
+        if (rc == -EAGAIN) {
+            self->feed_more = false;
             return 0;
+        }
         if (rc < 0)
             return rc;
         if (rc == 1)
@@ -487,6 +499,13 @@ s_flush_request(parley_sub_t *self)
         return rc;
     self->req_state = S_REQ_SENT;
     return 0;
+}
+
+/* The deadline of a request made now (-1: none). */
+static int64_t
+s_req_deadline(const parley_sub_t *self)
+{
+    return self->timeout_ms < 0 ? -1 : parley__mono_ms() + self->timeout_ms;
 }
 
 /* Ask the api for the snapshot or the next replay page, if one is due. */
@@ -513,7 +532,7 @@ s_maybe_request(parley_sub_t *self)
         return rc;
     self->req_op = self->req.op;
     self->req_from = from;
-    self->req_deadline = parley__mono_ms() + self->timeout_ms;
+    self->req_deadline = s_req_deadline(self);
     return s_flush_request(self);
 }
 
@@ -593,33 +612,57 @@ s_drain_api(parley_sub_t *self)
             return rc;
         if (want == 0)
             continue; /* nothing outstanding: a stale answer */
-        return s_on_reply(self, &reply);
+        if ((rc = s_on_reply(self, &reply)) < 0)
+            return rc;
     }
 }
 
 /*
- * Turn a merge item into an event: verify it (a failure is reported, not
+ * Turn a merge item into the event: verify it (a failure is reported, not
  * fatal) and apply the whole filter (the feed topics cover only one of its
  * dimensions). Returns 1 for an event, 0 if the filter drops it.
  */
 static int
-s_item_event(parley_sub_t *self, const parley__merge_item_t *it,
-             parley_event_t *ev)
+s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
 {
-    memset(ev, 0, sizeof(*ev));
+    parley_event_t *ev = &self->ev;
     int rc = parley_delivery_decode(self->keyring, it->data, it->len,
                                     &ev->delivery);
     if (rc < 0) {
-        memset(ev, 0, sizeof(*ev));
-        ev->type = PARLEY_EVENT_REJECTED;
-        ev->rejected_seq = it->seq;
-        ev->rejected_code = rc;
+        parley__event_set(ev, PARLEY_EVENT_REJECTED, it->seq);
+        ev->code = rc;
         return 1;
     }
     if (!parley_filter_match(&self->filter.filter, &ev->delivery.update))
         return 0;
-    ev->type = PARLEY_EVENT_DELIVERY;
+    parley__event_set(ev, PARLEY_EVENT_DELIVERY, it->seq);
     return 1;
+}
+
+/*
+ * The next event the merge can hand out now, in self->ev.
+ * Returns 1 with an event, 0 if none is ready, or -ENOMEM.
+ */
+static int
+s_next_event(parley_sub_t *self)
+{
+    for (;;) {
+        parley__merge_out_t out;
+        int rc = parley__merge_next(&self->merge, &out);
+        if (rc == 1) {
+            rc = s_item_event(self, &out.item);
+            free(out.item.data);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        if (rc == 2) {
+            parley__event_set(&self->ev, PARLEY_EVENT_GAP, out.gap_from);
+            self->ev.seq_last = out.gap_to;
+            return 1;
+        }
+        return 0;
+    }
 }
 
 /*
@@ -630,9 +673,10 @@ s_item_event(parley_sub_t *self, const parley__merge_item_t *it,
 static int
 s_wait_live(parley_sub_t *self, parley__heartbeat_t *hb)
 {
-    int wait = self->timeout_ms > S_FIRST_HEARTBEAT_MS ? self->timeout_ms
-                                                       : S_FIRST_HEARTBEAT_MS;
-    int64_t deadline = parley__mono_ms() + wait;
+    int wait = self->timeout_ms < 0 || self->timeout_ms > S_FIRST_HEARTBEAT_MS
+                   ? self->timeout_ms
+                   : S_FIRST_HEARTBEAT_MS;
+    int64_t deadline = wait < 0 ? -1 : parley__mono_ms() + wait;
     for (;;) {
         int rc = s_read_feed(self, hb);
         if (rc == 1)
@@ -641,8 +685,8 @@ s_wait_live(parley_sub_t *self, parley__heartbeat_t *hb)
             return rc;
         if (rc == 0)
             continue;
-        int64_t left = deadline - parley__mono_ms();
-        if (left <= 0)
+        int64_t left = deadline < 0 ? -1 : deadline - parley__mono_ms();
+        if (deadline >= 0 && left <= 0)
             return PARLEY_ETIMEOUT;
         zmq_pollitem_t item = { .socket = self->feed, .events = ZMQ_POLLIN };
         if (zmq_poll(&item, 1, (long)left) < 0)
@@ -687,41 +731,53 @@ s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm,
     return 0;
 }
 
-parley_sub_t *
-parley_sub_new(const char *server, const parley_filter_t *f,
-               const parley_sub_options_t *opt)
+/* Read and check the options; copy the filter. 0 or an error. */
+static int
+s_options(parley_sub_t *self, const parley_sub_options_t *opt,
+          parley_sub_options_t *o)
 {
-    static const parley_sub_options_t defaults = { 0 };
-    char endpoint[sizeof(((parley_info_t *)0)->feed)];
+    int rc = parley__options_read(opt, sizeof(*o), o);
+    if (rc < 0)
+        return rc;
+    if (o->start != PARLEY_START_LIVE && o->start != PARLEY_START_SEQ
+        && o->start != PARLEY_START_LAST)
+        return PARLEY_EARG;
+    if ((self->timeout_ms = parley__options_timeout(o->timeout_ms))
+        == PARLEY_EARG)
+        return PARLEY_EARG;
+    if (o->n_filters > 1 || (o->n_filters > 0 && o->filters == NULL)
+        || o->rcvhwm < 0)
+        return PARLEY_EARG;
+    return parley__filterbuf_set(&self->filter,
+                                 o->n_filters > 0 ? o->filters[0] : NULL);
+}
+
+parley_sub_t *
+parley_sub_new(const parley_sub_options_t *opt)
+{
+    parley_sub_options_t o;
+    char endpoint[PARLEY__ENDPOINT_CHARS + 1];
     parley__heartbeat_t hb;
     int err = 0;
     parley_sub_t *self;
 
-    if (opt == NULL)
-        opt = &defaults;
-    if (server == NULL)
-        server = PARLEY_DEFAULT_SERVER;
-    if (opt->start != PARLEY_START_LIVE && opt->start != PARLEY_START_SEQ
-        && opt->start != PARLEY_START_LAST) {
-        errno = -PARLEY_EARG;
-        return NULL;
-    }
     if ((self = calloc(1, sizeof(*self))) == NULL)
         return NULL;
     parley__merge_init(&self->merge, S_HOLD_LIMIT);
-    self->keyring = opt->keyring;
-    self->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms
-                                           : PARLEY__TIMEOUT_DEFAULT_MS;
-    if ((err = parley__filterbuf_set(&self->filter, f)) < 0)
+    if ((err = s_options(self, opt, &o)) < 0)
         goto fail;
-    if ((self->wire = parley__wire_new(server, opt->curve, &err)) == NULL)
+    self->keyring = o.keyring;
+    if ((err = parley__endpoints_parse(&self->eps, o.server)) < 0)
         goto fail;
-    if (opt->feed != NULL) {
-        if (strlen(opt->feed) >= sizeof(endpoint)) {
-            err = -ENAMETOOLONG;
+    const char *server = parley__endpoints_current(&self->eps);
+    if ((self->wire = parley__wire_new(server, o.curve, &err)) == NULL)
+        goto fail;
+    if (o.feed != NULL) {
+        if (strlen(o.feed) >= sizeof(endpoint)) {
+            err = PARLEY_EARG;
             goto fail;
         }
-        strcpy(endpoint, opt->feed);
+        strcpy(endpoint, o.feed);
     } else {
         /* Ask on our own api socket: the reply names the feed. */
         parley__reply_t reply;
@@ -738,13 +794,13 @@ parley_sub_new(const char *server, const parley_filter_t *f,
                                          sizeof(endpoint))) < 0)
             goto fail;
     }
-    if ((err = s_open_feed(self, endpoint, opt->rcvhwm, opt->curve)) < 0)
+    if ((err = s_open_feed(self, endpoint, o.rcvhwm, o.curve)) < 0)
         goto fail;
     if ((err = s_wait_live(self, &hb)) < 0)
         goto fail;
     memcpy(self->daemon_id, hb.daemon_id, sizeof(self->daemon_id));
     self->have_daemon_id = true;
-    parley__merge_start(&self->merge, opt->start, opt->since_seq, hb.seq);
+    parley__merge_start(&self->merge, o.start, o.since_seq, hb.seq);
     if ((err = s_maybe_request(self)) < 0)
         goto fail;
     return self;
@@ -764,66 +820,92 @@ parley_sub_destroy(parley_sub_t **sub)
         zmq_close(self->feed); /* before the wire terminates the context */
     parley__wire_destroy(&self->wire);
     parley__merge_clear(&self->merge);
+    parley__endpoints_free(&self->eps);
+    parley__delivery_release(&self->ev.delivery);
     free(self);
     *sub = NULL;
 }
 
-int
-parley_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *ev)
+/*
+ * Do what can be done without waiting: send a due request, take the
+ * answers and feed messages that have arrived. 0 or a negative error.
+ */
+static int
+s_pump(parley_sub_t *sub)
 {
-    bool polled = false;
-    if (sub == NULL || ev == NULL)
+    int rc;
+    if ((rc = s_maybe_request(sub)) < 0)
+        return rc;
+    if (sub->req_state == S_REQ_QUEUED && (rc = s_flush_request(sub)) < 0)
+        return rc;
+    /* Cut off by the daemon (its CURVE allow-list changed): nothing will
+     * come any more, so say so rather than wait in silence. */
+    if ((rc = parley__wire_handshake(sub->wire)) < 0)
+        return rc;
+    if ((rc = s_drain_api(sub)) < 0)
+        return rc;
+    return s_drain_feed(sub);
+}
+
+/*
+ * The ms from now until the subscriber has something to do without a
+ * socket waking it: 0 now, -1 nothing planned.
+ */
+static int64_t
+s_wait_ms(const parley_sub_t *sub, int64_t now)
+{
+    if (sub->feed_more && !parley__merge_full(&sub->merge))
+        return 0;
+    int64_t until = -1;
+    if (sub->req_state != S_REQ_NONE)
+        until = sub->req_deadline;
+    else if (sub->retry_at > now)
+        until = sub->retry_at;
+    if (until < 0)
+        return -1;
+    return until > now ? until - now : 0;
+}
+
+int
+parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
+{
+    bool pumped = false;
+    if (sub == NULL || ev == NULL || timeout_ms < -1)
         return PARLEY_EARG;
     int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
     for (;;) {
-        parley__merge_out_t out;
-        int rc = parley__merge_next(&sub->merge, &out);
-        if (rc == 1) {
-            rc = s_item_event(sub, &out.item, ev);
-            free(out.item.data);
+        int rc = s_next_event(sub);
+        if (rc != 0) {
             if (rc == 1)
-                return 1;
-            continue;
-        }
-        if (rc == 2) {
-            memset(ev, 0, sizeof(*ev));
-            ev->type = PARLEY_EVENT_GAP;
-            ev->gap_from = out.gap_from;
-            ev->gap_to = out.gap_to;
-            return 1;
-        }
-        if ((rc = s_maybe_request(sub)) < 0)
+                *ev = &sub->ev;
             return rc;
-        /* Cut off by the daemon (its CURVE allow-list changed): nothing
-         * will come any more, so say so rather than wait in silence. */
-        if ((rc = parley__wire_handshake(sub->wire)) < 0)
+        }
+        if ((rc = s_pump(sub)) < 0)
             return rc;
-
+        if ((rc = s_next_event(sub)) != 0) {
+            if (rc == 1)
+                *ev = &sub->ev;
+            return rc;
+        }
         int64_t now = parley__mono_ms();
-        if (sub->req_state != S_REQ_NONE && now >= sub->req_deadline) {
-            /* The answer may be waiting unread because the caller was
-             * away for longer than the timeout: take it first. */
-            if (sub->req_state == S_REQ_SENT && (rc = s_drain_api(sub)) < 0)
-                return rc;
-            if (sub->req_state == S_REQ_NONE)
-                continue;
+        if (sub->req_state != S_REQ_NONE && sub->req_deadline >= 0
+            && now >= sub->req_deadline) {
             /* Given up on: a late answer is dropped by its id, and the
              * request goes out again at the next call. */
             sub->req_state = S_REQ_NONE;
             return PARLEY_ETIMEOUT;
         }
-        if (polled && deadline >= 0 && now >= deadline)
+        if (pumped && deadline >= 0 && now >= deadline)
             return 0;
-        /* Sleep until the caller's deadline, the request's deadline or
-         * the end of a back-off, whichever comes first. */
-        int64_t until = deadline;
-        if (sub->req_state != S_REQ_NONE)
-            until = until < 0 || sub->req_deadline < until ? sub->req_deadline
-                                                           : until;
-        else if (sub->retry_at > now)
-            until = until < 0 || sub->retry_at < until ? sub->retry_at : until;
-        long wait = until < 0 ? -1 : (long)(until > now ? until - now : 0);
-
+        pumped = true;
+        /* Sleep until the caller's deadline or the subscriber's own,
+         * whichever comes first. */
+        int64_t wait = s_wait_ms(sub, now);
+        if (deadline >= 0) {
+            int64_t left = deadline > now ? deadline - now : 0;
+            if (wait < 0 || left < wait)
+                wait = left;
+        }
         zmq_pollitem_t items[3] = {
             { .socket = parley__wire_socket(sub->wire), .events = ZMQ_POLLIN },
             { .socket = parley__wire_monitor(sub->wire), .events = ZMQ_POLLIN },
@@ -834,17 +916,8 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *ev)
         /* A full hold buffer is not read: libzmq queues (or drops, and a
          * replay fetches it again) until the caller has taken some. */
         int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
-        if (zmq_poll(items, nitems, wait) < 0)
+        if (zmq_poll(items, nitems, (long)wait) < 0)
             return -errno;
-        polled = true;
-        if ((items[0].revents & ZMQ_POLLOUT) && sub->req_state == S_REQ_QUEUED
-            && (rc = s_flush_request(sub)) < 0)
-            return rc;
-        if ((items[0].revents & ZMQ_POLLIN) && (rc = s_drain_api(sub)) < 0)
-            return rc;
-        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN)
-            && (rc = s_drain_feed(sub)) < 0)
-            return rc;
     }
 }
 
@@ -852,4 +925,40 @@ uint64_t
 parley_sub_last_seq(const parley_sub_t *sub)
 {
     return sub != NULL ? parley__merge_last_seq(&sub->merge) : 0;
+}
+
+const char *
+parley_sub_endpoint(const parley_sub_t *sub)
+{
+    return sub != NULL ? parley__wire_server(sub->wire) : NULL;
+}
+
+int
+parley_sub_fds(const parley_sub_t *sub, int *fds, size_t cap)
+{
+    if (sub == NULL)
+        return PARLEY_EARG;
+    int n = parley__wire_fds(sub->wire, fds, cap);
+    if ((size_t)n < cap)
+        fds[n] = parley__zmq_fd(sub->feed);
+    return n + 1;
+}
+
+int
+parley_sub_timeout(const parley_sub_t *sub)
+{
+    if (sub == NULL)
+        return -1;
+    int64_t now = parley__mono_ms();
+    int64_t wait = s_wait_ms(sub, now);
+    /* An event the merge could hand out at once (the caller stopped
+     * draining before it was taken). */
+    if (sub->merge.n > 0 && !sub->merge.hold
+        && sub->merge.items[0].seq <= sub->merge.confirmed + 1)
+        return 0;
+    if (sub->merge.gap_to > sub->merge.confirmed && !sub->merge.hold)
+        return 0;
+    if (wait > INT32_MAX)
+        wait = INT32_MAX;
+    return (int)wait;
 }

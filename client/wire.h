@@ -79,8 +79,30 @@ void *parley__wire_socket(parley__wire_t *w);
  * (then parley__wire_handshake() says what happened). */
 void *parley__wire_monitor(parley__wire_t *w);
 
-/* The api endpoint this wire was made for. */
+/*
+ * The ZMQ_FD descriptors of the DEALER and of the monitor, for an event
+ * loop (parley.h, "event-loop integration").
+ *
+ * Returns:   2 (the number the wire has); at most cap are written.
+ */
+int parley__wire_fds(const parley__wire_t *w, int *fds, size_t cap);
+
+/* The ZMQ_FD of a socket, or -1. */
+int parley__zmq_fd(void *sock);
+
+/* The api endpoint this wire is connected to. */
 const char *parley__wire_server(const parley__wire_t *w);
+
+/*
+ * Connect the wire's DEALER to another api endpoint instead (the same
+ * socket, so its file descriptor stays): the old connection and whatever
+ * was queued on it are dropped, and what the handshake monitor knew is
+ * forgotten. A prepared request stays prepared.
+ *
+ * Returns:   0, -ENOMEM or -errno from libzmq (the wire is then still on
+ *            its old endpoint).
+ */
+int parley__wire_switch(parley__wire_t *w, const char *server);
 
 /*
  * Encode req under a fresh request id into the wire's send buffer,

@@ -175,7 +175,7 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     clock_gettime(CLOCK_MONOTONIC, &self->started);
     for (int i = 0; i < PD_API_NCODES; i++)
         snprintf(self->stat_names[i], sizeof(self->stat_names[i]),
-                 "rejected_%s", parley_strerror(-1001 - i));
+                 "rejected_%s", parley_error_name(-1001 - i));
 
     self->arena_cap = max + S_DECODE_SLACK;
     self->batch_cap = max > S_BATCH_MIN ? max : S_BATCH_MIN;
@@ -411,20 +411,20 @@ s_reject(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
     int i = s_code_index(code);
     if (i < 0) {
         pd_log_limited(S_LOG_API, PD_LOG_ERROR, "api: internal error: %s",
-                       parley_strerror(code));
+                       parley_error_name(code));
         code = PARLEY_EUNAVAILABLE;
         i = s_code_index(code);
     }
     self->counters.rejected[i]++;
     pd_log_limited(S_LOG_REJECT + (unsigned)i, PD_LOG_INFO,
                    "rejected request %llu: %s%s%s", (unsigned long long)request_id,
-                   parley_strerror(code),
+                   parley_error_name(code),
                    detail != NULL && detail[0] != '\0' ? " " : "",
                    detail != NULL ? detail : "");
     parley__reply_t r = { .request_id = request_id,
                           .type = PARLEY__REPLY_REJECT,
                           .code = code,
-                          .message = parley_strerror_long(code),
+                          .message = parley_strerror(code),
                           .first_seq = first_seq };
     return s_queue(self, peer, &r);
 }
@@ -454,7 +454,7 @@ s_commit(pd_api_t *self)
         if (rc < 0) {
             pd_log(PD_LOG_ERROR,
                    "store sync failed: %s; %zu updates not acked, stopping",
-                   parley_strerror(rc), self->n_pending);
+                   parley_error_name(rc), self->n_pending);
             return rc;
         }
     }
@@ -472,7 +472,7 @@ s_commit(pd_api_t *self)
         if (rc < 0)
             pd_log_limited(S_LOG_API, PD_LOG_WARN,
                            "feed: seq %llu not published: %s",
-                           (unsigned long long)p->seq, parley_strerror(rc));
+                           (unsigned long long)p->seq, parley_error_name(rc));
     }
     self->n_queued = self->queue_used = 0;
     self->n_pending = self->batch_used = 0;
@@ -511,7 +511,7 @@ s_signer_label(const s_slot_t *slot, const char *why,
 {
     char id[PARLEY_KEYID_CHARS + 1] = "";
     if (slot->v.decoded)
-        parley_key_id(id, slot->v.env.signer);
+        parley_key_id(slot->v.env.signer, id);
     snprintf(buf, PARLEY_KEYID_CHARS + 64, "%s%s%s", *id ? "signer " : "", id,
              why);
     return buf;
@@ -614,7 +614,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
         return s_reject(self, peer, rid, PARLEY_ETOOLARGE, 0, NULL);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
-               (unsigned long long)seq, parley_strerror(rc));
+               (unsigned long long)seq, parley_error_name(rc));
         return rc;
     }
     pd_index_add(self->idx, seq, signer, u);
@@ -623,7 +623,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
     p->received_at = now;
     p->off = self->batch_used;
     p->len = len;
-    p->n_topics = parley_topics(u, p->topics);
+    p->n_topics = parley_topics(u, p->topics, PARLEY_TOPICS_MAX);
     memcpy(self->batch + self->batch_used, env, len);
     self->batch_used += len;
     self->counters.accepted++;
@@ -665,7 +665,7 @@ s_send_reply(pd_api_t *self, s_peer_t peer, const parley__reply_t *r,
     int rc = parley__reply_encode(r, buf, cap, &len);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "api: reply does not encode: %s",
-               parley_strerror(rc));
+               parley_error_name(rc));
         return;
     }
     s_send(self, peer.data, peer.len, buf, len);
@@ -692,7 +692,7 @@ s_readable(pd_api_t *self, bool reads_all, const parley_update_t *u)
     if (reads_all)
         return true;
     char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
-    size_t n = parley_topics(u, topics);
+    size_t n = parley_topics(u, topics, PARLEY_TOPICS_MAX);
     return pd_zap_may_read(self->zap, self->req_user,
                            (const char(*)[PARLEY_TOPIC_MAX])topics, n);
 }
@@ -729,7 +729,7 @@ s_replay(pd_api_t *self, s_peer_t peer)
         if (rc < 0) {
             pd_log_limited(S_LOG_API, PD_LOG_ERROR,
                            "replay: reading seq %llu: %s",
-                           (unsigned long long)seq, parley_strerror(rc));
+                           (unsigned long long)seq, parley_error_name(rc));
             return s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
         }
         if (!parley_filter_match(&q->filter.filter, &self->rec_update)
@@ -855,7 +855,7 @@ s_snapshot(pd_api_t *self, s_peer_t peer)
     goto out;
 unavailable:
     pd_log_limited(S_LOG_API, PD_LOG_ERROR, "snapshot failed: %s",
-                   parley_strerror(rc < 0 ? rc : -ENOMEM));
+                   parley_error_name(rc < 0 ? rc : -ENOMEM));
     rc = s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
 out:
     free(seqs);

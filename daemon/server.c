@@ -100,7 +100,7 @@ s_open_store(pd_server_t *self, int *err)
                                       self->idx, errbuf, sizeof(errbuf), err);
     if (store == NULL) {
         pd_log(PD_LOG_ERROR, "cannot open the log in %s: %s", cfg->state_dir,
-               errbuf[0] != '\0' ? errbuf : parley_strerror(*err));
+               errbuf[0] != '\0' ? errbuf : parley_error_name(*err));
         return NULL;
     }
     pd_index_stats_t is;
@@ -268,7 +268,7 @@ s_reload(pd_server_t *self)
                "reload FAILED, keeping the old keyring (%zu signers) and "
                "client list: %s",
                parley_keyring_size(self->ring),
-               errbuf[0] != '\0' ? errbuf : parley_strerror(-errno));
+               errbuf[0] != '\0' ? errbuf : parley_error_name(-errno));
         return 0;
     }
     pd_clients_t *clients = NULL;
@@ -317,7 +317,7 @@ s_timers(pd_server_t *self)
                                    parley_now_ms());
         if (rc < 0)
             pd_log_limited(40, PD_LOG_WARN, "heartbeat not sent: %s",
-                           parley_strerror(rc));
+                           parley_error_name(rc));
         self->next_heartbeat = now + self->cfg.heartbeat_interval;
     }
     if (self->next_stats != 0 && now >= self->next_stats) {
@@ -325,14 +325,14 @@ s_timers(pd_server_t *self)
         int rc = pd_feed_stats(self->feed, v, pd_api_stats(self->api, v));
         if (rc < 0)
             pd_log_limited(40, PD_LOG_WARN, "stats not sent: %s",
-                           parley_strerror(rc));
+                           parley_error_name(rc));
         self->next_stats = now + self->cfg.stats_interval;
     }
     if (self->next_retain != 0 && now >= self->next_retain) {
         int n = pd_store_retain(self->store, parley_now_ms());
         if (n < 0) {
             pd_log_limited(41, PD_LOG_ERROR, "retention failed: %s",
-                           parley_strerror(n));
+                           parley_error_name(n));
         } else if (n > 0) {
             uint64_t first = pd_store_first_seq(self->store);
             pd_index_forget_before(self->idx, first);

@@ -167,13 +167,13 @@ test_update_roundtrip_full(void **state)
     parley_update_t u, out;
     size_t len = 0;
     s_full(&u);
-    assert_int_equal(parley_update_validate(&u), 0);
+    assert_int_equal(parley_update_validate(&u, NULL, 0), 0);
     assert_int_equal(parley__update_encode(&u, buf, sizeof(buf), &len), 0);
     assert_true(len > PARLEY_BODY_MAX);
     memset(&out, 0x5a, sizeof(out));
     assert_int_equal(s_decode(buf, len, &out), 0);
     assert_memory_equal(&out, &u, sizeof(u));
-    assert_int_equal(parley_update_validate(&out), 0);
+    assert_int_equal(parley_update_validate(&out, NULL, 0), 0);
 
     /* kind, negative-free int64 and uint64 extremes survive */
     s_full(&u);
@@ -298,7 +298,7 @@ test_update_decode_bad_input(void **state)
     assert_int_equal(s_decode("", 0, &out), 0);
     assert_int_equal(out.n_parties, 0);
     assert_string_equal(out.negotiation, "");
-    assert_int_equal(parley_update_validate(&out), PARLEY_EINVALID);
+    assert_int_equal(parley_update_validate(&out, NULL, 0), PARLEY_EINVALID);
 }
 
 /* Encodings protobuf accepts but that are not the canonical one. */
@@ -915,7 +915,7 @@ test_reply_ack_reject_ping(void **state)
     /* every reject code travels with its message and first_seq */
     for (int code = PARLEY_ETOOLARGE; code >= PARLEY_ERATELIMITED; code--) {
         char msg[64];
-        snprintf(msg, sizeof(msg), "rejected: %s", parley_strerror(code));
+        snprintf(msg, sizeof(msg), "rejected: %s", parley_error_name(code));
         memset(&r, 0, sizeof(r));
         r.request_id = (uint64_t)-code;
         r.type = PARLEY__REPLY_REJECT;
@@ -1073,7 +1073,7 @@ test_reject_code_mapping(void **state)
     for (int code = PARLEY_ETOOLARGE; code >= PARLEY_ERATELIMITED; code--) {
         int wire = parley__reject_to_wire(code);
         if (wire != -code - 1000)
-            fail_msg("%s -> wire %d, want %d", parley_strerror(code), wire,
+            fail_msg("%s -> wire %d, want %d", parley_error_name(code), wire,
                      -code - 1000);
         assert_int_equal(parley__reject_from_wire(wire), code);
     }

@@ -12,6 +12,7 @@
 /* clang-format on */
 
 #include "parley.h"
+#include "types.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -51,7 +52,7 @@ test_topics_order_and_content(void **state)
     char out[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
     s_update(&u, "gaza-ceasefire", parties, 5, 2);
     memset(out, 'Z', sizeof(out));
-    size_t n = parley_topics(&u, out);
+    size_t n = parley_topics(&u, out, PARLEY_TOPICS_MAX);
     static const char *const expect[] = {
         "all/",      "neg/gaza-ceasefire/", "party/israel/", "party/hamas/",
         "party/us/", "party/egypt/",        "party/qatar/",  "phase/2/",
@@ -62,7 +63,7 @@ test_topics_order_and_content(void **state)
 
     /* one party, phase 0 */
     s_update(&u, "sudan", parties + 2, 1, 0);
-    n = parley_topics(&u, out);
+    n = parley_topics(&u, out, PARLEY_TOPICS_MAX);
     assert_int_equal(n, 4);
     assert_string_equal(out[0], "all/");
     assert_string_equal(out[1], "neg/sudan/");
@@ -86,8 +87,8 @@ test_topics_largest(void **state)
         u.parties[i][30] = (char)('a' + i);
         u.parties[i][32] = '\0';
     }
-    assert_int_equal(parley_update_validate(&u), 0);
-    size_t n = parley_topics(&u, out);
+    assert_int_equal(parley_update_validate(&u, NULL, 0), 0);
+    size_t n = parley_topics(&u, out, PARLEY_TOPICS_MAX);
     assert_int_equal(n, PARLEY_TOPICS_MAX);
     char want[PARLEY_TOPIC_MAX];
     snprintf(want, sizeof(want), "neg/%s/", u.negotiation);
@@ -112,7 +113,7 @@ test_topics_prefix_exact(void **state)
     parley_filter_t f = { .parties = us, .n_parties = 1 };
 
     s_update(&u, "gaza-ceasefire-2", usa, 1, 12);
-    size_t n = parley_topics(&u, topics);
+    size_t n = parley_topics(&u, topics, PARLEY_TOPICS_MAX);
     assert_int_equal(parley_filter_topics(&f, subs, 4), 1);
     assert_string_equal(subs[0], "party/us/");
     for (size_t i = 0; i < n; i++)
@@ -134,7 +135,7 @@ test_topics_prefix_exact(void **state)
 
     /* and the exact value is received */
     s_update(&u, "gaza-ceasefire", us, 1, 1);
-    n = parley_topics(&u, topics);
+    n = parley_topics(&u, topics, PARLEY_TOPICS_MAX);
     int hits = 0;
     for (size_t i = 0; i < n; i++)
         hits += s_prefix(subs[0], topics[i]);
@@ -399,7 +400,7 @@ test_filter_topics_cover_matches(void **state)
                             s_update(&u, negs[a], parties + b, 1, phases[c]);
                             if (!parley_filter_match(&f, &u))
                                 continue;
-                            size_t nt = parley_topics(&u, topics);
+                            size_t nt = parley_topics(&u, topics, PARLEY_TOPICS_MAX);
                             int covered = 0;
                             for (int s = 0; s < ns && !covered; s++)
                                 for (size_t t = 0; t < nt && !covered; t++)

@@ -12,6 +12,7 @@
 /* clang-format on */
 
 #include "parley.h"
+#include "types.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +34,8 @@ s_valid(parley_update_t *u)
     u->signer_seq = 1;
 }
 
-#define S_OK(u) assert_int_equal(parley_update_validate(u), 0)
-#define S_BAD(u) assert_int_equal(parley_update_validate(u), PARLEY_EINVALID)
+#define S_OK(u) assert_int_equal(parley_update_validate(u, NULL, 0), 0)
+#define S_BAD(u) assert_int_equal(parley_update_validate(u, NULL, 0), PARLEY_EINVALID)
 
 /* Fill dst with n copies of c, NUL-terminated. */
 static void
@@ -83,7 +84,7 @@ test_validate_baseline(void **state)
     parley_update_t u;
     s_valid(&u);
     S_OK(&u);
-    assert_int_equal(parley_update_validate(NULL), PARLEY_EINVALID);
+    assert_int_equal(parley_update_validate(NULL, NULL, 0), PARLEY_EINVALID);
     memset(&u, 0, sizeof(u));
     S_BAD(&u); /* a zeroed struct is an empty (invalid) update */
 }
@@ -306,7 +307,7 @@ test_validate_utf8(void **state)
                         : field == 1 ? u.body
                                      : u.location;
             snprintf(dst, 64, "x%sy", good[i]);
-            if (parley_update_validate(&u) != 0)
+            if (parley_update_validate(&u, NULL, 0) != 0)
                 fail_msg("field %d: good sequence %zu refused", field, i);
         }
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -315,11 +316,11 @@ test_validate_utf8(void **state)
                         : field == 1 ? u.body
                                      : u.location;
             snprintf(dst, 64, "x%sy", bad[i]);
-            if (parley_update_validate(&u) != PARLEY_EINVALID)
+            if (parley_update_validate(&u, NULL, 0) != PARLEY_EINVALID)
                 fail_msg("field %d: bad sequence %zu accepted", field, i);
             /* at the very end of the text too (no byte after it) */
             snprintf(dst, 64, "x%s", bad[i]);
-            if (parley_update_validate(&u) != PARLEY_EINVALID)
+            if (parley_update_validate(&u, NULL, 0) != PARLEY_EINVALID)
                 fail_msg("field %d: bad sequence %zu at end accepted", field,
                          i);
         }
