@@ -308,6 +308,17 @@ parley__wire_send(parley__wire_t *w, int timeout_ms)
     }
 }
 
+int
+parley__wire_send_bytes(parley__wire_t *w, const void *buf, size_t len)
+{
+    if (zmq_send(w->sock, buf, len, ZMQ_DONTWAIT) >= 0)
+        return 0;
+    if (errno != EAGAIN)
+        return -errno;
+    int rc = parley__wire_handshake(w);
+    return rc < 0 ? rc : -EAGAIN;
+}
+
 /*
  * Read one whole message (all frames) and decode its last frame: the api
  * carries one frame per reply, and a proxy that adds an empty delimiter

@@ -122,6 +122,17 @@ int parley__wire_prepare(parley__wire_t *w, parley__request_t *req,
 int parley__wire_send(parley__wire_t *w, int timeout_ms);
 
 /*
+ * Send one encoded request (its own bytes, not the prepared one) without
+ * waiting: with ZMQ_IMMEDIATE nothing is queued for a daemon that is not
+ * connected.
+ *
+ * Returns:   0, -EAGAIN (no daemon connected, or its queue is full),
+ *            -EACCES or PARLEY_EPROTO (see parley__wire_handshake()), or
+ *            another -errno.
+ */
+int parley__wire_send_bytes(parley__wire_t *w, const void *buf, size_t len);
+
+/*
  * Receive the reply to request id (0 = to any request), waiting up to
  * timeout_ms (-1 = forever, 0 = only what has arrived). Replies with other
  * ids are dropped: they answer requests given up on earlier.

@@ -1012,6 +1012,10 @@ PARLEY_EXPORT const char *parley_pub_detail(const parley_pub_t *pub);
 /* The api endpoint the publisher uses now. */
 PARLEY_EXPORT const char *parley_pub_endpoint(const parley_pub_t *pub);
 
+/* Requests sent with parley_pub_send() and not yet taken by
+ * parley_pub_recv(), answered or not. */
+PARLEY_EXPORT size_t parley_pub_pending(const parley_pub_t *pub);
+
 
 /* ------------------------------------------------------------ subscriber */
 
