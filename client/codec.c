@@ -516,6 +516,7 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         rej.code = (Parley__V1__RejectCode)parley__reject_to_wire(r->code);
         rej.message = (char *)(r->message != NULL ? r->message : "");
         rej.first_seq = r->first_seq;
+        rej.signer_seq = r->signer_seq;
         m.result_case = PARLEY__V1__API_REPLY__RESULT_REJECT;
         m.reject = &rej;
         break;
@@ -602,6 +603,7 @@ parley__reply_decode(const void *buf, size_t len, parley__reply_t *out,
         out->code = parley__reject_from_wire(m->reject->code);
         out->message = m->reject->message;
         out->first_seq = m->reject->first_seq;
+        out->signer_seq = m->reject->signer_seq;
         return 0;
     case PARLEY__V1__API_REPLY__RESULT_REPLAY:
     case PARLEY__V1__API_REPLY__RESULT_SNAPSHOT: {

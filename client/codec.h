@@ -163,6 +163,7 @@ typedef struct parley__reply {
     int code;                    /* REJECT: PARLEY_E* */
     const char *message;         /* REJECT */
     uint64_t first_seq;          /* REJECT truncated; PING */
+    uint64_t signer_seq;         /* REJECT replay: the signer's last one */
     const parley__bytes_t *deliveries; /* REPLAY, SNAPSHOT */
     size_t n_deliveries;
     uint64_t next_seq, head_seq; /* REPLAY */

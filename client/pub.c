@@ -12,7 +12,19 @@
  * A request that is not answered within timeout_ms counts one attempt
  * and goes out again; after `attempts` of them it is answered
  * PARLEY_ETIMEOUT.
+ *
+ * signer_seq: parley_pub_publish() draws the values it chooses from the
+ * sequencer of the key (keys.c), one per public key and process, so
+ * publishers of one key in several threads never choose the same one.
+ * Arrival order at the daemon is still not the order they were drawn in
+ * (each publisher has its own connection), so a value can arrive after a
+ * higher one and be refused as a replay; such an update is signed again
+ * with a value above the signer's last accepted one, which the daemon
+ * names in its answer. That is safe: a replay reject means these bytes
+ * were not stored, and since the signer's last accepted value only
+ * rises, never will be.
  */
+#include "keys.h"
 #include "options.h"
 #include "wire.h"
 
@@ -29,6 +41,8 @@
 #define S_ENVELOPE_CAP (64 * 1024)
 /* Room for the request around an envelope. */
 #define S_FRAME_SLACK 64
+/* Times one publish is signed again after replay rejects, at most. */
+#define S_RESIGN_MAX 64
 
 typedef enum {
     S_QUEUED = 0,  /* waiting for a connected daemon */
@@ -47,6 +61,7 @@ typedef struct {
     int64_t deadline;          /* monotonic ms; -1 = none */
     int result;                /* S_DONE: 0, PARLEY_DUPLICATE or a code */
     uint64_t seq;              /* S_DONE: the ack's seq */
+    uint64_t signer_seq;       /* S_DONE, REPLAY: the signer's last one */
     char *detail;              /* S_DONE: the reject text, or NULL */
 } s_req_t;
 
@@ -54,13 +69,14 @@ struct parley_pub {
     parley__wire_t *wire;      /* DEALER to the api endpoint */
     parley__endpoints_t eps;   /* the endpoint list */
     const parley_key_t *key;   /* borrowed signing key */
+    parley__seq_t *seq;        /* the key's signer_seq sequencer */
+    char *seq_file;            /* also recorded there, or NULL */
     int timeout_ms;            /* per attempt, -1 = none */
     int attempts;              /* attempts of one request */
     size_t max_pending;        /* requests in the table at most */
     s_req_t *reqs;             /* the table, in ascending id order */
     size_t n, alloc;           /* requests in it, room */
     uint64_t next_id;          /* id of the next request */
-    uint64_t last_signer_seq;  /* highest signer_seq this publisher used */
     parley_update_t u;         /* the update as published (scratch) */
     char detail[256];          /* parley_pub_detail() */
 };
@@ -88,6 +104,12 @@ parley_pub_new(const parley_key_t *key, const parley_pub_options_t *opt)
         return NULL; /* errno = ENOMEM */
     self->key = key;
     self->next_id = 1;
+    if ((self->seq = parley__seq_of(key)) == NULL
+        || (o.seq_file != NULL
+            && (self->seq_file = strdup(o.seq_file)) == NULL)) {
+        err = -ENOMEM;
+        goto fail;
+    }
     self->timeout_ms = parley__options_timeout(o.timeout_ms);
     self->max_pending = o.max_pending > 0 ? o.max_pending : S_PENDING_DEFAULT;
     if ((err = parley__endpoints_parse(&self->eps, o.server)) < 0)
@@ -126,6 +148,7 @@ parley_pub_destroy(parley_pub_t **pub)
     free(self->reqs);
     parley__wire_destroy(&self->wire);
     parley__endpoints_free(&self->eps);
+    free(self->seq_file);
     free(self);
     *pub = NULL;
 }
@@ -261,6 +284,7 @@ s_on_reply(parley_pub_t *pub, const parley__reply_t *r, int64_t now)
             return s_failover(pub, now);
         }
         s_done(q, r->code, 0, r->message);
+        q->signer_seq = r->signer_seq;
     } else if (r->type == PARLEY__REPLY_ACK) {
         s_done(q, r->duplicate ? PARLEY_DUPLICATE : 0, r->seq, NULL);
     } else {
@@ -360,11 +384,13 @@ s_wait(parley_pub_t *pub, int64_t wait_ms)
 }
 
 /*
- * Take request i out of the table: its result, with *id and *seq (may be
- * NULL) set and its detail kept for parley_pub_detail().
+ * Take request i out of the table: its result, with *id, *seq and
+ * *signer_seq (each may be NULL) set and its detail kept for
+ * parley_pub_detail().
  */
 static int
-s_take(parley_pub_t *pub, size_t i, uint64_t *id, uint64_t *seq)
+s_take(parley_pub_t *pub, size_t i, uint64_t *id, uint64_t *seq,
+       uint64_t *signer_seq)
 {
     s_req_t *r = &pub->reqs[i];
     int result = r->result;
@@ -372,17 +398,20 @@ s_take(parley_pub_t *pub, size_t i, uint64_t *id, uint64_t *seq)
         *id = r->id;
     if (seq != NULL && result >= 0)
         *seq = r->seq;
+    if (signer_seq != NULL)
+        *signer_seq = r->signer_seq;
     s_detail(pub, r->detail);
     s_remove(pub, i);
     return result;
 }
 
 /*
- * Wait until request id is answered (or given up on) and take it.
+ * Wait until request id is answered (or given up on) and take it, with
+ * *signer_seq the signer's last value a REPLAY reject names.
  * Returns its result, or an error of the publisher as a whole.
  */
 static int
-s_await(parley_pub_t *pub, uint64_t id, uint64_t *seq)
+s_await(parley_pub_t *pub, uint64_t id, uint64_t *seq, uint64_t *signer_seq)
 {
     for (;;) {
         int rc = s_pump(pub);
@@ -396,7 +425,7 @@ s_await(parley_pub_t *pub, uint64_t id, uint64_t *seq)
         if (i < 0)
             return PARLEY_EPROTO; /* cannot happen: only we take it */
         if (pub->reqs[i].state == S_DONE)
-            return s_take(pub, (size_t)i, NULL, seq);
+            return s_take(pub, (size_t)i, NULL, seq, signer_seq);
         if ((rc = s_wait(pub, s_next_deadline(pub, parley__mono_ms()))) < 0) {
             s_remove(pub, (size_t)i);
             return rc;
@@ -404,45 +433,60 @@ s_await(parley_pub_t *pub, uint64_t id, uint64_t *seq)
     }
 }
 
-/* Microseconds since the epoch (CLOCK_REALTIME). */
-static uint64_t
-s_now_us(void)
+/* Sign pub->u and wait for the daemon's verdict on it. */
+static int
+s_publish_once(parley_pub_t *pub, uint64_t *seq, uint64_t *signer_seq)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    size_t len = 0;
+    uint64_t id;
+    int rc = parley_sign(pub->key, &pub->u, env, sizeof(env), &len);
+    if (rc == 0)
+        rc = s_enqueue(pub, env, len, true, &id);
+    return rc < 0 ? rc : s_await(pub, id, seq, signer_seq);
 }
 
 int
 parley_pub_publish(parley_pub_t *pub, const parley_update_t *u, uint64_t *seq)
 {
-    uint8_t env[PARLEY_ENVELOPE_MAX];
-    size_t len = 0;
-    uint64_t id;
     int rc;
-
     if (pub == NULL || u == NULL)
         return PARLEY_EARG;
     s_detail(pub, NULL);
     pub->u = *u;
+    bool chosen = pub->u.signer_seq == 0; /* ours to choose (and redo) */
     if (pub->u.issued_at == 0)
         pub->u.issued_at = parley_now_ms();
-    if (pub->u.signer_seq == 0) {
-        uint64_t now = s_now_us();
-        pub->u.signer_seq = now > pub->last_signer_seq
-                                ? now
-                                : pub->last_signer_seq + 1;
-    }
+    /* Checked with a stand-in first, so that a bad update takes no
+     * value from the sequencer (or the seq file). */
+    if (chosen)
+        pub->u.signer_seq = 1;
     if ((rc = parley_update_validate(&pub->u, pub->detail,
                                      sizeof(pub->detail))) < 0)
         return rc;
-    if ((rc = parley_sign(pub->key, &pub->u, env, sizeof(env), &len)) < 0)
+    if (!chosen)
+        return s_publish_once(pub, seq, NULL);
+    for (int round = 0;; round++) {
+        parley__seq_ticket_t t;
+        uint64_t last = 0;
+        if ((rc = parley__seq_take(pub->seq, pub->seq_file, &t)) < 0) {
+            snprintf(pub->detail, sizeof(pub->detail),
+                     "signer_seq: %s%s%s", pub->seq_file ? pub->seq_file : "",
+                     pub->seq_file ? ": " : "", parley_strerror(rc));
+            return rc;
+        }
+        pub->u.signer_seq = t.value;
+        rc = s_publish_once(pub, seq, &last);
+        if (rc == PARLEY_EREPLAY && round < S_RESIGN_MAX) {
+            /* Another publisher of this key got a later value to the
+             * daemon first (or our clock is behind its last one). */
+            parley__seq_floor(pub->seq, last);
+            continue;
+        }
+        if (rc == PARLEY_EFUTURE)
+            parley__seq_give_back(pub->seq, pub->seq_file, &t);
         return rc;
-    if (pub->u.signer_seq > pub->last_signer_seq)
-        pub->last_signer_seq = pub->u.signer_seq;
-    if ((rc = s_enqueue(pub, env, len, true, &id)) < 0)
-        return rc;
-    return s_await(pub, id, seq);
+    }
 }
 
 int
@@ -482,7 +526,7 @@ parley_pub_recv(parley_pub_t *pub, int timeout_ms, uint64_t *request_id,
             return rc;
         for (size_t i = 0; i < pub->n; i++)
             if (pub->reqs[i].state == S_DONE && !pub->reqs[i].own)
-                return s_take(pub, i, request_id, seq);
+                return s_take(pub, i, request_id, seq, NULL);
         int64_t now = parley__mono_ms();
         if (pumped && deadline >= 0 && now >= deadline)
             return -EAGAIN;

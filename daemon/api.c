@@ -403,6 +403,8 @@ s_code_index(int code)
 /*
  * Queue a Reject, count it and log it (rate-limited: peers trigger this).
  * A code that is not a reject (an internal error) goes out as unavailable.
+ * first_seq is the oldest seq held for TRUNCATED, the signer's last
+ * accepted signer_seq for REPLAY.
  */
 static int
 s_reject(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
@@ -425,7 +427,8 @@ s_reject(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
                           .type = PARLEY__REPLY_REJECT,
                           .code = code,
                           .message = parley_strerror(code),
-                          .first_seq = first_seq };
+                          .first_seq = code == PARLEY_EREPLAY ? 0 : first_seq,
+                          .signer_seq = code == PARLEY_EREPLAY ? first_seq : 0 };
     return s_queue(self, peer, &r);
 }
 
@@ -594,7 +597,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
             self->counters.duplicates++;
             return s_ack(self, peer, rid, orig, true);
         }
-        return s_reject(self, peer, rid, PARLEY_EREPLAY, 0, NULL);
+        return s_reject(self, peer, rid, PARLEY_EREPLAY, last, NULL);
     }
 
     if (pd_index_reserve(self->idx, signer) < 0)

@@ -912,7 +912,8 @@ test_reply_ack_reject_ping(void **state)
     assert_int_equal(out.seq, 1);
     assert_false(out.duplicate);
 
-    /* every reject code travels with its message and first_seq */
+    /* every reject code travels with its message, first_seq and the
+     * signer's last signer_seq */
     for (int code = PARLEY_ETOOLARGE; code >= PARLEY_ERATELIMITED; code--) {
         char msg[64];
         snprintf(msg, sizeof(msg), "rejected: %s", parley_error_name(code));
@@ -922,10 +923,12 @@ test_reply_ack_reject_ping(void **state)
         r.code = code;
         r.message = msg;
         r.first_seq = code == PARLEY_ETRUNCATED ? 500 : 0;
+        r.signer_seq = code == PARLEY_EREPLAY ? 1700000000000001ull : 0;
         s_reply_roundtrip(&r, &out, &a, buf, sizeof(buf));
         assert_int_equal(out.code, code);
         assert_string_equal(out.message, msg);
         assert_int_equal(out.first_seq, r.first_seq);
+        assert_int_equal(out.signer_seq, r.signer_seq);
         parley__arena_reset(&a);
     }
     /* a NULL message goes out as "" */
