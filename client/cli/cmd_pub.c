@@ -2,8 +2,10 @@
  * cmd_pub.c - parley pub: sign and publish updates.
  *
  * Each update gets its signer_seq from the locked state file beside the
- * key (parley_seqfile_next), so separate and concurrent invocations with
- * one key never reuse a value.
+ * key (the publisher's seq_file), so separate and concurrent invocations
+ * with one key never choose one value twice; one that arrives after a
+ * higher one is signed again above it by the library (docs/protocol.md
+ * section 3).
  */
 #include "common.h"
 
@@ -38,8 +40,10 @@ s_help(void)
            "reported on stderr (\"parley: line N: ...\") and the rest go on.\n"
            "\n"
            "issued_at is now and signer_seq comes from KEYFILE.seq (kept under a\n"
-           "lock, so concurrent runs never reuse one), unless a JSON line gives\n"
-           "them.\n"
+           "lock, so concurrent runs never choose one twice), unless a JSON line\n"
+           "gives them. Concurrent runs with one key are safe: an update that\n"
+           "arrives after a higher signer_seq is signed again above it and sent\n"
+           "once more; one without an answer is resent with the same bytes.\n"
            "\n"
            "Options:\n"
            "  -k, --key KEYFILE      secret key (mode 0600) to sign with (required)\n"
@@ -87,61 +91,22 @@ s_list_statuses(void)
 }
 
 /*
- * Check the update as it will be published, with stand-ins for the
- * values the publish fills in, so that a bad update does not use up a
- * value from the state file. Returns 0 or CLI_EXIT_USAGE (printed).
- */
-static int
-s_check(const parley_update_t *u, const char *prefix)
-{
-    char why[256] = "";
-    parley_update_t *probe = parley_update_dup(u);
-    if (probe == NULL) {
-        cli_error("%sout of memory", prefix);
-        return CLI_EXIT_OTHER;
-    }
-    int rc = 0;
-    if (parley_update_issued_at(probe) == 0)
-        rc = parley_update_set_issued_at(probe, parley_now_ms());
-    if (rc == 0 && parley_update_signer_seq(probe) == 0)
-        rc = parley_update_set_signer_seq(probe, 1);
-    if (rc == 0)
-        rc = parley_update_validate(probe, why, sizeof(why));
-    parley_update_destroy(&probe);
-    if (rc == 0)
-        return 0;
-    cli_error("%sinvalid update: %s", prefix,
-              why[0] != '\0' ? why : parley_strerror(rc));
-    return CLI_EXIT_USAGE;
-}
-
-/*
- * Give the update a signer_seq from the state file where it has none,
- * check it and publish it. Returns 0 or an exit code; prefix (may be "")
- * starts each message.
+ * Publish one update (the library fills in issued_at and signer_seq where
+ * they are 0, and checks it first). Returns 0 or an exit code; prefix
+ * (may be "") starts each message.
  */
 static int
 s_publish(s_ctx_t *x, parley_update_t *u, const char *prefix)
 {
-    uint64_t seq = 0, signer_seq = 0;
-    int rc = s_check(u, prefix);
-    if (rc != 0)
-        return rc;
-    if (parley_update_signer_seq(u) == 0) {
-        if ((rc = parley_seqfile_next(x->key_path, &signer_seq)) < 0) {
-            cli_error("%s%s.seq: %s", prefix, x->key_path,
-                      parley_strerror(rc));
-            return CLI_EXIT_KEY;
-        }
-        if ((rc = parley_update_set_signer_seq(u, signer_seq)) < 0) {
-            cli_error("%s%s.seq: %s", prefix, x->key_path,
-                      parley_strerror(rc));
-            return CLI_EXIT_KEY;
-        }
-    }
-    rc = parley_pub_publish(x->pub, u, &seq);
+    uint64_t seq = 0;
+    int rc = parley_pub_publish(x->pub, u, &seq);
     if (rc < 0) {
         const char *detail = parley_pub_detail(x->pub);
+        if (rc == PARLEY_EINVALID) {
+            cli_error("%sinvalid update: %s", prefix,
+                      detail[0] != '\0' ? detail : parley_strerror(rc));
+            return CLI_EXIT_USAGE;
+        }
         if (cli_is_reject(rc)) {
             cli_error("%srejected: %s: %s", prefix, parley_error_name(rc),
                       detail[0] != '\0' ? detail : parley_strerror(rc));
@@ -150,13 +115,13 @@ s_publish(s_ctx_t *x, parley_update_t *u, const char *prefix)
         if (rc == PARLEY_ETIMEOUT) {
             cli_error("%sno answer from %s within %d.%03d s (is parleyd "
                       "running?)",
-                      prefix, x->c->server, x->c->timeout_ms / 1000,
-                      x->c->timeout_ms % 1000);
+                      prefix, parley_pub_endpoint(x->pub),
+                      x->c->timeout_ms / 1000, x->c->timeout_ms % 1000);
             return CLI_EXIT_NOANSWER;
         }
-        if (rc == PARLEY_EINVALID && detail[0] != '\0') {
-            cli_error("%sinvalid update: %s", prefix, detail);
-            return CLI_EXIT_USAGE;
+        if (detail[0] != '\0' && rc > -1000) {
+            cli_error("%s%s", prefix, detail); /* the state file */
+            return CLI_EXIT_KEY;
         }
         cli_error("%spublish: %s", prefix, parley_strerror(rc));
         return cli_exit_code(rc);
@@ -420,7 +385,15 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
         status = CLI_EXIT_KEY;
         goto done;
     }
+    char seq_file[4096];
+    if (snprintf(seq_file, sizeof(seq_file), "%s.seq", x.key_path)
+        >= (int)sizeof(seq_file)) {
+        cli_error("%s: name too long", x.key_path);
+        status = CLI_EXIT_KEY;
+        goto done;
+    }
     parley_pub_options_t popt = PARLEY_PUB_OPTIONS_INIT;
+    popt.seq_file = seq_file;
     if ((x.pub = cli_pub_new(c, x.key, &popt)) == NULL) {
         status = cli_fail(c, NULL, -errno);
         goto done;
