@@ -134,6 +134,21 @@ parley__merge_rebase(parley__merge_t *m, uint64_t after)
     m->replaying = true;
 }
 
+void
+parley__merge_forget(parley__merge_t *m)
+{
+    if (m->hold)
+        s_remove_range(m, 0, m->n);
+    else
+        s_remove_seqs(m, m->confirmed + 1, UINT64_MAX);
+}
+
+int
+parley__merge_current(const parley__merge_t *m, uint64_t head)
+{
+    return !m->hold && !m->replaying && parley__merge_last_seq(m) >= head;
+}
+
 int
 parley__merge_live(parley__merge_t *m, uint64_t seq, const void *data,
                    size_t len)

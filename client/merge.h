@@ -75,6 +75,21 @@ void parley__merge_start(parley__merge_t *m, parley_start_t start,
 void parley__merge_rebase(parley__merge_t *m, uint64_t after);
 
 /*
+ * Drop every held item that the daemon has not confirmed: they came from
+ * a connection that is gone, perhaps from a daemon with another log, and
+ * a replay (or the awaited snapshot) fetches what is needed again.
+ */
+void parley__merge_forget(parley__merge_t *m);
+
+/*
+ * Is the subscription current: no snapshot awaited, no replay under way,
+ * and every seq up to `head` handed out or known not to match?
+ *
+ * Returns:   1 or 0.
+ */
+int parley__merge_current(const parley__merge_t *m, uint64_t head);
+
+/*
  * A delivery read from the feed. Repeats (one per topic) and seqs already
  * accounted for are dropped; when limit items are held the highest
  * unconfirmed one is dropped (a later replay fetches it again).

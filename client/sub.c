@@ -4,18 +4,26 @@
  * The subscriber reads the feed and asks the api for what the feed cannot
  * prove it carried:
  *
- *   1. learn the feed endpoint from a ping (unless given), subscribe to
- *      the narrowest topics of the filter and to sys/heartbeat/, connect;
- *   2. wait for the first heartbeat: it proves the subscriptions are in
- *      place, so nothing published after its seq can be missed;
- *   3. start: LIVE after that seq, SEQ with a replay from since_seq, LAST
- *      with a snapshot (live deliveries are held meanwhile);
+ *   1. connect to an api endpoint of the list and learn the feed endpoint
+ *      from a ping (unless given); the SUB socket is subscribed to the
+ *      narrowest topics of the filters and to sys/heartbeat/, last;
+ *   2. wait for the first heartbeat of that daemon: it proves the
+ *      subscriptions are in place, so nothing published after its seq can
+ *      be missed; the connection is live (PARLEY_EVENT_CONNECTED);
+ *   3. start (the first time): LIVE after that seq, SEQ with a replay from
+ *      since_seq, LAST with a snapshot (live deliveries are held
+ *      meanwhile); after a reconnection: a replay from where it was;
  *   4. live: a delivery beyond confirmed + 1 or a heartbeat beyond what
  *      is accounted for means a gap (HWM drop, reconnect, or simply
- *      updates the filter does not want): replay from confirmed + 1.
+ *      updates the filter does not want): replay from confirmed + 1;
+ *      once what step 3 asked for is handed out, PARLEY_EVENT_CAUGHT_UP;
+ *   5. lost: the api connection closed or no heartbeat for
+ *      heartbeat_misses intervals (PARLEY_EVENT_DISCONNECTED): back to
+ *      step 1 with the next endpoint of the list (the same one if it is
+ *      alone), on the same sockets.
  *
  * The bookkeeping (merge.c) is plain data so it can be unit tested;
- * parley_sub_next() drives it with the two sockets.
+ * parley_sub_next() drives it with the sockets.
  */
 #include "keys.h"
 #include "merge.h"
@@ -38,6 +46,16 @@
 /* Pause before asking again after the daemon refused a request. */
 #define S_RETRY_PAUSE_MS 1000
 #define S_HEARTBEAT_TOPIC "sys/heartbeat/"
+/* Filters of one subscriber at most. */
+#define S_FILTERS_MAX 16
+/* Connection events waiting to be handed out, at most. */
+#define S_NOTES_MAX 8
+/* The heartbeat interval assumed until two heartbeats were seen, and the
+ * bounds of what is believed of a measured one. */
+#define S_HB_GUESS_MS 1000
+#define S_HB_MIN_MS 20
+#define S_HB_MAX_MS 60000
+#define S_MISSES_DEFAULT 3
 
 /* =========================================================== subscriber */
 
@@ -48,23 +66,60 @@ typedef enum {
     S_REQ_SENT,       /* sent, waiting for the answer */
 } s_req_state_t;
 
+/* Where the connection to a daemon stands. */
+typedef enum {
+    S_CONN_PING = 0,  /* asked the api endpoint for its feed */
+    S_CONN_HEARTBEAT, /* feed connected, its first heartbeat awaited */
+    S_CONN_LIVE,      /* heartbeats come: the subscription is in place */
+} s_conn_t;
+
+/* A connection event not yet handed out. */
+typedef struct {
+    parley_event_type_t type;                 /* CONNECTED, DISCONNECTED */
+    int code;                                 /* DISCONNECTED: why */
+    char endpoint[PARLEY__ENDPOINT_CHARS + 1];
+} s_note_t;
+
 struct parley_sub {
     parley__wire_t *wire;            /* DEALER to the api (owns the ctx) */
     void *feed;                      /* SUB on the feed */
     parley__endpoints_t eps;         /* api endpoints */
-    parley__filterbuf_t filter;      /* owned copy of the filter */
+    char *feed_given;                /* the options' feed, or NULL */
+    char feed_ep[PARLEY__ENDPOINT_CHARS + 1]; /* connected now, "" none */
+    parley__filterbuf_t *filters;    /* owned copies (n_filters) */
+    size_t n_filters;
     const parley_keyring_t *keyring; /* borrowed, may be NULL */
     int timeout_ms;                  /* per api request, -1 = none */
+    int misses;                      /* heartbeats missed before "gone" */
     parley__merge_t merge;           /* what is known about the log */
-    uint8_t daemon_id[16];           /* of the latest heartbeat */
+    parley_start_t start;            /* where the subscription starts */
+    uint64_t since;                  /* with PARLEY_START_SEQ */
+
+    s_conn_t conn;                   /* the connection */
+    int64_t conn_deadline;           /* PING, HEARTBEAT: give up then */
+    size_t tries;                    /* endpoints tried since live */
+    int last_err;                    /* why the last one failed */
+    bool started;                    /* the merge was started */
+    uint8_t expect_id[16];           /* daemon id of the ping's answer */
+    bool have_expect;
+    uint8_t daemon_id[16];           /* of the live daemon */
     bool have_daemon_id;
+    int64_t last_hb;                 /* monotonic ms of its last heartbeat */
+    int64_t hb_interval;             /* between its heartbeats, measured */
+    bool catching_up;                /* CAUGHT_UP is due once current */
+    uint64_t catchup_seq;            /* ... up to this seq */
     bool feed_more;                  /* the feed was left with messages */
+
     s_req_state_t req_state;
-    parley__op_t req_op;             /* REPLAY or SNAPSHOT */
+    parley__op_t req_op;             /* PING, REPLAY or SNAPSHOT */
     uint64_t req_id;
     uint64_t req_from;               /* REPLAY: from_seq asked */
     int64_t req_deadline;            /* monotonic ms, -1 = none */
     int64_t retry_at;                /* no request before (after a reject) */
+
+    s_note_t notes[S_NOTES_MAX];     /* connection events to hand out */
+    size_t n_notes;
+    char ev_endpoint[PARLEY__ENDPOINT_CHARS + 1]; /* of the event out */
     parley_event_t ev;               /* what parley_sub_next() hands out */
     parley__request_t req;           /* scratch request */
 };
@@ -99,24 +154,213 @@ s_delivery_seq(const void *data, size_t len)
     return seq;
 }
 
+/* Queue a connection event for the current endpoint. */
+static void
+s_note(parley_sub_t *self, parley_event_type_t type, int code)
+{
+    if (self->n_notes == S_NOTES_MAX) {
+        /* Nobody took them: the oldest are history by now. */
+        memmove(&self->notes[0], &self->notes[1],
+                (S_NOTES_MAX - 1) * sizeof(self->notes[0]));
+        self->n_notes--;
+    }
+    s_note_t *n = &self->notes[self->n_notes++];
+    n->type = type;
+    n->code = code;
+    strcpy(n->endpoint, parley__wire_server(self->wire));
+}
+
+/* The deadline of something that may take ms from now (-1: none). */
+static int64_t
+s_after(int ms)
+{
+    return ms < 0 ? -1 : parley__mono_ms() + ms;
+}
+
+/* Try to send the prepared request; a daemon not yet connected is fine. */
+static int
+s_flush_request(parley_sub_t *self)
+{
+    int rc = parley__wire_send(self->wire, 0);
+    if (rc == PARLEY_ETIMEOUT) {
+        self->req_state = S_REQ_QUEUED;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    self->req_state = S_REQ_SENT;
+    return 0;
+}
+
+/* Prepare self->req (op set) under a new id and send it if possible. */
+static int
+s_request(parley_sub_t *self, uint64_t from)
+{
+    int rc = parley__wire_prepare(self->wire, &self->req, &self->req_id);
+    if (rc < 0)
+        return rc;
+    self->req_op = self->req.op;
+    self->req_from = from;
+    self->req_deadline = s_after(self->timeout_ms);
+    return s_flush_request(self);
+}
+
+/* Connect the feed socket to ep (the one it is on already is kept). */
+static int
+s_feed_connect(parley_sub_t *self, const char *ep)
+{
+    if (strcmp(self->feed_ep, ep) == 0)
+        return 0; /* libzmq reconnects to it by itself */
+    if (zmq_connect(self->feed, ep) != 0)
+        return -errno;
+    if (self->feed_ep[0] != '\0')
+        zmq_disconnect(self->feed, self->feed_ep);
+    snprintf(self->feed_ep, sizeof(self->feed_ep), "%s", ep);
+    return 0;
+}
+
+/* Wait for the first heartbeat of the daemon on the feed. */
+static void
+s_await_heartbeat(parley_sub_t *self)
+{
+    int wait = self->timeout_ms < 0 || self->timeout_ms > S_FIRST_HEARTBEAT_MS
+                   ? self->timeout_ms
+                   : S_FIRST_HEARTBEAT_MS;
+    self->conn = S_CONN_HEARTBEAT;
+    self->conn_deadline = s_after(wait);
+}
+
 /*
- * A heartbeat from the feed. A new daemon id means the daemon restarted:
- * whatever was asked of the old one is lost and is asked again; if its log
- * is behind what we confirmed, it is a different log, and we follow it
- * from its first held seq.
+ * Start a connection to the current api endpoint (next: to the next one
+ * of the list first): whatever was asked of the last one is lost, so the
+ * request slot is cleared, and a ping asks for the feed.
+ * Returns 0 or an error of libzmq.
  */
+static int
+s_connect(parley_sub_t *self, bool next)
+{
+    int rc;
+    const char *ep = next ? parley__endpoints_next(&self->eps)
+                          : parley__endpoints_current(&self->eps);
+    /* The same endpoint again: libzmq reconnects to it by itself. */
+    if (strcmp(ep, parley__wire_server(self->wire)) != 0
+        && (rc = parley__wire_switch(self->wire, ep)) < 0)
+        return rc;
+    self->tries++;
+    self->req_state = S_REQ_NONE;
+    self->retry_at = 0;
+    self->have_expect = false;
+    if (self->feed_given != NULL) {
+        if ((rc = s_feed_connect(self, self->feed_given)) < 0)
+            return rc;
+        s_await_heartbeat(self);
+        return 0;
+    }
+    memset(&self->req, 0, sizeof(self->req));
+    self->req.op = PARLEY__OP_PING;
+    self->conn = S_CONN_PING;
+    self->conn_deadline = s_after(self->timeout_ms);
+    return s_request(self, 0);
+}
+
+/*
+ * The daemon is gone (code says how it was noticed) or never came: say so
+ * if it was live, and try the next endpoint.
+ */
+static int
+s_lost(parley_sub_t *self, int code)
+{
+    if (self->conn == S_CONN_LIVE)
+        s_note(self, PARLEY_EVENT_DISCONNECTED, code);
+    else
+        self->last_err = code;
+    self->conn = S_CONN_PING;
+    return s_connect(self, true);
+}
+
+/* The answer to the ping: connect the feed it names. */
+static int
+s_on_ping(parley_sub_t *self, const parley__reply_t *r)
+{
+    char ep[PARLEY__ENDPOINT_CHARS + 1];
+    if (r->type != PARLEY__REPLY_PING)
+        return s_lost(self, PARLEY_EPROTO);
+    int rc = parley__feed_endpoint(r->feed, parley__wire_server(self->wire),
+                                   ep, sizeof(ep));
+    if (rc < 0)
+        return s_lost(self, PARLEY_EPROTO);
+    if ((rc = s_feed_connect(self, ep)) < 0)
+        return rc;
+    memcpy(self->expect_id, r->daemon_id, sizeof(self->expect_id));
+    self->have_expect = true;
+    s_await_heartbeat(self);
+    return 0;
+}
+
+/*
+ * The first heartbeat of a daemon: the connection is live. The first time
+ * the subscription starts where the options say; after a reconnection to
+ * another daemon, what the feed brought from the old one is dropped, and
+ * a log behind what was confirmed is another log, followed from its first
+ * held seq. Either way, what is missing since is replayed.
+ */
+static void
+s_go_live(parley_sub_t *self, const parley__heartbeat_t *hb)
+{
+    parley__merge_t *m = &self->merge;
+    bool other = !self->have_daemon_id
+                 || memcmp(self->daemon_id, hb->daemon_id, 16) != 0;
+    self->conn = S_CONN_LIVE;
+    self->tries = 0;
+    self->last_err = 0;
+    self->req_state = S_REQ_NONE; /* a request of the old daemon is lost */
+    s_note(self, PARLEY_EVENT_CONNECTED, 0);
+    if (!self->started) {
+        parley__merge_start(m, self->start, self->since, hb->seq);
+        self->started = true;
+    } else if (other) {
+        parley__merge_forget(m);
+        if (hb->seq < m->confirmed && !m->hold)
+            parley__merge_rebase(m, hb->first_seq > 0 ? hb->first_seq - 1
+                                                      : hb->seq);
+    }
+    parley__merge_heartbeat(m, hb->seq);
+    memcpy(self->daemon_id, hb->daemon_id, sizeof(self->daemon_id));
+    self->have_daemon_id = true;
+    self->last_hb = parley__mono_ms();
+    self->hb_interval = S_HB_GUESS_MS;
+    self->catching_up = true;
+    self->catchup_seq = hb->seq;
+}
+
+/* A heartbeat from the feed. */
 static void
 s_on_heartbeat(parley_sub_t *self, const parley__heartbeat_t *hb)
 {
-    if (self->have_daemon_id
-        && memcmp(self->daemon_id, hb->daemon_id, sizeof(hb->daemon_id)) != 0) {
-        self->req_state = S_REQ_NONE;
-        if (hb->seq < self->merge.confirmed && !self->merge.hold)
-            parley__merge_rebase(&self->merge,
-                                 hb->first_seq > 0 ? hb->first_seq - 1 : hb->seq);
+    switch (self->conn) {
+    case S_CONN_PING:
+        return; /* of a connection being replaced */
+    case S_CONN_HEARTBEAT:
+        if (self->have_expect
+            && memcmp(self->expect_id, hb->daemon_id, 16) != 0)
+            return; /* the daemon before, still in the queue */
+        s_go_live(self, hb);
+        return;
+    case S_CONN_LIVE:
+        break;
     }
-    memcpy(self->daemon_id, hb->daemon_id, sizeof(self->daemon_id));
-    self->have_daemon_id = true;
+    if (memcmp(self->daemon_id, hb->daemon_id, 16) != 0) {
+        /* Restarted behind the same endpoints before we noticed: libzmq
+         * reconnected both sockets already. */
+        s_note(self, PARLEY_EVENT_DISCONNECTED, -ECONNRESET);
+        s_go_live(self, hb);
+        return;
+    }
+    int64_t now = parley__mono_ms();
+    int64_t gap = now - self->last_hb;
+    if (gap >= S_HB_MIN_MS)
+        self->hb_interval = gap < S_HB_MAX_MS ? gap : S_HB_MAX_MS;
+    self->last_hb = now;
     parley__merge_heartbeat(&self->merge, hb->seq);
 }
 
@@ -160,7 +404,7 @@ s_read_feed(parley_sub_t *self, parley__heartbeat_t *hb)
         goto done;
     }
     uint64_t seq = s_delivery_seq(zmq_msg_data(&body), zmq_msg_size(&body));
-    if (seq > 0)
+    if (seq > 0 && self->started)
         rc = parley__merge_live(&self->merge, seq, zmq_msg_data(&body),
                                 zmq_msg_size(&body));
 done:
@@ -195,34 +439,13 @@ s_drain_feed(parley_sub_t *self)
     return 0;
 }
 
-/* Try to send the prepared request; a daemon not yet connected is fine. */
-static int
-s_flush_request(parley_sub_t *self)
-{
-    int rc = parley__wire_send(self->wire, 0);
-    if (rc == PARLEY_ETIMEOUT) {
-        self->req_state = S_REQ_QUEUED;
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    self->req_state = S_REQ_SENT;
-    return 0;
-}
-
-/* The deadline of a request made now (-1: none). */
-static int64_t
-s_req_deadline(const parley_sub_t *self)
-{
-    return self->timeout_ms < 0 ? -1 : parley__mono_ms() + self->timeout_ms;
-}
-
 /* Ask the api for the snapshot or the next replay page, if one is due. */
 static int
 s_maybe_request(parley_sub_t *self)
 {
     uint64_t from = 0;
-    if (self->req_state != S_REQ_NONE || parley__mono_ms() < self->retry_at)
+    if (self->conn != S_CONN_LIVE || self->req_state != S_REQ_NONE
+        || parley__mono_ms() < self->retry_at)
         return 0;
     memset(&self->req, 0, sizeof(self->req));
     if (self->merge.hold) {
@@ -235,14 +458,9 @@ s_maybe_request(parley_sub_t *self)
     } else {
         return 0;
     }
-    self->req.filter = self->filter;
-    int rc = parley__wire_prepare(self->wire, &self->req, &self->req_id);
-    if (rc < 0)
-        return rc;
-    self->req_op = self->req.op;
-    self->req_from = from;
-    self->req_deadline = s_req_deadline(self);
-    return s_flush_request(self);
+    if (self->n_filters > 0)
+        self->req.filter = self->filters[0];
+    return s_request(self, from);
 }
 
 /*
@@ -281,6 +499,8 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
     long n;
     int rc;
     self->req_state = S_REQ_NONE;
+    if (self->req_op == PARLEY__OP_PING)
+        return s_on_ping(self, r);
     if (r->type == PARLEY__REPLY_REJECT) {
         if (r->code == PARLEY_ETRUNCATED && self->req_op == PARLEY__OP_REPLAY)
             return parley__merge_truncated(&self->merge, self->req_from,
@@ -317,6 +537,8 @@ s_drain_api(parley_sub_t *self)
         int rc = parley__wire_recv(self->wire, want, 0, &reply);
         if (rc == PARLEY_ETIMEOUT)
             return 0;
+        if (rc == PARLEY_EPROTO && self->conn != S_CONN_LIVE)
+            return s_lost(self, rc);
         if (rc < 0)
             return rc;
         if (want == 0)
@@ -329,7 +551,7 @@ s_drain_api(parley_sub_t *self)
 /*
  * Turn a merge item into the event: verify it (a failure is reported, not
  * fatal) and apply the whole filter (the feed topics cover only one of its
- * dimensions). Returns 1 for an event, 0 if the filter drops it.
+ * dimensions). Returns 1 for an event, 0 if the filters drop it.
  */
 static int
 s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
@@ -342,20 +564,50 @@ s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
         ev->code = rc;
         return 1;
     }
-    if (!parley_filter_match(&self->filter.filter, &ev->delivery.update))
+    bool match = self->n_filters == 0;
+    for (size_t i = 0; i < self->n_filters && !match; i++)
+        match = parley_filter_match(&self->filters[i].filter,
+                                    &ev->delivery.update);
+    if (!match)
         return 0;
     parley__event_set(ev, PARLEY_EVENT_DELIVERY, it->seq);
     return 1;
 }
 
+/* Is CAUGHT_UP due now? */
+static bool
+s_caught_up(const parley_sub_t *self)
+{
+    return self->catching_up && self->conn == S_CONN_LIVE
+           && parley__merge_current(&self->merge, self->catchup_seq);
+}
+
 /*
- * The next event the merge can hand out now, in self->ev.
- * Returns 1 with an event, 0 if none is ready, or -ENOMEM.
+ * The next event that can be handed out now, in self->ev: connection
+ * events first, then CAUGHT_UP when due, then what the merge holds.
+ * Returns 1 with an event, 0 if none is ready.
  */
 static int
 s_next_event(parley_sub_t *self)
 {
+    parley_event_t *ev = &self->ev;
+    if (self->n_notes > 0) {
+        const s_note_t *n = &self->notes[0];
+        parley__event_set(ev, n->type, 0);
+        ev->code = n->code;
+        strcpy(self->ev_endpoint, n->endpoint);
+        ev->endpoint = self->ev_endpoint;
+        memmove(&self->notes[0], &self->notes[1],
+                (--self->n_notes) * sizeof(self->notes[0]));
+        return 1;
+    }
     for (;;) {
+        if (s_caught_up(self)) {
+            self->catching_up = false;
+            parley__event_set(ev, PARLEY_EVENT_CAUGHT_UP,
+                              parley__merge_last_seq(&self->merge));
+            return 1;
+        }
         parley__merge_out_t out;
         int rc = parley__merge_next(&self->merge, &out);
         if (rc == 1) {
@@ -366,55 +618,136 @@ s_next_event(parley_sub_t *self)
             continue;
         }
         if (rc == 2) {
-            parley__event_set(&self->ev, PARLEY_EVENT_GAP, out.gap_from);
-            self->ev.seq_last = out.gap_to;
+            parley__event_set(ev, PARLEY_EVENT_GAP, out.gap_from);
+            ev->seq_last = out.gap_to;
             return 1;
         }
         return 0;
     }
 }
 
+/* How long without a heartbeat means the daemon is gone. */
+static int64_t
+s_dead_ms(const parley_sub_t *self)
+{
+    return self->misses * self->hb_interval + self->hb_interval / 2;
+}
+
 /*
- * Wait for the first heartbeat, holding whatever deliveries come first.
- * Heartbeats come every second, so the wait is never shorter than a few
- * of them, whatever the request timeout.
+ * Do what can be done without waiting: notice a lost connection, send a
+ * due request, take the answers and feed messages that have arrived, and
+ * move on from an endpoint that did not answer in time.
+ * Returns 0 or a negative error for the caller.
  */
 static int
-s_wait_live(parley_sub_t *self, parley__heartbeat_t *hb)
+s_pump(parley_sub_t *sub)
 {
-    int wait = self->timeout_ms < 0 || self->timeout_ms > S_FIRST_HEARTBEAT_MS
-                   ? self->timeout_ms
-                   : S_FIRST_HEARTBEAT_MS;
-    int64_t deadline = wait < 0 ? -1 : parley__mono_ms() + wait;
-    for (;;) {
-        int rc = s_read_feed(self, hb);
-        if (rc == 1)
-            return 0;
-        if (rc < 0 && rc != -EAGAIN)
+    int rc = parley__wire_handshake(sub->wire);
+    if (rc < 0) {
+        /* Cut off by the daemon (its CURVE allow-list changed): nothing
+         * will come any more, so say so rather than wait in silence. A
+         * daemon of the list not yet live that refuses us is passed by. */
+        if (sub->conn == S_CONN_LIVE)
             return rc;
-        if (rc == 0)
-            continue;
-        int64_t left = deadline < 0 ? -1 : deadline - parley__mono_ms();
-        if (deadline >= 0 && left <= 0)
-            return PARLEY_ETIMEOUT;
-        zmq_pollitem_t item = { .socket = self->feed, .events = ZMQ_POLLIN };
-        if (zmq_poll(&item, 1, (long)left) < 0)
-            return -errno;
+        if ((rc = s_lost(sub, rc)) < 0)
+            return rc;
+    }
+    if (parley__wire_disconnected(sub->wire) && sub->conn == S_CONN_LIVE
+        && (rc = s_lost(sub, -ECONNRESET)) < 0)
+        return rc;
+    if ((rc = s_maybe_request(sub)) < 0)
+        return rc;
+    if (sub->req_state == S_REQ_QUEUED && (rc = s_flush_request(sub)) < 0)
+        return rc;
+    if ((rc = s_drain_api(sub)) < 0)
+        return rc;
+    if ((rc = s_drain_feed(sub)) < 0)
+        return rc;
+    int64_t now = parley__mono_ms();
+    if (sub->conn != S_CONN_LIVE && sub->conn_deadline >= 0
+        && now >= sub->conn_deadline)
+        return s_lost(sub, PARLEY_ETIMEOUT);
+    /* Only a drained feed proves that no heartbeat came. */
+    if (sub->conn == S_CONN_LIVE && !sub->feed_more
+        && !parley__merge_full(&sub->merge)
+        && now - sub->last_hb > s_dead_ms(sub))
+        return s_lost(sub, PARLEY_ETIMEOUT);
+    return s_maybe_request(sub);
+}
+
+/*
+ * The ms from now until the subscriber has something to do without a
+ * socket waking it: 0 now, -1 nothing planned.
+ */
+static int64_t
+s_wait_ms(const parley_sub_t *sub, int64_t now)
+{
+    if (sub->n_notes > 0 || s_caught_up(sub)
+        || (sub->feed_more && !parley__merge_full(&sub->merge)))
+        return 0;
+    int64_t until = -1;
+    if (sub->conn != S_CONN_LIVE)
+        until = sub->conn_deadline;
+    else if (sub->req_state != S_REQ_NONE)
+        until = sub->req_deadline;
+    else if (sub->retry_at > now)
+        until = sub->retry_at;
+    if (sub->conn == S_CONN_LIVE) {
+        int64_t dead = sub->last_hb + s_dead_ms(sub) + 1;
+        if (until < 0 || dead < until)
+            until = dead;
+    }
+    if (until < 0)
+        return -1;
+    return until > now ? until - now : 0;
+}
+
+/* Wait up to wait_ms (-1: no limit) for the sockets. 0 or -errno. */
+static int
+s_poll(parley_sub_t *sub, int64_t wait_ms)
+{
+    zmq_pollitem_t items[3] = {
+        { .socket = parley__wire_socket(sub->wire), .events = ZMQ_POLLIN },
+        { .socket = parley__wire_monitor(sub->wire), .events = ZMQ_POLLIN },
+        { .socket = sub->feed, .events = ZMQ_POLLIN },
+    };
+    if (sub->req_state == S_REQ_QUEUED)
+        items[0].events |= ZMQ_POLLOUT;
+    /* A full hold buffer is not read: libzmq queues (or drops, and a
+     * replay fetches it again) until the caller has taken some. */
+    int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
+    if (wait_ms > INT32_MAX)
+        wait_ms = INT32_MAX;
+    return zmq_poll(items, nitems, (long)wait_ms) < 0 ? -errno : 0;
+}
+
+/*
+ * Run the connection until a daemon is live, each endpoint of the list
+ * tried once. Returns 0, or why the last one failed.
+ */
+static int
+s_connect_wait(parley_sub_t *self)
+{
+    for (;;) {
+        int rc = s_pump(self);
+        if (rc < 0)
+            return rc;
+        if (self->conn == S_CONN_LIVE)
+            return 0;
+        if (self->tries > self->eps.n)
+            return self->last_err < 0 ? self->last_err : PARLEY_ETIMEOUT;
+        if ((rc = s_poll(self, s_wait_ms(self, parley__mono_ms()))) < 0)
+            return rc;
     }
 }
 
-/* Make and connect the SUB socket with the filter's topics. */
+/* Make the SUB socket, subscribed to the filters' topics. */
 static int
-s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm,
-            const parley_curve_t *curve)
+s_open_feed(parley_sub_t *self, int rcvhwm, const parley_curve_t *curve)
 {
     char topics[PARLEY__FILTER_VALUES_MAX * 3 + 1][PARLEY_TOPIC_MAX];
     int zero = 0;
     int64_t maxmsg = PARLEY__FEED_MSG_MAX;
-    int n = parley_filter_topics(&self->filter.filter, topics,
-                                 sizeof(topics) / sizeof(topics[0]));
-    if (n < 0)
-        return n;
     /* A feed message over the cap drops the connection: nothing a valid
      * update makes comes near it, so only a hostile peer sends one. */
     if ((self->feed = zmq_socket(parley__wire_ctx(self->wire), ZMQ_SUB)) == NULL
@@ -428,19 +761,28 @@ s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm,
     if (rcvhwm > 0
         && zmq_setsockopt(self->feed, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm)) != 0)
         return -errno;
-    for (int i = 0; i < n; i++)
-        if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, topics[i],
-                           strlen(topics[i])) != 0)
-            return -errno;
+    /* The topics of every filter (a topic given twice counts once in
+     * libzmq's subscription trie, and a delivery is merged once by seq). */
+    for (size_t f = 0; f < (self->n_filters > 0 ? self->n_filters : 1); f++) {
+        int n = parley_filter_topics(self->n_filters > 0
+                                         ? &self->filters[f].filter
+                                         : NULL,
+                                     topics, sizeof(topics) / sizeof(topics[0]));
+        if (n < 0)
+            return n;
+        for (int i = 0; i < n; i++)
+            if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, topics[i],
+                               strlen(topics[i])) != 0)
+                return -errno;
+    }
     /* Last, so that the first heartbeat proves the others are in place. */
     if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, S_HEARTBEAT_TOPIC,
-                       strlen(S_HEARTBEAT_TOPIC)) != 0
-        || zmq_connect(self->feed, endpoint) != 0)
+                       strlen(S_HEARTBEAT_TOPIC)) != 0)
         return -errno;
     return 0;
 }
 
-/* Read and check the options; copy the filter. 0 or an error. */
+/* Read and check the options; copy the filters. 0 or an error. */
 static int
 s_options(parley_sub_t *self, const parley_sub_options_t *opt,
           parley_sub_options_t *o)
@@ -455,62 +797,60 @@ s_options(parley_sub_t *self, const parley_sub_options_t *opt,
         == PARLEY_EARG)
         return PARLEY_EARG;
     if (o->n_filters > 1 || (o->n_filters > 0 && o->filters == NULL)
-        || o->rcvhwm < 0)
+        || o->rcvhwm < 0 || o->heartbeat_misses < 0
+        || (o->flags & ~PARLEY_SUB_NOWAIT) != 0)
         return PARLEY_EARG;
-    return parley__filterbuf_set(&self->filter,
-                                 o->n_filters > 0 ? o->filters[0] : NULL);
+    self->misses = o->heartbeat_misses > 0 ? o->heartbeat_misses
+                                           : S_MISSES_DEFAULT;
+    self->start = o->start;
+    self->since = o->since_seq;
+    self->keyring = o->keyring;
+    if (o->n_filters > 0) {
+        self->filters = calloc(o->n_filters, sizeof(*self->filters));
+        if (self->filters == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < o->n_filters; i++, self->n_filters++)
+            if (o->filters[i] == NULL
+                || (rc = parley__filterbuf_set(&self->filters[i],
+                                               o->filters[i])) < 0)
+                return PARLEY_EARG;
+    }
+    if (o->feed != NULL && (strlen(o->feed) > PARLEY__ENDPOINT_CHARS
+                            || (self->feed_given = strdup(o->feed)) == NULL))
+        return strlen(o->feed) > PARLEY__ENDPOINT_CHARS ? PARLEY_EARG
+                                                        : -ENOMEM;
+    return 0;
 }
 
 parley_sub_t *
 parley_sub_new(const parley_sub_options_t *opt)
 {
     parley_sub_options_t o;
-    char endpoint[PARLEY__ENDPOINT_CHARS + 1];
-    parley__heartbeat_t hb;
     int err = 0;
     parley_sub_t *self;
 
     if ((self = calloc(1, sizeof(*self))) == NULL)
         return NULL;
     parley__merge_init(&self->merge, S_HOLD_LIMIT);
+    self->hb_interval = S_HB_GUESS_MS;
     if ((err = s_options(self, opt, &o)) < 0)
         goto fail;
-    self->keyring = o.keyring;
     if ((err = parley__endpoints_parse(&self->eps, o.server)) < 0)
         goto fail;
-    const char *server = parley__endpoints_current(&self->eps);
-    if ((self->wire = parley__wire_new(server, o.curve, &err)) == NULL)
+    /* A feed endpoint given belongs to one daemon. */
+    if (self->feed_given != NULL && self->eps.n > 1) {
+        err = PARLEY_EARG;
         goto fail;
-    if (o.feed != NULL) {
-        if (strlen(o.feed) >= sizeof(endpoint)) {
-            err = PARLEY_EARG;
-            goto fail;
-        }
-        strcpy(endpoint, o.feed);
-    } else {
-        /* Ask on our own api socket: the reply names the feed. */
-        parley__reply_t reply;
-        memset(&self->req, 0, sizeof(self->req));
-        self->req.op = PARLEY__OP_PING;
-        if ((err = parley__wire_call(self->wire, &self->req, self->timeout_ms,
-                                     &reply)) < 0)
-            goto fail;
-        if (reply.type != PARLEY__REPLY_PING) {
-            err = PARLEY_EPROTO;
-            goto fail;
-        }
-        if ((err = parley__feed_endpoint(reply.feed, server, endpoint,
-                                         sizeof(endpoint))) < 0)
-            goto fail;
     }
-    if ((err = s_open_feed(self, endpoint, o.rcvhwm, o.curve)) < 0)
+    if ((self->wire = parley__wire_new(parley__endpoints_current(&self->eps),
+                                       o.curve, &err)) == NULL)
         goto fail;
-    if ((err = s_wait_live(self, &hb)) < 0)
+    if ((err = s_open_feed(self, o.rcvhwm, o.curve)) < 0)
         goto fail;
-    memcpy(self->daemon_id, hb.daemon_id, sizeof(self->daemon_id));
-    self->have_daemon_id = true;
-    parley__merge_start(&self->merge, o.start, o.since_seq, hb.seq);
-    if ((err = s_maybe_request(self)) < 0)
+    if ((err = s_connect(self, false)) < 0)
+        goto fail;
+    if ((o.flags & PARLEY_SUB_NOWAIT) == 0
+        && (err = s_connect_wait(self)) < 0)
         goto fail;
     return self;
 fail:
@@ -531,48 +871,10 @@ parley_sub_destroy(parley_sub_t **sub)
     parley__merge_clear(&self->merge);
     parley__endpoints_free(&self->eps);
     parley__delivery_release(&self->ev.delivery);
+    free(self->filters);
+    free(self->feed_given);
     free(self);
     *sub = NULL;
-}
-
-/*
- * Do what can be done without waiting: send a due request, take the
- * answers and feed messages that have arrived. 0 or a negative error.
- */
-static int
-s_pump(parley_sub_t *sub)
-{
-    int rc;
-    if ((rc = s_maybe_request(sub)) < 0)
-        return rc;
-    if (sub->req_state == S_REQ_QUEUED && (rc = s_flush_request(sub)) < 0)
-        return rc;
-    /* Cut off by the daemon (its CURVE allow-list changed): nothing will
-     * come any more, so say so rather than wait in silence. */
-    if ((rc = parley__wire_handshake(sub->wire)) < 0)
-        return rc;
-    if ((rc = s_drain_api(sub)) < 0)
-        return rc;
-    return s_drain_feed(sub);
-}
-
-/*
- * The ms from now until the subscriber has something to do without a
- * socket waking it: 0 now, -1 nothing planned.
- */
-static int64_t
-s_wait_ms(const parley_sub_t *sub, int64_t now)
-{
-    if (sub->feed_more && !parley__merge_full(&sub->merge))
-        return 0;
-    int64_t until = -1;
-    if (sub->req_state != S_REQ_NONE)
-        until = sub->req_deadline;
-    else if (sub->retry_at > now)
-        until = sub->retry_at;
-    if (until < 0)
-        return -1;
-    return until > now ? until - now : 0;
 }
 
 int
@@ -584,21 +886,17 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
     int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
     for (;;) {
         int rc = s_next_event(sub);
-        if (rc != 0) {
-            if (rc == 1)
-                *ev = &sub->ev;
+        if (rc == 0 && (rc = s_pump(sub)) == 0)
+            rc = s_next_event(sub);
+        if (rc < 0)
             return rc;
-        }
-        if ((rc = s_pump(sub)) < 0)
-            return rc;
-        if ((rc = s_next_event(sub)) != 0) {
-            if (rc == 1)
-                *ev = &sub->ev;
-            return rc;
+        if (rc == 1) {
+            *ev = &sub->ev;
+            return 1;
         }
         int64_t now = parley__mono_ms();
-        if (sub->req_state != S_REQ_NONE && sub->req_deadline >= 0
-            && now >= sub->req_deadline) {
+        if (sub->conn == S_CONN_LIVE && sub->req_state != S_REQ_NONE
+            && sub->req_deadline >= 0 && now >= sub->req_deadline) {
             /* Given up on: a late answer is dropped by its id, and the
              * request goes out again at the next call. */
             sub->req_state = S_REQ_NONE;
@@ -615,18 +913,8 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
             if (wait < 0 || left < wait)
                 wait = left;
         }
-        zmq_pollitem_t items[3] = {
-            { .socket = parley__wire_socket(sub->wire), .events = ZMQ_POLLIN },
-            { .socket = parley__wire_monitor(sub->wire), .events = ZMQ_POLLIN },
-            { .socket = sub->feed, .events = ZMQ_POLLIN },
-        };
-        if (sub->req_state == S_REQ_QUEUED)
-            items[0].events |= ZMQ_POLLOUT;
-        /* A full hold buffer is not read: libzmq queues (or drops, and a
-         * replay fetches it again) until the caller has taken some. */
-        int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
-        if (zmq_poll(items, nitems, (long)wait) < 0)
-            return -errno;
+        if ((rc = s_poll(sub, wait)) < 0)
+            return rc;
     }
 }
 
@@ -658,16 +946,13 @@ parley_sub_timeout(const parley_sub_t *sub)
 {
     if (sub == NULL)
         return -1;
-    int64_t now = parley__mono_ms();
-    int64_t wait = s_wait_ms(sub, now);
-    /* An event the merge could hand out at once (the caller stopped
+    /* Something the merge could hand out at once (the caller stopped
      * draining before it was taken). */
-    if (sub->merge.n > 0 && !sub->merge.hold
-        && sub->merge.items[0].seq <= sub->merge.confirmed + 1)
+    const parley__merge_t *m = &sub->merge;
+    if (!m->hold
+        && ((m->n > 0 && m->items[0].seq <= m->confirmed + 1)
+            || m->gap_to > m->confirmed))
         return 0;
-    if (sub->merge.gap_to > sub->merge.confirmed && !sub->merge.hold)
-        return 0;
-    if (wait > INT32_MAX)
-        wait = INT32_MAX;
-    return (int)wait;
+    int64_t wait = s_wait_ms(sub, parley__mono_ms());
+    return wait > INT32_MAX ? INT32_MAX : (int)wait;
 }

@@ -24,7 +24,8 @@
 #define S_MONITOR_EP "inproc://parley.wire.monitor"
 #define S_MONITOR_EVENTS                                                     \
     (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL   \
-     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED \
+     | ZMQ_EVENT_DISCONNECTED)
 /* Handshakes in a row that the daemon broke off without a reason before
  * we call it a mismatch: when both sides see a mechanism mismatch, the
  * one that closes first leaves the other without the detail. */
@@ -37,6 +38,7 @@ struct parley__wire {
     int handshake;             /* parley__wire_handshake() result, kept
                                   until a handshake succeeds */
     int no_detail;             /* handshakes failed in a row, no reason */
+    int disconnected;          /* the connection to server closed */
     char *server;              /* api endpoint, for the feed fix-up */
     uint64_t next_id;          /* request id of the next prepare */
     uint64_t out_id;           /* id of the prepared request, 0 = none */
@@ -186,6 +188,9 @@ parley__wire_handshake(parley__wire_t *w)
             if (++w->no_detail >= S_NO_DETAIL_MAX && w->handshake == 0)
                 w->handshake = PARLEY_EPROTO;
             break;
+        case ZMQ_EVENT_DISCONNECTED:
+            w->disconnected = 1;
+            break;
         default:
             break;
         }
@@ -239,26 +244,25 @@ parley__wire_server(const parley__wire_t *w)
 int
 parley__wire_switch(parley__wire_t *w, const char *server)
 {
+    if (strcmp(w->server, server) == 0)
+        return 0; /* libzmq keeps reconnecting to it by itself */
     char *copy = strdup(server);
     if (copy == NULL)
         return -ENOMEM;
-    /* Another endpoint is connected first, so that a failure leaves the
-     * old connection in place; the same one is dropped and made anew. */
-    int same = strcmp(w->server, server) == 0;
-    if (same)
-        zmq_disconnect(w->sock, w->server);
+    /* The new endpoint is connected first, so that a failure leaves the
+     * old connection in place; then the old one goes, with its queue. */
     if (zmq_connect(w->sock, server) != 0) {
         int err = -errno;
         free(copy);
         return err;
     }
-    if (!same)
-        zmq_disconnect(w->sock, w->server);
+    zmq_disconnect(w->sock, w->server);
     free(w->server);
     w->server = copy;
     parley__wire_handshake(w); /* read what the old connection reported */
     w->handshake = 0;
     w->no_detail = 0;
+    w->disconnected = 0;
     return 0;
 }
 
@@ -306,6 +310,15 @@ parley__wire_send(parley__wire_t *w, int timeout_ms)
         if (zmq_poll(items, 2, left) < 0)
             return -errno;
     }
+}
+
+int
+parley__wire_disconnected(parley__wire_t *w)
+{
+    parley__wire_handshake(w);
+    int was = w->disconnected;
+    w->disconnected = 0;
+    return was;
 }
 
 int

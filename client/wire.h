@@ -63,6 +63,15 @@ parley__wire_t *parley__wire_new(const char *server,
  */
 int parley__wire_handshake(parley__wire_t *w);
 
+/*
+ * Has the connection to the wire's endpoint closed since the last call
+ * (the daemon stopped, or the link broke)? Reads the monitor without
+ * blocking; libzmq reconnects by itself.
+ *
+ * Returns:   1 once per closed connection, else 0.
+ */
+int parley__wire_disconnected(parley__wire_t *w);
+
 /* Close the socket and terminate the context; *w becomes NULL. */
 void parley__wire_destroy(parley__wire_t **w);
 
@@ -94,7 +103,10 @@ const char *parley__wire_server(const parley__wire_t *w);
  * Connect the wire's DEALER to another api endpoint instead (the same
  * socket, so its file descriptor stays): the old connection and whatever
  * was queued on it are dropped, and what the handshake monitor knew is
- * forgotten. A prepared request stays prepared.
+ * forgotten. A prepared request stays prepared. The endpoint in use
+ * already is left alone: libzmq reconnects to it by itself, and tearing
+ * down a connection it is re-establishing (with CURVE) can leave the
+ * socket without one.
  *
  * Returns:   0, -ENOMEM or -errno from libzmq (the wire is then still on
  *            its old endpoint).

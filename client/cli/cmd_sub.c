@@ -99,7 +99,10 @@ s_help(void)
            "Exit status: 0 when stopped by -C, -W or a signal; 1 usage error;\n"
            "2 the daemon refused the request; 3 no answer from the daemon or no\n"
            "heartbeat on its feed at start; 4 keyring file problem; 5 other\n"
-           "error. If the daemon stops answering later, sub keeps trying.\n",
+           "error. If the daemon goes away later, sub says so on stderr\n"
+           "(\"parley: EP: disconnected ...\"), moves to the next endpoint of\n"
+           "the server list (the same one if it is alone) and keeps trying;\n"
+           "\"parley: EP: connected\" when one is back.\n",
            cli_filter_help, cli_output_help, cli_common_help);
 }
 
@@ -663,7 +666,7 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
 
     uint64_t delivered = 0, gaps = 0, rejected = 0;
     int64_t stop_at = wait_ms > 0 ? s_mono_ms() + wait_ms : -1;
-    int warned_silent = 0;
+    int warned_silent = 0, disconnected = 0;
     while (!cli_stop) {
         const parley_event_t *ev;
         int tick = S_TICK_MS;
@@ -700,6 +703,26 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
             warned_silent = 0;
         }
         switch (parley_event_type(ev)) {
+        case PARLEY_EVENT_CONNECTED:
+            if (disconnected)
+                cli_warn(c, "%s: connected", parley_event_endpoint(ev));
+            else
+                cli_info(c, "%s: connected", parley_event_endpoint(ev));
+            disconnected = 0;
+            continue;
+        case PARLEY_EVENT_DISCONNECTED:
+            cli_warn(c, "%s: disconnected (%s); trying %s",
+                     parley_event_endpoint(ev),
+                     parley_event_code(ev) == PARLEY_ETIMEOUT
+                         ? "no heartbeat"
+                         : "connection closed",
+                     parley_sub_endpoint(sub));
+            disconnected = 1;
+            continue;
+        case PARLEY_EVENT_CAUGHT_UP:
+            cli_info(c, "caught up at seq %llu: live from here",
+                     (unsigned long long)parley_event_seq(ev));
+            continue;
         case PARLEY_EVENT_GAP:
             gaps++;
             cli_warn(c, "gap: updates %llu-%llu are no longer held",

@@ -13,7 +13,9 @@
 
 const char cli_common_help[] =
     "  -s, --server EP     api endpoint of parleyd (default: $PARLEY_SERVER,\n"
-    "                      else " PARLEY_DEFAULT_SERVER ")\n"
+    "                      else " PARLEY_DEFAULT_SERVER "), or a list\n"
+    "                      EP,EP,...: the next is tried when one does not\n"
+    "                      answer\n"
     "      --timeout SEC   seconds to wait for each answer (default 5)\n"
     "      --curve-server-key FILE\n"
     "                      the daemon's CURVE public key (its NAME.pub), for\n"

@@ -1138,14 +1138,23 @@ ph_recv(parley_pub_t *pub, int timeout_ms, uint64_t *request_id,
 int
 ph_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *out)
 {
-    const parley_event_t *e;
-    int rc = parley_sub_next(sub, timeout_ms, &e);
-    if (rc == 1) {
+    int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
+    for (;;) {
+        const parley_event_t *e;
+        int64_t left = deadline < 0 ? -1 : deadline - parley__mono_ms();
+        int rc = parley_sub_next(sub, left < 0 && deadline >= 0 ? 0 : (int)left,
+                                 &e);
+        if (rc != 1)
+            return rc;
+        if (e->type == PARLEY_EVENT_CONNECTED
+            || e->type == PARLEY_EVENT_DISCONNECTED
+            || e->type == PARLEY_EVENT_CAUGHT_UP)
+            continue;
         *out = *e;
         out->delivery.envelope = NULL;
         out->delivery.envelope_len = out->delivery.envelope_cap = 0;
+        return rc;
     }
-    return rc;
 }
 
 parley_sub_t *

@@ -344,7 +344,10 @@ parley_sub_t *ph_sub_new(const char *api, const parley_filter_t *f,
 
 /*
  * parley_sub_next() into a copy the test owns (without the envelope
- * bytes, which stay the subscriber's). Returns what it returns.
+ * bytes, which stay the subscriber's), passing over the connection
+ * events (CONNECTED, DISCONNECTED, CAUGHT_UP) within timeout_ms: the
+ * tests that read through this one check deliveries, gaps and rejects.
+ * Returns what parley_sub_next() returns.
  */
 int ph_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *out);
 
