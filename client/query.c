@@ -1,10 +1,11 @@
 /*
- * query.c - the one-shot calls: ping, stats (and their answers as
- * objects).
+ * query.c - the one-shot calls: ping, stats, snapshot and replay (and
+ * their answers as objects).
  *
- * Each call sends one request to the first endpoint of the list and
- * moves on to the next when one does not answer within the timeout or
- * answers UNAVAILABLE; the first real answer (or refusal) is the result.
+ * Each request goes to the first endpoint of the list and moves on to the
+ * next when one does not answer within the timeout or answers
+ * UNAVAILABLE; the first real answer (or refusal) is the result. A replay
+ * asks page after page until its range is covered.
  */
 #include "options.h"
 #include "wire.h"
@@ -30,6 +31,8 @@ s_call_open(s_call_t *c, const parley_call_options_t *opt)
     memset(c, 0, sizeof(*c));
     if ((rc = parley__options_read(opt, sizeof(c->opt), &c->opt)) < 0)
         return rc;
+    if (c->opt.n_filters > 0 && c->opt.filters == NULL)
+        return PARLEY_EARG;
     if ((c->timeout_ms = parley__options_timeout(c->opt.timeout_ms)) == PARLEY_EARG)
         return PARLEY_EARG;
     if ((rc = parley__endpoints_parse(&c->eps, c->opt.server)) < 0)
@@ -297,4 +300,271 @@ parley_stats_get(const parley_stats_t *s, const char *name, uint64_t *value)
             return 0;
         }
     return -ENOENT;
+}
+
+/* ------------------------------------------------------ snapshot, replay */
+
+/* Deliveries asked for per replay page (the daemon caps it at 1000). */
+#define S_PAGE_LIMIT 1000
+/* Filters of one query at most. */
+#define S_FILTERS_MAX 16
+
+struct parley_query {
+    s_call_t call;               /* options, endpoints, wire, request */
+    parley__filterbuf_t *filters;/* owned copies (n_filters) */
+    size_t n_filters;
+    bool replay;                 /* a replay (else a snapshot) */
+    uint64_t from;               /* replay: the next page starts here */
+    uint64_t to;                 /* replay: the last seq (0: not known yet) */
+    bool first;                  /* replay: the first page is yet to come */
+    bool done;                   /* no page left to ask for */
+    uint64_t seq;                /* parley_query_seq() */
+    uint8_t *page;               /* the current page's Delivery bytes */
+    parley__bytes_t *items;      /* ... one range per delivery */
+    size_t n_items, next;        /* items in the page, the next to go */
+    uint64_t gap_from, gap_to;   /* a GAP to hand out first (from > 0) */
+    parley_event_t ev;           /* what parley_query_next() hands out */
+};
+
+void
+parley_query_destroy(parley_query_t **q)
+{
+    if (q == NULL || *q == NULL)
+        return;
+    parley_query_t *self = *q;
+    s_call_close(&self->call);
+    parley__delivery_release(&self->ev.delivery);
+    free(self->filters);
+    free(self->page);
+    free(self->items);
+    free(self);
+    *q = NULL;
+}
+
+/* Keep a copy of a reply's deliveries as the current page. 0 or -ENOMEM. */
+static int
+s_page_keep(parley_query_t *q, const parley__reply_t *r)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < r->n_deliveries; i++)
+        bytes += r->deliveries[i].len;
+    free(q->page);
+    free(q->items);
+    q->page = malloc(bytes > 0 ? bytes : 1);
+    q->items = calloc(r->n_deliveries > 0 ? r->n_deliveries : 1,
+                      sizeof(*q->items));
+    q->n_items = q->next = 0;
+    if (q->page == NULL || q->items == NULL)
+        return -ENOMEM;
+    for (size_t i = 0, off = 0; i < r->n_deliveries; i++) {
+        memcpy(q->page + off, r->deliveries[i].data, r->deliveries[i].len);
+        q->items[i] = (parley__bytes_t){ q->page + off, r->deliveries[i].len };
+        off += r->deliveries[i].len;
+    }
+    q->n_items = r->n_deliveries;
+    return 0;
+}
+
+/* Put the query's filters into its request. */
+static void
+s_query_filter(parley_query_t *q)
+{
+    if (q->n_filters > 0)
+        q->call.req->filter = q->filters[0];
+}
+
+/* Ask for the next replay page and keep it. 0 or an error. */
+static int
+s_replay_page(parley_query_t *q)
+{
+    parley__reply_t r;
+    memset(q->call.req, 0, sizeof(*q->call.req));
+    q->call.req->op = PARLEY__OP_REPLAY;
+    q->call.req->from_seq = q->from;
+    q->call.req->to_seq = q->to;
+    q->call.req->limit = S_PAGE_LIMIT;
+    s_query_filter(q);
+    int rc = s_call_ask(&q->call, &r);
+    if (rc == PARLEY_ETRUNCATED) {
+        /* The seqs below first_seq are gone: one gap, then on from it. */
+        uint64_t first = r.first_seq;
+        if (first <= q->from)
+            return PARLEY_EPROTO;
+        q->gap_from = q->from;
+        q->gap_to = first - 1;
+        if (q->to != 0 && q->gap_to >= q->to) {
+            q->gap_to = q->to;
+            q->done = true;
+        }
+        q->from = first;
+        q->n_items = q->next = 0;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    if (r.type != PARLEY__REPLY_REPLAY || r.next_seq < q->from
+        || (!r.done && r.next_seq == q->from))
+        return PARLEY_EPROTO;
+    if (q->first && (q->to == 0 || r.head_seq < q->to)) {
+        /* The range ends at the head as the first page saw it: what is
+         * published while the query runs is not part of it. */
+        q->to = r.head_seq;
+    }
+    q->first = false;
+    q->seq = q->to;
+    q->from = r.next_seq;
+    q->done = r.done || q->from > q->to;
+    return s_page_keep(q, &r);
+}
+
+/* Make a query object from the options. 0 or an error. */
+static int
+s_query_open(const parley_call_options_t *opt, parley_query_t **out)
+{
+    parley_query_t *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return -ENOMEM;
+    *out = q;
+    int rc = s_call_open(&q->call, opt);
+    if (rc < 0)
+        return rc;
+    if (q->call.opt.n_filters > 1)
+        return PARLEY_EARG;
+    if (q->call.opt.n_filters > 0) {
+        q->filters = calloc(q->call.opt.n_filters, sizeof(*q->filters));
+        if (q->filters == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < q->call.opt.n_filters; i++, q->n_filters++)
+            if (q->call.opt.filters[i] == NULL
+                || parley__filterbuf_set(&q->filters[i],
+                                         q->call.opt.filters[i]) < 0)
+                return PARLEY_EARG;
+    }
+    return 0;
+}
+
+int
+parley_snapshot(const parley_call_options_t *opt, parley_query_t **out)
+{
+    parley__reply_t r;
+    parley_query_t *q = NULL;
+    if (out == NULL)
+        return PARLEY_EARG;
+    *out = NULL;
+    int rc = s_query_open(opt, &q);
+    if (rc == 0) {
+        q->call.req->op = PARLEY__OP_SNAPSHOT;
+        s_query_filter(q);
+        rc = s_call_ask(&q->call, &r);
+    }
+    if (rc == 0 && r.type != PARLEY__REPLY_SNAPSHOT)
+        rc = PARLEY_EPROTO;
+    if (rc == 0)
+        rc = s_page_keep(q, &r);
+    if (rc < 0) {
+        parley_query_destroy(&q);
+        return rc;
+    }
+    q->seq = r.seq;
+    q->done = true;
+    *out = q;
+    return 0;
+}
+
+int
+parley_replay(uint64_t from_seq, uint64_t to_seq,
+              const parley_call_options_t *opt, parley_query_t **out)
+{
+    parley_query_t *q = NULL;
+    if (out == NULL)
+        return PARLEY_EARG;
+    *out = NULL;
+    if (from_seq == 0)
+        from_seq = 1;
+    if (to_seq != 0 && to_seq < from_seq)
+        return PARLEY_EARG;
+    int rc = s_query_open(opt, &q);
+    if (rc == 0) {
+        q->replay = true;
+        q->first = true;
+        q->from = from_seq;
+        q->to = to_seq;
+        q->seq = to_seq;
+        rc = s_replay_page(q);
+    }
+    if (rc < 0) {
+        parley_query_destroy(&q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+/* Does the update match one of the query's filters (none: all)? */
+static bool
+s_query_match(const parley_query_t *q, const parley_update_t *u)
+{
+    if (q->n_filters == 0)
+        return true;
+    for (size_t i = 0; i < q->n_filters; i++)
+        if (parley_filter_match(&q->filters[i].filter, u))
+            return true;
+    return false;
+}
+
+int
+parley_query_next(parley_query_t *q, const parley_event_t **ev)
+{
+    if (q == NULL || ev == NULL)
+        return PARLEY_EARG;
+    for (;;) {
+        if (q->gap_from > 0) {
+            parley__event_set(&q->ev, PARLEY_EVENT_GAP, q->gap_from);
+            q->ev.seq_last = q->gap_to;
+            q->gap_from = q->gap_to = 0;
+            *ev = &q->ev;
+            return 1;
+        }
+        if (q->next < q->n_items) {
+            const parley__bytes_t *it = &q->items[q->next++];
+            parley_delivery_t *d = &q->ev.delivery;
+            int rc = parley_delivery_decode(q->call.opt.keyring, it->data,
+                                            it->len, d);
+            if (rc == -ENOMEM)
+                return rc;
+            if (rc < 0) {
+                /* Its seq, if the Delivery around it decodes. */
+                parley__arena_t arena;
+                uint8_t space[PARLEY_ENVELOPE_MAX + 1024];
+                parley__bytes_t env;
+                uint64_t seq = 0;
+                int64_t at;
+                parley__arena_init(&arena, space, sizeof(space));
+                if (parley__delivery_decode_raw(it->data, it->len, &seq, &at,
+                                                &env, &arena) < 0)
+                    seq = 0;
+                parley__arena_reset(&arena);
+                parley__event_set(&q->ev, PARLEY_EVENT_REJECTED, seq);
+                q->ev.code = rc;
+                *ev = &q->ev;
+                return 1;
+            }
+            if (!s_query_match(q, &d->update))
+                continue;
+            parley__event_set(&q->ev, PARLEY_EVENT_DELIVERY, d->seq);
+            *ev = &q->ev;
+            return 1;
+        }
+        if (q->done || !q->replay)
+            return 0;
+        int rc = s_replay_page(q);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+uint64_t
+parley_query_seq(const parley_query_t *q)
+{
+    return q != NULL ? q->seq : 0;
 }

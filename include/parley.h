@@ -100,6 +100,7 @@ typedef struct parley_pub parley_pub_t;
 typedef struct parley_sub parley_sub_t;
 typedef struct parley_info parley_info_t;
 typedef struct parley_stats parley_stats_t;
+typedef struct parley_query parley_query_t;
 
 /* ---------------------------------------------------------------- limits */
 
@@ -900,12 +901,62 @@ PARLEY_EXPORT size_t parley_stats_count(const parley_stats_t *s);
 PARLEY_EXPORT const char *parley_stats_name(const parley_stats_t *s, size_t i);
 /* Value of counter i, or 0 past the count. */
 PARLEY_EXPORT uint64_t parley_stats_value(const parley_stats_t *s, size_t i);
-/* Value of the counter called name. Returns 0 with *value set, or
- * -ENOENT. */
+/* Value of the counter called name. Returns 0 with *value set,
+ * -ENOENT, or PARLEY_EARG. */
 PARLEY_EXPORT int parley_stats_get(const parley_stats_t *s, const char *name,
                                    uint64_t *value) PARLEY_WARN_UNUSED;
 /* Free counters; *s becomes NULL. Accepts NULL. */
 PARLEY_EXPORT void parley_stats_destroy(parley_stats_t **s);
+
+/*
+ * The current state, once: the latest update per (negotiation, party,
+ * phase) that matches the options' filters, after corrections,
+ * retractions and expiry (docs/protocol.md section 8). The answer is
+ * fetched here; parley_query_next() hands it out, verified, in seq order.
+ *
+ * Returns:   0 with *out set, PARLEY_EUNAVAILABLE (the state is too large
+ *            for one answer: use filters), or a code above.
+ * Ownership: *out is the caller's; free with parley_query_destroy().
+ */
+PARLEY_EXPORT int parley_snapshot(const parley_call_options_t *opt,
+                                  parley_query_t **out) PARLEY_WARN_UNUSED;
+
+/*
+ * The updates from from_seq (0: 1) to to_seq that match the options'
+ * filters, once. The range ends at the head as the first page sees it if
+ * to_seq is 0 or above it, so that updates published meanwhile are not
+ * part of it. The first page is fetched here, the rest by
+ * parley_query_next() as it goes. Updates the daemon no longer holds are
+ * handed out as one PARLEY_EVENT_GAP.
+ *
+ * Returns:   0 with *out set, PARLEY_EARG (to_seq below from_seq), or a
+ *            code above.
+ * Ownership: *out is the caller's; free with parley_query_destroy().
+ */
+PARLEY_EXPORT int parley_replay(uint64_t from_seq, uint64_t to_seq,
+                                const parley_call_options_t *opt,
+                                parley_query_t **out) PARLEY_WARN_UNUSED;
+
+/*
+ * The next event of a snapshot or replay: PARLEY_EVENT_DELIVERY,
+ * PARLEY_EVENT_REJECTED (a delivery that failed verification) or, for a
+ * replay, PARLEY_EVENT_GAP. A replay fetches its next page here when it
+ * needs one, waiting up to the options' timeout per endpoint.
+ *
+ * Returns:   1 with *ev set (valid until the next call or the query is
+ *            freed), 0 at the end, or a code of the one-shot calls.
+ */
+PARLEY_EXPORT int parley_query_next(parley_query_t *q, const parley_event_t **ev)
+    PARLEY_WARN_UNUSED;
+
+/*
+ * Snapshot: the seq the state reflects (the head when it was made).
+ * Replay: the last seq of the range (known once the first page came).
+ */
+PARLEY_EXPORT uint64_t parley_query_seq(const parley_query_t *q);
+
+/* Free a query; *q becomes NULL. Accepts NULL. */
+PARLEY_EXPORT void parley_query_destroy(parley_query_t **q);
 
 /* ------------------------------------------------------------- publisher */
 

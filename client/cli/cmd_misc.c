@@ -1,5 +1,5 @@
 /*
- * cmd_misc.c - parley stats, replay, verify and ping.
+ * cmd_misc.c - parley stats, replay, state, verify and ping.
  */
 #include "common.h"
 
@@ -366,6 +366,54 @@ cmd_ping(cli_common_t *c, int argc, char **argv)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
 }
 
+/* ------------------------------------------------------- replay, state */
+
+/*
+ * Print every event of a snapshot or replay: deliveries on stdout, gaps
+ * and deliveries that fail verification on stderr. Returns an exit code.
+ */
+static int
+s_print_query(const cli_common_t *c, parley_query_t *q, const cli_output_t *out)
+{
+    for (;;) {
+        const parley_event_t *ev;
+        if (cli_stop)
+            return CLI_EXIT_OK;
+        int rc = parley_query_next(q, &ev);
+        if (rc == 0)
+            return CLI_EXIT_OK;
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0)
+            return cli_fail(c, NULL, rc);
+        uint64_t seq = parley_event_seq(ev);
+        switch (parley_event_type(ev)) {
+        case PARLEY_EVENT_GAP:
+            cli_warn(c, "gap: updates %llu-%llu are no longer held",
+                     (unsigned long long)seq,
+                     (unsigned long long)parley_event_seq_last(ev));
+            break;
+        case PARLEY_EVENT_REJECTED:
+            cli_warn(c, "#%llu failed verification: %s: %s",
+                     (unsigned long long)seq,
+                     parley_error_name(parley_event_code(ev)),
+                     parley_strerror(parley_event_code(ev)));
+            break;
+        case PARLEY_EVENT_DELIVERY:
+            rc = cli_print_delivery(stdout, out, parley_event_delivery(ev));
+            if (rc == -EPIPE)
+                return CLI_EXIT_OK;
+            if (rc < 0) {
+                cli_error("writing output: %s", strerror(-rc));
+                return CLI_EXIT_OTHER;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- replay */
 
 static void
@@ -465,78 +513,28 @@ s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
     if (until_given && until < since)
         return cli_usage_error("replay", "--until is below --since");
 
-    /* The range ends at the head as it is now: what is published while we
-     * read is not part of it. */
-    parley_info_t *info = NULL;
-    int rc = cli_ping(c, &info);
-    if (rc < 0)
-        return cli_fail(c, NULL, rc);
-    uint64_t head = parley_info_seq(info);
-    parley_info_destroy(&info);
-    if (!until_given || until > head)
-        until = head;
-    if (since > until)
-        return CLI_EXIT_OK; /* nothing in range */
-
     parley_keyring_t *ring = NULL;
     int status = cli_load_keyring(keyring_path, &ring);
     if (status != 0)
         return status;
-    parley_sub_options_t sopt = PARLEY_SUB_OPTIONS_INIT;
-    sopt.start = PARLEY_START_SEQ;
-    sopt.since_seq = since;
-    sopt.keyring = ring;
-    cli_filter_sub(filter_opts, &sopt);
+    parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
+    parley_query_t *q = NULL;
+    int rc = cli_call_options(c, &copt);
+    copt.keyring = ring;
+    cli_filter_call(filter_opts, &copt);
     cli_signals_install();
-    /* A subscription started at since does the paging, the verification
-     * and the gap reports; we stop it once it has covered until. */
-    parley_sub_t *sub = cli_sub_new(c, &sopt);
-    if (sub == NULL) {
-        rc = -errno;
+    /* The range ends at the head as the first page sees it (--until
+     * unless it is higher): what is published while we read is not part
+     * of it. */
+    if (rc == 0)
+        rc = parley_replay(since, until_given ? until : 0, &copt, &q);
+    if (rc < 0) {
         status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
         goto done;
     }
-    while (!cli_stop && parley_sub_last_seq(sub) < until) {
-        const parley_event_t *ev;
-        rc = parley_sub_next(sub, c->timeout_ms, &ev);
-        if (rc == -EINTR)
-            continue;
-        if (rc == 0)
-            rc = PARLEY_ETIMEOUT; /* the replay stalled */
-        if (rc < 0) {
-            status = cli_fail(c, NULL, rc);
-            break;
-        }
-        uint64_t seq = parley_event_seq(ev);
-        if (parley_event_type(ev) == PARLEY_EVENT_GAP) {
-            uint64_t last = parley_event_seq_last(ev);
-            if (seq > until)
-                break;
-            cli_warn(c, "gap: updates %llu-%llu are no longer held",
-                     (unsigned long long)seq,
-                     (unsigned long long)(last < until ? last : until));
-        } else if (parley_event_type(ev) == PARLEY_EVENT_REJECTED) {
-            if (seq > until)
-                break;
-            cli_warn(c, "#%llu failed verification: %s: %s",
-                     (unsigned long long)seq,
-                     parley_error_name(parley_event_code(ev)),
-                     parley_strerror(parley_event_code(ev)));
-        } else if (parley_event_type(ev) == PARLEY_EVENT_DELIVERY) {
-            if (seq > until)
-                break;
-            rc = cli_print_delivery(stdout, &out, parley_event_delivery(ev));
-            if (rc == -EPIPE)
-                break;
-            if (rc < 0) {
-                cli_error("writing output: %s", strerror(-rc));
-                status = CLI_EXIT_OTHER;
-                break;
-            }
-        }
-    }
+    status = s_print_query(c, q, &out);
 done:
-    parley_sub_destroy(&sub);
+    parley_query_destroy(&q);
     parley_keyring_destroy(&ring);
     return status;
 }
@@ -546,6 +544,108 @@ cmd_replay(cli_common_t *c, int argc, char **argv)
 {
     cli_filter_t filters = { .n = 0 };
     int status = s_replay_run(c, argc, argv, &filters);
+    cli_filter_free(&filters);
+    return status;
+}
+
+static void
+s_state_help(void)
+{
+    printf("usage: parley state [filters] [--json | -F FORMAT] [--keyring FILE]\n"
+           "\n"
+           "Print where things stand: the latest update per negotiation, party\n"
+           "and phase that matches the filters, after corrections, retractions\n"
+           "and expiry, in seq order, then exit. One snapshot of the daemon:\n"
+           "nothing published afterwards is waited for.\n"
+           "\n"
+           "Options:\n"
+           "      --keyring FILE  re-verify each update against this keyring\n"
+           "%s"
+           "%s"
+           "%s"
+           "\n"
+           "Exit status: 0 printed (even if nothing matched), 1 usage error,\n"
+           "2 the daemon refused (unavailable: the state is too large for one\n"
+           "answer; use filters), 3 no answer, 4 keyring file problem, 5 other.\n",
+           cli_filter_help, cli_output_help, cli_common_help);
+}
+
+/* The command, with the filters made on the way in *filter_opts. */
+static int
+s_state_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        CLI_FILTER_LONG,
+        CLI_OUTPUT_LONG,
+        { "format", required_argument, NULL, 'F' },
+        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
+        { NULL, 0, NULL, 0 },
+    };
+    cli_output_t out = { .mode = CLI_OUT_LINE };
+    const char *keyring_path = NULL;
+    int output_given = 0, opt;
+    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
+                              NULL)) != -1) {
+        int rc = cli_common_option(c, opt, optarg);
+        if (rc == 0)
+            rc = cli_filter_option(filter_opts, "state", opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        switch (opt) {
+        case 'h':
+            s_state_help();
+            return CLI_EXIT_OK;
+        case CLI_OPT_JSON:
+        case 'F':
+            if (output_given
+                && out.mode != (opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON))
+                return cli_usage_error("state",
+                                       "--json and -F exclude each other");
+            if (opt == 'F' && cli_format_check("state", optarg) < 0)
+                return CLI_EXIT_USAGE;
+            out.mode = opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON;
+            out.format = opt == 'F' ? optarg : NULL;
+            output_given = 1;
+            break;
+        case CLI_OPT_KEYRING:
+            keyring_path = optarg;
+            break;
+        default:
+            return cli_option_error("state", opt, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("state", "unexpected argument \"%s\"",
+                               argv[optind]);
+    parley_keyring_t *ring = NULL;
+    int status = cli_load_keyring(keyring_path, &ring);
+    if (status != 0)
+        return status;
+    parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
+    parley_query_t *q = NULL;
+    int rc = cli_call_options(c, &copt);
+    copt.keyring = ring;
+    cli_filter_call(filter_opts, &copt);
+    cli_signals_install();
+    if (rc == 0)
+        rc = parley_snapshot(&copt, &q);
+    status = rc < 0 ? cli_fail(c, NULL, rc) : s_print_query(c, q, &out);
+    if (rc == 0)
+        cli_info(c, "state as of seq %llu",
+                 (unsigned long long)parley_query_seq(q));
+    parley_query_destroy(&q);
+    parley_keyring_destroy(&ring);
+    return status;
+}
+
+int
+cmd_state(cli_common_t *c, int argc, char **argv)
+{
+    cli_filter_t filters = { .n = 0 };
+    int status = s_state_run(c, argc, argv, &filters);
     cli_filter_free(&filters);
     return status;
 }

@@ -247,6 +247,7 @@ int cmd_keygen(cli_common_t *c, int argc, char **argv);
 int cmd_pub(cli_common_t *c, int argc, char **argv);
 int cmd_sub(cli_common_t *c, int argc, char **argv);
 int cmd_replay(cli_common_t *c, int argc, char **argv);
+int cmd_state(cli_common_t *c, int argc, char **argv);
 int cmd_stats(cli_common_t *c, int argc, char **argv);
 int cmd_ping(cli_common_t *c, int argc, char **argv);
 int cmd_verify(cli_common_t *c, int argc, char **argv);
