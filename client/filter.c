@@ -96,6 +96,33 @@ parley_filter_add_phase(parley_filter_t *f, uint32_t phase)
     return 0;
 }
 
+void
+parley__request_set_filters(parley__request_t *req,
+                            const parley__filterbuf_t *fs, size_t n)
+{
+    req->any_of = NULL;
+    req->n_any_of = 0;
+    if (n == 1)
+        req->filter = fs[0];
+    else if (n > 1) {
+        req->any_of = fs;
+        req->n_any_of = n;
+    }
+}
+
+int
+parley__request_match(const parley__request_t *req, const parley_update_t *u)
+{
+    if (!parley_filter_match(&req->filter.filter, u))
+        return 0;
+    if (req->n_any_of == 0)
+        return 1;
+    for (size_t i = 0; i < req->n_any_of; i++)
+        if (parley_filter_match(&req->any_of[i].filter, u))
+            return 1;
+    return 0;
+}
+
 int
 parley_filter_match(const parley_filter_t *f, const parley_update_t *u)
 {

@@ -306,8 +306,6 @@ parley_stats_get(const parley_stats_t *s, const char *name, uint64_t *value)
 
 /* Deliveries asked for per replay page (the daemon caps it at 1000). */
 #define S_PAGE_LIMIT 1000
-/* Filters of one query at most. */
-#define S_FILTERS_MAX 16
 
 struct parley_query {
     s_call_t call;               /* options, endpoints, wire, request */
@@ -369,8 +367,7 @@ s_page_keep(parley_query_t *q, const parley__reply_t *r)
 static void
 s_query_filter(parley_query_t *q)
 {
-    if (q->n_filters > 0)
-        q->call.req->filter = q->filters[0];
+    parley__request_set_filters(q->call.req, q->filters, q->n_filters);
 }
 
 /* Ask for the next replay page and keep it. 0 or an error. */
@@ -428,7 +425,7 @@ s_query_open(const parley_call_options_t *opt, parley_query_t **out)
     int rc = s_call_open(&q->call, opt);
     if (rc < 0)
         return rc;
-    if (q->call.opt.n_filters > 1)
+    if (q->call.opt.n_filters > PARLEY__ANY_OF_MAX)
         return PARLEY_EARG;
     if (q->call.opt.n_filters > 0) {
         q->filters = calloc(q->call.opt.n_filters, sizeof(*q->filters));

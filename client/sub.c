@@ -46,8 +46,6 @@
 /* Pause before asking again after the daemon refused a request. */
 #define S_RETRY_PAUSE_MS 1000
 #define S_HEARTBEAT_TOPIC "sys/heartbeat/"
-/* Filters of one subscriber at most. */
-#define S_FILTERS_MAX 16
 /* Connection events waiting to be handed out, at most. */
 #define S_NOTES_MAX 8
 /* The heartbeat interval assumed until two heartbeats were seen, and the
@@ -458,8 +456,7 @@ s_maybe_request(parley_sub_t *self)
     } else {
         return 0;
     }
-    if (self->n_filters > 0)
-        self->req.filter = self->filters[0];
+    parley__request_set_filters(&self->req, self->filters, self->n_filters);
     return s_request(self, from);
 }
 
@@ -796,7 +793,8 @@ s_options(parley_sub_t *self, const parley_sub_options_t *opt,
     if ((self->timeout_ms = parley__options_timeout(o->timeout_ms))
         == PARLEY_EARG)
         return PARLEY_EARG;
-    if (o->n_filters > 1 || (o->n_filters > 0 && o->filters == NULL)
+    if (o->n_filters > PARLEY__ANY_OF_MAX
+        || (o->n_filters > 0 && o->filters == NULL)
         || o->rcvhwm < 0 || o->heartbeat_misses < 0
         || (o->flags & ~PARLEY_SUB_NOWAIT) != 0)
         return PARLEY_EARG;

@@ -735,7 +735,7 @@ s_replay(pd_api_t *self, s_peer_t peer)
                            (unsigned long long)seq, parley_error_name(rc));
             return s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
         }
-        if (!parley_filter_match(&q->filter.filter, &self->rec_update)
+        if (!parley__request_match(q, &self->rec_update)
             || !s_readable(self, reads_all, &self->rec_update))
             continue;
         size_t need = len + S_DELIVERY_OVERHEAD;
@@ -824,7 +824,7 @@ s_snapshot(pd_api_t *self, s_peer_t peer)
         const parley_update_t *u = &self->rec_update;
         if (u->expires_at != 0 && u->expires_at <= now)
             continue;
-        if (!parley_filter_match(&q->filter.filter, u)
+        if (!parley__request_match(q, u)
             || !s_readable(self, reads_all, u))
             continue;
         if (s_snap_add(&s, seqs[i], received_at, self->record, len) < 0)

@@ -512,6 +512,8 @@ s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
                                argv[optind]);
     if (until_given && until < since)
         return cli_usage_error("replay", "--until is below --since");
+    if (cli_filter_done(filter_opts, "replay") < 0)
+        return CLI_EXIT_USAGE;
 
     parley_keyring_t *ring = NULL;
     int status = cli_load_keyring(keyring_path, &ring);
@@ -620,6 +622,8 @@ s_state_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
     if (optind < argc)
         return cli_usage_error("state", "unexpected argument \"%s\"",
                                argv[optind]);
+    if (cli_filter_done(filter_opts, "state") < 0)
+        return CLI_EXIT_USAGE;
     parley_keyring_t *ring = NULL;
     int status = cli_load_keyring(keyring_path, &ring);
     if (status != 0)

@@ -620,6 +620,8 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
     }
     if (since_given && sopt.start == PARLEY_START_LAST)
         return cli_usage_error("sub", "--since and --last exclude each other");
+    if (cli_filter_done(filter_opts, "sub") < 0)
+        return CLI_EXIT_USAGE;
     if (optind < argc) {
         exec.argv = argv + optind;
         if ((exec.path = s_resolve(exec.argv[0])) == NULL) {

@@ -33,6 +33,9 @@ const char cli_filter_help[] =
     "      --negotiation N only this negotiation (repeat for any of several)\n"
     "      --party P       only updates naming this party (repeatable)\n"
     "      --phase N       only this phase, 0-255 (repeatable)\n"
+    "      --or            start another filter: an update that matches any\n"
+    "                      of them is shown, once (e.g. --party hamas --or\n"
+    "                      --phase 2; up to 16 filters)\n"
     "  Values of one option are alternatives; different options must all\n"
     "  match.\n";
 
@@ -468,16 +471,27 @@ cli_sub_new(cli_common_t *c, parley_sub_options_t *opt)
 
 /* ---------------------------------------------------------------- filter */
 
-/* The filter values go into: the last set, made on first use. */
+/* The filter values go into: the last set, made on first use (and after
+ * --or). */
 static parley_filter_t *
 s_filter_current(cli_filter_t *f)
 {
-    if (f->n == 0) {
-        if ((f->sets[0] = parley_filter_new()) == NULL)
+    if (f->n == 0 || f->or_pending) {
+        if ((f->sets[f->n] = parley_filter_new()) == NULL)
             return NULL;
-        f->n = 1;
+        f->n++;
+        f->or_pending = 0;
     }
     return f->sets[f->n - 1];
+}
+
+int
+cli_filter_done(const cli_filter_t *f, const char *cmd)
+{
+    if (!f->or_pending)
+        return 0;
+    cli_usage_error(cmd, "--or must stand between two filters");
+    return -1;
 }
 
 int
@@ -492,6 +506,17 @@ cli_filter_option(cli_filter_t *f, const char *cmd, int opt, const char *arg)
     case CLI_OPT_PARTY:
         name = "--party";
         break;
+    case CLI_OPT_OR:
+        if (f->n == 0 || f->or_pending) {
+            cli_usage_error(cmd, "--or must stand between two filters");
+            return -1;
+        }
+        if (f->n == CLI_FILTERS_MAX) {
+            cli_usage_error(cmd, "--or: at most %d filters", CLI_FILTERS_MAX);
+            return -1;
+        }
+        f->or_pending = 1;
+        return 1;
     case CLI_OPT_PHASE:
         name = "--phase";
         if (cli_parse_phase(arg, &phase) < 0) {

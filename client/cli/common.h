@@ -34,6 +34,7 @@ enum {
     CLI_OPT_KEYRING,
     CLI_OPT_CURVE_SERVER_KEY,
     CLI_OPT_CURVE_KEY,
+    CLI_OPT_OR,
     CLI_OPT_FIRST_FREE, /* subcommands number their own options from here */
 };
 
@@ -155,12 +156,14 @@ int cli_parse_phase(const char *s, uint32_t *out);
 typedef struct cli_filter {
     parley_filter_t *sets[CLI_FILTERS_MAX]; /* made on first use */
     size_t n;                               /* sets in use */
+    int or_pending;                         /* --or given, no value since */
 } cli_filter_t;
 
 #define CLI_FILTER_LONG                                                      \
     { "negotiation", required_argument, NULL, CLI_OPT_NEGOTIATION },         \
     { "party", required_argument, NULL, CLI_OPT_PARTY },                     \
-    { "phase", required_argument, NULL, CLI_OPT_PHASE }
+    { "phase", required_argument, NULL, CLI_OPT_PHASE },                     \
+    { "or", no_argument, NULL, CLI_OPT_OR }
 
 extern const char cli_filter_help[];
 
@@ -170,6 +173,12 @@ extern const char cli_filter_help[];
  */
 int cli_filter_option(cli_filter_t *f, const char *cmd, int opt,
                       const char *arg);
+
+/*
+ * After the options: a trailing --or is a usage error. Returns 0, or -1
+ * after printing it.
+ */
+int cli_filter_done(const cli_filter_t *f, const char *cmd);
 
 /* Put the filters into subscriber or call options (pointing into f). */
 void cli_filter_sub(const cli_filter_t *f, parley_sub_options_t *o);

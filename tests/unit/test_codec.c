@@ -707,7 +707,53 @@ test_request_every_op(void **state)
     assert_string_equal(out->filter.filter.parties[0], "us");
     assert_int_equal(out->filter.filter.n_negotiations, 0);
     assert_int_equal(out->filter.filter.n_phases, 0);
+    assert_int_equal(out->n_any_of, 0);
     free(out);
+
+    /* replay and snapshot with alternatives (any_of): "party us" or
+     * "phase 2"; an update matches if it matches one of them */
+    static const uint32_t two[] = { 2 };
+    parley_filter_t fph = { .phases = two, .n_phases = 1 };
+    parley__filterbuf_t *alt = calloc(PARLEY__ANY_OF_MAX + 1, sizeof(*alt));
+    assert_non_null(alt);
+    assert_int_equal(parley__filterbuf_set(&alt[0], &fp), 0);
+    assert_int_equal(parley__filterbuf_set(&alt[1], &fph), 0);
+    for (int op = PARLEY__OP_REPLAY; op <= PARLEY__OP_SNAPSHOT; op++) {
+        memset(req, 0, sizeof(*req));
+        req->request_id = 11;
+        req->op = (parley__op_t)op;
+        parley__request_set_filters(req, alt, 2);
+        assert_int_equal(req->n_any_of, 2);
+        out = s_request_roundtrip(req, &a, 0);
+        assert_int_equal(out->n_any_of, 2);
+        assert_int_equal(out->any_of[0].filter.n_parties, 1);
+        assert_string_equal(out->any_of[0].filter.parties[0], "us");
+        assert_int_equal(out->any_of[1].filter.n_phases, 1);
+        assert_int_equal(out->any_of[1].filter.phases[0], 2);
+        parley_update_t u = { .negotiation = "sudan", .n_parties = 1,
+                              .parties = { "us" }, .phase = 1 };
+        assert_true(parley__request_match(out, &u)); /* party us */
+        strcpy(u.parties[0], "egypt");
+        assert_false(parley__request_match(out, &u)); /* neither */
+        u.phase = 2;
+        assert_true(parley__request_match(out, &u)); /* phase 2 */
+        free(out);
+        parley__arena_reset(&a);
+    }
+    /* one filter goes as the filter, not as any_of */
+    memset(req, 0, sizeof(*req));
+    parley__request_set_filters(req, alt, 1);
+    assert_int_equal(req->n_any_of, 0);
+    assert_int_equal(req->filter.filter.n_parties, 1);
+    /* more than the daemon takes cannot be sent */
+    memset(req, 0, sizeof(*req));
+    req->op = PARLEY__OP_REPLAY;
+    parley__request_set_filters(req, alt, PARLEY__ANY_OF_MAX + 1);
+    static uint8_t big[65536];
+    size_t blen;
+    assert_int_equal(parley__request_encode(req, big, sizeof(big), &blen),
+                     PARLEY_EARG);
+    free(alt);
 
     /* stats, ping */
     memset(req, 0, sizeof(*req));
