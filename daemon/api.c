@@ -423,10 +423,14 @@ s_reject(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
                    parley_error_name(code),
                    detail != NULL && detail[0] != '\0' ? " " : "",
                    detail != NULL ? detail : "");
+    char text[256]; /* the code's sentence, and the detail the log has */
+    snprintf(text, sizeof(text), "%s%s%s", parley_strerror(code),
+             detail != NULL && detail[0] != '\0' ? ": " : "",
+             detail != NULL ? detail : "");
     parley__reply_t r = { .request_id = request_id,
                           .type = PARLEY__REPLY_REJECT,
                           .code = code,
-                          .message = parley_strerror(code),
+                          .message = text,
                           .first_seq = code == PARLEY_EREPLAY ? 0 : first_seq,
                           .signer_seq = code == PARLEY_EREPLAY ? first_seq : 0 };
     return s_queue(self, peer, &r);

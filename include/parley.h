@@ -417,6 +417,11 @@ PARLEY_EXPORT parley_delivery_t *parley_delivery_dup(const parley_delivery_t *d)
 /* Free a delivery; *d becomes NULL. Accepts NULL. */
 PARLEY_EXPORT void parley_delivery_destroy(parley_delivery_t **d);
 
+/*
+ * Getters. What they return belongs to d and stays valid until d is
+ * freed or decoded into again; a NULL d gives 0, "" or NULL.
+ */
+
 /* The daemon's log sequence number. */
 PARLEY_EXPORT uint64_t parley_delivery_seq(const parley_delivery_t *d);
 /* When the daemon accepted it, unix ms, daemon clock. */
@@ -619,8 +624,12 @@ PARLEY_EXPORT parley_keyring_t *parley_keyring_parse(const char *text,
                                                      size_t len, char *detail,
                                                      size_t cap);
 
-/* Read and parse a keyring file; detail names file and line on error.
- * Returns as parley_keyring_parse(), and system errors of reading. */
+/*
+ * Read and parse a keyring file; detail names file and line on error.
+ *
+ * Returns:   as parley_keyring_parse(), and errno of reading the file.
+ * Ownership: the caller's; free with parley_keyring_destroy().
+ */
 PARLEY_EXPORT parley_keyring_t *parley_keyring_load(const char *path,
                                                     char *detail, size_t cap);
 
@@ -803,8 +812,9 @@ typedef struct parley_pub_options {
                                     other processes using the key never
                                     choose one twice; NULL: this process
                                     only. The CLI uses KEYFILE.seq. */
-    size_t max_pending;          /* requests sent and not yet answered, at
-                                    most: 0 = 1024 */
+    size_t max_pending;          /* requests of parley_pub_send() not yet
+                                    taken by parley_pub_recv(), at most:
+                                    0 = 1024 */
 } parley_pub_options_t;
 #define PARLEY_PUB_OPTIONS_INIT PARLEY__OPTIONS_INIT(parley_pub_options_t)
 
@@ -867,7 +877,7 @@ typedef struct parley_sub_options {
 PARLEY_EXPORT int parley_ping(const parley_call_options_t *opt,
                               parley_info_t **out) PARLEY_WARN_UNUSED;
 
-/* The api endpoint that answered. */
+/* Getters; strings belong to info. The api endpoint that answered. */
 PARLEY_EXPORT const char *parley_info_endpoint(const parley_info_t *info);
 /* The feed endpoint to connect to (a wildcard host is replaced by the
  * host of the api endpoint). */
@@ -893,7 +903,7 @@ PARLEY_EXPORT void parley_info_destroy(parley_info_t **info);
 PARLEY_EXPORT int parley_stats(const parley_call_options_t *opt,
                                parley_stats_t **out) PARLEY_WARN_UNUSED;
 
-/* The api endpoint that answered. */
+/* Getters; strings belong to s. The api endpoint that answered. */
 PARLEY_EXPORT const char *parley_stats_endpoint(const parley_stats_t *s);
 /* Number of counters. */
 PARLEY_EXPORT size_t parley_stats_count(const parley_stats_t *s);
@@ -1142,7 +1152,8 @@ typedef enum {
                                       what follows is live */
 } parley_event_type_t;
 
-/* What happened. */
+/* Getters of an event; what they return belongs to the object that
+ * handed the event out. What happened: */
 PARLEY_EXPORT parley_event_type_t parley_event_type(const parley_event_t *ev);
 
 /* The delivery of a PARLEY_EVENT_DELIVERY (valid as long as ev), else

@@ -653,7 +653,8 @@ test_invalid(void **state)
     st->test_ok = true;
 }
 
-/* The library gives its caller the daemon's reason. */
+/* The library gives its caller the daemon's reason: the code, and the
+ * daemon's text with its detail (parley_pub_detail()). */
 static void
 test_library_reports_codes(void **state)
 {
@@ -665,13 +666,23 @@ test_library_reports_codes(void **state)
     assert_non_null(stranger);
     ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "stranger via library");
     s_stats(st, &before);
-    int rc = ph_publish(stranger, &u, NULL, NULL);
-    parley_pub_destroy(&stranger);
-    assert_null(stranger);
+    int rc = parley_pub_publish(stranger, &u, NULL);
     if (rc != PARLEY_EUNKNOWNSIGNER)
         fail_msg("parley_pub_publish with an unknown key returned %s, expected "
                  "unknown_signer",
                  parley_error_name(rc));
+    /* "signer is not in the keyring: signer <key id>" */
+    char id[PARLEY_KEYID_CHARS + 1];
+    parley_key_id(st->stranger.pk, id);
+    const char *detail = parley_pub_detail(stranger);
+    printf("[rejects] unknown signer: \"%s\"\n", detail);
+    assert_true(strncmp(detail, parley_strerror(rc),
+                        strlen(parley_strerror(rc)))
+                == 0);
+    assert_non_null(strstr(detail, id));
+    assert_false(parley_error_retryable(rc));
+    parley_pub_destroy(&stranger);
+    assert_null(stranger);
     s_stats(st, &after);
     s_stats_check(&before, &after, "rejected_unknown_signer",
                   "library: unknown");
@@ -682,14 +693,33 @@ test_library_reports_codes(void **state)
     u.issued_at = parley_now_ms() + 3600 * 1000;
     u.signer_seq = 0;
     s_stats(st, &before);
-    rc = ph_publish(st->pub, &u, NULL, NULL);
+    rc = parley_pub_publish(st->pub, &u, NULL);
     if (rc != PARLEY_EFUTURE)
         fail_msg("parley_pub_publish with issued_at +1h returned %s, expected "
                  "future",
                  parley_error_name(rc));
+    assert_string_equal(parley_pub_detail(st->pub), parley_strerror(rc));
+    assert_true(parley_error_retryable(rc));
     s_stats(st, &after);
     s_stats_check(&before, &after, "rejected_future", "library: future");
     s_flow(st, "library future");
+
+    /* A rule the update breaks is found before anything is sent, and
+     * named: nothing reaches the daemon. */
+    ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "");
+    s_stats(st, &before);
+    rc = parley_pub_publish(st->pub, &u, NULL);
+    assert_int_equal(rc, PARLEY_EINVALID);
+    printf("[rejects] empty headline: \"%s\"\n", parley_pub_detail(st->pub));
+    assert_true(strncmp(parley_pub_detail(st->pub), "headline:", 9) == 0);
+    ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "a correction of nothing");
+    u.kind = PARLEY_KIND_CORRECTION;
+    rc = parley_pub_publish(st->pub, &u, NULL);
+    assert_int_equal(rc, PARLEY_EINVALID);
+    assert_true(strncmp(parley_pub_detail(st->pub), "references:", 11) == 0);
+    s_stats(st, &after);
+    assert_int_equal(ph_stats_get(&after, "requests_publish", NULL),
+                     ph_stats_get(&before, "requests_publish", NULL));
     st->test_ok = true;
 }
 

@@ -14,6 +14,7 @@
 #include "parley.h"
 #include "types.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -413,10 +414,50 @@ test_filter_topics_cover_matches(void **state)
             }
 }
 
+/* The filter object: values copied, checked, counted once, bounded. */
+static void
+test_filter_object(void **state)
+{
+    (void)state;
+    parley_filter_t *f = parley_filter_new();
+    assert_non_null(f);
+    char slug[16];
+    strcpy(slug, "egypt");
+    assert_int_equal(parley_filter_add_party(f, slug), 0);
+    strcpy(slug, "qatar"); /* the filter keeps its own copy */
+    assert_int_equal(parley_filter_add_party(f, "egypt"), 0); /* once */
+    assert_int_equal(f->n_parties, 1);
+    assert_string_equal(f->parties[0], "egypt");
+    assert_int_equal(parley_filter_add_party(f, "Egypt"), PARLEY_EINVALID);
+    assert_int_equal(parley_filter_add_phase(f, 256), PARLEY_EINVALID);
+    assert_int_equal(parley_filter_add_negotiation(f, NULL), PARLEY_EARG);
+    for (int i = 0; i < 64; i++) {
+        char n[8];
+        snprintf(n, sizeof(n), "n%d", i);
+        assert_int_equal(parley_filter_add_negotiation(f, n), 0);
+    }
+    assert_int_equal(parley_filter_add_negotiation(f, "n64"), -ENOBUFS);
+    parley_update_t u = { .negotiation = "n7", .n_parties = 1,
+                          .parties = { "egypt" }, .phase = 4 };
+    assert_true(parley_filter_match(f, &u));
+    strcpy(u.parties[0], "qatar");
+    assert_false(parley_filter_match(f, &u));
+    char topics[4][PARLEY_TOPIC_MAX];
+    assert_int_equal(parley_filter_topics(f, topics, 4), 1);
+    assert_string_equal(topics[0], "party/egypt/");
+    /* a filter library code builds on the stack cannot be added to */
+    parley_filter_t borrowed = { 0 };
+    assert_int_equal(parley_filter_add_party(&borrowed, "egypt"), PARLEY_EARG);
+    parley_filter_destroy(&f);
+    assert_null(f);
+    parley_filter_destroy(&f);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_filter_object),
         cmocka_unit_test(test_topics_order_and_content),
         cmocka_unit_test(test_topics_largest),
         cmocka_unit_test(test_topics_prefix_exact),
