@@ -86,6 +86,29 @@ s_call_ask(s_call_t *c, parley__reply_t *reply)
     return rc;
 }
 
+/*
+ * Ask one request of op (no arguments) and turn the reply into the
+ * caller's object with make (reply, endpoint that answered, out).
+ * Returns 0 with *out set, or an error (*out NULL).
+ */
+static int
+s_call_once(const parley_call_options_t *opt, parley__op_t op,
+            int (*make)(const parley__reply_t *, const char *, void *),
+            void *out)
+{
+    s_call_t c;
+    parley__reply_t reply;
+    int rc = s_call_open(&c, opt);
+    if (rc == 0) {
+        c.req->op = op;
+        rc = s_call_ask(&c, &reply);
+    }
+    if (rc == 0)
+        rc = make(&reply, parley__wire_server(c.wire), out);
+    s_call_close(&c);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ ping */
 
 struct parley_info {
@@ -111,8 +134,9 @@ parley_info_destroy(parley_info_t **info)
 
 /* Make the info object of a PING reply from endpoint. 0 or an error. */
 static int
-s_info_make(const parley__reply_t *r, const char *endpoint, parley_info_t **out)
+s_info_make(const parley__reply_t *r, const char *endpoint, void *outp)
 {
+    parley_info_t **out = outp;
     char feed[PARLEY__ENDPOINT_CHARS + 1];
     int rc;
     if (r->type != PARLEY__REPLY_PING || r->feed == NULL)
@@ -140,20 +164,10 @@ s_info_make(const parley__reply_t *r, const char *endpoint, parley_info_t **out)
 int
 parley_ping(const parley_call_options_t *opt, parley_info_t **out)
 {
-    s_call_t c;
-    parley__reply_t reply;
     if (out == NULL)
         return PARLEY_EARG;
     *out = NULL;
-    int rc = s_call_open(&c, opt);
-    if (rc == 0) {
-        c.req->op = PARLEY__OP_PING;
-        rc = s_call_ask(&c, &reply);
-    }
-    if (rc == 0)
-        rc = s_info_make(&reply, parley__wire_server(c.wire), out);
-    s_call_close(&c);
-    return rc;
+    return s_call_once(opt, PARLEY__OP_PING, s_info_make, out);
 }
 
 const char *
@@ -217,9 +231,9 @@ parley_stats_destroy(parley_stats_t **s)
 
 /* Make the stats object of a STATS reply. 0 or an error. */
 static int
-s_stats_make(const parley__reply_t *r, const char *endpoint,
-             parley_stats_t **out)
+s_stats_make(const parley__reply_t *r, const char *endpoint, void *outp)
 {
+    parley_stats_t **out = outp;
     if (r->type != PARLEY__REPLY_STATS)
         return PARLEY_EPROTO;
     parley_stats_t *s = calloc(1, sizeof(*s));
@@ -248,20 +262,10 @@ s_stats_make(const parley__reply_t *r, const char *endpoint,
 int
 parley_stats(const parley_call_options_t *opt, parley_stats_t **out)
 {
-    s_call_t c;
-    parley__reply_t reply;
     if (out == NULL)
         return PARLEY_EARG;
     *out = NULL;
-    int rc = s_call_open(&c, opt);
-    if (rc == 0) {
-        c.req->op = PARLEY__OP_STATS;
-        rc = s_call_ask(&c, &reply);
-    }
-    if (rc == 0)
-        rc = s_stats_make(&reply, parley__wire_server(c.wire), out);
-    s_call_close(&c);
-    return rc;
+    return s_call_once(opt, PARLEY__OP_STATS, s_stats_make, out);
 }
 
 const char *

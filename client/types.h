@@ -70,6 +70,14 @@ int parley__delivery_set_envelope(parley_delivery_t *d, const void *env,
  * bytes, else 0 (validate.c). */
 int parley__utf8_valid(const char *text, size_t max);
 
+/*
+ * Write a message (printf-style) into detail (may be NULL, cap bytes) and
+ * return PARLEY_EINVALID: how validation and JSON input say which field
+ * broke which rule (validate.c).
+ */
+int parley__invalid(char *detail, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 struct parley__filterbuf;
 
 /*

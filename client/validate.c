@@ -151,13 +151,8 @@ s_terminated(const char *field, size_t size)
     return memchr(field, '\0', size) != NULL;
 }
 
-/* Write why into detail (may be NULL) and return PARLEY_EINVALID. */
-static int
-s_invalid(char *detail, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-s_invalid(char *detail, size_t cap, const char *fmt, ...)
+int
+parley__invalid(char *detail, size_t cap, const char *fmt, ...)
 {
     if (detail != NULL && cap > 0) {
         va_list ap;
@@ -174,9 +169,9 @@ s_check_text(const char *name, const char *field, size_t size, size_t max,
              char *detail, size_t cap)
 {
     if (!s_terminated(field, size) || strlen(field) > max)
-        return s_invalid(detail, cap, "%s: longer than %zu bytes", name, max);
+        return parley__invalid(detail, cap, "%s: longer than %zu bytes", name, max);
     if (!parley__utf8_valid(field, max))
-        return s_invalid(detail, cap, "%s: not valid UTF-8", name);
+        return parley__invalid(detail, cap, "%s: not valid UTF-8", name);
     return 0;
 }
 
@@ -186,25 +181,25 @@ s_check_names(const parley_update_t *u, char *detail, size_t cap)
 {
     if (!s_terminated(u->negotiation, sizeof(u->negotiation))
         || u->negotiation[0] == '\0')
-        return s_invalid(detail, cap, "negotiation: required");
+        return parley__invalid(detail, cap, "negotiation: required");
     if (!parley_slug_valid(u->negotiation))
-        return s_invalid(detail, cap,
+        return parley__invalid(detail, cap,
                          "negotiation: \"%s\" is not a slug ([a-z0-9][a-z0-9-], "
                          "at most 32 chars)",
                          u->negotiation);
     if (u->n_parties < 1)
-        return s_invalid(detail, cap, "parties: at least one is required");
+        return parley__invalid(detail, cap, "parties: at least one is required");
     if (u->n_parties > PARLEY_PARTIES_MAX)
-        return s_invalid(detail, cap, "parties: more than %d",
+        return parley__invalid(detail, cap, "parties: more than %d",
                          PARLEY_PARTIES_MAX);
     for (size_t i = 0; i < u->n_parties; i++) {
         if (!s_terminated(u->parties[i], sizeof(u->parties[i]))
             || !parley_slug_valid(u->parties[i]))
-            return s_invalid(detail, cap, "parties: party %zu is not a slug",
+            return parley__invalid(detail, cap, "parties: party %zu is not a slug",
                              i + 1);
         for (size_t j = 0; j < i; j++)
             if (strcmp(u->parties[i], u->parties[j]) == 0)
-                return s_invalid(detail, cap,
+                return parley__invalid(detail, cap,
                                  "parties: \"%s\" is named twice",
                                  u->parties[i]);
     }
@@ -216,20 +211,20 @@ static int
 s_check_references(const parley_update_t *u, char *detail, size_t cap)
 {
     if (parley_kind_name(u->kind) == NULL)
-        return s_invalid(detail, cap, "kind: unknown (%d)", (int)u->kind);
+        return parley__invalid(detail, cap, "kind: unknown (%d)", (int)u->kind);
     if (u->n_references > PARLEY_REFERENCES_MAX)
-        return s_invalid(detail, cap, "references: more than %d",
+        return parley__invalid(detail, cap, "references: more than %d",
                          PARLEY_REFERENCES_MAX);
     if (u->kind != PARLEY_KIND_UPDATE && u->n_references == 0)
-        return s_invalid(detail, cap,
+        return parley__invalid(detail, cap,
                          "references: a %s needs the seq it replaces",
                          parley_kind_name(u->kind));
     if (u->kind == PARLEY_KIND_UPDATE && u->n_references > 0)
-        return s_invalid(detail, cap, "references: only for corrections "
+        return parley__invalid(detail, cap, "references: only for corrections "
                                       "and retractions");
     for (size_t i = 0; i < u->n_references; i++)
         if (u->references[i] == 0 || u->references[i] > (uint64_t)INT64_MAX)
-            return s_invalid(detail, cap, "references: %llu is not a seq",
+            return parley__invalid(detail, cap, "references: %llu is not a seq",
                              (unsigned long long)u->references[i]);
     return 0;
 }
@@ -241,21 +236,21 @@ parley_update_validate(const parley_update_t *u, char *detail, size_t cap)
     if (detail != NULL && cap > 0)
         detail[0] = '\0';
     if (u == NULL)
-        return s_invalid(detail, cap, "no update");
+        return parley__invalid(detail, cap, "no update");
     if ((rc = s_check_names(u, detail, cap)) < 0)
         return rc;
     if (u->phase > PARLEY_PHASE_MAX)
-        return s_invalid(detail, cap, "phase: %u is over 255",
+        return parley__invalid(detail, cap, "phase: %u is over 255",
                          (unsigned)u->phase);
     if (u->status == PARLEY_STATUS_UNSPECIFIED)
-        return s_invalid(detail, cap, "status: required");
+        return parley__invalid(detail, cap, "status: required");
     if (parley_status_name(u->status) == NULL)
-        return s_invalid(detail, cap, "status: unknown (%d)", (int)u->status);
+        return parley__invalid(detail, cap, "status: unknown (%d)", (int)u->status);
     if ((rc = s_check_references(u, detail, cap)) < 0)
         return rc;
     if (s_terminated(u->headline, sizeof(u->headline))
         && u->headline[0] == '\0')
-        return s_invalid(detail, cap, "headline: required (1-%d bytes)",
+        return parley__invalid(detail, cap, "headline: required (1-%d bytes)",
                          PARLEY_HEADLINE_MAX);
     if ((rc = s_check_text("headline", u->headline, sizeof(u->headline),
                            PARLEY_HEADLINE_MAX, detail, cap)) < 0
@@ -265,13 +260,13 @@ parley_update_validate(const parley_update_t *u, char *detail, size_t cap)
                               PARLEY_LOCATION_MAX, detail, cap)) < 0)
         return rc;
     if (u->issued_at <= 0)
-        return s_invalid(detail, cap, "issued_at: required (unix ms)");
+        return parley__invalid(detail, cap, "issued_at: required (unix ms)");
     if (u->signer_seq == 0 || u->signer_seq > (uint64_t)INT64_MAX)
-        return s_invalid(detail, cap, "signer_seq: %s",
+        return parley__invalid(detail, cap, "signer_seq: %s",
                          u->signer_seq == 0 ? "required" : "over INT64_MAX");
     if (u->scheduled_at < 0)
-        return s_invalid(detail, cap, "scheduled_at: negative");
+        return parley__invalid(detail, cap, "scheduled_at: negative");
     if (u->expires_at != 0 && u->expires_at <= u->issued_at)
-        return s_invalid(detail, cap, "expires_at: not after issued_at");
+        return parley__invalid(detail, cap, "expires_at: not after issued_at");
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -440,81 +441,15 @@ s_replay_help(void)
            cli_filter_help, cli_output_help, cli_common_help);
 }
 
-/* The command, with the filters made on the way in *filter_opts. */
+/*
+ * Ask for a snapshot (replay false) or the replay since..until (0: the
+ * head), verified against the keyring at keyring_path (may be NULL) and
+ * with the filters, and print it. Returns an exit code.
+ */
 static int
-s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
+s_query(cli_common_t *c, const cli_filter_t *filters, const char *keyring_path,
+        const cli_output_t *out, bool replay, uint64_t since, uint64_t until)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_LONG,
-        CLI_FILTER_LONG,
-        CLI_OUTPUT_LONG,
-        { "format", required_argument, NULL, 'F' },
-        { "since", required_argument, NULL, S_OPT_SINCE },
-        { "until", required_argument, NULL, S_OPT_UNTIL },
-        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
-        { NULL, 0, NULL, 0 },
-    };
-    cli_output_t out = { .mode = CLI_OUT_LINE };
-    const char *keyring_path = NULL;
-    uint64_t since = 1, until = 0;
-    int until_given = 0, output_given = 0, opt;
-
-    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
-                              NULL)) != -1) {
-        int rc = cli_common_option(c, opt, optarg);
-        if (rc == 0)
-            rc = cli_filter_option(filter_opts, "replay", opt, optarg);
-        if (rc < 0)
-            return CLI_EXIT_USAGE;
-        if (rc > 0)
-            continue;
-        switch (opt) {
-        case 'h':
-            s_replay_help();
-            return CLI_EXIT_OK;
-        case CLI_OPT_JSON:
-        case 'F':
-            if (output_given
-                && out.mode != (opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON))
-                return cli_usage_error("replay",
-                                       "--json and -F exclude each other");
-            if (opt == 'F' && cli_format_check("replay", optarg) < 0)
-                return CLI_EXIT_USAGE;
-            out.mode = opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON;
-            out.format = opt == 'F' ? optarg : NULL;
-            output_given = 1;
-            break;
-        case S_OPT_SINCE:
-        case S_OPT_UNTIL: {
-            uint64_t v;
-            if (cli_parse_u64(optarg, &v) < 0 || v == 0)
-                return cli_usage_error("replay", "%s: \"%s\" is not a seq",
-                                       opt == S_OPT_SINCE ? "--since"
-                                                          : "--until",
-                                       optarg);
-            if (opt == S_OPT_SINCE)
-                since = v;
-            else {
-                until = v;
-                until_given = 1;
-            }
-            break;
-        }
-        case CLI_OPT_KEYRING:
-            keyring_path = optarg;
-            break;
-        default:
-            return cli_option_error("replay", opt, argv);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("replay", "unexpected argument \"%s\"",
-                               argv[optind]);
-    if (until_given && until < since)
-        return cli_usage_error("replay", "--until is below --since");
-    if (cli_filter_done(filter_opts, "replay") < 0)
-        return CLI_EXIT_USAGE;
-
     parley_keyring_t *ring = NULL;
     int status = cli_load_keyring(keyring_path, &ring);
     if (status != 0)
@@ -523,31 +458,101 @@ s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
     parley_query_t *q = NULL;
     int rc = cli_call_options(c, &copt);
     copt.keyring = ring;
-    cli_filter_call(filter_opts, &copt);
+    cli_filter_call(filters, &copt);
     cli_signals_install();
-    /* The range ends at the head as the first page sees it (--until
-     * unless it is higher): what is published while we read is not part
-     * of it. */
+    /* A replay ends at the head as its first page sees it (or --until if
+     * lower): what is published while we read is not part of it. */
     if (rc == 0)
-        rc = parley_replay(since, until_given ? until : 0, &copt, &q);
+        rc = replay ? parley_replay(since, until, &copt, &q)
+                    : parley_snapshot(&copt, &q);
     if (rc < 0) {
         status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
-        goto done;
+    } else {
+        status = s_print_query(c, q, out);
+        cli_info(c, "%s seq %llu", replay ? "replayed up to" : "state as of",
+                 (unsigned long long)parley_query_seq(q));
     }
-    status = s_print_query(c, q, &out);
-done:
     parley_query_destroy(&q);
     parley_keyring_destroy(&ring);
     return status;
 }
 
+/* Parse the options of replay or state (cmd) into the arguments of
+ * s_query() and run it. */
+static int
+s_query_command(cli_common_t *c, const char *cmd, int argc, char **argv,
+                cli_filter_t *filters, void (*help)(void))
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        CLI_FILTER_LONG,
+        CLI_OUTPUT_FORMAT_LONG,
+        { "since", required_argument, NULL, S_OPT_SINCE },
+        { "until", required_argument, NULL, S_OPT_UNTIL },
+        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
+        { NULL, 0, NULL, 0 },
+    };
+    bool replay = strcmp(cmd, "replay") == 0;
+    cli_output_t out = { .mode = CLI_OUT_LINE };
+    const char *keyring_path = NULL;
+    uint64_t since = 1, until = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
+                              NULL)) != -1) {
+        int rc = cli_common_option(c, opt, optarg);
+        if (rc == 0)
+            rc = cli_filter_option(filters, cmd, opt, optarg);
+        if (rc == 0)
+            rc = cli_output_option(&out, cmd, opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        if (opt == 'h') {
+            help();
+            return CLI_EXIT_OK;
+        }
+        if (opt == CLI_OPT_KEYRING) {
+            keyring_path = optarg;
+            continue;
+        }
+        if ((opt == S_OPT_SINCE || opt == S_OPT_UNTIL) && !replay)
+            return cli_usage_error(cmd, "unknown option \"%s\" (the state "
+                                        "has no range)",
+                                   opt == S_OPT_SINCE ? "--since"
+                                                      : "--until");
+        if (opt == S_OPT_SINCE || opt == S_OPT_UNTIL) {
+            uint64_t v;
+            if (cli_parse_u64(optarg, &v) < 0 || v == 0)
+                return cli_usage_error(cmd, "%s: \"%s\" is not a seq",
+                                       opt == S_OPT_SINCE ? "--since"
+                                                          : "--until",
+                                       optarg);
+            *(opt == S_OPT_SINCE ? &since : &until) = v;
+            continue;
+        }
+        return cli_option_error(cmd, opt, argv);
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument \"%s\"",
+                               argv[optind]);
+    if (until != 0 && until < since)
+        return cli_usage_error(cmd, "--until is below --since");
+    if (cli_filter_done(filters, cmd) < 0)
+        return CLI_EXIT_USAGE;
+    return s_query(c, filters, keyring_path, &out, replay, since, until);
+}
+
+static int
+s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
+{
+    return s_query_command(c, "replay", argc, argv, filters, s_replay_help);
+}
+
 int
 cmd_replay(cli_common_t *c, int argc, char **argv)
 {
-    cli_filter_t filters = { .n = 0 };
-    int status = s_replay_run(c, argc, argv, &filters);
-    cli_filter_free(&filters);
-    return status;
+    return cli_with_filters(c, argc, argv, s_replay_run);
 }
 
 static void
@@ -572,86 +577,16 @@ s_state_help(void)
            cli_filter_help, cli_output_help, cli_common_help);
 }
 
-/* The command, with the filters made on the way in *filter_opts. */
 static int
-s_state_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
+s_state_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_LONG,
-        CLI_FILTER_LONG,
-        CLI_OUTPUT_LONG,
-        { "format", required_argument, NULL, 'F' },
-        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
-        { NULL, 0, NULL, 0 },
-    };
-    cli_output_t out = { .mode = CLI_OUT_LINE };
-    const char *keyring_path = NULL;
-    int output_given = 0, opt;
-    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
-                              NULL)) != -1) {
-        int rc = cli_common_option(c, opt, optarg);
-        if (rc == 0)
-            rc = cli_filter_option(filter_opts, "state", opt, optarg);
-        if (rc < 0)
-            return CLI_EXIT_USAGE;
-        if (rc > 0)
-            continue;
-        switch (opt) {
-        case 'h':
-            s_state_help();
-            return CLI_EXIT_OK;
-        case CLI_OPT_JSON:
-        case 'F':
-            if (output_given
-                && out.mode != (opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON))
-                return cli_usage_error("state",
-                                       "--json and -F exclude each other");
-            if (opt == 'F' && cli_format_check("state", optarg) < 0)
-                return CLI_EXIT_USAGE;
-            out.mode = opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON;
-            out.format = opt == 'F' ? optarg : NULL;
-            output_given = 1;
-            break;
-        case CLI_OPT_KEYRING:
-            keyring_path = optarg;
-            break;
-        default:
-            return cli_option_error("state", opt, argv);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("state", "unexpected argument \"%s\"",
-                               argv[optind]);
-    if (cli_filter_done(filter_opts, "state") < 0)
-        return CLI_EXIT_USAGE;
-    parley_keyring_t *ring = NULL;
-    int status = cli_load_keyring(keyring_path, &ring);
-    if (status != 0)
-        return status;
-    parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
-    parley_query_t *q = NULL;
-    int rc = cli_call_options(c, &copt);
-    copt.keyring = ring;
-    cli_filter_call(filter_opts, &copt);
-    cli_signals_install();
-    if (rc == 0)
-        rc = parley_snapshot(&copt, &q);
-    status = rc < 0 ? cli_fail(c, NULL, rc) : s_print_query(c, q, &out);
-    if (rc == 0)
-        cli_info(c, "state as of seq %llu",
-                 (unsigned long long)parley_query_seq(q));
-    parley_query_destroy(&q);
-    parley_keyring_destroy(&ring);
-    return status;
+    return s_query_command(c, "state", argc, argv, filters, s_state_help);
 }
 
 int
 cmd_state(cli_common_t *c, int argc, char **argv)
 {
-    cli_filter_t filters = { .n = 0 };
-    int status = s_state_run(c, argc, argv, &filters);
-    cli_filter_free(&filters);
-    return status;
+    return cli_with_filters(c, argc, argv, s_state_run);
 }
 
 /* ---------------------------------------------------------------- verify */

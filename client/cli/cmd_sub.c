@@ -516,8 +516,7 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
     static const struct option longopts[] = {
         CLI_COMMON_LONG,
         CLI_FILTER_LONG,
-        CLI_OUTPUT_LONG,
-        { "format", required_argument, NULL, 'F' },
+        CLI_OUTPUT_FORMAT_LONG,
         { "since", required_argument, NULL, S_OPT_SINCE },
         { "last", no_argument, NULL, S_OPT_LAST },
         { "count", required_argument, NULL, 'C' },
@@ -534,7 +533,7 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
     s_exec_t exec = { .timeout_ms = 30000, .max_jobs = 1 };
     const char *keyring_path = NULL;
     uint64_t count = 0, v64;
-    int wait_ms = 0, output_given = 0, since_given = 0, opt;
+    int wait_ms = 0, since_given = 0, opt;
 
     /* "+": the command after "--" (or the first non-option) is not ours */
     while ((opt = getopt_long(argc, argv, "+:" CLI_COMMON_SHORT "F:C:W:",
@@ -542,6 +541,8 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
         int rc = cli_common_option(c, opt, optarg);
         if (rc == 0)
             rc = cli_filter_option(filter_opts, "sub", opt, optarg);
+        if (rc == 0)
+            rc = cli_output_option(&out, "sub", opt, optarg);
         if (rc < 0)
             return CLI_EXIT_USAGE;
         if (rc > 0)
@@ -550,21 +551,6 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
         case 'h':
             s_help();
             return CLI_EXIT_OK;
-        case CLI_OPT_JSON:
-            if (output_given && out.mode != CLI_OUT_JSON)
-                return cli_usage_error("sub", "--json and -F exclude each other");
-            out.mode = CLI_OUT_JSON;
-            output_given = 1;
-            break;
-        case 'F':
-            if (output_given && out.mode != CLI_OUT_FORMAT)
-                return cli_usage_error("sub", "--json and -F exclude each other");
-            if (cli_format_check("sub", optarg) < 0)
-                return CLI_EXIT_USAGE;
-            out.mode = CLI_OUT_FORMAT;
-            out.format = optarg;
-            output_given = 1;
-            break;
         case S_OPT_SINCE:
             if (cli_parse_u64(optarg, &v64) < 0)
                 return cli_usage_error("sub", "--since: \"%s\" is not a seq",
@@ -634,7 +620,7 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
             free(exec.path);
             return CLI_EXIT_OTHER;
         }
-        if (!output_given)
+        if (!out.given)
             out.mode = CLI_OUT_NONE;
     }
 
@@ -784,8 +770,5 @@ done:
 int
 cmd_sub(cli_common_t *c, int argc, char **argv)
 {
-    cli_filter_t filters = { .n = 0 };
-    int status = s_run(c, argc, argv, &filters);
-    cli_filter_free(&filters);
-    return status;
+    return cli_with_filters(c, argc, argv, s_run);
 }

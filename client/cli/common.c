@@ -575,6 +575,17 @@ cli_filter_free(cli_filter_t *f)
 }
 
 int
+cli_with_filters(cli_common_t *c, int argc, char **argv,
+                 int (*run)(cli_common_t *c, int argc, char **argv,
+                            cli_filter_t *filters))
+{
+    cli_filter_t filters = { .n = 0 };
+    int status = run(c, argc, argv, &filters);
+    cli_filter_free(&filters);
+    return status;
+}
+
+int
 cli_load_keyring(const char *path, parley_keyring_t **out)
 {
     char err[512] = "";
@@ -591,6 +602,24 @@ cli_load_keyring(const char *path, parley_keyring_t **out)
 }
 
 /* ---------------------------------------------------------------- output */
+
+int
+cli_output_option(cli_output_t *o, const char *cmd, int opt, const char *arg)
+{
+    if (opt != CLI_OPT_JSON && opt != 'F')
+        return 0;
+    cli_out_mode_t mode = opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON;
+    if (o->given && o->mode != mode) {
+        cli_usage_error(cmd, "--json and -F exclude each other");
+        return -1;
+    }
+    if (opt == 'F' && cli_format_check(cmd, arg) < 0)
+        return -1;
+    o->mode = mode;
+    o->format = opt == 'F' ? arg : NULL;
+    o->given = 1;
+    return 1;
+}
 
 int
 cli_format_check(const char *cmd, const char *format)

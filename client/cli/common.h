@@ -188,6 +188,14 @@ void cli_filter_call(const cli_filter_t *f, parley_call_options_t *o);
 void cli_filter_free(cli_filter_t *f);
 
 /*
+ * Run a command that takes filters: run gets an empty cli_filter_t to
+ * fill, which is freed after it returns. Returns what run returns.
+ */
+int cli_with_filters(cli_common_t *c, int argc, char **argv,
+                     int (*run)(cli_common_t *c, int argc, char **argv,
+                                cli_filter_t *filters));
+
+/*
  * Load the keyring file at path into *out (NULL path: *out = NULL).
  * Returns 0, or CLI_EXIT_KEY after printing what is wrong with it.
  */
@@ -205,9 +213,20 @@ typedef enum {
 typedef struct cli_output {
     cli_out_mode_t mode;
     const char *format; /* with CLI_OUT_FORMAT */
+    int given;          /* --json or -F was given */
 } cli_output_t;
 
 #define CLI_OUTPUT_LONG { "json", no_argument, NULL, CLI_OPT_JSON }
+/* The same with -F/--format, for the commands that print updates. */
+#define CLI_OUTPUT_FORMAT_LONG                                               \
+    CLI_OUTPUT_LONG, { "format", required_argument, NULL, 'F' }
+
+/*
+ * Apply --json or -F FORMAT (they exclude each other). Returns 1 if opt
+ * was one, 0 if not, -1 after printing a usage error.
+ */
+int cli_output_option(cli_output_t *o, const char *cmd, int opt,
+                      const char *arg);
 
 extern const char cli_output_help[];
 

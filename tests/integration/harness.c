@@ -31,6 +31,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+/* cmocka, for ph_sub_expect()'s failures; it needs these first */
+#include <setjmp.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 extern char **environ;
 
 static void
@@ -825,6 +830,51 @@ ph_daemon_dump_log(const ph_daemon_t *d)
         ph_file_dump("parleyd log", d->log_path);
 }
 
+/* ---------------------------------------------------------------- world */
+
+int
+ph_world_start(ph_world_t *w, uint8_t seed, const char *config)
+{
+    char text[1024] = "";
+    int rc;
+    memset(w, 0, sizeof(*w));
+    if ((rc = ph_tmpdir_make(w->dir, sizeof(w->dir))) < 0
+        || (rc = ph_key_make(&w->key, w->dir, "desk", seed)) < 0
+        || (rc = ph_keyring_add(text, sizeof(text), &w->key, "*", "*", "*"))
+               < 0
+        || (rc = ph_path(w->ring, sizeof(w->ring), w->dir, "keyring")) < 0
+        || (rc = ph_file_write(w->ring, text, strlen(text), 0644)) < 0)
+        return rc;
+    if (config != NULL
+        && ((rc = ph_path(w->conf, sizeof(w->conf), w->dir, "parleyd.conf"))
+                < 0
+            || (rc = ph_file_write(w->conf, config, strlen(config), 0644))
+                   < 0))
+        return rc;
+    const char *extra[] = { "-c", w->conf, NULL };
+    return ph_daemon_start(&w->daemon, w->dir, w->ring,
+                           config != NULL ? extra : NULL);
+}
+
+int
+ph_world_restart(ph_world_t *w)
+{
+    const char *extra[] = { "-c", w->conf, NULL };
+    return ph_daemon_restart(&w->daemon, w->ring,
+                             w->conf[0] != '\0' ? extra : NULL);
+}
+
+void
+ph_world_end(ph_world_t *w, bool test_ok)
+{
+    if (w->daemon.pid > 0 || w->daemon.log_path[0] != '\0')
+        ph_daemon_teardown(&w->daemon, test_ok);
+    ph_key_free(&w->key);
+    if (w->dir[0] != '\0')
+        ph_tmpdir_remove(w->dir);
+    memset(w, 0, sizeof(*w));
+}
+
 /* ---------------------------------------------------------------- stats */
 
 int
@@ -1133,6 +1183,28 @@ ph_recv(parley_pub_t *pub, int timeout_ms, uint64_t *request_id,
     if (rc == -EAGAIN)
         return PARLEY_ETIMEOUT;
     return rc == PARLEY_DUPLICATE ? 0 : rc;
+}
+
+const parley_event_t *
+ph_sub_expect(parley_sub_t *sub, parley_event_type_t type, bool skip,
+              int timeout_ms, const char *when)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    for (;;) {
+        const parley_event_t *ev = NULL;
+        int64_t left = deadline - parley__mono_ms();
+        int rc = parley_sub_next(sub, left > 0 ? (int)left : 0, &ev);
+        if (rc != 1)
+            fail_msg("%s: no event %d within %d ms (%s)", when, (int)type,
+                     timeout_ms,
+                     rc < 0 ? parley_error_name(rc) : "nothing came");
+        if (parley_event_type(ev) == type)
+            return ev;
+        if (!skip)
+            fail_msg("%s: event %d (seq %" PRIu64 "), expected %d", when,
+                     (int)parley_event_type(ev), parley_event_seq(ev),
+                     (int)type);
+    }
 }
 
 int

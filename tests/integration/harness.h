@@ -219,6 +219,29 @@ void ph_daemon_kill9(ph_daemon_t *d);
 /* Print the daemon log to stderr. */
 void ph_daemon_dump_log(const ph_daemon_t *d);
 
+/*
+ * What most library tests start from: a temporary directory, one key
+ * (named desk, seed byte seed) trusted for everything in a keyring file,
+ * and a parleyd started with that keyring and config text (NULL: none).
+ */
+typedef struct ph_world {
+    char dir[PH_PATH_MAX];
+    char ring[PH_PATH_MAX];     /* the keyring file */
+    char conf[PH_PATH_MAX];     /* the config file, "" without one */
+    ph_key_t key;
+    ph_daemon_t daemon;
+} ph_world_t;
+
+/* Make the world. Returns 0 or a negative error (printed). */
+int ph_world_start(ph_world_t *w, uint8_t seed, const char *config);
+
+/* ph_daemon_restart() of its daemon, with its keyring and config. */
+int ph_world_restart(ph_world_t *w);
+
+/* Stop the daemon (ph_daemon_teardown()), free the key, remove the
+ * directory. Accepts a zeroed world. */
+void ph_world_end(ph_world_t *w, bool test_ok);
+
 /* ---------------------------------------------------------------- stats */
 
 #define PH_STATS_MAX 128
@@ -350,6 +373,15 @@ parley_sub_t *ph_sub_new(const char *api, const parley_filter_t *f,
  * Returns what parley_sub_next() returns.
  */
 int ph_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *out);
+
+/*
+ * The next event of sub of type within timeout_ms; with skip, events of
+ * other types are passed over on the way. Fails the test (naming when)
+ * if none comes, or, without skip, if the next one is of another type.
+ */
+const parley_event_t *ph_sub_expect(parley_sub_t *sub,
+                                    parley_event_type_t type, bool skip,
+                                    int timeout_ms, const char *when);
 
 /* ------------------------------------------------------------- updates */
 

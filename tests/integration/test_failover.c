@@ -28,10 +28,8 @@
 #define S_REQUEST_MS 500
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    char ring[PH_PATH_MAX];
-    ph_key_t key;
-    ph_daemon_t b, c;           /* two live daemons */
+    ph_world_t w;               /* its daemon is b */
+    ph_daemon_t c;              /* a second one, with another log */
     char dead[PH_EP_MAX];       /* an endpoint nobody listens on */
     char list[3 * PH_EP_MAX];   /* "dead,b" */
     bool test_ok;
@@ -41,25 +39,16 @@ static int
 s_setup(void **state)
 {
     s_state_t *st = calloc(1, sizeof(*st));
-    char text[1024] = "", sub[PH_PATH_MAX];
+    char sub[PH_PATH_MAX];
     assert_non_null(st);
-    assert_int_equal(ph_tmpdir_make(st->dir, sizeof(st->dir)), 0);
-    assert_int_equal(ph_key_make(&st->key, st->dir, "desk", 0x61), 0);
-    assert_int_equal(ph_keyring_add(text, sizeof(text), &st->key, "*", "*",
-                                    "*"),
-                     0);
-    ph_path(st->ring, sizeof(st->ring), st->dir, "keyring");
-    assert_int_equal(ph_file_write(st->ring, text, strlen(text), 0644), 0);
-    ph_path(sub, sizeof(sub), st->dir, "b");
+    assert_int_equal(ph_world_start(&st->w, 0x61, NULL), 0);
+    ph_path(sub, sizeof(sub), st->w.dir, "c");
     assert_int_equal(mkdir(sub, 0700), 0);
-    assert_int_equal(ph_daemon_start(&st->b, sub, st->ring, NULL), 0);
-    ph_path(sub, sizeof(sub), st->dir, "c");
-    assert_int_equal(mkdir(sub, 0700), 0);
-    assert_int_equal(ph_daemon_start(&st->c, sub, st->ring, NULL), 0);
+    assert_int_equal(ph_daemon_start(&st->c, sub, st->w.ring, NULL), 0);
     int port = ph_free_port();
     assert_true(port > 0);
     ph_endpoint(st->dead, port);
-    snprintf(st->list, sizeof(st->list), "%s,%s", st->dead, st->b.api);
+    snprintf(st->list, sizeof(st->list), "%s,%s", st->dead, st->w.daemon.api);
     *state = st;
     return 0;
 }
@@ -68,37 +57,17 @@ static int
 s_teardown(void **state)
 {
     s_state_t *st = *state;
-    ph_daemon_teardown(&st->b, st->test_ok);
     ph_daemon_teardown(&st->c, st->test_ok);
-    ph_key_free(&st->key);
-    ph_tmpdir_remove(st->dir);
+    ph_world_end(&st->w, st->test_ok);
     free(st);
     return 0;
 }
 
-/* The next event that is not a delivery's neighbour we do not care for. */
-static const parley_event_t *
-s_event(parley_sub_t *sub)
-{
-    const parley_event_t *ev = NULL;
-    int rc = parley_sub_next(sub, S_TIMEOUT, &ev);
-    if (rc != 1)
-        fail_msg("parley_sub_next: %d (%s)", rc,
-                 rc < 0 ? parley_error_name(rc) : "nothing");
-    return ev;
-}
-
-/* Wait for an event of type, passing over others; returns it. */
+/* The next event of type, passing over the others. */
 static const parley_event_t *
 s_expect(parley_sub_t *sub, parley_event_type_t type)
 {
-    for (int i = 0; i < 100; i++) {
-        const parley_event_t *ev = s_event(sub);
-        if (parley_event_type(ev) == type)
-            return ev;
-    }
-    fail_msg("no event of type %d", (int)type);
-    return NULL;
+    return ph_sub_expect(sub, type, true, S_TIMEOUT, "failover");
 }
 
 static void
@@ -112,12 +81,12 @@ test_dead_first_endpoint(void **state)
     co.timeout_ms = S_REQUEST_MS;
     parley_info_t *info = NULL;
     assert_int_equal(parley_ping(&co, &info), 0);
-    assert_string_equal(parley_info_endpoint(info), st->b.api);
-    assert_string_equal(parley_info_feed(info), st->b.feed);
+    assert_string_equal(parley_info_endpoint(info), st->w.daemon.api);
+    assert_string_equal(parley_info_feed(info), st->w.daemon.feed);
     parley_info_destroy(&info);
     parley_stats_t *stats = NULL;
     assert_int_equal(parley_stats(&co, &stats), 0);
-    assert_string_equal(parley_stats_endpoint(stats), st->b.api);
+    assert_string_equal(parley_stats_endpoint(stats), st->w.daemon.api);
     parley_stats_destroy(&stats);
     /* A list of dead endpoints only: a timeout, after trying each. */
     char dead2[2 * PH_EP_MAX + 2];
@@ -133,17 +102,17 @@ test_dead_first_endpoint(void **state)
     parley_sub_t *sub = parley_sub_new(&so);
     if (sub == NULL)
         fail_msg("parley_sub_new(%s): %s", st->list, parley_strerror(-errno));
-    assert_string_equal(parley_sub_endpoint(sub), st->b.api);
-    const parley_event_t *ev = s_event(sub);
-    assert_int_equal(parley_event_type(ev), PARLEY_EVENT_CONNECTED);
-    assert_string_equal(parley_event_endpoint(ev), st->b.api);
+    assert_string_equal(parley_sub_endpoint(sub), st->w.daemon.api);
+    const parley_event_t *ev = ph_sub_expect(sub, PARLEY_EVENT_CONNECTED,
+                                             false, S_TIMEOUT, "start");
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
 
     /* A publisher: the first attempt waits on the dead endpoint, the
      * second goes to the live one. */
     parley_pub_options_t po = PARLEY_PUB_OPTIONS_INIT;
     po.server = st->list;
     po.timeout_ms = S_REQUEST_MS;
-    parley_pub_t *pub = parley_pub_new(st->key.key, &po);
+    parley_pub_t *pub = parley_pub_new(st->w.key.key, &po);
     assert_non_null(pub);
     parley_update_t u;
     ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "through the list");
@@ -152,7 +121,7 @@ test_dead_first_endpoint(void **state)
     if (rc != 0)
         fail_msg("publish through %s: %s (%s)", st->list, parley_error_name(rc),
                  parley_pub_detail(pub));
-    assert_string_equal(parley_pub_endpoint(pub), st->b.api);
+    assert_string_equal(parley_pub_endpoint(pub), st->w.daemon.api);
     ev = s_expect(sub, PARLEY_EVENT_DELIVERY);
     assert_int_equal(parley_event_seq(ev), seq);
     assert_string_equal(parley_update_headline(parley_delivery_update(
@@ -168,27 +137,27 @@ test_subscriber_moves_on(void **state)
 {
     s_state_t *st = *state;
     char list[2 * PH_EP_MAX + 2];
-    snprintf(list, sizeof(list), "%s,%s", st->b.api, st->c.api);
+    snprintf(list, sizeof(list), "%s,%s", st->w.daemon.api, st->c.api);
     parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
     so.server = list;
     so.timeout_ms = S_REQUEST_MS;
     parley_sub_t *sub = parley_sub_new(&so);
     assert_non_null(sub);
     const parley_event_t *ev = s_expect(sub, PARLEY_EVENT_CONNECTED);
-    assert_string_equal(parley_event_endpoint(ev), st->b.api);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
     s_expect(sub, PARLEY_EVENT_CAUGHT_UP);
 
     /* b stops: the subscriber notices, and goes to c. */
-    assert_int_equal(ph_daemon_stop(&st->b), 0);
+    assert_int_equal(ph_daemon_stop(&st->w.daemon), 0);
     ev = s_expect(sub, PARLEY_EVENT_DISCONNECTED);
-    assert_string_equal(parley_event_endpoint(ev), st->b.api);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
     ev = s_expect(sub, PARLEY_EVENT_CONNECTED);
     assert_string_equal(parley_event_endpoint(ev), st->c.api);
     assert_string_equal(parley_sub_endpoint(sub), st->c.api);
     s_expect(sub, PARLEY_EVENT_CAUGHT_UP);
 
     /* What c accepts now reaches the subscriber. */
-    parley_pub_t *pub = ph_pub_new(st->c.api, st->key.key, NULL, S_TIMEOUT);
+    parley_pub_t *pub = ph_pub_new(st->c.api, st->w.key.key, NULL, S_TIMEOUT);
     assert_non_null(pub);
     parley_update_t u;
     ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "from the second node");

@@ -31,11 +31,8 @@
 #define S_MANY 2500
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    char ring[PH_PATH_MAX];
-    char conf[PH_PATH_MAX];
-    ph_key_t key, other;
-    ph_daemon_t daemon;
+    ph_world_t w;           /* the daemon, without rate limit, and its key */
+    ph_key_t other;         /* a key it does not know */
     parley_pub_t *pub;
     uint64_t hamas_first;   /* seq of the first hamas update */
     uint64_t correction;    /* seq of the correction of it */
@@ -60,23 +57,10 @@ static int
 s_setup(void **state)
 {
     s_state_t *st = calloc(1, sizeof(*st));
-    char text[1024] = "";
     assert_non_null(st);
-    assert_int_equal(ph_tmpdir_make(st->dir, sizeof(st->dir)), 0);
-    assert_int_equal(ph_key_make(&st->key, st->dir, "desk", 0x81), 0);
-    assert_int_equal(ph_key_make(&st->other, st->dir, "other", 0x82), 0);
-    assert_int_equal(ph_keyring_add(text, sizeof(text), &st->key, "*", "*",
-                                    "*"),
-                     0);
-    ph_path(st->ring, sizeof(st->ring), st->dir, "keyring");
-    assert_int_equal(ph_file_write(st->ring, text, strlen(text), 0644), 0);
-    ph_path(st->conf, sizeof(st->conf), st->dir, "parleyd.conf");
-    static const char conf[] = "rate_limit 0\n";
-    assert_int_equal(ph_file_write(st->conf, conf, strlen(conf), 0644), 0);
-    const char *extra[] = { "-c", st->conf, NULL };
-    assert_int_equal(ph_daemon_start(&st->daemon, st->dir, st->ring, extra),
-                     0);
-    st->pub = ph_pub_new(st->daemon.api, st->key.key, NULL, S_TIMEOUT);
+    assert_int_equal(ph_world_start(&st->w, 0x81, "rate_limit 0\n"), 0);
+    assert_int_equal(ph_key_make(&st->other, st->w.dir, "other", 0x82), 0);
+    st->pub = ph_pub_new(st->w.daemon.api, st->w.key.key, NULL, S_TIMEOUT);
     assert_non_null(st->pub);
 
     /* A small state: hamas phase 1 (then corrected), egypt phase 2. */
@@ -100,10 +84,8 @@ s_teardown(void **state)
 {
     s_state_t *st = *state;
     parley_pub_destroy(&st->pub);
-    ph_daemon_teardown(&st->daemon, st->test_ok);
-    ph_key_free(&st->key);
     ph_key_free(&st->other);
-    ph_tmpdir_remove(st->dir);
+    ph_world_end(&st->w, st->test_ok);
     free(st);
     return 0;
 }
@@ -149,7 +131,7 @@ static void
 test_snapshot(void **state)
 {
     s_state_t *st = *state;
-    parley_call_options_t o = ph_call_options(st->daemon.api, S_TIMEOUT);
+    parley_call_options_t o = ph_call_options(st->w.daemon.api, S_TIMEOUT);
     parley_query_t *q = NULL;
     uint64_t seqs[16];
 
@@ -165,7 +147,7 @@ test_snapshot(void **state)
     /* The same updates a LAST subscription starts with. */
     parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
     so.start = PARLEY_START_LAST;
-    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &so);
+    parley_sub_t *sub = ph_sub_new(st->w.daemon.api, NULL, &so);
     assert_non_null(sub);
     ph_events_t ev = { 0 };
     assert_int_equal(ph_sub_collect(sub, &ev, 2, 0, S_TIMEOUT), 2);
@@ -212,7 +194,7 @@ static void
 test_replay(void **state)
 {
     s_state_t *st = *state;
-    parley_call_options_t o = ph_call_options(st->daemon.api, S_TIMEOUT);
+    parley_call_options_t o = ph_call_options(st->w.daemon.api, S_TIMEOUT);
     parley_query_t *q = NULL;
     uint64_t *seqs = calloc(S_MANY + 16, sizeof(*seqs));
     assert_non_null(seqs);
@@ -224,7 +206,7 @@ test_replay(void **state)
         size_t len = 0;
         ph_update_init(&u, "gaza-ceasefire", i % 2 ? "qatar" : "israel", 3,
                        "many");
-        assert_int_equal(ph_sign(&st->key, &u, env, sizeof(env), &len), 0);
+        assert_int_equal(ph_sign(&st->w.key, &u, env, sizeof(env), &len), 0);
         assert_int_equal(parley_pub_send(st->pub, env, len, NULL), 0);
         while (parley_pub_pending(st->pub) > 256)
             assert_int_equal(ph_recv(st->pub, S_TIMEOUT, NULL, NULL, NULL), 0);
@@ -291,15 +273,15 @@ test_replay_gap(void **state)
     s_state_t *st = *state;
     char dir[PH_PATH_MAX], conf[PH_PATH_MAX];
     ph_daemon_t d;
-    ph_path(dir, sizeof(dir), st->dir, "trimmed");
+    ph_path(dir, sizeof(dir), st->w.dir, "trimmed");
     assert_int_equal(mkdir(dir, 0700), 0);
     ph_path(conf, sizeof(conf), dir, "parleyd.conf");
     static const char text[] = "rate_limit 0\nsegment_bytes 64K\n"
                                "retention_bytes 128K\n";
     assert_int_equal(ph_file_write(conf, text, strlen(text), 0644), 0);
     const char *extra[] = { "-c", conf, NULL };
-    assert_int_equal(ph_daemon_start(&d, dir, st->ring, extra), 0);
-    parley_pub_t *pub = ph_pub_new(d.api, st->key.key, NULL, S_TIMEOUT);
+    assert_int_equal(ph_daemon_start(&d, dir, st->w.ring, extra), 0);
+    parley_pub_t *pub = ph_pub_new(d.api, st->w.key.key, NULL, S_TIMEOUT);
     assert_non_null(pub);
     uint8_t env[PARLEY_ENVELOPE_MAX];
     for (int i = 0; i < 1000; i++) {
@@ -308,7 +290,7 @@ test_replay_gap(void **state)
         ph_update_init(&u, "gaza-ceasefire", "qatar", 3,
                        "a long enough headline to fill segments quickly, "
                        "a long enough headline to fill segments quickly");
-        assert_int_equal(ph_sign(&st->key, &u, env, sizeof(env), &len), 0);
+        assert_int_equal(ph_sign(&st->w.key, &u, env, sizeof(env), &len), 0);
         assert_int_equal(parley_pub_send(pub, env, len, NULL), 0);
         while (parley_pub_pending(pub) > 256)
             assert_int_equal(ph_recv(pub, S_TIMEOUT, NULL, NULL, NULL), 0);
@@ -318,7 +300,7 @@ test_replay_gap(void **state)
     parley_pub_destroy(&pub);
     /* Retention runs at start. */
     assert_int_equal(ph_daemon_stop(&d), 0);
-    assert_int_equal(ph_daemon_restart(&d, st->ring, extra), 0);
+    assert_int_equal(ph_daemon_restart(&d, st->w.ring, extra), 0);
     parley_call_options_t o = ph_call_options(d.api, S_TIMEOUT);
     parley_info_t *info = NULL;
     assert_int_equal(parley_ping(&o, &info), 0);

@@ -21,10 +21,7 @@
 #define S_TIMEOUT 10000
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    char ring[PH_PATH_MAX];
-    ph_key_t key;
-    ph_daemon_t daemon;
+    ph_world_t w;
     parley_pub_t *pub;
     parley_filter_t *hamas, *phase2;
     bool test_ok;
@@ -34,17 +31,9 @@ static int
 s_setup(void **state)
 {
     s_state_t *st = calloc(1, sizeof(*st));
-    char text[1024] = "";
     assert_non_null(st);
-    assert_int_equal(ph_tmpdir_make(st->dir, sizeof(st->dir)), 0);
-    assert_int_equal(ph_key_make(&st->key, st->dir, "desk", 0x91), 0);
-    assert_int_equal(ph_keyring_add(text, sizeof(text), &st->key, "*", "*",
-                                    "*"),
-                     0);
-    ph_path(st->ring, sizeof(st->ring), st->dir, "keyring");
-    assert_int_equal(ph_file_write(st->ring, text, strlen(text), 0644), 0);
-    assert_int_equal(ph_daemon_start(&st->daemon, st->dir, st->ring, NULL), 0);
-    st->pub = ph_pub_new(st->daemon.api, st->key.key, NULL, S_TIMEOUT);
+    assert_int_equal(ph_world_start(&st->w, 0x91, NULL), 0);
+    st->pub = ph_pub_new(st->w.daemon.api, st->w.key.key, NULL, S_TIMEOUT);
     assert_non_null(st->pub);
     st->hamas = parley_filter_new();
     st->phase2 = parley_filter_new();
@@ -63,9 +52,7 @@ s_teardown(void **state)
     parley_filter_destroy(&st->hamas);
     parley_filter_destroy(&st->phase2);
     parley_pub_destroy(&st->pub);
-    ph_daemon_teardown(&st->daemon, st->test_ok);
-    ph_key_free(&st->key);
-    ph_tmpdir_remove(st->dir);
+    ph_world_end(&st->w, st->test_ok);
     free(st);
     return 0;
 }
@@ -134,7 +121,7 @@ test_or(void **state)
     const parley_filter_t *either[] = { st->hamas, st->phase2 };
 
     parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
-    so.server = st->daemon.api;
+    so.server = st->w.daemon.api;
     so.filters = either;
     so.n_filters = 2;
     parley_sub_t *live = parley_sub_new(&so);
@@ -166,7 +153,7 @@ test_or(void **state)
     parley_sub_destroy(&late);
 
     /* The one-shot calls. */
-    parley_call_options_t co = ph_call_options(st->daemon.api, S_TIMEOUT);
+    parley_call_options_t co = ph_call_options(st->w.daemon.api, S_TIMEOUT);
     co.filters = either;
     co.n_filters = 2;
     parley_query_t *q = NULL;
@@ -179,7 +166,7 @@ test_or(void **state)
 
     /* The daemon applies the OR itself: its answer holds only these. */
     ph_api_t api = { 0 };
-    assert_int_equal(ph_api_open(&api, st->daemon.api), 0);
+    assert_int_equal(ph_api_open(&api, st->w.daemon.api), 0);
     parley__request_t *rq = calloc(1, sizeof(*rq));
     parley__filterbuf_t *fb = calloc(2, sizeof(*fb));
     assert_non_null(rq);
@@ -209,7 +196,7 @@ test_or(void **state)
     /* The tool. */
     char since[8];
     snprintf(since, sizeof(since), "%d", 1);
-    const char *argv[] = { PARLEY_BIN, "-s", st->daemon.api, "replay",
+    const char *argv[] = { PARLEY_BIN, "-s", st->w.daemon.api, "replay",
                            "--since", since, "--party", "hamas", "--or",
                            "--phase", "2", "-F", "%s", NULL };
     ph_proc_t p = PH_PROC_INIT;

@@ -31,11 +31,7 @@
 #define S_TIMEOUT 20000
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    char ring[PH_PATH_MAX];
-    char conf[PH_PATH_MAX];
-    ph_key_t key;
-    ph_daemon_t daemon;
+    ph_world_t w;       /* a daemon without rate limit, one key */
     bool test_ok;
 } s_state_t;
 
@@ -43,22 +39,9 @@ static int
 s_setup(void **state)
 {
     s_state_t *st = calloc(1, sizeof(*st));
-    char text[1024] = "";
     assert_non_null(st);
-    assert_int_equal(ph_tmpdir_make(st->dir, sizeof(st->dir)), 0);
-    assert_int_equal(ph_key_make(&st->key, st->dir, "desk", 0x51), 0);
-    assert_int_equal(ph_keyring_add(text, sizeof(text), &st->key, "*", "*",
-                                    "*"),
-                     0);
-    ph_path(st->ring, sizeof(st->ring), st->dir, "keyring");
-    assert_int_equal(ph_file_write(st->ring, text, strlen(text), 0644), 0);
     /* No rate limit: the threads publish as fast as the daemon takes it. */
-    ph_path(st->conf, sizeof(st->conf), st->dir, "parleyd.conf");
-    static const char conf[] = "rate_limit 0\n";
-    assert_int_equal(ph_file_write(st->conf, conf, strlen(conf), 0644), 0);
-    const char *extra[] = { "-c", st->conf, NULL };
-    assert_int_equal(ph_daemon_start(&st->daemon, st->dir, st->ring, extra),
-                     0);
+    assert_int_equal(ph_world_start(&st->w, 0x51, "rate_limit 0\n"), 0);
     *state = st;
     return 0;
 }
@@ -67,9 +50,7 @@ static int
 s_teardown(void **state)
 {
     s_state_t *st = *state;
-    ph_daemon_teardown(&st->daemon, st->test_ok);
-    ph_key_free(&st->key);
-    ph_tmpdir_remove(st->dir);
+    ph_world_end(&st->w, st->test_ok);
     free(st);
     return 0;
 }
@@ -81,7 +62,7 @@ s_envelope(s_state_t *st, const char *headline, uint8_t *env)
     parley_update_t u;
     size_t len = 0;
     ph_update_init(&u, "gaza-ceasefire", "qatar", 1, headline);
-    assert_int_equal(ph_sign(&st->key, &u, env, PARLEY_ENVELOPE_MAX, &len), 0);
+    assert_int_equal(ph_sign(&st->w.key, &u, env, PARLEY_ENVELOPE_MAX, &len), 0);
     return len;
 }
 
@@ -98,14 +79,14 @@ test_send_waits_for_nothing(void **state)
     static uint8_t env[N][PARLEY_ENVELOPE_MAX];
     size_t len[N];
     uint64_t ids[N], seq;
-    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->key.key, NULL,
+    parley_pub_t *pub = ph_pub_new(st->w.daemon.api, st->w.key.key, NULL,
                                    S_TIMEOUT);
     assert_non_null(pub);
     len[0] = s_envelope(st, "before the stop", env[0]);
     assert_int_equal(parley_pub_send(pub, env[0], len[0], &ids[0]), 0);
     assert_int_equal(parley_pub_recv(pub, S_TIMEOUT, NULL, &seq), 0);
 
-    assert_int_equal(ph_daemon_stop(&st->daemon), 0);
+    assert_int_equal(ph_daemon_stop(&st->w.daemon), 0);
     for (int i = 0; i < N; i++)
         len[i] = s_envelope(st, "sent while the daemon is down", env[i]);
     int64_t t0 = parley__mono_ms();
@@ -121,8 +102,7 @@ test_send_waits_for_nothing(void **state)
     assert_int_equal(parley_pub_recv(pub, 0, NULL, NULL), -EAGAIN);
 
     /* The daemon comes back: every queued update is accepted, once. */
-    const char *extra[] = { "-c", st->conf, NULL };
-    assert_int_equal(ph_daemon_restart(&st->daemon, st->ring, extra), 0);
+    assert_int_equal(ph_world_restart(&st->w), 0);
     bool got[N] = { false };
     for (int n = 0; n < N; n++) {
         uint64_t id = 0;
@@ -140,7 +120,7 @@ test_send_waits_for_nothing(void **state)
     }
     assert_int_equal(parley_pub_pending(pub), 0);
     ph_stats_t stats;
-    assert_int_equal(ph_stats_fetch(st->daemon.api, &stats), 0);
+    assert_int_equal(ph_stats_fetch(st->w.daemon.api, &stats), 0);
     assert_int_equal(ph_stats_get(&stats, "accepted", NULL), N);
     parley_pub_destroy(&pub);
     st->test_ok = true;
@@ -161,7 +141,7 @@ test_send_gives_up(void **state)
     o.server = ep;
     o.timeout_ms = 200;
     o.attempts = 3;
-    parley_pub_t *pub = parley_pub_new(st->key.key, &o);
+    parley_pub_t *pub = parley_pub_new(st->w.key.key, &o);
     assert_non_null(pub);
     uint64_t ids[3];
     for (int i = 0; i < 3; i++) {
@@ -224,9 +204,9 @@ test_one_key_four_threads(void **state)
     s_thread_t t[THREADS];
     pthread_t th[THREADS];
     ph_stats_t before, after;
-    assert_int_equal(ph_stats_fetch(st->daemon.api, &before), 0);
+    assert_int_equal(ph_stats_fetch(st->w.daemon.api, &before), 0);
     for (int i = 0; i < THREADS; i++) {
-        t[i] = (s_thread_t){ .api = st->daemon.api, .key = st->key.key,
+        t[i] = (s_thread_t){ .api = st->w.daemon.api, .key = st->w.key.key,
                              .n = EACH };
         assert_int_equal(pthread_create(&th[i], NULL, s_thread_run, &t[i]),
                          0);
@@ -240,7 +220,7 @@ test_one_key_four_threads(void **state)
         accepted += t[i].accepted;
     }
     assert_int_equal(accepted, THREADS * EACH);
-    assert_int_equal(ph_stats_fetch(st->daemon.api, &after), 0);
+    assert_int_equal(ph_stats_fetch(st->w.daemon.api, &after), 0);
     uint64_t got = ph_stats_get(&after, "accepted", NULL)
                    - ph_stats_get(&before, "accepted", NULL);
     uint64_t again = ph_stats_get(&after, "rejected_replay", NULL)
@@ -263,7 +243,7 @@ test_clock_behind_the_daemon(void **state)
 {
     s_state_t *st = *state;
     ph_stats_t before, after;
-    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->key.key, NULL,
+    parley_pub_t *pub = ph_pub_new(st->w.daemon.api, st->w.key.key, NULL,
                                    S_TIMEOUT);
     assert_non_null(pub);
     parley_update_t u;
@@ -272,7 +252,7 @@ test_clock_behind_the_daemon(void **state)
     u.signer_seq = ahead; /* the caller's: sent as it is */
     assert_int_equal(parley_pub_publish(pub, &u, NULL), 0);
 
-    assert_int_equal(ph_stats_fetch(st->daemon.api, &before), 0);
+    assert_int_equal(ph_stats_fetch(st->w.daemon.api, &before), 0);
     ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "the clock is behind");
     u.signer_seq = 0;
     uint64_t seq = 0;
@@ -280,12 +260,12 @@ test_clock_behind_the_daemon(void **state)
     if (rc != 0)
         fail_msg("publish with the clock behind: %s (%s)",
                  parley_error_name(rc), parley_pub_detail(pub));
-    assert_int_equal(ph_stats_fetch(st->daemon.api, &after), 0);
+    assert_int_equal(ph_stats_fetch(st->w.daemon.api, &after), 0);
     const char *const expect[] = { "accepted=1", "rejected_replay=1", NULL };
     assert_int_equal(ph_stats_expect(&before, &after, expect), 0);
 
     /* What was accepted carries a signer_seq above the one ahead. */
-    parley_call_options_t o = ph_call_options(st->daemon.api, S_TIMEOUT);
+    parley_call_options_t o = ph_call_options(st->w.daemon.api, S_TIMEOUT);
     parley_info_t *info = NULL;
     assert_int_equal(parley_ping(&o, &info), 0);
     assert_int_equal(parley_info_seq(info), seq);
@@ -293,7 +273,7 @@ test_clock_behind_the_daemon(void **state)
     parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
     so.start = PARLEY_START_SEQ;
     so.since_seq = seq;
-    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &so);
+    parley_sub_t *sub = ph_sub_new(st->w.daemon.api, NULL, &so);
     assert_non_null(sub);
     ph_events_t ev = { 0 };
     assert_int_equal(ph_sub_collect(sub, &ev, 1, seq, S_TIMEOUT), 1);

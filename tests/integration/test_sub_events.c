@@ -29,10 +29,7 @@
 #define S_TIMEOUT 15000
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    char ring[PH_PATH_MAX];
-    ph_key_t key;
-    ph_daemon_t daemon;
+    ph_world_t w;
     parley_pub_t *pub;
     bool test_ok;
 } s_state_t;
@@ -41,17 +38,9 @@ static int
 s_setup(void **state)
 {
     s_state_t *st = calloc(1, sizeof(*st));
-    char text[1024] = "";
     assert_non_null(st);
-    assert_int_equal(ph_tmpdir_make(st->dir, sizeof(st->dir)), 0);
-    assert_int_equal(ph_key_make(&st->key, st->dir, "desk", 0x71), 0);
-    assert_int_equal(ph_keyring_add(text, sizeof(text), &st->key, "*", "*",
-                                    "*"),
-                     0);
-    ph_path(st->ring, sizeof(st->ring), st->dir, "keyring");
-    assert_int_equal(ph_file_write(st->ring, text, strlen(text), 0644), 0);
-    assert_int_equal(ph_daemon_start(&st->daemon, st->dir, st->ring, NULL), 0);
-    st->pub = ph_pub_new(st->daemon.api, st->key.key, NULL, S_TIMEOUT);
+    assert_int_equal(ph_world_start(&st->w, 0x71, NULL), 0);
+    st->pub = ph_pub_new(st->w.daemon.api, st->w.key.key, NULL, S_TIMEOUT);
     assert_non_null(st->pub);
     *state = st;
     return 0;
@@ -62,9 +51,7 @@ s_teardown(void **state)
 {
     s_state_t *st = *state;
     parley_pub_destroy(&st->pub);
-    ph_daemon_teardown(&st->daemon, st->test_ok);
-    ph_key_free(&st->key);
-    ph_tmpdir_remove(st->dir);
+    ph_world_end(&st->w, st->test_ok);
     free(st);
     return 0;
 }
@@ -82,27 +69,11 @@ s_publish(s_state_t *st, const char *party, const char *headline)
     return seq;
 }
 
-/* The next event, whatever it is (a failure if none comes in time). */
-static const parley_event_t *
-s_event(parley_sub_t *sub)
-{
-    const parley_event_t *ev = NULL;
-    int rc = parley_sub_next(sub, S_TIMEOUT, &ev);
-    if (rc != 1)
-        fail_msg("parley_sub_next: %d (%s)", rc,
-                 rc < 0 ? parley_error_name(rc) : "nothing in time");
-    return ev;
-}
-
 /* The next event, which must be of type. */
 static const parley_event_t *
 s_expect(parley_sub_t *sub, parley_event_type_t type, const char *when)
 {
-    const parley_event_t *ev = s_event(sub);
-    if (parley_event_type(ev) != type)
-        fail_msg("%s: event %d (seq %" PRIu64 "), expected %d", when,
-                 (int)parley_event_type(ev), parley_event_seq(ev), (int)type);
-    return ev;
+    return ph_sub_expect(sub, type, false, S_TIMEOUT, when);
 }
 
 static void
@@ -114,12 +85,12 @@ test_stop_and_restart(void **state)
 
     parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
     so.start = PARLEY_START_LAST;
-    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &so);
+    parley_sub_t *sub = ph_sub_new(st->w.daemon.api, NULL, &so);
     assert_non_null(sub);
 
     /* Connected, the snapshot, caught up. */
     const parley_event_t *ev = s_expect(sub, PARLEY_EVENT_CONNECTED, "start");
-    assert_string_equal(parley_event_endpoint(ev), st->daemon.api);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
     assert_int_equal(parley_event_seq(s_expect(sub, PARLEY_EVENT_DELIVERY,
                                                "snapshot")),
                      a);
@@ -130,17 +101,17 @@ test_stop_and_restart(void **state)
     assert_int_equal(parley_event_seq(ev), b);
 
     /* The daemon stops: the subscriber says so. */
-    assert_int_equal(ph_daemon_stop(&st->daemon), 0);
+    assert_int_equal(ph_daemon_stop(&st->w.daemon), 0);
     ev = s_expect(sub, PARLEY_EVENT_DISCONNECTED, "after the stop");
-    assert_string_equal(parley_event_endpoint(ev), st->daemon.api);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
     assert_true(parley_event_code(ev) < 0);
     /* Nothing else while it is down. */
     assert_int_equal(parley_sub_next(sub, 1500, &ev), 0);
 
     /* It comes back; what it accepts is delivered, after CAUGHT_UP. */
-    assert_int_equal(ph_daemon_restart(&st->daemon, st->ring, NULL), 0);
+    assert_int_equal(ph_world_restart(&st->w), 0);
     ev = s_expect(sub, PARLEY_EVENT_CONNECTED, "after the restart");
-    assert_string_equal(parley_event_endpoint(ev), st->daemon.api);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
     s_expect(sub, PARLEY_EVENT_CAUGHT_UP, "after the restart");
     uint64_t c = s_publish(st, "egypt", "talks resume");
     ev = s_expect(sub, PARLEY_EVENT_DELIVERY, "live after the restart");
@@ -158,16 +129,16 @@ test_hung_daemon(void **state)
     parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
     so.heartbeat_misses = 2;
     so.timeout_ms = 1000;
-    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &so);
+    parley_sub_t *sub = ph_sub_new(st->w.daemon.api, NULL, &so);
     assert_non_null(sub);
     s_expect(sub, PARLEY_EVENT_CONNECTED, "start");
     s_expect(sub, PARLEY_EVENT_CAUGHT_UP, "start");
 
-    assert_int_equal(kill(st->daemon.pid, SIGSTOP), 0);
+    assert_int_equal(kill(st->w.daemon.pid, SIGSTOP), 0);
     const parley_event_t *ev = s_expect(sub, PARLEY_EVENT_DISCONNECTED,
                                         "with the daemon stopped");
     assert_int_equal(parley_event_code(ev), PARLEY_ETIMEOUT);
-    assert_int_equal(kill(st->daemon.pid, SIGCONT), 0);
+    assert_int_equal(kill(st->w.daemon.pid, SIGCONT), 0);
     s_expect(sub, PARLEY_EVENT_CONNECTED, "after SIGCONT");
     s_expect(sub, PARLEY_EVENT_CAUGHT_UP, "after SIGCONT");
     uint64_t seq = s_publish(st, "qatar", "after the pause");
@@ -182,17 +153,17 @@ static void
 test_nowait(void **state)
 {
     s_state_t *st = *state;
-    assert_int_equal(ph_daemon_stop(&st->daemon), 0);
+    assert_int_equal(ph_daemon_stop(&st->w.daemon), 0);
     parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
     so.flags = PARLEY_SUB_NOWAIT;
     so.timeout_ms = 500;
-    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &so);
+    parley_sub_t *sub = ph_sub_new(st->w.daemon.api, NULL, &so);
     assert_non_null(sub); /* without a daemon, the old call failed here */
     const parley_event_t *ev;
     assert_int_equal(parley_sub_next(sub, 1200, &ev), 0);
-    assert_int_equal(ph_daemon_restart(&st->daemon, st->ring, NULL), 0);
+    assert_int_equal(ph_world_restart(&st->w), 0);
     ev = s_expect(sub, PARLEY_EVENT_CONNECTED, "after the start");
-    assert_string_equal(parley_event_endpoint(ev), st->daemon.api);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
     s_expect(sub, PARLEY_EVENT_CAUGHT_UP, "after the start");
     uint64_t seq = s_publish(st, "egypt", "now connected");
     ev = s_expect(sub, PARLEY_EVENT_DELIVERY, "live");
