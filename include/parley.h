@@ -1008,10 +1008,10 @@ PARLEY_EXPORT void parley_pub_destroy(parley_pub_t **pub);
  * daemon answers PARLEY_EREPLAY (another publisher of the same key got a
  * later value to it first, or the clock stepped back), the update is
  * signed again with a new value above the signer's last accepted one,
- * which the daemon names in its answer, and sent again; when it answers
- * PARLEY_EFUTURE the value is given back, so that the next one does not
- * carry a skewed clock forward. A signer_seq the caller chose is sent as
- * it is, once.
+ * which the daemon names in its answer, and sent again (up to 64 times,
+ * then PARLEY_EREPLAY is returned); when it answers PARLEY_EFUTURE the
+ * value is given back, so that the next one does not carry a skewed
+ * clock forward. A signer_seq the caller chose is sent as it is, once.
  *
  * Returns:   0 with *seq (may be NULL) the seq the daemon assigned,
  *            PARLEY_DUPLICATE with *seq the seq these bytes got before;
@@ -1020,7 +1020,7 @@ PARLEY_EXPORT void parley_pub_destroy(parley_pub_t **pub);
  *            PARLEY_EFORBIDDEN, ...; parley_pub_detail() has its text),
  *            PARLEY_ETIMEOUT (no answer after the attempts), -EACCES,
  *            PARLEY_EPROTO, -EAGAIN (max_pending requests of
- *            parley_pub_send() are unanswered), -EINTR, -ENOMEM,
+ *            parley_pub_send() are not yet taken), -EINTR, -ENOMEM,
  *            PARLEY_EARG, or an error of the seq_file (-errno).
  * Threads:   one thread at a time per publisher.
  */
@@ -1037,7 +1037,7 @@ PARLEY_EXPORT int parley_pub_publish(parley_pub_t *pub, const parley_update_t *u
  * caller's: a PARLEY_EREPLAY answer is passed on, not retried.
  *
  * Returns:   0 with *request_id (may be NULL) set, -EAGAIN when
- *            max_pending requests are unanswered (take answers with
+ *            max_pending requests are not yet taken (take answers with
  *            parley_pub_recv() first), -EACCES, PARLEY_EPROTO (see the
  *            one-shot calls), PARLEY_ETOOLARGE (over 64 KiB), PARLEY_EARG
  *            or -ENOMEM. Never blocks.
@@ -1090,7 +1090,7 @@ PARLEY_EXPORT size_t parley_pub_pending(const parley_pub_t *pub);
  * intervals), and PARLEY_EVENT_CAUGHT_UP once what the start (or, after
  * a reconnection, the gap) asked for has been handed out and what follows
  * is live. After a disconnection it tries the next endpoint of its list
- * (the same one if there is one) and continues after the last seq it
+ * (the same one if it is the only one) and continues after the last seq it
  * handed out.
  */
 
