@@ -10,12 +10,13 @@
  */
 #include "api.h"
 
+#include "clock.h"
 #include "codec.h"
+#include "facts.h"
 #include "limit.h"
 #include "log.h"
 #include "pool.h"
 #include "sign.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -948,25 +949,6 @@ s_ping(pd_api_t *self, s_peer_t peer)
 
 /* ================================================================== turn */
 
-/*
- * The request_id of an encoded ApiRequest without decoding the rest: it
- * is field 1, which an encoder writes first (tag 0x08, then a varint).
- * Returns 0 if the bytes do not start that way.
- */
-static uint64_t
-s_peek_request_id(const uint8_t *buf, size_t len)
-{
-    uint64_t v = 0;
-    if (len < 2 || buf[0] != 0x08)
-        return 0;
-    for (size_t i = 1; i < len && i <= 10; i++) {
-        v |= (uint64_t)(buf[i] & 0x7f) << (7 * (i - 1));
-        if ((buf[i] & 0x80) == 0)
-            return v;
-    }
-    return 0;
-}
-
 static const char *
 s_op_name(parley__op_t op)
 {
@@ -993,7 +975,7 @@ s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len)
     parley__request_t *q = &self->req;
     if (len > self->cfg->max_message_bytes) {
         /* Not decoded: a peer must not make us parse megabytes. */
-        return s_reject(self, peer, s_peek_request_id(buf, len),
+        return s_reject(self, peer, parley__facts_request_id(buf, len),
                         PARLEY_ETOOLARGE, 0, NULL);
     }
     parley__arena_reset(&self->arena);

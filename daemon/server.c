@@ -8,12 +8,13 @@
 #include "server.h"
 
 #include "api.h"
+#include "clock.h"
+#include "codec.h"
 #include "feed.h"
 #include "index.h"
 #include "log.h"
 #include "sign.h"
 #include "store.h"
-#include "wire.h"
 #include "zap.h"
 
 #include <errno.h>

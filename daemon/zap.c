@@ -37,9 +37,9 @@
  */
 #include "zap.h"
 
+#include "clock.h"
 #include "keys.h"
 #include "log.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>

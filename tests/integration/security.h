@@ -14,8 +14,8 @@
 #ifndef PARLEY_IT_SECURITY_H
 #define PARLEY_IT_SECURITY_H
 
+#include "clock.h"
 #include "harness.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
