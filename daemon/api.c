@@ -61,6 +61,21 @@
  */
 #define S_PEER_PARALLEL_MAX (4 * PD_LIMIT_BAD_MAX)
 
+/* The api's own counters (reported through stats.h). */
+typedef struct {
+    uint64_t received;      /* api messages read (every op) */
+    uint64_t accepted;      /* updates appended to the log */
+    uint64_t duplicates;    /* resends answered with the original seq */
+    uint64_t rejected[PD_STATS_NCODES]; /* by -(code) - 1001 */
+    uint64_t requests_publish;
+    uint64_t requests_replay;
+    uint64_t requests_snapshot;
+    uint64_t requests_stats;
+    uint64_t requests_ping;
+    uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
+    uint64_t turn_requests_max; /* most requests one turn handled */
+} s_counters_t;
+
 /* Where a publish stands after the sequential pre-checks of its step. */
 typedef enum {
     S_PRE_NONE = 0,   /* not a publish, or not decodable: handled later */
@@ -110,10 +125,9 @@ struct pd_api {
     const char *req_user;            /* User-Id of the request being
                                         handled, NULL if none */
     const parley_keyring_t *ring;    /* borrowed, swapped on reload */
+    pd_stats_t *stats;               /* borrowed: the registry */
     uint8_t daemon_id[16];
-    struct timespec started;         /* CLOCK_MONOTONIC at start */
-    pd_api_counters_t counters;
-    char stat_names[PD_API_NCODES][48]; /* "rejected_<code name>" */
+    s_counters_t counters;
 
     /* decoding the current request */
     uint8_t *arena_buf;              /* max_message_bytes + slack */
@@ -154,11 +168,49 @@ struct pd_api {
 
 static int s_finish(pd_api_t *self, s_slot_t *slots, size_t n, int rc);
 
+/* ================================================================= stats */
+
+static uint64_t
+s_keyring_signers(const void *ctx)
+{
+    const pd_api_t *self = ctx;
+    return self->ring != NULL ? parley_keyring_size(self->ring) : 0;
+}
+
+static uint64_t
+s_verify_threads(const void *ctx)
+{
+    return pd_pool_size(((const pd_api_t *)ctx)->pool);
+}
+
+/* Report the api's counters, and those of the pool and limits it owns. */
+static void
+s_stats_register(pd_api_t *self, pd_stats_t *st)
+{
+    const s_counters_t *c = &self->counters;
+    pd_stats_counter(st, PD_STAT_RECEIVED, &c->received);
+    pd_stats_counter(st, PD_STAT_ACCEPTED, &c->accepted);
+    pd_stats_counter(st, PD_STAT_DUPLICATES, &c->duplicates);
+    for (int i = 0; i < PD_STATS_NCODES; i++)
+        pd_stats_counter(st, (pd_stat_t)(PD_STAT_REJECTED + i),
+                         &c->rejected[i]);
+    pd_stats_counter(st, PD_STAT_REQUESTS_PUBLISH, &c->requests_publish);
+    pd_stats_counter(st, PD_STAT_REQUESTS_REPLAY, &c->requests_replay);
+    pd_stats_counter(st, PD_STAT_REQUESTS_SNAPSHOT, &c->requests_snapshot);
+    pd_stats_counter(st, PD_STAT_REQUESTS_STATS, &c->requests_stats);
+    pd_stats_counter(st, PD_STAT_REQUESTS_PING, &c->requests_ping);
+    pd_stats_getter(st, PD_STAT_KEYRING_SIGNERS, s_keyring_signers, self);
+    pd_stats_getter(st, PD_STAT_VERIFY_THREADS, s_verify_threads, self);
+    pd_stats_counter(st, PD_STAT_TURNS_READ_AHEAD, &c->turns_read_ahead);
+    pd_stats_counter(st, PD_STAT_TURN_REQUESTS_MAX, &c->turn_requests_max);
+    pd_limit_stats_register(self->limit, st);
+}
+
 /* ================================================================= setup */
 
 pd_api_t *
 pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
-           pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap,
+           pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap, pd_stats_t *stats,
            const uint8_t daemon_id[16], int *err)
 {
     pd_api_t *self = calloc(1, sizeof(*self));
@@ -172,11 +224,8 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     self->idx = idx;
     self->feed = feed;
     self->zap = zap;
+    self->stats = stats;
     memcpy(self->daemon_id, daemon_id, sizeof(self->daemon_id));
-    clock_gettime(CLOCK_MONOTONIC, &self->started);
-    for (int i = 0; i < PD_API_NCODES; i++)
-        snprintf(self->stat_names[i], sizeof(self->stat_names[i]),
-                 "rejected_%s", parley_strerror(-1001 - i));
 
     self->arena_cap = max + S_DECODE_SLACK;
     self->batch_cap = max > S_BATCH_MIN ? max : S_BATCH_MIN;
@@ -244,6 +293,7 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
         goto fail;
     }
     memcpy(self->bound, self->endpoint, sizeof(self->bound));
+    s_stats_register(self, stats);
     *err = 0;
     return self;
 fail:
@@ -322,11 +372,6 @@ pd_api_set_keyring(pd_api_t *self, const parley_keyring_t *ring)
     self->ring = ring;
 }
 
-const pd_api_counters_t *
-pd_api_counters(const pd_api_t *self)
-{
-    return &self->counters;
-}
 
 /* ========================================================= reply plumbing */
 
@@ -398,7 +443,7 @@ static int
 s_code_index(int code)
 {
     int i = -code - 1001;
-    return i >= 0 && i < PD_API_NCODES ? i : -1;
+    return i >= 0 && i < PD_STATS_NCODES ? i : -1;
 }
 
 /*
@@ -869,63 +914,12 @@ out:
 
 /* ============================================================ stats, ping */
 
-size_t
-pd_api_stats(pd_api_t *self, parley__stat_t v[PD_API_STATS_MAX])
-{
-    const pd_api_counters_t *c = &self->counters;
-    const pd_zap_counters_t *z = pd_zap_counters(self->zap);
-    pd_limit_stats_t ls;
-    pd_store_stats_t st;
-    struct timespec now;
-    size_t n = 0;
-
-    pd_store_get_stats(self->store, &st);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-#define S_STAT(name_, value_) v[n++] = (parley__stat_t){ (name_), (value_) }
-    S_STAT("received", c->received);
-    S_STAT("accepted", c->accepted);
-    S_STAT("duplicates", c->duplicates);
-    for (int i = 0; i < PD_API_NCODES; i++)
-        S_STAT(self->stat_names[i], c->rejected[i]);
-    S_STAT("subscriptions", pd_feed_subscriptions(self->feed));
-    S_STAT("seq", pd_store_last_seq(self->store));
-    S_STAT("first_seq", pd_store_first_seq(self->store));
-    S_STAT("store_syncs", st.syncs);
-    S_STAT("store_records_synced", st.records_synced);
-    S_STAT("store_bytes", st.bytes);
-    S_STAT("store_segments", st.segments);
-    S_STAT("store_truncated_bytes", st.truncated_bytes);
-    S_STAT("uptime_seconds", (uint64_t)(now.tv_sec - self->started.tv_sec));
-    S_STAT("requests_publish", c->requests_publish);
-    S_STAT("requests_replay", c->requests_replay);
-    S_STAT("requests_snapshot", c->requests_snapshot);
-    S_STAT("requests_stats", c->requests_stats);
-    S_STAT("requests_ping", c->requests_ping);
-    S_STAT("keyring_signers",
-           self->ring != NULL ? parley_keyring_size(self->ring) : 0);
-    pd_limit_get_stats(self->limit, &ls);
-    S_STAT("rate_limited_signer", ls.signer_limited);
-    S_STAT("rate_limited_peer", ls.peer_limited);
-    S_STAT("peers_penalized", ls.peers_penalized);
-    S_STAT("connections", z->connections);
-    S_STAT("connections_refused", z->connections_refused);
-    S_STAT("auth_denied", z->auth_denied);
-    S_STAT("handshake_failed", z->handshake_failed);
-    S_STAT("subscriptions_denied", z->subscriptions_denied);
-    S_STAT("curve_clients", pd_zap_clients(self->zap));
-    S_STAT("verify_threads", pd_pool_size(self->pool));
-    S_STAT("turns_read_ahead", c->turns_read_ahead);
-    S_STAT("turn_requests_max", c->turn_requests_max);
-#undef S_STAT
-    return n;
-}
-
 static int
 s_stats(pd_api_t *self, s_peer_t peer)
 {
-    parley__stat_t v[PD_API_STATS_MAX];
+    parley__stat_t v[PD_STAT_COUNT];
     self->counters.requests_stats++;
-    size_t n = pd_api_stats(self, v);
+    size_t n = pd_stats_collect(self->stats, v);
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_STATS,
                           .stats = v,

@@ -22,6 +22,7 @@
 #include "feed.h"
 #include "index.h"
 #include "parley.h"
+#include "stats.h"
 #include "store.h"
 #include "zap.h"
 
@@ -35,35 +36,18 @@
 #define PD_API_REPLAY_MAX 1000
 #define PD_API_REPLY_BUDGET (1024 * 1024)
 
-/* PARLEY_E* codes that can be a reject: PARLEY_ETOOLARGE .. ERATELIMITED. */
-#define PD_API_NCODES 13
-
-typedef struct pd_api_counters {
-    uint64_t received;      /* api messages read (every op) */
-    uint64_t accepted;      /* updates appended to the log */
-    uint64_t duplicates;    /* resends answered with the original seq */
-    uint64_t rejected[PD_API_NCODES]; /* by -(code) - 1001 */
-    uint64_t requests_publish;
-    uint64_t requests_replay;
-    uint64_t requests_snapshot;
-    uint64_t requests_stats;
-    uint64_t requests_ping;
-    uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
-    uint64_t turn_requests_max; /* most requests one turn handled */
-} pd_api_counters_t;
-
 typedef struct pd_api pd_api_t;
 
 /*
  * Make the ROUTER socket in ctx, secure it with zap and bind it to
- * cfg->api. cfg, store, idx, feed and zap are borrowed and must outlive
- * the api.
+ * cfg->api, and register the api's counters in stats. cfg, store, idx,
+ * feed, zap and stats are borrowed and must outlive the api.
  *
  * Returns:   the api, or NULL with *err set (-errno).
  */
 pd_api_t *pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
                      pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap,
-                     const uint8_t daemon_id[16], int *err);
+                     pd_stats_t *stats, const uint8_t daemon_id[16], int *err);
 
 /*
  * Close every client connection (unbind and bind the same endpoint
@@ -113,19 +97,5 @@ bool pd_api_pending(const pd_api_t *api);
  * Returns:   0, or a negative error as for pd_api_turn().
  */
 int pd_api_flush(pd_api_t *api);
-
-/* The counters (live; valid as long as the api). */
-const pd_api_counters_t *pd_api_counters(const pd_api_t *api);
-
-/* Room for every counter pd_api_stats() reports. */
-#define PD_API_STATS_MAX (PD_API_NCODES + 48)
-
-/*
- * Collect every counter (the stats reply and the sys/stats/ topic both
- * come from here). Names are static or live as long as the api.
- *
- * Returns:   the number written to v.
- */
-size_t pd_api_stats(pd_api_t *api, parley__stat_t v[PD_API_STATS_MAX]);
 
 #endif /* PD_API_H */

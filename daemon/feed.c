@@ -192,6 +192,18 @@ pd_feed_subscriptions(const pd_feed_t *self)
     return self->subscriptions;
 }
 
+static uint64_t
+s_subscriptions(const void *ctx)
+{
+    return pd_feed_subscriptions(ctx);
+}
+
+void
+pd_feed_stats_register(const pd_feed_t *self, pd_stats_t *st)
+{
+    pd_stats_getter(st, PD_STAT_SUBSCRIPTIONS, s_subscriptions, self);
+}
+
 /* The tracked entry of a granted topic, or NULL. */
 static s_topic_t *
 s_topic_find(pd_feed_t *self, const char *topic, size_t len)

@@ -14,6 +14,7 @@
 #include "index.h"
 #include "log.h"
 #include "sign.h"
+#include "stats.h"
 #include "store.h"
 #include "zap.h"
 
@@ -45,6 +46,7 @@ struct pd_server {
     pd_store_t *store;
     pd_feed_t *feed;
     pd_api_t *api;
+    pd_stats_t *stats;           /* the counters every module reports */
     parley_keyring_t *ring;      /* the keyring the api checks against */
     uint8_t daemon_id[16];       /* random per start */
     int64_t next_heartbeat;      /* CLOCK_MONOTONIC ms of the next timer */
@@ -69,17 +71,15 @@ s_notify(const char *state)
 static void
 s_notify_status(pd_server_t *self)
 {
-    const pd_api_counters_t *c = pd_api_counters(self->api);
-    uint64_t rejected = 0;
-    for (int i = 0; i < PD_API_NCODES; i++)
-        rejected += c->rejected[i];
+    const pd_stats_t *st = self->stats;
     char line[256];
     snprintf(line, sizeof(line),
              "STATUS=seq %llu, accepted %llu, rejected %llu, "
              "%llu subscriptions",
-             (unsigned long long)pd_store_last_seq(self->store),
-             (unsigned long long)c->accepted, (unsigned long long)rejected,
-             (unsigned long long)pd_feed_subscriptions(self->feed));
+             (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
+             (unsigned long long)pd_stats_get(st, PD_STAT_ACCEPTED),
+             (unsigned long long)pd_stats_rejected(st),
+             (unsigned long long)pd_stats_get(st, PD_STAT_SUBSCRIPTIONS));
     s_notify(line);
 }
 
@@ -156,6 +156,10 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         goto fail;
     }
 
+    if ((self->stats = pd_stats_new()) == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
     /* Recover before binding: nobody can talk to a half-built daemon. */
     if ((self->idx = pd_index_new()) == NULL) {
         *err = -errno;
@@ -178,12 +182,16 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         goto fail;
     }
     self->api = pd_api_new(self->zctx, &self->cfg, self->store, self->idx,
-                           self->feed, self->zap, self->daemon_id, err);
+                           self->feed, self->zap, self->stats,
+                           self->daemon_id, err);
     if (self->api == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
                zmq_strerror(-*err));
         goto fail;
     }
+    pd_store_stats_register(self->store, self->stats);
+    pd_feed_stats_register(self->feed, self->stats);
+    pd_zap_stats_register(self->zap, self->stats);
     /* Both sockets hold the key now; ours is not needed any more. */
     pd_zap_forget_secret(self->zap);
     pd_api_set_keyring(self->api, self->ring);
@@ -210,6 +218,7 @@ pd_server_destroy(pd_server_t **srvp)
         zmq_ctx_term(self->zctx);
     pd_store_close(&self->store);
     pd_index_destroy(&self->idx);
+    pd_stats_destroy(&self->stats);
     parley_keyring_destroy(&self->ring);
     free(self);
     *srvp = NULL;
@@ -322,8 +331,9 @@ s_timers(pd_server_t *self)
         self->next_heartbeat = now + self->cfg.heartbeat_interval;
     }
     if (self->next_stats != 0 && now >= self->next_stats) {
-        parley__stat_t v[PD_API_STATS_MAX];
-        int rc = pd_feed_stats(self->feed, v, pd_api_stats(self->api, v));
+        parley__stat_t v[PD_STAT_COUNT];
+        int rc = pd_feed_stats(self->feed, v,
+                               pd_stats_collect(self->stats, v));
         if (rc < 0)
             pd_log_limited(40, PD_LOG_WARN, "stats not sent: %s",
                            parley_strerror(rc));

@@ -340,6 +340,25 @@ pd_zap_counters(const pd_zap_t *self)
     return &self->counters;
 }
 
+static uint64_t
+s_curve_clients(const void *ctx)
+{
+    return pd_zap_clients(ctx);
+}
+
+void
+pd_zap_stats_register(const pd_zap_t *self, pd_stats_t *st)
+{
+    const pd_zap_counters_t *c = &self->counters;
+    pd_stats_counter(st, PD_STAT_CONNECTIONS, &c->connections);
+    pd_stats_counter(st, PD_STAT_CONNECTIONS_REFUSED, &c->connections_refused);
+    pd_stats_counter(st, PD_STAT_AUTH_DENIED, &c->auth_denied);
+    pd_stats_counter(st, PD_STAT_HANDSHAKE_FAILED, &c->handshake_failed);
+    pd_stats_counter(st, PD_STAT_SUBSCRIPTIONS_DENIED,
+                     &c->subscriptions_denied);
+    pd_stats_getter(st, PD_STAT_CURVE_CLIENTS, s_curve_clients, self);
+}
+
 size_t
 pd_zap_items(const pd_zap_t *self, zmq_pollitem_t *items)
 {
