@@ -40,8 +40,6 @@
 #define S_ACK_MAX 64                /* an encoded ack reply at most */
 #define S_REPLAY_SCAN_MAX 20000     /* records one replay reply looks at */
 #define S_SNAPSHOT_MAX 4096         /* deliveries the codec puts in a reply */
-#define S_LOG_REJECT 16             /* pd_log_limited keys 16..28 */
-#define S_LOG_API 30
 
 /*
  * Requests read per step of a turn. Their signature checks run on the
@@ -388,7 +386,7 @@ s_send(pd_api_t *self, const uint8_t *id, size_t id_len, const void *buf,
 {
     if (zmq_send(self->sock, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
         || zmq_send(self->sock, buf, len, ZMQ_DONTWAIT) < 0)
-        pd_log_limited(S_LOG_API, PD_LOG_WARN, "api: reply not sent: %s",
+        pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN, "api: reply not sent: %s",
                        zmq_strerror(zmq_errno()));
 }
 
@@ -456,13 +454,13 @@ s_reject(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
 {
     int i = s_code_index(code);
     if (i < 0) {
-        pd_log_limited(S_LOG_API, PD_LOG_ERROR, "api: internal error: %s",
+        pd_log_limited(PD_LOG_KEY_API, PD_LOG_ERROR, "api: internal error: %s",
                        parley_strerror(code));
         code = PARLEY_EUNAVAILABLE;
         i = s_code_index(code);
     }
     self->counters.rejected[i]++;
-    pd_log_limited(S_LOG_REJECT + (unsigned)i, PD_LOG_INFO,
+    pd_log_limited((pd_log_key_t)(PD_LOG_KEY_REJECT + i), PD_LOG_INFO,
                    "rejected request %llu: %s%s%s", (unsigned long long)request_id,
                    parley_strerror(code),
                    detail != NULL && detail[0] != '\0' ? " " : "",
@@ -516,7 +514,7 @@ s_commit(pd_api_t *self)
                                  (const char(*)[PARLEY_TOPIC_MAX])p->topics,
                                  p->n_topics);
         if (rc < 0)
-            pd_log_limited(S_LOG_API, PD_LOG_WARN,
+            pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN,
                            "feed: seq %llu not published: %s",
                            (unsigned long long)p->seq, parley_strerror(rc));
     }
@@ -613,7 +611,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
         else if (rc == PARLEY_EBADSIG
                  && pd_limit_peer_bad(self->limit, peer.data, peer.len,
                                       parley__mono_us() / 1000))
-            pd_log_limited(S_LOG_API + 1, PD_LOG_WARN,
+            pd_log_limited(PD_LOG_KEY_BAD_SIGNATURES, PD_LOG_WARN,
                            "api: a peer sent %d bad signatures within a "
                            "second (last under %s); its publishes are "
                            "refused unverified for %d ms",
@@ -773,7 +771,7 @@ s_replay(pd_api_t *self, s_peer_t peer)
         if (rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
             continue; /* pd_index_scan() logged it at start */
         if (rc < 0) {
-            pd_log_limited(S_LOG_API, PD_LOG_ERROR,
+            pd_log_limited(PD_LOG_KEY_API, PD_LOG_ERROR,
                            "replay: reading seq %llu: %s",
                            (unsigned long long)seq, parley_strerror(rc));
             return s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
@@ -900,7 +898,7 @@ s_snapshot(pd_api_t *self, s_peer_t peer)
     rc = 0;
     goto out;
 unavailable:
-    pd_log_limited(S_LOG_API, PD_LOG_ERROR, "snapshot failed: %s",
+    pd_log_limited(PD_LOG_KEY_API, PD_LOG_ERROR, "snapshot failed: %s",
                    parley_strerror(rc < 0 ? rc : -ENOMEM));
     rc = s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
 out:
@@ -1017,7 +1015,7 @@ s_recv(pd_api_t *self, s_slot_t *slot)
         zmq_msg_close(&slot->id);
         zmq_msg_close(&slot->body);
         if (e != EAGAIN && e != EINTR)
-            pd_log_limited(S_LOG_API, PD_LOG_WARN, "api: receive: %s",
+            pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN, "api: receive: %s",
                            zmq_strerror(e));
         return 0;
     }

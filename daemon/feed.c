@@ -259,7 +259,7 @@ pd_feed_drain(pd_feed_t *self)
         size_t n = zmq_msg_size(&msg);
         if (n == 0 || (data[0] != 0 && data[0] != 1) || zmq_msg_more(&msg)) {
             if (!self->unsure)
-                pd_log_limited(56, PD_LOG_WARN,
+                pd_log_limited(PD_LOG_KEY_FEED_PEER, PD_LOG_WARN,
                                "feed: a peer (connection %s) sent a message "
                                "that is not a subscription; granting nothing "
                                "until the queue is read",

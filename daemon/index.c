@@ -404,7 +404,7 @@ pd_index_scan(void *ctx, uint64_t seq, int64_t received_at,
         /* Only verified updates are logged, so this is a record from an
          * incompatible version; serve the rest rather than refuse to start. */
         idx->skipped++;
-        pd_log_limited(1, PD_LOG_WARN,
+        pd_log_limited(PD_LOG_KEY_SCAN, PD_LOG_WARN,
                        "log record seq %llu does not decode (%s); not indexed",
                        (unsigned long long)seq, parley_strerror(rc));
         return 0;

@@ -36,6 +36,22 @@
 #define S_STATUS_MS 10000   /* how often systemd STATUS= is refreshed */
 #define S_STOP_LINGER_MS 500 /* a clean stop waits this long for peers */
 
+/* The loop's timers; each runs every period_ms while its period is set. */
+typedef enum {
+    S_TIMER_HEARTBEAT,   /* sys/heartbeat/ */
+    S_TIMER_STATS,       /* sys/stats/ (stats_interval, 0 = off) */
+    S_TIMER_RETAIN,      /* retention (when configured) */
+    S_TIMER_STATUS,      /* systemd STATUS= */
+    S_TIMER_WATCHDOG,    /* systemd WATCHDOG=1 (when asked for) */
+    S_TIMERS
+} s_timer_id_t;
+
+/* One timer of the loop. */
+typedef struct {
+    int64_t period_ms;           /* 0 = off */
+    int64_t next;                /* CLOCK_MONOTONIC ms when it is due */
+} s_timer_t;
+
 struct pd_server {
     pd_config_t cfg;
     char config_path[PD_CONFIG_PATH_MAX]; /* "" = started without -c */
@@ -49,12 +65,7 @@ struct pd_server {
     pd_stats_t *stats;           /* the counters every module reports */
     parley_keyring_t *ring;      /* the keyring the api checks against */
     uint8_t daemon_id[16];       /* random per start */
-    int64_t next_heartbeat;      /* CLOCK_MONOTONIC ms of the next timer */
-    int64_t next_stats;          /* ... of the next sys/stats/, 0 = off */
-    int64_t next_retain;
-    int64_t next_status;
-    int64_t next_watchdog;
-    int64_t watchdog_ms;         /* 0 = no systemd watchdog */
+    s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
 };
 
 static void
@@ -315,60 +326,76 @@ s_reload(pd_server_t *self)
 
 /* ================================================================= loop */
 
+static void
+s_heartbeat(pd_server_t *self)
+{
+    int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
+                               pd_store_last_seq(self->store),
+                               pd_store_first_seq(self->store),
+                               parley_now_ms());
+    if (rc < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "heartbeat not sent: %s", parley_strerror(rc));
+}
+
+static void
+s_stats_topic(pd_server_t *self)
+{
+    parley__stat_t v[PD_STAT_COUNT];
+    int rc = pd_feed_stats(self->feed, v, pd_stats_collect(self->stats, v));
+    if (rc < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "stats not sent: %s", parley_strerror(rc));
+}
+
+static void
+s_retain(pd_server_t *self)
+{
+    int n = pd_store_retain(self->store, parley_now_ms());
+    if (n < 0) {
+        pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
+                       "retention failed: %s", parley_strerror(n));
+    } else if (n > 0) {
+        uint64_t first = pd_store_first_seq(self->store);
+        pd_index_forget_before(self->idx, first);
+        pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
+               n, (unsigned long long)first);
+    }
+}
+
+static void
+s_watchdog(pd_server_t *self)
+{
+    (void)self;
+    s_notify("WATCHDOG=1");
+}
+
+/* What each timer runs, by s_timer_id_t. */
+static void (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
+    [S_TIMER_HEARTBEAT] = s_heartbeat,
+    [S_TIMER_STATS] = s_stats_topic,
+    [S_TIMER_RETAIN] = s_retain,
+    [S_TIMER_STATUS] = s_notify_status,
+    [S_TIMER_WATCHDOG] = s_watchdog,
+};
+
 /* Run the timers that are due and return ms until the next one. */
 static long
 s_timers(pd_server_t *self)
 {
     int64_t now = parley__mono_ms();
-    if (now >= self->next_heartbeat) {
-        int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
-                                   pd_store_last_seq(self->store),
-                                   pd_store_first_seq(self->store),
-                                   parley_now_ms());
-        if (rc < 0)
-            pd_log_limited(40, PD_LOG_WARN, "heartbeat not sent: %s",
-                           parley_strerror(rc));
-        self->next_heartbeat = now + self->cfg.heartbeat_interval;
-    }
-    if (self->next_stats != 0 && now >= self->next_stats) {
-        parley__stat_t v[PD_STAT_COUNT];
-        int rc = pd_feed_stats(self->feed, v,
-                               pd_stats_collect(self->stats, v));
-        if (rc < 0)
-            pd_log_limited(40, PD_LOG_WARN, "stats not sent: %s",
-                           parley_strerror(rc));
-        self->next_stats = now + self->cfg.stats_interval;
-    }
-    if (self->next_retain != 0 && now >= self->next_retain) {
-        int n = pd_store_retain(self->store, parley_now_ms());
-        if (n < 0) {
-            pd_log_limited(41, PD_LOG_ERROR, "retention failed: %s",
-                           parley_strerror(n));
-        } else if (n > 0) {
-            uint64_t first = pd_store_first_seq(self->store);
-            pd_index_forget_before(self->idx, first);
-            pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
-                   n, (unsigned long long)first);
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < S_TIMERS; i++) {
+        s_timer_t *t = &self->timers[i];
+        if (t->period_ms == 0)
+            continue;
+        if (now >= t->next) {
+            s_timer_fns[i](self);
+            t->next = now + t->period_ms;
         }
-        self->next_retain = now + S_RETAIN_MS;
+        if (t->next < next)
+            next = t->next;
     }
-    if (now >= self->next_status) {
-        s_notify_status(self);
-        self->next_status = now + S_STATUS_MS;
-    }
-    if (self->watchdog_ms > 0 && now >= self->next_watchdog) {
-        s_notify("WATCHDOG=1");
-        self->next_watchdog = now + self->watchdog_ms;
-    }
-    int64_t next = self->next_heartbeat;
-    if (self->next_retain != 0 && self->next_retain < next)
-        next = self->next_retain;
-    if (self->next_status < next)
-        next = self->next_status;
-    if (self->next_stats != 0 && self->next_stats < next)
-        next = self->next_stats;
-    if (self->watchdog_ms > 0 && self->next_watchdog < next)
-        next = self->next_watchdog;
     return next > now ? (long)(next - now) : 0;
 }
 
@@ -400,22 +427,22 @@ s_signals(pd_server_t *self, int sigfd, int *rc)
     return stop;
 }
 
+/* Set the timers' periods and first runs. */
 static void
 s_start_timers(pd_server_t *self)
 {
     int64_t now = parley__mono_ms();
-    self->next_heartbeat = now;
-    self->next_stats = self->cfg.stats_interval != 0 ? now : 0;
-    self->next_status = now + S_STATUS_MS;
+    s_timer_t *t = self->timers;
+    t[S_TIMER_HEARTBEAT] = (s_timer_t){ self->cfg.heartbeat_interval, now };
+    t[S_TIMER_STATS] = (s_timer_t){ self->cfg.stats_interval, now };
+    t[S_TIMER_STATUS] = (s_timer_t){ S_STATUS_MS, now + S_STATUS_MS };
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
-        self->next_retain = now + 1;
+        t[S_TIMER_RETAIN] = (s_timer_t){ S_RETAIN_MS, now + 1 };
 #ifdef PARLEY_HAVE_SYSTEMD
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-        self->watchdog_ms = (int64_t)(usec / 2000);
-        if (self->watchdog_ms == 0)
-            self->watchdog_ms = 1;
-        self->next_watchdog = now;
+        int64_t ms = (int64_t)(usec / 2000);
+        t[S_TIMER_WATCHDOG] = (s_timer_t){ ms > 0 ? ms : 1, now };
     }
 #endif
 }
