@@ -12,6 +12,7 @@
 #include "facts.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 /* A protobuf tag byte: field number and wire type. */
@@ -258,6 +259,47 @@ parley__facts_of_update(parley__facts_t *f, const uint8_t *signer,
                           : PARLEY_REFERENCES_MAX;
     memcpy(f->references, u->references,
            f->n_references * sizeof(f->references[0]));
+}
+
+int
+parley__facts_decode(const uint8_t *env, size_t len, parley__facts_t *out,
+                     parley__envelope_t *e, parley_update_t *u,
+                     parley__arena_t *arena)
+{
+    if (parley__facts_read(env, len, out) == 0)
+        return 0;
+    int rc = parley__envelope_decode(env, len, e, arena);
+    if (rc == 0)
+        rc = parley__update_decode(e->body.data, e->body.len, u, arena);
+    if (rc == 0)
+        parley__facts_of_update(out, e->signer, u);
+    return rc;
+}
+
+/* Write prefix, then n bytes of s, then '/' and a NUL into out. */
+static void
+s_topic(char out[PARLEY_TOPIC_MAX], const char *prefix, size_t plen,
+        const char *s, size_t n)
+{
+    /* prefix (at most 6) + a slug (at most 32) + "/" fit 48 bytes. */
+    memcpy(out, prefix, plen);
+    memcpy(out + plen, s, n);
+    out[plen + n] = '/';
+    out[plen + n + 1] = '\0';
+}
+
+size_t
+parley__facts_topics(const parley__facts_t *f, char out[][PARLEY_TOPIC_MAX])
+{
+    char phase[16];
+    size_t n = 0;
+    memcpy(out[n++], "all/", 5);
+    s_topic(out[n++], "neg/", 4, f->negotiation, f->negotiation_len);
+    for (size_t i = 0; i < f->n_parties; i++)
+        s_topic(out[n++], "party/", 6, f->parties[i], f->party_lens[i]);
+    int len = snprintf(phase, sizeof(phase), "%u", (unsigned)f->phase);
+    s_topic(out[n++], "phase/", 6, phase, (size_t)len);
+    return n;
 }
 
 uint64_t

@@ -18,6 +18,7 @@
 #ifndef PARLEY_FACTS_H
 #define PARLEY_FACTS_H
 
+#include "codec.h"
 #include "parley.h"
 
 #include <stddef.h>
@@ -62,6 +63,30 @@ int parley__facts_read(const uint8_t *env, size_t len, parley__facts_t *out);
  */
 void parley__facts_of_update(parley__facts_t *out, const uint8_t *signer,
                              const parley_update_t *u);
+
+/*
+ * The facts of a SignedUpdate: read in place by parley__facts_read() when
+ * it can, else through the full decoders (envelope, then body) into *e
+ * and *u, with arena for their allocations (reset it after use). out
+ * points into env, or into *e and *u, which must outlive it.
+ *
+ * Returns:   0, or PARLEY_EMALFORMED / PARLEY_EINVALID when the bytes do
+ *            not decode.
+ */
+int parley__facts_decode(const uint8_t *env, size_t len, parley__facts_t *out,
+                         parley__envelope_t *e, parley_update_t *u,
+                         parley__arena_t *arena);
+
+/*
+ * The feed topics of the update the facts describe, exactly as
+ * parley_topics() names them (which is built on this): "all/",
+ * "neg/<negotiation>/", "party/<party>/" for each party in order,
+ * "phase/<n>/".
+ *
+ * Returns:   the number written (at most PARLEY_TOPICS_MAX).
+ */
+size_t parley__facts_topics(const parley__facts_t *f,
+                            char out[][PARLEY_TOPIC_MAX]);
 
 /*
  * The request_id of an encoded ApiRequest without decoding the rest: it

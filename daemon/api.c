@@ -34,7 +34,6 @@
 #define S_REBIND_MS 5000
 #define S_ID_MAX 255                /* ROUTER identities are 1..255 bytes */
 #define S_QUEUE_BYTES (1024 * 1024) /* encoded replies waiting for the sync */
-#define S_BATCH_MIN (8 * 1024 * 1024) /* envelopes waiting for the sync */
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
 #define S_DELIVERY_OVERHEAD 64      /* Delivery fields around an envelope */
 #define S_ACK_MAX 64                /* an encoded ack reply at most */
@@ -101,21 +100,11 @@ typedef struct {
     size_t len;        /* reply bytes after the identity */
 } s_queued_t;
 
-/* An update appended in this turn, waiting for the sync to be published. */
-typedef struct {
-    uint64_t seq;
-    int64_t received_at;
-    size_t off, len;   /* envelope bytes in the batch buffer */
-    size_t n_topics;
-    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
-} s_pending_t;
-
 struct pd_api {
     void *sock;                      /* ROUTER */
     char endpoint[256];              /* ZMQ_LAST_ENDPOINT */
     const pd_config_t *cfg;          /* borrowed */
-    pd_store_t *store;               /* borrowed */
-    pd_index_t *idx;                 /* borrowed */
+    pd_storage_t *storage;           /* borrowed: where updates are kept */
     pd_feed_t *feed;                 /* borrowed */
     pd_zap_t *zap;                   /* borrowed: ACL, security counters */
     pd_limit_t *limit;               /* rate limits (owned) */
@@ -146,12 +135,10 @@ struct pd_api {
     size_t queue_used;
     s_queued_t *queued;              /* PD_API_TURN_MAX + 1 entries */
     size_t n_queued;
-    uint8_t *batch;                  /* envelope bytes of pending updates */
-    size_t batch_cap, batch_used;
-    s_pending_t *pending;            /* PD_API_TURN_MAX entries */
-    size_t n_pending;
+    parley_update_t feed_update;     /* a record decoded the slow way for
+                                        its feed topics */
 
-    /* reading the log for dedupe, replay and snapshot */
+    /* reading the log for replay and snapshot */
     uint8_t *record;                 /* one payload, max_message_bytes */
     size_t record_cap;
     uint8_t *scratch;                /* arena for decoding a record */
@@ -207,8 +194,8 @@ s_stats_register(pd_api_t *self, pd_stats_t *st)
 /* ================================================================= setup */
 
 pd_api_t *
-pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
-           pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap, pd_stats_t *stats,
+pd_api_new(void *ctx, const pd_config_t *cfg, pd_storage_t *storage,
+           pd_feed_t *feed, pd_zap_t *zap, pd_stats_t *stats,
            const uint8_t daemon_id[16], int *err)
 {
     pd_api_t *self = calloc(1, sizeof(*self));
@@ -218,15 +205,13 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     }
     size_t max = cfg->max_message_bytes;
     self->cfg = cfg;
-    self->store = store;
-    self->idx = idx;
+    self->storage = storage;
     self->feed = feed;
     self->zap = zap;
     self->stats = stats;
     memcpy(self->daemon_id, daemon_id, sizeof(self->daemon_id));
 
     self->arena_cap = max + S_DECODE_SLACK;
-    self->batch_cap = max > S_BATCH_MIN ? max : S_BATCH_MIN;
     self->record_cap = max;
     self->scratch_cap = max + S_DECODE_SLACK;
     self->items_cap = PD_API_REPLY_BUDGET + max + S_DELIVERY_OVERHEAD;
@@ -236,8 +221,6 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     self->arena_buf = malloc(self->arena_cap);
     self->queue = malloc(S_QUEUE_BYTES);
     self->queued = calloc(PD_API_TURN_MAX + 1, sizeof(s_queued_t));
-    self->batch = malloc(self->batch_cap);
-    self->pending = calloc(PD_API_TURN_MAX, sizeof(s_pending_t));
     self->record = malloc(self->record_cap);
     self->scratch = malloc(self->scratch_cap);
     self->items = malloc(self->items_cap);
@@ -246,7 +229,7 @@ pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
     self->limit = pd_limit_new(cfg->rate_limit, cfg->rate_burst);
     self->slots = calloc(2 * S_SLOTS, sizeof(s_slot_t));
     if (self->arena_buf == NULL || self->queue == NULL || self->queued == NULL
-        || self->batch == NULL || self->pending == NULL || self->record == NULL
+        || self->record == NULL
         || self->scratch == NULL || self->items == NULL
         || self->item_list == NULL || self->out == NULL
         || self->limit == NULL || self->slots == NULL) {
@@ -318,8 +301,6 @@ pd_api_destroy(pd_api_t **apip)
     free(self->arena_buf);
     free(self->queue);
     free(self->queued);
-    free(self->batch);
-    free(self->pending);
     free(self->record);
     free(self->scratch);
     free(self->items);
@@ -485,64 +466,57 @@ s_ack(pd_api_t *self, s_peer_t peer, uint64_t request_id, uint64_t seq,
 }
 
 /*
+ * Publish a durable record on the feed, on the topics of its update (read
+ * from its bytes: the same for every storage, whoever submitted it).
+ */
+static void
+s_feed(pd_api_t *self, const pd_storage_record_t *rec)
+{
+    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    parley__facts_t f;
+    parley__envelope_t e;
+    parley__arena_t arena;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    int rc = parley__facts_decode(rec->env, rec->len, &f, &e,
+                                  &self->feed_update, &arena);
+    if (rc == 0)
+        rc = pd_feed_publish(self->feed, rec->seq, rec->received_at,
+                             rec->env, rec->len,
+                             (const char(*)[PARLEY_TOPIC_MAX])topics,
+                             parley__facts_topics(&f, topics));
+    parley__arena_reset(&arena);
+    if (rc < 0)
+        pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN,
+                       "feed: seq %llu not published: %s",
+                       (unsigned long long)rec->seq, parley_strerror(rc));
+}
+
+/*
  * Make the batch durable, then send the queued replies, then publish the
- * new deliveries. If the sync fails nothing is sent: the caller must stop.
+ * new deliveries. If the commit fails nothing is sent: the caller must
+ * stop.
  *
- * Returns:   0 or the store's error.
+ * Returns:   0 or the storage's error.
  */
 static int
 s_commit(pd_api_t *self)
 {
-    if (self->n_pending > 0) {
-        int rc = pd_store_sync(self->store);
-        if (rc < 0) {
-            pd_log(PD_LOG_ERROR,
-                   "store sync failed: %s; %zu updates not acked, stopping",
-                   parley_strerror(rc), self->n_pending);
-            return rc;
-        }
-    }
+    int rc = pd_storage_commit(self->storage);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < self->n_queued; i++) {
         const s_queued_t *q = &self->queued[i];
         s_send(self, self->queue + q->off, q->id_len,
                self->queue + q->off + q->id_len, q->len);
     }
-    for (size_t i = 0; i < self->n_pending; i++) {
-        const s_pending_t *p = &self->pending[i];
-        int rc = pd_feed_publish(self->feed, p->seq, p->received_at,
-                                 self->batch + p->off, p->len,
-                                 (const char(*)[PARLEY_TOPIC_MAX])p->topics,
-                                 p->n_topics);
-        if (rc < 0)
-            pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN,
-                           "feed: seq %llu not published: %s",
-                           (unsigned long long)p->seq, parley_strerror(rc));
-    }
     self->n_queued = self->queue_used = 0;
-    self->n_pending = self->batch_used = 0;
+    pd_storage_record_t rec;
+    while (pd_storage_applied(self->storage, &rec))
+        s_feed(self, &rec);
     return 0;
 }
 
 /* ================================================================ publish */
-
-/* Are these the bytes logged (or pending) as seq? */
-static bool
-s_same_bytes(pd_api_t *self, uint64_t seq, const void *env, size_t len)
-{
-    if (self->n_pending > 0 && seq >= self->pending[0].seq) {
-        uint64_t i = seq - self->pending[0].seq;
-        if (i >= self->n_pending)
-            return false;
-        const s_pending_t *p = &self->pending[i];
-        return p->len == len && memcmp(self->batch + p->off, env, len) == 0;
-    }
-    int64_t received_at;
-    size_t got;
-    if (pd_store_read(self->store, seq, &received_at, self->record,
-                      self->record_cap, &got) < 0)
-        return false; /* gone by retention: a replay like any other */
-    return got == len && memcmp(self->record, env, len) == 0;
-}
 
 /*
  * "signer <key id><why>" for the log line of a reject (only "<why>" if the
@@ -629,51 +603,33 @@ s_publish(pd_api_t *self, s_peer_t peer)
     if (u->issued_at > now + skew)
         return s_reject(self, peer, rid, PARLEY_EFUTURE, 0, NULL);
 
-    uint64_t last;
-    if (pd_index_signer_last(self->idx, signer, &last)
-        && u->signer_seq <= last) {
-        uint64_t orig = pd_index_dedupe_lookup(self->idx, signer,
-                                               u->signer_seq);
-        if (orig != 0 && s_same_bytes(self, orig, env, len)) {
-            self->counters.duplicates++;
-            return s_ack(self, peer, rid, orig, true);
-        }
-        return s_reject(self, peer, rid, PARLEY_EREPLAY, 0, NULL);
-    }
-
-    if (pd_index_reserve(self->idx, signer) < 0)
-        return s_reject(self, peer, rid, PARLEY_EUNAVAILABLE, 0,
-                        "(out of memory)");
-    /* Commit first if the batch, or the queue for the ack, is full: the
-     * ack of an update must go out before its delivery does. */
-    if (self->batch_cap - self->batch_used < len
-        || self->n_pending == PD_API_TURN_MAX
-        || s_queue_room(self, peer.len) < S_ACK_MAX) {
+    /* Room for the ack first: it must go out before the delivery. */
+    if (s_queue_room(self, peer.len) < S_ACK_MAX && (rc = s_commit(self)) < 0)
+        return rc;
+    pd_storage_update_t su = { .env = env, .len = len, .signer = signer,
+                               .update = u, .received_at = now };
+    pd_storage_done_t done;
+    rc = pd_storage_submit(self->storage, &su, &done);
+    if (rc == PD_STORAGE_FULL) {
         if ((rc = s_commit(self)) < 0)
             return rc;
+        rc = pd_storage_submit(self->storage, &su, &done);
     }
-    uint64_t seq = pd_store_next_seq(self->store);
-    rc = pd_store_append(self->store, seq, now, env, len);
-    if (rc == -EMSGSIZE)
-        return s_reject(self, peer, rid, PARLEY_ETOOLARGE, 0, NULL);
-    if (rc < 0) {
-        pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
-               (unsigned long long)seq, parley_strerror(rc));
-        return rc;
+    if (rc == PD_STORAGE_DONE && done.duplicate) {
+        self->counters.duplicates++;
+        return s_ack(self, peer, rid, done.seq, true);
     }
-    pd_index_add(self->idx, seq, signer, u);
-    s_pending_t *p = &self->pending[self->n_pending++];
-    p->seq = seq;
-    p->received_at = now;
-    p->off = self->batch_used;
-    p->len = len;
-    p->n_topics = parley_topics(u, p->topics);
-    memcpy(self->batch + self->batch_used, env, len);
-    self->batch_used += len;
-    self->counters.accepted++;
-    pd_log(PD_LOG_DEBUG, "accepted seq %llu: %s phase %u",
-           (unsigned long long)seq, u->negotiation, (unsigned)u->phase);
-    return s_ack(self, peer, rid, seq, false);
+    if (rc == PD_STORAGE_DONE) {
+        self->counters.accepted++;
+        pd_log(PD_LOG_DEBUG, "accepted seq %llu: %s phase %u",
+               (unsigned long long)done.seq, u->negotiation,
+               (unsigned)u->phase);
+        return s_ack(self, peer, rid, done.seq, false);
+    }
+    if (rc > 0 || s_code_index(rc) >= 0)
+        return s_reject(self, peer, rid, rc > 0 ? PARLEY_EUNAVAILABLE : rc,
+                        0, NULL);
+    return rc; /* the storage failed: stop */
 }
 
 /* ======================================================= replay, snapshot */
@@ -686,7 +642,7 @@ s_publish(pd_api_t *self, s_peer_t peer)
 static int
 s_read_record(pd_api_t *self, uint64_t seq, int64_t *received_at, size_t *len)
 {
-    int rc = pd_store_read(self->store, seq, received_at, self->record,
+    int rc = pd_storage_read(self->storage, seq, received_at, self->record,
                            self->record_cap, len);
     if (rc < 0)
         return rc;
@@ -750,8 +706,8 @@ s_replay(pd_api_t *self, s_peer_t peer)
     int rc = s_commit(self);
     if (rc < 0)
         return rc;
-    uint64_t first = pd_store_first_seq(self->store);
-    uint64_t head = pd_store_last_seq(self->store);
+    uint64_t first = pd_storage_first(self->storage);
+    uint64_t head = pd_storage_head(self->storage);
     uint64_t from = q->from_seq > 0 ? q->from_seq : 1;
     if ((first > 0 && from < first) || (first == 0 && head > 0 && from <= head))
         return s_reject_now(self, peer, PARLEY_ETRUNCATED,
@@ -771,7 +727,7 @@ s_replay(pd_api_t *self, s_peer_t peer)
         if (rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
             continue; /* pd_index_scan() logged it at start */
         if (rc < 0) {
-            pd_log_limited(PD_LOG_KEY_API, PD_LOG_ERROR,
+            pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR,
                            "replay: reading seq %llu: %s",
                            (unsigned long long)seq, parley_strerror(rc));
             return s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
@@ -847,7 +803,7 @@ s_snapshot(pd_api_t *self, s_peer_t peer)
     s_snap_t s = { 0 };
     parley__bytes_t *list = NULL;
     uint8_t *out = NULL;
-    int n = pd_index_latest_seqs(self->idx, &seqs);
+    int n = pd_storage_latest(self->storage, &seqs);
     if (n < 0)
         goto unavailable;
     if (n > 0 && (s.offs = malloc((size_t)n * sizeof(size_t))) == NULL)
@@ -893,12 +849,12 @@ s_snapshot(pd_api_t *self, s_peer_t peer)
                           .type = PARLEY__REPLY_SNAPSHOT,
                           .deliveries = list,
                           .n_deliveries = s.n,
-                          .seq = pd_store_last_seq(self->store) };
+                          .seq = pd_storage_head(self->storage) };
     s_send_reply(self, peer, &r, out, out_cap);
     rc = 0;
     goto out;
 unavailable:
-    pd_log_limited(PD_LOG_KEY_API, PD_LOG_ERROR, "snapshot failed: %s",
+    pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
                    parley_strerror(rc < 0 ? rc : -ENOMEM));
     rc = s_reject_now(self, peer, PARLEY_EUNAVAILABLE, 0, NULL);
 out:
@@ -932,8 +888,8 @@ s_ping(pd_api_t *self, s_peer_t peer)
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_PING,
                           .feed = pd_feed_endpoint(self->feed),
-                          .seq = pd_store_last_seq(self->store),
-                          .first_seq = pd_store_first_seq(self->store),
+                          .seq = pd_storage_head(self->storage),
+                          .first_seq = pd_storage_first(self->storage),
                           .version = PARLEY_VERSION };
     memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
     return s_queue(self, peer, &r);

@@ -20,10 +20,9 @@
 #include "codec.h"
 #include "config.h"
 #include "feed.h"
-#include "index.h"
 #include "parley.h"
 #include "stats.h"
-#include "store.h"
+#include "storage.h"
 #include "zap.h"
 
 #include <stdbool.h>
@@ -40,14 +39,14 @@ typedef struct pd_api pd_api_t;
 
 /*
  * Make the ROUTER socket in ctx, secure it with zap and bind it to
- * cfg->api, and register the api's counters in stats. cfg, store, idx,
+ * cfg->api, and register the api's counters in stats. cfg, storage,
  * feed, zap and stats are borrowed and must outlive the api.
  *
  * Returns:   the api, or NULL with *err set (-errno).
  */
-pd_api_t *pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
-                     pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap,
-                     pd_stats_t *stats, const uint8_t daemon_id[16], int *err);
+pd_api_t *pd_api_new(void *ctx, const pd_config_t *cfg, pd_storage_t *storage,
+                     pd_feed_t *feed, pd_zap_t *zap, pd_stats_t *stats,
+                     const uint8_t daemon_id[16], int *err);
 
 /*
  * Close every client connection (unbind and bind the same endpoint

@@ -385,21 +385,15 @@ pd_index_scan(void *ctx, uint64_t seq, int64_t received_at,
     pd_index_t *idx = ctx;
     parley__facts_t f;
     parley__envelope_t env;
+    parley__arena_t arena;
     size_t slot;
-    int rc = 0;
     (void)received_at;
-    if (parley__facts_read(payload, len, &f) != 0) {
-        /* Not the usual layout: let the full decoders judge it. */
-        parley__arena_t arena;
-        parley__arena_init(&arena, idx->scratch, S_SCRATCH);
-        rc = parley__envelope_decode(payload, len, &env, &arena);
-        if (rc == 0)
-            rc = parley__update_decode(env.body.data, env.body.len,
-                                       &idx->scan_update, &arena);
-        parley__arena_reset(&arena);
-        if (rc == 0)
-            parley__facts_of_update(&f, env.signer, &idx->scan_update);
-    }
+    /* Read in place; anything in another layout goes through the full
+     * decoders, which judge it. */
+    parley__arena_init(&arena, idx->scratch, S_SCRATCH);
+    int rc = parley__facts_decode(payload, len, &f, &env, &idx->scan_update,
+                                  &arena);
+    parley__arena_reset(&arena);
     if (rc < 0) {
         /* Only verified updates are logged, so this is a record from an
          * incompatible version; serve the rest rather than refuse to start. */

@@ -10,12 +10,12 @@
 #include "api.h"
 #include "clock.h"
 #include "codec.h"
+#include "embedded.h"
 #include "feed.h"
-#include "index.h"
 #include "log.h"
 #include "sign.h"
 #include "stats.h"
-#include "store.h"
+#include "storage.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -58,8 +58,7 @@ struct pd_server {
     bool log_level_fixed;        /* --log-level wins over the file */
     void *zctx;
     pd_zap_t *zap;               /* ZAP handler, monitors, ACL */
-    pd_index_t *idx;
-    pd_store_t *store;
+    pd_storage_t *storage;       /* where updates are kept */
     pd_feed_t *feed;
     pd_api_t *api;
     pd_stats_t *stats;           /* the counters every module reports */
@@ -95,42 +94,6 @@ s_notify_status(pd_server_t *self)
 }
 
 /* ================================================================ setup */
-
-static pd_store_t *
-s_open_store(pd_server_t *self, int *err)
-{
-    const pd_config_t *cfg = &self->cfg;
-    pd_store_opts_t opts = {
-        .segment_bytes = cfg->segment_bytes,
-        .max_bytes = cfg->retention_bytes,
-        .max_age_ms = (int64_t)cfg->retention_age * 1000,
-        .sync = cfg->fsync,
-        .max_record = cfg->max_message_bytes,
-    };
-    char errbuf[512] = "";
-    pd_store_t *store = pd_store_open(cfg->state_dir, &opts, pd_index_scan,
-                                      self->idx, errbuf, sizeof(errbuf), err);
-    if (store == NULL) {
-        pd_log(PD_LOG_ERROR, "cannot open the log in %s: %s", cfg->state_dir,
-               errbuf[0] != '\0' ? errbuf : parley_strerror(*err));
-        return NULL;
-    }
-    pd_index_stats_t is;
-    pd_store_stats_t ss;
-    pd_index_get_stats(self->idx, &is);
-    pd_store_get_stats(store, &ss);
-    pd_log(PD_LOG_INFO,
-           "recovered %llu records (seq %llu..%llu) in %llu segments: "
-           "%zu signers, %zu current states",
-           (unsigned long long)is.scanned,
-           (unsigned long long)pd_store_first_seq(store),
-           (unsigned long long)pd_store_last_seq(store),
-           (unsigned long long)ss.segments, is.signers, is.latest);
-    if (is.skipped > 0)
-        pd_log(PD_LOG_WARN, "%llu logged records did not decode",
-               (unsigned long long)is.skipped);
-    return store;
-}
 
 pd_server_t *
 pd_server_new(pd_server_opts_t *opts, int *err)
@@ -172,11 +135,8 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         goto fail;
     }
     /* Recover before binding: nobody can talk to a half-built daemon. */
-    if ((self->idx = pd_index_new()) == NULL) {
-        *err = -errno;
-        goto fail;
-    }
-    if ((self->store = s_open_store(self, err)) == NULL)
+    if ((self->storage = pd_embedded_open(&self->cfg, self->stats, err))
+        == NULL)
         goto fail;
     if ((self->zctx = zmq_ctx_new()) == NULL) {
         *err = -errno;
@@ -192,15 +152,13 @@ pd_server_new(pd_server_opts_t *opts, int *err)
                zmq_strerror(-*err));
         goto fail;
     }
-    self->api = pd_api_new(self->zctx, &self->cfg, self->store, self->idx,
-                           self->feed, self->zap, self->stats,
-                           self->daemon_id, err);
+    self->api = pd_api_new(self->zctx, &self->cfg, self->storage, self->feed,
+                           self->zap, self->stats, self->daemon_id, err);
     if (self->api == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
                zmq_strerror(-*err));
         goto fail;
     }
-    pd_store_stats_register(self->store, self->stats);
     pd_feed_stats_register(self->feed, self->stats);
     pd_zap_stats_register(self->zap, self->stats);
     /* Both sockets hold the key now; ours is not needed any more. */
@@ -227,8 +185,7 @@ pd_server_destroy(pd_server_t **srvp)
     pd_zap_destroy(&self->zap);
     if (self->zctx != NULL)
         zmq_ctx_term(self->zctx);
-    pd_store_close(&self->store);
-    pd_index_destroy(&self->idx);
+    pd_storage_destroy(&self->storage);
     pd_stats_destroy(&self->stats);
     parley_keyring_destroy(&self->ring);
     free(self);
@@ -330,8 +287,8 @@ static void
 s_heartbeat(pd_server_t *self)
 {
     int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
-                               pd_store_last_seq(self->store),
-                               pd_store_first_seq(self->store),
+                               pd_storage_head(self->storage),
+                               pd_storage_first(self->storage),
                                parley_now_ms());
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
@@ -351,16 +308,13 @@ s_stats_topic(pd_server_t *self)
 static void
 s_retain(pd_server_t *self)
 {
-    int n = pd_store_retain(self->store, parley_now_ms());
-    if (n < 0) {
+    int n = pd_storage_retain(self->storage, parley_now_ms());
+    if (n < 0)
         pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
                        "retention failed: %s", parley_strerror(n));
-    } else if (n > 0) {
-        uint64_t first = pd_store_first_seq(self->store);
-        pd_index_forget_before(self->idx, first);
+    else if (n > 0)
         pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
-               n, (unsigned long long)first);
-    }
+               n, (unsigned long long)pd_storage_first(self->storage));
 }
 
 static void

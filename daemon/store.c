@@ -1118,24 +1118,10 @@ pd_store_get_stats(const pd_store_t *store, pd_store_stats_t *out)
     *out = store->stats;
 }
 
-static uint64_t
-s_last_seq(const void *ctx)
-{
-    return pd_store_last_seq(ctx);
-}
-
-static uint64_t
-s_first_seq(const void *ctx)
-{
-    return pd_store_first_seq(ctx);
-}
-
 void
 pd_store_stats_register(const pd_store_t *store, pd_stats_t *st)
 {
     const pd_store_stats_t *s = &store->stats;
-    pd_stats_getter(st, PD_STAT_SEQ, s_last_seq, store);
-    pd_stats_getter(st, PD_STAT_FIRST_SEQ, s_first_seq, store);
     pd_stats_counter(st, PD_STAT_STORE_SYNCS, &s->syncs);
     pd_stats_counter(st, PD_STAT_STORE_RECORDS_SYNCED, &s->records_synced);
     pd_stats_counter(st, PD_STAT_STORE_BYTES, &s->bytes);

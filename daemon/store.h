@@ -120,8 +120,8 @@ typedef struct pd_store_stats {
 void pd_store_get_stats(const pd_store_t *store, pd_store_stats_t *out);
 
 /*
- * Report seq, first_seq and the store's counters (store_*) in st; the
- * store must outlive every read of st.
+ * Report the store's counters (store_*) in st; the store must outlive
+ * every read of st.
  */
 void pd_store_stats_register(const pd_store_t *store, pd_stats_t *st);
 
