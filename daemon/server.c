@@ -8,6 +8,8 @@
 #include "server.h"
 
 #include "api.h"
+#include "ingest.h"
+#include "query.h"
 #include "clock.h"
 #include "codec.h"
 #include "embedded.h"
@@ -60,9 +62,11 @@ struct pd_server {
     pd_zap_t *zap;               /* ZAP handler, monitors, ACL */
     pd_storage_t *storage;       /* where updates are kept */
     pd_feed_t *feed;
-    pd_api_t *api;
+    pd_query_t *query;           /* replay, snapshot */
+    pd_api_t *api;               /* the ROUTER */
+    pd_ingest_t *ingest;         /* the write path; drives each turn */
     pd_stats_t *stats;           /* the counters every module reports */
-    parley_keyring_t *ring;      /* the keyring the api checks against */
+    parley_keyring_t *ring;      /* the keyring ingest checks against */
     uint8_t daemon_id[16];       /* random per start */
     s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
 };
@@ -94,6 +98,14 @@ s_notify_status(pd_server_t *self)
 }
 
 /* ================================================================ setup */
+
+/* ingest's feed hook: pd_feed_publish() for a void * feed. */
+static int
+s_publish(void *feed, uint64_t seq, int64_t received_at, const void *env,
+          size_t len, const char topics[][PARLEY_TOPIC_MAX], size_t n)
+{
+    return pd_feed_publish(feed, seq, received_at, env, len, topics, n);
+}
 
 pd_server_t *
 pd_server_new(pd_server_opts_t *opts, int *err)
@@ -152,18 +164,33 @@ pd_server_new(pd_server_opts_t *opts, int *err)
                zmq_strerror(-*err));
         goto fail;
     }
-    self->api = pd_api_new(self->zctx, &self->cfg, self->storage, self->feed,
-                           self->zap, self->stats, self->daemon_id, err);
-    if (self->api == NULL) {
+    self->query = pd_query_new(self->storage, self->zap,
+                               self->cfg.max_message_bytes, err);
+    if (self->query == NULL)
+        goto fail;
+    pd_api_deps_t deps = { .cfg = &self->cfg,
+                           .storage = self->storage,
+                           .query = self->query,
+                           .feed = self->feed,
+                           .zap = self->zap,
+                           .stats = self->stats,
+                           .daemon_id = self->daemon_id };
+    if ((self->api = pd_api_new(self->zctx, &deps, err)) == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
                zmq_strerror(-*err));
         goto fail;
     }
+    pd_ingest_io_t io = { .publish = s_publish, .feed = self->feed };
+    pd_api_io(self->api, &io);
+    self->ingest = pd_ingest_new(&self->cfg, self->storage, &io, self->stats,
+                                 err);
+    if (self->ingest == NULL)
+        goto fail;
     pd_feed_stats_register(self->feed, self->stats);
     pd_zap_stats_register(self->zap, self->stats);
     /* Both sockets hold the key now; ours is not needed any more. */
     pd_zap_forget_secret(self->zap);
-    pd_api_set_keyring(self->api, self->ring);
+    pd_ingest_set_keyring(self->ingest, self->ring);
     pd_log(PD_LOG_INFO, "api bound at %s", pd_api_endpoint(self->api));
     pd_log(PD_LOG_INFO, "feed bound at %s", pd_feed_endpoint(self->feed));
     pd_feed_advertise(self->feed, pd_api_endpoint(self->api));
@@ -180,7 +207,9 @@ pd_server_destroy(pd_server_t **srvp)
     if (srvp == NULL || *srvp == NULL)
         return;
     pd_server_t *self = *srvp;
+    pd_ingest_destroy(&self->ingest);
     pd_api_destroy(&self->api);
+    pd_query_destroy(&self->query);
     pd_feed_destroy(&self->feed);
     pd_zap_destroy(&self->zap);
     if (self->zctx != NULL)
@@ -260,13 +289,13 @@ s_reload(pd_server_t *self)
     }
     /* Requests read ahead were pre-checked under the old keyring: handle
      * them under it too before the new one takes over. */
-    int rc = pd_api_flush(self->api);
+    int rc = pd_ingest_flush(self->ingest);
     if (rc < 0) {
         parley_keyring_destroy(&ring);
         pd_clients_destroy(&clients);
         return rc;
     }
-    pd_api_set_keyring(self->api, ring);
+    pd_ingest_set_keyring(self->ingest, ring);
     parley_keyring_destroy(&self->ring);
     self->ring = ring;
     bool cut = pd_zap_reload_commit(self->zap, &clients);
@@ -410,7 +439,7 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify_status(self);
     for (;;) {
         long timeout = s_timers(self);
-        if (pd_api_pending(self->api))
+        if (pd_ingest_pending(self->ingest))
             timeout = 0; /* requests read ahead wait to be handled */
         zmq_pollitem_t items[3 + PD_ZAP_NITEMS] = {
             { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
@@ -435,8 +464,9 @@ pd_server_run(pd_server_t *self, int sigfd)
             pd_feed_drain(self->feed);
         /* A turn always ends with its batch synced and acked, so a stop
          * signal seen below never leaves an accepted update unacked. */
-        if (((items[0].revents & ZMQ_POLLIN) || pd_api_pending(self->api))
-            && (rc = pd_api_turn(self->api)) < 0)
+        if (((items[0].revents & ZMQ_POLLIN)
+             || pd_ingest_pending(self->ingest))
+            && (rc = pd_ingest_turn(self->ingest)) < 0)
             break;
         if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;
@@ -446,7 +476,7 @@ pd_server_run(pd_server_t *self, int sigfd)
     }
     /* Stopping: answer what was read ahead, like any other turn. */
     if (rc == 0)
-        rc = pd_api_flush(self->api);
+        rc = pd_ingest_flush(self->ingest);
     if (rc == 0) {
         /* Let libzmq write out the last acks and deliveries when the
          * sockets close; a stalled peer holds the stop no longer than
