@@ -107,6 +107,49 @@ s_publish(void *feed, uint64_t seq, int64_t received_at, const void *env,
     return pd_feed_publish(feed, seq, received_at, env, len, topics, n);
 }
 
+/*
+ * Make the zmq context, the ZAP handler, the feed and the api, and the
+ * read and write paths between them. 0 or a negative error (logged).
+ */
+static int
+s_bind(pd_server_t *self)
+{
+    int err;
+    if ((self->zctx = zmq_ctx_new()) == NULL)
+        return -errno;
+    /* The ZAP handler first: a socket must never be bound without it. */
+    if ((self->zap = pd_zap_new(self->zctx, &self->cfg, &err)) == NULL)
+        return err;
+    self->feed = pd_feed_new(self->zctx, self->cfg.feed,
+                             self->cfg.max_message_bytes, self->zap, &err);
+    if (self->feed == NULL) {
+        pd_log(PD_LOG_ERROR, "cannot bind the feed to %s: %s", self->cfg.feed,
+               zmq_strerror(-err));
+        return err;
+    }
+    self->query = pd_query_new(self->storage, self->zap,
+                               self->cfg.max_message_bytes, &err);
+    if (self->query == NULL)
+        return err;
+    pd_api_deps_t deps = { .cfg = &self->cfg,
+                           .storage = self->storage,
+                           .query = self->query,
+                           .feed = self->feed,
+                           .zap = self->zap,
+                           .stats = self->stats,
+                           .daemon_id = self->daemon_id };
+    if ((self->api = pd_api_new(self->zctx, &deps, &err)) == NULL) {
+        pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
+               zmq_strerror(-err));
+        return err;
+    }
+    pd_ingest_io_t io = { .publish = s_publish, .feed = self->feed };
+    pd_api_io(self->api, &io);
+    self->ingest = pd_ingest_new(&self->cfg, self->storage, &io, self->stats,
+                                 &err);
+    return self->ingest == NULL ? err : 0;
+}
+
 pd_server_t *
 pd_server_new(pd_server_opts_t *opts, int *err)
 {
@@ -150,41 +193,7 @@ pd_server_new(pd_server_opts_t *opts, int *err)
     if ((self->storage = pd_embedded_open(&self->cfg, self->stats, err))
         == NULL)
         goto fail;
-    if ((self->zctx = zmq_ctx_new()) == NULL) {
-        *err = -errno;
-        goto fail;
-    }
-    /* The ZAP handler first: a socket must never be bound without it. */
-    if ((self->zap = pd_zap_new(self->zctx, &self->cfg, err)) == NULL)
-        goto fail;
-    self->feed = pd_feed_new(self->zctx, self->cfg.feed,
-                             self->cfg.max_message_bytes, self->zap, err);
-    if (self->feed == NULL) {
-        pd_log(PD_LOG_ERROR, "cannot bind the feed to %s: %s", self->cfg.feed,
-               zmq_strerror(-*err));
-        goto fail;
-    }
-    self->query = pd_query_new(self->storage, self->zap,
-                               self->cfg.max_message_bytes, err);
-    if (self->query == NULL)
-        goto fail;
-    pd_api_deps_t deps = { .cfg = &self->cfg,
-                           .storage = self->storage,
-                           .query = self->query,
-                           .feed = self->feed,
-                           .zap = self->zap,
-                           .stats = self->stats,
-                           .daemon_id = self->daemon_id };
-    if ((self->api = pd_api_new(self->zctx, &deps, err)) == NULL) {
-        pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
-               zmq_strerror(-*err));
-        goto fail;
-    }
-    pd_ingest_io_t io = { .publish = s_publish, .feed = self->feed };
-    pd_api_io(self->api, &io);
-    self->ingest = pd_ingest_new(&self->cfg, self->storage, &io, self->stats,
-                                 err);
-    if (self->ingest == NULL)
+    if ((*err = s_bind(self)) < 0)
         goto fail;
     pd_feed_stats_register(self->feed, self->stats);
     pd_zap_stats_register(self->zap, self->stats);
