@@ -7,9 +7,15 @@
  * copied twice: into the store's write queue (as the on-disk record) and
  * into the batch, which answers duplicate checks against the updates of
  * this turn and hands the records to applied() after the commit.
+ *
+ * The signer index follows each submit (the order check of the next one
+ * needs it); the latest state follows the commit, so that it only ever
+ * holds durable updates and a snapshot never names a seq that cannot be
+ * read yet.
  */
 #include "embedded.h"
 
+#include "facts.h"
 #include "index.h"
 #include "log.h"
 #include "store.h"
@@ -23,6 +29,7 @@
 #define S_BATCH_MIN (8 * 1024 * 1024)
 /* Updates a batch holds at most. */
 #define S_PENDING_MAX 1024
+#define S_DECODE_SLACK (64 * 1024) /* arena room beyond a record */
 
 /* An update of the batch: its seq and where its bytes are. */
 typedef struct {
@@ -43,6 +50,9 @@ typedef struct pd_embedded {
     size_t next_out;         /* next one applied() hands out */
     uint8_t *record;         /* one record read back, max_message_bytes */
     size_t record_cap;
+    uint8_t *scratch;        /* arena for reading a record's facts */
+    size_t scratch_cap;
+    parley_update_t update;  /* a record decoded the slow way */
 } pd_embedded_t;
 
 /* ============================================================ write side */
@@ -110,7 +120,7 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
                                      .duplicate = true };
         return PD_STORAGE_DONE;
     }
-    if (pd_index_reserve(self->idx, u->signer) < 0) {
+    if (pd_index_reserve(self->idx, u->signer, u->update->n_parties) < 0) {
         pd_log_limited(PD_LOG_KEY_STORAGE, PD_LOG_ERROR,
                        "embedded: out of memory for the indexes; update "
                        "refused as unavailable");
@@ -128,7 +138,7 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
                (unsigned long long)seq, parley_strerror(rc));
         return rc;
     }
-    pd_index_add(self->idx, seq, u->signer, u->update);
+    pd_index_add_signer(self->idx, seq, u->signer, u->update->signer_seq);
     self->pending[self->n_pending++] = (s_pending_t){
         .seq = seq, .received_at = u->received_at,
         .off = self->batch_used, .len = u->len
@@ -137,6 +147,25 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     self->batch_used += u->len;
     *done = (pd_storage_done_t){ .tag = u->tag, .seq = seq };
     return PD_STORAGE_DONE;
+}
+
+/* Apply a durable record of the batch to the latest state. */
+static void
+s_apply(pd_embedded_t *self, const s_pending_t *p)
+{
+    parley__facts_t f;
+    parley__envelope_t e;
+    parley__arena_t arena;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    int rc = parley__facts_decode(self->batch + p->off, p->len, &f, &e,
+                                  &self->update, &arena);
+    if (rc == 0)
+        pd_index_apply(self->idx, p->seq, &f);
+    else /* it decoded when it was checked: cannot happen */
+        pd_log(PD_LOG_ERROR, "embedded: seq %llu does not decode (%s); "
+                             "not in the latest state",
+               (unsigned long long)p->seq, parley_strerror(rc));
+    parley__arena_reset(&arena);
 }
 
 static int
@@ -152,6 +181,8 @@ s_commit(pd_storage_t *base)
             return rc;
         }
     }
+    for (size_t i = self->n_durable; i < self->n_pending; i++)
+        s_apply(self, &self->pending[i]);
     self->n_durable = self->n_pending;
     return 0;
 }
@@ -227,6 +258,7 @@ s_destroy(pd_storage_t *base)
     free(self->batch);
     free(self->pending);
     free(self->record);
+    free(self->scratch);
     free(self);
 }
 
@@ -308,7 +340,10 @@ pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
     self->batch = malloc(self->batch_cap);
     self->pending = calloc(S_PENDING_MAX, sizeof(s_pending_t));
     self->record = malloc(self->record_cap);
-    if (self->batch == NULL || self->pending == NULL || self->record == NULL) {
+    self->scratch_cap = max + S_DECODE_SLACK;
+    self->scratch = malloc(self->scratch_cap);
+    if (self->batch == NULL || self->pending == NULL || self->record == NULL
+        || self->scratch == NULL) {
         *err = -ENOMEM;
         goto fail;
     }

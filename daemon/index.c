@@ -55,6 +55,7 @@ struct pd_index {
     size_t pairs;          /* pairs held over all signers */
     size_t recent;         /* slot of the signer last reserved, + 1; 0 none */
     pd_hash_t *latest;     /* S_LATEST_KEY -> seq; see s_latest_put() */
+    size_t reserved;       /* new latest keys reserved, not yet applied */
     uint8_t *scratch;      /* S_SCRATCH bytes for the slow decode's arena */
     parley_update_t scan_update; /* slow decode of a record during the scan */
     uint64_t scanned;      /* records added by the scan */
@@ -160,12 +161,15 @@ s_signer_reserve(pd_index_t *idx, const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
 }
 
 int
-pd_index_reserve(pd_index_t *idx, const uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+pd_index_reserve(pd_index_t *idx, const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                 size_t n_parties)
 {
     size_t slot;
     int rc = s_signer_reserve(idx, signer, &slot);
     if (rc == 0)
-        rc = pd_hash_reserve(idx->latest, PARLEY_PARTIES_MAX);
+        rc = pd_hash_reserve(idx->latest, idx->reserved + n_parties);
+    if (rc == 0)
+        idx->reserved += n_parties;
     return rc;
 }
 
@@ -365,17 +369,34 @@ s_add(pd_index_t *idx, uint64_t seq, size_t slot, const parley__facts_t *f)
 }
 
 void
+pd_index_add_signer(pd_index_t *idx, uint64_t seq,
+                    const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                    uint64_t signer_seq)
+{
+    size_t slot;
+    /* Finds the slot pd_index_reserve() made; allocates nothing then. */
+    if (s_signer_reserve(idx, signer, &slot) == 0)
+        s_signer_add(idx, &idx->signers[slot], signer_seq, seq);
+}
+
+void
+pd_index_apply(pd_index_t *idx, uint64_t seq, const parley__facts_t *f)
+{
+    /* Room for every party was reserved before. */
+    s_apply_latest(idx, seq, f);
+    idx->reserved -= f->n_parties < idx->reserved ? f->n_parties
+                                                  : idx->reserved;
+}
+
+void
 pd_index_add(pd_index_t *idx, uint64_t seq,
              const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
              const parley_update_t *u)
 {
     parley__facts_t f;
-    size_t slot;
-    /* Finds the slot pd_index_reserve() made; allocates nothing then. */
-    if (s_signer_reserve(idx, signer, &slot) < 0)
-        return;
     parley__facts_of_update(&f, signer, u);
-    s_add(idx, seq, slot, &f);
+    pd_index_add_signer(idx, seq, signer, u->signer_seq);
+    pd_index_apply(idx, seq, &f);
 }
 
 int
@@ -404,7 +425,8 @@ pd_index_scan(void *ctx, uint64_t seq, int64_t received_at,
         return 0;
     }
     if ((rc = s_signer_reserve(idx, f.signer, &slot)) < 0
-        || (rc = pd_hash_reserve(idx->latest, f.n_parties)) < 0)
+        || (rc = pd_hash_reserve(idx->latest, idx->reserved + f.n_parties))
+               < 0)
         return rc;
     s_add(idx, seq, slot, &f);
     idx->scanned++;

@@ -19,6 +19,7 @@
 #ifndef PD_INDEX_H
 #define PD_INDEX_H
 
+#include "facts.h"
 #include "parley.h"
 
 #include <stdbool.h>
@@ -38,23 +39,40 @@ pd_index_t *pd_index_new(void);
 void pd_index_destroy(pd_index_t **idx);
 
 /*
- * Make room for one more record by signer, so that the pd_index_add() for
- * it that follows cannot fail (the daemon reserves before it appends to
- * the log).
+ * Make room for one more update by signer naming n_parties parties, so
+ * that adding it cannot fail (the daemon reserves before it appends to
+ * the log). Reservations add up until the updates are applied, so an
+ * update's latest state may be applied later (pd_index_apply()).
  *
  * Returns:   0 or -ENOMEM.
  */
 int pd_index_reserve(pd_index_t *idx,
-                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES]);
+                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                     size_t n_parties);
 
 /*
- * Record an accepted update: raise the signer's last seq, remember
- * (signer_seq, seq) for dedupe, and apply the update to the latest state.
- * Call pd_index_reserve() for the same signer first.
+ * Record an accepted update at once: pd_index_add_signer() and
+ * pd_index_apply(). Reserve for it first.
  */
 void pd_index_add(pd_index_t *idx, uint64_t seq,
                   const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
                   const parley_update_t *u);
+
+/*
+ * The order half of adding an update, when it is accepted: raise the
+ * signer's last seq and remember (signer_seq, seq) for dedupe. Reserve
+ * for the update first.
+ */
+void pd_index_add_signer(pd_index_t *idx, uint64_t seq,
+                         const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                         uint64_t signer_seq);
+
+/*
+ * The state half, when the update is durable: apply it (f, see facts.h)
+ * to the latest state and release its reservation. Updates are applied
+ * in seq order.
+ */
+void pd_index_apply(pd_index_t *idx, uint64_t seq, const parley__facts_t *f);
 
 /*
  * pd_store_scan_fn for pd_store_open(); ctx is the pd_index_t. Reads the

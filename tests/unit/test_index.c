@@ -52,7 +52,7 @@ static void
 s_add(pd_index_t *idx, uint64_t seq, const uint8_t *signer,
       const parley_update_t *u)
 {
-    assert_int_equal(pd_index_reserve(idx, signer), 0);
+    assert_int_equal(pd_index_reserve(idx, signer, u->n_parties), 0);
     pd_index_add(idx, seq, signer, u);
 }
 
@@ -192,7 +192,7 @@ test_signers_and_dedupe(void **state)
     assert_int_equal(pd_index_dedupe_lookup(idx, other, 100), 0);
     assert_false(pd_index_signer_last(idx, other, &last));
     /* Reserving for a signer does not make it known. */
-    assert_int_equal(pd_index_reserve(idx, other), 0);
+    assert_int_equal(pd_index_reserve(idx, other, 1), 0);
     assert_false(pd_index_signer_last(idx, other, &last));
     pd_index_stats_t st;
     pd_index_get_stats(idx, &st);
