@@ -168,6 +168,44 @@ pd_sip_word(pd_sip_t *s, uint64_t m)
     s->total += 8;
 }
 
+static inline uint32_t
+pd_sip_le32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+/* The n (1..7) bytes at p as a little-endian word, zero above them,
+ * reading no byte outside p[0..n). */
+static inline uint64_t
+pd_sip_tail(const uint8_t *p, size_t n)
+{
+    if (n >= 4)
+        return pd_sip_le32(p)
+               | (uint64_t)pd_sip_le32(p + n - 4) << (8 * (n - 4));
+    return p[0] | (uint64_t)p[n / 2] << (8 * (n / 2))
+           | (uint64_t)p[n - 1] << (8 * (n - 1));
+}
+
+/*
+ * Feed n bytes at p as whole words, the last one zero-filled (not
+ * SipHash's byte stream: a key made of several such pieces must also
+ * feed their lengths, as index.c does).
+ */
+static inline void
+pd_sip_padded(pd_sip_t *s, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (; n >= 8; b += 8, n -= 8)
+        pd_sip_word(s, pd_sip_le64(b));
+    if (n > 0)
+        pd_sip_word(s, pd_sip_tail(b, n));
+}
+
 /* The hash of the words fed and then tail_len (0..7) bytes in tail. */
 static inline uint64_t
 pd_sip_final(pd_sip_t *s, uint64_t tail, size_t tail_len, int drounds)

@@ -219,39 +219,6 @@ s_signer_add(pd_index_t *idx, s_signer_t *s, uint64_t signer_seq,
     idx->pairs++;
 }
 
-static inline uint32_t
-s_le32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    return v;
-}
-
-/* The n (1..7) bytes at p as a little-endian word, zero above them,
- * reading no byte outside p[0..n). */
-static inline uint64_t
-s_tail_word(const uint8_t *p, size_t n)
-{
-    if (n >= 4)
-        return s_le32(p) | (uint64_t)s_le32(p + n - 4) << (8 * (n - 4));
-    return p[0] | (uint64_t)p[n / 2] << (8 * (n / 2))
-           | (uint64_t)p[n - 1] << (8 * (n - 1));
-}
-
-/* Feed a slug as whole words, the last one zero-filled. */
-static inline void
-s_sip_slug(pd_sip_t *s, const char *slug, size_t n)
-{
-    const uint8_t *p = (const uint8_t *)slug;
-    for (; n >= 8; p += 8, n -= 8)
-        pd_sip_word(s, pd_sip_le64(p));
-    if (n > 0)
-        pd_sip_word(s, s_tail_word(p, n));
-}
-
 /*
  * The latest-state table holds keys of S_LATEST_KEY bytes: negotiation,
  * party (each NUL-padded to S_SLOT) and phase (4 bytes, little endian).
@@ -291,7 +258,7 @@ s_latest_put(pd_hash_t *h, const pd_sip_t *neg, const parley__facts_t *f,
     const char *party = f->parties[i];
     size_t party_len = f->party_lens[i];
     pd_sip_t st = *neg;
-    s_sip_slug(&st, party, party_len);
+    pd_sip_padded(&st, party, party_len);
     pd_sip_word(&st, (uint64_t)f->negotiation_len | (uint64_t)party_len << 8
                         | (uint64_t)f->phase << 16);
     uint64_t hash = pd_sip_final(&st, 0, 0, 3);
@@ -354,7 +321,7 @@ s_apply_latest(pd_index_t *idx, uint64_t seq, const parley__facts_t *f)
                                (uint8_t)(f->phase >> 24) };
     pd_sip_t neg;
     pd_sip_init(&neg, idx->latest->sipkey, 1);
-    s_sip_slug(&neg, f->negotiation, f->negotiation_len);
+    pd_sip_padded(&neg, f->negotiation, f->negotiation_len);
     /* Room for every party was reserved before. */
     for (size_t i = 0; i < f->n_parties; i++)
         s_latest_put(idx->latest, &neg, f, i, phase, seq);
