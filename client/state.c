@@ -330,6 +330,13 @@ parley_state_apply(parley_state_t *st, const parley_event_t *ev)
     case PARLEY_EVENT_GAP:
         /* Updates were missed: ask for the state as it is now. */
         return (rc = parley_state_fetch(st)) < 0 ? rc : 1;
+    case PARLEY_EVENT_CAUGHT_UP:
+        /* Everything up to its seq was handed out, and so applied: the
+         * table reflects it, also where the newest records held no entry
+         * (a snapshot's deliveries do not say how far it reached). */
+        if (parley_event_seq(ev) > st->seq)
+            st->seq = parley_event_seq(ev);
+        return 0;
     default:
         return 0;
     }

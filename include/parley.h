@@ -1082,13 +1082,14 @@ PARLEY_EXPORT void parley_state_destroy(parley_state_t **st);
 PARLEY_EXPORT int parley_state_fetch(parley_state_t *st) PARLEY_WARN_UNUSED;
 
 /*
- * Bring the table up to date with one event of a subscription (or of a
- * snapshot query): a delivery of a snapshot sets the entries it holds; a
- * live update the entries it names; a correction, a retraction, a gap or
- * a delivery that failed verification make the table fetch a new
- * snapshot (see above); deliveries at or below parley_state_seq() are
- * already reflected and skipped; other events change nothing. A stale
- * table fetches first.
+ * Bring the table up to date with one event of a subscription: a
+ * delivery of a snapshot sets the entries it holds; a live update the
+ * entries it names; a correction, a retraction, a gap or a delivery that
+ * failed verification make the table fetch a new snapshot (see above);
+ * deliveries at or below parley_state_seq() are already reflected and
+ * skipped; PARLEY_EVENT_CAUGHT_UP raises parley_state_seq() to its seq
+ * (everything up to it was handed out); other events change nothing. A
+ * stale table fetches first.
  *
  * Returns:   1 if the table changed (or was fetched again), 0 if not; or
  *            a code of parley_state_fetch() (the table is then stale and
@@ -1129,8 +1130,9 @@ parley_state_entry(const parley_state_t *st, size_t i,
                    const char **negotiation, const char **party,
                    uint32_t *phase);
 
-/* The seq of the log the table reflects: the snapshot's, or the last
- * delivery applied since. */
+/* The seq of the log the table reflects: the snapshot's, the last
+ * delivery applied since, or the seq of the subscriber's last
+ * PARLEY_EVENT_CAUGHT_UP, whichever is highest. */
 PARLEY_EXPORT uint64_t parley_state_seq(const parley_state_t *st);
 
 /* Deliveries that failed verification since the table was made (their
