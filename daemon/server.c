@@ -94,6 +94,7 @@ s_open_store(pd_server_t *self, int *err)
         .max_age_ms = (int64_t)cfg->retention_age * 1000,
         .sync = cfg->fsync,
         .max_record = cfg->max_message_bytes,
+        .reserve = cfg->disk_reserve,
     };
     char errbuf[512] = "";
     pd_store_t *store = pd_store_open(cfg->state_dir, &opts, pd_index_scan,
@@ -418,6 +419,14 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify_status(self);
     for (;;) {
         long timeout = s_timers(self);
+        /* The state directory still ours? (store.c; stops the daemon.) */
+        long watch = pd_store_watch(self->store, parley__mono_ms());
+        if (watch < 0) {
+            rc = (int)watch;
+            break;
+        }
+        if (watch < timeout)
+            timeout = watch;
         if (pd_api_pending(self->api))
             timeout = 0; /* requests read ahead wait to be handled */
         zmq_pollitem_t items[3 + PD_ZAP_NITEMS] = {
