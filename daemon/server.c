@@ -13,6 +13,7 @@
 #include "log.h"
 #include "sign.h"
 #include "store.h"
+#include "trust.h"
 #include "wire.h"
 #include "zap.h"
 
@@ -263,7 +264,7 @@ s_reload(pd_server_t *self)
         level = fresh.log_level;
     }
     parley_keyring_t *ring =
-        parley_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
+        pd_trust_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
     if (ring == NULL) {
         pd_log(PD_LOG_ERROR,
                "reload FAILED, keeping the old keyring (%zu signers) and "
