@@ -404,11 +404,24 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
 
 /* --- the disk reserve ----------------------------------------------------- */
 
+/* fallocate(KEEP_SIZE) len bytes from off; 0 or -errno. */
+static int
+s_allocate(int fd, uint64_t off, uint64_t len)
+{
+    int rc;
+    do {
+        rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : -errno;
+}
+
 /*
  * Keep opts.reserve bytes allocated past the end of the newest segment
  * seg: allocate them when less than half is left (or always, with
- * force). Where the file system cannot preallocate, check instead (with
- * force only) that as much is free. seg NULL (no segment yet): that check.
+ * force). Without force, when the whole reserve does not fit, as much of
+ * it as does (halving down to a page) is taken, and -ENOSPC returned.
+ * Where the file system cannot preallocate, check instead (with force
+ * only) that as much is free. seg NULL (no segment yet): that check.
  *
  * Returns:   0, or -errno (-ENOSPC: not enough space).
  */
@@ -423,17 +436,22 @@ s_keep_reserve(pd_store_t *self, segment_t *seg, bool force)
             || self->reserved_to >= seg->bytes + want / 2))
         return 0;
     if (seg != NULL && !self->no_prealloc) {
-        int rc;
-        do {
-            rc = fallocate(seg->fd, FALLOC_FL_KEEP_SIZE, (off_t)seg->bytes,
-                           (off_t)want);
-        } while (rc != 0 && errno == EINTR);
+        int rc = s_allocate(seg->fd, seg->bytes, want);
         if (rc == 0) {
             self->reserved_to = seg->bytes + want;
             return 0;
         }
-        if (errno != EOPNOTSUPP && errno != ENOSYS)
-            return -errno;
+        if (rc == -ENOSPC && !force) {
+            for (uint64_t len = want / 2; len >= 4096; len /= 2)
+                if (seg->bytes + len > self->reserved_to
+                    && s_allocate(seg->fd, seg->bytes, len) == 0) {
+                    self->reserved_to = seg->bytes + len;
+                    break;
+                }
+            return rc;
+        }
+        if (rc != -EOPNOTSUPP && rc != -ENOSYS)
+            return rc;
         self->no_prealloc = true;
         pd_log(PD_LOG_INFO,
                "store: the file system of %s cannot preallocate; its free "
