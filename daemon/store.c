@@ -267,6 +267,26 @@ s_same_file(const struct stat *a, const struct stat *b)
 }
 
 /*
+ * Is the state directory still linked? Returns 0 or the fatal error;
+ * *held (may be NULL) gets what fstat said of it.
+ */
+static int
+s_check_dir(pd_store_t *self, struct stat *held)
+{
+    struct stat st;
+    if (fstat(self->dirfd, &st) != 0)
+        return s_fatal(self, -errno, "cannot stat %s: %s", self->dir,
+                       strerror(errno));
+    if (st.st_nlink == 0)
+        return s_fatal(self, -ENOENT,
+                       "state directory %s was removed while parleyd ran",
+                       self->dir);
+    if (held != NULL)
+        *held = st;
+    return 0;
+}
+
+/*
  * The check before records count as durable (once per sync, two fstat
  * calls): the segment just synced and the directory must still be
  * linked, or what was written is in files that no restart will find.
@@ -282,14 +302,7 @@ s_check_linked(pd_store_t *self, int fd, const char *name)
         return s_fatal(self, -ENOENT,
                        "segment %s/%s was removed while parleyd wrote to it",
                        self->dir, name);
-    if (fstat(self->dirfd, &st) != 0)
-        return s_fatal(self, -errno, "cannot stat %s: %s", self->dir,
-                       strerror(errno));
-    if (st.st_nlink == 0)
-        return s_fatal(self, -ENOENT,
-                       "state directory %s was removed while parleyd ran",
-                       self->dir);
-    return 0;
+    return s_check_dir(self, NULL);
 }
 
 /*
@@ -313,13 +326,9 @@ static int
 s_check_paths(pd_store_t *self)
 {
     struct stat held, now;
-    if (fstat(self->dirfd, &held) != 0)
-        return s_fatal(self, -errno, "cannot stat %s: %s", self->dir,
-                       strerror(errno));
-    if (held.st_nlink == 0)
-        return s_fatal(self, -ENOENT,
-                       "state directory %s was removed while parleyd ran",
-                       self->dir);
+    int rc = s_check_dir(self, &held);
+    if (rc < 0)
+        return rc;
     if (stat(self->dir, &now) != 0 || !s_same_file(&held, &now))
         return s_fatal(self, -ENOENT,
                        "%s is no longer the state directory parleyd opened "
@@ -1274,11 +1283,8 @@ s_roll(pd_store_t *self, uint64_t seq)
                     S_FILE_MODE);
     if (fd < 0) {
         int rc = -errno;
-        struct stat st;
-        if (fstat(self->dirfd, &st) == 0 && st.st_nlink == 0)
-            return s_fatal(self, -ENOENT,
-                           "state directory %s was removed while parleyd ran",
-                           self->dir);
+        if (rc == -ENOENT && s_check_dir(self, NULL) < 0)
+            return self->fatal_rc;
         return s_soft(self, rc, "cannot create %s/%s: %s", self->dir, name,
                       strerror(-rc));
     }
@@ -1549,7 +1555,8 @@ s_note_step(pd_store_t *self, int64_t now_ms, int64_t mono_ms)
            "store: the wall clock stepped %s by %" PRId64 " s; retention "
            "measures ages on the monotonic clock, so the step neither "
            "removes recent segments nor keeps old ones",
-           step > 0 ? "forward" : "back", (step > 0 ? step : -step) / 1000);
+           step > 0 ? "forward" : "back",
+           ((step > 0 ? step : -step) + 500) / 1000);
     self->clock_off = off;
 }
 

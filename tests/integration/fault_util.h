@@ -11,7 +11,9 @@
  *     harness starts, and writing its control file;
  *   - waiting for a daemon to exit on its own, and reading its log;
  *   - publishing one update at a time through a raw api client, keeping
- *     what was acked.
+ *     what was acked;
+ *   - a fixture: a directory with a key and a keyring, a daemon, a
+ *     publisher, all cleaned up at the end.
  */
 #ifndef PARLEY_FAULT_UTIL_H
 #define PARLEY_FAULT_UTIL_H
@@ -24,6 +26,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+
+/* --------------------------------------------------------------- setup */
+
+/*
+ * Make a fresh temporary directory dir holding a key pair "desk" (from
+ * seed_byte) and dir/keyring, which trusts it for everything (mode 0600).
+ * Returns 0 or a negative error (printed by the harness).
+ */
+static inline int
+fu_dir_make(char dir[PH_PATH_MAX], ph_key_t *key, uint8_t seed_byte,
+            char keyring[PH_PATH_MAX])
+{
+    char ring[1024] = "";
+    int rc = ph_tmpdir_make(dir, PH_PATH_MAX);
+    if (rc == 0)
+        rc = ph_key_make(key, dir, "desk", seed_byte);
+    if (rc == 0)
+        rc = ph_keyring_add(ring, sizeof(ring), key, "*", "*", "*");
+    if (rc == 0)
+        rc = ph_path(keyring, PH_PATH_MAX, dir, "keyring");
+    if (rc == 0)
+        rc = ph_file_write(keyring, ring, strlen(ring), 0600);
+    return rc;
+}
 
 /* ------------------------------------------------------- the fault shim */
 
@@ -259,6 +285,71 @@ fu_log_is_acked(const char *api, const fu_pub_t *p)
     }
     du_log_free(&log);
     return ok;
+}
+
+/* ------------------------------------------------------------ fixture */
+
+/* What each test here starts from, and what its end cleans up. */
+typedef struct fu_fix {
+    char dir[PH_PATH_MAX];     /* temporary directory, removed at the end */
+    char keyring[PH_PATH_MAX]; /* dir/keyring, trusting key */
+    ph_key_t key;              /* "desk" */
+    ph_daemon_t d;             /* stopped at the end if it still runs */
+    fu_pub_t pub;              /* closed at the end (may stay zeroed) */
+    bool ok;                   /* the test passed: no daemon log printed */
+} fu_fix_t;
+
+/* fu_dir_make() into a zeroed f. Returns 0 or a negative error. */
+static inline int
+fu_fix_init(fu_fix_t *f, uint8_t seed_byte)
+{
+    memset(f, 0, sizeof(*f));
+    return fu_dir_make(f->dir, &f->key, seed_byte, f->keyring);
+}
+
+/* The end of a test: stop (a stopped daemon is continued first), close,
+ * free and remove what f holds. */
+static inline void
+fu_fix_done(fu_fix_t *f)
+{
+    if (f->d.pid > 0)
+        kill(f->d.pid, SIGCONT);
+    ph_daemon_teardown(&f->d, f->ok);
+    fu_pub_close(&f->pub);
+    ph_key_free(&f->key);
+    ph_tmpdir_remove(f->dir);
+}
+
+/*
+ * After a failure and a restart: the daemon f->d holds exactly the
+ * updates f->pub saw acked, found no torn tail to cut (the store had cut
+ * the file back itself), and acks a new update as the next seq. f->pub
+ * starts afresh. Prints what is wrong; returns true if all is well.
+ */
+static inline bool
+fu_recovered(fu_fix_t *f)
+{
+    const uint64_t next = f->pub.n_acked + 1;
+    if (!fu_log_is_acked(f->d.api, &f->pub))
+        return false;
+    ph_stats_t st;
+    if (ph_stats_fetch(f->d.api, &st) != 0)
+        return false;
+    if (du_stat(&st, "store_truncated_bytes") != 0) {
+        fprintf(stderr, "[fault] the restart cut a torn tail\n");
+        return false;
+    }
+    fu_pub_close(&f->pub);
+    int rc = fu_pub_open(&f->pub, f->d.api, &f->key);
+    if (rc == 0)
+        rc = fu_publish(&f->pub, "after", 0, 5000);
+    if (rc != 0 || f->pub.seqs[0] != next) {
+        fprintf(stderr, "[fault] the next update was not acked as seq %llu "
+                        "(%s)\n",
+                (unsigned long long)next, parley_strerror(rc));
+        return false;
+    }
+    return true;
 }
 
 #endif /* PARLEY_FAULT_UTIL_H */

@@ -39,17 +39,14 @@ s_publish(fu_pub_t *p, const char *tag, size_t n)
 }
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    ph_key_t key;
-    ph_daemon_t d;
-    bool ok;
+    fu_fix_t fx;
 } s_fix_t;
 
 static int
 s_setup(void **state)
 {
     s_fix_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || ph_tmpdir_make(f->dir, sizeof(f->dir)) != 0) {
+    if (f == NULL || fu_fix_init(&f->fx, 14) != 0) {
         free(f);
         return -1;
     }
@@ -61,9 +58,7 @@ static int
 s_teardown(void **state)
 {
     s_fix_t *f = *state;
-    ph_daemon_teardown(&f->d, f->ok);
-    ph_key_free(&f->key);
-    ph_tmpdir_remove(f->dir);
+    fu_fix_done(&f->fx);
     free(f);
     return 0;
 }
@@ -72,19 +67,15 @@ static void
 test_forward_step(void **state)
 {
     s_fix_t *f = *state;
-    const char *dir = f->dir;
-    ph_key_t *const k = &f->key;
-    ph_daemon_t *const dp = &f->d;
-    char keyring[PH_PATH_MAX], config[PH_PATH_MAX];
-    char ctl[PH_PATH_MAX], ring[1024] = "";
+    const char *dir = f->fx.dir;
+    ph_key_t *const k = &f->fx.key;
+    ph_daemon_t *const dp = &f->fx.d;
+    const char *keyring = f->fx.keyring;
+    char config[PH_PATH_MAX], ctl[PH_PATH_MAX];
     fu_pub_t pub;
     fu_env_t env;
-    assert_int_equal(ph_key_make(k, dir, "desk", 14), 0);
-    assert_int_equal(ph_keyring_add(ring, sizeof(ring), k, "*", "*", "*"), 0);
-    ph_path(keyring, sizeof(keyring), dir, "keyring");
     ph_path(config, sizeof(config), dir, "parleyd.conf");
     ph_path(ctl, sizeof(ctl), dir, "fault.ctl");
-    assert_int_equal(ph_file_write(keyring, ring, strlen(ring), 0600), 0);
     assert_int_equal(du_config_write(config, "retention_age 3600\n"
                                              "segment_bytes 64K\n"
                                              "fsync off\n"
@@ -151,7 +142,7 @@ test_forward_step(void **state)
     du_log_free(&log);
 
     assert_int_equal(ph_daemon_stop(dp), 0);
-    f->ok = true;
+    f->fx.ok = true;
 }
 
 int

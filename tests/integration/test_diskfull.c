@@ -31,36 +31,26 @@
 #define S_MAX 5000 /* updates tried after the fill, at most */
 
 typedef struct {
-    char dir[PH_PATH_MAX];
+    fu_fix_t fx;
     char top[PH_PATH_MAX];    /* the daemon's directory: log, config */
     char state[PH_PATH_MAX];  /* top/state: the tmpfs */
-    char keyring[PH_PATH_MAX];
     char config[PH_PATH_MAX];
     char ctl[PH_PATH_MAX];
     char filler[PH_PATH_MAX];
     bool mounted;             /* else: the fault library fakes ENOSPC */
-    ph_key_t key;
-    ph_daemon_t d;
-    fu_pub_t pub;
-    bool ok;
 } s_fix_t;
 
 static int
 s_setup(void **state)
 {
     s_fix_t *f = calloc(1, sizeof(*f));
-    char ring[1024] = "";
     const char *conf = "disk_reserve 256K\nsegment_bytes 64K\nrate_limit 0\n";
-    if (f == NULL || ph_tmpdir_make(f->dir, sizeof(f->dir)) != 0
-        || ph_key_make(&f->key, f->dir, "desk", 13) != 0
-        || ph_keyring_add(ring, sizeof(ring), &f->key, "*", "*", "*") != 0
-        || ph_path(f->keyring, sizeof(f->keyring), f->dir, "keyring") != 0
-        || ph_path(f->config, sizeof(f->config), f->dir, "parleyd.conf") != 0
-        || ph_path(f->ctl, sizeof(f->ctl), f->dir, "fault.ctl") != 0
-        || ph_path(f->top, sizeof(f->top), f->dir, "d") != 0
+    if (f == NULL || fu_fix_init(&f->fx, 13) != 0
+        || ph_path(f->config, sizeof(f->config), f->fx.dir, "parleyd.conf") != 0
+        || ph_path(f->ctl, sizeof(f->ctl), f->fx.dir, "fault.ctl") != 0
+        || ph_path(f->top, sizeof(f->top), f->fx.dir, "d") != 0
         || ph_path(f->state, sizeof(f->state), f->top, "state") != 0
         || ph_path(f->filler, sizeof(f->filler), f->state, "filler") != 0
-        || ph_file_write(f->keyring, ring, strlen(ring), 0600) != 0
         || du_config_write(f->config, conf) != 0
         || mkdir(f->top, 0700) != 0 || mkdir(f->state, 0700) != 0) {
         free(f);
@@ -82,12 +72,11 @@ static int
 s_teardown(void **state)
 {
     s_fix_t *f = *state;
-    ph_daemon_teardown(&f->d, f->ok);
-    fu_pub_close(&f->pub);
+    if (f->fx.d.pid > 0)
+        ph_daemon_stop(&f->fx.d); /* before its file system goes */
     if (f->mounted)
         umount2(f->state, MNT_DETACH);
-    ph_key_free(&f->key);
-    ph_tmpdir_remove(f->dir);
+    fu_fix_done(&f->fx);
     free(f);
     return 0;
 }
@@ -100,8 +89,8 @@ s_start(s_fix_t *f, bool again)
     fu_env_t env;
     if (!f->mounted)
         fu_preload(&env, f->ctl);
-    int rc = again ? ph_daemon_restart(&f->d, f->keyring, extra)
-                   : ph_daemon_start(&f->d, f->top, f->keyring, extra);
+    int rc = again ? ph_daemon_restart(&f->fx.d, f->fx.keyring, extra)
+                   : ph_daemon_start(&f->fx.d, f->top, f->fx.keyring, extra);
     if (!f->mounted)
         fu_unpreload(&env);
     return rc;
@@ -154,44 +143,37 @@ test_disk_full(void **state)
 {
     s_fix_t *f = *state;
     assert_int_equal(s_start(f, false), 0);
-    assert_int_equal(fu_pub_open(&f->pub, f->d.api, &f->key), 0);
+    assert_int_equal(fu_pub_open(&f->fx.pub, f->fx.d.api, &f->fx.key), 0);
     for (size_t i = 0; i < S_BEFORE; i++)
-        assert_int_equal(fu_publish(&f->pub, "before", i, S_TIMEOUT), 0);
+        assert_int_equal(fu_publish(&f->fx.pub, "before", i, S_TIMEOUT), 0);
 
     s_fill(f);
     /* Acked for a while on the reserve, then one fails: not acked. */
     int rc = 0;
     size_t tried = 0;
     while (rc == 0 && tried < S_MAX)
-        rc = fu_publish(&f->pub, "full", tried++, 3000);
-    const size_t acked = f->pub.n_acked;
+        rc = fu_publish(&f->fx.pub, "full", tried++, 3000);
+    const size_t acked = f->fx.pub.n_acked;
     fprintf(stderr, "[diskfull] %zu updates acked after the disk filled\n",
             acked - S_BEFORE);
     assert_int_not_equal(rc, 0);
     assert_true(acked > S_BEFORE + 100);
-    assert_int_equal(fu_wait_exit(&f->d, S_TIMEOUT), 1);
+    assert_int_equal(fu_wait_exit(&f->fx.d, S_TIMEOUT), 1);
     if (f->mounted)
-        assert_true(fu_log_has(&f->d, "disk nearly full"));
-    assert_true(fu_log_has(&f->d, "No space left on device"));
-    assert_true(fu_log_has(&f->d, "updates not acked, stopping"));
+        assert_true(fu_log_has(&f->fx.d, "disk nearly full"));
+    assert_true(fu_log_has(&f->fx.d, "No space left on device"));
+    assert_true(fu_log_has(&f->fx.d, "updates not acked, stopping"));
 
     /* Still full: refused, before it ever answers. */
     s_still_full(f);
     assert_int_equal(s_start(f, true), -ECHILD);
-    assert_true(fu_log_has(&f->d, "cannot keep 262144 bytes free for the log"));
+    assert_true(fu_log_has(&f->fx.d, "cannot keep 262144 bytes free for the log"));
 
     /* Space again: every acked update, nothing else, and on it goes. */
     s_free(f);
     assert_int_equal(s_start(f, true), 0);
-    assert_true(fu_log_is_acked(f->d.api, &f->pub));
-    ph_stats_t st;
-    assert_int_equal(ph_stats_fetch(f->d.api, &st), 0);
-    assert_int_equal(du_stat(&st, "store_truncated_bytes"), 0);
-    fu_pub_close(&f->pub);
-    assert_int_equal(fu_pub_open(&f->pub, f->d.api, &f->key), 0);
-    assert_int_equal(fu_publish(&f->pub, "again", 0, S_TIMEOUT), 0);
-    assert_int_equal(f->pub.seqs[0], acked + 1);
-    f->ok = true;
+    assert_true(fu_recovered(&f->fx));
+    f->fx.ok = true;
 }
 
 int

@@ -25,34 +25,24 @@
 #define S_ACKED 10
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    char keyring[PH_PATH_MAX];
+    fu_fix_t fx;
     char ctl[PH_PATH_MAX];
-    ph_key_t key;
-    ph_daemon_t d;
-    fu_pub_t pub;
-    bool ok;
 } s_fix_t;
 
 static int
 s_setup(void **state)
 {
     s_fix_t *f = calloc(1, sizeof(*f));
-    char ring[1024] = "";
-    if (f == NULL || ph_tmpdir_make(f->dir, sizeof(f->dir)) != 0
-        || ph_key_make(&f->key, f->dir, "desk", 12) != 0
-        || ph_keyring_add(ring, sizeof(ring), &f->key, "*", "*", "*") != 0
-        || ph_path(f->keyring, sizeof(f->keyring), f->dir, "keyring") != 0
-        || ph_path(f->ctl, sizeof(f->ctl), f->dir, "fault.ctl") != 0
-        || ph_file_write(f->keyring, ring, strlen(ring), 0600) != 0) {
+    if (f == NULL || fu_fix_init(&f->fx, 12) != 0
+        || ph_path(f->ctl, sizeof(f->ctl), f->fx.dir, "fault.ctl") != 0) {
         free(f);
         return -1;
     }
     fu_env_t env;
     fu_preload(&env, f->ctl);
-    int rc = ph_daemon_start(&f->d, f->dir, f->keyring, NULL);
+    int rc = ph_daemon_start(&f->fx.d, f->fx.dir, f->fx.keyring, NULL);
     fu_unpreload(&env);
-    if (rc != 0 || fu_pub_open(&f->pub, f->d.api, &f->key) != 0) {
+    if (rc != 0 || fu_pub_open(&f->fx.pub, f->fx.d.api, &f->fx.key) != 0) {
         free(f);
         return -1;
     }
@@ -64,10 +54,7 @@ static int
 s_teardown(void **state)
 {
     s_fix_t *f = *state;
-    ph_daemon_teardown(&f->d, f->ok);
-    fu_pub_close(&f->pub);
-    ph_key_free(&f->key);
-    ph_tmpdir_remove(f->dir);
+    fu_fix_done(&f->fx);
     free(f);
     return 0;
 }
@@ -81,33 +68,25 @@ static void
 s_run(s_fix_t *f, const char *ctl_text, const char *const *want)
 {
     for (size_t i = 0; i < S_ACKED; i++) {
-        int rc = fu_publish(&f->pub, "before", i, S_TIMEOUT);
+        int rc = fu_publish(&f->fx.pub, "before", i, S_TIMEOUT);
         if (rc != 0)
             fail_msg("publish %zu: %s", i, parley_strerror(rc));
     }
     assert_int_equal(fu_ctl_write(f->ctl, ctl_text), 0);
-    int rc = fu_publish(&f->pub, "failing", 0, 3000);
+    int rc = fu_publish(&f->fx.pub, "failing", 0, 3000);
     if (rc == 0)
         fail_msg("an update whose write failed was acked as seq %llu",
-                 (unsigned long long)f->pub.seqs[f->pub.n_acked - 1]);
-    assert_int_equal(fu_wait_exit(&f->d, S_TIMEOUT), 1);
+                 (unsigned long long)f->fx.pub.seqs[f->fx.pub.n_acked - 1]);
+    assert_int_equal(fu_wait_exit(&f->fx.d, S_TIMEOUT), 1);
     for (size_t i = 0; want[i] != NULL; i++)
-        if (!fu_log_has(&f->d, want[i]))
+        if (!fu_log_has(&f->fx.d, want[i]))
             fail_msg("the daemon's log does not say \"%s\"", want[i]);
 
     /* Restarted without the fault: the acked ones, nothing else. */
     assert_int_equal(fu_ctl_write(f->ctl, ""), 0);
-    assert_int_equal(ph_daemon_restart(&f->d, f->keyring, NULL), 0);
-    assert_true(fu_log_is_acked(f->d.api, &f->pub));
-    ph_stats_t st;
-    assert_int_equal(ph_stats_fetch(f->d.api, &st), 0);
-    assert_int_equal(du_stat(&st, "store_truncated_bytes"), 0);
-    /* And it takes the next update as the next seq. */
-    fu_pub_close(&f->pub);
-    assert_int_equal(fu_pub_open(&f->pub, f->d.api, &f->key), 0);
-    assert_int_equal(fu_publish(&f->pub, "after", 0, S_TIMEOUT), 0);
-    assert_int_equal(f->pub.seqs[0], S_ACKED + 1);
-    f->ok = true;
+    assert_int_equal(ph_daemon_restart(&f->fx.d, f->fx.keyring, NULL), 0);
+    assert_true(fu_recovered(&f->fx));
+    f->fx.ok = true;
 }
 
 static void

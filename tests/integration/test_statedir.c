@@ -30,25 +30,16 @@
 #define S_TIMEOUT 5000
 
 typedef struct {
-    char dir[PH_PATH_MAX];
-    char keyring[PH_PATH_MAX];
-    ph_key_t key;
-    ph_daemon_t d;
-    fu_pub_t pub;
+    fu_fix_t fx;
 } s_fix_t;
 
 static int
 s_setup(void **state)
 {
     s_fix_t *f = calloc(1, sizeof(*f));
-    char ring[1024] = "";
-    if (f == NULL || ph_tmpdir_make(f->dir, sizeof(f->dir)) != 0
-        || ph_key_make(&f->key, f->dir, "desk", 11) != 0
-        || ph_keyring_add(ring, sizeof(ring), &f->key, "*", "*", "*") != 0
-        || ph_path(f->keyring, sizeof(f->keyring), f->dir, "keyring") != 0
-        || ph_file_write(f->keyring, ring, strlen(ring), 0600) != 0
-        || ph_daemon_start(&f->d, f->dir, f->keyring, NULL) != 0
-        || fu_pub_open(&f->pub, f->d.api, &f->key) != 0) {
+    if (f == NULL || fu_fix_init(&f->fx, 11) != 0
+        || ph_daemon_start(&f->fx.d, f->fx.dir, f->fx.keyring, NULL) != 0
+        || fu_pub_open(&f->fx.pub, f->fx.d.api, &f->fx.key) != 0) {
         free(f);
         return -1;
     }
@@ -60,12 +51,7 @@ static int
 s_teardown(void **state)
 {
     s_fix_t *f = *state;
-    if (f->d.pid > 0)
-        kill(f->d.pid, SIGCONT);
-    ph_daemon_teardown(&f->d, true);
-    fu_pub_close(&f->pub);
-    ph_key_free(&f->key);
-    ph_tmpdir_remove(f->dir);
+    fu_fix_done(&f->fx);
     free(f);
     return 0;
 }
@@ -75,7 +61,7 @@ static void
 s_publish_acked(s_fix_t *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int rc = fu_publish(&f->pub, "before", i, S_TIMEOUT);
+        int rc = fu_publish(&f->fx.pub, "before", i, S_TIMEOUT);
         if (rc != 0)
             fail_msg("publish %zu: %s", i, parley_strerror(rc));
     }
@@ -92,15 +78,15 @@ s_second_refused(s_fix_t *f)
     ph_endpoint(api, ph_free_port());
     ph_endpoint(feed, ph_free_port());
     const char *argv[] = { PARLEYD_BIN, "--api", api, "--feed", feed,
-                           "--state-dir", f->d.state_dir, "--keyring",
-                           f->keyring, NULL };
+                           "--state-dir", f->fx.d.state_dir, "--keyring",
+                           f->fx.keyring, NULL };
     ph_proc_t p = PH_PROC_INIT;
     assert_int_equal(ph_run(&p, argv, NULL, NULL, NULL, S_TIMEOUT), 0);
     if (p.timed_out || p.status != 1 || strstr(p.err, "in use") == NULL) {
         ph_proc_report(&p, "second parleyd on the same path");
         ph_proc_free(&p);
         fail_msg("a second parleyd on %s did not refuse to start",
-                 f->d.state_dir);
+                 f->fx.d.state_dir);
     }
     ph_proc_free(&p);
 }
@@ -110,23 +96,24 @@ test_removed_while_publishing(void **state)
 {
     s_fix_t *f = *state;
     s_publish_acked(f, 5);
-    assert_int_equal(ph_tmpdir_remove(f->d.state_dir), 0);
+    assert_int_equal(ph_tmpdir_remove(f->fx.d.state_dir), 0);
     /* Sent after the removal: never acked, since it cannot be recovered. */
-    int rc = fu_publish(&f->pub, "after", 0, 3000);
+    int rc = fu_publish(&f->fx.pub, "after", 0, 3000);
     if (rc == 0)
         fail_msg("an update sent after rm -rf of the state directory was "
                  "acked as seq %llu",
-                 (unsigned long long)f->pub.seqs[f->pub.n_acked - 1]);
-    assert_int_equal(fu_wait_exit(&f->d, S_TIMEOUT), 1);
-    assert_true(fu_log_has(&f->d, "was removed"));
-    assert_true(fu_log_has(&f->d, "nothing more is written or acked"));
-    assert_true(fu_log_has(&f->d, "parleyd stopped after an error"));
+                 (unsigned long long)f->fx.pub.seqs[f->fx.pub.n_acked - 1]);
+    assert_int_equal(fu_wait_exit(&f->fx.d, S_TIMEOUT), 1);
+    assert_true(fu_log_has(&f->fx.d, "was removed"));
+    assert_true(fu_log_has(&f->fx.d, "nothing more is written or acked"));
+    assert_true(fu_log_has(&f->fx.d, "parleyd stopped after an error"));
     /* A daemon on the path now: what was acked after the removal (none)
      * is all it may hold. */
-    assert_int_equal(ph_daemon_restart(&f->d, f->keyring, NULL), 0);
+    assert_int_equal(ph_daemon_restart(&f->fx.d, f->fx.keyring, NULL), 0);
     fu_pub_t none;
     memset(&none, 0, sizeof(none));
-    assert_true(fu_log_is_acked(f->d.api, &none));
+    assert_true(fu_log_is_acked(f->fx.d.api, &none));
+    f->fx.ok = true;
 }
 
 static void
@@ -134,13 +121,14 @@ test_removed_idle(void **state)
 {
     s_fix_t *f = *state;
     s_publish_acked(f, 2);
-    assert_int_equal(ph_tmpdir_remove(f->d.state_dir), 0);
+    assert_int_equal(ph_tmpdir_remove(f->fx.d.state_dir), 0);
     /* Nothing is published: the loop's timer finds it. */
-    assert_int_equal(fu_wait_exit(&f->d, S_TIMEOUT), 1);
+    assert_int_equal(fu_wait_exit(&f->fx.d, S_TIMEOUT), 1);
     char want[PH_PATH_MAX + 64];
     snprintf(want, sizeof(want), "state directory %s was removed",
-             f->d.state_dir);
-    assert_true(fu_log_has(&f->d, want));
+             f->fx.d.state_dir);
+    assert_true(fu_log_has(&f->fx.d, want));
+    f->fx.ok = true;
 }
 
 static void
@@ -149,17 +137,18 @@ test_second_daemon(void **state)
     s_fix_t *f = *state;
     s_publish_acked(f, 3);
     /* The first cannot run its checks while stopped. */
-    assert_int_equal(kill(f->d.pid, SIGSTOP), 0);
-    assert_int_equal(ph_tmpdir_remove(f->d.state_dir), 0);
+    assert_int_equal(kill(f->fx.d.pid, SIGSTOP), 0);
+    assert_int_equal(ph_tmpdir_remove(f->fx.d.state_dir), 0);
     s_second_refused(f);
-    assert_int_equal(kill(f->d.pid, SIGCONT), 0);
-    assert_int_equal(fu_wait_exit(&f->d, S_TIMEOUT), 1);
+    assert_int_equal(kill(f->fx.d.pid, SIGCONT), 0);
+    assert_int_equal(fu_wait_exit(&f->fx.d, S_TIMEOUT), 1);
     /* The first is gone: the path is free. */
-    assert_int_equal(ph_daemon_restart(&f->d, f->keyring, NULL), 0);
-    fu_pub_close(&f->pub);
-    assert_int_equal(fu_pub_open(&f->pub, f->d.api, &f->key), 0);
-    assert_int_equal(fu_publish(&f->pub, "fresh", 0, S_TIMEOUT), 0);
-    assert_int_equal(f->pub.seqs[0], 1);
+    assert_int_equal(ph_daemon_restart(&f->fx.d, f->fx.keyring, NULL), 0);
+    fu_pub_close(&f->fx.pub);
+    assert_int_equal(fu_pub_open(&f->fx.pub, f->fx.d.api, &f->fx.key), 0);
+    assert_int_equal(fu_publish(&f->fx.pub, "fresh", 0, S_TIMEOUT), 0);
+    assert_int_equal(f->fx.pub.seqs[0], 1);
+    f->fx.ok = true;
 }
 
 static void
@@ -168,12 +157,13 @@ test_lock_removed(void **state)
     s_fix_t *f = *state;
     s_publish_acked(f, 2);
     char lock[PH_PATH_MAX];
-    assert_int_equal(ph_path(lock, sizeof(lock), f->d.state_dir, "store.lock"),
+    assert_int_equal(ph_path(lock, sizeof(lock), f->fx.d.state_dir, "store.lock"),
                      0);
     assert_int_equal(unlink(lock), 0);
     s_second_refused(f);
-    assert_int_equal(fu_wait_exit(&f->d, S_TIMEOUT), 1);
-    assert_true(fu_log_has(&f->d, "store.lock was removed or replaced"));
+    assert_int_equal(fu_wait_exit(&f->fx.d, S_TIMEOUT), 1);
+    assert_true(fu_log_has(&f->fx.d, "store.lock was removed or replaced"));
+    f->fx.ok = true;
 }
 
 int

@@ -33,26 +33,18 @@
 #define S_NOBODY 65534
 
 typedef struct {
-    char dir[PH_PATH_MAX];
+    fu_fix_t fx;
     char state[PH_PATH_MAX];   /* dir/state, made by the test when needed */
-    char keyring[PH_PATH_MAX]; /* dir/keyring: trusts key */
-    ph_key_t key, key2;
-    ph_daemon_t d;
-    bool ok;
+    ph_key_t key2;             /* a second signer, not in the keyring */
 } s_fix_t;
 
 static int
 s_setup(void **state)
 {
     s_fix_t *f = calloc(1, sizeof(*f));
-    char ring[1024] = "";
-    if (f == NULL || ph_tmpdir_make(f->dir, sizeof(f->dir)) != 0
-        || ph_key_make(&f->key, f->dir, "desk", 21) != 0
-        || ph_key_make(&f->key2, f->dir, "wire", 22) != 0
-        || ph_keyring_add(ring, sizeof(ring), &f->key, "*", "*", "*") != 0
-        || ph_path(f->keyring, sizeof(f->keyring), f->dir, "keyring") != 0
-        || ph_path(f->state, sizeof(f->state), f->dir, "state") != 0
-        || ph_file_write(f->keyring, ring, strlen(ring), 0644) != 0) {
+    if (f == NULL || fu_fix_init(&f->fx, 21) != 0
+        || ph_key_make(&f->key2, f->fx.dir, "wire", 22) != 0
+        || ph_path(f->state, sizeof(f->state), f->fx.dir, "state") != 0) {
         free(f);
         return -1;
     }
@@ -64,10 +56,8 @@ static int
 s_teardown(void **state)
 {
     s_fix_t *f = *state;
-    ph_daemon_teardown(&f->d, f->ok);
-    ph_key_free(&f->key);
     ph_key_free(&f->key2);
-    ph_tmpdir_remove(f->dir);
+    fu_fix_done(&f->fx);
     free(f);
     return 0;
 }
@@ -132,20 +122,20 @@ test_state_dir(void **state)
              "and others (mode 0777)", f->state);
     snprintf(want[1], sizeof(want[1]), "fix: chmod 700 %s", f->state);
     const char *w[] = { want[0], want[1], NULL };
-    s_refused(f, f->keyring, NULL, w);
+    s_refused(f, f->fx.keyring, NULL, w);
     assert_int_equal(chmod(f->state, 0770), 0);
     const char *w2[] = { "writable by group (mode 0770)", want[1], NULL };
-    s_refused(f, f->keyring, NULL, w2);
+    s_refused(f, f->fx.keyring, NULL, w2);
     /* Readable by others is their business; writable is not. */
     assert_int_equal(chmod(f->state, 0755), 0);
-    assert_int_equal(ph_daemon_start(&f->d, f->dir, f->keyring, NULL), 0);
-    assert_int_equal(ph_daemon_stop(&f->d), 0);
+    assert_int_equal(ph_daemon_start(&f->fx.d, f->fx.dir, f->fx.keyring, NULL), 0);
+    assert_int_equal(ph_daemon_stop(&f->fx.d), 0);
     if (geteuid() == 0) {
         assert_int_equal(chown(f->state, S_NOBODY, S_NOBODY), 0);
         const char *w3[] = { "is owned by uid 65534", "fix: chown 0 ", NULL };
-        s_refused(f, f->keyring, NULL, w3);
+        s_refused(f, f->fx.keyring, NULL, w3);
     }
-    f->ok = true;
+    f->fx.ok = true;
 }
 
 static void
@@ -153,21 +143,21 @@ test_keyring(void **state)
 {
     s_fix_t *f = *state;
     char want[PH_PATH_MAX + 64], ringdir[PH_PATH_MAX], ring2[PH_PATH_MAX];
-    assert_int_equal(chmod(f->keyring, 0666), 0);
-    snprintf(want, sizeof(want), "fix: chmod go-w %s", f->keyring);
+    assert_int_equal(chmod(f->fx.keyring, 0666), 0);
+    snprintf(want, sizeof(want), "fix: chmod go-w %s", f->fx.keyring);
     const char *w[] = { "keyring ", "writable by group and others", want,
                         NULL };
-    s_refused(f, f->keyring, NULL, w);
-    assert_int_equal(chmod(f->keyring, 0620), 0);
+    s_refused(f, f->fx.keyring, NULL, w);
+    assert_int_equal(chmod(f->fx.keyring, 0620), 0);
     const char *w2[] = { "writable by group (mode 0620)", want, NULL };
-    s_refused(f, f->keyring, NULL, w2);
-    assert_int_equal(chmod(f->keyring, 0644), 0);
+    s_refused(f, f->fx.keyring, NULL, w2);
+    assert_int_equal(chmod(f->fx.keyring, 0644), 0);
 
     /* In a directory others may write, someone could swap it... */
-    ph_path(ringdir, sizeof(ringdir), f->dir, "ring.d");
+    ph_path(ringdir, sizeof(ringdir), f->fx.dir, "ring.d");
     ph_path(ring2, sizeof(ring2), ringdir, "keyring");
     assert_int_equal(mkdir(ringdir, 0700), 0);
-    assert_int_equal(link(f->keyring, ring2), 0);
+    assert_int_equal(link(f->fx.keyring, ring2), 0);
     assert_int_equal(chmod(ringdir, 0777), 0);
     snprintf(want, sizeof(want), "its directory %s is writable by group and "
              "others", ringdir);
@@ -175,15 +165,15 @@ test_keyring(void **state)
     s_refused(f, ring2, NULL, w3);
     /* ... unless it is sticky, as /tmp is. */
     assert_int_equal(chmod(ringdir, 01777), 0);
-    assert_int_equal(ph_daemon_start(&f->d, f->dir, ring2, NULL), 0);
-    assert_int_equal(ph_daemon_stop(&f->d), 0);
+    assert_int_equal(ph_daemon_start(&f->fx.d, f->fx.dir, ring2, NULL), 0);
+    assert_int_equal(ph_daemon_stop(&f->fx.d), 0);
 
     if (geteuid() == 0) {
-        assert_int_equal(chown(f->keyring, S_NOBODY, S_NOBODY), 0);
+        assert_int_equal(chown(f->fx.keyring, S_NOBODY, S_NOBODY), 0);
         const char *w4[] = { "is owned by uid 65534", NULL };
-        s_refused(f, f->keyring, NULL, w4);
+        s_refused(f, f->fx.keyring, NULL, w4);
     }
-    f->ok = true;
+    f->fx.ok = true;
 }
 
 static void
@@ -191,29 +181,29 @@ test_keyring_reload(void **state)
 {
     s_fix_t *f = *state;
     char ring[2048] = "";
-    assert_int_equal(ph_daemon_start(&f->d, f->dir, f->keyring, NULL), 0);
+    assert_int_equal(ph_daemon_start(&f->fx.d, f->fx.dir, f->fx.keyring, NULL), 0);
     /* A second signer added, in a file anyone may now write. */
-    assert_int_equal(ph_keyring_add(ring, sizeof(ring), &f->key, "*", "*",
+    assert_int_equal(ph_keyring_add(ring, sizeof(ring), &f->fx.key, "*", "*",
                                     "*"),
                      0);
     assert_int_equal(ph_keyring_add(ring, sizeof(ring), &f->key2, "*", "*",
                                     "*"),
                      0);
-    assert_int_equal(ph_file_write(f->keyring, ring, strlen(ring), 0666), 0);
-    assert_int_equal(kill(f->d.pid, SIGHUP), 0);
-    assert_true(fu_wait_log(&f->d, "reload FAILED", S_TIMEOUT));
-    assert_true(fu_log_has(&f->d, "writable by group and others"));
+    assert_int_equal(ph_file_write(f->fx.keyring, ring, strlen(ring), 0666), 0);
+    assert_int_equal(kill(f->fx.d.pid, SIGHUP), 0);
+    assert_true(fu_wait_log(&f->fx.d, "reload FAILED", S_TIMEOUT));
+    assert_true(fu_log_has(&f->fx.d, "writable by group and others"));
     fu_pub_t pub;
-    assert_int_equal(fu_pub_open(&pub, f->d.api, &f->key2), 0);
+    assert_int_equal(fu_pub_open(&pub, f->fx.d.api, &f->key2), 0);
     assert_int_equal(fu_publish(&pub, "wire", 1, S_TIMEOUT),
                      PARLEY_EUNKNOWNSIGNER);
     /* Made private again, the same file is taken. */
-    assert_int_equal(chmod(f->keyring, 0644), 0);
-    assert_int_equal(kill(f->d.pid, SIGHUP), 0);
-    assert_true(fu_wait_log(&f->d, "(2 signers)", S_TIMEOUT));
+    assert_int_equal(chmod(f->fx.keyring, 0644), 0);
+    assert_int_equal(kill(f->fx.d.pid, SIGHUP), 0);
+    assert_true(fu_wait_log(&f->fx.d, "(2 signers)", S_TIMEOUT));
     assert_int_equal(fu_publish(&pub, "wire", 2, S_TIMEOUT), 0);
     fu_pub_close(&pub);
-    f->ok = true;
+    f->fx.ok = true;
 }
 
 static void
@@ -223,10 +213,10 @@ test_curve_clients(void **state)
     sec_curve_t srv, alice;
     char clients[PH_PATH_MAX], config[PH_PATH_MAX], text[2048];
     char want[PH_PATH_MAX + 64];
-    assert_int_equal(sec_curve_make(&srv, f->dir, "server.curve"), 0);
-    assert_int_equal(sec_curve_make(&alice, f->dir, "alice.curve"), 0);
-    ph_path(clients, sizeof(clients), f->dir, "clients");
-    ph_path(config, sizeof(config), f->dir, "parleyd.conf");
+    assert_int_equal(sec_curve_make(&srv, f->fx.dir, "server.curve"), 0);
+    assert_int_equal(sec_curve_make(&alice, f->fx.dir, "alice.curve"), 0);
+    ph_path(clients, sizeof(clients), f->fx.dir, "clients");
+    ph_path(config, sizeof(config), f->fx.dir, "parleyd.conf");
     snprintf(text, sizeof(text), "alice %s topics=*\n", alice.pub);
     assert_int_equal(ph_file_write(clients, text, strlen(text), 0666), 0);
     snprintf(text, sizeof(text),
@@ -236,11 +226,11 @@ test_curve_clients(void **state)
     snprintf(want, sizeof(want), "curve_clients %s is writable by group and "
              "others (mode 0666)", clients);
     const char *w[] = { want, "chmod go-w", NULL };
-    s_refused(f, f->keyring, config, w);
+    s_refused(f, f->fx.keyring, config, w);
 
     /* A directory of *.keys files: each file counts. */
     char cdir[PH_PATH_MAX], keys[PH_PATH_MAX];
-    ph_path(cdir, sizeof(cdir), f->dir, "clients.d");
+    ph_path(cdir, sizeof(cdir), f->fx.dir, "clients.d");
     ph_path(keys, sizeof(keys), cdir, "alice.keys");
     assert_int_equal(mkdir(cdir, 0700), 0);
     snprintf(text, sizeof(text), "alice %s topics=*\n", alice.pub);
@@ -252,8 +242,8 @@ test_curve_clients(void **state)
     snprintf(want, sizeof(want), "curve_clients %s is writable by others "
              "(mode 0646)", keys);
     const char *w2[] = { want, NULL };
-    s_refused(f, f->keyring, config, w2);
-    f->ok = true;
+    s_refused(f, f->fx.keyring, config, w2);
+    f->fx.ok = true;
 }
 
 static void
@@ -261,9 +251,9 @@ test_modes(void **state)
 {
     s_fix_t *f = *state;
     char path[PH_PATH_MAX];
-    assert_int_equal(ph_daemon_start(&f->d, f->dir, f->keyring, NULL), 0);
+    assert_int_equal(ph_daemon_start(&f->fx.d, f->fx.dir, f->fx.keyring, NULL), 0);
     fu_pub_t pub;
-    assert_int_equal(fu_pub_open(&pub, f->d.api, &f->key), 0);
+    assert_int_equal(fu_pub_open(&pub, f->fx.d.api, &f->fx.key), 0);
     assert_int_equal(fu_publish(&pub, "modes", 0, S_TIMEOUT), 0);
     fu_pub_close(&pub);
     assert_int_equal(s_mode(f->state), 0700);
@@ -271,21 +261,21 @@ test_modes(void **state)
     assert_int_equal(s_mode(path), 0600);
     ph_path(path, sizeof(path), f->state, "seg-00000000000000000001.log");
     assert_int_equal(s_mode(path), 0600);
-    assert_int_equal(ph_daemon_stop(&f->d), 0);
+    assert_int_equal(ph_daemon_stop(&f->fx.d), 0);
 
     /* The demo: key, public half and keyring. */
     char demo[PH_PATH_MAX];
-    ph_path(demo, sizeof(demo), f->dir, "demo");
+    ph_path(demo, sizeof(demo), f->fx.dir, "demo");
     assert_int_equal(mkdir(demo, 0700), 0);
-    assert_int_equal(ph_daemon_start(&f->d, demo, NULL, NULL), 0);
+    assert_int_equal(ph_daemon_start(&f->fx.d, demo, NULL, NULL), 0);
     const char *files[] = { "keyring", "demo.key", "demo.key.pub" };
     for (size_t i = 0; i < 3; i++) {
-        ph_path(path, sizeof(path), f->d.state_dir, files[i]);
+        ph_path(path, sizeof(path), f->fx.d.state_dir, files[i]);
         if (s_mode(path) != 0600)
             fail_msg("%s has mode %04o, not 0600", path,
                      (unsigned)s_mode(path));
     }
-    f->ok = true;
+    f->fx.ok = true;
 }
 
 static void
@@ -298,7 +288,7 @@ test_demo_pub(void **state)
     ph_path(pub_path, sizeof(pub_path), f->state, "demo.key.pub");
     ph_path(ring, sizeof(ring), f->state, "keyring");
     /* demo.key is key, demo.key.pub is key2's: not to be trusted. */
-    assert_int_equal(parley_key_save(f->key.key, key_path, "demo", 0), 0);
+    assert_int_equal(parley_key_save(f->fx.key.key, key_path, "demo", 0), 0);
     char line[128];
     snprintf(line, sizeof(line), "%s planted\n", f->key2.pub_b64);
     assert_int_equal(ph_file_write(pub_path, line, strlen(line), 0644), 0);
@@ -312,13 +302,13 @@ test_demo_pub(void **state)
     assert_int_equal(access(ring, F_OK), -1);
     /* The real pair is reused, and trusted. */
     assert_int_equal(unlink(pub_path), 0);
-    assert_int_equal(parley_key_save(f->key.key, key_path, "demo", 0), 0);
-    assert_int_equal(ph_daemon_start(&f->d, f->dir, NULL, NULL), 0);
+    assert_int_equal(parley_key_save(f->fx.key.key, key_path, "demo", 0), 0);
+    assert_int_equal(ph_daemon_start(&f->fx.d, f->fx.dir, NULL, NULL), 0);
     char *text = ph_file_read(ring, NULL);
     assert_non_null(text);
-    assert_non_null(strstr(text, f->key.pub_b64));
+    assert_non_null(strstr(text, f->fx.key.pub_b64));
     free(text);
-    f->ok = true;
+    f->fx.ok = true;
 }
 
 static void
@@ -328,13 +318,13 @@ test_keyring_tmp(void **state)
     char victim[PH_PATH_MAX], tmp[PH_PATH_MAX], ring[PH_PATH_MAX];
     const char *precious = "not a keyring\n";
     assert_int_equal(mkdir(f->state, 0700), 0);
-    ph_path(victim, sizeof(victim), f->dir, "victim");
+    ph_path(victim, sizeof(victim), f->fx.dir, "victim");
     ph_path(tmp, sizeof(tmp), f->state, "keyring.tmp");
     ph_path(ring, sizeof(ring), f->state, "keyring");
     assert_int_equal(ph_file_write(victim, precious, strlen(precious), 0644),
                      0);
     assert_int_equal(symlink(victim, tmp), 0);
-    assert_int_equal(ph_daemon_start(&f->d, f->dir, NULL, NULL), 0);
+    assert_int_equal(ph_daemon_start(&f->fx.d, f->fx.dir, NULL, NULL), 0);
     char *text = ph_file_read(victim, NULL);
     assert_non_null(text);
     assert_string_equal(text, precious);
@@ -344,7 +334,7 @@ test_keyring_tmp(void **state)
     assert_true(S_ISREG(st.st_mode));
     assert_int_equal(st.st_mode & 07777, 0600);
     assert_int_equal(lstat(tmp, &st), -1);
-    f->ok = true;
+    f->fx.ok = true;
 }
 
 int

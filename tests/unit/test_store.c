@@ -1020,22 +1020,38 @@ s_unlimit_files(const struct rlimit *old)
     signal(SIGXFSZ, SIG_DFL);
 }
 
+/*
+ * A store with records 1-5 of 100 bytes durable, files limited to 1000
+ * bytes from then on, and 6-20 queued: its next sync fails with EFBIG.
+ * Returns NULL (skip the test) if the limit cannot be set; *old gets the
+ * limit to put back.
+ */
+static pd_store_t *
+s_open_limited(const fixture_t *f, const pd_store_opts_t *o,
+               struct rlimit *old)
+{
+    pd_store_t *st = s_open(f, o, NULL, NULL);
+    s_append(st, 1, 5, 100, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    if (!s_limit_files(1000, old)) {
+        pd_store_close(&st);
+        return NULL;
+    }
+    s_append(st, 6, 20, 100, 0);
+    return st;
+}
+
 static void
 test_write_failure(void **state)
 {
     fixture_t *f = *state;
     struct rlimit old;
     pd_store_opts_t o = {.sync = true};
-    pd_store_t *st = s_open(f, &o, NULL, NULL);
-    s_append(st, 1, 5, 100, 0);
-    assert_int_equal(pd_store_sync(st), 0);
-    /* Files may not grow past 1000 bytes from here on. */
-    if (!s_limit_files(1000, &old)) {
-        pd_store_close(&st);
+    pd_store_t *st = s_open_limited(f, &o, &old);
+    if (st == NULL) {
         skip();
         return;
     }
-    s_append(st, 6, 20, 100, 0);
     int rc = pd_store_sync(st);
     int rc2 = 0;
     char path[256];
@@ -1093,15 +1109,11 @@ test_write_failure_drop(void **state)
     fixture_t *f = *state;
     struct rlimit old;
     pd_store_opts_t o = {.sync = true};
-    pd_store_t *st = s_open(f, &o, NULL, NULL);
-    s_append(st, 1, 5, 100, 0);
-    assert_int_equal(pd_store_sync(st), 0);
-    if (!s_limit_files(1000, &old)) {
-        pd_store_close(&st);
+    pd_store_t *st = s_open_limited(f, &o, &old);
+    if (st == NULL) {
         skip();
         return;
     }
-    s_append(st, 6, 20, 100, 0);
     int rc = pd_store_sync(st);
     s_unlimit_files(&old);
     assert_int_equal(rc, -EFBIG);
