@@ -384,7 +384,8 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
         sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
         n = snprintf(sa.sun_path + 1, room, "parleyd#%s", hex);
     }
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    /* A stream socket that never listens: nobody can send it anything. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int rc = -errno;
         s_errf(errbuf, errlen, "cannot lock %s: socket: %s", self->dir,
