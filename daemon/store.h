@@ -148,6 +148,12 @@ typedef struct pd_store_health {
     char reason[256];   /* what failed, in words ("" if nothing) */
 } pd_store_health_t;
 
+/*
+ * Fill out with what the writing side is doing: the error of the last
+ * failed sync (0 once one succeeded again) or the fatal error, whether
+ * the reserve is short, how many records wait unsynced, and why, in
+ * words. For the stats reply, the heartbeat and STATUS=.
+ */
 void pd_store_health(const pd_store_t *store, pd_store_health_t *out);
 
 /* Seq the next append must use (last appended + 1, from 1). */
