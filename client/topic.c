@@ -4,6 +4,7 @@
  * Every topic ends in '/', so ZeroMQ's prefix match is exact: a
  * subscription to "party/us/" can never match "party/usa/".
  */
+#include "facts.h"
 #include "parley.h"
 
 #include <stdio.h>
@@ -12,15 +13,11 @@
 size_t
 parley_topics(const parley_update_t *u, char out[][PARLEY_TOPIC_MAX])
 {
-    size_t n = 0;
-    snprintf(out[n++], PARLEY_TOPIC_MAX, "all/");
-    snprintf(out[n++], PARLEY_TOPIC_MAX, "neg/%s/", u->negotiation);
-    size_t np = u->n_parties <= PARLEY_PARTIES_MAX ? u->n_parties
-                                                   : PARLEY_PARTIES_MAX;
-    for (size_t i = 0; i < np; i++)
-        snprintf(out[n++], PARLEY_TOPIC_MAX, "party/%s/", u->parties[i]);
-    snprintf(out[n++], PARLEY_TOPIC_MAX, "phase/%u/", (unsigned)u->phase);
-    return n;
+    /* One naming for the library and the daemon's feed, which works from
+     * the facts of a logged record. */
+    parley__facts_t f;
+    parley__facts_of_update(&f, NULL, u);
+    return parley__facts_topics(&f, out);
 }
 
 int

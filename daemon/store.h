@@ -34,6 +34,8 @@
 #ifndef PD_STORE_H
 #define PD_STORE_H
 
+#include "stats.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,20 +125,16 @@ int pd_store_sync(pd_store_t *store);
  */
 uint64_t pd_store_discard(pd_store_t *store);
 
-/* How long pd_store_watch() waits between two checks. */
-#define PD_STORE_WATCH_MS 1000
-
 /*
- * On a timer: every PD_STORE_WATCH_MS of mono_ms (the monotonic clock,
- * parley__mono_ms()), check that the state directory, store.lock and the
- * newest segment are still the files at their paths (device, inode and
- * link count). If one was removed, replaced or moved, the store turns
- * fatal and says which in the log: the daemon must stop.
+ * Check that the state directory, store.lock and the newest segment are
+ * still the files at their paths (device, inode and link count): for a
+ * timer, about once a second. If one was removed, replaced or moved, the
+ * store turns fatal and says which in the log: the daemon must stop.
  *
- * Returns:   ms until the next check is due (>= 0), or the fatal error
- *            (-ENOENT), also when an earlier check or sync found it.
+ * Returns:   0, or the fatal error (-ENOENT), also when an earlier check
+ *            or sync found it.
  */
-long pd_store_watch(pd_store_t *store, int64_t mono_ms);
+int pd_store_check(pd_store_t *store);
 
 /* What the store's writing side is doing, for logs, stats and STATUS=. */
 typedef struct pd_store_health {
@@ -203,5 +201,11 @@ typedef struct pd_store_stats {
 } pd_store_stats_t;
 
 void pd_store_get_stats(const pd_store_t *store, pd_store_stats_t *out);
+
+/*
+ * Report the store's counters (store_*) in st; the store must outlive
+ * every read of st.
+ */
+void pd_store_stats_register(const pd_store_t *store, pd_stats_t *st);
 
 #endif /* PD_STORE_H */

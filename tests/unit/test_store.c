@@ -1187,7 +1187,7 @@ test_segment_removed(void **state)
     uint8_t buf[40] = {1};
     assert_int_equal(pd_store_append(st, 5, 0, buf, sizeof(buf)), -ENOENT);
     assert_int_equal(pd_store_sync(st), -ENOENT);
-    assert_int_equal(pd_store_watch(st, INT64_MAX / 2), -ENOENT);
+    assert_int_equal(pd_store_check(st), -ENOENT);
     pd_store_close(&st);
 }
 
@@ -1198,18 +1198,15 @@ test_watch(void **state)
     pd_store_t *st = s_open(f, NULL, NULL, NULL);
     s_append(st, 1, 3, 40, 0);
     assert_int_equal(pd_store_sync(st), 0);
-    const int64_t t = parley__mono_ms() + 10 * PD_STORE_WATCH_MS;
-    /* A check is due: all is well; the next one is due a period later. */
-    assert_int_equal(pd_store_watch(st, t), PD_STORE_WATCH_MS);
-    assert_int_equal(pd_store_watch(st, t + 1), PD_STORE_WATCH_MS - 1);
-    /* The lock file replaced by another: found at the next check only. */
+    /* All is well. */
+    assert_int_equal(pd_store_check(st), 0);
+    /* The lock file replaced by another. */
     char lock[256], aside[256];
     s_path(lock, sizeof(lock), f, "store.lock");
     s_path(aside, sizeof(aside), f, "store.lock.old");
     assert_int_equal(rename(lock, aside), 0);
     s_spit(lock, "", 0);
-    assert_int_equal(pd_store_watch(st, t + 2), PD_STORE_WATCH_MS - 2);
-    assert_int_equal(pd_store_watch(st, t + PD_STORE_WATCH_MS), -ENOENT);
+    assert_int_equal(pd_store_check(st), -ENOENT);
     pd_store_health_t h;
     pd_store_health(st, &h);
     assert_true(h.fatal);
@@ -1229,7 +1226,7 @@ test_watch(void **state)
     assert_int_equal(unlink(seg), 0);
     s_spit(seg, img, len);
     free(img);
-    assert_int_equal(pd_store_watch(st, INT64_MAX / 2), -ENOENT);
+    assert_int_equal(pd_store_check(st), -ENOENT);
     pd_store_health(st, &h);
     assert_non_null(strstr(h.reason, SEG1));
     pd_store_close(&st);
@@ -1239,7 +1236,7 @@ test_watch(void **state)
     char moved[256];
     snprintf(moved, sizeof(moved), "%s-moved", f->dir);
     assert_int_equal(rename(f->dir, moved), 0);
-    int rc = (int)pd_store_watch(st, INT64_MAX / 2);
+    int rc = pd_store_check(st);
     assert_int_equal(rename(moved, f->dir), 0);
     assert_int_equal(rc, -ENOENT);
     pd_store_health(st, &h);
@@ -1262,7 +1259,7 @@ test_dir_removed(void **state)
     assert_int_equal(s_open_fails(f, NULL, errbuf, sizeof(errbuf)), -EBUSY);
     assert_non_null(strstr(errbuf, "in use"));
     /* The first finds out at its next check, before any write. */
-    assert_int_equal(pd_store_watch(st, INT64_MAX / 2), -ENOENT);
+    assert_int_equal(pd_store_check(st), -ENOENT);
     pd_store_health_t h;
     pd_store_health(st, &h);
     assert_non_null(strstr(h.reason, "removed"));
