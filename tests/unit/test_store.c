@@ -25,6 +25,7 @@
 
 #include "../tmpdir.h"
 #include "crc32c.h"
+#include "fsize.h"
 #include "log.h"
 #include "store.h"
 #include "wire.h"
@@ -995,32 +996,6 @@ test_empty_newest_segment(void **state)
 }
 
 /*
- * Make writes fail with EFBIG past limit bytes (RLIMIT_FSIZE), the way a
- * full disk fails them, without needing a small file system. Returns
- * false (the test is skipped) if the limit cannot be set.
- */
-static bool
-s_limit_files(rlim_t limit, struct rlimit *old)
-{
-    struct rlimit small;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, old), 0);
-    if (old->rlim_max != RLIM_INFINITY && old->rlim_max < 4096)
-        return false;
-    signal(SIGXFSZ, SIG_IGN);
-    small = *old;
-    small.rlim_cur = limit;
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-    return true;
-}
-
-static void
-s_unlimit_files(const struct rlimit *old)
-{
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, old), 0);
-    signal(SIGXFSZ, SIG_DFL);
-}
-
-/*
  * A store with records 1-5 of 100 bytes durable, files limited to 1000
  * bytes from then on, and 6-20 queued: its next sync fails with EFBIG.
  * Returns NULL (skip the test) if the limit cannot be set; *old gets the
@@ -1033,7 +1008,7 @@ s_open_limited(const fixture_t *f, const pd_store_opts_t *o,
     pd_store_t *st = s_open(f, o, NULL, NULL);
     s_append(st, 1, 5, 100, 0);
     assert_int_equal(pd_store_sync(st), 0);
-    if (!s_limit_files(1000, old)) {
+    if (!fsize_limit(1000, old)) {
         pd_store_close(&st);
         return NULL;
     }
@@ -1062,7 +1037,7 @@ test_write_failure(void **state)
     s_payload(21, buf, sizeof(buf));
     int rc_append = pd_store_append(st, 21, 21, buf, sizeof(buf));
     rc2 = pd_store_sync(st);
-    s_unlimit_files(&old);
+    fsize_unlimit(&old);
     assert_int_equal(rc, -EFBIG);
     assert_int_equal(rc2, -EFBIG);
     assert_int_equal(rc_append, 0);
@@ -1115,7 +1090,7 @@ test_write_failure_drop(void **state)
         return;
     }
     int rc = pd_store_sync(st);
-    s_unlimit_files(&old);
+    fsize_unlimit(&old);
     assert_int_equal(rc, -EFBIG);
     /* A caller that answered them as not stored drops them: the seqs are
      * given out again. */
@@ -1126,14 +1101,14 @@ test_write_failure_drop(void **state)
     s_check(st, 7, 30, 50);
     /* Fail again, and close without a retry: what was never made durable
      * is not written at close either. */
-    if (!s_limit_files(5 * (HDR + 100) + 2 * (HDR + 30) + 10, &old)) {
+    if (!fsize_limit(5 * (HDR + 100) + 2 * (HDR + 30) + 10, &old)) {
         pd_store_close(&st);
         skip();
         return;
     }
     s_append(st, 8, 9, 100, 0);
     rc = pd_store_sync(st);
-    s_unlimit_files(&old);
+    fsize_unlimit(&old);
     assert_int_equal(rc, -EFBIG);
     pd_store_close(&st);
     collect_t c = {0};
