@@ -44,7 +44,7 @@ typedef enum {
     S_TIMER_HEARTBEAT,   /* sys/heartbeat/ */
     S_TIMER_STATS,       /* sys/stats/ (stats_interval, 0 = off) */
     S_TIMER_RETAIN,      /* retention (when configured) */
-    S_TIMER_CHECK,       /* is the storage still ours? (fatal if not) */
+    S_TIMER_STORAGE,     /* storage: still ours? (fatal if not); retry */
     S_TIMER_STATUS,      /* systemd STATUS= */
     S_TIMER_WATCHDOG,    /* systemd WATCHDOG=1 (when asked for) */
     S_TIMERS
@@ -71,6 +71,8 @@ struct pd_server {
     parley_keyring_t *ring;      /* the keyring ingest checks against */
     uint8_t daemon_id[16];       /* random per start */
     s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
+    int status_err;              /* the storage's error STATUS= last said */
+    bool status_low_space;       /* and whether it said space is short */
 };
 
 static void
@@ -83,20 +85,34 @@ s_notify(const char *state)
 #endif
 }
 
-/* STATUS= line for systemctl status. */
+/*
+ * STATUS= line for systemctl status: the counters, and first what keeps
+ * the storage from taking publishes, or that its room runs short.
+ */
 static int
 s_notify_status(pd_server_t *self)
 {
     const pd_stats_t *st = self->stats;
-    char line[256];
+    pd_storage_health_t h;
+    pd_storage_health(self->storage, &h);
+    char line[768], state[384] = "";
+    if (h.err != 0)
+        snprintf(state, sizeof(state),
+                 "UNAVAILABLE, publishes refused: %s; %llu updates wait; ",
+                 h.reason[0] != '\0' ? h.reason : strerror(-h.err),
+                 (unsigned long long)h.queued);
+    else if (h.low_space)
+        snprintf(state, sizeof(state), "disk nearly full; ");
     snprintf(line, sizeof(line),
-             "STATUS=seq %llu, accepted %llu, rejected %llu, "
+             "STATUS=%sseq %llu, accepted %llu, rejected %llu, "
              "%llu subscriptions",
-             (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
+             state, (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
              (unsigned long long)pd_stats_get(st, PD_STAT_ACCEPTED),
              (unsigned long long)pd_stats_rejected(st),
              (unsigned long long)pd_stats_get(st, PD_STAT_SUBSCRIPTIONS));
     s_notify(line);
+    self->status_err = h.err;
+    self->status_low_space = h.low_space;
     return 0;
 }
 
@@ -366,11 +382,24 @@ s_retain(pd_server_t *self)
     return 0;
 }
 
-/* The storage still the one we opened? If not, it has said why. */
+/*
+ * The storage's timer: is it still the one we opened (if not, it has
+ * said why, and the daemon stops)? While it is unavailable, commit again
+ * (the retry). STATUS= follows a change of its state within a period.
+ */
 static int
-s_check(pd_server_t *self)
+s_storage(pd_server_t *self)
 {
-    return pd_storage_check(self->storage);
+    int rc = pd_storage_check(self->storage);
+    if (rc == 0)
+        rc = pd_ingest_retry(self->ingest);
+    if (rc < 0)
+        return rc;
+    pd_storage_health_t h;
+    pd_storage_health(self->storage, &h);
+    if (h.err != self->status_err || h.low_space != self->status_low_space)
+        s_notify_status(self);
+    return 0;
 }
 
 static int
@@ -386,7 +415,7 @@ static int (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
     [S_TIMER_HEARTBEAT] = s_heartbeat,
     [S_TIMER_STATS] = s_stats_topic,
     [S_TIMER_RETAIN] = s_retain,
-    [S_TIMER_CHECK] = s_check,
+    [S_TIMER_STORAGE] = s_storage,
     [S_TIMER_STATUS] = s_notify_status,
     [S_TIMER_WATCHDOG] = s_watchdog,
 };
@@ -452,8 +481,8 @@ s_start_timers(pd_server_t *self)
     t[S_TIMER_HEARTBEAT] = (s_timer_t){ self->cfg.heartbeat_interval, now };
     t[S_TIMER_STATS] = (s_timer_t){ self->cfg.stats_interval, now };
     t[S_TIMER_STATUS] = (s_timer_t){ S_STATUS_MS, now + S_STATUS_MS };
-    t[S_TIMER_CHECK] = (s_timer_t){ PD_STORAGE_CHECK_MS,
-                                    now + PD_STORAGE_CHECK_MS };
+    t[S_TIMER_STORAGE] = (s_timer_t){ PD_STORAGE_CHECK_MS,
+                                      now + PD_STORAGE_CHECK_MS };
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
         t[S_TIMER_RETAIN] = (s_timer_t){ S_RETAIN_MS, now + 1 };
 #ifdef PARLEY_HAVE_SYSTEMD

@@ -1153,4 +1153,5 @@ pd_store_stats_register(const pd_store_t *store, pd_stats_t *st)
     pd_stats_counter(st, PD_STAT_STORE_BYTES, &s->bytes);
     pd_stats_counter(st, PD_STAT_STORE_SEGMENTS, &s->segments);
     pd_stats_counter(st, PD_STAT_STORE_TRUNCATED_BYTES, &s->truncated_bytes);
+    pd_stats_counter(st, PD_STAT_STORE_SYNC_FAILURES, &s->sync_failures);
 }

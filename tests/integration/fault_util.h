@@ -183,6 +183,8 @@ typedef struct fu_pub {
     uint8_t **envs;           /* their envelopes */
     size_t *lens;
     size_t cap;
+    char message[256];        /* the last reject's message */
+    int64_t answer_ms;        /* how long the last answer took */
 } fu_pub_t;
 
 static inline int
@@ -206,15 +208,13 @@ fu_pub_close(fu_pub_t *p)
 }
 
 /*
- * Sign and publish one update (headline "<tag> <n>") and wait up to
- * timeout_ms for the answer. An ack is kept in p. Returns 0 (acked),
- * PARLEY_ETIMEOUT (no answer), the reject code, or another error.
+ * Sign one update (headline "<tag> <n>: talks resume in Cairo") into env
+ * (PARLEY_ENVELOPE_MAX bytes). Returns 0 or a negative error.
  */
 static inline int
-fu_publish(fu_pub_t *p, const char *tag, size_t n, int timeout_ms)
+fu_sign(const fu_pub_t *p, const char *tag, size_t n, uint8_t *env,
+        size_t *len)
 {
-    uint8_t env[PARLEY_ENVELOPE_MAX];
-    size_t len = 0;
     char headline[96];
     snprintf(headline, sizeof(headline), "%s %zu: talks resume in Cairo", tag,
              n);
@@ -224,16 +224,32 @@ fu_publish(fu_pub_t *p, const char *tag, size_t n, int timeout_ms)
     ph_update_init(u, "gaza-ceasefire", n % 2 ? "hamas" : "israel", 1,
                    headline);
     u->issued_at += p->issued_offset_ms;
-    int rc = ph_sign(p->key, u, env, sizeof(env), &len);
+    int rc = ph_sign(p->key, u, env, PARLEY_ENVELOPE_MAX, len);
     free(u);
-    if (rc != 0)
-        return rc;
+    return rc;
+}
+
+/*
+ * Publish the envelope env and wait up to timeout_ms for the answer. An
+ * ack (a duplicate too) is kept in p; a reject's message in p->message;
+ * the time the answer took in p->answer_ms. Returns 0 (acked),
+ * PARLEY_ETIMEOUT (no answer), the reject code, or another error.
+ */
+static inline int
+fu_send(fu_pub_t *p, const uint8_t *env, size_t len, int timeout_ms)
+{
     parley__reply_t r;
-    rc = ph_api_publish(&p->api, env, len, timeout_ms, &r, NULL);
+    p->message[0] = '\0';
+    int64_t t0 = parley__mono_ms();
+    int rc = ph_api_publish(&p->api, env, len, timeout_ms, &r, NULL);
+    p->answer_ms = parley__mono_ms() - t0;
     if (rc != 0)
         return rc;
-    if (r.type == PARLEY__REPLY_REJECT)
+    if (r.type == PARLEY__REPLY_REJECT) {
+        snprintf(p->message, sizeof(p->message), "%s",
+                 r.message != NULL ? r.message : "");
         return r.code;
+    }
     if (r.type != PARLEY__REPLY_ACK)
         return PARLEY_EPROTO;
     if (p->n_acked == p->cap) {
@@ -258,6 +274,16 @@ fu_publish(fu_pub_t *p, const char *tag, size_t n, int timeout_ms)
     p->seqs[p->n_acked] = r.seq;
     p->n_acked++;
     return 0;
+}
+
+/* fu_sign() and fu_send() one update. Returns as fu_send(). */
+static inline int
+fu_publish(fu_pub_t *p, const char *tag, size_t n, int timeout_ms)
+{
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    size_t len = 0;
+    int rc = fu_sign(p, tag, n, env, &len);
+    return rc != 0 ? rc : fu_send(p, env, len, timeout_ms);
 }
 
 /*
