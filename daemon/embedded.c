@@ -237,10 +237,8 @@ s_commit(pd_storage_t *base)
     if (rc < 0)
         return s_commit_failed(self, rc);
     if (self->unavailable) {
-        pd_log(PD_LOG_INFO,
-               "store: writing works again; the updates that waited are "
-               "durable (up to seq %llu) and publishes are taken again",
-               (unsigned long long)pd_store_last_seq(self->store));
+        pd_log(PD_LOG_INFO, "publishes are taken again: the updates that "
+                            "waited are durable");
         self->unavailable = false;
     }
     return 0;

@@ -51,6 +51,7 @@
 #define S_LOCK_NAME "store.lock"
 #define S_FILE_MODE 0600         /* segments and the lock file */
 #define S_STEP_LOG_MS 60000      /* a wall-clock step worth a log line */
+#define S_SOFT_LOG_MS 60000      /* the same sync failure logged this often */
 
 /* --- little-endian fields ------------------------------------------------ */
 
@@ -119,7 +120,11 @@ s_fatal(pd_store_t *self, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* A sync failed in a way a later one may not: remember and say why. */
+/*
+ * A sync failed in a way a later one may not: remember and say why. The
+ * first failure is logged at once; the same failure again (a retry, once
+ * a second, while the disk stays full) once a minute, with a count.
+ */
 static int
 s_soft(pd_store_t *self, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -131,9 +136,24 @@ s_soft(pd_store_t *self, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     s_vreason(self, fmt, ap);
     va_end(ap);
+    bool again = self->sync_err == rc;
     self->sync_err = rc;
     self->stats.sync_failures++;
-    pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR, "store: %s", self->reason);
+    int64_t now = parley__mono_ms();
+    if (again && now - self->soft_logged_ms < S_SOFT_LOG_MS) {
+        self->soft_held++;
+        return rc;
+    }
+    if (self->soft_held > 0)
+        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR,
+                       "store: %s (%" PRIu64 " more failures alike since "
+                       "the last line)",
+                       self->reason, self->soft_held);
+    else
+        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR, "store: %s",
+                       self->reason);
+    self->soft_logged_ms = now;
+    self->soft_held = 0;
     return rc;
 }
 
@@ -897,6 +917,7 @@ pd_store_sync(pd_store_t *store)
                             "seq %" PRIu64 ")",
                store->dir, store->last_seq);
         store->sync_err = 0;
+        store->soft_held = 0;
         store->reason[0] = '\0';
     }
     if (store->nsegs > 0)

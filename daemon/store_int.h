@@ -52,6 +52,8 @@ struct pd_store {
     int fatal_rc;             /* the fatal error, with failed */
     int sync_err;             /* last sync failed (retryable), else 0 */
     char reason[256];         /* what failed, for pd_store_health() */
+    int64_t soft_logged_ms;   /* monotonic ms a sync failure was last logged */
+    uint64_t soft_held;       /* failures alike not logged since */
     int64_t wall0, mono0;     /* the clocks at open: ages of old records */
     int64_t clock_off;        /* wall - monotonic, as last logged */
     uint64_t reserved_to;     /* newest segment allocated up to here */

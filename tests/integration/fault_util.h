@@ -155,6 +155,19 @@ fu_log_has(const ph_daemon_t *d, const char *needle)
     return found;
 }
 
+/* How many times needle is in the daemon's log. */
+static inline size_t
+fu_log_count(const ph_daemon_t *d, const char *needle)
+{
+    size_t len = 0, n = 0;
+    char *text = ph_file_read(d->log_path, &len);
+    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL;
+         p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
 /* Wait up to timeout_ms for needle to appear in the daemon's log. */
 static inline bool
 fu_wait_log(const ph_daemon_t *d, const char *needle, int timeout_ms)

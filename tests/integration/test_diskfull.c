@@ -16,7 +16,8 @@
  *   - ping, replay and stats answer; the log holds exactly what was
  *     acked; the feed delivered every acked update and goes on sending
  *     heartbeats; stats say store_error 28 (ENOSPC), one update queued;
- *     systemd's STATUS= (a notify socket of the test's) says it;
+ *     systemd's STATUS= (a notify socket of the test's) says it; the
+ *     retries, once a second, add no log lines;
  *   - once the other file is gone, publishing resumes without a restart:
  *     the queued update is durable and on the feed, its resend is its
  *     duplicate, and the next update is acked.
@@ -378,6 +379,14 @@ test_disk_full(void **state)
     if (systemd)
         assert_true(s_notified(f, "STATUS=UNAVAILABLE, publishes refused: ",
                                S_TIMEOUT));
+    /* Two retries later (once a second), still one line about it. */
+    assert_int_equal(ph_stat_wait(f->fx.d.api, "store_sync_failures",
+                                  du_stat(&st, "store_sync_failures") + 2,
+                                  true, S_TIMEOUT),
+                     0);
+    assert_int_equal(fu_log_count(&f->fx.d, "the records in it were not "
+                                            "acked"),
+                     1);
 
     /* Space again: no restart; the update that waited is durable. */
     s_free(f);
