@@ -10,6 +10,7 @@
  *   ApiRequest    1 request_id
  */
 #include "facts.h"
+#include "types.h"
 
 #include <stdbool.h>
 #include <stdio.h>

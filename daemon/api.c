@@ -288,7 +288,7 @@ s_send_small(pd_api_t *self, s_peer_t peer, const parley__reply_t *r)
     int rc = parley__reply_encode(r, self->small, S_SMALL_REPLY, &len);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "api: reply does not encode: %s",
-               parley_strerror(rc));
+               parley_error_name(rc));
         return;
     }
     s_send(self, peer, self->small, len);
@@ -304,33 +304,46 @@ s_code_index(int code)
     return i >= 0 && i < PD_STATS_NCODES ? i : -1;
 }
 
+/* Room for a reject's message: the code's sentence and the detail. */
+#define S_REJECT_TEXT 256
+
 /*
  * Make r the Reject with code, count it and log it (rate-limited: peers
  * trigger this). A code that is not a reject (an internal error) goes out
- * as unavailable.
+ * as unavailable. The message is the code's sentence and the detail the
+ * log has, written into text (S_REJECT_TEXT bytes), which r points to.
+ * first_seq goes out with TRUNCATED (the oldest seq held), signer_seq
+ * with REPLAY (the signer's last accepted signer_seq, so that a publisher
+ * whose choice collided can choose above it).
  */
 static void
 s_reject_reply(pd_api_t *self, uint64_t request_id, int code,
-               uint64_t first_seq, const char *detail, parley__reply_t *r)
+               uint64_t first_seq, uint64_t signer_seq, const char *detail,
+               char *text, parley__reply_t *r)
 {
     int i = s_code_index(code);
     if (i < 0) {
         pd_log_limited(PD_LOG_KEY_API, PD_LOG_ERROR, "api: internal error: %s",
-                       parley_strerror(code));
+                       parley_error_name(code));
         code = PARLEY_EUNAVAILABLE;
         i = s_code_index(code);
     }
     self->counters.rejected[i]++;
+    bool said = detail != NULL && detail[0] != '\0';
     pd_log_limited((pd_log_key_t)(PD_LOG_KEY_REJECT + i), PD_LOG_INFO,
                    "rejected request %llu: %s%s%s",
-                   (unsigned long long)request_id, parley_strerror(code),
-                   detail != NULL && detail[0] != '\0' ? " " : "",
-                   detail != NULL ? detail : "");
-    *r = (parley__reply_t){ .request_id = request_id,
-                            .type = PARLEY__REPLY_REJECT,
-                            .code = code,
-                            .message = parley_strerror_long(code),
-                            .first_seq = first_seq };
+                   (unsigned long long)request_id, parley_error_name(code),
+                   said ? " " : "", said ? detail : "");
+    snprintf(text, S_REJECT_TEXT, "%s%s%s", parley_strerror(code),
+             said ? ": " : "", said ? detail : "");
+    *r = (parley__reply_t){
+        .request_id = request_id,
+        .type = PARLEY__REPLY_REJECT,
+        .code = code,
+        .message = text,
+        .first_seq = first_seq,
+        .signer_seq = code == PARLEY_EREPLAY ? signer_seq : 0
+    };
 }
 
 /* Answer a reject now. */
@@ -339,7 +352,8 @@ s_reject_now(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
              uint64_t first_seq, const char *detail)
 {
     parley__reply_t r;
-    s_reject_reply(self, request_id, code, first_seq, detail, &r);
+    char text[S_REJECT_TEXT];
+    s_reject_reply(self, request_id, code, first_seq, 0, detail, text, &r);
     s_send_small(self, peer, &r);
 }
 
@@ -522,11 +536,10 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
 {
     pd_api_t *self = ctx;
     parley__reply_t reject;
+    char text[S_REJECT_TEXT];
     if (r->type == PARLEY__REPLY_REJECT) {
-        s_reject_reply(self, r->request_id, r->code, r->first_seq, detail,
-                       &reject);
-        if (r->message != NULL)
-            reject.message = r->message;
+        s_reject_reply(self, r->request_id, r->code, r->first_seq,
+                       r->signer_seq, detail, text, &reject);
         r = &reject;
     }
     size_t off = self->queue_used;
@@ -562,10 +575,11 @@ s_flush(void *ctx, uint64_t durable, const char *why)
             s_answer_now(self, &self->deferred[q->deferred]);
         } else if (q->ack_seq > durable) {
             parley__reply_t r;
-            s_reject_reply(self, q->request_id, PARLEY_EUNAVAILABLE, 0,
-                           "(not durable: the commit failed)", &r);
-            if (why != NULL)
-                r.message = why;
+            char text[S_REJECT_TEXT];
+            s_reject_reply(self, q->request_id, PARLEY_EUNAVAILABLE, 0, 0,
+                           why != NULL ? why
+                                       : "not durable: the commit failed",
+                           text, &r);
             s_send_small(self, peer, &r);
         } else {
             s_send(self, peer, self->queue + q->off + q->id_len, q->len);

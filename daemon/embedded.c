@@ -99,15 +99,15 @@ s_same_bytes(pd_embedded_t *self, uint64_t seq, const void *env, size_t len)
 /*
  * Check 8 against the local signer index: a signer_seq at or below the
  * signer's last is a replay, unless it is the very bytes kept before.
- * Returns 1 (new), 0 (*orig: the seq of the same bytes) or PARLEY_EREPLAY.
+ * Returns 1 (new), 0 (*orig: the seq of the same bytes) or PARLEY_EREPLAY
+ * (*last: the signer's last accepted signer_seq).
  */
 static int
 s_order_check(pd_embedded_t *self, const pd_storage_update_t *u,
-              uint64_t *orig)
+              uint64_t *orig, uint64_t *last)
 {
-    uint64_t last;
-    if (!pd_index_signer_last(self->idx, u->signer, &last)
-        || u->update->signer_seq > last)
+    if (!pd_index_signer_last(self->idx, u->signer, last)
+        || u->update->signer_seq > *last)
         return 1;
     *orig = pd_index_dedupe_lookup(self->idx, u->signer,
                                    u->update->signer_seq);
@@ -122,10 +122,13 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
 {
     pd_embedded_t *self = (pd_embedded_t *)base;
     s_release(self);
-    uint64_t orig = 0;
-    int rc = s_order_check(self, u, &orig);
-    if (rc < 0)
+    uint64_t orig = 0, last = 0;
+    int rc = s_order_check(self, u, &orig, &last);
+    if (rc < 0) {
+        *done = (pd_storage_done_t){ .tag = u->tag, .rc = rc,
+                                     .signer_seq = last };
         return rc;
+    }
     if (rc == 0) {
         *done = (pd_storage_done_t){ .tag = u->tag, .seq = orig,
                                      .duplicate = true };
@@ -151,7 +154,7 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
         return PARLEY_ETOOLARGE;
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
-               (unsigned long long)seq, parley_strerror(rc));
+               (unsigned long long)seq, parley_error_name(rc));
         return rc;
     }
     pd_index_add_signer(self->idx, seq, u->signer, u->update->signer_seq);
@@ -180,7 +183,7 @@ s_apply(pd_embedded_t *self, const s_pending_t *p)
     else /* it decoded when it was checked: cannot happen */
         pd_log(PD_LOG_ERROR, "embedded: seq %llu does not decode (%s); "
                              "not in the latest state",
-               (unsigned long long)p->seq, parley_strerror(rc));
+               (unsigned long long)p->seq, parley_error_name(rc));
     parley__arena_reset(&arena);
 }
 
@@ -371,7 +374,7 @@ s_open_log(pd_embedded_t *self, const pd_config_t *cfg)
                                 self->idx, errbuf, sizeof(errbuf), &err);
     if (self->store == NULL) {
         pd_log(PD_LOG_ERROR, "cannot open the log in %s: %s", cfg->state_dir,
-               errbuf[0] != '\0' ? errbuf : parley_strerror(err));
+               errbuf[0] != '\0' ? errbuf : parley_error_name(err));
         return err;
     }
     pd_index_stats_t is;

@@ -388,7 +388,7 @@ pd_index_scan(void *ctx, uint64_t seq, int64_t received_at,
         idx->skipped++;
         pd_log_limited(PD_LOG_KEY_SCAN, PD_LOG_WARN,
                        "log record seq %llu does not decode (%s); not indexed",
-                       (unsigned long long)seq, parley_strerror(rc));
+                       (unsigned long long)seq, parley_error_name(rc));
         return 0;
     }
     if ((rc = s_signer_reserve(idx, f.signer, &slot)) < 0

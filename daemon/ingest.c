@@ -268,23 +268,31 @@ s_reply(pd_ingest_t *self, const uint8_t *id, size_t id_len,
     return 0;
 }
 
+/* Queue a reject; signer_seq goes with a replay (the signer's last). */
+static int
+s_reject_seq(pd_ingest_t *self, const uint8_t *id, size_t id_len,
+             uint64_t rid, int code, uint64_t signer_seq, const char *detail)
+{
+    parley__reply_t r = { .request_id = rid,
+                          .type = PARLEY__REPLY_REJECT,
+                          .code = code,
+                          .signer_seq = signer_seq };
+    return s_reply(self, id, id_len, &r, detail);
+}
+
 static int
 s_reject(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
          int code, const char *detail)
 {
-    parley__reply_t r = { .request_id = rid,
-                          .type = PARLEY__REPLY_REJECT,
-                          .code = code };
-    return s_reply(self, id, id_len, &r, detail);
+    return s_reject_seq(self, id, id_len, rid, code, 0, detail);
 }
 
 /*
- * What a client is told when the storage cannot keep updates now (made
- * in self->why), or NULL when the storage reports no error (then the
- * unavailable has another cause, said by the code's own text). queued:
- * the update keeps its seq and waits for the retry (else it was not
- * kept). The storage's reason may name files: clients get the error
- * alone.
+ * What a client is told, after the code's sentence, when the storage
+ * cannot keep updates now (made in self->why), or NULL when the storage
+ * reports no error (the unavailable has another cause). queued: the
+ * update keeps its seq and waits for the retry (else it was not kept).
+ * The storage's reason may name files: clients get the error alone.
  */
 static const char *
 s_why(pd_ingest_t *self, bool queued)
@@ -293,16 +301,10 @@ s_why(pd_ingest_t *self, bool queued)
     pd_storage_health(self->storage, &h);
     if (h.err == 0)
         return NULL;
-    if (queued)
-        snprintf(self->why, sizeof(self->why),
-                 "the daemon cannot store right now: %s; kept queued, not "
-                 "acked: resend the same bytes later",
-                 strerror(-h.err));
-    else
-        snprintf(self->why, sizeof(self->why),
-                 "the daemon cannot store right now: %s; not stored: "
-                 "publish later",
-                 strerror(-h.err));
+    snprintf(self->why, sizeof(self->why),
+             "the log cannot be written (%s); %s", strerror(-h.err),
+             queued ? "kept queued, not acked: resend the same bytes later"
+                    : "not stored: publish later");
     return self->why;
 }
 
@@ -312,11 +314,8 @@ static int
 s_unavailable(pd_ingest_t *self, const uint8_t *id, size_t id_len,
               uint64_t rid, bool queued)
 {
-    parley__reply_t r = { .request_id = rid,
-                          .type = PARLEY__REPLY_REJECT,
-                          .code = PARLEY_EUNAVAILABLE,
-                          .message = s_why(self, queued) };
-    return s_reply(self, id, id_len, &r, r.message);
+    return s_reject(self, id, id_len, rid, PARLEY_EUNAVAILABLE,
+                    s_why(self, queued));
 }
 
 /*
@@ -332,7 +331,8 @@ s_answer_done(pd_ingest_t *self, const uint8_t *id, size_t id_len,
     if (done->rc == PARLEY_EUNAVAILABLE)
         return s_unavailable(self, id, id_len, rid, false);
     if (done->rc < 0)
-        return s_reject(self, id, id_len, rid, done->rc, NULL);
+        return s_reject_seq(self, id, id_len, rid, done->rc,
+                            done->signer_seq, NULL);
     if (done->duplicate) {
         /* Of a seq not yet durable: counted if the commit makes it so. */
         if (done->seq <= pd_storage_head(self->storage))
@@ -364,7 +364,7 @@ s_signer_label(const s_slot_t *slot, const char *why,
 {
     char id[PARLEY_KEYID_CHARS + 1] = "";
     if (slot->v.decoded)
-        parley_key_id(id, slot->v.env.signer);
+        parley_key_id(slot->v.env.signer, id);
     snprintf(buf, PARLEY_KEYID_CHARS + 64, "%s%s%s", *id ? "signer " : "", id,
              why);
     return buf;
@@ -510,7 +510,8 @@ s_store(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
         return s_unavailable(self, id, id_len, rid,
                              rc == PARLEY_EUNAVAILABLE && done.duplicate);
     if (rc == PARLEY_EREPLAY || rc == PARLEY_ETOOLARGE)
-        return s_reject(self, id, id_len, rid, rc, NULL);
+        return s_reject_seq(self, id, id_len, rid, rc,
+                            rc == PARLEY_EREPLAY ? done.signer_seq : 0, NULL);
     return rc; /* the storage failed: stop */
 }
 
@@ -621,7 +622,7 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN,
                        "feed: seq %llu not published: %s",
-                       (unsigned long long)rec->seq, parley_strerror(rc));
+                       (unsigned long long)rec->seq, parley_error_name(rc));
 }
 
 /*

@@ -93,10 +93,10 @@ typedef struct pd_ingest_io {
     void (*answer)(void *ctx, pd_msg_t *msg);
     /*
      * Queue the reply r to the connection id (id_len bytes), to be sent
-     * by the next flush. detail (may be NULL) is added to the log line
-     * of a reject, which the callee counts and logs. A reject's
-     * r->message, if set, is what the client is told (else the text of
-     * its code); it is copied before the call returns.
+     * by the next flush. A reject carries its code (and, for a replay,
+     * the signer's last accepted signer_seq); the callee counts and logs
+     * it and makes its message: the code's sentence and detail (may be
+     * NULL), which the log line says too.
      * Returns 0, or -ENOBUFS when the queue has no room (ingest then
      * commits and calls again).
      */

@@ -126,7 +126,7 @@ s_demo_public(const char *key_path, const char *pub_path,
         int rc = -errno;
         pd_log(PD_LOG_ERROR,
                "demo key %s: %s; remove it and %s to have a new one made",
-               key_path, parley_strerror_long(rc), pub_path);
+               key_path, parley_strerror(rc), pub_path);
         return rc;
     }
     parley_key_public(key, pk);
@@ -143,7 +143,7 @@ s_demo_public(const char *key_path, const char *pub_path,
                "remove both to have a new demo key made, or name a keyring",
                pub_path, key_path,
                rc == PARLEY_EKEYFILE ? "a different key"
-                                     : parley_strerror_long(rc));
+                                     : parley_strerror(rc));
     return rc;
 }
 
@@ -170,15 +170,15 @@ s_make_demo(const pd_config_t *cfg)
         rc = -errno;
     if (rc < 0 && rc != -EEXIST) {
         pd_log(PD_LOG_ERROR, "cannot make the demo key %s: %s", key_path,
-               parley_strerror(rc));
+               parley_error_name(rc));
         return rc;
     }
     if ((rc = s_demo_public(key_path, pub_path, pk)) < 0)
         return rc;
 
     char b64[45], id[PARLEY_KEYID_CHARS + 1], text[512];
-    parley_pubkey_format(b64, pk);
-    parley_key_id(id, pk);
+    parley_pubkey_format(pk, b64);
+    parley_key_id(pk, id);
     snprintf(text, sizeof(text),
              "# parley keyring: NAME PUBKEY negotiations=LIST parties=LIST "
              "phases=LIST\n"
@@ -190,7 +190,7 @@ s_make_demo(const pd_config_t *cfg)
              b64);
     if ((rc = s_write_atomic(cfg->keyring, text)) < 0) {
         pd_log(PD_LOG_ERROR, "cannot write the keyring %s: %s", cfg->keyring,
-               parley_strerror(rc));
+               parley_error_name(rc));
         return rc;
     }
     pd_log(PD_LOG_INFO,

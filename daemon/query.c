@@ -110,7 +110,7 @@ s_read_record(pd_query_t *self, uint64_t seq, int64_t *received_at,
 
 /* Who asks, and what they asked for. */
 typedef struct {
-    const parley_filter_t *filter;
+    const parley__request_t *req; /* its filter, and any_of (OR) */
     const char *user;   /* CURVE client name, NULL without CURVE */
     bool reads_all;     /* user may read every topic */
 } s_reader_t;
@@ -119,23 +119,24 @@ static s_reader_t
 s_reader(const pd_query_t *self, const parley__request_t *req,
          const char *user)
 {
-    return (s_reader_t){ .filter = &req->filter.filter,
+    return (s_reader_t){ .req = req,
                          .user = user,
                          .reads_all = self->zap == NULL
                                       || pd_zap_reads_all(self->zap, user) };
 }
 
-/* Does u match the reader's filter, and may the reader see it? */
+/* Does u match the reader's filters (filter, and one of any_of), and may
+ * the reader see it? */
 static bool
 s_wanted(const pd_query_t *self, const s_reader_t *rd,
          const parley_update_t *u)
 {
-    if (!parley_filter_match(rd->filter, u))
+    if (!parley__request_match(rd->req, u))
         return false;
     if (rd->reads_all)
         return true;
     char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
-    size_t n = parley_topics(u, topics);
+    size_t n = parley_topics(u, topics, PARLEY_TOPICS_MAX);
     return pd_zap_may_read(self->zap, rd->user,
                            (const char(*)[PARLEY_TOPIC_MAX])topics, n);
 }
@@ -148,7 +149,7 @@ s_encode(const parley__reply_t *r, uint8_t *buf, size_t cap,
     int rc = parley__reply_encode(r, buf, cap, &a->len);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "query: reply does not encode: %s",
-               parley_strerror(rc));
+               parley_error_name(rc));
         snprintf(a->detail, sizeof(a->detail), "(reply does not encode)");
         return PARLEY_EUNAVAILABLE;
     }
@@ -185,7 +186,7 @@ s_fill_page(pd_query_t *self, const s_reader_t *rd, uint64_t to,
         if (rc < 0) {
             pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR,
                            "replay: reading seq %llu: %s",
-                           (unsigned long long)pg->seq, parley_strerror(rc));
+                           (unsigned long long)pg->seq, parley_error_name(rc));
             return PARLEY_EUNAVAILABLE;
         }
         if (!s_wanted(self, rd, &self->update))
@@ -340,7 +341,7 @@ pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
     int rc = n < 0 ? n : s_snap_collect(self, &rd, seqs, n, &s);
     if (rc < 0) {
         pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
-                       parley_strerror(rc));
+                       parley_error_name(rc));
         rc = PARLEY_EUNAVAILABLE;
     } else if (s.n > PD_QUERY_SNAPSHOT_MAX) {
         snprintf(a->detail, sizeof(a->detail),

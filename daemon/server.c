@@ -303,7 +303,7 @@ s_reload(pd_server_t *self)
                "reload FAILED, keeping the old keyring (%zu signers) and "
                "client list: %s",
                parley_keyring_size(self->ring),
-               errbuf[0] != '\0' ? errbuf : parley_strerror(-errno));
+               errbuf[0] != '\0' ? errbuf : parley_error_name(-errno));
         return 0;
     }
     pd_clients_t *clients = NULL;
@@ -354,7 +354,7 @@ s_heartbeat(pd_server_t *self)
                                parley_now_ms());
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
-                       "heartbeat not sent: %s", parley_strerror(rc));
+                       "heartbeat not sent: %s", parley_error_name(rc));
     return 0;
 }
 
@@ -365,7 +365,7 @@ s_stats_topic(pd_server_t *self)
     int rc = pd_feed_stats(self->feed, v, pd_stats_collect(self->stats, v));
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
-                       "stats not sent: %s", parley_strerror(rc));
+                       "stats not sent: %s", parley_error_name(rc));
     return 0;
 }
 
@@ -375,7 +375,7 @@ s_retain(pd_server_t *self)
     int n = pd_storage_retain(self->storage, parley_now_ms());
     if (n < 0)
         pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
-                       "retention failed: %s", parley_strerror(n));
+                       "retention failed: %s", parley_error_name(n));
     else if (n > 0)
         pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
                n, (unsigned long long)pd_storage_first(self->storage));

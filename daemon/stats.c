@@ -72,7 +72,7 @@ pd_stats_new(void)
         return NULL;
     for (int i = 0; i < PD_STATS_NCODES; i++)
         snprintf(self->rejected[i], sizeof(self->rejected[i]), "rejected_%s",
-                 parley_strerror(-1001 - i));
+                 parley_error_name(-1001 - i));
     self->started_ms = parley__mono_ms();
     pd_stats_getter(self, PD_STAT_UPTIME_SECONDS, s_uptime, self);
     return self;

@@ -40,6 +40,8 @@
  *                                  (and drain, below), then submit again.
  *                PARLEY_EREPLAY, PARLEY_ETOOLARGE, PARLEY_EUNAVAILABLE
  *                                  refused; nothing changed (a reject).
+ *                                  For a replay, done->signer_seq is the
+ *                                  signer's last accepted signer_seq.
  *                any other < 0     the storage can no longer keep updates:
  *                                  the daemon stops without acking.
  *              u and everything it points to are borrowed for the call.
@@ -132,6 +134,8 @@ typedef struct pd_storage_done {
     int rc;                       /* completed(): 0 or a reject code */
     uint64_t seq;                 /* the seq that keeps the update */
     bool duplicate;               /* kept before as seq: same bytes */
+    uint64_t signer_seq;          /* PARLEY_EREPLAY: the signer's last
+                                   * accepted signer_seq (0 if unknown) */
 } pd_storage_done_t;
 
 /* What the write side can do now (health()). */

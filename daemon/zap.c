@@ -142,7 +142,7 @@ s_log_secret_error(const char *path, int rc)
                path, path);
     } else {
         pd_log(PD_LOG_ERROR, "curve_secret_key %s: %s", path,
-               parley_strerror_long(rc));
+               parley_strerror(rc));
     }
 }
 

@@ -85,7 +85,7 @@ sec_curve_load(const sec_curve_t *srv, const sec_curve_t *client)
     parley_curve_t *c = parley_curve_load(srv->pub_path, client->path);
     if (c == NULL)
         fprintf(stderr, "[security] parley_curve_load(%s, %s): %s\n",
-                srv->pub_path, client->path, parley_strerror(-errno));
+                srv->pub_path, client->path, parley_error_name(-errno));
     return c;
 }
 
@@ -156,8 +156,7 @@ sec_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
                 d->pid = 0;
                 break;
             }
-            parley_info_t info;
-            if (parley_ping_ex(d->api, curve, 250, &info) == 0)
+            if (ph_ping_info(d->api, curve, 250, NULL) == 0)
                 return 0;
             sec_sleep_ms(30);
         }
@@ -175,14 +174,20 @@ sec_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
 static inline uint64_t
 sec_stat(const ph_daemon_t *d, const parley_curve_t *curve, const char *name)
 {
-    parley_stat_t st[PH_STATS_MAX];
-    int n = parley_stats_ex(d->api, curve, 5000, st, PH_STATS_MAX);
-    for (int i = 0; i < n; i++)
-        if (strcmp(st[i].name, name) == 0)
-            return st[i].value;
-    fprintf(stderr, "[security] stat %s: %s\n", name,
-            n < 0 ? parley_strerror(n) : "not found");
-    return UINT64_MAX;
+    parley_call_options_t o = ph_call_options(d->api, 5000);
+    parley_stats_t *st = NULL;
+    uint64_t v = UINT64_MAX;
+    o.curve = curve;
+    int rc = parley_stats(&o, &st);
+    if (rc == 0)
+        rc = parley_stats_get(st, name, &v);
+    parley_stats_destroy(&st);
+    if (rc < 0) {
+        fprintf(stderr, "[security] stat %s: %s\n", name,
+                parley_error_name(rc));
+        return UINT64_MAX;
+    }
+    return v;
 }
 
 /*

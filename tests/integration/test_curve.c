@@ -90,7 +90,7 @@ s_setup(void **state)
     if (sec_daemon_start(&st->daemon, st->dir, st->keyring, conf, st->alice_c)
         != 0)
         return -1;
-    st->pub = parley_pub_new_curve(st->daemon.api, st->signer.key, st->alice_c);
+    st->pub = ph_pub_new(st->daemon.api, st->signer.key, st->alice_c, 0);
     st->ctx = zmq_ctx_new();
     if (st->pub == NULL || st->ctx == NULL)
         return -1;
@@ -131,11 +131,11 @@ s_publish(s_state_t *st, int n, const char *what)
         char h[96];
         snprintf(h, sizeof(h), "%s %d", what, i);
         ph_update_init(&u, "gaza-ceasefire", "egypt", 1, h);
-        int rc = parley_pub_publish(st->pub, &u, S_TIMEOUT, &seq, NULL);
+        int rc = ph_publish(st->pub, &u, &seq, NULL);
         if (rc != 0) {
             ph_daemon_dump_log(&st->daemon);
             fail_msg("alice could not publish (%s): %s", what,
-                     parley_strerror(rc));
+                     parley_error_name(rc));
         }
     }
     return seq;
@@ -145,11 +145,13 @@ s_publish(s_state_t *st, int n, const char *what)
 static uint64_t
 s_head(s_state_t *st)
 {
-    parley_info_t info;
-    int rc = parley_ping_ex(st->daemon.api, st->alice_c, S_TIMEOUT, &info);
+    parley_info_t *info = NULL;
+    int rc = ph_ping_info(st->daemon.api, st->alice_c, S_TIMEOUT, &info);
     if (rc != 0)
-        fail_msg("alice's ping failed: %s", parley_strerror(rc));
-    return info.seq;
+        fail_msg("alice's ping failed: %s", parley_error_name(rc));
+    uint64_t seq = parley_info_seq(info);
+    parley_info_destroy(&info);
+    return seq;
 }
 
 /*
@@ -230,9 +232,9 @@ test_allowed_client_works(void **state)
 {
     s_state_t *st = *state;
     parley_sub_options_t opt = { .curve = st->alice_c };
-    parley_sub_t *sub = parley_sub_new(st->daemon.api, NULL, &opt);
+    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &opt);
     if (sub == NULL)
-        fail_msg("alice cannot subscribe: %s", parley_strerror(-errno));
+        fail_msg("alice cannot subscribe: %s", parley_error_name(-errno));
     uint64_t seq = s_publish(st, 3, "allowed");
     ph_events_t ev = { 0 };
     ph_sub_collect(sub, &ev, 3, seq, S_TIMEOUT);
@@ -249,19 +251,18 @@ test_unknown_key_refused(void **state)
 {
     s_state_t *st = *state;
     uint64_t denied = sec_stat(&st->daemon, st->alice_c, "auth_denied");
-    parley_info_t info;
     assert_int_equal(
-        parley_ping_ex(st->daemon.api, st->eve_c, S_TIMEOUT, &info), -EACCES);
+        ph_ping_info(st->daemon.api, st->eve_c, S_TIMEOUT, NULL), -EACCES);
     parley_sub_options_t opt = { .curve = st->eve_c };
     errno = 0;
-    assert_null(parley_sub_new(st->daemon.api, NULL, &opt));
+    assert_null(ph_sub_new(st->daemon.api, NULL, &opt));
     assert_int_equal(errno, EACCES);
     parley_pub_t *p =
-        parley_pub_new_curve(st->daemon.api, st->signer.key, st->eve_c);
+        ph_pub_new(st->daemon.api, st->signer.key, st->eve_c, 0);
     assert_non_null(p);
     parley_update_t u;
     ph_update_init(&u, "gaza-ceasefire", "egypt", 1, "eve's");
-    assert_int_equal(parley_pub_publish(p, &u, 2000, NULL, NULL), -EACCES);
+    assert_int_equal(ph_publish(p, &u, NULL, NULL), -EACCES);
     parley_pub_destroy(&p);
 
     s_stranger_gets_nothing(st, SEC_CURVE, &st->eve, "unknown CURVE key");
@@ -276,8 +277,7 @@ test_null_client_refused(void **state)
 {
     s_state_t *st = *state;
     uint64_t failed = sec_stat(&st->daemon, st->alice_c, "handshake_failed");
-    parley_info_t info;
-    assert_int_equal(parley_ping(st->daemon.api, S_TIMEOUT, &info),
+    assert_int_equal(ph_ping(st->daemon.api, S_TIMEOUT),
                      PARLEY_EPROTO);
     s_stranger_gets_nothing(st, SEC_NULL, NULL, "NULL client");
     s_stranger_cannot_publish(st, SEC_NULL, NULL, "NULL client");
@@ -305,8 +305,7 @@ test_wrong_server_key(void **state)
     s_state_t *st = *state;
     parley_curve_t *c = parley_curve_load(st->eve.pub_path, st->alice.path);
     assert_non_null(c);
-    parley_info_t info;
-    int rc = parley_ping_ex(st->daemon.api, c, 1500, &info);
+    int rc = ph_ping_info(st->daemon.api, c, 1500, NULL);
     parley_curve_destroy(&c);
     assert_int_not_equal(rc, 0);
 }
@@ -329,10 +328,10 @@ test_reload_cuts_removed_client(void **state)
     assert_int_equal(sec_sub_wait_heartbeat(bob_sub, S_TIMEOUT, NULL), 0);
 
     parley_sub_options_t aopt = { .curve = st->alice_c };
-    parley_sub_t *alice_sub = parley_sub_new(st->daemon.api, NULL, &aopt);
+    parley_sub_t *alice_sub = ph_sub_new(st->daemon.api, NULL, &aopt);
     assert_non_null(alice_sub);
     parley_sub_options_t bopt = { .curve = st->bob_c };
-    parley_sub_t *bob_lib = parley_sub_new(st->daemon.api, NULL, &bopt);
+    parley_sub_t *bob_lib = ph_sub_new(st->daemon.api, NULL, &bopt);
     assert_non_null(bob_lib);
 
     uint64_t before = s_publish(st, 5, "before reload");
@@ -376,9 +375,8 @@ test_reload_cuts_removed_client(void **state)
     assert_int_equal(ev.err, -EACCES);
     ph_events_free(&ev);
     /* bob cannot ask anything either */
-    parley_info_t info;
     assert_int_equal(
-        parley_ping_ex(st->daemon.api, st->bob_c, S_TIMEOUT, &info), -EACCES);
+        ph_ping_info(st->daemon.api, st->bob_c, S_TIMEOUT, NULL), -EACCES);
     s_stranger_cannot_publish(st, SEC_CURVE, &st->bob, "removed client");
     /* alice got every update, the ones after the cut included */
     ph_sub_collect(alice_sub, &ev, 5, after, S_TIMEOUT);
@@ -406,9 +404,8 @@ test_bad_reload_keeps_list(void **state)
     assert_true(sec_log_count(&st->daemon, "clients.keys:1:") > 0);
     /* alice still gets in, bob still does not */
     s_publish(st, 1, "after a bad reload");
-    parley_info_t info;
     assert_int_equal(
-        parley_ping_ex(st->daemon.api, st->bob_c, S_TIMEOUT, &info), -EACCES);
+        ph_ping_info(st->daemon.api, st->bob_c, S_TIMEOUT, NULL), -EACCES);
     assert_int_equal(sec_stat(&st->daemon, st->alice_c, "curve_clients"), 1);
     assert_int_equal(s_write_clients(st, false), 0);
 }

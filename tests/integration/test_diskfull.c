@@ -326,8 +326,7 @@ s_publish_until_refused(s_fix_t *f, const char *tag, uint8_t *env,
 static void
 s_expect_ping(const s_fix_t *f)
 {
-    parley_info_t info;
-    assert_int_equal(parley_ping(f->fx.d.api, S_TIMEOUT, &info), 0);
+    assert_int_equal(ph_ping(f->fx.d.api, S_TIMEOUT), 0);
 }
 
 static void

@@ -164,19 +164,19 @@ s_still_serves(s_state_t *st, const char *after)
     const char *party[] = { "qatar" };
     f.parties = party;
     f.n_parties = 1;
-    parley_sub_t *sub = parley_sub_new(st->daemon.api, &f, NULL);
+    parley_sub_t *sub = ph_sub_new(st->daemon.api, &f, NULL);
     if (sub == NULL)
         fail_msg("after %s: cannot subscribe: %s", after,
-                 parley_strerror(-errno));
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->b.key);
+                 parley_error_name(-errno));
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->b.key, NULL, 0);
     assert_non_null(pub);
     parley_update_t u;
     uint64_t seq = 0;
     ph_update_init(&u, "gaza-ceasefire", "qatar", 2, after);
-    int rc = parley_pub_publish(pub, &u, S_TIMEOUT, &seq, NULL);
+    int rc = ph_publish(pub, &u, &seq, NULL);
     if (rc != 0)
         fail_msg("after %s: a valid publish failed: %s", after,
-                 parley_strerror(rc));
+                 parley_error_name(rc));
     ph_events_t ev = { 0 };
     ph_sub_collect(sub, &ev, 1, seq, S_TIMEOUT);
     if (ev.n != 1 || ev.d[0].seq != seq)
@@ -255,14 +255,14 @@ test_subscription_limits(void **state)
                 == denied + 7);
     assert_true(sec_log_count(&st->daemon, "over max_subscriptions") > 0);
 
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->a.key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->a.key, NULL, 0);
     assert_non_null(pub);
     for (int i = 0; i < 10; i++) {
         parley_update_t u;
         char party[8];
         snprintf(party, sizeof(party), "p%d", i);
         ph_update_init(&u, "gaza-ceasefire", party, 1, "to one party");
-        assert_int_equal(parley_pub_publish(pub, &u, S_TIMEOUT, NULL, NULL), 0);
+        assert_int_equal(ph_publish(pub, &u, NULL, NULL), 0);
     }
     parley_pub_destroy(&pub);
     size_t hb = 0;
@@ -517,7 +517,7 @@ test_bad_signature_flood(void **state)
     s_connect(st, d, st->daemon.api);
 
     /* the real publisher of signer a, in a pipeline of its own */
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->a.key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->a.key, NULL, 0);
     assert_non_null(pub);
     int acked, limited, badsig, other;
     s_flood(d, envs, lens, FLOOD, &acked, &limited, &badsig, &other);
@@ -525,9 +525,9 @@ test_bad_signature_flood(void **state)
     for (int i = 0; i < REAL; i++) {
         parley_update_t u;
         ph_update_init(&u, "gaza-ceasefire", "hamas", 1, "real");
-        int rc = parley_pub_publish(pub, &u, S_TIMEOUT, NULL, NULL);
+        int rc = ph_publish(pub, &u, NULL, NULL);
         if (rc != 0)
-            fail_msg("the real publisher got %s", parley_strerror(rc));
+            fail_msg("the real publisher got %s", parley_error_name(rc));
         real_ok++;
     }
     parley_pub_destroy(&pub);

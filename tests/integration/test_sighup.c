@@ -74,10 +74,10 @@ s_publish(s_state_t *st, const ph_key_t *k, const char *headline,
 {
     parley_update_t u;
     ph_update_init(&u, "gaza-ceasefire", "hamas", 1, headline);
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, k->key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, k->key, NULL, 0);
     if (pub == NULL)
-        fail_msg("parley_pub_new: %s", parley_strerror(-errno));
-    int rc = parley_pub_publish(pub, &u, S_TIMEOUT, seq, NULL);
+        fail_msg("parley_pub_new: %s", parley_error_name(-errno));
+    int rc = ph_publish(pub, &u, seq, NULL);
     parley_pub_destroy(&pub);
     return rc;
 }
@@ -92,7 +92,7 @@ s_publish_ok(s_state_t *st, const ph_key_t *k, const char *step)
     int rc = s_publish(st, k, headline, &seq);
     if (rc != 0)
         fail_msg("%s: publish by %s: %s (expected an ack)", step, k->name,
-                 parley_strerror(rc));
+                 parley_error_name(rc));
     assert_true(st->n < S_MAX_UPDATES);
     if (st->n > 0 && seq != st->seqs[st->n - 1] + 1)
         fail_msg("%s: seq %" PRIu64 " after %" PRIu64, step, seq,
@@ -111,7 +111,7 @@ s_publish_rejected(s_state_t *st, const ph_key_t *k, const char *step)
     if (rc != PARLEY_EUNKNOWNSIGNER)
         fail_msg("%s: publish by %s returned %s (seq %" PRIu64 "), expected "
                  "unknown_signer", step, k->name,
-                 rc == 0 ? "an ack" : parley_strerror(rc), seq);
+                 rc == 0 ? "an ack" : parley_error_name(rc), seq);
 }
 
 /* Wait until the daemon reports `want` keyring signers. */
@@ -251,9 +251,9 @@ test_sighup_reloads_keyring_atomically(void **state)
     parley_sub_options_t opt = { 0 };
     parley_filter_t filter = { 0 };
     opt.start = PARLEY_START_LIVE;
-    st->sub = parley_sub_new(st->daemon.api, &filter, &opt);
+    st->sub = ph_sub_new(st->daemon.api, &filter, &opt);
     if (st->sub == NULL)
-        fail_msg("parley_sub_new: %s", parley_strerror(-errno));
+        fail_msg("parley_sub_new: %s", parley_error_name(-errno));
 
     /* 1. The first keyring. */
     s_publish_ok(st, &st->steady, "step 1");

@@ -63,7 +63,7 @@ dp_setup(dp_t *d, bool fsync)
         if ((d->keys[i] = parley_key_from_seed(seed)) == NULL)
             return -1;
         parley_key_public(d->keys[i], d->pk[i]);
-        parley_pubkey_format(b64, d->pk[i]);
+        parley_pubkey_format(d->pk[i], b64);
         used += (size_t)snprintf(text + used, sizeof(text) - used,
                                  "signer-%d %s negotiations=%s parties=* "
                                  "phases=*\n",

@@ -45,8 +45,9 @@ typedef struct {
     int code;              /* EV_REPLY reject */
     bool revoked;          /* EV_REPLY: an ack the flush turned into a
                               reject (above the durable head) */
-    char message[192];     /* EV_REPLY reject: what the client is told */
+    char message[192];     /* EV_REPLY reject: the detail the client is told */
     uint64_t durable;      /* EV_FLUSH: the storage's head */
+    uint64_t signer_seq;   /* EV_REPLY reject: the signer's last (replay) */
     size_t n_topics;       /* EV_PUBLISH */
     char topics[4][PARLEY_TOPIC_MAX];
 } ev_t;
@@ -115,7 +116,6 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
         const char *detail)
 {
     fx_t *f = ctx;
-    (void)detail;
     assert_true(id_len > 0 && id_len <= 4);
     if (f->queued == f->queue_max)
         return -ENOBUFS;
@@ -126,8 +126,9 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
     e->seq = r->seq;
     e->duplicate = r->duplicate;
     e->code = r->code;
-    if (r->message != NULL)
-        snprintf(e->message, sizeof(e->message), "%s", r->message);
+    if (detail != NULL)
+        snprintf(e->message, sizeof(e->message), "%s", detail);
+    e->signer_seq = r->signer_seq;
     (void)id;
     return 0;
 }
@@ -313,8 +314,8 @@ s_expect_reject(const fx_t *f, uint64_t rid, int code)
     const ev_t *e = s_reply_to(f, rid);
     if (e->type != PARLEY__REPLY_REJECT || e->code != code)
         fail_msg("request %llu: wanted reject %s, got type %d code %s",
-                 (unsigned long long)rid, parley_strerror(code), e->type,
-                 parley_strerror(e->code));
+                 (unsigned long long)rid, parley_error_name(code), e->type,
+                 parley_error_name(e->code));
 }
 
 /*
@@ -432,6 +433,10 @@ test_duplicate_and_replay(void **state)
     s_expect_ack(f, 2, 1, true);
     s_expect_reject(f, 3, PARLEY_EREPLAY);
     s_expect_reject(f, 4, PARLEY_EREPLAY);
+    /* A replay says the signer's last accepted signer_seq, so that a
+     * publisher whose choice collided can choose above it. */
+    assert_int_equal(s_reply_to(f, 3)->signer_seq, 500);
+    assert_int_equal(s_reply_to(f, 4)->signer_seq, 500);
     s_expect_ack(f, 5, 2, false);
     s_expect_ack(f, 6, 2, true);
     assert_int_equal(pd_storage_head(f->dp.storage), 2);

@@ -6,7 +6,8 @@
  * Replay: paging by count, by bytes and by records looked at, ranges,
  * filters, truncated below what retention kept. Snapshot: the latest
  * state after updates, corrections, retractions and expiry, filtered,
- * and refused when too large. Both see only what is committed.
+ * and refused when too large. Both see only what is committed, and both
+ * take OR filters (any_of).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -373,6 +374,74 @@ test_snapshot_too_large(void **state)
     assert_int_equal(g.n, 256);
 }
 
+/* Answer q (a replay or a snapshot) and decode the reply into g. */
+static void
+s_ask(fx_t *f, const parley__request_t *q, s_got_t *g)
+{
+    pd_query_answer_t a;
+    int rc = q->op == PARLEY__OP_REPLAY ? pd_query_replay(f->q, q, NULL, &a)
+                                        : pd_query_snapshot(f->q, q, NULL, &a);
+    assert_int_equal(rc, 0);
+    s_decode(f, &a, g);
+}
+
+/*
+ * OR filters (any_of): a request matches its filter and one of any_of.
+ * The request goes through the wire encoding, as a client sends it.
+ */
+static void
+test_any_of(void **state)
+{
+    fx_t *f = *state;
+    static s_got_t g;
+    parley_update_t u;
+    static const char *const parties[] = { "egypt", "qatar", "us", "israel" };
+    for (uint32_t i = 0; i < 8; i++) { /* seqs 1..8 */
+        dp_update(&u, NULL, parties[i % 4], i % 3, 0);
+        s_submit(f, &u);
+    }
+    s_commit(f);
+
+    /* party egypt OR phase 2; with the filter phase 0..1 AND-ed on top. */
+    static parley__filterbuf_t alt[2];
+    const char *egypt[] = { "egypt" };
+    const uint32_t two[] = { 2 }, low[] = { 0, 1 };
+    parley_filter_t fe = { .parties = egypt, .n_parties = 1 };
+    parley_filter_t fp = { .phases = two, .n_phases = 1 };
+    parley_filter_t fl = { .phases = low, .n_phases = 2 };
+    assert_int_equal(parley__filterbuf_set(&alt[0], &fe), 0);
+    assert_int_equal(parley__filterbuf_set(&alt[1], &fp), 0);
+    for (int op = 0; op < 2; op++) {
+        parley__request_t *q = s_request(
+            f, op == 0 ? PARLEY__OP_REPLAY : PARLEY__OP_SNAPSHOT, NULL);
+        q->any_of = alt;
+        q->n_any_of = 2;
+        static uint8_t buf[4096], space[1 << 15];
+        size_t len;
+        assert_int_equal(parley__request_encode(q, buf, sizeof(buf), &len), 0);
+        parley__arena_t arena;
+        parley__arena_init(&arena, space, sizeof(space));
+        static parley__request_t in;
+        assert_int_equal(parley__request_decode(buf, len, &in, &arena), 0);
+        assert_int_equal(in.n_any_of, 2);
+        s_ask(f, &in, &g);
+        /* egypt: seqs 1 (phase 0), 5 (phase 1); phase 2: 3, 6. */
+        assert_int_equal(g.n, 4);
+        assert_int_equal(g.seqs[0], 1);
+        assert_int_equal(g.seqs[1], 3);
+        assert_int_equal(g.seqs[2], 5);
+        assert_int_equal(g.seqs[3], 6);
+
+        /* The filter still applies to every alternative. */
+        assert_int_equal(parley__filterbuf_set(&in.filter, &fl), 0);
+        s_ask(f, &in, &g);
+        assert_int_equal(g.n, 2);
+        assert_int_equal(g.seqs[0], 1);
+        assert_int_equal(g.seqs[1], 5);
+        parley__arena_reset(&arena);
+    }
+}
+
 int
 main(void)
 {
@@ -386,6 +455,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_snapshot, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_too_large,
                                         s_setup_nosync, s_teardown),
+        cmocka_unit_test_setup_teardown(test_any_of, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
