@@ -300,6 +300,24 @@ fu_publish(fu_pub_t *p, const char *tag, size_t n, int timeout_ms)
 }
 
 /*
+ * Publish n updates ("<tag> 0" on), each of which must be acked. Returns
+ * 0, or the first failure (printed).
+ */
+static inline int
+fu_publish_acked(fu_pub_t *p, const char *tag, size_t n, int timeout_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = fu_publish(p, tag, i, timeout_ms);
+        if (rc != 0) {
+            fprintf(stderr, "[fault] publish %s %zu: %s\n", tag, i,
+                    parley_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/*
  * The log read back from the daemon at api must be exactly what p saw
  * acked: seqs 1..n in order, each with the bytes that were published.
  * Prints the first difference. Returns true if so.

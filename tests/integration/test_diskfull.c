@@ -160,8 +160,8 @@ s_fill(s_fix_t *f)
         return;
     }
     assert_true(f->fills < 2);
-    int fd = open(f->filler[f->fills++], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                  0600);
+    int fd = open(f->filler[f->fills++],
+                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     static uint8_t block[4096];
     while (write(fd, block, sizeof(block)) > 0)
@@ -338,8 +338,9 @@ test_disk_full(void **state)
     const bool systemd = s_notified(f, "READY=1", S_TIMEOUT);
     s_feed_open(f);
     assert_int_equal(fu_pub_open(&f->fx.pub, f->fx.d.api, &f->fx.key), 0);
-    for (size_t i = 0; i < S_BEFORE; i++)
-        assert_int_equal(fu_publish(&f->fx.pub, "before", i, S_TIMEOUT), 0);
+    assert_int_equal(fu_publish_acked(&f->fx.pub, "before", S_BEFORE,
+                                      S_TIMEOUT),
+                     0);
 
     /* Full: acked for a while on the reserve, then refused. */
     s_fill(f);

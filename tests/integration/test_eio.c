@@ -82,11 +82,9 @@ static void
 s_run(s_fix_t *f, const char *ctl_text, const char *const *want,
       s_kind_t kind)
 {
-    for (size_t i = 0; i < S_ACKED; i++) {
-        int rc = fu_publish(&f->fx.pub, "before", i, S_TIMEOUT);
-        if (rc != 0)
-            fail_msg("publish %zu: %s", i, parley_strerror(rc));
-    }
+    assert_int_equal(fu_publish_acked(&f->fx.pub, "before", S_ACKED,
+                                      S_TIMEOUT),
+                     0);
     assert_int_equal(fu_ctl_write(f->ctl, ctl_text), 0);
     uint8_t env[PARLEY_ENVELOPE_MAX];
     size_t len = 0;

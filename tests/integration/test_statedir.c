@@ -56,17 +56,6 @@ s_teardown(void **state)
     return 0;
 }
 
-/* Publish n updates, each of which must be acked. */
-static void
-s_publish_acked(s_fix_t *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        int rc = fu_publish(&f->fx.pub, "before", i, S_TIMEOUT);
-        if (rc != 0)
-            fail_msg("publish %zu: %s", i, parley_strerror(rc));
-    }
-}
-
 /*
  * Run a second parleyd on f's state directory (its own ports) and expect
  * it to refuse: exit 1, saying the directory is in use.
@@ -95,7 +84,8 @@ static void
 test_removed_while_publishing(void **state)
 {
     s_fix_t *f = *state;
-    s_publish_acked(f, 5);
+    assert_int_equal(fu_publish_acked(&f->fx.pub, "before", 5, S_TIMEOUT),
+                     0);
     assert_int_equal(ph_tmpdir_remove(f->fx.d.state_dir), 0);
     /* Sent after the removal: never acked, since it cannot be recovered. */
     int rc = fu_publish(&f->fx.pub, "after", 0, 3000);
@@ -120,7 +110,8 @@ static void
 test_removed_idle(void **state)
 {
     s_fix_t *f = *state;
-    s_publish_acked(f, 2);
+    assert_int_equal(fu_publish_acked(&f->fx.pub, "before", 2, S_TIMEOUT),
+                     0);
     assert_int_equal(ph_tmpdir_remove(f->fx.d.state_dir), 0);
     /* Nothing is published: the loop's timer finds it. */
     assert_int_equal(fu_wait_exit(&f->fx.d, S_TIMEOUT), 1);
@@ -135,7 +126,8 @@ static void
 test_second_daemon(void **state)
 {
     s_fix_t *f = *state;
-    s_publish_acked(f, 3);
+    assert_int_equal(fu_publish_acked(&f->fx.pub, "before", 3, S_TIMEOUT),
+                     0);
     /* The first cannot run its checks while stopped. */
     assert_int_equal(kill(f->fx.d.pid, SIGSTOP), 0);
     assert_int_equal(ph_tmpdir_remove(f->fx.d.state_dir), 0);
@@ -155,7 +147,8 @@ static void
 test_lock_removed(void **state)
 {
     s_fix_t *f = *state;
-    s_publish_acked(f, 2);
+    assert_int_equal(fu_publish_acked(&f->fx.pub, "before", 2, S_TIMEOUT),
+                     0);
     char lock[PH_PATH_MAX];
     assert_int_equal(ph_path(lock, sizeof(lock), f->fx.d.state_dir, "store.lock"),
                      0);
