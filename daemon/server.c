@@ -3,7 +3,8 @@
  *
  * One thread: zmq_poll over the api ROUTER, the feed XPUB and a signalfd,
  * with a timeout that wakes the loop for heartbeats, retention, the
- * storage's check and the systemd watchdog. Everything the loop touches is owned here.
+ * storage's check and retry, and the systemd watchdog. Everything the
+ * loop touches is owned here.
  */
 #include "server.h"
 

@@ -683,11 +683,11 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
         goto fail;
     for (size_t i = 0; i < self->nsegs; i++)
         if (self->segs[i].count > 0)
-            self->segs[i].newest_mono = s_mono_of(self, self->segs[i].newest_at);
+            self->segs[i].newest_mono =
+                s_mono_of(self, self->segs[i].newest_at);
     /* Room to go on: refuse to start rather than fail the first publish. */
-    if ((*err = s_keep_reserve(self,
-                               self->nsegs ? &self->segs[self->nsegs - 1] : NULL,
-                               true)) < 0) {
+    segment_t *newest = self->nsegs ? &self->segs[self->nsegs - 1] : NULL;
+    if ((*err = s_keep_reserve(self, newest, true)) < 0) {
         pd_store__errf(errbuf, errlen,
                        "cannot keep %" PRIu64 " bytes free for the log in %s: "
                        "%s; free space on that file system (or lower "
