@@ -675,6 +675,12 @@ s_unreserve(pd_index_t *idx, size_t keys, size_t refs)
     idx->res_refs -= refs < idx->res_refs ? refs : idx->res_refs;
 }
 
+void
+pd_index_unreserve(pd_index_t *idx, size_t n_parties, size_t n_references)
+{
+    s_unreserve(idx, n_parties, n_references);
+}
+
 /* Entries whose every candidate is below the first held seq go. */
 static bool
 s_entry_gone(uint64_t val, void *ctx)

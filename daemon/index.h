@@ -65,6 +65,13 @@ int pd_index_reserve(pd_index_t *idx,
                      size_t n_parties, size_t n_references);
 
 /*
+ * Give back the reservation of an update that will not be applied after
+ * all (its append was refused): the counts given to pd_index_reserve().
+ */
+void pd_index_unreserve(pd_index_t *idx, size_t n_parties,
+                        size_t n_references);
+
+/*
  * Record an accepted update at once: pd_index_add_signer() and
  * pd_index_apply(). Reserve for it first.
  */
