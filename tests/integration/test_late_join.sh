@@ -150,4 +150,41 @@ python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" hamas "$MODEL_DIR" >"$T/expect.
 sub_last hamas "$T/expect.hamas" --party hamas
 pass "parley sub --last --party hamas: only the hamas state, then a live update"
 
+# --- whose state each delivery of the start holds ---------------------------
+# An update naming several parties may hold the state of some of them only:
+# --json says which in "current_for", the line in "(current for ...)". The
+# live update of the second run holds (israel|hamas, 1) now.
+echo '{"negotiation":"gaza-ceasefire","parties":["hamas","israel"],"phase":1,"status":"agreed_in_principle","headline":"Phase 1 agreed in principle (hamas)"}' >>"$T/extra.jsonl"
+python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" "" "$MODEL_DIR" >"$T/expect.all" 2>"$T/state.all" \
+    || fail "expect.py failed"
+n=$(grep -c . "$T/expect.all")
+"$PARLEY" sub --last --json -C "$n" -W 30 >"$T/json.out" 2>"$T/json.err" \
+    || fail "parley sub --last --json: $(cat "$T/json.err")"
+python3 - "$T/state.all" "$T/json.out" <<'EOF' || fail "current_for differs from the model (above)"
+import json, re, sys
+want = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    m = re.match(r"state (\S+)/(\S+)/phase (\d+) = seq (\d+)$", line.strip())
+    want.setdefault(int(m.group(4)), []).append(m.group(2))
+got = {}
+for line in open(sys.argv[2], encoding="utf-8"):
+    o = json.loads(line)
+    got[o["seq"]] = o["current_for"]
+    for p in o["current_for"]:
+        assert p in o["parties"], line
+bad = [s for s in set(want) | set(got)
+       if sorted(want.get(s, [])) != sorted(got.get(s, []))]
+for s in sorted(bad):
+    print("seq %d: current_for %s, model %s" % (s, got.get(s), want.get(s)),
+          file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+# Seq 6 names hamas and israel on phase 2; after the retraction of 11 it
+# holds both again, and the line says so.
+"$PARLEY" sub --last --phase 2 -C 1 -W 30 >"$T/line.out" 2>"$T/line.err" \
+    || fail "parley sub --last --phase 2: $(cat "$T/line.err")"
+grep -q '^#6 gaza-ceasefire phase 2 \[hamas,israel\] counter_proposal: .* (current for hamas,israel)$' "$T/line.out" \
+    || fail "sub --last does not say whose state #6 holds: $(cat "$T/line.out")"
+pass "parley sub --last: each delivery of the state says whose state it holds"
+
 stop_parleyd
