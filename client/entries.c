@@ -40,6 +40,18 @@ s_u64_cmp(const void *a, const void *b)
 }
 
 void
+parley__state_key_out(const parley__state_key_t *k, const char **negotiation,
+                      const char **party, uint32_t *phase)
+{
+    if (negotiation != NULL)
+        *negotiation = k->negotiation;
+    if (party != NULL)
+        *party = k->party;
+    if (phase != NULL)
+        *phase = k->phase;
+}
+
+void
 parley__entries_free(parley__entries_t *e)
 {
     free(e->by_key);

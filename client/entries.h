@@ -56,6 +56,11 @@ size_t parley__entries_of(const parley__entries_t *e, uint64_t seq,
 int parley__entries_agree(const parley__state_key_t *keys, size_t n,
                           const parley_update_t *u);
 
+/* Hand out k's negotiation, party and phase (outputs may be NULL). */
+void parley__state_key_out(const parley__state_key_t *k,
+                           const char **negotiation, const char **party,
+                           uint32_t *phase);
+
 /* Free the entries; e is empty again. */
 void parley__entries_free(parley__entries_t *e);
 

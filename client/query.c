@@ -599,12 +599,7 @@ parley_query_entry(const parley_query_t *q, size_t i,
     if (q == NULL || i >= q->entries.n)
         return PARLEY_EARG;
     const parley__state_key_t *k = &q->entries.by_key[i];
-    if (negotiation != NULL)
-        *negotiation = k->negotiation;
-    if (party != NULL)
-        *party = k->party;
-    if (phase != NULL)
-        *phase = k->phase;
+    parley__state_key_out(k, negotiation, party, phase);
     if (seq != NULL)
         *seq = k->seq;
     return 0;

@@ -391,12 +391,7 @@ parley_state_entry(const parley_state_t *st, size_t i,
     if (st == NULL || i >= st->rows.n)
         return NULL;
     const s_row_t *row = &st->rows.v[i];
-    if (negotiation != NULL)
-        *negotiation = row->key.negotiation;
-    if (party != NULL)
-        *party = row->key.party;
-    if (phase != NULL)
-        *phase = row->key.phase;
+    parley__state_key_out(&row->key, negotiation, party, phase);
     return row->held->d;
 }
 

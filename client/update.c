@@ -6,6 +6,7 @@
  * learns at once which value is wrong; the rules that span fields are
  * parley_update_validate()'s (validate.c).
  */
+#include "entries.h"
 #include "types.h"
 
 #include <errno.h>
@@ -491,11 +492,6 @@ parley_event_entry(const parley_event_t *ev, size_t i,
     if (i >= parley_event_entry_count(ev))
         return PARLEY_EARG;
     const parley__state_key_t *k = &ev->entries[i];
-    if (negotiation != NULL)
-        *negotiation = k->negotiation;
-    if (party != NULL)
-        *party = k->party;
-    if (phase != NULL)
-        *phase = k->phase;
+    parley__state_key_out(k, negotiation, party, phase);
     return 0;
 }

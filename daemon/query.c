@@ -8,6 +8,7 @@
  */
 #include "query.h"
 
+#include "entries.h"
 #include "log.h"
 
 #include <errno.h>
@@ -278,16 +279,6 @@ s_entry_wanted(const pd_entry_t *e, void *ctx)
                                        e->phase);
 }
 
-/* Compare the keys of two entries: negotiation, phase, party. */
-static int
-s_key_cmp(const pd_entry_t *x, const pd_entry_t *y)
-{
-    int c = strcmp(x->negotiation, y->negotiation);
-    if (c == 0)
-        c = (x->phase > y->phase) - (x->phase < y->phase);
-    return c != 0 ? c : strcmp(x->party, y->party);
-}
-
 /* Order entries by seq, then key. */
 static int
 s_cmp_seq(const void *a, const void *b)
@@ -295,7 +286,7 @@ s_cmp_seq(const void *a, const void *b)
     const pd_entry_t *x = a, *y = b;
     if (x->seq != y->seq)
         return x->seq < y->seq ? -1 : 1;
-    return s_key_cmp(x, y);
+    return parley__state_key_cmp(x, y);
 }
 
 /* Order entries as the reply lists them: by key, then seq. */
@@ -303,7 +294,7 @@ static int
 s_cmp_key(const void *a, const void *b)
 {
     const pd_entry_t *x = a, *y = b;
-    int c = s_key_cmp(x, y);
+    int c = parley__state_key_cmp(x, y);
     return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
@@ -353,9 +344,9 @@ s_claims_hold(pd_entry_t *claims, size_t n_claims, const pd_entry_t *entries,
     qsort(claims, n_claims, sizeof(*claims), s_cmp_key);
     size_t j = 0;
     for (size_t i = 0; i < n_claims; i++) {
-        while (j < n && s_key_cmp(&entries[j], &claims[i]) < 0)
+        while (j < n && parley__state_key_cmp(&entries[j], &claims[i]) < 0)
             j++;
-        if (j == n || s_key_cmp(&entries[j], &claims[i]) != 0
+        if (j == n || parley__state_key_cmp(&entries[j], &claims[i]) != 0
             || entries[j].seq < claims[i].seq)
             return false;
     }

@@ -708,6 +708,9 @@ typedef struct {
     const char *signer_id;
     const char *signer_name;
     const parley_event_t *ev;      /* a snapshot's: the entries it holds */
+    const char *entry_neg;         /* an entry of the state it holds ... */
+    const char *entry_party;       /* ... (NULL: none) */
+    uint32_t entry_phase;
 } s_item_t;
 
 /* Print the parties of the entries ev holds, comma-separated. */
@@ -850,23 +853,53 @@ s_put_line(FILE *out, const s_item_t *it)
     }
 }
 
+/* The entry form of the JSON: the entry's key and its delivery. */
+static int
+s_put_entry_json(FILE *out, const s_item_t *it)
+{
+    /* Slugs need no escaping. */
+    fprintf(out, "{\"negotiation\":\"%s\",\"phase\":%u,\"party\":\"%s\","
+                 "\"seq\":%llu,\"delivery\":",
+            it->entry_neg, (unsigned)it->entry_phase, it->entry_party,
+            (unsigned long long)parley_delivery_seq(it->d));
+    int rc = s_put_json(out, it->d, NULL);
+    fputc('}', out);
+    return rc;
+}
+
+/* The entry form of the line: "NEG phase N PARTY: STATUS: HEADLINE (#SEQ)". */
+static void
+s_put_entry_line(FILE *out, const s_item_t *it)
+{
+    fprintf(out, "%s phase %u %s: %s: ", it->entry_neg,
+            (unsigned)it->entry_phase, it->entry_party,
+            s_name_or(parley_status_name(parley_update_status(it->u)),
+                      "unknown"));
+    s_put_text(out, parley_update_headline(it->u));
+    fprintf(out, " (#%llu)", (unsigned long long)parley_delivery_seq(it->d));
+}
+
 /* Print one item in the chosen mode, a newline, and flush. */
 static int
 s_print_item(FILE *out, const cli_output_t *o, const s_item_t *it)
 {
     int rc = 0;
+    bool entry = it->entry_party != NULL;
     switch (o->mode) {
     case CLI_OUT_NONE:
         return 0;
     case CLI_OUT_JSON:
-        rc = s_put_json(out, it->d, it->ev);
+        rc = entry ? s_put_entry_json(out, it) : s_put_json(out, it->d, it->ev);
         break;
     case CLI_OUT_FORMAT:
         rc = s_put_format(out, o->format, it);
         break;
     case CLI_OUT_LINE:
     default:
-        s_put_line(out, it);
+        if (entry)
+            s_put_entry_line(out, it);
+        else
+            s_put_line(out, it);
         break;
     }
     if (rc < 0)
@@ -904,42 +937,14 @@ int
 cli_print_entry(FILE *out, const cli_output_t *o, const char *negotiation,
                 const char *party, uint32_t phase, const parley_delivery_t *d)
 {
-    const parley_update_t *u = parley_delivery_update(d);
     s_item_t it = { .d = d,
-                    .u = u,
+                    .u = parley_delivery_update(d),
                     .signer_id = parley_delivery_signer_id(d),
-                    .signer_name = parley_delivery_signer_name(d) };
-    int rc = 0;
-    switch (o->mode) {
-    case CLI_OUT_NONE:
-        return 0;
-    case CLI_OUT_FORMAT:
-        return s_print_item(out, o, &it);
-    case CLI_OUT_JSON:
-        /* Slugs need no escaping. */
-        fprintf(out, "{\"negotiation\":\"%s\",\"phase\":%u,\"party\":\"%s\","
-                     "\"seq\":%llu,\"delivery\":",
-                negotiation, (unsigned)phase, party,
-                (unsigned long long)parley_delivery_seq(d));
-        rc = s_put_json(out, d, NULL);
-        fputc('}', out);
-        break;
-    case CLI_OUT_LINE:
-    default:
-        fprintf(out, "%s phase %u %s: %s: ", negotiation, (unsigned)phase,
-                party,
-                s_name_or(parley_status_name(parley_update_status(u)),
-                          "unknown"));
-        s_put_text(out, parley_update_headline(u));
-        fprintf(out, " (#%llu)", (unsigned long long)parley_delivery_seq(d));
-        break;
-    }
-    if (rc < 0)
-        return rc;
-    fputc('\n', out);
-    if (fflush(out) != 0 || ferror(out))
-        return errno != 0 ? -errno : -EIO;
-    return 0;
+                    .signer_name = parley_delivery_signer_name(d),
+                    .entry_neg = negotiation,
+                    .entry_party = party,
+                    .entry_phase = phase };
+    return s_print_item(out, o, &it);
 }
 
 int
