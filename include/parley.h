@@ -1300,8 +1300,11 @@ PARLEY_EXPORT void parley_sub_destroy(parley_sub_t **sub);
  *            timeout; the next call asks again), a reject code of the
  *            daemon (PARLEY_EUNAVAILABLE, PARLEY_ERATELIMITED; asked again
  *            a second later), -EACCES (the daemon no longer accepts this
- *            client's CURVE key), PARLEY_EPROTO, -EINTR, -ENOMEM,
- *            PARLEY_EARG. After an error the subscriber can be used on.
+ *            client's CURVE key), PARLEY_EPROTO (also: with
+ *            PARLEY_START_LAST, a snapshot that does not name the entries
+ *            its deliveries hold, from a parleyd older than 1.1; asked
+ *            again a second later), -EINTR, -ENOMEM, PARLEY_EARG. After
+ *            an error the subscriber can be used on.
  */
 PARLEY_EXPORT int parley_sub_next(parley_sub_t *sub, int timeout_ms,
                                   const parley_event_t **ev)
