@@ -812,6 +812,8 @@ s_apply_state(pd_index_t *idx, uint64_t seq, const parley__facts_t *f)
         for (size_t i = 0; i < nk; i++) {
             uint32_t id = s_entry_get(idx, &neg, f, i, phase);
             s_entry_t *e = &idx->entries[id];
+            if (e->last == seq)
+                continue; /* a party named twice (never accepted) */
             idx->links[idx->links_off + idx->links_n++] = (s_link_t){
                 id, e->last != 0 ? (uint32_t)(seq - e->last) : 0
             };
