@@ -341,7 +341,8 @@ static bool
 s_claims_hold(pd_entry_t *claims, size_t n_claims, const pd_entry_t *entries,
               size_t n)
 {
-    qsort(claims, n_claims, sizeof(*claims), s_cmp_key);
+    if (n_claims > 1) /* claims is NULL when there are none */
+        qsort(claims, n_claims, sizeof(*claims), s_cmp_key);
     size_t j = 0;
     for (size_t i = 0; i < n_claims; i++) {
         while (j < n && parley__state_key_cmp(&entries[j], &claims[i]) < 0)
@@ -376,7 +377,8 @@ s_snap_collect(pd_query_t *self, const s_reader_t *rd, s_state_t *st)
     size_t n = st->n_entries;
     if (n > 0 && (st->snap.offs = malloc(n * sizeof(size_t))) == NULL)
         return -ENOMEM;
-    qsort(st->entries, n, sizeof(*st->entries), s_cmp_seq);
+    if (n > 1) /* entries is NULL when there are none */
+        qsort(st->entries, n, sizeof(*st->entries), s_cmp_seq);
     int64_t now = parley_now_ms();
     for (size_t i = 0, next; i < n; i = next) {
         uint64_t seq = st->entries[i].seq;
@@ -409,7 +411,8 @@ s_snap_collect(pd_query_t *self, const s_reader_t *rd, s_state_t *st)
             st->entries[st->kept++] = e;
         }
     }
-    qsort(st->entries, st->kept, sizeof(*st->entries), s_cmp_key);
+    if (st->kept > 1)
+        qsort(st->entries, st->kept, sizeof(*st->entries), s_cmp_key);
     return 0;
 }
 
