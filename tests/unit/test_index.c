@@ -385,6 +385,29 @@ test_state_order(void **state)
     pd_index_destroy(&idx);
 }
 
+/* A party named twice by one record (ingest refuses it; the index must
+ * not trust that) is one candidate of its entry: one link, and a
+ * retraction of the record falls back to the one before it. */
+static void
+test_state_party_twice(void **state)
+{
+    (void)state;
+    pd_index_t *idx = pd_index_new();
+    assert_non_null(idx);
+    s_up(idx, 1, 1, "israel");
+    s_up(idx, 2, 1, "israel,hamas,israel");
+    assert_int_equal(s_state(idx, "israel", 1), 2);
+    s_retr(idx, 3, (uint64_t[]){ 2 }, 1);
+    assert_int_equal(s_state(idx, "israel", 1), 1);
+    assert_int_equal(s_state(idx, "hamas", 1), 0);
+    s_expect_latest(idx, (uint64_t[]){ 1 }, 1);
+    /* One link per entry it is a candidate of, one per seq it names. */
+    pd_index_stats_t st;
+    pd_index_get_stats(idx, &st);
+    assert_int_equal(st.links, 1 + 2 + 1);
+    pd_index_destroy(&idx);
+}
+
 static void
 test_signers_and_dedupe(void **state)
 {
@@ -878,6 +901,7 @@ main(void)
         cmocka_unit_test(test_state_chains),
         cmocka_unit_test(test_state_retention),
         cmocka_unit_test(test_state_order),
+        cmocka_unit_test(test_state_party_twice),
         cmocka_unit_test(test_signers_and_dedupe),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_dedupe_many),
