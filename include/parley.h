@@ -637,6 +637,41 @@ parley_envelope_pack(const void *body, size_t body_len,
                      const uint8_t signature[PARLEY_SIGNATURE_BYTES], void *buf,
                      size_t cap, size_t *len) PARLEY_WARN_UNUSED;
 
+/*
+ * An envelope as one line of JSON (no newline), for programs and
+ * browsers that do not speak protobuf:
+ *   {"signed_body":"<base64>","signature":"<base64>","signer":"<base64>"}
+ * signed_body is the StatusUpdate bytes exactly as signed, signature the
+ * 64-byte Ed25519 signature over "parley/update/v1" || 0x00 || those
+ * bytes, signer the 32-byte public key; base64 is the standard alphabet
+ * with padding. The same three fields stand beside the decoded fields in
+ * the updates of parley-gateway (docs/http.md).
+ *
+ * Returns:   a string, or NULL with errno set (PARLEY_EMALFORMED's code:
+ *            not an envelope; ENOMEM; ENOSYS).
+ * Ownership: the caller's; free with free().
+ * Threads:   safe.
+ */
+PARLEY_EXPORT char *parley_envelope_to_json(const void *env, size_t len);
+
+/*
+ * Make an envelope from its JSON form (above): a JSON object with
+ * signed_body (1 to PARLEY_ENVELOPE_MAX bytes), signature and signer;
+ * other fields are ignored, so an update as parley-gateway shows it may
+ * be given whole. json need not be NUL-terminated. Nothing is verified
+ * here; parleyd does.
+ *
+ * Returns:   0 with *len set; PARLEY_EMALFORMED with the reason in detail
+ *            ("not JSON: ...", "signature: expected base64 (standard,
+ *            padded) of 64 bytes"); -ENOBUFS (cap: PARLEY_ENVELOPE_MAX +
+ *            128 always suffices); PARLEY_EARG; -ENOSYS.
+ * Threads:   safe.
+ */
+PARLEY_EXPORT int parley_envelope_from_json(const char *json, size_t len,
+                                            void *buf, size_t cap, size_t *out_len,
+                                            char *detail, size_t dcap)
+    PARLEY_WARN_UNUSED;
+
 /* --------------------------------------------------------------- keyring */
 
 /*
