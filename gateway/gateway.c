@@ -81,6 +81,18 @@ s_new_log(gw_t *gw, uint64_t seq)
     gw_refresh_state(gw);
 }
 
+/* Look at the state again when an update expires (unix ms). */
+static void
+s_expiry(gw_t *gw, int64_t expires_at)
+{
+    int64_t now = parley_now_ms();
+    if (expires_at <= now)
+        return;
+    int64_t at = gw_now_ms() + (expires_at - now) + 50;
+    if (gw->refresh_at <= 0 || at < gw->refresh_at)
+        gw->refresh_at = at;
+}
+
 /* Put an item into the window and tell whoever it concerns. */
 static void
 s_arrived(gw_t *gw, gw_item_t *it)
@@ -93,6 +105,8 @@ s_arrived(gw_t *gw, gw_item_t *it)
         int rc = gw_state_apply(gw->state, it);
         if (rc == 1)
             gw_refresh_state(gw);
+        else if (rc == 0 && it->expires_at > 0)
+            s_expiry(gw, it->expires_at);
         else if (rc < 0)
             gw_log(GW_LOG_ERROR, "state: out of memory at seq %" PRIu64, it->seq);
     }
@@ -222,7 +236,7 @@ s_snapshot(gw_t *gw, gw_job_t *job)
     /* The next update to expire leaves the state then: look again. */
     int64_t next = gw_state_next_expiry(gw->state, parley_now_ms());
     if (next > 0)
-        gw->refresh_at = gw_now_ms() + (next - parley_now_ms()) + 50;
+        s_expiry(gw, next);
 }
 
 static void
