@@ -469,28 +469,28 @@ s_state(gw_t *gw, struct MHD_Connection *c)
     return s_json(gw, c, 200, &b);
 }
 
+/* Append the JSON of the items of one type, separated by commas. */
+static void
+s_items_of(gw_buf_t *b, gw_item_t *const *items, size_t n, gw_item_type_t type)
+{
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->type != type)
+            continue;
+        gw_buf_str(b, first ? "" : ",");
+        gw_buf_add(b, gw_item_json(items[i]), items[i]->json_len);
+        first = false;
+    }
+}
+
 /* Append the JSON of a page of items: "updates":[...],"gaps":[...]. */
 static void
 s_page_items(gw_buf_t *b, gw_item_t *const *items, size_t n)
 {
-    bool first = true;
     gw_buf_str(b, "\"updates\":[");
-    for (size_t i = 0; i < n; i++) {
-        if (items[i]->type != GW_ITEM_UPDATE)
-            continue;
-        gw_buf_str(b, first ? "" : ",");
-        gw_buf_add(b, gw_item_json(items[i]), items[i]->json_len);
-        first = false;
-    }
+    s_items_of(b, items, n, GW_ITEM_UPDATE);
     gw_buf_str(b, "],\"gaps\":[");
-    first = true;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i]->type != GW_ITEM_GAP)
-            continue;
-        gw_buf_str(b, first ? "" : ",");
-        gw_buf_add(b, gw_item_json(items[i]), items[i]->json_len);
-        first = false;
-    }
+    s_items_of(b, items, n, GW_ITEM_GAP);
     gw_buf_str(b, "]");
 }
 

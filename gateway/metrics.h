@@ -70,10 +70,10 @@ void gw_metrics_publish(gw_metrics_t *m, int rc);
 
 /* Gauges the metrics page shows, read when it is made. */
 typedef struct gw_gauges {
-    unsigned connections, sse_clients;
-    int upstream_connected, caught_up, state_loaded, state_stale;
+    uint64_t connections, sse_clients;
+    uint64_t upstream_connected, caught_up, state_loaded, state_stale;
     uint64_t last_seq, state_seq, window_first_seq;
-    size_t window_items, window_bytes, state_cells, jobs;
+    uint64_t window_items, window_bytes, state_cells, jobs;
 } gw_gauges_t;
 
 /* Append the Prometheus text exposition of m and g. Returns 0 or -ENOMEM. */

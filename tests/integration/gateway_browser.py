@@ -26,8 +26,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from gateway_harness import (Daemon, Failure, Gateway, check, expected_demo,
-                             main)
+from gateway_harness import (Failure, check, demo_cells, demo_world, expected_demo, main)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -80,14 +79,6 @@ def settled(drv):
     """Every mark is decided (none pending)."""
     return drv.execute_script(
         "return document.querySelectorAll('[data-verify=pending]').length === 0;")
-
-
-def demo_cells():
-    cells = {}
-    for line, (phase, parties) in sorted(expected_demo().items()):
-        for party in parties:
-            cells[("gaza-ceasefire", phase, party)] = line
-    return cells
 
 
 class TamperProxy:
@@ -160,12 +151,7 @@ class TamperProxy:
 
 
 def test_board(w):
-    key = w.keygen("desk")
-    d = Daemon(w)
-    d.start()
-    g = Gateway(w, d)
-    g.start()
-    check(d.pub_demo(key) == list(range(1, 13)), "demo seqs")
+    key, d, g = demo_world(w)
     drv = browser(w)
     try:
         # --- the 12 demo updates, in the right cells, verified
@@ -259,12 +245,7 @@ def test_board(w):
 def test_tampered_headline(w):
     """A proxy flips one byte of a headline: that update, and only it,
     shows as failed verification, in its cells and in the timeline."""
-    key = w.keygen("desk")
-    d = Daemon(w)
-    d.start()
-    g = Gateway(w, d)
-    g.start()
-    d.pub_demo(key)
+    key, d, g = demo_world(w)
     # Update 3: phase 1, israel and hamas (two cells and a row). "P" of
     # its headline becomes "p".
     p3 = TamperProxy(g.port, b"Phase 1 proposed: hostages", 0)
@@ -302,12 +283,7 @@ def test_tampered_headline(w):
 
 def test_phone_width(w):
     """On a phone-sized window the board needs no sideways page scroll."""
-    key = w.keygen("desk")
-    d = Daemon(w)
-    d.start()
-    g = Gateway(w, d)
-    g.start()
-    d.pub_demo(key)
+    key, d, g = demo_world(w)
     drv = browser(w, 390, 844)
     try:
         drv.get("http://127.0.0.1:%d/?party=hamas" % g.port)

@@ -346,6 +346,21 @@ class Stream:
             pass
 
 
+def demo_world(w, *gw_args, window=None):
+    """parleyd and a gateway in w, the demo feed published (seqs 1-12)
+    and seen by the gateway. Returns (key, daemon, gateway)."""
+    key = w.keygen("desk")
+    d = Daemon(w)
+    d.start()
+    args = list(gw_args) + (["--window", str(window)] if window else [])
+    g = Gateway(w, d, *args)
+    g.start()
+    seqs = d.pub_demo(key)
+    check(seqs == list(range(1, 13)), "demo seqs %s" % seqs)
+    wait_for(lambda: g.json("/healthz")["last_seq"] == 12, 10, "the gateway to see 12")
+    return key, d, g
+
+
 def envelope_bytes(update):
     """The SignedUpdate protobuf of an update's signed_body, signature and
     signer: fields 1, 2 and 3, length-delimited."""
@@ -371,6 +386,16 @@ def expected_demo():
             n, phase, parties = line.split()
             out[int(n)] = (int(phase), parties.split(","))
     return out
+
+
+def demo_cells():
+    """The cells the demo feed leaves: (negotiation, phase, party) -> the
+    latest line (= seq) naming that party in that phase."""
+    cells = {}
+    for line, (phase, parties) in sorted(expected_demo().items()):
+        for party in parties:
+            cells[("gaza-ceasefire", phase, party)] = line
+    return cells
 
 
 def main(tests, name):

@@ -14,20 +14,8 @@ import subprocess
 import time
 
 from gateway_harness import (PARLEY, Daemon, Failure, Gateway, check,
-                             envelope_bytes, expected_demo, main, wait_for)
-
-
-def demo_world(w, *gw_args, window=None):
-    key = w.keygen("desk")
-    d = Daemon(w)
-    d.start()
-    args = list(gw_args) + (["--window", str(window)] if window else [])
-    g = Gateway(w, d, *args)
-    g.start()
-    seqs = d.pub_demo(key)
-    check(seqs == list(range(1, 13)), "demo seqs %s" % seqs)
-    wait_for(lambda: g.json("/healthz")["last_seq"] == 12, 10, "the gateway to see 12")
-    return key, d, g
+                             demo_cells, demo_world, envelope_bytes, expected_demo, main,
+                             wait_for)
 
 
 def state_cells(doc):
@@ -38,15 +26,6 @@ def state_cells(doc):
             for party, u in p["parties"].items():
                 out[(n["negotiation"], p["phase"], party)] = u["seq"]
     return out
-
-
-def demo_cells():
-    """The cells the demo feed leaves: the latest line per (phase, party)."""
-    cells = {}
-    for line, (phase, parties) in sorted(expected_demo().items()):
-        for party in parties:
-            cells[("gaza-ceasefire", phase, party)] = line
-    return cells
 
 
 def test_state_and_filters(w):

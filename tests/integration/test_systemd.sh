@@ -79,27 +79,21 @@ ver=$(systemd-analyze --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')
 if [ -z "$ver" ] || [ "$ver" -lt 250 ]; then
     skip "units verified; systemd ${ver:-?} has no 'security --offline', exposure not checked"
 fi
-(cd "$UNITS" && systemd-analyze security --offline=yes parleyd.service) \
-    >"$T/security.out" 2>&1
-PH_LOGS="$PH_LOGS $T/security.out"
-exposure=$(sed -n 's/.*Overall exposure level for parleyd\.service: \([0-9][0-9.]*\).*/\1/p' \
-    "$T/security.out")
-[ -n "$exposure" ] || fail "no exposure level in the output of systemd-analyze security"
-python3 - "$exposure" <<'EOF' || fail "parleyd.service exposure $exposure is above 2.0"
+# exposure UNIT: print its overall exposure level, failing above 2.0.
+exposure() {
+    local unit=$1 out=$T/security-$1.out level
+    (cd "$UNITS" && systemd-analyze security --offline=yes "$unit") >"$out" 2>&1
+    PH_LOGS="$PH_LOGS $out"
+    level=$(sed -n "s/.*Overall exposure level for ${unit//./\\.}: \([0-9][0-9.]*\).*/\1/p" "$out")
+    [ -n "$level" ] || fail "no exposure level in the output of systemd-analyze security $unit"
+    python3 - "$level" <<'EOF' || fail "$unit exposure $level is above 2.0"
 import sys
 sys.exit(0 if float(sys.argv[1]) <= 2.0 else 1)
 EOF
-
-(cd "$UNITS" && systemd-analyze security --offline=yes parley-gateway.service) \
-    >"$T/security-gw.out" 2>&1
-PH_LOGS="$PH_LOGS $T/security-gw.out"
-gw_exposure=$(sed -n 's/.*Overall exposure level for parley-gateway\.service: \([0-9][0-9.]*\).*/\1/p' \
-    "$T/security-gw.out")
-[ -n "$gw_exposure" ] || fail "no exposure level for parley-gateway.service"
-python3 - "$gw_exposure" <<'EOF' || fail "parley-gateway.service exposure $gw_exposure is above 2.0"
-import sys
-sys.exit(0 if float(sys.argv[1]) <= 2.0 else 1)
-EOF
+    echo "$level"
+}
+exposure=$(exposure parleyd.service) || exit 1
+gw_exposure=$(exposure parley-gateway.service) || exit 1
 
 # The subscriber runs arbitrary alert commands, so it gets a looser
 # sandbox; its rating is shown, not asserted.
