@@ -213,8 +213,10 @@ def test_events_live_filter_resume_keepalive(w):
           and "signature" in u, "event data: %s" % u)
     # Keep-alives carry an id past what the filter skipped.
     c = d.pub(key, headline="skipped", party="qatar")
-    ka = wait_for(lambda: [e for e in [s.event(3)] if e["data"] is None and e["id"]],
-                  5, "a keep-alive with an id")[0]
+    # (One may come before the gateway has seen c: its id is lower.)
+    ka = wait_for(lambda: [e for e in [s.event(3)]
+                           if e["data"] is None and e["id"] and int(e["id"]) >= c],
+                  5, "a keep-alive with id %d" % c)[0]
     check("keep-alive" in ka["comments"] and int(ka["id"]) == c,
           "keep-alive %s, expected id %d" % (ka, c))
     s.close()
@@ -356,7 +358,8 @@ def test_publish(w):
                                 {"Content-Type": "application/json"})
     check(status == 200 and json.loads(body)["seq"] == 14, "json post: %s" % body)
     # An update as the gateway shows it, posted back whole: a duplicate.
-    shown = g.json("/v1/updates?since=14")["updates"][0]
+    shown = wait_for(lambda: g.json("/v1/updates?since=14")["updates"], 5,
+                     "update 14 at the gateway")[0]
     status, _, body = g.request("POST", "/v1/updates", json.dumps(shown).encode(),
                                 {"Content-Type": "application/json"})
     check(status == 200 and json.loads(body) == {"seq": 14, "duplicate": True},
@@ -502,11 +505,18 @@ def test_limits_and_timeouts(w):
     check(closed_by_server(sixth, 5), "a 6th connection was kept")
     for s in held + [extra, sixth]:
         s.close()
-    wait_for(lambda: g.metrics()["parley_gateway_connections"] <= 1, 10,
-             "the held connections to close")
+
+    def settled():
+        # Until the gateway has seen the closes, this request may itself
+        # be refused by the limits.
+        try:
+            return g.metrics()["parley_gateway_connections"] <= 1
+        except OSError:
+            return False
+    wait_for(settled, 10, "the held connections to close")
     m = g.metrics()
-    check(m['parley_gateway_connections_refused_total{limit="per_ip"}'] == 1
-          and m['parley_gateway_connections_refused_total{limit="total"}'] == 1,
+    check(m['parley_gateway_connections_refused_total{limit="per_ip"}'] >= 1
+          and m['parley_gateway_connections_refused_total{limit="total"}'] >= 1,
           "refusals counted: %s" % m)
     # Slowloris: a request head trickled in is cut off after header_timeout.
     slow = raw_conn(g.port)
