@@ -560,6 +560,36 @@ def test_limits_and_timeouts(w):
     s2.close()
 
 
+def test_jobs_refused_when_workers_are_busy(w):
+    """One worker and one place in its queue: with parleyd stopped, a
+    third request for old updates is answered 503 at once, and counted."""
+    import signal
+    import threading
+    key, d, g = demo_world(w, "--workers", "1", "--max-jobs", "1",
+                           "--timeout-ms", "10000", window=2)
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        answers = []
+
+        def ask():
+            try:
+                answers.append(g.get("/v1/updates?since=1")[0])
+            except OSError as e:
+                answers.append(str(e))
+        threads = [threading.Thread(target=ask) for _ in range(3)]
+        for t in threads:
+            t.start()
+        # The worker holds one and its queue one: the third cannot wait.
+        wait_for(lambda: 503 in answers, 10, "a 503 while the worker is busy")
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    for t in threads:
+        t.join(30)
+    check(answers.count(503) == 1 and answers.count(200) == 2,
+          "answers %s" % answers)
+    check(g.metrics()["parley_gateway_jobs_refused_total"] == 1, "refusal counted")
+
+
 def test_bad_configuration(w):
     w.keygen("desk")
     from gateway_harness import GATEWAY
@@ -588,4 +618,4 @@ if __name__ == "__main__":
           test_events_across_parleyd_restart, test_events_across_gateway_restart,
           test_gap_events, test_publish, test_publish_off_by_default,
           test_corrections_retractions_expiry, test_limits_and_timeouts,
-          test_bad_configuration], "http")
+          test_jobs_refused_when_workers_are_busy, test_bad_configuration], "http")
