@@ -16,7 +16,7 @@
  *     when the newest records hold no entry (a retraction last);
  *   - a fetch that fails leaves the table as it was and stale, and the
  *     next call fetches again;
- *   - a client that does not ask for entries (libparley 1.0) is refused
+ *   - a client that does not ask for entries (libparley before 1.2) is refused
  *     bad_request, saying why and counted, when the deliveries alone would
  *     show it a wrong state, and answered otherwise.
  */

@@ -3,7 +3,7 @@
  * (entries.c): what it takes, what it refuses as PARLEY_EPROTO (entries
  * that are not slugs and phases, an entry twice, an entry of no delivery,
  * a delivery holding none, deliveries without any entries: a daemon
- * before 1.1), the entries of one delivery, and whether an update names
+ * before 1.2), the entries of one delivery, and whether an update names
  * the entries said to be its.
  */
 #include <setjmp.h>
