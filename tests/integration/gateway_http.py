@@ -585,6 +585,8 @@ def test_state_follows_the_model(w):
     g2.start()
     feed.g = g2
     feed.compare(negs + ["u1-u2"], "a new gateway")
+    g2.stop()
+    g.stop()  # exit 0: also no leak under ASan
     kinds = {}
     for r in feed.records:
         kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
