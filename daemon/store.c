@@ -508,6 +508,49 @@ s_write_chunk(pd_store_t *self, segment_t *seg, const uint8_t *buf,
 }
 
 /*
+ * The queued records from pend offset pos that go into seg: at least
+ * one, and more while seg stays under segment_bytes. Returns the pend
+ * offset after the last of them; *n gets how many they are.
+ */
+static size_t
+s_chunk_end(const pd_store_t *self, const segment_t *seg, size_t pos,
+            uint64_t *n)
+{
+    size_t end = pos;
+    uint64_t size = seg->bytes;
+    *n = 0;
+    while (end < self->pend_len &&
+           (*n == 0 || size < self->opts.segment_bytes)) {
+        size_t rec = PD_STORE_HEADER_BYTES + s_get32(self->pend + end);
+        size += rec;
+        end += rec;
+        (*n)++;
+    }
+    return end;
+}
+
+/*
+ * The queued records from pend offset pos to end were written at the
+ * end of seg and are durable now, as of monotonic time mono: index them.
+ */
+static void
+s_index_chunk(pd_store_t *self, segment_t *seg, size_t pos, size_t end,
+              int64_t mono)
+{
+    for (size_t p = pos; p < end;) {
+        const uint8_t *h = self->pend + p;
+        int64_t at = (int64_t)s_get64(h + 16);
+        seg->offsets[seg->count++] = seg->bytes + (p - pos);
+        if (at > seg->newest_at)
+            seg->newest_at = at;
+        p += PD_STORE_HEADER_BYTES + s_get32(h);
+    }
+    seg->newest_mono = mono;
+    seg->bytes += end - pos;
+    self->stats.bytes += end - pos;
+}
+
+/*
  * Write the queue to the current segment (rolling where a segment is
  * full) and fdatasync. Normally that is one pwrite and one fdatasync for
  * every record queued since the last call; a roll adds one of each plus
@@ -532,34 +575,15 @@ pd_store_sync(pd_store_t *store)
                 goto fail;
             cur = &store->segs[store->nsegs - 1];
         }
-        /* The records that go into this segment: while it is under size. */
-        size_t end = pos;
-        uint64_t n = 0, size = cur->bytes;
-        while (end < store->pend_len &&
-               (n == 0 || size < store->opts.segment_bytes)) {
-            size_t rec = PD_STORE_HEADER_BYTES + s_get32(store->pend + end);
-            size += rec;
-            end += rec;
-            n++;
-        }
+        uint64_t n;
+        size_t end = s_chunk_end(store, cur, pos, &n);
         if ((rc = pd_store__reserve(cur, cur->count + n)) < 0) {
             s_soft(store, rc, "out of memory indexing %" PRIu64 " records", n);
             goto fail;
         }
         if ((rc = s_write_chunk(store, cur, store->pend + pos, end - pos)) < 0)
             goto fail;
-        /* Durable now: index the records. */
-        for (size_t p = pos; p < end;) {
-            const uint8_t *h = store->pend + p;
-            int64_t at = (int64_t)s_get64(h + 16);
-            cur->offsets[cur->count++] = cur->bytes + (p - pos);
-            if (at > cur->newest_at)
-                cur->newest_at = at;
-            p += PD_STORE_HEADER_BYTES + s_get32(h);
-        }
-        cur->newest_mono = mono;
-        cur->bytes = size;
-        store->stats.bytes += end - pos;
+        s_index_chunk(store, cur, pos, end, mono);
         store->stats.records_synced += n;
         store->last_seq += n;
         pos = end;
