@@ -170,7 +170,8 @@ int pd_store__check_paths(pd_store_t *self);
  * Keep opts.reserve bytes allocated past the end of the newest segment
  * seg: allocate them when less than half is left, or always with force
  * (at open). With seg NULL (no segment yet), or where the file system
- * cannot preallocate, check the free space instead.
+ * cannot preallocate, only force does anything: it checks that as much
+ * is free.
  *
  * Returns:   0, or -errno (-ENOSPC: not enough space).
  */
