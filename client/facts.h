@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "parley.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,6 +105,15 @@ int parley__facts_decode(const uint8_t *env, size_t len, parley__facts_t *out,
  */
 size_t parley__facts_topics(const parley__facts_t *f,
                             char out[][PARLEY_TOPIC_MAX]);
+
+/*
+ * Is t (len bytes, not NUL-terminated) one whole feed topic of the kind
+ * parley__facts_topics() names: "all/", "neg/<slug>/", "party/<slug>/" or
+ * "phase/<0-255>/" (no leading zero)? A subscription to such a topic
+ * matches that topic alone, so it receives an update at most once.
+ * (topic.c)
+ */
+bool parley__topic_whole(const char *t, size_t len);
 
 /*
  * The request_id of an encoded ApiRequest without decoding the rest: it

@@ -31,6 +31,9 @@
 #define PD_CLIENTS_PREFIX_MAX (PARLEY_TOPIC_MAX - 1)
 /* Topics every client may read. */
 #define PD_CLIENTS_ALWAYS "sys/"
+/* The daemon's own topics (feed.c sends them, zap.c admits them). */
+#define PD_CLIENTS_HEARTBEAT_TOPIC "sys/heartbeat/"
+#define PD_CLIENTS_STATS_TOPIC "sys/stats/"
 
 typedef struct pd_client {
     char name[PARLEY_SLUG_MAX + 1];    /* ZAP user id */

@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PD_FEED_HEARTBEAT_TOPIC "sys/heartbeat/"
-#define PD_FEED_STATS_TOPIC "sys/stats/"
+#define PD_FEED_HEARTBEAT_TOPIC PD_CLIENTS_HEARTBEAT_TOPIC
+#define PD_FEED_STATS_TOPIC PD_CLIENTS_STATS_TOPIC
 
 typedef struct pd_feed pd_feed_t;
 

@@ -38,6 +38,7 @@
 #include "zap.h"
 
 #include "clock.h"
+#include "facts.h"
 #include "keys.h"
 #include "log.h"
 
@@ -350,6 +351,8 @@ pd_zap_stats_register(const pd_zap_t *self, pd_stats_t *st)
     pd_stats_counter(st, PD_STAT_HANDSHAKE_FAILED, &c->handshake_failed);
     pd_stats_counter(st, PD_STAT_SUBSCRIPTIONS_DENIED,
                      &c->subscriptions_denied);
+    pd_stats_counter(st, PD_STAT_SUBSCRIPTIONS_PARTIAL,
+                     &c->subscriptions_partial);
     pd_stats_getter(st, PD_STAT_CURVE_CLIENTS, s_curve_clients, self);
 }
 
@@ -743,11 +746,28 @@ s_topic_str(const char *topic, size_t len, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/*
+ * A whole topic of the feed: one an update goes out on (parley's names,
+ * facts.h) or one of the daemon's own. A subscription to anything else
+ * ("", "p", "party/") would match several topics of one update, and so
+ * receive it once per topic.
+ */
+static bool
+s_whole_topic(const char *topic, size_t len)
+{
+    static const char hb[] = PD_CLIENTS_HEARTBEAT_TOPIC;
+    static const char stats[] = PD_CLIENTS_STATS_TOPIC;
+    return parley__topic_whole(topic, len)
+           || (len == sizeof(hb) - 1 && memcmp(topic, hb, len) == 0)
+           || (len == sizeof(stats) - 1 && memcmp(topic, stats, len) == 0);
+}
+
 bool
 pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
                  bool unsure)
 {
     const char *why = NULL;
+    bool partial = false;
     const char *conn = zmq_msg_gets(msg, S_CONN_PROP);
     const char *user = zmq_msg_gets(msg, "User-Id");
     uint64_t id = conn != NULL ? strtoull(conn, NULL, 10) : 0;
@@ -755,7 +775,11 @@ pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
 
     if (len > PD_CLIENTS_PREFIX_MAX)
         why = "longer than any topic";
-    else if (unsure)
+    else if ((partial = !s_whole_topic(topic, len))) {
+        why = "not a whole topic (subscribe to all/ or to whole topics "
+              "such as party/NAME/, so that an update comes once)";
+        self->counters.subscriptions_partial++;
+    } else if (unsure)
         why = "arrived among non-subscription messages, so the connection "
               "it came from is not certain";
     else if (c == NULL || c->id != id)
@@ -773,7 +797,11 @@ pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
     char shown[PARLEY_TOPIC_MAX];
     s_topic_str(topic, len, shown, sizeof(shown));
     self->counters.subscriptions_denied++;
-    pd_log_limited(PD_LOG_KEY_ZAP_SUBSCRIBE, PD_LOG_WARN,
+    /* Partial ones come from careless clients, the rest from clients
+     * probing their limits: each kind gets its own line. */
+    pd_log_limited(partial ? PD_LOG_KEY_ZAP_PARTIAL
+                           : PD_LOG_KEY_ZAP_SUBSCRIBE,
+                   PD_LOG_WARN,
                    "feed: refused subscription \"%s\"%s from connection %s "
                    "(%s%s%s): %s",
                    shown, len >= sizeof(shown) ? "..." : "",

@@ -54,6 +54,7 @@ typedef struct pd_zap_counters {
     uint64_t handshake_failed;     /* mechanism mismatch, garbage, timeout */
     uint64_t connections_refused;  /* over max_connections */
     uint64_t subscriptions_denied; /* topic not allowed, over the cap, ... */
+    uint64_t subscriptions_partial; /* of which: not a whole topic */
     uint64_t connections;          /* open now (api + feed) */
 } pd_zap_counters_t;
 

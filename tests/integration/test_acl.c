@@ -3,11 +3,11 @@
  *
  * The allow-list limits "mediator" to topics=party/egypt/; "archive" may
  * read everything. 10,000 updates are published, one in five naming
- * egypt. Raw SUB sockets with the mediator's key subscribe to "",
- * "party/" and "party/e" (the prefixes that would reach other parties),
- * one socket each and all of them on one socket with "party/egypt/" too:
- * the first three receive nothing at all, the last receives exactly the
- * egypt updates and not one of another party. The api applies the same
+ * egypt. Raw SUB sockets with the mediator's key subscribe to "" (a
+ * prefix of every topic), "party/israel/" and "all/" (whole topics it
+ * may not read), one socket each and all of them on one socket with
+ * "party/egypt/" too: the first three receive nothing at all, the last
+ * receives exactly the egypt updates and not one of another party. The api applies the same
  * rule: the mediator's replay and snapshot hold only updates that name
  * egypt, while the archive's hold everything.
  */
@@ -204,9 +204,9 @@ test_feed_acl(void **state)
 {
     s_state_t *st = *state;
     static const char *const p_empty[] = { "" };
-    static const char *const p_party[] = { "party/" };
-    static const char *const p_e[] = { "party/e" };
-    static const char *const p_all[] = { "", "party/", "party/e",
+    static const char *const p_party[] = { "party/israel/" };
+    static const char *const p_e[] = { "all/" };
+    static const char *const p_all[] = { "", "party/israel/", "all/",
                                          "party/egypt/" };
     uint64_t denied =
         sec_stat(&st->daemon, st->archive_c, "subscriptions_denied");
@@ -230,7 +230,7 @@ test_feed_acl(void **state)
     for (int i = 0; i < 4; i++)
         got[i] = sec_sub_drain(s[i], 1500, NULL, s_tally, &t[i]);
     print_message("published %d (%" PRIu64 " naming egypt); received: "
-                  "\"\" %zu, \"party/\" %zu, \"party/e\" %zu, all four %zu "
+                  "\"\" %zu, \"party/israel/\" %zu, \"all/\" %zu, all four %zu "
                   "(egypt %zu, other parties %zu)\n",
                   S_UPDATES, st->published_egypt, got[0], got[1], got[2],
                   got[3], t[3].egypt, t[3].other);
@@ -247,6 +247,7 @@ test_feed_acl(void **state)
     }
     assert_true(sec_log_count(&st->daemon, "topic not allowed for this client")
                 > 0);
+    assert_true(sec_log_count(&st->daemon, "not a whole topic") > 0);
 }
 
 /* A reliable subscription through the library: replay and snapshot. */
