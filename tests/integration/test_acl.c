@@ -110,16 +110,13 @@ s_setup(void **state)
         return -1;
     /* A limited client has a feed socket of its own (its access class):
      * a ping tells it where. */
-    const parley_curve_t *who[2] = { st->mediator_c, st->auditor_c };
-    char *feed[2] = { st->mediator_feed, st->auditor_feed };
-    for (int i = 0; i < 2; i++) {
-        parley_info_t *info = NULL;
-        if (ph_ping_info(st->daemon.api, who[i], 5000, &info) != 0)
-            return -1;
-        snprintf(feed[i], sizeof(st->mediator_feed), "%s",
-                 parley_info_feed(info));
-        parley_info_destroy(&info);
-    }
+    if (sec_feed_of(&st->daemon, st->mediator_c, st->mediator_feed,
+                    sizeof(st->mediator_feed))
+            != 0
+        || sec_feed_of(&st->daemon, st->auditor_c, st->auditor_feed,
+                       sizeof(st->auditor_feed))
+               != 0)
+        return -1;
     st->ctx = zmq_ctx_new();
     *state = st;
     return st->ctx != NULL ? 0 : -1;

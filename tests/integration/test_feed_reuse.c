@@ -123,15 +123,13 @@ s_setup(void **state)
     if (rc != 0)
         return -1;
     /* Where each of them is told to read the feed. */
-    const parley_curve_t *cs[2] = { st->broad_c, st->narrow_c };
-    char *out[2] = { st->broad_feed, st->narrow_feed };
-    for (int i = 0; i < 2; i++) {
-        parley_info_t *info = NULL;
-        if (ph_ping_info(st->daemon.api, cs[i], 5000, &info) != 0)
-            return -1;
-        snprintf(out[i], sizeof(st->broad_feed), "%s", parley_info_feed(info));
-        parley_info_destroy(&info);
-    }
+    if (sec_feed_of(&st->daemon, st->broad_c, st->broad_feed,
+                    sizeof(st->broad_feed))
+            != 0
+        || sec_feed_of(&st->daemon, st->narrow_c, st->narrow_feed,
+                       sizeof(st->narrow_feed))
+               != 0)
+        return -1;
     st->ctx = zmq_ctx_new();
     if (st->ctx == NULL)
         return -1;

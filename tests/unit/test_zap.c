@@ -232,19 +232,34 @@ s_teardown(void **state)
     return 0;
 }
 
-/* A SUB connected to the feed, subscribed to topic. */
+/* A SUB connected to the feed, subscribed to topic; with client i's
+ * CURVE keys, or without CURVE for i < 0. */
 static void *
-s_sub(s_env_t *e, const char *topic)
+s_sub_as(s_env_t *e, int i, const char *topic)
 {
     void *s = zmq_socket(e->ctx, ZMQ_SUB);
     int zero = 0;
     assert_non_null(s);
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    if (i >= 0) {
+        assert_int_equal(
+            zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, e->srv_pub, 40), 0);
+        assert_int_equal(
+            zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, e->pub[i], 40), 0);
+        assert_int_equal(
+            zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, e->sec[i], 40), 0);
+    }
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
     assert_true(e->n_subs < sizeof(e->subs) / sizeof(e->subs[0]));
     e->subs[e->n_subs++] = s;
     assert_int_equal(zmq_connect(s, e->endpoint), 0);
     return s;
+}
+
+static void *
+s_sub(s_env_t *e, const char *topic)
+{
+    return s_sub_as(e, -1, topic);
 }
 
 /* Publish one heartbeat on the feed. */
@@ -418,24 +433,6 @@ test_newcomer_defers_retirement(void **state)
     assert_int_equal(pd_zap_counters(e->zap)->handshake_failed, 0);
 }
 
-/* A SUB with client i's CURVE keys, connected, subscribed to topic. */
-static void *
-s_sub_curve(s_env_t *e, int i, const char *topic)
-{
-    void *s = zmq_socket(e->ctx, ZMQ_SUB);
-    int zero = 0;
-    assert_non_null(s);
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-    assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, e->srv_pub, 40), 0);
-    assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, e->pub[i], 40), 0);
-    assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, e->sec[i], 40), 0);
-    zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
-    assert_true(e->n_subs < sizeof(e->subs) / sizeof(e->subs[0]));
-    e->subs[e->n_subs++] = s;
-    assert_int_equal(zmq_connect(s, e->endpoint), 0);
-    return s;
-}
-
 /*
  * Rights follow the key. bob (egypt only) subscribes to all/; before
  * the feed reads it, a reload swaps the names: "bob" is now the key
@@ -447,7 +444,7 @@ static void
 test_rights_follow_the_key(void **state)
 {
     s_env_t *e = *state;
-    void *bob = s_sub_curve(e, 1, S_HEARTBEAT);
+    void *bob = s_sub_as(e, 1, S_HEARTBEAT);
     assert_true(s_hears(e, bob));
     uint64_t granted = e->granted;
     uint64_t denied = pd_zap_counters(e->zap)->subscriptions_denied;
