@@ -302,6 +302,15 @@ test_no_grant_to_a_reused_connection(void **state)
         pthread_join(churn[i], NULL);
     for (int i = 0; i < S_WATCHERS; i++)
         pthread_join(watch[i], NULL);
+    /* The daemon still serves once it has worked off the handshakes the
+     * churners left queued, which on a busy machine takes a while. */
+    int64_t storm_end = parley__mono_ms();
+    int ping = PARLEY_ETIMEOUT;
+    for (int i = 0; i < 12 && ping == PARLEY_ETIMEOUT; i++)
+        ping = ph_ping_info(st->daemon.api, st->broad_c, 5000, NULL);
+    print_message("the api answered %" PRId64 " ms after the churn\n",
+                  parley__mono_ms() - storm_end);
+    assert_int_equal(ping, 0);
     uint64_t denied =
         sec_stat(&st->daemon, st->broad_c, "subscriptions_denied");
     print_message("%ld s: published %" PRIu64 ", broad connections %" PRIu64
@@ -321,8 +330,6 @@ test_no_grant_to_a_reused_connection(void **state)
         fail_msg("%" PRIu64 " deliveries reached a client not allowed "
                  "to read them (first on %s)",
                  (uint64_t)st->leaks, st->leak_topic);
-    /* The daemon still serves. */
-    assert_int_equal(ph_ping_info(st->daemon.api, st->broad_c, 5000, NULL), 0);
 }
 
 int
