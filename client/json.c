@@ -5,17 +5,63 @@
  * UTF-8 it already is (validated), so quotes, backslashes, control
  * characters and non-ASCII text come out as correct JSON.
  */
+#include "codec.h"
+#include "sign.h"
 #include "types.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int
 s_set(json_t *obj, const char *key, json_t *val)
 {
     return val == NULL ? -1 : json_object_set_new(obj, key, val);
+}
+
+/*
+ * Set key to the standard base64 (with padding) of len bytes at data.
+ * Returns 0 or -1.
+ */
+static int
+s_set_base64(json_t *obj, const char *key, const void *data, size_t len)
+{
+    size_t cap = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(cap);
+    if (b64 == NULL)
+        return -1;
+    sodium_bin2base64(b64, cap, data, len, sodium_base64_VARIANT_ORIGINAL);
+    int rc = s_set(obj, key, json_string(b64));
+    free(b64);
+    return rc;
+}
+
+/*
+ * Add signed_body and signature, the parts of the envelope a receiver
+ * verifies (docs/protocol.md section 12), when d holds its envelope.
+ * Returns 0 or -1.
+ */
+static int
+s_set_signed(json_t *o, const parley_delivery_t *d)
+{
+    _Alignas(16) uint8_t space[PARLEY__VERIFY_ARENA];
+    parley__arena_t arena;
+    parley__envelope_t env;
+    if (d->envelope == NULL || d->envelope_len == 0)
+        return 0;
+    parley__arena_init(&arena, space, sizeof(space));
+    if (parley__envelope_decode(d->envelope, d->envelope_len, &env, &arena)
+        != 0)
+        return -1;
+    int rc = s_set_base64(o, "signed_body", env.body.data, env.body.len);
+    if (rc == 0)
+        rc = s_set_base64(o, "signature", env.signature,
+                          sizeof(env.signature));
+    parley__arena_reset(&arena);
+    return rc;
 }
 
 char *
@@ -60,6 +106,7 @@ parley_delivery_to_json(const parley_delivery_t *d)
     bad |= s_set(o, "signer", json_string(pk));
     bad |= s_set(o, "signer_id", json_string(d->signer_id));
     bad |= s_set(o, "signer_name", json_string(d->signer_name));
+    bad |= s_set_signed(o, d);
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s == NULL)
@@ -94,6 +141,49 @@ s_int(json_t *v, const char *key, int64_t lo, int64_t hi, int64_t *out,
         return parley__invalid(errbuf, errlen, "%s: out of range", key);
     *out = (int64_t)i;
     return 0;
+}
+
+/* The value given, for a message: a string as it is (shortened), anything
+ * else as its JSON type. */
+static const char *
+s_shown(json_t *v)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    return json_is_integer(v) || json_is_real(v) ? "a number"
+           : json_is_boolean(v)                  ? "a boolean"
+           : json_is_null(v)                     ? "null"
+                                                 : "not a string";
+}
+
+/* "status: unknown status "X" (valid: proposed, ...)" */
+static int
+s_bad_status(json_t *v, char *errbuf, size_t errlen)
+{
+    char list[256];
+    size_t used = 0;
+    list[0] = '\0';
+    for (int s = PARLEY_STATUS_PROPOSED; s <= PARLEY_STATUS_COLLAPSED; s++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s",
+                         s > PARLEY_STATUS_PROPOSED ? ", " : "",
+                         parley_status_name((parley_status_t)s));
+        if (n < 0 || (size_t)n >= sizeof(list) - used)
+            break;
+        used += (size_t)n;
+    }
+    return parley__invalid(errbuf, errlen,
+                           "status: unknown status \"%.40s\" (valid: %s)",
+                           s_shown(v), list);
+}
+
+/* "kind: unknown kind "X" (valid: update, correction, retraction)" */
+static int
+s_bad_kind(json_t *v, char *errbuf, size_t errlen)
+{
+    return parley__invalid(errbuf, errlen,
+                           "kind: unknown kind \"%.40s\" (valid: update, "
+                           "correction, retraction)",
+                           s_shown(v));
 }
 
 int
@@ -156,12 +246,11 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
         } else if (strcmp(key, "status") == 0) {
             if (!json_is_string(val)
                 || parley_status_parse(json_string_value(val), &out->status) != 0)
-                rc = parley__invalid(errbuf, errlen, "status: unknown status");
+                rc = s_bad_status(val, errbuf, errlen);
         } else if (strcmp(key, "kind") == 0) {
             if (!json_is_string(val)
                 || parley_kind_parse(json_string_value(val), &out->kind) != 0)
-                rc = parley__invalid(errbuf, errlen, "kind: expected update, correction "
-                                           "or retraction");
+                rc = s_bad_kind(val, errbuf, errlen);
         } else if (strcmp(key, "headline") == 0) {
             rc = s_text(val, key, out->headline, sizeof(out->headline), errbuf,
                         errlen);
@@ -184,10 +273,12 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
                 out->signer_seq = (uint64_t)v;
         } else if (strcmp(key, "seq") == 0 || strcmp(key, "received_at") == 0
                    || strcmp(key, "signer") == 0 || strcmp(key, "signer_id") == 0
-                   || strcmp(key, "signer_name") == 0) {
-            /* Set by the daemon and the verifier, not by a publisher:
-             * accepted so `parley sub --json` output can be piped back in,
-             * and ignored. */
+                   || strcmp(key, "signer_name") == 0
+                   || strcmp(key, "signed_body") == 0
+                   || strcmp(key, "signature") == 0) {
+            /* Set by the daemon, the verifier and the signer, not by a
+             * publisher: accepted so `parley sub --json` output can be
+             * piped back in, and ignored. */
         } else {
             rc = parley__invalid(errbuf, errlen, "unknown field \"%s\"", key);
         }

@@ -153,7 +153,7 @@ s_parse_slugs(s_parse_t *p, const char *what, char *val, s_slugs_t *out)
     for (char *tok = strtok_r(val, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
         if (!parley_slug_valid(tok))
-            return s_fail(p, "%s: \"%s\" is not a slug ([a-z0-9][a-z0-9-]{0,31}) or *",
+            return s_fail(p, "%s: \"%s\" is not a slug (" PARLEY__SLUG_RULE ") or *",
                           what, tok);
         strcpy(out->v[out->n++], tok);
     }

@@ -66,6 +66,11 @@ void parley__delivery_release(parley_delivery_t *d);
 int parley__delivery_set_envelope(parley_delivery_t *d, const void *env,
                                   size_t len);
 
+/* What a slug is, for messages: the pattern, then in words. */
+#define PARLEY__SLUG_RULE                                                    \
+    "[a-z0-9][a-z0-9-]{0,31}: lowercase letters, digits and '-', "           \
+    "at most 32, not starting with '-'"
+
 /* 1 if text is well-formed UTF-8 (RFC 3629, no NUL) of at most max
  * bytes, else 0 (validate.c). */
 int parley__utf8_valid(const char *text, size_t max);
