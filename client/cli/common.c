@@ -1124,12 +1124,9 @@ cli_format_check(const char *cmd, const char *format)
     return 0;
 }
 
-/*
- * Print UTF-8 text for people: C0 controls, DEL and the C1 controls
- * (U+0080-U+009F, which some terminals obey) become escapes.
- */
-static void
-s_put_text(FILE *out, const char *s)
+/* C1 controls are U+0080-U+009F, which some terminals obey. */
+void
+cli_put_text(FILE *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (; *p != '\0'; p++) {
@@ -1213,11 +1210,11 @@ s_put_conversion(FILE *out, char conv, const s_item_t *it)
         fprintf(out, "%llu", (unsigned long long)parley_delivery_seq(it->d));
         break;
     case 'n':
-        s_put_text(out, parley_update_negotiation(u));
+        cli_put_text(out, parley_update_negotiation(u));
         break;
     case 'p':
         cli_parties(u, buf, sizeof(buf));
-        s_put_text(out, buf);
+        cli_put_text(out, buf);
         break;
     case 'P':
         fprintf(out, "%u", (unsigned)parley_update_phase(u));
@@ -1232,19 +1229,19 @@ s_put_conversion(FILE *out, char conv, const s_item_t *it)
               out);
         break;
     case 'h':
-        s_put_text(out, parley_update_headline(u));
+        cli_put_text(out, parley_update_headline(u));
         break;
     case 'b':
-        s_put_text(out, parley_update_body(u));
+        cli_put_text(out, parley_update_body(u));
         break;
     case 'l':
-        s_put_text(out, parley_update_location(u));
+        cli_put_text(out, parley_update_location(u));
         break;
     case 'i':
         fputs(it->signer_id, out);
         break;
     case 'N':
-        s_put_text(out, it->signer_name);
+        cli_put_text(out, it->signer_name);
         break;
     case 'I':
         fprintf(out, "%lld", (long long)parley_update_issued_at(u));
@@ -1312,12 +1309,12 @@ s_put_line(FILE *out, const s_item_t *it, int with_time)
         fprintf(out, "#%llu ", (unsigned long long)parley_delivery_seq(it->d));
     if (with_time)
         fprintf(out, "%s ", when);
-    s_put_text(out, parley_update_negotiation(u));
+    cli_put_text(out, parley_update_negotiation(u));
     fprintf(out, " phase %u [", (unsigned)parley_update_phase(u));
-    s_put_text(out, parties);
+    cli_put_text(out, parties);
     fprintf(out, "] %s: ",
             s_name_or(parley_status_name(parley_update_status(u)), "unknown"));
-    s_put_text(out, parley_update_headline(u));
+    cli_put_text(out, parley_update_headline(u));
     if (kind != PARLEY_KIND_UPDATE) {
         fprintf(out, " (%s of ", s_name_or(parley_kind_name(kind), "?"));
         s_put_refs(out, u);
@@ -1421,6 +1418,48 @@ cli_print_signed(FILE *out, const cli_output_t *o, const parley_update_t *u,
                     .signer_id = id,
                     .signer_name = signer_name != NULL ? signer_name : "" };
     return s_print_item(out, o, &it);
+}
+
+/* --------------------------------------------------------------- queries */
+
+int
+cli_query_run(const cli_common_t *c, parley_query_t *q,
+              int (*on_delivery)(void *arg, const parley_delivery_t *d),
+              void *arg)
+{
+    for (;;) {
+        const parley_event_t *ev;
+        if (cli_stop)
+            return CLI_EXIT_OK;
+        int rc = parley_query_next(q, &ev);
+        if (rc == 0)
+            return CLI_EXIT_OK;
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0)
+            return cli_fail(c, NULL, rc);
+        uint64_t seq = parley_event_seq(ev);
+        switch (parley_event_type(ev)) {
+        case PARLEY_EVENT_GAP:
+            cli_warn(c, "gap: updates %llu-%llu are no longer held",
+                     (unsigned long long)seq,
+                     (unsigned long long)parley_event_seq_last(ev));
+            break;
+        case PARLEY_EVENT_REJECTED:
+            cli_warn(c, "#%llu failed verification: %s: %s",
+                     (unsigned long long)seq,
+                     parley_error_name(parley_event_code(ev)),
+                     parley_strerror(parley_event_code(ev)));
+            break;
+        case PARLEY_EVENT_DELIVERY:
+            rc = on_delivery(arg, parley_event_delivery(ev));
+            if (rc != 0)
+                return rc == CLI_QUERY_STOP ? CLI_EXIT_OK : rc;
+            break;
+        default:
+            break;
+        }
+    }
 }
 
 /* --------------------------------------------------------------- signals */

@@ -387,8 +387,32 @@ char *cli_raw_line(const parley_delivery_t *d);
  */
 char *cli_update_text(const parley_delivery_t *d);
 
+/*
+ * Print UTF-8 text for people: C0 controls, DEL and the C1 controls
+ * become escapes (\n, \t, \xHH, \u0085), so that text from an update
+ * stays on its line and cannot drive the terminal.
+ */
+void cli_put_text(FILE *out, const char *s);
+
 /* The parties of an update, comma-separated, into buf. */
 void cli_parties(const parley_update_t *u, char *buf, size_t cap);
+
+/* ------------------------------------------------------------ queries */
+
+/* What an on_delivery callback returns to end a query early, quietly. */
+#define CLI_QUERY_STOP (-1)
+
+/*
+ * Read a snapshot or replay to its end: each delivery goes to
+ * on_delivery; a gap and a delivery that fails verification are reported
+ * on stderr (as sub does). A stop signal ends it (status 0).
+ *
+ * Returns:   an exit code: 0, what on_delivery returned other than 0
+ *            (CLI_QUERY_STOP: 0), or the failure of the query.
+ */
+int cli_query_run(const cli_common_t *c, parley_query_t *q,
+                  int (*on_delivery)(void *arg, const parley_delivery_t *d),
+                  void *arg);
 
 /* ------------------------------------------------------------ signals */
 
