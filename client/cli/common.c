@@ -398,12 +398,13 @@ s_diagnose(const cli_common_t *c, int err)
     const char *ep = s_single_endpoint(c);
     if (ep == NULL)
         return -1;
-    cli_probe_t p = cli_probe(ep, 2000, type, sizeof(type));
+    /* a ZeroMQ peer answers our greeting at once: a second is plenty */
+    cli_probe_t p = cli_probe(ep, 1000, type, sizeof(type));
     switch (p) {
     case CLI_PROBE_NOTHING:
-        cli_error("no answer from %s: nothing listens there (is parleyd "
-                  "running, and is that its api endpoint?)",
-                  ep);
+        cli_error("no answer from %s within %d.%03d s: nothing listens there "
+                  "(is parleyd running, and is that its api endpoint?)",
+                  ep, c->timeout_ms / 1000, c->timeout_ms % 1000);
         return CLI_EXIT_NOANSWER;
     case CLI_PROBE_SILENT:
     case CLI_PROBE_NOT_ZMTP:

@@ -40,8 +40,12 @@ for want in '^Type=notify$' '^WatchdogSec=' '^DynamicUser=yes$' \
     grep -q -- "$want" "$UNITS/parleyd.service" \
         || fail "parleyd.service has no line matching $want"
 done
-grep -q "^ExecStart=$bindir/parley sub .* -- " "$UNITS/parley-sub@.service" \
-    || fail "parley-sub@.service does not run '$bindir/parley sub ... -- COMMAND'"
+grep -q "^ExecStart=$bindir/parley sub --cursor %S/parley-sub/%i/cursor .*\$PARLEY_SUB_HANDLER\$" \
+    "$UNITS/parley-sub@.service" \
+    || fail "parley-sub@.service does not run '$bindir/parley sub --cursor ... \$PARLEY_SUB_HANDLER'"
+grep -q "^Environment=\"PARLEY_SUB_HANDLER=-- $T/etc/parley/alerts/%i\"\$" \
+    "$UNITS/parley-sub@.service" \
+    || fail "parley-sub@.service does not default to the instance's command"
 
 # Documentation= is checked with man(1): give it this tree's pages.
 ln -s "$PARLEY_SOURCE_DIR/docs/man/parley.1" "$T/man/man1/"
