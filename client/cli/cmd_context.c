@@ -3,7 +3,7 @@
  */
 #include "common.h"
 
-#include "config.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <string.h>

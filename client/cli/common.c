@@ -4,7 +4,7 @@
  */
 #include "common.h"
 
-#include "config.h"
+#include "profile.h"
 #include "probe.h"
 #include "timefmt.h"
 

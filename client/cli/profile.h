@@ -1,5 +1,5 @@
 /*
- * config.h - client profiles: named contexts in ~/.config/parley/config
+ * profile.h - client profiles: named contexts in ~/.config/parley/config
  * (or $PARLEY_CONFIG), so that people stop repeating -s and key paths.
  *
  *   # which context applies when none is named
@@ -18,8 +18,8 @@
  * to it. Paths starting with "~/" are under $HOME; other relative paths
  * are relative to the directory of the config file.
  */
-#ifndef PARLEY_CLI_CONFIG_H
-#define PARLEY_CLI_CONFIG_H
+#ifndef PARLEY_CLI_PROFILE_H
+#define PARLEY_CLI_PROFILE_H
 
 #include <stddef.h>
 
@@ -79,4 +79,4 @@ const cli_context_t *cli_config_find(const cli_config_t *cfg,
 /* Free what a config holds; it is empty afterwards. */
 void cli_config_free(cli_config_t *cfg);
 
-#endif /* PARLEY_CLI_CONFIG_H */
+#endif /* PARLEY_CLI_PROFILE_H */

@@ -1,7 +1,7 @@
 /*
- * config.c - client profiles (config.h).
+ * profile.c - client profiles (profile.h).
  */
-#include "config.h"
+#include "profile.h"
 
 #include "parley.h"
 #include "timefmt.h"
