@@ -824,7 +824,7 @@ s_setup(s_run_t *r, int *cursor_existed)
             cli_error("%s", err);
             return CLI_EXIT_OTHER;
         }
-        *cursor_existed = access(a->cursor_path, F_OK) == 0;
+        *cursor_existed = r->cursor.present;
     }
     cli_retry_t retry = { .window_ms = a->retry_for_ms,
                           .min_ms = a->retry_min_ms > 0 ? a->retry_min_ms

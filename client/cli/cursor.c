@@ -147,6 +147,7 @@ cli_cursor_open(cli_cursor_t *cur, const char *path, char *err, size_t cap)
                  path);
         return -EINVAL;
     }
+    cur->present = 1;
     return 0;
 }
 
@@ -154,15 +155,19 @@ int
 cli_cursor_write(cli_cursor_t *cur, uint64_t seq, char *err, size_t cap)
 {
     char text[32];
-    if (seq <= cur->seq)
+    if (seq <= cur->seq && cur->present)
         return 0;
+    if (seq < cur->seq)
+        seq = cur->seq;
     int len = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)seq);
     int rc = cli_write_atomic(cur->path, text, (size_t)len);
     if (rc < 0) {
         snprintf(err, cap, "%s: %s", cur->path, strerror(-rc));
         return rc;
     }
-    cur->seq = seq;
+    if (seq > cur->seq)
+        cur->seq = seq;
+    cur->present = 1;
     cur->writes++;
     return 0;
 }

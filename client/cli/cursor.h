@@ -20,6 +20,7 @@ typedef struct cli_cursor {
     char *path;         /* FILE */
     int lock_fd;        /* FILE.lock, locked; -1 if not open */
     uint64_t seq;       /* the value in FILE (0: none yet) */
+    int present;        /* FILE exists (it was read or written) */
     unsigned long writes; /* values written since opened */
 } cli_cursor_t;
 
@@ -40,7 +41,7 @@ int cli_cursor_open(cli_cursor_t *cur, const char *path, char *err,
 
 /*
  * Record seq as handled, atomically and durably, if it is above the value
- * held (the cursor never moves back).
+ * held or FILE does not exist yet (the cursor never moves back).
  *
  * Returns:   0 (also when nothing needed writing) or -errno, with err
  *            saying what failed; the old value stays in FILE then.
