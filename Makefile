@@ -1,19 +1,23 @@
 # The two commands of the README, and a few more for developers.
 #
 #   make run    install missing packages, build, start parleyd on the
-#               embedded default (state in ./parley-data, loopback ports)
+#               embedded default (state in ./parley-data, loopback ports;
+#               STATE_DIR=, API= and FEED= choose others)
 #   make test   install missing packages, build, run every test
 #
-# Other targets: build, asan (the suite under ASan+UBSan), fuzz (each
-# libFuzzer target for FUZZ_SECONDS), bench, install, deb, clean, deps,
-# abi-update (record the ABI of libparley in abi/ after a deliberate
-# change; `make test` checks it).
+# Other targets: build, serve (what run does once built: start parleyd
+# from BUILD), asan (the suite under ASan+UBSan), fuzz (each libFuzzer
+# target for FUZZ_SECONDS), bench, install, deb, clean, deps, abi-update
+# (record the ABI of libparley in abi/ after a deliberate change; `make
+# test` checks it).
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= 2
 CMAKE_ARGS ?=
 STATE_DIR  ?= $(CURDIR)/parley-data
+API        ?= tcp://127.0.0.1:7710
+FEED       ?= tcp://127.0.0.1:7711
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
 
@@ -23,7 +27,7 @@ PACKAGES = cmake make gcc pkg-config python3 \
            libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools \
            libcurl4-openssl-dev
 
-.PHONY: all run test build asan fuzz deps bench install deb clean abi-update
+.PHONY: all run serve test build asan fuzz deps bench install deb clean abi-update
 
 all: build
 
@@ -37,8 +41,12 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@mkdir -p $(STATE_DIR)
-	PATH="$(CURDIR)/$(BUILD):$$PATH" $(BUILD)/parleyd --state-dir $(STATE_DIR)
+	@$(MAKE) --no-print-directory serve
+
+# parleyd creates STATE_DIR itself, with mode 0700 (parleyd(8)).
+serve:
+	PATH="$(abspath $(BUILD)):$$PATH" $(BUILD)/parleyd --state-dir "$(STATE_DIR)" \
+	    --api "$(API)" --feed "$(FEED)"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

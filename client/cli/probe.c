@@ -240,13 +240,10 @@ cli_probe(const char *endpoint, int timeout_ms, char *type, size_t cap)
     }
     if (memcmp(peer + 12, "NULL", 4) != 0)
         goto out;
-    /* READY with Socket-Type DEALER: what parley's clients are. */
-    static const uint8_t ready[] = {
-        0x04, 28, 5, 'R', 'E', 'A', 'D', 'Y', 11, 'S', 'o', 'c', 'k', 'e',
-        't', '-', 'T', 'y', 'p', 'e', 0, 0, 0, 6, 'D', 'E', 'A', 'L', 'E', 'R',
-    };
-    if (s_write_all(fd, ready, sizeof(ready), deadline) < 0)
-        goto out;
+    /* With NULL, the peer sends its READY (with its Socket-Type) when its
+     * side of the handshake is done, whether ours came or not. Ours is
+     * not sent: a socket type the peer cannot talk to (a DEALER to an
+     * XPUB) could make it hang up before its READY goes out. */
     uint8_t head[9], body[512];
     if (s_read_upto(fd, head, 2, deadline) < 2 || (head[0] & 0x04) == 0)
         goto out;

@@ -5,9 +5,9 @@
  * feed an XPUB).
  *
  * The probe speaks the first bytes of ZMTP 3 (RFC 23) itself over a plain
- * socket: the greeting, and with the NULL mechanism a READY command, whose
- * answer names the peer's socket type. It sends nothing else, so it is
- * harmless to whatever listens.
+ * socket: it sends a greeting and reads the peer's, and with the NULL
+ * mechanism the peer's READY command, which names its socket type. It
+ * sends nothing else, so it is harmless to whatever listens.
  */
 #ifndef PARLEY_CLI_PROBE_H
 #define PARLEY_CLI_PROBE_H
