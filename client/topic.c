@@ -4,6 +4,8 @@
  * Every topic ends in '/', so ZeroMQ's prefix match is exact: a
  * subscription to "party/us/" can never match "party/usa/".
  */
+#include "facts.h"
+#include "parley.h"
 #include "types.h"
 
 #include <stdio.h>
@@ -13,23 +15,19 @@ size_t
 parley_topics(const parley_update_t *u, char out[][PARLEY_TOPIC_MAX],
               size_t cap)
 {
-    size_t n = 0;
     if (u == NULL)
         return 0;
-    if (n < cap)
-        snprintf(out[n], PARLEY_TOPIC_MAX, "all/");
-    n++;
-    if (n < cap)
-        snprintf(out[n], PARLEY_TOPIC_MAX, "neg/%s/", u->negotiation);
-    n++;
-    size_t np = u->n_parties <= PARLEY_PARTIES_MAX ? u->n_parties
-                                                   : PARLEY_PARTIES_MAX;
-    for (size_t i = 0; i < np; i++, n++)
-        if (n < cap)
-            snprintf(out[n], PARLEY_TOPIC_MAX, "party/%s/", u->parties[i]);
-    if (n < cap)
-        snprintf(out[n], PARLEY_TOPIC_MAX, "phase/%u/", (unsigned)u->phase);
-    return n + 1;
+    /* One naming for the library and the daemon's feed, which works from
+     * the facts of a logged record. */
+    parley__facts_t f;
+    parley__facts_of_update(&f, NULL, u);
+    if (cap >= PARLEY_TOPICS_MAX)
+        return parley__facts_topics(&f, out);
+    char all[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    size_t n = parley__facts_topics(&f, all);
+    if (cap > 0)
+        memcpy(out, all, (n < cap ? n : cap) * sizeof(all[0]));
+    return n;
 }
 
 int

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 /* Bytes of a request: an envelope plus a full filter fits comfortably. */
@@ -47,20 +46,6 @@ struct parley__wire {
     parley__arena_t arena;     /* holds the last decoded reply */
     uint8_t arena_buf[S_ARENA_CAP];
 };
-
-int64_t
-parley__mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t
-parley__mono_ms(void)
-{
-    return parley__mono_us() / 1000;
-}
 
 /* Milliseconds left until deadline (-1 = none), never below 0. */
 static int

@@ -13,6 +13,7 @@
 #ifndef PARLEY_WIRE_H
 #define PARLEY_WIRE_H
 
+#include "clock.h"
 #include "codec.h"
 #include "parley.h"
 
@@ -22,12 +23,6 @@
 
 /* Per-request timeout used when a caller passes 0. */
 #define PARLEY__TIMEOUT_DEFAULT_MS 5000
-
-/* Current CLOCK_MONOTONIC time in milliseconds, and in microseconds: the
- * one clock for timeouts, timers and rate limits of the library, the
- * daemon and the tests (never for timestamps that leave the process). */
-int64_t parley__mono_ms(void);
-int64_t parley__mono_us(void);
 
 /* ------------------------------------------------------------ api wire */
 

@@ -10,69 +10,48 @@
  * time.
  *
  * A lock file ("store.lock", flock) in the state directory keeps a second
- * process from appending to the same log.
+ * process from appending to the same log, and a name for the directory's
+ * path in the abstract Unix socket namespace keeps one off the path even
+ * after the directory was removed under the first (s_lock_path()).
+ *
+ * Disk: with a reserve, the newest segment has that many bytes allocated
+ * past its end (fallocate with FALLOC_FL_KEEP_SIZE: the file's size and
+ * contents do not change), topped up after a sync once half of it is
+ * used and released when the segment is rolled over. Writes into it
+ * cannot fail for lack of space, and a daemon that cannot reserve it at
+ * start refuses to start rather than fail on its first publish.
  */
-#include "store.h"
+#include "store_int.h"
 
-#include "crc32c.h"
 #include "log.h"
+#include "wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <sodium.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define S_DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define S_DEFAULT_MAX_RECORD (1u << 20)
-#define S_SCAN_CHUNK (4u << 20)  /* scan buffer, grown for larger records */
-/*
- * Bytes per read() while scanning. Small enough that what a read copies
- * is still in the CPU's L2 cache when the checksum and the index reads
- * come to it; with 4 MiB reads the scan ran nearly twice as long.
- */
-#define S_SCAN_READ (256u << 10)
 #define S_PEND_KEEP (8u << 20)   /* queue buffer kept between syncs */
 #define S_READ_FDS 8             /* older segments held open for reads */
-#define S_NAME_LEN 28            /* "seg-" + 20 digits + ".log" */
 #define S_LOCK_NAME "store.lock"
-
-typedef struct segment {
-    uint64_t first_seq; /* seq of its first record, from the file name */
-    uint64_t count;     /* durable records in it */
-    uint64_t bytes;     /* file size up to the end of the last durable record */
-    int64_t newest_at;  /* largest received_at of its records (if count > 0) */
-    uint64_t *offsets;  /* offsets[i]: file offset of record first_seq + i */
-    uint64_t cap;       /* slots allocated in offsets */
-    int fd;             /* open descriptor or -1; always open for the current one */
-    uint64_t used;      /* store->tick when last read, to close the least recent */
-} segment_t;
-
-struct pd_store {
-    char *dir;                /* state directory, for file names in messages */
-    int dirfd;                /* the directory: openat, unlinkat, fsync */
-    int lockfd;               /* store.lock, flocked while open */
-    pd_store_opts_t opts;     /* as given, with defaults filled in */
-    segment_t *segs;          /* oldest first; the last is written to */
-    size_t nsegs;             /* segments in use */
-    size_t segcap;            /* segments allocated */
-    uint64_t next_seq;        /* seq for the next append */
-    uint64_t last_seq;        /* last durable seq, 0 if none */
-    uint8_t *pend;            /* queued records, encoded as on disk */
-    size_t pend_len;          /* bytes queued */
-    size_t pend_cap;          /* bytes allocated */
-    uint64_t tick;            /* clock for the read-descriptor LRU */
-    unsigned read_fds;        /* descriptors open on non-current segments */
-    bool failed;              /* a write or sync failed: refuse appends */
-    pd_store_stats_t stats;   /* bytes and segments kept current */
-};
+#define S_FILE_MODE 0600         /* segments and the lock file */
+#define S_STEP_LOG_MS 60000      /* a wall-clock step worth a log line */
+#define S_SOFT_LOG_MS 60000      /* the same sync failure logged this often */
 
 /* --- little-endian fields ------------------------------------------------ */
 
@@ -90,70 +69,16 @@ s_put64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t
-s_get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t
-s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* CRC of a record: the seq and received fields, then the payload. */
-static uint32_t
-s_record_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
-{
-    return pd_crc32c(pd_crc32c(0, hdr + 8, 16), payload, len);
-}
-
 /* --- small helpers -------------------------------------------------------- */
 
-static void
-s_segment_name(char *out, size_t cap, uint64_t first_seq)
+void
+pd_store__segment_name(char *out, size_t cap, uint64_t first_seq)
 {
     snprintf(out, cap, "seg-%020" PRIu64 ".log", first_seq);
 }
 
-/*
- * Parse a segment file name. Returns 1 with *seq set, 0 if the name is not
- * a segment's at all, or -1 if it looks like one but the number is unusable.
- */
-static int
-s_parse_name(const char *name, uint64_t *seq)
-{
-    if (strlen(name) != S_NAME_LEN || strncmp(name, "seg-", 4) != 0 ||
-        strcmp(name + 24, ".log") != 0)
-        return 0;
-    uint64_t v = 0;
-    for (int i = 4; i < 24; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return 0;
-        unsigned d = (unsigned)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    if (v == 0)
-        return -1;
-    *seq = v;
-    return 1;
-}
-
-static void
-s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+void
+pd_store__errf(char *errbuf, size_t errlen, const char *fmt, ...)
 {
     if (errbuf == NULL || errlen == 0)
         return;
@@ -163,17 +88,382 @@ s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The operator-facing message for a log that cannot be opened as it is. */
-static int
-s_corrupt(const pd_store_t *self, const char *name, uint64_t off,
-          const char *reason, char *errbuf, size_t errlen)
+/* --- failures ------------------------------------------------------------ */
+
+static void
+s_vreason(pd_store_t *self, const char *fmt, va_list ap)
 {
-    s_errf(errbuf, errlen,
-           "corrupt record in %s/%s at offset %" PRIu64 ": %s; move the files "
-           "from this one on aside to recover the records before it (see "
-           "docs/operations.md)",
-           self->dir, name, off, reason);
-    return -EBADMSG;
+    vsnprintf(self->reason, sizeof(self->reason), fmt, ap);
+}
+
+/*
+ * The store can no longer be written: remember rc and why, say so once,
+ * and from now on refuse every write with rc.
+ */
+static int
+s_fatal(pd_store_t *self, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+s_fatal(pd_store_t *self, int rc, const char *fmt, ...)
+{
+    if (self->failed)
+        return self->fatal_rc;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vreason(self, fmt, ap);
+    va_end(ap);
+    self->failed = true;
+    self->fatal_rc = rc;
+    pd_log(PD_LOG_ERROR, "store: %s; nothing more is written or acked",
+           self->reason);
+    return rc;
+}
+
+/*
+ * A sync failed in a way a later one may not: remember and say why. The
+ * first failure is logged at once; the same failure again (a retry, once
+ * a second, while the disk stays full) once a minute, with a count.
+ */
+static int
+s_soft(pd_store_t *self, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+s_soft(pd_store_t *self, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vreason(self, fmt, ap);
+    va_end(ap);
+    bool again = self->sync_err == rc;
+    self->sync_err = rc;
+    self->stats.sync_failures++;
+    int64_t now = parley__mono_ms();
+    if (again && now - self->soft_logged_ms < S_SOFT_LOG_MS) {
+        self->soft_held++;
+        return rc;
+    }
+    if (self->soft_held > 0)
+        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR,
+                       "store: %s (%" PRIu64 " more failures alike since "
+                       "the last line)",
+                       self->reason, self->soft_held);
+    else
+        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR, "store: %s",
+                       self->reason);
+    self->soft_logged_ms = now;
+    self->soft_held = 0;
+    return rc;
+}
+
+/* --- the files at their paths --------------------------------------------- */
+
+static bool
+s_same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/*
+ * Is the state directory still linked? Returns 0 or the fatal error;
+ * *held (may be NULL) gets what fstat said of it.
+ */
+static int
+s_check_dir(pd_store_t *self, struct stat *held)
+{
+    struct stat st;
+    if (fstat(self->dirfd, &st) != 0)
+        return s_fatal(self, -errno, "cannot stat %s: %s", self->dir,
+                       strerror(errno));
+    if (st.st_nlink == 0)
+        return s_fatal(self, -ENOENT,
+                       "state directory %s was removed while parleyd ran",
+                       self->dir);
+    if (held != NULL)
+        *held = st;
+    return 0;
+}
+
+/*
+ * The check before records count as durable (once per sync, two fstat
+ * calls): the segment just synced and the directory must still be
+ * linked, or what was written is in files that no restart will find.
+ */
+static int
+s_check_linked(pd_store_t *self, int fd, const char *name)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return s_fatal(self, -errno, "cannot stat %s/%s: %s", self->dir, name,
+                       strerror(errno));
+    if (st.st_nlink == 0)
+        return s_fatal(self, -ENOENT,
+                       "segment %s/%s was removed while parleyd wrote to it",
+                       self->dir, name);
+    return s_check_dir(self, NULL);
+}
+
+/*
+ * Is the file name in the directory still the one open as fd? A file
+ * removed, or replaced by another, is not.
+ */
+static bool
+s_still_at(const pd_store_t *self, int fd, const char *name)
+{
+    struct stat held, now;
+    return fstat(fd, &held) == 0 && held.st_nlink > 0
+           && fstatat(self->dirfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0
+           && s_same_file(&held, &now);
+}
+
+/*
+ * The timer's check: the directory, its lock file and the newest segment
+ * must still be the files at their paths. Returns 0 or the fatal error.
+ */
+static int
+s_check_paths(pd_store_t *self)
+{
+    struct stat held, now;
+    int rc = s_check_dir(self, &held);
+    if (rc < 0)
+        return rc;
+    if (stat(self->dir, &now) != 0 || !s_same_file(&held, &now))
+        return s_fatal(self, -ENOENT,
+                       "%s is no longer the state directory parleyd opened "
+                       "(it was moved or replaced)",
+                       self->dir);
+    if (!s_still_at(self, self->lockfd, S_LOCK_NAME))
+        return s_fatal(self, -ENOENT,
+                       "lock file %s/%s was removed or replaced while "
+                       "parleyd ran",
+                       self->dir, S_LOCK_NAME);
+    if (self->nsegs > 0 && self->segs[self->nsegs - 1].fd >= 0) {
+        char name[PD_STORE__NAME_LEN + 1];
+        pd_store__segment_name(name, sizeof(name),
+                       self->segs[self->nsegs - 1].first_seq);
+        if (!s_still_at(self, self->segs[self->nsegs - 1].fd, name))
+            return s_fatal(self, -ENOENT,
+                           "segment %s/%s was removed or replaced while "
+                           "parleyd ran",
+                           self->dir, name);
+    }
+    return 0;
+}
+
+/*
+ * Bind a name for the directory's real path in the abstract Unix socket
+ * namespace: "@parleyd:<path>", or "@parleyd#<hash>" for a path too long
+ * for a socket name. The kernel frees it when the process ends, however
+ * it ends, and nothing in the file system can remove it; so unlike the
+ * flock on store.lock it keeps a second daemon off the path even after
+ * the directory was removed and made again under the first. (Names are
+ * per network namespace.)
+ */
+static int
+s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
+{
+    char real[PATH_MAX];
+    if (realpath(self->dir, real) == NULL) {
+        int rc = -errno;
+        pd_store__errf(errbuf, errlen, "cannot resolve %s: %s", self->dir,
+               strerror(errno));
+        return rc;
+    }
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    size_t room = sizeof(sa.sun_path) - 1; /* after the leading NUL */
+    int n = snprintf(sa.sun_path + 1, room, "parleyd:%s", real);
+    if (n < 0 || (size_t)n >= room) {
+        uint8_t h[16];
+        char hex[2 * sizeof(h) + 1];
+        crypto_generichash(h, sizeof(h), (const uint8_t *)real, strlen(real),
+                           NULL, 0);
+        sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+        n = snprintf(sa.sun_path + 1, room, "parleyd#%s", hex);
+    }
+    /* A stream socket that never listens: nobody can send it anything. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int rc = -errno;
+        pd_store__errf(errbuf, errlen, "cannot lock %s: socket: %s", self->dir,
+               strerror(errno));
+        return rc;
+    }
+    socklen_t len =
+        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    if (bind(fd, (const struct sockaddr *)&sa, len) != 0) {
+        int rc = errno == EADDRINUSE ? -EBUSY : -errno;
+        if (rc == -EBUSY)
+            pd_store__errf(errbuf, errlen,
+                   "%s is in use by another process (it holds the lock on "
+                   "the path %s, which outlives the directory: stop that "
+                   "daemon first)",
+                   self->dir, real);
+        else
+            pd_store__errf(errbuf, errlen, "cannot lock the path %s: %s", real,
+                   strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    self->pathfd = fd;
+    return 0;
+}
+
+/* --- the disk reserve ----------------------------------------------------- */
+
+/* fallocate(KEEP_SIZE) len bytes from off; 0 or -errno. */
+static int
+s_allocate(int fd, uint64_t off, uint64_t len)
+{
+    int rc;
+    do {
+        rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : -errno;
+}
+
+/*
+ * Keep opts.reserve bytes allocated past the end of the newest segment
+ * seg: allocate them when less than half is left (or always, with
+ * force). Without force, when the whole reserve does not fit, as much of
+ * it as does (halving down to a page) is taken, and -ENOSPC returned.
+ * Where the file system cannot preallocate, check instead (with force
+ * only) that as much is free. seg NULL (no segment yet): that check.
+ *
+ * Returns:   0, or -errno (-ENOSPC: not enough space).
+ */
+static int
+s_keep_reserve(pd_store_t *self, segment_t *seg, bool force)
+{
+    const uint64_t want = self->opts.reserve;
+    if (want == 0)
+        return 0;
+    if (!force
+        && (seg == NULL || self->no_prealloc
+            || self->reserved_to >= seg->bytes + want / 2))
+        return 0;
+    if (seg != NULL && !self->no_prealloc) {
+        int rc = s_allocate(seg->fd, seg->bytes, want);
+        if (rc == 0) {
+            self->reserved_to = seg->bytes + want;
+            return 0;
+        }
+        if (rc == -ENOSPC && !force) {
+            for (uint64_t len = want / 2; len >= 4096; len /= 2)
+                if (seg->bytes + len > self->reserved_to
+                    && s_allocate(seg->fd, seg->bytes, len) == 0) {
+                    self->reserved_to = seg->bytes + len;
+                    break;
+                }
+            return rc;
+        }
+        if (rc != -EOPNOTSUPP && rc != -ENOSYS)
+            return rc;
+        self->no_prealloc = true;
+        pd_log(PD_LOG_INFO,
+               "store: the file system of %s cannot preallocate; its free "
+               "space is checked at start only",
+               self->dir);
+    }
+    struct statvfs sv;
+    if (fstatvfs(self->dirfd, &sv) != 0)
+        return -errno;
+    return (uint64_t)sv.f_bavail * sv.f_frsize >= want ? 0 : -ENOSPC;
+}
+
+/*
+ * Give back what is allocated past the end of seg, which is no longer
+ * the newest: truncating to the same size frees it on ext4 and tmpfs,
+ * punching a hole on XFS. Nothing here changes the file's contents.
+ */
+static void
+s_release_reserve(pd_store_t *self, segment_t *seg)
+{
+    if (self->reserved_to > seg->bytes && seg->fd >= 0) {
+        (void)!ftruncate(seg->fd, (off_t)seg->bytes);
+        (void)fallocate(seg->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        (off_t)seg->bytes,
+                        (off_t)(self->reserved_to - seg->bytes));
+    }
+    self->reserved_to = 0;
+}
+
+/* After a good sync: top the reserve up, and say when that fails. */
+static void
+s_top_up(pd_store_t *self, segment_t *seg)
+{
+    int rc = s_keep_reserve(self, seg, false);
+    if (rc < 0 && !self->low_space) {
+        self->low_space = true;
+        pd_log_limited(PD_LOG_KEY_STORE_RESERVE, PD_LOG_WARN,
+                       "store: disk nearly full: cannot keep %" PRIu64
+                       " bytes reserved past the end of the log in %s (%s); "
+                       "%" PRIu64 " bytes of it are left",
+                       self->opts.reserve, self->dir, strerror(-rc),
+                       self->reserved_to > seg->bytes
+                           ? self->reserved_to - seg->bytes
+                           : 0);
+    } else if (rc == 0 && self->low_space
+               && self->reserved_to >= seg->bytes + self->opts.reserve / 2) {
+        self->low_space = false;
+        pd_log(PD_LOG_INFO, "store: the reserve past the end of the log in "
+                            "%s is whole again", self->dir);
+    }
+}
+
+/*
+ * A write or sync of seg failed with rc: cut the file back to the end of
+ * its last durable record and sync that, so that neither a retry nor a
+ * restart finds records that were never acked. If even that fails, the
+ * store is done.
+ */
+static int
+s_undo(pd_store_t *self, segment_t *seg, const char *name, int rc,
+       const char *what)
+{
+    int cut;
+    do {
+        cut = ftruncate(seg->fd, (off_t)seg->bytes);
+    } while (cut != 0 && errno == EINTR);
+    if (cut == 0 && self->opts.sync && fdatasync(seg->fd) != 0)
+        cut = -1;
+    if (cut != 0) {
+        self->stats.sync_failures++;
+        return s_fatal(self, rc,
+                       "%s of %s/%s failed (%s), and cutting it back to its "
+                       "last durable record at %" PRIu64 " bytes failed too "
+                       "(%s)",
+                       what, self->dir, name, strerror(-rc), seg->bytes,
+                       strerror(errno));
+    }
+    if (self->reserved_to > seg->bytes)
+        self->reserved_to = seg->bytes; /* the cut freed what lay beyond */
+    return s_soft(self, rc,
+                  "%s of %s/%s failed: %s; the records in it were not acked "
+                  "and the file is back at its last durable record (%" PRIu64
+                  " bytes)",
+                  what, self->dir, name, strerror(-rc), seg->bytes);
+}
+
+/* --- ages ------------------------------------------------------------------ */
+
+/*
+ * Monotonic time of a record found at open with received_at at: as long
+ * before the open as the wall clock then said (never after it).
+ */
+static int64_t
+s_mono_of(const pd_store_t *self, int64_t at)
+{
+    int64_t age, mono;
+    if (__builtin_sub_overflow(self->wall0, at, &age))
+        age = at < 0 ? INT64_MAX : 0;
+    if (age < 0)
+        age = 0;
+    if (__builtin_sub_overflow(self->mono0, age, &mono))
+        mono = INT64_MIN;
+    return mono;
 }
 
 /* Write all of buf at off, retrying short writes and EINTR. */
@@ -196,9 +486,8 @@ s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
-/* Read exactly len bytes at off; a file that ends early is -EIO. */
-static int
-s_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
+int
+pd_store__pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
 {
     while (len > 0) {
         ssize_t n = pread(fd, buf, len, (off_t)off);
@@ -216,9 +505,8 @@ s_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
-/* Make room for want offsets in seg's index. */
-static int
-s_reserve(segment_t *seg, uint64_t want)
+int
+pd_store__reserve(segment_t *seg, uint64_t want)
 {
     if (want <= seg->cap)
         return 0;
@@ -235,9 +523,8 @@ s_reserve(segment_t *seg, uint64_t want)
     return 0;
 }
 
-/* A segment that will not grow again gives its slack back. */
-static void
-s_shrink(segment_t *seg)
+void
+pd_store__shrink(segment_t *seg)
 {
     if (seg->count == 0 || seg->count == seg->cap)
         return;
@@ -248,9 +535,8 @@ s_shrink(segment_t *seg)
     }
 }
 
-/* Append an empty segment entry; the caller fills it in. */
-static segment_t *
-s_push_segment(pd_store_t *self, uint64_t first_seq)
+segment_t *
+pd_store__push_segment(pd_store_t *self, uint64_t first_seq)
 {
     if (self->nsegs == self->segcap) {
         size_t cap = self->segcap ? self->segcap * 2 : 16;
@@ -306,8 +592,8 @@ s_segment_fd(pd_store_t *self, size_t i)
     if (seg->fd >= 0)
         return seg->fd;
     s_trim_fds(self, S_READ_FDS - 1);
-    char name[S_NAME_LEN + 1];
-    s_segment_name(name, sizeof(name), seg->first_seq);
+    char name[PD_STORE__NAME_LEN + 1];
+    pd_store__segment_name(name, sizeof(name), seg->first_seq);
     int fd = openat(self->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -316,376 +602,46 @@ s_segment_fd(pd_store_t *self, size_t i)
     return fd;
 }
 
-/*
- * Checksum a record whose header is at hdr and whose len payload bytes
- * start at off in fd, reading the payload in pieces: for records that are
- * not (or not yet) in a buffer.
- */
+/* --- public API ----------------------------------------------------------- */
+
+/* Make the directory if needed, open it and take its lock. 0 or -errno. */
 static int
-s_crc_at(int fd, const uint8_t *hdr, uint64_t off, uint32_t len, uint32_t *crc)
+s_lock_dir(pd_store_t *self, const char *dir, char *errbuf, size_t errlen)
 {
-    uint8_t piece[16384];
-    uint32_t c = pd_crc32c(0, hdr + 8, 16);
-    for (uint32_t left = len; left > 0;) {
-        size_t m = left < sizeof(piece) ? left : sizeof(piece);
-        int rc = s_pread_all(fd, piece, m, off);
-        if (rc < 0)
-            return rc;
-        c = pd_crc32c(c, piece, m);
-        off += m;
-        left -= (uint32_t)m;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        pd_store__errf(errbuf, errlen, "cannot create %s: %s", dir,
+                       strerror(errno));
+        return -errno;
     }
-    *crc = c;
-    return 0;
-}
-
-/* --- scanning at open ----------------------------------------------------- */
-
-/*
- * Whether a well-formed record (plausible length that fits, plausible seq,
- * good checksum) starts anywhere in (from, size) of fd. This is what tells
- * a torn tail (garbage to the end) from damage in the middle of a log.
- * The seq must lie between expected and the most records the remaining
- * bytes could hold, which rules out nearly every offset before the
- * checksum is computed. buf is scratch of cap >= PD_STORE_HEADER_BYTES.
- *
- * Returns 1 (found), 0 (none) or -errno.
- */
-static int
-s_valid_follows(int fd, uint64_t from, uint64_t size, uint64_t expected,
-                uint8_t *buf, size_t cap)
-{
-    const uint64_t span = (size - from) / (PD_STORE_HEADER_BYTES + 1) + 1;
-    uint64_t base = from + 1;
-    while (base + PD_STORE_HEADER_BYTES <= size) {
-        size_t n = (size_t)((size - base) < cap ? (size - base) : cap);
-        int rc = s_pread_all(fd, buf, n, base);
-        if (rc < 0)
-            return rc;
-        for (size_t k = 0; k + PD_STORE_HEADER_BYTES <= n; k++) {
-            const uint8_t *p = buf + k;
-            uint64_t at = base + k;
-            uint32_t len = s_get32(p);
-            uint64_t seq = s_get64(p + 8);
-            if (len == 0 || len > size - at - PD_STORE_HEADER_BYTES ||
-                seq < expected || seq - expected > span)
-                continue;
-            uint32_t crc;
-            if (k + PD_STORE_HEADER_BYTES + len <= n)
-                crc = s_record_crc(p, p + PD_STORE_HEADER_BYTES, len);
-            else if ((rc = s_crc_at(fd, p, at + PD_STORE_HEADER_BYTES, len,
-                                    &crc)) < 0)
-                return rc;
-            if (crc == s_get32(p + 4))
-                return 1;
-        }
-        if (n < PD_STORE_HEADER_BYTES)
-            break;
-        /* Overlap so that every start offset gets a full header. */
-        base += n - (PD_STORE_HEADER_BYTES - 1);
-    }
-    return 0;
-}
-
-/* Scratch state shared by the segment scans of one open. */
-typedef struct scan {
-    uint8_t *buf;          /* read buffer */
-    size_t cap;            /* its size */
-    pd_store_scan_fn fn;   /* the caller's callback, or NULL */
-    void *ctx;             /* its argument */
-    char *errbuf;          /* where failures are described */
-    size_t errlen;
-} scan_t;
-
-/* Grow the scan buffer to hold at least want bytes, keeping its contents. */
-static int
-s_scan_grow(scan_t *sc, size_t want)
-{
-    if (want <= sc->cap)
-        return 0;
-    uint8_t *p = realloc(sc->buf, want);
-    if (p == NULL)
-        return -ENOMEM;
-    sc->buf = p;
-    sc->cap = want;
-    return 0;
-}
-
-/*
- * Handle a bad record at off in segment i (reason says why). In the newest
- * segment with nothing valid after it, it is a torn tail from a crash
- * during a write that was never acknowledged: cut it off. Anywhere else it
- * is damage to acknowledged data: refuse to open.
- */
-static int
-s_bad_record(pd_store_t *self, size_t i, uint64_t off, uint64_t size,
-             uint64_t expected, const char *reason, scan_t *sc)
-{
-    segment_t *seg = &self->segs[i];
-    char name[S_NAME_LEN + 1];
-    s_segment_name(name, sizeof(name), seg->first_seq);
-    if (i + 1 != self->nsegs)
-        return s_corrupt(self, name, off, reason, sc->errbuf, sc->errlen);
-    int rc = s_valid_follows(seg->fd, off, size, expected, sc->buf, sc->cap);
-    if (rc < 0) {
-        s_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir,
-               name, strerror(-rc));
+    self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self->dirfd < 0) {
+        int rc = -errno;
+        pd_store__errf(errbuf, errlen, "cannot open %s: %s", dir,
+                       strerror(errno));
         return rc;
     }
-    if (rc > 0)
-        return s_corrupt(self, name, off, reason, sc->errbuf, sc->errlen);
-    if (ftruncate(seg->fd, (off_t)off) < 0 ||
-        (self->opts.sync && fsync(seg->fd) < 0)) {
-        rc = -errno;
-        s_errf(sc->errbuf, sc->errlen, "cannot truncate the torn tail of %s/%s: %s",
-               self->dir, name, strerror(errno));
-        return rc;
-    }
-    pd_log(PD_LOG_WARN,
-           "store: torn tail in %s/%s at offset %" PRIu64 " (%s): cut %" PRIu64
-           " bytes",
-           self->dir, name, off, reason, size - off);
-    self->stats.truncated_bytes += size - off;
-    return 0;
-}
-
-/* Where a segment scan stands in the file and in sc->buf. */
-typedef struct reader {
-    int fd;
-    uint64_t size; /* file size (bytes to scan) */
-    uint64_t base; /* file offset of sc->buf[0] */
-    size_t have;   /* bytes in sc->buf */
-    size_t pos;    /* parse position in sc->buf */
-    uint64_t got;  /* bytes read from the file so far */
-} reader_t;
-
-/*
- * Keep the unparsed bytes, move them to the front of the buffer, grow it
- * to hold need bytes, and read the next chunk (up to S_SCAN_READ bytes)
- * after them; the scan loop calls again while a record is incomplete.
- */
-static int
-s_refill(reader_t *r, scan_t *sc, size_t need)
-{
-    size_t avail = r->have - r->pos;
-    memmove(sc->buf, sc->buf + r->pos, avail);
-    r->base += r->pos;
-    r->have = avail;
-    r->pos = 0;
-    int rc = s_scan_grow(sc, need);
+    /* Two writers on one log would interleave records: refuse the second. */
+    int rc = s_lock_path(self, errbuf, errlen);
     if (rc < 0)
         return rc;
-    ssize_t n;
-    do {
-        n = read(r->fd, sc->buf + r->have,
-                 sc->cap - r->have < S_SCAN_READ ? sc->cap - r->have
-                                                 : S_SCAN_READ);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    if (n == 0)
-        r->size = r->got; /* the file shrank under us: it ends here */
-    r->got += (uint64_t)n;
-    r->have += (size_t)n;
-    return 0;
-}
-
-/*
- * Scan segment i: check each record, index it and hand it to the callback.
- * *expected is the seq the next record must carry, and is advanced. Reads
- * in large chunks so that startup runs near disk speed.
- */
-static int
-s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
-{
-    segment_t *seg = &self->segs[i];
-    const bool newest = i + 1 == self->nsegs;
-    char name[S_NAME_LEN + 1];
-    char why[160];
-    s_segment_name(name, sizeof(name), seg->first_seq);
-
-    if (seg->first_seq != *expected) {
-        snprintf(why, sizeof(why),
-                 "segment starts at seq %" PRIu64 " but seq %" PRIu64
-                 " was expected (a segment file is missing or stray)",
-                 seg->first_seq, *expected);
-        return s_corrupt(self, name, 0, why, sc->errbuf, sc->errlen);
-    }
-    int fd = openat(self->dirfd, name, (newest ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        int rc = -errno;
-        s_errf(sc->errbuf, sc->errlen, "cannot open %s/%s: %s", self->dir, name,
-               strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    seg->fd = fd;
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
-    reader_t r = {.fd = fd, .size = (uint64_t)st.st_size};
-    uint64_t big_ok = UINT64_MAX; /* offset of an oversize record found whole */
-    int rc = 0;
-    for (;;) {
-        const uint64_t off = r.base + r.pos;
-        const size_t avail = r.have - r.pos;
-        if (off >= r.size)
-            break;
-        if (avail < PD_STORE_HEADER_BYTES && r.got < r.size) {
-            if ((rc = s_refill(&r, sc, PD_STORE_HEADER_BYTES)) < 0)
-                goto read_error;
-            continue;
-        }
-        const uint8_t *p = sc->buf + r.pos;
-        uint32_t len = avail >= PD_STORE_HEADER_BYTES ? s_get32(p) : 0;
-        size_t need = PD_STORE_HEADER_BYTES + (size_t)len;
-        if (avail < PD_STORE_HEADER_BYTES) {
-            snprintf(why, sizeof(why), "record header cut short (%zu of %d bytes)",
-                     avail, PD_STORE_HEADER_BYTES);
-            goto bad;
-        }
-        if (len == 0) {
-            snprintf(why, sizeof(why), "record length 0");
-            goto bad;
-        }
-        if (need > r.size - off) {
-            snprintf(why, sizeof(why),
-                     "record cut short (%" PRIu64 " of %zu bytes in the file)",
-                     r.size - off, need);
-            goto bad;
-        }
-        if (len > self->opts.max_record && off != big_ok) {
-            /*
-             * A length over the limit is either damage or a record taken
-             * under an earlier, larger max_record. Checksum it from the
-             * file before buffering it, so a damaged length cannot make
-             * the scan allocate for it; a whole record is kept, since
-             * cutting it would lose acknowledged data.
-             */
-            uint32_t crc;
-            if ((rc = s_crc_at(fd, p, off + PD_STORE_HEADER_BYTES, len, &crc)) < 0)
-                goto read_error;
-            if (crc != s_get32(p + 4)) {
-                snprintf(why, sizeof(why),
-                         "record length %" PRIu32 " over the limit of %" PRIu32,
-                         len, self->opts.max_record);
-                goto bad;
-            }
-            big_ok = off;
-        }
-        if (avail < need) {
-            if ((rc = s_refill(&r, sc, need)) < 0)
-                goto read_error;
-            continue;
-        }
-        /* The checksummed fields and the payload lie back to back here. */
-        if (pd_crc32c(0, p + 8, PD_STORE_HEADER_BYTES - 8 + (size_t)len) !=
-            s_get32(p + 4)) {
-            snprintf(why, sizeof(why), "checksum mismatch");
-            goto bad;
-        }
-        uint64_t seq = s_get64(p + 8);
-        int64_t at = (int64_t)s_get64(p + 16);
-        if (seq != *expected) {
-            snprintf(why, sizeof(why),
-                     "seq %" PRIu64 " where %" PRIu64 " was expected", seq,
-                     *expected);
-            return s_corrupt(self, name, off, why, sc->errbuf, sc->errlen);
-        }
-        if ((rc = s_reserve(seg, seg->count + 1)) < 0) {
-            s_errf(sc->errbuf, sc->errlen, "out of memory indexing %s/%s",
-                   self->dir, name);
-            return rc;
-        }
-        if (sc->fn != NULL &&
-            (rc = sc->fn(sc->ctx, seq, at, p + PD_STORE_HEADER_BYTES, len)) != 0) {
-            s_errf(sc->errbuf, sc->errlen,
-                   "record seq %" PRIu64 " in %s/%s at offset %" PRIu64
-                   " was refused while rebuilding the indexes (%d)",
-                   seq, self->dir, name, off, rc);
-            return rc;
-        }
-        seg->offsets[seg->count++] = off;
-        if (at > seg->newest_at)
-            seg->newest_at = at;
-        (*expected)++;
-        r.pos += need;
-        continue;
-    bad:
-        /* Something wrong at off: a torn tail or corruption. */
-        if ((rc = s_bad_record(self, i, off, r.size, *expected, why, sc)) < 0)
-            return rc;
-        r.size = off;
-        break;
-    }
-    seg->bytes = r.size;
-    self->stats.bytes += r.size;
-    if (!newest) {
-        s_shrink(seg);
-        close(seg->fd);
-        seg->fd = -1;
-    }
-    return 0;
-read_error:
-    s_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir, name,
-           strerror(-rc));
-    return rc;
-}
-
-static int
-s_cmp_segments(const void *a, const void *b)
-{
-    uint64_t x = ((const segment_t *)a)->first_seq;
-    uint64_t y = ((const segment_t *)b)->first_seq;
-    return (x > y) - (x < y);
-}
-
-/* Find the segment files in the directory, oldest first. */
-static int
-s_list_segments(pd_store_t *self, char *errbuf, size_t errlen)
-{
-    int fd = dup(self->dirfd);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
-    if (d == NULL) {
-        int rc = -errno;
-        if (fd >= 0)
-            close(fd);
-        s_errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(-rc));
-        return rc;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while ((errno = 0, e = readdir(d)) != NULL) {
-        uint64_t seq;
-        int r = s_parse_name(e->d_name, &seq);
-        if (r == 0)
-            continue;
-        if (r < 0) {
-            s_errf(errbuf, errlen,
-                   "segment file %s/%s has an impossible name; move it aside "
-                   "(see docs/operations.md)",
-                   self->dir, e->d_name);
-            rc = -EBADMSG;
-            break;
-        }
-        if (s_push_segment(self, seq) == NULL) {
-            rc = -ENOMEM;
-            s_errf(errbuf, errlen, "out of memory");
-            break;
-        }
-    }
-    if (rc == 0 && errno != 0) {
+    self->lockfd = openat(self->dirfd, S_LOCK_NAME,
+                          O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                          S_FILE_MODE);
+    if (self->lockfd < 0) {
         rc = -errno;
-        s_errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(errno));
+        pd_store__errf(errbuf, errlen, "cannot open %s/%s: %s", dir,
+                       S_LOCK_NAME, strerror(errno));
+        return rc;
     }
-    closedir(d); /* also closes the dup */
-    if (rc == 0 && self->nsegs > 1)
-        qsort(self->segs, self->nsegs, sizeof(*self->segs), s_cmp_segments);
-    return rc;
+    if (flock(self->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        pd_store__errf(errbuf, errlen,
+                       "%s is in use by another process (lock on %s/%s)", dir,
+                       dir, S_LOCK_NAME);
+        return rc;
+    }
+    return 0;
 }
-
-/* --- public API ----------------------------------------------------------- */
 
 pd_store_t *
 pd_store_open(const char *dir, const pd_store_opts_t *opts,
@@ -701,7 +657,6 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
         *err = -EINVAL;
         return NULL;
     }
-    scan_t sc = {.fn = scan, .ctx = ctx, .errbuf = errbuf, .errlen = errlen};
     pd_store_t *self = calloc(1, sizeof(*self));
     if (self == NULL) {
         *err = -ENOMEM;
@@ -709,6 +664,10 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
     }
     self->dirfd = -1;
     self->lockfd = -1;
+    self->pathfd = -1;
+    self->wall0 = parley_now_ms();
+    self->mono0 = parley__mono_ms();
+    self->clock_off = self->wall0 - self->mono0;
     if (opts != NULL)
         self->opts = *opts;
     if (self->opts.segment_bytes == 0)
@@ -719,57 +678,26 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
         *err = -ENOMEM;
         goto fail;
     }
-
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        *err = -errno;
-        s_errf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
+    if ((*err = s_lock_dir(self, dir, errbuf, errlen)) < 0
+        || (*err = pd_store__scan(self, scan, ctx, errbuf, errlen)) != 0)
+        goto fail;
+    for (size_t i = 0; i < self->nsegs; i++)
+        if (self->segs[i].count > 0)
+            self->segs[i].newest_mono =
+                s_mono_of(self, self->segs[i].newest_at);
+    /* Room to go on: refuse to start rather than fail the first publish. */
+    segment_t *newest = self->nsegs ? &self->segs[self->nsegs - 1] : NULL;
+    if ((*err = s_keep_reserve(self, newest, true)) < 0) {
+        pd_store__errf(errbuf, errlen,
+                       "cannot keep %" PRIu64 " bytes free for the log in %s: "
+                       "%s; free space on that file system (or lower "
+                       "disk_reserve) and start again",
+                       self->opts.reserve, dir, strerror(-*err));
         goto fail;
     }
-    self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (self->dirfd < 0) {
-        *err = -errno;
-        s_errf(errbuf, errlen, "cannot open %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    /* Two writers on one log would interleave records: refuse the second. */
-    self->lockfd = openat(self->dirfd, S_LOCK_NAME,
-                          O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (self->lockfd < 0) {
-        *err = -errno;
-        s_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, S_LOCK_NAME,
-               strerror(errno));
-        goto fail;
-    }
-    if (flock(self->lockfd, LOCK_EX | LOCK_NB) < 0) {
-        *err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        s_errf(errbuf, errlen, "%s is in use by another process (lock on %s/%s)",
-               dir, dir, S_LOCK_NAME);
-        goto fail;
-    }
-
-    if ((*err = s_list_segments(self, errbuf, errlen)) < 0)
-        goto fail;
-    sc.cap = S_SCAN_CHUNK;
-    if ((size_t)self->opts.max_record + PD_STORE_HEADER_BYTES > sc.cap)
-        sc.cap = (size_t)self->opts.max_record + PD_STORE_HEADER_BYTES;
-    if (self->nsegs > 0 && (sc.buf = malloc(sc.cap)) == NULL) {
-        *err = -ENOMEM;
-        goto fail;
-    }
-    uint64_t expected = self->nsegs > 0 ? self->segs[0].first_seq : 1;
-    for (size_t i = 0; i < self->nsegs; i++) {
-        if ((*err = s_scan_segment(self, i, &expected, &sc)) != 0)
-            goto fail;
-    }
-    free(sc.buf);
-    sc.buf = NULL;
-    self->next_seq = expected;
-    self->last_seq = expected - 1;
-    self->stats.segments = self->nsegs;
     *err = 0;
     return self;
 fail:
-    free(sc.buf);
     pd_store_close(&self);
     return NULL;
 }
@@ -780,12 +708,17 @@ pd_store_close(pd_store_t **store)
     if (store == NULL || *store == NULL)
         return;
     pd_store_t *self = *store;
-    if (!self->failed && self->pend_len > 0) {
+    if (!self->failed && self->sync_err == 0 && self->pend_len > 0) {
         int rc = pd_store_sync(self);
         if (rc < 0)
             pd_log(PD_LOG_ERROR, "store: writing queued records at close: %s",
                    strerror(-rc));
     }
+    if (self->pend_len > 0)
+        pd_log(PD_LOG_WARN,
+               "store: %" PRIu64 " queued records (seq %" PRIu64 " on) were "
+               "never made durable nor acked; dropped",
+               self->next_seq - 1 - self->last_seq, self->last_seq + 1);
     for (size_t i = 0; i < self->nsegs; i++) {
         if (self->segs[i].fd >= 0)
             close(self->segs[i].fd);
@@ -795,6 +728,8 @@ pd_store_close(pd_store_t **store)
     free(self->pend);
     if (self->lockfd >= 0)
         close(self->lockfd); /* releases the lock */
+    if (self->pathfd >= 0)
+        close(self->pathfd); /* and the path's name */
     if (self->dirfd >= 0)
         close(self->dirfd);
     free(self->dir);
@@ -809,7 +744,7 @@ pd_store_append(pd_store_t *store, uint64_t seq, int64_t received_at,
     if (store == NULL || (payload == NULL && len > 0))
         return -EINVAL;
     if (store->failed)
-        return -EIO;
+        return store->fatal_rc;
     if (seq != store->next_seq)
         return -EINVAL;
     if (len > store->opts.max_record)
@@ -849,8 +784,8 @@ pd_store_append(pd_store_t *store, uint64_t seq, int64_t received_at,
 static int
 s_roll(pd_store_t *self, uint64_t seq)
 {
-    char name[S_NAME_LEN + 1];
-    s_segment_name(name, sizeof(name), seq);
+    char name[PD_STORE__NAME_LEN + 1];
+    pd_store__segment_name(name, sizeof(name), seq);
     if (self->nsegs == self->segcap) {
         size_t cap = self->segcap ? self->segcap * 2 : 16;
         segment_t *p = realloc(self->segs, cap * sizeof(*p));
@@ -859,40 +794,66 @@ s_roll(pd_store_t *self, uint64_t seq)
         self->segs = p;
         self->segcap = cap;
     }
-    int fd = openat(self->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-                    0640);
+    int fd = openat(self->dirfd, name,
+                    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                    S_FILE_MODE);
     if (fd < 0) {
         int rc = -errno;
-        pd_log(PD_LOG_ERROR, "store: cannot create %s/%s: %s", self->dir, name,
-               strerror(errno));
-        return rc;
+        if (rc == -ENOENT && s_check_dir(self, NULL) < 0)
+            return self->fatal_rc;
+        return s_soft(self, rc, "cannot create %s/%s: %s", self->dir, name,
+                      strerror(-rc));
     }
     if (self->opts.sync && fsync(self->dirfd) < 0) {
         int rc = -errno;
-        pd_log(PD_LOG_ERROR, "store: fsync of %s after creating %s: %s",
-               self->dir, name, strerror(errno));
         close(fd);
         unlinkat(self->dirfd, name, 0);
-        return rc;
+        return s_soft(self, rc, "fsync of %s after creating %s: %s", self->dir,
+                      name, strerror(-rc));
     }
     if (self->nsegs > 0) {
         segment_t *old = &self->segs[self->nsegs - 1];
-        s_shrink(old);
+        s_release_reserve(self, old);
+        pd_store__shrink(old);
         if (old->fd >= 0)
             self->read_fds++; /* it becomes an older segment */
     }
-    segment_t *seg = s_push_segment(self, seq); /* room reserved above */
+    segment_t *seg = pd_store__push_segment(self, seq); /* room reserved above */
     seg->fd = fd;
     self->stats.segments++;
     s_trim_fds(self, S_READ_FDS);
+    s_top_up(self, seg);
     return 0;
+}
+
+/*
+ * Write len queued bytes at the end of seg and sync them; then check
+ * that the segment and the directory are still linked. A failure of the
+ * write or the sync is undone (s_undo()).
+ */
+static int
+s_write_chunk(pd_store_t *self, segment_t *seg, const uint8_t *buf,
+              size_t len)
+{
+    char name[PD_STORE__NAME_LEN + 1];
+    pd_store__segment_name(name, sizeof(name), seg->first_seq);
+    int rc = s_pwrite_all(seg->fd, buf, len, seg->bytes);
+    if (rc < 0)
+        return s_undo(self, seg, name, rc, "write");
+    if (self->opts.sync) {
+        if (fdatasync(seg->fd) != 0)
+            return s_undo(self, seg, name, -errno, "fdatasync");
+        self->stats.syncs++;
+    }
+    return s_check_linked(self, seg->fd, name);
 }
 
 /*
  * Write the queue to the current segment (rolling where a segment is
  * full) and fdatasync. Normally that is one pwrite and one fdatasync for
  * every record queued since the last call; a roll adds one of each plus
- * the directory fsync.
+ * the directory fsync. What a failure leaves queued is written again by
+ * the next call.
  */
 int
 pd_store_sync(pd_store_t *store)
@@ -900,15 +861,15 @@ pd_store_sync(pd_store_t *store)
     if (store == NULL)
         return -EINVAL;
     if (store->failed)
-        return -EIO;
+        return store->fatal_rc;
+    const int64_t mono = parley__mono_ms();
     size_t pos = 0;
-    uint64_t seq = store->last_seq + 1;
     int rc = 0;
     while (pos < store->pend_len) {
         segment_t *cur = store->nsegs ? &store->segs[store->nsegs - 1] : NULL;
         if (cur == NULL ||
             (cur->count > 0 && cur->bytes >= store->opts.segment_bytes)) {
-            if ((rc = s_roll(store, seq)) < 0)
+            if ((rc = s_roll(store, store->last_seq + 1)) < 0)
                 goto fail;
             cur = &store->segs[store->nsegs - 1];
         }
@@ -922,25 +883,12 @@ pd_store_sync(pd_store_t *store)
             end += rec;
             n++;
         }
-        if ((rc = s_reserve(cur, cur->count + n)) < 0)
-            goto fail;
-        char name[S_NAME_LEN + 1];
-        s_segment_name(name, sizeof(name), cur->first_seq);
-        if ((rc = s_pwrite_all(cur->fd, store->pend + pos, end - pos,
-                               cur->bytes)) < 0) {
-            pd_log(PD_LOG_ERROR, "store: write to %s/%s: %s", store->dir, name,
-                   strerror(-rc));
+        if ((rc = pd_store__reserve(cur, cur->count + n)) < 0) {
+            s_soft(store, rc, "out of memory indexing %" PRIu64 " records", n);
             goto fail;
         }
-        if (store->opts.sync) {
-            if (fdatasync(cur->fd) < 0) {
-                rc = -errno;
-                pd_log(PD_LOG_ERROR, "store: fdatasync of %s/%s: %s",
-                       store->dir, name, strerror(errno));
-                goto fail;
-            }
-            store->stats.syncs++;
-        }
+        if ((rc = s_write_chunk(store, cur, store->pend + pos, end - pos)) < 0)
+            goto fail;
         /* Durable now: index the records. */
         for (size_t p = pos; p < end;) {
             const uint8_t *h = store->pend + p;
@@ -950,11 +898,11 @@ pd_store_sync(pd_store_t *store)
                 cur->newest_at = at;
             p += PD_STORE_HEADER_BYTES + s_get32(h);
         }
+        cur->newest_mono = mono;
         cur->bytes = size;
         store->stats.bytes += end - pos;
         store->stats.records_synced += n;
         store->last_seq += n;
-        seq += n;
         pos = end;
     }
     store->pend_len = 0;
@@ -964,10 +912,60 @@ pd_store_sync(pd_store_t *store)
         store->pend = NULL;
         store->pend_cap = 0;
     }
+    if (store->sync_err != 0) {
+        pd_log(PD_LOG_INFO, "store: writing to %s works again (last durable "
+                            "seq %" PRIu64 ")",
+               store->dir, store->last_seq);
+        store->sync_err = 0;
+        store->soft_held = 0;
+        store->reason[0] = '\0';
+    }
+    if (store->nsegs > 0)
+        s_top_up(store, &store->segs[store->nsegs - 1]);
     return 0;
 fail:
-    store->failed = true;
+    /* Keep what is not durable queued, first record first. */
+    if (pos > 0 && !store->failed) {
+        memmove(store->pend, store->pend + pos, store->pend_len - pos);
+        store->pend_len -= pos;
+    }
     return rc;
+}
+
+uint64_t
+pd_store_discard(pd_store_t *store)
+{
+    if (store == NULL)
+        return 0;
+    uint64_t n = store->next_seq - 1 - store->last_seq;
+    store->pend_len = 0;
+    store->next_seq = store->last_seq + 1;
+    return n;
+}
+
+int
+pd_store_check(pd_store_t *store)
+{
+    if (store == NULL)
+        return -EINVAL;
+    if (store->failed)
+        return store->fatal_rc;
+    return s_check_paths(store);
+}
+
+void
+pd_store_health(const pd_store_t *store, pd_store_health_t *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (store == NULL)
+        return;
+    out->err = store->failed ? store->fatal_rc : store->sync_err;
+    out->fatal = store->failed;
+    out->low_space = store->low_space;
+    out->queued = store->next_seq - 1 - store->last_seq;
+    snprintf(out->reason, sizeof(out->reason), "%s", store->reason);
 }
 
 uint64_t
@@ -993,12 +991,14 @@ pd_store_first_seq(const pd_store_t *store)
     return 0;
 }
 
-int
-pd_store_read(pd_store_t *store, uint64_t seq, int64_t *received_at,
-              void *buf, size_t cap, size_t *len)
+/*
+ * Where durable record seq lies: its segment *i, file offset *off and
+ * payload size *need. Returns 0 or -ENOENT.
+ */
+static int
+s_locate(const pd_store_t *store, uint64_t seq, size_t *i, uint64_t *off,
+         size_t *need)
 {
-    if (store == NULL || (buf == NULL && cap > 0))
-        return -EINVAL;
     if (seq == 0 || seq > store->last_seq || store->nsegs == 0)
         return -ENOENT;
     /* The last segment whose first seq is <= seq. */
@@ -1010,44 +1010,67 @@ pd_store_read(pd_store_t *store, uint64_t seq, int64_t *received_at,
         else
             hi = mid;
     }
-    segment_t *seg = &store->segs[lo];
+    const segment_t *seg = &store->segs[lo];
     if (seq < seg->first_seq || seq - seg->first_seq >= seg->count)
         return -ENOENT;
-    uint64_t idx = seq - seg->first_seq;
-    uint64_t off = seg->offsets[idx];
-    uint64_t end = idx + 1 < seg->count ? seg->offsets[idx + 1] : seg->bytes;
-    size_t need = (size_t)(end - off - PD_STORE_HEADER_BYTES);
-    if (len != NULL)
-        *len = need;
-    if (need > cap)
-        return -ENOBUFS;
-    int fd = s_segment_fd(store, lo);
-    if (fd < 0)
-        return fd;
-    uint8_t hdr[PD_STORE_HEADER_BYTES];
-    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {buf, need}};
-    size_t want = sizeof(hdr) + need;
+    uint64_t k = seq - seg->first_seq;
+    uint64_t end = k + 1 < seg->count ? seg->offsets[k + 1] : seg->bytes;
+    *i = lo;
+    *off = seg->offsets[k];
+    *need = (size_t)(end - *off - PD_STORE_HEADER_BYTES);
+    return 0;
+}
+
+/* Read the header and need payload bytes of the record at off. 0 or -errno. */
+static int
+s_read_at(int fd, uint64_t off, uint8_t hdr[PD_STORE_HEADER_BYTES], void *buf,
+          size_t need)
+{
+    struct iovec iov[2] = {{hdr, PD_STORE_HEADER_BYTES}, {buf, need}};
+    size_t want = PD_STORE_HEADER_BYTES + need;
     ssize_t n;
     do {
         n = preadv(fd, iov, 2, (off_t)off);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
-    if ((size_t)n < want) {
-        /* Short read from a regular file: finish piece by piece. */
-        int rc;
-        size_t done = (size_t)n;
-        if (done < sizeof(hdr)) {
-            rc = s_pread_all(fd, hdr + done, sizeof(hdr) - done, off + done);
-            if (rc < 0)
-                return rc;
-            done = sizeof(hdr);
-        }
-        rc = s_pread_all(fd, (uint8_t *)buf + (done - sizeof(hdr)), want - done,
-                         off + done);
+    if ((size_t)n == want)
+        return 0;
+    /* Short read from a regular file: finish piece by piece. */
+    size_t done = (size_t)n;
+    if (done < PD_STORE_HEADER_BYTES) {
+        int rc = pd_store__pread_all(fd, hdr + done,
+                                     PD_STORE_HEADER_BYTES - done, off + done);
         if (rc < 0)
             return rc;
+        done = PD_STORE_HEADER_BYTES;
     }
+    return pd_store__pread_all(fd, (uint8_t *)buf
+                                       + (done - PD_STORE_HEADER_BYTES),
+                               want - done, off + done);
+}
+
+int
+pd_store_read(pd_store_t *store, uint64_t seq, int64_t *received_at,
+              void *buf, size_t cap, size_t *len)
+{
+    if (store == NULL || (buf == NULL && cap > 0))
+        return -EINVAL;
+    size_t i, need;
+    uint64_t off;
+    int rc = s_locate(store, seq, &i, &off, &need);
+    if (rc < 0)
+        return rc;
+    if (len != NULL)
+        *len = need;
+    if (need > cap)
+        return -ENOBUFS;
+    int fd = s_segment_fd(store, i);
+    if (fd < 0)
+        return fd;
+    uint8_t hdr[PD_STORE_HEADER_BYTES];
+    if ((rc = s_read_at(fd, off, hdr, buf, need)) < 0)
+        return rc;
     if (s_get32(hdr) != need || s_get64(hdr + 8) != seq ||
         s_record_crc(hdr, buf, need) != s_get32(hdr + 4))
         return -EBADMSG;
@@ -1056,26 +1079,50 @@ pd_store_read(pd_store_t *store, uint64_t seq, int64_t *received_at,
     return 0;
 }
 
+/* Say once when the wall clock stepped against the monotonic one. */
+static void
+s_note_step(pd_store_t *self, int64_t now_ms, int64_t mono_ms)
+{
+    int64_t off, step;
+    if (__builtin_sub_overflow(now_ms, mono_ms, &off)
+        || __builtin_sub_overflow(off, self->clock_off, &step))
+        return;
+    if (step <= S_STEP_LOG_MS && step >= -S_STEP_LOG_MS)
+        return;
+    pd_log(PD_LOG_WARN,
+           "store: the wall clock stepped %s by %" PRId64 " s; retention "
+           "measures ages on the monotonic clock, so the step neither "
+           "removes recent segments nor keeps old ones",
+           step > 0 ? "forward" : "back",
+           ((step > 0 ? step : -step) + 500) / 1000);
+    self->clock_off = off;
+}
+
 int
 pd_store_retain(pd_store_t *store, int64_t now_ms)
 {
+    return pd_store_retain_at(store, now_ms, parley__mono_ms());
+}
+
+int
+pd_store_retain_at(pd_store_t *store, int64_t now_ms, int64_t mono_ms)
+{
     if (store == NULL)
         return -EINVAL;
-    int64_t cutoff = INT64_MIN;
-    if (store->opts.max_age_ms > 0 &&
-        __builtin_sub_overflow(now_ms, store->opts.max_age_ms, &cutoff))
-        cutoff = INT64_MIN;
+    s_note_step(store, now_ms, mono_ms);
     int removed = 0;
     while (store->nsegs > 1) {
         segment_t *seg = &store->segs[0];
         bool over = store->opts.max_bytes > 0 &&
                     store->stats.bytes > store->opts.max_bytes;
+        int64_t age;
         bool old = store->opts.max_age_ms > 0 && seg->count > 0 &&
-                   seg->newest_at < cutoff;
+                   (__builtin_sub_overflow(mono_ms, seg->newest_mono, &age) ||
+                    age > store->opts.max_age_ms);
         if (!over && !old)
             break;
-        char name[S_NAME_LEN + 1];
-        s_segment_name(name, sizeof(name), seg->first_seq);
+        char name[PD_STORE__NAME_LEN + 1];
+        pd_store__segment_name(name, sizeof(name), seg->first_seq);
         if (unlinkat(store->dirfd, name, 0) < 0 && errno != ENOENT) {
             int rc = -errno;
             pd_log(PD_LOG_ERROR, "store: cannot remove %s/%s: %s", store->dir,
@@ -1116,4 +1163,16 @@ pd_store_get_stats(const pd_store_t *store, pd_store_stats_t *out)
         return;
     }
     *out = store->stats;
+}
+
+void
+pd_store_stats_register(const pd_store_t *store, pd_stats_t *st)
+{
+    const pd_store_stats_t *s = &store->stats;
+    pd_stats_counter(st, PD_STAT_STORE_SYNCS, &s->syncs);
+    pd_stats_counter(st, PD_STAT_STORE_RECORDS_SYNCED, &s->records_synced);
+    pd_stats_counter(st, PD_STAT_STORE_BYTES, &s->bytes);
+    pd_stats_counter(st, PD_STAT_STORE_SEGMENTS, &s->segments);
+    pd_stats_counter(st, PD_STAT_STORE_TRUNCATED_BYTES, &s->truncated_bytes);
+    pd_stats_counter(st, PD_STAT_STORE_SYNC_FAILURES, &s->sync_failures);
 }

@@ -913,6 +913,77 @@ ph_stats_get(const ph_stats_t *s, const char *name, bool *found)
     return 0;
 }
 
+int
+ph_stat_wait(const char *api, const char *name, uint64_t want, bool at_least,
+             int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    uint64_t v = 0;
+    bool found = false;
+    for (;;) {
+        ph_stats_t s;
+        if (ph_stats_fetch(api, &s) == 0) {
+            v = ph_stats_get(&s, name, &found);
+            if (found && (at_least ? v >= want : v <= want))
+                return 0;
+        }
+        if (parley__mono_ms() >= deadline)
+            break;
+        struct timespec pause = { 0, 20 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "[harness] %s is %s%" PRIu64 ", waited for %s %" PRIu64
+            " for %d ms\n", name, found ? "" : "missing, ", v,
+            at_least ? "at least" : "at most", want, timeout_ms);
+    return -ETIMEDOUT;
+}
+
+int
+ph_wait_feed_live(const char *api, const char *feed, uint64_t topics,
+                  int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    if (ph_stat_wait(api, "subscriptions", topics, true, timeout_ms) < 0)
+        return -ETIMEDOUT;
+    void *ctx = zmq_ctx_new();
+    void *sub = ctx != NULL ? zmq_socket(ctx, ZMQ_SUB) : NULL;
+    int zero = 0, rc = -ETIMEDOUT;
+    if (sub != NULL
+        && zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof(zero)) == 0
+        && zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "sys/heartbeat/", 14) == 0
+        && zmq_connect(sub, feed) == 0) {
+        zmq_pollitem_t it = { sub, 0, ZMQ_POLLIN, 0 };
+        int64_t left = deadline - parley__mono_ms();
+        if (left > 0 && zmq_poll(&it, 1, (long)left) == 1)
+            rc = 0;
+    }
+    if (rc < 0)
+        fprintf(stderr, "[harness] no heartbeat on %s within %d ms\n", feed,
+                timeout_ms);
+    if (sub != NULL)
+        zmq_close(sub);
+    if (ctx != NULL)
+        zmq_ctx_term(ctx);
+    return rc;
+}
+
+int
+ph_sub_spawn_live(ph_proc_t *p, const ph_daemon_t *d, const char *const argv[],
+                  const char *cwd, uint64_t topics, int timeout_ms)
+{
+    int rc = ph_proc_spawn(p, argv, NULL, cwd, NULL);
+    if (rc < 0)
+        return rc;
+    rc = ph_wait_connected(p->pid, d->feed_port, timeout_ms);
+    if (rc == 0)
+        rc = ph_wait_feed_live(d->api, d->feed, topics, timeout_ms);
+    if (rc != 0) {
+        ph_proc_wait(p, 1000);
+        ph_proc_report(p, "parley sub (not live)");
+    }
+    return rc;
+}
+
 /* Is this a counter ph_stats_expect() watches? */
 static bool
 s_watched(const char *name)

@@ -263,6 +263,37 @@ int ph_stats_fetch(const char *api, ph_stats_t *out);
 uint64_t ph_stats_get(const ph_stats_t *s, const char *name, bool *found);
 
 /*
+ * Wait until the counter name reaches at least want (at_least) or at
+ * most want (!at_least), polling the daemon's stats.
+ * Returns 0, or -ETIMEDOUT (with a line saying the last value).
+ */
+int ph_stat_wait(const char *api, const char *name, uint64_t want,
+                 bool at_least, int timeout_ms);
+
+/*
+ * Wait until a live subscriber is live: until the daemon has granted at
+ * least topics feed topics (the subscriptions counter), and then until a
+ * heartbeat has gone out after those grants (seen on a subscription made
+ * after them). A subscriber whose topics were among them has then had
+ * its first heartbeat too, so everything published from now on reaches
+ * it. Use it where a user would "wait a heartbeat" before publishing.
+ * Returns 0 or -ETIMEDOUT.
+ */
+int ph_wait_feed_live(const char *api, const char *feed, uint64_t topics,
+                      int timeout_ms);
+
+/*
+ * Start `parley sub` (argv, in cwd) as p against daemon d and wait until
+ * it is live: its feed connection is up, and then ph_wait_feed_live()
+ * for topics (the topics granted once it holds its own). On failure the
+ * command is stopped and reported.
+ * Returns 0 or a negative error.
+ */
+int ph_sub_spawn_live(ph_proc_t *p, const ph_daemon_t *d,
+                      const char *const argv[], const char *cwd,
+                      uint64_t topics, int timeout_ms);
+
+/*
  * Compare two snapshots: every counter named "rejected_*" and "accepted"
  * and "duplicates" must have risen by exactly the amount in expect (a
  * NULL-terminated list of "name=delta" strings), and by 0 if not listed.

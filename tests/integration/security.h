@@ -14,8 +14,8 @@
 #ifndef PARLEY_IT_SECURITY_H
 #define PARLEY_IT_SECURITY_H
 
+#include "clock.h"
 #include "harness.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -303,6 +303,70 @@ sec_sub_wait_heartbeat(void *sub, int timeout_ms, size_t *other)
             return 0;
     }
     return -ETIMEDOUT;
+}
+
+/*
+ * Watch sock's handshakes from now on: a PAIR connected to a socket
+ * monitor of sock. Call before the connect whose handshake matters.
+ * Returns the PAIR (close it with zmq_close()) or NULL.
+ */
+static inline void *
+sec_watch(void *ctx, void *sock)
+{
+    static unsigned n;
+    char ep[64];
+    snprintf(ep, sizeof(ep), "inproc://sec-watch-%u", n++);
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+                 | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                 | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                 | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (mon == NULL || zmq_socket_monitor(sock, ep, events) != 0
+        || zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+        || zmq_connect(mon, ep) != 0) {
+        if (mon != NULL)
+            zmq_close(mon);
+        return NULL;
+    }
+    return mon;
+}
+
+/* Handshakes that the peer (the daemon) refused. */
+#define SEC_REFUSED                                                           \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL   \
+     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+/*
+ * Wait until the watched socket reports one of events (a mask of
+ * ZMQ_EVENT_*): a handshake that succeeded, or one the daemon refused.
+ * Returns 0, or -ETIMEDOUT.
+ */
+static inline int
+sec_watch_wait(void *mon, int events, int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - parley__mono_ms();
+        zmq_pollitem_t it = { mon, 0, ZMQ_POLLIN, 0 };
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) != 1)
+            return -ETIMEDOUT;
+        zmq_msg_t head, addr;
+        zmq_msg_init(&head);
+        zmq_msg_init(&addr);
+        int got = 0;
+        if (zmq_msg_recv(&head, mon, 0) >= 0 && zmq_msg_size(&head) >= 2) {
+            uint16_t ev;
+            memcpy(&ev, zmq_msg_data(&head), sizeof(ev));
+            got = ev;
+        }
+        if (zmq_msg_more(&head))
+            zmq_msg_recv(&addr, mon, 0);
+        zmq_msg_close(&head);
+        zmq_msg_close(&addr);
+        if ((got & events) != 0)
+            return 0;
+    }
 }
 
 /* How many times needle occurs in the daemon's log. */

@@ -192,16 +192,33 @@ s_stranger_cannot_publish(s_state_t *st, sec_mech_t mech,
     assert_int_equal(sec_stat(&st->daemon, st->alice_c, "accepted"), accepted);
 }
 
+/* Handshakes the daemon turned away so far (allow-list, mechanism). */
+static uint64_t
+s_refusals(s_state_t *st)
+{
+    uint64_t a = sec_stat(&st->daemon, st->alice_c, "auth_denied");
+    uint64_t h = sec_stat(&st->daemon, st->alice_c, "handshake_failed");
+    return a == UINT64_MAX || h == UINT64_MAX ? 0 : a + h;
+}
+
 /* A stranger's raw subscriber to "" gets nothing while alice publishes. */
 static void
 s_stranger_gets_nothing(s_state_t *st, sec_mech_t mech, const sec_curve_t *keys,
                         const char *who)
 {
+    uint64_t refusals = s_refusals(st);
     void *s = sec_socket(st->ctx, ZMQ_SUB, mech, keys, st->server.pub);
     assert_non_null(s);
     assert_int_equal(zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0), 0);
     assert_int_equal(zmq_connect(s, st->daemon.feed), 0);
-    sec_sleep_ms(300);
+    /* The daemon has turned it away before anything is published. */
+    int64_t deadline = parley__mono_ms() + S_TIMEOUT;
+    while (s_refusals(st) <= refusals && parley__mono_ms() < deadline)
+        sec_sleep_ms(20);
+    if (s_refusals(st) <= refusals) {
+        zmq_close(s);
+        fail_msg("%s: the daemon counted no refused handshake", who);
+    }
     s_publish(st, 10, who);
     size_t hb = 0;
     size_t n = sec_sub_drain(s, S_QUIET_MS, &hb, NULL, NULL);
@@ -330,6 +347,8 @@ test_reload_cuts_removed_client(void **state)
 
     /* bob is removed; SIGHUP */
     size_t cuts = sec_log_count(&st->daemon, "closed every connection");
+    void *watch = sec_watch(st->ctx, bob_sub);
+    assert_non_null(watch);
     assert_int_equal(s_write_clients(st, false), 0);
     assert_int_equal(kill(st->daemon.pid, SIGHUP), 0);
     if (!sec_log_wait(&st->daemon, "closed every connection", cuts,
@@ -337,7 +356,11 @@ test_reload_cuts_removed_client(void **state)
         ph_daemon_dump_log(&st->daemon);
         fail_msg("no cut after the reload");
     }
-    sec_sleep_ms(500);
+    /* bob's raw subscriber reconnects and is turned away. */
+    int refused = sec_watch_wait(watch, SEC_REFUSED, S_TIMEOUT);
+    zmq_close(watch);
+    if (refused != 0)
+        fail_msg("bob's reconnection was not refused after the reload");
     sec_sub_drain(bob_sub, 200, NULL, NULL, NULL);
 
     uint64_t after = s_publish(st, 5, "after reload");

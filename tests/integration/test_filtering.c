@@ -332,19 +332,6 @@ test_filters_deliver_exactly_their_updates(void **state)
     assert_int_equal(parley_info_seq(info), 0);
     parley_info_destroy(&info);
 
-    /* Subscribers first, all live. */
-    parley_sub_t *subs[S_NFILTERS] = { NULL };
-    parley_filter_t pf[S_NFILTERS];
-    for (size_t i = 0; i < S_NFILTERS; i++) {
-        parley_sub_options_t opt = { 0 };
-        opt.start = PARLEY_START_LIVE;
-        pf[i] = s_to_filter(&s_filters[i]);
-        subs[i] = ph_sub_new(st->daemon.api, &pf[i], &opt);
-        if (subs[i] == NULL)
-            fail_msg("parley_sub_new(%s): %s", s_filters[i].name,
-                     parley_error_name(-errno));
-    }
-
     /*
      * Two updates follow the demo feed. The first names israel and egypt,
      * so it reaches the last subscriber on two topics and must still come
@@ -403,19 +390,30 @@ test_filters_deliver_exactly_their_updates(void **state)
                                "-F",       "%s",    "-W", "20",
                                NULL };
     ph_proc_t *cli = &st->cli;
-    assert_int_equal(ph_proc_spawn(cli, cli_argv, NULL, st->dir, NULL), 0);
     /*
      * A user cannot see when `parley sub` is live; the test waits until it
-     * holds its feed connection (made after it asked the api for the head
-     * seq, from which on it owes every update), and a heartbeat more.
+     * holds its feed connection, the daemon granted its two topics
+     * (party/hamas/, sys/heartbeat/; it is the first subscriber) and a
+     * heartbeat followed them.
      */
-    int rc = ph_wait_connected(cli->pid, st->daemon.feed_port, S_TIMEOUT);
-    if (rc != 0) {
-        ph_proc_wait(cli, 1000);
-        ph_proc_report(cli, "parley sub --party hamas (live)");
-        fail_msg("parley sub did not connect to the feed: %s", strerror(-rc));
+    int rc = ph_sub_spawn_live(cli, &st->daemon, cli_argv, st->dir, 2,
+                               S_TIMEOUT);
+    if (rc != 0)
+        fail_msg("parley sub --party hamas did not become live: %s",
+                 strerror(-rc));
+
+    /* The library's subscribers, live when parley_sub_new() returns. */
+    parley_sub_t *subs[S_NFILTERS] = { NULL };
+    parley_filter_t pf[S_NFILTERS];
+    for (size_t i = 0; i < S_NFILTERS; i++) {
+        parley_sub_options_t opt = { 0 };
+        opt.start = PARLEY_START_LIVE;
+        pf[i] = s_to_filter(&s_filters[i]);
+        subs[i] = ph_sub_new(st->daemon.api, &pf[i], &opt);
+        if (subs[i] == NULL)
+            fail_msg("parley_sub_new(%s): %s", s_filters[i].name,
+                     parley_error_name(-errno));
     }
-    usleep(1200 * 1000);
 
     /* Publish the demo feed, then the closing update. */
     parley_pub_t *pub = ph_pub_new(st->daemon.api, st->key.key, NULL, 0);

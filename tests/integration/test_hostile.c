@@ -133,6 +133,19 @@ s_raw(s_state_t *st, int type)
     return s;
 }
 
+/* Connect sock to endpoint and wait until its handshake is done. */
+static void
+s_connect(s_state_t *st, void *sock, const char *endpoint)
+{
+    void *watch = sec_watch(st->ctx, sock);
+    assert_non_null(watch);
+    assert_int_equal(zmq_connect(sock, endpoint), 0);
+    int rc = sec_watch_wait(watch, ZMQ_EVENT_HANDSHAKE_SUCCEEDED, S_TIMEOUT);
+    zmq_close(watch);
+    if (rc != 0)
+        fail_msg("no handshake with %s", endpoint);
+}
+
 static uint64_t
 s_stat(s_state_t *st, const char *name)
 {
@@ -286,8 +299,7 @@ test_garbage_up_the_feed(void **state)
     s_state_t *st = *state;
     s_start(st, "garbage", "");
     void *x = s_raw(st, ZMQ_XSUB);
-    assert_int_equal(zmq_connect(x, st->daemon.feed), 0);
-    sec_sleep_ms(300);
+    s_connect(st, x, st->daemon.feed);
     for (int i = 0; i < 200; i++) {
         char junk[32];
         int n = snprintf(junk, sizeof(junk), "\x02junk %d", i);
@@ -342,9 +354,13 @@ test_connection_cap(void **state)
     for (size_t i = 0; i < st->n_socks; i++)
         zmq_close(st->socks[i]);
     st->n_socks = 0;
-    sec_sleep_ms(300);
-    uint64_t now_refused = s_stat(st, "connections_refused");
-    assert_true(now_refused >= refused + (TRIES - CAP));
+    /* Every refusal counted, every slot back (but the one asking). */
+    assert_int_equal(ph_stat_wait(st->daemon.api, "connections_refused",
+                                  refused + (TRIES - CAP), true, S_TIMEOUT),
+                     0);
+    assert_int_equal(ph_stat_wait(st->daemon.api, "connections", 1, false,
+                                  S_TIMEOUT),
+                     0);
     assert_true(sec_log_count(&st->daemon, "max_connections is 4") > 0);
     s_still_serves(st, "too many connections");
 }
@@ -498,8 +514,7 @@ test_bad_signature_flood(void **state)
         envs[i][lens[i] - 1 - (size_t)(i % 64)] ^= 0x01; /* break it */
     }
     void *d = s_raw(st, ZMQ_DEALER);
-    assert_int_equal(zmq_connect(d, st->daemon.api), 0);
-    sec_sleep_ms(200);
+    s_connect(st, d, st->daemon.api);
 
     /* the real publisher of signer a, in a pipeline of its own */
     parley_pub_t *pub = ph_pub_new(st->daemon.api, st->a.key, NULL, 0);

@@ -1,7 +1,7 @@
 /*
  * test_pipeline.c - parleyd's read-ahead between turns, under load.
  *
- * With more requests waiting than one turn takes (PD_API_TURN_MAX), a
+ * With more requests waiting than one turn takes (PD_INGEST_TURN_MAX), a
  * turn syncs and answers its batch while the signatures of the next
  * requests, already read, are being checked (stat turns_read_ahead). Those
  * requests belong to no batch yet, so the two moments where the daemon
@@ -13,7 +13,7 @@
  *     every update of both publishers is acked exactly once, none is
  *     rejected, the new signer can publish,
  *     turns_read_ahead shows the read-ahead happened, and no turn handled
- *     more than PD_API_TURN_MAX requests (turn_requests_max);
+ *     more than PD_INGEST_TURN_MAX requests (turn_requests_max);
  *   - SIGTERM under load: parleyd exits 0; started again on the same
  *     state directory, its log runs 1..head without a gap and holds every
  *     acked update, byte for byte, at the seq its ack named; an update in
@@ -293,7 +293,7 @@ test_sighup_under_load(void **state)
            du_stat(&stats, "turns_read_ahead"), du_stat(&stats, "store_syncs"),
            du_stat(&stats, "turn_requests_max"));
     assert_true(du_stat(&stats, "turns_read_ahead") > 0);
-    /* Reading ahead never makes a turn handle more than PD_API_TURN_MAX
+    /* Reading ahead never makes a turn handle more than PD_INGEST_TURN_MAX
      * (1,024) requests: its batch and reply queue are sized for that. */
     assert_true(du_stat(&stats, "turn_requests_max") > 0);
     assert_true(du_stat(&stats, "turn_requests_max") <= 1024);

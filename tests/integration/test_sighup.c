@@ -237,25 +237,23 @@ test_sighup_reloads_keyring_atomically(void **state)
     assert_int_equal(ph_stats_get(&before, "keyring_signers", &found), 2);
     assert_true(found);
 
-    /* Subscribers first, both live, connected throughout. */
+    /* Subscribers first, both live, connected throughout. Five updates
+     * are accepted below. The CLI first: it is live once its two topics
+     * (all/, sys/heartbeat/) are granted and a heartbeat followed. */
+    const char *cli_argv[] = { PARLEY_BIN, "sub", "-s", st->daemon.api,
+                               "-C", "5", "-F", "%s %h", "-W", "60", NULL };
+    int rc = ph_sub_spawn_live(&st->cli, &st->daemon, cli_argv, st->dir, 2,
+                               S_TIMEOUT);
+    if (rc != 0)
+        fail_msg("parley sub did not become live on the feed: %s",
+                 strerror(-rc));
+    /* The library's subscriber is live when parley_sub_new() returns. */
     parley_sub_options_t opt = { 0 };
     parley_filter_t filter = { 0 };
     opt.start = PARLEY_START_LIVE;
     st->sub = ph_sub_new(st->daemon.api, &filter, &opt);
     if (st->sub == NULL)
         fail_msg("parley_sub_new: %s", parley_error_name(-errno));
-    /* Five updates are accepted below. */
-    const char *cli_argv[] = { PARLEY_BIN, "sub", "-s", st->daemon.api,
-                               "-C", "5", "-F", "%s %h", "-W", "60", NULL };
-    assert_int_equal(ph_proc_spawn(&st->cli, cli_argv, NULL, st->dir, NULL),
-                     0);
-    int rc = ph_wait_connected(st->cli.pid, st->daemon.feed_port, S_TIMEOUT);
-    if (rc != 0) {
-        ph_proc_wait(&st->cli, 1000);
-        ph_proc_report(&st->cli, "parley sub");
-        fail_msg("parley sub did not connect to the feed: %s", strerror(-rc));
-    }
-    usleep(1200 * 1000); /* a heartbeat period: the subscription is live */
 
     /* 1. The first keyring. */
     s_publish_ok(st, &st->steady, "step 1");

@@ -70,6 +70,15 @@ test_topics_order_and_content(void **state)
     assert_string_equal(out[1], "neg/sudan/");
     assert_string_equal(out[2], "party/us/");
     assert_string_equal(out[3], "phase/0/");
+
+    /* A small cap: the count of them all, only cap written. */
+    s_update(&u, "gaza-ceasefire", parties, 5, 2);
+    memset(out, 'Z', sizeof(out));
+    assert_int_equal(parley_topics(&u, out, 3), 8);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(out[i], expect[i]);
+    assert_int_equal(out[3][0], 'Z');
+    assert_int_equal(parley_topics(&u, NULL, 0), 8);
 }
 
 /* The largest update's topics fit: 16 parties, 32-byte slugs, phase 255. */
