@@ -110,6 +110,101 @@ parley_keyring_allows(const parley_keyring_t *ring,
     return 0;
 }
 
+/* Append printf text to buf at *used (cap bytes in all), cut if need be. */
+static void
+s_append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+s_append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+{
+    if (*used >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *used, cap - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *used = *used + (size_t)n < cap ? *used + (size_t)n : cap - 1;
+}
+
+/* A list as the keyring writes it: "*" or "a,b,c". */
+static void
+s_append_slugs(char *buf, size_t cap, size_t *used, const s_slugs_t *l)
+{
+    if (l->any) {
+        s_append(buf, cap, used, "*");
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        s_append(buf, cap, used, "%s%s", i > 0 ? "," : "", l->v[i]);
+}
+
+/* The phases bitmap as the keyring writes it: "*", or "0-3,7". */
+static void
+s_append_phases(char *buf, size_t cap, size_t *used, const uint8_t *bits)
+{
+    int all = 1, first = 1;
+    for (unsigned p = 0; p <= PARLEY_PHASE_MAX && all; p++)
+        all = (bits[p / 8] >> (p % 8)) & 1;
+    if (all) {
+        s_append(buf, cap, used, "*");
+        return;
+    }
+    for (unsigned p = 0; p <= PARLEY_PHASE_MAX; p++) {
+        if (!((bits[p / 8] >> (p % 8)) & 1))
+            continue;
+        unsigned q = p;
+        while (q < PARLEY_PHASE_MAX && ((bits[(q + 1) / 8] >> ((q + 1) % 8)) & 1))
+            q++;
+        if (q == p)
+            s_append(buf, cap, used, "%s%u", first ? "" : ",", p);
+        else
+            s_append(buf, cap, used, "%s%u-%u", first ? "" : ",", p, q);
+        first = 0;
+        p = q;
+    }
+    if (first)
+        s_append(buf, cap, used, "none");
+}
+
+int
+parley__keyring_explain(const parley_keyring_t *ring,
+                        const uint8_t pk[PARLEY_PUBLICKEY_BYTES],
+                        const parley_update_t *u, char *buf, size_t cap)
+{
+    const s_signer_t *s = s_find(ring, pk);
+    size_t used = 0;
+    if (cap == 0)
+        return PARLEY_EARG;
+    buf[0] = '\0';
+    if (s == NULL)
+        return PARLEY_EUNKNOWNSIGNER;
+    if (!s_slugs_has(&s->negotiations, u->negotiation)) {
+        s_append(buf, cap, &used, "negotiation \"%s\" is not allowed",
+                 u->negotiation);
+    } else {
+        for (size_t i = 0; i < u->n_parties && used == 0; i++)
+            if (!s_slugs_has(&s->parties, u->parties[i]))
+                s_append(buf, cap, &used, "party \"%s\" is not allowed",
+                         u->parties[i]);
+        if (used == 0
+            && (u->phase > PARLEY_PHASE_MAX
+                || !(s->phases[u->phase / 8] & (1u << (u->phase % 8)))))
+            s_append(buf, cap, &used, "phase %u is not allowed",
+                     (unsigned)u->phase);
+    }
+    if (used == 0)
+        return 0;
+    s_append(buf, cap, &used, "; the keyring allows %s negotiations=", s->name);
+    s_append_slugs(buf, cap, &used, &s->negotiations);
+    s_append(buf, cap, &used, " parties=");
+    s_append_slugs(buf, cap, &used, &s->parties);
+    s_append(buf, cap, &used, " phases=");
+    s_append_phases(buf, cap, &used, s->phases);
+    return PARLEY_EFORBIDDEN;
+}
+
 /* ---------------------------------------------------------------- parser */
 
 typedef struct {

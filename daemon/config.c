@@ -179,6 +179,12 @@ s_set_keyring(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 }
 
 static int
+s_set_pid_file(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_path(cfg->pid_file, v, err, errlen);
+}
+
+static int
 s_set_max_message_bytes(pd_config_t *cfg, const char *v, char *err,
                         size_t errlen)
 {
@@ -374,6 +380,7 @@ static const struct {
     { "state_dir", s_set_state_dir },
     { "keyring", s_set_keyring },
     { "include_dir", s_set_include_dir },
+    { "pid_file", s_set_pid_file },
     { "max_message_bytes", s_set_max_message_bytes },
     { "max_clock_skew", s_set_max_clock_skew },
     { "fsync", s_set_fsync },

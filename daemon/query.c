@@ -345,8 +345,10 @@ pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
         rc = PARLEY_EUNAVAILABLE;
     } else if (s.n > PD_QUERY_SNAPSHOT_MAX) {
         snprintf(a->detail, sizeof(a->detail),
-                 "(snapshot holds %zu updates, over %d)", s.n,
-                 PD_QUERY_SNAPSHOT_MAX);
+                 "the state asked for holds %zu current updates, over the %d "
+                 "one answer carries: ask for less with filters "
+                 "(negotiation, party, phase)",
+                 s.n, PD_QUERY_SNAPSHOT_MAX);
         rc = PARLEY_EUNAVAILABLE;
     } else {
         rc = s_snap_encode(self, req, &s, a);

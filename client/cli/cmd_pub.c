@@ -159,10 +159,26 @@ s_publish(s_ctx_t *x, parley_update_t *u, const char *prefix)
     rc = parley_pub_publish(x->pub, u, &seq);
     if (rc < 0) {
         const char *detail = parley_pub_detail(x->pub);
-        if (rc == PARLEY_EINVALID) {
+        /* The daemon's reject text starts with the code's sentence; the
+         * library's own check names the field first. */
+        size_t said = strlen(parley_strerror(PARLEY_EINVALID));
+        int from_daemon = strncmp(detail, parley_strerror(PARLEY_EINVALID),
+                                  said)
+                              == 0
+                          && detail[said] == ':';
+        if (rc == PARLEY_EINVALID && !from_daemon) {
             cli_error("%sinvalid update: %s", prefix,
                       detail[0] != '\0' ? detail : parley_strerror(rc));
             return CLI_EXIT_USAGE;
+        }
+        if (rc == PARLEY_EUNKNOWNSIGNER) {
+            /* which daemon, and which key file's line it needs */
+            cli_error("%srejected: %s: %s (%s answered; its keyring needs "
+                      "a line for %s.pub)",
+                      prefix, parley_error_name(rc),
+                      detail[0] != '\0' ? detail : parley_strerror(rc),
+                      parley_pub_endpoint(x->pub), x->key_path);
+            return CLI_EXIT_REJECTED;
         }
         if (cli_is_reject(rc)) {
             cli_error("%srejected: %s: %s", prefix, parley_error_name(rc),

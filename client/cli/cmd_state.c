@@ -184,6 +184,15 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
     cli_signals_install();
     if (rc == 0)
         rc = parley_snapshot(&copt, &q);
+    if (rc == PARLEY_EUNAVAILABLE) {
+        /* the reason most often met: more than one answer carries */
+        cli_error("rejected: unavailable: %s (a state of more than 4096 "
+                  "current updates does not fit one answer: narrow it with "
+                  "--negotiation, --party or --phase)",
+                  parley_strerror(rc));
+        status = CLI_EXIT_REJECTED;
+        goto out;
+    }
     if (rc < 0) {
         status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
         goto out;

@@ -158,7 +158,8 @@ test_cursor_file(void **state)
 /* A scripted handler: which seqs fail, and on which attempts. */
 typedef struct {
     uint64_t running[8];    /* seq per slot, 0 = none */
-    uint64_t fail_seq;      /* this seq always fails */
+    uint64_t fail_seq;      /* this seq fails... */
+    unsigned fail_times;    /* ...its first fail_times attempts (0: all) */
     uint64_t flaky_seq;     /* this seq fails its first attempt */
     uint64_t order[64];     /* seqs of attempts, in start order */
     size_t n_order;
@@ -189,7 +190,9 @@ s_h_poll(void *self, int slot, char *err, size_t cap, int64_t *hint)
     int attempts = 0;
     for (size_t i = 0; i < s->n_order; i++)
         attempts += s->order[i] == seq;
-    if (seq == s->fail_seq || (seq == s->flaky_seq && attempts == 1)) {
+    if ((seq == s->fail_seq
+         && (s->fail_times == 0 || attempts <= (int)s->fail_times))
+        || (seq == s->flaky_seq && attempts == 1)) {
         snprintf(err, cap, "handler failed on #%llu", (unsigned long long)seq);
         return -1;
     }
@@ -251,8 +254,44 @@ s_drain(cli_alerts_t *a)
     assert_true(cli_alerts_idle(a));
 }
 
+/* One job at a time: a failing update is retried, and nothing overtakes
+ * it. (The window is far longer than the test takes: no clock decides.) */
 static void
-test_alerts_order_retry_dead_letter(void **state)
+test_alerts_order_and_retries(void **state)
+{
+    s_files_t *f = *state;
+    char err[512];
+    cli_common_t c;
+    cli_common_init(&c);
+    c.quiet = 1;
+    cli_cursor_t cur = CLI_CURSOR_INIT;
+    assert_int_equal(cli_cursor_open(&cur, f->path, err, sizeof(err)), 0);
+    s_script_t s = { .fail_seq = 3, .fail_times = 3, .flaky_seq = 2 };
+    cli_retry_t retry = { .window_ms = 600000, .min_ms = 1, .max_ms = 2 };
+    cli_alerts_t a;
+    assert_int_equal(cli_alerts_init(&a, &c, &s_script_ops, &s, 1, &retry,
+                                     &cur, NULL),
+                     0);
+    s_push(&a, 1, 5);
+    s_drain(&a);
+    uint64_t want[] = { 1, 2, 2, 3, 3, 3, 3, 4, 5 };
+    assert_int_equal(s.n_order, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < s.n_order; i++)
+        assert_int_equal(s.order[i], want[i]);
+    assert_int_equal(a.stats.handled, 5);
+    assert_int_equal(a.stats.retried, 4);
+    assert_int_equal(a.stats.failed, 4);
+    assert_int_equal(a.stats.dead_lettered, 0);
+    assert_int_equal(cur.seq, 5);
+    assert_string_equal(s_read(f->path), "5\n");
+    cli_alerts_free(&a);
+    cli_cursor_close(&cur);
+}
+
+/* No retry window: an update that fails goes to the dead-letter file at
+ * once, and the next ones are handled. */
+static void
+test_alerts_dead_letter(void **state)
 {
     s_files_t *f = *state;
     char err[512], dead[700];
@@ -262,8 +301,8 @@ test_alerts_order_retry_dead_letter(void **state)
     cli_cursor_t cur = CLI_CURSOR_INIT;
     assert_int_equal(cli_cursor_open(&cur, f->path, err, sizeof(err)), 0);
     snprintf(dead, sizeof(dead), "%s/dead", f->dir);
-    s_script_t s = { .fail_seq = 3, .flaky_seq = 2 };
-    cli_retry_t retry = { .window_ms = 30, .min_ms = 1, .max_ms = 4 };
+    s_script_t s = { .fail_seq = 3 };
+    cli_retry_t retry = { .window_ms = 0, .min_ms = 1, .max_ms = 2 };
     cli_alerts_t a;
     assert_int_equal(cli_alerts_init(&a, &c, &s_script_ops, &s, 1, &retry,
                                      &cur, dead),
@@ -271,24 +310,14 @@ test_alerts_order_retry_dead_letter(void **state)
     strcpy(a.daemon_id, "00112233445566778899aabbccddeeff");
     s_push(&a, 1, 5);
     s_drain(&a);
-    /* one job at a time: nothing overtakes a failing update */
-    size_t i = 0;
-    assert_int_equal(s.order[i++], 1);
-    assert_int_equal(s.order[i++], 2);
-    assert_int_equal(s.order[i++], 2);
-    while (i < s.n_order && s.order[i] == 3)
-        i++;
-    assert_true(i >= 5); /* #3 was tried more than once */
-    assert_int_equal(s.n_order - i, 2);
-    assert_int_equal(s.order[i], 4);
-    assert_int_equal(s.order[i + 1], 5);
+    uint64_t want[] = { 1, 2, 3, 4, 5 };
+    assert_int_equal(s.n_order, 5);
+    for (size_t i = 0; i < s.n_order; i++)
+        assert_int_equal(s.order[i], want[i]);
     assert_int_equal(a.stats.handled, 4);
     assert_int_equal(a.stats.dead_lettered, 1);
-    assert_int_equal(a.stats.retried, s.n_order - 5);
-    assert_int_equal(a.stats.failed, s.n_order - 4);
-    /* the cursor is at the end, and on disk */
+    assert_int_equal(a.stats.retried, 0);
     assert_int_equal(cur.seq, 5);
-    assert_string_equal(s_read(f->path), "5\n");
     /* the dead letter: one JSON line for #3 */
     FILE *fp = fopen(dead, "r");
     assert_non_null(fp);
@@ -302,9 +331,11 @@ test_alerts_order_retry_dead_letter(void **state)
     assert_int_equal(json_integer_value(json_object_get(o, "seq")), 3);
     assert_string_equal(json_string_value(json_object_get(o, "key")),
                         "00112233445566778899aabbccddeeff/3");
-    assert_true(json_integer_value(json_object_get(o, "attempts")) >= 2);
+    assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 1);
     assert_string_equal(json_string_value(json_object_get(o, "error")),
                         "handler failed on #3");
+    assert_string_equal(json_string_value(json_object_get(o, "handler")),
+                        "script");
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(o, "update"), "seq")),
                      3);
@@ -363,8 +394,10 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test_setup_teardown(test_cursor_file, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_alerts_order_retry_dead_letter,
-                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_alerts_order_and_retries, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_alerts_dead_letter, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_alerts_cursor_low_water, s_setup,
                                         s_teardown),
     };
