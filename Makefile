@@ -43,8 +43,9 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	@$(MAKE) --no-print-directory serve
 
-# parleyd creates STATE_DIR itself, with mode 0700 (parleyd(8)).
+# STATE_DIR is made 0700, as parleyd makes it (parleyd(8)).
 serve:
+	@mkdir -p -m 700 "$(STATE_DIR)"
 	PATH="$(abspath $(BUILD)):$$PATH" $(BUILD)/parleyd --state-dir "$(STATE_DIR)" \
 	    --api "$(API)" --feed "$(FEED)"
 
