@@ -659,6 +659,14 @@ pd_config_finish(pd_config_t *cfg)
             return -ENAMETOOLONG;
         }
     }
+    if (cfg->pid_file[0] == '\0') {
+        int n = snprintf(cfg->pid_file, sizeof(cfg->pid_file),
+                         "%s/parleyd.pid", cfg->state_dir);
+        if (n < 0 || (size_t)n >= sizeof(cfg->pid_file)) {
+            cfg->pid_file[0] = '\0';
+            return -ENAMETOOLONG;
+        }
+    }
     return 0;
 }
 

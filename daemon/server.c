@@ -134,16 +134,15 @@ pd_server_reload_request(const pd_config_t *cfg, long pid, int timeout_ms,
     long spid = 0;
     unsigned long long base = 0, n = 0;
     if (pid <= 0) {
-        if (cfg->pid_file[0] == '\0') {
-            snprintf(msg, cap, "which parleyd? give --pid PID, or set "
-                               "pid_file in the config (or --pid-file)");
-            return -ENOENT;
-        }
         FILE *f = fopen(cfg->pid_file, "re");
         if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
             int e = f == NULL ? errno : EINVAL;
-            snprintf(msg, cap, "%s: %s", cfg->pid_file,
-                     f == NULL ? strerror(e) : "holds no pid");
+            snprintf(msg, cap, "%s: %s%s", cfg->pid_file,
+                     f == NULL ? strerror(e) : "holds no pid",
+                     e == ENOENT ? " (no parleyd runs with this state "
+                                   "directory or pid_file; which one? give "
+                                   "-c FILE, --state-dir DIR or --pid PID)"
+                                 : "");
             if (f != NULL)
                 fclose(f);
             return e == ENOENT ? -ENOENT : -e;

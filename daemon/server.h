@@ -43,7 +43,7 @@ void pd_server_destroy(pd_server_t **srv);
 
 /*
  * `parleyd --reload`: send SIGHUP to the parleyd with pid (0: the one in
- * cfg's pid_file) and wait up to timeout_ms for it to say in
+ * cfg's pid_file, which pd_config_finish() sets) and wait up to timeout_ms for it to say in
  * STATE_DIR/reload.status how the reload went.
  *
  * Returns:   0 (it took effect), 1 (refused: the daemon's reason in msg;

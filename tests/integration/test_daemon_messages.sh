@@ -54,7 +54,7 @@ make_key desk
 make_key stranger
 echo "desk $(cut -d' ' -f1 "$T/desk.pub") negotiations=gaza-ceasefire parties=israel,hamas phases=0-3" \
     >"$T/keyring.narrow"
-start_parleyd "$T/d" --keyring "$T/keyring.narrow" --no-fsync --pid-file "$T/d/parleyd.pid"
+start_parleyd "$T/d" --keyring "$T/keyring.narrow" --no-fsync
 export PARLEY_SERVER=$API
 # key_id FILE.pub: the key id, as docs/protocol.md section 3 defines it
 key_id() {
@@ -100,15 +100,17 @@ printf 'rate_limit 0\n' >"$T/d2.conf"
 start_parleyd "$T/d2" -c "$T/d2.conf" --keyring "$T/keyring" --no-fsync \
     --pid-file "$T/d2/parleyd.pid"
 export PARLEY_SERVER=$API
-[ "$(cat "$T/d/parleyd.pid")" = "$D1_PID" ] || fail "the pid file does not hold the daemon's pid"
-"$PARLEYD" --state-dir "$D1_STATE" --pid-file "$T/d/parleyd.pid" --reload \
-    >"$T/reload.out" 2>&1
+# the first one has the default pid file, in its state directory; the
+# second the one given
+[ "$(cat "$D1_STATE/parleyd.pid")" = "$D1_PID" ] || fail "the default pid file does not hold the daemon's pid"
+[ "$(cat "$T/d2/parleyd.pid")" = "$DAEMON_PID" ] || fail "--pid-file does not hold the daemon's pid"
+[ ! -e "$T/d2/state/parleyd.pid" ] || fail "--pid-file given, yet parleyd.pid written in the state directory"
+"$PARLEYD" --state-dir "$D1_STATE" --reload >"$T/reload.out" 2>&1
 [ $? -eq 0 ] || fail "parleyd --reload exited non-zero: $(cat "$T/reload.out")"
 [ "$(cat "$T/reload.out")" = "parleyd: reloaded (reload 1 of pid $D1_PID)" ] \
     || fail "parleyd --reload said: $(cat "$T/reload.out")"
 echo "broken line" >>"$T/keyring.narrow"
-"$PARLEYD" --state-dir "$D1_STATE" --pid-file "$T/d/parleyd.pid" --reload \
-    >"$T/reload2.out" 2>&1
+"$PARLEYD" --state-dir "$D1_STATE" --reload >"$T/reload2.out" 2>&1
 [ $? -eq 1 ] || fail "a refused reload: parleyd --reload did not exit 1"
 grep -q "^parleyd: reload FAILED, the old keyring and settings stay: .*keyring.narrow: line 2: " \
     "$T/reload2.out" || fail "a refused reload said: $(cat "$T/reload2.out")"
@@ -119,10 +121,15 @@ done
 # the other daemon was not touched
 [ "$("$PARLEY" stats -s "$API" | sed -n 's/^reloads //p')" = 0 ] \
     || fail "the second daemon was reloaded too"
-"$PARLEYD" --state-dir "$D1_STATE" --reload >"$T/reload3.out" 2>&1
-[ $? -eq 2 ] || fail "--reload without a pid: exit status not 2"
-grep -q "which parleyd? give --pid PID, or set pid_file" "$T/reload3.out" \
-    || fail "--reload without a pid said: $(cat "$T/reload3.out")"
+# the second one, by its pid file: reloads 1 there
+"$PARLEYD" --state-dir "$T/d2/state" --pid-file "$T/d2/parleyd.pid" --reload \
+    >"$T/reload4.out" 2>&1 || fail "reloading the second daemon: $(cat "$T/reload4.out")"
+[ "$("$PARLEY" stats -s "$API" | sed -n 's/^reloads //p')" = 1 ] \
+    || fail "the second daemon's reload did not count"
+# a state directory no daemon runs with
+"$PARLEYD" --state-dir "$T/nowhere" --reload >"$T/reload3.out" 2>&1
+[ $? -eq 2 ] || fail "--reload with no daemon: exit status not 2"
+expect_err "$T/reload3.out" "parleyd: $T/nowhere/parleyd.pid: No such file or directory (no parleyd runs with this state directory or pid_file; which one? give -c FILE, --state-dir DIR or --pid PID)"
 
 # --- an oversized snapshot ------------------------------------------------------
 python3 - <<'EOF' >"$T/many.jsonl"
@@ -149,6 +156,8 @@ grep -q "info feed: a client closed its connection during the handshake" "$DAEMO
     || fail "a client giving up is logged as a warning"
 
 stop_parleyd
+[ ! -e "$T/d2/parleyd.pid" ] || fail "the pid file outlived a clean stop"
 DAEMON_PID=$D1_PID
 stop_parleyd
+[ ! -e "$D1_STATE/parleyd.pid" ] || fail "the default pid file outlived a clean stop"
 pass "parleyd's messages say what to do"
