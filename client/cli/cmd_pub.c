@@ -104,14 +104,7 @@ s_retraction_defaults(s_ctx_t *x, parley_update_t *u, const char *prefix)
     if (parley_update_headline(u)[0] == '\0') {
         char h[PARLEY_HEADLINE_MAX + 1] = "Retraction of ";
         size_t used = strlen(h);
-        for (size_t i = 0; i < parley_update_reference_count(u); i++) {
-            int n = snprintf(h + used, sizeof(h) - used, "%s#%llu",
-                             i > 0 ? "," : "",
-                             (unsigned long long)parley_update_reference(u, i));
-            if (n < 0 || (size_t)n >= sizeof(h) - used)
-                break;
-            used += (size_t)n;
-        }
+        cli_references(u, "#", h + used, sizeof(h) - used);
         if (parley_update_set_headline(u, h) != 0)
             return CLI_EXIT_OTHER;
     }

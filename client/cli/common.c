@@ -1163,13 +1163,23 @@ cli_parties(const parley_update_t *u, char *buf, size_t cap)
     }
 }
 
-/* Print ", "-less list of references as "#A,#B". */
-static void
-s_put_refs(FILE *out, const parley_update_t *u)
+void
+cli_references(const parley_update_t *u, const char *mark, char *buf,
+               size_t cap)
 {
-    for (size_t i = 0; i < parley_update_reference_count(u); i++)
-        fprintf(out, "%s#%llu", i > 0 ? "," : "",
-                (unsigned long long)parley_update_reference(u, i));
+    size_t used = 0;
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < parley_update_reference_count(u); i++) {
+        int n = snprintf(buf + used, cap - used, "%s%s%llu", i > 0 ? "," : "",
+                         mark, (unsigned long long)parley_update_reference(u, i));
+        if (n < 0 || (size_t)n >= cap - used) {
+            buf[used] = '\0';
+            return;
+        }
+        used += (size_t)n;
+    }
 }
 
 static const char *
@@ -1317,9 +1327,10 @@ s_put_line(FILE *out, const s_item_t *it, int with_time)
             s_name_or(parley_status_name(parley_update_status(u)), "unknown"));
     cli_put_text(out, parley_update_headline(u));
     if (kind != PARLEY_KIND_UPDATE) {
-        fprintf(out, " (%s of ", s_name_or(parley_kind_name(kind), "?"));
-        s_put_refs(out, u);
-        fputc(')', out);
+        char refs[CLI_REFS_CHARS];
+        cli_references(u, "#", refs, sizeof(refs));
+        fprintf(out, " (%s of %s)", s_name_or(parley_kind_name(kind), "?"),
+                refs);
     }
 }
 

@@ -397,6 +397,18 @@ void cli_put_text(FILE *out, const char *s);
 /* The parties of an update, comma-separated, into buf. */
 void cli_parties(const parley_update_t *u, char *buf, size_t cap);
 
+/* Room for every reference of an update as cli_references() writes it
+ * with a one-character mark. */
+#define CLI_REFS_CHARS (PARLEY_REFERENCES_MAX * 22 + 1)
+
+/*
+ * The references of an update, comma-separated, each after mark ("#":
+ * "#4,#7"; "": "4,7"), into buf (cut at a whole reference if cap is too
+ * small). Threads: safe.
+ */
+void cli_references(const parley_update_t *u, const char *mark, char *buf,
+                    size_t cap);
+
 /* ------------------------------------------------------------ queries */
 
 /* What an on_delivery callback returns to end a query early, quietly. */

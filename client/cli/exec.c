@@ -104,9 +104,9 @@ s_build_env(const cli_job_t *job, size_t *first_own)
     const parley_delivery_t *d = job->d;
     const parley_update_t *u = parley_delivery_update(d);
     char parties[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
-    char refs[PARLEY_REFERENCES_MAX * 21 + 1];
+    char refs[CLI_REFS_CHARS];
     char seq[24], phase[8], issued[24], received[24], attempt[16];
-    size_t n = 0, k = 0, used = 0;
+    size_t n = 0, k = 0;
     while (environ != NULL && environ[n] != NULL)
         n++;
     char **env = calloc(n + S_N_VARS + 1, sizeof(*env));
@@ -118,15 +118,7 @@ s_build_env(const cli_job_t *job, size_t *first_own)
     *first_own = k;
 
     cli_parties(u, parties, sizeof(parties));
-    refs[0] = '\0';
-    for (size_t i = 0; i < parley_update_reference_count(u); i++) {
-        int w = snprintf(refs + used, sizeof(refs) - used, "%s%llu",
-                         i > 0 ? "," : "",
-                         (unsigned long long)parley_update_reference(u, i));
-        if (w < 0 || (size_t)w >= sizeof(refs) - used)
-            break;
-        used += (size_t)w;
-    }
+    cli_references(u, "", refs, sizeof(refs));
     snprintf(seq, sizeof(seq), "%llu",
              (unsigned long long)parley_delivery_seq(d));
     snprintf(phase, sizeof(phase), "%u", (unsigned)parley_update_phase(u));

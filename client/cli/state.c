@@ -116,11 +116,10 @@ cli_state_print_table(FILE *out, const cli_state_row_t *rows, size_t n)
                 st != NULL ? st : "unknown", wseq, seq, when);
         cli_put_text(out, parley_update_headline(u));
         if (parley_update_kind(u) != PARLEY_KIND_UPDATE) {
-            fprintf(out, " (%s of", parley_kind_name(parley_update_kind(u)));
-            for (size_t k = 0; k < parley_update_reference_count(u); k++)
-                fprintf(out, "%s#%llu", k > 0 ? "," : " ",
-                        (unsigned long long)parley_update_reference(u, k));
-            fputc(')', out);
+            char refs[CLI_REFS_CHARS];
+            cli_references(u, "#", refs, sizeof(refs));
+            fprintf(out, " (%s of %s)",
+                    parley_kind_name(parley_update_kind(u)), refs);
         }
         fputc('\n', out);
     }

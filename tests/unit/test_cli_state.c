@@ -169,6 +169,39 @@ test_json(void **state)
     free(rows);
 }
 
+/* cli_references(): the list the table, the default line, PARLEY_REFERENCES
+ * and a retraction's headline share. */
+static void
+test_references(void **state)
+{
+    (void)state;
+    parley_update_t *u = parley_update_new();
+    char buf[CLI_REFS_CHARS];
+    assert_non_null(u);
+    cli_references(u, "#", buf, sizeof(buf));
+    assert_string_equal(buf, "");
+    assert_int_equal(parley_update_add_reference(u, 4), 0);
+    assert_int_equal(parley_update_add_reference(u, 7), 0);
+    assert_int_equal(parley_update_add_reference(u, 1000000000000000000ull),
+                     0);
+    cli_references(u, "#", buf, sizeof(buf));
+    assert_string_equal(buf, "#4,#7,#1000000000000000000");
+    cli_references(u, "", buf, sizeof(buf));
+    assert_string_equal(buf, "4,7,1000000000000000000");
+    /* too small: cut after a whole reference */
+    cli_references(u, "#", buf, 8);
+    assert_string_equal(buf, "#4,#7");
+    cli_references(u, "#", buf, 2);
+    assert_string_equal(buf, "");
+    /* the most references, the longest seqs: all of them fit */
+    for (uint64_t i = 3; i < PARLEY_REFERENCES_MAX; i++)
+        assert_int_equal(
+            parley_update_add_reference(u, 1000000000000000000ull + i), 0);
+    cli_references(u, "#", buf, sizeof(buf));
+    assert_int_equal(strlen(buf), 26 + (PARLEY_REFERENCES_MAX - 3) * 21);
+    parley_update_destroy(&u);
+}
+
 int
 main(void)
 {
@@ -176,6 +209,7 @@ main(void)
         cmocka_unit_test(test_rows_and_table),
         cmocka_unit_test(test_rows_filtered),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_references),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
