@@ -2,11 +2,13 @@
 #
 #   make run    install missing packages, build, start parleyd on the
 #               embedded default (state in ./parley-data, loopback ports;
-#               STATE_DIR=, API= and FEED= choose others)
+#               STATE_DIR=, API= and FEED= choose others) and
+#               parley-gateway (the status board) on 127.0.0.1:7780
+#               (GATEWAY_LISTEN=)
 #   make test   install missing packages, build, run every test
 #
-# Other targets: build, serve (what run does once built: start parleyd
-# from BUILD), asan (the suite under ASan+UBSan), fuzz (each libFuzzer
+# Other targets: build, serve (parleyd alone from BUILD, with the
+# variables of run), asan (the suite under ASan+UBSan), fuzz (each libFuzzer
 # target for FUZZ_SECONDS), bench, install, deb, clean, deps, abi-update
 # (record the ABI of libparley in abi/ after a deliberate change; `make
 # test` checks it).
@@ -18,6 +20,7 @@ CMAKE_ARGS ?=
 STATE_DIR  ?= $(CURDIR)/parley-data
 API        ?= tcp://127.0.0.1:7710
 FEED       ?= tcp://127.0.0.1:7711
+GATEWAY_LISTEN ?= 127.0.0.1:7780
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
 
@@ -25,7 +28,8 @@ FUZZ_SECONDS ?= 600
 PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
            libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools \
-           libcurl4-openssl-dev
+           libcurl4-openssl-dev libmicrohttpd-dev chromium chromium-driver \
+           python3-selenium
 
 .PHONY: all run serve test build asan fuzz deps bench install deb clean abi-update
 
@@ -41,9 +45,12 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@$(MAKE) --no-print-directory serve
+	@mkdir -p -m 700 "$(STATE_DIR)"
+	@PATH="$(abspath $(BUILD)):$$PATH" sh ./scripts/run.sh "$(BUILD)" "$(STATE_DIR)" \
+	    "$(GATEWAY_LISTEN)" "$(API)" "$(FEED)"
 
-# STATE_DIR is made 0700, as parleyd makes it (parleyd(8)).
+# parleyd alone, from BUILD, in the foreground. STATE_DIR is made 0700,
+# as parleyd makes it (parleyd(8)).
 serve:
 	@mkdir -p -m 700 "$(STATE_DIR)"
 	PATH="$(abspath $(BUILD)):$$PATH" $(BUILD)/parleyd --state-dir "$(STATE_DIR)" \

@@ -110,6 +110,89 @@ parley_keyring_allows(const parley_keyring_t *ring,
     return 0;
 }
 
+/* ------------------------------------------------------------ accessors */
+
+const char *
+parley_keyring_signer_name(const parley_keyring_t *ring, size_t i)
+{
+    return ring != NULL && i < ring->n ? ring->signers[i].name : NULL;
+}
+
+const uint8_t *
+parley_keyring_signer_key(const parley_keyring_t *ring, size_t i)
+{
+    return ring != NULL && i < ring->n ? ring->signers[i].pk : NULL;
+}
+
+/* A list of slugs as the keyring writes it: "*" or "a,b". */
+static char *
+s_slugs_text(const s_slugs_t *l)
+{
+    if (l->any)
+        return strdup("*");
+    char *out = malloc(l->n * (PARLEY_SLUG_MAX + 1) + 1);
+    if (out == NULL)
+        return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        size_t n = strlen(l->v[i]);
+        if (i > 0)
+            out[at++] = ',';
+        memcpy(out + at, l->v[i], n);
+        at += n;
+    }
+    out[at] = '\0';
+    return out;
+}
+
+/* The phases of a bitmap: "*" when all are set, else "0-3,7". */
+static char *
+s_phases_text(const uint8_t *bitmap)
+{
+    /* At most 128 runs of "ddd-ddd," (every other phase set). */
+    char *out = malloc(128 * 8 + 1);
+    if (out == NULL)
+        return NULL;
+    size_t at = 0, set = 0;
+    for (unsigned ph = 0; ph <= PARLEY_PHASE_MAX;) {
+        if (!(bitmap[ph / 8] & (1u << (ph % 8)))) {
+            ph++;
+            continue;
+        }
+        unsigned lo = ph;
+        while (ph <= PARLEY_PHASE_MAX && (bitmap[ph / 8] & (1u << (ph % 8))))
+            ph++;
+        set += ph - lo;
+        at += (size_t)sprintf(out + at, at > 0 ? ",%u" : "%u", lo);
+        if (ph - 1 > lo)
+            at += (size_t)sprintf(out + at, "-%u", ph - 1);
+    }
+    if (set == PARLEY_PHASE_MAX + 1)
+        strcpy(out, "*");
+    return out;
+}
+
+char *
+parley_keyring_signer_list(const parley_keyring_t *ring, size_t i,
+                           parley_keyring_list_t which)
+{
+    if (ring == NULL || i >= ring->n) {
+        errno = ENOENT;
+        return NULL;
+    }
+    const s_signer_t *s = &ring->signers[i];
+    switch (which) {
+    case PARLEY_KEYRING_NEGOTIATIONS:
+        return s_slugs_text(&s->negotiations);
+    case PARLEY_KEYRING_PARTIES:
+        return s_slugs_text(&s->parties);
+    case PARLEY_KEYRING_PHASES:
+        return s_phases_text(s->phases);
+    }
+    errno = -PARLEY_EARG;
+    return NULL;
+}
+
 /* Append printf text to buf at *used (cap bytes in all), cut if need be. */
 static void
 s_append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
@@ -126,46 +209,6 @@ s_append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         *used = *used + (size_t)n < cap ? *used + (size_t)n : cap - 1;
-}
-
-/* A list as the keyring writes it: "*" or "a,b,c". */
-static void
-s_append_slugs(char *buf, size_t cap, size_t *used, const s_slugs_t *l)
-{
-    if (l->any) {
-        s_append(buf, cap, used, "*");
-        return;
-    }
-    for (size_t i = 0; i < l->n; i++)
-        s_append(buf, cap, used, "%s%s", i > 0 ? "," : "", l->v[i]);
-}
-
-/* The phases bitmap as the keyring writes it: "*", or "0-3,7". */
-static void
-s_append_phases(char *buf, size_t cap, size_t *used, const uint8_t *bits)
-{
-    int all = 1, first = 1;
-    for (unsigned p = 0; p <= PARLEY_PHASE_MAX && all; p++)
-        all = (bits[p / 8] >> (p % 8)) & 1;
-    if (all) {
-        s_append(buf, cap, used, "*");
-        return;
-    }
-    for (unsigned p = 0; p <= PARLEY_PHASE_MAX; p++) {
-        if (!((bits[p / 8] >> (p % 8)) & 1))
-            continue;
-        unsigned q = p;
-        while (q < PARLEY_PHASE_MAX && ((bits[(q + 1) / 8] >> ((q + 1) % 8)) & 1))
-            q++;
-        if (q == p)
-            s_append(buf, cap, used, "%s%u", first ? "" : ",", p);
-        else
-            s_append(buf, cap, used, "%s%u-%u", first ? "" : ",", p, q);
-        first = 0;
-        p = q;
-    }
-    if (first)
-        s_append(buf, cap, used, "none");
 }
 
 int
@@ -196,12 +239,17 @@ parley__keyring_explain(const parley_keyring_t *ring,
     }
     if (used == 0)
         return 0;
-    s_append(buf, cap, &used, "; the keyring allows %s negotiations=", s->name);
-    s_append_slugs(buf, cap, &used, &s->negotiations);
-    s_append(buf, cap, &used, " parties=");
-    s_append_slugs(buf, cap, &used, &s->parties);
-    s_append(buf, cap, &used, " phases=");
-    s_append_phases(buf, cap, &used, s->phases);
+    char *negs = s_slugs_text(&s->negotiations);
+    char *parties = s_slugs_text(&s->parties);
+    char *phases = s_phases_text(s->phases);
+    if (negs != NULL && parties != NULL && phases != NULL)
+        s_append(buf, cap, &used,
+                 "; the keyring allows %s negotiations=%s parties=%s "
+                 "phases=%s",
+                 s->name, negs, parties, phases);
+    free(negs);
+    free(parties);
+    free(phases);
     return PARLEY_EFORBIDDEN;
 }
 
