@@ -31,6 +31,7 @@ pd_config_defaults(pd_config_t *cfg)
     strcpy(cfg->state_dir, PD_CONFIG_DEFAULT_STATE_DIR);
     cfg->keyring[0] = '\0';
     cfg->keyring_given = false;
+    cfg->pid_file_given = false;
     cfg->max_message_bytes = 65536;
     cfg->max_clock_skew = 300;
     cfg->fsync = true;
@@ -181,7 +182,10 @@ s_set_keyring(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 static int
 s_set_pid_file(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 {
-    return s_path(cfg->pid_file, v, err, errlen);
+    int rc = s_path(cfg->pid_file, v, err, errlen);
+    if (rc == 0)
+        cfg->pid_file_given = true;
+    return rc;
 }
 
 static int

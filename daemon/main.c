@@ -461,11 +461,20 @@ main(int argc, char **argv)
     snprintf(pid_text, sizeof(pid_text), "%ld\n", (long)getpid());
     if (cfg.pid_file[0] != '\0'
         && (rc = pd_trust_write_atomic(cfg.pid_file, pid_text)) < 0) {
-        pd_log(PD_LOG_ERROR, "cannot write the pid file %s: %s", cfg.pid_file,
-               strerror(-rc));
-        pd_server_destroy(&srv);
-        close(sigfd);
-        return 1;
+        if (cfg.pid_file_given) {
+            pd_log(PD_LOG_ERROR, "cannot write the pid file %s: %s",
+                   cfg.pid_file, strerror(-rc));
+            pd_server_destroy(&srv);
+            close(sigfd);
+            return 1;
+        }
+        /* The default one in the state directory is a convenience: a
+         * full disk must not stop the daemon (its log has a reserve, the
+         * pid file has none). A stale one would name another process. */
+        pd_log(PD_LOG_WARN, "cannot write the pid file %s: %s; parleyd "
+                            "--reload needs --pid %ld",
+               cfg.pid_file, strerror(-rc), (long)getpid());
+        unlink(cfg.pid_file);
     }
     rc = pd_server_run(srv, sigfd);
     if (cfg.pid_file[0] != '\0')

@@ -29,11 +29,13 @@ for f in json slack mattermost matrix ntfy teams; do
     [ $rc -eq 0 ] || fail "--webhook-format $f: parley sub exited $rc"
 done
 
-python3 - "$T/hook/hook.log" "$T/replay.json" "$ID" <<'EOF' || fail "a request differs (above)"
+VERSION=$("$PARLEY" --version | sed -n 's/^parley //p')
+python3 - "$T/hook/hook.log" "$T/replay.json" "$ID" "$VERSION" <<'EOF' || fail "a request differs (above)"
 import json, sys
 log = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 replay = open(sys.argv[2], encoding="utf-8").read().rstrip("\n")
 daemon = sys.argv[3]
+version = sys.argv[4]
 signer_id = json.loads(replay)["signer_id"]
 key = "%s/1" % daemon
 line = "#1 gaza-ceasefire phase 1 [israel,hamas] agreed_in_principle: Phase 1 <agreed> & signed"
@@ -69,7 +71,7 @@ for r in log:
     headers = dict(r["headers"])
     expect = {"Host": r["headers"][0][1], "Accept": "*/*",
               "Content-Length": str(len(body.encode("utf-8"))),
-              "Idempotency-Key": key, "User-Agent": "parley/1.0.0",
+              "Idempotency-Key": key, "User-Agent": "parley/" + version,
               "Authorization": "Bearer t0k"}
     expect.update(extra)
     problems = []

@@ -45,7 +45,9 @@ test_defaults(void **state)
     assert_int_equal(cfg.heartbeat_interval, 1000);
     assert_int_equal(cfg.log_level, PD_LOG_INFO);
     assert_string_equal(cfg.pid_file, "");
+    assert_false(cfg.pid_file_given);
     assert_int_equal(pd_config_finish(&cfg), 0);
+    assert_false(cfg.pid_file_given);
     assert_string_equal(cfg.keyring, "./parley-data/keyring");
     assert_string_equal(cfg.pid_file, "./parley-data/parleyd.pid");
 }
@@ -93,6 +95,7 @@ test_every_key(void **state)
     assert_int_equal(pd_config_finish(&cfg), 0);
     assert_string_equal(cfg.keyring, "/etc/parley/keyring");
     assert_string_equal(cfg.pid_file, "/run/parleyd.pid");
+    assert_true(cfg.pid_file_given);
 }
 
 static void
