@@ -23,21 +23,18 @@ s_set(json_t *obj, const char *key, json_t *val)
     return val == NULL ? -1 : json_object_set_new(obj, key, val);
 }
 
-/*
- * Set key to the standard base64 (with padding) of len bytes at data.
- * Returns 0 or -1.
- */
-static int
-s_set_base64(json_t *obj, const char *key, const void *data, size_t len)
+/* Base64 (standard alphabet, padded) of n bytes as a JSON string. */
+static json_t *
+s_base64(const uint8_t *bin, size_t n)
 {
-    size_t cap = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
     char *b64 = malloc(cap);
     if (b64 == NULL)
-        return -1;
-    sodium_bin2base64(b64, cap, data, len, sodium_base64_VARIANT_ORIGINAL);
-    int rc = s_set(obj, key, json_string(b64));
+        return NULL;
+    sodium_bin2base64(b64, cap, bin, n, sodium_base64_VARIANT_ORIGINAL);
+    json_t *v = json_string(b64);
     free(b64);
-    return rc;
+    return v;
 }
 
 /*
@@ -57,10 +54,10 @@ s_set_signed(json_t *o, const parley_delivery_t *d)
     if (parley__envelope_decode(d->envelope, d->envelope_len, &env, &arena)
         != 0)
         return -1;
-    int rc = s_set_base64(o, "signed_body", env.body.data, env.body.len);
+    int rc = s_set(o, "signed_body", s_base64(env.body.data, env.body.len));
     if (rc == 0)
-        rc = s_set_base64(o, "signature", env.signature,
-                          sizeof(env.signature));
+        rc = s_set(o, "signature",
+                   s_base64(env.signature, sizeof(env.signature)));
     parley__arena_reset(&arena);
     return rc;
 }
@@ -292,20 +289,6 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
 }
 
 /* ------------------------------------------------------------- envelopes */
-
-/* Base64 (standard alphabet, padded) of n bytes as a JSON string. */
-static json_t *
-s_base64(const uint8_t *bin, size_t n)
-{
-    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
-    char *b64 = malloc(cap);
-    if (b64 == NULL)
-        return NULL;
-    sodium_bin2base64(b64, cap, bin, n, sodium_base64_VARIANT_ORIGINAL);
-    json_t *v = json_string(b64);
-    free(b64);
-    return v;
-}
 
 char *
 parley_envelope_to_json(const void *env, size_t len)
