@@ -455,11 +455,7 @@ s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
     int opt;
     while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
                               NULL)) != -1) {
-        int rc = cli_common_option(c, opt, optarg);
-        if (rc == 0)
-            rc = cli_filter_option(filters, "replay", opt, optarg);
-        if (rc == 0)
-            rc = cli_output_option(&out, "replay", opt, optarg);
+        int rc = cli_read_option(c, filters, &out, "replay", opt, optarg);
         if (rc < 0)
             return CLI_EXIT_USAGE;
         if (rc > 0)

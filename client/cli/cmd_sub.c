@@ -281,11 +281,7 @@ s_parse(cli_common_t *c, int argc, char **argv, cli_filter_t *filters,
     /* "+": the command after "--" (or the first non-option) is not ours */
     while ((opt = getopt_long(argc, argv, "+:" CLI_COMMON_SHORT "F:C:W:",
                               longopts, NULL)) != -1) {
-        int rc = cli_common_option(c, opt, optarg);
-        if (rc == 0)
-            rc = cli_filter_option(filters, "sub", opt, optarg);
-        if (rc == 0)
-            rc = cli_output_option(&a->out, "sub", opt, optarg);
+        int rc = cli_read_option(c, filters, &a->out, "sub", opt, optarg);
         if (rc < 0)
             return CLI_EXIT_USAGE;
         if (rc > 0)

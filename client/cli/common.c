@@ -1083,6 +1083,18 @@ cli_since_seq(cli_common_t *c, const char *cmd, const char *option,
 /* ---------------------------------------------------------------- output */
 
 int
+cli_read_option(cli_common_t *c, cli_filter_t *f, cli_output_t *o,
+                const char *cmd, int opt, const char *arg)
+{
+    int rc = cli_common_option(c, opt, arg);
+    if (rc == 0)
+        rc = cli_filter_option(f, cmd, opt, arg);
+    if (rc == 0)
+        rc = cli_output_option(o, cmd, opt, arg);
+    return rc;
+}
+
+int
 cli_output_option(cli_output_t *o, const char *cmd, int opt, const char *arg)
 {
     if (opt != CLI_OPT_JSON && opt != 'F' && opt != CLI_OPT_RAW)

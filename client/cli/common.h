@@ -345,6 +345,15 @@ typedef struct cli_output {
 int cli_output_option(cli_output_t *o, const char *cmd, int opt,
                       const char *arg);
 
+/*
+ * For the commands that read updates (sub, replay, state): apply opt if
+ * it is a common option (cli_common_option()), a filter or an output
+ * option. Returns 1 if it was one, 0 if not, -1 after printing a usage
+ * error.
+ */
+int cli_read_option(cli_common_t *c, cli_filter_t *f, cli_output_t *o,
+                    const char *cmd, int opt, const char *arg);
+
 extern const char cli_output_help[];
 
 /*
