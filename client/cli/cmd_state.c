@@ -55,71 +55,55 @@ s_help(void)
            cli_filter_help, cli_output_help, cli_common_help);
 }
 
-/* The deliveries of the snapshot, kept. */
-typedef struct {
-    parley_delivery_t **ds;
-    size_t n, cap;
-} s_list_t;
-
+/* Order of deliveries by seq, for -F and --raw. */
 static int
-s_keep(void *arg, const parley_delivery_t *d)
+s_by_seq(const void *pa, const void *pb)
 {
-    s_list_t *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap > 0 ? l->cap * 2 : 64;
-        parley_delivery_t **grown = realloc(l->ds, cap * sizeof(*grown));
-        if (grown == NULL)
-            goto oom;
-        l->ds = grown;
-        l->cap = cap;
-    }
-    if ((l->ds[l->n] = parley_delivery_dup(d)) == NULL)
-        goto oom;
-    l->n++;
-    return 0;
-oom:
-    cli_error("out of memory");
-    return CLI_EXIT_OTHER;
+    uint64_t a = parley_delivery_seq(*(const parley_delivery_t *const *)pa);
+    uint64_t b = parley_delivery_seq(*(const parley_delivery_t *const *)pb);
+    return a < b ? -1 : a > b;
 }
 
 /* Print the updates that hold rows, each once, in seq order (-F, --raw). */
 static int
-s_print_updates(const cli_output_t *out, const cli_state_row_t *rows, size_t n,
-                const s_list_t *l)
+s_print_updates(const cli_output_t *out, const cli_state_row_t *rows, size_t n)
 {
-    /* l is in seq order (the snapshot's): find each row's delivery in it */
-    char *used = calloc(l->n > 0 ? l->n : 1, 1);
-    if (used == NULL) {
+    const parley_delivery_t **ds = calloc(n > 0 ? n : 1, sizeof(*ds));
+    if (ds == NULL) {
         cli_error("out of memory");
         return CLI_EXIT_OTHER;
     }
-    for (size_t k = 0; k < n; k++) {
-        uint64_t seq = parley_delivery_seq(rows[k].d);
-        size_t lo = 0, hi = l->n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (parley_delivery_seq(l->ds[mid]) < seq)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo < l->n)
-            used[lo] = 1;
-    }
-    for (size_t i = 0; i < l->n; i++) {
-        if (!used[i])
-            continue;
-        int rc = cli_print_delivery(stdout, out, l->ds[i]);
+    for (size_t k = 0; k < n; k++)
+        ds[k] = rows[k].d;
+    qsort(ds, n, sizeof(*ds), s_by_seq);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && ds[i] == ds[i - 1])
+            continue; /* one update holding several entries */
+        int rc = cli_print_delivery(stdout, out, ds[i]);
         if (rc < 0) {
-            free(used);
+            free(ds);
             if (rc == -EPIPE)
                 return CLI_EXIT_OK;
             cli_error("writing output: %s", strerror(-rc));
             return CLI_EXIT_OTHER;
         }
     }
-    free(used);
+    free(ds);
     return CLI_EXIT_OK;
+}
+
+/* The entries of the table, as rows (pointing into st). NULL: no memory. */
+static cli_state_row_t *
+s_entries(const parley_state_t *st, size_t *n)
+{
+    *n = parley_state_count(st);
+    cli_state_row_t *e = calloc(*n > 0 ? *n : 1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    for (size_t i = 0; i < *n; i++)
+        e[i].d = parley_state_entry(st, i, &e[i].negotiation, &e[i].party,
+                                    &e[i].phase);
+    return e;
 }
 
 static int
@@ -170,16 +154,19 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
         != 0)
         return status;
     parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
-    parley_query_t *q = NULL;
-    s_list_t l = { 0 };
-    cli_state_row_t *rows = NULL;
-    size_t n_rows = 0;
+    parley_state_t *st = NULL;
+    cli_state_row_t *entries = NULL, *rows = NULL;
+    size_t n_entries = 0, n_rows = 0;
     int rc = cli_call_options(c, &copt);
     copt.keyring = ring;
     cli_filter_call(filters, &copt);
     cli_signals_install();
-    if (rc == 0)
-        rc = parley_snapshot(&copt, &q);
+    if (rc == 0) {
+        if ((st = parley_state_new(&copt)) == NULL)
+            rc = -errno;
+        else
+            rc = parley_state_fetch(st);
+    }
     if (rc == PARLEY_EUNAVAILABLE) {
         /* the reason most often met: more than one answer carries */
         cli_error("rejected: unavailable: %s (a state of more than 4096 "
@@ -193,19 +180,20 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
         status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
         goto out;
     }
-    if ((status = cli_query_run(c, q, s_keep, &l)) != 0 || cli_stop)
-        goto out;
-    if (cli_state_rows((const parley_delivery_t *const *)l.ds, l.n, filters,
-                       &rows, &n_rows)
-        < 0) {
+    if (parley_state_rejected(st) > 0)
+        cli_warn(c, "%zu updates of the state failed verification and are "
+                    "not shown",
+                 parley_state_rejected(st));
+    if ((entries = s_entries(st, &n_entries)) == NULL
+        || cli_state_rows(entries, n_entries, filters, &rows, &n_rows) < 0) {
         cli_error("out of memory");
         status = CLI_EXIT_OTHER;
         goto out;
     }
     cli_info(c, "state as of seq %llu: %zu entries",
-             (unsigned long long)parley_query_seq(q), n_rows);
+             (unsigned long long)parley_state_seq(st), n_rows);
     if (out.mode == CLI_OUT_FORMAT || out.mode == CLI_OUT_RAW) {
-        status = s_print_updates(&out, rows, n_rows, &l);
+        status = s_print_updates(&out, rows, n_rows);
     } else {
         if (n_rows == 0 && out.mode == CLI_OUT_LINE)
             cli_warn(c, "nothing is current%s", filters->n > 0
@@ -215,7 +203,7 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
                                                     : " yet");
         rc = out.mode == CLI_OUT_JSON
                  ? cli_state_print_json(stdout, rows, n_rows,
-                                        parley_query_seq(q))
+                                        parley_state_seq(st))
                  : cli_state_print_table(stdout, rows, n_rows);
         if (rc < 0 && rc != -EPIPE) {
             cli_error("writing output: %s", strerror(-rc));
@@ -224,10 +212,8 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
     }
 out:
     free(rows);
-    for (size_t i = 0; i < l.n; i++)
-        parley_delivery_destroy(&l.ds[i]);
-    free(l.ds);
-    parley_query_destroy(&q);
+    free(entries);
+    parley_state_destroy(&st);
     parley_keyring_destroy(&ring);
     return status;
 }

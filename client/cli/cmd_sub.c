@@ -70,8 +70,11 @@ s_help(void)
            "                      2d) or a time (2024-08-20, 2024-08-20T14:00 local,\n"
            "                      2024-08-20T12:00Z); a time is the first update the\n"
            "                      daemon received at or after it\n"
-           "      --last          the current state first (the latest update per\n"
-           "                      negotiation, party and phase), then live\n"
+           "      --last          the current state first (for each negotiation,\n"
+           "                      party and phase the update holding its state,\n"
+           "                      each update once, with the parties whose state\n"
+           "                      it holds: \"(current for P,Q)\", or\n"
+           "                      \"current_for\" with --json), then live\n"
            "\n"
            "When to stop (default: at SIGINT or SIGTERM, with exit status 0):\n"
            "  -C, --count COUNT   after COUNT updates (and once they are handled)\n"
@@ -643,7 +646,7 @@ s_event(s_run_t *r, const parley_event_t *ev, int *disconnected)
         return 0;
     }
     r->delivered++;
-    int rc = cli_print_delivery(stdout, &a->out, d);
+    int rc = cli_print_event(stdout, &a->out, ev);
     if (rc == -EPIPE)
         return -1; /* the reader is gone: nothing left to do */
     if (rc < 0) {

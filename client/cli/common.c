@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1206,18 +1207,39 @@ typedef struct {
     const parley_update_t *u;
     const char *signer_id;
     const char *signer_name;
+    const parley_event_t *ev;      /* a snapshot's: the entries it holds */
 } s_item_t;
 
-/* Print the JSON of d; 0 or -errno. */
+/* Print the parties of the entries ev holds, comma-separated. */
+static void
+s_put_current_for(FILE *out, const parley_event_t *ev, bool json)
+{
+    for (size_t i = 0; i < parley_event_entry_count(ev); i++) {
+        const char *party = "";
+        (void)parley_event_entry(ev, i, NULL, &party, NULL);
+        fprintf(out, json ? "%s\"%s\"" : "%s%s", i > 0 ? "," : "", party);
+    }
+}
+
+/* Print the JSON of d (with "current_for" when ev holds entries); 0 or
+ * -errno. */
 static int
-s_put_json(FILE *out, const parley_delivery_t *d)
+s_put_json(FILE *out, const parley_delivery_t *d, const parley_event_t *ev)
 {
     if (d == NULL)
         return 0;
     char *json = parley_delivery_to_json(d);
     if (json == NULL)
         return errno != 0 ? -errno : -ENOMEM;
-    fputs(json, out);
+    size_t len = strlen(json);
+    if (parley_event_entry_count(ev) > 0 && len > 0 && json[len - 1] == '}') {
+        fwrite(json, 1, len - 1, out);
+        fputs(",\"current_for\":[", out);
+        s_put_current_for(out, ev, true);
+        fputs("]}", out);
+    } else {
+        fputs(json, out);
+    }
     free(json);
     return 0;
 }
@@ -1289,7 +1311,7 @@ s_put_conversion(FILE *out, char conv, const s_item_t *it)
         break;
     }
     case 'j':
-        return s_put_json(out, it->d);
+        return s_put_json(out, it->d, NULL);
     case '%':
         fputc('%', out);
         break;
@@ -1344,6 +1366,11 @@ s_put_line(FILE *out, const s_item_t *it, int with_time)
         fprintf(out, " (%s of %s)", s_name_or(parley_kind_name(kind), "?"),
                 refs);
     }
+    if (parley_event_entry_count(it->ev) > 0) {
+        fputs(" (current for ", out);
+        s_put_current_for(out, it->ev, false);
+        fputc(')', out);
+    }
 }
 
 /* Print one item in the chosen mode, a newline, and flush. */
@@ -1355,7 +1382,7 @@ s_print_item(FILE *out, const cli_output_t *o, const s_item_t *it)
     case CLI_OUT_NONE:
         return 0;
     case CLI_OUT_JSON:
-        rc = s_put_json(out, it->d);
+        rc = s_put_json(out, it->d, it->ev);
         break;
     case CLI_OUT_RAW: {
         char *line = it->d != NULL ? cli_raw_line(it->d) : NULL;
@@ -1428,6 +1455,18 @@ cli_print_delivery(FILE *out, const cli_output_t *o,
                     .u = parley_delivery_update(d),
                     .signer_id = parley_delivery_signer_id(d),
                     .signer_name = parley_delivery_signer_name(d) };
+    return s_print_item(out, o, &it);
+}
+
+int
+cli_print_event(FILE *out, const cli_output_t *o, const parley_event_t *ev)
+{
+    const parley_delivery_t *d = parley_event_delivery(ev);
+    s_item_t it = { .d = d,
+                    .u = parley_delivery_update(d),
+                    .signer_id = parley_delivery_signer_id(d),
+                    .signer_name = parley_delivery_signer_name(d),
+                    .ev = ev };
     return s_print_item(out, o, &it);
 }
 

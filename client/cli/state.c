@@ -23,55 +23,23 @@ s_cmp(const void *pa, const void *pb)
     return strcmp(a->party, b->party);
 }
 
-/* The same order, and the latest delivery first within an entry. */
-static int
-s_cmp_latest(const void *pa, const void *pb)
-{
-    const cli_state_row_t *a = pa, *b = pb;
-    int c = s_cmp(pa, pb);
-    if (c != 0)
-        return c;
-    uint64_t sa = parley_delivery_seq(a->d), sb = parley_delivery_seq(b->d);
-    return sa > sb ? -1 : sa < sb ? 1 : 0;
-}
-
 int
-cli_state_rows(const parley_delivery_t *const *ds, size_t n,
+cli_state_rows(const cli_state_row_t *entries, size_t n,
                const cli_filter_t *filters, cli_state_row_t **rows,
                size_t *n_rows)
 {
-    size_t cap = 0, used = 0;
-    cli_state_row_t *r = NULL;
-    for (size_t i = 0; i < n; i++) {
-        const parley_update_t *u = parley_delivery_update(ds[i]);
-        cap += parley_update_party_count(u);
-    }
-    if (cap > 0 && (r = calloc(cap, sizeof(*r))) == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const parley_delivery_t *d = ds[i];
-        const parley_update_t *u = parley_delivery_update(d);
-        for (size_t p = 0; p < parley_update_party_count(u); p++) {
-            cli_state_row_t row = { .negotiation = parley_update_negotiation(u),
-                                    .phase = parley_update_phase(u),
-                                    .party = parley_update_party(u, p),
-                                    .d = d };
-            if (cli_filter_entry(filters, row.negotiation, row.party,
-                                 row.phase))
-                r[used++] = row;
-        }
-    }
-    /* The latest delivery naming an entry holds it; --status and --kind
-     * then ask about what the entry stands at now. */
-    if (used > 1)
-        qsort(r, used, sizeof(*r), s_cmp_latest);
     size_t kept = 0;
-    for (size_t k = 0; k < used; k++) {
-        if (k > 0 && s_cmp(&r[k], &r[k - 1]) == 0)
-            continue; /* an older delivery of the entry before */
-        if (cli_filter_local(filters, parley_delivery_update(r[k].d)))
-            r[kept++] = r[k];
-    }
+    cli_state_row_t *r = NULL;
+    if (n > 0 && (r = calloc(n, sizeof(*r))) == NULL)
+        return -ENOMEM;
+    /* --status and --kind ask about what the entry stands at now */
+    for (size_t i = 0; i < n; i++)
+        if (cli_filter_entry(filters, entries[i].negotiation, entries[i].party,
+                             entries[i].phase)
+            && cli_filter_local(filters, parley_delivery_update(entries[i].d)))
+            r[kept++] = entries[i];
+    if (kept > 1)
+        qsort(r, kept, sizeof(*r), s_cmp);
     *rows = r;
     *n_rows = kept;
     return 0;

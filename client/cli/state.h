@@ -3,12 +3,11 @@
  * grouped negotiation -> phase, one line per party, or the same as one
  * JSON document.
  *
- * The snapshot holds each current update once; an update naming several
- * parties stands for one (negotiation, party, phase) entry per party.
- * cli_state_rows() is the one place that turns deliveries into entries:
- * today it gives each entry the latest delivery of the snapshot that
- * names it (the daemon has already applied corrections, retractions and
- * expiry; the tool adds no rules of its own).
+ * The entries, and the delivery that holds each, come from the library's
+ * state table (parley_state_t: the daemon's snapshot with its entries,
+ * corrections, retractions and expiry applied); the tool adds no rules of
+ * its own. cli_state_rows() is the one place that chooses and orders the
+ * entries shown.
  */
 #ifndef PARLEY_CLI_STATE_H
 #define PARLEY_CLI_STATE_H
@@ -24,16 +23,16 @@ typedef struct cli_state_row {
 } cli_state_row_t;
 
 /*
- * Group the deliveries of a snapshot (n of them, any order) into entries
- * that match the filters (negotiation/party/phase for the entry, then
- * --status and --kind for its update), sorted by negotiation, phase and
- * party.
+ * The entries (n of them, any order; one per negotiation, party and
+ * phase, each with the delivery holding it) that match the filters
+ * (negotiation/party/phase for the entry, then --status and --kind for
+ * its update), sorted by negotiation, phase and party.
  *
  * Returns:   0 with *rows (n_rows entries) set, or -ENOMEM.
- * Ownership: *rows is the caller's (free()); it points into ds, which
- *            must outlive it.
+ * Ownership: *rows is the caller's (free()); it points where entries
+ *            point, which must outlive it.
  */
-int cli_state_rows(const parley_delivery_t *const *ds, size_t n,
+int cli_state_rows(const cli_state_row_t *entries, size_t n,
                    const cli_filter_t *filters, cli_state_row_t **rows,
                    size_t *n_rows);
 

@@ -54,6 +54,30 @@ s_teardown(void **state)
     return 0;
 }
 
+/*
+ * The entries the library's state table gives for these deliveries (in an
+ * order of its own, to show that the rows are sorted): #12 holds egypt's
+ * and the us's phase 0, #1 still holds qatar's.
+ */
+#define S_E 6
+static void
+s_entries(cli_state_row_t e[S_E])
+{
+    const cli_state_row_t t[S_E] = {
+        { "sudan-talks", 2, "saf", NULL },
+        { "gaza-ceasefire", 0, "us", NULL },
+        { "gaza-ceasefire", 1, "israel", NULL },
+        { "gaza-ceasefire", 0, "qatar", NULL },
+        { "gaza-ceasefire", 1, "hamas", NULL },
+        { "gaza-ceasefire", 0, "egypt", NULL },
+    };
+    const int held_by[S_E] = { 3, 2, 1, 0, 1, 2 };
+    for (int i = 0; i < S_E; i++) {
+        e[i] = t[i];
+        e[i].d = s_ds[held_by[i]];
+    }
+}
+
 /* The table of rows, as a string. */
 static char *
 s_table(const cli_state_row_t *rows, size_t n)
@@ -74,9 +98,9 @@ test_rows_and_table(void **state)
     cli_filter_t filters = { .n = 0 };
     cli_state_row_t *rows = NULL;
     size_t n = 0;
-    /* the order of the deliveries does not matter */
-    const parley_delivery_t *ds[S_N] = { s_ds[2], s_ds[0], s_ds[3], s_ds[1] };
-    assert_int_equal(cli_state_rows(ds, S_N, &filters, &rows, &n), 0);
+    cli_state_row_t e[S_E];
+    s_entries(e);
+    assert_int_equal(cli_state_rows(e, S_E, &filters, &rows, &n), 0);
     assert_int_equal(n, 6);
     char *t = s_table(rows, n);
     assert_string_equal(
@@ -102,10 +126,11 @@ test_rows_filtered(void **state)
     cli_filter_t f = { .n = 0 };
     cli_state_row_t *rows = NULL;
     size_t n = 0;
-    const parley_delivery_t *ds[S_N] = { s_ds[0], s_ds[1], s_ds[2], s_ds[3] };
+    cli_state_row_t e[S_E];
+    s_entries(e);
     /* --party egypt: the entry, not every party of the update */
     assert_int_equal(cli_filter_option(&f, "state", CLI_OPT_PARTY, "egypt"), 1);
-    assert_int_equal(cli_state_rows(ds, S_N, &f, &rows, &n), 0);
+    assert_int_equal(cli_state_rows(e, S_E, &f, &rows, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(rows[0].party, "egypt");
     assert_int_equal(parley_delivery_seq(rows[0].d), 12);
@@ -116,7 +141,7 @@ test_rows_filtered(void **state)
     assert_int_equal(cli_filter_option(&f, "state", CLI_OPT_STATUS_FILTER,
                                        "talks_in_progress"),
                      1);
-    assert_int_equal(cli_state_rows(ds, S_N, &f, &rows, &n), 0);
+    assert_int_equal(cli_state_rows(e, S_E, &f, &rows, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(rows[0].party, "qatar");
     free(rows);
@@ -125,13 +150,13 @@ test_rows_filtered(void **state)
     assert_int_equal(cli_filter_option(&f, "state", CLI_OPT_KIND_FILTER,
                                        "correction"),
                      1);
-    assert_int_equal(cli_state_rows(ds, S_N, &f, &rows, &n), 0);
+    assert_int_equal(cli_state_rows(e, S_E, &f, &rows, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(rows[0].negotiation, "sudan-talks");
     free(rows);
     cli_filter_free(&f);
     /* nothing: no rows, an empty table */
-    assert_int_equal(cli_state_rows(ds, 0, &f, &rows, &n), 0);
+    assert_int_equal(cli_state_rows(e, 0, &f, &rows, &n), 0);
     assert_int_equal(n, 0);
     char *t = s_table(rows, n);
     assert_string_equal(t, "");
@@ -146,8 +171,12 @@ test_json(void **state)
     cli_filter_t f = { .n = 0 };
     cli_state_row_t *rows = NULL;
     size_t n = 0;
-    const parley_delivery_t *ds[1] = { s_ds[1] };
-    assert_int_equal(cli_state_rows(ds, 1, &f, &rows, &n), 0);
+    cli_state_row_t e[S_E];
+    s_entries(e);
+    /* phase 1: hamas and israel, both held by #3 */
+    assert_int_equal(cli_filter_option(&f, "state", CLI_OPT_PHASE, "1"), 1);
+    assert_int_equal(cli_state_rows(e, S_E, &f, &rows, &n), 0);
+    cli_filter_free(&f);
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
