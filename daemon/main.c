@@ -259,6 +259,25 @@ static const struct option s_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
+/*
+ * The flags that set a config key: the option, the key, and the value of
+ * a flag that takes no argument.
+ */
+static const struct {
+    int opt;
+    const char *key;
+    const char *value; /* NULL: the flag's argument */
+} s_flag_keys[] = {
+    { S_OPT_API, "api", NULL },
+    { S_OPT_FEED, "feed", NULL },
+    { S_OPT_STATE_DIR, "state_dir", NULL },
+    { S_OPT_KEYRING, "keyring", NULL },
+    { S_OPT_SKEW, "max_clock_skew", NULL },
+    { S_OPT_NO_FSYNC, "fsync", "off" },
+    { S_OPT_LOG_LEVEL, "log_level", NULL },
+    { S_OPT_PID_FILE, "pid_file", NULL },
+};
+
 /* A flag remembered until the config file has been read. */
 typedef struct {
     const char *flag;   /* long option name, for messages */
@@ -266,65 +285,61 @@ typedef struct {
     const char *value;
 } s_flag_t;
 
-int
-main(int argc, char **argv)
+/* What the command line said. */
+typedef struct {
+    const char *config_path; /* -c FILE, or NULL */
+    s_flag_t flags[16];      /* flags that set a config key, in order */
+    size_t n_flags;
+    bool level_flag;         /* --log-level given: a reload keeps it */
+    bool reload;             /* --reload: ask the running daemon */
+    long reload_pid;         /* --pid PID, 0 if not given */
+} s_args_t;
+
+/*
+ * Remember option opt (s_options[li], argument arg) if it is a flag that
+ * sets a config key. Returns false if it is not one.
+ */
+static bool
+s_keep_flag(s_args_t *args, int opt, int li, const char *arg)
 {
-    const char *config_path = NULL;
-    s_flag_t flags[16];
-    size_t n_flags = 0;
-    bool level_flag = false, reload = false;
-    long reload_pid = 0;
+    for (size_t i = 0; i < sizeof(s_flag_keys) / sizeof(s_flag_keys[0]);
+         i++) {
+        if (s_flag_keys[i].opt != opt)
+            continue;
+        const char *value =
+            s_flag_keys[i].value != NULL ? s_flag_keys[i].value : arg;
+        if (args->n_flags < sizeof(args->flags) / sizeof(args->flags[0]))
+            args->flags[args->n_flags++] =
+                (s_flag_t){ s_options[li].name, s_flag_keys[i].key, value };
+        if (opt == S_OPT_LOG_LEVEL)
+            args->level_flag = true;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Read the command line into args. Returns -1 to go on, or the exit
+ * status: 0 after --version or --help, 2 for a command line that is
+ * wrong (after the usage on stderr).
+ */
+static int
+s_parse_args(int argc, char **argv, s_args_t *args)
+{
     int c, li = -1;
-
-    /* Before any thread starts: one malloc arena for the whole process.
-     * libzmq allocates a connection's pipes in its I/O thread and the
-     * 16 KB chunks its message queues grow by in this thread; with an
-     * arena per thread, what one frees (the handshake pipes zap.c lets
-     * go, a closed connection) cannot serve the other's next allocation,
-     * and the peak with many subscribers grows by megabytes. Small
-     * allocations go through glibc's per-thread cache, so sharing the
-     * arena costs little. */
-    mallopt(M_ARENA_MAX, 1);
-
+    memset(args, 0, sizeof(*args));
     while ((c = getopt_long(argc, argv, "c:Vh", s_options, &li)) != -1) {
-        const char *key = NULL;
         switch (c) {
         case 'c':
-            config_path = optarg;
-            break;
-        case S_OPT_API:
-            key = "api";
-            break;
-        case S_OPT_FEED:
-            key = "feed";
-            break;
-        case S_OPT_STATE_DIR:
-            key = "state_dir";
-            break;
-        case S_OPT_KEYRING:
-            key = "keyring";
-            break;
-        case S_OPT_SKEW:
-            key = "max_clock_skew";
-            break;
-        case S_OPT_NO_FSYNC:
-            key = "fsync";
-            optarg = (char *)"off";
-            break;
-        case S_OPT_LOG_LEVEL:
-            key = "log_level";
-            level_flag = true;
-            break;
-        case S_OPT_PID_FILE:
-            key = "pid_file";
+            args->config_path = optarg;
             break;
         case S_OPT_RELOAD:
-            reload = true;
+            args->reload = true;
             break;
         case S_OPT_PID: {
             char *end;
-            reload_pid = strtol(optarg, &end, 10);
-            if (*end != '\0' || reload_pid <= 0) {
+            args->reload_pid = strtol(optarg, &end, 10);
+            if (*end != '\0' || args->reload_pid <= 0) {
                 fprintf(stderr, "parleyd: --pid: \"%s\" is not a pid\n",
                         optarg);
                 return 2;
@@ -338,11 +353,11 @@ main(int argc, char **argv)
             s_usage(stdout);
             return 0;
         default:
-            s_usage(stderr);
-            return 2;
+            if (!s_keep_flag(args, c, li, optarg)) {
+                s_usage(stderr);
+                return 2;
+            }
         }
-        if (key != NULL && n_flags < sizeof(flags) / sizeof(flags[0]))
-            flags[n_flags++] = (s_flag_t){ s_options[li].name, key, optarg };
         li = -1;
     }
     if (optind < argc) {
@@ -350,41 +365,168 @@ main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-
-    pd_config_t cfg;
-    char errbuf[512];
-    pd_config_defaults(&cfg);
-    if (config_path != NULL
-        && pd_config_load(&cfg, config_path, errbuf, sizeof(errbuf)) < 0) {
-        fprintf(stderr, "parleyd: %s\n", errbuf);
-        return 1;
-    }
-    for (size_t i = 0; i < n_flags; i++) {
-        if (pd_config_set(&cfg, flags[i].key, flags[i].value, errbuf,
-                          sizeof(errbuf))
-            < 0) {
-            /* errbuf starts with the config key; name the flag instead. */
-            size_t k = strlen(flags[i].key);
-            const char *msg = strncmp(errbuf, flags[i].key, k) == 0
-                                      && strncmp(errbuf + k, ": ", 2) == 0
-                                  ? errbuf + k + 2
-                                  : errbuf;
-            fprintf(stderr, "parleyd: --%s: %s\n", flags[i].flag, msg);
-            return 2;
-        }
-    }
-    if (pd_config_finish(&cfg) < 0) {
-        fprintf(stderr, "parleyd: state_dir is too long\n");
-        return 1;
-    }
-    if (reload_pid > 0 && !reload) {
+    if (args->reload_pid > 0 && !args->reload) {
         fprintf(stderr, "parleyd: --pid goes with --reload\n");
         return 2;
     }
-    if (reload) {
+    return -1;
+}
+
+/*
+ * The settings: the defaults, the config file of -c over them, the
+ * flags over that. Returns 0, or the exit status after a message on
+ * stderr (2 for a flag's bad value).
+ */
+static int
+s_load_config(const s_args_t *args, pd_config_t *cfg)
+{
+    char errbuf[512];
+    pd_config_defaults(cfg);
+    if (args->config_path != NULL
+        && pd_config_load(cfg, args->config_path, errbuf, sizeof(errbuf))
+               < 0) {
+        fprintf(stderr, "parleyd: %s\n", errbuf);
+        return 1;
+    }
+    for (size_t i = 0; i < args->n_flags; i++) {
+        const s_flag_t *f = &args->flags[i];
+        if (pd_config_set(cfg, f->key, f->value, errbuf, sizeof(errbuf))
+            < 0) {
+            /* errbuf starts with the config key; name the flag instead. */
+            size_t k = strlen(f->key);
+            const char *msg = strncmp(errbuf, f->key, k) == 0
+                                      && strncmp(errbuf + k, ": ", 2) == 0
+                                  ? errbuf + k + 2
+                                  : errbuf;
+            fprintf(stderr, "parleyd: --%s: %s\n", f->flag, msg);
+            return 2;
+        }
+    }
+    if (pd_config_finish(cfg) < 0) {
+        fprintf(stderr, "parleyd: state_dir is too long\n");
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Make the state directory and check who may write it; on a first start
+ * without a keyring make the demo one (*demo); load the keyring.
+ * Returns the keyring, or NULL after a log line.
+ */
+static parley_keyring_t *
+s_load_keyring(const pd_config_t *cfg, bool *demo)
+{
+    char errbuf[512];
+    int rc = s_mkdirs(cfg->state_dir, 0700);
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "cannot create state dir %s: %s", cfg->state_dir,
+               strerror(-rc));
+        return NULL;
+    }
+    if (pd_trust_check(cfg->state_dir, "state_dir", errbuf, sizeof(errbuf))
+        < 0) {
+        pd_log(PD_LOG_ERROR, "refusing to start: %s", errbuf);
+        return NULL;
+    }
+    *demo = false;
+    if (!cfg->keyring_given && access(cfg->keyring, F_OK) < 0
+        && errno == ENOENT) {
+        if (s_make_demo(cfg) < 0)
+            return NULL;
+        *demo = true;
+    }
+    parley_keyring_t *ring = pd_trust_keyring_load(cfg->keyring, errbuf,
+                                                   sizeof(errbuf));
+    if (ring == NULL) {
+        pd_log(PD_LOG_ERROR, "cannot start without a valid keyring: %s",
+               errbuf);
+        return NULL;
+    }
+    if (parley_keyring_size(ring) == 0)
+        pd_log(PD_LOG_WARN, "keyring %s names no signer: every publish will "
+                            "be rejected unknown_signer", cfg->keyring);
+    else
+        pd_log(PD_LOG_INFO, "keyring %s: %zu signers", cfg->keyring,
+               parley_keyring_size(ring));
+    return ring;
+}
+
+/*
+ * Block SIGINT, SIGTERM and SIGHUP before libzmq starts its threads, so
+ * that they reach only the signalfd the loop polls; ignore SIGPIPE.
+ * Returns the signalfd, or -1 after a log line.
+ */
+static int
+s_signal_fd(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    int sigfd = -1;
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0
+        || (sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        pd_log(PD_LOG_ERROR, "cannot set up signals: %s", strerror(errno));
+        return -1;
+    }
+    return sigfd;
+}
+
+/*
+ * Write our pid to cfg's pid_file. Returns 0, or 1 (the exit status)
+ * when a pid file named by the config or --pid-file cannot be written.
+ */
+static int
+s_write_pid_file(const pd_config_t *cfg)
+{
+    char pid_text[32];
+    int rc;
+    snprintf(pid_text, sizeof(pid_text), "%ld\n", (long)getpid());
+    if (cfg->pid_file[0] == '\0'
+        || (rc = pd_trust_write_atomic(cfg->pid_file, pid_text)) == 0)
+        return 0;
+    if (cfg->pid_file_given) {
+        pd_log(PD_LOG_ERROR, "cannot write the pid file %s: %s",
+               cfg->pid_file, strerror(-rc));
+        return 1;
+    }
+    /* The default one in the state directory is a convenience: a full
+     * disk must not stop the daemon (its log has a reserve, the pid file
+     * has none). A stale one would name another process. */
+    pd_log(PD_LOG_WARN, "cannot write the pid file %s: %s; parleyd --reload "
+                        "needs --pid %ld",
+           cfg->pid_file, strerror(-rc), (long)getpid());
+    unlink(cfg->pid_file);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    /* Before any thread starts: one malloc arena for the whole process.
+     * libzmq allocates a connection's pipes in its I/O thread and the
+     * 16 KB chunks its message queues grow by in this thread; with an
+     * arena per thread, what one frees (the handshake pipes zap.c lets
+     * go, a closed connection) cannot serve the other's next allocation,
+     * and the peak with many subscribers grows by megabytes. Small
+     * allocations go through glibc's per-thread cache, so sharing the
+     * arena costs little. */
+    mallopt(M_ARENA_MAX, 1);
+
+    s_args_t args;
+    int rc = s_parse_args(argc, argv, &args);
+    if (rc >= 0)
+        return rc;
+    pd_config_t cfg;
+    if ((rc = s_load_config(&args, &cfg)) != 0)
+        return rc;
+    if (args.reload) {
         /* Ask the running daemon to reload, and say how it went. */
         char msg[1400];
-        int rrc = pd_server_reload_request(&cfg, reload_pid, 10000, msg,
+        int rrc = pd_server_reload_request(&cfg, args.reload_pid, 10000, msg,
                                            sizeof(msg));
         fprintf(rrc == 0 ? stdout : stderr, "parleyd: %s\n", msg);
         return rrc == 0 ? 0 : rrc == 1 ? 1 : rrc == -ETIMEDOUT ? 3 : 2;
@@ -398,57 +540,19 @@ main(int argc, char **argv)
            cfg.state_dir, cfg.fsync ? "" : " (fsync OFF: acked updates can "
                                            "be lost on power failure)");
 
-    int rc = s_mkdirs(cfg.state_dir, 0700);
-    if (rc < 0) {
-        pd_log(PD_LOG_ERROR, "cannot create state dir %s: %s", cfg.state_dir,
-               strerror(-rc));
-        return 1;
-    }
-    if (pd_trust_check(cfg.state_dir, "state_dir", errbuf, sizeof(errbuf))
-        < 0) {
-        pd_log(PD_LOG_ERROR, "refusing to start: %s", errbuf);
-        return 1;
-    }
     bool demo = false;
-    if (!cfg.keyring_given && access(cfg.keyring, F_OK) < 0
-        && errno == ENOENT) {
-        if (s_make_demo(&cfg) < 0)
-            return 1;
-        demo = true;
-    }
-    parley_keyring_t *ring = pd_trust_keyring_load(cfg.keyring, errbuf,
-                                                   sizeof(errbuf));
-    if (ring == NULL) {
-        pd_log(PD_LOG_ERROR, "cannot start without a valid keyring: %s",
-               errbuf);
+    parley_keyring_t *ring = s_load_keyring(&cfg, &demo);
+    if (ring == NULL)
         return 1;
-    }
-    if (parley_keyring_size(ring) == 0)
-        pd_log(PD_LOG_WARN, "keyring %s names no signer: every publish will "
-                            "be rejected unknown_signer", cfg.keyring);
-    else
-        pd_log(PD_LOG_INFO, "keyring %s: %zu signers", cfg.keyring,
-               parley_keyring_size(ring));
-
-    /* Block the signals before libzmq starts its threads, so that they
-     * reach only the signalfd the loop polls. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    signal(SIGPIPE, SIG_IGN);
-    int sigfd = -1;
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0
-        || (sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
-        pd_log(PD_LOG_ERROR, "cannot set up signals: %s", strerror(errno));
+    int sigfd = s_signal_fd();
+    if (sigfd < 0) {
         parley_keyring_destroy(&ring);
         return 1;
     }
 
     pd_server_opts_t opts = { .cfg = &cfg,
-                              .config_path = config_path,
-                              .log_level_fixed = level_flag,
+                              .config_path = args.config_path,
+                              .log_level_fixed = args.level_flag,
                               .ring = ring };
     pd_server_t *srv = pd_server_new(&opts, &rc);
     if (srv == NULL) {
@@ -457,24 +561,10 @@ main(int argc, char **argv)
     }
     if (demo)
         s_print_try_this(&cfg, pd_server_api_endpoint(srv));
-    char pid_text[32];
-    snprintf(pid_text, sizeof(pid_text), "%ld\n", (long)getpid());
-    if (cfg.pid_file[0] != '\0'
-        && (rc = pd_trust_write_atomic(cfg.pid_file, pid_text)) < 0) {
-        if (cfg.pid_file_given) {
-            pd_log(PD_LOG_ERROR, "cannot write the pid file %s: %s",
-                   cfg.pid_file, strerror(-rc));
-            pd_server_destroy(&srv);
-            close(sigfd);
-            return 1;
-        }
-        /* The default one in the state directory is a convenience: a
-         * full disk must not stop the daemon (its log has a reserve, the
-         * pid file has none). A stale one would name another process. */
-        pd_log(PD_LOG_WARN, "cannot write the pid file %s: %s; parleyd "
-                            "--reload needs --pid %ld",
-               cfg.pid_file, strerror(-rc), (long)getpid());
-        unlink(cfg.pid_file);
+    if ((rc = s_write_pid_file(&cfg)) != 0) {
+        pd_server_destroy(&srv);
+        close(sigfd);
+        return rc;
     }
     rc = pd_server_run(srv, sigfd);
     if (cfg.pid_file[0] != '\0')
