@@ -68,10 +68,10 @@ DESK_ID=$(key_id "$T/desk.pub")
 "$PARLEY" pub -k "$T/desk" --negotiation gaza-ceasefire --party israel --party us \
     --phase 1 --status proposed --headline h >/dev/null 2>"$T/forbidden.err"
 [ $? -eq 2 ] || fail "a forbidden publish: exit status not 2"
-expect_err "$T/forbidden.err" "parley: rejected: forbidden: signer may not publish for this negotiation, party or phase: signer $DESK_ID: party \"us\" is not allowed; the keyring allows desk negotiations=gaza-ceasefire parties=israel,hamas phases=0-3"
+expect_err "$T/forbidden.err" "parley: rejected: forbidden: signer may not publish for this negotiation, party or phase, or client may not ask this: signer $DESK_ID: party \"us\" is not allowed; the keyring allows desk negotiations=gaza-ceasefire parties=israel,hamas phases=0-3"
 "$PARLEY" pub -k "$T/desk" --negotiation gaza-ceasefire --party israel \
     --phase 7 --status proposed --headline h >/dev/null 2>"$T/forbidden2.err"
-expect_err "$T/forbidden2.err" "parley: rejected: forbidden: signer may not publish for this negotiation, party or phase: signer $DESK_ID: phase 7 is not allowed; the keyring allows desk negotiations=gaza-ceasefire parties=israel,hamas phases=0-3"
+expect_err "$T/forbidden2.err" "parley: rejected: forbidden: signer may not publish for this negotiation, party or phase, or client may not ask this: signer $DESK_ID: phase 7 is not allowed; the keyring allows desk negotiations=gaza-ceasefire parties=israel,hamas phases=0-3"
 STRANGER_ID=$(key_id "$T/stranger.pub")
 "$PARLEY" pub -k "$T/stranger" --negotiation gaza-ceasefire --party israel \
     --status proposed --headline h >/dev/null 2>"$T/unknown.err"
