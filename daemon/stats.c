@@ -43,6 +43,9 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "verify_threads",
     "turns_read_ahead",
     "turn_requests_max",
+    "reloads",
+    "reload_failures",
+    "reload_failed",
 };
 
 /* Where one stat comes from. */
