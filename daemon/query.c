@@ -2,12 +2,14 @@
  * query.c - replay and snapshot (query.h).
  *
  * Memory: a replay page is built in buffers allocated once in
- * pd_query_new() (the largest page fits); a snapshot, rarer and of
- * unbounded size until it is counted, grows heap buffers that live until
- * the next query.
+ * pd_query_new() (the largest page fits); a page that spans steps holds
+ * no delivery yet, so only its place is kept in the job. A snapshot,
+ * rarer, grows a heap buffer in its job (at most PD_QUERY_SNAPSHOT_BYTES
+ * of deliveries) and its reply lives until the next snapshot.
  */
 #include "query.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -18,6 +20,8 @@
 
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the record itself */
 #define S_DELIVERY_OVERHEAD 64      /* Delivery fields around an envelope */
+/* Records read between two looks at the clock. */
+#define S_CLOCK_EVERY 16
 
 struct pd_query {
     pd_storage_t *storage;           /* borrowed */
@@ -157,6 +161,32 @@ s_encode(const parley__reply_t *r, uint8_t *buf, size_t cap,
     return 0;
 }
 
+/*
+ * Take one record from the budget. Returns false when it is spent: no
+ * records left, or past the deadline (looked at every S_CLOCK_EVERY
+ * records, and before the first).
+ */
+static bool
+s_take(pd_query_budget_t *b, uint64_t taken)
+{
+    if (b->records == 0)
+        return false;
+    if (b->deadline_us != 0 && taken % S_CLOCK_EVERY == 0
+        && parley__mono_us() >= b->deadline_us) {
+        b->records = 0; /* the slice is over for every later step too */
+        return false;
+    }
+    b->records--;
+    return true;
+}
+
+/* A budget that never runs out. */
+static pd_query_budget_t
+s_unlimited(void)
+{
+    return (pd_query_budget_t){ .records = UINT64_MAX, .deadline_us = 0 };
+}
+
 /* ================================================================ replay */
 
 /* One replay page being filled. */
@@ -168,16 +198,23 @@ typedef struct {
 
 /*
  * Add the deliveries of seqs pg->seq..to that rd wants to the page, until
- * it holds limit of them, is full, or PD_QUERY_SCAN_MAX were looked at.
+ * it holds limit of them, is full, the job has looked at
+ * PD_QUERY_SCAN_MAX records, or the budget is spent (*spent then).
  * Returns 0 or PARLEY_EUNAVAILABLE (a read error, logged).
  */
 static int
 s_fill_page(pd_query_t *self, const s_reader_t *rd, uint64_t to,
-            uint32_t limit, s_page_t *pg)
+            uint32_t limit, pd_query_job_t *job, pd_query_budget_t *b,
+            s_page_t *pg, bool *spent)
 {
-    for (size_t looked = 0; pg->seq <= to && pg->n < limit
-                            && looked < PD_QUERY_SCAN_MAX;
-         pg->seq++, looked++) {
+    *spent = false;
+    for (uint64_t taken = 0; pg->seq <= to && pg->n < limit
+                             && job->looked < PD_QUERY_SCAN_MAX;
+         pg->seq++, job->looked++) {
+        if (!s_take(b, taken++)) {
+            *spent = true;
+            break;
+        }
         int64_t received_at;
         size_t len, dlen;
         int rc = s_read_record(self, pg->seq, &received_at, &len);
@@ -206,13 +243,18 @@ s_fill_page(pd_query_t *self, const s_reader_t *rd, uint64_t to,
 }
 
 int
-pd_query_replay(pd_query_t *self, const parley__request_t *req,
-                const char *user, pd_query_answer_t *a)
+pd_query_replay_step(pd_query_t *self, const parley__request_t *req,
+                     const char *user, pd_query_job_t *job,
+                     pd_query_budget_t *b, pd_query_answer_t *a)
 {
     memset(a, 0, sizeof(*a));
     uint64_t first = pd_storage_first(self->storage);
     uint64_t head = pd_storage_head(self->storage);
-    uint64_t from = req->from_seq > 0 ? req->from_seq : 1;
+    /* Where the page starts, or where an earlier step of it stopped:
+     * retention may have passed it since. */
+    uint64_t from = job->seq > 0 ? job->seq
+                    : req->from_seq > 0 ? req->from_seq
+                                        : 1;
     if ((first > 0 && from < first)
         || (first == 0 && head > 0 && from <= head)) {
         a->first_seq = first > 0 ? first : head + 1;
@@ -224,9 +266,14 @@ pd_query_replay(pd_query_t *self, const parley__request_t *req,
                          : req->limit;
     s_reader_t rd = s_reader(self, req, user);
     s_page_t pg = { .seq = from };
-    int rc = s_fill_page(self, &rd, to, limit, &pg);
+    bool spent;
+    int rc = s_fill_page(self, &rd, to, limit, job, b, &pg, &spent);
     if (rc < 0)
         return rc;
+    if (spent && pg.n == 0) {
+        job->seq = pg.seq; /* nothing to send yet: go on in a later step */
+        return PD_QUERY_MORE;
+    }
     parley__reply_t r = { .request_id = req->request_id,
                           .type = PARLEY__REPLY_REPLAY,
                           .deliveries = self->item_list,
@@ -237,21 +284,60 @@ pd_query_replay(pd_query_t *self, const parley__request_t *req,
     return s_encode(&r, self->out, self->out_cap, a);
 }
 
+int
+pd_query_replay(pd_query_t *self, const parley__request_t *req,
+                const char *user, pd_query_answer_t *a)
+{
+    pd_query_job_t job = { 0 };
+    pd_query_budget_t b = s_unlimited();
+    int rc = pd_query_replay_step(self, req, user, &job, &b, a);
+    pd_query_job_end(&job);
+    return rc;
+}
+
 /* ============================================================== snapshot */
 
 /* A growing buffer of Delivery bytes for a snapshot (not the hot path). */
 typedef struct {
     uint8_t *buf;
     size_t used, cap;
-    size_t *offs;      /* start of each delivery */
+    size_t *offs;      /* start of each delivery (PD_QUERY_SNAPSHOT_MAX) */
     size_t n;
 } s_snap_t;
 
+/* Where a snapshot stands between its steps. */
+struct pd_query_snap {
+    uint64_t *seqs;    /* the latest state when the job started */
+    int n_seqs;
+    int next;          /* the next of seqs to read */
+    uint64_t head;     /* the snapshot's seq */
+    int64_t now_ms;    /* expiry is measured at the start */
+    s_snap_t got;      /* the deliveries collected */
+};
+
+/*
+ * Add one delivery. Returns 0, PARLEY_EUNAVAILABLE (over
+ * PD_QUERY_SNAPSHOT_MAX or PD_QUERY_SNAPSHOT_BYTES: detail says which)
+ * or another negative error.
+ */
 static int
 s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
-           size_t len)
+           size_t len, char *detail, size_t detail_cap)
 {
     size_t need = len + S_DELIVERY_OVERHEAD, dlen;
+    if (s->n == PD_QUERY_SNAPSHOT_MAX) {
+        snprintf(detail, detail_cap, "(snapshot holds over %d updates)",
+                 PD_QUERY_SNAPSHOT_MAX);
+        return PARLEY_EUNAVAILABLE;
+    }
+    if (s->used + need > PD_QUERY_SNAPSHOT_BYTES + S_DELIVERY_OVERHEAD) {
+        snprintf(detail, detail_cap, "(snapshot holds over %d bytes)",
+                 PD_QUERY_SNAPSHOT_BYTES);
+        return PARLEY_EUNAVAILABLE;
+    }
+    if (s->offs == NULL
+        && (s->offs = malloc(PD_QUERY_SNAPSHOT_MAX * sizeof(size_t))) == NULL)
+        return -ENOMEM;
     if (s->cap - s->used < need) {
         size_t cap = s->cap * 2 > s->used + need ? s->cap * 2 : s->used + need;
         uint8_t *b = realloc(s->buf, cap);
@@ -265,35 +351,47 @@ s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
                                      &dlen);
     if (rc < 0)
         return rc;
+    if (s->used + dlen > PD_QUERY_SNAPSHOT_BYTES) {
+        snprintf(detail, detail_cap, "(snapshot holds over %d bytes)",
+                 PD_QUERY_SNAPSHOT_BYTES);
+        return PARLEY_EUNAVAILABLE;
+    }
     s->offs[s->n++] = s->used;
     s->used += dlen;
     return 0;
 }
 
 /*
- * Collect the deliveries of the n latest-state seqs that rd wants and
- * that have not expired. Returns 0 or a negative error.
+ * Collect the deliveries of the latest-state seqs that rd wants and that
+ * had not expired when the job started, from where the job stands, until
+ * the budget is spent (*spent then). Returns 0 or a negative error
+ * (PARLEY_EUNAVAILABLE with a->detail when the snapshot is too large).
  */
 static int
-s_snap_collect(pd_query_t *self, const s_reader_t *rd, const uint64_t *seqs,
-               int n, s_snap_t *s)
+s_snap_collect(pd_query_t *self, const s_reader_t *rd, pd_query_snap_t *js,
+               pd_query_budget_t *b, bool *spent, pd_query_answer_t *a)
 {
-    if (n > 0 && (s->offs = malloc((size_t)n * sizeof(size_t))) == NULL)
-        return -ENOMEM;
-    int64_t now = parley_now_ms();
-    for (int i = 0; i < n; i++) {
+    *spent = false;
+    for (uint64_t taken = 0; js->next < js->n_seqs; js->next++) {
+        if (!s_take(b, taken++)) {
+            *spent = true;
+            return 0;
+        }
+        uint64_t seq = js->seqs[js->next];
         int64_t received_at;
         size_t len;
-        int rc = s_read_record(self, seqs[i], &received_at, &len);
+        int rc = s_read_record(self, seq, &received_at, &len);
         if (rc == -ENOENT || rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
             continue; /* removed by retention, or logged at start */
         if (rc < 0)
             return rc;
         const parley_update_t *u = &self->update;
-        if ((u->expires_at != 0 && u->expires_at <= now)
+        if ((u->expires_at != 0 && u->expires_at <= js->now_ms)
             || !s_wanted(self, rd, u))
             continue;
-        if ((rc = s_snap_add(s, seqs[i], received_at, self->record, len)) < 0)
+        rc = s_snap_add(&js->got, seq, received_at, self->record, len,
+                        a->detail, sizeof(a->detail));
+        if (rc < 0)
             return rc;
     }
     return 0;
@@ -302,10 +400,12 @@ s_snap_collect(pd_query_t *self, const s_reader_t *rd, const uint64_t *seqs,
 /* Encode the collected deliveries as the snapshot reply to req. */
 static int
 s_snap_encode(pd_query_t *self, const parley__request_t *req,
-              const s_snap_t *s, pd_query_answer_t *a)
+              const pd_query_snap_t *js, pd_query_answer_t *a)
 {
+    const s_snap_t *s = &js->got;
     parley__bytes_t *list = calloc(s->n > 0 ? s->n : 1, sizeof(*list));
     size_t out_cap = s->used + s->n * parley__reply_item_overhead(0) + 64;
+    free(self->snap_out);
     self->snap_out = malloc(out_cap);
     int rc = PARLEY_EUNAVAILABLE;
     if (list != NULL && self->snap_out != NULL) {
@@ -318,7 +418,7 @@ s_snap_encode(pd_query_t *self, const parley__request_t *req,
                               .type = PARLEY__REPLY_SNAPSHOT,
                               .deliveries = list,
                               .n_deliveries = s->n,
-                              .seq = pd_storage_head(self->storage) };
+                              .seq = js->head };
         rc = s_encode(&r, self->snap_out, out_cap, a);
     } else {
         snprintf(a->detail, sizeof(a->detail), "(out of memory)");
@@ -327,32 +427,69 @@ s_snap_encode(pd_query_t *self, const parley__request_t *req,
     return rc;
 }
 
+/* Start a snapshot job: the latest state, the head and the time now. */
+static int
+s_snap_start(pd_query_t *self, pd_query_job_t *job)
+{
+    pd_query_snap_t *js = calloc(1, sizeof(*js));
+    if (js == NULL)
+        return -ENOMEM;
+    job->snap = js;
+    /* Both from the same moment: the loop thread applies commits between
+     * steps, never within one. */
+    js->head = pd_storage_head(self->storage);
+    js->now_ms = parley_now_ms();
+    int n = pd_storage_latest(self->storage, &js->seqs);
+    if (n < 0)
+        return n;
+    js->n_seqs = n;
+    return 0;
+}
+
+int
+pd_query_snapshot_step(pd_query_t *self, const parley__request_t *req,
+                       const char *user, pd_query_job_t *job,
+                       pd_query_budget_t *b, pd_query_answer_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    int rc = job->snap == NULL ? s_snap_start(self, job) : 0;
+    bool spent = false;
+    s_reader_t rd = s_reader(self, req, user);
+    if (rc == 0)
+        rc = s_snap_collect(self, &rd, job->snap, b, &spent, a);
+    if (rc == 0 && spent)
+        return PD_QUERY_MORE;
+    if (rc == 0)
+        rc = s_snap_encode(self, req, job->snap, a);
+    else if (rc != PARLEY_EUNAVAILABLE) {
+        pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
+                       parley_error_name(rc));
+        rc = PARLEY_EUNAVAILABLE;
+    }
+    /* Answered (or refused): what was collected is not needed any more. */
+    pd_query_job_end(job);
+    return rc;
+}
+
 int
 pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
                   const char *user, pd_query_answer_t *a)
 {
-    memset(a, 0, sizeof(*a));
-    free(self->snap_out);
-    self->snap_out = NULL;
-    uint64_t *seqs = NULL;
-    s_snap_t s = { 0 };
-    s_reader_t rd = s_reader(self, req, user);
-    int n = pd_storage_latest(self->storage, &seqs);
-    int rc = n < 0 ? n : s_snap_collect(self, &rd, seqs, n, &s);
-    if (rc < 0) {
-        pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
-                       parley_error_name(rc));
-        rc = PARLEY_EUNAVAILABLE;
-    } else if (s.n > PD_QUERY_SNAPSHOT_MAX) {
-        snprintf(a->detail, sizeof(a->detail),
-                 "(snapshot holds %zu updates, over %d)", s.n,
-                 PD_QUERY_SNAPSHOT_MAX);
-        rc = PARLEY_EUNAVAILABLE;
-    } else {
-        rc = s_snap_encode(self, req, &s, a);
-    }
-    free(seqs);
-    free(s.offs);
-    free(s.buf);
+    pd_query_job_t job = { 0 };
+    pd_query_budget_t b = s_unlimited();
+    int rc = pd_query_snapshot_step(self, req, user, &job, &b, a);
+    pd_query_job_end(&job);
     return rc;
+}
+
+void
+pd_query_job_end(pd_query_job_t *job)
+{
+    if (job->snap != NULL) {
+        free(job->snap->seqs);
+        free(job->snap->got.buf);
+        free(job->snap->got.offs);
+        free(job->snap);
+    }
+    memset(job, 0, sizeof(*job));
 }
