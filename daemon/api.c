@@ -445,7 +445,7 @@ s_stats(pd_api_t *self, const s_serving_t *sv)
                           .type = PARLEY__REPLY_STATS,
                           .stats = v,
                           .n_stats = pd_stats_collect(self->d.stats, v) };
-    return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_READ, &r);
+    return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER, &r);
 }
 
 static int
@@ -458,7 +458,7 @@ s_ping(pd_api_t *self, const s_serving_t *sv)
                           .first_seq = pd_storage_first(self->d.storage),
                           .version = PARLEY_VERSION };
     memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
-    return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_READ, &r);
+    return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER, &r);
 }
 
 /*

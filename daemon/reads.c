@@ -71,6 +71,7 @@ struct pd_reads {
     uint64_t queued;               /* reads queued, every connection */
     uint64_t slice;                /* slices begun */
     const pd_read_t *snapshot;     /* the snapshot under way, or NULL */
+    const pd_read_t *serving;      /* the read being answered, or NULL */
     atomic_size_t total[2];        /* reply bytes held, by kind */
     size_t trim_peak;              /* most held since the last trim */
     int64_t tidied_ms;             /* when accounts were last freed */
@@ -116,6 +117,8 @@ s_read_free(pd_reads_t *self, pd_read_t *rd)
 {
     if (self->snapshot == rd)
         self->snapshot = NULL;
+    if (self->serving == rd)
+        self->serving = NULL;
     pd_query_job_end(&rd->job);
     free(rd);
 }
@@ -263,10 +266,16 @@ pd_reads_push(pd_reads_t *self, pd_reads_conn_t *c, int op, const void *req,
     return 0;
 }
 
-/* Whether c's read replies are within its share and the total. */
+/*
+ * Whether c's oldest read may be answered now: its read replies are
+ * within its share and the total. Stats and ping are small: they go out
+ * as other replies, whatever the reads hold.
+ */
 static bool
 s_room(const pd_reads_t *self, const pd_reads_conn_t *c)
 {
+    if (c->head->op != PARLEY__OP_REPLAY && c->head->op != PARLEY__OP_SNAPSHOT)
+        return true;
     return atomic_load(&c->msgs[PD_READS_REPLY_READ]) < PD_READS_CONN_MESSAGES
            && atomic_load(&c->bytes[PD_READS_REPLY_READ])
                   < self->lim.conn_reply_bytes
@@ -304,6 +313,7 @@ pd_reads_next(pd_reads_t *self, pd_reads_conn_t **cp)
             continue;
         }
         self->cursor = c;
+        self->serving = c->head;
         *cp = c;
         return c->head;
     }
@@ -314,6 +324,7 @@ pd_reads_next(pd_reads_t *self, pd_reads_conn_t **cp)
 static void
 s_turn_done(pd_reads_t *self, pd_reads_conn_t *c)
 {
+    self->serving = NULL;
     if (c->n_reads == 0)
         s_ring_remove(self, c); /* the cursor moves on by itself */
     else if (self->cursor == c)
@@ -478,10 +489,12 @@ pd_reads_reply_free(void *data, void *hint)
 
 /* ================================================================= stats */
 
+/* Reads waiting: not the one being answered (a stats request itself). */
 static uint64_t
 s_queued(const void *ctx)
 {
-    return ((const pd_reads_t *)ctx)->queued;
+    const pd_reads_t *self = ctx;
+    return self->queued - (self->serving != NULL);
 }
 
 static uint64_t

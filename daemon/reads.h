@@ -17,11 +17,12 @@
  * Every reply the api sends is counted here until libzmq has written it
  * out or dropped it (its buffer's free function, which libzmq calls from
  * its own thread): per connection and in total, for reads and for the
- * other replies (acks and rejects) apart. A connection whose read replies
- * are unread beyond its share (reply_queue_bytes, or
- * PD_READS_CONN_MESSAGES replies) has its reads wait, and so does every
- * connection while all of them hold reply_queue_total; a connection that
- * leaves PD_READS_OTHER_BYTES of other replies unread loses further ones.
+ * other replies (acks, rejects, stats and ping) apart. A connection
+ * whose replay and snapshot replies are unread beyond its share
+ * (reply_queue_bytes, or PD_READS_CONN_MESSAGES replies) has its reads
+ * wait, and so does every connection while all of them hold
+ * reply_queue_total; a connection that leaves PD_READS_OTHER_BYTES of
+ * other replies unread loses further ones.
  * docs/operations.md ("Memory") turns these bounds into the daemon's
  * memory ceiling.
  *
@@ -53,8 +54,9 @@
 /* Read replies one connection may leave unread before its reads wait
  * (below the api's ZMQ_SNDHWM, so libzmq never drops one). */
 #define PD_READS_CONN_MESSAGES 1024
-/* Bytes of other replies (acks, rejects) one connection may leave unread;
- * further ones are dropped. Enough for PARLEY's max_pending (1024) acks. */
+/* Bytes of other replies (acks, rejects, stats, ping) one connection may
+ * leave unread; further ones are dropped. Enough for the 1,024 acks a
+ * libparley publisher may have pending (max_pending). */
 #define PD_READS_OTHER_BYTES (256 * 1024)
 /* What a queued message costs besides its bytes: libzmq's message slot
  * and content header, the identity frame, allocator overhead. */
@@ -64,8 +66,8 @@
 
 /* Which share a reply counts against. */
 typedef enum {
-    PD_READS_REPLY_READ = 0,  /* replay, snapshot, stats, ping */
-    PD_READS_REPLY_OTHER = 1, /* acks and rejects, sent at once */
+    PD_READS_REPLY_READ = 0,  /* replay, snapshot (and their rejects) */
+    PD_READS_REPLY_OTHER = 1, /* acks, rejects, stats, ping: small */
 } pd_reads_kind_t;
 
 /* One queued read: the request frame as received, and its job. */
@@ -137,9 +139,10 @@ void pd_reads_slice_begin(pd_reads_t *r);
 
 /*
  * The read to serve next, round robin over the connections: the oldest
- * read of the next connection whose replies are within its share and
- * the total, and that is not a snapshot waiting for the one snapshot
- * under way to finish. *c gets its connection.
+ * read of the next connection that is a stats or ping request, or a
+ * replay or snapshot whose connection's replies are within its share and
+ * the total (and not a snapshot waiting for the one snapshot under way
+ * to finish). *c gets its connection.
  *
  * Returns:   the read, or NULL when none can be served now.
  */
