@@ -1,6 +1,6 @@
 /*
- * test_reads.c - reads cannot stall the loop, and unread replies cannot
- * exhaust memory (issues 18.1 and 11.2), against a real parleyd.
+ * test_read_budget.c - reads cannot stall the loop, and unread replies
+ * cannot exhaust memory (issues 18.1 and 11.2), against a real parleyd.
  *
  *   one connection pipelines 1,000 replays over 20,000 records with a
  *   filter that matches nothing     -> heartbeats keep coming (no gap
