@@ -180,11 +180,21 @@ s_take(pd_query_budget_t *b, uint64_t taken)
     return true;
 }
 
-/* A budget that never runs out. */
-static pd_query_budget_t
-s_unlimited(void)
+/* A step of a replay or a snapshot. */
+typedef int (*s_step_fn)(pd_query_t *, const parley__request_t *,
+                         const char *, pd_query_job_t *, pd_query_budget_t *,
+                         pd_query_answer_t *);
+
+/* A query answered in one step, without a budget. */
+static int
+s_once(pd_query_t *self, s_step_fn step, const parley__request_t *req,
+       const char *user, pd_query_answer_t *a)
 {
-    return (pd_query_budget_t){ .records = UINT64_MAX, .deadline_us = 0 };
+    pd_query_job_t job = { 0 };
+    pd_query_budget_t b = { .records = UINT64_MAX, .deadline_us = 0 };
+    int rc = step(self, req, user, &job, &b, a);
+    pd_query_job_end(&job);
+    return rc;
 }
 
 /* ================================================================ replay */
@@ -282,17 +292,6 @@ pd_query_replay_step(pd_query_t *self, const parley__request_t *req,
                           .head_seq = head,
                           .done = pg.seq > to };
     return s_encode(&r, self->out, self->out_cap, a);
-}
-
-int
-pd_query_replay(pd_query_t *self, const parley__request_t *req,
-                const char *user, pd_query_answer_t *a)
-{
-    pd_query_job_t job = { 0 };
-    pd_query_budget_t b = s_unlimited();
-    int rc = pd_query_replay_step(self, req, user, &job, &b, a);
-    pd_query_job_end(&job);
-    return rc;
 }
 
 /* ============================================================== snapshot */
@@ -472,14 +471,17 @@ pd_query_snapshot_step(pd_query_t *self, const parley__request_t *req,
 }
 
 int
+pd_query_replay(pd_query_t *self, const parley__request_t *req,
+                const char *user, pd_query_answer_t *a)
+{
+    return s_once(self, pd_query_replay_step, req, user, a);
+}
+
+int
 pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
                   const char *user, pd_query_answer_t *a)
 {
-    pd_query_job_t job = { 0 };
-    pd_query_budget_t b = s_unlimited();
-    int rc = pd_query_snapshot_step(self, req, user, &job, &b, a);
-    pd_query_job_end(&job);
-    return rc;
+    return s_once(self, pd_query_snapshot_step, req, user, a);
 }
 
 void

@@ -254,11 +254,10 @@ test_replay_budget_and_scan(void **state)
     assert_false(g.r.done);
 }
 
-/* Below the first seq retention kept: truncated, with that seq. */
+/* Open the storage again with small segments and a retention of four. */
 static void
-test_replay_truncated(void **state)
+s_small_retention(fx_t *f)
 {
-    fx_t *f = *state;
     f->dp.cfg.segment_bytes = 4096;
     f->dp.cfg.retention_bytes = 16384;
     assert_int_equal(dp_open_storage(&f->dp), 0);
@@ -267,6 +266,14 @@ test_replay_truncated(void **state)
     f->q = pd_query_new(f->dp.storage, NULL, f->dp.cfg.max_message_bytes,
                         &err);
     assert_non_null(f->q);
+}
+
+/* Below the first seq retention kept: truncated, with that seq. */
+static void
+test_replay_truncated(void **state)
+{
+    fx_t *f = *state;
+    s_small_retention(f);
     for (int i = 0; i < 10; i++)
         s_store(f, 20, "egypt", 1);
     assert_true(pd_storage_retain(f->dp.storage, parley_now_ms()) > 0);
@@ -530,14 +537,7 @@ static void
 test_replay_step_truncated(void **state)
 {
     fx_t *f = *state;
-    f->dp.cfg.segment_bytes = 4096;
-    f->dp.cfg.retention_bytes = 16384;
-    assert_int_equal(dp_open_storage(&f->dp), 0);
-    pd_query_destroy(&f->q);
-    int err;
-    f->q = pd_query_new(f->dp.storage, NULL, f->dp.cfg.max_message_bytes,
-                        &err);
-    assert_non_null(f->q);
+    s_small_retention(f);
     s_store(f, 60, "egypt", 1);
     parley__request_t *q = s_request(f, PARLEY__OP_REPLAY, "nobody");
     q->from_seq = 1;
