@@ -11,6 +11,8 @@
  *                                      single replay is answered long
  *                                      before the thousand are, and the
  *                                      daemon counts what it deferred;
+ *   1,100 more from that connection -> past 1,024 queued: rate_limited
+ *                                      (counted in reads_refused);
  *   many connections send replays and never read their replies, then
  *   leave                           -> the daemon's RSS stays below the
  *                                      memory ceiling of docs/operations.md
@@ -117,6 +119,16 @@ s_fill(ph_world_t *w, size_t n)
         acked++;
     }
     parley_pub_destroy(&pub);
+}
+
+/* Start fx's daemon with config (seed picks its key), then fill its log
+ * with S_RECORDS updates. */
+static ph_world_t *
+s_world(s_fixture_t *fx, uint8_t seed, const char *config)
+{
+    assert_int_equal(ph_world_start(&fx->w, seed, config), 0);
+    s_fill(&fx->w, S_RECORDS);
+    return &fx->w;
 }
 
 /* Encode a replay request from seq 1; negotiation NULL matches all. */
@@ -261,14 +273,11 @@ s_pubs_run(void *arg)
 static void
 test_replays_do_not_stall(void **state)
 {
-    s_fixture_t *fx = *state;
-    ph_world_t *w = &fx->w;
     char conf[256];
     snprintf(conf, sizeof(conf),
              "fsync off\nrate_limit 0\nheartbeat_interval %d\n",
              S_HEARTBEAT_MS);
-    assert_int_equal(ph_world_start(w, 0x31, conf), 0);
-    s_fill(w, S_RECORDS);
+    ph_world_t *w = s_world(*state, 0x31, conf);
 
     s_beats_t *beats = calloc(1, sizeof(*beats));
     s_pubs_t *pubs = calloc(1, sizeof(*pubs));
@@ -376,13 +385,37 @@ test_replays_do_not_stall(void **state)
     assert_true(s_stat(w->daemon.api, "reads_deferred") > 0);
     assert_true(s_stat(w->daemon.api, "read_slices_full") > 0);
 
+    /* 1,100 more: with at most 1,024 queued per connection and at most
+     * the first thousand answered, some are refused at once. */
+    uint64_t refused0 = s_stat(w->daemon.api, "reads_refused");
+    uint64_t limited0 = s_stat(w->daemon.api, "rejected_rate_limited");
+    for (uint64_t i = 0; i < 1100; i++) {
+        size_t len = s_replay_request(10000 + i, "no-such-talks", req,
+                                      sizeof(req));
+        const void *f[] = { req };
+        assert_int_equal(ph_api_send_frames(&hostile, f, &len, 1), 0);
+    }
+    size_t limited = 0;
+    start = s_now_ms();
+    while (limited == 0 && s_now_ms() - start < 10000
+           && ph_api_recv(&hostile, 1000, &r) == 0)
+        if (r.type == PARLEY__REPLY_REJECT) {
+            assert_int_equal(r.code, PARLEY_ERATELIMITED);
+            assert_true(r.request_id >= 10000);
+            assert_non_null(strstr(r.message, "1024 reads waiting"));
+            limited++;
+        }
+    assert_true(limited > 0);
+    assert_true(s_stat(w->daemon.api, "reads_refused") > refused0);
+    assert_true(s_stat(w->daemon.api, "rejected_rate_limited") > limited0);
+
     /* Leaving with reads queued: they are dropped, the daemon stops
      * cleanly. */
     ph_api_close(&hostile);
     ph_api_close(&probe);
     free(beats);
     free(pubs);
-    fx->ok = true;
+    ((s_fixture_t *)*state)->ok = true;
 }
 
 /* ---------------------------------------------- 2. unread replies, memory */
@@ -435,16 +468,13 @@ s_rss(pid_t pid)
 static void
 test_unread_replies_bounded(void **state)
 {
-    s_fixture_t *fx = *state;
-    ph_world_t *w = &fx->w;
     char conf[512];
     snprintf(conf, sizeof(conf),
              "fsync off\nrate_limit 0\nmax_connections %d\n"
              "max_message_bytes %d\nreply_queue_bytes %u\n"
              "reply_queue_total %u\n",
              S_M_CONNECTIONS, S_M_MAX_MSG, S_M_CONN_BYTES, S_M_TOTAL_BYTES);
-    assert_int_equal(ph_world_start(w, 0x32, conf), 0);
-    s_fill(w, S_RECORDS);
+    ph_world_t *w = s_world(*state, 0x32, conf);
     pid_t pid = w->daemon.pid;
     uint64_t idle = s_rss(pid);
     uint64_t ceiling = idle
@@ -523,7 +553,7 @@ test_unread_replies_bounded(void **state)
         fail_msg("RSS stayed at %.1f MiB after the readers left (idle "
                  "%.1f MiB, peak %.1f MiB)",
                  after / 1048576.0, idle / 1048576.0, peak / 1048576.0);
-    fx->ok = true;
+    ((s_fixture_t *)*state)->ok = true;
 }
 
 int
