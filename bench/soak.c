@@ -77,7 +77,8 @@ typedef struct {
     uint8_t *got;             /* [seq]: times handed out */
     atomic_uint_fast64_t received, last_seq;
     uint64_t beyond;          /* seqs past the table (should be none) */
-    uint64_t gaps, rejected, disconnects, errors;
+    uint64_t gaps, rejected, disconnects, connects, errors;
+    int last_error;           /* of parley_sub_next() */
 } s_subber_t;
 
 /* ------------------------------------------------------------ threads */
@@ -141,6 +142,7 @@ s_sub_run(void *arg)
         int rc = parley_sub_next(s->sub, 200, &ev);
         if (rc < 0) {
             s->errors++; /* asked again by the next call */
+            s->last_error = rc;
             continue;
         }
         if (rc == 0)
@@ -165,6 +167,9 @@ s_sub_run(void *arg)
             break;
         case PARLEY_EVENT_DISCONNECTED:
             s->disconnects++;
+            break;
+        case PARLEY_EVENT_CONNECTED:
+            s->connects++;
             break;
         default:
             break;
@@ -192,26 +197,6 @@ s_fds(pid_t pid)
     return n;
 }
 
-/* Start parleyd again on d's configuration (same ports, same log). */
-static int
-s_restart(bench_daemon_t *d, const char *parleyd)
-{
-    char conf_path[BENCH_PATH_MAX + 32];
-    snprintf(conf_path, sizeof(conf_path), "%s/parleyd.conf", d->dir);
-    const char *argv[] = { parleyd, "-c", conf_path, NULL };
-    d->pid = bench_spawn(argv, d->log_path);
-    if (d->pid < 0)
-        return d->pid;
-    uint64_t deadline = bench_now_ns() + 30000000000ull;
-    while (bench_now_ns() < deadline && bench_alive(d->pid)) {
-        if (bench_ping(d->api, 250, NULL) == 0)
-            return 0;
-        bench_sleep_ns(5000000);
-    }
-    bench_log_tail(d->log_path, "parleyd (did not come back)");
-    return -ECHILD;
-}
-
 /* The fault of step k of the cycle; counts in n[3]. 0 or an error. */
 static int
 s_fault(bench_daemon_t *d, const char *parleyd, int k, int n[3],
@@ -232,7 +217,7 @@ s_fault(bench_daemon_t *d, const char *parleyd, int k, int n[3],
         (void)kill(d->pid, SIGKILL);
         (void)waitpid(d->pid, NULL, 0);
         uint64_t t0 = bench_now_ns();
-        int rc = s_restart(d, parleyd);
+        int rc = bench_daemon_restart(d, parleyd, 30000);
         uint64_t ms = (bench_now_ns() - t0) / 1000000ull;
         if (ms > *restart_ms)
             *restart_ms = ms;
@@ -375,6 +360,20 @@ main(int argc, char **argv)
     uint64_t hwm1, rss1;
     (void)bench_proc_mem(d.pid, &hwm1, &rss1);
     int fds1 = s_fds(d.pid);
+    /* What the daemon's read scheduler says at the end (0 when absent). */
+    static const char *const s_read_stats[] = {
+        "reads_queued", "reads_held", "reads_deferred", "reads_refused",
+        "reads_dropped", "reply_bytes", "replies_dropped", "connections",
+    };
+    char read_stats[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof(s_read_stats) / sizeof(s_read_stats[0]);
+         i++)
+        used += (size_t)snprintf(read_stats + used, sizeof(read_stats) - used,
+                                 "%s%s %" PRIu64, i > 0 ? ", " : "",
+                                 s_read_stats[i],
+                                 bench_daemon_stat(&d, s_read_stats[i],
+                                                   NULL));
 
     /* The tally. */
     uint64_t acked = 0, dups = 0, timeouts = 0, rejected = 0;
@@ -416,9 +415,15 @@ main(int argc, char **argv)
         twice_total += twice;
         printf("  subscriber %2d: received %" PRIu64 ", lost %" PRIu64
                ", duplicates %" PRIu64 ", gaps %" PRIu64 ", rejected %" PRIu64
-               ", disconnects %" PRIu64 "\n",
+               ", disconnects %" PRIu64 ", connects %" PRIu64
+               ", errors %" PRIu64 "%s%s\n",
                i, atomic_load(&s->received), lost, twice, s->gaps,
-               s->rejected, s->disconnects);
+               s->rejected, s->disconnects, s->connects, s->errors,
+               s->errors > 0 ? ", last " : "",
+               s->errors > 0 ? parley_error_name(s->last_error) : "");
+        if (lost > 0)
+            printf("                 last seq %" PRIu64 ", endpoint %s\n",
+                   atomic_load(&s->last_seq), parley_sub_endpoint(s->sub));
         parley_sub_destroy(&s->sub);
         free(s->got);
     }
@@ -433,6 +438,7 @@ main(int argc, char **argv)
            (int)d.pid, rss1 / 1048576.0, hwm1 / 1048576.0, fds1);
     bench_note("largest RSS sampled during the run: %.1f MiB",
                peak_rss / 1048576.0);
+    bench_note("parleyd at the end: %s", read_stats);
     if (rc < 0)
         fprintf(stderr, "bench_soak: a fault failed: %s\n",
                 parley_error_name(rc));
