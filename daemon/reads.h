@@ -56,8 +56,11 @@
 #define PD_READS_CONN_MESSAGES 1024
 /* Bytes of other replies (acks, rejects, stats, ping) one connection may
  * leave unread; further ones are dropped. Enough for the 1,024 acks a
- * libparley publisher may have pending (max_pending). */
-#define PD_READS_OTHER_BYTES (256 * 1024)
+ * libparley publisher may have pending (max_pending), and for a client
+ * that pipelines a few thousand publishes while libzmq's I/O thread, on
+ * a busy machine, writes their answers out late: what is counted here
+ * is what libzmq has not written out yet, read or not. */
+#define PD_READS_OTHER_BYTES (1024 * 1024)
 /* What a queued message costs besides its bytes: libzmq's message slot
  * and content header, the identity frame, allocator overhead. */
 #define PD_READS_MSG_OVERHEAD 128

@@ -441,7 +441,7 @@ s_ceiling_above_idle(uint64_t connections, uint64_t max_msg, uint64_t total)
     uint64_t per_conn = 64 * S_KIB                       /* libzmq */
                         + 1000 * 2 * max_msg              /* read ahead */
                         + 256 * S_KIB + max_msg + 16 * S_KIB /* reads */
-                        + 256 * S_KIB + 16 * S_KIB;       /* other replies */
+                        + 1024 * S_KIB + 16 * S_KIB;      /* other replies */
     return 32 * S_MIB + total + connections * per_conn;
 }
 
