@@ -10,6 +10,7 @@
 #include "query.h"
 
 #include "clock.h"
+#include "entries.h"
 #include "log.h"
 
 #include <errno.h>
@@ -304,14 +305,20 @@ typedef struct {
     size_t n;
 } s_snap_t;
 
+
 /* Where a snapshot stands between its steps. */
 struct pd_query_snap {
-    uint64_t *seqs;    /* the latest state when the job started */
-    int n_seqs;
-    int next;          /* the next of seqs to read */
-    uint64_t head;     /* the snapshot's seq */
-    int64_t now_ms;    /* expiry is measured at the start */
-    s_snap_t got;      /* the deliveries collected */
+    s_snap_t got;          /* the deliveries collected */
+    pd_entry_t *entries;   /* the state's entries the request asks for,
+                              by seq; those kept first, then the rest */
+    size_t n_entries;      /* entries asked for */
+    size_t next;           /* the first entry of the next seq to read */
+    size_t kept;           /* entries kept: their update was read, is not
+                              expired and may be read by the client */
+    pd_entry_t *claims;    /* older clients: see s_claims_add() */
+    size_t n_claims, claims_cap;
+    uint64_t head;         /* the snapshot's seq */
+    int64_t now_ms;        /* expiry is measured at the start */
 };
 
 /*
@@ -360,23 +367,111 @@ s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
     return 0;
 }
 
+/* pd_entry_want_fn: does the entry match the request's filters? */
+static bool
+s_entry_wanted(const pd_entry_t *e, void *ctx)
+{
+    return parley__request_match_entry(ctx, e->negotiation, e->party,
+                                       e->phase);
+}
+
+/* Order entries by seq, then key. */
+static int
+s_cmp_seq(const void *a, const void *b)
+{
+    const pd_entry_t *x = a, *y = b;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return parley__state_key_cmp(x, y);
+}
+
+/* Order entries as the reply lists them: by key, then seq. */
+static int
+s_cmp_key(const void *a, const void *b)
+{
+    const pd_entry_t *x = a, *y = b;
+    int c = parley__state_key_cmp(x, y);
+    return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
 /*
- * Collect the deliveries of the latest-state seqs that rd wants and that
- * had not expired when the job started, from where the job stands, until
- * the budget is spent (*spent then). Returns 0 or a negative error
+ * An older client (no `entries` in its request) reads each delivery as the
+ * state of every entry it names. Note, for a delivery kept, the entries it
+ * names that the request asks for: each must be held by that delivery or
+ * a newer one of the reply, or that client would read a wrong state.
+ * claims collects them as entries with the delivery's seq.
+ */
+static int
+s_claims_add(pd_entry_t **claims, size_t *n, size_t *cap,
+             const parley__request_t *req, const parley_update_t *u,
+             uint64_t seq)
+{
+    for (size_t i = 0; i < u->n_parties; i++) {
+        if (!parley__request_match_entry(req, u->negotiation, u->parties[i],
+                                         u->phase))
+            continue;
+        if (*n == *cap) {
+            size_t c = *cap > 0 ? *cap * 2 : 64;
+            pd_entry_t *p = realloc(*claims, c * sizeof(*p));
+            if (p == NULL)
+                return -ENOMEM;
+            *claims = p;
+            *cap = c;
+        }
+        pd_entry_t *e = &(*claims)[(*n)++];
+        memset(e, 0, sizeof(*e));
+        memcpy(e->negotiation, u->negotiation, sizeof(e->negotiation));
+        memcpy(e->party, u->parties[i], sizeof(e->party));
+        e->phase = u->phase;
+        e->seq = seq;
+    }
+    return 0;
+}
+
+/*
+ * Would an older client read the state right from these deliveries: is
+ * every claim (sorted here) matched by an entry (sorted by key; one per
+ * key) of the same key with a seq at least the claim's?
+ */
+static bool
+s_claims_hold(pd_entry_t *claims, size_t n_claims, const pd_entry_t *entries,
+              size_t n)
+{
+    if (n_claims > 1) /* claims is NULL when there are none */
+        qsort(claims, n_claims, sizeof(*claims), s_cmp_key);
+    size_t j = 0;
+    for (size_t i = 0; i < n_claims; i++) {
+        while (j < n && parley__state_key_cmp(&entries[j], &claims[i]) < 0)
+            j++;
+        if (j == n || parley__state_key_cmp(&entries[j], &claims[i]) != 0
+            || entries[j].seq < claims[i].seq)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Read the update of each seq the entries name, once, in seq order, from
+ * where the job stands, and keep it (and its entries) unless it is gone,
+ * expired when the job started or not for this reader, until the budget
+ * is spent (*spent then). Returns 0 or a negative error
  * (PARLEY_EUNAVAILABLE with a->detail when the snapshot is too large).
  */
 static int
 s_snap_collect(pd_query_t *self, const s_reader_t *rd, pd_query_snap_t *js,
                pd_query_budget_t *b, bool *spent, pd_query_answer_t *a)
 {
+    size_t n = js->n_entries;
     *spent = false;
-    for (uint64_t taken = 0; js->next < js->n_seqs; js->next++) {
+    for (size_t next, taken = 0; js->next < n; js->next = next) {
         if (!s_take(b, taken++)) {
             *spent = true;
             return 0;
         }
-        uint64_t seq = js->seqs[js->next];
+        size_t i = js->next;
+        uint64_t seq = js->entries[i].seq;
+        for (next = i + 1; next < n && js->entries[next].seq == seq; next++)
+            ;
         int64_t received_at;
         size_t len;
         int rc = s_read_record(self, seq, &received_at, &len);
@@ -385,50 +480,79 @@ s_snap_collect(pd_query_t *self, const s_reader_t *rd, pd_query_snap_t *js,
         if (rc < 0)
             return rc;
         const parley_update_t *u = &self->update;
-        if ((u->expires_at != 0 && u->expires_at <= js->now_ms)
-            || !s_wanted(self, rd, u))
+        /* An expired update holds no entry; nothing falls back. */
+        if (u->expires_at != 0 && u->expires_at <= js->now_ms)
             continue;
-        rc = s_snap_add(&js->got, seq, received_at, self->record, len,
-                        a->detail, sizeof(a->detail));
-        if (rc < 0)
+        if (!rd->reads_all && !s_wanted(self, rd, u))
+            continue;
+        if ((rc = s_snap_add(&js->got, seq, received_at, self->record, len,
+                             a->detail, sizeof(a->detail)))
+            < 0)
             return rc;
+        if (!rd->req->entries
+            && (rc = s_claims_add(&js->claims, &js->n_claims,
+                                  &js->claims_cap, rd->req, u, seq)) < 0)
+            return rc;
+        /* Keep its entries: move them to the front. */
+        for (size_t k = i; k < next; k++) {
+            pd_entry_t e = js->entries[k];
+            js->entries[k] = js->entries[js->kept];
+            js->entries[js->kept++] = e;
+        }
     }
+    if (js->kept > 1)
+        qsort(js->entries, js->kept, sizeof(*js->entries), s_cmp_key);
     return 0;
 }
 
-/* Encode the collected deliveries as the snapshot reply to req. */
+/* Encode the collected deliveries and entries as the reply to req. */
 static int
 s_snap_encode(pd_query_t *self, const parley__request_t *req,
               const pd_query_snap_t *js, pd_query_answer_t *a)
 {
     const s_snap_t *s = &js->got;
     parley__bytes_t *list = calloc(s->n > 0 ? s->n : 1, sizeof(*list));
-    size_t out_cap = s->used + s->n * parley__reply_item_overhead(0) + 64;
+    parley__entry_t *ents = NULL;
+    size_t n_ents = req->entries ? js->kept : 0;
+    size_t out_cap = s->used + s->n * parley__reply_item_overhead(0)
+                     + n_ents * PARLEY__ENTRY_WIRE_MAX + 64;
+    int rc = PARLEY_EUNAVAILABLE;
+    if (n_ents > 0)
+        ents = calloc(n_ents, sizeof(*ents));
     free(self->snap_out);
     self->snap_out = malloc(out_cap);
-    int rc = PARLEY_EUNAVAILABLE;
-    if (list != NULL && self->snap_out != NULL) {
+    if (list != NULL && self->snap_out != NULL && (n_ents == 0 || ents)) {
         for (size_t i = 0; i < s->n; i++) {
             size_t end = i + 1 < s->n ? s->offs[i + 1] : s->used;
             list[i] = (parley__bytes_t){ s->buf + s->offs[i],
                                          end - s->offs[i] };
         }
+        for (size_t i = 0; i < n_ents; i++)
+            ents[i] = (parley__entry_t){ js->entries[i].negotiation,
+                                         js->entries[i].party,
+                                         js->entries[i].phase,
+                                         js->entries[i].seq };
         parley__reply_t r = { .request_id = req->request_id,
                               .type = PARLEY__REPLY_SNAPSHOT,
                               .deliveries = list,
                               .n_deliveries = s->n,
+                              .entries = ents,
+                              .n_entries = n_ents,
                               .seq = js->head };
         rc = s_encode(&r, self->snap_out, out_cap, a);
     } else {
         snprintf(a->detail, sizeof(a->detail), "(out of memory)");
     }
     free(list);
+    free(ents);
     return rc;
 }
 
-/* Start a snapshot job: the latest state, the head and the time now. */
+/* Start a snapshot job: the entries req asks for, by seq, the head and
+ * the time now. */
 static int
-s_snap_start(pd_query_t *self, pd_query_job_t *job)
+s_snap_start(pd_query_t *self, const parley__request_t *req,
+             pd_query_job_t *job)
 {
     pd_query_snap_t *js = calloc(1, sizeof(*js));
     if (js == NULL)
@@ -438,10 +562,13 @@ s_snap_start(pd_query_t *self, pd_query_job_t *job)
      * steps, never within one. */
     js->head = pd_storage_head(self->storage);
     js->now_ms = parley_now_ms();
-    int n = pd_storage_latest(self->storage, &js->seqs);
+    int n = pd_storage_latest(self->storage, s_entry_wanted, (void *)req,
+                              &js->entries);
     if (n < 0)
         return n;
-    js->n_seqs = n;
+    js->n_entries = (size_t)n;
+    if (n > 1) /* entries is NULL when there are none */
+        qsort(js->entries, js->n_entries, sizeof(*js->entries), s_cmp_seq);
     return 0;
 }
 
@@ -451,16 +578,23 @@ pd_query_snapshot_step(pd_query_t *self, const parley__request_t *req,
                        pd_query_budget_t *b, pd_query_answer_t *a)
 {
     memset(a, 0, sizeof(*a));
-    int rc = job->snap == NULL ? s_snap_start(self, job) : 0;
+    int rc = job->snap == NULL ? s_snap_start(self, req, job) : 0;
     bool spent = false;
     s_reader_t rd = s_reader(self, req, user);
     if (rc == 0)
         rc = s_snap_collect(self, &rd, job->snap, b, &spent, a);
     if (rc == 0 && spent)
         return PD_QUERY_MORE;
-    if (rc == 0)
+    if (rc == 0 && !req->entries
+        && !s_claims_hold(job->snap->claims, job->snap->n_claims,
+                          job->snap->entries, job->snap->kept)) {
+        snprintf(a->detail, sizeof(a->detail),
+                 "(updates name entries they do not hold: needs a client "
+                 "that reads entries)");
+        rc = PARLEY_EBADREQUEST;
+    } else if (rc == 0) {
         rc = s_snap_encode(self, req, job->snap, a);
-    else if (rc != PARLEY_EUNAVAILABLE) {
+    } else if (rc != PARLEY_EUNAVAILABLE) {
         pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
                        parley_error_name(rc));
         rc = PARLEY_EUNAVAILABLE;
@@ -488,7 +622,8 @@ void
 pd_query_job_end(pd_query_job_t *job)
 {
     if (job->snap != NULL) {
-        free(job->snap->seqs);
+        free(job->snap->entries);
+        free(job->snap->claims);
         free(job->snap->got.buf);
         free(job->snap->got.offs);
         free(job->snap);

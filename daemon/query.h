@@ -111,18 +111,22 @@ int pd_query_replay_step(pd_query_t *q, const parley__request_t *req,
                          pd_query_budget_t *b, pd_query_answer_t *a);
 
 /*
- * One step of a snapshot: the update holding each (negotiation, party,
- * phase) when the job started, minus those expired then, filtered and
- * readable as for replay; ascending seq, each seq once; seq = the head
- * when the job started. The step reads at most b->records records of the
- * latest state and stops at b->deadline_us; then it returns
- * PD_QUERY_MORE and the job holds what it collected (at most
- * PD_QUERY_SNAPSHOT_BYTES).
+ * One step of a snapshot: the entries (negotiation, party, phase) of the
+ * current state that match req's filters when the job started, each with
+ * the update holding it, minus entries whose update had expired then
+ * (docs/protocol.md section 5); the updates readable as for replay,
+ * ascending seq, each once; the entries (when req->entries) by
+ * negotiation, phase, party; seq = the head when the job started. The
+ * step reads at most b->records updates and stops at b->deadline_us;
+ * then it returns PD_QUERY_MORE and the job holds what it collected (at
+ * most PD_QUERY_SNAPSHOT_BYTES).
  *
- * Returns:   0 (a->reply holds the reply), PD_QUERY_MORE or
+ * Returns:   0 (a->reply holds the reply), PD_QUERY_MORE,
  *            PARLEY_EUNAVAILABLE (out of memory, a read error, or over
  *            PD_QUERY_SNAPSHOT_MAX updates or PD_QUERY_SNAPSHOT_BYTES:
- *            a->detail says which).
+ *            a->detail says which) or PARLEY_EBADREQUEST (a request
+ *            without entries, whose updates would not say the state
+ *            right: one of them holds only some of the entries it names).
  */
 int pd_query_snapshot_step(pd_query_t *q, const parley__request_t *req,
                            const char *user, pd_query_job_t *job,
