@@ -348,6 +348,15 @@ gw_upstream_publish(gw_upstream_t *up, const void *env, size_t len,
 }
 
 size_t
+gw_upstream_waiting(gw_upstream_t *up)
+{
+    pthread_mutex_lock(&up->lock);
+    size_t n = up->queued;
+    pthread_mutex_unlock(&up->lock);
+    return n;
+}
+
+size_t
 gw_upstream_fds(const gw_upstream_t *up, struct pollfd *fds, size_t cap)
 {
     int raw[4];

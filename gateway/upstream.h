@@ -115,6 +115,12 @@ int gw_upstream_submit(gw_upstream_t *up, gw_job_t *job);
 size_t gw_upstream_jobs(const gw_upstream_t *up);
 
 /*
+ * Jobs waiting for a worker (submitted, not yet taken): what max_jobs
+ * bounds. Threads: takes the queue's lock; any thread.
+ */
+size_t gw_upstream_waiting(gw_upstream_t *up);
+
+/*
  * Forward a signed envelope to parleyd. Returns 0 with *request_id set
  * (the answer comes through published), -ENOTSUP without publishing,
  * or a code of parley_pub_send() (-EAGAIN: too many in flight).

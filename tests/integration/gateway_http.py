@@ -570,17 +570,28 @@ def test_jobs_refused_when_workers_are_busy(w):
     key, d, g = demo_world(w, "--workers", "1", "--max-jobs", "1",
                            "--timeout-ms", "10000", window=2)
     d.proc.send_signal(signal.SIGSTOP)
-    try:
-        answers = []
+    answers = []
+    threads = []
 
-        def ask():
-            try:
-                answers.append(g.get("/v1/updates?since=1")[0])
-            except OSError as e:
-                answers.append(str(e))
-        threads = [threading.Thread(target=ask) for _ in range(3)]
-        for t in threads:
-            t.start()
+    def ask():
+        try:
+            answers.append(g.get("/v1/updates?since=1")[0])
+        except OSError as e:
+            answers.append(str(e))
+
+    def gauges():
+        m = g.metrics()
+        return m["parley_gateway_jobs"], m["parley_gateway_jobs_waiting"]
+    try:
+        # One at a time, each seen where it should be before the next:
+        # the first held by the worker, the second in the queue.
+        for want in ((1, 0), (2, 1)):
+            threads.append(threading.Thread(target=ask))
+            threads[-1].start()
+            wait_for(lambda: gauges() == want, 10,
+                     "jobs and jobs_waiting %r" % (want,))
+        threads.append(threading.Thread(target=ask))
+        threads[-1].start()
         # The worker holds one and its queue one: the third cannot wait.
         wait_for(lambda: 503 in answers, 10, "a 503 while the worker is busy")
     finally:
