@@ -399,6 +399,83 @@ s_is_keys_file(const char *name)
     return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".keys") == 0;
 }
 
+/*
+ * The *.keys files of directory path, sorted by name, into *names (*n of
+ * them; the caller frees each name and the array, also after an error).
+ * Returns 0 or a negative error with a message in errbuf.
+ */
+static int
+s_list_keys_files(const char *path, char ***names, size_t *n, char *errbuf,
+                  size_t errlen)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        int rc = -errno;
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!s_is_keys_file(e->d_name))
+            continue;
+        if (*n == S_DIR_FILES_MAX) {
+            rc = -EFBIG;
+            snprintf(errbuf, errlen, "%s: more than %d *.keys files", path,
+                     S_DIR_FILES_MAX);
+            break;
+        }
+        char **v = realloc(*names, (*n + 1) * sizeof(**names));
+        if (v == NULL || (v[*n] = strdup(e->d_name)) == NULL) {
+            *names = v != NULL ? v : *names;
+            rc = -ENOMEM;
+            snprintf(errbuf, errlen, "%s: out of memory", path);
+            break;
+        }
+        *names = v;
+        (*n)++;
+    }
+    closedir(d);
+    if (rc == 0 && *n > 1)
+        qsort(*names, *n, sizeof(**names), s_cmp_names);
+    return rc;
+}
+
+/*
+ * The list of a directory: its *.keys files in name order, each checked
+ * like the directory (pd_trust_check()). An empty directory is an empty
+ * list: nobody may connect. Returns 0 or a negative error with a message
+ * in errbuf; *list may be set after an error too.
+ */
+static int
+s_load_dir(pd_clients_t **list, const char *path, char *errbuf,
+           size_t errlen)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = s_list_keys_files(path, &names, &n, errbuf, errlen);
+    if (rc == 0 && (*list = calloc(1, sizeof(**list))) == NULL) {
+        rc = -ENOMEM;
+        snprintf(errbuf, errlen, "%s: out of memory", path);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char file[PATH_MAX];
+        if (snprintf(file, sizeof(file), "%s/%s", path, names[i])
+            >= (int)sizeof(file)) {
+            rc = -ENAMETOOLONG;
+            snprintf(errbuf, errlen, "%s/%s: name too long", path, names[i]);
+            break;
+        }
+        rc = pd_trust_check(file, "curve_clients", errbuf, errlen);
+        if (rc == 0)
+            rc = s_load_file(list, file, errbuf, errlen);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
 pd_clients_t *
 pd_clients_load(const char *path, char *errbuf, size_t errlen, int *err)
 {
@@ -413,67 +490,8 @@ pd_clients_load(const char *path, char *errbuf, size_t errlen, int *err)
         snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    if (!S_ISDIR(st.st_mode)) {
-        *err = s_load_file(&list, path, errbuf, errlen);
-        if (*err < 0)
-            return NULL;
-        return list;
-    }
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        *err = -errno;
-        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!s_is_keys_file(e->d_name))
-            continue;
-        if (n == S_DIR_FILES_MAX) {
-            rc = -EFBIG;
-            snprintf(errbuf, errlen, "%s: more than %d *.keys files", path,
-                     S_DIR_FILES_MAX);
-            break;
-        }
-        char **v = realloc(names, (n + 1) * sizeof(*names));
-        if (v == NULL || (v[n] = strdup(e->d_name)) == NULL) {
-            names = v != NULL ? v : names;
-            rc = -ENOMEM;
-            snprintf(errbuf, errlen, "%s: out of memory", path);
-            break;
-        }
-        names = v;
-        n++;
-    }
-    closedir(d);
-    if (rc == 0) {
-        if (n > 1)
-            qsort(names, n, sizeof(*names), s_cmp_names);
-        /* An empty directory is an empty list: nobody may connect. */
-        if ((list = calloc(1, sizeof(*list))) == NULL) {
-            rc = -ENOMEM;
-            snprintf(errbuf, errlen, "%s: out of memory", path);
-        }
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            char file[PATH_MAX];
-            if (snprintf(file, sizeof(file), "%s/%s", path, names[i])
-                >= (int)sizeof(file)) {
-                rc = -ENAMETOOLONG;
-                snprintf(errbuf, errlen, "%s/%s: name too long", path,
-                         names[i]);
-                break;
-            }
-            rc = pd_trust_check(file, "curve_clients", errbuf, errlen);
-            if (rc == 0)
-                rc = s_load_file(&list, file, errbuf, errlen);
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    int rc = S_ISDIR(st.st_mode) ? s_load_dir(&list, path, errbuf, errlen)
+                                 : s_load_file(&list, path, errbuf, errlen);
     if (rc < 0) {
         pd_clients_destroy(&list);
         *err = rc;
