@@ -117,7 +117,7 @@ s_bind(pd_api_t *self, void *ctx)
         || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0
         || zmq_setsockopt(self->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0)
         return -zmq_errno();
-    int rc = pd_zap_secure(self->d.zap, self->sock, "api");
+    int rc = pd_zap_secure(self->d.zap, self->sock, "api", -1);
     if (rc < 0)
         return rc;
     if (zmq_bind(self->sock, cfg->api) < 0
@@ -413,6 +413,13 @@ typedef struct {
     pd_read_t *rd;
 } s_serving_t;
 
+/* The CURVE key a queued read came with (X-Key), NULL without CURVE. */
+static const char *
+s_key(const pd_read_t *rd)
+{
+    return rd->has_key ? rd->key : NULL;
+}
+
 /*
  * One step of a replay or snapshot. Returns 0 (answered: sent or
  * refused), PD_QUERY_MORE, or -EHOSTUNREACH (its peer is gone).
@@ -422,12 +429,11 @@ s_step(pd_api_t *self, const s_serving_t *sv, pd_query_budget_t *b)
 {
     pd_query_answer_t a;
     pd_read_t *rd = sv->rd;
-    const char *user = rd->has_user ? rd->user : NULL;
     int rc = rd->op == PARLEY__OP_REPLAY
-                 ? pd_query_replay_step(self->d.query, &self->req, user,
-                                        &rd->job, b, &a)
-                 : pd_query_snapshot_step(self->d.query, &self->req, user,
-                                          &rd->job, b, &a);
+                 ? pd_query_replay_step(self->d.query, &self->req,
+                                        s_key(rd), &rd->job, b, &a)
+                 : pd_query_snapshot_step(self->d.query, &self->req,
+                                          s_key(rd), &rd->job, b, &a);
     if (rc == PD_QUERY_MORE)
         return rc;
     if (rc == 0)
@@ -443,6 +449,11 @@ static int
 s_stats(pd_api_t *self, const s_serving_t *sv)
 {
     parley__stat_t v[PD_STAT_COUNT];
+    /* The counters tell how much everyone publishes: a permission. */
+    if (!pd_zap_may_stats(self->d.zap, s_key(sv->rd)))
+        return s_reject_to(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER,
+                           self->req.request_id, PARLEY_EFORBIDDEN, 0,
+                           "(stats need stats=yes in curve_clients)");
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_STATS,
                           .stats = v,
@@ -453,10 +464,13 @@ s_stats(pd_api_t *self, const s_serving_t *sv)
 static int
 s_ping(pd_api_t *self, const s_serving_t *sv)
 {
+    /* The feed socket of the client's access class, and its view of the
+     * head (feed.h, query.h). */
+    int k = pd_zap_class_of(self->d.zap, s_key(sv->rd));
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_PING,
-                          .feed = pd_feed_endpoint(self->d.feed),
-                          .seq = pd_storage_head(self->d.storage),
+                          .feed = pd_feed_endpoint_of(self->d.feed, k),
+                          .seq = pd_query_view_head(self->d.query, k),
                           .first_seq = pd_storage_first(self->d.storage),
                           .version = PARLEY_VERSION };
     memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
@@ -535,7 +549,7 @@ s_is_read(parley__op_t op)
 /* Queue the read just decoded into self->req for the read slices. */
 static void
 s_queue_read(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
-             const char *user)
+             const char *key)
 {
     parley__request_t *q = &self->req;
     s_counters_t *n = &self->counters;
@@ -545,7 +559,7 @@ s_queue_read(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
     n->requests_ping += q->op == PARLEY__OP_PING;
     pd_reads_conn_t *c = s_conn(self, peer);
     int rc = c != NULL ? pd_reads_push(self->d.reads, c, (int)q->op, buf, len,
-                                       user)
+                                       key)
                        : -ENOMEM;
     char detail[64];
     if (rc == -ENOBUFS) {
@@ -556,7 +570,7 @@ s_queue_read(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
                      detail);
     } else if (rc < 0) {
         s_reject_now(self, peer, q->request_id, PARLEY_EUNAVAILABLE, 0,
-                     rc == -ENOMEM ? "(out of memory)" : "(user id too long)");
+                     rc == -ENOMEM ? "(out of memory)" : "(key too long)");
     }
 }
 
@@ -612,10 +626,12 @@ s_answer(void *ctx, pd_msg_t *msg)
     else if (rc < 0)
         s_reject_now(self, peer, q->request_id, PARLEY_EBADREQUEST, 0, NULL);
     else if (s_is_read(q->op))
-        /* The ZAP user id (the CURVE client's name) decides what replay
-         * and snapshot may send; valid while body is. */
+        /* The CURVE key the ZAP handler gave the connection decides what
+         * the read may do, under the allow-list in force when it is
+         * served: not the name (User-Id), which a reload may give to
+         * another key. Valid while body is; the queue keeps a copy. */
         s_queue_read(self, peer, buf, len,
-                     zmq_msg_gets(&msg->body, "User-Id"));
+                     zmq_msg_gets(&msg->body, PD_ZAP_KEY_PROP));
     else /* a publish is ingest's; one here was misread: do not drop it */
         s_reject_now(self, peer, q->request_id,
                      q->op == PARLEY__OP_PUBLISH ? -EPROTO

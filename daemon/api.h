@@ -42,7 +42,7 @@ typedef struct pd_api_deps {
     pd_query_t *query;       /* replay, snapshot */
     pd_reads_t *reads;       /* queued reads; every reply is counted there */
     pd_feed_t *feed;         /* ping's feed endpoint */
-    pd_zap_t *zap;           /* CURVE and the User-Id of a request */
+    pd_zap_t *zap;           /* CURVE, and a request's rights by its key */
     pd_stats_t *stats;       /* the stats reply; the api reports into it */
     const uint8_t *daemon_id; /* 16 bytes, for ping */
 } pd_api_deps_t;

@@ -10,7 +10,9 @@
  * order: see api.h.)
  *
  * With CURVE on, a client limited to some topics is sent only updates
- * carried on one of them, as on the feed (zap.h decides).
+ * carried on one of them, as on the feed (zap.h decides), and learns of
+ * the log's head only its class's view of it (pd_query_view_head()):
+ * the seq of the last update it may read, not how many others there are.
  *
  * A query runs in steps under a budget (records read, time), so that the
  * loop can share itself between readers and still run its timers and
@@ -89,10 +91,12 @@ void pd_query_destroy(pd_query_t **q);
 
 /*
  * One step of a replay: the deliveries from req->from_seq on (to
- * req->to_seq, or the head for 0) that match req's filter and that user
- * (the CURVE client's name, NULL without CURVE) may read, paged by
- * req->limit (at most PD_QUERY_REPLAY_MAX), PD_QUERY_REPLY_BUDGET bytes
- * and PD_QUERY_SCAN_MAX records looked at, over all the steps of the job.
+ * req->to_seq, or the head for 0) that match req's filter and that key
+ * (the CURVE client's key, the X-Key property; NULL without CURVE) may
+ * read, paged by req->limit (at most PD_QUERY_REPLAY_MAX),
+ * PD_QUERY_REPLY_BUDGET bytes and PD_QUERY_SCAN_MAX records looked at,
+ * over all the steps of the job. "The head" is the key's view of it at
+ * this step (pd_query_view_head()), also in the reply's head_seq.
  *
  * The step reads at most b->records records and stops at b->deadline_us.
  * When the budget runs out, a page that holds deliveries is answered as
@@ -107,7 +111,7 @@ void pd_query_destroy(pd_query_t **q);
  *            record could not be read; logged).
  */
 int pd_query_replay_step(pd_query_t *q, const parley__request_t *req,
-                         const char *user, pd_query_job_t *job,
+                         const char *key, pd_query_job_t *job,
                          pd_query_budget_t *b, pd_query_answer_t *a);
 
 /*
@@ -116,10 +120,10 @@ int pd_query_replay_step(pd_query_t *q, const parley__request_t *req,
  * the update holding it, minus entries whose update had expired then
  * (docs/protocol.md section 5); the updates readable as for replay,
  * ascending seq, each once; the entries (when req->entries) by
- * negotiation, phase, party; seq = the head when the job started. The
- * step reads at most b->records updates and stops at b->deadline_us;
- * then it returns PD_QUERY_MORE and the job holds what it collected (at
- * most PD_QUERY_SNAPSHOT_BYTES).
+ * negotiation, phase, party; seq = the key's view of the head when the
+ * job started. The step reads at most b->records updates and stops at
+ * b->deadline_us; then it returns PD_QUERY_MORE and the job holds what it
+ * collected (at most PD_QUERY_SNAPSHOT_BYTES).
  *
  * Returns:   0 (a->reply holds the reply), PD_QUERY_MORE,
  *            PARLEY_EUNAVAILABLE (out of memory, a read error, or over
@@ -129,7 +133,7 @@ int pd_query_replay_step(pd_query_t *q, const parley__request_t *req,
  *            right: one of them holds only some of the entries it names).
  */
 int pd_query_snapshot_step(pd_query_t *q, const parley__request_t *req,
-                           const char *user, pd_query_job_t *job,
+                           const char *key, pd_query_job_t *job,
                            pd_query_budget_t *b, pd_query_answer_t *a);
 
 /* Free what a job holds and zero it. Accepts a zeroed job. */
@@ -137,10 +141,26 @@ void pd_query_job_end(pd_query_job_t *job);
 
 /* A replay answered in one step, without a budget (tests, tools). */
 int pd_query_replay(pd_query_t *q, const parley__request_t *req,
-                    const char *user, pd_query_answer_t *a);
+                    const char *key, pd_query_answer_t *a);
 
 /* A snapshot answered in one step, without a budget (tests, tools). */
 int pd_query_snapshot(pd_query_t *q, const parley__request_t *req,
-                      const char *user, pd_query_answer_t *a);
+                      const char *key, pd_query_answer_t *a);
+
+/*
+ * The head seq access class klass (pd_zap_class_of()) may know of: the
+ * log's head for a class that reads every topic (and without CURVE);
+ * for a limited class the seq of the last update it may read, or, if it
+ * has read none since the daemon started (or since a reload changed the
+ * classes), the head at that moment. It only rises, every seq the class
+ * may read is at or below it, and it moves only when such an update is
+ * made durable: a limited subscriber's gap detection (protocol.md
+ * section 10) needs no more, and learns nothing of others' traffic from
+ * it. Records since the last call are looked at once each (newest first,
+ * up to the first the class may read); 0 for -1 (no client).
+ *
+ * Threads:   the loop thread.
+ */
+uint64_t pd_query_view_head(pd_query_t *q, int klass);
 
 #endif /* PD_QUERY_H */

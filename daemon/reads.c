@@ -233,7 +233,7 @@ s_ring_remove(pd_reads_t *self, pd_reads_conn_t *c)
 
 int
 pd_reads_push(pd_reads_t *self, pd_reads_conn_t *c, int op, const void *req,
-              size_t len, const char *user)
+              size_t len, const char *key)
 {
     size_t size = sizeof(pd_read_t) + len;
     if (c->n_reads >= PD_READS_CONN_REQUESTS
@@ -242,16 +242,16 @@ pd_reads_push(pd_reads_t *self, pd_reads_conn_t *c, int op, const void *req,
         self->counters.refused++;
         return -ENOBUFS;
     }
-    if (user != NULL && strlen(user) >= PD_READS_USER_MAX)
+    if (key != NULL && strlen(key) >= PD_READS_KEY_MAX)
         return -ENAMETOOLONG;
     pd_read_t *rd = calloc(1, size);
     if (rd == NULL)
         return -ENOMEM;
     rd->op = op;
     rd->slice = self->slice;
-    rd->has_user = user != NULL;
-    if (user != NULL)
-        memcpy(rd->user, user, strlen(user) + 1);
+    rd->has_key = key != NULL;
+    if (key != NULL)
+        memcpy(rd->key, key, strlen(key) + 1);
     rd->len = len;
     memcpy(rd->bytes, req, len);
     if (c->tail != NULL)

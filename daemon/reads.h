@@ -34,6 +34,7 @@
 #ifndef PD_READS_H
 #define PD_READS_H
 
+#include "parley.h"
 #include "query.h"
 #include "stats.h"
 
@@ -64,8 +65,9 @@
 /* What a queued message costs besides its bytes: libzmq's message slot
  * and content header, the identity frame, allocator overhead. */
 #define PD_READS_MSG_OVERHEAD 128
-/* A CURVE user id kept with a queued read, with its NUL. */
-#define PD_READS_USER_MAX 64
+/* The CURVE key (Z85, the X-Key property) kept with a queued read, with
+ * its NUL: the read's rights are looked up by it when it is served. */
+#define PD_READS_KEY_MAX (PARLEY_CURVE_KEY_CHARS + 1)
 
 /* Which share a reply counts against. */
 typedef enum {
@@ -77,10 +79,10 @@ typedef enum {
 typedef struct pd_read {
     struct pd_read *next;        /* the connection's next read */
     int op;                      /* parley__op_t of the request */
-    bool has_user;               /* user holds the CURVE User-Id */
+    bool has_key;                /* key holds the CURVE key (X-Key) */
     bool held;                   /* counted in reads_held */
     uint64_t slice;              /* slices run when it was queued */
-    char user[PD_READS_USER_MAX];
+    char key[PD_READS_KEY_MAX];
     pd_query_job_t job;          /* a replay or snapshot under way */
     size_t len;
     uint8_t bytes[];             /* the request */
@@ -126,15 +128,15 @@ const uint8_t *pd_reads_conn_id(const pd_reads_conn_t *c, size_t *len);
 
 /*
  * Queue the request (len bytes, op) of connection c, read with the CURVE
- * user id user (NULL without CURVE).
+ * key key (the X-Key property, Z85; NULL without CURVE).
  *
  * Returns:   0, -ENOBUFS (c has PD_READS_CONN_REQUESTS reads or
  *            PD_READS_CONN_REQUEST_BYTES bytes queued: the caller answers
- *            rate_limited; counted reads_refused), -ENAMETOOLONG (user
+ *            rate_limited; counted reads_refused), -ENAMETOOLONG (key
  *            too long) or -ENOMEM.
  */
 int pd_reads_push(pd_reads_t *r, pd_reads_conn_t *c, int op, const void *req,
-                  size_t len, const char *user);
+                  size_t len, const char *key);
 
 /* Start a slice: reads answered from now on after waiting for one more
  * slice count as deferred. */

@@ -207,22 +207,22 @@ test_queue_limits(void **state)
     assert_true(n > 100 && n < PD_READS_CONN_REQUESTS);
     assert_true((size_t)n * 2000 <= PD_READS_CONN_REQUEST_BYTES);
 
-    /* The user id is kept, and must fit. */
-    char user[PD_READS_USER_MAX + 1];
-    memset(user, 'u', sizeof(user));
-    user[PD_READS_USER_MAX] = '\0';
-    assert_int_equal(pd_reads_push(f->r, b, PARLEY__OP_PING, "p", 2, user),
+    /* The key is kept, and must fit. */
+    char key[PD_READS_KEY_MAX + 1];
+    memset(key, 'k', sizeof(key));
+    key[PD_READS_KEY_MAX] = '\0';
+    assert_int_equal(pd_reads_push(f->r, b, PARLEY__OP_PING, "p", 2, key),
                      -ENAMETOOLONG);
-    user[PD_READS_USER_MAX - 1] = '\0';
-    assert_int_equal(pd_reads_push(f->r, b, PARLEY__OP_PING, "p", 2, user), 0);
+    key[PD_READS_KEY_MAX - 1] = '\0';
+    assert_int_equal(pd_reads_push(f->r, b, PARLEY__OP_PING, "p", 2, key), 0);
     pd_reads_conn_t *c;
     pd_read_t *rd = pd_reads_next(f->r, &c);
     assert_ptr_equal(c, a); /* a's turn */
     pd_reads_finish(f->r, c);
     rd = pd_reads_next(f->r, &c);
     assert_ptr_equal(c, b);
-    assert_true(rd->has_user);
-    assert_string_equal(rd->user, user);
+    assert_true(rd->has_key);
+    assert_string_equal(rd->key, key);
 }
 
 /*
