@@ -48,6 +48,8 @@ pd_config_defaults(pd_config_t *cfg)
     cfg->handshake_timeout = 5000;
     cfg->rate_limit = 1000;
     cfg->rate_burst = 2000;
+    cfg->reply_queue_bytes = 4 * S_MIB;
+    cfg->reply_queue_total = 64 * S_MIB;
 }
 
 /* ----------------------------------------------------------- value parsers */
@@ -375,6 +377,22 @@ s_set_rate_burst(pd_config_t *cfg, const char *v, char *err, size_t errlen)
     return s_u32(&cfg->rate_burst, v, 1, 100000000, err, errlen);
 }
 
+static int
+s_set_reply_queue_bytes(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_bytes,
+                    err, errlen);
+}
+
+static int
+s_set_reply_queue_total(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_total,
+                    err, errlen);
+}
+
 static const struct {
     const char *key;
     s_setter_fn set;
@@ -403,6 +421,8 @@ static const struct {
     { "handshake_timeout", s_set_handshake_timeout },
     { "rate_limit", s_set_rate_limit },
     { "rate_burst", s_set_rate_burst },
+    { "reply_queue_bytes", s_set_reply_queue_bytes },
+    { "reply_queue_total", s_set_reply_queue_total },
 };
 
 #define S_NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))

@@ -53,6 +53,9 @@ typedef struct pd_config {
     uint32_t handshake_timeout;         /* ms a peer has to finish ZMTP */
     uint32_t rate_limit;                /* updates/s per signer, 0 = off */
     uint32_t rate_burst;                /* bucket size per signer */
+    /* read replies not yet read by their clients (reads.h) */
+    uint64_t reply_queue_bytes;         /* per connection, then reads wait */
+    uint64_t reply_queue_total;         /* all connections, then reads wait */
 } pd_config_t;
 
 /* Fill cfg with the embedded defaults. */
