@@ -31,6 +31,7 @@ pd_config_defaults(pd_config_t *cfg)
     strcpy(cfg->state_dir, PD_CONFIG_DEFAULT_STATE_DIR);
     cfg->keyring[0] = '\0';
     cfg->keyring_given = false;
+    cfg->pid_file_given = false;
     cfg->max_message_bytes = 65536;
     cfg->max_clock_skew = 300;
     cfg->fsync = true;
@@ -47,6 +48,8 @@ pd_config_defaults(pd_config_t *cfg)
     cfg->handshake_timeout = 5000;
     cfg->rate_limit = 1000;
     cfg->rate_burst = 2000;
+    cfg->reply_queue_bytes = 4 * S_MIB;
+    cfg->reply_queue_total = 64 * S_MIB;
 }
 
 /* ----------------------------------------------------------- value parsers */
@@ -175,6 +178,15 @@ s_set_keyring(pd_config_t *cfg, const char *v, char *err, size_t errlen)
     int rc = s_path(cfg->keyring, v, err, errlen);
     if (rc == 0)
         cfg->keyring_given = true;
+    return rc;
+}
+
+static int
+s_set_pid_file(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    int rc = s_path(cfg->pid_file, v, err, errlen);
+    if (rc == 0)
+        cfg->pid_file_given = true;
     return rc;
 }
 
@@ -365,6 +377,22 @@ s_set_rate_burst(pd_config_t *cfg, const char *v, char *err, size_t errlen)
     return s_u32(&cfg->rate_burst, v, 1, 100000000, err, errlen);
 }
 
+static int
+s_set_reply_queue_bytes(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_bytes,
+                    err, errlen);
+}
+
+static int
+s_set_reply_queue_total(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_total,
+                    err, errlen);
+}
+
 static const struct {
     const char *key;
     s_setter_fn set;
@@ -374,6 +402,7 @@ static const struct {
     { "state_dir", s_set_state_dir },
     { "keyring", s_set_keyring },
     { "include_dir", s_set_include_dir },
+    { "pid_file", s_set_pid_file },
     { "max_message_bytes", s_set_max_message_bytes },
     { "max_clock_skew", s_set_max_clock_skew },
     { "fsync", s_set_fsync },
@@ -392,6 +421,8 @@ static const struct {
     { "handshake_timeout", s_set_handshake_timeout },
     { "rate_limit", s_set_rate_limit },
     { "rate_burst", s_set_rate_burst },
+    { "reply_queue_bytes", s_set_reply_queue_bytes },
+    { "reply_queue_total", s_set_reply_queue_total },
 };
 
 #define S_NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))
@@ -649,6 +680,14 @@ pd_config_finish(pd_config_t *cfg)
                          cfg->state_dir);
         if (n < 0 || (size_t)n >= sizeof(cfg->keyring)) {
             cfg->keyring[0] = '\0';
+            return -ENAMETOOLONG;
+        }
+    }
+    if (cfg->pid_file[0] == '\0') {
+        int n = snprintf(cfg->pid_file, sizeof(cfg->pid_file),
+                         "%s/parleyd.pid", cfg->state_dir);
+        if (n < 0 || (size_t)n >= sizeof(cfg->pid_file)) {
+            cfg->pid_file[0] = '\0';
             return -ENAMETOOLONG;
         }
     }

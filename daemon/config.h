@@ -40,6 +40,9 @@ typedef struct pd_config {
     uint32_t heartbeat_interval;        /* ms between sys/heartbeat/ */
     uint32_t stats_interval;            /* ms between sys/stats/, 0 = off */
     char include_dir[PD_CONFIG_PATH_MAX]; /* drop-in *.conf files, "" = none */
+    char pid_file[PD_CONFIG_PATH_MAX];  /* our pid while we run; "" =
+                                           <state_dir>/parleyd.pid */
+    bool pid_file_given;                /* pid_file named by file or flag */
     pd_log_level_t log_level;
     /* transport security and limits (DESIGN.md "Transport security") */
     bool curve;                         /* CurveZMQ on api and feed */
@@ -50,6 +53,9 @@ typedef struct pd_config {
     uint32_t handshake_timeout;         /* ms a peer has to finish ZMTP */
     uint32_t rate_limit;                /* updates/s per signer, 0 = off */
     uint32_t rate_burst;                /* bucket size per signer */
+    /* read replies not yet read by their clients (reads.h) */
+    uint64_t reply_queue_bytes;         /* per connection, then reads wait */
+    uint64_t reply_queue_total;         /* all connections, then reads wait */
 } pd_config_t;
 
 /* Fill cfg with the embedded defaults. */
