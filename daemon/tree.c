@@ -1,0 +1,662 @@
+/*
+ * tree.c - the Merkle tree hash store: one file of stored hashes beside the
+ * log's segments, appended with the log's group commit, checked against
+ * the records at start-up (tree.h says how), and read for roots and
+ * proofs.
+ *
+ * Memory: two compact ranges (O(log n) hashes) and the queue of hashes
+ * not yet written; roots and proofs read the file (O(log n) preads each).
+ * The start-up check reads the file front to back through a window.
+ */
+#include "tree.h"
+
+#include "crc32c.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_HASH PARLEY__TLOG_HASH_BYTES
+#define S_TMP_NAME PD_TREE_FILE ".tmp"
+#define S_WINDOW 4096 /* stored hashes per read while checking (128 KiB) */
+#define S_ALG_SHA256_RFC9162 1
+
+struct pd_tree {
+    char *dir;                      /* state directory, for messages */
+    int dirfd;                      /* the directory, for the file's creation */
+    int fd;                         /* tree.hashes, flocked while open */
+    pd_tree_opts_t opts;            /* as given */
+    uint64_t file_bytes;            /* file size at open */
+    uint64_t file_leaves;           /* whole leaf groups in the file at open */
+    bool started;                   /* pd_tree_check() has seen a record */
+    bool ready;                     /* pd_tree_recover() succeeded */
+    bool failed;                    /* a write or sync failed: refuse appends */
+    uint64_t next_check;            /* seq pd_tree_check() expects next */
+    parley__tlog_range_t range;     /* every leaf appended or checked */
+    parley__tlog_range_t durable;   /* the leaves written and synced */
+    uint8_t *pend;                  /* queued stored hashes */
+    size_t pend_len;                /* bytes queued */
+    size_t pend_cap;                /* bytes allocated */
+    uint8_t *win;                   /* read window of the start-up check */
+    uint64_t win_first;             /* stored index of win[0] */
+    uint64_t win_count;             /* hashes in the window */
+    pd_tree_stats_t stats;
+};
+
+/* --- small helpers ----------------------------------------------------------- */
+
+static void
+s_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t
+s_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void
+s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Byte offset of stored hash index in the file. */
+static uint64_t
+s_offset(uint64_t index)
+{
+    return PD_TREE_HEADER_BYTES + index * S_HASH;
+}
+
+/* The first 8 bytes of a hash in hex, for messages. */
+static void
+s_short_hex(const parley__tlog_hash_t *h, char out[17])
+{
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", h->b[i]);
+}
+
+static int
+s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int
+s_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pread(fd, buf, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO; /* the file ends early */
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* --- the header -------------------------------------------------------------- */
+
+static void
+s_header(uint8_t h[PD_TREE_HEADER_BYTES])
+{
+    memset(h, 0, PD_TREE_HEADER_BYTES);
+    memcpy(h, PD_TREE_MAGIC, 8);
+    s_put32(h + 8, PD_TREE_VERSION);
+    s_put32(h + 12, PD_TREE_HEADER_BYTES);
+    s_put32(h + 16, S_HASH);
+    s_put32(h + 20, S_ALG_SHA256_RFC9162);
+    s_put32(h + 28, pd_crc32c(0, h, 28));
+}
+
+/* Why a header is not ours, or NULL when it is. */
+static const char *
+s_header_problem(const uint8_t h[PD_TREE_HEADER_BYTES])
+{
+    if (memcmp(h, PD_TREE_MAGIC, 8) != 0)
+        return "not a parley hash file (bad magic)";
+    if (pd_crc32c(0, h, 28) != s_get32(h + 28))
+        return "header checksum mismatch";
+    if (s_get32(h + 8) != PD_TREE_VERSION)
+        return "unsupported format version";
+    if (s_get32(h + 12) != PD_TREE_HEADER_BYTES || s_get32(h + 16) != S_HASH ||
+        s_get32(h + 20) != S_ALG_SHA256_RFC9162 || s_get32(h + 24) != 0)
+        return "unsupported header fields (header size, hash size or function)";
+    return NULL;
+}
+
+/*
+ * Make an empty hash file: header into a temporary file, synced, renamed
+ * into place, directory synced, so a crash leaves either no file or a
+ * whole header.
+ */
+static int
+s_create(pd_tree_t *self, char *errbuf, size_t errlen)
+{
+    uint8_t h[PD_TREE_HEADER_BYTES];
+    s_header(h);
+    int fd = openat(self->dirfd, S_TMP_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0640);
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0)
+        rc = s_pwrite_all(fd, h, sizeof(h), 0);
+    if (rc == 0 && self->opts.sync && fsync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0 && renameat(self->dirfd, S_TMP_NAME, self->dirfd, PD_TREE_FILE) < 0)
+        rc = -errno;
+    if (rc == 0 && self->opts.sync && fsync(self->dirfd) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        s_errf(errbuf, errlen, "cannot create %s/%s: %s", self->dir, PD_TREE_FILE,
+               strerror(-rc));
+        unlinkat(self->dirfd, S_TMP_NAME, 0);
+        return rc;
+    }
+    pd_log(PD_LOG_INFO, "tree: created %s/%s", self->dir, PD_TREE_FILE);
+    return 0;
+}
+
+/* --- reading ----------------------------------------------------------------- */
+
+/* A stored hash through the window (the start-up check reads in order). */
+static int
+s_win_get(pd_tree_t *self, uint64_t index, parley__tlog_hash_t *out)
+{
+    if (index < self->win_first || index - self->win_first >= self->win_count) {
+        uint64_t total = parley__tlog_stored_count(self->file_leaves);
+        if (index >= total)
+            return -EINVAL;
+        if (self->win == NULL && (self->win = malloc(S_WINDOW * S_HASH)) == NULL)
+            return -ENOMEM;
+        uint64_t n = total - index < S_WINDOW ? total - index : S_WINDOW;
+        int rc = s_pread_all(self->fd, self->win, (size_t)n * S_HASH, s_offset(index));
+        if (rc < 0) {
+            self->win_count = 0;
+            return rc;
+        }
+        self->win_first = index;
+        self->win_count = n;
+    }
+    memcpy(out->b, self->win + (index - self->win_first) * S_HASH, S_HASH);
+    return 0;
+}
+
+/* The hash source over the durable part of the file. */
+static int
+s_read(void *ctx, uint64_t index, parley__tlog_hash_t *out)
+{
+    pd_tree_t *self = ctx;
+    if (index >= parley__tlog_stored_count(self->durable.size))
+        return -EINVAL;
+    return s_pread_all(self->fd, out->b, S_HASH, s_offset(index));
+}
+
+/* --- the start-up check -------------------------------------------------------- */
+
+/* Make room for bytes more in the queue. */
+static int
+s_reserve(pd_tree_t *self, size_t bytes)
+{
+    if (self->pend_cap - self->pend_len >= bytes)
+        return 0;
+    size_t cap = self->pend_cap ? self->pend_cap : 16384;
+    while (cap - self->pend_len < bytes) {
+        if (cap > SIZE_MAX / 2)
+            return -ENOMEM;
+        cap *= 2;
+    }
+    uint8_t *p = realloc(self->pend, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    self->pend = p;
+    self->pend_cap = cap;
+    return 0;
+}
+
+/* Append a leaf to the range and queue the stored hashes it adds. The
+ * room is made first, so a failure leaves the tree as it was. */
+static int
+s_append_leaf(pd_tree_t *self, const parley__tlog_hash_t *leaf)
+{
+    parley__tlog_hash_t stored[64];
+    size_t n;
+    int rc = s_reserve(self, sizeof(stored));
+    if (rc < 0)
+        return rc;
+    if ((rc = parley__tlog_range_append(&self->range, leaf, stored, &n)) != 0)
+        return rc;
+    memcpy(self->pend + self->pend_len, stored, n * S_HASH);
+    self->pend_len += n * S_HASH;
+    return 0;
+}
+
+/*
+ * Check leaf j's group of stored hashes. leaf is the hash recomputed from
+ * the record, or NULL when the record is gone (the stored leaf hash is
+ * then taken as it is). Every subtree hash the leaf completes must be the
+ * node hash of its children.
+ */
+static int
+s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
+              char *errbuf, size_t errlen)
+{
+    const uint64_t base = parley__tlog_stored_count(j);
+    parley__tlog_hash_t stored, computed[64];
+    size_t n;
+    int rc = s_win_get(self, base, &stored);
+    if (rc < 0)
+        goto read_error;
+    if (leaf != NULL && !parley__tlog_hash_equal(leaf, &stored)) {
+        char a[17], b[17];
+        s_short_hex(leaf, a);
+        s_short_hex(&stored, b);
+        s_errf(errbuf, errlen,
+               "%s/%s: the stored hash of seq %" PRIu64 " at byte offset %" PRIu64
+               " does not match the record in the log (recomputed %s..., stored "
+               "%s...): the hash file or the log has been altered (see "
+               "docs/transparency.md)",
+               self->dir, PD_TREE_FILE, j + 1, s_offset(base), a, b);
+        return -EBADMSG;
+    }
+    if ((rc = parley__tlog_range_append(&self->range, leaf ? leaf : &stored, computed,
+                                        &n)) != 0)
+        return -EINVAL;
+    for (size_t l = 1; l < n; l++) {
+        if ((rc = s_win_get(self, base + l, &stored)) < 0)
+            goto read_error;
+        if (!parley__tlog_hash_equal(&computed[l], &stored)) {
+            uint64_t span = (uint64_t)1 << l;
+            s_errf(errbuf, errlen,
+                   "%s/%s: the stored hash at byte offset %" PRIu64
+                   " (the subtree over seqs %" PRIu64 "-%" PRIu64
+                   ") does not match the hash of its two children: the hash file "
+                   "is damaged (see docs/transparency.md)",
+                   self->dir, PD_TREE_FILE, s_offset(base + l), j + 2 - span, j + 1);
+            return -EBADMSG;
+        }
+    }
+    return 0;
+read_error:
+    s_errf(errbuf, errlen, "cannot read %s/%s: %s", self->dir, PD_TREE_FILE,
+           strerror(-rc));
+    return rc;
+}
+
+/* Leaves [0, upto) whose records are gone: checked by their parents. */
+static int
+s_check_unbacked(pd_tree_t *self, uint64_t upto, char *errbuf, size_t errlen)
+{
+    if (upto > self->file_leaves) {
+        s_errf(errbuf, errlen,
+               "%s/%s holds the hashes of %" PRIu64 " records but the log no longer "
+               "holds seqs %" PRIu64 "-%" PRIu64 ": their hashes went with their "
+               "segments and cannot be recomputed; restore %s from a backup of "
+               "this state directory (see docs/transparency.md)",
+               self->dir, PD_TREE_FILE, self->file_leaves, self->file_leaves + 1,
+               upto, PD_TREE_FILE);
+        return -EBADMSG;
+    }
+    for (uint64_t j = self->range.size; j < upto; j++) {
+        int rc = s_check_group(self, j, NULL, errbuf, errlen);
+        if (rc < 0)
+            return rc;
+        self->stats.unbacked++;
+    }
+    return 0;
+}
+
+/* --- public API ------------------------------------------------------------------ */
+
+pd_tree_t *
+pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
+             size_t errlen, int *err)
+{
+    int dummy;
+    if (err == NULL)
+        err = &dummy;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (dir == NULL) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    pd_tree_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    self->dirfd = -1;
+    self->fd = -1;
+    if (opts != NULL)
+        self->opts = *opts;
+    parley__tlog_range_init(&self->range);
+    parley__tlog_range_init(&self->durable);
+    if ((self->dir = strdup(dir)) == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
+    /* Whichever of the log and the tree opens first makes the directory. */
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        *err = -errno;
+        s_errf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self->dirfd < 0) {
+        *err = -errno;
+        s_errf(errbuf, errlen, "cannot open %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    /* A temporary file left by a crash while creating: never in use. */
+    (void)unlinkat(self->dirfd, S_TMP_NAME, 0);
+    self->fd = openat(self->dirfd, PD_TREE_FILE, O_RDWR | O_CLOEXEC);
+    if (self->fd < 0 && errno == ENOENT) {
+        if ((*err = s_create(self, errbuf, errlen)) < 0)
+            goto fail;
+        self->fd = openat(self->dirfd, PD_TREE_FILE, O_RDWR | O_CLOEXEC);
+    }
+    if (self->fd < 0) {
+        *err = -errno;
+        s_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, PD_TREE_FILE,
+               strerror(errno));
+        goto fail;
+    }
+    if (flock(self->fd, LOCK_EX | LOCK_NB) < 0) {
+        *err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        s_errf(errbuf, errlen, "%s/%s is in use by another process", dir,
+               PD_TREE_FILE);
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(self->fd, &st) < 0) {
+        *err = -errno;
+        s_errf(errbuf, errlen, "cannot stat %s/%s: %s", dir, PD_TREE_FILE,
+               strerror(errno));
+        goto fail;
+    }
+    self->file_bytes = (uint64_t)st.st_size;
+    uint8_t h[PD_TREE_HEADER_BYTES];
+    const char *problem = NULL;
+    if (self->file_bytes < PD_TREE_HEADER_BYTES)
+        problem = "shorter than its header";
+    else if ((*err = s_pread_all(self->fd, h, sizeof(h), 0)) < 0) {
+        s_errf(errbuf, errlen, "cannot read %s/%s: %s", dir, PD_TREE_FILE,
+               strerror(-*err));
+        goto fail;
+    } else
+        problem = s_header_problem(h);
+    if (problem != NULL) {
+        *err = -EBADMSG;
+        s_errf(errbuf, errlen,
+               "%s/%s at byte offset 0: %s; move it aside if it is not parley's "
+               "(see docs/transparency.md)",
+               dir, PD_TREE_FILE, problem);
+        goto fail;
+    }
+    self->file_leaves = parley__tlog_stored_leaves(
+        (self->file_bytes - PD_TREE_HEADER_BYTES) / S_HASH);
+    *err = 0;
+    return self;
+fail:
+    pd_tree_close(&self);
+    return NULL;
+}
+
+int
+pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
+              char *errbuf, size_t errlen)
+{
+    if (tree == NULL || tree->ready || seq == 0 || (record == NULL && len > 0))
+        return -EINVAL;
+    int rc;
+    if (!tree->started) {
+        if ((rc = s_check_unbacked(tree, seq - 1, errbuf, errlen)) < 0)
+            return rc;
+        tree->started = true;
+        tree->next_check = seq;
+    }
+    if (seq != tree->next_check) {
+        s_errf(errbuf, errlen, "tree: record seq %" PRIu64 " where %" PRIu64
+               " was expected", seq, tree->next_check);
+        return -EINVAL;
+    }
+    const uint64_t j = seq - 1;
+    parley__tlog_hash_t leaf;
+    parley__tlog_leaf_hash(&leaf, record, len);
+    if (j < tree->file_leaves) {
+        if ((rc = s_check_group(tree, j, &leaf, errbuf, errlen)) < 0)
+            return rc;
+        tree->stats.checked++;
+    } else {
+        if ((rc = s_append_leaf(tree, &leaf)) != 0)
+            return rc == PARLEY_EARG ? -EINVAL : rc;
+        tree->stats.recomputed++;
+    }
+    tree->next_check++;
+    return 0;
+}
+
+int
+pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
+{
+    if (tree == NULL || tree->ready)
+        return -EINVAL;
+    int rc;
+    if (tree->started) {
+        if (tree->next_check - 1 != records) {
+            s_errf(errbuf, errlen,
+                   "tree: the records checked end at seq %" PRIu64
+                   " but the log has %" PRIu64,
+                   tree->next_check - 1, records);
+            return -EINVAL;
+        }
+    } else if ((rc = s_check_unbacked(tree, records, errbuf, errlen)) < 0) {
+        return rc; /* no record is held: all of them are gone */
+    }
+    free(tree->win);
+    tree->win = NULL;
+    tree->win_count = 0;
+
+    const uint64_t keep = tree->file_leaves < records ? tree->file_leaves : records;
+    const uint64_t end = s_offset(parley__tlog_stored_count(keep));
+    if (tree->file_bytes > end) {
+        if (ftruncate(tree->fd, (off_t)end) < 0 ||
+            (tree->opts.sync && fsync(tree->fd) < 0)) {
+            rc = -errno;
+            s_errf(errbuf, errlen, "cannot truncate %s/%s: %s", tree->dir,
+                   PD_TREE_FILE, strerror(errno));
+            return rc;
+        }
+        pd_log(PD_LOG_WARN,
+               "tree: cut %" PRIu64 " bytes from %s/%s at offset %" PRIu64
+               " (hashes of %" PRIu64 " leaves beyond the log's %" PRIu64
+               " records, and any torn tail)",
+               tree->file_bytes - end, tree->dir, PD_TREE_FILE, end,
+               tree->file_leaves - keep, records);
+        tree->stats.truncated_bytes = tree->file_bytes - end;
+        tree->file_bytes = end;
+    }
+    /* The recomputed leaves [keep, records) follow the kept ones. */
+    if (tree->pend_len > 0) {
+        rc = s_pwrite_all(tree->fd, tree->pend, tree->pend_len, end);
+        if (rc == 0 && tree->opts.sync && fdatasync(tree->fd) < 0)
+            rc = -errno;
+        if (rc < 0) {
+            s_errf(errbuf, errlen, "cannot write %s/%s: %s", tree->dir,
+                   PD_TREE_FILE, strerror(-rc));
+            tree->failed = true;
+            return rc;
+        }
+        if (tree->opts.sync)
+            tree->stats.syncs++;
+        pd_log(PD_LOG_INFO,
+               "tree: recomputed the hashes of seqs %" PRIu64 "-%" PRIu64
+               " (%s/%s lacked them)",
+               keep + 1, records, tree->dir, PD_TREE_FILE);
+        tree->pend_len = 0;
+    }
+    tree->durable = tree->range;
+    tree->stats.leaves = records;
+    tree->ready = true;
+    return 0;
+}
+
+void
+pd_tree_close(pd_tree_t **tree)
+{
+    if (tree == NULL || *tree == NULL)
+        return;
+    pd_tree_t *self = *tree;
+    if (self->ready && !self->failed && self->pend_len > 0) {
+        int rc = pd_tree_sync(self);
+        if (rc < 0)
+            pd_log(PD_LOG_ERROR, "tree: writing queued hashes at close: %s",
+                   strerror(-rc));
+    }
+    if (self->fd >= 0)
+        close(self->fd); /* releases the lock */
+    if (self->dirfd >= 0)
+        close(self->dirfd);
+    free(self->pend);
+    free(self->win);
+    free(self->dir);
+    free(self);
+    *tree = NULL;
+}
+
+int
+pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record, size_t len)
+{
+    if (tree == NULL || !tree->ready || (record == NULL && len > 0))
+        return -EINVAL;
+    if (tree->failed)
+        return -EIO;
+    if (seq != tree->range.size + 1)
+        return -EINVAL;
+    parley__tlog_hash_t leaf;
+    parley__tlog_leaf_hash(&leaf, record, len);
+    return s_append_leaf(tree, &leaf);
+}
+
+int
+pd_tree_sync(pd_tree_t *tree)
+{
+    if (tree == NULL || !tree->ready)
+        return -EINVAL;
+    if (tree->failed)
+        return -EIO;
+    if (tree->pend_len == 0)
+        return 0;
+    uint64_t off = s_offset(parley__tlog_stored_count(tree->durable.size));
+    int rc = s_pwrite_all(tree->fd, tree->pend, tree->pend_len, off);
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "tree: write to %s/%s: %s", tree->dir, PD_TREE_FILE,
+               strerror(-rc));
+        goto fail;
+    }
+    if (tree->opts.sync) {
+        if (fdatasync(tree->fd) < 0) {
+            rc = -errno;
+            pd_log(PD_LOG_ERROR, "tree: fdatasync of %s/%s: %s", tree->dir,
+                   PD_TREE_FILE, strerror(errno));
+            goto fail;
+        }
+        tree->stats.syncs++;
+    }
+    tree->durable = tree->range;
+    tree->stats.leaves = tree->durable.size;
+    tree->pend_len = 0;
+    if (tree->pend_cap > (1u << 20)) {
+        /* One burst should not pin its buffer forever. */
+        free(tree->pend);
+        tree->pend = NULL;
+        tree->pend_cap = 0;
+    }
+    return 0;
+fail:
+    tree->failed = true;
+    return rc;
+}
+
+uint64_t
+pd_tree_size(const pd_tree_t *tree)
+{
+    return tree != NULL && tree->ready ? tree->durable.size : 0;
+}
+
+int
+pd_tree_root(pd_tree_t *tree, uint64_t size, parley__tlog_hash_t *out)
+{
+    if (tree == NULL || out == NULL || !tree->ready || size > tree->durable.size)
+        return -EINVAL;
+    if (size == tree->durable.size) {
+        parley__tlog_range_root(&tree->durable, out);
+        return 0;
+    }
+    int rc = parley__tlog_root(s_read, tree, size, out);
+    return rc == PARLEY_EARG ? -EINVAL : rc;
+}
+
+int
+pd_tree_prove(pd_tree_t *tree, uint8_t kind, uint64_t m, uint64_t n,
+              parley__tlog_proof_t *out)
+{
+    if (tree == NULL || out == NULL || !tree->ready || n > tree->durable.size)
+        return -EINVAL;
+    int rc = parley__tlog_prove(s_read, tree, kind, m, n, out);
+    return rc == PARLEY_EARG ? -EINVAL : rc;
+}
+
+void
+pd_tree_get_stats(const pd_tree_t *tree, pd_tree_stats_t *out)
+{
+    if (out == NULL)
+        return;
+    if (tree == NULL) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    *out = tree->stats;
+}
