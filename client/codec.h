@@ -29,6 +29,16 @@ void parley__arena_init(parley__arena_t *a, void *buf, size_t cap);
 /* Release every allocation made from the arena; it can be used again. */
 void parley__arena_reset(parley__arena_t *a);
 
+/*
+ * Decode the UTF-8 sequence at the start of s (n bytes): well-formed as
+ * RFC 3629 defines it (shortest form, no surrogates, at most U+10FFFF).
+ * Shared by the update rules (validate.c) and the signed-note parser.
+ *
+ * Returns:   its length (1-4) with *cp set to the code point, or 0 when
+ *            the bytes are not well-formed UTF-8 (or n is 0).
+ */
+size_t parley__utf8_next(const uint8_t *s, size_t n, uint32_t *cp);
+
 /* A byte range owned by someone else. */
 typedef struct parley__bytes {
     const uint8_t *data;
