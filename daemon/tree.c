@@ -272,26 +272,48 @@ s_append_leaf(pd_tree_t *self, const parley__tlog_hash_t *leaf)
     return 0;
 }
 
+/* An all-zero hash: a SHA-256 output never is one, a block the file
+ * system allocated but a crash kept from being written always is. */
+static bool
+s_is_zero(const parley__tlog_hash_t *h)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < sizeof(h->b); i++)
+        acc |= h->b[i];
+    return acc == 0;
+}
+
 /*
  * Check leaf j's group of stored hashes. leaf is the hash recomputed from
  * the record, or NULL when the record is gone (the stored leaf hash is
  * then taken as it is). Every subtree hash the leaf completes must be the
  * node hash of its children.
+ *
+ * Returns 0, 1 when the group holds a never-written (zero) hash, -EBADMSG
+ * for a mismatch (message in errbuf) or -errno.
  */
 static int
 s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
               char *errbuf, size_t errlen)
 {
     const uint64_t base = parley__tlog_stored_count(j);
-    parley__tlog_hash_t stored, computed[64];
-    size_t n;
-    int rc = s_win_get(self, base, &stored);
-    if (rc < 0)
-        goto read_error;
-    if (leaf != NULL && !parley__tlog_hash_equal(leaf, &stored)) {
+    const size_t n = (size_t)(parley__tlog_stored_count(j + 1) - base);
+    parley__tlog_hash_t stored[64], computed[64];
+    size_t m;
+    int rc;
+    for (size_t l = 0; l < n; l++) {
+        if ((rc = s_win_get(self, base + l, &stored[l])) < 0) {
+            s_errf(errbuf, errlen, "cannot read %s/%s: %s", self->dir, PD_TREE_FILE,
+                   strerror(-rc));
+            return rc;
+        }
+        if (s_is_zero(&stored[l]))
+            return 1;
+    }
+    if (leaf != NULL && !parley__tlog_hash_equal(leaf, &stored[0])) {
         char a[17], b[17];
         s_short_hex(leaf, a);
-        s_short_hex(&stored, b);
+        s_short_hex(&stored[0], b);
         s_errf(errbuf, errlen,
                "%s/%s: the stored hash of seq %" PRIu64 " at byte offset %" PRIu64
                " does not match the record in the log (recomputed %s..., stored "
@@ -300,13 +322,11 @@ s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
                self->dir, PD_TREE_FILE, j + 1, s_offset(base), a, b);
         return -EBADMSG;
     }
-    if ((rc = parley__tlog_range_append(&self->range, leaf ? leaf : &stored, computed,
-                                        &n)) != 0)
+    if (parley__tlog_range_append(&self->range, leaf ? leaf : &stored[0], computed, &m) !=
+        0)
         return -EINVAL;
     for (size_t l = 1; l < n; l++) {
-        if ((rc = s_win_get(self, base + l, &stored)) < 0)
-            goto read_error;
-        if (!parley__tlog_hash_equal(&computed[l], &stored)) {
+        if (!parley__tlog_hash_equal(&computed[l], &stored[l])) {
             uint64_t span = (uint64_t)1 << l;
             s_errf(errbuf, errlen,
                    "%s/%s: the stored hash at byte offset %" PRIu64
@@ -318,16 +338,33 @@ s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
         }
     }
     return 0;
-read_error:
-    s_errf(errbuf, errlen, "cannot read %s/%s: %s", self->dir, PD_TREE_FILE,
-           strerror(-rc));
-    return rc;
+}
+
+/* The file's written part ends before leaf j's group: what follows is a
+ * write a crash cut short, and goes (its hashes are recomputed). */
+static void
+s_unwritten(pd_tree_t *self, uint64_t j)
+{
+    pd_log(PD_LOG_WARN,
+           "tree: %s/%s holds never-written (zero) bytes from offset %" PRIu64
+           " (the hashes of seq %" PRIu64 " on): a write cut short by a crash",
+           self->dir, PD_TREE_FILE, s_offset(parley__tlog_stored_count(j)), j + 1);
+    self->file_leaves = j;
 }
 
 /* Leaves [0, upto) whose records are gone: checked by their parents. */
 static int
 s_check_unbacked(pd_tree_t *self, uint64_t upto, char *errbuf, size_t errlen)
 {
+    for (uint64_t j = self->range.size; j < upto && j < self->file_leaves; j++) {
+        int rc = s_check_group(self, j, NULL, errbuf, errlen);
+        if (rc == 1)
+            s_unwritten(self, j);
+        else if (rc < 0)
+            return rc;
+        else
+            self->stats.unbacked++;
+    }
     if (upto > self->file_leaves) {
         s_errf(errbuf, errlen,
                "%s/%s holds the hashes of %" PRIu64 " records but the log no longer "
@@ -337,12 +374,6 @@ s_check_unbacked(pd_tree_t *self, uint64_t upto, char *errbuf, size_t errlen)
                self->dir, PD_TREE_FILE, self->file_leaves, self->file_leaves + 1,
                upto, PD_TREE_FILE);
         return -EBADMSG;
-    }
-    for (uint64_t j = self->range.size; j < upto; j++) {
-        int rc = s_check_group(self, j, NULL, errbuf, errlen);
-        if (rc < 0)
-            return rc;
-        self->stats.unbacked++;
     }
     return 0;
 }
@@ -468,8 +499,12 @@ pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
     if (j < tree->file_leaves) {
         if ((rc = s_check_group(tree, j, &leaf, errbuf, errlen)) < 0)
             return rc;
-        tree->stats.checked++;
-    } else {
+        if (rc == 1)
+            s_unwritten(tree, j);
+        else
+            tree->stats.checked++;
+    }
+    if (j >= tree->file_leaves) {
         if ((rc = s_append_leaf(tree, &leaf)) != 0)
             return rc == PARLEY_EARG ? -EINVAL : rc;
         tree->stats.recomputed++;

@@ -438,6 +438,68 @@ test_torn_tail_every_byte(void **state)
     free(copy);
 }
 
+/*
+ * A crash during the tree's write after the file grew: the blocks the
+ * file system allocated but never wrote read as zeros. That is a torn
+ * tail, not damage: the start cuts it and recomputes, even when later
+ * blocks of the same write did land.
+ */
+static void
+test_zero_filled_tail(void **state)
+{
+    fixture_t *f = *state;
+    pd_store_opts_t so = {.sync = true};
+    pd_store_t *st;
+    pd_tree_t *t;
+    char msg[512];
+    assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), 0);
+    s_append_both(st, t, 1, 30);
+    pd_tree_close(&t);
+    pd_store_close(&st);
+    const uint64_t full = s_file_size(f->path);
+    /* Leaves 21..30: the group of 21 written, then zeros, then the last
+     * group of the write (leaf 30's) on disk again. */
+    const uint64_t from = HDR + 32 * parley__tlog_stored_count(21);
+    const uint64_t last = HDR + 32 * parley__tlog_stored_count(29);
+    uint8_t *tail = malloc(full - last);
+    assert_non_null(tail);
+    int fd = open(f->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, tail, full - last, (off_t)last), (ssize_t)(full - last));
+    assert_int_equal(ftruncate(fd, (off_t)from), 0);
+    assert_int_equal(ftruncate(fd, (off_t)full), 0); /* zeros */
+    assert_int_equal(pwrite(fd, tail, full - last, (off_t)last), (ssize_t)(full - last));
+    close(fd);
+    free(tail);
+
+    assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), 0);
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.checked, 21);
+    assert_int_equal(ts.recomputed, 9);
+    assert_int_equal(ts.truncated_bytes, full - from);
+    assert_int_equal(s_file_size(f->path), full);
+    s_matches_reference(t, 30);
+    pd_tree_close(&t);
+    pd_store_close(&st);
+
+    /* An interior hash of a group zeroed (leaf 24 completes a subtree of
+     * 8): the same, from that group on. */
+    const uint64_t g = HDR + 32 * parley__tlog_stored_count(23);
+    fd = open(f->path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t zeros[32] = {0};
+    assert_int_equal(pwrite(fd, zeros, 32, (off_t)(g + 32 * 2)), 32);
+    close(fd);
+    assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), 0);
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.checked, 23);
+    assert_int_equal(ts.recomputed, 7);
+    s_matches_reference(t, 30);
+    pd_tree_close(&t);
+    pd_store_close(&st);
+}
+
 /* Hashes for records the log does not have (the log restored from an
  * older copy, or run without sync) are cut, with the bytes counted. */
 static void
@@ -579,6 +641,21 @@ test_retention(void **state)
     assert_non_null(strstr(msg, "seqs 3-4"));
     assert_non_null(strstr(msg, "two children"));
     s_poke(f->path, off, 0x80);
+
+    /* Zeros where the hashes of removed records were: they cannot be
+     * recomputed, so the start is refused. */
+    int zfd = open(f->path, O_RDWR);
+    assert_true(zfd >= 0);
+    uint8_t zeros[32] = {0};
+    uint8_t keep[32];
+    off = HDR + 32 * parley__tlog_stored_index(0, 20);
+    assert_int_equal(pread(zfd, keep, 32, (off_t)off), 32);
+    assert_int_equal(pwrite(zfd, zeros, 32, (off_t)off), 32);
+    assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), -EBADMSG);
+    assert_non_null(strstr(msg, "holds the hashes of 20 records"));
+    assert_non_null(strstr(msg, "cannot be recomputed"));
+    assert_int_equal(pwrite(zfd, keep, 32, (off_t)off), 32);
+    close(zfd);
 
     /* A hash file that lacks the leaves of removed records cannot be
      * rebuilt: cut it to 10 leaves and the start is refused. */
@@ -815,6 +892,7 @@ main(void)
         T(test_with_store),
         T(test_kill_between_syncs),
         T(test_torn_tail_every_byte),
+        T(test_zero_filled_tail),
         T(test_hashes_beyond_log),
         T(test_mismatch_refuses_start),
         T(test_retention),
