@@ -15,13 +15,13 @@
 #include "store.h"
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "log.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,40 +74,6 @@ struct pd_store {
     pd_store_stats_t stats;   /* bytes and segments kept current */
 };
 
-/* --- little-endian fields ------------------------------------------------ */
-
-static void
-s_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t
-s_get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t
-s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* CRC of a record: the seq and received fields, then the payload. */
 static uint32_t
 s_record_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -148,72 +114,17 @@ s_parse_name(const char *name, uint64_t *seq)
     return 1;
 }
 
-static void
-s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The operator-facing message for a log that cannot be opened as it is. */
 static int
 s_corrupt(const pd_store_t *self, const char *name, uint64_t off,
           const char *reason, char *errbuf, size_t errlen)
 {
-    s_errf(errbuf, errlen,
+    pd_errf(errbuf, errlen,
            "corrupt record in %s/%s at offset %" PRIu64 ": %s; move the files "
            "from this one on aside to recover the records before it (see "
            "docs/operations.md)",
            self->dir, name, off, reason);
     return -EBADMSG;
-}
-
-/* Write all of buf at off, retrying short writes and EINTR. */
-static int
-s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-/* Read exactly len bytes at off; a file that ends early is -EIO. */
-static int
-s_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pread(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
 }
 
 /* Make room for want offsets in seg's index. */
@@ -328,7 +239,7 @@ s_crc_at(int fd, const uint8_t *hdr, uint64_t off, uint32_t len, uint32_t *crc)
     uint32_t c = pd_crc32c(0, hdr + 8, 16);
     for (uint32_t left = len; left > 0;) {
         size_t m = left < sizeof(piece) ? left : sizeof(piece);
-        int rc = s_pread_all(fd, piece, m, off);
+        int rc = pd_pread_all(fd, piece, m, off);
         if (rc < 0)
             return rc;
         c = pd_crc32c(c, piece, m);
@@ -359,14 +270,14 @@ s_valid_follows(int fd, uint64_t from, uint64_t size, uint64_t expected,
     uint64_t base = from + 1;
     while (base + PD_STORE_HEADER_BYTES <= size) {
         size_t n = (size_t)((size - base) < cap ? (size - base) : cap);
-        int rc = s_pread_all(fd, buf, n, base);
+        int rc = pd_pread_all(fd, buf, n, base);
         if (rc < 0)
             return rc;
         for (size_t k = 0; k + PD_STORE_HEADER_BYTES <= n; k++) {
             const uint8_t *p = buf + k;
             uint64_t at = base + k;
-            uint32_t len = s_get32(p);
-            uint64_t seq = s_get64(p + 8);
+            uint32_t len = pd_get32le(p);
+            uint64_t seq = pd_get64le(p + 8);
             if (len == 0 || len > size - at - PD_STORE_HEADER_BYTES ||
                 seq < expected || seq - expected > span)
                 continue;
@@ -376,7 +287,7 @@ s_valid_follows(int fd, uint64_t from, uint64_t size, uint64_t expected,
             else if ((rc = s_crc_at(fd, p, at + PD_STORE_HEADER_BYTES, len,
                                     &crc)) < 0)
                 return rc;
-            if (crc == s_get32(p + 4))
+            if (crc == pd_get32le(p + 4))
                 return 1;
         }
         if (n < PD_STORE_HEADER_BYTES)
@@ -428,7 +339,7 @@ s_bad_record(pd_store_t *self, size_t i, uint64_t off, uint64_t size,
         return s_corrupt(self, name, off, reason, sc->errbuf, sc->errlen);
     int rc = s_valid_follows(seg->fd, off, size, expected, sc->buf, sc->cap);
     if (rc < 0) {
-        s_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir,
+        pd_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir,
                name, strerror(-rc));
         return rc;
     }
@@ -437,7 +348,7 @@ s_bad_record(pd_store_t *self, size_t i, uint64_t off, uint64_t size,
     if (ftruncate(seg->fd, (off_t)off) < 0 ||
         (self->opts.sync && fsync(seg->fd) < 0)) {
         rc = -errno;
-        s_errf(sc->errbuf, sc->errlen, "cannot truncate the torn tail of %s/%s: %s",
+        pd_errf(sc->errbuf, sc->errlen, "cannot truncate the torn tail of %s/%s: %s",
                self->dir, name, strerror(errno));
         return rc;
     }
@@ -515,7 +426,7 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         int rc = -errno;
-        s_errf(sc->errbuf, sc->errlen, "cannot open %s/%s: %s", self->dir, name,
+        pd_errf(sc->errbuf, sc->errlen, "cannot open %s/%s: %s", self->dir, name,
                strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -538,7 +449,7 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
             continue;
         }
         const uint8_t *p = sc->buf + r.pos;
-        uint32_t len = avail >= PD_STORE_HEADER_BYTES ? s_get32(p) : 0;
+        uint32_t len = avail >= PD_STORE_HEADER_BYTES ? pd_get32le(p) : 0;
         size_t need = PD_STORE_HEADER_BYTES + (size_t)len;
         if (avail < PD_STORE_HEADER_BYTES) {
             snprintf(why, sizeof(why), "record header cut short (%zu of %d bytes)",
@@ -566,7 +477,7 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
             uint32_t crc;
             if ((rc = s_crc_at(fd, p, off + PD_STORE_HEADER_BYTES, len, &crc)) < 0)
                 goto read_error;
-            if (crc != s_get32(p + 4)) {
+            if (crc != pd_get32le(p + 4)) {
                 snprintf(why, sizeof(why),
                          "record length %" PRIu32 " over the limit of %" PRIu32,
                          len, self->opts.max_record);
@@ -581,12 +492,12 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
         }
         /* The checksummed fields and the payload lie back to back here. */
         if (pd_crc32c(0, p + 8, PD_STORE_HEADER_BYTES - 8 + (size_t)len) !=
-            s_get32(p + 4)) {
+            pd_get32le(p + 4)) {
             snprintf(why, sizeof(why), "checksum mismatch");
             goto bad;
         }
-        uint64_t seq = s_get64(p + 8);
-        int64_t at = (int64_t)s_get64(p + 16);
+        uint64_t seq = pd_get64le(p + 8);
+        int64_t at = (int64_t)pd_get64le(p + 16);
         if (seq != *expected) {
             snprintf(why, sizeof(why),
                      "seq %" PRIu64 " where %" PRIu64 " was expected", seq,
@@ -594,13 +505,13 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
             return s_corrupt(self, name, off, why, sc->errbuf, sc->errlen);
         }
         if ((rc = s_reserve(seg, seg->count + 1)) < 0) {
-            s_errf(sc->errbuf, sc->errlen, "out of memory indexing %s/%s",
+            pd_errf(sc->errbuf, sc->errlen, "out of memory indexing %s/%s",
                    self->dir, name);
             return rc;
         }
         if (sc->fn != NULL &&
             (rc = sc->fn(sc->ctx, seq, at, p + PD_STORE_HEADER_BYTES, len)) != 0) {
-            s_errf(sc->errbuf, sc->errlen,
+            pd_errf(sc->errbuf, sc->errlen,
                    "record seq %" PRIu64 " in %s/%s at offset %" PRIu64
                    " was refused while rebuilding the indexes (%d)",
                    seq, self->dir, name, off, rc);
@@ -628,7 +539,7 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
     }
     return 0;
 read_error:
-    s_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir, name,
+    pd_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir, name,
            strerror(-rc));
     return rc;
 }
@@ -651,7 +562,7 @@ s_list_segments(pd_store_t *self, char *errbuf, size_t errlen)
         int rc = -errno;
         if (fd >= 0)
             close(fd);
-        s_errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(-rc));
+        pd_errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(-rc));
         return rc;
     }
     int rc = 0;
@@ -662,7 +573,7 @@ s_list_segments(pd_store_t *self, char *errbuf, size_t errlen)
         if (r == 0)
             continue;
         if (r < 0) {
-            s_errf(errbuf, errlen,
+            pd_errf(errbuf, errlen,
                    "segment file %s/%s has an impossible name; move it aside "
                    "(see docs/operations.md)",
                    self->dir, e->d_name);
@@ -671,13 +582,13 @@ s_list_segments(pd_store_t *self, char *errbuf, size_t errlen)
         }
         if (s_push_segment(self, seq) == NULL) {
             rc = -ENOMEM;
-            s_errf(errbuf, errlen, "out of memory");
+            pd_errf(errbuf, errlen, "out of memory");
             break;
         }
     }
     if (rc == 0 && errno != 0) {
         rc = -errno;
-        s_errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(errno));
+        pd_errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(errno));
     }
     closedir(d); /* also closes the dup */
     if (rc == 0 && self->nsegs > 1)
@@ -720,15 +631,8 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
         goto fail;
     }
 
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        *err = -errno;
-        s_errf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (self->dirfd < 0) {
-        *err = -errno;
-        s_errf(errbuf, errlen, "cannot open %s: %s", dir, strerror(errno));
+    if ((self->dirfd = pd_dir_open(dir, errbuf, errlen)) < 0) {
+        *err = self->dirfd;
         goto fail;
     }
     /* Two writers on one log would interleave records: refuse the second. */
@@ -736,13 +640,13 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
                           O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (self->lockfd < 0) {
         *err = -errno;
-        s_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, S_LOCK_NAME,
+        pd_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, S_LOCK_NAME,
                strerror(errno));
         goto fail;
     }
     if (flock(self->lockfd, LOCK_EX | LOCK_NB) < 0) {
         *err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        s_errf(errbuf, errlen, "%s is in use by another process (lock on %s/%s)",
+        pd_errf(errbuf, errlen, "%s is in use by another process (lock on %s/%s)",
                dir, dir, S_LOCK_NAME);
         goto fail;
     }
@@ -818,25 +722,15 @@ pd_store_append(pd_store_t *store, uint64_t seq, int64_t received_at,
     if (len == 0)
         return -EINVAL;
     size_t rec = PD_STORE_HEADER_BYTES + len;
-    if (store->pend_cap - store->pend_len < rec) {
-        size_t cap = store->pend_cap ? store->pend_cap : 65536;
-        while (cap - store->pend_len < rec) {
-            if (cap > SIZE_MAX / 2)
-                return -ENOMEM;
-            cap *= 2;
-        }
-        uint8_t *p = realloc(store->pend, cap);
-        if (p == NULL)
-            return -ENOMEM;
-        store->pend = p;
-        store->pend_cap = cap;
-    }
+    int rc = pd_buf_reserve(&store->pend, &store->pend_cap, store->pend_len, rec, 65536);
+    if (rc < 0)
+        return rc;
     uint8_t *h = store->pend + store->pend_len;
-    s_put32(h, (uint32_t)len);
-    s_put64(h + 8, seq);
-    s_put64(h + 16, (uint64_t)received_at);
+    pd_put32le(h, (uint32_t)len);
+    pd_put64le(h + 8, seq);
+    pd_put64le(h + 16, (uint64_t)received_at);
     memcpy(h + PD_STORE_HEADER_BYTES, payload, len);
-    s_put32(h + 4, s_record_crc(h, h + PD_STORE_HEADER_BYTES, len));
+    pd_put32le(h + 4, s_record_crc(h, h + PD_STORE_HEADER_BYTES, len));
     store->pend_len += rec;
     store->next_seq++;
     return 0;
@@ -917,7 +811,7 @@ pd_store_sync(pd_store_t *store)
         uint64_t n = 0, size = cur->bytes;
         while (end < store->pend_len &&
                (n == 0 || size < store->opts.segment_bytes)) {
-            size_t rec = PD_STORE_HEADER_BYTES + s_get32(store->pend + end);
+            size_t rec = PD_STORE_HEADER_BYTES + pd_get32le(store->pend + end);
             size += rec;
             end += rec;
             n++;
@@ -926,7 +820,7 @@ pd_store_sync(pd_store_t *store)
             goto fail;
         char name[S_NAME_LEN + 1];
         s_segment_name(name, sizeof(name), cur->first_seq);
-        if ((rc = s_pwrite_all(cur->fd, store->pend + pos, end - pos,
+        if ((rc = pd_pwrite_all(cur->fd, store->pend + pos, end - pos,
                                cur->bytes)) < 0) {
             pd_log(PD_LOG_ERROR, "store: write to %s/%s: %s", store->dir, name,
                    strerror(-rc));
@@ -944,11 +838,11 @@ pd_store_sync(pd_store_t *store)
         /* Durable now: index the records. */
         for (size_t p = pos; p < end;) {
             const uint8_t *h = store->pend + p;
-            int64_t at = (int64_t)s_get64(h + 16);
+            int64_t at = (int64_t)pd_get64le(h + 16);
             cur->offsets[cur->count++] = cur->bytes + (p - pos);
             if (at > cur->newest_at)
                 cur->newest_at = at;
-            p += PD_STORE_HEADER_BYTES + s_get32(h);
+            p += PD_STORE_HEADER_BYTES + pd_get32le(h);
         }
         cur->bytes = size;
         store->stats.bytes += end - pos;
@@ -1038,21 +932,21 @@ pd_store_read(pd_store_t *store, uint64_t seq, int64_t *received_at,
         int rc;
         size_t done = (size_t)n;
         if (done < sizeof(hdr)) {
-            rc = s_pread_all(fd, hdr + done, sizeof(hdr) - done, off + done);
+            rc = pd_pread_all(fd, hdr + done, sizeof(hdr) - done, off + done);
             if (rc < 0)
                 return rc;
             done = sizeof(hdr);
         }
-        rc = s_pread_all(fd, (uint8_t *)buf + (done - sizeof(hdr)), want - done,
+        rc = pd_pread_all(fd, (uint8_t *)buf + (done - sizeof(hdr)), want - done,
                          off + done);
         if (rc < 0)
             return rc;
     }
-    if (s_get32(hdr) != need || s_get64(hdr + 8) != seq ||
-        s_record_crc(hdr, buf, need) != s_get32(hdr + 4))
+    if (pd_get32le(hdr) != need || pd_get64le(hdr + 8) != seq ||
+        s_record_crc(hdr, buf, need) != pd_get32le(hdr + 4))
         return -EBADMSG;
     if (received_at != NULL)
-        *received_at = (int64_t)s_get64(hdr + 16);
+        *received_at = (int64_t)pd_get64le(hdr + 16);
     return 0;
 }
 

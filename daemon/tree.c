@@ -11,12 +11,12 @@
 #include "tree.h"
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,35 +53,6 @@ struct pd_tree {
 
 /* --- small helpers ----------------------------------------------------------- */
 
-static void
-s_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t
-s_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static void
-s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Byte offset of stored hash index in the file. */
 static uint64_t
 s_offset(uint64_t index)
@@ -97,44 +68,6 @@ s_short_hex(const parley__tlog_hash_t *h, char out[17])
         snprintf(out + 2 * i, 3, "%02x", h->b[i]);
 }
 
-static int
-s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-static int
-s_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pread(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO; /* the file ends early */
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 /* --- the header -------------------------------------------------------------- */
 
 static void
@@ -142,11 +75,11 @@ s_header(uint8_t h[PD_TREE_HEADER_BYTES])
 {
     memset(h, 0, PD_TREE_HEADER_BYTES);
     memcpy(h, PD_TREE_MAGIC, 8);
-    s_put32(h + 8, PD_TREE_VERSION);
-    s_put32(h + 12, PD_TREE_HEADER_BYTES);
-    s_put32(h + 16, S_HASH);
-    s_put32(h + 20, S_ALG_SHA256_RFC9162);
-    s_put32(h + 28, pd_crc32c(0, h, 28));
+    pd_put32le(h + 8, PD_TREE_VERSION);
+    pd_put32le(h + 12, PD_TREE_HEADER_BYTES);
+    pd_put32le(h + 16, S_HASH);
+    pd_put32le(h + 20, S_ALG_SHA256_RFC9162);
+    pd_put32le(h + 28, pd_crc32c(0, h, 28));
 }
 
 /* Why a header is not ours, or NULL when it is. */
@@ -155,12 +88,12 @@ s_header_problem(const uint8_t h[PD_TREE_HEADER_BYTES])
 {
     if (memcmp(h, PD_TREE_MAGIC, 8) != 0)
         return "not a parley hash file (bad magic)";
-    if (pd_crc32c(0, h, 28) != s_get32(h + 28))
+    if (pd_crc32c(0, h, 28) != pd_get32le(h + 28))
         return "header checksum mismatch";
-    if (s_get32(h + 8) != PD_TREE_VERSION)
+    if (pd_get32le(h + 8) != PD_TREE_VERSION)
         return "unsupported format version";
-    if (s_get32(h + 12) != PD_TREE_HEADER_BYTES || s_get32(h + 16) != S_HASH ||
-        s_get32(h + 20) != S_ALG_SHA256_RFC9162 || s_get32(h + 24) != 0)
+    if (pd_get32le(h + 12) != PD_TREE_HEADER_BYTES || pd_get32le(h + 16) != S_HASH ||
+        pd_get32le(h + 20) != S_ALG_SHA256_RFC9162 || pd_get32le(h + 24) != 0)
         return "unsupported header fields (header size, hash size or function)";
     return NULL;
 }
@@ -179,7 +112,7 @@ s_create(pd_tree_t *self, char *errbuf, size_t errlen)
                     0640);
     int rc = fd < 0 ? -errno : 0;
     if (rc == 0)
-        rc = s_pwrite_all(fd, h, sizeof(h), 0);
+        rc = pd_pwrite_all(fd, h, sizeof(h), 0);
     if (rc == 0 && self->opts.sync && fsync(fd) < 0)
         rc = -errno;
     if (fd >= 0)
@@ -189,7 +122,7 @@ s_create(pd_tree_t *self, char *errbuf, size_t errlen)
     if (rc == 0 && self->opts.sync && fsync(self->dirfd) < 0)
         rc = -errno;
     if (rc < 0) {
-        s_errf(errbuf, errlen, "cannot create %s/%s: %s", self->dir, PD_TREE_FILE,
+        pd_errf(errbuf, errlen, "cannot create %s/%s: %s", self->dir, PD_TREE_FILE,
                strerror(-rc));
         unlinkat(self->dirfd, S_TMP_NAME, 0);
         return rc;
@@ -211,7 +144,7 @@ s_win_get(pd_tree_t *self, uint64_t index, parley__tlog_hash_t *out)
         if (self->win == NULL && (self->win = malloc(S_WINDOW * S_HASH)) == NULL)
             return -ENOMEM;
         uint64_t n = total - index < S_WINDOW ? total - index : S_WINDOW;
-        int rc = s_pread_all(self->fd, self->win, (size_t)n * S_HASH, s_offset(index));
+        int rc = pd_pread_all(self->fd, self->win, (size_t)n * S_HASH, s_offset(index));
         if (rc < 0) {
             self->win_count = 0;
             return rc;
@@ -230,30 +163,10 @@ s_read(void *ctx, uint64_t index, parley__tlog_hash_t *out)
     pd_tree_t *self = ctx;
     if (index >= parley__tlog_stored_count(self->durable.size))
         return -EINVAL;
-    return s_pread_all(self->fd, out->b, S_HASH, s_offset(index));
+    return pd_pread_all(self->fd, out->b, S_HASH, s_offset(index));
 }
 
 /* --- the start-up check -------------------------------------------------------- */
-
-/* Make room for bytes more in the queue. */
-static int
-s_reserve(pd_tree_t *self, size_t bytes)
-{
-    if (self->pend_cap - self->pend_len >= bytes)
-        return 0;
-    size_t cap = self->pend_cap ? self->pend_cap : 16384;
-    while (cap - self->pend_len < bytes) {
-        if (cap > SIZE_MAX / 2)
-            return -ENOMEM;
-        cap *= 2;
-    }
-    uint8_t *p = realloc(self->pend, cap);
-    if (p == NULL)
-        return -ENOMEM;
-    self->pend = p;
-    self->pend_cap = cap;
-    return 0;
-}
 
 /* Append a leaf to the range and queue the stored hashes it adds. The
  * room is made first, so a failure leaves the tree as it was. */
@@ -262,7 +175,8 @@ s_append_leaf(pd_tree_t *self, const parley__tlog_hash_t *leaf)
 {
     parley__tlog_hash_t stored[64];
     size_t n;
-    int rc = s_reserve(self, sizeof(stored));
+    int rc = pd_buf_reserve(&self->pend, &self->pend_cap, self->pend_len, sizeof(stored),
+                            16384);
     if (rc < 0)
         return rc;
     if ((rc = parley__tlog_range_append(&self->range, leaf, stored, &n)) != 0)
@@ -303,7 +217,7 @@ s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
     int rc;
     for (size_t l = 0; l < n; l++) {
         if ((rc = s_win_get(self, base + l, &stored[l])) < 0) {
-            s_errf(errbuf, errlen, "cannot read %s/%s: %s", self->dir, PD_TREE_FILE,
+            pd_errf(errbuf, errlen, "cannot read %s/%s: %s", self->dir, PD_TREE_FILE,
                    strerror(-rc));
             return rc;
         }
@@ -314,7 +228,7 @@ s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
         char a[17], b[17];
         s_short_hex(leaf, a);
         s_short_hex(&stored[0], b);
-        s_errf(errbuf, errlen,
+        pd_errf(errbuf, errlen,
                "%s/%s: the stored hash of seq %" PRIu64 " at byte offset %" PRIu64
                " does not match the record in the log (recomputed %s..., stored "
                "%s...): the hash file or the log has been altered (see "
@@ -328,7 +242,7 @@ s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
     for (size_t l = 1; l < n; l++) {
         if (!parley__tlog_hash_equal(&computed[l], &stored[l])) {
             uint64_t span = (uint64_t)1 << l;
-            s_errf(errbuf, errlen,
+            pd_errf(errbuf, errlen,
                    "%s/%s: the stored hash at byte offset %" PRIu64
                    " (the subtree over seqs %" PRIu64 "-%" PRIu64
                    ") does not match the hash of its two children: the hash file "
@@ -366,7 +280,7 @@ s_check_unbacked(pd_tree_t *self, uint64_t upto, char *errbuf, size_t errlen)
             self->stats.unbacked++;
     }
     if (upto > self->file_leaves) {
-        s_errf(errbuf, errlen,
+        pd_errf(errbuf, errlen,
                "%s/%s holds the hashes of %" PRIu64 " records but the log no longer "
                "holds seqs %" PRIu64 "-%" PRIu64 ": their hashes went with their "
                "segments and cannot be recomputed; restore %s from a backup of "
@@ -409,15 +323,8 @@ pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
         goto fail;
     }
     /* Whichever of the log and the tree opens first makes the directory. */
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        *err = -errno;
-        s_errf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (self->dirfd < 0) {
-        *err = -errno;
-        s_errf(errbuf, errlen, "cannot open %s: %s", dir, strerror(errno));
+    if ((self->dirfd = pd_dir_open(dir, errbuf, errlen)) < 0) {
+        *err = self->dirfd;
         goto fail;
     }
     /* A temporary file left by a crash while creating: never in use. */
@@ -430,20 +337,20 @@ pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
     }
     if (self->fd < 0) {
         *err = -errno;
-        s_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, PD_TREE_FILE,
+        pd_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, PD_TREE_FILE,
                strerror(errno));
         goto fail;
     }
     if (flock(self->fd, LOCK_EX | LOCK_NB) < 0) {
         *err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        s_errf(errbuf, errlen, "%s/%s is in use by another process", dir,
+        pd_errf(errbuf, errlen, "%s/%s is in use by another process", dir,
                PD_TREE_FILE);
         goto fail;
     }
     struct stat st;
     if (fstat(self->fd, &st) < 0) {
         *err = -errno;
-        s_errf(errbuf, errlen, "cannot stat %s/%s: %s", dir, PD_TREE_FILE,
+        pd_errf(errbuf, errlen, "cannot stat %s/%s: %s", dir, PD_TREE_FILE,
                strerror(errno));
         goto fail;
     }
@@ -452,15 +359,15 @@ pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
     const char *problem = NULL;
     if (self->file_bytes < PD_TREE_HEADER_BYTES)
         problem = "shorter than its header";
-    else if ((*err = s_pread_all(self->fd, h, sizeof(h), 0)) < 0) {
-        s_errf(errbuf, errlen, "cannot read %s/%s: %s", dir, PD_TREE_FILE,
+    else if ((*err = pd_pread_all(self->fd, h, sizeof(h), 0)) < 0) {
+        pd_errf(errbuf, errlen, "cannot read %s/%s: %s", dir, PD_TREE_FILE,
                strerror(-*err));
         goto fail;
     } else
         problem = s_header_problem(h);
     if (problem != NULL) {
         *err = -EBADMSG;
-        s_errf(errbuf, errlen,
+        pd_errf(errbuf, errlen,
                "%s/%s at byte offset 0: %s; move it aside if it is not parley's "
                "(see docs/transparency.md)",
                dir, PD_TREE_FILE, problem);
@@ -489,7 +396,7 @@ pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
         tree->next_check = seq;
     }
     if (seq != tree->next_check) {
-        s_errf(errbuf, errlen, "tree: record seq %" PRIu64 " where %" PRIu64
+        pd_errf(errbuf, errlen, "tree: record seq %" PRIu64 " where %" PRIu64
                " was expected", seq, tree->next_check);
         return -EINVAL;
     }
@@ -521,7 +428,7 @@ pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
     int rc;
     if (tree->started) {
         if (tree->next_check - 1 != records) {
-            s_errf(errbuf, errlen,
+            pd_errf(errbuf, errlen,
                    "tree: the records checked end at seq %" PRIu64
                    " but the log has %" PRIu64,
                    tree->next_check - 1, records);
@@ -540,7 +447,7 @@ pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
         if (ftruncate(tree->fd, (off_t)end) < 0 ||
             (tree->opts.sync && fsync(tree->fd) < 0)) {
             rc = -errno;
-            s_errf(errbuf, errlen, "cannot truncate %s/%s: %s", tree->dir,
+            pd_errf(errbuf, errlen, "cannot truncate %s/%s: %s", tree->dir,
                    PD_TREE_FILE, strerror(errno));
             return rc;
         }
@@ -555,11 +462,11 @@ pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
     }
     /* The recomputed leaves [keep, records) follow the kept ones. */
     if (tree->pend_len > 0) {
-        rc = s_pwrite_all(tree->fd, tree->pend, tree->pend_len, end);
+        rc = pd_pwrite_all(tree->fd, tree->pend, tree->pend_len, end);
         if (rc == 0 && tree->opts.sync && fdatasync(tree->fd) < 0)
             rc = -errno;
         if (rc < 0) {
-            s_errf(errbuf, errlen, "cannot write %s/%s: %s", tree->dir,
+            pd_errf(errbuf, errlen, "cannot write %s/%s: %s", tree->dir,
                    PD_TREE_FILE, strerror(-rc));
             tree->failed = true;
             return rc;
@@ -625,7 +532,7 @@ pd_tree_sync(pd_tree_t *tree)
     if (tree->pend_len == 0)
         return 0;
     uint64_t off = s_offset(parley__tlog_stored_count(tree->durable.size));
-    int rc = s_pwrite_all(tree->fd, tree->pend, tree->pend_len, off);
+    int rc = pd_pwrite_all(tree->fd, tree->pend, tree->pend_len, off);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "tree: write to %s/%s: %s", tree->dir, PD_TREE_FILE,
                strerror(-rc));
