@@ -211,6 +211,16 @@ test_roots(void **state)
     free(leaves);
 }
 
+/* Check a proof of either kind (old_root only for consistency). */
+static int
+s_check(const parley__tlog_proof_t *p, const hash_t *leaf, const hash_t *old_root,
+        const hash_t *root, const char **why)
+{
+    if (p->kind == PARLEY__TLOG_INCLUSION)
+        return parley__tlog_proof_check_inclusion(p, leaf, root, why);
+    return parley__tlog_proof_check_consistency(p, old_root, root, why);
+}
+
 /* Damage a valid proof every way there is and expect each to fail. */
 static void
 s_damaged_fail(const parley__tlog_proof_t *good, const hash_t *leaf,
@@ -223,23 +233,13 @@ s_damaged_fail(const parley__tlog_proof_t *good, const hash_t *leaf,
         p = *good;
         p.path[i].b[i % 32] ^= (uint8_t)(1u << (i % 8));
         why = NULL;
-        if (p.kind == PARLEY__TLOG_INCLUSION)
-            assert_int_equal(parley__tlog_proof_check_inclusion(&p, leaf, root, &why),
-                             PARLEY_EINVALID);
-        else
-            assert_int_equal(parley__tlog_proof_check_consistency(&p, old_root, root, &why),
-                             PARLEY_EINVALID);
+        assert_int_equal(s_check(&p, leaf, old_root, root, &why), PARLEY_EINVALID);
         assert_non_null(why);
         /* Hash i dropped. */
         p = *good;
         memmove(&p.path[i], &p.path[i + 1], (p.count - i - 1) * sizeof(hash_t));
         p.count--;
-        if (p.kind == PARLEY__TLOG_INCLUSION)
-            assert_int_equal(parley__tlog_proof_check_inclusion(&p, leaf, root, NULL),
-                             PARLEY_EINVALID);
-        else
-            assert_int_equal(parley__tlog_proof_check_consistency(&p, old_root, root, NULL),
-                             PARLEY_EINVALID);
+        assert_int_equal(s_check(&p, leaf, old_root, root, NULL), PARLEY_EINVALID);
     }
     for (size_t i = 0; i <= good->count && good->count < PARLEY__TLOG_PROOF_MAX; i++) {
         /* An extra hash at i (a copy of a neighbour, or zeros). */
@@ -250,12 +250,7 @@ s_damaged_fail(const parley__tlog_proof_t *good, const hash_t *leaf,
         else
             memset(p.path[i].b, 0, 32);
         p.count++;
-        if (p.kind == PARLEY__TLOG_INCLUSION)
-            assert_int_equal(parley__tlog_proof_check_inclusion(&p, leaf, root, NULL),
-                             PARLEY_EINVALID);
-        else
-            assert_int_equal(parley__tlog_proof_check_consistency(&p, old_root, root, NULL),
-                             PARLEY_EINVALID);
+        assert_int_equal(s_check(&p, leaf, old_root, root, NULL), PARLEY_EINVALID);
     }
     /* The wrong root, and for inclusion the wrong leaf. */
     hash_t other = *root;
@@ -295,6 +290,16 @@ s_round_trip(const parley__tlog_proof_t *p)
     assert_memory_equal(q.path, p->path, p->count * sizeof(hash_t));
 }
 
+/* Prove (kind, m, n) from the store; the proof has the planned length. */
+static void
+s_prove(parley__tlog_mem_t *m, uint8_t kind, uint64_t a, uint64_t n,
+        parley__tlog_proof_t *p)
+{
+    assert_int_equal(parley__tlog_prove(parley__tlog_mem_read, m, kind, a, n, p), 0);
+    assert_int_equal(p->count, parley__tlog_proof_len(kind, a, n));
+    s_round_trip(p);
+}
+
 /* Every inclusion and consistency proof of every tree up to 40 leaves:
  * valid, of the planned length, surviving the encoding, and refused in
  * every damaged form. */
@@ -312,11 +317,7 @@ test_proofs_small(void **state)
     for (uint64_t n = 1; n <= N; n++) {
         for (uint64_t i = 0; i < n; i++) {
             parley__tlog_proof_t p;
-            assert_int_equal(parley__tlog_prove(parley__tlog_mem_read, &m,
-                                                PARLEY__TLOG_INCLUSION, i, n, &p),
-                             0);
-            assert_int_equal(p.count,
-                             parley__tlog_proof_len(PARLEY__TLOG_INCLUSION, i, n));
+            s_prove(&m, PARLEY__TLOG_INCLUSION, i, n, &p);
             assert_int_equal(parley__tlog_proof_check_inclusion(&p, &leaves[i],
                                                                 &roots[n], NULL),
                              0);
@@ -325,20 +326,14 @@ test_proofs_small(void **state)
                 assert_int_equal(parley__tlog_proof_check_inclusion(
                                      &p, &leaves[(i + 1) % n], &roots[n], NULL),
                                  PARLEY_EINVALID);
-            s_round_trip(&p);
             s_damaged_fail(&p, &leaves[i], NULL, &roots[n]);
         }
         for (uint64_t old = 0; old <= n; old++) {
             parley__tlog_proof_t p;
-            assert_int_equal(parley__tlog_prove(parley__tlog_mem_read, &m,
-                                                PARLEY__TLOG_CONSISTENCY, old, n, &p),
-                             0);
-            assert_int_equal(p.count,
-                             parley__tlog_proof_len(PARLEY__TLOG_CONSISTENCY, old, n));
+            s_prove(&m, PARLEY__TLOG_CONSISTENCY, old, n, &p);
             assert_int_equal(parley__tlog_proof_check_consistency(&p, &roots[old],
                                                                   &roots[n], NULL),
                              0);
-            s_round_trip(&p);
             s_damaged_fail(&p, NULL, &roots[old], &roots[n]);
             /* The proof does not hold for another old tree. */
             if (old > 0 && old < n)

@@ -60,19 +60,7 @@ static int
 s_teardown(void **state)
 {
     fixture_t *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -219,6 +207,19 @@ s_append_both(pd_store_t *st, pd_tree_t *t, uint64_t from, uint64_t to)
     assert_int_equal(pd_tree_sync(t), 0);
 }
 
+/* A log and tree with records 1..n, both closed again. */
+static void
+s_fill(const fixture_t *f, const pd_store_opts_t *so, uint64_t n)
+{
+    pd_store_t *st;
+    pd_tree_t *t;
+    char msg[512];
+    assert_int_equal(s_start(f, so, &st, &t, msg, sizeof(msg)), 0);
+    s_append_both(st, t, 1, n);
+    pd_tree_close(&t);
+    pd_store_close(&st);
+}
+
 /* A tree alone (no log), recovered empty and filled with records 1..n. */
 static pd_tree_t *
 s_tree_with(const fixture_t *f, uint64_t n)
@@ -353,10 +354,7 @@ test_kill_between_syncs(void **state)
     pd_store_t *st;
     pd_tree_t *t;
     char msg[512];
-    assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), 0);
-    s_append_both(st, t, 1, 40);
-    pd_tree_close(&t);
-    pd_store_close(&st);
+    s_fill(f, &so, 40);
 
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -452,10 +450,7 @@ test_zero_filled_tail(void **state)
     pd_store_t *st;
     pd_tree_t *t;
     char msg[512];
-    assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), 0);
-    s_append_both(st, t, 1, 30);
-    pd_tree_close(&t);
-    pd_store_close(&st);
+    s_fill(f, &so, 30);
     const uint64_t full = s_file_size(f->path);
     /* Leaves 21..30: the group of 21 written, then zeros, then the last
      * group of the write (leaf 30's) on disk again. */
@@ -550,10 +545,7 @@ test_mismatch_refuses_start(void **state)
     pd_store_t *st;
     pd_tree_t *t;
     char msg[512];
-    assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), 0);
-    s_append_both(st, t, 1, 20);
-    pd_tree_close(&t);
-    pd_store_close(&st);
+    s_fill(f, &so, 20);
     const uint64_t size = s_file_size(f->path);
 
     /* Leaf of seq 7 (leaf index 6). */
