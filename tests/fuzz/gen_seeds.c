@@ -7,7 +7,10 @@
  */
 #include "../tmpdir.h"
 #include "codec.h"
+#include "note.h"
 #include "store.h"
+#include "tlog.h"
+#include "tlog_keys.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -252,6 +255,86 @@ main(int argc, char **argv)
     snprintf(seg, sizeof(seg), "%s/store.lock", tmp);
     unlink(seg);
     rmdir(tmp);
+
+    /* Transparency log: the keys and names of tests/vectors/tlog. */
+    uint8_t s3[32], s4[32];
+    memset(s3, PARLEY_FUZZ_LOG_SEED, sizeof(s3));
+    memset(s4, PARLEY_FUZZ_WITNESS_SEED, sizeof(s4));
+    parley_key_t *log_key = parley_key_from_seed(s3);
+    parley_key_t *wit_key = parley_key_from_seed(s4);
+    if (log_key == NULL || wit_key == NULL)
+        return 1;
+    parley__tlog_mem_t tree;
+    parley__tlog_mem_init(&tree);
+    for (int i = 0; i < 64; i++) {
+        char rec[32];
+        int n = snprintf(rec, sizeof(rec), "record %d", i);
+        if (parley__tlog_mem_append(&tree, rec, (size_t)n) != 0)
+            return 1;
+    }
+    static const struct {
+        const char *name;
+        uint64_t size;
+        const char *ext;
+    } cps[] = { { "checkpoint", 64, NULL }, { "checkpoint-ext", 13, "extension\n" },
+                { "checkpoint-empty", 0, NULL } };
+    for (size_t i = 0; i < sizeof(cps) / sizeof(cps[0]); i++) {
+        parley__tlog_hash_t root;
+        char cp_text[512], line[PARLEY__COSIG_LINE_MAX];
+        size_t cp_len, line_len, note_len, both_len;
+        char *note = NULL, *both = NULL;
+        parley__note_t *n = NULL;
+        if (parley__tlog_root(parley__tlog_mem_read, &tree, cps[i].size, &root) != 0 ||
+            parley__checkpoint_text(PARLEY_FUZZ_ORIGIN, cps[i].size, &root, cps[i].ext,
+                                    cp_text, sizeof(cp_text), &cp_len) != 0 ||
+            parley__note_sign(cp_text, cp_len, PARLEY_FUZZ_ORIGIN, log_key, &note,
+                              &note_len) != 0 ||
+            parley__cosig_make(wit_key, PARLEY_FUZZ_WITNESS, cp_text, cp_len, 1700000000,
+                               line, sizeof(line), &line_len) != 0 ||
+            parley__note_parse(note, note_len, &n, NULL) != 0 ||
+            parley__note_add_line(n, line, line_len, &both, &both_len) != 0)
+            return 1;
+        s_write("note", cps[i].name, both, both_len);
+        if (i == 0) {
+            s_write("note", "log-only", note, note_len);
+            s_write("cosig", "cosignature", line, line_len);
+            s_write("cosig", "note-signature", note + cp_len + 1, note_len - cp_len - 1);
+        }
+        parley__note_destroy(&n);
+        free(note);
+        free(both);
+    }
+    s_text("note", "spec-example",
+           "If you think cryptography is the answer to your problem,\n"
+           "then you don't know what your problem is.\n"
+           "\n"
+           "\xe2\x80\x94 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1F"
+           "FYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n");
+    /* Proofs from the 64-leaf tree, and from a tree of 2^62 leaves. */
+    static const struct {
+        const char *name;
+        uint8_t kind;
+        uint64_t m, n;
+    } proofs[] = {
+        { "inclusion-0-1", PARLEY__TLOG_INCLUSION, 0, 1 },
+        { "inclusion-5-13", PARLEY__TLOG_INCLUSION, 5, 13 },
+        { "inclusion-63-64", PARLEY__TLOG_INCLUSION, 63, 64 },
+        { "consistency-3-7", PARLEY__TLOG_CONSISTENCY, 3, 7 },
+        { "consistency-4-13", PARLEY__TLOG_CONSISTENCY, 4, 13 },
+        { "consistency-13-64", PARLEY__TLOG_CONSISTENCY, 13, 64 },
+        { "consistency-9-9", PARLEY__TLOG_CONSISTENCY, 9, 9 },
+    };
+    for (size_t i = 0; i < sizeof(proofs) / sizeof(proofs[0]); i++) {
+        parley__tlog_proof_t p;
+        if (parley__tlog_prove(parley__tlog_mem_read, &tree, proofs[i].kind, proofs[i].m,
+                               proofs[i].n, &p) != 0 ||
+            parley__tlog_proof_encode(&p, buf, sizeof(buf), &len) != 0)
+            return 1;
+        s_write("proof", proofs[i].name, buf, len);
+    }
+    parley__tlog_mem_clear(&tree);
+    parley_key_destroy(&log_key);
+    parley_key_destroy(&wit_key);
 
     parley_key_destroy(&key);
     return 0;
