@@ -11,6 +11,7 @@
 #define PARLEY_CODEC_H
 
 #include "parley.h"
+#include "types.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,16 +29,6 @@ typedef struct parley__arena {
 void parley__arena_init(parley__arena_t *a, void *buf, size_t cap);
 /* Release every allocation made from the arena; it can be used again. */
 void parley__arena_reset(parley__arena_t *a);
-
-/*
- * Decode the UTF-8 sequence at the start of s (n bytes): well-formed as
- * RFC 3629 defines it (shortest form, no surrogates, at most U+10FFFF).
- * Shared by the update rules (validate.c) and the signed-note parser.
- *
- * Returns:   its length (1-4) with *cp set to the code point, or 0 when
- *            the bytes are not well-formed UTF-8 (or n is 0).
- */
-size_t parley__utf8_next(const uint8_t *s, size_t n, uint32_t *cp);
 
 /* A byte range owned by someone else. */
 typedef struct parley__bytes {
@@ -118,6 +109,9 @@ typedef struct parley__filterbuf {
  */
 int parley__filterbuf_set(parley__filterbuf_t *fb, const parley_filter_t *f);
 
+/* Alternative filters (any_of) of one request at most. */
+#define PARLEY__ANY_OF_MAX 16
+
 typedef enum {
     PARLEY__OP_NONE = 0,
     PARLEY__OP_PUBLISH,
@@ -135,7 +129,25 @@ typedef struct parley__request {
     uint64_t from_seq, to_seq;   /* REPLAY */
     uint32_t limit;              /* REPLAY */
     parley__filterbuf_t filter;  /* REPLAY, SNAPSHOT */
+    const parley__filterbuf_t *any_of; /* REPLAY, SNAPSHOT: OR of these */
+    size_t n_any_of;             /* entries in any_of (decode: in the arena) */
 } parley__request_t;
+
+/*
+ * Does the update match the request's filters: its filter, and one of
+ * any_of when there are any? Returns 1 or 0.
+ */
+int parley__request_match(const parley__request_t *req,
+                          const parley_update_t *u);
+
+/*
+ * Put a client's filters (n, any of them; none: everything) into a
+ * replay or snapshot request: one as its filter, several as any_of (so
+ * that a daemon that does not know any_of answers with a superset, which
+ * the client filters again).
+ */
+void parley__request_set_filters(parley__request_t *req,
+                                 const parley__filterbuf_t *fs, size_t n);
 
 /*
  * Decode an ApiRequest. Returns 0, PARLEY_EMALFORMED (does not decode)
@@ -172,6 +184,7 @@ typedef struct parley__reply {
     int code;                    /* REJECT: PARLEY_E* */
     const char *message;         /* REJECT */
     uint64_t first_seq;          /* REJECT truncated; PING */
+    uint64_t signer_seq;         /* REJECT replay: the signer's last one */
     const parley__bytes_t *deliveries; /* REPLAY, SNAPSHOT */
     size_t n_deliveries;
     uint64_t next_seq, head_seq; /* REPLAY */
