@@ -224,7 +224,7 @@ main(int argc, char **argv)
     static parley__tlog_hash_t leaf_of[NPROOFS];
     for (int i = 0; i < NPROOFS; i++) {
         uint32_t v = (uint32_t)((uint64_t)i * leaves / NPROOFS + 7);
-        parley__tlog_leaf_hash(&leaf_of[i], &v, sizeof(v));
+        parley__tlog_leaf_hash(&v, sizeof(v), &leaf_of[i]);
         if (parley__tlog_prove(parley__tlog_mem_read, &tree, PARLEY__TLOG_INCLUSION, v,
                                leaves, &proofs[i]) != 0)
             return 1;
@@ -249,7 +249,7 @@ main(int argc, char **argv)
         parley__tlog_hash_t stored[64];
         size_t ns;
         size_t k = (size_t)(r.size % e.n);
-        parley__tlog_leaf_hash(&leaf, bench_env(&e, k), e.lens[k]);
+        parley__tlog_leaf_hash(bench_env(&e, k), e.lens[k], &leaf);
         if (parley__tlog_range_append(&r, &leaf, stored, &ns) != 0)
             return 1;
     });

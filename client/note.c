@@ -4,7 +4,7 @@
  */
 #include "note.h"
 
-#include "codec.h"
+#include "types.h"
 #include "keys.h"
 
 #include <errno.h>

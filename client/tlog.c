@@ -19,7 +19,7 @@
 /* --- hashing ------------------------------------------------------------- */
 
 void
-parley__tlog_leaf_hash(parley__tlog_hash_t *out, const void *data, size_t len)
+parley__tlog_leaf_hash(const void *data, size_t len, parley__tlog_hash_t *out)
 {
     static const uint8_t prefix = 0x00;
     crypto_hash_sha256_state st;
@@ -31,8 +31,8 @@ parley__tlog_leaf_hash(parley__tlog_hash_t *out, const void *data, size_t len)
 }
 
 void
-parley__tlog_node_hash(parley__tlog_hash_t *out, const parley__tlog_hash_t *left,
-                       const parley__tlog_hash_t *right)
+parley__tlog_node_hash(const parley__tlog_hash_t *left,
+                       const parley__tlog_hash_t *right, parley__tlog_hash_t *out)
 {
     uint8_t buf[1 + 2 * PARLEY__TLOG_HASH_BYTES];
     buf[0] = 0x01;
@@ -106,7 +106,7 @@ parley__tlog_range_append(parley__tlog_range_t *r, const parley__tlog_hash_t *le
      * height as the one being carried: merge them, as in binary addition. */
     for (uint64_t s = r->size; s & 1; s >>= 1) {
         r->count--;
-        parley__tlog_node_hash(&h, &r->subtree[r->count], &h);
+        parley__tlog_node_hash(&r->subtree[r->count], &h, &h);
         stored[n++] = h;
     }
     r->subtree[r->count++] = h;
@@ -124,7 +124,7 @@ parley__tlog_range_root(const parley__tlog_range_t *r, parley__tlog_hash_t *out)
     }
     parley__tlog_hash_t h = r->subtree[r->count - 1];
     for (unsigned i = r->count - 1; i-- > 0;)
-        parley__tlog_node_hash(&h, &r->subtree[i], &h);
+        parley__tlog_node_hash(&r->subtree[i], &h, &h);
     *out = h;
 }
 
@@ -183,7 +183,7 @@ s_node_hash(parley__tlog_read_fn read, void *ctx, uint64_t lo, uint64_t hi,
     }
     parley__tlog_hash_t h = parts[n - 1];
     for (unsigned i = n - 1; i-- > 0;)
-        parley__tlog_node_hash(&h, &parts[i], &h);
+        parley__tlog_node_hash(&parts[i], &h, &h);
     *out = h;
     return 0;
 }
@@ -344,14 +344,14 @@ parley__tlog_verify_inclusion(const parley__tlog_hash_t *leaf, uint64_t index,
         if (sn == 0)
             return s_fail(why, "proof longer than the path to the root");
         if ((fn & 1) || fn == sn) {
-            parley__tlog_node_hash(&r, &path[i], &r);
+            parley__tlog_node_hash(&path[i], &r, &r);
             if (!(fn & 1))
                 while (!(fn & 1) && fn != 0) {
                     fn >>= 1;
                     sn >>= 1;
                 }
         } else {
-            parley__tlog_node_hash(&r, &r, &path[i]);
+            parley__tlog_node_hash(&r, &path[i], &r);
         }
         fn >>= 1;
         sn >>= 1;
@@ -411,15 +411,15 @@ parley__tlog_verify_consistency(uint64_t old_size, uint64_t new_size,
         if (sn == 0)
             return s_fail(why, "proof longer than the path to the root");
         if ((fn & 1) || fn == sn) {
-            parley__tlog_node_hash(&fr, &path[i], &fr);
-            parley__tlog_node_hash(&sr, &path[i], &sr);
+            parley__tlog_node_hash(&path[i], &fr, &fr);
+            parley__tlog_node_hash(&path[i], &sr, &sr);
             if (!(fn & 1))
                 while (!(fn & 1) && fn != 0) {
                     fn >>= 1;
                     sn >>= 1;
                 }
         } else {
-            parley__tlog_node_hash(&sr, &sr, &path[i]);
+            parley__tlog_node_hash(&sr, &path[i], &sr);
         }
         fn >>= 1;
         sn >>= 1;
@@ -594,7 +594,7 @@ int
 parley__tlog_mem_append(parley__tlog_mem_t *m, const void *data, size_t len)
 {
     parley__tlog_hash_t h;
-    parley__tlog_leaf_hash(&h, data, len);
+    parley__tlog_leaf_hash(data, len, &h);
     return parley__tlog_mem_append_hash(m, &h);
 }
 

@@ -72,13 +72,13 @@ typedef struct parley__tlog_hash {
 /* ------------------------------------------------------------ hashing */
 
 /* SHA-256(0x00 || data): the leaf hash of one record. */
-void parley__tlog_leaf_hash(parley__tlog_hash_t *out, const void *data,
-                            size_t len);
+void parley__tlog_leaf_hash(const void *data, size_t len,
+                            parley__tlog_hash_t *out);
 
 /* SHA-256(0x01 || left || right). out may alias left or right. */
-void parley__tlog_node_hash(parley__tlog_hash_t *out,
-                            const parley__tlog_hash_t *left,
-                            const parley__tlog_hash_t *right);
+void parley__tlog_node_hash(const parley__tlog_hash_t *left,
+                            const parley__tlog_hash_t *right,
+                            parley__tlog_hash_t *out);
 
 /* SHA-256 of the empty string: the root of a tree of no leaves. */
 void parley__tlog_empty_root(parley__tlog_hash_t *out);

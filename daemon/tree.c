@@ -402,7 +402,7 @@ pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
     }
     const uint64_t j = seq - 1;
     parley__tlog_hash_t leaf;
-    parley__tlog_leaf_hash(&leaf, record, len);
+    parley__tlog_leaf_hash(record, len, &leaf);
     if (j < tree->file_leaves) {
         if ((rc = s_check_group(tree, j, &leaf, errbuf, errlen)) < 0)
             return rc;
@@ -518,7 +518,7 @@ pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record, size_t len)
     if (seq != tree->range.size + 1)
         return -EINVAL;
     parley__tlog_hash_t leaf;
-    parley__tlog_leaf_hash(&leaf, record, len);
+    parley__tlog_leaf_hash(record, len, &leaf);
     return s_append_leaf(tree, &leaf);
 }
 

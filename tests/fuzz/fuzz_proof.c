@@ -23,7 +23,7 @@ s_setup(void)
     for (int i = 0; i < LEAVES; i++) {
         char rec[32];
         int n = snprintf(rec, sizeof(rec), "record %d", i);
-        parley__tlog_leaf_hash(&s_leaf[i], rec, (size_t)n);
+        parley__tlog_leaf_hash(rec, (size_t)n, &s_leaf[i]);
         if (parley__tlog_mem_append_hash(&s_tree, &s_leaf[i]) != 0)
             abort();
     }

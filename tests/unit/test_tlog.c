@@ -56,7 +56,7 @@ s_mth(const hash_t *leaves, uint64_t lo, uint64_t hi, hash_t *out)
     hash_t l, r;
     s_mth(leaves, lo, lo + k, &l);
     s_mth(leaves, lo + k, hi, &r);
-    parley__tlog_node_hash(out, &l, &r);
+    parley__tlog_node_hash(&l, &r, out);
 }
 
 /* A memory store of n records, with their leaf hashes in leaves. */
@@ -67,7 +67,7 @@ s_build(parley__tlog_mem_t *m, hash_t *leaves, uint64_t n)
     for (uint64_t i = 0; i < n; i++) {
         char rec[64];
         size_t len = s_record(i, rec, sizeof(rec));
-        parley__tlog_leaf_hash(&leaves[i], rec, len);
+        parley__tlog_leaf_hash(rec, len, &leaves[i]);
         assert_int_equal(parley__tlog_mem_append(m, rec, len), 0);
     }
 }
@@ -105,7 +105,7 @@ test_hashes(void **state)
     s_hex(&want, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     assert_true(parley__tlog_hash_equal(&h, &want));
 
-    parley__tlog_leaf_hash(&h, "", 0);
+    parley__tlog_leaf_hash("", 0, &h);
     s_hex(&want, "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
     assert_true(parley__tlog_hash_equal(&h, &want));
 
@@ -118,10 +118,10 @@ test_hashes(void **state)
     memcpy(buf + 1, a.b, 32);
     memcpy(buf + 33, b.b, 32);
     crypto_hash_sha256(want.b, buf, sizeof(buf));
-    parley__tlog_node_hash(&h, &a, &b);
+    parley__tlog_node_hash(&a, &b, &h);
     assert_true(parley__tlog_hash_equal(&h, &want));
     /* Aliasing the output with an input is allowed. */
-    parley__tlog_node_hash(&a, &a, &b);
+    parley__tlog_node_hash(&a, &b, &a);
     assert_true(parley__tlog_hash_equal(&a, &want));
     assert_false(parley__tlog_hash_equal(&a, &b));
 }
