@@ -42,6 +42,17 @@ parley__tlog_node_hash(const parley__tlog_hash_t *left,
 }
 
 void
+parley__tlog_absent_leaf(uint64_t seq, parley__tlog_hash_t *out)
+{
+    uint8_t rec[sizeof(PARLEY__TLOG_ABSENT_PREFIX) + 8];
+    memcpy(rec, PARLEY__TLOG_ABSENT_PREFIX, sizeof(PARLEY__TLOG_ABSENT_PREFIX));
+    for (int i = 0; i < 8; i++)
+        rec[sizeof(PARLEY__TLOG_ABSENT_PREFIX) + (size_t)i] =
+            (uint8_t)(seq >> (56 - 8 * i));
+    parley__tlog_leaf_hash(rec, sizeof(rec), out);
+}
+
+void
 parley__tlog_empty_root(parley__tlog_hash_t *out)
 {
     crypto_hash_sha256(out->b, (const uint8_t *)"", 0);

@@ -80,6 +80,19 @@ void parley__tlog_node_hash(const parley__tlog_hash_t *left,
                             const parley__tlog_hash_t *right,
                             parley__tlog_hash_t *out);
 
+/*
+ * The record an absent-record leaf stands for: this prefix (with its
+ * NUL), then the seq as a big-endian u64. A log whose front was removed
+ * before it kept a tree starts its tree with one such leaf per record it
+ * no longer holds (docs/transparency.md, "Logs older than their tree"),
+ * so that leaf index = seq - 1 holds everywhere. No SignedUpdate decodes
+ * from these bytes, so no update can pass for one.
+ */
+#define PARLEY__TLOG_ABSENT_PREFIX "parley/tlog/absent-record/v1"
+
+/* The leaf hash of the absent-record leaf of seq (see above). */
+void parley__tlog_absent_leaf(uint64_t seq, parley__tlog_hash_t *out);
+
 /* SHA-256 of the empty string: the root of a tree of no leaves. */
 void parley__tlog_empty_root(parley__tlog_hash_t *out);
 

@@ -5,8 +5,10 @@
  * proofs.
  *
  * Memory: two compact ranges (O(log n) hashes) and the queue of hashes
- * not yet written; roots and proofs read the file (O(log n) preads each).
- * The start-up check reads the file front to back through a window.
+ * not yet written; roots and proofs read the file (O(log n) preads each,
+ * from the page cache for recent ones). The start-up check reads the file
+ * front to back through a window, and writes what it recomputes in
+ * pieces of S_FLUSH_BYTES.
  */
 #include "tree.h"
 
@@ -28,20 +30,24 @@
 #define S_TMP_NAME PD_TREE_FILE ".tmp"
 #define S_WINDOW 4096 /* stored hashes per read while checking (128 KiB) */
 #define S_ALG_SHA256_RFC9162 1
+#define S_FLUSH_BYTES (4u << 20) /* recomputed hashes written in pieces of this */
 
 struct pd_tree {
     char *dir;                      /* state directory, for messages */
     int dirfd;                      /* the directory, for the file's creation */
     int fd;                         /* tree.hashes, flocked while open */
     pd_tree_opts_t opts;            /* as given */
-    uint64_t file_bytes;            /* file size at open */
-    uint64_t file_leaves;           /* whole leaf groups in the file at open */
+    uint64_t absent_before;         /* seqs below have absent-record leaves */
+    uint64_t file_bytes;            /* file size (what open found, then grown) */
+    uint64_t file_leaves;           /* whole leaf groups the file held at open */
     bool started;                   /* pd_tree_check() has seen a record */
     bool ready;                     /* pd_tree_recover() succeeded */
     bool failed;                    /* a write or sync failed: refuse appends */
     uint64_t next_check;            /* seq pd_tree_check() expects next */
     parley__tlog_range_t range;     /* every leaf appended or checked */
-    parley__tlog_range_t durable;   /* the leaves written and synced */
+    parley__tlog_range_t written;   /* the leaves whose hashes are in the file */
+    uint64_t synced;                /* leaves fdatasync'd (<= written.size) */
+    uint64_t pend_first;            /* leaf whose hashes start the queue */
     uint8_t *pend;                  /* queued stored hashes */
     size_t pend_len;                /* bytes queued */
     size_t pend_cap;                /* bytes allocated */
@@ -70,8 +76,10 @@ s_short_hex(const parley__tlog_hash_t *h, char out[17])
 
 /* --- the header -------------------------------------------------------------- */
 
+#define S_CRC_AT (PD_TREE_HEADER_BYTES - 4)
+
 static void
-s_header(uint8_t h[PD_TREE_HEADER_BYTES])
+s_header(uint8_t h[PD_TREE_HEADER_BYTES], uint64_t absent_before)
 {
     memset(h, 0, PD_TREE_HEADER_BYTES);
     memcpy(h, PD_TREE_MAGIC, 8);
@@ -79,7 +87,8 @@ s_header(uint8_t h[PD_TREE_HEADER_BYTES])
     pd_put32le(h + 12, PD_TREE_HEADER_BYTES);
     pd_put32le(h + 16, S_HASH);
     pd_put32le(h + 20, S_ALG_SHA256_RFC9162);
-    pd_put32le(h + 28, pd_crc32c(0, h, 28));
+    pd_put64le(h + 24, absent_before);
+    pd_put32le(h + S_CRC_AT, pd_crc32c(0, h, S_CRC_AT));
 }
 
 /* Why a header is not ours, or NULL when it is. */
@@ -88,14 +97,39 @@ s_header_problem(const uint8_t h[PD_TREE_HEADER_BYTES])
 {
     if (memcmp(h, PD_TREE_MAGIC, 8) != 0)
         return "not a parley hash file (bad magic)";
-    if (pd_crc32c(0, h, 28) != pd_get32le(h + 28))
+    if (pd_crc32c(0, h, S_CRC_AT) != pd_get32le(h + S_CRC_AT))
         return "header checksum mismatch";
     if (pd_get32le(h + 8) != PD_TREE_VERSION)
         return "unsupported format version";
+    bool zero = true;
+    for (size_t i = 32; i < S_CRC_AT; i++)
+        zero = zero && h[i] == 0;
     if (pd_get32le(h + 12) != PD_TREE_HEADER_BYTES || pd_get32le(h + 16) != S_HASH ||
-        pd_get32le(h + 20) != S_ALG_SHA256_RFC9162 || pd_get32le(h + 24) != 0)
+        pd_get32le(h + 20) != S_ALG_SHA256_RFC9162 || !zero)
         return "unsupported header fields (header size, hash size or function)";
+    if (pd_get64le(h + 24) > PARLEY__TLOG_SIZE_MAX)
+        return "absent-record boundary out of range";
     return NULL;
+}
+
+/* Record the absent-record boundary in the header, synced before any
+ * hash that depends on it is written. */
+static int
+s_set_absent(pd_tree_t *self, uint64_t absent_before, char *errbuf, size_t errlen)
+{
+    uint8_t h[PD_TREE_HEADER_BYTES];
+    s_header(h, absent_before);
+    int rc = pd_pwrite_all(self->fd, h, sizeof(h), 0);
+    if (rc == 0 && self->opts.sync && fdatasync(self->fd) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        pd_errf(errbuf, errlen, "cannot write the header of %s/%s: %s", self->dir,
+                PD_TREE_FILE, strerror(-rc));
+        self->failed = true;
+        return rc;
+    }
+    self->absent_before = absent_before;
+    return 0;
 }
 
 /*
@@ -107,7 +141,7 @@ static int
 s_create(pd_tree_t *self, char *errbuf, size_t errlen)
 {
     uint8_t h[PD_TREE_HEADER_BYTES];
-    s_header(h);
+    s_header(h, 0);
     int fd = openat(self->dirfd, S_TMP_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
                     0640);
     int rc = fd < 0 ? -errno : 0;
@@ -156,17 +190,46 @@ s_win_get(pd_tree_t *self, uint64_t index, parley__tlog_hash_t *out)
     return 0;
 }
 
-/* The hash source over the durable part of the file. */
+/* The hash source over the written part of the file. */
 static int
 s_read(void *ctx, uint64_t index, parley__tlog_hash_t *out)
 {
     pd_tree_t *self = ctx;
-    if (index >= parley__tlog_stored_count(self->durable.size))
+    if (index >= parley__tlog_stored_count(self->written.size))
         return -EINVAL;
     return pd_pread_all(self->fd, out->b, S_HASH, s_offset(index));
 }
 
-/* --- the start-up check -------------------------------------------------------- */
+/* --- writing ------------------------------------------------------------------ */
+
+/*
+ * Write the queue after the leaves already written; afterwards the tree's
+ * roots and proofs cover every leaf appended. No fdatasync here.
+ */
+static int
+s_write(pd_tree_t *self)
+{
+    if (self->pend_len == 0)
+        return 0;
+    uint64_t off = s_offset(parley__tlog_stored_count(self->pend_first));
+    int rc = pd_pwrite_all(self->fd, self->pend, self->pend_len, off);
+    if (rc < 0) {
+        self->failed = true;
+        return rc;
+    }
+    if (off + self->pend_len > self->file_bytes)
+        self->file_bytes = off + self->pend_len;
+    self->stats.writes++;
+    self->pend_first = self->range.size;
+    self->pend_len = 0;
+    if (self->pend_cap > (1u << 20)) {
+        /* One burst should not pin its buffer forever. */
+        free(self->pend);
+        self->pend = NULL;
+        self->pend_cap = 0;
+    }
+    return 0;
+}
 
 /* Append a leaf to the range and queue the stored hashes it adds. The
  * room is made first, so a failure leaves the tree as it was. */
@@ -179,12 +242,16 @@ s_append_leaf(pd_tree_t *self, const parley__tlog_hash_t *leaf)
                             16384);
     if (rc < 0)
         return rc;
+    if (self->pend_len == 0)
+        self->pend_first = self->range.size;
     if ((rc = parley__tlog_range_append(&self->range, leaf, stored, &n)) != 0)
         return rc;
     memcpy(self->pend + self->pend_len, stored, n * S_HASH);
     self->pend_len += n * S_HASH;
     return 0;
 }
+
+/* --- the start-up check -------------------------------------------------------- */
 
 /* An all-zero hash: a SHA-256 output never is one, a block the file
  * system allocated but a crash kept from being written always is. */
@@ -199,9 +266,9 @@ s_is_zero(const parley__tlog_hash_t *h)
 
 /*
  * Check leaf j's group of stored hashes. leaf is the hash recomputed from
- * the record, or NULL when the record is gone (the stored leaf hash is
- * then taken as it is). Every subtree hash the leaf completes must be the
- * node hash of its children.
+ * the record (or the absent-record leaf), or NULL when the record is gone
+ * (the stored leaf hash is then taken as it is). Every subtree hash the
+ * leaf completes must be the node hash of its children.
  *
  * Returns 0, 1 when the group holds a never-written (zero) hash, -EBADMSG
  * for a mismatch (message in errbuf) or -errno.
@@ -230,10 +297,13 @@ s_check_group(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
         s_short_hex(&stored[0], b);
         pd_errf(errbuf, errlen,
                "%s/%s: the stored hash of seq %" PRIu64 " at byte offset %" PRIu64
-               " does not match the record in the log (recomputed %s..., stored "
+               " does not match the %s (recomputed %s..., stored "
                "%s...): the hash file or the log has been altered (see "
                "docs/transparency.md)",
-               self->dir, PD_TREE_FILE, j + 1, s_offset(base), a, b);
+               self->dir, PD_TREE_FILE, j + 1, s_offset(base),
+               j + 1 < self->absent_before ? "absent-record leaf"
+                                           : "record in the log",
+               a, b);
         return -EBADMSG;
     }
     if (parley__tlog_range_append(&self->range, leaf ? leaf : &stored[0], computed, &m) !=
@@ -266,28 +336,90 @@ s_unwritten(pd_tree_t *self, uint64_t j)
     self->file_leaves = j;
 }
 
-/* Leaves [0, upto) whose records are gone: checked by their parents. */
+/*
+ * Take leaf j (the file's or a new one) with the hash leaf recomputed
+ * for it, or NULL when its record is gone. A new leaf is queued, and the
+ * queue written out in pieces. 0, 2 when leaf is NULL and the file lacks
+ * the leaf, or a negative error with a message.
+ */
 static int
-s_check_unbacked(pd_tree_t *self, uint64_t upto, char *errbuf, size_t errlen)
+s_take_leaf(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
+            char *errbuf, size_t errlen)
 {
-    for (uint64_t j = self->range.size; j < upto && j < self->file_leaves; j++) {
-        int rc = s_check_group(self, j, NULL, errbuf, errlen);
-        if (rc == 1)
-            s_unwritten(self, j);
-        else if (rc < 0)
+    int rc;
+    if (j < self->file_leaves) {
+        if ((rc = s_check_group(self, j, leaf, errbuf, errlen)) < 0)
             return rc;
-        else
-            self->stats.unbacked++;
+        if (rc == 0) {
+            if (leaf == NULL)
+                self->stats.unbacked++;
+            else if (j + 1 < self->absent_before)
+                self->stats.absent++;
+            else
+                self->stats.checked++;
+            return 0;
+        }
+        s_unwritten(self, j);
     }
-    if (upto > self->file_leaves) {
-        pd_errf(errbuf, errlen,
-               "%s/%s holds the hashes of %" PRIu64 " records but the log no longer "
-               "holds seqs %" PRIu64 "-%" PRIu64 ": their hashes went with their "
-               "segments and cannot be recomputed; restore %s from a backup of "
-               "this state directory (see docs/transparency.md)",
-               self->dir, PD_TREE_FILE, self->file_leaves, self->file_leaves + 1,
-               upto, PD_TREE_FILE);
-        return -EBADMSG;
+    if (leaf == NULL)
+        return 2; /* not in the file, and nothing to recompute it from */
+    if ((rc = s_append_leaf(self, leaf)) != 0)
+        return rc == PARLEY_EARG ? -EINVAL : rc;
+    if (j + 1 < self->absent_before)
+        self->stats.absent++;
+    else
+        self->stats.recomputed++;
+    if (self->pend_len >= S_FLUSH_BYTES && (rc = s_write(self)) < 0) {
+        pd_errf(errbuf, errlen, "cannot write %s/%s: %s", self->dir, PD_TREE_FILE,
+                strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+/*
+ * Leaves [range.size, upto) whose records the log does not hand over:
+ * absent-record leaves below absent_before are recomputed; the others'
+ * records are gone (retention), so their hashes are checked by their
+ * parents only, and must be in the file. A tree with no leaf yet that
+ * meets a log whose front is gone starts with absent-record leaves for
+ * that front (the upgrade of a log older than its tree).
+ */
+static int
+s_before_records(pd_tree_t *self, uint64_t upto, char *errbuf, size_t errlen)
+{
+    if (self->file_leaves == 0 && self->range.size == 0 && upto > 0 &&
+        self->opts.absent_front) {
+        int rc = s_set_absent(self, upto + 1, errbuf, errlen);
+        if (rc < 0)
+            return rc;
+        pd_log(PD_LOG_WARN,
+               "tree: %s/%s starts at seq %" PRIu64 ": the log no longer holds "
+               "the records before it, so the tree has absent-record leaves "
+               "for seqs 1-%" PRIu64 " (see docs/transparency.md)",
+               self->dir, PD_TREE_FILE, upto + 1, upto);
+    }
+    for (uint64_t j = self->range.size; j < upto; j++) {
+        parley__tlog_hash_t leaf;
+        bool absent = j + 1 < self->absent_before;
+        if (absent)
+            parley__tlog_absent_leaf(j + 1, &leaf);
+        int rc = s_take_leaf(self, j, absent ? &leaf : NULL, errbuf, errlen);
+        if (rc == 2) {
+            pd_errf(errbuf, errlen,
+                    "%s/%s holds the hashes of %" PRIu64 " records but the log "
+                    "no longer holds seqs %" PRIu64 "-%" PRIu64 ": their hashes "
+                    "went with their segments and cannot be recomputed; restore "
+                    "%s from a backup of this state directory%s (see "
+                    "docs/transparency.md)",
+                    self->dir, PD_TREE_FILE, j, j + 1, upto, PD_TREE_FILE,
+                    j == 0 ? ", or, if this log is older than its tree, start "
+                             "once with tree_absent_front on"
+                           : "");
+            return -EBADMSG;
+        }
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -317,7 +449,7 @@ pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
     if (opts != NULL)
         self->opts = *opts;
     parley__tlog_range_init(&self->range);
-    parley__tlog_range_init(&self->durable);
+    parley__tlog_range_init(&self->written);
     if ((self->dir = strdup(dir)) == NULL) {
         *err = -ENOMEM;
         goto fail;
@@ -373,6 +505,7 @@ pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
                dir, PD_TREE_FILE, problem);
         goto fail;
     }
+    self->absent_before = pd_get64le(h + 24);
     self->file_leaves = parley__tlog_stored_leaves(
         (self->file_bytes - PD_TREE_HEADER_BYTES) / S_HASH);
     *err = 0;
@@ -386,11 +519,12 @@ int
 pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
               char *errbuf, size_t errlen)
 {
-    if (tree == NULL || tree->ready || seq == 0 || (record == NULL && len > 0))
+    if (tree == NULL || tree->ready || tree->failed || seq == 0 ||
+        (record == NULL && len > 0))
         return -EINVAL;
     int rc;
     if (!tree->started) {
-        if ((rc = s_check_unbacked(tree, seq - 1, errbuf, errlen)) < 0)
+        if ((rc = s_before_records(tree, seq - 1, errbuf, errlen)) < 0)
             return rc;
         tree->started = true;
         tree->next_check = seq;
@@ -400,22 +534,19 @@ pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
                " was expected", seq, tree->next_check);
         return -EINVAL;
     }
-    const uint64_t j = seq - 1;
+    if (seq < tree->absent_before) {
+        pd_errf(errbuf, errlen,
+               "%s/%s: the log holds seq %" PRIu64 ", which the tree has as an "
+               "absent record (the log before seq %" PRIu64 " was gone when the "
+               "tree began): the log has been restored from an older copy (see "
+               "docs/transparency.md)",
+               tree->dir, PD_TREE_FILE, seq, tree->absent_before);
+        return -EBADMSG;
+    }
     parley__tlog_hash_t leaf;
     parley__tlog_leaf_hash(record, len, &leaf);
-    if (j < tree->file_leaves) {
-        if ((rc = s_check_group(tree, j, &leaf, errbuf, errlen)) < 0)
-            return rc;
-        if (rc == 1)
-            s_unwritten(tree, j);
-        else
-            tree->stats.checked++;
-    }
-    if (j >= tree->file_leaves) {
-        if ((rc = s_append_leaf(tree, &leaf)) != 0)
-            return rc == PARLEY_EARG ? -EINVAL : rc;
-        tree->stats.recomputed++;
-    }
+    if ((rc = s_take_leaf(tree, seq - 1, &leaf, errbuf, errlen)) < 0)
+        return rc;
     tree->next_check++;
     return 0;
 }
@@ -423,7 +554,7 @@ pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
 int
 pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
 {
-    if (tree == NULL || tree->ready)
+    if (tree == NULL || tree->ready || tree->failed)
         return -EINVAL;
     int rc;
     if (tree->started) {
@@ -434,14 +565,17 @@ pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
                    tree->next_check - 1, records);
             return -EINVAL;
         }
-    } else if ((rc = s_check_unbacked(tree, records, errbuf, errlen)) < 0) {
+    } else if ((rc = s_before_records(tree, records, errbuf, errlen)) < 0) {
         return rc; /* no record is held: all of them are gone */
     }
     free(tree->win);
     tree->win = NULL;
     tree->win_count = 0;
 
-    const uint64_t keep = tree->file_leaves < records ? tree->file_leaves : records;
+    /* What the file holds that stays: the leaves checked, and those
+     * recomputed and written already; the rest is cut. */
+    const uint64_t keep = tree->pend_len > 0 ? tree->pend_first
+                          : tree->range.size;
     const uint64_t end = s_offset(parley__tlog_stored_count(keep));
     if (tree->file_bytes > end) {
         if (ftruncate(tree->fd, (off_t)end) < 0 ||
@@ -451,35 +585,34 @@ pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
                    PD_TREE_FILE, strerror(errno));
             return rc;
         }
+        uint64_t cut = tree->file_bytes - end;
         pd_log(PD_LOG_WARN,
                "tree: cut %" PRIu64 " bytes from %s/%s at offset %" PRIu64
-               " (hashes of %" PRIu64 " leaves beyond the log's %" PRIu64
+               " (hashes of leaves beyond the log's %" PRIu64
                " records, and any torn tail)",
-               tree->file_bytes - end, tree->dir, PD_TREE_FILE, end,
-               tree->file_leaves - keep, records);
-        tree->stats.truncated_bytes = tree->file_bytes - end;
+               cut, tree->dir, PD_TREE_FILE, end, records);
+        tree->stats.truncated_bytes = cut;
         tree->file_bytes = end;
     }
-    /* The recomputed leaves [keep, records) follow the kept ones. */
-    if (tree->pend_len > 0) {
-        rc = pd_pwrite_all(tree->fd, tree->pend, tree->pend_len, end);
-        if (rc == 0 && tree->opts.sync && fdatasync(tree->fd) < 0)
-            rc = -errno;
-        if (rc < 0) {
-            pd_errf(errbuf, errlen, "cannot write %s/%s: %s", tree->dir,
-                   PD_TREE_FILE, strerror(-rc));
-            tree->failed = true;
-            return rc;
-        }
-        if (tree->opts.sync)
-            tree->stats.syncs++;
-        pd_log(PD_LOG_INFO,
-               "tree: recomputed the hashes of seqs %" PRIu64 "-%" PRIu64
-               " (%s/%s lacked them)",
-               keep + 1, records, tree->dir, PD_TREE_FILE);
-        tree->pend_len = 0;
+    bool rebuilt = tree->stats.recomputed > 0 || tree->stats.absent > 0;
+    if ((rc = s_write(tree)) == 0 && tree->opts.sync && rebuilt &&
+        fdatasync(tree->fd) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        pd_errf(errbuf, errlen, "cannot write %s/%s: %s", tree->dir,
+               PD_TREE_FILE, strerror(-rc));
+        tree->failed = true;
+        return rc;
     }
-    tree->durable = tree->range;
+    if (tree->opts.sync && rebuilt)
+        tree->stats.syncs++;
+    if (tree->stats.recomputed > 0)
+        pd_log(PD_LOG_INFO,
+               "tree: recomputed the hashes of %" PRIu64 " records up to seq %" PRIu64
+               " (%s/%s lacked them)",
+               tree->stats.recomputed, records, tree->dir, PD_TREE_FILE);
+    tree->written = tree->range;
+    tree->synced = records;
     tree->stats.leaves = records;
     tree->ready = true;
     return 0;
@@ -491,7 +624,7 @@ pd_tree_close(pd_tree_t **tree)
     if (tree == NULL || *tree == NULL)
         return;
     pd_tree_t *self = *tree;
-    if (self->ready && !self->failed && self->pend_len > 0) {
+    if (self->ready && !self->failed) {
         int rc = pd_tree_sync(self);
         if (rc < 0)
             pd_log(PD_LOG_ERROR, "tree: writing queued hashes at close: %s",
@@ -523,58 +656,68 @@ pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record, size_t len)
 }
 
 int
-pd_tree_sync(pd_tree_t *tree)
+pd_tree_write(pd_tree_t *tree)
 {
     if (tree == NULL || !tree->ready)
         return -EINVAL;
     if (tree->failed)
         return -EIO;
-    if (tree->pend_len == 0)
-        return 0;
-    uint64_t off = s_offset(parley__tlog_stored_count(tree->durable.size));
-    int rc = pd_pwrite_all(tree->fd, tree->pend, tree->pend_len, off);
+    int rc = s_write(tree);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "tree: write to %s/%s: %s", tree->dir, PD_TREE_FILE,
                strerror(-rc));
-        goto fail;
+        return rc;
     }
+    tree->written = tree->range;
+    tree->stats.leaves = tree->written.size;
+    return 0;
+}
+
+int
+pd_tree_sync(pd_tree_t *tree)
+{
+    int rc = pd_tree_write(tree);
+    if (rc < 0 || tree->synced == tree->written.size)
+        return rc;
     if (tree->opts.sync) {
         if (fdatasync(tree->fd) < 0) {
             rc = -errno;
             pd_log(PD_LOG_ERROR, "tree: fdatasync of %s/%s: %s", tree->dir,
                    PD_TREE_FILE, strerror(errno));
-            goto fail;
+            tree->failed = true;
+            return rc;
         }
         tree->stats.syncs++;
     }
-    tree->durable = tree->range;
-    tree->stats.leaves = tree->durable.size;
-    tree->pend_len = 0;
-    if (tree->pend_cap > (1u << 20)) {
-        /* One burst should not pin its buffer forever. */
-        free(tree->pend);
-        tree->pend = NULL;
-        tree->pend_cap = 0;
-    }
+    tree->synced = tree->written.size;
     return 0;
-fail:
-    tree->failed = true;
-    return rc;
 }
 
 uint64_t
 pd_tree_size(const pd_tree_t *tree)
 {
-    return tree != NULL && tree->ready ? tree->durable.size : 0;
+    return tree != NULL && tree->ready ? tree->written.size : 0;
+}
+
+uint64_t
+pd_tree_synced(const pd_tree_t *tree)
+{
+    return tree != NULL && tree->ready ? tree->synced : 0;
+}
+
+uint64_t
+pd_tree_absent_before(const pd_tree_t *tree)
+{
+    return tree != NULL ? tree->absent_before : 0;
 }
 
 int
 pd_tree_root(pd_tree_t *tree, uint64_t size, parley__tlog_hash_t *out)
 {
-    if (tree == NULL || out == NULL || !tree->ready || size > tree->durable.size)
+    if (tree == NULL || out == NULL || !tree->ready || size > tree->written.size)
         return -EINVAL;
-    if (size == tree->durable.size) {
-        parley__tlog_range_root(&tree->durable, out);
+    if (size == tree->written.size) {
+        parley__tlog_range_root(&tree->written, out);
         return 0;
     }
     int rc = parley__tlog_root(s_read, tree, size, out);
@@ -585,9 +728,22 @@ int
 pd_tree_prove(pd_tree_t *tree, uint8_t kind, uint64_t m, uint64_t n,
               parley__tlog_proof_t *out)
 {
-    if (tree == NULL || out == NULL || !tree->ready || n > tree->durable.size)
+    if (tree == NULL || out == NULL || !tree->ready || n > tree->written.size)
         return -EINVAL;
     int rc = parley__tlog_prove(s_read, tree, kind, m, n, out);
+    return rc == PARLEY_EARG ? -EINVAL : rc;
+}
+
+int
+pd_tree_range(pd_tree_t *tree, uint64_t size, parley__tlog_range_t *out)
+{
+    if (tree == NULL || out == NULL || !tree->ready || size > tree->written.size)
+        return -EINVAL;
+    if (size == tree->written.size) {
+        *out = tree->written;
+        return 0;
+    }
+    int rc = parley__tlog_range_load(out, size, s_read, tree);
     return rc == PARLEY_EARG ? -EINVAL : rc;
 }
 

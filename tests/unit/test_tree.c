@@ -289,8 +289,12 @@ test_format_and_reads(void **state)
     uint8_t h[HDR];
     assert_int_equal(fread(h, 1, HDR, fp), HDR);
     assert_memory_equal(h, "PARLEYMT", 8);
-    const uint8_t fields[] = { 1, 0, 0, 0, 32, 0, 0, 0, 32, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0 };
+    const uint8_t fields[] = { 1, 0, 0, 0, 64, 0, 0, 0, 32, 0, 0, 0, 1, 0, 0, 0 };
     assert_memory_equal(h + 8, fields, sizeof(fields));
+    for (int i = 24; i < 60; i++)
+        assert_int_equal(h[i], 0); /* no absent records, reserved */
+    assert_int_equal(pd_crc32c(0, h, 60),
+                     h[60] | h[61] << 8 | h[62] << 16 | (uint32_t)h[63] << 24);
     parley__tlog_mem_t m;
     s_reference(&m, N);
     assert_int_equal(m.len, nh);
@@ -658,10 +662,130 @@ test_retention(void **state)
     char want[64];
     snprintf(want, sizeof(want), "seqs 11-%" PRIu64, first - 1);
     assert_non_null(strstr(msg, want));
-    /* Nor can a missing one. */
+    /* Nor can a missing one: the operator is told what to do. */
     assert_int_equal(unlink(f->path), 0);
     assert_int_equal(s_start(f, &so, &st, &t, msg, sizeof(msg)), -EBADMSG);
     assert_non_null(strstr(msg, "cannot be recomputed"));
+    assert_non_null(strstr(msg, "tree_absent_front on"));
+}
+
+/* The records of seqs 1..n in a log only, with retention having removed
+ * the front: first is the first seq still held. */
+static uint64_t
+s_log_without_front(const fixture_t *f, const pd_store_opts_t *so, uint64_t n)
+{
+    pd_store_t *st = pd_store_open(f->dir, so, NULL, NULL, NULL, 0, NULL);
+    assert_non_null(st);
+    for (uint64_t seq = 1; seq <= n; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_store_append(st, seq, 0, rec, len), 0);
+        if (seq % 10 == 0)
+            assert_int_equal(pd_store_sync(st), 0);
+    }
+    assert_int_equal(pd_store_sync(st), 0);
+    assert_true(pd_store_retain(st, 0) > 0);
+    uint64_t first = pd_store_first_seq(st);
+    pd_store_close(&st);
+    return first;
+}
+
+/* The start-up sequence with the operator's upgrade choice. */
+static int
+s_start_absent(const fixture_t *f, const pd_store_opts_t *so, bool absent_front,
+               pd_store_t **store, pd_tree_t **tree, char *msg, size_t cap)
+{
+    int err = 0;
+    pd_tree_opts_t to = {.sync = true, .absent_front = absent_front};
+    *tree = pd_tree_open(f->dir, &to, msg, cap, &err);
+    assert_non_null(*tree);
+    scan_ctx_t c = {.tree = *tree};
+    char storemsg[512];
+    *store = pd_store_open(f->dir, so, s_scan, &c, storemsg, sizeof(storemsg), &err);
+    if (*store == NULL) {
+        snprintf(msg, cap, "%s", c.msg[0] ? c.msg : storemsg);
+        pd_tree_close(tree);
+        return err;
+    }
+    err = pd_tree_recover(*tree, pd_store_next_seq(*store) - 1, msg, cap);
+    if (err != 0) {
+        pd_store_close(store);
+        pd_tree_close(tree);
+    }
+    return err;
+}
+
+/*
+ * A log older than its tree (retention removed its front before parley
+ * kept a tree): refused unless the operator says so; then the tree starts
+ * with absent-record leaves for the seqs gone, leaf index = seq - 1 still,
+ * and the next start checks those leaves like the others. A log restored
+ * with records the tree has as absent is refused.
+ */
+static void
+test_absent_front(void **state)
+{
+    fixture_t *f = *state;
+    pd_store_opts_t so = {.sync = true, .segment_bytes = 2048, .max_bytes = 6000};
+    const uint64_t first = s_log_without_front(f, &so, 120);
+    assert_true(first > 20);
+    pd_store_t *st;
+    pd_tree_t *t;
+    char msg[512];
+    assert_int_equal(s_start_absent(f, &so, false, &st, &t, msg, sizeof(msg)),
+                     -EBADMSG);
+    assert_non_null(strstr(msg, "tree_absent_front on"));
+
+    assert_int_equal(s_start_absent(f, &so, true, &st, &t, msg, sizeof(msg)), 0);
+    assert_int_equal(pd_tree_absent_before(t), first);
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.absent, first - 1);
+    assert_int_equal(ts.recomputed, 120 - (first - 1));
+    /* The reference: absent-record leaves, then the records held. */
+    parley__tlog_mem_t m;
+    parley__tlog_mem_init(&m);
+    for (uint64_t seq = 1; seq <= 120; seq++) {
+        parley__tlog_hash_t leaf;
+        uint8_t rec[128];
+        if (seq < first)
+            parley__tlog_absent_leaf(seq, &leaf);
+        else
+            parley__tlog_leaf_hash(rec, s_record(seq, rec), &leaf);
+        assert_int_equal(parley__tlog_mem_append_hash(&m, &leaf), 0);
+    }
+    parley__tlog_hash_t a, b;
+    assert_int_equal(pd_tree_root(t, 120, &a), 0);
+    parley__tlog_range_root(&m.range, &b);
+    assert_memory_equal(a.b, b.b, 32);
+    /* The absent leaf's bytes as documented. */
+    uint8_t rec[64];
+    size_t n = sizeof(PARLEY__TLOG_ABSENT_PREFIX);
+    memcpy(rec, "parley/tlog/absent-record/v1", n);
+    memset(rec + n, 0, 7);
+    rec[n + 7] = 3;
+    parley__tlog_leaf_hash(rec, n + 8, &a);
+    assert_memory_equal(a.b, m.hashes[parley__tlog_stored_index(0, 2)].b, 32);
+    parley__tlog_mem_clear(&m);
+    pd_tree_close(&t);
+    pd_store_close(&st);
+
+    /* Checked at the next start, with or without the option. */
+    assert_int_equal(s_start_absent(f, &so, false, &st, &t, msg, sizeof(msg)), 0);
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.absent, first - 1);
+    assert_int_equal(ts.checked, 120 - (first - 1));
+    assert_int_equal(ts.recomputed, 0);
+    pd_tree_close(&t);
+    pd_store_close(&st);
+    /* An absent leaf altered is found like any other. */
+    uint64_t off = HDR + 32 * parley__tlog_stored_index(0, 4);
+    s_poke(f->path, off, 0x02);
+    assert_int_equal(s_start_absent(f, &so, false, &st, &t, msg, sizeof(msg)),
+                     -EBADMSG);
+    assert_non_null(strstr(msg, "seq 5 "));
+    assert_non_null(strstr(msg, "absent-record leaf"));
+    s_poke(f->path, off, 0x02);
 }
 
 /* A log whose records are all gone (recover without a single check). */
@@ -723,6 +847,7 @@ test_header_damage(void **state)
         { 8, "header checksum mismatch" },
         { 12, "header checksum mismatch" },
         { 29, "header checksum mismatch" },
+        { 61, "header checksum mismatch" },
     };
     char msg[512];
     int err;
@@ -747,18 +872,19 @@ test_header_damage(void **state)
         const char *why;
     } fields[] = {
         { 8, 2, "unsupported format version" },
-        { 12, 64, "unsupported header fields" },
+        { 12, 32, "unsupported header fields" },
         { 16, 20, "unsupported header fields" },
         { 20, 2, "unsupported header fields" },
-        { 24, 1, "unsupported header fields" },
+        { 40, 1, "unsupported header fields" },
+        { 31, 0x80, "absent-record boundary out of range" },
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         uint8_t g[HDR];
         memcpy(g, h, HDR);
         g[fields[i].off] = fields[i].val;
-        uint32_t crc = pd_crc32c(0, g, 28);
+        uint32_t crc = pd_crc32c(0, g, 60);
         for (int k = 0; k < 4; k++)
-            g[28 + k] = (uint8_t)(crc >> (8 * k));
+            g[60 + k] = (uint8_t)(crc >> (8 * k));
         assert_int_equal(pwrite(fd, g, HDR, 0), HDR);
         err = 0;
         assert_null(pd_tree_open(f->dir, &o, msg, sizeof(msg), &err));
@@ -860,6 +986,38 @@ test_errors(void **state)
     pd_tree_close(&t);
 }
 
+/* The daemon's rhythm: a write per commit (no sync) makes the leaves
+ * part of roots and proofs; a sync (heartbeat, retention) makes them
+ * durable, once however many writes came before. */
+static void
+test_write_then_sync(void **state)
+{
+    fixture_t *f = *state;
+    pd_tree_t *t = s_tree_with(f, 4);
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(t, &ts);
+    const uint64_t syncs = ts.syncs;
+    for (uint64_t seq = 5; seq <= 40; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+        assert_int_equal(pd_tree_size(t), seq - 1);
+        assert_int_equal(pd_tree_write(t), 0);
+        assert_int_equal(pd_tree_size(t), seq);
+        assert_int_equal(pd_tree_synced(t), 4);
+    }
+    s_matches_reference(t, 40);
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.syncs, syncs);
+    assert_int_equal(ts.writes, 36 + 1);
+    assert_int_equal(pd_tree_sync(t), 0);
+    assert_int_equal(pd_tree_synced(t), 40);
+    assert_int_equal(pd_tree_sync(t), 0);
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.syncs, syncs + 1);
+    pd_tree_close(&t);
+}
+
 /* Close writes what is queued (as the log's close does). */
 static void
 test_close_writes_queue(void **state)
@@ -888,10 +1046,12 @@ main(void)
         T(test_hashes_beyond_log),
         T(test_mismatch_refuses_start),
         T(test_retention),
+        T(test_absent_front),
         T(test_no_records_held),
         T(test_rebuild_from_log),
         T(test_header_damage),
         T(test_errors),
+        T(test_write_then_sync),
         T(test_close_writes_queue),
     };
 #undef T
