@@ -20,7 +20,8 @@ FUZZ_SECONDS ?= 600
 # Debian packages the build and the tests need.
 PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
-           libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools
+           libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools \
+           libcurl4-openssl-dev libmicrohttpd-dev
 
 .PHONY: all run test build asan fuzz deps bench install deb clean abi-update
 

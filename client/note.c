@@ -106,6 +106,38 @@ s_b64_encode(char *out, const uint8_t *in, size_t len)
     return 4 * ((len + 2) / 3);
 }
 
+int
+parley__note_hash_decode(const char *b64, size_t len, parley__tlog_hash_t *out)
+{
+    if (b64 == NULL || len != 44 || s_b64_decode(b64, 44, out->b, sizeof(out->b)) != 32)
+        return PARLEY_EMALFORMED;
+    return 0;
+}
+
+void
+parley__note_hash_encode(const parley__tlog_hash_t *h, char out[45])
+{
+    s_b64_encode(out, h->b, sizeof(h->b));
+}
+
+int
+parley__note_decimal(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s == NULL || len == 0 || len > 20 || (len > 1 && s[0] == '0'))
+        return PARLEY_EMALFORMED;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return PARLEY_EMALFORMED;
+        v = v * 10 + d;
+    }
+    if (v > max)
+        return PARLEY_EMALFORMED;
+    *out = v;
+    return 0;
+}
+
 /* --- text rules ------------------------------------------------------------- */
 
 /* Well-formed UTF-8 without ASCII control characters other than newline. */
@@ -473,21 +505,12 @@ parley__checkpoint_parse(const char *text, size_t len, parley__checkpoint_t *out
         return s_fail(why, "origin longer than 255 bytes", PARLEY_EMALFORMED);
     /* 2. tree size */
     uint64_t size = 0;
-    bool ok = line_len[1] > 0 && line_len[1] <= 20 &&
-              (line_len[1] == 1 || line[1][0] != '0');
-    for (size_t i = 0; ok && i < line_len[1]; i++) {
-        unsigned d = (unsigned)(line[1][i] - '0');
-        if (d > 9 || size > (UINT64_MAX - d) / 10)
-            ok = false;
-        else
-            size = size * 10 + d;
-    }
-    if (!ok)
+    if (parley__note_decimal(line[1], line_len[1], UINT64_MAX, &size) != 0)
         return s_fail(why, "tree size is not a decimal number without leading zeros",
                       PARLEY_EMALFORMED);
     /* 3. root hash */
     parley__tlog_hash_t root;
-    if (line_len[2] != 44 || s_b64_decode(line[2], 44, root.b, sizeof(root.b)) != 32)
+    if (parley__note_hash_decode(line[2], line_len[2], &root) != 0)
         return s_fail(why, "root hash is not base64 of 32 bytes", PARLEY_EMALFORMED);
     /* 4. extension lines, each non-empty */
     size_t ext = 0;

@@ -75,6 +75,23 @@ typedef struct parley__note {
     parley__note_sig_t sigs[PARLEY__NOTE_SIGS_MAX];
 } parley__note_t;
 
+/* Decode the canonical base64 of a 32-byte hash (44 characters).
+ * Returns 0 or PARLEY_EMALFORMED. */
+int parley__note_hash_decode(const char *b64, size_t len,
+                             parley__tlog_hash_t *out) PARLEY_WARN_UNUSED;
+
+/* The base64 of a hash: 44 characters and a NUL. */
+void parley__note_hash_encode(const parley__tlog_hash_t *h, char out[45]);
+
+/*
+ * A decimal number as the C2SP formats write them: digits only, no
+ * leading zero (but "0"), at most max.
+ *
+ * Returns:   0 with *out set, or PARLEY_EMALFORMED.
+ */
+int parley__note_decimal(const char *s, size_t len, uint64_t max,
+                         uint64_t *out) PARLEY_WARN_UNUSED;
+
 /*
  * SHA-256(name || "\n" || type || public key)[:4] as a big-endian u32.
  */

@@ -30,7 +30,7 @@
 #define S_REBIND_MS 5000
 #define S_QUEUE_BYTES (1024 * 1024) /* encoded replies waiting for a commit */
 #define S_QUEUE_MAX (PD_INGEST_TURN_MAX + 1) /* replies and reads queued */
-#define S_SMALL_REPLY (16 * 1024)   /* a reject, ping or stats reply */
+#define S_SMALL_REPLY (32 * 1024)   /* a reject, ping (with its checkpoint), stats */
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
 
 /* The api's own counters (reported through stats.h). */
@@ -397,15 +397,36 @@ s_stats(pd_api_t *self, s_peer_t peer)
 static void
 s_ping(pd_api_t *self, s_peer_t peer)
 {
+    size_t cp_len;
+    const char *cp = pd_translog_checkpoint(self->d.translog, &cp_len);
     self->counters.requests_ping++;
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_PING,
                           .feed = pd_feed_endpoint(self->d.feed),
                           .seq = pd_storage_head(self->d.storage),
                           .first_seq = pd_storage_first(self->d.storage),
-                          .version = PARLEY_VERSION };
+                          .version = PARLEY_VERSION,
+                          .checkpoint = { (const uint8_t *)cp, cp_len } };
     memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
     s_send_small(self, peer, &r);
+}
+
+/* A checkpoint, inclusion or consistency request. */
+static void
+s_transparency(pd_api_t *self, s_peer_t peer)
+{
+    pd_translog_answer_t a;
+    int rc;
+    if (self->d.translog == NULL) {
+        rc = PARLEY_EUNAVAILABLE;
+        snprintf(a.detail, sizeof(a.detail), "the transparency log is off");
+    } else {
+        rc = pd_translog_answer(self->d.translog, &self->req, &a);
+    }
+    if (rc == 0)
+        s_send(self, peer, a.reply, a.len);
+    else
+        s_reject_now(self, peer, self->req.request_id, rc, 0, a.detail);
 }
 
 static const char *
@@ -422,6 +443,12 @@ s_op_name(parley__op_t op)
         return "stats";
     case PARLEY__OP_PING:
         return "ping";
+    case PARLEY__OP_CHECKPOINT:
+        return "checkpoint";
+    case PARLEY__OP_INCLUSION:
+        return "inclusion";
+    case PARLEY__OP_CONSISTENCY:
+        return "consistency";
     default:
         return "unknown";
     }
@@ -455,6 +482,9 @@ s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
         s_stats(self, peer);
     else if (q->op == PARLEY__OP_PING)
         s_ping(self, peer);
+    else if (q->op == PARLEY__OP_CHECKPOINT || q->op == PARLEY__OP_INCLUSION
+             || q->op == PARLEY__OP_CONSISTENCY)
+        s_transparency(self, peer);
     else /* a publish is ingest's; one here was misread: do not drop it */
         s_reject_now(self, peer, q->request_id,
                      q->op == PARLEY__OP_PUBLISH ? -EPROTO

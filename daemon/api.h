@@ -7,8 +7,9 @@
  * (ingest.h): it reads the messages through this api (pd_api_io()),
  * handles the publishes itself and hands every other request back to
  * the api, in arrival order. The api answers those: replay and snapshot
- * through query (query.h), stats from the registry (stats.h), ping, and
- * the rejects of messages that are not well-formed requests.
+ * through query (query.h), stats from the registry (stats.h), ping, the
+ * transparency log's checkpoint and proofs (translog.h), and the rejects
+ * of messages that are not well-formed requests.
  *
  * Answer order is request order. Replies to publishes wait in the queue
  * for the turn's group commit (nothing is acked before it is durable);
@@ -28,6 +29,7 @@
 #include "query.h"
 #include "stats.h"
 #include "storage.h"
+#include "translog.h"
 #include "zap.h"
 
 #include <stdint.h>
@@ -43,6 +45,8 @@ typedef struct pd_api_deps {
     pd_zap_t *zap;           /* CURVE and the User-Id of a request */
     pd_stats_t *stats;       /* the stats reply; the api reports into it */
     const uint8_t *daemon_id; /* 16 bytes, for ping */
+    pd_translog_t *translog; /* checkpoint and proof requests, the ping's
+                                checkpoint; NULL: transparency is off */
 } pd_api_deps_t;
 
 /*

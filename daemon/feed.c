@@ -372,6 +372,18 @@ pd_feed_stats(pd_feed_t *self, const parley__stat_t *stats, size_t n)
 }
 
 int
+pd_feed_checkpoint(pd_feed_t *self, const char *note, size_t len)
+{
+    zmq_msg_t body;
+    if (zmq_msg_init_size(&body, len) < 0)
+        return -zmq_errno();
+    memcpy(zmq_msg_data(&body), note, len);
+    int rc = s_send_pair(self->sock, PD_FEED_CHECKPOINT_TOPIC, &body);
+    zmq_msg_close(&body);
+    return rc;
+}
+
+int
 pd_feed_heartbeat(pd_feed_t *self, const uint8_t daemon_id[16], uint64_t seq,
                   uint64_t first_seq, int64_t now_ms)
 {

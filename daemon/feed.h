@@ -1,6 +1,7 @@
 /*
  * feed.h - parleyd's feed: an XPUB socket that carries [topic][Delivery]
- * for every accepted update and [sys/heartbeat/][Heartbeat] on a timer.
+ * for every accepted update, and on a timer [sys/heartbeat/][Heartbeat],
+ * [sys/checkpoint/][signed checkpoint] and [sys/stats/][stats].
  *
  * The XPUB socket runs in manual mode: libzmq passes every subscription
  * up and subscribes nobody by itself; the feed asks the ZAP handler
@@ -21,6 +22,7 @@
 
 #define PD_FEED_HEARTBEAT_TOPIC "sys/heartbeat/"
 #define PD_FEED_STATS_TOPIC "sys/stats/"
+#define PD_FEED_CHECKPOINT_TOPIC "sys/checkpoint/"
 
 typedef struct pd_feed pd_feed_t;
 
@@ -107,6 +109,14 @@ int pd_feed_publish(pd_feed_t *feed, uint64_t seq, int64_t received_at,
  * Returns:   0 or a negative error.
  */
 int pd_feed_stats(pd_feed_t *feed, const parley__stat_t *stats, size_t n);
+
+/*
+ * Send a signed checkpoint (the note's text, len bytes, as it is) on
+ * sys/checkpoint/.
+ *
+ * Returns:   0 or a negative error.
+ */
+int pd_feed_checkpoint(pd_feed_t *feed, const char *note, size_t len);
 
 int pd_feed_heartbeat(pd_feed_t *feed, const uint8_t daemon_id[16],
                       uint64_t seq, uint64_t first_seq, int64_t now_ms);

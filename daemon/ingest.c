@@ -573,10 +573,10 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
 
 /*
  * The group commit: make the batch durable, then send the queued replies
- * (acks), then publish the new deliveries. If the commit fails nothing is
- * sent: the caller must stop.
+ * (acks), then hand each new record to the transparency log and publish
+ * it. If the commit fails nothing is sent: the caller must stop.
  *
- * Returns:   0 or the storage's error.
+ * Returns:   0, the storage's error or the transparency log's.
  */
 static int
 s_commit(pd_ingest_t *self)
@@ -588,8 +588,17 @@ s_commit(pd_ingest_t *self)
         return rc;
     self->io.flush(self->io.ctx);
     pd_storage_record_t rec;
-    while (pd_storage_applied(self->storage, &rec))
+    bool any = false;
+    while (pd_storage_applied(self->storage, &rec)) {
+        if (self->io.applied != NULL
+            && (rc = self->io.applied(self->io.log, &rec)) < 0)
+            return rc;
         s_feed(self, &rec);
+        any = true;
+    }
+    if (any && self->io.committed != NULL
+        && (rc = self->io.committed(self->io.log)) < 0)
+        return rc;
     return 0;
 }
 

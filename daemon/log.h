@@ -44,6 +44,8 @@ typedef enum pd_log_key {
     PD_LOG_KEY_ZAP_HANDSHAKE,    /* zap: a handshake failed */
     PD_LOG_KEY_ZAP_SUBSCRIBE,    /* zap: a subscription refused */
     PD_LOG_KEY_ZAP,              /* zap: the handler's own errors */
+    PD_LOG_KEY_WITNESS,          /* cosign: a witness request failed */
+    PD_LOG_KEY_TLOG,             /* translog: a proof could not be made */
     PD_LOG_KEY_REJECT,           /* a reject, one key per code from here:
                                     + (-(code) - 1001), 13 codes */
     PD_LOG_KEY_COUNT = PD_LOG_KEY_REJECT + 13

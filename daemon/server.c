@@ -18,6 +18,7 @@
 #include "sign.h"
 #include "stats.h"
 #include "storage.h"
+#include "translog.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -61,6 +62,9 @@ struct pd_server {
     void *zctx;
     pd_zap_t *zap;               /* ZAP handler, monitors, ACL */
     pd_storage_t *storage;       /* where updates are kept */
+    pd_translog_t *translog;     /* the Merkle tree and checkpoints, or
+                                    NULL (transparency off) */
+    int fatal;                   /* a timer's fatal error: the loop stops */
     pd_feed_t *feed;
     pd_query_t *query;           /* replay, snapshot */
     pd_api_t *api;               /* the ROUTER */
@@ -98,6 +102,19 @@ s_notify_status(pd_server_t *self)
 }
 
 /* ================================================================ setup */
+
+/* ingest's transparency hooks over a void * log. */
+static int
+s_applied(void *log, const pd_storage_record_t *rec)
+{
+    return pd_translog_append(log, rec);
+}
+
+static int
+s_committed(void *log)
+{
+    return pd_translog_commit(log);
+}
 
 /* ingest's feed hook: pd_feed_publish() for a void * feed. */
 static int
@@ -137,13 +154,19 @@ s_bind(pd_server_t *self)
                            .feed = self->feed,
                            .zap = self->zap,
                            .stats = self->stats,
-                           .daemon_id = self->daemon_id };
+                           .daemon_id = self->daemon_id,
+                           .translog = self->translog };
     if ((self->api = pd_api_new(self->zctx, &deps, &err)) == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
                zmq_strerror(-err));
         return err;
     }
     pd_ingest_io_t io = { .publish = s_publish, .feed = self->feed };
+    if (self->translog != NULL) {
+        io.applied = s_applied;
+        io.committed = s_committed;
+        io.log = self->translog;
+    }
     pd_api_io(self->api, &io);
     self->ingest = pd_ingest_new(&self->cfg, self->storage, &io, self->stats,
                                  &err);
@@ -189,9 +212,21 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         *err = -ENOMEM;
         goto fail;
     }
-    /* Recover before binding: nobody can talk to a half-built daemon. */
-    if ((self->storage = pd_embedded_open(&self->cfg, self->stats, err))
+    /* Recover before binding: nobody can talk to a half-built daemon.
+     * The tree checks every record the storage finds (docs/transparency.md). */
+    if (self->cfg.transparency
+        && (self->translog = pd_translog_open(&self->cfg, self->stats, err))
+               == NULL)
+        goto fail;
+    pd_storage_scan_t scan = { .fn = pd_translog_scan, .ctx = self->translog };
+    if ((self->storage = pd_embedded_open(&self->cfg, self->stats,
+                                          self->translog ? &scan : NULL, err))
         == NULL)
+        goto fail;
+    if (self->translog != NULL
+        && (*err = pd_translog_recover(self->translog,
+                                       pd_storage_head(self->storage)))
+               < 0)
         goto fail;
     if ((*err = s_bind(self)) < 0)
         goto fail;
@@ -224,6 +259,7 @@ pd_server_destroy(pd_server_t **srvp)
     if (self->zctx != NULL)
         zmq_ctx_term(self->zctx);
     pd_storage_destroy(&self->storage);
+    pd_translog_close(&self->translog);
     pd_stats_destroy(&self->stats);
     parley_keyring_destroy(&self->ring);
     free(self);
@@ -321,16 +357,31 @@ s_reload(pd_server_t *self)
 
 /* ================================================================= loop */
 
+/*
+ * The heartbeat, and with it a fresh checkpoint (its hashes synced first)
+ * on sys/checkpoint/ when there is a log key.
+ */
 static void
 s_heartbeat(pd_server_t *self)
 {
+    int64_t now = parley_now_ms();
     int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
                                pd_storage_head(self->storage),
-                               pd_storage_first(self->storage),
-                               parley_now_ms());
+                               pd_storage_first(self->storage), now);
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
+    if (self->translog == NULL)
+        return;
+    if ((rc = pd_translog_heartbeat(self->translog, now)) < 0) {
+        self->fatal = rc;
+        return;
+    }
+    size_t len;
+    const char *cp = pd_translog_checkpoint(self->translog, &len);
+    if (cp != NULL && (rc = pd_feed_checkpoint(self->feed, cp, len)) < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "checkpoint not sent: %s", parley_error_name(rc));
 }
 
 static void
@@ -346,6 +397,14 @@ s_stats_topic(pd_server_t *self)
 static void
 s_retain(pd_server_t *self)
 {
+    /* The hashes of the records about to go cannot be recomputed after:
+     * they must be durable first. */
+    int rc;
+    if (self->translog != NULL
+        && (rc = pd_translog_sync(self->translog)) < 0) {
+        self->fatal = rc;
+        return;
+    }
     int n = pd_storage_retain(self->storage, parley_now_ms());
     if (n < 0)
         pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
@@ -388,6 +447,10 @@ s_timers(pd_server_t *self)
         if (t->next < next)
             next = t->next;
     }
+    /* The witness requests, while there are any. */
+    long w = pd_translog_poll(self->translog, now);
+    if (w >= 0 && now + w < next)
+        next = now + w;
     return next > now ? (long)(next - now) : 0;
 }
 
@@ -448,6 +511,8 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify_status(self);
     for (;;) {
         long timeout = s_timers(self);
+        if ((rc = self->fatal) < 0)
+            break;
         if (pd_ingest_pending(self->ingest))
             timeout = 0; /* requests read ahead wait to be handled */
         zmq_pollitem_t items[3 + PD_ZAP_NITEMS] = {

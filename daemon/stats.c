@@ -38,6 +38,15 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "verify_threads",
     "turns_read_ahead",
     "turn_requests_max",
+    "tree_size",
+    "tree_syncs",
+    "checkpoints_signed",
+    "requests_checkpoint",
+    "requests_inclusion",
+    "requests_consistency",
+    "proofs_served",
+    "witness_cosignatures",
+    "witness_failures",
 };
 
 /* Where one stat comes from. */

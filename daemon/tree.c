@@ -589,7 +589,7 @@ pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
         pd_log(PD_LOG_WARN,
                "tree: cut %" PRIu64 " bytes from %s/%s at offset %" PRIu64
                " (hashes of leaves beyond the log's %" PRIu64
-               " records, and any torn tail)",
+               " records, or a write cut short)",
                cut, tree->dir, PD_TREE_FILE, end, records);
         tree->stats.truncated_bytes = cut;
         tree->file_bytes = end;
