@@ -115,11 +115,18 @@ struct parley_event {
     int code;                      /* REJECTED, DISCONNECTED */
     const char *endpoint;          /* CONNECTED, DISCONNECTED (borrowed) */
     struct parley_delivery delivery; /* DELIVERY */
+    char *evidence;                /* LOG_INCONSISTENT, LOG_STALE, a
+                                      rejected checkpoint (owned) */
+    parley_checkpoint_t *checkpoint; /* LOG_VERIFIED, LOG_STALE (owned) */
 };
 
 /* Set *ev to an event of type with seq (seq_last = seq), no delivery; the
- * delivery's owned envelope buffer is kept for reuse. */
+ * delivery's owned envelope buffer is kept for reuse, the evidence and
+ * checkpoint of the event before are freed. */
 void parley__event_set(parley_event_t *ev, parley_event_type_t type,
                        uint64_t seq);
+
+/* Free everything an event owns (when its object goes). */
+void parley__event_release(parley_event_t *ev);
 
 #endif /* PARLEY_TYPES_H */

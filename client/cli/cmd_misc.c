@@ -376,13 +376,14 @@ cmd_ping(cli_common_t *c, int argc, char **argv)
 static int
 s_print_query(const cli_common_t *c, parley_query_t *q, const cli_output_t *out)
 {
+    int inconsistent = 0;
     for (;;) {
         const parley_event_t *ev;
         if (cli_stop)
             return CLI_EXIT_OK;
         int rc = parley_query_next(q, &ev);
         if (rc == 0)
-            return CLI_EXIT_OK;
+            return inconsistent ? CLI_EXIT_INCONSISTENT : CLI_EXIT_OK;
         if (rc == -EINTR)
             continue;
         if (rc < 0)
@@ -394,7 +395,15 @@ s_print_query(const cli_common_t *c, parley_query_t *q, const cli_output_t *out)
                      (unsigned long long)seq,
                      (unsigned long long)parley_event_seq_last(ev));
             break;
+        case PARLEY_EVENT_LOG_VERIFIED:
+        case PARLEY_EVENT_LOG_STALE:
+        case PARLEY_EVENT_LOG_INCONSISTENT:
+            if (cli_log_event(c, ev, NULL) == 2)
+                inconsistent = 1;
+            break;
         case PARLEY_EVENT_REJECTED:
+            if (cli_log_event(c, ev, NULL) != 0)
+                break; /* a checkpoint, not an update */
             cli_warn(c, "#%llu failed verification: %s: %s",
                      (unsigned long long)seq,
                      parley_error_name(parley_event_code(ev)),
@@ -431,13 +440,18 @@ s_replay_help(void)
            "Options:\n"
            "      --since SEQ     first seq (default 1)\n"
            "      --until SEQ     last seq (default: the latest when starting)\n"
-           "      --keyring FILE  re-verify each update against this keyring\n"
+           "      --keyring FILE  re-verify each update against this keyring;\n"
+           "                      with a log: line, every update printed is\n"
+           "                      also proven in the log's checkpoint (-v says\n"
+           "                      so at the end; a contradiction is printed with\n"
+           "                      its evidence, see docs/transparency.md)\n"
            "%s"
            "%s"
            "%s"
            "\n"
            "Exit status: 0 printed (even if nothing matched), 1 usage error,\n"
-           "2 the daemon refused, 3 no answer, 4 keyring file problem, 5 other.\n",
+           "2 the daemon refused, 3 no answer, 4 keyring file problem, 5 other,\n"
+           "6 the transparency log contradicted itself.\n",
            cli_filter_help, cli_output_help, cli_common_help);
 }
 

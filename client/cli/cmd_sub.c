@@ -28,12 +28,42 @@ enum {
     S_OPT_EXEC_TIMEOUT,
     S_OPT_EXEC_JOBS,
     S_OPT_HWM,
+    S_OPT_LOG_STATE,
+    S_OPT_MAX_STALENESS,
+    S_OPT_NO_LOG,
+    S_OPT_EVIDENCE,
+    S_OPT_LOG_WITNESSES,
 };
 
 /* How often the main loop looks at signals and -W when idle. */
 #define S_TICK_MS 500
 /* ... and at the commands it runs, while some are running. */
 #define S_EXEC_TICK_MS 20
+
+/* The transparency log's options (a string of its own: the help text is
+ * longer than one literal may be). */
+static const char s_log_help[] =
+    "The transparency log (when the keyring has a log: line; see\n"
+    "docs/transparency.md). Every checkpoint is verified, each new one\n"
+    "must extend the last one trusted, and every update printed must be\n"
+    "in the log's tree; -v says how far it is verified. A contradiction\n"
+    "is printed on stderr with its evidence (even with -q), and sub\n"
+    "exits 6 at the end:\n"
+    "  parley: LOG INCONSISTENT at N: ...\n"
+    "      --log-state FILE\n"
+    "                      keep the last checkpoint trusted in FILE, so\n"
+    "                      that a log rolled back or forked between runs\n"
+    "                      is caught at the next start\n"
+    "      --max-staleness SECONDS\n"
+    "                      warn when no checkpoint newer than this is\n"
+    "                      trusted (default: the keyring's, or 30; 0:\n"
+    "                      never)\n"
+    "      --log-witnesses K\n"
+    "                      trust only checkpoints K of the keyring's\n"
+    "                      witnesses cosigned (default: the keyring's)\n"
+    "      --evidence FILE append the evidence of an alarm to FILE too\n"
+    "      --no-log        do not verify the transparency log\n"
+    "\n";
 
 static void
 s_help(void)
@@ -72,6 +102,7 @@ s_help(void)
            "      --feed EP       feed endpoint (default: as the daemon says)\n"
            "      --rcvhwm N      feed receive queue limit, in messages\n"
            "\n"
+           "%s"
            "Running a command:\n"
            "  -- COMMAND [ARGS]   run COMMAND (no shell) once per update, with\n"
            "                      the update as JSON on its stdin and\n"
@@ -99,11 +130,11 @@ s_help(void)
            "Exit status: 0 when stopped by -C, -W or a signal; 1 usage error;\n"
            "2 the daemon refused the request; 3 no answer from the daemon or no\n"
            "heartbeat on its feed at start; 4 keyring file problem; 5 other\n"
-           "error. If the daemon goes away later, sub says so on stderr\n"
+           "error; 6 the transparency log contradicted itself. If the daemon goes away later, sub says so on stderr\n"
            "(\"parley: EP: disconnected ...\"), moves to the next endpoint of\n"
            "the server list (the same one if it is alone) and keeps trying;\n"
            "\"parley: EP: connected\" when one is back.\n",
-           cli_filter_help, cli_output_help, cli_common_help);
+           cli_filter_help, cli_output_help, s_log_help, cli_common_help);
 }
 
 /* ----------------------------------------------------------------- exec */
@@ -526,8 +557,15 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
         { "rcvhwm", required_argument, NULL, S_OPT_HWM },
         { "exec-timeout", required_argument, NULL, S_OPT_EXEC_TIMEOUT },
         { "exec-jobs", required_argument, NULL, S_OPT_EXEC_JOBS },
+        { "log-state", required_argument, NULL, S_OPT_LOG_STATE },
+        { "max-staleness", required_argument, NULL, S_OPT_MAX_STALENESS },
+        { "log-witnesses", required_argument, NULL, S_OPT_LOG_WITNESSES },
+        { "evidence", required_argument, NULL, S_OPT_EVIDENCE },
+        { "no-log", no_argument, NULL, S_OPT_NO_LOG },
         { NULL, 0, NULL, 0 },
     };
+    const char *evidence_path = NULL;
+    int inconsistent = 0;
     cli_output_t out = { .mode = CLI_OUT_LINE };
     parley_sub_options_t sopt = PARLEY_SUB_OPTIONS_INIT;
     s_exec_t exec = { .timeout_ms = 30000, .max_jobs = 1 };
@@ -599,6 +637,31 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
                                               "count from 1 to %d",
                                        optarg, S_JOBS_MAX);
             exec.max_jobs = (int)v64;
+            break;
+        case S_OPT_LOG_STATE:
+            sopt.log_state = optarg;
+            break;
+        case S_OPT_MAX_STALENESS: {
+            int ms;
+            if (cli_parse_seconds(optarg, 1, &ms) < 0)
+                return cli_usage_error("sub", "--max-staleness: \"%s\" is not a "
+                                              "number of seconds",
+                                       optarg);
+            sopt.max_staleness_ms = ms > 0 ? ms : -1;
+            break;
+        }
+        case S_OPT_LOG_WITNESSES:
+            if (cli_parse_u64(optarg, &v64) < 0 || v64 > 32)
+                return cli_usage_error("sub", "--log-witnesses: \"%s\" is not a "
+                                              "count from 0 to 32",
+                                       optarg);
+            sopt.log_witnesses = v64 > 0 ? (int)v64 : -1;
+            break;
+        case S_OPT_EVIDENCE:
+            evidence_path = optarg;
+            break;
+        case S_OPT_NO_LOG:
+            sopt.flags |= PARLEY_SUB_NO_LOG;
             break;
         default:
             return cli_option_error("sub", opt, argv);
@@ -717,7 +780,15 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
                      (unsigned long long)parley_event_seq(ev),
                      (unsigned long long)parley_event_seq_last(ev));
             continue;
+        case PARLEY_EVENT_LOG_VERIFIED:
+        case PARLEY_EVENT_LOG_STALE:
+        case PARLEY_EVENT_LOG_INCONSISTENT:
+            if (cli_log_event(c, ev, evidence_path) == 2)
+                inconsistent = 1;
+            continue;
         case PARLEY_EVENT_REJECTED:
+            if (cli_log_event(c, ev, evidence_path) != 0)
+                continue; /* a checkpoint, not an update */
             rejected++;
             cli_warn(c, "#%llu failed verification: %s: %s",
                      (unsigned long long)parley_event_seq(ev),
@@ -764,7 +835,7 @@ done:
     parley_keyring_destroy(&ring);
     free(exec.jobs);
     free(exec.path);
-    return status;
+    return status == CLI_EXIT_OK && inconsistent ? CLI_EXIT_INCONSISTENT : status;
 }
 
 int
