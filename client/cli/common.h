@@ -293,5 +293,7 @@ int cmd_state(cli_common_t *c, int argc, char **argv);
 int cmd_stats(cli_common_t *c, int argc, char **argv);
 int cmd_ping(cli_common_t *c, int argc, char **argv);
 int cmd_verify(cli_common_t *c, int argc, char **argv);
+int cmd_audit(cli_common_t *c, int argc, char **argv);
+int cmd_witness(cli_common_t *c, int argc, char **argv);
 
 #endif /* PARLEY_CLI_COMMON_H */

@@ -7,10 +7,12 @@
  */
 #include "../tmpdir.h"
 #include "codec.h"
+#include "logcheck.h"
 #include "note.h"
 #include "store.h"
 #include "tlog.h"
 #include "tlog_keys.h"
+#include "witness.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -310,6 +312,75 @@ main(int argc, char **argv)
            "\n"
            "\xe2\x80\x94 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1F"
            "FYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n");
+    /* Witness requests: the first (old 0), an extension with its proof,
+     * and evidence texts of each kind around the same checkpoints. */
+    {
+        char *notes[3] = { NULL, NULL, NULL };
+        size_t lens[3];
+        const uint64_t sizes[3] = { 13, 64, 13 };
+        for (int i = 0; i < 3; i++) {
+            parley__tlog_hash_t root;
+            if (parley__tlog_root(parley__tlog_mem_read, &tree, sizes[i], &root) != 0)
+                return 1;
+            if (i == 2)
+                root.b[0] ^= 1; /* another history of the same size */
+            if (parley__checkpoint_sign(PARLEY_FUZZ_ORIGIN, sizes[i], &root, log_key,
+                                        &notes[i], &lens[i]) != 0)
+                return 1;
+        }
+        parley__tlog_proof_t p;
+        char *body;
+        size_t blen;
+        if (parley__witness_req_build(0, NULL, 0, notes[0], lens[0], &body, &blen) != 0)
+            return 1;
+        s_write("witness", "first", body, blen);
+        free(body);
+        if (parley__tlog_prove(parley__tlog_mem_read, &tree, PARLEY__TLOG_CONSISTENCY, 13,
+                               64, &p) != 0 ||
+            parley__witness_req_build(13, p.path, p.count, notes[1], lens[1], &body,
+                                      &blen) != 0)
+            return 1;
+        s_write("witness", "extension", body, blen);
+        free(body);
+        s_text("witness", "spec-shape",
+               "old 20852014\nPlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\n"
+               "example.com/behind-the-sofa\n20852163\n"
+               "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n"
+               "\xe2\x80\x94 example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/"
+               "5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n");
+        parley_checkpoint_t cp[3];
+        for (int i = 0; i < 3; i++) {
+            memset(&cp[i], 0, sizeof(cp[i]));
+            cp[i].note = notes[i];
+            cp[i].len = lens[i];
+        }
+        static const struct {
+            const char *name, *kind;
+            int a, b;
+        } ev[] = { { "evidence-fork", "fork", 0, 2 },
+                   { "evidence-consistency", "consistency", 0, 1 },
+                   { "evidence-inclusion", "inclusion", 1, -1 },
+                   { "evidence-stale", "stale", 0, -1 } };
+        for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+            uint8_t proof[PARLEY__TLOG_PROOF_ENCODED_MAX];
+            size_t plen = 0;
+            if (parley__tlog_proof_encode(&p, proof, sizeof(proof), &plen) != 0)
+                return 1;
+            parley__evidence_t e = { .kind = ev[i].kind, .reason = "seed",
+                                     .a = &cp[ev[i].a],
+                                     .b = ev[i].b >= 0 ? &cp[ev[i].b] : NULL,
+                                     .proof = proof, .proof_len = plen,
+                                     .seq = 5, .update = "record 4", .update_len = 8 };
+            char *etext = parley__evidence_format(&e);
+            if (etext == NULL)
+                return 1;
+            s_text("evidence", ev[i].name, etext);
+            free(etext);
+        }
+        for (int i = 0; i < 3; i++)
+            free(notes[i]);
+    }
+
     /* Proofs from the 64-leaf tree, and from a tree of 2^62 leaves. */
     static const struct {
         const char *name;
