@@ -360,6 +360,8 @@ test_all_fold(void **state)
     /* Starting at seq 21 (a replay from there): the range of 20. */
     assert_int_equal(parley__logcheck_new(&pol, true, NULL, T0, &lc, NULL), 0);
     s_show(lc, &f, 20, T0, false);
+    ev = s_expect(lc, PARLEY_EVENT_LOG_VERIFIED, 20); /* nothing handed out yet */
+    parley__logcheck_event_clear(&ev);
     for (uint64_t s = 21; s <= 30; s++)
         s_hand(lc, &f, s, s);
     s_show(lc, &f, 30, T0 + 1000, false);
