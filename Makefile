@@ -1,7 +1,8 @@
 # The two commands of the README, and a few more for developers.
 #
 #   make run    install missing packages, build, start parleyd on the
-#               embedded default (state in ./parley-data, loopback ports)
+#               embedded default (state in ./parley-data, loopback ports,
+#               a log key made there for the transparency log's checkpoints)
 #   make test   install missing packages, build, run every test
 #
 # Other targets: build, asan (the suite under ASan+UBSan), fuzz (each
@@ -38,6 +39,8 @@ build: deps $(BUILD)/CMakeCache.txt
 
 run: build
 	@mkdir -p $(STATE_DIR)
+	@test -f $(STATE_DIR)/log.key || { $(BUILD)/parley keygen -q -o $(STATE_DIR)/log.key >/dev/null \
+	    && echo "made the log key $(STATE_DIR)/log.key (public key: log.key.pub)"; }
 	PATH="$(CURDIR)/$(BUILD):$$PATH" $(BUILD)/parleyd --state-dir $(STATE_DIR)
 
 test: build
