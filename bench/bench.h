@@ -148,6 +148,11 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
+/* The same with more config lines (extra, may be NULL) appended. */
+int bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd,
+                            const char *dir, bool fsync, const char *extra,
+                            int wait_ms);
+
 /* SIGTERM the daemon and reap it. Returns as bench_stop(). */
 int bench_daemon_stop(bench_daemon_t *d);
 

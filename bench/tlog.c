@@ -20,11 +20,22 @@
  *      (filtered subscribers), the signature plus a leaf append to its own
  *      compact range (all/ subscribers, who recompute the root), and a
  *      consistency proof and a checkpoint signature (once per checkpoint).
+ *   5. The same as the library runs it (client/logcheck.c): a stream of
+ *      real updates after 2^20 leaves, a signed and time-stamped
+ *      checkpoint every S_CP_EVERY of them; per update the library's
+ *      decode and signature check (parley_delivery_decode(), the
+ *      reference) against that plus the verifier's work: inclusion proofs
+ *      batched per checkpoint for a subscriber that sees one update in
+ *      five, and its own root for an all/ subscriber; the checkpoint's
+ *      signature and consistency proof amortised over the updates. Only
+ *      the subscriber's side is timed (the proofs' making is the
+ *      daemon's).
  *
  * Not part of `make test`; `make bench` runs it (bench/run.sh).
  */
 #include "bench.h"
 #include "codec.h"
+#include "logcheck.h"
 #include "note.h"
 #include "store.h"
 #include "tlog.h"
@@ -103,6 +114,171 @@ s_durable_rate(const char *dir, const bench_envs_t *e, size_t total, size_t batc
     pd_store_close(&st);
     pd_tree_close(&tree);
     return rc == 0 ? (double)total / secs : -1;
+}
+
+/* Updates per checkpoint in section 5 (one heartbeat at 200 updates/s). */
+#define S_CP_EVERY 200
+
+/* The daemon's answer to the verifier's request (made untimed). */
+typedef struct {
+    uint8_t pbuf[PARLEY__INCLUSION_MAX][PARLEY__TLOG_PROOF_ENCODED_MAX];
+    parley__bytes_t items[PARLEY__INCLUSION_MAX];
+    uint8_t range[64][32];
+    parley__bytes_t ritems[64];
+} s_answer_t;
+
+static int
+s_answer(parley__tlog_mem_t *tree, const parley__request_t *q, s_answer_t *a,
+         parley__reply_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->type = PARLEY__REPLY_PROOF;
+    size_t n = q->op == PARLEY__OP_INCLUSION ? q->n_seqs : 1;
+    for (size_t i = 0; i < n; i++) {
+        parley__tlog_proof_t p;
+        size_t len;
+        int rc = q->op == PARLEY__OP_INCLUSION
+                     ? parley__tlog_prove(parley__tlog_mem_read, tree,
+                                          PARLEY__TLOG_INCLUSION, q->seqs[i] - 1,
+                                          q->tree_size, &p)
+                     : parley__tlog_prove(parley__tlog_mem_read, tree,
+                                          PARLEY__TLOG_CONSISTENCY, q->old_size,
+                                          q->new_size, &p);
+        if (rc != 0 || parley__tlog_proof_encode(&p, a->pbuf[i], sizeof(a->pbuf[i]),
+                                                 &len) != 0)
+            return -1;
+        a->items[i] = (parley__bytes_t){ a->pbuf[i], len };
+    }
+    r->proofs = a->items;
+    r->n_proofs = n;
+    if (q->op == PARLEY__OP_CONSISTENCY && q->with_range) {
+        parley__tlog_range_t range;
+        if (parley__tlog_range_load(&range, q->old_size, parley__tlog_mem_read, tree) != 0)
+            return -1;
+        for (unsigned i = 0; i < range.count; i++) {
+            memcpy(a->range[i], range.subtree[i].b, 32);
+            a->ritems[i] = (parley__bytes_t){ a->range[i], 32 };
+        }
+        r->range = a->ritems;
+        r->n_range = range.count;
+    }
+    return 0;
+}
+
+/*
+ * Section 5: the library's per-update cost with and without the log's
+ * verification, for a subscriber seeing one update in one_in (all: every
+ * update, folded into its own tree). Prints the ratio.
+ */
+static int
+s_library_cost(const bench_key_t *key, const bench_envs_t *e, size_t base, bool all,
+               size_t one_in, size_t updates)
+{
+    parley__tlog_mem_t tree;
+    parley__tlog_mem_init(&tree);
+    for (size_t i = 0; i < base; i++) {
+        uint32_t v = (uint32_t)i;
+        if (parley__tlog_mem_append(&tree, &v, sizeof(v)) != 0)
+            return -1;
+    }
+    uint8_t seed[32];
+    memset(seed, 0x4c, sizeof(seed));
+    parley_key_t *log_key = parley_key_from_seed(seed);
+    parley__logpolicy_t pol = { .max_staleness_ms = 0 };
+    strcpy(pol.origin, "parley.example.org/gaza");
+    parley_key_public(log_key, pol.pk);
+    parley__logcheck_t *lc = NULL;
+    if (parley__logcheck_new(&pol, all, NULL, parley_now_ms(), &lc, NULL) != 0)
+        return -1;
+    static s_answer_t answer;
+    static uint8_t dbuf[PARLEY_ENVELOPE_MAX + 64];
+    parley_delivery_t *d = parley_delivery_new();
+    uint64_t ref_ns = 0, log_ns = 0, seen = 0, inconsistent = 0;
+    int rc = 0;
+    for (size_t done = 0; done < updates && rc == 0; done += S_CP_EVERY) {
+        for (size_t k = 0; k < S_CP_EVERY; k++) {
+            size_t i = (done + k) % e->n;
+            uint64_t seq = tree.range.size + 1;
+            if (parley__tlog_mem_append(&tree, bench_env(e, i), e->lens[i]) != 0)
+                return -1;
+            if (!all && (done + k) % one_in != 0)
+                continue; /* another party's update: not delivered here */
+            size_t dlen;
+            if (parley__delivery_encode(seq, 1, bench_env(e, i), e->lens[i], dbuf,
+                                        sizeof(dbuf), &dlen) != 0)
+                return -1;
+            uint64_t t0 = bench_now_ns();
+            rc = parley_delivery_decode(NULL, dbuf, dlen, d);
+            uint64_t t1 = bench_now_ns();
+            rc |= parley__logcheck_update(lc, seq, bench_env(e, i), e->lens[i]);
+            uint64_t t2 = bench_now_ns();
+            ref_ns += t1 - t0;
+            log_ns += t2 - t1;
+            seen++;
+        }
+        /* The heartbeat's checkpoint, signed and stamped (daemon side). */
+        parley__tlog_hash_t root;
+        parley__tlog_range_root(&tree.range, &root);
+        char *note = NULL, line[PARLEY__COSIG_LINE_MAX];
+        size_t nlen, llen;
+        if (parley__checkpoint_sign(pol.origin, tree.range.size, &root, log_key, &note,
+                                    &nlen) != 0)
+            return -1;
+        size_t text_len = (size_t)(strstr(note, "\n\n") - note) + 1;
+        if (parley__cosig_make(log_key, pol.origin, note, text_len,
+                               (uint64_t)(parley_now_ms() / 1000), line, sizeof(line),
+                               &llen) != 0)
+            return -1;
+        char *full = malloc(nlen + llen + 1);
+        memcpy(full, note, nlen);
+        memcpy(full + nlen, line, llen + 1);
+        uint64_t t0 = bench_now_ns();
+        parley__logcheck_checkpoint(lc, full, nlen + llen, parley_now_ms());
+        log_ns += bench_now_ns() - t0;
+        free(note);
+        free(full);
+        parley__request_t q;
+        for (;;) {
+            t0 = bench_now_ns();
+            int want = parley__logcheck_want(lc, &q, parley_now_ms());
+            log_ns += bench_now_ns() - t0;
+            if (want != 1)
+                break;
+            parley__reply_t r;
+            if (s_answer(&tree, &q, &answer, &r) != 0)
+                return -1;
+            t0 = bench_now_ns();
+            parley__logcheck_reply(lc, &r, 0, parley_now_ms());
+            log_ns += bench_now_ns() - t0;
+        }
+        parley__logcheck_event_t ev;
+        while (parley__logcheck_next(lc, &ev)) {
+            inconsistent += ev.type == PARLEY_EVENT_LOG_INCONSISTENT;
+            parley__logcheck_event_clear(&ev);
+        }
+    }
+    if (rc != 0 || inconsistent != 0 || parley__logcheck_pending(lc) != 0) {
+        fprintf(stderr, "bench_tlog: the verifier did not verify (rc %d, %llu alarms, "
+                        "%zu pending)\n",
+                rc, (unsigned long long)inconsistent, parley__logcheck_pending(lc));
+        return -1;
+    }
+    char name[96];
+    snprintf(name, sizeof(name), "%s", all ? "all/: decode + own root"
+                                           : "1 in 5: decode + batched proofs");
+    double ref = (double)ref_ns / (double)seen / 1000;
+    double with = (double)(ref_ns + log_ns) / (double)seen / 1000;
+    bench_figure(all ? "all/: decode alone (reference)" : "1 in 5: decode alone (reference)",
+                 ref, "us");
+    bench_ratio(name, with, "us", "decode alone", ref, 1.10, true);
+    bench_note("%llu updates checked, a checkpoint every %d updates",
+               (unsigned long long)seen, S_CP_EVERY);
+    parley_delivery_destroy(&d);
+    parley__logcheck_destroy(&lc);
+    parley_key_destroy(&log_key);
+    parley__tlog_mem_clear(&tree);
+    (void)key;
+    return 0;
 }
 
 int
@@ -283,6 +459,13 @@ main(int argc, char **argv)
         return 1;
     }
     bench_note("per checkpoint, amortised over the updates it covers");
+
+    bench_section("subscriber's check per update, as the library runs it");
+    bench_note("after %zu leaves; timed: the subscriber's side only", leaves);
+    size_t stream = o.quick ? 20000 : 100000;
+    if (s_library_cost(&key, &e, leaves, false, 5, stream) != 0
+        || s_library_cost(&key, &e, leaves, true, 1, stream / 5) != 0)
+        return 1;
     free(note);
     free(msg);
     parley__tlog_mem_clear(&tree);

@@ -464,6 +464,7 @@ struct parley__logcheck {
 
     s_pend_t *pend;             /* all: waiting for the range; some: unproven */
     size_t n_pend, cap_pend;
+    parley__tlog_batch_t batch; /* some: the authenticated nodes of a size */
 
     parley__logcheck_event_t ev[S_EVENTS_MAX];
     size_t n_ev;
@@ -641,6 +642,7 @@ parley__logcheck_destroy(parley__logcheck_t **lcp)
     for (size_t i = 0; i < lc->n_pend; i++)
         free(lc->pend[i].env);
     free(lc->pend);
+    parley__tlog_batch_clear(&lc->batch);
     for (size_t i = 0; i < lc->n_ev; i++)
         parley__logcheck_event_clear(&lc->ev[i]);
     free(lc->state_path);
@@ -1018,6 +1020,16 @@ s_on_inclusion(parley__logcheck_t *lc, const parley__reply_t *r)
     const parley_checkpoint_t *t = lc->trusted;
     if (t->size != lc->req_new)
         return;
+    /* One batch per tree size: proofs of one checkpoint share their
+     * upper nodes, which are hashed once (tlog.h). */
+    if (lc->batch.slots == NULL || lc->batch.size != t->size
+        || !parley__tlog_hash_equal(&lc->batch.root, &t->root)) {
+        parley__tlog_batch_clear(&lc->batch);
+        if (parley__tlog_batch_init(&lc->batch, t->size, &t->root) < 0) {
+            lc->retry_at = 0;
+            return; /* asked again */
+        }
+    }
     size_t kept = 0;
     for (size_t i = 0; i < lc->n_pend; i++) {
         s_pend_t *pe = &lc->pend[i];
@@ -1030,8 +1042,8 @@ s_on_inclusion(parley__logcheck_t *lc, const parley__reply_t *r)
         }
         parley__tlog_proof_t p;
         bool ok = s_proof(r, k, PARLEY__TLOG_INCLUSION, pe->seq - 1, t->size, &p) == 0
-                  && parley__tlog_proof_check_inclusion(&p, &pe->leaf, &t->root,
-                                                        NULL) == 0;
+                  && parley__tlog_batch_verify(&lc->batch, &pe->leaf, pe->seq - 1,
+                                               p.path, p.count, NULL) == 0;
         if (!ok) {
             parley__evidence_t e = {
                 .kind = "inclusion",

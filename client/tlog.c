@@ -375,6 +375,129 @@ parley__tlog_verify_inclusion(const parley__tlog_hash_t *leaf, uint64_t index,
     return 0;
 }
 
+/* --- batches of inclusion proofs ------------------------------------------ */
+
+#define S_BATCH_SLOTS 4096 /* start; doubles at half full */
+
+int
+parley__tlog_batch_init(parley__tlog_batch_t *b, uint64_t size,
+                        const parley__tlog_hash_t *root)
+{
+    memset(b, 0, sizeof(*b));
+    b->size = size;
+    b->root = *root;
+    b->cap = S_BATCH_SLOTS;
+    b->slots = calloc(b->cap, sizeof(*b->slots));
+    return b->slots != NULL ? 0 : -ENOMEM;
+}
+
+void
+parley__tlog_batch_clear(parley__tlog_batch_t *b)
+{
+    free(b->slots);
+    memset(b, 0, sizeof(*b));
+}
+
+static size_t
+s_slot(const parley__tlog_batch_t *b, uint64_t level, uint64_t index)
+{
+    uint64_t h = (index * 0x9E3779B97F4A7C15ull) ^ (level * 0xC2B2AE3D27D4EB4Full);
+    h ^= h >> 29;
+    size_t i = (size_t)h & (b->cap - 1);
+    while (b->slots[i].level_plus1 != 0
+           && (b->slots[i].level_plus1 != level + 1 || b->slots[i].index != index))
+        i = (i + 1) & (b->cap - 1);
+    return i;
+}
+
+/* Remember an authenticated node (a full table is simply not added to). */
+static void
+s_batch_put(parley__tlog_batch_t *b, uint64_t level, uint64_t index,
+            const parley__tlog_hash_t *h)
+{
+    if (b->used * 2 >= b->cap) {
+        struct parley__tlog_node *old = b->slots;
+        size_t ocap = b->cap;
+        struct parley__tlog_node *n = calloc(ocap * 2, sizeof(*n));
+        if (n == NULL)
+            return;
+        b->slots = n;
+        b->cap = ocap * 2;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i].level_plus1 != 0)
+                b->slots[s_slot(b, old[i].level_plus1 - 1, old[i].index)] = old[i];
+        free(old);
+    }
+    size_t i = s_slot(b, level, index);
+    if (b->slots[i].level_plus1 == 0) {
+        b->slots[i] = (struct parley__tlog_node){ level + 1, index, *h };
+        b->used++;
+    }
+}
+
+int
+parley__tlog_batch_verify(parley__tlog_batch_t *b, const parley__tlog_hash_t *leaf,
+                          uint64_t index, const parley__tlog_hash_t *path, size_t count,
+                          const char **why)
+{
+    struct {
+        uint64_t level, index;
+        parley__tlog_hash_t hash;
+    } seen[PARLEY__TLOG_PROOF_MAX + 1];
+    size_t n = 0;
+    if (b == NULL || leaf == NULL || (path == NULL && count > 0) || b->slots == NULL)
+        return s_fail(why, "missing argument");
+    if (index >= b->size)
+        return s_fail(why, "leaf index not below the tree size");
+    /* RFC 9162 §2.1.3.2, with fn and sn shifted in step: at the start of
+     * each step r is the node over the leaves whose index >> level is fn. */
+    uint64_t fn = index, sn = b->size - 1, level = 0;
+    parley__tlog_hash_t r = *leaf;
+    for (size_t i = 0; i <= count; i++) {
+        size_t slot = s_slot(b, level, fn);
+        if (b->slots[slot].level_plus1 != 0) {
+            if (!parley__tlog_hash_equal(&r, &b->slots[slot].hash))
+                return s_fail(why, "proof leads to another root");
+            /* Reached an authenticated node: the way there is too. */
+            for (size_t k = 0; k < n; k++)
+                s_batch_put(b, seen[k].level, seen[k].index, &seen[k].hash);
+            return 0;
+        }
+        if (i == count)
+            break;
+        if (n < sizeof(seen) / sizeof(seen[0])) {
+            seen[n].level = level;
+            seen[n].index = fn;
+            seen[n].hash = r;
+            n++;
+        }
+        if (sn == 0)
+            return s_fail(why, "proof longer than the path to the root");
+        if ((fn & 1) || fn == sn) {
+            parley__tlog_node_hash(&path[i], &r, &r);
+            if (!(fn & 1))
+                while (!(fn & 1) && fn != 0) {
+                    fn >>= 1;
+                    sn >>= 1;
+                    level++;
+                }
+        } else {
+            parley__tlog_node_hash(&r, &path[i], &r);
+        }
+        fn >>= 1;
+        sn >>= 1;
+        level++;
+    }
+    if (sn != 0)
+        return s_fail(why, "proof shorter than the path to the root");
+    if (!parley__tlog_hash_equal(&r, &b->root))
+        return s_fail(why, "proof leads to another root");
+    for (size_t k = 0; k < n; k++)
+        s_batch_put(b, seen[k].level, seen[k].index, &seen[k].hash);
+    s_batch_put(b, level, fn, &r);
+    return 0;
+}
+
 int
 parley__tlog_verify_consistency(uint64_t old_size, uint64_t new_size,
                                 const parley__tlog_hash_t *old_root,

@@ -244,6 +244,47 @@ int parley__tlog_verify_consistency(uint64_t old_size, uint64_t new_size,
     PARLEY_WARN_UNUSED;
 
 /*
+ * Inclusion proofs of many leaves against one root, sharing the work: a
+ * node that a proof of the batch already led to the root is trusted, so
+ * the next proof that reaches it stops there (its hash must be the same).
+ * For leaves close to each other most of the path is shared: a subscriber
+ * checking the updates one checkpoint covers hashes each upper node once.
+ * Nodes are named by (level, index at that level) for the batch's size.
+ */
+typedef struct parley__tlog_batch {
+    uint64_t size;                     /* the tree size of every proof */
+    parley__tlog_hash_t root;          /* and its root */
+    size_t used, cap;                  /* slots in use, slots (a power of 2) */
+    struct parley__tlog_node {
+        uint64_t level_plus1;          /* 0: empty slot */
+        uint64_t index;
+        parley__tlog_hash_t hash;
+    } *slots;
+} parley__tlog_batch_t;
+
+/*
+ * Start a batch for the tree of size leaves with root.
+ *
+ * Returns:   0 or -ENOMEM.
+ * Ownership: free with parley__tlog_batch_clear().
+ */
+int parley__tlog_batch_init(parley__tlog_batch_t *b, uint64_t size,
+                            const parley__tlog_hash_t *root);
+
+void parley__tlog_batch_clear(parley__tlog_batch_t *b);
+
+/*
+ * As parley__tlog_verify_inclusion() against the batch's size and root,
+ * stopping early at a node an earlier proof of the batch authenticated.
+ *
+ * Returns:   0, or PARLEY_EINVALID.
+ */
+int parley__tlog_batch_verify(parley__tlog_batch_t *b,
+                              const parley__tlog_hash_t *leaf, uint64_t index,
+                              const parley__tlog_hash_t *path, size_t count,
+                              const char **why) PARLEY_WARN_UNUSED;
+
+/*
  * Check a decoded inclusion proof (p->m = leaf index, p->n = tree size)
  * for the leaf hash leaf against root.
  *

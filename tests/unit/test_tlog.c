@@ -646,6 +646,96 @@ test_proof_len_bounds(void **state)
     assert_int_equal(parley__tlog_proof_len(0, 1, 2), -1);
 }
 
+/*
+ * A batch of inclusion proofs agrees with checking each alone, for every
+ * leaf of every tree up to 130 leaves, in a shuffled order: each proof of
+ * the tree passes whatever the batch has seen before, and every wrong
+ * pairing (a leaf under another index, a proof of another leaf, a
+ * damaged hash) fails, also once the batch knows every node.
+ */
+static void
+test_batch_inclusion(void **state)
+{
+    (void)state;
+    parley__tlog_mem_t m;
+    parley__tlog_mem_init(&m);
+    for (uint64_t i = 0; i < 130; i++) {
+        uint8_t rec[16];
+        size_t len = (size_t)snprintf((char *)rec, sizeof(rec), "leaf %llu",
+                                      (unsigned long long)i);
+        assert_int_equal(parley__tlog_mem_append(&m, rec, len), 0);
+    }
+    static parley__tlog_proof_t proofs[130];
+    uint64_t order[130];
+    uint32_t rnd = 12345;
+    for (uint64_t n = 1; n <= 130; n++) {
+        parley__tlog_hash_t root, leaf[130];
+        assert_int_equal(parley__tlog_root(parley__tlog_mem_read, &m, n, &root), 0);
+        for (uint64_t i = 0; i < n; i++) {
+            assert_int_equal(parley__tlog_prove(parley__tlog_mem_read, &m,
+                                                PARLEY__TLOG_INCLUSION, i, n, &proofs[i]),
+                             0);
+            assert_int_equal(parley__tlog_mem_read(&m, parley__tlog_stored_index(0, i),
+                                                   &leaf[i]),
+                             0);
+            order[i] = i;
+        }
+        for (uint64_t i = n; i > 1; i--) {
+            rnd = rnd * 1103515245u + 12345u;
+            uint64_t j = (rnd >> 8) % i, t = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = t;
+        }
+        parley__tlog_batch_t b;
+        assert_int_equal(parley__tlog_batch_init(&b, n, &root), 0);
+        for (uint64_t k = 0; k < n; k++) {
+            uint64_t i = order[k];
+            assert_int_equal(parley__tlog_batch_verify(&b, &leaf[i], i, proofs[i].path,
+                                                       proofs[i].count, NULL),
+                             0);
+            /* Wrong pairings, with the batch part-way full. */
+            uint64_t j = (i + 1 + k) % n;
+            if (j != i) {
+                assert_int_not_equal(parley__tlog_batch_verify(&b, &leaf[i], j,
+                                                               proofs[j].path,
+                                                               proofs[j].count, NULL),
+                                     0);
+                /* Leaf i at index i is known now: the proof given with it
+                 * no longer matters (the claim is true either way). */
+                assert_int_equal(parley__tlog_batch_verify(&b, &leaf[i], i,
+                                                           proofs[j].path,
+                                                           proofs[j].count, NULL),
+                                 0);
+            }
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            for (uint64_t j = 0; j < n; j++) {
+                int alone = parley__tlog_verify_inclusion(&leaf[i], j, n, &root,
+                                                          proofs[j].path,
+                                                          proofs[j].count, NULL);
+                int batch = parley__tlog_batch_verify(&b, &leaf[i], j, proofs[j].path,
+                                                      proofs[j].count, NULL);
+                assert_int_equal(alone == 0, batch == 0);
+                assert_int_equal(batch == 0, i == j);
+            }
+            if (proofs[i].count > 0) {
+                /* A damaged proof, in a batch that does not know the leaf. */
+                parley__tlog_batch_t fresh;
+                parley__tlog_hash_t bad[PARLEY__TLOG_PROOF_MAX];
+                memcpy(bad, proofs[i].path, proofs[i].count * sizeof(bad[0]));
+                bad[proofs[i].count - 1].b[7] ^= 4;
+                assert_int_equal(parley__tlog_batch_init(&fresh, n, &root), 0);
+                assert_int_not_equal(parley__tlog_batch_verify(&fresh, &leaf[i], i, bad,
+                                                               proofs[i].count, NULL),
+                                     0);
+                parley__tlog_batch_clear(&fresh);
+            }
+        }
+        parley__tlog_batch_clear(&b);
+    }
+    parley__tlog_mem_clear(&m);
+}
+
 int
 main(void)
 {
@@ -661,6 +751,7 @@ main(void)
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_prove_errors),
         cmocka_unit_test(test_proof_len_bounds),
+        cmocka_unit_test(test_batch_inclusion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
