@@ -740,14 +740,16 @@ parley__logcheck_checkpoint(parley__logcheck_t *lc, const void *note, size_t len
         else
             parley_checkpoint_destroy(&cp);
     } else if (cp->size < t->size) {
-        if (cp->time > t->time && t->time > 0) {
-            parley__evidence_t e = { .kind = "rollback",
-                                     .reason = "the log signed a smaller tree after "
-                                               "a larger one",
-                                     .a = t, .b = cp };
-            s_inconsistent(lc, cp->size, &e);
-        }
-        parley_checkpoint_destroy(&cp); /* else an old one, replayed */
+        /* Signed later: a daemon rolled back to an older copy, or a node
+         * of a cluster that lags (this log cannot tell them apart). Not
+         * trusted; shown, so that it is in the evidence of LOG_STALE if
+         * it lasts, and a history that forks shows when it grows past
+         * the trusted size. Signed earlier: an old one, replayed. */
+        if (cp->time > t->time && t->time > 0)
+            s_shown(lc, note, len,
+                    "behind the checkpoint trusted: a rollback, or a node "
+                    "that lags");
+        parley_checkpoint_destroy(&cp);
     } else {
         if (lc->cand == NULL || cp->size >= lc->cand->size) {
             parley_checkpoint_destroy(&lc->cand);

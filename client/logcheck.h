@@ -20,8 +20,9 @@
  *              Afterwards: the same size as the trusted one must have the
  *              same root (then it only refreshes the time); a larger one
  *              is trusted once a consistency proof from the trusted one
- *              verifies; a smaller one newer by its time stamp is a
- *              rollback; a smaller older one is ignored (a replay).
+ *              verifies; a smaller one is not trusted (signed later: a
+ *              rollback or a cluster node that lags, kept for the
+ *              evidence of staleness; signed earlier: a replay).
  *   include    every update handed out must be in the trusted tree:
  *              all    (no filter: every update is seen, in order) the
  *                     updates are folded into a tree of their own, started

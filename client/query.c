@@ -803,12 +803,6 @@ s_audit(s_call_t *c, const parley_checkpoint_t *a, const parley_checkpoint_t *b,
         e.kind = "fork";
         e.reason = "two checkpoints of one tree size with two roots";
         rc = PARLEY_EINCONSISTENT;
-    } else if (a->time > b->time && b->time > 0) {
-        e.kind = "rollback";
-        e.reason = "the log signed a smaller tree after a larger one";
-        e.a = b;
-        e.b = a;
-        rc = PARLEY_EINCONSISTENT;
     } else {
         rc = s_consistent(c, a->size, &a->root, b->size, &b->root, &proof, &proof_len);
         e.kind = "consistency";
@@ -816,6 +810,17 @@ s_audit(s_call_t *c, const parley_checkpoint_t *a, const parley_checkpoint_t *b,
                    "smaller";
         e.proof = proof;
         e.proof_len = proof_len;
+        if (rc == PARLEY_EBADREQUEST && a->time > b->time && b->time > 0) {
+            /* The daemon no longer has the larger tree it signed, and it
+             * signed the smaller one later: it went back. */
+            e.kind = "rollback";
+            e.reason = "the log signed a smaller tree after a larger one, and "
+                       "cannot prove the larger any more";
+            e.a = b;
+            e.b = a;
+            e.proof = NULL;
+            rc = PARLEY_EINCONSISTENT;
+        }
     }
     if (rc == PARLEY_EINCONSISTENT && evidence != NULL)
         *evidence = parley__evidence_format(&e);
@@ -928,7 +933,9 @@ parley_evidence_check(const parley_keyring_t *ring, const char *text, size_t len
             rc = PARLEY_EINCONSISTENT;
             snprintf(msg, sizeof(msg),
                      "INCONSISTENT: the log %s signed %" PRIu64 " leaves at %" PRId64
-                     " and then %" PRIu64 " leaves at %" PRId64 " (a rollback)",
+                     " and then %" PRIu64 " leaves at %" PRId64 " (a rollback; a "
+                     "cluster node that lags proves the larger tree once it "
+                     "caught up: ask it with parley audit OLD NEW)",
                      a->origin, big->size, big->time, small->size, small->time);
         } else {
             rc = 0;

@@ -1085,8 +1085,10 @@ PARLEY_EXPORT int parley_log_checkpoint(const parley_call_options_t *opt,
 /*
  * Check that two checkpoints of one log can both be honest: the same
  * size must have the same root; otherwise the daemon is asked for the
- * consistency proof from the smaller to the larger. older and newer may
- * come in either order.
+ * consistency proof from the smaller to the larger (a daemon that cannot
+ * give it because it no longer has the larger tree, which it signed
+ * before the smaller, went back: a rollback). older and newer may come in
+ * either order.
  *
  * Returns:   0 (consistent), PARLEY_EINCONSISTENT with *evidence set (the
  *            evidence text; see parley_event_evidence()), PARLEY_EARG
@@ -1100,10 +1102,11 @@ PARLEY_EXPORT int parley_log_audit(const parley_call_options_t *opt,
 
 /*
  * Check an evidence text (from PARLEY_EVENT_LOG_INCONSISTENT or
- * LOG_STALE): its checkpoints against the keyring, and what it claims.
- * Two checkpoints of one size with two roots, or a later one smaller than
- * an earlier one, prove a dishonest log on their own; a failed proof is
- * asked of the daemon again when opt is not NULL.
+ * LOG_STALE, or parley_log_audit()): its checkpoints against the keyring,
+ * and what it claims. Two checkpoints of one size with two roots prove a
+ * dishonest log on their own, and so does a rollback (a smaller one
+ * signed later; for a cluster, only once its nodes have caught up); a
+ * failed proof is asked of the daemon again when opt is not NULL.
  *
  * Returns:   PARLEY_EINCONSISTENT (the evidence proves the log dishonest),
  *            0 (it does not: the claim does not hold, or the daemon proved
