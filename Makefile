@@ -38,7 +38,7 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@mkdir -p $(STATE_DIR)
+	@mkdir -p -m 700 $(STATE_DIR)
 	@test -f $(STATE_DIR)/log.key || { $(BUILD)/parley keygen -q -o $(STATE_DIR)/log.key >/dev/null \
 	    && echo "made the log key $(STATE_DIR)/log.key (public key: log.key.pub)"; }
 	PATH="$(CURDIR)/$(BUILD):$$PATH" $(BUILD)/parleyd --state-dir $(STATE_DIR)

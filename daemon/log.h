@@ -46,6 +46,8 @@ typedef enum pd_log_key {
     PD_LOG_KEY_ZAP,              /* zap: the handler's own errors */
     PD_LOG_KEY_WITNESS,          /* cosign: a witness request failed */
     PD_LOG_KEY_TLOG,             /* translog: a proof could not be made */
+    PD_LOG_KEY_STORE_SYNC,       /* store: a write or sync failed */
+    PD_LOG_KEY_STORE_RESERVE,    /* store: the disk reserve runs short */
     PD_LOG_KEY_REJECT,           /* a reject, one key per code from here:
                                     + (-(code) - 1001), 13 codes */
     PD_LOG_KEY_COUNT = PD_LOG_KEY_REJECT + 13

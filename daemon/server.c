@@ -2,8 +2,9 @@
  * server.c - parleyd's lifecycle and its one event loop.
  *
  * One thread: zmq_poll over the api ROUTER, the feed XPUB and a signalfd,
- * with a timeout that wakes the loop for heartbeats, retention and the
- * systemd watchdog. Everything the loop touches is owned here.
+ * with a timeout that wakes the loop for heartbeats, retention, the
+ * storage's check and retry, and the systemd watchdog. Everything the
+ * loop touches is owned here.
  */
 #include "server.h"
 
@@ -19,6 +20,7 @@
 #include "stats.h"
 #include "storage.h"
 #include "translog.h"
+#include "trust.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -44,6 +46,7 @@ typedef enum {
     S_TIMER_HEARTBEAT,   /* sys/heartbeat/ */
     S_TIMER_STATS,       /* sys/stats/ (stats_interval, 0 = off) */
     S_TIMER_RETAIN,      /* retention (when configured) */
+    S_TIMER_STORAGE,     /* storage: still ours? (fatal if not); retry */
     S_TIMER_STATUS,      /* systemd STATUS= */
     S_TIMER_WATCHDOG,    /* systemd WATCHDOG=1 (when asked for) */
     S_TIMERS
@@ -64,7 +67,6 @@ struct pd_server {
     pd_storage_t *storage;       /* where updates are kept */
     pd_translog_t *translog;     /* the Merkle tree and checkpoints, or
                                     NULL (transparency off) */
-    int fatal;                   /* a timer's fatal error: the loop stops */
     pd_feed_t *feed;
     pd_query_t *query;           /* replay, snapshot */
     pd_api_t *api;               /* the ROUTER */
@@ -73,6 +75,8 @@ struct pd_server {
     parley_keyring_t *ring;      /* the keyring ingest checks against */
     uint8_t daemon_id[16];       /* random per start */
     s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
+    int status_err;              /* the storage's error STATUS= last said */
+    bool status_low_space;       /* and whether it said space is short */
 };
 
 static void
@@ -85,20 +89,35 @@ s_notify(const char *state)
 #endif
 }
 
-/* STATUS= line for systemctl status. */
-static void
+/*
+ * STATUS= line for systemctl status: the counters, and first what keeps
+ * the storage from taking publishes, or that its room runs short.
+ */
+static int
 s_notify_status(pd_server_t *self)
 {
     const pd_stats_t *st = self->stats;
-    char line[256];
+    pd_storage_health_t h;
+    pd_storage_health(self->storage, &h);
+    char line[768], state[384] = "";
+    if (h.err != 0)
+        snprintf(state, sizeof(state),
+                 "UNAVAILABLE, publishes refused: %s; %llu updates wait; ",
+                 h.reason[0] != '\0' ? h.reason : strerror(-h.err),
+                 (unsigned long long)h.queued);
+    else if (h.low_space)
+        snprintf(state, sizeof(state), "disk nearly full; ");
     snprintf(line, sizeof(line),
-             "STATUS=seq %llu, accepted %llu, rejected %llu, "
+             "STATUS=%sseq %llu, accepted %llu, rejected %llu, "
              "%llu subscriptions",
-             (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
+             state, (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
              (unsigned long long)pd_stats_get(st, PD_STAT_ACCEPTED),
              (unsigned long long)pd_stats_rejected(st),
              (unsigned long long)pd_stats_get(st, PD_STAT_SUBSCRIPTIONS));
     s_notify(line);
+    self->status_err = h.err;
+    self->status_low_space = h.low_space;
+    return 0;
 }
 
 /* ================================================================ setup */
@@ -314,7 +333,7 @@ s_reload(pd_server_t *self)
         level = fresh.log_level;
     }
     parley_keyring_t *ring =
-        parley_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
+        pd_trust_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
     if (ring == NULL) {
         pd_log(PD_LOG_ERROR,
                "reload FAILED, keeping the old keyring (%zu signers) and "
@@ -358,10 +377,16 @@ s_reload(pd_server_t *self)
 /* ================================================================= loop */
 
 /*
+ * The timers' work, each returning 0 or a fatal error (the daemon stops):
+ * the storage's check and the transparency log's (its hashes could not
+ * be written or synced) have one.
+ */
+
+/*
  * The heartbeat, and with it a fresh checkpoint (its hashes synced first)
  * on sys/checkpoint/ when there is a log key.
  */
-static void
+static int
 s_heartbeat(pd_server_t *self)
 {
     int64_t now = parley_now_ms();
@@ -372,19 +397,18 @@ s_heartbeat(pd_server_t *self)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
     if (self->translog == NULL)
-        return;
-    if ((rc = pd_translog_heartbeat(self->translog, now)) < 0) {
-        self->fatal = rc;
-        return;
-    }
+        return 0;
+    if ((rc = pd_translog_heartbeat(self->translog, now)) < 0)
+        return rc;
     size_t len;
     const char *cp = pd_translog_checkpoint(self->translog, &len);
     if (cp != NULL && (rc = pd_feed_checkpoint(self->feed, cp, len)) < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "checkpoint not sent: %s", parley_error_name(rc));
+    return 0;
 }
 
-static void
+static int
 s_stats_topic(pd_server_t *self)
 {
     parley__stat_t v[PD_STAT_COUNT];
@@ -392,19 +416,18 @@ s_stats_topic(pd_server_t *self)
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "stats not sent: %s", parley_error_name(rc));
+    return 0;
 }
 
-static void
+static int
 s_retain(pd_server_t *self)
 {
     /* The hashes of the records about to go cannot be recomputed after:
      * they must be durable first. */
     int rc;
     if (self->translog != NULL
-        && (rc = pd_translog_sync(self->translog)) < 0) {
-        self->fatal = rc;
-        return;
-    }
+        && (rc = pd_translog_sync(self->translog)) < 0)
+        return rc;
     int n = pd_storage_retain(self->storage, parley_now_ms());
     if (n < 0)
         pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
@@ -412,27 +435,53 @@ s_retain(pd_server_t *self)
     else if (n > 0)
         pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
                n, (unsigned long long)pd_storage_first(self->storage));
+    return 0;
 }
 
-static void
+/*
+ * The storage's timer: is it still the one we opened (if not, it has
+ * said why, and the daemon stops)? While it is unavailable, commit again
+ * (the retry). STATUS= follows a change of its state within a period.
+ */
+static int
+s_storage(pd_server_t *self)
+{
+    int rc = pd_storage_check(self->storage);
+    if (rc == 0)
+        rc = pd_ingest_retry(self->ingest);
+    if (rc < 0)
+        return rc;
+    pd_storage_health_t h;
+    pd_storage_health(self->storage, &h);
+    if (h.err != self->status_err || h.low_space != self->status_low_space)
+        s_notify_status(self);
+    return 0;
+}
+
+static int
 s_watchdog(pd_server_t *self)
 {
     (void)self;
     s_notify("WATCHDOG=1");
+    return 0;
 }
 
 /* What each timer runs, by s_timer_id_t. */
-static void (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
+static int (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
     [S_TIMER_HEARTBEAT] = s_heartbeat,
     [S_TIMER_STATS] = s_stats_topic,
     [S_TIMER_RETAIN] = s_retain,
+    [S_TIMER_STORAGE] = s_storage,
     [S_TIMER_STATUS] = s_notify_status,
     [S_TIMER_WATCHDOG] = s_watchdog,
 };
 
-/* Run the timers that are due and return ms until the next one. */
+/*
+ * Run the timers that are due and return ms until the next one, or a
+ * timer's fatal error (*rc set, negative).
+ */
 static long
-s_timers(pd_server_t *self)
+s_timers(pd_server_t *self, int *rc)
 {
     int64_t now = parley__mono_ms();
     int64_t next = INT64_MAX;
@@ -441,7 +490,8 @@ s_timers(pd_server_t *self)
         if (t->period_ms == 0)
             continue;
         if (now >= t->next) {
-            s_timer_fns[i](self);
+            if ((*rc = s_timer_fns[i](self)) < 0)
+                return *rc;
             t->next = now + t->period_ms;
         }
         if (t->next < next)
@@ -491,6 +541,8 @@ s_start_timers(pd_server_t *self)
     t[S_TIMER_HEARTBEAT] = (s_timer_t){ self->cfg.heartbeat_interval, now };
     t[S_TIMER_STATS] = (s_timer_t){ self->cfg.stats_interval, now };
     t[S_TIMER_STATUS] = (s_timer_t){ S_STATUS_MS, now + S_STATUS_MS };
+    t[S_TIMER_STORAGE] = (s_timer_t){ PD_STORAGE_CHECK_MS,
+                                      now + PD_STORAGE_CHECK_MS };
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
         t[S_TIMER_RETAIN] = (s_timer_t){ S_RETAIN_MS, now + 1 };
 #ifdef PARLEY_HAVE_SYSTEMD
@@ -510,8 +562,8 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify("READY=1");
     s_notify_status(self);
     for (;;) {
-        long timeout = s_timers(self);
-        if ((rc = self->fatal) < 0)
+        long timeout = s_timers(self, &rc);
+        if (rc < 0)
             break;
         if (pd_ingest_pending(self->ingest))
             timeout = 0; /* requests read ahead wait to be handled */

@@ -143,7 +143,7 @@ s_create(pd_tree_t *self, char *errbuf, size_t errlen)
     uint8_t h[PD_TREE_HEADER_BYTES];
     s_header(h, 0);
     int fd = openat(self->dirfd, S_TMP_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-                    0640);
+                    0600);
     int rc = fd < 0 ? -errno : 0;
     if (rc == 0)
         rc = pd_pwrite_all(fd, h, sizeof(h), 0);
