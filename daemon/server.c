@@ -423,11 +423,9 @@ static int
 s_retain(pd_server_t *self)
 {
     /* The hashes of the records about to go cannot be recomputed after:
-     * they must be durable first. */
-    int rc;
-    if (self->translog != NULL
-        && (rc = pd_translog_sync(self->translog)) < 0)
-        return rc;
+     * they must be durable first (a failure is logged; retention waits). */
+    if (self->translog != NULL && pd_translog_sync(self->translog) < 0)
+        return 0;
     int n = pd_storage_retain(self->storage, parley_now_ms());
     if (n < 0)
         pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,

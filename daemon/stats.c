@@ -44,6 +44,7 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "turn_requests_max",
     "tree_size",
     "tree_syncs",
+    "tree_write_errors",
     "checkpoints_signed",
     "requests_checkpoint",
     "requests_inclusion",

@@ -60,6 +60,7 @@ typedef enum pd_stat {
     PD_STAT_TURN_REQUESTS_MAX,     /* most requests one turn handled */
     PD_STAT_TREE_SIZE,             /* leaves of the Merkle tree */
     PD_STAT_TREE_SYNCS,            /* fdatasyncs of the tree's hash file */
+    PD_STAT_TREE_WRITE_ERRORS,     /* its writes or syncs that failed */
     PD_STAT_CHECKPOINTS,           /* checkpoints signed (new tree sizes) */
     PD_STAT_REQUESTS_CHECKPOINT,
     PD_STAT_REQUESTS_INCLUSION,

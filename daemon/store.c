@@ -136,24 +136,10 @@ s_soft(pd_store_t *self, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     s_vreason(self, fmt, ap);
     va_end(ap);
-    bool again = self->sync_err == rc;
     self->sync_err = rc;
     self->stats.sync_failures++;
-    int64_t now = parley__mono_ms();
-    if (again && now - self->soft_logged_ms < S_SOFT_LOG_MS) {
-        self->soft_held++;
-        return rc;
-    }
-    if (self->soft_held > 0)
-        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR,
-                       "store: %s (%" PRIu64 " more failures alike since "
-                       "the last line)",
-                       self->reason, self->soft_held);
-    else
-        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR, "store: %s",
-                       self->reason);
-    self->soft_logged_ms = now;
-    self->soft_held = 0;
+    pd_log_repeated(&self->soft_log, PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR, rc,
+                    S_SOFT_LOG_MS, "store: %s", self->reason);
     return rc;
 }
 
@@ -917,7 +903,7 @@ pd_store_sync(pd_store_t *store)
                             "seq %" PRIu64 ")",
                store->dir, store->last_seq);
         store->sync_err = 0;
-        store->soft_held = 0;
+        pd_log_repeat_clear(&store->soft_log);
         store->reason[0] = '\0';
     }
     if (store->nsegs > 0)

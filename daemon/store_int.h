@@ -11,6 +11,7 @@
 #define PD_STORE_INT_H
 
 #include "crc32c.h"
+#include "log.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -52,8 +53,7 @@ struct pd_store {
     int fatal_rc;             /* the fatal error, with failed */
     int sync_err;             /* last sync failed (retryable), else 0 */
     char reason[256];         /* what failed, for pd_store_health() */
-    int64_t soft_logged_ms;   /* monotonic ms a sync failure was last logged */
-    uint64_t soft_held;       /* failures alike not logged since */
+    pd_log_repeat_t soft_log; /* how often a sync failure is logged */
     int64_t wall0, mono0;     /* the clocks at open: ages of old records */
     int64_t clock_off;        /* wall - monotonic, as last logged */
     uint64_t reserved_to;     /* newest segment allocated up to here */

@@ -29,6 +29,7 @@
 #define S_ANSWER_MAX                                                          \
     (PARLEY__INCLUSION_MAX * (PARLEY__TLOG_PROOF_ENCODED_MAX + 16)            \
      + S_NOTE_MAX + 64 * 40 + 256)
+#define S_WRITE_LOG_MS 60000 /* the same write failure logged this often */
 
 struct pd_translog {
     pd_tree_t *tree;
@@ -36,6 +37,8 @@ struct pd_translog {
     char origin[PD_CONFIG_ORIGIN_MAX];
     pd_cosign_t *cosign;          /* NULL: no witnesses */
     bool failed;                  /* the tree failed: nothing more */
+    char dir[PD_CONFIG_PATH_MAX]; /* the state directory, for messages */
+    pd_log_repeat_t write_log;    /* how often a failed write is logged */
     char scan_msg[512];           /* the start-up check's last message */
 
     /* the current checkpoint */
@@ -76,6 +79,14 @@ s_stat_syncs(const void *ctx)
 }
 
 static uint64_t
+s_stat_write_errors(const void *ctx)
+{
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(((const pd_translog_t *)ctx)->tree, &ts);
+    return ts.write_errors;
+}
+
+static uint64_t
 s_stat_cosigned(const void *ctx)
 {
     return pd_cosign_received(((const pd_translog_t *)ctx)->cosign);
@@ -94,6 +105,7 @@ s_stats_register(pd_translog_t *self, pd_stats_t *st)
         return;
     pd_stats_getter(st, PD_STAT_TREE_SIZE, s_stat_size, self);
     pd_stats_getter(st, PD_STAT_TREE_SYNCS, s_stat_syncs, self);
+    pd_stats_getter(st, PD_STAT_TREE_WRITE_ERRORS, s_stat_write_errors, self);
     pd_stats_counter(st, PD_STAT_CHECKPOINTS, &self->checkpoints);
     pd_stats_counter(st, PD_STAT_REQUESTS_CHECKPOINT, &self->requests_checkpoint);
     pd_stats_counter(st, PD_STAT_REQUESTS_INCLUSION, &self->requests_inclusion);
@@ -160,6 +172,7 @@ pd_translog_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
     }
     if ((*err = s_load_key(self, cfg)) < 0)
         goto fail;
+    snprintf(self->dir, sizeof(self->dir), "%s", cfg->state_dir);
     char errbuf[512] = "";
     pd_tree_opts_t to = { .sync = cfg->fsync,
                           .absent_front = cfg->tree_absent_front };
@@ -260,18 +273,37 @@ pd_translog_append(pd_translog_t *t, const pd_storage_record_t *rec)
     return rc < 0 ? s_fail(t, "append", rc) : 0;
 }
 
+/* A write or sync of the hash file: 0, or its error logged (as the
+ * store logs its own: the same failure once a minute). */
+static int
+s_written(pd_translog_t *self, const char *what, int rc)
+{
+    if (rc == 0) {
+        if (self->write_log.err != 0)
+            pd_log(PD_LOG_INFO, "Merkle tree: %s/%s is written again", self->dir,
+                   PD_TREE_FILE);
+        pd_log_repeat_clear(&self->write_log);
+        return 0;
+    }
+    pd_log_repeated(&self->write_log, PD_LOG_KEY_TREE_WRITE, PD_LOG_ERROR, rc,
+                    S_WRITE_LOG_MS,
+                    "Merkle tree: %s of %s/%s failed: %s; its hashes stay in "
+                    "memory and retention waits until it works",
+                    what, self->dir, PD_TREE_FILE, parley_error_name(rc));
+    return rc;
+}
+
 int
 pd_translog_commit(pd_translog_t *t)
 {
-    int rc = pd_tree_write(t->tree);
-    return rc < 0 ? s_fail(t, "write", rc) : 0;
+    (void)s_written(t, "write", pd_tree_write(t->tree));
+    return 0;
 }
 
 int
 pd_translog_sync(pd_translog_t *t)
 {
-    int rc = pd_tree_sync(t->tree);
-    return rc < 0 ? s_fail(t, "sync", rc) : 0;
+    return s_written(t, "sync", pd_tree_sync(t->tree));
 }
 
 uint64_t
@@ -341,9 +373,10 @@ pd_translog_heartbeat(pd_translog_t *t, int64_t now_ms)
 {
     if (t->failed)
         return -EIO;
-    int rc = pd_translog_sync(t);
-    if (rc < 0 || t->key == NULL)
-        return rc;
+    (void)pd_translog_sync(t); /* a failure is logged; the sync is retried */
+    if (t->key == NULL)
+        return 0;
+    int rc;
     uint64_t size = pd_tree_size(t->tree);
     if ((!t->have_cp || size != t->cp_size) && (rc = s_sign(t, size)) < 0)
         return rc;

@@ -97,21 +97,24 @@ int pd_translog_recover(pd_translog_t *t, uint64_t records);
 int pd_translog_append(pd_translog_t *t, const pd_storage_record_t *rec);
 
 /*
- * After the applied records of a commit: write their hashes.
+ * After the applied records of a commit: write their hashes. A failure
+ * (a full disk) is logged and counted; the hashes stay queued and the
+ * next write or sync tries again.
  *
- * Returns:   0 or a negative error (fatal, as for append).
+ * Returns:   0.
  */
 int pd_translog_commit(pd_translog_t *t);
 
 /*
  * Make the hashes durable (before retention; the heartbeat does it too).
  *
- * Returns:   0 or a negative error (fatal: retention must not run).
+ * Returns:   0, or a negative error (logged): retention must not run.
  */
 int pd_translog_sync(pd_translog_t *t);
 
 /*
- * The heartbeat: sync, sign a checkpoint if the tree grew, stamp it with
+ * The heartbeat: sync (a failure is logged and retried, see
+ * pd_translog_sync()), sign a checkpoint if the tree grew, stamp it with
  * now_ms and attach the cosignatures the witnesses gave for it; hand a
  * new checkpoint to the witnesses.
  *
@@ -125,7 +128,7 @@ int pd_translog_heartbeat(pd_translog_t *t, int64_t now_ms);
  */
 const char *pd_translog_checkpoint(const pd_translog_t *t, size_t *len);
 
-/* The tree's size (leaves written). */
+/* The tree's size (leaves appended). */
 uint64_t pd_translog_size(const pd_translog_t *t);
 
 /*

@@ -4,11 +4,14 @@
  * the records at start-up (tree.h says how), and read for roots and
  * proofs.
  *
- * Memory: two compact ranges (O(log n) hashes) and the queue of hashes
- * not yet written; roots and proofs read the file (O(log n) preads each,
- * from the page cache for recent ones). The start-up check reads the file
- * front to back through a window, and writes what it recomputes in
- * pieces of S_FLUSH_BYTES.
+ * Memory: a compact range (O(log n) hashes) and the queue of hashes not
+ * yet synced (not yet written, without fsync); roots and proofs read the
+ * file (O(log n) preads each, from the page cache for recent ones) and
+ * the queue. A write or sync that fails keeps the queue: the next one
+ * writes it again (after a failed fdatasync, all of it since the last
+ * good one, as the kernel may have dropped those pages). The start-up
+ * check reads the file front to back through a window, and writes and
+ * syncs what it recomputes in pieces of S_FLUSH_BYTES.
  */
 #include "tree.h"
 
@@ -42,14 +45,15 @@ struct pd_tree {
     uint64_t file_leaves;           /* whole leaf groups the file held at open */
     bool started;                   /* pd_tree_check() has seen a record */
     bool ready;                     /* pd_tree_recover() succeeded */
-    bool failed;                    /* a write or sync failed: refuse appends */
+    bool failed;                    /* the header could not be written */
     uint64_t next_check;            /* seq pd_tree_check() expects next */
     parley__tlog_range_t range;     /* every leaf appended or checked */
-    parley__tlog_range_t written;   /* the leaves whose hashes are in the file */
-    uint64_t synced;                /* leaves fdatasync'd (<= written.size) */
+    uint64_t synced;                /* leaves fdatasync'd (<= range.size) */
     uint64_t pend_first;            /* leaf whose hashes start the queue */
-    uint8_t *pend;                  /* queued stored hashes */
+    uint8_t *pend;                  /* queued stored hashes, not yet synced */
     size_t pend_len;                /* bytes queued */
+    size_t pend_written;            /* of them, bytes written (not synced) */
+    bool write_failing;             /* the last write or sync failed */
     size_t pend_cap;                /* bytes allocated */
     uint8_t *win;                   /* read window of the start-up check */
     uint64_t win_first;             /* stored index of win[0] */
@@ -190,44 +194,89 @@ s_win_get(pd_tree_t *self, uint64_t index, parley__tlog_hash_t *out)
     return 0;
 }
 
-/* The hash source over the written part of the file. */
+/* The hash source over every leaf: the file, then the queue. */
 static int
 s_read(void *ctx, uint64_t index, parley__tlog_hash_t *out)
 {
     pd_tree_t *self = ctx;
-    if (index >= parley__tlog_stored_count(self->written.size))
+    if (index >= parley__tlog_stored_count(self->range.size))
         return -EINVAL;
+    uint64_t queued = parley__tlog_stored_count(self->pend_first);
+    if (self->pend_len > 0 && index >= queued) {
+        memcpy(out->b, self->pend + (index - queued) * S_HASH, S_HASH);
+        return 0;
+    }
     return pd_pread_all(self->fd, out->b, S_HASH, s_offset(index));
 }
 
 /* --- writing ------------------------------------------------------------------ */
 
-/*
- * Write the queue after the leaves already written; afterwards the tree's
- * roots and proofs cover every leaf appended. No fdatasync here.
- */
-static int
-s_write(pd_tree_t *self)
+/* The queue is durable (or, without sync, written): drop it. */
+static void
+s_drop_queue(pd_tree_t *self)
 {
-    if (self->pend_len == 0)
-        return 0;
-    uint64_t off = s_offset(parley__tlog_stored_count(self->pend_first));
-    int rc = pd_pwrite_all(self->fd, self->pend, self->pend_len, off);
-    if (rc < 0) {
-        self->failed = true;
-        return rc;
-    }
-    if (off + self->pend_len > self->file_bytes)
-        self->file_bytes = off + self->pend_len;
-    self->stats.writes++;
+    self->synced = self->range.size;
     self->pend_first = self->range.size;
     self->pend_len = 0;
+    self->pend_written = 0;
+    self->write_failing = false;
     if (self->pend_cap > (1u << 20)) {
         /* One burst should not pin its buffer forever. */
         free(self->pend);
         self->pend = NULL;
         self->pend_cap = 0;
     }
+}
+
+/*
+ * Write the part of the queue not written yet, after the leaves already
+ * in the file. No fdatasync here; without opts.sync the queue goes once
+ * written. A failure keeps the queue for the next try.
+ */
+static int
+s_write(pd_tree_t *self)
+{
+    if (self->pend_len > self->pend_written) {
+        uint64_t off = s_offset(parley__tlog_stored_count(self->pend_first))
+                       + self->pend_written;
+        size_t n = self->pend_len - self->pend_written;
+        int rc = pd_pwrite_all(self->fd, self->pend + self->pend_written, n, off);
+        if (rc < 0) {
+            self->write_failing = true;
+            self->stats.write_errors++;
+            return rc;
+        }
+        if (off + n > self->file_bytes)
+            self->file_bytes = off + n;
+        self->stats.writes++;
+        self->pend_written = self->pend_len;
+    }
+    if (!self->opts.sync)
+        s_drop_queue(self);
+    return 0;
+}
+
+/*
+ * s_write(), then fdatasync when anything was written since the last
+ * one; the queue goes once synced. After a failed fdatasync the pages
+ * written since the last good one may be gone from the kernel's cache
+ * without reaching the disk: the next try writes all of them again.
+ */
+static int
+s_sync(pd_tree_t *self)
+{
+    int rc = s_write(self);
+    if (rc < 0 || self->pend_len == 0)
+        return rc;
+    if (fdatasync(self->fd) < 0) {
+        rc = -errno;
+        self->pend_written = 0;
+        self->write_failing = true;
+        self->stats.write_errors++;
+        return rc;
+    }
+    self->stats.syncs++;
+    s_drop_queue(self);
     return 0;
 }
 
@@ -369,11 +418,13 @@ s_take_leaf(pd_tree_t *self, uint64_t j, const parley__tlog_hash_t *leaf,
         self->stats.absent++;
     else
         self->stats.recomputed++;
-    if (self->pend_len >= S_FLUSH_BYTES && (rc = s_write(self)) < 0) {
-        pd_errf(errbuf, errlen, "cannot write %s/%s: %s", self->dir, PD_TREE_FILE,
-                strerror(-rc));
-        return rc;
-    }
+    /* After a failure the queue stays in memory; pd_tree_recover() and
+     * the daemon's later syncs try again. */
+    if (self->pend_len >= S_FLUSH_BYTES && !self->write_failing
+        && (rc = s_sync(self)) < 0)
+        pd_log(PD_LOG_WARN, "tree: cannot write %s/%s: %s; the hashes "
+                            "recomputed stay in memory until a write works",
+               self->dir, PD_TREE_FILE, strerror(-rc));
     return 0;
 }
 
@@ -449,7 +500,6 @@ pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
     if (opts != NULL)
         self->opts = *opts;
     parley__tlog_range_init(&self->range);
-    parley__tlog_range_init(&self->written);
     if ((self->dir = strdup(dir)) == NULL) {
         *err = -ENOMEM;
         goto fail;
@@ -594,25 +644,22 @@ pd_tree_recover(pd_tree_t *tree, uint64_t records, char *errbuf, size_t errlen)
         tree->stats.truncated_bytes = cut;
         tree->file_bytes = end;
     }
-    bool rebuilt = tree->stats.recomputed > 0 || tree->stats.absent > 0;
-    if ((rc = s_write(tree)) == 0 && tree->opts.sync && rebuilt &&
-        fdatasync(tree->fd) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        pd_errf(errbuf, errlen, "cannot write %s/%s: %s", tree->dir,
-               PD_TREE_FILE, strerror(-rc));
-        tree->failed = true;
-        return rc;
-    }
-    if (tree->opts.sync && rebuilt)
-        tree->stats.syncs++;
+    /* The hashes recomputed are written and synced now if the disk lets
+     * them; if not (a full disk), they stay queued in memory: the log
+     * holds their records, and every later sync tries again. */
+    if (tree->pend_len == 0)
+        tree->synced = tree->range.size;
+    else if ((rc = s_sync(tree)) < 0)
+        pd_log(PD_LOG_WARN,
+               "tree: cannot write %s/%s: %s; the hashes of %" PRIu64
+               " records stay in memory until a write works",
+               tree->dir, PD_TREE_FILE, strerror(-rc),
+               tree->range.size - tree->pend_first);
     if (tree->stats.recomputed > 0)
         pd_log(PD_LOG_INFO,
                "tree: recomputed the hashes of %" PRIu64 " records up to seq %" PRIu64
                " (%s/%s lacked them)",
                tree->stats.recomputed, records, tree->dir, PD_TREE_FILE);
-    tree->written = tree->range;
-    tree->synced = records;
     tree->stats.leaves = records;
     tree->ready = true;
     return 0;
@@ -624,10 +671,11 @@ pd_tree_close(pd_tree_t **tree)
     if (tree == NULL || *tree == NULL)
         return;
     pd_tree_t *self = *tree;
-    if (self->ready && !self->failed) {
+    if (self->ready) {
         int rc = pd_tree_sync(self);
         if (rc < 0)
-            pd_log(PD_LOG_ERROR, "tree: writing queued hashes at close: %s",
+            pd_log(PD_LOG_ERROR, "tree: writing queued hashes at close: %s (the "
+                                 "next start recomputes them)",
                    strerror(-rc));
     }
     if (self->fd >= 0)
@@ -646,13 +694,14 @@ pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record, size_t len)
 {
     if (tree == NULL || !tree->ready || (record == NULL && len > 0))
         return -EINVAL;
-    if (tree->failed)
-        return -EIO;
     if (seq != tree->range.size + 1)
         return -EINVAL;
     parley__tlog_hash_t leaf;
     parley__tlog_leaf_hash(record, len, &leaf);
-    return s_append_leaf(tree, &leaf);
+    int rc = s_append_leaf(tree, &leaf);
+    if (rc == 0)
+        tree->stats.leaves = tree->range.size;
+    return rc;
 }
 
 int
@@ -660,43 +709,21 @@ pd_tree_write(pd_tree_t *tree)
 {
     if (tree == NULL || !tree->ready)
         return -EINVAL;
-    if (tree->failed)
-        return -EIO;
-    int rc = s_write(tree);
-    if (rc < 0) {
-        pd_log(PD_LOG_ERROR, "tree: write to %s/%s: %s", tree->dir, PD_TREE_FILE,
-               strerror(-rc));
-        return rc;
-    }
-    tree->written = tree->range;
-    tree->stats.leaves = tree->written.size;
-    return 0;
+    return s_write(tree);
 }
 
 int
 pd_tree_sync(pd_tree_t *tree)
 {
-    int rc = pd_tree_write(tree);
-    if (rc < 0 || tree->synced == tree->written.size)
-        return rc;
-    if (tree->opts.sync) {
-        if (fdatasync(tree->fd) < 0) {
-            rc = -errno;
-            pd_log(PD_LOG_ERROR, "tree: fdatasync of %s/%s: %s", tree->dir,
-                   PD_TREE_FILE, strerror(errno));
-            tree->failed = true;
-            return rc;
-        }
-        tree->stats.syncs++;
-    }
-    tree->synced = tree->written.size;
-    return 0;
+    if (tree == NULL || !tree->ready)
+        return -EINVAL;
+    return tree->opts.sync ? s_sync(tree) : s_write(tree);
 }
 
 uint64_t
 pd_tree_size(const pd_tree_t *tree)
 {
-    return tree != NULL && tree->ready ? tree->written.size : 0;
+    return tree != NULL && tree->ready ? tree->range.size : 0;
 }
 
 uint64_t
@@ -714,10 +741,10 @@ pd_tree_absent_before(const pd_tree_t *tree)
 int
 pd_tree_root(pd_tree_t *tree, uint64_t size, parley__tlog_hash_t *out)
 {
-    if (tree == NULL || out == NULL || !tree->ready || size > tree->written.size)
+    if (tree == NULL || out == NULL || !tree->ready || size > tree->range.size)
         return -EINVAL;
-    if (size == tree->written.size) {
-        parley__tlog_range_root(&tree->written, out);
+    if (size == tree->range.size) {
+        parley__tlog_range_root(&tree->range, out);
         return 0;
     }
     int rc = parley__tlog_root(s_read, tree, size, out);
@@ -728,7 +755,7 @@ int
 pd_tree_prove(pd_tree_t *tree, uint8_t kind, uint64_t m, uint64_t n,
               parley__tlog_proof_t *out)
 {
-    if (tree == NULL || out == NULL || !tree->ready || n > tree->written.size)
+    if (tree == NULL || out == NULL || !tree->ready || n > tree->range.size)
         return -EINVAL;
     int rc = parley__tlog_prove(s_read, tree, kind, m, n, out);
     return rc == PARLEY_EARG ? -EINVAL : rc;
@@ -737,10 +764,10 @@ pd_tree_prove(pd_tree_t *tree, uint8_t kind, uint64_t m, uint64_t n,
 int
 pd_tree_range(pd_tree_t *tree, uint64_t size, parley__tlog_range_t *out)
 {
-    if (tree == NULL || out == NULL || !tree->ready || size > tree->written.size)
+    if (tree == NULL || out == NULL || !tree->ready || size > tree->range.size)
         return -EINVAL;
-    if (size == tree->written.size) {
-        *out = tree->written;
+    if (size == tree->range.size) {
+        *out = tree->range;
         return 0;
     }
     int rc = parley__tlog_range_load(out, size, s_read, tree);

@@ -32,13 +32,19 @@
  * Durability. The tree is fed by records that are durable already, and
  * every hash of a record the log still holds can be recomputed from it;
  * so the hashes need not be synced before an ack. The daemon queues a
- * record's leaf (pd_tree_append()) when the record is applied, writes the
- * queue without syncing after each commit (pd_tree_write(): roots and
- * proofs cover it from then on), and syncs (pd_tree_sync()) with the
+ * record's leaf (pd_tree_append(): roots and proofs cover it from then
+ * on) when the record is applied, writes the queue without syncing after
+ * each commit (pd_tree_write()), and syncs (pd_tree_sync()) with the
  * heartbeat and always before retention removes a segment: the hashes of
  * records about to go must be durable first, as nothing could recompute
  * them. After a crash the file may lack a tail or hold never-written
  * (zero) blocks there; the start-up check recomputes it.
+ *
+ * A write or sync that fails (a full disk, EIO) is not fatal: the hashes
+ * not yet synced stay queued in memory (64 bytes per record at most)
+ * and every later write or sync tries again, all of them since the last
+ * good fdatasync after a failed one. Only retention must wait for a sync
+ * that works. The start-up check too keeps what it cannot write.
  *
  * Start-up check. pd_tree_open() reads the header; then the daemon hands
  * every record the log's scan finds to pd_tree_check(), in seq order, and
@@ -119,8 +125,9 @@ int pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record,
 /*
  * Finish the start-up check: records is the number of records ever
  * appended to the log (its next seq - 1). Cuts what lies beyond them,
- * writes and syncs the recomputed hashes. Afterwards the tree has
- * records leaves and takes appends.
+ * writes and syncs the recomputed hashes (or, if the disk refuses them,
+ * keeps them queued). Afterwards the tree has records leaves and takes
+ * appends.
  *
  * Returns:   0; -EBADMSG with a message (leaves missing that cannot be
  *            recomputed, or a damaged hash); -EINVAL (the checked records
@@ -134,33 +141,33 @@ void pd_tree_close(pd_tree_t **tree);
 
 /*
  * Queue the leaf of the record with this seq (the next one: leaves + 1).
- * Roots and proofs cover it after pd_tree_write().
+ * Roots and proofs cover it from now on.
  *
- * Returns:   0, -EINVAL (wrong seq, or before pd_tree_recover()), -EIO
- *            (an earlier write failed), -ENOMEM, or PARLEY_EARG (the tree
- *            is full).
+ * Returns:   0, -EINVAL (wrong seq, or before pd_tree_recover()),
+ *            -ENOMEM, or PARLEY_EARG (the tree is full).
  */
 int pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record,
                    size_t len);
 
 /*
- * Write every queued hash (no fdatasync): roots and proofs cover the
- * leaves appended. On failure the tree takes no more appends; the daemon
- * stops, and the next start recomputes what is missing.
+ * Write every queued hash not written yet (no fdatasync). On failure
+ * they stay queued, and the next write or sync tries again.
  *
- * Returns:   0 or -errno (-EIO after an earlier failure).
+ * Returns:   0 or -errno (-EINVAL before pd_tree_recover()).
  */
 int pd_tree_write(pd_tree_t *tree);
 
 /*
- * pd_tree_write(), then fdatasync if anything was written since the last
- * sync: before retention removes records, with the heartbeat, at close.
+ * pd_tree_write(), then fdatasync (with opts.sync) if anything was
+ * written since the last sync: before retention removes records, with
+ * the heartbeat, at close. On failure the hashes since the last good
+ * sync stay queued and are written again by the next try.
  *
- * Returns:   0 or -errno.
+ * Returns:   0 (every leaf's hashes durable) or -errno.
  */
 int pd_tree_sync(pd_tree_t *tree);
 
-/* Leaves written: the size of the largest tree roots and proofs cover. */
+/* Leaves appended: the size of the largest tree roots and proofs cover. */
 uint64_t pd_tree_size(const pd_tree_t *tree);
 
 /* Leaves whose hashes are synced (at most pd_tree_size()). */
@@ -197,8 +204,9 @@ int pd_tree_range(pd_tree_t *tree, uint64_t size, parley__tlog_range_t *out);
 
 /* Counters for stats and the start-up log line. */
 typedef struct pd_tree_stats {
-    uint64_t leaves;          /* leaves written */
+    uint64_t leaves;          /* leaves (appended or checked) */
     uint64_t writes;          /* writes of queued hashes */
+    uint64_t write_errors;    /* writes or syncs that failed (retried) */
     uint64_t syncs;           /* fdatasync calls made */
     uint64_t absent;          /* absent-record leaves checked or made at open */
     uint64_t checked;         /* leaves recomputed and compared at open */
