@@ -378,7 +378,9 @@ s_on_conflict(pd_cosign_t *self, s_witness_t *w, int64_t now)
     if (nl == NULL ||
         parley__note_decimal(w->answer, (size_t)(nl - w->answer), (uint64_t)INT64_MAX,
                              &size) != 0) {
-        s_failed(self, w, now, "409 without a tree size");
+        /* Not the size of another history: the witness's reason. */
+        size_t n = nl != NULL ? (size_t)(nl - w->answer) : w->answer_len;
+        s_failed(self, w, now, "409: %.*s", (int)(n > 160 ? 160 : n), w->answer);
         return;
     }
     if (w->retried || size == w->known) {

@@ -710,6 +710,32 @@ s_wait_port(int port)
     }
 }
 
+/*
+ * Wait until the daemon at api serves a checkpoint of size that verifies
+ * against ring with its witness policy (so cosigned as it asks).
+ */
+static void
+s_wait_cosigned(const char *api, const parley_keyring_t *ring, uint64_t size)
+{
+    parley_call_options_t copt = ph_call_options(api, 2000);
+    copt.keyring = ring;
+    int64_t until = parley__mono_ms() + S_TIMEOUT;
+    int rc = 0;
+    uint64_t got = 0;
+    for (;;) {
+        parley_checkpoint_t *cp = NULL;
+        rc = parley_log_checkpoint(&copt, &cp);
+        got = cp != NULL ? parley_checkpoint_size(cp) : 0;
+        parley_checkpoint_destroy(&cp);
+        if (rc == 0 && got == size)
+            return;
+        if (parley__mono_ms() > until)
+            fail_msg("no cosigned checkpoint of size %" PRIu64 " at %s (last: %s, "
+                     "size %" PRIu64 ")", size, api, parley_error_name(rc), got);
+        usleep(20000);
+    }
+}
+
 /* Two daemons with one log key and origin serve two histories; one
  * witness both subscribers require: it cosigns the first, refuses the
  * second, and the second's subscriber is left with LOG_STALE. */
@@ -740,16 +766,16 @@ test_split_view_witness(void **state)
     snprintf(conf, sizeof(conf), "witnesses %s\n", wlist);
 
     ph_daemon_t *a = &e->d[0], *b = &e->d[1];
-    s_daemon(e, a, "a", conf);
-    s_daemon(e, b, "b", conf);
-    uint64_t head = s_publish(e, a->api, 3, "egypt", "history A");
-    assert_int_equal(ph_stat_wait(a->api, "witness_cosignatures", 1, true, S_TIMEOUT), 0);
-    s_publish(e, b->api, 3, "qatar", "history B");
-    assert_int_equal(ph_stat_wait(b->api, "witness_failures", 1, true, S_TIMEOUT), 0);
-
     char more[256];
     snprintf(more, sizeof(more), "witness: witness.test/w1 %s\n", e->wkey.pub_b64);
     parley_keyring_t *ring = s_sub_ring(e, "witnesses=1", more);
+    s_daemon(e, a, "a", conf);
+    s_daemon(e, b, "b", conf);
+    uint64_t head = s_publish(e, a->api, 3, "egypt", "history A");
+    /* A's history of this size is what the witness cosigned first. */
+    s_wait_cosigned(a->api, ring, head);
+    s_publish(e, b->api, 3, "qatar", "history B");
+    assert_int_equal(ph_stat_wait(b->api, "witness_failures", 1, true, S_TIMEOUT), 0);
     parley_sub_t *sa = s_subscriber(a->api, NULL, ring, NULL, NULL, 3000);
     parley_sub_t *sb = s_subscriber(b->api, NULL, ring, NULL, NULL, 3000);
     s_seen_t seen_a = { 0 }, seen_b = { 0 };
