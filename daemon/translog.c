@@ -274,10 +274,13 @@ pd_translog_append(pd_translog_t *t, const pd_storage_record_t *rec)
 }
 
 /* A write or sync of the hash file: 0, or its error logged (as the
- * store logs its own: the same failure once a minute). */
+ * store logs its own: the same failure once a minute). Only a sync that
+ * works ends the failure (a write may work while syncs fail). */
 static int
 s_written(pd_translog_t *self, const char *what, int rc)
 {
+    if (rc == 0 && strcmp(what, "sync") != 0)
+        return 0;
     if (rc == 0) {
         if (self->write_log.err != 0)
             pd_log(PD_LOG_INFO, "Merkle tree: %s/%s is written again", self->dir,
@@ -289,7 +292,7 @@ s_written(pd_translog_t *self, const char *what, int rc)
                     S_WRITE_LOG_MS,
                     "Merkle tree: %s of %s/%s failed: %s; its hashes stay in "
                     "memory and retention waits until it works",
-                    what, self->dir, PD_TREE_FILE, parley_error_name(rc));
+                    what, self->dir, PD_TREE_FILE, strerror(-rc));
     return rc;
 }
 
