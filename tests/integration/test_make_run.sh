@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_make_run.sh - issue 18, item 3: `make run` makes its state
 # directory 0700, as parleyd itself does, so that nobody else can read
-# the log or the demo key in it.
+# the log or the demo key in it. Issue 16: it makes the log key there
+# (0600), once; a second run keeps it.
 #
 # The test takes the commands of the run recipe from `make -n` (nothing
 # is built or started), runs those that name the state directory other
@@ -19,4 +20,10 @@ echo "$cmds" | grep -F "$data" | grep -v parleyd >"$T/steps.sh"
 [ -d "$data" ] || fail "make run did not make $data"
 mode=$(stat -c %a "$data")
 [ "$mode" = 700 ] || fail "make run made $data with mode $mode, not 700 ($(cat "$T/steps.sh"))"
-pass "make run makes its state directory 0700"
+[ -f "$data/log.key" ] || fail "make run made no log key in $data"
+kmode=$(stat -c %a "$data/log.key")
+[ "$kmode" = 600 ] || fail "make run made the log key with mode $kmode, not 600"
+pub=$(cat "$data/log.key.pub")
+(umask 022 && sh "$T/steps.sh") || fail "a second run of make run's commands failed"
+[ "$(cat "$data/log.key.pub")" = "$pub" ] || fail "a second make run replaced the log key"
+pass "make run makes its state directory 0700 and a log key (0600) in it, once"
