@@ -77,17 +77,6 @@ pd_store__segment_name(char *out, size_t cap, uint64_t first_seq)
     snprintf(out, cap, "seg-%020" PRIu64 ".log", first_seq);
 }
 
-void
-pd_store__errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* --- failures ------------------------------------------------------------ */
 
 static void
@@ -252,8 +241,8 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
     char real[PATH_MAX];
     if (realpath(self->dir, real) == NULL) {
         int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot resolve %s: %s", self->dir,
-               strerror(errno));
+        pd_errf(errbuf, errlen, "cannot resolve %s: %s", self->dir,
+                strerror(errno));
         return rc;
     }
     struct sockaddr_un sa;
@@ -273,8 +262,8 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot lock %s: socket: %s", self->dir,
-               strerror(errno));
+        pd_errf(errbuf, errlen, "cannot lock %s: socket: %s", self->dir,
+                strerror(errno));
         return rc;
     }
     socklen_t len =
@@ -282,14 +271,14 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
     if (bind(fd, (const struct sockaddr *)&sa, len) != 0) {
         int rc = errno == EADDRINUSE ? -EBUSY : -errno;
         if (rc == -EBUSY)
-            pd_store__errf(errbuf, errlen,
-                   "%s is in use by another process (it holds the lock on "
-                   "the path %s, which outlives the directory: stop that "
-                   "daemon first)",
-                   self->dir, real);
+            pd_errf(errbuf, errlen,
+                    "%s is in use by another process (it holds the lock on "
+                    "the path %s, which outlives the directory: stop that "
+                    "daemon first)",
+                    self->dir, real);
         else
-            pd_store__errf(errbuf, errlen, "cannot lock the path %s: %s", real,
-                   strerror(-rc));
+            pd_errf(errbuf, errlen, "cannot lock the path %s: %s", real,
+                    strerror(-rc));
         close(fd);
         return rc;
     }
@@ -452,45 +441,6 @@ s_mono_of(const pd_store_t *self, int64_t at)
     return mono;
 }
 
-/* Write all of buf at off, retrying short writes and EINTR. */
-static int
-s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-int
-pd_store__pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pread(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 int
 pd_store__reserve(segment_t *seg, uint64_t want)
 {
@@ -595,15 +545,13 @@ static int
 s_lock_dir(pd_store_t *self, const char *dir, char *errbuf, size_t errlen)
 {
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        pd_store__errf(errbuf, errlen, "cannot create %s: %s", dir,
-                       strerror(errno));
+        pd_errf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
         return -errno;
     }
     self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dirfd < 0) {
         int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot open %s: %s", dir,
-                       strerror(errno));
+        pd_errf(errbuf, errlen, "cannot open %s: %s", dir, strerror(errno));
         return rc;
     }
     /* Two writers on one log would interleave records: refuse the second. */
@@ -615,15 +563,15 @@ s_lock_dir(pd_store_t *self, const char *dir, char *errbuf, size_t errlen)
                           S_FILE_MODE);
     if (self->lockfd < 0) {
         rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot open %s/%s: %s", dir,
-                       S_LOCK_NAME, strerror(errno));
+        pd_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, S_LOCK_NAME,
+                strerror(errno));
         return rc;
     }
     if (flock(self->lockfd, LOCK_EX | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        pd_store__errf(errbuf, errlen,
-                       "%s is in use by another process (lock on %s/%s)", dir,
-                       dir, S_LOCK_NAME);
+        pd_errf(errbuf, errlen,
+                "%s is in use by another process (lock on %s/%s)", dir, dir,
+                S_LOCK_NAME);
         return rc;
     }
     return 0;
@@ -674,11 +622,11 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
     /* Room to go on: refuse to start rather than fail the first publish. */
     segment_t *newest = self->nsegs ? &self->segs[self->nsegs - 1] : NULL;
     if ((*err = s_keep_reserve(self, newest, true)) < 0) {
-        pd_store__errf(errbuf, errlen,
-                       "cannot keep %" PRIu64 " bytes free for the log in %s: "
-                       "%s; free space on that file system (or lower "
-                       "disk_reserve) and start again",
-                       self->opts.reserve, dir, strerror(-*err));
+        pd_errf(errbuf, errlen,
+                "cannot keep %" PRIu64 " bytes free for the log in %s: "
+                "%s; free space on that file system (or lower "
+                "disk_reserve) and start again",
+                self->opts.reserve, dir, strerror(-*err));
         goto fail;
     }
     *err = 0;
@@ -823,7 +771,7 @@ s_write_chunk(pd_store_t *self, segment_t *seg, const uint8_t *buf,
 {
     char name[PD_STORE__NAME_LEN + 1];
     pd_store__segment_name(name, sizeof(name), seg->first_seq);
-    int rc = s_pwrite_all(seg->fd, buf, len, seg->bytes);
+    int rc = pd_pwrite_all(seg->fd, buf, len, seg->bytes);
     if (rc < 0)
         return s_undo(self, seg, name, rc, "write");
     if (self->opts.sync) {
@@ -1025,15 +973,14 @@ s_read_at(int fd, uint64_t off, uint8_t hdr[PD_STORE_HEADER_BYTES], void *buf,
     /* Short read from a regular file: finish piece by piece. */
     size_t done = (size_t)n;
     if (done < PD_STORE_HEADER_BYTES) {
-        int rc = pd_store__pread_all(fd, hdr + done,
-                                     PD_STORE_HEADER_BYTES - done, off + done);
+        int rc = pd_pread_all(fd, hdr + done, PD_STORE_HEADER_BYTES - done,
+                              off + done);
         if (rc < 0)
             return rc;
         done = PD_STORE_HEADER_BYTES;
     }
-    return pd_store__pread_all(fd, (uint8_t *)buf
-                                       + (done - PD_STORE_HEADER_BYTES),
-                               want - done, off + done);
+    return pd_pread_all(fd, (uint8_t *)buf + (done - PD_STORE_HEADER_BYTES),
+                        want - done, off + done);
 }
 
 int

@@ -11,6 +11,7 @@
 #define PD_STORE_INT_H
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "log.h"
 #include "store.h"
 
@@ -93,13 +94,6 @@ s_record_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 
 /* "seg-<first_seq, 20 digits>.log" into out (cap >= NAME_LEN + 1). */
 void pd_store__segment_name(char *out, size_t cap, uint64_t first_seq);
-
-/* vsnprintf into errbuf, if there is one. */
-void pd_store__errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Read exactly len bytes at off; a file that ends early is -EIO. */
-int pd_store__pread_all(int fd, uint8_t *buf, size_t len, uint64_t off);
 
 /* Make room for want offsets in seg's index. 0 or -ENOMEM. */
 int pd_store__reserve(segment_t *seg, uint64_t want);
