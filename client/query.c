@@ -8,6 +8,7 @@
  * asks page after page until its range is covered.
  */
 #include "logcheck.h"
+#include "entries.h"
 #include "options.h"
 #include "wire.h"
 
@@ -340,6 +341,7 @@ struct parley_query {
     parley__bytes_t *items;      /* ... one range per delivery */
     size_t n_items, next;        /* items in the page, the next to go */
     uint64_t gap_from, gap_to;   /* a GAP to hand out first (from > 0) */
+    parley__entries_t entries;   /* snapshot: the state's entries */
     parley_event_t ev;           /* what parley_query_next() hands out */
     parley__logcheck_t *lc;      /* the log's proofs of each page, or NULL */
     parley__logcheck_event_t alarms[8]; /* its alarms, handed out first */
@@ -360,6 +362,7 @@ parley_query_destroy(parley_query_t **q)
         parley__logcheck_event_clear(&self->alarms[i]);
     parley__logcheck_event_clear(&self->verified);
     parley__event_release(&self->ev);
+    parley__entries_free(&self->entries);
     free(self->filters);
     free(self->page);
     free(self->items);
@@ -579,11 +582,14 @@ parley_snapshot(const parley_call_options_t *opt, parley_query_t **out)
     int rc = s_query_open(opt, &q);
     if (rc == 0) {
         q->call.req->op = PARLEY__OP_SNAPSHOT;
+        q->call.req->entries = true;
         s_query_filter(q);
         rc = s_call_ask(&q->call, &r);
     }
     if (rc == 0 && r.type != PARLEY__REPLY_SNAPSHOT)
         rc = PARLEY_EPROTO;
+    if (rc == 0)
+        rc = parley__entries_take(&q->entries, &r);
     if (rc == 0)
         rc = s_page_keep(q, &r);
     if (rc == 0)
@@ -666,8 +672,15 @@ parley_query_next(parley_query_t *q, const parley_event_t **ev)
         if (q->next < q->n_items) {
             const parley__bytes_t *it = &q->items[q->next++];
             parley_delivery_t *d = &q->ev.delivery;
+            const parley__state_key_t *keys = NULL;
+            size_t n_keys = 0;
             int rc = parley_delivery_decode(q->call.opt.keyring, it->data,
                                             it->len, d);
+            if (rc == 0 && q->entries.n > 0) {
+                n_keys = parley__entries_of(&q->entries, d->seq, &keys);
+                if (!parley__entries_agree(keys, n_keys, &d->update))
+                    rc = PARLEY_EPROTO; /* entries it does not name */
+            }
             if (rc == -ENOMEM)
                 return rc;
             if (rc < 0) {
@@ -690,6 +703,8 @@ parley_query_next(parley_query_t *q, const parley_event_t **ev)
             if (!s_query_match(q, &d->update))
                 continue;
             parley__event_set(&q->ev, PARLEY_EVENT_DELIVERY, d->seq);
+            q->ev.entries = keys;
+            q->ev.n_entries = n_keys;
             *ev = &q->ev;
             return 1;
         }
@@ -1019,4 +1034,24 @@ out_doc:
     if (verdict != NULL && cap > 0)
         snprintf(verdict, cap, "%s", msg);
     return rc;
+}
+
+size_t
+parley_query_entry_count(const parley_query_t *q)
+{
+    return q != NULL ? q->entries.n : 0;
+}
+
+int
+parley_query_entry(const parley_query_t *q, size_t i,
+                   const char **negotiation, const char **party,
+                   uint32_t *phase, uint64_t *seq)
+{
+    if (q == NULL || i >= q->entries.n)
+        return PARLEY_EARG;
+    const parley__state_key_t *k = &q->entries.by_key[i];
+    parley__state_key_out(k, negotiation, party, phase);
+    if (seq != NULL)
+        *seq = k->seq;
+    return 0;
 }

@@ -139,19 +139,25 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     }
     if (self->unavailable)
         return PARLEY_EUNAVAILABLE; /* nothing new until the retry works */
-    if (pd_index_reserve(self->idx, u->signer, u->update->n_parties) < 0) {
+    if (self->batch_cap - self->batch_used < u->len
+        || self->n_pending == S_PENDING_MAX)
+        return PD_STORAGE_FULL;
+    /* Room in the indexes, so that applying it after the commit cannot
+     * fail; given back if the append is refused. */
+    if (pd_index_reserve(self->idx, u->signer, u->update->n_parties,
+                         u->update->n_references) < 0) {
         pd_log_limited(PD_LOG_KEY_STORAGE, PD_LOG_ERROR,
                        "embedded: out of memory for the indexes; update "
                        "refused as unavailable");
         return PARLEY_EUNAVAILABLE;
     }
-    if (self->batch_cap - self->batch_used < u->len
-        || self->n_pending == S_PENDING_MAX)
-        return PD_STORAGE_FULL;
     uint64_t seq = pd_store_next_seq(self->store);
     rc = pd_store_append(self->store, seq, u->received_at, u->env, u->len);
-    if (rc == -EMSGSIZE)
+    if (rc == -EMSGSIZE) {
+        pd_index_unreserve(self->idx, u->update->n_parties,
+                           u->update->n_references);
         return PARLEY_ETOOLARGE;
+    }
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
                (unsigned long long)seq, parley_error_name(rc));
@@ -178,12 +184,12 @@ s_apply(pd_embedded_t *self, const s_pending_t *p)
     parley__arena_init(&arena, self->scratch, self->scratch_cap);
     int rc = parley__facts_decode(self->batch + p->off, p->len, &f, &e,
                                   &self->update, &arena);
-    if (rc == 0)
-        pd_index_apply(self->idx, p->seq, &f);
-    else /* it decoded when it was checked: cannot happen */
+    if (rc < 0) /* it decoded when it was checked: cannot happen */
         pd_log(PD_LOG_ERROR, "embedded: seq %llu does not decode (%s); "
-                             "not in the latest state",
+                             "not in the current state",
                (unsigned long long)p->seq, parley_error_name(rc));
+    /* Every seq takes its place in the state, in order. */
+    pd_index_apply(self->idx, p->seq, rc == 0 ? &f : NULL);
     parley__arena_reset(&arena);
 }
 
@@ -292,9 +298,11 @@ s_read(pd_storage_t *base, uint64_t seq, int64_t *received_at, void *buf,
 }
 
 static int
-s_latest(const pd_storage_t *base, uint64_t **seqs)
+s_latest(const pd_storage_t *base, pd_entry_want_fn want, void *ctx,
+         pd_entry_t **entries)
 {
-    return pd_index_latest_seqs(((const pd_embedded_t *)base)->idx, seqs);
+    return pd_index_latest(((const pd_embedded_t *)base)->idx, want, ctx,
+                           entries);
 }
 
 static int

@@ -74,9 +74,9 @@ extern "C" {
 #define PARLEY_WARN_UNUSED
 #endif
 
-#define PARLEY_VERSION "1.1.0"
+#define PARLEY_VERSION "1.3.0"
 #define PARLEY_VERSION_MAJOR 1
-#define PARLEY_VERSION_MINOR 1
+#define PARLEY_VERSION_MINOR 3
 #define PARLEY_VERSION_PATCH 0
 
 /*
@@ -103,6 +103,7 @@ typedef struct parley_stats parley_stats_t;
 typedef struct parley_query parley_query_t;
 typedef struct parley_checkpoint parley_checkpoint_t;
 typedef struct parley_witness parley_witness_t;
+typedef struct parley_state parley_state_t;
 
 /* ---------------------------------------------------------------- limits */
 
@@ -166,9 +167,9 @@ enum {
     PARLEY_EPROTO = -1018,        /* peer answered something unexpected */
     PARLEY_EARG = -1019,          /* invalid argument */
     PARLEY_EINCONSISTENT = -1020, /* the log's signed checkpoints or proofs
-                                     contradict each other (1.1) */
+                                     contradict each other (1.3) */
     PARLEY_EUNWITNESSED = -1021,  /* a checkpoint lacks the witness
-                                     cosignatures the policy needs (1.1) */
+                                     cosignatures the policy needs (1.3) */
 };
 
 /* A publish that parleyd answered with the seq it had already given these
@@ -610,6 +611,77 @@ PARLEY_EXPORT int parley_verify(const parley_keyring_t *ring, const void *buf,
                                 uint8_t signer[PARLEY_PUBLICKEY_BYTES])
     PARLEY_WARN_UNUSED;
 
+/*
+ * Take a SignedUpdate envelope apart: the signed body (the StatusUpdate
+ * bytes exactly as signed), the signer's public key and the signature,
+ * for a program that passes an update on in another form (JSON, say) so
+ * that others can check the signature over "parley/update/v1" || 0x00 ||
+ * body themselves. Nothing is verified here (see parley_verify()).
+ *
+ * Returns:   0 with *body_len set; PARLEY_EMALFORMED (the bytes do not
+ *            decode, the key is not 32 bytes, the signature not 64, the
+ *            body is empty); -ENOBUFS with *body_len set to the body's
+ *            size when it exceeds cap (PARLEY_ENVELOPE_MAX suffices for
+ *            an envelope of a valid update); PARLEY_EARG.
+ * Threads:   safe.
+ */
+PARLEY_EXPORT int
+parley_envelope_unpack(const void *env, size_t len, void *body, size_t cap,
+                       size_t *body_len, uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                       uint8_t signature[PARLEY_SIGNATURE_BYTES])
+    PARLEY_WARN_UNUSED;
+
+/*
+ * Put a signed body, the signer's public key and the signature together
+ * into a SignedUpdate envelope (what parleyd takes), as they are: the
+ * reverse of parley_envelope_unpack(). Nothing is checked but the sizes;
+ * the daemon verifies.
+ *
+ * Returns:   0 with *len set, -ENOBUFS if cap is too small (body_len +
+ *            128 always suffices), or PARLEY_EARG (an empty body).
+ * Threads:   safe.
+ */
+PARLEY_EXPORT int
+parley_envelope_pack(const void *body, size_t body_len,
+                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                     const uint8_t signature[PARLEY_SIGNATURE_BYTES], void *buf,
+                     size_t cap, size_t *len) PARLEY_WARN_UNUSED;
+
+/*
+ * An envelope as one line of JSON (no newline), for programs and
+ * browsers that do not speak protobuf:
+ *   {"signed_body":"<base64>","signature":"<base64>","signer":"<base64>"}
+ * signed_body is the StatusUpdate bytes exactly as signed, signature the
+ * 64-byte Ed25519 signature over "parley/update/v1" || 0x00 || those
+ * bytes, signer the 32-byte public key; base64 is the standard alphabet
+ * with padding. The same three fields stand beside the decoded fields in
+ * the updates of parley-gateway (docs/http.md).
+ *
+ * Returns:   a string, or NULL with errno set (PARLEY_EMALFORMED's code:
+ *            not an envelope; ENOMEM; ENOSYS).
+ * Ownership: the caller's; free with free().
+ * Threads:   safe.
+ */
+PARLEY_EXPORT char *parley_envelope_to_json(const void *env, size_t len);
+
+/*
+ * Make an envelope from its JSON form (above): a JSON object with
+ * signed_body (1 to PARLEY_ENVELOPE_MAX bytes), signature and signer;
+ * other fields are ignored, so an update as parley-gateway shows it may
+ * be given whole. json need not be NUL-terminated. Nothing is verified
+ * here; parleyd does.
+ *
+ * Returns:   0 with *len set; PARLEY_EMALFORMED with the reason in detail
+ *            ("not JSON: ...", "signature: expected base64 (standard,
+ *            padded) of 64 bytes"); -ENOBUFS (cap: PARLEY_ENVELOPE_MAX +
+ *            128 always suffices); PARLEY_EARG; -ENOSYS.
+ * Threads:   safe.
+ */
+PARLEY_EXPORT int parley_envelope_from_json(const char *json, size_t len,
+                                            void *buf, size_t cap, size_t *out_len,
+                                            char *detail, size_t dcap)
+    PARLEY_WARN_UNUSED;
+
 /* --------------------------------------------------------------- keyring */
 
 /*
@@ -625,7 +697,7 @@ PARLEY_EXPORT int parley_verify(const parley_keyring_t *ring, const void *buf,
  * Blank lines and lines starting with '#' are ignored. A name or a key
  * may appear once.
  *
- * Since 1.1 a keyring may also name transparency logs and witnesses
+ * Since 1.3 a keyring may also name transparency logs and witnesses
  * (docs/transparency.md):
  *   log: ORIGIN PUBKEY_BASE64 [witnesses=K] [max_staleness=SECONDS]
  *   witness: NAME PUBKEY_BASE64
@@ -662,6 +734,40 @@ PARLEY_EXPORT size_t parley_keyring_size(const parley_keyring_t *ring);
 PARLEY_EXPORT const char *
 parley_keyring_name(const parley_keyring_t *ring,
                     const uint8_t pk[PARLEY_PUBLICKEY_BYTES]);
+
+/*
+ * The signers of a keyring one by one, i from 0 to parley_keyring_size()
+ * - 1 in the order of the text, for a program that shows or passes on
+ * who is trusted for what (an HTTP gateway's keyring page, say).
+ *
+ * parley_keyring_signer_name() and parley_keyring_signer_key() return
+ * the name and the public key (PARLEY_PUBLICKEY_BYTES bytes), valid as
+ * long as ring, or NULL past the end.
+ */
+PARLEY_EXPORT const char *parley_keyring_signer_name(const parley_keyring_t *ring,
+                                                     size_t i);
+PARLEY_EXPORT const uint8_t *
+parley_keyring_signer_key(const parley_keyring_t *ring, size_t i);
+
+/* The three lists of a keyring line. */
+typedef enum {
+    PARLEY_KEYRING_NEGOTIATIONS = 0,
+    PARLEY_KEYRING_PARTIES = 1,
+    PARLEY_KEYRING_PHASES = 2,
+} parley_keyring_list_t;
+
+/*
+ * What signer i may publish, one list in the keyring's own form: "*" for
+ * any, else the values separated by commas ("egypt,israel"); phases as
+ * ranges in ascending order ("0-3,7"), "*" when every phase is allowed.
+ *
+ * Returns:   a string, or NULL with errno set: ENOENT (i past the end),
+ *            PARLEY_EARG's code (which is not a list), ENOMEM.
+ * Ownership: the caller's; free with free().
+ */
+PARLEY_EXPORT char *parley_keyring_signer_list(const parley_keyring_t *ring,
+                                               size_t i,
+                                               parley_keyring_list_t which);
 
 /*
  * May this signer publish this update (negotiation, every party, phase)?
@@ -815,8 +921,8 @@ typedef struct parley_call_options {
                                     it; NULL: the signature alone. A log:
                                     line makes a replay or snapshot prove
                                     every update it hands out included in
-                                    the log's checkpoint (1.1) */
-    unsigned flags;              /* PARLEY_CALL_* (1.1) */
+                                    the log's checkpoint (1.3) */
+    unsigned flags;              /* PARLEY_CALL_* (1.3) */
 } parley_call_options_t;
 #define PARLEY_CALL_NO_LOG 0x1u  /* do not check the transparency log even
                                     if the keyring names it */
@@ -848,7 +954,9 @@ typedef struct parley_pub_options {
 typedef enum {
     PARLEY_START_LIVE = 0,    /* updates published from now on */
     PARLEY_START_SEQ = 1,     /* every update from since_seq on, then live */
-    PARLEY_START_LAST = 2,    /* current state (snapshot), then live */
+    PARLEY_START_LAST = 2,    /* current state (snapshot: each delivery
+                                 says which entries it holds,
+                                 parley_event_entry()), then live */
 } parley_start_t;
 
 /* parley_sub_options_t.flags */
@@ -880,7 +988,7 @@ typedef struct parley_sub_options {
     int heartbeat_misses;        /* heartbeat intervals without one before
                                     the daemon counts as gone: 0 = 3 */
     unsigned flags;              /* PARLEY_SUB_* */
-    /* The transparency log (1.1, docs/transparency.md). With a log known
+    /* The transparency log (1.3, docs/transparency.md). With a log known
      * (a keyring log: line, or the two fields below) the subscriber
      * verifies by default: every checkpoint's signature, consistency from
      * the last checkpoint it trusted, and the inclusion of every update it
@@ -967,13 +1075,22 @@ PARLEY_EXPORT int parley_stats_get(const parley_stats_t *s, const char *name,
 PARLEY_EXPORT void parley_stats_destroy(parley_stats_t **s);
 
 /*
- * The current state, once: the latest update per (negotiation, party,
- * phase) that matches the options' filters, after corrections,
- * retractions and expiry (docs/protocol.md section 8). The answer is
- * fetched here; parley_query_next() hands it out, verified, in seq order.
+ * The current state, once: for each entry (negotiation, party, phase)
+ * that matches the options' filters, the update holding its state after
+ * corrections, retractions and expiry (docs/protocol.md sections 5 and
+ * 8). The filters select entries: an update naming israel and hamas that
+ * holds only the hamas entry is not part of a snapshot for israel. The
+ * answer is fetched here; parley_query_next() hands out each update once,
+ * verified, in seq order, with the entries it holds
+ * (parley_event_entry()); parley_query_entry() lists them all, grouped.
+ * An update naming several parties may hold the state of only some of
+ * them: read the state from the entries, never from an update's parties.
+ * (The parley_state_t table below does that for you.)
  *
  * Returns:   0 with *out set, PARLEY_EUNAVAILABLE (the state is too large
- *            for one answer: use filters), or a code above.
+ *            for one answer: use filters), PARLEY_EPROTO also for a
+ *            daemon that does not name the entries (a parleyd older than
+ *            1.2), or a code above.
  * Ownership: *out is the caller's; free with parley_query_destroy().
  */
 PARLEY_EXPORT int parley_snapshot(const parley_call_options_t *opt,
@@ -997,9 +1114,11 @@ PARLEY_EXPORT int parley_replay(uint64_t from_seq, uint64_t to_seq,
 
 /*
  * The next event of a snapshot or replay: PARLEY_EVENT_DELIVERY,
- * PARLEY_EVENT_REJECTED (a delivery that failed verification) or, for a
- * replay, PARLEY_EVENT_GAP. A replay fetches its next page here when it
- * needs one, waiting up to the options' timeout per endpoint.
+ * PARLEY_EVENT_REJECTED (a delivery that failed verification, or, code
+ * PARLEY_EPROTO, whose update does not name the entries the daemon says
+ * it holds) or, for a replay, PARLEY_EVENT_GAP. A replay fetches its next
+ * page here when it needs one, waiting up to the options' timeout per
+ * endpoint.
  *
  * Returns:   1 with *ev set (valid until the next call or the query is
  *            freed), 0 at the end, or a code of the one-shot calls.
@@ -1012,6 +1131,29 @@ PARLEY_EXPORT int parley_query_next(parley_query_t *q, const parley_event_t **ev
  * Replay: the last seq of the range (known once the first page came).
  */
 PARLEY_EXPORT uint64_t parley_query_seq(const parley_query_t *q);
+
+/*
+ * Snapshot: the number of entries of the state it holds (0 for a
+ * replay). Entries whose update fails verification are counted here too;
+ * parley_query_next() reports those updates as rejected.
+ *
+ * Threads:   as the query.
+ */
+PARLEY_EXPORT size_t parley_query_entry_count(const parley_query_t *q);
+
+/*
+ * Entry i of a snapshot, in the order negotiation, phase (numeric),
+ * party, so that the entries of one negotiation and phase come together:
+ * its key and the seq of the update holding its state. Any output may be
+ * NULL.
+ *
+ * Returns:   0, or PARLEY_EARG (i past the count, or a NULL q).
+ * Ownership: the strings belong to q and live as long as it.
+ */
+PARLEY_EXPORT int parley_query_entry(const parley_query_t *q, size_t i,
+                                     const char **negotiation,
+                                     const char **party, uint32_t *phase,
+                                     uint64_t *seq);
 
 /* Free a query; *q becomes NULL. Accepts NULL. */
 PARLEY_EXPORT void parley_query_destroy(parley_query_t **q);
@@ -1173,6 +1315,143 @@ PARLEY_EXPORT int parley_witness_add_checkpoint(parley_witness_t *w,
 /* The tree size the witness last cosigned for origin (0 if none). */
 PARLEY_EXPORT uint64_t parley_witness_size(const parley_witness_t *w,
                                            const char *origin);
+/* ----------------------------------------------------------- state table */
+
+/*
+ * A table of the current state: for each entry (negotiation, party,
+ * phase) the delivery holding its state, as parleyd says it
+ * (docs/protocol.md section 5), kept current from a subscription. What
+ * `parley state` prints, and what a dashboard shows.
+ *
+ * It is filled by a snapshot (parley_state_fetch(), or the snapshot a
+ * subscriber with PARLEY_START_LAST starts with, fed through
+ * parley_state_apply()) and kept current by the subscription's events:
+ *
+ *   - a live update is the newest record there is, so it holds every
+ *     entry it names (that the table's filters want);
+ *   - a live correction or retraction can bring back an older update for
+ *     an entry, which the table may never have held (a retraction means
+ *     "that was wrong", and the state goes back to what was true before
+ *     it). The table does not keep the daemon's history: it asks the
+ *     daemon for a new snapshot (one-shot, with its filters; this waits
+ *     up to the options' timeout per endpoint) and takes that. So does a
+ *     gap, or a delivery that fails verification.
+ *
+ * A correction or retraction may name other parties, phases or even
+ * negotiations than the entries it changes; a subscription whose filters
+ * are narrower than the table's does not see those, and the table then
+ * stays as it was until its next fetch. Feed it from a subscription
+ * without filters, or one at least as wide as the table's, for a table
+ * that is always current. Start that subscription before the first
+ * parley_state_fetch() (parley_sub_new() returns once it is live), or
+ * let it start with PARLEY_START_LAST and feed it every event from its
+ * first: deliveries the table already reflects are skipped.
+ *
+ * Entries are held in the order negotiation, phase (numeric), party:
+ * walk them with parley_state_count() and parley_state_entry() and a
+ * change of negotiation or phase starts a new group.
+ *
+ * An entry whose update has expired has no state (nothing older comes
+ * back in its place); a fetch leaves such entries out, and
+ * parley_state_expire() drops them from a table as time passes.
+ *
+ * Threads:   a table may be used by one thread at a time.
+ */
+
+/*
+ * Make an empty table. The options say where to fetch snapshots from
+ * (server, curve, timeout), with what filters (entries matching any of
+ * them; none: all) and how to verify (keyring).
+ *
+ * Returns:   the table, or NULL with errno set: PARLEY_EARG's code (bad
+ *            options: more than 16 filters, a NULL one, a timeout below
+ *            -1), ENOMEM.
+ * Ownership: the caller's; free with parley_state_destroy(). The server
+ *            string and the filters are copied; curve and keyring are
+ *            borrowed and must outlive the table.
+ */
+PARLEY_EXPORT parley_state_t *
+parley_state_new(const parley_call_options_t *opt);
+
+/* Free a table; *st becomes NULL. Accepts NULL. */
+PARLEY_EXPORT void parley_state_destroy(parley_state_t **st);
+
+/*
+ * Ask the daemon for its snapshot now (parley_snapshot()) and make the
+ * table exactly that: every entry it holds that the filters want, with
+ * its verified delivery. Deliveries that fail verification are left out
+ * with their entries, and counted (parley_state_rejected()).
+ *
+ * Returns:   0; or a code of parley_snapshot() (PARLEY_ETIMEOUT,
+ *            PARLEY_EUNAVAILABLE, PARLEY_EPROTO, -EACCES, -EINTR,
+ *            -ENOMEM, ...), and then the table is as it was and marked
+ *            stale (parley_state_stale()).
+ * Threads:   one thread at a time per table; blocks up to the options'
+ *            timeout per endpoint.
+ */
+PARLEY_EXPORT int parley_state_fetch(parley_state_t *st) PARLEY_WARN_UNUSED;
+
+/*
+ * Bring the table up to date with one event of a subscription: a
+ * delivery of a snapshot sets the entries it holds; a live update the
+ * entries it names; a correction, a retraction, a gap or a delivery that
+ * failed verification make the table fetch a new snapshot (see above);
+ * deliveries at or below parley_state_seq() are already reflected and
+ * skipped; PARLEY_EVENT_CAUGHT_UP raises parley_state_seq() to its seq
+ * (everything up to it was handed out); other events change nothing. A
+ * stale table fetches first.
+ *
+ * Returns:   1 if the table changed (or was fetched again), 0 if not; or
+ *            a code of parley_state_fetch() (the table is then stale and
+ *            fetches again at the next call), -ENOMEM, PARLEY_EARG (NULL
+ *            st or ev).
+ * Ownership: ev is only read; what the table keeps, it copies.
+ * Threads:   one thread at a time per table; may block as
+ *            parley_state_fetch().
+ */
+PARLEY_EXPORT int parley_state_apply(parley_state_t *st,
+                                     const parley_event_t *ev)
+    PARLEY_WARN_UNUSED;
+
+/*
+ * Drop the entries whose update expires at or before now_ms (unix ms,
+ * e.g. parley_now_ms()).
+ *
+ * Returns:   how many were dropped.
+ */
+PARLEY_EXPORT size_t parley_state_expire(parley_state_t *st, int64_t now_ms);
+
+/* The number of entries the table holds. */
+PARLEY_EXPORT size_t parley_state_count(const parley_state_t *st);
+
+/*
+ * Entry i (0 to parley_state_count() - 1, in the order negotiation,
+ * phase, party): its key and the delivery holding its state. Any output
+ * may be NULL.
+ *
+ * Returns:   the delivery, or NULL past the count.
+ * Ownership: the delivery and the strings belong to the table and stay
+ *            valid until the next parley_state_fetch(),
+ *            parley_state_apply() or parley_state_expire() on it
+ *            (parley_delivery_dup() keeps a copy).
+ */
+PARLEY_EXPORT const parley_delivery_t *
+parley_state_entry(const parley_state_t *st, size_t i,
+                   const char **negotiation, const char **party,
+                   uint32_t *phase);
+
+/* The seq of the log the table reflects: the snapshot's, the last
+ * delivery applied since, or the seq of the subscriber's last
+ * PARLEY_EVENT_CAUGHT_UP, whichever is highest. */
+PARLEY_EXPORT uint64_t parley_state_seq(const parley_state_t *st);
+
+/* Deliveries that failed verification since the table was made (their
+ * entries are not shown). */
+PARLEY_EXPORT size_t parley_state_rejected(const parley_state_t *st);
+
+/* 1 if the last fetch failed and the table waits for the next one, else
+ * 0. */
+PARLEY_EXPORT int parley_state_stale(const parley_state_t *st);
 
 /* ------------------------------------------------------------- publisher */
 
@@ -1187,13 +1466,17 @@ PARLEY_EXPORT uint64_t parley_witness_size(const parley_witness_t *w,
 
 /*
  * Make a publisher that signs with key. It connects in the background:
- * no daemon needs to be up yet.
+ * no daemon needs to be up yet. With a NULL key the publisher only
+ * forwards envelopes signed elsewhere (a relay, such as an HTTP gateway):
+ * parley_pub_send() and parley_pub_recv() work as with a key, and
+ * parley_pub_publish() returns PARLEY_EARG.
  *
- * Returns:   the publisher, or NULL with errno set: PARLEY_EARG's code (a
- *            NULL key, bad options, an endpoint libzmq cannot use),
- *            ENOMEM, or another system error.
- * Ownership: key is borrowed and must outlive the publisher; the options
- *            are copied (curve is needed during this call only).
+ * Returns:   the publisher, or NULL with errno set: PARLEY_EARG's code (bad
+ *            options, a seq_file without a key, an endpoint libzmq cannot
+ *            use), ENOMEM, or another system error.
+ * Ownership: key (may be NULL) is borrowed and must outlive the
+ *            publisher; the options are copied (curve is needed during
+ *            this call only).
  * Threads:   publishers in several threads may share one key.
  */
 PARLEY_EXPORT parley_pub_t *parley_pub_new(const parley_key_t *key,
@@ -1227,7 +1510,8 @@ PARLEY_EXPORT void parley_pub_destroy(parley_pub_t **pub);
  *            PARLEY_ETIMEOUT (no answer after the attempts), -EACCES,
  *            PARLEY_EPROTO, -EAGAIN (max_pending requests of
  *            parley_pub_send() are not yet taken), -EINTR, -ENOMEM,
- *            PARLEY_EARG, or an error of the seq_file (-errno).
+ *            PARLEY_EARG (also for a publisher without a key), or an error
+ *            of the seq_file (-errno).
  * Threads:   one thread at a time per publisher.
  */
 PARLEY_EXPORT int parley_pub_publish(parley_pub_t *pub, const parley_update_t *u,
@@ -1327,8 +1611,11 @@ PARLEY_EXPORT void parley_sub_destroy(parley_sub_t **sub);
  *            timeout; the next call asks again), a reject code of the
  *            daemon (PARLEY_EUNAVAILABLE, PARLEY_ERATELIMITED; asked again
  *            a second later), -EACCES (the daemon no longer accepts this
- *            client's CURVE key), PARLEY_EPROTO, -EINTR, -ENOMEM,
- *            PARLEY_EARG. After an error the subscriber can be used on.
+ *            client's CURVE key), PARLEY_EPROTO (also: with
+ *            PARLEY_START_LAST, a snapshot that does not name the entries
+ *            its deliveries hold, from a parleyd older than 1.2; asked
+ *            again a second later), -EINTR, -ENOMEM, PARLEY_EARG. After
+ *            an error the subscriber can be used on.
  */
 PARLEY_EXPORT int parley_sub_next(parley_sub_t *sub, int timeout_ms,
                                   const parley_event_t **ev)
@@ -1356,7 +1643,7 @@ typedef enum {
     PARLEY_EVENT_CAUGHT_UP = 6,    /* every update up to seq has been
                                       handed out: the view is complete and
                                       what follows is live */
-    /* The transparency log (1.1): */
+    /* The transparency log (1.3): */
     PARLEY_EVENT_LOG_VERIFIED = 7, /* a checkpoint of seq leaves is trusted
                                       (signed, witnessed as asked, consistent
                                       with the last one) and every update
@@ -1404,14 +1691,34 @@ PARLEY_EXPORT const char *parley_event_endpoint(const parley_event_t *ev);
  * LOG_INCONSISTENT, LOG_STALE: the evidence, a text in the format of
  * docs/transparency.md ("parley evidence v1"), fit to publish and to check
  * with parley_evidence_check() or `parley audit --evidence`; REJECTED
- * with seq 0: the checkpoint that failed verification; else NULL (1.1).
+ * with seq 0: the checkpoint that failed verification; else NULL (1.3).
  */
 PARLEY_EXPORT const char *parley_event_evidence(const parley_event_t *ev);
 
 /* LOG_VERIFIED, LOG_STALE: the newest trusted checkpoint (valid as long as
- * ev; NULL if none); else NULL (1.1). */
+ * ev; NULL if none); else NULL (1.3). */
 PARLEY_EXPORT const parley_checkpoint_t *
 parley_event_checkpoint(const parley_event_t *ev);
+
+/*
+ * DELIVERY of a snapshot (parley_snapshot(), or the start of a subscriber
+ * with PARLEY_START_LAST): how many entries (negotiation, party, phase)
+ * of the current state its update holds. An update naming several
+ * parties may hold only some of them. 0 for every other event, and for
+ * deliveries that are not part of a snapshot (live, replayed).
+ */
+PARLEY_EXPORT size_t parley_event_entry_count(const parley_event_t *ev);
+
+/*
+ * Entry i of such a delivery: the negotiation and phase are its update's,
+ * the party one it names. Any output may be NULL.
+ *
+ * Returns:   0, or PARLEY_EARG (i past the count).
+ * Ownership: the strings belong to the event, valid as long as it.
+ */
+PARLEY_EXPORT int parley_event_entry(const parley_event_t *ev, size_t i,
+                                     const char **negotiation,
+                                     const char **party, uint32_t *phase);
 
 /* ------------------------------------------------ event-loop integration */
 
