@@ -11,12 +11,22 @@
 #include "witness.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static parley_key_t *s_wit;
 static uint8_t s_wit_pk[PARLEY_PUBLICKEY_BYTES];
 static parley_keyring_t *s_ring;
 static char s_dir[256], s_state[300];
+
+/* The scratch directory goes when the process ends (libFuzzer and the
+ * corpus driver both end through exit()). */
+static void
+s_cleanup(void)
+{
+    if (s_dir[0] != '\0')
+        (void)test_tmpdir_remove(s_dir);
+}
 
 static void
 s_init(void)
@@ -34,6 +44,7 @@ s_init(void)
         test_tmpdir_make(s_dir, sizeof(s_dir), "parley-fuzz-witness-") != 0)
         abort();
     snprintf(s_state, sizeof(s_state), "%s/state", s_dir);
+    atexit(s_cleanup);
 }
 
 int
