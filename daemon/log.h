@@ -45,6 +45,7 @@ typedef enum pd_log_key {
     PD_LOG_KEY_ZAP_REFUSED,      /* zap: over max_connections */
     PD_LOG_KEY_ZAP_HANDSHAKE,    /* zap: a handshake failed */
     PD_LOG_KEY_ZAP_SUBSCRIBE,    /* zap: a subscription refused */
+    PD_LOG_KEY_ZAP_PARTIAL,      /* zap: ... as not a whole topic */
     PD_LOG_KEY_ZAP,              /* zap: the handler's own errors */
     PD_LOG_KEY_WITNESS,          /* cosign: a witness request failed */
     PD_LOG_KEY_TLOG,             /* translog: a proof could not be made */
