@@ -33,6 +33,7 @@ pd_config_defaults(pd_config_t *cfg)
     strcpy(cfg->state_dir, PD_CONFIG_DEFAULT_STATE_DIR);
     cfg->keyring[0] = '\0';
     cfg->keyring_given = false;
+    cfg->pid_file_given = false;
     cfg->max_message_bytes = 65536;
     cfg->max_clock_skew = 300;
     cfg->fsync = true;
@@ -194,6 +195,15 @@ s_set_keyring(pd_config_t *cfg, const char *v, char *err, size_t errlen)
     int rc = s_path(cfg->keyring, v, err, errlen);
     if (rc == 0)
         cfg->keyring_given = true;
+    return rc;
+}
+
+static int
+s_set_pid_file(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    int rc = s_path(cfg->pid_file, v, err, errlen);
+    if (rc == 0)
+        cfg->pid_file_given = true;
     return rc;
 }
 
@@ -428,6 +438,7 @@ static const struct {
     { "state_dir", s_set_state_dir },
     { "keyring", s_set_keyring },
     { "include_dir", s_set_include_dir },
+    { "pid_file", s_set_pid_file },
     { "max_message_bytes", s_set_max_message_bytes },
     { "max_clock_skew", s_set_max_clock_skew },
     { "fsync", s_set_fsync },
@@ -720,6 +731,8 @@ int
 pd_config_finish(pd_config_t *cfg)
 {
     int rc = s_default_path(cfg->keyring, cfg->state_dir, "keyring");
+    if (rc == 0)
+        rc = s_default_path(cfg->pid_file, cfg->state_dir, "parleyd.pid");
     if (rc == 0)
         rc = s_default_path(cfg->log_key, cfg->state_dir, "log.key");
     return rc;

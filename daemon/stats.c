@@ -53,6 +53,9 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "proofs_served",
     "witness_cosignatures",
     "witness_failures",
+    "reloads",
+    "reload_failures",
+    "reload_failed",
 };
 
 /* Where one stat comes from. */

@@ -69,6 +69,9 @@ typedef enum pd_stat {
     PD_STAT_PROOFS,                /* inclusion and consistency proofs served */
     PD_STAT_WITNESS_COSIGNATURES,  /* valid cosignatures witnesses returned */
     PD_STAT_WITNESS_FAILURES,      /* witness requests that failed */
+    PD_STAT_RELOADS,               /* SIGHUP reloads that took effect */
+    PD_STAT_RELOAD_FAILURES,       /* SIGHUP reloads refused (kept the old) */
+    PD_STAT_RELOAD_FAILED,         /* 1: the last reload was refused */
     PD_STAT_COUNT
 } pd_stat_t;
 
