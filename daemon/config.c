@@ -52,6 +52,8 @@ pd_config_defaults(pd_config_t *cfg)
     cfg->rate_burst = 2000;
     cfg->transparency = true;
     cfg->witness_timeout = 5000;
+    cfg->reply_queue_bytes = 4 * S_MIB;
+    cfg->reply_queue_total = 64 * S_MIB;
 }
 
 /* ----------------------------------------------------------- value parsers */
@@ -429,6 +431,22 @@ s_set_tree_absent_front(pd_config_t *cfg, const char *v, char *err,
     return s_bool(&cfg->tree_absent_front, v, err, errlen);
 }
 
+static int
+s_set_reply_queue_bytes(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_bytes,
+                    err, errlen);
+}
+
+static int
+s_set_reply_queue_total(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_total,
+                    err, errlen);
+}
+
 static const struct {
     const char *key;
     s_setter_fn set;
@@ -463,6 +481,8 @@ static const struct {
     { "witnesses", s_set_witnesses },
     { "witness_timeout", s_set_witness_timeout },
     { "tree_absent_front", s_set_tree_absent_front },
+    { "reply_queue_bytes", s_set_reply_queue_bytes },
+    { "reply_queue_total", s_set_reply_queue_total },
 };
 
 #define S_NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))

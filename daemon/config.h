@@ -63,6 +63,9 @@ typedef struct pd_config {
     uint32_t witness_timeout;           /* ms per add-checkpoint request */
     bool tree_absent_front;             /* start a tree on a log whose front
                                            is gone (docs/transparency.md) */
+    /* read replies not yet read by their clients (reads.h) */
+    uint64_t reply_queue_bytes;         /* per connection, then reads wait */
+    uint64_t reply_queue_total;         /* all connections, then reads wait */
 } pd_config_t;
 
 /* Fill cfg with the embedded defaults. */

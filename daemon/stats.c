@@ -56,6 +56,14 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "reloads",
     "reload_failures",
     "reload_failed",
+    "reads_queued",
+    "reads_deferred",
+    "read_slices_full",
+    "reads_held",
+    "reads_refused",
+    "reads_dropped",
+    "reply_bytes",
+    "replies_dropped",
 };
 
 /* Where one stat comes from. */
