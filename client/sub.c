@@ -548,6 +548,12 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
             return rc;
         }
         self->snap_seq = r->seq;
+        /* CAUGHT_UP names a seq at or above the snapshot's: until all
+         * its deliveries are out, the last seq handed out is below it,
+         * and the newest records up to it may hold no entry, so no
+         * delivery would ever tell a state table it reached that far. */
+        if (self->catching_up && r->seq > self->catchup_seq)
+            self->catchup_seq = r->seq;
         if ((n = s_reply_items(r, &items)) < 0)
             return (int)n;
         rc = parley__merge_snapshot(&self->merge, r->seq, items, (size_t)n);
