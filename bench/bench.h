@@ -148,6 +148,10 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
+/* The same with more config lines (extra, may be NULL) appended. */
+int bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd,
+                            const char *dir, bool fsync, const char *extra,
+                            int wait_ms);
 /*
  * Start parleyd again on d's configuration (the same ports, state
  * directory and log) after its process is gone, and wait up to wait_ms

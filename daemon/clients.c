@@ -101,7 +101,8 @@ pd_client_may_subscribe(const pd_client_t *c, const char *prefix, size_t len)
 {
     if (s_is(prefix, len, PD_CLIENTS_HEARTBEAT_TOPIC))
         return true;
-    if (s_is(prefix, len, PD_CLIENTS_STATS_TOPIC))
+    if (s_is(prefix, len, PD_CLIENTS_STATS_TOPIC)
+        || s_is(prefix, len, PD_CLIENTS_CHECKPOINT_TOPIC))
         return c != NULL && c->stats;
     if (c == NULL || s_starts(prefix, len, "sys/"))
         return false;

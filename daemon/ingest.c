@@ -403,8 +403,8 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
 
 /*
  * The group commit: make the batch durable, then send the queued replies
- * (acks), then publish the new deliveries. A fatal failure sends nothing:
- * the caller must stop.
+ * (acks), then hand each new record to the transparency log and publish
+ * it. A fatal failure sends nothing: the caller must stop.
  *
  * If the storage answers unavailable, the acks of what it did not make
  * durable go out as unavailable instead (s_flush()), and the turns that
@@ -412,7 +412,7 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
  * retry timer does, with retry set (pd_ingest_retry()). Once a commit
  * works, the updates that waited come out of applied() like any others.
  *
- * Returns:   0 or the storage's fatal error.
+ * Returns:   0, the storage's fatal error or the transparency log's.
  */
 static int
 s_commit(pd_ingest_t *self, bool retry)
@@ -431,10 +431,18 @@ s_commit(pd_ingest_t *self, bool retry)
         self->counters.duplicates += self->dups_waiting;
     self->dups_waiting = 0;
     pd_storage_record_t rec;
+    bool any = false;
     while (pd_storage_applied(self->storage, &rec)) {
+        if (self->io.applied != NULL
+            && (rc = self->io.applied(self->io.log, &rec)) < 0)
+            return rc;
         self->counters.accepted++;
         s_feed(self, &rec);
+        any = true;
     }
+    if (any && self->io.committed != NULL
+        && (rc = self->io.committed(self->io.log)) < 0)
+        return rc;
     return 0;
 }
 

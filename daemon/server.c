@@ -22,6 +22,7 @@
 #include "sign.h"
 #include "stats.h"
 #include "storage.h"
+#include "translog.h"
 #include "trust.h"
 #include "zap.h"
 
@@ -77,6 +78,8 @@ struct pd_server {
     void *zctx;
     pd_zap_t *zap;               /* ZAP handler, monitors, ACL */
     pd_storage_t *storage;       /* where updates are kept */
+    pd_translog_t *translog;     /* the Merkle tree and checkpoints, or
+                                    NULL (transparency off) */
     pd_feed_t *feed;
     pd_query_t *query;           /* replay, snapshot */
     pd_reads_t *reads;           /* queued reads, unread replies; outlives
@@ -257,6 +260,19 @@ s_notify_status(pd_server_t *self)
 
 /* ================================================================ setup */
 
+/* ingest's transparency hooks over a void * log. */
+static int
+s_applied(void *log, const pd_storage_record_t *rec)
+{
+    return pd_translog_append(log, rec);
+}
+
+static int
+s_committed(void *log)
+{
+    return pd_translog_commit(log);
+}
+
 /* ingest's feed hook: pd_feed_publish() for a void * feed. */
 static int
 s_publish(void *feed, uint64_t seq, int64_t received_at, const void *env,
@@ -301,13 +317,19 @@ s_bind(pd_server_t *self)
                            .feed = self->feed,
                            .zap = self->zap,
                            .stats = self->stats,
-                           .daemon_id = self->daemon_id };
+                           .daemon_id = self->daemon_id,
+                           .translog = self->translog };
     if ((self->api = pd_api_new(self->zctx, &deps, &err)) == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
                zmq_strerror(-err));
         return err;
     }
     pd_ingest_io_t io = { .publish = s_publish, .feed = self->feed };
+    if (self->translog != NULL) {
+        io.applied = s_applied;
+        io.committed = s_committed;
+        io.log = self->translog;
+    }
     pd_api_io(self->api, &io);
     self->ingest = pd_ingest_new(&self->cfg, self->storage, &io, self->stats,
                                  &err);
@@ -359,9 +381,21 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         *err = -ENOMEM;
         goto fail;
     }
-    /* Recover before binding: nobody can talk to a half-built daemon. */
-    if ((self->storage = pd_embedded_open(&self->cfg, self->stats, err))
+    /* Recover before binding: nobody can talk to a half-built daemon.
+     * The tree checks every record the storage finds (docs/transparency.md). */
+    if (self->cfg.transparency
+        && (self->translog = pd_translog_open(&self->cfg, self->stats, err))
+               == NULL)
+        goto fail;
+    pd_storage_scan_t scan = { .fn = pd_translog_scan, .ctx = self->translog };
+    if ((self->storage = pd_embedded_open(&self->cfg, self->stats,
+                                          self->translog ? &scan : NULL, err))
         == NULL)
+        goto fail;
+    if (self->translog != NULL
+        && (*err = pd_translog_recover(self->translog,
+                                       pd_storage_head(self->storage)))
+               < 0)
         goto fail;
     if ((*err = s_bind(self)) < 0)
         goto fail;
@@ -409,6 +443,7 @@ pd_server_destroy(pd_server_t **srvp)
     /* After the context: libzmq frees the last replies in its threads. */
     pd_reads_destroy(&self->reads);
     pd_storage_destroy(&self->storage);
+    pd_translog_close(&self->translog);
     pd_stats_destroy(&self->stats);
     parley_keyring_destroy(&self->ring);
     free(self);
@@ -526,18 +561,33 @@ s_view_head(void *query, int klass)
 
 /*
  * The timers' work, each returning 0 or a fatal error (the daemon stops):
- * only the storage's check has one.
+ * the storage's check and the transparency log's (its hashes could not
+ * be written or synced) have one.
  */
 
+/*
+ * The heartbeat, and with it a fresh checkpoint (its hashes synced first)
+ * on sys/checkpoint/ when there is a log key.
+ */
 static int
 s_heartbeat(pd_server_t *self)
 {
+    int64_t now = parley_now_ms();
     int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
-                               pd_storage_first(self->storage),
-                               parley_now_ms(), s_view_head, self->query);
+                               pd_storage_first(self->storage), now, s_view_head,
+                               self->query);
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
+    if (self->translog == NULL)
+        return 0;
+    if ((rc = pd_translog_heartbeat(self->translog, now)) < 0)
+        return rc;
+    size_t len;
+    const char *cp = pd_translog_checkpoint(self->translog, &len);
+    if (cp != NULL && (rc = pd_feed_checkpoint(self->feed, cp, len)) < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "checkpoint not sent: %s", parley_error_name(rc));
     return 0;
 }
 
@@ -555,6 +605,10 @@ s_stats_topic(pd_server_t *self)
 static int
 s_retain(pd_server_t *self)
 {
+    /* The hashes of the records about to go cannot be recomputed after:
+     * they must be durable first (a failure is logged; retention waits). */
+    if (self->translog != NULL && pd_translog_sync(self->translog) < 0)
+        return 0;
     int n = pd_storage_retain(self->storage, parley_now_ms());
     if (n < 0)
         pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
@@ -624,6 +678,10 @@ s_timers(pd_server_t *self, int *rc)
         if (t->next < next)
             next = t->next;
     }
+    /* The witness requests, while there are any. */
+    long w = pd_translog_poll(self->translog, now);
+    if (w >= 0 && now + w < next)
+        next = now + w;
     return next > now ? (long)(next - now) : 0;
 }
 

@@ -56,9 +56,11 @@ s_whole_topic(const char *topic, size_t len)
 {
     static const char hb[] = PD_CLIENTS_HEARTBEAT_TOPIC;
     static const char stats[] = PD_CLIENTS_STATS_TOPIC;
+    static const char cp[] = PD_CLIENTS_CHECKPOINT_TOPIC;
     return parley__topic_whole(topic, len)
            || (len == sizeof(hb) - 1 && memcmp(topic, hb, len) == 0)
-           || (len == sizeof(stats) - 1 && memcmp(topic, stats, len) == 0);
+           || (len == sizeof(stats) - 1 && memcmp(topic, stats, len) == 0)
+           || (len == sizeof(cp) - 1 && memcmp(topic, cp, len) == 0);
 }
 
 /*
