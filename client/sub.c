@@ -421,16 +421,33 @@ done:
 }
 
 /*
+ * Is reading the feed put off until the caller has taken some of what is
+ * held? Only while live: there a full hold buffer drains, by handing out
+ * or by the replay it asks for. Before the first heartbeat of a daemon
+ * nothing held beyond a hole can be handed out (the replay that fills it
+ * waits for that heartbeat), so the feed must be read on, or a heartbeat
+ * queued behind deliveries that fill the buffer is never seen and the
+ * subscriber pings the daemon again and again without ever going live.
+ * What does not fit then is dropped (the lowest seqs are kept) and
+ * fetched again by the replay.
+ */
+static bool
+s_feed_paused(const parley_sub_t *self)
+{
+    return self->conn == S_CONN_LIVE && parley__merge_full(&self->merge);
+}
+
+/*
  * Read what the feed has waiting, up to a burst (so that api answers are
- * not starved) or until the hold buffer is full; self->feed_more says
- * whether messages were left. 0 or a negative error.
+ * not starved) or until reading is put off (s_feed_paused());
+ * self->feed_more says whether messages were left. 0 or a negative error.
  */
 static int
 s_drain_feed(parley_sub_t *self)
 {
     self->feed_more = true;
     for (int i = 0; i < S_FEED_BURST; i++) {
-        if (parley__merge_full(&self->merge))
+        if (s_feed_paused(self))
             return 0;
         parley__heartbeat_t hb;
         int rc = s_read_feed(self, &hb);
@@ -531,6 +548,12 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
             return rc;
         }
         self->snap_seq = r->seq;
+        /* CAUGHT_UP names a seq at or above the snapshot's: until all
+         * its deliveries are out, the last seq handed out is below it,
+         * and the newest records up to it may hold no entry, so no
+         * delivery would ever tell a state table it reached that far. */
+        if (self->catching_up && r->seq > self->catchup_seq)
+            self->catchup_seq = r->seq;
         if ((n = s_reply_items(r, &items)) < 0)
             return (int)n;
         rc = parley__merge_snapshot(&self->merge, r->seq, items, (size_t)n);
@@ -791,7 +814,7 @@ static int64_t
 s_wait_ms(const parley_sub_t *sub, int64_t now)
 {
     if (sub->n_notes > 0 || s_caught_up(sub)
-        || (sub->feed_more && !parley__merge_full(&sub->merge)))
+        || (sub->feed_more && !s_feed_paused(sub)))
         return 0;
     int64_t until = -1;
     if (sub->conn != S_CONN_LIVE)
@@ -827,9 +850,10 @@ s_poll(parley_sub_t *sub, int64_t wait_ms)
     };
     if (sub->req_state == S_REQ_QUEUED)
         items[0].events |= ZMQ_POLLOUT;
-    /* A full hold buffer is not read: libzmq queues (or drops, and a
-     * replay fetches it again) until the caller has taken some. */
-    int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
+    /* A full hold buffer of a live subscriber is not read: libzmq queues
+     * (or drops, and a replay fetches it again) until the caller has
+     * taken some. */
+    int nitems = s_feed_paused(sub) ? 2 : 3;
     if (wait_ms > INT32_MAX)
         wait_ms = INT32_MAX;
     return zmq_poll(items, nitems, (long)wait_ms) < 0 ? -errno : 0;
