@@ -143,6 +143,27 @@ s_read_reload_status(const char *path, long *pid, unsigned long long *n,
     return 1;
 }
 
+/* The pid in cfg's pid_file: 0 with *pid set, or -errno with msg. */
+static int
+s_pid_from_file(const pd_config_t *cfg, long *pid, char *msg, size_t cap)
+{
+    FILE *f = fopen(cfg->pid_file, "re");
+    if (f == NULL || fscanf(f, "%ld", pid) != 1 || *pid <= 0) {
+        int e = f == NULL ? errno : EINVAL;
+        snprintf(msg, cap, "%s: %s%s", cfg->pid_file,
+                 f == NULL ? strerror(e) : "holds no pid",
+                 e == ENOENT ? " (no parleyd runs with this state "
+                               "directory or pid_file; which one? give "
+                               "-c FILE, --state-dir DIR or --pid PID)"
+                             : "");
+        if (f != NULL)
+            fclose(f);
+        return e == ENOENT ? -ENOENT : -e;
+    }
+    fclose(f);
+    return 0;
+}
+
 int
 pd_server_reload_request(const pd_config_t *cfg, long pid, int timeout_ms,
                          char *msg, size_t cap)
@@ -150,24 +171,11 @@ pd_server_reload_request(const pd_config_t *cfg, long pid, int timeout_ms,
     char path[PD_CONFIG_PATH_MAX + 16], rest[1100];
     long spid = 0;
     unsigned long long base = 0, n = 0;
-    if (pid <= 0) {
-        FILE *f = fopen(cfg->pid_file, "re");
-        if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
-            int e = f == NULL ? errno : EINVAL;
-            snprintf(msg, cap, "%s: %s%s", cfg->pid_file,
-                     f == NULL ? strerror(e) : "holds no pid",
-                     e == ENOENT ? " (no parleyd runs with this state "
-                                   "directory or pid_file; which one? give "
-                                   "-c FILE, --state-dir DIR or --pid PID)"
-                                 : "");
-            if (f != NULL)
-                fclose(f);
-            return e == ENOENT ? -ENOENT : -e;
-        }
-        fclose(f);
-    }
+    int rc;
+    if (pid <= 0 && (rc = s_pid_from_file(cfg, &pid, msg, cap)) < 0)
+        return rc;
     snprintf(path, sizeof(path), "%s/reload.status", cfg->state_dir);
-    int rc = s_read_reload_status(path, &spid, &base, rest, sizeof(rest));
+    rc = s_read_reload_status(path, &spid, &base, rest, sizeof(rest));
     if (rc < 0) {
         snprintf(msg, cap, "%s: %s", path, strerror(-rc));
         return rc;
@@ -336,6 +344,56 @@ s_bind(pd_server_t *self)
     return self->ingest == NULL ? err : 0;
 }
 
+/*
+ * What must hold before anything starts: libsodium refuses what it must
+ * (a library that accepts small-order keys or unreduced signatures would
+ * let one forgery pass for many updates), and the settings agree.
+ * Returns 0 or a negative error (logged).
+ */
+static int
+s_check_start(pd_server_t *self)
+{
+    int rc = parley__sign_selftest();
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR,
+               "self-test FAILED: libsodium %s accepts a signature it must "
+               "refuse (small-order key or non-canonical S); refusing to "
+               "start",
+               sodium_version_string());
+        return rc;
+    }
+    char errbuf[512];
+    if (pd_config_check(&self->cfg, errbuf, sizeof(errbuf)) < 0) {
+        pd_log(PD_LOG_ERROR, "%s", errbuf);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Open the storage (and the transparency log, which checks every record
+ * the storage finds: docs/transparency.md). Done before binding, so that
+ * nobody can talk to a half-built daemon. Returns 0 or a negative error.
+ */
+static int
+s_recover(pd_server_t *self)
+{
+    int err = 0;
+    if (self->cfg.transparency
+        && (self->translog = pd_translog_open(&self->cfg, self->stats, &err))
+               == NULL)
+        return err;
+    pd_storage_scan_t scan = { .fn = pd_translog_scan, .ctx = self->translog };
+    if ((self->storage = pd_embedded_open(&self->cfg, self->stats,
+                                          self->translog ? &scan : NULL, &err))
+        == NULL)
+        return err;
+    if (self->translog != NULL)
+        return pd_translog_recover(self->translog,
+                                   pd_storage_head(self->storage));
+    return 0;
+}
+
 pd_server_t *
 pd_server_new(pd_server_opts_t *opts, int *err)
 {
@@ -360,42 +418,13 @@ pd_server_new(pd_server_opts_t *opts, int *err)
     mallopt(M_MMAP_THRESHOLD, S_MMAP_THRESHOLD);
 #endif
 
-    /* A libsodium that accepts small-order keys or unreduced signatures
-     * would let one forgery pass for many updates: refuse to run on it. */
-    if ((*err = parley__sign_selftest()) < 0) {
-        pd_log(PD_LOG_ERROR,
-               "self-test FAILED: libsodium %s accepts a signature it must "
-               "refuse (small-order key or non-canonical S); refusing to "
-               "start",
-               sodium_version_string());
+    if ((*err = s_check_start(self)) < 0)
         goto fail;
-    }
-    char errbuf[512];
-    if (pd_config_check(&self->cfg, errbuf, sizeof(errbuf)) < 0) {
-        pd_log(PD_LOG_ERROR, "%s", errbuf);
-        *err = -EINVAL;
-        goto fail;
-    }
-
     if ((self->stats = pd_stats_new()) == NULL) {
         *err = -ENOMEM;
         goto fail;
     }
-    /* Recover before binding: nobody can talk to a half-built daemon.
-     * The tree checks every record the storage finds (docs/transparency.md). */
-    if (self->cfg.transparency
-        && (self->translog = pd_translog_open(&self->cfg, self->stats, err))
-               == NULL)
-        goto fail;
-    pd_storage_scan_t scan = { .fn = pd_translog_scan, .ctx = self->translog };
-    if ((self->storage = pd_embedded_open(&self->cfg, self->stats,
-                                          self->translog ? &scan : NULL, err))
-        == NULL)
-        goto fail;
-    if (self->translog != NULL
-        && (*err = pd_translog_recover(self->translog,
-                                       pd_storage_head(self->storage)))
-               < 0)
+    if ((*err = s_recover(self)) < 0)
         goto fail;
     if ((*err = s_bind(self)) < 0)
         goto fail;

@@ -477,6 +477,47 @@ s_before_records(pd_tree_t *self, uint64_t upto, char *errbuf, size_t errlen)
 
 /* --- public API ------------------------------------------------------------------ */
 
+/*
+ * Open the hash file in self->dirfd (creating it if there is none) and
+ * take its lock; sets self->fd and self->file_bytes. Returns 0 or a
+ * negative error with errbuf set.
+ */
+static int
+s_open_file(pd_tree_t *self, char *errbuf, size_t errlen)
+{
+    const char *dir = self->dir;
+    int rc;
+    /* A temporary file left by a crash while creating: never in use. */
+    (void)unlinkat(self->dirfd, S_TMP_NAME, 0);
+    self->fd = openat(self->dirfd, PD_TREE_FILE, O_RDWR | O_CLOEXEC);
+    if (self->fd < 0 && errno == ENOENT) {
+        if ((rc = s_create(self, errbuf, errlen)) < 0)
+            return rc;
+        self->fd = openat(self->dirfd, PD_TREE_FILE, O_RDWR | O_CLOEXEC);
+    }
+    if (self->fd < 0) {
+        rc = -errno;
+        pd_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, PD_TREE_FILE,
+               strerror(-rc));
+        return rc;
+    }
+    if (flock(self->fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        pd_errf(errbuf, errlen, "%s/%s is in use by another process", dir,
+               PD_TREE_FILE);
+        return rc;
+    }
+    struct stat st;
+    if (fstat(self->fd, &st) < 0) {
+        rc = -errno;
+        pd_errf(errbuf, errlen, "cannot stat %s/%s: %s", dir, PD_TREE_FILE,
+               strerror(-rc));
+        return rc;
+    }
+    self->file_bytes = (uint64_t)st.st_size;
+    return 0;
+}
+
 pd_tree_t *
 pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
              size_t errlen, int *err)
@@ -509,34 +550,8 @@ pd_tree_open(const char *dir, const pd_tree_opts_t *opts, char *errbuf,
         *err = self->dirfd;
         goto fail;
     }
-    /* A temporary file left by a crash while creating: never in use. */
-    (void)unlinkat(self->dirfd, S_TMP_NAME, 0);
-    self->fd = openat(self->dirfd, PD_TREE_FILE, O_RDWR | O_CLOEXEC);
-    if (self->fd < 0 && errno == ENOENT) {
-        if ((*err = s_create(self, errbuf, errlen)) < 0)
-            goto fail;
-        self->fd = openat(self->dirfd, PD_TREE_FILE, O_RDWR | O_CLOEXEC);
-    }
-    if (self->fd < 0) {
-        *err = -errno;
-        pd_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, PD_TREE_FILE,
-               strerror(errno));
+    if ((*err = s_open_file(self, errbuf, errlen)) < 0)
         goto fail;
-    }
-    if (flock(self->fd, LOCK_EX | LOCK_NB) < 0) {
-        *err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        pd_errf(errbuf, errlen, "%s/%s is in use by another process", dir,
-               PD_TREE_FILE);
-        goto fail;
-    }
-    struct stat st;
-    if (fstat(self->fd, &st) < 0) {
-        *err = -errno;
-        pd_errf(errbuf, errlen, "cannot stat %s/%s: %s", dir, PD_TREE_FILE,
-               strerror(errno));
-        goto fail;
-    }
-    self->file_bytes = (uint64_t)st.st_size;
     uint8_t h[PD_TREE_HEADER_BYTES];
     const char *problem = NULL;
     if (self->file_bytes < PD_TREE_HEADER_BYTES)
