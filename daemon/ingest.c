@@ -590,6 +590,7 @@ s_stats_register(pd_ingest_t *self, pd_stats_t *st)
     pd_stats_getter(st, PD_STAT_VERIFY_THREADS, s_verify_threads, self);
     pd_stats_counter(st, PD_STAT_TURNS_READ_AHEAD, &c->turns_read_ahead);
     pd_stats_counter(st, PD_STAT_TURN_REQUESTS_MAX, &c->turn_requests_max);
+    pd_stats_counter(st, PD_STAT_VERIFY_SERIAL, &c->verify_serial);
     pd_limit_stats_register(self->limit, st);
 }
 

@@ -57,6 +57,8 @@ typedef struct {
     uint64_t duplicates;    /* resends answered with the original seq */
     uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
     uint64_t turn_requests_max; /* most requests one turn handled */
+    uint64_t verify_serial; /* signatures checked on the loop thread in
+                               request order, not on the pool */
 } s_counters_t;
 
 struct pd_ingest {

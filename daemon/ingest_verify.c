@@ -220,6 +220,8 @@ pd_ingest__verify_outcome(pd_ingest_t *self, s_slot_t *slot, const uint8_t *id,
         *why = " (peer cooling down after bad signatures)";
         return PARLEY_ERATELIMITED;
     }
+    if (!slot->sig_checked)
+        self->counters.verify_serial++;
     rc = slot->sig_checked ? slot->sig_rc : parley__verify_signature(&slot->v);
     if (rc == 0)
         return parley__verify_body(&slot->v, self->ring, &self->update,

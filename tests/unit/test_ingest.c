@@ -731,7 +731,10 @@ test_group_commit(void **state)
     s_check_ack_before_feed(f);
     f->queue_max = SIZE_MAX;
 
-    /* More than a turn takes. */
+    /* More than a turn takes, from one connection: 64 of each step's
+     * signatures are checked in parallel, the rest one by one in order
+     * (five steps: 256 x 4, and the 226 read ahead). */
+    uint64_t serial = pd_stats_get(f->dp.stats, PD_STAT_VERIFY_SERIAL);
     for (uint64_t i = 551; i <= 1800; i++) {
         dp_update(&u, NULL, "us", 1, i);
         s_push(f, 2, i, f->dp.keys[1], &u);
@@ -745,6 +748,8 @@ test_group_commit(void **state)
     while (pd_ingest_pending(f->ing) || f->next_in < f->n_in)
         assert_int_equal(pd_ingest_turn(f->ing), 0);
     assert_int_equal(pd_storage_head(f->dp.storage), 1800);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_VERIFY_SERIAL) - serial,
+                     1250 - 5 * 64);
     s_check_ack_before_feed(f);
     for (uint64_t i = 551; i <= 1800; i++)
         s_expect_ack(f, i, i, false);
