@@ -226,6 +226,8 @@ typedef struct bench_pubber {
     const parley_key_t *key;
     const bench_envs_t *envs;
     size_t window;
+    int timeout_ms;           /* per request (parley_pub_options_t); 0:
+                                 the library's default */
     atomic_int *stop;
     /* results */
     atomic_uint_fast64_t acked;

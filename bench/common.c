@@ -679,7 +679,10 @@ void *
 bench_pubber_run(void *arg)
 {
     bench_pubber_t *p = arg;
-    parley_pub_t *pub = bench_pub_new(p->api, p->key);
+    parley_pub_options_t o = PARLEY_PUB_OPTIONS_INIT;
+    o.server = p->api;
+    o.timeout_ms = p->timeout_ms;
+    parley_pub_t *pub = parley_pub_new(p->key, &o);
     if (pub == NULL) {
         p->first_error = -errno;
         p->done_ns = bench_now_ns();
@@ -705,7 +708,9 @@ bench_pubber_run(void *arg)
         if (inflight == 0)
             break;
         uint64_t rid, seq;
-        int rc = parley_pub_recv(pub, 10000, &rid, &seq);
+        int rc = parley_pub_recv(pub, p->timeout_ms > 10000 ? p->timeout_ms
+                                                            : 10000,
+                                 &rid, &seq);
         if (rc == PARLEY_DUPLICATE)
             rc = 0;
         if (rc == -EAGAIN)
