@@ -148,6 +148,13 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
+/*
+ * Pick two distinct free loopback ports for d's api and feed and write
+ * their endpoints into d (api, feed, api_port, feed_port). Returns 0 or
+ * -EADDRINUSE.
+ */
+int bench_daemon_ports(bench_daemon_t *d);
+
 /* The same with more config lines (extra, may be NULL) appended. */
 int bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd,
                             const char *dir, bool fsync, const char *extra,

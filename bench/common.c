@@ -421,6 +421,18 @@ s_daemon_spawn(bench_daemon_t *d, const char *parleyd, int wait_ms)
 }
 
 int
+bench_daemon_ports(bench_daemon_t *d)
+{
+    d->api_port = bench_free_port();
+    d->feed_port = bench_free_port();
+    if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+        return -EADDRINUSE;
+    snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
+    snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
+    return 0;
+}
+
+int
 bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
                    bool fsync, int wait_ms)
 {
@@ -439,12 +451,8 @@ bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd, const char *dir,
         return -errno;
     /* A port can be taken between choosing and binding: retry a few times. */
     for (int attempt = 0; attempt < 3; attempt++) {
-        d->api_port = bench_free_port();
-        d->feed_port = bench_free_port();
-        if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+        if (bench_daemon_ports(d) < 0)
             continue;
-        snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
-        snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
         char conf[4 * BENCH_PATH_MAX], conf_path[BENCH_PATH_MAX + 32];
         snprintf(conf, sizeof(conf),
                  "# written by the parley benchmarks\n"

@@ -536,12 +536,8 @@ s_relay_start(bench_daemon_t *d, const char *dir, const bench_key_t *key)
     if (n <= 0)
         return -errno;
     self_path[n] = '\0';
-    d->api_port = bench_free_port();
-    d->feed_port = bench_free_port();
-    if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+    if (bench_daemon_ports(d) < 0)
         return -EADDRINUSE;
-    snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
-    snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
     const char *argv[] = { self_path, "--relay", d->api, d->feed, key->pub_b64,
                            NULL };
     if ((d->pid = bench_spawn(argv, d->log_path)) < 0) {
