@@ -984,7 +984,11 @@ main(int argc, char **argv)
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_latency",
                      "Publish-to-delivery p50/p99/p99.9 at 1,000 msg/s: "
-                     "parleyd (fsync on/off), mosquitto, NATS, raw libzmq.");
+                     "parleyd (fsync on/off), a verify-and-forward relay "
+                     "on raw libzmq, mosquitto, NATS, raw libzmq.\n"
+                     "BENCH_LATENCY_SYSTEMS=\"relay off ...\" measures "
+                     "only those named (raw mosquitto nats relay off "
+                     "off-lib on on-lib).");
     if (sodium_init() < 0)
         return 1;
     int rounds = o.quick ? 1 : S_ROUNDS;
