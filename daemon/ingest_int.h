@@ -117,6 +117,15 @@ size_t pd_ingest__gather(pd_ingest_t *self, s_slot_t *slots, size_t max);
 void pd_ingest__start(pd_ingest_t *self, s_slot_t *slots, size_t n);
 
 /*
+ * After pd_pool_wait() for n slots: check the rest of their signatures in
+ * parallel, in waves, for each connection whose checked ones were all
+ * good and that is not cooling down (S_PEER_PARALLEL_MAX at a time); the
+ * others stay for the in-order check of pd_ingest__verify_outcome().
+ * Threads:   the loop thread; the pool is idle before and after.
+ */
+void pd_ingest__waves(pd_ingest_t *self, s_slot_t *slots, size_t n);
+
+/*
  * Checks 3a-6 of one slot in request order (the pre-checks' outcome, the
  * signature, the body and permissions); on 0 self->update and signer
  * hold the update, otherwise *why (static) says more for the log.
