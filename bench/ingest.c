@@ -564,7 +564,8 @@ main(int argc, char **argv)
     double v1s[3] = { 0 }, us_verify = 0;
     v1s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     us_verify = s_us_per_verify;
-    double v2 = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    double v2s[3] = { 0 };
+    v2s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
     double lv = s_lib_verify(bench_env(&one, 0), one.lens[0], vdur);
 
     /* Enough envelopes for run_secs at up to 2.2 x one core's verify rate
@@ -589,6 +590,7 @@ main(int argc, char **argv)
     v1s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
         us_verify = s_us_per_verify;
+    v2s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
     if (rc_on == 0 && s_run(&again, &o, base, "fsync-on-2", true, true, keys, envs) == 0
         && again.rate > on.rate)
         on = again;
@@ -600,10 +602,14 @@ main(int argc, char **argv)
     v1s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
         us_verify = s_us_per_verify;
-    double v1 = v1s[0];
-    for (int i = 1; i < 3; i++)
+    v2s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    double v1 = v1s[0], v2 = v2s[0];
+    for (int i = 1; i < 3; i++) {
         if (v1s[i] > v1)
             v1 = v1s[i];
+        if (v2s[i] > v2)
+            v2 = v2s[i];
+    }
     parley__arena_reset(&arena);
     bench_envs_free(&one);
     free(msg);
@@ -614,6 +620,8 @@ main(int argc, char **argv)
                v1s[0], v1s[1], v1s[2], us_verify);
     bench_figure("raw crypto_sign_verify_detached, 2 threads", v2,
                  "verifies/s");
+    bench_note("best of three samples, as above: %.0f, %.0f, %.0f", v2s[0],
+               v2s[1], v2s[2]);
     bench_ratio("parley_verify() (decode+verify+validate), 1 core", lv,
                 "/s", "raw verify 1 core", v1, 0, false);
 
