@@ -843,6 +843,23 @@ s_pump(parley_sub_t *sub)
 }
 
 /*
+ * During a replay, ask for the next page and take its answer while the
+ * caller is still being handed the last one (parley__merge_want_replay()
+ * says when it is due), so that catching up does not stop at every page
+ * for the daemon's round trip. 0 or a negative error, as s_pump().
+ */
+static int
+s_read_ahead(parley_sub_t *self)
+{
+    int rc;
+    if (!self->merge.replaying || self->conn != S_CONN_LIVE)
+        return 0;
+    if (self->req_state == S_REQ_NONE && (rc = s_maybe_request(self)) < 0)
+        return rc;
+    return self->req_state == S_REQ_SENT ? s_drain_api(self) : 0;
+}
+
+/*
  * The ms from now until the subscriber has something to do without a
  * socket waking it: 0 now, -1 nothing planned.
  */
@@ -1068,6 +1085,7 @@ parley_sub_new(const parley_sub_options_t *opt)
     if ((self = calloc(1, sizeof(*self))) == NULL)
         return NULL;
     parley__merge_init(&self->merge, S_HOLD_LIMIT);
+    self->merge.ahead = S_REPLAY_LIMIT;
     self->hb_interval = S_HB_GUESS_MS;
     if ((err = s_options(self, opt, &o)) < 0)
         goto fail;
@@ -1130,7 +1148,9 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
         return PARLEY_EARG;
     int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
     for (;;) {
-        int rc = s_next_event(sub);
+        int rc = s_read_ahead(sub);
+        if (rc == 0)
+            rc = s_next_event(sub);
         if (rc == 0 && (rc = s_pump(sub)) == 0)
             rc = s_next_event(sub);
         if (rc < 0)
