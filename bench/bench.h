@@ -287,6 +287,39 @@ double bench_measure_rate(bench_counter_t *c, size_t n, uint64_t warm_ns,
 uint64_t bench_delivery_seq(const uint8_t *buf, size_t len);
 
 /*
+ * Raw ZMQ SUB sockets in child processes, for more subscribers than one
+ * process has descriptors for (each socket takes two: its TCP connection
+ * and its mailbox). n sockets, at most per_proc in each forked child;
+ * each child has its own context (one I/O thread) and one bench_zworker
+ * over its sockets. Every socket subscribes to topics (NULL-terminated)
+ * and connects to feed. The counters live in memory shared with the
+ * children, so the parent reads them as for in-process workers (and
+ * bench_flow_run() paces on them).
+ */
+typedef struct bench_fleet {
+    size_t n;                   /* sockets asked for */
+    size_t nproc;               /* children */
+    pid_t *pids;
+    bench_counter_t *c;         /* n counters (shared) */
+    atomic_int *stop;           /* shared: 1 = children stop and exit */
+    atomic_uint_fast64_t *opened; /* shared: sockets connected so far */
+    atomic_uint_fast64_t *failed; /* shared: sockets that could not be made */
+    size_t shm_len;
+} bench_fleet_t;
+
+/*
+ * Fork the children. Returns 0 once every child has made and connected
+ * its sockets (up to 60 s), or a negative error (the children are then
+ * stopped). parse_seq as for bench_zworker_t.
+ */
+int bench_fleet_start(bench_fleet_t *f, const char *feed,
+                      const char *const *topics, size_t n, size_t per_proc,
+                      bool parse_seq);
+
+/* Stop the children, reap them, unmap the counters. Accepts a zeroed f. */
+void bench_fleet_stop(bench_fleet_t *f);
+
+/*
  * A flow-controlled publisher for the raw and peer fan-out runs: first a
  * join phase (one message per ms until every subscriber has counted one),
  * then as fast as `send` goes while no subscriber is more than `window`

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -860,6 +861,128 @@ bench_zworker_run(void *arg)
     zmq_msg_close(&msg);
     free(items);
     return NULL;
+}
+
+/* A fleet child: make its sockets, count until told to stop, exit. */
+static void
+s_fleet_child(bench_fleet_t *f, const char *feed, const char *const *topics,
+              size_t from, size_t to, bool parse_seq)
+{
+    void *ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, (int)(to - from) + 64);
+    zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
+    void **socks = calloc(to - from, sizeof(*socks));
+    size_t made = 0;
+    int zero = 0;
+    for (size_t i = from; socks != NULL && i < to; i++) {
+        void *s = zmq_socket(ctx, ZMQ_SUB);
+        if (s == NULL) {
+            atomic_fetch_add(f->failed, to - i);
+            break;
+        }
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+        for (size_t t = 0; topics[t] != NULL; t++)
+            zmq_setsockopt(s, ZMQ_SUBSCRIBE, topics[t], strlen(topics[t]));
+        if (zmq_connect(s, feed) != 0) {
+            zmq_close(s);
+            atomic_fetch_add(f->failed, to - i);
+            break;
+        }
+        socks[made++] = s;
+        atomic_fetch_add(f->opened, 1);
+    }
+    bench_zworker_t w = { .socks = socks, .counters = f->c + from, .n = made,
+                          .parse_seq = parse_seq, .stop = f->stop };
+    if (made > 0)
+        bench_zworker_run(&w);
+    while (!atomic_load(f->stop))
+        bench_sleep_ns(10000000);
+    for (size_t i = 0; i < made; i++)
+        zmq_close(socks[i]);
+    zmq_ctx_term(ctx);
+    _exit(0);
+}
+
+int
+bench_fleet_start(bench_fleet_t *f, const char *feed,
+                  const char *const *topics, size_t n, size_t per_proc,
+                  bool parse_seq)
+{
+    memset(f, 0, sizeof(*f));
+    f->n = n;
+    f->nproc = (n + per_proc - 1) / per_proc;
+    size_t cbytes = ((n * sizeof(bench_counter_t) + 63) / 64) * 64;
+    f->shm_len = cbytes + 64 * 3;
+    uint8_t *m = mmap(NULL, f->shm_len, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    f->c = (bench_counter_t *)m;
+    f->stop = (atomic_int *)(m + cbytes);
+    f->opened = (atomic_uint_fast64_t *)(m + cbytes + 64);
+    f->failed = (atomic_uint_fast64_t *)(m + cbytes + 128);
+    f->pids = calloc(f->nproc, sizeof(*f->pids));
+    if (f->pids == NULL)
+        return -ENOMEM;
+    pid_t parent = getpid();
+    for (size_t p = 0; p < f->nproc; p++) {
+        size_t from = n * p / f->nproc, to = n * (p + 1) / f->nproc;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            bench_fleet_stop(f);
+            return -errno;
+        }
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(127);
+            s_fleet_child(f, feed, topics, from, to, parse_seq);
+        }
+        f->pids[p] = pid;
+    }
+    uint64_t t0 = bench_now_ns();
+    while (atomic_load(f->opened) + atomic_load(f->failed) < n) {
+        if (bench_secs(t0, bench_now_ns()) > 60) {
+            fprintf(stderr, "fleet: %llu of %zu sockets made in 60 s\n",
+                    (unsigned long long)atomic_load(f->opened), n);
+            bench_fleet_stop(f);
+            return -ETIMEDOUT;
+        }
+        bench_sleep_ns(10000000);
+    }
+    if (atomic_load(f->failed) > 0) {
+        fprintf(stderr, "fleet: %llu of %zu sockets could not be made\n",
+                (unsigned long long)atomic_load(f->failed), n);
+        bench_fleet_stop(f);
+        return -EMFILE;
+    }
+    return 0;
+}
+
+void
+bench_fleet_stop(bench_fleet_t *f)
+{
+    if (f->stop != NULL)
+        atomic_store(f->stop, 1);
+    /* They close their sockets and exit; a child that does not within
+     * 10 s is stopped by signal. */
+    uint64_t t0 = bench_now_ns();
+    for (size_t p = 0; f->pids != NULL && p < f->nproc; p++) {
+        while (f->pids[p] > 0 && bench_secs(t0, bench_now_ns()) < 10) {
+            int status;
+            if (waitpid(f->pids[p], &status, WNOHANG) != 0)
+                f->pids[p] = 0;
+            else
+                bench_sleep_ns(5000000);
+        }
+        if (f->pids[p] > 0)
+            bench_stop(f->pids[p]);
+    }
+    free(f->pids);
+    if (f->c != NULL)
+        munmap(f->c, f->shm_len);
+    memset(f, 0, sizeof(*f));
 }
 
 void *
