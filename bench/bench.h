@@ -96,6 +96,10 @@ int bench_wait_port(int port, int timeout_ms, pid_t pid);
 /* Peak and current resident set size of pid in bytes (VmHWM, VmRSS). */
 int bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss);
 
+/* Reset the process's VmHWM to its VmRSS (Linux clear_refs "5"), so that
+ * the next VmHWM is the peak of what follows. 0 or -errno. */
+int bench_proc_hwm_reset(pid_t pid);
+
 /* User + system CPU seconds pid has used so far (from /proc/PID/stat). */
 double bench_proc_cpu(pid_t pid);
 
@@ -148,7 +152,8 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
-/* The same with more config lines (extra, may be NULL) appended. */
+/* The same with more config lines (extra, may be NULL) appended; a
+ * max_connections line there replaces the 2048 above. */
 int bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd,
                             const char *dir, bool fsync, const char *extra,
                             int wait_ms);

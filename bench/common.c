@@ -287,6 +287,19 @@ bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss)
     return *hwm > 0 ? 0 : -ENOENT;
 }
 
+int
+bench_proc_hwm_reset(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = write(fd, "5", 1) == 1 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 unsigned
 bench_cpus(void)
 {
@@ -451,8 +464,11 @@ bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd, const char *dir,
                  "# written by the parley benchmarks\n"
                  "api %s\nfeed %s\nstate_dir %s\nkeyring %s/keyring\n"
                  "fsync %s\nlog_level warn\nmax_clock_skew 3600\n"
-                 "rate_limit 0\nmax_connections 2048\n%s",
+                 "rate_limit 0\n%s%s",
                  d->api, d->feed, d->state_dir, dir, fsync ? "on" : "off",
+                 extra != NULL && strstr(extra, "max_connections ") != NULL
+                     ? ""
+                     : "max_connections 2048\n",
                  extra != NULL ? extra : "");
         snprintf(conf_path, sizeof(conf_path), "%s/parleyd.conf", dir);
         int rc = bench_file_write(conf_path, conf);
