@@ -74,9 +74,9 @@ extern "C" {
 #define PARLEY_WARN_UNUSED
 #endif
 
-#define PARLEY_VERSION "1.3.0"
+#define PARLEY_VERSION "1.4.0"
 #define PARLEY_VERSION_MAJOR 1
-#define PARLEY_VERSION_MINOR 3
+#define PARLEY_VERSION_MINOR 4
 #define PARLEY_VERSION_PATCH 0
 
 /*
