@@ -96,6 +96,19 @@ int bench_wait_port(int port, int timeout_ms, pid_t pid);
 /* Peak and current resident set size of pid in bytes (VmHWM, VmRSS). */
 int bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss);
 
+/* Threads bench_raw_verify() runs at most. */
+#define BENCH_VERIFY_THREADS_MAX 4
+
+/*
+ * crypto_sign_verify_detached() of (sig, msg, pk) as often as `threads`
+ * threads do in dur_ns: the reference every ratio against "raw verify"
+ * uses. Returns verifies per second (all threads); *us_per_verify (may be
+ * NULL) gets the threads' CPU time per verify in microseconds.
+ */
+double bench_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
+                        const uint8_t *pk, size_t threads, uint64_t dur_ns,
+                        double *us_per_verify);
+
 /* Reset the process's VmHWM to its VmRSS (Linux clear_refs "5"), so that
  * the next VmHWM is the peak of what follows. 0 or -errno. */
 int bench_proc_hwm_reset(pid_t pid);

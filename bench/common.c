@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +286,62 @@ bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss)
     }
     fclose(f);
     return *hwm > 0 ? 0 : -ENOENT;
+}
+
+typedef struct s_verify_job {
+    const uint8_t *msg, *sig, *pk;
+    size_t len;
+    uint64_t dur_ns;
+    uint64_t count;
+    double cpu_secs;      /* this thread's CPU time in the loop */
+} s_verify_job_t;
+
+static double
+s_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *
+s_verify_loop(void *arg)
+{
+    s_verify_job_t *j = arg;
+    uint64_t t0 = bench_now_ns(), n = 0;
+    double c0 = s_thread_cpu();
+    while (bench_now_ns() - t0 < j->dur_ns)
+        for (int i = 0; i < 50; i++)
+            n += crypto_sign_verify_detached(j->sig, j->msg, j->len, j->pk) == 0;
+    j->cpu_secs = s_thread_cpu() - c0;
+    j->count = n;
+    return NULL;
+}
+
+double
+bench_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
+                 const uint8_t *pk, size_t threads, uint64_t dur_ns,
+                 double *us_per_verify)
+{
+    pthread_t tid[BENCH_VERIFY_THREADS_MAX];
+    s_verify_job_t job[BENCH_VERIFY_THREADS_MAX];
+    if (threads > BENCH_VERIFY_THREADS_MAX)
+        threads = BENCH_VERIFY_THREADS_MAX;
+    uint64_t t0 = bench_now_ns(), n = 0;
+    for (size_t i = 0; i < threads; i++) {
+        job[i] = (s_verify_job_t){ .msg = msg, .sig = sig, .pk = pk,
+                                   .len = len, .dur_ns = dur_ns };
+        pthread_create(&tid[i], NULL, s_verify_loop, &job[i]);
+    }
+    double cpu = 0;
+    for (size_t i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        n += job[i].count;
+        cpu += job[i].cpu_secs;
+    }
+    if (us_per_verify != NULL)
+        *us_per_verify = n > 0 ? cpu / (double)n * 1e6 : 0;
+    return (double)n / bench_secs(t0, bench_now_ns());
 }
 
 int

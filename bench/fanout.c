@@ -85,6 +85,73 @@ s_flow_wait(bench_flow_t *f)
     return atomic_load(&f->ready) == 1 ? 0 : -ETIMEDOUT;
 }
 
+/*
+ * n SUB sockets subscribed to "all/" on ep, read and counted: in this
+ * process (up to S_MAX_WORKERS reader threads, sockets of ctx) below
+ * S_FLEET_FROM, in child processes from there on.
+ */
+typedef struct s_subs {
+    bool in_kids;
+    bench_fleet_t fleet;
+    void **socks;               /* in this process */
+    bench_counter_t *c;         /* n counters */
+    size_t n, nw;
+    pthread_t wt[S_MAX_WORKERS];
+    bench_zworker_t w[S_MAX_WORKERS];
+} s_subs_t;
+
+/* Open and start reading; *stop (set by the caller) ends the readers of
+ * this process. Returns 0 or a negative error (nothing left open). */
+static int
+s_subs_open(s_subs_t *s, void *ctx, const char *ep, size_t n, bool parse_seq,
+            atomic_int *stop)
+{
+    static const char *const topics[] = { "all/", NULL };
+    int hwm = S_HWM, zero = 0;
+    memset(s, 0, sizeof(*s));
+    s->n = n;
+    s->in_kids = n >= S_FLEET_FROM;
+    if (s->in_kids) {
+        int rc = bench_fleet_start(&s->fleet, ep, topics, n, S_PER_PROC,
+                                   parse_seq);
+        s->c = s->fleet.c;
+        return rc;
+    }
+    s->socks = calloc(n, sizeof(*s->socks));
+    s->c = bench_counters_new(n);
+    if (s->socks == NULL || s->c == NULL) {
+        free(s->socks);
+        free(s->c);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->socks[i] = zmq_socket(ctx, ZMQ_SUB);
+        zmq_setsockopt(s->socks[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(s->socks[i], ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_setsockopt(s->socks[i], ZMQ_SUBSCRIBE, "all/", 4);
+        zmq_connect(s->socks[i], ep);
+    }
+    s->nw = s_workers_start(s->wt, s->w, s->socks, s->c, n, parse_seq, stop);
+    return 0;
+}
+
+/* Join the readers (after *stop was set) and close everything. */
+static void
+s_subs_close(s_subs_t *s)
+{
+    for (size_t i = 0; i < s->nw; i++)
+        pthread_join(s->wt[i], NULL);
+    if (s->in_kids) {
+        bench_fleet_stop(&s->fleet);
+    } else {
+        for (size_t i = 0; i < s->n; i++)
+            zmq_close(s->socks[i]);
+        free(s->socks);
+        free(s->c);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
 /* ------------------------------------------------------------- raw zmq */
 
 static int
@@ -114,34 +181,16 @@ s_raw_zmq(size_t n, const s_timing_t *t)
         zmq_ctx_term(sctx);
         return 0;
     }
-    static const char *const topics[] = { "all/", NULL };
-    bench_fleet_t fleet = { 0 };
-    bool in_kids = n >= S_FLEET_FROM;
-    void **subs = calloc(in_kids ? 1 : n, sizeof(*subs));
-    bench_counter_t *c = NULL;
-    if (in_kids) {
-        if (bench_fleet_start(&fleet, ep, topics, n, S_PER_PROC, false) < 0) {
-            zmq_close(pub);
-            zmq_ctx_term(pctx);
-            zmq_ctx_term(sctx);
-            free(subs);
-            return 0;
-        }
-        c = fleet.c;
-    } else {
-        c = bench_counters_new(n);
-        for (size_t i = 0; i < n; i++) {
-            subs[i] = zmq_socket(sctx, ZMQ_SUB);
-            zmq_setsockopt(subs[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
-            zmq_setsockopt(subs[i], ZMQ_LINGER, &zero, sizeof(zero));
-            zmq_setsockopt(subs[i], ZMQ_SUBSCRIBE, "all/", 4);
-            zmq_connect(subs[i], ep);
-        }
-    }
     atomic_int stop = 0;
-    pthread_t wt[S_MAX_WORKERS], ft;
-    bench_zworker_t w[S_MAX_WORKERS];
-    size_t nw = in_kids ? 0 : s_workers_start(wt, w, subs, c, n, false, &stop);
+    s_subs_t subs;
+    if (s_subs_open(&subs, sctx, ep, n, false, &stop) < 0) {
+        zmq_close(pub);
+        zmq_ctx_term(pctx);
+        zmq_ctx_term(sctx);
+        return 0;
+    }
+    bench_counter_t *c = subs.c;
+    pthread_t ft;
     bench_flow_t flow = { .send = s_zmq_send, .ctx = pub, .counters = c,
                           .n = n, .window = S_WINDOW, .stop = &stop };
     pthread_create(&ft, NULL, bench_flow_run, &flow);
@@ -152,19 +201,10 @@ s_raw_zmq(size_t n, const s_timing_t *t)
         fprintf(stderr, "raw zmq: subscribers did not join\n");
     atomic_store(&stop, 1);
     pthread_join(ft, NULL);
-    for (size_t i = 0; i < nw; i++)
-        pthread_join(wt[i], NULL);
-    if (in_kids) {
-        bench_fleet_stop(&fleet);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            zmq_close(subs[i]);
-        free(c);
-    }
+    s_subs_close(&subs);
     zmq_close(pub);
     zmq_ctx_term(sctx);
     zmq_ctx_term(pctx);
-    free(subs);
     return rate;
 }
 
@@ -464,36 +504,15 @@ s_parley_raw(size_t n, const s_timing_t *t, const bench_opts_t *o,
         return r;
     void *ctx = zmq_ctx_new();
     zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, 4096);
-    static const char *const topics[] = { "all/", NULL };
-    bench_fleet_t fleet = { 0 };
-    bool in_kids = n >= S_FLEET_FROM;
-    void **subs = calloc(in_kids ? 1 : n, sizeof(*subs));
-    bench_counter_t *c = NULL;
-    int hwm = S_HWM, zero = 0;
-    if (in_kids) {
-        if (bench_fleet_start(&fleet, d.feed, topics, n, S_PER_PROC, true)
-            < 0) {
-            zmq_ctx_term(ctx);
-            free(subs);
-            (void)bench_daemon_stop(&d);
-            return r;
-        }
-        c = fleet.c;
-    } else {
-        c = bench_counters_new(n);
-        for (size_t i = 0; i < n; i++) {
-            subs[i] = zmq_socket(ctx, ZMQ_SUB);
-            zmq_setsockopt(subs[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
-            zmq_setsockopt(subs[i], ZMQ_LINGER, &zero, sizeof(zero));
-            zmq_setsockopt(subs[i], ZMQ_SUBSCRIBE, "all/", 4);
-            zmq_connect(subs[i], d.feed);
-        }
-    }
     atomic_int stop_subs = 0, stop_pubs = 0;
-    pthread_t wt[S_MAX_WORKERS];
-    bench_zworker_t w[S_MAX_WORKERS];
-    size_t nw = in_kids ? 0
-                        : s_workers_start(wt, w, subs, c, n, true, &stop_subs);
+    s_subs_t subs;
+    if (s_subs_open(&subs, ctx, d.feed, n, true, &stop_subs) < 0) {
+        zmq_ctx_term(ctx);
+        (void)bench_daemon_stop(&d);
+        return r;
+    }
+    bench_counter_t *c = subs.c;
+    bool in_kids = subs.in_kids;
     /* Subscriptions reach the XPUB asynchronously; give them a moment
      * (10,000 connections take a few seconds: ZAP handshakes, one loop).
      * Anyone later simply misses the first updates (not a gap). */
@@ -507,19 +526,10 @@ s_parley_raw(size_t n, const s_timing_t *t, const bench_opts_t *o,
     s_pubs_join(&ps, &r);
     bench_sleep_ns(100000000);
     atomic_store(&stop_subs, 1);
-    for (size_t i = 0; i < nw; i++)
-        pthread_join(wt[i], NULL);
     for (size_t i = 0; i < n; i++)
         r.gaps += c[i].gaps;
-    if (in_kids) {
-        bench_fleet_stop(&fleet);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            zmq_close(subs[i]);
-        free(c);
-    }
+    s_subs_close(&subs);
     zmq_ctx_term(ctx);
-    free(subs);
     int st = bench_daemon_stop(&d);
     if (st != 0)
         fprintf(stderr, "parleyd exited with status %d\n", st);

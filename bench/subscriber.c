@@ -44,62 +44,19 @@
 #define S_ROUNDS 2
 #define S_HWM 1000000
 
-typedef struct s_verify_job {
-    const uint8_t *msg, *sig, *pk;
-    size_t len;
-    uint64_t dur_ns;
-    uint64_t count;
-    double cpu_secs;      /* this thread's CPU time in the loop */
-} s_verify_job_t;
-
-static double
-s_thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *
-s_verify_loop(void *arg)
-{
-    s_verify_job_t *j = arg;
-    uint64_t t0 = bench_now_ns(), n = 0;
-    double c0 = s_thread_cpu();
-    while (bench_now_ns() - t0 < j->dur_ns)
-        for (int i = 0; i < 50; i++)
-            n += crypto_sign_verify_detached(j->sig, j->msg, j->len, j->pk) == 0;
-    j->cpu_secs = s_thread_cpu() - c0;
-    j->count = n;
-    return NULL;
-}
-
-/* Lowest CPU microseconds per raw verify seen in any s_raw_verify(). */
+/* Lowest CPU microseconds per raw verify seen in any run of s_raw_verify(). */
 static double s_us_per_verify;
 
-/* Raw verifies per second over `threads` threads (at most 2) for dur_ns. */
+/* bench_raw_verify(), keeping the lowest CPU time per verify. */
 static double
 s_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
              const uint8_t *pk, size_t threads, uint64_t dur_ns)
 {
-    pthread_t tid[2];
-    s_verify_job_t job[2];
-    uint64_t t0 = bench_now_ns(), n = 0;
-    for (size_t i = 0; i < threads; i++) {
-        job[i] = (s_verify_job_t){ .msg = msg, .sig = sig, .pk = pk,
-                                   .len = len, .dur_ns = dur_ns };
-        pthread_create(&tid[i], NULL, s_verify_loop, &job[i]);
-    }
-    double cpu = 0;
-    for (size_t i = 0; i < threads; i++) {
-        pthread_join(tid[i], NULL);
-        n += job[i].count;
-        cpu += job[i].cpu_secs;
-    }
-    double us = n > 0 ? cpu / (double)n * 1e6 : 0;
+    double us = 0;
+    double rate = bench_raw_verify(msg, len, sig, pk, threads, dur_ns, &us);
     if (us > 0 && (s_us_per_verify == 0 || us < s_us_per_verify))
         s_us_per_verify = us;
-    return (double)n / bench_secs(t0, bench_now_ns());
+    return rate;
 }
 
 /* parley_delivery_decode() of one Delivery per second, one thread. */
@@ -115,6 +72,14 @@ s_lib_decode(const uint8_t *dlv, size_t len, uint64_t dur_ns)
             n += parley_delivery_decode(NULL, dlv, len, d) == 0;
     parley_delivery_destroy(&d);
     return (double)n / bench_secs(t0, bench_now_ns());
+}
+
+static double
+s_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------ parley */

@@ -73,11 +73,22 @@ s_lowest_pending(const parley__preverify_t *pv)
     return best;
 }
 
-/* Decode slot s (RUNNING, held by the calling thread). */
+/*
+ * Decode slot s (PENDING) on the calling thread, which holds mu: the slot
+ * is RUNNING meanwhile, and mu is let go for the decoding. A thread that
+ * waits for the result is woken.
+ */
 static void
 s_run(parley__preverify_t *pv, s_slot_t *s)
 {
+    s->state = S_RUNNING;
+    pv->n_pending--;
+    pthread_mutex_unlock(&pv->mu);
     s->rc = parley_delivery_decode(pv->ring, s->data, s->len, &s->d);
+    pthread_mutex_lock(&pv->mu);
+    s->state = S_DONE;
+    if (pv->waiting > 0)
+        pthread_cond_broadcast(&pv->done);
 }
 
 static void *
@@ -86,20 +97,12 @@ s_worker(void *arg)
     parley__preverify_t *pv = arg;
     pthread_mutex_lock(&pv->mu);
     for (;;) {
-        size_t i;
+        size_t i = 0;
         while (!pv->stop && (i = s_lowest_pending(pv)) == pv->cap)
             pthread_cond_wait(&pv->work, &pv->mu);
         if (pv->stop)
             break;
-        s_slot_t *s = &pv->slots[i];
-        s->state = S_RUNNING;
-        pv->n_pending--;
-        pthread_mutex_unlock(&pv->mu);
-        s_run(pv, s);
-        pthread_mutex_lock(&pv->mu);
-        s->state = S_DONE;
-        if (pv->waiting > 0)
-            pthread_cond_broadcast(&pv->done);
+        s_run(pv, &pv->slots[i]);
     }
     pthread_mutex_unlock(&pv->mu);
     return NULL;
@@ -256,15 +259,8 @@ parley__preverify_take(parley__preverify_t *pv, uint64_t seq,
         pthread_mutex_unlock(&pv->mu);
         return 0;
     }
-    if (s->state == S_PENDING) {
-        /* No worker got to it: the caller's thread does it now. */
-        s->state = S_RUNNING;
-        pv->n_pending--;
-        pthread_mutex_unlock(&pv->mu);
-        s_run(pv, s);
-        pthread_mutex_lock(&pv->mu);
-        s->state = S_DONE;
-    }
+    if (s->state == S_PENDING)
+        s_run(pv, s); /* no worker got to it: the caller's thread does */
     pv->waiting++;
     while (s->state == S_RUNNING)
         pthread_cond_wait(&pv->done, &pv->mu);
