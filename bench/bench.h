@@ -339,7 +339,8 @@ void bench_fleet_stop(bench_fleet_t *f);
 
 /*
  * A flow-controlled publisher for the raw and peer fan-out runs: first a
- * join phase (one message per ms until every subscriber has counted one),
+ * join phase (one message per ms, or per probe_ns, until every subscriber
+ * has counted one),
  * then as fast as `send` goes while no subscriber is more than `window`
  * messages behind (so no broker or socket queue ever overflows or grows
  * without bound, and nothing is dropped). `flush` (may be NULL) is called
@@ -352,6 +353,9 @@ typedef struct bench_flow {
     bench_counter_t *counters;
     size_t n;
     size_t window;
+    uint64_t probe_ns;          /* join phase: between probes (0 = 1 ms;
+                                   more for thousands of subscribers, or
+                                   the probes starve their connecting) */
     atomic_int *stop;
     atomic_int ready;           /* 1 after the join phase, -1 if it failed */
     uint64_t sent;

@@ -1063,8 +1063,10 @@ bench_flow_run(void *arg)
 {
     bench_flow_t *f = arg;
     /* Join phase: subscriptions travel asynchronously, so probe until
-     * every subscriber has seen a message (or 20 s pass). */
-    uint64_t deadline = bench_now_ns() + 20000000000ull;
+     * every subscriber has seen a message (or 60 s pass: 10,000
+     * connections arriving at once overflow the listen backlog, and the
+     * kernel's SYN retries take their time). */
+    uint64_t deadline = bench_now_ns() + 60000000000ull;
     while (bench_counters_min(f->counters, f->n) == 0) {
         if (atomic_load(f->stop) || bench_now_ns() > deadline) {
             atomic_store(&f->ready, -1);
@@ -1077,7 +1079,7 @@ bench_flow_run(void *arg)
         f->sent++;
         if (f->flush != NULL)
             f->flush(f->ctx);
-        bench_sleep_ns(1000000);
+        bench_sleep_ns(f->probe_ns > 0 ? f->probe_ns : 1000000);
     }
     /* Let the probes land, then count from here: messages sent before a
      * late subscriber joined never reach it, so track progress since. */

@@ -106,14 +106,19 @@ static int
 s_subs_open(s_subs_t *s, void *ctx, const char *ep, size_t n, bool parse_seq,
             atomic_int *stop)
 {
+    /* parleyd's subscribers also hear its heartbeats (counted apart), so
+     * the run can wait until every one is in place. */
     static const char *const topics[] = { "all/", NULL };
+    static const char *const parley_topics[] = { "all/", "sys/heartbeat/",
+                                                 NULL };
     int hwm = S_HWM, zero = 0;
     memset(s, 0, sizeof(*s));
     s->n = n;
     s->in_kids = n >= S_FLEET_FROM;
     if (s->in_kids) {
-        int rc = bench_fleet_start(&s->fleet, ep, topics, n, S_PER_PROC,
-                                   parse_seq);
+        int rc = bench_fleet_start(&s->fleet, ep,
+                                   parse_seq ? parley_topics : topics, n,
+                                   S_PER_PROC, parse_seq);
         s->c = s->fleet.c;
         return rc;
     }
@@ -129,6 +134,8 @@ s_subs_open(s_subs_t *s, void *ctx, const char *ep, size_t n, bool parse_seq,
         zmq_setsockopt(s->socks[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
         zmq_setsockopt(s->socks[i], ZMQ_LINGER, &zero, sizeof(zero));
         zmq_setsockopt(s->socks[i], ZMQ_SUBSCRIBE, "all/", 4);
+        if (parse_seq)
+            zmq_setsockopt(s->socks[i], ZMQ_SUBSCRIBE, "sys/heartbeat/", 14);
         zmq_connect(s->socks[i], ep);
     }
     s->nw = s_workers_start(s->wt, s->w, s->socks, s->c, n, parse_seq, stop);
@@ -192,7 +199,8 @@ s_raw_zmq(size_t n, const s_timing_t *t)
     bench_counter_t *c = subs.c;
     pthread_t ft;
     bench_flow_t flow = { .send = s_zmq_send, .ctx = pub, .counters = c,
-                          .n = n, .window = S_WINDOW, .stop = &stop };
+                          .n = n, .window = S_WINDOW, .stop = &stop,
+                          .probe_ns = n >= S_FLEET_FROM ? n * 10000ull : 0 };
     pthread_create(&ft, NULL, bench_flow_run, &flow);
     double rate = 0;
     if (s_flow_wait(&flow) == 0)
@@ -513,10 +521,23 @@ s_parley_raw(size_t n, const s_timing_t *t, const bench_opts_t *o,
     }
     bench_counter_t *c = subs.c;
     bool in_kids = subs.in_kids;
-    /* Subscriptions reach the XPUB asynchronously; give them a moment
-     * (10,000 connections take a few seconds: ZAP handshakes, one loop).
-     * Anyone later simply misses the first updates (not a gap). */
-    bench_sleep_ns(in_kids ? 300000000ull * (n / 1000 + 1) : 300000000ull);
+    /* Subscriptions reach the XPUB asynchronously: wait until every
+     * subscriber has heard a heartbeat (up to 60 s; 10,000 connections
+     * take a while). Then a second more before the publishers connect:
+     * parleyd renews its ZAP handler once connections have paused, and a
+     * publisher whose handshake meets the renewal waits for
+     * handshake_timeout (5 s) before it tries again, which would stall
+     * ingest for most of the measurement. */
+    uint64_t tj = bench_now_ns();
+    while (bench_secs(tj, bench_now_ns()) < 60) {
+        size_t heard = 0;
+        for (size_t i = 0; i < n; i++)
+            heard += atomic_load(&c[i].other) > 0;
+        if (heard == n)
+            break;
+        bench_sleep_ns(10000000);
+    }
+    bench_sleep_ns(in_kids ? 1000000000ull : 300000000ull);
     s_pubset_t ps;
     s_pubs_start(&ps, &d, keys, envs, &stop_pubs);
     if (bench_counters_wait_all(c, n, 10000) < 0)
