@@ -22,7 +22,7 @@ set -u
 
 BUILD=${1:-build}
 QUICK=${QUICK:-0}
-ONLY=${BENCH_ONLY:-ingest fanout latency memory recovery hostile gateway tlog}
+ONLY=${BENCH_ONLY:-ingest fanout subscriber latency memory recovery hostile gateway tlog}
 JOBS=${JOBS:-2}
 
 if [ ! -d "$BUILD" ]; then
