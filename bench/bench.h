@@ -165,6 +165,13 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
+/*
+ * Pick two distinct free loopback ports for d's api and feed and write
+ * their endpoints into d (api, feed, api_port, feed_port). Returns 0 or
+ * -EADDRINUSE.
+ */
+int bench_daemon_ports(bench_daemon_t *d);
+
 /* The same with more config lines (extra, may be NULL) appended; a
  * max_connections line there replaces the 2048 above. */
 int bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd,
@@ -244,6 +251,8 @@ typedef struct bench_pubber {
     const parley_key_t *key;
     const bench_envs_t *envs;
     size_t window;
+    int timeout_ms;           /* per request (parley_pub_options_t); 0:
+                                 the library's default */
     atomic_int *stop;
     /* results */
     atomic_uint_fast64_t acked;

@@ -492,6 +492,18 @@ s_daemon_spawn(bench_daemon_t *d, const char *parleyd, int wait_ms)
 }
 
 int
+bench_daemon_ports(bench_daemon_t *d)
+{
+    d->api_port = bench_free_port();
+    d->feed_port = bench_free_port();
+    if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+        return -EADDRINUSE;
+    snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
+    snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
+    return 0;
+}
+
+int
 bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
                    bool fsync, int wait_ms)
 {
@@ -510,12 +522,8 @@ bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd, const char *dir,
         return -errno;
     /* A port can be taken between choosing and binding: retry a few times. */
     for (int attempt = 0; attempt < 3; attempt++) {
-        d->api_port = bench_free_port();
-        d->feed_port = bench_free_port();
-        if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+        if (bench_daemon_ports(d) < 0)
             continue;
-        snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
-        snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
         char conf[4 * BENCH_PATH_MAX], conf_path[BENCH_PATH_MAX + 32];
         snprintf(conf, sizeof(conf),
                  "# written by the parley benchmarks\n"
@@ -753,7 +761,10 @@ void *
 bench_pubber_run(void *arg)
 {
     bench_pubber_t *p = arg;
-    parley_pub_t *pub = bench_pub_new(p->api, p->key);
+    parley_pub_options_t o = PARLEY_PUB_OPTIONS_INIT;
+    o.server = p->api;
+    o.timeout_ms = p->timeout_ms;
+    parley_pub_t *pub = parley_pub_new(p->key, &o);
     if (pub == NULL) {
         p->first_error = -errno;
         p->done_ns = bench_now_ns();
@@ -779,7 +790,9 @@ bench_pubber_run(void *arg)
         if (inflight == 0)
             break;
         uint64_t rid, seq;
-        int rc = parley_pub_recv(pub, 10000, &rid, &seq);
+        int rc = parley_pub_recv(pub, p->timeout_ms > 10000 ? p->timeout_ms
+                                                            : 10000,
+                                 &rid, &seq);
         if (rc == PARLEY_DUPLICATE)
             rc = 0;
         if (rc == -EAGAIN)
