@@ -20,7 +20,9 @@
  *   5. lost: the api connection closed or no heartbeat for
  *      heartbeat_misses intervals (PARLEY_EVENT_DISCONNECTED): back to
  *      step 1 with the next endpoint of the list (the same one if it is
- *      alone), on the same sockets.
+ *      alone), on the same sockets (so the descriptors of
+ *      parley_sub_fds() stay; parley__zmq_move() drops the old
+ *      connection without tearing a message libzmq holds partly read).
  *
  * The bookkeeping (merge.c) is plain data so it can be unit tested;
  * parley_sub_next() drives it with the sockets.
@@ -210,10 +212,12 @@ s_feed_connect(parley_sub_t *self, const char *ep)
 {
     if (strcmp(self->feed_ep, ep) == 0)
         return 0; /* libzmq reconnects to it by itself */
-    if (zmq_connect(self->feed, ep) != 0)
-        return -errno;
-    if (self->feed_ep[0] != '\0')
-        zmq_disconnect(self->feed, self->feed_ep);
+    /* The old daemon may still be streaming, a message of it read ahead
+     * by zmq_poll(): the move reads that one whole before the old
+     * connection goes. What it drops is a gap the replay fills. */
+    int rc = parley__zmq_move(self->feed, self->feed_ep, ep);
+    if (rc < 0)
+        return rc;
     snprintf(self->feed_ep, sizeof(self->feed_ep), "%s", ep);
     return 0;
 }

@@ -227,6 +227,33 @@ parley__wire_server(const parley__wire_t *w)
 }
 
 int
+parley__zmq_move(void *sock, const char *from, const char *to)
+{
+    /* A message libzmq holds partly read: the caller's own (not here:
+     * every reader of the library reads whole messages), or one whose
+     * first frame zmq_poll() read ahead (a SUB socket does, to apply its
+     * subscriptions). If its connection goes now, the next read of the
+     * rest asserts in libzmq. So one message is read to its end first;
+     * it is of the old connection (the only one), whose queue the
+     * disconnect discards anyway. */
+    if (from != NULL && from[0] != '\0') {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0)
+            while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, sock, 0) >= 0) {
+            }
+        zmq_msg_close(&msg);
+    }
+    /* The new endpoint first, so that a failure leaves the old
+     * connection in place; then the old one goes, with its queue. */
+    if (zmq_connect(sock, to) != 0)
+        return -errno;
+    if (from != NULL && from[0] != '\0')
+        zmq_disconnect(sock, from);
+    return 0;
+}
+
+int
 parley__wire_switch(parley__wire_t *w, const char *server)
 {
     if (strcmp(w->server, server) == 0)
@@ -234,14 +261,11 @@ parley__wire_switch(parley__wire_t *w, const char *server)
     char *copy = strdup(server);
     if (copy == NULL)
         return -ENOMEM;
-    /* The new endpoint is connected first, so that a failure leaves the
-     * old connection in place; then the old one goes, with its queue. */
-    if (zmq_connect(w->sock, server) != 0) {
-        int err = -errno;
+    int rc = parley__zmq_move(w->sock, w->server, server);
+    if (rc < 0) {
         free(copy);
-        return err;
+        return rc;
     }
-    zmq_disconnect(w->sock, w->server);
     free(w->server);
     w->server = copy;
     parley__wire_handshake(w); /* read what the old connection reported */
