@@ -18,7 +18,8 @@ FUZZ_SECONDS ?= 600
 # Debian packages the build and the tests need.
 PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
-           libjansson-dev libcmocka-dev libsystemd-dev curl
+           libjansson-dev libcmocka-dev libsystemd-dev curl \
+           libnats-dev nats-server
 
 .PHONY: all run test build asan fuzz deps bench install deb clean
 
