@@ -84,7 +84,11 @@ s_add_stream(jsCtx *js, const char *name, const char *subject, int replicas)
     jsStreamInfo_Destroy(si);
 }
 
-/* Publish, retrying while the cluster elects a leader; returns the seq. */
+/*
+ * Publish, retrying while the cluster elects a leader; returns the seq. A
+ * try that timed out may be stored later: the msg id (the text) makes the
+ * retries duplicates of it, never a second message.
+ */
 static uint64_t
 s_publish(jsCtx *js, const char *subject, const char *text, int within_ms)
 {
@@ -93,6 +97,7 @@ s_publish(jsCtx *js, const char *subject, const char *text, int within_ms)
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MaxWait = 1000;
+        po.MsgId = text;
         jsPubAck *pa = NULL;
         jsErrCode jerr = 0;
         natsStatus s =
