@@ -416,9 +416,11 @@ ph_nats_start(ph_nats_cluster_t *c, const ph_nats_opts_t *opts)
         snprintf(nd->name, sizeof(nd->name), "n%d", i + 1);
         if (ph_path(nd->dir, sizeof(nd->dir), c->dir, nd->name) != 0)
             return -ENAMETOOLONG;
-        snprintf(nd->conf, sizeof(nd->conf), "%s/nats.conf", nd->dir);
-        snprintf(nd->log, sizeof(nd->log), "%s/nats.log", nd->dir);
-        snprintf(nd->store, sizeof(nd->store), "%s/store", nd->dir);
+        char d[PH_NATS_PATH_MAX]; /* a copy: the fields share c */
+        memcpy(d, nd->dir, sizeof(d));
+        snprintf(nd->conf, sizeof(nd->conf), "%s/nats.conf", d);
+        snprintf(nd->log, sizeof(nd->log), "%s/nats.log", d);
+        snprintf(nd->store, sizeof(nd->store), "%s/store", d);
         if (mkdir(nd->dir, 0700) != 0 && errno != EEXIST)
             return -errno;
     }
