@@ -160,6 +160,9 @@ struct pd_backbone {
     int64_t submit_failed_ms;
     bool probe_quorum;          /* last probe: leader and a quorum */
     bool stream_missing;
+    bool diverged;              /* final: see PD_BACKBONE_DIVERGED */
+    int short_probes;           /* probes in a row: stream shorter */
+    int64_t created;            /* the stream's creation time (ns) */
     bool catching;
     uint64_t stream_last;
     bool stream_last_known;     /* since the last (re)connect */
@@ -222,6 +225,8 @@ pd_backbone_health_name(pd_backbone_health_t h)
         return "no_quorum";
     case PD_BACKBONE_NO_STREAM:
         return "no_stream";
+    case PD_BACKBONE_DIVERGED:
+        return "diverged";
     }
     return "unknown";
 }
@@ -529,6 +534,8 @@ s_health_locked(const pd_backbone_t *self)
         return PD_BACKBONE_DISCONNECTED;
     if (self->stream_missing)
         return PD_BACKBONE_NO_STREAM;
+    if (self->diverged)
+        return PD_BACKBONE_DIVERGED;
     if (self->submit_failed || !self->probe_quorum)
         return PD_BACKBONE_NO_QUORUM;
     return PD_BACKBONE_OK;
@@ -1116,6 +1123,7 @@ s_stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
             char diffs[1024];
             int n = s_stream_compare(self, si->Config, diffs, sizeof(diffs));
             uint64_t last_seq = si->State.LastSeq;
+            int64_t created = si->Created;
             jsStreamInfo_Destroy(si);
             if (n > 0) {
                 s_err(errbuf, errlen,
@@ -1127,6 +1135,7 @@ s_stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
                 return -EEXIST;
             }
             self->stream_last = last_seq;
+            self->created = created;
             return 0;
         }
         if (jerr == JSStreamNotFoundErr) {
@@ -1286,20 +1295,27 @@ s_follow_unsubscribe(pd_backbone_t *self)
 static void
 s_probe(pd_backbone_t *self)
 {
+    /* What this node had before asking: the answer covers at least that
+     * (records come from the leader's store, which only grows). */
+    pthread_mutex_lock(&self->mu);
+    uint64_t held = self->following ? self->follow_next - 1 : 0;
+    pthread_mutex_unlock(&self->mu);
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetStreamInfo(&si, self->js, self->stream, NULL, &jerr);
     char leader[64] = "";
-    bool quorum = false;
+    bool quorum = false, led = false, remade = false;
     uint64_t last = 0;
     int current = 0;
     if (s == NATS_OK) {
         last = si->State.LastSeq;
+        remade = si->Created != self->created;
         if (si->Cluster == NULL) {
-            quorum = true; /* a single server: it is the stream */
+            quorum = led = true; /* a single server: it is the stream */
         } else if (si->Cluster->Leader != NULL
                    && si->Cluster->Leader[0] != '\0') {
             snprintf(leader, sizeof(leader), "%s", si->Cluster->Leader);
+            led = true;
             current = 1;
             for (int i = 0; i < si->Cluster->ReplicasLen; i++) {
                 const jsPeerInfo *p = si->Cluster->Replicas[i];
@@ -1317,13 +1333,36 @@ s_probe(pd_backbone_t *self)
     if (s != NATS_OK)
         self->n_probes_failed++;
     self->stream_missing = jerr == JSStreamNotFoundErr;
+    /* Shorter than what we hold: only a leader's answer counts, and only
+     * three in a row (a new leader may still be applying its log). */
+    if (s == NATS_OK && led && last < held)
+        self->short_probes++;
+    else if (s == NATS_OK)
+        self->short_probes = 0;
+    if (s == NATS_OK && !self->diverged
+        && (remade || self->short_probes >= 3)) {
+        self->diverged = true;
+        if (remade)
+            s_detail_locked(self,
+                            "stream %s was made again (another creation "
+                            "time): its seqs are not this node's",
+                            self->stream);
+        else
+            s_detail_locked(self,
+                            "stream %s ends at seq %" PRIu64 " but this "
+                            "node has followed it to seq %" PRIu64
+                            ": the stream lost records",
+                            self->stream, last, held);
+    }
     if (s == NATS_OK) {
         if (last > self->stream_last)
             self->stream_last = last;
         if (self->conn_up)
             self->stream_last_known = true;
         snprintf(self->leader, sizeof(self->leader), "%s", leader);
-        if (!quorum && leader[0] == '\0')
+        if (self->diverged)
+            ; /* keep saying why: it is final */
+        else if (!quorum && leader[0] == '\0')
             s_detail_locked(self, "stream %s has no leader", self->stream);
         else if (!quorum)
             s_detail_locked(self,
@@ -1713,6 +1752,7 @@ pd_backbone_submit(pd_backbone_t *self, const pd_backbone_submit_t *in)
         return -EMSGSIZE;
     pthread_mutex_lock(&self->mu);
     int rc = self->closing                           ? -ESHUTDOWN
+             : self->diverged                        ? -ESTALE
              : self->inflight >= self->max_inflight ? -EAGAIN
                                                      : 0;
     if (rc == 0)
@@ -1781,6 +1821,7 @@ pd_backbone_follow(pd_backbone_t *self, uint64_t from)
         pthread_mutex_unlock(&self->mu);
         return -EALREADY;
     }
+
     self->following = true;
     self->follow_next = from;
     self->handed = from - 1;

@@ -155,7 +155,8 @@ typedef struct pd_backbone_submit {
  *
  * Returns:   0, -EAGAIN (max_inflight submits pending: try again after a
  *            completion), -EMSGSIZE (len over max_message_bytes), -EINVAL,
- *            -ENOMEM, or -ESHUTDOWN (closing).
+ *            -ENOMEM, -ESTALE (health is PD_BACKBONE_DIVERGED), or
+ *            -ESHUTDOWN (closing).
  */
 int pd_backbone_submit(pd_backbone_t *bb, const pd_backbone_submit_t *s);
 
@@ -169,6 +170,9 @@ int pd_backbone_submit(pd_backbone_t *bb, const pd_backbone_submit_t *s);
  * (retention) are skipped: the next event's seq then jumps.
  * catching_up is true until the follower has handed over the stream's
  * last record as known then.
+ *
+ * If the stream ends before from - 1 (the node holds records the stream
+ * does not), health becomes PD_BACKBONE_DIVERGED within a few seconds.
  *
  * Returns:   0, -EINVAL (from 0), or -EALREADY.
  */
@@ -210,6 +214,12 @@ typedef enum {
     PD_BACKBONE_NO_QUORUM,       /* connected, but the stream has no leader
                                     or submits time out */
     PD_BACKBONE_NO_STREAM,       /* the stream was deleted under us */
+    PD_BACKBONE_DIVERGED,        /* the stream was made again, or ends
+                                    below what this node has followed (3
+                                    probes in a row, each from a leader):
+                                    it lost records (a majority of its
+                                    servers lost what they had not
+                                    synced). Final: submits are refused */
 } pd_backbone_health_t;
 
 /* One event. Pointers stay valid until the next pd_backbone_next(). */
@@ -272,7 +282,7 @@ typedef struct pd_backbone_status {
 /* A copy of the current status. Threads: any thread. */
 void pd_backbone_status(pd_backbone_t *bb, pd_backbone_status_t *out);
 
-/* "ok", "disconnected", "no_quorum", "no_stream". */
+/* "ok", "disconnected", "no_quorum", "no_stream", "diverged". */
 const char *pd_backbone_health_name(pd_backbone_health_t h);
 
 /* "stored", "conflict", "unavailable", "refused". */

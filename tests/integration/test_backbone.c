@@ -18,6 +18,8 @@
  *     expect_last is a conflict naming the subject's last seq;
  *   - a loop that does not drain: the follower pauses at its limit, then
  *     hands over every record once, in order, when the loop reads again;
+ *   - the stream deleted under a client: health no_stream; made again:
+ *     diverged (final), and submits are refused;
  *   - no server: open gives up after its timeout.
  *
  * TLS (one server that requires client certificates; certificates made
@@ -78,6 +80,8 @@ typedef struct s_sink {
     bool dup[S_DONE_MAX];
     uint64_t seq[S_DONE_MAX];
     int64_t done_ms[S_DONE_MAX];
+    uint64_t done_batch[S_DONE_MAX]; /* which s_drain() call took it */
+    uint64_t batches;
     size_t n_done;
     /* records in arrival order */
     uint64_t rec_seq[S_RECS_MAX];
@@ -118,6 +122,7 @@ s_drain(s_sink_t *k)
 {
     int n = 0;
     pd_backbone_event_t ev;
+    k->batches++;
     while (pd_backbone_next(k->bb, &ev) == 1) {
         n++;
         switch (ev.kind) {
@@ -129,6 +134,7 @@ s_drain(s_sink_t *k)
             k->dup[ev.token] = ev.duplicate;
             k->seq[ev.token] = ev.seq;
             k->done_ms[ev.token] = parley__mono_ms();
+            k->done_batch[ev.token] = k->batches;
             k->n_done++;
             break;
         case PD_BACKBONE_EV_RECORD:
@@ -293,6 +299,8 @@ s_assert_consecutive(const s_sink_t *k, uint64_t first)
             fail_msg("record %zu has seq %" PRIu64 ", expected %" PRIu64, i,
                      k->rec_seq[i], first + i);
 }
+
+static bool s_has_health(void *arg);
 
 /* ------------------------------------------------------------ options */
 
@@ -634,6 +642,42 @@ test_slow_loop(void **state)
             st.pauses, st.subscribes);
     assert_true(st.pauses >= 1);
     assert_true(st.subscribes >= 2);
+    s_sink_free(k);
+}
+
+static void
+test_stream_remade(void **state)
+{
+    (void)state;
+    pd_backbone_opts_t o;
+    s_opts(&o, s_one.urls, "GONE", 1);
+    s_sink_t *k = s_sink_new(s_open(&o));
+    assert_int_equal(pd_backbone_follow(k->bb, 1), 0);
+    uint8_t a[PARLEY_PUBLICKEY_BYTES];
+    s_signer(a, 10);
+    s_submit(k, 0, a, 1, 0, "one");
+    s_submit(k, 1, a, 2, 1, "two");
+    s_wait_counts(k, 2, 2);
+
+    natsConnection *nc;
+    jsCtx *js;
+    s_raw(s_one.node[0].url, &nc, &js);
+    jsErrCode jerr = 0;
+    assert_int_equal(js_DeleteStream(js, "GONE", NULL, &jerr), NATS_OK);
+    k->health = PD_BACKBONE_NO_STREAM;
+    assert_true(s_pump_until(&k, 1, s_has_health, k, S_WAIT_MS));
+    /* Made again (empty, a new creation time): never the same seqs. */
+    pd_backbone_t *other = s_open(&o);
+    pd_backbone_close(&other);
+    k->health = PD_BACKBONE_DIVERGED;
+    assert_true(s_pump_until(&k, 1, s_has_health, k, S_WAIT_MS));
+    pd_backbone_submit_t sub = { .token = 2, .signer = a, .signer_seq = 3,
+                                 .expect_last = 2, .data = "x", .len = 1 };
+    assert_int_equal(pd_backbone_submit(k->bb, &sub), -ESTALE);
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_non_null(strstr(st.detail, "made again"));
+    s_raw_close(nc, js);
     s_sink_free(k);
 }
 
@@ -1028,13 +1072,18 @@ test_quorum_loss_three(void **state)
      * reconnect if the client was on a killed server). */
     int64_t t0 = parley__mono_ms();
     s_submit(k, 1, a, 2, 1, "during the outage");
-    s_wait_counts(k, 2, 1);
+    s_submit(k, 99, a, 3, 1, "queued behind it");
+    s_wait_counts(k, 3, 1);
     int64_t took = k->done_ms[1] - t0;
     fprintf(stderr, "[test] submit without quorum: %s after %" PRId64
                     " ms\n",
             pd_backbone_result_name(k->result[1]), took);
     assert_int_equal(k->result[1], PD_BACKBONE_UNAVAILABLE);
     assert_true(took < 3 * (int64_t)o.publish_timeout_ms + 3000);
+    /* The one queued behind it on the same signer ends with it, without
+     * a timeout of its own. */
+    assert_int_equal(k->result[99], PD_BACKBONE_UNAVAILABLE);
+    assert_int_equal(k->done_batch[99], k->done_batch[1]);
     k->health = PD_BACKBONE_NO_QUORUM;
     assert_true(s_pump_until(&k, 1, s_has_health, k, S_WAIT_MS));
 
@@ -1042,7 +1091,7 @@ test_quorum_loss_three(void **state)
     for (int i = 0; i < 3; i++)
         if (i != leader)
             assert_int_equal(ph_nats_restart(&s_three, i), 0);
-    uint64_t token = 2, stored_seq = 0;
+    uint64_t token = 2, stored_seq = 0; /* 99 is taken: tokens stay < 99 */
     int64_t deadline = parley__mono_ms() + 30000;
     while (stored_seq == 0 && parley__mono_ms() < deadline) {
         /* The outage's update may have been stored after all: resend it
@@ -1106,6 +1155,7 @@ main(void)
         cmocka_unit_test(test_stream_create_and_refuse),
         cmocka_unit_test(test_roundtrip_one),
         cmocka_unit_test(test_slow_loop),
+        cmocka_unit_test(test_stream_remade),
         cmocka_unit_test(test_no_server),
     };
     const struct CMUnitTest tls[] = {
