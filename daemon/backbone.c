@@ -1222,13 +1222,14 @@ s_submit_main(void *arg)
     return NULL;
 }
 
-/* Subscribe the follower from follow_next (control thread). */
-static void
+/* Subscribe the follower from follow_next (control thread). Returns
+ * whether it is subscribed. */
+static bool
 s_follow_subscribe(pd_backbone_t *self)
 {
     s_fctx_t *fc = calloc(1, sizeof(*fc));
     if (fc == NULL)
-        return;
+        return false;
     pthread_mutex_lock(&self->mu);
     fc->bb = self;
     fc->gen = ++self->fgen;
@@ -1261,7 +1262,7 @@ s_follow_subscribe(pd_backbone_t *self)
         self->subscribed_ms = s_mono_ms();
         self->last_record_ms = self->subscribed_ms;
         pthread_mutex_unlock(&self->mu);
-        return;
+        return true;
     }
     pthread_mutex_unlock(&self->mu);
     if (sub != NULL) {
@@ -1272,9 +1273,10 @@ s_follow_subscribe(pd_backbone_t *self)
         self->fgen++;
         pthread_mutex_unlock(&self->mu);
         /* Its handler may still run with fc: leak fc rather than risk it. */
-        return;
+        return false;
     }
     free(fc);
+    return false;
 }
 
 /* End the follower's subscription (control thread or close). */
@@ -1394,13 +1396,14 @@ s_ctl_main(void *arg)
 {
     pd_backbone_t *self = arg;
     int64_t next_probe = s_mono_ms() + S_PROBE_MS;
+    int64_t sub_after = 0; /* after a failed subscribe: not before then */
     pthread_mutex_lock(&self->mu);
     while (!self->closing) {
         int64_t now = s_mono_ms();
         bool unsub = self->fsub != NULL
                      && (self->fsub_gen != self->fgen || self->paused);
         bool sub = !unsub && self->fsub == NULL && self->following
-                   && !self->paused && self->conn_up;
+                   && !self->paused && self->conn_up && now >= sub_after;
         bool probe = self->probe_now || now >= next_probe;
         if (!unsub && !sub && !probe) {
             struct timespec ts;
@@ -1419,8 +1422,8 @@ s_ctl_main(void *arg)
         pthread_mutex_unlock(&self->mu);
         if (unsub)
             s_follow_unsubscribe(self);
-        if (sub)
-            s_follow_subscribe(self);
+        if (sub && !s_follow_subscribe(self))
+            sub_after = s_mono_ms() + S_PROBE_MS;
         bool conn_up = true;
         if (probe) {
             pthread_mutex_lock(&self->mu);
@@ -1434,7 +1437,8 @@ s_ctl_main(void *arg)
         /* Behind the stream, nothing queued, nothing arriving: the
          * consumer is gone (its server died); start a new one. */
         now = s_mono_ms();
-        if (self->fsub != NULL && !self->paused && self->stream_last_known
+        if (self->fsub != NULL && !self->paused && !self->diverged
+            && self->stream_last_known
             && self->stream_last >= self->follow_next && self->rec_n == 0
             && now - self->last_record_ms > S_STALL_MS
             && now - self->subscribed_ms > S_STALL_MS) {

@@ -117,7 +117,11 @@ int ph_nats_node_by_name(const ph_nats_cluster_t *c, const char *name);
  */
 int ph_nats_kill9(ph_nats_cluster_t *c, int i);
 
-/* SIGSTOP node i: it keeps its sockets but answers nothing. 0 or -ESRCH. */
+/*
+ * SIGSTOP node i: it keeps its sockets but answers nothing. Returns once
+ * every thread of the process is stopped: 0, -ESRCH, or -ETIMEDOUT (not
+ * stopped within 2 s).
+ */
 int ph_nats_sigstop(ph_nats_cluster_t *c, int i);
 
 /* SIGCONT a node stopped by ph_nats_sigstop(). 0 or -ESRCH. */
