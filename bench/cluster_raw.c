@@ -309,25 +309,8 @@ main(int argc, char **argv)
         rc = s_connect(&urls[0], 1, &nc1, &js1);
     if (rc == 0)
         rc = s_connect(&urls[2], 1, &nc3, &js3);
-    if (rc == 0) {
-        jsStreamConfig sc;
-        jsStreamConfig_Init(&sc);
-        const char *subj = "raw.>";
-        sc.Name = "RAW";
-        sc.Subjects = &subj;
-        sc.SubjectsLen = 1;
-        sc.Storage = js_FileStorage;
-        sc.Replicas = 3;
-        jsErrCode jerr = 0;
-        natsStatus s = NATS_ERR;
-        for (int i = 0; i < 100 && s != NATS_OK; i++)
-            if ((s = js_AddStream(NULL, js, &sc, NULL, &jerr)) != NATS_OK)
-                nats_Sleep(100);
-        if (s != NATS_OK) {
-            fprintf(stderr, "add stream: %s\n", nats_GetLastError(NULL));
-            rc = -EIO;
-        }
-    }
+    if (rc == 0)
+        rc = ph_nats_add_stream(&c, "RAW", "raw.>", 3, false, 20000);
     /* Warm up: connections, the stream's leader, the file store. */
     if (rc == 0)
         rc = s_async_run(js, &c, 2000, false, "warm",

@@ -25,8 +25,9 @@
  */
 #include "backbone.h"
 
+#include "wire.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <nats/nats.h>
 #include <pthread.h>
@@ -181,14 +182,6 @@ struct pd_backbone {
 };
 
 /* ============================================================ helpers */
-
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 s_err(char *buf, size_t cap, const char *fmt, ...)
@@ -814,7 +807,7 @@ s_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
             if (!self->submit_failed)
                 s_detail_locked(self, "stream %s: %s", self->stream, detail);
             self->submit_failed = true;
-            self->submit_failed_ms = s_mono_ms();
+            self->submit_failed_ms = parley__mono_ms();
             self->probe_now = true;
             pthread_cond_signal(&self->cv_ctl);
         }
@@ -870,7 +863,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         self->rec_n++;
         self->rec_bytes += r->len;
         self->follow_next = r->seq + 1;
-        self->last_record_ms = s_mono_ms();
+        self->last_record_ms = parley__mono_ms();
         if (r->seq + r->pending > self->stream_last)
             self->stream_last = r->seq + r->pending;
         self->stream_last_known = true;
@@ -1167,7 +1160,7 @@ s_stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
         }
         snprintf(lastbuf, sizeof(lastbuf), "%s", s_nats_text(s));
         last = lastbuf;
-        if (s_mono_ms() + S_RETRY_MS >= deadline)
+        if (parley__mono_ms() + S_RETRY_MS >= deadline)
             break;
         nats_Sleep(S_RETRY_MS);
     }
@@ -1259,7 +1252,7 @@ s_follow_subscribe(pd_backbone_t *self)
         self->fsub_gen = fc->gen;
         self->subs_alive++;
         self->n_subscribes++;
-        self->subscribed_ms = s_mono_ms();
+        self->subscribed_ms = parley__mono_ms();
         self->last_record_ms = self->subscribed_ms;
         pthread_mutex_unlock(&self->mu);
         return true;
@@ -1375,7 +1368,7 @@ s_probe(pd_backbone_t *self)
          * fresh one outweighs it (a leader that lost its followers still
          * reports itself for a few seconds). */
         if (quorum && self->submit_failed
-            && s_mono_ms() - self->submit_failed_ms > S_FAIL_HOLD_MS) {
+            && parley__mono_ms() - self->submit_failed_ms > S_FAIL_HOLD_MS) {
             self->submit_failed = false;
         }
     } else if (self->stream_missing) {
@@ -1395,11 +1388,11 @@ static void *
 s_ctl_main(void *arg)
 {
     pd_backbone_t *self = arg;
-    int64_t next_probe = s_mono_ms() + S_PROBE_MS;
+    int64_t next_probe = parley__mono_ms() + S_PROBE_MS;
     int64_t sub_after = 0; /* after a failed subscribe: not before then */
     pthread_mutex_lock(&self->mu);
     while (!self->closing) {
-        int64_t now = s_mono_ms();
+        int64_t now = parley__mono_ms();
         bool unsub = self->fsub != NULL
                      && (self->fsub_gen != self->fgen || self->paused);
         bool sub = !unsub && self->fsub == NULL && self->following
@@ -1423,7 +1416,7 @@ s_ctl_main(void *arg)
         if (unsub)
             s_follow_unsubscribe(self);
         if (sub && !s_follow_subscribe(self))
-            sub_after = s_mono_ms() + S_PROBE_MS;
+            sub_after = parley__mono_ms() + S_PROBE_MS;
         bool conn_up = true;
         if (probe) {
             pthread_mutex_lock(&self->mu);
@@ -1431,12 +1424,12 @@ s_ctl_main(void *arg)
             pthread_mutex_unlock(&self->mu);
             if (conn_up)
                 s_probe(self);
-            next_probe = s_mono_ms() + S_PROBE_MS;
+            next_probe = parley__mono_ms() + S_PROBE_MS;
         }
         pthread_mutex_lock(&self->mu);
         /* Behind the stream, nothing queued, nothing arriving: the
          * consumer is gone (its server died); start a new one. */
-        now = s_mono_ms();
+        now = parley__mono_ms();
         if (self->fsub != NULL && !self->paused && !self->diverged
             && self->stream_last_known
             && self->stream_last >= self->follow_next && self->rec_n == 0
@@ -1519,7 +1512,7 @@ s_connect(pd_backbone_t *self, int64_t deadline, char *errbuf, size_t errlen)
                   why);
             return -EACCES;
         }
-        if (s_mono_ms() + S_RETRY_MS >= deadline) {
+        if (parley__mono_ms() + S_RETRY_MS >= deadline) {
             s_err(errbuf, errlen, "backbone: no NATS server answers: %s", why);
             return -ETIMEDOUT;
         }
@@ -1531,7 +1524,7 @@ pd_backbone_t *
 pd_backbone_open(const pd_backbone_opts_t *o, char *errbuf, size_t errlen,
                  int *err)
 {
-    int64_t deadline = s_mono_ms() + (o->open_timeout_ms > 0
+    int64_t deadline = parley__mono_ms() + (o->open_timeout_ms > 0
                                           ? o->open_timeout_ms
                                           : 10000);
     int rc = pd_backbone_opts_check(o, errbuf, errlen);

@@ -14,17 +14,13 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <nats/nats.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -155,7 +151,7 @@ s_write_conf(const ph_nats_cluster_t *c, int i)
 
 /* ------------------------------------------------------------ processes */
 
-/* Fork and exec nats-server -c CONF with output appended to the log. */
+/* Start nats-server -c CONF with its output appended to the log. */
 static int
 s_spawn(ph_nats_node_t *nd)
 {
@@ -166,38 +162,10 @@ s_spawn(ph_nats_node_t *nd)
         return -ENOENT;
     }
     const char *argv[] = { bin, "-c", nd->conf, NULL };
-    int logfd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (logfd < 0)
-        return -errno;
-    int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (nullfd < 0) {
-        int err = -errno;
-        close(logfd);
-        return err;
-    }
-    dprintf(logfd, "[harness] starting: %s -c %s\n", bin, nd->conf);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int err = -errno;
-        close(logfd);
-        close(nullfd);
-        return err;
-    }
-    if (pid == 0) {
-        /* Die with the test: a crashed test leaves no server running. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(125);
-        if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-            _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(logfd);
-    close(nullfd);
-    nd->pid = pid;
-    nd->stopped = false;
-    return 0;
+    int rc = ph_spawn_logged(argv, nd->log, true, &nd->pid);
+    if (rc == 0)
+        nd->stopped = false;
+    return rc;
 }
 
 static int
@@ -224,21 +192,6 @@ s_exited(ph_nats_node_t *nd, int *status)
     return nd->pid <= 0;
 }
 
-static bool
-s_port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in sa = { 0 };
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)port);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
 /* Wait until the node's client port accepts. 0, -ECHILD or -ETIMEDOUT. */
 static int
 s_wait_port(ph_nats_node_t *nd, int64_t deadline)
@@ -249,7 +202,7 @@ s_wait_port(ph_nats_node_t *nd, int64_t deadline)
             s_say("%s exited during start-up (status %d)", nd->name, status);
             return -ECHILD;
         }
-        if (s_port_accepts(nd->port))
+        if (ph_port_listening(nd->port))
             return 0;
         if (parley__mono_ms() >= deadline) {
             s_say("%s: port %d does not accept connections", nd->name,
@@ -450,6 +403,50 @@ ph_nats_start(ph_nats_cluster_t *c, const ph_nats_opts_t *opts)
     for (int i = 0; i < c->n; i++)
         ph_nats_dump_log(c, i);
     return rc;
+}
+
+int
+ph_nats_add_stream(ph_nats_cluster_t *c, const char *name,
+                   const char *subject, int replicas, bool memory,
+                   int timeout_ms)
+{
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name;
+    sc.Subjects = &subject;
+    sc.SubjectsLen = 1;
+    sc.Storage = memory ? js_MemoryStorage : js_FileStorage;
+    sc.Replicas = replicas;
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    char last[256] = "no node running";
+    for (;;) {
+        for (int i = 0; i < c->n; i++) {
+            ph_nats_node_t *nd = &c->node[i];
+            if (nd->pid <= 0 || nd->stopped)
+                continue;
+            natsConnection *nc;
+            jsCtx *js;
+            jsErrCode jerr = 0;
+            natsStatus s = s_connect(c, nd, &nc, &js);
+            if (s == NATS_OK)
+                s = js_AddStream(NULL, js, &sc, NULL, &jerr);
+            if (s != NATS_OK)
+                snprintf(last, sizeof(last), "%s (%d)",
+                         nats_GetLastError(NULL) != NULL
+                             ? nats_GetLastError(NULL)
+                             : natsStatus_GetText(s),
+                         (int)jerr);
+            s_disconnect(&nc, &js);
+            if (s == NATS_OK)
+                return 0;
+        }
+        if (parley__mono_ms() >= deadline)
+            break;
+        s_sleep_ms(50);
+    }
+    s_say("stream %s (%s, R%d): not created within %d ms: %s", name, subject,
+          replicas, timeout_ms, last);
+    return -EIO;
 }
 
 int

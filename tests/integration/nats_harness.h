@@ -107,6 +107,17 @@ int ph_nats_wait_ready(ph_nats_cluster_t *c, int timeout_ms);
 int ph_nats_stream_leader(ph_nats_cluster_t *c, const char *stream,
                           int timeout_ms);
 
+/*
+ * Create stream `name` holding `subject` (a wildcard is fine) with
+ * `replicas`, file storage (memory storage with `memory`), through any
+ * running node; retries until timeout_ms while the cluster cannot place
+ * it yet (a new stream can lag the meta leader by a moment).
+ * Returns:   0, or -EIO (the last error is printed).
+ */
+int ph_nats_add_stream(ph_nats_cluster_t *c, const char *name,
+                       const char *subject, int replicas, bool memory,
+                       int timeout_ms);
+
 /* Index of the node named name ("n2"), or -ENOENT. */
 int ph_nats_node_by_name(const ph_nats_cluster_t *c, const char *name);
 

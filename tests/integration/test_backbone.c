@@ -496,14 +496,8 @@ test_stream_create_and_refuse(void **state)
     assert_non_null(strstr(err, "max_bytes 1048576 (parleyd: -1)"));
 
     /* A stream someone made by hand without parleyd's guards. */
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    const char *subj = "HAND.u.*";
-    sc.Name = "HAND";
-    sc.Subjects = &subj;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_MemoryStorage;
-    assert_int_equal(js_AddStream(NULL, js, &sc, NULL, &jerr), NATS_OK);
+    assert_int_equal(
+        ph_nats_add_stream(&s_one, "HAND", "HAND.u.*", 1, true, 5000), 0);
     s_opts(&other, s_one.urls, "HAND", 1);
     assert_null(pd_backbone_open(&other, err, sizeof(err), &e));
     assert_int_equal(e, -EEXIST);

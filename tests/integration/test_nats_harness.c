@@ -58,32 +58,6 @@ s_connect(const ph_nats_cluster_t *c, natsConnection **nc, jsCtx **js)
     assert_int_equal(natsConnection_JetStream(js, *nc, &jo), NATS_OK);
 }
 
-static void
-s_add_stream(jsCtx *js, const char *name, const char *subject, int replicas)
-{
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = name;
-    sc.Subjects = &subject;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_FileStorage;
-    sc.Replicas = replicas;
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = NATS_ERR;
-    /* Placement of a new R3 stream can lag the meta leader by a moment. */
-    for (int i = 0; i < 100; i++) {
-        s = js_AddStream(&si, js, &sc, NULL, &jerr);
-        if (s == NATS_OK)
-            break;
-        usleep(50 * 1000);
-    }
-    if (s != NATS_OK)
-        fail_msg("add stream %s: %s (%d) %s", name, natsStatus_GetText(s),
-                 (int)jerr, nats_GetLastError(NULL));
-    jsStreamInfo_Destroy(si);
-}
-
 /*
  * Publish, retrying while the cluster elects a leader; returns the seq. A
  * try that timed out may be stored later: the msg id (the text) makes the
@@ -162,7 +136,8 @@ test_one_node(void **state)
     natsConnection *nc;
     jsCtx *js;
     s_connect(&c, &nc, &js);
-    s_add_stream(js, "ONE", "one.>", 1);
+    assert_int_equal(ph_nats_add_stream(&c, "ONE", "one.>", 1, false, 10000),
+                     0);
     assert_int_equal(ph_nats_stream_leader(&c, "ONE", 5000), 0);
     assert_int_equal(ph_nats_stream_leader(&c, "NOPE", 5000), -ENOENT);
     assert_int_equal(s_publish(js, "one.a", "first", 5000), 1);
@@ -208,7 +183,8 @@ test_three_nodes(void **state)
     natsConnection *nc;
     jsCtx *js;
     s_connect(&c, &nc, &js);
-    s_add_stream(js, "TRI", "tri.>", 3);
+    assert_int_equal(ph_nats_add_stream(&c, "TRI", "tri.>", 3, false, 10000),
+                     0);
     int leader = ph_nats_stream_leader(&c, "TRI", S_LEADER_MS);
     assert_true(leader >= 0 && leader < 3);
     uint64_t acked = s_publish(js, "tri.a", "one", 5000);
