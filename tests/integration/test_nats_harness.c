@@ -33,6 +33,21 @@
 
 #define S_LEADER_MS 30000 /* a new stream leader is elected by then */
 
+/* The cluster of the test running, for the teardown of a failed one. */
+static ph_nats_cluster_t *s_running;
+
+/* After each test: a failed one left its servers running; stop them and
+ * print their logs (a passed one has stopped them already). */
+static int
+s_teardown(void **state)
+{
+    (void)state;
+    if (s_running != NULL && s_running->n > 0)
+        ph_nats_stop(s_running, true);
+    s_running = NULL;
+    return 0;
+}
+
 /* A connection with reconnects to every node of c. */
 static void
 s_connect(const ph_nats_cluster_t *c, natsConnection **nc, jsCtx **js)
@@ -125,7 +140,10 @@ static void
 test_one_node(void **state)
 {
     (void)state;
-    ph_nats_cluster_t c;
+    /* static: the teardown may need it after a failure left the test */
+    static ph_nats_cluster_t c;
+    memset(&c, 0, sizeof(c));
+    s_running = &c;
     ph_nats_opts_t o = { .nodes = 1 };
     assert_int_equal(ph_nats_start(&c, &o), 0);
     assert_int_equal(c.n, 1);
@@ -165,7 +183,10 @@ static void
 test_three_nodes(void **state)
 {
     (void)state;
-    ph_nats_cluster_t c;
+    /* static: the teardown may need it after a failure left the test */
+    static ph_nats_cluster_t c;
+    memset(&c, 0, sizeof(c));
+    s_running = &c;
     ph_nats_opts_t o = { .nodes = 3 };
     assert_int_equal(ph_nats_start(&c, &o), 0);
     assert_int_equal(c.n, 3);
@@ -237,8 +258,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_node),
-        cmocka_unit_test(test_three_nodes),
+        cmocka_unit_test_teardown(test_one_node, s_teardown),
+        cmocka_unit_test_teardown(test_three_nodes, s_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nats_CloseAndWait(5000);
