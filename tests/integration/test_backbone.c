@@ -217,6 +217,19 @@ s_wait_counts(s_sink_t *k, size_t done, size_t recs)
     }
 }
 
+typedef struct s_token {
+    s_sink_t *k;
+    uint64_t token;
+} s_token_t;
+
+/* Has the submit with this token completed? */
+static bool
+s_has_token(void *arg)
+{
+    s_token_t *t = arg;
+    return t->k->done[t->token];
+}
+
 static bool
 s_caught_up(void *arg)
 {
@@ -952,9 +965,21 @@ test_roundtrip_three(void **state)
     s_assert_consecutive(k1, 1);
     s_assert_consecutive(k2, 1);
     for (uint64_t i = 0; i < last; i++) {
-        assert_int_equal(k1->rec_len[i], k2->rec_len[i]);
-        assert_memory_equal(k1->rec_data[i], k2->rec_data[i],
-                            k1->rec_len[i]);
+        if (k1->rec_len[i] != k2->rec_len[i]
+            || memcmp(k1->rec_data[i], k2->rec_data[i], k1->rec_len[i])
+                   != 0) {
+            for (uint64_t t = 30; t < token; t++)
+                fprintf(stderr, "[test] token %" PRIu64 ": %s seq %" PRIu64
+                                "%s\n",
+                        t, pd_backbone_result_name(k1->result[t]),
+                        k1->seq[t], k1->dup[t] ? " dup" : "");
+            for (uint64_t j = 28; j < last; j++)
+                fprintf(stderr, "[test] seq %" PRIu64 ": k1 \"%.*s\" k2 "
+                                "\"%.*s\"\n",
+                        j + 1, (int)k1->rec_len[j], k1->rec_data[j],
+                        (int)k2->rec_len[j], k2->rec_data[j]);
+            fail_msg("seq %" PRIu64 " differs between the followers", i + 1);
+        }
     }
     pd_backbone_status_t st;
     pd_backbone_status(k1->bb, &st);
@@ -1085,14 +1110,15 @@ test_quorum_loss_three(void **state)
     for (int i = 0; i < 3; i++)
         if (i != leader)
             assert_int_equal(ph_nats_restart(&s_three, i), 0);
-    uint64_t token = 2, stored_seq = 0; /* 99 is taken: tokens stay < 99 */
-    int64_t deadline = parley__mono_ms() + 30000;
+    uint64_t token = 100, stored_seq = 0;
+    int64_t t_restart = parley__mono_ms();
+    int64_t deadline = t_restart + 30000;
     while (stored_seq == 0 && parley__mono_ms() < deadline) {
         /* The outage's update may have been stored after all: resend it
          * as is, then it is a duplicate or new, never two records. */
         s_submit(k, token, a, 2, 1, "during the outage");
-        s_count_t c = { k, token + 1, 0 };
-        assert_true(s_pump_until(&k, 1, s_have_counts, &c, S_WAIT_MS));
+        s_token_t t = { k, token };
+        assert_true(s_pump_until(&k, 1, s_has_token, &t, S_WAIT_MS));
         if (k->result[token] == PD_BACKBONE_STORED)
             stored_seq = k->seq[token];
         else if (k->result[token] == PD_BACKBONE_CONFLICT)
@@ -1101,11 +1127,16 @@ test_quorum_loss_three(void **state)
             usleep(200 * 1000);
         token++;
     }
+    fprintf(stderr, "[test] stored again %" PRId64 " ms after the restart, "
+                    "%" PRIu64 " tries\n",
+            parley__mono_ms() - t_restart, token - 100);
     assert_int_equal(stored_seq, 2);
     k->health = PD_BACKBONE_OK;
     assert_true(s_pump_until(&k, 1, s_has_health, k, S_WAIT_MS));
     s_submit(k, token, a, 3, 2, "after");
-    s_wait_counts(k, token + 1, 3);
+    s_token_t t = { k, token };
+    assert_true(s_pump_until(&k, 1, s_has_token, &t, S_WAIT_MS));
+    s_wait_counts(k, 0, 3);
     assert_int_equal(k->result[token], PD_BACKBONE_STORED);
     assert_int_equal(k->seq[token], 3);
     s_assert_consecutive(k, 1);
