@@ -1112,7 +1112,7 @@ test_quorum_loss_three(void **state)
             assert_int_equal(ph_nats_restart(&s_three, i), 0);
     uint64_t token = 100, stored_seq = 0;
     int64_t t_restart = parley__mono_ms();
-    int64_t deadline = t_restart + 30000;
+    int64_t deadline = t_restart + 60000; /* a new election: up to ~20 s */
     while (stored_seq == 0 && parley__mono_ms() < deadline) {
         /* The outage's update may have been stored after all: resend it
          * as is, then it is a duplicate or new, never two records. */
