@@ -5,7 +5,9 @@
 #   make test   install missing packages, build, run every test
 #
 # Other targets: build, asan (the suite under ASan+UBSan), fuzz (each
-# libFuzzer target for FUZZ_SECONDS), bench, install, deb, clean, deps.
+# libFuzzer target for FUZZ_SECONDS), bench, install, deb, clean, deps,
+# abi-update (record the ABI of libparley in abi/ after a deliberate
+# change; `make test` checks it).
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -18,10 +20,10 @@ FUZZ_SECONDS ?= 600
 # Debian packages the build and the tests need.
 PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
-           libjansson-dev libcmocka-dev libsystemd-dev curl \
+           libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools \
            libnats-dev nats-server
 
-.PHONY: all run test build asan fuzz deps bench install deb clean
+.PHONY: all run test build asan fuzz deps bench install deb clean abi-update
 
 all: build
 
@@ -59,6 +61,9 @@ fuzz:
 bench: build
 	cmake --build $(BUILD) -j$(JOBS) --target bench
 	@sh ./bench/run.sh $(BUILD)
+
+abi-update: build
+	sh ./scripts/abi.sh update $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

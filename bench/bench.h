@@ -151,6 +151,18 @@ int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
 /* SIGTERM the daemon and reap it. Returns as bench_stop(). */
 int bench_daemon_stop(bench_daemon_t *d);
 
+/* parley_ping() of api within timeout_ms; *head (may be NULL) gets the
+ * head seq. Returns its code. */
+int bench_ping(const char *api, int timeout_ms, uint64_t *head);
+
+/* A publisher for api that signs with key (NULL with errno set). */
+parley_pub_t *bench_pub_new(const char *api, const parley_key_t *key);
+
+/* A subscriber for api with every update, starting at start (since_seq
+ * with PARLEY_START_SEQ); NULL with errno set. */
+parley_sub_t *bench_sub_new(const char *api, parley_start_t start,
+                            uint64_t since_seq);
+
 /* Counter by name from parley_stats(), or 0 (and *found = false). */
 uint64_t bench_daemon_stat(const bench_daemon_t *d, const char *name,
                            bool *found);

@@ -350,12 +350,12 @@ bench_keys_make(bench_key_t *keys, size_t n)
         keys[i].key = parley_key_from_seed(seed);
         if (keys[i].key == NULL) {
             int rc = -errno;
-            fprintf(stderr, "parley_key_from_seed: %s\n", parley_strerror(rc));
+            fprintf(stderr, "parley_key_from_seed: %s\n", parley_error_name(rc));
             bench_keys_free(keys, i);
             return rc;
         }
         parley_key_public(keys[i].key, keys[i].pk);
-        parley_pubkey_format(keys[i].pub_b64, keys[i].pk);
+        parley_pubkey_format(keys[i].pk, keys[i].pub_b64);
         snprintf(keys[i].name, sizeof(keys[i].name), "bench%zu", i);
     }
     return 0;
@@ -425,8 +425,7 @@ bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
         }
         uint64_t deadline = bench_now_ns() + (uint64_t)wait_ms * 1000000ull;
         while (bench_now_ns() < deadline && bench_alive(d->pid)) {
-            parley_info_t info;
-            if (parley_ping(d->api, 250, &info) == 0)
+            if (bench_ping(d->api, 250, NULL) == 0)
                 return 0;
             bench_sleep_ns(5000000);
         }
@@ -450,21 +449,53 @@ bench_daemon_stop(bench_daemon_t *d)
     return rc;
 }
 
+int
+bench_ping(const char *api, int timeout_ms, uint64_t *head)
+{
+    parley_call_options_t o = PARLEY_CALL_OPTIONS_INIT;
+    parley_info_t *info = NULL;
+    o.server = api;
+    o.timeout_ms = timeout_ms;
+    int rc = parley_ping(&o, &info);
+    if (rc == 0 && head != NULL)
+        *head = parley_info_seq(info);
+    parley_info_destroy(&info);
+    return rc;
+}
+
+parley_pub_t *
+bench_pub_new(const char *api, const parley_key_t *key)
+{
+    parley_pub_options_t o = PARLEY_PUB_OPTIONS_INIT;
+    o.server = api;
+    return parley_pub_new(key, &o);
+}
+
+parley_sub_t *
+bench_sub_new(const char *api, parley_start_t start, uint64_t since_seq)
+{
+    parley_sub_options_t o = PARLEY_SUB_OPTIONS_INIT;
+    o.server = api;
+    o.start = start;
+    o.since_seq = since_seq;
+    return parley_sub_new(&o);
+}
+
 uint64_t
 bench_daemon_stat(const bench_daemon_t *d, const char *name, bool *found)
 {
-    parley_stat_t st[128];
-    int n = parley_stats(d->api, 3000, st, 128);
-    for (int i = 0; i < n; i++) {
-        if (strcmp(st[i].name, name) == 0) {
-            if (found != NULL)
-                *found = true;
-            return st[i].value;
-        }
-    }
+    parley_call_options_t o = PARLEY_CALL_OPTIONS_INIT;
+    parley_stats_t *st = NULL;
+    uint64_t v = 0;
+    o.server = d->api;
+    o.timeout_ms = 3000;
+    int rc = parley_stats(&o, &st);
+    if (rc == 0)
+        rc = parley_stats_get(st, name, &v);
+    parley_stats_destroy(&st);
     if (found != NULL)
-        *found = false;
-    return 0;
+        *found = rc == 0;
+    return rc == 0 ? v : 0;
 }
 
 /* ------------------------------------------------------------- updates */
@@ -564,7 +595,7 @@ bench_envs_sign(bench_envs_t *e, const parley_key_t *key, size_t n,
             rc = job[t].rc;
     }
     if (rc < 0) {
-        fprintf(stderr, "pre-signing: %s\n", parley_strerror(rc));
+        fprintf(stderr, "pre-signing: %s\n", parley_error_name(rc));
         bench_envs_free(e);
     }
     return rc;
@@ -615,7 +646,7 @@ void *
 bench_pubber_run(void *arg)
 {
     bench_pubber_t *p = arg;
-    parley_pub_t *pub = parley_pub_new(p->api, p->key);
+    parley_pub_t *pub = bench_pub_new(p->api, p->key);
     if (pub == NULL) {
         p->first_error = -errno;
         p->done_ns = bench_now_ns();
@@ -641,8 +672,11 @@ bench_pubber_run(void *arg)
         if (inflight == 0)
             break;
         uint64_t rid, seq;
-        int dup;
-        int rc = parley_pub_recv(pub, 10000, &rid, &seq, &dup);
+        int rc = parley_pub_recv(pub, 10000, &rid, &seq);
+        if (rc == PARLEY_DUPLICATE)
+            rc = 0;
+        if (rc == -EAGAIN)
+            rc = PARLEY_ETIMEOUT;
         if (rc == PARLEY_ETIMEOUT || (rc < 0 && rc > -1000)) {
             /* No answer for 10 s, or a socket error: give up. */
             if (p->first_error == 0)

@@ -382,7 +382,7 @@ s_pubs_join(s_pubset_t *ps, s_parley_run_t *r)
         r->rejected += ps->p[i].rejected;
         if (ps->p[i].first_error != 0)
             fprintf(stderr, "parley publisher %zu: first error %s\n", i,
-                    parley_strerror(ps->p[i].first_error));
+                    parley_error_name(ps->p[i].first_error));
     }
 }
 
@@ -493,31 +493,29 @@ static void *
 s_libsub_run(void *arg)
 {
     s_libsub_t *s = arg;
-    parley_filter_t f = { 0 };
-    parley_sub_options_t opt = { .start = PARLEY_START_LIVE };
-    parley_sub_t *sub = parley_sub_new(s->api, &f, &opt);
+    parley_sub_t *sub = bench_sub_new(s->api, PARLEY_START_LIVE, 0);
     atomic_fetch_add(s->ready, 1);
     if (sub == NULL) {
         s->err = -errno;
         return NULL;
     }
-    parley_event_t *ev = malloc(sizeof(*ev));
-    while (ev != NULL && !atomic_load_explicit(s->stop, memory_order_relaxed)) {
-        int rc = parley_sub_next(sub, 100, ev);
+    while (!atomic_load_explicit(s->stop, memory_order_relaxed)) {
+        const parley_event_t *ev;
+        int rc = parley_sub_next(sub, 100, &ev);
         if (rc < 0) {
             s->err = rc;
             break;
         }
         if (rc == 0)
             continue;
-        if (ev->type == PARLEY_EVENT_DELIVERY)
+        parley_event_type_t type = parley_event_type(ev);
+        if (type == PARLEY_EVENT_DELIVERY)
             atomic_fetch_add_explicit(&s->c->n, 1, memory_order_relaxed);
-        else if (ev->type == PARLEY_EVENT_GAP)
+        else if (type == PARLEY_EVENT_GAP)
             s->gap_events++;
-        else
+        else if (type == PARLEY_EVENT_REJECTED)
             s->rejected_events++;
     }
-    free(ev);
     parley_sub_destroy(&sub);
     return NULL;
 }
@@ -557,7 +555,7 @@ s_parley_lib(size_t n, const s_timing_t *t, const bench_opts_t *o,
         r.gaps += ls[i].gap_events;
         if (ls[i].err != 0)
             fprintf(stderr, "parley_sub %zu: %s\n", i,
-                    parley_strerror(ls[i].err));
+                    parley_error_name(ls[i].err));
     }
     free(tid);
     free(ls);

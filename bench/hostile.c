@@ -83,8 +83,7 @@ s_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir)
     }
     uint64_t deadline = bench_now_ns() + 10000000000ull;
     while (bench_now_ns() < deadline && bench_alive(d->pid)) {
-        parley_info_t info;
-        if (parley_ping(d->api, 250, &info) == 0)
+        if (bench_ping(d->api, 250, NULL) == 0)
             return 0;
         bench_sleep_ns(5000000);
     }
@@ -339,7 +338,7 @@ main(int argc, char **argv)
     memset(&forged, 0, sizeof(forged));
     if ((rc = bench_tmpdir_make(dir, sizeof(dir), "hostile")) < 0
         || (rc = bench_keys_make(keys, S_PUBLISHERS)) < 0) {
-        fprintf(stderr, "bench_hostile: setup: %s\n", parley_strerror(rc));
+        fprintf(stderr, "bench_hostile: setup: %s\n", parley_error_name(rc));
         return 1;
     }
     snprintf(ring, sizeof(ring), "%s/keyring", dir);
@@ -437,14 +436,14 @@ main(int argc, char **argv)
     }
     if (err != 0 || rejected > 0)
         bench_note("publisher errors: first %s, %llu rejected",
-                   parley_strerror(err), (unsigned long long)rejected);
+                   parley_error_name(err), (unsigned long long)rejected);
 
     bench_envs_free(&forged);
     bench_keys_free(keys, S_PUBLISHERS);
     bench_tmpdir_remove(dir);
     return 0;
 fail:
-    fprintf(stderr, "bench_hostile: %s\n", parley_strerror(rc));
+    fprintf(stderr, "bench_hostile: %s\n", parley_error_name(rc));
     bench_envs_free(&forged);
     bench_keys_free(keys, S_PUBLISHERS);
     bench_tmpdir_remove(dir);

@@ -163,23 +163,30 @@ s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
             t1 = p[i].done_ns;
         if (p[i].first_error != 0)
             fprintf(stderr, "publisher %zu: first error %s\n", i,
-                    parley_strerror(p[i].first_error));
+                    parley_error_name(p[i].first_error));
     }
     r->secs = bench_secs(t0, t1);
     r->rate = (double)r->acked / r->secs;
     r->daemon_cpu = (bench_proc_cpu(d.pid) - cpu0) / r->secs;
     r->pub_cpu = (bench_proc_cpu(getpid()) - own0) / r->secs;
     /* Show the daemon's own view of the run (group commit size etc.). */
-    parley_stat_t st[128];
-    int n = parley_stats(d.api, 3000, st, 128);
+    parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
+    parley_stats_t *st = NULL;
+    copt.server = d.api;
+    copt.timeout_ms = 3000;
     size_t off = 0;
-    for (int i = 0; i < n && off < sizeof(r->stats) - 80; i++) {
-        if (st[i].value == 0)
+    if (parley_stats(&copt, &st) < 0)
+        st = NULL;
+    for (size_t i = 0; i < parley_stats_count(st) && off < sizeof(r->stats) - 80;
+         i++) {
+        if (parley_stats_value(st, i) == 0)
             continue;
         off += (size_t)snprintf(r->stats + off, sizeof(r->stats) - off,
-                                "%s%s=%llu", off ? " " : "", st[i].name,
-                                (unsigned long long)st[i].value);
+                                "%s%s=%llu", off ? " " : "",
+                                parley_stats_name(st, i),
+                                (unsigned long long)parley_stats_value(st, i));
     }
+    parley_stats_destroy(&st);
     rc = bench_daemon_stop(&d);
     if (rc != 0)
         fprintf(stderr, "parleyd exited with status %d\n", rc);
@@ -296,7 +303,7 @@ main(int argc, char **argv)
         s_ceiling(&on, v1);
     } else {
         bench_note("parleyd fsync on: could not run (%s)",
-                   parley_strerror(rc_on));
+                   parley_error_name(rc_on));
     }
     if (rc_off == 0) {
         bench_ratio("parleyd fsync off, acked", off.rate, "upd/s",
@@ -313,7 +320,7 @@ main(int argc, char **argv)
                         "raw verify CPU", us_verify, 0, true);
     } else {
         bench_note("parleyd fsync off: could not run (%s)",
-                   parley_strerror(rc_off));
+                   parley_error_name(rc_off));
     }
     for (size_t i = 0; i < S_PUBLISHERS; i++)
         bench_envs_free(&envs[i]);

@@ -405,22 +405,26 @@ static void *
 s_libsub_run(void *arg)
 {
     s_libsub_t *s = arg;
-    parley_event_t *ev = malloc(sizeof(*ev));
-    while (ev != NULL && !atomic_load(s->stop)) {
-        int rc = parley_sub_next(s->sub, 100, ev);
+    while (!atomic_load(s->stop)) {
+        const parley_event_t *ev;
+        int rc = parley_sub_next(s->sub, 100, &ev);
         if (rc < 0)
             break;
         if (rc == 0)
             continue;
         uint64_t now = bench_now_ns();
-        if (ev->type == PARLEY_EVENT_DELIVERY)
-            s_lat_arrive(s->l, ev->delivery.update.signer_seq - s->seq0, now);
-        else if (ev->type == PARLEY_EVENT_GAP)
+        parley_event_type_t type = parley_event_type(ev);
+        if (type == PARLEY_EVENT_DELIVERY)
+            s_lat_arrive(s->l,
+                         parley_update_signer_seq(parley_delivery_update(
+                             parley_event_delivery(ev)))
+                             - s->seq0,
+                         now);
+        else if (type == PARLEY_EVENT_GAP)
             s->gaps++;
-        else
+        else if (type == PARLEY_EVENT_REJECTED)
             s->rejected++;
     }
-    free(ev);
     return NULL;
 }
 
@@ -458,17 +462,16 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
     atomic_int stop = 0;
     s_zsub_t zs = { .sock = sock, .l = &lr, .stop = &stop, .parley = true,
                     .seq0 = seq0 };
-    parley_filter_t f = { 0 };
-    parley_sub_options_t opt = { .start = PARLEY_START_LIVE };
-    s_libsub_t ls = { .sub = lib ? parley_sub_new(d.api, &f, &opt) : NULL,
+    s_libsub_t ls = { .sub = lib ? bench_sub_new(d.api, PARLEY_START_LIVE, 0)
+                                 : NULL,
                       .l = &ll, .seq0 = seq0, .stop = &stop };
-    parley_pub_t *pub = parley_pub_new(d.api, key->key);
+    parley_pub_t *pub = bench_pub_new(d.api, key->key);
     pthread_t zt, lt;
     pthread_create(&zt, NULL, s_zsub_run, &zs);
     if (ls.sub != NULL)
         pthread_create(&lt, NULL, s_libsub_run, &ls);
     else if (lib)
-        fprintf(stderr, "parley_sub_new: %s\n", parley_strerror(-errno));
+        fprintf(stderr, "parley_sub_new: %s\n", parley_error_name(-errno));
     /* A heartbeat on the raw SUB proves its subscription is live. */
     for (int i = 0; i < 3000 && !atomic_load(&zs.heartbeat); i++)
         bench_sleep_ns(1000000);
@@ -483,7 +486,6 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
         for (size_t j = 0; j < s_warm + s_count; j++) {
             s_pace(start, j);
             uint64_t rid, seq;
-            int dup;
             uint64_t idx = s_index_of(j);
             s_mark_sent(&lr, idx);
             if (idx < ll.n)
@@ -493,9 +495,8 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
             if (rc < 0 && first_err == 0)
                 first_err = rc;
             /* Drain whatever answers have arrived, without waiting. */
-            while ((rc = parley_pub_recv(pub, 0, &rid, &seq, &dup)) !=
-                   PARLEY_ETIMEOUT) {
-                if (rc == 0) {
+            while ((rc = parley_pub_recv(pub, 0, &rid, &seq)) != -EAGAIN) {
+                if (rc == 0 || rc == PARLEY_DUPLICATE) {
                     acked++;
                 } else {
                     rejected++;
@@ -507,11 +508,9 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
             }
         }
         uint64_t rid, seq;
-        int dup;
         while (acked + rejected < s_warm + s_count &&
-               (rc = parley_pub_recv(pub, 2000, &rid, &seq, &dup)) !=
-                   PARLEY_ETIMEOUT) {
-            if (rc == 0)
+               (rc = parley_pub_recv(pub, 2000, &rid, &seq)) != -EAGAIN) {
+            if (rc == 0 || rc == PARLEY_DUPLICATE)
                 acked++;
             else
                 rejected++;
@@ -519,7 +518,7 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
                 break;
         }
     } else {
-        fprintf(stderr, "parley_pub_new: %s\n", parley_strerror(-errno));
+        fprintf(stderr, "parley_pub_new: %s\n", parley_error_name(-errno));
     }
     bench_sleep_ns(300000000);
     atomic_store(&stop, 1);
@@ -529,7 +528,7 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
     if (rejected > 0 || first_err != 0)
         bench_note("parley %s: %llu acked, %llu rejected, first error %s", tag,
                    (unsigned long long)acked, (unsigned long long)rejected,
-                   parley_strerror(first_err));
+                   parley_error_name(first_err));
     if (ls.gaps > 0 || ls.rejected > 0)
         bench_note("parley_sub_t: %llu gap events, %llu rejected",
                    (unsigned long long)ls.gaps,

@@ -140,17 +140,15 @@ s_start_timed(bench_daemon_t *d, const bench_opts_t *o, const char *dir,
         d->pid = 0;
         return -1;
     }
-    parley_info_t info;
     int rc = bench_wait_port(d->api_port, 120000, d->pid);
     if (rc == 0)
-        rc = parley_ping(d->api, 10000, &info);
+        rc = bench_ping(d->api, 10000, head);
     double secs = bench_secs(t0, bench_now_ns());
     if (rc != 0) {
         bench_log_tail(d->log_path, "parleyd (start on a large log)");
         bench_daemon_stop(d);
         return -1;
     }
-    *head = info.seq;
     return secs;
 }
 
@@ -164,26 +162,26 @@ typedef struct s_counted {
 static void
 s_drain(parley_sub_t *sub, uint64_t until, int idle_ms, s_counted_t *c)
 {
-    parley_event_t *ev = malloc(sizeof(*ev));
     memset(c, 0, sizeof(*c));
-    while (ev != NULL && parley_sub_last_seq(sub) < until) {
-        int rc = parley_sub_next(sub, idle_ms, ev);
+    while (parley_sub_last_seq(sub) < until) {
+        const parley_event_t *ev;
+        int rc = parley_sub_next(sub, idle_ms, &ev);
         if (rc <= 0) {
             c->err = rc == 0 ? PARLEY_ETIMEOUT : rc;
             break;
         }
-        if (ev->type == PARLEY_EVENT_DELIVERY) {
+        parley_event_type_t type = parley_event_type(ev);
+        if (type == PARLEY_EVENT_DELIVERY) {
             uint64_t now = bench_now_ns();
             if (c->n++ == 0)
                 c->first_ns = now;
             c->last_ns = now;
-        } else if (ev->type == PARLEY_EVENT_GAP) {
+        } else if (type == PARLEY_EVENT_GAP) {
             c->gaps++;
-        } else {
+        } else if (type == PARLEY_EVENT_REJECTED) {
             c->rejected++;
         }
     }
-    free(ev);
 }
 
 int
@@ -252,13 +250,11 @@ main(int argc, char **argv)
                    (unsigned long long)head, nrec);
 
     /* Replay catch-up. */
-    parley_filter_t f = { 0 };
-    parley_sub_options_t opt = { .start = PARLEY_START_SEQ,
-                                 .since_seq = head - behind + 1 };
     uint64_t t0 = bench_now_ns();
-    parley_sub_t *sub = parley_sub_new(d.api, &f, &opt);
+    parley_sub_t *sub = bench_sub_new(d.api, PARLEY_START_SEQ,
+                                      head - behind + 1);
     if (sub == NULL) {
-        bench_note("parley_sub_new: %s", parley_strerror(-errno));
+        bench_note("parley_sub_new: %s", parley_error_name(-errno));
         goto stop;
     }
     s_counted_t rep;
@@ -272,13 +268,12 @@ main(int argc, char **argv)
                    (unsigned long long)rep.n, behind,
                    (unsigned long long)rep.gaps,
                    (unsigned long long)rep.rejected,
-                   rep.err ? parley_strerror(rep.err) : "none");
+                   rep.err ? parley_error_name(rep.err) : "none");
 
     /* Live fan-out to one parley_sub_t on the same daemon. */
-    opt = (parley_sub_options_t){ .start = PARLEY_START_LIVE };
-    sub = parley_sub_new(d.api, &f, &opt);
+    sub = bench_sub_new(d.api, PARLEY_START_LIVE, 0);
     if (sub == NULL) {
-        bench_note("parley_sub_new (live): %s", parley_strerror(-errno));
+        bench_note("parley_sub_new (live): %s", parley_error_name(-errno));
         goto stop;
     }
     bench_envs_t envs[S_LIVE_PUBS];

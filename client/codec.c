@@ -348,12 +348,36 @@ s_filter_to_wire(Parley__V1__Filter *w, const parley_filter_t *f)
     w->n_phases = f->n_phases;
 }
 
+/* Fill req's any_of from wire Filters, in arena memory. 0 or EBADREQUEST. */
+static int
+s_any_of_from_wire(parley__request_t *req, Parley__V1__Filter **w, size_t n,
+                   parley__arena_t *arena)
+{
+    if (n == 0)
+        return 0;
+    if (n > PARLEY__ANY_OF_MAX)
+        return PARLEY_EBADREQUEST;
+    parley__filterbuf_t *v = s_arena_alloc(arena, n * sizeof(*v));
+    if (v == NULL)
+        return PARLEY_EBADREQUEST;
+    for (size_t i = 0; i < n; i++) {
+        memset(&v[i].filter, 0, sizeof(v[i].filter));
+        int rc = s_filter_from_wire(&v[i], w[i]);
+        if (rc < 0)
+            return rc;
+    }
+    req->any_of = v;
+    req->n_any_of = n;
+    return 0;
+}
+
 /* --------------------------------------------------------------- request */
 
 int
 parley__request_decode(const void *buf, size_t len, parley__request_t *out,
                        parley__arena_t *arena)
 {
+    int rc;
     Parley__V1__ApiRequest *m =
         parley__v1__api_request__unpack(S_ALLOCATOR(arena), len, buf);
     out->request_id = 0;
@@ -362,6 +386,8 @@ parley__request_decode(const void *buf, size_t len, parley__request_t *out,
         return PARLEY_EMALFORMED;
     out->request_id = m->request_id;
     out->filter.filter = (parley_filter_t){ 0 };
+    out->any_of = NULL;
+    out->n_any_of = 0;
     switch (m->op_case) {
     case PARLEY__V1__API_REQUEST__OP_PUBLISH:
         out->op = PARLEY__OP_PUBLISH;
@@ -373,10 +399,16 @@ parley__request_decode(const void *buf, size_t len, parley__request_t *out,
         out->from_seq = m->replay->from_seq;
         out->to_seq = m->replay->to_seq;
         out->limit = m->replay->limit;
-        return s_filter_from_wire(&out->filter, m->replay->filter);
+        rc = s_filter_from_wire(&out->filter, m->replay->filter);
+        return rc < 0 ? rc
+                      : s_any_of_from_wire(out, m->replay->any_of,
+                                           m->replay->n_any_of, arena);
     case PARLEY__V1__API_REQUEST__OP_SNAPSHOT:
         out->op = PARLEY__OP_SNAPSHOT;
-        return s_filter_from_wire(&out->filter, m->snapshot->filter);
+        rc = s_filter_from_wire(&out->filter, m->snapshot->filter);
+        return rc < 0 ? rc
+                      : s_any_of_from_wire(out, m->snapshot->any_of,
+                                           m->snapshot->n_any_of, arena);
     case PARLEY__V1__API_REQUEST__OP_STATS:
         out->op = PARLEY__OP_STATS;
         return 0;
@@ -399,9 +431,18 @@ parley__request_encode(const parley__request_t *req, void *buf, size_t cap,
     Parley__V1__StatsRequest stats = PARLEY__V1__STATS_REQUEST__INIT;
     Parley__V1__PingRequest ping = PARLEY__V1__PING_REQUEST__INIT;
     Parley__V1__Filter filter = PARLEY__V1__FILTER__INIT;
+    Parley__V1__Filter any[PARLEY__ANY_OF_MAX];
+    Parley__V1__Filter *anyp[PARLEY__ANY_OF_MAX];
 
+    if (req->n_any_of > PARLEY__ANY_OF_MAX)
+        return PARLEY_EARG;
     m.request_id = req->request_id;
     s_filter_to_wire(&filter, &req->filter.filter);
+    for (size_t i = 0; i < req->n_any_of; i++) {
+        any[i] = (Parley__V1__Filter)PARLEY__V1__FILTER__INIT;
+        s_filter_to_wire(&any[i], &req->any_of[i].filter);
+        anyp[i] = &any[i];
+    }
     switch (req->op) {
     case PARLEY__OP_PUBLISH:
         pub.update.data = (uint8_t *)req->update.data;
@@ -414,11 +455,15 @@ parley__request_encode(const parley__request_t *req, void *buf, size_t cap,
         rep.to_seq = req->to_seq;
         rep.limit = req->limit;
         rep.filter = &filter;
+        rep.n_any_of = req->n_any_of;
+        rep.any_of = anyp;
         m.op_case = PARLEY__V1__API_REQUEST__OP_REPLAY;
         m.replay = &rep;
         break;
     case PARLEY__OP_SNAPSHOT:
         snap.filter = &filter;
+        snap.n_any_of = req->n_any_of;
+        snap.any_of = anyp;
         m.op_case = PARLEY__V1__API_REQUEST__OP_SNAPSHOT;
         m.snapshot = &snap;
         break;
@@ -516,6 +561,7 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         rej.code = (Parley__V1__RejectCode)parley__reject_to_wire(r->code);
         rej.message = (char *)(r->message != NULL ? r->message : "");
         rej.first_seq = r->first_seq;
+        rej.signer_seq = r->signer_seq;
         m.result_case = PARLEY__V1__API_REPLY__RESULT_REJECT;
         m.reject = &rej;
         break;
@@ -602,6 +648,7 @@ parley__reply_decode(const void *buf, size_t len, parley__reply_t *out,
         out->code = parley__reject_from_wire(m->reject->code);
         out->message = m->reject->message;
         out->first_seq = m->reject->first_seq;
+        out->signer_seq = m->reject->signer_seq;
         return 0;
     case PARLEY__V1__API_REPLY__RESULT_REPLAY:
     case PARLEY__V1__API_REPLY__RESULT_SNAPSHOT: {

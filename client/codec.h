@@ -11,6 +11,7 @@
 #define PARLEY_CODEC_H
 
 #include "parley.h"
+#include "types.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -108,6 +109,9 @@ typedef struct parley__filterbuf {
  */
 int parley__filterbuf_set(parley__filterbuf_t *fb, const parley_filter_t *f);
 
+/* Alternative filters (any_of) of one request at most. */
+#define PARLEY__ANY_OF_MAX 16
+
 typedef enum {
     PARLEY__OP_NONE = 0,
     PARLEY__OP_PUBLISH,
@@ -125,7 +129,25 @@ typedef struct parley__request {
     uint64_t from_seq, to_seq;   /* REPLAY */
     uint32_t limit;              /* REPLAY */
     parley__filterbuf_t filter;  /* REPLAY, SNAPSHOT */
+    const parley__filterbuf_t *any_of; /* REPLAY, SNAPSHOT: OR of these */
+    size_t n_any_of;             /* entries in any_of (decode: in the arena) */
 } parley__request_t;
+
+/*
+ * Does the update match the request's filters: its filter, and one of
+ * any_of when there are any? Returns 1 or 0.
+ */
+int parley__request_match(const parley__request_t *req,
+                          const parley_update_t *u);
+
+/*
+ * Put a client's filters (n, any of them; none: everything) into a
+ * replay or snapshot request: one as its filter, several as any_of (so
+ * that a daemon that does not know any_of answers with a superset, which
+ * the client filters again).
+ */
+void parley__request_set_filters(parley__request_t *req,
+                                 const parley__filterbuf_t *fs, size_t n);
 
 /*
  * Decode an ApiRequest. Returns 0, PARLEY_EMALFORMED (does not decode)
@@ -162,6 +184,7 @@ typedef struct parley__reply {
     int code;                    /* REJECT: PARLEY_E* */
     const char *message;         /* REJECT */
     uint64_t first_seq;          /* REJECT truncated; PING */
+    uint64_t signer_seq;         /* REJECT replay: the signer's last one */
     const parley__bytes_t *deliveries; /* REPLAY, SNAPSHOT */
     size_t n_deliveries;
     uint64_t next_seq, head_seq; /* REPLAY */

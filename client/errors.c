@@ -1,8 +1,10 @@
 /*
- * errors.c - names and descriptions of error codes.
+ * errors.c - names and descriptions of error codes, and which are worth
+ * a retry; the library's version.
  */
 #include "parley.h"
 
+#include <errno.h>
 #include <string.h>
 
 static const struct {
@@ -22,7 +24,7 @@ static const struct {
     { PARLEY_EREPLAY, "replay",
       "signer_seq is not above the last one accepted from this signer" },
     { PARLEY_ETRUNCATED, "truncated", "the daemon no longer holds that data" },
-    { PARLEY_EUNAVAILABLE, "unavailable", "the daemon cannot store right now" },
+    { PARLEY_EUNAVAILABLE, "unavailable", "the daemon cannot serve this right now" },
     { PARLEY_EBADREQUEST, "bad_request", "the daemon does not understand the request" },
     { PARLEY_ERATELIMITED, "rate_limited", "signer is over its rate limit" },
     { PARLEY_ETIMEOUT, "timeout", "no answer within the timeout" },
@@ -43,28 +45,71 @@ s_find(int err)
     return -1;
 }
 
+/* -errno values are small; PARLEY_E* and anything else are not. */
+static int
+s_is_errno(int err)
+{
+    return err < 0 && err > -1000;
+}
+
 const char *
-parley_strerror(int err)
+parley_error_name(int err)
 {
     if (err == 0)
         return "ok";
+    if (err == PARLEY_DUPLICATE)
+        return "duplicate";
     int i = s_find(err);
     if (i >= 0)
         return s_errors[i].name;
-    if (err < 0 && err > -4096)
-        return strerror(-err);
+    if (s_is_errno(err)) {
+        const char *name = strerrorname_np(-err);
+        if (name != NULL)
+            return name;
+    }
     return "unknown_error";
 }
 
 const char *
-parley_strerror_long(int err)
+parley_strerror(int err)
 {
     if (err == 0)
         return "success";
+    if (err == PARLEY_DUPLICATE)
+        return "accepted before: the seq is the original one";
     int i = s_find(err);
     if (i >= 0)
         return s_errors[i].text;
-    if (err < 0 && err > -4096)
+    if (s_is_errno(err))
         return strerror(-err);
     return "unknown error";
+}
+
+int
+parley_error_retryable(int err)
+{
+    switch (err) {
+    case PARLEY_ETIMEOUT:
+    case PARLEY_EUNAVAILABLE:
+    case PARLEY_ERATELIMITED:
+    case PARLEY_EFUTURE:
+    case -EAGAIN:
+    case -EINTR:
+    case -ENOMEM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *
+parley_version(void)
+{
+    return PARLEY_VERSION;
+}
+
+size_t
+parley_envelope_max(void)
+{
+    return PARLEY_ENVELOPE_MAX;
 }

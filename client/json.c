@@ -5,11 +5,10 @@
  * UTF-8 it already is (validated), so quotes, backslashes, control
  * characters and non-ASCII text come out as correct JSON.
  */
-#include "parley.h"
+#include "types.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,7 +39,7 @@ parley_delivery_to_json(const parley_delivery_t *d)
     for (size_t i = 0; i < u->n_references; i++)
         bad |= json_array_append_new(refs,
                                      json_integer((json_int_t)u->references[i]));
-    parley_pubkey_format(pk, d->signer);
+    parley_pubkey_format(d->signer, pk);
     const char *status = parley_status_name(u->status);
     const char *kind = parley_kind_name(u->kind);
     bad |= s_set(o, "seq", json_integer((json_int_t)d->seq));
@@ -68,30 +67,18 @@ parley_delivery_to_json(const parley_delivery_t *d)
     return s;
 }
 
-static int
-s_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PARLEY_EINVALID;
-}
-
 /* Copy a JSON string into a fixed field. */
 static int
 s_text(json_t *v, const char *key, char *dst, size_t cap, char *errbuf,
        size_t errlen)
 {
     if (!json_is_string(v))
-        return s_err(errbuf, errlen, "%s: expected a string", key);
+        return parley__invalid(errbuf, errlen, "%s: expected a string", key);
     size_t n = json_string_length(v);
     if (n >= cap)
-        return s_err(errbuf, errlen, "%s: longer than %zu bytes", key, cap - 1);
+        return parley__invalid(errbuf, errlen, "%s: longer than %zu bytes", key, cap - 1);
     if (memchr(json_string_value(v), '\0', n) != NULL)
-        return s_err(errbuf, errlen, "%s: contains a NUL character", key);
+        return parley__invalid(errbuf, errlen, "%s: contains a NUL character", key);
     memcpy(dst, json_string_value(v), n + 1);
     return 0;
 }
@@ -101,10 +88,10 @@ s_int(json_t *v, const char *key, int64_t lo, int64_t hi, int64_t *out,
       char *errbuf, size_t errlen)
 {
     if (!json_is_integer(v))
-        return s_err(errbuf, errlen, "%s: expected an integer", key);
+        return parley__invalid(errbuf, errlen, "%s: expected an integer", key);
     json_int_t i = json_integer_value(v);
     if (i < lo || i > hi)
-        return s_err(errbuf, errlen, "%s: out of range", key);
+        return parley__invalid(errbuf, errlen, "%s: out of range", key);
     *out = (int64_t)i;
     return 0;
 }
@@ -118,11 +105,11 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
     int rc = 0;
     int64_t v = 0;
     if (o == NULL)
-        return s_err(errbuf, errlen, "not JSON: %s (column %d)", jerr.text,
+        return parley__invalid(errbuf, errlen, "not JSON: %s (column %d)", jerr.text,
                      jerr.column);
     if (!json_is_object(o)) {
         json_decref(o);
-        return s_err(errbuf, errlen, "expected a JSON object");
+        return parley__invalid(errbuf, errlen, "expected a JSON object");
     }
     const char *key;
     json_t *val;
@@ -134,7 +121,7 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
             size_t i;
             json_t *p;
             if (!json_is_array(val) || json_array_size(val) > PARLEY_PARTIES_MAX) {
-                rc = s_err(errbuf, errlen, "parties: expected an array of "
+                rc = parley__invalid(errbuf, errlen, "parties: expected an array of "
                                            "at most %d strings",
                            PARLEY_PARTIES_MAX);
                 break;
@@ -151,7 +138,7 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
             json_t *p;
             if (!json_is_array(val)
                 || json_array_size(val) > PARLEY_REFERENCES_MAX) {
-                rc = s_err(errbuf, errlen, "references: expected an array of "
+                rc = parley__invalid(errbuf, errlen, "references: expected an array of "
                                            "at most %d seqs",
                            PARLEY_REFERENCES_MAX);
                 break;
@@ -169,11 +156,11 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
         } else if (strcmp(key, "status") == 0) {
             if (!json_is_string(val)
                 || parley_status_parse(json_string_value(val), &out->status) != 0)
-                rc = s_err(errbuf, errlen, "status: unknown status");
+                rc = parley__invalid(errbuf, errlen, "status: unknown status");
         } else if (strcmp(key, "kind") == 0) {
             if (!json_is_string(val)
                 || parley_kind_parse(json_string_value(val), &out->kind) != 0)
-                rc = s_err(errbuf, errlen, "kind: expected update, correction "
+                rc = parley__invalid(errbuf, errlen, "kind: expected update, correction "
                                            "or retraction");
         } else if (strcmp(key, "headline") == 0) {
             rc = s_text(val, key, out->headline, sizeof(out->headline), errbuf,
@@ -202,7 +189,7 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
              * accepted so `parley sub --json` output can be piped back in,
              * and ignored. */
         } else {
-            rc = s_err(errbuf, errlen, "unknown field \"%s\"", key);
+            rc = parley__invalid(errbuf, errlen, "unknown field \"%s\"", key);
         }
         if (rc != 0)
             break;

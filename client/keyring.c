@@ -9,7 +9,7 @@
  * All three permissions must be given: a forgotten one is an error, not
  * an implicit "anything".
  */
-#include "parley.h"
+#include "types.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -106,8 +106,8 @@ parley__key_secret(const parley_key_t *key)
 }
 
 void
-parley_key_id(char out[PARLEY_KEYID_CHARS + 1],
-              const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+parley_key_id(const uint8_t pk[PARLEY_PUBLICKEY_BYTES],
+              char out[PARLEY_KEYID_CHARS + 1])
 {
     uint8_t h[32];
     crypto_generichash(h, sizeof(h), pk, PARLEY_PUBLICKEY_BYTES, NULL, 0);
@@ -115,7 +115,7 @@ parley_key_id(char out[PARLEY_KEYID_CHARS + 1],
 }
 
 void
-parley_pubkey_format(char out[45], const uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+parley_pubkey_format(const uint8_t pk[PARLEY_PUBLICKEY_BYTES], char out[45])
 {
     sodium_bin2base64(out, 45, pk, PARLEY_PUBLICKEY_BYTES,
                       sodium_base64_VARIANT_ORIGINAL);
@@ -315,7 +315,7 @@ parley_key_save(const parley_key_t *key, const char *path, const char *comment,
     sodium_memzero(secret, sizeof(secret));
     if (rc < 0)
         return rc;
-    parley_pubkey_format(pub, key->pk);
+    parley_pubkey_format(key->pk, pub);
     char comment_clean[256] = "";
     if (comment != NULL) {
         /* One line: the comment cannot break the file format. */
@@ -329,49 +329,175 @@ parley_key_save(const parley_key_t *key, const char *path, const char *comment,
     return s_write_file(pubpath, 0644, overwrite, publine, (size_t)n);
 }
 
+/* Microseconds since the epoch (CLOCK_REALTIME). */
+static uint64_t
+s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Open path and take its exclusive lock. Returns the fd or -errno. */
+static int
+s_seqfile_lock(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+    }
+    return fd;
+}
+
+/* The value in a locked seq file; a damaged or empty file reads as 0. */
+static int
+s_seqfile_read(int fd, uint64_t *out)
+{
+    char buf[32];
+    ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (r < 0)
+        return -errno;
+    buf[r] = '\0';
+    *out = strtoull(buf, NULL, 10);
+    return 0;
+}
+
+/* Replace the value in a locked seq file, durably. */
+static int
+s_seqfile_write(int fd, uint64_t value)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)value);
+    errno = 0;
+    if (pwrite(fd, buf, (size_t)n, 0) != n || ftruncate(fd, n) != 0
+        || fdatasync(fd) != 0)
+        return errno != 0 ? -errno : -EIO;
+    return 0;
+}
+
+/*
+ * Under the file's lock: next = max(recorded + 1, floor), recorded; the
+ * old value goes to *was (may be NULL). Returns 0 or -errno/-EOVERFLOW.
+ */
+static int
+s_seqfile_take(const char *path, uint64_t floor, uint64_t *out,
+               uint64_t *was)
+{
+    uint64_t last = 0;
+    int fd = s_seqfile_lock(path);
+    if (fd < 0)
+        return fd;
+    int rc = s_seqfile_read(fd, &last);
+    if (rc == 0 && last >= (uint64_t)INT64_MAX)
+        rc = -EOVERFLOW; /* signer_seq must stay representable */
+    uint64_t next = last + 1 > floor ? last + 1 : floor;
+    if (rc == 0)
+        rc = s_seqfile_write(fd, next);
+    close(fd); /* releases the lock */
+    if (rc == 0) {
+        *out = next;
+        if (was != NULL)
+            *was = last;
+    }
+    return rc;
+}
+
 int
 parley_seqfile_next(const char *key_path, uint64_t *out)
 {
     char path[4096];
-    char buf[32];
     if (snprintf(path, sizeof(path), "%s.seq", key_path) >= (int)sizeof(path))
         return -ENAMETOOLONG;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
+    return s_seqfile_take(path, s_now_us(), out, NULL);
+}
+
+struct parley__seq {
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES]; /* the key it counts for */
+    pthread_mutex_t lock;               /* held while a value is drawn */
+    uint64_t last;                      /* highest value drawn */
+    uint64_t floor;                     /* the daemon's last accepted */
+    struct parley__seq *next;           /* registry list */
+};
+
+/* Every sequencer of the process, one per public key. */
+static pthread_mutex_t s_seqs_lock = PTHREAD_MUTEX_INITIALIZER;
+static parley__seq_t *s_seqs;
+
+parley__seq_t *
+parley__seq_of(const parley_key_t *key)
+{
+    pthread_mutex_lock(&s_seqs_lock);
+    parley__seq_t *s = s_seqs;
+    while (s != NULL && memcmp(s->pk, key->pk, sizeof(s->pk)) != 0)
+        s = s->next;
+    if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
+        memcpy(s->pk, key->pk, sizeof(s->pk));
+        pthread_mutex_init(&s->lock, NULL);
+        s->next = s_seqs;
+        s_seqs = s;
+    }
+    pthread_mutex_unlock(&s_seqs_lock);
+    return s;
+}
+
+int
+parley__seq_take(parley__seq_t *s, const char *seq_file,
+                 parley__seq_ticket_t *t)
+{
     int rc = 0;
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            rc = -errno;
-            goto out;
+    pthread_mutex_lock(&s->lock);
+    uint64_t next = s->last + 1;
+    uint64_t now = s_now_us();
+    if (now > next)
+        next = now;
+    if (s->floor + 1 > next)
+        next = s->floor + 1;
+    t->prev = s->last;
+    t->prev_file = 0;
+    if (seq_file != NULL)
+        rc = s_seqfile_take(seq_file, next, &next, &t->prev_file);
+    if (rc == 0 && next > (uint64_t)INT64_MAX)
+        rc = -EOVERFLOW;
+    if (rc == 0) {
+        s->last = next;
+        t->value = next;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void
+parley__seq_floor(parley__seq_t *s, uint64_t accepted)
+{
+    pthread_mutex_lock(&s->lock);
+    if (accepted > s->floor && accepted < (uint64_t)INT64_MAX)
+        s->floor = accepted;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+parley__seq_give_back(parley__seq_t *s, const char *seq_file,
+                      const parley__seq_ticket_t *t)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->last == t->value)
+        s->last = t->prev;
+    if (seq_file != NULL) {
+        uint64_t now = 0;
+        int fd = s_seqfile_lock(seq_file);
+        if (fd >= 0) {
+            if (s_seqfile_read(fd, &now) == 0 && now == t->value)
+                (void)s_seqfile_write(fd, t->prev_file);
+            close(fd);
         }
     }
-    ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
-    if (r < 0) {
-        rc = -errno;
-        goto out;
-    }
-    buf[r] = '\0';
-    /* A damaged or missing file reads as 0: the clock carries us on. */
-    uint64_t last = strtoull(buf, NULL, 10);
-    if (last >= (uint64_t)INT64_MAX) {
-        rc = -EOVERFLOW; /* signer_seq must stay representable */
-        goto out;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    uint64_t next = last + 1 > now_us ? last + 1 : now_us;
-    int n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)next);
-    if (pwrite(fd, buf, (size_t)n, 0) != n || ftruncate(fd, n) != 0
-        || fdatasync(fd) != 0) {
-        rc = errno != 0 ? -errno : -EIO;
-        goto out;
-    }
-    *out = next;
-out:
-    close(fd); /* releases the lock */
-    return rc;
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* ================================================================ CURVE */

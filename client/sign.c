@@ -12,6 +12,7 @@
 #include "sign.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +99,7 @@ parley_sign(const parley_key_t *key, const parley_update_t *u, void *buf,
 
     if (key == NULL || u == NULL || buf == NULL || len == NULL)
         return PARLEY_EARG;
-    if ((rc = parley_update_validate(u)) < 0)
+    if ((rc = parley_update_validate(u, NULL, 0)) < 0)
         return rc;
     if ((rc = parley__update_encode(u, body, sizeof(body), &body_len)) < 0)
         return rc;
@@ -148,7 +149,7 @@ parley__verify_body(parley__verify_t *v, const parley_keyring_t *ring,
                                     &v->arena))
         < 0)
         return rc;
-    if ((rc = parley_update_validate(out)) < 0)
+    if ((rc = parley_update_validate(out, NULL, 0)) < 0)
         return rc;
     if (ring != NULL
         && (rc = parley_keyring_allows(ring, env->signer, out)) < 0)
@@ -261,16 +262,27 @@ parley_delivery_decode(const parley_keyring_t *ring, const void *buf,
 
     if (buf == NULL || out == NULL)
         return PARLEY_EARG;
+    /* Empty, but keep an envelope buffer the delivery owns for reuse. */
+    uint8_t *keep = out->envelope_cap > 0 ? out->envelope : NULL;
+    size_t keep_cap = out->envelope_cap;
+    memset(out, 0, sizeof(*out));
+    out->envelope = keep;
+    out->envelope_cap = keep_cap;
     parley__arena_init(&arena, space, sizeof(space));
     rc = parley__delivery_decode_raw(buf, len, &out->seq, &out->received_at,
                                      &update, &arena);
     if (rc == 0)
         rc = parley_verify(ring, update.data, update.len, &out->update,
                            out->signer);
+    if (rc == 0)
+        rc = parley__delivery_set_envelope(out, update.data, update.len);
     parley__arena_reset(&arena);
-    if (rc < 0)
+    if (rc < 0) {
+        memset(out, 0, offsetof(parley_delivery_t, envelope));
+        out->envelope_len = 0;
         return rc;
-    parley_key_id(out->signer_id, out->signer);
+    }
+    parley_key_id(out->signer, out->signer_id);
     const char *name = ring != NULL ? parley_keyring_name(ring, out->signer)
                                     : NULL;
     snprintf(out->signer_name, sizeof(out->signer_name), "%s",

@@ -4,20 +4,30 @@
  * The subscriber reads the feed and asks the api for what the feed cannot
  * prove it carried:
  *
- *   1. learn the feed endpoint from a ping (unless given), subscribe to
- *      the narrowest topics of the filter and to sys/heartbeat/, connect;
- *   2. wait for the first heartbeat: it proves the subscriptions are in
- *      place, so nothing published after its seq can be missed;
- *   3. start: LIVE after that seq, SEQ with a replay from since_seq, LAST
- *      with a snapshot (live deliveries are held meanwhile);
+ *   1. connect to an api endpoint of the list and learn the feed endpoint
+ *      from a ping (unless given); the SUB socket is subscribed to the
+ *      narrowest topics of the filters and to sys/heartbeat/, last;
+ *   2. wait for the first heartbeat of that daemon: it proves the
+ *      subscriptions are in place, so nothing published after its seq can
+ *      be missed; the connection is live (PARLEY_EVENT_CONNECTED);
+ *   3. start (the first time): LIVE after that seq, SEQ with a replay from
+ *      since_seq, LAST with a snapshot (live deliveries are held
+ *      meanwhile); after a reconnection: a replay from where it was;
  *   4. live: a delivery beyond confirmed + 1 or a heartbeat beyond what
  *      is accounted for means a gap (HWM drop, reconnect, or simply
- *      updates the filter does not want): replay from confirmed + 1.
+ *      updates the filter does not want): replay from confirmed + 1;
+ *      once what step 3 asked for is handed out, PARLEY_EVENT_CAUGHT_UP;
+ *   5. lost: the api connection closed or no heartbeat for
+ *      heartbeat_misses intervals (PARLEY_EVENT_DISCONNECTED): back to
+ *      step 1 with the next endpoint of the list (the same one if it is
+ *      alone), on the same sockets.
  *
- * The bookkeeping (parley__merge_*) is plain data so it can be unit
- * tested; parley_sub_next() drives it with the two sockets.
+ * The bookkeeping (merge.c) is plain data so it can be unit tested;
+ * parley_sub_next() drives it with the sockets.
  */
 #include "keys.h"
+#include "merge.h"
+#include "options.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -36,298 +46,14 @@
 /* Pause before asking again after the daemon refused a request. */
 #define S_RETRY_PAUSE_MS 1000
 #define S_HEARTBEAT_TOPIC "sys/heartbeat/"
-
-/* ================================================================ merge */
-
-void
-parley__merge_init(parley__merge_t *m, size_t limit)
-{
-    memset(m, 0, sizeof(*m));
-    m->limit = limit > 0 ? limit : 1024;
-}
-
-void
-parley__merge_clear(parley__merge_t *m)
-{
-    for (size_t i = 0; i < m->n; i++)
-        free(m->items[i].data);
-    free(m->items);
-    m->items = NULL;
-    m->n = m->alloc = 0;
-}
-
-/* Index of the first item with seq >= seq. */
-static size_t
-s_lower_bound(const parley__merge_t *m, uint64_t seq)
-{
-    size_t lo = 0, hi = m->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->items[mid].seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Free and remove items [from, to) of the array. */
-static void
-s_remove_range(parley__merge_t *m, size_t from, size_t to)
-{
-    if (from >= to)
-        return;
-    for (size_t i = from; i < to; i++)
-        free(m->items[i].data);
-    memmove(&m->items[from], &m->items[to],
-            (m->n - to) * sizeof(m->items[0]));
-    m->n -= to - from;
-}
-
-/* Remove every item with lo <= seq <= hi. */
-static void
-s_remove_seqs(parley__merge_t *m, uint64_t lo, uint64_t hi)
-{
-    if (lo > hi)
-        return;
-    size_t a = s_lower_bound(m, lo);
-    size_t b = hi == UINT64_MAX ? m->n : s_lower_bound(m, hi + 1);
-    s_remove_range(m, a, b);
-}
-
-/*
- * Insert a copy of one delivery unless its seq is already held.
- * Returns 0 or -ENOMEM.
- */
-static int
-s_insert(parley__merge_t *m, uint64_t seq, const void *data, size_t len)
-{
-    size_t at = s_lower_bound(m, seq);
-    if (at < m->n && m->items[at].seq == seq)
-        return 0; /* the same delivery again, once per matching topic */
-    if (m->n == m->alloc) {
-        size_t alloc = m->alloc > 0 ? m->alloc * 2 : 64;
-        parley__merge_item_t *items =
-            realloc(m->items, alloc * sizeof(*items));
-        if (items == NULL)
-            return -ENOMEM;
-        m->items = items;
-        m->alloc = alloc;
-    }
-    uint8_t *copy = malloc(len > 0 ? len : 1);
-    if (copy == NULL)
-        return -ENOMEM;
-    if (len > 0)
-        memcpy(copy, data, len);
-    memmove(&m->items[at + 1], &m->items[at],
-            (m->n - at) * sizeof(m->items[0]));
-    m->items[at] = (parley__merge_item_t){ seq, copy, len };
-    m->n++;
-    return 0;
-}
-
-void
-parley__merge_start(parley__merge_t *m, parley_start_t start, uint64_t since,
-                    uint64_t head)
-{
-    m->hb_seq = head > m->hb_seq ? head : m->hb_seq;
-    m->gap_to = 0;
-    m->hold = false;
-    m->replaying = false;
-    switch (start) {
-    case PARLEY_START_SEQ:
-        m->emitted = m->confirmed = since > 0 ? since - 1 : 0;
-        m->replaying = true;
-        break;
-    case PARLEY_START_LAST:
-        m->emitted = m->confirmed = 0;
-        m->hold = true;
-        return; /* the snapshot decides what the held items are worth */
-    case PARLEY_START_LIVE:
-    default:
-        m->emitted = m->confirmed = head;
-        break;
-    }
-    s_remove_seqs(m, 0, m->confirmed);
-}
-
-void
-parley__merge_rebase(parley__merge_t *m, uint64_t after)
-{
-    s_remove_range(m, 0, m->n);
-    m->emitted = m->confirmed = after;
-    m->gap_to = 0;
-    m->hb_seq = after;
-    m->hold = false;
-    m->replaying = true;
-}
-
-int
-parley__merge_live(parley__merge_t *m, uint64_t seq, const void *data,
-                   size_t len)
-{
-    /* Everything up to confirmed is held or handed out already; a
-     * delivery there that is not held is one the filter does not want. */
-    if (seq <= m->confirmed && !m->hold)
-        return 0;
-    if (seq <= m->emitted)
-        return 0;
-    if (m->n >= m->limit) {
-        /* Full: keep the lowest seqs, which are handed out first. Items at
-         * or below confirmed were promised by the daemon and stay. */
-        parley__merge_item_t *top = &m->items[m->n - 1];
-        if (seq >= top->seq || top->seq <= m->confirmed)
-            return 0;
-        free(top->data);
-        m->n--;
-    }
-    return s_insert(m, seq, data, len);
-}
-
-void
-parley__merge_heartbeat(parley__merge_t *m, uint64_t seq)
-{
-    if (seq > m->hb_seq)
-        m->hb_seq = seq;
-}
-
-int
-parley__merge_full(const parley__merge_t *m)
-{
-    return m->n >= m->limit;
-}
-
-/* 1 if merge_next() has something to hand out now. */
-static int
-s_ready(const parley__merge_t *m)
-{
-    if (m->hold)
-        return 0;
-    if (m->n > 0 && m->items[0].seq <= m->confirmed + 1)
-        return 1;
-    return m->gap_to > m->confirmed;
-}
-
-int
-parley__merge_want_replay(parley__merge_t *m, uint64_t *from)
-{
-    if (m->hold || s_ready(m))
-        return 0;
-    /* Not ready, so a held item lies beyond confirmed + 1; with nothing
-     * held, a heartbeat beyond confirmed names seqs the feed did not show. */
-    if (!m->replaying) {
-        if (m->n == 0 && m->hb_seq <= m->confirmed)
-            return 0;
-        m->replaying = true;
-    }
-    *from = m->confirmed + 1;
-    return 1;
-}
-
-int
-parley__merge_page(parley__merge_t *m, uint64_t from, uint64_t next_seq,
-                   bool done, const parley__merge_item_t *items, size_t n)
-{
-    if (from == 0 || next_seq < from || (!done && next_seq == from))
-        return PARLEY_EPROTO;
-    uint64_t last = next_seq - 1; /* the page speaks for from..last */
-    /* The daemon's answer is authoritative for its range: what the feed
-     * brought there and the page lacks does not match the filter. */
-    if (last >= from)
-        s_remove_seqs(m, from, last);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t s = items[i].seq;
-        if (s < from || s > last || s <= m->emitted)
-            continue;
-        int rc = s_insert(m, s, items[i].data, items[i].len);
-        if (rc < 0)
-            return rc;
-    }
-    if (last > m->confirmed)
-        m->confirmed = last;
-    if (last > m->hb_seq)
-        m->hb_seq = last;
-    m->replaying = !done;
-    return 0;
-}
-
-int
-parley__merge_snapshot(parley__merge_t *m, uint64_t seq,
-                       const parley__merge_item_t *items, size_t n)
-{
-    /* Feed deliveries up to seq are either in the snapshot or superseded
-     * by something in it; only the snapshot counts there. */
-    s_remove_seqs(m, 0, seq);
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].seq == 0 || items[i].seq <= m->emitted)
-            continue;
-        int rc = s_insert(m, items[i].seq, items[i].data, items[i].len);
-        if (rc < 0)
-            return rc;
-    }
-    if (seq > m->confirmed)
-        m->confirmed = seq;
-    if (seq > m->hb_seq)
-        m->hb_seq = seq;
-    m->hold = false;
-    return 0;
-}
-
-int
-parley__merge_truncated(parley__merge_t *m, uint64_t from, uint64_t first_seq)
-{
-    uint64_t gone;
-    if (first_seq == 0) {
-        /* The daemon holds nothing: all up to its head is gone. */
-        gone = m->hb_seq;
-        m->replaying = false;
-    } else {
-        if (first_seq <= from)
-            return PARLEY_EPROTO;
-        gone = first_seq - 1;
-        m->replaying = true; /* continues from first_seq once reported */
-    }
-    if (gone > m->gap_to)
-        m->gap_to = gone;
-    return 0;
-}
-
-int
-parley__merge_next(parley__merge_t *m, parley__merge_out_t *out)
-{
-    if (m->hold)
-        return 0;
-    if (m->n > 0 && m->items[0].seq <= m->confirmed + 1) {
-        out->item = m->items[0];
-        memmove(&m->items[0], &m->items[1], (m->n - 1) * sizeof(m->items[0]));
-        m->n--;
-        m->emitted = out->item.seq;
-        if (m->emitted > m->confirmed)
-            m->confirmed = m->emitted;
-        return 1;
-    }
-    if (m->gap_to > m->confirmed) {
-        /* Report the gone range up to the next delivery we do hold: the
-         * feed may have brought some of it before the log was trimmed. */
-        uint64_t to = m->gap_to;
-        if (m->n > 0 && m->items[0].seq <= to)
-            to = m->items[0].seq - 1;
-        out->gap_from = m->confirmed + 1;
-        out->gap_to = to;
-        m->emitted = m->confirmed = to;
-        return 2;
-    }
-    return 0;
-}
-
-uint64_t
-parley__merge_last_seq(const parley__merge_t *m)
-{
-    if (m->n > 0 && m->items[0].seq <= m->confirmed)
-        return m->items[0].seq - 1 > m->emitted ? m->items[0].seq - 1
-                                                : m->emitted;
-    return m->confirmed;
-}
+/* Connection events waiting to be handed out, at most. */
+#define S_NOTES_MAX 8
+/* The heartbeat interval assumed until two heartbeats were seen, and the
+ * bounds of what is believed of a measured one. */
+#define S_HB_GUESS_MS 1000
+#define S_HB_MIN_MS 20
+#define S_HB_MAX_MS 60000
+#define S_MISSES_DEFAULT 3
 
 /* =========================================================== subscriber */
 
@@ -338,21 +64,61 @@ typedef enum {
     S_REQ_SENT,       /* sent, waiting for the answer */
 } s_req_state_t;
 
+/* Where the connection to a daemon stands. */
+typedef enum {
+    S_CONN_PING = 0,  /* asked the api endpoint for its feed */
+    S_CONN_HEARTBEAT, /* feed connected, its first heartbeat awaited */
+    S_CONN_LIVE,      /* heartbeats come: the subscription is in place */
+} s_conn_t;
+
+/* A connection event not yet handed out. */
+typedef struct {
+    parley_event_type_t type;                 /* CONNECTED, DISCONNECTED */
+    int code;                                 /* DISCONNECTED: why */
+    char endpoint[PARLEY__ENDPOINT_CHARS + 1];
+} s_note_t;
+
 struct parley_sub {
     parley__wire_t *wire;            /* DEALER to the api (owns the ctx) */
     void *feed;                      /* SUB on the feed */
-    parley__filterbuf_t filter;      /* owned copy of the filter */
+    parley__endpoints_t eps;         /* api endpoints */
+    char *feed_given;                /* the options' feed, or NULL */
+    char feed_ep[PARLEY__ENDPOINT_CHARS + 1]; /* connected now, "" none */
+    parley__filterbuf_t *filters;    /* owned copies (n_filters) */
+    size_t n_filters;
     const parley_keyring_t *keyring; /* borrowed, may be NULL */
-    int timeout_ms;                  /* per api request */
+    int timeout_ms;                  /* per api request, -1 = none */
+    int misses;                      /* heartbeats missed before "gone" */
     parley__merge_t merge;           /* what is known about the log */
-    uint8_t daemon_id[16];           /* of the latest heartbeat */
+    parley_start_t start;            /* where the subscription starts */
+    uint64_t since;                  /* with PARLEY_START_SEQ */
+
+    s_conn_t conn;                   /* the connection */
+    int64_t conn_deadline;           /* PING, HEARTBEAT: give up then */
+    size_t tries;                    /* endpoints tried since live */
+    int last_err;                    /* why the last one failed */
+    bool started;                    /* the merge was started */
+    uint8_t expect_id[16];           /* daemon id of the ping's answer */
+    bool have_expect;
+    uint8_t daemon_id[16];           /* of the live daemon */
     bool have_daemon_id;
+    int64_t last_hb;                 /* monotonic ms of its last heartbeat */
+    int64_t hb_interval;             /* between its heartbeats, measured */
+    bool catching_up;                /* CAUGHT_UP is due once current */
+    uint64_t catchup_seq;            /* ... up to this seq */
+    bool feed_more;                  /* the feed was left with messages */
+
     s_req_state_t req_state;
-    parley__op_t req_op;             /* REPLAY or SNAPSHOT */
+    parley__op_t req_op;             /* PING, REPLAY or SNAPSHOT */
     uint64_t req_id;
     uint64_t req_from;               /* REPLAY: from_seq asked */
-    int64_t req_deadline;            /* monotonic ms */
+    int64_t req_deadline;            /* monotonic ms, -1 = none */
     int64_t retry_at;                /* no request before (after a reject) */
+
+    s_note_t notes[S_NOTES_MAX];     /* connection events to hand out */
+    size_t n_notes;
+    char ev_endpoint[PARLEY__ENDPOINT_CHARS + 1]; /* of the event out */
+    parley_event_t ev;               /* what parley_sub_next() hands out */
     parley__request_t req;           /* scratch request */
 };
 
@@ -386,24 +152,213 @@ s_delivery_seq(const void *data, size_t len)
     return seq;
 }
 
+/* Queue a connection event for the current endpoint. */
+static void
+s_note(parley_sub_t *self, parley_event_type_t type, int code)
+{
+    if (self->n_notes == S_NOTES_MAX) {
+        /* Nobody took them: the oldest are history by now. */
+        memmove(&self->notes[0], &self->notes[1],
+                (S_NOTES_MAX - 1) * sizeof(self->notes[0]));
+        self->n_notes--;
+    }
+    s_note_t *n = &self->notes[self->n_notes++];
+    n->type = type;
+    n->code = code;
+    strcpy(n->endpoint, parley__wire_server(self->wire));
+}
+
+/* The deadline of something that may take ms from now (-1: none). */
+static int64_t
+s_after(int ms)
+{
+    return ms < 0 ? -1 : parley__mono_ms() + ms;
+}
+
+/* Try to send the prepared request; a daemon not yet connected is fine. */
+static int
+s_flush_request(parley_sub_t *self)
+{
+    int rc = parley__wire_send(self->wire, 0);
+    if (rc == PARLEY_ETIMEOUT) {
+        self->req_state = S_REQ_QUEUED;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    self->req_state = S_REQ_SENT;
+    return 0;
+}
+
+/* Prepare self->req (op set) under a new id and send it if possible. */
+static int
+s_request(parley_sub_t *self, uint64_t from)
+{
+    int rc = parley__wire_prepare(self->wire, &self->req, &self->req_id);
+    if (rc < 0)
+        return rc;
+    self->req_op = self->req.op;
+    self->req_from = from;
+    self->req_deadline = s_after(self->timeout_ms);
+    return s_flush_request(self);
+}
+
+/* Connect the feed socket to ep (the one it is on already is kept). */
+static int
+s_feed_connect(parley_sub_t *self, const char *ep)
+{
+    if (strcmp(self->feed_ep, ep) == 0)
+        return 0; /* libzmq reconnects to it by itself */
+    if (zmq_connect(self->feed, ep) != 0)
+        return -errno;
+    if (self->feed_ep[0] != '\0')
+        zmq_disconnect(self->feed, self->feed_ep);
+    snprintf(self->feed_ep, sizeof(self->feed_ep), "%s", ep);
+    return 0;
+}
+
+/* Wait for the first heartbeat of the daemon on the feed. */
+static void
+s_await_heartbeat(parley_sub_t *self)
+{
+    int wait = self->timeout_ms < 0 || self->timeout_ms > S_FIRST_HEARTBEAT_MS
+                   ? self->timeout_ms
+                   : S_FIRST_HEARTBEAT_MS;
+    self->conn = S_CONN_HEARTBEAT;
+    self->conn_deadline = s_after(wait);
+}
+
 /*
- * A heartbeat from the feed. A new daemon id means the daemon restarted:
- * whatever was asked of the old one is lost and is asked again; if its log
- * is behind what we confirmed, it is a different log, and we follow it
- * from its first held seq.
+ * Start a connection to the current api endpoint (next: to the next one
+ * of the list first): whatever was asked of the last one is lost, so the
+ * request slot is cleared, and a ping asks for the feed.
+ * Returns 0 or an error of libzmq.
  */
+static int
+s_connect(parley_sub_t *self, bool next)
+{
+    int rc;
+    const char *ep = next ? parley__endpoints_next(&self->eps)
+                          : parley__endpoints_current(&self->eps);
+    /* The same endpoint again: libzmq reconnects to it by itself. */
+    if (strcmp(ep, parley__wire_server(self->wire)) != 0
+        && (rc = parley__wire_switch(self->wire, ep)) < 0)
+        return rc;
+    self->tries++;
+    self->req_state = S_REQ_NONE;
+    self->retry_at = 0;
+    self->have_expect = false;
+    if (self->feed_given != NULL) {
+        if ((rc = s_feed_connect(self, self->feed_given)) < 0)
+            return rc;
+        s_await_heartbeat(self);
+        return 0;
+    }
+    memset(&self->req, 0, sizeof(self->req));
+    self->req.op = PARLEY__OP_PING;
+    self->conn = S_CONN_PING;
+    self->conn_deadline = s_after(self->timeout_ms);
+    return s_request(self, 0);
+}
+
+/*
+ * The daemon is gone (code says how it was noticed) or never came: say so
+ * if it was live, and try the next endpoint.
+ */
+static int
+s_lost(parley_sub_t *self, int code)
+{
+    if (self->conn == S_CONN_LIVE)
+        s_note(self, PARLEY_EVENT_DISCONNECTED, code);
+    else
+        self->last_err = code;
+    self->conn = S_CONN_PING;
+    return s_connect(self, true);
+}
+
+/* The answer to the ping: connect the feed it names. */
+static int
+s_on_ping(parley_sub_t *self, const parley__reply_t *r)
+{
+    char ep[PARLEY__ENDPOINT_CHARS + 1];
+    if (r->type != PARLEY__REPLY_PING)
+        return s_lost(self, PARLEY_EPROTO);
+    int rc = parley__feed_endpoint(r->feed, parley__wire_server(self->wire),
+                                   ep, sizeof(ep));
+    if (rc < 0)
+        return s_lost(self, PARLEY_EPROTO);
+    if ((rc = s_feed_connect(self, ep)) < 0)
+        return rc;
+    memcpy(self->expect_id, r->daemon_id, sizeof(self->expect_id));
+    self->have_expect = true;
+    s_await_heartbeat(self);
+    return 0;
+}
+
+/*
+ * The first heartbeat of a daemon: the connection is live. The first time
+ * the subscription starts where the options say; after a reconnection to
+ * another daemon, what the feed brought from the old one is dropped, and
+ * a log behind what was confirmed is another log, followed from its first
+ * held seq. Either way, what is missing since is replayed.
+ */
+static void
+s_go_live(parley_sub_t *self, const parley__heartbeat_t *hb)
+{
+    parley__merge_t *m = &self->merge;
+    bool other = !self->have_daemon_id
+                 || memcmp(self->daemon_id, hb->daemon_id, 16) != 0;
+    self->conn = S_CONN_LIVE;
+    self->tries = 0;
+    self->last_err = 0;
+    self->req_state = S_REQ_NONE; /* a request of the old daemon is lost */
+    s_note(self, PARLEY_EVENT_CONNECTED, 0);
+    if (!self->started) {
+        parley__merge_start(m, self->start, self->since, hb->seq);
+        self->started = true;
+    } else if (other) {
+        parley__merge_forget(m);
+        if (hb->seq < m->confirmed && !m->hold)
+            parley__merge_rebase(m, hb->first_seq > 0 ? hb->first_seq - 1
+                                                      : hb->seq);
+    }
+    parley__merge_heartbeat(m, hb->seq);
+    memcpy(self->daemon_id, hb->daemon_id, sizeof(self->daemon_id));
+    self->have_daemon_id = true;
+    self->last_hb = parley__mono_ms();
+    self->hb_interval = S_HB_GUESS_MS;
+    self->catching_up = true;
+    self->catchup_seq = hb->seq;
+}
+
+/* A heartbeat from the feed. */
 static void
 s_on_heartbeat(parley_sub_t *self, const parley__heartbeat_t *hb)
 {
-    if (self->have_daemon_id
-        && memcmp(self->daemon_id, hb->daemon_id, sizeof(hb->daemon_id)) != 0) {
-        self->req_state = S_REQ_NONE;
-        if (hb->seq < self->merge.confirmed && !self->merge.hold)
-            parley__merge_rebase(&self->merge,
-                                 hb->first_seq > 0 ? hb->first_seq - 1 : hb->seq);
+    switch (self->conn) {
+    case S_CONN_PING:
+        return; /* of a connection being replaced */
+    case S_CONN_HEARTBEAT:
+        if (self->have_expect
+            && memcmp(self->expect_id, hb->daemon_id, 16) != 0)
+            return; /* the daemon before, still in the queue */
+        s_go_live(self, hb);
+        return;
+    case S_CONN_LIVE:
+        break;
     }
-    memcpy(self->daemon_id, hb->daemon_id, sizeof(self->daemon_id));
-    self->have_daemon_id = true;
+    if (memcmp(self->daemon_id, hb->daemon_id, 16) != 0) {
+        /* Restarted behind the same endpoints before we noticed: libzmq
+         * reconnected both sockets already. */
+        s_note(self, PARLEY_EVENT_DISCONNECTED, -ECONNRESET);
+        s_go_live(self, hb);
+        return;
+    }
+    int64_t now = parley__mono_ms();
+    int64_t gap = now - self->last_hb;
+    if (gap >= S_HB_MIN_MS)
+        self->hb_interval = gap < S_HB_MAX_MS ? gap : S_HB_MAX_MS;
+    self->last_hb = now;
     parley__merge_heartbeat(&self->merge, hb->seq);
 }
 
@@ -447,7 +402,7 @@ s_read_feed(parley_sub_t *self, parley__heartbeat_t *hb)
         goto done;
     }
     uint64_t seq = s_delivery_seq(zmq_msg_data(&body), zmq_msg_size(&body));
-    if (seq > 0)
+    if (seq > 0 && self->started)
         rc = parley__merge_live(&self->merge, seq, zmq_msg_data(&body),
                                 zmq_msg_size(&body));
 done:
@@ -456,16 +411,24 @@ done:
     return rc;
 }
 
-/* Read what the feed has waiting, up to a burst. 0 or a negative error. */
+/*
+ * Read what the feed has waiting, up to a burst (so that api answers are
+ * not starved) or until the hold buffer is full; self->feed_more says
+ * whether messages were left. 0 or a negative error.
+ */
 static int
 s_drain_feed(parley_sub_t *self)
 {
-    for (int i = 0; i < S_FEED_BURST && !parley__merge_full(&self->merge);
-         i++) {
+    self->feed_more = true;
+    for (int i = 0; i < S_FEED_BURST; i++) {
+        if (parley__merge_full(&self->merge))
+            return 0;
         parley__heartbeat_t hb;
         int rc = s_read_feed(self, &hb);
-        if (rc == -EAGAIN)
+        if (rc == -EAGAIN) {
+            self->feed_more = false;
             return 0;
+        }
         if (rc < 0)
             return rc;
         if (rc == 1)
@@ -474,27 +437,13 @@ s_drain_feed(parley_sub_t *self)
     return 0;
 }
 
-/* Try to send the prepared request; a daemon not yet connected is fine. */
-static int
-s_flush_request(parley_sub_t *self)
-{
-    int rc = parley__wire_send(self->wire, 0);
-    if (rc == PARLEY_ETIMEOUT) {
-        self->req_state = S_REQ_QUEUED;
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    self->req_state = S_REQ_SENT;
-    return 0;
-}
-
 /* Ask the api for the snapshot or the next replay page, if one is due. */
 static int
 s_maybe_request(parley_sub_t *self)
 {
     uint64_t from = 0;
-    if (self->req_state != S_REQ_NONE || parley__mono_ms() < self->retry_at)
+    if (self->conn != S_CONN_LIVE || self->req_state != S_REQ_NONE
+        || parley__mono_ms() < self->retry_at)
         return 0;
     memset(&self->req, 0, sizeof(self->req));
     if (self->merge.hold) {
@@ -507,14 +456,8 @@ s_maybe_request(parley_sub_t *self)
     } else {
         return 0;
     }
-    self->req.filter = self->filter;
-    int rc = parley__wire_prepare(self->wire, &self->req, &self->req_id);
-    if (rc < 0)
-        return rc;
-    self->req_op = self->req.op;
-    self->req_from = from;
-    self->req_deadline = parley__mono_ms() + self->timeout_ms;
-    return s_flush_request(self);
+    parley__request_set_filters(&self->req, self->filters, self->n_filters);
+    return s_request(self, from);
 }
 
 /*
@@ -553,6 +496,8 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
     long n;
     int rc;
     self->req_state = S_REQ_NONE;
+    if (self->req_op == PARLEY__OP_PING)
+        return s_on_ping(self, r);
     if (r->type == PARLEY__REPLY_REJECT) {
         if (r->code == PARLEY_ETRUNCATED && self->req_op == PARLEY__OP_REPLAY)
             return parley__merge_truncated(&self->merge, self->req_from,
@@ -589,79 +534,217 @@ s_drain_api(parley_sub_t *self)
         int rc = parley__wire_recv(self->wire, want, 0, &reply);
         if (rc == PARLEY_ETIMEOUT)
             return 0;
+        if (rc == PARLEY_EPROTO && self->conn != S_CONN_LIVE)
+            return s_lost(self, rc);
         if (rc < 0)
             return rc;
         if (want == 0)
             continue; /* nothing outstanding: a stale answer */
-        return s_on_reply(self, &reply);
+        if ((rc = s_on_reply(self, &reply)) < 0)
+            return rc;
     }
 }
 
 /*
- * Turn a merge item into an event: verify it (a failure is reported, not
+ * Turn a merge item into the event: verify it (a failure is reported, not
  * fatal) and apply the whole filter (the feed topics cover only one of its
- * dimensions). Returns 1 for an event, 0 if the filter drops it.
+ * dimensions). Returns 1 for an event, 0 if the filters drop it.
  */
 static int
-s_item_event(parley_sub_t *self, const parley__merge_item_t *it,
-             parley_event_t *ev)
+s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
 {
-    memset(ev, 0, sizeof(*ev));
+    parley_event_t *ev = &self->ev;
     int rc = parley_delivery_decode(self->keyring, it->data, it->len,
                                     &ev->delivery);
     if (rc < 0) {
-        memset(ev, 0, sizeof(*ev));
-        ev->type = PARLEY_EVENT_REJECTED;
-        ev->rejected_seq = it->seq;
-        ev->rejected_code = rc;
+        parley__event_set(ev, PARLEY_EVENT_REJECTED, it->seq);
+        ev->code = rc;
         return 1;
     }
-    if (!parley_filter_match(&self->filter.filter, &ev->delivery.update))
+    bool match = self->n_filters == 0;
+    for (size_t i = 0; i < self->n_filters && !match; i++)
+        match = parley_filter_match(&self->filters[i].filter,
+                                    &ev->delivery.update);
+    if (!match)
         return 0;
-    ev->type = PARLEY_EVENT_DELIVERY;
+    parley__event_set(ev, PARLEY_EVENT_DELIVERY, it->seq);
     return 1;
 }
 
+/* Is CAUGHT_UP due now? */
+static bool
+s_caught_up(const parley_sub_t *self)
+{
+    return self->catching_up && self->conn == S_CONN_LIVE
+           && parley__merge_current(&self->merge, self->catchup_seq);
+}
+
 /*
- * Wait for the first heartbeat, holding whatever deliveries come first.
- * Heartbeats come every second, so the wait is never shorter than a few
- * of them, whatever the request timeout.
+ * The next event that can be handed out now, in self->ev: connection
+ * events first, then CAUGHT_UP when due, then what the merge holds.
+ * Returns 1 with an event, 0 if none is ready.
  */
 static int
-s_wait_live(parley_sub_t *self, parley__heartbeat_t *hb)
+s_next_event(parley_sub_t *self)
 {
-    int wait = self->timeout_ms > S_FIRST_HEARTBEAT_MS ? self->timeout_ms
-                                                       : S_FIRST_HEARTBEAT_MS;
-    int64_t deadline = parley__mono_ms() + wait;
+    parley_event_t *ev = &self->ev;
+    if (self->n_notes > 0) {
+        const s_note_t *n = &self->notes[0];
+        parley__event_set(ev, n->type, 0);
+        ev->code = n->code;
+        strcpy(self->ev_endpoint, n->endpoint);
+        ev->endpoint = self->ev_endpoint;
+        memmove(&self->notes[0], &self->notes[1],
+                (--self->n_notes) * sizeof(self->notes[0]));
+        return 1;
+    }
     for (;;) {
-        int rc = s_read_feed(self, hb);
-        if (rc == 1)
-            return 0;
-        if (rc < 0 && rc != -EAGAIN)
-            return rc;
-        if (rc == 0)
+        if (s_caught_up(self)) {
+            self->catching_up = false;
+            parley__event_set(ev, PARLEY_EVENT_CAUGHT_UP,
+                              parley__merge_last_seq(&self->merge));
+            return 1;
+        }
+        parley__merge_out_t out;
+        int rc = parley__merge_next(&self->merge, &out);
+        if (rc == 1) {
+            rc = s_item_event(self, &out.item);
+            free(out.item.data);
+            if (rc != 0)
+                return rc;
             continue;
-        int64_t left = deadline - parley__mono_ms();
-        if (left <= 0)
-            return PARLEY_ETIMEOUT;
-        zmq_pollitem_t item = { .socket = self->feed, .events = ZMQ_POLLIN };
-        if (zmq_poll(&item, 1, (long)left) < 0)
-            return -errno;
+        }
+        if (rc == 2) {
+            parley__event_set(ev, PARLEY_EVENT_GAP, out.gap_from);
+            ev->seq_last = out.gap_to;
+            return 1;
+        }
+        return 0;
     }
 }
 
-/* Make and connect the SUB socket with the filter's topics. */
+/* How long without a heartbeat means the daemon is gone. */
+static int64_t
+s_dead_ms(const parley_sub_t *self)
+{
+    return self->misses * self->hb_interval + self->hb_interval / 2;
+}
+
+/*
+ * Do what can be done without waiting: notice a lost connection, send a
+ * due request, take the answers and feed messages that have arrived, and
+ * move on from an endpoint that did not answer in time.
+ * Returns 0 or a negative error for the caller.
+ */
 static int
-s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm,
-            const parley_curve_t *curve)
+s_pump(parley_sub_t *sub)
+{
+    int rc = parley__wire_handshake(sub->wire);
+    if (rc < 0) {
+        /* Cut off by the daemon (its CURVE allow-list changed): nothing
+         * will come any more, so say so rather than wait in silence. A
+         * daemon of the list not yet live that refuses us is passed by. */
+        if (sub->conn == S_CONN_LIVE)
+            return rc;
+        if ((rc = s_lost(sub, rc)) < 0)
+            return rc;
+    }
+    if (parley__wire_disconnected(sub->wire) && sub->conn == S_CONN_LIVE
+        && (rc = s_lost(sub, -ECONNRESET)) < 0)
+        return rc;
+    if ((rc = s_maybe_request(sub)) < 0)
+        return rc;
+    if (sub->req_state == S_REQ_QUEUED && (rc = s_flush_request(sub)) < 0)
+        return rc;
+    if ((rc = s_drain_api(sub)) < 0)
+        return rc;
+    if ((rc = s_drain_feed(sub)) < 0)
+        return rc;
+    int64_t now = parley__mono_ms();
+    if (sub->conn != S_CONN_LIVE && sub->conn_deadline >= 0
+        && now >= sub->conn_deadline)
+        return s_lost(sub, PARLEY_ETIMEOUT);
+    /* Only a drained feed proves that no heartbeat came. */
+    if (sub->conn == S_CONN_LIVE && !sub->feed_more
+        && !parley__merge_full(&sub->merge)
+        && now - sub->last_hb > s_dead_ms(sub))
+        return s_lost(sub, PARLEY_ETIMEOUT);
+    return s_maybe_request(sub);
+}
+
+/*
+ * The ms from now until the subscriber has something to do without a
+ * socket waking it: 0 now, -1 nothing planned.
+ */
+static int64_t
+s_wait_ms(const parley_sub_t *sub, int64_t now)
+{
+    if (sub->n_notes > 0 || s_caught_up(sub)
+        || (sub->feed_more && !parley__merge_full(&sub->merge)))
+        return 0;
+    int64_t until = -1;
+    if (sub->conn != S_CONN_LIVE)
+        until = sub->conn_deadline;
+    else if (sub->req_state != S_REQ_NONE)
+        until = sub->req_deadline;
+    else if (sub->retry_at > now)
+        until = sub->retry_at;
+    if (sub->conn == S_CONN_LIVE) {
+        int64_t dead = sub->last_hb + s_dead_ms(sub) + 1;
+        if (until < 0 || dead < until)
+            until = dead;
+    }
+    if (until < 0)
+        return -1;
+    return until > now ? until - now : 0;
+}
+
+/* Wait up to wait_ms (-1: no limit) for the sockets. 0 or -errno. */
+static int
+s_poll(parley_sub_t *sub, int64_t wait_ms)
+{
+    zmq_pollitem_t items[3] = {
+        { .socket = parley__wire_socket(sub->wire), .events = ZMQ_POLLIN },
+        { .socket = parley__wire_monitor(sub->wire), .events = ZMQ_POLLIN },
+        { .socket = sub->feed, .events = ZMQ_POLLIN },
+    };
+    if (sub->req_state == S_REQ_QUEUED)
+        items[0].events |= ZMQ_POLLOUT;
+    /* A full hold buffer is not read: libzmq queues (or drops, and a
+     * replay fetches it again) until the caller has taken some. */
+    int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
+    if (wait_ms > INT32_MAX)
+        wait_ms = INT32_MAX;
+    return zmq_poll(items, nitems, (long)wait_ms) < 0 ? -errno : 0;
+}
+
+/*
+ * Run the connection until a daemon is live, each endpoint of the list
+ * tried once. Returns 0, or why the last one failed.
+ */
+static int
+s_connect_wait(parley_sub_t *self)
+{
+    for (;;) {
+        int rc = s_pump(self);
+        if (rc < 0)
+            return rc;
+        if (self->conn == S_CONN_LIVE)
+            return 0;
+        if (self->tries > self->eps.n)
+            return self->last_err < 0 ? self->last_err : PARLEY_ETIMEOUT;
+        if ((rc = s_poll(self, s_wait_ms(self, parley__mono_ms()))) < 0)
+            return rc;
+    }
+}
+
+/* Make the SUB socket, subscribed to the filters' topics. */
+static int
+s_open_feed(parley_sub_t *self, int rcvhwm, const parley_curve_t *curve)
 {
     char topics[PARLEY__FILTER_VALUES_MAX * 3 + 1][PARLEY_TOPIC_MAX];
     int zero = 0;
     int64_t maxmsg = PARLEY__FEED_MSG_MAX;
-    int n = parley_filter_topics(&self->filter.filter, topics,
-                                 sizeof(topics) / sizeof(topics[0]));
-    if (n < 0)
-        return n;
     /* A feed message over the cap drops the connection: nothing a valid
      * update makes comes near it, so only a hostile peer sends one. */
     if ((self->feed = zmq_socket(parley__wire_ctx(self->wire), ZMQ_SUB)) == NULL
@@ -675,77 +758,97 @@ s_open_feed(parley_sub_t *self, const char *endpoint, int rcvhwm,
     if (rcvhwm > 0
         && zmq_setsockopt(self->feed, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm)) != 0)
         return -errno;
-    for (int i = 0; i < n; i++)
-        if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, topics[i],
-                           strlen(topics[i])) != 0)
-            return -errno;
+    /* The topics of every filter (a topic given twice counts once in
+     * libzmq's subscription trie, and a delivery is merged once by seq). */
+    for (size_t f = 0; f < (self->n_filters > 0 ? self->n_filters : 1); f++) {
+        int n = parley_filter_topics(self->n_filters > 0
+                                         ? &self->filters[f].filter
+                                         : NULL,
+                                     topics, sizeof(topics) / sizeof(topics[0]));
+        if (n < 0)
+            return n;
+        for (int i = 0; i < n; i++)
+            if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, topics[i],
+                               strlen(topics[i])) != 0)
+                return -errno;
+    }
     /* Last, so that the first heartbeat proves the others are in place. */
     if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, S_HEARTBEAT_TOPIC,
-                       strlen(S_HEARTBEAT_TOPIC)) != 0
-        || zmq_connect(self->feed, endpoint) != 0)
+                       strlen(S_HEARTBEAT_TOPIC)) != 0)
         return -errno;
     return 0;
 }
 
-parley_sub_t *
-parley_sub_new(const char *server, const parley_filter_t *f,
-               const parley_sub_options_t *opt)
+/* Read and check the options; copy the filters. 0 or an error. */
+static int
+s_options(parley_sub_t *self, const parley_sub_options_t *opt,
+          parley_sub_options_t *o)
 {
-    static const parley_sub_options_t defaults = { 0 };
-    char endpoint[sizeof(((parley_info_t *)0)->feed)];
-    parley__heartbeat_t hb;
+    int rc = parley__options_read(opt, sizeof(*o), o);
+    if (rc < 0)
+        return rc;
+    if (o->start != PARLEY_START_LIVE && o->start != PARLEY_START_SEQ
+        && o->start != PARLEY_START_LAST)
+        return PARLEY_EARG;
+    if ((self->timeout_ms = parley__options_timeout(o->timeout_ms))
+        == PARLEY_EARG)
+        return PARLEY_EARG;
+    if (o->n_filters > PARLEY__ANY_OF_MAX
+        || (o->n_filters > 0 && o->filters == NULL)
+        || o->rcvhwm < 0 || o->heartbeat_misses < 0
+        || (o->flags & ~PARLEY_SUB_NOWAIT) != 0)
+        return PARLEY_EARG;
+    self->misses = o->heartbeat_misses > 0 ? o->heartbeat_misses
+                                           : S_MISSES_DEFAULT;
+    self->start = o->start;
+    self->since = o->since_seq;
+    self->keyring = o->keyring;
+    if (o->n_filters > 0) {
+        self->filters = calloc(o->n_filters, sizeof(*self->filters));
+        if (self->filters == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < o->n_filters; i++, self->n_filters++)
+            if (o->filters[i] == NULL
+                || (rc = parley__filterbuf_set(&self->filters[i],
+                                               o->filters[i])) < 0)
+                return PARLEY_EARG;
+    }
+    if (o->feed != NULL && (strlen(o->feed) > PARLEY__ENDPOINT_CHARS
+                            || (self->feed_given = strdup(o->feed)) == NULL))
+        return strlen(o->feed) > PARLEY__ENDPOINT_CHARS ? PARLEY_EARG
+                                                        : -ENOMEM;
+    return 0;
+}
+
+parley_sub_t *
+parley_sub_new(const parley_sub_options_t *opt)
+{
+    parley_sub_options_t o;
     int err = 0;
     parley_sub_t *self;
 
-    if (opt == NULL)
-        opt = &defaults;
-    if (server == NULL)
-        server = PARLEY_DEFAULT_SERVER;
-    if (opt->start != PARLEY_START_LIVE && opt->start != PARLEY_START_SEQ
-        && opt->start != PARLEY_START_LAST) {
-        errno = -PARLEY_EARG;
-        return NULL;
-    }
     if ((self = calloc(1, sizeof(*self))) == NULL)
         return NULL;
     parley__merge_init(&self->merge, S_HOLD_LIMIT);
-    self->keyring = opt->keyring;
-    self->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms
-                                           : PARLEY__TIMEOUT_DEFAULT_MS;
-    if ((err = parley__filterbuf_set(&self->filter, f)) < 0)
+    self->hb_interval = S_HB_GUESS_MS;
+    if ((err = s_options(self, opt, &o)) < 0)
         goto fail;
-    if ((self->wire = parley__wire_new(server, opt->curve, &err)) == NULL)
+    if ((err = parley__endpoints_parse(&self->eps, o.server)) < 0)
         goto fail;
-    if (opt->feed != NULL) {
-        if (strlen(opt->feed) >= sizeof(endpoint)) {
-            err = -ENAMETOOLONG;
-            goto fail;
-        }
-        strcpy(endpoint, opt->feed);
-    } else {
-        /* Ask on our own api socket: the reply names the feed. */
-        parley__reply_t reply;
-        memset(&self->req, 0, sizeof(self->req));
-        self->req.op = PARLEY__OP_PING;
-        if ((err = parley__wire_call(self->wire, &self->req, self->timeout_ms,
-                                     &reply)) < 0)
-            goto fail;
-        if (reply.type != PARLEY__REPLY_PING) {
-            err = PARLEY_EPROTO;
-            goto fail;
-        }
-        if ((err = parley__feed_endpoint(reply.feed, server, endpoint,
-                                         sizeof(endpoint))) < 0)
-            goto fail;
+    /* A feed endpoint given belongs to one daemon. */
+    if (self->feed_given != NULL && self->eps.n > 1) {
+        err = PARLEY_EARG;
+        goto fail;
     }
-    if ((err = s_open_feed(self, endpoint, opt->rcvhwm, opt->curve)) < 0)
+    if ((self->wire = parley__wire_new(parley__endpoints_current(&self->eps),
+                                       o.curve, &err)) == NULL)
         goto fail;
-    if ((err = s_wait_live(self, &hb)) < 0)
+    if ((err = s_open_feed(self, o.rcvhwm, o.curve)) < 0)
         goto fail;
-    memcpy(self->daemon_id, hb.daemon_id, sizeof(self->daemon_id));
-    self->have_daemon_id = true;
-    parley__merge_start(&self->merge, opt->start, opt->since_seq, hb.seq);
-    if ((err = s_maybe_request(self)) < 0)
+    if ((err = s_connect(self, false)) < 0)
+        goto fail;
+    if ((o.flags & PARLEY_SUB_NOWAIT) == 0
+        && (err = s_connect_wait(self)) < 0)
         goto fail;
     return self;
 fail:
@@ -764,86 +867,51 @@ parley_sub_destroy(parley_sub_t **sub)
         zmq_close(self->feed); /* before the wire terminates the context */
     parley__wire_destroy(&self->wire);
     parley__merge_clear(&self->merge);
+    parley__endpoints_free(&self->eps);
+    parley__delivery_release(&self->ev.delivery);
+    free(self->filters);
+    free(self->feed_given);
     free(self);
     *sub = NULL;
 }
 
 int
-parley_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *ev)
+parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
 {
-    bool polled = false;
-    if (sub == NULL || ev == NULL)
+    bool pumped = false;
+    if (sub == NULL || ev == NULL || timeout_ms < -1)
         return PARLEY_EARG;
     int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
     for (;;) {
-        parley__merge_out_t out;
-        int rc = parley__merge_next(&sub->merge, &out);
+        int rc = s_next_event(sub);
+        if (rc == 0 && (rc = s_pump(sub)) == 0)
+            rc = s_next_event(sub);
+        if (rc < 0)
+            return rc;
         if (rc == 1) {
-            rc = s_item_event(sub, &out.item, ev);
-            free(out.item.data);
-            if (rc == 1)
-                return 1;
-            continue;
-        }
-        if (rc == 2) {
-            memset(ev, 0, sizeof(*ev));
-            ev->type = PARLEY_EVENT_GAP;
-            ev->gap_from = out.gap_from;
-            ev->gap_to = out.gap_to;
+            *ev = &sub->ev;
             return 1;
         }
-        if ((rc = s_maybe_request(sub)) < 0)
-            return rc;
-        /* Cut off by the daemon (its CURVE allow-list changed): nothing
-         * will come any more, so say so rather than wait in silence. */
-        if ((rc = parley__wire_handshake(sub->wire)) < 0)
-            return rc;
-
         int64_t now = parley__mono_ms();
-        if (sub->req_state != S_REQ_NONE && now >= sub->req_deadline) {
-            /* The answer may be waiting unread because the caller was
-             * away for longer than the timeout: take it first. */
-            if (sub->req_state == S_REQ_SENT && (rc = s_drain_api(sub)) < 0)
-                return rc;
-            if (sub->req_state == S_REQ_NONE)
-                continue;
+        if (sub->conn == S_CONN_LIVE && sub->req_state != S_REQ_NONE
+            && sub->req_deadline >= 0 && now >= sub->req_deadline) {
             /* Given up on: a late answer is dropped by its id, and the
              * request goes out again at the next call. */
             sub->req_state = S_REQ_NONE;
             return PARLEY_ETIMEOUT;
         }
-        if (polled && deadline >= 0 && now >= deadline)
+        if (pumped && deadline >= 0 && now >= deadline)
             return 0;
-        /* Sleep until the caller's deadline, the request's deadline or
-         * the end of a back-off, whichever comes first. */
-        int64_t until = deadline;
-        if (sub->req_state != S_REQ_NONE)
-            until = until < 0 || sub->req_deadline < until ? sub->req_deadline
-                                                           : until;
-        else if (sub->retry_at > now)
-            until = until < 0 || sub->retry_at < until ? sub->retry_at : until;
-        long wait = until < 0 ? -1 : (long)(until > now ? until - now : 0);
-
-        zmq_pollitem_t items[3] = {
-            { .socket = parley__wire_socket(sub->wire), .events = ZMQ_POLLIN },
-            { .socket = parley__wire_monitor(sub->wire), .events = ZMQ_POLLIN },
-            { .socket = sub->feed, .events = ZMQ_POLLIN },
-        };
-        if (sub->req_state == S_REQ_QUEUED)
-            items[0].events |= ZMQ_POLLOUT;
-        /* A full hold buffer is not read: libzmq queues (or drops, and a
-         * replay fetches it again) until the caller has taken some. */
-        int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
-        if (zmq_poll(items, nitems, wait) < 0)
-            return -errno;
-        polled = true;
-        if ((items[0].revents & ZMQ_POLLOUT) && sub->req_state == S_REQ_QUEUED
-            && (rc = s_flush_request(sub)) < 0)
-            return rc;
-        if ((items[0].revents & ZMQ_POLLIN) && (rc = s_drain_api(sub)) < 0)
-            return rc;
-        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN)
-            && (rc = s_drain_feed(sub)) < 0)
+        pumped = true;
+        /* Sleep until the caller's deadline or the subscriber's own,
+         * whichever comes first. */
+        int64_t wait = s_wait_ms(sub, now);
+        if (deadline >= 0) {
+            int64_t left = deadline > now ? deadline - now : 0;
+            if (wait < 0 || left < wait)
+                wait = left;
+        }
+        if ((rc = s_poll(sub, wait)) < 0)
             return rc;
     }
 }
@@ -852,4 +920,37 @@ uint64_t
 parley_sub_last_seq(const parley_sub_t *sub)
 {
     return sub != NULL ? parley__merge_last_seq(&sub->merge) : 0;
+}
+
+const char *
+parley_sub_endpoint(const parley_sub_t *sub)
+{
+    return sub != NULL ? parley__wire_server(sub->wire) : NULL;
+}
+
+int
+parley_sub_fds(const parley_sub_t *sub, int *fds, size_t cap)
+{
+    if (sub == NULL)
+        return PARLEY_EARG;
+    int n = parley__wire_fds(sub->wire, fds, cap);
+    if ((size_t)n < cap)
+        fds[n] = parley__zmq_fd(sub->feed);
+    return n + 1;
+}
+
+int
+parley_sub_timeout(const parley_sub_t *sub)
+{
+    if (sub == NULL)
+        return -1;
+    /* Something the merge could hand out at once (the caller stopped
+     * draining before it was taken). */
+    const parley__merge_t *m = &sub->merge;
+    if (!m->hold
+        && ((m->n > 0 && m->items[0].seq <= m->confirmed + 1)
+            || m->gap_to > m->confirmed))
+        return 0;
+    int64_t wait = s_wait_ms(sub, parley__mono_ms());
+    return wait > INT32_MAX ? INT32_MAX : (int)wait;
 }

@@ -4,22 +4,29 @@
  * Every topic ends in '/', so ZeroMQ's prefix match is exact: a
  * subscription to "party/us/" can never match "party/usa/".
  */
+#include "facts.h"
 #include "parley.h"
+#include "types.h"
 
 #include <stdio.h>
 #include <string.h>
 
 size_t
-parley_topics(const parley_update_t *u, char out[][PARLEY_TOPIC_MAX])
+parley_topics(const parley_update_t *u, char out[][PARLEY_TOPIC_MAX],
+              size_t cap)
 {
-    size_t n = 0;
-    snprintf(out[n++], PARLEY_TOPIC_MAX, "all/");
-    snprintf(out[n++], PARLEY_TOPIC_MAX, "neg/%s/", u->negotiation);
-    size_t np = u->n_parties <= PARLEY_PARTIES_MAX ? u->n_parties
-                                                   : PARLEY_PARTIES_MAX;
-    for (size_t i = 0; i < np; i++)
-        snprintf(out[n++], PARLEY_TOPIC_MAX, "party/%s/", u->parties[i]);
-    snprintf(out[n++], PARLEY_TOPIC_MAX, "phase/%u/", (unsigned)u->phase);
+    if (u == NULL)
+        return 0;
+    /* One naming for the library and the daemon's feed, which works from
+     * the facts of a logged record. */
+    parley__facts_t f;
+    parley__facts_of_update(&f, NULL, u);
+    if (cap >= PARLEY_TOPICS_MAX)
+        return parley__facts_topics(&f, out);
+    char all[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    size_t n = parley__facts_topics(&f, all);
+    if (cap > 0)
+        memcpy(out, all, (n < cap ? n : cap) * sizeof(all[0]));
     return n;
 }
 
@@ -30,6 +37,8 @@ parley_filter_topics(const parley_filter_t *f, char out[][PARLEY_TOPIC_MAX],
     static const parley_filter_t empty = { 0 };
     if (f == NULL)
         f = &empty;
+    /* Values of a filter from parley_filter_new() were checked when they
+     * were added; one built by library code is checked here. */
     for (size_t i = 0; i < f->n_negotiations; i++)
         if (!parley_slug_valid(f->negotiations[i]))
             return PARLEY_EARG;
@@ -82,34 +91,4 @@ parley_filter_topics(const parley_filter_t *f, char out[][PARLEY_TOPIC_MAX],
         }
     }
     return (int)best;
-}
-
-int
-parley_filter_match(const parley_filter_t *f, const parley_update_t *u)
-{
-    if (f == NULL)
-        return 1;
-    if (f->n_negotiations > 0) {
-        int hit = 0;
-        for (size_t i = 0; i < f->n_negotiations && !hit; i++)
-            hit = strcmp(f->negotiations[i], u->negotiation) == 0;
-        if (!hit)
-            return 0;
-    }
-    if (f->n_parties > 0) {
-        int hit = 0;
-        for (size_t i = 0; i < f->n_parties && !hit; i++)
-            for (size_t j = 0; j < u->n_parties && !hit; j++)
-                hit = strcmp(f->parties[i], u->parties[j]) == 0;
-        if (!hit)
-            return 0;
-    }
-    if (f->n_phases > 0) {
-        int hit = 0;
-        for (size_t i = 0; i < f->n_phases && !hit; i++)
-            hit = f->phases[i] == u->phase;
-        if (!hit)
-            return 0;
-    }
-    return 1;
 }

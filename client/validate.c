@@ -5,8 +5,10 @@
  * update never leaves the process), parleyd before it stores, subscribers
  * when they re-verify.
  */
-#include "parley.h"
+#include "types.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -101,8 +103,8 @@ parley_slug_valid(const char *s)
  * surrogates, nothing above U+10FFFF. NUL is refused too: the fields are
  * C strings, and a NUL would hide what follows it from readers.
  */
-static int
-s_utf8_valid(const char *str, size_t max)
+int
+parley__utf8_valid(const char *str, size_t max)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t n = strlen(str);
@@ -150,50 +152,121 @@ s_terminated(const char *field, size_t size)
 }
 
 int
-parley_update_validate(const parley_update_t *u)
+parley__invalid(char *detail, size_t cap, const char *fmt, ...)
 {
-    if (u == NULL)
-        return PARLEY_EINVALID;
+    if (detail != NULL && cap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, cap, fmt, ap);
+        va_end(ap);
+    }
+    return PARLEY_EINVALID;
+}
+
+/* Check one text field: terminated, UTF-8, at most max bytes. */
+static int
+s_check_text(const char *name, const char *field, size_t size, size_t max,
+             char *detail, size_t cap)
+{
+    if (!s_terminated(field, size) || strlen(field) > max)
+        return parley__invalid(detail, cap, "%s: longer than %zu bytes", name, max);
+    if (!parley__utf8_valid(field, max))
+        return parley__invalid(detail, cap, "%s: not valid UTF-8", name);
+    return 0;
+}
+
+/* The rules of the negotiation and the parties. */
+static int
+s_check_names(const parley_update_t *u, char *detail, size_t cap)
+{
     if (!s_terminated(u->negotiation, sizeof(u->negotiation))
-        || !parley_slug_valid(u->negotiation))
-        return PARLEY_EINVALID;
-    if (u->n_parties < 1 || u->n_parties > PARLEY_PARTIES_MAX)
-        return PARLEY_EINVALID;
+        || u->negotiation[0] == '\0')
+        return parley__invalid(detail, cap, "negotiation: required");
+    if (!parley_slug_valid(u->negotiation))
+        return parley__invalid(detail, cap,
+                         "negotiation: \"%s\" is not a slug ([a-z0-9][a-z0-9-], "
+                         "at most 32 chars)",
+                         u->negotiation);
+    if (u->n_parties < 1)
+        return parley__invalid(detail, cap, "parties: at least one is required");
+    if (u->n_parties > PARLEY_PARTIES_MAX)
+        return parley__invalid(detail, cap, "parties: more than %d",
+                         PARLEY_PARTIES_MAX);
     for (size_t i = 0; i < u->n_parties; i++) {
         if (!s_terminated(u->parties[i], sizeof(u->parties[i]))
             || !parley_slug_valid(u->parties[i]))
-            return PARLEY_EINVALID;
+            return parley__invalid(detail, cap, "parties: party %zu is not a slug",
+                             i + 1);
         for (size_t j = 0; j < i; j++)
             if (strcmp(u->parties[i], u->parties[j]) == 0)
-                return PARLEY_EINVALID;
+                return parley__invalid(detail, cap,
+                                 "parties: \"%s\" is named twice",
+                                 u->parties[i]);
     }
-    if (u->phase > PARLEY_PHASE_MAX)
-        return PARLEY_EINVALID;
-    if (parley_status_name(u->status) == NULL)
-        return PARLEY_EINVALID;
+    return 0;
+}
+
+/* The rules of kind and references. */
+static int
+s_check_references(const parley_update_t *u, char *detail, size_t cap)
+{
     if (parley_kind_name(u->kind) == NULL)
-        return PARLEY_EINVALID;
+        return parley__invalid(detail, cap, "kind: unknown (%d)", (int)u->kind);
     if (u->n_references > PARLEY_REFERENCES_MAX)
-        return PARLEY_EINVALID;
-    if ((u->kind == PARLEY_KIND_UPDATE) != (u->n_references == 0))
-        return PARLEY_EINVALID;
+        return parley__invalid(detail, cap, "references: more than %d",
+                         PARLEY_REFERENCES_MAX);
+    if (u->kind != PARLEY_KIND_UPDATE && u->n_references == 0)
+        return parley__invalid(detail, cap,
+                         "references: a %s needs the seq it replaces",
+                         parley_kind_name(u->kind));
+    if (u->kind == PARLEY_KIND_UPDATE && u->n_references > 0)
+        return parley__invalid(detail, cap, "references: only for corrections "
+                                      "and retractions");
     for (size_t i = 0; i < u->n_references; i++)
         if (u->references[i] == 0 || u->references[i] > (uint64_t)INT64_MAX)
-            return PARLEY_EINVALID;
-    if (!s_terminated(u->headline, sizeof(u->headline))
-        || !s_utf8_valid(u->headline, PARLEY_HEADLINE_MAX)
-        || u->headline[0] == '\0')
-        return PARLEY_EINVALID;
-    if (!s_terminated(u->body, sizeof(u->body))
-        || !s_utf8_valid(u->body, PARLEY_BODY_MAX))
-        return PARLEY_EINVALID;
-    if (!s_terminated(u->location, sizeof(u->location))
-        || !s_utf8_valid(u->location, PARLEY_LOCATION_MAX))
-        return PARLEY_EINVALID;
-    if (u->issued_at <= 0 || u->signer_seq == 0
-        || u->signer_seq > (uint64_t)INT64_MAX || u->scheduled_at < 0)
-        return PARLEY_EINVALID;
+            return parley__invalid(detail, cap, "references: %llu is not a seq",
+                             (unsigned long long)u->references[i]);
+    return 0;
+}
+
+int
+parley_update_validate(const parley_update_t *u, char *detail, size_t cap)
+{
+    int rc;
+    if (detail != NULL && cap > 0)
+        detail[0] = '\0';
+    if (u == NULL)
+        return parley__invalid(detail, cap, "no update");
+    if ((rc = s_check_names(u, detail, cap)) < 0)
+        return rc;
+    if (u->phase > PARLEY_PHASE_MAX)
+        return parley__invalid(detail, cap, "phase: %u is over 255",
+                         (unsigned)u->phase);
+    if (u->status == PARLEY_STATUS_UNSPECIFIED)
+        return parley__invalid(detail, cap, "status: required");
+    if (parley_status_name(u->status) == NULL)
+        return parley__invalid(detail, cap, "status: unknown (%d)", (int)u->status);
+    if ((rc = s_check_references(u, detail, cap)) < 0)
+        return rc;
+    if (s_terminated(u->headline, sizeof(u->headline))
+        && u->headline[0] == '\0')
+        return parley__invalid(detail, cap, "headline: required (1-%d bytes)",
+                         PARLEY_HEADLINE_MAX);
+    if ((rc = s_check_text("headline", u->headline, sizeof(u->headline),
+                           PARLEY_HEADLINE_MAX, detail, cap)) < 0
+        || (rc = s_check_text("body", u->body, sizeof(u->body),
+                              PARLEY_BODY_MAX, detail, cap)) < 0
+        || (rc = s_check_text("location", u->location, sizeof(u->location),
+                              PARLEY_LOCATION_MAX, detail, cap)) < 0)
+        return rc;
+    if (u->issued_at <= 0)
+        return parley__invalid(detail, cap, "issued_at: required (unix ms)");
+    if (u->signer_seq == 0 || u->signer_seq > (uint64_t)INT64_MAX)
+        return parley__invalid(detail, cap, "signer_seq: %s",
+                         u->signer_seq == 0 ? "required" : "over INT64_MAX");
+    if (u->scheduled_at < 0)
+        return parley__invalid(detail, cap, "scheduled_at: negative");
     if (u->expires_at != 0 && u->expires_at <= u->issued_at)
-        return PARLEY_EINVALID;
+        return parley__invalid(detail, cap, "expires_at: not after issued_at");
     return 0;
 }

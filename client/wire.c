@@ -1,5 +1,5 @@
 /*
- * wire.c - request/reply with parleyd's api endpoint, ping and stats.
+ * wire.c - request/reply with parleyd's api endpoint.
  *
  * The daemon's api socket is a ROUTER: it sees [identity][ApiRequest] and
  * answers [identity][ApiReply], so a DEALER here sends and receives one
@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 /* Bytes of a request: an envelope plus a full filter fits comfortably. */
@@ -24,7 +23,8 @@
 #define S_MONITOR_EP "inproc://parley.wire.monitor"
 #define S_MONITOR_EVENTS                                                     \
     (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL   \
-     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED \
+     | ZMQ_EVENT_DISCONNECTED)
 /* Handshakes in a row that the daemon broke off without a reason before
  * we call it a mismatch: when both sides see a mechanism mismatch, the
  * one that closes first leaves the other without the detail. */
@@ -37,6 +37,7 @@ struct parley__wire {
     int handshake;             /* parley__wire_handshake() result, kept
                                   until a handshake succeeds */
     int no_detail;             /* handshakes failed in a row, no reason */
+    int disconnected;          /* the connection to server closed */
     char *server;              /* api endpoint, for the feed fix-up */
     uint64_t next_id;          /* request id of the next prepare */
     uint64_t out_id;           /* id of the prepared request, 0 = none */
@@ -45,20 +46,6 @@ struct parley__wire {
     parley__arena_t arena;     /* holds the last decoded reply */
     uint8_t arena_buf[S_ARENA_CAP];
 };
-
-int64_t
-parley__mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t
-parley__mono_ms(void)
-{
-    return parley__mono_us() / 1000;
-}
 
 /* Milliseconds left until deadline (-1 = none), never below 0. */
 static int
@@ -186,6 +173,9 @@ parley__wire_handshake(parley__wire_t *w)
             if (++w->no_detail >= S_NO_DETAIL_MAX && w->handshake == 0)
                 w->handshake = PARLEY_EPROTO;
             break;
+        case ZMQ_EVENT_DISCONNECTED:
+            w->disconnected = 1;
+            break;
         default:
             break;
         }
@@ -211,10 +201,54 @@ parley__wire_monitor(parley__wire_t *w)
     return w->monitor;
 }
 
+int
+parley__zmq_fd(void *sock)
+{
+    int fd = -1;
+    size_t n = sizeof(fd);
+    if (sock == NULL || zmq_getsockopt(sock, ZMQ_FD, &fd, &n) != 0)
+        return -1;
+    return fd;
+}
+
+int
+parley__wire_fds(const parley__wire_t *w, int *fds, size_t cap)
+{
+    int have[2] = { parley__zmq_fd(w->sock), parley__zmq_fd(w->monitor) };
+    for (size_t i = 0; i < 2 && i < cap; i++)
+        fds[i] = have[i];
+    return 2;
+}
+
 const char *
 parley__wire_server(const parley__wire_t *w)
 {
     return w->server;
+}
+
+int
+parley__wire_switch(parley__wire_t *w, const char *server)
+{
+    if (strcmp(w->server, server) == 0)
+        return 0; /* libzmq keeps reconnecting to it by itself */
+    char *copy = strdup(server);
+    if (copy == NULL)
+        return -ENOMEM;
+    /* The new endpoint is connected first, so that a failure leaves the
+     * old connection in place; then the old one goes, with its queue. */
+    if (zmq_connect(w->sock, server) != 0) {
+        int err = -errno;
+        free(copy);
+        return err;
+    }
+    zmq_disconnect(w->sock, w->server);
+    free(w->server);
+    w->server = copy;
+    parley__wire_handshake(w); /* read what the old connection reported */
+    w->handshake = 0;
+    w->no_detail = 0;
+    w->disconnected = 0;
+    return 0;
 }
 
 int
@@ -261,6 +295,26 @@ parley__wire_send(parley__wire_t *w, int timeout_ms)
         if (zmq_poll(items, 2, left) < 0)
             return -errno;
     }
+}
+
+int
+parley__wire_disconnected(parley__wire_t *w)
+{
+    parley__wire_handshake(w);
+    int was = w->disconnected;
+    w->disconnected = 0;
+    return was;
+}
+
+int
+parley__wire_send_bytes(parley__wire_t *w, const void *buf, size_t len)
+{
+    if (zmq_send(w->sock, buf, len, ZMQ_DONTWAIT) >= 0)
+        return 0;
+    if (errno != EAGAIN)
+        return -errno;
+    int rc = parley__wire_handshake(w);
+    return rc < 0 ? rc : -EAGAIN;
 }
 
 /*
@@ -340,100 +394,6 @@ parley__wire_call(parley__wire_t *w, parley__request_t *req, int timeout_ms,
     if (out->type == PARLEY__REPLY_REJECT)
         return out->code;
     return 0;
-}
-
-/* Copy a string into a fixed buffer, cutting it short if need be. */
-static void
-s_copy(char *dst, size_t cap, const char *src)
-{
-    size_t n = src != NULL ? strlen(src) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 0)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-int
-parley_ping(const char *server, int timeout_ms, parley_info_t *out)
-{
-    return parley_ping_ex(server, NULL, timeout_ms, out);
-}
-
-int
-parley_ping_ex(const char *server, const parley_curve_t *curve, int timeout_ms,
-               parley_info_t *out)
-{
-    int rc;
-    parley__reply_t reply;
-    parley__request_t *req = calloc(1, sizeof(*req));
-    parley__wire_t *w = NULL;
-    if (out == NULL || req == NULL) {
-        rc = out == NULL ? PARLEY_EARG : -ENOMEM;
-        goto done;
-    }
-    if ((w = parley__wire_new(server, curve, &rc)) == NULL)
-        goto done;
-    req->op = PARLEY__OP_PING;
-    if ((rc = parley__wire_call(w, req, timeout_ms, &reply)) < 0)
-        goto done;
-    if (reply.type != PARLEY__REPLY_PING || reply.feed == NULL
-        || strlen(reply.feed) >= sizeof(out->feed)) {
-        rc = PARLEY_EPROTO;
-        goto done;
-    }
-    memset(out, 0, sizeof(*out));
-    s_copy(out->feed, sizeof(out->feed), reply.feed);
-    memcpy(out->daemon_id, reply.daemon_id, sizeof(out->daemon_id));
-    out->seq = reply.seq;
-    out->first_seq = reply.first_seq;
-    s_copy(out->version, sizeof(out->version), reply.version);
-done:
-    parley__wire_destroy(&w);
-    free(req);
-    return rc;
-}
-
-int
-parley_stats(const char *server, int timeout_ms, parley_stat_t *out,
-             size_t cap)
-{
-    return parley_stats_ex(server, NULL, timeout_ms, out, cap);
-}
-
-int
-parley_stats_ex(const char *server, const parley_curve_t *curve,
-                int timeout_ms, parley_stat_t *out, size_t cap)
-{
-    int rc;
-    parley__reply_t reply;
-    parley__request_t *req = calloc(1, sizeof(*req));
-    parley__wire_t *w = NULL;
-    if ((out == NULL && cap > 0) || req == NULL) {
-        rc = req == NULL ? -ENOMEM : PARLEY_EARG;
-        goto done;
-    }
-    if ((w = parley__wire_new(server, curve, &rc)) == NULL)
-        goto done;
-    req->op = PARLEY__OP_STATS;
-    if ((rc = parley__wire_call(w, req, timeout_ms, &reply)) < 0)
-        goto done;
-    if (reply.type != PARLEY__REPLY_STATS) {
-        rc = PARLEY_EPROTO;
-        goto done;
-    }
-    size_t n = reply.n_stats < cap ? reply.n_stats : cap;
-    if (n > (size_t)INT32_MAX)
-        n = INT32_MAX;
-    for (size_t i = 0; i < n; i++) {
-        s_copy(out[i].name, sizeof(out[i].name), reply.stats[i].name);
-        out[i].value = reply.stats[i].value;
-    }
-    rc = (int)n;
-done:
-    parley__wire_destroy(&w);
-    free(req);
-    return rc;
 }
 
 /* --------------------------------------------------------- feed endpoint */

@@ -1,21 +1,19 @@
 /*
  * wire.h - talking to parleyd (library-internal).
  *
- * Three pieces live behind this header:
+ * Two pieces live behind this header (wire.c):
  *
- *   - the api request/reply helper (wire.c): one ZMQ_DEALER connected to
- *     the daemon's api endpoint, request ids, replies matched by id, with
+ *   - the api request/reply helper: one ZMQ_DEALER connected to the
+ *     daemon's api endpoint, request ids, replies matched by id, with
  *     stale answers to abandoned requests dropped;
- *   - the feed endpoint fix-up (wire.c): a daemon bound to a wildcard
- *     advertises 0.0.0.0, * or [::], which the client replaces with the
- *     host it reached the api on;
- *   - the subscription merge state (sub.c): the pure bookkeeping behind
- *     the reliable subscription, kept free of sockets so that unit tests
- *     can drive it message by message.
+ *   - the feed endpoint fix-up: a daemon bound to a wildcard advertises
+ *     0.0.0.0, * or [::], which the client replaces with the host it
+ *     reached the api on.
  */
 #ifndef PARLEY_WIRE_H
 #define PARLEY_WIRE_H
 
+#include "clock.h"
 #include "codec.h"
 #include "parley.h"
 
@@ -25,12 +23,6 @@
 
 /* Per-request timeout used when a caller passes 0. */
 #define PARLEY__TIMEOUT_DEFAULT_MS 5000
-
-/* Current CLOCK_MONOTONIC time in milliseconds, and in microseconds: the
- * one clock for timeouts, timers and rate limits of the library, the
- * daemon and the tests (never for timestamps that leave the process). */
-int64_t parley__mono_ms(void);
-int64_t parley__mono_us(void);
 
 /* ------------------------------------------------------------ api wire */
 
@@ -66,6 +58,15 @@ parley__wire_t *parley__wire_new(const char *server,
  */
 int parley__wire_handshake(parley__wire_t *w);
 
+/*
+ * Has the connection to the wire's endpoint closed since the last call
+ * (the daemon stopped, or the link broke)? Reads the monitor without
+ * blocking; libzmq reconnects by itself.
+ *
+ * Returns:   1 once per closed connection, else 0.
+ */
+int parley__wire_disconnected(parley__wire_t *w);
+
 /* Close the socket and terminate the context; *w becomes NULL. */
 void parley__wire_destroy(parley__wire_t **w);
 
@@ -79,8 +80,33 @@ void *parley__wire_socket(parley__wire_t *w);
  * (then parley__wire_handshake() says what happened). */
 void *parley__wire_monitor(parley__wire_t *w);
 
-/* The api endpoint this wire was made for. */
+/*
+ * The ZMQ_FD descriptors of the DEALER and of the monitor, for an event
+ * loop (parley.h, "event-loop integration").
+ *
+ * Returns:   2 (the number the wire has); at most cap are written.
+ */
+int parley__wire_fds(const parley__wire_t *w, int *fds, size_t cap);
+
+/* The ZMQ_FD of a socket, or -1. */
+int parley__zmq_fd(void *sock);
+
+/* The api endpoint this wire is connected to. */
 const char *parley__wire_server(const parley__wire_t *w);
+
+/*
+ * Connect the wire's DEALER to another api endpoint instead (the same
+ * socket, so its file descriptor stays): the old connection and whatever
+ * was queued on it are dropped, and what the handshake monitor knew is
+ * forgotten. A prepared request stays prepared. The endpoint in use
+ * already is left alone: libzmq reconnects to it by itself, and tearing
+ * down a connection it is re-establishing (with CURVE) can leave the
+ * socket without one.
+ *
+ * Returns:   0, -ENOMEM or -errno from libzmq (the wire is then still on
+ *            its old endpoint).
+ */
+int parley__wire_switch(parley__wire_t *w, const char *server);
 
 /*
  * Encode req under a fresh request id into the wire's send buffer,
@@ -101,6 +127,17 @@ int parley__wire_prepare(parley__wire_t *w, parley__request_t *req,
  *            another -errno.
  */
 int parley__wire_send(parley__wire_t *w, int timeout_ms);
+
+/*
+ * Send one encoded request (its own bytes, not the prepared one) without
+ * waiting: with ZMQ_IMMEDIATE nothing is queued for a daemon that is not
+ * connected.
+ *
+ * Returns:   0, -EAGAIN (no daemon connected, or its queue is full),
+ *            -EACCES or PARLEY_EPROTO (see parley__wire_handshake()), or
+ *            another -errno.
+ */
+int parley__wire_send_bytes(parley__wire_t *w, const void *buf, size_t len);
 
 /*
  * Receive the reply to request id (0 = to any request), waiting up to
@@ -135,129 +172,5 @@ int parley__wire_call(parley__wire_t *w, parley__request_t *req,
  */
 int parley__feed_endpoint(const char *advertised, const char *api, char *out,
                           size_t cap);
-
-/* ----------------------------------------------- subscription merging */
-
-/* One held delivery: its seq and the Delivery bytes (heap, owned). */
-typedef struct parley__merge_item {
-    uint64_t seq;
-    uint8_t *data;
-    size_t len;
-} parley__merge_item_t;
-
-/*
- * What a subscriber knows about the log, as plain state.
- *
- * emitted <= confirmed always. Every seq <= emitted has been handed out
- * (delivered, rejected, dropped by the filter or reported in a gap). Every
- * seq <= confirmed is either handed out or held in items[]: the daemon has
- * said so (a replay page or a snapshot), or the feed showed it contiguously.
- * A held item above confirmed + 1 means something between may be missing,
- * which only a replay can settle: with a filter, seqs of updates that do not
- * match are legitimately absent from the feed.
- */
-typedef struct parley__merge {
-    parley__merge_item_t *items; /* ascending, unique seqs, all > emitted */
-    size_t n;                    /* items used */
-    size_t alloc;                /* items allocated */
-    size_t limit;                /* live items held at most (soft cap) */
-    uint64_t emitted;            /* last seq handed out */
-    uint64_t confirmed;          /* all seqs up to here are accounted for */
-    uint64_t gap_to;             /* seqs up to here are gone (TRUNCATED) */
-    uint64_t hb_seq;             /* head seq of the latest heartbeat */
-    bool hold;                   /* a snapshot is awaited: emit nothing */
-    bool replaying;              /* a replay is under way: keep paging */
-} parley__merge_t;
-
-/* What parley__merge_next() hands out. */
-typedef struct parley__merge_out {
-    parley__merge_item_t item;   /* with 1: the caller frees item.data */
-    uint64_t gap_from, gap_to;   /* with 2: inclusive range gone */
-} parley__merge_out_t;
-
-/* Start empty, holding at most limit live items (0 = 1024). */
-void parley__merge_init(parley__merge_t *m, size_t limit);
-
-/* Free every held item; the state can be initialised again. */
-void parley__merge_clear(parley__merge_t *m);
-
-/*
- * Set where the subscription starts, once the first heartbeat (head seq
- * head) has shown the feed is live: LIVE after head; SEQ from since (a
- * replay); LAST holds everything until parley__merge_snapshot().
- */
-void parley__merge_start(parley__merge_t *m, parley_start_t start,
-                         uint64_t since, uint64_t head);
-
-/*
- * Forget everything and continue after seq after with a replay (the
- * daemon came back with a different log).
- */
-void parley__merge_rebase(parley__merge_t *m, uint64_t after);
-
-/*
- * A delivery read from the feed. Repeats (one per topic) and seqs already
- * accounted for are dropped; when limit items are held the highest
- * unconfirmed one is dropped (a later replay fetches it again).
- *
- * Returns:   0 or -ENOMEM.
- */
-int parley__merge_live(parley__merge_t *m, uint64_t seq, const void *data,
-                       size_t len);
-
-/* A heartbeat with the daemon's head seq. */
-void parley__merge_heartbeat(parley__merge_t *m, uint64_t seq);
-
-/* 1 if no more live items should be read for now, else 0. */
-int parley__merge_full(const parley__merge_t *m);
-
-/*
- * Should a replay request go out now? Only when nothing can be handed
- * out: then if a replay is under way, or a held item or the latest
- * heartbeat shows seqs beyond confirmed that the feed did not account for.
- *
- * Returns:   1 with *from set (always confirmed + 1), else 0.
- */
-int parley__merge_want_replay(parley__merge_t *m, uint64_t *from);
-
-/*
- * A replay page for a request from seq from: items (Delivery bytes,
- * copied) are every delivery matching the filter in from..next_seq-1.
- *
- * Returns:   0, -ENOMEM, or PARLEY_EPROTO (a page that makes no progress).
- */
-int parley__merge_page(parley__merge_t *m, uint64_t from, uint64_t next_seq,
-                       bool done, const parley__merge_item_t *items,
-                       size_t n);
-
-/*
- * The snapshot (as of seq) a LAST start waits for: it replaces whatever
- * the feed brought up to seq, and releases the hold.
- *
- * Returns:   0 or -ENOMEM.
- */
-int parley__merge_snapshot(parley__merge_t *m, uint64_t seq,
-                           const parley__merge_item_t *items, size_t n);
-
-/*
- * A replay from seq from was answered TRUNCATED with first_seq (0 = the
- * daemon holds nothing): the seqs before it are reported as gaps (around
- * any that the feed brought), and the replay continues at first_seq.
- *
- * Returns:   0 or PARLEY_EPROTO (first_seq not above from).
- */
-int parley__merge_truncated(parley__merge_t *m, uint64_t from,
-                            uint64_t first_seq);
-
-/*
- * Hand out the next thing in seq order.
- *
- * Returns:   0 (nothing yet), 1 (an item; out->item.data is the caller's)
- *            or 2 (a gap, out->gap_from..gap_to).
- */
-int parley__merge_next(parley__merge_t *m, parley__merge_out_t *out);
-
-/* Seq of the last update handed out or known to be skipped. */
-uint64_t parley__merge_last_seq(const parley__merge_t *m);
 
 #endif /* PARLEY_WIRE_H */

@@ -1,69 +1,57 @@
 /*
- * api.h - parleyd's request side: the ROUTER socket and what it answers.
+ * api.h - parleyd's request socket: the ROUTER, its framing, dispatch by
+ * op, and the reply queue.
  *
  * Clients (DEALER) send [ApiRequest]; the ROUTER sees [identity][request]
- * and answers [identity][ApiReply]. Publishes pass the rate limits
- * (limit.h) between the signer lookup and the signature check; replay
- * and snapshot send only what the connection's CURVE client may read. One call of pd_api_turn() reads up to
- * PD_API_TURN_MAX requests without blocking and handles them in order:
- * publishes are checked (DESIGN.md "What parleyd checks"), appended to the
- * log and indexed; then one pd_store_sync() makes the whole batch durable,
- * then every reply queued in the turn is sent, then each new delivery is
- * published on the feed. Nothing is acked before it is durable. Under
- * load a turn may leave the next requests read and their signatures being
- * checked on the pool while it syncs (pd_api_pending()); the next turn
- * handles them, or pd_api_flush() does.
+ * and answers [identity][ApiReply]. The loop's turn belongs to ingest
+ * (ingest.h): it reads the messages through this api (pd_api_io()),
+ * handles the publishes itself and hands every other request back to
+ * the api, in arrival order. The api answers those: replay and snapshot
+ * through query (query.h), stats from the registry (stats.h), ping, and
+ * the rejects of messages that are not well-formed requests.
+ *
+ * Answer order is request order. Replies to publishes wait in the queue
+ * for the turn's group commit (nothing is acked before it is durable);
+ * a read that arrives while replies wait in the queue is kept, unread,
+ * behind them and answered right after that commit (pd_api_io()'s flush),
+ * so it never overtakes an earlier ack, never forces a commit, and sees
+ * what the commit made durable. A read that arrives with the queue empty
+ * is answered at once.
  */
 #ifndef PD_API_H
 #define PD_API_H
 
-#include "codec.h"
 #include "config.h"
 #include "feed.h"
-#include "index.h"
+#include "ingest.h"
 #include "parley.h"
-#include "store.h"
+#include "query.h"
+#include "stats.h"
+#include "storage.h"
 #include "zap.h"
 
-#include <stdbool.h>
 #include <stdint.h>
-
-/* Requests handled per turn (group commit batch). */
-#define PD_API_TURN_MAX 1024
-
-/* Deliveries per replay reply at most, and the byte budget of one. */
-#define PD_API_REPLAY_MAX 1000
-#define PD_API_REPLY_BUDGET (1024 * 1024)
-
-/* PARLEY_E* codes that can be a reject: PARLEY_ETOOLARGE .. ERATELIMITED. */
-#define PD_API_NCODES 13
-
-typedef struct pd_api_counters {
-    uint64_t received;      /* api messages read (every op) */
-    uint64_t accepted;      /* updates appended to the log */
-    uint64_t duplicates;    /* resends answered with the original seq */
-    uint64_t rejected[PD_API_NCODES]; /* by -(code) - 1001 */
-    uint64_t requests_publish;
-    uint64_t requests_replay;
-    uint64_t requests_snapshot;
-    uint64_t requests_stats;
-    uint64_t requests_ping;
-    uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
-    uint64_t turn_requests_max; /* most requests one turn handled */
-} pd_api_counters_t;
 
 typedef struct pd_api pd_api_t;
 
+/* What the api answers from, borrowed; everything must outlive it. */
+typedef struct pd_api_deps {
+    const pd_config_t *cfg;
+    pd_storage_t *storage;   /* ping's seq and first_seq */
+    pd_query_t *query;       /* replay, snapshot */
+    pd_feed_t *feed;         /* ping's feed endpoint */
+    pd_zap_t *zap;           /* CURVE and the User-Id of a request */
+    pd_stats_t *stats;       /* the stats reply; the api reports into it */
+    const uint8_t *daemon_id; /* 16 bytes, for ping */
+} pd_api_deps_t;
+
 /*
- * Make the ROUTER socket in ctx, secure it with zap and bind it to
- * cfg->api. cfg, store, idx, feed and zap are borrowed and must outlive
- * the api.
+ * Make the ROUTER socket in ctx, secure it with the ZAP handler and bind
+ * it to cfg->api; register the api's counters in stats.
  *
  * Returns:   the api, or NULL with *err set (-errno).
  */
-pd_api_t *pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
-                     pd_index_t *idx, pd_feed_t *feed, pd_zap_t *zap,
-                     const uint8_t daemon_id[16], int *err);
+pd_api_t *pd_api_new(void *ctx, const pd_api_deps_t *deps, int *err);
 
 /*
  * Close every client connection (unbind and bind the same endpoint
@@ -74,7 +62,11 @@ pd_api_t *pd_api_new(void *ctx, const pd_config_t *cfg, pd_store_t *store,
  */
 int pd_api_cut(pd_api_t *api);
 
-/* Close the socket (linger 0) and free; *api becomes NULL. Accepts NULL. */
+/*
+ * Close the socket (linger 0 unless set otherwise) and free; reads still
+ * waiting in the queue are dropped unanswered. *api becomes NULL.
+ * Accepts NULL.
+ */
 void pd_api_destroy(pd_api_t **api);
 
 /* The socket, for zmq_poll(). */
@@ -84,48 +76,10 @@ void *pd_api_socket(const pd_api_t *api);
 const char *pd_api_endpoint(const pd_api_t *api);
 
 /*
- * Use ring (borrowed) for the checks from now on. Call between turns with
- * nothing pending (pd_api_flush() first); the previous keyring may be
- * destroyed as soon as this returns.
+ * Fill the request side of io (recv, answer, reply, room, flush and ctx)
+ * for ingest; the caller sets publish and feed. The api must outlive the
+ * ingest that uses it.
  */
-void pd_api_set_keyring(pd_api_t *api, const parley_keyring_t *ring);
-
-/*
- * Handle what is readable on the socket (one group-commit turn).
- *
- * Returns:   0, or a negative error when the log can no longer be written
- *            (nothing of the failed batch was acked; the daemon must exit
- *            non-zero).
- */
-int pd_api_turn(pd_api_t *api);
-
-/*
- * Whether a turn left requests read but not yet handled (their signatures
- * being checked on the pool): then the loop must turn again without
- * waiting for the socket.
- */
-bool pd_api_pending(const pd_api_t *api);
-
-/*
- * Handle whatever a turn left pending, and sync and answer it: before the
- * keyring changes and before the daemon stops.
- *
- * Returns:   0, or a negative error as for pd_api_turn().
- */
-int pd_api_flush(pd_api_t *api);
-
-/* The counters (live; valid as long as the api). */
-const pd_api_counters_t *pd_api_counters(const pd_api_t *api);
-
-/* Room for every counter pd_api_stats() reports. */
-#define PD_API_STATS_MAX (PD_API_NCODES + 48)
-
-/*
- * Collect every counter (the stats reply and the sys/stats/ topic both
- * come from here). Names are static or live as long as the api.
- *
- * Returns:   the number written to v.
- */
-size_t pd_api_stats(pd_api_t *api, parley__stat_t v[PD_API_STATS_MAX]);
+void pd_api_io(pd_api_t *api, pd_ingest_io_t *io);
 
 #endif /* PD_API_H */

@@ -245,7 +245,7 @@ pd_backbone_subject(char *out, size_t cap, const char *stream,
                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES])
 {
     char id[PARLEY_KEYID_CHARS + 1];
-    parley_key_id(id, signer);
+    parley_key_id(signer, id);
     int n = snprintf(out, cap, "%s" S_SUBJECT_MID "%s", stream, id);
     return n < 0 || (size_t)n >= cap ? -ENOBUFS : 0;
 }
@@ -256,7 +256,7 @@ pd_backbone_msg_id(char *out, size_t cap,
                    uint64_t signer_seq)
 {
     char id[PARLEY_KEYID_CHARS + 1];
-    parley_key_id(id, signer);
+    parley_key_id(signer, id);
     int n = snprintf(out, cap, "%s-%" PRIu64, id, signer_seq);
     return n < 0 || (size_t)n >= cap ? -ENOBUFS : 0;
 }
@@ -643,7 +643,7 @@ static uint64_t
 s_subject_key_of(const uint8_t signer[PARLEY_PUBLICKEY_BYTES])
 {
     char id[PARLEY_KEYID_CHARS + 1];
-    parley_key_id(id, signer);
+    parley_key_id(signer, id);
     return strtoull(id, NULL, 16);
 }
 

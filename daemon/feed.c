@@ -192,6 +192,18 @@ pd_feed_subscriptions(const pd_feed_t *self)
     return self->subscriptions;
 }
 
+static uint64_t
+s_subscriptions(const void *ctx)
+{
+    return pd_feed_subscriptions(ctx);
+}
+
+void
+pd_feed_stats_register(const pd_feed_t *self, pd_stats_t *st)
+{
+    pd_stats_getter(st, PD_STAT_SUBSCRIPTIONS, s_subscriptions, self);
+}
+
 /* The tracked entry of a granted topic, or NULL. */
 static s_topic_t *
 s_topic_find(pd_feed_t *self, const char *topic, size_t len)
@@ -247,7 +259,7 @@ pd_feed_drain(pd_feed_t *self)
         size_t n = zmq_msg_size(&msg);
         if (n == 0 || (data[0] != 0 && data[0] != 1) || zmq_msg_more(&msg)) {
             if (!self->unsure)
-                pd_log_limited(56, PD_LOG_WARN,
+                pd_log_limited(PD_LOG_KEY_FEED_PEER, PD_LOG_WARN,
                                "feed: a peer (connection %s) sent a message "
                                "that is not a subscription; granting nothing "
                                "until the queue is read",

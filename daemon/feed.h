@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "parley.h"
+#include "stats.h"
 #include "zap.h"
 
 #include <stddef.h>
@@ -80,6 +81,9 @@ void pd_feed_drain(pd_feed_t *feed);
  * low until that topic is granted again.
  */
 uint64_t pd_feed_subscriptions(const pd_feed_t *feed);
+
+/* Report subscriptions in st. */
+void pd_feed_stats_register(const pd_feed_t *feed, pd_stats_t *st);
 
 /*
  * Publish one delivery: encode it once, then send [topic][delivery] for

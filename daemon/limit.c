@@ -69,6 +69,14 @@ pd_limit_get_stats(const pd_limit_t *self, pd_limit_stats_t *out)
     *out = self->stats;
 }
 
+void
+pd_limit_stats_register(const pd_limit_t *self, pd_stats_t *st)
+{
+    pd_stats_counter(st, PD_STAT_RATE_LIMITED_SIGNER, &self->stats.signer_limited);
+    pd_stats_counter(st, PD_STAT_RATE_LIMITED_PEER, &self->stats.peer_limited);
+    pd_stats_counter(st, PD_STAT_PEERS_PENALIZED, &self->stats.peers_penalized);
+}
+
 static uint64_t
 s_hash(const pd_limit_t *self, const void *data, size_t len)
 {

@@ -17,6 +17,8 @@
 #ifndef PD_LIMIT_H
 #define PD_LIMIT_H
 
+#include "stats.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,5 +76,8 @@ bool pd_limit_peer_bad(pd_limit_t *limit, const void *id, size_t len,
 
 /* Counters so far. */
 void pd_limit_get_stats(const pd_limit_t *limit, pd_limit_stats_t *out);
+
+/* Report the limits' counters (rate_limited_*, peers_penalized) in st. */
+void pd_limit_stats_register(const pd_limit_t *limit, pd_stats_t *st);
 
 #endif /* PD_LIMIT_H */

@@ -70,19 +70,18 @@ pd_log(pd_log_level_t level, const char *fmt, ...)
     va_end(ap);
 }
 
-#define S_KEYS 64
-
 static struct {
     time_t second;      /* second of the last line printed */
     unsigned long held; /* lines suppressed since */
-} s_limits[S_KEYS];
+} s_limits[PD_LOG_KEY_COUNT];
 
 void
-pd_log_limited(unsigned key, pd_log_level_t level, const char *fmt, ...)
+pd_log_limited(pd_log_key_t key, pd_log_level_t level, const char *fmt, ...)
 {
     if (level > s_level)
         return;
-    key %= S_KEYS;
+    if ((unsigned)key >= PD_LOG_KEY_COUNT)
+        key = PD_LOG_KEY_API; /* a caller's mistake: still limited */
     time_t now = time(NULL);
     if (s_limits[key].second == now) {
         s_limits[key].held++;

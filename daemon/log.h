@@ -26,11 +26,35 @@ void pd_log(pd_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
+ * The rate-limited lines, one key each (pd_log_limited()): lines of one
+ * key share one budget of a line per second. Every key is named here, so
+ * two kinds of line cannot share a budget by accident.
+ */
+typedef enum pd_log_key {
+    PD_LOG_KEY_SCAN = 0,         /* index: a logged record does not decode */
+    PD_LOG_KEY_API,              /* api: receive, send, internal errors */
+    PD_LOG_KEY_QUERY,            /* query: a replay or snapshot failed */
+    PD_LOG_KEY_BAD_SIGNATURES,   /* ingest: a peer sent a forgery burst */
+    PD_LOG_KEY_STORAGE,          /* storage: an update refused for memory */
+    PD_LOG_KEY_FEED_SEND,        /* feed: a heartbeat or sys/stats/ not sent */
+    PD_LOG_KEY_FEED_PEER,        /* feed: a peer sent a non-subscription */
+    PD_LOG_KEY_RETENTION,        /* server: retention failed */
+    PD_LOG_KEY_ZAP_DENIED,       /* zap: a client refused by the allow-list */
+    PD_LOG_KEY_ZAP_REFUSED,      /* zap: over max_connections */
+    PD_LOG_KEY_ZAP_HANDSHAKE,    /* zap: a handshake failed */
+    PD_LOG_KEY_ZAP_SUBSCRIBE,    /* zap: a subscription refused */
+    PD_LOG_KEY_ZAP,              /* zap: the handler's own errors */
+    PD_LOG_KEY_REJECT,           /* a reject, one key per code from here:
+                                    + (-(code) - 1001), 13 codes */
+    PD_LOG_KEY_COUNT = PD_LOG_KEY_REJECT + 13
+} pd_log_key_t;
+
+/*
  * Like pd_log(), but at most one line per key per second; the next line
  * printed for that key says how many were suppressed. Use for anything a
- * peer can trigger. key is a small integer chosen by the caller (< 64).
+ * peer can trigger.
  */
-void pd_log_limited(unsigned key, pd_log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void pd_log_limited(pd_log_key_t key, pd_log_level_t level, const char *fmt,
+                    ...) __attribute__((format(printf, 3, 4)));
 
 #endif /* PD_LOG_H */

@@ -125,13 +125,13 @@ s_make_demo(const pd_config_t *cfg)
         rc = parley_pubkey_load(pub_path, pk);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "cannot make the demo key %s: %s", key_path,
-               parley_strerror(rc));
+               parley_error_name(rc));
         return rc;
     }
 
     char b64[45], id[PARLEY_KEYID_CHARS + 1], text[512];
-    parley_pubkey_format(b64, pk);
-    parley_key_id(id, pk);
+    parley_pubkey_format(pk, b64);
+    parley_key_id(pk, id);
     snprintf(text, sizeof(text),
              "# parley keyring: NAME PUBKEY negotiations=LIST parties=LIST "
              "phases=LIST\n"
@@ -143,7 +143,7 @@ s_make_demo(const pd_config_t *cfg)
              b64);
     if ((rc = s_write_atomic(cfg->keyring, text)) < 0) {
         pd_log(PD_LOG_ERROR, "cannot write the keyring %s: %s", cfg->keyring,
-               parley_strerror(rc));
+               parley_error_name(rc));
         return rc;
     }
     pd_log(PD_LOG_INFO,

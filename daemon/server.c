@@ -8,12 +8,16 @@
 #include "server.h"
 
 #include "api.h"
+#include "ingest.h"
+#include "query.h"
+#include "clock.h"
+#include "codec.h"
+#include "embedded.h"
 #include "feed.h"
-#include "index.h"
 #include "log.h"
 #include "sign.h"
-#include "store.h"
-#include "wire.h"
+#include "stats.h"
+#include "storage.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -34,24 +38,37 @@
 #define S_STATUS_MS 10000   /* how often systemd STATUS= is refreshed */
 #define S_STOP_LINGER_MS 500 /* a clean stop waits this long for peers */
 
+/* The loop's timers; each runs every period_ms while its period is set. */
+typedef enum {
+    S_TIMER_HEARTBEAT,   /* sys/heartbeat/ */
+    S_TIMER_STATS,       /* sys/stats/ (stats_interval, 0 = off) */
+    S_TIMER_RETAIN,      /* retention (when configured) */
+    S_TIMER_STATUS,      /* systemd STATUS= */
+    S_TIMER_WATCHDOG,    /* systemd WATCHDOG=1 (when asked for) */
+    S_TIMERS
+} s_timer_id_t;
+
+/* One timer of the loop. */
+typedef struct {
+    int64_t period_ms;           /* 0 = off */
+    int64_t next;                /* CLOCK_MONOTONIC ms when it is due */
+} s_timer_t;
+
 struct pd_server {
     pd_config_t cfg;
     char config_path[PD_CONFIG_PATH_MAX]; /* "" = started without -c */
     bool log_level_fixed;        /* --log-level wins over the file */
     void *zctx;
     pd_zap_t *zap;               /* ZAP handler, monitors, ACL */
-    pd_index_t *idx;
-    pd_store_t *store;
+    pd_storage_t *storage;       /* where updates are kept */
     pd_feed_t *feed;
-    pd_api_t *api;
-    parley_keyring_t *ring;      /* the keyring the api checks against */
+    pd_query_t *query;           /* replay, snapshot */
+    pd_api_t *api;               /* the ROUTER */
+    pd_ingest_t *ingest;         /* the write path; drives each turn */
+    pd_stats_t *stats;           /* the counters every module reports */
+    parley_keyring_t *ring;      /* the keyring ingest checks against */
     uint8_t daemon_id[16];       /* random per start */
-    int64_t next_heartbeat;      /* CLOCK_MONOTONIC ms of the next timer */
-    int64_t next_stats;          /* ... of the next sys/stats/, 0 = off */
-    int64_t next_retain;
-    int64_t next_status;
-    int64_t next_watchdog;
-    int64_t watchdog_ms;         /* 0 = no systemd watchdog */
+    s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
 };
 
 static void
@@ -68,56 +85,69 @@ s_notify(const char *state)
 static void
 s_notify_status(pd_server_t *self)
 {
-    const pd_api_counters_t *c = pd_api_counters(self->api);
-    uint64_t rejected = 0;
-    for (int i = 0; i < PD_API_NCODES; i++)
-        rejected += c->rejected[i];
+    const pd_stats_t *st = self->stats;
     char line[256];
     snprintf(line, sizeof(line),
              "STATUS=seq %llu, accepted %llu, rejected %llu, "
              "%llu subscriptions",
-             (unsigned long long)pd_store_last_seq(self->store),
-             (unsigned long long)c->accepted, (unsigned long long)rejected,
-             (unsigned long long)pd_feed_subscriptions(self->feed));
+             (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
+             (unsigned long long)pd_stats_get(st, PD_STAT_ACCEPTED),
+             (unsigned long long)pd_stats_rejected(st),
+             (unsigned long long)pd_stats_get(st, PD_STAT_SUBSCRIPTIONS));
     s_notify(line);
 }
 
 /* ================================================================ setup */
 
-static pd_store_t *
-s_open_store(pd_server_t *self, int *err)
+/* ingest's feed hook: pd_feed_publish() for a void * feed. */
+static int
+s_publish(void *feed, uint64_t seq, int64_t received_at, const void *env,
+          size_t len, const char topics[][PARLEY_TOPIC_MAX], size_t n)
 {
-    const pd_config_t *cfg = &self->cfg;
-    pd_store_opts_t opts = {
-        .segment_bytes = cfg->segment_bytes,
-        .max_bytes = cfg->retention_bytes,
-        .max_age_ms = (int64_t)cfg->retention_age * 1000,
-        .sync = cfg->fsync,
-        .max_record = cfg->max_message_bytes,
-    };
-    char errbuf[512] = "";
-    pd_store_t *store = pd_store_open(cfg->state_dir, &opts, pd_index_scan,
-                                      self->idx, errbuf, sizeof(errbuf), err);
-    if (store == NULL) {
-        pd_log(PD_LOG_ERROR, "cannot open the log in %s: %s", cfg->state_dir,
-               errbuf[0] != '\0' ? errbuf : parley_strerror(*err));
-        return NULL;
+    return pd_feed_publish(feed, seq, received_at, env, len, topics, n);
+}
+
+/*
+ * Make the zmq context, the ZAP handler, the feed and the api, and the
+ * read and write paths between them. 0 or a negative error (logged).
+ */
+static int
+s_bind(pd_server_t *self)
+{
+    int err;
+    if ((self->zctx = zmq_ctx_new()) == NULL)
+        return -errno;
+    /* The ZAP handler first: a socket must never be bound without it. */
+    if ((self->zap = pd_zap_new(self->zctx, &self->cfg, &err)) == NULL)
+        return err;
+    self->feed = pd_feed_new(self->zctx, self->cfg.feed,
+                             self->cfg.max_message_bytes, self->zap, &err);
+    if (self->feed == NULL) {
+        pd_log(PD_LOG_ERROR, "cannot bind the feed to %s: %s", self->cfg.feed,
+               zmq_strerror(-err));
+        return err;
     }
-    pd_index_stats_t is;
-    pd_store_stats_t ss;
-    pd_index_get_stats(self->idx, &is);
-    pd_store_get_stats(store, &ss);
-    pd_log(PD_LOG_INFO,
-           "recovered %llu records (seq %llu..%llu) in %llu segments: "
-           "%zu signers, %zu current states",
-           (unsigned long long)is.scanned,
-           (unsigned long long)pd_store_first_seq(store),
-           (unsigned long long)pd_store_last_seq(store),
-           (unsigned long long)ss.segments, is.signers, is.latest);
-    if (is.skipped > 0)
-        pd_log(PD_LOG_WARN, "%llu logged records did not decode",
-               (unsigned long long)is.skipped);
-    return store;
+    self->query = pd_query_new(self->storage, self->zap,
+                               self->cfg.max_message_bytes, &err);
+    if (self->query == NULL)
+        return err;
+    pd_api_deps_t deps = { .cfg = &self->cfg,
+                           .storage = self->storage,
+                           .query = self->query,
+                           .feed = self->feed,
+                           .zap = self->zap,
+                           .stats = self->stats,
+                           .daemon_id = self->daemon_id };
+    if ((self->api = pd_api_new(self->zctx, &deps, &err)) == NULL) {
+        pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
+               zmq_strerror(-err));
+        return err;
+    }
+    pd_ingest_io_t io = { .publish = s_publish, .feed = self->feed };
+    pd_api_io(self->api, &io);
+    self->ingest = pd_ingest_new(&self->cfg, self->storage, &io, self->stats,
+                                 &err);
+    return self->ingest == NULL ? err : 0;
 }
 
 pd_server_t *
@@ -155,37 +185,21 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         goto fail;
     }
 
+    if ((self->stats = pd_stats_new()) == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
     /* Recover before binding: nobody can talk to a half-built daemon. */
-    if ((self->idx = pd_index_new()) == NULL) {
-        *err = -errno;
+    if ((self->storage = pd_embedded_open(&self->cfg, self->stats, err))
+        == NULL)
         goto fail;
-    }
-    if ((self->store = s_open_store(self, err)) == NULL)
+    if ((*err = s_bind(self)) < 0)
         goto fail;
-    if ((self->zctx = zmq_ctx_new()) == NULL) {
-        *err = -errno;
-        goto fail;
-    }
-    /* The ZAP handler first: a socket must never be bound without it. */
-    if ((self->zap = pd_zap_new(self->zctx, &self->cfg, err)) == NULL)
-        goto fail;
-    self->feed = pd_feed_new(self->zctx, self->cfg.feed,
-                             self->cfg.max_message_bytes, self->zap, err);
-    if (self->feed == NULL) {
-        pd_log(PD_LOG_ERROR, "cannot bind the feed to %s: %s", self->cfg.feed,
-               zmq_strerror(-*err));
-        goto fail;
-    }
-    self->api = pd_api_new(self->zctx, &self->cfg, self->store, self->idx,
-                           self->feed, self->zap, self->daemon_id, err);
-    if (self->api == NULL) {
-        pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
-               zmq_strerror(-*err));
-        goto fail;
-    }
+    pd_feed_stats_register(self->feed, self->stats);
+    pd_zap_stats_register(self->zap, self->stats);
     /* Both sockets hold the key now; ours is not needed any more. */
     pd_zap_forget_secret(self->zap);
-    pd_api_set_keyring(self->api, self->ring);
+    pd_ingest_set_keyring(self->ingest, self->ring);
     pd_log(PD_LOG_INFO, "api bound at %s", pd_api_endpoint(self->api));
     pd_log(PD_LOG_INFO, "feed bound at %s", pd_feed_endpoint(self->feed));
     pd_feed_advertise(self->feed, pd_api_endpoint(self->api));
@@ -202,13 +216,15 @@ pd_server_destroy(pd_server_t **srvp)
     if (srvp == NULL || *srvp == NULL)
         return;
     pd_server_t *self = *srvp;
+    pd_ingest_destroy(&self->ingest);
     pd_api_destroy(&self->api);
+    pd_query_destroy(&self->query);
     pd_feed_destroy(&self->feed);
     pd_zap_destroy(&self->zap);
     if (self->zctx != NULL)
         zmq_ctx_term(self->zctx);
-    pd_store_close(&self->store);
-    pd_index_destroy(&self->idx);
+    pd_storage_destroy(&self->storage);
+    pd_stats_destroy(&self->stats);
     parley_keyring_destroy(&self->ring);
     free(self);
     *srvp = NULL;
@@ -268,7 +284,7 @@ s_reload(pd_server_t *self)
                "reload FAILED, keeping the old keyring (%zu signers) and "
                "client list: %s",
                parley_keyring_size(self->ring),
-               errbuf[0] != '\0' ? errbuf : parley_strerror(-errno));
+               errbuf[0] != '\0' ? errbuf : parley_error_name(-errno));
         return 0;
     }
     pd_clients_t *clients = NULL;
@@ -282,13 +298,13 @@ s_reload(pd_server_t *self)
     }
     /* Requests read ahead were pre-checked under the old keyring: handle
      * them under it too before the new one takes over. */
-    int rc = pd_api_flush(self->api);
+    int rc = pd_ingest_flush(self->ingest);
     if (rc < 0) {
         parley_keyring_destroy(&ring);
         pd_clients_destroy(&clients);
         return rc;
     }
-    pd_api_set_keyring(self->api, ring);
+    pd_ingest_set_keyring(self->ingest, ring);
     parley_keyring_destroy(&self->ring);
     self->ring = ring;
     bool cut = pd_zap_reload_commit(self->zap, &clients);
@@ -305,59 +321,73 @@ s_reload(pd_server_t *self)
 
 /* ================================================================= loop */
 
+static void
+s_heartbeat(pd_server_t *self)
+{
+    int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
+                               pd_storage_head(self->storage),
+                               pd_storage_first(self->storage),
+                               parley_now_ms());
+    if (rc < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "heartbeat not sent: %s", parley_error_name(rc));
+}
+
+static void
+s_stats_topic(pd_server_t *self)
+{
+    parley__stat_t v[PD_STAT_COUNT];
+    int rc = pd_feed_stats(self->feed, v, pd_stats_collect(self->stats, v));
+    if (rc < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "stats not sent: %s", parley_error_name(rc));
+}
+
+static void
+s_retain(pd_server_t *self)
+{
+    int n = pd_storage_retain(self->storage, parley_now_ms());
+    if (n < 0)
+        pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
+                       "retention failed: %s", parley_error_name(n));
+    else if (n > 0)
+        pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
+               n, (unsigned long long)pd_storage_first(self->storage));
+}
+
+static void
+s_watchdog(pd_server_t *self)
+{
+    (void)self;
+    s_notify("WATCHDOG=1");
+}
+
+/* What each timer runs, by s_timer_id_t. */
+static void (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
+    [S_TIMER_HEARTBEAT] = s_heartbeat,
+    [S_TIMER_STATS] = s_stats_topic,
+    [S_TIMER_RETAIN] = s_retain,
+    [S_TIMER_STATUS] = s_notify_status,
+    [S_TIMER_WATCHDOG] = s_watchdog,
+};
+
 /* Run the timers that are due and return ms until the next one. */
 static long
 s_timers(pd_server_t *self)
 {
     int64_t now = parley__mono_ms();
-    if (now >= self->next_heartbeat) {
-        int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
-                                   pd_store_last_seq(self->store),
-                                   pd_store_first_seq(self->store),
-                                   parley_now_ms());
-        if (rc < 0)
-            pd_log_limited(40, PD_LOG_WARN, "heartbeat not sent: %s",
-                           parley_strerror(rc));
-        self->next_heartbeat = now + self->cfg.heartbeat_interval;
-    }
-    if (self->next_stats != 0 && now >= self->next_stats) {
-        parley__stat_t v[PD_API_STATS_MAX];
-        int rc = pd_feed_stats(self->feed, v, pd_api_stats(self->api, v));
-        if (rc < 0)
-            pd_log_limited(40, PD_LOG_WARN, "stats not sent: %s",
-                           parley_strerror(rc));
-        self->next_stats = now + self->cfg.stats_interval;
-    }
-    if (self->next_retain != 0 && now >= self->next_retain) {
-        int n = pd_store_retain(self->store, parley_now_ms());
-        if (n < 0) {
-            pd_log_limited(41, PD_LOG_ERROR, "retention failed: %s",
-                           parley_strerror(n));
-        } else if (n > 0) {
-            uint64_t first = pd_store_first_seq(self->store);
-            pd_index_forget_before(self->idx, first);
-            pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
-                   n, (unsigned long long)first);
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < S_TIMERS; i++) {
+        s_timer_t *t = &self->timers[i];
+        if (t->period_ms == 0)
+            continue;
+        if (now >= t->next) {
+            s_timer_fns[i](self);
+            t->next = now + t->period_ms;
         }
-        self->next_retain = now + S_RETAIN_MS;
+        if (t->next < next)
+            next = t->next;
     }
-    if (now >= self->next_status) {
-        s_notify_status(self);
-        self->next_status = now + S_STATUS_MS;
-    }
-    if (self->watchdog_ms > 0 && now >= self->next_watchdog) {
-        s_notify("WATCHDOG=1");
-        self->next_watchdog = now + self->watchdog_ms;
-    }
-    int64_t next = self->next_heartbeat;
-    if (self->next_retain != 0 && self->next_retain < next)
-        next = self->next_retain;
-    if (self->next_status < next)
-        next = self->next_status;
-    if (self->next_stats != 0 && self->next_stats < next)
-        next = self->next_stats;
-    if (self->watchdog_ms > 0 && self->next_watchdog < next)
-        next = self->next_watchdog;
     return next > now ? (long)(next - now) : 0;
 }
 
@@ -389,22 +419,22 @@ s_signals(pd_server_t *self, int sigfd, int *rc)
     return stop;
 }
 
+/* Set the timers' periods and first runs. */
 static void
 s_start_timers(pd_server_t *self)
 {
     int64_t now = parley__mono_ms();
-    self->next_heartbeat = now;
-    self->next_stats = self->cfg.stats_interval != 0 ? now : 0;
-    self->next_status = now + S_STATUS_MS;
+    s_timer_t *t = self->timers;
+    t[S_TIMER_HEARTBEAT] = (s_timer_t){ self->cfg.heartbeat_interval, now };
+    t[S_TIMER_STATS] = (s_timer_t){ self->cfg.stats_interval, now };
+    t[S_TIMER_STATUS] = (s_timer_t){ S_STATUS_MS, now + S_STATUS_MS };
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
-        self->next_retain = now + 1;
+        t[S_TIMER_RETAIN] = (s_timer_t){ S_RETAIN_MS, now + 1 };
 #ifdef PARLEY_HAVE_SYSTEMD
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-        self->watchdog_ms = (int64_t)(usec / 2000);
-        if (self->watchdog_ms == 0)
-            self->watchdog_ms = 1;
-        self->next_watchdog = now;
+        int64_t ms = (int64_t)(usec / 2000);
+        t[S_TIMER_WATCHDOG] = (s_timer_t){ ms > 0 ? ms : 1, now };
     }
 #endif
 }
@@ -418,7 +448,7 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify_status(self);
     for (;;) {
         long timeout = s_timers(self);
-        if (pd_api_pending(self->api))
+        if (pd_ingest_pending(self->ingest))
             timeout = 0; /* requests read ahead wait to be handled */
         zmq_pollitem_t items[3 + PD_ZAP_NITEMS] = {
             { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
@@ -443,8 +473,9 @@ pd_server_run(pd_server_t *self, int sigfd)
             pd_feed_drain(self->feed);
         /* A turn always ends with its batch synced and acked, so a stop
          * signal seen below never leaves an accepted update unacked. */
-        if (((items[0].revents & ZMQ_POLLIN) || pd_api_pending(self->api))
-            && (rc = pd_api_turn(self->api)) < 0)
+        if (((items[0].revents & ZMQ_POLLIN)
+             || pd_ingest_pending(self->ingest))
+            && (rc = pd_ingest_turn(self->ingest)) < 0)
             break;
         if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;
@@ -454,7 +485,7 @@ pd_server_run(pd_server_t *self, int sigfd)
     }
     /* Stopping: answer what was read ahead, like any other turn. */
     if (rc == 0)
-        rc = pd_api_flush(self->api);
+        rc = pd_ingest_flush(self->ingest);
     if (rc == 0) {
         /* Let libzmq write out the last acks and deliveries when the
          * sockets close; a stalled peer holds the stop no longer than

@@ -18,6 +18,8 @@
 #ifndef PD_STORE_H
 #define PD_STORE_H
 
+#include "stats.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,5 +118,11 @@ typedef struct pd_store_stats {
 } pd_store_stats_t;
 
 void pd_store_get_stats(const pd_store_t *store, pd_store_stats_t *out);
+
+/*
+ * Report the store's counters (store_*) in st; the store must outlive
+ * every read of st.
+ */
+void pd_store_stats_register(const pd_store_t *store, pd_stats_t *st);
 
 #endif /* PD_STORE_H */

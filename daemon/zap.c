@@ -37,9 +37,9 @@
  */
 #include "zap.h"
 
+#include "clock.h"
 #include "keys.h"
 #include "log.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -75,12 +75,6 @@
  * it is unbound rarely meets a handshake. */
 #define S_QUIET_MS 100
 #define S_TRIM_DELAY_MS 100
-/* pd_log_limited keys 48..55 */
-#define S_LOG_DENIED 48
-#define S_LOG_REFUSED 49
-#define S_LOG_HANDSHAKE 50
-#define S_LOG_SUBSCRIBE 51
-#define S_LOG_ZAP 52
 
 /* What the ZAP handler knows about one admitted connection. */
 typedef struct {
@@ -148,7 +142,7 @@ s_log_secret_error(const char *path, int rc)
                path, path);
     } else {
         pd_log(PD_LOG_ERROR, "curve_secret_key %s: %s", path,
-               parley_strerror_long(rc));
+               parley_strerror(rc));
     }
 }
 
@@ -340,6 +334,25 @@ pd_zap_counters(const pd_zap_t *self)
     return &self->counters;
 }
 
+static uint64_t
+s_curve_clients(const void *ctx)
+{
+    return pd_zap_clients(ctx);
+}
+
+void
+pd_zap_stats_register(const pd_zap_t *self, pd_stats_t *st)
+{
+    const pd_zap_counters_t *c = &self->counters;
+    pd_stats_counter(st, PD_STAT_CONNECTIONS, &c->connections);
+    pd_stats_counter(st, PD_STAT_CONNECTIONS_REFUSED, &c->connections_refused);
+    pd_stats_counter(st, PD_STAT_AUTH_DENIED, &c->auth_denied);
+    pd_stats_counter(st, PD_STAT_HANDSHAKE_FAILED, &c->handshake_failed);
+    pd_stats_counter(st, PD_STAT_SUBSCRIPTIONS_DENIED,
+                     &c->subscriptions_denied);
+    pd_stats_getter(st, PD_STAT_CURVE_CLIENTS, s_curve_clients, self);
+}
+
 size_t
 pd_zap_items(const pd_zap_t *self, zmq_pollitem_t *items)
 {
@@ -404,7 +417,7 @@ s_drain_monitor(pd_zap_t *self, s_watch_t *w)
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
             self->counters.handshake_failed++;
-            pd_log_limited(S_LOG_HANDSHAKE, PD_LOG_WARN,
+            pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_WARN,
                            "%s: handshake failed: %s (0x%08" PRIx32 ")",
                            w->name, s_protocol_error(value), value);
             break;
@@ -412,7 +425,7 @@ s_drain_monitor(pd_zap_t *self, s_watch_t *w)
             self->counters.handshake_failed++;
             /* libzmq reports EFAULT when a handshake found no handler
              * bound (see the top of this file). */
-            pd_log_limited(S_LOG_HANDSHAKE, PD_LOG_WARN,
+            pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_WARN,
                            "%s: handshake failed: %s", w->name,
                            value == EFAULT
                                ? "no ZAP handler was bound as it asked (a "
@@ -505,7 +518,7 @@ s_reply(void *sock, zmq_msg_t *request_id, const char *status, const char *text,
     rc |= zmq_send(sock, user, strlen(user), ZMQ_SNDMORE) < 0;
     rc |= zmq_send(sock, meta, meta_len, 0) < 0;
     if (rc != 0)
-        pd_log_limited(S_LOG_ZAP, PD_LOG_ERROR, "ZAP reply not sent: %s",
+        pd_log_limited(PD_LOG_KEY_ZAP, PD_LOG_ERROR, "ZAP reply not sent: %s",
                        zmq_strerror(zmq_errno()));
 }
 
@@ -527,7 +540,7 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
 
     if (n < 6 || !s_frame_is(&f[0], "1.0")) {
         /* Only libzmq talks to this socket; still, answer and go on. */
-        pd_log_limited(S_LOG_ZAP, PD_LOG_ERROR, "ZAP: malformed request");
+        pd_log_limited(PD_LOG_KEY_ZAP, PD_LOG_ERROR, "ZAP: malformed request");
         s_reply(sock, n >= 2 ? &f[1] : NULL, "500", "malformed request", "",
                 NULL, 0);
         return;
@@ -543,7 +556,7 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
         if (!s_frame_is(&f[5], "CURVE") || n < 7
             || zmq_msg_size(&f[6]) != PD_CLIENTS_KEY_BYTES) {
             self->counters.auth_denied++;
-            pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
+            pd_log_limited(PD_LOG_KEY_ZAP_DENIED, PD_LOG_WARN,
                            "refused a %s client from %s: curve is on", mech,
                            addr);
             s_reply(sock, &f[1], "400", "CURVE required", "", NULL, 0);
@@ -554,7 +567,7 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
             char z85[PARLEY_CURVE_KEY_CHARS + 1] = "?";
             zmq_z85_encode(z85, zmq_msg_data(&f[6]), PD_CLIENTS_KEY_BYTES);
             self->counters.auth_denied++;
-            pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
+            pd_log_limited(PD_LOG_KEY_ZAP_DENIED, PD_LOG_WARN,
                            "refused CURVE key %s from %s: not in "
                            "curve_clients",
                            z85, addr);
@@ -563,7 +576,7 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
         }
     } else if (!s_frame_is(&f[5], "NULL")) {
         self->counters.auth_denied++;
-        pd_log_limited(S_LOG_DENIED, PD_LOG_WARN,
+        pd_log_limited(PD_LOG_KEY_ZAP_DENIED, PD_LOG_WARN,
                        "refused a %s client from %s: only NULL with curve off",
                        mech, addr);
         s_reply(sock, &f[1], "400", "mechanism not allowed", "", NULL, 0);
@@ -572,7 +585,7 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
     uint64_t live = s_live(self);
     if (live > self->max_connections) {
         self->counters.connections_refused++;
-        pd_log_limited(S_LOG_REFUSED, PD_LOG_WARN,
+        pd_log_limited(PD_LOG_KEY_ZAP_REFUSED, PD_LOG_WARN,
                        "refused a connection from %s: %" PRIu64
                        " open, max_connections is %" PRIu32,
                        addr, live, self->max_connections);
@@ -704,7 +717,7 @@ pd_zap_tick(pd_zap_t *self)
             pd_log(PD_LOG_ERROR, "ZAP handler not bound again: %s",
                    zmq_strerror(zmq_errno()));
         } else
-            pd_log_limited(S_LOG_ZAP, PD_LOG_WARN,
+            pd_log_limited(PD_LOG_KEY_ZAP, PD_LOG_WARN,
                            "ZAP handler not renewed: %s", zmq_strerror(e));
         self->served_at = now; /* next try after another quiet spell */
         return;
@@ -760,7 +773,7 @@ pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
     char shown[PARLEY_TOPIC_MAX];
     s_topic_str(topic, len, shown, sizeof(shown));
     self->counters.subscriptions_denied++;
-    pd_log_limited(S_LOG_SUBSCRIBE, PD_LOG_WARN,
+    pd_log_limited(PD_LOG_KEY_ZAP_SUBSCRIBE, PD_LOG_WARN,
                    "feed: refused subscription \"%s\"%s from connection %s "
                    "(%s%s%s): %s",
                    shown, len >= sizeof(shown) ? "..." : "",

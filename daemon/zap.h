@@ -33,6 +33,7 @@
 #include "clients.h"
 #include "config.h"
 #include "parley.h"
+#include "stats.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -155,5 +156,8 @@ size_t pd_zap_clients(const pd_zap_t *zap);
 
 /* The counters (live). */
 const pd_zap_counters_t *pd_zap_counters(const pd_zap_t *zap);
+
+/* Report the counters and curve_clients in st. */
+void pd_zap_stats_register(const pd_zap_t *zap, pd_stats_t *st);
 
 #endif /* PD_ZAP_H */

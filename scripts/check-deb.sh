@@ -48,8 +48,8 @@ for f in ./usr/sbin/parleyd ./usr/bin/parley ./usr/include/parley.h \
          ./usr/share/doc/parley/examples/alerts/append-log; do
     if grep -qx "$f" "$BUILD/deb-contents.txt"; then ok "package holds $f"; else bad "package lacks $f"; fi
 done
-grep -Eq '^\./usr/lib/([^/]+/)?libparley\.so\.0$' "$BUILD/deb-contents.txt" \
-    && ok "package holds libparley.so.0" || bad "package lacks libparley.so.0"
+grep -Eq '^\./usr/lib/([^/]+/)?libparley\.so\.1$' "$BUILD/deb-contents.txt" \
+    && ok "package holds libparley.so.1" || bad "package lacks libparley.so.1"
 grep -Eq '^\./usr/lib/([^/]+/)?pkgconfig/parley\.pc$' "$BUILD/deb-contents.txt" \
     && ok "package holds parley.pc" || bad "package lacks parley.pc"
 
@@ -108,8 +108,8 @@ for page in parleyd parley parleyd.conf; do
 done
 first=$(MANPAGER=cat MANWIDTH=80 man parleyd 2>/dev/null | sed -n '/^NAME/{n;p;q}' | sed 's/^ *//')
 [ -n "$first" ] && ok "man parleyd: $first" || bad "man parleyd shows nothing"
-ldconfig -p | grep -q 'libparley\.so\.0 ' && ok "ldconfig knows libparley.so.0" \
-    || bad "libparley.so.0 is not in the ldconfig cache"
+ldconfig -p | grep -q 'libparley\.so\.1 ' && ok "ldconfig knows libparley.so.1" \
+    || bad "libparley.so.1 is not in the ldconfig cache"
 out=$(pkg-config --modversion parley 2>&1) || true
 [ "$out" = "$version" ] && ok "pkg-config --modversion parley: $out" || bad "pkg-config: '$out'"
 grep -qx 'ExecStart=/usr/sbin/parleyd -c /etc/parley/parleyd.conf' \

@@ -90,7 +90,7 @@ s_curve_keygen(const cli_common_t *c, const char *path, const char *name,
             cli_error("%s or %s.pub exists; use --force to replace it", path,
                       path);
         else
-            cli_error("%s: %s", path, parley_strerror_long(rc));
+            cli_error("%s: %s", path, parley_strerror(rc));
         return CLI_EXIT_KEY;
     }
     cli_info(c, "wrote %s (CURVE secret, mode 0600) and %s.pub", path, path);
@@ -170,7 +170,7 @@ cmd_keygen(cli_common_t *c, int argc, char **argv)
 
     parley_key_t *key = parley_key_generate();
     if (key == NULL) {
-        cli_error("cannot make a key: %s", parley_strerror_long(-errno));
+        cli_error("cannot make a key: %s", parley_strerror(-errno));
         return CLI_EXIT_OTHER;
     }
     int rc = parley_key_save(key, path, comment, force);
@@ -180,7 +180,7 @@ cmd_keygen(cli_common_t *c, int argc, char **argv)
             cli_error("%s or %s.pub exists; use --force to replace it", path,
                       path);
         else
-            cli_error("%s: %s", path, parley_strerror_long(rc));
+            cli_error("%s: %s", path, parley_strerror(rc));
         return CLI_EXIT_KEY;
     }
 
@@ -188,8 +188,8 @@ cmd_keygen(cli_common_t *c, int argc, char **argv)
     char id[PARLEY_KEYID_CHARS + 1], b64[45];
     parley_key_public(key, pk);
     parley_key_destroy(&key);
-    parley_key_id(id, pk);
-    parley_pubkey_format(b64, pk);
+    parley_key_id(pk, id);
+    parley_pubkey_format(pk, b64);
     cli_info(c, "wrote %s (secret, mode 0600) and %s.pub", path, path);
     if (!c->quiet)
         printf("key id: %s\n", id);

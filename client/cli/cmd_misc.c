@@ -1,11 +1,12 @@
 /*
- * cmd_misc.c - parley stats, replay, verify and ping.
+ * cmd_misc.c - parley stats, replay, state, verify and ping.
  */
 #include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,8 +18,6 @@ enum {
     S_OPT_PROMETHEUS,
 };
 
-/* Counters asked for at most (the daemon has a few dozen). */
-#define S_STATS_MAX 512
 /* Room for "parley_" + a stat name (63 bytes at most) + "_total". */
 #define S_PROM_NAME_MAX 96
 /* Largest file verify reads: a Delivery is well under this. */
@@ -203,26 +202,27 @@ s_prom_help_text(FILE *out, const char *text)
  * scrape, so the later one is left out (and named with -v).
  */
 static int
-s_print_prometheus(const cli_common_t *c, const parley_stat_t *stats, int n)
+s_print_prometheus(const cli_common_t *c, const parley_stats_t *stats)
 {
-    char (*names)[S_PROM_NAME_MAX] = calloc((size_t)n + 1, sizeof(*names));
+    size_t n = parley_stats_count(stats);
+    char (*names)[S_PROM_NAME_MAX] = calloc(n + 1, sizeof(*names));
     if (names == NULL) {
         cli_error("out of memory");
         return CLI_EXIT_OTHER;
     }
-    for (int i = 0; i < n; i++) {
-        const s_prom_kind_t *k = s_prom_kind(stats[i].name);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = parley_stats_name(stats, i);
+        const s_prom_kind_t *k = s_prom_kind(name);
         int counter = k != NULL && k->counter;
         int dup = 0;
-        if (stats[i].name[0] == '\0'
-            || s_prom_name(names[i], sizeof(names[i]), stats[i].name, counter)
-                   < 0)
+        if (name[0] == '\0'
+            || s_prom_name(names[i], sizeof(names[i]), name, counter) < 0)
             continue;
-        for (int j = 0; j < i && !dup; j++)
+        for (size_t j = 0; j < i && !dup; j++)
             dup = strcmp(names[i], names[j]) == 0;
         if (dup) {
             cli_info(c, "stat \"%s\" left out: its metric name %s is taken",
-                     stats[i].name, names[i]);
+                     name, names[i]);
             names[i][0] = '\0';
             continue;
         }
@@ -230,7 +230,7 @@ s_print_prometheus(const cli_common_t *c, const parley_stat_t *stats, int n)
         if (k != NULL && k->name[strlen(k->name) - 1] == '_') {
             s_prom_help_text(stdout, k->help);
             fputc(' ', stdout);
-            s_prom_help_text(stdout, stats[i].name + strlen(k->name));
+            s_prom_help_text(stdout, name + strlen(k->name));
             fputc('.', stdout);
         } else if (k != NULL) {
             s_prom_help_text(stdout, k->help);
@@ -239,7 +239,7 @@ s_print_prometheus(const cli_common_t *c, const parley_stat_t *stats, int n)
         }
         printf("\n# TYPE %s %s\n%s %llu\n", names[i],
                counter ? "counter" : "gauge", names[i],
-               (unsigned long long)stats[i].value);
+               (unsigned long long)parley_stats_value(stats, i));
     }
     free(names);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
@@ -280,36 +280,34 @@ cmd_stats(cli_common_t *c, int argc, char **argv)
         return cli_usage_error("stats", "--json and --prometheus exclude each "
                                         "other");
 
-    parley_stat_t *stats = calloc(S_STATS_MAX, sizeof(*stats));
-    if (stats == NULL) {
-        cli_error("out of memory");
-        return CLI_EXIT_OTHER;
-    }
-    int n = cli_stats(c, stats, S_STATS_MAX);
-    if (n < 0) {
-        free(stats);
-        return cli_fail(c, NULL, n);
-    }
+    parley_stats_t *stats = NULL;
+    int rc = cli_stats(c, &stats);
+    if (rc < 0)
+        return cli_fail(c, NULL, rc);
+    size_t n = parley_stats_count(stats);
     if (prometheus) {
-        int rc = s_print_prometheus(c, stats, n);
-        free(stats);
+        rc = s_print_prometheus(c, stats);
+        parley_stats_destroy(&stats);
         return rc;
     }
     if (json) {
         json_t *o = json_object();
-        for (int i = 0; o != NULL && i < n; i++)
-            if (json_object_set_new(o, stats[i].name,
-                                    json_integer((json_int_t)stats[i].value))
+        for (size_t i = 0; o != NULL && i < n; i++)
+            if (json_object_set_new(o, parley_stats_name(stats, i),
+                                    json_integer((json_int_t)
+                                                     parley_stats_value(stats,
+                                                                        i)))
                 != 0) {
                 json_decref(o);
                 o = NULL;
             }
-        free(stats);
+        parley_stats_destroy(&stats);
         return s_print_json(o);
     }
-    for (int i = 0; i < n; i++)
-        printf("%s %llu\n", stats[i].name, (unsigned long long)stats[i].value);
-    free(stats);
+    for (size_t i = 0; i < n; i++)
+        printf("%s %llu\n", parley_stats_name(stats, i),
+               (unsigned long long)parley_stats_value(stats, i));
+    parley_stats_destroy(&stats);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
 }
 
@@ -339,7 +337,7 @@ s_ping_help(void)
 int
 cmd_ping(cli_common_t *c, int argc, char **argv)
 {
-    parley_info_t info;
+    parley_info_t *info = NULL;
     char id[33];
     int json = 0;
     int rc = s_simple_options(c, "ping", argc, argv, &json, s_ping_help);
@@ -347,19 +345,74 @@ cmd_ping(cli_common_t *c, int argc, char **argv)
         return rc;
     if ((rc = cli_ping(c, &info)) < 0)
         return cli_fail(c, NULL, rc);
-    for (size_t i = 0; i < sizeof(info.daemon_id); i++)
-        snprintf(id + 2 * i, 3, "%02x", info.daemon_id[i]);
+    const uint8_t *daemon_id = parley_info_daemon_id(info);
+    for (size_t i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", daemon_id[i]);
     if (json) {
-        json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:s}", "feed", info.feed,
-                              "seq", (json_int_t)info.seq, "first_seq",
-                              (json_int_t)info.first_seq, "version",
-                              info.version, "daemon_id", id);
+        json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:s}", "feed",
+                              parley_info_feed(info), "seq",
+                              (json_int_t)parley_info_seq(info), "first_seq",
+                              (json_int_t)parley_info_first_seq(info),
+                              "version", parley_info_version(info),
+                              "daemon_id", id);
+        parley_info_destroy(&info);
         return s_print_json(o);
     }
     printf("feed %s\nseq %llu\nfirst_seq %llu\nversion %s\ndaemon_id %s\n",
-           info.feed, (unsigned long long)info.seq,
-           (unsigned long long)info.first_seq, info.version, id);
+           parley_info_feed(info),
+           (unsigned long long)parley_info_seq(info),
+           (unsigned long long)parley_info_first_seq(info),
+           parley_info_version(info), id);
+    parley_info_destroy(&info);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
+}
+
+/* ------------------------------------------------------- replay, state */
+
+/*
+ * Print every event of a snapshot or replay: deliveries on stdout, gaps
+ * and deliveries that fail verification on stderr. Returns an exit code.
+ */
+static int
+s_print_query(const cli_common_t *c, parley_query_t *q, const cli_output_t *out)
+{
+    for (;;) {
+        const parley_event_t *ev;
+        if (cli_stop)
+            return CLI_EXIT_OK;
+        int rc = parley_query_next(q, &ev);
+        if (rc == 0)
+            return CLI_EXIT_OK;
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0)
+            return cli_fail(c, NULL, rc);
+        uint64_t seq = parley_event_seq(ev);
+        switch (parley_event_type(ev)) {
+        case PARLEY_EVENT_GAP:
+            cli_warn(c, "gap: updates %llu-%llu are no longer held",
+                     (unsigned long long)seq,
+                     (unsigned long long)parley_event_seq_last(ev));
+            break;
+        case PARLEY_EVENT_REJECTED:
+            cli_warn(c, "#%llu failed verification: %s: %s",
+                     (unsigned long long)seq,
+                     parley_error_name(parley_event_code(ev)),
+                     parley_strerror(parley_event_code(ev)));
+            break;
+        case PARLEY_EVENT_DELIVERY:
+            rc = cli_print_delivery(stdout, out, parley_event_delivery(ev));
+            if (rc == -EPIPE)
+                return CLI_EXIT_OK;
+            if (rc < 0) {
+                cli_error("writing output: %s", strerror(-rc));
+                return CLI_EXIT_OTHER;
+            }
+            break;
+        default:
+            break;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- replay */
@@ -388,150 +441,152 @@ s_replay_help(void)
            cli_filter_help, cli_output_help, cli_common_help);
 }
 
-int
-cmd_replay(cli_common_t *c, int argc, char **argv)
+/*
+ * Ask for a snapshot (replay false) or the replay since..until (0: the
+ * head), verified against the keyring at keyring_path (may be NULL) and
+ * with the filters, and print it. Returns an exit code.
+ */
+static int
+s_query(cli_common_t *c, const cli_filter_t *filters, const char *keyring_path,
+        const cli_output_t *out, bool replay, uint64_t since, uint64_t until)
+{
+    parley_keyring_t *ring = NULL;
+    int status = cli_load_keyring(keyring_path, &ring);
+    if (status != 0)
+        return status;
+    parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
+    parley_query_t *q = NULL;
+    int rc = cli_call_options(c, &copt);
+    copt.keyring = ring;
+    cli_filter_call(filters, &copt);
+    cli_signals_install();
+    /* A replay ends at the head as its first page sees it (or --until if
+     * lower): what is published while we read is not part of it. */
+    if (rc == 0)
+        rc = replay ? parley_replay(since, until, &copt, &q)
+                    : parley_snapshot(&copt, &q);
+    if (rc < 0) {
+        status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
+    } else {
+        status = s_print_query(c, q, out);
+        cli_info(c, "%s seq %llu", replay ? "replayed up to" : "state as of",
+                 (unsigned long long)parley_query_seq(q));
+    }
+    parley_query_destroy(&q);
+    parley_keyring_destroy(&ring);
+    return status;
+}
+
+/* Parse the options of replay or state (cmd) into the arguments of
+ * s_query() and run it. */
+static int
+s_query_command(cli_common_t *c, const char *cmd, int argc, char **argv,
+                cli_filter_t *filters, void (*help)(void))
 {
     static const struct option longopts[] = {
         CLI_COMMON_LONG,
         CLI_FILTER_LONG,
-        CLI_OUTPUT_LONG,
-        { "format", required_argument, NULL, 'F' },
+        CLI_OUTPUT_FORMAT_LONG,
         { "since", required_argument, NULL, S_OPT_SINCE },
         { "until", required_argument, NULL, S_OPT_UNTIL },
         { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
         { NULL, 0, NULL, 0 },
     };
-    cli_filter_t filter_opts;
+    bool replay = strcmp(cmd, "replay") == 0;
     cli_output_t out = { .mode = CLI_OUT_LINE };
     const char *keyring_path = NULL;
     uint64_t since = 1, until = 0;
-    int until_given = 0, output_given = 0, opt;
-
-    memset(&filter_opts, 0, sizeof(filter_opts));
+    int opt;
     while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
                               NULL)) != -1) {
         int rc = cli_common_option(c, opt, optarg);
         if (rc == 0)
-            rc = cli_filter_option(&filter_opts, "replay", opt, optarg);
+            rc = cli_filter_option(filters, cmd, opt, optarg);
+        if (rc == 0)
+            rc = cli_output_option(&out, cmd, opt, optarg);
         if (rc < 0)
             return CLI_EXIT_USAGE;
         if (rc > 0)
             continue;
-        switch (opt) {
-        case 'h':
-            s_replay_help();
+        if (opt == 'h') {
+            help();
             return CLI_EXIT_OK;
-        case CLI_OPT_JSON:
-        case 'F':
-            if (output_given
-                && out.mode != (opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON))
-                return cli_usage_error("replay",
-                                       "--json and -F exclude each other");
-            if (opt == 'F' && cli_format_check("replay", optarg) < 0)
-                return CLI_EXIT_USAGE;
-            out.mode = opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON;
-            out.format = opt == 'F' ? optarg : NULL;
-            output_given = 1;
-            break;
-        case S_OPT_SINCE:
-        case S_OPT_UNTIL: {
+        }
+        if (opt == CLI_OPT_KEYRING) {
+            keyring_path = optarg;
+            continue;
+        }
+        if ((opt == S_OPT_SINCE || opt == S_OPT_UNTIL) && !replay)
+            return cli_usage_error(cmd, "unknown option \"%s\" (the state "
+                                        "has no range)",
+                                   opt == S_OPT_SINCE ? "--since"
+                                                      : "--until");
+        if (opt == S_OPT_SINCE || opt == S_OPT_UNTIL) {
             uint64_t v;
             if (cli_parse_u64(optarg, &v) < 0 || v == 0)
-                return cli_usage_error("replay", "%s: \"%s\" is not a seq",
+                return cli_usage_error(cmd, "%s: \"%s\" is not a seq",
                                        opt == S_OPT_SINCE ? "--since"
                                                           : "--until",
                                        optarg);
-            if (opt == S_OPT_SINCE)
-                since = v;
-            else {
-                until = v;
-                until_given = 1;
-            }
-            break;
+            *(opt == S_OPT_SINCE ? &since : &until) = v;
+            continue;
         }
-        case CLI_OPT_KEYRING:
-            keyring_path = optarg;
-            break;
-        default:
-            return cli_option_error("replay", opt, argv);
-        }
+        return cli_option_error(cmd, opt, argv);
     }
     if (optind < argc)
-        return cli_usage_error("replay", "unexpected argument \"%s\"",
+        return cli_usage_error(cmd, "unexpected argument \"%s\"",
                                argv[optind]);
-    if (until_given && until < since)
-        return cli_usage_error("replay", "--until is below --since");
+    if (until != 0 && until < since)
+        return cli_usage_error(cmd, "--until is below --since");
+    if (cli_filter_done(filters, cmd) < 0)
+        return CLI_EXIT_USAGE;
+    return s_query(c, filters, keyring_path, &out, replay, since, until);
+}
 
-    /* The range ends at the head as it is now: what is published while we
-     * read is not part of it. */
-    parley_info_t info;
-    int rc = cli_ping(c, &info);
-    if (rc < 0)
-        return cli_fail(c, NULL, rc);
-    if (!until_given || until > info.seq)
-        until = info.seq;
-    if (since > until)
-        return CLI_EXIT_OK; /* nothing in range */
+static int
+s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
+{
+    return s_query_command(c, "replay", argc, argv, filters, s_replay_help);
+}
 
-    parley_keyring_t *ring = NULL;
-    int status = cli_load_keyring(keyring_path, &ring);
-    if (status != 0)
-        return status;
-    parley_filter_t filter = cli_filter_get(&filter_opts);
-    parley_sub_options_t sopt = { .start = PARLEY_START_SEQ,
-                                  .since_seq = since,
-                                  .keyring = ring,
-                                  .timeout_ms = c->timeout_ms };
-    cli_signals_install();
-    /* A subscription started at since does the paging, the verification
-     * and the gap reports; we stop it once it has covered until. */
-    parley_sub_t *sub = cli_sub_new(c, &filter, &sopt);
-    if (sub == NULL) {
-        rc = -errno;
-        status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
-        goto done;
-    }
-    while (!cli_stop && parley_sub_last_seq(sub) < until) {
-        parley_event_t ev;
-        rc = parley_sub_next(sub, c->timeout_ms, &ev);
-        if (rc == -EINTR)
-            continue;
-        if (rc == 0)
-            rc = PARLEY_ETIMEOUT; /* the replay stalled */
-        if (rc < 0) {
-            status = cli_fail(c, NULL, rc);
-            break;
-        }
-        if (ev.type == PARLEY_EVENT_GAP) {
-            if (ev.gap_from > until)
-                break;
-            cli_warn(c, "gap: updates %llu-%llu are no longer held",
-                     (unsigned long long)ev.gap_from,
-                     (unsigned long long)(ev.gap_to < until ? ev.gap_to : until));
-        } else if (ev.type == PARLEY_EVENT_REJECTED) {
-            if (ev.rejected_seq > until)
-                break;
-            cli_warn(c, "#%llu failed verification: %s: %s",
-                     (unsigned long long)ev.rejected_seq,
-                     parley_strerror(ev.rejected_code),
-                     parley_strerror_long(ev.rejected_code));
-        } else if (ev.type == PARLEY_EVENT_DELIVERY) {
-            if (ev.delivery.seq > until)
-                break;
-            rc = cli_print_delivery(stdout, &out, &ev.delivery);
-            if (rc == -EPIPE)
-                break;
-            if (rc < 0) {
-                cli_error("writing output: %s", strerror(-rc));
-                status = CLI_EXIT_OTHER;
-                break;
-            }
-        }
-    }
-done:
-    parley_sub_destroy(&sub);
-    parley_keyring_destroy(&ring);
-    return status;
+int
+cmd_replay(cli_common_t *c, int argc, char **argv)
+{
+    return cli_with_filters(c, argc, argv, s_replay_run);
+}
+
+static void
+s_state_help(void)
+{
+    printf("usage: parley state [filters] [--json | -F FORMAT] [--keyring FILE]\n"
+           "\n"
+           "Print where things stand: the latest update per negotiation, party\n"
+           "and phase that matches the filters, after corrections, retractions\n"
+           "and expiry, in seq order, then exit. One snapshot of the daemon:\n"
+           "nothing published afterwards is waited for.\n"
+           "\n"
+           "Options:\n"
+           "      --keyring FILE  re-verify each update against this keyring\n"
+           "%s"
+           "%s"
+           "%s"
+           "\n"
+           "Exit status: 0 printed (even if nothing matched), 1 usage error,\n"
+           "2 the daemon refused (unavailable: the state is too large for one\n"
+           "answer; use filters), 3 no answer, 4 keyring file problem, 5 other.\n",
+           cli_filter_help, cli_output_help, cli_common_help);
+}
+
+static int
+s_state_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
+{
+    return s_query_command(c, "state", argc, argv, filters, s_state_help);
+}
+
+int
+cmd_state(cli_common_t *c, int argc, char **argv)
+{
+    return cli_with_filters(c, argc, argv, s_state_run);
 }
 
 /* ---------------------------------------------------------------- verify */
@@ -608,52 +663,61 @@ s_verify_one(const cli_common_t *c, const parley_keyring_t *ring,
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    parley_delivery_t d;
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES];
     int rc = s_read_file(path, &buf, &len);
     if (rc < 0) {
         cli_error("%s: %s", path, strerror(-rc));
         return CLI_EXIT_OTHER;
     }
-    memset(&d, 0, sizeof(d));
+    parley_delivery_t *d = parley_delivery_new();
+    parley_update_t *u = parley_update_new();
+    if (d == NULL || u == NULL) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_OTHER;
+        goto out;
+    }
     /* A Delivery first: its field types differ from a SignedUpdate's, so
      * one is never mistaken for the other. */
     int is_delivery = 1;
-    rc = parley_delivery_decode(ring, buf, len, &d);
+    rc = parley_delivery_decode(ring, buf, len, d);
     if (rc == PARLEY_EMALFORMED) {
-        int rc2 = parley_verify(ring, buf, len, &d.update, d.signer);
+        int rc2 = parley_verify(ring, buf, len, u, signer);
         if (rc2 != PARLEY_EMALFORMED) {
             is_delivery = 0;
             rc = rc2;
-            if (rc == 0) {
-                const char *name = ring != NULL
-                                       ? parley_keyring_name(ring, d.signer)
-                                       : NULL;
-                parley_key_id(d.signer_id, d.signer);
-                snprintf(d.signer_name, sizeof(d.signer_name), "%s",
-                         name != NULL ? name : "");
-            }
         }
     }
-    free(buf);
     if (rc < 0) {
-        printf("%s: %s: %s\n", path, parley_strerror(rc),
-               parley_strerror_long(rc));
-        return CLI_EXIT_REJECTED;
+        printf("%s: %s: %s\n", path, parley_error_name(rc),
+               parley_strerror(rc));
+        rc = CLI_EXIT_REJECTED;
+        goto out;
     }
     if (!c->quiet) {
         /* the common formatter prints the text fields safely */
+        const char *name = is_delivery ? parley_delivery_signer_name(d)
+                           : ring != NULL ? parley_keyring_name(ring, signer)
+                                          : NULL;
+        int named = name != NULL && name[0] != '\0';
         cli_output_t o = { .mode = CLI_OUT_FORMAT };
         printf("%s: OK ", path);
-        o.format = is_delivery ? (d.signer_name[0] != '\0'
-                                      ? "#%s signer %i (%N): %h"
-                                      : "#%s signer %i: %h")
-                               : (d.signer_name[0] != '\0'
-                                      ? "signer %i (%N): %h"
-                                      : "signer %i: %h");
-        if (cli_print_delivery(stdout, &o, &d) < 0)
-            return CLI_EXIT_OTHER;
+        o.format = is_delivery ? (named ? "#%s signer %i (%N): %h"
+                                        : "#%s signer %i: %h")
+                               : (named ? "signer %i (%N): %h"
+                                        : "signer %i: %h");
+        rc = is_delivery ? cli_print_delivery(stdout, &o, d)
+                         : cli_print_signed(stdout, &o, u, signer, name);
+        if (rc < 0) {
+            rc = CLI_EXIT_OTHER;
+            goto out;
+        }
     }
-    return 0;
+    rc = 0;
+out:
+    free(buf);
+    parley_delivery_destroy(&d);
+    parley_update_destroy(&u);
+    return rc;
 }
 
 int

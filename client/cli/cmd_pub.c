@@ -2,8 +2,10 @@
  * cmd_pub.c - parley pub: sign and publish updates.
  *
  * Each update gets its signer_seq from the locked state file beside the
- * key (parley_seqfile_next), so separate and concurrent invocations with
- * one key never reuse a value.
+ * key (the publisher's seq_file), so separate and concurrent invocations
+ * with one key never choose one value twice; one that arrives after a
+ * higher one is signed again above it by the library (docs/protocol.md
+ * section 3).
  */
 #include "common.h"
 
@@ -38,8 +40,10 @@ s_help(void)
            "reported on stderr (\"parley: line N: ...\") and the rest go on.\n"
            "\n"
            "issued_at is now and signer_seq comes from KEYFILE.seq (kept under a\n"
-           "lock, so concurrent runs never reuse one), unless a JSON line gives\n"
-           "them.\n"
+           "lock, so concurrent runs never choose one twice), unless a JSON line\n"
+           "gives them. Concurrent runs with one key are safe: an update that\n"
+           "arrives after a higher signer_seq is signed again above it and sent\n"
+           "once more; one without an answer is resent with the same bytes.\n"
            "\n"
            "Options:\n"
            "  -k, --key KEYFILE      secret key (mode 0600) to sign with (required)\n"
@@ -73,6 +77,7 @@ typedef struct {
     const char *key_path;
     parley_key_t *key;
     parley_pub_t *pub;
+    parley_update_t *u;      /* each update of --json */
 } s_ctx_t;
 
 /* Print the valid status names, for an error message. */
@@ -86,100 +91,47 @@ s_list_statuses(void)
 }
 
 /*
- * Explain why an update is invalid, in the words of the options. Returns
- * a message, or NULL if none of these checks finds the problem.
- */
-static const char *
-s_explain_invalid(const parley_update_t *u, char *buf, size_t cap)
-{
-    if (!parley_slug_valid(u->negotiation))
-        return u->negotiation[0] == '\0' ? "a negotiation is required"
-                                         : "negotiation is not a slug";
-    if (u->n_parties == 0)
-        return "at least one party is required";
-    for (size_t i = 0; i < u->n_parties; i++) {
-        if (!parley_slug_valid(u->parties[i])) {
-            snprintf(buf, cap, "party \"%s\" is not a slug", u->parties[i]);
-            return buf;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(u->parties[i], u->parties[j]) == 0) {
-                snprintf(buf, cap, "party \"%s\" is named twice",
-                         u->parties[i]);
-                return buf;
-            }
-    }
-    if (u->phase > PARLEY_PHASE_MAX)
-        return "phase is over 255";
-    if (parley_status_name(u->status) == NULL
-        || u->status == PARLEY_STATUS_UNSPECIFIED)
-        return "a status is required";
-    if (u->headline[0] == '\0')
-        return "a headline is required";
-    if (u->kind != PARLEY_KIND_UPDATE && u->n_references == 0)
-        return "a correction or retraction needs the seq it replaces (--ref)";
-    if (u->kind == PARLEY_KIND_UPDATE && u->n_references > 0)
-        return "references are only for corrections and retractions";
-    if (u->expires_at != 0 && u->expires_at <= u->issued_at)
-        return "expires_at is not after issued_at";
-    return NULL;
-}
-
-/*
- * Fill in issued_at and signer_seq where missing, check the update and
- * publish it. Returns 0 or an exit code; prefix (may be "") starts each
- * message.
+ * Publish one update (the library fills in issued_at and signer_seq where
+ * they are 0, and checks it first). Returns 0 or an exit code; prefix
+ * (may be "") starts each message.
  */
 static int
 s_publish(s_ctx_t *x, parley_update_t *u, const char *prefix)
 {
-    char why[128];
     uint64_t seq = 0;
-    int dup = 0, rc;
-
-    if (u->issued_at == 0)
-        u->issued_at = parley_now_ms();
-    /* Check with a stand-in signer_seq first: a bad update should not use
-     * up a value from the state file. */
-    uint64_t given_seq = u->signer_seq;
-    if (u->signer_seq == 0)
-        u->signer_seq = 1;
-    if (parley_update_validate(u) != 0) {
-        const char *msg = s_explain_invalid(u, why, sizeof(why));
-        cli_error("%sinvalid update: %s", prefix,
-                  msg != NULL ? msg
-                              : "a text field is too long or not valid UTF-8");
-        return CLI_EXIT_USAGE;
-    }
-    u->signer_seq = given_seq;
-    if (u->signer_seq == 0
-        && (rc = parley_seqfile_next(x->key_path, &u->signer_seq)) < 0) {
-        cli_error("%s%s.seq: %s", prefix, x->key_path,
-                  parley_strerror_long(rc));
-        return CLI_EXIT_KEY;
-    }
-    rc = parley_pub_publish(x->pub, u, x->c->timeout_ms, &seq, &dup);
+    int rc = parley_pub_publish(x->pub, u, &seq);
     if (rc < 0) {
+        const char *detail = parley_pub_detail(x->pub);
+        if (rc == PARLEY_EINVALID) {
+            cli_error("%sinvalid update: %s", prefix,
+                      detail[0] != '\0' ? detail : parley_strerror(rc));
+            return CLI_EXIT_USAGE;
+        }
         if (cli_is_reject(rc)) {
-            cli_error("%srejected: %s: %s", prefix, parley_strerror(rc),
-                      parley_strerror_long(rc));
+            cli_error("%srejected: %s: %s", prefix, parley_error_name(rc),
+                      detail[0] != '\0' ? detail : parley_strerror(rc));
             return CLI_EXIT_REJECTED;
         }
         if (rc == PARLEY_ETIMEOUT) {
             cli_error("%sno answer from %s within %d.%03d s (is parleyd "
                       "running?)",
-                      prefix, x->c->server, x->c->timeout_ms / 1000,
-                      x->c->timeout_ms % 1000);
+                      prefix, parley_pub_endpoint(x->pub),
+                      x->c->timeout_ms / 1000, x->c->timeout_ms % 1000);
             return CLI_EXIT_NOANSWER;
         }
-        cli_error("%spublish: %s", prefix, parley_strerror_long(rc));
+        if (detail[0] != '\0' && rc > -1000) {
+            cli_error("%s%s", prefix, detail); /* the state file */
+            return CLI_EXIT_KEY;
+        }
+        cli_error("%spublish: %s", prefix, parley_strerror(rc));
         return cli_exit_code(rc);
     }
     printf("%llu\n", (unsigned long long)seq);
     if (fflush(stdout) != 0)
         return CLI_EXIT_OTHER;
     cli_info(x->c, "%saccepted as seq %llu%s", prefix,
-             (unsigned long long)seq, dup ? " (duplicate)" : "");
+             (unsigned long long)seq,
+             rc == PARLEY_DUPLICATE ? " (duplicate)" : "");
     return 0;
 }
 
@@ -205,7 +157,6 @@ s_publish_json(s_ctx_t *x)
 
     while (!cli_stop && (len = getline(&line, &cap, stdin)) >= 0) {
         char prefix[48], err[256];
-        parley_update_t u;
         lineno++;
         if (s_blank(line))
             continue;
@@ -215,14 +166,14 @@ s_publish_json(s_ctx_t *x)
             status = CLI_EXIT_USAGE;
             continue;
         }
-        memset(&u, 0, sizeof(u));
+        parley_update_reset(x->u);
         err[0] = '\0';
-        if (parley_update_from_json(line, &u, err, sizeof(err)) != 0) {
+        if (parley_update_from_json(line, x->u, err, sizeof(err)) != 0) {
             cli_error("%s%s", prefix, err[0] != '\0' ? err : "invalid JSON");
             status = CLI_EXIT_USAGE;
             continue;
         }
-        int rc = s_publish(x, &u, prefix);
+        int rc = s_publish(x, x->u, prefix);
         if (rc != 0)
             status = rc;
     }
@@ -234,17 +185,126 @@ s_publish_json(s_ctx_t *x)
     return status;
 }
 
-/* Copy an option value into a fixed text field. 0 or -1 (message printed). */
+/*
+ * Set a text field from an option. Returns 0, or CLI_EXIT_USAGE after
+ * printing what is wrong with the value.
+ */
 static int
-s_text_opt(char *dst, size_t cap, const char *name, const char *arg)
+s_text_opt(parley_update_t *u, int (*set)(parley_update_t *, const char *),
+           const char *name, size_t max, const char *arg)
 {
-    size_t n = strlen(arg);
-    if (n >= cap) {
-        cli_usage_error("pub", "%s: longer than %zu bytes", name, cap - 1);
-        return -1;
-    }
-    memcpy(dst, arg, n + 1);
+    if (strlen(arg) > max)
+        return cli_usage_error("pub", "%s: longer than %zu bytes", name, max);
+    if (set(u, arg) != 0)
+        return cli_usage_error("pub", "%s: not valid UTF-8", name);
     return 0;
+}
+
+/* The fields an update from the command line must have. */
+static int
+s_required(const parley_update_t *u)
+{
+    if (parley_update_negotiation(u)[0] == '\0')
+        return cli_usage_error("pub", "--negotiation is required");
+    if (parley_update_party_count(u) == 0)
+        return cli_usage_error("pub", "at least one --party is required");
+    if (parley_update_status(u) == PARLEY_STATUS_UNSPECIFIED)
+        return cli_usage_error("pub", "--status is required");
+    if (parley_update_headline(u)[0] == '\0')
+        return cli_usage_error("pub", "--headline is required");
+    return 0;
+}
+
+/*
+ * Apply one update field option to u. Returns 0, 1 if opt is not one, or
+ * CLI_EXIT_USAGE after printing a usage error.
+ */
+static int
+s_field_option(parley_update_t *u, int opt, const char *arg)
+{
+    uint64_t v64;
+    int64_t i64;
+    uint32_t phase;
+    parley_status_t status;
+    parley_kind_t kind;
+    switch (opt) {
+    case CLI_OPT_NEGOTIATION:
+        if (parley_update_set_negotiation(u, arg) != 0)
+            return cli_usage_error("pub", "--negotiation: \"%s\" is not a "
+                                          "slug ([a-z0-9][a-z0-9-], at most "
+                                          "32 chars)",
+                                   arg);
+        return 0;
+    case CLI_OPT_PARTY:
+        if (!parley_slug_valid(arg))
+            return cli_usage_error("pub", "--party: \"%s\" is not a slug "
+                                          "([a-z0-9][a-z0-9-], at most 32 "
+                                          "chars)",
+                                   arg);
+        if (parley_update_party_count(u) >= PARLEY_PARTIES_MAX)
+            return cli_usage_error("pub", "--party: at most %d parties",
+                                   PARLEY_PARTIES_MAX);
+        if (parley_update_add_party(u, arg) != 0)
+            return cli_usage_error("pub", "--party: \"%s\" is named twice",
+                                   arg);
+        return 0;
+    case CLI_OPT_PHASE:
+        if (cli_parse_phase(arg, &phase) < 0
+            || parley_update_set_phase(u, phase) != 0)
+            return cli_usage_error("pub", "--phase: \"%s\" is not a phase "
+                                          "0-255",
+                                   arg);
+        return 0;
+    case S_OPT_STATUS:
+        if (parley_status_parse(arg, &status) != 0
+            || parley_update_set_status(u, status) != 0) {
+            cli_error("--status: unknown status \"%s\"", arg);
+            s_list_statuses();
+            fprintf(stderr, "Try 'parley pub --help'.\n");
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case S_OPT_HEADLINE:
+        return s_text_opt(u, parley_update_set_headline, "--headline",
+                          PARLEY_HEADLINE_MAX, arg);
+    case S_OPT_BODY:
+        return s_text_opt(u, parley_update_set_body, "--body", PARLEY_BODY_MAX,
+                          arg);
+    case S_OPT_LOCATION:
+        return s_text_opt(u, parley_update_set_location, "--location",
+                          PARLEY_LOCATION_MAX, arg);
+    case S_OPT_KIND:
+        if (parley_kind_parse(arg, &kind) != 0
+            || parley_update_set_kind(u, kind) != 0)
+            return cli_usage_error("pub", "--kind: expected update, "
+                                          "correction or retraction, not "
+                                          "\"%s\"",
+                                   arg);
+        return 0;
+    case S_OPT_REF:
+        if (cli_parse_u64(arg, &v64) < 0 || v64 == 0
+            || v64 > (uint64_t)INT64_MAX)
+            return cli_usage_error("pub", "--ref: \"%s\" is not a seq", arg);
+        if (parley_update_add_reference(u, v64) != 0)
+            return cli_usage_error("pub", "--ref: at most %d references",
+                                   PARLEY_REFERENCES_MAX);
+        return 0;
+    case S_OPT_SCHEDULED:
+    case S_OPT_EXPIRES:
+        if (cli_parse_i64(arg, &i64) < 0 || i64 < 0)
+            return cli_usage_error("pub", "%s: \"%s\" is not a time in unix "
+                                          "milliseconds",
+                                   opt == S_OPT_SCHEDULED ? "--scheduled-at"
+                                                          : "--expires-at",
+                                   arg);
+        if (opt == S_OPT_SCHEDULED)
+            return parley_update_set_scheduled_at(u, i64) == 0
+                       ? 0
+                       : CLI_EXIT_USAGE;
+        return parley_update_set_expires_at(u, i64) == 0 ? 0 : CLI_EXIT_USAGE;
+    default:
+        return 1;
+    }
 }
 
 int
@@ -267,144 +327,81 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
         { "json", no_argument, NULL, CLI_OPT_JSON },
         { NULL, 0, NULL, 0 },
     };
-    parley_update_t u;
     s_ctx_t x = { .c = c };
     int json = 0, fields = 0, opt, status;
-    uint64_t v64;
-    int64_t i64;
 
-    memset(&u, 0, sizeof(u));
-    u.kind = PARLEY_KIND_UPDATE;
+    if ((x.u = parley_update_new()) == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_OTHER;
+    }
     while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "k:", longopts,
                               NULL)) != -1) {
         int rc = cli_common_option(c, opt, optarg);
-        if (rc < 0)
-            return CLI_EXIT_USAGE;
         if (rc > 0)
             continue;
-        if (opt != 'h' && opt != 'k' && opt != CLI_OPT_JSON && opt != '?'
-            && opt != ':')
-            fields = 1;
+        if (rc < 0) {
+            status = CLI_EXIT_USAGE;
+            goto done;
+        }
         switch (opt) {
         case 'h':
             s_help();
-            return CLI_EXIT_OK;
+            status = CLI_EXIT_OK;
+            goto done;
         case 'k':
             x.key_path = optarg;
-            break;
+            continue;
         case CLI_OPT_JSON:
             json = 1;
-            break;
-        case CLI_OPT_NEGOTIATION:
-            if (!parley_slug_valid(optarg))
-                return cli_usage_error("pub", "--negotiation: \"%s\" is not a "
-                                              "slug ([a-z0-9][a-z0-9-], at most "
-                                              "32 chars)",
-                                       optarg);
-            strcpy(u.negotiation, optarg);
-            break;
-        case CLI_OPT_PARTY:
-            if (!parley_slug_valid(optarg))
-                return cli_usage_error("pub", "--party: \"%s\" is not a slug "
-                                              "([a-z0-9][a-z0-9-], at most 32 "
-                                              "chars)",
-                                       optarg);
-            if (u.n_parties >= PARLEY_PARTIES_MAX)
-                return cli_usage_error("pub", "--party: at most %d parties",
-                                       PARLEY_PARTIES_MAX);
-            strcpy(u.parties[u.n_parties++], optarg);
-            break;
-        case CLI_OPT_PHASE:
-            if (cli_parse_phase(optarg, &u.phase) < 0)
-                return cli_usage_error("pub", "--phase: \"%s\" is not a phase "
-                                              "0-255",
-                                       optarg);
-            break;
-        case S_OPT_STATUS:
-            if (parley_status_parse(optarg, &u.status) != 0) {
-                cli_error("--status: unknown status \"%s\"", optarg);
-                s_list_statuses();
-                fprintf(stderr, "Try 'parley pub --help'.\n");
-                return CLI_EXIT_USAGE;
-            }
-            break;
-        case S_OPT_HEADLINE:
-            if (s_text_opt(u.headline, sizeof(u.headline), "--headline",
-                           optarg) < 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case S_OPT_BODY:
-            if (s_text_opt(u.body, sizeof(u.body), "--body", optarg) < 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case S_OPT_LOCATION:
-            if (s_text_opt(u.location, sizeof(u.location), "--location",
-                           optarg) < 0)
-                return CLI_EXIT_USAGE;
-            break;
-        case S_OPT_KIND:
-            if (parley_kind_parse(optarg, &u.kind) != 0)
-                return cli_usage_error("pub", "--kind: expected update, "
-                                              "correction or retraction, not "
-                                              "\"%s\"",
-                                       optarg);
-            break;
-        case S_OPT_REF:
-            if (cli_parse_u64(optarg, &v64) < 0 || v64 == 0)
-                return cli_usage_error("pub", "--ref: \"%s\" is not a seq",
-                                       optarg);
-            if (u.n_references >= PARLEY_REFERENCES_MAX)
-                return cli_usage_error("pub", "--ref: at most %d references",
-                                       PARLEY_REFERENCES_MAX);
-            u.references[u.n_references++] = v64;
-            break;
-        case S_OPT_SCHEDULED:
-        case S_OPT_EXPIRES:
-            if (cli_parse_i64(optarg, &i64) < 0 || i64 < 0)
-                return cli_usage_error("pub", "%s: \"%s\" is not a time in unix "
-                                              "milliseconds",
-                                       opt == S_OPT_SCHEDULED ? "--scheduled-at"
-                                                              : "--expires-at",
-                                       optarg);
-            if (opt == S_OPT_SCHEDULED)
-                u.scheduled_at = i64;
-            else
-                u.expires_at = i64;
-            break;
+            continue;
+        case '?':
+        case ':':
+            status = cli_option_error("pub", opt, argv);
+            goto done;
         default:
-            return cli_option_error("pub", opt, argv);
+            break;
+        }
+        fields = 1;
+        if ((rc = s_field_option(x.u, opt, optarg)) != 0) {
+            status = rc == 1 ? cli_option_error("pub", opt, argv) : rc;
+            goto done;
         }
     }
     if (optind < argc)
-        return cli_usage_error("pub", "unexpected argument \"%s\"",
-                               argv[optind]);
-    if (x.key_path == NULL)
-        return cli_usage_error("pub", "-k KEYFILE is required");
-    if (json && fields)
-        return cli_usage_error("pub", "--json reads the updates from stdin; "
-                                      "give no update fields with it");
-    if (!json) {
-        if (u.negotiation[0] == '\0')
-            return cli_usage_error("pub", "--negotiation is required");
-        if (u.n_parties == 0)
-            return cli_usage_error("pub", "at least one --party is required");
-        if (u.status == PARLEY_STATUS_UNSPECIFIED)
-            return cli_usage_error("pub", "--status is required");
-        if (u.headline[0] == '\0')
-            return cli_usage_error("pub", "--headline is required");
-    }
+        status = cli_usage_error("pub", "unexpected argument \"%s\"",
+                                 argv[optind]);
+    else if (x.key_path == NULL)
+        status = cli_usage_error("pub", "-k KEYFILE is required");
+    else if (json && fields)
+        status = cli_usage_error("pub", "--json reads the updates from stdin; "
+                                        "give no update fields with it");
+    else
+        status = json ? 0 : s_required(x.u);
+    if (status != 0)
+        goto done;
 
     if ((x.key = parley_key_load(x.key_path)) == NULL) {
-        cli_error("%s: %s", x.key_path, parley_strerror_long(-errno));
-        return CLI_EXIT_KEY;
+        cli_error("%s: %s", x.key_path, parley_strerror(-errno));
+        status = CLI_EXIT_KEY;
+        goto done;
     }
-    if ((x.pub = cli_pub_new(c, x.key)) == NULL) {
+    char seq_file[4096];
+    if (snprintf(seq_file, sizeof(seq_file), "%s.seq", x.key_path)
+        >= (int)sizeof(seq_file)) {
+        cli_error("%s: name too long", x.key_path);
+        status = CLI_EXIT_KEY;
+        goto done;
+    }
+    parley_pub_options_t popt = PARLEY_PUB_OPTIONS_INIT;
+    popt.seq_file = seq_file;
+    if ((x.pub = cli_pub_new(c, x.key, &popt)) == NULL) {
         status = cli_fail(c, NULL, -errno);
-        parley_key_destroy(&x.key);
-        return status;
+        goto done;
     }
-    status = json ? s_publish_json(&x) : s_publish(&x, &u, "");
+    status = json ? s_publish_json(&x) : s_publish(&x, x.u, "");
+done:
     parley_pub_destroy(&x.pub);
     parley_key_destroy(&x.key);
+    parley_update_destroy(&x.u);
     return status;
 }

@@ -99,7 +99,10 @@ s_help(void)
            "Exit status: 0 when stopped by -C, -W or a signal; 1 usage error;\n"
            "2 the daemon refused the request; 3 no answer from the daemon or no\n"
            "heartbeat on its feed at start; 4 keyring file problem; 5 other\n"
-           "error. If the daemon stops answering later, sub keeps trying.\n",
+           "error. If the daemon goes away later, sub says so on stderr\n"
+           "(\"parley: EP: disconnected ...\"), moves to the next endpoint of\n"
+           "the server list (the same one if it is alone) and keeps trying;\n"
+           "\"parley: EP: connected\" when one is back.\n",
            cli_filter_help, cli_output_help, cli_common_help);
 }
 
@@ -221,7 +224,7 @@ s_setvar(char **env, size_t *k, const char *name, const char *value)
 static char **
 s_build_env(const parley_delivery_t *d, size_t *first_own)
 {
-    const parley_update_t *u = &d->update;
+    const parley_update_t *u = parley_delivery_update(d);
     char parties[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
     char refs[PARLEY_REFERENCES_MAX * 21 + 1];
     char seq[24], phase[8], issued[24], received[24];
@@ -238,32 +241,37 @@ s_build_env(const parley_delivery_t *d, size_t *first_own)
 
     cli_parties(u, parties, sizeof(parties));
     refs[0] = '\0';
-    for (size_t i = 0; i < u->n_references; i++) {
+    for (size_t i = 0; i < parley_update_reference_count(u); i++) {
         int w = snprintf(refs + used, sizeof(refs) - used, "%s%llu",
                          i > 0 ? "," : "",
-                         (unsigned long long)u->references[i]);
+                         (unsigned long long)parley_update_reference(u, i));
         if (w < 0 || (size_t)w >= sizeof(refs) - used)
             break;
         used += (size_t)w;
     }
-    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)d->seq);
-    snprintf(phase, sizeof(phase), "%u", (unsigned)u->phase);
-    snprintf(issued, sizeof(issued), "%lld", (long long)u->issued_at);
-    snprintf(received, sizeof(received), "%lld", (long long)d->received_at);
-    const char *status = parley_status_name(u->status);
-    const char *kind = parley_kind_name(u->kind);
+    snprintf(seq, sizeof(seq), "%llu",
+             (unsigned long long)parley_delivery_seq(d));
+    snprintf(phase, sizeof(phase), "%u", (unsigned)parley_update_phase(u));
+    snprintf(issued, sizeof(issued), "%lld",
+             (long long)parley_update_issued_at(u));
+    snprintf(received, sizeof(received), "%lld",
+             (long long)parley_delivery_received_at(d));
+    const char *status = parley_status_name(parley_update_status(u));
+    const char *kind = parley_kind_name(parley_update_kind(u));
     if (s_setvar(env, &k, "PARLEY_SEQ", seq) < 0
-        || s_setvar(env, &k, "PARLEY_NEGOTIATION", u->negotiation) < 0
+        || s_setvar(env, &k, "PARLEY_NEGOTIATION",
+                    parley_update_negotiation(u)) < 0
         || s_setvar(env, &k, "PARLEY_PARTIES", parties) < 0
         || s_setvar(env, &k, "PARLEY_PHASE", phase) < 0
         || s_setvar(env, &k, "PARLEY_STATUS", status != NULL ? status : "unknown") < 0
         || s_setvar(env, &k, "PARLEY_KIND", kind != NULL ? kind : "unknown") < 0
-        || s_setvar(env, &k, "PARLEY_HEADLINE", u->headline) < 0
-        || s_setvar(env, &k, "PARLEY_BODY", u->body) < 0
-        || s_setvar(env, &k, "PARLEY_LOCATION", u->location) < 0
+        || s_setvar(env, &k, "PARLEY_HEADLINE", parley_update_headline(u)) < 0
+        || s_setvar(env, &k, "PARLEY_BODY", parley_update_body(u)) < 0
+        || s_setvar(env, &k, "PARLEY_LOCATION", parley_update_location(u)) < 0
         || s_setvar(env, &k, "PARLEY_REFERENCES", refs) < 0
-        || s_setvar(env, &k, "PARLEY_SIGNER", d->signer_id) < 0
-        || s_setvar(env, &k, "PARLEY_SIGNER_NAME", d->signer_name) < 0
+        || s_setvar(env, &k, "PARLEY_SIGNER", parley_delivery_signer_id(d)) < 0
+        || s_setvar(env, &k, "PARLEY_SIGNER_NAME",
+                    parley_delivery_signer_name(d)) < 0
         || s_setvar(env, &k, "PARLEY_ISSUED_AT", issued) < 0
         || s_setvar(env, &k, "PARLEY_RECEIVED_AT", received) < 0) {
         s_free_strings(env, *first_own);
@@ -430,7 +438,7 @@ s_exec_start(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
             j = &x->jobs[i];
     if (j == NULL || json == NULL || env == NULL) {
         cli_warn(c, "#%llu: cannot prepare the command: %s",
-                 (unsigned long long)d->seq,
+                 (unsigned long long)parley_delivery_seq(d),
                  j == NULL ? "no free slot" : "out of memory");
         goto fail;
     }
@@ -439,7 +447,8 @@ s_exec_start(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
     if (failmsg_len < 0 || (size_t)failmsg_len >= sizeof(failmsg))
         failmsg_len = (int)strlen(failmsg);
     if (pipe2(fds, O_CLOEXEC) != 0) {
-        cli_warn(c, "#%llu: pipe: %s", (unsigned long long)d->seq,
+        cli_warn(c, "#%llu: pipe: %s",
+                 (unsigned long long)parley_delivery_seq(d),
                  strerror(errno));
         goto fail;
     }
@@ -471,7 +480,8 @@ s_exec_start(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
     env = NULL;
     if (pid < 0) {
         close(fds[1]);
-        cli_warn(c, "#%llu: fork: %s", (unsigned long long)d->seq,
+        cli_warn(c, "#%llu: fork: %s",
+                 (unsigned long long)parley_delivery_seq(d),
                  strerror(errno));
         goto fail;
     }
@@ -482,7 +492,7 @@ s_exec_start(s_exec_t *x, const cli_common_t *c, const parley_delivery_t *d)
     size_t jlen = strlen(json);
     json[jlen] = '\n'; /* one line, terminated; the NUL is not sent */
     *j = (s_job_t){ .pid = pid,
-                    .seq = d->seq,
+                    .seq = parley_delivery_seq(d),
                     .deadline = s_mono_ms() + x->timeout_ms,
                     .fd = fds[1],
                     .json = json,
@@ -499,14 +509,14 @@ fail:
 
 /* ------------------------------------------------------------------ run */
 
-int
-cmd_sub(cli_common_t *c, int argc, char **argv)
+/* The command, with the filters made on the way in *filter_opts. */
+static int
+s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
 {
     static const struct option longopts[] = {
         CLI_COMMON_LONG,
         CLI_FILTER_LONG,
-        CLI_OUTPUT_LONG,
-        { "format", required_argument, NULL, 'F' },
+        CLI_OUTPUT_FORMAT_LONG,
         { "since", required_argument, NULL, S_OPT_SINCE },
         { "last", no_argument, NULL, S_OPT_LAST },
         { "count", required_argument, NULL, 'C' },
@@ -518,21 +528,21 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
         { "exec-jobs", required_argument, NULL, S_OPT_EXEC_JOBS },
         { NULL, 0, NULL, 0 },
     };
-    cli_filter_t filter_opts;
     cli_output_t out = { .mode = CLI_OUT_LINE };
-    parley_sub_options_t sopt = { .start = PARLEY_START_LIVE };
+    parley_sub_options_t sopt = PARLEY_SUB_OPTIONS_INIT;
     s_exec_t exec = { .timeout_ms = 30000, .max_jobs = 1 };
     const char *keyring_path = NULL;
     uint64_t count = 0, v64;
-    int wait_ms = 0, output_given = 0, since_given = 0, opt;
+    int wait_ms = 0, since_given = 0, opt;
 
-    memset(&filter_opts, 0, sizeof(filter_opts));
     /* "+": the command after "--" (or the first non-option) is not ours */
     while ((opt = getopt_long(argc, argv, "+:" CLI_COMMON_SHORT "F:C:W:",
                               longopts, NULL)) != -1) {
         int rc = cli_common_option(c, opt, optarg);
         if (rc == 0)
-            rc = cli_filter_option(&filter_opts, "sub", opt, optarg);
+            rc = cli_filter_option(filter_opts, "sub", opt, optarg);
+        if (rc == 0)
+            rc = cli_output_option(&out, "sub", opt, optarg);
         if (rc < 0)
             return CLI_EXIT_USAGE;
         if (rc > 0)
@@ -541,21 +551,6 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
         case 'h':
             s_help();
             return CLI_EXIT_OK;
-        case CLI_OPT_JSON:
-            if (output_given && out.mode != CLI_OUT_JSON)
-                return cli_usage_error("sub", "--json and -F exclude each other");
-            out.mode = CLI_OUT_JSON;
-            output_given = 1;
-            break;
-        case 'F':
-            if (output_given && out.mode != CLI_OUT_FORMAT)
-                return cli_usage_error("sub", "--json and -F exclude each other");
-            if (cli_format_check("sub", optarg) < 0)
-                return CLI_EXIT_USAGE;
-            out.mode = CLI_OUT_FORMAT;
-            out.format = optarg;
-            output_given = 1;
-            break;
         case S_OPT_SINCE:
             if (cli_parse_u64(optarg, &v64) < 0)
                 return cli_usage_error("sub", "--since: \"%s\" is not a seq",
@@ -611,6 +606,8 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
     }
     if (since_given && sopt.start == PARLEY_START_LAST)
         return cli_usage_error("sub", "--since and --last exclude each other");
+    if (cli_filter_done(filter_opts, "sub") < 0)
+        return CLI_EXIT_USAGE;
     if (optind < argc) {
         exec.argv = argv + optind;
         if ((exec.path = s_resolve(exec.argv[0])) == NULL) {
@@ -623,7 +620,7 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
             free(exec.path);
             return CLI_EXIT_OTHER;
         }
-        if (!output_given)
+        if (!out.given)
             out.mode = CLI_OUT_NONE;
     }
 
@@ -634,12 +631,11 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
         free(exec.path);
         return status;
     }
-    parley_filter_t filter = cli_filter_get(&filter_opts);
+    cli_filter_sub(filter_opts, &sopt);
     sopt.keyring = ring;
-    sopt.timeout_ms = c->timeout_ms;
     cli_signals_install();
 
-    parley_sub_t *sub = cli_sub_new(c, &filter, &sopt);
+    parley_sub_t *sub = cli_sub_new(c, &sopt);
     if (sub == NULL) {
         int err = -errno;
         if (err == PARLEY_ETIMEOUT) {
@@ -654,13 +650,13 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
         }
         goto done;
     }
-    cli_info(c, "subscribed to %s", c->server);
+    cli_info(c, "subscribed to %s", parley_sub_endpoint(sub));
 
     uint64_t delivered = 0, gaps = 0, rejected = 0;
     int64_t stop_at = wait_ms > 0 ? s_mono_ms() + wait_ms : -1;
-    int warned_silent = 0;
+    int warned_silent = 0, disconnected = 0;
     while (!cli_stop) {
-        parley_event_t ev;
+        const parley_event_t *ev;
         int tick = S_TICK_MS;
         if (exec.running > 0) {
             /* commands run beside us: look after them between events */
@@ -681,8 +677,8 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
         if (rc == PARLEY_ETIMEOUT || rc == PARLEY_EUNAVAILABLE
             || rc == PARLEY_ERATELIMITED) {
             if (!warned_silent)
-                cli_warn(c, "%s: %s; still trying", c->server,
-                         parley_strerror_long(rc));
+                cli_warn(c, "%s: %s; still trying", parley_sub_endpoint(sub),
+                         parley_strerror(rc));
             warned_silent = 1;
             continue;
         }
@@ -691,28 +687,51 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
             break;
         }
         if (warned_silent) {
-            cli_warn(c, "%s: answering again", c->server);
+            cli_warn(c, "%s: answering again", parley_sub_endpoint(sub));
             warned_silent = 0;
         }
-        if (ev.type == PARLEY_EVENT_GAP) {
+        switch (parley_event_type(ev)) {
+        case PARLEY_EVENT_CONNECTED:
+            if (disconnected)
+                cli_warn(c, "%s: connected", parley_event_endpoint(ev));
+            else
+                cli_info(c, "%s: connected", parley_event_endpoint(ev));
+            disconnected = 0;
+            continue;
+        case PARLEY_EVENT_DISCONNECTED:
+            cli_warn(c, "%s: disconnected (%s); trying %s",
+                     parley_event_endpoint(ev),
+                     parley_event_code(ev) == PARLEY_ETIMEOUT
+                         ? "no heartbeat"
+                         : "connection closed",
+                     parley_sub_endpoint(sub));
+            disconnected = 1;
+            continue;
+        case PARLEY_EVENT_CAUGHT_UP:
+            cli_info(c, "caught up at seq %llu: live from here",
+                     (unsigned long long)parley_event_seq(ev));
+            continue;
+        case PARLEY_EVENT_GAP:
             gaps++;
             cli_warn(c, "gap: updates %llu-%llu are no longer held",
-                     (unsigned long long)ev.gap_from,
-                     (unsigned long long)ev.gap_to);
+                     (unsigned long long)parley_event_seq(ev),
+                     (unsigned long long)parley_event_seq_last(ev));
             continue;
-        }
-        if (ev.type == PARLEY_EVENT_REJECTED) {
+        case PARLEY_EVENT_REJECTED:
             rejected++;
             cli_warn(c, "#%llu failed verification: %s: %s",
-                     (unsigned long long)ev.rejected_seq,
-                     parley_strerror(ev.rejected_code),
-                     parley_strerror_long(ev.rejected_code));
+                     (unsigned long long)parley_event_seq(ev),
+                     parley_error_name(parley_event_code(ev)),
+                     parley_strerror(parley_event_code(ev)));
+            continue;
+        case PARLEY_EVENT_DELIVERY:
+            break;
+        default:
             continue;
         }
-        if (ev.type != PARLEY_EVENT_DELIVERY)
-            continue;
+        const parley_delivery_t *d = parley_event_delivery(ev);
         delivered++;
-        rc = cli_print_delivery(stdout, &out, &ev.delivery);
+        rc = cli_print_delivery(stdout, &out, d);
         if (rc == -EPIPE)
             break; /* the reader is gone: nothing left to do */
         if (rc < 0) {
@@ -723,7 +742,7 @@ cmd_sub(cli_common_t *c, int argc, char **argv)
         if (exec.argv != NULL) {
             /* With one job at a time this waits for the command to end,
              * so commands run in the order of the updates. */
-            s_exec_start(&exec, c, &ev.delivery);
+            s_exec_start(&exec, c, d);
             s_exec_wait(&exec, c, exec.max_jobs - 1);
         }
         if (count > 0 && delivered >= count)
@@ -746,4 +765,10 @@ done:
     free(exec.jobs);
     free(exec.path);
     return status;
+}
+
+int
+cmd_sub(cli_common_t *c, int argc, char **argv)
+{
+    return cli_with_filters(c, argc, argv, s_run);
 }

@@ -13,7 +13,9 @@
 
 const char cli_common_help[] =
     "  -s, --server EP     api endpoint of parleyd (default: $PARLEY_SERVER,\n"
-    "                      else " PARLEY_DEFAULT_SERVER ")\n"
+    "                      else " PARLEY_DEFAULT_SERVER "), or a list\n"
+    "                      EP,EP,...: the next is tried when one does not\n"
+    "                      answer\n"
     "      --timeout SEC   seconds to wait for each answer (default 5)\n"
     "      --curve-server-key FILE\n"
     "                      the daemon's CURVE public key (its NAME.pub), for\n"
@@ -31,6 +33,9 @@ const char cli_filter_help[] =
     "      --negotiation N only this negotiation (repeat for any of several)\n"
     "      --party P       only updates naming this party (repeatable)\n"
     "      --phase N       only this phase, 0-255 (repeatable)\n"
+    "      --or            start another filter: an update that matches any\n"
+    "                      of them is shown, once (e.g. --party hamas --or\n"
+    "                      --phase 2; up to 16 filters)\n"
     "  Values of one option are alternatives; different options must all\n"
     "  match.\n";
 
@@ -255,8 +260,8 @@ cli_fail(const cli_common_t *c, const char *what, int err)
         return CLI_EXIT_OTHER;
     }
     if (cli_is_reject(err)) {
-        cli_error("rejected: %s: %s", parley_strerror(err),
-                  parley_strerror_long(err));
+        cli_error("rejected: %s: %s", parley_error_name(err),
+                  parley_strerror(err));
         return CLI_EXIT_REJECTED;
     }
     if (err == PARLEY_ETIMEOUT) {
@@ -270,7 +275,7 @@ cli_fail(const cli_common_t *c, const char *what, int err)
         return CLI_EXIT_USAGE;
     }
     cli_error("%s: %s", what != NULL ? what : c->server,
-              parley_strerror_long(err));
+              parley_strerror(err));
     return cli_exit_code(err);
 }
 
@@ -405,106 +410,179 @@ s_curve(cli_common_t *c)
     else if (access(c->curve_server_key, R_OK) != 0)
         cli_error("%s: %s", c->curve_server_key, strerror(errno));
     else
-        cli_error("%s: %s", c->curve_key, parley_strerror_long(err));
+        cli_error("%s: %s", c->curve_key, parley_strerror(err));
     return c->curve_err = err == 0 ? PARLEY_EKEYFILE : err;
 }
 
 int
-cli_ping(cli_common_t *c, parley_info_t *out)
+cli_call_options(cli_common_t *c, parley_call_options_t *o)
 {
     int rc = s_curve(c);
-    return rc < 0 ? rc
-                  : parley_ping_ex(c->server, c->curve, c->timeout_ms, out);
+    o->server = c->server;
+    o->curve = c->curve;
+    o->timeout_ms = c->timeout_ms;
+    return rc;
 }
 
 int
-cli_stats(cli_common_t *c, parley_stat_t *out, size_t cap)
+cli_ping(cli_common_t *c, parley_info_t **out)
 {
-    int rc = s_curve(c);
-    return rc < 0 ? rc
-                  : parley_stats_ex(c->server, c->curve, c->timeout_ms, out,
-                                    cap);
+    parley_call_options_t o = PARLEY_CALL_OPTIONS_INIT;
+    int rc = cli_call_options(c, &o);
+    return rc < 0 ? rc : parley_ping(&o, out);
+}
+
+int
+cli_stats(cli_common_t *c, parley_stats_t **out)
+{
+    parley_call_options_t o = PARLEY_CALL_OPTIONS_INIT;
+    int rc = cli_call_options(c, &o);
+    return rc < 0 ? rc : parley_stats(&o, out);
 }
 
 parley_pub_t *
-cli_pub_new(cli_common_t *c, const parley_key_t *key)
+cli_pub_new(cli_common_t *c, const parley_key_t *key,
+            parley_pub_options_t *opt)
 {
     int rc = s_curve(c);
     if (rc < 0) {
         errno = -rc;
         return NULL;
     }
-    return parley_pub_new_curve(c->server, key, c->curve);
+    opt->server = c->server;
+    opt->curve = c->curve;
+    opt->timeout_ms = c->timeout_ms;
+    return parley_pub_new(key, opt);
 }
 
 parley_sub_t *
-cli_sub_new(cli_common_t *c, const parley_filter_t *f,
-            parley_sub_options_t *opt)
+cli_sub_new(cli_common_t *c, parley_sub_options_t *opt)
 {
     int rc = s_curve(c);
     if (rc < 0) {
         errno = -rc;
         return NULL;
     }
+    opt->server = c->server;
     opt->curve = c->curve;
-    return parley_sub_new(c->server, f, opt);
+    opt->timeout_ms = c->timeout_ms;
+    return parley_sub_new(opt);
 }
 
 /* ---------------------------------------------------------------- filter */
 
+/* The filter values go into: the last set, made on first use (and after
+ * --or). */
+static parley_filter_t *
+s_filter_current(cli_filter_t *f)
+{
+    if (f->n == 0 || f->or_pending) {
+        if ((f->sets[f->n] = parley_filter_new()) == NULL)
+            return NULL;
+        f->n++;
+        f->or_pending = 0;
+    }
+    return f->sets[f->n - 1];
+}
+
+int
+cli_filter_done(const cli_filter_t *f, const char *cmd)
+{
+    if (!f->or_pending)
+        return 0;
+    cli_usage_error(cmd, "--or must stand between two filters");
+    return -1;
+}
+
 int
 cli_filter_option(cli_filter_t *f, const char *cmd, int opt, const char *arg)
 {
+    const char *name;
+    uint32_t phase = 0;
     switch (opt) {
     case CLI_OPT_NEGOTIATION:
-    case CLI_OPT_PARTY: {
-        int neg = opt == CLI_OPT_NEGOTIATION;
-        const char *name = neg ? "--negotiation" : "--party";
-        size_t *n = neg ? &f->n_negotiations : &f->n_parties;
-        const char **v = neg ? f->negotiations : f->parties;
-        if (!parley_slug_valid(arg)) {
-            cli_usage_error(cmd, "%s: \"%s\" is not a slug "
-                                 "([a-z0-9][a-z0-9-], at most 32 chars)",
-                            name, arg);
+        name = "--negotiation";
+        break;
+    case CLI_OPT_PARTY:
+        name = "--party";
+        break;
+    case CLI_OPT_OR:
+        if (f->n == 0 || f->or_pending) {
+            cli_usage_error(cmd, "--or must stand between two filters");
             return -1;
         }
-        if (*n >= CLI_FILTER_MAX) {
-            cli_usage_error(cmd, "%s: at most %d values", name,
-                            CLI_FILTER_MAX);
+        if (f->n == CLI_FILTERS_MAX) {
+            cli_usage_error(cmd, "--or: at most %d filters", CLI_FILTERS_MAX);
             return -1;
         }
-        v[(*n)++] = arg;
+        f->or_pending = 1;
         return 1;
-    }
-    case CLI_OPT_PHASE: {
-        uint32_t p;
-        if (cli_parse_phase(arg, &p) < 0) {
+    case CLI_OPT_PHASE:
+        name = "--phase";
+        if (cli_parse_phase(arg, &phase) < 0) {
             cli_usage_error(cmd, "--phase: \"%s\" is not a phase 0-255", arg);
             return -1;
         }
-        if (f->n_phases >= CLI_FILTER_MAX) {
-            cli_usage_error(cmd, "--phase: at most %d values", CLI_FILTER_MAX);
-            return -1;
-        }
-        f->phases[f->n_phases++] = p;
-        return 1;
-    }
+        break;
     default:
         return 0;
     }
+    if (opt != CLI_OPT_PHASE && !parley_slug_valid(arg)) {
+        cli_usage_error(cmd, "%s: \"%s\" is not a slug "
+                             "([a-z0-9][a-z0-9-], at most 32 chars)",
+                        name, arg);
+        return -1;
+    }
+    parley_filter_t *set = s_filter_current(f);
+    if (set == NULL) {
+        cli_error("out of memory");
+        return -1;
+    }
+    int rc = opt == CLI_OPT_NEGOTIATION ? parley_filter_add_negotiation(set, arg)
+             : opt == CLI_OPT_PARTY     ? parley_filter_add_party(set, arg)
+                                        : parley_filter_add_phase(set, phase);
+    if (rc == -ENOBUFS) {
+        cli_usage_error(cmd, "%s: at most 64 values", name);
+        return -1;
+    }
+    if (rc < 0) {
+        cli_usage_error(cmd, "%s: \"%s\": %s", name, arg, parley_strerror(rc));
+        return -1;
+    }
+    return 1;
 }
 
-parley_filter_t
-cli_filter_get(const cli_filter_t *f)
+void
+cli_filter_sub(const cli_filter_t *f, parley_sub_options_t *o)
 {
-    return (parley_filter_t){
-        .negotiations = f->negotiations,
-        .n_negotiations = f->n_negotiations,
-        .parties = f->parties,
-        .n_parties = f->n_parties,
-        .phases = f->phases,
-        .n_phases = f->n_phases,
-    };
+    o->filters = (const parley_filter_t *const *)f->sets;
+    o->n_filters = f->n;
+}
+
+void
+cli_filter_call(const cli_filter_t *f, parley_call_options_t *o)
+{
+    o->filters = (const parley_filter_t *const *)f->sets;
+    o->n_filters = f->n;
+}
+
+void
+cli_filter_free(cli_filter_t *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        parley_filter_destroy(&f->sets[i]);
+    f->n = 0;
+}
+
+int
+cli_with_filters(cli_common_t *c, int argc, char **argv,
+                 int (*run)(cli_common_t *c, int argc, char **argv,
+                            cli_filter_t *filters))
+{
+    cli_filter_t filters = { .n = 0 };
+    int status = run(c, argc, argv, &filters);
+    cli_filter_free(&filters);
+    return status;
 }
 
 int
@@ -519,11 +597,29 @@ cli_load_keyring(const char *path, parley_keyring_t **out)
     if (err[0] != '\0')
         cli_error("%s", err); /* names the file, and the line if any */
     else
-        cli_error("%s: %s", path, parley_strerror_long(-errno));
+        cli_error("%s: %s", path, parley_strerror(-errno));
     return CLI_EXIT_KEY;
 }
 
 /* ---------------------------------------------------------------- output */
+
+int
+cli_output_option(cli_output_t *o, const char *cmd, int opt, const char *arg)
+{
+    if (opt != CLI_OPT_JSON && opt != 'F')
+        return 0;
+    cli_out_mode_t mode = opt == 'F' ? CLI_OUT_FORMAT : CLI_OUT_JSON;
+    if (o->given && o->mode != mode) {
+        cli_usage_error(cmd, "--json and -F exclude each other");
+        return -1;
+    }
+    if (opt == 'F' && cli_format_check(cmd, arg) < 0)
+        return -1;
+    o->mode = mode;
+    o->format = opt == 'F' ? arg : NULL;
+    o->given = 1;
+    return 1;
+}
 
 int
 cli_format_check(const char *cmd, const char *format)
@@ -580,9 +676,9 @@ cli_parties(const parley_update_t *u, char *buf, size_t cap)
     if (cap == 0)
         return;
     buf[0] = '\0';
-    for (size_t i = 0; i < u->n_parties; i++) {
+    for (size_t i = 0; i < parley_update_party_count(u); i++) {
         int n = snprintf(buf + used, cap - used, "%s%s", i > 0 ? "," : "",
-                         u->parties[i]);
+                         parley_update_party(u, i));
         if (n < 0 || (size_t)n >= cap - used)
             return;
         used += (size_t)n;
@@ -593,9 +689,9 @@ cli_parties(const parley_update_t *u, char *buf, size_t cap)
 static void
 s_put_refs(FILE *out, const parley_update_t *u)
 {
-    for (size_t i = 0; i < u->n_references; i++)
+    for (size_t i = 0; i < parley_update_reference_count(u); i++)
         fprintf(out, "%s#%llu", i > 0 ? "," : "",
-                (unsigned long long)u->references[i]);
+                (unsigned long long)parley_update_reference(u, i));
 }
 
 static const char *
@@ -604,10 +700,20 @@ s_name_or(const char *name, const char *fallback)
     return name != NULL ? name : fallback;
 }
 
+/* What the formatter prints: a delivery, or a bare signed update. */
+typedef struct {
+    const parley_delivery_t *d;    /* NULL for a bare SignedUpdate */
+    const parley_update_t *u;
+    const char *signer_id;
+    const char *signer_name;
+} s_item_t;
+
 /* Print the JSON of d; 0 or -errno. */
 static int
 s_put_json(FILE *out, const parley_delivery_t *d)
 {
+    if (d == NULL)
+        return 0;
     char *json = parley_delivery_to_json(d);
     if (json == NULL)
         return errno != 0 ? -errno : -ENOMEM;
@@ -618,53 +724,57 @@ s_put_json(FILE *out, const parley_delivery_t *d)
 
 /* Print one % conversion (already checked). */
 static int
-s_put_conversion(FILE *out, char conv, const parley_delivery_t *d)
+s_put_conversion(FILE *out, char conv, const s_item_t *it)
 {
-    const parley_update_t *u = &d->update;
+    const parley_update_t *u = it->u;
     char buf[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
     switch (conv) {
     case 's':
-        fprintf(out, "%llu", (unsigned long long)d->seq);
+        fprintf(out, "%llu", (unsigned long long)parley_delivery_seq(it->d));
         break;
     case 'n':
-        s_put_text(out, u->negotiation);
+        s_put_text(out, parley_update_negotiation(u));
         break;
     case 'p':
         cli_parties(u, buf, sizeof(buf));
         s_put_text(out, buf);
         break;
     case 'P':
-        fprintf(out, "%u", (unsigned)u->phase);
+        fprintf(out, "%u", (unsigned)parley_update_phase(u));
         break;
     case 'S':
-        fputs(s_name_or(parley_status_name(u->status), "unknown"), out);
+        fputs(s_name_or(parley_status_name(parley_update_status(u)),
+                        "unknown"),
+              out);
         break;
     case 'k':
-        fputs(s_name_or(parley_kind_name(u->kind), "unknown"), out);
+        fputs(s_name_or(parley_kind_name(parley_update_kind(u)), "unknown"),
+              out);
         break;
     case 'h':
-        s_put_text(out, u->headline);
+        s_put_text(out, parley_update_headline(u));
         break;
     case 'b':
-        s_put_text(out, u->body);
+        s_put_text(out, parley_update_body(u));
         break;
     case 'l':
-        s_put_text(out, u->location);
+        s_put_text(out, parley_update_location(u));
         break;
     case 'i':
-        fputs(d->signer_id, out);
+        fputs(it->signer_id, out);
         break;
     case 'N':
-        s_put_text(out, d->signer_name);
+        s_put_text(out, it->signer_name);
         break;
     case 'I':
-        fprintf(out, "%lld", (long long)u->issued_at);
+        fprintf(out, "%lld", (long long)parley_update_issued_at(u));
         break;
     case 'R':
-        fprintf(out, "%lld", (long long)d->received_at);
+        fprintf(out, "%lld",
+                (long long)parley_delivery_received_at(it->d));
         break;
     case 'j':
-        return s_put_json(out, d);
+        return s_put_json(out, it->d);
     case '%':
         fputc('%', out);
         break;
@@ -675,11 +785,11 @@ s_put_conversion(FILE *out, char conv, const parley_delivery_t *d)
 }
 
 static int
-s_put_format(FILE *out, const char *fmt, const parley_delivery_t *d)
+s_put_format(FILE *out, const char *fmt, const s_item_t *it)
 {
     for (const char *p = fmt; *p != '\0'; p++) {
         if (*p == '%' && p[1] != '\0') {
-            int rc = s_put_conversion(out, *++p, d);
+            int rc = s_put_conversion(out, *++p, it);
             if (rc < 0)
                 return rc;
         } else if (*p == '\\' && p[1] != '\0') {
@@ -693,41 +803,43 @@ s_put_format(FILE *out, const char *fmt, const parley_delivery_t *d)
 }
 
 static void
-s_put_line(FILE *out, const parley_delivery_t *d)
+s_put_line(FILE *out, const s_item_t *it)
 {
-    const parley_update_t *u = &d->update;
+    const parley_update_t *u = it->u;
     char parties[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
+    parley_kind_t kind = parley_update_kind(u);
     cli_parties(u, parties, sizeof(parties));
-    fprintf(out, "#%llu ", (unsigned long long)d->seq);
-    s_put_text(out, u->negotiation);
-    fprintf(out, " phase %u [", (unsigned)u->phase);
+    fprintf(out, "#%llu ", (unsigned long long)parley_delivery_seq(it->d));
+    s_put_text(out, parley_update_negotiation(u));
+    fprintf(out, " phase %u [", (unsigned)parley_update_phase(u));
     s_put_text(out, parties);
-    fprintf(out, "] %s: ", s_name_or(parley_status_name(u->status), "unknown"));
-    s_put_text(out, u->headline);
-    if (u->kind != PARLEY_KIND_UPDATE) {
-        fprintf(out, " (%s of ", s_name_or(parley_kind_name(u->kind), "?"));
+    fprintf(out, "] %s: ",
+            s_name_or(parley_status_name(parley_update_status(u)), "unknown"));
+    s_put_text(out, parley_update_headline(u));
+    if (kind != PARLEY_KIND_UPDATE) {
+        fprintf(out, " (%s of ", s_name_or(parley_kind_name(kind), "?"));
         s_put_refs(out, u);
         fputc(')', out);
     }
 }
 
-int
-cli_print_delivery(FILE *out, const cli_output_t *o,
-                   const parley_delivery_t *d)
+/* Print one item in the chosen mode, a newline, and flush. */
+static int
+s_print_item(FILE *out, const cli_output_t *o, const s_item_t *it)
 {
     int rc = 0;
     switch (o->mode) {
     case CLI_OUT_NONE:
         return 0;
     case CLI_OUT_JSON:
-        rc = s_put_json(out, d);
+        rc = s_put_json(out, it->d);
         break;
     case CLI_OUT_FORMAT:
-        rc = s_put_format(out, o->format, d);
+        rc = s_put_format(out, o->format, it);
         break;
     case CLI_OUT_LINE:
     default:
-        s_put_line(out, d);
+        s_put_line(out, it);
         break;
     }
     if (rc < 0)
@@ -736,6 +848,30 @@ cli_print_delivery(FILE *out, const cli_output_t *o,
     if (fflush(out) != 0 || ferror(out))
         return errno != 0 ? -errno : -EIO;
     return 0;
+}
+
+int
+cli_print_delivery(FILE *out, const cli_output_t *o,
+                   const parley_delivery_t *d)
+{
+    s_item_t it = { .d = d,
+                    .u = parley_delivery_update(d),
+                    .signer_id = parley_delivery_signer_id(d),
+                    .signer_name = parley_delivery_signer_name(d) };
+    return s_print_item(out, o, &it);
+}
+
+int
+cli_print_signed(FILE *out, const cli_output_t *o, const parley_update_t *u,
+                 const uint8_t *signer, const char *signer_name)
+{
+    char id[PARLEY_KEYID_CHARS + 1];
+    parley_key_id(signer, id);
+    s_item_t it = { .d = NULL,
+                    .u = u,
+                    .signer_id = id,
+                    .signer_name = signer_name != NULL ? signer_name : "" };
+    return s_print_item(out, o, &it);
 }
 
 /* --------------------------------------------------------------- signals */

@@ -34,6 +34,7 @@ enum {
     CLI_OPT_KEYRING,
     CLI_OPT_CURVE_SERVER_KEY,
     CLI_OPT_CURVE_KEY,
+    CLI_OPT_OR,
     CLI_OPT_FIRST_FREE, /* subcommands number their own options from here */
 };
 
@@ -74,15 +75,19 @@ void cli_common_init(cli_common_t *c);
  * --curve-server-key and --curve-key (or their environment variables) are
  * given. The keys are loaded on first use; a problem with them is printed
  * then, and returned as the error (cli_fail() does not print it again).
- * They return what parley_ping_ex(), parley_stats_ex(),
- * parley_pub_new_curve() and parley_sub_new() return; cli_sub_new() sets
- * opt->curve.
+ *
+ * cli_call_options() fills server, curve and timeout of one-shot call
+ * options and returns 0 or that error; cli_ping() and cli_stats() return
+ * what parley_ping() and parley_stats() return; cli_pub_new() and
+ * cli_sub_new() what parley_pub_new() and parley_sub_new() return (they
+ * set server, curve and timeout in opt).
  */
-int cli_ping(cli_common_t *c, parley_info_t *out);
-int cli_stats(cli_common_t *c, parley_stat_t *out, size_t cap);
-parley_pub_t *cli_pub_new(cli_common_t *c, const parley_key_t *key);
-parley_sub_t *cli_sub_new(cli_common_t *c, const parley_filter_t *f,
-                          parley_sub_options_t *opt);
+int cli_call_options(cli_common_t *c, parley_call_options_t *o);
+int cli_ping(cli_common_t *c, parley_info_t **out);
+int cli_stats(cli_common_t *c, parley_stats_t **out);
+parley_pub_t *cli_pub_new(cli_common_t *c, const parley_key_t *key,
+                          parley_pub_options_t *opt);
+parley_sub_t *cli_sub_new(cli_common_t *c, parley_sub_options_t *opt);
 
 /*
  * Apply one common option (not -h, which each command handles).
@@ -145,22 +150,20 @@ int cli_parse_phase(const char *s, uint32_t *out);
 
 /* ------------------------------------------------------------ filters */
 
-#define CLI_FILTER_MAX 64
+/* Filters of one command line: "--or" starts another one. */
+#define CLI_FILTERS_MAX 16
 
-/* --negotiation/--party/--phase values, as given. */
 typedef struct cli_filter {
-    const char *negotiations[CLI_FILTER_MAX];
-    size_t n_negotiations;
-    const char *parties[CLI_FILTER_MAX];
-    size_t n_parties;
-    uint32_t phases[CLI_FILTER_MAX];
-    size_t n_phases;
+    parley_filter_t *sets[CLI_FILTERS_MAX]; /* made on first use */
+    size_t n;                               /* sets in use */
+    int or_pending;                         /* --or given, no value since */
 } cli_filter_t;
 
 #define CLI_FILTER_LONG                                                      \
     { "negotiation", required_argument, NULL, CLI_OPT_NEGOTIATION },         \
     { "party", required_argument, NULL, CLI_OPT_PARTY },                     \
-    { "phase", required_argument, NULL, CLI_OPT_PHASE }
+    { "phase", required_argument, NULL, CLI_OPT_PHASE },                     \
+    { "or", no_argument, NULL, CLI_OPT_OR }
 
 extern const char cli_filter_help[];
 
@@ -171,8 +174,26 @@ extern const char cli_filter_help[];
 int cli_filter_option(cli_filter_t *f, const char *cmd, int opt,
                       const char *arg);
 
-/* The filter as the library takes it (pointing into f). */
-parley_filter_t cli_filter_get(const cli_filter_t *f);
+/*
+ * After the options: a trailing --or is a usage error. Returns 0, or -1
+ * after printing it.
+ */
+int cli_filter_done(const cli_filter_t *f, const char *cmd);
+
+/* Put the filters into subscriber or call options (pointing into f). */
+void cli_filter_sub(const cli_filter_t *f, parley_sub_options_t *o);
+void cli_filter_call(const cli_filter_t *f, parley_call_options_t *o);
+
+/* Free the filters; f can be used again. */
+void cli_filter_free(cli_filter_t *f);
+
+/*
+ * Run a command that takes filters: run gets an empty cli_filter_t to
+ * fill, which is freed after it returns. Returns what run returns.
+ */
+int cli_with_filters(cli_common_t *c, int argc, char **argv,
+                     int (*run)(cli_common_t *c, int argc, char **argv,
+                                cli_filter_t *filters));
 
 /*
  * Load the keyring file at path into *out (NULL path: *out = NULL).
@@ -192,9 +213,20 @@ typedef enum {
 typedef struct cli_output {
     cli_out_mode_t mode;
     const char *format; /* with CLI_OUT_FORMAT */
+    int given;          /* --json or -F was given */
 } cli_output_t;
 
 #define CLI_OUTPUT_LONG { "json", no_argument, NULL, CLI_OPT_JSON }
+/* The same with -F/--format, for the commands that print updates. */
+#define CLI_OUTPUT_FORMAT_LONG                                               \
+    CLI_OUTPUT_LONG, { "format", required_argument, NULL, 'F' }
+
+/*
+ * Apply --json or -F FORMAT (they exclude each other). Returns 1 if opt
+ * was one, 0 if not, -1 after printing a usage error.
+ */
+int cli_output_option(cli_output_t *o, const char *cmd, int opt,
+                      const char *arg);
 
 extern const char cli_output_help[];
 
@@ -213,6 +245,15 @@ int cli_format_check(const char *cmd, const char *format);
  */
 int cli_print_delivery(FILE *out, const cli_output_t *o,
                        const parley_delivery_t *d);
+
+/*
+ * Print a SignedUpdate that is not in a Delivery (no seq, no
+ * received_at) in the chosen mode, as cli_print_delivery() does; %j and
+ * --json are not available for it.
+ */
+int cli_print_signed(FILE *out, const cli_output_t *o,
+                     const parley_update_t *u, const uint8_t *signer,
+                     const char *signer_name);
 
 /* The parties of an update, comma-separated, into buf. */
 void cli_parties(const parley_update_t *u, char *buf, size_t cap);
@@ -234,6 +275,7 @@ int cmd_keygen(cli_common_t *c, int argc, char **argv);
 int cmd_pub(cli_common_t *c, int argc, char **argv);
 int cmd_sub(cli_common_t *c, int argc, char **argv);
 int cmd_replay(cli_common_t *c, int argc, char **argv);
+int cmd_state(cli_common_t *c, int argc, char **argv);
 int cmd_stats(cli_common_t *c, int argc, char **argv);
 int cmd_ping(cli_common_t *c, int argc, char **argv);
 int cmd_verify(cli_common_t *c, int argc, char **argv);

@@ -18,6 +18,7 @@ static const struct {
     { "pub", cmd_pub, "sign and publish an update (or JSON lines from stdin)" },
     { "sub", cmd_sub, "subscribe: print updates or run a command for each" },
     { "replay", cmd_replay, "print the updates the daemon holds in a range" },
+    { "state", cmd_state, "print the current state (the latest per entry)" },
     { "keygen", cmd_keygen, "make a signing key pair and its keyring line" },
     { "verify", cmd_verify, "check saved Delivery or SignedUpdate bytes offline" },
     { "stats", cmd_stats, "print the daemon's counters" },

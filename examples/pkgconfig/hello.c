@@ -24,6 +24,23 @@
 /* How long to wait for the daemon, and for the update to come back. */
 #define HELLO_TIMEOUT_MS 10000
 
+/* Build the one update this program publishes. Returns 0 or a code. */
+static int
+s_update(parley_update_t *u)
+{
+    char headline[64];
+    snprintf(headline, sizeof(headline), "hello from libparley %s",
+             parley_version());
+    int rc = parley_update_set_negotiation(u, "hello-world");
+    if (rc == 0)
+        rc = parley_update_add_party(u, "libparley");
+    if (rc == 0)
+        rc = parley_update_set_status(u, PARLEY_STATUS_TALKS_SCHEDULED);
+    if (rc == 0)
+        rc = parley_update_set_headline(u, headline);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -32,9 +49,11 @@ main(int argc, char **argv)
         return 1;
     }
     const char *server = argv[1];
-    int status = 2;
+    int status = 2, rc;
     parley_sub_t *sub = NULL;
     parley_pub_t *pub = NULL;
+    parley_filter_t *filter = NULL;
+    parley_update_t *u = NULL;
 
     parley_key_t *key = parley_key_load(argv[2]);
     if (key == NULL) {
@@ -44,48 +63,52 @@ main(int argc, char **argv)
 
     /* Subscribe first: parley_sub_new() returns once the subscription is
      * live, so the update published below cannot slip past it. */
-    const char *negotiations[] = { "hello-world" };
-    parley_filter_t filter = { 0 };
-    filter.negotiations = negotiations;
-    filter.n_negotiations = 1;
-    parley_sub_options_t opt = { 0 };
-    opt.start = PARLEY_START_LIVE;
-    opt.timeout_ms = HELLO_TIMEOUT_MS;
-    sub = parley_sub_new(server, &filter, &opt);
+    filter = parley_filter_new();
+    if (filter == NULL
+        || parley_filter_add_negotiation(filter, "hello-world") != 0) {
+        fprintf(stderr, "hello: out of memory\n");
+        goto done;
+    }
+    const parley_filter_t *filters[] = { filter };
+    parley_sub_options_t sopt = PARLEY_SUB_OPTIONS_INIT;
+    sopt.server = server;
+    sopt.filters = filters;
+    sopt.n_filters = 1;
+    sopt.start = PARLEY_START_LIVE;
+    sopt.timeout_ms = HELLO_TIMEOUT_MS;
+    sub = parley_sub_new(&sopt);
     if (sub == NULL) {
         fprintf(stderr, "hello: subscribe: %s\n", parley_strerror(-errno));
         goto done;
     }
 
     /* One update; the library fills in issued_at and signer_seq. */
-    parley_update_t u;
-    memset(&u, 0, sizeof(u));
-    snprintf(u.negotiation, sizeof(u.negotiation), "hello-world");
-    snprintf(u.parties[0], sizeof(u.parties[0]), "libparley");
-    u.n_parties = 1;
-    u.phase = 0;
-    u.status = PARLEY_STATUS_TALKS_SCHEDULED;
-    u.kind = PARLEY_KIND_UPDATE;
-    snprintf(u.headline, sizeof(u.headline), "hello from libparley %s",
-             PARLEY_VERSION);
-
-    pub = parley_pub_new(server, key);
+    if ((u = parley_update_new()) == NULL || (rc = s_update(u)) != 0) {
+        fprintf(stderr, "hello: cannot make the update\n");
+        goto done;
+    }
+    parley_pub_options_t popt = PARLEY_PUB_OPTIONS_INIT;
+    popt.server = server;
+    popt.timeout_ms = HELLO_TIMEOUT_MS;
+    pub = parley_pub_new(key, &popt);
     if (pub == NULL) {
         fprintf(stderr, "hello: connect: %s\n", parley_strerror(-errno));
         goto done;
     }
     uint64_t seq = 0;
-    int rc = parley_pub_publish(pub, &u, HELLO_TIMEOUT_MS, &seq, NULL);
-    if (rc != 0) {
-        fprintf(stderr, "hello: publish: %s: %s\n", parley_strerror(rc),
-                parley_strerror_long(rc));
+    rc = parley_pub_publish(pub, u, &seq);
+    if (rc < 0) {
+        fprintf(stderr, "hello: publish: %s: %s\n", parley_error_name(rc),
+                parley_pub_detail(pub)[0] != '\0' ? parley_pub_detail(pub)
+                                                   : parley_strerror(rc));
         goto done;
     }
     printf("published #%llu\n", (unsigned long long)seq);
 
     /* Wait for it to come back on the feed. */
-    static parley_event_t ev; /* large: keep it off the stack */
-    for (;;) {
+    const parley_delivery_t *d = NULL;
+    while (d == NULL) {
+        const parley_event_t *ev;
         rc = parley_sub_next(sub, HELLO_TIMEOUT_MS, &ev);
         if (rc == -EINTR)
             continue;
@@ -95,18 +118,22 @@ main(int argc, char **argv)
                     rc == 0 ? "timed out" : parley_strerror(rc));
             goto done;
         }
-        if (ev.type == PARLEY_EVENT_DELIVERY && ev.delivery.seq == seq)
-            break;
+        if (parley_event_type(ev) == PARLEY_EVENT_DELIVERY
+            && parley_event_seq(ev) == seq)
+            d = parley_event_delivery(ev);
     }
+    const parley_update_t *got = parley_delivery_update(d);
     printf("received #%llu %s [%s] %s: %s\n",
-           (unsigned long long)ev.delivery.seq, ev.delivery.update.negotiation,
-           ev.delivery.update.parties[0],
-           parley_status_name(ev.delivery.update.status),
-           ev.delivery.update.headline);
+           (unsigned long long)parley_delivery_seq(d),
+           parley_update_negotiation(got), parley_update_party(got, 0),
+           parley_status_name(parley_update_status(got)),
+           parley_update_headline(got));
     status = 0;
 done:
     parley_pub_destroy(&pub);
     parley_sub_destroy(&sub);
+    parley_update_destroy(&u);
+    parley_filter_destroy(&filter);
     parley_key_destroy(&key);
     return status;
 }

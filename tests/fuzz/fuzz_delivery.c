@@ -4,16 +4,18 @@
  */
 #include "fuzz.h"
 #include "parley.h"
+#include "types.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    parley_delivery_t d;
+    parley_delivery_t d = { 0 };
     if (parley_delivery_decode(NULL, data, size, &d) == 0) {
         char *json = parley_delivery_to_json(&d);
         if (json == NULL)
             abort(); /* a verified delivery always has a JSON form */
         free(json);
     }
+    parley__delivery_release(&d);
     return 0;
 }

@@ -4,6 +4,7 @@
  */
 #include "fuzz.h"
 #include "parley.h"
+#include "types.h"
 
 #include <stdio.h>
 
@@ -22,7 +23,7 @@ s_setup(void)
         abort();
     parley_key_public(key, pk);
     parley_key_destroy(&key);
-    parley_pubkey_format(b64, pk);
+    parley_pubkey_format(pk, b64);
     snprintf(text, sizeof(text),
              "fuzz %s negotiations=* parties=israel,hamas,us,egypt,qatar "
              "phases=0-3\n",
@@ -40,12 +41,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (s_ring == NULL)
         s_setup();
     int rc = parley_verify(s_ring, data, size, &u, signer);
-    if (rc == 0 && parley_update_validate(&u) != 0)
+    if (rc == 0 && parley_update_validate(&u, NULL, 0) != 0)
         abort(); /* verify must only accept valid updates */
     rc = parley_verify(NULL, data, size, &u, signer);
     if (rc == 0) {
         char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
-        FUZZ_IGNORE(parley_topics(&u, topics));
+        FUZZ_IGNORE(parley_topics(&u, topics, PARLEY_TOPICS_MAX));
     }
     return 0;
 }

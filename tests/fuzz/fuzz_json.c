@@ -3,6 +3,7 @@
  */
 #include "fuzz.h"
 #include "parley.h"
+#include "types.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -15,7 +16,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&u, 0, sizeof(u));
     FUZZ_IGNORE(parley_update_from_json(s, &u, err, sizeof(err)));
     /* Whatever was filled must be safe to validate. */
-    FUZZ_IGNORE(parley_update_validate(&u));
+    FUZZ_IGNORE(parley_update_validate(&u, NULL, 0));
     free(s);
     return 0;
 }

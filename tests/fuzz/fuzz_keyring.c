@@ -3,6 +3,7 @@
  */
 #include "fuzz.h"
 #include "parley.h"
+#include "types.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

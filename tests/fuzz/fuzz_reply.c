@@ -13,9 +13,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parley__arena_init(&arena, space, sizeof(space));
     if (parley__reply_decode(data, size, &r, &arena) == 0) {
         for (size_t i = 0; i < r.n_deliveries; i++) {
-            parley_delivery_t d;
+            parley_delivery_t d = { 0 };
             FUZZ_IGNORE(parley_delivery_decode(NULL, r.deliveries[i].data,
                                          r.deliveries[i].len, &d));
+            parley__delivery_release(&d);
         }
     }
     parley__arena_reset(&arena);

@@ -17,7 +17,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parley__arena_init(&arena, space, sizeof(space));
     int rc = parley__update_decode(data, size, &d.update, &arena);
     parley__arena_reset(&arena);
-    if (rc != 0 || parley_update_validate(&d.update) != 0)
+    if (rc != 0 || parley_update_validate(&d.update, NULL, 0) != 0)
         return 0;
     /* A valid update re-encodes to exactly the bytes it came from. */
     size_t len = 0;
@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         || len != size || memcmp(again, data, size) != 0)
         abort();
     char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
-    if (parley_topics(&d.update, topics) < 3)
+    if (parley_topics(&d.update, topics, PARLEY_TOPICS_MAX) < 3)
         abort();
     char *json = parley_delivery_to_json(&d);
     if (json == NULL)

@@ -176,7 +176,7 @@ main(int argc, char **argv)
     uint8_t pk[32];
     char b64[45], text[1024];
     parley_key_public(key, pk);
-    parley_pubkey_format(b64, pk);
+    parley_pubkey_format(pk, b64);
     snprintf(text, sizeof(text),
              "# mediators\n"
              "mediator %s negotiations=gaza-ceasefire parties=* phases=0-3\n"

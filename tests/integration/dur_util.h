@@ -139,7 +139,7 @@ du_log_add(du_log_t *log, const uint8_t *data, size_t len,
     if (rc != 0) {
         parley__arena_reset(&arena);
         fprintf(stderr, "[dur] replayed delivery (seq %" PRIu64 ") does not "
-                "decode: %s\n", seq, parley_strerror(rc));
+                "decode: %s\n", seq, parley_error_name(rc));
         return rc;
     }
     if (log->n == log->cap) {
@@ -210,7 +210,7 @@ du_replay_all(const char *api, uint64_t from, du_log_t *log)
         } while (rc == 0 && r.request_id != req->request_id);
         if (rc != 0) {
             fprintf(stderr, "[dur] replay from %" PRIu64 ": %s\n", from,
-                    parley_strerror(rc));
+                    parley_error_name(rc));
             break;
         }
         if (r.type == PARLEY__REPLY_REJECT) {

@@ -32,6 +32,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+/* cmocka, for ph_sub_expect()'s failures; it needs these first */
+#include <setjmp.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 extern char **environ;
 
 static void
@@ -215,7 +220,7 @@ ph_key_make(ph_key_t *k, const char *dir, const char *name, uint8_t seed_byte)
     k->key = parley_key_from_seed(k->seed);
     if (k->key == NULL) {
         int err = -errno;
-        s_say("parley_key_from_seed: %s", parley_strerror(err));
+        s_say("parley_key_from_seed: %s", parley_error_name(err));
         return err;
     }
     uint8_t pk[PARLEY_PUBLICKEY_BYTES];
@@ -225,14 +230,14 @@ ph_key_make(ph_key_t *k, const char *dir, const char *name, uint8_t seed_byte)
               "crypto_sign_seed_keypair for the same seed");
         return -EPROTO;
     }
-    parley_pubkey_format(k->pub_b64, k->pk);
+    parley_pubkey_format(k->pk, k->pub_b64);
     char file[PH_PATH_MAX];
     snprintf(file, sizeof(file), "%s.key", name);
     if (ph_path(k->path, sizeof(k->path), dir, file) != 0)
         return -ENAMETOOLONG;
     int rc = parley_key_save(k->key, k->path, name, 1);
     if (rc != 0)
-        s_say("parley_key_save %s: %s", k->path, parley_strerror(rc));
+        s_say("parley_key_save %s: %s", k->path, parley_error_name(rc));
     return rc;
 }
 
@@ -712,14 +717,13 @@ s_daemon_ready(ph_daemon_t *d)
             s_sleep_ms(1);
             continue;
         }
-        parley_info_t info;
-        last = parley_ping(d->api, 1000, &info);
+        last = ph_ping(d->api, 1000);
         if (last == 0)
             return 0;
         s_sleep_ms(5);
     }
     s_say("parleyd did not answer ping on %s within 10 s (last: %s)", d->api,
-          parley_strerror(last));
+          parley_error_name(last));
     ph_daemon_kill9(d);
     ph_daemon_dump_log(d);
     return -ETIMEDOUT;
@@ -835,18 +839,72 @@ ph_daemon_dump_log(const ph_daemon_t *d)
         ph_file_dump("parleyd log", d->log_path);
 }
 
+/* ---------------------------------------------------------------- world */
+
+int
+ph_world_start(ph_world_t *w, uint8_t seed, const char *config)
+{
+    char text[1024] = "";
+    int rc;
+    memset(w, 0, sizeof(*w));
+    if ((rc = ph_tmpdir_make(w->dir, sizeof(w->dir))) < 0
+        || (rc = ph_key_make(&w->key, w->dir, "desk", seed)) < 0
+        || (rc = ph_keyring_add(text, sizeof(text), &w->key, "*", "*", "*"))
+               < 0
+        || (rc = ph_path(w->ring, sizeof(w->ring), w->dir, "keyring")) < 0
+        || (rc = ph_file_write(w->ring, text, strlen(text), 0644)) < 0)
+        return rc;
+    if (config != NULL
+        && ((rc = ph_path(w->conf, sizeof(w->conf), w->dir, "parleyd.conf"))
+                < 0
+            || (rc = ph_file_write(w->conf, config, strlen(config), 0644))
+                   < 0))
+        return rc;
+    const char *extra[] = { "-c", w->conf, NULL };
+    return ph_daemon_start(&w->daemon, w->dir, w->ring,
+                           config != NULL ? extra : NULL);
+}
+
+int
+ph_world_restart(ph_world_t *w)
+{
+    const char *extra[] = { "-c", w->conf, NULL };
+    return ph_daemon_restart(&w->daemon, w->ring,
+                             w->conf[0] != '\0' ? extra : NULL);
+}
+
+void
+ph_world_end(ph_world_t *w, bool test_ok)
+{
+    if (w->daemon.pid > 0 || w->daemon.log_path[0] != '\0')
+        ph_daemon_teardown(&w->daemon, test_ok);
+    ph_key_free(&w->key);
+    if (w->dir[0] != '\0')
+        ph_tmpdir_remove(w->dir);
+    memset(w, 0, sizeof(*w));
+}
+
 /* ---------------------------------------------------------------- stats */
 
 int
 ph_stats_fetch(const char *api, ph_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    int n = parley_stats(api, 3000, out->s, PH_STATS_MAX);
-    if (n < 0) {
-        s_say("parley_stats %s: %s", api, parley_strerror(n));
-        return n;
+    parley_call_options_t o = ph_call_options(api, 3000);
+    parley_stats_t *stats = NULL;
+    int rc = parley_stats(&o, &stats);
+    if (rc < 0) {
+        s_say("parley_stats %s: %s", api, parley_error_name(rc));
+        return rc;
     }
-    out->n = (size_t)n;
+    for (size_t i = 0; i < parley_stats_count(stats) && i < PH_STATS_MAX;
+         i++) {
+        snprintf(out->s[i].name, sizeof(out->s[i].name), "%s",
+                 parley_stats_name(stats, i));
+        out->s[i].value = parley_stats_value(stats, i);
+        out->n++;
+    }
+    parley_stats_destroy(&stats);
     return 0;
 }
 
@@ -862,6 +920,77 @@ ph_stats_get(const ph_stats_t *s, const char *name, bool *found)
     if (found != NULL)
         *found = false;
     return 0;
+}
+
+int
+ph_stat_wait(const char *api, const char *name, uint64_t want, bool at_least,
+             int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    uint64_t v = 0;
+    bool found = false;
+    for (;;) {
+        ph_stats_t s;
+        if (ph_stats_fetch(api, &s) == 0) {
+            v = ph_stats_get(&s, name, &found);
+            if (found && (at_least ? v >= want : v <= want))
+                return 0;
+        }
+        if (parley__mono_ms() >= deadline)
+            break;
+        struct timespec pause = { 0, 20 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "[harness] %s is %s%" PRIu64 ", waited for %s %" PRIu64
+            " for %d ms\n", name, found ? "" : "missing, ", v,
+            at_least ? "at least" : "at most", want, timeout_ms);
+    return -ETIMEDOUT;
+}
+
+int
+ph_wait_feed_live(const char *api, const char *feed, uint64_t topics,
+                  int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    if (ph_stat_wait(api, "subscriptions", topics, true, timeout_ms) < 0)
+        return -ETIMEDOUT;
+    void *ctx = zmq_ctx_new();
+    void *sub = ctx != NULL ? zmq_socket(ctx, ZMQ_SUB) : NULL;
+    int zero = 0, rc = -ETIMEDOUT;
+    if (sub != NULL
+        && zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof(zero)) == 0
+        && zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "sys/heartbeat/", 14) == 0
+        && zmq_connect(sub, feed) == 0) {
+        zmq_pollitem_t it = { sub, 0, ZMQ_POLLIN, 0 };
+        int64_t left = deadline - parley__mono_ms();
+        if (left > 0 && zmq_poll(&it, 1, (long)left) == 1)
+            rc = 0;
+    }
+    if (rc < 0)
+        fprintf(stderr, "[harness] no heartbeat on %s within %d ms\n", feed,
+                timeout_ms);
+    if (sub != NULL)
+        zmq_close(sub);
+    if (ctx != NULL)
+        zmq_ctx_term(ctx);
+    return rc;
+}
+
+int
+ph_sub_spawn_live(ph_proc_t *p, const ph_daemon_t *d, const char *const argv[],
+                  const char *cwd, uint64_t topics, int timeout_ms)
+{
+    int rc = ph_proc_spawn(p, argv, NULL, cwd, NULL);
+    if (rc < 0)
+        return rc;
+    rc = ph_wait_connected(p->pid, d->feed_port, timeout_ms);
+    if (rc == 0)
+        rc = ph_wait_feed_live(d->api, d->feed, topics, timeout_ms);
+    if (rc != 0) {
+        ph_proc_wait(p, 1000);
+        ph_proc_report(p, "parley sub (not live)");
+    }
+    return rc;
 }
 
 /* Is this a counter ph_stats_expect() watches? */
@@ -999,7 +1128,7 @@ ph_api_recv(ph_api_t *a, int timeout_ms, parley__reply_t *r)
     int rc = parley__reply_decode(a->rbuf, a->rlen, r, &a->arena);
     if (rc != 0)
         s_say("api reply of %zu bytes does not decode: %s", a->rlen,
-              parley_strerror(rc));
+              parley_error_name(rc));
     return rc;
 }
 
@@ -1054,7 +1183,7 @@ ph_reply_describe(const parley__reply_t *r, char *buf, size_t cap)
         break;
     case PARLEY__REPLY_REJECT:
         snprintf(buf, cap, "reject %s: %s (request %" PRIu64 ")",
-                 parley_strerror(r->code), r->message != NULL ? r->message : "",
+                 parley_error_name(r->code), r->message != NULL ? r->message : "",
                  r->request_id);
         break;
     default:
@@ -1063,6 +1192,136 @@ ph_reply_describe(const parley__reply_t *r, char *buf, size_t cap)
         break;
     }
     return buf;
+}
+
+/* ------------------------------------------------------ library clients */
+
+parley_call_options_t
+ph_call_options(const char *api, int timeout_ms)
+{
+    parley_call_options_t o = PARLEY_CALL_OPTIONS_INIT;
+    o.server = api;
+    o.timeout_ms = timeout_ms;
+    return o;
+}
+
+int
+ph_ping_info(const char *api, const parley_curve_t *curve, int timeout_ms,
+             parley_info_t **out)
+{
+    parley_call_options_t o = ph_call_options(api, timeout_ms);
+    parley_info_t *info = NULL;
+    o.curve = curve;
+    int rc = parley_ping(&o, &info);
+    if (out != NULL)
+        *out = info;
+    else
+        parley_info_destroy(&info);
+    return rc;
+}
+
+int
+ph_ping(const char *api, int timeout_ms)
+{
+    return ph_ping_info(api, NULL, timeout_ms, NULL);
+}
+
+parley_pub_t *
+ph_pub_new(const char *api, const parley_key_t *key,
+           const parley_curve_t *curve, int timeout_ms)
+{
+    parley_pub_options_t o = PARLEY_PUB_OPTIONS_INIT;
+    o.server = api;
+    o.curve = curve;
+    o.timeout_ms = timeout_ms;
+    parley_pub_t *pub = parley_pub_new(key, &o);
+    if (pub == NULL) {
+        int err = errno;
+        s_say("parley_pub_new(%s): %s", api, parley_error_name(-err));
+        errno = err;
+    }
+    return pub;
+}
+
+int
+ph_publish(parley_pub_t *pub, const parley_update_t *u, uint64_t *seq,
+           int *dup)
+{
+    int rc = parley_pub_publish(pub, u, seq);
+    if (dup != NULL)
+        *dup = rc == PARLEY_DUPLICATE;
+    return rc == PARLEY_DUPLICATE ? 0 : rc;
+}
+
+int
+ph_recv(parley_pub_t *pub, int timeout_ms, uint64_t *request_id,
+        uint64_t *seq, int *dup)
+{
+    int rc = parley_pub_recv(pub, timeout_ms, request_id, seq);
+    if (dup != NULL)
+        *dup = rc == PARLEY_DUPLICATE;
+    if (rc == -EAGAIN)
+        return PARLEY_ETIMEOUT;
+    return rc == PARLEY_DUPLICATE ? 0 : rc;
+}
+
+const parley_event_t *
+ph_sub_expect(parley_sub_t *sub, parley_event_type_t type, bool skip,
+              int timeout_ms, const char *when)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    for (;;) {
+        const parley_event_t *ev = NULL;
+        int64_t left = deadline - parley__mono_ms();
+        int rc = parley_sub_next(sub, left > 0 ? (int)left : 0, &ev);
+        if (rc != 1)
+            fail_msg("%s: no event %d within %d ms (%s)", when, (int)type,
+                     timeout_ms,
+                     rc < 0 ? parley_error_name(rc) : "nothing came");
+        if (parley_event_type(ev) == type)
+            return ev;
+        if (!skip)
+            fail_msg("%s: event %d (seq %" PRIu64 "), expected %d", when,
+                     (int)parley_event_type(ev), parley_event_seq(ev),
+                     (int)type);
+    }
+}
+
+int
+ph_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *out)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
+    for (;;) {
+        const parley_event_t *e;
+        int64_t left = deadline < 0 ? -1 : deadline - parley__mono_ms();
+        int rc = parley_sub_next(sub, left < 0 && deadline >= 0 ? 0 : (int)left,
+                                 &e);
+        if (rc != 1)
+            return rc;
+        if (e->type == PARLEY_EVENT_CONNECTED
+            || e->type == PARLEY_EVENT_DISCONNECTED
+            || e->type == PARLEY_EVENT_CAUGHT_UP)
+            continue;
+        *out = *e;
+        out->delivery.envelope = NULL;
+        out->delivery.envelope_len = out->delivery.envelope_cap = 0;
+        return rc;
+    }
+}
+
+parley_sub_t *
+ph_sub_new(const char *api, const parley_filter_t *f, parley_sub_options_t *opt)
+{
+    parley_sub_options_t o = PARLEY_SUB_OPTIONS_INIT;
+    if (opt != NULL)
+        o = *opt;
+    o.size = sizeof(o);
+    o.server = api;
+    if (f != NULL) {
+        o.filters = &f;
+        o.n_filters = 1;
+    }
+    return parley_sub_new(&o);
 }
 
 /* ------------------------------------------------------------- updates */
@@ -1101,7 +1360,7 @@ ph_sign(const ph_key_t *k, const parley_update_t *u, uint8_t *buf, size_t cap,
 {
     int rc = parley_sign(k->key, u, buf, cap, len);
     if (rc != 0)
-        s_say("parley_sign: %s", parley_strerror(rc));
+        s_say("parley_sign: %s", parley_error_name(rc));
     return rc;
 }
 
@@ -1138,32 +1397,28 @@ ph_sub_collect(parley_sub_t *sub, ph_events_t *ev, size_t want,
                uint64_t until_seq, int timeout_ms)
 {
     int64_t deadline = parley__mono_ms() + timeout_ms;
-    parley_event_t *e = malloc(sizeof(*e));
-    if (e == NULL) {
-        ev->err = -ENOMEM;
-        return ev->n;
-    }
     while (ev->n < want) {
+        const parley_event_t *e;
         int64_t left = deadline - parley__mono_ms();
         if (left <= 0)
             break;
-        int rc = parley_sub_next(sub, (int)left, e);
+        int rc = parley_sub_next(sub, (int)left, &e);
         if (rc < 0) {
             ev->err = rc;
-            s_say("parley_sub_next: %s", parley_strerror(rc));
+            s_say("parley_sub_next: %s", parley_error_name(rc));
             break;
         }
         if (rc == 0)
             break;
         if (e->type == PARLEY_EVENT_GAP) {
-            s_say("subscriber saw a gap %" PRIu64 "..%" PRIu64, e->gap_from,
-                  e->gap_to);
+            s_say("subscriber saw a gap %" PRIu64 "..%" PRIu64, e->seq,
+                  e->seq_last);
             ev->n_gaps++;
             continue;
         }
         if (e->type == PARLEY_EVENT_REJECTED) {
-            s_say("subscriber rejected seq %" PRIu64 ": %s", e->rejected_seq,
-                  parley_strerror(e->rejected_code));
+            s_say("subscriber rejected seq %" PRIu64 ": %s", e->seq,
+                  parley_error_name(e->code));
             ev->n_rejected++;
             continue;
         }
@@ -1179,11 +1434,14 @@ ph_sub_collect(parley_sub_t *sub, ph_events_t *ev, size_t want,
             ev->d = nd;
             ev->cap = nc;
         }
-        ev->d[ev->n++] = e->delivery;
+        /* The copy keeps the fields, not the envelope the subscriber owns. */
+        ev->d[ev->n] = e->delivery;
+        ev->d[ev->n].envelope = NULL;
+        ev->d[ev->n].envelope_len = ev->d[ev->n].envelope_cap = 0;
+        ev->n++;
         if (until_seq != 0 && e->delivery.seq == until_seq)
             break;
     }
-    free(e);
     return ev->n;
 }
 

@@ -233,13 +233,41 @@ void ph_daemon_kill9(ph_daemon_t *d);
 /* Print the daemon log to stderr. */
 void ph_daemon_dump_log(const ph_daemon_t *d);
 
+/*
+ * What most library tests start from: a temporary directory, one key
+ * (named desk, seed byte seed) trusted for everything in a keyring file,
+ * and a parleyd started with that keyring and config text (NULL: none).
+ */
+typedef struct ph_world {
+    char dir[PH_PATH_MAX];
+    char ring[PH_PATH_MAX];     /* the keyring file */
+    char conf[PH_PATH_MAX];     /* the config file, "" without one */
+    ph_key_t key;
+    ph_daemon_t daemon;
+} ph_world_t;
+
+/* Make the world. Returns 0 or a negative error (printed). */
+int ph_world_start(ph_world_t *w, uint8_t seed, const char *config);
+
+/* ph_daemon_restart() of its daemon, with its keyring and config. */
+int ph_world_restart(ph_world_t *w);
+
+/* Stop the daemon (ph_daemon_teardown()), free the key, remove the
+ * directory. Accepts a zeroed world. */
+void ph_world_end(ph_world_t *w, bool test_ok);
+
 /* ---------------------------------------------------------------- stats */
 
 #define PH_STATS_MAX 128
 
+typedef struct ph_stat {
+    char name[64];
+    uint64_t value;
+} ph_stat_t;
+
 typedef struct ph_stats {
     size_t n;
-    parley_stat_t s[PH_STATS_MAX];
+    ph_stat_t s[PH_STATS_MAX];
 } ph_stats_t;
 
 /* Fetch all counters with parley_stats(). Returns 0 or a negative error. */
@@ -247,6 +275,37 @@ int ph_stats_fetch(const char *api, ph_stats_t *out);
 
 /* Value of a counter; *found (may be NULL) says whether it exists. */
 uint64_t ph_stats_get(const ph_stats_t *s, const char *name, bool *found);
+
+/*
+ * Wait until the counter name reaches at least want (at_least) or at
+ * most want (!at_least), polling the daemon's stats.
+ * Returns 0, or -ETIMEDOUT (with a line saying the last value).
+ */
+int ph_stat_wait(const char *api, const char *name, uint64_t want,
+                 bool at_least, int timeout_ms);
+
+/*
+ * Wait until a live subscriber is live: until the daemon has granted at
+ * least topics feed topics (the subscriptions counter), and then until a
+ * heartbeat has gone out after those grants (seen on a subscription made
+ * after them). A subscriber whose topics were among them has then had
+ * its first heartbeat too, so everything published from now on reaches
+ * it. Use it where a user would "wait a heartbeat" before publishing.
+ * Returns 0 or -ETIMEDOUT.
+ */
+int ph_wait_feed_live(const char *api, const char *feed, uint64_t topics,
+                      int timeout_ms);
+
+/*
+ * Start `parley sub` (argv, in cwd) as p against daemon d and wait until
+ * it is live: its feed connection is up, and then ph_wait_feed_live()
+ * for topics (the topics granted once it holds its own). On failure the
+ * command is stopped and reported.
+ * Returns 0 or a negative error.
+ */
+int ph_sub_spawn_live(ph_proc_t *p, const ph_daemon_t *d,
+                      const char *const argv[], const char *cwd,
+                      uint64_t topics, int timeout_ms);
 
 /*
  * Compare two snapshots: every counter named "rejected_*" and "accepted"
@@ -304,6 +363,70 @@ int ph_api_publish(ph_api_t *a, const void *env, size_t len, int timeout_ms,
 
 /* Name a reply for messages: "ack seq=3", "reject forbidden: ...". */
 const char *ph_reply_describe(const parley__reply_t *r, char *buf, size_t cap);
+
+/* ------------------------------------------------------ library clients */
+
+/* One-shot call options for api with timeout_ms (and no CURVE). */
+parley_call_options_t ph_call_options(const char *api, int timeout_ms);
+
+/*
+ * parley_ping() of api (through CURVE with curve, may be NULL); *out (may
+ * be NULL: the answer is freed) is the caller's. Returns its code.
+ */
+int ph_ping_info(const char *api, const parley_curve_t *curve, int timeout_ms,
+                 parley_info_t **out);
+
+/* ph_ping_info() without CURVE, keeping nothing. */
+int ph_ping(const char *api, int timeout_ms);
+
+/*
+ * A publisher for api that signs with key, through CURVE with curve (may
+ * be NULL), waiting timeout_ms per attempt. Returns it, or NULL (errno
+ * set, and a line printed).
+ */
+parley_pub_t *ph_pub_new(const char *api, const parley_key_t *key,
+                         const parley_curve_t *curve, int timeout_ms);
+
+/*
+ * parley_pub_publish(): returns 0 for an ack (new or a duplicate, which
+ * *dup says; dup may be NULL) or the error.
+ */
+int ph_publish(parley_pub_t *pub, const parley_update_t *u, uint64_t *seq,
+               int *dup);
+
+/*
+ * ph_recv() in the shape the tests check: 0 for an ack (with *dup
+ * 1 for a duplicate), the reject code, or PARLEY_ETIMEOUT when nothing
+ * was answered within timeout_ms. request_id, seq and dup may be NULL.
+ */
+int ph_recv(parley_pub_t *pub, int timeout_ms, uint64_t *request_id,
+            uint64_t *seq, int *dup);
+
+/*
+ * A subscriber of api with filter f (NULL: everything) and the rest of
+ * opt (NULL: defaults; its size is filled in when 0). Returns it, or NULL
+ * with errno set.
+ */
+parley_sub_t *ph_sub_new(const char *api, const parley_filter_t *f,
+                         parley_sub_options_t *opt);
+
+/*
+ * parley_sub_next() into a copy the test owns (without the envelope
+ * bytes, which stay the subscriber's), passing over the connection
+ * events (CONNECTED, DISCONNECTED, CAUGHT_UP) within timeout_ms: the
+ * tests that read through this one check deliveries, gaps and rejects.
+ * Returns what parley_sub_next() returns.
+ */
+int ph_sub_next(parley_sub_t *sub, int timeout_ms, parley_event_t *out);
+
+/*
+ * The next event of sub of type within timeout_ms; with skip, events of
+ * other types are passed over on the way. Fails the test (naming when)
+ * if none comes, or, without skip, if the next one is of another type.
+ */
+const parley_event_t *ph_sub_expect(parley_sub_t *sub,
+                                    parley_event_type_t type, bool skip,
+                                    int timeout_ms, const char *when);
 
 /* ------------------------------------------------------------- updates */
 

@@ -157,6 +157,27 @@ wait_exit() {
     EXIT_STATUS=$?
 }
 
+# wait_until SECONDS CMD [ARGS...]: run CMD every 0.1 s until it
+# succeeds; false if it has not after SECONDS.
+wait_until() {
+    local secs=$1 i
+    shift
+    for i in $(seq $((secs * 10))); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    "$@"
+}
+
+# wait_feed_live TOPICS [SECONDS]: wait until the daemon started by
+# start_parleyd has granted at least TOPICS feed topics and a heartbeat
+# has gone out after them, so a live subscriber holding them is live
+# (ph_wait_feed_live() in harness.c).
+wait_feed_live() {
+    [ -x "${PH_FEEDWAIT:-}" ] || fail "PH_FEEDWAIT=${PH_FEEDWAIT:-} is not an executable (build ph_feedwait)"
+    "$PH_FEEDWAIT" "$API" "$FEED" "$1" "${2:-10}"
+}
+
 # wait_connected PID PORT SECONDS: wait until PID holds an established TCP
 # connection to 127.0.0.1:PORT (a subscriber's connection to the feed).
 wait_connected() {

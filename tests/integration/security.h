@@ -14,8 +14,8 @@
 #ifndef PARLEY_IT_SECURITY_H
 #define PARLEY_IT_SECURITY_H
 
+#include "clock.h"
 #include "harness.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,7 +85,7 @@ sec_curve_load(const sec_curve_t *srv, const sec_curve_t *client)
     parley_curve_t *c = parley_curve_load(srv->pub_path, client->path);
     if (c == NULL)
         fprintf(stderr, "[security] parley_curve_load(%s, %s): %s\n",
-                srv->pub_path, client->path, parley_strerror(-errno));
+                srv->pub_path, client->path, parley_error_name(-errno));
     return c;
 }
 
@@ -156,8 +156,7 @@ sec_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
                 d->pid = 0;
                 break;
             }
-            parley_info_t info;
-            if (parley_ping_ex(d->api, curve, 250, &info) == 0)
+            if (ph_ping_info(d->api, curve, 250, NULL) == 0)
                 return 0;
             sec_sleep_ms(30);
         }
@@ -175,14 +174,20 @@ sec_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
 static inline uint64_t
 sec_stat(const ph_daemon_t *d, const parley_curve_t *curve, const char *name)
 {
-    parley_stat_t st[PH_STATS_MAX];
-    int n = parley_stats_ex(d->api, curve, 5000, st, PH_STATS_MAX);
-    for (int i = 0; i < n; i++)
-        if (strcmp(st[i].name, name) == 0)
-            return st[i].value;
-    fprintf(stderr, "[security] stat %s: %s\n", name,
-            n < 0 ? parley_strerror(n) : "not found");
-    return UINT64_MAX;
+    parley_call_options_t o = ph_call_options(d->api, 5000);
+    parley_stats_t *st = NULL;
+    uint64_t v = UINT64_MAX;
+    o.curve = curve;
+    int rc = parley_stats(&o, &st);
+    if (rc == 0)
+        rc = parley_stats_get(st, name, &v);
+    parley_stats_destroy(&st);
+    if (rc < 0) {
+        fprintf(stderr, "[security] stat %s: %s\n", name,
+                parley_error_name(rc));
+        return UINT64_MAX;
+    }
+    return v;
 }
 
 /*
@@ -298,6 +303,70 @@ sec_sub_wait_heartbeat(void *sub, int timeout_ms, size_t *other)
             return 0;
     }
     return -ETIMEDOUT;
+}
+
+/*
+ * Watch sock's handshakes from now on: a PAIR connected to a socket
+ * monitor of sock. Call before the connect whose handshake matters.
+ * Returns the PAIR (close it with zmq_close()) or NULL.
+ */
+static inline void *
+sec_watch(void *ctx, void *sock)
+{
+    static unsigned n;
+    char ep[64];
+    snprintf(ep, sizeof(ep), "inproc://sec-watch-%u", n++);
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+                 | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                 | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                 | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (mon == NULL || zmq_socket_monitor(sock, ep, events) != 0
+        || zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof(zero)) != 0
+        || zmq_connect(mon, ep) != 0) {
+        if (mon != NULL)
+            zmq_close(mon);
+        return NULL;
+    }
+    return mon;
+}
+
+/* Handshakes that the peer (the daemon) refused. */
+#define SEC_REFUSED                                                           \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL   \
+     | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+/*
+ * Wait until the watched socket reports one of events (a mask of
+ * ZMQ_EVENT_*): a handshake that succeeded, or one the daemon refused.
+ * Returns 0, or -ETIMEDOUT.
+ */
+static inline int
+sec_watch_wait(void *mon, int events, int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - parley__mono_ms();
+        zmq_pollitem_t it = { mon, 0, ZMQ_POLLIN, 0 };
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) != 1)
+            return -ETIMEDOUT;
+        zmq_msg_t head, addr;
+        zmq_msg_init(&head);
+        zmq_msg_init(&addr);
+        int got = 0;
+        if (zmq_msg_recv(&head, mon, 0) >= 0 && zmq_msg_size(&head) >= 2) {
+            uint16_t ev;
+            memcpy(&ev, zmq_msg_data(&head), sizeof(ev));
+            got = ev;
+        }
+        if (zmq_msg_more(&head))
+            zmq_msg_recv(&addr, mon, 0);
+        zmq_msg_close(&head);
+        zmq_msg_close(&addr);
+        if ((got & events) != 0)
+            return 0;
+    }
 }
 
 /* How many times needle occurs in the daemon's log. */

@@ -142,13 +142,15 @@ s_tally(void *ctx, const char *topic, size_t tlen, const void *body,
         size_t blen)
 {
     s_tally_t *t = ctx;
-    parley_delivery_t d;
+    parley_delivery_t d = { 0 };
     if (tlen != strlen("party/egypt/") || memcmp(topic, "party/egypt/", tlen))
         t->bad_topic++;
     if (parley_delivery_decode(NULL, body, blen, &d) != 0) {
         t->undecodable++;
+        parley__delivery_release(&d);
         return;
     }
+    parley__delivery_release(&d);
     bool egypt = false;
     for (size_t i = 0; i < d.update.n_parties; i++)
         egypt |= strcmp(d.update.parties[i], "egypt") == 0;
@@ -163,7 +165,7 @@ static void
 s_publish_all(s_state_t *st)
 {
     parley_pub_t *pub =
-        parley_pub_new_curve(st->daemon.api, st->signer.key, st->archive_c);
+        ph_pub_new(st->daemon.api, st->signer.key, st->archive_c, 0);
     assert_non_null(pub);
     size_t sent = 0, answered = 0;
     uint64_t last = 0;
@@ -182,13 +184,13 @@ s_publish_all(s_state_t *st)
                              0);
             int rc = parley_pub_send(pub, env, len, NULL);
             if (rc != 0)
-                fail_msg("send %zu: %s", sent, parley_strerror(rc));
+                fail_msg("send %zu: %s", sent, parley_error_name(rc));
             sent++;
         }
         uint64_t seq = 0;
-        int rc = parley_pub_recv(pub, S_TIMEOUT, NULL, &seq, NULL);
+        int rc = ph_recv(pub, S_TIMEOUT, NULL, &seq, NULL);
         if (rc != 0)
-            fail_msg("publish %zu: %s", answered, parley_strerror(rc));
+            fail_msg("publish %zu: %s", answered, parley_error_name(rc));
         if (seq > last)
             last = seq;
         answered++;
@@ -255,18 +257,18 @@ s_lib_collect(s_state_t *st, const parley_curve_t *curve, parley_start_t start,
     parley_sub_options_t opt = { .curve = curve,
                                  .start = start,
                                  .since_seq = 1 };
-    parley_sub_t *sub = parley_sub_new(st->daemon.api, NULL, &opt);
+    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &opt);
     if (sub == NULL)
-        fail_msg("parley_sub_new: %s", parley_strerror(-errno));
+        fail_msg("parley_sub_new: %s", parley_error_name(-errno));
     *egypt = *other = 0;
     int64_t deadline = parley__mono_ms() + 60000;
     while (*egypt + *other < want && parley__mono_ms() < deadline) {
         parley_event_t ev;
-        int rc = parley_sub_next(sub, 1500, &ev);
+        int rc = ph_sub_next(sub, 1500, &ev);
         if (rc == 0 && parley_sub_last_seq(sub) >= st->head)
             break; /* caught up with the head: nothing more will come */
         if (rc < 0)
-            fail_msg("parley_sub_next: %s", parley_strerror(rc));
+            fail_msg("parley_sub_next: %s", parley_error_name(rc));
         if (rc == 1 && ev.type == PARLEY_EVENT_DELIVERY) {
             bool e = false;
             for (size_t i = 0; i < ev.delivery.update.n_parties; i++)

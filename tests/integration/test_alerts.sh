@@ -97,8 +97,7 @@ srv.serve_forever()
 EOF
     PH_PIDS="$PH_PIDS $!"
     PH_LOGS="$PH_LOGS $T/hook.log"
-    for _ in $(seq 100); do [ -f "$T/hook.port" ] && break; sleep 0.1; done
-    [ -f "$T/hook.port" ] || fail "the test web hook did not start"
+    wait_until 10 [ -f "$T/hook.port" ] || fail "the test web hook did not start"
     URL=http://127.0.0.1:$(cat "$T/hook.port")/hook
 
     PARLEY_WEBHOOK_URL=$URL timeout 60 "$PARLEY" sub --since 1 -C 3 -W 30 \
@@ -143,20 +142,21 @@ if command -v mosquitto >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2
         && command -v mosquitto_sub >/dev/null 2>&1; then
     MQTT_PORT=$(free_port)
     # Only a listener on loopback, no persistence, no password file.
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' \
+    # log_type subscribe: the log says when mosquitto_sub's SUBSCRIBE is in.
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type subscribe\n' \
         "$MQTT_PORT" >"$T/mosquitto.conf"
     [ "$(id -u)" -eq 0 ] && echo "user root" >>"$T/mosquitto.conf"
     mosquitto -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
     PH_PIDS="$PH_PIDS $!"
     PH_LOGS="$PH_LOGS $T/mosquitto.log"
-    for _ in $(seq 100); do port_free "$MQTT_PORT" || break; sleep 0.1; done
-    ! port_free "$MQTT_PORT" || fail "mosquitto did not listen on $MQTT_PORT"
+    wait_until 10 eval '! port_free "$MQTT_PORT"' || fail "mosquitto did not listen on $MQTT_PORT"
     mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t 'parley/#' -v -C 3 -W 30 \
         >"$T/mqtt.out" 2>"$T/mqtt.err" &
     MSUB=$!
     PH_PIDS="$PH_PIDS $MSUB"
     wait_connected "$MSUB" "$MQTT_PORT" 10 || fail "mosquitto_sub did not connect"
-    sleep 0.3   # its SUBSCRIBE follows the connection
+    wait_until 10 grep -q 'parley/#' "$T/mosquitto.log" \
+        || fail "mosquitto never logged mosquitto_sub's subscription"
     PARLEY_MQTT_PORT=$MQTT_PORT timeout 60 "$PARLEY" sub --since 1 -C 3 -W 30 \
         -- "$A/mqtt-forward" >"$T/mqttfwd.out" 2>"$T/mqttfwd.err"
     rc=$?

@@ -299,7 +299,7 @@ static const char *
 s_key_id(const uint8_t *pk)
 {
     static char id[PARLEY_KEYID_CHARS + 1];
-    parley_key_id(id, pk);
+    parley_key_id(pk, id);
     return id;
 }
 

@@ -90,7 +90,7 @@ s_setup(void **state)
     if (sec_daemon_start(&st->daemon, st->dir, st->keyring, conf, st->alice_c)
         != 0)
         return -1;
-    st->pub = parley_pub_new_curve(st->daemon.api, st->signer.key, st->alice_c);
+    st->pub = ph_pub_new(st->daemon.api, st->signer.key, st->alice_c, 0);
     st->ctx = zmq_ctx_new();
     if (st->pub == NULL || st->ctx == NULL)
         return -1;
@@ -131,11 +131,11 @@ s_publish(s_state_t *st, int n, const char *what)
         char h[96];
         snprintf(h, sizeof(h), "%s %d", what, i);
         ph_update_init(&u, "gaza-ceasefire", "egypt", 1, h);
-        int rc = parley_pub_publish(st->pub, &u, S_TIMEOUT, &seq, NULL);
+        int rc = ph_publish(st->pub, &u, &seq, NULL);
         if (rc != 0) {
             ph_daemon_dump_log(&st->daemon);
             fail_msg("alice could not publish (%s): %s", what,
-                     parley_strerror(rc));
+                     parley_error_name(rc));
         }
     }
     return seq;
@@ -145,11 +145,13 @@ s_publish(s_state_t *st, int n, const char *what)
 static uint64_t
 s_head(s_state_t *st)
 {
-    parley_info_t info;
-    int rc = parley_ping_ex(st->daemon.api, st->alice_c, S_TIMEOUT, &info);
+    parley_info_t *info = NULL;
+    int rc = ph_ping_info(st->daemon.api, st->alice_c, S_TIMEOUT, &info);
     if (rc != 0)
-        fail_msg("alice's ping failed: %s", parley_strerror(rc));
-    return info.seq;
+        fail_msg("alice's ping failed: %s", parley_error_name(rc));
+    uint64_t seq = parley_info_seq(info);
+    parley_info_destroy(&info);
+    return seq;
 }
 
 /*
@@ -190,16 +192,33 @@ s_stranger_cannot_publish(s_state_t *st, sec_mech_t mech,
     assert_int_equal(sec_stat(&st->daemon, st->alice_c, "accepted"), accepted);
 }
 
+/* Handshakes the daemon turned away so far (allow-list, mechanism). */
+static uint64_t
+s_refusals(s_state_t *st)
+{
+    uint64_t a = sec_stat(&st->daemon, st->alice_c, "auth_denied");
+    uint64_t h = sec_stat(&st->daemon, st->alice_c, "handshake_failed");
+    return a == UINT64_MAX || h == UINT64_MAX ? 0 : a + h;
+}
+
 /* A stranger's raw subscriber to "" gets nothing while alice publishes. */
 static void
 s_stranger_gets_nothing(s_state_t *st, sec_mech_t mech, const sec_curve_t *keys,
                         const char *who)
 {
+    uint64_t refusals = s_refusals(st);
     void *s = sec_socket(st->ctx, ZMQ_SUB, mech, keys, st->server.pub);
     assert_non_null(s);
     assert_int_equal(zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0), 0);
     assert_int_equal(zmq_connect(s, st->daemon.feed), 0);
-    sec_sleep_ms(300);
+    /* The daemon has turned it away before anything is published. */
+    int64_t deadline = parley__mono_ms() + S_TIMEOUT;
+    while (s_refusals(st) <= refusals && parley__mono_ms() < deadline)
+        sec_sleep_ms(20);
+    if (s_refusals(st) <= refusals) {
+        zmq_close(s);
+        fail_msg("%s: the daemon counted no refused handshake", who);
+    }
     s_publish(st, 10, who);
     size_t hb = 0;
     size_t n = sec_sub_drain(s, S_QUIET_MS, &hb, NULL, NULL);
@@ -213,9 +232,9 @@ test_allowed_client_works(void **state)
 {
     s_state_t *st = *state;
     parley_sub_options_t opt = { .curve = st->alice_c };
-    parley_sub_t *sub = parley_sub_new(st->daemon.api, NULL, &opt);
+    parley_sub_t *sub = ph_sub_new(st->daemon.api, NULL, &opt);
     if (sub == NULL)
-        fail_msg("alice cannot subscribe: %s", parley_strerror(-errno));
+        fail_msg("alice cannot subscribe: %s", parley_error_name(-errno));
     uint64_t seq = s_publish(st, 3, "allowed");
     ph_events_t ev = { 0 };
     ph_sub_collect(sub, &ev, 3, seq, S_TIMEOUT);
@@ -232,19 +251,18 @@ test_unknown_key_refused(void **state)
 {
     s_state_t *st = *state;
     uint64_t denied = sec_stat(&st->daemon, st->alice_c, "auth_denied");
-    parley_info_t info;
     assert_int_equal(
-        parley_ping_ex(st->daemon.api, st->eve_c, S_TIMEOUT, &info), -EACCES);
+        ph_ping_info(st->daemon.api, st->eve_c, S_TIMEOUT, NULL), -EACCES);
     parley_sub_options_t opt = { .curve = st->eve_c };
     errno = 0;
-    assert_null(parley_sub_new(st->daemon.api, NULL, &opt));
+    assert_null(ph_sub_new(st->daemon.api, NULL, &opt));
     assert_int_equal(errno, EACCES);
     parley_pub_t *p =
-        parley_pub_new_curve(st->daemon.api, st->signer.key, st->eve_c);
+        ph_pub_new(st->daemon.api, st->signer.key, st->eve_c, 0);
     assert_non_null(p);
     parley_update_t u;
     ph_update_init(&u, "gaza-ceasefire", "egypt", 1, "eve's");
-    assert_int_equal(parley_pub_publish(p, &u, 2000, NULL, NULL), -EACCES);
+    assert_int_equal(ph_publish(p, &u, NULL, NULL), -EACCES);
     parley_pub_destroy(&p);
 
     s_stranger_gets_nothing(st, SEC_CURVE, &st->eve, "unknown CURVE key");
@@ -259,8 +277,7 @@ test_null_client_refused(void **state)
 {
     s_state_t *st = *state;
     uint64_t failed = sec_stat(&st->daemon, st->alice_c, "handshake_failed");
-    parley_info_t info;
-    assert_int_equal(parley_ping(st->daemon.api, S_TIMEOUT, &info),
+    assert_int_equal(ph_ping(st->daemon.api, S_TIMEOUT),
                      PARLEY_EPROTO);
     s_stranger_gets_nothing(st, SEC_NULL, NULL, "NULL client");
     s_stranger_cannot_publish(st, SEC_NULL, NULL, "NULL client");
@@ -288,8 +305,7 @@ test_wrong_server_key(void **state)
     s_state_t *st = *state;
     parley_curve_t *c = parley_curve_load(st->eve.pub_path, st->alice.path);
     assert_non_null(c);
-    parley_info_t info;
-    int rc = parley_ping_ex(st->daemon.api, c, 1500, &info);
+    int rc = ph_ping_info(st->daemon.api, c, 1500, NULL);
     parley_curve_destroy(&c);
     assert_int_not_equal(rc, 0);
 }
@@ -312,10 +328,10 @@ test_reload_cuts_removed_client(void **state)
     assert_int_equal(sec_sub_wait_heartbeat(bob_sub, S_TIMEOUT, NULL), 0);
 
     parley_sub_options_t aopt = { .curve = st->alice_c };
-    parley_sub_t *alice_sub = parley_sub_new(st->daemon.api, NULL, &aopt);
+    parley_sub_t *alice_sub = ph_sub_new(st->daemon.api, NULL, &aopt);
     assert_non_null(alice_sub);
     parley_sub_options_t bopt = { .curve = st->bob_c };
-    parley_sub_t *bob_lib = parley_sub_new(st->daemon.api, NULL, &bopt);
+    parley_sub_t *bob_lib = ph_sub_new(st->daemon.api, NULL, &bopt);
     assert_non_null(bob_lib);
 
     uint64_t before = s_publish(st, 5, "before reload");
@@ -331,6 +347,8 @@ test_reload_cuts_removed_client(void **state)
 
     /* bob is removed; SIGHUP */
     size_t cuts = sec_log_count(&st->daemon, "closed every connection");
+    void *watch = sec_watch(st->ctx, bob_sub);
+    assert_non_null(watch);
     assert_int_equal(s_write_clients(st, false), 0);
     assert_int_equal(kill(st->daemon.pid, SIGHUP), 0);
     if (!sec_log_wait(&st->daemon, "closed every connection", cuts,
@@ -338,7 +356,11 @@ test_reload_cuts_removed_client(void **state)
         ph_daemon_dump_log(&st->daemon);
         fail_msg("no cut after the reload");
     }
-    sec_sleep_ms(500);
+    /* bob's raw subscriber reconnects and is turned away. */
+    int refused = sec_watch_wait(watch, SEC_REFUSED, S_TIMEOUT);
+    zmq_close(watch);
+    if (refused != 0)
+        fail_msg("bob's reconnection was not refused after the reload");
     sec_sub_drain(bob_sub, 200, NULL, NULL, NULL);
 
     uint64_t after = s_publish(st, 5, "after reload");
@@ -353,9 +375,8 @@ test_reload_cuts_removed_client(void **state)
     assert_int_equal(ev.err, -EACCES);
     ph_events_free(&ev);
     /* bob cannot ask anything either */
-    parley_info_t info;
     assert_int_equal(
-        parley_ping_ex(st->daemon.api, st->bob_c, S_TIMEOUT, &info), -EACCES);
+        ph_ping_info(st->daemon.api, st->bob_c, S_TIMEOUT, NULL), -EACCES);
     s_stranger_cannot_publish(st, SEC_CURVE, &st->bob, "removed client");
     /* alice got every update, the ones after the cut included */
     ph_sub_collect(alice_sub, &ev, 5, after, S_TIMEOUT);
@@ -383,9 +404,8 @@ test_bad_reload_keeps_list(void **state)
     assert_true(sec_log_count(&st->daemon, "clients.keys:1:") > 0);
     /* alice still gets in, bob still does not */
     s_publish(st, 1, "after a bad reload");
-    parley_info_t info;
     assert_int_equal(
-        parley_ping_ex(st->daemon.api, st->bob_c, S_TIMEOUT, &info), -EACCES);
+        ph_ping_info(st->daemon.api, st->bob_c, S_TIMEOUT, NULL), -EACCES);
     assert_int_equal(sec_stat(&st->daemon, st->alice_c, "curve_clients"), 1);
     assert_int_equal(s_write_clients(st, false), 0);
 }

@@ -15,9 +15,11 @@ for i in $(seq $N); do
 done
 
 # A command that logs its start and end (under a lock) and keeps a
-# directory entry while it runs. With BARRIER set it waits (up to 5 s)
-# until another command runs beside it, so that commands that can overlap
-# do, and records how many it saw running.
+# directory entry while it runs. With BARRIER set (to the most that may
+# run at once) it waits until that many run beside it, or every one of
+# the N commands has started, so that commands that can overlap do; it
+# gives up after 5 s (the test then fails on what it saw), and records
+# the most it saw running.
 cat >"$T/job" <<'EOF'
 #!/bin/sh
 d=$JOBDIR
@@ -27,10 +29,10 @@ mkdir "$d/running.$PARLEY_SEQ"
 n=$(ls -d "$d"/running.* | wc -l)
 if [ -n "${BARRIER:-}" ]; then
     i=0
-    while [ "$n" -lt 2 ] && [ $i -lt 50 ]; do
+    while [ "$n" -lt "$BARRIER" ] && [ "$(grep -c '^start ' "$d/events")" -lt "$N" ] \
+            && [ $i -lt 50 ]; do
         sleep 0.1; i=$((i + 1)); n=$(ls -d "$d"/running.* | wc -l)
     done
-    sleep 0.2
     n2=$(ls -d "$d"/running.* | wc -l)
     [ "$n2" -gt "$n" ] && n=$n2
 fi
@@ -52,7 +54,7 @@ want=$(for i in $(seq $N); do echo "start $i"; echo "end $i"; done)
 grep -q "$N commands run, 0 failed" "$T/seq.err" || fail "no summary with -v: $(cat "$T/seq.err")"
 
 # --- --exec-jobs 3: overlapping, never more than 3 -----------------------------
-export JOBDIR=$T/par BARRIER=1
+export JOBDIR=$T/par BARRIER=3 N
 mkdir "$JOBDIR"
 timeout 60 "$PARLEY" sub -v --since 1 -C $N -W 30 --exec-jobs 3 -- "$T/job" \
     >"$T/par.out" 2>"$T/par.err" || fail "parley sub --exec-jobs 3 exited $?: $(cat "$T/par.err")"
@@ -86,12 +88,11 @@ grep -qx "parley: #3: $T/bad killed after 0.500 s" "$T/bad.err" || fail "no line
 grep -q "4 commands run, 3 failed" "$T/bad.err" || fail "failures not counted"
 # The timeout killed the command's process group, its child too.
 bg=$(cat "$T/bg.pid")
-for _ in $(seq 50); do
-    state=$(sed -n 's/^[0-9]* ([^)]*) \(.\).*/\1/p' "/proc/$bg/stat" 2>/dev/null)
-    [ -z "$state" ] || [ "$state" = Z ] && break
-    sleep 0.1
-done
-[ -z "$state" ] || [ "$state" = Z ] || { kill "$bg"; fail "the command's child (pid $bg) outlived the timeout"; }
+gone() {
+    state=$(sed -n 's/^[0-9]* ([^)]*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
+    [ -z "$state" ] || [ "$state" = Z ]
+}
+wait_until 5 gone "$bg" || { kill "$bg"; fail "the command's child (pid $bg) outlived the timeout"; }
 
 # -q: counted, not reported.
 BGPID=$T/bg2.pid timeout 60 "$PARLEY" sub -q --since 1 -C 2 -W 30 -- "$T/bad" \

@@ -326,23 +326,11 @@ test_filters_deliver_exactly_their_updates(void **state)
     s_load_demo(st);
     s_check_expected_file(st);
 
-    parley_info_t info;
-    assert_int_equal(parley_ping(st->daemon.api, S_TIMEOUT, &info), 0);
-    assert_string_equal(info.feed, st->daemon.feed);
-    assert_int_equal(info.seq, 0);
-
-    /* Subscribers first, all live. */
-    parley_sub_t *subs[S_NFILTERS] = { NULL };
-    parley_filter_t pf[S_NFILTERS];
-    for (size_t i = 0; i < S_NFILTERS; i++) {
-        parley_sub_options_t opt = { 0 };
-        opt.start = PARLEY_START_LIVE;
-        pf[i] = s_to_filter(&s_filters[i]);
-        subs[i] = parley_sub_new(st->daemon.api, &pf[i], &opt);
-        if (subs[i] == NULL)
-            fail_msg("parley_sub_new(%s): %s", s_filters[i].name,
-                     parley_strerror(-errno));
-    }
+    parley_info_t *info = NULL;
+    assert_int_equal(ph_ping_info(st->daemon.api, NULL, S_TIMEOUT, &info), 0);
+    assert_string_equal(parley_info_feed(info), st->daemon.feed);
+    assert_int_equal(parley_info_seq(info), 0);
+    parley_info_destroy(&info);
 
     /*
      * Two updates follow the demo feed. The first names israel and egypt,
@@ -402,24 +390,35 @@ test_filters_deliver_exactly_their_updates(void **state)
                                "-F",       "%s",    "-W", "20",
                                NULL };
     ph_proc_t *cli = &st->cli;
-    assert_int_equal(ph_proc_spawn(cli, cli_argv, NULL, st->dir, NULL), 0);
     /*
      * A user cannot see when `parley sub` is live; the test waits until it
-     * holds its feed connection (made after it asked the api for the head
-     * seq, from which on it owes every update), and a heartbeat more.
+     * holds its feed connection, the daemon granted its two topics
+     * (party/hamas/, sys/heartbeat/; it is the first subscriber) and a
+     * heartbeat followed them.
      */
-    int rc = ph_wait_connected(cli->pid, st->daemon.feed_port, S_TIMEOUT);
-    if (rc != 0) {
-        ph_proc_wait(cli, 1000);
-        ph_proc_report(cli, "parley sub --party hamas (live)");
-        fail_msg("parley sub did not connect to the feed: %s", strerror(-rc));
+    int rc = ph_sub_spawn_live(cli, &st->daemon, cli_argv, st->dir, 2,
+                               S_TIMEOUT);
+    if (rc != 0)
+        fail_msg("parley sub --party hamas did not become live: %s",
+                 strerror(-rc));
+
+    /* The library's subscribers, live when parley_sub_new() returns. */
+    parley_sub_t *subs[S_NFILTERS] = { NULL };
+    parley_filter_t pf[S_NFILTERS];
+    for (size_t i = 0; i < S_NFILTERS; i++) {
+        parley_sub_options_t opt = { 0 };
+        opt.start = PARLEY_START_LIVE;
+        pf[i] = s_to_filter(&s_filters[i]);
+        subs[i] = ph_sub_new(st->daemon.api, &pf[i], &opt);
+        if (subs[i] == NULL)
+            fail_msg("parley_sub_new(%s): %s", s_filters[i].name,
+                     parley_error_name(-errno));
     }
-    usleep(1200 * 1000);
 
     /* Publish the demo feed, then the closing update. */
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->key.key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->key.key, NULL, 0);
     if (pub == NULL)
-        fail_msg("parley_pub_new: %s", parley_strerror(-errno));
+        fail_msg("parley_pub_new: %s", parley_error_name(-errno));
     for (size_t i = 0; i < st->n_lines; i++) {
         parley_update_t u;
         char err[256] = "";
@@ -427,12 +426,12 @@ test_filters_deliver_exactly_their_updates(void **state)
         rc = parley_update_from_json(st->lines[i].json, &u, err, sizeof(err));
         if (rc != 0)
             fail_msg("parley_update_from_json line %zu: %s (%s)", i + 1,
-                     parley_strerror(rc), err);
+                     parley_error_name(rc), err);
         uint64_t seq = 0;
         int dup = -1;
-        rc = parley_pub_publish(pub, &u, S_TIMEOUT, &seq, &dup);
+        rc = ph_publish(pub, &u, &seq, &dup);
         if (rc != 0)
-            fail_msg("publishing line %zu: %s", i + 1, parley_strerror(rc));
+            fail_msg("publishing line %zu: %s", i + 1, parley_error_name(rc));
         assert_int_equal(dup, 0);
         if (seq != i + 1)
             fail_msg("line %zu acked with seq %" PRIu64 " on an empty daemon, "
@@ -471,7 +470,7 @@ test_filters_deliver_exactly_their_updates(void **state)
         /* Nothing more comes (a repeat of the closing update, say). */
         parley_event_t *e = malloc(sizeof(*e));
         assert_non_null(e);
-        rc = parley_sub_next(subs[i], 200, e);
+        rc = ph_sub_next(subs[i], 200, e);
         if (rc == 1 && e->type == PARLEY_EVENT_DELIVERY)
             fail_msg("%s: extra delivery seq %" PRIu64 " after the closing "
                      "update",

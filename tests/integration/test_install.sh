@@ -39,7 +39,7 @@ for f in append-log http-post mqtt-forward notify-desktop; do
 done
 if command -v readelf >/dev/null 2>&1; then
     soname=$(readelf -d "$libdir/libparley.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-    [ "$soname" = libparley.so.0 ] || fail "libparley.so has SONAME '$soname', expected libparley.so.0"
+    [ "$soname" = libparley.so.1 ] || fail "libparley.so has SONAME '$soname', expected libparley.so.1"
     [ -e "$libdir/$soname" ] || fail "$libdir/$soname (the SONAME link) is missing"
 fi
 # Files that name installed paths name this prefix, not the configured one.
@@ -73,7 +73,7 @@ cp "$PARLEY_SOURCE_DIR/examples/pkgconfig/hello.c" "$T/outside/"
     ${san:+-fsanitize=$san} -o hello hello.c $flags) >"$T/cc.log" 2>&1 \
     || { PH_LOGS="$PH_LOGS $T/cc.log"; fail "hello.c does not build with pkg-config's flags"; }
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-ldd "$T/outside/hello" | grep -q "libparley.so.0 => $libdir/libparley.so.0" \
+ldd "$T/outside/hello" | grep -q "libparley.so.1 => $libdir/libparley.so.1" \
     || fail "hello does not load the installed libparley: $(ldd "$T/outside/hello" | grep parley)"
 
 # --- against the installed daemon ------------------------------------------

@@ -5,7 +5,7 @@
  * kill -9 (acceptance 1). One log, 20 rounds. Each round: parleyd (fsync
  * ON, 64 KiB segments so that rolls happen under load too) takes 2,000
  * updates from 4 publisher threads, each with its own key, pipelining 500
- * pre-signed updates with parley_pub_send()/parley_pub_recv() and a window
+ * pre-signed updates with parley_pub_send()/ph_recv() and a window
  * of 32. The daemon is killed with SIGKILL at a random moment: once the
  * publishers together have seen a random number of acks (0..1999, so some
  * rounds die at once and some near the end), plus a random few hundred
@@ -144,9 +144,9 @@ s_worker_run(void *arg)
     size_t n_flight = 0, next = w->from;
     int64_t last_progress = parley__mono_ms();
 
-    parley_pub_t *pub = parley_pub_new(w->api, w->key->key);
+    parley_pub_t *pub = ph_pub_new(w->api, w->key->key, NULL, 0);
     if (pub == NULL) {
-        s_worker_fail(w, "parley_pub_new: %s", parley_strerror(-errno));
+        s_worker_fail(w, "parley_pub_new: %s", parley_error_name(-errno));
         atomic_store(&w->finished, true);
         return NULL;
     }
@@ -159,7 +159,7 @@ s_worker_run(void *arg)
             if (rc != 0) {
                 if (!atomic_load(w->stop))
                     s_worker_fail(w, "parley_pub_send: %s",
-                                  parley_strerror(rc));
+                                  parley_error_name(rc));
                 stopping = true;
                 break;
             }
@@ -176,7 +176,7 @@ s_worker_run(void *arg)
             continue;
         uint64_t rid = 0, seq = 0;
         int dup = 0;
-        int rc = parley_pub_recv(pub, S_RECV_MS, &rid, &seq, &dup);
+        int rc = ph_recv(pub, S_RECV_MS, &rid, &seq, &dup);
         if (rc == PARLEY_ETIMEOUT) {
             if (atomic_load(w->stop))
                 break; /* killed: nothing more will come */
@@ -188,7 +188,7 @@ s_worker_run(void *arg)
             continue;
         }
         if (rc < 0 && rc > -1000) { /* -errno: not an answer */
-            s_worker_fail(w, "parley_pub_recv: %s", parley_strerror(rc));
+            s_worker_fail(w, "parley_pub_recv: %s", parley_error_name(rc));
             break;
         }
         size_t k = 0;
@@ -204,7 +204,7 @@ s_worker_run(void *arg)
         last_progress = parley__mono_ms();
         if (rc != 0) {
             s_worker_fail(w, "signer_seq %" PRIu64 " rejected: %s",
-                          it->signer_seq, parley_strerror(rc));
+                          it->signer_seq, parley_error_name(rc));
             continue;
         }
         if (dup)
@@ -333,7 +333,7 @@ s_verify_log(s_state_t *st, int round, s_counts_t *c, uint64_t *head)
     int rc = du_replay_all(st->daemon.api, 1, &log);
     if (rc != 0)
         fail_msg("round %d: replay of the whole log failed: %s", round,
-                 parley_strerror(rc));
+                 parley_error_name(rc));
     if (!du_log_gapless(&log)) {
         du_log_free(&log);
         fail_msg("round %d: the log after restart is not seqs 1..head in "
@@ -421,7 +421,7 @@ s_resend_acked(s_state_t *st, const s_item_t *it, const char *who)
     int rc = ph_api_publish(&a, it->env, it->len, 5000, &r, NULL);
     if (rc != 0) {
         ph_api_close(&a);
-        fail_msg("resending %s: %s", who, parley_strerror(rc));
+        fail_msg("resending %s: %s", who, parley_error_name(rc));
     }
     if (r.type != PARLEY__REPLY_ACK || !r.duplicate || r.seq != it->acked) {
         ph_reply_describe(&r, d, sizeof(d));

@@ -1,7 +1,7 @@
 /*
  * test_pipeline.c - parleyd's read-ahead between turns, under load.
  *
- * With more requests waiting than one turn takes (PD_API_TURN_MAX), a
+ * With more requests waiting than one turn takes (PD_INGEST_TURN_MAX), a
  * turn syncs and answers its batch while the signatures of the next
  * requests, already read, are being checked (stat turns_read_ahead). Those
  * requests belong to no batch yet, so the two moments where the daemon
@@ -13,7 +13,7 @@
  *     every update of both publishers is acked exactly once, none is
  *     rejected, the new signer can publish,
  *     turns_read_ahead shows the read-ahead happened, and no turn handled
- *     more than PD_API_TURN_MAX requests (turn_requests_max);
+ *     more than PD_INGEST_TURN_MAX requests (turn_requests_max);
  *   - SIGTERM under load: parleyd exits 0; started again on the same
  *     state directory, its log runs 1..head without a gap and holds every
  *     acked update, byte for byte, at the seq its ack named; an update in
@@ -92,7 +92,7 @@ static void *
 s_worker_run(void *arg)
 {
     s_worker_t *w = arg;
-    parley_pub_t *pub = parley_pub_new(w->api, w->key->key);
+    parley_pub_t *pub = ph_pub_new(w->api, w->key->key, NULL, 0);
     if (pub == NULL) {
         w->first_error = -errno;
         return NULL;
@@ -108,7 +108,7 @@ s_worker_run(void *arg)
         }
         uint64_t rid, seq;
         int dup;
-        int rc = parley_pub_recv(pub, S_RECV_MS, &rid, &seq, &dup);
+        int rc = ph_recv(pub, S_RECV_MS, &rid, &seq, &dup);
         if (rc == PARLEY_ETIMEOUT)
             break; /* the daemon is gone */
         answered++;
@@ -268,7 +268,7 @@ test_sighup_under_load(void **state)
         s_worker_t *w = &st->w[p];
         if (w->rejected > 0)
             fail_msg("publisher %zu: %zu not acked, first %s", p, w->rejected,
-                     parley_strerror(w->first_error));
+                     parley_error_name(w->first_error));
         for (size_t i = 0; i < S_PER_PUB; i++) {
             uint64_t seq = w->items[i].acked;
             if (seq == 0 || seq > S_PUBS * S_PER_PUB || seen[seq])
@@ -293,7 +293,7 @@ test_sighup_under_load(void **state)
            du_stat(&stats, "turns_read_ahead"), du_stat(&stats, "store_syncs"),
            du_stat(&stats, "turn_requests_max"));
     assert_true(du_stat(&stats, "turns_read_ahead") > 0);
-    /* Reading ahead never makes a turn handle more than PD_API_TURN_MAX
+    /* Reading ahead never makes a turn handle more than PD_INGEST_TURN_MAX
      * (1,024) requests: its batch and reply queue are sized for that. */
     assert_true(du_stat(&stats, "turn_requests_max") > 0);
     assert_true(du_stat(&stats, "turn_requests_max") <= 1024);
@@ -302,12 +302,12 @@ test_sighup_under_load(void **state)
     assert_int_equal(du_sign(&st->keys[S_PUBS], "israel", "after reload", 1,
                              env, sizeof(env), &len),
                      0);
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->keys[S_PUBS].key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->keys[S_PUBS].key, NULL, 0);
     assert_non_null(pub);
     uint64_t rid, seq = 0;
     int dup;
     assert_int_equal(parley_pub_send(pub, env, len, &rid), 0);
-    assert_int_equal(parley_pub_recv(pub, 5000, &rid, &seq, &dup), 0);
+    assert_int_equal(ph_recv(pub, 5000, &rid, &seq, &dup), 0);
     parley_pub_destroy(&pub);
     assert_int_equal(seq, S_PUBS * S_PER_PUB + 1);
     assert_int_equal(ph_daemon_stop(&st->daemon), 0);
@@ -360,7 +360,7 @@ test_sigterm_under_load(void **state)
     for (size_t p = 0; p < S_PUBS; p++)
         for (size_t i = 0; i < S_PER_PUB; i++)
             heard[st->w[p].items[i].acked] = true; /* [0]: not acked */
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->keys[0].key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->keys[0].key, NULL, 0);
     assert_non_null(pub);
     size_t resent = 0, unheard = 0;
     for (size_t seq = 1; seq <= log.n; seq++) {
@@ -371,7 +371,7 @@ test_sigterm_under_load(void **state)
         uint64_t rid, got_rid, got_seq;
         int dup = 0;
         assert_int_equal(parley_pub_send(pub, r->env, r->len, &rid), 0);
-        assert_int_equal(parley_pub_recv(pub, S_RECV_MS, &got_rid, &got_seq,
+        assert_int_equal(ph_recv(pub, S_RECV_MS, &got_rid, &got_seq,
                                          &dup),
                          0);
         if (got_rid != rid || got_seq != seq || !dup)

@@ -91,10 +91,10 @@ s_flow(s_state_t *st, const char *after)
     u.signer_seq = 0;
     uint64_t seq = 0;
     int dup = -1;
-    int rc = parley_pub_publish(st->pub, &u, S_TIMEOUT, &seq, &dup);
+    int rc = ph_publish(st->pub, &u, &seq, &dup);
     if (rc != 0)
         fail_msg("after %s: a valid update was refused: %s", after,
-                 parley_strerror(rc));
+                 parley_error_name(rc));
     if (seq != st->head + 1)
         fail_msg("after %s: valid update got seq %" PRIu64 ", expected %" PRIu64
                  " (the refused request changed the log)",
@@ -110,7 +110,7 @@ s_assert_reject(const parley__reply_t *r, int code, const char *what)
 {
     char d[512];
     if (r->type != PARLEY__REPLY_REJECT || r->code != code)
-        fail_msg("%s: expected reject %s, got %s", what, parley_strerror(code),
+        fail_msg("%s: expected reject %s, got %s", what, parley_error_name(code),
                  ph_reply_describe(r, d, sizeof(d)));
 }
 
@@ -120,7 +120,7 @@ s_stats(s_state_t *st, ph_stats_t *out)
 {
     int rc = ph_stats_fetch(st->daemon.api, out);
     if (rc != 0)
-        fail_msg("parley_stats on %s: %s", st->daemon.api, parley_strerror(rc));
+        fail_msg("parley_stats on %s: %s", st->daemon.api, parley_error_name(rc));
 }
 
 /* Counter check: exactly the listed deltas among reject/accept counters. */
@@ -151,7 +151,7 @@ s_reject_env(s_state_t *st, const void *env, size_t len, int code,
     s_stats(st, &before);
     int rc = ph_api_publish(&st->api, env, len, S_TIMEOUT, &r, &id);
     if (rc != 0)
-        fail_msg("%s: no reply: %s", what, parley_strerror(rc));
+        fail_msg("%s: no reply: %s", what, parley_error_name(rc));
     s_assert_reject(&r, code, what);
     assert_int_equal(r.request_id, id);
     s_stats(st, &after);
@@ -173,7 +173,7 @@ s_reject_frames(s_state_t *st, const void *const *frames, const size_t *lens,
     rc = ph_api_recv(&st->api, S_TIMEOUT, &r);
     if (rc != 0)
         fail_msg("%s: no reply from parleyd within %d ms: %s", what, S_TIMEOUT,
-                 parley_strerror(rc));
+                 parley_error_name(rc));
     s_assert_reject(&r, code, what);
     s_stats(st, &after);
     s_stats_check(&before, &after, counter, what);
@@ -187,7 +187,7 @@ s_sign(const ph_key_t *k, const parley_update_t *u, uint8_t *buf)
     size_t len = 0;
     int rc = ph_sign(k, u, buf, PARLEY_ENVELOPE_MAX, &len);
     if (rc != 0)
-        fail_msg("parley_sign of a valid update: %s", parley_strerror(rc));
+        fail_msg("parley_sign of a valid update: %s", parley_error_name(rc));
     return len;
 }
 
@@ -216,17 +216,17 @@ s_group_setup(void **state)
         return -1;
     if (ph_api_open(&st->api, st->daemon.api) != 0)
         return -1;
-    st->pub = parley_pub_new(st->daemon.api, st->mediator.key);
+    st->pub = ph_pub_new(st->daemon.api, st->mediator.key, NULL, 0);
     if (st->pub == NULL) {
-        fprintf(stderr, "parley_pub_new: %s\n", parley_strerror(-errno));
+        fprintf(stderr, "parley_pub_new: %s\n", parley_error_name(-errno));
         return -1;
     }
     parley_filter_t all = { 0 };
     parley_sub_options_t opt = { 0 };
     opt.start = PARLEY_START_LIVE;
-    st->sub = parley_sub_new(st->daemon.api, &all, &opt);
+    st->sub = ph_sub_new(st->daemon.api, &all, &opt);
     if (st->sub == NULL) {
-        fprintf(stderr, "parley_sub_new: %s\n", parley_strerror(-errno));
+        fprintf(stderr, "parley_sub_new: %s\n", parley_error_name(-errno));
         ph_daemon_dump_log(&st->daemon);
         return -1;
     }
@@ -264,9 +264,10 @@ s_begin(void **state)
     s_state_t *st = *state;
     st->test_ok = false;
     if (st->resync && st->daemon.pid > 0) {
-        parley_info_t info;
-        if (parley_ping(st->daemon.api, S_TIMEOUT, &info) == 0)
-            st->head = info.seq;
+        parley_info_t *info = NULL;
+        if (ph_ping_info(st->daemon.api, NULL, S_TIMEOUT, &info) == 0)
+            st->head = parley_info_seq(info);
+        parley_info_destroy(&info);
         ph_events_t ev = { 0 };
         for (;;) {
             size_t before = ev.n;
@@ -298,9 +299,10 @@ static void
 test_valid_baseline(void **state)
 {
     s_state_t *st = *state;
-    parley_info_t info;
-    assert_int_equal(parley_ping(st->daemon.api, S_TIMEOUT, &info), 0);
-    st->head = info.seq;
+    parley_info_t *info = NULL;
+    assert_int_equal(ph_ping_info(st->daemon.api, NULL, S_TIMEOUT, &info), 0);
+    st->head = parley_info_seq(info);
+    parley_info_destroy(&info);
     assert_int_equal(st->head, 0);
     s_flow(st, "start");
 
@@ -523,9 +525,9 @@ test_duplicate(void **state)
     int dup = 0;
     assert_int_equal(parley_pub_send(st->pub, st->kept, st->kept_len, &id), 0);
     uint64_t rid = 0;
-    int rc = parley_pub_recv(st->pub, S_TIMEOUT, &rid, &seq, &dup);
+    int rc = ph_recv(st->pub, S_TIMEOUT, &rid, &seq, &dup);
     if (rc != 0)
-        fail_msg("parley_pub_recv on a duplicate: %s", parley_strerror(rc));
+        fail_msg("parley_pub_recv on a duplicate: %s", parley_error_name(rc));
     assert_int_equal(rid, id);
     assert_int_equal(seq, st->kept_seq);
     assert_int_equal(dup, 1);
@@ -632,7 +634,7 @@ test_invalid(void **state)
     static const char bad[] = { 'b', 'a', 'd', ' ', (char)0xC3, 0x28,
                                 ' ', 'u', 't', 'f', '8',        0 };
     memcpy(u.headline, bad, sizeof(bad));
-    assert_int_equal(parley_update_validate(&u), PARLEY_EINVALID);
+    assert_int_equal(parley_update_validate(&u, NULL, 0), PARLEY_EINVALID);
     assert_int_equal(ph_sign_raw(&st->mediator, &u, env, sizeof(env), &len), 0);
     s_reject_env(st, env, len, PARLEY_EINVALID, "rejected_invalid",
                  "headline with bytes C3 28");
@@ -651,7 +653,8 @@ test_invalid(void **state)
     st->test_ok = true;
 }
 
-/* The library gives its caller the daemon's reason. */
+/* The library gives its caller the daemon's reason: the code, and the
+ * daemon's text with its detail (parley_pub_detail()). */
 static void
 test_library_reports_codes(void **state)
 {
@@ -659,17 +662,27 @@ test_library_reports_codes(void **state)
     ph_stats_t before, after;
     parley_update_t u;
 
-    parley_pub_t *stranger = parley_pub_new(st->daemon.api, st->stranger.key);
+    parley_pub_t *stranger = ph_pub_new(st->daemon.api, st->stranger.key, NULL, 0);
     assert_non_null(stranger);
     ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "stranger via library");
     s_stats(st, &before);
-    int rc = parley_pub_publish(stranger, &u, S_TIMEOUT, NULL, NULL);
-    parley_pub_destroy(&stranger);
-    assert_null(stranger);
+    int rc = parley_pub_publish(stranger, &u, NULL);
     if (rc != PARLEY_EUNKNOWNSIGNER)
         fail_msg("parley_pub_publish with an unknown key returned %s, expected "
                  "unknown_signer",
-                 parley_strerror(rc));
+                 parley_error_name(rc));
+    /* "signer is not in the keyring: signer <key id>" */
+    char id[PARLEY_KEYID_CHARS + 1];
+    parley_key_id(st->stranger.pk, id);
+    const char *detail = parley_pub_detail(stranger);
+    printf("[rejects] unknown signer: \"%s\"\n", detail);
+    assert_true(strncmp(detail, parley_strerror(rc),
+                        strlen(parley_strerror(rc)))
+                == 0);
+    assert_non_null(strstr(detail, id));
+    assert_false(parley_error_retryable(rc));
+    parley_pub_destroy(&stranger);
+    assert_null(stranger);
     s_stats(st, &after);
     s_stats_check(&before, &after, "rejected_unknown_signer",
                   "library: unknown");
@@ -680,14 +693,33 @@ test_library_reports_codes(void **state)
     u.issued_at = parley_now_ms() + 3600 * 1000;
     u.signer_seq = 0;
     s_stats(st, &before);
-    rc = parley_pub_publish(st->pub, &u, S_TIMEOUT, NULL, NULL);
+    rc = parley_pub_publish(st->pub, &u, NULL);
     if (rc != PARLEY_EFUTURE)
         fail_msg("parley_pub_publish with issued_at +1h returned %s, expected "
                  "future",
-                 parley_strerror(rc));
+                 parley_error_name(rc));
+    assert_string_equal(parley_pub_detail(st->pub), parley_strerror(rc));
+    assert_true(parley_error_retryable(rc));
     s_stats(st, &after);
     s_stats_check(&before, &after, "rejected_future", "library: future");
     s_flow(st, "library future");
+
+    /* A rule the update breaks is found before anything is sent, and
+     * named: nothing reaches the daemon. */
+    ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "");
+    s_stats(st, &before);
+    rc = parley_pub_publish(st->pub, &u, NULL);
+    assert_int_equal(rc, PARLEY_EINVALID);
+    printf("[rejects] empty headline: \"%s\"\n", parley_pub_detail(st->pub));
+    assert_true(strncmp(parley_pub_detail(st->pub), "headline:", 9) == 0);
+    ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "a correction of nothing");
+    u.kind = PARLEY_KIND_CORRECTION;
+    rc = parley_pub_publish(st->pub, &u, NULL);
+    assert_int_equal(rc, PARLEY_EINVALID);
+    assert_true(strncmp(parley_pub_detail(st->pub), "references:", 11) == 0);
+    s_stats(st, &after);
+    assert_int_equal(ph_stats_get(&after, "requests_publish", NULL),
+                     ph_stats_get(&before, "requests_publish", NULL));
     st->test_ok = true;
 }
 

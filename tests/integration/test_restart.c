@@ -3,7 +3,7 @@
  * restarts, and replay protection across restarts.
  *
  * Restart under running subscribers (acceptance 5). Two library
- * subscribers run in their own threads, calling parley_sub_next() all the
+ * subscribers run in their own threads, calling ph_sub_next() all the
  * time: one with no filter, one for party hamas. The test publishes 300
  * updates (alternating parties israel and hamas), stops parleyd with
  * SIGTERM, tries to publish while it is down (those fail: the publisher
@@ -18,7 +18,7 @@
  *   - the hamas subscriber has delivered exactly the hamas records of the
  *     log, in order, each once;
  *   - every acked update is in the log at the seq its ack named.
- * parley_sub_next() may return timeout while the daemon is down; that is
+ * ph_sub_next() may return timeout while the daemon is down; that is
  * counted and printed, not an error.
  *
  * Replay protection (acceptance 6). After a clean restart and after a
@@ -100,7 +100,7 @@ s_reader_run(void *arg)
         return NULL;
     }
     while (!atomic_load(&r->stop)) {
-        int rc = parley_sub_next(r->sub, 200, ev);
+        int rc = ph_sub_next(r->sub, 200, ev);
         if (rc == 0)
             continue;
         if (rc == PARLEY_ETIMEOUT) {
@@ -112,20 +112,20 @@ s_reader_run(void *arg)
             if (r->errors++ == 0)
                 r->first_error = rc;
             fprintf(stderr, "[restart] %s: parley_sub_next: %s\n", r->name,
-                    parley_strerror(rc));
+                    parley_error_name(rc));
             du_sleep_us(100000);
             continue;
         }
         if (ev->type == PARLEY_EVENT_GAP) {
             fprintf(stderr, "[restart] %s: gap %" PRIu64 "..%" PRIu64 "\n",
-                    r->name, ev->gap_from, ev->gap_to);
+                    r->name, ev->seq, ev->seq_last);
             r->gaps++;
             continue;
         }
         if (ev->type == PARLEY_EVENT_REJECTED) {
             fprintf(stderr, "[restart] %s: rejected seq %" PRIu64 ": %s\n",
-                    r->name, ev->rejected_seq,
-                    parley_strerror(ev->rejected_code));
+                    r->name, ev->seq,
+                    parley_error_name(ev->code));
             r->rejected++;
             continue;
         }
@@ -169,9 +169,9 @@ s_reader_start(s_state_t *st, s_reader_t *r, const char *name,
                                  .timeout_ms = 2000 };
     memset(r, 0, sizeof(*r));
     r->name = name;
-    r->sub = parley_sub_new(st->daemon.api, &f, &opt);
+    r->sub = ph_sub_new(st->daemon.api, &f, &opt);
     if (r->sub == NULL)
-        fail_msg("parley_sub_new (%s): %s", name, parley_strerror(-errno));
+        fail_msg("parley_sub_new (%s): %s", name, parley_error_name(-errno));
     assert_int_equal(pthread_create(&r->thread, NULL, s_reader_run, r), 0);
 }
 
@@ -235,9 +235,9 @@ s_publish_n(s_state_t *st, parley_pub_t *pub, size_t n, const char *phase)
         int dup = 0;
         int rc = parley_pub_send(pub, it->env, it->len, &rid);
         if (rc == 0)
-            rc = parley_pub_recv(pub, S_TIMEOUT, &rid, &seq, &dup);
+            rc = ph_recv(pub, S_TIMEOUT, &rid, &seq, &dup);
         if (rc != 0)
-            fail_msg("%s: publish %zu: %s", phase, i, parley_strerror(rc));
+            fail_msg("%s: publish %zu: %s", phase, i, parley_error_name(rc));
         if (dup)
             fail_msg("%s: publish %zu answered as a duplicate", phase, i);
         it->acked = seq;
@@ -300,7 +300,7 @@ s_check_reader(const s_state_t *st, const s_reader_t *r, const du_log_t *log,
                  r->gaps, r->rejected);
     if (r->errors != 0)
         fail_msg("%s: parley_sub_next failed %zu times (first: %s)", r->name,
-                 r->errors, parley_strerror(r->first_error));
+                 r->errors, parley_error_name(r->first_error));
 }
 
 /* ------------------------------------------------------------- fixtures */
@@ -353,7 +353,7 @@ test_subscribers_across_restarts(void **state)
     s_reader_start(st, all, "all/ subscriber", NULL);
     s_reader_start(st, hamas, "hamas subscriber", "hamas");
 
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->key.key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->key.key, NULL, 0);
     assert_non_null(pub);
 
     /* 1. Before. */
@@ -370,7 +370,7 @@ test_subscribers_across_restarts(void **state)
         parley_update_t u;
         ph_update_init(&u, "gaza-ceasefire", "israel", 1, "while down");
         uint64_t seq = 0;
-        int rc = parley_pub_publish(pub, &u, 300, &seq, NULL);
+        int rc = ph_publish(pub, &u, &seq, NULL);
         if (rc == 0)
             fail_msg("a publish while parleyd is stopped was acked (seq %"
                      PRIu64 ")", seq);
@@ -401,7 +401,7 @@ test_subscribers_across_restarts(void **state)
             int rc = parley_pub_send(pub, it->env, it->len,
                                      &flight[n_flight].rid);
             if (rc != 0)
-                fail_msg("pipelined send: %s", parley_strerror(rc));
+                fail_msg("pipelined send: %s", parley_error_name(rc));
             flight[n_flight++].it = it;
             sent++;
         }
@@ -412,12 +412,12 @@ test_subscribers_across_restarts(void **state)
         uint64_t rid = 0, seq = 0;
         int dup = 0;
         /* After the kill: take what answers the dead daemon got out. */
-        int rc = parley_pub_recv(pub, killed ? 300 : S_TIMEOUT, &rid, &seq,
+        int rc = ph_recv(pub, killed ? 300 : S_TIMEOUT, &rid, &seq,
                                  &dup);
         if (rc == PARLEY_ETIMEOUT && killed)
             break;
         if (rc != 0)
-            fail_msg("pipelined publish: %s", parley_strerror(rc));
+            fail_msg("pipelined publish: %s", parley_error_name(rc));
         size_t k = 0;
         while (k < n_flight && flight[k].rid != rid)
             k++;
@@ -450,7 +450,7 @@ test_subscribers_across_restarts(void **state)
     du_log_t log = { 0 };
     int rc = du_replay_all(st->daemon.api, 1, &log);
     if (rc != 0)
-        fail_msg("replay of the log: %s", parley_strerror(rc));
+        fail_msg("replay of the log: %s", parley_error_name(rc));
     if (!du_log_gapless(&log)) {
         du_log_free(&log);
         fail_msg("the log is not seqs 1..head in order (see above)");
@@ -485,13 +485,13 @@ s_expect_reject(s_state_t *st, const void *env, size_t len, int code,
     int rc = ph_api_publish(&a, env, len, S_TIMEOUT, &r, NULL);
     if (rc != 0) {
         ph_api_close(&a);
-        fail_msg("%s: %s", what, parley_strerror(rc));
+        fail_msg("%s: %s", what, parley_error_name(rc));
     }
     if (r.type != PARLEY__REPLY_REJECT || r.code != code) {
         ph_reply_describe(&r, d, sizeof(d));
         ph_api_close(&a);
         fail_msg("%s: got %s, expected reject %s", what, d,
-                 parley_strerror(code));
+                 parley_error_name(code));
     }
     ph_api_close(&a);
 }
@@ -508,7 +508,7 @@ s_expect_ack(s_state_t *st, const void *env, size_t len, uint64_t seq,
     int rc = ph_api_publish(&a, env, len, S_TIMEOUT, &r, NULL);
     if (rc != 0) {
         ph_api_close(&a);
-        fail_msg("%s: %s", what, parley_strerror(rc));
+        fail_msg("%s: %s", what, parley_error_name(rc));
     }
     if (r.type != PARLEY__REPLY_ACK || r.seq != seq
         || r.duplicate != duplicate) {
@@ -555,17 +555,17 @@ s_check_replays(s_state_t *st, const char *after, uint8_t envs[][PARLEY_ENVELOPE
         s_expect_ack(st, envs[i], lens[i], seqs[i], true, what);
     }
     /* The library hands the same verdict to its caller. */
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->key.key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->key.key, NULL, 0);
     assert_non_null(pub);
     parley_update_t u;
     ph_update_init(&u, "gaza-ceasefire", "egypt", 1, "library reuse");
     u.signer_seq = sseqs[n - 1];
-    int rc = parley_pub_publish(pub, &u, S_TIMEOUT, NULL, NULL);
+    int rc = ph_publish(pub, &u, NULL, NULL);
     parley_pub_destroy(&pub);
     if (rc != PARLEY_EREPLAY)
         fail_msg("after %s: parley_pub_publish reusing signer_seq %" PRIu64
                  " returned %s, expected replay", after, sseqs[n - 1],
-                 parley_strerror(rc));
+                 parley_error_name(rc));
     assert_int_equal(ph_stats_fetch(st->daemon.api, &later), 0);
     char r[48], d[48];
     snprintf(r, sizeof(r), "rejected_replay=%zu", n + 1);

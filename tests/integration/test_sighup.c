@@ -74,10 +74,10 @@ s_publish(s_state_t *st, const ph_key_t *k, const char *headline,
 {
     parley_update_t u;
     ph_update_init(&u, "gaza-ceasefire", "hamas", 1, headline);
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, k->key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, k->key, NULL, 0);
     if (pub == NULL)
-        fail_msg("parley_pub_new: %s", parley_strerror(-errno));
-    int rc = parley_pub_publish(pub, &u, S_TIMEOUT, seq, NULL);
+        fail_msg("parley_pub_new: %s", parley_error_name(-errno));
+    int rc = ph_publish(pub, &u, seq, NULL);
     parley_pub_destroy(&pub);
     return rc;
 }
@@ -92,7 +92,7 @@ s_publish_ok(s_state_t *st, const ph_key_t *k, const char *step)
     int rc = s_publish(st, k, headline, &seq);
     if (rc != 0)
         fail_msg("%s: publish by %s: %s (expected an ack)", step, k->name,
-                 parley_strerror(rc));
+                 parley_error_name(rc));
     assert_true(st->n < S_MAX_UPDATES);
     if (st->n > 0 && seq != st->seqs[st->n - 1] + 1)
         fail_msg("%s: seq %" PRIu64 " after %" PRIu64, step, seq,
@@ -111,7 +111,7 @@ s_publish_rejected(s_state_t *st, const ph_key_t *k, const char *step)
     if (rc != PARLEY_EUNKNOWNSIGNER)
         fail_msg("%s: publish by %s returned %s (seq %" PRIu64 "), expected "
                  "unknown_signer", step, k->name,
-                 rc == 0 ? "an ack" : parley_strerror(rc), seq);
+                 rc == 0 ? "an ack" : parley_error_name(rc), seq);
 }
 
 /* Wait until the daemon reports `want` keyring signers. */
@@ -237,25 +237,23 @@ test_sighup_reloads_keyring_atomically(void **state)
     assert_int_equal(ph_stats_get(&before, "keyring_signers", &found), 2);
     assert_true(found);
 
-    /* Subscribers first, both live, connected throughout. */
+    /* Subscribers first, both live, connected throughout. Five updates
+     * are accepted below. The CLI first: it is live once its two topics
+     * (all/, sys/heartbeat/) are granted and a heartbeat followed. */
+    const char *cli_argv[] = { PARLEY_BIN, "sub", "-s", st->daemon.api,
+                               "-C", "5", "-F", "%s %h", "-W", "60", NULL };
+    int rc = ph_sub_spawn_live(&st->cli, &st->daemon, cli_argv, st->dir, 2,
+                               S_TIMEOUT);
+    if (rc != 0)
+        fail_msg("parley sub did not become live on the feed: %s",
+                 strerror(-rc));
+    /* The library's subscriber is live when parley_sub_new() returns. */
     parley_sub_options_t opt = { 0 };
     parley_filter_t filter = { 0 };
     opt.start = PARLEY_START_LIVE;
-    st->sub = parley_sub_new(st->daemon.api, &filter, &opt);
+    st->sub = ph_sub_new(st->daemon.api, &filter, &opt);
     if (st->sub == NULL)
-        fail_msg("parley_sub_new: %s", parley_strerror(-errno));
-    /* Five updates are accepted below. */
-    const char *cli_argv[] = { PARLEY_BIN, "sub", "-s", st->daemon.api,
-                               "-C", "5", "-F", "%s %h", "-W", "60", NULL };
-    assert_int_equal(ph_proc_spawn(&st->cli, cli_argv, NULL, st->dir, NULL),
-                     0);
-    int rc = ph_wait_connected(st->cli.pid, st->daemon.feed_port, S_TIMEOUT);
-    if (rc != 0) {
-        ph_proc_wait(&st->cli, 1000);
-        ph_proc_report(&st->cli, "parley sub");
-        fail_msg("parley sub did not connect to the feed: %s", strerror(-rc));
-    }
-    usleep(1200 * 1000); /* a heartbeat period: the subscription is live */
+        fail_msg("parley_sub_new: %s", parley_error_name(-errno));
 
     /* 1. The first keyring. */
     s_publish_ok(st, &st->steady, "step 1");

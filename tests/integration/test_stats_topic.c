@@ -78,13 +78,13 @@ test_stats_topic(void **state)
     uint64_t seen = 99;
     /* A fresh daemon reports 0 accepted ... */
     assert_int_equal(s_wait_accepted(sub, 0, 5000, &seen), 0);
-    parley_pub_t *pub = parley_pub_new(d.api, k.key);
+    parley_pub_t *pub = ph_pub_new(d.api, k.key, NULL, 0);
     assert_non_null(pub);
     for (int i = 0; i < 3; i++) {
         parley_update_t u;
         ph_update_init(&u, "gaza-ceasefire", "egypt", 1, "Talks in Cairo");
         uint64_t seq = 0;
-        assert_int_equal(parley_pub_publish(pub, &u, 5000, &seq, NULL), 0);
+        assert_int_equal(ph_publish(pub, &u, &seq, NULL), 0);
     }
     parley_pub_destroy(&pub);
     /* ... and then what was published, within a few intervals. */

@@ -77,7 +77,7 @@ typedef struct s_state {
 static void
 s_publish(s_state_t *st, size_t n)
 {
-    parley_pub_t *pub = parley_pub_new(st->daemon.api, st->key.key);
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->key.key, NULL, 0);
     assert_non_null(pub);
     st->envs = calloc(n, sizeof(*st->envs));
     st->lens = calloc(n, sizeof(*st->lens));
@@ -99,10 +99,10 @@ s_publish(s_state_t *st, size_t n)
         int dup = 0;
         int rc = parley_pub_send(pub, env, st->lens[i], &rid);
         if (rc == 0)
-            rc = parley_pub_recv(pub, S_TIMEOUT, &rid, &seq, &dup);
+            rc = ph_recv(pub, S_TIMEOUT, &rid, &seq, &dup);
         if (rc != 0 || seq != i + 1)
             fail_msg("publish %zu: %s (seq %" PRIu64 ")", i,
-                     parley_strerror(rc), seq);
+                     parley_error_name(rc), seq);
         st->n_envs = i + 1;
     }
     parley_pub_destroy(&pub);
@@ -184,7 +184,7 @@ s_expect_log(s_state_t *st, size_t n, const char *when)
     du_log_t log = { 0 };
     int rc = du_replay_all(st->daemon.api, 1, &log);
     if (rc != 0)
-        fail_msg("%s: replay failed: %s", when, parley_strerror(rc));
+        fail_msg("%s: replay failed: %s", when, parley_error_name(rc));
     if (!du_log_gapless(&log) || log.n != n) {
         size_t got = log.n;
         du_log_free(&log);
@@ -220,7 +220,7 @@ s_expect_next(s_state_t *st, uint64_t want, const char *when)
         if (rc == 0)
             ph_reply_describe(&r, d, sizeof(d));
         else
-            snprintf(d, sizeof(d), "%s", parley_strerror(rc));
+            snprintf(d, sizeof(d), "%s", parley_error_name(rc));
         ph_api_close(&a);
         fail_msg("%s: a new update got %s, expected ack seq=%" PRIu64, when,
                  d, want);

@@ -54,9 +54,10 @@ SUB=$!
 PH_PIDS="$PH_PIDS $SUB"
 PH_LOGS="$PH_LOGS $T/sub.out $T/sub.err"
 # A user cannot see when the subscriber is live; wait for its feed
-# connection and a heartbeat period more.
+# connection, its two topics (party/hamas/, sys/heartbeat/) granted and a
+# heartbeat after them.
 wait_connected "$SUB" "$FEED_PORT" 10 || fail "parley sub did not connect to the feed"
-sleep 1.2
+wait_feed_live 2 || fail "parley sub did not become live"
 
 # Terminal 3.
 "$DEMO" "$STATE/demo.key" "$API" >"$T/demo.out" 2>"$T/demo.err"

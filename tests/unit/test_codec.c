@@ -167,13 +167,13 @@ test_update_roundtrip_full(void **state)
     parley_update_t u, out;
     size_t len = 0;
     s_full(&u);
-    assert_int_equal(parley_update_validate(&u), 0);
+    assert_int_equal(parley_update_validate(&u, NULL, 0), 0);
     assert_int_equal(parley__update_encode(&u, buf, sizeof(buf), &len), 0);
     assert_true(len > PARLEY_BODY_MAX);
     memset(&out, 0x5a, sizeof(out));
     assert_int_equal(s_decode(buf, len, &out), 0);
     assert_memory_equal(&out, &u, sizeof(u));
-    assert_int_equal(parley_update_validate(&out), 0);
+    assert_int_equal(parley_update_validate(&out, NULL, 0), 0);
 
     /* kind, negative-free int64 and uint64 extremes survive */
     s_full(&u);
@@ -298,7 +298,7 @@ test_update_decode_bad_input(void **state)
     assert_int_equal(s_decode("", 0, &out), 0);
     assert_int_equal(out.n_parties, 0);
     assert_string_equal(out.negotiation, "");
-    assert_int_equal(parley_update_validate(&out), PARLEY_EINVALID);
+    assert_int_equal(parley_update_validate(&out, NULL, 0), PARLEY_EINVALID);
 }
 
 /* Encodings protobuf accepts but that are not the canonical one. */
@@ -707,7 +707,53 @@ test_request_every_op(void **state)
     assert_string_equal(out->filter.filter.parties[0], "us");
     assert_int_equal(out->filter.filter.n_negotiations, 0);
     assert_int_equal(out->filter.filter.n_phases, 0);
+    assert_int_equal(out->n_any_of, 0);
     free(out);
+
+    /* replay and snapshot with alternatives (any_of): "party us" or
+     * "phase 2"; an update matches if it matches one of them */
+    static const uint32_t two[] = { 2 };
+    parley_filter_t fph = { .phases = two, .n_phases = 1 };
+    parley__filterbuf_t *alt = calloc(PARLEY__ANY_OF_MAX + 1, sizeof(*alt));
+    assert_non_null(alt);
+    assert_int_equal(parley__filterbuf_set(&alt[0], &fp), 0);
+    assert_int_equal(parley__filterbuf_set(&alt[1], &fph), 0);
+    for (int op = PARLEY__OP_REPLAY; op <= PARLEY__OP_SNAPSHOT; op++) {
+        memset(req, 0, sizeof(*req));
+        req->request_id = 11;
+        req->op = (parley__op_t)op;
+        parley__request_set_filters(req, alt, 2);
+        assert_int_equal(req->n_any_of, 2);
+        out = s_request_roundtrip(req, &a, 0);
+        assert_int_equal(out->n_any_of, 2);
+        assert_int_equal(out->any_of[0].filter.n_parties, 1);
+        assert_string_equal(out->any_of[0].filter.parties[0], "us");
+        assert_int_equal(out->any_of[1].filter.n_phases, 1);
+        assert_int_equal(out->any_of[1].filter.phases[0], 2);
+        parley_update_t u = { .negotiation = "sudan", .n_parties = 1,
+                              .parties = { "us" }, .phase = 1 };
+        assert_true(parley__request_match(out, &u)); /* party us */
+        strcpy(u.parties[0], "egypt");
+        assert_false(parley__request_match(out, &u)); /* neither */
+        u.phase = 2;
+        assert_true(parley__request_match(out, &u)); /* phase 2 */
+        free(out);
+        parley__arena_reset(&a);
+    }
+    /* one filter goes as the filter, not as any_of */
+    memset(req, 0, sizeof(*req));
+    parley__request_set_filters(req, alt, 1);
+    assert_int_equal(req->n_any_of, 0);
+    assert_int_equal(req->filter.filter.n_parties, 1);
+    /* more than the daemon takes cannot be sent */
+    memset(req, 0, sizeof(*req));
+    req->op = PARLEY__OP_REPLAY;
+    parley__request_set_filters(req, alt, PARLEY__ANY_OF_MAX + 1);
+    static uint8_t big[65536];
+    size_t blen;
+    assert_int_equal(parley__request_encode(req, big, sizeof(big), &blen),
+                     PARLEY_EARG);
+    free(alt);
 
     /* stats, ping */
     memset(req, 0, sizeof(*req));
@@ -912,20 +958,23 @@ test_reply_ack_reject_ping(void **state)
     assert_int_equal(out.seq, 1);
     assert_false(out.duplicate);
 
-    /* every reject code travels with its message and first_seq */
+    /* every reject code travels with its message, first_seq and the
+     * signer's last signer_seq */
     for (int code = PARLEY_ETOOLARGE; code >= PARLEY_ERATELIMITED; code--) {
         char msg[64];
-        snprintf(msg, sizeof(msg), "rejected: %s", parley_strerror(code));
+        snprintf(msg, sizeof(msg), "rejected: %s", parley_error_name(code));
         memset(&r, 0, sizeof(r));
         r.request_id = (uint64_t)-code;
         r.type = PARLEY__REPLY_REJECT;
         r.code = code;
         r.message = msg;
         r.first_seq = code == PARLEY_ETRUNCATED ? 500 : 0;
+        r.signer_seq = code == PARLEY_EREPLAY ? 1700000000000001ull : 0;
         s_reply_roundtrip(&r, &out, &a, buf, sizeof(buf));
         assert_int_equal(out.code, code);
         assert_string_equal(out.message, msg);
         assert_int_equal(out.first_seq, r.first_seq);
+        assert_int_equal(out.signer_seq, r.signer_seq);
         parley__arena_reset(&a);
     }
     /* a NULL message goes out as "" */
@@ -1073,7 +1122,7 @@ test_reject_code_mapping(void **state)
     for (int code = PARLEY_ETOOLARGE; code >= PARLEY_ERATELIMITED; code--) {
         int wire = parley__reject_to_wire(code);
         if (wire != -code - 1000)
-            fail_msg("%s -> wire %d, want %d", parley_strerror(code), wire,
+            fail_msg("%s -> wire %d, want %d", parley_error_name(code), wire,
                      -code - 1000);
         assert_int_equal(parley__reject_from_wire(wire), code);
     }

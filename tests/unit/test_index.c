@@ -1,8 +1,7 @@
 /*
- * test_index.c - parleyd's hash table and the indexes built on it:
- * signer seqs, dedupe by (signer, signer_seq), the latest-state rules for
- * updates, corrections and retractions, and the in-place reader of logged
- * records checked against the full decoders.
+ * test_index.c - parleyd's indexes: signer seqs, dedupe by (signer,
+ * signer_seq), the latest-state rules for updates, corrections and
+ * retractions, and the scan of logged records, fast and slow.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,9 +9,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../fuzz/facts_check.h"
 #include "codec.h"
 #include "index.h"
-#include "../fuzz/facts_check.h"
 #include "parley.h"
 
 #include <sodium.h>
@@ -21,148 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ============================================================ hash table */
-
-static void
-s_key(uint8_t key[12], uint32_t n)
-{
-    memset(key, 0xA5, 12);
-    memcpy(key, &n, sizeof(n));
-}
-
-static void
-test_hash_basic(void **state)
-{
-    (void)state;
-    pd_hash_t *h = pd_hash_new(12);
-    assert_non_null(h);
-    uint8_t k[12];
-    uint64_t v = 0;
-    s_key(k, 1);
-    assert_false(pd_hash_get(h, k, &v));
-    assert_false(pd_hash_del(h, k));
-    assert_int_equal(pd_hash_put(h, k, 10), 0);
-    assert_true(pd_hash_get(h, k, &v));
-    assert_int_equal(v, 10);
-    assert_int_equal(pd_hash_put(h, k, 11), 0); /* overwrite */
-    assert_true(pd_hash_get(h, k, NULL));
-    assert_true(pd_hash_get(h, k, &v));
-    assert_int_equal(v, 11);
-    assert_int_equal(pd_hash_count(h), 1);
-    s_key(k, 2);
-    assert_false(pd_hash_get(h, k, &v));
-    s_key(k, 1);
-    assert_true(pd_hash_del(h, k));
-    assert_false(pd_hash_get(h, k, &v));
-    assert_int_equal(pd_hash_count(h), 0);
-    pd_hash_destroy(&h);
-    assert_null(h);
-    pd_hash_destroy(&h); /* NULL is fine */
-    pd_hash_destroy(NULL);
-
-    errno = 0;
-    assert_null(pd_hash_new(0));
-    assert_int_equal(errno, EINVAL);
-    assert_null(pd_hash_new(256));
-}
-
-/*
- * Random puts, overwrites and deletes over a small key space, checked
- * against a plain array after every step. Deletes shift entries back
- * across probe runs (and around the end of the table), which is where an
- * open-addressing table breaks if it breaks.
- */
-static void
-test_hash_against_model(void **state)
-{
-    (void)state;
-    enum { KEYS = 3000, STEPS = 200000 };
-    uint64_t *model = calloc(KEYS, sizeof(uint64_t)); /* 0 = absent */
-    assert_non_null(model);
-    pd_hash_t *h = pd_hash_new(12);
-    assert_non_null(h);
-    size_t count = 0;
-    uint32_t rnd = 12345;
-    uint8_t k[12];
-    for (uint32_t step = 1; step <= STEPS; step++) {
-        rnd = rnd * 1103515245u + 12345u;
-        uint32_t n = (rnd >> 8) % KEYS;
-        s_key(k, n);
-        if ((rnd >> 4) % 3 == 0) {
-            assert_int_equal(pd_hash_del(h, k), model[n] != 0);
-            count -= model[n] != 0;
-            model[n] = 0;
-        } else {
-            assert_int_equal(pd_hash_put(h, k, step), 0);
-            count += model[n] == 0;
-            model[n] = step;
-        }
-        assert_int_equal(pd_hash_count(h), count);
-        if (step % 10007 == 0) {
-            for (uint32_t i = 0; i < KEYS; i++) {
-                uint64_t v = 0;
-                s_key(k, i);
-                assert_int_equal(pd_hash_get(h, k, &v), model[i] != 0);
-                if (model[i] != 0)
-                    assert_int_equal(v, model[i]);
-            }
-        }
-    }
-    pd_hash_destroy(&h);
-    free(model);
-}
-
-static bool
-s_is_odd(uint64_t v, void *ctx)
-{
-    (*(int *)ctx)++;
-    return v % 2 == 1;
-}
-
-static void
-s_sum(const void *key, uint64_t val, void *ctx)
-{
-    (void)key;
-    *(uint64_t *)ctx += val;
-}
-
-static void
-test_hash_remove_if_and_foreach(void **state)
-{
-    (void)state;
-    enum { N = 5000 };
-    pd_hash_t *h = pd_hash_new(12);
-    assert_non_null(h);
-    uint8_t k[12];
-    /* Reserved room: puts of new keys cannot fail. */
-    assert_int_equal(pd_hash_reserve(h, N), 0);
-    for (uint32_t i = 0; i < N; i++) {
-        s_key(k, i);
-        assert_int_equal(pd_hash_put(h, k, i), 0);
-    }
-    uint64_t sum = 0;
-    pd_hash_foreach(h, s_sum, &sum);
-    assert_int_equal(sum, (uint64_t)N * (N - 1) / 2);
-
-    int calls = 0;
-    assert_int_equal(pd_hash_remove_if(h, s_is_odd, &calls), N / 2);
-    assert_true(calls >= N);
-    assert_int_equal(pd_hash_count(h), N / 2);
-    for (uint32_t i = 0; i < N; i++) {
-        uint64_t v;
-        s_key(k, i);
-        assert_int_equal(pd_hash_get(h, k, &v), i % 2 == 0);
-        if (i % 2 == 0)
-            assert_int_equal(v, i);
-    }
-    sum = 0;
-    pd_hash_foreach(h, s_sum, &sum);
-    assert_int_equal(sum, (uint64_t)(N / 2) * (N / 2 - 1)); /* 0+2+...+N-2 */
-    pd_hash_destroy(&h);
-}
-
-/* ================================================================ indexes */
 
 static const uint8_t s_signer_a[PARLEY_PUBLICKEY_BYTES] = { 0xAA };
 static const uint8_t s_signer_b[PARLEY_PUBLICKEY_BYTES] = { 0xBB };
@@ -195,7 +52,7 @@ static void
 s_add(pd_index_t *idx, uint64_t seq, const uint8_t *signer,
       const parley_update_t *u)
 {
-    assert_int_equal(pd_index_reserve(idx, signer), 0);
+    assert_int_equal(pd_index_reserve(idx, signer, u->n_parties), 0);
     pd_index_add(idx, seq, signer, u);
 }
 
@@ -335,7 +192,7 @@ test_signers_and_dedupe(void **state)
     assert_int_equal(pd_index_dedupe_lookup(idx, other, 100), 0);
     assert_false(pd_index_signer_last(idx, other, &last));
     /* Reserving for a signer does not make it known. */
-    assert_int_equal(pd_index_reserve(idx, other), 0);
+    assert_int_equal(pd_index_reserve(idx, other, 1), 0);
     assert_false(pd_index_signer_last(idx, other, &last));
     pd_index_stats_t st;
     pd_index_get_stats(idx, &st);
@@ -397,35 +254,6 @@ test_scan(void **state)
 
 /* ========================================================== more indexes */
 
-/* pd_hash_siphash(2, 4) is SipHash-2-4 as libsodium computes it. */
-static void
-test_siphash(void **state)
-{
-    (void)state;
-    assert_true(sodium_init() >= 0);
-    uint8_t key[16], msg[300];
-    for (size_t i = 0; i < sizeof(key); i++)
-        key[i] = (uint8_t)i;
-    for (size_t i = 0; i < sizeof(msg); i++)
-        msg[i] = (uint8_t)i;
-    /* The reference vector of the SipHash paper (15 bytes 00..0e). */
-    assert_true(pd_hash_siphash(key, msg, 15, 2, 4) == 0xa129ca6149be45e5ull);
-    for (size_t len = 0; len < sizeof(msg); len += (len < 40 ? 1 : 37)) {
-        uint8_t out[crypto_shorthash_BYTES];
-        uint64_t want = 0;
-        crypto_shorthash(out, msg, len, key);
-        for (int i = 7; i >= 0; i--)
-            want = (want << 8) | out[i];
-        assert_true(pd_hash_siphash(key, msg, len, 2, 4) == want);
-        /* 1-3 is another function of the same input, and stable. */
-        assert_true(pd_hash_siphash(key, msg, len, 1, 3)
-                    == pd_hash_siphash(key, msg, len, 1, 3));
-        assert_true(pd_hash_siphash(key, msg, len, 1, 3) != want);
-    }
-}
-
-/* Many signer_seqs per signer: every one is found, gaps are not, and
- * retention drops exactly the ones below the first kept seq. */
 static void
 test_dedupe_many(void **state)
 {
@@ -632,141 +460,7 @@ test_latest_model(void **state)
     parley_key_destroy(&key);
 }
 
-/* --- the in-place reader against the full decoders ----------------------- */
-
-/*
- * Read env both ways. Whenever pd_index_facts_read() answers, the full
- * decoders must accept the same bytes and give the same fields. Returns
- * the reader's answer; *slow_ok says whether the decoders accepted.
- */
-static int
-s_both_ways(const uint8_t *env, size_t len, bool *slow_ok)
-{
-    static uint8_t scratch[64 * 1024];
-    static parley_update_t u;
-    parley__arena_t arena;
-    parley__envelope_t e;
-    parley__arena_init(&arena, scratch, sizeof(scratch));
-    bool ok = parley__envelope_decode(env, len, &e, &arena) == 0
-              && parley__update_decode(e.body.data, e.body.len, &u, &arena)
-                     == 0;
-    pd_index_facts_t f;
-    memset(&f, 0xEE, sizeof(f));
-    int fast = pd_index_facts_read(env, len, &f);
-    if (fast == 0) {
-        assert_true(ok);
-        assert_true(facts_match(&f, &e, &u));
-    } else {
-        assert_int_equal(fast, 1);
-    }
-    parley__arena_reset(&arena);
-    *slow_ok = ok;
-    return fast;
-}
-
-/* An envelope around an update encoded without validation. */
-static size_t
-s_raw_envelope(const parley_update_t *u, uint8_t *out, size_t cap)
-{
-    uint8_t body[PARLEY_ENVELOPE_MAX + 64];
-    uint8_t signer[PARLEY_PUBLICKEY_BYTES], sig[PARLEY_SIGNATURE_BYTES];
-    size_t blen, len;
-    memset(signer, 0x42, sizeof(signer));
-    memset(sig, 0x99, sizeof(sig));
-    assert_int_equal(parley__update_encode(u, body, sizeof(body), &blen), 0);
-    assert_int_equal(parley__envelope_encode(body, blen, signer, sig, out, cap,
-                                             &len), 0);
-    return len;
-}
-
-static void
-test_facts_read(void **state)
-{
-    (void)state;
-    parley_update_t *u = calloc(1, sizeof(*u));
-    assert_non_null(u);
-    enum { CASES = 12, MUTATIONS = 3000 };
-    uint32_t rng = 777;
-    size_t fast_mutants = 0, slow_only = 0;
-    for (int c = 0; c < CASES; c++) {
-        memset(u, 0, sizeof(*u));
-        /* Edge values of every field the reader checks. */
-        strcpy(u->negotiation, c == 1 ? "" : c == 2 ? "n" :
-               "negotiation-with-a-32-byte-slug!");
-        u->n_parties = (size_t)(c == 3 ? 0 : c == 4 ? PARLEY_PARTIES_MAX
-                                                    : 1 + c % 3);
-        for (size_t i = 0; i < u->n_parties; i++)
-            snprintf(u->parties[i], sizeof(u->parties[i]), "%s%zu",
-                     c == 5 && i == 0 ? "" : "party-", i);
-        if (c == 5)
-            u->parties[0][0] = '\0'; /* an empty party is encoded too */
-        u->phase = c == 6 ? 0 : c == 7 ? 70000 : c == 8 ? UINT32_MAX
-                                                        : (uint32_t)c;
-        u->status = c == 9 ? PARLEY_STATUS_UNSPECIFIED
-                           : (parley_status_t)(1 + c % 12);
-        u->kind = (parley_kind_t)(c % 3);
-        u->n_references = c == 10 ? PARLEY_REFERENCES_MAX : (size_t)(c % 3);
-        for (size_t i = 0; i < u->n_references; i++)
-            u->references[i] = i == 0 ? 0 : (uint64_t)-1 / (i + 1);
-        if (c != 11)
-            strcpy(u->headline, "Talks scheduled");
-        if (c % 2 == 0)
-            memset(u->body, 'b', c == 4 ? PARLEY_BODY_MAX : 100);
-        if (c % 4 == 1)
-            strcpy(u->location, "cairo");
-        u->scheduled_at = c == 7 ? -5 : c % 2 ? 1700000000000 : 0;
-        u->issued_at = c == 3 ? 0 : 1700000000001;
-        u->signer_seq = c == 8 ? UINT64_MAX : c == 2 ? 0 : 12345;
-        u->expires_at = c == 9 ? INT64_MIN : 0;
-
-        uint8_t env[2 * PARLEY_ENVELOPE_MAX];
-        size_t len = s_raw_envelope(u, env, sizeof(env));
-        bool ok;
-        /* The encoder's own output is always read in place. */
-        assert_int_equal(s_both_ways(env, len, &ok), 0);
-
-        uint8_t mut[2 * PARLEY_ENVELOPE_MAX + 8];
-        for (int k = 0; k < MUTATIONS; k++) {
-            size_t n = len;
-            memcpy(mut, env, len);
-            uint32_t r = s_rand(&rng);
-            size_t at = s_rand(&rng) % len;
-            switch (r % 6) {
-            case 0: /* flip a bit */
-                mut[at] ^= (uint8_t)(1u << ((r >> 8) % 8));
-                break;
-            case 1: /* set a byte */
-                mut[at] = (uint8_t)(r >> 8);
-                break;
-            case 2: /* set a byte to an edge value */
-                mut[at] = (const uint8_t[]){ 0, 1, 0x7f, 0x80, 0xff }[(r >> 8) % 5];
-                break;
-            case 3: /* cut */
-                n = at;
-                break;
-            case 4: /* insert */
-                memmove(mut + at + 1, mut + at, len - at);
-                mut[at] = (uint8_t)(r >> 8);
-                n = len + 1;
-                break;
-            default: /* delete */
-                memmove(mut + at, mut + at + 1, len - at - 1);
-                n = len - 1;
-                break;
-            }
-            int fast = s_both_ways(mut, n, &ok);
-            if (fast == 0 && memcmp(mut, env, len < n ? len : n) != 0)
-                fast_mutants++;
-            if (fast != 0 && ok)
-                slow_only++;
-        }
-    }
-    /* Mutations inside text and numbers stay readable in place, so the
-     * comparison above did check fields that changed. */
-    assert_true(fast_mutants > 1000);
-    (void)slow_only;
-    free(u);
-}
+/* --- records the fast reader declines ------------------------------------ */
 
 /*
  * Records the reader leaves to the full decoders are still indexed when
@@ -779,7 +473,7 @@ test_scan_slow_path(void **state)
     (void)state;
     parley_update_t *u = s_update(PARLEY_KIND_UPDATE, 2, 77, "egypt", NULL, 0);
     uint8_t env[PARLEY_ENVELOPE_MAX];
-    size_t len = s_raw_envelope(u, env, sizeof(env));
+    size_t len = facts_raw_envelope(u, env, sizeof(env));
     /* SignedUpdate with signer, signature, then body: same message. */
     parley__arena_t arena;
     uint8_t scratch[16384];
@@ -803,8 +497,8 @@ test_scan_slow_path(void **state)
     n += e.body.len;
     parley__arena_reset(&arena);
 
-    bool ok;
-    assert_int_equal(s_both_ways(odd, n, &ok), 1);
+    bool ok, same;
+    assert_int_equal(facts_both_ways(odd, n, &ok, &same), 1);
     assert_true(ok);
 
     pd_index_t *idx = pd_index_new();
@@ -821,8 +515,8 @@ test_scan_slow_path(void **state)
     /* A status no version knows: the decoders have the last word. */
     u = s_update(PARLEY_KIND_UPDATE, 2, 78, "qatar", NULL, 0);
     u->status = (parley_status_t)40;
-    len = s_raw_envelope(u, env, sizeof(env));
-    assert_int_equal(s_both_ways(env, len, &ok), 1);
+    len = facts_raw_envelope(u, env, sizeof(env));
+    assert_int_equal(facts_both_ways(env, len, &ok, &same), 1);
     assert_int_equal(pd_index_scan(idx, 2, 0, env, len), 0);
     pd_index_stats_t st;
     pd_index_get_stats(idx, &st);
@@ -835,7 +529,7 @@ test_scan_slow_path(void **state)
     assert_int_equal(parley__envelope_encode(padded_body, sizeof(padded_body),
                                              signer, sig, env, sizeof(env),
                                              &len), 0);
-    assert_int_equal(s_both_ways(env, len, &ok), 1);
+    assert_int_equal(facts_both_ways(env, len, &ok, &same), 1);
     assert_false(ok);
     assert_int_equal(pd_index_scan(idx, 3, 0, env, len), 0);
     pd_index_get_stats(idx, &st);
@@ -843,116 +537,18 @@ test_scan_slow_path(void **state)
     pd_index_destroy(&idx);
 }
 
-/* Bodies the decoders refuse are never read in place either. */
-static void
-test_facts_read_refusals(void **state)
-{
-    (void)state;
-    static uint8_t body[600];
-    uint8_t env[1024];
-    uint8_t signer[PARLEY_PUBLICKEY_BYTES] = { 1 };
-    uint8_t sig[PARLEY_SIGNATURE_BYTES] = { 2 };
-    /* A valid start (negotiation "n", party "p", headline "h") that each
-     * case below extends or replaces. */
-    static const uint8_t ok_body[] = { 0x0a, 1, 'n', 0x12, 1, 'p',
-                                       0x3a, 1, 'h', 0x60, 5 };
-    struct {
-        const char *what;
-        size_t n;
-        uint8_t b[40];
-    } cases[] = {
-        { "empty negotiation written out", 2, { 0x0a, 0 } },
-        { "empty headline written out", 5, { 0x12, 1, 'p', 0x3a, 0 } },
-        { "zero phase written out", 5, { 0x12, 1, 'p', 0x18, 0 } },
-        { "zero signer_seq written out", 2, { 0x60, 0 } },
-        { "phase twice", 7, { 0x12, 1, 'p', 0x18, 1, 0x18, 2 } },
-        { "fields out of order", 5, { 0x18, 1, 0x12, 1, 'p' } },
-        { "parties apart", 8, { 0x12, 1, 'p', 0x18, 1, 0x12, 1, 'q' } },
-        { "references not packed", 5, { 0x12, 1, 'p', 0x30, 5 } },
-        { "empty packed references", 5, { 0x12, 1, 'p', 0x32, 0 } },
-        { "padded varint in references", 7,
-          { 0x12, 1, 'p', 0x32, 2, 0x85, 0x00 } },
-        { "unknown field", 5, { 0x12, 1, 'p', 0x70, 1 } },
-        { "NUL in a party", 5, { 0x12, 3, 'p', 0, 'q' } },
-        { "phase over 32 bits", 9,
-          { 0x12, 1, 'p', 0x18, 0x80, 0x80, 0x80, 0x80, 0x10 } },
-        { "varint over 64 bits", 14,
-          { 0x60, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
-            0x12, 1, 'p' } },
-        { "length past the end", 3, { 0x12, 5, 'p' } },
-        { "tag of two bytes", 4, { 0x80, 0x01, 0x01, 0x01 } },
-        { "wrong wire type", 4, { 0x12, 1, 'p', 0x1a } },
-    };
-    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-        size_t blen = cases[k].n;
-        memcpy(body, cases[k].b, blen);
-        size_t len;
-        assert_int_equal(parley__envelope_encode(body, blen, signer, sig, env,
-                                                 sizeof(env), &len), 0);
-        bool ok;
-        int fast = s_both_ways(env, len, &ok);
-        if (fast != 1 || ok)
-            print_error("case \"%s\": fast %d, decoders %s\n", cases[k].what,
-                        fast, ok ? "accept" : "refuse");
-        assert_int_equal(fast, 1);
-        assert_false(ok);
-    }
-    /* Lengths one over each limit. */
-    struct {
-        uint8_t tag;
-        size_t max;
-    } texts[] = { { 0x0a, PARLEY_SLUG_MAX }, { 0x12, PARLEY_SLUG_MAX },
-                  { 0x3a, PARLEY_HEADLINE_MAX }, { 0x4a, PARLEY_LOCATION_MAX } };
-    for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
-        for (size_t over = 0; over <= 1; over++) {
-            size_t blen = 0, n = texts[k].max + over;
-            if (texts[k].tag > 0x12) { /* after negotiation and party */
-                memcpy(body, ok_body, 6);
-                blen = 6;
-            }
-            body[blen++] = texts[k].tag;
-            body[blen++] = (uint8_t)(n < 128 ? n : (n & 0x7f) | 0x80);
-            if (n >= 128)
-                body[blen++] = (uint8_t)(n >> 7);
-            memset(body + blen, 'x', n);
-            blen += n;
-            size_t len;
-            assert_int_equal(parley__envelope_encode(body, blen, signer, sig,
-                                                     env, sizeof(env), &len),
-                             0);
-            bool ok;
-            int fast = s_both_ways(env, len, &ok);
-            assert_int_equal(ok, !over);
-            assert_int_equal(fast, over ? 1 : 0);
-        }
-    }
-    /* The valid start itself is read in place. */
-    size_t len;
-    assert_int_equal(parley__envelope_encode(ok_body, sizeof(ok_body), signer,
-                                             sig, env, sizeof(env), &len), 0);
-    bool ok;
-    assert_int_equal(s_both_ways(env, len, &ok), 0);
-    assert_true(ok);
-}
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hash_basic),
-        cmocka_unit_test(test_hash_against_model),
-        cmocka_unit_test(test_hash_remove_if_and_foreach),
         cmocka_unit_test(test_latest_updates),
         cmocka_unit_test(test_latest_correction),
         cmocka_unit_test(test_latest_retraction),
         cmocka_unit_test(test_signers_and_dedupe),
         cmocka_unit_test(test_scan),
-        cmocka_unit_test(test_siphash),
         cmocka_unit_test(test_dedupe_many),
         cmocka_unit_test(test_latest_model),
-        cmocka_unit_test(test_facts_read),
         cmocka_unit_test(test_scan_slow_path),
-        cmocka_unit_test(test_facts_read_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

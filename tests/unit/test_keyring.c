@@ -12,6 +12,7 @@
 
 #include "../tmpdir.h"
 #include "parley.h"
+#include "types.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ s_group_setup(void **state)
         if (k == NULL)
             return -1;
         parley_key_public(k, s_pk[i]);
-        parley_pubkey_format(s_b64[i], s_pk[i]);
+        parley_pubkey_format(s_pk[i], s_b64[i]);
         parley_key_destroy(&k);
     }
     return 0;

@@ -14,6 +14,7 @@
 #include "../tmpdir.h"
 #include "keys.h"
 #include "parley.h"
+#include "types.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -196,7 +197,7 @@ test_saved_file_formats(void **state)
     s_path(t, "desk.pub", pubpath, sizeof(pubpath));
     parley_key_t *k = s_seed_key(0x31);
     parley_key_public(k, pk);
-    parley_pubkey_format(b64, pk);
+    parley_pubkey_format(pk, b64);
 
     /* restrictive umask or not, the secret is 0600 */
     mode_t old = umask(0);
@@ -279,7 +280,7 @@ test_load_refuses_open_permissions(void **state)
         if (l != NULL)
             fail_msg("mode %04o accepted", (unsigned)bad[i]);
         assert_int_equal(errno, -PARLEY_EKEYPERM);
-        assert_string_equal(parley_strerror(-errno), "key_permissions");
+        assert_string_equal(parley_error_name(-errno), "key_permissions");
     }
     /* 0600 and 0400 are fine */
     static const mode_t good[] = { 0600, 0400 };
@@ -444,7 +445,7 @@ test_save_with_stale_pub(void **state)
     } else if (secret_exists) {
         fail_msg("parley_key_save returned %d (%s) but wrote %s, leaving "
                  "%s with another key's public half",
-                 rc, parley_strerror(rc), path, pubpath);
+                 rc, parley_error_name(rc), path, pubpath);
     }
     parley_key_destroy(&old);
     parley_key_destroy(&fresh);
@@ -462,7 +463,7 @@ test_key_id(void **state)
         parley_key_t *k = s_seed_key(fill);
         parley_key_public(k, pk);
         memset(id, 'Z', sizeof(id));
-        parley_key_id(id, pk);
+        parley_key_id(pk, id);
         crypto_generichash(h, sizeof(h), pk, sizeof(pk), NULL, 0);
         for (size_t i = 0; i < 8; i++)
             snprintf(expect + 2 * i, 3, "%02x", h[i]);
@@ -478,7 +479,7 @@ test_key_id(void **state)
     char id[PARLEY_KEYID_CHARS + 1];
     parley_key_t *k = s_seed_key(0x01);
     parley_key_public(k, pk);
-    parley_key_id(id, pk);
+    parley_key_id(pk, id);
     assert_string_equal(id, "c5e21ab1c9f6022d");
     parley_key_destroy(&k);
 }
@@ -493,7 +494,7 @@ test_pubkey_parse(void **state)
     char b64[45], text[128];
     parley_key_t *k = s_seed_key(0x38);
     parley_key_public(k, pk);
-    parley_pubkey_format(b64, pk);
+    parley_pubkey_format(pk, b64);
     assert_int_equal(strlen(b64), 44);
     assert_int_equal(b64[43], '=');
 
@@ -565,7 +566,7 @@ test_pubkey_load(void **state)
     uint8_t pk[32], out[32];
     parley_key_t *k = s_seed_key(0x39);
     parley_key_public(k, pk);
-    parley_pubkey_format(b64, pk);
+    parley_pubkey_format(pk, b64);
     s_path(t, "x.pub", path, sizeof(path));
 
     snprintf(text, sizeof(text), "%s hand written\n", b64);

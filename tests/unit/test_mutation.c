@@ -59,7 +59,7 @@ s_setup(void **state)
         if ((f->keys[i] = parley_key_from_seed(seed)) == NULL)
             return -1;
         parley_key_public(f->keys[i], pk);
-        parley_pubkey_format(b64, pk);
+        parley_pubkey_format(pk, b64);
         used += (size_t)snprintf(text + used, sizeof(text) - used,
                                  "signer-%d %s negotiations=* parties=* "
                                  "phases=*\n",
@@ -190,8 +190,8 @@ test_mutation_sweep(void **state)
                     if (total[k].wrong++ < 5)
                         print_message("update %d: %s bit %zu gave %s, "
                                       "expected %s\n",
-                                      i, r[k].region, b, parley_strerror(rc),
-                                      parley_strerror(r[k].expect));
+                                      i, r[k].region, b, parley_error_name(rc),
+                                      parley_error_name(r[k].expect));
                 }
             }
         }
@@ -201,7 +201,7 @@ test_mutation_sweep(void **state)
         print_message("%-9s flips: %lu tried, %lu accepted, %lu with another "
                       "code than %s\n",
                       total[k].region, total[k].tried, total[k].accepted,
-                      total[k].wrong, parley_strerror(total[k].expect));
+                      total[k].wrong, parley_error_name(total[k].expect));
         assert_int_equal(total[k].accepted, 0);
         assert_int_equal(total[k].wrong, 0);
         all += total[k].tried;
@@ -260,7 +260,7 @@ static void
 s_refused_key(const uint8_t raw[32], const char *what)
 {
     char b64[45], text[512], err[256] = "";
-    parley_pubkey_format(b64, raw);
+    parley_pubkey_format(raw, b64);
     snprintf(text, sizeof(text),
              "# first line is a comment\n"
              "bad %s negotiations=* parties=* phases=*\n",
@@ -316,7 +316,7 @@ test_keyring_refuses_small_order_and_noncanonical(void **state)
     assert_non_null(key);
     parley_key_public(key, pk);
     parley_key_destroy(&key);
-    parley_pubkey_format(b64, pk);
+    parley_pubkey_format(pk, b64);
     snprintf(text, sizeof(text),
              "# c\nok %s negotiations=* parties=* "
              "phases=*\n",

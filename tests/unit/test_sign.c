@@ -67,7 +67,7 @@ s_ring(const char *name, const parley_key_t *key, const char *perms)
     uint8_t pk[PARLEY_PUBLICKEY_BYTES];
     char b64[45], text[512], err[256] = "";
     parley_key_public(key, pk);
-    parley_pubkey_format(b64, pk);
+    parley_pubkey_format(pk, b64);
     snprintf(text, sizeof(text), "%s %s %s\n", name, b64, perms);
     parley_keyring_t *ring =
         parley_keyring_parse(text, strlen(text), err, sizeof(err));
@@ -251,7 +251,7 @@ test_sign_largest_update(void **state)
     u.issued_at = INT64_MAX - 1;
     u.expires_at = INT64_MAX;
     u.signer_seq = (uint64_t)INT64_MAX;
-    assert_int_equal(parley_update_validate(&u), 0);
+    assert_int_equal(parley_update_validate(&u, NULL, 0), 0);
     size_t len = s_sign(key, &u, env);
     assert_int_equal(parley_verify(NULL, env, len, &out, NULL), 0);
     assert_memory_equal(&out, &u, sizeof(u));
@@ -316,7 +316,7 @@ test_verify_signature_bitflips(void **state)
         int rc = parley_verify(NULL, env, len, &out, NULL);
         if (rc != PARLEY_EBADSIG)
             fail_msg("signature bit %zu flipped: got %d (%s)", bit, rc,
-                     parley_strerror(rc));
+                     parley_error_name(rc));
         env[sig_off + bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
     assert_int_equal(parley_verify(NULL, env, len, &out, NULL), 0);
@@ -342,7 +342,7 @@ test_verify_body_bitflips(void **state)
         int rc = parley_verify(NULL, env, len, &out, NULL);
         if (rc != PARLEY_EBADSIG)
             fail_msg("body bit %zu flipped: got %d (%s)", bit, rc,
-                     parley_strerror(rc));
+                     parley_error_name(rc));
         env[off + bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
     assert_int_equal(parley_verify(NULL, env, len, &out, NULL), 0);
@@ -449,7 +449,7 @@ test_verify_forbidden(void **state)
         int rc = parley_verify(ring, env, len, &out, NULL);
         if (rc != PARLEY_EFORBIDDEN)
             fail_msg("keyring \"%s\": got %d (%s)", cases[i], rc,
-                     parley_strerror(rc));
+                     parley_error_name(rc));
         parley_keyring_destroy(&ring);
     }
     /* exactly the update's values are enough */
@@ -559,7 +559,7 @@ test_delivery_decode(void **state)
     parley_keyring_t *ring = s_ring("cairo-desk", key, S_ANY);
     parley_keyring_t *other_ring = s_ring("elsewhere", other, S_ANY);
     parley_update_t u;
-    parley_delivery_t d;
+    parley_delivery_t d = { 0 };
     uint8_t env[PARLEY_ENVELOPE_MAX], del[PARLEY_ENVELOPE_MAX + 64];
     uint8_t pk[PARLEY_PUBLICKEY_BYTES];
     char id[PARLEY_KEYID_CHARS + 1];
@@ -567,12 +567,12 @@ test_delivery_decode(void **state)
     s_update(&u);
     size_t len = s_sign(key, &u, env);
     parley_key_public(key, pk);
-    parley_key_id(id, pk);
+    parley_key_id(pk, id);
     assert_int_equal(parley__delivery_encode(987654321, 1717000000555, env, len,
                                              del, sizeof(del), &dlen),
                      0);
 
-    memset(&d, 0xAA, sizeof(d));
+    memset(&d, 0xAA, offsetof(parley_delivery_t, envelope));
     assert_int_equal(parley_delivery_decode(ring, del, dlen, &d), 0);
     assert_int_equal(d.seq, 987654321);
     assert_int_equal(d.received_at, 1717000000555);
@@ -580,9 +580,14 @@ test_delivery_decode(void **state)
     assert_string_equal(d.signer_id, id);
     assert_string_equal(d.signer_name, "cairo-desk");
     assert_memory_equal(&d.update, &u, sizeof(u));
+    /* the signed bytes come with it, as they were signed */
+    size_t elen = 0;
+    const void *e = parley_delivery_envelope(&d, &elen);
+    assert_int_equal(elen, len);
+    assert_memory_equal(e, env, len);
 
     /* no keyring: verified against the embedded key, no name */
-    memset(&d, 0xAA, sizeof(d));
+    memset(&d, 0xAA, offsetof(parley_delivery_t, envelope));
     assert_int_equal(parley_delivery_decode(NULL, del, dlen, &d), 0);
     assert_string_equal(d.signer_name, "");
     assert_string_equal(d.signer_id, id);
@@ -614,6 +619,11 @@ test_delivery_decode(void **state)
     assert_int_equal(parley_delivery_decode(NULL, del, dlen, &d),
                      PARLEY_EMALFORMED);
     assert_int_equal(parley_delivery_decode(NULL, NULL, 3, &d), PARLEY_EARG);
+    /* after a failure the delivery is empty */
+    assert_int_equal(parley_delivery_seq(&d), 0);
+    assert_null(parley_delivery_envelope(&d, &elen));
+    assert_int_equal(elen, 0);
+    parley__delivery_release(&d);
 
     parley_keyring_destroy(&ring);
     parley_keyring_destroy(&other_ring);
@@ -748,7 +758,7 @@ s_check_vector(const char *name)
 {
     s_vector_t v;
     parley_update_t u, out;
-    parley_delivery_t d;
+    parley_delivery_t d = { 0 };
     uint8_t pk[PARLEY_PUBLICKEY_BYTES], body[PARLEY_ENVELOPE_MAX],
         env[PARLEY_ENVELOPE_MAX], del[PARLEY_ENVELOPE_MAX + 64];
     char id[PARLEY_KEYID_CHARS + 1], b64[45], ringtext[256], err[256];
@@ -756,13 +766,13 @@ s_check_vector(const char *name)
 
     s_vector_load(name, &v);
     s_vector_update(name, &u);
-    assert_int_equal(parley_update_validate(&u), 0);
+    assert_int_equal(parley_update_validate(&u, NULL, 0), 0);
 
     parley_key_t *key = parley_key_from_seed(v.seed);
     assert_non_null(key);
     parley_key_public(key, pk);
     assert_memory_equal(pk, v.pk, sizeof(pk));
-    parley_key_id(id, pk);
+    parley_key_id(pk, id);
     assert_string_equal(id, v.key_id);
 
     assert_int_equal(parley__update_encode(&u, body, sizeof(body), &len), 0);
@@ -788,7 +798,7 @@ s_check_vector(const char *name)
     assert_memory_equal(&out, &u, sizeof(u));
     assert_memory_equal(pk, v.pk, sizeof(pk));
 
-    parley_pubkey_format(b64, v.pk);
+    parley_pubkey_format(v.pk, b64);
     snprintf(ringtext, sizeof(ringtext),
              "vector-signer %s negotiations=gaza-ceasefire parties=* "
              "phases=0-1\n",
@@ -804,6 +814,7 @@ s_check_vector(const char *name)
     assert_string_equal(d.signer_id, v.key_id);
     assert_string_equal(d.signer_name, "vector-signer");
     assert_memory_equal(&d.update, &u, sizeof(u));
+    parley__delivery_release(&d);
 
     /* and the stored signature is not valid for a neighbouring body */
     v.env[v.env_len - PARLEY_SIGNATURE_BYTES - 40] ^= 1;

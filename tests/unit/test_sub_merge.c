@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "merge.h"
 #include "wire.h"
 
 /* Feed a live delivery whose bytes are "d<seq>". */

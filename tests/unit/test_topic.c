@@ -12,7 +12,9 @@
 /* clang-format on */
 
 #include "parley.h"
+#include "types.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,7 +53,7 @@ test_topics_order_and_content(void **state)
     char out[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
     s_update(&u, "gaza-ceasefire", parties, 5, 2);
     memset(out, 'Z', sizeof(out));
-    size_t n = parley_topics(&u, out);
+    size_t n = parley_topics(&u, out, PARLEY_TOPICS_MAX);
     static const char *const expect[] = {
         "all/",      "neg/gaza-ceasefire/", "party/israel/", "party/hamas/",
         "party/us/", "party/egypt/",        "party/qatar/",  "phase/2/",
@@ -62,12 +64,21 @@ test_topics_order_and_content(void **state)
 
     /* one party, phase 0 */
     s_update(&u, "sudan", parties + 2, 1, 0);
-    n = parley_topics(&u, out);
+    n = parley_topics(&u, out, PARLEY_TOPICS_MAX);
     assert_int_equal(n, 4);
     assert_string_equal(out[0], "all/");
     assert_string_equal(out[1], "neg/sudan/");
     assert_string_equal(out[2], "party/us/");
     assert_string_equal(out[3], "phase/0/");
+
+    /* A small cap: the count of them all, only cap written. */
+    s_update(&u, "gaza-ceasefire", parties, 5, 2);
+    memset(out, 'Z', sizeof(out));
+    assert_int_equal(parley_topics(&u, out, 3), 8);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(out[i], expect[i]);
+    assert_int_equal(out[3][0], 'Z');
+    assert_int_equal(parley_topics(&u, NULL, 0), 8);
 }
 
 /* The largest update's topics fit: 16 parties, 32-byte slugs, phase 255. */
@@ -86,8 +97,8 @@ test_topics_largest(void **state)
         u.parties[i][30] = (char)('a' + i);
         u.parties[i][32] = '\0';
     }
-    assert_int_equal(parley_update_validate(&u), 0);
-    size_t n = parley_topics(&u, out);
+    assert_int_equal(parley_update_validate(&u, NULL, 0), 0);
+    size_t n = parley_topics(&u, out, PARLEY_TOPICS_MAX);
     assert_int_equal(n, PARLEY_TOPICS_MAX);
     char want[PARLEY_TOPIC_MAX];
     snprintf(want, sizeof(want), "neg/%s/", u.negotiation);
@@ -112,7 +123,7 @@ test_topics_prefix_exact(void **state)
     parley_filter_t f = { .parties = us, .n_parties = 1 };
 
     s_update(&u, "gaza-ceasefire-2", usa, 1, 12);
-    size_t n = parley_topics(&u, topics);
+    size_t n = parley_topics(&u, topics, PARLEY_TOPICS_MAX);
     assert_int_equal(parley_filter_topics(&f, subs, 4), 1);
     assert_string_equal(subs[0], "party/us/");
     for (size_t i = 0; i < n; i++)
@@ -134,7 +145,7 @@ test_topics_prefix_exact(void **state)
 
     /* and the exact value is received */
     s_update(&u, "gaza-ceasefire", us, 1, 1);
-    n = parley_topics(&u, topics);
+    n = parley_topics(&u, topics, PARLEY_TOPICS_MAX);
     int hits = 0;
     for (size_t i = 0; i < n; i++)
         hits += s_prefix(subs[0], topics[i]);
@@ -399,7 +410,7 @@ test_filter_topics_cover_matches(void **state)
                             s_update(&u, negs[a], parties + b, 1, phases[c]);
                             if (!parley_filter_match(&f, &u))
                                 continue;
-                            size_t nt = parley_topics(&u, topics);
+                            size_t nt = parley_topics(&u, topics, PARLEY_TOPICS_MAX);
                             int covered = 0;
                             for (int s = 0; s < ns && !covered; s++)
                                 for (size_t t = 0; t < nt && !covered; t++)
@@ -412,10 +423,50 @@ test_filter_topics_cover_matches(void **state)
             }
 }
 
+/* The filter object: values copied, checked, counted once, bounded. */
+static void
+test_filter_object(void **state)
+{
+    (void)state;
+    parley_filter_t *f = parley_filter_new();
+    assert_non_null(f);
+    char slug[16];
+    strcpy(slug, "egypt");
+    assert_int_equal(parley_filter_add_party(f, slug), 0);
+    strcpy(slug, "qatar"); /* the filter keeps its own copy */
+    assert_int_equal(parley_filter_add_party(f, "egypt"), 0); /* once */
+    assert_int_equal(f->n_parties, 1);
+    assert_string_equal(f->parties[0], "egypt");
+    assert_int_equal(parley_filter_add_party(f, "Egypt"), PARLEY_EINVALID);
+    assert_int_equal(parley_filter_add_phase(f, 256), PARLEY_EINVALID);
+    assert_int_equal(parley_filter_add_negotiation(f, NULL), PARLEY_EARG);
+    for (int i = 0; i < 64; i++) {
+        char n[8];
+        snprintf(n, sizeof(n), "n%d", i);
+        assert_int_equal(parley_filter_add_negotiation(f, n), 0);
+    }
+    assert_int_equal(parley_filter_add_negotiation(f, "n64"), -ENOBUFS);
+    parley_update_t u = { .negotiation = "n7", .n_parties = 1,
+                          .parties = { "egypt" }, .phase = 4 };
+    assert_true(parley_filter_match(f, &u));
+    strcpy(u.parties[0], "qatar");
+    assert_false(parley_filter_match(f, &u));
+    char topics[4][PARLEY_TOPIC_MAX];
+    assert_int_equal(parley_filter_topics(f, topics, 4), 1);
+    assert_string_equal(topics[0], "party/egypt/");
+    /* a filter library code builds on the stack cannot be added to */
+    parley_filter_t borrowed = { 0 };
+    assert_int_equal(parley_filter_add_party(&borrowed, "egypt"), PARLEY_EARG);
+    parley_filter_destroy(&f);
+    assert_null(f);
+    parley_filter_destroy(&f);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_filter_object),
         cmocka_unit_test(test_topics_order_and_content),
         cmocka_unit_test(test_topics_largest),
         cmocka_unit_test(test_topics_prefix_exact),

@@ -12,6 +12,7 @@
 /* clang-format on */
 
 #include "parley.h"
+#include "types.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +34,8 @@ s_valid(parley_update_t *u)
     u->signer_seq = 1;
 }
 
-#define S_OK(u) assert_int_equal(parley_update_validate(u), 0)
-#define S_BAD(u) assert_int_equal(parley_update_validate(u), PARLEY_EINVALID)
+#define S_OK(u) assert_int_equal(parley_update_validate(u, NULL, 0), 0)
+#define S_BAD(u) assert_int_equal(parley_update_validate(u, NULL, 0), PARLEY_EINVALID)
 
 /* Fill dst with n copies of c, NUL-terminated. */
 static void
@@ -83,7 +84,7 @@ test_validate_baseline(void **state)
     parley_update_t u;
     s_valid(&u);
     S_OK(&u);
-    assert_int_equal(parley_update_validate(NULL), PARLEY_EINVALID);
+    assert_int_equal(parley_update_validate(NULL, NULL, 0), PARLEY_EINVALID);
     memset(&u, 0, sizeof(u));
     S_BAD(&u); /* a zeroed struct is an empty (invalid) update */
 }
@@ -306,7 +307,7 @@ test_validate_utf8(void **state)
                         : field == 1 ? u.body
                                      : u.location;
             snprintf(dst, 64, "x%sy", good[i]);
-            if (parley_update_validate(&u) != 0)
+            if (parley_update_validate(&u, NULL, 0) != 0)
                 fail_msg("field %d: good sequence %zu refused", field, i);
         }
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -315,11 +316,11 @@ test_validate_utf8(void **state)
                         : field == 1 ? u.body
                                      : u.location;
             snprintf(dst, 64, "x%sy", bad[i]);
-            if (parley_update_validate(&u) != PARLEY_EINVALID)
+            if (parley_update_validate(&u, NULL, 0) != PARLEY_EINVALID)
                 fail_msg("field %d: bad sequence %zu accepted", field, i);
             /* at the very end of the text too (no byte after it) */
             snprintf(dst, 64, "x%s", bad[i]);
-            if (parley_update_validate(&u) != PARLEY_EINVALID)
+            if (parley_update_validate(&u, NULL, 0) != PARLEY_EINVALID)
                 fail_msg("field %d: bad sequence %zu at end accepted", field,
                          i);
         }
@@ -446,6 +447,139 @@ test_now_ms(void **state)
     assert_true(now < ((int64_t)after + 1) * 1000);
 }
 
+/* Validation says which field broke which rule, field name first. */
+static void
+s_detail(parley_update_t *u, const char *field)
+{
+    char why[128] = "untouched";
+    assert_int_equal(parley_update_validate(u, why, sizeof(why)),
+                     PARLEY_EINVALID);
+    if (strncmp(why, field, strlen(field)) != 0 || why[strlen(field)] != ':')
+        fail_msg("detail \"%s\" does not start with \"%s:\"", why, field);
+    /* a short buffer gets a cut, terminated message; NULL is fine */
+    char tiny[4];
+    assert_int_equal(parley_update_validate(u, tiny, sizeof(tiny)),
+                     PARLEY_EINVALID);
+    assert_int_equal(strlen(tiny), 3);
+    assert_int_equal(parley_update_validate(u, NULL, 0), PARLEY_EINVALID);
+}
+
+static void
+test_validate_detail(void **state)
+{
+    (void)state;
+    parley_update_t u;
+    char why[128] = "untouched";
+    s_valid(&u);
+    assert_int_equal(parley_update_validate(&u, why, sizeof(why)), 0);
+    assert_string_equal(why, ""); /* cleared on success */
+
+    s_valid(&u);
+    strcpy(u.negotiation, "Gaza");
+    s_detail(&u, "negotiation");
+    s_valid(&u);
+    u.n_parties = 0;
+    s_detail(&u, "parties");
+    s_valid(&u);
+    strcpy(u.parties[1], "israel");
+    s_detail(&u, "parties");
+    s_valid(&u);
+    u.phase = 256;
+    s_detail(&u, "phase");
+    s_valid(&u);
+    u.status = PARLEY_STATUS_UNSPECIFIED;
+    s_detail(&u, "status");
+    s_valid(&u);
+    u.kind = PARLEY_KIND_RETRACTION;
+    s_detail(&u, "references");
+    s_valid(&u);
+    u.headline[0] = '\0';
+    s_detail(&u, "headline");
+    s_valid(&u);
+    strcpy(u.body, "bad \xC3\x28 utf-8");
+    s_detail(&u, "body");
+    s_valid(&u);
+    s_fill(u.location, 'x', PARLEY_LOCATION_MAX + 1);
+    s_detail(&u, "location");
+    s_valid(&u);
+    u.issued_at = 0;
+    s_detail(&u, "issued_at");
+    s_valid(&u);
+    u.signer_seq = 0;
+    s_detail(&u, "signer_seq");
+    s_valid(&u);
+    u.scheduled_at = -1;
+    s_detail(&u, "scheduled_at");
+    s_valid(&u);
+    u.expires_at = u.issued_at;
+    s_detail(&u, "expires_at");
+}
+
+/* The setters refuse what the field alone cannot hold, and keep the old
+ * value; the getters read it back. */
+static void
+test_setters(void **state)
+{
+    (void)state;
+    parley_update_t *u = parley_update_new();
+    assert_non_null(u);
+    assert_int_equal(parley_update_set_negotiation(u, "gaza-ceasefire"), 0);
+    assert_int_equal(parley_update_set_negotiation(u, "Not A Slug"),
+                     PARLEY_EINVALID);
+    assert_string_equal(parley_update_negotiation(u), "gaza-ceasefire");
+    for (int i = 0; i < PARLEY_PARTIES_MAX; i++) {
+        char p[8];
+        snprintf(p, sizeof(p), "p%d", i);
+        assert_int_equal(parley_update_add_party(u, p), 0);
+    }
+    assert_int_equal(parley_update_add_party(u, "one-more"), PARLEY_EINVALID);
+    assert_int_equal(parley_update_party_count(u), PARLEY_PARTIES_MAX);
+    parley_update_clear_parties(u);
+    assert_int_equal(parley_update_add_party(u, "hamas"), 0);
+    assert_int_equal(parley_update_add_party(u, "hamas"), PARLEY_EINVALID);
+    assert_string_equal(parley_update_party(u, 0), "hamas");
+    assert_null(parley_update_party(u, 1));
+    assert_int_equal(parley_update_set_phase(u, 256), PARLEY_EINVALID);
+    assert_int_equal(parley_update_set_phase(u, 2), 0);
+    assert_int_equal(parley_update_set_status(u, (parley_status_t)13),
+                     PARLEY_EINVALID);
+    assert_int_equal(parley_update_set_status(u, PARLEY_STATUS_SIGNED), 0);
+    assert_int_equal(parley_update_set_kind(u, (parley_kind_t)3),
+                     PARLEY_EINVALID);
+    char big[PARLEY_BODY_MAX + 2];
+    s_fill(big, 'b', PARLEY_BODY_MAX + 1);
+    assert_int_equal(parley_update_set_body(u, big), PARLEY_EINVALID);
+    assert_string_equal(parley_update_body(u), "");
+    big[PARLEY_BODY_MAX] = '\0';
+    assert_int_equal(parley_update_set_body(u, big), 0);
+    assert_int_equal(strlen(parley_update_body(u)), PARLEY_BODY_MAX);
+    assert_int_equal(parley_update_set_headline(u, "bad \xC3\x28"),
+                     PARLEY_EINVALID);
+    assert_int_equal(parley_update_set_headline(u, "Signed in Cairo"), 0);
+    assert_int_equal(parley_update_add_reference(u, 0), PARLEY_EINVALID);
+    assert_int_equal(parley_update_set_expires_at(u, -1), PARLEY_EINVALID);
+    assert_int_equal(parley_update_set_signer_seq(u, (uint64_t)INT64_MAX + 1),
+                     PARLEY_EINVALID);
+    assert_int_equal(parley_update_set_headline(NULL, "x"), PARLEY_EARG);
+    assert_int_equal(parley_update_set_headline(u, NULL), PARLEY_EARG);
+    /* issued_at and signer_seq left 0: not valid as it is (the publisher
+     * fills them in), valid with them */
+    assert_int_equal(parley_update_validate(u, NULL, 0), PARLEY_EINVALID);
+    assert_int_equal(parley_update_set_issued_at(u, 1717000000000), 0);
+    assert_int_equal(parley_update_set_signer_seq(u, 5), 0);
+    assert_int_equal(parley_update_validate(u, NULL, 0), 0);
+    parley_update_t *copy = parley_update_dup(u);
+    assert_non_null(copy);
+    assert_memory_equal(copy, u, sizeof(*u));
+    parley_update_reset(u);
+    assert_string_equal(parley_update_headline(u), "");
+    assert_int_equal(parley_update_party_count(u), 0);
+    parley_update_destroy(&u);
+    parley_update_destroy(&copy);
+    assert_null(u);
+    parley_update_destroy(&u); /* accepts a NULL pointer */
+}
+
 int
 main(void)
 {
@@ -461,6 +595,8 @@ main(void)
         cmocka_unit_test(test_validate_times),
         cmocka_unit_test(test_status_kind_names),
         cmocka_unit_test(test_now_ms),
+        cmocka_unit_test(test_validate_detail),
+        cmocka_unit_test(test_setters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

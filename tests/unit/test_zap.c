@@ -7,8 +7,8 @@
  * feed's part (feed.c: a manual XPUB asking pd_zap_subscribe()) is played
  * by s_drain().
  */
+#include "clock.h"
 #include "log.h"
-#include "wire.h"
 #include "zap.h"
 
 #include <stdarg.h>

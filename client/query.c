@@ -1,0 +1,571 @@
+/*
+ * query.c - the one-shot calls: ping, stats, snapshot and replay (and
+ * their answers as objects).
+ *
+ * Each request goes to the first endpoint of the list and moves on to the
+ * next when one does not answer within the timeout or answers
+ * UNAVAILABLE; the first real answer (or refusal) is the result. A replay
+ * asks page after page until its range is covered.
+ */
+#include "options.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A call in progress: options, endpoints and the wire of the moment. */
+typedef struct {
+    parley_call_options_t opt;   /* the caller's options, read */
+    int timeout_ms;              /* per request and endpoint */
+    parley__endpoints_t eps;     /* where to ask */
+    parley__wire_t *wire;        /* connected to eps' current endpoint */
+    parley__request_t *req;      /* the request (large: on the heap) */
+} s_call_t;
+
+/* Read the options and parse the endpoints. 0 or an error. */
+static int
+s_call_open(s_call_t *c, const parley_call_options_t *opt)
+{
+    int rc;
+    memset(c, 0, sizeof(*c));
+    if ((rc = parley__options_read(opt, sizeof(c->opt), &c->opt)) < 0)
+        return rc;
+    if (c->opt.n_filters > 0 && c->opt.filters == NULL)
+        return PARLEY_EARG;
+    if ((c->timeout_ms = parley__options_timeout(c->opt.timeout_ms)) == PARLEY_EARG)
+        return PARLEY_EARG;
+    if ((rc = parley__endpoints_parse(&c->eps, c->opt.server)) < 0)
+        return rc;
+    if ((c->req = calloc(1, sizeof(*c->req))) == NULL)
+        return -ENOMEM;
+    return 0;
+}
+
+static void
+s_call_close(s_call_t *c)
+{
+    parley__wire_destroy(&c->wire);
+    parley__endpoints_free(&c->eps);
+    free(c->req);
+    c->req = NULL;
+}
+
+/* Is err a reason to ask the next endpoint? */
+static int
+s_try_next(int err)
+{
+    return err == PARLEY_ETIMEOUT || err == PARLEY_EUNAVAILABLE;
+}
+
+/*
+ * Ask c->req of the endpoints in turn, starting with the current one,
+ * each at most once. The reply lives in the wire's memory until the next
+ * request.
+ *
+ * Returns:   0, the daemon's reject code, or the last error.
+ */
+static int
+s_call_ask(s_call_t *c, parley__reply_t *reply)
+{
+    int rc = PARLEY_ETIMEOUT;
+    for (size_t tried = 0; tried < c->eps.n; tried++) {
+        const char *ep = tried == 0 ? parley__endpoints_current(&c->eps)
+                                    : parley__endpoints_next(&c->eps);
+        if (c->wire == NULL) {
+            if ((c->wire = parley__wire_new(ep, c->opt.curve, &rc)) == NULL)
+                return rc;
+        } else if (strcmp(parley__wire_server(c->wire), ep) != 0
+                   && (rc = parley__wire_switch(c->wire, ep)) < 0) {
+            return rc;
+        }
+        rc = parley__wire_call(c->wire, c->req, c->timeout_ms, reply);
+        if (!s_try_next(rc))
+            return rc;
+    }
+    return rc;
+}
+
+/*
+ * Ask one request of op (no arguments) and turn the reply into the
+ * caller's object with make (reply, endpoint that answered, out).
+ * Returns 0 with *out set, or an error (*out NULL).
+ */
+static int
+s_call_once(const parley_call_options_t *opt, parley__op_t op,
+            int (*make)(const parley__reply_t *, const char *, void *),
+            void *out)
+{
+    s_call_t c;
+    parley__reply_t reply;
+    int rc = s_call_open(&c, opt);
+    if (rc == 0) {
+        c.req->op = op;
+        rc = s_call_ask(&c, &reply);
+    }
+    if (rc == 0)
+        rc = make(&reply, parley__wire_server(c.wire), out);
+    s_call_close(&c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ ping */
+
+struct parley_info {
+    char *endpoint;           /* the api endpoint that answered */
+    char *feed;               /* feed endpoint, wildcard host fixed up */
+    uint8_t daemon_id[16];
+    uint64_t seq;             /* last assigned seq */
+    uint64_t first_seq;       /* oldest seq held, 0 if none */
+    char *version;
+};
+
+void
+parley_info_destroy(parley_info_t **info)
+{
+    if (info == NULL || *info == NULL)
+        return;
+    free((*info)->endpoint);
+    free((*info)->feed);
+    free((*info)->version);
+    free(*info);
+    *info = NULL;
+}
+
+/* Make the info object of a PING reply from endpoint. 0 or an error. */
+static int
+s_info_make(const parley__reply_t *r, const char *endpoint, void *outp)
+{
+    parley_info_t **out = outp;
+    char feed[PARLEY__ENDPOINT_CHARS + 1];
+    int rc;
+    if (r->type != PARLEY__REPLY_PING || r->feed == NULL)
+        return PARLEY_EPROTO;
+    if ((rc = parley__feed_endpoint(r->feed, endpoint, feed, sizeof(feed)))
+        < 0)
+        return rc == -ENAMETOOLONG ? PARLEY_EPROTO : rc;
+    parley_info_t *info = calloc(1, sizeof(*info));
+    if (info == NULL)
+        return -ENOMEM;
+    info->endpoint = strdup(endpoint);
+    info->feed = strdup(feed);
+    info->version = strdup(r->version != NULL ? r->version : "");
+    if (info->endpoint == NULL || info->feed == NULL || info->version == NULL) {
+        parley_info_destroy(&info);
+        return -ENOMEM;
+    }
+    memcpy(info->daemon_id, r->daemon_id, sizeof(info->daemon_id));
+    info->seq = r->seq;
+    info->first_seq = r->first_seq;
+    *out = info;
+    return 0;
+}
+
+int
+parley_ping(const parley_call_options_t *opt, parley_info_t **out)
+{
+    if (out == NULL)
+        return PARLEY_EARG;
+    *out = NULL;
+    return s_call_once(opt, PARLEY__OP_PING, s_info_make, out);
+}
+
+const char *
+parley_info_endpoint(const parley_info_t *info)
+{
+    return info != NULL ? info->endpoint : NULL;
+}
+
+const char *
+parley_info_feed(const parley_info_t *info)
+{
+    return info != NULL ? info->feed : NULL;
+}
+
+const uint8_t *
+parley_info_daemon_id(const parley_info_t *info)
+{
+    return info != NULL ? info->daemon_id : NULL;
+}
+
+uint64_t
+parley_info_seq(const parley_info_t *info)
+{
+    return info != NULL ? info->seq : 0;
+}
+
+uint64_t
+parley_info_first_seq(const parley_info_t *info)
+{
+    return info != NULL ? info->first_seq : 0;
+}
+
+const char *
+parley_info_version(const parley_info_t *info)
+{
+    return info != NULL ? info->version : NULL;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+struct parley_stats {
+    char *endpoint;           /* the api endpoint that answered */
+    size_t n;                 /* counters */
+    char **names;             /* n heap strings */
+    uint64_t *values;         /* n values */
+};
+
+void
+parley_stats_destroy(parley_stats_t **s)
+{
+    if (s == NULL || *s == NULL)
+        return;
+    for (size_t i = 0; i < (*s)->n; i++)
+        free((*s)->names[i]);
+    free((*s)->names);
+    free((*s)->values);
+    free((*s)->endpoint);
+    free(*s);
+    *s = NULL;
+}
+
+/* Make the stats object of a STATS reply. 0 or an error. */
+static int
+s_stats_make(const parley__reply_t *r, const char *endpoint, void *outp)
+{
+    parley_stats_t **out = outp;
+    if (r->type != PARLEY__REPLY_STATS)
+        return PARLEY_EPROTO;
+    parley_stats_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    size_t n = r->n_stats;
+    s->endpoint = strdup(endpoint);
+    s->names = calloc(n > 0 ? n : 1, sizeof(*s->names));
+    s->values = calloc(n > 0 ? n : 1, sizeof(*s->values));
+    if (s->endpoint == NULL || s->names == NULL || s->values == NULL) {
+        parley_stats_destroy(&s);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++, s->n++) {
+        s->names[i] = strdup(r->stats[i].name != NULL ? r->stats[i].name : "");
+        if (s->names[i] == NULL) {
+            parley_stats_destroy(&s);
+            return -ENOMEM;
+        }
+        s->values[i] = r->stats[i].value;
+    }
+    *out = s;
+    return 0;
+}
+
+int
+parley_stats(const parley_call_options_t *opt, parley_stats_t **out)
+{
+    if (out == NULL)
+        return PARLEY_EARG;
+    *out = NULL;
+    return s_call_once(opt, PARLEY__OP_STATS, s_stats_make, out);
+}
+
+const char *
+parley_stats_endpoint(const parley_stats_t *s)
+{
+    return s != NULL ? s->endpoint : NULL;
+}
+
+size_t
+parley_stats_count(const parley_stats_t *s)
+{
+    return s != NULL ? s->n : 0;
+}
+
+const char *
+parley_stats_name(const parley_stats_t *s, size_t i)
+{
+    return s != NULL && i < s->n ? s->names[i] : NULL;
+}
+
+uint64_t
+parley_stats_value(const parley_stats_t *s, size_t i)
+{
+    return s != NULL && i < s->n ? s->values[i] : 0;
+}
+
+int
+parley_stats_get(const parley_stats_t *s, const char *name, uint64_t *value)
+{
+    if (s == NULL || name == NULL)
+        return PARLEY_EARG;
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0) {
+            if (value != NULL)
+                *value = s->values[i];
+            return 0;
+        }
+    return -ENOENT;
+}
+
+/* ------------------------------------------------------ snapshot, replay */
+
+/* Deliveries asked for per replay page (the daemon caps it at 1000). */
+#define S_PAGE_LIMIT 1000
+
+struct parley_query {
+    s_call_t call;               /* options, endpoints, wire, request */
+    parley__filterbuf_t *filters;/* owned copies (n_filters) */
+    size_t n_filters;
+    bool replay;                 /* a replay (else a snapshot) */
+    uint64_t from;               /* replay: the next page starts here */
+    uint64_t to;                 /* replay: the last seq (0: not known yet) */
+    bool first;                  /* replay: the first page is yet to come */
+    bool done;                   /* no page left to ask for */
+    uint64_t seq;                /* parley_query_seq() */
+    uint8_t *page;               /* the current page's Delivery bytes */
+    parley__bytes_t *items;      /* ... one range per delivery */
+    size_t n_items, next;        /* items in the page, the next to go */
+    uint64_t gap_from, gap_to;   /* a GAP to hand out first (from > 0) */
+    parley_event_t ev;           /* what parley_query_next() hands out */
+};
+
+void
+parley_query_destroy(parley_query_t **q)
+{
+    if (q == NULL || *q == NULL)
+        return;
+    parley_query_t *self = *q;
+    s_call_close(&self->call);
+    parley__delivery_release(&self->ev.delivery);
+    free(self->filters);
+    free(self->page);
+    free(self->items);
+    free(self);
+    *q = NULL;
+}
+
+/* Keep a copy of a reply's deliveries as the current page. 0 or -ENOMEM. */
+static int
+s_page_keep(parley_query_t *q, const parley__reply_t *r)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < r->n_deliveries; i++)
+        bytes += r->deliveries[i].len;
+    free(q->page);
+    free(q->items);
+    q->page = malloc(bytes > 0 ? bytes : 1);
+    q->items = calloc(r->n_deliveries > 0 ? r->n_deliveries : 1,
+                      sizeof(*q->items));
+    q->n_items = q->next = 0;
+    if (q->page == NULL || q->items == NULL)
+        return -ENOMEM;
+    for (size_t i = 0, off = 0; i < r->n_deliveries; i++) {
+        memcpy(q->page + off, r->deliveries[i].data, r->deliveries[i].len);
+        q->items[i] = (parley__bytes_t){ q->page + off, r->deliveries[i].len };
+        off += r->deliveries[i].len;
+    }
+    q->n_items = r->n_deliveries;
+    return 0;
+}
+
+/* Put the query's filters into its request. */
+static void
+s_query_filter(parley_query_t *q)
+{
+    parley__request_set_filters(q->call.req, q->filters, q->n_filters);
+}
+
+/* Ask for the next replay page and keep it. 0 or an error. */
+static int
+s_replay_page(parley_query_t *q)
+{
+    parley__reply_t r;
+    memset(q->call.req, 0, sizeof(*q->call.req));
+    q->call.req->op = PARLEY__OP_REPLAY;
+    q->call.req->from_seq = q->from;
+    q->call.req->to_seq = q->to;
+    q->call.req->limit = S_PAGE_LIMIT;
+    s_query_filter(q);
+    int rc = s_call_ask(&q->call, &r);
+    if (rc == PARLEY_ETRUNCATED) {
+        /* The seqs below first_seq are gone: one gap, then on from it. */
+        uint64_t first = r.first_seq;
+        if (first <= q->from)
+            return PARLEY_EPROTO;
+        q->gap_from = q->from;
+        q->gap_to = first - 1;
+        if (q->to != 0 && q->gap_to >= q->to) {
+            q->gap_to = q->to;
+            q->done = true;
+        }
+        q->from = first;
+        q->n_items = q->next = 0;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    if (r.type != PARLEY__REPLY_REPLAY || r.next_seq < q->from
+        || (!r.done && r.next_seq == q->from))
+        return PARLEY_EPROTO;
+    if (q->first && (q->to == 0 || r.head_seq < q->to)) {
+        /* The range ends at the head as the first page saw it: what is
+         * published while the query runs is not part of it. */
+        q->to = r.head_seq;
+    }
+    q->first = false;
+    q->seq = q->to;
+    q->from = r.next_seq;
+    q->done = r.done || q->from > q->to;
+    return s_page_keep(q, &r);
+}
+
+/* Make a query object from the options. 0 or an error. */
+static int
+s_query_open(const parley_call_options_t *opt, parley_query_t **out)
+{
+    parley_query_t *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return -ENOMEM;
+    *out = q;
+    int rc = s_call_open(&q->call, opt);
+    if (rc < 0)
+        return rc;
+    if (q->call.opt.n_filters > PARLEY__ANY_OF_MAX)
+        return PARLEY_EARG;
+    if (q->call.opt.n_filters > 0) {
+        q->filters = calloc(q->call.opt.n_filters, sizeof(*q->filters));
+        if (q->filters == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < q->call.opt.n_filters; i++, q->n_filters++)
+            if (q->call.opt.filters[i] == NULL
+                || parley__filterbuf_set(&q->filters[i],
+                                         q->call.opt.filters[i]) < 0)
+                return PARLEY_EARG;
+    }
+    return 0;
+}
+
+int
+parley_snapshot(const parley_call_options_t *opt, parley_query_t **out)
+{
+    parley__reply_t r;
+    parley_query_t *q = NULL;
+    if (out == NULL)
+        return PARLEY_EARG;
+    *out = NULL;
+    int rc = s_query_open(opt, &q);
+    if (rc == 0) {
+        q->call.req->op = PARLEY__OP_SNAPSHOT;
+        s_query_filter(q);
+        rc = s_call_ask(&q->call, &r);
+    }
+    if (rc == 0 && r.type != PARLEY__REPLY_SNAPSHOT)
+        rc = PARLEY_EPROTO;
+    if (rc == 0)
+        rc = s_page_keep(q, &r);
+    if (rc < 0) {
+        parley_query_destroy(&q);
+        return rc;
+    }
+    q->seq = r.seq;
+    q->done = true;
+    *out = q;
+    return 0;
+}
+
+int
+parley_replay(uint64_t from_seq, uint64_t to_seq,
+              const parley_call_options_t *opt, parley_query_t **out)
+{
+    parley_query_t *q = NULL;
+    if (out == NULL)
+        return PARLEY_EARG;
+    *out = NULL;
+    if (from_seq == 0)
+        from_seq = 1;
+    if (to_seq != 0 && to_seq < from_seq)
+        return PARLEY_EARG;
+    int rc = s_query_open(opt, &q);
+    if (rc == 0) {
+        q->replay = true;
+        q->first = true;
+        q->from = from_seq;
+        q->to = to_seq;
+        q->seq = to_seq;
+        rc = s_replay_page(q);
+    }
+    if (rc < 0) {
+        parley_query_destroy(&q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+/* Does the update match one of the query's filters (none: all)? */
+static bool
+s_query_match(const parley_query_t *q, const parley_update_t *u)
+{
+    if (q->n_filters == 0)
+        return true;
+    for (size_t i = 0; i < q->n_filters; i++)
+        if (parley_filter_match(&q->filters[i].filter, u))
+            return true;
+    return false;
+}
+
+int
+parley_query_next(parley_query_t *q, const parley_event_t **ev)
+{
+    if (q == NULL || ev == NULL)
+        return PARLEY_EARG;
+    for (;;) {
+        if (q->gap_from > 0) {
+            parley__event_set(&q->ev, PARLEY_EVENT_GAP, q->gap_from);
+            q->ev.seq_last = q->gap_to;
+            q->gap_from = q->gap_to = 0;
+            *ev = &q->ev;
+            return 1;
+        }
+        if (q->next < q->n_items) {
+            const parley__bytes_t *it = &q->items[q->next++];
+            parley_delivery_t *d = &q->ev.delivery;
+            int rc = parley_delivery_decode(q->call.opt.keyring, it->data,
+                                            it->len, d);
+            if (rc == -ENOMEM)
+                return rc;
+            if (rc < 0) {
+                /* Its seq, if the Delivery around it decodes. */
+                parley__arena_t arena;
+                uint8_t space[PARLEY_ENVELOPE_MAX + 1024];
+                parley__bytes_t env;
+                uint64_t seq = 0;
+                int64_t at;
+                parley__arena_init(&arena, space, sizeof(space));
+                if (parley__delivery_decode_raw(it->data, it->len, &seq, &at,
+                                                &env, &arena) < 0)
+                    seq = 0;
+                parley__arena_reset(&arena);
+                parley__event_set(&q->ev, PARLEY_EVENT_REJECTED, seq);
+                q->ev.code = rc;
+                *ev = &q->ev;
+                return 1;
+            }
+            if (!s_query_match(q, &d->update))
+                continue;
+            parley__event_set(&q->ev, PARLEY_EVENT_DELIVERY, d->seq);
+            *ev = &q->ev;
+            return 1;
+        }
+        if (q->done || !q->replay)
+            return 0;
+        int rc = s_replay_page(q);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+uint64_t
+parley_query_seq(const parley_query_t *q)
+{
+    return q != NULL ? q->seq : 0;
+}

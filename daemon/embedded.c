@@ -1,0 +1,370 @@
+/*
+ * embedded.c - the storage seam over the local segment log and its
+ * indexes (embedded.h).
+ *
+ * Memory: the batch buffer and the pending table are allocated once at
+ * open, so a submit does no malloc of its own. Each submitted update is
+ * copied twice: into the store's write queue (as the on-disk record) and
+ * into the batch, which answers duplicate checks against the updates of
+ * this turn and hands the records to applied() after the commit.
+ *
+ * The signer index follows each submit (the order check of the next one
+ * needs it); the latest state follows the commit, so that it only ever
+ * holds durable updates and a snapshot never names a seq that cannot be
+ * read yet.
+ */
+#include "embedded.h"
+
+#include "facts.h"
+#include "index.h"
+#include "log.h"
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Envelope bytes a batch holds at least (more if a message may be
+ * larger); a full batch answers PD_STORAGE_FULL. */
+#define S_BATCH_MIN (8 * 1024 * 1024)
+/* Updates a batch holds at most. */
+#define S_PENDING_MAX 1024
+#define S_DECODE_SLACK (64 * 1024) /* arena room beyond a record */
+
+/* An update of the batch: its seq and where its bytes are. */
+typedef struct {
+    uint64_t seq;
+    int64_t received_at;
+    size_t off, len;   /* envelope bytes in the batch buffer */
+} s_pending_t;
+
+typedef struct pd_embedded {
+    pd_storage_t base;       /* first: the seam's view */
+    pd_store_t *store;       /* the log (owned) */
+    pd_index_t *idx;         /* its indexes (owned) */
+    uint8_t *batch;          /* envelope bytes of the batch */
+    size_t batch_cap, batch_used;
+    s_pending_t *pending;    /* S_PENDING_MAX entries */
+    size_t n_pending;        /* updates in the batch */
+    size_t n_durable;        /* of which the last commit made durable */
+    size_t next_out;         /* next one applied() hands out */
+    uint8_t *record;         /* one record read back, max_message_bytes */
+    size_t record_cap;
+    uint8_t *scratch;        /* arena for reading a record's facts */
+    size_t scratch_cap;
+    parley_update_t update;  /* a record decoded the slow way */
+} pd_embedded_t;
+
+/* ============================================================ write side */
+
+/* Forget the batch of the last commit (applied() handed it all out). */
+static void
+s_release(pd_embedded_t *self)
+{
+    self->n_pending = self->n_durable = self->next_out = 0;
+    self->batch_used = 0;
+}
+
+/* Are these the bytes kept (or in the batch) as seq? */
+static bool
+s_same_bytes(pd_embedded_t *self, uint64_t seq, const void *env, size_t len)
+{
+    if (self->n_pending > 0 && seq >= self->pending[0].seq) {
+        uint64_t i = seq - self->pending[0].seq;
+        if (i >= self->n_pending)
+            return false;
+        const s_pending_t *p = &self->pending[i];
+        return p->len == len && memcmp(self->batch + p->off, env, len) == 0;
+    }
+    int64_t received_at;
+    size_t got;
+    if (pd_store_read(self->store, seq, &received_at, self->record,
+                      self->record_cap, &got) < 0)
+        return false; /* gone by retention: a replay like any other */
+    return got == len && memcmp(self->record, env, len) == 0;
+}
+
+/*
+ * Check 8 against the local signer index: a signer_seq at or below the
+ * signer's last is a replay, unless it is the very bytes kept before.
+ * Returns 1 (new), 0 (*orig: the seq of the same bytes) or PARLEY_EREPLAY
+ * (*last: the signer's last accepted signer_seq).
+ */
+static int
+s_order_check(pd_embedded_t *self, const pd_storage_update_t *u,
+              uint64_t *orig, uint64_t *last)
+{
+    if (!pd_index_signer_last(self->idx, u->signer, last)
+        || u->update->signer_seq > *last)
+        return 1;
+    *orig = pd_index_dedupe_lookup(self->idx, u->signer,
+                                   u->update->signer_seq);
+    if (*orig != 0 && s_same_bytes(self, *orig, u->env, u->len))
+        return 0;
+    return PARLEY_EREPLAY;
+}
+
+static int
+s_submit(pd_storage_t *base, const pd_storage_update_t *u,
+         pd_storage_done_t *done)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    if (self->n_durable > 0)
+        s_release(self);
+    uint64_t orig = 0, last = 0;
+    int rc = s_order_check(self, u, &orig, &last);
+    if (rc < 0) {
+        *done = (pd_storage_done_t){ .tag = u->tag, .rc = rc,
+                                     .signer_seq = last };
+        return rc;
+    }
+    if (rc == 0) {
+        *done = (pd_storage_done_t){ .tag = u->tag, .seq = orig,
+                                     .duplicate = true };
+        return PD_STORAGE_DONE;
+    }
+    if (pd_index_reserve(self->idx, u->signer, u->update->n_parties) < 0) {
+        pd_log_limited(PD_LOG_KEY_STORAGE, PD_LOG_ERROR,
+                       "embedded: out of memory for the indexes; update "
+                       "refused as unavailable");
+        return PARLEY_EUNAVAILABLE;
+    }
+    if (self->batch_cap - self->batch_used < u->len
+        || self->n_pending == S_PENDING_MAX)
+        return PD_STORAGE_FULL;
+    uint64_t seq = pd_store_next_seq(self->store);
+    rc = pd_store_append(self->store, seq, u->received_at, u->env, u->len);
+    if (rc == -EMSGSIZE)
+        return PARLEY_ETOOLARGE;
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
+               (unsigned long long)seq, parley_error_name(rc));
+        return rc;
+    }
+    pd_index_add_signer(self->idx, seq, u->signer, u->update->signer_seq);
+    self->pending[self->n_pending++] = (s_pending_t){
+        .seq = seq, .received_at = u->received_at,
+        .off = self->batch_used, .len = u->len
+    };
+    memcpy(self->batch + self->batch_used, u->env, u->len);
+    self->batch_used += u->len;
+    *done = (pd_storage_done_t){ .tag = u->tag, .seq = seq };
+    return PD_STORAGE_DONE;
+}
+
+/* Apply a durable record of the batch to the latest state. */
+static void
+s_apply(pd_embedded_t *self, const s_pending_t *p)
+{
+    parley__facts_t f;
+    parley__envelope_t e;
+    parley__arena_t arena;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    int rc = parley__facts_decode(self->batch + p->off, p->len, &f, &e,
+                                  &self->update, &arena);
+    if (rc == 0)
+        pd_index_apply(self->idx, p->seq, &f);
+    else /* it decoded when it was checked: cannot happen */
+        pd_log(PD_LOG_ERROR, "embedded: seq %llu does not decode (%s); "
+                             "not in the latest state",
+               (unsigned long long)p->seq, parley_error_name(rc));
+    parley__arena_reset(&arena);
+}
+
+static int
+s_commit(pd_storage_t *base)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    if (self->n_pending > self->n_durable) {
+        int rc = pd_store_sync(self->store);
+        if (rc < 0) {
+            pd_log(PD_LOG_ERROR,
+                   "store sync failed: %s; %zu updates not acked, stopping",
+                   parley_error_name(rc), self->n_pending - self->n_durable);
+            return rc;
+        }
+    }
+    for (size_t i = self->n_durable; i < self->n_pending; i++)
+        s_apply(self, &self->pending[i]);
+    self->n_durable = self->n_pending;
+    return 0;
+}
+
+static bool
+s_completed(pd_storage_t *base, pd_storage_done_t *done)
+{
+    (void)base;
+    (void)done;
+    return false; /* every submit completed at once */
+}
+
+static bool
+s_applied(pd_storage_t *base, pd_storage_record_t *rec)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    if (self->next_out >= self->n_durable)
+        return false;
+    const s_pending_t *p = &self->pending[self->next_out++];
+    *rec = (pd_storage_record_t){ .seq = p->seq,
+                                  .received_at = p->received_at,
+                                  .env = self->batch + p->off,
+                                  .len = p->len };
+    return true;
+}
+
+/* ============================================================= read side */
+
+static uint64_t
+s_head(const pd_storage_t *base)
+{
+    return pd_store_last_seq(((const pd_embedded_t *)base)->store);
+}
+
+static uint64_t
+s_first(const pd_storage_t *base)
+{
+    return pd_store_first_seq(((const pd_embedded_t *)base)->store);
+}
+
+static int
+s_read(pd_storage_t *base, uint64_t seq, int64_t *received_at, void *buf,
+       size_t cap, size_t *len)
+{
+    return pd_store_read(((pd_embedded_t *)base)->store, seq, received_at,
+                         buf, cap, len);
+}
+
+static int
+s_latest(const pd_storage_t *base, uint64_t **seqs)
+{
+    return pd_index_latest_seqs(((const pd_embedded_t *)base)->idx, seqs);
+}
+
+static int
+s_retain(pd_storage_t *base, int64_t now_ms)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    int n = pd_store_retain(self->store, now_ms);
+    if (n > 0)
+        pd_index_forget_before(self->idx, pd_store_first_seq(self->store));
+    return n;
+}
+
+/* ================================================================= setup */
+
+static void
+s_destroy(pd_storage_t *base)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    pd_store_close(&self->store);
+    pd_index_destroy(&self->idx);
+    free(self->batch);
+    free(self->pending);
+    free(self->record);
+    free(self->scratch);
+    free(self);
+}
+
+static const pd_storage_ops_t s_ops = {
+    .name = "embedded",
+    .submit = s_submit,
+    .commit = s_commit,
+    .completed = s_completed,
+    .applied = s_applied,
+    .head = s_head,
+    .first = s_first,
+    .read = s_read,
+    .latest = s_latest,
+    .retain = s_retain,
+    .destroy = s_destroy,
+};
+
+/* Open the log, rebuilding the indexes, and say what was recovered. */
+static int
+s_open_log(pd_embedded_t *self, const pd_config_t *cfg)
+{
+    pd_store_opts_t opts = {
+        .segment_bytes = cfg->segment_bytes,
+        .max_bytes = cfg->retention_bytes,
+        .max_age_ms = (int64_t)cfg->retention_age * 1000,
+        .sync = cfg->fsync,
+        .max_record = cfg->max_message_bytes,
+    };
+    char errbuf[512] = "";
+    int err = 0;
+    self->store = pd_store_open(cfg->state_dir, &opts, pd_index_scan,
+                                self->idx, errbuf, sizeof(errbuf), &err);
+    if (self->store == NULL) {
+        pd_log(PD_LOG_ERROR, "cannot open the log in %s: %s", cfg->state_dir,
+               errbuf[0] != '\0' ? errbuf : parley_error_name(err));
+        return err;
+    }
+    pd_index_stats_t is;
+    pd_store_stats_t ss;
+    pd_index_get_stats(self->idx, &is);
+    pd_store_get_stats(self->store, &ss);
+    pd_log(PD_LOG_INFO,
+           "recovered %llu records (seq %llu..%llu) in %llu segments: "
+           "%zu signers, %zu current states",
+           (unsigned long long)is.scanned,
+           (unsigned long long)pd_store_first_seq(self->store),
+           (unsigned long long)pd_store_last_seq(self->store),
+           (unsigned long long)ss.segments, is.signers, is.latest);
+    if (is.skipped > 0)
+        pd_log(PD_LOG_WARN, "%llu logged records did not decode",
+               (unsigned long long)is.skipped);
+    return 0;
+}
+
+static uint64_t
+s_stat_head(const void *ctx)
+{
+    return s_head(ctx);
+}
+
+static uint64_t
+s_stat_first(const void *ctx)
+{
+    return s_first(ctx);
+}
+
+pd_storage_t *
+pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
+{
+    pd_embedded_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    self->base.ops = &s_ops;
+    size_t max = cfg->max_message_bytes;
+    self->batch_cap = max > S_BATCH_MIN ? max : S_BATCH_MIN;
+    self->record_cap = max;
+    self->batch = malloc(self->batch_cap);
+    self->pending = calloc(S_PENDING_MAX, sizeof(s_pending_t));
+    self->record = malloc(self->record_cap);
+    self->scratch_cap = max + S_DECODE_SLACK;
+    self->scratch = malloc(self->scratch_cap);
+    if (self->batch == NULL || self->pending == NULL || self->record == NULL
+        || self->scratch == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
+    /* Recover before anyone can talk to us. */
+    if ((self->idx = pd_index_new()) == NULL) {
+        *err = errno != 0 ? -errno : -ENOMEM;
+        goto fail;
+    }
+    if ((*err = s_open_log(self, cfg)) < 0)
+        goto fail;
+    if (stats != NULL) {
+        pd_stats_getter(stats, PD_STAT_SEQ, s_stat_head, self);
+        pd_stats_getter(stats, PD_STAT_FIRST_SEQ, s_stat_first, self);
+        pd_store_stats_register(self->store, stats);
+    }
+    *err = 0;
+    return &self->base;
+fail:
+    s_destroy(&self->base);
+    return NULL;
+}

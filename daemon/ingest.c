@@ -1,0 +1,791 @@
+/*
+ * ingest.c - the write path, one group-commit turn at a time (ingest.h).
+ *
+ * The file reads in the order an update travels: gather and pre-check,
+ * verify on the pool, the publish checks, store (submit), commit, acks,
+ * feed; then the turn that drives them.
+ *
+ * Memory: every buffer is sized from max_message_bytes and allocated once
+ * in pd_ingest_new(), so the publish path does no malloc of its own (the
+ * table of updates in flight, for a storage that completes them later,
+ * is allocated when the first one is).
+ */
+#include "ingest.h"
+
+#include "clock.h"
+#include "facts.h"
+#include "limit.h"
+#include "log.h"
+#include "pool.h"
+#include "sign.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
+/* Below this many signatures a step checks them on the loop thread. */
+#define S_PARALLEL_MIN 4
+/*
+ * Signatures of one connection checked in parallel per step, at most. The
+ * rest are checked one by one in order, where a connection that has just
+ * sent PD_LIMIT_BAD_MAX forgeries is cut off unverified. The next step's
+ * checks start before this one's are counted (pd_ingest_turn()), so a
+ * flooding peer gets at most twice this plus PD_LIMIT_BAD_MAX checks
+ * before its cool-down stops them.
+ */
+#define S_PEER_PARALLEL_MAX (4 * PD_LIMIT_BAD_MAX)
+/* Updates a storage may hold in flight (PD_STORAGE_LATER) at most. */
+#define S_INFLIGHT_MAX 4096
+
+/* Where a publish stands after the sequential pre-checks of its step. */
+typedef enum {
+    S_PRE_NONE = 0,   /* no keyring: answered unavailable */
+    S_PRE_BLOCKED,    /* its peer is cooling down after bad signatures */
+    S_PRE_PREPARED,   /* envelope decoded; see prepare_rc */
+    S_PRE_LIMITED,    /* prepared, but the signer's bucket was empty */
+} s_pre_t;
+
+/* One request read in this step, with what was decided about it so far. */
+typedef struct {
+    pd_msg_t msg;         /* the frames, kept until it is handled */
+    bool publish;         /* a well-formed publish: ingest's to answer */
+    s_pre_t pre;
+    int prepare_rc;       /* parley__verify_prepare(), with S_PRE_PREPARED */
+    int sig_rc;           /* parley__verify_signature(), when it ran */
+    bool sig_checked;
+    bool on_pool;         /* its signature is checked on the pool */
+    parley__verify_t v;   /* the decoded envelope between the steps */
+} s_slot_t;
+
+/* A publish whose storage completes it later: where its answer goes. */
+typedef struct {
+    uint64_t tag;         /* the submit's tag; 0 = free */
+    uint64_t request_id;
+    size_t id_len;
+    uint8_t id[PD_INGEST_ID_MAX];
+} s_waiting_t;
+
+/* ingest's counters (reported through stats.h). */
+typedef struct {
+    uint64_t requests_publish;
+    uint64_t accepted;      /* updates stored under a new seq */
+    uint64_t duplicates;    /* resends answered with the original seq */
+    uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
+    uint64_t turn_requests_max; /* most requests one turn handled */
+} s_counters_t;
+
+struct pd_ingest {
+    const pd_config_t *cfg;          /* borrowed */
+    pd_storage_t *storage;           /* borrowed */
+    pd_ingest_io_t io;
+    const parley_keyring_t *ring;    /* borrowed, swapped on reload */
+    pd_limit_t *limit;               /* rate limits (owned) */
+    pd_pool_t *pool;                 /* threads for the signature checks */
+    s_counters_t counters;
+
+    /* decoding the request being handled */
+    uint8_t *arena_buf;              /* max_message_bytes + slack */
+    size_t arena_cap;
+    parley__arena_t arena;
+    parley__request_t req;
+    parley_update_t update;          /* the update being published */
+
+    /* requests read in this step of the turn */
+    s_slot_t *slots;                 /* 2 x PD_INGEST_SLOTS */
+    s_slot_t *ahead;                 /* a step being checked between turns */
+    size_t n_ahead;                  /* its requests, 0 if none */
+
+    /* updates a storage completes later (PD_STORAGE_LATER) */
+    s_waiting_t *waiting;            /* S_INFLIGHT_MAX, by tag */
+    uint64_t next_tag;
+
+    /* the feed: decoding a record for its topics */
+    uint8_t *scratch;                /* max_message_bytes + slack */
+    size_t scratch_cap;
+    parley_update_t feed_update;     /* a record decoded the slow way */
+};
+
+static int s_commit(pd_ingest_t *self);
+
+/* ======================================================= gather, pre-check */
+
+/*
+ * The sequential part of checks 1-3a for a publish, in arrival order: the
+ * request decode, the peer's cool-down, the envelope decode and signer
+ * lookup, the signer's token bucket. What is left for the signature check
+ * is marked S_PRE_PREPARED with prepare_rc 0. Anything that is not a
+ * well-formed publish stays !publish for the api to answer.
+ */
+static void
+s_precheck(pd_ingest_t *self, s_slot_t *slot, int64_t now_us)
+{
+    size_t len = zmq_msg_size(&slot->msg.body);
+    size_t id_len = zmq_msg_size(&slot->msg.id);
+    slot->publish = false;
+    slot->pre = S_PRE_NONE;
+    slot->sig_checked = false;
+    slot->on_pool = false;
+    slot->v.decoded = 0;
+    if (slot->msg.frames != 2 || len > self->cfg->max_message_bytes
+        || id_len == 0 || id_len > PD_INGEST_ID_MAX)
+        return;
+    parley__arena_reset(&self->arena);
+    if (parley__request_decode(zmq_msg_data(&slot->msg.body), len,
+                               &self->req, &self->arena)
+            != 0
+        || self->req.op != PARLEY__OP_PUBLISH)
+        return;
+    slot->publish = true;
+    if (self->ring == NULL)
+        return;
+    if (pd_limit_peer_blocked(self->limit, zmq_msg_data(&slot->msg.id),
+                              id_len, now_us / 1000)) {
+        slot->pre = S_PRE_BLOCKED;
+        return;
+    }
+    slot->prepare_rc = parley__verify_prepare(&slot->v, self->ring,
+                                              self->req.update.data,
+                                              self->req.update.len);
+    slot->pre = S_PRE_PREPARED;
+    if (slot->prepare_rc == 0
+        && !pd_limit_signer_take(self->limit, slot->v.env.signer, now_us))
+        slot->pre = S_PRE_LIMITED;
+}
+
+/* Publishes of one connection in a step. */
+typedef struct {
+    const void *id;   /* ROUTER identity */
+    size_t len;
+    unsigned count;   /* its signatures planned for the pool */
+} s_peer_count_t;
+
+/*
+ * Mark the prepared publishes whose signatures go to the pool: all of
+ * them, but at most S_PEER_PARALLEL_MAX from any one connection.
+ */
+static void
+s_plan_pool(s_slot_t *slots, size_t n)
+{
+    s_peer_count_t peers[PD_INGEST_SLOTS];
+    size_t n_peers = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *slot = &slots[i];
+        if (slot->pre != S_PRE_PREPARED || slot->prepare_rc != 0)
+            continue;
+        const void *id = zmq_msg_data(&slot->msg.id);
+        size_t len = zmq_msg_size(&slot->msg.id);
+        size_t p = 0;
+        while (p < n_peers
+               && (peers[p].len != len || memcmp(peers[p].id, id, len) != 0))
+            p++;
+        if (p == n_peers)
+            peers[n_peers++] = (s_peer_count_t){ id, len, 0 };
+        if (peers[p].count < S_PEER_PARALLEL_MAX) {
+            peers[p].count++;
+            slot->on_pool = true;
+        }
+    }
+}
+
+/*
+ * Gather one step into slots: read up to max (at most PD_INGEST_SLOTS)
+ * requests and run the cheap checks in order. Returns the number read;
+ * the caller starts their signature checks with s_start().
+ */
+static size_t
+s_gather(pd_ingest_t *self, s_slot_t *slots, size_t max)
+{
+    size_t n = 0;
+    while (n < max && n < PD_INGEST_SLOTS
+           && self->io.recv(self->io.ctx, &slots[n].msg) == 1)
+        n++;
+    if (n == 0)
+        return 0;
+    int64_t now_us = parley__mono_us();
+    for (size_t i = 0; i < n; i++)
+        s_precheck(self, &slots[i], now_us);
+    s_plan_pool(slots, n);
+    return n;
+}
+
+/* ================================================================= verify */
+
+/* Pool work item: the signature check of one prepared publish. */
+static void
+s_check_signature(void *ctx, size_t i)
+{
+    s_slot_t *slot = &((s_slot_t *)ctx)[i];
+    if (slot->on_pool) {
+        slot->sig_rc = parley__verify_signature(&slot->v);
+        slot->sig_checked = true;
+    }
+}
+
+/* Start the signature checks of n gathered slots on the pool; every start
+ * is followed by one pd_pool_wait() before the slots are handled. A step
+ * with few signatures to check (pings, replays, rejects) wakes no worker:
+ * pd_pool_wait() checks them on the loop thread. */
+static void
+s_start(pd_ingest_t *self, s_slot_t *slots, size_t n)
+{
+    size_t checks = 0;
+    for (size_t i = 0; i < n; i++)
+        checks += slots[i].on_pool;
+    if (n > 0)
+        pd_pool_start(self->pool, n,
+                      checks >= S_PARALLEL_MIN ? S_PARALLEL_MIN : SIZE_MAX,
+                      s_check_signature, slots);
+}
+
+/* ================================================================ replies */
+
+/*
+ * Queue a reply to a publish. A full queue is a group-commit point: the
+ * turn commits, which sends the queue, and queues again.
+ * Returns 0 or a fatal error of that commit.
+ */
+static int
+s_reply(pd_ingest_t *self, const uint8_t *id, size_t id_len,
+        const parley__reply_t *r, const char *detail)
+{
+    int rc = self->io.reply(self->io.ctx, id, id_len, r, detail);
+    if (rc == -ENOBUFS) {
+        if ((rc = s_commit(self)) < 0)
+            return rc;
+        rc = self->io.reply(self->io.ctx, id, id_len, r, detail);
+    }
+    if (rc < 0) /* a small reply always fits an empty queue */
+        pd_log(PD_LOG_ERROR, "ingest: reply does not fit the queue; dropped");
+    return 0;
+}
+
+/* Queue a reject; signer_seq goes with a replay (the signer's last). */
+static int
+s_reject_seq(pd_ingest_t *self, const uint8_t *id, size_t id_len,
+             uint64_t rid, int code, uint64_t signer_seq, const char *detail)
+{
+    parley__reply_t r = { .request_id = rid,
+                          .type = PARLEY__REPLY_REJECT,
+                          .code = code,
+                          .signer_seq = signer_seq };
+    return s_reply(self, id, id_len, &r, detail);
+}
+
+static int
+s_reject(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
+         int code, const char *detail)
+{
+    return s_reject_seq(self, id, id_len, rid, code, 0, detail);
+}
+
+/*
+ * Answer a publish the storage has finished with: ack its seq (a
+ * duplicate's original seq), or reject it. u is its update, or NULL when
+ * the storage completed it later.
+ */
+static int
+s_answer_done(pd_ingest_t *self, const uint8_t *id, size_t id_len,
+              uint64_t rid, const pd_storage_done_t *done,
+              const parley_update_t *u)
+{
+    if (done->rc < 0)
+        return s_reject_seq(self, id, id_len, rid, done->rc,
+                            done->signer_seq, NULL);
+    if (done->duplicate) {
+        self->counters.duplicates++;
+    } else {
+        self->counters.accepted++;
+        pd_log(PD_LOG_DEBUG, "accepted seq %llu: %s phase %u",
+               (unsigned long long)done->seq, u != NULL ? u->negotiation : "",
+               u != NULL ? (unsigned)u->phase : 0);
+    }
+    parley__reply_t r = { .request_id = rid,
+                          .type = PARLEY__REPLY_ACK,
+                          .seq = done->seq,
+                          .duplicate = done->duplicate };
+    return s_reply(self, id, id_len, &r, NULL);
+}
+
+/* ================================================================= checks */
+
+/*
+ * "signer <key id><why>" for the log line of a reject (only "<why>" if the
+ * envelope did not decode), made in buf. Only rejects need it: the key id
+ * is a hash, not worth computing for every accepted update.
+ */
+static const char *
+s_signer_label(const s_slot_t *slot, const char *why,
+               char buf[PARLEY_KEYID_CHARS + 64])
+{
+    char id[PARLEY_KEYID_CHARS + 1] = "";
+    if (slot->v.decoded)
+        parley_key_id(slot->v.env.signer, id);
+    snprintf(buf, PARLEY_KEYID_CHARS + 64, "%s%s%s", *id ? "signer " : "", id,
+             why);
+    return buf;
+}
+
+/*
+ * Checks 3a-6 in request order: the outcome of the pre-checks, the
+ * signature (checked on the pool, or now), the body and permissions.
+ * On 0 self->update and signer hold the update. A bad signature counts
+ * against the peer; *why (a static string) says more for the log.
+ *
+ * Returns:   0 or the reject code.
+ */
+static int
+s_verify_outcome(pd_ingest_t *self, s_slot_t *slot, const uint8_t *id,
+                 size_t id_len, uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                 const char **why)
+{
+    if (slot->pre == S_PRE_NONE)
+        return PARLEY_EUNAVAILABLE; /* no keyring */
+    if (slot->pre == S_PRE_BLOCKED) {
+        /* said without the signer: the envelope was not decoded */
+        *why = "(peer cooling down after bad signatures)";
+        return PARLEY_ERATELIMITED;
+    }
+    int rc = slot->prepare_rc;
+    if (rc != 0)
+        return rc;
+    if (slot->pre == S_PRE_LIMITED) {
+        *why = " (over rate_limit)";
+        return PARLEY_ERATELIMITED;
+    }
+    if (!slot->sig_checked
+        && pd_limit_peer_blocked(self->limit, id, id_len,
+                                 parley__mono_us() / 1000)) {
+        /* Not checked on the pool, and meanwhile its peer was cut off. */
+        *why = " (peer cooling down after bad signatures)";
+        return PARLEY_ERATELIMITED;
+    }
+    rc = slot->sig_checked ? slot->sig_rc : parley__verify_signature(&slot->v);
+    if (rc == 0)
+        return parley__verify_body(&slot->v, self->ring, &self->update,
+                                   signer);
+    char keyid[PARLEY_KEYID_CHARS + 64];
+    if (rc == PARLEY_EBADSIG
+        && pd_limit_peer_bad(self->limit, id, id_len,
+                             parley__mono_us() / 1000))
+        pd_log_limited(PD_LOG_KEY_BAD_SIGNATURES, PD_LOG_WARN,
+                       "api: a peer sent %d bad signatures within a "
+                       "second (last under %s); its publishes are "
+                       "refused unverified for %d ms",
+                       PD_LIMIT_BAD_MAX, s_signer_label(slot, "", keyid),
+                       PD_LIMIT_COOLDOWN_MS);
+    return rc;
+}
+
+/* Check 7: issued_at within max_clock_skew of now_ms. 0 or the code. */
+static int
+s_clock_window(const pd_ingest_t *self, const parley_update_t *u,
+               int64_t now_ms)
+{
+    int64_t skew = (int64_t)self->cfg->max_clock_skew * 1000;
+    if (u->issued_at < now_ms - skew)
+        return PARLEY_ESTALE;
+    if (u->issued_at > now_ms + skew)
+        return PARLEY_EFUTURE;
+    return 0;
+}
+
+/* ================================================================== store */
+
+/* Whether the next submit's tag has a free place among those waiting
+ * for the storage to complete them. */
+static bool
+s_wait_room(const pd_ingest_t *self)
+{
+    return self->waiting == NULL
+           || self->waiting[self->next_tag % S_INFLIGHT_MAX].tag == 0;
+}
+
+/*
+ * Remember where the answer to the submit of tag next_tag goes: the
+ * storage completes it later. Returns 0, or -ENOMEM (logged; the update
+ * may still be stored, and a resend is then answered as a duplicate).
+ */
+static int
+s_wait_for(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid)
+{
+    if (self->waiting == NULL
+        && (self->waiting = calloc(S_INFLIGHT_MAX, sizeof(s_waiting_t)))
+               == NULL) {
+        pd_log(PD_LOG_ERROR, "ingest: no memory to wait for an update "
+                             "in flight; answered unavailable");
+        return -ENOMEM;
+    }
+    s_waiting_t *w = &self->waiting[self->next_tag % S_INFLIGHT_MAX];
+    w->tag = self->next_tag++;
+    w->request_id = rid;
+    w->id_len = id_len;
+    memcpy(w->id, id, id_len);
+    return 0;
+}
+
+/*
+ * Check 8 and the append, through the storage: submit the update and
+ * answer what it says. The ack waits in the queue for the commit.
+ * Returns 0 or a fatal error.
+ */
+static int
+s_store(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
+        const uint8_t signer[PARLEY_PUBLICKEY_BYTES], int64_t now_ms)
+{
+    int rc = 0;
+    /* Room for the ack first: it must go out before the delivery; and
+     * for the answer's address, if the storage completes it later. */
+    if ((!self->io.room(self->io.ctx, id_len) || !s_wait_room(self))
+        && (rc = s_commit(self)) < 0)
+        return rc;
+    if (!s_wait_room(self))
+        return s_reject(self, id, id_len, rid, PARLEY_EUNAVAILABLE,
+                        "(too many updates in flight)");
+    pd_storage_update_t su = { .env = self->req.update.data,
+                               .len = self->req.update.len,
+                               .signer = signer,
+                               .update = &self->update,
+                               .received_at = now_ms,
+                               .tag = self->next_tag };
+    pd_storage_done_t done = { 0 };
+    rc = pd_storage_submit(self->storage, &su, &done);
+    if (rc == PD_STORAGE_FULL) {
+        if ((rc = s_commit(self)) < 0)
+            return rc;
+        rc = pd_storage_submit(self->storage, &su, &done);
+    }
+    if (rc == PD_STORAGE_DONE)
+        return s_answer_done(self, id, id_len, rid, &done, &self->update);
+    if (rc == PD_STORAGE_LATER) {
+        if (s_wait_for(self, id, id_len, rid) == 0)
+            return 0;
+        rc = PARLEY_EUNAVAILABLE;
+    }
+    if (rc == PARLEY_EREPLAY || rc == PARLEY_ETOOLARGE
+        || rc == PARLEY_EUNAVAILABLE || rc == PD_STORAGE_FULL)
+        return s_reject_seq(self, id, id_len, rid,
+                            rc == PD_STORAGE_FULL ? PARLEY_EUNAVAILABLE : rc,
+                            rc == PARLEY_EREPLAY ? done.signer_seq : 0, NULL);
+    return rc; /* the storage failed: stop */
+}
+
+/*
+ * Checks 3a-8 for one publish, in request order, then the append. A
+ * reject changes no state. The rate limits come before the signature
+ * check (the one costly step): a peer that has sent too many bad
+ * signatures is refused, undecoded, for a while; then, after the signer
+ * lookup, the signer's bucket must hold a token. The peer check comes
+ * first so that forgeries under a real signer's key do not drain that
+ * signer's bucket.
+ *
+ * Returns:   0, or a fatal storage error.
+ */
+static int
+s_publish(pd_ingest_t *self, s_slot_t *slot)
+{
+    const uint8_t *id = zmq_msg_data(&slot->msg.id);
+    size_t id_len = zmq_msg_size(&slot->msg.id);
+    size_t len = zmq_msg_size(&slot->msg.body);
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES] = { 0 };
+    char keyid[PARLEY_KEYID_CHARS + 64];
+    const char *why = ""; /* said after the signer in a reject's log line */
+
+    /* The request decoded in s_precheck(); decode it again, as the arena
+     * has served the other requests of the step since. */
+    parley__arena_reset(&self->arena);
+    if (parley__request_decode(zmq_msg_data(&slot->msg.body), len,
+                               &self->req, &self->arena)
+        != 0)
+        return s_reject(self, id, id_len, 0, -EPROTO, "(decodes no more)");
+    uint64_t rid = self->req.request_id;
+    pd_log(PD_LOG_DEBUG, "request %llu: publish, %zu bytes",
+           (unsigned long long)rid, len);
+    self->counters.requests_publish++;
+    int rc = s_verify_outcome(self, slot, id, id_len, signer, &why);
+    if (rc != 0)
+        return s_reject(self, id, id_len, rid, rc,
+                        slot->pre == S_PRE_BLOCKED
+                            ? why
+                            : s_signer_label(slot, why, keyid));
+    int64_t now = parley_now_ms();
+    if ((rc = s_clock_window(self, &self->update, now)) != 0)
+        return s_reject(self, id, id_len, rid, rc, NULL);
+    return s_store(self, id, id_len, rid, signer, now);
+}
+
+/* ================================================================= commit */
+
+/* Answer the publishes the storage completed since the last commit. */
+static int
+s_drain_completed(pd_ingest_t *self)
+{
+    pd_storage_done_t done;
+    while (pd_storage_completed(self->storage, &done)) {
+        s_waiting_t *w = self->waiting != NULL
+                             ? &self->waiting[done.tag % S_INFLIGHT_MAX]
+                             : NULL;
+        if (w == NULL || w->tag != done.tag || done.tag == 0) {
+            pd_log(PD_LOG_ERROR, "ingest: the storage completed an update "
+                                 "it was not given (tag %llu)",
+                   (unsigned long long)done.tag);
+            continue;
+        }
+        w->tag = 0;
+        if (!self->io.room(self->io.ctx, w->id_len))
+            self->io.flush(self->io.ctx); /* committed: may go out */
+        int rc = s_answer_done(self, w->id, w->id_len, w->request_id, &done,
+                               NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* =================================================================== feed */
+
+/*
+ * Publish a durable record on the feed, on the topics of its update (read
+ * from its bytes: the same for every storage, whoever submitted it).
+ */
+static void
+s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
+{
+    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    parley__facts_t f;
+    parley__envelope_t e;
+    parley__arena_t arena;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    int rc = parley__facts_decode(rec->env, rec->len, &f, &e,
+                                  &self->feed_update, &arena);
+    if (rc == 0)
+        rc = self->io.publish(self->io.feed, rec->seq, rec->received_at,
+                              rec->env, rec->len,
+                              (const char(*)[PARLEY_TOPIC_MAX])topics,
+                              parley__facts_topics(&f, topics));
+    parley__arena_reset(&arena);
+    if (rc < 0)
+        pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN,
+                       "feed: seq %llu not published: %s",
+                       (unsigned long long)rec->seq, parley_error_name(rc));
+}
+
+/*
+ * The group commit: make the batch durable, then send the queued replies
+ * (acks), then publish the new deliveries. If the commit fails nothing is
+ * sent: the caller must stop.
+ *
+ * Returns:   0 or the storage's error.
+ */
+static int
+s_commit(pd_ingest_t *self)
+{
+    int rc = pd_storage_commit(self->storage);
+    if (rc < 0)
+        return rc;
+    if ((rc = s_drain_completed(self)) < 0)
+        return rc;
+    self->io.flush(self->io.ctx);
+    pd_storage_record_t rec;
+    while (pd_storage_applied(self->storage, &rec))
+        s_feed(self, &rec);
+    return 0;
+}
+
+/* =================================================================== turn */
+
+/*
+ * Handle the n gathered and checked requests of a step in order (after a
+ * fatal error, only release them). Returns 0 or a fatal storage error.
+ */
+static int
+s_finish(pd_ingest_t *self, s_slot_t *slots, size_t n, int rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *slot = &slots[i];
+        if (rc == 0 && slot->publish)
+            rc = s_publish(self, slot);
+        else if (rc == 0)
+            self->io.answer(self->io.ctx, &slot->msg);
+        parley__verify_end(&slot->v);
+        zmq_msg_close(&slot->msg.id);
+        zmq_msg_close(&slot->msg.body);
+    }
+    return rc;
+}
+
+/*
+ * Turns are a pipeline of steps over two sets of slots, so that the pool
+ * always has signatures to check: while it checks one step, the loop
+ * thread reads and pre-checks the next one, then handles the checked step
+ * in order (bodies, ordering checks, the log) while the pool goes on with
+ * the next. A turn that stops at PD_INGEST_TURN_MAX leaves its last step
+ * being checked "ahead" while it commits and answers its batch; the next
+ * turn (or pd_ingest_flush()) handles it.
+ */
+int
+pd_ingest_turn(pd_ingest_t *self)
+{
+    s_slot_t *cur = self->ahead;
+    size_t n = self->n_ahead;
+    self->n_ahead = 0;
+    if (n == 0) {
+        cur = self->slots;
+        n = s_gather(self, cur, PD_INGEST_SLOTS);
+        s_start(self, cur, n);
+    }
+    s_slot_t *next = cur == self->slots ? self->slots + PD_INGEST_SLOTS
+                                        : self->slots;
+    size_t handled = 0;
+    int rc = 0;
+    while (n > 0 && handled < PD_INGEST_TURN_MAX) {
+        /* handled + n <= PD_INGEST_TURN_MAX: read no more than the turn
+         * may still handle, and once it is full a whole step for the
+         * next. */
+        size_t room = PD_INGEST_TURN_MAX - handled - n;
+        size_t n_next = 0;
+        if (rc == 0)
+            n_next = s_gather(self, next, room > 0 ? room : PD_INGEST_SLOTS);
+        pd_pool_wait(self->pool);
+        s_start(self, next, n_next);
+        rc = s_finish(self, cur, n, rc);
+        handled += n;
+        s_slot_t *t = cur;
+        cur = next;
+        next = t;
+        n = n_next;
+    }
+    if (rc < 0) {
+        if (n > 0) {
+            pd_pool_wait(self->pool);
+            s_finish(self, cur, n, rc);
+        }
+        return rc;
+    }
+    self->ahead = cur;
+    self->n_ahead = n;
+    if (n > 0)
+        self->counters.turns_read_ahead++;
+    if (handled > self->counters.turn_requests_max)
+        self->counters.turn_requests_max = handled;
+    parley__arena_reset(&self->arena);
+    return s_commit(self);
+}
+
+bool
+pd_ingest_pending(const pd_ingest_t *self)
+{
+    return self->n_ahead > 0;
+}
+
+int
+pd_ingest_flush(pd_ingest_t *self)
+{
+    int rc = 0;
+    if (self->n_ahead > 0) {
+        pd_pool_wait(self->pool);
+        rc = s_finish(self, self->ahead, self->n_ahead, 0);
+        self->n_ahead = 0;
+    }
+    parley__arena_reset(&self->arena);
+    return rc < 0 ? rc : s_commit(self);
+}
+
+void
+pd_ingest_set_keyring(pd_ingest_t *self, const parley_keyring_t *ring)
+{
+    self->ring = ring;
+}
+
+/* ================================================================== setup */
+
+static uint64_t
+s_keyring_signers(const void *ctx)
+{
+    const pd_ingest_t *self = ctx;
+    return self->ring != NULL ? parley_keyring_size(self->ring) : 0;
+}
+
+static uint64_t
+s_verify_threads(const void *ctx)
+{
+    return pd_pool_size(((const pd_ingest_t *)ctx)->pool);
+}
+
+/* Report ingest's counters, and those of the pool and limits it owns. */
+static void
+s_stats_register(pd_ingest_t *self, pd_stats_t *st)
+{
+    const s_counters_t *c = &self->counters;
+    pd_stats_counter(st, PD_STAT_ACCEPTED, &c->accepted);
+    pd_stats_counter(st, PD_STAT_DUPLICATES, &c->duplicates);
+    pd_stats_counter(st, PD_STAT_REQUESTS_PUBLISH, &c->requests_publish);
+    pd_stats_getter(st, PD_STAT_KEYRING_SIGNERS, s_keyring_signers, self);
+    pd_stats_getter(st, PD_STAT_VERIFY_THREADS, s_verify_threads, self);
+    pd_stats_counter(st, PD_STAT_TURNS_READ_AHEAD, &c->turns_read_ahead);
+    pd_stats_counter(st, PD_STAT_TURN_REQUESTS_MAX, &c->turn_requests_max);
+    pd_limit_stats_register(self->limit, st);
+}
+
+pd_ingest_t *
+pd_ingest_new(const pd_config_t *cfg, pd_storage_t *storage,
+              const pd_ingest_io_t *io, pd_stats_t *stats, int *err)
+{
+    pd_ingest_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->storage = storage;
+    self->io = *io;
+    self->next_tag = 1;
+    self->arena_cap = cfg->max_message_bytes + S_DECODE_SLACK;
+    self->scratch_cap = cfg->max_message_bytes + S_DECODE_SLACK;
+    self->arena_buf = malloc(self->arena_cap);
+    self->scratch = malloc(self->scratch_cap);
+    self->slots = calloc(2 * PD_INGEST_SLOTS, sizeof(s_slot_t));
+    self->limit = pd_limit_new(cfg->rate_limit, cfg->rate_burst);
+    if (self->arena_buf == NULL || self->scratch == NULL
+        || self->slots == NULL || self->limit == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
+    parley__arena_init(&self->arena, self->arena_buf, self->arena_cap);
+    /* One checker per core: the loop thread is one of them. */
+    unsigned cpus = pd_pool_cpus();
+    if ((self->pool = pd_pool_new(cpus > 8 ? 7 : cpus - 1, err)) == NULL)
+        goto fail;
+    if (stats != NULL)
+        s_stats_register(self, stats);
+    *err = 0;
+    return self;
+fail:
+    pd_ingest_destroy(&self);
+    return NULL;
+}
+
+void
+pd_ingest_destroy(pd_ingest_t **ingp)
+{
+    if (ingp == NULL || *ingp == NULL)
+        return;
+    pd_ingest_t *self = *ingp;
+    if (self->n_ahead > 0) {
+        /* Read but never handled (the daemon is stopping on an error):
+         * no answer; the clients resend elsewhen. */
+        pd_pool_wait(self->pool);
+        s_finish(self, self->ahead, self->n_ahead, -ECANCELED);
+        self->n_ahead = 0;
+    }
+    parley__arena_reset(&self->arena);
+    free(self->arena_buf);
+    free(self->scratch);
+    free(self->slots);
+    free(self->waiting);
+    pd_limit_destroy(&self->limit);
+    pd_pool_destroy(&self->pool);
+    free(self);
+    *ingp = NULL;
+}

@@ -1,0 +1,358 @@
+/*
+ * query.c - replay and snapshot (query.h).
+ *
+ * Memory: a replay page is built in buffers allocated once in
+ * pd_query_new() (the largest page fits); a snapshot, rarer and of
+ * unbounded size until it is counted, grows heap buffers that live until
+ * the next query.
+ */
+#include "query.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the record itself */
+#define S_DELIVERY_OVERHEAD 64      /* Delivery fields around an envelope */
+
+struct pd_query {
+    pd_storage_t *storage;           /* borrowed */
+    const pd_zap_t *zap;             /* borrowed, may be NULL */
+    uint8_t *record;                 /* one record, max_message_bytes */
+    size_t record_cap;
+    uint8_t *scratch;                /* arena for decoding a record */
+    size_t scratch_cap;
+    parley_update_t update;          /* the record's decoded update */
+    uint8_t *items;                  /* Delivery bytes of a replay page */
+    size_t items_cap;
+    parley__bytes_t *item_list;      /* PD_QUERY_REPLAY_MAX entries */
+    uint8_t *out;                    /* an encoded replay reply */
+    size_t out_cap;
+    uint8_t *snap_out;               /* the last snapshot reply (heap) */
+};
+
+pd_query_t *
+pd_query_new(pd_storage_t *storage, const pd_zap_t *zap,
+             size_t max_message_bytes, int *err)
+{
+    pd_query_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    size_t max = max_message_bytes;
+    self->storage = storage;
+    self->zap = zap;
+    self->record_cap = max;
+    self->scratch_cap = max + S_DECODE_SLACK;
+    self->items_cap = PD_QUERY_REPLY_BUDGET + max + S_DELIVERY_OVERHEAD;
+    self->out_cap = self->items_cap
+                    + PD_QUERY_REPLAY_MAX * parley__reply_item_overhead(max)
+                    + 256;
+    self->record = malloc(self->record_cap);
+    self->scratch = malloc(self->scratch_cap);
+    self->items = malloc(self->items_cap);
+    self->item_list = calloc(PD_QUERY_REPLAY_MAX, sizeof(parley__bytes_t));
+    self->out = malloc(self->out_cap);
+    if (self->record == NULL || self->scratch == NULL || self->items == NULL
+        || self->item_list == NULL || self->out == NULL) {
+        pd_query_destroy(&self);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    *err = 0;
+    return self;
+}
+
+void
+pd_query_destroy(pd_query_t **qp)
+{
+    if (qp == NULL || *qp == NULL)
+        return;
+    pd_query_t *self = *qp;
+    free(self->record);
+    free(self->scratch);
+    free(self->items);
+    free(self->item_list);
+    free(self->out);
+    free(self->snap_out);
+    free(self);
+    *qp = NULL;
+}
+
+/*
+ * Read seq and decode its update into self->update. Returns 0, -ENOENT
+ * (not held), PARLEY_EMALFORMED/EINVALID (does not decode) or another
+ * negative error. *len receives the record's size.
+ */
+static int
+s_read_record(pd_query_t *self, uint64_t seq, int64_t *received_at,
+              size_t *len)
+{
+    int rc = pd_storage_read(self->storage, seq, received_at, self->record,
+                             self->record_cap, len);
+    if (rc < 0)
+        return rc;
+    parley__arena_t arena;
+    parley__envelope_t env;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    rc = parley__envelope_decode(self->record, *len, &env, &arena);
+    if (rc == 0)
+        rc = parley__update_decode(env.body.data, env.body.len,
+                                   &self->update, &arena);
+    parley__arena_reset(&arena);
+    return rc;
+}
+
+/* Who asks, and what they asked for. */
+typedef struct {
+    const parley__request_t *req; /* its filter, and any_of (OR) */
+    const char *user;   /* CURVE client name, NULL without CURVE */
+    bool reads_all;     /* user may read every topic */
+} s_reader_t;
+
+static s_reader_t
+s_reader(const pd_query_t *self, const parley__request_t *req,
+         const char *user)
+{
+    return (s_reader_t){ .req = req,
+                         .user = user,
+                         .reads_all = self->zap == NULL
+                                      || pd_zap_reads_all(self->zap, user) };
+}
+
+/* Does u match the reader's filters (filter, and one of any_of), and may
+ * the reader see it? */
+static bool
+s_wanted(const pd_query_t *self, const s_reader_t *rd,
+         const parley_update_t *u)
+{
+    if (!parley__request_match(rd->req, u))
+        return false;
+    if (rd->reads_all)
+        return true;
+    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    size_t n = parley_topics(u, topics, PARLEY_TOPICS_MAX);
+    return pd_zap_may_read(self->zap, rd->user,
+                           (const char(*)[PARLEY_TOPIC_MAX])topics, n);
+}
+
+/* Encode r into buf; 0 with a->reply set, or PARLEY_EUNAVAILABLE. */
+static int
+s_encode(const parley__reply_t *r, uint8_t *buf, size_t cap,
+         pd_query_answer_t *a)
+{
+    int rc = parley__reply_encode(r, buf, cap, &a->len);
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "query: reply does not encode: %s",
+               parley_error_name(rc));
+        snprintf(a->detail, sizeof(a->detail), "(reply does not encode)");
+        return PARLEY_EUNAVAILABLE;
+    }
+    a->reply = buf;
+    return 0;
+}
+
+/* ================================================================ replay */
+
+/* One replay page being filled. */
+typedef struct {
+    size_t n;        /* deliveries */
+    size_t used;     /* bytes of self->items */
+    uint64_t seq;    /* the next seq to look at */
+} s_page_t;
+
+/*
+ * Add the deliveries of seqs pg->seq..to that rd wants to the page, until
+ * it holds limit of them, is full, or PD_QUERY_SCAN_MAX were looked at.
+ * Returns 0 or PARLEY_EUNAVAILABLE (a read error, logged).
+ */
+static int
+s_fill_page(pd_query_t *self, const s_reader_t *rd, uint64_t to,
+            uint32_t limit, s_page_t *pg)
+{
+    for (size_t looked = 0; pg->seq <= to && pg->n < limit
+                            && looked < PD_QUERY_SCAN_MAX;
+         pg->seq++, looked++) {
+        int64_t received_at;
+        size_t len, dlen;
+        int rc = s_read_record(self, pg->seq, &received_at, &len);
+        if (rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
+            continue; /* pd_index_scan() logged it at start */
+        if (rc < 0) {
+            pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR,
+                           "replay: reading seq %llu: %s",
+                           (unsigned long long)pg->seq, parley_error_name(rc));
+            return PARLEY_EUNAVAILABLE;
+        }
+        if (!s_wanted(self, rd, &self->update))
+            continue;
+        if (pg->n > 0
+            && pg->used + len + S_DELIVERY_OVERHEAD > PD_QUERY_REPLY_BUDGET)
+            break; /* this seq starts the next page */
+        if (parley__delivery_encode(pg->seq, received_at, self->record, len,
+                                    self->items + pg->used,
+                                    self->items_cap - pg->used, &dlen) < 0)
+            break;
+        self->item_list[pg->n++] =
+            (parley__bytes_t){ self->items + pg->used, dlen };
+        pg->used += dlen;
+    }
+    return 0;
+}
+
+int
+pd_query_replay(pd_query_t *self, const parley__request_t *req,
+                const char *user, pd_query_answer_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    uint64_t first = pd_storage_first(self->storage);
+    uint64_t head = pd_storage_head(self->storage);
+    uint64_t from = req->from_seq > 0 ? req->from_seq : 1;
+    if ((first > 0 && from < first)
+        || (first == 0 && head > 0 && from <= head)) {
+        a->first_seq = first > 0 ? first : head + 1;
+        return PARLEY_ETRUNCATED;
+    }
+    uint64_t to = req->to_seq == 0 || req->to_seq > head ? head : req->to_seq;
+    uint32_t limit = req->limit == 0 || req->limit > PD_QUERY_REPLAY_MAX
+                         ? PD_QUERY_REPLAY_MAX
+                         : req->limit;
+    s_reader_t rd = s_reader(self, req, user);
+    s_page_t pg = { .seq = from };
+    int rc = s_fill_page(self, &rd, to, limit, &pg);
+    if (rc < 0)
+        return rc;
+    parley__reply_t r = { .request_id = req->request_id,
+                          .type = PARLEY__REPLY_REPLAY,
+                          .deliveries = self->item_list,
+                          .n_deliveries = pg.n,
+                          .next_seq = pg.seq,
+                          .head_seq = head,
+                          .done = pg.seq > to };
+    return s_encode(&r, self->out, self->out_cap, a);
+}
+
+/* ============================================================== snapshot */
+
+/* A growing buffer of Delivery bytes for a snapshot (not the hot path). */
+typedef struct {
+    uint8_t *buf;
+    size_t used, cap;
+    size_t *offs;      /* start of each delivery */
+    size_t n;
+} s_snap_t;
+
+static int
+s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
+           size_t len)
+{
+    size_t need = len + S_DELIVERY_OVERHEAD, dlen;
+    if (s->cap - s->used < need) {
+        size_t cap = s->cap * 2 > s->used + need ? s->cap * 2 : s->used + need;
+        uint8_t *b = realloc(s->buf, cap);
+        if (b == NULL)
+            return -ENOMEM;
+        s->buf = b;
+        s->cap = cap;
+    }
+    int rc = parley__delivery_encode(seq, received_at, env, len,
+                                     s->buf + s->used, s->cap - s->used,
+                                     &dlen);
+    if (rc < 0)
+        return rc;
+    s->offs[s->n++] = s->used;
+    s->used += dlen;
+    return 0;
+}
+
+/*
+ * Collect the deliveries of the n latest-state seqs that rd wants and
+ * that have not expired. Returns 0 or a negative error.
+ */
+static int
+s_snap_collect(pd_query_t *self, const s_reader_t *rd, const uint64_t *seqs,
+               int n, s_snap_t *s)
+{
+    if (n > 0 && (s->offs = malloc((size_t)n * sizeof(size_t))) == NULL)
+        return -ENOMEM;
+    int64_t now = parley_now_ms();
+    for (int i = 0; i < n; i++) {
+        int64_t received_at;
+        size_t len;
+        int rc = s_read_record(self, seqs[i], &received_at, &len);
+        if (rc == -ENOENT || rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
+            continue; /* removed by retention, or logged at start */
+        if (rc < 0)
+            return rc;
+        const parley_update_t *u = &self->update;
+        if ((u->expires_at != 0 && u->expires_at <= now)
+            || !s_wanted(self, rd, u))
+            continue;
+        if ((rc = s_snap_add(s, seqs[i], received_at, self->record, len)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Encode the collected deliveries as the snapshot reply to req. */
+static int
+s_snap_encode(pd_query_t *self, const parley__request_t *req,
+              const s_snap_t *s, pd_query_answer_t *a)
+{
+    parley__bytes_t *list = calloc(s->n > 0 ? s->n : 1, sizeof(*list));
+    size_t out_cap = s->used + s->n * parley__reply_item_overhead(0) + 64;
+    self->snap_out = malloc(out_cap);
+    int rc = PARLEY_EUNAVAILABLE;
+    if (list != NULL && self->snap_out != NULL) {
+        for (size_t i = 0; i < s->n; i++) {
+            size_t end = i + 1 < s->n ? s->offs[i + 1] : s->used;
+            list[i] = (parley__bytes_t){ s->buf + s->offs[i],
+                                         end - s->offs[i] };
+        }
+        parley__reply_t r = { .request_id = req->request_id,
+                              .type = PARLEY__REPLY_SNAPSHOT,
+                              .deliveries = list,
+                              .n_deliveries = s->n,
+                              .seq = pd_storage_head(self->storage) };
+        rc = s_encode(&r, self->snap_out, out_cap, a);
+    } else {
+        snprintf(a->detail, sizeof(a->detail), "(out of memory)");
+    }
+    free(list);
+    return rc;
+}
+
+int
+pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
+                  const char *user, pd_query_answer_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    free(self->snap_out);
+    self->snap_out = NULL;
+    uint64_t *seqs = NULL;
+    s_snap_t s = { 0 };
+    s_reader_t rd = s_reader(self, req, user);
+    int n = pd_storage_latest(self->storage, &seqs);
+    int rc = n < 0 ? n : s_snap_collect(self, &rd, seqs, n, &s);
+    if (rc < 0) {
+        pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
+                       parley_error_name(rc));
+        rc = PARLEY_EUNAVAILABLE;
+    } else if (s.n > PD_QUERY_SNAPSHOT_MAX) {
+        snprintf(a->detail, sizeof(a->detail),
+                 "(snapshot holds %zu updates, over %d)", s.n,
+                 PD_QUERY_SNAPSHOT_MAX);
+        rc = PARLEY_EUNAVAILABLE;
+    } else {
+        rc = s_snap_encode(self, req, &s, a);
+    }
+    free(seqs);
+    free(s.offs);
+    free(s.buf);
+    return rc;
+}

@@ -1,0 +1,83 @@
+/*
+ * query.h - parleyd's read path: replay and snapshot (and, later, proofs).
+ *
+ * A query reads only through the storage seam's read side (storage.h):
+ * what is durable and applied, up to pd_storage_head(). It never commits
+ * and never waits for the write path; updates submitted in the current
+ * turn but not yet committed are invisible to it. (The api answers a
+ * read that arrives behind replies still waiting for their commit right
+ * after that commit, so the answer order on a connection is the request
+ * order: see api.h.)
+ *
+ * With CURVE on, a client limited to some topics is sent only updates
+ * carried on one of them, as on the feed (zap.h decides).
+ */
+#ifndef PD_QUERY_H
+#define PD_QUERY_H
+
+#include "codec.h"
+#include "storage.h"
+#include "zap.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Deliveries per replay reply at most, and the byte budget of one. */
+#define PD_QUERY_REPLAY_MAX 1000
+#define PD_QUERY_REPLY_BUDGET (1024 * 1024)
+/* Records one replay reply looks at, at most. */
+#define PD_QUERY_SCAN_MAX 20000
+/* Deliveries in a snapshot reply at most (more: unavailable). */
+#define PD_QUERY_SNAPSHOT_MAX 4096
+
+typedef struct pd_query pd_query_t;
+
+/* The outcome of a query. */
+typedef struct pd_query_answer {
+    const uint8_t *reply;  /* the encoded ApiReply, when the query gave 0;
+                              valid until the next query */
+    size_t len;
+    uint64_t first_seq;    /* PARLEY_ETRUNCATED: the oldest seq held */
+    char detail[96];       /* why, for the log line of a reject */
+} pd_query_answer_t;
+
+/*
+ * Make the read path: buffers for the largest record
+ * (max_message_bytes) and the largest replay reply. storage and zap are
+ * borrowed and must outlive it; zap may be NULL (no access control).
+ *
+ * Returns:   the query, or NULL with *err set (-ENOMEM).
+ */
+pd_query_t *pd_query_new(pd_storage_t *storage, const pd_zap_t *zap,
+                         size_t max_message_bytes, int *err);
+
+/* Free it; *q becomes NULL. Accepts NULL. */
+void pd_query_destroy(pd_query_t **q);
+
+/*
+ * Replay: the deliveries from req->from_seq on (to req->to_seq, or the
+ * head for 0) that match req's filter and that user (the CURVE client's
+ * name, NULL without CURVE) may read, paged by req->limit (at most
+ * PD_QUERY_REPLAY_MAX), PD_QUERY_REPLY_BUDGET bytes and
+ * PD_QUERY_SCAN_MAX records looked at.
+ *
+ * Returns:   0 (a->reply holds the reply), PARLEY_ETRUNCATED (from_seq is
+ *            below what is held; a->first_seq) or PARLEY_EUNAVAILABLE (a
+ *            record could not be read; logged).
+ */
+int pd_query_replay(pd_query_t *q, const parley__request_t *req,
+                    const char *user, pd_query_answer_t *a);
+
+/*
+ * Snapshot: the update holding each (negotiation, party, phase) now,
+ * minus expired ones, filtered and readable as for replay; ascending seq,
+ * each seq once; seq = head.
+ *
+ * Returns:   0 (a->reply holds the reply) or PARLEY_EUNAVAILABLE (out of
+ *            memory, a read error, or over PD_QUERY_SNAPSHOT_MAX updates:
+ *            a->detail says which).
+ */
+int pd_query_snapshot(pd_query_t *q, const parley__request_t *req,
+                      const char *user, pd_query_answer_t *a);
+
+#endif /* PD_QUERY_H */

@@ -1,0 +1,243 @@
+/*
+ * storage.h - the seam between parleyd's data path and where updates are
+ * kept.
+ *
+ * ingest (the write side) and query (the read side) use this contract and
+ * nothing else; they do not know which implementation runs. There are
+ * two shapes of it:
+ *
+ *   embedded   (embedded.c, the default) the local segment log (store.c)
+ *              and its indexes (index.c). submit runs the order check
+ *              against the local signer index, appends with seq = the
+ *              next local seq and indexes the update; commit is one
+ *              fdatasync. Every submit completes at once.
+ *   cluster    (to come) a NATS JetStream stream. ingest has run the
+ *              stateless checks (1-7); submit publishes the update on a
+ *              per-signer subject with Nats-Expected-Last-Subject-Sequence
+ *              and Nats-Msg-Id, so that JetStream runs the order check
+ *              and assigns the global seq (the stream sequence); the
+ *              PubAck arrives later. Every node runs a follower that reads
+ *              the stream in order, verifies each update itself, appends
+ *              it to its own local log (same seqs, same bytes) and updates
+ *              its indexes: the local log is a replica, and "applied"
+ *              means the follower has made that seq durable locally.
+ *
+ * What differs between them is who assigns the seq and runs the order
+ * check; everything else in ingest and query is the same code.
+ *
+ * The write side, in the order ingest calls it in one turn (loop thread
+ * only, like every call here):
+ *
+ *   submit     hand over one update that passed checks 1-7. Answers:
+ *                PD_STORAGE_DONE   completed now: *done holds the seq that
+ *                                  keeps the update, duplicate if the same
+ *                                  bytes were kept before (their original
+ *                                  seq). Not durable until the commit.
+ *                PD_STORAGE_LATER  in flight (cluster); its completion is
+ *                                  handed out by completed() after a later
+ *                                  commit, with u->tag.
+ *                PD_STORAGE_FULL   nothing done: the batch is full; commit
+ *                                  (and drain, below), then submit again.
+ *                PARLEY_EREPLAY, PARLEY_ETOOLARGE, PARLEY_EUNAVAILABLE
+ *                                  refused; nothing changed (a reject).
+ *                                  For a replay, done->signer_seq is the
+ *                                  signer's last accepted signer_seq.
+ *                any other < 0     the storage can no longer keep updates:
+ *                                  the daemon stops without acking.
+ *              u and everything it points to are borrowed for the call.
+ *   commit     the group commit point. After 0, every update submitted
+ *              before it that completed (now or by completed()) is
+ *              durable. < 0 is fatal, as for submit.
+ *   completed  after a commit, hands out the completions of LATER submits
+ *              one by one, each once its seq is applied on this node (so
+ *              its ack may go out); rc is 0 or a reject code. The
+ *              embedded storage never has any.
+ *   applied    after a commit, hands out every record made durable and
+ *              applied since the last commit, in seq order, each once, no
+ *              earlier than the completion of the same update. ingest
+ *              sends the acks first, then publishes these on the feed.
+ *              rec's bytes stay valid until the next submit or commit.
+ *
+ *   ingest drains completed() and applied() after every commit.
+ *
+ * The read side (query, the heartbeat, ping, stats) sees only what is
+ * durable and applied: head is the last such seq, read() serves no other
+ * record, and latest() the state they make. Nothing submitted but not
+ * committed is visible, and no read ever commits. (The api does not
+ * answer a read while replies of the turn wait for its commit: it answers
+ * it right after, in request order; see api.h.)
+ *
+ * Between turns the loop may call retain() (retention).
+ */
+#ifndef PD_STORAGE_H
+#define PD_STORAGE_H
+
+#include "parley.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Non-negative answers of pd_storage_submit(). */
+#define PD_STORAGE_DONE 0
+#define PD_STORAGE_LATER 1
+#define PD_STORAGE_FULL 2
+
+typedef struct pd_storage pd_storage_t;
+
+/* One update handed to submit. */
+typedef struct pd_storage_update {
+    const uint8_t *env;           /* SignedUpdate bytes as received */
+    size_t len;
+    const uint8_t *signer;        /* PARLEY_PUBLICKEY_BYTES, verified */
+    const parley_update_t *update; /* its body, decoded and checked */
+    int64_t received_at;          /* unix ms, as the record will carry */
+    uint64_t tag;                 /* the caller's; echoed by completed() */
+} pd_storage_update_t;
+
+/* How a submit ended. */
+typedef struct pd_storage_done {
+    uint64_t tag;                 /* completed(): the submit's tag */
+    int rc;                       /* completed(): 0 or a reject code */
+    uint64_t seq;                 /* the seq that keeps the update */
+    bool duplicate;               /* kept before as seq: same bytes */
+    uint64_t signer_seq;          /* PARLEY_EREPLAY: the signer's last
+                                   * accepted signer_seq (0 if unknown) */
+} pd_storage_done_t;
+
+/* One durable record. */
+typedef struct pd_storage_record {
+    uint64_t seq;
+    int64_t received_at;          /* unix ms */
+    const uint8_t *env;           /* SignedUpdate bytes */
+    size_t len;
+} pd_storage_record_t;
+
+/* An implementation: see the contract above for each entry. */
+typedef struct pd_storage_ops {
+    const char *name;             /* "embedded", ... */
+    int (*submit)(pd_storage_t *s, const pd_storage_update_t *u,
+                  pd_storage_done_t *done);
+    int (*commit)(pd_storage_t *s);
+    bool (*completed)(pd_storage_t *s, pd_storage_done_t *done);
+    bool (*applied)(pd_storage_t *s, pd_storage_record_t *rec);
+    uint64_t (*head)(const pd_storage_t *s);
+    uint64_t (*first)(const pd_storage_t *s);
+    int (*read)(pd_storage_t *s, uint64_t seq, int64_t *received_at,
+                void *buf, size_t cap, size_t *len);
+    int (*latest)(const pd_storage_t *s, uint64_t **seqs);
+    int (*retain)(pd_storage_t *s, int64_t now_ms);
+    void (*destroy)(pd_storage_t *s);
+} pd_storage_ops_t;
+
+/* The common head of every implementation's struct. */
+struct pd_storage {
+    const pd_storage_ops_t *ops;
+};
+
+/*
+ * Hand over one update (see "submit" above).
+ *
+ * Returns:   PD_STORAGE_DONE, PD_STORAGE_LATER, PD_STORAGE_FULL, a reject
+ *            code (PARLEY_EREPLAY, PARLEY_ETOOLARGE, PARLEY_EUNAVAILABLE)
+ *            or another negative error (fatal).
+ */
+static inline int
+pd_storage_submit(pd_storage_t *s, const pd_storage_update_t *u,
+                  pd_storage_done_t *done)
+{
+    return s->ops->submit(s, u, done);
+}
+
+/*
+ * The group commit point.
+ *
+ * Returns:   0, or a negative error (fatal: nothing since the last commit
+ *            may be acked).
+ */
+static inline int
+pd_storage_commit(pd_storage_t *s)
+{
+    return s->ops->commit(s);
+}
+
+/* The next completion of a LATER submit, if one is ready. */
+static inline bool
+pd_storage_completed(pd_storage_t *s, pd_storage_done_t *done)
+{
+    return s->ops->completed(s, done);
+}
+
+/* The next record made durable by the last commit, in seq order. */
+static inline bool
+pd_storage_applied(pd_storage_t *s, pd_storage_record_t *rec)
+{
+    return s->ops->applied(s, rec);
+}
+
+/* Last durable seq, 0 if none. */
+static inline uint64_t
+pd_storage_head(const pd_storage_t *s)
+{
+    return s->ops->head(s);
+}
+
+/* Oldest seq still held, 0 if none. */
+static inline uint64_t
+pd_storage_first(const pd_storage_t *s)
+{
+    return s->ops->first(s);
+}
+
+/*
+ * Read a durable record's SignedUpdate bytes into buf.
+ *
+ * Returns:   0 with *len set, -ENOENT if seq is not held, -ENOBUFS if cap
+ *            is too small (*len then holds the size needed), or another
+ *            negative error (the record cannot be read now).
+ */
+static inline int
+pd_storage_read(pd_storage_t *s, uint64_t seq, int64_t *received_at,
+                void *buf, size_t cap, size_t *len)
+{
+    return s->ops->read(s, seq, received_at, buf, cap, len);
+}
+
+/*
+ * The seqs the latest state consists of (the latest update per
+ * negotiation, party and phase after corrections and retractions),
+ * ascending, each once.
+ *
+ * Returns:   the count, or -ENOMEM.
+ * Ownership: *seqs is the caller's; free() it (NULL when the count is 0).
+ */
+static inline int
+pd_storage_latest(const pd_storage_t *s, uint64_t **seqs)
+{
+    return s->ops->latest(s, seqs);
+}
+
+/*
+ * Apply retention as configured, between turns.
+ *
+ * Returns:   how many units (segments) were removed, or a negative error
+ *            (logged by the caller; the daemon goes on).
+ */
+static inline int
+pd_storage_retain(pd_storage_t *s, int64_t now_ms)
+{
+    return s->ops->retain(s, now_ms);
+}
+
+/* Close the storage (the embedded one syncs first); *s becomes NULL.
+ * Accepts NULL. */
+static inline void
+pd_storage_destroy(pd_storage_t **s)
+{
+    if (s != NULL && *s != NULL) {
+        (*s)->ops->destroy(*s);
+        *s = NULL;
+    }
+}
+
+#endif /* PD_STORAGE_H */

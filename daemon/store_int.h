@@ -1,0 +1,114 @@
+/*
+ * store_int.h - the log's internals shared by its two files: store.c
+ * (segments, append, group commit, reads, retention) and store_scan.c
+ * (the scan at open: checks, torn-tail repair, the offset index).
+ * Nothing else includes this header.
+ *
+ * Names: pd_store__<verb> for functions of one file the other calls;
+ * the static inline helpers keep their s_ names.
+ */
+#ifndef PD_STORE_INT_H
+#define PD_STORE_INT_H
+
+#include "crc32c.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PD_STORE__NAME_LEN 28    /* "seg-" + 20 digits + ".log" */
+
+typedef struct segment {
+    uint64_t first_seq; /* seq of its first record, from the file name */
+    uint64_t count;     /* durable records in it */
+    uint64_t bytes;     /* file size up to the end of the last durable record */
+    int64_t newest_at;  /* largest received_at of its records (if count > 0) */
+    uint64_t *offsets;  /* offsets[i]: file offset of record first_seq + i */
+    uint64_t cap;       /* slots allocated in offsets */
+    int fd;             /* open descriptor or -1; always open for the current one */
+    uint64_t used;      /* store->tick when last read, to close the least recent */
+} segment_t;
+
+struct pd_store {
+    char *dir;                /* state directory, for file names in messages */
+    int dirfd;                /* the directory: openat, unlinkat, fsync */
+    int lockfd;               /* store.lock, flocked while open */
+    pd_store_opts_t opts;     /* as given, with defaults filled in */
+    segment_t *segs;          /* oldest first; the last is written to */
+    size_t nsegs;             /* segments in use */
+    size_t segcap;            /* segments allocated */
+    uint64_t next_seq;        /* seq for the next append */
+    uint64_t last_seq;        /* last durable seq, 0 if none */
+    uint8_t *pend;            /* queued records, encoded as on disk */
+    size_t pend_len;          /* bytes queued */
+    size_t pend_cap;          /* bytes allocated */
+    uint64_t tick;            /* clock for the read-descriptor LRU */
+    unsigned read_fds;        /* descriptors open on non-current segments */
+    bool failed;              /* a write or sync failed: refuse appends */
+    pd_store_stats_t stats;   /* bytes and segments kept current */
+};
+
+/* --- little-endian fields ------------------------------------------------ */
+
+static inline uint32_t
+s_get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline uint64_t
+s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* CRC of a record: the seq and received fields, then the payload. */
+static inline uint32_t
+s_record_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
+{
+    return pd_crc32c(pd_crc32c(0, hdr + 8, 16), payload, len);
+}
+
+/* --- store.c ------------------------------------------------------------- */
+
+/* "seg-<first_seq, 20 digits>.log" into out (cap >= NAME_LEN + 1). */
+void pd_store__segment_name(char *out, size_t cap, uint64_t first_seq);
+
+/* vsnprintf into errbuf, if there is one. */
+void pd_store__errf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Read exactly len bytes at off; a file that ends early is -EIO. */
+int pd_store__pread_all(int fd, uint8_t *buf, size_t len, uint64_t off);
+
+/* Make room for want offsets in seg's index. 0 or -ENOMEM. */
+int pd_store__reserve(segment_t *seg, uint64_t want);
+
+/* A segment that will not grow again gives its slack back. */
+void pd_store__shrink(segment_t *seg);
+
+/* Append an empty segment entry (NULL: out of memory); the caller fills
+ * it in. */
+segment_t *pd_store__push_segment(pd_store_t *self, uint64_t first_seq);
+
+/* --- store_scan.c -------------------------------------------------------- */
+
+/*
+ * Find the segment files of self->dir and scan them in order: check
+ * every record, cut a torn tail, fill the offset index and hand each
+ * record to fn (may be NULL). Sets next_seq, last_seq and the stats.
+ *
+ * Returns:   0, or a negative error with a message in errbuf (-EBADMSG
+ *            for corruption, fn's value if it refused a record).
+ */
+int pd_store__scan(pd_store_t *self, pd_store_scan_fn fn, void *ctx,
+                   char *errbuf, size_t errlen);
+
+#endif /* PD_STORE_INT_H */

@@ -1,0 +1,184 @@
+/*
+ * test_failover.c - endpoint lists, with two real parleyd (each with its
+ * own log: recognising one seq space across nodes comes with the cluster).
+ *
+ *   - the first endpoint of the list is dead: ping, stats, a publisher and
+ *     a subscriber all end up on the second, and say so;
+ *   - a subscriber's daemon stops: it says DISCONNECTED, moves to the next
+ *     endpoint, says CONNECTED there and CAUGHT_UP, and delivers what is
+ *     published there.
+ */
+#include "harness.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#define S_TIMEOUT 10000
+/* Per request and endpoint: short, so that a dead endpoint is left soon. */
+#define S_REQUEST_MS 500
+
+typedef struct {
+    ph_world_t w;               /* its daemon is b */
+    ph_daemon_t c;              /* a second one, with another log */
+    char dead[PH_EP_MAX];       /* an endpoint nobody listens on */
+    char list[3 * PH_EP_MAX];   /* "dead,b" */
+    bool test_ok;
+} s_state_t;
+
+static int
+s_setup(void **state)
+{
+    s_state_t *st = calloc(1, sizeof(*st));
+    char sub[PH_PATH_MAX];
+    assert_non_null(st);
+    assert_int_equal(ph_world_start(&st->w, 0x61, NULL), 0);
+    ph_path(sub, sizeof(sub), st->w.dir, "c");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(ph_daemon_start(&st->c, sub, st->w.ring, NULL), 0);
+    int port = ph_free_port();
+    assert_true(port > 0);
+    ph_endpoint(st->dead, port);
+    snprintf(st->list, sizeof(st->list), "%s,%s", st->dead, st->w.daemon.api);
+    *state = st;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    s_state_t *st = *state;
+    ph_daemon_teardown(&st->c, st->test_ok);
+    ph_world_end(&st->w, st->test_ok);
+    free(st);
+    return 0;
+}
+
+/* The next event of type, passing over the others. */
+static const parley_event_t *
+s_expect(parley_sub_t *sub, parley_event_type_t type)
+{
+    return ph_sub_expect(sub, type, true, S_TIMEOUT, "failover");
+}
+
+static void
+test_dead_first_endpoint(void **state)
+{
+    s_state_t *st = *state;
+
+    /* One-shot calls. */
+    parley_call_options_t co = PARLEY_CALL_OPTIONS_INIT;
+    co.server = st->list;
+    co.timeout_ms = S_REQUEST_MS;
+    parley_info_t *info = NULL;
+    assert_int_equal(parley_ping(&co, &info), 0);
+    assert_string_equal(parley_info_endpoint(info), st->w.daemon.api);
+    assert_string_equal(parley_info_feed(info), st->w.daemon.feed);
+    parley_info_destroy(&info);
+    parley_stats_t *stats = NULL;
+    assert_int_equal(parley_stats(&co, &stats), 0);
+    assert_string_equal(parley_stats_endpoint(stats), st->w.daemon.api);
+    parley_stats_destroy(&stats);
+    /* A list of dead endpoints only: a timeout, after trying each. */
+    char dead2[2 * PH_EP_MAX + 2];
+    snprintf(dead2, sizeof(dead2), "%s,%s", st->dead, st->dead);
+    co.server = dead2;
+    assert_int_equal(parley_ping(&co, &info), PARLEY_ETIMEOUT);
+    assert_null(info);
+
+    /* A subscriber. */
+    parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
+    so.server = st->list;
+    so.timeout_ms = S_REQUEST_MS;
+    parley_sub_t *sub = parley_sub_new(&so);
+    if (sub == NULL)
+        fail_msg("parley_sub_new(%s): %s", st->list, parley_strerror(-errno));
+    assert_string_equal(parley_sub_endpoint(sub), st->w.daemon.api);
+    const parley_event_t *ev = ph_sub_expect(sub, PARLEY_EVENT_CONNECTED,
+                                             false, S_TIMEOUT, "start");
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
+
+    /* A publisher: the first attempt waits on the dead endpoint, the
+     * second goes to the live one. */
+    parley_pub_options_t po = PARLEY_PUB_OPTIONS_INIT;
+    po.server = st->list;
+    po.timeout_ms = S_REQUEST_MS;
+    parley_pub_t *pub = parley_pub_new(st->w.key.key, &po);
+    assert_non_null(pub);
+    parley_update_t u;
+    ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "through the list");
+    uint64_t seq = 0;
+    int rc = parley_pub_publish(pub, &u, &seq);
+    if (rc != 0)
+        fail_msg("publish through %s: %s (%s)", st->list, parley_error_name(rc),
+                 parley_pub_detail(pub));
+    assert_string_equal(parley_pub_endpoint(pub), st->w.daemon.api);
+    ev = s_expect(sub, PARLEY_EVENT_DELIVERY);
+    assert_int_equal(parley_event_seq(ev), seq);
+    assert_string_equal(parley_update_headline(parley_delivery_update(
+                            parley_event_delivery(ev))),
+                        "through the list");
+    parley_pub_destroy(&pub);
+    parley_sub_destroy(&sub);
+    st->test_ok = true;
+}
+
+static void
+test_subscriber_moves_on(void **state)
+{
+    s_state_t *st = *state;
+    char list[2 * PH_EP_MAX + 2];
+    snprintf(list, sizeof(list), "%s,%s", st->w.daemon.api, st->c.api);
+    parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
+    so.server = list;
+    so.timeout_ms = S_REQUEST_MS;
+    parley_sub_t *sub = parley_sub_new(&so);
+    assert_non_null(sub);
+    const parley_event_t *ev = s_expect(sub, PARLEY_EVENT_CONNECTED);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
+    s_expect(sub, PARLEY_EVENT_CAUGHT_UP);
+
+    /* b stops: the subscriber notices, and goes to c. */
+    assert_int_equal(ph_daemon_stop(&st->w.daemon), 0);
+    ev = s_expect(sub, PARLEY_EVENT_DISCONNECTED);
+    assert_string_equal(parley_event_endpoint(ev), st->w.daemon.api);
+    ev = s_expect(sub, PARLEY_EVENT_CONNECTED);
+    assert_string_equal(parley_event_endpoint(ev), st->c.api);
+    assert_string_equal(parley_sub_endpoint(sub), st->c.api);
+    s_expect(sub, PARLEY_EVENT_CAUGHT_UP);
+
+    /* What c accepts now reaches the subscriber. */
+    parley_pub_t *pub = ph_pub_new(st->c.api, st->w.key.key, NULL, S_TIMEOUT);
+    assert_non_null(pub);
+    parley_update_t u;
+    ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "from the second node");
+    uint64_t seq = 0;
+    assert_int_equal(ph_publish(pub, &u, &seq, NULL), 0);
+    ev = s_expect(sub, PARLEY_EVENT_DELIVERY);
+    assert_int_equal(parley_event_seq(ev), seq);
+    assert_string_equal(parley_update_headline(parley_delivery_update(
+                            parley_event_delivery(ev))),
+                        "from the second node");
+    parley_pub_destroy(&pub);
+    parley_sub_destroy(&sub);
+    st->test_ok = true;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dead_first_endpoint),
+        cmocka_unit_test(test_subscriber_moves_on),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}

@@ -1,0 +1,720 @@
+/*
+ * test_ingest.c - the write path without sockets: ingest driven with
+ * plain messages through its io hooks, over a real embedded storage
+ * (fsync'd segment files in a scratch directory) and real Ed25519
+ * signatures from fixed-seed keys.
+ *
+ * The hooks record every event in order (replies, answers handed back
+ * to the api, flushes, feed publishes), so the tests check what a client
+ * and a subscriber would see: accepts with gap-free seqs, every reject
+ * code of the publish checks, duplicates, one group commit per turn, and
+ * that no delivery is published before its ack went out.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "codec.h"
+#include "datapath.h"
+#include "facts.h"
+#include "ingest.h"
+#include "sign.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- the hooks */
+
+typedef enum { EV_REPLY, EV_ANSWER, EV_FLUSH, EV_PUBLISH } ev_kind_t;
+
+/* One thing ingest did, in order. */
+typedef struct {
+    ev_kind_t kind;
+    int type;              /* EV_REPLY: PARLEY__REPLY_ACK or _REJECT */
+    uint64_t request_id;   /* EV_REPLY, EV_ANSWER */
+    uint64_t seq;          /* EV_REPLY ack, EV_PUBLISH */
+    bool duplicate;
+    int code;              /* EV_REPLY reject */
+    uint64_t signer_seq;   /* EV_REPLY reject: the signer's last (replay) */
+    size_t n_topics;       /* EV_PUBLISH */
+    char topics[4][PARLEY_TOPIC_MAX];
+} ev_t;
+
+/* A message waiting to be read. */
+typedef struct {
+    uint8_t id[4];
+    size_t id_len;
+    uint8_t *body;
+    size_t len;
+    int frames;
+} in_t;
+
+typedef struct {
+    dp_t dp;
+    pd_ingest_t *ing;
+    in_t *in;              /* messages to read, in order */
+    size_t n_in, next_in, cap_in;
+    ev_t *ev;
+    size_t n_ev, cap_ev;
+    size_t queue_max;      /* replies the "queue" holds between flushes */
+    size_t queued;
+} fx_t;
+
+static ev_t *
+s_event(fx_t *f, ev_kind_t kind)
+{
+    if (f->n_ev == f->cap_ev) {
+        f->cap_ev = f->cap_ev ? 2 * f->cap_ev : 256;
+        f->ev = realloc(f->ev, f->cap_ev * sizeof(*f->ev));
+        assert_non_null(f->ev);
+    }
+    ev_t *e = &f->ev[f->n_ev++];
+    memset(e, 0, sizeof(*e));
+    e->kind = kind;
+    return e;
+}
+
+static int
+s_recv(void *ctx, pd_msg_t *msg)
+{
+    fx_t *f = ctx;
+    if (f->next_in == f->n_in)
+        return 0;
+    in_t *m = &f->in[f->next_in++];
+    assert_int_equal(zmq_msg_init_size(&msg->id, m->id_len), 0);
+    memcpy(zmq_msg_data(&msg->id), m->id, m->id_len);
+    assert_int_equal(zmq_msg_init_size(&msg->body, m->len), 0);
+    if (m->len > 0)
+        memcpy(zmq_msg_data(&msg->body), m->body, m->len);
+    msg->frames = m->frames;
+    return 1;
+}
+
+static void
+s_answer(void *ctx, pd_msg_t *msg)
+{
+    ev_t *e = s_event(ctx, EV_ANSWER);
+    e->request_id = parley__facts_request_id(zmq_msg_data(&msg->body),
+                                             zmq_msg_size(&msg->body));
+}
+
+static int
+s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
+        const char *detail)
+{
+    fx_t *f = ctx;
+    (void)detail;
+    assert_true(id_len > 0 && id_len <= 4);
+    if (f->queued == f->queue_max)
+        return -ENOBUFS;
+    f->queued++;
+    ev_t *e = s_event(f, EV_REPLY);
+    e->type = r->type;
+    e->request_id = r->request_id;
+    e->seq = r->seq;
+    e->duplicate = r->duplicate;
+    e->code = r->code;
+    e->signer_seq = r->signer_seq;
+    (void)id;
+    return 0;
+}
+
+static bool
+s_room(void *ctx, size_t id_len)
+{
+    fx_t *f = ctx;
+    (void)id_len;
+    return f->queued < f->queue_max;
+}
+
+static void
+s_flush(void *ctx)
+{
+    fx_t *f = ctx;
+    f->queued = 0;
+    s_event(f, EV_FLUSH);
+}
+
+static int
+s_publish(void *ctx, uint64_t seq, int64_t received_at, const void *env,
+          size_t len, const char topics[][PARLEY_TOPIC_MAX], size_t n)
+{
+    (void)received_at;
+    (void)env;
+    (void)len;
+    ev_t *e = s_event(ctx, EV_PUBLISH);
+    e->seq = seq;
+    e->n_topics = n;
+    for (size_t i = 0; i < n && i < 4; i++)
+        memcpy(e->topics[i], topics[i], PARLEY_TOPIC_MAX);
+    return 0;
+}
+
+/* Make the ingest over the fixture's storage (after any config change). */
+static void
+s_make_ingest(fx_t *f)
+{
+    pd_ingest_io_t io = { .ctx = f,
+                          .recv = s_recv,
+                          .answer = s_answer,
+                          .reply = s_reply,
+                          .room = s_room,
+                          .flush = s_flush,
+                          .publish = s_publish,
+                          .feed = f };
+    int err = 0;
+    pd_ingest_destroy(&f->ing);
+    f->ing = pd_ingest_new(&f->dp.cfg, f->dp.storage, &io, f->dp.stats, &err);
+    assert_non_null(f->ing);
+    pd_ingest_set_keyring(f->ing, f->dp.ring);
+}
+
+static int
+s_setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (f == NULL || dp_setup(&f->dp, true) < 0)
+        return -1;
+    f->dp.cfg.rate_limit = 0; /* off unless a test turns it on */
+    f->queue_max = SIZE_MAX;
+    s_make_ingest(f);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    fx_t *f = *state;
+    pd_ingest_destroy(&f->ing);
+    dp_teardown(&f->dp);
+    for (size_t i = 0; i < f->n_in; i++)
+        free(f->in[i].body);
+    free(f->in);
+    free(f->ev);
+    free(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------- requests */
+
+/* Queue a raw message from connection `conn`. */
+static void
+s_push_raw(fx_t *f, uint8_t conn, const void *body, size_t len, int frames)
+{
+    if (f->n_in == f->cap_in) {
+        f->cap_in = f->cap_in ? 2 * f->cap_in : 64;
+        f->in = realloc(f->in, f->cap_in * sizeof(*f->in));
+        assert_non_null(f->in);
+    }
+    in_t *m = &f->in[f->n_in++];
+    memset(m, 0, sizeof(*m));
+    m->id[0] = 0;
+    m->id[1] = conn;
+    m->id_len = 2;
+    m->body = malloc(len > 0 ? len : 1);
+    assert_non_null(m->body);
+    memcpy(m->body, body, len);
+    m->len = len;
+    m->frames = frames;
+}
+
+/* Queue a publish of the envelope env as request rid. */
+static void
+s_push_env(fx_t *f, uint8_t conn, uint64_t rid, const uint8_t *env,
+           size_t len)
+{
+    static parley__request_t q;
+    uint8_t buf[PARLEY_ENVELOPE_MAX + 64];
+    size_t n;
+    memset(&q, 0, sizeof(q));
+    q.request_id = rid;
+    q.op = PARLEY__OP_PUBLISH;
+    q.update = (parley__bytes_t){ env, len };
+    assert_int_equal(parley__request_encode(&q, buf, sizeof(buf), &n), 0);
+    s_push_raw(f, conn, buf, n, 2);
+}
+
+/* Queue a publish of u signed by key, as request rid. */
+static void
+s_push(fx_t *f, uint8_t conn, uint64_t rid, const parley_key_t *key,
+       const parley_update_t *u)
+{
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    size_t len = dp_sign(key, u, env);
+    assert_true(len > 0);
+    s_push_env(f, conn, rid, env, len);
+}
+
+/* Queue a request of another op (ping) as rid. */
+static void
+s_push_ping(fx_t *f, uint8_t conn, uint64_t rid)
+{
+    static parley__request_t q;
+    uint8_t buf[64];
+    size_t n;
+    memset(&q, 0, sizeof(q));
+    q.request_id = rid;
+    q.op = PARLEY__OP_PING;
+    assert_int_equal(parley__request_encode(&q, buf, sizeof(buf), &n), 0);
+    s_push_raw(f, conn, buf, n, 2);
+}
+
+/* The reply event to request rid (fails if there is none). */
+static const ev_t *
+s_reply_to(const fx_t *f, uint64_t rid)
+{
+    for (size_t i = 0; i < f->n_ev; i++)
+        if (f->ev[i].kind == EV_REPLY && f->ev[i].request_id == rid)
+            return &f->ev[i];
+    fail_msg("no reply to request %llu", (unsigned long long)rid);
+    return NULL;
+}
+
+static void
+s_expect_ack(const fx_t *f, uint64_t rid, uint64_t seq, bool duplicate)
+{
+    const ev_t *e = s_reply_to(f, rid);
+    assert_int_equal(e->type, PARLEY__REPLY_ACK);
+    assert_int_equal(e->seq, seq);
+    assert_int_equal(e->duplicate, duplicate);
+}
+
+static void
+s_expect_reject(const fx_t *f, uint64_t rid, int code)
+{
+    const ev_t *e = s_reply_to(f, rid);
+    if (e->type != PARLEY__REPLY_REJECT || e->code != code)
+        fail_msg("request %llu: wanted reject %s, got type %d code %s",
+                 (unsigned long long)rid, parley_error_name(code), e->type,
+                 parley_error_name(e->code));
+}
+
+/*
+ * What a client and a subscriber can rely on, over all events: each
+ * seq is published once, after a flush that followed its ack, and in
+ * ascending order without gaps.
+ */
+static void
+s_check_ack_before_feed(const fx_t *f)
+{
+    uint64_t next = 1;
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const ev_t *p = &f->ev[i];
+        if (p->kind != EV_PUBLISH)
+            continue;
+        assert_int_equal(p->seq, next++);
+        size_t ack = SIZE_MAX, flush = SIZE_MAX;
+        for (size_t k = 0; k < i; k++) {
+            const ev_t *e = &f->ev[k];
+            if (e->kind == EV_REPLY && e->type == PARLEY__REPLY_ACK
+                && !e->duplicate && e->seq == p->seq)
+                ack = k;
+            if (e->kind == EV_FLUSH && ack != SIZE_MAX)
+                flush = k;
+        }
+        assert_true(ack != SIZE_MAX);
+        assert_true(flush != SIZE_MAX && flush > ack);
+    }
+}
+
+static size_t
+s_count(const fx_t *f, ev_kind_t kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_ev; i++)
+        n += f->ev[i].kind == kind;
+    return n;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* Updates of two signers in one turn: acked 1..3 in request order, one
+ * flush, then published with their topics; durable in the storage. */
+static void
+test_accept(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    dp_update(&u, NULL, "egypt", 1, 100);
+    s_push(f, 1, 11, f->dp.keys[0], &u);
+    dp_update(&u, NULL, "qatar", 2, 100);
+    s_push(f, 2, 12, f->dp.keys[1], &u);
+    dp_update(&u, NULL, "us", 0, 101);
+    s_push(f, 1, 13, f->dp.keys[0], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    assert_false(pd_ingest_pending(f->ing));
+
+    s_expect_ack(f, 11, 1, false);
+    s_expect_ack(f, 12, 2, false);
+    s_expect_ack(f, 13, 3, false);
+    assert_int_equal(s_count(f, EV_FLUSH), 1);
+    assert_int_equal(s_count(f, EV_PUBLISH), 3);
+    s_check_ack_before_feed(f);
+    const ev_t *p = &f->ev[f->n_ev - 3];
+    assert_int_equal(p->n_topics, 4);
+    assert_string_equal(p->topics[0], "all/");
+    assert_string_equal(p->topics[1], "neg/gaza-ceasefire/");
+    assert_string_equal(p->topics[2], "party/egypt/");
+    assert_string_equal(p->topics[3], "phase/1/");
+
+    assert_int_equal(pd_storage_head(f->dp.storage), 3);
+    uint8_t buf[PARLEY_ENVELOPE_MAX];
+    size_t len;
+    int64_t at;
+    assert_int_equal(pd_storage_read(f->dp.storage, 2, &at, buf, sizeof(buf),
+                                     &len), 0);
+    pd_stats_t *st = f->dp.stats;
+    assert_int_equal(pd_stats_get(st, PD_STAT_ACCEPTED), 3);
+    assert_int_equal(pd_stats_get(st, PD_STAT_REQUESTS_PUBLISH), 3);
+    assert_int_equal(pd_stats_get(st, PD_STAT_STORE_SYNCS), 1);
+    assert_int_equal(pd_stats_get(st, PD_STAT_TURN_REQUESTS_MAX), 3);
+}
+
+/*
+ * Check 8: a resend of the same bytes is acked with the original seq
+ * (from the log, and from the batch of the same turn); anything else at
+ * or below the signer's last signer_seq is a replay. No state changes.
+ */
+static void
+test_duplicate_and_replay(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    dp_update(&u, NULL, "egypt", 1, 500);
+    size_t len = dp_sign(f->dp.keys[0], &u, env);
+    s_push_env(f, 1, 1, env, len);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_ack(f, 1, 1, false);
+
+    /* The next turn: a resend, an edit under the same signer_seq, an
+     * older signer_seq, a new one and its resend in the same batch. */
+    s_push_env(f, 1, 2, env, len);
+    strcpy(u.headline, "edited");
+    s_push(f, 1, 3, f->dp.keys[0], &u);
+    dp_update(&u, NULL, "egypt", 1, 499);
+    s_push(f, 1, 4, f->dp.keys[0], &u);
+    dp_update(&u, NULL, "egypt", 1, 501);
+    uint8_t env2[PARLEY_ENVELOPE_MAX];
+    size_t len2 = dp_sign(f->dp.keys[0], &u, env2);
+    s_push_env(f, 1, 5, env2, len2);
+    s_push_env(f, 2, 6, env2, len2);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+
+    s_expect_ack(f, 2, 1, true);
+    s_expect_reject(f, 3, PARLEY_EREPLAY);
+    s_expect_reject(f, 4, PARLEY_EREPLAY);
+    /* A replay says the signer's last accepted signer_seq, so that a
+     * publisher whose choice collided can choose above it. */
+    assert_int_equal(s_reply_to(f, 3)->signer_seq, 500);
+    assert_int_equal(s_reply_to(f, 4)->signer_seq, 500);
+    s_expect_ack(f, 5, 2, false);
+    s_expect_ack(f, 6, 2, true);
+    assert_int_equal(pd_storage_head(f->dp.storage), 2);
+    assert_int_equal(s_count(f, EV_PUBLISH), 2);
+    s_check_ack_before_feed(f);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_DUPLICATES), 2);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_ACCEPTED), 2);
+
+    /* After a restart the table is rebuilt from the log. */
+    assert_int_equal(dp_open_storage(&f->dp), 0);
+    s_make_ingest(f);
+    s_push_env(f, 3, 7, env, len);
+    s_push_env(f, 3, 8, env2, len2);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_ack(f, 7, 1, true);
+    s_expect_ack(f, 8, 2, true);
+}
+
+/* Every reject code of checks 1-7: each answered, none stored. */
+static void
+test_rejects(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    size_t len;
+
+    dp_update(&u, NULL, "egypt", 1, 1);
+    s_push(f, 1, 1, f->dp.stranger, &u); /* unknown_signer */
+    len = dp_sign(f->dp.keys[0], &u, env);
+    env[len - 1] ^= 0x01;                /* bad_signature */
+    s_push_env(f, 1, 2, env, len);
+    s_push(f, 1, 3, f->dp.keys[3], &u);  /* forbidden: only other-talks */
+    dp_update(&u, NULL, "egypt", 1, 2);
+    u.issued_at -= 3600 * 1000;          /* stale */
+    s_push(f, 1, 4, f->dp.keys[0], &u);
+    dp_update(&u, NULL, "egypt", 1, 3);
+    u.issued_at += 3600 * 1000;          /* future */
+    s_push(f, 1, 5, f->dp.keys[0], &u);
+    static const uint8_t junk[] = { 0x0a, 0x03, 'x', 'y' };
+    s_push_env(f, 1, 6, junk, sizeof(junk)); /* malformed envelope */
+
+    /* invalid: a body that decodes but breaks a rule (no headline),
+     * correctly signed. */
+    dp_update(&u, NULL, "egypt", 1, 4);
+    u.headline[0] = '\0';
+    uint8_t body[PARLEY_ENVELOPE_MAX], sig[PARLEY_SIGNATURE_BYTES];
+    size_t blen;
+    assert_int_equal(parley__update_encode(&u, body, sizeof(body), &blen), 0);
+    assert_int_equal(parley__signature_make(f->dp.keys[0], body, blen, sig), 0);
+    assert_int_equal(parley__envelope_encode(body, blen, f->dp.pk[0], sig, env,
+                                             sizeof(env), &len), 0);
+    s_push_env(f, 1, 7, env, len);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+
+    s_expect_reject(f, 1, PARLEY_EUNKNOWNSIGNER);
+    s_expect_reject(f, 2, PARLEY_EBADSIG);
+    s_expect_reject(f, 3, PARLEY_EFORBIDDEN);
+    s_expect_reject(f, 4, PARLEY_ESTALE);
+    s_expect_reject(f, 5, PARLEY_EFUTURE);
+    s_expect_reject(f, 6, PARLEY_EMALFORMED);
+    s_expect_reject(f, 7, PARLEY_EINVALID);
+    assert_int_equal(pd_storage_head(f->dp.storage), 0);
+    assert_int_equal(s_count(f, EV_PUBLISH), 0);
+    /* Nothing of it touched the signer's order: signer_seq 1 is new. */
+    dp_update(&u, NULL, "egypt", 1, 1);
+    s_push(f, 1, 8, f->dp.keys[0], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_ack(f, 8, 1, false);
+}
+
+/* Check 3a: over the signer's bucket, rate_limited; and with no keyring,
+ * unavailable. */
+static void
+test_rate_limit_and_no_keyring(void **state)
+{
+    fx_t *f = *state;
+    f->dp.cfg.rate_limit = 1;
+    f->dp.cfg.rate_burst = 1;
+    s_make_ingest(f);
+    parley_update_t u;
+    dp_update(&u, NULL, "egypt", 1, 1);
+    s_push(f, 1, 1, f->dp.keys[0], &u);
+    dp_update(&u, NULL, "egypt", 1, 2);
+    s_push(f, 1, 2, f->dp.keys[0], &u);
+    dp_update(&u, NULL, "egypt", 1, 1);
+    s_push(f, 1, 3, f->dp.keys[1], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_ack(f, 1, 1, false);
+    s_expect_reject(f, 2, PARLEY_ERATELIMITED);
+    s_expect_ack(f, 3, 2, false);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_RATE_LIMITED_SIGNER),
+                     1);
+
+    pd_ingest_set_keyring(f->ing, NULL);
+    dp_update(&u, NULL, "egypt", 1, 9);
+    s_push(f, 1, 4, f->dp.keys[2], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_reject(f, 4, PARLEY_EUNAVAILABLE);
+    assert_int_equal(pd_storage_head(f->dp.storage), 2);
+}
+
+/* What is not a well-formed publish goes back to the api, in its place
+ * among the replies. */
+static void
+test_other_requests(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    dp_update(&u, NULL, "egypt", 1, 1);
+    s_push(f, 1, 1, f->dp.keys[0], &u);
+    s_push_ping(f, 1, 2);
+    static const uint8_t junk[] = { 0xff, 0xff };
+    s_push_raw(f, 1, junk, sizeof(junk), 2);   /* does not decode */
+    s_push_raw(f, 1, junk, 0, 1);              /* one frame only */
+    dp_update(&u, NULL, "egypt", 1, 2);
+    s_push(f, 1, 3, f->dp.keys[0], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    assert_int_equal(f->n_ev, 8);
+    assert_int_equal(f->ev[0].kind, EV_REPLY);
+    assert_int_equal(f->ev[1].kind, EV_ANSWER);
+    assert_int_equal(f->ev[1].request_id, 2);
+    assert_int_equal(f->ev[2].kind, EV_ANSWER);
+    assert_int_equal(f->ev[3].kind, EV_ANSWER);
+    assert_int_equal(f->ev[4].kind, EV_REPLY);
+    assert_int_equal(f->ev[5].kind, EV_FLUSH);
+    assert_int_equal(f->ev[6].kind, EV_PUBLISH);
+    assert_int_equal(f->ev[7].kind, EV_PUBLISH);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_REQUESTS_PUBLISH), 2);
+}
+
+/*
+ * Group commit: a turn of many publishes syncs once; a full reply queue
+ * commits early (its acks go out, then their deliveries) and the rest of
+ * the turn goes on; a turn stops at PD_INGEST_TURN_MAX and the rest,
+ * read ahead, is handled by the next turn.
+ */
+static void
+test_group_commit(void **state)
+{
+    fx_t *f = *state;
+    f->dp.cfg.fsync = false; /* 1,300 records: no need to wear the disk */
+    assert_int_equal(dp_open_storage(&f->dp), 0);
+    s_make_ingest(f);
+    parley_update_t u;
+    for (uint64_t i = 1; i <= 300; i++) {
+        dp_update(&u, NULL, i % 2 ? "egypt" : "qatar", (uint32_t)(i % 4), i);
+        s_push(f, (uint8_t)(i % 3), i, f->dp.keys[i % 3], &u);
+    }
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    assert_int_equal(pd_storage_head(f->dp.storage), 300);
+    assert_int_equal(s_count(f, EV_FLUSH), 1);
+    s_check_ack_before_feed(f);
+
+    /* A queue of 100 replies: the turn commits when it is full. */
+    f->queue_max = 100;
+    for (uint64_t i = 301; i <= 550; i++) {
+        dp_update(&u, NULL, "us", 1, i);
+        s_push(f, 1, i, f->dp.keys[0], &u);
+    }
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    assert_int_equal(pd_storage_head(f->dp.storage), 550);
+    assert_int_equal(s_count(f, EV_FLUSH), 1 + 3);
+    s_check_ack_before_feed(f);
+    f->queue_max = SIZE_MAX;
+
+    /* More than a turn takes. */
+    for (uint64_t i = 551; i <= 1800; i++) {
+        dp_update(&u, NULL, "us", 1, i);
+        s_push(f, 2, i, f->dp.keys[1], &u);
+    }
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    assert_true(pd_ingest_pending(f->ing));
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_TURN_REQUESTS_MAX),
+                     PD_INGEST_TURN_MAX);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_TURNS_READ_AHEAD), 1);
+    assert_int_equal(pd_storage_head(f->dp.storage), 550 + PD_INGEST_TURN_MAX);
+    while (pd_ingest_pending(f->ing) || f->next_in < f->n_in)
+        assert_int_equal(pd_ingest_turn(f->ing), 0);
+    assert_int_equal(pd_storage_head(f->dp.storage), 1800);
+    s_check_ack_before_feed(f);
+    for (uint64_t i = 551; i <= 1800; i++)
+        s_expect_ack(f, i, i, false);
+}
+
+/* ----------------------------------------------- a storage that is late */
+
+/*
+ * The seam's other shape, as the JetStream backbone will use it: submit
+ * answers PD_STORAGE_LATER and the completions come out after a commit.
+ * Built over the embedded storage, which does the real work.
+ */
+typedef struct {
+    pd_storage_t base;
+    pd_storage_t *inner;
+    pd_storage_done_t done[64];
+    size_t n_done, n_out, n_ready;
+} late_t;
+
+static int
+s_late_submit(pd_storage_t *s, const pd_storage_update_t *u,
+              pd_storage_done_t *done)
+{
+    late_t *l = (late_t *)s;
+    int rc = pd_storage_submit(l->inner, u, done);
+    if (rc != PD_STORAGE_DONE || l->n_done == 64)
+        return rc;
+    done->tag = u->tag;
+    l->done[l->n_done++] = *done;
+    return PD_STORAGE_LATER;
+}
+
+static int
+s_late_commit(pd_storage_t *s)
+{
+    late_t *l = (late_t *)s;
+    l->n_ready = l->n_done;
+    return pd_storage_commit(l->inner);
+}
+
+static bool
+s_late_completed(pd_storage_t *s, pd_storage_done_t *done)
+{
+    late_t *l = (late_t *)s;
+    if (l->n_out == l->n_ready)
+        return false;
+    *done = l->done[l->n_out++];
+    if (l->n_out == l->n_done)
+        l->n_out = l->n_done = l->n_ready = 0;
+    return true;
+}
+
+static bool
+s_late_applied(pd_storage_t *s, pd_storage_record_t *rec)
+{
+    return pd_storage_applied(((late_t *)s)->inner, rec);
+}
+
+static uint64_t
+s_late_head(const pd_storage_t *s)
+{
+    return pd_storage_head(((const late_t *)s)->inner);
+}
+
+static const pd_storage_ops_t s_late_ops = {
+    .name = "late",
+    .submit = s_late_submit,
+    .commit = s_late_commit,
+    .completed = s_late_completed,
+    .applied = s_late_applied,
+    .head = s_late_head,
+};
+
+static void
+test_completed_later(void **state)
+{
+    fx_t *f = *state;
+    late_t late = { .base = { &s_late_ops }, .inner = f->dp.storage };
+    pd_ingest_io_t io = { .ctx = f, .recv = s_recv, .answer = s_answer,
+                          .reply = s_reply, .room = s_room, .flush = s_flush,
+                          .publish = s_publish, .feed = f };
+    int err;
+    pd_ingest_destroy(&f->ing);
+    f->ing = pd_ingest_new(&f->dp.cfg, &late.base, &io, NULL, &err);
+    assert_non_null(f->ing);
+    pd_ingest_set_keyring(f->ing, f->dp.ring);
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    dp_update(&u, NULL, "egypt", 1, 1);
+    size_t len = dp_sign(f->dp.keys[0], &u, env);
+    s_push_env(f, 1, 1, env, len);
+    dp_update(&u, NULL, "qatar", 1, 1);
+    s_push(f, 2, 2, f->dp.keys[1], &u);
+    s_push_env(f, 3, 3, env, len); /* a resend: a duplicate, later too */
+    dp_update(&u, NULL, "egypt", 1, 1);
+    strcpy(u.headline, "other bytes");
+    s_push(f, 1, 4, f->dp.keys[0], &u); /* replay: refused at once */
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_ack(f, 1, 1, false);
+    s_expect_ack(f, 2, 2, false);
+    s_expect_ack(f, 3, 1, true);
+    s_expect_reject(f, 4, PARLEY_EREPLAY);
+    s_check_ack_before_feed(f);
+    assert_int_equal(s_count(f, EV_PUBLISH), 2);
+    pd_ingest_destroy(&f->ing);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_accept, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_and_replay, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_rejects, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_and_no_keyring,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_other_requests, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_completed_later, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
