@@ -265,6 +265,11 @@ parley__heartbeat_encode(const parley__heartbeat_t *hb, void *buf, size_t cap,
     m.seq = hb->seq;
     m.time = hb->time_ms;
     m.first_seq = hb->first_seq;
+    if (parley__log_id_set(hb->log_id)) {
+        m.log_id.data = (uint8_t *)hb->log_id;
+        m.log_id.len = sizeof(hb->log_id);
+    }
+    m.catching_up = hb->catching_up;
     return s_pack(&m.base, buf, cap, len);
 }
 
@@ -280,7 +285,18 @@ parley__heartbeat_decode(const void *buf, size_t len, parley__heartbeat_t *out,
     out->seq = m->seq;
     out->time_ms = m->time;
     out->first_seq = m->first_seq;
+    memset(out->log_id, 0, sizeof(out->log_id));
+    if (m->log_id.len == sizeof(out->log_id))
+        memcpy(out->log_id, m->log_id.data, sizeof(out->log_id));
+    out->catching_up = m->catching_up;
     return 0;
+}
+
+bool
+parley__log_id_set(const uint8_t id[16])
+{
+    static const uint8_t zero[16];
+    return memcmp(id, zero, sizeof(zero)) != 0;
 }
 
 /* ---------------------------------------------------------------- filter */
@@ -615,6 +631,13 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         ping.seq = r->seq;
         ping.first_seq = r->first_seq;
         ping.version = (char *)(r->version != NULL ? r->version : "");
+        if (parley__log_id_set(r->log_id)) {
+            ping.log_id.data = (uint8_t *)r->log_id;
+            ping.log_id.len = sizeof(r->log_id);
+        }
+        ping.catching_up = r->catching_up;
+        ping.storage = (char *)(r->storage != NULL ? r->storage : "");
+        ping.health = (char *)(r->health != NULL ? r->health : "");
         m.result_case = PARLEY__V1__API_REPLY__RESULT_PING;
         m.ping = &ping;
         break;
@@ -701,6 +724,11 @@ parley__reply_decode(const void *buf, size_t len, parley__reply_t *out,
         out->seq = m->ping->seq;
         out->first_seq = m->ping->first_seq;
         out->version = m->ping->version;
+        if (m->ping->log_id.len == sizeof(out->log_id))
+            memcpy(out->log_id, m->ping->log_id.data, sizeof(out->log_id));
+        out->catching_up = m->ping->catching_up;
+        out->storage = m->ping->storage;
+        out->health = m->ping->health;
         return 0;
     default:
         return PARLEY_EMALFORMED;

@@ -404,7 +404,13 @@ s_ping(pd_api_t *self, s_peer_t peer)
                           .seq = pd_storage_head(self->d.storage),
                           .first_seq = pd_storage_first(self->d.storage),
                           .version = PARLEY_VERSION };
+    pd_storage_state_t st;
+    pd_storage_state(self->d.storage, &st);
     memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
+    memcpy(r.log_id, st.log_id, sizeof(r.log_id));
+    r.catching_up = st.catching_up;
+    r.storage = self->d.storage->ops->name;
+    r.health = st.health;
     s_send_small(self, peer, &r);
 }
 

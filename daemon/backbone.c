@@ -167,6 +167,7 @@ struct pd_backbone {
     bool catching;
     uint64_t stream_last;
     bool stream_last_known;     /* since the last (re)connect */
+    uint64_t stream_first;      /* the stream's first seq, as last seen */
     bool probe_now;             /* control thread: probe at once */
     char leader[64];
     char server[128];
@@ -179,6 +180,7 @@ struct pd_backbone {
     uint64_t n_submitted, n_stored, n_duplicates, n_conflicts;
     uint64_t n_unavailable, n_refused, n_records, n_subscribes, n_pauses;
     uint64_t n_reconnects, n_async_errors, n_probes, n_probes_failed;
+    uint64_t n_gaps;            /* records after a gap, refused */
 };
 
 /* ============================================================ helpers */
@@ -399,6 +401,15 @@ s_split_servers(const char *list, char *buf, size_t cap,
         p = end + 1;
     }
     return n;
+}
+
+int
+pd_backbone_servers_check(const char *list, char *errbuf, size_t errlen)
+{
+    char buf[PD_BACKBONE_SERVERS_MAX * 257];
+    const char *servers[PD_BACKBONE_SERVERS_MAX];
+    int n = s_split_servers(list, buf, sizeof(buf), servers, errbuf, errlen);
+    return n < 0 ? n : 0;
 }
 
 /* A file nats.c will read: it must exist; secret ones must be 0600-ish. */
@@ -854,6 +865,19 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         self->catching = true;
         pthread_cond_signal(&self->cv_ctl);
     } else if (fc->gen == self->fgen && !self->paused
+               && r->seq > self->follow_next
+               && self->stream_first <= self->follow_next) {
+        /* A seq skipped that the stream still holds (it cuts no holes:
+         * deny_delete): not retention but a consumer that lost its way.
+         * Read again from the seq wanted, and ask for the stream's first
+         * seq in case retention has moved on since the last probe. */
+        self->n_gaps++;
+        self->fgen++;
+        self->catching = true;
+        self->probe_now = true;
+        pthread_cond_signal(&self->cv_ctl);
+        s_state_locked(self);
+    } else if (fc->gen == self->fgen && !self->paused
                && r->seq >= self->follow_next) {
         if (self->rec_tail != NULL)
             self->rec_tail->next = r;
@@ -925,6 +949,9 @@ s_on_reconnected(natsConnection *nc, void *closure)
     self->n_reconnects++;
     self->catching = true;
     self->probe_now = true;
+    /* A submit that timed out says nothing of the servers reached now:
+     * the probe decides again. */
+    self->submit_failed = false;
     s_detail_locked(self, "reconnected to %s", url);
     pthread_cond_signal(&self->cv_ctl);
     s_state_locked(self);
@@ -1116,6 +1143,7 @@ s_stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
             char diffs[1024];
             int n = s_stream_compare(self, si->Config, diffs, sizeof(diffs));
             uint64_t last_seq = si->State.LastSeq;
+            uint64_t first_seq = si->State.FirstSeq;
             int64_t created = si->Created;
             jsStreamInfo_Destroy(si);
             if (n > 0) {
@@ -1128,6 +1156,7 @@ s_stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
                 return -EEXIST;
             }
             self->stream_last = last_seq;
+            self->stream_first = first_seq;
             self->created = created;
             return 0;
         }
@@ -1300,10 +1329,11 @@ s_probe(pd_backbone_t *self)
     natsStatus s = js_GetStreamInfo(&si, self->js, self->stream, NULL, &jerr);
     char leader[64] = "";
     bool quorum = false, led = false, remade = false;
-    uint64_t last = 0;
+    uint64_t last = 0, first = 0;
     int current = 0;
     if (s == NATS_OK) {
         last = si->State.LastSeq;
+        first = si->State.FirstSeq;
         remade = si->Created != self->created;
         if (si->Cluster == NULL) {
             quorum = led = true; /* a single server: it is the stream */
@@ -1352,6 +1382,8 @@ s_probe(pd_backbone_t *self)
     if (s == NATS_OK) {
         if (last > self->stream_last)
             self->stream_last = last;
+        if (led && first > self->stream_first)
+            self->stream_first = first;
         if (self->conn_up)
             self->stream_last_known = true;
         snprintf(self->leader, sizeof(self->leader), "%s", leader);
@@ -1917,5 +1949,8 @@ pd_backbone_status(pd_backbone_t *self, pd_backbone_status_t *out)
     out->async_errors = self->n_async_errors;
     out->probes = self->n_probes;
     out->probes_failed = self->n_probes_failed;
+    out->gaps = self->n_gaps;
+    out->stream_first = self->stream_first;
+    out->created = self->created;
     pthread_mutex_unlock(&self->mu);
 }

@@ -106,6 +106,14 @@ int pd_backbone_opts_check(const pd_backbone_opts_t *o, char *errbuf,
                            size_t errlen);
 
 /*
+ * Check a server list alone ("nats://h:4222,tls://h2:4222"): syntax, no
+ * credentials in URLs, at most PD_BACKBONE_SERVERS_MAX servers.
+ *
+ * Returns:   0, or -EINVAL with a message in errbuf.
+ */
+int pd_backbone_servers_check(const char *list, char *errbuf, size_t errlen);
+
+/*
  * Connect and make sure the stream exists with parleyd's settings (create
  * it if missing). Blocks for up to open_timeout_ms while no server answers
  * or JetStream has no leader yet, retrying; fails at once on a permanent
@@ -167,7 +175,9 @@ int pd_backbone_submit(pd_backbone_t *bb, const pd_backbone_submit_t *s);
  * seq >= from is handed over as a PD_BACKBONE_EV_RECORD event, in
  * stream order, each once, for as long as the backbone is open (across
  * reconnects and server failures). Records the stream no longer holds
- * (retention) are skipped: the next event's seq then jumps.
+ * (retention) are skipped: the next event's seq then jumps; a jump over
+ * seqs the stream still holds (a consumer that lost its way) is never
+ * handed over: the follower reads again from the seq it wants.
  * catching_up is true until the follower has handed over the stream's
  * last record as known then.
  *
@@ -264,6 +274,9 @@ typedef struct pd_backbone_status {
     bool catching_up;          /* following, and not yet at stream_last */
     uint64_t followed;         /* last seq handed over, or from - 1 */
     uint64_t stream_last;      /* the stream's last seq, as last seen */
+    uint64_t stream_first;     /* its first seq, as last seen */
+    int64_t created;           /* its creation time (unix ns): with the
+                                  name, what makes it this stream */
     uint32_t inflight;         /* submits pending */
     char server[128];          /* URL of the server connected to, or "" */
     char leader[64];           /* stream leader's server name, or "" */
@@ -277,6 +290,8 @@ typedef struct pd_backbone_status {
     uint64_t async_errors;     /* nats.c reports: missed heartbeats, ... */
     uint64_t probes;           /* stream info requests made */
     uint64_t probes_failed;    /* of them unanswered or refused */
+    uint64_t gaps;             /* records that skipped seqs the stream
+                                  holds: read again from the seq wanted */
 } pd_backbone_status_t;
 
 /* A copy of the current status. Threads: any thread. */

@@ -372,15 +372,11 @@ pd_feed_stats(pd_feed_t *self, const parley__stat_t *stats, size_t n)
 }
 
 int
-pd_feed_heartbeat(pd_feed_t *self, const uint8_t daemon_id[16], uint64_t seq,
-                  uint64_t first_seq, int64_t now_ms)
+pd_feed_heartbeat(pd_feed_t *self, const parley__heartbeat_t *hb)
 {
     static const char topic[1][PARLEY_TOPIC_MAX] = { PD_FEED_HEARTBEAT_TOPIC };
-    parley__heartbeat_t hb = { .seq = seq, .time_ms = now_ms,
-                               .first_seq = first_seq };
-    memcpy(hb.daemon_id, daemon_id, sizeof(hb.daemon_id));
     size_t out;
-    int rc = parley__heartbeat_encode(&hb, self->buf, self->cap, &out);
+    int rc = parley__heartbeat_encode(hb, self->buf, self->cap, &out);
     if (rc < 0)
         return rc;
     return s_publish(self, out, topic, 1);

@@ -96,11 +96,6 @@ int pd_feed_publish(pd_feed_t *feed, uint64_t seq, int64_t received_at,
                     const char topics[][PARLEY_TOPIC_MAX], size_t n);
 
 /*
- * Send a heartbeat on sys/heartbeat/.
- *
- * Returns:   0 or a negative error.
- */
-/*
  * Send the daemon's counters on sys/stats/, as the same ApiReply (stats,
  * request_id 0) that answers a stats request, so one decoder serves both.
  *
@@ -108,7 +103,11 @@ int pd_feed_publish(pd_feed_t *feed, uint64_t seq, int64_t received_at,
  */
 int pd_feed_stats(pd_feed_t *feed, const parley__stat_t *stats, size_t n);
 
-int pd_feed_heartbeat(pd_feed_t *feed, const uint8_t daemon_id[16],
-                      uint64_t seq, uint64_t first_seq, int64_t now_ms);
+/*
+ * Send the heartbeat hb on sys/heartbeat/.
+ *
+ * Returns:   0 or a negative error.
+ */
+int pd_feed_heartbeat(pd_feed_t *feed, const parley__heartbeat_t *hb);
 
 #endif /* PD_FEED_H */

@@ -292,7 +292,7 @@ s_answer_done(pd_ingest_t *self, const uint8_t *id, size_t id_len,
 {
     if (done->rc < 0)
         return s_reject_seq(self, id, id_len, rid, done->rc,
-                            done->signer_seq, NULL);
+                            done->signer_seq, done->detail);
     if (done->duplicate) {
         self->counters.duplicates++;
     } else {
@@ -467,7 +467,8 @@ s_store(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
         || rc == PARLEY_EUNAVAILABLE || rc == PD_STORAGE_FULL)
         return s_reject_seq(self, id, id_len, rid,
                             rc == PD_STORAGE_FULL ? PARLEY_EUNAVAILABLE : rc,
-                            rc == PARLEY_EREPLAY ? done.signer_seq : 0, NULL);
+                            rc == PARLEY_EREPLAY ? done.signer_seq : 0,
+                            rc == PD_STORAGE_FULL ? NULL : done.detail);
     return rc; /* the storage failed: stop */
 }
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <nats/nats.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
@@ -27,8 +28,9 @@ s_usage(FILE *out)
             "usage: parleyd [-c FILE] [--api EP] [--feed EP] [--state-dir DIR]\n"
             "               [--keyring FILE] [--max-clock-skew SECONDS] "
             "[--no-fsync]\n"
-            "               [--log-level error|warn|info|debug] [--version] "
-            "[--help]\n"
+            "               [--log-level error|warn|info|debug]\n"
+            "               [--backbone URLS [--backbone-stream NAME]\n"
+            "                [--backbone-replicas N]] [--version] [--help]\n"
             "\n"
             "Verify, store and broadcast signed negotiation-status updates.\n"
             "\n"
@@ -46,6 +48,12 @@ s_usage(FILE *out)
             "      --no-fsync           do not fdatasync before acking "
             "(tests only)\n"
             "      --log-level L        error, warn, info (default) or debug\n"
+            "      --backbone URLS      cluster mode: the NATS JetStream "
+            "servers,\n"
+            "                           nats://h1:4222,nats://h2:4222 "
+            "(docs/cluster.md)\n"
+            "      --backbone-stream N  the stream (default PARLEY)\n"
+            "      --backbone-replicas N  its replicas, 1..5 (default 3)\n"
             "  -V, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
             "\n"
@@ -181,6 +189,9 @@ enum {
     S_OPT_SKEW,
     S_OPT_NO_FSYNC,
     S_OPT_LOG_LEVEL,
+    S_OPT_BACKBONE,
+    S_OPT_BACKBONE_STREAM,
+    S_OPT_BACKBONE_REPLICAS,
 };
 
 static const struct option s_options[] = {
@@ -192,6 +203,10 @@ static const struct option s_options[] = {
     { "max-clock-skew", required_argument, NULL, S_OPT_SKEW },
     { "no-fsync", no_argument, NULL, S_OPT_NO_FSYNC },
     { "log-level", required_argument, NULL, S_OPT_LOG_LEVEL },
+    { "backbone", required_argument, NULL, S_OPT_BACKBONE },
+    { "backbone-stream", required_argument, NULL, S_OPT_BACKBONE_STREAM },
+    { "backbone-replicas", required_argument, NULL,
+      S_OPT_BACKBONE_REPLICAS },
     { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -251,6 +266,15 @@ main(int argc, char **argv)
         case S_OPT_LOG_LEVEL:
             key = "log_level";
             level_flag = true;
+            break;
+        case S_OPT_BACKBONE:
+            key = "backbone";
+            break;
+        case S_OPT_BACKBONE_STREAM:
+            key = "backbone_stream";
+            break;
+        case S_OPT_BACKBONE_REPLICAS:
+            key = "backbone_replicas";
             break;
         case 'V':
             printf("parleyd %s\n", PARLEY_VERSION);
@@ -357,6 +381,8 @@ main(int argc, char **argv)
     pd_server_t *srv = pd_server_new(&opts, &rc);
     if (srv == NULL) {
         close(sigfd);
+        if (cfg.backbone[0] != '\0')
+            nats_CloseAndWait(2000);
         return 1;
     }
     if (demo)
@@ -364,6 +390,8 @@ main(int argc, char **argv)
     rc = pd_server_run(srv, sigfd);
     pd_server_destroy(&srv);
     close(sigfd);
+    if (cfg.backbone[0] != '\0')
+        nats_CloseAndWait(2000); /* nats.c's own threads (cluster mode) */
     pd_log(rc == 0 ? PD_LOG_INFO : PD_LOG_ERROR, "parleyd stopped%s",
            rc == 0 ? "" : " after an error");
     return rc == 0 ? 0 : 1;

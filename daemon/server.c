@@ -11,6 +11,7 @@
 #include "ingest.h"
 #include "query.h"
 #include "clock.h"
+#include "cluster.h"
 #include "codec.h"
 #include "embedded.h"
 #include "feed.h"
@@ -45,6 +46,7 @@ typedef enum {
     S_TIMER_RETAIN,      /* retention (when configured) */
     S_TIMER_STATUS,      /* systemd STATUS= */
     S_TIMER_WATCHDOG,    /* systemd WATCHDOG=1 (when asked for) */
+    S_TIMER_STORAGE,     /* a background storage's commit (cluster) */
     S_TIMERS
 } s_timer_id_t;
 
@@ -69,6 +71,7 @@ struct pd_server {
     parley_keyring_t *ring;      /* the keyring ingest checks against */
     uint8_t daemon_id[16];       /* random per start */
     s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
+    int storage_rc;              /* a failed background commit: stop */
 };
 
 static void
@@ -190,9 +193,12 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         goto fail;
     }
     /* Recover before binding: nobody can talk to a half-built daemon. */
-    if ((self->storage = pd_embedded_open(&self->cfg, self->stats, err))
-        == NULL)
+    self->storage = self->cfg.backbone[0] != '\0'
+                        ? pd_cluster_open(&self->cfg, self->stats, err)
+                        : pd_embedded_open(&self->cfg, self->stats, err);
+    if (self->storage == NULL)
         goto fail;
+    pd_storage_set_keyring(self->storage, self->ring);
     if ((*err = s_bind(self)) < 0)
         goto fail;
     pd_feed_stats_register(self->feed, self->stats);
@@ -305,6 +311,7 @@ s_reload(pd_server_t *self)
         return rc;
     }
     pd_ingest_set_keyring(self->ingest, ring);
+    pd_storage_set_keyring(self->storage, ring);
     parley_keyring_destroy(&self->ring);
     self->ring = ring;
     bool cut = pd_zap_reload_commit(self->zap, &clients);
@@ -324,10 +331,15 @@ s_reload(pd_server_t *self)
 static void
 s_heartbeat(pd_server_t *self)
 {
-    int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
-                               pd_storage_head(self->storage),
-                               pd_storage_first(self->storage),
-                               parley_now_ms());
+    pd_storage_state_t st;
+    pd_storage_state(self->storage, &st);
+    parley__heartbeat_t hb = { .seq = pd_storage_head(self->storage),
+                               .first_seq = pd_storage_first(self->storage),
+                               .time_ms = parley_now_ms(),
+                               .catching_up = st.catching_up };
+    memcpy(hb.daemon_id, self->daemon_id, sizeof(hb.daemon_id));
+    memcpy(hb.log_id, st.log_id, sizeof(hb.log_id));
+    int rc = pd_feed_heartbeat(self->feed, &hb);
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
@@ -362,6 +374,16 @@ s_watchdog(pd_server_t *self)
     s_notify("WATCHDOG=1");
 }
 
+/* A storage that works in the background: commit what it has (the loop
+ * also does when its fd is readable); a failure stops the daemon. */
+static void
+s_storage_tick(pd_server_t *self)
+{
+    int rc = pd_ingest_flush(self->ingest);
+    if (rc < 0 && self->storage_rc == 0)
+        self->storage_rc = rc;
+}
+
 /* What each timer runs, by s_timer_id_t. */
 static void (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
     [S_TIMER_HEARTBEAT] = s_heartbeat,
@@ -369,6 +391,7 @@ static void (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
     [S_TIMER_RETAIN] = s_retain,
     [S_TIMER_STATUS] = s_notify_status,
     [S_TIMER_WATCHDOG] = s_watchdog,
+    [S_TIMER_STORAGE] = s_storage_tick,
 };
 
 /* Run the timers that are due and return ms until the next one. */
@@ -430,6 +453,8 @@ s_start_timers(pd_server_t *self)
     t[S_TIMER_STATUS] = (s_timer_t){ S_STATUS_MS, now + S_STATUS_MS };
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
         t[S_TIMER_RETAIN] = (s_timer_t){ S_RETAIN_MS, now + 1 };
+    if (pd_storage_fd(self->storage) >= 0)
+        t[S_TIMER_STORAGE] = (s_timer_t){ PD_STORAGE_TICK_MS, now };
 #ifdef PARLEY_HAVE_SYSTEMD
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
@@ -446,17 +471,28 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_start_timers(self);
     s_notify("READY=1");
     s_notify_status(self);
+    int storage_fd = pd_storage_fd(self->storage);
     for (;;) {
         long timeout = s_timers(self);
+        if ((rc = self->storage_rc) < 0)
+            break;
         if (pd_ingest_pending(self->ingest))
             timeout = 0; /* requests read ahead wait to be handled */
-        zmq_pollitem_t items[3 + PD_ZAP_NITEMS] = {
+        /* The storage's fd last: only a cluster has one. */
+        zmq_pollitem_t items[3 + PD_ZAP_NITEMS + 1] = {
             { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
             { pd_feed_socket(self->feed), 0, ZMQ_POLLIN, 0 },
             { NULL, sigfd, ZMQ_POLLIN, 0 },
         };
         size_t n_zap = pd_zap_items(self->zap, items + 3);
-        if (zmq_poll(items, 3 + (int)n_zap, timeout) < 0) {
+        size_t n = 3 + n_zap;
+        zmq_pollitem_t *storage_item = NULL;
+        if (storage_fd >= 0) {
+            storage_item = &items[n++];
+            *storage_item = (zmq_pollitem_t){ NULL, storage_fd, ZMQ_POLLIN,
+                                              0 };
+        }
+        if (zmq_poll(items, (int)n, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             rc = -zmq_errno();
@@ -476,6 +512,10 @@ pd_server_run(pd_server_t *self, int sigfd)
         if (((items[0].revents & ZMQ_POLLIN)
              || pd_ingest_pending(self->ingest))
             && (rc = pd_ingest_turn(self->ingest)) < 0)
+            break;
+        /* The storage's background work: records to apply, PubAcks. */
+        if (storage_item != NULL && (storage_item->revents & ZMQ_POLLIN)
+            && (rc = pd_ingest_flush(self->ingest)) < 0)
             break;
         if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;

@@ -38,6 +38,15 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "verify_threads",
     "turns_read_ahead",
     "turn_requests_max",
+    "cluster_records_applied",
+    "cluster_records_voided",
+    "cluster_submits",
+    "cluster_conflicts",
+    "cluster_unavailable",
+    "cluster_catching_up",
+    "cluster_healthy",
+    "cluster_stream_last",
+    "cluster_reconnects",
 };
 
 /* Where one stat comes from. */

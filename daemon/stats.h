@@ -54,6 +54,16 @@ typedef enum pd_stat {
     PD_STAT_VERIFY_THREADS,
     PD_STAT_TURNS_READ_AHEAD,      /* turns that synced with a step read ahead */
     PD_STAT_TURN_REQUESTS_MAX,     /* most requests one turn handled */
+    PD_STAT_CLUSTER_RECORDS_APPLIED, /* cluster: stream records applied */
+    PD_STAT_CLUSTER_RECORDS_VOIDED,  /* cluster: stream records refused */
+    PD_STAT_CLUSTER_SUBMITS,       /* cluster: updates handed to JetStream */
+    PD_STAT_CLUSTER_CONFLICTS,     /* cluster: submits that met another's */
+    PD_STAT_CLUSTER_UNAVAILABLE,   /* cluster: publishes JetStream could not
+                                      take (no quorum, timeout) */
+    PD_STAT_CLUSTER_CATCHING_UP,   /* cluster: 1 while behind the stream */
+    PD_STAT_CLUSTER_HEALTHY,       /* cluster: 1 while publishes can go */
+    PD_STAT_CLUSTER_STREAM_LAST,   /* cluster: the stream's last seq seen */
+    PD_STAT_CLUSTER_RECONNECTS,    /* cluster: NATS reconnections */
     PD_STAT_COUNT
 } pd_stat_t;
 

@@ -80,6 +80,16 @@ int pd_store_append(pd_store_t *store, uint64_t seq, int64_t received_at,
  */
 int pd_store_sync(pd_store_t *store);
 
+/*
+ * Make an empty log start at seq instead of 1 (a cluster node that joins
+ * after the stream's retention has dropped seqs 1..seq-1): the next
+ * append must use seq, and head and first report nothing until then.
+ *
+ * Returns:   0, -EEXIST (the log holds or queues a record), -EINVAL, or
+ *            -errno (removing an empty segment file).
+ */
+int pd_store_start_at(pd_store_t *store, uint64_t seq);
+
 /* Seq the next append must use (last appended + 1, from 1). */
 uint64_t pd_store_next_seq(const pd_store_t *store);
 

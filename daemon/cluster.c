@@ -1,0 +1,1023 @@
+/*
+ * cluster.c - the cluster storage: a JetStream stream as the log of the
+ * cluster, followed into a local replica (cluster.h).
+ *
+ * Everything here runs on the loop thread; the backbone (backbone.h)
+ * hands over what its threads produce as events, which commit() drains:
+ * state changes, submit completions, stream records. A commit
+ *
+ *   1. takes the events, as many records as the local batch has room
+ *      for (the rest wait in the backbone, whose fd stays readable);
+ *   2. checks each record and appends it to the local replica (or a void
+ *      record in its place), at its stream seq with the stream's time;
+ *   3. commits the replica (one fdatasync) and so applies the records;
+ *   4. resolves the submits whose seq is now applied here, in the order
+ *      they are found, into completions for completed().
+ *
+ * A submit in flight is one s_pend_t, in a table indexed by ingest's tag
+ * (ingest has at most S_PEND_CAP in flight, with the same tags, so a slot
+ * is free whenever ingest has room). It lives through these states:
+ *
+ *   SUBMITTED  in the backbone; exactly one completion comes back
+ *   WAITING    JetStream stored it (or a duplicate, or its subject moved
+ *              on: conflict) at seq: wait until this node has applied
+ *              seq, then decide by what the replica holds
+ *   READY      done: completed() hands it out and frees the slot
+ */
+#include "cluster.h"
+
+#include "backbone.h"
+#include "clock.h"
+#include "embedded.h"
+#include "hash.h"
+#include "log.h"
+#include "sign.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Submits in flight at most: ingest's table of waiting publishes. */
+#define S_PEND_CAP 4096
+/* Submits again after conflicts on the signer's subject, at most. */
+#define S_CONFLICTS_MAX 4
+/* Seqs a returning node fills with void records at most (retention ran
+ * ahead of it); beyond that it stops following: docs/cluster.md. */
+#define S_GAP_MAX 1000000
+#define S_ID_FILE "cluster.id"
+#define S_DETAIL_MAX 160
+
+typedef enum {
+    S_FREE = 0,
+    S_SUBMITTED,
+    S_WAITING,
+    S_READY,
+} s_state_t;
+
+/* One publish in flight (see the top of the file). */
+typedef struct {
+    s_state_t state;
+    uint64_t tag;                /* ingest's; also the backbone's token */
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES];
+    char key_id[PARLEY_KEYID_CHARS + 1];
+    uint64_t signer_seq;
+    uint8_t sig[PARLEY_SIGNATURE_BYTES]; /* its key in by_sig */
+    uint8_t *env;                /* the SignedUpdate bytes (owned) */
+    size_t len;
+    bool conflict;               /* WAITING after a conflict at seq */
+    bool dup;                    /* WAITING: JetStream said duplicate */
+    uint64_t seq;                /* WAITING: the seq to have applied */
+    int conflicts;               /* conflicts so far */
+    int64_t deadline;            /* WAITING: mono ms it gives up */
+    pd_storage_done_t done;      /* READY: the completion */
+    char detail[S_DETAIL_MAX];   /* READY: done.detail's text */
+} s_pend_t;
+
+/* A stream record taken from the backbone: the event's bytes, or a copy
+ * while it waits for room in the batch or for a keyring. */
+typedef struct {
+    uint64_t seq;
+    int64_t time_ms;                      /* the stream's time for it */
+    char key_id[PARLEY_KEYID_CHARS + 1];  /* from its subject, or "" */
+    const uint8_t *data;
+    size_t len;
+} s_rec_t;
+
+/* The counters behind the cluster_* stats. */
+typedef struct {
+    uint64_t applied, voided, submits, conflicts, unavailable;
+} s_counters_t;
+
+typedef struct pd_cluster {
+    pd_storage_t base;           /* first: the seam's view */
+    pd_storage_t *local;         /* the replica (embedded storage, owned) */
+    pd_backbone_t *bb;           /* the stream (owned) */
+    const parley_keyring_t *ring; /* borrowed; records wait for one */
+    char stream[PD_CONFIG_STREAM_MAX + 1];
+    int64_t skew_ms;             /* max_clock_skew */
+    uint32_t apply_wait_ms;      /* WAITING gives up after this */
+    size_t max_record;           /* max_message_bytes */
+    uint8_t log_id[16];
+
+    s_pend_t *pend;              /* S_PEND_CAP, by tag % S_PEND_CAP */
+    uint64_t *ready;             /* ring of READY tags, S_PEND_CAP */
+    size_t ready_head, ready_n;
+    uint64_t *waiting;           /* tags in WAITING, unordered */
+    size_t n_waiting;
+    pd_hash_t *by_sig;           /* signature -> tag of a pend in flight */
+    pd_hash_t *subject_last;     /* key id -> last seq seen on its subject */
+
+    s_rec_t held;                /* a record waiting for room ... */
+    uint8_t *held_buf;           /* ... its bytes (owned), NULL if none */
+    bool stopped;                /* following stopped: see s_stop() */
+    char stopped_why[S_DETAIL_MAX + 8];
+
+    /* the backbone's state, as its last EV_STATE said */
+    pd_backbone_health_t health;
+    bool catching_up;
+    char health_detail[PD_BACKBONE_DETAIL_MAX + 32];
+
+    uint8_t *record;             /* a record read back (max_record) */
+    parley__verify_t verify;     /* a stream record being checked */
+    parley_update_t update;      /* its body */
+    parley__verify_t own;        /* a submit's envelope, for its signature */
+    s_counters_t counters;
+} pd_cluster_t;
+
+void
+pd_cluster_log_id(const char *stream, int64_t created, uint8_t out[16])
+{
+    static const char ctx[] = "parley/log/v1";
+    uint8_t le[8], h[32];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)((uint64_t)created >> (8 * i));
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof(h));
+    crypto_generichash_update(&st, (const uint8_t *)ctx, sizeof(ctx) - 1);
+    crypto_generichash_update(&st, (const uint8_t *)stream,
+                              strlen(stream) + 1);
+    crypto_generichash_update(&st, le, sizeof(le));
+    crypto_generichash_final(&st, h, sizeof(h));
+    memcpy(out, h, 16);
+}
+
+/* ============================================================ submits */
+
+static s_pend_t *
+s_pend_of(pd_cluster_t *self, uint64_t tag)
+{
+    s_pend_t *p = &self->pend[tag % S_PEND_CAP];
+    return p->state != S_FREE && p->tag == tag ? p : NULL;
+}
+
+/* Finish p with rc (0: an ack of seq) and queue it for completed(). */
+static void
+s_ready(pd_cluster_t *self, s_pend_t *p, int rc, uint64_t seq, bool dup,
+        uint64_t signer_seq, const char *detail)
+{
+    if (p->state == S_SUBMITTED || p->state == S_WAITING)
+        pd_hash_del(self->by_sig, p->sig);
+    p->state = S_READY;
+    snprintf(p->detail, sizeof(p->detail), "%s", detail != NULL ? detail : "");
+    p->done = (pd_storage_done_t){ .tag = p->tag,
+                                   .rc = rc,
+                                   .seq = rc == 0 ? seq : 0,
+                                   .duplicate = rc == 0 && dup,
+                                   .signer_seq = signer_seq,
+                                   .detail = detail != NULL ? p->detail
+                                                            : NULL };
+    if (rc == PARLEY_EUNAVAILABLE)
+        self->counters.unavailable++;
+    self->ready[(self->ready_head + self->ready_n) % S_PEND_CAP] = p->tag;
+    self->ready_n++;
+}
+
+/* The stream seq of the signer's last record this node knows of: what
+ * its next update must expect on the subject. */
+static uint64_t
+s_expect(pd_cluster_t *self, const uint8_t *signer, const char *key_id)
+{
+    uint64_t signer_seq, seq = 0, v;
+    if (!pd_embedded_signer_last(self->local, signer, &signer_seq, &seq))
+        seq = 0;
+    if (pd_hash_get(self->subject_last, key_id, &v) && v > seq)
+        seq = v;
+    return seq;
+}
+
+/*
+ * Hand p to the backbone expecting expect_last on its subject. Returns 0,
+ * PD_STORAGE_FULL (the backbone has max_inflight submits) or the reject
+ * code with *detail; nothing was submitted then.
+ */
+static int
+s_send(pd_cluster_t *self, s_pend_t *p, uint64_t expect_last,
+       const char **detail)
+{
+    pd_backbone_submit_t bs = { .token = p->tag,
+                                .signer = p->signer,
+                                .signer_seq = p->signer_seq,
+                                .expect_last = expect_last,
+                                .data = p->env,
+                                .len = p->len };
+    int rc = pd_backbone_submit(self->bb, &bs);
+    if (rc == 0) {
+        p->state = S_SUBMITTED;
+        self->counters.submits++;
+        return 0;
+    }
+    if (rc == -EAGAIN) {
+        *detail = "(too many updates in flight to JetStream)";
+        return PD_STORAGE_FULL;
+    }
+    if (rc == -EMSGSIZE) {
+        *detail = NULL;
+        return PARLEY_ETOOLARGE;
+    }
+    *detail = rc == -ESTALE ? "(the stream diverged from this node's log)"
+                            : "(the backbone refused the submit)";
+    return PARLEY_EUNAVAILABLE;
+}
+
+/*
+ * Why a publish is refused without asking JetStream, or NULL. Only what
+ * a submit could not change: no server reachable (nats.c would hold the
+ * message until it reconnects), the stream gone or diverged, following
+ * stopped. Without a quorum the submit goes out all the same: it is
+ * answered unavailable within the publish timeout while there is none,
+ * and stored as soon as a leader is elected again.
+ */
+static const char *
+s_refused(pd_cluster_t *self)
+{
+    if (self->stopped)
+        return self->stopped_why;
+    if (self->health == PD_BACKBONE_OK || self->health == PD_BACKBONE_NO_QUORUM)
+        return NULL;
+    return self->health_detail;
+}
+
+static int
+s_submit(pd_storage_t *base, const pd_storage_update_t *u,
+         pd_storage_done_t *done)
+{
+    pd_cluster_t *self = (pd_cluster_t *)base;
+    *done = (pd_storage_done_t){ .tag = u->tag };
+    /* Check 8 against what this node has applied. What it refuses is
+     * refused cluster-wide too (a signer's last signer_seq only grows);
+     * what it lets through, JetStream decides. */
+    uint64_t orig = 0, last = 0;
+    int rc = pd_embedded_check(self->local, u->signer, u->update->signer_seq,
+                               u->env, u->len, &orig, &last);
+    if (rc == 0) {
+        done->seq = orig;
+        done->duplicate = true;
+        return PD_STORAGE_DONE;
+    }
+    if (rc < 0) {
+        done->rc = rc;
+        done->signer_seq = last;
+        return rc;
+    }
+    const char *why = s_refused(self);
+    if (why != NULL) {
+        self->counters.unavailable++;
+        done->rc = PARLEY_EUNAVAILABLE;
+        done->detail = why;
+        return PARLEY_EUNAVAILABLE;
+    }
+    s_pend_t *p = &self->pend[u->tag % S_PEND_CAP];
+    if (p->state != S_FREE)
+        return PD_STORAGE_FULL;
+    /* The signature names these bytes: a record of the stream with it
+     * and the same bytes need no second signature check. */
+    parley__envelope_t env;
+    parley__arena_t arena;
+    uint8_t space[PARLEY__VERIFY_ARENA];
+    parley__arena_init(&arena, space, sizeof(space));
+    rc = parley__envelope_decode(u->env, u->len, &env, &arena);
+    if (rc == 0)
+        memcpy(p->sig, env.signature, sizeof(p->sig));
+    parley__arena_reset(&arena);
+    if (rc < 0) /* it decoded in ingest: cannot happen */
+        return PARLEY_EUNAVAILABLE;
+    if ((p->env = malloc(u->len)) == NULL
+        || pd_hash_reserve(self->by_sig, 1) < 0) {
+        free(p->env);
+        p->env = NULL;
+        done->rc = PARLEY_EUNAVAILABLE;
+        return PARLEY_EUNAVAILABLE;
+    }
+    memcpy(p->env, u->env, u->len);
+    p->len = u->len;
+    p->tag = u->tag;
+    memcpy(p->signer, u->signer, PARLEY_PUBLICKEY_BYTES);
+    parley_key_id(u->signer, p->key_id);
+    p->signer_seq = u->update->signer_seq;
+    p->conflict = p->dup = false;
+    p->conflicts = 0;
+    const char *detail = NULL;
+    if ((rc = s_send(self, p, s_expect(self, p->signer, p->key_id),
+                     &detail)) != 0) {
+        free(p->env);
+        p->env = NULL;
+        p->state = S_FREE;
+        if (rc == PD_STORAGE_FULL)
+            return rc;
+        if (rc == PARLEY_EUNAVAILABLE)
+            self->counters.unavailable++;
+        done->rc = rc;
+        done->detail = detail;
+        return rc;
+    }
+    pd_hash_put(self->by_sig, p->sig, p->tag);
+    return PD_STORAGE_LATER;
+}
+
+/* A submit completed in the backbone. */
+static void
+s_on_submitted(pd_cluster_t *self, const pd_backbone_event_t *ev)
+{
+    s_pend_t *p = s_pend_of(self, ev->token);
+    if (p == NULL || p->state != S_SUBMITTED) {
+        pd_log(PD_LOG_ERROR, "cluster: a completion for no submit (token "
+                             "%" PRIu64 ")",
+               ev->token);
+        return;
+    }
+    switch (ev->result) {
+    case PD_BACKBONE_STORED:
+    case PD_BACKBONE_CONFLICT:
+        if (ev->seq == 0) {
+            s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0,
+                    "(JetStream answered without a seq)");
+            return;
+        }
+        p->conflict = ev->result == PD_BACKBONE_CONFLICT;
+        if (p->conflict)
+            self->counters.conflicts++;
+        p->dup = ev->duplicate;
+        p->seq = ev->seq;
+        p->state = S_WAITING;
+        p->deadline = parley__mono_ms() + self->apply_wait_ms;
+        self->waiting[self->n_waiting++] = p->tag;
+        return;
+    case PD_BACKBONE_UNAVAILABLE:
+        s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0, ev->detail);
+        return;
+    case PD_BACKBONE_REFUSED:
+        s_ready(self, p,
+                strstr(ev->detail, "maximum") != NULL ? PARLEY_ETOOLARGE
+                                                      : PARLEY_EUNAVAILABLE,
+                0, false, 0, ev->detail);
+        return;
+    }
+}
+
+/*
+ * p waits for seq and this node has applied it: decide by what the
+ * replica holds. Returns true if p is done (READY), false if it was
+ * submitted again (after a conflict).
+ */
+static bool
+s_resolve(pd_cluster_t *self, s_pend_t *p)
+{
+    int64_t at;
+    size_t got = 0;
+    int rc = pd_storage_read(self->local, p->seq, &at, self->record,
+                             self->max_record, &got);
+    if (rc < 0)
+        got = 0;
+    if (got == p->len && memcmp(self->record, p->env, got) == 0) {
+        s_ready(self, p, 0, p->seq, p->dup, 0, NULL);
+        return true;
+    }
+    /* Not these bytes at seq: what does the replica say of them? */
+    uint64_t orig = 0, last = 0;
+    rc = pd_embedded_check(self->local, p->signer, p->signer_seq, p->env,
+                           p->len, &orig, &last);
+    if (rc == 0) { /* kept under another seq: a resend's original */
+        s_ready(self, p, 0, orig, true, 0, NULL);
+        return true;
+    }
+    if (rc < 0) {
+        s_ready(self, p, rc, 0, false, last, NULL);
+        return true;
+    }
+    if (p->conflict) {
+        /* The subject moved on, with nothing of this signer's at or above
+         * our signer_seq: submit again expecting what it holds now. */
+        const char *detail = "(the signer's subject kept changing; resend)";
+        if (++p->conflicts <= S_CONFLICTS_MAX) {
+            uint64_t expect = s_expect(self, p->signer, p->key_id);
+            if (p->seq > expect)
+                expect = p->seq;
+            if ((rc = s_send(self, p, expect, &detail)) == 0)
+                return false;
+        }
+        s_ready(self, p, rc < 0 ? rc : PARLEY_EUNAVAILABLE, 0, false, 0,
+                detail);
+        return true;
+    }
+    if (p->dup) {
+        /* JetStream holds this (signer, signer_seq) with other bytes,
+         * which the nodes refused: the signer_seq is taken all the same. */
+        s_ready(self, p, PARLEY_EREPLAY, 0, false, last, NULL);
+        return true;
+    }
+    int reason = 0;
+    if (pd_embedded_void_parse(self->record, got, &reason, NULL)
+        && reason != 0) {
+        s_ready(self, p, reason, 0, false, last,
+                "(stored, then refused by the nodes' own check of the "
+                "stream)");
+        return true;
+    }
+    pd_log(PD_LOG_ERROR, "cluster: JetStream stored an update as seq %" PRIu64
+                         " but this node holds other bytes there",
+           p->seq);
+    s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0,
+            "(this node holds other bytes at the seq JetStream named)");
+    return true;
+}
+
+/* Resolve the waiting submits whose seq is applied; give up on those
+ * past their deadline. */
+static void
+s_resolve_waiting(pd_cluster_t *self)
+{
+    uint64_t head = pd_storage_head(self->local);
+    int64_t now = parley__mono_ms();
+    size_t m = 0;
+    for (size_t i = 0; i < self->n_waiting; i++) {
+        s_pend_t *p = s_pend_of(self, self->waiting[i]);
+        if (p == NULL || p->state != S_WAITING)
+            continue;
+        if (p->seq <= head) {
+            (void)s_resolve(self, p); /* done, or submitted again */
+            continue;
+        }
+        if (now >= p->deadline) {
+            char why[S_DETAIL_MAX];
+            snprintf(why, sizeof(why),
+                     "(stored as seq %" PRIu64 ", but this node has not "
+                     "applied it yet: resend, it is then a duplicate)",
+                     p->seq);
+            s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0, why);
+            continue;
+        }
+        self->waiting[m++] = p->tag;
+    }
+    self->n_waiting = m;
+}
+
+/* ============================================================ follower */
+
+/* Stop following for good (the reason is logged and said in ping). */
+static void
+s_stop(pd_cluster_t *self, const char *why)
+{
+    if (!self->stopped)
+        pd_log(PD_LOG_ERROR, "cluster: stopped following stream %s: %s",
+               self->stream, why);
+    self->stopped = true;
+    snprintf(self->stopped_why, sizeof(self->stopped_why), "(%.*s)",
+             S_DETAIL_MAX - 1, why);
+}
+
+/*
+ * Checks 1-5 of cluster.h for a record: on 0, signer and self->update
+ * hold the update (self->verify's arena its memory: end it after use).
+ * Returns 0 or the reason to void it.
+ */
+static int
+s_check(pd_cluster_t *self, const s_rec_t *r,
+        uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+{
+    if (r->key_id[0] == '\0')
+        return PARLEY_EMALFORMED;
+    int rc = parley__verify_prepare(&self->verify, self->ring, r->data,
+                                    r->len);
+    if (rc != 0)
+        return rc;
+    char id[PARLEY_KEYID_CHARS + 1];
+    parley_key_id(self->verify.env.signer, id);
+    if (strcmp(id, r->key_id) != 0)
+        return PARLEY_EMALFORMED;
+    uint64_t tag;
+    const s_pend_t *p = NULL;
+    if (pd_hash_get(self->by_sig, self->verify.env.signature, &tag))
+        p = s_pend_of(self, tag);
+    bool own = p != NULL && p->len == r->len
+               && memcmp(p->env, r->data, r->len) == 0;
+    if (!own && (rc = parley__verify_signature(&self->verify)) != 0)
+        return rc;
+    if ((rc = parley__verify_body(&self->verify, self->ring, &self->update,
+                                  signer))
+        != 0)
+        return rc;
+    int64_t window = 2 * self->skew_ms;
+    if (self->update.issued_at < r->time_ms - window)
+        return PARLEY_ESTALE;
+    if (self->update.issued_at > r->time_ms + window)
+        return PARLEY_EFUTURE;
+    return 0;
+}
+
+/* Append r (checked now) or its void record. 0, PD_STORAGE_FULL or a
+ * fatal error. */
+static int
+s_append(pd_cluster_t *self, const s_rec_t *r)
+{
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES];
+    int reason = s_check(self, r, signer);
+    int rc;
+    if (reason == 0) {
+        uint64_t orig, last;
+        int order = pd_embedded_check(self->local, signer,
+                                      self->update.signer_seq, r->data,
+                                      r->len, &orig, &last);
+        if (order != 1)
+            reason = PARLEY_EREPLAY;
+    }
+    if (reason == 0) {
+        rc = pd_embedded_put(self->local, r->seq, r->time_ms, r->data, r->len,
+                             signer, &self->update);
+        parley__verify_end(&self->verify);
+        if (rc == 0)
+            self->counters.applied++;
+        return rc;
+    }
+    parley__verify_end(&self->verify);
+    rc = pd_embedded_put_void(self->local, r->seq, r->time_ms, reason,
+                              r->key_id[0] != '\0' ? r->key_id : NULL);
+    if (rc == 0) {
+        self->counters.voided++;
+        pd_log_limited(PD_LOG_KEY_CLUSTER, PD_LOG_WARN,
+                       "cluster: stream record seq %" PRIu64 " (subject key "
+                       "%s) refused: %s; kept as a void record",
+                       r->seq, r->key_id[0] != '\0' ? r->key_id : "none",
+                       parley_error_name(reason));
+    }
+    return rc;
+}
+
+/*
+ * Take one record into the replica: fill a gap (retention ran ahead of
+ * this node) with void records first. Returns 0 when r is in, 1 when it
+ * must wait for room (the caller holds it), or a fatal error.
+ */
+static int
+s_take(pd_cluster_t *self, const s_rec_t *r)
+{
+    uint64_t next = pd_embedded_next_seq(self->local);
+    if (r->seq < next)
+        return 0; /* held already (cannot happen: the backbone checks) */
+    if (r->seq > next && pd_storage_head(self->local) == 0) {
+        /* A new node: its replica starts where the stream does now. */
+        int rc = pd_embedded_start_at(self->local, r->seq);
+        if (rc < 0)
+            return rc;
+        pd_log(PD_LOG_INFO, "cluster: the stream starts at seq %" PRIu64
+                            " (retention); so does this node's log",
+               r->seq);
+        next = r->seq;
+    }
+    if (r->seq - next > S_GAP_MAX) {
+        char why[S_DETAIL_MAX];
+        snprintf(why, sizeof(why),
+                 "the stream dropped seqs %" PRIu64 "..%" PRIu64
+                 " before this node read them; start it with an empty "
+                 "state directory",
+                 next, r->seq - 1);
+        s_stop(self, why);
+        return 1;
+    }
+    while (next < r->seq) {
+        if (pd_embedded_room(self->local) < PD_EMBEDDED_VOID_BYTES)
+            return 1;
+        int rc = pd_embedded_put_void(self->local, next, r->time_ms,
+                                      PARLEY_ETRUNCATED, NULL);
+        if (rc == PD_STORAGE_FULL)
+            return 1;
+        if (rc < 0)
+            return rc;
+        self->counters.voided++;
+        next++;
+    }
+    if (pd_embedded_room(self->local) < r->len
+        || pd_embedded_room(self->local) < PD_EMBEDDED_VOID_BYTES)
+        return 1;
+    int rc = s_append(self, r);
+    if (rc == PD_STORAGE_FULL)
+        return 1;
+    if (rc < 0)
+        return rc;
+    uint64_t last;
+    if (r->key_id[0] != '\0'
+        && (!pd_hash_get(self->subject_last, r->key_id, &last)
+            || r->seq > last))
+        pd_hash_put(self->subject_last, r->key_id, r->seq);
+    return 0;
+}
+
+/* Keep r (its bytes are the backbone's until its next event) as the
+ * held record. 0 or -ENOMEM. */
+static int
+s_hold(pd_cluster_t *self, const s_rec_t *r)
+{
+    if ((self->held_buf = malloc(r->len > 0 ? r->len : 1)) == NULL)
+        return -ENOMEM;
+    memcpy(self->held_buf, r->data, r->len);
+    self->held = *r;
+    self->held.data = self->held_buf;
+    return 0;
+}
+
+/* A state change of the backbone. */
+static void
+s_on_state(pd_cluster_t *self, const pd_backbone_event_t *ev)
+{
+    if (ev->health != self->health)
+        pd_log(ev->health == PD_BACKBONE_OK ? PD_LOG_INFO : PD_LOG_WARN,
+               "cluster: %s: %s", pd_backbone_health_name(ev->health),
+               ev->detail);
+    if (ev->catching_up != self->catching_up)
+        pd_log(PD_LOG_INFO, "cluster: %s",
+               ev->catching_up ? "catching up with the stream"
+                               : "caught up with the stream");
+    self->health = ev->health;
+    self->catching_up = ev->catching_up;
+    snprintf(self->health_detail, sizeof(self->health_detail), "(%s: %s)",
+             pd_backbone_health_name(ev->health), ev->detail);
+    if (ev->health == PD_BACKBONE_DIVERGED)
+        s_stop(self, ev->detail);
+}
+
+/*
+ * Step 1 and 2 of a commit: take the backbone's events while the batch
+ * has room for a record. Returns 0 or a fatal error.
+ */
+static int
+s_drain(pd_cluster_t *self)
+{
+    int rc;
+    if (self->held_buf != NULL && self->ring != NULL && !self->stopped) {
+        if ((rc = s_take(self, &self->held)) < 0)
+            return rc;
+        if (rc == 1)
+            return 0;
+        free(self->held_buf);
+        self->held_buf = NULL;
+    }
+    pd_backbone_event_t ev;
+    while (self->held_buf == NULL
+           && pd_embedded_room(self->local) >= self->max_record
+           && pd_backbone_next(self->bb, &ev) == 1) {
+        switch (ev.kind) {
+        case PD_BACKBONE_EV_STATE:
+            s_on_state(self, &ev);
+            break;
+        case PD_BACKBONE_EV_SUBMITTED:
+            s_on_submitted(self, &ev);
+            break;
+        case PD_BACKBONE_EV_RECORD:
+            if (self->stopped)
+                break; /* nothing is applied any more */
+            s_rec_t r = { .seq = ev.seq, .time_ms = ev.time_ms,
+                          .data = ev.data, .len = ev.len };
+            memcpy(r.key_id, ev.key_id, sizeof(r.key_id));
+            rc = self->ring != NULL ? s_take(self, &r) : 1;
+            if (rc == 1)
+                rc = s_hold(self, &r); /* until there is room, a keyring */
+            if (rc < 0)
+                return rc;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* ============================================================ the seam */
+
+static int
+s_commit(pd_storage_t *base)
+{
+    pd_cluster_t *self = (pd_cluster_t *)base;
+    int rc = s_drain(self);
+    if (rc < 0)
+        return rc;
+    if ((rc = pd_storage_commit(self->local)) < 0)
+        return rc;
+    s_resolve_waiting(self);
+    return 0;
+}
+
+static bool
+s_completed(pd_storage_t *base, pd_storage_done_t *done)
+{
+    pd_cluster_t *self = (pd_cluster_t *)base;
+    if (self->ready_n == 0)
+        return false;
+    uint64_t tag = self->ready[self->ready_head];
+    self->ready_head = (self->ready_head + 1) % S_PEND_CAP;
+    self->ready_n--;
+    s_pend_t *p = s_pend_of(self, tag);
+    if (p == NULL || p->state != S_READY)
+        return false; /* cannot happen */
+    *done = p->done;
+    free(p->env);
+    p->env = NULL;
+    p->state = S_FREE;
+    return true;
+}
+
+static bool
+s_applied(pd_storage_t *base, pd_storage_record_t *rec)
+{
+    return pd_storage_applied(((pd_cluster_t *)base)->local, rec);
+}
+
+static uint64_t
+s_head(const pd_storage_t *base)
+{
+    return pd_storage_head(((const pd_cluster_t *)base)->local);
+}
+
+static uint64_t
+s_first(const pd_storage_t *base)
+{
+    return pd_storage_first(((const pd_cluster_t *)base)->local);
+}
+
+static int
+s_read(pd_storage_t *base, uint64_t seq, int64_t *received_at, void *buf,
+       size_t cap, size_t *len)
+{
+    return pd_storage_read(((pd_cluster_t *)base)->local, seq, received_at,
+                           buf, cap, len);
+}
+
+static int
+s_latest(const pd_storage_t *base, uint64_t **seqs)
+{
+    return pd_storage_latest(((const pd_cluster_t *)base)->local, seqs);
+}
+
+static int
+s_retain(pd_storage_t *base, int64_t now_ms)
+{
+    return pd_storage_retain(((pd_cluster_t *)base)->local, now_ms);
+}
+
+static int
+s_fd(const pd_storage_t *base)
+{
+    return pd_backbone_fd(((const pd_cluster_t *)base)->bb);
+}
+
+static void
+s_state(const pd_storage_t *base, pd_storage_state_t *out)
+{
+    const pd_cluster_t *self = (const pd_cluster_t *)base;
+    memcpy(out->log_id, self->log_id, sizeof(out->log_id));
+    out->catching_up = self->catching_up || self->held_buf != NULL
+                       || self->stopped;
+    out->health = self->stopped ? "stopped"
+                                : pd_backbone_health_name(self->health);
+}
+
+static void
+s_set_keyring(pd_storage_t *base, const parley_keyring_t *ring)
+{
+    ((pd_cluster_t *)base)->ring = ring;
+}
+
+static void
+s_destroy(pd_storage_t *base)
+{
+    pd_cluster_t *self = (pd_cluster_t *)base;
+    pd_backbone_close(&self->bb);
+    pd_storage_destroy(&self->local);
+    for (size_t i = 0; self->pend != NULL && i < S_PEND_CAP; i++)
+        free(self->pend[i].env);
+    free(self->pend);
+    free(self->ready);
+    free(self->waiting);
+    pd_hash_destroy(&self->by_sig);
+    pd_hash_destroy(&self->subject_last);
+    free(self->held_buf);
+    free(self->record);
+    free(self);
+}
+
+static const pd_storage_ops_t s_ops = {
+    .name = "cluster",
+    .submit = s_submit,
+    .commit = s_commit,
+    .completed = s_completed,
+    .applied = s_applied,
+    .head = s_head,
+    .first = s_first,
+    .read = s_read,
+    .latest = s_latest,
+    .retain = s_retain,
+    .destroy = s_destroy,
+    .fd = s_fd,
+    .state = s_state,
+    .set_keyring = s_set_keyring,
+};
+
+/* ============================================================ setup */
+
+static uint64_t
+s_stat_catching_up(const void *ctx)
+{
+    pd_storage_state_t st;
+    s_state(ctx, &st);
+    return st.catching_up;
+}
+
+static uint64_t
+s_stat_healthy(const void *ctx)
+{
+    const pd_cluster_t *self = ctx;
+    return !self->stopped && self->health == PD_BACKBONE_OK;
+}
+
+static uint64_t
+s_stat_stream_last(const void *ctx)
+{
+    pd_backbone_status_t st;
+    pd_backbone_status(((const pd_cluster_t *)ctx)->bb, &st);
+    return st.stream_last;
+}
+
+static uint64_t
+s_stat_reconnects(const void *ctx)
+{
+    pd_backbone_status_t st;
+    pd_backbone_status(((const pd_cluster_t *)ctx)->bb, &st);
+    return st.reconnects;
+}
+
+static void
+s_stats_register(pd_cluster_t *self, pd_stats_t *st)
+{
+    const s_counters_t *c = &self->counters;
+    pd_stats_counter(st, PD_STAT_CLUSTER_RECORDS_APPLIED, &c->applied);
+    pd_stats_counter(st, PD_STAT_CLUSTER_RECORDS_VOIDED, &c->voided);
+    pd_stats_counter(st, PD_STAT_CLUSTER_SUBMITS, &c->submits);
+    pd_stats_counter(st, PD_STAT_CLUSTER_CONFLICTS, &c->conflicts);
+    pd_stats_counter(st, PD_STAT_CLUSTER_UNAVAILABLE, &c->unavailable);
+    pd_stats_getter(st, PD_STAT_CLUSTER_CATCHING_UP, s_stat_catching_up,
+                    self);
+    pd_stats_getter(st, PD_STAT_CLUSTER_HEALTHY, s_stat_healthy, self);
+    pd_stats_getter(st, PD_STAT_CLUSTER_STREAM_LAST, s_stat_stream_last,
+                    self);
+    pd_stats_getter(st, PD_STAT_CLUSTER_RECONNECTS, s_stat_reconnects, self);
+}
+
+/*
+ * The state directory must be a replica of this very stream: its
+ * cluster.id names the stream and its creation time. A directory without
+ * one is made a replica only while its log is empty. Returns 0 or -EEXIST
+ * / -errno (logged).
+ */
+static int
+s_check_identity(pd_cluster_t *self, const char *dir, int64_t created)
+{
+    char path[PD_CONFIG_PATH_MAX + 16], tmp[PD_CONFIG_PATH_MAX + 24];
+    char want[128], have[128] = "";
+    snprintf(path, sizeof(path), "%s/" S_ID_FILE, dir);
+    snprintf(want, sizeof(want), "stream %s created %" PRId64 "\n",
+             self->stream, created);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, have, sizeof(have) - 1);
+        close(fd);
+        have[n > 0 ? n : 0] = '\0';
+        if (strcmp(have, want) == 0)
+            return 0;
+        have[strcspn(have, "\n")] = '\0';
+        pd_log(PD_LOG_ERROR,
+               "cluster: %s says this state directory is a replica of "
+               "\"%s\", but the stream now is \"stream %s created %" PRId64
+               "\" (made again, or another stream): its seqs are not this "
+               "log's. Move the state directory aside to follow the stream "
+               "from an empty one (docs/cluster.md)",
+               path, have, self->stream, created);
+        return -EEXIST;
+    }
+    if (errno != ENOENT) {
+        int rc = -errno;
+        pd_log(PD_LOG_ERROR, "cluster: cannot read %s: %s", path,
+               strerror(errno));
+        return rc;
+    }
+    if (pd_storage_head(self->local) > 0) {
+        pd_log(PD_LOG_ERROR,
+               "cluster: the state directory %s holds a log (up to seq "
+               "%" PRIu64 ") that is not a replica of stream %s (no %s): a "
+               "cluster node starts from an empty state directory "
+               "(docs/cluster.md)",
+               dir, pd_storage_head(self->local), self->stream, S_ID_FILE);
+        return -EEXIST;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = 0;
+    if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want)
+        || fsync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        if (fsync(dfd) < 0)
+            rc = -errno;
+        close(dfd);
+    }
+    if (rc < 0)
+        pd_log(PD_LOG_ERROR, "cluster: cannot write %s: %s", path,
+               strerror(-rc));
+    return rc;
+}
+
+/* The backbone's options from parleyd's configuration. */
+static void
+s_backbone_opts(const pd_config_t *cfg, pd_backbone_opts_t *o, char *name,
+                size_t cap)
+{
+    pd_backbone_opts_defaults(o);
+    o->servers = cfg->backbone;
+    o->stream = cfg->backbone_stream;
+    o->replicas = cfg->backbone_replicas;
+    o->max_clock_skew = cfg->max_clock_skew;
+    o->duplicate_window = cfg->backbone_duplicate_window;
+    o->retention_bytes = cfg->retention_bytes;
+    o->retention_age = cfg->retention_age;
+    o->max_message_bytes = cfg->max_message_bytes;
+    o->publish_timeout_ms = cfg->backbone_publish_timeout;
+#define S_OPT(field, key) o->field = cfg->key[0] != '\0' ? cfg->key : NULL
+    S_OPT(creds_file, backbone_creds);
+    S_OPT(tls_ca_file, backbone_tls_ca);
+    S_OPT(tls_cert_file, backbone_tls_cert);
+    S_OPT(tls_key_file, backbone_tls_key);
+    S_OPT(tls_hostname, backbone_tls_hostname);
+#undef S_OPT
+    char host[64] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(name, cap, "parleyd %s %ld", host, (long)getpid());
+    o->name = name;
+}
+
+pd_storage_t *
+pd_cluster_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
+{
+    pd_cluster_t *self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    self->base.ops = &s_ops;
+    snprintf(self->stream, sizeof(self->stream), "%s", cfg->backbone_stream);
+    self->skew_ms = (int64_t)cfg->max_clock_skew * 1000;
+    self->apply_wait_ms = cfg->backbone_publish_timeout;
+    self->max_record = cfg->max_message_bytes;
+    self->pend = calloc(S_PEND_CAP, sizeof(*self->pend));
+    self->ready = calloc(S_PEND_CAP, sizeof(*self->ready));
+    self->waiting = calloc(S_PEND_CAP, sizeof(*self->waiting));
+    self->record = malloc(self->max_record);
+    self->by_sig = pd_hash_new(PARLEY_SIGNATURE_BYTES);
+    self->subject_last = pd_hash_new(PARLEY_KEYID_CHARS);
+    if (self->pend == NULL || self->ready == NULL || self->waiting == NULL
+        || self->record == NULL || self->by_sig == NULL
+        || self->subject_last == NULL) {
+        *err = -ENOMEM;
+        goto fail;
+    }
+    if ((self->local = pd_embedded_open(cfg, stats, err)) == NULL)
+        goto fail;
+
+    pd_backbone_opts_t o;
+    char name[128], errbuf[1024] = "";
+    s_backbone_opts(cfg, &o, name, sizeof(name));
+    pd_log(PD_LOG_INFO, "cluster: connecting to %s (stream %s, %u replicas)",
+           cfg->backbone, self->stream, o.replicas);
+    if ((self->bb = pd_backbone_open(&o, errbuf, sizeof(errbuf), err))
+        == NULL) {
+        pd_log(PD_LOG_ERROR, "cluster: %s", errbuf);
+        goto fail;
+    }
+    pd_backbone_status_t st;
+    pd_backbone_status(self->bb, &st);
+    if ((*err = s_check_identity(self, cfg->state_dir, st.created)) < 0)
+        goto fail;
+    pd_cluster_log_id(self->stream, st.created, self->log_id);
+    /* As the backbone last told (nothing yet): its events bring changes. */
+    self->health = PD_BACKBONE_OK;
+    self->catching_up = false;
+    uint64_t from = pd_embedded_next_seq(self->local);
+    if ((*err = pd_backbone_follow(self->bb, from)) < 0)
+        goto fail;
+    pd_log(PD_LOG_INFO,
+           "cluster: stream %s (last seq %" PRIu64 ") via %s; following "
+           "from seq %" PRIu64,
+           self->stream, st.stream_last, st.server, from);
+    if (stats != NULL)
+        s_stats_register(self, stats);
+    *err = 0;
+    return &self->base;
+fail:
+    s_destroy(&self->base);
+    return NULL;
+}
