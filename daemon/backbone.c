@@ -1410,6 +1410,10 @@ s_probe(pd_backbone_t *self)
         self->probe_quorum = false;
         s_detail_locked(self, "stream %s does not answer: %s", self->stream,
                         natsStatus_GetText(s));
+        /* Connected, but the stream has no leader to ask: nothing can be
+         * stored now, so what this node has is as far as it goes; it is
+         * not cut off (catching up), only waiting with everyone else. */
+        self->stream_last_known = true;
     }
     s_state_locked(self);
     pthread_mutex_unlock(&self->mu);

@@ -631,3 +631,209 @@ ph_nats_stop(ph_nats_cluster_t *c, bool dump_logs)
         (void)ph_tmpdir_remove(c->dir);
     memset(c, 0, sizeof(*c));
 }
+
+/* ================================================ parleyd nodes (cluster) */
+
+int
+ph_nodes_start(ph_nodes_t *s, const ph_nats_cluster_t *c, int n,
+               const char *dir, const char *keyring, const char *config)
+{
+    memset(s, 0, sizeof(*s));
+    if (n < 1 || n > PH_NATS_MAX || c->n < 1)
+        return -EINVAL;
+    snprintf(s->keyring, sizeof(s->keyring), "%s", keyring);
+    int rc = ph_path(s->conf, sizeof(s->conf), dir, "cluster.conf");
+    if (rc < 0)
+        return rc;
+    const char *text = config != NULL ? config : "";
+    if ((rc = ph_file_write(s->conf, text, strlen(text), 0644)) < 0)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        size_t used = 0;
+        for (int k = 0; k < c->n; k++) {
+            const ph_nats_node_t *nd = &c->node[(i + k) % c->n];
+            used += (size_t)snprintf(s->backbone[i] + used,
+                                     sizeof(s->backbone[i]) - used, "%s%s",
+                                     k > 0 ? "," : "", nd->url);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        char name[16], ndir[PH_PATH_MAX];
+        snprintf(name, sizeof(name), "p%d", i + 1);
+        if ((rc = ph_path(ndir, sizeof(ndir), dir, name)) < 0)
+            return rc;
+        if (mkdir(ndir, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        const char *extra[] = { "-c", s->conf, "--backbone", s->backbone[i],
+                                NULL };
+        s->n = i + 1;
+        if ((rc = ph_daemon_start(&s->d[i], ndir, s->keyring, extra)) < 0) {
+            s_say("parleyd node %d did not start", i + 1);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int
+ph_nodes_restart(ph_nodes_t *s, int i)
+{
+    const char *extra[] = { "-c", s->conf, "--backbone", s->backbone[i],
+                            NULL };
+    return ph_daemon_restart(&s->d[i], s->keyring, extra);
+}
+
+void
+ph_nodes_stop(ph_nodes_t *s, bool test_ok)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->d[i].pid > 0 || s->d[i].log_path[0] != '\0')
+            ph_daemon_teardown(&s->d[i], test_ok);
+    s->n = 0;
+}
+
+void
+ph_nodes_api_list(const ph_nodes_t *s, int first, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int k = 0; k < s->n && used < cap; k++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s",
+                                 k > 0 ? "," : "",
+                                 s->d[(first + k) % s->n].api);
+}
+
+int
+ph_nodes_wait_head(const ph_nodes_t *s, uint64_t head, int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    for (;;) {
+        bool all = true;
+        char line[512] = "";
+        size_t used = 0;
+        for (int i = 0; i < s->n; i++) {
+            if (s->d[i].pid <= 0)
+                continue;
+            ph_stats_t st;
+            uint64_t seq = 0, catching = 1;
+            if (ph_stats_fetch(s->d[i].api, &st) == 0) {
+                seq = ph_stats_get(&st, "seq", NULL);
+                catching = ph_stats_get(&st, "cluster_catching_up", NULL);
+            }
+            if (seq < head || catching != 0)
+                all = false;
+            used += (size_t)snprintf(line + used, sizeof(line) - used,
+                                     " p%d seq %llu%s", i + 1,
+                                     (unsigned long long)seq,
+                                     catching ? " (catching up)" : "");
+        }
+        if (all)
+            return 0;
+        if (parley__mono_ms() >= deadline) {
+            s_say("nodes not at seq %llu within %d ms:%s",
+                  (unsigned long long)head, timeout_ms, line);
+            return -ETIMEDOUT;
+        }
+        s_sleep_ms(50);
+    }
+}
+
+/* The segment file names of a state directory, sorted; count in *n. */
+static char **
+s_segments(const char *dir, size_t *n)
+{
+    struct dirent **names = NULL;
+    *n = 0;
+    int k = scandir(dir, &names, NULL, alphasort);
+    if (k < 0)
+        return NULL;
+    char **out = calloc((size_t)k + 1, sizeof(*out));
+    for (int i = 0; i < k; i++) {
+        const char *nm = names[i]->d_name;
+        if (out != NULL && strncmp(nm, "seg-", 4) == 0
+            && strstr(nm, ".log") != NULL)
+            out[(*n)++] = strdup(nm);
+        free(names[i]);
+    }
+    free(names);
+    return out;
+}
+
+static void
+s_segments_free(char **v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Say which record holds offset off of a segment's bytes. */
+static void
+s_say_record_at(const char *who, const uint8_t *p, size_t len, size_t off)
+{
+    size_t at = 0;
+    while (at + 24 <= len) {
+        uint32_t rlen = (uint32_t)p[at] | (uint32_t)p[at + 1] << 8
+                        | (uint32_t)p[at + 2] << 16
+                        | (uint32_t)p[at + 3] << 24;
+        uint64_t seq = 0;
+        for (int b = 7; b >= 0; b--)
+            seq = seq << 8 | p[at + 8 + b];
+        if (off < at + 24 + rlen) {
+            s_say("  %s: offset %zu is in the record of seq %llu (%u bytes "
+                  "at offset %zu)",
+                  who, off, (unsigned long long)seq, rlen, at);
+            return;
+        }
+        at += 24 + rlen;
+    }
+    s_say("  %s: offset %zu is past its last whole record", who, off);
+}
+
+int
+ph_nodes_logs_equal(const ph_nodes_t *s)
+{
+    size_t n0 = 0;
+    char **seg0 = s_segments(s->d[0].state_dir, &n0);
+    int rc = seg0 != NULL ? 0 : -EIO;
+    for (int i = 1; i < s->n && rc == 0; i++) {
+        size_t ni = 0;
+        char **segi = s_segments(s->d[i].state_dir, &ni);
+        if (segi == NULL || ni != n0) {
+            s_say("p1 has %zu segment files, p%d %zu", n0, i + 1, ni);
+            rc = -EBADMSG;
+        }
+        for (size_t k = 0; rc == 0 && k < n0; k++) {
+            if (strcmp(seg0[k], segi[k]) != 0) {
+                s_say("segment %zu: p1 %s, p%d %s", k, seg0[k], i + 1,
+                      segi[k]);
+                rc = -EBADMSG;
+                break;
+            }
+            char a[PH_PATH_MAX], b[PH_PATH_MAX];
+            size_t la = 0, lb = 0;
+            ph_path(a, sizeof(a), s->d[0].state_dir, seg0[k]);
+            ph_path(b, sizeof(b), s->d[i].state_dir, segi[k]);
+            uint8_t *pa = (uint8_t *)ph_file_read(a, &la);
+            uint8_t *pb = (uint8_t *)ph_file_read(b, &lb);
+            if (pa == NULL || pb == NULL) {
+                rc = -EIO;
+            } else if (la != lb || memcmp(pa, pb, la) != 0) {
+                size_t off = 0;
+                while (off < la && off < lb && pa[off] == pb[off])
+                    off++;
+                s_say("%s differs between p1 (%zu bytes) and p%d (%zu "
+                      "bytes) from offset %zu",
+                      seg0[k], la, i + 1, lb, off);
+                s_say_record_at("p1", pa, la, off);
+                s_say_record_at("p2+", pb, lb, off);
+                rc = -EBADMSG;
+            }
+            free(pa);
+            free(pb);
+        }
+        s_segments_free(segi, ni);
+    }
+    s_segments_free(seg0, n0);
+    return rc;
+}

@@ -22,6 +22,8 @@
 #ifndef PARLEY_NATS_HARNESS_H
 #define PARLEY_NATS_HARNESS_H
 
+#include "harness.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -164,5 +166,56 @@ void ph_nats_stop(ph_nats_cluster_t *c, bool dump_logs);
 
 /* Print node i's log to stderr. */
 void ph_nats_dump_log(const ph_nats_cluster_t *c, int i);
+
+/* ------------------------------------------- parleyd nodes (cluster mode) */
+
+/* parleyd processes in cluster mode on one NATS cluster. */
+typedef struct ph_nodes {
+    int n;                              /* parleyd nodes */
+    char conf[PH_PATH_MAX];             /* the config file they share */
+    char keyring[PH_PATH_MAX];          /* the keyring they share */
+    /* node i's --backbone: every server, its own (i mod servers) first */
+    char backbone[PH_NATS_MAX][PH_NATS_MAX * (PH_NATS_URL_MAX + 1)];
+    ph_daemon_t d[PH_NATS_MAX];         /* d[i].dir is DIR/p<i+1> */
+} ph_nodes_t;
+
+/*
+ * Start n parleyd (1..PH_NATS_MAX) with --backbone on the servers of c,
+ * the keyring (path) and config (text written to DIR/cluster.conf, may be
+ * NULL), each in DIR/p<i> with free ports, one after the other (each
+ * waits for a ping answer: its backbone is open then). The stream
+ * options are the config's.
+ * Returns:   0, or a negative error (the failing node's log is printed);
+ *            stop with ph_nodes_stop() in every case.
+ */
+int ph_nodes_start(ph_nodes_t *s, const ph_nats_cluster_t *c, int n,
+                   const char *dir, const char *keyring, const char *config);
+
+/* Start node i again (after ph_daemon_kill9() or ph_daemon_stop()) on its
+ * ports and state. Returns as ph_daemon_restart(). */
+int ph_nodes_restart(ph_nodes_t *s, int i);
+
+/* SIGTERM every node (teardown: logs printed unless test_ok). */
+void ph_nodes_stop(ph_nodes_t *s, bool test_ok);
+
+/*
+ * The api endpoints of the nodes as a list, node first's first, then the
+ * others in order: the endpoint list of a client that prefers that node.
+ */
+void ph_nodes_api_list(const ph_nodes_t *s, int first, char *out,
+                       size_t cap);
+
+/*
+ * Wait until every running node reports seq (its head) >= head and
+ * cluster_catching_up 0. Returns 0 or -ETIMEDOUT (the heads printed).
+ */
+int ph_nodes_wait_head(const ph_nodes_t *s, uint64_t head, int timeout_ms);
+
+/*
+ * Compare the nodes' logs byte for byte: the same segment files, with
+ * the same bytes. Returns 0, or -EBADMSG with what differs (file, first
+ * differing offset, and the record seqs around it) printed.
+ */
+int ph_nodes_logs_equal(const ph_nodes_t *s);
 
 #endif /* PARLEY_NATS_HARNESS_H */
