@@ -58,6 +58,7 @@ typedef struct s_done {
     uint64_t token;
     pd_backbone_result_t result;
     bool duplicate;
+    bool parked;                /* a conflict: the submit keeps its slot */
     uint64_t seq;
     char detail[PD_BACKBONE_DETAIL_MAX];
 } s_done_t;
@@ -83,15 +84,21 @@ typedef struct s_fctx {
 typedef struct s_wait {
     struct s_wait *next;
     natsMsg *msg;
+    uint64_t expect;            /* the caller's expect_last */
 } s_wait_t;
 
 /* An entry of a small table keyed by 64 bits (open addressing). */
 typedef struct s_ent {
     uint64_t key;
     bool used;
-    uint64_t val;               /* msgs: the caller's token */
-    uint64_t aux;               /* msgs: the subject's key */
+    uint64_t val;               /* msgs: the caller's token; subjects: the
+                                   last seq known stored on it */
+    uint64_t aux;               /* msgs: the subject's key; subjects: 1
+                                   while a submit of it is in nats.c or
+                                   parked */
     s_wait_t *head, *tail;      /* subjects: submits waiting their turn */
+    natsMsg *parked;            /* subjects: the submit that met a
+                                   conflict, until resubmit or abandon */
 } s_ent_t;
 
 /* Never more than half full: capacity >= 2 * max_inflight entries. */
@@ -135,8 +142,10 @@ struct pd_backbone {
     uint32_t outq_head, outq_n;
     s_tab_t msgs;               /* natsMsg pointer -> token, subject key:
                                    every submit until it completes */
-    s_tab_t subjects;           /* subject (key id) with a submit in
-                                   nats.c -> the submits queued behind it */
+    s_tab_t subjects;           /* subject (key id) -> its last known seq,
+                                   whether a submit of it is out, and the
+                                   submits queued behind that one; idle
+                                   entries are dropped when it fills */
     s_done_t *done;             /* ring of completions for the loop */
     uint32_t done_head, done_n;
 
@@ -671,6 +680,7 @@ s_complete_locked(pd_backbone_t *self, uint64_t token,
     d->token = token;
     d->result = result;
     d->duplicate = dup;
+    d->parked = result == PD_BACKBONE_CONFLICT;
     d->seq = seq;
     snprintf(d->detail, sizeof(d->detail), "%s", detail != NULL ? detail : "");
     switch (result) {
@@ -701,34 +711,88 @@ s_outq_push_locked(pd_backbone_t *self, natsMsg *m)
     pthread_cond_signal(&self->cv_submit);
 }
 
+/* Set m's expected last subject seq. Only fails without memory; the
+ * submit then goes with what it had. */
+static void
+s_set_expect(natsMsg *m, uint64_t expect)
+{
+    char v[24];
+    snprintf(v, sizeof(v), "%" PRIu64, expect);
+    (void)natsMsgHeader_Set(m, S_HDR_EXPECT, v);
+}
+
 /*
- * A submit ended: queue its completion, then release the next submit
- * waiting on the same subject. After a fresh store at seq that one
- * expects seq (it was queued to follow this one); after an outage every
- * waiting one ends UNAVAILABLE too, at once rather than one timeout
- * after another; otherwise it goes as the caller made it and JetStream
- * judges. The caller destroys m. Returns false if m is not a submit.
- * mu held.
+ * The subject se is free for its next submit: hand the first one
+ * waiting to the submit thread, expecting the subject's last known seq
+ * (or the caller's, if later), or mark it idle. mu held.
  */
-static bool
-s_finish_locked(pd_backbone_t *self, const natsMsg *m,
-                pd_backbone_result_t result, bool dup, uint64_t seq,
-                const char *detail)
+static void
+s_release_next_locked(pd_backbone_t *self, s_ent_t *se)
+{
+    s_wait_t *w = se->head;
+    if (w == NULL) {
+        se->aux = 0;
+        return;
+    }
+    se->head = w->next;
+    if (se->head == NULL)
+        se->tail = NULL;
+    s_set_expect(w->msg, w->expect > se->val ? w->expect : se->val);
+    s_outq_push_locked(self, w->msg);
+    free(w);
+}
+
+/* Make room in the subject table for one more entry: drop idle ones
+ * (only a cache of last seqs) once it is half full. mu held. */
+static void
+s_subjects_trim_locked(pd_backbone_t *self)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < self->subjects.cap; i++)
+        used += self->subjects.e[i].used;
+    if (used < self->max_inflight)
+        return;
+    for (size_t i = 0; i < self->subjects.cap;) {
+        s_ent_t *e = &self->subjects.e[i];
+        if (e->used && e->aux == 0 && e->head == NULL && e->parked == NULL)
+            s_tab_del(&self->subjects, e); /* another may move into i */
+        else
+            i++;
+    }
+}
+
+/*
+ * A submit ended: queue its completion, then let the subject go on. A
+ * conflict parks the submit: the subject stays blocked (what waits
+ * behind it keeps its order) until the caller resubmits or abandons it,
+ * and the return is 2 (the caller must not destroy m). After a fresh
+ * store the next waiting one expects that seq; after an outage every
+ * waiting one ends UNAVAILABLE too, at once rather than one timeout
+ * after another. Returns 0 if m is not a submit, else 1 (the caller
+ * destroys m) or 2. mu held.
+ */
+static int
+s_finish_locked(pd_backbone_t *self, natsMsg *m, pd_backbone_result_t result,
+                bool dup, uint64_t seq, const char *detail)
 {
     s_ent_t *me = s_tab_find(&self->msgs, (uint64_t)(uintptr_t)m);
     if (me == NULL)
-        return false;
+        return 0;
     uint64_t token = me->val, skey = me->aux;
+    s_ent_t *se = s_tab_find(&self->subjects, skey);
+    if (result == PD_BACKBONE_CONFLICT && se != NULL) {
+        if (seq > se->val)
+            se->val = seq;
+        se->parked = m;
+        s_complete_locked(self, token, result, dup, seq, detail);
+        return 2;
+    }
     s_tab_del(&self->msgs, me);
     s_complete_locked(self, token, result, dup, seq, detail);
-
-    s_ent_t *se = s_tab_find(&self->subjects, skey);
     if (se == NULL)
-        return true;
-    if (se->head == NULL) {
-        s_tab_del(&self->subjects, se); /* the subject is idle */
-        return true;
-    }
+        return 1;
+    if (result == PD_BACKBONE_STORED && !dup && seq > se->val)
+        se->val = seq;
     if (result == PD_BACKBONE_UNAVAILABLE) {
         for (s_wait_t *w = se->head; w != NULL;) {
             s_wait_t *next = w->next;
@@ -743,22 +807,10 @@ s_finish_locked(pd_backbone_t *self, const natsMsg *m,
             free(w);
             w = next;
         }
-        s_tab_del(&self->subjects, se);
-        return true;
+        se->head = se->tail = NULL;
     }
-    s_wait_t *w = se->head;
-    se->head = w->next;
-    if (se->head == NULL)
-        se->tail = NULL;
-    if (result == PD_BACKBONE_STORED && !dup) {
-        char expect[24];
-        snprintf(expect, sizeof(expect), "%" PRIu64, seq);
-        /* Only fails without memory; then it goes with the caller's. */
-        (void)natsMsgHeader_Set(w->msg, S_HDR_EXPECT, expect);
-    }
-    s_outq_push_locked(self, w->msg);
-    free(w);
-    return true;
+    s_release_next_locked(self, se);
+    return 1;
 }
 
 /* ============================================================ nats.c side */
@@ -811,7 +863,8 @@ s_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
     }
 
     pthread_mutex_lock(&self->mu);
-    if (s_finish_locked(self, msg, result, dup, seq, detail)) {
+    int fin = s_finish_locked(self, msg, result, dup, seq, detail);
+    if (fin != 0) {
         if (result == PD_BACKBONE_STORED) {
             self->submit_failed = false;
         } else if (quorum_lost && self->conn_up) {
@@ -825,7 +878,8 @@ s_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
         s_state_locked(self);
     }
     pthread_mutex_unlock(&self->mu);
-    natsMsg_Destroy(msg);
+    if (fin != 2)
+        natsMsg_Destroy(msg);
 }
 
 /* Follower message handler (the subscription's delivery thread). */
@@ -1233,7 +1287,7 @@ s_submit_main(void *arg)
                      s_nats_text(s));
             pthread_mutex_lock(&self->mu);
             (void)s_finish_locked(self, batch[i], PD_BACKBONE_UNAVAILABLE,
-                                  false, 0, detail);
+                                  false, 0, detail); /* never parks */
             pthread_mutex_unlock(&self->mu);
             natsMsg_Destroy(batch[i]);
         }
@@ -1740,6 +1794,10 @@ pd_backbone_close(pd_backbone_t **bbp)
     }
     for (size_t i = 0; self->subjects.e != NULL && i < self->subjects.cap;
          i++)
+        if (self->subjects.e[i].used && self->subjects.e[i].parked != NULL)
+            natsMsg_Destroy(self->subjects.e[i].parked);
+    for (size_t i = 0; self->subjects.e != NULL && i < self->subjects.cap;
+         i++)
         for (s_wait_t *w = self->subjects.e[i].used
                                ? self->subjects.e[i].head
                                : NULL;
@@ -1829,19 +1887,75 @@ pd_backbone_submit(pd_backbone_t *self, const pd_backbone_submit_t *in)
      * has applied, so a second one in flight would be refused. */
     s_ent_t *se = s_tab_find(&self->subjects, skey);
     if (se == NULL) {
-        (void)s_tab_add(&self->subjects, skey);
-        s_outq_push_locked(self, m);
-        free(w);
-    } else {
-        w->msg = m;
-        if (se->tail != NULL)
-            se->tail->next = w;
-        else
-            se->head = w;
-        se->tail = w;
+        s_subjects_trim_locked(self);
+        se = s_tab_add(&self->subjects, skey);
+    }
+    w->msg = m;
+    w->expect = in->expect_last;
+    if (se->tail != NULL)
+        se->tail->next = w;
+    else
+        se->head = w;
+    se->tail = w;
+    if (se->aux == 0) {
+        se->aux = 1;
+        s_release_next_locked(self, se);
     }
     pthread_mutex_unlock(&self->mu);
     return 0;
+}
+
+/* The parked submit of signer's subject with token, or NULL. mu held. */
+static s_ent_t *
+s_parked_locked(pd_backbone_t *self, uint64_t token,
+                const uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+{
+    s_ent_t *se = s_tab_find(&self->subjects, s_subject_key_of(signer));
+    if (se == NULL || se->parked == NULL)
+        return NULL;
+    s_ent_t *me = s_tab_find(&self->msgs, (uint64_t)(uintptr_t)se->parked);
+    return me != NULL && me->val == token ? se : NULL;
+}
+
+int
+pd_backbone_resubmit(pd_backbone_t *self, uint64_t token,
+                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                     uint64_t expect_last)
+{
+    pthread_mutex_lock(&self->mu);
+    int rc = self->closing ? -ESHUTDOWN : self->diverged ? -ESTALE : 0;
+    s_ent_t *se = rc == 0 ? s_parked_locked(self, token, signer) : NULL;
+    if (rc == 0 && se == NULL)
+        rc = -ENOENT;
+    if (rc == 0) {
+        natsMsg *m = se->parked;
+        se->parked = NULL;
+        s_set_expect(m, expect_last > se->val ? expect_last : se->val);
+        self->n_submitted++;
+        s_outq_push_locked(self, m);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return rc;
+}
+
+int
+pd_backbone_abandon(pd_backbone_t *self, uint64_t token,
+                    const uint8_t signer[PARLEY_PUBLICKEY_BYTES])
+{
+    pthread_mutex_lock(&self->mu);
+    s_ent_t *se = s_parked_locked(self, token, signer);
+    natsMsg *m = NULL;
+    if (se != NULL) {
+        m = se->parked;
+        se->parked = NULL;
+        s_tab_del(&self->msgs,
+                  s_tab_find(&self->msgs, (uint64_t)(uintptr_t)m));
+        self->inflight--;
+        s_release_next_locked(self, se);
+    }
+    pthread_mutex_unlock(&self->mu);
+    natsMsg_Destroy(m);
+    return m != NULL ? 0 : -ENOENT;
 }
 
 int
@@ -1889,7 +2003,8 @@ pd_backbone_next(pd_backbone_t *self, pd_backbone_event_t *ev)
         memcpy(ev->detail, d->detail, sizeof(ev->detail));
         self->done_head = (self->done_head + 1) % self->max_inflight;
         self->done_n--;
-        self->inflight--;
+        if (!d->parked)
+            self->inflight--;
     } else if (self->rec_head != NULL) {
         s_rec_t *r = self->rec_head;
         self->rec_head = r->next;

@@ -161,12 +161,38 @@ typedef struct pd_backbone_submit {
  * Queue one submit. Never blocks. Exactly one PD_BACKBONE_EV_SUBMITTED
  * event with this token follows a 0 return.
  *
+ * One submit per signer is in nats.c at a time, the others wait in
+ * submit order; the one that goes next expects the subject's last seq
+ * the backbone knows from the completions (or expect_last, if later).
+ *
  * Returns:   0, -EAGAIN (max_inflight submits pending: try again after a
  *            completion), -EMSGSIZE (len over max_message_bytes), -EINVAL,
  *            -ENOMEM, -ESTALE (health is PD_BACKBONE_DIVERGED), or
  *            -ESHUTDOWN (closing).
  */
 int pd_backbone_submit(pd_backbone_t *bb, const pd_backbone_submit_t *s);
+
+/*
+ * Submit the parked submit token of signer's subject again (after a
+ * PD_BACKBONE_CONFLICT), expecting expect_last (or the subject's last seq
+ * the backbone knows, if later). Exactly one more EV_SUBMITTED follows.
+ *
+ * Returns:   0, -ENOENT (no such parked submit), -ESTALE (diverged), or
+ *            -ESHUTDOWN.
+ */
+int pd_backbone_resubmit(pd_backbone_t *bb, uint64_t token,
+                         const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                         uint64_t expect_last);
+
+/*
+ * Drop the parked submit token of signer's subject (the caller has
+ * answered it otherwise); the subject's next submit goes on. No event
+ * follows.
+ *
+ * Returns:   0 or -ENOENT.
+ */
+int pd_backbone_abandon(pd_backbone_t *bb, uint64_t token,
+                        const uint8_t signer[PARLEY_PUBLICKEY_BYTES]);
 
 /* ------------------------------------------------------------- follow */
 
@@ -203,10 +229,13 @@ typedef enum {
      * them once the follower has handed seq over: same bytes = duplicate,
      * else replay). */
     PD_BACKBONE_STORED = 0,
-    /* The signer's subject has another last seq (seq) than expect_last:
-     * the caller catches up to seq, decides replay / duplicate from its
-     * own state, or submits again with the newer expect_last. A seq below
-     * expect_last means retention dropped the signer's last update. */
+    /* The signer's subject has another last seq (seq) than expect_last.
+     * The submit is parked, and the subject with it: the submits queued
+     * behind it wait, so a signer's updates keep their order. The caller
+     * catches up to seq and decides from its own state: a duplicate or a
+     * replay (pd_backbone_abandon()), or pd_backbone_resubmit() expecting
+     * seq. A seq below expect_last means retention dropped the signer's
+     * last update. */
     PD_BACKBONE_CONFLICT,
     /* No answer within publish_timeout_ms, no stream leader, or no
      * connection. Not known to be stored: it may still be stored later (a

@@ -21,7 +21,11 @@
  *   SUBMITTED  in the backbone; exactly one completion comes back
  *   WAITING    JetStream stored it (or a duplicate, or its subject moved
  *              on: conflict) at seq: wait until this node has applied
- *              seq, then decide by what the replica holds
+ *              seq, then decide by what the replica holds. After a
+ *              conflict the backbone keeps the submit parked, and the
+ *              signer's later submits behind it, until it is submitted
+ *              again or abandoned: a signer's updates through one node
+ *              keep their order.
  *   READY      done: completed() hands it out and frees the slot
  */
 #include "cluster.h"
@@ -108,12 +112,12 @@ typedef struct pd_cluster {
     s_pend_t *pend;              /* S_PEND_CAP, by tag % S_PEND_CAP */
     uint64_t *ready;             /* ring of READY tags, S_PEND_CAP */
     size_t ready_head, ready_n;
-    uint64_t *waiting;           /* tags in WAITING, unordered */
+    uint64_t *waiting;           /* tags in WAITING, in completion order */
     size_t n_waiting;
     pd_hash_t *by_sig;           /* signature -> tag of a pend in flight */
     pd_hash_t *subject_last;     /* key id -> last seq seen on its subject */
 
-    s_rec_t held;                /* a record waiting for room ... */
+    s_rec_t held_rec;            /* a record waiting for room ... */
     uint8_t *held_buf;           /* ... its bytes (owned), NULL if none */
     bool stopped;                /* following stopped: see s_stop() */
     char stopped_why[S_DETAIL_MAX + 8];
@@ -163,6 +167,8 @@ s_ready(pd_cluster_t *self, s_pend_t *p, int rc, uint64_t seq, bool dup,
 {
     if (p->state == S_SUBMITTED || p->state == S_WAITING)
         pd_hash_del(self->by_sig, p->sig);
+    if (p->state == S_WAITING && p->conflict)
+        (void)pd_backbone_abandon(self->bb, p->tag, p->signer);
     p->state = S_READY;
     snprintf(p->detail, sizeof(p->detail), "%s", detail != NULL ? detail : "");
     p->done = (pd_storage_done_t){ .tag = p->tag,
@@ -316,7 +322,7 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
         done->detail = detail;
         return rc;
     }
-    pd_hash_put(self->by_sig, p->sig, p->tag);
+    (void)pd_hash_put(self->by_sig, p->sig, p->tag); /* room reserved */
     return PD_STORAGE_LATER;
 }
 
@@ -340,8 +346,16 @@ s_on_submitted(pd_cluster_t *self, const pd_backbone_event_t *ev)
             return;
         }
         p->conflict = ev->result == PD_BACKBONE_CONFLICT;
-        if (p->conflict)
+        if (p->conflict) {
             self->counters.conflicts++;
+        } else if (!ev->duplicate) {
+            /* The subject's last is this now, applied here or not: the
+             * signer's next update expects it. */
+            uint64_t v;
+            if (!pd_hash_get(self->subject_last, p->key_id, &v)
+                || ev->seq > v)
+                (void)pd_hash_put(self->subject_last, p->key_id, ev->seq);
+        }
         p->dup = ev->duplicate;
         p->seq = ev->seq;
         p->state = S_WAITING;
@@ -375,7 +389,9 @@ s_resolve(pd_cluster_t *self, s_pend_t *p)
     if (rc < 0)
         got = 0;
     if (got == p->len && memcmp(self->record, p->env, got) == 0) {
-        s_ready(self, p, 0, p->seq, p->dup, 0, NULL);
+        /* After a conflict: the subject's last is these very bytes, kept
+         * before (a resend's original). */
+        s_ready(self, p, 0, p->seq, p->dup || p->conflict, 0, NULL);
         return true;
     }
     /* Not these bytes at seq: what does the replica say of them? */
@@ -393,16 +409,19 @@ s_resolve(pd_cluster_t *self, s_pend_t *p)
     if (p->conflict) {
         /* The subject moved on, with nothing of this signer's at or above
          * our signer_seq: submit again expecting what it holds now. */
-        const char *detail = "(the signer's subject kept changing; resend)";
         if (++p->conflicts <= S_CONFLICTS_MAX) {
             uint64_t expect = s_expect(self, p->signer, p->key_id);
             if (p->seq > expect)
                 expect = p->seq;
-            if ((rc = s_send(self, p, expect, &detail)) == 0)
+            if (pd_backbone_resubmit(self->bb, p->tag, p->signer, expect)
+                == 0) {
+                p->state = S_SUBMITTED;
+                self->counters.submits++;
                 return false;
+            }
         }
-        s_ready(self, p, rc < 0 ? rc : PARLEY_EUNAVAILABLE, 0, false, 0,
-                detail);
+        s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0,
+                "(the signer's subject kept changing; resend)");
         return true;
     }
     if (p->dup) {
@@ -518,11 +537,20 @@ s_append(pd_cluster_t *self, const s_rec_t *r)
     uint8_t signer[PARLEY_PUBLICKEY_BYTES];
     int reason = s_check(self, r, signer);
     int rc;
+    char why[96] = "";
     if (reason == 0) {
-        uint64_t orig, last;
+        uint64_t orig = 0, last = 0;
         int order = pd_embedded_check(self->local, signer,
                                       self->update.signer_seq, r->data,
                                       r->len, &orig, &last);
+        if (order == 0)
+            snprintf(why, sizeof(why), " (the same bytes as seq %" PRIu64 ")",
+                     orig);
+        else if (order != 1)
+            snprintf(why, sizeof(why),
+                     " (signer_seq %" PRIu64 ", the signer's last %" PRIu64
+                     ")",
+                     self->update.signer_seq, last);
         if (order != 1)
             reason = PARLEY_EREPLAY;
     }
@@ -541,9 +569,9 @@ s_append(pd_cluster_t *self, const s_rec_t *r)
         self->counters.voided++;
         pd_log_limited(PD_LOG_KEY_CLUSTER, PD_LOG_WARN,
                        "cluster: stream record seq %" PRIu64 " (subject key "
-                       "%s) refused: %s; kept as a void record",
+                       "%s) refused: %s%s; kept as a void record",
                        r->seq, r->key_id[0] != '\0' ? r->key_id : "none",
-                       parley_error_name(reason));
+                       parley_error_name(reason), why);
     }
     return rc;
 }
@@ -615,8 +643,8 @@ s_hold(pd_cluster_t *self, const s_rec_t *r)
     if ((self->held_buf = malloc(r->len > 0 ? r->len : 1)) == NULL)
         return -ENOMEM;
     memcpy(self->held_buf, r->data, r->len);
-    self->held = *r;
-    self->held.data = self->held_buf;
+    self->held_rec = *r;
+    self->held_rec.data = self->held_buf;
     return 0;
 }
 
@@ -649,7 +677,7 @@ s_drain(pd_cluster_t *self)
 {
     int rc;
     if (self->held_buf != NULL && self->ring != NULL && !self->stopped) {
-        if ((rc = s_take(self, &self->held)) < 0)
+        if ((rc = s_take(self, &self->held_rec)) < 0)
             return rc;
         if (rc == 1)
             return 0;
