@@ -148,6 +148,12 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
+/* bench_daemon_start() with extra config lines (may be NULL) after the
+ * ones above, such as the backbone_* keys of a cluster node. */
+int bench_daemon_start_with(bench_daemon_t *d, const char *parleyd,
+                            const char *dir, bool fsync, const char *extra,
+                            int wait_ms);
+
 /* SIGTERM the daemon and reap it. Returns as bench_stop(). */
 int bench_daemon_stop(bench_daemon_t *d);
 

@@ -391,6 +391,14 @@ int
 bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
                    bool fsync, int wait_ms)
 {
+    return bench_daemon_start_with(d, parleyd, dir, fsync, NULL, wait_ms);
+}
+
+int
+bench_daemon_start_with(bench_daemon_t *d, const char *parleyd,
+                        const char *dir, bool fsync, const char *extra,
+                        int wait_ms)
+{
     memset(d, 0, sizeof(*d));
     snprintf(d->dir, sizeof(d->dir), "%s", dir);
     snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", dir);
@@ -410,8 +418,9 @@ bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
                  "# written by the parley benchmarks\n"
                  "api %s\nfeed %s\nstate_dir %s\nkeyring %s/keyring\n"
                  "fsync %s\nlog_level warn\nmax_clock_skew 3600\n"
-                 "rate_limit 0\nmax_connections 2048\n",
-                 d->api, d->feed, d->state_dir, dir, fsync ? "on" : "off");
+                 "rate_limit 0\nmax_connections 2048\n%s",
+                 d->api, d->feed, d->state_dir, dir, fsync ? "on" : "off",
+                 extra != NULL ? extra : "");
         snprintf(conf_path, sizeof(conf_path), "%s/parleyd.conf", dir);
         int rc = bench_file_write(conf_path, conf);
         if (rc < 0)
