@@ -37,7 +37,7 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@mkdir -p $(STATE_DIR)
+	@mkdir -p -m 700 $(STATE_DIR)
 	PATH="$(CURDIR)/$(BUILD):$$PATH" $(BUILD)/parleyd --state-dir $(STATE_DIR)
 
 test: build

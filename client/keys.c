@@ -266,17 +266,44 @@ s_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Create path with mode and contents, fsync'd. */
+/*
+ * May path be replaced? Yes if it does not exist or belongs to the
+ * caller; a file of another user is theirs to keep (-EPERM).
+ */
+static int
+s_may_replace(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -errno;
+    return st.st_uid == geteuid() ? 0 : -EPERM;
+}
+
+/*
+ * Create path with mode and contents, fsync'd. Without overwrite, path
+ * must not exist (O_EXCL). With it, the contents go to a new file beside
+ * path (mkostemp: O_EXCL, so nothing planted is written through) that is
+ * then renamed over it: an existing file is replaced, never written into,
+ * so another name for it (a hard link) keeps what it held. The caller
+ * checks s_may_replace() first.
+ */
 static int
 s_write_file(const char *path, int mode, int overwrite, const char *data,
              size_t len)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW
-                | (overwrite ? O_TRUNC : O_EXCL);
-    int fd = open(path, flags, mode);
+    char tmp[4096 + 8];
+    int fd;
+    if (!overwrite) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                  mode);
+    } else {
+        if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+            return -ENAMETOOLONG;
+        fd = mkostemp(tmp, O_CLOEXEC);
+    }
     if (fd < 0)
         return -errno;
-    /* An existing file keeps its mode under O_TRUNC; make it right. */
+    /* The mode asked for, whatever the umask (or mkostemp) gave. */
     int rc = fchmod(fd, (mode_t)mode) != 0 ? -errno : 0;
     if (rc == 0)
         rc = s_write_all(fd, data, len);
@@ -284,6 +311,10 @@ s_write_file(const char *path, int mode, int overwrite, const char *data,
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
+    if (overwrite && rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (overwrite && rc < 0)
+        unlink(tmp);
     return rc;
 }
 
@@ -306,6 +337,9 @@ parley_key_save(const parley_key_t *key, const char *path, const char *comment,
      * stale public key. */
     if (!overwrite && access(pubpath, F_OK) == 0)
         return -EEXIST;
+    if (overwrite
+        && ((rc = s_may_replace(path)) < 0 || (rc = s_may_replace(pubpath)) < 0))
+        return rc;
     int n = snprintf(secret, sizeof(secret), "%s\n", S_HEADER);
     sodium_bin2base64(secret + n, sizeof(secret) - (size_t)n, key->sk,
                       sizeof(key->sk), sodium_base64_VARIANT_ORIGINAL);
@@ -696,6 +730,9 @@ parley_curve_keygen(const char *path, const char *comment, int overwrite,
         return -ENAMETOOLONG;
     if (!overwrite && access(pubpath, F_OK) == 0)
         return -EEXIST;
+    if (overwrite
+        && ((rc = s_may_replace(path)) < 0 || (rc = s_may_replace(pubpath)) < 0))
+        return rc;
     /* Secret, its Z85 text and the file text, all in guarded memory. */
     struct {
         uint8_t pk[PARLEY__CURVE_BYTES];

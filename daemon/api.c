@@ -58,6 +58,8 @@ typedef struct {
     size_t id_len;
     size_t len;        /* reply bytes after the identity */
     int deferred;      /* index in deferred[], or -1 */
+    uint64_t ack_seq;  /* an ack: its seq (checked at the flush), else 0 */
+    uint64_t request_id; /* of an ack */
 } s_queued_t;
 
 struct pd_api {
@@ -556,22 +558,36 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
     memcpy(self->queue + off, id, id_len);
     self->queued[self->n_queued++] =
         (s_queued_t){ .off = off, .id_len = id_len, .len = len,
-                      .deferred = -1 };
+                      .deferred = -1,
+                      .ack_seq = r->type == PARLEY__REPLY_ACK ? r->seq : 0,
+                      .request_id = r->request_id };
     self->queue_used += id_len + len;
     return 0;
 }
 
-/* After a commit: send the queue in order, answering the reads kept. */
+/*
+ * After a commit: send the queue in order, answering the reads kept. An
+ * ack of a seq above durable is not durable (the commit failed): its
+ * request is answered unavailable, with why as the message.
+ */
 static void
-s_flush(void *ctx)
+s_flush(void *ctx, uint64_t durable, const char *why)
 {
     pd_api_t *self = ctx;
     for (size_t i = 0; i < self->n_queued; i++) {
         const s_queued_t *q = &self->queued[i];
+        s_peer_t peer = { self->queue + q->off, q->id_len };
         if (q->deferred >= 0) {
             s_answer_now(self, &self->deferred[q->deferred]);
+        } else if (q->ack_seq > durable) {
+            parley__reply_t r;
+            char text[S_REJECT_TEXT];
+            s_reject_reply(self, q->request_id, PARLEY_EUNAVAILABLE, 0, 0,
+                           why != NULL ? why
+                                       : "not durable: the commit failed",
+                           text, &r);
+            s_send_small(self, peer, &r);
         } else {
-            s_peer_t peer = { self->queue + q->off, q->id_len };
             s_send(self, peer, self->queue + q->off + q->id_len, q->len);
         }
     }

@@ -4,6 +4,7 @@
 #include "clients.h"
 
 #include "keys.h"
+#include "trust.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -404,6 +405,9 @@ pd_clients_load(const char *path, char *errbuf, size_t errlen, int *err)
     pd_clients_t *list = NULL;
     struct stat st;
     errbuf[0] = '\0';
+    /* Whoever can write the list decides who may connect. */
+    if ((*err = pd_trust_check(path, "curve_clients", errbuf, errlen)) < 0)
+        return NULL;
     if (stat(path, &st) != 0) {
         *err = -errno;
         snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
@@ -462,7 +466,9 @@ pd_clients_load(const char *path, char *errbuf, size_t errlen, int *err)
                          names[i]);
                 break;
             }
-            rc = s_load_file(&list, file, errbuf, errlen);
+            rc = pd_trust_check(file, "curve_clients", errbuf, errlen);
+            if (rc == 0)
+                rc = s_load_file(&list, file, errbuf, errlen);
         }
     }
     for (size_t i = 0; i < n; i++)

@@ -54,11 +54,12 @@ int pd_clients_parse(pd_clients_t **list, const char *text, size_t len,
 
 /*
  * Read the allow-list at path: a file, or a directory whose *.keys files
- * are read in name order as one list.
+ * are read in name order as one list. The path and each file must pass
+ * pd_trust_check() (trust.h): writable by parleyd's user or root alone.
  *
  * Returns:   the list, or NULL with *err set (-EINVAL for bad text,
- *            -errno for a file problem) and a message naming the file and
- *            line in errbuf.
+ *            -EPERM for a file others could change, -errno for a file
+ *            problem) and a message naming the file (and line) in errbuf.
  */
 pd_clients_t *pd_clients_load(const char *path, char *errbuf, size_t errlen,
                               int *err);

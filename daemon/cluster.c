@@ -264,12 +264,24 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     if (rc == 0) {
         done->seq = orig;
         done->duplicate = true;
+        /* In the local log but not durable (its disk failed): no ack. */
+        if (orig > pd_storage_head(self->local))
+            return PARLEY_EUNAVAILABLE;
         return PD_STORAGE_DONE;
     }
     if (rc < 0) {
         done->rc = rc;
         done->signer_seq = last;
         return rc;
+    }
+    /* The local log cannot take records now: nothing new would be
+     * applied here, so nothing new is acked (the reason is the local
+     * storage's health, which ingest tells the client). */
+    pd_storage_health_t lh;
+    pd_storage_health(self->local, &lh);
+    if (lh.err != 0) {
+        self->counters.unavailable++;
+        return PARLEY_EUNAVAILABLE;
     }
     const char *why = s_refused(self);
     if (why != NULL) {
@@ -721,10 +733,13 @@ s_commit(pd_storage_t *base)
     int rc = s_drain(self);
     if (rc < 0)
         return rc;
-    if ((rc = pd_storage_commit(self->local)) < 0)
+    /* Unavailable (the local disk): the records taken stay queued in
+     * the replica, the rest wait in the backbone; ingest retries. */
+    rc = pd_storage_commit(self->local);
+    if (rc < 0 && rc != PARLEY_EUNAVAILABLE)
         return rc;
     s_resolve_waiting(self);
-    return 0;
+    return rc;
 }
 
 static bool
@@ -785,6 +800,20 @@ s_retain(pd_storage_t *base, int64_t now_ms)
 }
 
 static int
+s_check_local(pd_storage_t *base)
+{
+    return pd_storage_check(((pd_cluster_t *)base)->local);
+}
+
+/* The write side's health is the local log's: JetStream's state is in
+ * state() and in each reject's detail. */
+static void
+s_health(const pd_storage_t *base, pd_storage_health_t *out)
+{
+    pd_storage_health(((const pd_cluster_t *)base)->local, out);
+}
+
+static int
 s_fd(const pd_storage_t *base)
 {
     return pd_backbone_fd(((const pd_cluster_t *)base)->bb);
@@ -836,6 +865,8 @@ static const pd_storage_ops_t s_ops = {
     .read = s_read,
     .latest = s_latest,
     .retain = s_retain,
+    .check = s_check_local,
+    .health = s_health,
     .destroy = s_destroy,
     .fd = s_fd,
     .state = s_state,
@@ -938,8 +969,17 @@ s_check_identity(pd_cluster_t *self, const char *dir, int64_t created)
                dir, pd_storage_head(self->local), self->stream, S_ID_FILE);
         return -EEXIST;
     }
+    /* Made anew, readable by the daemon's user alone; a file or symlink
+     * planted at the temporary name is removed, not written through. */
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        int rc = -errno;
+        pd_log(PD_LOG_ERROR, "cluster: cannot remove %s: %s", tmp,
+               strerror(errno));
+        return rc;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
     int rc = 0;
     if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want)
         || fsync(fd) < 0)

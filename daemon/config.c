@@ -39,6 +39,7 @@ pd_config_defaults(pd_config_t *cfg)
     cfg->retention_bytes = 0;
     cfg->retention_age = 0;
     cfg->segment_bytes = 64 * S_MIB;
+    cfg->disk_reserve = S_MIB;
     cfg->heartbeat_interval = 1000;
     cfg->stats_interval = 5000;
     cfg->log_level = PD_LOG_INFO;
@@ -241,6 +242,12 @@ s_set_segment_bytes(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 {
     return s_number(v, true, 64 * S_KIB, 1024 * S_GIB, &cfg->segment_bytes,
                     err, errlen);
+}
+
+static int
+s_set_disk_reserve(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_number(v, true, 0, 64 * S_GIB, &cfg->disk_reserve, err, errlen);
 }
 
 static int
@@ -477,6 +484,7 @@ static const struct {
     { "retention_bytes", s_set_retention_bytes },
     { "retention_age", s_set_retention_age },
     { "segment_bytes", s_set_segment_bytes },
+    { "disk_reserve", s_set_disk_reserve },
     { "heartbeat_interval", s_set_heartbeat_interval },
     { "stats_interval", s_set_stats_interval },
     { "log_level", s_set_log_level },

@@ -36,6 +36,8 @@ typedef struct pd_config {
     uint64_t retention_bytes;           /* log size kept, 0 = unlimited */
     uint64_t retention_age;             /* seconds kept, 0 = forever */
     uint64_t segment_bytes;             /* roll segments past this size */
+    uint64_t disk_reserve;              /* bytes kept allocated past the
+                                           log's end, 0 = none */
     uint32_t heartbeat_interval;        /* ms between sys/heartbeat/ */
     uint32_t stats_interval;            /* ms between sys/stats/, 0 = off */
     char include_dir[PD_CONFIG_PATH_MAX]; /* drop-in *.conf files, "" = none */

@@ -12,6 +12,13 @@
  * needs it); the latest state follows the commit, so that it only ever
  * holds durable updates and a snapshot never names a seq that cannot be
  * read yet.
+ *
+ * A sync that fails for lack of space or an I/O error leaves the log as
+ * durable as it was, with the batch still queued in the store (store.h);
+ * the batch stays here too, and the storage is unavailable until a
+ * commit makes it durable. The signer index is not rolled back (it has
+ * no rollback): the queued updates keep their seqs, which is why a
+ * resend of one is answered unavailable rather than replay meanwhile.
  */
 #include "embedded.h"
 
@@ -21,6 +28,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,14 +63,18 @@ typedef struct pd_embedded {
     size_t scratch_cap;
     parley_update_t update;  /* a record decoded the slow way */
     uint64_t voids;          /* void records in the log (replica) */
+    bool unavailable;        /* a commit failed; the batch waits (above) */
 } pd_embedded_t;
 
 /* ============================================================ write side */
 
-/* Forget the batch of the last commit (applied() handed it all out). */
+/* Forget the batch of the last commit once all of it is durable
+ * (applied() has handed it out: ingest drains it after every commit). */
 static void
 s_release(pd_embedded_t *self)
 {
+    if (self->n_durable < self->n_pending)
+        return;
     self->n_pending = self->n_durable = self->next_out = 0;
     self->batch_used = 0;
 }
@@ -154,8 +166,7 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
          pd_storage_done_t *done)
 {
     pd_embedded_t *self = (pd_embedded_t *)base;
-    if (self->n_durable > 0)
-        s_release(self);
+    s_release(self);
     uint64_t orig = 0, last = 0;
     int rc = s_order_check(self, u->signer, u->update->signer_seq, u->env,
                            u->len, &orig, &last);
@@ -167,8 +178,13 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     if (rc == 0) {
         *done = (pd_storage_done_t){ .tag = u->tag, .seq = orig,
                                      .duplicate = true };
+        /* Still queued, not durable: no ack yet, and not a replay. */
+        if (self->unavailable && orig > pd_store_last_seq(self->store))
+            return PARLEY_EUNAVAILABLE;
         return PD_STORAGE_DONE;
     }
+    if (self->unavailable)
+        return PARLEY_EUNAVAILABLE; /* nothing new until the retry works */
     uint64_t seq = pd_store_next_seq(self->store);
     if ((rc = s_put(self, seq, u->received_at, u->env, u->len, u->signer,
                     u->update)) != 0)
@@ -196,23 +212,64 @@ s_apply(pd_embedded_t *self, const s_pending_t *p)
     parley__arena_reset(&arena);
 }
 
+/* How many of the batch the log holds durable now (a prefix of it). */
+static size_t
+s_durable_count(const pd_embedded_t *self)
+{
+    uint64_t head = pd_store_last_seq(self->store);
+    if (self->n_pending == 0 || head < self->pending[0].seq)
+        return 0;
+    uint64_t n = head - self->pending[0].seq + 1;
+    return n < self->n_pending ? (size_t)n : self->n_pending;
+}
+
+/*
+ * The sync failed with rc. Fatal (the store says so): stop. Otherwise the
+ * storage is unavailable until a later commit works.
+ */
+static int
+s_commit_failed(pd_embedded_t *self, int rc)
+{
+    pd_store_health_t h;
+    pd_store_health(self->store, &h);
+    size_t waiting = self->n_pending - self->n_durable;
+    if (h.fatal) {
+        pd_log(PD_LOG_ERROR,
+               "store sync failed: %s; %zu updates not acked, stopping",
+               parley_strerror(rc), waiting);
+        return rc;
+    }
+    if (!self->unavailable)
+        pd_log(PD_LOG_ERROR,
+               "store sync failed: %s; %zu updates not acked and kept "
+               "queued (seq %llu on); publishes are answered unavailable "
+               "until writing works again",
+               parley_strerror(rc), waiting,
+               (unsigned long long)pd_store_last_seq(self->store) + 1);
+    self->unavailable = true;
+    return PARLEY_EUNAVAILABLE;
+}
+
 static int
 s_commit(pd_storage_t *base)
 {
     pd_embedded_t *self = (pd_embedded_t *)base;
-    if (self->n_pending > self->n_durable) {
-        int rc = pd_store_sync(self->store);
-        if (rc < 0) {
-            pd_log(PD_LOG_ERROR,
-                   "store sync failed: %s; %zu updates not acked, stopping",
-                   parley_error_name(rc), self->n_pending - self->n_durable);
-            return rc;
-        }
-    }
-    for (size_t i = self->n_durable; i < self->n_pending; i++)
+    int rc = 0;
+    if (self->n_pending > self->n_durable)
+        rc = pd_store_sync(self->store);
+    /* After a failure a prefix may be durable (the queue spanned a roll). */
+    size_t durable = rc == 0 ? self->n_pending : s_durable_count(self);
+    for (size_t i = self->n_durable; i < durable; i++)
         if (!self->pending[i].is_void)
             s_apply(self, &self->pending[i]);
-    self->n_durable = self->n_pending;
+    self->n_durable = durable;
+    if (rc < 0)
+        return s_commit_failed(self, rc);
+    if (self->unavailable) {
+        pd_log(PD_LOG_INFO, "publishes are taken again: the updates that "
+                            "waited are durable");
+        self->unavailable = false;
+    }
     return 0;
 }
 
@@ -279,6 +336,24 @@ s_retain(pd_storage_t *base, int64_t now_ms)
     return n;
 }
 
+static int
+s_check(pd_storage_t *base)
+{
+    return pd_store_check(((pd_embedded_t *)base)->store);
+}
+
+static void
+s_health(const pd_storage_t *base, pd_storage_health_t *out)
+{
+    pd_store_health_t h;
+    pd_store_health(((const pd_embedded_t *)base)->store, &h);
+    *out = (pd_storage_health_t){ .err = h.err,
+                                  .fatal = h.fatal,
+                                  .low_space = h.low_space,
+                                  .queued = h.queued };
+    snprintf(out->reason, sizeof(out->reason), "%s", h.reason);
+}
+
 /* ================================================================= setup */
 
 static void
@@ -305,6 +380,8 @@ static const pd_storage_ops_t s_ops = {
     .read = s_read,
     .latest = s_latest,
     .retain = s_retain,
+    .check = s_check,
+    .health = s_health,
     .destroy = s_destroy,
 };
 
@@ -331,6 +408,7 @@ s_open_log(pd_embedded_t *self, const pd_config_t *cfg)
         .max_age_ms = (int64_t)cfg->retention_age * 1000,
         .sync = cfg->fsync,
         .max_record = cfg->max_message_bytes,
+        .reserve = cfg->disk_reserve,
     };
     char errbuf[512] = "";
     int err = 0;
@@ -374,6 +452,31 @@ s_stat_first(const void *ctx)
     return s_first(ctx);
 }
 
+/* store_error: 0, or the errno that keeps updates from being stored. */
+static uint64_t
+s_stat_error(const void *ctx)
+{
+    pd_storage_health_t h;
+    s_health(ctx, &h);
+    return (uint64_t)-h.err;
+}
+
+static uint64_t
+s_stat_queued(const void *ctx)
+{
+    pd_storage_health_t h;
+    s_health(ctx, &h);
+    return h.queued;
+}
+
+static uint64_t
+s_stat_low_space(const void *ctx)
+{
+    pd_storage_health_t h;
+    s_health(ctx, &h);
+    return h.low_space;
+}
+
 pd_storage_t *
 pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
 {
@@ -406,6 +509,10 @@ pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
     if (stats != NULL) {
         pd_stats_getter(stats, PD_STAT_SEQ, s_stat_head, self);
         pd_stats_getter(stats, PD_STAT_FIRST_SEQ, s_stat_first, self);
+        pd_stats_getter(stats, PD_STAT_STORE_ERROR, s_stat_error, self);
+        pd_stats_getter(stats, PD_STAT_STORE_QUEUED, s_stat_queued, self);
+        pd_stats_getter(stats, PD_STAT_STORE_LOW_SPACE, s_stat_low_space,
+                        self);
         pd_store_stats_register(self->store, stats);
     }
     *err = 0;
@@ -482,6 +589,8 @@ pd_embedded_put(pd_storage_t *base, uint64_t seq, int64_t received_at,
     pd_embedded_t *self = (pd_embedded_t *)base;
     if (seq != pd_store_next_seq(self->store) || signer == NULL || u == NULL)
         return -EINVAL;
+    if (self->unavailable)
+        return PD_STORAGE_FULL;
     return s_put(self, seq, received_at, env, len, signer, u);
 }
 
@@ -493,6 +602,8 @@ pd_embedded_put_void(pd_storage_t *base, uint64_t seq, int64_t received_at,
     uint8_t marker[PD_EMBEDDED_VOID_BYTES];
     if (seq != pd_store_next_seq(self->store))
         return -EINVAL;
+    if (self->unavailable)
+        return PD_STORAGE_FULL;
     pd_embedded_void_make(marker, reason, key_id);
     return s_put(self, seq, received_at, marker, sizeof(marker), NULL, NULL);
 }
@@ -513,6 +624,8 @@ size_t
 pd_embedded_room(const pd_storage_t *base)
 {
     const pd_embedded_t *self = (const pd_embedded_t *)base;
+    if (self->unavailable)
+        return 0; /* nothing new until a commit works again */
     if (self->n_durable > 0)
         return self->batch_cap; /* the next put starts a new batch */
     if (self->n_pending == S_PENDING_MAX)

@@ -70,7 +70,7 @@ typedef struct {
 /* ingest's counters (reported through stats.h). */
 typedef struct {
     uint64_t requests_publish;
-    uint64_t accepted;      /* updates stored under a new seq */
+    uint64_t accepted;      /* updates made durable under a new seq */
     uint64_t duplicates;    /* resends answered with the original seq */
     uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
     uint64_t turn_requests_max; /* most requests one turn handled */
@@ -97,6 +97,13 @@ struct pd_ingest {
     s_slot_t *ahead;                 /* a step being checked between turns */
     size_t n_ahead;                  /* its requests, 0 if none */
 
+    /* the storage is unavailable (a commit answered so): turns do not
+     * commit, pd_ingest_retry() does */
+    bool unavailable;
+    char why[192];                   /* what clients are told, s_why() */
+    uint64_t dups_waiting;           /* duplicate acks of seqs not yet
+                                        durable: counted after the commit */
+
     /* updates a storage completes later (PD_STORAGE_LATER) */
     s_waiting_t *waiting;            /* S_INFLIGHT_MAX, by tag */
     uint64_t next_tag;
@@ -107,7 +114,7 @@ struct pd_ingest {
     parley_update_t feed_update;     /* a record decoded the slow way */
 };
 
-static int s_commit(pd_ingest_t *self);
+static int s_commit(pd_ingest_t *self, bool retry);
 
 /* ======================================================= gather, pre-check */
 
@@ -252,7 +259,7 @@ s_reply(pd_ingest_t *self, const uint8_t *id, size_t id_len,
 {
     int rc = self->io.reply(self->io.ctx, id, id_len, r, detail);
     if (rc == -ENOBUFS) {
-        if ((rc = s_commit(self)) < 0)
+        if ((rc = s_commit(self, false)) < 0)
             return rc;
         rc = self->io.reply(self->io.ctx, id, id_len, r, detail);
     }
@@ -281,6 +288,38 @@ s_reject(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
 }
 
 /*
+ * What a client is told, after the code's sentence, when the storage
+ * cannot keep updates now (made in self->why), or NULL when the storage
+ * reports no error (the unavailable has another cause). queued: the
+ * update keeps its seq and waits for the retry (else it was not kept).
+ * The storage's reason may name files: clients get the error alone.
+ */
+static const char *
+s_why(pd_ingest_t *self, bool queued)
+{
+    pd_storage_health_t h;
+    pd_storage_health(self->storage, &h);
+    if (h.err == 0)
+        return NULL;
+    snprintf(self->why, sizeof(self->why),
+             "the log cannot be written (%s); %s", strerror(-h.err),
+             queued ? "kept queued, not acked: resend the same bytes later"
+                    : "not stored: publish later");
+    return self->why;
+}
+
+/* Reject a publish unavailable, saying why: the storage's detail for
+ * this update if it gave one, else what its health says (queued as for
+ * s_why()). */
+static int
+s_unavailable(pd_ingest_t *self, const uint8_t *id, size_t id_len,
+              uint64_t rid, bool queued, const char *detail)
+{
+    return s_reject(self, id, id_len, rid, PARLEY_EUNAVAILABLE,
+                    detail != NULL ? detail : s_why(self, queued));
+}
+
+/*
  * Answer a publish the storage has finished with: ack its seq (a
  * duplicate's original seq), or reject it. u is its update, or NULL when
  * the storage completed it later.
@@ -290,14 +329,19 @@ s_answer_done(pd_ingest_t *self, const uint8_t *id, size_t id_len,
               uint64_t rid, const pd_storage_done_t *done,
               const parley_update_t *u)
 {
+    if (done->rc == PARLEY_EUNAVAILABLE)
+        return s_unavailable(self, id, id_len, rid, false, done->detail);
     if (done->rc < 0)
         return s_reject_seq(self, id, id_len, rid, done->rc,
                             done->signer_seq, done->detail);
     if (done->duplicate) {
-        self->counters.duplicates++;
+        /* Of a seq not yet durable: counted if the commit makes it so. */
+        if (done->seq <= pd_storage_head(self->storage))
+            self->counters.duplicates++;
+        else
+            self->dups_waiting++;
     } else {
-        self->counters.accepted++;
-        pd_log(PD_LOG_DEBUG, "accepted seq %llu: %s phase %u",
+        pd_log(PD_LOG_DEBUG, "stored seq %llu: %s phase %u",
                (unsigned long long)done->seq, u != NULL ? u->negotiation : "",
                u != NULL ? (unsigned)u->phase : 0);
     }
@@ -438,7 +482,7 @@ s_store(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
     /* Room for the ack first: it must go out before the delivery; and
      * for the answer's address, if the storage completes it later. */
     if ((!self->io.room(self->io.ctx, id_len) || !s_wait_room(self))
-        && (rc = s_commit(self)) < 0)
+        && (rc = s_commit(self, false)) < 0)
         return rc;
     if (!s_wait_room(self))
         return s_reject(self, id, id_len, rid, PARLEY_EUNAVAILABLE,
@@ -452,7 +496,7 @@ s_store(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
     pd_storage_done_t done = { 0 };
     rc = pd_storage_submit(self->storage, &su, &done);
     if (rc == PD_STORAGE_FULL) {
-        if ((rc = s_commit(self)) < 0)
+        if ((rc = s_commit(self, false)) < 0)
             return rc;
         rc = pd_storage_submit(self->storage, &su, &done);
     }
@@ -463,12 +507,14 @@ s_store(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
             return 0;
         rc = PARLEY_EUNAVAILABLE;
     }
-    if (rc == PARLEY_EREPLAY || rc == PARLEY_ETOOLARGE
-        || rc == PARLEY_EUNAVAILABLE || rc == PD_STORAGE_FULL)
-        return s_reject_seq(self, id, id_len, rid,
-                            rc == PD_STORAGE_FULL ? PARLEY_EUNAVAILABLE : rc,
+    if (rc == PARLEY_EUNAVAILABLE || rc == PD_STORAGE_FULL)
+        return s_unavailable(self, id, id_len, rid,
+                             rc == PARLEY_EUNAVAILABLE && done.duplicate,
+                             rc == PARLEY_EUNAVAILABLE ? done.detail : NULL);
+    if (rc == PARLEY_EREPLAY || rc == PARLEY_ETOOLARGE)
+        return s_reject_seq(self, id, id_len, rid, rc,
                             rc == PARLEY_EREPLAY ? done.signer_seq : 0,
-                            rc == PD_STORAGE_FULL ? NULL : done.detail);
+                            done.detail);
     return rc; /* the storage failed: stop */
 }
 
@@ -518,6 +564,16 @@ s_publish(pd_ingest_t *self, s_slot_t *slot)
 
 /* ================================================================= commit */
 
+/* Send the replies queued: no ack of a seq the storage has not made
+ * durable goes out (ingest.h); those are answered unavailable, as kept
+ * queued (the storage keeps them for the retry). */
+static void
+s_flush(pd_ingest_t *self)
+{
+    self->io.flush(self->io.ctx, pd_storage_head(self->storage),
+                   self->unavailable ? s_why(self, true) : NULL);
+}
+
 /* Answer the publishes the storage completed since the last commit. */
 static int
 s_drain_completed(pd_ingest_t *self)
@@ -535,7 +591,7 @@ s_drain_completed(pd_ingest_t *self)
         }
         w->tag = 0;
         if (!self->io.room(self->io.ctx, w->id_len))
-            self->io.flush(self->io.ctx); /* committed: may go out */
+            s_flush(self); /* committed: may go out */
         int rc = s_answer_done(self, w->id, w->id_len, w->request_id, &done,
                                NULL);
         if (rc < 0)
@@ -574,23 +630,38 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
 
 /*
  * The group commit: make the batch durable, then send the queued replies
- * (acks), then publish the new deliveries. If the commit fails nothing is
- * sent: the caller must stop.
+ * (acks), then publish the new deliveries. A fatal failure sends nothing:
+ * the caller must stop.
  *
- * Returns:   0 or the storage's error.
+ * If the storage answers unavailable, the acks of what it did not make
+ * durable go out as unavailable instead (s_flush()), and the turns that
+ * follow do not commit (the storage keeps nothing new meanwhile): the
+ * retry timer does, with retry set (pd_ingest_retry()). Once a commit
+ * works, the updates that waited come out of applied() like any others.
+ *
+ * Returns:   0 or the storage's fatal error.
  */
 static int
-s_commit(pd_ingest_t *self)
+s_commit(pd_ingest_t *self, bool retry)
 {
-    int rc = pd_storage_commit(self->storage);
+    if (!self->unavailable || retry) {
+        int rc = pd_storage_commit(self->storage);
+        if (rc < 0 && rc != PARLEY_EUNAVAILABLE)
+            return rc;
+        self->unavailable = rc == PARLEY_EUNAVAILABLE;
+    }
+    int rc = s_drain_completed(self);
     if (rc < 0)
         return rc;
-    if ((rc = s_drain_completed(self)) < 0)
-        return rc;
-    self->io.flush(self->io.ctx);
+    s_flush(self);
+    if (!self->unavailable)
+        self->counters.duplicates += self->dups_waiting;
+    self->dups_waiting = 0;
     pd_storage_record_t rec;
-    while (pd_storage_applied(self->storage, &rec))
+    while (pd_storage_applied(self->storage, &rec)) {
+        self->counters.accepted++;
         s_feed(self, &rec);
+    }
     return 0;
 }
 
@@ -671,7 +742,7 @@ pd_ingest_turn(pd_ingest_t *self)
     if (handled > self->counters.turn_requests_max)
         self->counters.turn_requests_max = handled;
     parley__arena_reset(&self->arena);
-    return s_commit(self);
+    return s_commit(self, false);
 }
 
 bool
@@ -690,7 +761,19 @@ pd_ingest_flush(pd_ingest_t *self)
         self->n_ahead = 0;
     }
     parley__arena_reset(&self->arena);
-    return rc < 0 ? rc : s_commit(self);
+    return rc < 0 ? rc : s_commit(self, true);
+}
+
+int
+pd_ingest_retry(pd_ingest_t *self)
+{
+    return self->unavailable ? s_commit(self, true) : 0;
+}
+
+bool
+pd_ingest_unavailable(const pd_ingest_t *self)
+{
+    return self->unavailable;
 }
 
 void

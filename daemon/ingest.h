@@ -25,7 +25,10 @@
  *              through io->publish
  *
  * Nothing is acked before it is durable, and no delivery is published
- * before its ack is sent. Under load a turn may leave its last step read
+ * before its ack is sent. When the storage cannot make a batch durable
+ * for now (a full disk: storage.h, "unavailable"), the batch is answered
+ * unavailable, new publishes are answered unavailable at once, reads go
+ * on, and pd_ingest_retry() on a timer commits again until it works. Under load a turn may leave its last step read
  * and being verified on the pool while it commits (pd_ingest_pending());
  * the next turn handles it, or pd_ingest_flush() does.
  *
@@ -102,8 +105,13 @@ typedef struct pd_ingest_io {
     /* Whether an ack of PD_INGEST_ACK_MAX bytes to an id of id_len
      * bytes fits the queue now. */
     bool (*room)(void *ctx, size_t id_len);
-    /* After a commit: send what was queued, in order. */
-    void (*flush)(void *ctx);
+    /*
+     * After a commit: send what was queued, in order. An ack of a seq
+     * above durable (the storage's head) is not sent, as that update is
+     * not durable (a commit failed): its request is answered unavailable
+     * instead, with why (may be NULL) as the reject's message.
+     */
+    void (*flush)(void *ctx, uint64_t durable, const char *why);
     /*
      * Publish one durable update on the feed, on each of its n topics.
      * Returns 0 or a negative error (logged; the delivery is not sent,
@@ -148,7 +156,8 @@ void pd_ingest_set_keyring(pd_ingest_t *ing, const parley_keyring_t *ring);
  * One turn: handle what io->recv() yields, commit, send the replies,
  * publish the new deliveries.
  *
- * Returns:   0, or a negative error when updates can no longer be stored
+ * Returns:   0 (also when the storage answered unavailable), or a
+ *            negative error when updates can no longer be stored
  *            (nothing of the failed batch was acked; the daemon must exit
  *            non-zero).
  */
@@ -163,10 +172,27 @@ bool pd_ingest_pending(const pd_ingest_t *ing);
 
 /*
  * Handle whatever a turn left pending, and commit and answer it: before
- * the keyring changes and before the daemon stops.
+ * the keyring changes and before the daemon stops. While the storage is
+ * unavailable this commit is also a retry.
  *
  * Returns:   0, or a negative error as for pd_ingest_turn().
  */
 int pd_ingest_flush(pd_ingest_t *ing);
+
+/*
+ * On a timer, between turns: if the last commit found the storage
+ * unavailable, commit again (the retry). If that works, the updates that
+ * waited are durable and go out on the feed (their publishers were told
+ * unavailable; a resend is answered duplicate, with the original seq).
+ * Does nothing otherwise.
+ *
+ * Returns:   0 (also when the storage is still unavailable), or a fatal
+ *            error as for pd_ingest_turn().
+ */
+int pd_ingest_retry(pd_ingest_t *ing);
+
+/* Whether the last commit found the storage unavailable (publishes are
+ * answered unavailable until a retry works). */
+bool pd_ingest_unavailable(const pd_ingest_t *ing);
 
 #endif /* PD_INGEST_H */

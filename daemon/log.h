@@ -44,6 +44,8 @@ typedef enum pd_log_key {
     PD_LOG_KEY_ZAP_HANDSHAKE,    /* zap: a handshake failed */
     PD_LOG_KEY_ZAP_SUBSCRIBE,    /* zap: a subscription refused */
     PD_LOG_KEY_ZAP,              /* zap: the handler's own errors */
+    PD_LOG_KEY_STORE_SYNC,       /* store: a write or sync failed */
+    PD_LOG_KEY_STORE_RESERVE,    /* store: the disk reserve runs short */
     PD_LOG_KEY_CLUSTER,          /* cluster: a stream record refused */
     PD_LOG_KEY_REJECT,           /* a reject, one key per code from here:
                                     + (-(code) - 1001), 13 codes */

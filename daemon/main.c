@@ -6,6 +6,7 @@
 #include "log.h"
 #include "parley.h"
 #include "server.h"
+#include "trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,13 +88,22 @@ s_mkdirs(const char *path, mode_t mode)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-/* Write text to path through a temporary file and rename. 0 or -errno. */
+/*
+ * Write text to path (mode 0600) through path.tmp and a rename. The
+ * temporary file is made with O_EXCL | O_NOFOLLOW after a stale one is
+ * removed (a symlink is removed, not followed), so nothing planted there
+ * is written through; it is removed again if anything fails.
+ * Returns 0 or -errno.
+ */
 static int
 s_write_atomic(const char *path, const char *text)
 {
     char tmp[PD_CONFIG_PATH_MAX + 8];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return -errno;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
     if (fd < 0)
         return -errno;
     size_t len = strlen(text);
@@ -106,6 +116,42 @@ s_write_atomic(const char *path, const char *text)
         rc = -errno;
     if (rc < 0)
         unlink(tmp);
+    return rc;
+}
+
+/*
+ * The public key of the demo key: always derived from demo.key itself.
+ * demo.key.pub, if there, must be that key, or the start is refused: a
+ * demo.key.pub put there on its own must not become a key the demo
+ * keyring trusts for everything.
+ */
+static int
+s_demo_public(const char *key_path, const char *pub_path,
+              uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+{
+    parley_key_t *key = parley_key_load(key_path);
+    if (key == NULL) {
+        int rc = -errno;
+        pd_log(PD_LOG_ERROR,
+               "demo key %s: %s; remove it and %s to have a new one made",
+               key_path, parley_strerror(rc), pub_path);
+        return rc;
+    }
+    parley_key_public(key, pk);
+    parley_key_destroy(&key);
+    uint8_t listed[PARLEY_PUBLICKEY_BYTES];
+    int rc = parley_pubkey_load(pub_path, listed);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0 && sodium_memcmp(listed, pk, sizeof(listed)) != 0)
+        rc = PARLEY_EKEYFILE;
+    if (rc < 0)
+        pd_log(PD_LOG_ERROR,
+               "%s is not the public half of %s (%s): refusing to trust it; "
+               "remove both to have a new demo key made, or name a keyring",
+               pub_path, key_path,
+               rc == PARLEY_EKEYFILE ? "a different key"
+                                     : parley_strerror(rc));
     return rc;
 }
 
@@ -126,16 +172,17 @@ s_make_demo(const pd_config_t *cfg)
     if (key == NULL)
         return -errno;
     int rc = parley_key_save(key, key_path, "parleyd demo key", 0);
-    if (rc == 0)
-        parley_key_public(key, pk);
     parley_key_destroy(&key);
-    if (rc == -EEXIST)
-        rc = parley_pubkey_load(pub_path, pk);
-    if (rc < 0) {
+    /* Like everything parleyd makes, readable by its user alone. */
+    if (rc == 0 && chmod(pub_path, 0600) != 0)
+        rc = -errno;
+    if (rc < 0 && rc != -EEXIST) {
         pd_log(PD_LOG_ERROR, "cannot make the demo key %s: %s", key_path,
                parley_error_name(rc));
         return rc;
     }
+    if ((rc = s_demo_public(key_path, pub_path, pk)) < 0)
+        return rc;
 
     char b64[45], id[PARLEY_KEYID_CHARS + 1], text[512];
     parley_pubkey_format(pk, b64);
@@ -337,6 +384,11 @@ main(int argc, char **argv)
                strerror(-rc));
         return 1;
     }
+    if (pd_trust_check(cfg.state_dir, "state_dir", errbuf, sizeof(errbuf))
+        < 0) {
+        pd_log(PD_LOG_ERROR, "refusing to start: %s", errbuf);
+        return 1;
+    }
     bool demo = false;
     if (!cfg.keyring_given && access(cfg.keyring, F_OK) < 0
         && errno == ENOENT) {
@@ -344,8 +396,8 @@ main(int argc, char **argv)
             return 1;
         demo = true;
     }
-    parley_keyring_t *ring = parley_keyring_load(cfg.keyring, errbuf,
-                                                 sizeof(errbuf));
+    parley_keyring_t *ring = pd_trust_keyring_load(cfg.keyring, errbuf,
+                                                   sizeof(errbuf));
     if (ring == NULL) {
         pd_log(PD_LOG_ERROR, "cannot start without a valid keyring: %s",
                errbuf);

@@ -2,8 +2,9 @@
  * server.c - parleyd's lifecycle and its one event loop.
  *
  * One thread: zmq_poll over the api ROUTER, the feed XPUB and a signalfd,
- * with a timeout that wakes the loop for heartbeats, retention and the
- * systemd watchdog. Everything the loop touches is owned here.
+ * with a timeout that wakes the loop for heartbeats, retention, the
+ * storage's check and retry, and the systemd watchdog. Everything the
+ * loop touches is owned here.
  */
 #include "server.h"
 
@@ -19,6 +20,7 @@
 #include "sign.h"
 #include "stats.h"
 #include "storage.h"
+#include "trust.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -44,9 +46,10 @@ typedef enum {
     S_TIMER_HEARTBEAT,   /* sys/heartbeat/ */
     S_TIMER_STATS,       /* sys/stats/ (stats_interval, 0 = off) */
     S_TIMER_RETAIN,      /* retention (when configured) */
+    S_TIMER_STORAGE,     /* storage: still ours? (fatal if not); retry */
     S_TIMER_STATUS,      /* systemd STATUS= */
     S_TIMER_WATCHDOG,    /* systemd WATCHDOG=1 (when asked for) */
-    S_TIMER_STORAGE,     /* a background storage's commit (cluster) */
+    S_TIMER_BACKGROUND,  /* a background storage's commit (cluster) */
     S_TIMERS
 } s_timer_id_t;
 
@@ -71,7 +74,8 @@ struct pd_server {
     parley_keyring_t *ring;      /* the keyring ingest checks against */
     uint8_t daemon_id[16];       /* random per start */
     s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
-    int storage_rc;              /* a failed background commit: stop */
+    int status_err;              /* the storage's error STATUS= last said */
+    bool status_low_space;       /* and whether it said space is short */
 };
 
 static void
@@ -84,20 +88,35 @@ s_notify(const char *state)
 #endif
 }
 
-/* STATUS= line for systemctl status. */
-static void
+/*
+ * STATUS= line for systemctl status: the counters, and first what keeps
+ * the storage from taking publishes, or that its room runs short.
+ */
+static int
 s_notify_status(pd_server_t *self)
 {
     const pd_stats_t *st = self->stats;
-    char line[256];
+    pd_storage_health_t h;
+    pd_storage_health(self->storage, &h);
+    char line[768], state[384] = "";
+    if (h.err != 0)
+        snprintf(state, sizeof(state),
+                 "UNAVAILABLE, publishes refused: %s; %llu updates wait; ",
+                 h.reason[0] != '\0' ? h.reason : strerror(-h.err),
+                 (unsigned long long)h.queued);
+    else if (h.low_space)
+        snprintf(state, sizeof(state), "disk nearly full; ");
     snprintf(line, sizeof(line),
-             "STATUS=seq %llu, accepted %llu, rejected %llu, "
+             "STATUS=%sseq %llu, accepted %llu, rejected %llu, "
              "%llu subscriptions",
-             (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
+             state, (unsigned long long)pd_stats_get(st, PD_STAT_SEQ),
              (unsigned long long)pd_stats_get(st, PD_STAT_ACCEPTED),
              (unsigned long long)pd_stats_rejected(st),
              (unsigned long long)pd_stats_get(st, PD_STAT_SUBSCRIPTIONS));
     s_notify(line);
+    self->status_err = h.err;
+    self->status_low_space = h.low_space;
+    return 0;
 }
 
 /* ================================================================ setup */
@@ -284,7 +303,7 @@ s_reload(pd_server_t *self)
         level = fresh.log_level;
     }
     parley_keyring_t *ring =
-        parley_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
+        pd_trust_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
     if (ring == NULL) {
         pd_log(PD_LOG_ERROR,
                "reload FAILED, keeping the old keyring (%zu signers) and "
@@ -328,7 +347,12 @@ s_reload(pd_server_t *self)
 
 /* ================================================================= loop */
 
-static void
+/*
+ * The timers' work, each returning 0 or a fatal error (the daemon stops):
+ * only the storage's check has one.
+ */
+
+static int
 s_heartbeat(pd_server_t *self)
 {
     pd_storage_state_t st;
@@ -343,9 +367,10 @@ s_heartbeat(pd_server_t *self)
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
+    return 0;
 }
 
-static void
+static int
 s_stats_topic(pd_server_t *self)
 {
     parley__stat_t v[PD_STAT_COUNT];
@@ -353,9 +378,10 @@ s_stats_topic(pd_server_t *self)
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "stats not sent: %s", parley_error_name(rc));
+    return 0;
 }
 
-static void
+static int
 s_retain(pd_server_t *self)
 {
     int n = pd_storage_retain(self->storage, parley_now_ms());
@@ -365,38 +391,62 @@ s_retain(pd_server_t *self)
     else if (n > 0)
         pd_log(PD_LOG_INFO, "retention removed %d segments; first seq %llu",
                n, (unsigned long long)pd_storage_first(self->storage));
+    return 0;
 }
 
-static void
+/*
+ * The storage's timer: is it still the one we opened (if not, it has
+ * said why, and the daemon stops)? While it is unavailable, commit again
+ * (the retry). STATUS= follows a change of its state within a period.
+ */
+static int
+s_storage(pd_server_t *self)
+{
+    int rc = pd_storage_check(self->storage);
+    if (rc == 0)
+        rc = pd_ingest_retry(self->ingest);
+    if (rc < 0)
+        return rc;
+    pd_storage_health_t h;
+    pd_storage_health(self->storage, &h);
+    if (h.err != self->status_err || h.low_space != self->status_low_space)
+        s_notify_status(self);
+    return 0;
+}
+
+static int
 s_watchdog(pd_server_t *self)
 {
     (void)self;
     s_notify("WATCHDOG=1");
+    return 0;
 }
 
 /* A storage that works in the background: commit what it has (the loop
  * also does when its fd is readable); a failure stops the daemon. */
-static void
+static int
 s_storage_tick(pd_server_t *self)
 {
-    int rc = pd_ingest_flush(self->ingest);
-    if (rc < 0 && self->storage_rc == 0)
-        self->storage_rc = rc;
+    return pd_ingest_flush(self->ingest);
 }
 
 /* What each timer runs, by s_timer_id_t. */
-static void (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
+static int (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
     [S_TIMER_HEARTBEAT] = s_heartbeat,
     [S_TIMER_STATS] = s_stats_topic,
     [S_TIMER_RETAIN] = s_retain,
+    [S_TIMER_STORAGE] = s_storage,
     [S_TIMER_STATUS] = s_notify_status,
     [S_TIMER_WATCHDOG] = s_watchdog,
-    [S_TIMER_STORAGE] = s_storage_tick,
+    [S_TIMER_BACKGROUND] = s_storage_tick,
 };
 
-/* Run the timers that are due and return ms until the next one. */
+/*
+ * Run the timers that are due and return ms until the next one, or a
+ * timer's fatal error (*rc set, negative).
+ */
 static long
-s_timers(pd_server_t *self)
+s_timers(pd_server_t *self, int *rc)
 {
     int64_t now = parley__mono_ms();
     int64_t next = INT64_MAX;
@@ -405,7 +455,8 @@ s_timers(pd_server_t *self)
         if (t->period_ms == 0)
             continue;
         if (now >= t->next) {
-            s_timer_fns[i](self);
+            if ((*rc = s_timer_fns[i](self)) < 0)
+                return *rc;
             t->next = now + t->period_ms;
         }
         if (t->next < next)
@@ -451,10 +502,12 @@ s_start_timers(pd_server_t *self)
     t[S_TIMER_HEARTBEAT] = (s_timer_t){ self->cfg.heartbeat_interval, now };
     t[S_TIMER_STATS] = (s_timer_t){ self->cfg.stats_interval, now };
     t[S_TIMER_STATUS] = (s_timer_t){ S_STATUS_MS, now + S_STATUS_MS };
+    t[S_TIMER_STORAGE] = (s_timer_t){ PD_STORAGE_CHECK_MS,
+                                      now + PD_STORAGE_CHECK_MS };
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
         t[S_TIMER_RETAIN] = (s_timer_t){ S_RETAIN_MS, now + 1 };
     if (pd_storage_fd(self->storage) >= 0)
-        t[S_TIMER_STORAGE] = (s_timer_t){ PD_STORAGE_TICK_MS, now };
+        t[S_TIMER_BACKGROUND] = (s_timer_t){ PD_STORAGE_TICK_MS, now };
 #ifdef PARLEY_HAVE_SYSTEMD
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
@@ -473,8 +526,8 @@ pd_server_run(pd_server_t *self, int sigfd)
     s_notify_status(self);
     int storage_fd = pd_storage_fd(self->storage);
     for (;;) {
-        long timeout = s_timers(self);
-        if ((rc = self->storage_rc) < 0)
+        long timeout = s_timers(self, &rc);
+        if (rc < 0)
             break;
         if (pd_ingest_pending(self->ingest))
             timeout = 0; /* requests read ahead wait to be handled */

@@ -35,6 +35,10 @@ typedef enum pd_stat {
     PD_STAT_STORE_BYTES,
     PD_STAT_STORE_SEGMENTS,
     PD_STAT_STORE_TRUNCATED_BYTES,
+    PD_STAT_STORE_SYNC_FAILURES,   /* writes or syncs of the log that failed */
+    PD_STAT_STORE_ERROR,           /* 0, or the errno keeping updates out */
+    PD_STAT_STORE_QUEUED,          /* updates with a seq, not yet durable */
+    PD_STAT_STORE_LOW_SPACE,       /* 1: the disk reserve is short */
     PD_STAT_UPTIME_SECONDS,        /* kept by the registry itself */
     PD_STAT_REQUESTS_PUBLISH,
     PD_STAT_REQUESTS_REPLAY,

@@ -48,9 +48,20 @@
  *                any other < 0     the storage can no longer keep updates:
  *                                  the daemon stops without acking.
  *              u and everything it points to are borrowed for the call.
- *   commit     the group commit point. After 0, every update submitted
- *              before it that completed (now or by completed()) is
- *              durable. < 0 is fatal, as for submit.
+ *   commit     the group commit point. Answers:
+ *                0                 every update submitted before it that
+ *                                  completed (now or by completed()) is
+ *                                  durable.
+ *                PARLEY_EUNAVAILABLE
+ *                                  the updates cannot be made durable now
+ *                                  (a full disk, an I/O error), but may be
+ *                                  later: the storage is "unavailable"
+ *                                  (below). Of the updates submitted since
+ *                                  the last good commit only those at or
+ *                                  below head() are durable; the others
+ *                                  keep the seqs they were given, stay
+ *                                  queued, and no ack of them may go out.
+ *                any other < 0     fatal, as for submit.
  *   completed  after a commit, hands out the completions of LATER submits
  *              one by one, each once its seq is applied on this node (so
  *              its ack may go out); rc is 0 or a reject code. The
@@ -68,6 +79,20 @@
  *
  *   ingest drains completed() and applied() after every commit.
  *
+ * Unavailable. After a commit answered PARLEY_EUNAVAILABLE, and until one
+ * answers 0, the storage keeps no new update: submit answers
+ * PARLEY_EUNAVAILABLE for a new update, and for a resend of one that is
+ * still queued (it has a seq above head(), so it is neither a duplicate,
+ * which would ack what is not durable, nor a replay: *done then holds
+ * that seq, with duplicate set); a resend of a durable update is still
+ * DONE, duplicate. Each commit tries again to
+ * make the queued updates durable: that is the retry, and ingest runs it
+ * on a timer (not every turn) while the storage is unavailable. Once a
+ * commit answers 0, applied() hands out the queued records with the
+ * others, and a publisher's resend of one is a duplicate with its
+ * original seq. health() says at any time which state the write side is
+ * in and why.
+ *
  * The read side (query, the heartbeat, ping, stats) sees only what is
  * durable and applied: head is the last such seq, read() serves no other
  * record, and latest() the state they make. Nothing submitted but not
@@ -75,7 +100,11 @@
  * answer a read while replies of the turn wait for its commit: it answers
  * it right after, in request order; see api.h.)
  *
- * Between turns the loop may call retain() (retention).
+ * Between turns the loop calls, on its timers, retain() (retention) and
+ * check() (about every PD_STORAGE_CHECK_MS: is the storage still the one
+ * the daemon opened? The embedded one checks that its state directory,
+ * lock file and newest segment are still the files at their paths; a
+ * fatal answer stops the daemon).
  *
  * A storage that works in the background (the cluster's follower) gives
  * an fd to poll (fd()): when it is readable, or at the latest every
@@ -101,6 +130,9 @@
 
 /* The loop commits at least this often while a storage has an fd. */
 #define PD_STORAGE_TICK_MS 100
+/* How often the loop calls check() (and, while the storage is
+ * unavailable, runs ingest's retry), in ms. */
+#define PD_STORAGE_CHECK_MS 1000
 
 typedef struct pd_storage pd_storage_t;
 
@@ -127,6 +159,19 @@ typedef struct pd_storage_done {
                                    * valid until the next call into the
                                    * storage */
 } pd_storage_done_t;
+
+/* What the write side can do now (health()). */
+typedef struct pd_storage_health {
+    int err;                      /* 0: updates are kept; else -errno of
+                                     what fails (unavailable, or fatal) */
+    bool fatal;                   /* it cannot recover: the daemon stops */
+    bool low_space;               /* updates are kept, but room runs short
+                                     (embedded: the disk reserve) */
+    uint64_t queued;              /* updates with a seq, not yet durable */
+    char reason[256];             /* what fails, in words, for the log
+                                     and STATUS= ("" while all is well);
+                                     may name files: not for clients */
+} pd_storage_health_t;
 
 /* One durable record. */
 typedef struct pd_storage_record {
@@ -162,6 +207,8 @@ typedef struct pd_storage_ops {
                 void *buf, size_t cap, size_t *len);
     int (*latest)(const pd_storage_t *s, uint64_t **seqs);
     int (*retain)(pd_storage_t *s, int64_t now_ms);
+    int (*check)(pd_storage_t *s);
+    void (*health)(const pd_storage_t *s, pd_storage_health_t *out);
     void (*destroy)(pd_storage_t *s);
     int (*fd)(const pd_storage_t *s);
     void (*state)(const pd_storage_t *s, pd_storage_state_t *out);
@@ -188,9 +235,12 @@ pd_storage_submit(pd_storage_t *s, const pd_storage_update_t *u,
 }
 
 /*
- * The group commit point.
+ * The group commit point; after a commit that answered unavailable, also
+ * the retry.
  *
- * Returns:   0, or a negative error (fatal: nothing since the last commit
+ * Returns:   0; PARLEY_EUNAVAILABLE (not fatal: what is above head() may
+ *            not be acked, and stays queued for the next commit); or
+ *            another negative error (fatal: nothing since the last commit
  *            may be acked).
  */
 static inline int
@@ -292,6 +342,26 @@ pd_storage_set_keyring(pd_storage_t *s, const parley_keyring_t *ring)
 {
     if (s->ops->set_keyring != NULL)
         s->ops->set_keyring(s, ring);
+}
+
+/*
+ * On a timer, every PD_STORAGE_CHECK_MS: is the storage still the one
+ * the daemon opened, and can it go on? (See the top of this file.)
+ *
+ * Returns:   0, or a negative error (fatal: said in the log; the daemon
+ *            stops, and nothing since the last commit may be acked).
+ */
+static inline int
+pd_storage_check(pd_storage_t *s)
+{
+    return s->ops->check(s);
+}
+
+/* Fill out with what the write side can do now (see the top). */
+static inline void
+pd_storage_health(const pd_storage_t *s, pd_storage_health_t *out)
+{
+    s->ops->health(s, out);
 }
 
 /* Close the storage (the embedded one syncs first); *s becomes NULL.

@@ -24,6 +24,8 @@ typedef struct segment {
     uint64_t count;     /* durable records in it */
     uint64_t bytes;     /* file size up to the end of the last durable record */
     int64_t newest_at;  /* largest received_at of its records (if count > 0) */
+    int64_t newest_mono;/* monotonic ms its newest record was synced at (or
+                           is estimated at, for records found at open) */
     uint64_t *offsets;  /* offsets[i]: file offset of record first_seq + i */
     uint64_t cap;       /* slots allocated in offsets */
     int fd;             /* open descriptor or -1; always open for the current one */
@@ -34,6 +36,7 @@ struct pd_store {
     char *dir;                /* state directory, for file names in messages */
     int dirfd;                /* the directory: openat, unlinkat, fsync */
     int lockfd;               /* store.lock, flocked while open */
+    int pathfd;               /* socket bound to the path's lock name */
     pd_store_opts_t opts;     /* as given, with defaults filled in */
     segment_t *segs;          /* oldest first; the last is written to */
     size_t nsegs;             /* segments in use */
@@ -45,7 +48,17 @@ struct pd_store {
     size_t pend_cap;          /* bytes allocated */
     uint64_t tick;            /* clock for the read-descriptor LRU */
     unsigned read_fds;        /* descriptors open on non-current segments */
-    bool failed;              /* a write or sync failed: refuse appends */
+    bool failed;              /* fatal: nothing is written any more */
+    int fatal_rc;             /* the fatal error, with failed */
+    int sync_err;             /* last sync failed (retryable), else 0 */
+    char reason[256];         /* what failed, for pd_store_health() */
+    int64_t soft_logged_ms;   /* monotonic ms a sync failure was last logged */
+    uint64_t soft_held;       /* failures alike not logged since */
+    int64_t wall0, mono0;     /* the clocks at open: ages of old records */
+    int64_t clock_off;        /* wall - monotonic, as last logged */
+    uint64_t reserved_to;     /* newest segment allocated up to here */
+    bool no_prealloc;         /* the file system cannot fallocate */
+    bool low_space;           /* the reserve could not be topped up */
     pd_store_stats_t stats;   /* bytes and segments kept current */
 };
 

@@ -512,10 +512,13 @@ PARLEY_EXPORT parley_key_t *parley_key_load(const char *path);
 /*
  * Write the secret key to path (mode 0600, created exclusively unless
  * overwrite is non-zero) and the public key to path.pub with comment
- * (may be NULL). Both files are fsync'd.
+ * (may be NULL). Both files are fsync'd. With overwrite, an existing file
+ * is replaced by a new one renamed over it (never written into), and one
+ * owned by another user is refused.
  *
- * Returns:   0, -EEXIST if path exists (and overwrite is 0), PARLEY_EARG,
- *            or another -errno.
+ * Returns:   0, -EEXIST if path exists (and overwrite is 0), -EPERM if
+ *            path or path.pub belongs to another user, PARLEY_EARG, or
+ *            another -errno.
  */
 PARLEY_EXPORT int parley_key_save(const parley_key_t *key, const char *path,
                                   const char *comment, int overwrite)
@@ -753,10 +756,11 @@ PARLEY_EXPORT void parley_curve_destroy(parley_curve_t **curve);
  * (mode 0600, created exclusively unless overwrite is non-zero) and the
  * public key to path.pub with comment. Both files are fsync'd. The same
  * files serve a client (--curve-key) and the daemon (curve_secret_key).
+ * overwrite replaces files as parley_key_save() does.
  *
  * Returns:   0 with the Z85 public key in public_z85 (may be NULL),
- *            -EEXIST if path or path.pub exists, PARLEY_EARG, -ENOSYS or
- *            another -errno.
+ *            -EEXIST if path or path.pub exists, -EPERM if one belongs to
+ *            another user, PARLEY_EARG, -ENOSYS or another -errno.
  */
 PARLEY_EXPORT int parley_curve_keygen(const char *path, const char *comment,
                                       int overwrite,

@@ -43,7 +43,9 @@ s_help(void)
            "  -o, --output PATH   where to write the secret key (required)\n"
            "      --curve         make a CURVE key pair (transport security)\n"
            "      --comment TEXT  comment for PATH.pub (default: NAME)\n"
-           "      --force         replace existing files\n"
+           "      --force         replace existing files (new files are\n"
+           "                      renamed over them; another user's are\n"
+           "                      left alone)\n"
            "  -q, --quiet         print only the keyring line\n"
            "  -v, --verbose       also say which files were written\n"
            "  -h, --help          print this help\n"
@@ -78,6 +80,20 @@ s_name_from_path(const char *path, char out[PARLEY_SLUG_MAX + 1])
         strcpy(out, "signer");
 }
 
+/* Say why the key files could not be written. */
+static void
+s_write_error(const char *path, int rc)
+{
+    if (rc == -EEXIST)
+        cli_error("%s or %s.pub exists; use --force to replace it", path,
+                  path);
+    else if (rc == -EPERM)
+        cli_error("%s or %s.pub belongs to another user; not replacing it",
+                  path, path);
+    else
+        cli_error("%s: %s", path, parley_strerror(rc));
+}
+
 /* keygen --curve: write the CURVE pair and print the allow-list line. */
 static int
 s_curve_keygen(const cli_common_t *c, const char *path, const char *name,
@@ -86,11 +102,7 @@ s_curve_keygen(const cli_common_t *c, const char *path, const char *name,
     char pub[PARLEY_CURVE_KEY_CHARS + 1];
     int rc = parley_curve_keygen(path, comment, force, pub);
     if (rc < 0) {
-        if (rc == -EEXIST)
-            cli_error("%s or %s.pub exists; use --force to replace it", path,
-                      path);
-        else
-            cli_error("%s: %s", path, parley_strerror(rc));
+        s_write_error(path, rc);
         return CLI_EXIT_KEY;
     }
     cli_info(c, "wrote %s (CURVE secret, mode 0600) and %s.pub", path, path);
@@ -176,11 +188,7 @@ cmd_keygen(cli_common_t *c, int argc, char **argv)
     int rc = parley_key_save(key, path, comment, force);
     if (rc < 0) {
         parley_key_destroy(&key);
-        if (rc == -EEXIST)
-            cli_error("%s or %s.pub exists; use --force to replace it", path,
-                      path);
-        else
-            cli_error("%s: %s", path, parley_strerror(rc));
+        s_write_error(path, rc);
         return CLI_EXIT_KEY;
     }
 

@@ -41,6 +41,7 @@ test_defaults(void **state)
     assert_int_equal(cfg.retention_bytes, 0);
     assert_int_equal(cfg.retention_age, 0);
     assert_int_equal(cfg.segment_bytes, 64 * 1024 * 1024);
+    assert_int_equal(cfg.disk_reserve, 1024 * 1024);
     assert_int_equal(cfg.heartbeat_interval, 1000);
     assert_int_equal(cfg.log_level, PD_LOG_INFO);
     assert_int_equal(pd_config_finish(&cfg), 0);
@@ -67,6 +68,7 @@ test_every_key(void **state)
         "retention_bytes 2GiB\n"
         "retention_age 86400\n"
         "segment_bytes 1M\n"
+        "disk_reserve 0\n"
         "heartbeat_interval 250\n"
         "log_level debug";  /* no newline at the end */
     assert_int_equal(s_parse(&cfg, text, err, sizeof(err)), 0);
@@ -81,6 +83,7 @@ test_every_key(void **state)
     assert_int_equal(cfg.retention_bytes, 2ull * 1024 * 1024 * 1024);
     assert_int_equal(cfg.retention_age, 86400);
     assert_int_equal(cfg.segment_bytes, 1024 * 1024);
+    assert_int_equal(cfg.disk_reserve, 0);
     assert_int_equal(cfg.heartbeat_interval, 250);
     assert_int_equal(cfg.log_level, PD_LOG_DEBUG);
     /* An explicit keyring survives finish. */
@@ -164,6 +167,9 @@ test_bad_values(void **state)
     s_expect_error("heartbeat_interval 1\n",
                    "test.conf:1: heartbeat_interval: 1 is out of range (10 "
                    "to 3600000)");
+    s_expect_error("disk_reserve 65G\n",
+                   "test.conf:1: disk_reserve: 65G is out of range (0 to "
+                   "68719476736)");
     s_expect_error("segment_bytes 1K\n",
                    "test.conf:1: segment_bytes: 1K is out of range (65536 "
                    "to 1099511627776)");

@@ -8,7 +8,10 @@
  * to the api, flushes, feed publishes), so the tests check what a client
  * and a subscriber would see: accepts with gap-free seqs, every reject
  * code of the publish checks, duplicates, one group commit per turn, and
- * that no delivery is published before its ack went out.
+ * that no delivery is published before its ack went out; and, when the
+ * log cannot be written (a file size limit stands in for a full disk),
+ * that nothing not durable is acked, publishes are answered unavailable
+ * at once with the reason, and the retry publishes what waited.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,12 +22,14 @@
 #include "codec.h"
 #include "datapath.h"
 #include "facts.h"
+#include "fsize.h"
 #include "ingest.h"
 #include "sign.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------- the hooks */
 
@@ -38,6 +43,10 @@ typedef struct {
     uint64_t seq;          /* EV_REPLY ack, EV_PUBLISH */
     bool duplicate;
     int code;              /* EV_REPLY reject */
+    bool revoked;          /* EV_REPLY: an ack the flush turned into a
+                              reject (above the durable head) */
+    char message[192];     /* EV_REPLY reject: the detail the client is told */
+    uint64_t durable;      /* EV_FLUSH: the storage's head */
     uint64_t signer_seq;   /* EV_REPLY reject: the signer's last (replay) */
     size_t n_topics;       /* EV_PUBLISH */
     char topics[4][PARLEY_TOPIC_MAX];
@@ -61,6 +70,7 @@ typedef struct {
     size_t n_ev, cap_ev;
     size_t queue_max;      /* replies the "queue" holds between flushes */
     size_t queued;
+    size_t last_flush;     /* events before this one were flushed */
 } fx_t;
 
 static ev_t *
@@ -106,7 +116,6 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
         const char *detail)
 {
     fx_t *f = ctx;
-    (void)detail;
     assert_true(id_len > 0 && id_len <= 4);
     if (f->queued == f->queue_max)
         return -ENOBUFS;
@@ -117,6 +126,8 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
     e->seq = r->seq;
     e->duplicate = r->duplicate;
     e->code = r->code;
+    if (detail != NULL)
+        snprintf(e->message, sizeof(e->message), "%s", detail);
     e->signer_seq = r->signer_seq;
     (void)id;
     return 0;
@@ -130,12 +141,26 @@ s_room(void *ctx, size_t id_len)
     return f->queued < f->queue_max;
 }
 
+/* As the api does: an ack above the durable head goes out as a reject
+ * unavailable, with why. */
 static void
-s_flush(void *ctx)
+s_flush(void *ctx, uint64_t durable, const char *why)
 {
     fx_t *f = ctx;
+    for (size_t i = f->last_flush; i < f->n_ev; i++) {
+        ev_t *e = &f->ev[i];
+        if (e->kind == EV_REPLY && e->type == PARLEY__REPLY_ACK
+            && e->seq > durable) {
+            e->type = PARLEY__REPLY_REJECT;
+            e->code = PARLEY_EUNAVAILABLE;
+            e->revoked = true;
+            snprintf(e->message, sizeof(e->message), "%s",
+                     why != NULL ? why : "");
+        }
+    }
     f->queued = 0;
-    s_event(f, EV_FLUSH);
+    s_event(f, EV_FLUSH)->durable = durable;
+    f->last_flush = f->n_ev;
 }
 
 static int
@@ -699,6 +724,154 @@ test_completed_later(void **state)
     pd_ingest_destroy(&f->ing);
 }
 
+/* ---------------------------------------------- the log cannot be written */
+
+/* The size of the fixture's log (one segment). */
+static off_t
+s_segment_size(const fx_t *f)
+{
+    char path[600];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/seg-%020d.log", f->dp.dir, 1);
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/*
+ * Request rid was answered unavailable (by the flush, if revoked), with
+ * the reason and whether the update was kept queued, and no file name:
+ * clients are told the error alone.
+ */
+static void
+s_expect_unavailable(const fx_t *f, uint64_t rid, bool revoked, bool queued)
+{
+    const ev_t *e = s_reply_to(f, rid);
+    s_expect_reject(f, rid, PARLEY_EUNAVAILABLE);
+    assert_int_equal(e->revoked, revoked);
+    if (strstr(e->message, strerror(EFBIG)) == NULL
+        || strstr(e->message, queued ? "kept queued" : "not stored") == NULL
+        || strstr(e->message, f->dp.dir) != NULL)
+        fail_msg("request %llu: message \"%s\"", (unsigned long long)rid,
+                 e->message);
+}
+
+/*
+ * Issue 11 item 5 in ingest: a commit that cannot write the log answers
+ * its batch unavailable, never acked (a duplicate of a durable update
+ * still is); new publishes are answered unavailable at once and do not
+ * try the disk again; a resend of the queued update is unavailable, not
+ * a replay; the retry, once writing works again, makes it durable and
+ * publishes it, and its resend is then a duplicate of its seq.
+ */
+static void
+test_unavailable(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    uint8_t env1[PARLEY_ENVELOPE_MAX], env_a[PARLEY_ENVELOPE_MAX];
+    dp_update(&u, NULL, "egypt", 1, 1);
+    size_t len1 = dp_sign(f->dp.keys[0], &u, env1);
+    s_push_env(f, 1, 1, env1, len1);
+    for (uint64_t i = 2; i <= 3; i++) {
+        dp_update(&u, NULL, "egypt", 1, i);
+        s_push(f, 1, i, f->dp.keys[0], &u);
+    }
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    assert_int_equal(pd_storage_head(f->dp.storage), 3);
+
+    /* The disk is full: the file may not grow. */
+    struct rlimit old;
+    if (!fsize_limit((rlim_t)s_segment_size(f), &old)) {
+        skip();
+        return;
+    }
+    dp_update(&u, NULL, "qatar", 2, 10);
+    size_t len_a = dp_sign(f->dp.keys[1], &u, env_a);
+    s_push_env(f, 2, 11, env_a, len_a);   /* new: queued as seq 4 */
+    s_push_env(f, 1, 12, env1, len1);     /* a duplicate of durable seq 1 */
+    s_push_env(f, 3, 13, env_a, len_a);   /* a resend of the new one */
+    s_push_ping(f, 1, 14);
+    size_t mark = f->n_ev;
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    uint64_t failures = pd_stats_get(f->dp.stats, PD_STAT_STORE_SYNC_FAILURES);
+    assert_true(failures >= 1);
+    s_expect_unavailable(f, 11, true, true);
+    s_expect_ack(f, 12, 1, true);
+    s_expect_unavailable(f, 13, true, true);
+    for (size_t i = mark; i < f->n_ev; i++)
+        assert_int_not_equal(f->ev[i].kind, EV_PUBLISH);
+    assert_true(pd_ingest_unavailable(f->ing));
+    pd_storage_health_t h;
+    pd_storage_health(f->dp.storage, &h);
+    assert_int_equal(h.err, -EFBIG);
+    assert_false(h.fatal);
+    assert_int_equal(h.queued, 1);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_STORE_ERROR), EFBIG);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_STORE_QUEUED), 1);
+    assert_int_equal(pd_storage_head(f->dp.storage), 3);
+
+    /* Meanwhile: answered at once, without another try at the disk. */
+    dp_update(&u, NULL, "us", 1, 20);
+    s_push(f, 1, 21, f->dp.keys[2], &u);  /* new */
+    s_push_env(f, 2, 22, env_a, len_a);   /* the queued one again */
+    dp_update(&u, NULL, "qatar", 2, 10);
+    strcpy(u.headline, "other bytes");
+    s_push(f, 2, 23, f->dp.keys[1], &u);  /* its signer_seq, other bytes */
+    s_push_env(f, 1, 24, env1, len1);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_unavailable(f, 21, false, false);
+    s_expect_unavailable(f, 22, false, true);
+    s_expect_reject(f, 23, PARLEY_EREPLAY);
+    s_expect_ack(f, 24, 1, true);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_STORE_SYNC_FAILURES),
+                     failures);
+
+    /* The retry, still full: still unavailable, nothing published. */
+    assert_int_equal(pd_ingest_retry(f->ing), 0);
+    assert_true(pd_ingest_unavailable(f->ing));
+    assert_true(pd_stats_get(f->dp.stats, PD_STAT_STORE_SYNC_FAILURES)
+                > failures);
+    assert_int_equal(s_count(f, EV_PUBLISH), 3);
+
+    /* Room again: the retry makes seq 4 durable and publishes it. */
+    fsize_unlimit(&old);
+    assert_int_equal(pd_ingest_retry(f->ing), 0);
+    assert_false(pd_ingest_unavailable(f->ing));
+    assert_int_equal(pd_storage_head(f->dp.storage), 4);
+    assert_int_equal(f->ev[f->n_ev - 1].kind, EV_PUBLISH);
+    assert_int_equal(f->ev[f->n_ev - 1].seq, 4);
+    pd_storage_health(f->dp.storage, &h);
+    assert_int_equal(h.err, 0);
+    assert_int_equal(h.queued, 0);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_STORE_ERROR), 0);
+    /* Nothing to retry now. */
+    mark = f->n_ev;
+    assert_int_equal(pd_ingest_retry(f->ing), 0);
+    assert_int_equal(f->n_ev, mark);
+
+    /* Its resend is a duplicate of seq 4; the next update is seq 5. */
+    s_push_env(f, 2, 31, env_a, len_a);
+    dp_update(&u, NULL, "us", 1, 21);
+    s_push(f, 1, 32, f->dp.keys[2], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_ack(f, 31, 4, true);
+    s_expect_ack(f, 32, 5, false);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_ACCEPTED), 5);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_DUPLICATES), 3);
+
+    /* And the log holds seq 4 with the bytes that waited. */
+    pd_ingest_destroy(&f->ing);
+    assert_int_equal(dp_open_storage(&f->dp), 0);
+    uint8_t back[PARLEY_ENVELOPE_MAX];
+    size_t n = 0;
+    assert_int_equal(pd_storage_read(f->dp.storage, 4, NULL, back,
+                                     sizeof(back), &n),
+                     0);
+    assert_int_equal(n, len_a);
+    assert_memory_equal(back, env_a, len_a);
+    assert_int_equal(pd_storage_head(f->dp.storage), 5);
+}
+
 int
 main(void)
 {
@@ -714,6 +887,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_completed_later, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_unavailable, s_setup,
                                         s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include "parley.h"
 #include "types.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -420,6 +421,98 @@ test_save_overwrite(void **state)
 }
 
 /*
+ * --force replaces files, it does not write into them: another name for
+ * the old file (a hard link, made by whoever could) keeps its contents.
+ */
+static void
+test_save_overwrite_renames(void **state)
+{
+    s_tmp_t *t = *state;
+    char path[512], pubpath[512], other[512], other_pub[512];
+    char before[512], after[512], pub_before[512];
+    uint8_t pb[32], got[32];
+    s_path(t, "k", path, sizeof(path));
+    s_path(t, "k.pub", pubpath, sizeof(pubpath));
+    s_path(t, "other", other, sizeof(other));
+    s_path(t, "other.pub", other_pub, sizeof(other_pub));
+    parley_key_t *a = s_seed_key(0x38), *b = s_seed_key(0x39);
+    parley_key_public(b, pb);
+    assert_int_equal(parley_key_save(a, path, "a", 0), 0);
+    assert_int_equal(link(path, other), 0);
+    assert_int_equal(link(pubpath, other_pub), 0);
+    s_read(other, before, sizeof(before));
+    s_read(other_pub, pub_before, sizeof(pub_before));
+
+    assert_int_equal(parley_key_save(b, path, "b", 1), 0);
+    s_read(other, after, sizeof(after));
+    assert_string_equal(after, before);
+    s_read(other_pub, after, sizeof(after));
+    assert_string_equal(after, pub_before);
+    parley_key_t *l = parley_key_load(path);
+    assert_non_null(l);
+    parley_key_public(l, got);
+    assert_memory_equal(got, pb, 32);
+    parley_key_destroy(&l);
+    assert_int_equal(parley_pubkey_load(pubpath, got), 0);
+    assert_memory_equal(got, pb, 32);
+    /* and no temporary file is left beside them */
+    DIR *d = opendir(t->dir);
+    assert_non_null(d);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        entries += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(entries, 4); /* k, k.pub, other, other.pub */
+
+    /* The same for a CURVE key pair. */
+    s_path(t, "c", path, sizeof(path));
+    s_path(t, "c.kept", other, sizeof(other));
+    assert_int_equal(parley_curve_keygen(path, NULL, 0, NULL), 0);
+    assert_int_equal(link(path, other), 0);
+    s_read(other, before, sizeof(before));
+    assert_int_equal(parley_curve_keygen(path, NULL, 1, NULL), 0);
+    s_read(other, after, sizeof(after));
+    assert_string_equal(after, before);
+    s_read(path, after, sizeof(after));
+    assert_string_not_equal(after, before);
+    parley_key_destroy(&a);
+    parley_key_destroy(&b);
+}
+
+/* A key file of another user is theirs: --force leaves it alone. */
+static void
+test_save_overwrite_other_owner(void **state)
+{
+    s_tmp_t *t = *state;
+    if (geteuid() != 0) {
+        skip(); /* only root can make a file of another user */
+        return;
+    }
+    char path[512], pubpath[512], before[512], after[512];
+    s_path(t, "k", path, sizeof(path));
+    s_path(t, "k.pub", pubpath, sizeof(pubpath));
+    parley_key_t *a = s_seed_key(0x3a), *b = s_seed_key(0x3b);
+    assert_int_equal(parley_key_save(a, path, "a", 0), 0);
+    s_read(path, before, sizeof(before));
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    assert_int_equal(parley_key_save(b, path, "b", 1), -EPERM);
+    s_read(path, after, sizeof(after));
+    assert_string_equal(after, before);
+    /* The public half of another user stops it before the secret too. */
+    assert_int_equal(chown(path, 0, 0), 0);
+    assert_int_equal(chown(pubpath, 65534, 65534), 0);
+    assert_int_equal(parley_key_save(b, path, "b", 1), -EPERM);
+    s_read(path, after, sizeof(after));
+    assert_string_equal(after, before);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    assert_int_equal(parley_curve_keygen(path, NULL, 1, NULL), -EPERM);
+    s_read(path, after, sizeof(after));
+    assert_string_equal(after, before);
+    parley_key_destroy(&a);
+    parley_key_destroy(&b);
+}
+
+/*
  * A stale NAME.pub from an older key must not survive next to a new
  * secret: either save refuses before writing anything, or it writes both.
  */
@@ -732,6 +825,10 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_save_overwrite, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_save_overwrite_renames, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_save_overwrite_other_owner,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_save_with_stale_pub, s_setup,
                                         s_teardown),
         cmocka_unit_test(test_key_id),

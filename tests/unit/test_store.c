@@ -18,14 +18,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../tmpdir.h"
 #include "crc32c.h"
+#include "fsize.h"
 #include "log.h"
 #include "store.h"
+#include "wire.h"
 
 #define HDR PD_STORE_HEADER_BYTES
 #define SEG1 "seg-00000000000000000001.log"
@@ -716,9 +719,10 @@ test_many_segments_reads(void **state)
     for (int round = 0; round < 3; round++)
         for (uint64_t s = 1; s <= 40; s++)
             s_check(st, (s * 17 + (uint64_t)round) % 40 + 1, 40, 0);
-    /* Directory, lock, current segment, and a bounded set for reads. */
+    /* Directory, lock, path lock, current segment, and a bounded set for
+     * reads. */
     if (before >= 0)
-        assert_true(s_count_fds() - before <= 3 + 8);
+        assert_true(s_count_fds() - before <= 4 + 8);
     pd_store_close(&st);
     if (before >= 0)
         assert_int_equal(s_count_fds(), before);
@@ -782,39 +786,50 @@ static void
 test_retention_age(void **state)
 {
     fixture_t *f = *state;
-    pd_store_opts_t o = {.sync = true, .segment_bytes = 200, .max_age_ms = 1000};
+    const int64_t hour = 3600 * 1000;
+    const int64_t now = parley_now_ms();
+    pd_store_opts_t o = {.sync = true, .segment_bytes = 200, .max_age_ms = hour};
+    /* An earlier run took 1-8 three hours ago: two segments of four. */
     pd_store_t *st = s_open(f, &o, NULL, NULL);
-    /* Segments of four: 1-4 at ~1000 ms, 5-8 at ~5000, 9-12 at ~9000, 13-16. */
-    s_append(st, 1, 4, 40, 1000);
-    s_append(st, 5, 8, 40, 5000);
-    s_append(st, 9, 12, 40, 9000);
-    s_append(st, 13, 16, 40, 13000);
+    s_append(st, 1, 8, 40, now - 3 * hour);
+    assert_int_equal(pd_store_sync(st), 0);
+    pd_store_close(&st);
+    /* This run finds them three hours old, and takes 9-16 now. */
+    st = s_open(f, &o, NULL, NULL);
+    s_append(st, 9, 16, 40, now);
     assert_int_equal(pd_store_sync(st), 0);
     pd_store_stats_t stats;
     pd_store_get_stats(st, &stats);
     assert_int_equal(stats.segments, 4);
-    /* Cutoff 5500: newest of seg 1 is 1004, of seg 5 is 5008; seg 9 stays. */
-    assert_int_equal(pd_store_retain(st, 6500), 2);
+    const int64_t mono = parley__mono_ms();
+    /* The wall clock steps two hours forward: 9-12 came in just now by
+     * the monotonic clock and stay; 1-8 go. */
+    assert_int_equal(pd_store_retain_at(st, now + 2 * hour, mono), 2);
     assert_int_equal(pd_store_first_seq(st), 9);
     uint8_t buf[64];
     size_t n;
     assert_int_equal(pd_store_read(st, 8, NULL, buf, sizeof(buf), &n), -ENOENT);
-    s_check(st, 9, 40, 9000);
-    assert_int_equal(pd_store_retain(st, 6500), 0);
-    /* Everything is old now, but the newest segment is kept. */
-    assert_int_equal(pd_store_retain(st, 1000000), 1);
+    s_check(st, 9, 40, now);
+    assert_int_equal(pd_store_retain_at(st, now + 2 * hour, mono), 0);
+    /* A step back keeps nothing longer: two monotonic hours on, 9-12 go
+     * (the newest segment always stays). */
+    assert_int_equal(pd_store_retain_at(st, now - 5 * hour, mono + 2 * hour), 1);
     assert_int_equal(pd_store_first_seq(st), 13);
-    s_check(st, 16, 40, 13000);
+    s_check(st, 16, 40, now);
     pd_store_close(&st);
 
-    /* Age comes back after a reopen (from the scan). */
+    /* Records stamped ahead of the clock at open count as new then. */
     st = s_open(f, &o, NULL, NULL);
-    s_append(st, 17, 20, 40, 20000);
-    s_append(st, 21, 21, 40, 30000);
+    s_append(st, 17, 20, 40, now + 10 * hour);
     assert_int_equal(pd_store_sync(st), 0);
-    assert_int_equal(pd_store_retain(st, 14000), 0);
-    assert_int_equal(pd_store_retain(st, 20000), 1);
-    assert_int_equal(pd_store_first_seq(st), 17);
+    s_append(st, 21, 21, 40, now);
+    assert_int_equal(pd_store_sync(st), 0);
+    pd_store_close(&st);
+    st = s_open(f, &o, NULL, NULL);
+    assert_int_equal(pd_store_retain_at(st, now, parley__mono_ms()), 0);
+    assert_int_equal(pd_store_retain_at(st, now, parley__mono_ms() + 2 * hour),
+                     2);
+    assert_int_equal(pd_store_first_seq(st), 21);
     pd_store_close(&st);
 }
 
@@ -980,48 +995,428 @@ test_empty_newest_segment(void **state)
     pd_store_close(&st);
 }
 
+/*
+ * A store with records 1-5 of 100 bytes durable, files limited to 1000
+ * bytes from then on, and 6-20 queued: its next sync fails with EFBIG.
+ * Returns NULL (skip the test) if the limit cannot be set; *old gets the
+ * limit to put back.
+ */
+static pd_store_t *
+s_open_limited(const fixture_t *f, const pd_store_opts_t *o,
+               struct rlimit *old)
+{
+    pd_store_t *st = s_open(f, o, NULL, NULL);
+    s_append(st, 1, 5, 100, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    if (!fsize_limit(1000, old)) {
+        pd_store_close(&st);
+        return NULL;
+    }
+    s_append(st, 6, 20, 100, 0);
+    return st;
+}
+
 static void
 test_write_failure(void **state)
 {
     fixture_t *f = *state;
-    struct rlimit old, small;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    if (old.rlim_max != RLIM_INFINITY && old.rlim_max < 4096) {
+    struct rlimit old;
+    pd_store_opts_t o = {.sync = true};
+    pd_store_t *st = s_open_limited(f, &o, &old);
+    if (st == NULL) {
         skip();
         return;
     }
-    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
-    pd_store_opts_t o = {.sync = true};
-    pd_store_t *st = s_open(f, &o, NULL, NULL);
-    s_append(st, 1, 5, 100, 0);
-    assert_int_equal(pd_store_sync(st), 0);
-    /* Files may not grow past 1000 bytes from here on. */
-    small = old;
-    small.rlim_cur = 1000;
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-    s_append(st, 6, 20, 100, 0);
     int rc = pd_store_sync(st);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, prev);
-    assert_int_equal(rc, -EFBIG);
-    /* The store is done for: the daemon must stop acking. */
-    uint8_t buf[100] = {0};
-    assert_int_equal(pd_store_append(st, 21, 0, buf, sizeof(buf)), -EIO);
-    assert_int_equal(pd_store_sync(st), -EIO);
-    assert_int_equal(pd_store_last_seq(st), 5);
-    s_check(st, 5, 100, 0);
-    pd_store_close(&st);
-
-    /* The partial write is a torn tail at the next start. */
-    collect_t c = {.len = 100};
-    st = s_open(f, &o, s_collect, &c);
-    assert_true(c.count >= 5);
-    pd_store_stats_t stats;
-    pd_store_get_stats(st, &stats);
+    int rc2 = 0;
     char path[256];
     s_path(path, sizeof(path), f, SEG1);
-    assert_int_equal(s_file_size(path), c.count * (HDR + 100));
+    uint64_t size_after = s_file_size(path);
+    /* Still full: a retry fails alike, and more may be queued meanwhile. */
+    uint8_t buf[100];
+    s_payload(21, buf, sizeof(buf));
+    int rc_append = pd_store_append(st, 21, 21, buf, sizeof(buf));
+    rc2 = pd_store_sync(st);
+    fsize_unlimit(&old);
+    assert_int_equal(rc, -EFBIG);
+    assert_int_equal(rc2, -EFBIG);
+    assert_int_equal(rc_append, 0);
+    /* Nothing of the batch is durable, the file is back at the end of the
+     * last durable record, and the records stay queued. */
+    assert_int_equal(size_after, 5 * (HDR + 100));
+    assert_int_equal(s_file_size(path), 5 * (HDR + 100));
+    assert_int_equal(pd_store_last_seq(st), 5);
+    assert_int_equal(pd_store_next_seq(st), 22);
+    pd_store_health_t h;
+    pd_store_health(st, &h);
+    assert_int_equal(h.err, -EFBIG);
+    assert_false(h.fatal);
+    assert_int_equal(h.queued, 16);
+    assert_non_null(strstr(h.reason, strerror(EFBIG)));
+    assert_non_null(strstr(h.reason, SEG1));
+    pd_store_stats_t stats;
+    pd_store_get_stats(st, &stats);
+    assert_int_equal(stats.sync_failures, 2);
+    s_check(st, 5, 100, 0);
+    uint8_t back[128];
+    size_t n;
+    assert_int_equal(pd_store_read(st, 6, NULL, back, sizeof(back), &n),
+                     -ENOENT);
+    /* Room again: the retry makes them all durable. */
+    assert_int_equal(pd_store_sync(st), 0);
+    assert_int_equal(pd_store_last_seq(st), 21);
+    pd_store_health(st, &h);
+    assert_int_equal(h.err, 0);
+    assert_int_equal(h.queued, 0);
+    assert_string_equal(h.reason, "");
+    for (uint64_t q = 1; q <= 21; q++)
+        s_check(st, q, 100, 0);
     pd_store_close(&st);
+    collect_t c = {.len = 100};
+    st = s_open(f, &o, s_collect, &c);
+    assert_int_equal(c.count, 21);
+    pd_store_close(&st);
+}
+
+static void
+test_write_failure_drop(void **state)
+{
+    fixture_t *f = *state;
+    struct rlimit old;
+    pd_store_opts_t o = {.sync = true};
+    pd_store_t *st = s_open_limited(f, &o, &old);
+    if (st == NULL) {
+        skip();
+        return;
+    }
+    int rc = pd_store_sync(st);
+    fsize_unlimit(&old);
+    assert_int_equal(rc, -EFBIG);
+    /* A caller that answered them as not stored drops them: the seqs are
+     * given out again. */
+    assert_int_equal(pd_store_discard(st), 15);
+    assert_int_equal(pd_store_next_seq(st), 6);
+    s_append(st, 6, 7, 30, 50);
+    assert_int_equal(pd_store_sync(st), 0);
+    s_check(st, 7, 30, 50);
+    /* Fail again, and close without a retry: what was never made durable
+     * is not written at close either. */
+    if (!fsize_limit(5 * (HDR + 100) + 2 * (HDR + 30) + 10, &old)) {
+        pd_store_close(&st);
+        skip();
+        return;
+    }
+    s_append(st, 8, 9, 100, 0);
+    rc = pd_store_sync(st);
+    fsize_unlimit(&old);
+    assert_int_equal(rc, -EFBIG);
+    pd_store_close(&st);
+    collect_t c = {0};
+    st = s_open(f, &o, s_collect, &c);
+    assert_int_equal(c.count, 7);
+    assert_int_equal(pd_store_next_seq(st), 8);
+    pd_store_close(&st);
+}
+
+/* Remove every file of the fixture's directory, and the directory. */
+static void
+s_remove_dir(const fixture_t *f)
+{
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
+        assert_int_equal(unlink(path), 0);
+    }
+    closedir(d);
+    assert_int_equal(rmdir(f->dir), 0);
+}
+
+static void
+test_segment_removed(void **state)
+{
+    fixture_t *f = *state;
+    pd_store_opts_t o = {.sync = true};
+    pd_store_t *st = s_open(f, &o, NULL, NULL);
+    s_append(st, 1, 3, 40, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    /* The segment goes: the next sync writes into a file no restart will
+     * find, so its records must not count as durable. */
+    char path[256];
+    s_path(path, sizeof(path), f, SEG1);
+    assert_int_equal(unlink(path), 0);
+    s_append(st, 4, 4, 40, 0);
+    assert_int_equal(pd_store_sync(st), -ENOENT);
+    assert_int_equal(pd_store_last_seq(st), 3);
+    pd_store_health_t h;
+    pd_store_health(st, &h);
+    assert_true(h.fatal);
+    assert_int_equal(h.err, -ENOENT);
+    assert_non_null(strstr(h.reason, "removed"));
+    assert_non_null(strstr(h.reason, SEG1));
+    /* Done for good. */
+    uint8_t buf[40] = {1};
+    assert_int_equal(pd_store_append(st, 5, 0, buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(pd_store_sync(st), -ENOENT);
+    assert_int_equal(pd_store_check(st), -ENOENT);
+    pd_store_close(&st);
+}
+
+static void
+test_watch(void **state)
+{
+    fixture_t *f = *state;
+    pd_store_t *st = s_open(f, NULL, NULL, NULL);
+    s_append(st, 1, 3, 40, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    /* All is well. */
+    assert_int_equal(pd_store_check(st), 0);
+    /* The lock file replaced by another. */
+    char lock[256], aside[256];
+    s_path(lock, sizeof(lock), f, "store.lock");
+    s_path(aside, sizeof(aside), f, "store.lock.old");
+    assert_int_equal(rename(lock, aside), 0);
+    s_spit(lock, "", 0);
+    assert_int_equal(pd_store_check(st), -ENOENT);
+    pd_store_health_t h;
+    pd_store_health(st, &h);
+    assert_true(h.fatal);
+    assert_non_null(strstr(h.reason, "store.lock"));
+    uint8_t buf[40] = {1};
+    assert_int_equal(pd_store_append(st, 4, 0, buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(pd_store_sync(st), -ENOENT);
+    pd_store_close(&st);
+    assert_int_equal(unlink(aside), 0);
+
+    /* The newest segment replaced by a copy. */
+    st = s_open(f, NULL, NULL, NULL);
+    char seg[256];
+    s_path(seg, sizeof(seg), f, SEG1);
+    size_t len;
+    uint8_t *img = s_slurp(seg, &len);
+    assert_int_equal(unlink(seg), 0);
+    s_spit(seg, img, len);
+    free(img);
+    assert_int_equal(pd_store_check(st), -ENOENT);
+    pd_store_health(st, &h);
+    assert_non_null(strstr(h.reason, SEG1));
+    pd_store_close(&st);
+
+    /* The directory moved away. */
+    st = s_open(f, NULL, NULL, NULL);
+    char moved[256];
+    snprintf(moved, sizeof(moved), "%s-moved", f->dir);
+    assert_int_equal(rename(f->dir, moved), 0);
+    int rc = pd_store_check(st);
+    assert_int_equal(rename(moved, f->dir), 0);
+    assert_int_equal(rc, -ENOENT);
+    pd_store_health(st, &h);
+    assert_non_null(strstr(h.reason, "no longer"));
+    pd_store_close(&st);
+}
+
+static void
+test_dir_removed(void **state)
+{
+    fixture_t *f = *state;
+    pd_store_t *st = s_open(f, NULL, NULL, NULL);
+    s_append(st, 1, 3, 40, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    s_remove_dir(f);
+    /* A new directory at the same path: a second store may not open it
+     * while the first holds the path, although no file lock is left. */
+    assert_int_equal(mkdir(f->dir, 0700), 0);
+    char errbuf[512] = "";
+    assert_int_equal(s_open_fails(f, NULL, errbuf, sizeof(errbuf)), -EBUSY);
+    assert_non_null(strstr(errbuf, "in use"));
+    /* The first finds out at its next check, before any write. */
+    assert_int_equal(pd_store_check(st), -ENOENT);
+    pd_store_health_t h;
+    pd_store_health(st, &h);
+    assert_non_null(strstr(h.reason, "removed"));
+    pd_store_close(&st);
+    /* Once it is gone, the path is free. */
+    st = s_open(f, NULL, NULL, NULL);
+    assert_int_equal(pd_store_next_seq(st), 1);
+    pd_store_close(&st);
+}
+
+/* Bytes the file at path has allocated on disk. */
+static uint64_t
+s_allocated(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_blocks * 512;
+}
+
+/* Can the file system of dir preallocate past the end of a file? */
+static bool
+s_can_preallocate(const fixture_t *f)
+{
+    char path[256];
+    s_path(path, sizeof(path), f, "probe");
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 4096);
+    close(fd);
+    unlink(path);
+    return rc == 0;
+}
+
+static void
+test_reserve(void **state)
+{
+    fixture_t *f = *state;
+    if (!s_can_preallocate(f)) {
+        skip();
+        return;
+    }
+    const uint64_t r = 256 * 1024;
+    pd_store_opts_t o = {.sync = true, .segment_bytes = 200, .reserve = r};
+    pd_store_t *st = s_open(f, &o, NULL, NULL);
+    s_append(st, 1, 1, 40, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    char seg1[256], seg5[256];
+    s_path(seg1, sizeof(seg1), f, SEG1);
+    s_seg_path(seg5, sizeof(seg5), f, 5);
+    /* The newest segment has the reserve past its end; its size is its
+     * records. */
+    assert_int_equal(s_file_size(seg1), HDR + 40);
+    assert_true(s_allocated(seg1) >= r);
+    /* Rolled over: the old one gives it back, the new one takes it. */
+    s_append(st, 2, 5, 40, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    assert_int_equal(s_file_size(seg1), 4 * (HDR + 40));
+    assert_true(s_allocated(seg1) < r / 2);
+    assert_true(s_allocated(seg5) >= r);
+    pd_store_close(&st);
+    /* Kept across a restart, and the records read back as ever. */
+    collect_t c = {.len = 40};
+    st = s_open(f, &o, s_collect, &c);
+    assert_int_equal(c.count, 5);
+    assert_true(s_allocated(seg5) >= r);
+    assert_int_equal(s_file_size(seg5), HDR + 40);
+    pd_store_close(&st);
+}
+
+/* The fixture with a tmpfs of bytes mounted on dir/small, or false. */
+static bool
+s_mount_small(fixture_t *f, const char *size)
+{
+    if (geteuid() != 0)
+        return false;
+    char dir[sizeof(f->dir)], opt[64];
+    int n = snprintf(dir, sizeof(dir), "%s/small", f->dir);
+    assert_true(n > 0 && (size_t)n < sizeof(dir));
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(opt, sizeof(opt), "size=%s,mode=0700", size);
+    if (mount("parley-test", dir, "tmpfs", 0, opt) != 0) {
+        print_message("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+        rmdir(dir);
+        return false;
+    }
+    snprintf(f->dir, sizeof(f->dir), "%s", dir);
+    return true;
+}
+
+/* Undo s_mount_small(): unmount and go back to the fixture's directory. */
+static void
+s_unmount_small(fixture_t *f)
+{
+    assert_int_equal(umount2(f->dir, MNT_DETACH), 0);
+    assert_int_equal(rmdir(f->dir), 0);
+    f->dir[strlen(f->dir) - strlen("/small")] = '\0';
+}
+
+/* Fill the file system of f->dir with path; returns its size. */
+static uint64_t
+s_fill(const fixture_t *f, char *path, size_t cap)
+{
+    s_path(path, cap, f, "filler");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    static uint8_t block[4096];
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = write(fd, block, sizeof(block));
+        if (n <= 0)
+            break;
+        total += (uint64_t)n;
+    }
+    assert_int_equal(errno, ENOSPC);
+    close(fd);
+    return total;
+}
+
+static void
+test_disk_full(void **state)
+{
+    fixture_t *f = *state;
+    if (!s_mount_small(f, "1m")) {
+        skip();
+        return;
+    }
+    /* More reserve than the file system holds: refused at open. */
+    pd_store_opts_t o = {.sync = true, .segment_bytes = 64 * 1024,
+                         .reserve = 2 * 1024 * 1024};
+    char errbuf[512] = "";
+    assert_int_equal(s_open_fails(f, &o, errbuf, sizeof(errbuf)), -ENOSPC);
+    assert_non_null(strstr(errbuf, "2097152 bytes"));
+    assert_non_null(strstr(errbuf, f->dir));
+    /* A reserve that fits: take records until the disk is full. */
+    o.reserve = 128 * 1024;
+    pd_store_t *st = s_open(f, &o, NULL, NULL);
+    s_append(st, 1, 10, 1000, 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    char filler[256];
+    s_fill(f, filler, sizeof(filler));
+    /* The reserve keeps writes going for a while after that. */
+    uint64_t seq = 11;
+    int rc = 0;
+    for (; rc == 0 && seq < 2000; seq++) {
+        s_append(st, seq, seq, 1000, 0);
+        rc = pd_store_sync(st);
+    }
+    assert_int_equal(rc, -ENOSPC);
+    const uint64_t last = pd_store_last_seq(st);
+    assert_int_equal(last, seq - 2);
+    assert_true(last >= 10 + 64); /* half the reserve at least */
+    pd_store_health_t h;
+    pd_store_health(st, &h);
+    assert_int_equal(h.err, -ENOSPC);
+    assert_false(h.fatal);
+    assert_true(h.low_space);
+    assert_int_equal(h.queued, 1);
+    /* As durable as before: every file ends at its last durable record. */
+    pd_store_stats_t stats;
+    pd_store_get_stats(st, &stats);
+    uint64_t on_disk = 0;
+    for (uint64_t q = 1; q <= last; q += 0) {
+        char path[256];
+        s_seg_path(path, sizeof(path), f, q);
+        on_disk += s_file_size(path);
+        q += s_file_size(path) / (HDR + 1000);
+    }
+    assert_int_equal(on_disk, stats.bytes);
+    assert_int_equal(stats.bytes, last * (HDR + 1000));
+    /* Space comes back: the retry writes what was queued. */
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(pd_store_sync(st), 0);
+    assert_int_equal(pd_store_last_seq(st), last + 1);
+    pd_store_health(st, &h);
+    assert_int_equal(h.err, 0);
+    assert_false(h.low_space);
+    pd_store_close(&st);
+    collect_t c = {.len = 1000};
+    st = s_open(f, &o, s_collect, &c);
+    assert_int_equal(c.count, last + 1);
+    pd_store_close(&st);
+    s_unmount_small(f);
 }
 
 static void
@@ -1157,6 +1552,12 @@ main(void)
         T(test_one_writer),
         T(test_empty_newest_segment),
         T(test_write_failure),
+        T(test_write_failure_drop),
+        T(test_segment_removed),
+        T(test_watch),
+        T(test_dir_removed),
+        T(test_reserve),
+        T(test_disk_full),
         T(test_opts_and_paths),
         T(test_scan_across_reads),
     };
