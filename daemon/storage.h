@@ -122,6 +122,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Non-negative answers of pd_storage_submit(). */
 #define PD_STORAGE_DONE 0
@@ -324,15 +325,20 @@ pd_storage_fd(const pd_storage_t *s)
     return s->ops->fd != NULL ? s->ops->fd(s) : -1;
 }
 
-/* The log's identity and this node's state, for ping and heartbeats. */
+/* The log's identity and this node's state, for ping and heartbeats;
+ * a write side that cannot keep updates (health()) is "store_error"
+ * where the storage itself says "ok". */
 static inline void
 pd_storage_state(const pd_storage_t *s, pd_storage_state_t *out)
 {
-    if (s->ops->state != NULL) {
+    if (s->ops->state != NULL)
         s->ops->state(s, out);
-        return;
-    }
-    *out = (pd_storage_state_t){ .health = "ok" };
+    else
+        *out = (pd_storage_state_t){ .health = "ok" };
+    pd_storage_health_t h;
+    s->ops->health(s, &h);
+    if (h.err != 0 && strcmp(out->health, "ok") == 0)
+        out->health = "store_error";
 }
 
 /* The keyring to check records against from now on (borrowed; call
