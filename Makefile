@@ -2,6 +2,7 @@
 #
 #   make run    install missing packages, build, start parleyd on the
 #               embedded default (state in ./parley-data, loopback ports)
+#               and parley-gateway (the status board) on 127.0.0.1:7780
 #   make test   install missing packages, build, run every test
 #
 # Other targets: build, asan (the suite under ASan+UBSan), fuzz (each
@@ -14,6 +15,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= 2
 CMAKE_ARGS ?=
 STATE_DIR  ?= $(CURDIR)/parley-data
+GATEWAY_LISTEN ?= 127.0.0.1:7780
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
 
@@ -21,6 +23,7 @@ FUZZ_SECONDS ?= 600
 PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
            libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools \
+           libmicrohttpd-dev chromium chromium-driver python3-selenium \
            libnats-dev nats-server
 
 .PHONY: all run test build asan fuzz deps bench install deb clean abi-update
@@ -38,7 +41,7 @@ build: deps $(BUILD)/CMakeCache.txt
 
 run: build
 	@mkdir -p -m 700 $(STATE_DIR)
-	PATH="$(CURDIR)/$(BUILD):$$PATH" $(BUILD)/parleyd --state-dir $(STATE_DIR)
+	@PATH="$(CURDIR)/$(BUILD):$$PATH" sh ./scripts/run.sh $(BUILD) $(STATE_DIR) $(GATEWAY_LISTEN)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

@@ -5,11 +5,15 @@
  * UTF-8 it already is (validated), so quotes, backslashes, control
  * characters and non-ASCII text come out as correct JSON.
  */
+#include "codec.h"
+#include "keys.h"
 #include "types.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int
@@ -184,16 +188,154 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
                 out->signer_seq = (uint64_t)v;
         } else if (strcmp(key, "seq") == 0 || strcmp(key, "received_at") == 0
                    || strcmp(key, "signer") == 0 || strcmp(key, "signer_id") == 0
-                   || strcmp(key, "signer_name") == 0) {
-            /* Set by the daemon and the verifier, not by a publisher:
-             * accepted so `parley sub --json` output can be piped back in,
-             * and ignored. */
+                   || strcmp(key, "signer_name") == 0
+                   || strcmp(key, "signed_body") == 0
+                   || strcmp(key, "signature") == 0) {
+            /* Set by the daemon, the verifier and the signature, not by a
+             * publisher: accepted so that `parley sub --json` output and
+             * the updates of an HTTP gateway can be piped back in, and
+             * ignored. */
         } else {
             rc = parley__invalid(errbuf, errlen, "unknown field \"%s\"", key);
         }
         if (rc != 0)
             break;
     }
+    json_decref(o);
+    return rc;
+}
+
+/* ------------------------------------------------------------- envelopes */
+
+/* Base64 (standard alphabet, padded) of n bytes as a JSON string. */
+static json_t *
+s_base64(const uint8_t *bin, size_t n)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(cap);
+    if (b64 == NULL)
+        return NULL;
+    sodium_bin2base64(b64, cap, bin, n, sodium_base64_VARIANT_ORIGINAL);
+    json_t *v = json_string(b64);
+    free(b64);
+    return v;
+}
+
+char *
+parley_envelope_to_json(const void *env, size_t len)
+{
+    uint8_t body[PARLEY_ENVELOPE_MAX];
+    uint8_t *big = NULL, *b = body;
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES], sig[PARLEY_SIGNATURE_BYTES];
+    size_t body_len = 0;
+    char *out = NULL;
+    if (parley__sodium_init() < 0) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    int rc = parley_envelope_unpack(env, len, body, sizeof(body), &body_len,
+                                    pk, sig);
+    if (rc == -ENOBUFS) {
+        if ((big = malloc(body_len)) == NULL)
+            return NULL; /* errno = ENOMEM */
+        b = big;
+        rc = parley_envelope_unpack(env, len, big, body_len, &body_len, pk,
+                                    sig);
+    }
+    if (rc < 0) {
+        free(big);
+        errno = -rc;
+        return NULL;
+    }
+    json_t *o = json_object();
+    int bad = o == NULL;
+    if (!bad) {
+        bad |= s_set(o, "signed_body", s_base64(b, body_len));
+        bad |= s_set(o, "signature", s_base64(sig, sizeof(sig)));
+        bad |= s_set(o, "signer", s_base64(pk, sizeof(pk)));
+    }
+    if (!bad)
+        out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    free(big);
+    if (out == NULL)
+        errno = ENOMEM;
+    return out;
+}
+
+/*
+ * Decode the base64 string field key of o into out (cap bytes): exactly
+ * want bytes unless want is 0 (then 1 to cap). Returns 0 with *n set, or
+ * PARLEY_EMALFORMED with the field named in detail.
+ */
+static int
+s_unbase64(json_t *o, const char *key, uint8_t *out, size_t cap, size_t want,
+           size_t *n, char *detail, size_t dcap)
+{
+    json_t *v = json_object_get(o, key);
+    const char *end = NULL;
+    if (!json_is_string(v)) {
+        parley__invalid(detail, dcap, "%s: expected a base64 string", key);
+        return PARLEY_EMALFORMED;
+    }
+    const char *text = json_string_value(v);
+    size_t text_len = json_string_length(v);
+    if (sodium_base642bin(out, cap, text, text_len, NULL, n, &end,
+                          sodium_base64_VARIANT_ORIGINAL)
+            != 0
+        || end != text + text_len || (want != 0 && *n != want)
+        || (want == 0 && *n == 0)) {
+        if (want != 0)
+            parley__invalid(detail, dcap,
+                            "%s: expected base64 (standard, padded) of %zu "
+                            "bytes",
+                            key, want);
+        else
+            parley__invalid(detail, dcap,
+                            "%s: expected base64 (standard, padded) of 1 to "
+                            "%zu bytes",
+                            key, cap);
+        return PARLEY_EMALFORMED;
+    }
+    return 0;
+}
+
+int
+parley_envelope_from_json(const char *json, size_t len, void *buf, size_t cap,
+                          size_t *out_len, char *detail, size_t dcap)
+{
+    uint8_t body[PARLEY_ENVELOPE_MAX];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES], sig[PARLEY_SIGNATURE_BYTES];
+    size_t body_len = 0, n = 0;
+    json_error_t jerr;
+    if (detail != NULL && dcap > 0)
+        detail[0] = '\0';
+    if (json == NULL || buf == NULL || out_len == NULL)
+        return PARLEY_EARG;
+    if (parley__sodium_init() < 0)
+        return -ENOSYS;
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = 0;
+    if (o == NULL) {
+        parley__invalid(detail, dcap, "not JSON: %s (column %d)", jerr.text,
+                        jerr.column);
+        return PARLEY_EMALFORMED;
+    }
+    if (!json_is_object(o)) {
+        parley__invalid(detail, dcap, "expected a JSON object");
+        rc = PARLEY_EMALFORMED;
+    }
+    if (rc == 0)
+        rc = s_unbase64(o, "signed_body", body, sizeof(body), 0, &body_len,
+                        detail, dcap);
+    if (rc == 0)
+        rc = s_unbase64(o, "signature", sig, sizeof(sig), sizeof(sig), &n,
+                        detail, dcap);
+    if (rc == 0)
+        rc = s_unbase64(o, "signer", pk, sizeof(pk), sizeof(pk), &n, detail,
+                        dcap);
+    if (rc == 0)
+        rc = parley_envelope_pack(body, body_len, pk, sig, buf, cap, out_len);
     json_decref(o);
     return rc;
 }

@@ -110,6 +110,89 @@ parley_keyring_allows(const parley_keyring_t *ring,
     return 0;
 }
 
+/* ------------------------------------------------------------ accessors */
+
+const char *
+parley_keyring_signer_name(const parley_keyring_t *ring, size_t i)
+{
+    return ring != NULL && i < ring->n ? ring->signers[i].name : NULL;
+}
+
+const uint8_t *
+parley_keyring_signer_key(const parley_keyring_t *ring, size_t i)
+{
+    return ring != NULL && i < ring->n ? ring->signers[i].pk : NULL;
+}
+
+/* A list of slugs as the keyring writes it: "*" or "a,b". */
+static char *
+s_slugs_text(const s_slugs_t *l)
+{
+    if (l->any)
+        return strdup("*");
+    char *out = malloc(l->n * (PARLEY_SLUG_MAX + 1) + 1);
+    if (out == NULL)
+        return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        size_t n = strlen(l->v[i]);
+        if (i > 0)
+            out[at++] = ',';
+        memcpy(out + at, l->v[i], n);
+        at += n;
+    }
+    out[at] = '\0';
+    return out;
+}
+
+/* The phases of a bitmap: "*" when all are set, else "0-3,7". */
+static char *
+s_phases_text(const uint8_t *bitmap)
+{
+    /* At most 128 runs of "ddd-ddd," (every other phase set). */
+    char *out = malloc(128 * 8 + 1);
+    if (out == NULL)
+        return NULL;
+    size_t at = 0, set = 0;
+    for (unsigned ph = 0; ph <= PARLEY_PHASE_MAX;) {
+        if (!(bitmap[ph / 8] & (1u << (ph % 8)))) {
+            ph++;
+            continue;
+        }
+        unsigned lo = ph;
+        while (ph <= PARLEY_PHASE_MAX && (bitmap[ph / 8] & (1u << (ph % 8))))
+            ph++;
+        set += ph - lo;
+        at += (size_t)sprintf(out + at, at > 0 ? ",%u" : "%u", lo);
+        if (ph - 1 > lo)
+            at += (size_t)sprintf(out + at, "-%u", ph - 1);
+    }
+    if (set == PARLEY_PHASE_MAX + 1)
+        strcpy(out, "*");
+    return out;
+}
+
+char *
+parley_keyring_signer_list(const parley_keyring_t *ring, size_t i,
+                           parley_keyring_list_t which)
+{
+    if (ring == NULL || i >= ring->n) {
+        errno = ENOENT;
+        return NULL;
+    }
+    const s_signer_t *s = &ring->signers[i];
+    switch (which) {
+    case PARLEY_KEYRING_NEGOTIATIONS:
+        return s_slugs_text(&s->negotiations);
+    case PARLEY_KEYRING_PARTIES:
+        return s_slugs_text(&s->parties);
+    case PARLEY_KEYRING_PHASES:
+        return s_phases_text(s->phases);
+    }
+    errno = -PARLEY_EARG;
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- parser */
 
 typedef struct {

@@ -94,9 +94,11 @@ parley_pub_new(const parley_key_t *key, const parley_pub_options_t *opt)
     parley_pub_options_t o;
     int err = 0;
     parley_pub_t *self;
-    if (key == NULL || (err = parley__options_read(opt, sizeof(o), &o)) < 0
+    /* Without a key the publisher only forwards envelopes signed
+     * elsewhere (parley_pub_send()), so a seq file means nothing. */
+    if ((err = parley__options_read(opt, sizeof(o), &o)) < 0
         || parley__options_timeout(o.timeout_ms) == PARLEY_EARG
-        || o.attempts < 0) {
+        || o.attempts < 0 || (key == NULL && o.seq_file != NULL)) {
         errno = -PARLEY_EARG;
         return NULL;
     }
@@ -104,7 +106,7 @@ parley_pub_new(const parley_key_t *key, const parley_pub_options_t *opt)
         return NULL; /* errno = ENOMEM */
     self->key = key;
     self->next_id = 1;
-    if ((self->seq = parley__seq_of(key)) == NULL
+    if ((key != NULL && (self->seq = parley__seq_of(key)) == NULL)
         || (o.seq_file != NULL
             && (self->seq_file = strdup(o.seq_file)) == NULL)) {
         err = -ENOMEM;
@@ -453,6 +455,11 @@ parley_pub_publish(parley_pub_t *pub, const parley_update_t *u, uint64_t *seq)
     if (pub == NULL || u == NULL)
         return PARLEY_EARG;
     s_detail(pub, NULL);
+    if (pub->key == NULL) {
+        s_detail(pub, "this publisher has no key: it forwards envelopes "
+                      "signed elsewhere (parley_pub_send())");
+        return PARLEY_EARG;
+    }
     pub->u = *u;
     bool chosen = pub->u.signer_seq == 0; /* ours to choose (and redo) */
     if (pub->u.issued_at == 0)

@@ -191,6 +191,46 @@ parley_verify(const parley_keyring_t *ring, const void *buf, size_t len,
     return rc;
 }
 
+int
+parley_envelope_unpack(const void *env, size_t len, void *body, size_t cap,
+                       size_t *body_len, uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                       uint8_t signature[PARLEY_SIGNATURE_BYTES])
+{
+    uint8_t space[512];
+    parley__arena_t arena;
+    parley__envelope_t e;
+    if (env == NULL || (body == NULL && cap > 0) || body_len == NULL
+        || signer == NULL || signature == NULL)
+        return PARLEY_EARG;
+    parley__arena_init(&arena, space, sizeof(space));
+    int rc = parley__envelope_decode(env, len, &e, &arena);
+    if (rc == 0) {
+        *body_len = e.body.len;
+        if (e.body.len > cap) {
+            rc = -ENOBUFS;
+        } else {
+            memcpy(body, e.body.data, e.body.len);
+            memcpy(signer, e.signer, PARLEY_PUBLICKEY_BYTES);
+            memcpy(signature, e.signature, PARLEY_SIGNATURE_BYTES);
+        }
+    }
+    parley__arena_reset(&arena);
+    return rc;
+}
+
+int
+parley_envelope_pack(const void *body, size_t body_len,
+                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                     const uint8_t signature[PARLEY_SIGNATURE_BYTES], void *buf,
+                     size_t cap, size_t *len)
+{
+    if (body == NULL || body_len == 0 || signer == NULL || signature == NULL
+        || buf == NULL || len == NULL)
+        return PARLEY_EARG;
+    return parley__envelope_encode(body, body_len, signer, signature, buf, cap,
+                                   len);
+}
+
 /* ------------------------------------------------------------ self-test */
 
 /* The order of the Ed25519 base point, little-endian. */

@@ -53,6 +53,8 @@ function(parley_install_configure)
                  "${PARLEY_OUT}/parleyd.service" @ONLY)
   configure_file("${PARLEY_SRC}/systemd/parley-sub@.service.in"
                  "${PARLEY_OUT}/parley-sub@.service" @ONLY)
+  configure_file("${PARLEY_SRC}/systemd/parley-gateway.service.in"
+                 "${PARLEY_OUT}/parley-gateway.service" @ONLY)
 endfunction()
 
 parley_install_configure()

@@ -604,6 +604,77 @@ PARLEY_EXPORT int parley_verify(const parley_keyring_t *ring, const void *buf,
                                 uint8_t signer[PARLEY_PUBLICKEY_BYTES])
     PARLEY_WARN_UNUSED;
 
+/*
+ * Take a SignedUpdate envelope apart: the signed body (the StatusUpdate
+ * bytes exactly as signed), the signer's public key and the signature,
+ * for a program that passes an update on in another form (JSON, say) so
+ * that others can check the signature over "parley/update/v1" || 0x00 ||
+ * body themselves. Nothing is verified here (see parley_verify()).
+ *
+ * Returns:   0 with *body_len set; PARLEY_EMALFORMED (the bytes do not
+ *            decode, the key is not 32 bytes, the signature not 64, the
+ *            body is empty); -ENOBUFS with *body_len set to the body's
+ *            size when it exceeds cap (PARLEY_ENVELOPE_MAX suffices for
+ *            an envelope of a valid update); PARLEY_EARG.
+ * Threads:   safe.
+ */
+PARLEY_EXPORT int
+parley_envelope_unpack(const void *env, size_t len, void *body, size_t cap,
+                       size_t *body_len, uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                       uint8_t signature[PARLEY_SIGNATURE_BYTES])
+    PARLEY_WARN_UNUSED;
+
+/*
+ * Put a signed body, the signer's public key and the signature together
+ * into a SignedUpdate envelope (what parleyd takes), as they are: the
+ * reverse of parley_envelope_unpack(). Nothing is checked but the sizes;
+ * the daemon verifies.
+ *
+ * Returns:   0 with *len set, -ENOBUFS if cap is too small (body_len +
+ *            128 always suffices), or PARLEY_EARG (an empty body).
+ * Threads:   safe.
+ */
+PARLEY_EXPORT int
+parley_envelope_pack(const void *body, size_t body_len,
+                     const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
+                     const uint8_t signature[PARLEY_SIGNATURE_BYTES], void *buf,
+                     size_t cap, size_t *len) PARLEY_WARN_UNUSED;
+
+/*
+ * An envelope as one line of JSON (no newline), for programs and
+ * browsers that do not speak protobuf:
+ *   {"signed_body":"<base64>","signature":"<base64>","signer":"<base64>"}
+ * signed_body is the StatusUpdate bytes exactly as signed, signature the
+ * 64-byte Ed25519 signature over "parley/update/v1" || 0x00 || those
+ * bytes, signer the 32-byte public key; base64 is the standard alphabet
+ * with padding. The same three fields stand beside the decoded fields in
+ * the updates of parley-gateway (docs/http.md).
+ *
+ * Returns:   a string, or NULL with errno set (PARLEY_EMALFORMED's code:
+ *            not an envelope; ENOMEM; ENOSYS).
+ * Ownership: the caller's; free with free().
+ * Threads:   safe.
+ */
+PARLEY_EXPORT char *parley_envelope_to_json(const void *env, size_t len);
+
+/*
+ * Make an envelope from its JSON form (above): a JSON object with
+ * signed_body (1 to PARLEY_ENVELOPE_MAX bytes), signature and signer;
+ * other fields are ignored, so an update as parley-gateway shows it may
+ * be given whole. json need not be NUL-terminated. Nothing is verified
+ * here; parleyd does.
+ *
+ * Returns:   0 with *len set; PARLEY_EMALFORMED with the reason in detail
+ *            ("not JSON: ...", "signature: expected base64 (standard,
+ *            padded) of 64 bytes"); -ENOBUFS (cap: PARLEY_ENVELOPE_MAX +
+ *            128 always suffices); PARLEY_EARG; -ENOSYS.
+ * Threads:   safe.
+ */
+PARLEY_EXPORT int parley_envelope_from_json(const char *json, size_t len,
+                                            void *buf, size_t cap, size_t *out_len,
+                                            char *detail, size_t dcap)
+    PARLEY_WARN_UNUSED;
+
 /* --------------------------------------------------------------- keyring */
 
 /*
@@ -646,6 +717,40 @@ PARLEY_EXPORT size_t parley_keyring_size(const parley_keyring_t *ring);
 PARLEY_EXPORT const char *
 parley_keyring_name(const parley_keyring_t *ring,
                     const uint8_t pk[PARLEY_PUBLICKEY_BYTES]);
+
+/*
+ * The signers of a keyring one by one, i from 0 to parley_keyring_size()
+ * - 1 in the order of the text, for a program that shows or passes on
+ * who is trusted for what (an HTTP gateway's keyring page, say).
+ *
+ * parley_keyring_signer_name() and parley_keyring_signer_key() return
+ * the name and the public key (PARLEY_PUBLICKEY_BYTES bytes), valid as
+ * long as ring, or NULL past the end.
+ */
+PARLEY_EXPORT const char *parley_keyring_signer_name(const parley_keyring_t *ring,
+                                                     size_t i);
+PARLEY_EXPORT const uint8_t *
+parley_keyring_signer_key(const parley_keyring_t *ring, size_t i);
+
+/* The three lists of a keyring line. */
+typedef enum {
+    PARLEY_KEYRING_NEGOTIATIONS = 0,
+    PARLEY_KEYRING_PARTIES = 1,
+    PARLEY_KEYRING_PHASES = 2,
+} parley_keyring_list_t;
+
+/*
+ * What signer i may publish, one list in the keyring's own form: "*" for
+ * any, else the values separated by commas ("egypt,israel"); phases as
+ * ranges in ascending order ("0-3,7"), "*" when every phase is allowed.
+ *
+ * Returns:   a string, or NULL with errno set: ENOENT (i past the end),
+ *            PARLEY_EARG's code (which is not a list), ENOMEM.
+ * Ownership: the caller's; free with free().
+ */
+PARLEY_EXPORT char *parley_keyring_signer_list(const parley_keyring_t *ring,
+                                               size_t i,
+                                               parley_keyring_list_t which);
 
 /*
  * May this signer publish this update (negotiation, every party, phase)?
@@ -1000,13 +1105,17 @@ PARLEY_EXPORT void parley_query_destroy(parley_query_t **q);
 
 /*
  * Make a publisher that signs with key. It connects in the background:
- * no daemon needs to be up yet.
+ * no daemon needs to be up yet. With a NULL key the publisher only
+ * forwards envelopes signed elsewhere (a relay, such as an HTTP gateway):
+ * parley_pub_send() and parley_pub_recv() work as with a key, and
+ * parley_pub_publish() returns PARLEY_EARG.
  *
- * Returns:   the publisher, or NULL with errno set: PARLEY_EARG's code (a
- *            NULL key, bad options, an endpoint libzmq cannot use),
- *            ENOMEM, or another system error.
- * Ownership: key is borrowed and must outlive the publisher; the options
- *            are copied (curve is needed during this call only).
+ * Returns:   the publisher, or NULL with errno set: PARLEY_EARG's code (bad
+ *            options, a seq_file without a key, an endpoint libzmq cannot
+ *            use), ENOMEM, or another system error.
+ * Ownership: key (may be NULL) is borrowed and must outlive the
+ *            publisher; the options are copied (curve is needed during
+ *            this call only).
  * Threads:   publishers in several threads may share one key.
  */
 PARLEY_EXPORT parley_pub_t *parley_pub_new(const parley_key_t *key,
@@ -1040,7 +1149,8 @@ PARLEY_EXPORT void parley_pub_destroy(parley_pub_t **pub);
  *            PARLEY_ETIMEOUT (no answer after the attempts), -EACCES,
  *            PARLEY_EPROTO, -EAGAIN (max_pending requests of
  *            parley_pub_send() are not yet taken), -EINTR, -ENOMEM,
- *            PARLEY_EARG, or an error of the seq_file (-errno).
+ *            PARLEY_EARG (also for a publisher without a key), or an error
+ *            of the seq_file (-errno).
  * Threads:   one thread at a time per publisher.
  */
 PARLEY_EXPORT int parley_pub_publish(parley_pub_t *pub, const parley_update_t *u,

@@ -6,12 +6,17 @@
  * with one key never choose one value twice; one that arrives after a
  * higher one is signed again above it by the library (docs/protocol.md
  * section 3).
+ *
+ * With --print-envelope the update is signed the same way but not sent:
+ * the envelope goes to stdout, for another route to the daemon (an HTTP
+ * gateway's POST /v1/updates, docs/http.md).
  */
 #include "common.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     S_OPT_STATUS = CLI_OPT_FIRST_FREE,
@@ -22,7 +27,15 @@ enum {
     S_OPT_REF,
     S_OPT_SCHEDULED,
     S_OPT_EXPIRES,
+    S_OPT_PRINT_ENVELOPE,
 };
+
+/* What --print-envelope writes. */
+typedef enum {
+    S_PRINT_NONE = 0, /* publish */
+    S_PRINT_BINARY,   /* the SignedUpdate bytes */
+    S_PRINT_JSON,     /* one JSON object per update */
+} s_print_t;
 
 static void
 s_help(void)
@@ -32,6 +45,7 @@ s_help(void)
            "                  [--location TEXT] [--kind KIND [--ref SEQ]...]\n"
            "                  [--scheduled-at MS] [--expires-at MS]\n"
            "       parley pub -k KEYFILE --json < updates.jsonl\n"
+           "       parley pub -k KEYFILE --print-envelope[=json] ...\n"
            "\n"
            "Sign an update with KEYFILE and publish it to parleyd; print the seq\n"
            "the daemon assigned. With --json, read one JSON object per line from\n"
@@ -63,6 +77,13 @@ s_help(void)
            "      --scheduled-at MS  when the event is scheduled, unix ms\n"
            "      --expires-at MS    when the update stops being current, unix ms\n"
            "      --json             read updates as JSON lines from stdin\n"
+           "      --print-envelope   sign, but do not publish: write the signed\n"
+           "                         envelope (binary protobuf) to stdout, e.g.\n"
+           "                         for curl --data-binary @- to an HTTP gateway\n"
+           "      --print-envelope=json\n"
+           "                         the same as one line of JSON per update:\n"
+           "                         {\"signed_body\",\"signature\",\"signer\"}\n"
+           "                         (base64); works with --json\n"
            "%s"
            "\n"
            "Exit status: 0 accepted, 1 usage error or invalid update, 2 rejected\n"
@@ -78,6 +99,7 @@ typedef struct {
     parley_key_t *key;
     parley_pub_t *pub;
     parley_update_t *u;      /* each update of --json */
+    s_print_t print;         /* --print-envelope */
 } s_ctx_t;
 
 /* Print the valid status names, for an error message. */
@@ -96,9 +118,14 @@ s_list_statuses(void)
  * (may be "") starts each message.
  */
 static int
+s_print_envelope(s_ctx_t *x, parley_update_t *u, const char *prefix);
+
+static int
 s_publish(s_ctx_t *x, parley_update_t *u, const char *prefix)
 {
     uint64_t seq = 0;
+    if (x->print != S_PRINT_NONE)
+        return s_print_envelope(x, u, prefix);
     int rc = parley_pub_publish(x->pub, u, &seq);
     if (rc < 0) {
         const char *detail = parley_pub_detail(x->pub);
@@ -132,6 +159,74 @@ s_publish(s_ctx_t *x, parley_update_t *u, const char *prefix)
     cli_info(x->c, "%saccepted as seq %llu%s", prefix,
              (unsigned long long)seq,
              rc == PARLEY_DUPLICATE ? " (duplicate)" : "");
+    return 0;
+}
+
+/*
+ * --print-envelope: fill in issued_at (now) and signer_seq (the next one
+ * of KEYFILE.seq, as a publish would take it) where they are 0, sign, and
+ * write the envelope to stdout. Returns 0 or an exit code.
+ */
+static int
+s_print_envelope(s_ctx_t *x, parley_update_t *u, const char *prefix)
+{
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    char detail[256] = "";
+    size_t len = 0;
+    uint64_t signer_seq;
+    int rc;
+    /* Checked first, with stand-ins, so that a bad update takes no
+     * signer_seq from the seq file. */
+    parley_update_t *check = parley_update_dup(u);
+    if (check == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_OTHER;
+    }
+    if ((parley_update_issued_at(check) == 0
+         && parley_update_set_issued_at(check, parley_now_ms()) != 0)
+        || (parley_update_signer_seq(check) == 0
+            && parley_update_set_signer_seq(check, 1) != 0))
+        rc = PARLEY_EINVALID;
+    else
+        rc = parley_update_validate(check, detail, sizeof(detail));
+    parley_update_destroy(&check);
+    if (rc < 0) {
+        cli_error("%sinvalid update: %s", prefix, detail);
+        return CLI_EXIT_USAGE;
+    }
+    if (parley_update_issued_at(u) == 0
+        && parley_update_set_issued_at(u, parley_now_ms()) != 0)
+        return CLI_EXIT_OTHER;
+    if (parley_update_signer_seq(u) == 0) {
+        if ((rc = parley_seqfile_next(x->key_path, &signer_seq)) < 0) {
+            cli_error("%s%s.seq: %s", prefix, x->key_path, parley_strerror(rc));
+            return CLI_EXIT_KEY;
+        }
+        if (parley_update_set_signer_seq(u, signer_seq) != 0)
+            return CLI_EXIT_OTHER;
+    }
+    if ((rc = parley_sign(x->key, u, env, sizeof(env), &len)) < 0) {
+        cli_error("%ssign: %s", prefix, parley_strerror(rc));
+        return CLI_EXIT_USAGE;
+    }
+    if (x->print == S_PRINT_JSON) {
+        char *json = parley_envelope_to_json(env, len);
+        if (json == NULL) {
+            cli_error("%sout of memory", prefix);
+            return CLI_EXIT_OTHER;
+        }
+        printf("%s\n", json);
+        free(json);
+    } else if (fwrite(env, 1, len, stdout) != len) {
+        cli_error("writing stdout: %s", strerror(errno));
+        return CLI_EXIT_OTHER;
+    }
+    if (fflush(stdout) != 0) {
+        cli_error("writing stdout: %s", strerror(errno));
+        return CLI_EXIT_OTHER;
+    }
+    cli_info(x->c, "%ssigned %zu bytes (signer_seq %llu), not published",
+             prefix, len, (unsigned long long)parley_update_signer_seq(u));
     return 0;
 }
 
@@ -325,6 +420,7 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
         { "scheduled-at", required_argument, NULL, S_OPT_SCHEDULED },
         { "expires-at", required_argument, NULL, S_OPT_EXPIRES },
         { "json", no_argument, NULL, CLI_OPT_JSON },
+        { "print-envelope", optional_argument, NULL, S_OPT_PRINT_ENVELOPE },
         { NULL, 0, NULL, 0 },
     };
     s_ctx_t x = { .c = c };
@@ -354,6 +450,18 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
         case CLI_OPT_JSON:
             json = 1;
             continue;
+        case S_OPT_PRINT_ENVELOPE:
+            if (optarg == NULL || strcmp(optarg, "binary") == 0) {
+                x.print = S_PRINT_BINARY;
+            } else if (strcmp(optarg, "json") == 0) {
+                x.print = S_PRINT_JSON;
+            } else {
+                status = cli_usage_error("pub", "--print-envelope: expected "
+                                                "binary or json, not \"%s\"",
+                                         optarg);
+                goto done;
+            }
+            continue;
         case '?':
         case ':':
             status = cli_option_error("pub", opt, argv);
@@ -375,6 +483,13 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
     else if (json && fields)
         status = cli_usage_error("pub", "--json reads the updates from stdin; "
                                         "give no update fields with it");
+    else if (json && x.print == S_PRINT_BINARY)
+        status = cli_usage_error("pub", "binary envelopes have no separator: "
+                                        "use --print-envelope=json with --json");
+    else if (x.print == S_PRINT_BINARY && isatty(STDOUT_FILENO))
+        status = cli_usage_error("pub", "--print-envelope writes binary: "
+                                        "redirect stdout, or use "
+                                        "--print-envelope=json");
     else
         status = json ? 0 : s_required(x.u);
     if (status != 0)
@@ -383,6 +498,10 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
     if ((x.key = parley_key_load(x.key_path)) == NULL) {
         cli_error("%s: %s", x.key_path, parley_strerror(-errno));
         status = CLI_EXIT_KEY;
+        goto done;
+    }
+    if (x.print != S_PRINT_NONE) {
+        status = json ? s_publish_json(&x) : s_publish(&x, x.u, "");
         goto done;
     }
     char seq_file[4096];

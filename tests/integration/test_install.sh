@@ -19,7 +19,7 @@ cmake --install "$PARLEY_BUILD_DIR" --prefix "$P" >"$T/install.log" 2>&1 \
     || { PH_LOGS="$PH_LOGS $T/install.log"; fail "cmake --install failed"; }
 
 # --- what was installed ---------------------------------------------------
-for f in sbin/parleyd bin/parley; do
+for f in sbin/parleyd bin/parley sbin/parley-gateway; do
     [ -x "$P/$f" ] || fail "$P/$f is missing or not executable"
 done
 pc=$(find "$P" -name parley.pc -path '*/pkgconfig/*' | head -1)
@@ -28,9 +28,11 @@ libdir=$(dirname "$(dirname "$pc")")
 for f in "$libdir/libparley.so" "$P/include/parley.h" \
          "$P/lib/systemd/system/parleyd.service" \
          "$P/lib/systemd/system/parley-sub@.service" \
+         "$P/lib/systemd/system/parley-gateway.service" \
          "$P/share/man/man1/parley.1" "$P/share/man/man5/parleyd.conf.5" \
-         "$P/share/man/man8/parleyd.8" \
-         "$P/share/doc/parley/examples/parleyd.conf"; do
+         "$P/share/man/man8/parleyd.8" "$P/share/man/man8/parley-gateway.8" \
+         "$P/share/doc/parley/examples/parleyd.conf" \
+         "$P/share/doc/parley/examples/parley-gateway.conf"; do
     [ -f "$f" ] || fail "$f was not installed"
 done
 for f in append-log http-post mqtt-forward notify-desktop; do
@@ -48,8 +50,11 @@ grep -qx "ExecStart=$P/sbin/parleyd -c $P/etc/parley/parleyd.conf" \
     || fail "parleyd.service does not start $P/sbin/parleyd: $(grep ExecStart "$P/lib/systemd/system/parleyd.service")"
 grep -q "^ExecStart=$P/bin/parley sub " "$P/lib/systemd/system/parley-sub@.service" \
     || fail "parley-sub@.service does not run $P/bin/parley"
+grep -qx "ExecStart=$P/sbin/parley-gateway -c $P/etc/parley/gateway.conf" \
+    "$P/lib/systemd/system/parley-gateway.service" \
+    || fail "parley-gateway.service does not start $P/sbin/parley-gateway"
 if command -v man >/dev/null 2>&1; then
-    for page in parley parleyd parleyd.conf; do
+    for page in parley parleyd parleyd.conf parley-gateway; do
         MANPATH=$P/share/man man -w "$page" >/dev/null 2>&1 \
             || fail "man -w $page does not find the installed page"
     done

@@ -11,7 +11,9 @@
  *     7-19% of them as replay);
  *   - a publisher whose clock is behind the signer's last accepted
  *     signer_seq (a clock stepped back, no state file) learns that value
- *     from the replay reject and publishes above it.
+ *     from the replay reject and publishes above it;
+ *   - a publisher made without a key forwards envelopes signed elsewhere
+ *     (what a relay such as parley-gateway needs) and refuses to sign.
  */
 #include "harness.h"
 #include "wire.h"
@@ -289,10 +291,60 @@ test_clock_behind_the_daemon(void **state)
     st->test_ok = true;
 }
 
+/*
+ * A publisher without a key relays envelopes signed elsewhere: they are
+ * acked (or rejected with the daemon's code and text) as from any
+ * publisher; it cannot sign, and a seq file makes no sense for it.
+ */
+static void
+test_forwarder_without_key(void **state)
+{
+    s_state_t *st = *state;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    uint64_t id = 0, seq = 0, seq2 = 0;
+    parley_pub_options_t o = PARLEY_PUB_OPTIONS_INIT;
+    o.server = st->w.daemon.api;
+    o.timeout_ms = S_TIMEOUT;
+    o.seq_file = "unused.seq";
+    errno = 0;
+    assert_null(parley_pub_new(NULL, &o));
+    assert_int_equal(errno, -PARLEY_EARG);
+    o.seq_file = NULL;
+    parley_pub_t *pub = parley_pub_new(NULL, &o);
+    assert_non_null(pub);
+
+    size_t len = s_envelope(st, "relayed", env);
+    assert_int_equal(parley_pub_send(pub, env, len, &id), 0);
+    assert_int_equal(parley_pub_recv(pub, S_TIMEOUT, NULL, &seq), 0);
+    assert_true(seq > 0);
+    /* The same bytes again: the original seq. */
+    assert_int_equal(parley_pub_send(pub, env, len, &id), 0);
+    assert_int_equal(parley_pub_recv(pub, S_TIMEOUT, NULL, &seq2),
+                     PARLEY_DUPLICATE);
+    assert_int_equal(seq2, seq);
+    /* A flipped signature bit: the daemon's reject, with its text. */
+    env[len - 1] ^= 1;
+    assert_int_equal(parley_pub_send(pub, env, len, &id), 0);
+    assert_int_equal(parley_pub_recv(pub, S_TIMEOUT, NULL, NULL),
+                     PARLEY_EBADSIG);
+    assert_true(parley_pub_detail(pub)[0] != '\0');
+
+    parley_update_t *u = parley_update_new();
+    assert_non_null(u);
+    ph_update_init(u, "gaza-ceasefire", "qatar", 1, "cannot sign");
+    assert_int_equal(parley_pub_publish(pub, u, &seq), PARLEY_EARG);
+    parley_update_destroy(&u);
+    parley_pub_destroy(&pub);
+    st->test_ok = true;
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        /* First, while this process's signer_seq values are the
+         * signer's highest (the threads' sequencer goes above them). */
+        cmocka_unit_test(test_forwarder_without_key),
         cmocka_unit_test(test_send_waits_for_nothing),
         cmocka_unit_test(test_send_gives_up),
         cmocka_unit_test(test_one_key_four_threads),

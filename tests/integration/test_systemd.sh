@@ -1,12 +1,14 @@
-# test_systemd.sh - the systemd units are valid and parleyd.service is
-# hardened (issue 5, acceptance 1).
+# test_systemd.sh - the systemd units are valid, and parleyd.service
+# (issue 5, acceptance 1) and parley-gateway.service (issue 15) are
+# hardened.
 #
 # The units in systemd/ are templates that CMake fills in at install time.
 # Here they are filled in with the binaries of this build, so that
 # `systemd-analyze verify` (which checks that ExecStart= can be executed
 # and that the Documentation= man pages exist) runs on what would be
 # installed, and `systemd-analyze security --offline=yes` must rate
-# parleyd.service at an exposure of 2.0 or lower.
+# parleyd.service and parley-gateway.service at an exposure of 2.0 or
+# lower.
 . "$(dirname "$0")/harness.sh"
 
 command -v systemd-analyze >/dev/null 2>&1 \
@@ -20,7 +22,7 @@ bindir=$(cd "$(dirname "$PARLEY")" && pwd)
 [ "$(basename "$PARLEYD")" = parleyd ] && [ "$(basename "$PARLEY")" = parley ] \
     || fail "expected binaries named parleyd and parley, got $PARLEYD and $PARLEY"
 
-for unit in parleyd.service parley-sub@.service; do
+for unit in parleyd.service parley-sub@.service parley-gateway.service; do
     [ -f "$SRC/$unit.in" ] || fail "missing template $SRC/$unit.in"
     sed -e "s|@CMAKE_INSTALL_FULL_SBINDIR@|$sbindir|g" \
         -e "s|@CMAKE_INSTALL_FULL_BINDIR@|$bindir|g" \
@@ -42,11 +44,18 @@ for want in '^Type=notify$' '^WatchdogSec=' '^DynamicUser=yes$' \
 done
 grep -q "^ExecStart=$bindir/parley sub .* -- " "$UNITS/parley-sub@.service" \
     || fail "parley-sub@.service does not run '$bindir/parley sub ... -- COMMAND'"
+for want in '^Type=notify$' '^WatchdogSec=' '^DynamicUser=yes$' \
+            '^Documentation=man:parley-gateway(8)' '^LimitNOFILE=' \
+            "^ExecStart=$sbindir/parley-gateway -c $T/etc/parley/gateway.conf\$"; do
+    grep -q -- "$want" "$UNITS/parley-gateway.service" \
+        || fail "parley-gateway.service has no line matching $want"
+done
 
 # Documentation= is checked with man(1): give it this tree's pages.
 ln -s "$PARLEY_SOURCE_DIR/docs/man/parley.1" "$T/man/man1/"
 ln -s "$PARLEY_SOURCE_DIR/docs/man/parleyd.conf.5" "$T/man/man5/"
 ln -s "$PARLEY_SOURCE_DIR/docs/man/parleyd.8" "$T/man/man8/"
+ln -s "$PARLEY_SOURCE_DIR/docs/man/parley-gateway.8" "$T/man/man8/"
 man_opt=
 if ! command -v man >/dev/null 2>&1; then
     echo "note: man is not installed; Documentation= is not checked" >&2
@@ -55,12 +64,13 @@ fi
 
 # The template is verified as an instance, as systemd would load it.
 (cd "$UNITS" && MANPATH=$T/man systemd-analyze verify $man_opt \
-    parleyd.service parley-sub@alerts.service) >"$T/verify.out" 2>&1
+    parleyd.service parley-sub@alerts.service parley-gateway.service) \
+    >"$T/verify.out" 2>&1
 rc=$?
 PH_LOGS="$PH_LOGS $T/verify.out"
 [ $rc -eq 0 ] || fail "systemd-analyze verify exited $rc"
 # It also reports problems without failing; none may concern our units.
-if grep -E 'parleyd\.service|parley-sub@' "$T/verify.out" >&2; then
+if grep -E 'parleyd\.service|parley-sub@|parley-gateway' "$T/verify.out" >&2; then
     fail "systemd-analyze verify complains about the units"
 fi
 
@@ -69,16 +79,21 @@ ver=$(systemd-analyze --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')
 if [ -z "$ver" ] || [ "$ver" -lt 250 ]; then
     skip "units verified; systemd ${ver:-?} has no 'security --offline', exposure not checked"
 fi
-(cd "$UNITS" && systemd-analyze security --offline=yes parleyd.service) \
-    >"$T/security.out" 2>&1
-PH_LOGS="$PH_LOGS $T/security.out"
-exposure=$(sed -n 's/.*Overall exposure level for parleyd\.service: \([0-9][0-9.]*\).*/\1/p' \
-    "$T/security.out")
-[ -n "$exposure" ] || fail "no exposure level in the output of systemd-analyze security"
-python3 - "$exposure" <<'EOF' || fail "parleyd.service exposure $exposure is above 2.0"
+# exposure UNIT: print its overall exposure level, failing above 2.0.
+exposure() {
+    local unit=$1 out=$T/security-$1.out level
+    (cd "$UNITS" && systemd-analyze security --offline=yes "$unit") >"$out" 2>&1
+    PH_LOGS="$PH_LOGS $out"
+    level=$(sed -n "s/.*Overall exposure level for ${unit//./\\.}: \([0-9][0-9.]*\).*/\1/p" "$out")
+    [ -n "$level" ] || fail "no exposure level in the output of systemd-analyze security $unit"
+    python3 - "$level" <<'EOF' || fail "$unit exposure $level is above 2.0"
 import sys
 sys.exit(0 if float(sys.argv[1]) <= 2.0 else 1)
 EOF
+    echo "$level"
+}
+exposure=$(exposure parleyd.service) || exit 1
+gw_exposure=$(exposure parley-gateway.service) || exit 1
 
 # The subscriber runs arbitrary alert commands, so it gets a looser
 # sandbox; its rating is shown, not asserted.
@@ -86,4 +101,4 @@ sub=$( (cd "$UNITS" && systemd-analyze security --offline=yes \
         parley-sub@alerts.service 2>&1) | sed -n 's/.*Overall exposure level for [^:]*: \(.*\)/\1/p')
 echo "parley-sub@.service exposure: ${sub:-unknown}"
 
-pass "units verify; parleyd.service exposure $exposure (<= 2.0)"
+pass "units verify; exposure of parleyd.service $exposure, of parley-gateway.service $gw_exposure (<= 2.0)"

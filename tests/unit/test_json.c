@@ -1,6 +1,7 @@
 /*
  * test_json.c - parley_delivery_to_json (checked by parsing it back with
- * jansson) and parley_update_from_json.
+ * jansson), parley_update_from_json, and the JSON form of envelopes
+ * (parley_envelope_to_json, parley_envelope_from_json).
  */
 /* cmocka needs these first, in this order */
 /* clang-format off */
@@ -396,6 +397,163 @@ test_update_from_json_errors(void **state)
     }
 }
 
+/* A signed envelope of a valid update, by the key of seed 0x31. */
+static size_t
+s_envelope(uint8_t *env, uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+{
+    uint8_t seed[32];
+    size_t len = 0;
+    memset(seed, 0x31, sizeof(seed));
+    parley_key_t *key = parley_key_from_seed(seed);
+    assert_non_null(key);
+    parley_delivery_t d;
+    s_delivery(&d);
+    d.update.kind = PARLEY_KIND_UPDATE;
+    d.update.n_references = 0;
+    assert_int_equal(parley_sign(key, &d.update, env, PARLEY_ENVELOPE_MAX, &len),
+                     0);
+    parley_key_public(key, pk);
+    parley_key_destroy(&key);
+    return len;
+}
+
+/*
+ * to_json gives the three fields in base64; from_json turns them (alone,
+ * or with the decoded fields beside them) back into the same bytes.
+ */
+static void
+test_envelope_json_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t env[PARLEY_ENVELOPE_MAX], back[PARLEY_ENVELOPE_MAX + 128];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    char pk64[45], detail[128];
+    size_t len = s_envelope(env, pk), back_len = 0;
+    parley_pubkey_format(pk, pk64);
+
+    char *text = parley_envelope_to_json(env, len);
+    assert_non_null(text);
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    assert_non_null(o);
+    assert_int_equal(json_object_size(o), 3);
+    assert_string_equal(json_string_value(s_get(o, "signer")), pk64);
+    assert_int_equal(json_string_length(s_get(o, "signature")), 88);
+    assert_true(json_string_length(s_get(o, "signed_body")) > 0);
+
+    assert_int_equal(parley_envelope_from_json(text, strlen(text), back,
+                                               sizeof(back), &back_len, detail,
+                                               sizeof(detail)),
+                     0);
+    assert_int_equal(back_len, len);
+    assert_memory_equal(back, env, len);
+
+    /* With the decoded fields beside them (as a gateway shows an update),
+     * and not NUL-terminated. */
+    json_object_set_new(o, "seq", json_integer(12));
+    json_object_set_new(o, "headline", json_string("shown, not signed"));
+    char *whole = json_dumps(o, JSON_COMPACT);
+    assert_non_null(whole);
+    size_t whole_len = strlen(whole);
+    char *unterminated = malloc(whole_len);
+    assert_non_null(unterminated);
+    memcpy(unterminated, whole, whole_len);
+    memset(back, 0, sizeof(back));
+    assert_int_equal(parley_envelope_from_json(unterminated, whole_len, back,
+                                               sizeof(back), &back_len, NULL, 0),
+                     0);
+    assert_memory_equal(back, env, len);
+    /* Too little room for the envelope. */
+    assert_int_equal(parley_envelope_from_json(text, strlen(text), back,
+                                               len - 1, &back_len, NULL, 0),
+                     -ENOBUFS);
+    free(unterminated);
+    free(whole);
+    json_decref(o);
+    free(text);
+
+    /* Not an envelope. */
+    errno = 0;
+    assert_null(parley_envelope_to_json("\x0a\x01", 2));
+    assert_int_equal(errno, -PARLEY_EMALFORMED);
+}
+
+/* Every way the JSON form can be wrong is PARLEY_EMALFORMED, named. */
+static void
+test_envelope_from_json_errors(void **state)
+{
+    (void)state;
+    uint8_t env[PARLEY_ENVELOPE_MAX], out[PARLEY_ENVELOPE_MAX + 128];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    size_t len = s_envelope(env, pk), out_len;
+    char *good = parley_envelope_to_json(env, len);
+    assert_non_null(good);
+    json_t *g = json_loads(good, 0, NULL);
+    assert_non_null(g);
+    const char *body = json_string_value(s_get(g, "signed_body"));
+    const char *sig = json_string_value(s_get(g, "signature"));
+    const char *signer = json_string_value(s_get(g, "signer"));
+    char big[PARLEY_ENVELOPE_MAX * 2 + 64];
+    memset(big, 'A', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    struct {
+        const char *fmt;  /* %1$s body, %2$s sig, %3$s signer, %4$s big */
+        const char *want; /* start of the detail */
+    } cases[] = {
+        { "", "not JSON" },
+        { "[1,2]", "expected a JSON object" },
+        { "{\"signature\":\"%2$s\",\"signer\":\"%3$s\"}", "signed_body:" },
+        { "{\"signed_body\":\"%1$s\",\"signer\":\"%3$s\"}", "signature:" },
+        { "{\"signed_body\":\"%1$s\",\"signature\":\"%2$s\"}", "signer:" },
+        { "{\"signed_body\":1,\"signature\":\"%2$s\",\"signer\":\"%3$s\"}",
+          "signed_body:" },
+        { "{\"signed_body\":\"\",\"signature\":\"%2$s\",\"signer\":\"%3$s\"}",
+          "signed_body:" },
+        { "{\"signed_body\":\"%1$s!\",\"signature\":\"%2$s\",\"signer\":\"%3$s\"}",
+          "signed_body:" },
+        { "{\"signed_body\":\"%1$s\",\"signature\":\"%3$s\",\"signer\":\"%3$s\"}",
+          "signature:" },
+        { "{\"signed_body\":\"%1$s\",\"signature\":\"%2$s\",\"signer\":\"%2$s\"}",
+          "signer:" },
+        { "{\"signed_body\":\"%4$s\",\"signature\":\"%2$s\",\"signer\":\"%3$s\"}",
+          "signed_body:" },
+        { "{\"signed_body\":\"%1$s\",\"signed_body\":\"%1$s\",\"signature\":"
+          "\"%2$s\",\"signer\":\"%3$s\"}",
+          "not JSON" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[sizeof(big) + 1024], detail[256] = "";
+        snprintf(text, sizeof(text), cases[i].fmt, body, sig, signer, big);
+        int rc = parley_envelope_from_json(text, strlen(text), out, sizeof(out),
+                                           &out_len, detail, sizeof(detail));
+        if (rc != PARLEY_EMALFORMED
+            || strncmp(detail, cases[i].want, strlen(cases[i].want)) != 0)
+            fail_msg("case %zu: %d \"%s\", expected malformed \"%s...\"", i,
+                     rc, detail, cases[i].want);
+    }
+    assert_int_equal(parley_envelope_from_json(NULL, 0, out, sizeof(out),
+                                               &out_len, NULL, 0),
+                     PARLEY_EARG);
+    json_decref(g);
+    free(good);
+}
+
+/* An update as a gateway shows it goes back into `parley pub --json`:
+ * the signature fields are ignored like seq and signer. */
+static void
+test_update_from_json_ignores_signature_fields(void **state)
+{
+    (void)state;
+    parley_update_t u;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(parley_update_from_json(
+                         "{\"headline\":\"h\",\"signed_body\":\"AAAA\","
+                         "\"signature\":\"AAAA\",\"signer\":\"x\"}",
+                         &u, NULL, 0),
+                     0);
+    assert_string_equal(u.headline, "h");
+}
+
 int
 main(void)
 {
@@ -406,6 +564,9 @@ main(void)
         cmocka_unit_test(test_update_from_json_fills),
         cmocka_unit_test(test_json_roundtrip),
         cmocka_unit_test(test_update_from_json_errors),
+        cmocka_unit_test(test_envelope_json_roundtrip),
+        cmocka_unit_test(test_envelope_from_json_errors),
+        cmocka_unit_test(test_update_from_json_ignores_signature_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -413,6 +413,64 @@ test_allows_each_dimension(void **state)
     parley_keyring_destroy(&ring);
 }
 
+/* The accessors give back each signer as the text named it, in order. */
+static void
+test_signer_accessors(void **state)
+{
+    (void)state;
+    parley_keyring_t *ring = s_parse_ok(
+        "# who may say what\n"
+        "demo @0 negotiations=* parties=* phases=*\n"
+        "\n"
+        "egypt-mfa @1 negotiations=gaza-ceasefire parties=egypt,israel,hamas "
+        "phases=0-3,7,9-10\n"
+        "one @2 negotiations=a,b parties=us phases=255\n"
+        "all @3 negotiations=x parties=y phases=0-255\n");
+    assert_int_equal(parley_keyring_size(ring), 4);
+    static const char *const want[4][4] = {
+        { "demo", "*", "*", "*" },
+        { "egypt-mfa", "gaza-ceasefire", "egypt,israel,hamas", "0-3,7,9-10" },
+        { "one", "a,b", "us", "255" },
+        { "all", "x", "y", "*" },
+    };
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(parley_keyring_signer_name(ring, i), want[i][0]);
+        assert_memory_equal(parley_keyring_signer_key(ring, i), s_pk[i],
+                            PARLEY_PUBLICKEY_BYTES);
+        for (int k = 0; k < 3; k++) {
+            char *list = parley_keyring_signer_list(
+                ring, i, (parley_keyring_list_t)k);
+            assert_non_null(list);
+            if (strcmp(list, want[i][k + 1]) != 0)
+                fail_msg("signer %zu list %d: \"%s\", expected \"%s\"", i, k,
+                         list, want[i][k + 1]);
+            free(list);
+        }
+    }
+    /* Every other phase: the longest text the phases can take. */
+    char phases[1024] = "", line[1200];
+    for (unsigned ph = 0; ph <= 254; ph += 2)
+        sprintf(phases + strlen(phases), ph > 0 ? ",%u" : "%u", ph);
+    snprintf(line, sizeof(line),
+             "wide @0 negotiations=* parties=* phases=%s\n", phases);
+    parley_keyring_t *wide = s_parse_ok(line);
+    char *list = parley_keyring_signer_list(wide, 0, PARLEY_KEYRING_PHASES);
+    assert_non_null(list);
+    assert_string_equal(list, phases);
+    free(list);
+    parley_keyring_destroy(&wide);
+
+    assert_null(parley_keyring_signer_name(ring, 4));
+    assert_null(parley_keyring_signer_key(ring, 4));
+    errno = 0;
+    assert_null(parley_keyring_signer_list(ring, 4, PARLEY_KEYRING_PARTIES));
+    assert_int_equal(errno, ENOENT);
+    assert_null(parley_keyring_signer_list(ring, 0, (parley_keyring_list_t)3));
+    assert_int_equal(errno, -PARLEY_EARG);
+    assert_null(parley_keyring_signer_name(NULL, 0));
+    parley_keyring_destroy(&ring);
+}
+
 int
 main(void)
 {
@@ -423,6 +481,7 @@ main(void)
         cmocka_unit_test(test_parse_error_line_numbers_crlf),
         cmocka_unit_test(test_load_names_file),
         cmocka_unit_test(test_allows_each_dimension),
+        cmocka_unit_test(test_signer_accessors),
     };
     return cmocka_run_group_tests(tests, s_group_setup, NULL);
 }

@@ -855,6 +855,101 @@ test_golden_seed01_public_key(void **state)
     parley_key_destroy(&key);
 }
 
+/*
+ * parley_envelope_unpack() gives back exactly the signed body, key and
+ * signature, which verify by themselves over context || body, and
+ * parley_envelope_pack() puts them together into the same bytes.
+ */
+static void
+test_envelope_unpack_pack(void **state)
+{
+    (void)state;
+    parley_key_t *key = s_key(0x21);
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX], body[PARLEY_ENVELOPE_MAX];
+    uint8_t again[PARLEY_ENVELOPE_MAX], pk[PARLEY_PUBLICKEY_BYTES];
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES], sig[PARLEY_SIGNATURE_BYTES];
+    size_t body_len = 0, len2 = 0;
+    s_update(&u);
+    size_t len = s_sign(key, &u, env);
+    parley_key_public(key, pk);
+
+    assert_int_equal(parley_envelope_unpack(env, len, body, sizeof(body),
+                                            &body_len, signer, sig),
+                     0);
+    assert_memory_equal(signer, pk, sizeof(pk));
+    assert_int_equal(parley__signature_check(signer, sig, body, body_len), 0);
+    parley_update_t back;
+    uint8_t space[1024];
+    parley__arena_t arena;
+    parley__arena_init(&arena, space, sizeof(space));
+    assert_int_equal(parley__update_decode(body, body_len, &back, &arena), 0);
+    parley__arena_reset(&arena);
+    assert_string_equal(back.headline, u.headline);
+
+    assert_int_equal(parley_envelope_pack(body, body_len, signer, sig, again,
+                                          sizeof(again), &len2),
+                     0);
+    assert_int_equal(len2, len);
+    assert_memory_equal(again, env, len);
+
+    /* A body larger than the buffer: its size, and nothing copied. */
+    size_t need = 0;
+    assert_int_equal(parley_envelope_unpack(env, len, body, body_len - 1,
+                                            &need, signer, sig),
+                     -ENOBUFS);
+    assert_int_equal(need, body_len);
+    /* Room too small for the envelope; an empty body; NULLs. */
+    assert_int_equal(parley_envelope_pack(body, body_len, signer, sig, again,
+                                          len - 1, &len2),
+                     -ENOBUFS);
+    assert_int_equal(parley_envelope_pack(body, 0, signer, sig, again,
+                                          sizeof(again), &len2),
+                     PARLEY_EARG);
+    assert_int_equal(parley_envelope_unpack(NULL, len, body, sizeof(body),
+                                            &body_len, signer, sig),
+                     PARLEY_EARG);
+    parley_key_destroy(&key);
+}
+
+/* What is not an envelope is PARLEY_EMALFORMED, whatever its bytes. */
+static void
+test_envelope_unpack_malformed(void **state)
+{
+    (void)state;
+    parley_key_t *key = s_key(0x22);
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX], body[PARLEY_ENVELOPE_MAX];
+    uint8_t signer[PARLEY_PUBLICKEY_BYTES], sig[PARLEY_SIGNATURE_BYTES];
+    uint8_t short_sig[8] = { 0 };
+    size_t body_len;
+    s_update(&u);
+    size_t len = s_sign(key, &u, env);
+    /* Cut anywhere: a truncated field does not decode. */
+    for (size_t cut = 0; cut < len; cut += 7)
+        if (parley_envelope_unpack(env, cut, body, sizeof(body), &body_len,
+                                   signer, sig)
+            != PARLEY_EMALFORMED)
+            fail_msg("an envelope cut at %zu of %zu bytes was accepted", cut,
+                     len);
+    /* A signature of the wrong size. */
+    uint8_t bad[128];
+    size_t bad_len = 0;
+    static const uint8_t b[] = { 1, 2, 3 };
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES] = { 0 };
+    assert_int_equal(parley__envelope_encode(b, sizeof(b), pk, sig, bad,
+                                             sizeof(bad), &bad_len),
+                     0);
+    bad[bad_len - PARLEY_SIGNATURE_BYTES - 1] = sizeof(short_sig);
+    assert_int_equal(parley_envelope_unpack(bad,
+                                            bad_len - PARLEY_SIGNATURE_BYTES
+                                                + sizeof(short_sig),
+                                            body, sizeof(body), &body_len,
+                                            signer, sig),
+                     PARLEY_EMALFORMED);
+    parley_key_destroy(&key);
+}
+
 int
 main(void)
 {
@@ -872,6 +967,8 @@ main(void)
         cmocka_unit_test(test_verify_signed_invalid),
         cmocka_unit_test(test_verify_oversized_body),
         cmocka_unit_test(test_delivery_decode),
+        cmocka_unit_test(test_envelope_unpack_pack),
+        cmocka_unit_test(test_envelope_unpack_malformed),
         cmocka_unit_test(test_golden_update_1),
         cmocka_unit_test(test_golden_correction_2),
         cmocka_unit_test(test_golden_seed01_public_key),
