@@ -404,6 +404,7 @@ parley__request_decode(const void *buf, size_t len, parley__request_t *out,
     out->filter.filter = (parley_filter_t){ 0 };
     out->any_of = NULL;
     out->n_any_of = 0;
+    out->entries = false;
     switch (m->op_case) {
     case PARLEY__V1__API_REQUEST__OP_PUBLISH:
         out->op = PARLEY__OP_PUBLISH;
@@ -421,6 +422,7 @@ parley__request_decode(const void *buf, size_t len, parley__request_t *out,
                                            m->replay->n_any_of, arena);
     case PARLEY__V1__API_REQUEST__OP_SNAPSHOT:
         out->op = PARLEY__OP_SNAPSHOT;
+        out->entries = m->snapshot->entries;
         rc = s_filter_from_wire(&out->filter, m->snapshot->filter);
         return rc < 0 ? rc
                       : s_any_of_from_wire(out, m->snapshot->any_of,
@@ -480,6 +482,7 @@ parley__request_encode(const parley__request_t *req, void *buf, size_t cap,
         snap.filter = &filter;
         snap.n_any_of = req->n_any_of;
         snap.any_of = anyp;
+        snap.entries = req->entries;
         m.op_case = PARLEY__V1__API_REQUEST__OP_SNAPSHOT;
         m.snapshot = &snap;
         break;
@@ -563,6 +566,8 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
     ProtobufCBinaryData *items = items_stack;
     Parley__V1__Stat statv[S_STACK_LIST];
     Parley__V1__Stat *statp[S_STACK_LIST];
+    Parley__V1__StateEntry *entv = NULL;
+    Parley__V1__StateEntry **entp = NULL;
     int rc;
 
     m.request_id = r->request_id;
@@ -606,6 +611,28 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
             snap.n_deliveries = r->n_deliveries;
             snap.deliveries = items;
             snap.seq = r->seq;
+            if (r->n_entries > 0) {
+                entv = r->n_entries <= SIZE_MAX / sizeof(*entv)
+                           ? malloc(r->n_entries * sizeof(*entv))
+                           : NULL;
+                entp = entv != NULL ? malloc(r->n_entries * sizeof(*entp))
+                                    : NULL;
+                if (entp == NULL) {
+                    rc = -ENOMEM;
+                    goto done;
+                }
+                for (size_t i = 0; i < r->n_entries; i++) {
+                    entv[i] = (Parley__V1__StateEntry)
+                        PARLEY__V1__STATE_ENTRY__INIT;
+                    entv[i].negotiation = (char *)r->entries[i].negotiation;
+                    entv[i].party = (char *)r->entries[i].party;
+                    entv[i].phase = r->entries[i].phase;
+                    entv[i].seq = r->entries[i].seq;
+                    entp[i] = &entv[i];
+                }
+                snap.n_entries = r->n_entries;
+                snap.entries = entp;
+            }
             m.result_case = PARLEY__V1__API_REPLY__RESULT_SNAPSHOT;
             m.snapshot = &snap;
         }
@@ -645,8 +672,11 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         return PARLEY_EARG;
     }
     rc = s_pack(&m.base, buf, cap, len);
+done:
     if (items != items_stack)
         free(items);
+    free(entv);
+    free(entp);
     return rc;
 }
 
@@ -689,6 +719,18 @@ parley__reply_decode(const void *buf, size_t len, parley__reply_t *out,
             n = m->snapshot->n_deliveries;
             items = m->snapshot->deliveries;
             out->seq = m->snapshot->seq;
+            size_t ne = m->snapshot->n_entries;
+            parley__entry_t *e =
+                ne > 0 ? s_arena_alloc(arena, ne * sizeof(*e)) : NULL;
+            if (ne > 0 && e == NULL)
+                return -ENOMEM;
+            for (size_t i = 0; i < ne; i++) {
+                const Parley__V1__StateEntry *w = m->snapshot->entries[i];
+                e[i] = (parley__entry_t){ w->negotiation, w->party, w->phase,
+                                          w->seq };
+            }
+            out->entries = e;
+            out->n_entries = ne;
         }
         parley__bytes_t *v = n > 0 ? s_arena_alloc(arena, n * sizeof(*v)) : NULL;
         if (n > 0 && v == NULL)

@@ -136,6 +136,7 @@ typedef struct parley__request {
     parley__filterbuf_t filter;  /* REPLAY, SNAPSHOT */
     const parley__filterbuf_t *any_of; /* REPLAY, SNAPSHOT: OR of these */
     size_t n_any_of;             /* entries in any_of (decode: in the arena) */
+    bool entries;                /* SNAPSHOT: the client reads entries */
 } parley__request_t;
 
 /*
@@ -144,6 +145,22 @@ typedef struct parley__request {
  */
 int parley__request_match(const parley__request_t *req,
                           const parley_update_t *u);
+
+/*
+ * Does the state entry (negotiation, party, phase) match a filter (NULL:
+ * all), as an update naming that one party would? Returns 1 or 0.
+ */
+int parley__filter_match_entry(const parley_filter_t *f,
+                               const char *negotiation, const char *party,
+                               uint32_t phase);
+
+/*
+ * Does the state entry match the request's filters (its filter, and one
+ * of any_of when there are any)? Returns 1 or 0.
+ */
+int parley__request_match_entry(const parley__request_t *req,
+                                const char *negotiation, const char *party,
+                                uint32_t phase);
 
 /*
  * Put a client's filters (n, any of them; none: everything) into a
@@ -172,6 +189,17 @@ typedef struct parley__stat {
     uint64_t value;
 } parley__stat_t;
 
+/* A state entry as carried in SnapshotReply (strings borrowed). */
+typedef struct parley__entry {
+    const char *negotiation;
+    const char *party;
+    uint32_t phase;
+    uint64_t seq;
+} parley__entry_t;
+
+/* Bytes one encoded state entry takes in a SNAPSHOT reply, at most. */
+#define PARLEY__ENTRY_WIRE_MAX (2 * (PARLEY_SLUG_MAX + 2) + 6 + 11 + 11)
+
 /* An api reply, decoded or to be encoded. */
 typedef struct parley__reply {
     uint64_t request_id;
@@ -192,6 +220,8 @@ typedef struct parley__reply {
     uint64_t signer_seq;         /* REJECT replay: the signer's last one */
     const parley__bytes_t *deliveries; /* REPLAY, SNAPSHOT */
     size_t n_deliveries;
+    const parley__entry_t *entries; /* SNAPSHOT: the state entries */
+    size_t n_entries;
     uint64_t next_seq, head_seq; /* REPLAY */
     bool done;                   /* REPLAY */
     const parley__stat_t *stats; /* STATS */

@@ -124,6 +124,45 @@ parley__request_match(const parley__request_t *req, const parley_update_t *u)
 }
 
 int
+parley__filter_match_entry(const parley_filter_t *f, const char *negotiation,
+                           const char *party, uint32_t phase)
+{
+    if (f == NULL)
+        return 1;
+    int hit = f->n_negotiations == 0;
+    for (size_t i = 0; i < f->n_negotiations && !hit; i++)
+        hit = strcmp(f->negotiations[i], negotiation) == 0;
+    if (!hit)
+        return 0;
+    hit = f->n_parties == 0;
+    for (size_t i = 0; i < f->n_parties && !hit; i++)
+        hit = strcmp(f->parties[i], party) == 0;
+    if (!hit)
+        return 0;
+    hit = f->n_phases == 0;
+    for (size_t i = 0; i < f->n_phases && !hit; i++)
+        hit = f->phases[i] == phase;
+    return hit;
+}
+
+int
+parley__request_match_entry(const parley__request_t *req,
+                            const char *negotiation, const char *party,
+                            uint32_t phase)
+{
+    if (!parley__filter_match_entry(&req->filter.filter, negotiation, party,
+                                    phase))
+        return 0;
+    if (req->n_any_of == 0)
+        return 1;
+    for (size_t i = 0; i < req->n_any_of; i++)
+        if (parley__filter_match_entry(&req->any_of[i].filter, negotiation,
+                                       party, phase))
+            return 1;
+    return 0;
+}
+
+int
 parley_filter_match(const parley_filter_t *f, const parley_update_t *u)
 {
     if (f == NULL)

@@ -7,6 +7,7 @@
  * UNAVAILABLE; the first real answer (or refusal) is the result. A replay
  * asks page after page until its range is covered.
  */
+#include "entries.h"
 #include "options.h"
 #include "wire.h"
 
@@ -361,6 +362,7 @@ struct parley_query {
     parley__bytes_t *items;      /* ... one range per delivery */
     size_t n_items, next;        /* items in the page, the next to go */
     uint64_t gap_from, gap_to;   /* a GAP to hand out first (from > 0) */
+    parley__entries_t entries;   /* snapshot: the state's entries */
     parley_event_t ev;           /* what parley_query_next() hands out */
 };
 
@@ -372,6 +374,7 @@ parley_query_destroy(parley_query_t **q)
     parley_query_t *self = *q;
     s_call_close(&self->call);
     parley__delivery_release(&self->ev.delivery);
+    parley__entries_free(&self->entries);
     free(self->filters);
     free(self->page);
     free(self->items);
@@ -491,11 +494,14 @@ parley_snapshot(const parley_call_options_t *opt, parley_query_t **out)
     int rc = s_query_open(opt, &q);
     if (rc == 0) {
         q->call.req->op = PARLEY__OP_SNAPSHOT;
+        q->call.req->entries = true;
         s_query_filter(q);
         rc = s_call_ask(&q->call, &r);
     }
     if (rc == 0 && r.type != PARLEY__REPLY_SNAPSHOT)
         rc = PARLEY_EPROTO;
+    if (rc == 0)
+        rc = parley__entries_take(&q->entries, &r);
     if (rc == 0)
         rc = s_page_keep(q, &r);
     if (rc < 0) {
@@ -565,8 +571,15 @@ parley_query_next(parley_query_t *q, const parley_event_t **ev)
         if (q->next < q->n_items) {
             const parley__bytes_t *it = &q->items[q->next++];
             parley_delivery_t *d = &q->ev.delivery;
+            const parley__state_key_t *keys = NULL;
+            size_t n_keys = 0;
             int rc = parley_delivery_decode(q->call.opt.keyring, it->data,
                                             it->len, d);
+            if (rc == 0 && q->entries.n > 0) {
+                n_keys = parley__entries_of(&q->entries, d->seq, &keys);
+                if (!parley__entries_agree(keys, n_keys, &d->update))
+                    rc = PARLEY_EPROTO; /* entries it does not name */
+            }
             if (rc == -ENOMEM)
                 return rc;
             if (rc < 0) {
@@ -589,6 +602,8 @@ parley_query_next(parley_query_t *q, const parley_event_t **ev)
             if (!s_query_match(q, &d->update))
                 continue;
             parley__event_set(&q->ev, PARLEY_EVENT_DELIVERY, d->seq);
+            q->ev.entries = keys;
+            q->ev.n_entries = n_keys;
             *ev = &q->ev;
             return 1;
         }
@@ -604,4 +619,24 @@ uint64_t
 parley_query_seq(const parley_query_t *q)
 {
     return q != NULL ? q->seq : 0;
+}
+
+size_t
+parley_query_entry_count(const parley_query_t *q)
+{
+    return q != NULL ? q->entries.n : 0;
+}
+
+int
+parley_query_entry(const parley_query_t *q, size_t i,
+                   const char **negotiation, const char **party,
+                   uint32_t *phase, uint64_t *seq)
+{
+    if (q == NULL || i >= q->entries.n)
+        return PARLEY_EARG;
+    const parley__state_key_t *k = &q->entries.by_key[i];
+    parley__state_key_out(k, negotiation, party, phase);
+    if (seq != NULL)
+        *seq = k->seq;
+    return 0;
 }

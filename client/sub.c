@@ -35,6 +35,7 @@
  * The bookkeeping (merge.c) is plain data so it can be unit tested;
  * parley_sub_next() drives it with the sockets.
  */
+#include "entries.h"
 #include "keys.h"
 #include "merge.h"
 #include "options.h"
@@ -105,6 +106,9 @@ struct parley_sub {
     parley__merge_t merge;           /* what is known about the log */
     parley_start_t start;            /* where the subscription starts */
     uint64_t since;                  /* with PARLEY_START_SEQ */
+    parley__entries_t snap_entries;  /* LAST: the snapshot's entries, until
+                                        its deliveries are handed out */
+    uint64_t snap_seq;               /* ... and the seq it reflects */
 
     s_conn_t conn;                   /* the connection */
     int64_t conn_deadline;           /* PING, HEARTBEAT: give up then */
@@ -150,23 +154,6 @@ s_heartbeat_decode(const void *data, size_t len, parley__heartbeat_t *hb)
     return rc;
 }
 
-/* The seq of Delivery bytes, 0 if they do not decode. */
-static uint64_t
-s_delivery_seq(const void *data, size_t len)
-{
-    /* room for the copy protobuf-c makes of the envelope: no heap use */
-    uint8_t buf[PARLEY_ENVELOPE_MAX + 1024];
-    parley__arena_t arena;
-    uint64_t seq = 0;
-    int64_t received_at;
-    parley__bytes_t update;
-    parley__arena_init(&arena, buf, sizeof(buf));
-    if (parley__delivery_decode_raw(data, len, &seq, &received_at, &update,
-                                    &arena) < 0)
-        seq = 0;
-    parley__arena_reset(&arena);
-    return seq;
-}
 
 /* Queue a connection event for the current endpoint. */
 static void
@@ -439,7 +426,7 @@ s_read_feed(parley_sub_t *self, parley__heartbeat_t *hb)
             rc = 1;
         goto done;
     }
-    uint64_t seq = s_delivery_seq(zmq_msg_data(&body), zmq_msg_size(&body));
+    uint64_t seq = parley__delivery_seq(zmq_msg_data(&body), zmq_msg_size(&body));
     if (seq > 0 && self->started)
         rc = parley__merge_live(&self->merge, seq, zmq_msg_data(&body),
                                 zmq_msg_size(&body));
@@ -486,6 +473,7 @@ s_maybe_request(parley_sub_t *self)
     memset(&self->req, 0, sizeof(self->req));
     if (self->merge.hold) {
         self->req.op = PARLEY__OP_SNAPSHOT;
+        self->req.entries = true;
     } else if (parley__merge_want_replay(&self->merge, &from)) {
         self->req.op = PARLEY__OP_REPLAY;
         self->req.from_seq = from;
@@ -514,7 +502,7 @@ s_reply_items(const parley__reply_t *r, parley__merge_item_t **out)
         return -ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < r->n_deliveries; i++) {
-        uint64_t seq = s_delivery_seq(r->deliveries[i].data,
+        uint64_t seq = parley__delivery_seq(r->deliveries[i].data,
                                       r->deliveries[i].len);
         if (seq == 0)
             continue;
@@ -555,6 +543,13 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
                                 r->done, items, (size_t)n);
     } else if (self->req_op == PARLEY__OP_SNAPSHOT
                && r->type == PARLEY__REPLY_SNAPSHOT) {
+        /* Which entries each delivery holds; a daemon that does not say
+         * is answered as a protocol error, asked again after a pause. */
+        if ((rc = parley__entries_take(&self->snap_entries, r)) < 0) {
+            self->retry_at = parley__mono_ms() + S_RETRY_PAUSE_MS;
+            return rc;
+        }
+        self->snap_seq = r->seq;
         if ((n = s_reply_items(r, &items)) < 0)
             return (int)n;
         rc = parley__merge_snapshot(&self->merge, r->seq, items, (size_t)n);
@@ -595,8 +590,20 @@ static int
 s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
 {
     parley_event_t *ev = &self->ev;
+    const parley__state_key_t *keys = NULL;
+    size_t n_keys = 0;
+    if (self->snap_entries.n > 0) {
+        /* A snapshot's delivery holds the entries it names there; past
+         * the snapshot they are no longer needed. */
+        if (it->seq > self->snap_seq)
+            parley__entries_free(&self->snap_entries);
+        else
+            n_keys = parley__entries_of(&self->snap_entries, it->seq, &keys);
+    }
     int rc = parley_delivery_decode(self->keyring, it->data, it->len,
                                     &ev->delivery);
+    if (rc == 0 && !parley__entries_agree(keys, n_keys, &ev->delivery.update))
+        rc = PARLEY_EPROTO; /* entries its update does not name */
     if (rc < 0) {
         parley__event_set(ev, PARLEY_EVENT_REJECTED, it->seq);
         ev->code = rc;
@@ -609,6 +616,8 @@ s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
     if (!match)
         return 0;
     parley__event_set(ev, PARLEY_EVENT_DELIVERY, it->seq);
+    ev->entries = keys;
+    ev->n_entries = n_keys;
     return 1;
 }
 
@@ -915,6 +924,7 @@ parley_sub_destroy(parley_sub_t **sub)
         zmq_close(self->feed); /* before the wire terminates the context */
     parley__wire_destroy(&self->wire);
     parley__merge_clear(&self->merge);
+    parley__entries_free(&self->snap_entries);
     parley__endpoints_free(&self->eps);
     parley__delivery_release(&self->ev.delivery);
     free(self->filters);

@@ -96,6 +96,14 @@ struct parley_filter {
     struct parley__filterbuf *own;
 };
 
+/* An entry of the current state and the seq holding it (entries.h). */
+typedef struct parley__state_key {
+    char negotiation[PARLEY_SLUG_MAX + 1];
+    char party[PARLEY_SLUG_MAX + 1];
+    uint32_t phase;
+    uint64_t seq;
+} parley__state_key_t;
+
 /* What a subscriber or a query hands out. */
 struct parley_event {
     parley_event_type_t type;
@@ -104,6 +112,9 @@ struct parley_event {
     int code;                      /* REJECTED, DISCONNECTED */
     const char *endpoint;          /* CONNECTED, DISCONNECTED (borrowed) */
     struct parley_delivery delivery; /* DELIVERY */
+    const parley__state_key_t *entries; /* DELIVERY of a snapshot: the
+                                      entries it holds (borrowed) */
+    size_t n_entries;
 };
 
 /* Set *ev to an event of type with seq (seq_last = seq), no delivery; the

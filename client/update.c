@@ -6,6 +6,7 @@
  * learns at once which value is wrong; the rules that span fields are
  * parley_update_validate()'s (validate.c).
  */
+#include "entries.h"
 #include "types.h"
 
 #include <errno.h>
@@ -435,6 +436,8 @@ parley__event_set(parley_event_t *ev, parley_event_type_t type, uint64_t seq)
     ev->seq = ev->seq_last = seq;
     ev->code = 0;
     ev->endpoint = NULL;
+    ev->entries = NULL;
+    ev->n_entries = 0;
 }
 
 parley_event_type_t
@@ -472,4 +475,23 @@ const char *
 parley_event_endpoint(const parley_event_t *ev)
 {
     return ev != NULL ? ev->endpoint : NULL;
+}
+
+size_t
+parley_event_entry_count(const parley_event_t *ev)
+{
+    return ev != NULL && ev->type == PARLEY_EVENT_DELIVERY ? ev->n_entries
+                                                           : 0;
+}
+
+int
+parley_event_entry(const parley_event_t *ev, size_t i,
+                   const char **negotiation, const char **party,
+                   uint32_t *phase)
+{
+    if (i >= parley_event_entry_count(ev))
+        return PARLEY_EARG;
+    const parley__state_key_t *k = &ev->entries[i];
+    parley__state_key_out(k, negotiation, party, phase);
+    return 0;
 }

@@ -788,9 +788,11 @@ s_read(pd_storage_t *base, uint64_t seq, int64_t *received_at, void *buf,
 }
 
 static int
-s_latest(const pd_storage_t *base, uint64_t **seqs)
+s_latest(const pd_storage_t *base, pd_entry_want_fn want, void *ctx,
+         pd_entry_t **entries)
 {
-    return pd_storage_latest(((const pd_cluster_t *)base)->local, seqs);
+    return pd_storage_latest(((const pd_cluster_t *)base)->local, want, ctx,
+                             entries);
 }
 
 static int

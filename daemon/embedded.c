@@ -130,19 +130,28 @@ s_put(pd_embedded_t *self, uint64_t seq, int64_t received_at,
 {
     if (self->n_durable > 0)
         s_release(self);
-    if (signer != NULL
-        && pd_index_reserve(self->idx, signer, u->n_parties) < 0) {
+    if (self->batch_cap - self->batch_used < len
+        || self->n_pending == S_PENDING_MAX)
+        return PD_STORAGE_FULL;
+    /* Room in the indexes, so that applying it after the commit cannot
+     * fail (a void record takes its place in the state too, holding
+     * nothing); given back if the append is refused. */
+    size_t n_parties = signer != NULL ? u->n_parties : 0;
+    size_t n_refs = signer != NULL ? u->n_references : 0;
+    if ((signer != NULL
+             ? pd_index_reserve(self->idx, signer, n_parties, n_refs)
+             : pd_index_reserve_empty(self->idx))
+        < 0) {
         pd_log_limited(PD_LOG_KEY_STORAGE, PD_LOG_ERROR,
                        "embedded: out of memory for the indexes; update "
                        "refused as unavailable");
         return PARLEY_EUNAVAILABLE;
     }
-    if (self->batch_cap - self->batch_used < len
-        || self->n_pending == S_PENDING_MAX)
-        return PD_STORAGE_FULL;
     int rc = pd_store_append(self->store, seq, received_at, env, len);
-    if (rc == -EMSGSIZE)
+    if (rc == -EMSGSIZE) {
+        pd_index_unreserve(self->idx, n_parties, n_refs);
         return PARLEY_ETOOLARGE;
+    }
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
                (unsigned long long)seq, parley_error_name(rc));
@@ -197,18 +206,22 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
 static void
 s_apply(pd_embedded_t *self, const s_pending_t *p)
 {
+    if (p->is_void) { /* its place in the state, holding nothing */
+        pd_index_apply(self->idx, p->seq, NULL);
+        return;
+    }
     parley__facts_t f;
     parley__envelope_t e;
     parley__arena_t arena;
     parley__arena_init(&arena, self->scratch, self->scratch_cap);
     int rc = parley__facts_decode(self->batch + p->off, p->len, &f, &e,
                                   &self->update, &arena);
-    if (rc == 0)
-        pd_index_apply(self->idx, p->seq, &f);
-    else /* it decoded when it was checked: cannot happen */
+    if (rc < 0) /* it decoded when it was checked: cannot happen */
         pd_log(PD_LOG_ERROR, "embedded: seq %llu does not decode (%s); "
-                             "not in the latest state",
+                             "not in the current state",
                (unsigned long long)p->seq, parley_error_name(rc));
+    /* Every seq takes its place in the state, in order. */
+    pd_index_apply(self->idx, p->seq, rc == 0 ? &f : NULL);
     parley__arena_reset(&arena);
 }
 
@@ -260,8 +273,7 @@ s_commit(pd_storage_t *base)
     /* After a failure a prefix may be durable (the queue spanned a roll). */
     size_t durable = rc == 0 ? self->n_pending : s_durable_count(self);
     for (size_t i = self->n_durable; i < durable; i++)
-        if (!self->pending[i].is_void)
-            s_apply(self, &self->pending[i]);
+        s_apply(self, &self->pending[i]);
     self->n_durable = durable;
     if (rc < 0)
         return s_commit_failed(self, rc);
@@ -321,9 +333,11 @@ s_read(pd_storage_t *base, uint64_t seq, int64_t *received_at, void *buf,
 }
 
 static int
-s_latest(const pd_storage_t *base, uint64_t **seqs)
+s_latest(const pd_storage_t *base, pd_entry_want_fn want, void *ctx,
+         pd_entry_t **entries)
 {
-    return pd_index_latest_seqs(((const pd_embedded_t *)base)->idx, seqs);
+    return pd_index_latest(((const pd_embedded_t *)base)->idx, want, ctx,
+                           entries);
 }
 
 static int
@@ -385,7 +399,8 @@ static const pd_storage_ops_t s_ops = {
     .destroy = s_destroy,
 };
 
-/* pd_store_scan_fn: void records (replica) are counted, not indexed. */
+/* pd_store_scan_fn: void records (replica) are counted, and take their
+ * place in the state holding nothing. */
 static int
 s_scan(void *ctx, uint64_t seq, int64_t received_at, const uint8_t *payload,
        size_t len)
@@ -393,7 +408,10 @@ s_scan(void *ctx, uint64_t seq, int64_t received_at, const uint8_t *payload,
     pd_embedded_t *self = ctx;
     if (pd_embedded_void_parse(payload, len, NULL, NULL)) {
         self->voids++;
-        return 0;
+        int rc = pd_index_reserve_empty(self->idx);
+        if (rc == 0)
+            pd_index_apply(self->idx, seq, NULL);
+        return rc;
     }
     return pd_index_scan(self->idx, seq, received_at, payload, len);
 }

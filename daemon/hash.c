@@ -223,7 +223,7 @@ pd_hash_count(const pd_hash_t *h)
 }
 
 size_t
-pd_hash_remove_if(pd_hash_t *h, pd_hash_pred_fn pred, void *ctx)
+pd_hash_remove_where(pd_hash_t *h, pd_hash_entry_pred_fn pred, void *ctx)
 {
     size_t removed = 0;
     /*
@@ -233,7 +233,7 @@ pd_hash_remove_if(pd_hash_t *h, pd_hash_pred_fn pred, void *ctx)
      * twice is harmless.
      */
     for (size_t i = 0; i < h->cap;) {
-        if (h->used[i] && pred(h->vals[i], ctx)) {
+        if (h->used[i] && pred(h->keys + i * h->keylen, h->vals[i], ctx)) {
             s_remove_at(h, i);
             removed++;
         } else {
@@ -241,6 +241,27 @@ pd_hash_remove_if(pd_hash_t *h, pd_hash_pred_fn pred, void *ctx)
         }
     }
     return removed;
+}
+
+/* pd_hash_remove_if()'s predicate and context, for pd_hash_remove_where(). */
+typedef struct {
+    pd_hash_pred_fn pred;
+    void *ctx;
+} s_by_value_t;
+
+static bool
+s_by_value(const void *key, uint64_t val, void *ctx)
+{
+    const s_by_value_t *bv = ctx;
+    (void)key;
+    return bv->pred(val, bv->ctx);
+}
+
+size_t
+pd_hash_remove_if(pd_hash_t *h, pd_hash_pred_fn pred, void *ctx)
+{
+    s_by_value_t bv = { pred, ctx };
+    return pd_hash_remove_where(h, s_by_value, &bv);
 }
 
 void

@@ -69,6 +69,18 @@ typedef bool (*pd_hash_pred_fn)(uint64_t val, void *ctx);
 /* Remove every entry whose value satisfies pred. Returns how many. */
 size_t pd_hash_remove_if(pd_hash_t *h, pd_hash_pred_fn pred, void *ctx);
 
+/* Predicate over an entry (its key and value) for pd_hash_remove_where(). */
+typedef bool (*pd_hash_entry_pred_fn)(const void *key, uint64_t val,
+                                      void *ctx);
+
+/*
+ * Remove every entry that satisfies pred. pred may be called more than
+ * once for an entry it keeps, and exactly once with true for each entry
+ * it removes. Returns how many were removed.
+ */
+size_t pd_hash_remove_where(pd_hash_t *h, pd_hash_entry_pred_fn pred,
+                            void *ctx);
+
 /* Call fn for every entry, in no particular order; fn must not modify h. */
 void pd_hash_foreach(const pd_hash_t *h,
                      void (*fn)(const void *key, uint64_t val, void *ctx),

@@ -1,7 +1,7 @@
 /*
  * index.h - parleyd's in-memory indexes over the log.
  *
- * All three are rebuilt from the log at start (pd_index_scan() is the
+ * Both are rebuilt from the log at start (pd_index_scan() is the
  * pd_store_open() callback), so replay protection and the snapshot survive
  * restarts and kill -9:
  *
@@ -10,15 +10,28 @@
  *            ascending (signer_seq only grows per signer), so that a
  *            resend of accepted bytes can be answered with its seq after
  *            a binary search and one byte comparison with the log
- *   latest   (negotiation, party, phase) -> seq of the update that holds
- *            the current state of that key
+ *   state    the current state of docs/protocol.md section 5: for each
+ *            entry (negotiation, party, phase) the newest update or
+ *            correction naming it that no withdrawal in force names, and
+ *            what is needed to fall back when one does: the entry's
+ *            earlier candidates (a link per record and party), and for
+ *            every correction and retraction the seqs it names, with, for
+ *            each record named, how many withdrawals in force name it
  *
- * The signer and latest-state tables are open-addressing hash tables,
- * pd_hash_t (hash.h).
+ * The state follows applied records (pd_index_apply(), in seq order,
+ * each once), the same calls whoever applies them: the embedded storage
+ * after its commit, the scan at start, a cluster follower. Memory per
+ * held record: 8 bytes, 8 more per party of an update or correction and
+ * per seq a correction or retraction names, and a hash entry for each
+ * record that something names (docs/operations.md, "Memory").
+ *
+ * The signer and entry tables are open-addressing hash tables, pd_hash_t
+ * (hash.h).
  */
 #ifndef PD_INDEX_H
 #define PD_INDEX_H
 
+#include "entry.h"
 #include "facts.h"
 #include "parley.h"
 
@@ -39,16 +52,32 @@ pd_index_t *pd_index_new(void);
 void pd_index_destroy(pd_index_t **idx);
 
 /*
- * Make room for one more update by signer naming n_parties parties, so
- * that adding it cannot fail (the daemon reserves before it appends to
- * the log). Reservations add up until the updates are applied, so an
- * update's latest state may be applied later (pd_index_apply()).
+ * Make room for one more update by signer naming n_parties parties and
+ * n_references seqs, so that adding it cannot fail (the daemon reserves
+ * before it appends to the log). Reservations add up until the updates
+ * are applied, so an update's state may be applied later
+ * (pd_index_apply()).
  *
  * Returns:   0 or -ENOMEM.
  */
 int pd_index_reserve(pd_index_t *idx,
                      const uint8_t signer[PARLEY_PUBLICKEY_BYTES],
-                     size_t n_parties);
+                     size_t n_parties, size_t n_references);
+
+/*
+ * Make room for one more seq that holds no update (a cluster node's void
+ * record, docs/cluster.md), applied with pd_index_apply(idx, seq, NULL).
+ *
+ * Returns:   0 or -ENOMEM.
+ */
+int pd_index_reserve_empty(pd_index_t *idx);
+
+/*
+ * Give back the reservation of an update that will not be applied after
+ * all (its append was refused): the counts given to pd_index_reserve().
+ */
+void pd_index_unreserve(pd_index_t *idx, size_t n_parties,
+                        size_t n_references);
 
 /*
  * Record an accepted update at once: pd_index_add_signer() and
@@ -69,8 +98,11 @@ void pd_index_add_signer(pd_index_t *idx, uint64_t seq,
 
 /*
  * The state half, when the update is durable: apply it (f, see facts.h)
- * to the latest state and release its reservation. Updates are applied
- * in seq order.
+ * to the current state and release its reservation. Records are applied
+ * in seq order, every seq once; f NULL stands for a record that does not
+ * decode (it holds no state and withdraws nothing). A seq that skips
+ * ahead of the last one applied is logged, and the state forgets
+ * everything before it (as retention would).
  */
 void pd_index_apply(pd_index_t *idx, uint64_t seq, const parley__facts_t *f);
 
@@ -102,24 +134,35 @@ uint64_t pd_index_dedupe_lookup(const pd_index_t *idx,
                                 uint64_t signer_seq);
 
 /*
- * The seqs the latest state consists of, ascending, each once.
+ * The entries that have a state now and that want (NULL: all) accepts,
+ * in no particular order. Expiry is not looked at: the index does not
+ * read the records (the caller does, and leaves out an entry whose
+ * update has expired; it does not fall back, section 5).
  *
  * Returns:   the count, or -ENOMEM.
  * Ownership: *out is the caller's; free() it (NULL when the count is 0).
  */
-int pd_index_latest_seqs(const pd_index_t *idx, uint64_t **out);
+int pd_index_latest(const pd_index_t *idx, pd_entry_want_fn want, void *ctx,
+                    pd_entry_t **out);
 
 /*
- * Forget entries that point below first_seq (retention removed them): the
- * dedupe entries and latest-state keys. Signer seqs are kept.
+ * Forget what points below first_seq (retention removed it): dedupe
+ * pairs, and the records below it in the state. An entry whose state was
+ * below it has no state now (what was before is gone too); one that
+ * falls back later never reaches below it. Signer seqs are kept.
  */
 void pd_index_forget_before(pd_index_t *idx, uint64_t first_seq);
 
-/* Sizes, for stats. */
+/* Sizes, for stats and tests. */
 typedef struct pd_index_stats {
     size_t signers;      /* signers with an accepted update */
     size_t dedupe;       /* (signer_seq, seq) pairs remembered */
-    size_t latest;       /* (negotiation, party, phase) keys with state */
+    size_t latest;       /* entries (negotiation, party, phase) with state */
+    size_t entries;      /* entries known, with a state or not */
+    size_t records;      /* records held by the state */
+    size_t links;        /* their candidate and reference links */
+    size_t named;        /* records some correction or retraction names */
+    size_t withdrawn;    /* records a withdrawal in force names */
     uint64_t scanned;    /* records added by pd_index_scan() */
     uint64_t skipped;    /* logged records that did not decode */
 } pd_index_stats_t;

@@ -8,6 +8,7 @@
  */
 #include "query.h"
 
+#include "entries.h"
 #include "log.h"
 
 #include <errno.h>
@@ -270,60 +271,190 @@ s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
     return 0;
 }
 
+/* pd_entry_want_fn: does the entry match the request's filters? */
+static bool
+s_entry_wanted(const pd_entry_t *e, void *ctx)
+{
+    return parley__request_match_entry(ctx, e->negotiation, e->party,
+                                       e->phase);
+}
+
+/* Order entries by seq, then key. */
+static int
+s_cmp_seq(const void *a, const void *b)
+{
+    const pd_entry_t *x = a, *y = b;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return parley__state_key_cmp(x, y);
+}
+
+/* Order entries as the reply lists them: by key, then seq. */
+static int
+s_cmp_key(const void *a, const void *b)
+{
+    const pd_entry_t *x = a, *y = b;
+    int c = parley__state_key_cmp(x, y);
+    return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
 /*
- * Collect the deliveries of the n latest-state seqs that rd wants and
- * that have not expired. Returns 0 or a negative error.
+ * An older client (no `entries` in its request) reads each delivery as the
+ * state of every entry it names. Note, for a delivery kept, the entries it
+ * names that the request asks for: each must be held by that delivery or
+ * a newer one of the reply, or that client would read a wrong state.
+ * claims collects them as entries with the delivery's seq.
  */
 static int
-s_snap_collect(pd_query_t *self, const s_reader_t *rd, const uint64_t *seqs,
-               int n, s_snap_t *s)
+s_claims_add(pd_entry_t **claims, size_t *n, size_t *cap,
+             const parley__request_t *req, const parley_update_t *u,
+             uint64_t seq)
 {
-    if (n > 0 && (s->offs = malloc((size_t)n * sizeof(size_t))) == NULL)
+    for (size_t i = 0; i < u->n_parties; i++) {
+        if (!parley__request_match_entry(req, u->negotiation, u->parties[i],
+                                         u->phase))
+            continue;
+        if (*n == *cap) {
+            size_t c = *cap > 0 ? *cap * 2 : 64;
+            pd_entry_t *p = realloc(*claims, c * sizeof(*p));
+            if (p == NULL)
+                return -ENOMEM;
+            *claims = p;
+            *cap = c;
+        }
+        pd_entry_t *e = &(*claims)[(*n)++];
+        memset(e, 0, sizeof(*e));
+        memcpy(e->negotiation, u->negotiation, sizeof(e->negotiation));
+        memcpy(e->party, u->parties[i], sizeof(e->party));
+        e->phase = u->phase;
+        e->seq = seq;
+    }
+    return 0;
+}
+
+/*
+ * Would an older client read the state right from these deliveries: is
+ * every claim (sorted here) matched by an entry (sorted by key; one per
+ * key) of the same key with a seq at least the claim's?
+ */
+static bool
+s_claims_hold(pd_entry_t *claims, size_t n_claims, const pd_entry_t *entries,
+              size_t n)
+{
+    if (n_claims > 1) /* claims is NULL when there are none */
+        qsort(claims, n_claims, sizeof(*claims), s_cmp_key);
+    size_t j = 0;
+    for (size_t i = 0; i < n_claims; i++) {
+        while (j < n && parley__state_key_cmp(&entries[j], &claims[i]) < 0)
+            j++;
+        if (j == n || parley__state_key_cmp(&entries[j], &claims[i]) != 0
+            || entries[j].seq < claims[i].seq)
+            return false;
+    }
+    return true;
+}
+
+/* What a snapshot collects. */
+typedef struct {
+    s_snap_t snap;         /* the deliveries */
+    pd_entry_t *entries;   /* the state's entries the request asks for;
+                              those kept first, then the rest */
+    size_t n_entries;      /* entries asked for */
+    size_t kept;           /* of which kept: their update was read, is not
+                              expired and may be read by the client */
+    pd_entry_t *claims;    /* older clients: see s_claims_add() */
+    size_t n_claims, claims_cap;
+} s_state_t;
+
+/*
+ * Read the update of each seq the entries name, once, in seq order, and
+ * keep it (and its entries) unless it is gone, expired or not for this
+ * reader. Returns 0 or a negative error.
+ */
+static int
+s_snap_collect(pd_query_t *self, const s_reader_t *rd, s_state_t *st)
+{
+    size_t n = st->n_entries;
+    if (n > 0 && (st->snap.offs = malloc(n * sizeof(size_t))) == NULL)
         return -ENOMEM;
+    if (n > 1) /* entries is NULL when there are none */
+        qsort(st->entries, n, sizeof(*st->entries), s_cmp_seq);
     int64_t now = parley_now_ms();
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0, next; i < n; i = next) {
+        uint64_t seq = st->entries[i].seq;
+        for (next = i + 1; next < n && st->entries[next].seq == seq; next++)
+            ;
         int64_t received_at;
         size_t len;
-        int rc = s_read_record(self, seqs[i], &received_at, &len);
+        int rc = s_read_record(self, seq, &received_at, &len);
         if (rc == -ENOENT || rc == PARLEY_EMALFORMED || rc == PARLEY_EINVALID)
             continue; /* removed by retention, or logged at start */
         if (rc < 0)
             return rc;
         const parley_update_t *u = &self->update;
-        if ((u->expires_at != 0 && u->expires_at <= now)
-            || !s_wanted(self, rd, u))
+        /* An expired update holds no entry; nothing falls back. */
+        if (u->expires_at != 0 && u->expires_at <= now)
             continue;
-        if ((rc = s_snap_add(s, seqs[i], received_at, self->record, len)) < 0)
+        if (!rd->reads_all && !s_wanted(self, rd, u))
+            continue;
+        if ((rc = s_snap_add(&st->snap, seq, received_at, self->record, len))
+            < 0)
             return rc;
+        if (!rd->req->entries
+            && (rc = s_claims_add(&st->claims, &st->n_claims,
+                                  &st->claims_cap, rd->req, u, seq)) < 0)
+            return rc;
+        /* Keep its entries: move them to the front. */
+        for (size_t k = i; k < next; k++) {
+            pd_entry_t e = st->entries[k];
+            st->entries[k] = st->entries[st->kept];
+            st->entries[st->kept++] = e;
+        }
     }
+    if (st->kept > 1)
+        qsort(st->entries, st->kept, sizeof(*st->entries), s_cmp_key);
     return 0;
 }
 
-/* Encode the collected deliveries as the snapshot reply to req. */
+/* Encode the collected deliveries and entries as the reply to req. */
 static int
 s_snap_encode(pd_query_t *self, const parley__request_t *req,
-              const s_snap_t *s, pd_query_answer_t *a)
+              const s_state_t *st, pd_query_answer_t *a)
 {
+    const s_snap_t *s = &st->snap;
     parley__bytes_t *list = calloc(s->n > 0 ? s->n : 1, sizeof(*list));
-    size_t out_cap = s->used + s->n * parley__reply_item_overhead(0) + 64;
-    self->snap_out = malloc(out_cap);
+    parley__entry_t *ents = NULL;
+    size_t n_ents = req->entries ? st->kept : 0;
+    size_t out_cap = s->used + s->n * parley__reply_item_overhead(0)
+                     + n_ents * PARLEY__ENTRY_WIRE_MAX + 64;
     int rc = PARLEY_EUNAVAILABLE;
-    if (list != NULL && self->snap_out != NULL) {
+    if (n_ents > 0)
+        ents = calloc(n_ents, sizeof(*ents));
+    self->snap_out = malloc(out_cap);
+    if (list != NULL && self->snap_out != NULL && (n_ents == 0 || ents)) {
         for (size_t i = 0; i < s->n; i++) {
             size_t end = i + 1 < s->n ? s->offs[i + 1] : s->used;
             list[i] = (parley__bytes_t){ s->buf + s->offs[i],
                                          end - s->offs[i] };
         }
+        for (size_t i = 0; i < n_ents; i++)
+            ents[i] = (parley__entry_t){ st->entries[i].negotiation,
+                                         st->entries[i].party,
+                                         st->entries[i].phase,
+                                         st->entries[i].seq };
         parley__reply_t r = { .request_id = req->request_id,
                               .type = PARLEY__REPLY_SNAPSHOT,
                               .deliveries = list,
                               .n_deliveries = s->n,
+                              .entries = ents,
+                              .n_entries = n_ents,
                               .seq = pd_storage_head(self->storage) };
         rc = s_encode(&r, self->snap_out, out_cap, a);
     } else {
         snprintf(a->detail, sizeof(a->detail), "(out of memory)");
     }
     free(list);
+    free(ents);
     return rc;
 }
 
@@ -334,25 +465,37 @@ pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
     memset(a, 0, sizeof(*a));
     free(self->snap_out);
     self->snap_out = NULL;
-    uint64_t *seqs = NULL;
-    s_snap_t s = { 0 };
+    s_state_t st = { 0 };
     s_reader_t rd = s_reader(self, req, user);
-    int n = pd_storage_latest(self->storage, &seqs);
-    int rc = n < 0 ? n : s_snap_collect(self, &rd, seqs, n, &s);
+    int n = pd_storage_latest(self->storage, s_entry_wanted, (void *)req,
+                              &st.entries);
+    int rc = n;
+    if (n >= 0) {
+        st.n_entries = (size_t)n;
+        rc = s_snap_collect(self, &rd, &st);
+    }
     if (rc < 0) {
         pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
                        parley_error_name(rc));
         rc = PARLEY_EUNAVAILABLE;
-    } else if (s.n > PD_QUERY_SNAPSHOT_MAX) {
+    } else if (st.snap.n > PD_QUERY_SNAPSHOT_MAX) {
         snprintf(a->detail, sizeof(a->detail),
-                 "(snapshot holds %zu updates, over %d)", s.n,
+                 "(snapshot holds %zu updates, over %d)", st.snap.n,
                  PD_QUERY_SNAPSHOT_MAX);
         rc = PARLEY_EUNAVAILABLE;
+    } else if (!req->entries
+               && !s_claims_hold(st.claims, st.n_claims, st.entries,
+                                 st.kept)) {
+        snprintf(a->detail, sizeof(a->detail),
+                 "(updates name entries they do not hold: needs a client "
+                 "that reads entries)");
+        rc = PARLEY_EBADREQUEST;
     } else {
-        rc = s_snap_encode(self, req, &s, a);
+        rc = s_snap_encode(self, req, &st, a);
     }
-    free(seqs);
-    free(s.offs);
-    free(s.buf);
+    free(st.entries);
+    free(st.claims);
+    free(st.snap.offs);
+    free(st.snap.buf);
     return rc;
 }

@@ -69,13 +69,17 @@ int pd_query_replay(pd_query_t *q, const parley__request_t *req,
                     const char *user, pd_query_answer_t *a);
 
 /*
- * Snapshot: the update holding each (negotiation, party, phase) now,
- * minus expired ones, filtered and readable as for replay; ascending seq,
- * each seq once; seq = head.
+ * Snapshot: the entries (negotiation, party, phase) of the current state
+ * that match req's filters, each with the update holding it, minus
+ * entries whose update has expired (docs/protocol.md section 5); the
+ * updates readable as for replay, ascending seq, each once; the entries
+ * (when req->entries) by negotiation, phase, party; seq = head.
  *
- * Returns:   0 (a->reply holds the reply) or PARLEY_EUNAVAILABLE (out of
+ * Returns:   0 (a->reply holds the reply), PARLEY_EUNAVAILABLE (out of
  *            memory, a read error, or over PD_QUERY_SNAPSHOT_MAX updates:
- *            a->detail says which).
+ *            a->detail says which) or PARLEY_EBADREQUEST (a request
+ *            without entries, whose updates would not say the state
+ *            right: one of them holds only some of the entries it names).
  */
 int pd_query_snapshot(pd_query_t *q, const parley__request_t *req,
                       const char *user, pd_query_answer_t *a);

@@ -117,6 +117,7 @@
 #ifndef PD_STORAGE_H
 #define PD_STORAGE_H
 
+#include "entry.h"
 #include "parley.h"
 
 #include <stdbool.h>
@@ -206,7 +207,8 @@ typedef struct pd_storage_ops {
     uint64_t (*first)(const pd_storage_t *s);
     int (*read)(pd_storage_t *s, uint64_t seq, int64_t *received_at,
                 void *buf, size_t cap, size_t *len);
-    int (*latest)(const pd_storage_t *s, uint64_t **seqs);
+    int (*latest)(const pd_storage_t *s, pd_entry_want_fn want, void *ctx,
+                  pd_entry_t **entries);
     int (*retain)(pd_storage_t *s, int64_t now_ms);
     int (*check)(pd_storage_t *s);
     void (*health)(const pd_storage_t *s, pd_storage_health_t *out);
@@ -293,17 +295,21 @@ pd_storage_read(pd_storage_t *s, uint64_t seq, int64_t *received_at,
 }
 
 /*
- * The seqs the latest state consists of (the latest update per
- * negotiation, party and phase after corrections and retractions),
- * ascending, each once.
+ * The entries of the current state (docs/protocol.md section 5: per
+ * negotiation, party and phase, the newest update or correction that no
+ * withdrawal in force names) that want accepts (NULL: all), each with
+ * the seq holding its state, in no particular order. Expiry is left to
+ * the caller, who reads the records.
  *
  * Returns:   the count, or -ENOMEM.
- * Ownership: *seqs is the caller's; free() it (NULL when the count is 0).
+ * Ownership: *entries is the caller's; free() it (NULL when the count is
+ *            0).
  */
 static inline int
-pd_storage_latest(const pd_storage_t *s, uint64_t **seqs)
+pd_storage_latest(const pd_storage_t *s, pd_entry_want_fn want, void *ctx,
+                  pd_entry_t **entries)
 {
-    return s->ops->latest(s, seqs);
+    return s->ops->latest(s, want, ctx, entries);
 }
 
 /*

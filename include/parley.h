@@ -74,9 +74,9 @@ extern "C" {
 #define PARLEY_WARN_UNUSED
 #endif
 
-#define PARLEY_VERSION "1.1.0"
+#define PARLEY_VERSION "1.2.0"
 #define PARLEY_VERSION_MAJOR 1
-#define PARLEY_VERSION_MINOR 1
+#define PARLEY_VERSION_MINOR 2
 #define PARLEY_VERSION_PATCH 0
 
 /*
@@ -101,6 +101,7 @@ typedef struct parley_sub parley_sub_t;
 typedef struct parley_info parley_info_t;
 typedef struct parley_stats parley_stats_t;
 typedef struct parley_query parley_query_t;
+typedef struct parley_state parley_state_t;
 
 /* ---------------------------------------------------------------- limits */
 
@@ -931,7 +932,9 @@ typedef struct parley_pub_options {
 typedef enum {
     PARLEY_START_LIVE = 0,    /* updates published from now on */
     PARLEY_START_SEQ = 1,     /* every update from since_seq on, then live */
-    PARLEY_START_LAST = 2,    /* current state (snapshot), then live */
+    PARLEY_START_LAST = 2,    /* current state (snapshot: each delivery
+                                 says which entries it holds,
+                                 parley_event_entry()), then live */
 } parley_start_t;
 
 /* parley_sub_options_t.flags */
@@ -996,17 +999,18 @@ PARLEY_EXPORT const uint8_t *parley_info_daemon_id(const parley_info_t *info);
 /*
  * 16 bytes naming the log the seqs belong to, the same on every node of
  * a cluster (docs/cluster.md), or NULL for a single daemon, whose log is
- * its own. (Since 1.1.)
+ * its own. (Since 1.2.)
  */
 PARLEY_EXPORT const uint8_t *parley_info_log_id(const parley_info_t *info);
 /* 1 if the daemon is a cluster node behind its cluster's log (it serves
- * what it holds; its head moves on as it catches up), else 0. (1.1) */
+ * what it holds; its head moves on as it catches up), else 0. (1.2) */
 PARLEY_EXPORT int parley_info_catching_up(const parley_info_t *info);
 /* Where the daemon keeps updates: "embedded" or "cluster" ("" from a
- * daemon before 1.1). (1.1) */
+ * daemon before 1.2). (1.2) */
 PARLEY_EXPORT const char *parley_info_storage(const parley_info_t *info);
 /* "ok" while the daemon can take publishes, else why not ("no_quorum",
- * "disconnected", ...; "" from a daemon before 1.1). (1.1) */
+ * "disconnected", "store_error", ...; "" from a daemon before 1.2).
+ * (1.2) */
 PARLEY_EXPORT const char *parley_info_health(const parley_info_t *info);
 /* The last seq assigned (0: none yet). */
 PARLEY_EXPORT uint64_t parley_info_seq(const parley_info_t *info);
@@ -1043,13 +1047,22 @@ PARLEY_EXPORT int parley_stats_get(const parley_stats_t *s, const char *name,
 PARLEY_EXPORT void parley_stats_destroy(parley_stats_t **s);
 
 /*
- * The current state, once: the latest update per (negotiation, party,
- * phase) that matches the options' filters, after corrections,
- * retractions and expiry (docs/protocol.md section 8). The answer is
- * fetched here; parley_query_next() hands it out, verified, in seq order.
+ * The current state, once: for each entry (negotiation, party, phase)
+ * that matches the options' filters, the update holding its state after
+ * corrections, retractions and expiry (docs/protocol.md sections 5 and
+ * 8). The filters select entries: an update naming israel and hamas that
+ * holds only the hamas entry is not part of a snapshot for israel. The
+ * answer is fetched here; parley_query_next() hands out each update once,
+ * verified, in seq order, with the entries it holds
+ * (parley_event_entry()); parley_query_entry() lists them all, grouped.
+ * An update naming several parties may hold the state of only some of
+ * them: read the state from the entries, never from an update's parties.
+ * (The parley_state_t table below does that for you.)
  *
  * Returns:   0 with *out set, PARLEY_EUNAVAILABLE (the state is too large
- *            for one answer: use filters), or a code above.
+ *            for one answer: use filters), PARLEY_EPROTO also for a
+ *            daemon that does not name the entries (a parleyd older than
+ *            1.2), or a code above.
  * Ownership: *out is the caller's; free with parley_query_destroy().
  */
 PARLEY_EXPORT int parley_snapshot(const parley_call_options_t *opt,
@@ -1073,9 +1086,11 @@ PARLEY_EXPORT int parley_replay(uint64_t from_seq, uint64_t to_seq,
 
 /*
  * The next event of a snapshot or replay: PARLEY_EVENT_DELIVERY,
- * PARLEY_EVENT_REJECTED (a delivery that failed verification) or, for a
- * replay, PARLEY_EVENT_GAP. A replay fetches its next page here when it
- * needs one, waiting up to the options' timeout per endpoint.
+ * PARLEY_EVENT_REJECTED (a delivery that failed verification, or, code
+ * PARLEY_EPROTO, whose update does not name the entries the daemon says
+ * it holds) or, for a replay, PARLEY_EVENT_GAP. A replay fetches its next
+ * page here when it needs one, waiting up to the options' timeout per
+ * endpoint.
  *
  * Returns:   1 with *ev set (valid until the next call or the query is
  *            freed), 0 at the end, or a code of the one-shot calls.
@@ -1089,8 +1104,169 @@ PARLEY_EXPORT int parley_query_next(parley_query_t *q, const parley_event_t **ev
  */
 PARLEY_EXPORT uint64_t parley_query_seq(const parley_query_t *q);
 
+/*
+ * Snapshot: the number of entries of the state it holds (0 for a
+ * replay). Entries whose update fails verification are counted here too;
+ * parley_query_next() reports those updates as rejected.
+ *
+ * Threads:   as the query.
+ */
+PARLEY_EXPORT size_t parley_query_entry_count(const parley_query_t *q);
+
+/*
+ * Entry i of a snapshot, in the order negotiation, phase (numeric),
+ * party, so that the entries of one negotiation and phase come together:
+ * its key and the seq of the update holding its state. Any output may be
+ * NULL.
+ *
+ * Returns:   0, or PARLEY_EARG (i past the count, or a NULL q).
+ * Ownership: the strings belong to q and live as long as it.
+ */
+PARLEY_EXPORT int parley_query_entry(const parley_query_t *q, size_t i,
+                                     const char **negotiation,
+                                     const char **party, uint32_t *phase,
+                                     uint64_t *seq);
+
 /* Free a query; *q becomes NULL. Accepts NULL. */
 PARLEY_EXPORT void parley_query_destroy(parley_query_t **q);
+
+/* ----------------------------------------------------------- state table */
+
+/*
+ * A table of the current state: for each entry (negotiation, party,
+ * phase) the delivery holding its state, as parleyd says it
+ * (docs/protocol.md section 5), kept current from a subscription. What
+ * `parley state` prints, and what a dashboard shows.
+ *
+ * It is filled by a snapshot (parley_state_fetch(), or the snapshot a
+ * subscriber with PARLEY_START_LAST starts with, fed through
+ * parley_state_apply()) and kept current by the subscription's events:
+ *
+ *   - a live update is the newest record there is, so it holds every
+ *     entry it names (that the table's filters want);
+ *   - a live correction or retraction can bring back an older update for
+ *     an entry, which the table may never have held (a retraction means
+ *     "that was wrong", and the state goes back to what was true before
+ *     it). The table does not keep the daemon's history: it asks the
+ *     daemon for a new snapshot (one-shot, with its filters; this waits
+ *     up to the options' timeout per endpoint) and takes that. So does a
+ *     gap, or a delivery that fails verification.
+ *
+ * A correction or retraction may name other parties, phases or even
+ * negotiations than the entries it changes; a subscription whose filters
+ * are narrower than the table's does not see those, and the table then
+ * stays as it was until its next fetch. Feed it from a subscription
+ * without filters, or one at least as wide as the table's, for a table
+ * that is always current. Start that subscription before the first
+ * parley_state_fetch() (parley_sub_new() returns once it is live), or
+ * let it start with PARLEY_START_LAST and feed it every event from its
+ * first: deliveries the table already reflects are skipped.
+ *
+ * Entries are held in the order negotiation, phase (numeric), party:
+ * walk them with parley_state_count() and parley_state_entry() and a
+ * change of negotiation or phase starts a new group.
+ *
+ * An entry whose update has expired has no state (nothing older comes
+ * back in its place); a fetch leaves such entries out, and
+ * parley_state_expire() drops them from a table as time passes.
+ *
+ * Threads:   a table may be used by one thread at a time.
+ */
+
+/*
+ * Make an empty table. The options say where to fetch snapshots from
+ * (server, curve, timeout), with what filters (entries matching any of
+ * them; none: all) and how to verify (keyring).
+ *
+ * Returns:   the table, or NULL with errno set: PARLEY_EARG's code (bad
+ *            options: more than 16 filters, a NULL one, a timeout below
+ *            -1), ENOMEM.
+ * Ownership: the caller's; free with parley_state_destroy(). The server
+ *            string and the filters are copied; curve and keyring are
+ *            borrowed and must outlive the table.
+ */
+PARLEY_EXPORT parley_state_t *
+parley_state_new(const parley_call_options_t *opt);
+
+/* Free a table; *st becomes NULL. Accepts NULL. */
+PARLEY_EXPORT void parley_state_destroy(parley_state_t **st);
+
+/*
+ * Ask the daemon for its snapshot now (parley_snapshot()) and make the
+ * table exactly that: every entry it holds that the filters want, with
+ * its verified delivery. Deliveries that fail verification are left out
+ * with their entries, and counted (parley_state_rejected()).
+ *
+ * Returns:   0; or a code of parley_snapshot() (PARLEY_ETIMEOUT,
+ *            PARLEY_EUNAVAILABLE, PARLEY_EPROTO, -EACCES, -EINTR,
+ *            -ENOMEM, ...), and then the table is as it was and marked
+ *            stale (parley_state_stale()).
+ * Threads:   one thread at a time per table; blocks up to the options'
+ *            timeout per endpoint.
+ */
+PARLEY_EXPORT int parley_state_fetch(parley_state_t *st) PARLEY_WARN_UNUSED;
+
+/*
+ * Bring the table up to date with one event of a subscription: a
+ * delivery of a snapshot sets the entries it holds; a live update the
+ * entries it names; a correction, a retraction, a gap or a delivery that
+ * failed verification make the table fetch a new snapshot (see above);
+ * deliveries at or below parley_state_seq() are already reflected and
+ * skipped; PARLEY_EVENT_CAUGHT_UP raises parley_state_seq() to its seq
+ * (everything up to it was handed out); other events change nothing. A
+ * stale table fetches first.
+ *
+ * Returns:   1 if the table changed (or was fetched again), 0 if not; or
+ *            a code of parley_state_fetch() (the table is then stale and
+ *            fetches again at the next call), -ENOMEM, PARLEY_EARG (NULL
+ *            st or ev).
+ * Ownership: ev is only read; what the table keeps, it copies.
+ * Threads:   one thread at a time per table; may block as
+ *            parley_state_fetch().
+ */
+PARLEY_EXPORT int parley_state_apply(parley_state_t *st,
+                                     const parley_event_t *ev)
+    PARLEY_WARN_UNUSED;
+
+/*
+ * Drop the entries whose update expires at or before now_ms (unix ms,
+ * e.g. parley_now_ms()).
+ *
+ * Returns:   how many were dropped.
+ */
+PARLEY_EXPORT size_t parley_state_expire(parley_state_t *st, int64_t now_ms);
+
+/* The number of entries the table holds. */
+PARLEY_EXPORT size_t parley_state_count(const parley_state_t *st);
+
+/*
+ * Entry i (0 to parley_state_count() - 1, in the order negotiation,
+ * phase, party): its key and the delivery holding its state. Any output
+ * may be NULL.
+ *
+ * Returns:   the delivery, or NULL past the count.
+ * Ownership: the delivery and the strings belong to the table and stay
+ *            valid until the next parley_state_fetch(),
+ *            parley_state_apply() or parley_state_expire() on it
+ *            (parley_delivery_dup() keeps a copy).
+ */
+PARLEY_EXPORT const parley_delivery_t *
+parley_state_entry(const parley_state_t *st, size_t i,
+                   const char **negotiation, const char **party,
+                   uint32_t *phase);
+
+/* The seq of the log the table reflects: the snapshot's, the last
+ * delivery applied since, or the seq of the subscriber's last
+ * PARLEY_EVENT_CAUGHT_UP, whichever is highest. */
+PARLEY_EXPORT uint64_t parley_state_seq(const parley_state_t *st);
+
+/* Deliveries that failed verification since the table was made (their
+ * entries are not shown). */
+PARLEY_EXPORT size_t parley_state_rejected(const parley_state_t *st);
+
+/* 1 if the last fetch failed and the table waits for the next one, else
+ * 0. */
+PARLEY_EXPORT int parley_state_stale(const parley_state_t *st);
 
 /* ------------------------------------------------------------- publisher */
 
@@ -1250,8 +1426,11 @@ PARLEY_EXPORT void parley_sub_destroy(parley_sub_t **sub);
  *            timeout; the next call asks again), a reject code of the
  *            daemon (PARLEY_EUNAVAILABLE, PARLEY_ERATELIMITED; asked again
  *            a second later), -EACCES (the daemon no longer accepts this
- *            client's CURVE key), PARLEY_EPROTO, -EINTR, -ENOMEM,
- *            PARLEY_EARG. After an error the subscriber can be used on.
+ *            client's CURVE key), PARLEY_EPROTO (also: with
+ *            PARLEY_START_LAST, a snapshot that does not name the entries
+ *            its deliveries hold, from a parleyd older than 1.2; asked
+ *            again a second later), -EINTR, -ENOMEM, PARLEY_EARG. After
+ *            an error the subscriber can be used on.
  */
 PARLEY_EXPORT int parley_sub_next(parley_sub_t *sub, int timeout_ms,
                                   const parley_event_t **ev)
@@ -1304,6 +1483,26 @@ PARLEY_EXPORT int parley_event_code(const parley_event_t *ev);
 
 /* CONNECTED, DISCONNECTED: the api endpoint; else NULL. */
 PARLEY_EXPORT const char *parley_event_endpoint(const parley_event_t *ev);
+
+/*
+ * DELIVERY of a snapshot (parley_snapshot(), or the start of a subscriber
+ * with PARLEY_START_LAST): how many entries (negotiation, party, phase)
+ * of the current state its update holds. An update naming several
+ * parties may hold only some of them. 0 for every other event, and for
+ * deliveries that are not part of a snapshot (live, replayed).
+ */
+PARLEY_EXPORT size_t parley_event_entry_count(const parley_event_t *ev);
+
+/*
+ * Entry i of such a delivery: the negotiation and phase are its update's,
+ * the party one it names. Any output may be NULL.
+ *
+ * Returns:   0, or PARLEY_EARG (i past the count).
+ * Ownership: the strings belong to the event, valid as long as it.
+ */
+PARLEY_EXPORT int parley_event_entry(const parley_event_t *ev, size_t i,
+                                     const char **negotiation,
+                                     const char **party, uint32_t *phase);
 
 /* ------------------------------------------------ event-loop integration */
 

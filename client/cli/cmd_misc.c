@@ -466,7 +466,35 @@ s_replay_help(void)
 }
 
 /*
- * Ask for a snapshot (replay false) or the replay since..until (0: the
+ * Print the state table: one entry per line, in the table's order
+ * (negotiation, phase, party). Returns an exit code.
+ */
+static int
+s_print_state(const cli_common_t *c, const parley_state_t *st,
+              const cli_output_t *out)
+{
+    if (parley_state_rejected(st) > 0)
+        cli_warn(c, "%zu updates of the state failed verification and are "
+                    "not shown",
+                 parley_state_rejected(st));
+    for (size_t i = 0; i < parley_state_count(st); i++) {
+        const char *neg, *party;
+        uint32_t phase;
+        const parley_delivery_t *d =
+            parley_state_entry(st, i, &neg, &party, &phase);
+        int rc = cli_print_entry(stdout, out, neg, party, phase, d);
+        if (rc == -EPIPE)
+            return CLI_EXIT_OK;
+        if (rc < 0) {
+            cli_error("writing output: %s", strerror(-rc));
+            return CLI_EXIT_OTHER;
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+/*
+ * Ask for the state (replay false) or the replay since..until (0: the
  * head), verified against the keyring at keyring_path (may be NULL) and
  * with the filters, and print it. Returns an exit code.
  */
@@ -480,23 +508,34 @@ s_query(cli_common_t *c, const cli_filter_t *filters, const char *keyring_path,
         return status;
     parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
     parley_query_t *q = NULL;
+    parley_state_t *st = NULL;
     int rc = cli_call_options(c, &copt);
     copt.keyring = ring;
     cli_filter_call(filters, &copt);
     cli_signals_install();
     /* A replay ends at the head as its first page sees it (or --until if
      * lower): what is published while we read is not part of it. */
-    if (rc == 0)
-        rc = replay ? parley_replay(since, until, &copt, &q)
-                    : parley_snapshot(&copt, &q);
+    if (rc == 0 && replay) {
+        rc = parley_replay(since, until, &copt, &q);
+    } else if (rc == 0) {
+        if ((st = parley_state_new(&copt)) == NULL)
+            rc = -errno;
+        else
+            rc = parley_state_fetch(st);
+    }
     if (rc < 0) {
         status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
-    } else {
+    } else if (replay) {
         status = s_print_query(c, q, out);
-        cli_info(c, "%s seq %llu", replay ? "replayed up to" : "state as of",
+        cli_info(c, "replayed up to seq %llu",
                  (unsigned long long)parley_query_seq(q));
+    } else {
+        status = s_print_state(c, st, out);
+        cli_info(c, "state as of seq %llu",
+                 (unsigned long long)parley_state_seq(st));
     }
     parley_query_destroy(&q);
+    parley_state_destroy(&st);
     parley_keyring_destroy(&ring);
     return status;
 }
@@ -584,10 +623,16 @@ s_state_help(void)
 {
     printf("usage: parley state [filters] [--json | -F FORMAT] [--keyring FILE]\n"
            "\n"
-           "Print where things stand: the latest update per negotiation, party\n"
-           "and phase that matches the filters, after corrections, retractions\n"
-           "and expiry, in seq order, then exit. One snapshot of the daemon:\n"
-           "nothing published afterwards is waited for.\n"
+           "Print where things stand: for each negotiation, phase and party that\n"
+           "matches the filters, the update holding its state after corrections,\n"
+           "retractions (the state goes back to what was true before the update\n"
+           "withdrawn) and expiry, one entry per line, by negotiation, phase and\n"
+           "party, then exit:\n"
+           "  NEGOTIATION phase N PARTY: STATUS: HEADLINE (#SEQ)\n"
+           "With --json, one object per entry: negotiation, phase, party, seq and\n"
+           "delivery (the update, as parley sub --json prints it); -F formats\n"
+           "the entry's update. One snapshot of the daemon: nothing published\n"
+           "afterwards is waited for.\n"
            "\n"
            "Options:\n"
            "      --keyring FILE  re-verify each update against this keyring\n"

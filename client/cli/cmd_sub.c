@@ -54,8 +54,11 @@ s_help(void)
            "\n"
            "Where to start (default: updates published from now on):\n"
            "      --since SEQ     every held update from SEQ on, then live\n"
-           "      --last          the current state first (the latest update per\n"
-           "                      negotiation, party and phase), then live\n"
+           "      --last          the current state first (for each negotiation,\n"
+           "                      party and phase the update holding its state,\n"
+           "                      each update once, with the parties whose state\n"
+           "                      it holds: \"(current for P,Q)\", or\n"
+           "                      \"current_for\" with --json), then live\n"
            "\n"
            "When to stop (default: at SIGINT or SIGTERM, with exit status 0):\n"
            "  -C, --count COUNT   after COUNT updates\n"
@@ -731,7 +734,7 @@ s_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filter_opts)
         }
         const parley_delivery_t *d = parley_event_delivery(ev);
         delivered++;
-        rc = cli_print_delivery(stdout, &out, d);
+        rc = cli_print_event(stdout, &out, ev);
         if (rc == -EPIPE)
             break; /* the reader is gone: nothing left to do */
         if (rc < 0) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -706,18 +707,42 @@ typedef struct {
     const parley_update_t *u;
     const char *signer_id;
     const char *signer_name;
+    const parley_event_t *ev;      /* a snapshot's: the entries it holds */
+    const char *entry_neg;         /* an entry of the state it holds ... */
+    const char *entry_party;       /* ... (NULL: none) */
+    uint32_t entry_phase;
 } s_item_t;
 
-/* Print the JSON of d; 0 or -errno. */
+/* Print the parties of the entries ev holds, comma-separated. */
+static void
+s_put_current_for(FILE *out, const parley_event_t *ev, bool json)
+{
+    for (size_t i = 0; i < parley_event_entry_count(ev); i++) {
+        const char *party = "";
+        (void)parley_event_entry(ev, i, NULL, &party, NULL);
+        fprintf(out, json ? "%s\"%s\"" : "%s%s", i > 0 ? "," : "", party);
+    }
+}
+
+/* Print the JSON of d (with "current_for" when ev holds entries); 0 or
+ * -errno. */
 static int
-s_put_json(FILE *out, const parley_delivery_t *d)
+s_put_json(FILE *out, const parley_delivery_t *d, const parley_event_t *ev)
 {
     if (d == NULL)
         return 0;
     char *json = parley_delivery_to_json(d);
     if (json == NULL)
         return errno != 0 ? -errno : -ENOMEM;
-    fputs(json, out);
+    size_t len = strlen(json);
+    if (parley_event_entry_count(ev) > 0 && len > 0 && json[len - 1] == '}') {
+        fwrite(json, 1, len - 1, out);
+        fputs(",\"current_for\":[", out);
+        s_put_current_for(out, ev, true);
+        fputs("]}", out);
+    } else {
+        fputs(json, out);
+    }
     free(json);
     return 0;
 }
@@ -774,7 +799,7 @@ s_put_conversion(FILE *out, char conv, const s_item_t *it)
                 (long long)parley_delivery_received_at(it->d));
         break;
     case 'j':
-        return s_put_json(out, it->d);
+        return s_put_json(out, it->d, NULL);
     case '%':
         fputc('%', out);
         break;
@@ -821,6 +846,37 @@ s_put_line(FILE *out, const s_item_t *it)
         s_put_refs(out, u);
         fputc(')', out);
     }
+    if (parley_event_entry_count(it->ev) > 0) {
+        fputs(" (current for ", out);
+        s_put_current_for(out, it->ev, false);
+        fputc(')', out);
+    }
+}
+
+/* The entry form of the JSON: the entry's key and its delivery. */
+static int
+s_put_entry_json(FILE *out, const s_item_t *it)
+{
+    /* Slugs need no escaping. */
+    fprintf(out, "{\"negotiation\":\"%s\",\"phase\":%u,\"party\":\"%s\","
+                 "\"seq\":%llu,\"delivery\":",
+            it->entry_neg, (unsigned)it->entry_phase, it->entry_party,
+            (unsigned long long)parley_delivery_seq(it->d));
+    int rc = s_put_json(out, it->d, NULL);
+    fputc('}', out);
+    return rc;
+}
+
+/* The entry form of the line: "NEG phase N PARTY: STATUS: HEADLINE (#SEQ)". */
+static void
+s_put_entry_line(FILE *out, const s_item_t *it)
+{
+    fprintf(out, "%s phase %u %s: %s: ", it->entry_neg,
+            (unsigned)it->entry_phase, it->entry_party,
+            s_name_or(parley_status_name(parley_update_status(it->u)),
+                      "unknown"));
+    s_put_text(out, parley_update_headline(it->u));
+    fprintf(out, " (#%llu)", (unsigned long long)parley_delivery_seq(it->d));
 }
 
 /* Print one item in the chosen mode, a newline, and flush. */
@@ -828,18 +884,22 @@ static int
 s_print_item(FILE *out, const cli_output_t *o, const s_item_t *it)
 {
     int rc = 0;
+    bool entry = it->entry_party != NULL;
     switch (o->mode) {
     case CLI_OUT_NONE:
         return 0;
     case CLI_OUT_JSON:
-        rc = s_put_json(out, it->d);
+        rc = entry ? s_put_entry_json(out, it) : s_put_json(out, it->d, it->ev);
         break;
     case CLI_OUT_FORMAT:
         rc = s_put_format(out, o->format, it);
         break;
     case CLI_OUT_LINE:
     default:
-        s_put_line(out, it);
+        if (entry)
+            s_put_entry_line(out, it);
+        else
+            s_put_line(out, it);
         break;
     }
     if (rc < 0)
@@ -858,6 +918,32 @@ cli_print_delivery(FILE *out, const cli_output_t *o,
                     .u = parley_delivery_update(d),
                     .signer_id = parley_delivery_signer_id(d),
                     .signer_name = parley_delivery_signer_name(d) };
+    return s_print_item(out, o, &it);
+}
+
+int
+cli_print_event(FILE *out, const cli_output_t *o, const parley_event_t *ev)
+{
+    const parley_delivery_t *d = parley_event_delivery(ev);
+    s_item_t it = { .d = d,
+                    .u = parley_delivery_update(d),
+                    .signer_id = parley_delivery_signer_id(d),
+                    .signer_name = parley_delivery_signer_name(d),
+                    .ev = ev };
+    return s_print_item(out, o, &it);
+}
+
+int
+cli_print_entry(FILE *out, const cli_output_t *o, const char *negotiation,
+                const char *party, uint32_t phase, const parley_delivery_t *d)
+{
+    s_item_t it = { .d = d,
+                    .u = parley_delivery_update(d),
+                    .signer_id = parley_delivery_signer_id(d),
+                    .signer_name = parley_delivery_signer_name(d),
+                    .entry_neg = negotiation,
+                    .entry_party = party,
+                    .entry_phase = phase };
     return s_print_item(out, o, &it);
 }
 

@@ -247,6 +247,25 @@ int cli_print_delivery(FILE *out, const cli_output_t *o,
                        const parley_delivery_t *d);
 
 /*
+ * Print the delivery of an event as cli_print_delivery() does, and, for
+ * a delivery of a snapshot (`sub --last`), the parties whose state it
+ * holds: " (current for P,Q)" after the line, "current_for": ["P","Q"]
+ * in the JSON. Returns 0 or -errno.
+ */
+int cli_print_event(FILE *out, const cli_output_t *o,
+                    const parley_event_t *ev);
+
+/*
+ * Print one entry of the current state (`parley state`): the line
+ * "NEGOTIATION phase N PARTY: STATUS: HEADLINE (#SEQ)", the JSON object
+ * {"negotiation", "phase", "party", "seq", "delivery": {...}}, or the -F
+ * format applied to its delivery. Returns 0 or -errno.
+ */
+int cli_print_entry(FILE *out, const cli_output_t *o, const char *negotiation,
+                    const char *party, uint32_t phase,
+                    const parley_delivery_t *d);
+
+/*
  * Print a SignedUpdate that is not in a Delivery (no seq, no
  * received_at) in the chosen mode, as cli_print_delivery() does; %j and
  * --json are not available for it.

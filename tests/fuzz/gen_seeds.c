@@ -131,6 +131,10 @@ main(int argc, char **argv)
     req.op = PARLEY__OP_SNAPSHOT;
     parley__request_encode(&req, buf, sizeof(buf), &len);
     s_write("request", "snapshot", buf, len);
+    req.entries = true;
+    parley__request_encode(&req, buf, sizeof(buf), &len);
+    s_write("request", "snapshot-entries", buf, len);
+    req.entries = false;
     req.op = PARLEY__OP_STATS;
     parley__request_encode(&req, buf, sizeof(buf), &len);
     s_write("request", "stats", buf, len);
@@ -163,6 +167,16 @@ main(int argc, char **argv)
                            .deliveries = items, .n_deliveries = 2, .seq = 9 };
     parley__reply_encode(&r, buf, sizeof(buf), &len);
     s_write("reply", "snapshot", buf, len);
+    /* The same with entries: 7 (phase 1) holds hamas, 8 (phase 2) both. */
+    parley__entry_t ents[3] = {
+        { "gaza-ceasefire", "hamas", 1, 7 },
+        { "gaza-ceasefire", "hamas", 2, 8 },
+        { "gaza-ceasefire", "israel", 2, 8 },
+    };
+    r.entries = ents;
+    r.n_entries = 3;
+    parley__reply_encode(&r, buf, sizeof(buf), &len);
+    s_write("reply", "snapshot-entries", buf, len);
     r = (parley__reply_t){ .request_id = 42, .type = PARLEY__REPLY_STATS,
                            .stats = stats, .n_stats = 2 };
     parley__reply_encode(&r, buf, sizeof(buf), &len);

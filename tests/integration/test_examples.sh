@@ -47,8 +47,11 @@ n=$(grep -c . "$T/state.seqs")
 sed -n 's/.*(#\([0-9]*\))$/\1/p' "$T/stand.out" >"$T/stand.seqs"
 cmp -s "$T/state.seqs" "$T/stand.seqs" \
     || fail "where-things-stand and parley state disagree"
-# The phase 2 entry is the update of line 11 (the demo feed's last word on it).
-grep -q '^phase 2: israel,hamas awaiting_response: ' "$T/stand.out" \
-    || fail "where-things-stand: no current phase 2 update"
-pass "where-things-stand: $n current updates as of seq $head, as parley state says"
+# The phase 2 entries are the update of line 11 of 12 (the demo feed's
+# last word on them), one line per party.
+l11=$((head - 1))
+grep -A2 '^phase 2:$' "$T/stand.out" | grep -q "^  israel: awaiting_response: .*(#$l11)\$" \
+    && grep -A2 '^phase 2:$' "$T/stand.out" | grep -q "^  hamas: awaiting_response: .*(#$l11)\$" \
+    || fail "where-things-stand: no current phase 2 entries"
+pass "where-things-stand: $n entries of the state as of seq $head, as parley state says"
 stop_parleyd

@@ -3,14 +3,15 @@
 #
 # The demo feed (examples/ceasefire.jsonl, seqs 1-12) is published, then
 #   - a correction of seq 3 (phase 1, israel and hamas, "proposed") that
-#     names only hamas, status counter_proposal: both entries of seq 3 go,
-#     the correction sets (hamas, 1) alone, so (israel, 1) has no state;
+#     names only hamas, status counter_proposal: seq 3 is withdrawn from
+#     both its entries, the correction holds (hamas, 1) alone, and
+#     (israel, 1) has no earlier update to fall back to: no state;
 #   - a retraction of seq 11 (phase 2, israel and hamas, "awaiting
-#     response"): both entries go and nothing earlier comes back (seq 11
-#     had superseded seq 6, which had superseded seq 4; neither may show).
+#     response"): both entries fall back to what was true before it, seq
+#     6 (which had superseded seq 4).
 # The expected current state per (negotiation, party, phase) is computed
-# from the jsonl and these two by the rules of docs/protocol.md section 5,
-# independently of the daemon. `parley sub --last -F ...` started after
+# from the jsonl and these two by the reference model of docs/protocol.md
+# section 5 (state_model.py), independently of the daemon. `parley sub --last -F ...` started after
 # all that must print exactly the deliveries holding that state, each
 # once, in ascending seq order, with their fields; then an update
 # published afterwards must follow as a live update, and -C makes it exit
@@ -55,20 +56,18 @@ FMT='%s|%n|%p|%P|%S|%k|%h'
 # `sub --last -F FMT` must print (to stdout), for one party or all ("").
 cat >"$T/expect.py" <<'EOF'
 import json, sys
+sys.path.insert(0, sys.argv[4])
+from state_model import state as model_state
 party = sys.argv[3]
 ups = []
 for path in sys.argv[1:3]:
     with open(path, encoding="utf-8") as f:
         ups += [json.loads(l) for l in f if l.strip()]
-state = {}                                   # (neg, party, phase) -> seq
-for seq, u in enumerate(ups, 1):
-    kind = u.get("kind", "update")
-    if kind in ("correction", "retraction"):  # its referenced entries go
-        refs = set(u["references"])
-        state = {k: v for k, v in state.items() if v not in refs}
-    if kind != "retraction":                  # no earlier state comes back
-        for p in u["parties"]:
-            state[(u["negotiation"], p, u["phase"])] = seq
+recs = [{"seq": seq, "kind": u.get("kind", "update"),
+         "negotiation": u["negotiation"], "parties": u["parties"],
+         "phase": u["phase"], "references": u.get("references", []),
+         "expired": False} for seq, u in enumerate(ups, 1)]
+state = model_state(recs)                    # (neg, party, phase) -> seq
 if party:
     state = {k: v for k, v in state.items() if k[1] == party}
 for k in sorted(state):
@@ -80,18 +79,20 @@ for seq in sorted(set(state.values())):
                     str(u["phase"]), u["status"], u.get("kind", "update"),
                     u["headline"]]))
 EOF
-python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" "" >"$T/expect.all" 2>"$T/state.all" \
+MODEL_DIR=$PARLEY_SOURCE_DIR/tests/integration
+python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" "" "$MODEL_DIR" >"$T/expect.all" 2>"$T/state.all" \
     || fail "expect.py failed"
-python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" hamas >"$T/expect.hamas" 2>"$T/state.hamas" \
+python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" hamas "$MODEL_DIR" >"$T/expect.hamas" 2>"$T/state.hamas" \
     || fail "expect.py hamas failed"
 PH_LOGS="$PH_LOGS $T/state.all $T/expect.all"
 # The model must say what this test is about, or the test proves nothing.
 grep -q "hamas/phase 1 = seq $corr" "$T/state.all" || fail "model: (hamas, 1) should be the correction"
 grep -q "israel/phase 1 " "$T/state.all" && fail "model: (israel, 1) should have no state"
-grep -q "phase 2 " "$T/state.all" && fail "model: phase 2 should have no state"
+grep -q "israel/phase 2 = seq 6\$" "$T/state.all" && grep -q "hamas/phase 2 = seq 6\$" "$T/state.all" \
+    || fail "model: phase 2 should fall back to seq 6"
 grep -q "qatar/phase 0 = seq 1\$" "$T/state.all" || fail "model: (qatar, 0) should still be seq 1"
-grep -q "|" "$T/expect.all" && ! grep -q "^3|\|^4|\|^6|\|^11|" "$T/expect.all" \
-    || fail "model: seqs 3, 4, 6 and 11 must not be part of the state"
+grep -q "^6|" "$T/expect.all" && ! grep -q "^3|\|^4|\|^11|" "$T/expect.all" \
+    || fail "model: seq 6 must be part of the state, and seqs 3, 4 and 11 not"
 
 # --- the late joiner ---------------------------------------------------------
 # sub_last NAME EXPECTED [FILTER...]: start `parley sub --last` and wait
@@ -144,9 +145,46 @@ pass "parley sub --last: the current state ($(grep -c . "$T/expect.all") deliver
 first_live=$(echo $LIVE_SEQS | cut -d' ' -f1)
 echo '{"negotiation":"gaza-ceasefire","parties":["hamas","israel"],"phase":1,"status":"agreed_in_principle","headline":"Phase 1 agreed in principle (all)"}' >>"$T/extra.jsonl"
 [ "$first_live" = $((total + 3)) ] || fail "the live update got seq $first_live, expected $((total + 3))"
-python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" hamas >"$T/expect.hamas" 2>"$T/state.hamas" \
+python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" hamas "$MODEL_DIR" >"$T/expect.hamas" 2>"$T/state.hamas" \
     || fail "expect.py hamas failed"
 sub_last hamas "$T/expect.hamas" --party hamas
 pass "parley sub --last --party hamas: only the hamas state, then a live update"
+
+# --- whose state each delivery of the start holds ---------------------------
+# An update naming several parties may hold the state of some of them only:
+# --json says which in "current_for", the line in "(current for ...)". The
+# live update of the second run holds (israel|hamas, 1) now.
+echo '{"negotiation":"gaza-ceasefire","parties":["hamas","israel"],"phase":1,"status":"agreed_in_principle","headline":"Phase 1 agreed in principle (hamas)"}' >>"$T/extra.jsonl"
+python3 "$T/expect.py" "$JSONL" "$T/extra.jsonl" "" "$MODEL_DIR" >"$T/expect.all" 2>"$T/state.all" \
+    || fail "expect.py failed"
+n=$(grep -c . "$T/expect.all")
+"$PARLEY" sub --last --json -C "$n" -W 30 >"$T/json.out" 2>"$T/json.err" \
+    || fail "parley sub --last --json: $(cat "$T/json.err")"
+python3 - "$T/state.all" "$T/json.out" <<'EOF' || fail "current_for differs from the model (above)"
+import json, re, sys
+want = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    m = re.match(r"state (\S+)/(\S+)/phase (\d+) = seq (\d+)$", line.strip())
+    want.setdefault(int(m.group(4)), []).append(m.group(2))
+got = {}
+for line in open(sys.argv[2], encoding="utf-8"):
+    o = json.loads(line)
+    got[o["seq"]] = o["current_for"]
+    for p in o["current_for"]:
+        assert p in o["parties"], line
+bad = [s for s in set(want) | set(got)
+       if sorted(want.get(s, [])) != sorted(got.get(s, []))]
+for s in sorted(bad):
+    print("seq %d: current_for %s, model %s" % (s, got.get(s), want.get(s)),
+          file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+# Seq 6 names hamas and israel on phase 2; after the retraction of 11 it
+# holds both again, and the line says so.
+"$PARLEY" sub --last --phase 2 -C 1 -W 30 >"$T/line.out" 2>"$T/line.err" \
+    || fail "parley sub --last --phase 2: $(cat "$T/line.err")"
+grep -q '^#6 gaza-ceasefire phase 2 \[hamas,israel\] counter_proposal: .* (current for hamas,israel)$' "$T/line.out" \
+    || fail "sub --last does not say whose state #6 holds: $(cat "$T/line.out")"
+pass "parley sub --last: each delivery of the state says whose state it holds"
 
 stop_parleyd

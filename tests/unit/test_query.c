@@ -4,9 +4,11 @@
  * decoded as a client decodes them.
  *
  * Replay: paging by count, by bytes and by records looked at, ranges,
- * filters, truncated below what retention kept. Snapshot: the latest
- * state after updates, corrections, retractions and expiry, filtered,
- * and refused when too large. Both see only what is committed, and both
+ * filters, truncated below what retention kept. Snapshot: the current
+ * state after updates, corrections, retractions and expiry, with the
+ * entries each delivery holds, filtered by entry, refused when too large
+ * and, for a client that does not read entries, when the deliveries
+ * alone would say it wrong. Both see only what is committed, and both
  * take OR filters (any_of).
  */
 #include <setjmp.h>
@@ -141,6 +143,8 @@ typedef struct {
     uint64_t seqs[PD_QUERY_SNAPSHOT_MAX];
     size_t n;
     size_t bytes;       /* of the deliveries */
+    char entries[4096]; /* "party/phase=seq " for each entry, in order */
+    size_t n_entries;
 } s_got_t;
 
 static void
@@ -161,8 +165,18 @@ s_decode(fx_t *f, const pd_query_answer_t *a, s_got_t *g)
                              &g->seqs[i], &at, &upd, &arena),
                          0);
     }
+    g->n_entries = g->r.n_entries;
+    g->entries[0] = '\0';
+    for (size_t i = 0, used = 0; i < g->r.n_entries && used < 4000; i++) {
+        const parley__entry_t *e = &g->r.entries[i];
+        assert_string_equal(e->negotiation, "gaza-ceasefire");
+        used += (size_t)snprintf(g->entries + used, sizeof(g->entries) - used,
+                                 "%s/%u=%llu ", e->party, (unsigned)e->phase,
+                                 (unsigned long long)e->seq);
+    }
     /* g->r's pointers die with the arena: only its numbers are used. */
     g->r.deliveries = NULL;
+    g->r.entries = NULL;
     parley__arena_reset(&arena);
 }
 
@@ -281,17 +295,33 @@ test_replay_truncated(void **state)
     assert_int_equal(g.seqs[g.n - 1], 200);
 }
 
+/* A snapshot for a client that reads entries (filter: party or all). */
 static void
 s_snapshot(fx_t *f, const char *party, s_got_t *g)
 {
     pd_query_answer_t a;
     parley__request_t *q = s_request(f, PARLEY__OP_SNAPSHOT, party);
+    q->entries = true;
     assert_int_equal(pd_query_snapshot(f->q, q, NULL, &a), 0);
     s_decode(f, &a, g);
     assert_int_equal(g->r.type, PARLEY__REPLY_SNAPSHOT);
 }
 
-/* The latest state after corrections, retractions and expiry; and only
+/* The same for an older client (no entries): the answer's code. */
+static int
+s_snapshot_old(fx_t *f, const char *party, s_got_t *g,
+               pd_query_answer_t *a)
+{
+    parley__request_t *q = s_request(f, PARLEY__OP_SNAPSHOT, party);
+    int rc = pd_query_snapshot(f->q, q, NULL, a);
+    if (rc == 0) {
+        s_decode(f, a, g);
+        assert_int_equal(g->n_entries, 0);
+    }
+    return rc;
+}
+
+/* The current state after corrections, retractions and expiry; and only
  * what is committed, in both replay and snapshot. */
 static void
 test_snapshot(void **state)
@@ -328,14 +358,23 @@ test_snapshot(void **state)
     assert_int_equal(g.r.head_seq, 0);
 
     s_commit(f);
+    /* egypt/1 falls back to 1 when 3 is retracted; the expired 6 holds
+     * nothing, and nothing falls back past it. */
     s_snapshot(f, NULL, &g);
-    assert_int_equal(g.n, 2);
-    assert_int_equal(g.seqs[0], 4);
-    assert_int_equal(g.seqs[1], 7);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.seqs[0], 1);
+    assert_int_equal(g.seqs[1], 4);
+    assert_int_equal(g.seqs[2], 7);
     assert_int_equal(g.r.seq, 7);
+    assert_string_equal(g.entries, "egypt/1=1 qatar/2=4 israel/3=7 ");
     s_snapshot(f, "israel", &g);
     assert_int_equal(g.n, 1);
     assert_int_equal(g.seqs[0], 7);
+    /* Each of these updates holds every entry it names: an older client
+     * reads them right, and is answered. */
+    pd_query_answer_t a;
+    assert_int_equal(s_snapshot_old(f, NULL, &g, &a), 0);
+    assert_int_equal(g.n, 3);
 
     /* A newer israel update, submitted only: the snapshot still holds 7. */
     dp_update(&u, NULL, "israel", 3, 0);
@@ -348,6 +387,100 @@ test_snapshot(void **state)
     s_snapshot(f, "israel", &g);
     assert_int_equal(g.seqs[0], 8);
     assert_int_equal(g.r.seq, 8);
+}
+
+/* An update naming several parties (dp_update() names one). */
+static void
+s_update2(parley_update_t *u, const char *p1, const char *p2, uint32_t phase)
+{
+    dp_update(u, NULL, p1, phase, 0);
+    snprintf(u->parties[1], sizeof(u->parties[1]), "%s", p2);
+    u->n_parties = 2;
+}
+
+/*
+ * The example of the issue: U1 names israel and hamas, U2 israel; U2 is
+ * retracted. The snapshot holds U1 for both, and says so; a filter on a
+ * party selects entries, not updates. A client that does not read
+ * entries reads a delivery as the state of every entry it names: that is
+ * right whenever a newer delivery holds each entry it does not, and only
+ * an expired (or unreadable) newer update breaks it; such a client is
+ * then refused, saying why, rather than shown a wrong state.
+ */
+static void
+test_snapshot_entries(void **state)
+{
+    fx_t *f = *state;
+    static s_got_t g;
+    parley_update_t u;
+    pd_query_answer_t a;
+    s_update2(&u, "israel", "hamas", 1); /* 1: U1 */
+    s_submit(f, &u);
+    dp_update(&u, NULL, "israel", 1, 0); /* 2: U2 */
+    s_submit(f, &u);
+    s_commit(f);
+    s_snapshot(f, NULL, &g);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.entries, "hamas/1=1 israel/1=2 ");
+    /* Filtered on israel: U2 alone, although U1 names israel too. */
+    s_snapshot(f, "israel", &g);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.seqs[0], 2);
+    assert_string_equal(g.entries, "israel/1=2 ");
+    assert_int_equal(s_snapshot_old(f, NULL, &g, &a), 0);
+    assert_int_equal(g.n, 2);
+
+    dp_update(&u, NULL, "us", 1, 0); /* 3: retracts U2 */
+    u.kind = PARLEY_KIND_RETRACTION;
+    u.references[u.n_references++] = 2;
+    s_submit(f, &u);
+    s_commit(f);
+    s_snapshot(f, NULL, &g);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.seqs[0], 1);
+    assert_string_equal(g.entries, "hamas/1=1 israel/1=1 ");
+    s_snapshot(f, "israel", &g);
+    assert_string_equal(g.entries, "israel/1=1 ");
+
+    /* 4: hamas; 5: a correction of 4 naming egypt: hamas falls back to
+     * U1 again, and egypt/1 is 5's. */
+    dp_update(&u, NULL, "hamas", 1, 0);
+    s_submit(f, &u);
+    dp_update(&u, NULL, "egypt", 1, 0);
+    u.kind = PARLEY_KIND_CORRECTION;
+    u.references[u.n_references++] = 4;
+    s_submit(f, &u);
+    s_commit(f);
+    s_snapshot(f, NULL, &g);
+    assert_string_equal(g.entries, "egypt/1=5 hamas/1=1 israel/1=1 ");
+    assert_int_equal(s_snapshot_old(f, NULL, &g, &a), 0);
+
+    /* 6: hamas and egypt on phase 2; 7: hamas, already expired: hamas/2
+     * has no state (nothing falls back past 7), and 6 holds egypt/2
+     * alone. An older client would read hamas/2 from 6. */
+    s_update2(&u, "hamas", "egypt", 2);
+    s_submit(f, &u);
+    dp_update(&u, NULL, "hamas", 2, 0);
+    u.expires_at = parley_now_ms() - 1000;
+    s_submit(f, &u);
+    s_commit(f);
+    s_snapshot(f, NULL, &g);
+    assert_string_equal(g.entries, "egypt/1=5 hamas/1=1 israel/1=1 "
+                                   "egypt/2=6 ");
+    assert_int_equal(s_snapshot_old(f, NULL, &g, &a), PARLEY_EBADREQUEST);
+    assert_non_null(strstr(a.detail, "entries"));
+    /* Asking for what it can read right is answered. */
+    assert_int_equal(s_snapshot_old(f, "egypt", &g, &a), 0);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(s_snapshot_old(f, "israel", &g, &a), 0);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(s_snapshot_old(f, "hamas", &g, &a), 0);
+    assert_int_equal(g.n, 1); /* U1, for hamas/1 */
+    /* 8: hamas/2 again: 6 is right for an older client once more. */
+    dp_update(&u, NULL, "hamas", 2, 0);
+    s_submit(f, &u);
+    s_commit(f);
+    assert_int_equal(s_snapshot_old(f, NULL, &g, &a), 0);
 }
 
 /* More than PD_QUERY_SNAPSHOT_MAX current states: unavailable, saying
@@ -453,6 +586,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_replay_truncated, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_entries, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_too_large,
                                         s_setup_nosync, s_teardown),
         cmocka_unit_test_setup_teardown(test_any_of, s_setup, s_teardown),

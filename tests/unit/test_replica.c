@@ -37,6 +37,23 @@ s_teardown(void **state)
     return 0;
 }
 
+/* The current state holds exactly two entries, held by seqs a and b. */
+static void
+s_expect_state(const pd_storage_t *s, uint64_t a, uint64_t b)
+{
+    pd_entry_t *e = NULL;
+    int n = pd_storage_latest(s, NULL, NULL, &e);
+    assert_int_equal(n, 2);
+    bool seen_a = false, seen_b = false;
+    for (int i = 0; i < n; i++) {
+        seen_a |= e[i].seq == a;
+        seen_b |= e[i].seq == b;
+    }
+    free(e);
+    assert_true(seen_a);
+    assert_true(seen_b);
+}
+
 /* A void record names its reason and key id, and decodes as nothing a
  * reader takes: not an envelope, so replay and snapshot pass over it. */
 static void
@@ -117,6 +134,9 @@ test_put_and_void(void **state)
     assert_int_equal(pd_storage_head(d->storage), 43);
     assert_int_equal(pd_storage_first(d->storage), 41);
     assert_int_equal(pd_embedded_voids(d->storage), 1);
+    /* The void record takes its place in the state, holding nothing:
+     * what came before it is still there. */
+    s_expect_state(d->storage, 41, 43);
     /* Check 8 against the replica. */
     uint64_t orig = 0, last = 0;
     assert_int_equal(pd_embedded_check(d->storage, d->pk[0], 100, env, len,
@@ -159,6 +179,7 @@ test_put_and_void(void **state)
                                        &orig, &last),
                      0);
     assert_int_equal(orig, 41);
+    s_expect_state(d->storage, 41, 43);
 }
 
 /* The log id: the same for the same stream, another for another. */
