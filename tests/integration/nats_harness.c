@@ -790,6 +790,40 @@ s_say_record_at(const char *who, const uint8_t *p, size_t len, size_t off)
     s_say("  %s: offset %zu is past its last whole record", who, off);
 }
 
+/* Of two segments that differ from offset off: what differs in the
+ * record that holds it (its received_at, its payload bytes, whether
+ * either is a void record). */
+static void
+s_say_record_diff(const uint8_t *pa, size_t la, const uint8_t *pb,
+                  size_t lb, size_t off)
+{
+    size_t at = 0;
+    while (at + 24 <= la && at + 24 <= lb) {
+        uint32_t rlen = (uint32_t)pa[at] | (uint32_t)pa[at + 1] << 8
+                        | (uint32_t)pa[at + 2] << 16
+                        | (uint32_t)pa[at + 3] << 24;
+        if (off < at + 24 + rlen)
+            break;
+        at += 24 + rlen;
+    }
+    if (at + 24 > la || at + 24 > lb)
+        return;
+    uint64_t ta = 0, tb = 0;
+    for (int b = 7; b >= 0; b--) {
+        ta = ta << 8 | pa[at + 16 + b];
+        tb = tb << 8 | pb[at + 16 + b];
+    }
+    size_t n = 0;
+    while (at + 24 + n < la && at + 24 + n < lb
+           && pa[at + 24 + n] == pb[at + 24 + n])
+        n++;
+    s_say("  received_at p1 %llu, p2+ %llu; payloads equal for %zu bytes; "
+          "void: p1 %s, p2+ %s",
+          (unsigned long long)ta, (unsigned long long)tb, n,
+          pa[at + 24] == 0x00 && pa[at + 25] == 0x56 ? "yes" : "no",
+          pb[at + 24] == 0x00 && pb[at + 25] == 0x56 ? "yes" : "no");
+}
+
 int
 ph_nodes_logs_equal(const ph_nodes_t *s)
 {
@@ -827,6 +861,7 @@ ph_nodes_logs_equal(const ph_nodes_t *s)
                       seg0[k], la, i + 1, lb, off);
                 s_say_record_at("p1", pa, la, off);
                 s_say_record_at("p2+", pb, lb, off);
+                s_say_record_diff(pa, la, pb, lb, off);
                 rc = -EBADMSG;
             }
             free(pa);
