@@ -18,7 +18,8 @@ static const struct {
     { PARLEY_EBADSIG, "bad_signature", "signature does not verify" },
     { PARLEY_EINVALID, "invalid", "update breaks a schema rule" },
     { PARLEY_EFORBIDDEN, "forbidden",
-      "signer may not publish for this negotiation, party or phase" },
+      "signer may not publish for this negotiation, party or phase, or "
+      "client may not ask this" },
     { PARLEY_ESTALE, "stale", "issued_at is too far in the past" },
     { PARLEY_EFUTURE, "future", "issued_at is too far in the future" },
     { PARLEY_EREPLAY, "replay",

@@ -219,23 +219,54 @@ s_read_body(const uint8_t *p, size_t len, parley__facts_t *f)
     return 0;
 }
 
+/* What follows the body in a canonical envelope: signer, signature. */
+#define S_ENV_TAIL (2 + PARLEY_PUBLICKEY_BYTES + 2 + PARLEY_SIGNATURE_BYTES)
+
+/*
+ * The SignedUpdate exactly as parley_sign() writes it: body (field 1, not
+ * empty, its length unpadded), signer (field 2, 32 bytes), signature
+ * (field 3, 64 bytes), in that order and nothing else. NULL with *body
+ * set, or why not.
+ */
+static const char *
+s_envelope(const uint8_t *env, size_t len, const uint8_t **body,
+           size_t *body_len)
+{
+    const uint8_t *p = env, *end = env + len;
+    if (len == 0 || *p++ != S_TAG(1, S_BYTES))
+        return "the body is not its first field";
+    if (!s_delimited(&p, end, body, body_len) || *body_len == 0)
+        return "the body's length is padded, zero or past the end";
+    if ((size_t)(end - p) != S_ENV_TAIL)
+        return "it holds other fields than body, signer and signature, or "
+               "one of them twice";
+    if (p[0] != S_TAG(2, S_BYTES) || p[1] != PARLEY_PUBLICKEY_BYTES
+        || p[2 + PARLEY_PUBLICKEY_BYTES] != S_TAG(3, S_BYTES)
+        || p[3 + PARLEY_PUBLICKEY_BYTES] != PARLEY_SIGNATURE_BYTES)
+        return "signer and signature are not fields 2 and 3, in that order, "
+               "of 32 and 64 bytes";
+    return NULL;
+}
+
+int
+parley__envelope_canonical(const uint8_t *env, size_t len, const char **why)
+{
+    const uint8_t *body;
+    size_t body_len;
+    const char *w = s_envelope(env, len, &body, &body_len);
+    if (why != NULL)
+        *why = w;
+    return w == NULL ? 0 : PARLEY_EMALFORMED;
+}
+
 int
 parley__facts_read(const uint8_t *env, size_t len, parley__facts_t *out)
 {
-    /* SignedUpdate as parley_sign() writes it: body, signer, signature. */
-    const uint8_t *p = env, *end = env + len;
     const uint8_t *body;
     size_t body_len;
-    if (len == 0 || *p++ != S_TAG(1, S_BYTES)
-        || !s_delimited(&p, end, &body, &body_len) || body_len == 0)
+    if (s_envelope(env, len, &body, &body_len) != NULL)
         return 1;
-    if ((size_t)(end - p) != 2 + PARLEY_PUBLICKEY_BYTES + 2
-                                 + PARLEY_SIGNATURE_BYTES
-        || p[0] != S_TAG(2, S_BYTES) || p[1] != PARLEY_PUBLICKEY_BYTES
-        || p[2 + PARLEY_PUBLICKEY_BYTES] != S_TAG(3, S_BYTES)
-        || p[3 + PARLEY_PUBLICKEY_BYTES] != PARLEY_SIGNATURE_BYTES)
-        return 1;
-    out->signer = p + 2;
+    out->signer = env + len - S_ENV_TAIL + 2;
     return s_read_body(body, body_len, out);
 }
 

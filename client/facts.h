@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "parley.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,23 @@ typedef struct parley__facts {
 int parley__facts_read(const uint8_t *env, size_t len, parley__facts_t *out);
 
 /*
+ * Is env the canonical envelope: exactly the bytes parley_sign() writes
+ * (parley__envelope_encode()), body (field 1, not empty), signer (field
+ * 2, 32 bytes) and signature (field 3, 64 bytes), in that order, each
+ * once, lengths unpadded, and nothing else? parleyd stores no other
+ * envelope, so that no unsigned byte rides with a signed update and one
+ * signed update has one encoding. Whenever this returns 0 the envelope
+ * decoder accepts the same bytes, and encoding what it yields gives them
+ * back (fuzz_envelope checks both ways).
+ *
+ * Returns:   0, or PARLEY_EMALFORMED with *why (may be NULL) a static
+ *            phrase saying what differs.
+ * Threads:   safe; touches only its arguments.
+ */
+int parley__envelope_canonical(const uint8_t *env, size_t len,
+                               const char **why);
+
+/*
  * The facts of a decoded update u signed by signer; out points into u
  * and signer, which must outlive it.
  */
@@ -87,6 +105,15 @@ int parley__facts_decode(const uint8_t *env, size_t len, parley__facts_t *out,
  */
 size_t parley__facts_topics(const parley__facts_t *f,
                             char out[][PARLEY_TOPIC_MAX]);
+
+/*
+ * Is t (len bytes, not NUL-terminated) one whole feed topic of the kind
+ * parley__facts_topics() names: "all/", "neg/<slug>/", "party/<slug>/" or
+ * "phase/<0-255>/" (no leading zero)? A subscription to such a topic
+ * matches that topic alone, so it receives an update at most once.
+ * (topic.c)
+ */
+bool parley__topic_whole(const char *t, size_t len);
 
 /*
  * The request_id of an encoded ApiRequest without decoding the rest: it

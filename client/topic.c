@@ -92,3 +92,48 @@ parley_filter_topics(const parley_filter_t *f, char out[][PARLEY_TOPIC_MAX],
     }
     return (int)best;
 }
+
+/* Does t (len bytes) start with prefix and end in '/'? Then *mid and
+ * *mid_len are what lies between. */
+static bool
+s_between(const char *t, size_t len, const char *prefix, const char **mid,
+          size_t *mid_len)
+{
+    size_t n = strlen(prefix);
+    if (len <= n + 1 || memcmp(t, prefix, n) != 0 || t[len - 1] != '/')
+        return false;
+    *mid = t + n;
+    *mid_len = len - n - 1;
+    return true;
+}
+
+bool
+parley__topic_whole(const char *t, size_t len)
+{
+    const char *mid;
+    size_t n;
+    char value[PARLEY_SLUG_MAX + 1];
+    if (len == 4 && memcmp(t, "all/", 4) == 0)
+        return true;
+    if (s_between(t, len, "neg/", &mid, &n)
+        || s_between(t, len, "party/", &mid, &n)) {
+        if (n > PARLEY_SLUG_MAX || memchr(mid, '\0', n) != NULL)
+            return false;
+        memcpy(value, mid, n);
+        value[n] = '\0';
+        return parley_slug_valid(value);
+    }
+    if (s_between(t, len, "phase/", &mid, &n)) {
+        /* decimal 0-255, no leading zero, as parley__facts_topics() writes */
+        if (n > 3 || (n > 1 && mid[0] == '0'))
+            return false;
+        unsigned v = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (mid[i] < '0' || mid[i] > '9')
+                return false;
+            v = v * 10 + (unsigned)(mid[i] - '0');
+        }
+        return v <= PARLEY_PHASE_MAX;
+    }
+    return false;
+}

@@ -114,7 +114,7 @@ s_bind(pd_api_t *self, void *ctx)
         || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0
         || zmq_setsockopt(self->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0)
         return -zmq_errno();
-    int rc = pd_zap_secure(self->d.zap, self->sock, "api");
+    int rc = pd_zap_secure(self->d.zap, self->sock, "api", -1);
     if (rc < 0)
         return rc;
     if (zmq_bind(self->sock, cfg->api) < 0
@@ -360,11 +360,11 @@ s_reject_now(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
 /* ======================================================= answering a read */
 
 static void
-s_replay(pd_api_t *self, s_peer_t peer, const char *user)
+s_replay(pd_api_t *self, s_peer_t peer, const char *key)
 {
     pd_query_answer_t a;
     self->counters.requests_replay++;
-    int rc = pd_query_replay(self->d.query, &self->req, user, &a);
+    int rc = pd_query_replay(self->d.query, &self->req, key, &a);
     if (rc == 0)
         s_send(self, peer, a.reply, a.len);
     else
@@ -373,11 +373,11 @@ s_replay(pd_api_t *self, s_peer_t peer, const char *user)
 }
 
 static void
-s_snapshot(pd_api_t *self, s_peer_t peer, const char *user)
+s_snapshot(pd_api_t *self, s_peer_t peer, const char *key)
 {
     pd_query_answer_t a;
     self->counters.requests_snapshot++;
-    int rc = pd_query_snapshot(self->d.query, &self->req, user, &a);
+    int rc = pd_query_snapshot(self->d.query, &self->req, key, &a);
     if (rc == 0)
         s_send(self, peer, a.reply, a.len);
     else
@@ -385,10 +385,16 @@ s_snapshot(pd_api_t *self, s_peer_t peer, const char *user)
 }
 
 static void
-s_stats(pd_api_t *self, s_peer_t peer)
+s_stats(pd_api_t *self, s_peer_t peer, const char *key)
 {
     parley__stat_t v[PD_STAT_COUNT];
     self->counters.requests_stats++;
+    /* The counters tell how much everyone publishes: a permission. */
+    if (!pd_zap_may_stats(self->d.zap, key)) {
+        s_reject_now(self, peer, self->req.request_id, PARLEY_EFORBIDDEN, 0,
+                     "(stats need stats=yes in curve_clients)");
+        return;
+    }
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_STATS,
                           .stats = v,
@@ -397,13 +403,16 @@ s_stats(pd_api_t *self, s_peer_t peer)
 }
 
 static void
-s_ping(pd_api_t *self, s_peer_t peer)
+s_ping(pd_api_t *self, s_peer_t peer, const char *key)
 {
     self->counters.requests_ping++;
+    /* The feed socket of the client's access class, and its view of the
+     * head (feed.h, query.h). */
+    int k = pd_zap_class_of(self->d.zap, key);
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_PING,
-                          .feed = pd_feed_endpoint(self->d.feed),
-                          .seq = pd_storage_head(self->d.storage),
+                          .feed = pd_feed_endpoint_of(self->d.feed, k),
+                          .seq = pd_query_view_head(self->d.query, k),
                           .first_seq = pd_storage_first(self->d.storage),
                           .version = PARLEY_VERSION };
     pd_storage_state_t st;
@@ -435,10 +444,11 @@ s_op_name(parley__op_t op)
     }
 }
 
-/* Decode one request body and answer it now, by op. */
+/* Decode one request body and answer it now, by op; key is the
+ * connection's CURVE key (X-Key), by which its rights are looked up. */
 static void
 s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
-         const char *user)
+         const char *key)
 {
     parley__request_t *q = &self->req;
     if (len > self->d.cfg->max_message_bytes) {
@@ -456,13 +466,13 @@ s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
     else if (rc < 0)
         s_reject_now(self, peer, q->request_id, PARLEY_EBADREQUEST, 0, NULL);
     else if (q->op == PARLEY__OP_REPLAY)
-        s_replay(self, peer, user);
+        s_replay(self, peer, key);
     else if (q->op == PARLEY__OP_SNAPSHOT)
-        s_snapshot(self, peer, user);
+        s_snapshot(self, peer, key);
     else if (q->op == PARLEY__OP_STATS)
-        s_stats(self, peer);
+        s_stats(self, peer, key);
     else if (q->op == PARLEY__OP_PING)
-        s_ping(self, peer);
+        s_ping(self, peer, key);
     else /* a publish is ingest's; one here was misread: do not drop it */
         s_reject_now(self, peer, q->request_id,
                      q->op == PARLEY__OP_PUBLISH ? -EPROTO
@@ -482,10 +492,12 @@ s_answer_now(pd_api_t *self, pd_msg_t *msg)
         s_reject_now(self, peer, 0, PARLEY_EMALFORMED, 0, "(frame count)");
         return;
     }
-    /* The ZAP user id (the CURVE client's name) decides what replay and
-     * snapshot may send; valid while body is. */
+    /* The CURVE key the ZAP handler gave the connection decides what it
+     * may read, under the allow-list in force: not the name (User-Id),
+     * which a reload since may have given to another key. Valid while
+     * body is. */
     s_handle(self, peer, zmq_msg_data(&msg->body), zmq_msg_size(&msg->body),
-             zmq_msg_gets(&msg->body, "User-Id"));
+             zmq_msg_gets(&msg->body, PD_ZAP_KEY_PROP));
 }
 
 /* ============================================================ reply queue */

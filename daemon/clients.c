@@ -22,10 +22,26 @@
 /* Files read from one directory at most (they are read in one go). */
 #define S_DIR_FILES_MAX 4096
 
+/* One access class: its rights, written out so that lists compare. */
+typedef struct {
+    size_t member;  /* index in v of its first client, SIZE_MAX: none */
+    char *sig;      /* "*" or the sorted prefixes, then "|stats" or "|-" */
+} s_class_t;
+
 struct pd_clients {
     size_t n, cap;
     pd_client_t *v; /* in the order read; lookups scan (lists are short) */
+    s_class_t classes[PD_CLIENTS_CLASSES_MAX];
+    size_t n_classes;
 };
+
+static void
+s_classes_free(pd_clients_t *list)
+{
+    for (size_t k = 0; k < list->n_classes; k++)
+        free(list->classes[k].sig);
+    list->n_classes = 0;
+}
 
 void
 pd_clients_destroy(pd_clients_t **list)
@@ -34,6 +50,7 @@ pd_clients_destroy(pd_clients_t **list)
         return;
     for (size_t i = 0; i < (*list)->n; i++)
         free((*list)->v[i].prefixes);
+    s_classes_free(*list);
     free((*list)->v);
     free(*list);
     *list = NULL;
@@ -72,12 +89,21 @@ s_starts(const char *s, size_t len, const char *p)
     return len >= n && memcmp(s, p, n) == 0;
 }
 
+/* Is s (len bytes) exactly the NUL-terminated t? */
+static bool
+s_is(const char *s, size_t len, const char *t)
+{
+    return len == strlen(t) && memcmp(s, t, len) == 0;
+}
+
 bool
 pd_client_may_subscribe(const pd_client_t *c, const char *prefix, size_t len)
 {
-    if (s_starts(prefix, len, PD_CLIENTS_ALWAYS))
+    if (s_is(prefix, len, PD_CLIENTS_HEARTBEAT_TOPIC))
         return true;
-    if (c == NULL)
+    if (s_is(prefix, len, PD_CLIENTS_STATS_TOPIC))
+        return c != NULL && c->stats;
+    if (c == NULL || s_starts(prefix, len, "sys/"))
         return false;
     if (c->all_topics)
         return true;
@@ -122,10 +148,117 @@ pd_clients_narrowed(const pd_clients_t *old_list, const pd_clients_t *new_list)
         const pd_client_t *o = &old_list->v[i];
         const pd_client_t *n = pd_clients_by_key(new_list, o->key);
         /* A renamed key changes the user id its connections carry. */
-        if (n == NULL || strcmp(n->name, o->name) != 0 || !s_same_topics(o, n))
+        if (n == NULL || strcmp(n->name, o->name) != 0 || !s_same_topics(o, n)
+            || n->stats != o->stats)
             return true;
     }
     return false;
+}
+
+/* --------------------------------------------------------------- classes */
+
+static int
+s_cmp_prefix(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The rights of c written out (malloc'd): equal strings, equal rights. */
+static char *
+s_class_sig(const pd_client_t *c)
+{
+    size_t n = c->all_topics ? 0 : c->n_prefixes;
+    char(*sorted)[PD_CLIENTS_PREFIX_MAX + 1] =
+        n > 0 ? malloc(n * sizeof(*sorted)) : NULL;
+    char *sig = malloc(n * (PD_CLIENTS_PREFIX_MAX + 2) + 16);
+    if (sig == NULL || (n > 0 && sorted == NULL)) {
+        free(sorted);
+        free(sig);
+        return NULL;
+    }
+    size_t used = 0;
+    if (c->all_topics) {
+        sig[used++] = '*';
+    } else {
+        memcpy(sorted, c->prefixes, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), s_cmp_prefix);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
+                continue; /* listed twice: the same rights */
+            size_t l = strlen(sorted[i]);
+            memcpy(sig + used, sorted[i], l);
+            used += l;
+            sig[used++] = ',';
+        }
+    }
+    strcpy(sig + used, c->stats ? "|stats" : "|-");
+    free(sorted);
+    return sig;
+}
+
+/*
+ * Number the access classes of the whole list. Returns 0, -ENOMEM, or
+ * -E2BIG when it has more than PD_CLIENTS_CLASSES_MAX (*over then names
+ * the first client of the class that does not fit).
+ */
+static int
+s_classify(pd_clients_t *list, size_t *over)
+{
+    s_classes_free(list);
+    if ((list->classes[0].sig = strdup("*|stats")) == NULL)
+        return -ENOMEM;
+    list->classes[0].member = SIZE_MAX;
+    list->n_classes = 1;
+    for (size_t i = 0; i < list->n; i++) {
+        char *sig = s_class_sig(&list->v[i]);
+        if (sig == NULL)
+            return -ENOMEM;
+        size_t k = 0;
+        while (k < list->n_classes && strcmp(list->classes[k].sig, sig) != 0)
+            k++;
+        if (k == list->n_classes) {
+            if (k == PD_CLIENTS_CLASSES_MAX) {
+                free(sig);
+                *over = i;
+                return -E2BIG;
+            }
+            list->classes[k] = (s_class_t){ .member = i, .sig = sig };
+            list->n_classes++;
+        } else {
+            free(sig);
+            if (list->classes[k].member == SIZE_MAX)
+                list->classes[k].member = i;
+        }
+        list->v[i].klass = (unsigned)k;
+    }
+    return 0;
+}
+
+size_t
+pd_clients_classes(const pd_clients_t *list)
+{
+    return list != NULL && list->n_classes > 0 ? list->n_classes : 1;
+}
+
+const pd_client_t *
+pd_clients_class_member(const pd_clients_t *list, size_t k)
+{
+    if (list == NULL || k >= list->n_classes
+        || list->classes[k].member == SIZE_MAX)
+        return NULL;
+    return &list->v[list->classes[k].member];
+}
+
+bool
+pd_clients_same_classes(const pd_clients_t *a, const pd_clients_t *b)
+{
+    size_t n = pd_clients_classes(a);
+    if (n != pd_clients_classes(b))
+        return false;
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(a->classes[k].sig, b->classes[k].sig) != 0)
+            return false;
+    return true;
 }
 
 /* ---------------------------------------------------------------- parser */
@@ -252,15 +385,25 @@ s_parse_line(s_parse_t *p, pd_clients_t *list, char *line)
                           list->v[i].name);
     }
     c->all_topics = true;
-    bool seen_topics = false;
+    bool seen_topics = false, seen_stats = false;
     for (char *opt = strtok_r(NULL, " \t", &save); opt != NULL;
          opt = strtok_r(NULL, " \t", &save)) {
         if (opt[0] == '#')
             break; /* a comment after the fields */
+        if (strncmp(opt, "stats=", 6) == 0 && !seen_stats) {
+            seen_stats = true;
+            if (strcmp(opt + 6, "yes") != 0 && strcmp(opt + 6, "no") != 0)
+                return s_fail(p, "client %s: stats= takes yes or no, not "
+                                 "\"%s\"",
+                              name, opt + 6);
+            c->stats = strcmp(opt + 6, "yes") == 0;
+            continue;
+        }
         if (strncmp(opt, "topics=", 7) != 0 || seen_topics)
             return s_fail(p,
                           "client %s: unknown or repeated option \"%s\" "
-                          "(expected topics=PREFIX,... or topics=*)",
+                          "(expected topics=PREFIX,... or topics=*, and "
+                          "stats=yes or stats=no)",
                           name, opt);
         seen_topics = true;
         c->all_topics = false;
@@ -268,6 +411,11 @@ s_parse_line(s_parse_t *p, pd_clients_t *list, char *line)
         if (rc < 0)
             return rc;
     }
+    /* By default the counters go with reading everything: they tell
+     * how much traffic there is, which a limited client should not
+     * learn from them. */
+    if (!seen_stats)
+        c->stats = c->all_topics;
     return 0;
 }
 
@@ -308,6 +456,20 @@ pd_clients_parse(pd_clients_t **listp, const char *text, size_t len,
             break;
         start = end + 1;
     }
+    if (rc == 0) {
+        size_t over = 0;
+        rc = s_classify(list, &over);
+        if (rc == -E2BIG) {
+            if (errbuf != NULL && errlen > 0)
+                snprintf(errbuf, errlen,
+                         "%s: client %s: more than %d different access "
+                         "classes (topics= lists and stats= permissions); "
+                         "clients with the same rights share one",
+                         p.source, list->v[over].name,
+                         PD_CLIENTS_CLASSES_MAX);
+            rc = -EINVAL;
+        }
+    }
 out:
     free(line);
     if (rc < 0) {
@@ -315,6 +477,10 @@ out:
         for (size_t i = n0; i < list->n; i++)
             free(list->v[i].prefixes);
         list->n = n0;
+        size_t over;
+        if (!made && s_classify(list, &over) < 0)
+            s_classes_free(list); /* out of memory: classes counted again
+                                     by the next parse */
         if (made)
             pd_clients_destroy(listp);
         if (rc == -ENOMEM && errbuf != NULL && errlen > 0)
@@ -399,6 +565,83 @@ s_is_keys_file(const char *name)
     return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".keys") == 0;
 }
 
+/*
+ * The *.keys files of directory path, sorted by name, into *names (*n of
+ * them; the caller frees each name and the array, also after an error).
+ * Returns 0 or a negative error with a message in errbuf.
+ */
+static int
+s_list_keys_files(const char *path, char ***names, size_t *n, char *errbuf,
+                  size_t errlen)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        int rc = -errno;
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!s_is_keys_file(e->d_name))
+            continue;
+        if (*n == S_DIR_FILES_MAX) {
+            rc = -EFBIG;
+            snprintf(errbuf, errlen, "%s: more than %d *.keys files", path,
+                     S_DIR_FILES_MAX);
+            break;
+        }
+        char **v = realloc(*names, (*n + 1) * sizeof(**names));
+        if (v == NULL || (v[*n] = strdup(e->d_name)) == NULL) {
+            *names = v != NULL ? v : *names;
+            rc = -ENOMEM;
+            snprintf(errbuf, errlen, "%s: out of memory", path);
+            break;
+        }
+        *names = v;
+        (*n)++;
+    }
+    closedir(d);
+    if (rc == 0 && *n > 1)
+        qsort(*names, *n, sizeof(**names), s_cmp_names);
+    return rc;
+}
+
+/*
+ * The list of a directory: its *.keys files in name order, each checked
+ * like the directory (pd_trust_check()). An empty directory is an empty
+ * list: nobody may connect. Returns 0 or a negative error with a message
+ * in errbuf; *list may be set after an error too.
+ */
+static int
+s_load_dir(pd_clients_t **list, const char *path, char *errbuf,
+           size_t errlen)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = s_list_keys_files(path, &names, &n, errbuf, errlen);
+    if (rc == 0 && (*list = calloc(1, sizeof(**list))) == NULL) {
+        rc = -ENOMEM;
+        snprintf(errbuf, errlen, "%s: out of memory", path);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char file[PATH_MAX];
+        if (snprintf(file, sizeof(file), "%s/%s", path, names[i])
+            >= (int)sizeof(file)) {
+            rc = -ENAMETOOLONG;
+            snprintf(errbuf, errlen, "%s/%s: name too long", path, names[i]);
+            break;
+        }
+        rc = pd_trust_check(file, "curve_clients", errbuf, errlen);
+        if (rc == 0)
+            rc = s_load_file(list, file, errbuf, errlen);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
 pd_clients_t *
 pd_clients_load(const char *path, char *errbuf, size_t errlen, int *err)
 {
@@ -413,67 +656,8 @@ pd_clients_load(const char *path, char *errbuf, size_t errlen, int *err)
         snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    if (!S_ISDIR(st.st_mode)) {
-        *err = s_load_file(&list, path, errbuf, errlen);
-        if (*err < 0)
-            return NULL;
-        return list;
-    }
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        *err = -errno;
-        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!s_is_keys_file(e->d_name))
-            continue;
-        if (n == S_DIR_FILES_MAX) {
-            rc = -EFBIG;
-            snprintf(errbuf, errlen, "%s: more than %d *.keys files", path,
-                     S_DIR_FILES_MAX);
-            break;
-        }
-        char **v = realloc(names, (n + 1) * sizeof(*names));
-        if (v == NULL || (v[n] = strdup(e->d_name)) == NULL) {
-            names = v != NULL ? v : names;
-            rc = -ENOMEM;
-            snprintf(errbuf, errlen, "%s: out of memory", path);
-            break;
-        }
-        names = v;
-        n++;
-    }
-    closedir(d);
-    if (rc == 0) {
-        if (n > 1)
-            qsort(names, n, sizeof(*names), s_cmp_names);
-        /* An empty directory is an empty list: nobody may connect. */
-        if ((list = calloc(1, sizeof(*list))) == NULL) {
-            rc = -ENOMEM;
-            snprintf(errbuf, errlen, "%s: out of memory", path);
-        }
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            char file[PATH_MAX];
-            if (snprintf(file, sizeof(file), "%s/%s", path, names[i])
-                >= (int)sizeof(file)) {
-                rc = -ENAMETOOLONG;
-                snprintf(errbuf, errlen, "%s/%s: name too long", path,
-                         names[i]);
-                break;
-            }
-            rc = pd_trust_check(file, "curve_clients", errbuf, errlen);
-            if (rc == 0)
-                rc = s_load_file(&list, file, errbuf, errlen);
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    int rc = S_ISDIR(st.st_mode) ? s_load_dir(&list, path, errbuf, errlen)
+                                 : s_load_file(&list, path, errbuf, errlen);
     if (rc < 0) {
         pd_clients_destroy(&list);
         *err = rc;

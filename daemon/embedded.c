@@ -79,28 +79,56 @@ s_release(pd_embedded_t *self)
     self->batch_used = 0;
 }
 
-/* Are these the bytes kept (or in the batch) as seq? */
+/*
+ * Do the envelope kept (kept_len bytes) and the one submitted carry the
+ * same signed update: the same body, signer and signature? The submitted
+ * one is canonical (ingest checked), so equal bytes say yes at once; an
+ * envelope logged before parleyd required the canonical form may differ
+ * in bytes and still hold the same three fields.
+ */
 static bool
-s_same_bytes(pd_embedded_t *self, uint64_t seq, const void *env, size_t len)
+s_same_signed(pd_embedded_t *self, const uint8_t *kept, size_t kept_len,
+              const void *env, size_t len)
+{
+    if (kept_len == len && memcmp(kept, env, len) == 0)
+        return true;
+    parley__envelope_t a, b;
+    parley__arena_t arena;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    bool same = parley__envelope_decode(kept, kept_len, &a, &arena) == 0
+                && parley__envelope_decode(env, len, &b, &arena) == 0
+                && a.body.len == b.body.len
+                && memcmp(a.body.data, b.body.data, a.body.len) == 0
+                && memcmp(a.signer, b.signer, sizeof(a.signer)) == 0
+                && memcmp(a.signature, b.signature, sizeof(a.signature)) == 0;
+    parley__arena_reset(&arena);
+    return same;
+}
+
+/* Is the update kept (or in the batch) as seq the one submitted? */
+static bool
+s_same_update(pd_embedded_t *self, uint64_t seq, const void *env, size_t len)
 {
     if (self->n_pending > 0 && seq >= self->pending[0].seq) {
         uint64_t i = seq - self->pending[0].seq;
         if (i >= self->n_pending)
             return false;
         const s_pending_t *p = &self->pending[i];
-        return p->len == len && memcmp(self->batch + p->off, env, len) == 0;
+        return s_same_signed(self, self->batch + p->off, p->len, env, len);
     }
     int64_t received_at;
     size_t got;
     if (pd_store_read(self->store, seq, &received_at, self->record,
                       self->record_cap, &got) < 0)
         return false; /* gone by retention: a replay like any other */
-    return got == len && memcmp(self->record, env, len) == 0;
+    return s_same_signed(self, self->record, got, env, len);
 }
 
 /*
  * Check 8 against the local signer index: a signer_seq at or below the
- * signer's last is a replay, unless it is the very bytes kept before.
+ * signer's last is a replay, unless it is the very update kept before
+ * (the same body, signer and signature: what was signed, not how the
+ * envelope around it was written).
  * Returns 1 (new), 0 (*orig: the seq of the same bytes) or PARLEY_EREPLAY
  * (*last: the signer's last accepted signer_seq).
  */
@@ -111,7 +139,7 @@ s_order_check(pd_embedded_t *self, const uint8_t *signer, uint64_t signer_seq,
     if (!pd_index_signer_last(self->idx, signer, last) || signer_seq > *last)
         return 1;
     *orig = pd_index_dedupe_lookup(self->idx, signer, signer_seq);
-    if (*orig != 0 && s_same_bytes(self, *orig, env, len))
+    if (*orig != 0 && s_same_update(self, *orig, env, len))
         return 0;
     return PARLEY_EREPLAY;
 }

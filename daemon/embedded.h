@@ -3,7 +3,8 @@
  * and its indexes (index.h) behind the storage seam (storage.h).
  *
  * submit checks the order against the local signer index (check 8:
- * replay, or a duplicate of bytes still in the log or in the batch),
+ * replay, or a duplicate of a signed update still in the log or in the
+ * batch),
  * appends with seq = the next local seq and indexes the update; commit
  * writes and fdatasyncs the batch (one sync per turn); applied then hands
  * out the batch's records from memory. Every submit completes at once.

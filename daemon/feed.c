@@ -1,16 +1,36 @@
 /*
- * feed.c - the XPUB side: deliveries per topic, heartbeats, subscriptions.
+ * feed.c - the XPUB side: deliveries per topic, heartbeats, subscriptions,
+ * one socket per access class.
  *
- * Manual mode and its catch: libzmq applies ZMQ_SUBSCRIBE to the
- * connection of the last subscription message read, which it tracks in a
- * queue that only subscription messages fill but every read empties. A
- * peer that sends anything else upstream (possible with a raw ZMTP
- * client) shifts that queue, and a grant could land on another
- * connection. So after any non-subscription message nothing is granted
- * (or removed) until the queue has been read empty, which puts both
- * queues back in step; the subscriptions refused meanwhile are counted,
- * and a reliable subscriber still gets every update through the api's
- * replay.
+ * Manual mode and its catches. libzmq (xpub.cpp) queues each
+ * subscription message it reads from a connection's pipe together with a
+ * raw pointer to that pipe (_pending_pipes); zmq_msg_recv() of the
+ * message sets _last_pipe to that pointer, and ZMQ_SUBSCRIBE adds the
+ * topic for whatever pipe _last_pipe points to at that moment.
+ *
+ *   1. A peer that sends anything else upstream (a raw ZMTP client)
+ *      shifts the data queue against the pipe queue, and a grant could
+ *      land on another connection. So after any non-subscription message
+ *      nothing is granted (or removed) until the queue has been read
+ *      empty, which puts both queues back in step.
+ *   2. A pipe that closed after its subscription was queued and before
+ *      it is read leaves a pointer to freed memory: libzmq 4.3.4 adds the
+ *      grant for it as it is (later versions check that the pipe is
+ *      still known, which a new pipe made in the same memory passes). A
+ *      connection made in that memory, at once or much later, then
+ *      receives the topic. Nothing libzmq offers says, at the moment of
+ *      the grant, whether the pipe is still the one that asked. So the
+ *      feed is built so that it does not matter: connections with other
+ *      rights than the one checked never share its socket. Each access
+ *      class has its own socket (feed.h), the ZAP handler admits only
+ *      the class's clients to it, and it carries only the topics the
+ *      class may read; a misplaced grant reaches, at worst, a client
+ *      allowed the same topics (beyond its max_subscriptions). A cut
+ *      (reload) replaces a socket rather than unbinding it, so that the
+ *      queued subscriptions and stale pointers go with it.
+ *
+ * The subscriptions refused meanwhile are counted, and a reliable
+ * subscriber still gets every update through the api's replay.
  */
 #include "feed.h"
 
@@ -48,18 +68,163 @@ typedef struct {
     char topic[PD_CLIENTS_PREFIX_MAX];
 } s_topic_t;
 
-struct pd_feed {
-    void *sock;                 /* XPUB */
-    pd_zap_t *zap;              /* borrowed: decides on subscriptions */
+/* One XPUB: the main one (class 0) or the one of an access class. */
+typedef struct {
+    void *sock;                 /* XPUB, NULL when not open */
+    int klass;                  /* the access class it serves */
     char bound[256];            /* ZMQ_LAST_ENDPOINT: what to rebind */
     char endpoint[256];         /* ZMQ_LAST_ENDPOINT, or advertised */
     uint64_t subscriptions;     /* topics with at least one subscriber */
     bool unsure;                /* a non-subscription message was read */
-    uint8_t *buf;               /* encoding buffer for one Delivery */
-    size_t cap;                 /* bytes in buf */
     s_topic_t *topics;          /* S_TOPICS_MAX granted topics */
     size_t n_topics;
+} s_out_t;
+
+struct pd_feed {
+    void *ctx;                  /* borrowed: makes class sockets */
+    pd_zap_t *zap;              /* borrowed: decides on subscriptions */
+    char api[256];              /* api endpoint advertised hosts follow */
+    uint64_t generation;        /* pd_zap_generation() of the classes */
+    uint8_t *buf;               /* encoding buffer for one Delivery */
+    size_t cap;                 /* bytes in buf */
+    s_out_t outs[PD_CLIENTS_CLASSES_MAX]; /* [k]: class k; [0] the main */
+    size_t n_outs;
 };
+
+/* ============================================================== sockets */
+
+static void s_advertise(s_out_t *out, const char *api_endpoint);
+
+/*
+ * Make out's XPUB for class klass, secured for that class, bound to
+ * endpoint. 0 or -errno (out is then closed).
+ */
+static int
+s_out_open(pd_feed_t *self, s_out_t *out, const char *endpoint, int klass)
+{
+    memset(out, 0, sizeof(*out));
+    out->klass = klass;
+    out->topics = calloc(S_TOPICS_MAX, sizeof(*out->topics));
+    out->sock = zmq_socket(self->ctx, ZMQ_XPUB);
+    if (out->topics == NULL || out->sock == NULL) {
+        int rc = out->sock == NULL ? -zmq_errno() : -ENOMEM;
+        if (out->sock != NULL)
+            zmq_close(out->sock);
+        free(out->topics);
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    int zero = 0, one = 1, hwm = S_SNDHWM;
+    int64_t maxmsg = PD_FEED_SUBSCRIBE_MAX;
+    int ipv6 = strchr(endpoint, '[') != NULL;
+    size_t len = sizeof(out->endpoint);
+    char name[16];
+    snprintf(name, sizeof(name), klass == 0 ? "feed" : "feed-%d", klass);
+    int rc = 0;
+    /* Manual: nothing is subscribed until pd_feed_drain() says so. */
+    if (zmq_setsockopt(out->sock, ZMQ_XPUB_MANUAL, &one, sizeof(one)) < 0
+        || zmq_setsockopt(out->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0
+        || zmq_setsockopt(out->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg))
+               < 0
+        || zmq_setsockopt(out->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0
+        || zmq_setsockopt(out->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0)
+        rc = -zmq_errno();
+    else
+        rc = pd_zap_secure(self->zap, out->sock, name, klass);
+    if (rc == 0 && zmq_bind(out->sock, endpoint) < 0)
+        rc = -zmq_errno();
+    if (rc == 0
+        && zmq_getsockopt(out->sock, ZMQ_LAST_ENDPOINT, out->endpoint, &len)
+               < 0)
+        rc = -zmq_errno();
+    if (rc < 0) {
+        pd_zap_release(self->zap, out->sock);
+        zmq_close(out->sock);
+        free(out->topics);
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    memcpy(out->bound, out->endpoint, sizeof(out->bound));
+    if (self->api[0] != '\0')
+        s_advertise(out, self->api);
+    return 0;
+}
+
+/* Stop watching and close out's XPUB (linger as set). */
+static void
+s_out_close(pd_feed_t *self, s_out_t *out)
+{
+    if (out->sock != NULL) {
+        pd_zap_release(self->zap, out->sock);
+        zmq_close(out->sock);
+    }
+    free(out->topics);
+    memset(out, 0, sizeof(*out));
+}
+
+/*
+ * Where class k's socket binds: the main socket's transport and host
+ * with a port the system chooses (tcp), or its path with ".class-K"
+ * (ipc). The ping reply tells each client its class's endpoint.
+ * 0, or -EPROTONOSUPPORT for another transport.
+ */
+static int
+s_class_endpoint(const pd_feed_t *self, int k, char *out, size_t cap)
+{
+    const char *main_ep = self->outs[0].bound;
+    const char *colon = strrchr(main_ep, ':');
+    if (strncmp(main_ep, "tcp://", 6) == 0 && colon != NULL
+        && colon > main_ep + 6) {
+        int n = snprintf(out, cap, "%.*s:0", (int)(colon - main_ep), main_ep);
+        return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+    }
+    if (strncmp(main_ep, "ipc://", 6) == 0) {
+        int n = snprintf(out, cap, "%s.class-%d", main_ep, k);
+        return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+    }
+    return -EPROTONOSUPPORT;
+}
+
+/*
+ * Give every access class but 0 a socket of its own, made again when
+ * the classes changed (a reload): a grant that libzmq applies to another
+ * connection than the one that asked (see the top of this file) then
+ * stays among clients with the same rights. 0, or the first error
+ * (logged); the classes whose socket failed have no feed.
+ */
+static int
+s_sync_classes(pd_feed_t *self, bool force)
+{
+    size_t want = pd_zap_classes(self->zap);
+    uint64_t gen = pd_zap_generation(self->zap);
+    if (!force && gen == self->generation && want == self->n_outs)
+        return 0;
+    for (size_t k = self->n_outs; k-- > 1;)
+        s_out_close(self, &self->outs[k]);
+    self->n_outs = 1;
+    self->generation = gen;
+    int first = 0;
+    for (size_t k = 1; k < want && k < PD_CLIENTS_CLASSES_MAX; k++) {
+        char ep[PD_CONFIG_ENDPOINT_MAX];
+        int rc = s_class_endpoint(self, (int)k, ep, sizeof(ep));
+        if (rc == 0)
+            rc = s_out_open(self, &self->outs[k], ep, (int)k);
+        if (rc < 0) {
+            pd_log(PD_LOG_ERROR,
+                   "feed: no socket for access class %zu (%s): %s; its "
+                   "clients get no feed (classes need a tcp:// or ipc:// "
+                   "feed endpoint)",
+                   k, self->outs[0].bound, zmq_strerror(-rc));
+            if (first == 0)
+                first = rc;
+        } else {
+            pd_log(PD_LOG_INFO, "feed: access class %zu at %s", k,
+                   self->outs[k].endpoint);
+        }
+        self->n_outs = k + 1;
+    }
+    return first;
+}
 
 pd_feed_t *
 pd_feed_new(void *ctx, const char *endpoint, size_t max_delivery,
@@ -70,38 +235,19 @@ pd_feed_new(void *ctx, const char *endpoint, size_t max_delivery,
         *err = -ENOMEM;
         return NULL;
     }
+    self->ctx = ctx;
     self->zap = zap;
     self->cap = max_delivery + S_DELIVERY_OVERHEAD;
     self->buf = malloc(self->cap);
-    self->topics = calloc(S_TOPICS_MAX, sizeof(*self->topics));
-    self->sock = zmq_socket(ctx, ZMQ_XPUB);
-    if (self->buf == NULL || self->topics == NULL || self->sock == NULL) {
-        *err = self->sock == NULL ? -zmq_errno() : -ENOMEM;
+    if (self->buf == NULL) {
+        *err = -ENOMEM;
         goto fail;
     }
-    int zero = 0, one = 1, hwm = S_SNDHWM;
-    int64_t maxmsg = PD_FEED_SUBSCRIBE_MAX;
-    int ipv6 = strchr(endpoint, '[') != NULL;
-    size_t len = sizeof(self->endpoint);
-    /* Manual: nothing is subscribed until pd_feed_drain() says so. */
-    if (zmq_setsockopt(self->sock, ZMQ_XPUB_MANUAL, &one, sizeof(one)) < 0
-        || zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0
-        || zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg))
-               < 0
-        || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0
-        || zmq_setsockopt(self->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0) {
-        *err = -zmq_errno();
+    if ((*err = s_out_open(self, &self->outs[0], endpoint, 0)) < 0)
         goto fail;
-    }
-    if ((*err = pd_zap_secure(zap, self->sock, "feed")) < 0)
-        goto fail;
-    if (zmq_bind(self->sock, endpoint) < 0
-        || zmq_getsockopt(self->sock, ZMQ_LAST_ENDPOINT, self->endpoint, &len)
-               < 0) {
-        *err = -zmq_errno();
-        goto fail;
-    }
-    memcpy(self->bound, self->endpoint, sizeof(self->bound));
+    self->n_outs = 1;
+    self->generation = pd_zap_generation(zap);
+    s_sync_classes(self, true); /* logged; the main feed serves on */
     *err = 0;
     return self;
 fail:
@@ -115,24 +261,51 @@ pd_feed_destroy(pd_feed_t **feedp)
     if (feedp == NULL || *feedp == NULL)
         return;
     pd_feed_t *self = *feedp;
-    if (self->sock != NULL)
-        zmq_close(self->sock); /* ZMQ_LINGER 0, unless the server set it */
+    for (size_t k = self->n_outs; k-- > 0;)
+        s_out_close(self, &self->outs[k]); /* ZMQ_LINGER 0, or the server's */
     free(self->buf);
-    free(self->topics);
     free(self);
     *feedp = NULL;
 }
 
-void *
-pd_feed_socket(const pd_feed_t *self)
+int
+pd_feed_sync(pd_feed_t *self)
 {
-    return self->sock;
+    return s_sync_classes(self, false);
+}
+
+size_t
+pd_feed_items(const pd_feed_t *self, zmq_pollitem_t *items)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < self->n_outs; k++)
+        if (self->outs[k].sock != NULL)
+            items[n++] =
+                (zmq_pollitem_t){ self->outs[k].sock, 0, ZMQ_POLLIN, 0 };
+    return n;
+}
+
+void
+pd_feed_set_linger(pd_feed_t *self, int ms)
+{
+    for (size_t k = 0; k < self->n_outs; k++)
+        if (self->outs[k].sock != NULL)
+            zmq_setsockopt(self->outs[k].sock, ZMQ_LINGER, &ms, sizeof(ms));
 }
 
 const char *
 pd_feed_endpoint(const pd_feed_t *self)
 {
-    return self->endpoint;
+    return self->outs[0].endpoint;
+}
+
+const char *
+pd_feed_endpoint_of(const pd_feed_t *self, int klass)
+{
+    if (klass > 0 && (size_t)klass < self->n_outs
+        && self->outs[klass].sock != NULL)
+        return self->outs[klass].endpoint;
+    return self->outs[0].endpoint;
 }
 
 /*
@@ -162,12 +335,13 @@ s_wildcard(const char *host, size_t len)
            || (len == 1 && host[0] == '*');
 }
 
-void
-pd_feed_advertise(pd_feed_t *self, const char *api_endpoint)
+/* If out is bound to a wildcard tcp address, advertise a reachable one. */
+static void
+s_advertise(s_out_t *out, const char *api_endpoint)
 {
     const char *host, *port, *api_host, *api_port;
     size_t len, api_len;
-    if (!s_tcp_split(self->endpoint, &host, &len, &port)
+    if (!s_tcp_split(out->endpoint, &host, &len, &port)
         || !s_wildcard(host, len))
         return;
     char name[256] = "";
@@ -178,18 +352,30 @@ pd_feed_advertise(pd_feed_t *self, const char *api_endpoint)
     } else if (gethostname(name, sizeof(name) - 1) < 0 || name[0] == '\0') {
         return;
     }
-    char ep[sizeof(self->endpoint)];
+    char ep[sizeof(out->endpoint)];
     int n = snprintf(ep, sizeof(ep), "tcp://%s:%s", name, port);
     if (n > 0 && (size_t)n < sizeof(ep)) {
         pd_log(PD_LOG_INFO, "feed bound to a wildcard; advertising %s", ep);
-        memcpy(self->endpoint, ep, (size_t)n + 1);
+        memcpy(out->endpoint, ep, (size_t)n + 1);
     }
+}
+
+void
+pd_feed_advertise(pd_feed_t *self, const char *api_endpoint)
+{
+    snprintf(self->api, sizeof(self->api), "%s", api_endpoint);
+    for (size_t k = 0; k < self->n_outs; k++)
+        if (self->outs[k].sock != NULL)
+            s_advertise(&self->outs[k], api_endpoint);
 }
 
 uint64_t
 pd_feed_subscriptions(const pd_feed_t *self)
 {
-    return self->subscriptions;
+    uint64_t n = 0;
+    for (size_t k = 0; k < self->n_outs; k++)
+        n += self->outs[k].subscriptions;
+    return n;
 }
 
 static uint64_t
@@ -204,61 +390,64 @@ pd_feed_stats_register(const pd_feed_t *self, pd_stats_t *st)
     pd_stats_getter(st, PD_STAT_SUBSCRIPTIONS, s_subscriptions, self);
 }
 
+/* ======================================================= subscriptions */
+
 /* The tracked entry of a granted topic, or NULL. */
 static s_topic_t *
-s_topic_find(pd_feed_t *self, const char *topic, size_t len)
+s_topic_find(s_out_t *out, const char *topic, size_t len)
 {
-    for (size_t i = 0; i < self->n_topics; i++)
-        if (self->topics[i].len == len
-            && memcmp(self->topics[i].topic, topic, len) == 0)
-            return &self->topics[i];
+    for (size_t i = 0; i < out->n_topics; i++)
+        if (out->topics[i].len == len
+            && memcmp(out->topics[i].topic, topic, len) == 0)
+            return &out->topics[i];
     return NULL;
 }
 
 static void
-s_topic_granted(pd_feed_t *self, const char *topic, size_t len)
+s_topic_granted(s_out_t *out, const char *topic, size_t len)
 {
-    s_topic_t *t = s_topic_find(self, topic, len);
+    s_topic_t *t = s_topic_find(out, topic, len);
     if (t == NULL) {
-        if (self->n_topics == S_TOPICS_MAX || len > PD_CLIENTS_PREFIX_MAX)
+        if (out->n_topics == S_TOPICS_MAX || len > PD_CLIENTS_PREFIX_MAX)
             return; /* not tracked: the count stays low */
-        t = &self->topics[self->n_topics++];
+        t = &out->topics[out->n_topics++];
         t->count = 0;
         t->len = (uint8_t)len;
         memcpy(t->topic, topic, len);
     }
     if (t->count++ == 0)
-        self->subscriptions++;
+        out->subscriptions++;
 }
 
 static void
-s_topic_dropped(pd_feed_t *self, const char *topic, size_t len)
+s_topic_dropped(s_out_t *out, const char *topic, size_t len)
 {
-    s_topic_t *t = s_topic_find(self, topic, len);
+    s_topic_t *t = s_topic_find(out, topic, len);
     if (t == NULL || t->count == 0)
         return;
     if (--t->count == 0) {
-        self->subscriptions--;
-        *t = self->topics[--self->n_topics]; /* keep the array dense */
+        out->subscriptions--;
+        *t = out->topics[--out->n_topics]; /* keep the array dense */
     }
 }
 
-void
-pd_feed_drain(pd_feed_t *self)
+/* Read one socket's subscription messages, at most max. */
+static void
+s_drain_out(pd_feed_t *self, s_out_t *out, int max)
 {
-    for (int i = 0; i < S_DRAIN_MAX; i++) {
+    for (int i = 0; i < max; i++) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, self->sock, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&msg, out->sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&msg);
             /* Both of libzmq's queues are empty now: back in step. */
-            self->unsure = false;
+            out->unsure = false;
             return;
         }
         const char *data = zmq_msg_data(&msg);
         size_t n = zmq_msg_size(&msg);
         if (n == 0 || (data[0] != 0 && data[0] != 1) || zmq_msg_more(&msg)) {
-            if (!self->unsure)
+            if (!out->unsure)
                 pd_log_limited(PD_LOG_KEY_FEED_PEER, PD_LOG_WARN,
                                "feed: a peer (connection %s) sent a message "
                                "that is not a subscription; granting nothing "
@@ -266,50 +455,65 @@ pd_feed_drain(pd_feed_t *self)
                                zmq_msg_gets(&msg, "X-Conn") != NULL
                                    ? zmq_msg_gets(&msg, "X-Conn")
                                    : "?");
-            self->unsure = true;
+            out->unsure = true;
         } else if (data[0] == 1) {
             if (pd_zap_subscribe(self->zap, &msg, data + 1, n - 1,
-                                 self->unsure)
-                && zmq_setsockopt(self->sock, ZMQ_SUBSCRIBE, data + 1, n - 1)
+                                 out->unsure)
+                && zmq_setsockopt(out->sock, ZMQ_SUBSCRIBE, data + 1, n - 1)
                        == 0) {
-                s_topic_granted(self, data + 1, n - 1);
+                s_topic_granted(out, data + 1, n - 1);
                 pd_log(PD_LOG_DEBUG, "feed: subscribe '%.*s'",
                        n - 1 < PARLEY_TOPIC_MAX ? (int)n - 1
                                                 : PARLEY_TOPIC_MAX,
                        data + 1);
             }
-        } else if (!self->unsure) {
+        } else if (!out->unsure) {
             /* From a closing connection these come without a connection
              * (libzmq then applies the unsubscribe to nobody); either way
              * only a granted topic is really removed. */
-            zmq_setsockopt(self->sock, ZMQ_UNSUBSCRIBE, data + 1, n - 1);
-            s_topic_dropped(self, data + 1, n - 1);
+            zmq_setsockopt(out->sock, ZMQ_UNSUBSCRIBE, data + 1, n - 1);
+            s_topic_dropped(out, data + 1, n - 1);
         }
         zmq_msg_close(&msg);
     }
 }
 
+void
+pd_feed_drain(pd_feed_t *self)
+{
+    for (size_t k = 0; k < self->n_outs; k++)
+        if (self->outs[k].sock != NULL)
+            s_drain_out(self, &self->outs[k], S_DRAIN_MAX);
+}
+
 int
 pd_feed_cut(pd_feed_t *self)
 {
-    int rc = zmq_unbind(self->sock, self->bound);
-    if (rc < 0)
-        return -zmq_errno();
-    /* The unbind finishes in libzmq's I/O thread; until then the port is
+    /*
+     * A new socket, not the old one unbound: libzmq keeps the
+     * subscriptions the old one queued and the connections it granted
+     * them to (freed ones too), which must not meet a client of the new
+     * allow-list.
+     */
+    s_out_t *main_out = &self->outs[0];
+    char ep[sizeof(main_out->bound)];
+    memcpy(ep, main_out->bound, sizeof(ep));
+    s_out_close(self, main_out);
+    /* The close finishes in libzmq's I/O thread; until then the port is
      * still taken. */
     struct timespec pause = { 0, 5 * 1000 * 1000 };
-    for (int waited = 0; waited < S_REBIND_MS; waited += 5) {
-        if (zmq_bind(self->sock, self->bound) == 0) {
-            pd_zap_connections_cut(self->zap, self->sock);
-            self->subscriptions = 0;
-            self->n_topics = 0;
-            return 0;
-        }
-        if (zmq_errno() != EADDRINUSE)
-            break;
-        nanosleep(&pause, NULL);
+    int rc = -EADDRINUSE;
+    for (int waited = 0; waited < S_REBIND_MS && rc == -EADDRINUSE;
+         waited += 5) {
+        rc = s_out_open(self, main_out, ep, 0);
+        if (rc == -EADDRINUSE)
+            nanosleep(&pause, NULL);
     }
-    return -zmq_errno();
+    if (rc < 0)
+        return rc;
+    pd_zap_connections_cut(self->zap, main_out->sock);
+    s_sync_classes(self, true);
+    return 0;
 }
 
 /* Send one [topic][body] pair; body is shared, not copied. */
@@ -329,7 +533,8 @@ s_send_pair(void *sock, const char *topic, zmq_msg_t *body)
     return 0;
 }
 
-/* Encode into self->buf, then send it on each topic. */
+/* Send self->buf (len bytes) on each topic of the list that out's class
+ * may read: the class's socket never carries anything else. */
 static int
 s_publish(pd_feed_t *self, size_t len, const char topics[][PARLEY_TOPIC_MAX],
           size_t n)
@@ -339,8 +544,15 @@ s_publish(pd_feed_t *self, size_t len, const char topics[][PARLEY_TOPIC_MAX],
         return -zmq_errno();
     memcpy(zmq_msg_data(&body), self->buf, len);
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = s_send_pair(self->sock, topics[i], &body);
+    for (size_t k = 0; k < self->n_outs; k++) {
+        s_out_t *out = &self->outs[k];
+        if (out->sock == NULL)
+            continue;
+        bool all = pd_zap_class_reads_all(self->zap, out->klass);
+        for (size_t i = 0; i < n && rc == 0; i++)
+            if (all || pd_zap_class_reads(self->zap, out->klass, topics[i]))
+                rc = s_send_pair(out->sock, topics[i], &body);
+    }
     zmq_msg_close(&body);
     return rc;
 }
@@ -368,16 +580,42 @@ pd_feed_stats(pd_feed_t *self, const parley__stat_t *stats, size_t n)
     int rc = parley__reply_encode(&r, self->buf, self->cap, &out);
     if (rc < 0)
         return rc;
-    return s_publish(self, out, topic, 1);
+    zmq_msg_t body;
+    if (zmq_msg_init_size(&body, out) < 0)
+        return -zmq_errno();
+    memcpy(zmq_msg_data(&body), self->buf, out);
+    for (size_t k = 0; k < self->n_outs && rc == 0; k++)
+        if (self->outs[k].sock != NULL
+            && pd_zap_class_stats(self->zap, self->outs[k].klass))
+            rc = s_send_pair(self->outs[k].sock, topic[0], &body);
+    zmq_msg_close(&body);
+    return rc;
 }
 
 int
-pd_feed_heartbeat(pd_feed_t *self, const parley__heartbeat_t *hb)
+pd_feed_heartbeat(pd_feed_t *self, const parley__heartbeat_t *tmpl,
+                  pd_feed_view_fn view, void *view_ctx)
 {
-    static const char topic[1][PARLEY_TOPIC_MAX] = { PD_FEED_HEARTBEAT_TOPIC };
-    size_t out;
-    int rc = parley__heartbeat_encode(hb, self->buf, self->cap, &out);
-    if (rc < 0)
-        return rc;
-    return s_publish(self, out, topic, 1);
+    parley__heartbeat_t hb = *tmpl;
+    int first = 0;
+    for (size_t k = 0; k < self->n_outs; k++) {
+        s_out_t *out = &self->outs[k];
+        if (out->sock == NULL)
+            continue;
+        /* What this class may know of the log's head (query.h). */
+        hb.seq = view(view_ctx, out->klass);
+        size_t len;
+        int rc = parley__heartbeat_encode(&hb, self->buf, self->cap, &len);
+        zmq_msg_t body;
+        if (rc == 0 && zmq_msg_init_size(&body, len) < 0)
+            rc = -zmq_errno();
+        if (rc == 0) {
+            memcpy(zmq_msg_data(&body), self->buf, len);
+            rc = s_send_pair(out->sock, PD_FEED_HEARTBEAT_TOPIC, &body);
+            zmq_msg_close(&body);
+        }
+        if (rc < 0 && first == 0)
+            first = rc;
+    }
+    return first;
 }

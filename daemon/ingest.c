@@ -56,6 +56,7 @@ typedef struct {
     int sig_rc;           /* parley__verify_signature(), when it ran */
     bool sig_checked;
     bool on_pool;         /* its signature is checked on the pool */
+    const char *canon_why; /* why the envelope is not canonical, or NULL */
     parley__verify_t v;   /* the decoded envelope between the steps */
 } s_slot_t;
 
@@ -134,6 +135,7 @@ s_precheck(pd_ingest_t *self, s_slot_t *slot, int64_t now_us)
     slot->pre = S_PRE_NONE;
     slot->sig_checked = false;
     slot->on_pool = false;
+    slot->canon_why = NULL;
     slot->v.decoded = 0;
     if (slot->msg.frames != 2 || len > self->cfg->max_message_bytes
         || id_len == 0 || id_len > PD_INGEST_ID_MAX)
@@ -155,6 +157,15 @@ s_precheck(pd_ingest_t *self, s_slot_t *slot, int64_t now_us)
     slot->prepare_rc = parley__verify_prepare(&slot->v, self->ring,
                                               self->req.update.data,
                                               self->req.update.len);
+    /* Check 2 also wants the one encoding parley_sign() writes: an
+     * envelope that decodes but carries more (an unknown or repeated
+     * field, a padded length) would store unsigned bytes with the signed
+     * ones. Before the signer lookup, as check 2 comes before 3. */
+    if (slot->v.decoded
+        && parley__envelope_canonical(self->req.update.data,
+                                      self->req.update.len, &slot->canon_why)
+               != 0)
+        slot->prepare_rc = PARLEY_EMALFORMED;
     slot->pre = S_PRE_PREPARED;
     if (slot->prepare_rc == 0
         && !pd_limit_signer_take(self->limit, slot->v.env.signer, now_us))
@@ -551,6 +562,13 @@ s_publish(pd_ingest_t *self, s_slot_t *slot)
            (unsigned long long)rid, len);
     self->counters.requests_publish++;
     int rc = s_verify_outcome(self, slot, id, id_len, signer, &why);
+    if (rc == PARLEY_EMALFORMED && slot->canon_why != NULL) {
+        char detail[256];
+        snprintf(detail, sizeof(detail),
+                 "%s (envelope not canonical: %s)",
+                 s_signer_label(slot, "", keyid), slot->canon_why);
+        return s_reject(self, id, id_len, rid, rc, detail);
+    }
     if (rc != 0)
         return s_reject(self, id, id_len, rid, rc,
                         slot->pre == S_PRE_BLOCKED

@@ -43,6 +43,7 @@ typedef enum pd_log_key {
     PD_LOG_KEY_ZAP_REFUSED,      /* zap: over max_connections */
     PD_LOG_KEY_ZAP_HANDSHAKE,    /* zap: a handshake failed */
     PD_LOG_KEY_ZAP_SUBSCRIBE,    /* zap: a subscription refused */
+    PD_LOG_KEY_ZAP_PARTIAL,      /* zap: ... as not a whole topic */
     PD_LOG_KEY_ZAP,              /* zap: the handler's own errors */
     PD_LOG_KEY_STORE_SYNC,       /* store: a write or sync failed */
     PD_LOG_KEY_STORE_RESERVE,    /* store: the disk reserve runs short */

@@ -259,6 +259,27 @@ static const struct option s_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
+/*
+ * The flags that set a config key: the option, the key, and the value of
+ * a flag that takes no argument.
+ */
+static const struct {
+    int opt;
+    const char *key;
+    const char *value; /* NULL: the flag's argument */
+} s_flag_keys[] = {
+    { S_OPT_API, "api", NULL },
+    { S_OPT_FEED, "feed", NULL },
+    { S_OPT_STATE_DIR, "state_dir", NULL },
+    { S_OPT_KEYRING, "keyring", NULL },
+    { S_OPT_SKEW, "max_clock_skew", NULL },
+    { S_OPT_NO_FSYNC, "fsync", "off" },
+    { S_OPT_LOG_LEVEL, "log_level", NULL },
+    { S_OPT_BACKBONE, "backbone", NULL },
+    { S_OPT_BACKBONE_STREAM, "backbone_stream", NULL },
+    { S_OPT_BACKBONE_REPLICAS, "backbone_replicas", NULL },
+};
+
 /* A flag remembered until the config file has been read. */
 typedef struct {
     const char *flag;   /* long option name, for messages */
@@ -266,62 +287,51 @@ typedef struct {
     const char *value;
 } s_flag_t;
 
-int
-main(int argc, char **argv)
+/* What the command line said. */
+typedef struct {
+    const char *config_path; /* -c FILE, or NULL */
+    s_flag_t flags[16];      /* flags that set a config key, in order */
+    size_t n_flags;
+    bool level_flag;         /* --log-level given: a reload keeps it */
+} s_args_t;
+
+/*
+ * Remember option opt (s_options[li], argument arg) if it is a flag that
+ * sets a config key. Returns false if it is not one.
+ */
+static bool
+s_keep_flag(s_args_t *args, int opt, int li, const char *arg)
 {
-    const char *config_path = NULL;
-    s_flag_t flags[16];
-    size_t n_flags = 0;
-    bool level_flag = false;
+    for (size_t i = 0; i < sizeof(s_flag_keys) / sizeof(s_flag_keys[0]);
+         i++) {
+        if (s_flag_keys[i].opt != opt)
+            continue;
+        const char *value =
+            s_flag_keys[i].value != NULL ? s_flag_keys[i].value : arg;
+        if (args->n_flags < sizeof(args->flags) / sizeof(args->flags[0]))
+            args->flags[args->n_flags++] =
+                (s_flag_t){ s_options[li].name, s_flag_keys[i].key, value };
+        if (opt == S_OPT_LOG_LEVEL)
+            args->level_flag = true;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Read the command line into args. Returns -1 to go on, or the exit
+ * status: 0 after --version or --help, 2 for a command line that is
+ * wrong (after the usage on stderr).
+ */
+static int
+s_parse_args(int argc, char **argv, s_args_t *args)
+{
     int c, li = -1;
-
-    /* Before any thread starts: one malloc arena for the whole process.
-     * libzmq allocates a connection's pipes in its I/O thread and the
-     * 16 KB chunks its message queues grow by in this thread; with an
-     * arena per thread, what one frees (the handshake pipes zap.c lets
-     * go, a closed connection) cannot serve the other's next allocation,
-     * and the peak with many subscribers grows by megabytes. Small
-     * allocations go through glibc's per-thread cache, so sharing the
-     * arena costs little. */
-    mallopt(M_ARENA_MAX, 1);
-
+    memset(args, 0, sizeof(*args));
     while ((c = getopt_long(argc, argv, "c:Vh", s_options, &li)) != -1) {
-        const char *key = NULL;
         switch (c) {
         case 'c':
-            config_path = optarg;
-            break;
-        case S_OPT_API:
-            key = "api";
-            break;
-        case S_OPT_FEED:
-            key = "feed";
-            break;
-        case S_OPT_STATE_DIR:
-            key = "state_dir";
-            break;
-        case S_OPT_KEYRING:
-            key = "keyring";
-            break;
-        case S_OPT_SKEW:
-            key = "max_clock_skew";
-            break;
-        case S_OPT_NO_FSYNC:
-            key = "fsync";
-            optarg = (char *)"off";
-            break;
-        case S_OPT_LOG_LEVEL:
-            key = "log_level";
-            level_flag = true;
-            break;
-        case S_OPT_BACKBONE:
-            key = "backbone";
-            break;
-        case S_OPT_BACKBONE_STREAM:
-            key = "backbone_stream";
-            break;
-        case S_OPT_BACKBONE_REPLICAS:
-            key = "backbone_replicas";
+            args->config_path = optarg;
             break;
         case 'V':
             printf("parleyd %s\n", PARLEY_VERSION);
@@ -330,11 +340,11 @@ main(int argc, char **argv)
             s_usage(stdout);
             return 0;
         default:
-            s_usage(stderr);
-            return 2;
+            if (!s_keep_flag(args, c, li, optarg)) {
+                s_usage(stderr);
+                return 2;
+            }
         }
-        if (key != NULL && n_flags < sizeof(flags) / sizeof(flags[0]))
-            flags[n_flags++] = (s_flag_t){ s_options[li].name, key, optarg };
         li = -1;
     }
     if (optind < argc) {
@@ -342,76 +352,97 @@ main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+    return -1;
+}
 
-    pd_config_t cfg;
+/*
+ * The settings: the defaults, the config file of -c over them, the
+ * flags over that. Returns 0, or the exit status after a message on
+ * stderr (2 for a flag's bad value).
+ */
+static int
+s_load_config(const s_args_t *args, pd_config_t *cfg)
+{
     char errbuf[512];
-    pd_config_defaults(&cfg);
-    if (config_path != NULL
-        && pd_config_load(&cfg, config_path, errbuf, sizeof(errbuf)) < 0) {
+    pd_config_defaults(cfg);
+    if (args->config_path != NULL
+        && pd_config_load(cfg, args->config_path, errbuf, sizeof(errbuf))
+               < 0) {
         fprintf(stderr, "parleyd: %s\n", errbuf);
         return 1;
     }
-    for (size_t i = 0; i < n_flags; i++) {
-        if (pd_config_set(&cfg, flags[i].key, flags[i].value, errbuf,
-                          sizeof(errbuf))
+    for (size_t i = 0; i < args->n_flags; i++) {
+        const s_flag_t *f = &args->flags[i];
+        if (pd_config_set(cfg, f->key, f->value, errbuf, sizeof(errbuf))
             < 0) {
             /* errbuf starts with the config key; name the flag instead. */
-            size_t k = strlen(flags[i].key);
-            const char *msg = strncmp(errbuf, flags[i].key, k) == 0
+            size_t k = strlen(f->key);
+            const char *msg = strncmp(errbuf, f->key, k) == 0
                                       && strncmp(errbuf + k, ": ", 2) == 0
                                   ? errbuf + k + 2
                                   : errbuf;
-            fprintf(stderr, "parleyd: --%s: %s\n", flags[i].flag, msg);
+            fprintf(stderr, "parleyd: --%s: %s\n", f->flag, msg);
             return 2;
         }
     }
-    if (pd_config_finish(&cfg) < 0) {
+    if (pd_config_finish(cfg) < 0) {
         fprintf(stderr, "parleyd: state_dir is too long\n");
         return 1;
     }
-    pd_log_set_level(cfg.log_level);
-    if (sodium_init() < 0) {
-        pd_log(PD_LOG_ERROR, "libsodium failed to initialize");
-        return 1;
-    }
-    pd_log(PD_LOG_INFO, "parleyd %s starting; state dir %s%s", PARLEY_VERSION,
-           cfg.state_dir, cfg.fsync ? "" : " (fsync OFF: acked updates can "
-                                           "be lost on power failure)");
+    return 0;
+}
 
-    int rc = s_mkdirs(cfg.state_dir, 0700);
+/*
+ * Make the state directory and check who may write it; on a first start
+ * without a keyring make the demo one (*demo); load the keyring.
+ * Returns the keyring, or NULL after a log line.
+ */
+static parley_keyring_t *
+s_load_keyring(const pd_config_t *cfg, bool *demo)
+{
+    char errbuf[512];
+    int rc = s_mkdirs(cfg->state_dir, 0700);
     if (rc < 0) {
-        pd_log(PD_LOG_ERROR, "cannot create state dir %s: %s", cfg.state_dir,
+        pd_log(PD_LOG_ERROR, "cannot create state dir %s: %s", cfg->state_dir,
                strerror(-rc));
-        return 1;
+        return NULL;
     }
-    if (pd_trust_check(cfg.state_dir, "state_dir", errbuf, sizeof(errbuf))
+    if (pd_trust_check(cfg->state_dir, "state_dir", errbuf, sizeof(errbuf))
         < 0) {
         pd_log(PD_LOG_ERROR, "refusing to start: %s", errbuf);
-        return 1;
+        return NULL;
     }
-    bool demo = false;
-    if (!cfg.keyring_given && access(cfg.keyring, F_OK) < 0
+    *demo = false;
+    if (!cfg->keyring_given && access(cfg->keyring, F_OK) < 0
         && errno == ENOENT) {
-        if (s_make_demo(&cfg) < 0)
-            return 1;
-        demo = true;
+        if (s_make_demo(cfg) < 0)
+            return NULL;
+        *demo = true;
     }
-    parley_keyring_t *ring = pd_trust_keyring_load(cfg.keyring, errbuf,
+    parley_keyring_t *ring = pd_trust_keyring_load(cfg->keyring, errbuf,
                                                    sizeof(errbuf));
     if (ring == NULL) {
         pd_log(PD_LOG_ERROR, "cannot start without a valid keyring: %s",
                errbuf);
-        return 1;
+        return NULL;
     }
     if (parley_keyring_size(ring) == 0)
         pd_log(PD_LOG_WARN, "keyring %s names no signer: every publish will "
-                            "be rejected unknown_signer", cfg.keyring);
+                            "be rejected unknown_signer", cfg->keyring);
     else
-        pd_log(PD_LOG_INFO, "keyring %s: %zu signers", cfg.keyring,
+        pd_log(PD_LOG_INFO, "keyring %s: %zu signers", cfg->keyring,
                parley_keyring_size(ring));
+    return ring;
+}
 
-    /* Block the signals before libzmq starts its threads, so that they
-     * reach only the signalfd the loop polls. */
+/*
+ * Block SIGINT, SIGTERM and SIGHUP before libzmq starts its threads, so
+ * that they reach only the signalfd the loop polls; ignore SIGPIPE.
+ * Returns the signalfd, or -1 after a log line.
+ */
+static int
+s_signal_fd(void)
+{
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -422,13 +453,53 @@ main(int argc, char **argv)
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0
         || (sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
         pd_log(PD_LOG_ERROR, "cannot set up signals: %s", strerror(errno));
+        return -1;
+    }
+    return sigfd;
+}
+
+int
+main(int argc, char **argv)
+{
+    /* Before any thread starts: one malloc arena for the whole process.
+     * libzmq allocates a connection's pipes in its I/O thread and the
+     * 16 KB chunks its message queues grow by in this thread; with an
+     * arena per thread, what one frees (the handshake pipes zap.c lets
+     * go, a closed connection) cannot serve the other's next allocation,
+     * and the peak with many subscribers grows by megabytes. Small
+     * allocations go through glibc's per-thread cache, so sharing the
+     * arena costs little. */
+    mallopt(M_ARENA_MAX, 1);
+
+    s_args_t args;
+    int rc = s_parse_args(argc, argv, &args);
+    if (rc >= 0)
+        return rc;
+    pd_config_t cfg;
+    if ((rc = s_load_config(&args, &cfg)) != 0)
+        return rc;
+    pd_log_set_level(cfg.log_level);
+    if (sodium_init() < 0) {
+        pd_log(PD_LOG_ERROR, "libsodium failed to initialize");
+        return 1;
+    }
+    pd_log(PD_LOG_INFO, "parleyd %s starting; state dir %s%s", PARLEY_VERSION,
+           cfg.state_dir, cfg.fsync ? "" : " (fsync OFF: acked updates can "
+                                           "be lost on power failure)");
+
+    bool demo = false;
+    parley_keyring_t *ring = s_load_keyring(&cfg, &demo);
+    if (ring == NULL)
+        return 1;
+    int sigfd = s_signal_fd();
+    if (sigfd < 0) {
         parley_keyring_destroy(&ring);
         return 1;
     }
 
     pd_server_opts_t opts = { .cfg = &cfg,
-                              .config_path = config_path,
-                              .log_level_fixed = level_flag,
+                              .config_path = args.config_path,
+                              .log_level_fixed = args.level_flag,
                               .ring = ring };
     pd_server_t *srv = pd_server_new(&opts, &rc);
     if (srv == NULL) {

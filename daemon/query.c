@@ -9,6 +9,7 @@
 #include "query.h"
 
 #include "entries.h"
+#include "facts.h"
 #include "log.h"
 
 #include <errno.h>
@@ -34,6 +35,13 @@ struct pd_query {
     uint8_t *out;                    /* an encoded replay reply */
     size_t out_cap;
     uint8_t *snap_out;               /* the last snapshot reply (heap) */
+    /* pd_query_view_head() of each access class */
+    struct {
+        uint64_t generation;         /* pd_zap_generation() it is of */
+        uint64_t head;               /* the class's view of the head */
+        uint64_t scanned;            /* records up to here looked at */
+        bool set;
+    } views[PD_CLIENTS_CLASSES_MAX];
 };
 
 pd_query_t *
@@ -112,18 +120,79 @@ s_read_record(pd_query_t *self, uint64_t seq, int64_t *received_at,
 /* Who asks, and what they asked for. */
 typedef struct {
     const parley__request_t *req; /* its filter, and any_of (OR) */
-    const char *user;   /* CURVE client name, NULL without CURVE */
-    bool reads_all;     /* user may read every topic */
+    const char *key;    /* CURVE client key (X-Key), NULL without CURVE */
+    bool reads_all;     /* key may read every topic */
+    uint64_t head;      /* its view of the head (pd_query_view_head()) */
 } s_reader_t;
 
 static s_reader_t
-s_reader(const pd_query_t *self, const parley__request_t *req,
-         const char *user)
+s_reader(pd_query_t *self, const parley__request_t *req, const char *key)
 {
+    int k = self->zap != NULL ? pd_zap_class_of(self->zap, key) : 0;
     return (s_reader_t){ .req = req,
-                         .user = user,
+                         .key = key,
                          .reads_all = self->zap == NULL
-                                      || pd_zap_reads_all(self->zap, user) };
+                                      || pd_zap_reads_all(self->zap, key),
+                         .head = pd_query_view_head(self, k) };
+}
+
+/* May access class k read the record of seq (its topics)? A record that
+ * cannot be read counts as no. */
+static bool
+s_class_reads_seq(pd_query_t *self, int k, uint64_t seq)
+{
+    int64_t received_at;
+    size_t len;
+    if (pd_storage_read(self->storage, seq, &received_at, self->record,
+                        self->record_cap, &len)
+        < 0)
+        return false;
+    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    parley__facts_t f;
+    parley__envelope_t e;
+    parley__arena_t arena;
+    parley__arena_init(&arena, self->scratch, self->scratch_cap);
+    bool yes = false;
+    if (parley__facts_decode(self->record, len, &f, &e, &self->update,
+                             &arena)
+        == 0) {
+        size_t n = parley__facts_topics(&f, topics);
+        for (size_t i = 0; i < n && !yes; i++)
+            yes = pd_zap_class_reads(self->zap, k, topics[i]);
+    }
+    parley__arena_reset(&arena);
+    return yes;
+}
+
+uint64_t
+pd_query_view_head(pd_query_t *self, int k)
+{
+    uint64_t head = pd_storage_head(self->storage);
+    if (k < 0)
+        return 0;
+    if (self->zap == NULL || pd_zap_class_reads_all(self->zap, k)
+        || k >= PD_CLIENTS_CLASSES_MAX)
+        return head;
+    uint64_t gen = pd_zap_generation(self->zap);
+    if (!self->views[k].set || self->views[k].generation != gen) {
+        /* A class new to this daemon: what was logged before is not
+         * looked at; the head now bounds every seq it may read. */
+        self->views[k].set = true;
+        self->views[k].generation = gen;
+        self->views[k].head = self->views[k].scanned = head;
+        return head;
+    }
+    uint64_t first = pd_storage_first(self->storage);
+    for (uint64_t s = head; s > self->views[k].scanned && s >= first && s > 0;
+         s--) {
+        if (s_class_reads_seq(self, k, s)) {
+            self->views[k].head = s;
+            break;
+        }
+    }
+    if (head > self->views[k].scanned)
+        self->views[k].scanned = head;
+    return self->views[k].head;
 }
 
 /* Does u match the reader's filters (filter, and one of any_of), and may
@@ -138,7 +207,7 @@ s_wanted(const pd_query_t *self, const s_reader_t *rd,
         return true;
     char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
     size_t n = parley_topics(u, topics, PARLEY_TOPICS_MAX);
-    return pd_zap_may_read(self->zap, rd->user,
+    return pd_zap_may_read(self->zap, rd->key,
                            (const char(*)[PARLEY_TOPIC_MAX])topics, n);
 }
 
@@ -208,11 +277,12 @@ s_fill_page(pd_query_t *self, const s_reader_t *rd, uint64_t to,
 
 int
 pd_query_replay(pd_query_t *self, const parley__request_t *req,
-                const char *user, pd_query_answer_t *a)
+                const char *key, pd_query_answer_t *a)
 {
     memset(a, 0, sizeof(*a));
+    s_reader_t rd = s_reader(self, req, key);
     uint64_t first = pd_storage_first(self->storage);
-    uint64_t head = pd_storage_head(self->storage);
+    uint64_t head = rd.head;
     uint64_t from = req->from_seq > 0 ? req->from_seq : 1;
     if ((first > 0 && from < first)
         || (first == 0 && head > 0 && from <= head)) {
@@ -223,7 +293,6 @@ pd_query_replay(pd_query_t *self, const parley__request_t *req,
     uint32_t limit = req->limit == 0 || req->limit > PD_QUERY_REPLAY_MAX
                          ? PD_QUERY_REPLAY_MAX
                          : req->limit;
-    s_reader_t rd = s_reader(self, req, user);
     s_page_t pg = { .seq = from };
     int rc = s_fill_page(self, &rd, to, limit, &pg);
     if (rc < 0)
@@ -418,9 +487,10 @@ s_snap_collect(pd_query_t *self, const s_reader_t *rd, s_state_t *st)
 
 /* Encode the collected deliveries and entries as the reply to req. */
 static int
-s_snap_encode(pd_query_t *self, const parley__request_t *req,
-              const s_state_t *st, pd_query_answer_t *a)
+s_snap_encode(pd_query_t *self, const s_reader_t *rd, const s_state_t *st,
+              pd_query_answer_t *a)
 {
+    const parley__request_t *req = rd->req;
     const s_snap_t *s = &st->snap;
     parley__bytes_t *list = calloc(s->n > 0 ? s->n : 1, sizeof(*list));
     parley__entry_t *ents = NULL;
@@ -448,7 +518,7 @@ s_snap_encode(pd_query_t *self, const parley__request_t *req,
                               .n_deliveries = s->n,
                               .entries = ents,
                               .n_entries = n_ents,
-                              .seq = pd_storage_head(self->storage) };
+                              .seq = rd->head };
         rc = s_encode(&r, self->snap_out, out_cap, a);
     } else {
         snprintf(a->detail, sizeof(a->detail), "(out of memory)");
@@ -460,13 +530,13 @@ s_snap_encode(pd_query_t *self, const parley__request_t *req,
 
 int
 pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
-                  const char *user, pd_query_answer_t *a)
+                  const char *key, pd_query_answer_t *a)
 {
     memset(a, 0, sizeof(*a));
     free(self->snap_out);
     self->snap_out = NULL;
     s_state_t st = { 0 };
-    s_reader_t rd = s_reader(self, req, user);
+    s_reader_t rd = s_reader(self, req, key);
     int n = pd_storage_latest(self->storage, s_entry_wanted, (void *)req,
                               &st.entries);
     int rc = n;
@@ -491,7 +561,7 @@ pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
                  "that reads entries)");
         rc = PARLEY_EBADREQUEST;
     } else {
-        rc = s_snap_encode(self, req, &st, a);
+        rc = s_snap_encode(self, &rd, &st, a);
     }
     free(st.entries);
     free(st.claims);

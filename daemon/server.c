@@ -334,6 +334,11 @@ s_reload(pd_server_t *self)
     parley_keyring_destroy(&self->ring);
     self->ring = ring;
     bool cut = pd_zap_reload_commit(self->zap, &clients);
+    /* New access classes get their feed sockets (a cut makes them all
+     * again below); a class socket that fails is logged, and its clients
+     * get no feed until the next reload. */
+    if (!cut)
+        pd_feed_sync(self->feed);
     self->cfg.log_level = level;
     pd_log_set_level(level);
     pd_log(PD_LOG_INFO, "reloaded: keyring %s (%zu signers)%s%s%s%s",
@@ -347,6 +352,13 @@ s_reload(pd_server_t *self)
 
 /* ================================================================= loop */
 
+/* The feed's view of the head per access class: query's. */
+static uint64_t
+s_view_head(void *query, int klass)
+{
+    return pd_query_view_head(query, klass);
+}
+
 /*
  * The timers' work, each returning 0 or a fatal error (the daemon stops):
  * only the storage's check has one.
@@ -357,13 +369,12 @@ s_heartbeat(pd_server_t *self)
 {
     pd_storage_state_t st;
     pd_storage_state(self->storage, &st);
-    parley__heartbeat_t hb = { .seq = pd_storage_head(self->storage),
-                               .first_seq = pd_storage_first(self->storage),
+    parley__heartbeat_t hb = { .first_seq = pd_storage_first(self->storage),
                                .time_ms = parley_now_ms(),
                                .catching_up = st.catching_up };
     memcpy(hb.daemon_id, self->daemon_id, sizeof(hb.daemon_id));
     memcpy(hb.log_id, st.log_id, sizeof(hb.log_id));
-    int rc = pd_feed_heartbeat(self->feed, &hb);
+    int rc = pd_feed_heartbeat(self->feed, &hb, s_view_head, self->query);
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
@@ -531,14 +542,15 @@ pd_server_run(pd_server_t *self, int sigfd)
             break;
         if (pd_ingest_pending(self->ingest))
             timeout = 0; /* requests read ahead wait to be handled */
-        /* The storage's fd last: only a cluster has one. */
-        zmq_pollitem_t items[3 + PD_ZAP_NITEMS + 1] = {
+        /* api, signals, the feed's sockets, the ZAP handler's, then the
+         * storage's fd (only a cluster has one) */
+        zmq_pollitem_t items[2 + PD_CLIENTS_CLASSES_MAX + PD_ZAP_NITEMS + 1] = {
             { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
-            { pd_feed_socket(self->feed), 0, ZMQ_POLLIN, 0 },
             { NULL, sigfd, ZMQ_POLLIN, 0 },
         };
-        size_t n_zap = pd_zap_items(self->zap, items + 3);
-        size_t n = 3 + n_zap;
+        size_t n_feed = pd_feed_items(self->feed, items + 2);
+        size_t n_zap = pd_zap_items(self->zap, items + 2 + n_feed);
+        size_t n = 2 + n_feed + n_zap;
         zmq_pollitem_t *storage_item = NULL;
         if (storage_fd >= 0) {
             storage_item = &items[n++];
@@ -552,13 +564,15 @@ pd_server_run(pd_server_t *self, int sigfd)
             pd_log(PD_LOG_ERROR, "poll failed: %s", zmq_strerror(-rc));
             break;
         }
-        bool zap_ready = false;
+        bool zap_ready = false, feed_ready = false;
+        for (size_t i = 0; i < n_feed; i++)
+            feed_ready |= (items[2 + i].revents & ZMQ_POLLIN) != 0;
         for (size_t i = 0; i < n_zap; i++)
-            zap_ready |= (items[3 + i].revents & ZMQ_POLLIN) != 0;
+            zap_ready |= (items[2 + n_feed + i].revents & ZMQ_POLLIN) != 0;
         /* Connections first: a handshake waits for the handler. */
         if (zap_ready)
             pd_zap_handle(self->zap);
-        if (items[1].revents & ZMQ_POLLIN)
+        if (feed_ready)
             pd_feed_drain(self->feed);
         /* A turn always ends with its batch synced and acked, so a stop
          * signal seen below never leaves an accepted update unacked. */
@@ -570,7 +584,7 @@ pd_server_run(pd_server_t *self, int sigfd)
         if (storage_item != NULL && (storage_item->revents & ZMQ_POLLIN)
             && (rc = pd_ingest_flush(self->ingest)) < 0)
             break;
-        if ((items[2].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
+        if ((items[1].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;
         /* Retire a ZAP handler that has served handshakes (cheap when
          * there is nothing to do; the heartbeat timer wakes the loop). */
@@ -586,8 +600,7 @@ pd_server_run(pd_server_t *self, int sigfd)
         int linger = S_STOP_LINGER_MS;
         zmq_setsockopt(pd_api_socket(self->api), ZMQ_LINGER, &linger,
                        sizeof(linger));
-        zmq_setsockopt(pd_feed_socket(self->feed), ZMQ_LINGER, &linger,
-                       sizeof(linger));
+        pd_feed_set_linger(self->feed, linger);
     }
     s_notify("STOPPING=1");
     return rc;

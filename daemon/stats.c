@@ -38,6 +38,7 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "auth_denied",
     "handshake_failed",
     "subscriptions_denied",
+    "subscriptions_partial",
     "curve_clients",
     "verify_threads",
     "turns_read_ahead",

@@ -54,6 +54,7 @@ typedef enum pd_stat {
     PD_STAT_AUTH_DENIED,
     PD_STAT_HANDSHAKE_FAILED,
     PD_STAT_SUBSCRIPTIONS_DENIED,
+    PD_STAT_SUBSCRIPTIONS_PARTIAL, /* refused: not a whole topic */
     PD_STAT_CURVE_CLIENTS,
     PD_STAT_VERIFY_THREADS,
     PD_STAT_TURNS_READ_AHEAD,      /* turns that synced with a step read ahead */

@@ -34,8 +34,10 @@
  *   submit     hand over one update that passed checks 1-7. Answers:
  *                PD_STORAGE_DONE   completed now: *done holds the seq that
  *                                  keeps the update, duplicate if the same
- *                                  bytes were kept before (their original
- *                                  seq). Not durable until the commit.
+ *                                  signed update (body, signer and
+ *                                  signature) was kept before (its
+ *                                  original seq). Not durable until the
+ *                                  commit.
  *                PD_STORAGE_LATER  in flight (cluster); its completion is
  *                                  handed out by completed() after a later
  *                                  commit, with u->tag.
@@ -153,7 +155,7 @@ typedef struct pd_storage_done {
     uint64_t tag;                 /* completed(): the submit's tag */
     int rc;                       /* completed(): 0 or a reject code */
     uint64_t seq;                 /* the seq that keeps the update */
-    bool duplicate;               /* kept before as seq: same bytes */
+    bool duplicate;               /* kept before as seq: same signed update */
     uint64_t signer_seq;          /* PARLEY_EREPLAY: the signer's last
                                    * accepted signer_seq (0 if unknown) */
     const char *detail;           /* a reject: why, for the client and the

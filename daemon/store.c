@@ -1,25 +1,15 @@
 /*
- * store.c - parleyd's append-only log: segment files, group commit,
- * startup scan with torn-tail repair, an offset index for replay, and
- * retention.
+ * store.c - parleyd's append-only log proper: segment files, append and
+ * group commit, rolling over to a new segment, reads through an offset
+ * index. The scan at open is in store_scan.c, the lock, the checks on the
+ * state directory and the disk reserve in store_guard.c, retention in
+ * store_retain.c (store_int.h).
  *
  * Memory: the index is one uint64 file offset per durable record, in one
  * array per segment (record seq - segment first seq = slot), so a million
  * records cost about 8 MiB. Descriptors: the current segment stays open;
  * older segments are opened on demand for reads, at most S_READ_FDS at a
  * time.
- *
- * A lock file ("store.lock", flock) in the state directory keeps a second
- * process from appending to the same log, and a name for the directory's
- * path in the abstract Unix socket namespace keeps one off the path even
- * after the directory was removed under the first (s_lock_path()).
- *
- * Disk: with a reserve, the newest segment has that many bytes allocated
- * past its end (fallocate with FALLOC_FL_KEEP_SIZE: the file's size and
- * contents do not change), topped up after a sync once half of it is
- * used and released when the segment is rolled over. Writes into it
- * cannot fail for lack of space, and a daemon that cannot reserve it at
- * start refuses to start rather than fail on its first publish.
  */
 #include "store_int.h"
 
@@ -29,28 +19,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define S_DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define S_DEFAULT_MAX_RECORD (1u << 20)
 #define S_PEND_KEEP (8u << 20)   /* queue buffer kept between syncs */
 #define S_READ_FDS 8             /* older segments held open for reads */
-#define S_LOCK_NAME "store.lock"
-#define S_FILE_MODE 0600         /* segments and the lock file */
-#define S_STEP_LOG_MS 60000      /* a wall-clock step worth a log line */
 #define S_SOFT_LOG_MS 60000      /* the same sync failure logged this often */
 
 /* --- little-endian fields ------------------------------------------------ */
@@ -100,12 +80,8 @@ s_vreason(pd_store_t *self, const char *fmt, va_list ap)
  * The store can no longer be written: remember rc and why, say so once,
  * and from now on refuse every write with rc.
  */
-static int
-s_fatal(pd_store_t *self, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-s_fatal(pd_store_t *self, int rc, const char *fmt, ...)
+int
+pd_store__fatal(pd_store_t *self, int rc, const char *fmt, ...)
 {
     if (self->failed)
         return self->fatal_rc;
@@ -157,262 +133,6 @@ s_soft(pd_store_t *self, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* --- the files at their paths --------------------------------------------- */
-
-static bool
-s_same_file(const struct stat *a, const struct stat *b)
-{
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
-
-/*
- * Is the state directory still linked? Returns 0 or the fatal error;
- * *held (may be NULL) gets what fstat said of it.
- */
-static int
-s_check_dir(pd_store_t *self, struct stat *held)
-{
-    struct stat st;
-    if (fstat(self->dirfd, &st) != 0)
-        return s_fatal(self, -errno, "cannot stat %s: %s", self->dir,
-                       strerror(errno));
-    if (st.st_nlink == 0)
-        return s_fatal(self, -ENOENT,
-                       "state directory %s was removed while parleyd ran",
-                       self->dir);
-    if (held != NULL)
-        *held = st;
-    return 0;
-}
-
-/*
- * The check before records count as durable (once per sync, two fstat
- * calls): the segment just synced and the directory must still be
- * linked, or what was written is in files that no restart will find.
- */
-static int
-s_check_linked(pd_store_t *self, int fd, const char *name)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return s_fatal(self, -errno, "cannot stat %s/%s: %s", self->dir, name,
-                       strerror(errno));
-    if (st.st_nlink == 0)
-        return s_fatal(self, -ENOENT,
-                       "segment %s/%s was removed while parleyd wrote to it",
-                       self->dir, name);
-    return s_check_dir(self, NULL);
-}
-
-/*
- * Is the file name in the directory still the one open as fd? A file
- * removed, or replaced by another, is not.
- */
-static bool
-s_still_at(const pd_store_t *self, int fd, const char *name)
-{
-    struct stat held, now;
-    return fstat(fd, &held) == 0 && held.st_nlink > 0
-           && fstatat(self->dirfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0
-           && s_same_file(&held, &now);
-}
-
-/*
- * The timer's check: the directory, its lock file and the newest segment
- * must still be the files at their paths. Returns 0 or the fatal error.
- */
-static int
-s_check_paths(pd_store_t *self)
-{
-    struct stat held, now;
-    int rc = s_check_dir(self, &held);
-    if (rc < 0)
-        return rc;
-    if (stat(self->dir, &now) != 0 || !s_same_file(&held, &now))
-        return s_fatal(self, -ENOENT,
-                       "%s is no longer the state directory parleyd opened "
-                       "(it was moved or replaced)",
-                       self->dir);
-    if (!s_still_at(self, self->lockfd, S_LOCK_NAME))
-        return s_fatal(self, -ENOENT,
-                       "lock file %s/%s was removed or replaced while "
-                       "parleyd ran",
-                       self->dir, S_LOCK_NAME);
-    if (self->nsegs > 0 && self->segs[self->nsegs - 1].fd >= 0) {
-        char name[PD_STORE__NAME_LEN + 1];
-        pd_store__segment_name(name, sizeof(name),
-                       self->segs[self->nsegs - 1].first_seq);
-        if (!s_still_at(self, self->segs[self->nsegs - 1].fd, name))
-            return s_fatal(self, -ENOENT,
-                           "segment %s/%s was removed or replaced while "
-                           "parleyd ran",
-                           self->dir, name);
-    }
-    return 0;
-}
-
-/*
- * Bind a name for the directory's real path in the abstract Unix socket
- * namespace: "@parleyd:<path>", or "@parleyd#<hash>" for a path too long
- * for a socket name. The kernel frees it when the process ends, however
- * it ends, and nothing in the file system can remove it; so unlike the
- * flock on store.lock it keeps a second daemon off the path even after
- * the directory was removed and made again under the first. (Names are
- * per network namespace.)
- */
-static int
-s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
-{
-    char real[PATH_MAX];
-    if (realpath(self->dir, real) == NULL) {
-        int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot resolve %s: %s", self->dir,
-               strerror(errno));
-        return rc;
-    }
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    size_t room = sizeof(sa.sun_path) - 1; /* after the leading NUL */
-    int n = snprintf(sa.sun_path + 1, room, "parleyd:%s", real);
-    if (n < 0 || (size_t)n >= room) {
-        uint8_t h[16];
-        char hex[2 * sizeof(h) + 1];
-        crypto_generichash(h, sizeof(h), (const uint8_t *)real, strlen(real),
-                           NULL, 0);
-        sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-        n = snprintf(sa.sun_path + 1, room, "parleyd#%s", hex);
-    }
-    /* A stream socket that never listens: nobody can send it anything. */
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot lock %s: socket: %s", self->dir,
-               strerror(errno));
-        return rc;
-    }
-    socklen_t len =
-        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-    if (bind(fd, (const struct sockaddr *)&sa, len) != 0) {
-        int rc = errno == EADDRINUSE ? -EBUSY : -errno;
-        if (rc == -EBUSY)
-            pd_store__errf(errbuf, errlen,
-                   "%s is in use by another process (it holds the lock on "
-                   "the path %s, which outlives the directory: stop that "
-                   "daemon first)",
-                   self->dir, real);
-        else
-            pd_store__errf(errbuf, errlen, "cannot lock the path %s: %s", real,
-                   strerror(-rc));
-        close(fd);
-        return rc;
-    }
-    self->pathfd = fd;
-    return 0;
-}
-
-/* --- the disk reserve ----------------------------------------------------- */
-
-/* fallocate(KEEP_SIZE) len bytes from off; 0 or -errno. */
-static int
-s_allocate(int fd, uint64_t off, uint64_t len)
-{
-    int rc;
-    do {
-        rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-    } while (rc != 0 && errno == EINTR);
-    return rc == 0 ? 0 : -errno;
-}
-
-/*
- * Keep opts.reserve bytes allocated past the end of the newest segment
- * seg: allocate them when less than half is left (or always, with
- * force). Without force, when the whole reserve does not fit, as much of
- * it as does (halving down to a page) is taken, and -ENOSPC returned.
- * Where the file system cannot preallocate, check instead (with force
- * only) that as much is free. seg NULL (no segment yet): that check.
- *
- * Returns:   0, or -errno (-ENOSPC: not enough space).
- */
-static int
-s_keep_reserve(pd_store_t *self, segment_t *seg, bool force)
-{
-    const uint64_t want = self->opts.reserve;
-    if (want == 0)
-        return 0;
-    if (!force
-        && (seg == NULL || self->no_prealloc
-            || self->reserved_to >= seg->bytes + want / 2))
-        return 0;
-    if (seg != NULL && !self->no_prealloc) {
-        int rc = s_allocate(seg->fd, seg->bytes, want);
-        if (rc == 0) {
-            self->reserved_to = seg->bytes + want;
-            return 0;
-        }
-        if (rc == -ENOSPC && !force) {
-            for (uint64_t len = want / 2; len >= 4096; len /= 2)
-                if (seg->bytes + len > self->reserved_to
-                    && s_allocate(seg->fd, seg->bytes, len) == 0) {
-                    self->reserved_to = seg->bytes + len;
-                    break;
-                }
-            return rc;
-        }
-        if (rc != -EOPNOTSUPP && rc != -ENOSYS)
-            return rc;
-        self->no_prealloc = true;
-        pd_log(PD_LOG_INFO,
-               "store: the file system of %s cannot preallocate; its free "
-               "space is checked at start only",
-               self->dir);
-    }
-    struct statvfs sv;
-    if (fstatvfs(self->dirfd, &sv) != 0)
-        return -errno;
-    return (uint64_t)sv.f_bavail * sv.f_frsize >= want ? 0 : -ENOSPC;
-}
-
-/*
- * Give back what is allocated past the end of seg, which is no longer
- * the newest: truncating to the same size frees it on ext4 and tmpfs,
- * punching a hole on XFS. Nothing here changes the file's contents.
- */
-static void
-s_release_reserve(pd_store_t *self, segment_t *seg)
-{
-    if (self->reserved_to > seg->bytes && seg->fd >= 0) {
-        (void)!ftruncate(seg->fd, (off_t)seg->bytes);
-        (void)fallocate(seg->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                        (off_t)seg->bytes,
-                        (off_t)(self->reserved_to - seg->bytes));
-    }
-    self->reserved_to = 0;
-}
-
-/* After a good sync: top the reserve up, and say when that fails. */
-static void
-s_top_up(pd_store_t *self, segment_t *seg)
-{
-    int rc = s_keep_reserve(self, seg, false);
-    if (rc < 0 && !self->low_space) {
-        self->low_space = true;
-        pd_log_limited(PD_LOG_KEY_STORE_RESERVE, PD_LOG_WARN,
-                       "store: disk nearly full: cannot keep %" PRIu64
-                       " bytes reserved past the end of the log in %s (%s); "
-                       "%" PRIu64 " bytes of it are left",
-                       self->opts.reserve, self->dir, strerror(-rc),
-                       self->reserved_to > seg->bytes
-                           ? self->reserved_to - seg->bytes
-                           : 0);
-    } else if (rc == 0 && self->low_space
-               && self->reserved_to >= seg->bytes + self->opts.reserve / 2) {
-        self->low_space = false;
-        pd_log(PD_LOG_INFO, "store: the reserve past the end of the log in "
-                            "%s is whole again", self->dir);
-    }
-}
-
 /*
  * A write or sync of seg failed with rc: cut the file back to the end of
  * its last durable record and sync that, so that neither a retry nor a
@@ -431,12 +151,12 @@ s_undo(pd_store_t *self, segment_t *seg, const char *name, int rc,
         cut = -1;
     if (cut != 0) {
         self->stats.sync_failures++;
-        return s_fatal(self, rc,
-                       "%s of %s/%s failed (%s), and cutting it back to its "
-                       "last durable record at %" PRIu64 " bytes failed too "
-                       "(%s)",
-                       what, self->dir, name, strerror(-rc), seg->bytes,
-                       strerror(errno));
+        return pd_store__fatal(
+            self, rc,
+            "%s of %s/%s failed (%s), and cutting it back to its "
+            "last durable record at %" PRIu64 " bytes failed too "
+            "(%s)",
+            what, self->dir, name, strerror(-rc), seg->bytes, strerror(errno));
     }
     if (self->reserved_to > seg->bytes)
         self->reserved_to = seg->bytes; /* the cut freed what lay beyond */
@@ -447,25 +167,7 @@ s_undo(pd_store_t *self, segment_t *seg, const char *name, int rc,
                   what, self->dir, name, strerror(-rc), seg->bytes);
 }
 
-/* --- ages ------------------------------------------------------------------ */
-
-/*
- * Monotonic time of a record found at open with received_at at: as long
- * before the open as the wall clock then said (never after it).
- */
-static int64_t
-s_mono_of(const pd_store_t *self, int64_t at)
-{
-    int64_t age, mono;
-    if (__builtin_sub_overflow(self->wall0, at, &age))
-        age = at < 0 ? INT64_MAX : 0;
-    if (age < 0)
-        age = 0;
-    if (__builtin_sub_overflow(self->mono0, age, &mono))
-        mono = INT64_MIN;
-    return mono;
-}
-
+/* --- files, the index, read descriptors --------------------------------- */
 /* Write all of buf at off, retrying short writes and EINTR. */
 static int
 s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
@@ -554,8 +256,8 @@ pd_store__push_segment(pd_store_t *self, uint64_t first_seq)
     return seg;
 }
 
-static void
-s_close_fd(pd_store_t *self, size_t i)
+void
+pd_store__close_fd(pd_store_t *self, size_t i)
 {
     segment_t *seg = &self->segs[i];
     if (seg->fd < 0)
@@ -579,7 +281,7 @@ s_trim_fds(pd_store_t *self, unsigned limit)
                 lru = k;
         if (lru == SIZE_MAX)
             return;
-        s_close_fd(self, lru);
+        pd_store__close_fd(self, lru);
     }
 }
 
@@ -603,46 +305,6 @@ s_segment_fd(pd_store_t *self, size_t i)
 }
 
 /* --- public API ----------------------------------------------------------- */
-
-/* Make the directory if needed, open it and take its lock. 0 or -errno. */
-static int
-s_lock_dir(pd_store_t *self, const char *dir, char *errbuf, size_t errlen)
-{
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        pd_store__errf(errbuf, errlen, "cannot create %s: %s", dir,
-                       strerror(errno));
-        return -errno;
-    }
-    self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (self->dirfd < 0) {
-        int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot open %s: %s", dir,
-                       strerror(errno));
-        return rc;
-    }
-    /* Two writers on one log would interleave records: refuse the second. */
-    int rc = s_lock_path(self, errbuf, errlen);
-    if (rc < 0)
-        return rc;
-    self->lockfd = openat(self->dirfd, S_LOCK_NAME,
-                          O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                          S_FILE_MODE);
-    if (self->lockfd < 0) {
-        rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot open %s/%s: %s", dir,
-                       S_LOCK_NAME, strerror(errno));
-        return rc;
-    }
-    if (flock(self->lockfd, LOCK_EX | LOCK_NB) < 0) {
-        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        pd_store__errf(errbuf, errlen,
-                       "%s is in use by another process (lock on %s/%s)", dir,
-                       dir, S_LOCK_NAME);
-        return rc;
-    }
-    return 0;
-}
-
 pd_store_t *
 pd_store_open(const char *dir, const pd_store_opts_t *opts,
               pd_store_scan_fn scan, void *ctx, char *errbuf, size_t errlen,
@@ -678,16 +340,13 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
         *err = -ENOMEM;
         goto fail;
     }
-    if ((*err = s_lock_dir(self, dir, errbuf, errlen)) < 0
+    if ((*err = pd_store__lock_dir(self, dir, errbuf, errlen)) < 0
         || (*err = pd_store__scan(self, scan, ctx, errbuf, errlen)) != 0)
         goto fail;
-    for (size_t i = 0; i < self->nsegs; i++)
-        if (self->segs[i].count > 0)
-            self->segs[i].newest_mono =
-                s_mono_of(self, self->segs[i].newest_at);
+    pd_store__age_segments(self);
     /* Room to go on: refuse to start rather than fail the first publish. */
     segment_t *newest = self->nsegs ? &self->segs[self->nsegs - 1] : NULL;
-    if ((*err = s_keep_reserve(self, newest, true)) < 0) {
+    if ((*err = pd_store__keep_reserve(self, newest, true)) < 0) {
         pd_store__errf(errbuf, errlen,
                        "cannot keep %" PRIu64 " bytes free for the log in %s: "
                        "%s; free space on that file system (or lower "
@@ -796,10 +455,10 @@ s_roll(pd_store_t *self, uint64_t seq)
     }
     int fd = openat(self->dirfd, name,
                     O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                    S_FILE_MODE);
+                    PD_STORE__FILE_MODE);
     if (fd < 0) {
         int rc = -errno;
-        if (rc == -ENOENT && s_check_dir(self, NULL) < 0)
+        if (rc == -ENOENT && pd_store__check_dir(self, NULL) < 0)
             return self->fatal_rc;
         return s_soft(self, rc, "cannot create %s/%s: %s", self->dir, name,
                       strerror(-rc));
@@ -813,7 +472,7 @@ s_roll(pd_store_t *self, uint64_t seq)
     }
     if (self->nsegs > 0) {
         segment_t *old = &self->segs[self->nsegs - 1];
-        s_release_reserve(self, old);
+        pd_store__release_reserve(self, old);
         pd_store__shrink(old);
         if (old->fd >= 0)
             self->read_fds++; /* it becomes an older segment */
@@ -822,7 +481,7 @@ s_roll(pd_store_t *self, uint64_t seq)
     seg->fd = fd;
     self->stats.segments++;
     s_trim_fds(self, S_READ_FDS);
-    s_top_up(self, seg);
+    pd_store__top_up(self, seg);
     return 0;
 }
 
@@ -845,7 +504,50 @@ s_write_chunk(pd_store_t *self, segment_t *seg, const uint8_t *buf,
             return s_undo(self, seg, name, -errno, "fdatasync");
         self->stats.syncs++;
     }
-    return s_check_linked(self, seg->fd, name);
+    return pd_store__check_linked(self, seg->fd, name);
+}
+
+/*
+ * The queued records from pend offset pos that go into seg: at least
+ * one, and more while seg stays under segment_bytes. Returns the pend
+ * offset after the last of them; *n gets how many they are.
+ */
+static size_t
+s_chunk_end(const pd_store_t *self, const segment_t *seg, size_t pos,
+            uint64_t *n)
+{
+    size_t end = pos;
+    uint64_t size = seg->bytes;
+    *n = 0;
+    while (end < self->pend_len &&
+           (*n == 0 || size < self->opts.segment_bytes)) {
+        size_t rec = PD_STORE_HEADER_BYTES + s_get32(self->pend + end);
+        size += rec;
+        end += rec;
+        (*n)++;
+    }
+    return end;
+}
+
+/*
+ * The queued records from pend offset pos to end were written at the
+ * end of seg and are durable now, as of monotonic time mono: index them.
+ */
+static void
+s_index_chunk(pd_store_t *self, segment_t *seg, size_t pos, size_t end,
+              int64_t mono)
+{
+    for (size_t p = pos; p < end;) {
+        const uint8_t *h = self->pend + p;
+        int64_t at = (int64_t)s_get64(h + 16);
+        seg->offsets[seg->count++] = seg->bytes + (p - pos);
+        if (at > seg->newest_at)
+            seg->newest_at = at;
+        p += PD_STORE_HEADER_BYTES + s_get32(h);
+    }
+    seg->newest_mono = mono;
+    seg->bytes += end - pos;
+    self->stats.bytes += end - pos;
 }
 
 /*
@@ -873,34 +575,15 @@ pd_store_sync(pd_store_t *store)
                 goto fail;
             cur = &store->segs[store->nsegs - 1];
         }
-        /* The records that go into this segment: while it is under size. */
-        size_t end = pos;
-        uint64_t n = 0, size = cur->bytes;
-        while (end < store->pend_len &&
-               (n == 0 || size < store->opts.segment_bytes)) {
-            size_t rec = PD_STORE_HEADER_BYTES + s_get32(store->pend + end);
-            size += rec;
-            end += rec;
-            n++;
-        }
+        uint64_t n;
+        size_t end = s_chunk_end(store, cur, pos, &n);
         if ((rc = pd_store__reserve(cur, cur->count + n)) < 0) {
             s_soft(store, rc, "out of memory indexing %" PRIu64 " records", n);
             goto fail;
         }
         if ((rc = s_write_chunk(store, cur, store->pend + pos, end - pos)) < 0)
             goto fail;
-        /* Durable now: index the records. */
-        for (size_t p = pos; p < end;) {
-            const uint8_t *h = store->pend + p;
-            int64_t at = (int64_t)s_get64(h + 16);
-            cur->offsets[cur->count++] = cur->bytes + (p - pos);
-            if (at > cur->newest_at)
-                cur->newest_at = at;
-            p += PD_STORE_HEADER_BYTES + s_get32(h);
-        }
-        cur->newest_mono = mono;
-        cur->bytes = size;
-        store->stats.bytes += end - pos;
+        s_index_chunk(store, cur, pos, end, mono);
         store->stats.records_synced += n;
         store->last_seq += n;
         pos = end;
@@ -921,7 +604,7 @@ pd_store_sync(pd_store_t *store)
         store->reason[0] = '\0';
     }
     if (store->nsegs > 0)
-        s_top_up(store, &store->segs[store->nsegs - 1]);
+        pd_store__top_up(store, &store->segs[store->nsegs - 1]);
     return 0;
 fail:
     /* Keep what is not durable queued, first record first. */
@@ -950,7 +633,7 @@ pd_store_check(pd_store_t *store)
         return -EINVAL;
     if (store->failed)
         return store->fatal_rc;
-    return s_check_paths(store);
+    return pd_store__check_paths(store);
 }
 
 void
@@ -1105,80 +788,6 @@ pd_store_read(pd_store_t *store, uint64_t seq, int64_t *received_at,
     if (received_at != NULL)
         *received_at = (int64_t)s_get64(hdr + 16);
     return 0;
-}
-
-/* Say once when the wall clock stepped against the monotonic one. */
-static void
-s_note_step(pd_store_t *self, int64_t now_ms, int64_t mono_ms)
-{
-    int64_t off, step;
-    if (__builtin_sub_overflow(now_ms, mono_ms, &off)
-        || __builtin_sub_overflow(off, self->clock_off, &step))
-        return;
-    if (step <= S_STEP_LOG_MS && step >= -S_STEP_LOG_MS)
-        return;
-    pd_log(PD_LOG_WARN,
-           "store: the wall clock stepped %s by %" PRId64 " s; retention "
-           "measures ages on the monotonic clock, so the step neither "
-           "removes recent segments nor keeps old ones",
-           step > 0 ? "forward" : "back",
-           ((step > 0 ? step : -step) + 500) / 1000);
-    self->clock_off = off;
-}
-
-int
-pd_store_retain(pd_store_t *store, int64_t now_ms)
-{
-    return pd_store_retain_at(store, now_ms, parley__mono_ms());
-}
-
-int
-pd_store_retain_at(pd_store_t *store, int64_t now_ms, int64_t mono_ms)
-{
-    if (store == NULL)
-        return -EINVAL;
-    s_note_step(store, now_ms, mono_ms);
-    int removed = 0;
-    while (store->nsegs > 1) {
-        segment_t *seg = &store->segs[0];
-        bool over = store->opts.max_bytes > 0 &&
-                    store->stats.bytes > store->opts.max_bytes;
-        int64_t age;
-        bool old = store->opts.max_age_ms > 0 && seg->count > 0 &&
-                   (__builtin_sub_overflow(mono_ms, seg->newest_mono, &age) ||
-                    age > store->opts.max_age_ms);
-        if (!over && !old)
-            break;
-        char name[PD_STORE__NAME_LEN + 1];
-        pd_store__segment_name(name, sizeof(name), seg->first_seq);
-        if (unlinkat(store->dirfd, name, 0) < 0 && errno != ENOENT) {
-            int rc = -errno;
-            pd_log(PD_LOG_ERROR, "store: cannot remove %s/%s: %s", store->dir,
-                   name, strerror(errno));
-            return rc;
-        }
-        pd_log(PD_LOG_INFO,
-               "store: retention removed %s/%s (seqs %" PRIu64 "-%" PRIu64
-               ", %" PRIu64 " bytes)",
-               store->dir, name, seg->first_seq,
-               seg->first_seq + seg->count - 1, seg->bytes);
-        s_close_fd(store, 0);
-        free(seg->offsets);
-        store->stats.bytes -= seg->bytes;
-        store->stats.segments--;
-        memmove(&store->segs[0], &store->segs[1],
-                (store->nsegs - 1) * sizeof(*store->segs));
-        store->nsegs--;
-        removed++;
-        /*
-         * Make each removal durable before the next: after a crash the
-         * segments left must still run on from each other, which they
-         * would not if a later unlink survived and an earlier one did not.
-         */
-        if (store->opts.sync && fsync(store->dirfd) < 0)
-            return -errno;
-    }
-    return removed;
 }
 
 void

@@ -1,7 +1,9 @@
 /*
- * store_int.h - the log's internals shared by its two files: store.c
- * (segments, append, group commit, reads, retention) and store_scan.c
- * (the scan at open: checks, torn-tail repair, the offset index).
+ * store_int.h - the log's internals shared by its files: store.c
+ * (segments, append, group commit, reads), store_scan.c (the scan at
+ * open: checks, torn-tail repair, the offset index), store_guard.c (the
+ * state directory's lock, the checks that it and its files are still
+ * there, the disk reserve) and store_retain.c (ages, retention).
  * Nothing else includes this header.
  *
  * Names: pd_store__<verb> for functions of one file the other calls;
@@ -16,8 +18,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define PD_STORE__NAME_LEN 28    /* "seg-" + 20 digits + ".log" */
+#define PD_STORE__FILE_MODE 0600 /* segments and the lock file */
 
 typedef struct segment {
     uint64_t first_seq; /* seq of its first record, from the file name */
@@ -111,6 +115,19 @@ void pd_store__shrink(segment_t *seg);
  * it in. */
 segment_t *pd_store__push_segment(pd_store_t *self, uint64_t first_seq);
 
+/* Close segment i's descriptor if it is open; unless i is the newest,
+ * it was one of the read descriptors (read_fds). */
+void pd_store__close_fd(pd_store_t *self, size_t i);
+
+/*
+ * Fail the store for good: remember rc and why (printf-style), log it
+ * once, and from then on refuse every write with rc.
+ *
+ * Returns:   rc, or the error of an earlier fatal failure.
+ */
+int pd_store__fatal(pd_store_t *self, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* --- store_scan.c -------------------------------------------------------- */
 
 /*
@@ -123,5 +140,54 @@ segment_t *pd_store__push_segment(pd_store_t *self, uint64_t first_seq);
  */
 int pd_store__scan(pd_store_t *self, pd_store_scan_fn fn, void *ctx,
                    char *errbuf, size_t errlen);
+
+/* --- store_guard.c ------------------------------------------------------- */
+
+/*
+ * Make the state directory dir if needed, open it (self->dirfd) and lock
+ * it: the path's name (self->pathfd), then an flock on its lock file
+ * (self->lockfd).
+ *
+ * Returns:   0, -EBUSY if another process holds either lock, or -errno;
+ *            with a message in errbuf.
+ */
+int pd_store__lock_dir(pd_store_t *self, const char *dir, char *errbuf,
+                       size_t errlen);
+
+/* Is the state directory still linked? 0 or the fatal error; *held (may
+ * be NULL) gets what fstat said of it. */
+int pd_store__check_dir(pd_store_t *self, struct stat *held);
+
+/* After a sync, before its records count as durable: are the segment fd
+ * (file name) and the directory still linked? 0 or the fatal error. */
+int pd_store__check_linked(pd_store_t *self, int fd, const char *name);
+
+/* The timer's check: are the directory, its lock file and the newest
+ * segment still the files at their paths? 0 or the fatal error. */
+int pd_store__check_paths(pd_store_t *self);
+
+/*
+ * Keep opts.reserve bytes allocated past the end of the newest segment
+ * seg: allocate them when less than half is left, or always with force
+ * (at open). With seg NULL (no segment yet), or where the file system
+ * cannot preallocate, only force does anything: it checks that as much
+ * is free.
+ *
+ * Returns:   0, or -errno (-ENOSPC: not enough space).
+ */
+int pd_store__keep_reserve(pd_store_t *self, segment_t *seg, bool force);
+
+/* seg is no longer the newest: give back what is allocated past its end. */
+void pd_store__release_reserve(pd_store_t *self, segment_t *seg);
+
+/* After a good sync or a roll: top the reserve up, and log when that
+ * fails or works again (pd_store_health()'s low_space). */
+void pd_store__top_up(pd_store_t *self, segment_t *seg);
+
+/* --- store_retain.c ------------------------------------------------------ */
+
+/* At open: date the newest record of every segment found on the
+ * monotonic clock (segment newest_mono), for retention by age. */
+void pd_store__age_segments(pd_store_t *self);
 
 #endif /* PD_STORE_INT_H */

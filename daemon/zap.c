@@ -38,6 +38,7 @@
 #include "zap.h"
 
 #include "clock.h"
+#include "facts.h"
 #include "keys.h"
 #include "log.h"
 
@@ -60,6 +61,10 @@
 #define S_ZAP_ENFORCE 93
 #endif
 #define S_CONN_PROP "X-Conn"
+/* The client's CURVE public key (Z85): what its rights are looked up by,
+ * so that they follow the key and not the name, which a reload may give
+ * to another key. */
+#define S_KEY_PROP PD_ZAP_KEY_PROP
 #define S_MONITOR_EVENTS                                                       \
     (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED                               \
      | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL                                    \
@@ -86,10 +91,12 @@ typedef struct {
 
 /* One secured socket and its monitor. */
 typedef struct {
-    void *sock;    /* borrowed: the api or feed socket */
-    void *monitor; /* PAIR reading its events */
-    char name[16]; /* "api", "feed" */
-    uint64_t live; /* accepted - disconnected */
+    void *sock;      /* borrowed: the api or a feed socket */
+    void *monitor;   /* PAIR reading its events */
+    char name[16];   /* "api", "feed", "feed-3" */
+    char domain[32]; /* its ZAP domain, which says what it is to ZAP */
+    int klass;       /* a feed's access class; -1: any client (api) */
+    uint64_t live;   /* accepted - disconnected */
 } s_watch_t;
 
 struct pd_zap {
@@ -111,13 +118,17 @@ struct pd_zap {
     uint8_t *secret; /* sodium_malloc'd, NULL once wiped */
     char public_z85[PARLEY_CURVE_KEY_CHARS + 1];
     pd_clients_t *clients; /* allow-list, NULL with curve off */
+    uint64_t generation;   /* +1 whenever the access classes change */
     s_watch_t watch[PD_ZAP_SOCKETS];
     size_t n_watch;
+    unsigned serial;       /* secured sockets so far: names domains */
     s_conn_t *conns; /* ring of connection records */
     size_t n_conns;
     uint64_t next_conn; /* number of the next connection */
     pd_zap_counters_t counters;
 };
+
+static uint64_t s_live(const pd_zap_t *self);
 
 /* ================================================================ setup */
 
@@ -252,14 +263,53 @@ pd_zap_destroy(pd_zap_t **zapp)
     *zapp = NULL;
 }
 
+/*
+ * Give sock the server's CURVE secret key: ours until it is wiped, then
+ * the one the first secured socket holds (a feed socket made on reload).
+ */
+static int
+s_curve_key(pd_zap_t *self, void *sock)
+{
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0)
+        return -zmq_errno();
+    if (self->secret != NULL)
+        return zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, self->secret,
+                              PARLEY__CURVE_BYTES)
+                       == 0
+                   ? 0
+                   : -zmq_errno();
+    uint8_t *key = self->n_watch > 0 ? sodium_malloc(PARLEY__CURVE_BYTES)
+                                     : NULL;
+    size_t len = PARLEY__CURVE_BYTES;
+    int rc = -EINVAL;
+    if (key != NULL
+        && zmq_getsockopt(self->watch[0].sock, ZMQ_CURVE_SECRETKEY, key,
+                          &len)
+               == 0
+        && len == PARLEY__CURVE_BYTES)
+        rc = zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, key, len) == 0
+                 ? 0
+                 : -zmq_errno();
+    if (key != NULL)
+        sodium_free(key); /* wipes */
+    return rc;
+}
+
 int
-pd_zap_secure(pd_zap_t *self, void *sock, const char *name)
+pd_zap_secure(pd_zap_t *self, void *sock, const char *name, int klass)
 {
     int one = 1, zero = 0;
     if (self->n_watch == PD_ZAP_SOCKETS)
         return -ENOSPC;
-    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, PD_ZAP_DOMAIN,
-                       strlen(PD_ZAP_DOMAIN))
+    s_watch_t *w = &self->watch[self->n_watch];
+    memset(w, 0, sizeof(*w));
+    w->klass = klass;
+    unsigned serial = self->serial++;
+    /* A domain per socket: the ZAP request names it, and so says which
+     * socket (and for a feed, which class) a connection is for. */
+    snprintf(w->domain, sizeof(w->domain), "%s-%u", PD_ZAP_DOMAIN, serial);
+    if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, w->domain, strlen(w->domain))
             != 0
         || zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &self->handshake_ms,
                           sizeof(self->handshake_ms))
@@ -275,18 +325,13 @@ pd_zap_secure(pd_zap_t *self, void *sock, const char *name)
                                  "relying on the ZAP handler being bound");
         self->enforced = false;
     }
-    if (self->curve
-        && (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0
-            || self->secret == NULL
-            || zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, self->secret,
-                              PARLEY__CURVE_BYTES)
-                   != 0))
-        return self->secret == NULL ? -EINVAL : -zmq_errno();
+    int rc;
+    if (self->curve && (rc = s_curve_key(self, sock)) < 0)
+        return rc;
 
-    s_watch_t *w = &self->watch[self->n_watch];
     char ep[64];
     snprintf(w->name, sizeof(w->name), "%s", name);
-    snprintf(ep, sizeof(ep), "inproc://parleyd.monitor.%zu", self->n_watch);
+    snprintf(ep, sizeof(ep), "inproc://parleyd.monitor.%u", serial);
     /* libzmq's I/O thread blocks when the monitor pipe is full, so the
      * pipe is deep: events wait there while a long turn (an fsync) keeps
      * the loop from reading them. */
@@ -296,7 +341,7 @@ pd_zap_secure(pd_zap_t *self, void *sock, const char *name)
         || zmq_setsockopt(w->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0
         || zmq_setsockopt(w->monitor, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0
         || zmq_connect(w->monitor, ep) != 0) {
-        int rc = -zmq_errno();
+        rc = -zmq_errno();
         if (w->monitor != NULL)
             zmq_close(w->monitor);
         w->monitor = NULL;
@@ -305,6 +350,24 @@ pd_zap_secure(pd_zap_t *self, void *sock, const char *name)
     w->sock = sock;
     self->n_watch++;
     return 0;
+}
+
+void
+pd_zap_release(pd_zap_t *self, void *sock)
+{
+    for (size_t i = 0; i < self->n_watch; i++) {
+        if (self->watch[i].sock != sock)
+            continue;
+        zmq_socket_monitor(sock, NULL, 0);
+        zmq_close(self->watch[i].monitor);
+        /* s_curve_key() copies the key from watch[0]: any socket still
+         * secured holds it */
+        memmove(&self->watch[i], &self->watch[i + 1],
+                (self->n_watch - i - 1) * sizeof(self->watch[0]));
+        self->n_watch--;
+        self->counters.connections = s_live(self);
+        return;
+    }
 }
 
 void
@@ -350,6 +413,8 @@ pd_zap_stats_register(const pd_zap_t *self, pd_stats_t *st)
     pd_stats_counter(st, PD_STAT_HANDSHAKE_FAILED, &c->handshake_failed);
     pd_stats_counter(st, PD_STAT_SUBSCRIPTIONS_DENIED,
                      &c->subscriptions_denied);
+    pd_stats_counter(st, PD_STAT_SUBSCRIPTIONS_PARTIAL,
+                     &c->subscriptions_partial);
     pd_stats_getter(st, PD_STAT_CURVE_CLIENTS, s_curve_clients, self);
 }
 
@@ -486,7 +551,7 @@ s_frame_is(zmq_msg_t *m, const char *s)
 }
 
 /* ZMTP metadata: one property, name-length byte, name, 4-byte length,
- * value. */
+ * value; appended at buf. Returns the bytes written. */
 static size_t
 s_metadata(uint8_t *buf, const char *name, const char *value)
 {
@@ -531,6 +596,16 @@ s_live(const pd_zap_t *self)
     return live;
 }
 
+/* The secured socket whose ZAP domain a request names, or NULL. */
+static const s_watch_t *
+s_watch_of(const pd_zap_t *self, zmq_msg_t *domain)
+{
+    for (size_t i = 0; i < self->n_watch; i++)
+        if (s_frame_is(domain, self->watch[i].domain))
+            return &self->watch[i];
+    return NULL;
+}
+
 /* Decide on one request (frames f[0..n)) read from sock. */
 static void
 s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
@@ -547,7 +622,9 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
     }
     s_frame_str(&f[3], addr, sizeof(addr));
     s_frame_str(&f[5], mech, sizeof(mech));
-    if (!s_frame_is(&f[2], PD_ZAP_DOMAIN)) {
+    /* A socket closed since (a feed class of an older list) is unknown. */
+    const s_watch_t *w = s_watch_of(self, &f[2]);
+    if (w == NULL) {
         self->counters.auth_denied++;
         s_reply(sock, &f[1], "400", "unknown domain", "", NULL, 0);
         return;
@@ -572,6 +649,20 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
                            "curve_clients",
                            z85, addr);
             s_reply(sock, &f[1], "400", "key not allowed", "", NULL, 0);
+            return;
+        }
+        /* A feed socket carries one access class: nobody with other
+         * rights may share it (see feed.h). */
+        if (w->klass >= 0 && client->klass != (unsigned)w->klass) {
+            self->counters.auth_denied++;
+            pd_log_limited(PD_LOG_KEY_ZAP_DENIED, PD_LOG_WARN,
+                           "refused client %s from %s on the %s socket: its "
+                           "access class is %u, the socket's %d; a ping "
+                           "names the feed endpoint of its class",
+                           client->name, addr, w->name, client->klass,
+                           w->klass);
+            s_reply(sock, &f[1], "400", "not this client's feed", "", NULL,
+                    0);
             return;
         }
     } else if (!s_frame_is(&f[5], "NULL")) {
@@ -600,9 +691,14 @@ s_decide(pd_zap_t *self, void *sock, zmq_msg_t *f, size_t n)
     snprintf(c->user, sizeof(c->user), "%s",
              client != NULL ? client->name : "");
     char num[24];
-    uint8_t meta[64];
+    uint8_t meta[128];
     snprintf(num, sizeof(num), "%" PRIu64, id);
     size_t meta_len = s_metadata(meta, S_CONN_PROP, num);
+    if (client != NULL) {
+        char z85[PARLEY_CURVE_KEY_CHARS + 1];
+        zmq_z85_encode(z85, client->key, PD_CLIENTS_KEY_BYTES);
+        meta_len += s_metadata(meta + meta_len, S_KEY_PROP, z85);
+    }
     pd_log(PD_LOG_DEBUG, "admitted connection %" PRIu64 " from %s%s%s", id,
            addr, client != NULL ? " as " : "", c->user);
     s_reply(sock, &f[1], "200", "OK", c->user, meta, meta_len);
@@ -730,6 +826,22 @@ pd_zap_tick(pd_zap_t *self)
 
 /* ======================================================= subscriptions */
 
+/*
+ * The client whose CURVE key is key (the X-Key property, Z85), in the
+ * list in force, or NULL. Rights are looked up by key, never by the name
+ * (User-Id): a reload may give that name to another key, and a request
+ * read after it still carries the name its connection was admitted with.
+ */
+static const pd_client_t *
+s_client(const pd_zap_t *self, const char *key)
+{
+    uint8_t raw[PD_CLIENTS_KEY_BYTES];
+    if (key == NULL || strlen(key) != PARLEY_CURVE_KEY_CHARS
+        || zmq_z85_decode(raw, key) == NULL)
+        return NULL;
+    return pd_clients_by_key(self->clients, raw);
+}
+
 /* Printable copy of a topic for a log line. */
 static void
 s_topic_str(const char *topic, size_t len, char *out, size_t cap)
@@ -743,26 +855,47 @@ s_topic_str(const char *topic, size_t len, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/*
+ * A whole topic of the feed: one an update goes out on (parley's names,
+ * facts.h) or one of the daemon's own. A subscription to anything else
+ * ("", "p", "party/") would match several topics of one update, and so
+ * receive it once per topic.
+ */
+static bool
+s_whole_topic(const char *topic, size_t len)
+{
+    static const char hb[] = PD_CLIENTS_HEARTBEAT_TOPIC;
+    static const char stats[] = PD_CLIENTS_STATS_TOPIC;
+    return parley__topic_whole(topic, len)
+           || (len == sizeof(hb) - 1 && memcmp(topic, hb, len) == 0)
+           || (len == sizeof(stats) - 1 && memcmp(topic, stats, len) == 0);
+}
+
 bool
 pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
                  bool unsure)
 {
     const char *why = NULL;
+    bool partial = false;
     const char *conn = zmq_msg_gets(msg, S_CONN_PROP);
     const char *user = zmq_msg_gets(msg, "User-Id");
+    const char *key = zmq_msg_gets(msg, S_KEY_PROP);
     uint64_t id = conn != NULL ? strtoull(conn, NULL, 10) : 0;
     s_conn_t *c = id != 0 ? &self->conns[id % self->n_conns] : NULL;
 
     if (len > PD_CLIENTS_PREFIX_MAX)
         why = "longer than any topic";
-    else if (unsure)
+    else if ((partial = !s_whole_topic(topic, len))) {
+        why = "not a whole topic (subscribe to all/ or to whole topics "
+              "such as party/NAME/, so that an update comes once)";
+        self->counters.subscriptions_partial++;
+    } else if (unsure)
         why = "arrived among non-subscription messages, so the connection "
               "it came from is not certain";
     else if (c == NULL || c->id != id)
         why = "connection not tracked (too old, or admitted before a cut)";
     else if (self->curve
-             && !pd_client_may_subscribe(
-                 pd_clients_by_name(self->clients, user), topic, len))
+             && !pd_client_may_subscribe(s_client(self, key), topic, len))
         why = "topic not allowed for this client";
     else if (c->subscriptions >= self->max_subscriptions)
         why = "over max_subscriptions";
@@ -773,7 +906,11 @@ pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
     char shown[PARLEY_TOPIC_MAX];
     s_topic_str(topic, len, shown, sizeof(shown));
     self->counters.subscriptions_denied++;
-    pd_log_limited(PD_LOG_KEY_ZAP_SUBSCRIBE, PD_LOG_WARN,
+    /* Partial ones come from careless clients, the rest from clients
+     * probing their limits: each kind gets its own line. */
+    pd_log_limited(partial ? PD_LOG_KEY_ZAP_PARTIAL
+                           : PD_LOG_KEY_ZAP_SUBSCRIBE,
+                   PD_LOG_WARN,
                    "feed: refused subscription \"%s\"%s from connection %s "
                    "(%s%s%s): %s",
                    shown, len >= sizeof(shown) ? "..." : "",
@@ -785,22 +922,87 @@ pd_zap_subscribe(pd_zap_t *self, zmq_msg_t *msg, const char *topic, size_t len,
 }
 
 bool
-pd_zap_reads_all(const pd_zap_t *self, const char *user_id)
+pd_zap_reads_all(const pd_zap_t *self, const char *key)
 {
     if (!self->curve)
         return true;
-    const pd_client_t *c = pd_clients_by_name(self->clients, user_id);
+    const pd_client_t *c = s_client(self, key);
     return c != NULL && c->all_topics;
 }
 
 bool
-pd_zap_may_read(const pd_zap_t *self, const char *user_id,
+pd_zap_may_read(const pd_zap_t *self, const char *key,
                 const char topics[][PARLEY_TOPIC_MAX], size_t n)
 {
     if (!self->curve)
         return true;
-    return pd_client_may_read(pd_clients_by_name(self->clients, user_id),
-                              topics, n);
+    return pd_client_may_read(s_client(self, key), topics, n);
+}
+
+bool
+pd_zap_may_stats(const pd_zap_t *self, const char *key)
+{
+    if (!self->curve)
+        return true;
+    const pd_client_t *c = s_client(self, key);
+    return c != NULL && c->stats;
+}
+
+int
+pd_zap_class_of(const pd_zap_t *self, const char *key)
+{
+    if (!self->curve)
+        return 0;
+    const pd_client_t *c = s_client(self, key);
+    return c != NULL ? (int)c->klass : -1;
+}
+
+size_t
+pd_zap_classes(const pd_zap_t *self)
+{
+    return self->curve ? pd_clients_classes(self->clients) : 1;
+}
+
+uint64_t
+pd_zap_generation(const pd_zap_t *self)
+{
+    return self->generation;
+}
+
+/* A client with the rights of class k, or NULL for class 0 (every topic,
+ * stats) when nobody has it. */
+static const pd_client_t *
+s_member(const pd_zap_t *self, int k)
+{
+    return self->curve ? pd_clients_class_member(self->clients, (size_t)k)
+                       : NULL;
+}
+
+bool
+pd_zap_class_reads_all(const pd_zap_t *self, int k)
+{
+    if (k < 0 || (size_t)k >= pd_zap_classes(self))
+        return false;
+    const pd_client_t *c = s_member(self, k);
+    return c == NULL ? k == 0 : c->all_topics;
+}
+
+bool
+pd_zap_class_reads(const pd_zap_t *self, int k, const char *topic)
+{
+    if (pd_zap_class_reads_all(self, k))
+        return true;
+    const pd_client_t *c = k > 0 ? s_member(self, k) : NULL;
+    return c != NULL && pd_client_may_subscribe(c, topic, strlen(topic));
+}
+
+bool
+pd_zap_class_stats(const pd_zap_t *self, int k)
+{
+    if (k < 0 || (size_t)k >= pd_zap_classes(self))
+        return false;
+    const pd_client_t *c = s_member(self, k);
+    return c == NULL ? k == 0 : c->stats;
 }
 
 /* ================================================================ reload */
@@ -823,6 +1025,8 @@ pd_zap_reload_commit(pd_zap_t *self, pd_clients_t **fresh)
     if (!self->curve || *fresh == NULL)
         return false;
     bool cut = pd_clients_narrowed(self->clients, *fresh);
+    if (!pd_clients_same_classes(self->clients, *fresh))
+        self->generation++;
     pd_clients_destroy(&self->clients);
     self->clients = *fresh;
     *fresh = NULL;

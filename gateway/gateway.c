@@ -6,7 +6,8 @@
  * resumes after a gateway restart finds its place) and a snapshot loads
  * the state. Then each delivery goes into the window, wakes the streams
  * it matches and, when it is a plain update, into the state; a
- * correction or retraction asks for a new snapshot instead (state.h).
+ * correction, retraction or gap asks for a new snapshot instead
+ * (state.h).
  */
 #include "gateway.h"
 
@@ -101,15 +102,13 @@ s_arrived(gw_t *gw, gw_item_t *it)
         s_new_log(gw, it->seq);
     gw_window_push(gw->window, it);
     gw_sse_notify(gw, it);
-    if (it->type == GW_ITEM_UPDATE) {
-        int rc = gw_state_apply(gw->state, it);
-        if (rc == 1)
-            gw_refresh_state(gw);
-        else if (rc == 0 && it->expires_at > 0)
-            s_expiry(gw, it->expires_at);
-        else if (rc < 0)
-            gw_log(GW_LOG_ERROR, "state: out of memory at seq %" PRIu64, it->seq);
-    }
+    int rc = gw_state_apply(gw->state, it);
+    if (rc == 1)
+        gw_refresh_state(gw);
+    else if (rc == 0 && it->type == GW_ITEM_UPDATE && it->expires_at > 0)
+        s_expiry(gw, it->expires_at);
+    else if (rc < 0)
+        gw_log(GW_LOG_ERROR, "state: out of memory at seq %" PRIu64, it->seq);
 }
 
 static void
@@ -219,8 +218,9 @@ s_snapshot(gw_t *gw, gw_job_t *job)
         return;
     }
     gw->metrics.snapshots++;
-    int rc = gw_state_install(gw->state, job->items, job->n_items, job->seq,
-                              gw->window);
+    size_t n = job->n_cells;
+    job->n_cells = 0;
+    int rc = gw_state_install(gw->state, &job->cells, n, job->seq, gw->window);
     if (rc < 0) {
         gw_log(GW_LOG_ERROR, "state: out of memory loading a snapshot");
         gw->refresh_at = gw_now_ms() + S_RETRY_MS;

@@ -708,6 +708,7 @@ s_metrics(gw_t *gw, struct MHD_Connection *c)
         .window_bytes = gw_window_bytes(gw->window),
         .state_cells = gw_state_cells(gw->state),
         .jobs = gw_upstream_jobs(gw->up),
+        .jobs_waiting = gw_upstream_waiting(gw->up),
     };
     gw_buf_t b = GW_BUF_INIT;
     /* Count this answer before it is written, so it shows itself. */

@@ -97,6 +97,8 @@ static const s_metric_t s_gauges[] = {
     S_G("connections", connections, "HTTP connections open now."),
     S_G("sse_clients", sse_clients, "Event streams open now."),
     S_G("jobs", jobs, "Snapshot and replay requests in progress."),
+    S_G("jobs_waiting", jobs_waiting,
+        "Requests waiting for a worker (max_jobs bounds them)."),
     S_G("upstream_connected", upstream_connected, "1 while a parleyd is connected."),
     S_G("upstream_caught_up", caught_up,
         "1 once everything parleyd held when connecting was received."),

@@ -74,6 +74,7 @@ typedef struct gw_gauges {
     uint64_t upstream_connected, caught_up, state_loaded, state_stale;
     uint64_t last_seq, state_seq, window_first_seq;
     uint64_t window_items, window_bytes, state_cells, jobs;
+    uint64_t jobs_waiting;
 } gw_gauges_t;
 
 /* Append the Prometheus text exposition of m and g. Returns 0 or -ENOMEM. */

@@ -5,15 +5,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char negotiation[PARLEY_SLUG_MAX + 1];
-    uint32_t phase;
-    char party[PARLEY_SLUG_MAX + 1];
-    gw_item_t *it; /* the update current here (a reference) */
-} s_cell_t;
+typedef gw_cell_t s_cell_t;
 
 struct gw_state {
     s_cell_t *cells;  /* sorted by negotiation, phase, party */
@@ -30,9 +26,8 @@ gw_state_new(void)
     return calloc(1, sizeof(gw_state_t));
 }
 
-/* Drop every cell. */
-static void
-s_cells_free(s_cell_t *cells, size_t n)
+void
+gw_cells_free(gw_cell_t *cells, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         gw_item_unref(cells[i].it);
@@ -44,7 +39,7 @@ gw_state_destroy(gw_state_t **st)
 {
     if (st == NULL || *st == NULL)
         return;
-    s_cells_free((*st)->cells, (*st)->n);
+    gw_cells_free((*st)->cells, (*st)->n);
     free(*st);
     *st = NULL;
 }
@@ -52,7 +47,7 @@ gw_state_destroy(gw_state_t **st)
 void
 gw_state_clear(gw_state_t *st)
 {
-    s_cells_free(st->cells, st->n);
+    gw_cells_free(st->cells, st->n);
     memset(st, 0, sizeof(*st));
 }
 
@@ -67,6 +62,24 @@ s_cmp(const char *neg, uint32_t phase, const char *party, const s_cell_t *c)
     return strcmp(party, c->party);
 }
 
+/* Index of the cell (negotiation of it, phase of it, party), or where it
+ * would go (*found says which). */
+static size_t
+s_find(const s_cell_t *cells, size_t n, const gw_item_t *it,
+       const char *party, bool *found)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s_cmp(it->negotiation, it->phase, party, &cells[mid]) > 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < n && s_cmp(it->negotiation, it->phase, party, &cells[lo]) == 0;
+    return lo;
+}
+
 /*
  * Make the update it current in the cell (negotiation, phase, party) of
  * cells unless a newer one is there. Returns 0 or -ENOMEM.
@@ -75,15 +88,9 @@ static int
 s_set(s_cell_t **cells, size_t *n, size_t *cap, gw_item_t *it,
       const char *party)
 {
-    size_t lo = 0, hi = *n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s_cmp(it->negotiation, it->phase, party, &(*cells)[mid]) > 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < *n && s_cmp(it->negotiation, it->phase, party, &(*cells)[lo]) == 0) {
+    bool found;
+    size_t lo = s_find(*cells, *n, it, party, &found);
+    if (found) {
         s_cell_t *c = &(*cells)[lo];
         if (c->it->seq < it->seq) {
             gw_item_ref(it);
@@ -111,12 +118,34 @@ s_set(s_cell_t **cells, size_t *n, size_t *cap, gw_item_t *it,
     return 0;
 }
 
-/* A plain update seen after the snapshot: it is current for each of its
- * parties (unless a newer one is there already). */
+/* Remove the cell (negotiation, phase, party) of it, if there is one. */
+static void
+s_drop(s_cell_t *cells, size_t *n, const gw_item_t *it, const char *party)
+{
+    bool found;
+    size_t at = s_find(cells, *n, it, party, &found);
+    if (!found)
+        return;
+    gw_item_unref(cells[at].it);
+    memmove(&cells[at], &cells[at + 1], (*n - at - 1) * sizeof(*cells));
+    (*n)--;
+}
+
+/*
+ * A plain update seen after the snapshot, the newest record there is:
+ * it holds every entry it names, and if it has expired already those
+ * entries have no state (nothing older comes back in its place), as in
+ * libparley's state table (parley_state_apply()).
+ */
 static int
 s_live(s_cell_t **cells, size_t *n, size_t *cap, gw_item_t *it)
 {
+    bool expired = it->expires_at != 0 && it->expires_at <= parley_now_ms();
     for (size_t i = 0; i < it->n_parties; i++) {
+        if (expired) {
+            s_drop(*cells, n, it, it->parties[i]);
+            continue;
+        }
         int rc = s_set(cells, n, cap, it, it->parties[i]);
         if (rc < 0)
             return rc;
@@ -124,49 +153,107 @@ s_live(s_cell_t **cells, size_t *n, size_t *cap, gw_item_t *it)
     return 0;
 }
 
-/*
- * The cells a snapshot delivery stands for.
- *
- * Issue 19: the snapshot will carry, for each delivery, the entry keys
- * (negotiation, party, phase) it stands for, and libparley will expose
- * them; this function then sets exactly those cells. Until then a
- * snapshot delivery is taken to stand for each of its parties, as a
- * live update does. That is wrong for a delivery the daemon kept for one
- * party and that is no longer current for another: there the newer
- * update wins the cell anyway (s_set() keeps the newer), unless the
- * newer one was retracted.
- */
+/* An item per distinct delivery of a fetched table, for gw_state_fetch(). */
+typedef struct {
+    uint64_t seq;
+    size_t row;
+} s_by_seq_t;
+
 static int
-s_cells_of(s_cell_t **cells, size_t *n, size_t *cap, gw_item_t *it)
+s_seq_cmp(const void *a, const void *b)
 {
-    return s_live(cells, n, cap, it);
+    const s_by_seq_t *x = a, *y = b;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
 }
 
 int
-gw_state_install(gw_state_t *st, gw_item_t *const *items, size_t n,
-                 uint64_t as_of, const gw_window_t *w)
+gw_state_fetch(const parley_call_options_t *opt, gw_cell_t **out, size_t *n,
+               uint64_t *seq, size_t *rejected)
 {
-    s_cell_t *cells = NULL;
-    size_t nc = 0, cap = 0;
+    *out = NULL;
+    *n = 0;
+    parley_state_t *t = parley_state_new(opt);
+    if (t == NULL)
+        return -errno;
+    int rc = parley_state_fetch(t);
+    size_t count = rc == 0 ? parley_state_count(t) : 0;
+    gw_cell_t *cells = count > 0 ? calloc(count, sizeof(*cells)) : NULL;
+    s_by_seq_t *order = count > 0 ? calloc(count, sizeof(*order)) : NULL;
+    if (count > 0 && (cells == NULL || order == NULL))
+        rc = -ENOMEM;
+    /* The table's rows come in the cells' order (negotiation, phase,
+     * party); the rows of one delivery share one item. */
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *neg, *party;
+        const parley_delivery_t *d =
+            parley_state_entry(t, i, &neg, &party, &cells[i].phase);
+        snprintf(cells[i].negotiation, sizeof(cells[i].negotiation), "%s", neg);
+        snprintf(cells[i].party, sizeof(cells[i].party), "%s", party);
+        order[i] = (s_by_seq_t){ .seq = parley_delivery_seq(d), .row = i };
+    }
+    if (rc == 0 && count > 0)
+        qsort(order, count, sizeof(*order), s_seq_cmp);
+    gw_item_t *it = NULL;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (i == 0 || order[i].seq != order[i - 1].seq) {
+            it = gw_item_update(parley_state_entry(t, order[i].row, NULL,
+                                                   NULL, NULL));
+            if (it == NULL) {
+                rc = errno == ENOMEM ? -ENOMEM : PARLEY_EPROTO;
+                break;
+            }
+        } else {
+            gw_item_ref(it);
+        }
+        cells[order[i].row].it = it;
+    }
+    if (rc == 0) {
+        *out = cells;
+        *n = count;
+        *seq = parley_state_seq(t);
+        *rejected = parley_state_rejected(t);
+    } else {
+        gw_cells_free(cells, count); /* unref of NULL items is a no-op */
+    }
+    free(order);
+    parley_state_destroy(&t);
+    return rc;
+}
+
+/*
+ * Does a live item need a new snapshot? A correction or retraction may
+ * bring back older updates (the model falls back), and a gap hides
+ * updates that may hold entries: the state table fetches again on
+ * those (parley_state_apply()), and so does the gateway.
+ */
+static bool
+s_needs_snapshot(const gw_item_t *it)
+{
+    return it->type == GW_ITEM_GAP || it->kind != PARLEY_KIND_UPDATE;
+}
+
+int
+gw_state_install(gw_state_t *st, gw_cell_t **taken, size_t n, uint64_t as_of,
+                 const gw_window_t *w)
+{
+    s_cell_t *cells = *taken;
+    size_t nc = n, cap = n;
     uint64_t pending = 0;
-    for (size_t i = 0; i < n; i++)
-        if (items[i]->type == GW_ITEM_UPDATE
-            && s_cells_of(&cells, &nc, &cap, items[i]) < 0)
-            goto nomem;
+    *taken = NULL;
     /* What came live after the snapshot was made. */
     for (uint64_t pos = gw_window_pos_after(w, as_of);
          pos < gw_window_end_pos(w); pos++) {
         gw_item_t *it = gw_window_at(w, pos);
-        if (it->type != GW_ITEM_UPDATE)
-            continue;
-        if (it->kind != PARLEY_KIND_UPDATE) {
+        if (s_needs_snapshot(it)) {
             if (pending == 0)
                 pending = it->seq;
         } else if (s_live(&cells, &nc, &cap, it) < 0) {
             goto nomem;
         }
     }
-    s_cells_free(st->cells, st->n);
+    gw_cells_free(st->cells, st->n);
     st->cells = cells;
     st->n = nc;
     st->cap = cap;
@@ -176,18 +263,17 @@ gw_state_install(gw_state_t *st, gw_item_t *const *items, size_t n,
     st->pending = pending;
     return pending != 0 ? 1 : 0;
 nomem:
-    s_cells_free(cells, nc);
+    gw_cells_free(cells, nc);
     return -ENOMEM;
 }
 
 int
 gw_state_apply(gw_state_t *st, gw_item_t *it)
 {
-    if (!st->loaded || it->type != GW_ITEM_UPDATE || it->seq <= st->as_of
-        || it->seq <= st->applied)
+    if (!st->loaded || it->seq_last <= st->as_of || it->seq_last <= st->applied)
         return 0;
-    st->applied = it->seq;
-    if (it->kind != PARLEY_KIND_UPDATE) {
+    st->applied = it->seq_last;
+    if (s_needs_snapshot(it)) {
         if (st->pending == 0)
             st->pending = it->seq;
         return 1;

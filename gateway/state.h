@@ -1,21 +1,26 @@
 /*
- * state.h - where each negotiation stands: one cell per (negotiation,
- * phase, party) holding the update that is current there.
+ * state.h - where each negotiation stands: one cell per entry
+ * (negotiation, phase, party) holding the update that is current there,
+ * as the state model of docs/protocol.md section 5 says.
  *
- * The rules of what is current (corrections, retractions, expiry) belong
- * to parleyd: the cells are made from its snapshot (parley_snapshot()),
- * and a correction or retraction that arrives live asks for a new one
+ * The model (corrections, retractions, falling back, expiry) is
+ * parleyd's, and libparley's state table (parley_state_t) is the one
+ * client of it: gw_state_fetch() fills a table from the daemon's
+ * snapshot on a worker and turns its entries into cells, and a
+ * correction, retraction or gap that arrives live asks for a new one
  * (gw_state_apply() returns 1) instead of being applied here. Only a
- * plain update is applied live, to the cells of its parties, the one
- * rule every model of the state shares: a newer update for a cell
- * replaces the one there.
+ * plain update is applied live, to the cells of its parties, as the
+ * table applies one (parley_state_apply()): it is the newest record
+ * there is, so it holds every entry it names, or none if it has expired
+ * already. The table cannot do that part itself here: it fetches on the
+ * calling thread (the main loop must not block) and takes events, not
+ * the window's updates that arrived while a snapshot was being made.
  *
- * This file is the one place in C that turns a snapshot into cells
- * (board.js has the one place in the browser). See s_cells_of() for how
- * the cells of a snapshot delivery are found today, and issue 19 for
- * what replaces it.
+ * board.js has the one place in the browser that reads the cells
+ * (cellsFromState()).
  *
- * Threads: the main thread only.
+ * Threads: the main thread only, except gw_state_fetch() and
+ * gw_cells_free() of cells no other thread has seen.
  */
 #ifndef GW_STATE_H
 #define GW_STATE_H
@@ -31,6 +36,35 @@
 
 typedef struct gw_state gw_state_t;
 
+/* A cell: an entry and the update holding its state (a reference). */
+typedef struct gw_cell {
+    char negotiation[PARLEY_SLUG_MAX + 1];
+    uint32_t phase;
+    char party[PARLEY_SLUG_MAX + 1];
+    gw_item_t *it;
+} gw_cell_t;
+
+/* Drop the references of n cells and free them. Accepts NULL. */
+void gw_cells_free(gw_cell_t *cells, size_t n);
+
+/*
+ * Fetch the daemon's state into a libparley state table
+ * (parley_state_fetch(): the snapshot, its entries, the options'
+ * filters and keyring) and make its cells: one per entry, sorted by
+ * negotiation, phase, party, the entries of one delivery sharing one
+ * item.
+ *
+ * Returns:   0 with *cells, *n, *seq (the log the state reflects) and
+ *            *rejected (deliveries that failed verification, left out)
+ *            set; or a code of parley_state_new() or parley_state_fetch(),
+ *            PARLEY_EPROTO (a delivery that cannot be rendered), -ENOMEM.
+ * Ownership: *cells is the caller's (gw_cells_free()); opt is borrowed.
+ * Threads:   any (a worker: it blocks up to the options' timeout); the
+ *            items are the caller's alone until it shares them.
+ */
+int gw_state_fetch(const parley_call_options_t *opt, gw_cell_t **cells,
+                   size_t *n, uint64_t *seq, size_t *rejected);
+
 /* Make an empty state (not loaded). NULL with errno ENOMEM. */
 gw_state_t *gw_state_new(void);
 
@@ -38,24 +72,25 @@ gw_state_t *gw_state_new(void);
 void gw_state_destroy(gw_state_t **st);
 
 /*
- * Replace the cells with a snapshot: its update items (in seq order),
- * made as of seq as_of. The window's updates after as_of are applied on
- * top, as gw_state_apply() would have applied them.
+ * Replace the cells with those of a snapshot (gw_state_fetch()), made as
+ * of seq as_of. The window's updates after as_of are applied on top, as
+ * gw_state_apply() would have applied them.
  *
  * Returns:   1 if a correction or retraction after as_of is among them
  *            (the state needs another snapshot), 0 if the state is
  *            exact, -ENOMEM (the state is left as it was).
- * Ownership: the state takes its own references to the items.
+ * Ownership: the state takes the cells (n of them) and their references
+ *            whatever it returns; *cells becomes NULL.
  */
-int gw_state_install(gw_state_t *st, gw_item_t *const *items, size_t n,
+int gw_state_install(gw_state_t *st, gw_cell_t **cells, size_t n,
                      uint64_t as_of, const gw_window_t *w);
 
 /*
- * A live update, in seq order. One the snapshot already covers is
- * ignored; so is everything before the first snapshot.
+ * A live item (update or gap), in seq order. One the snapshot already
+ * covers is ignored; so is everything before the first snapshot.
  *
- * Returns:   1 when it is a correction or retraction (ask for a snapshot),
- *            0 when it was applied or ignored, -ENOMEM.
+ * Returns:   1 when it is a correction, a retraction or a gap (ask for a
+ *            snapshot), 0 when it was applied or ignored, -ENOMEM.
  */
 int gw_state_apply(gw_state_t *st, gw_item_t *it);
 
@@ -67,12 +102,12 @@ bool gw_state_loaded(const gw_state_t *st);
 
 /*
  * The seq the cells are exact through: every update up to it is in them,
- * and none after it is missing from them except corrections and
- * retractions waiting for a snapshot (gw_state_stale()).
+ * and none after it is missing from them except corrections,
+ * retractions and gaps waiting for a snapshot (gw_state_stale()).
  */
 uint64_t gw_state_seq(const gw_state_t *st);
 
-/* Is a correction or retraction waiting for the next snapshot? */
+/* Is a correction, retraction or gap waiting for the next snapshot? */
 bool gw_state_stale(const gw_state_t *st);
 
 /* The earliest expires_at after now_ms among the cells, or 0. */

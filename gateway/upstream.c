@@ -49,6 +49,7 @@ gw_job_free(gw_job_t **job)
     for (size_t i = 0; i < (*job)->n_items; i++)
         gw_item_unref((*job)->items[i]);
     free((*job)->items);
+    gw_cells_free((*job)->cells, (*job)->n_cells);
     gw_filter_free(&(*job)->filter);
     free(*job);
     *job = NULL;
@@ -77,7 +78,7 @@ s_keep(gw_job_t *job, gw_item_t *it, size_t *cap)
 }
 
 /*
- * Take the events of a snapshot or replay into the job, up to its
+ * Take the events of a replay into the job, up to its
  * limits. Returns 0 (*stopped says whether a limit ended it early) or
  * an error.
  */
@@ -138,11 +139,9 @@ s_run(gw_upstream_t *up, gw_job_t *job)
         parley_info_destroy(&info);
         return;
     case GW_JOB_SNAPSHOT:
-        if ((job->rc = parley_snapshot(&opt, &q)) == 0) {
-            job->seq = parley_query_seq(q);
-            job->rc = s_drain(job, q, &stopped);
-        }
-        break;
+        job->rc = gw_state_fetch(&opt, &job->cells, &job->n_cells, &job->seq,
+                                 &job->rejected);
+        return;
     case GW_JOB_REPLAY:
         if ((job->rc = gw_filter_to_parley(&job->filter, &pf)) < 0)
             break;
@@ -345,6 +344,15 @@ gw_upstream_publish(gw_upstream_t *up, const void *env, size_t len,
     if (up->pub == NULL)
         return -ENOTSUP;
     return parley_pub_send(up->pub, env, len, request_id);
+}
+
+size_t
+gw_upstream_waiting(gw_upstream_t *up)
+{
+    pthread_mutex_lock(&up->lock);
+    size_t n = up->queued;
+    pthread_mutex_unlock(&up->lock);
+    return n;
 }
 
 size_t

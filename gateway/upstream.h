@@ -17,6 +17,7 @@
 #include "config.h"
 #include "item.h"
 #include "query.h"
+#include "state.h"
 #include "parley.h"
 
 #include <poll.h>
@@ -47,9 +48,11 @@ typedef struct gw_job {
     uint64_t first_seq;    /* PING: the oldest seq held */
     uint64_t next;         /* REPLAY: the first seq not looked at yet */
     bool done;             /* REPLAY: nothing left in the range */
-    gw_item_t **items;     /* SNAPSHOT, REPLAY: updates and gaps, in seq
-                              order (one reference each) */
+    gw_item_t **items;     /* REPLAY: updates and gaps, in seq order
+                              (one reference each) */
     size_t n_items;
+    gw_cell_t *cells;      /* SNAPSHOT: the state (gw_state_fetch()) */
+    size_t n_cells;
     size_t rejected;       /* deliveries that failed verification */
     struct gw_job *link;   /* queue */
 } gw_job_t;
@@ -57,8 +60,8 @@ typedef struct gw_job {
 /* Make a job. NULL with errno ENOMEM. Free with gw_job_free(). */
 gw_job_t *gw_job_new(gw_job_type_t type);
 
-/* Free a job, its filter and its items; *job becomes NULL. Main thread
- * only once its items were made. */
+/* Free a job, its filter, its items and cells; *job becomes NULL. Main
+ * thread only once its items were made. */
 void gw_job_free(gw_job_t **job);
 
 typedef struct gw_upstream gw_upstream_t;
@@ -113,6 +116,12 @@ int gw_upstream_submit(gw_upstream_t *up, gw_job_t *job);
 
 /* Jobs submitted and not yet handed back. */
 size_t gw_upstream_jobs(const gw_upstream_t *up);
+
+/*
+ * Jobs waiting for a worker (submitted, not yet taken): what max_jobs
+ * bounds. Threads: takes the queue's lock; any thread.
+ */
+size_t gw_upstream_waiting(gw_upstream_t *up);
 
 /*
  * Forward a signed envelope to parleyd. Returns 0 with *request_id set

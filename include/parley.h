@@ -150,7 +150,8 @@ enum {
     PARLEY_EUNKNOWNSIGNER = -1003,/* signer not in the keyring */
     PARLEY_EBADSIG = -1004,       /* signature does not verify */
     PARLEY_EINVALID = -1005,      /* update decodes but breaks a rule */
-    PARLEY_EFORBIDDEN = -1006,    /* signer may not publish this */
+    PARLEY_EFORBIDDEN = -1006,    /* signer may not publish this, or
+                                     client may not ask it (stats) */
     PARLEY_ESTALE = -1007,        /* issued_at too far in the past */
     PARLEY_EFUTURE = -1008,       /* issued_at too far in the future */
     PARLEY_EREPLAY = -1009,       /* signer_seq not above the last accepted */

@@ -133,6 +133,8 @@ static const s_prom_kind_t s_prom_kinds[] = {
     { "auth_denied", 1, "Connections refused by the CURVE allow-list." },
     { "handshake_failed", 1, "Connections whose handshake failed." },
     { "subscriptions_denied", 1, "Feed subscriptions refused." },
+    { "subscriptions_partial", 1,
+      "Feed subscriptions refused as not a whole topic." },
     { "turns_read_ahead", 1,
       "Group commits run while the next requests were being checked." },
     { "connections", 0, "Connections open on api and feed." },

@@ -301,9 +301,10 @@
 
   /*
    * The one place that turns a /v1/state answer into cells. The gateway
-   * groups its cells negotiation -> phase -> party (gateway/state.c says
-   * how it finds them: issue 19 will give each snapshot delivery the
-   * entry keys it stands for); here each cell is taken as it comes.
+   * groups its cells negotiation -> phase -> party, each the update that
+   * holds that entry (docs/protocol.md section 5: an update naming
+   * several parties may hold some of them only); here each cell is
+   * taken as it comes, never from an update's party list.
    */
   function cellsFromState(doc) {
     const cells = new Map();
@@ -317,14 +318,19 @@
     return cells;
   }
 
-  /* A plain update seen after the state: current for each of its parties,
-   * unless something newer is there. (Corrections and retractions are
-   * never applied here: the gateway's state is fetched again.) */
+  /* A plain update seen after the state, the newest there is: it holds
+   * each of its parties' entries, unless something newer is there, or
+   * none if it has expired already (nothing older comes back), as the
+   * gateway applies it (gateway/state.c). Corrections and retractions are
+   * never applied here: the gateway's state is fetched again. */
   function applyLive(u) {
+    const expired = u.expires_at > 0 && u.expires_at <= Date.now();
     for (const party of u.parties) {
       const k = cellKey(u.negotiation, u.phase, party);
       const old = board.cells.get(k);
-      if (!old || old.seq < u.seq) board.cells.set(k, u);
+      if (old && old.seq >= u.seq) continue;
+      if (expired) board.cells.delete(k);
+      else board.cells.set(k, u);
     }
   }
 

@@ -9,9 +9,12 @@ Run by test_gateway_http.sh.
 import base64
 import json
 import os
+import random
 import socket
 import subprocess
 import time
+
+import state_model
 
 from gateway_harness import (PARLEY, Daemon, Failure, Gateway, check,
                              demo_cells, demo_world, envelope_bytes, expected_demo, main,
@@ -470,6 +473,128 @@ def test_corrections_retractions_expiry(w):
     s.close()
 
 
+def model_cells(records, negs):
+    """The reference model's state (state_model.py) of negotiations negs,
+    keyed as state_cells() keys a /v1/state answer."""
+    want = set(negs)
+    st = state_model.state([r for r in records if r["negotiation"] in want])
+    return {(k[0], k[2], k[1]): seq for k, seq in st.items()}
+
+
+class ModelFeed:
+    """Records published through `parley pub --json` and the model's view
+    of them, compared with the gateway's GET /v1/state entry by entry."""
+
+    def __init__(self, w, d, g, key):
+        self.w, self.d, self.g, self.key = w, d, g, key
+        self.records = []
+        self.head = 0
+        self.compared = 0
+
+    def next_seq(self):
+        self.head += 1
+        return self.head
+
+    def publish(self, recs):
+        now = int(time.time() * 1000)
+        lines = []
+        for r in recs:
+            u = {k: r[k] for k in ("negotiation", "parties", "phase", "status",
+                                   "kind", "headline")}
+            if r["references"]:
+                u["references"] = r["references"]
+            if r["expiry"] == "expired":
+                u["issued_at"], u["expires_at"] = now - 60000, now - 30000
+            elif r["expiry"] == "later":
+                u["expires_at"] = now + 86400000
+            lines.append(json.dumps(u))
+        r = subprocess.run([PARLEY, "pub", "-s", self.d.api, "-k", self.key, "--json"],
+                           input="\n".join(lines).encode() + b"\n",
+                           capture_output=True, timeout=60)
+        seqs = [int(x) for x in r.stdout.split()]
+        check(r.returncode == 0 and seqs == [x["seq"] for x in recs],
+              "published as %s, expected %s: %s"
+              % (seqs, [x["seq"] for x in recs], r.stderr.decode()))
+        self.records += recs
+
+    def compare(self, negs, what):
+        """Wait until the gateway's state holds everything published and
+        is not waiting for a snapshot, then compare it with the model."""
+        doc = wait_for(lambda: [x for x in [self.g.json("/v1/state")]
+                                if x["seq"] >= self.head and not x["stale"]],
+                       15, "the gateway's state through seq %d" % self.head)[0]
+        got = {k: v for k, v in state_cells(doc).items() if k[0] in set(negs)}
+        want = model_cells(self.records, negs)
+        if got != want:
+            diff = ["  %s/phase %d/%s: gateway %s, model %s"
+                    % (k[0], k[1], k[2], got.get(k), want.get(k))
+                    for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
+            recs = [json.dumps(r) for r in self.records if r["negotiation"] in set(negs)]
+            raise Failure("%s: GET /v1/state differs from the model:\n%s\nrecords:\n%s"
+                          % (what, "\n".join(diff[:20]), "\n".join(recs[-40:])))
+        self.compared += len(want)
+        return doc
+
+
+def test_state_follows_the_model(w):
+    """Issue 19: GET /v1/state follows the state model of docs/protocol.md
+    section 5 (a retraction or correction falls back to the update before;
+    an expired update holds nothing), compared entry by entry with the
+    reference model (state_model.py): the U1/U2 example by name, then
+    random sequences published while the gateway runs, so that their
+    corrections and retractions reach it live."""
+    key = w.keygen("desk")
+    conf = w.path("parleyd.conf")
+    with open(conf, "w") as f:
+        f.write("rate_limit 0\n")
+    d = Daemon(w, conf=conf)
+    d.start()
+    g = Gateway(w, d)
+    g.start()
+    feed = ModelFeed(w, d, g, key)
+
+    def rec(kind, parties, status, refs=(), expiry=None):
+        return {"seq": feed.next_seq(), "kind": kind, "negotiation": "u1-u2",
+                "parties": parties, "phase": 1, "status": status,
+                "references": list(refs), "headline": "U1/U2 " + status,
+                "expiry": expiry, "expired": expiry == "expired"}
+    u1 = rec("update", ["israel", "hamas"], "proposed")
+    u2 = rec("update", ["israel"], "agreed_in_principle")
+    feed.publish([u1, u2])
+    feed.compare(["u1-u2"], "U1, U2")
+    feed.publish([rec("retraction", ["israel"], "agreed_in_principle", [u2["seq"]])])
+    doc = feed.compare(["u1-u2"], "U2 retracted")
+    cells = doc["negotiations"][0]["phases"][0]["parties"]
+    check(cells["israel"]["seq"] == u1["seq"] and cells["israel"]["status"] == "proposed",
+          "after U2 is retracted israel is %s" % cells["israel"])
+    # An update that has expired when it arrives holds nothing: hamas has
+    # no state (nothing falls back past it), israel keeps U1.
+    feed.publish([rec("update", ["hamas"], "stalled", expiry="expired")])
+    feed.compare(["u1-u2"], "U3 expired")
+
+    # Random sequences (state_model.Sequence), one record of each per
+    # chunk, compared after every chunk.
+    rng = random.Random(int(os.environ.get("STATE_SEED", "19")))
+    seqs = [state_model.Sequence(i) for i in range(24)]
+    negs = [n for s in seqs for n in s.negs]
+    for chunk in range(10):
+        feed.publish([s.record(rng, feed) for s in seqs])
+        feed.compare(negs, "chunk %d" % (chunk + 1))
+    # A gateway started now loads all of it from one snapshot.
+    g2 = Gateway(w, d, name="gateway2")
+    g2.start()
+    feed.g = g2
+    feed.compare(negs + ["u1-u2"], "a new gateway")
+    g2.stop()
+    g.stop()  # exit 0: also no leak under ASan
+    kinds = {}
+    for r in feed.records:
+        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+    print("state: %d records (%s), %d entries compared with the model"
+          % (feed.head, ", ".join("%d %ss" % kv[::-1] for kv in sorted(kinds.items())),
+             feed.compared), flush=True)
+
+
 def raw_conn(port, src="127.0.0.1"):
     s = socket.socket()
     s.bind((src, 0))
@@ -570,17 +695,28 @@ def test_jobs_refused_when_workers_are_busy(w):
     key, d, g = demo_world(w, "--workers", "1", "--max-jobs", "1",
                            "--timeout-ms", "10000", window=2)
     d.proc.send_signal(signal.SIGSTOP)
-    try:
-        answers = []
+    answers = []
+    threads = []
 
-        def ask():
-            try:
-                answers.append(g.get("/v1/updates?since=1")[0])
-            except OSError as e:
-                answers.append(str(e))
-        threads = [threading.Thread(target=ask) for _ in range(3)]
-        for t in threads:
-            t.start()
+    def ask():
+        try:
+            answers.append(g.get("/v1/updates?since=1")[0])
+        except OSError as e:
+            answers.append(str(e))
+
+    def gauges():
+        m = g.metrics()
+        return m["parley_gateway_jobs"], m["parley_gateway_jobs_waiting"]
+    try:
+        # One at a time, each seen where it should be before the next:
+        # the first held by the worker, the second in the queue.
+        for want in ((1, 0), (2, 1)):
+            threads.append(threading.Thread(target=ask))
+            threads[-1].start()
+            wait_for(lambda: gauges() == want, 10,
+                     "jobs and jobs_waiting %r" % (want,))
+        threads.append(threading.Thread(target=ask))
+        threads[-1].start()
         # The worker holds one and its queue one: the third cannot wait.
         wait_for(lambda: 503 in answers, 10, "a 503 while the worker is busy")
     finally:
@@ -619,5 +755,6 @@ if __name__ == "__main__":
           test_cors_when_configured, test_events_live_filter_resume_keepalive,
           test_events_across_parleyd_restart, test_events_across_gateway_restart,
           test_gap_events, test_publish, test_publish_off_by_default,
-          test_corrections_retractions_expiry, test_limits_and_timeouts,
+          test_corrections_retractions_expiry, test_state_follows_the_model,
+          test_limits_and_timeouts,
           test_jobs_refused_when_workers_are_busy, test_bad_configuration], "http")

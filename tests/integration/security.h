@@ -170,6 +170,22 @@ sec_daemon_start(ph_daemon_t *d, const char *dir, const char *keyring,
     return -ECHILD;
 }
 
+/*
+ * The feed endpoint a ping names to the client with curve (its access
+ * class's socket) into out. Returns 0 or -1.
+ */
+static inline int
+sec_feed_of(const ph_daemon_t *d, const parley_curve_t *curve, char *out,
+            size_t cap)
+{
+    parley_info_t *info = NULL;
+    if (ph_ping_info(d->api, curve, 5000, &info) != 0)
+        return -1;
+    int n = snprintf(out, cap, "%s", parley_info_feed(info));
+    parley_info_destroy(&info);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
 /* A counter of the daemon (asked with curve), or UINT64_MAX on error. */
 static inline uint64_t
 sec_stat(const ph_daemon_t *d, const parley_curve_t *curve, const char *name)

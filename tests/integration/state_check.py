@@ -43,17 +43,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from state_model import state as model_state, withdrawn  # noqa: E402
+from state_model import Sequence, state as model_state, withdrawn  # noqa: E402
 
 PARLEYD = os.environ["PARLEYD"]
 PARLEY = os.environ["PARLEY"]
 PROBE = os.environ["PH_STATE_PROBE"]
 
-PARTIES = ["israel", "hamas", "us", "egypt"]
-PHASES = [0, 1, 2]
-STATUSES = ["proposed", "talks_scheduled", "talks_in_progress",
-            "awaiting_response", "counter_proposal", "agreed_in_principle",
-            "signed", "in_effect", "stalled", "collapsed"]
 BATCH = 32
 
 
@@ -267,49 +262,6 @@ class World:
             self.probe.ask("open %d %s" % (len(negs), " ".join(negs)))
             self.compare("table", negs, self.probe.ask("table 0"))
             self.probe.ask("close")
-
-
-class Sequence:
-    """One random sequence: its negotiations and records."""
-
-    def __init__(self, i):
-        self.negs = ["s%d" % i, "s%dx" % i]
-        self.recs = []
-        self.i = i
-
-    def record(self, rng, world):
-        """The next record of this sequence, with its seq."""
-        kind = "update"
-        if self.recs:
-            x = rng.random()
-            kind = "update" if x < 0.5 else "correction" if x < 0.78 \
-                else "retraction"
-        refs = []
-        if kind != "update":
-            for _ in range(rng.choice([1, 1, 1, 1, 1, 1, 1, 2, 2, 3])):
-                x = rng.random()
-                withdrawals = [r for r in self.recs if r["kind"] != "update"]
-                if x < 0.55:
-                    t = rng.choice(self.recs[-3:])
-                elif x < 0.75 and withdrawals:
-                    t = rng.choice(withdrawals[-4:])
-                else:
-                    t = rng.choice(self.recs)
-                refs.append(t["seq"])
-        expiry = None
-        if kind != "retraction":
-            x = rng.random()
-            expiry = "expired" if x < 0.08 else "later" if x < 0.13 else None
-        r = {"seq": world.next_seq(), "kind": kind,
-             "negotiation": self.negs[0] if rng.random() < 0.8
-             else self.negs[1],
-             "parties": rng.sample(PARTIES, rng.choice([1, 1, 2, 2, 3])),
-             "phase": rng.choice(PHASES), "references": refs,
-             "status": rng.choice(STATUSES),
-             "headline": "s%d r%d" % (self.i, len(self.recs) + 1),
-             "expiry": expiry, "expired": expiry == "expired"}
-        self.recs.append(r)
-        return r
 
 
 def batch_negs(seqs):

@@ -64,6 +64,63 @@ def state(records, first=1):
     return {k: r["seq"] for k, r in newest.items() if not r.get("expired")}
 
 
+PARTIES = ["israel", "hamas", "us", "egypt"]
+PHASES = [0, 1, 2]
+STATUSES = ["proposed", "talks_scheduled", "talks_in_progress",
+            "awaiting_response", "counter_proposal", "agreed_in_principle",
+            "signed", "in_effect", "stalled", "collapsed"]
+
+
+class Sequence:
+    """One random sequence of updates, corrections and retractions, for
+    the tests that compare a state with the model (state_check.py,
+    gateway_http.py): its negotiations ("sI" and "sIx", which some
+    records move to) and records. Corrections and retractions name
+    earlier records of the sequence, recent ones and other corrections
+    and retractions more often, so that chains form. Some updates have
+    expired when they arrive ("expiry": "expired"); some expire in a day
+    ("later"). world.next_seq() gives each record its seq."""
+
+    def __init__(self, i):
+        self.negs = ["s%d" % i, "s%dx" % i]
+        self.recs = []
+        self.i = i
+
+    def record(self, rng, world):
+        """The next record of this sequence, with its seq."""
+        kind = "update"
+        if self.recs:
+            x = rng.random()
+            kind = "update" if x < 0.5 else "correction" if x < 0.78 \
+                else "retraction"
+        refs = []
+        if kind != "update":
+            for _ in range(rng.choice([1, 1, 1, 1, 1, 1, 1, 2, 2, 3])):
+                x = rng.random()
+                withdrawals = [r for r in self.recs if r["kind"] != "update"]
+                if x < 0.55:
+                    t = rng.choice(self.recs[-3:])
+                elif x < 0.75 and withdrawals:
+                    t = rng.choice(withdrawals[-4:])
+                else:
+                    t = rng.choice(self.recs)
+                refs.append(t["seq"])
+        expiry = None
+        if kind != "retraction":
+            x = rng.random()
+            expiry = "expired" if x < 0.08 else "later" if x < 0.13 else None
+        r = {"seq": world.next_seq(), "kind": kind,
+             "negotiation": self.negs[0] if rng.random() < 0.8
+             else self.negs[1],
+             "parties": rng.sample(PARTIES, rng.choice([1, 1, 2, 2, 3])),
+             "phase": rng.choice(PHASES), "references": refs,
+             "status": rng.choice(STATUSES),
+             "headline": "s%d r%d" % (self.i, len(self.recs) + 1),
+             "expiry": expiry, "expired": expiry == "expired"}
+        self.recs.append(r)
+        return r
+
+
 def _rec(seq, kind, parties, phase=1, refs=(), neg="n", expired=False):
     return {"seq": seq, "kind": kind, "negotiation": neg,
             "parties": list(parties), "phase": phase,

@@ -12,6 +12,7 @@
  *   more subscriptions than max_subscriptions -> the rest refused
  *   subscription longer than any topic, or oversized, and garbage sent
  *   up the feed                              -> refused / dropped
+ *   a subscription that is not a whole topic -> refused (no amplification)
  *   more connections than max_connections    -> refused at the handshake
  *   a peer that never finishes the handshake -> closed after the timeout
  *   one signer over rate_limit               -> rate_limited, others fine
@@ -286,6 +287,69 @@ test_subscription_limits(void **state)
                 >= denied + 8);
     assert_true(sec_log_count(&st->daemon, "longer than any topic") > 0);
     s_still_serves(st, "too many subscriptions");
+}
+
+/*
+ * Feed amplification (issue 11, item 6): a subscription that is not a
+ * whole topic ("", "p", "party/") would match every topic of an update
+ * it covers, and so receive a 16-party update 19 times (all/, neg/, 16
+ * party/ topics, phase/). Only whole topics are granted: those are
+ * refused and counted (subscriptions_partial, within subscriptions_denied),
+ * and a subscriber gets each update at most once per topic it holds.
+ */
+static void
+test_feed_amplification(void **state)
+{
+    s_state_t *st = *state;
+    s_start(st, "amplify", "");
+    uint64_t denied = s_stat(st, "subscriptions_denied");
+    uint64_t partial = s_stat(st, "subscriptions_partial");
+    static const char *const prefixes[] = { "", "p", "party/", "sys/" };
+    enum { N = sizeof(prefixes) / sizeof(prefixes[0]) };
+    void *s[N + 1];
+    for (int i = 0; i < N; i++) {
+        s[i] = s_raw(st, ZMQ_SUB);
+        zmq_setsockopt(s[i], ZMQ_SUBSCRIBE, prefixes[i], strlen(prefixes[i]));
+        zmq_setsockopt(s[i], ZMQ_SUBSCRIBE, "sys/heartbeat/", 14);
+        s_connect(st, s[i], st->daemon.feed);
+    }
+    /* whole topics: one socket on all/ and one party of the update */
+    s[N] = s_raw(st, ZMQ_SUB);
+    zmq_setsockopt(s[N], ZMQ_SUBSCRIBE, "all/", 4);
+    zmq_setsockopt(s[N], ZMQ_SUBSCRIBE, "party/p7/", 9);
+    zmq_setsockopt(s[N], ZMQ_SUBSCRIBE, "sys/heartbeat/", 14);
+    s_connect(st, s[N], st->daemon.feed);
+    /* The heartbeat proves the subscriptions sent before it were decided. */
+    for (int i = 0; i <= N; i++)
+        assert_int_equal(sec_sub_wait_heartbeat(s[i], S_TIMEOUT, NULL), 0);
+    assert_int_equal(s_stat(st, "subscriptions_partial"), partial + N);
+    assert_int_equal(s_stat(st, "subscriptions_denied"), denied + N);
+    assert_true(sec_log_count(&st->daemon, "not a whole topic") > 0);
+
+    /* One update naming 16 parties: 19 topics. */
+    parley_update_t u;
+    ph_update_init(&u, "gaza-ceasefire", "p0", 1, "sixteen parties");
+    for (int i = 1; i < PARLEY_PARTIES_MAX; i++)
+        snprintf(u.parties[i], sizeof(u.parties[i]), "p%d", i);
+    u.n_parties = PARLEY_PARTIES_MAX;
+    parley_pub_t *pub = ph_pub_new(st->daemon.api, st->a.key, NULL, 0);
+    assert_non_null(pub);
+    assert_int_equal(ph_publish(pub, &u, NULL, NULL), 0);
+    parley_pub_destroy(&pub);
+    size_t got[N + 1];
+    for (int i = 0; i <= N; i++)
+        got[i] = sec_sub_drain(s[i], 500, NULL, NULL, NULL);
+    print_message("a 16-party update reached \"\" %zu times, \"p\" %zu, "
+                  "\"party/\" %zu, \"sys/\" %zu; all/ + party/p7/ %zu\n",
+                  got[0], got[1], got[2], got[3], got[N]);
+    for (int i = 0; i < N; i++)
+        if (got[i] != 0)
+            fail_msg("a subscription to \"%s\" received the update %zu "
+                     "times",
+                     prefixes[i], got[i]);
+    /* once per whole topic held: all/ and party/p7/ */
+    assert_int_equal(got[N], 2);
+    s_still_serves(st, "partial subscriptions");
 }
 
 /*
@@ -638,6 +702,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_frame_sizes, s_end),
         cmocka_unit_test_teardown(test_subscription_limits, s_end),
+        cmocka_unit_test_teardown(test_feed_amplification, s_end),
         cmocka_unit_test_teardown(test_garbage_up_the_feed, s_end),
         cmocka_unit_test_teardown(test_connection_cap, s_end),
         cmocka_unit_test_teardown(test_handshake_timeout, s_end),

@@ -11,8 +11,10 @@
  *     library gets the next seq (the log has no hole and no extra record)
  *     and is the very next delivery of an all/ subscriber.
  * It also checks the duplicate path (same signed bytes resent = the
- * original ack, flagged duplicate, no new delivery) and that the library
- * hands the daemon's reject code to its caller.
+ * original ack, flagged duplicate, no new delivery), that an envelope
+ * that is not the canonical one is refused (so that an altered copy can
+ * neither be stored nor turn the publisher's resend into a replay), and
+ * that the library hands the daemon's reject code to its caller.
  */
 #include "harness.h"
 
@@ -591,6 +593,64 @@ test_malformed(void **state)
     st->test_ok = true;
 }
 
+/*
+ * Check 2 also wants the canonical envelope, the bytes parley_sign()
+ * writes: one with a field added is refused as malformed and says why.
+ * That closes what an on-path attacker (curve off) could do with the
+ * bytes of an update in flight: add a field so that the altered copy
+ * is stored and the publisher's resend of its own bytes is answered
+ * replay. Now the altered copy is refused, the resend is accepted, and
+ * a resend of that is its duplicate.
+ */
+static void
+test_non_canonical_envelope(void **state)
+{
+    s_state_t *st = *state;
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX], bad[PARLEY_ENVELOPE_MAX + 16];
+    static const uint8_t extra[] = { 0x22, 0x04, 'e', 'v', 'i', 'l' };
+    ph_update_init(&u, "gaza-ceasefire", "egypt", 2, "altered on the way");
+    size_t len = s_sign(&st->mediator, &u, env);
+    memcpy(bad, env, len);
+    memcpy(bad + len, extra, sizeof(extra));
+
+    ph_stats_t before, after;
+    parley__reply_t r;
+    char d[512];
+    s_stats(st, &before);
+    assert_int_equal(ph_api_publish(&st->api, bad, len + sizeof(extra),
+                                    S_TIMEOUT, &r, NULL),
+                     0);
+    s_assert_reject(&r, PARLEY_EMALFORMED, "an envelope with a field added");
+    if (r.message == NULL || strstr(r.message, "envelope not canonical") == NULL)
+        fail_msg("the reject does not say why: \"%s\"",
+                 r.message != NULL ? r.message : "");
+    s_stats(st, &after);
+    s_stats_check(&before, &after, "rejected_malformed",
+                  "an envelope with a field added");
+
+    /* The publisher's own bytes: a new seq, then its duplicate. */
+    assert_int_equal(ph_api_publish(&st->api, env, len, S_TIMEOUT, &r, NULL),
+                     0);
+    if (r.type != PARLEY__REPLY_ACK || r.duplicate || r.seq != st->head + 1)
+        fail_msg("the publisher's resend: expected ack seq=%" PRIu64
+                 ", got %s",
+                 st->head + 1, ph_reply_describe(&r, d, sizeof(d)));
+    uint64_t seq = r.seq;
+    s_expect_delivery(st, seq, "altered on the way");
+    st->head = seq;
+    assert_int_equal(ph_api_publish(&st->api, env, len, S_TIMEOUT, &r, NULL),
+                     0);
+    if (r.type != PARLEY__REPLY_ACK || !r.duplicate || r.seq != seq)
+        fail_msg("a second resend: expected ack seq=%" PRIu64
+                 " duplicate=1, got %s",
+                 seq, ph_reply_describe(&r, d, sizeof(d)));
+    /* The altered copy comes too late now as well: still malformed. */
+    s_reject_env(st, bad, len + sizeof(extra), PARLEY_EMALFORMED,
+                 "rejected_malformed", "the altered copy after the original");
+    st->test_ok = true;
+}
+
 static void
 test_too_large(void **state)
 {
@@ -749,6 +809,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_replay, s_begin, s_end),
         cmocka_unit_test_setup_teardown(test_duplicate, s_begin, s_end),
         cmocka_unit_test_setup_teardown(test_malformed, s_begin, s_end),
+        cmocka_unit_test_setup_teardown(test_non_canonical_envelope, s_begin,
+                                        s_end),
         cmocka_unit_test_setup_teardown(test_too_large, s_begin, s_end),
         cmocka_unit_test_setup_teardown(test_invalid, s_begin, s_end),
         cmocka_unit_test_setup_teardown(test_library_reports_codes, s_begin,

@@ -1,6 +1,7 @@
 /*
  * test_clients.c - the CURVE allow-list: its text, its errors, the topic
- * checks made with it, and what counts as a narrowed list on reload.
+ * and stats checks made with it, its access classes, and what counts as
+ * a narrowed list on reload.
  */
 /* cmocka needs these first, in this order */
 /* clang-format off */
@@ -191,7 +192,7 @@ test_may_subscribe(void **state)
         "",     "p",    "party/",         "party/e", "party/egypt",
         "all/", "neg/", "party/egypt-2/", "sys"
     };
-    static const char *const yes[] = { "party/egypt/", "party/egypt/x", "sys/",
+    static const char *const yes[] = { "party/egypt/", "party/egypt/x",
                                        "sys/heartbeat/" };
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
         if (pd_client_may_subscribe(m, no[i], strlen(no[i])))
@@ -200,8 +201,15 @@ test_may_subscribe(void **state)
     }
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         assert_true(pd_client_may_subscribe(m, yes[i], strlen(yes[i])));
-    /* no client (a user id not on the list): heartbeats only */
+    /* sys/: heartbeats for everyone, the counters with stats only */
+    assert_false(pd_client_may_subscribe(m, "sys/", 4));
+    assert_false(pd_client_may_subscribe(all, "sys/", 4));
+    assert_false(pd_client_may_subscribe(m, "sys/stats/", 10));
+    assert_true(pd_client_may_subscribe(all, "sys/stats/", 10));
+    assert_false(pd_client_may_subscribe(all, "sys/other/", 10));
+    /* no client (a key not on the list): heartbeats only */
     assert_true(pd_client_may_subscribe(NULL, "sys/heartbeat/", 14));
+    assert_false(pd_client_may_subscribe(NULL, "sys/stats/", 10));
     assert_false(pd_client_may_subscribe(NULL, "all/", 4));
     assert_false(pd_client_may_subscribe(NULL, "", 0));
     /* length is honoured: "party/egypt/" cut to 6 bytes is "party/" */
@@ -229,6 +237,92 @@ test_may_read(void **state)
     pd_clients_destroy(&l);
 }
 
+/*
+ * stats=: by default with every topic and not with a list; either way on
+ * request. Only yes and no, once.
+ */
+static void
+test_stats_permission(void **state)
+{
+    (void)state;
+    pd_clients_t *l = s_ok("a @0\nb @1 topics=party/egypt/ stats=yes\n"
+                           "c @2 topics=* stats=no\n");
+    assert_true(pd_clients_by_name(l, "a")->stats);
+    assert_true(pd_clients_by_name(l, "b")->stats);
+    assert_false(pd_clients_by_name(l, "c")->stats);
+    pd_clients_destroy(&l);
+    l = s_ok("d @0 topics=party/egypt/\n");
+    assert_false(pd_clients_by_name(l, "d")->stats);
+    pd_clients_destroy(&l);
+    s_bad("a @0 stats=maybe\n", 1, "yes or no");
+    s_bad("a @0 stats=yes stats=no\n", 1, "repeated");
+}
+
+/*
+ * Access classes: one per set of rights (topics as a set, stats), class 0
+ * for every topic with stats; a list with the same rights numbered alike
+ * has the same classes.
+ */
+static void
+test_classes(void **state)
+{
+    (void)state;
+    pd_clients_t *l = s_ok("m @0 topics=party/egypt/,neg/x/\n"
+                           "n @1 topics=neg/x/,party/egypt/\n"
+                           "all @2\n");
+    assert_int_equal(pd_clients_classes(l), 2);
+    assert_int_equal(pd_clients_by_name(l, "all")->klass, 0);
+    assert_int_equal(pd_clients_by_name(l, "m")->klass, 1);
+    assert_int_equal(pd_clients_by_name(l, "n")->klass, 1); /* a set */
+    assert_ptr_equal(pd_clients_class_member(l, 0),
+                     pd_clients_by_name(l, "all"));
+    assert_ptr_equal(pd_clients_class_member(l, 1),
+                     pd_clients_by_name(l, "m"));
+    assert_null(pd_clients_class_member(l, 2));
+
+    pd_clients_t *same = s_ok("n @1 topics=party/egypt/,neg/x/\n");
+    assert_true(pd_clients_same_classes(l, same)); /* class 0 is always */
+    pd_clients_t *stats = s_ok("m @0 topics=party/egypt/,neg/x/ stats=yes\n");
+    assert_false(pd_clients_same_classes(l, stats));
+    pd_clients_t *none = s_ok("all @2\n");
+    assert_int_equal(pd_clients_classes(none), 1);
+    assert_false(pd_clients_same_classes(l, none));
+    assert_true(pd_clients_same_classes(NULL, none));
+    /* nobody with every topic: class 0 has no member */
+    assert_null(pd_clients_class_member(same, 0));
+    assert_int_equal(pd_clients_classes(NULL), 1);
+    pd_clients_destroy(&l);
+    pd_clients_destroy(&same);
+    pd_clients_destroy(&stats);
+    pd_clients_destroy(&none);
+
+    /* PD_CLIENTS_CLASSES_MAX classes at most: class 0 and 31 lists */
+    char text[8192];
+    size_t n = 0;
+    for (int i = 0; i < PD_CLIENTS_CLASSES_MAX; i++) {
+        char key[41], sec[41];
+        assert_int_equal(zmq_curve_keypair(key, sec), 0);
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "c%d %s topics=party/p%d/\n", i, key, i);
+    }
+    pd_clients_t *many = NULL;
+    char err[256] = "";
+    assert_int_equal(pd_clients_parse(&many, text, n, "t", err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "access classes"));
+    assert_null(many);
+    /* one fewer fits */
+    size_t cut = n;
+    while (cut > 0 && text[cut - 1] == '\n')
+        cut--;
+    while (cut > 0 && text[cut - 1] != '\n')
+        cut--;
+    assert_int_equal(pd_clients_parse(&many, text, cut, "t", err, sizeof(err)),
+                     0);
+    assert_int_equal(pd_clients_classes(many), PD_CLIENTS_CLASSES_MAX);
+    pd_clients_destroy(&many);
+}
+
 static void
 test_narrowed(void **state)
 {
@@ -240,11 +334,15 @@ test_narrowed(void **state)
     pd_clients_t *narrower = s_ok("m @0 topics=party/egypt/\nall @1 "
                                   "topics=all/\n");
     pd_clients_t *renamed = s_ok("m2 @0 topics=party/egypt/\nall @1\n");
+    pd_clients_t *no_stats = s_ok("m @0 topics=party/egypt/\nall @1 "
+                                  "stats=no\n");
     assert_false(pd_clients_narrowed(a, same));
     assert_false(pd_clients_narrowed(a, more));
     assert_true(pd_clients_narrowed(a, gone));
     assert_true(pd_clients_narrowed(a, narrower));
     assert_true(pd_clients_narrowed(a, renamed));
+    assert_true(pd_clients_narrowed(a, no_stats));
+    pd_clients_destroy(&no_stats);
     assert_false(pd_clients_narrowed(NULL, a));
     pd_clients_destroy(&a);
     pd_clients_destroy(&same);
@@ -334,6 +432,8 @@ main(void)
         cmocka_unit_test(test_parse_all_or_nothing),
         cmocka_unit_test(test_may_subscribe),
         cmocka_unit_test(test_may_read),
+        cmocka_unit_test(test_stats_permission),
+        cmocka_unit_test(test_classes),
         cmocka_unit_test(test_narrowed),
         cmocka_unit_test(test_load_dir_and_file),
     };

@@ -50,6 +50,7 @@ typedef struct {
     uint64_t signer_seq;   /* EV_REPLY reject: the signer's last (replay) */
     size_t n_topics;       /* EV_PUBLISH */
     char topics[4][PARLEY_TOPIC_MAX];
+    char detail[160];      /* EV_REPLY reject: what the log line adds */
 } ev_t;
 
 /* A message waiting to be read. */
@@ -129,6 +130,7 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
     if (detail != NULL)
         snprintf(e->message, sizeof(e->message), "%s", detail);
     e->signer_seq = r->signer_seq;
+    snprintf(e->detail, sizeof(e->detail), "%s", detail != NULL ? detail : "");
     (void)id;
     return 0;
 }
@@ -508,6 +510,132 @@ test_rejects(void **state)
     s_expect_ack(f, 8, 1, false);
 }
 
+/*
+ * Check 2 wants the envelope parley_sign() writes and nothing else: one
+ * that decodes but carries an unknown field, a field twice, a padded
+ * length or its fields out of order is malformed, with the reason in the
+ * detail, before the signer is looked up; none is stored.
+ */
+static void
+test_envelope_canonical(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX], bad[PARLEY_ENVELOPE_MAX + 128];
+    dp_update(&u, NULL, "egypt", 1, 900);
+    size_t len = dp_sign(f->dp.keys[0], &u, env);
+    /* env: 0a LEN(1 or 2 bytes) BODY 12 20 SIGNER 1a 40 SIGNATURE */
+    size_t tail = 2 + PARLEY_PUBLICKEY_BYTES + 2 + PARLEY_SIGNATURE_BYTES;
+    size_t lenlen = env[1] & 0x80 ? 2 : 1;
+    size_t blen = len - tail - 1 - lenlen;
+    assert_int_equal(parley__envelope_canonical(env, len, NULL), 0);
+
+    /* 1: an unknown field (4, bytes) after the signature */
+    static const uint8_t extra[] = { 0x22, 0x03, 'a', 'b', 'c' };
+    memcpy(bad, env, len);
+    memcpy(bad + len, extra, sizeof(extra));
+    s_push_env(f, 1, 1, bad, len + sizeof(extra));
+    /* 2: the signer twice (protobuf keeps the last) */
+    memcpy(bad, env, len);
+    memcpy(bad + len, env + len - tail, 2 + PARLEY_PUBLICKEY_BYTES);
+    s_push_env(f, 1, 2, bad, len + 2 + PARLEY_PUBLICKEY_BYTES);
+    /* 3: the body's length padded with a zero continuation byte */
+    size_t n = 0;
+    bad[n++] = 0x0a;
+    bad[n++] = (uint8_t)(0x80 | (blen & 0x7f));
+    bad[n++] = (uint8_t)(0x80 | (blen >> 7));
+    bad[n++] = 0x00;
+    memcpy(bad + n, env + 1 + lenlen, len - 1 - lenlen);
+    s_push_env(f, 1, 3, bad, n + len - 1 - lenlen);
+    /* 4: signer and signature before the body */
+    memcpy(bad, env + len - tail, tail);
+    memcpy(bad + tail, env, len - tail);
+    s_push_env(f, 1, 4, bad, len);
+    /* 5: an unknown signer's envelope with an unknown field: check 2
+     * comes before check 3 */
+    uint8_t env_s[PARLEY_ENVELOPE_MAX];
+    size_t len_s = dp_sign(f->dp.stranger, &u, env_s);
+    memcpy(bad, env_s, len_s);
+    memcpy(bad + len_s, extra, sizeof(extra));
+    s_push_env(f, 1, 5, bad, len_s + sizeof(extra));
+    /* 6: the canonical one */
+    s_push_env(f, 1, 6, env, len);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+
+    for (uint64_t rid = 1; rid <= 5; rid++) {
+        s_expect_reject(f, rid, PARLEY_EMALFORMED);
+        const char *d = s_reply_to(f, rid)->detail;
+        if (strstr(d, "envelope not canonical: ") == NULL)
+            fail_msg("request %llu: detail \"%s\"", (unsigned long long)rid,
+                     d);
+    }
+    assert_non_null(strstr(s_reply_to(f, 1)->detail, "other fields"));
+    assert_non_null(strstr(s_reply_to(f, 2)->detail, "twice"));
+    assert_non_null(strstr(s_reply_to(f, 3)->detail, "padded"));
+    assert_non_null(strstr(s_reply_to(f, 4)->detail, "first field"));
+    s_expect_ack(f, 6, 1, false);
+    assert_int_equal(pd_storage_head(f->dp.storage), 1);
+    /* What was stored is the canonical envelope. */
+    uint8_t got[PARLEY_ENVELOPE_MAX];
+    size_t got_len;
+    int64_t at;
+    assert_int_equal(pd_storage_read(f->dp.storage, 1, &at, got, sizeof(got),
+                                     &got_len), 0);
+    assert_int_equal(got_len, len);
+    assert_memory_equal(got, env, len);
+}
+
+/*
+ * A duplicate is the same signed update (body, signer, signature), not
+ * the same envelope bytes: a log written before parleyd required the
+ * canonical envelope may hold one with an extra field, and the
+ * publisher's canonical resend of it is still answered with its seq.
+ * Another signed update under that signer_seq is a replay.
+ */
+static void
+test_duplicate_of_legacy_record(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX], old[PARLEY_ENVELOPE_MAX + 16];
+    dp_update(&u, NULL, "egypt", 1, 700);
+    size_t len = dp_sign(f->dp.keys[0], &u, env);
+    static const uint8_t extra[] = { 0x22, 0x03, 'o', 'l', 'd' };
+    memcpy(old, env, len);
+    memcpy(old + len, extra, sizeof(extra));
+    /* Kept the way an earlier parleyd kept it: straight into the log. */
+    pd_storage_update_t su = { .env = old,
+                               .len = len + sizeof(extra),
+                               .signer = f->dp.pk[0],
+                               .update = &u,
+                               .received_at = parley_now_ms(),
+                               .tag = 0 };
+    pd_storage_done_t done;
+    assert_int_equal(pd_storage_submit(f->dp.storage, &su, &done),
+                     PD_STORAGE_DONE);
+    assert_int_equal(pd_storage_commit(f->dp.storage), 0);
+    pd_storage_record_t rec;
+    while (pd_storage_applied(f->dp.storage, &rec)) {
+    }
+    /* ... and read as before after a restart. */
+    assert_int_equal(dp_open_storage(&f->dp), 0);
+    s_make_ingest(f);
+    uint8_t got[PARLEY_ENVELOPE_MAX + 16];
+    size_t got_len;
+    int64_t at;
+    assert_int_equal(pd_storage_read(f->dp.storage, 1, &at, got, sizeof(got),
+                                     &got_len), 0);
+    assert_int_equal(got_len, len + sizeof(extra));
+
+    s_push_env(f, 1, 1, env, len);
+    strcpy(u.headline, "the same signer_seq, another update");
+    s_push(f, 1, 2, f->dp.keys[0], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_expect_ack(f, 1, 1, true);
+    s_expect_reject(f, 2, PARLEY_EREPLAY);
+    assert_int_equal(pd_storage_head(f->dp.storage), 1);
+}
+
 /* Check 3a: over the signer's bucket, rate_limited; and with no keyring,
  * unavailable. */
 static void
@@ -880,6 +1008,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_and_replay, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_rejects, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_canonical, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_of_legacy_record,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_and_no_keyring,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_other_requests, s_setup,

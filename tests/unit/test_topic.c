@@ -11,6 +11,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "facts.h"
 #include "parley.h"
 #include "types.h"
 
@@ -424,6 +425,47 @@ test_filter_topics_cover_matches(void **state)
 }
 
 /* The filter object: values copied, checked, counted once, bounded. */
+/*
+ * The whole topics the feed grants: every topic an update goes out on,
+ * and nothing that would match several of them.
+ */
+static void
+test_topic_whole(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {
+        "all/", "neg/gaza-ceasefire/", "party/us/", "party/a/",
+        "phase/0/", "phase/7/", "phase/255/",
+        "party/abcdefghijklmnopqrstuvwxyz012345/",
+    };
+    static const char *const no[] = {
+        "", "a", "all", "all/x", "p", "party/", "party//", "party/us",
+        "party/Us/", "party/-us/", "party/us/x/", "neg/", "phase/",
+        "phase/00/", "phase/01/", "phase/256/", "phase/1000/", "phase/x/",
+        "sys/", "sys/heartbeat/", "party/abcdefghijklmnopqrstuvwxyz0123456/",
+    };
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (!parley__topic_whole(yes[i], strlen(yes[i])))
+            fail_msg("\"%s\" is a whole topic", yes[i]);
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (parley__topic_whole(no[i], strlen(no[i])))
+            fail_msg("\"%s\" is not a whole topic", no[i]);
+    /* a NUL inside is not a slug */
+    assert_false(parley__topic_whole("party/u\0s/", 10));
+    /* every topic of an update is whole */
+    parley_update_t u;
+    memset(&u, 0, sizeof(u));
+    strcpy(u.negotiation, "gaza-ceasefire");
+    u.n_parties = PARLEY_PARTIES_MAX;
+    for (int i = 0; i < PARLEY_PARTIES_MAX; i++)
+        snprintf(u.parties[i], sizeof(u.parties[i]), "party-%d", i);
+    u.phase = 200;
+    char topics[PARLEY_TOPICS_MAX][PARLEY_TOPIC_MAX];
+    size_t n = parley_topics(&u, topics, PARLEY_TOPICS_MAX);
+    for (size_t i = 0; i < n; i++)
+        assert_true(parley__topic_whole(topics[i], strlen(topics[i])));
+}
+
 static void
 test_filter_object(void **state)
 {
@@ -467,6 +509,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_object),
+        cmocka_unit_test(test_topic_whole),
         cmocka_unit_test(test_topics_order_and_content),
         cmocka_unit_test(test_topics_largest),
         cmocka_unit_test(test_topics_prefix_exact),

@@ -3,10 +3,14 @@
  * losing what it enforces: connections admitted before and after still
  * get deliveries, their subscription cap still holds, max_connections
  * still refuses, and the retired socket is closed after its grace; and
- * it is not retired under a connection that has just arrived. The
- * feed's part (feed.c: a manual XPUB asking pd_zap_subscribe()) is played
- * by s_drain().
+ * it is not retired under a connection that has just arrived. With
+ * CURVE, rights follow the key: a subscription queued before a reload
+ * that swaps two clients' names is judged by its key, not by the name
+ * its connection carries. The feed's part (feed.c: a manual XPUB asking
+ * pd_zap_subscribe()) is played by s_drain().
  */
+#include "../tmpdir.h"
+#include "clients.h"
 #include "clock.h"
 #include "log.h"
 #include "zap.h"
@@ -18,7 +22,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <zmq.h>
 
@@ -31,6 +37,10 @@ typedef struct {
     void *subs[16];   /* SUB sockets, closed by s_teardown() */
     size_t n_subs;
     size_t max_items; /* most ZAP poll items seen by s_pump() */
+    /* with curve: a scratch directory with the keys and the list */
+    char dir[256];
+    char srv_pub[41], srv_sec[41];
+    char pub[2][41], sec[2][41]; /* the clients: 0 reads all, 1 egypt */
 } s_env_t;
 
 #define S_HEARTBEAT "sys/heartbeat/"
@@ -86,16 +96,15 @@ s_pump(s_env_t *e, int ms)
     } while (parley__mono_ms() < end);
 }
 
+static s_env_t s_env;
+
+/* Bind the handler with cfg, and a manual XPUB secured by it for the
+ * clients of access class klass. */
 static int
-s_setup(void **state, uint32_t max_connections, uint32_t max_subscriptions)
+s_setup_with(void **state, const pd_config_t *base, int klass)
 {
-    static s_env_t env;
-    memset(&env, 0, sizeof(env));
-    pd_log_set_level(PD_LOG_ERROR);
-    pd_config_t cfg;
-    pd_config_defaults(&cfg);
-    cfg.max_connections = max_connections;
-    cfg.max_subscriptions = max_subscriptions;
+    s_env_t env = s_env;
+    pd_config_t cfg = *base;
     int err = 1;
     env.ctx = zmq_ctx_new();
     assert_non_null(env.ctx);
@@ -110,12 +119,77 @@ s_setup(void **state, uint32_t max_connections, uint32_t max_subscriptions)
         zmq_setsockopt(env.xpub, ZMQ_XPUB_MANUAL, &one, sizeof(one)), 0);
     assert_int_equal(zmq_setsockopt(env.xpub, ZMQ_LINGER, &zero, sizeof(zero)),
                      0);
-    assert_int_equal(pd_zap_secure(env.zap, env.xpub, "feed"), 0);
+    assert_int_equal(pd_zap_secure(env.zap, env.xpub, "feed", klass), 0);
     assert_int_equal(zmq_bind(env.xpub, "tcp://127.0.0.1:0"), 0);
     assert_int_equal(
         zmq_getsockopt(env.xpub, ZMQ_LAST_ENDPOINT, env.endpoint, &len), 0);
-    *state = &env;
+    s_env = env;
+    *state = &s_env;
     return 0;
+}
+
+static int
+s_setup(void **state, uint32_t max_connections, uint32_t max_subscriptions)
+{
+    memset(&s_env, 0, sizeof(s_env));
+    pd_log_set_level(PD_LOG_ERROR);
+    pd_config_t cfg;
+    pd_config_defaults(&cfg);
+    cfg.max_connections = max_connections;
+    cfg.max_subscriptions = max_subscriptions;
+    return s_setup_with(state, &cfg, 0);
+}
+
+/* path = dir/name, written with text and mode 0600. */
+static void
+s_write(char *path, size_t cap, const char *dir, const char *name,
+        const char *text)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0600);
+}
+
+/* The allow-list text: client i named names[i]. */
+static const char *
+s_clients_text(const s_env_t *e, const char *name0, const char *name1)
+{
+    static char text[512];
+    snprintf(text, sizeof(text), "%s %s topics=*\n%s %s topics=party/egypt/\n",
+             name0, e->pub[0], name1, e->pub[1]);
+    return text;
+}
+
+/* curve on, two clients: alice reads everything, bob only egypt; the
+ * feed socket is bob's class's. */
+static int
+s_setup_curve(void **state)
+{
+    memset(&s_env, 0, sizeof(s_env));
+    pd_log_set_level(PD_LOG_ERROR);
+    s_env_t *e = &s_env;
+    assert_int_equal(test_tmpdir_make(e->dir, sizeof(e->dir), "parley-zap-"),
+                     0);
+    assert_int_equal(zmq_curve_keypair(e->srv_pub, e->srv_sec), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(zmq_curve_keypair(e->pub[i], e->sec[i]), 0);
+    pd_config_t cfg;
+    pd_config_defaults(&cfg);
+    char text[512];
+    snprintf(text, sizeof(text),
+             "parley-curve-secret-key-v1\npublic-key %s\nsecret-key %s\n",
+             e->srv_pub, e->srv_sec);
+    s_write(cfg.curve_secret_key, sizeof(cfg.curve_secret_key), e->dir,
+            "server.curve", text);
+    s_write(cfg.curve_clients, sizeof(cfg.curve_clients), e->dir,
+            "clients.keys", s_clients_text(e, "alice", "bob"));
+    cfg.curve = true;
+    cfg.max_connections = 16;
+    cfg.max_subscriptions = 8;
+    return s_setup_with(state, &cfg, 1); /* bob's class: egypt only */
 }
 
 static int
@@ -147,22 +221,45 @@ s_teardown(void **state)
     zmq_close(e->xpub);
     pd_zap_destroy(&e->zap);
     zmq_ctx_term(e->ctx);
+    if (e->dir[0] != '\0') {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/server.curve", e->dir);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/clients.keys", e->dir);
+        unlink(path);
+        rmdir(e->dir);
+    }
     return 0;
 }
 
-/* A SUB connected to the feed, subscribed to topic. */
+/* A SUB connected to the feed, subscribed to topic; with client i's
+ * CURVE keys, or without CURVE for i < 0. */
 static void *
-s_sub(s_env_t *e, const char *topic)
+s_sub_as(s_env_t *e, int i, const char *topic)
 {
     void *s = zmq_socket(e->ctx, ZMQ_SUB);
     int zero = 0;
     assert_non_null(s);
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    if (i >= 0) {
+        assert_int_equal(
+            zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, e->srv_pub, 40), 0);
+        assert_int_equal(
+            zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, e->pub[i], 40), 0);
+        assert_int_equal(
+            zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, e->sec[i], 40), 0);
+    }
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
     assert_true(e->n_subs < sizeof(e->subs) / sizeof(e->subs[0]));
     e->subs[e->n_subs++] = s;
     assert_int_equal(zmq_connect(s, e->endpoint), 0);
     return s;
+}
+
+static void *
+s_sub(s_env_t *e, const char *topic)
+{
+    return s_sub_as(e, -1, topic);
 }
 
 /* Publish one heartbeat on the feed. */
@@ -237,7 +334,7 @@ test_cap_survives_retire(void **state)
     uint64_t denied = pd_zap_counters(e->zap)->subscriptions_denied;
     /* max_subscriptions is 2: one more is granted, the third refused. */
     zmq_setsockopt(a, ZMQ_SUBSCRIBE, "all/", 4);
-    zmq_setsockopt(a, ZMQ_SUBSCRIBE, "neg/", 4);
+    zmq_setsockopt(a, ZMQ_SUBSCRIBE, "neg/x/", 6);
     int64_t end = parley__mono_ms() + 3000;
     while (pd_zap_counters(e->zap)->subscriptions_denied == denied
            && parley__mono_ms() < end)
@@ -336,6 +433,68 @@ test_newcomer_defers_retirement(void **state)
     assert_int_equal(pd_zap_counters(e->zap)->handshake_failed, 0);
 }
 
+/*
+ * Rights follow the key. bob (egypt only) subscribes to all/; before
+ * the feed reads it, a reload swaps the names: "bob" is now the key
+ * that reads everything. The subscription still carries the name bob,
+ * and must be judged by bob's key: refused, and all/ never reaches him.
+ * The api's checks (what a replay may send, stats) are by key as well.
+ */
+static void
+test_rights_follow_the_key(void **state)
+{
+    s_env_t *e = *state;
+    void *bob = s_sub_as(e, 1, S_HEARTBEAT);
+    assert_true(s_hears(e, bob));
+    uint64_t granted = e->granted;
+    uint64_t denied = pd_zap_counters(e->zap)->subscriptions_denied;
+
+    /* queued in the XPUB, not read yet */
+    zmq_setsockopt(bob, ZMQ_SUBSCRIBE, "all/", 4);
+    zmq_pollitem_t it = { e->xpub, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal(zmq_poll(&it, 1, 3000), 1);
+
+    char err[256] = "";
+    const char *text = s_clients_text(e, "bob", "alice");
+    pd_clients_t *fresh = NULL;
+    assert_int_equal(
+        pd_clients_parse(&fresh, text, strlen(text), "swap", err, sizeof(err)),
+        0);
+    /* names changed hands: a server would cut every connection now */
+    assert_true(pd_zap_reload_commit(e->zap, &fresh));
+
+    s_drain(e);
+    assert_int_equal(e->granted, granted);
+    assert_int_equal(pd_zap_counters(e->zap)->subscriptions_denied,
+                     denied + 1);
+    /* an all/ delivery does not reach bob; a heartbeat still does */
+    for (int i = 0; i < 5; i++) {
+        assert_true(zmq_send(e->xpub, "all/", 4, ZMQ_SNDMORE) >= 0);
+        assert_true(zmq_send(e->xpub, "update", 6, 0) >= 0);
+    }
+    s_beat(e);
+    char topic[64];
+    zmq_pollitem_t heard = { bob, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal(zmq_poll(&heard, 1, 3000), 1);
+    int n = zmq_recv(bob, topic, sizeof(topic), 0);
+    assert_int_equal(n, (int)strlen(S_HEARTBEAT));
+
+    /* The api's side: by key, under the list in force. */
+    char z85[2][41];
+    memcpy(z85, e->pub, sizeof(z85));
+    const char israel[][PARLEY_TOPIC_MAX] = { "all/", "party/israel/" };
+    assert_false(pd_zap_reads_all(e->zap, z85[1]));
+    assert_false(pd_zap_may_read(e->zap, z85[1], israel, 2));
+    assert_false(pd_zap_may_stats(e->zap, z85[1]));
+    assert_true(pd_zap_reads_all(e->zap, z85[0]));
+    assert_true(pd_zap_may_stats(e->zap, z85[0]));
+    assert_int_equal(pd_zap_class_of(e->zap, z85[0]), 0);
+    assert_int_equal(pd_zap_class_of(e->zap, z85[1]), 1);
+    assert_int_equal(pd_zap_class_of(e->zap, "not a key"), -1);
+    assert_int_equal(pd_zap_class_of(e->zap, NULL), -1);
+    assert_false(pd_zap_reads_all(e->zap, NULL));
+}
+
 int
 main(void)
 {
@@ -346,6 +505,8 @@ main(void)
                                         s_setup_default, s_teardown),
         cmocka_unit_test_setup_teardown(test_max_connections_survives_retire,
                                         s_setup_one_conn, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rights_follow_the_key,
+                                        s_setup_curve, s_teardown),
         cmocka_unit_test_setup_teardown(test_newcomer_defers_retirement,
                                         s_setup_many, s_teardown),
     };
