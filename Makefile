@@ -1,20 +1,25 @@
 # The two commands of the README, and a few more for developers.
 #
 #   make run    install missing packages, build, start parleyd on the
-#               embedded default (state in ./parley-data, loopback ports)
-#               and parley-gateway (the status board) on 127.0.0.1:7780
+#               embedded default (state in ./parley-data, loopback ports;
+#               STATE_DIR=, API= and FEED= choose others) and
+#               parley-gateway (the status board) on 127.0.0.1:7780
+#               (GATEWAY_LISTEN=)
 #   make test   install missing packages, build, run every test
 #
-# Other targets: build, asan (the suite under ASan+UBSan), fuzz (each
-# libFuzzer target for FUZZ_SECONDS), bench, install, deb, clean, deps,
-# abi-update (record the ABI of libparley in abi/ after a deliberate
-# change; `make test` checks it).
+# Other targets: build, serve (parleyd alone from BUILD, with the
+# variables of run), asan (the suite under ASan+UBSan), fuzz (each libFuzzer
+# target for FUZZ_SECONDS), bench, install, deb, clean, deps, abi-update
+# (record the ABI of libparley in abi/ after a deliberate change; `make
+# test` checks it).
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= 2
 CMAKE_ARGS ?=
 STATE_DIR  ?= $(CURDIR)/parley-data
+API        ?= tcp://127.0.0.1:7710
+FEED       ?= tcp://127.0.0.1:7711
 GATEWAY_LISTEN ?= 127.0.0.1:7780
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
@@ -23,10 +28,10 @@ FUZZ_SECONDS ?= 600
 PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
            libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools \
-           libmicrohttpd-dev chromium chromium-driver python3-selenium \
-           libnats-dev nats-server
+           libcurl4-openssl-dev libmicrohttpd-dev chromium chromium-driver \
+           python3-selenium libnats-dev nats-server
 
-.PHONY: all run test build asan fuzz deps bench install deb clean abi-update
+.PHONY: all run serve test build asan fuzz deps bench install deb clean abi-update
 
 all: build
 
@@ -40,8 +45,16 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@mkdir -p -m 700 $(STATE_DIR)
-	@PATH="$(CURDIR)/$(BUILD):$$PATH" sh ./scripts/run.sh $(BUILD) $(STATE_DIR) $(GATEWAY_LISTEN)
+	@mkdir -p -m 700 "$(STATE_DIR)"
+	@PATH="$(abspath $(BUILD)):$$PATH" sh ./scripts/run.sh "$(BUILD)" "$(STATE_DIR)" \
+	    "$(GATEWAY_LISTEN)" "$(API)" "$(FEED)"
+
+# parleyd alone, from BUILD, in the foreground. STATE_DIR is made 0700,
+# as parleyd makes it (parleyd(8)).
+serve:
+	@mkdir -p -m 700 "$(STATE_DIR)"
+	PATH="$(abspath $(BUILD)):$$PATH" $(BUILD)/parleyd --state-dir "$(STATE_DIR)" \
+	    --api "$(API)" --feed "$(FEED)"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

@@ -7,6 +7,7 @@
  */
 #include "codec.h"
 #include "keys.h"
+#include "sign.h"
 #include "types.h"
 
 #include <errno.h>
@@ -20,6 +21,45 @@ static int
 s_set(json_t *obj, const char *key, json_t *val)
 {
     return val == NULL ? -1 : json_object_set_new(obj, key, val);
+}
+
+/* Base64 (standard alphabet, padded) of n bytes as a JSON string. */
+static json_t *
+s_base64(const uint8_t *bin, size_t n)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(cap);
+    if (b64 == NULL)
+        return NULL;
+    sodium_bin2base64(b64, cap, bin, n, sodium_base64_VARIANT_ORIGINAL);
+    json_t *v = json_string(b64);
+    free(b64);
+    return v;
+}
+
+/*
+ * Add signed_body and signature, the parts of the envelope a receiver
+ * verifies (docs/protocol.md section 12), when d holds its envelope.
+ * Returns 0 or -1.
+ */
+static int
+s_set_signed(json_t *o, const parley_delivery_t *d)
+{
+    _Alignas(16) uint8_t space[PARLEY__VERIFY_ARENA];
+    parley__arena_t arena;
+    parley__envelope_t env;
+    if (d->envelope == NULL || d->envelope_len == 0)
+        return 0;
+    parley__arena_init(&arena, space, sizeof(space));
+    if (parley__envelope_decode(d->envelope, d->envelope_len, &env, &arena)
+        != 0)
+        return -1;
+    int rc = s_set(o, "signed_body", s_base64(env.body.data, env.body.len));
+    if (rc == 0)
+        rc = s_set(o, "signature",
+                   s_base64(env.signature, sizeof(env.signature)));
+    parley__arena_reset(&arena);
+    return rc;
 }
 
 char *
@@ -64,6 +104,7 @@ parley_delivery_to_json(const parley_delivery_t *d)
     bad |= s_set(o, "signer", json_string(pk));
     bad |= s_set(o, "signer_id", json_string(d->signer_id));
     bad |= s_set(o, "signer_name", json_string(d->signer_name));
+    bad |= s_set_signed(o, d);
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s == NULL)
@@ -98,6 +139,49 @@ s_int(json_t *v, const char *key, int64_t lo, int64_t hi, int64_t *out,
         return parley__invalid(errbuf, errlen, "%s: out of range", key);
     *out = (int64_t)i;
     return 0;
+}
+
+/* The value given, for a message: a string as it is (shortened), anything
+ * else as its JSON type. */
+static const char *
+s_shown(json_t *v)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    return json_is_integer(v) || json_is_real(v) ? "a number"
+           : json_is_boolean(v)                  ? "a boolean"
+           : json_is_null(v)                     ? "null"
+                                                 : "not a string";
+}
+
+/* "status: unknown status "X" (valid: proposed, ...)" */
+static int
+s_bad_status(json_t *v, char *errbuf, size_t errlen)
+{
+    char list[256];
+    size_t used = 0;
+    list[0] = '\0';
+    for (int s = PARLEY_STATUS_PROPOSED; s <= PARLEY_STATUS_COLLAPSED; s++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s",
+                         s > PARLEY_STATUS_PROPOSED ? ", " : "",
+                         parley_status_name((parley_status_t)s));
+        if (n < 0 || (size_t)n >= sizeof(list) - used)
+            break;
+        used += (size_t)n;
+    }
+    return parley__invalid(errbuf, errlen,
+                           "status: unknown status \"%.40s\" (valid: %s)",
+                           s_shown(v), list);
+}
+
+/* "kind: unknown kind "X" (valid: update, correction, retraction)" */
+static int
+s_bad_kind(json_t *v, char *errbuf, size_t errlen)
+{
+    return parley__invalid(errbuf, errlen,
+                           "kind: unknown kind \"%.40s\" (valid: update, "
+                           "correction, retraction)",
+                           s_shown(v));
 }
 
 int
@@ -160,12 +244,11 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
         } else if (strcmp(key, "status") == 0) {
             if (!json_is_string(val)
                 || parley_status_parse(json_string_value(val), &out->status) != 0)
-                rc = parley__invalid(errbuf, errlen, "status: unknown status");
+                rc = s_bad_status(val, errbuf, errlen);
         } else if (strcmp(key, "kind") == 0) {
             if (!json_is_string(val)
                 || parley_kind_parse(json_string_value(val), &out->kind) != 0)
-                rc = parley__invalid(errbuf, errlen, "kind: expected update, correction "
-                                           "or retraction");
+                rc = s_bad_kind(val, errbuf, errlen);
         } else if (strcmp(key, "headline") == 0) {
             rc = s_text(val, key, out->headline, sizeof(out->headline), errbuf,
                         errlen);
@@ -191,7 +274,7 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
                    || strcmp(key, "signer_name") == 0
                    || strcmp(key, "signed_body") == 0
                    || strcmp(key, "signature") == 0) {
-            /* Set by the daemon, the verifier and the signature, not by a
+            /* Set by the daemon, the verifier and the signer, not by a
              * publisher: accepted so that `parley sub --json` output and
              * the updates of an HTTP gateway can be piped back in, and
              * ignored. */
@@ -206,20 +289,6 @@ parley_update_from_json(const char *text, parley_update_t *out, char *errbuf,
 }
 
 /* ------------------------------------------------------------- envelopes */
-
-/* Base64 (standard alphabet, padded) of n bytes as a JSON string. */
-static json_t *
-s_base64(const uint8_t *bin, size_t n)
-{
-    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
-    char *b64 = malloc(cap);
-    if (b64 == NULL)
-        return NULL;
-    sodium_bin2base64(b64, cap, bin, n, sodium_base64_VARIANT_ORIGINAL);
-    json_t *v = json_string(b64);
-    free(b64);
-    return v;
-}
 
 char *
 parley_envelope_to_json(const void *env, size_t len)

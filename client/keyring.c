@@ -193,6 +193,66 @@ parley_keyring_signer_list(const parley_keyring_t *ring, size_t i,
     return NULL;
 }
 
+/* Append printf text to buf at *used (cap bytes in all), cut if need be. */
+static void
+s_append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+s_append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+{
+    if (*used >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *used, cap - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *used = *used + (size_t)n < cap ? *used + (size_t)n : cap - 1;
+}
+
+int
+parley__keyring_explain(const parley_keyring_t *ring,
+                        const uint8_t pk[PARLEY_PUBLICKEY_BYTES],
+                        const parley_update_t *u, char *buf, size_t cap)
+{
+    const s_signer_t *s = s_find(ring, pk);
+    size_t used = 0;
+    if (cap == 0)
+        return PARLEY_EARG;
+    buf[0] = '\0';
+    if (s == NULL)
+        return PARLEY_EUNKNOWNSIGNER;
+    if (!s_slugs_has(&s->negotiations, u->negotiation)) {
+        s_append(buf, cap, &used, "negotiation \"%s\" is not allowed",
+                 u->negotiation);
+    } else {
+        for (size_t i = 0; i < u->n_parties && used == 0; i++)
+            if (!s_slugs_has(&s->parties, u->parties[i]))
+                s_append(buf, cap, &used, "party \"%s\" is not allowed",
+                         u->parties[i]);
+        if (used == 0
+            && (u->phase > PARLEY_PHASE_MAX
+                || !(s->phases[u->phase / 8] & (1u << (u->phase % 8)))))
+            s_append(buf, cap, &used, "phase %u is not allowed",
+                     (unsigned)u->phase);
+    }
+    if (used == 0)
+        return 0;
+    char *negs = s_slugs_text(&s->negotiations);
+    char *parties = s_slugs_text(&s->parties);
+    char *phases = s_phases_text(s->phases);
+    if (negs != NULL && parties != NULL && phases != NULL)
+        s_append(buf, cap, &used,
+                 "; the keyring allows %s negotiations=%s parties=%s "
+                 "phases=%s",
+                 s->name, negs, parties, phases);
+    free(negs);
+    free(parties);
+    free(phases);
+    return PARLEY_EFORBIDDEN;
+}
+
 /* ---------------------------------------------------------------- parser */
 
 typedef struct {
@@ -236,7 +296,7 @@ s_parse_slugs(s_parse_t *p, const char *what, char *val, s_slugs_t *out)
     for (char *tok = strtok_r(val, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
         if (!parley_slug_valid(tok))
-            return s_fail(p, "%s: \"%s\" is not a slug ([a-z0-9][a-z0-9-]{0,31}) or *",
+            return s_fail(p, "%s: \"%s\" is not a slug (" PARLEY__SLUG_RULE ") or *",
                           what, tok);
         strcpy(out->v[out->n++], tok);
     }

@@ -312,9 +312,11 @@ s_pump(parley_pub_t *pub)
         rc = parley__wire_recv(pub->wire, 0, 0, &reply);
         if (rc == PARLEY_ETIMEOUT)
             break;
-        if (rc == PARLEY_EPROTO)
+        if (rc == PARLEY_EPROTO && parley__wire_handshake(pub->wire) == 0)
             continue; /* an answer that does not decode: its request
                        * times out and is sent again */
+        /* else a failed handshake (the peer is no api endpoint, or speaks
+         * another security): asking again would meet it again at once */
         if (rc < 0)
             return rc;
         if ((rc = s_on_reply(pub, &reply, now)) < 0)

@@ -66,6 +66,25 @@ void parley__delivery_release(parley_delivery_t *d);
 int parley__delivery_set_envelope(parley_delivery_t *d, const void *env,
                                   size_t len);
 
+/*
+ * Why the keyring forbids signer pk this update, in words: which of
+ * negotiation, party and phase it refuses, and what it allows the signer
+ * ("party \"us\" is not allowed; the keyring allows desk
+ * negotiations=gaza-ceasefire parties=israel,hamas phases=0-3"), written
+ * to buf (cut to cap bytes).
+ *
+ * Returns:   PARLEY_EFORBIDDEN with buf set, 0 if it is allowed (buf ""),
+ *            PARLEY_EUNKNOWNSIGNER or PARLEY_EARG.
+ */
+int parley__keyring_explain(const parley_keyring_t *ring,
+                            const uint8_t pk[PARLEY_PUBLICKEY_BYTES],
+                            const parley_update_t *u, char *buf, size_t cap);
+
+/* What a slug is, for messages: the pattern, then in words. */
+#define PARLEY__SLUG_RULE                                                    \
+    "[a-z0-9][a-z0-9-]{0,31}: lowercase letters, digits and '-', "           \
+    "at most 32, not starting with '-'"
+
 /* 1 if text is well-formed UTF-8 (RFC 3629, no NUL) of at most max
  * bytes, else 0 (validate.c). */
 int parley__utf8_valid(const char *text, size_t max);

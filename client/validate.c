@@ -184,8 +184,8 @@ s_check_names(const parley_update_t *u, char *detail, size_t cap)
         return parley__invalid(detail, cap, "negotiation: required");
     if (!parley_slug_valid(u->negotiation))
         return parley__invalid(detail, cap,
-                         "negotiation: \"%s\" is not a slug ([a-z0-9][a-z0-9-], "
-                         "at most 32 chars)",
+                         "negotiation: \"%s\" is not a slug ("
+                         PARLEY__SLUG_RULE ")",
                          u->negotiation);
     if (u->n_parties < 1)
         return parley__invalid(detail, cap, "parties: at least one is required");
@@ -195,8 +195,14 @@ s_check_names(const parley_update_t *u, char *detail, size_t cap)
     for (size_t i = 0; i < u->n_parties; i++) {
         if (!s_terminated(u->parties[i], sizeof(u->parties[i]))
             || !parley_slug_valid(u->parties[i]))
-            return parley__invalid(detail, cap, "parties: party %zu is not a slug",
-                             i + 1);
+            return parley__invalid(detail, cap,
+                                   "parties: party %zu \"%.32s\" is not a "
+                                   "slug (" PARLEY__SLUG_RULE ")",
+                                   i + 1,
+                                   s_terminated(u->parties[i],
+                                                sizeof(u->parties[i]))
+                                       ? u->parties[i]
+                                       : "");
         for (size_t j = 0; j < i; j++)
             if (strcmp(u->parties[i], u->parties[j]) == 0)
                 return parley__invalid(detail, cap,

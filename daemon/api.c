@@ -304,8 +304,9 @@ s_code_index(int code)
     return i >= 0 && i < PD_STATS_NCODES ? i : -1;
 }
 
-/* Room for a reject's message: the code's sentence and the detail. */
-#define S_REJECT_TEXT 256
+/* Room for a reject's message: the code's sentence and the detail (a
+ * forbidden publish names what the keyring allows). */
+#define S_REJECT_TEXT 512
 
 /*
  * Make r the Reject with code, count it and log it (rate-limited: peers

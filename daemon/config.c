@@ -33,6 +33,7 @@ pd_config_defaults(pd_config_t *cfg)
     strcpy(cfg->state_dir, PD_CONFIG_DEFAULT_STATE_DIR);
     cfg->keyring[0] = '\0';
     cfg->keyring_given = false;
+    cfg->pid_file_given = false;
     cfg->max_message_bytes = 65536;
     cfg->max_clock_skew = 300;
     cfg->fsync = true;
@@ -180,6 +181,15 @@ s_set_keyring(pd_config_t *cfg, const char *v, char *err, size_t errlen)
     int rc = s_path(cfg->keyring, v, err, errlen);
     if (rc == 0)
         cfg->keyring_given = true;
+    return rc;
+}
+
+static int
+s_set_pid_file(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    int rc = s_path(cfg->pid_file, v, err, errlen);
+    if (rc == 0)
+        cfg->pid_file_given = true;
     return rc;
 }
 
@@ -478,6 +488,7 @@ static const struct {
     { "state_dir", s_set_state_dir },
     { "keyring", s_set_keyring },
     { "include_dir", s_set_include_dir },
+    { "pid_file", s_set_pid_file },
     { "max_message_bytes", s_set_max_message_bytes },
     { "max_clock_skew", s_set_max_clock_skew },
     { "fsync", s_set_fsync },
@@ -763,6 +774,14 @@ pd_config_finish(pd_config_t *cfg)
                          cfg->state_dir);
         if (n < 0 || (size_t)n >= sizeof(cfg->keyring)) {
             cfg->keyring[0] = '\0';
+            return -ENAMETOOLONG;
+        }
+    }
+    if (cfg->pid_file[0] == '\0') {
+        int n = snprintf(cfg->pid_file, sizeof(cfg->pid_file),
+                         "%s/parleyd.pid", cfg->state_dir);
+        if (n < 0 || (size_t)n >= sizeof(cfg->pid_file)) {
+            cfg->pid_file[0] = '\0';
             return -ENAMETOOLONG;
         }
     }

@@ -41,6 +41,9 @@ typedef struct pd_config {
     uint32_t heartbeat_interval;        /* ms between sys/heartbeat/ */
     uint32_t stats_interval;            /* ms between sys/stats/, 0 = off */
     char include_dir[PD_CONFIG_PATH_MAX]; /* drop-in *.conf files, "" = none */
+    char pid_file[PD_CONFIG_PATH_MAX];  /* our pid while we run; "" =
+                                           <state_dir>/parleyd.pid */
+    bool pid_file_given;                /* pid_file named by file or flag */
     pd_log_level_t log_level;
     /* transport security and limits (DESIGN.md "Transport security") */
     bool curve;                         /* CurveZMQ on api and feed */

@@ -365,6 +365,9 @@ s_answer_done(pd_ingest_t *self, const uint8_t *id, size_t id_len,
 
 /* ================================================================= checks */
 
+/* Room for the detail of a reject that explains itself. */
+#define PD_INGEST_DETAIL_MAX 320
+
 /*
  * "signer <key id><why>" for the log line of a reject (only "<why>" if the
  * envelope did not decode), made in buf. Only rejects need it: the key id
@@ -431,6 +434,38 @@ s_verify_outcome(pd_ingest_t *self, s_slot_t *slot, const uint8_t *id,
                        PD_LIMIT_BAD_MAX, s_signer_label(slot, "", keyid),
                        PD_LIMIT_COOLDOWN_MS);
     return rc;
+}
+
+/*
+ * A correction or retraction names seqs this daemon holds: one it never
+ * assigned, or that retention removed, would replace nothing anyone can
+ * see. Returns 0, or PARLEY_EINVALID with the reason in buf.
+ */
+static int
+s_references_held(const pd_ingest_t *self, const parley_update_t *u,
+                  char *buf, size_t cap)
+{
+    uint64_t first = pd_storage_first(self->storage);
+    uint64_t head = pd_storage_head(self->storage);
+    for (size_t i = 0; i < u->n_references; i++) {
+        uint64_t ref = u->references[i];
+        if (ref >= first && ref <= head && first > 0)
+            continue;
+        if (head == 0)
+            snprintf(buf, cap, "references: #%llu is not held by this daemon "
+                               "(its log is empty)",
+                     (unsigned long long)ref);
+        else if (ref > head)
+            snprintf(buf, cap, "references: #%llu is not held by this daemon "
+                               "(its last seq is #%llu)",
+                     (unsigned long long)ref, (unsigned long long)head);
+        else
+            snprintf(buf, cap, "references: #%llu is no longer held by this "
+                               "daemon (retention; the oldest held is #%llu)",
+                     (unsigned long long)ref, (unsigned long long)first);
+        return PARLEY_EINVALID;
+    }
+    return 0;
 }
 
 /* Check 7: issued_at within max_clock_skew of now_ms. 0 or the code. */
@@ -569,11 +604,29 @@ s_publish(pd_ingest_t *self, s_slot_t *slot)
                  s_signer_label(slot, "", keyid), slot->canon_why);
         return s_reject(self, id, id_len, rid, rc, detail);
     }
+    char explain[PD_INGEST_DETAIL_MAX];
+    if (rc == PARLEY_EFORBIDDEN && self->ring != NULL
+        && parley__keyring_explain(self->ring, slot->v.env.signer,
+                                   &self->update, explain, sizeof(explain))
+               == PARLEY_EFORBIDDEN) {
+        /* which field, and what the keyring allows this signer */
+        char detail[PD_INGEST_DETAIL_MAX + PARLEY_KEYID_CHARS + 64 + 4];
+        snprintf(detail, sizeof(detail), "%s: %s",
+                 s_signer_label(slot, "", keyid), explain);
+        return s_reject(self, id, id_len, rid, rc, detail);
+    }
     if (rc != 0)
         return s_reject(self, id, id_len, rid, rc,
                         slot->pre == S_PRE_BLOCKED
                             ? why
                             : s_signer_label(slot, why, keyid));
+    if (self->update.kind != PARLEY_KIND_UPDATE) {
+        char reason[PD_INGEST_DETAIL_MAX];
+        if ((rc = s_references_held(self, &self->update, reason,
+                                    sizeof(reason)))
+            != 0)
+            return s_reject(self, id, id_len, rid, rc, reason);
+    }
     int64_t now = parley_now_ms();
     if ((rc = s_clock_window(self, &self->update, now)) != 0)
         return s_reject(self, id, id_len, rid, rc, NULL);

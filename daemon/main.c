@@ -29,9 +29,11 @@ s_usage(FILE *out)
             "usage: parleyd [-c FILE] [--api EP] [--feed EP] [--state-dir DIR]\n"
             "               [--keyring FILE] [--max-clock-skew SECONDS] "
             "[--no-fsync]\n"
-            "               [--log-level error|warn|info|debug]\n"
-            "               [--backbone URLS [--backbone-stream NAME]\n"
-            "                [--backbone-replicas N]] [--version] [--help]\n"
+            "               [--pid-file FILE] [--backbone URLS\n"
+            "               [--backbone-stream NAME] [--backbone-replicas N]]\n"
+            "       parleyd [-c FILE] [--state-dir DIR] --reload [--pid PID]\n"
+            "               [--log-level error|warn|info|debug] [--version] "
+            "[--help]\n"
             "\n"
             "Verify, store and broadcast signed negotiation-status updates.\n"
             "\n"
@@ -49,6 +51,14 @@ s_usage(FILE *out)
             "      --no-fsync           do not fdatasync before acking "
             "(tests only)\n"
             "      --log-level L        error, warn, info (default) or debug\n"
+            "      --pid-file FILE      write the pid to FILE while running\n"
+            "                           (default STATE_DIR/parleyd.pid)\n"
+            "      --reload             ask the running parleyd (--pid PID, or\n"
+            "                           the one in pid_file of -c FILE or\n"
+            "                           --state-dir DIR) to reload, wait\n"
+            "                           for its answer and exit 0 if it took\n"
+            "                           effect, 1 if it was refused (the reason\n"
+            "                           is printed), 3 if no answer came\n"
             "      --backbone URLS      cluster mode: the NATS JetStream "
             "servers,\n"
             "                           nats://h1:4222,nats://h2:4222 "
@@ -86,37 +96,6 @@ s_mkdirs(const char *path, mode_t mode)
     if (stat(buf, &st) < 0)
         return -errno;
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-/*
- * Write text to path (mode 0600) through path.tmp and a rename. The
- * temporary file is made with O_EXCL | O_NOFOLLOW after a stale one is
- * removed (a symlink is removed, not followed), so nothing planted there
- * is written through; it is removed again if anything fails.
- * Returns 0 or -errno.
- */
-static int
-s_write_atomic(const char *path, const char *text)
-{
-    char tmp[PD_CONFIG_PATH_MAX + 8];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (unlink(tmp) != 0 && errno != ENOENT)
-        return -errno;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  0600);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    int rc = 0;
-    if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
-        rc = errno != 0 ? -errno : -EIO;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
 }
 
 /*
@@ -196,7 +175,7 @@ s_make_demo(const pd_config_t *cfg)
              "SIGHUP.\n"
              "demo %s negotiations=* parties=* phases=*\n",
              b64);
-    if ((rc = s_write_atomic(cfg->keyring, text)) < 0) {
+    if ((rc = pd_trust_write_atomic(cfg->keyring, text)) < 0) {
         pd_log(PD_LOG_ERROR, "cannot write the keyring %s: %s", cfg->keyring,
                parley_error_name(rc));
         return rc;
@@ -209,20 +188,50 @@ s_make_demo(const pd_config_t *cfg)
     return 0;
 }
 
-/* Tell someone trying parleyd for the first time what to type next. */
+/*
+ * The endpoint a client on this machine uses for the bound endpoint ep:
+ * a wildcard host (0.0.0.0, [::]) becomes the loopback address.
+ */
 static void
-s_print_try_this(const pd_config_t *cfg)
+s_client_endpoint(const char *ep, char *out, size_t cap)
 {
-    char server[PD_CONFIG_ENDPOINT_MAX + 8] = "";
-    if (strcmp(cfg->api, PARLEY_DEFAULT_SERVER) != 0)
-        snprintf(server, sizeof(server), " -s %s", cfg->api);
+    static const struct {
+        const char *prefix, *loopback;
+    } any[] = { { "tcp://0.0.0.0:", "tcp://127.0.0.1:" },
+                { "tcp://*:", "tcp://127.0.0.1:" },
+                { "tcp://[::]:", "tcp://[::1]:" } };
+    for (size_t i = 0; i < sizeof(any) / sizeof(any[0]); i++) {
+        size_t n = strlen(any[i].prefix);
+        if (strncmp(ep, any[i].prefix, n) == 0) {
+            snprintf(out, cap, "%s%s", any[i].loopback, ep + n);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", ep);
+}
+
+/*
+ * Tell someone trying parleyd for the first time what to type next, with
+ * the api endpoint it bound (the port the system chose for port 0, the
+ * loopback address for a wildcard), so that each command works as shown.
+ */
+static void
+s_print_try_this(const pd_config_t *cfg, const char *bound_api)
+{
+    char ep[PD_CONFIG_ENDPOINT_MAX + 32];
+    char server[PD_CONFIG_ENDPOINT_MAX + 40] = "", arg[sizeof(server)] = "";
+    s_client_endpoint(bound_api, ep, sizeof(ep));
+    if (strcmp(ep, PARLEY_DEFAULT_SERVER) != 0) {
+        snprintf(server, sizeof(server), " -s %s", ep);
+        snprintf(arg, sizeof(arg), " %s", ep);
+    }
     printf("\nparleyd made a demo signing key. Try this in another terminal:\n"
            "  parley sub%s --party hamas\n"
            "  parley pub%s -k %s/demo.key --negotiation gaza-ceasefire "
            "--party hamas --phase 1 --status agreed_in_principle --headline "
            "\"Phase 1 agreed in principle\"\n"
-           "  examples/publish-demo.sh %s/demo.key\n\n",
-           server, server, cfg->state_dir, cfg->state_dir);
+           "  examples/publish-demo.sh %s/demo.key%s\n\n",
+           server, server, cfg->state_dir, cfg->state_dir, arg);
     fflush(stdout);
 }
 
@@ -239,6 +248,9 @@ enum {
     S_OPT_BACKBONE,
     S_OPT_BACKBONE_STREAM,
     S_OPT_BACKBONE_REPLICAS,
+    S_OPT_PID_FILE,
+    S_OPT_RELOAD,
+    S_OPT_PID,
 };
 
 static const struct option s_options[] = {
@@ -254,6 +266,9 @@ static const struct option s_options[] = {
     { "backbone-stream", required_argument, NULL, S_OPT_BACKBONE_STREAM },
     { "backbone-replicas", required_argument, NULL,
       S_OPT_BACKBONE_REPLICAS },
+    { "pid-file", required_argument, NULL, S_OPT_PID_FILE },
+    { "reload", no_argument, NULL, S_OPT_RELOAD },
+    { "pid", required_argument, NULL, S_OPT_PID },
     { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -278,6 +293,7 @@ static const struct {
     { S_OPT_BACKBONE, "backbone", NULL },
     { S_OPT_BACKBONE_STREAM, "backbone_stream", NULL },
     { S_OPT_BACKBONE_REPLICAS, "backbone_replicas", NULL },
+    { S_OPT_PID_FILE, "pid_file", NULL },
 };
 
 /* A flag remembered until the config file has been read. */
@@ -293,6 +309,8 @@ typedef struct {
     s_flag_t flags[16];      /* flags that set a config key, in order */
     size_t n_flags;
     bool level_flag;         /* --log-level given: a reload keeps it */
+    bool reload;             /* --reload: ask the running daemon */
+    long reload_pid;         /* --pid PID, 0 if not given */
 } s_args_t;
 
 /*
@@ -333,6 +351,19 @@ s_parse_args(int argc, char **argv, s_args_t *args)
         case 'c':
             args->config_path = optarg;
             break;
+        case S_OPT_RELOAD:
+            args->reload = true;
+            break;
+        case S_OPT_PID: {
+            char *end;
+            args->reload_pid = strtol(optarg, &end, 10);
+            if (*end != '\0' || args->reload_pid <= 0) {
+                fprintf(stderr, "parleyd: --pid: \"%s\" is not a pid\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
         case 'V':
             printf("parleyd %s\n", PARLEY_VERSION);
             return 0;
@@ -350,6 +381,10 @@ s_parse_args(int argc, char **argv, s_args_t *args)
     if (optind < argc) {
         fprintf(stderr, "parleyd: unexpected argument '%s'\n", argv[optind]);
         s_usage(stderr);
+        return 2;
+    }
+    if (args->reload_pid > 0 && !args->reload) {
+        fprintf(stderr, "parleyd: --pid goes with --reload\n");
         return 2;
     }
     return -1;
@@ -458,6 +493,34 @@ s_signal_fd(void)
     return sigfd;
 }
 
+/*
+ * Write our pid to cfg's pid_file. Returns 0, or 1 (the exit status)
+ * when a pid file named by the config or --pid-file cannot be written.
+ */
+static int
+s_write_pid_file(const pd_config_t *cfg)
+{
+    char pid_text[32];
+    int rc;
+    snprintf(pid_text, sizeof(pid_text), "%ld\n", (long)getpid());
+    if (cfg->pid_file[0] == '\0'
+        || (rc = pd_trust_write_atomic(cfg->pid_file, pid_text)) == 0)
+        return 0;
+    if (cfg->pid_file_given) {
+        pd_log(PD_LOG_ERROR, "cannot write the pid file %s: %s",
+               cfg->pid_file, strerror(-rc));
+        return 1;
+    }
+    /* The default one in the state directory is a convenience: a full
+     * disk must not stop the daemon (its log has a reserve, the pid file
+     * has none). A stale one would name another process. */
+    pd_log(PD_LOG_WARN, "cannot write the pid file %s: %s; parleyd --reload "
+                        "needs --pid %ld",
+           cfg->pid_file, strerror(-rc), (long)getpid());
+    unlink(cfg->pid_file);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -478,6 +541,14 @@ main(int argc, char **argv)
     pd_config_t cfg;
     if ((rc = s_load_config(&args, &cfg)) != 0)
         return rc;
+    if (args.reload) {
+        /* Ask the running daemon to reload, and say how it went. */
+        char msg[1400];
+        int rrc = pd_server_reload_request(&cfg, args.reload_pid, 10000, msg,
+                                           sizeof(msg));
+        fprintf(rrc == 0 ? stdout : stderr, "parleyd: %s\n", msg);
+        return rrc == 0 ? 0 : rrc == 1 ? 1 : rrc == -ETIMEDOUT ? 3 : 2;
+    }
     pd_log_set_level(cfg.log_level);
     if (sodium_init() < 0) {
         pd_log(PD_LOG_ERROR, "libsodium failed to initialize");
@@ -509,8 +580,17 @@ main(int argc, char **argv)
         return 1;
     }
     if (demo)
-        s_print_try_this(&cfg);
+        s_print_try_this(&cfg, pd_server_api_endpoint(srv));
+    if ((rc = s_write_pid_file(&cfg)) != 0) {
+        pd_server_destroy(&srv);
+        close(sigfd);
+        if (cfg.backbone[0] != '\0')
+            nats_CloseAndWait(2000);
+        return rc;
+    }
     rc = pd_server_run(srv, sigfd);
+    if (cfg.pid_file[0] != '\0')
+        unlink(cfg.pid_file);
     pd_server_destroy(&srv);
     close(sigfd);
     if (cfg.backbone[0] != '\0')

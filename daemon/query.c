@@ -550,8 +550,10 @@ pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
         rc = PARLEY_EUNAVAILABLE;
     } else if (st.snap.n > PD_QUERY_SNAPSHOT_MAX) {
         snprintf(a->detail, sizeof(a->detail),
-                 "(snapshot holds %zu updates, over %d)", st.snap.n,
-                 PD_QUERY_SNAPSHOT_MAX);
+                 "the state asked for holds %zu current updates, over the %d "
+                 "one answer carries: ask for less with filters "
+                 "(negotiation, party, phase)",
+                 st.snap.n, PD_QUERY_SNAPSHOT_MAX);
         rc = PARLEY_EUNAVAILABLE;
     } else if (!req->entries
                && !s_claims_hold(st.claims, st.n_claims, st.entries,

@@ -40,7 +40,7 @@ typedef struct pd_query_answer {
                               valid until the next query */
     size_t len;
     uint64_t first_seq;    /* PARLEY_ETRUNCATED: the oldest seq held */
-    char detail[96];       /* why, for the log line of a reject */
+    char detail[192];      /* why, for the reject's message and the log */
 } pd_query_answer_t;
 
 /*

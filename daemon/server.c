@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -76,7 +77,130 @@ struct pd_server {
     s_timer_t timers[S_TIMERS];  /* by s_timer_id_t (see s_timers()) */
     int status_err;              /* the storage's error STATUS= last said */
     bool status_low_space;       /* and whether it said space is short */
+    uint64_t reloads;            /* SIGHUP reloads that took effect */
+    uint64_t reload_failures;    /* ... and those refused */
+    uint64_t reload_failed;      /* 1 while the last one was refused */
+    char reload_status[PD_CONFIG_PATH_MAX + 16]; /* STATE_DIR/reload.status */
 };
+
+/*
+ * Say how the last reload went in STATE_DIR/reload.status, for
+ * `parleyd --reload` (and people): "PID N ok", "PID N failed: WHY", or
+ * "PID 0 started" before the first; N counts the reloads of this process.
+ * Written atomically, so a reader sees one whole line.
+ */
+static void
+s_reload_status(pd_server_t *self, const char *failure)
+{
+    char line[1024];
+    snprintf(line, sizeof(line), "%ld %llu %s%s\n", (long)getpid(),
+             (unsigned long long)(self->reloads + self->reload_failures),
+             failure == NULL ? (self->reloads + self->reload_failures == 0
+                                    ? "started"
+                                    : "ok")
+                             : "failed: ",
+             failure != NULL ? failure : "");
+    int rc = pd_trust_write_atomic(self->reload_status, line);
+    if (rc < 0)
+        pd_log(PD_LOG_WARN, "cannot write %s: %s", self->reload_status,
+               strerror(-rc));
+}
+
+/*
+ * Read STATE_DIR/reload.status: 1 with *pid, *n and the rest of the line
+ * in rest (cap bytes), 0 if there is none, -errno.
+ */
+static int
+s_read_reload_status(const char *path, long *pid, unsigned long long *n,
+                     char *rest, size_t cap)
+{
+    char line[1100];
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return errno == ENOENT ? 0 : -errno;
+    char *got = fgets(line, sizeof(line), f);
+    fclose(f);
+    int used = 0;
+    if (got == NULL || sscanf(line, "%ld %llu %n", pid, n, &used) < 2)
+        return 0;
+    line[strcspn(line, "\n")] = '\0';
+    snprintf(rest, cap, "%s", line + used);
+    return 1;
+}
+
+int
+pd_server_reload_request(const pd_config_t *cfg, long pid, int timeout_ms,
+                         char *msg, size_t cap)
+{
+    char path[PD_CONFIG_PATH_MAX + 16], rest[1100];
+    long spid = 0;
+    unsigned long long base = 0, n = 0;
+    if (pid <= 0) {
+        FILE *f = fopen(cfg->pid_file, "re");
+        if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+            int e = f == NULL ? errno : EINVAL;
+            snprintf(msg, cap, "%s: %s%s", cfg->pid_file,
+                     f == NULL ? strerror(e) : "holds no pid",
+                     e == ENOENT ? " (no parleyd runs with this state "
+                                   "directory or pid_file; which one? give "
+                                   "-c FILE, --state-dir DIR or --pid PID)"
+                                 : "");
+            if (f != NULL)
+                fclose(f);
+            return e == ENOENT ? -ENOENT : -e;
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/reload.status", cfg->state_dir);
+    int rc = s_read_reload_status(path, &spid, &base, rest, sizeof(rest));
+    if (rc < 0) {
+        snprintf(msg, cap, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (rc == 0 || spid != pid)
+        base = 0; /* nothing said yet by this process */
+    if (kill((pid_t)pid, SIGHUP) < 0) {
+        int e = errno;
+        snprintf(msg, cap, "no parleyd with pid %ld: %s", pid, strerror(e));
+        return -e;
+    }
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    for (;;) {
+        rc = s_read_reload_status(path, &spid, &n, rest, sizeof(rest));
+        if (rc == 1 && spid == pid && n > base) {
+            if (strncmp(rest, "ok", 2) == 0) {
+                snprintf(msg, cap, "reloaded (reload %llu of pid %ld)", n, pid);
+                return 0;
+            }
+            snprintf(msg, cap, "reload FAILED, the old keyring and settings "
+                               "stay: %s",
+                     strncmp(rest, "failed: ", 8) == 0 ? rest + 8 : rest);
+            return 1;
+        }
+        if (parley__mono_ms() >= deadline) {
+            snprintf(msg, cap, "pid %ld said nothing in %s within %d ms (is it "
+                               "parleyd with state_dir %s?)",
+                     pid, path, timeout_ms, cfg->state_dir);
+            return -ETIMEDOUT;
+        }
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Count a reload (failure NULL: it took effect) and say so. */
+static void
+s_reload_done(pd_server_t *self, const char *failure)
+{
+    if (failure == NULL) {
+        self->reloads++;
+        self->reload_failed = 0;
+    } else {
+        self->reload_failures++;
+        self->reload_failed = 1;
+    }
+    s_reload_status(self, failure);
+}
 
 static void
 s_notify(const char *state)
@@ -222,6 +346,13 @@ pd_server_new(pd_server_opts_t *opts, int *err)
         goto fail;
     pd_feed_stats_register(self->feed, self->stats);
     pd_zap_stats_register(self->zap, self->stats);
+    pd_stats_counter(self->stats, PD_STAT_RELOADS, &self->reloads);
+    pd_stats_counter(self->stats, PD_STAT_RELOAD_FAILURES,
+                     &self->reload_failures);
+    pd_stats_counter(self->stats, PD_STAT_RELOAD_FAILED, &self->reload_failed);
+    snprintf(self->reload_status, sizeof(self->reload_status),
+             "%s/reload.status", self->cfg.state_dir);
+    s_reload_status(self, NULL);
     /* Both sockets hold the key now; ours is not needed any more. */
     pd_zap_forget_secret(self->zap);
     pd_ingest_set_keyring(self->ingest, self->ring);
@@ -233,6 +364,12 @@ pd_server_new(pd_server_opts_t *opts, int *err)
 fail:
     pd_server_destroy(&self);
     return NULL;
+}
+
+const char *
+pd_server_api_endpoint(const pd_server_t *srv)
+{
+    return pd_api_endpoint(srv->api);
 }
 
 void
@@ -298,6 +435,7 @@ s_reload(pd_server_t *self)
         if (pd_config_load(&fresh, self->config_path, errbuf, sizeof(errbuf))
             < 0) {
             pd_log(PD_LOG_ERROR, "reload FAILED, nothing changed: %s", errbuf);
+            s_reload_done(self, errbuf);
             return 0;
         }
         level = fresh.log_level;
@@ -305,11 +443,14 @@ s_reload(pd_server_t *self)
     parley_keyring_t *ring =
         pd_trust_keyring_load(self->cfg.keyring, errbuf, sizeof(errbuf));
     if (ring == NULL) {
+        if (errbuf[0] == '\0')
+            snprintf(errbuf, sizeof(errbuf), "%.400s: %s", self->cfg.keyring,
+                     parley_error_name(-errno));
         pd_log(PD_LOG_ERROR,
                "reload FAILED, keeping the old keyring (%zu signers) and "
                "client list: %s",
-               parley_keyring_size(self->ring),
-               errbuf[0] != '\0' ? errbuf : parley_error_name(-errno));
+               parley_keyring_size(self->ring), errbuf);
+        s_reload_done(self, errbuf);
         return 0;
     }
     pd_clients_t *clients = NULL;
@@ -319,6 +460,7 @@ s_reload(pd_server_t *self)
                "clients): %s",
                pd_zap_clients(self->zap), errbuf);
         parley_keyring_destroy(&ring);
+        s_reload_done(self, errbuf);
         return 0;
     }
     /* Requests read ahead were pre-checked under the old keyring: handle
@@ -347,6 +489,7 @@ s_reload(pd_server_t *self)
            self->cfg.curve ? self->cfg.curve_clients : "",
            self->config_path[0] != '\0' ? ", config " : "",
            self->config_path);
+    s_reload_done(self, NULL);
     return cut ? s_cut(self) : 0;
 }
 

@@ -41,4 +41,21 @@ int pd_server_run(pd_server_t *srv, int sigfd);
 /* Sync and close the log, close the sockets; *srv becomes NULL. */
 void pd_server_destroy(pd_server_t **srv);
 
+/*
+ * `parleyd --reload`: send SIGHUP to the parleyd with pid (0: the one in
+ * cfg's pid_file, which pd_config_finish() sets) and wait up to timeout_ms for it to say in
+ * STATE_DIR/reload.status how the reload went.
+ *
+ * Returns:   0 (it took effect), 1 (refused: the daemon's reason in msg;
+ *            the old keyring and settings stay), or -errno with what went
+ *            wrong in msg (-ESRCH no such process, -ETIMEDOUT no word in
+ *            time, -ENOENT no pid file).
+ */
+int pd_server_reload_request(const pd_config_t *cfg, long pid, int timeout_ms,
+                             char *msg, size_t cap);
+
+/* The endpoint the api is bound to, as libzmq reports it (a port the
+ * system chose is shown as the real port). Valid as long as srv. */
+const char *pd_server_api_endpoint(const pd_server_t *srv);
+
 #endif /* PD_SERVER_H */

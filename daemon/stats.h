@@ -59,6 +59,9 @@ typedef enum pd_stat {
     PD_STAT_VERIFY_THREADS,
     PD_STAT_TURNS_READ_AHEAD,      /* turns that synced with a step read ahead */
     PD_STAT_TURN_REQUESTS_MAX,     /* most requests one turn handled */
+    PD_STAT_RELOADS,               /* SIGHUP reloads that took effect */
+    PD_STAT_RELOAD_FAILURES,       /* SIGHUP reloads refused (kept the old) */
+    PD_STAT_RELOAD_FAILED,         /* 1: the last reload was refused */
     PD_STAT_CLUSTER_RECORDS_APPLIED, /* cluster: stream records applied */
     PD_STAT_CLUSTER_RECORDS_VOIDED,  /* cluster: stream records refused */
     PD_STAT_CLUSTER_SUBMITS,       /* cluster: updates handed to JetStream */

@@ -5,6 +5,7 @@
 #include "trust.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -109,4 +110,30 @@ pd_trust_keyring_load(const char *path, char *errbuf, size_t errlen)
         return NULL;
     }
     return parley_keyring_load(path, errbuf, errlen);
+}
+
+int
+pd_trust_write_atomic(const char *path, const char *text)
+{
+    char tmp[PATH_MAX + 8];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return -errno;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    int rc = 0;
+    errno = 0;
+    if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+        rc = errno != 0 ? -errno : -EIO;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
 }

@@ -38,4 +38,14 @@ int pd_trust_check(const char *path, const char *what, char *errbuf,
 parley_keyring_t *pd_trust_keyring_load(const char *path, char *errbuf,
                                         size_t errlen);
 
+/*
+ * Replace path with text, atomically and durably, readable by our user
+ * only: path.tmp (made exclusively, not following a link), fsync, rename.
+ * For the files parleyd writes itself (the demo keyring, the pid file,
+ * the reload status).
+ *
+ * Returns:   0 or -errno.
+ */
+int pd_trust_write_atomic(const char *path, const char *text);
+
 #endif /* PD_TRUST_H */

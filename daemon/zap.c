@@ -488,6 +488,16 @@ s_drain_monitor(pd_zap_t *self, s_watch_t *w)
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             self->counters.handshake_failed++;
+            if (value == ECONNRESET || value == EPIPE) {
+                /* The client went away before the handshake was done: it
+                 * gave up (a timeout, Ctrl-C, a probe). Nothing an
+                 * operator must act on. */
+                pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_INFO,
+                               "%s: a client closed its connection during "
+                               "the handshake (%s)",
+                               w->name, zmq_strerror((int)value));
+                break;
+            }
             /* libzmq reports EFAULT when a handshake found no handler
              * bound (see the top of this file). */
             pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_WARN,

@@ -465,7 +465,10 @@ PARLEY_EXPORT int parley_delivery_decode(const parley_keyring_t *ring,
  * Encode a delivery as one line of JSON (no newline), with fields
  * seq, received_at, negotiation, parties, phase, status, kind, references,
  * headline, body, location, scheduled_at, issued_at, expires_at,
- * signer_seq, signer, signer_id, signer_name.
+ * signer_seq, signer, signer_id, signer_name, and, when the delivery
+ * holds its envelope (any delivery from the daemon does), signed_body and
+ * signature: base64 of the signed bytes and of the signature, so that a
+ * reader can verify the line (docs/protocol.md section 12). (1.1)
  *
  * Returns:   a string, or NULL with errno set (ENOMEM, EINVAL).
  * Ownership: the caller's; free with free().

@@ -1,22 +1,28 @@
 #!/bin/sh
 # run.sh - what `make run` starts, in the foreground:
 #
-#   parleyd         on the embedded default: state in STATE_DIR, api
-#                   tcp://127.0.0.1:7710, feed tcp://127.0.0.1:7711 (on
-#                   its first start it makes a demo key and keyring there)
+#   parleyd         on the embedded default: state in STATE_DIR, api on
+#                   API (tcp://127.0.0.1:7710), feed on FEED
+#                   (tcp://127.0.0.1:7711) (on its first start it makes
+#                   a demo key and keyring there)
 #   parley-gateway  on LISTEN (127.0.0.1:7780): the status board and the
 #                   HTTP API, trusting STATE_DIR/keyring
 #
-#   sh scripts/run.sh BUILD_DIR STATE_DIR [LISTEN]
+#   sh scripts/run.sh BUILD_DIR STATE_DIR [LISTEN [API [FEED]]]
 #
 # Ctrl-C (or SIGTERM) stops both; if either stops, so does the other.
 set -u
 build=$1
 state=$2
 listen=${3:-127.0.0.1:7780}
+api=${4:-tcp://127.0.0.1:7710}
+feed=${5:-tcp://127.0.0.1:7711}
 mkdir -p -m 700 "$state" || exit 1
+# parley ping and parley-gateway below talk to this parleyd
+PARLEY_SERVER=$api
+export PARLEY_SERVER
 
-"$build/parleyd" --state-dir "$state" &
+"$build/parleyd" --state-dir "$state" --api "$api" --feed "$feed" &
 pd=$!
 gw=
 stop() {

@@ -1,5 +1,5 @@
 /*
- * cmd_misc.c - parley stats, replay, state, verify and ping.
+ * cmd_misc.c - parley stats, replay and ping.
  */
 #include "common.h"
 
@@ -20,8 +20,6 @@ enum {
 
 /* Room for "parley_" + a stat name (63 bytes at most) + "_total". */
 #define S_PROM_NAME_MAX 96
-/* Largest file verify reads: a Delivery is well under this. */
-#define S_VERIFY_MAX (1024 * 1024)
 
 /*
  * Parse only the common options (and -h, --json when json is non-NULL).
@@ -137,6 +135,10 @@ static const s_prom_kind_t s_prom_kinds[] = {
       "Feed subscriptions refused as not a whole topic." },
     { "turns_read_ahead", 1,
       "Group commits run while the next requests were being checked." },
+    { "reloads", 1, "SIGHUP reloads that took effect." },
+    { "reload_failures", 1,
+      "SIGHUP reloads refused (the old keyring and settings stayed)." },
+    { "reload_failed", 0, "1 while the last reload was refused." },
     { "connections", 0, "Connections open on api and feed." },
     { "curve_clients", 0, "Client keys on the CURVE allow-list." },
     { "subscriptions", 0, "Feed topics with at least one subscriber." },
@@ -393,61 +395,13 @@ cmd_ping(cli_common_t *c, int argc, char **argv)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
 }
 
-/* ------------------------------------------------------- replay, state */
-
-/*
- * Print every event of a snapshot or replay: deliveries on stdout, gaps
- * and deliveries that fail verification on stderr. Returns an exit code.
- */
-static int
-s_print_query(const cli_common_t *c, parley_query_t *q, const cli_output_t *out)
-{
-    for (;;) {
-        const parley_event_t *ev;
-        if (cli_stop)
-            return CLI_EXIT_OK;
-        int rc = parley_query_next(q, &ev);
-        if (rc == 0)
-            return CLI_EXIT_OK;
-        if (rc == -EINTR)
-            continue;
-        if (rc < 0)
-            return cli_fail(c, NULL, rc);
-        uint64_t seq = parley_event_seq(ev);
-        switch (parley_event_type(ev)) {
-        case PARLEY_EVENT_GAP:
-            cli_warn(c, "gap: updates %llu-%llu are no longer held",
-                     (unsigned long long)seq,
-                     (unsigned long long)parley_event_seq_last(ev));
-            break;
-        case PARLEY_EVENT_REJECTED:
-            cli_warn(c, "#%llu failed verification: %s: %s",
-                     (unsigned long long)seq,
-                     parley_error_name(parley_event_code(ev)),
-                     parley_strerror(parley_event_code(ev)));
-            break;
-        case PARLEY_EVENT_DELIVERY:
-            rc = cli_print_delivery(stdout, out, parley_event_delivery(ev));
-            if (rc == -EPIPE)
-                return CLI_EXIT_OK;
-            if (rc < 0) {
-                cli_error("writing output: %s", strerror(-rc));
-                return CLI_EXIT_OTHER;
-            }
-            break;
-        default:
-            break;
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- replay */
 
 static void
 s_replay_help(void)
 {
-    printf("usage: parley replay [--since SEQ] [--until SEQ] [filters]\n"
-           "                     [--json | -F FORMAT] [--keyring FILE]\n"
+    printf("usage: parley replay [--since WHEN] [--until WHEN] [filters]\n"
+           "                     [--json | --raw | -F FORMAT] [--keyring FILE]\n"
            "\n"
            "Print the updates the daemon holds from --since (default 1) up to\n"
            "--until (default: the latest), in seq order, then exit. Updates the\n"
@@ -455,8 +409,12 @@ s_replay_help(void)
            "  parley: gap: updates A-B are no longer held\n"
            "\n"
            "Options:\n"
-           "      --since SEQ     first seq (default 1)\n"
-           "      --until SEQ     last seq (default: the latest when starting)\n"
+           "      --since WHEN    first update: a seq (default 1), a duration\n"
+           "                      before now (30m, 1h, 2d) or a time (2024-08-20,\n"
+           "                      2024-08-20T14:00 local, 2024-08-20T12:00Z): the\n"
+           "                      first update the daemon received at or after it\n"
+           "      --until WHEN    last update, in the same forms (default: the\n"
+           "                      latest when starting)\n"
            "      --keyring FILE  re-verify each update against this keyring\n"
            "%s"
            "%s"
@@ -467,86 +425,39 @@ s_replay_help(void)
            cli_filter_help, cli_output_help, cli_common_help);
 }
 
-/*
- * Print the state table: one entry per line, in the table's order
- * (negotiation, phase, party). Returns an exit code.
- */
-static int
-s_print_state(const cli_common_t *c, const parley_state_t *st,
-              const cli_output_t *out)
-{
-    if (parley_state_rejected(st) > 0)
-        cli_warn(c, "%zu updates of the state failed verification and are "
-                    "not shown",
-                 parley_state_rejected(st));
-    for (size_t i = 0; i < parley_state_count(st); i++) {
-        const char *neg, *party;
-        uint32_t phase;
-        const parley_delivery_t *d =
-            parley_state_entry(st, i, &neg, &party, &phase);
-        int rc = cli_print_entry(stdout, out, neg, party, phase, d);
-        if (rc == -EPIPE)
-            return CLI_EXIT_OK;
-        if (rc < 0) {
-            cli_error("writing output: %s", strerror(-rc));
-            return CLI_EXIT_OTHER;
-        }
-    }
-    return CLI_EXIT_OK;
-}
+/* What replay prints with. */
+typedef struct {
+    const cli_output_t *out;
+    const cli_filter_t *filters;
+} s_replay_t;
 
-/*
- * Ask for the state (replay false) or the replay since..until (0: the
- * head), verified against the keyring at keyring_path (may be NULL) and
- * with the filters, and print it. Returns an exit code.
- */
+/* Print one delivery of the replay (0, or an exit code to stop). */
 static int
-s_query(cli_common_t *c, const cli_filter_t *filters, const char *keyring_path,
-        const cli_output_t *out, bool replay, uint64_t since, uint64_t until)
+s_replay_one(void *arg, const parley_delivery_t *d)
 {
-    parley_keyring_t *ring = NULL;
-    int status = cli_load_keyring(keyring_path, &ring);
-    if (status != 0)
-        return status;
-    parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
-    parley_query_t *q = NULL;
-    parley_state_t *st = NULL;
-    int rc = cli_call_options(c, &copt);
-    copt.keyring = ring;
-    cli_filter_call(filters, &copt);
-    cli_signals_install();
-    /* A replay ends at the head as its first page sees it (or --until if
-     * lower): what is published while we read is not part of it. */
-    if (rc == 0 && replay) {
-        rc = parley_replay(since, until, &copt, &q);
-    } else if (rc == 0) {
-        if ((st = parley_state_new(&copt)) == NULL)
-            rc = -errno;
-        else
-            rc = parley_state_fetch(st);
-    }
+    const s_replay_t *x = arg;
+    if (!cli_filter_local(x->filters, parley_delivery_update(d)))
+        return 0;
+    int rc = cli_print_delivery(stdout, x->out, d);
+    if (rc == -EPIPE)
+        return CLI_QUERY_STOP;
     if (rc < 0) {
-        status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
-    } else if (replay) {
-        status = s_print_query(c, q, out);
-        cli_info(c, "replayed up to seq %llu",
-                 (unsigned long long)parley_query_seq(q));
-    } else {
-        status = s_print_state(c, st, out);
-        cli_info(c, "state as of seq %llu",
-                 (unsigned long long)parley_state_seq(st));
+        cli_error("writing output: %s", strerror(-rc));
+        return CLI_EXIT_OTHER;
     }
-    parley_query_destroy(&q);
-    parley_state_destroy(&st);
-    parley_keyring_destroy(&ring);
-    return status;
+    return 0;
 }
 
-/* Parse the options of replay or state (cmd) into the arguments of
- * s_query() and run it. */
+/* 1 if arg is a plain seq. */
 static int
-s_query_command(cli_common_t *c, const char *cmd, int argc, char **argv,
-                cli_filter_t *filters, void (*help)(void))
+s_is_seq(const char *arg)
+{
+    uint64_t v;
+    return arg != NULL && cli_parse_u64(arg, &v) == 0;
+}
+
+static int
+s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
 {
     static const struct option longopts[] = {
         CLI_COMMON_LONG,
@@ -557,282 +468,82 @@ s_query_command(cli_common_t *c, const char *cmd, int argc, char **argv,
         { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
         { NULL, 0, NULL, 0 },
     };
-    bool replay = strcmp(cmd, "replay") == 0;
     cli_output_t out = { .mode = CLI_OUT_LINE };
-    const char *keyring_path = NULL;
+    const char *keyring_path = NULL, *since_arg = NULL, *until_arg = NULL;
     uint64_t since = 1, until = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "F:", longopts,
                               NULL)) != -1) {
-        int rc = cli_common_option(c, opt, optarg);
-        if (rc == 0)
-            rc = cli_filter_option(filters, cmd, opt, optarg);
-        if (rc == 0)
-            rc = cli_output_option(&out, cmd, opt, optarg);
+        int rc = cli_read_option(c, filters, &out, "replay", opt, optarg);
         if (rc < 0)
             return CLI_EXIT_USAGE;
         if (rc > 0)
             continue;
         if (opt == 'h') {
-            help();
+            s_replay_help();
             return CLI_EXIT_OK;
         }
-        if (opt == CLI_OPT_KEYRING) {
+        if (opt == CLI_OPT_KEYRING)
             keyring_path = optarg;
-            continue;
-        }
-        if ((opt == S_OPT_SINCE || opt == S_OPT_UNTIL) && !replay)
-            return cli_usage_error(cmd, "unknown option \"%s\" (the state "
-                                        "has no range)",
-                                   opt == S_OPT_SINCE ? "--since"
-                                                      : "--until");
-        if (opt == S_OPT_SINCE || opt == S_OPT_UNTIL) {
-            uint64_t v;
-            if (cli_parse_u64(optarg, &v) < 0 || v == 0)
-                return cli_usage_error(cmd, "%s: \"%s\" is not a seq",
-                                       opt == S_OPT_SINCE ? "--since"
-                                                          : "--until",
-                                       optarg);
-            *(opt == S_OPT_SINCE ? &since : &until) = v;
-            continue;
-        }
-        return cli_option_error(cmd, opt, argv);
+        else if (opt == S_OPT_SINCE)
+            since_arg = optarg;
+        else if (opt == S_OPT_UNTIL)
+            until_arg = optarg;
+        else
+            return cli_option_error("replay", opt, argv);
     }
     if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument \"%s\"",
+        return cli_usage_error("replay", "unexpected argument \"%s\"",
                                argv[optind]);
-    if (until != 0 && until < since)
-        return cli_usage_error(cmd, "--until is below --since");
-    if (cli_filter_done(filters, cmd) < 0)
+    if (cli_filter_done(filters, "replay") < 0)
         return CLI_EXIT_USAGE;
-    return s_query(c, filters, keyring_path, &out, replay, since, until);
-}
+    int rc = cli_common_ready(c);
+    if (rc == 0 && since_arg != NULL)
+        rc = cli_since_seq(c, "replay", "--since", since_arg, &since);
+    if (rc == 0 && until_arg != NULL)
+        rc = cli_since_seq(c, "replay", "--until", until_arg, &until);
+    if (rc != 0)
+        return rc;
+    if (since == 0)
+        since = 1;
+    if (until_arg != NULL && until < since) {
+        if (s_is_seq(until_arg) && (since_arg == NULL || s_is_seq(since_arg)))
+            return cli_usage_error("replay", "--until is below --since");
+        /* times with nothing between them */
+        cli_info(c, "nothing between --since %s and --until %s",
+                 since_arg != NULL ? since_arg : "1", until_arg);
+        return CLI_EXIT_OK;
+    }
 
-static int
-s_replay_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
-{
-    return s_query_command(c, "replay", argc, argv, filters, s_replay_help);
+    parley_keyring_t *ring = NULL;
+    int status = cli_load_keyring(cli_keyring_path(c, keyring_path), &ring);
+    if (status != 0)
+        return status;
+    parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
+    parley_query_t *q = NULL;
+    rc = cli_call_options(c, &copt);
+    copt.keyring = ring;
+    cli_filter_call(filters, &copt);
+    cli_signals_install();
+    /* A replay ends at the head as its first page sees it (or --until if
+     * lower): what is published while we read is not part of it. */
+    if (rc == 0)
+        rc = parley_replay(since, until, &copt, &q);
+    if (rc < 0) {
+        status = rc == -EINTR && cli_stop ? CLI_EXIT_OK : cli_fail(c, NULL, rc);
+    } else {
+        s_replay_t x = { .out = &out, .filters = filters };
+        status = cli_query_run(c, q, s_replay_one, &x);
+        cli_info(c, "replayed up to seq %llu",
+                 (unsigned long long)parley_query_seq(q));
+    }
+    parley_query_destroy(&q);
+    parley_keyring_destroy(&ring);
+    return status;
 }
 
 int
 cmd_replay(cli_common_t *c, int argc, char **argv)
 {
     return cli_with_filters(c, argc, argv, s_replay_run);
-}
-
-static void
-s_state_help(void)
-{
-    printf("usage: parley state [filters] [--json | -F FORMAT] [--keyring FILE]\n"
-           "\n"
-           "Print where things stand: for each negotiation, phase and party that\n"
-           "matches the filters, the update holding its state after corrections,\n"
-           "retractions (the state goes back to what was true before the update\n"
-           "withdrawn) and expiry, one entry per line, by negotiation, phase and\n"
-           "party, then exit:\n"
-           "  NEGOTIATION phase N PARTY: STATUS: HEADLINE (#SEQ)\n"
-           "With --json, one object per entry: negotiation, phase, party, seq and\n"
-           "delivery (the update, as parley sub --json prints it); -F formats\n"
-           "the entry's update. One snapshot of the daemon: nothing published\n"
-           "afterwards is waited for.\n"
-           "\n"
-           "Options:\n"
-           "      --keyring FILE  re-verify each update against this keyring\n"
-           "%s"
-           "%s"
-           "%s"
-           "\n"
-           "Exit status: 0 printed (even if nothing matched), 1 usage error,\n"
-           "2 the daemon refused (unavailable: the state is too large for one\n"
-           "answer; use filters), 3 no answer, 4 keyring file problem, 5 other.\n",
-           cli_filter_help, cli_output_help, cli_common_help);
-}
-
-static int
-s_state_run(cli_common_t *c, int argc, char **argv, cli_filter_t *filters)
-{
-    return s_query_command(c, "state", argc, argv, filters, s_state_help);
-}
-
-int
-cmd_state(cli_common_t *c, int argc, char **argv)
-{
-    return cli_with_filters(c, argc, argv, s_state_run);
-}
-
-/* ---------------------------------------------------------------- verify */
-
-static void
-s_verify_help(void)
-{
-    printf("usage: parley verify [--keyring FILE] FILE...\n"
-           "\n"
-           "Check saved updates offline: each FILE holds the bytes of a\n"
-           "Delivery (as the feed and replay carry it) or of a SignedUpdate\n"
-           "(as a publisher sends it). For each FILE prints one line:\n"
-           "  FILE: OK #SEQ signer KEYID (NAME): HEADLINE\n"
-           "  FILE: CODE: why\n"
-           "(#SEQ for a Delivery only; NAME when the keyring knows the key).\n"
-           "Without --keyring the signature is checked against the key named\n"
-           "in the update; with it, the signer must also be listed and allowed\n"
-           "to publish that update.\n"
-           "\n"
-           "Options:\n"
-           "      --keyring FILE  trusted signers, as parleyd's keyring\n"
-           "  -q, --quiet         print only failures\n"
-           "  -h, --help          print this help\n"
-           "\n"
-           "Exit status: 0 all good, 1 usage error, 2 a file failed the check,\n"
-           "4 keyring file problem, 5 a file could not be read.\n");
-}
-
-/* Read a whole (small) file. 0 or -errno / -EFBIG. */
-static int
-s_read_file(const char *path, uint8_t **buf, size_t *len)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) != 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > S_VERIFY_MAX) {
-        close(fd);
-        return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-    }
-    *buf = malloc((size_t)st.st_size + 1);
-    if (*buf == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    *len = 0;
-    while (*len < (size_t)st.st_size) {
-        ssize_t r = read(fd, *buf + *len, (size_t)st.st_size - *len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = -errno;
-            close(fd);
-            free(*buf);
-            return e;
-        }
-        if (r == 0)
-            break;
-        *len += (size_t)r;
-    }
-    close(fd);
-    return 0;
-}
-
-/* Check one file; returns 0 (good), CLI_EXIT_REJECTED or CLI_EXIT_OTHER. */
-static int
-s_verify_one(const cli_common_t *c, const parley_keyring_t *ring,
-             const char *path)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    uint8_t signer[PARLEY_PUBLICKEY_BYTES];
-    int rc = s_read_file(path, &buf, &len);
-    if (rc < 0) {
-        cli_error("%s: %s", path, strerror(-rc));
-        return CLI_EXIT_OTHER;
-    }
-    parley_delivery_t *d = parley_delivery_new();
-    parley_update_t *u = parley_update_new();
-    if (d == NULL || u == NULL) {
-        cli_error("out of memory");
-        rc = CLI_EXIT_OTHER;
-        goto out;
-    }
-    /* A Delivery first: its field types differ from a SignedUpdate's, so
-     * one is never mistaken for the other. */
-    int is_delivery = 1;
-    rc = parley_delivery_decode(ring, buf, len, d);
-    if (rc == PARLEY_EMALFORMED) {
-        int rc2 = parley_verify(ring, buf, len, u, signer);
-        if (rc2 != PARLEY_EMALFORMED) {
-            is_delivery = 0;
-            rc = rc2;
-        }
-    }
-    if (rc < 0) {
-        printf("%s: %s: %s\n", path, parley_error_name(rc),
-               parley_strerror(rc));
-        rc = CLI_EXIT_REJECTED;
-        goto out;
-    }
-    if (!c->quiet) {
-        /* the common formatter prints the text fields safely */
-        const char *name = is_delivery ? parley_delivery_signer_name(d)
-                           : ring != NULL ? parley_keyring_name(ring, signer)
-                                          : NULL;
-        int named = name != NULL && name[0] != '\0';
-        cli_output_t o = { .mode = CLI_OUT_FORMAT };
-        printf("%s: OK ", path);
-        o.format = is_delivery ? (named ? "#%s signer %i (%N): %h"
-                                        : "#%s signer %i: %h")
-                               : (named ? "signer %i (%N): %h"
-                                        : "signer %i: %h");
-        rc = is_delivery ? cli_print_delivery(stdout, &o, d)
-                         : cli_print_signed(stdout, &o, u, signer, name);
-        if (rc < 0) {
-            rc = CLI_EXIT_OTHER;
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    free(buf);
-    parley_delivery_destroy(&d);
-    parley_update_destroy(&u);
-    return rc;
-}
-
-int
-cmd_verify(cli_common_t *c, int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        CLI_COMMON_LONG,
-        { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *keyring_path = NULL;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, longopts,
-                              NULL)) != -1) {
-        int rc = cli_common_option(c, opt, optarg);
-        if (rc < 0)
-            return CLI_EXIT_USAGE;
-        if (rc > 0)
-            continue;
-        if (opt == 'h') {
-            s_verify_help();
-            return CLI_EXIT_OK;
-        }
-        if (opt == CLI_OPT_KEYRING) {
-            keyring_path = optarg;
-            continue;
-        }
-        return cli_option_error("verify", opt, argv);
-    }
-    if (optind >= argc)
-        return cli_usage_error("verify", "name at least one FILE");
-
-    parley_keyring_t *ring = NULL;
-    int status = cli_load_keyring(keyring_path, &ring);
-    if (status != 0)
-        return status;
-    for (int i = optind; i < argc; i++) {
-        int rc = s_verify_one(c, ring, argv[i]);
-        /* a read error outranks a failed check: it says less */
-        if (rc == CLI_EXIT_OTHER || (rc != 0 && status == 0))
-            status = rc;
-    }
-    parley_keyring_destroy(&ring);
-    if (fflush(stdout) != 0 && status == 0)
-        status = CLI_EXIT_OTHER;
-    return status;
 }

@@ -40,12 +40,12 @@ typedef enum {
 static void
 s_help(void)
 {
-    printf("usage: parley pub -k KEYFILE --negotiation N --party P [--party P]...\n"
+    printf("usage: parley pub [-k KEYFILE] --negotiation N --party P [--party P]...\n"
            "                  [--phase N] --status S --headline TEXT [--body TEXT]\n"
            "                  [--location TEXT] [--kind KIND [--ref SEQ]...]\n"
            "                  [--scheduled-at MS] [--expires-at MS]\n"
-           "       parley pub -k KEYFILE --json < updates.jsonl\n"
-           "       parley pub -k KEYFILE --print-envelope[=json] ...\n"
+           "       parley pub [-k KEYFILE] --json < updates.jsonl\n"
+           "       parley pub [-k KEYFILE] --print-envelope[=json] ...\n"
            "\n"
            "Sign an update with KEYFILE and publish it to parleyd; print the seq\n"
            "the daemon assigned. With --json, read one JSON object per line from\n"
@@ -60,7 +60,8 @@ s_help(void)
            "once more; one without an answer is resent with the same bytes.\n"
            "\n"
            "Options:\n"
-           "  -k, --key KEYFILE      secret key (mode 0600) to sign with (required)\n"
+           "  -k, --key KEYFILE      secret key (mode 0600) to sign with (required,\n"
+           "                         unless the context names a key)\n"
            "      --negotiation N    negotiation slug, e.g. gaza-ceasefire\n"
            "      --party P          a party the update concerns (1-16 times)\n"
            "      --phase N          phase 0-255 (default 0: the deal as a whole)\n"
@@ -74,6 +75,10 @@ s_help(void)
            "      --kind KIND        update (default), correction or retraction\n"
            "      --ref SEQ          seq a correction or retraction replaces\n"
            "                         (required with those kinds; repeatable)\n"
+           "                         A retraction needs no --status or\n"
+           "                         --headline: it takes the status of the\n"
+           "                         update it retracts (asked of the daemon)\n"
+           "                         and the headline \"Retraction of #SEQ\".\n"
            "      --scheduled-at MS  when the event is scheduled, unix ms\n"
            "      --expires-at MS    when the update stops being current, unix ms\n"
            "      --json             read updates as JSON lines from stdin\n"
@@ -85,6 +90,10 @@ s_help(void)
            "                         {\"signed_body\",\"signature\",\"signer\"}\n"
            "                         (base64); works with --json\n"
            "%s"
+           "\n"
+           "--timeout SEC is the whole wait for an answer: an update without\n"
+           "an answer is sent again (the same bytes) within it, once per\n"
+           "endpoint of the list and at least twice.\n"
            "\n"
            "Exit status: 0 accepted, 1 usage error or invalid update, 2 rejected\n"
            "by the daemon, 3 no answer, 4 key file problem, 5 other error. With\n"
@@ -99,17 +108,55 @@ typedef struct {
     parley_key_t *key;
     parley_pub_t *pub;
     parley_update_t *u;      /* each update of --json */
+    int diagnosed;           /* a failure to connect was explained */
     s_print_t print;         /* --print-envelope */
 } s_ctx_t;
 
-/* Print the valid status names, for an error message. */
-static void
-s_list_statuses(void)
+/*
+ * A retraction without a status or headline gets them here: the status of
+ * the first update it retracts (asked of the daemon), and the headline
+ * "Retraction of #A,#B". Returns 0 or an exit code after printing.
+ */
+static int
+s_retraction_defaults(s_ctx_t *x, parley_update_t *u, const char *prefix)
 {
-    fputs("  valid statuses:", stderr);
-    for (int s = PARLEY_STATUS_PROPOSED; s <= PARLEY_STATUS_COLLAPSED; s++)
-        fprintf(stderr, " %s", parley_status_name((parley_status_t)s));
-    fputc('\n', stderr);
+    if (parley_update_kind(u) != PARLEY_KIND_RETRACTION
+        || parley_update_reference_count(u) == 0)
+        return 0;
+    if (parley_update_headline(u)[0] == '\0') {
+        char h[PARLEY_HEADLINE_MAX + 1] = "Retraction of ";
+        size_t used = strlen(h);
+        cli_references(u, "#", h + used, sizeof(h) - used);
+        if (parley_update_set_headline(u, h) != 0)
+            return CLI_EXIT_OTHER;
+    }
+    if (parley_update_status(u) != PARLEY_STATUS_UNSPECIFIED)
+        return 0;
+    uint64_t ref = parley_update_reference(u, 0);
+    parley_call_options_t o = PARLEY_CALL_OPTIONS_INIT;
+    parley_query_t *q = NULL;
+    const parley_event_t *ev = NULL;
+    int rc = cli_call_options(x->c, &o);
+    if (rc == 0)
+        rc = parley_replay(ref, ref, &o, &q);
+    while (rc == 0 && (rc = parley_query_next(q, &ev)) == 1
+           && parley_event_type(ev) != PARLEY_EVENT_DELIVERY)
+        ;
+    if (rc == 1) {
+        const parley_update_t *old =
+            parley_delivery_update(parley_event_delivery(ev));
+        rc = parley_update_set_status(u, parley_update_status(old));
+        parley_query_destroy(&q);
+        return rc == 0 ? 0 : CLI_EXIT_OTHER;
+    }
+    parley_query_destroy(&q);
+    if (rc == 0 || rc == PARLEY_ETRUNCATED) {
+        cli_error("%sthe daemon holds no update #%llu to retract; give "
+                  "--status if you mean it",
+                  prefix, (unsigned long long)ref);
+        return CLI_EXIT_USAGE;
+    }
+    return cli_fail(x->c, NULL, rc);
 }
 
 /*
@@ -124,24 +171,52 @@ static int
 s_publish(s_ctx_t *x, parley_update_t *u, const char *prefix)
 {
     uint64_t seq = 0;
+    /* --print-envelope signs without a daemon: a retraction there
+     * needs its --status */
     if (x->print != S_PRINT_NONE)
         return s_print_envelope(x, u, prefix);
-    int rc = parley_pub_publish(x->pub, u, &seq);
+    int rc = s_retraction_defaults(x, u, prefix);
+    if (rc != 0)
+        return rc;
+    rc = parley_pub_publish(x->pub, u, &seq);
     if (rc < 0) {
         const char *detail = parley_pub_detail(x->pub);
-        if (rc == PARLEY_EINVALID) {
+        /* The daemon's reject text starts with the code's sentence; the
+         * library's own check names the field first. */
+        size_t said = strlen(parley_strerror(PARLEY_EINVALID));
+        int from_daemon = strncmp(detail, parley_strerror(PARLEY_EINVALID),
+                                  said)
+                              == 0
+                          && detail[said] == ':';
+        if (rc == PARLEY_EINVALID && !from_daemon) {
             cli_error("%sinvalid update: %s", prefix,
                       detail[0] != '\0' ? detail : parley_strerror(rc));
             return CLI_EXIT_USAGE;
+        }
+        if (rc == PARLEY_EUNKNOWNSIGNER) {
+            /* which daemon, and which key file's line it needs */
+            cli_error("%srejected: %s: %s (%s answered; its keyring needs "
+                      "a line for %s.pub)",
+                      prefix, parley_error_name(rc),
+                      detail[0] != '\0' ? detail : parley_strerror(rc),
+                      parley_pub_endpoint(x->pub), x->key_path);
+            return CLI_EXIT_REJECTED;
         }
         if (cli_is_reject(rc)) {
             cli_error("%srejected: %s: %s", prefix, parley_error_name(rc),
                       detail[0] != '\0' ? detail : parley_strerror(rc));
             return CLI_EXIT_REJECTED;
         }
+        if ((rc == PARLEY_ETIMEOUT || rc == PARLEY_EPROTO) && !x->diagnosed) {
+            /* what answers there (nothing, a feed, not parley) says more
+             * than a timeout; once is enough for a run */
+            x->diagnosed = 1;
+            if (prefix[0] != '\0')
+                cli_error("%sno answer", prefix);
+            return cli_fail(x->c, NULL, rc);
+        }
         if (rc == PARLEY_ETIMEOUT) {
-            cli_error("%sno answer from %s within %d.%03d s (is parleyd "
-                      "running?)",
+            cli_error("%sno answer from %s within %d.%03d s",
                       prefix, parley_pub_endpoint(x->pub),
                       x->c->timeout_ms / 1000, x->c->timeout_ms % 1000);
             return CLI_EXIT_NOANSWER;
@@ -251,7 +326,7 @@ s_publish_json(s_ctx_t *x)
     int status = CLI_EXIT_OK;
 
     while (!cli_stop && (len = getline(&line, &cap, stdin)) >= 0) {
-        char prefix[48], err[256];
+        char prefix[48], err[512];
         lineno++;
         if (s_blank(line))
             continue;
@@ -295,23 +370,30 @@ s_text_opt(parley_update_t *u, int (*set)(parley_update_t *, const char *),
     return 0;
 }
 
-/* The fields an update from the command line must have. */
+/* The fields an update from the command line must have (a retraction
+ * gets a status and a headline of its own, see s_retraction_defaults()). */
 static int
 s_required(const parley_update_t *u)
 {
+    int retraction = parley_update_kind(u) == PARLEY_KIND_RETRACTION;
     if (parley_update_negotiation(u)[0] == '\0')
         return cli_usage_error("pub", "--negotiation is required");
     if (parley_update_party_count(u) == 0)
         return cli_usage_error("pub", "at least one --party is required");
-    if (parley_update_status(u) == PARLEY_STATUS_UNSPECIFIED)
+    if (parley_update_kind(u) != PARLEY_KIND_UPDATE
+        && parley_update_reference_count(u) == 0)
+        return cli_usage_error("pub", "--kind %s needs --ref SEQ (the update "
+                                      "it replaces)",
+                               parley_kind_name(parley_update_kind(u)));
+    if (parley_update_status(u) == PARLEY_STATUS_UNSPECIFIED && !retraction)
         return cli_usage_error("pub", "--status is required");
-    if (parley_update_headline(u)[0] == '\0')
+    if (parley_update_headline(u)[0] == '\0' && !retraction)
         return cli_usage_error("pub", "--headline is required");
     return 0;
 }
 
 /*
- * Apply one update field option to u. Returns 0, 1 if opt is not one, or
+ * Apply one update field option to u. Returns 0, -1 if opt is not one, or
  * CLI_EXIT_USAGE after printing a usage error.
  */
 static int
@@ -326,15 +408,13 @@ s_field_option(parley_update_t *u, int opt, const char *arg)
     case CLI_OPT_NEGOTIATION:
         if (parley_update_set_negotiation(u, arg) != 0)
             return cli_usage_error("pub", "--negotiation: \"%s\" is not a "
-                                          "slug ([a-z0-9][a-z0-9-], at most "
-                                          "32 chars)",
+                                          "slug (" CLI_SLUG_RULE ")",
                                    arg);
         return 0;
     case CLI_OPT_PARTY:
         if (!parley_slug_valid(arg))
             return cli_usage_error("pub", "--party: \"%s\" is not a slug "
-                                          "([a-z0-9][a-z0-9-], at most 32 "
-                                          "chars)",
+                                          "(" CLI_SLUG_RULE ")",
                                    arg);
         if (parley_update_party_count(u) >= PARLEY_PARTIES_MAX)
             return cli_usage_error("pub", "--party: at most %d parties",
@@ -354,7 +434,7 @@ s_field_option(parley_update_t *u, int opt, const char *arg)
         if (parley_status_parse(arg, &status) != 0
             || parley_update_set_status(u, status) != 0) {
             cli_error("--status: unknown status \"%s\"", arg);
-            s_list_statuses();
+            cli_list_statuses();
             fprintf(stderr, "Try 'parley pub --help'.\n");
             return CLI_EXIT_USAGE;
         }
@@ -398,7 +478,7 @@ s_field_option(parley_update_t *u, int opt, const char *arg)
                        : CLI_EXIT_USAGE;
         return parley_update_set_expires_at(u, i64) == 0 ? 0 : CLI_EXIT_USAGE;
     default:
-        return 1;
+        return -1;
     }
 }
 
@@ -471,15 +551,22 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
         }
         fields = 1;
         if ((rc = s_field_option(x.u, opt, optarg)) != 0) {
-            status = rc == 1 ? cli_option_error("pub", opt, argv) : rc;
+            status = rc < 0 ? cli_option_error("pub", opt, argv) : rc;
             goto done;
         }
     }
-    if (optind < argc)
+    if (optind < argc) {
         status = cli_usage_error("pub", "unexpected argument \"%s\"",
                                  argv[optind]);
-    else if (x.key_path == NULL)
-        status = cli_usage_error("pub", "-k KEYFILE is required");
+        goto done;
+    }
+    if ((status = cli_common_ready(c)) != 0)
+        goto done;
+    if (x.key_path == NULL)
+        x.key_path = c->key_path;
+    if (x.key_path == NULL)
+        status = cli_usage_error("pub", "-k KEYFILE is required (or a context "
+                                        "with a key: --context NAME)");
     else if (json && fields)
         status = cli_usage_error("pub", "--json reads the updates from stdin; "
                                         "give no update fields with it");
@@ -495,11 +582,8 @@ cmd_pub(cli_common_t *c, int argc, char **argv)
     if (status != 0)
         goto done;
 
-    if ((x.key = parley_key_load(x.key_path)) == NULL) {
-        cli_error("%s: %s", x.key_path, parley_strerror(-errno));
-        status = CLI_EXIT_KEY;
+    if ((status = cli_load_key(x.key_path, &x.key)) != 0)
         goto done;
-    }
     if (x.print != S_PRINT_NONE) {
         status = json ? s_publish_json(&x) : s_publish(&x, x.u, "");
         goto done;

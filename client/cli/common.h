@@ -2,7 +2,8 @@
  * common.h - what the parley subcommands share: common options, exit
  * codes, error reporting, filter options and the output of updates.
  *
- * The tool uses only the public API of libparley (parley.h) and jansson.
+ * The tool uses the public API of libparley (parley.h), jansson, and
+ * libsodium for base64 (--raw, verify); the alert path adds libcurl.
  */
 #ifndef PARLEY_CLI_COMMON_H
 #define PARLEY_CLI_COMMON_H
@@ -35,7 +36,24 @@ enum {
     CLI_OPT_CURVE_SERVER_KEY,
     CLI_OPT_CURVE_KEY,
     CLI_OPT_OR,
+    CLI_OPT_CONTEXT,
+    CLI_OPT_STATUS_FILTER,
+    CLI_OPT_KIND_FILTER,
+    CLI_OPT_RAW,
     CLI_OPT_FIRST_FREE, /* subcommands number their own options from here */
+};
+
+/* What a slug is, for messages. */
+#define CLI_SLUG_RULE                                                        \
+    "[a-z0-9][a-z0-9-]{0,31}: lowercase letters, digits and '-', at most "   \
+    "32, not starting with '-'"
+
+/* Settings of cli_common_t, as bits of its given and from_env fields. */
+enum {
+    CLI_SET_SERVER = 1u << 0,
+    CLI_SET_TIMEOUT = 1u << 1,
+    CLI_SET_CURVE_SERVER_KEY = 1u << 2,
+    CLI_SET_CURVE_KEY = 1u << 3,
 };
 
 /* Options every subcommand takes. */
@@ -47,7 +65,15 @@ typedef struct cli_common {
     const char *curve_server_key; /* daemon's CURVE NAME.pub, or NULL */
     const char *curve_key;        /* our CURVE secret key file, or NULL */
     parley_curve_t *curve;        /* loaded on first use (cli_ping...) */
-    int curve_err;                /* why loading failed (already printed) */
+    int curve_err;                /* why the keys or the context could not
+                                     be used (already printed) */
+    const char *context;          /* --context or $PARLEY_CONTEXT */
+    const char *key_path;         /* signing key of the context, or NULL */
+    const char *keyring_path;     /* keyring of the context, or NULL */
+    const char *context_used;     /* the context applied, or NULL */
+    unsigned given;               /* CLI_SET_*: set by a flag */
+    unsigned from_env;            /* CLI_SET_*: set from the environment */
+    int ready;                    /* cli_common_ready() has run */
 } cli_common_t;
 
 /* getopt_long entries and short letters of the common options. */
@@ -59,6 +85,7 @@ typedef struct cli_common {
     { "verbose", no_argument, NULL, 'v' },                                   \
     { "curve-server-key", required_argument, NULL, CLI_OPT_CURVE_SERVER_KEY },\
     { "curve-key", required_argument, NULL, CLI_OPT_CURVE_KEY },             \
+    { "context", required_argument, NULL, CLI_OPT_CONTEXT },                 \
     { "help", no_argument, NULL, 'h' }
 
 /* Help text for the common options (one block, indented like the rest). */
@@ -66,9 +93,27 @@ extern const char cli_common_help[];
 
 /*
  * Defaults: server from PARLEY_SERVER or PARLEY_DEFAULT_SERVER, 5 s; CURVE
- * key files from PARLEY_CURVE_SERVER_KEY and PARLEY_CURVE_KEY.
+ * key files from PARLEY_CURVE_SERVER_KEY and PARLEY_CURVE_KEY; the context
+ * from PARLEY_CONTEXT.
  */
 void cli_common_init(cli_common_t *c);
+
+/*
+ * Apply the client profile (config.h) once the options are read: the
+ * context named by --context or $PARLEY_CONTEXT, else the file's
+ * default-context. What a flag set stays; a context named explicitly
+ * overrides the environment (PARLEY_SERVER...), the default context does
+ * not. Called by every function below that talks to the daemon, and by
+ * commands that need the context's key or keyring first. Safe to call
+ * again.
+ *
+ * Returns:   0, or CLI_EXIT_USAGE after printing what is wrong (no such
+ *            context, a bad config file); later calls return the same.
+ */
+int cli_common_ready(cli_common_t *c);
+
+/* The keyring file to use: the flag's, else the context's (may be NULL). */
+const char *cli_keyring_path(cli_common_t *c, const char *flag_path);
 
 /*
  * Talk to the daemon with the common options, through CurveZMQ when
@@ -136,6 +181,16 @@ int cli_exit_code(int err);
  */
 int cli_fail(const cli_common_t *c, const char *what, int err);
 
+/*
+ * Guess the api endpoint that belongs to a feed endpoint: parleyd's
+ * defaults put it one port below. The guess is asked (ping) and kept only
+ * if the daemon there names feed as its feed.
+ *
+ * Returns:   0 with the api endpoint in api, or -1.
+ */
+int cli_feed_to_api(const cli_common_t *c, const char *feed, char *api,
+                    size_t cap);
+
 /* Parse a decimal u64 (no sign, no junk). 0 or -1. */
 int cli_parse_u64(const char *s, uint64_t *out);
 
@@ -148,6 +203,33 @@ int cli_parse_seconds(const char *s, int allow_zero, int *ms);
 /* Parse a phase 0..255. 0 or -1. */
 int cli_parse_phase(const char *s, uint32_t *out);
 
+/*
+ * Parse a duration for an option ("90s", "30m", "1h", or plain seconds).
+ * Returns 0 with *ms, or CLI_EXIT_USAGE after printing "OPTION: ...".
+ */
+int cli_duration_option(const char *cmd, const char *option, const char *arg,
+                        int64_t *ms);
+
+/*
+ * Load a secret signing key for -k. A public key file ("this is a public
+ * key; use the secret key file (without .pub)"), a directory, a missing
+ * or unreadable file and a mode others can read each get a message that
+ * says what to do.
+ *
+ * Returns:   0 with *out set, or CLI_EXIT_KEY after printing the message.
+ */
+int cli_load_key(const char *path, parley_key_t **out);
+
+/*
+ * Print the valid status names on stderr as one line,
+ *   "  valid statuses: proposed, talks_scheduled, ..."
+ * as the flags and JSON lines that take a status do.
+ */
+void cli_list_statuses(void);
+
+/* Write the status names, comma-separated, into buf. */
+void cli_status_names(char *buf, size_t cap);
+
 /* ------------------------------------------------------------ filters */
 
 /* Filters of one command line: "--or" starts another one. */
@@ -157,13 +239,17 @@ typedef struct cli_filter {
     parley_filter_t *sets[CLI_FILTERS_MAX]; /* made on first use */
     size_t n;                               /* sets in use */
     int or_pending;                         /* --or given, no value since */
+    unsigned statuses;  /* --status: bit s for status s; 0 = any */
+    unsigned kinds;     /* --kind: bit k for kind k; 0 = any */
 } cli_filter_t;
 
 #define CLI_FILTER_LONG                                                      \
     { "negotiation", required_argument, NULL, CLI_OPT_NEGOTIATION },         \
     { "party", required_argument, NULL, CLI_OPT_PARTY },                     \
     { "phase", required_argument, NULL, CLI_OPT_PHASE },                     \
-    { "or", no_argument, NULL, CLI_OPT_OR }
+    { "or", no_argument, NULL, CLI_OPT_OR },                                 \
+    { "status", required_argument, NULL, CLI_OPT_STATUS_FILTER },            \
+    { "kind", required_argument, NULL, CLI_OPT_KIND_FILTER }
 
 extern const char cli_filter_help[];
 
@@ -184,6 +270,21 @@ int cli_filter_done(const cli_filter_t *f, const char *cmd);
 void cli_filter_sub(const cli_filter_t *f, parley_sub_options_t *o);
 void cli_filter_call(const cli_filter_t *f, parley_call_options_t *o);
 
+/*
+ * The part of the filters the tool applies itself: --status and --kind
+ * (the daemon knows only negotiation, party and phase). Returns 1 if u
+ * passes them (always, without them), else 0.
+ */
+int cli_filter_local(const cli_filter_t *f, const parley_update_t *u);
+
+/*
+ * Does the (negotiation, party, phase) entry match one of the filters'
+ * negotiation/party/phase lists (any with no filter)? For tables of the
+ * current state, whose rows are entries, not updates.
+ */
+int cli_filter_entry(const cli_filter_t *f, const char *negotiation,
+                     const char *party, uint32_t phase);
+
 /* Free the filters; f can be used again. */
 void cli_filter_free(cli_filter_t *f);
 
@@ -201,13 +302,27 @@ int cli_with_filters(cli_common_t *c, int argc, char **argv,
  */
 int cli_load_keyring(const char *path, parley_keyring_t **out);
 
+/*
+ * Resolve a --since/--until argument (a seq, a duration such as 1h, or a
+ * timestamp) to a seq: a time is the first seq the daemon received at or
+ * after it (found by bisecting the log on received_at; one small replay
+ * per step), or the head + 1 when nothing is that recent.
+ *
+ * Returns:   0 with *seq set, CLI_EXIT_USAGE after printing that arg is
+ *            none of the three, or another exit code after printing the
+ *            failure to ask the daemon.
+ */
+int cli_since_seq(cli_common_t *c, const char *cmd, const char *option,
+                  const char *arg, uint64_t *seq);
+
 /* ------------------------------------------------------------- output */
 
 typedef enum {
-    CLI_OUT_LINE = 0,   /* "#<seq> <negotiation> phase <n> [...] ..." */
+    CLI_OUT_LINE = 0,   /* "#<seq> <time> <negotiation> phase <n> ..." */
     CLI_OUT_JSON,       /* one JSON object per line */
     CLI_OUT_FORMAT,     /* -F FORMAT */
     CLI_OUT_NONE,       /* nothing on stdout */
+    CLI_OUT_RAW,        /* --raw: base64 of the signed bytes per line */
 } cli_out_mode_t;
 
 typedef struct cli_output {
@@ -217,16 +332,27 @@ typedef struct cli_output {
 } cli_output_t;
 
 #define CLI_OUTPUT_LONG { "json", no_argument, NULL, CLI_OPT_JSON }
-/* The same with -F/--format, for the commands that print updates. */
+/* The same with -F/--format and --raw, for the commands that print
+ * updates. */
 #define CLI_OUTPUT_FORMAT_LONG                                               \
-    CLI_OUTPUT_LONG, { "format", required_argument, NULL, 'F' }
+    CLI_OUTPUT_LONG, { "format", required_argument, NULL, 'F' },             \
+    { "raw", no_argument, NULL, CLI_OPT_RAW }
 
 /*
- * Apply --json or -F FORMAT (they exclude each other). Returns 1 if opt
- * was one, 0 if not, -1 after printing a usage error.
+ * Apply --json, -F FORMAT or --raw (they exclude each other). Returns 1
+ * if opt was one, 0 if not, -1 after printing a usage error.
  */
 int cli_output_option(cli_output_t *o, const char *cmd, int opt,
                       const char *arg);
+
+/*
+ * For the commands that read updates (sub, replay, state): apply opt if
+ * it is a common option (cli_common_option()), a filter or an output
+ * option. Returns 1 if it was one, 0 if not, -1 after printing a usage
+ * error.
+ */
+int cli_read_option(cli_common_t *c, cli_filter_t *f, cli_output_t *o,
+                    const char *cmd, int opt, const char *arg);
 
 extern const char cli_output_help[];
 
@@ -256,16 +382,6 @@ int cli_print_event(FILE *out, const cli_output_t *o,
                     const parley_event_t *ev);
 
 /*
- * Print one entry of the current state (`parley state`): the line
- * "NEGOTIATION phase N PARTY: STATUS: HEADLINE (#SEQ)", the JSON object
- * {"negotiation", "phase", "party", "seq", "delivery": {...}}, or the -F
- * format applied to its delivery. Returns 0 or -errno.
- */
-int cli_print_entry(FILE *out, const cli_output_t *o, const char *negotiation,
-                    const char *party, uint32_t phase,
-                    const parley_delivery_t *d);
-
-/*
  * Print a SignedUpdate that is not in a Delivery (no seq, no
  * received_at) in the chosen mode, as cli_print_delivery() does; %j and
  * --json are not available for it.
@@ -274,8 +390,59 @@ int cli_print_signed(FILE *out, const cli_output_t *o,
                      const parley_update_t *u, const uint8_t *signer,
                      const char *signer_name);
 
+/*
+ * Write the signed bytes of d (its SignedUpdate) as one line of standard
+ * base64 into a heap string, as --raw prints them and `parley verify`
+ * reads them. Returns the string (free() it) or NULL with errno set.
+ */
+char *cli_raw_line(const parley_delivery_t *d);
+
+/*
+ * The update as the default line prints it, without the time:
+ *   #<seq> <negotiation> phase <n> [<parties>] <status>: <headline>
+ * (and " (correction of #A)"...), control characters escaped; for chat
+ * messages. Returns a heap string or NULL.
+ */
+char *cli_update_text(const parley_delivery_t *d);
+
+/*
+ * Print UTF-8 text for people: C0 controls, DEL and the C1 controls
+ * become escapes (\n, \t, \xHH, \u0085), so that text from an update
+ * stays on its line and cannot drive the terminal.
+ */
+void cli_put_text(FILE *out, const char *s);
+
 /* The parties of an update, comma-separated, into buf. */
 void cli_parties(const parley_update_t *u, char *buf, size_t cap);
+
+/* Room for every reference of an update as cli_references() writes it
+ * with a one-character mark. */
+#define CLI_REFS_CHARS (PARLEY_REFERENCES_MAX * 22 + 1)
+
+/*
+ * The references of an update, comma-separated, each after mark ("#":
+ * "#4,#7"; "": "4,7"), into buf (cut at a whole reference if cap is too
+ * small). Threads: safe.
+ */
+void cli_references(const parley_update_t *u, const char *mark, char *buf,
+                    size_t cap);
+
+/* ------------------------------------------------------------ queries */
+
+/* What an on_delivery callback returns to end a query early, quietly. */
+#define CLI_QUERY_STOP (-1)
+
+/*
+ * Read a snapshot or replay to its end: each delivery goes to
+ * on_delivery; a gap and a delivery that fails verification are reported
+ * on stderr (as sub does). A stop signal ends it (status 0).
+ *
+ * Returns:   an exit code: 0, what on_delivery returned other than 0
+ *            (CLI_QUERY_STOP: 0), or the failure of the query.
+ */
+int cli_query_run(const cli_common_t *c, parley_query_t *q,
+                  int (*on_delivery)(void *arg, const parley_delivery_t *d),
+                  void *arg);
 
 /* ------------------------------------------------------------ signals */
 
@@ -288,6 +455,11 @@ extern volatile sig_atomic_t cli_stop;
  */
 void cli_signals_install(void);
 
+/* Set by SIGUSR1 once cli_usr1_install() has run (parley sub prints its
+ * stats then); the handler restarts interrupted calls. */
+extern volatile sig_atomic_t cli_usr1;
+void cli_usr1_install(void);
+
 /* ---------------------------------------------------------- commands */
 
 int cmd_keygen(cli_common_t *c, int argc, char **argv);
@@ -298,5 +470,6 @@ int cmd_state(cli_common_t *c, int argc, char **argv);
 int cmd_stats(cli_common_t *c, int argc, char **argv);
 int cmd_ping(cli_common_t *c, int argc, char **argv);
 int cmd_verify(cli_common_t *c, int argc, char **argv);
+int cmd_context(cli_common_t *c, int argc, char **argv);
 
 #endif /* PARLEY_CLI_COMMON_H */

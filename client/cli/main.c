@@ -16,13 +16,14 @@ static const struct {
     const char *summary;
 } s_commands[] = {
     { "pub", cmd_pub, "sign and publish an update (or JSON lines from stdin)" },
-    { "sub", cmd_sub, "subscribe: print updates or run a command for each" },
+    { "sub", cmd_sub, "subscribe: print updates, or alert a command or a web hook" },
     { "replay", cmd_replay, "print the updates the daemon holds in a range" },
-    { "state", cmd_state, "print the current state (the latest per entry)" },
+    { "state", cmd_state, "where things stand: the current state, as a table" },
     { "keygen", cmd_keygen, "make a signing key pair and its keyring line" },
     { "verify", cmd_verify, "check saved Delivery or SignedUpdate bytes offline" },
     { "stats", cmd_stats, "print the daemon's counters" },
     { "ping", cmd_ping, "check the daemon: feed endpoint, seqs, version" },
+    { "context", cmd_context, "list or show the client profiles (--context)" },
 };
 
 #define S_N_COMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
@@ -61,7 +62,10 @@ s_usage(FILE *out)
             "  PARLEY_SERVER            api endpoint used when --server is not "
             "given\n"
             "  PARLEY_CURVE_SERVER_KEY  default of --curve-server-key\n"
-            "  PARLEY_CURVE_KEY         default of --curve-key\n",
+            "  PARLEY_CURVE_KEY         default of --curve-key\n"
+            "  PARLEY_CONTEXT           default of --context\n"
+            "  PARLEY_CONFIG            the config file of the contexts (default\n"
+            "                           ~/.config/parley/config)\n",
             cli_common_help);
 }
 

@@ -63,10 +63,13 @@ def test_state_and_filters(w):
         check(status == 400 and doc["error"] == "bad_request",
               "state?%s: %d %s" % (bad, status, body))
     # The daemon agrees (its own snapshot, through the tool), entry by
-    # entry: `parley state --json` prints one object per entry.
+    # entry: `parley state --json` is one document, negotiation -> phase
+    # -> party.
     r = subprocess.run([PARLEY, "state", "-s", d.api, "--json"], capture_output=True)
-    objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
-    daemon = {(o["negotiation"], o["phase"], o["party"]): o["seq"] for o in objs}
+    doc = json.loads(r.stdout.decode())
+    objs = [(n["negotiation"], ph["phase"], p["party"], p["seq"])
+            for n in doc["negotiations"] for ph in n["phases"] for p in ph["parties"]]
+    daemon = {(n, ph, p): seq for n, ph, p, seq in objs}
     check(len(daemon) == len(objs) and daemon == want,
           "parley state has %s, the gateway %s" % (daemon, want))
 

@@ -224,3 +224,62 @@ make_key() {
     [ "$mode" = 600 ] || fail "secret key $T/$name has mode $mode, expected 600"
     echo "$name $(cut -d' ' -f1 "$T/$name.pub") negotiations=* parties=* phases=*" >>"$T/keyring"
 }
+
+# start_hook DIR MODE [ARG]: start tests/integration/hook_receiver.py (a
+# web hook on a free loopback port that logs each request to DIR/hook.log
+# and answers as MODE says: ok, fail-for SECONDS, fail-always, slow MS);
+# sets HOOK_URL (http://127.0.0.1:PORT) and HOOK_PID.
+start_hook() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    python3 "$PARLEY_SOURCE_DIR/tests/integration/hook_receiver.py" "$dir" "$@" \
+        >"$dir/hook.out" 2>&1 &
+    HOOK_PID=$!
+    PH_PIDS="$PH_PIDS $HOOK_PID"
+    PH_LOGS="$PH_LOGS $dir/hook.out"
+    for _ in $(seq 100); do [ -f "$dir/hook.port" ] && break; sleep 0.1; done
+    [ -f "$dir/hook.port" ] || fail "the test web hook did not start"
+    HOOK_URL=http://127.0.0.1:$(cat "$dir/hook.port")
+}
+
+# hook_ok_count DIR: how many requests the hook answered 2xx.
+hook_ok_count() {
+    python3 - "$1/hook.log" <<'PY'
+import json, sys
+try:
+    lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+except OSError:
+    lines = []
+print(sum(1 for l in lines if l and 200 <= json.loads(l)["status"] < 300))
+PY
+}
+
+# wait_hook_ok DIR N SECONDS: wait until the hook answered N requests 2xx.
+wait_hook_ok() {
+    local i
+    for i in $(seq $(($3 * 10))); do
+        [ "$(hook_ok_count "$1")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# publish_n KEY N NEGOTIATION: publish N updates (headline "update I") in
+# one parley pub --json run; prints nothing, fails the test on an error.
+publish_n() {
+    python3 - "$2" "$3" <<'PY' >"$T/publish_n.jsonl"
+import json, sys
+for i in range(1, int(sys.argv[1]) + 1):
+    print(json.dumps({"negotiation": sys.argv[2], "parties": ["hamas", "israel"],
+                      "phase": 1, "status": "talks_in_progress",
+                      "headline": "update %d" % i}))
+PY
+    "$PARLEY" pub -q -k "$1" --json <"$T/publish_n.jsonl" >/dev/null 2>"$T/publish_n.err" \
+        || fail "publishing $2 updates failed: $(cat "$T/publish_n.err")"
+}
+
+# daemon_id API: the daemon's id, as Idempotency-Key carries it.
+daemon_id() {
+    "$PARLEY" ping -s "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["daemon_id"])'
+}

@@ -241,17 +241,17 @@ class World:
         if r.returncode != 0:
             raise Failure("parley state exited %d: %s"
                           % (r.returncode, r.stderr))
+        # one document: negotiation -> phase -> party, each with the seq
+        # of the update holding it
         out = {}
-        for line in r.stdout.splitlines():
-            o = json.loads(line)
-            d = o["delivery"]
-            key = (o["negotiation"], o["party"], o["phase"])
-            if (key in out or d["seq"] != o["seq"]
-                    or d["negotiation"] != o["negotiation"]
-                    or d["phase"] != o["phase"]
-                    or o["party"] not in d["parties"]):
-                raise Failure("parley state: bad entry %s" % line)
-            out[key] = o["seq"]
+        doc = json.loads(r.stdout)
+        for n in doc["negotiations"]:
+            for ph in n["phases"]:
+                for p in ph["parties"]:
+                    key = (n["negotiation"], p["party"], ph["phase"])
+                    if key in out or p["seq"] > doc["seq"]:
+                        raise Failure("parley state: bad entry %s: %s" % (key, p))
+                    out[key] = p["seq"]
         return out
 
     def check_all(self, negs, table=True):
@@ -314,8 +314,11 @@ def named_u1_u2(world):
     world.compare("parley state", neg, world.parley_state(neg), want)
     argv = [PARLEY, "-s", world.daemon.api, "state", "--negotiation", "u1-u2"]
     out = subprocess.run(argv, capture_output=True, text=True).stdout
-    line = [x for x in out.splitlines() if " israel: " in x]
-    if not line or not line[0].startswith("u1-u2 phase 1 israel: proposed: "):
+    # the table: the negotiation, "  phase 1", then "    israel  proposed ..."
+    lines = out.splitlines()
+    line = [x for x in lines if x.split()[:1] == ["israel"]]
+    if (lines[:2] != ["u1-u2", "  phase 1"] or len(line) != 1
+            or line[0].split()[:3] != ["israel", "proposed", "#%d" % u1["seq"]]):
         raise Failure("parley state shows israel as %r" % line)
     print("PASS: U1/U2: after U2 is retracted, israel is U1 (proposed) "
           "again, in the snapshot, the table and parley state")

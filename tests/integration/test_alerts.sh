@@ -10,10 +10,14 @@
 #                   JSON reaches a broker on a free port, on the topic
 #                   parley/<negotiation>/phase/<n>
 #   notify-desktop  needs a desktop session: only `sh -n`
+#   send-mail       one mail per update through sendmail -t (a stand-in
+#                   sendmail that keeps each message, as none is installed
+#                   here): a headline with a newline stays one Subject
+#                   header, the Message-ID comes from the Idempotency-Key
 . "$(dirname "$0")/harness.sh"
 
 A=$PARLEY_SOURCE_DIR/examples/alerts
-for r in append-log http-post mqtt-forward notify-desktop; do
+for r in append-log http-post mqtt-forward notify-desktop send-mail; do
     [ -x "$A/$r" ] || fail "$A/$r is missing or not executable"
     sh -n "$A/$r" || fail "$r: sh -n finds a syntax error"
 done
@@ -179,6 +183,53 @@ EOF
 else
     echo "SKIP mqtt-forward: mosquitto, mosquitto_pub and mosquitto_sub are not all installed"
 fi
+
+# --- send-mail ---------------------------------------------------------------
+mkdir "$T/bin" "$T/mail"
+cat >"$T/bin/sendmail" <<EOF
+#!/bin/sh
+# keeps the arguments and the message; the mail is not sent anywhere
+n=\$(ls "$T/mail" | grep -c eml)
+printf '%s\\n' "\$*" >"$T/mail/\$n.args"
+cat >"$T/mail/\$n.eml"
+EOF
+chmod 755 "$T/bin/sendmail"
+ID=$(daemon_id "$API")
+PATH=$T/bin:$PATH PARLEY_MAIL_TO=desk@example.org PARLEY_MAIL_FROM=parley@example.org \
+    timeout 60 "$PARLEY" sub --since 1 -C 3 -W 30 -- "$A/send-mail" \
+    >"$T/mail.out" 2>"$T/mail.err"
+rc=$?
+PH_LOGS="$PH_LOGS $T/mail.err"
+[ $rc -eq 0 ] || fail "parley sub -- send-mail exited $rc"
+H3="$H3" python3 - "$T/mail" "$ID" <<'EOF' || fail "send-mail wrote the wrong mails"
+import email, os, sys
+d, daemon = sys.argv[1], sys.argv[2]
+heads = {1: "Talks scheduled in Cairo", 2: "US bridging proposal presented",
+         3: os.environ["H3"]}
+for i in range(3):
+    args = open(os.path.join(d, "%d.args" % i)).read()
+    if args != "-t -oi\n":
+        sys.exit("sendmail arguments %r" % args)
+    raw = open(os.path.join(d, "%d.eml" % i), "rb").read()
+    head, _, body = raw.partition(b"\n\n")
+    names = [l.split(b":")[0] for l in head.split(b"\n")]
+    want = [b"To", b"From", b"Subject", b"Message-ID", b"MIME-Version",
+            b"Content-Type", b"Content-Transfer-Encoding"]
+    if names != want:
+        sys.exit("mail %d headers %r" % (i, names))
+    m = email.message_from_bytes(raw)
+    seq = i + 1
+    flat = heads[seq].replace("\n", " ")
+    if m["Subject"] != "[parley] gaza-ceasefire phase 1: talks_scheduled: " + flat:
+        sys.exit("mail %d subject %r" % (i, m["Subject"]))
+    if m["Message-ID"] != "<parley.%s.%d@parley.invalid>" % (daemon, seq):
+        sys.exit("mail %d Message-ID %r" % (i, m["Message-ID"]))
+    if m["To"] != "desk@example.org" or m["From"] != "parley@example.org":
+        sys.exit("mail %d To/From %r %r" % (i, m["To"], m["From"]))
+    text = body.decode("utf-8")
+    if not text.startswith(heads[seq] + "\n\n") or "\nSeq: %d\n" % seq not in text:
+        sys.exit("mail %d body %r" % (i, text))
+EOF
 
 [ -z "$(ls -A "$T/run")" ] || fail "files appeared where the recipes ran: $(ls -A "$T/run")"
 stop_parleyd

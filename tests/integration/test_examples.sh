@@ -40,8 +40,15 @@ PH_LOGS="$PH_LOGS $T/stand.out $T/stand.err"
 [ $rc -eq 0 ] || fail "where-things-stand exited $rc"
 head -1 "$T/stand.out" | grep -qx "gaza-ceasefire, as of seq $head:" \
     || fail "where-things-stand: no 'as of seq $head' line"
-"$PARLEY" -s "$API" state --negotiation gaza-ceasefire -F '%s' >"$T/state.seqs" \
+# the seq of each entry, in the order of the table (phase, party)
+"$PARLEY" -s "$API" state --negotiation gaza-ceasefire --json >"$T/state.json" \
     || fail "parley state failed"
+python3 -c 'import json, sys
+doc = json.load(open(sys.argv[1]))
+for n in doc["negotiations"]:
+    for ph in n["phases"]:
+        for p in ph["parties"]:
+            print(p["seq"])' "$T/state.json" >"$T/state.seqs" || fail "parley state --json is not a document"
 n=$(grep -c . "$T/state.seqs")
 [ "$n" -gt 0 ] || fail "parley state printed nothing"
 sed -n 's/.*(#\([0-9]*\))$/\1/p' "$T/stand.out" >"$T/stand.seqs"

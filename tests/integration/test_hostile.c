@@ -222,6 +222,14 @@ test_frame_sizes(void **state)
     assert_int_equal(r.type, PARLEY__REPLY_REJECT);
     assert_int_not_equal(r.code, PARLEY_ETOOLARGE);
 
+    /* twice the limit is still read and answered (docs/protocol.md
+     * section 1) */
+    len = 2 * S_MAX_MSG;
+    assert_int_equal(ph_api_send_frames(&api, f, &len, 1), 0);
+    assert_int_equal(ph_api_recv(&api, S_TIMEOUT, &r), 0);
+    assert_int_equal(r.code, PARLEY_ETOOLARGE);
+    too_large++;
+
     /* far over (beyond twice the limit): no answer, the peer is dropped */
     len = 3 * S_MAX_MSG;
     assert_int_equal(ph_api_send_frames(&api, f, &len, 1), 0);

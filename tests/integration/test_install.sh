@@ -35,7 +35,7 @@ for f in "$libdir/libparley.so" "$P/include/parley.h" \
          "$P/share/doc/parley/examples/parley-gateway.conf"; do
     [ -f "$f" ] || fail "$f was not installed"
 done
-for f in append-log http-post mqtt-forward notify-desktop; do
+for f in append-log http-post mqtt-forward notify-desktop send-mail; do
     [ -x "$P/share/doc/parley/examples/alerts/$f" ] \
         || fail "alert recipe $f is not installed as an executable"
 done

@@ -183,7 +183,7 @@ EOF
 # holds both again, and the line says so.
 "$PARLEY" sub --last --phase 2 -C 1 -W 30 >"$T/line.out" 2>"$T/line.err" \
     || fail "parley sub --last --phase 2: $(cat "$T/line.err")"
-grep -q '^#6 gaza-ceasefire phase 2 \[hamas,israel\] counter_proposal: .* (current for hamas,israel)$' "$T/line.out" \
+grep -Eq '^#6 [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} gaza-ceasefire phase 2 \[hamas,israel\] counter_proposal: .* \(current for hamas,israel\)$' "$T/line.out" \
     || fail "sub --last does not say whose state #6 holds: $(cat "$T/line.out")"
 pass "parley sub --last: each delivery of the state says whose state it holds"
 

@@ -12,6 +12,8 @@
  *   - a publisher whose clock is behind the signer's last accepted
  *     signer_seq (a clock stepped back, no state file) learns that value
  *     from the replay reject and publishes above it;
+ *   - a publisher pointed at the feed endpoint (an XPUB, whose handshake
+ *     refuses a DEALER) returns an error instead of spinning forever;
  *   - a publisher made without a key forwards envelopes signed elsewhere
  *     (what a relay such as parley-gateway needs) and refuses to sign.
  */
@@ -22,6 +24,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -159,6 +162,39 @@ test_send_gives_up(void **state)
     }
     assert_int_equal(parley_pub_pending(pub), 0);
     parley_pub_destroy(&pub);
+    st->test_ok = true;
+}
+
+/*
+ * The feed endpoint instead of the api: every handshake fails. The
+ * publisher used to take the failed handshake for an answer that did not
+ * decode and ask again at once, forever. An alarm ends the test if it
+ * still does.
+ */
+static void
+test_publish_to_the_feed(void **state)
+{
+    s_state_t *st = *state;
+    parley_pub_options_t o = PARLEY_PUB_OPTIONS_INIT;
+    parley_update_t u;
+    o.server = st->w.daemon.feed;
+    o.timeout_ms = 300;
+    o.attempts = 2;
+    ph_update_init(&u, "gaza-ceasefire", "qatar", 1, "to the feed");
+    alarm(60);
+    for (int i = 0; i < 5; i++) {
+        parley_pub_t *pub = parley_pub_new(st->w.key.key, &o);
+        assert_non_null(pub);
+        int64_t t0 = parley__mono_ms();
+        int rc = parley_pub_publish(pub, &u, NULL);
+        int64_t took = parley__mono_ms() - t0;
+        if (rc != PARLEY_EPROTO && rc != PARLEY_ETIMEOUT)
+            fail_msg("publish to the feed: %s", parley_error_name(rc));
+        /* no more than the attempts' timeouts, with room for a busy host */
+        assert_true(took < 5000);
+        parley_pub_destroy(&pub);
+    }
+    alarm(0);
     st->test_ok = true;
 }
 
@@ -349,6 +385,7 @@ main(void)
         cmocka_unit_test(test_send_gives_up),
         cmocka_unit_test(test_one_key_four_threads),
         cmocka_unit_test(test_clock_behind_the_daemon),
+        cmocka_unit_test(test_publish_to_the_feed),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

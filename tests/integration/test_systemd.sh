@@ -42,8 +42,12 @@ for want in '^Type=notify$' '^WatchdogSec=' '^DynamicUser=yes$' \
     grep -q -- "$want" "$UNITS/parleyd.service" \
         || fail "parleyd.service has no line matching $want"
 done
-grep -q "^ExecStart=$bindir/parley sub .* -- " "$UNITS/parley-sub@.service" \
-    || fail "parley-sub@.service does not run '$bindir/parley sub ... -- COMMAND'"
+grep -q "^ExecStart=$bindir/parley sub --cursor %S/parley-sub/%i/cursor .*\$PARLEY_SUB_HANDLER\$" \
+    "$UNITS/parley-sub@.service" \
+    || fail "parley-sub@.service does not run '$bindir/parley sub --cursor ... \$PARLEY_SUB_HANDLER'"
+grep -q "^Environment=\"PARLEY_SUB_HANDLER=-- $T/etc/parley/alerts/%i\"\$" \
+    "$UNITS/parley-sub@.service" \
+    || fail "parley-sub@.service does not default to the instance's command"
 for want in '^Type=notify$' '^WatchdogSec=' '^DynamicUser=yes$' \
             '^Documentation=man:parley-gateway(8)' '^LimitNOFILE=' \
             "^ExecStart=$sbindir/parley-gateway -c $T/etc/parley/gateway.conf\$"; do

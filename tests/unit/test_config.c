@@ -44,8 +44,12 @@ test_defaults(void **state)
     assert_int_equal(cfg.disk_reserve, 1024 * 1024);
     assert_int_equal(cfg.heartbeat_interval, 1000);
     assert_int_equal(cfg.log_level, PD_LOG_INFO);
+    assert_string_equal(cfg.pid_file, "");
+    assert_false(cfg.pid_file_given);
     assert_int_equal(pd_config_finish(&cfg), 0);
+    assert_false(cfg.pid_file_given);
     assert_string_equal(cfg.keyring, "./parley-data/keyring");
+    assert_string_equal(cfg.pid_file, "./parley-data/parleyd.pid");
 }
 
 static void
@@ -70,6 +74,7 @@ test_every_key(void **state)
         "segment_bytes 1M\n"
         "disk_reserve 0\n"
         "heartbeat_interval 250\n"
+        "pid_file /run/parleyd.pid\n"
         "log_level debug";  /* no newline at the end */
     assert_int_equal(s_parse(&cfg, text, err, sizeof(err)), 0);
     assert_string_equal(cfg.api, "tcp://0.0.0.0:9000");
@@ -86,9 +91,11 @@ test_every_key(void **state)
     assert_int_equal(cfg.disk_reserve, 0);
     assert_int_equal(cfg.heartbeat_interval, 250);
     assert_int_equal(cfg.log_level, PD_LOG_DEBUG);
-    /* An explicit keyring survives finish. */
+    /* An explicit keyring and pid file survive finish. */
     assert_int_equal(pd_config_finish(&cfg), 0);
     assert_string_equal(cfg.keyring, "/etc/parley/keyring");
+    assert_string_equal(cfg.pid_file, "/run/parleyd.pid");
+    assert_true(cfg.pid_file_given);
 }
 
 static void

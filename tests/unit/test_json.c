@@ -12,8 +12,11 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "delivery_fixture.h"
 #include "parley.h"
 #include "types.h"
+
+#include <sodium.h>
 
 #include <errno.h>
 #include <jansson.h>
@@ -554,6 +557,91 @@ test_update_from_json_ignores_signature_fields(void **state)
     assert_string_equal(u.headline, "h");
 }
 
+/* The JSON of a delivery that holds its envelope carries the signed
+ * bytes and the signature; they verify, and a JSON line with them can
+ * be read back by parley_update_from_json(). */
+static void
+test_delivery_to_json_signed(void **state)
+{
+    (void)state;
+    fx_update_t f = { .headline = "Talks resume in Cairo", .phase = 1 };
+    parley_delivery_t *d = fx_delivery(7, &f);
+    assert_non_null(d);
+    char *text = parley_delivery_to_json(d);
+    assert_non_null(text);
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    assert_non_null(o);
+    const char *b_body = json_string_value(s_get(o, "signed_body"));
+    const char *b_sig = json_string_value(s_get(o, "signature"));
+    const char *b_pk = json_string_value(s_get(o, "signer"));
+    assert_non_null(b_body);
+    assert_non_null(b_sig);
+    uint8_t body[PARLEY_ENVELOPE_MAX], sig[64], pk[32];
+    size_t body_len = 0, sig_len = 0, pk_len = 0;
+    assert_int_equal(sodium_base642bin(body, sizeof(body), b_body,
+                                       strlen(b_body), NULL, &body_len, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    assert_int_equal(sodium_base642bin(sig, sizeof(sig), b_sig, strlen(b_sig),
+                                       NULL, &sig_len, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    assert_int_equal(sodium_base642bin(pk, sizeof(pk), b_pk, strlen(b_pk),
+                                       NULL, &pk_len, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    assert_int_equal(sig_len, 64);
+    assert_int_equal(pk_len, 32);
+    /* what a receiver checks: Ed25519 over context || 0 || body */
+    uint8_t msg[sizeof(PARLEY_SIGN_CONTEXT) + PARLEY_ENVELOPE_MAX];
+    memcpy(msg, PARLEY_SIGN_CONTEXT, sizeof(PARLEY_SIGN_CONTEXT));
+    memcpy(msg + sizeof(PARLEY_SIGN_CONTEXT), body, body_len);
+    assert_int_equal(crypto_sign_verify_detached(
+                         sig, msg, sizeof(PARLEY_SIGN_CONTEXT) + body_len, pk),
+                     0);
+    /* and the body decodes to the update the JSON shows */
+    parley_update_t u;
+    _Alignas(16) uint8_t space[16384];
+    parley__arena_t arena;
+    parley__arena_init(&arena, space, sizeof(space));
+    assert_int_equal(parley__update_decode(body, body_len, &u, &arena), 0);
+    parley__arena_reset(&arena);
+    assert_string_equal(u.headline, "Talks resume in Cairo");
+    /* a --json line goes back into parley pub --json */
+    parley_update_t *back = parley_update_new();
+    char err[256] = "";
+    assert_int_equal(parley_update_from_json(text, back, err, sizeof(err)), 0);
+    assert_string_equal(parley_update_headline(back), "Talks resume in Cairo");
+    parley_update_destroy(&back);
+    json_decref(o);
+    free(text);
+    parley_delivery_destroy(&d);
+}
+
+/* A bad status or kind says which value, and lists the valid ones. */
+static void
+test_update_from_json_lists_values(void **state)
+{
+    (void)state;
+    parley_update_t *u = parley_update_new();
+    char err[512];
+    assert_int_equal(parley_update_from_json("{\"status\": \"agreed\"}", u, err,
+                                             sizeof(err)),
+                     PARLEY_EINVALID);
+    assert_string_equal(err,
+                        "status: unknown status \"agreed\" (valid: proposed, "
+                        "talks_scheduled, talks_in_progress, awaiting_response, "
+                        "counter_proposal, agreed_in_principle, signed, "
+                        "in_effect, completed, stalled, suspended, collapsed)");
+    assert_int_equal(parley_update_from_json("{\"kind\": 3}", u, err,
+                                             sizeof(err)),
+                     PARLEY_EINVALID);
+    assert_string_equal(err, "kind: unknown kind \"a number\" (valid: update, "
+                             "correction, retraction)");
+    parley_update_destroy(&u);
+}
+
 int
 main(void)
 {
@@ -567,6 +655,8 @@ main(void)
         cmocka_unit_test(test_envelope_json_roundtrip),
         cmocka_unit_test(test_envelope_from_json_errors),
         cmocka_unit_test(test_update_from_json_ignores_signature_fields),
+        cmocka_unit_test(test_delivery_to_json_signed),
+        cmocka_unit_test(test_update_from_json_lists_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

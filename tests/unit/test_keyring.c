@@ -413,6 +413,55 @@ test_allows_each_dimension(void **state)
     parley_keyring_destroy(&ring);
 }
 
+/* A forbidden update says which field, and what the keyring allows. */
+static void
+test_explain_forbidden(void **state)
+{
+    (void)state;
+    parley_keyring_t *ring = s_parse_ok(
+        "desk @0 negotiations=gaza-ceasefire parties=israel,hamas phases=0-3,7\n"
+        "all @1 negotiations=* parties=* phases=*\n");
+    parley_update_t u;
+    char buf[512];
+    memset(&u, 0, sizeof(u));
+    strcpy(u.negotiation, "gaza-ceasefire");
+    strcpy(u.parties[0], "israel");
+    strcpy(u.parties[1], "us");
+    u.n_parties = 2;
+    u.phase = 2;
+    assert_int_equal(parley__keyring_explain(ring, s_pk[0], &u, buf,
+                                             sizeof(buf)),
+                     PARLEY_EFORBIDDEN);
+    assert_string_equal(buf, "party \"us\" is not allowed; the keyring allows "
+                             "desk negotiations=gaza-ceasefire "
+                             "parties=israel,hamas phases=0-3,7");
+    u.n_parties = 1;
+    u.phase = 5;
+    assert_int_equal(parley__keyring_explain(ring, s_pk[0], &u, buf,
+                                             sizeof(buf)),
+                     PARLEY_EFORBIDDEN);
+    assert_non_null(strstr(buf, "phase 5 is not allowed; "));
+    strcpy(u.negotiation, "sudan-talks");
+    assert_int_equal(parley__keyring_explain(ring, s_pk[0], &u, buf,
+                                             sizeof(buf)),
+                     PARLEY_EFORBIDDEN);
+    assert_non_null(strstr(buf, "negotiation \"sudan-talks\" is not allowed"));
+    /* allowed, unknown, and a buffer too small to hold it all */
+    assert_int_equal(parley__keyring_explain(ring, s_pk[1], &u, buf,
+                                             sizeof(buf)),
+                     0);
+    assert_string_equal(buf, "");
+    assert_int_equal(parley__keyring_explain(ring, s_pk[2], &u, buf,
+                                             sizeof(buf)),
+                     PARLEY_EUNKNOWNSIGNER);
+    char small[16];
+    assert_int_equal(parley__keyring_explain(ring, s_pk[0], &u, small,
+                                             sizeof(small)),
+                     PARLEY_EFORBIDDEN);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    parley_keyring_destroy(&ring);
+}
+
 /* The accessors give back each signer as the text named it, in order. */
 static void
 test_signer_accessors(void **state)
@@ -481,6 +530,7 @@ main(void)
         cmocka_unit_test(test_parse_error_line_numbers_crlf),
         cmocka_unit_test(test_load_names_file),
         cmocka_unit_test(test_allows_each_dimension),
+        cmocka_unit_test(test_explain_forbidden),
         cmocka_unit_test(test_signer_accessors),
     };
     return cmocka_run_group_tests(tests, s_group_setup, NULL);
