@@ -153,6 +153,13 @@ int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
 int bench_daemon_start_with(bench_daemon_t *d, const char *parleyd,
                             const char *dir, bool fsync, const char *extra,
                             int wait_ms);
+/*
+ * Start parleyd again on d's configuration (the same ports, state
+ * directory and log) after its process is gone, and wait up to wait_ms
+ * for a ping answer. Returns as bench_daemon_start().
+ */
+int bench_daemon_restart(bench_daemon_t *d, const char *parleyd,
+                         int wait_ms);
 
 /* SIGTERM the daemon and reap it. Returns as bench_stop(). */
 int bench_daemon_stop(bench_daemon_t *d);

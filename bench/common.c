@@ -387,6 +387,39 @@ bench_keyring_write(const char *path, const bench_key_t *keys, size_t n)
 
 /* ------------------------------------------------------------- parleyd */
 
+/*
+ * Start `parleyd -c d->dir/parleyd.conf` and wait up to wait_ms until it
+ * answers a ping. Returns 0, PARLEY_ETIMEOUT (stopped again), -ECHILD
+ * (it exited) or -errno.
+ */
+static int
+s_daemon_spawn(bench_daemon_t *d, const char *parleyd, int wait_ms)
+{
+    char conf_path[BENCH_PATH_MAX + 32];
+    snprintf(conf_path, sizeof(conf_path), "%s/parleyd.conf", d->dir);
+    const char *argv[] = { parleyd, "-c", conf_path, NULL };
+    d->pid = bench_spawn(argv, d->log_path);
+    if (d->pid < 0) {
+        int rc = d->pid;
+        d->pid = 0;
+        return rc;
+    }
+    uint64_t deadline = bench_now_ns() + (uint64_t)wait_ms * 1000000ull;
+    while (bench_now_ns() < deadline && bench_alive(d->pid)) {
+        if (bench_ping(d->api, 250, NULL) == 0)
+            return 0;
+        bench_sleep_ns(5000000);
+    }
+    if (bench_alive(d->pid)) {
+        bench_log_tail(d->log_path, "parleyd (no answer to ping)");
+        bench_daemon_stop(d);
+        return PARLEY_ETIMEOUT;
+    }
+    (void)bench_stop(d->pid);
+    d->pid = 0;
+    return -ECHILD;
+}
+
 int
 bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
                    bool fsync, int wait_ms)
@@ -425,29 +458,21 @@ bench_daemon_start_with(bench_daemon_t *d, const char *parleyd,
         int rc = bench_file_write(conf_path, conf);
         if (rc < 0)
             return rc;
-        const char *argv[] = { parleyd, "-c", conf_path, NULL };
-        d->pid = bench_spawn(argv, d->log_path);
-        if (d->pid < 0) {
-            rc = d->pid;
-            d->pid = 0;
+        rc = s_daemon_spawn(d, parleyd, wait_ms);
+        if (rc != -ECHILD)
             return rc;
-        }
-        uint64_t deadline = bench_now_ns() + (uint64_t)wait_ms * 1000000ull;
-        while (bench_now_ns() < deadline && bench_alive(d->pid)) {
-            if (bench_ping(d->api, 250, NULL) == 0)
-                return 0;
-            bench_sleep_ns(5000000);
-        }
-        if (bench_alive(d->pid)) {
-            bench_log_tail(d->log_path, "parleyd (no answer to ping)");
-            bench_daemon_stop(d);
-            return PARLEY_ETIMEOUT;
-        }
-        (void)bench_stop(d->pid);
-        d->pid = 0;
     }
     bench_log_tail(d->log_path, "parleyd (exited at start)");
     return -ECHILD;
+}
+
+int
+bench_daemon_restart(bench_daemon_t *d, const char *parleyd, int wait_ms)
+{
+    int rc = s_daemon_spawn(d, parleyd, wait_ms);
+    if (rc == -ECHILD)
+        bench_log_tail(d->log_path, "parleyd (exited at start)");
+    return rc;
 }
 
 int

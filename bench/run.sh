@@ -3,6 +3,10 @@
 #
 #   sh bench/run.sh BUILD_DIR          full run (about 5-8 minutes)
 #   QUICK=1 sh bench/run.sh BUILD_DIR  smoke run (well under a minute each)
+#   BENCH_ONLY=soak sh bench/run.sh BUILD_DIR
+#                                      the 10-minute soak with faults
+#                                      (bench_soak; 60 s with QUICK=1),
+#                                      not part of the default list
 #
 # Called by `make bench` after the bench target is built. When run as root
 # it installs the peer brokers and client libraries the comparisons need
@@ -84,6 +88,7 @@ for name in $ONLY; do
         continue
     fi
     start=$(date +%s)
+    [ "$name" = soak ] && [ "$QUICK" != 1 ] && limit=900
     # A hung peer client or daemon must not hang `make bench`; the
     # program's children (parleyd, brokers) die with it.
     # shellcheck disable=SC2086

@@ -1,15 +1,18 @@
 /*
  * api.c - the ROUTER socket: reading messages, dispatch by op, the reply
- * queue, cut and rebind (api.h).
+ * queue, the read slices, cut and rebind (api.h).
  *
  * Memory: every buffer is allocated once in pd_api_new(). The queue holds
  * the encoded replies of one turn's publishes (at most PD_INGEST_TURN_MAX
- * acks and rejects of a few hundred bytes each) and the reads kept behind
- * them; a read's answer is built when it is sent, in query's buffers or
- * the api's small reply buffer.
+ * acks and rejects of a few hundred bytes each). Reads wait in the read
+ * scheduler (reads.h); a read's answer is built when it is served, in
+ * query's buffers or the api's small reply buffer. Every reply goes out
+ * in a buffer of its own that the scheduler counts until libzmq frees it
+ * (s_send()), so that unread replies cannot grow without bound.
  */
 #include "api.h"
 
+#include "clock.h"
 #include "codec.h"
 #include "facts.h"
 #include "log.h"
@@ -22,6 +25,9 @@
 #include <time.h>
 #include <zmq.h>
 
+/* Replies queued per connection in libzmq at most. The read scheduler
+ * keeps a connection below it (PD_READS_CONN_MESSAGES read replies and
+ * PD_READS_OTHER_BYTES of others), so libzmq never has to refuse one. */
 #define S_SNDHWM 10000
 /* Requests queued per connection before libzmq stops reading it (TCP
  * backpressure, nothing lost); with the frame cap it bounds memory. */
@@ -29,7 +35,7 @@
 /* How long a cut waits for libzmq to release the port. */
 #define S_REBIND_MS 5000
 #define S_QUEUE_BYTES (1024 * 1024) /* encoded replies waiting for a commit */
-#define S_QUEUE_MAX (PD_INGEST_TURN_MAX + 1) /* replies and reads queued */
+#define S_QUEUE_MAX (PD_INGEST_TURN_MAX + 1) /* replies queued */
 #define S_SMALL_REPLY (16 * 1024)   /* a reject, ping or stats reply */
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
 
@@ -49,15 +55,12 @@ typedef struct {
     size_t len;
 } s_peer_t;
 
-/*
- * An entry of the queue: an encoded reply (identity then reply bytes, in
- * the queue buffer), or a read kept until the commit (deferred >= 0).
- */
+/* An entry of the queue: an encoded reply, identity then reply bytes,
+ * in the queue buffer. */
 typedef struct {
     size_t off;        /* where the identity starts in the queue buffer */
     size_t id_len;
     size_t len;        /* reply bytes after the identity */
-    int deferred;      /* index in deferred[], or -1 */
     uint64_t ack_seq;  /* an ack: its seq (checked at the flush), else 0 */
     uint64_t request_id; /* of an ack */
 } s_queued_t;
@@ -77,13 +80,11 @@ struct pd_api {
     parley__request_t req;
     uint8_t *small;                  /* S_SMALL_REPLY: a reply sent at once */
 
-    /* replies and reads waiting for the commit, in request order */
+    /* replies to publishes waiting for the commit, in request order */
     uint8_t *queue;                  /* S_QUEUE_BYTES */
     size_t queue_used;
     s_queued_t *queued;              /* S_QUEUE_MAX entries */
     size_t n_queued;
-    pd_msg_t *deferred;              /* S_QUEUE_MAX reads kept */
-    size_t n_deferred;
 };
 
 static void s_stats_register(pd_api_t *self, pd_stats_t *st);
@@ -103,12 +104,14 @@ s_bind(pd_api_t *self, void *ctx)
      * to tell a client its request is too big, and with S_RCVHWM a bound
      * on what one connection can make libzmq hold. */
     int64_t cap = 2 * (int64_t)cfg->max_message_bytes;
-    int zero = 0, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM;
+    int zero = 0, one = 1, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM;
     int ipv6 = strchr(cfg->api, '[') != NULL;
     size_t len = sizeof(self->endpoint);
     if (zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &cap, sizeof(cap)) < 0
-        || zmq_setsockopt(self->sock, ZMQ_ROUTER_MANDATORY, &zero,
-                          sizeof(zero)) < 0
+        /* A reply to a connection that is gone fails (EHOSTUNREACH)
+         * instead of vanishing, so that its queued reads are dropped. */
+        || zmq_setsockopt(self->sock, ZMQ_ROUTER_MANDATORY, &one,
+                          sizeof(one)) < 0
         || zmq_setsockopt(self->sock, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)) < 0
         || zmq_setsockopt(self->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm)) < 0
         || zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0
@@ -141,9 +144,8 @@ pd_api_new(void *ctx, const pd_api_deps_t *deps, int *err)
     self->small = malloc(S_SMALL_REPLY);
     self->queue = malloc(S_QUEUE_BYTES);
     self->queued = calloc(S_QUEUE_MAX, sizeof(s_queued_t));
-    self->deferred = calloc(S_QUEUE_MAX, sizeof(pd_msg_t));
     if (self->arena_buf == NULL || self->small == NULL || self->queue == NULL
-        || self->queued == NULL || self->deferred == NULL) {
+        || self->queued == NULL) {
         *err = -ENOMEM;
         goto fail;
     }
@@ -158,25 +160,12 @@ fail:
     return NULL;
 }
 
-/* Release the reads kept in the queue, unanswered. */
-static void
-s_drop_deferred(pd_api_t *self)
-{
-    for (size_t i = 0; i < self->n_deferred; i++) {
-        zmq_msg_close(&self->deferred[i].id);
-        zmq_msg_close(&self->deferred[i].body);
-    }
-    self->n_deferred = 0;
-}
-
 void
 pd_api_destroy(pd_api_t **apip)
 {
     if (apip == NULL || *apip == NULL)
         return;
     pd_api_t *self = *apip;
-    if (self->deferred != NULL)
-        s_drop_deferred(self);
     if (self->sock != NULL)
         zmq_close(self->sock); /* ZMQ_LINGER 0, unless the server set it */
     parley__arena_reset(&self->arena);
@@ -184,7 +173,6 @@ pd_api_destroy(pd_api_t **apip)
     free(self->small);
     free(self->queue);
     free(self->queued);
-    free(self->deferred);
     free(self);
     *apip = NULL;
 }
@@ -200,6 +188,8 @@ pd_api_cut(pd_api_t *self)
     for (int waited = 0; waited < S_REBIND_MS; waited += 5) {
         if (zmq_bind(self->sock, self->bound) == 0) {
             pd_zap_connections_cut(self->d.zap, self->sock);
+            /* Nobody is left to read the answers. */
+            pd_reads_drop_all(self->d.reads);
             return 0;
         }
         if (zmq_errno() != EADDRINUSE)
@@ -269,29 +259,76 @@ s_recv(void *ctx, pd_msg_t *msg)
     return 1;
 }
 
-/* Send [identity][bytes] now; a peer that is gone or full is skipped. */
-static void
-s_send(pd_api_t *self, s_peer_t peer, const void *buf, size_t len)
+/*
+ * Send [identity][len bytes at buf] to peer, now, in a buffer of its own
+ * that the read scheduler counts against c as kind until libzmq frees
+ * it. A reply of kind OTHER to a connection that leaves too many unread
+ * is dropped.
+ *
+ * Returns:   0, -EHOSTUNREACH (the peer is gone), or another negative
+ *            error (not sent; logged, counted replies_dropped).
+ */
+static int
+s_send(pd_api_t *self, s_peer_t peer, pd_reads_conn_t *c,
+       pd_reads_kind_t kind, const void *buf, size_t len)
 {
+    pd_reads_t *reads = self->d.reads;
+    int rc = -ENOMEM;
+    void *hint, *data = NULL;
+    zmq_msg_t m;
+    if (c == NULL)
+        goto dropped;
+    if (kind == PD_READS_REPLY_OTHER && !pd_reads_may_send(c)) {
+        rc = -ENOBUFS;
+        goto dropped;
+    }
+    if ((data = pd_reads_reply_new(reads, c, kind, buf, len, peer.len, &hint))
+        == NULL)
+        goto dropped;
+    if (zmq_msg_init_data(&m, data, len, pd_reads_reply_free, hint) < 0) {
+        pd_reads_reply_free(data, hint);
+        goto dropped;
+    }
     if (zmq_send(self->sock, peer.data, peer.len, ZMQ_SNDMORE | ZMQ_DONTWAIT)
             < 0
-        || zmq_send(self->sock, buf, len, ZMQ_DONTWAIT) < 0)
+        || zmq_msg_send(&m, self->sock, ZMQ_DONTWAIT) < 0) {
+        rc = -zmq_errno();
+        zmq_msg_close(&m); /* frees the buffer: pd_reads_reply_free() */
+        goto dropped;
+    }
+    return 0;
+dropped:
+    pd_reads_reply_dropped(reads);
+    if (rc == -EHOSTUNREACH) /* it closed its connection: nobody to tell */
+        pd_log(PD_LOG_DEBUG, "api: reply not sent: the peer is gone");
+    else
         pd_log_limited(PD_LOG_KEY_API, PD_LOG_WARN, "api: reply not sent: %s",
-                       zmq_strerror(zmq_errno()));
+                       rc == -ENOBUFS ? "the peer does not read its replies"
+                                      : zmq_strerror(-rc));
+    return rc;
 }
 
-/* Encode a small reply into self->small and send it now. */
-static void
-s_send_small(pd_api_t *self, s_peer_t peer, const parley__reply_t *r)
+/* Encode a small reply into self->small and send it now (s_send()). */
+static int
+s_send_small(pd_api_t *self, s_peer_t peer, pd_reads_conn_t *c,
+             pd_reads_kind_t kind, const parley__reply_t *r)
 {
     size_t len;
     int rc = parley__reply_encode(r, self->small, S_SMALL_REPLY, &len);
     if (rc < 0) {
         pd_log(PD_LOG_ERROR, "api: reply does not encode: %s",
                parley_error_name(rc));
-        return;
+        return rc;
     }
-    s_send(self, peer, self->small, len);
+    return s_send(self, peer, c, kind, self->small, len);
+}
+
+/* The scheduler's account of peer's connection, or NULL (logged by
+ * s_send(), which then drops the reply). */
+static pd_reads_conn_t *
+s_conn(pd_api_t *self, s_peer_t peer)
+{
+    return pd_reads_conn(self->d.reads, peer.data, peer.len);
 }
 
 /* ================================================================ rejects */
@@ -347,69 +384,90 @@ s_reject_reply(pd_api_t *self, uint64_t request_id, int code,
     };
 }
 
-/* Answer a reject now. */
-static void
-s_reject_now(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
-             uint64_t first_seq, const char *detail)
+/* Answer a reject now, to c as kind. Returns as s_send(). */
+static int
+s_reject_to(pd_api_t *self, s_peer_t peer, pd_reads_conn_t *c,
+            pd_reads_kind_t kind, uint64_t request_id, int code,
+            uint64_t first_seq, const char *detail)
 {
     parley__reply_t r;
     char text[S_REJECT_TEXT];
     s_reject_reply(self, request_id, code, first_seq, 0, detail, text, &r);
-    s_send_small(self, peer, &r);
+    return s_send_small(self, peer, c, kind, &r);
+}
+
+/* Answer a request that is not a read with a reject, now. */
+static void
+s_reject_now(pd_api_t *self, s_peer_t peer, uint64_t request_id, int code,
+             uint64_t first_seq, const char *detail)
+{
+    s_reject_to(self, peer, s_conn(self, peer), PD_READS_REPLY_OTHER,
+                request_id, code, first_seq, detail);
 }
 
 /* ======================================================= answering a read */
 
-static void
-s_replay(pd_api_t *self, s_peer_t peer, const char *key)
+/* A read being served: its connection, and the decoded request. */
+typedef struct {
+    s_peer_t peer;
+    pd_reads_conn_t *conn;
+    pd_read_t *rd;
+} s_serving_t;
+
+/* The CURVE key a queued read came with (X-Key), NULL without CURVE. */
+static const char *
+s_key(const pd_read_t *rd)
 {
-    pd_query_answer_t a;
-    self->counters.requests_replay++;
-    int rc = pd_query_replay(self->d.query, &self->req, key, &a);
-    if (rc == 0)
-        s_send(self, peer, a.reply, a.len);
-    else
-        s_reject_now(self, peer, self->req.request_id, rc, a.first_seq,
-                     a.detail);
+    return rd->has_key ? rd->key : NULL;
 }
 
-static void
-s_snapshot(pd_api_t *self, s_peer_t peer, const char *key)
+/*
+ * One step of a replay or snapshot. Returns 0 (answered: sent or
+ * refused), PD_QUERY_MORE, or -EHOSTUNREACH (its peer is gone).
+ */
+static int
+s_step(pd_api_t *self, const s_serving_t *sv, pd_query_budget_t *b)
 {
     pd_query_answer_t a;
-    self->counters.requests_snapshot++;
-    int rc = pd_query_snapshot(self->d.query, &self->req, key, &a);
+    pd_read_t *rd = sv->rd;
+    int rc = rd->op == PARLEY__OP_REPLAY
+                 ? pd_query_replay_step(self->d.query, &self->req,
+                                        s_key(rd), &rd->job, b, &a)
+                 : pd_query_snapshot_step(self->d.query, &self->req,
+                                          s_key(rd), &rd->job, b, &a);
+    if (rc == PD_QUERY_MORE)
+        return rc;
     if (rc == 0)
-        s_send(self, peer, a.reply, a.len);
+        rc = s_send(self, sv->peer, sv->conn, PD_READS_REPLY_READ, a.reply,
+                    a.len);
     else
-        s_reject_now(self, peer, self->req.request_id, rc, 0, a.detail);
+        rc = s_reject_to(self, sv->peer, sv->conn, PD_READS_REPLY_READ,
+                         self->req.request_id, rc, a.first_seq, a.detail);
+    return rc == -EHOSTUNREACH ? rc : 0;
 }
 
-static void
-s_stats(pd_api_t *self, s_peer_t peer, const char *key)
+static int
+s_stats(pd_api_t *self, const s_serving_t *sv)
 {
     parley__stat_t v[PD_STAT_COUNT];
-    self->counters.requests_stats++;
     /* The counters tell how much everyone publishes: a permission. */
-    if (!pd_zap_may_stats(self->d.zap, key)) {
-        s_reject_now(self, peer, self->req.request_id, PARLEY_EFORBIDDEN, 0,
-                     "(stats need stats=yes in curve_clients)");
-        return;
-    }
+    if (!pd_zap_may_stats(self->d.zap, s_key(sv->rd)))
+        return s_reject_to(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER,
+                           self->req.request_id, PARLEY_EFORBIDDEN, 0,
+                           "(stats need stats=yes in curve_clients)");
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_STATS,
                           .stats = v,
                           .n_stats = pd_stats_collect(self->d.stats, v) };
-    s_send_small(self, peer, &r);
+    return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER, &r);
 }
 
-static void
-s_ping(pd_api_t *self, s_peer_t peer, const char *key)
+static int
+s_ping(pd_api_t *self, const s_serving_t *sv)
 {
-    self->counters.requests_ping++;
     /* The feed socket of the client's access class, and its view of the
      * head (feed.h, query.h). */
-    int k = pd_zap_class_of(self->d.zap, key);
+    int k = pd_zap_class_of(self->d.zap, s_key(sv->rd));
     parley__reply_t r = { .request_id = self->req.request_id,
                           .type = PARLEY__REPLY_PING,
                           .feed = pd_feed_endpoint_of(self->d.feed, k),
@@ -423,7 +481,104 @@ s_ping(pd_api_t *self, s_peer_t peer, const char *key)
     r.catching_up = st.catching_up;
     r.storage = self->d.storage->ops->name;
     r.health = st.health;
-    s_send_small(self, peer, &r);
+    return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER, &r);
+}
+
+/*
+ * Serve one step of rd, the oldest read of connection c, within b.
+ * Returns 0 (answered), PD_QUERY_MORE (it goes on later), or
+ * -EHOSTUNREACH (its peer is gone).
+ */
+static int
+s_serve(pd_api_t *self, pd_reads_conn_t *c, pd_read_t *rd,
+        pd_query_budget_t *b)
+{
+    s_serving_t sv = { .conn = c, .rd = rd };
+    sv.peer.data = pd_reads_conn_id(c, &sv.peer.len);
+    parley__arena_reset(&self->arena);
+    int rc = parley__request_decode(rd->bytes, rd->len, &self->req,
+                                    &self->arena);
+    if (rc < 0) /* it decoded when it was queued */
+        rc = s_reject_to(self, sv.peer, c, PD_READS_REPLY_READ, 0, -EPROTO,
+                         0, "(decodes no more)");
+    else if (rd->op == PARLEY__OP_STATS)
+        rc = s_stats(self, &sv);
+    else if (rd->op == PARLEY__OP_PING)
+        rc = s_ping(self, &sv);
+    else
+        rc = s_step(self, &sv, b);
+    if (rd->op == PARLEY__OP_STATS || rd->op == PARLEY__OP_PING) {
+        /* Cheap, but not free: a slice of nothing but pings ends too. */
+        b->records -= b->records > 0;
+    }
+    parley__arena_reset(&self->arena);
+    return rc == PD_QUERY_MORE || rc == -EHOSTUNREACH ? rc : 0;
+}
+
+void
+pd_api_reads(pd_api_t *self)
+{
+    pd_reads_t *reads = self->d.reads;
+    bool spent = false;
+    pd_reads_slice_begin(reads);
+    int64_t start = parley__mono_us();
+    pd_query_budget_t b = { .records = PD_READS_SLICE_RECORDS,
+                            .deadline_us = start + PD_READS_SLICE_US };
+    while (pd_reads_queued(reads)) {
+        if (b.records < PD_READS_STEP_MIN
+            || parley__mono_us() >= b.deadline_us) {
+            spent = true;
+            break;
+        }
+        pd_reads_conn_t *c;
+        pd_read_t *rd = pd_reads_next(reads, &c);
+        if (rd == NULL)
+            break; /* the rest wait for their replies to be read */
+        int rc = s_serve(self, c, rd, &b);
+        if (rc == PD_QUERY_MORE) {
+            pd_reads_yield(reads, c);
+        } else {
+            pd_reads_finish(reads, c);
+            if (rc == -EHOSTUNREACH)
+                pd_reads_drop(reads, c);
+        }
+    }
+    pd_reads_slice_end(reads, spent);
+}
+
+static bool
+s_is_read(parley__op_t op)
+{
+    return op == PARLEY__OP_REPLAY || op == PARLEY__OP_SNAPSHOT
+           || op == PARLEY__OP_STATS || op == PARLEY__OP_PING;
+}
+
+/* Queue the read just decoded into self->req for the read slices. */
+static void
+s_queue_read(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
+             const char *key)
+{
+    parley__request_t *q = &self->req;
+    s_counters_t *n = &self->counters;
+    n->requests_replay += q->op == PARLEY__OP_REPLAY;
+    n->requests_snapshot += q->op == PARLEY__OP_SNAPSHOT;
+    n->requests_stats += q->op == PARLEY__OP_STATS;
+    n->requests_ping += q->op == PARLEY__OP_PING;
+    pd_reads_conn_t *c = s_conn(self, peer);
+    int rc = c != NULL ? pd_reads_push(self->d.reads, c, (int)q->op, buf, len,
+                                       key)
+                       : -ENOMEM;
+    char detail[64];
+    if (rc == -ENOBUFS) {
+        snprintf(detail, sizeof(detail), "(%d reads waiting on this "
+                                         "connection)",
+                 PD_READS_CONN_REQUESTS);
+        s_reject_now(self, peer, q->request_id, PARLEY_ERATELIMITED, 0,
+                     detail);
+    } else if (rc < 0) {
+        s_reject_now(self, peer, q->request_id, PARLEY_EUNAVAILABLE, 0,
+                     rc == -ENOMEM ? "(out of memory)" : "(key too long)");
+    }
 }
 
 static const char *
@@ -445,19 +600,30 @@ s_op_name(parley__op_t op)
     }
 }
 
-/* Decode one request body and answer it now, by op; key is the
- * connection's CURVE key (X-Key), by which its rights are looked up. */
+/*
+ * A message that is not a publish: queue a read for the read slices,
+ * answer anything else now (a reject).
+ */
 static void
-s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
-         const char *key)
+s_answer(void *ctx, pd_msg_t *msg)
 {
-    parley__request_t *q = &self->req;
+    pd_api_t *self = ctx;
+    s_peer_t peer = { zmq_msg_data(&msg->id), zmq_msg_size(&msg->id) };
+    if (peer.len == 0 || peer.len > PD_INGEST_ID_MAX)
+        return; /* cannot be answered */
+    if (msg->frames != 2) {
+        s_reject_now(self, peer, 0, PARLEY_EMALFORMED, 0, "(frame count)");
+        return;
+    }
+    const void *buf = zmq_msg_data(&msg->body);
+    size_t len = zmq_msg_size(&msg->body);
     if (len > self->d.cfg->max_message_bytes) {
         /* Not decoded: a peer must not make us parse megabytes. */
         s_reject_now(self, peer, parley__facts_request_id(buf, len),
                      PARLEY_ETOOLARGE, 0, NULL);
         return;
     }
+    parley__request_t *q = &self->req;
     parley__arena_reset(&self->arena);
     int rc = parley__request_decode(buf, len, q, &self->arena);
     pd_log(PD_LOG_DEBUG, "request %llu: %s, %zu bytes",
@@ -466,39 +632,19 @@ s_handle(pd_api_t *self, s_peer_t peer, const void *buf, size_t len,
         s_reject_now(self, peer, 0, PARLEY_EMALFORMED, 0, NULL);
     else if (rc < 0)
         s_reject_now(self, peer, q->request_id, PARLEY_EBADREQUEST, 0, NULL);
-    else if (q->op == PARLEY__OP_REPLAY)
-        s_replay(self, peer, key);
-    else if (q->op == PARLEY__OP_SNAPSHOT)
-        s_snapshot(self, peer, key);
-    else if (q->op == PARLEY__OP_STATS)
-        s_stats(self, peer, key);
-    else if (q->op == PARLEY__OP_PING)
-        s_ping(self, peer, key);
+    else if (s_is_read(q->op))
+        /* The CURVE key the ZAP handler gave the connection decides what
+         * the read may do, under the allow-list in force when it is
+         * served: not the name (User-Id), which a reload may give to
+         * another key. Valid while body is; the queue keeps a copy. */
+        s_queue_read(self, peer, buf, len,
+                     zmq_msg_gets(&msg->body, PD_ZAP_KEY_PROP));
     else /* a publish is ingest's; one here was misread: do not drop it */
         s_reject_now(self, peer, q->request_id,
                      q->op == PARLEY__OP_PUBLISH ? -EPROTO
                                                  : PARLEY_EBADREQUEST,
                      0, NULL);
     parley__arena_reset(&self->arena);
-}
-
-/* Answer a message that is not a publish, now. */
-static void
-s_answer_now(pd_api_t *self, pd_msg_t *msg)
-{
-    s_peer_t peer = { zmq_msg_data(&msg->id), zmq_msg_size(&msg->id) };
-    if (peer.len == 0 || peer.len > PD_INGEST_ID_MAX)
-        return; /* cannot be answered */
-    if (msg->frames != 2) {
-        s_reject_now(self, peer, 0, PARLEY_EMALFORMED, 0, "(frame count)");
-        return;
-    }
-    /* The CURVE key the ZAP handler gave the connection decides what it
-     * may read, under the allow-list in force: not the name (User-Id),
-     * which a reload since may have given to another key. Valid while
-     * body is. */
-    s_handle(self, peer, zmq_msg_data(&msg->body), zmq_msg_size(&msg->body),
-             zmq_msg_gets(&msg->body, PD_ZAP_KEY_PROP));
 }
 
 /* ============================================================ reply queue */
@@ -516,36 +662,6 @@ static bool
 s_room(void *ctx, size_t id_len)
 {
     return s_queue_room(ctx, id_len) >= PD_INGEST_ACK_MAX;
-}
-
-/*
- * Answer a request that is not a publish: now if nothing waits in the
- * queue, else kept behind what waits and answered after the commit.
- */
-static void
-s_answer(void *ctx, pd_msg_t *msg)
-{
-    pd_api_t *self = ctx;
-    if (self->n_queued == 0) {
-        s_answer_now(self, msg);
-        return;
-    }
-    if (self->n_queued == S_QUEUE_MAX) {
-        /* Cannot happen: a turn handles at most PD_INGEST_TURN_MAX
-         * requests between commits. Answer rather than drop. */
-        pd_log(PD_LOG_ERROR, "api: reply queue full; a read is answered "
-                             "ahead of its turn");
-        s_answer_now(self, msg);
-        return;
-    }
-    pd_msg_t *d = &self->deferred[self->n_deferred];
-    zmq_msg_init(&d->id);
-    zmq_msg_init(&d->body);
-    zmq_msg_move(&d->id, &msg->id);
-    zmq_msg_move(&d->body, &msg->body);
-    d->frames = msg->frames;
-    self->queued[self->n_queued++] =
-        (s_queued_t){ .deferred = (int)self->n_deferred++ };
 }
 
 /* Queue a reply to a publish (ingest's). 0 or -ENOBUFS. */
@@ -571,7 +687,6 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
     memcpy(self->queue + off, id, id_len);
     self->queued[self->n_queued++] =
         (s_queued_t){ .off = off, .id_len = id_len, .len = len,
-                      .deferred = -1,
                       .ack_seq = r->type == PARLEY__REPLY_ACK ? r->seq : 0,
                       .request_id = r->request_id };
     self->queue_used += id_len + len;
@@ -579,9 +694,9 @@ s_reply(void *ctx, const uint8_t *id, size_t id_len, const parley__reply_t *r,
 }
 
 /*
- * After a commit: send the queue in order, answering the reads kept. An
- * ack of a seq above durable is not durable (the commit failed): its
- * request is answered unavailable, with why as the message.
+ * After a commit: send the queue in order. An ack of a seq above durable
+ * is not durable (the commit failed): its request is answered
+ * unavailable, with why as the message.
  */
 static void
 s_flush(void *ctx, uint64_t durable, const char *why)
@@ -590,21 +705,20 @@ s_flush(void *ctx, uint64_t durable, const char *why)
     for (size_t i = 0; i < self->n_queued; i++) {
         const s_queued_t *q = &self->queued[i];
         s_peer_t peer = { self->queue + q->off, q->id_len };
-        if (q->deferred >= 0) {
-            s_answer_now(self, &self->deferred[q->deferred]);
-        } else if (q->ack_seq > durable) {
+        pd_reads_conn_t *c = s_conn(self, peer);
+        if (q->ack_seq > durable) {
             parley__reply_t r;
             char text[S_REJECT_TEXT];
             s_reject_reply(self, q->request_id, PARLEY_EUNAVAILABLE, 0, 0,
                            why != NULL ? why
                                        : "not durable: the commit failed",
                            text, &r);
-            s_send_small(self, peer, &r);
+            s_send_small(self, peer, c, PD_READS_REPLY_OTHER, &r);
         } else {
-            s_send(self, peer, self->queue + q->off + q->id_len, q->len);
+            s_send(self, peer, c, PD_READS_REPLY_OTHER,
+                   self->queue + q->off + q->id_len, q->len);
         }
     }
-    s_drop_deferred(self);
     self->n_queued = self->queue_used = 0;
 }
 

@@ -1,22 +1,22 @@
 /*
  * api.h - parleyd's request socket: the ROUTER, its framing, dispatch by
- * op, and the reply queue.
+ * op, the reply queue and the read slices.
  *
  * Clients (DEALER) send [ApiRequest]; the ROUTER sees [identity][request]
  * and answers [identity][ApiReply]. The loop's turn belongs to ingest
  * (ingest.h): it reads the messages through this api (pd_api_io()),
  * handles the publishes itself and hands every other request back to
- * the api, in arrival order. The api answers those: replay and snapshot
- * through query (query.h), stats from the registry (stats.h), ping, and
- * the rejects of messages that are not well-formed requests.
+ * the api, in arrival order. The api queues the reads (replay, snapshot,
+ * stats, ping) in the read scheduler (reads.h) and answers anything else
+ * at once (the rejects of messages that are not well-formed requests).
  *
- * Answer order is request order. Replies to publishes wait in the queue
- * for the turn's group commit (nothing is acked before it is durable);
- * a read that arrives while replies wait in the queue is kept, unread,
- * behind them and answered right after that commit (pd_api_io()'s flush),
- * so it never overtakes an earlier ack, never forces a commit, and sees
- * what the commit made durable. A read that arrives with the queue empty
- * is answered at once.
+ * Replies to publishes wait in the queue for the turn's group commit
+ * (nothing is acked before it is durable), and go out in request order.
+ * Reads are answered by pd_api_reads(), which the loop calls after each
+ * turn: a read sees every update acked before its answer, and never
+ * forces a commit. A connection's reads are answered in the order they
+ * came, but may be answered after the acks of publishes it sent later
+ * (clients match replies by request_id).
  */
 #ifndef PD_API_H
 #define PD_API_H
@@ -26,6 +26,7 @@
 #include "ingest.h"
 #include "parley.h"
 #include "query.h"
+#include "reads.h"
 #include "stats.h"
 #include "storage.h"
 #include "zap.h"
@@ -39,8 +40,9 @@ typedef struct pd_api_deps {
     const pd_config_t *cfg;
     pd_storage_t *storage;   /* ping's seq and first_seq */
     pd_query_t *query;       /* replay, snapshot */
+    pd_reads_t *reads;       /* queued reads; every reply is counted there */
     pd_feed_t *feed;         /* ping's feed endpoint */
-    pd_zap_t *zap;           /* CURVE and the User-Id of a request */
+    pd_zap_t *zap;           /* CURVE, and a request's rights by its key */
     pd_stats_t *stats;       /* the stats reply; the api reports into it */
     const uint8_t *daemon_id; /* 16 bytes, for ping */
 } pd_api_deps_t;
@@ -56,16 +58,17 @@ pd_api_t *pd_api_new(void *ctx, const pd_api_deps_t *deps, int *err);
 /*
  * Close every client connection (unbind and bind the same endpoint
  * again), so that each must pass the ZAP handler anew: used when the
- * allow-list lost a client. Call between turns.
+ * allow-list lost a client. Call between turns. Queued reads are
+ * dropped: nobody is left to read their answers.
  *
  * Returns:   0 or -errno (the api is then not bound: fatal).
  */
 int pd_api_cut(pd_api_t *api);
 
 /*
- * Close the socket (linger 0 unless set otherwise) and free; reads still
- * waiting in the queue are dropped unanswered. *api becomes NULL.
- * Accepts NULL.
+ * Close the socket (linger 0 unless set otherwise) and free. *api
+ * becomes NULL. Accepts NULL. (Reads still queued stay in the scheduler,
+ * unanswered, until it is destroyed.)
  */
 void pd_api_destroy(pd_api_t **api);
 
@@ -81,5 +84,13 @@ const char *pd_api_endpoint(const pd_api_t *api);
  * ingest that uses it.
  */
 void pd_api_io(pd_api_t *api, pd_ingest_io_t *io);
+
+/*
+ * One read slice: serve queued reads, connection by connection in turn,
+ * until none can be served now or the slice's budget is spent
+ * (PD_READS_SLICE_RECORDS records, PD_READS_SLICE_US). Call after each
+ * turn, and again without waiting while pd_reads_ready().
+ */
+void pd_api_reads(pd_api_t *api);
 
 #endif /* PD_API_H */

@@ -53,6 +53,8 @@ pd_config_defaults(pd_config_t *cfg)
     strcpy(cfg->backbone_stream, "PARLEY");
     cfg->backbone_replicas = 3;
     cfg->backbone_publish_timeout = 2000;
+    cfg->reply_queue_bytes = 4 * S_MIB;
+    cfg->reply_queue_total = 64 * S_MIB;
 }
 
 /* ----------------------------------------------------------- value parsers */
@@ -479,6 +481,22 @@ s_set_backbone_tls_hostname(pd_config_t *cfg, const char *v, char *err,
     return 0;
 }
 
+static int
+s_set_reply_queue_bytes(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_bytes,
+                    err, errlen);
+}
+
+static int
+s_set_reply_queue_total(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_number(v, true, S_MIB, 1024 * S_GIB, &cfg->reply_queue_total,
+                    err, errlen);
+}
+
 static const struct {
     const char *key;
     s_setter_fn set;
@@ -517,6 +535,8 @@ static const struct {
     { "backbone_tls_cert", s_set_backbone_tls_cert },
     { "backbone_tls_key", s_set_backbone_tls_key },
     { "backbone_tls_hostname", s_set_backbone_tls_hostname },
+    { "reply_queue_bytes", s_set_reply_queue_bytes },
+    { "reply_queue_total", s_set_reply_queue_total },
 };
 
 #define S_NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))

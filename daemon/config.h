@@ -65,6 +65,9 @@ typedef struct pd_config {
     char backbone_tls_cert[PD_CONFIG_PATH_MAX]; /* client certificate, "" */
     char backbone_tls_key[PD_CONFIG_PATH_MAX];  /* its key (0600), "" */
     char backbone_tls_hostname[PD_CONFIG_ENDPOINT_MAX]; /* expected name */
+    /* read replies not yet read by their clients (reads.h) */
+    uint64_t reply_queue_bytes;         /* per connection, then reads wait */
+    uint64_t reply_queue_total;         /* all connections, then reads wait */
 } pd_config_t;
 
 /* Fill cfg with the embedded defaults. */

@@ -5,9 +5,9 @@
  * that keys chosen by publishers cannot be made to collide.
  *
  * The struct and a streaming SipHash are in this header for one reason:
- * the latest-state table of index.c hashes its keys in place, from the
- * slugs where they lie, and walks the slots itself (see the comment above
- * s_latest_put() there). Every other user treats pd_hash_t as opaque and
+ * the latest-state table of current.c hashes its keys in place, from the
+ * slugs where they lie, and walks the slots itself (see the comment on
+ * the entry table there). Every other user treats pd_hash_t as opaque and
  * goes through the functions.
  */
 #ifndef PD_HASH_H
@@ -206,7 +206,7 @@ pd_sip_tail(const uint8_t *p, size_t n)
 /*
  * Feed n bytes at p as whole words, the last one zero-filled (not
  * SipHash's byte stream: a key made of several such pieces must also
- * feed their lengths, as index.c does).
+ * feed their lengths, as current.c does).
  */
 static inline void
 pd_sip_padded(pd_sip_t *s, const void *p, size_t n)

@@ -25,8 +25,9 @@
  * per seq a correction or retraction names, and a hash entry for each
  * record that something names (docs/operations.md, "Memory").
  *
- * The signer and entry tables are open-addressing hash tables, pd_hash_t
- * (hash.h).
+ * The signers and the reservations are index.c's, the state current.c's
+ * (behind current.h, which only index.c includes). The signer and entry
+ * tables are open-addressing hash tables, pd_hash_t (hash.h).
  */
 #ifndef PD_INDEX_H
 #define PD_INDEX_H

@@ -2,12 +2,14 @@
  * query.c - replay and snapshot (query.h).
  *
  * Memory: a replay page is built in buffers allocated once in
- * pd_query_new() (the largest page fits); a snapshot, rarer and of
- * unbounded size until it is counted, grows heap buffers that live until
- * the next query.
+ * pd_query_new() (the largest page fits); a page that spans steps holds
+ * no delivery yet, so only its place is kept in the job. A snapshot,
+ * rarer, grows a heap buffer in its job (at most PD_QUERY_SNAPSHOT_BYTES
+ * of deliveries) and its reply lives until the next snapshot.
  */
 #include "query.h"
 
+#include "clock.h"
 #include "entries.h"
 #include "facts.h"
 #include "log.h"
@@ -20,6 +22,8 @@
 
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the record itself */
 #define S_DELIVERY_OVERHEAD 64      /* Delivery fields around an envelope */
+/* Records read between two looks at the clock. */
+#define S_CLOCK_EVERY 16
 
 struct pd_query {
     pd_storage_t *storage;           /* borrowed */
@@ -227,6 +231,42 @@ s_encode(const parley__reply_t *r, uint8_t *buf, size_t cap,
     return 0;
 }
 
+/*
+ * Take one record from the budget. Returns false when it is spent: no
+ * records left, or past the deadline (looked at every S_CLOCK_EVERY
+ * records, and before the first).
+ */
+static bool
+s_take(pd_query_budget_t *b, uint64_t taken)
+{
+    if (b->records == 0)
+        return false;
+    if (b->deadline_us != 0 && taken % S_CLOCK_EVERY == 0
+        && parley__mono_us() >= b->deadline_us) {
+        b->records = 0; /* the slice is over for every later step too */
+        return false;
+    }
+    b->records--;
+    return true;
+}
+
+/* A step of a replay or a snapshot. */
+typedef int (*s_step_fn)(pd_query_t *, const parley__request_t *,
+                         const char *, pd_query_job_t *, pd_query_budget_t *,
+                         pd_query_answer_t *);
+
+/* A query answered in one step, without a budget. */
+static int
+s_once(pd_query_t *self, s_step_fn step, const parley__request_t *req,
+       const char *key, pd_query_answer_t *a)
+{
+    pd_query_job_t job = { 0 };
+    pd_query_budget_t b = { .records = UINT64_MAX, .deadline_us = 0 };
+    int rc = step(self, req, key, &job, &b, a);
+    pd_query_job_end(&job);
+    return rc;
+}
+
 /* ================================================================ replay */
 
 /* One replay page being filled. */
@@ -238,16 +278,23 @@ typedef struct {
 
 /*
  * Add the deliveries of seqs pg->seq..to that rd wants to the page, until
- * it holds limit of them, is full, or PD_QUERY_SCAN_MAX were looked at.
+ * it holds limit of them, is full, the job has looked at
+ * PD_QUERY_SCAN_MAX records, or the budget is spent (*spent then).
  * Returns 0 or PARLEY_EUNAVAILABLE (a read error, logged).
  */
 static int
 s_fill_page(pd_query_t *self, const s_reader_t *rd, uint64_t to,
-            uint32_t limit, s_page_t *pg)
+            uint32_t limit, pd_query_job_t *job, pd_query_budget_t *b,
+            s_page_t *pg, bool *spent)
 {
-    for (size_t looked = 0; pg->seq <= to && pg->n < limit
-                            && looked < PD_QUERY_SCAN_MAX;
-         pg->seq++, looked++) {
+    *spent = false;
+    for (uint64_t taken = 0; pg->seq <= to && pg->n < limit
+                             && job->looked < PD_QUERY_SCAN_MAX;
+         pg->seq++, job->looked++) {
+        if (!s_take(b, taken++)) {
+            *spent = true;
+            break;
+        }
         int64_t received_at;
         size_t len, dlen;
         int rc = s_read_record(self, pg->seq, &received_at, &len);
@@ -276,14 +323,19 @@ s_fill_page(pd_query_t *self, const s_reader_t *rd, uint64_t to,
 }
 
 int
-pd_query_replay(pd_query_t *self, const parley__request_t *req,
-                const char *key, pd_query_answer_t *a)
+pd_query_replay_step(pd_query_t *self, const parley__request_t *req,
+                     const char *key, pd_query_job_t *job,
+                     pd_query_budget_t *b, pd_query_answer_t *a)
 {
     memset(a, 0, sizeof(*a));
     s_reader_t rd = s_reader(self, req, key);
     uint64_t first = pd_storage_first(self->storage);
     uint64_t head = rd.head;
-    uint64_t from = req->from_seq > 0 ? req->from_seq : 1;
+    /* Where the page starts, or where an earlier step of it stopped:
+     * retention may have passed it since. */
+    uint64_t from = job->seq > 0 ? job->seq
+                    : req->from_seq > 0 ? req->from_seq
+                                        : 1;
     if ((first > 0 && from < first)
         || (first == 0 && head > 0 && from <= head)) {
         a->first_seq = first > 0 ? first : head + 1;
@@ -294,9 +346,14 @@ pd_query_replay(pd_query_t *self, const parley__request_t *req,
                          ? PD_QUERY_REPLAY_MAX
                          : req->limit;
     s_page_t pg = { .seq = from };
-    int rc = s_fill_page(self, &rd, to, limit, &pg);
+    bool spent;
+    int rc = s_fill_page(self, &rd, to, limit, job, b, &pg, &spent);
     if (rc < 0)
         return rc;
+    if (spent && pg.n == 0) {
+        job->seq = pg.seq; /* nothing to send yet: go on in a later step */
+        return PD_QUERY_MORE;
+    }
     parley__reply_t r = { .request_id = req->request_id,
                           .type = PARLEY__REPLY_REPLAY,
                           .deliveries = self->item_list,
@@ -313,15 +370,52 @@ pd_query_replay(pd_query_t *self, const parley__request_t *req,
 typedef struct {
     uint8_t *buf;
     size_t used, cap;
-    size_t *offs;      /* start of each delivery */
+    size_t *offs;      /* start of each delivery (PD_QUERY_SNAPSHOT_MAX) */
     size_t n;
 } s_snap_t;
 
+
+/* Where a snapshot stands between its steps. */
+struct pd_query_snap {
+    s_snap_t got;          /* the deliveries collected */
+    pd_entry_t *entries;   /* the state's entries the request asks for,
+                              by seq; those kept first, then the rest */
+    size_t n_entries;      /* entries asked for */
+    size_t next;           /* the first entry of the next seq to read */
+    size_t kept;           /* entries kept: their update was read, is not
+                              expired and may be read by the client */
+    pd_entry_t *claims;    /* older clients: see s_claims_add() */
+    size_t n_claims, claims_cap;
+    uint64_t head;         /* the snapshot's seq */
+    int64_t now_ms;        /* expiry is measured at the start */
+};
+
+/*
+ * Add one delivery. Returns 0, PARLEY_EUNAVAILABLE (over
+ * PD_QUERY_SNAPSHOT_MAX or PD_QUERY_SNAPSHOT_BYTES: detail says which)
+ * or another negative error.
+ */
 static int
 s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
-           size_t len)
+           size_t len, char *detail, size_t detail_cap)
 {
     size_t need = len + S_DELIVERY_OVERHEAD, dlen;
+    if (s->n == PD_QUERY_SNAPSHOT_MAX) {
+        snprintf(detail, detail_cap,
+                 "the state asked for holds more than %d current updates, "
+                 "over what one answer carries: ask for less with filters "
+                 "(negotiation, party, phase)",
+                 PD_QUERY_SNAPSHOT_MAX);
+        return PARLEY_EUNAVAILABLE;
+    }
+    if (s->used + need > PD_QUERY_SNAPSHOT_BYTES + S_DELIVERY_OVERHEAD) {
+        snprintf(detail, detail_cap, "(snapshot holds over %d bytes)",
+                 PD_QUERY_SNAPSHOT_BYTES);
+        return PARLEY_EUNAVAILABLE;
+    }
+    if (s->offs == NULL
+        && (s->offs = malloc(PD_QUERY_SNAPSHOT_MAX * sizeof(size_t))) == NULL)
+        return -ENOMEM;
     if (s->cap - s->used < need) {
         size_t cap = s->cap * 2 > s->used + need ? s->cap * 2 : s->used + need;
         uint8_t *b = realloc(s->buf, cap);
@@ -335,6 +429,11 @@ s_snap_add(s_snap_t *s, uint64_t seq, int64_t received_at, const void *env,
                                      &dlen);
     if (rc < 0)
         return rc;
+    if (s->used + dlen > PD_QUERY_SNAPSHOT_BYTES) {
+        snprintf(detail, detail_cap, "(snapshot holds over %d bytes)",
+                 PD_QUERY_SNAPSHOT_BYTES);
+        return PARLEY_EUNAVAILABLE;
+    }
     s->offs[s->n++] = s->used;
     s->used += dlen;
     return 0;
@@ -423,35 +522,27 @@ s_claims_hold(pd_entry_t *claims, size_t n_claims, const pd_entry_t *entries,
     return true;
 }
 
-/* What a snapshot collects. */
-typedef struct {
-    s_snap_t snap;         /* the deliveries */
-    pd_entry_t *entries;   /* the state's entries the request asks for;
-                              those kept first, then the rest */
-    size_t n_entries;      /* entries asked for */
-    size_t kept;           /* of which kept: their update was read, is not
-                              expired and may be read by the client */
-    pd_entry_t *claims;    /* older clients: see s_claims_add() */
-    size_t n_claims, claims_cap;
-} s_state_t;
-
 /*
- * Read the update of each seq the entries name, once, in seq order, and
- * keep it (and its entries) unless it is gone, expired or not for this
- * reader. Returns 0 or a negative error.
+ * Read the update of each seq the entries name, once, in seq order, from
+ * where the job stands, and keep it (and its entries) unless it is gone,
+ * expired when the job started or not for this reader, until the budget
+ * is spent (*spent then). Returns 0 or a negative error
+ * (PARLEY_EUNAVAILABLE with a->detail when the snapshot is too large).
  */
 static int
-s_snap_collect(pd_query_t *self, const s_reader_t *rd, s_state_t *st)
+s_snap_collect(pd_query_t *self, const s_reader_t *rd, pd_query_snap_t *js,
+               pd_query_budget_t *b, bool *spent, pd_query_answer_t *a)
 {
-    size_t n = st->n_entries;
-    if (n > 0 && (st->snap.offs = malloc(n * sizeof(size_t))) == NULL)
-        return -ENOMEM;
-    if (n > 1) /* entries is NULL when there are none */
-        qsort(st->entries, n, sizeof(*st->entries), s_cmp_seq);
-    int64_t now = parley_now_ms();
-    for (size_t i = 0, next; i < n; i = next) {
-        uint64_t seq = st->entries[i].seq;
-        for (next = i + 1; next < n && st->entries[next].seq == seq; next++)
+    size_t n = js->n_entries;
+    *spent = false;
+    for (size_t next, taken = 0; js->next < n; js->next = next) {
+        if (!s_take(b, taken++)) {
+            *spent = true;
+            return 0;
+        }
+        size_t i = js->next;
+        uint64_t seq = js->entries[i].seq;
+        for (next = i + 1; next < n && js->entries[next].seq == seq; next++)
             ;
         int64_t received_at;
         size_t len;
@@ -462,44 +553,45 @@ s_snap_collect(pd_query_t *self, const s_reader_t *rd, s_state_t *st)
             return rc;
         const parley_update_t *u = &self->update;
         /* An expired update holds no entry; nothing falls back. */
-        if (u->expires_at != 0 && u->expires_at <= now)
+        if (u->expires_at != 0 && u->expires_at <= js->now_ms)
             continue;
         if (!rd->reads_all && !s_wanted(self, rd, u))
             continue;
-        if ((rc = s_snap_add(&st->snap, seq, received_at, self->record, len))
+        if ((rc = s_snap_add(&js->got, seq, received_at, self->record, len,
+                             a->detail, sizeof(a->detail)))
             < 0)
             return rc;
         if (!rd->req->entries
-            && (rc = s_claims_add(&st->claims, &st->n_claims,
-                                  &st->claims_cap, rd->req, u, seq)) < 0)
+            && (rc = s_claims_add(&js->claims, &js->n_claims,
+                                  &js->claims_cap, rd->req, u, seq)) < 0)
             return rc;
         /* Keep its entries: move them to the front. */
         for (size_t k = i; k < next; k++) {
-            pd_entry_t e = st->entries[k];
-            st->entries[k] = st->entries[st->kept];
-            st->entries[st->kept++] = e;
+            pd_entry_t e = js->entries[k];
+            js->entries[k] = js->entries[js->kept];
+            js->entries[js->kept++] = e;
         }
     }
-    if (st->kept > 1)
-        qsort(st->entries, st->kept, sizeof(*st->entries), s_cmp_key);
+    if (js->kept > 1)
+        qsort(js->entries, js->kept, sizeof(*js->entries), s_cmp_key);
     return 0;
 }
 
 /* Encode the collected deliveries and entries as the reply to req. */
 static int
-s_snap_encode(pd_query_t *self, const s_reader_t *rd, const s_state_t *st,
-              pd_query_answer_t *a)
+s_snap_encode(pd_query_t *self, const parley__request_t *req,
+              const pd_query_snap_t *js, pd_query_answer_t *a)
 {
-    const parley__request_t *req = rd->req;
-    const s_snap_t *s = &st->snap;
+    const s_snap_t *s = &js->got;
     parley__bytes_t *list = calloc(s->n > 0 ? s->n : 1, sizeof(*list));
     parley__entry_t *ents = NULL;
-    size_t n_ents = req->entries ? st->kept : 0;
+    size_t n_ents = req->entries ? js->kept : 0;
     size_t out_cap = s->used + s->n * parley__reply_item_overhead(0)
                      + n_ents * PARLEY__ENTRY_WIRE_MAX + 64;
     int rc = PARLEY_EUNAVAILABLE;
     if (n_ents > 0)
         ents = calloc(n_ents, sizeof(*ents));
+    free(self->snap_out);
     self->snap_out = malloc(out_cap);
     if (list != NULL && self->snap_out != NULL && (n_ents == 0 || ents)) {
         for (size_t i = 0; i < s->n; i++) {
@@ -508,17 +600,17 @@ s_snap_encode(pd_query_t *self, const s_reader_t *rd, const s_state_t *st,
                                          end - s->offs[i] };
         }
         for (size_t i = 0; i < n_ents; i++)
-            ents[i] = (parley__entry_t){ st->entries[i].negotiation,
-                                         st->entries[i].party,
-                                         st->entries[i].phase,
-                                         st->entries[i].seq };
+            ents[i] = (parley__entry_t){ js->entries[i].negotiation,
+                                         js->entries[i].party,
+                                         js->entries[i].phase,
+                                         js->entries[i].seq };
         parley__reply_t r = { .request_id = req->request_id,
                               .type = PARLEY__REPLY_SNAPSHOT,
                               .deliveries = list,
                               .n_deliveries = s->n,
                               .entries = ents,
                               .n_entries = n_ents,
-                              .seq = rd->head };
+                              .seq = js->head };
         rc = s_encode(&r, self->snap_out, out_cap, a);
     } else {
         snprintf(a->detail, sizeof(a->detail), "(out of memory)");
@@ -528,46 +620,85 @@ s_snap_encode(pd_query_t *self, const s_reader_t *rd, const s_state_t *st,
     return rc;
 }
 
+/* Start a snapshot job: the entries req asks for, by seq, the reader's
+ * view of the head (its seq) and the time now. */
+static int
+s_snap_start(pd_query_t *self, const s_reader_t *rd, pd_query_job_t *job)
+{
+    const parley__request_t *req = rd->req;
+    pd_query_snap_t *js = calloc(1, sizeof(*js));
+    if (js == NULL)
+        return -ENOMEM;
+    job->snap = js;
+    /* Both from the same moment: the loop thread applies commits between
+     * steps, never within one. */
+    js->head = rd->head;
+    js->now_ms = parley_now_ms();
+    int n = pd_storage_latest(self->storage, s_entry_wanted, (void *)req,
+                              &js->entries);
+    if (n < 0)
+        return n;
+    js->n_entries = (size_t)n;
+    if (n > 1) /* entries is NULL when there are none */
+        qsort(js->entries, js->n_entries, sizeof(*js->entries), s_cmp_seq);
+    return 0;
+}
+
 int
-pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
-                  const char *key, pd_query_answer_t *a)
+pd_query_snapshot_step(pd_query_t *self, const parley__request_t *req,
+                       const char *key, pd_query_job_t *job,
+                       pd_query_budget_t *b, pd_query_answer_t *a)
 {
     memset(a, 0, sizeof(*a));
-    free(self->snap_out);
-    self->snap_out = NULL;
-    s_state_t st = { 0 };
     s_reader_t rd = s_reader(self, req, key);
-    int n = pd_storage_latest(self->storage, s_entry_wanted, (void *)req,
-                              &st.entries);
-    int rc = n;
-    if (n >= 0) {
-        st.n_entries = (size_t)n;
-        rc = s_snap_collect(self, &rd, &st);
-    }
-    if (rc < 0) {
-        pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
-                       parley_error_name(rc));
-        rc = PARLEY_EUNAVAILABLE;
-    } else if (st.snap.n > PD_QUERY_SNAPSHOT_MAX) {
-        snprintf(a->detail, sizeof(a->detail),
-                 "the state asked for holds %zu current updates, over the %d "
-                 "one answer carries: ask for less with filters "
-                 "(negotiation, party, phase)",
-                 st.snap.n, PD_QUERY_SNAPSHOT_MAX);
-        rc = PARLEY_EUNAVAILABLE;
-    } else if (!req->entries
-               && !s_claims_hold(st.claims, st.n_claims, st.entries,
-                                 st.kept)) {
+    int rc = job->snap == NULL ? s_snap_start(self, &rd, job) : 0;
+    bool spent = false;
+    if (rc == 0)
+        rc = s_snap_collect(self, &rd, job->snap, b, &spent, a);
+    if (rc == 0 && spent)
+        return PD_QUERY_MORE;
+    if (rc == 0 && !req->entries
+        && !s_claims_hold(job->snap->claims, job->snap->n_claims,
+                          job->snap->entries, job->snap->kept)) {
         snprintf(a->detail, sizeof(a->detail),
                  "(updates name entries they do not hold: needs a client "
                  "that reads entries)");
         rc = PARLEY_EBADREQUEST;
-    } else {
-        rc = s_snap_encode(self, &rd, &st, a);
+    } else if (rc == 0) {
+        rc = s_snap_encode(self, req, job->snap, a);
+    } else if (rc != PARLEY_EUNAVAILABLE) {
+        pd_log_limited(PD_LOG_KEY_QUERY, PD_LOG_ERROR, "snapshot failed: %s",
+                       parley_error_name(rc));
+        rc = PARLEY_EUNAVAILABLE;
     }
-    free(st.entries);
-    free(st.claims);
-    free(st.snap.offs);
-    free(st.snap.buf);
+    /* Answered (or refused): what was collected is not needed any more. */
+    pd_query_job_end(job);
     return rc;
+}
+
+int
+pd_query_replay(pd_query_t *self, const parley__request_t *req,
+                const char *key, pd_query_answer_t *a)
+{
+    return s_once(self, pd_query_replay_step, req, key, a);
+}
+
+int
+pd_query_snapshot(pd_query_t *self, const parley__request_t *req,
+                  const char *key, pd_query_answer_t *a)
+{
+    return s_once(self, pd_query_snapshot_step, req, key, a);
+}
+
+void
+pd_query_job_end(pd_query_job_t *job)
+{
+    if (job->snap != NULL) {
+        free(job->snap->entries);
+        free(job->snap->claims);
+        free(job->snap->got.buf);
+        free(job->snap->got.offs);
+        free(job->snap);
+    }
+    memset(job, 0, sizeof(*job));
 }

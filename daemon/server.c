@@ -3,14 +3,17 @@
  *
  * One thread: zmq_poll over the api ROUTER, the feed XPUB and a signalfd,
  * with a timeout that wakes the loop for heartbeats, retention, the
- * storage's check and retry, and the systemd watchdog. Everything the
- * loop touches is owned here.
+ * storage's check and retry, and the systemd watchdog. Each pass runs the
+ * timers that are due, a turn of ingest when requests wait, and a slice
+ * of reads (reads.h), so that no reader holds the loop for longer than a
+ * slice. Everything the loop touches is owned here.
  */
 #include "server.h"
 
 #include "api.h"
 #include "ingest.h"
 #include "query.h"
+#include "reads.h"
 #include "clock.h"
 #include "cluster.h"
 #include "codec.h"
@@ -24,6 +27,9 @@
 #include "zap.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -41,6 +47,12 @@
 #define S_RETAIN_MS 10000   /* how often retention runs, when configured */
 #define S_STATUS_MS 10000   /* how often systemd STATUS= is refreshed */
 #define S_STOP_LINGER_MS 500 /* a clean stop waits this long for peers */
+/* While reads wait for their connections to read replies, the loop
+ * looks again this often (libzmq frees replies in its own thread). */
+#define S_READS_RECHECK_MS 10
+/* Allocations from this size on are mapped on their own, and unmapped
+ * when freed (replies, snapshots). */
+#define S_MMAP_THRESHOLD (128 * 1024)
 
 /* The loop's timers; each runs every period_ms while its period is set. */
 typedef enum {
@@ -69,6 +81,8 @@ struct pd_server {
     pd_storage_t *storage;       /* where updates are kept */
     pd_feed_t *feed;
     pd_query_t *query;           /* replay, snapshot */
+    pd_reads_t *reads;           /* queued reads, unread replies; outlives
+                                    the zmq context */
     pd_api_t *api;               /* the ROUTER */
     pd_ingest_t *ingest;         /* the write path; drives each turn */
     pd_stats_t *stats;           /* the counters every module reports */
@@ -277,9 +291,15 @@ s_bind(pd_server_t *self)
                                self->cfg.max_message_bytes, &err);
     if (self->query == NULL)
         return err;
+    pd_reads_limits_t lim = { .conn_reply_bytes = self->cfg.reply_queue_bytes,
+                              .total_reply_bytes =
+                                  self->cfg.reply_queue_total };
+    if ((self->reads = pd_reads_new(&lim, self->stats, &err)) == NULL)
+        return err;
     pd_api_deps_t deps = { .cfg = &self->cfg,
                            .storage = self->storage,
                            .query = self->query,
+                           .reads = self->reads,
                            .feed = self->feed,
                            .zap = self->zap,
                            .stats = self->stats,
@@ -313,6 +333,12 @@ pd_server_new(pd_server_opts_t *opts, int *err)
     self->ring = opts->ring;
     opts->ring = NULL;
     randombytes_buf(self->daemon_id, sizeof(self->daemon_id));
+#ifdef __GLIBC__
+    /* A fixed threshold: glibc would otherwise raise it as large replies
+     * are freed, and keep later ones in a heap that a burst of unread
+     * replies leaves fragmented and large after they are gone. */
+    mallopt(M_MMAP_THRESHOLD, S_MMAP_THRESHOLD);
+#endif
 
     /* A libsodium that accepts small-order keys or unreduced signatures
      * would let one forgery pass for many updates: refuse to run on it. */
@@ -385,6 +411,8 @@ pd_server_destroy(pd_server_t **srvp)
     pd_zap_destroy(&self->zap);
     if (self->zctx != NULL)
         zmq_ctx_term(self->zctx);
+    /* After the context: libzmq frees the last replies in its threads. */
+    pd_reads_destroy(&self->reads);
     pd_storage_destroy(&self->storage);
     pd_stats_destroy(&self->stats);
     parley_keyring_destroy(&self->ring);
@@ -683,8 +711,10 @@ pd_server_run(pd_server_t *self, int sigfd)
         long timeout = s_timers(self, &rc);
         if (rc < 0)
             break;
-        if (pd_ingest_pending(self->ingest))
-            timeout = 0; /* requests read ahead wait to be handled */
+        if (pd_ingest_pending(self->ingest) || pd_reads_ready(self->reads))
+            timeout = 0; /* requests read ahead, or reads, wait */
+        else if (pd_reads_queued(self->reads) && timeout > S_READS_RECHECK_MS)
+            timeout = S_READS_RECHECK_MS;
         /* api, signals, the feed's sockets, the ZAP handler's, then the
          * storage's fd (only a cluster has one) */
         zmq_pollitem_t items[2 + PD_CLIENTS_CLASSES_MAX + PD_ZAP_NITEMS + 1] = {
@@ -727,6 +757,8 @@ pd_server_run(pd_server_t *self, int sigfd)
         if (storage_item != NULL && (storage_item->revents & ZMQ_POLLIN)
             && (rc = pd_ingest_flush(self->ingest)) < 0)
             break;
+        /* A slice of reads, after the turn's commit: then the timers. */
+        pd_api_reads(self->api);
         if ((items[1].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
             break;
         /* Retire a ZAP handler that has served handshakes (cheap when

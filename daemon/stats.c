@@ -55,6 +55,14 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "cluster_healthy",
     "cluster_stream_last",
     "cluster_reconnects",
+    "reads_queued",
+    "reads_deferred",
+    "read_slices_full",
+    "reads_held",
+    "reads_refused",
+    "reads_dropped",
+    "reply_bytes",
+    "replies_dropped",
 };
 
 /* Where one stat comes from. */

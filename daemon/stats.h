@@ -72,6 +72,14 @@ typedef enum pd_stat {
     PD_STAT_CLUSTER_HEALTHY,       /* cluster: 1 while publishes can go */
     PD_STAT_CLUSTER_STREAM_LAST,   /* cluster: the stream's last seq seen */
     PD_STAT_CLUSTER_RECONNECTS,    /* cluster: NATS reconnections */
+    PD_STAT_READS_QUEUED,          /* reads waiting to be answered now */
+    PD_STAT_READS_DEFERRED,        /* reads that waited a whole slice */
+    PD_STAT_READ_SLICES_FULL,      /* slices that spent their budget */
+    PD_STAT_READS_HELD,            /* reads held for unread replies */
+    PD_STAT_READS_REFUSED,         /* reads refused: queue full */
+    PD_STAT_READS_DROPPED,         /* reads dropped: connection gone */
+    PD_STAT_REPLY_BYTES,           /* bytes of replies not yet read */
+    PD_STAT_REPLIES_DROPPED,       /* replies not sent */
     PD_STAT_COUNT
 } pd_stat_t;
 

@@ -46,6 +46,8 @@ test_defaults(void **state)
     assert_int_equal(cfg.log_level, PD_LOG_INFO);
     assert_string_equal(cfg.pid_file, "");
     assert_false(cfg.pid_file_given);
+    assert_int_equal(cfg.reply_queue_bytes, 4 * 1024 * 1024);
+    assert_int_equal(cfg.reply_queue_total, 64 * 1024 * 1024);
     assert_int_equal(pd_config_finish(&cfg), 0);
     assert_false(cfg.pid_file_given);
     assert_string_equal(cfg.keyring, "./parley-data/keyring");
@@ -75,6 +77,8 @@ test_every_key(void **state)
         "disk_reserve 0\n"
         "heartbeat_interval 250\n"
         "pid_file /run/parleyd.pid\n"
+        "reply_queue_bytes 2M\n"
+        "reply_queue_total 1G\n"
         "log_level debug";  /* no newline at the end */
     assert_int_equal(s_parse(&cfg, text, err, sizeof(err)), 0);
     assert_string_equal(cfg.api, "tcp://0.0.0.0:9000");
@@ -90,6 +94,8 @@ test_every_key(void **state)
     assert_int_equal(cfg.segment_bytes, 1024 * 1024);
     assert_int_equal(cfg.disk_reserve, 0);
     assert_int_equal(cfg.heartbeat_interval, 250);
+    assert_int_equal(cfg.reply_queue_bytes, 2 * 1024 * 1024);
+    assert_int_equal(cfg.reply_queue_total, 1024 * 1024 * 1024);
     assert_int_equal(cfg.log_level, PD_LOG_DEBUG);
     /* An explicit keyring and pid file survive finish. */
     assert_int_equal(pd_config_finish(&cfg), 0);
@@ -186,6 +192,12 @@ test_bad_values(void **state)
                    "test.conf:1: state_dir needs a value");
     s_expect_error("keyring\n", "test.conf:1: keyring needs a value");
     s_expect_error("fsync on\nfsync off\n", "test.conf:2: fsync is set twice");
+    s_expect_error("reply_queue_bytes 512K\n",
+                   "test.conf:1: reply_queue_bytes: 512K is out of range "
+                   "(1048576 to 1099511627776)");
+    s_expect_error("reply_queue_total 0\n",
+                   "test.conf:1: reply_queue_total: 0 is out of range "
+                   "(1048576 to 1099511627776)");
 }
 
 /* sys/stats/ interval: default 5 s, 0 turns it off, tiny values refused. */

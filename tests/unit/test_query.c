@@ -9,7 +9,8 @@
  * entries each delivery holds, filtered by entry, refused when too large
  * and, for a client that does not read entries, when the deliveries
  * alone would say it wrong. Both see only what is committed, and both
- * take OR filters (any_of).
+ * take OR filters (any_of). Both run in steps under a budget (records,
+ * time) and give the same answers as in one step.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,8 @@
 #include "codec.h"
 #include "datapath.h"
 #include "query.h"
+
+#include "clock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -265,11 +268,10 @@ test_replay_budget_and_scan(void **state)
     assert_false(g.r.done);
 }
 
-/* Below the first seq retention kept: truncated, with that seq. */
+/* Open the storage again with small segments and a retention of four. */
 static void
-test_replay_truncated(void **state)
+s_small_retention(fx_t *f)
 {
-    fx_t *f = *state;
     f->dp.cfg.segment_bytes = 4096;
     f->dp.cfg.retention_bytes = 16384;
     assert_int_equal(dp_open_storage(&f->dp), 0);
@@ -278,6 +280,14 @@ test_replay_truncated(void **state)
     f->q = pd_query_new(f->dp.storage, NULL, f->dp.cfg.max_message_bytes,
                         &err);
     assert_non_null(f->q);
+}
+
+/* Below the first seq retention kept: truncated, with that seq. */
+static void
+test_replay_truncated(void **state)
+{
+    fx_t *f = *state;
+    s_small_retention(f);
     for (int i = 0; i < 10; i++)
         s_store(f, 20, "egypt", 1);
     assert_true(pd_storage_retain(f->dp.storage, parley_now_ms()) > 0);
@@ -501,10 +511,10 @@ test_snapshot_too_large(void **state)
     parley__request_t *q = s_request(f, PARLEY__OP_SNAPSHOT, NULL);
     assert_int_equal(pd_query_snapshot(f->q, q, NULL, &a),
                      PARLEY_EUNAVAILABLE);
-    assert_string_equal(a.detail, "the state asked for holds 4097 current "
-                                  "updates, over the 4096 one answer carries: "
-                                  "ask for less with filters (negotiation, "
-                                  "party, phase)");
+    assert_string_equal(a.detail, "the state asked for holds more than 4096 "
+                                  "current updates, over what one answer "
+                                  "carries: ask for less with filters "
+                                  "(negotiation, party, phase)");
     static s_got_t g;
     s_snapshot(f, "p3", &g);
     assert_int_equal(g.n, 256);
@@ -578,6 +588,182 @@ test_any_of(void **state)
     }
 }
 
+/* One step of q's replay or snapshot within a budget of records. */
+static int
+s_step(fx_t *f, const parley__request_t *q, pd_query_job_t *job,
+       uint64_t records, pd_query_answer_t *a)
+{
+    pd_query_budget_t b = { .records = records };
+    int rc = q->op == PARLEY__OP_REPLAY
+                 ? pd_query_replay_step(f->q, q, NULL, job, &b, a)
+                 : pd_query_snapshot_step(f->q, q, NULL, job, &b, a);
+    /* A step never reads more than it was given. */
+    assert_true(b.records <= records);
+    return rc;
+}
+
+/* Steps of `records` each until the answer; returns how many MORE. */
+static int
+s_steps(fx_t *f, const parley__request_t *q, uint64_t records, s_got_t *g)
+{
+    pd_query_job_t job = { 0 };
+    pd_query_answer_t a;
+    int more = 0, rc;
+    while ((rc = s_step(f, q, &job, records, &a)) == PD_QUERY_MORE)
+        more++;
+    assert_int_equal(rc, 0);
+    s_decode(f, &a, g);
+    pd_query_job_end(&job);
+    return more;
+}
+
+/*
+ * A replay in steps: no empty page is answered for the budget's sake (the
+ * job goes on where it stopped), a page with deliveries is answered when
+ * the budget runs out, the records looked at add up over the steps to
+ * PD_QUERY_SCAN_MAX, and the deadline stops a step as the records do.
+ */
+static void
+test_replay_steps(void **state)
+{
+    fx_t *f = *state;
+    static s_got_t g;
+    s_store(f, 4000, "qatar", 1);   /* 1..4000 */
+    s_store(f, 1000, "egypt", 1);   /* 4001..5000 */
+    parley__request_t *q = s_request(f, PARLEY__OP_REPLAY, "egypt");
+    q->from_seq = 1;
+
+    /* 40 steps of 100 find nothing; the 41st fills its 100 records. */
+    assert_int_equal(s_steps(f, q, 100, &g), 40);
+    assert_int_equal(g.n, 100);
+    assert_int_equal(g.seqs[0], 4001);
+    assert_int_equal(g.seqs[99], 4100);
+    assert_int_equal(g.r.next_seq, 4101);
+    assert_false(g.r.done);
+    /* With the budget for it, the same page as in one step. */
+    assert_int_equal(s_steps(f, q, 5000, &g), 0);
+    assert_int_equal(g.n, 1000);
+    assert_int_equal(g.seqs[0], 4001);
+    assert_true(g.r.done);
+
+    /* Nothing matches: 20,000 looked at over many steps, then the page. */
+    s_store(f, 16000, "qatar", 1);  /* 5001..21000 */
+    q = s_request(f, PARLEY__OP_REPLAY, "nobody");
+    q->from_seq = 401;
+    assert_int_equal(s_steps(f, q, 1000, &g), 19);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(g.r.next_seq, 401 + PD_QUERY_SCAN_MAX);
+    assert_false(g.r.done);
+
+    /* Past its deadline a step reads nothing and goes on later. */
+    pd_query_job_t job = { 0 };
+    pd_query_answer_t a;
+    pd_query_budget_t b = { .records = 1000,
+                            .deadline_us = parley__mono_us() };
+    assert_int_equal(pd_query_replay_step(f->q, q, NULL, &job, &b, &a),
+                     PD_QUERY_MORE);
+    assert_int_equal(b.records, 0);
+    assert_int_equal(job.seq, 401);
+    assert_int_equal(job.looked, 0);
+    pd_query_job_end(&job);
+}
+
+/* Retention passes a replay between its steps: truncated, from there. */
+static void
+test_replay_step_truncated(void **state)
+{
+    fx_t *f = *state;
+    s_small_retention(f);
+    s_store(f, 60, "egypt", 1);
+    parley__request_t *q = s_request(f, PARLEY__OP_REPLAY, "nobody");
+    q->from_seq = 1;
+    pd_query_job_t job = { 0 };
+    pd_query_answer_t a;
+    assert_int_equal(s_step(f, q, &job, 10, &a), PD_QUERY_MORE);
+    assert_int_equal(job.seq, 11);
+    for (int i = 0; i < 10; i++)
+        s_store(f, 20, "egypt", 1);
+    assert_true(pd_storage_retain(f->dp.storage, parley_now_ms()) > 0);
+    uint64_t first = pd_storage_first(f->dp.storage);
+    assert_true(first > 11);
+    assert_int_equal(s_step(f, q, &job, 10, &a), PARLEY_ETRUNCATED);
+    assert_int_equal(a.first_seq, first);
+    pd_query_job_end(&job);
+}
+
+/*
+ * A snapshot in steps is the snapshot of the moment it started: the same
+ * as in one step then, though an update is committed in between.
+ */
+static void
+test_snapshot_steps(void **state)
+{
+    fx_t *f = *state;
+    static s_got_t g, one;
+    parley_update_t u;
+    for (uint32_t i = 0; i < 300; i++) {
+        char party[16];
+        snprintf(party, sizeof(party), "p%u", i / 100);
+        dp_update(&u, NULL, party, i % 100, 0);
+        s_submit(f, &u);
+    }
+    s_commit(f);
+    parley__request_t *q = s_request(f, PARLEY__OP_SNAPSHOT, NULL);
+    pd_query_answer_t a;
+    assert_int_equal(pd_query_snapshot(f->q, q, NULL, &a), 0);
+    s_decode(f, &a, &one);
+    assert_int_equal(one.n, 300);
+
+    pd_query_job_t job = { 0 };
+    int more = 0, rc;
+    while ((rc = s_step(f, q, &job, 50, &a)) == PD_QUERY_MORE) {
+        if (more++ == 2) { /* p0's phase 0 again, mid-snapshot */
+            dp_update(&u, NULL, "p0", 0, 0);
+            s_submit(f, &u);
+            s_commit(f);
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(more, 5); /* the sixth step reads the last 50 */
+    s_decode(f, &a, &g);
+    pd_query_job_end(&job);
+    assert_int_equal(g.n, one.n);
+    assert_memory_equal(g.seqs, one.seqs, one.n * sizeof(one.seqs[0]));
+    assert_int_equal(g.r.seq, 300);
+
+    /* The next snapshot has the new one instead of seq 1. */
+    assert_int_equal(s_steps(f, q, 50, &g), 5);
+    assert_int_equal(g.n, 300);
+    assert_int_equal(g.seqs[0], 2);
+    assert_int_equal(g.seqs[299], 301);
+    assert_int_equal(g.r.seq, 301);
+}
+
+/* Over PD_QUERY_SNAPSHOT_BYTES of deliveries: unavailable, saying why. */
+static void
+test_snapshot_too_many_bytes(void **state)
+{
+    fx_t *f = *state;
+    parley_update_t u;
+    /* About 4.2 KiB each: 2,048 states pass 8 MiB, under 4,096. */
+    for (uint32_t i = 0; i < 2048; i++) {
+        char party[16];
+        snprintf(party, sizeof(party), "p%u", i / 256);
+        dp_update(&u, NULL, party, i % 256, 0);
+        memset(u.body, 'b', PARLEY_BODY_MAX);
+        s_submit(f, &u);
+    }
+    s_commit(f);
+    pd_query_answer_t a;
+    parley__request_t *q = s_request(f, PARLEY__OP_SNAPSHOT, NULL);
+    assert_int_equal(pd_query_snapshot(f->q, q, NULL, &a),
+                     PARLEY_EUNAVAILABLE);
+    assert_non_null(strstr(a.detail, "over 8388608 bytes"));
+    static s_got_t g;
+    s_snapshot(f, "p3", &g);
+    assert_int_equal(g.n, 256);
+}
+
 int
 main(void)
 {
@@ -594,6 +780,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_too_large,
                                         s_setup_nosync, s_teardown),
         cmocka_unit_test_setup_teardown(test_any_of, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_steps, s_setup_nosync,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_step_truncated, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_steps, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_too_many_bytes,
+                                        s_setup_nosync, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
