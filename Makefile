@@ -2,7 +2,8 @@
 #
 #   make run    install missing packages, build, start parleyd on the
 #               embedded default (state in ./parley-data, loopback ports;
-#               STATE_DIR=, API= and FEED= choose others) and
+#               STATE_DIR=, API= and FEED= choose others; a log key made
+#               there for the transparency log's checkpoints) and
 #               parley-gateway (the status board) on 127.0.0.1:7780
 #               (GATEWAY_LISTEN=)
 #   make test   install missing packages, build, run every test
@@ -46,6 +47,7 @@ build: deps $(BUILD)/CMakeCache.txt
 
 run: build
 	@mkdir -p -m 700 "$(STATE_DIR)"
+	@test -f "$(STATE_DIR)/log.key" || { $(BUILD)/parley keygen -q -o "$(STATE_DIR)/log.key" >/dev/null && echo "made the log key $(STATE_DIR)/log.key (public key: log.key.pub)"; }
 	@PATH="$(abspath $(BUILD)):$$PATH" sh ./scripts/run.sh "$(BUILD)" "$(STATE_DIR)" \
 	    "$(GATEWAY_LISTEN)" "$(API)" "$(FEED)"
 

@@ -148,9 +148,8 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
-/* bench_daemon_start() with extra config lines (may be NULL) after the
- * ones above, such as the backbone_* keys of a cluster node. */
-int bench_daemon_start_with(bench_daemon_t *d, const char *parleyd,
+/* The same with more config lines (extra, may be NULL) appended. */
+int bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd,
                             const char *dir, bool fsync, const char *extra,
                             int wait_ms);
 /*

@@ -94,7 +94,7 @@ s_node_start(s_world_t *w, int i)
     snprintf(extra, sizeof(extra),
              "backbone %s\nbackbone_stream BENCH\nbackbone_replicas 3\n",
              w->backbone[i]);
-    return bench_daemon_start_with(&w->node[i], w->parleyd, dir, true, extra,
+    return bench_daemon_start_conf(&w->node[i], w->parleyd, dir, true, extra,
                                    30000);
 }
 

@@ -424,13 +424,12 @@ int
 bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
                    bool fsync, int wait_ms)
 {
-    return bench_daemon_start_with(d, parleyd, dir, fsync, NULL, wait_ms);
+    return bench_daemon_start_conf(d, parleyd, dir, fsync, NULL, wait_ms);
 }
 
 int
-bench_daemon_start_with(bench_daemon_t *d, const char *parleyd,
-                        const char *dir, bool fsync, const char *extra,
-                        int wait_ms)
+bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd, const char *dir,
+                        bool fsync, const char *extra, int wait_ms)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->dir, sizeof(d->dir), "%s", dir);

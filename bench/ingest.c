@@ -11,6 +11,12 @@
  * keyring of K publisher keys; K publisher threads each pipeline their
  * pre-signed envelopes (window 256) through parley_pub_send/recv. The rate
  * is acked updates over the time from the first send to the last ack.
+ *
+ * The transparency log: the fsync-on runs keep the Merkle tree and sign a
+ * checkpoint every heartbeat (a log key in the state directory, as `make
+ * run` sets up); the same run with `transparency off` is its reference
+ * (target: tree on >= 0.95 x tree off). Each is run twice, alternating,
+ * and the better of the two kept, as the machine is shared.
  */
 #include "bench.h"
 #include "codec.h"
@@ -131,7 +137,7 @@ s_ceiling(const s_ingest_t *r, double v1)
 
 static int
 s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
-      bool fsync, bench_key_t *keys, const bench_envs_t *envs)
+      bool fsync, bool tree, bench_key_t *keys, const bench_envs_t *envs)
 {
     memset(r, 0, sizeof(*r));
     char dir[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
@@ -141,7 +147,17 @@ s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
         return -errno;
     int rc = bench_keyring_write(ring, keys, S_PUBLISHERS);
     bench_daemon_t d;
-    if (rc < 0 || (rc = bench_daemon_start(&d, o->parleyd, dir, fsync, 10000)) < 0)
+    char extra[BENCH_PATH_MAX + 64], key_path[BENCH_PATH_MAX + 16];
+    snprintf(key_path, sizeof(key_path), "%s/log.key", dir);
+    snprintf(extra, sizeof(extra), tree ? "log_key %s\n" : "transparency off\n%s",
+             tree ? key_path : "");
+    if (tree && rc == 0) {
+        parley_key_t *lk = parley_key_generate();
+        rc = lk != NULL ? parley_key_save(lk, key_path, "bench log key", 1) : -ENOMEM;
+        parley_key_destroy(&lk);
+    }
+    if (rc < 0
+        || (rc = bench_daemon_start_conf(&d, o->parleyd, dir, fsync, extra, 10000)) < 0)
         return rc;
     atomic_int stop = 0;
     bench_pubber_t p[S_PUBLISHERS];
@@ -255,12 +271,21 @@ main(int argc, char **argv)
     char base[BENCH_PATH_MAX];
     if (bench_tmpdir_make(base, sizeof(base), "ingest") < 0)
         return 1;
-    s_ingest_t on, off;
-    int rc_on = s_run(&on, &o, base, "fsync-on", true, keys, envs);
+    s_ingest_t on, off, tree_off, again;
+    int rc_on = s_run(&on, &o, base, "fsync-on", true, true, keys, envs);
+    int rc_tree_off = s_run(&tree_off, &o, base, "fsync-on-tree-off", true, false,
+                            keys, envs);
     v1s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
         us_verify = s_us_per_verify;
-    int rc_off = s_run(&off, &o, base, "fsync-off", false, keys, envs);
+    if (rc_on == 0 && s_run(&again, &o, base, "fsync-on-2", true, true, keys, envs) == 0
+        && again.rate > on.rate)
+        on = again;
+    if (rc_tree_off == 0
+        && s_run(&again, &o, base, "fsync-on-tree-off-2", true, false, keys, envs) == 0
+        && again.rate > tree_off.rate)
+        tree_off = again;
+    int rc_off = s_run(&off, &o, base, "fsync-off", false, true, keys, envs);
     v1s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
         us_verify = s_us_per_verify;
@@ -305,6 +330,17 @@ main(int argc, char **argv)
         bench_note("parleyd fsync on: could not run (%s)",
                    parley_error_name(rc_on));
     }
+    if (rc_on == 0 && rc_tree_off == 0) {
+        bench_ratio("transparency log on (tree, checkpoints), acked", on.rate,
+                    "upd/s", "transparency off", tree_off.rate, 0.95, false);
+        bench_note("tree off: %llu acked in %.2f s; parleyd used %.2f cores",
+                   (unsigned long long)tree_off.acked, tree_off.secs,
+                   tree_off.daemon_cpu);
+        if (on.rate > 0 && tree_off.rate > 0)
+            bench_ratio("  parleyd CPU per durable update, tree on",
+                        on.daemon_cpu / on.rate * 1e6, "us", "tree off",
+                        tree_off.daemon_cpu / tree_off.rate * 1e6, 0, true);
+    }
     if (rc_off == 0) {
         bench_ratio("parleyd fsync off, acked", off.rate, "upd/s",
                     "raw verify 1 core", v1, 0, false);
@@ -326,5 +362,5 @@ main(int argc, char **argv)
         bench_envs_free(&envs[i]);
     bench_keys_free(keys, S_PUBLISHERS);
     bench_tmpdir_remove(base);
-    return rc_on == 0 && rc_off == 0 ? 0 : 1;
+    return rc_on == 0 && rc_off == 0 && rc_tree_off == 0 ? 0 : 1;
 }

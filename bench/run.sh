@@ -22,7 +22,7 @@ set -u
 
 BUILD=${1:-build}
 QUICK=${QUICK:-0}
-ONLY=${BENCH_ONLY:-ingest fanout latency memory recovery hostile gateway cluster_raw cluster}
+ONLY=${BENCH_ONLY:-ingest fanout latency memory recovery hostile gateway tlog cluster_raw cluster}
 JOBS=${JOBS:-2}
 
 if [ ! -d "$BUILD" ]; then

@@ -433,6 +433,21 @@ parley__request_decode(const void *buf, size_t len, parley__request_t *out,
     case PARLEY__V1__API_REQUEST__OP_PING:
         out->op = PARLEY__OP_PING;
         return 0;
+    case PARLEY__V1__API_REQUEST__OP_CHECKPOINT:
+        out->op = PARLEY__OP_CHECKPOINT;
+        return 0;
+    case PARLEY__V1__API_REQUEST__OP_INCLUSION:
+        out->op = PARLEY__OP_INCLUSION;
+        out->seqs = m->inclusion->seqs;
+        out->n_seqs = m->inclusion->n_seqs;
+        out->tree_size = m->inclusion->tree_size;
+        return 0;
+    case PARLEY__V1__API_REQUEST__OP_CONSISTENCY:
+        out->op = PARLEY__OP_CONSISTENCY;
+        out->old_size = m->consistency->old_size;
+        out->new_size = m->consistency->new_size;
+        out->with_range = m->consistency->with_range;
+        return 0;
     default:
         return PARLEY_EBADREQUEST;
     }
@@ -448,6 +463,9 @@ parley__request_encode(const parley__request_t *req, void *buf, size_t cap,
     Parley__V1__SnapshotRequest snap = PARLEY__V1__SNAPSHOT_REQUEST__INIT;
     Parley__V1__StatsRequest stats = PARLEY__V1__STATS_REQUEST__INIT;
     Parley__V1__PingRequest ping = PARLEY__V1__PING_REQUEST__INIT;
+    Parley__V1__CheckpointRequest cp = PARLEY__V1__CHECKPOINT_REQUEST__INIT;
+    Parley__V1__InclusionRequest inc = PARLEY__V1__INCLUSION_REQUEST__INIT;
+    Parley__V1__ConsistencyRequest con = PARLEY__V1__CONSISTENCY_REQUEST__INIT;
     Parley__V1__Filter filter = PARLEY__V1__FILTER__INIT;
     Parley__V1__Filter any[PARLEY__ANY_OF_MAX];
     Parley__V1__Filter *anyp[PARLEY__ANY_OF_MAX];
@@ -493,6 +511,24 @@ parley__request_encode(const parley__request_t *req, void *buf, size_t cap,
     case PARLEY__OP_PING:
         m.op_case = PARLEY__V1__API_REQUEST__OP_PING;
         m.ping = &ping;
+        break;
+    case PARLEY__OP_CHECKPOINT:
+        m.op_case = PARLEY__V1__API_REQUEST__OP_CHECKPOINT;
+        m.checkpoint = &cp;
+        break;
+    case PARLEY__OP_INCLUSION:
+        inc.seqs = (uint64_t *)req->seqs;
+        inc.n_seqs = req->n_seqs;
+        inc.tree_size = req->tree_size;
+        m.op_case = PARLEY__V1__API_REQUEST__OP_INCLUSION;
+        m.inclusion = &inc;
+        break;
+    case PARLEY__OP_CONSISTENCY:
+        con.old_size = req->old_size;
+        con.new_size = req->new_size;
+        con.with_range = req->with_range;
+        m.op_case = PARLEY__V1__API_REQUEST__OP_CONSISTENCY;
+        m.consistency = &con;
         break;
     default:
         return PARLEY_EARG;
@@ -562,7 +598,9 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
     Parley__V1__SnapshotReply snap = PARLEY__V1__SNAPSHOT_REPLY__INIT;
     Parley__V1__StatsReply stats = PARLEY__V1__STATS_REPLY__INIT;
     Parley__V1__PingReply ping = PARLEY__V1__PING_REPLY__INIT;
+    Parley__V1__ProofReply proof = PARLEY__V1__PROOF_REPLY__INIT;
     ProtobufCBinaryData items_stack[S_STACK_LIST];
+    ProtobufCBinaryData range[64];
     ProtobufCBinaryData *items = items_stack;
     Parley__V1__Stat statv[S_STACK_LIST];
     Parley__V1__Stat *statp[S_STACK_LIST];
@@ -665,8 +703,31 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         ping.catching_up = r->catching_up;
         ping.storage = (char *)(r->storage != NULL ? r->storage : "");
         ping.health = (char *)(r->health != NULL ? r->health : "");
+        ping.checkpoint.data = (uint8_t *)r->checkpoint.data;
+        ping.checkpoint.len = r->checkpoint.len;
         m.result_case = PARLEY__V1__API_REPLY__RESULT_PING;
         m.ping = &ping;
+        break;
+    case PARLEY__REPLY_PROOF:
+        if (r->n_proofs > S_STACK_LIST || r->n_range > 64)
+            return PARLEY_EARG;
+        for (size_t i = 0; i < r->n_proofs; i++) {
+            items[i].data = (uint8_t *)r->proofs[i].data;
+            items[i].len = r->proofs[i].len;
+        }
+        for (size_t i = 0; i < r->n_range; i++) {
+            range[i].data = (uint8_t *)r->range[i].data;
+            range[i].len = r->range[i].len;
+        }
+        proof.checkpoint.data = (uint8_t *)r->checkpoint.data;
+        proof.checkpoint.len = r->checkpoint.len;
+        proof.tree_size = r->tree_size;
+        proof.n_proofs = r->n_proofs;
+        proof.proofs = items;
+        proof.n_range = r->n_range;
+        proof.range = range;
+        m.result_case = PARLEY__V1__API_REPLY__RESULT_PROOF;
+        m.proof = &proof;
         break;
     default:
         return PARLEY_EARG;
@@ -771,7 +832,30 @@ parley__reply_decode(const void *buf, size_t len, parley__reply_t *out,
         out->catching_up = m->ping->catching_up;
         out->storage = m->ping->storage;
         out->health = m->ping->health;
+        out->checkpoint.data = m->ping->checkpoint.data;
+        out->checkpoint.len = m->ping->checkpoint.len;
         return 0;
+    case PARLEY__V1__API_REPLY__RESULT_PROOF: {
+        const Parley__V1__ProofReply *p = m->proof;
+        size_t n = p->n_proofs, k = p->n_range;
+        parley__bytes_t *v = n + k > 0 ? s_arena_alloc(arena, (n + k) * sizeof(*v))
+                                       : NULL;
+        if (n + k > 0 && v == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            v[i] = (parley__bytes_t){ p->proofs[i].data, p->proofs[i].len };
+        for (size_t i = 0; i < k; i++)
+            v[n + i] = (parley__bytes_t){ p->range[i].data, p->range[i].len };
+        out->type = PARLEY__REPLY_PROOF;
+        out->checkpoint.data = p->checkpoint.data;
+        out->checkpoint.len = p->checkpoint.len;
+        out->tree_size = p->tree_size;
+        out->proofs = n > 0 ? v : NULL;
+        out->n_proofs = n;
+        out->range = k > 0 ? v + n : NULL;
+        out->n_range = k;
+        return 0;
+    }
     default:
         return PARLEY_EMALFORMED;
     }

@@ -124,7 +124,13 @@ typedef enum {
     PARLEY__OP_SNAPSHOT,
     PARLEY__OP_STATS,
     PARLEY__OP_PING,
+    PARLEY__OP_CHECKPOINT,
+    PARLEY__OP_INCLUSION,
+    PARLEY__OP_CONSISTENCY,
 } parley__op_t;
+
+/* Seqs of one inclusion request at most. */
+#define PARLEY__INCLUSION_MAX 256
 
 /* An api request, decoded. Pointers are into arena memory. */
 typedef struct parley__request {
@@ -136,6 +142,11 @@ typedef struct parley__request {
     parley__filterbuf_t filter;  /* REPLAY, SNAPSHOT */
     const parley__filterbuf_t *any_of; /* REPLAY, SNAPSHOT: OR of these */
     size_t n_any_of;             /* entries in any_of (decode: in the arena) */
+    const uint64_t *seqs;        /* INCLUSION: the seqs (decode: arena) */
+    size_t n_seqs;
+    uint64_t tree_size;          /* INCLUSION; 0 = latest checkpoint */
+    uint64_t old_size, new_size; /* CONSISTENCY; new 0 = latest checkpoint */
+    bool with_range;             /* CONSISTENCY: the old tree's range too */
     bool entries;                /* SNAPSHOT: the client reads entries */
 } parley__request_t;
 
@@ -211,6 +222,7 @@ typedef struct parley__reply {
         PARLEY__REPLY_SNAPSHOT,
         PARLEY__REPLY_STATS,
         PARLEY__REPLY_PING,
+        PARLEY__REPLY_PROOF,
     } type;
     uint64_t seq;                /* ACK; SNAPSHOT: as-of seq; PING: head */
     bool duplicate;              /* ACK */
@@ -233,6 +245,12 @@ typedef struct parley__reply {
     bool catching_up;            /* PING */
     const char *storage;         /* PING: "embedded", "cluster" (or NULL) */
     const char *health;          /* PING: "ok", ... (or NULL) */
+    parley__bytes_t checkpoint;  /* PING, PROOF: signed checkpoint or empty */
+    uint64_t tree_size;          /* PROOF */
+    const parley__bytes_t *proofs; /* PROOF: encoded proofs */
+    size_t n_proofs;
+    const parley__bytes_t *range; /* PROOF: 32-byte hashes */
+    size_t n_range;
 } parley__reply_t;
 
 /*

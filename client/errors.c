@@ -35,6 +35,10 @@ static const struct {
     { PARLEY_EKEYRING, "keyring", "keyring has an error" },
     { PARLEY_EPROTO, "protocol", "peer answered something unexpected" },
     { PARLEY_EARG, "argument", "invalid argument" },
+    { PARLEY_EINCONSISTENT, "inconsistent",
+      "the log's signed checkpoints or proofs contradict each other" },
+    { PARLEY_EUNWITNESSED, "unwitnessed",
+      "the checkpoint lacks the witness cosignatures asked for" },
 };
 
 static int

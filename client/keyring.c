@@ -9,6 +9,7 @@
  * All three permissions must be given: a forgotten one is an error, not
  * an implicit "anything".
  */
+#include "logcheck.h"
 #include "types.h"
 
 #include <errno.h>
@@ -36,9 +37,25 @@ typedef struct {
     uint8_t phases[(PARLEY_PHASE_MAX + 1) / 8]; /* bitmap of allowed phases */
 } s_signer_t;
 
+/* A transparency log (log: line) and a witness (witness: line). */
+typedef struct {
+    char origin[PARLEY__NOTE_NAME_MAX + 1];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    unsigned witnesses;       /* cosignatures a checkpoint needs */
+    int64_t max_staleness_ms;
+} s_log_t;
+
+typedef struct {
+    char name[PARLEY__NOTE_NAME_MAX + 1];
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+} s_witness_t;
+
 struct parley_keyring {
     size_t n;
     s_signer_t *signers;
+    size_t n_logs, n_witnesses;
+    s_log_t *logs;            /* as many as the text has "log:" */
+    s_witness_t *witnesses;   /* ... and "witness:" */
 };
 
 void
@@ -51,6 +68,8 @@ parley_keyring_destroy(parley_keyring_t **ring)
         free((*ring)->signers[i].parties.v);
     }
     free((*ring)->signers);
+    free((*ring)->logs);
+    free((*ring)->witnesses);
     free(*ring);
     *ring = NULL;
 }
@@ -355,6 +374,90 @@ s_parse_phases(s_parse_t *p, char *val, uint8_t *bitmap)
     return 0;
 }
 
+/* A public key of a log or witness line. */
+static int
+s_line_key(s_parse_t *p, const char *what, const char *name, const char *key,
+           uint8_t pk[PARLEY_PUBLICKEY_BYTES])
+{
+    if (key == NULL)
+        return s_fail(p, "%s %s: missing public key", what, name);
+    if (parley_pubkey_parse(key, pk) != 0)
+        return s_fail(p, "%s %s: public key is not base64 of 32 bytes", what, name);
+    if (crypto_core_ed25519_is_valid_point(pk) != 1)
+        return s_fail(p, "%s %s: public key is not a valid Ed25519 key", what, name);
+    return 0;
+}
+
+/* log: ORIGIN PUBKEY [witnesses=K] [max_staleness=SECONDS] */
+static int
+s_parse_log(s_parse_t *p, parley_keyring_t *ring, char **save)
+{
+    char *origin = strtok_r(NULL, " \t", save);
+    if (origin == NULL || strlen(origin) > PARLEY__NOTE_NAME_MAX
+        || !parley__note_name_valid(origin, strlen(origin)))
+        return s_fail(p, "log: the origin is missing or not a key name (1-255 "
+                         "bytes, no spaces, no '+')");
+    s_log_t *l = &ring->logs[ring->n_logs];
+    memset(l, 0, sizeof(*l));
+    strcpy(l->origin, origin);
+    l->max_staleness_ms = PARLEY__LOG_STALENESS_DEFAULT_MS;
+    int rc = s_line_key(p, "log", origin, strtok_r(NULL, " \t", save), l->pk);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < ring->n_logs; i++)
+        if (strcmp(ring->logs[i].origin, origin) == 0)
+            return s_fail(p, "log %s: origin appears twice", origin);
+    bool seen_w = false, seen_s = false;
+    for (char *opt = strtok_r(NULL, " \t", save); opt != NULL;
+         opt = strtok_r(NULL, " \t", save)) {
+        uint64_t v;
+        char *eq = strchr(opt, '=');
+        size_t kl = eq != NULL ? (size_t)(eq - opt) : 0;
+        const char *val = eq != NULL ? eq + 1 : "";
+        if (kl == 9 && strncmp(opt, "witnesses", 9) == 0 && !seen_w
+            && parley__note_decimal(val, strlen(val), PARLEY__LOG_WITNESSES_MAX, &v)
+                   == 0) {
+            l->witnesses = (unsigned)v;
+            seen_w = true;
+        } else if (kl == 13 && strncmp(opt, "max_staleness", 13) == 0 && !seen_s
+                   && parley__note_decimal(val, strlen(val), 366 * 86400, &v) == 0) {
+            l->max_staleness_ms = (int64_t)v * 1000;
+            seen_s = true;
+        } else {
+            return s_fail(p, "log %s: \"%s\" is not witnesses=K or "
+                             "max_staleness=SECONDS (or repeats one)",
+                          origin, opt);
+        }
+    }
+    ring->n_logs++;
+    return 0;
+}
+
+/* witness: NAME PUBKEY */
+static int
+s_parse_witness(s_parse_t *p, parley_keyring_t *ring, char **save)
+{
+    char *name = strtok_r(NULL, " \t", save);
+    if (name == NULL || strlen(name) > PARLEY__NOTE_NAME_MAX
+        || !parley__note_name_valid(name, strlen(name)))
+        return s_fail(p, "witness: the name is missing or not a key name");
+    if (ring->n_witnesses == PARLEY__LOG_WITNESSES_MAX)
+        return s_fail(p, "witness %s: more than %d witnesses", name,
+                      PARLEY__LOG_WITNESSES_MAX);
+    s_witness_t *w = &ring->witnesses[ring->n_witnesses];
+    strcpy(w->name, name);
+    int rc = s_line_key(p, "witness", name, strtok_r(NULL, " \t", save), w->pk);
+    if (rc != 0)
+        return rc;
+    if (strtok_r(NULL, " \t", save) != NULL)
+        return s_fail(p, "witness %s: more than NAME PUBKEY", name);
+    for (size_t i = 0; i < ring->n_witnesses; i++)
+        if (strcmp(ring->witnesses[i].name, name) == 0)
+            return s_fail(p, "witness %s: name appears twice", name);
+    ring->n_witnesses++;
+    return 0;
+}
+
 static int
 s_parse_line(s_parse_t *p, parley_keyring_t *ring, char *line)
 {
@@ -362,6 +465,10 @@ s_parse_line(s_parse_t *p, parley_keyring_t *ring, char *line)
     char *name = strtok_r(line, " \t", &save);
     if (name == NULL || name[0] == '#')
         return 0; /* blank or comment */
+    if (strcmp(name, "log:") == 0)
+        return s_parse_log(p, ring, &save);
+    if (strcmp(name, "witness:") == 0)
+        return s_parse_witness(p, ring, &save);
     if (!parley_slug_valid(name))
         return s_fail(p, "signer name \"%s\" is not a slug", name);
     char *key = strtok_r(NULL, " \t", &save);
@@ -428,10 +535,20 @@ parley_keyring_parse(const char *text, size_t len, char *errbuf, size_t errlen)
     size_t lines = 1;
     for (size_t i = 0; i < len; i++)
         lines += text[i] == '\n';
+    /* At most one log or witness per "log:" or "witness:" in the text. */
+    size_t logs = 0, witnesses = 0;
+    for (size_t i = 0; i + 4 <= len; i++) {
+        logs += memcmp(text + i, "log:", 4) == 0;
+        witnesses += i + 8 <= len && memcmp(text + i, "witness:", 8) == 0;
+    }
     parley_keyring_t *ring = calloc(1, sizeof(*ring));
     char *line = malloc(len + 1);
     if (ring == NULL || line == NULL
-        || (ring->signers = calloc(lines, sizeof(*ring->signers))) == NULL) {
+        || (ring->signers = calloc(lines, sizeof(*ring->signers))) == NULL
+        || (logs > 0 && (ring->logs = calloc(logs, sizeof(*ring->logs))) == NULL)
+        || (witnesses > 0
+            && (ring->witnesses = calloc(witnesses, sizeof(*ring->witnesses)))
+                   == NULL)) {
         rc = -ENOMEM;
         goto out;
     }
@@ -455,6 +572,15 @@ parley_keyring_parse(const char *text, size_t len, char *errbuf, size_t errlen)
             break;
         start = end + 1;
     }
+    for (size_t i = 0; rc == 0 && ring != NULL && i < ring->n_logs; i++)
+        if (ring->logs[i].witnesses > ring->n_witnesses) {
+            if (errbuf != NULL && errlen > 0)
+                snprintf(errbuf, errlen,
+                         "log %s asks for %u witnesses but the keyring names %zu",
+                         ring->logs[i].origin, ring->logs[i].witnesses,
+                         ring->n_witnesses);
+            rc = PARLEY_EKEYRING;
+        }
 out:
     free(line);
     if (rc != 0) {
@@ -505,4 +631,35 @@ parley_keyring_load(const char *path, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "%s: %s", path, inner);
     errno = e;
     return ring;
+}
+
+int
+parley__keyring_logpolicy(const parley_keyring_t *ring, const char *origin,
+                          parley__logpolicy_t *out)
+{
+    if (ring == NULL || ring->n_logs == 0)
+        return -ENOENT;
+    const s_log_t *l = NULL;
+    if (origin == NULL) {
+        if (ring->n_logs > 1)
+            return PARLEY_EARG;
+        l = &ring->logs[0];
+    } else {
+        for (size_t i = 0; i < ring->n_logs && l == NULL; i++)
+            if (strcmp(ring->logs[i].origin, origin) == 0)
+                l = &ring->logs[i];
+        if (l == NULL)
+            return -ENOENT;
+    }
+    memset(out, 0, sizeof(*out));
+    strcpy(out->origin, l->origin);
+    memcpy(out->pk, l->pk, sizeof(out->pk));
+    out->need = l->witnesses;
+    out->max_staleness_ms = l->max_staleness_ms;
+    out->n_witnesses = ring->n_witnesses;
+    for (size_t i = 0; i < ring->n_witnesses; i++) {
+        strcpy(out->witness[i].name, ring->witnesses[i].name);
+        memcpy(out->witness[i].pk, ring->witnesses[i].pk, PARLEY_PUBLICKEY_BYTES);
+    }
+    return 0;
 }

@@ -7,13 +7,17 @@
  * UNAVAILABLE; the first real answer (or refusal) is the result. A replay
  * asks page after page until its range is covered.
  */
+#include "logcheck.h"
 #include "entries.h"
 #include "options.h"
 #include "wire.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A call in progress: options, endpoints and the wire of the moment. */
 typedef struct {
@@ -50,6 +54,17 @@ s_call_close(s_call_t *c)
     parley__endpoints_free(&c->eps);
     free(c->req);
     c->req = NULL;
+}
+
+/* The keyring's only log policy, as a one-shot call uses it. */
+static int
+s_call_policy(const s_call_t *c, parley__logpolicy_t *pol)
+{
+    int rc = parley__keyring_logpolicy(c->opt.keyring, NULL, pol);
+    if (rc < 0)
+        return PARLEY_EARG;
+    pol->max_staleness_ms = 0;
+    return 0;
 }
 
 /* Is err a reason to ask the next endpoint? */
@@ -364,6 +379,11 @@ struct parley_query {
     uint64_t gap_from, gap_to;   /* a GAP to hand out first (from > 0) */
     parley__entries_t entries;   /* snapshot: the state's entries */
     parley_event_t ev;           /* what parley_query_next() hands out */
+    parley__logcheck_t *lc;      /* the log's proofs of each page, or NULL */
+    parley__logcheck_event_t alarms[8]; /* its alarms, handed out first */
+    size_t n_alarms;
+    parley__logcheck_event_t verified; /* its last LOG_VERIFIED, handed
+                                    out at the end (type 0: none) */
 };
 
 void
@@ -373,7 +393,11 @@ parley_query_destroy(parley_query_t **q)
         return;
     parley_query_t *self = *q;
     s_call_close(&self->call);
-    parley__delivery_release(&self->ev.delivery);
+    parley__logcheck_destroy(&self->lc);
+    for (size_t i = 0; i < self->n_alarms; i++)
+        parley__logcheck_event_clear(&self->alarms[i]);
+    parley__logcheck_event_clear(&self->verified);
+    parley__event_release(&self->ev);
     parley__entries_free(&self->entries);
     free(self->filters);
     free(self->page);
@@ -403,6 +427,95 @@ s_page_keep(parley_query_t *q, const parley__reply_t *r)
         off += r->deliveries[i].len;
     }
     q->n_items = r->n_deliveries;
+    return 0;
+}
+
+/* How long a page waits for a checkpoint that covers it. */
+#define S_CHECKPOINT_POLL_MS 100
+
+/* Take the verifier's events: alarms to hand out first, the last
+ * LOG_VERIFIED for the end. */
+static void
+s_log_events(parley_query_t *q)
+{
+    parley__logcheck_event_t e;
+    while (parley__logcheck_next(q->lc, &e)) {
+        if (e.type == PARLEY_EVENT_LOG_VERIFIED) {
+            parley__logcheck_event_clear(&q->verified);
+            q->verified = e;
+        } else if (q->n_alarms < sizeof(q->alarms) / sizeof(q->alarms[0])) {
+            q->alarms[q->n_alarms++] = e;
+        } else {
+            parley__logcheck_event_clear(&e);
+        }
+    }
+}
+
+/*
+ * Prove the page's updates included in the log's checkpoint: a checkpoint
+ * that covers them (the head may be ahead of the last one signed for up
+ * to a heartbeat), then inclusion proofs. Failures are alarms the query
+ * hands out before the page. 0 or a call error.
+ */
+static int
+s_verify_page(parley_query_t *q)
+{
+    if (q->lc == NULL || q->n_items == 0)
+        return 0;
+    uint64_t top = 0;
+    uint8_t space[PARLEY_ENVELOPE_MAX + 1024];
+    parley__arena_t arena;
+    for (size_t i = 0; i < q->n_items; i++) {
+        uint64_t seq = 0;
+        int64_t at;
+        parley__bytes_t env;
+        parley__arena_init(&arena, space, sizeof(space));
+        if (parley__delivery_decode_raw(q->items[i].data, q->items[i].len, &seq, &at,
+                                        &env, &arena) == 0) {
+            int rc = parley__logcheck_update(q->lc, seq, env.data, env.len);
+            if (rc < 0) {
+                parley__arena_reset(&arena);
+                return rc;
+            }
+            if (seq > top)
+                top = seq;
+        }
+        parley__arena_reset(&arena);
+    }
+    int64_t until = parley__mono_ms() + (q->call.timeout_ms < 0 ? 60000
+                                                                 : q->call.timeout_ms);
+    for (;;) {
+        const parley_checkpoint_t *t = parley__logcheck_trusted(q->lc);
+        if (t != NULL && t->size >= top)
+            break;
+        parley__reply_t r;
+        memset(q->call.req, 0, sizeof(*q->call.req));
+        q->call.req->op = PARLEY__OP_CHECKPOINT;
+        int rc = s_call_ask(&q->call, &r);
+        if (rc < 0)
+            return rc;
+        if (r.type == PARLEY__REPLY_PROOF && r.checkpoint.len > 0)
+            parley__logcheck_checkpoint(q->lc, r.checkpoint.data, r.checkpoint.len,
+                                        parley_now_ms());
+        t = parley__logcheck_trusted(q->lc);
+        if ((t != NULL && t->size >= top) || parley__mono_ms() >= until)
+            break;
+        struct timespec pause = { 0, S_CHECKPOINT_POLL_MS * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+    parley__request_t want;
+    while (parley__logcheck_want(q->lc, &want, parley_now_ms()) == 1) {
+        parley__reply_t r;
+        want.request_id = 0;
+        *q->call.req = want;
+        int rc = s_call_ask(&q->call, &r);
+        parley__logcheck_reply(q->lc, rc == 0 ? &r : NULL, rc, parley_now_ms());
+        if (rc < 0 && rc != PARLEY_EBADREQUEST && rc != PARLEY_EUNAVAILABLE)
+            return rc;
+        if (rc < 0)
+            break;
+    }
+    s_log_events(q);
     return 0;
 }
 
@@ -454,7 +567,8 @@ s_replay_page(parley_query_t *q)
     q->seq = q->to;
     q->from = r.next_seq;
     q->done = r.done || q->from > q->to;
-    return s_page_keep(q, &r);
+    int rc2 = s_page_keep(q, &r);
+    return rc2 < 0 ? rc2 : s_verify_page(q);
 }
 
 /* Make a query object from the options. 0 or an error. */
@@ -480,6 +594,16 @@ s_query_open(const parley_call_options_t *opt, parley_query_t **out)
                                          q->call.opt.filters[i]) < 0)
                 return PARLEY_EARG;
     }
+    parley__logpolicy_t pol;
+    if ((q->call.opt.flags & ~PARLEY_CALL_NO_LOG) != 0)
+        return PARLEY_EARG;
+    if ((q->call.opt.flags & PARLEY_CALL_NO_LOG) == 0
+        && s_call_policy(&q->call, &pol) == 0) {
+        const char *why;
+        rc = parley__logcheck_new(&pol, false, NULL, parley_now_ms(), &q->lc, &why);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -504,6 +628,8 @@ parley_snapshot(const parley_call_options_t *opt, parley_query_t **out)
         rc = parley__entries_take(&q->entries, &r);
     if (rc == 0)
         rc = s_page_keep(q, &r);
+    if (rc == 0)
+        rc = s_verify_page(q);
     if (rc < 0) {
         parley_query_destroy(&q);
         return rc;
@@ -561,6 +687,17 @@ parley_query_next(parley_query_t *q, const parley_event_t **ev)
     if (q == NULL || ev == NULL)
         return PARLEY_EARG;
     for (;;) {
+        if (q->n_alarms > 0) {
+            parley__logcheck_event_t *a = &q->alarms[0];
+            parley__event_set(&q->ev, a->type, a->seq);
+            q->ev.code = a->code;
+            q->ev.evidence = a->evidence;
+            q->ev.checkpoint = a->checkpoint;
+            memmove(&q->alarms[0], &q->alarms[1],
+                    (--q->n_alarms) * sizeof(q->alarms[0]));
+            *ev = &q->ev;
+            return 1;
+        }
         if (q->gap_from > 0) {
             parley__event_set(&q->ev, PARLEY_EVENT_GAP, q->gap_from);
             q->ev.seq_last = q->gap_to;
@@ -607,6 +744,13 @@ parley_query_next(parley_query_t *q, const parley_event_t **ev)
             *ev = &q->ev;
             return 1;
         }
+        if ((q->done || !q->replay) && q->verified.type != 0) {
+            parley__event_set(&q->ev, q->verified.type, q->verified.seq);
+            q->ev.checkpoint = q->verified.checkpoint;
+            q->verified = (parley__logcheck_event_t){ 0 };
+            *ev = &q->ev;
+            return 1;
+        }
         if (q->done || !q->replay)
             return 0;
         int rc = s_replay_page(q);
@@ -619,6 +763,313 @@ uint64_t
 parley_query_seq(const parley_query_t *q)
 {
     return q != NULL ? q->seq : 0;
+}
+
+/* ------------------------------------------------------ transparency log */
+
+/* Ask for the latest checkpoint and verify it under pol. */
+static int
+s_fetch_checkpoint(s_call_t *c, const parley__logpolicy_t *pol,
+                   parley_checkpoint_t **out, const char **why)
+{
+    parley__reply_t r;
+    memset(c->req, 0, sizeof(*c->req));
+    c->req->op = PARLEY__OP_CHECKPOINT;
+    int rc = s_call_ask(c, &r);
+    if (rc < 0)
+        return rc;
+    if (r.type != PARLEY__REPLY_PROOF || r.checkpoint.len == 0)
+        return PARLEY_EPROTO;
+    return parley__checkpoint_check(pol, r.checkpoint.data, r.checkpoint.len, out, why);
+}
+
+int
+parley_log_checkpoint(const parley_call_options_t *opt, parley_checkpoint_t **out)
+{
+    s_call_t c;
+    parley__logpolicy_t pol;
+    if (out == NULL)
+        return PARLEY_EARG;
+    *out = NULL;
+    int rc = s_call_open(&c, opt);
+    if (rc == 0)
+        rc = s_call_policy(&c, &pol);
+    if (rc == 0)
+        rc = s_fetch_checkpoint(&c, &pol, out, NULL);
+    s_call_close(&c);
+    return rc;
+}
+
+/*
+ * Ask for the consistency proof from a to b (sizes a <= b) and check it
+ * between the roots. Returns 0 (consistent), PARLEY_EINCONSISTENT with
+ * the proof's bytes copied to *proof, or a call error.
+ */
+static int
+s_consistent(s_call_t *c, uint64_t a, const parley__tlog_hash_t *ra, uint64_t b,
+             const parley__tlog_hash_t *rb, uint8_t **proof, size_t *proof_len)
+{
+    parley__reply_t r;
+    memset(c->req, 0, sizeof(*c->req));
+    c->req->op = PARLEY__OP_CONSISTENCY;
+    c->req->old_size = a;
+    c->req->new_size = b;
+    int rc = s_call_ask(c, &r);
+    if (rc < 0)
+        return rc;
+    if (r.type != PARLEY__REPLY_PROOF)
+        return PARLEY_EPROTO;
+    parley__tlog_proof_t p;
+    if (r.n_proofs == 1
+        && parley__tlog_proof_decode(r.proofs[0].data, r.proofs[0].len, &p, NULL) == 0
+        && p.kind == PARLEY__TLOG_CONSISTENCY && p.m == a && p.n == b
+        && parley__tlog_proof_check_consistency(&p, ra, rb, NULL) == 0)
+        return 0;
+    if (r.n_proofs > 0 && (*proof = malloc(r.proofs[0].len + 1)) != NULL) {
+        memcpy(*proof, r.proofs[0].data, r.proofs[0].len);
+        *proof_len = r.proofs[0].len;
+    }
+    return PARLEY_EINCONSISTENT;
+}
+
+/* a and b of one log can both be honest? As parley_log_audit(). */
+static int
+s_audit(s_call_t *c, const parley_checkpoint_t *a, const parley_checkpoint_t *b,
+        char **evidence)
+{
+    if (strcmp(a->origin, b->origin) != 0)
+        return PARLEY_EARG;
+    if (a->size > b->size) {
+        const parley_checkpoint_t *t = a;
+        a = b;
+        b = t;
+    }
+    parley__evidence_t e = { .a = a, .b = b };
+    uint8_t *proof = NULL;
+    size_t proof_len = 0;
+    int rc;
+    if (a->size == b->size) {
+        if (parley__tlog_hash_equal(&a->root, &b->root))
+            return 0;
+        e.kind = "fork";
+        e.reason = "two checkpoints of one tree size with two roots";
+        rc = PARLEY_EINCONSISTENT;
+    } else {
+        rc = s_consistent(c, a->size, &a->root, b->size, &b->root, &proof, &proof_len);
+        e.kind = "consistency";
+        e.reason = "the log cannot prove that the larger checkpoint extends the "
+                   "smaller";
+        e.proof = proof;
+        e.proof_len = proof_len;
+        if (rc == PARLEY_EBADREQUEST && a->time > b->time && b->time > 0) {
+            /* The daemon no longer has the larger tree it signed, and it
+             * signed the smaller one later: it went back. */
+            e.kind = "rollback";
+            e.reason = "the log signed a smaller tree after a larger one, and "
+                       "cannot prove the larger any more";
+            e.a = b;
+            e.b = a;
+            e.proof = NULL;
+            rc = PARLEY_EINCONSISTENT;
+        }
+    }
+    if (rc == PARLEY_EINCONSISTENT && evidence != NULL)
+        *evidence = parley__evidence_format(&e);
+    free(proof);
+    return rc;
+}
+
+int
+parley_log_audit(const parley_call_options_t *opt, const parley_checkpoint_t *older,
+                 const parley_checkpoint_t *newer, char **evidence)
+{
+    s_call_t c;
+    if (evidence != NULL)
+        *evidence = NULL;
+    if (older == NULL || newer == NULL)
+        return PARLEY_EARG;
+    int rc = s_call_open(&c, opt);
+    if (rc == 0)
+        rc = s_audit(&c, older, newer, evidence);
+    s_call_close(&c);
+    return rc;
+}
+
+/* Verify the notes of an evidence document under the keyring (the log's
+ * signature; witnesses are not asked of evidence). */
+static int
+s_evidence_notes(const parley_keyring_t *ring, const parley__evidence_doc_t *d,
+                 parley_checkpoint_t *cp[2], const char **why)
+{
+    for (int i = 0; i < 2; i++) {
+        cp[i] = NULL;
+        if (d->notes[i] == NULL)
+            continue;
+        parley__logpolicy_t pol;
+        int rc = parley__checkpoint_policy(ring, d->notes[i], d->note_len[i], &pol, why);
+        if (rc == 0) {
+            pol.need = 0;
+            rc = parley__checkpoint_check(&pol, d->notes[i], d->note_len[i], &cp[i], why);
+        }
+        if (rc != 0) {
+            parley_checkpoint_destroy(&cp[0]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Is the update d->update the log's leaf at d->seq in cp's tree? */
+static int
+s_evidence_inclusion(s_call_t *c, const parley__evidence_doc_t *d,
+                     const parley_checkpoint_t *cp)
+{
+    parley__reply_t r;
+    if (d->seq == 0 || d->seq > cp->size || d->update == NULL)
+        return PARLEY_EMALFORMED;
+    memset(c->req, 0, sizeof(*c->req));
+    c->req->op = PARLEY__OP_INCLUSION;
+    c->req->seqs = &d->seq;
+    c->req->n_seqs = 1;
+    c->req->tree_size = cp->size;
+    int rc = s_call_ask(c, &r);
+    if (rc < 0)
+        return rc;
+    parley__tlog_hash_t leaf;
+    parley__tlog_leaf_hash(d->update, d->update_len, &leaf);
+    parley__tlog_proof_t p;
+    if (r.type == PARLEY__REPLY_PROOF && r.n_proofs == 1
+        && parley__tlog_proof_decode(r.proofs[0].data, r.proofs[0].len, &p, NULL) == 0
+        && p.kind == PARLEY__TLOG_INCLUSION && p.m == d->seq - 1 && p.n == cp->size
+        && parley__tlog_proof_check_inclusion(&p, &leaf, &cp->root, NULL) == 0)
+        return 0;
+    return PARLEY_EINCONSISTENT;
+}
+
+int
+parley_evidence_check(const parley_keyring_t *ring, const char *text, size_t len,
+                      const parley_call_options_t *opt, char *verdict, size_t cap)
+{
+    parley__evidence_doc_t d;
+    parley_checkpoint_t *cp[2] = { NULL, NULL };
+    const char *why = NULL;
+    char msg[1024] = "";
+    s_call_t c;
+    bool online = false;
+    int rc = parley__evidence_parse(text, len, &d, &why);
+    if (rc != 0) {
+        snprintf(msg, sizeof(msg), "not evidence: %s", why);
+        goto out_doc;
+    }
+    if ((rc = s_evidence_notes(ring, &d, cp, &why)) != 0) {
+        snprintf(msg, sizeof(msg), "a checkpoint of the evidence does not verify: %s",
+                 why != NULL ? why : parley_strerror(rc));
+        goto out;
+    }
+    const parley_checkpoint_t *a = cp[0], *b = cp[1];
+    if (strcmp(d.kind, "fork") == 0 || strcmp(d.kind, "rollback") == 0) {
+        if (b == NULL || strcmp(a->origin, b->origin) != 0) {
+            rc = PARLEY_EMALFORMED;
+            snprintf(msg, sizeof(msg), "%s evidence needs two checkpoints of one log",
+                     d.kind);
+        } else if (a->size == b->size && !parley__tlog_hash_equal(&a->root, &b->root)) {
+            rc = PARLEY_EINCONSISTENT;
+            snprintf(msg, sizeof(msg),
+                     "INCONSISTENT: the log %s signed two trees of %" PRIu64
+                     " leaves with two roots", a->origin, a->size);
+        } else if ((a->size > b->size && b->time > a->time && a->time > 0)
+                   || (b->size > a->size && a->time > b->time && b->time > 0)) {
+            const parley_checkpoint_t *big = a->size > b->size ? a : b;
+            const parley_checkpoint_t *small = big == a ? b : a;
+            rc = PARLEY_EINCONSISTENT;
+            snprintf(msg, sizeof(msg),
+                     "INCONSISTENT: the log %s signed %" PRIu64 " leaves at %" PRId64
+                     " and then %" PRIu64 " leaves at %" PRId64 " (a rollback; a "
+                     "cluster node that lags proves the larger tree once it "
+                     "caught up: ask it with parley audit OLD NEW)",
+                     a->origin, big->size, big->time, small->size, small->time);
+        } else {
+            rc = 0;
+            snprintf(msg, sizeof(msg), "the two checkpoints do not contradict each "
+                                       "other by themselves");
+        }
+        goto out;
+    }
+    if (strcmp(d.kind, "stale") == 0) {
+        rc = 0;
+        snprintf(msg, sizeof(msg),
+                 "staleness, not proof of dishonesty: %s (newest trusted: %" PRIu64
+                 " leaves at %" PRId64 ")", d.reason, a->size, a->time);
+        goto out;
+    }
+    if (opt == NULL) {
+        rc = PARLEY_EUNAVAILABLE;
+        snprintf(msg, sizeof(msg),
+                 "%s evidence rests on a proof only the daemon can give again: "
+                 "check it with a server", d.kind);
+        goto out;
+    }
+    if ((rc = s_call_open(&c, opt)) != 0)
+        goto out;
+    online = true;
+    if (strcmp(d.kind, "inclusion") == 0) {
+        rc = s_evidence_inclusion(&c, &d, a);
+        snprintf(msg, sizeof(msg),
+                 rc == PARLEY_EINCONSISTENT
+                     ? "INCONSISTENT: the log's record at seq %" PRIu64 " of its tree of "
+                       "%" PRIu64 " leaves is not the update delivered under that seq"
+                     : "the log proves the update at seq %" PRIu64 " in its tree of %"
+                       PRIu64 " leaves now",
+                 d.seq, a->size);
+    } else if (strcmp(d.kind, "consistency") == 0 && b != NULL) {
+        uint8_t *proof = NULL;
+        size_t pl = 0;
+        const parley_checkpoint_t *lo = a->size <= b->size ? a : b;
+        const parley_checkpoint_t *hi = lo == a ? b : a;
+        rc = s_consistent(&c, lo->size, &lo->root, hi->size, &hi->root, &proof, &pl);
+        free(proof);
+        snprintf(msg, sizeof(msg),
+                 rc == PARLEY_EINCONSISTENT
+                     ? "INCONSISTENT: the log cannot prove that its tree of %" PRIu64
+                       " leaves extends its tree of %" PRIu64 " leaves"
+                     : "the log proves its tree of %" PRIu64 " leaves extends its "
+                       "tree of %" PRIu64 " leaves now",
+                 hi->size, lo->size);
+    } else if (strcmp(d.kind, "consistency") == 0 && d.have_own_root) {
+        uint8_t *proof = NULL;
+        size_t pl = 0;
+        bool own_low = d.own_size <= a->size;
+        rc = s_consistent(&c, own_low ? d.own_size : a->size,
+                          own_low ? &d.own_root : &a->root,
+                          own_low ? a->size : d.own_size,
+                          own_low ? &a->root : &d.own_root, &proof, &pl);
+        free(proof);
+        snprintf(msg, sizeof(msg),
+                 rc == PARLEY_EINCONSISTENT
+                     ? "INCONSISTENT: the tree of the %" PRIu64 " updates the reporter "
+                       "was delivered is not consistent with the log's tree of %"
+                       PRIu64 " leaves"
+                     : "the log proves the reporter's tree of %" PRIu64 " updates "
+                       "consistent with its tree of %" PRIu64 " leaves now",
+                 d.own_size, a->size);
+    } else {
+        rc = PARLEY_EMALFORMED;
+        snprintf(msg, sizeof(msg), "unknown kind of evidence \"%s\"", d.kind);
+    }
+    if (rc < 0 && rc != PARLEY_EINCONSISTENT && rc != PARLEY_EMALFORMED
+        && msg[0] == '\0')
+        snprintf(msg, sizeof(msg), "the daemon did not answer: %s",
+                 parley_strerror(rc));
+out:
+    if (online)
+        s_call_close(&c);
+    parley_checkpoint_destroy(&cp[0]);
+    parley_checkpoint_destroy(&cp[1]);
+    parley__evidence_doc_clear(&d);
+out_doc:
+    if (verdict != NULL && cap > 0)
+        snprintf(verdict, cap, "%s", msg);
+    return rc;
 }
 
 size_t

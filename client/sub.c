@@ -37,6 +37,7 @@
  */
 #include "entries.h"
 #include "keys.h"
+#include "logcheck.h"
 #include "merge.h"
 #include "options.h"
 #include "wire.h"
@@ -60,6 +61,9 @@
  * (a node of a cluster that is catching up). */
 #define S_BEHIND_PAUSE_MS 100
 #define S_HEARTBEAT_TOPIC "sys/heartbeat/"
+#define S_CHECKPOINT_TOPIC "sys/checkpoint/"
+/* Request ids of the log's requests: apart from the wire's own. */
+#define S_LOG_ID_BASE ((uint64_t)1 << 62)
 /* Connection events waiting to be handed out, at most. */
 #define S_NOTES_MAX 8
 /* The heartbeat interval assumed until two heartbeats were seen, and the
@@ -134,6 +138,12 @@ struct parley_sub {
     uint64_t req_from;               /* REPLAY: from_seq asked */
     int64_t req_deadline;            /* monotonic ms, -1 = none */
     int64_t retry_at;                /* no request before (after a reject) */
+
+    parley__logcheck_t *lc;          /* the transparency log, or NULL */
+    bool lreq_out;                   /* a request of lc is out */
+    uint64_t lreq_id;                /* ... under this id */
+    int64_t lreq_deadline;           /* monotonic ms */
+    uint8_t *lbuf;                   /* its encoded bytes */
 
     s_note_t notes[S_NOTES_MAX];     /* connection events to hand out */
     size_t n_notes;
@@ -249,6 +259,8 @@ s_connect(parley_sub_t *self, bool next)
         return rc;
     self->tries++;
     self->req_state = S_REQ_NONE;
+    self->lreq_out = false;
+    parley__logcheck_abandon(self->lc);
     self->retry_at = 0;
     self->have_expect = false;
     if (self->feed_given != NULL) {
@@ -294,6 +306,9 @@ s_on_ping(parley_sub_t *self, const parley__reply_t *r)
         return rc;
     memcpy(self->expect_id, r->daemon_id, sizeof(self->expect_id));
     self->have_expect = true;
+    if (self->lc != NULL && r->checkpoint.len > 0)
+        parley__logcheck_checkpoint(self->lc, r->checkpoint.data, r->checkpoint.len,
+                                    parley_now_ms());
     s_await_heartbeat(self);
     return 0;
 }
@@ -426,6 +441,13 @@ s_read_feed(parley_sub_t *self, parley__heartbeat_t *hb)
             rc = 1;
         goto done;
     }
+    if (tlen == strlen(S_CHECKPOINT_TOPIC)
+        && memcmp(zmq_msg_data(&topic), S_CHECKPOINT_TOPIC, tlen) == 0) {
+        if (self->lc != NULL && self->conn == S_CONN_LIVE)
+            parley__logcheck_checkpoint(self->lc, zmq_msg_data(&body),
+                                        zmq_msg_size(&body), parley_now_ms());
+        goto done;
+    }
     uint64_t seq = parley__delivery_seq(zmq_msg_data(&body), zmq_msg_size(&body));
     if (seq > 0 && self->started)
         rc = parley__merge_live(&self->merge, seq, zmq_msg_data(&body),
@@ -437,16 +459,33 @@ done:
 }
 
 /*
+ * Is reading the feed put off until the caller has taken some of what is
+ * held? Only while live: there a full hold buffer drains, by handing out
+ * or by the replay it asks for. Before the first heartbeat of a daemon
+ * nothing held beyond a hole can be handed out (the replay that fills it
+ * waits for that heartbeat), so the feed must be read on, or a heartbeat
+ * queued behind deliveries that fill the buffer is never seen and the
+ * subscriber pings the daemon again and again without ever going live.
+ * What does not fit then is dropped (the lowest seqs are kept) and
+ * fetched again by the replay.
+ */
+static bool
+s_feed_paused(const parley_sub_t *self)
+{
+    return self->conn == S_CONN_LIVE && parley__merge_full(&self->merge);
+}
+
+/*
  * Read what the feed has waiting, up to a burst (so that api answers are
- * not starved) or until the hold buffer is full; self->feed_more says
- * whether messages were left. 0 or a negative error.
+ * not starved) or until reading is put off (s_feed_paused());
+ * self->feed_more says whether messages were left. 0 or a negative error.
  */
 static int
 s_drain_feed(parley_sub_t *self)
 {
     self->feed_more = true;
     for (int i = 0; i < S_FEED_BURST; i++) {
-        if (parley__merge_full(&self->merge))
+        if (s_feed_paused(self))
             return 0;
         parley__heartbeat_t hb;
         int rc = s_read_feed(self, &hb);
@@ -550,6 +589,12 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
             return rc;
         }
         self->snap_seq = r->seq;
+        /* CAUGHT_UP names a seq at or above the snapshot's: until all
+         * its deliveries are out, the last seq handed out is below it,
+         * and the newest records up to it may hold no entry, so no
+         * delivery would ever tell a state table it reached that far. */
+        if (self->catching_up && r->seq > self->catchup_seq)
+            self->catchup_seq = r->seq;
         if ((n = s_reply_items(r, &items)) < 0)
             return (int)n;
         rc = parley__merge_snapshot(&self->merge, r->seq, items, (size_t)n);
@@ -560,25 +605,65 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
     return rc;
 }
 
-/* Read api answers that have arrived. 0 or a negative error. */
+/* The answer to the log's request. */
+static void
+s_on_log_reply(parley_sub_t *self, const parley__reply_t *r)
+{
+    self->lreq_out = false;
+    int code = r->type == PARLEY__REPLY_REJECT ? r->code : 0;
+    parley__logcheck_reply(self->lc, code == 0 ? r : NULL, code, parley_now_ms());
+}
+
+/* Read api answers that have arrived, each to the request of its id.
+ * 0 or a negative error. */
 static int
 s_drain_api(parley_sub_t *self)
 {
     for (;;) {
         parley__reply_t reply;
-        uint64_t want = self->req_state == S_REQ_SENT ? self->req_id : 0;
-        int rc = parley__wire_recv(self->wire, want, 0, &reply);
+        int rc = parley__wire_recv(self->wire, 0, 0, &reply);
         if (rc == PARLEY_ETIMEOUT)
             return 0;
         if (rc == PARLEY_EPROTO && self->conn != S_CONN_LIVE)
             return s_lost(self, rc);
         if (rc < 0)
             return rc;
-        if (want == 0)
+        if (self->lreq_out && reply.request_id == self->lreq_id) {
+            s_on_log_reply(self, &reply);
+            continue;
+        }
+        if (self->req_state != S_REQ_SENT || reply.request_id != self->req_id)
             continue; /* nothing outstanding: a stale answer */
         if ((rc = s_on_reply(self, &reply)) < 0)
             return rc;
     }
+}
+
+/* Send what the log's verifier wants asked, if anything. */
+static void
+s_log_request(parley_sub_t *self)
+{
+    parley__request_t req;
+    int64_t now = parley__mono_ms();
+    if (self->lc == NULL)
+        return;
+    if (self->lreq_out && self->lreq_deadline >= 0 && now >= self->lreq_deadline) {
+        self->lreq_out = false; /* given up on: a late answer is dropped */
+        parley__logcheck_reply(self->lc, NULL, PARLEY_ETIMEOUT, parley_now_ms());
+    }
+    if (self->lreq_out || self->conn != S_CONN_LIVE
+        || parley__logcheck_want(self->lc, &req, parley_now_ms()) != 1)
+        return;
+    size_t len;
+    req.request_id = S_LOG_ID_BASE + ++self->lreq_id % S_LOG_ID_BASE;
+    if (parley__request_encode(&req, self->lbuf, PARLEY_ENVELOPE_MAX, &len) < 0
+        || parley__wire_send_bytes(self->wire, self->lbuf, len) < 0) {
+        parley__logcheck_reply(self->lc, NULL, PARLEY_ETIMEOUT, parley_now_ms());
+        return;
+    }
+    self->lreq_id = req.request_id;
+    self->lreq_out = true;
+    self->lreq_deadline = s_after(self->timeout_ms);
 }
 
 /*
@@ -621,6 +706,32 @@ s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
     return 1;
 }
 
+/*
+ * Hand an item to the log's verifier: every one in all mode (the log
+ * holds each record, delivered, rejected or not), only those handed out
+ * as a delivery otherwise. rc is s_item_event()'s; returned unless the
+ * verifier fails (-ENOMEM).
+ */
+static int
+s_log_item(parley_sub_t *self, const parley__merge_item_t *it, int rc)
+{
+    if (self->lc == NULL)
+        return rc;
+    if (self->n_filters > 0 && (rc != 1 || self->ev.type != PARLEY_EVENT_DELIVERY))
+        return rc;
+    uint8_t space[PARLEY_ENVELOPE_MAX + 1024];
+    parley__arena_t arena;
+    parley__bytes_t env;
+    uint64_t seq;
+    int64_t at;
+    parley__arena_init(&arena, space, sizeof(space));
+    int lrc = 0;
+    if (parley__delivery_decode_raw(it->data, it->len, &seq, &at, &env, &arena) == 0)
+        lrc = parley__logcheck_update(self->lc, seq, env.data, env.len);
+    parley__arena_reset(&arena);
+    return lrc < 0 ? lrc : rc;
+}
+
 /* Is CAUGHT_UP due now? */
 static bool
 s_caught_up(const parley_sub_t *self)
@@ -648,6 +759,14 @@ s_next_event(parley_sub_t *self)
                 (--self->n_notes) * sizeof(self->notes[0]));
         return 1;
     }
+    parley__logcheck_event_t le;
+    if (parley__logcheck_next(self->lc, &le)) {
+        parley__event_set(ev, le.type, le.seq);
+        ev->code = le.code;
+        ev->evidence = le.evidence;
+        ev->checkpoint = le.checkpoint;
+        return 1;
+    }
     for (;;) {
         if (s_caught_up(self)) {
             self->catching_up = false;
@@ -659,6 +778,10 @@ s_next_event(parley_sub_t *self)
         int rc = parley__merge_next(&self->merge, &out);
         if (rc == 1) {
             rc = s_item_event(self, &out.item);
+            if ((rc = s_log_item(self, &out.item, rc)) < 0) {
+                free(out.item.data);
+                return rc;
+            }
             free(out.item.data);
             if (rc != 0)
                 return rc;
@@ -710,6 +833,8 @@ s_pump(parley_sub_t *sub)
         return rc;
     if ((rc = s_drain_feed(sub)) < 0)
         return rc;
+    parley__logcheck_tick(sub->lc, parley_now_ms());
+    s_log_request(sub);
     int64_t now = parley__mono_ms();
     if (sub->conn != S_CONN_LIVE && sub->conn_deadline >= 0
         && now >= sub->conn_deadline)
@@ -734,7 +859,7 @@ static int64_t
 s_wait_ms(const parley_sub_t *sub, int64_t now)
 {
     if (sub->n_notes > 0 || s_caught_up(sub)
-        || (sub->feed_more && !parley__merge_full(&sub->merge)))
+        || (sub->feed_more && !s_feed_paused(sub)))
         return 0;
     int64_t until = -1;
     if (sub->conn != S_CONN_LIVE)
@@ -751,6 +876,12 @@ s_wait_ms(const parley_sub_t *sub, int64_t now)
         if (until < 0 || dead < until)
             until = dead;
     }
+    if (sub->lreq_out && sub->lreq_deadline >= 0
+        && (until < 0 || sub->lreq_deadline < until))
+        until = sub->lreq_deadline;
+    int64_t lw = parley__logcheck_wait(sub->lc, parley_now_ms());
+    if (lw >= 0 && (until < 0 || now + lw < until))
+        until = now + lw;
     if (until < 0)
         return -1;
     return until > now ? until - now : 0;
@@ -767,9 +898,10 @@ s_poll(parley_sub_t *sub, int64_t wait_ms)
     };
     if (sub->req_state == S_REQ_QUEUED)
         items[0].events |= ZMQ_POLLOUT;
-    /* A full hold buffer is not read: libzmq queues (or drops, and a
-     * replay fetches it again) until the caller has taken some. */
-    int nitems = parley__merge_full(&sub->merge) ? 2 : 3;
+    /* A full hold buffer of a live subscriber is not read: libzmq queues
+     * (or drops, and a replay fetches it again) until the caller has
+     * taken some. */
+    int nitems = s_feed_paused(sub) ? 2 : 3;
     if (wait_ms > INT32_MAX)
         wait_ms = INT32_MAX;
     return zmq_poll(items, nitems, (long)wait_ms) < 0 ? -errno : 0;
@@ -829,11 +961,70 @@ s_open_feed(parley_sub_t *self, int rcvhwm, const parley_curve_t *curve)
                                strlen(topics[i])) != 0)
                 return -errno;
     }
+    if (self->lc != NULL
+        && zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, S_CHECKPOINT_TOPIC,
+                          strlen(S_CHECKPOINT_TOPIC)) != 0)
+        return -errno;
     /* Last, so that the first heartbeat proves the others are in place. */
     if (zmq_setsockopt(self->feed, ZMQ_SUBSCRIBE, S_HEARTBEAT_TOPIC,
                        strlen(S_HEARTBEAT_TOPIC)) != 0)
         return -errno;
     return 0;
+}
+
+/*
+ * The transparency log to verify, if one is known and verification is
+ * not turned off: the policy from the options or the keyring, and the
+ * verifier (reading the state file). 0 or an error.
+ */
+static int
+s_log_options(parley_sub_t *self, const parley_sub_options_t *o)
+{
+    parley__logpolicy_t pol;
+    if ((o->flags & PARLEY_SUB_NO_LOG) != 0)
+        return 0;
+    if (o->max_staleness_ms < -1 || o->log_witnesses < -1
+        || (o->log_pubkey != NULL && o->log_origin == NULL))
+        return PARLEY_EARG;
+    if (o->log_pubkey != NULL) {
+        size_t n = strlen(o->log_origin);
+        if (n > PARLEY__NOTE_NAME_MAX || !parley__note_name_valid(o->log_origin, n))
+            return PARLEY_EARG;
+        if (parley__keyring_logpolicy(o->keyring, o->log_origin, &pol) < 0) {
+            /* Not in the keyring: its witnesses, if any, still count. */
+            memset(&pol, 0, sizeof(pol));
+            pol.max_staleness_ms = PARLEY__LOG_STALENESS_DEFAULT_MS;
+            parley__logpolicy_t any;
+            if (parley__keyring_logpolicy(o->keyring, NULL, &any) == 0) {
+                pol.n_witnesses = any.n_witnesses;
+                memcpy(pol.witness, any.witness, sizeof(pol.witness));
+            }
+        }
+        strcpy(pol.origin, o->log_origin);
+        memcpy(pol.pk, o->log_pubkey, PARLEY_PUBLICKEY_BYTES);
+    } else {
+        int rc = parley__keyring_logpolicy(o->keyring, o->log_origin, &pol);
+        if (rc == -ENOENT && o->log_origin == NULL)
+            return 0; /* no log known: nothing to verify */
+        if (rc < 0)
+            return PARLEY_EARG;
+    }
+    if (o->max_staleness_ms > 0)
+        pol.max_staleness_ms = o->max_staleness_ms;
+    else if (o->max_staleness_ms == -1)
+        pol.max_staleness_ms = 0;
+    if (o->log_witnesses > 0) {
+        if ((size_t)o->log_witnesses > pol.n_witnesses)
+            return PARLEY_EARG;
+        pol.need = (unsigned)o->log_witnesses;
+    } else if (o->log_witnesses == -1) {
+        pol.need = 0;
+    }
+    if ((self->lbuf = malloc(PARLEY_ENVELOPE_MAX)) == NULL)
+        return -ENOMEM;
+    const char *why = NULL;
+    return parley__logcheck_new(&pol, self->n_filters == 0, o->log_state,
+                                parley_now_ms(), &self->lc, &why);
 }
 
 /* Read and check the options; copy the filters. 0 or an error. */
@@ -853,7 +1044,7 @@ s_options(parley_sub_t *self, const parley_sub_options_t *opt,
     if (o->n_filters > PARLEY__ANY_OF_MAX
         || (o->n_filters > 0 && o->filters == NULL)
         || o->rcvhwm < 0 || o->heartbeat_misses < 0
-        || (o->flags & ~PARLEY_SUB_NOWAIT) != 0)
+        || (o->flags & ~(PARLEY_SUB_NOWAIT | PARLEY_SUB_NO_LOG)) != 0)
         return PARLEY_EARG;
     self->misses = o->heartbeat_misses > 0 ? o->heartbeat_misses
                                            : S_MISSES_DEFAULT;
@@ -874,7 +1065,7 @@ s_options(parley_sub_t *self, const parley_sub_options_t *opt,
                             || (self->feed_given = strdup(o->feed)) == NULL))
         return strlen(o->feed) > PARLEY__ENDPOINT_CHARS ? PARLEY_EARG
                                                         : -ENOMEM;
-    return 0;
+    return s_log_options(self, o);
 }
 
 parley_sub_t *
@@ -924,9 +1115,11 @@ parley_sub_destroy(parley_sub_t **sub)
         zmq_close(self->feed); /* before the wire terminates the context */
     parley__wire_destroy(&self->wire);
     parley__merge_clear(&self->merge);
+    parley__logcheck_destroy(&self->lc);
+    free(self->lbuf);
     parley__entries_free(&self->snap_entries);
     parley__endpoints_free(&self->eps);
-    parley__delivery_release(&self->ev.delivery);
+    parley__event_release(&self->ev);
     free(self->filters);
     free(self->feed_given);
     free(self);

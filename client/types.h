@@ -90,6 +90,17 @@ int parley__keyring_explain(const parley_keyring_t *ring,
 int parley__utf8_valid(const char *text, size_t max);
 
 /*
+ * Decode the UTF-8 sequence at the start of s (n bytes): well-formed as
+ * RFC 3629 defines it (shortest form, no surrogates, at most U+10FFFF).
+ * Shared by the update rules (validate.c) and the signed-note parser
+ * (note.c).
+ *
+ * Returns:   its length (1-4) with *cp set to the code point, or 0 when
+ *            the bytes are not well-formed UTF-8 (or n is 0).
+ */
+size_t parley__utf8_next(const uint8_t *s, size_t n, uint32_t *cp);
+
+/*
  * Write a message (printf-style) into detail (may be NULL, cap bytes) and
  * return PARLEY_EINVALID: how validation and JSON input say which field
  * broke which rule (validate.c).
@@ -131,14 +142,21 @@ struct parley_event {
     int code;                      /* REJECTED, DISCONNECTED */
     const char *endpoint;          /* CONNECTED, DISCONNECTED (borrowed) */
     struct parley_delivery delivery; /* DELIVERY */
+    char *evidence;                /* LOG_INCONSISTENT, LOG_STALE, a
+                                      rejected checkpoint (owned) */
+    parley_checkpoint_t *checkpoint; /* LOG_VERIFIED, LOG_STALE (owned) */
     const parley__state_key_t *entries; /* DELIVERY of a snapshot: the
                                       entries it holds (borrowed) */
     size_t n_entries;
 };
 
 /* Set *ev to an event of type with seq (seq_last = seq), no delivery; the
- * delivery's owned envelope buffer is kept for reuse. */
+ * delivery's owned envelope buffer is kept for reuse, the evidence and
+ * checkpoint of the event before are freed. */
 void parley__event_set(parley_event_t *ev, parley_event_type_t type,
                        uint64_t seq);
+
+/* Free everything an event owns (when its object goes). */
+void parley__event_release(parley_event_t *ev);
 
 #endif /* PARLEY_TYPES_H */

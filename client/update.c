@@ -438,6 +438,18 @@ parley__event_set(parley_event_t *ev, parley_event_type_t type, uint64_t seq)
     ev->endpoint = NULL;
     ev->entries = NULL;
     ev->n_entries = 0;
+    free(ev->evidence);
+    ev->evidence = NULL;
+    parley_checkpoint_destroy(&ev->checkpoint);
+}
+
+void
+parley__event_release(parley_event_t *ev)
+{
+    parley__delivery_release(&ev->delivery);
+    free(ev->evidence);
+    ev->evidence = NULL;
+    parley_checkpoint_destroy(&ev->checkpoint);
 }
 
 parley_event_type_t
@@ -475,6 +487,18 @@ const char *
 parley_event_endpoint(const parley_event_t *ev)
 {
     return ev != NULL ? ev->endpoint : NULL;
+}
+
+const char *
+parley_event_evidence(const parley_event_t *ev)
+{
+    return ev != NULL ? ev->evidence : NULL;
+}
+
+const parley_checkpoint_t *
+parley_event_checkpoint(const parley_event_t *ev)
+{
+    return ev != NULL ? ev->checkpoint : NULL;
 }
 
 size_t

@@ -98,6 +98,43 @@ parley_slug_valid(const char *s)
     return n > 0;
 }
 
+size_t
+parley__utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
+{
+    if (n == 0)
+        return 0;
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t v;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07u;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0u) != 0x80u)
+            return 0;
+        v = (v << 6) | (s[k] & 0x3Fu);
+    }
+    if ((len == 3 && v < 0x800) || (len == 4 && v < 0x10000) || v > 0x10FFFF ||
+        (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return len;
+}
+
 /*
  * Well-formed UTF-8 as RFC 3629 defines it: shortest forms only, no
  * surrogates, nothing above U+10FFFF. NUL is refused too: the fields are
@@ -106,38 +143,14 @@ parley_slug_valid(const char *s)
 int
 parley__utf8_valid(const char *str, size_t max)
 {
-    const unsigned char *s = (const unsigned char *)str;
+    const uint8_t *s = (const uint8_t *)str;
     size_t n = strlen(str);
     if (n > max)
         return 0;
     for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        size_t len;
         uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07u;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0u) != 0x80u)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3Fu);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
-            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        size_t len = parley__utf8_next(s + i, n - i, &cp);
+        if (len == 0)
             return 0;
         i += len;
     }

@@ -36,7 +36,12 @@
 #define S_REBIND_MS 5000
 #define S_QUEUE_BYTES (1024 * 1024) /* encoded replies waiting for a commit */
 #define S_QUEUE_MAX (PD_INGEST_TURN_MAX + 1) /* replies queued */
-#define S_SMALL_REPLY (16 * 1024)   /* a reject, ping or stats reply */
+/* A reject, stats, or ping reply with its checkpoint (up to 16.5 KiB with
+ * PD_COSIGN_MAX cosignatures). */
+#define S_SMALL_REPLY (32 * 1024)
+/* What one Merkle proof costs a read slice, in records: its O(log n)
+ * reads of 32 bytes from the hash file (about 2 x 32 for 2^32 leaves). */
+#define S_PROOF_COST 64
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
 
 /* The api's own counters (reported through stats.h). */
@@ -465,6 +470,12 @@ s_stats(pd_api_t *self, const s_serving_t *sv)
 static int
 s_ping(pd_api_t *self, const s_serving_t *sv)
 {
+    /* The checkpoint's tree size tells how much everyone publishes: only
+     * for clients that may read the counters. */
+    size_t cp_len = 0;
+    const char *cp = pd_zap_may_stats(self->d.zap, s_key(sv->rd))
+                         ? pd_translog_checkpoint(self->d.translog, &cp_len)
+                         : NULL;
     /* The feed socket of the client's access class, and its view of the
      * head (feed.h, query.h). */
     int k = pd_zap_class_of(self->d.zap, s_key(sv->rd));
@@ -473,7 +484,8 @@ s_ping(pd_api_t *self, const s_serving_t *sv)
                           .feed = pd_feed_endpoint_of(self->d.feed, k),
                           .seq = pd_query_view_head(self->d.query, k),
                           .first_seq = pd_storage_first(self->d.storage),
-                          .version = PARLEY_VERSION };
+                          .version = PARLEY_VERSION,
+                          .checkpoint = { (const uint8_t *)cp, cp_len } };
     pd_storage_state_t st;
     pd_storage_state(self->d.storage, &st);
     memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
@@ -482,6 +494,44 @@ s_ping(pd_api_t *self, const s_serving_t *sv)
     r.storage = self->d.storage->ops->name;
     r.health = st.health;
     return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER, &r);
+}
+
+/*
+ * A checkpoint, inclusion or consistency request: answered in one step,
+ * which costs the slice S_PROOF_COST records per proof (an inclusion
+ * request names at most PARLEY__INCLUSION_MAX seqs, so a step is
+ * bounded). Returns as s_send().
+ */
+static int
+s_transparency(pd_api_t *self, const s_serving_t *sv, pd_query_budget_t *b)
+{
+    const parley__request_t *q = &self->req;
+    pd_translog_answer_t a;
+    int rc;
+    size_t proofs = q->op == PARLEY__OP_INCLUSION
+                        ? (q->n_seqs < PARLEY__INCLUSION_MAX
+                               ? q->n_seqs
+                               : PARLEY__INCLUSION_MAX)
+                        : q->op == PARLEY__OP_CONSISTENCY;
+    size_t cost = 1 + proofs * S_PROOF_COST;
+    b->records -= b->records < cost ? b->records : cost;
+    if (!pd_zap_may_stats(self->d.zap, s_key(sv->rd))) {
+        /* Tree sizes tell how much everyone publishes, as the counters. */
+        rc = PARLEY_EFORBIDDEN;
+        snprintf(a.detail, sizeof(a.detail),
+                 "(the transparency log's checkpoints and proofs need "
+                 "stats=yes in curve_clients)");
+    } else if (self->d.translog == NULL) {
+        rc = PARLEY_EUNAVAILABLE;
+        snprintf(a.detail, sizeof(a.detail), "the transparency log is off");
+    } else {
+        rc = pd_translog_answer(self->d.translog, q, &a);
+    }
+    if (rc == 0)
+        return s_send(self, sv->peer, sv->conn, PD_READS_REPLY_READ, a.reply,
+                      a.len);
+    return s_reject_to(self, sv->peer, sv->conn, PD_READS_REPLY_READ,
+                       q->request_id, rc, 0, a.detail);
 }
 
 /*
@@ -505,6 +555,9 @@ s_serve(pd_api_t *self, pd_reads_conn_t *c, pd_read_t *rd,
         rc = s_stats(self, &sv);
     else if (rd->op == PARLEY__OP_PING)
         rc = s_ping(self, &sv);
+    else if (rd->op == PARLEY__OP_CHECKPOINT || rd->op == PARLEY__OP_INCLUSION
+             || rd->op == PARLEY__OP_CONSISTENCY)
+        rc = s_transparency(self, &sv, b);
     else
         rc = s_step(self, &sv, b);
     if (rd->op == PARLEY__OP_STATS || rd->op == PARLEY__OP_PING) {
@@ -550,7 +603,9 @@ static bool
 s_is_read(parley__op_t op)
 {
     return op == PARLEY__OP_REPLAY || op == PARLEY__OP_SNAPSHOT
-           || op == PARLEY__OP_STATS || op == PARLEY__OP_PING;
+           || op == PARLEY__OP_STATS || op == PARLEY__OP_PING
+           || op == PARLEY__OP_CHECKPOINT || op == PARLEY__OP_INCLUSION
+           || op == PARLEY__OP_CONSISTENCY;
 }
 
 /* Queue the read just decoded into self->req for the read slices. */
@@ -595,6 +650,12 @@ s_op_name(parley__op_t op)
         return "stats";
     case PARLEY__OP_PING:
         return "ping";
+    case PARLEY__OP_CHECKPOINT:
+        return "checkpoint";
+    case PARLEY__OP_INCLUSION:
+        return "inclusion";
+    case PARLEY__OP_CONSISTENCY:
+        return "consistency";
     default:
         return "unknown";
     }

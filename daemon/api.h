@@ -7,7 +7,8 @@
  * (ingest.h): it reads the messages through this api (pd_api_io()),
  * handles the publishes itself and hands every other request back to
  * the api, in arrival order. The api queues the reads (replay, snapshot,
- * stats, ping) in the read scheduler (reads.h) and answers anything else
+ * stats, ping, and the transparency log's checkpoint and proofs, through
+ * translog.h) in the read scheduler (reads.h) and answers anything else
  * at once (the rejects of messages that are not well-formed requests).
  *
  * Replies to publishes wait in the queue for the turn's group commit
@@ -29,6 +30,7 @@
 #include "reads.h"
 #include "stats.h"
 #include "storage.h"
+#include "translog.h"
 #include "zap.h"
 
 #include <stdint.h>
@@ -45,6 +47,8 @@ typedef struct pd_api_deps {
     pd_zap_t *zap;           /* CURVE, and a request's rights by its key */
     pd_stats_t *stats;       /* the stats reply; the api reports into it */
     const uint8_t *daemon_id; /* 16 bytes, for ping */
+    pd_translog_t *translog; /* checkpoint and proof requests, the ping's
+                                checkpoint; NULL: transparency is off */
 } pd_api_deps_t;
 
 /*

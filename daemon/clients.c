@@ -101,7 +101,8 @@ pd_client_may_subscribe(const pd_client_t *c, const char *prefix, size_t len)
 {
     if (s_is(prefix, len, PD_CLIENTS_HEARTBEAT_TOPIC))
         return true;
-    if (s_is(prefix, len, PD_CLIENTS_STATS_TOPIC))
+    if (s_is(prefix, len, PD_CLIENTS_STATS_TOPIC)
+        || s_is(prefix, len, PD_CLIENTS_CHECKPOINT_TOPIC))
         return c != NULL && c->stats;
     if (c == NULL || s_starts(prefix, len, "sys/"))
         return false;
@@ -343,22 +344,16 @@ s_parse_topics(s_parse_t *p, pd_client_t *c, char *val)
     return 0;
 }
 
-/* Parse one line (NUL-terminated, modified) into list->v[list->n]. */
+/*
+ * Add a client named name with the Z85 public key key at the end of
+ * list, checking that neither is listed already. Returns 0 with *out the
+ * new entry, or a negative code (the entry, if made, stays counted so
+ * that a failure frees it with the rest).
+ */
 static int
-s_parse_line(s_parse_t *p, pd_clients_t *list, char *line)
+s_add_client(s_parse_t *p, pd_clients_t *list, const char *name,
+             const char *key, pd_client_t **out)
 {
-    char *save = NULL;
-    char *name = strtok_r(line, " \t", &save);
-    if (name == NULL || name[0] == '#')
-        return 0;
-    if (!parley_slug_valid(name))
-        return s_fail(p,
-                      "client name \"%s\" is not a slug "
-                      "([a-z0-9][a-z0-9-]{0,31})",
-                      name);
-    char *key = strtok_r(NULL, " \t", &save);
-    if (key == NULL)
-        return s_fail(p, "client %s: missing the Z85 public key", name);
     if (list->n == list->cap) {
         size_t cap = list->cap > 0 ? list->cap * 2 : 16;
         pd_client_t *v = realloc(list->v, cap * sizeof(*v));
@@ -384,19 +379,39 @@ s_parse_line(s_parse_t *p, pd_clients_t *list, char *line)
             return s_fail(p, "client %s: key already listed as %s", name,
                           list->v[i].name);
     }
+    *out = c;
+    return 0;
+}
+
+/* The value of stats=: yes or no. */
+static int
+s_parse_stats(s_parse_t *p, pd_client_t *c, const char *val)
+{
+    if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+        return s_fail(p, "client %s: stats= takes yes or no, not "
+                         "\"%s\"",
+                      c->name, val);
+    c->stats = strcmp(val, "yes") == 0;
+    return 0;
+}
+
+/* The options after a client's key, each at most once: topics= and
+ * stats=, up to the end of the line or a comment; save is strtok_r's
+ * state over the line. */
+static int
+s_parse_options(s_parse_t *p, pd_client_t *c, char **save)
+{
     c->all_topics = true;
     bool seen_topics = false, seen_stats = false;
-    for (char *opt = strtok_r(NULL, " \t", &save); opt != NULL;
-         opt = strtok_r(NULL, " \t", &save)) {
+    for (char *opt = strtok_r(NULL, " \t", save); opt != NULL;
+         opt = strtok_r(NULL, " \t", save)) {
         if (opt[0] == '#')
             break; /* a comment after the fields */
+        int rc;
         if (strncmp(opt, "stats=", 6) == 0 && !seen_stats) {
             seen_stats = true;
-            if (strcmp(opt + 6, "yes") != 0 && strcmp(opt + 6, "no") != 0)
-                return s_fail(p, "client %s: stats= takes yes or no, not "
-                                 "\"%s\"",
-                              name, opt + 6);
-            c->stats = strcmp(opt + 6, "yes") == 0;
+            if ((rc = s_parse_stats(p, c, opt + 6)) < 0)
+                return rc;
             continue;
         }
         if (strncmp(opt, "topics=", 7) != 0 || seen_topics)
@@ -404,11 +419,10 @@ s_parse_line(s_parse_t *p, pd_clients_t *list, char *line)
                           "client %s: unknown or repeated option \"%s\" "
                           "(expected topics=PREFIX,... or topics=*, and "
                           "stats=yes or stats=no)",
-                          name, opt);
+                          c->name, opt);
         seen_topics = true;
         c->all_topics = false;
-        int rc = s_parse_topics(p, c, opt + 7);
-        if (rc < 0)
+        if ((rc = s_parse_topics(p, c, opt + 7)) < 0)
             return rc;
     }
     /* By default the counters go with reading everything: they tell
@@ -419,70 +433,115 @@ s_parse_line(s_parse_t *p, pd_clients_t *list, char *line)
     return 0;
 }
 
+/* Parse one line (NUL-terminated, modified) into list->v[list->n]:
+ * NAME KEY [topics=...] [stats=...] [# comment], or a comment. */
+static int
+s_parse_line(s_parse_t *p, pd_clients_t *list, char *line)
+{
+    char *save = NULL;
+    char *name = strtok_r(line, " \t", &save);
+    if (name == NULL || name[0] == '#')
+        return 0;
+    if (!parley_slug_valid(name))
+        return s_fail(p,
+                      "client name \"%s\" is not a slug "
+                      "([a-z0-9][a-z0-9-]{0,31})",
+                      name);
+    char *key = strtok_r(NULL, " \t", &save);
+    if (key == NULL)
+        return s_fail(p, "client %s: missing the Z85 public key", name);
+    pd_client_t *c = NULL;
+    int rc = s_add_client(p, list, name, key, &c);
+    if (rc < 0)
+        return rc;
+    return s_parse_options(p, c, &save);
+}
+
+/* Parse every line of text (len bytes) into list; stops at the first
+ * error. */
+static int
+s_parse_lines(s_parse_t *p, pd_clients_t *list, const char *text,
+              size_t len)
+{
+    int rc = 0;
+    char *line = malloc(len + 1);
+    if (line == NULL)
+        return -ENOMEM;
+    for (size_t start = 0; start < len;) {
+        size_t end = start;
+        while (end < len && text[end] != '\n')
+            end++;
+        p->line++;
+        size_t n = end - start;
+        if (n > 0 && text[end - 1] == '\r')
+            n--;
+        if (memchr(text + start, '\0', n) != NULL) {
+            rc = s_fail(p, "NUL byte in line");
+            break;
+        }
+        memcpy(line, text + start, n);
+        line[n] = '\0';
+        if ((rc = s_parse_line(p, list, line)) < 0)
+            break;
+        start = end + 1;
+    }
+    free(line);
+    return rc;
+}
+
+/* Count the access classes of list, saying so in p's error buffer when
+ * there are more than PD_CLIENTS_CLASSES_MAX. */
+static int
+s_check_classes(s_parse_t *p, pd_clients_t *list)
+{
+    size_t over = 0;
+    int rc = s_classify(list, &over);
+    if (rc == -E2BIG) {
+        if (p->errbuf != NULL && p->errlen > 0)
+            snprintf(p->errbuf, p->errlen,
+                     "%s: client %s: more than %d different access "
+                     "classes (topics= lists and stats= permissions); "
+                     "clients with the same rights share one",
+                     p->source, list->v[over].name, PD_CLIENTS_CLASSES_MAX);
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+/* All or nothing: drop what a failed parse added to *listp after its
+ * first n0 clients (all of the list, if the parse made it). */
+static void
+s_undo(pd_clients_t **listp, size_t n0, bool made)
+{
+    pd_clients_t *list = *listp;
+    for (size_t i = n0; i < list->n; i++)
+        free(list->v[i].prefixes);
+    list->n = n0;
+    size_t over;
+    if (!made && s_classify(list, &over) < 0)
+        s_classes_free(list); /* out of memory: classes counted again
+                                 by the next parse */
+    if (made)
+        pd_clients_destroy(listp);
+}
+
 int
 pd_clients_parse(pd_clients_t **listp, const char *text, size_t len,
                  const char *source, char *errbuf, size_t errlen)
 {
     s_parse_t p = { source != NULL ? source : "clients", 0, errbuf, errlen };
     bool made = false;
-    int rc = 0;
     if (*listp == NULL) {
         if ((*listp = calloc(1, sizeof(**listp))) == NULL)
             return -ENOMEM;
         made = true;
     }
-    pd_clients_t *list = *listp;
-    size_t n0 = list->n;
-    char *line = malloc(len + 1);
-    if (line == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t start = 0; start < len;) {
-        size_t end = start;
-        while (end < len && text[end] != '\n')
-            end++;
-        p.line++;
-        size_t n = end - start;
-        if (n > 0 && text[end - 1] == '\r')
-            n--;
-        if (memchr(text + start, '\0', n) != NULL) {
-            rc = s_fail(&p, "NUL byte in line");
-            break;
-        }
-        memcpy(line, text + start, n);
-        line[n] = '\0';
-        if ((rc = s_parse_line(&p, list, line)) < 0)
-            break;
-        start = end + 1;
-    }
-    if (rc == 0) {
-        size_t over = 0;
-        rc = s_classify(list, &over);
-        if (rc == -E2BIG) {
-            if (errbuf != NULL && errlen > 0)
-                snprintf(errbuf, errlen,
-                         "%s: client %s: more than %d different access "
-                         "classes (topics= lists and stats= permissions); "
-                         "clients with the same rights share one",
-                         p.source, list->v[over].name,
-                         PD_CLIENTS_CLASSES_MAX);
-            rc = -EINVAL;
-        }
-    }
-out:
-    free(line);
+    size_t n0 = (*listp)->n;
+    int rc = s_parse_lines(&p, *listp, text, len);
+    if (rc == 0)
+        rc = s_check_classes(&p, *listp);
     if (rc < 0) {
-        /* all or nothing: drop what this text added */
-        for (size_t i = n0; i < list->n; i++)
-            free(list->v[i].prefixes);
-        list->n = n0;
-        size_t over;
-        if (!made && s_classify(list, &over) < 0)
-            s_classes_free(list); /* out of memory: classes counted again
-                                     by the next parse */
-        if (made)
-            pd_clients_destroy(listp);
+        s_undo(listp, n0, made);
         if (rc == -ENOMEM && errbuf != NULL && errlen > 0)
             snprintf(errbuf, errlen, "%s: out of memory", p.source);
     }

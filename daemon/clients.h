@@ -42,6 +42,9 @@
  * client may read heartbeats; sys/stats/ needs the stats permission. */
 #define PD_CLIENTS_HEARTBEAT_TOPIC "sys/heartbeat/"
 #define PD_CLIENTS_STATS_TOPIC "sys/stats/"
+/* The transparency log's checkpoints: its tree size tells as much as the
+ * counters, so it needs the stats permission too. */
+#define PD_CLIENTS_CHECKPOINT_TOPIC "sys/checkpoint/"
 /* Access classes a list may define (each is a feed socket). */
 #define PD_CLIENTS_CLASSES_MAX 32
 
@@ -97,7 +100,8 @@ const pd_client_t *pd_clients_by_name(const pd_clients_t *list,
 
 /*
  * May client c subscribe to this prefix (len bytes, not NUL-terminated)?
- * sys/heartbeat/ always; sys/stats/ with the stats permission; no other
+ * sys/heartbeat/ always; sys/stats/ and sys/checkpoint/ with the stats
+ * permission; no other
  * sys/ topic; anything else only if it starts with one of c's prefixes,
  * so that subscribing to "" or to a shorter prefix does not reach other
  * topics. c NULL: no client, nothing but heartbeats.

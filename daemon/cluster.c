@@ -1031,7 +1031,8 @@ s_backbone_opts(const pd_config_t *cfg, pd_backbone_opts_t *o, char *name,
 }
 
 pd_storage_t *
-pd_cluster_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
+pd_cluster_open(const pd_config_t *cfg, pd_stats_t *stats,
+                const pd_storage_scan_t *scan, int *err)
 {
     pd_cluster_t *self = calloc(1, sizeof(*self));
     if (self == NULL) {
@@ -1055,7 +1056,7 @@ pd_cluster_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
         *err = -ENOMEM;
         goto fail;
     }
-    if ((self->local = pd_embedded_open(cfg, stats, err)) == NULL)
+    if ((self->local = pd_embedded_open(cfg, stats, scan, err)) == NULL)
         goto fail;
 
     pd_backbone_opts_t o;

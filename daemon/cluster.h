@@ -51,7 +51,8 @@
  * make sure the stream exists with parleyd's settings (creating it if
  * missing), check that the state directory is a replica of this very
  * stream (or empty), and start following it from the local head + 1.
- * Blocks until JetStream answers, for up to 10 s; fails (logged, with
+ * The replica's records found at open go to scan as well (may be NULL;
+ * embedded.h). Blocks until JetStream answers, for up to 10 s; fails (logged, with
  * what to fix) when it does not. Registers the cluster_* stats and the
  * local log's in stats.
  *
@@ -59,12 +60,13 @@
  *            -EEXIST a stream or a state directory that contradicts the
  *            configuration, -ETIMEDOUT, -EACCES, -EPROTO, -ENOMEM, or the
  *            local log's error).
- * Ownership: the caller's; close with pd_storage_destroy(). cfg is read
- *            during the call only; stats must outlive the storage.
+ * Ownership: the caller's; close with pd_storage_destroy(). cfg and scan
+ *            are read during the call only; stats must outlive the
+ *            storage.
  * Threads:   the loop thread; the backbone runs its own threads.
  */
 pd_storage_t *pd_cluster_open(const pd_config_t *cfg, pd_stats_t *stats,
-                              int *err);
+                              const pd_storage_scan_t *scan, int *err);
 
 /*
  * The log identity of a stream: the first 16 bytes of

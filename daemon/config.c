@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "backbone.h"
+#include "note.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,6 +54,8 @@ pd_config_defaults(pd_config_t *cfg)
     strcpy(cfg->backbone_stream, "PARLEY");
     cfg->backbone_replicas = 3;
     cfg->backbone_publish_timeout = 2000;
+    cfg->transparency = true;
+    cfg->witness_timeout = 5000;
     cfg->reply_queue_bytes = 4 * S_MIB;
     cfg->reply_queue_total = 64 * S_MIB;
 }
@@ -154,6 +157,21 @@ s_path(char *dst, const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* on or off into *dst. */
+static int
+s_bool(bool *dst, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "on") == 0) {
+        *dst = true;
+    } else if (strcmp(v, "off") == 0) {
+        *dst = false;
+    } else {
+        snprintf(err, errlen, "'%s' is not on or off", v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* ----------------------------------------------------------------- keys */
 
 typedef int (*s_setter_fn)(pd_config_t *cfg, const char *v, char *err,
@@ -222,15 +240,7 @@ s_set_max_clock_skew(pd_config_t *cfg, const char *v, char *err,
 static int
 s_set_fsync(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 {
-    if (strcmp(v, "on") == 0) {
-        cfg->fsync = true;
-    } else if (strcmp(v, "off") == 0) {
-        cfg->fsync = false;
-    } else {
-        snprintf(err, errlen, "'%s' is not on or off", v);
-        return -EINVAL;
-    }
-    return 0;
+    return s_bool(&cfg->fsync, v, err, errlen);
 }
 
 static int
@@ -309,15 +319,7 @@ s_set_log_level(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 static int
 s_set_curve(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 {
-    if (strcmp(v, "on") == 0) {
-        cfg->curve = true;
-    } else if (strcmp(v, "off") == 0) {
-        cfg->curve = false;
-    } else {
-        snprintf(err, errlen, "'%s' is not on or off", v);
-        return -EINVAL;
-    }
-    return 0;
+    return s_bool(&cfg->curve, v, err, errlen);
 }
 
 static int
@@ -414,6 +416,37 @@ s_set_backbone_stream(pd_config_t *cfg, const char *v, char *err,
 }
 
 static int
+s_set_transparency(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_bool(&cfg->transparency, v, err, errlen);
+}
+
+static int
+s_set_log_key(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    int rc = s_path(cfg->log_key, v, err, errlen);
+    if (rc == 0)
+        cfg->log_key_given = true;
+    return rc;
+}
+
+static int
+s_set_log_origin(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    /* The origin is also the log key's name in its signed notes. */
+    size_t n = strlen(v);
+    if (n >= sizeof(cfg->log_origin) || !parley__note_name_valid(v, n)
+        || strcmp(v, "cosignature/v1") == 0) {
+        snprintf(err, errlen,
+                 "'%s' is not a log origin (1-255 bytes of UTF-8 without "
+                 "spaces or '+', like parley.example.org/gaza)", v);
+        return -EINVAL;
+    }
+    memcpy(cfg->log_origin, v, n + 1);
+    return 0;
+}
+
+static int
 s_set_backbone_replicas(pd_config_t *cfg, const char *v, char *err,
                         size_t errlen)
 {
@@ -482,6 +515,26 @@ s_set_backbone_tls_hostname(pd_config_t *cfg, const char *v, char *err,
 }
 
 static int
+s_set_witnesses(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    return s_path(cfg->witnesses, v, err, errlen);
+}
+
+static int
+s_set_witness_timeout(pd_config_t *cfg, const char *v, char *err,
+                      size_t errlen)
+{
+    return s_u32(&cfg->witness_timeout, v, 100, 600000, err, errlen);
+}
+
+static int
+s_set_tree_absent_front(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_bool(&cfg->tree_absent_front, v, err, errlen);
+}
+
+static int
 s_set_reply_queue_bytes(pd_config_t *cfg, const char *v, char *err,
                         size_t errlen)
 {
@@ -535,6 +588,12 @@ static const struct {
     { "backbone_tls_cert", s_set_backbone_tls_cert },
     { "backbone_tls_key", s_set_backbone_tls_key },
     { "backbone_tls_hostname", s_set_backbone_tls_hostname },
+    { "transparency", s_set_transparency },
+    { "log_key", s_set_log_key },
+    { "log_origin", s_set_log_origin },
+    { "witnesses", s_set_witnesses },
+    { "witness_timeout", s_set_witness_timeout },
+    { "tree_absent_front", s_set_tree_absent_front },
     { "reply_queue_bytes", s_set_reply_queue_bytes },
     { "reply_queue_total", s_set_reply_queue_total },
 };
@@ -786,26 +845,30 @@ pd_config_load(pd_config_t *cfg, const char *path, char *errbuf,
     return rc;
 }
 
+/* dst = <state_dir>/name when dst is empty. */
+static int
+s_default_path(char dst[PD_CONFIG_PATH_MAX], const char *state_dir,
+               const char *name)
+{
+    if (dst[0] != '\0')
+        return 0;
+    int n = snprintf(dst, PD_CONFIG_PATH_MAX, "%s/%s", state_dir, name);
+    if (n < 0 || n >= PD_CONFIG_PATH_MAX) {
+        dst[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
 int
 pd_config_finish(pd_config_t *cfg)
 {
-    if (cfg->keyring[0] == '\0') {
-        int n = snprintf(cfg->keyring, sizeof(cfg->keyring), "%s/keyring",
-                         cfg->state_dir);
-        if (n < 0 || (size_t)n >= sizeof(cfg->keyring)) {
-            cfg->keyring[0] = '\0';
-            return -ENAMETOOLONG;
-        }
-    }
-    if (cfg->pid_file[0] == '\0') {
-        int n = snprintf(cfg->pid_file, sizeof(cfg->pid_file),
-                         "%s/parleyd.pid", cfg->state_dir);
-        if (n < 0 || (size_t)n >= sizeof(cfg->pid_file)) {
-            cfg->pid_file[0] = '\0';
-            return -ENAMETOOLONG;
-        }
-    }
-    return 0;
+    int rc = s_default_path(cfg->keyring, cfg->state_dir, "keyring");
+    if (rc == 0)
+        rc = s_default_path(cfg->pid_file, cfg->state_dir, "parleyd.pid");
+    if (rc == 0)
+        rc = s_default_path(cfg->log_key, cfg->state_dir, "log.key");
+    return rc;
 }
 
 int

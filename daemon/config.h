@@ -19,6 +19,7 @@
 #define PD_CONFIG_ENDPOINT_MAX 256 /* bytes of an endpoint, with the NUL */
 #define PD_CONFIG_PATH_MAX 1024    /* bytes of a path, with the NUL */
 #define PD_CONFIG_STREAM_MAX 32    /* chars of a JetStream stream name */
+#define PD_CONFIG_ORIGIN_MAX 256   /* bytes of a log origin, with the NUL */
 
 #define PD_CONFIG_DEFAULT_API "tcp://127.0.0.1:7710"
 #define PD_CONFIG_DEFAULT_FEED "tcp://127.0.0.1:7711"
@@ -65,6 +66,15 @@ typedef struct pd_config {
     char backbone_tls_cert[PD_CONFIG_PATH_MAX]; /* client certificate, "" */
     char backbone_tls_key[PD_CONFIG_PATH_MAX];  /* its key (0600), "" */
     char backbone_tls_hostname[PD_CONFIG_ENDPOINT_MAX]; /* expected name */
+    /* the transparency log (docs/transparency.md) */
+    bool transparency;                  /* keep the Merkle tree, checkpoints */
+    char log_key[PD_CONFIG_PATH_MAX];   /* "" = <state_dir>/log.key if there */
+    bool log_key_given;                 /* log_key named by file or flag */
+    char log_origin[PD_CONFIG_ORIGIN_MAX]; /* "" = parley/<key id> */
+    char witnesses[PD_CONFIG_PATH_MAX]; /* witness list file, "" = none */
+    uint32_t witness_timeout;           /* ms per add-checkpoint request */
+    bool tree_absent_front;             /* start a tree on a log whose front
+                                           is gone (docs/transparency.md) */
     /* read replies not yet read by their clients (reads.h) */
     uint64_t reply_queue_bytes;         /* per connection, then reads wait */
     uint64_t reply_queue_total;         /* all connections, then reads wait */
@@ -109,7 +119,7 @@ int pd_config_load(pd_config_t *cfg, const char *path, char *errbuf,
 
 /*
  * Fill in values that depend on others: the keyring defaults to
- * <state_dir>/keyring.
+ * <state_dir>/keyring, the log key to <state_dir>/log.key.
  *
  * Returns:   0 or -ENAMETOOLONG.
  */

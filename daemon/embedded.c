@@ -427,26 +427,41 @@ static const pd_storage_ops_t s_ops = {
     .destroy = s_destroy,
 };
 
-/* pd_store_scan_fn: void records (replica) are counted, and take their
- * place in the state holding nothing. */
+/* What the store's scan hands over at open: to the indexes, then to the
+ * caller's observer. */
+typedef struct {
+    pd_embedded_t *self;
+    const pd_storage_scan_t *scan;
+} s_scan_ctx_t;
+
 static int
 s_scan(void *ctx, uint64_t seq, int64_t received_at, const uint8_t *payload,
        size_t len)
 {
-    pd_embedded_t *self = ctx;
+    s_scan_ctx_t *c = ctx;
+    pd_embedded_t *self = c->self;
     if (pd_embedded_void_parse(payload, len, NULL, NULL)) {
+        /* A void record (replica) is counted, and takes its place in the
+         * state holding nothing. */
         self->voids++;
         int rc = pd_index_reserve_empty(self->idx);
         if (rc == 0)
             pd_index_apply(self->idx, seq, NULL);
         return rc;
     }
-    return pd_index_scan(self->idx, seq, received_at, payload, len);
+    int rc = pd_index_scan(self->idx, seq, received_at, payload, len);
+    if (rc == 0 && c->scan != NULL && c->scan->fn != NULL) {
+        pd_storage_record_t rec = { .seq = seq, .received_at = received_at,
+                                    .env = payload, .len = len };
+        rc = c->scan->fn(c->scan->ctx, &rec);
+    }
+    return rc;
 }
 
 /* Open the log, rebuilding the indexes, and say what was recovered. */
 static int
-s_open_log(pd_embedded_t *self, const pd_config_t *cfg)
+s_open_log(pd_embedded_t *self, const pd_config_t *cfg,
+           const pd_storage_scan_t *scan)
 {
     pd_store_opts_t opts = {
         .segment_bytes = cfg->segment_bytes,
@@ -458,7 +473,8 @@ s_open_log(pd_embedded_t *self, const pd_config_t *cfg)
     };
     char errbuf[512] = "";
     int err = 0;
-    self->store = pd_store_open(cfg->state_dir, &opts, s_scan, self, errbuf,
+    s_scan_ctx_t sc = { .self = self, .scan = scan };
+    self->store = pd_store_open(cfg->state_dir, &opts, s_scan, &sc, errbuf,
                                 sizeof(errbuf), &err);
     if (self->store == NULL) {
         pd_log(PD_LOG_ERROR, "cannot open the log in %s: %s", cfg->state_dir,
@@ -524,7 +540,8 @@ s_stat_low_space(const void *ctx)
 }
 
 pd_storage_t *
-pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
+pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats,
+                 const pd_storage_scan_t *scan, int *err)
 {
     pd_embedded_t *self = calloc(1, sizeof(*self));
     if (self == NULL) {
@@ -550,7 +567,7 @@ pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats, int *err)
         *err = errno != 0 ? -errno : -ENOMEM;
         goto fail;
     }
-    if ((*err = s_open_log(self, cfg)) < 0)
+    if ((*err = s_open_log(self, cfg, scan)) < 0)
         goto fail;
     if (stats != NULL) {
         pd_stats_getter(stats, PD_STAT_SEQ, s_stat_head, self);

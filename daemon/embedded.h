@@ -19,16 +19,18 @@
 /*
  * Open (creating if needed) the log in cfg->state_dir with cfg's segment
  * size, retention, fsync and record limit, and rebuild the indexes from
- * it; log what was recovered, or what to fix. Reports seq, first_seq and
- * the store's counters in stats (may be NULL).
+ * it, handing every record to scan as well (may be NULL); log what was
+ * recovered, or what to fix. Reports seq, first_seq and the store's
+ * counters in stats (may be NULL).
  *
  * Returns:   the storage, or NULL with *err set (-errno, -EBADMSG for a
- *            corrupt log, -ENOMEM).
- * Ownership: the caller's; close with pd_storage_destroy(). cfg is read
- *            during the call only; stats must outlive the storage.
+ *            corrupt log or a record scan refused, -ENOMEM).
+ * Ownership: the caller's; close with pd_storage_destroy(). cfg and scan
+ *            are read during the call only; stats must outlive the
+ *            storage.
  */
 pd_storage_t *pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats,
-                               int *err);
+                               const pd_storage_scan_t *scan, int *err);
 
 /*
  * The local log as a replica of a cluster's stream (cluster.c): the

@@ -593,6 +593,22 @@ pd_feed_stats(pd_feed_t *self, const parley__stat_t *stats, size_t n)
 }
 
 int
+pd_feed_checkpoint(pd_feed_t *self, const char *note, size_t len)
+{
+    zmq_msg_t body;
+    if (zmq_msg_init_size(&body, len) < 0)
+        return -zmq_errno();
+    memcpy(zmq_msg_data(&body), note, len);
+    int rc = 0;
+    for (size_t k = 0; k < self->n_outs && rc == 0; k++)
+        if (self->outs[k].sock != NULL
+            && pd_zap_class_stats(self->zap, self->outs[k].klass))
+            rc = s_send_pair(self->outs[k].sock, PD_FEED_CHECKPOINT_TOPIC, &body);
+    zmq_msg_close(&body);
+    return rc;
+}
+
+int
 pd_feed_heartbeat(pd_feed_t *self, const parley__heartbeat_t *tmpl,
                   pd_feed_view_fn view, void *view_ctx)
 {

@@ -1,6 +1,7 @@
 /*
  * feed.h - parleyd's feed: XPUB sockets that carry [topic][Delivery] for
- * every accepted update and [sys/heartbeat/][Heartbeat] on a timer.
+ * every accepted update and, on a timer, [sys/heartbeat/][Heartbeat],
+ * [sys/checkpoint/][signed checkpoint] and [sys/stats/][stats].
  *
  * The XPUB sockets run in manual mode: libzmq passes every subscription
  * up and subscribes nobody by itself; the feed asks the ZAP handler
@@ -33,6 +34,7 @@
 
 #define PD_FEED_HEARTBEAT_TOPIC PD_CLIENTS_HEARTBEAT_TOPIC
 #define PD_FEED_STATS_TOPIC PD_CLIENTS_STATS_TOPIC
+#define PD_FEED_CHECKPOINT_TOPIC PD_CLIENTS_CHECKPOINT_TOPIC
 
 typedef struct pd_feed pd_feed_t;
 
@@ -136,6 +138,15 @@ int pd_feed_publish(pd_feed_t *feed, uint64_t seq, int64_t received_at,
  * Returns:   0 or a negative error.
  */
 int pd_feed_stats(pd_feed_t *feed, const parley__stat_t *stats, size_t n);
+
+/*
+ * Send a signed checkpoint (the note's text, len bytes, as it is) on
+ * sys/checkpoint/ of every socket whose class
+ * may read the counters (the tree size tells how much everyone publishes).
+ *
+ * Returns:   0 or a negative error.
+ */
+int pd_feed_checkpoint(pd_feed_t *feed, const char *note, size_t len);
 
 /* The head seq access class klass may know of (pd_query_view_head()). */
 typedef uint64_t (*pd_feed_view_fn)(void *ctx, int klass);

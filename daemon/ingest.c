@@ -1,16 +1,16 @@
 /*
  * ingest.c - the write path, one group-commit turn at a time (ingest.h).
  *
- * The file reads in the order an update travels: gather and pre-check,
- * verify on the pool, the publish checks, store (submit), commit, acks,
- * feed; then the turn that drives them.
+ * The file reads in the order an update travels, after the pre-checks
+ * and the signature checks of ingest_verify.c: the publish checks, store
+ * (submit), commit, acks, feed; then the turn that drives them.
  *
  * Memory: every buffer is sized from max_message_bytes and allocated once
  * in pd_ingest_new(), so the publish path does no malloc of its own (the
  * table of updates in flight, for a storage that completes them later,
  * is allocated when the first one is).
  */
-#include "ingest.h"
+#include "ingest_int.h"
 
 #include "clock.h"
 #include "facts.h"
@@ -25,237 +25,10 @@
 #include <string.h>
 
 #define S_DECODE_SLACK (64 * 1024)  /* arena room beyond the message itself */
-/* Below this many signatures a step checks them on the loop thread. */
-#define S_PARALLEL_MIN 4
-/*
- * Signatures of one connection checked in parallel per step, at most. The
- * rest are checked one by one in order, where a connection that has just
- * sent PD_LIMIT_BAD_MAX forgeries is cut off unverified. The next step's
- * checks start before this one's are counted (pd_ingest_turn()), so a
- * flooding peer gets at most twice this plus PD_LIMIT_BAD_MAX checks
- * before its cool-down stops them.
- */
-#define S_PEER_PARALLEL_MAX (4 * PD_LIMIT_BAD_MAX)
 /* Updates a storage may hold in flight (PD_STORAGE_LATER) at most. */
 #define S_INFLIGHT_MAX 4096
 
-/* Where a publish stands after the sequential pre-checks of its step. */
-typedef enum {
-    S_PRE_NONE = 0,   /* no keyring: answered unavailable */
-    S_PRE_BLOCKED,    /* its peer is cooling down after bad signatures */
-    S_PRE_PREPARED,   /* envelope decoded; see prepare_rc */
-    S_PRE_LIMITED,    /* prepared, but the signer's bucket was empty */
-} s_pre_t;
-
-/* One request read in this step, with what was decided about it so far. */
-typedef struct {
-    pd_msg_t msg;         /* the frames, kept until it is handled */
-    bool publish;         /* a well-formed publish: ingest's to answer */
-    s_pre_t pre;
-    int prepare_rc;       /* parley__verify_prepare(), with S_PRE_PREPARED */
-    int sig_rc;           /* parley__verify_signature(), when it ran */
-    bool sig_checked;
-    bool on_pool;         /* its signature is checked on the pool */
-    const char *canon_why; /* why the envelope is not canonical, or NULL */
-    parley__verify_t v;   /* the decoded envelope between the steps */
-} s_slot_t;
-
-/* A publish whose storage completes it later: where its answer goes. */
-typedef struct {
-    uint64_t tag;         /* the submit's tag; 0 = free */
-    uint64_t request_id;
-    size_t id_len;
-    uint8_t id[PD_INGEST_ID_MAX];
-} s_waiting_t;
-
-/* ingest's counters (reported through stats.h). */
-typedef struct {
-    uint64_t requests_publish;
-    uint64_t accepted;      /* updates made durable under a new seq */
-    uint64_t duplicates;    /* resends answered with the original seq */
-    uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
-    uint64_t turn_requests_max; /* most requests one turn handled */
-} s_counters_t;
-
-struct pd_ingest {
-    const pd_config_t *cfg;          /* borrowed */
-    pd_storage_t *storage;           /* borrowed */
-    pd_ingest_io_t io;
-    const parley_keyring_t *ring;    /* borrowed, swapped on reload */
-    pd_limit_t *limit;               /* rate limits (owned) */
-    pd_pool_t *pool;                 /* threads for the signature checks */
-    s_counters_t counters;
-
-    /* decoding the request being handled */
-    uint8_t *arena_buf;              /* max_message_bytes + slack */
-    size_t arena_cap;
-    parley__arena_t arena;
-    parley__request_t req;
-    parley_update_t update;          /* the update being published */
-
-    /* requests read in this step of the turn */
-    s_slot_t *slots;                 /* 2 x PD_INGEST_SLOTS */
-    s_slot_t *ahead;                 /* a step being checked between turns */
-    size_t n_ahead;                  /* its requests, 0 if none */
-
-    /* the storage is unavailable (a commit answered so): turns do not
-     * commit, pd_ingest_retry() does */
-    bool unavailable;
-    char why[192];                   /* what clients are told, s_why() */
-    uint64_t dups_waiting;           /* duplicate acks of seqs not yet
-                                        durable: counted after the commit */
-
-    /* updates a storage completes later (PD_STORAGE_LATER) */
-    s_waiting_t *waiting;            /* S_INFLIGHT_MAX, by tag */
-    uint64_t next_tag;
-
-    /* the feed: decoding a record for its topics */
-    uint8_t *scratch;                /* max_message_bytes + slack */
-    size_t scratch_cap;
-    parley_update_t feed_update;     /* a record decoded the slow way */
-};
-
 static int s_commit(pd_ingest_t *self, bool retry);
-
-/* ======================================================= gather, pre-check */
-
-/*
- * The sequential part of checks 1-3a for a publish, in arrival order: the
- * request decode, the peer's cool-down, the envelope decode and signer
- * lookup, the signer's token bucket. What is left for the signature check
- * is marked S_PRE_PREPARED with prepare_rc 0. Anything that is not a
- * well-formed publish stays !publish for the api to answer.
- */
-static void
-s_precheck(pd_ingest_t *self, s_slot_t *slot, int64_t now_us)
-{
-    size_t len = zmq_msg_size(&slot->msg.body);
-    size_t id_len = zmq_msg_size(&slot->msg.id);
-    slot->publish = false;
-    slot->pre = S_PRE_NONE;
-    slot->sig_checked = false;
-    slot->on_pool = false;
-    slot->canon_why = NULL;
-    slot->v.decoded = 0;
-    if (slot->msg.frames != 2 || len > self->cfg->max_message_bytes
-        || id_len == 0 || id_len > PD_INGEST_ID_MAX)
-        return;
-    parley__arena_reset(&self->arena);
-    if (parley__request_decode(zmq_msg_data(&slot->msg.body), len,
-                               &self->req, &self->arena)
-            != 0
-        || self->req.op != PARLEY__OP_PUBLISH)
-        return;
-    slot->publish = true;
-    if (self->ring == NULL)
-        return;
-    if (pd_limit_peer_blocked(self->limit, zmq_msg_data(&slot->msg.id),
-                              id_len, now_us / 1000)) {
-        slot->pre = S_PRE_BLOCKED;
-        return;
-    }
-    slot->prepare_rc = parley__verify_prepare(&slot->v, self->ring,
-                                              self->req.update.data,
-                                              self->req.update.len);
-    /* Check 2 also wants the one encoding parley_sign() writes: an
-     * envelope that decodes but carries more (an unknown or repeated
-     * field, a padded length) would store unsigned bytes with the signed
-     * ones. Before the signer lookup, as check 2 comes before 3. */
-    if (slot->v.decoded
-        && parley__envelope_canonical(self->req.update.data,
-                                      self->req.update.len, &slot->canon_why)
-               != 0)
-        slot->prepare_rc = PARLEY_EMALFORMED;
-    slot->pre = S_PRE_PREPARED;
-    if (slot->prepare_rc == 0
-        && !pd_limit_signer_take(self->limit, slot->v.env.signer, now_us))
-        slot->pre = S_PRE_LIMITED;
-}
-
-/* Publishes of one connection in a step. */
-typedef struct {
-    const void *id;   /* ROUTER identity */
-    size_t len;
-    unsigned count;   /* its signatures planned for the pool */
-} s_peer_count_t;
-
-/*
- * Mark the prepared publishes whose signatures go to the pool: all of
- * them, but at most S_PEER_PARALLEL_MAX from any one connection.
- */
-static void
-s_plan_pool(s_slot_t *slots, size_t n)
-{
-    s_peer_count_t peers[PD_INGEST_SLOTS];
-    size_t n_peers = 0;
-    for (size_t i = 0; i < n; i++) {
-        s_slot_t *slot = &slots[i];
-        if (slot->pre != S_PRE_PREPARED || slot->prepare_rc != 0)
-            continue;
-        const void *id = zmq_msg_data(&slot->msg.id);
-        size_t len = zmq_msg_size(&slot->msg.id);
-        size_t p = 0;
-        while (p < n_peers
-               && (peers[p].len != len || memcmp(peers[p].id, id, len) != 0))
-            p++;
-        if (p == n_peers)
-            peers[n_peers++] = (s_peer_count_t){ id, len, 0 };
-        if (peers[p].count < S_PEER_PARALLEL_MAX) {
-            peers[p].count++;
-            slot->on_pool = true;
-        }
-    }
-}
-
-/*
- * Gather one step into slots: read up to max (at most PD_INGEST_SLOTS)
- * requests and run the cheap checks in order. Returns the number read;
- * the caller starts their signature checks with s_start().
- */
-static size_t
-s_gather(pd_ingest_t *self, s_slot_t *slots, size_t max)
-{
-    size_t n = 0;
-    while (n < max && n < PD_INGEST_SLOTS
-           && self->io.recv(self->io.ctx, &slots[n].msg) == 1)
-        n++;
-    if (n == 0)
-        return 0;
-    int64_t now_us = parley__mono_us();
-    for (size_t i = 0; i < n; i++)
-        s_precheck(self, &slots[i], now_us);
-    s_plan_pool(slots, n);
-    return n;
-}
-
-/* ================================================================= verify */
-
-/* Pool work item: the signature check of one prepared publish. */
-static void
-s_check_signature(void *ctx, size_t i)
-{
-    s_slot_t *slot = &((s_slot_t *)ctx)[i];
-    if (slot->on_pool) {
-        slot->sig_rc = parley__verify_signature(&slot->v);
-        slot->sig_checked = true;
-    }
-}
-
-/* Start the signature checks of n gathered slots on the pool; every start
- * is followed by one pd_pool_wait() before the slots are handled. A step
- * with few signatures to check (pings, replays, rejects) wakes no worker:
- * pd_pool_wait() checks them on the loop thread. */
-static void
-s_start(pd_ingest_t *self, s_slot_t *slots, size_t n)
-{
-    size_t checks = 0;
-    for (size_t i = 0; i < n; i++)
-        checks += slots[i].on_pool;
-    if (n > 0)
-        pd_pool_start(self->pool, n,
-                      checks >= S_PARALLEL_MIN ? S_PARALLEL_MIN : SIZE_MAX,
-                      s_check_signature, slots);
-}
 
 /* ================================================================ replies */
 
@@ -367,74 +140,6 @@ s_answer_done(pd_ingest_t *self, const uint8_t *id, size_t id_len,
 
 /* Room for the detail of a reject that explains itself. */
 #define PD_INGEST_DETAIL_MAX 320
-
-/*
- * "signer <key id><why>" for the log line of a reject (only "<why>" if the
- * envelope did not decode), made in buf. Only rejects need it: the key id
- * is a hash, not worth computing for every accepted update.
- */
-static const char *
-s_signer_label(const s_slot_t *slot, const char *why,
-               char buf[PARLEY_KEYID_CHARS + 64])
-{
-    char id[PARLEY_KEYID_CHARS + 1] = "";
-    if (slot->v.decoded)
-        parley_key_id(slot->v.env.signer, id);
-    snprintf(buf, PARLEY_KEYID_CHARS + 64, "%s%s%s", *id ? "signer " : "", id,
-             why);
-    return buf;
-}
-
-/*
- * Checks 3a-6 in request order: the outcome of the pre-checks, the
- * signature (checked on the pool, or now), the body and permissions.
- * On 0 self->update and signer hold the update. A bad signature counts
- * against the peer; *why (a static string) says more for the log.
- *
- * Returns:   0 or the reject code.
- */
-static int
-s_verify_outcome(pd_ingest_t *self, s_slot_t *slot, const uint8_t *id,
-                 size_t id_len, uint8_t signer[PARLEY_PUBLICKEY_BYTES],
-                 const char **why)
-{
-    if (slot->pre == S_PRE_NONE)
-        return PARLEY_EUNAVAILABLE; /* no keyring */
-    if (slot->pre == S_PRE_BLOCKED) {
-        /* said without the signer: the envelope was not decoded */
-        *why = "(peer cooling down after bad signatures)";
-        return PARLEY_ERATELIMITED;
-    }
-    int rc = slot->prepare_rc;
-    if (rc != 0)
-        return rc;
-    if (slot->pre == S_PRE_LIMITED) {
-        *why = " (over rate_limit)";
-        return PARLEY_ERATELIMITED;
-    }
-    if (!slot->sig_checked
-        && pd_limit_peer_blocked(self->limit, id, id_len,
-                                 parley__mono_us() / 1000)) {
-        /* Not checked on the pool, and meanwhile its peer was cut off. */
-        *why = " (peer cooling down after bad signatures)";
-        return PARLEY_ERATELIMITED;
-    }
-    rc = slot->sig_checked ? slot->sig_rc : parley__verify_signature(&slot->v);
-    if (rc == 0)
-        return parley__verify_body(&slot->v, self->ring, &self->update,
-                                   signer);
-    char keyid[PARLEY_KEYID_CHARS + 64];
-    if (rc == PARLEY_EBADSIG
-        && pd_limit_peer_bad(self->limit, id, id_len,
-                             parley__mono_us() / 1000))
-        pd_log_limited(PD_LOG_KEY_BAD_SIGNATURES, PD_LOG_WARN,
-                       "api: a peer sent %d bad signatures within a "
-                       "second (last under %s); its publishes are "
-                       "refused unverified for %d ms",
-                       PD_LIMIT_BAD_MAX, s_signer_label(slot, "", keyid),
-                       PD_LIMIT_COOLDOWN_MS);
-    return rc;
-}
 
 /*
  * A correction or retraction names seqs this daemon holds: one it never
@@ -596,12 +301,12 @@ s_publish(pd_ingest_t *self, s_slot_t *slot)
     pd_log(PD_LOG_DEBUG, "request %llu: publish, %zu bytes",
            (unsigned long long)rid, len);
     self->counters.requests_publish++;
-    int rc = s_verify_outcome(self, slot, id, id_len, signer, &why);
+    int rc = pd_ingest__verify_outcome(self, slot, id, id_len, signer, &why);
     if (rc == PARLEY_EMALFORMED && slot->canon_why != NULL) {
         char detail[256];
         snprintf(detail, sizeof(detail),
                  "%s (envelope not canonical: %s)",
-                 s_signer_label(slot, "", keyid), slot->canon_why);
+                 pd_ingest__signer_label(slot, "", keyid), slot->canon_why);
         return s_reject(self, id, id_len, rid, rc, detail);
     }
     char explain[PD_INGEST_DETAIL_MAX];
@@ -612,14 +317,14 @@ s_publish(pd_ingest_t *self, s_slot_t *slot)
         /* which field, and what the keyring allows this signer */
         char detail[PD_INGEST_DETAIL_MAX + PARLEY_KEYID_CHARS + 64 + 4];
         snprintf(detail, sizeof(detail), "%s: %s",
-                 s_signer_label(slot, "", keyid), explain);
+                 pd_ingest__signer_label(slot, "", keyid), explain);
         return s_reject(self, id, id_len, rid, rc, detail);
     }
     if (rc != 0)
         return s_reject(self, id, id_len, rid, rc,
                         slot->pre == S_PRE_BLOCKED
                             ? why
-                            : s_signer_label(slot, why, keyid));
+                            : pd_ingest__signer_label(slot, why, keyid));
     if (self->update.kind != PARLEY_KIND_UPDATE) {
         char reason[PD_INGEST_DETAIL_MAX];
         if ((rc = s_references_held(self, &self->update, reason,
@@ -701,8 +406,8 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
 
 /*
  * The group commit: make the batch durable, then send the queued replies
- * (acks), then publish the new deliveries. A fatal failure sends nothing:
- * the caller must stop.
+ * (acks), then hand each new record to the transparency log and publish
+ * it. A fatal failure sends nothing: the caller must stop.
  *
  * If the storage answers unavailable, the acks of what it did not make
  * durable go out as unavailable instead (s_flush()), and the turns that
@@ -710,7 +415,7 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
  * retry timer does, with retry set (pd_ingest_retry()). Once a commit
  * works, the updates that waited come out of applied() like any others.
  *
- * Returns:   0 or the storage's fatal error.
+ * Returns:   0, the storage's fatal error or the transparency log's.
  */
 static int
 s_commit(pd_ingest_t *self, bool retry)
@@ -729,10 +434,18 @@ s_commit(pd_ingest_t *self, bool retry)
         self->counters.duplicates += self->dups_waiting;
     self->dups_waiting = 0;
     pd_storage_record_t rec;
+    bool any = false;
     while (pd_storage_applied(self->storage, &rec)) {
+        if (self->io.applied != NULL
+            && (rc = self->io.applied(self->io.log, &rec)) < 0)
+            return rc;
         self->counters.accepted++;
         s_feed(self, &rec);
+        any = true;
     }
+    if (any && self->io.committed != NULL
+        && (rc = self->io.committed(self->io.log)) < 0)
+        return rc;
     return 0;
 }
 
@@ -775,8 +488,8 @@ pd_ingest_turn(pd_ingest_t *self)
     self->n_ahead = 0;
     if (n == 0) {
         cur = self->slots;
-        n = s_gather(self, cur, PD_INGEST_SLOTS);
-        s_start(self, cur, n);
+        n = pd_ingest__gather(self, cur, PD_INGEST_SLOTS);
+        pd_ingest__start(self, cur, n);
     }
     s_slot_t *next = cur == self->slots ? self->slots + PD_INGEST_SLOTS
                                         : self->slots;
@@ -789,9 +502,9 @@ pd_ingest_turn(pd_ingest_t *self)
         size_t room = PD_INGEST_TURN_MAX - handled - n;
         size_t n_next = 0;
         if (rc == 0)
-            n_next = s_gather(self, next, room > 0 ? room : PD_INGEST_SLOTS);
+            n_next = pd_ingest__gather(self, next, room > 0 ? room : PD_INGEST_SLOTS);
         pd_pool_wait(self->pool);
-        s_start(self, next, n_next);
+        pd_ingest__start(self, next, n_next);
         rc = s_finish(self, cur, n, rc);
         handled += n;
         s_slot_t *t = cur;

@@ -21,8 +21,9 @@
  *   commit     one group commit (fdatasync) for the whole turn
  *   acks       then io->flush sends every reply queued in the turn, acks
  *              and rejects in request order
- *   feed       then every update the commit made durable is published
- *              through io->publish
+ *   feed       then every update the commit made durable goes to the
+ *              transparency log (io->applied, io->committed) and is
+ *              published through io->publish
  *
  * Nothing is acked before it is durable, and no delivery is published
  * before its ack is sent. When the storage cannot make a batch durable
@@ -121,6 +122,16 @@ typedef struct pd_ingest_io {
                    const void *env, size_t len,
                    const char topics[][PARLEY_TOPIC_MAX], size_t n);
     void *feed; /* passed to publish */
+    /*
+     * The transparency log (may be NULL): applied gets each record the
+     * commit made durable and applied, in seq order, before it goes on
+     * the feed; committed follows the last of them. A negative return is
+     * fatal, as a failed commit is (the acks are out already; the daemon
+     * stops, and its next start recomputes what the log lacks).
+     */
+    int (*applied)(void *log, const pd_storage_record_t *rec);
+    int (*committed)(void *log);
+    void *log; /* passed to applied and committed */
 } pd_ingest_io_t;
 
 typedef struct pd_ingest pd_ingest_t;

@@ -3,7 +3,11 @@
  */
 #include "log.h"
 
+#include "clock.h"
+
 #include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +101,37 @@ pd_log_limited(pd_log_key_t key, pd_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     s_vlog(level, prefix, fmt, ap);
     va_end(ap);
+}
+
+void
+pd_log_repeated(pd_log_repeat_t *r, pd_log_key_t key, pd_log_level_t level, int err,
+                int64_t period_ms, const char *fmt, ...)
+{
+    bool again = r->err == err;
+    r->err = err;
+    int64_t now = parley__mono_ms();
+    if (again && now - r->logged_ms < period_ms) {
+        r->held++;
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (r->held > 0)
+        pd_log_limited(key, level, "%s (%" PRIu64 " more failures alike since the "
+                                   "last line)",
+                       msg, r->held);
+    else
+        pd_log_limited(key, level, "%s", msg);
+    r->logged_ms = now;
+    r->held = 0;
+}
+
+void
+pd_log_repeat_clear(pd_log_repeat_t *r)
+{
+    r->err = 0;
+    r->held = 0;
 }

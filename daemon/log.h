@@ -8,6 +8,8 @@
 #ifndef PD_LOG_H
 #define PD_LOG_H
 
+#include <stdint.h>
+
 typedef enum {
     PD_LOG_ERROR = 3,
     PD_LOG_WARN = 4,
@@ -45,6 +47,9 @@ typedef enum pd_log_key {
     PD_LOG_KEY_ZAP_SUBSCRIBE,    /* zap: a subscription refused */
     PD_LOG_KEY_ZAP_PARTIAL,      /* zap: ... as not a whole topic */
     PD_LOG_KEY_ZAP,              /* zap: the handler's own errors */
+    PD_LOG_KEY_WITNESS,          /* cosign: a witness request failed */
+    PD_LOG_KEY_TLOG,             /* translog: a proof could not be made */
+    PD_LOG_KEY_TREE_WRITE,       /* translog: the hash file's write or sync */
     PD_LOG_KEY_STORE_SYNC,       /* store: a write or sync failed */
     PD_LOG_KEY_STORE_RESERVE,    /* store: the disk reserve runs short */
     PD_LOG_KEY_CLUSTER,          /* cluster: a stream record refused */
@@ -60,5 +65,29 @@ typedef enum pd_log_key {
  */
 void pd_log_limited(pd_log_key_t key, pd_log_level_t level, const char *fmt,
                     ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * A failure a retry may repeat (a full disk: once a second): the first
+ * is logged at once, the same one again once per period_ms with a count.
+ * Zero-initialise; pd_log_repeat_clear() when it works again.
+ */
+typedef struct pd_log_repeat {
+    int err;           /* the last failure's code, 0 = none since clear */
+    int64_t logged_ms; /* CLOCK_MONOTONIC ms of its last line */
+    uint64_t held;     /* failures alike not logged since */
+} pd_log_repeat_t;
+
+/*
+ * Log the failure err (a negative code) through the limited line of key
+ * as above: at once when it differs from the last one or period_ms have
+ * passed (with "(N more failures alike since the last line)"), else only
+ * counted.
+ */
+void pd_log_repeated(pd_log_repeat_t *r, pd_log_key_t key, pd_log_level_t level,
+                     int err, int64_t period_ms, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* It works again: the next failure is logged at once. */
+void pd_log_repeat_clear(pd_log_repeat_t *r);
 
 #endif /* PD_LOG_H */

@@ -269,12 +269,14 @@ pd_reads_push(pd_reads_t *self, pd_reads_conn_t *c, int op, const void *req,
 /*
  * Whether c's oldest read may be answered now: its read replies are
  * within its share and the total. Stats and ping are small: they go out
- * as other replies, whatever the reads hold.
+ * as other replies, whatever the reads hold. Replays, snapshots and the
+ * transparency log's checkpoints and proofs (up to PARLEY__INCLUSION_MAX
+ * proofs in one reply) are read replies.
  */
 static bool
 s_room(const pd_reads_t *self, const pd_reads_conn_t *c)
 {
-    if (c->head->op != PARLEY__OP_REPLAY && c->head->op != PARLEY__OP_SNAPSHOT)
+    if (c->head->op == PARLEY__OP_STATS || c->head->op == PARLEY__OP_PING)
         return true;
     return atomic_load(&c->msgs[PD_READS_REPLY_READ]) < PD_READS_CONN_MESSAGES
            && atomic_load(&c->bytes[PD_READS_REPLY_READ])

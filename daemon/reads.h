@@ -3,8 +3,9 @@
  * queued, served in turn a slice at a time, and the bytes of replies each
  * connection has not read yet.
  *
- * The api (api.c) queues every replay, snapshot, stats and ping request
- * here, by connection (its ROUTER identity), and answers them in slices
+ * The api (api.c) queues every replay, snapshot, stats, ping, checkpoint,
+ * inclusion and consistency request here, by connection (its ROUTER
+ * identity), and answers them in slices
  * that the loop runs between its turns (server.c): each slice may read
  * PD_READS_SLICE_RECORDS records of the log and take PD_READS_SLICE_US,
  * then the loop runs its timers and publishes again. Connections take
@@ -71,7 +72,8 @@
 
 /* Which share a reply counts against. */
 typedef enum {
-    PD_READS_REPLY_READ = 0,  /* replay, snapshot (and their rejects) */
+    PD_READS_REPLY_READ = 0,  /* replay, snapshot, checkpoint, proofs (and
+                                 their rejects) */
     PD_READS_REPLY_OTHER = 1, /* acks, rejects, stats, ping: small */
 } pd_reads_kind_t;
 

@@ -23,6 +23,7 @@
 #include "sign.h"
 #include "stats.h"
 #include "storage.h"
+#include "translog.h"
 #include "trust.h"
 #include "zap.h"
 
@@ -79,6 +80,8 @@ struct pd_server {
     void *zctx;
     pd_zap_t *zap;               /* ZAP handler, monitors, ACL */
     pd_storage_t *storage;       /* where updates are kept */
+    pd_translog_t *translog;     /* the Merkle tree and checkpoints, or
+                                    NULL (transparency off) */
     pd_feed_t *feed;
     pd_query_t *query;           /* replay, snapshot */
     pd_reads_t *reads;           /* queued reads, unread replies; outlives
@@ -142,6 +145,27 @@ s_read_reload_status(const char *path, long *pid, unsigned long long *n,
     return 1;
 }
 
+/* The pid in cfg's pid_file: 0 with *pid set, or -errno with msg. */
+static int
+s_pid_from_file(const pd_config_t *cfg, long *pid, char *msg, size_t cap)
+{
+    FILE *f = fopen(cfg->pid_file, "re");
+    if (f == NULL || fscanf(f, "%ld", pid) != 1 || *pid <= 0) {
+        int e = f == NULL ? errno : EINVAL;
+        snprintf(msg, cap, "%s: %s%s", cfg->pid_file,
+                 f == NULL ? strerror(e) : "holds no pid",
+                 e == ENOENT ? " (no parleyd runs with this state "
+                               "directory or pid_file; which one? give "
+                               "-c FILE, --state-dir DIR or --pid PID)"
+                             : "");
+        if (f != NULL)
+            fclose(f);
+        return e == ENOENT ? -ENOENT : -e;
+    }
+    fclose(f);
+    return 0;
+}
+
 int
 pd_server_reload_request(const pd_config_t *cfg, long pid, int timeout_ms,
                          char *msg, size_t cap)
@@ -149,24 +173,11 @@ pd_server_reload_request(const pd_config_t *cfg, long pid, int timeout_ms,
     char path[PD_CONFIG_PATH_MAX + 16], rest[1100];
     long spid = 0;
     unsigned long long base = 0, n = 0;
-    if (pid <= 0) {
-        FILE *f = fopen(cfg->pid_file, "re");
-        if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
-            int e = f == NULL ? errno : EINVAL;
-            snprintf(msg, cap, "%s: %s%s", cfg->pid_file,
-                     f == NULL ? strerror(e) : "holds no pid",
-                     e == ENOENT ? " (no parleyd runs with this state "
-                                   "directory or pid_file; which one? give "
-                                   "-c FILE, --state-dir DIR or --pid PID)"
-                                 : "");
-            if (f != NULL)
-                fclose(f);
-            return e == ENOENT ? -ENOENT : -e;
-        }
-        fclose(f);
-    }
+    int rc;
+    if (pid <= 0 && (rc = s_pid_from_file(cfg, &pid, msg, cap)) < 0)
+        return rc;
     snprintf(path, sizeof(path), "%s/reload.status", cfg->state_dir);
-    int rc = s_read_reload_status(path, &spid, &base, rest, sizeof(rest));
+    rc = s_read_reload_status(path, &spid, &base, rest, sizeof(rest));
     if (rc < 0) {
         snprintf(msg, cap, "%s: %s", path, strerror(-rc));
         return rc;
@@ -259,6 +270,19 @@ s_notify_status(pd_server_t *self)
 
 /* ================================================================ setup */
 
+/* ingest's transparency hooks over a void * log. */
+static int
+s_applied(void *log, const pd_storage_record_t *rec)
+{
+    return pd_translog_append(log, rec);
+}
+
+static int
+s_committed(void *log)
+{
+    return pd_translog_commit(log);
+}
+
 /* ingest's feed hook: pd_feed_publish() for a void * feed. */
 static int
 s_publish(void *feed, uint64_t seq, int64_t received_at, const void *env,
@@ -303,17 +327,76 @@ s_bind(pd_server_t *self)
                            .feed = self->feed,
                            .zap = self->zap,
                            .stats = self->stats,
-                           .daemon_id = self->daemon_id };
+                           .daemon_id = self->daemon_id,
+                           .translog = self->translog };
     if ((self->api = pd_api_new(self->zctx, &deps, &err)) == NULL) {
         pd_log(PD_LOG_ERROR, "cannot bind the api to %s: %s", self->cfg.api,
                zmq_strerror(-err));
         return err;
     }
     pd_ingest_io_t io = { .publish = s_publish, .feed = self->feed };
+    if (self->translog != NULL) {
+        io.applied = s_applied;
+        io.committed = s_committed;
+        io.log = self->translog;
+    }
     pd_api_io(self->api, &io);
     self->ingest = pd_ingest_new(&self->cfg, self->storage, &io, self->stats,
                                  &err);
     return self->ingest == NULL ? err : 0;
+}
+
+/*
+ * What must hold before anything starts: libsodium refuses what it must
+ * (a library that accepts small-order keys or unreduced signatures would
+ * let one forgery pass for many updates), and the settings agree.
+ * Returns 0 or a negative error (logged).
+ */
+static int
+s_check_start(pd_server_t *self)
+{
+    int rc = parley__sign_selftest();
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR,
+               "self-test FAILED: libsodium %s accepts a signature it must "
+               "refuse (small-order key or non-canonical S); refusing to "
+               "start",
+               sodium_version_string());
+        return rc;
+    }
+    char errbuf[512];
+    if (pd_config_check(&self->cfg, errbuf, sizeof(errbuf)) < 0) {
+        pd_log(PD_LOG_ERROR, "%s", errbuf);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Open the storage (and the transparency log, which checks every record
+ * the storage finds: docs/transparency.md). Done before binding, so that
+ * nobody can talk to a half-built daemon. Returns 0 or a negative error.
+ */
+static int
+s_recover(pd_server_t *self)
+{
+    int err = 0;
+    if (self->cfg.transparency
+        && (self->translog = pd_translog_open(&self->cfg, self->stats, &err))
+               == NULL)
+        return err;
+    pd_storage_scan_t scan = { .fn = pd_translog_scan, .ctx = self->translog };
+    const pd_storage_scan_t *sc = self->translog != NULL ? &scan : NULL;
+    /* The cluster's local replica is checked like the embedded log. */
+    self->storage = self->cfg.backbone[0] != '\0'
+                        ? pd_cluster_open(&self->cfg, self->stats, sc, &err)
+                        : pd_embedded_open(&self->cfg, self->stats, sc, &err);
+    if (self->storage == NULL)
+        return err;
+    if (self->translog != NULL)
+        return pd_translog_recover(self->translog,
+                                   pd_storage_head(self->storage));
+    return 0;
 }
 
 pd_server_t *
@@ -340,32 +423,13 @@ pd_server_new(pd_server_opts_t *opts, int *err)
     mallopt(M_MMAP_THRESHOLD, S_MMAP_THRESHOLD);
 #endif
 
-    /* A libsodium that accepts small-order keys or unreduced signatures
-     * would let one forgery pass for many updates: refuse to run on it. */
-    if ((*err = parley__sign_selftest()) < 0) {
-        pd_log(PD_LOG_ERROR,
-               "self-test FAILED: libsodium %s accepts a signature it must "
-               "refuse (small-order key or non-canonical S); refusing to "
-               "start",
-               sodium_version_string());
+    if ((*err = s_check_start(self)) < 0)
         goto fail;
-    }
-    char errbuf[512];
-    if (pd_config_check(&self->cfg, errbuf, sizeof(errbuf)) < 0) {
-        pd_log(PD_LOG_ERROR, "%s", errbuf);
-        *err = -EINVAL;
-        goto fail;
-    }
-
     if ((self->stats = pd_stats_new()) == NULL) {
         *err = -ENOMEM;
         goto fail;
     }
-    /* Recover before binding: nobody can talk to a half-built daemon. */
-    self->storage = self->cfg.backbone[0] != '\0'
-                        ? pd_cluster_open(&self->cfg, self->stats, err)
-                        : pd_embedded_open(&self->cfg, self->stats, err);
-    if (self->storage == NULL)
+    if ((*err = s_recover(self)) < 0)
         goto fail;
     pd_storage_set_keyring(self->storage, self->ring);
     if ((*err = s_bind(self)) < 0)
@@ -414,6 +478,7 @@ pd_server_destroy(pd_server_t **srvp)
     /* After the context: libzmq frees the last replies in its threads. */
     pd_reads_destroy(&self->reads);
     pd_storage_destroy(&self->storage);
+    pd_translog_close(&self->translog);
     pd_stats_destroy(&self->stats);
     parley_keyring_destroy(&self->ring);
     free(self);
@@ -532,16 +597,22 @@ s_view_head(void *query, int klass)
 
 /*
  * The timers' work, each returning 0 or a fatal error (the daemon stops):
- * only the storage's check has one.
+ * the storage's check and the transparency log's (its hashes could not
+ * be written or synced) have one.
  */
 
+/*
+ * The heartbeat, and with it a fresh checkpoint (its hashes synced first)
+ * on sys/checkpoint/ when there is a log key.
+ */
 static int
 s_heartbeat(pd_server_t *self)
 {
+    int64_t now = parley_now_ms();
     pd_storage_state_t st;
     pd_storage_state(self->storage, &st);
     parley__heartbeat_t hb = { .first_seq = pd_storage_first(self->storage),
-                               .time_ms = parley_now_ms(),
+                               .time_ms = now,
                                .catching_up = st.catching_up };
     memcpy(hb.daemon_id, self->daemon_id, sizeof(hb.daemon_id));
     memcpy(hb.log_id, st.log_id, sizeof(hb.log_id));
@@ -549,6 +620,15 @@ s_heartbeat(pd_server_t *self)
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
+    if (self->translog == NULL)
+        return 0;
+    if ((rc = pd_translog_heartbeat(self->translog, now)) < 0)
+        return rc;
+    size_t len;
+    const char *cp = pd_translog_checkpoint(self->translog, &len);
+    if (cp != NULL && (rc = pd_feed_checkpoint(self->feed, cp, len)) < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "checkpoint not sent: %s", parley_error_name(rc));
     return 0;
 }
 
@@ -566,6 +646,10 @@ s_stats_topic(pd_server_t *self)
 static int
 s_retain(pd_server_t *self)
 {
+    /* The hashes of the records about to go cannot be recomputed after:
+     * they must be durable first (a failure is logged; retention waits). */
+    if (self->translog != NULL && pd_translog_sync(self->translog) < 0)
+        return 0;
     int n = pd_storage_retain(self->storage, parley_now_ms());
     if (n < 0)
         pd_log_limited(PD_LOG_KEY_RETENTION, PD_LOG_ERROR,
@@ -644,6 +728,10 @@ s_timers(pd_server_t *self, int *rc)
         if (t->next < next)
             next = t->next;
     }
+    /* The witness requests, while there are any. */
+    long w = pd_translog_poll(self->translog, now);
+    if (w >= 0 && now + w < next)
+        next = now + w;
     return next > now ? (long)(next - now) : 0;
 }
 

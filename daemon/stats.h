@@ -59,6 +59,16 @@ typedef enum pd_stat {
     PD_STAT_VERIFY_THREADS,
     PD_STAT_TURNS_READ_AHEAD,      /* turns that synced with a step read ahead */
     PD_STAT_TURN_REQUESTS_MAX,     /* most requests one turn handled */
+    PD_STAT_TREE_SIZE,             /* leaves of the Merkle tree */
+    PD_STAT_TREE_SYNCS,            /* fdatasyncs of the tree's hash file */
+    PD_STAT_TREE_WRITE_ERRORS,     /* its writes or syncs that failed */
+    PD_STAT_CHECKPOINTS,           /* checkpoints signed (new tree sizes) */
+    PD_STAT_REQUESTS_CHECKPOINT,
+    PD_STAT_REQUESTS_INCLUSION,
+    PD_STAT_REQUESTS_CONSISTENCY,
+    PD_STAT_PROOFS,                /* inclusion and consistency proofs served */
+    PD_STAT_WITNESS_COSIGNATURES,  /* valid cosignatures witnesses returned */
+    PD_STAT_WITNESS_FAILURES,      /* witness requests that failed */
     PD_STAT_RELOADS,               /* SIGHUP reloads that took effect */
     PD_STAT_RELOAD_FAILURES,       /* SIGHUP reloads refused (kept the old) */
     PD_STAT_RELOAD_FAILED,         /* 1: the last reload was refused */

@@ -185,6 +185,18 @@ typedef struct pd_storage_record {
     size_t len;
 } pd_storage_record_t;
 
+/*
+ * An observer of the records a storage finds when it opens (the local
+ * log, or a cluster node's local replica): called once per record, in
+ * seq order, before the storage serves anything. The transparency log
+ * checks its tree against them. rec's bytes are valid during the call.
+ * A non-zero return refuses the open (the observer logs why).
+ */
+typedef struct pd_storage_scan {
+    int (*fn)(void *ctx, const pd_storage_record_t *rec);
+    void *ctx;
+} pd_storage_scan_t;
+
 /* What ping and heartbeats say about the log (state()). */
 typedef struct pd_storage_state {
     uint8_t log_id[16];           /* names the seq space, the same on every

@@ -57,17 +57,6 @@ pd_store__segment_name(char *out, size_t cap, uint64_t first_seq)
     snprintf(out, cap, "seg-%020" PRIu64 ".log", first_seq);
 }
 
-void
-pd_store__errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* --- failures ------------------------------------------------------------ */
 
 static void
@@ -112,24 +101,10 @@ s_soft(pd_store_t *self, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     s_vreason(self, fmt, ap);
     va_end(ap);
-    bool again = self->sync_err == rc;
     self->sync_err = rc;
     self->stats.sync_failures++;
-    int64_t now = parley__mono_ms();
-    if (again && now - self->soft_logged_ms < S_SOFT_LOG_MS) {
-        self->soft_held++;
-        return rc;
-    }
-    if (self->soft_held > 0)
-        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR,
-                       "store: %s (%" PRIu64 " more failures alike since "
-                       "the last line)",
-                       self->reason, self->soft_held);
-    else
-        pd_log_limited(PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR, "store: %s",
-                       self->reason);
-    self->soft_logged_ms = now;
-    self->soft_held = 0;
+    pd_log_repeated(&self->soft_log, PD_LOG_KEY_STORE_SYNC, PD_LOG_ERROR, rc,
+                    S_SOFT_LOG_MS, "store: %s", self->reason);
     return rc;
 }
 
@@ -168,44 +143,6 @@ s_undo(pd_store_t *self, segment_t *seg, const char *name, int rc,
 }
 
 /* --- files, the index, read descriptors --------------------------------- */
-/* Write all of buf at off, retrying short writes and EINTR. */
-static int
-s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-int
-pd_store__pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pread(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
 
 int
 pd_store__reserve(segment_t *seg, uint64_t want)
@@ -347,11 +284,11 @@ pd_store_open(const char *dir, const pd_store_opts_t *opts,
     /* Room to go on: refuse to start rather than fail the first publish. */
     segment_t *newest = self->nsegs ? &self->segs[self->nsegs - 1] : NULL;
     if ((*err = pd_store__keep_reserve(self, newest, true)) < 0) {
-        pd_store__errf(errbuf, errlen,
-                       "cannot keep %" PRIu64 " bytes free for the log in %s: "
-                       "%s; free space on that file system (or lower "
-                       "disk_reserve) and start again",
-                       self->opts.reserve, dir, strerror(-*err));
+        pd_errf(errbuf, errlen,
+                "cannot keep %" PRIu64 " bytes free for the log in %s: "
+                "%s; free space on that file system (or lower "
+                "disk_reserve) and start again",
+                self->opts.reserve, dir, strerror(-*err));
         goto fail;
     }
     *err = 0;
@@ -496,7 +433,7 @@ s_write_chunk(pd_store_t *self, segment_t *seg, const uint8_t *buf,
 {
     char name[PD_STORE__NAME_LEN + 1];
     pd_store__segment_name(name, sizeof(name), seg->first_seq);
-    int rc = s_pwrite_all(seg->fd, buf, len, seg->bytes);
+    int rc = pd_pwrite_all(seg->fd, buf, len, seg->bytes);
     if (rc < 0)
         return s_undo(self, seg, name, rc, "write");
     if (self->opts.sync) {
@@ -519,8 +456,8 @@ s_chunk_end(const pd_store_t *self, const segment_t *seg, size_t pos,
     size_t end = pos;
     uint64_t size = seg->bytes;
     *n = 0;
-    while (end < self->pend_len &&
-           (*n == 0 || size < self->opts.segment_bytes)) {
+    while (end < self->pend_len
+           && (*n == 0 || size < self->opts.segment_bytes)) {
         size_t rec = PD_STORE_HEADER_BYTES + s_get32(self->pend + end);
         size += rec;
         end += rec;
@@ -600,7 +537,7 @@ pd_store_sync(pd_store_t *store)
                             "seq %" PRIu64 ")",
                store->dir, store->last_seq);
         store->sync_err = 0;
-        store->soft_held = 0;
+        pd_log_repeat_clear(&store->soft_log);
         store->reason[0] = '\0';
     }
     if (store->nsegs > 0)
@@ -750,15 +687,14 @@ s_read_at(int fd, uint64_t off, uint8_t hdr[PD_STORE_HEADER_BYTES], void *buf,
     /* Short read from a regular file: finish piece by piece. */
     size_t done = (size_t)n;
     if (done < PD_STORE_HEADER_BYTES) {
-        int rc = pd_store__pread_all(fd, hdr + done,
-                                     PD_STORE_HEADER_BYTES - done, off + done);
+        int rc = pd_pread_all(fd, hdr + done, PD_STORE_HEADER_BYTES - done,
+                              off + done);
         if (rc < 0)
             return rc;
         done = PD_STORE_HEADER_BYTES;
     }
-    return pd_store__pread_all(fd, (uint8_t *)buf
-                                       + (done - PD_STORE_HEADER_BYTES),
-                               want - done, off + done);
+    return pd_pread_all(fd, (uint8_t *)buf + (done - PD_STORE_HEADER_BYTES),
+                        want - done, off + done);
 }
 
 int

@@ -62,8 +62,8 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
     char real[PATH_MAX];
     if (realpath(self->dir, real) == NULL) {
         int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot resolve %s: %s", self->dir,
-               strerror(errno));
+        pd_errf(errbuf, errlen, "cannot resolve %s: %s", self->dir,
+                strerror(errno));
         return rc;
     }
     struct sockaddr_un sa;
@@ -83,8 +83,8 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot lock %s: socket: %s", self->dir,
-               strerror(errno));
+        pd_errf(errbuf, errlen, "cannot lock %s: socket: %s", self->dir,
+                strerror(errno));
         return rc;
     }
     socklen_t len =
@@ -92,14 +92,14 @@ s_lock_path(pd_store_t *self, char *errbuf, size_t errlen)
     if (bind(fd, (const struct sockaddr *)&sa, len) != 0) {
         int rc = errno == EADDRINUSE ? -EBUSY : -errno;
         if (rc == -EBUSY)
-            pd_store__errf(errbuf, errlen,
-                   "%s is in use by another process (it holds the lock on "
-                   "the path %s, which outlives the directory: stop that "
-                   "daemon first)",
-                   self->dir, real);
+            pd_errf(errbuf, errlen,
+                    "%s is in use by another process (it holds the lock on "
+                    "the path %s, which outlives the directory: stop that "
+                    "daemon first)",
+                    self->dir, real);
         else
-            pd_store__errf(errbuf, errlen, "cannot lock the path %s: %s", real,
-                   strerror(-rc));
+            pd_errf(errbuf, errlen, "cannot lock the path %s: %s", real,
+                    strerror(-rc));
         close(fd);
         return rc;
     }
@@ -113,35 +113,33 @@ pd_store__lock_dir(pd_store_t *self, const char *dir, char *errbuf,
                    size_t errlen)
 {
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        pd_store__errf(errbuf, errlen, "cannot create %s: %s", dir,
-                       strerror(errno));
+        pd_errf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
         return -errno;
     }
     self->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dirfd < 0) {
         int rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot open %s: %s", dir,
-                       strerror(errno));
+        pd_errf(errbuf, errlen, "cannot open %s: %s", dir, strerror(errno));
         return rc;
     }
     /* Two writers on one log would interleave records: refuse the second. */
     int rc = s_lock_path(self, errbuf, errlen);
     if (rc < 0)
         return rc;
-    self->lockfd = openat(self->dirfd, S_LOCK_NAME,
-                          O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                          PD_STORE__FILE_MODE);
+    self->lockfd =
+        openat(self->dirfd, S_LOCK_NAME,
+               O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, PD_STORE__FILE_MODE);
     if (self->lockfd < 0) {
         rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot open %s/%s: %s", dir,
-                       S_LOCK_NAME, strerror(errno));
+        pd_errf(errbuf, errlen, "cannot open %s/%s: %s", dir, S_LOCK_NAME,
+                strerror(errno));
         return rc;
     }
     if (flock(self->lockfd, LOCK_EX | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        pd_store__errf(errbuf, errlen,
-                       "%s is in use by another process (lock on %s/%s)", dir,
-                       dir, S_LOCK_NAME);
+        pd_errf(errbuf, errlen,
+                "%s is in use by another process (lock on %s/%s)", dir, dir,
+                S_LOCK_NAME);
         return rc;
     }
     return 0;
@@ -341,7 +339,9 @@ pd_store__top_up(pd_store_t *self, segment_t *seg)
     } else if (rc == 0 && self->low_space
                && self->reserved_to >= seg->bytes + self->opts.reserve / 2) {
         self->low_space = false;
-        pd_log(PD_LOG_INFO, "store: the reserve past the end of the log in "
-                            "%s is whole again", self->dir);
+        pd_log(PD_LOG_INFO,
+               "store: the reserve past the end of the log in "
+               "%s is whole again",
+               self->dir);
     }
 }

@@ -13,6 +13,8 @@
 #define PD_STORE_INT_H
 
 #include "crc32c.h"
+#include "fileio.h"
+#include "log.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -56,8 +58,7 @@ struct pd_store {
     int fatal_rc;             /* the fatal error, with failed */
     int sync_err;             /* last sync failed (retryable), else 0 */
     char reason[256];         /* what failed, for pd_store_health() */
-    int64_t soft_logged_ms;   /* monotonic ms a sync failure was last logged */
-    uint64_t soft_held;       /* failures alike not logged since */
+    pd_log_repeat_t soft_log; /* how often a sync failure is logged */
     int64_t wall0, mono0;     /* the clocks at open: ages of old records */
     int64_t clock_off;        /* wall - monotonic, as last logged */
     uint64_t reserved_to;     /* newest segment allocated up to here */
@@ -97,13 +98,6 @@ s_record_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 
 /* "seg-<first_seq, 20 digits>.log" into out (cap >= NAME_LEN + 1). */
 void pd_store__segment_name(char *out, size_t cap, uint64_t first_seq);
-
-/* vsnprintf into errbuf, if there is one. */
-void pd_store__errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Read exactly len bytes at off; a file that ends early is -EIO. */
-int pd_store__pread_all(int fd, uint8_t *buf, size_t len, uint64_t off);
 
 /* Make room for want offsets in seg's index. 0 or -ENOMEM. */
 int pd_store__reserve(segment_t *seg, uint64_t want);

@@ -22,9 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_STEP_LOG_MS 60000      /* a wall-clock step worth a log line */
+#define S_STEP_LOG_MS 60000 /* a wall-clock step worth a log line */
 
-/* --- ages ------------------------------------------------------------------ */
+/* --- ages ------------------------------------------------------------------
+ */
 
 /*
  * Monotonic time of a record found at open with received_at at: as long
@@ -52,7 +53,8 @@ pd_store__age_segments(pd_store_t *self)
                 s_mono_of(self, self->segs[i].newest_at);
 }
 
-/* --- retention ------------------------------------------------------------- */
+/* --- retention -------------------------------------------------------------
+ */
 
 /* Say once when the wall clock stepped against the monotonic one. */
 static void
@@ -88,12 +90,12 @@ pd_store_retain_at(pd_store_t *store, int64_t now_ms, int64_t mono_ms)
     int removed = 0;
     while (store->nsegs > 1) {
         segment_t *seg = &store->segs[0];
-        bool over = store->opts.max_bytes > 0 &&
-                    store->stats.bytes > store->opts.max_bytes;
+        bool over = store->opts.max_bytes > 0
+                    && store->stats.bytes > store->opts.max_bytes;
         int64_t age;
-        bool old = store->opts.max_age_ms > 0 && seg->count > 0 &&
-                   (__builtin_sub_overflow(mono_ms, seg->newest_mono, &age) ||
-                    age > store->opts.max_age_ms);
+        bool old = store->opts.max_age_ms > 0 && seg->count > 0
+                   && (__builtin_sub_overflow(mono_ms, seg->newest_mono, &age)
+                       || age > store->opts.max_age_ms);
         if (!over && !old)
             break;
         char name[PD_STORE__NAME_LEN + 1];

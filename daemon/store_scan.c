@@ -56,11 +56,11 @@ static int
 s_corrupt(const pd_store_t *self, const char *name, uint64_t off,
           const char *reason, char *errbuf, size_t errlen)
 {
-    pd_store__errf(errbuf, errlen,
-           "corrupt record in %s/%s at offset %" PRIu64 ": %s; move the files "
-           "from this one on aside to recover the records before it (see "
-           "docs/operations.md)",
-           self->dir, name, off, reason);
+    pd_errf(errbuf, errlen,
+            "corrupt record in %s/%s at offset %" PRIu64 ": %s; move the files "
+            "from this one on aside to recover the records before it (see "
+            "docs/operations.md)",
+            self->dir, name, off, reason);
     return -EBADMSG;
 }
 
@@ -76,7 +76,7 @@ s_crc_at(int fd, const uint8_t *hdr, uint64_t off, uint32_t len, uint32_t *crc)
     uint32_t c = pd_crc32c(0, hdr + 8, 16);
     for (uint32_t left = len; left > 0;) {
         size_t m = left < sizeof(piece) ? left : sizeof(piece);
-        int rc = pd_store__pread_all(fd, piece, m, off);
+        int rc = pd_pread_all(fd, piece, m, off);
         if (rc < 0)
             return rc;
         c = pd_crc32c(c, piece, m);
@@ -105,7 +105,7 @@ s_valid_follows(int fd, uint64_t from, uint64_t size, uint64_t expected,
     uint64_t base = from + 1;
     while (base + PD_STORE_HEADER_BYTES <= size) {
         size_t n = (size_t)((size - base) < cap ? (size - base) : cap);
-        int rc = pd_store__pread_all(fd, buf, n, base);
+        int rc = pd_pread_all(fd, buf, n, base);
         if (rc < 0)
             return rc;
         for (size_t k = 0; k + PD_STORE_HEADER_BYTES <= n; k++) {
@@ -174,8 +174,8 @@ s_bad_record(pd_store_t *self, size_t i, uint64_t off, uint64_t size,
         return s_corrupt(self, name, off, reason, sc->errbuf, sc->errlen);
     int rc = s_valid_follows(seg->fd, off, size, expected, sc->buf, sc->cap);
     if (rc < 0) {
-        pd_store__errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir,
-               name, strerror(-rc));
+        pd_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir,
+                name, strerror(-rc));
         return rc;
     }
     if (rc > 0)
@@ -183,8 +183,9 @@ s_bad_record(pd_store_t *self, size_t i, uint64_t off, uint64_t size,
     if (ftruncate(seg->fd, (off_t)off) < 0 ||
         (self->opts.sync && fsync(seg->fd) < 0)) {
         rc = -errno;
-        pd_store__errf(sc->errbuf, sc->errlen, "cannot truncate the torn tail of %s/%s: %s",
-               self->dir, name, strerror(errno));
+        pd_errf(sc->errbuf, sc->errlen,
+                "cannot truncate the torn tail of %s/%s: %s", self->dir, name,
+                strerror(errno));
         return rc;
     }
     pd_log(PD_LOG_WARN,
@@ -331,17 +332,17 @@ s_take_record(pd_store_t *self, size_t i, const char *name, const uint8_t *p,
         return s_corrupt(self, name, off, why, sc->errbuf, sc->errlen);
     }
     if ((rc = pd_store__reserve(seg, seg->count + 1)) < 0) {
-        pd_store__errf(sc->errbuf, sc->errlen, "out of memory indexing %s/%s",
-                       self->dir, name);
+        pd_errf(sc->errbuf, sc->errlen, "out of memory indexing %s/%s",
+                self->dir, name);
         return rc;
     }
     if (sc->fn != NULL
         && (rc = sc->fn(sc->ctx, seq, at, p + PD_STORE_HEADER_BYTES, len))
                != 0) {
-        pd_store__errf(sc->errbuf, sc->errlen,
-                       "record seq %" PRIu64 " in %s/%s at offset %" PRIu64
-                       " was refused while rebuilding the indexes (%d)",
-                       seq, self->dir, name, off, rc);
+        pd_errf(sc->errbuf, sc->errlen,
+                "record seq %" PRIu64 " in %s/%s at offset %" PRIu64
+                " was refused while rebuilding the indexes (%d)",
+                seq, self->dir, name, off, rc);
         return rc;
     }
     seg->offsets[seg->count++] = off;
@@ -374,8 +375,8 @@ s_open_segment(pd_store_t *self, size_t i, const char *name,
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         int rc = -errno;
-        pd_store__errf(sc->errbuf, sc->errlen, "cannot open %s/%s: %s",
-                       self->dir, name, strerror(errno));
+        pd_errf(sc->errbuf, sc->errlen, "cannot open %s/%s: %s", self->dir,
+                name, strerror(errno));
         if (fd >= 0)
             close(fd);
         return rc;
@@ -435,8 +436,8 @@ s_scan_segment(pd_store_t *self, size_t i, uint64_t *expected, scan_t *sc)
     }
     return 0;
 read_error:
-    pd_store__errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir,
-                   name, strerror(-rc));
+    pd_errf(sc->errbuf, sc->errlen, "cannot read %s/%s: %s", self->dir, name,
+            strerror(-rc));
     return rc;
 }
 
@@ -458,7 +459,7 @@ s_list_segments(pd_store_t *self, char *errbuf, size_t errlen)
         int rc = -errno;
         if (fd >= 0)
             close(fd);
-        pd_store__errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(-rc));
+        pd_errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(-rc));
         return rc;
     }
     int rc = 0;
@@ -469,22 +470,23 @@ s_list_segments(pd_store_t *self, char *errbuf, size_t errlen)
         if (r == 0)
             continue;
         if (r < 0) {
-            pd_store__errf(errbuf, errlen,
-                   "segment file %s/%s has an impossible name; move it aside "
-                   "(see docs/operations.md)",
-                   self->dir, e->d_name);
+            pd_errf(errbuf, errlen,
+                    "segment file %s/%s has an impossible name; move it aside "
+                    "(see docs/operations.md)",
+                    self->dir, e->d_name);
             rc = -EBADMSG;
             break;
         }
         if (pd_store__push_segment(self, seq) == NULL) {
             rc = -ENOMEM;
-            pd_store__errf(errbuf, errlen, "out of memory");
+            pd_errf(errbuf, errlen, "out of memory");
             break;
         }
     }
     if (rc == 0 && errno != 0) {
         rc = -errno;
-        pd_store__errf(errbuf, errlen, "cannot list %s: %s", self->dir, strerror(errno));
+        pd_errf(errbuf, errlen, "cannot list %s: %s", self->dir,
+                strerror(errno));
     }
     closedir(d); /* also closes the dup */
     if (rc == 0 && self->nsegs > 1)

@@ -141,6 +141,14 @@ s_event(void *ctx, const parley_event_t *ev)
         gw_item_unref(it);
         return;
     case PARLEY_EVENT_REJECTED:
+        if (parley_event_seq(ev) == 0) {
+            /* A checkpoint of the transparency log that did not verify:
+             * no update is concerned. */
+            gw_log_limited(GW_LOGK_UPSTREAM, GW_LOG_WARN,
+                           "a checkpoint of the transparency log was rejected: "
+                           "%s", parley_error_name(parley_event_code(ev)));
+            return;
+        }
         gw->metrics.rejected++;
         gw_log_limited(GW_LOGK_UPSTREAM, GW_LOG_WARN,
                        "update %" PRIu64 " not passed on: %s (check the "
@@ -170,6 +178,19 @@ s_event(void *ctx, const parley_event_t *ev)
         gw_log(GW_LOG_INFO, "caught up with parleyd at seq %" PRIu64,
                parley_event_seq(ev));
         gw->caught_up = true;
+        return;
+    case PARLEY_EVENT_LOG_VERIFIED:
+        return; /* the keyring names the log, and it checks out */
+    case PARLEY_EVENT_LOG_INCONSISTENT:
+    case PARLEY_EVENT_LOG_STALE:
+        /* The transparency log (docs/transparency.md section 14): the
+         * evidence is worth keeping, so it goes into the log whole. */
+        gw_log(GW_LOG_ERROR, "transparency log %s at seq %" PRIu64 ":\n%s",
+               parley_event_type(ev) == PARLEY_EVENT_LOG_STALE ? "stale"
+                                                               : "INCONSISTENT",
+               parley_event_seq(ev),
+               parley_event_evidence(ev) != NULL ? parley_event_evidence(ev)
+                                                 : "(no evidence)");
         return;
     }
 }

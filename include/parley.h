@@ -74,9 +74,9 @@ extern "C" {
 #define PARLEY_WARN_UNUSED
 #endif
 
-#define PARLEY_VERSION "1.2.0"
+#define PARLEY_VERSION "1.4.0"
 #define PARLEY_VERSION_MAJOR 1
-#define PARLEY_VERSION_MINOR 2
+#define PARLEY_VERSION_MINOR 4
 #define PARLEY_VERSION_PATCH 0
 
 /*
@@ -101,6 +101,8 @@ typedef struct parley_sub parley_sub_t;
 typedef struct parley_info parley_info_t;
 typedef struct parley_stats parley_stats_t;
 typedef struct parley_query parley_query_t;
+typedef struct parley_checkpoint parley_checkpoint_t;
+typedef struct parley_witness parley_witness_t;
 typedef struct parley_state parley_state_t;
 
 /* ---------------------------------------------------------------- limits */
@@ -165,6 +167,10 @@ enum {
     PARLEY_EKEYRING = -1017,      /* keyring text has an error */
     PARLEY_EPROTO = -1018,        /* peer answered something unexpected */
     PARLEY_EARG = -1019,          /* invalid argument */
+    PARLEY_EINCONSISTENT = -1020, /* the log's signed checkpoints or proofs
+                                     contradict each other (1.3) */
+    PARLEY_EUNWITNESSED = -1021,  /* a checkpoint lacks the witness
+                                     cosignatures the policy needs (1.3) */
 };
 
 /* A publish that parleyd answered with the seq it had already given these
@@ -695,6 +701,16 @@ PARLEY_EXPORT int parley_envelope_from_json(const char *json, size_t len,
  * Blank lines and lines starting with '#' are ignored. A name or a key
  * may appear once.
  *
+ * Since 1.3 a keyring may also name transparency logs and witnesses
+ * (docs/transparency.md):
+ *   log: ORIGIN PUBKEY_BASE64 [witnesses=K] [max_staleness=SECONDS]
+ *   witness: NAME PUBKEY_BASE64
+ * A log line makes subscribers and one-shot calls that use the keyring
+ * verify that log's checkpoints and proofs; witnesses=K asks for the
+ * cosignatures of K of the keyring's witnesses on every checkpoint
+ * trusted (default 0); max_staleness is how old the newest checkpoint
+ * may get before PARLEY_EVENT_LOG_STALE (default 30 s, 0 = never).
+ *
  * Returns:   the keyring, or NULL with errno set (EKEYRING for bad text,
  *            with a message naming the line in detail; ENOMEM).
  * Ownership: the caller's; free with parley_keyring_destroy().
@@ -906,8 +922,14 @@ typedef struct parley_call_options {
                                     matching any of these; none: all */
     size_t n_filters;            /* entries in filters (at most 16) */
     const parley_keyring_t *keyring; /* snapshot, replay: verify against
-                                    it; NULL: the signature alone */
+                                    it; NULL: the signature alone. A log:
+                                    line makes a replay or snapshot prove
+                                    every update it hands out included in
+                                    the log's checkpoint (1.3) */
+    unsigned flags;              /* PARLEY_CALL_* (1.3) */
 } parley_call_options_t;
+#define PARLEY_CALL_NO_LOG 0x1u  /* do not check the transparency log even
+                                    if the keyring names it */
 #define PARLEY_CALL_OPTIONS_INIT PARLEY__OPTIONS_INIT(parley_call_options_t)
 
 /* Options of a publisher; PARLEY_PUB_OPTIONS_INIT. */
@@ -945,6 +967,8 @@ typedef enum {
 #define PARLEY_SUB_NOWAIT 0x1u /* parley_sub_new() returns at once; the
                                   connection is made by parley_sub_next()
                                   and announced by PARLEY_EVENT_CONNECTED */
+#define PARLEY_SUB_NO_LOG 0x2u /* do not verify the transparency log even
+                                  if the keyring or log_pubkey names it */
 
 /* Options of a subscriber; PARLEY_SUB_OPTIONS_INIT. */
 typedef struct parley_sub_options {
@@ -968,6 +992,26 @@ typedef struct parley_sub_options {
     int heartbeat_misses;        /* heartbeat intervals without one before
                                     the daemon counts as gone: 0 = 3 */
     unsigned flags;              /* PARLEY_SUB_* */
+    /* The transparency log (1.3, docs/transparency.md). With a log known
+     * (a keyring log: line, or the two fields below) the subscriber
+     * verifies by default: every checkpoint's signature, consistency from
+     * the last checkpoint it trusted, and the inclusion of every update it
+     * hands out; PARLEY_EVENT_LOG_* say how that goes. */
+    const char *log_origin;      /* the log's origin; NULL: the keyring's
+                                    log line (it must have exactly one) */
+    const uint8_t *log_pubkey;   /* its public key (PARLEY_PUBLICKEY_BYTES),
+                                    with log_origin; NULL: the keyring's */
+    const char *log_state;       /* file that keeps the last checkpoint
+                                    trusted, read at start and written at
+                                    each new one, so that a log rolled back
+                                    or forked between runs is caught; NULL:
+                                    none */
+    int max_staleness_ms;        /* PARLEY_EVENT_LOG_STALE when the newest
+                                    trusted checkpoint is older than this:
+                                    0 = the keyring's or 30 s, -1 = never */
+    int log_witnesses;           /* cosignatures of the keyring's witnesses
+                                    a checkpoint needs: 0 = the keyring's
+                                    witnesses=, -1 = none */
 } parley_sub_options_t;
 #define PARLEY_SUB_OPTIONS_INIT PARLEY__OPTIONS_INIT(parley_sub_options_t)
 
@@ -1003,18 +1047,18 @@ PARLEY_EXPORT const uint8_t *parley_info_daemon_id(const parley_info_t *info);
 /*
  * 16 bytes naming the log the seqs belong to, the same on every node of
  * a cluster (docs/cluster.md), or NULL for a single daemon, whose log is
- * its own. (Since 1.2.)
+ * its own. (Since 1.4.)
  */
 PARLEY_EXPORT const uint8_t *parley_info_log_id(const parley_info_t *info);
 /* 1 if the daemon is a cluster node behind its cluster's log (it serves
- * what it holds; its head moves on as it catches up), else 0. (1.2) */
+ * what it holds; its head moves on as it catches up), else 0. (1.4) */
 PARLEY_EXPORT int parley_info_catching_up(const parley_info_t *info);
 /* Where the daemon keeps updates: "embedded" or "cluster" ("" from a
- * daemon before 1.2). (1.2) */
+ * daemon before 1.4). (1.4) */
 PARLEY_EXPORT const char *parley_info_storage(const parley_info_t *info);
 /* "ok" while the daemon can take publishes, else why not ("no_quorum",
- * "disconnected", "store_error", ...; "" from a daemon before 1.2).
- * (1.2) */
+ * "disconnected", "store_error", ...; "" from a daemon before 1.4).
+ * (1.4) */
 PARLEY_EXPORT const char *parley_info_health(const parley_info_t *info);
 /* The last seq assigned (0: none yet). */
 PARLEY_EXPORT uint64_t parley_info_seq(const parley_info_t *info);
@@ -1134,6 +1178,163 @@ PARLEY_EXPORT int parley_query_entry(const parley_query_t *q, size_t i,
 /* Free a query; *q becomes NULL. Accepts NULL. */
 PARLEY_EXPORT void parley_query_destroy(parley_query_t **q);
 
+/* ------------------------------------------------------ transparency log */
+
+/*
+ * parleyd keeps a Merkle tree over its log and signs a checkpoint of it
+ * with every heartbeat; witnesses cosign checkpoints after checking that
+ * each extends the last they saw (docs/transparency.md). A checkpoint is
+ * a C2SP signed note; parley_checkpoint_t is one that verified against a
+ * keyring's log: line.
+ *
+ * Threads:   a checkpoint is read-only once made and may be shared.
+ */
+
+/*
+ * Verify a signed checkpoint against the keyring's log: and witness:
+ * lines: the log's signature under the origin, the log's time stamp if
+ * there is one, and the witness cosignatures the log line asks for.
+ *
+ * Returns:   0 with *out set, PARLEY_EMALFORMED or PARLEY_ETOOLARGE (not
+ *            a checkpoint), PARLEY_EUNKNOWNSIGNER (no log: line for its
+ *            origin, or not signed by that key), PARLEY_EBADSIG,
+ *            PARLEY_EUNWITNESSED, -ENOMEM; detail (may be NULL) says why.
+ * Ownership: *out is the caller's; free with parley_checkpoint_destroy().
+ */
+PARLEY_EXPORT int parley_checkpoint_verify(const parley_keyring_t *ring,
+                                           const void *note, size_t len,
+                                           parley_checkpoint_t **out,
+                                           char *detail, size_t cap)
+    PARLEY_WARN_UNUSED;
+
+/*
+ * Read a checkpoint saved in a file (a signed note as parleyd sends it,
+ * or a subscriber's log_state file) and verify it as above.
+ *
+ * Returns:   as parley_checkpoint_verify(), or -errno of reading.
+ * Ownership: *out is the caller's.
+ */
+PARLEY_EXPORT int parley_checkpoint_load(const parley_keyring_t *ring,
+                                         const char *path,
+                                         parley_checkpoint_t **out,
+                                         char *detail, size_t cap)
+    PARLEY_WARN_UNUSED;
+
+/* Getters. The origin line (the log's name). */
+PARLEY_EXPORT const char *parley_checkpoint_origin(const parley_checkpoint_t *cp);
+/* The tree size: the checkpoint covers seqs 1..size. */
+PARLEY_EXPORT uint64_t parley_checkpoint_size(const parley_checkpoint_t *cp);
+/* The root hash, 32 bytes. */
+PARLEY_EXPORT const uint8_t *parley_checkpoint_root(const parley_checkpoint_t *cp);
+/* When the log stamped it (unix seconds), 0 if it has no stamp. */
+PARLEY_EXPORT int64_t parley_checkpoint_time(const parley_checkpoint_t *cp);
+/* Witnesses of the keyring whose cosignature on it verified. */
+PARLEY_EXPORT size_t parley_checkpoint_cosigners(const parley_checkpoint_t *cp);
+/* The signed note, as received (NUL-terminated; *len may be NULL). */
+PARLEY_EXPORT const char *parley_checkpoint_note(const parley_checkpoint_t *cp,
+                                                 size_t *len);
+/* Free a checkpoint; *cp becomes NULL. Accepts NULL. */
+PARLEY_EXPORT void parley_checkpoint_destroy(parley_checkpoint_t **cp);
+
+/*
+ * Ask the daemon for its latest checkpoint and verify it against
+ * opt->keyring (which must have a log: line).
+ *
+ * Returns:   0 with *out set, a code of parley_checkpoint_verify(), or a
+ *            code of the one-shot calls.
+ * Ownership: *out is the caller's.
+ */
+PARLEY_EXPORT int parley_log_checkpoint(const parley_call_options_t *opt,
+                                        parley_checkpoint_t **out)
+    PARLEY_WARN_UNUSED;
+
+/*
+ * Check that two checkpoints of one log can both be honest: the same
+ * size must have the same root; otherwise the daemon is asked for the
+ * consistency proof from the smaller to the larger (a daemon that cannot
+ * give it because it no longer has the larger tree, which it signed
+ * before the smaller, went back: a rollback). older and newer may come in
+ * either order.
+ *
+ * Returns:   0 (consistent), PARLEY_EINCONSISTENT with *evidence set (the
+ *            evidence text; see parley_event_evidence()), PARLEY_EARG
+ *            (checkpoints of two origins), or a code of the one-shot calls.
+ * Ownership: *evidence (may be NULL) is the caller's; free().
+ */
+PARLEY_EXPORT int parley_log_audit(const parley_call_options_t *opt,
+                                   const parley_checkpoint_t *older,
+                                   const parley_checkpoint_t *newer,
+                                   char **evidence) PARLEY_WARN_UNUSED;
+
+/*
+ * Check an evidence text (from PARLEY_EVENT_LOG_INCONSISTENT or
+ * LOG_STALE, or parley_log_audit()): its checkpoints against the keyring,
+ * and what it claims. Two checkpoints of one size with two roots prove a
+ * dishonest log on their own, and so does a rollback (a smaller one
+ * signed later; for a cluster, only once its nodes have caught up); a
+ * failed proof is asked of the daemon again when opt is not NULL.
+ *
+ * Returns:   PARLEY_EINCONSISTENT (the evidence proves the log dishonest),
+ *            0 (it does not: the claim does not hold, or the daemon proved
+ *            consistency when asked again), PARLEY_EMALFORMED (not evidence),
+ *            a verification code of its checkpoints, or a code of the
+ *            one-shot calls. verdict (may be NULL) receives a sentence.
+ */
+PARLEY_EXPORT int parley_evidence_check(const parley_keyring_t *ring,
+                                        const char *text, size_t len,
+                                        const parley_call_options_t *opt,
+                                        char *verdict, size_t cap)
+    PARLEY_WARN_UNUSED;
+
+/* --------------------------------------------------------------- witness */
+
+/*
+ * A witness (c2sp.org/tlog-witness): it keeps the latest checkpoint it
+ * cosigned for each log of its keyring and cosigns a new one only when a
+ * consistency proof shows that the new one extends it. `parley witness`
+ * serves one over HTTP; any HTTP server can (docs/transparency.md).
+ */
+
+/*
+ * Make a witness that signs as name with key, for the logs of ring (its
+ * log: lines), keeping its state in state_path (created if missing; one
+ * line per origin, written atomically before each cosignature is given).
+ *
+ * Returns:   the witness, or NULL with errno set (EINVAL for a bad name
+ *            or a ring without log: lines, EMALFORMED's code for a bad
+ *            state file, or the errno of reading it).
+ * Ownership: key and ring are borrowed and must outlive the witness.
+ * Threads:   one thread at a time; a process should run one witness per
+ *            state file.
+ */
+PARLEY_EXPORT parley_witness_t *parley_witness_new(const parley_key_t *key,
+                                                   const char *name,
+                                                   const parley_keyring_t *ring,
+                                                   const char *state_path);
+
+/* Free a witness; *w becomes NULL. Accepts NULL. */
+PARLEY_EXPORT void parley_witness_destroy(parley_witness_t **w);
+
+/*
+ * Handle one add-checkpoint request body: check it and answer as the
+ * protocol says. out receives the response body, NUL-terminated (the
+ * cosignature line on 200, the witness's size on 409, a reason
+ * otherwise); *content_type the response's Content-Type.
+ *
+ * Returns:   the HTTP status: 200, 400 (malformed), 403 (no valid
+ *            signature of the log), 404 (unknown log), 409 (old size is
+ *            not the size last cosigned, or same size and another root),
+ *            422 (the consistency proof does not verify), 500 (the state
+ *            could not be saved).
+ */
+PARLEY_EXPORT int parley_witness_add_checkpoint(parley_witness_t *w,
+                                                const void *body, size_t len,
+                                                char *out, size_t cap,
+                                                const char **content_type);
+
+/* The tree size the witness last cosigned for origin (0 if none). */
+PARLEY_EXPORT uint64_t parley_witness_size(const parley_witness_t *w,
+                                           const char *origin);
 /* ----------------------------------------------------------- state table */
 
 /*
@@ -1462,6 +1663,24 @@ typedef enum {
     PARLEY_EVENT_CAUGHT_UP = 6,    /* every update up to seq has been
                                       handed out: the view is complete and
                                       what follows is live */
+    /* The transparency log (1.3): */
+    PARLEY_EVENT_LOG_VERIFIED = 7, /* a checkpoint of seq leaves is trusted
+                                      (signed, witnessed as asked, consistent
+                                      with the last one) and every update
+                                      handed out up to seq is proven in it;
+                                      also after LOG_STALE, when fresh ones
+                                      come again: parley_event_checkpoint() */
+    PARLEY_EVENT_LOG_INCONSISTENT = 8, /* the log contradicts itself: two
+                                      checkpoints that cannot both be honest,
+                                      or a proof that fails;
+                                      parley_event_evidence() holds what
+                                      proves it, parley_event_seq() the
+                                      tree size or update concerned */
+    PARLEY_EVENT_LOG_STALE = 9,    /* no checkpoint newer than max_staleness
+                                      was trusted: parley_event_checkpoint()
+                                      is the newest that was (NULL if none),
+                                      parley_event_evidence() what was shown
+                                      instead and why it was not trusted */
 } parley_event_type_t;
 
 /* Getters of an event; what they return belongs to the object that
@@ -1487,6 +1706,19 @@ PARLEY_EXPORT int parley_event_code(const parley_event_t *ev);
 
 /* CONNECTED, DISCONNECTED: the api endpoint; else NULL. */
 PARLEY_EXPORT const char *parley_event_endpoint(const parley_event_t *ev);
+
+/*
+ * LOG_INCONSISTENT, LOG_STALE: the evidence, a text in the format of
+ * docs/transparency.md ("parley evidence v1"), fit to publish and to check
+ * with parley_evidence_check() or `parley audit --evidence`; REJECTED
+ * with seq 0: the checkpoint that failed verification; else NULL (1.3).
+ */
+PARLEY_EXPORT const char *parley_event_evidence(const parley_event_t *ev);
+
+/* LOG_VERIFIED, LOG_STALE: the newest trusted checkpoint (valid as long as
+ * ev; NULL if none); else NULL (1.3). */
+PARLEY_EXPORT const parley_checkpoint_t *
+parley_event_checkpoint(const parley_event_t *ev);
 
 /*
  * DELIVERY of a snapshot (parley_snapshot(), or the start of a subscriber

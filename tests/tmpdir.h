@@ -6,10 +6,13 @@
 #ifndef PARLEY_TEST_TMPDIR_H
 #define PARLEY_TEST_TMPDIR_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /*
  * Write "$TMPDIR/<name>XXXXXX" to out, ready for mkdtemp() or mkstemp().
@@ -39,6 +42,28 @@ test_tmpdir_make(char *out, size_t cap, const char *name)
     if (rc == 0 && mkdtemp(out) == NULL)
         rc = -errno;
     return rc;
+}
+
+/*
+ * Remove a directory test_tmpdir_make() made, with the files in it (one
+ * level: the unit tests make no subdirectories).
+ */
+static inline void
+test_tmpdir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 #endif

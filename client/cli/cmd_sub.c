@@ -31,6 +31,11 @@ enum {
     S_OPT_HEADER,
     S_OPT_WEBHOOK_FORMAT,
     S_OPT_STATS_FILE,
+    S_OPT_LOG_STATE,
+    S_OPT_MAX_STALENESS,
+    S_OPT_NO_LOG,
+    S_OPT_EVIDENCE,
+    S_OPT_LOG_WITNESSES,
 };
 
 /* How often the main loop looks at signals and -W when idle. */
@@ -44,6 +49,31 @@ enum {
 #define S_RETRY_MAX_MS (300 * 1000)
 /* How often --stats-file is rewritten while something changes. */
 #define S_STATS_EVERY_MS 1000
+
+/* The transparency log's options (a string of its own: the help text is
+ * longer than one literal may be). */
+static const char s_log_help[] =
+    "The transparency log (when the keyring has a log: line; see\n"
+    "docs/transparency.md). Every checkpoint is verified, each new one\n"
+    "must extend the last one trusted, and every update printed must be\n"
+    "in the log's tree; -v says how far it is verified. A contradiction\n"
+    "is printed on stderr with its evidence (even with -q), and sub\n"
+    "exits 6 at the end:\n"
+    "  parley: LOG INCONSISTENT at N: ...\n"
+    "      --log-state FILE\n"
+    "                      keep the last checkpoint trusted in FILE, so\n"
+    "                      that a log rolled back or forked between runs\n"
+    "                      is caught at the next start\n"
+    "      --max-staleness SECONDS\n"
+    "                      warn when no checkpoint newer than this is\n"
+    "                      trusted (default: the keyring's, or 30; 0:\n"
+    "                      never)\n"
+    "      --log-witnesses K\n"
+    "                      trust only checkpoints K of the keyring's\n"
+    "                      witnesses cosigned (default: the keyring's)\n"
+    "      --evidence FILE append the evidence of an alarm to FILE too\n"
+    "      --no-log        do not verify the transparency log\n"
+    "\n";
 
 static void
 s_help(void)
@@ -161,18 +191,21 @@ s_help(void)
            "                      dead_lettered, gaps, skipped, cursor, lag (in\n"
            "                      seqs), time. SIGUSR1 prints them on stderr.\n"
            "\n"
+           "%s"
+           "\n"
            "Common options:\n"
            "%s"
            "\n"
            "Exit status: 0 when stopped by -C, -W or a signal; 1 usage error;\n"
            "2 the daemon refused the request; 3 no answer from the daemon or no\n"
            "heartbeat on its feed at start; 4 keyring file problem; 5 other\n"
-           "error (a cursor file that cannot be read or is in use). If the\n"
+           "error (a cursor file that cannot be read or is in use); 6 the\n"
+           "transparency log contradicted itself. If the\n"
            "daemon goes away later, sub says so on stderr (\"parley: EP:\n"
            "disconnected ...\"), moves to the next endpoint of the server list\n"
            "(the same one if it is alone) and keeps trying; \"parley: EP:\n"
            "connected\" when one is back.\n",
-           cli_common_help);
+           s_log_help, cli_common_help);
 }
 
 /* ------------------------------------------------------ print handler */
@@ -239,6 +272,7 @@ typedef struct {
     const char *cursor_path;
     const char *dead_path;
     const char *stats_path;
+    const char *evidence_path;    /* --evidence: the log's alarms, appended */
     const char *webhook;
     cli_hook_format_t hook_format;
     int hook_format_given;
@@ -277,6 +311,11 @@ s_parse(cli_common_t *c, int argc, char **argv, cli_filter_t *filters,
         { "header", required_argument, NULL, S_OPT_HEADER },
         { "webhook-format", required_argument, NULL, S_OPT_WEBHOOK_FORMAT },
         { "stats-file", required_argument, NULL, S_OPT_STATS_FILE },
+        { "log-state", required_argument, NULL, S_OPT_LOG_STATE },
+        { "max-staleness", required_argument, NULL, S_OPT_MAX_STALENESS },
+        { "log-witnesses", required_argument, NULL, S_OPT_LOG_WITNESSES },
+        { "evidence", required_argument, NULL, S_OPT_EVIDENCE },
+        { "no-log", no_argument, NULL, S_OPT_NO_LOG },
         { NULL, 0, NULL, 0 },
     };
     uint64_t v64;
@@ -383,6 +422,31 @@ s_parse(cli_common_t *c, int argc, char **argv, cli_filter_t *filters,
                                        optarg, cli_hook_formats);
             a->hook_format_given = 1;
             break;
+        case S_OPT_LOG_STATE:
+            a->sopt.log_state = optarg;
+            break;
+        case S_OPT_MAX_STALENESS: {
+            int ms;
+            if (cli_parse_seconds(optarg, 1, &ms) < 0)
+                return cli_usage_error("sub", "--max-staleness: \"%s\" is not a "
+                                              "number of seconds",
+                                       optarg);
+            a->sopt.max_staleness_ms = ms > 0 ? ms : -1;
+            break;
+        }
+        case S_OPT_LOG_WITNESSES:
+            if (cli_parse_u64(optarg, &v64) < 0 || v64 > 32)
+                return cli_usage_error("sub", "--log-witnesses: \"%s\" is not a "
+                                              "count from 0 to 32",
+                                       optarg);
+            a->sopt.log_witnesses = v64 > 0 ? (int)v64 : -1;
+            break;
+        case S_OPT_EVIDENCE:
+            a->evidence_path = optarg;
+            break;
+        case S_OPT_NO_LOG:
+            a->sopt.flags |= PARLEY_SUB_NO_LOG;
+            break;
         default:
             return cli_option_error("sub", opt, argv);
         }
@@ -436,6 +500,7 @@ typedef struct {
     uint64_t resume;         /* after a pause: start here; 0 = not paused */
     uint64_t delivered;      /* updates that matched */
     uint64_t rejected;       /* failed verification */
+    int inconsistent;        /* the transparency log contradicted itself */
     int64_t stats_at;        /* monotonic ms of the last --stats-file write */
     int stats_dirty;
 } s_run_t;
@@ -625,7 +690,15 @@ s_event(s_run_t *r, const parley_event_t *ev, int *disconnected)
                      (unsigned long long)parley_event_seq_last(ev));
         cli_alerts_skip(&r->alerts, parley_event_seq_last(ev));
         return 0;
+    case PARLEY_EVENT_LOG_VERIFIED:
+    case PARLEY_EVENT_LOG_STALE:
+    case PARLEY_EVENT_LOG_INCONSISTENT:
+        if (cli_log_event(c, ev, a->evidence_path) == 2)
+            r->inconsistent = 1;
+        return 0;
     case PARLEY_EVENT_REJECTED:
+        if (cli_log_event(c, ev, a->evidence_path) != 0)
+            return 0; /* a checkpoint, not an update */
         r->rejected++;
         cli_warn(c, "#%llu failed verification: %s: %s",
                  (unsigned long long)parley_event_seq(ev),
@@ -913,7 +986,7 @@ done:
     parley_keyring_destroy(&r.ring);
     for (size_t i = 0; i < a.n_headers; i++)
         free(a.headers[i]);
-    return status;
+    return status == CLI_EXIT_OK && r.inconsistent ? CLI_EXIT_INCONSISTENT : status;
 }
 
 int

@@ -1490,13 +1490,14 @@ cli_query_run(const cli_common_t *c, parley_query_t *q,
               int (*on_delivery)(void *arg, const parley_delivery_t *d),
               void *arg)
 {
+    int inconsistent = 0; /* the transparency log contradicted itself */
     for (;;) {
         const parley_event_t *ev;
         if (cli_stop)
             return CLI_EXIT_OK;
         int rc = parley_query_next(q, &ev);
         if (rc == 0)
-            return CLI_EXIT_OK;
+            return inconsistent ? CLI_EXIT_INCONSISTENT : CLI_EXIT_OK;
         if (rc == -EINTR)
             continue;
         if (rc < 0)
@@ -1508,7 +1509,15 @@ cli_query_run(const cli_common_t *c, parley_query_t *q,
                      (unsigned long long)seq,
                      (unsigned long long)parley_event_seq_last(ev));
             break;
+        case PARLEY_EVENT_LOG_VERIFIED:
+        case PARLEY_EVENT_LOG_STALE:
+        case PARLEY_EVENT_LOG_INCONSISTENT:
+            if (cli_log_event(c, ev, NULL) == 2)
+                inconsistent = 1;
+            break;
         case PARLEY_EVENT_REJECTED:
+            if (cli_log_event(c, ev, NULL) != 0)
+                break; /* a checkpoint, not an update */
             cli_warn(c, "#%llu failed verification: %s: %s",
                      (unsigned long long)seq,
                      parley_error_name(parley_event_code(ev)),
@@ -1568,4 +1577,63 @@ cli_signals_install(void)
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* ------------------------------------------------------ transparency log */
+
+/* Append an evidence text to path, with a line saying when. */
+static void
+s_save_evidence(const char *path, const char *text)
+{
+    if (path == NULL || text == NULL)
+        return;
+    FILE *f = fopen(path, "ae");
+    if (f == NULL) {
+        cli_error("--evidence %s: %s", path, strerror(errno));
+        return;
+    }
+    fputs(text, f);
+    fputs("\n", f);
+    if (fclose(f) != 0)
+        cli_error("--evidence %s: %s", path, strerror(errno));
+}
+
+int
+cli_log_event(const cli_common_t *c, const parley_event_t *ev,
+              const char *evidence_path)
+{
+    const parley_checkpoint_t *cp = parley_event_checkpoint(ev);
+    const char *evidence = parley_event_evidence(ev);
+    switch (parley_event_type(ev)) {
+    case PARLEY_EVENT_LOG_VERIFIED:
+        cli_info(c, "log %s: verified through seq %llu (%zu witness "
+                    "cosignatures)",
+                 cp != NULL ? parley_checkpoint_origin(cp) : "?",
+                 (unsigned long long)parley_event_seq(ev),
+                 cp != NULL ? parley_checkpoint_cosigners(cp) : 0);
+        return 1;
+    case PARLEY_EVENT_LOG_STALE:
+        cli_warn(c, "log: no fresh checkpoint trusted; the newest is of %llu "
+                    "leaves, stamped %lld",
+                 (unsigned long long)parley_event_seq(ev),
+                 cp != NULL ? (long long)parley_checkpoint_time(cp) : 0LL);
+        s_save_evidence(evidence_path, evidence);
+        return 1;
+    case PARLEY_EVENT_LOG_INCONSISTENT:
+        /* Never silenced: this is what the transparency log is for. */
+        fprintf(stderr, "parley: LOG INCONSISTENT at %llu: the daemon's log "
+                        "contradicts itself; evidence follows (publish it):\n%s",
+                (unsigned long long)parley_event_seq(ev),
+                evidence != NULL ? evidence : "(none)\n");
+        s_save_evidence(evidence_path, evidence);
+        return 2;
+    case PARLEY_EVENT_REJECTED:
+        if (parley_event_seq(ev) != 0)
+            return 0;
+        cli_warn(c, "log: a checkpoint failed verification: %s",
+                 parley_strerror(parley_event_code(ev)));
+        return 1;
+    default:
+        return 0;
+    }
 }

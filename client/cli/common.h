@@ -23,6 +23,7 @@ enum {
     CLI_EXIT_NOANSWER = 3,  /* no answer from the daemon */
     CLI_EXIT_KEY = 4,       /* key or keyring file problem */
     CLI_EXIT_OTHER = 5,     /* anything else */
+    CLI_EXIT_INCONSISTENT = 6, /* the transparency log contradicts itself */
 };
 
 /* Long-only option values, above any short option character. */
@@ -302,6 +303,18 @@ int cli_with_filters(cli_common_t *c, int argc, char **argv,
  */
 int cli_load_keyring(const char *path, parley_keyring_t **out);
 
+/* ------------------------------------------------------ transparency log */
+
+/*
+ * Report an event of the transparency log on stderr (LOG_VERIFIED with
+ * -v; LOG_STALE and a rejected checkpoint as warnings; LOG_INCONSISTENT
+ * always, even with -q, with its evidence), and append the evidence to
+ * evidence_path (may be NULL) too.
+ *
+ * Returns:   0 (not a log event), 1 (reported), 2 (an inconsistency).
+ */
+int cli_log_event(const cli_common_t *c, const parley_event_t *ev,
+                  const char *evidence_path);
 /*
  * Resolve a --since/--until argument (a seq, a duration such as 1h, or a
  * timestamp) to a seq: a time is the first seq the daemon received at or
@@ -470,6 +483,8 @@ int cmd_state(cli_common_t *c, int argc, char **argv);
 int cmd_stats(cli_common_t *c, int argc, char **argv);
 int cmd_ping(cli_common_t *c, int argc, char **argv);
 int cmd_verify(cli_common_t *c, int argc, char **argv);
+int cmd_audit(cli_common_t *c, int argc, char **argv);
+int cmd_witness(cli_common_t *c, int argc, char **argv);
 int cmd_context(cli_common_t *c, int argc, char **argv);
 
 #endif /* PARLEY_CLI_COMMON_H */

@@ -23,6 +23,8 @@ static const struct {
     { "verify", cmd_verify, "check saved Delivery or SignedUpdate bytes offline" },
     { "stats", cmd_stats, "print the daemon's counters" },
     { "ping", cmd_ping, "check the daemon: feed endpoint, seqs, version" },
+    { "audit", cmd_audit, "check saved checkpoints or evidence against the log" },
+    { "witness", cmd_witness, "serve a transparency-log witness over HTTP" },
     { "context", cmd_context, "list or show the client profiles (--context)" },
 };
 

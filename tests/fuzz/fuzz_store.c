@@ -9,7 +9,6 @@
 #include "fuzz.h"
 #include "store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,25 +24,6 @@ s_scan(void *ctx, uint64_t seq, int64_t received_at, const uint8_t *payload,
     (void)payload;
     (*(size_t *)ctx) += len;
     return 0;
-}
-
-/* Remove a flat directory and the files in it. */
-static void
-s_remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
 }
 
 int
@@ -81,6 +61,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
-    s_remove_dir(dir);
+    test_tmpdir_remove(dir);
     return 0;
 }

@@ -7,7 +7,12 @@
  */
 #include "../tmpdir.h"
 #include "codec.h"
+#include "logcheck.h"
+#include "note.h"
 #include "store.h"
+#include "tlog.h"
+#include "tlog_keys.h"
+#include "witness.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -266,6 +271,155 @@ main(int argc, char **argv)
     snprintf(seg, sizeof(seg), "%s/store.lock", tmp);
     unlink(seg);
     rmdir(tmp);
+
+    /* Transparency log: the keys and names of tests/vectors/tlog. */
+    uint8_t s3[32], s4[32];
+    memset(s3, PARLEY_FUZZ_LOG_SEED, sizeof(s3));
+    memset(s4, PARLEY_FUZZ_WITNESS_SEED, sizeof(s4));
+    parley_key_t *log_key = parley_key_from_seed(s3);
+    parley_key_t *wit_key = parley_key_from_seed(s4);
+    if (log_key == NULL || wit_key == NULL)
+        return 1;
+    parley__tlog_mem_t tree;
+    parley__tlog_mem_init(&tree);
+    for (int i = 0; i < 64; i++) {
+        char rec[32];
+        int n = snprintf(rec, sizeof(rec), "record %d", i);
+        if (parley__tlog_mem_append(&tree, rec, (size_t)n) != 0)
+            return 1;
+    }
+    static const struct {
+        const char *name;
+        uint64_t size;
+        const char *ext;
+    } cps[] = { { "checkpoint", 64, NULL }, { "checkpoint-ext", 13, "extension\n" },
+                { "checkpoint-empty", 0, NULL } };
+    for (size_t i = 0; i < sizeof(cps) / sizeof(cps[0]); i++) {
+        parley__tlog_hash_t root;
+        char cp_text[512], line[PARLEY__COSIG_LINE_MAX];
+        size_t cp_len, line_len, note_len, both_len;
+        char *note = NULL, *both = NULL;
+        parley__note_t *n = NULL;
+        if (parley__tlog_root(parley__tlog_mem_read, &tree, cps[i].size, &root) != 0 ||
+            parley__checkpoint_text(PARLEY_FUZZ_ORIGIN, cps[i].size, &root, cps[i].ext,
+                                    cp_text, sizeof(cp_text), &cp_len) != 0 ||
+            parley__note_sign(cp_text, cp_len, PARLEY_FUZZ_ORIGIN, log_key, &note,
+                              &note_len) != 0 ||
+            parley__cosig_make(wit_key, PARLEY_FUZZ_WITNESS, cp_text, cp_len, 1700000000,
+                               line, sizeof(line), &line_len) != 0 ||
+            parley__note_parse(note, note_len, &n, NULL) != 0 ||
+            parley__note_add_line(n, line, line_len, &both, &both_len) != 0)
+            return 1;
+        s_write("note", cps[i].name, both, both_len);
+        if (i == 0) {
+            s_write("note", "log-only", note, note_len);
+            s_write("cosig", "cosignature", line, line_len);
+            s_write("cosig", "note-signature", note + cp_len + 1, note_len - cp_len - 1);
+        }
+        parley__note_destroy(&n);
+        free(note);
+        free(both);
+    }
+    s_text("note", "spec-example",
+           "If you think cryptography is the answer to your problem,\n"
+           "then you don't know what your problem is.\n"
+           "\n"
+           "\xe2\x80\x94 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1F"
+           "FYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n");
+    /* Witness requests: the first (old 0), an extension with its proof,
+     * and evidence texts of each kind around the same checkpoints. */
+    {
+        char *notes[3] = { NULL, NULL, NULL };
+        size_t lens[3];
+        const uint64_t sizes[3] = { 13, 64, 13 };
+        for (int i = 0; i < 3; i++) {
+            parley__tlog_hash_t root;
+            if (parley__tlog_root(parley__tlog_mem_read, &tree, sizes[i], &root) != 0)
+                return 1;
+            if (i == 2)
+                root.b[0] ^= 1; /* another history of the same size */
+            if (parley__checkpoint_sign(PARLEY_FUZZ_ORIGIN, sizes[i], &root, log_key,
+                                        &notes[i], &lens[i]) != 0)
+                return 1;
+        }
+        parley__tlog_proof_t p;
+        char *body;
+        size_t blen;
+        if (parley__witness_req_build(0, NULL, 0, notes[0], lens[0], &body, &blen) != 0)
+            return 1;
+        s_write("witness", "first", body, blen);
+        free(body);
+        if (parley__tlog_prove(parley__tlog_mem_read, &tree, PARLEY__TLOG_CONSISTENCY, 13,
+                               64, &p) != 0 ||
+            parley__witness_req_build(13, p.path, p.count, notes[1], lens[1], &body,
+                                      &blen) != 0)
+            return 1;
+        s_write("witness", "extension", body, blen);
+        free(body);
+        s_text("witness", "spec-shape",
+               "old 20852014\nPlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\n"
+               "example.com/behind-the-sofa\n20852163\n"
+               "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n"
+               "\xe2\x80\x94 example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/"
+               "5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n");
+        parley_checkpoint_t cp[3];
+        for (int i = 0; i < 3; i++) {
+            memset(&cp[i], 0, sizeof(cp[i]));
+            cp[i].note = notes[i];
+            cp[i].len = lens[i];
+        }
+        static const struct {
+            const char *name, *kind;
+            int a, b;
+        } ev[] = { { "evidence-fork", "fork", 0, 2 },
+                   { "evidence-consistency", "consistency", 0, 1 },
+                   { "evidence-inclusion", "inclusion", 1, -1 },
+                   { "evidence-stale", "stale", 0, -1 } };
+        for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+            uint8_t proof[PARLEY__TLOG_PROOF_ENCODED_MAX];
+            size_t plen = 0;
+            if (parley__tlog_proof_encode(&p, proof, sizeof(proof), &plen) != 0)
+                return 1;
+            parley__evidence_t e = { .kind = ev[i].kind, .reason = "seed",
+                                     .a = &cp[ev[i].a],
+                                     .b = ev[i].b >= 0 ? &cp[ev[i].b] : NULL,
+                                     .proof = proof, .proof_len = plen,
+                                     .seq = 5, .update = "record 4", .update_len = 8 };
+            char *etext = parley__evidence_format(&e);
+            if (etext == NULL)
+                return 1;
+            s_text("evidence", ev[i].name, etext);
+            free(etext);
+        }
+        for (int i = 0; i < 3; i++)
+            free(notes[i]);
+    }
+
+    /* Proofs from the 64-leaf tree, and from a tree of 2^62 leaves. */
+    static const struct {
+        const char *name;
+        uint8_t kind;
+        uint64_t m, n;
+    } proofs[] = {
+        { "inclusion-0-1", PARLEY__TLOG_INCLUSION, 0, 1 },
+        { "inclusion-5-13", PARLEY__TLOG_INCLUSION, 5, 13 },
+        { "inclusion-63-64", PARLEY__TLOG_INCLUSION, 63, 64 },
+        { "consistency-3-7", PARLEY__TLOG_CONSISTENCY, 3, 7 },
+        { "consistency-4-13", PARLEY__TLOG_CONSISTENCY, 4, 13 },
+        { "consistency-13-64", PARLEY__TLOG_CONSISTENCY, 13, 64 },
+        { "consistency-9-9", PARLEY__TLOG_CONSISTENCY, 9, 9 },
+    };
+    for (size_t i = 0; i < sizeof(proofs) / sizeof(proofs[0]); i++) {
+        parley__tlog_proof_t p;
+        if (parley__tlog_prove(parley__tlog_mem_read, &tree, proofs[i].kind, proofs[i].m,
+                               proofs[i].n, &p) != 0 ||
+            parley__tlog_proof_encode(&p, buf, sizeof(buf), &len) != 0)
+            return 1;
+        s_write("proof", proofs[i].name, buf, len);
+    }
+    parley__tlog_mem_clear(&tree);
+    parley_key_destroy(&log_key);
+    parley_key_destroy(&wit_key);
 
     parley_key_destroy(&key);
     return 0;

@@ -577,6 +577,69 @@ test_what_sys_reveals(void **state)
     }
 }
 
+/*
+ * Send one checkpoint, inclusion or consistency request on a raw DEALER
+ * with client's key and return the reply's reject code (0: answered).
+ */
+static int
+s_transparency_code(s_state_t *st, const sec_curve_t *client,
+                    parley__op_t op)
+{
+    static const uint64_t seqs[] = { 1 };
+    void *d = sec_socket(st->ctx, ZMQ_DEALER, SEC_CURVE, client,
+                         st->server.pub);
+    assert_non_null(d);
+    assert_int_equal(zmq_connect(d, st->daemon.api), 0);
+    parley__request_t q;
+    uint8_t buf[256];
+    size_t n = 0;
+    memset(&q, 0, sizeof(q));
+    q.request_id = 77;
+    q.op = op;
+    q.seqs = seqs;
+    q.n_seqs = op == PARLEY__OP_INCLUSION ? 1 : 0;
+    assert_int_equal(parley__request_encode(&q, buf, sizeof(buf), &n), 0);
+    assert_true(zmq_send(d, buf, n, 0) >= 0);
+    zmq_pollitem_t it = { d, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal(zmq_poll(&it, 1, 10000), 1);
+    static uint8_t reply[1 << 20], space[1 << 20];
+    int len = zmq_recv(d, reply, sizeof(reply), 0);
+    assert_true(len > 0);
+    parley__arena_t arena;
+    parley__reply_t r;
+    parley__arena_init(&arena, space, sizeof(space));
+    assert_int_equal(parley__reply_decode(reply, (size_t)len, &r, &arena), 0);
+    assert_int_equal(r.request_id, 77);
+    zmq_close(d);
+    return r.type == PARLEY__REPLY_REJECT ? r.code : 0;
+}
+
+/*
+ * A tree size tells how much everyone publishes, as the counters do: the
+ * transparency log's checkpoint, inclusion and consistency requests are
+ * refused forbidden to a key without stats=yes (the mediator), and not
+ * to one with it (the auditor; its answer depends on the log key).
+ */
+static void
+test_transparency_needs_stats(void **state)
+{
+    s_state_t *st = *state;
+    static const parley__op_t ops[] = { PARLEY__OP_CHECKPOINT,
+                                        PARLEY__OP_INCLUSION,
+                                        PARLEY__OP_CONSISTENCY };
+    uint64_t forbidden =
+        sec_stat(&st->daemon, st->archive_c, "rejected_forbidden");
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(s_transparency_code(st, &st->mediator, ops[i]),
+                         PARLEY_EFORBIDDEN);
+        assert_int_not_equal(s_transparency_code(st, &st->auditor, ops[i]),
+                             PARLEY_EFORBIDDEN);
+    }
+    assert_int_equal(
+        sec_stat(&st->daemon, st->archive_c, "rejected_forbidden"),
+        forbidden + 3);
+}
+
 /* Does a replay reply hold only deliveries naming egypt? Counts both. */
 static void
 s_tally_reply(const uint8_t *buf, size_t len, size_t *egypt, size_t *other,
@@ -702,6 +765,7 @@ main(void)
         cmocka_unit_test(test_api_acl),
         cmocka_unit_test(test_class_sockets),
         cmocka_unit_test(test_what_sys_reveals),
+        cmocka_unit_test(test_transparency_needs_stats),
         cmocka_unit_test(test_swapped_names),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);

@@ -21,6 +21,9 @@
  *   - once the other file is gone, publishing resumes without a restart:
  *     the queued update is durable and on the feed, its resend is its
  *     duplicate, and the next update is acked.
+ *   - the Merkle tree's hash file (no reserve) fails to be written while
+ *     the disk is full; the daemon goes on, the tree covers every acked
+ *     update, and its file is written again once there is space.
  *
  * Then the disk is filled again until an update is refused, and parleyd
  * is killed (-9). Restarted on the still full file system it refuses to
@@ -379,6 +382,11 @@ test_disk_full(void **state)
     assert_true(du_stat(&st, "rejected_unavailable") >= 3);
     if (f->mounted)
         assert_int_equal(du_stat(&st, "store_low_space"), 1);
+    /* The transparency log's hash file has no reserve: its writes failed
+     * first, and its tree still covers every acked update (issue 16). */
+    assert_int_equal(du_stat(&st, "tree_size"), acked);
+    if (f->mounted)
+        assert_true(du_stat(&st, "tree_write_errors") >= 1);
     assert_true(s_feed_until(f, acked, 2, S_TIMEOUT));
     assert_int_equal(f->fed, acked);
     if (systemd)
@@ -414,6 +422,10 @@ test_disk_full(void **state)
     assert_int_equal(du_stat(&st, "store_queued"), 0);
     assert_int_equal(du_stat(&st, "duplicates"), 1);
     s_expect_ping(f, "ok");
+    assert_int_equal(du_stat(&st, "tree_size"), acked + 2);
+    if (f->mounted)
+        assert_true(fu_wait_log(&f->fx.d, "tree.hashes is written again",
+                                S_TIMEOUT));
     assert_true(s_feed_until(f, acked + 2, 0, S_TIMEOUT));
 
     /* Full again, up to a refusal; then killed. */

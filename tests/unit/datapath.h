@@ -40,7 +40,7 @@ dp_open_storage(dp_t *d)
 {
     int err = 0;
     pd_storage_destroy(&d->storage);
-    d->storage = pd_embedded_open(&d->cfg, d->stats, &err);
+    d->storage = pd_embedded_open(&d->cfg, d->stats, NULL, &err);
     return d->storage != NULL ? 0 : err;
 }
 

@@ -11,6 +11,7 @@
 /* clang-format on */
 
 #include "../tmpdir.h"
+#include "logcheck.h"
 #include "parley.h"
 #include "types.h"
 
@@ -413,6 +414,63 @@ test_allows_each_dimension(void **state)
     parley_keyring_destroy(&ring);
 }
 
+/* ------------------------------------------------- logs and witnesses */
+
+/* log: and witness: lines: the policy they give, and their errors. */
+static void
+test_log_lines(void **state)
+{
+    (void)state;
+    parley_keyring_t *ring = s_parse_ok(
+        "desk @0 negotiations=* parties=* phases=*\n"
+        "log: parley.example.org/gaza @1 witnesses=2 max_staleness=12\n"
+        "witness: w.example/1 @2\n"
+        "witness: w.example/2 @3\n"
+        "log: other.example/log @2\n");
+    assert_int_equal(parley_keyring_size(ring), 1); /* signers only */
+    parley__logpolicy_t pol;
+    assert_int_equal(parley__keyring_logpolicy(ring, NULL, &pol), PARLEY_EARG);
+    assert_int_equal(parley__keyring_logpolicy(ring, "none", &pol), -ENOENT);
+    assert_int_equal(parley__keyring_logpolicy(ring, "parley.example.org/gaza", &pol), 0);
+    assert_string_equal(pol.origin, "parley.example.org/gaza");
+    assert_memory_equal(pol.pk, s_pk[1], 32);
+    assert_int_equal(pol.need, 2);
+    assert_int_equal(pol.max_staleness_ms, 12000);
+    assert_int_equal(pol.n_witnesses, 2);
+    assert_string_equal(pol.witness[1].name, "w.example/2");
+    assert_memory_equal(pol.witness[1].pk, s_pk[3], 32);
+    assert_int_equal(parley__keyring_logpolicy(ring, "other.example/log", &pol), 0);
+    assert_int_equal(pol.need, 0);
+    assert_int_equal(pol.max_staleness_ms, 30000); /* the default */
+    parley_keyring_destroy(&ring);
+    /* One log: no origin needed. */
+    ring = s_parse_ok("log: a/b @0 max_staleness=0\n");
+    assert_int_equal(parley__keyring_logpolicy(ring, NULL, &pol), 0);
+    assert_int_equal(pol.max_staleness_ms, 0);
+    parley_keyring_destroy(&ring);
+    /* No log line at all. */
+    ring = s_parse_ok("desk @0 negotiations=* parties=* phases=*\n");
+    assert_int_equal(parley__keyring_logpolicy(ring, NULL, &pol), -ENOENT);
+    parley_keyring_destroy(&ring);
+
+    s_parse_bad("log:\n", 1, "origin");
+    s_parse_bad("log: has+plus @0\n", 1, "origin");
+    s_parse_bad("log: a/b\n", 1, "missing public key");
+    s_parse_bad("log: a/b notbase64\n", 1, "base64");
+    s_parse_bad("log: a/b @0 witnesses=x\n", 1, "witnesses=K");
+    s_parse_bad("log: a/b @0 witnesses=1 witnesses=1\n", 1, "repeats");
+    s_parse_bad("log: a/b @0 color=red\n", 1, "color=red");
+    s_parse_bad("log: a/b @0\nlog: a/b @1\n", 2, "twice");
+    s_parse_bad("witness: w @0 extra\n", 1, "more than");
+    s_parse_bad("witness: w @0\nwitness: w @1\n", 2, "twice");
+    s_parse_bad("witness:\n", 1, "name");
+    /* A log asking for more witnesses than there are. */
+    char err[256];
+    const char *text = s_text("log: a/b @0 witnesses=2\nwitness: w @1\n");
+    assert_null(parley_keyring_parse(text, strlen(text), err, sizeof(err)));
+    assert_non_null(strstr(err, "asks for 2 witnesses"));
+}
+
 /* A forbidden update says which field, and what the keyring allows. */
 static void
 test_explain_forbidden(void **state)
@@ -530,6 +588,7 @@ main(void)
         cmocka_unit_test(test_parse_error_line_numbers_crlf),
         cmocka_unit_test(test_load_names_file),
         cmocka_unit_test(test_allows_each_dimension),
+        cmocka_unit_test(test_log_lines),
         cmocka_unit_test(test_explain_forbidden),
         cmocka_unit_test(test_signer_accessors),
     };
