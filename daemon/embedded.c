@@ -325,16 +325,16 @@ static bool
 s_applied(pd_storage_t *base, pd_storage_record_t *rec)
 {
     pd_embedded_t *self = (pd_embedded_t *)base;
-    while (self->next_out < self->n_durable
-           && self->pending[self->next_out].is_void)
-        self->next_out++; /* no update to publish */
     if (self->next_out >= self->n_durable)
         return false;
     const s_pending_t *p = &self->pending[self->next_out++];
+    /* A void record holds no update: the seq alone (storage.h). */
     *rec = (pd_storage_record_t){ .seq = p->seq,
                                   .received_at = p->received_at,
-                                  .env = self->batch + p->off,
-                                  .len = p->len };
+                                  .env = p->is_void ? NULL
+                                                    : self->batch + p->off,
+                                  .len = p->is_void ? 0 : p->len,
+                                  .absent = p->is_void };
     return true;
 }
 
@@ -440,21 +440,24 @@ s_scan(void *ctx, uint64_t seq, int64_t received_at, const uint8_t *payload,
 {
     s_scan_ctx_t *c = ctx;
     pd_embedded_t *self = c->self;
+    pd_storage_record_t rec = { .seq = seq, .received_at = received_at,
+                                .env = payload, .len = len };
+    int rc;
     if (pd_embedded_void_parse(payload, len, NULL, NULL)) {
-        /* A void record (replica) is counted, and takes its place in the
-         * state holding nothing. */
+        /* A void record (replica) is counted, takes its place in the
+         * state holding nothing, and is an absent seq to the observer. */
         self->voids++;
-        int rc = pd_index_reserve_empty(self->idx);
+        rc = pd_index_reserve_empty(self->idx);
         if (rc == 0)
             pd_index_apply(self->idx, seq, NULL);
-        return rc;
+        rec.env = NULL;
+        rec.len = 0;
+        rec.absent = true;
+    } else {
+        rc = pd_index_scan(self->idx, seq, received_at, payload, len);
     }
-    int rc = pd_index_scan(self->idx, seq, received_at, payload, len);
-    if (rc == 0 && c->scan != NULL && c->scan->fn != NULL) {
-        pd_storage_record_t rec = { .seq = seq, .received_at = received_at,
-                                    .env = payload, .len = len };
+    if (rc == 0 && c->scan != NULL && c->scan->fn != NULL)
         rc = c->scan->fn(c->scan->ctx, &rec);
-    }
     return rc;
 }
 

@@ -407,7 +407,7 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
 /*
  * The group commit: make the batch durable, then send the queued replies
  * (acks), then hand each new record to the transparency log and publish
- * it. A fatal failure sends nothing: the caller must stop.
+ * it (an absent one, storage.h, goes to the transparency log only). A fatal failure sends nothing: the caller must stop.
  *
  * If the storage answers unavailable, the acks of what it did not make
  * durable go out as unavailable instead (s_flush()), and the turns that
@@ -439,9 +439,11 @@ s_commit(pd_ingest_t *self, bool retry)
         if (self->io.applied != NULL
             && (rc = self->io.applied(self->io.log, &rec)) < 0)
             return rc;
+        any = true;
+        if (rec.absent)
+            continue; /* a seq with no update: a leaf, nothing to send */
         self->counters.accepted++;
         s_feed(self, &rec);
-        any = true;
     }
     if (any && self->io.committed != NULL
         && (rc = self->io.committed(self->io.log)) < 0)

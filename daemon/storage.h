@@ -77,7 +77,11 @@
  *              applied; a cluster node may apply a record of its own
  *              before JetStream's PubAck for it arrives, and then acks
  *              after the commit that brings the PubAck). rec's bytes
- *              stay valid until the next submit or commit.
+ *              stay valid until the next submit or commit. A seq that
+ *              holds no update (a cluster replica's void record) comes
+ *              out too, marked absent: it is a leaf of the transparency
+ *              log like any other seq, and nothing else (no ack, no
+ *              feed, not counted as accepted).
  *
  *   ingest drains completed() and applied() after every commit.
  *
@@ -181,14 +185,18 @@ typedef struct pd_storage_health {
 typedef struct pd_storage_record {
     uint64_t seq;
     int64_t received_at;          /* unix ms */
-    const uint8_t *env;           /* SignedUpdate bytes */
+    const uint8_t *env;           /* SignedUpdate bytes (NULL if absent) */
     size_t len;
+    bool absent;                  /* the seq holds no update: a void record
+                                   * of a cluster replica (embedded.h); the
+                                   * tree's absent-record leaf */
 } pd_storage_record_t;
 
 /*
  * An observer of the records a storage finds when it opens (the local
  * log, or a cluster node's local replica): called once per record, in
- * seq order, before the storage serves anything. The transparency log
+ * seq order (void records too, marked absent), before the storage serves
+ * anything. The transparency log
  * checks its tree against them. rec's bytes are valid during the call.
  * A non-zero return refuses the open (the observer logs why).
  */

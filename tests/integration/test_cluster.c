@@ -11,7 +11,9 @@
  *     every subscriber exactly once, in seq order, without a gap, with
  *     the acked bytes; the three local logs are byte-identical; a resend
  *     of every acked update is answered duplicate with its original seq;
- *     the publishes that ended in an error are counted and printed;
+ *     the three transparency logs sign checkpoints of the same size with
+ *     the same root; the publishes that ended in an error are counted and
+ *     printed;
  *   - race (acceptance 2): two nodes are sent, at the same moment,
  *     updates of one signer with the same signer_seq and different
  *     bytes: per round exactly one is accepted cluster-wide, the other
@@ -27,7 +29,9 @@
  *   - records no node may serve, put into the stream by hand (garbage, a
  *     signer outside the keyring, a subject naming another signer, a bad
  *     signature): every node logs them as void records, counts them,
- *     serves none, and the logs stay identical;
+ *     serves none, and the logs stay identical; in the transparency log
+ *     each is the absent-record leaf of its seq, so both nodes' trees
+ *     have the root computed here from those leaves and the good update;
  *   - a state directory holding a log that is not a replica of the
  *     stream is refused at start, with a message saying so.
  *
@@ -40,6 +44,7 @@
 
 #include "clock.h"
 #include "embedded.h"
+#include "tlog.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -67,11 +72,14 @@
 #define S_CONFIG                                                               \
     "backbone_replicas 3\n"                                                    \
     "backbone_publish_timeout 2000\n"
+#define S_ORIGIN "parley.test/cluster" /* every node signs as this log */
 
 static ph_nats_cluster_t s_nats;
 static char s_dir[PH_PATH_MAX];
 static ph_key_t s_keys[S_PUBS + 1]; /* the last is outside the keyring */
 static char s_ring[PH_PATH_MAX];
+static ph_key_t s_log;                /* the log key every node shares */
+static parley_keyring_t *s_log_ring;  /* names that log, for checkpoints */
 
 static void
 s_sleep_ms(int ms)
@@ -127,6 +135,17 @@ s_group_up(void **state)
     if (ph_path(s_ring, sizeof(s_ring), s_dir, "keyring") < 0
         || ph_file_write(s_ring, text, strlen(text), 0644) < 0)
         return -1;
+    char log_line[256], err[256] = "";
+    if (ph_key_make(&s_log, s_dir, "log", 0x4c) < 0)
+        return -1;
+    snprintf(log_line, sizeof(log_line), "log: %s %s\n", S_ORIGIN,
+             s_log.pub_b64);
+    s_log_ring = parley_keyring_parse(log_line, strlen(log_line), err,
+                                      sizeof(err));
+    if (s_log_ring == NULL) {
+        fprintf(stderr, "log keyring: %s\n", err);
+        return -1;
+    }
     ph_nats_opts_t o = { .nodes = S_NODES };
     return ph_nats_start(&s_nats, &o);
 }
@@ -138,6 +157,8 @@ s_group_down(void **state)
     ph_nats_stop(&s_nats, false);
     for (int i = 0; i <= S_PUBS; i++)
         ph_key_free(&s_keys[i]);
+    ph_key_free(&s_log);
+    parley_keyring_destroy(&s_log_ring);
     if (getenv("CLUSTER_KEEP") == NULL)
         ph_tmpdir_remove(s_dir);
     else
@@ -149,10 +170,12 @@ s_group_down(void **state)
 static void
 s_nodes_up(ph_nodes_t *nodes, const char *name, const char *stream, int n)
 {
-    char dir[PH_PATH_MAX], conf[512];
+    char dir[PH_PATH_MAX], conf[512 + PH_PATH_MAX];
     assert_int_equal(ph_path(dir, sizeof(dir), s_dir, name), 0);
     assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(conf, sizeof(conf), S_CONFIG "backbone_stream %s\n%s", stream,
+    snprintf(conf, sizeof(conf),
+             S_CONFIG "backbone_stream %s\nlog_key %s\nlog_origin %s\n%s",
+             stream, s_log.path, S_ORIGIN,
              getenv("CLUSTER_DEBUG") != NULL ? "log_level debug\n" : "");
     assert_int_equal(ph_nats_wait_ready(&s_nats, 20000), 0);
     assert_int_equal(ph_nodes_start(nodes, &s_nats, n, dir, s_ring, conf), 0);
@@ -166,6 +189,48 @@ s_stat(const ph_daemon_t *d, const char *name)
     if (ph_stats_fetch(d->api, &st) < 0)
         return 0;
     return ph_stats_get(&st, name, NULL);
+}
+
+/*
+ * Every node's transparency log at size head: wait for each node's
+ * checkpoint of that size (signed at a heartbeat, checked against the
+ * log key) and require one root for all of them; it goes to root (may be
+ * NULL).
+ */
+static void
+s_trees_agree(const ph_nodes_t *nodes, int n, uint64_t head, uint8_t *root)
+{
+    uint8_t first[32];
+    for (int i = 0; i < n; i++) {
+        parley_call_options_t o = ph_call_options(nodes->d[i].api, 2000);
+        o.keyring = s_log_ring;
+        int64_t until = parley__mono_ms() + S_WAIT_MS;
+        parley_checkpoint_t *cp = NULL;
+        int rc;
+        while ((rc = parley_log_checkpoint(&o, &cp)) != 0
+               || parley_checkpoint_size(cp) < head) {
+            uint64_t got = rc == 0 ? parley_checkpoint_size(cp) : 0;
+            parley_checkpoint_destroy(&cp);
+            if (parley__mono_ms() > until)
+                fail_msg("node %d: no checkpoint of size %" PRIu64 " (last: "
+                         "%s, size %" PRIu64 ")",
+                         i + 1, head, parley_error_name(rc), got);
+            s_sleep_ms(50);
+        }
+        assert_int_equal(parley_checkpoint_size(cp), head);
+        if (i == 0)
+            memcpy(first, parley_checkpoint_root(cp), sizeof(first));
+        else if (memcmp(first, parley_checkpoint_root(cp), sizeof(first)) != 0)
+            fail_msg("node %d's tree of size %" PRIu64 " has another root "
+                     "than node 1's",
+                     i + 1, head);
+        parley_checkpoint_destroy(&cp);
+    }
+    if (root != NULL)
+        memcpy(root, first, sizeof(first));
+    fprintf(stderr, "[test] the %d transparency logs agree: size %" PRIu64
+                    ", root %02x%02x%02x%02x...\n",
+            n, head, first[0], first[1], first[2], first[3]);
 }
 
 /* ------------------------------------------------------------- chaos */
@@ -530,6 +595,7 @@ test_chaos(void **state)
     fprintf(stderr, "[test] the three logs are byte-identical up to seq "
                     "%" PRIu64 "\n",
             head);
+    s_trees_agree(&nodes, S_NODES, head, NULL);
 
     char list[512];
     ph_nodes_api_list(&nodes, 2, list, sizeof(list));
@@ -669,6 +735,7 @@ test_race(void **state)
     assert_int_equal(ph_nodes_logs_equal(&nodes), 0);
     uint64_t v0 = s_stat(&nodes.d[0], "cluster_records_voided");
     assert_int_equal(s_stat(&nodes.d[1], "cluster_records_voided"), v0);
+    s_trees_agree(&nodes, 2, head, NULL);
     fprintf(stderr, "[test] stream seqs %" PRIu64 ", void on both nodes: "
                     "%" PRIu64 "; logs identical\n",
             head, v0);
@@ -829,7 +896,8 @@ test_void(void **state)
     assert_non_null(pub);
     uint64_t seq = 0;
     s_update(&u, "egypt", ++sseq, "the one good update");
-    assert_int_equal(parley_pub_publish(pub, &u, &seq), 0);
+    assert_int_equal(ph_sign(&s_keys[0], &u, env, sizeof(env), &len), 0);
+    assert_int_equal(s_send_wait(pub, env, len, &seq), 0);
     assert_int_equal(seq, 5);
     parley_pub_destroy(&pub);
 
@@ -850,6 +918,23 @@ test_void(void **state)
         parley_sub_destroy(&sub);
     }
     assert_int_equal(ph_nodes_logs_equal(&nodes), 0);
+    /* In the tree, seqs 1-4 are absent-record leaves, 5 the update. */
+    parley__tlog_mem_t ref;
+    parley__tlog_mem_init(&ref);
+    for (uint64_t k = 1; k <= 4; k++) {
+        parley__tlog_hash_t leaf;
+        parley__tlog_absent_leaf(k, &leaf);
+        assert_int_equal(parley__tlog_mem_append_hash(&ref, &leaf), 0);
+    }
+    assert_int_equal(parley__tlog_mem_append(&ref, env, len), 0);
+    parley__tlog_hash_t ref_root;
+    assert_int_equal(parley__tlog_root(parley__tlog_mem_read, &ref, 5,
+                                       &ref_root),
+                     0);
+    parley__tlog_mem_clear(&ref);
+    uint8_t root[32];
+    s_trees_agree(&nodes, 2, 5, root);
+    assert_memory_equal(root, ref_root.b, 32);
     /* The void records say why, in the log. */
     char seg[PH_PATH_MAX];
     size_t flen = 0;

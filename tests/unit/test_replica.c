@@ -123,13 +123,22 @@ test_put_and_void(void **state)
                                      d->pk[0], &u),
                      0);
     assert_int_equal(pd_storage_commit(d->storage), 0);
-    /* applied(): the two updates, not the void record. */
+    /* applied(): the two updates, and between them the void record's seq
+     * as absent (a leaf of the tree, no update). */
     pd_storage_record_t rec;
     assert_true(pd_storage_applied(d->storage, &rec));
     assert_int_equal(rec.seq, 41);
     assert_int_equal(rec.received_at, 1000);
+    assert_false(rec.absent);
+    assert_int_equal(rec.len, len);
+    assert_true(pd_storage_applied(d->storage, &rec));
+    assert_int_equal(rec.seq, 42);
+    assert_true(rec.absent);
+    assert_null(rec.env);
+    assert_int_equal(rec.len, 0);
     assert_true(pd_storage_applied(d->storage, &rec));
     assert_int_equal(rec.seq, 43);
+    assert_false(rec.absent);
     assert_false(pd_storage_applied(d->storage, &rec));
     assert_int_equal(pd_storage_head(d->storage), 43);
     assert_int_equal(pd_storage_first(d->storage), 41);
