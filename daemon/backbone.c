@@ -1740,15 +1740,15 @@ fail:
             ;                                                                  \
     } while (0)
 
-void
-pd_backbone_close(pd_backbone_t **bbp)
+/*
+ * Close: stop the threads, let every publish time out, close the
+ * connection and wait for nats.c's last callbacks. Returns false if they
+ * did not finish (nats.c may still call back with self).
+ */
+static bool
+s_close_nats(pd_backbone_t *self)
 {
-    if (bbp == NULL || *bbp == NULL)
-        return;
-    pd_backbone_t *self = *bbp;
-    *bbp = NULL;
     bool leak = false;
-
     pthread_mutex_lock(&self->mu);
     self->closing = true;
     pthread_cond_broadcast(&self->cv_submit);
@@ -1778,7 +1778,47 @@ pd_backbone_close(pd_backbone_t **bbp)
     jsCtx_Destroy(self->js);
     natsConnection_Destroy(self->nc);
     natsOptions_Destroy(self->nopts);
-    if (leak) {
+    return !leak;
+}
+
+/* Close: free the submits never handed to nats.c (queued, parked or
+ * waiting their turn) and the records never taken. */
+static void
+s_free_queued(pd_backbone_t *self)
+{
+    while (self->outq != NULL && self->outq_n > 0) {
+        natsMsg_Destroy(self->outq[self->outq_head]);
+        self->outq_head = (self->outq_head + 1) % self->max_inflight;
+        self->outq_n--;
+    }
+    for (size_t i = 0; self->subjects.e != NULL && i < self->subjects.cap;
+         i++) {
+        if (!self->subjects.e[i].used)
+            continue;
+        if (self->subjects.e[i].parked != NULL)
+            natsMsg_Destroy(self->subjects.e[i].parked);
+        for (s_wait_t *w = self->subjects.e[i].head; w != NULL;) {
+            s_wait_t *next = w->next;
+            natsMsg_Destroy(w->msg);
+            free(w);
+            w = next;
+        }
+    }
+    for (s_rec_t *r = self->rec_head; r != NULL;) {
+        s_rec_t *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+void
+pd_backbone_close(pd_backbone_t **bbp)
+{
+    if (bbp == NULL || *bbp == NULL)
+        return;
+    pd_backbone_t *self = *bbp;
+    *bbp = NULL;
+    if (!s_close_nats(self)) {
         /* nats.c may still call back with self: keep it (and say so in
          * the one place that can: stderr of a closing daemon). */
         fprintf(stderr, "backbone: nats.c did not finish its callbacks "
@@ -1786,32 +1826,7 @@ pd_backbone_close(pd_backbone_t **bbp)
                 S_CLOSE_WAIT_MS);
         return;
     }
-    /* Submits never handed to nats.c: queued, or waiting their turn. */
-    while (self->outq != NULL && self->outq_n > 0) {
-        natsMsg_Destroy(self->outq[self->outq_head]);
-        self->outq_head = (self->outq_head + 1) % self->max_inflight;
-        self->outq_n--;
-    }
-    for (size_t i = 0; self->subjects.e != NULL && i < self->subjects.cap;
-         i++)
-        if (self->subjects.e[i].used && self->subjects.e[i].parked != NULL)
-            natsMsg_Destroy(self->subjects.e[i].parked);
-    for (size_t i = 0; self->subjects.e != NULL && i < self->subjects.cap;
-         i++)
-        for (s_wait_t *w = self->subjects.e[i].used
-                               ? self->subjects.e[i].head
-                               : NULL;
-             w != NULL;) {
-            s_wait_t *next = w->next;
-            natsMsg_Destroy(w->msg);
-            free(w);
-            w = next;
-        }
-    for (s_rec_t *r = self->rec_head; r != NULL;) {
-        s_rec_t *next = r->next;
-        free(r);
-        r = next;
-    }
+    s_free_queued(self);
     free(self->cur);
     free(self->msgs.e);
     free(self->subjects.e);
@@ -1824,6 +1839,12 @@ pd_backbone_close(pd_backbone_t **bbp)
     pthread_cond_destroy(&self->cv_done);
     pthread_mutex_destroy(&self->mu);
     free(self);
+}
+
+void
+pd_backbone_library_close(void)
+{
+    nats_CloseAndWait(2000);
 }
 
 int

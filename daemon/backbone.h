@@ -138,6 +138,13 @@ pd_backbone_t *pd_backbone_open(const pd_backbone_opts_t *opts, char *errbuf,
 void pd_backbone_close(pd_backbone_t **bb);
 
 /*
+ * At the end of a process that used a backbone: stop nats.c's own
+ * threads and free its global state (waits up to 2 s for them).
+ * Threads:   the main thread, after every backbone is closed.
+ */
+void pd_backbone_library_close(void);
+
+/*
  * The eventfd to poll (ZMQ_POLLIN / POLLIN): readable while events wait.
  * Drain with pd_backbone_next() until it returns 0.
  * Ownership: the backbone's; valid until pd_backbone_close().

@@ -397,21 +397,28 @@ s_set_backbone(pd_config_t *cfg, const char *v, char *err, size_t errlen)
     return s_path(cfg->backbone, v, err, errlen);
 }
 
+/* Is v 1..max of A-Z a-z 0-9 and the chars of extra? */
+static bool
+s_name_ok(const char *v, size_t max, const char *extra)
+{
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= max;
+    for (const char *p = v; ok && *p != '\0'; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+             || (*p >= '0' && *p <= '9') || strchr(extra, *p) != NULL;
+    return ok;
+}
+
 static int
 s_set_backbone_stream(pd_config_t *cfg, const char *v, char *err,
                       size_t errlen)
 {
-    size_t n = strlen(v);
-    bool ok = n >= 1 && n <= PD_CONFIG_STREAM_MAX;
-    for (const char *p = v; ok && *p != '\0'; p++)
-        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-             || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
-    if (!ok) {
+    if (!s_name_ok(v, PD_CONFIG_STREAM_MAX, "_-")) {
         snprintf(err, errlen, "'%s' is not 1-%d of A-Z a-z 0-9 _ -", v,
                  PD_CONFIG_STREAM_MAX);
         return -EINVAL;
     }
-    memcpy(cfg->backbone_stream, v, n + 1);
+    memcpy(cfg->backbone_stream, v, strlen(v) + 1);
     return 0;
 }
 
@@ -501,16 +508,11 @@ static int
 s_set_backbone_tls_hostname(pd_config_t *cfg, const char *v, char *err,
                             size_t errlen)
 {
-    size_t n = strlen(v);
-    bool ok = n > 0 && n < sizeof(cfg->backbone_tls_hostname);
-    for (const char *p = v; ok && *p != '\0'; p++)
-        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-             || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-';
-    if (!ok) {
+    if (!s_name_ok(v, sizeof(cfg->backbone_tls_hostname) - 1, ".-")) {
         snprintf(err, errlen, "'%s' is not a host name", v);
         return -EINVAL;
     }
-    memcpy(cfg->backbone_tls_hostname, v, n + 1);
+    memcpy(cfg->backbone_tls_hostname, v, strlen(v) + 1);
     return 0;
 }
 

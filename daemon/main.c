@@ -2,6 +2,7 @@
  * main.c - parleyd's entry point: arguments, config, the keyring (or a
  * demo one on first start), signals; then the server loop (server.c).
  */
+#include "backbone.h"
 #include "config.h"
 #include "log.h"
 #include "parley.h"
@@ -11,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <nats/nats.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
@@ -521,6 +521,35 @@ s_write_pid_file(const pd_config_t *cfg)
     return 0;
 }
 
+/*
+ * Make the server, write the pid file, run until a stop signal, and
+ * destroy the server. *ran says whether it ran. Returns the run's result
+ * (0 or a negative error) if it ran, else the exit status (1: the server
+ * or the pid file failed; both say why).
+ */
+static int
+s_serve(pd_server_opts_t *opts, int sigfd, bool demo, bool *ran)
+{
+    const pd_config_t *cfg = opts->cfg;
+    int rc = 0;
+    *ran = false;
+    pd_server_t *srv = pd_server_new(opts, &rc);
+    if (srv == NULL)
+        return 1;
+    if (demo)
+        s_print_try_this(cfg, pd_server_api_endpoint(srv));
+    if ((rc = s_write_pid_file(cfg)) != 0) {
+        pd_server_destroy(&srv);
+        return rc;
+    }
+    rc = pd_server_run(srv, sigfd);
+    *ran = true;
+    if (cfg->pid_file[0] != '\0')
+        unlink(cfg->pid_file);
+    pd_server_destroy(&srv);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -572,29 +601,13 @@ main(int argc, char **argv)
                               .config_path = args.config_path,
                               .log_level_fixed = args.level_flag,
                               .ring = ring };
-    pd_server_t *srv = pd_server_new(&opts, &rc);
-    if (srv == NULL) {
-        close(sigfd);
-        if (cfg.backbone[0] != '\0')
-            nats_CloseAndWait(2000);
-        return 1;
-    }
-    if (demo)
-        s_print_try_this(&cfg, pd_server_api_endpoint(srv));
-    if ((rc = s_write_pid_file(&cfg)) != 0) {
-        pd_server_destroy(&srv);
-        close(sigfd);
-        if (cfg.backbone[0] != '\0')
-            nats_CloseAndWait(2000);
-        return rc;
-    }
-    rc = pd_server_run(srv, sigfd);
-    if (cfg.pid_file[0] != '\0')
-        unlink(cfg.pid_file);
-    pd_server_destroy(&srv);
+    bool ran;
+    rc = s_serve(&opts, sigfd, demo, &ran);
     close(sigfd);
     if (cfg.backbone[0] != '\0')
-        nats_CloseAndWait(2000); /* nats.c's own threads (cluster mode) */
+        pd_backbone_library_close(); /* nats.c's own threads (cluster mode) */
+    if (!ran)
+        return rc;
     pd_log(rc == 0 ? PD_LOG_INFO : PD_LOG_ERROR, "parleyd stopped%s",
            rc == 0 ? "" : " after an error");
     return rc == 0 ? 0 : 1;

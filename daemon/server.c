@@ -787,6 +787,92 @@ s_start_timers(pd_server_t *self)
 #endif
 }
 
+/* The loop's poll set: the api, signals, the feed's sockets, the ZAP
+ * handler's, then the storage's fd (only a cluster has one). */
+typedef struct {
+    zmq_pollitem_t items[2 + PD_CLIENTS_CLASSES_MAX + PD_ZAP_NITEMS + 1];
+    size_t n_feed, n_zap, n;
+    zmq_pollitem_t *storage; /* NULL: the storage has no fd */
+} s_poll_t;
+
+static void
+s_poll_set(pd_server_t *self, int sigfd, int storage_fd, s_poll_t *p)
+{
+    p->items[0] = (zmq_pollitem_t){ pd_api_socket(self->api), 0, ZMQ_POLLIN,
+                                    0 };
+    p->items[1] = (zmq_pollitem_t){ NULL, sigfd, ZMQ_POLLIN, 0 };
+    p->n_feed = pd_feed_items(self->feed, p->items + 2);
+    p->n_zap = pd_zap_items(self->zap, p->items + 2 + p->n_feed);
+    p->n = 2 + p->n_feed + p->n_zap;
+    p->storage = NULL;
+    if (storage_fd >= 0) {
+        p->storage = &p->items[p->n++];
+        *p->storage = (zmq_pollitem_t){ NULL, storage_fd, ZMQ_POLLIN, 0 };
+    }
+}
+
+/* Is one of the n items readable? */
+static bool
+s_any_ready(const zmq_pollitem_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (items[i].revents & ZMQ_POLLIN)
+            return true;
+    return false;
+}
+
+/*
+ * Serve what the poll found ready, in the loop's order. Returns true when
+ * the loop must stop: a stop signal (*rc 0) or a fatal error (*rc < 0).
+ */
+static bool
+s_serve_ready(pd_server_t *self, const s_poll_t *p, int sigfd, int *rc)
+{
+    /* Connections first: a handshake waits for the handler. */
+    if (s_any_ready(p->items + 2 + p->n_feed, p->n_zap))
+        pd_zap_handle(self->zap);
+    if (s_any_ready(p->items + 2, p->n_feed))
+        pd_feed_drain(self->feed);
+    /* A turn always ends with its batch synced and acked, so a stop
+     * signal seen below never leaves an accepted update unacked. */
+    if (((p->items[0].revents & ZMQ_POLLIN) || pd_ingest_pending(self->ingest))
+        && (*rc = pd_ingest_turn(self->ingest)) < 0)
+        return true;
+    /* The storage's background work: records to apply, PubAcks. */
+    if (p->storage != NULL && (p->storage->revents & ZMQ_POLLIN)
+        && (*rc = pd_ingest_flush(self->ingest)) < 0)
+        return true;
+    /* A slice of reads, after the turn's commit: then the timers. */
+    pd_api_reads(self->api);
+    if ((p->items[1].revents & ZMQ_POLLIN) && s_signals(self, sigfd, rc))
+        return true;
+    /* Retire a ZAP handler that has served handshakes (cheap when
+     * there is nothing to do; the heartbeat timer wakes the loop). */
+    pd_zap_tick(self->zap);
+    return false;
+}
+
+/* Stopping after the loop ended with rc: answer what was read ahead, like
+ * any other turn, and let the sockets write out the rest. Returns rc or
+ * the last turn's error. */
+static int
+s_stop(pd_server_t *self, int rc)
+{
+    if (rc == 0)
+        rc = pd_ingest_flush(self->ingest);
+    if (rc == 0) {
+        /* Let libzmq write out the last acks and deliveries when the
+         * sockets close; a stalled peer holds the stop no longer than
+         * S_STOP_LINGER_MS. (After an error they close at once.) */
+        int linger = S_STOP_LINGER_MS;
+        zmq_setsockopt(pd_api_socket(self->api), ZMQ_LINGER, &linger,
+                       sizeof(linger));
+        pd_feed_set_linger(self->feed, linger);
+    }
+    s_notify("STOPPING=1");
+    return rc;
+}
+
 int
 pd_server_run(pd_server_t *self, int sigfd)
 {
@@ -803,68 +889,17 @@ pd_server_run(pd_server_t *self, int sigfd)
             timeout = 0; /* requests read ahead, or reads, wait */
         else if (pd_reads_queued(self->reads) && timeout > S_READS_RECHECK_MS)
             timeout = S_READS_RECHECK_MS;
-        /* api, signals, the feed's sockets, the ZAP handler's, then the
-         * storage's fd (only a cluster has one) */
-        zmq_pollitem_t items[2 + PD_CLIENTS_CLASSES_MAX + PD_ZAP_NITEMS + 1] = {
-            { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
-            { NULL, sigfd, ZMQ_POLLIN, 0 },
-        };
-        size_t n_feed = pd_feed_items(self->feed, items + 2);
-        size_t n_zap = pd_zap_items(self->zap, items + 2 + n_feed);
-        size_t n = 2 + n_feed + n_zap;
-        zmq_pollitem_t *storage_item = NULL;
-        if (storage_fd >= 0) {
-            storage_item = &items[n++];
-            *storage_item = (zmq_pollitem_t){ NULL, storage_fd, ZMQ_POLLIN,
-                                              0 };
-        }
-        if (zmq_poll(items, (int)n, timeout) < 0) {
+        s_poll_t p;
+        s_poll_set(self, sigfd, storage_fd, &p);
+        if (zmq_poll(p.items, (int)p.n, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             rc = -zmq_errno();
             pd_log(PD_LOG_ERROR, "poll failed: %s", zmq_strerror(-rc));
             break;
         }
-        bool zap_ready = false, feed_ready = false;
-        for (size_t i = 0; i < n_feed; i++)
-            feed_ready |= (items[2 + i].revents & ZMQ_POLLIN) != 0;
-        for (size_t i = 0; i < n_zap; i++)
-            zap_ready |= (items[2 + n_feed + i].revents & ZMQ_POLLIN) != 0;
-        /* Connections first: a handshake waits for the handler. */
-        if (zap_ready)
-            pd_zap_handle(self->zap);
-        if (feed_ready)
-            pd_feed_drain(self->feed);
-        /* A turn always ends with its batch synced and acked, so a stop
-         * signal seen below never leaves an accepted update unacked. */
-        if (((items[0].revents & ZMQ_POLLIN)
-             || pd_ingest_pending(self->ingest))
-            && (rc = pd_ingest_turn(self->ingest)) < 0)
+        if (s_serve_ready(self, &p, sigfd, &rc))
             break;
-        /* The storage's background work: records to apply, PubAcks. */
-        if (storage_item != NULL && (storage_item->revents & ZMQ_POLLIN)
-            && (rc = pd_ingest_flush(self->ingest)) < 0)
-            break;
-        /* A slice of reads, after the turn's commit: then the timers. */
-        pd_api_reads(self->api);
-        if ((items[1].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
-            break;
-        /* Retire a ZAP handler that has served handshakes (cheap when
-         * there is nothing to do; the heartbeat timer wakes the loop). */
-        pd_zap_tick(self->zap);
     }
-    /* Stopping: answer what was read ahead, like any other turn. */
-    if (rc == 0)
-        rc = pd_ingest_flush(self->ingest);
-    if (rc == 0) {
-        /* Let libzmq write out the last acks and deliveries when the
-         * sockets close; a stalled peer holds the stop no longer than
-         * S_STOP_LINGER_MS. (After an error they close at once.) */
-        int linger = S_STOP_LINGER_MS;
-        zmq_setsockopt(pd_api_socket(self->api), ZMQ_LINGER, &linger,
-                       sizeof(linger));
-        pd_feed_set_linger(self->feed, linger);
-    }
-    s_notify("STOPPING=1");
-    return rc;
+    return s_stop(self, rc);
 }
