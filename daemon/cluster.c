@@ -27,8 +27,11 @@
  *              again or abandoned: a signer's updates through one node
  *              keep their order.
  *   READY      done: completed() hands it out and frees the slot
+ *
+ * The follower (steps 1 and 2) is in cluster_follow.c; the struct the two
+ * files share is in cluster_int.h.
  */
-#include "cluster.h"
+#include "cluster_int.h"
 
 #include "backbone.h"
 #include "clock.h"
@@ -46,93 +49,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Submits in flight at most: ingest's table of waiting publishes. */
-#define S_PEND_CAP 4096
-/* Submits again after conflicts on the signer's subject, at most. */
-#define S_CONFLICTS_MAX 4
-/* Seqs a returning node fills with void records at most (retention ran
- * ahead of it); beyond that it stops following: docs/cluster.md. */
-#define S_GAP_MAX 1000000
-#define S_ID_FILE "cluster.id"
-#define S_DETAIL_MAX 160
-
-typedef enum {
-    S_FREE = 0,
-    S_SUBMITTED,
-    S_WAITING,
-    S_READY,
-} s_state_t;
-
-/* One publish in flight (see the top of the file). */
-typedef struct {
-    s_state_t state;
-    uint64_t tag;                /* ingest's; also the backbone's token */
-    uint8_t signer[PARLEY_PUBLICKEY_BYTES];
-    char key_id[PARLEY_KEYID_CHARS + 1];
-    uint64_t signer_seq;
-    uint8_t sig[PARLEY_SIGNATURE_BYTES]; /* its key in by_sig */
-    uint8_t *env;                /* the SignedUpdate bytes (owned) */
-    size_t len;
-    bool conflict;               /* WAITING after a conflict at seq */
-    bool dup;                    /* WAITING: JetStream said duplicate */
-    uint64_t seq;                /* WAITING: the seq to have applied */
-    int conflicts;               /* conflicts so far */
-    int64_t deadline;            /* WAITING: mono ms it gives up */
-    pd_storage_done_t done;      /* READY: the completion */
-    char detail[S_DETAIL_MAX];   /* READY: done.detail's text */
-} s_pend_t;
-
-/* A stream record taken from the backbone: the event's bytes, or a copy
- * while it waits for room in the batch or for a keyring. */
-typedef struct {
-    uint64_t seq;
-    int64_t time_ms;                      /* the stream's time for it */
-    char key_id[PARLEY_KEYID_CHARS + 1];  /* from its subject, or "" */
-    const uint8_t *data;
-    size_t len;
-} s_rec_t;
-
-/* The counters behind the cluster_* stats. */
-typedef struct {
-    uint64_t applied, voided, submits, conflicts, unavailable;
-} s_counters_t;
-
-typedef struct pd_cluster {
-    pd_storage_t base;           /* first: the seam's view */
-    pd_storage_t *local;         /* the replica (embedded storage, owned) */
-    pd_backbone_t *bb;           /* the stream (owned) */
-    const parley_keyring_t *ring; /* borrowed; records wait for one */
-    char stream[PD_CONFIG_STREAM_MAX + 1];
-    int64_t skew_ms;             /* max_clock_skew */
-    uint32_t apply_wait_ms;      /* WAITING gives up after this */
-    size_t max_record;           /* max_message_bytes */
-    uint8_t log_id[16];
-
-    s_pend_t *pend;              /* S_PEND_CAP, by tag % S_PEND_CAP */
-    uint64_t *ready;             /* ring of READY tags, S_PEND_CAP */
-    size_t ready_head, ready_n;
-    uint64_t *waiting;           /* tags in WAITING, in completion order */
-    size_t n_waiting;
-    pd_hash_t *by_sig;           /* signature -> tag of a pend in flight */
-    pd_hash_t *subject_last;     /* key id -> last seq seen on its subject */
-
-    s_rec_t held_rec;            /* a record waiting for room ... */
-    uint8_t *held_buf;           /* ... its bytes (owned), NULL if none */
-    bool stopped;                /* following stopped: see s_stop() */
-    char stopped_why[S_DETAIL_MAX + 8];
-
-    /* the backbone's state, as its last EV_STATE said */
-    pd_backbone_health_t health;
-    bool catching_up;
-    char health_detail[PD_BACKBONE_DETAIL_MAX + 32];
-
-    uint8_t *record;             /* a record read back (max_record) */
-    parley__verify_t verify;     /* a stream record being checked */
-    parley_update_t update;      /* its body */
-    parley__verify_t own;        /* a submit's envelope, for its signature */
-    s_counters_t counters;
-} pd_cluster_t;
 
 void
 pd_cluster_log_id(const char *stream, int64_t created, uint8_t out[16])
@@ -152,13 +68,6 @@ pd_cluster_log_id(const char *stream, int64_t created, uint8_t out[16])
 }
 
 /* ============================================================ submits */
-
-static s_pend_t *
-s_pend_of(pd_cluster_t *self, uint64_t tag)
-{
-    s_pend_t *p = &self->pend[tag % S_PEND_CAP];
-    return p->state != S_FREE && p->tag == tag ? p : NULL;
-}
 
 /* Finish p with rc (0: an ack of seq) and queue it for completed(). */
 static void
@@ -249,15 +158,17 @@ s_refused(pd_cluster_t *self)
     return self->health_detail;
 }
 
+/*
+ * What this node can answer without JetStream: check 8 against what it
+ * has applied (a refusal is cluster-wide too: a signer's last signer_seq
+ * only grows; what passes, JetStream decides), and whether anything can
+ * be stored now. Returns 1 to go on to JetStream, else the submit's
+ * answer (done filled).
+ */
 static int
-s_submit(pd_storage_t *base, const pd_storage_update_t *u,
-         pd_storage_done_t *done)
+s_local_answer(pd_cluster_t *self, const pd_storage_update_t *u,
+               pd_storage_done_t *done)
 {
-    pd_cluster_t *self = (pd_cluster_t *)base;
-    *done = (pd_storage_done_t){ .tag = u->tag };
-    /* Check 8 against what this node has applied. What it refuses is
-     * refused cluster-wide too (a signer's last signer_seq only grows);
-     * what it lets through, JetStream decides. */
     uint64_t orig = 0, last = 0;
     int rc = pd_embedded_check(self->local, u->signer, u->update->signer_seq,
                                u->env, u->len, &orig, &last);
@@ -290,16 +201,20 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
         done->detail = why;
         return PARLEY_EUNAVAILABLE;
     }
-    s_pend_t *p = &self->pend[u->tag % S_PEND_CAP];
-    if (p->state != S_FREE)
-        return PD_STORAGE_FULL;
-    /* The signature names these bytes: a record of the stream with it
-     * and the same bytes need no second signature check. */
+    return 1;
+}
+
+/* Fill the free pend p with the update u: a copy of its bytes, its
+ * signature (a record of the stream with it and the same bytes needs no
+ * second signature check). Returns 0 or PARLEY_EUNAVAILABLE. */
+static int
+s_pend_fill(pd_cluster_t *self, s_pend_t *p, const pd_storage_update_t *u)
+{
     parley__envelope_t env;
     parley__arena_t arena;
     uint8_t space[PARLEY__VERIFY_ARENA];
     parley__arena_init(&arena, space, sizeof(space));
-    rc = parley__envelope_decode(u->env, u->len, &env, &arena);
+    int rc = parley__envelope_decode(u->env, u->len, &env, &arena);
     if (rc == 0)
         memcpy(p->sig, env.signature, sizeof(p->sig));
     parley__arena_reset(&arena);
@@ -309,7 +224,6 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
         || pd_hash_reserve(self->by_sig, 1) < 0) {
         free(p->env);
         p->env = NULL;
-        done->rc = PARLEY_EUNAVAILABLE;
         return PARLEY_EUNAVAILABLE;
     }
     memcpy(p->env, u->env, u->len);
@@ -320,6 +234,25 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     p->signer_seq = u->update->signer_seq;
     p->conflict = p->dup = false;
     p->conflicts = 0;
+    return 0;
+}
+
+static int
+s_submit(pd_storage_t *base, const pd_storage_update_t *u,
+         pd_storage_done_t *done)
+{
+    pd_cluster_t *self = (pd_cluster_t *)base;
+    *done = (pd_storage_done_t){ .tag = u->tag };
+    int rc = s_local_answer(self, u, done);
+    if (rc != 1)
+        return rc;
+    s_pend_t *p = &self->pend[u->tag % S_PEND_CAP];
+    if (p->state != S_FREE)
+        return PD_STORAGE_FULL;
+    if ((rc = s_pend_fill(self, p, u)) != 0) {
+        done->rc = rc;
+        return rc;
+    }
     const char *detail = NULL;
     if ((rc = s_send(self, p, s_expect(self, p->signer, p->key_id),
                      &detail)) != 0) {
@@ -339,10 +272,10 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
 }
 
 /* A submit completed in the backbone. */
-static void
-s_on_submitted(pd_cluster_t *self, const pd_backbone_event_t *ev)
+void
+pd_cluster__on_submitted(pd_cluster_t *self, const pd_backbone_event_t *ev)
 {
-    s_pend_t *p = s_pend_of(self, ev->token);
+    s_pend_t *p = pd_cluster__pend_of(self, ev->token);
     if (p == NULL || p->state != S_SUBMITTED) {
         pd_log(PD_LOG_ERROR, "cluster: a completion for no submit (token "
                              "%" PRIu64 ")",
@@ -467,7 +400,7 @@ s_resolve_waiting(pd_cluster_t *self)
     int64_t now = parley__mono_ms();
     size_t m = 0;
     for (size_t i = 0; i < self->n_waiting; i++) {
-        s_pend_t *p = s_pend_of(self, self->waiting[i]);
+        s_pend_t *p = pd_cluster__pend_of(self, self->waiting[i]);
         if (p == NULL || p->state != S_WAITING)
             continue;
         if (p->seq <= head) {
@@ -488,249 +421,13 @@ s_resolve_waiting(pd_cluster_t *self)
     self->n_waiting = m;
 }
 
-/* ============================================================ follower */
-
-/* Stop following for good (the reason is logged and said in ping). */
-static void
-s_stop(pd_cluster_t *self, const char *why)
-{
-    if (!self->stopped)
-        pd_log(PD_LOG_ERROR, "cluster: stopped following stream %s: %s",
-               self->stream, why);
-    self->stopped = true;
-    snprintf(self->stopped_why, sizeof(self->stopped_why), "(%.*s)",
-             S_DETAIL_MAX - 1, why);
-}
-
-/*
- * Checks 1-5 of cluster.h for a record: on 0, signer and self->update
- * hold the update (self->verify's arena its memory: end it after use).
- * Returns 0 or the reason to void it.
- */
-static int
-s_check(pd_cluster_t *self, const s_rec_t *r,
-        uint8_t signer[PARLEY_PUBLICKEY_BYTES])
-{
-    if (r->key_id[0] == '\0')
-        return PARLEY_EMALFORMED;
-    int rc = parley__verify_prepare(&self->verify, self->ring, r->data,
-                                    r->len);
-    if (rc != 0)
-        return rc;
-    char id[PARLEY_KEYID_CHARS + 1];
-    parley_key_id(self->verify.env.signer, id);
-    if (strcmp(id, r->key_id) != 0)
-        return PARLEY_EMALFORMED;
-    uint64_t tag;
-    const s_pend_t *p = NULL;
-    if (pd_hash_get(self->by_sig, self->verify.env.signature, &tag))
-        p = s_pend_of(self, tag);
-    bool own = p != NULL && p->len == r->len
-               && memcmp(p->env, r->data, r->len) == 0;
-    if (!own && (rc = parley__verify_signature(&self->verify)) != 0)
-        return rc;
-    if ((rc = parley__verify_body(&self->verify, self->ring, &self->update,
-                                  signer))
-        != 0)
-        return rc;
-    int64_t window = 2 * self->skew_ms;
-    if (self->update.issued_at < r->time_ms - window)
-        return PARLEY_ESTALE;
-    if (self->update.issued_at > r->time_ms + window)
-        return PARLEY_EFUTURE;
-    return 0;
-}
-
-/* Append r (checked now) or its void record. 0, PD_STORAGE_FULL or a
- * fatal error. */
-static int
-s_append(pd_cluster_t *self, const s_rec_t *r)
-{
-    uint8_t signer[PARLEY_PUBLICKEY_BYTES];
-    int reason = s_check(self, r, signer);
-    int rc;
-    char why[96] = "";
-    if (reason == 0) {
-        uint64_t orig = 0, last = 0;
-        int order = pd_embedded_check(self->local, signer,
-                                      self->update.signer_seq, r->data,
-                                      r->len, &orig, &last);
-        if (order == 0)
-            snprintf(why, sizeof(why), " (the same bytes as seq %" PRIu64 ")",
-                     orig);
-        else if (order != 1)
-            snprintf(why, sizeof(why),
-                     " (signer_seq %" PRIu64 ", the signer's last %" PRIu64
-                     ")",
-                     self->update.signer_seq, last);
-        if (order != 1)
-            reason = PARLEY_EREPLAY;
-    }
-    if (reason == 0) {
-        rc = pd_embedded_put(self->local, r->seq, r->time_ms, r->data, r->len,
-                             signer, &self->update);
-        parley__verify_end(&self->verify);
-        if (rc == 0)
-            self->counters.applied++;
-        return rc;
-    }
-    parley__verify_end(&self->verify);
-    rc = pd_embedded_put_void(self->local, r->seq, r->time_ms, reason,
-                              r->key_id[0] != '\0' ? r->key_id : NULL);
-    if (rc == 0) {
-        self->counters.voided++;
-        pd_log_limited(PD_LOG_KEY_CLUSTER, PD_LOG_WARN,
-                       "cluster: stream record seq %" PRIu64 " (subject key "
-                       "%s) refused: %s%s; kept as a void record",
-                       r->seq, r->key_id[0] != '\0' ? r->key_id : "none",
-                       parley_error_name(reason), why);
-    }
-    return rc;
-}
-
-/*
- * Take one record into the replica: fill a gap (retention ran ahead of
- * this node) with void records first. Returns 0 when r is in, 1 when it
- * must wait for room (the caller holds it), or a fatal error.
- */
-static int
-s_take(pd_cluster_t *self, const s_rec_t *r)
-{
-    uint64_t next = pd_embedded_next_seq(self->local);
-    if (r->seq < next)
-        return 0; /* held already (cannot happen: the backbone checks) */
-    if (r->seq > next && pd_storage_head(self->local) == 0) {
-        /* A new node: its replica starts where the stream does now. */
-        int rc = pd_embedded_start_at(self->local, r->seq);
-        if (rc < 0)
-            return rc;
-        pd_log(PD_LOG_INFO, "cluster: the stream starts at seq %" PRIu64
-                            " (retention); so does this node's log",
-               r->seq);
-        next = r->seq;
-    }
-    if (r->seq - next > S_GAP_MAX) {
-        char why[S_DETAIL_MAX];
-        snprintf(why, sizeof(why),
-                 "the stream dropped seqs %" PRIu64 "..%" PRIu64
-                 " before this node read them; start it with an empty "
-                 "state directory",
-                 next, r->seq - 1);
-        s_stop(self, why);
-        return 1;
-    }
-    while (next < r->seq) {
-        if (pd_embedded_room(self->local) < PD_EMBEDDED_VOID_BYTES)
-            return 1;
-        int rc = pd_embedded_put_void(self->local, next, r->time_ms,
-                                      PARLEY_ETRUNCATED, NULL);
-        if (rc == PD_STORAGE_FULL)
-            return 1;
-        if (rc < 0)
-            return rc;
-        self->counters.voided++;
-        next++;
-    }
-    if (pd_embedded_room(self->local) < r->len
-        || pd_embedded_room(self->local) < PD_EMBEDDED_VOID_BYTES)
-        return 1;
-    int rc = s_append(self, r);
-    if (rc == PD_STORAGE_FULL)
-        return 1;
-    if (rc < 0)
-        return rc;
-    uint64_t last;
-    if (r->key_id[0] != '\0'
-        && (!pd_hash_get(self->subject_last, r->key_id, &last)
-            || r->seq > last))
-        pd_hash_put(self->subject_last, r->key_id, r->seq);
-    return 0;
-}
-
-/* Keep r (its bytes are the backbone's until its next event) as the
- * held record. 0 or -ENOMEM. */
-static int
-s_hold(pd_cluster_t *self, const s_rec_t *r)
-{
-    if ((self->held_buf = malloc(r->len > 0 ? r->len : 1)) == NULL)
-        return -ENOMEM;
-    memcpy(self->held_buf, r->data, r->len);
-    self->held_rec = *r;
-    self->held_rec.data = self->held_buf;
-    return 0;
-}
-
-/* A state change of the backbone. */
-static void
-s_on_state(pd_cluster_t *self, const pd_backbone_event_t *ev)
-{
-    if (ev->health != self->health)
-        pd_log(ev->health == PD_BACKBONE_OK ? PD_LOG_INFO : PD_LOG_WARN,
-               "cluster: %s: %s", pd_backbone_health_name(ev->health),
-               ev->detail);
-    if (ev->catching_up != self->catching_up)
-        pd_log(PD_LOG_INFO, "cluster: %s",
-               ev->catching_up ? "catching up with the stream"
-                               : "caught up with the stream");
-    self->health = ev->health;
-    self->catching_up = ev->catching_up;
-    snprintf(self->health_detail, sizeof(self->health_detail), "(%s: %s)",
-             pd_backbone_health_name(ev->health), ev->detail);
-    if (ev->health == PD_BACKBONE_DIVERGED)
-        s_stop(self, ev->detail);
-}
-
-/*
- * Step 1 and 2 of a commit: take the backbone's events while the batch
- * has room for a record. Returns 0 or a fatal error.
- */
-static int
-s_drain(pd_cluster_t *self)
-{
-    int rc;
-    if (self->held_buf != NULL && self->ring != NULL && !self->stopped) {
-        if ((rc = s_take(self, &self->held_rec)) < 0)
-            return rc;
-        if (rc == 1)
-            return 0;
-        free(self->held_buf);
-        self->held_buf = NULL;
-    }
-    pd_backbone_event_t ev;
-    while (self->held_buf == NULL
-           && pd_embedded_room(self->local) >= self->max_record
-           && pd_backbone_next(self->bb, &ev) == 1) {
-        switch (ev.kind) {
-        case PD_BACKBONE_EV_STATE:
-            s_on_state(self, &ev);
-            break;
-        case PD_BACKBONE_EV_SUBMITTED:
-            s_on_submitted(self, &ev);
-            break;
-        case PD_BACKBONE_EV_RECORD:
-            if (self->stopped)
-                break; /* nothing is applied any more */
-            s_rec_t r = { .seq = ev.seq, .time_ms = ev.time_ms,
-                          .data = ev.data, .len = ev.len };
-            memcpy(r.key_id, ev.key_id, sizeof(r.key_id));
-            rc = self->ring != NULL ? s_take(self, &r) : 1;
-            if (rc == 1)
-                rc = s_hold(self, &r); /* until there is room, a keyring */
-            if (rc < 0)
-                return rc;
-            break;
-        }
-    }
-    return 0;
-}
-
 /* ============================================================ the seam */
 
 static int
 s_commit(pd_storage_t *base)
 {
     pd_cluster_t *self = (pd_cluster_t *)base;
-    int rc = s_drain(self);
+    int rc = pd_cluster__drain(self);
     if (rc < 0)
         return rc;
     /* Unavailable (the local disk): the records taken stay queued in
@@ -751,7 +448,7 @@ s_completed(pd_storage_t *base, pd_storage_done_t *done)
     uint64_t tag = self->ready[self->ready_head];
     self->ready_head = (self->ready_head + 1) % S_PEND_CAP;
     self->ready_n--;
-    s_pend_t *p = s_pend_of(self, tag);
+    s_pend_t *p = pd_cluster__pend_of(self, tag);
     if (p == NULL || p->state != S_READY)
         return false; /* cannot happen */
     *done = p->done;
@@ -1092,3 +789,4 @@ fail:
     s_destroy(&self->base);
     return NULL;
 }
+
