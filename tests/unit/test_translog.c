@@ -340,6 +340,22 @@ test_rejects(void **state)
     assert_int_equal(s_ask(f, &other, &r, &arena, why, sizeof(why)), PARLEY_EBADREQUEST);
 }
 
+/* Flip one bit of the stored hash of leaf k (again: flip it back). */
+static void
+s_flip_leaf(fixture_t *f, uint64_t k)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", f->d.dir, PD_TREE_FILE);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    off_t off = PD_TREE_HEADER_BYTES + 32 * (off_t)parley__tlog_stored_index(0, k);
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
 /* A restart checks the tree against the log; a tampered hash refuses it,
  * and the absent log key means no checkpoints, still proofs. */
 static void
@@ -368,21 +384,12 @@ test_restart_and_no_key(void **state)
     pd_storage_destroy(&f->d.storage);
 
     /* One bit of a leaf hash changed: the start is refused. */
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", f->d.dir, PD_TREE_FILE);
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    uint8_t b;
-    off_t off = PD_TREE_HEADER_BYTES + 32 * (off_t)parley__tlog_stored_index(0, 11);
-    assert_int_equal(pread(fd, &b, 1, off), 1);
-    b ^= 1;
-    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    s_flip_leaf(f, 11);
     assert_int_equal(s_open(f), -EBADMSG);
-    b ^= 1;
-    assert_int_equal(pwrite(fd, &b, 1, off), 1);
-    close(fd);
+    s_flip_leaf(f, 11);
 
     /* Without the key file: no checkpoint, the tree and proofs still. */
+    char path[600];
     snprintf(path, sizeof(path), "%s/log.key", f->d.dir);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(s_open(f), 0);
@@ -472,19 +479,12 @@ test_void_records(void **state)
     pd_storage_destroy(&f->d.storage);
 
     /* Its stored leaf changed: refused like a record's. */
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", f->d.dir, PD_TREE_FILE);
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    uint8_t b;
-    off_t off = PD_TREE_HEADER_BYTES + 32 * (off_t)parley__tlog_stored_index(0, 3);
-    assert_int_equal(pread(fd, &b, 1, off), 1);
-    b ^= 1;
-    assert_int_equal(pwrite(fd, &b, 1, off), 1);
-    close(fd);
+    s_flip_leaf(f, 3);
     assert_int_equal(s_open(f), -EBADMSG);
 
     /* No hash file: rebuilt from the log, with the same root. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", f->d.dir, PD_TREE_FILE);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(s_open(f), 0);
     s_log_root(f, &size, &got);
