@@ -14,7 +14,10 @@
  *   - publish -> SSE latency, p50 and p99 over every (stream, update),
  *     beside publish -> parley_sub_t over every update; goal: the SSE p99
  *     at most 1.5 times the subscriber's;
- *   - that every stream got every update, once and in order.
+ *   - that every stream got every update, once and in order;
+ *   - the floor (s_floor()): the same reader and streams served by a
+ *     bare writer with no gateway, its p99 and CPU per stream-update
+ *     beside the gateway's.
  *
  * Timing: a publisher thread sends pre-signed envelopes at S_RATE per
  * second (absolute deadlines) and records the time just before each
@@ -30,6 +33,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -40,7 +44,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define S_RATE 10                 /* updates per second */
@@ -57,6 +64,7 @@ typedef struct {
     uint64_t pending_id; /* "id:" of the frame being read */
     uint32_t got;        /* updates received */
     int32_t last_k;      /* the last feed index received, -1 none */
+    uint64_t bytes;      /* bytes read so far */
     bool open;           /* the stream's first bytes came */
     bool broken;         /* out of order, repeated, or closed */
 } s_stream_t;
@@ -188,6 +196,7 @@ s_read(s_run_t *r, s_stream_t *s, size_t idx)
     for (;;) {
         ssize_t n = read(s->fd, buf, sizeof(buf));
         if (n > 0) {
+            s->bytes += (uint64_t)n;
             s_bytes(r, s, idx, buf, (size_t)n, bench_now_ns());
             continue;
         }
@@ -301,6 +310,240 @@ s_all_got(s_run_t *r, s_stream_t *unused)
     return atomic_load(&r->sub_got) >= r->nupdates || r->pub_err != 0;
 }
 
+static void
+s_streams_close(size_t n)
+{
+    for (size_t i = 0; s_streams != NULL && i < n; i++)
+        if (s_streams[i].fd > 0)
+            close(s_streams[i].fd);
+    free(s_streams);
+    s_streams = NULL;
+}
+
+/* Open r->nstreams streams to port, S_BATCH at a time: each sends the
+ * request once connected and counts as open when its first body bytes
+ * came. Returns 0, or -1 (said on stderr). */
+static int
+s_open_streams(s_run_t *r, int ep, int port)
+{
+    static const char req[] = "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Accept: text/event-stream\r\n\r\n";
+    for (size_t i = 0; i < r->nstreams; i++) {
+        s_stream_t *s = &s_streams[i];
+        s->last_k = -1;
+        if ((s->fd = s_connect(port)) < 0) {
+            fprintf(stderr, "bench_gateway: connect %zu: %s\n", i, strerror(-s->fd));
+            return -1;
+        }
+        /* The request goes once the connection is up. */
+        struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = i };
+        epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev);
+        if ((i + 1) % S_BATCH != 0 && i + 1 != r->nstreams)
+            continue;
+        for (size_t k = i + 1 - ((i % S_BATCH) + 1); k <= i; k++) {
+            struct pollfd pfd = { .fd = s_streams[k].fd, .events = POLLOUT };
+            if (poll(&pfd, 1, 10000) != 1
+                || write(s_streams[k].fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+                fprintf(stderr, "bench_gateway: stream %zu did not connect\n", k);
+                return -1;
+            }
+            int one = 1;
+            setsockopt(s_streams[k].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            struct epoll_event in = { .events = EPOLLIN | EPOLLET, .data.u64 = k };
+            epoll_ctl(ep, EPOLL_CTL_MOD, s_streams[k].fd, &in);
+        }
+        s_open_target = i + 1;
+        if (s_pump(r, ep, s_streams, 30000, s_all_open, NULL) < 0) {
+            fprintf(stderr, "bench_gateway: streams did not open\n");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- floor */
+
+/*
+ * The floor: what one frame to every stream costs on this machine with
+ * no gateway at all. A child process accepts as many loopback
+ * connections, answers each with a chunked event-stream head, and per
+ * update writes one chunk of the gateway's frame size to every
+ * connection in turn (one write each), at the same pace, recording the
+ * time before its first write. The same reader measures it, so
+ * "gateway p99 / floor p99" is what the gateway adds to the cost of
+ * writing N sockets, which no design on one core avoids.
+ */
+
+static int
+s_write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Update id's chunk of about frame bytes into buf (cap >= frame + 64). */
+static size_t
+s_floor_chunk(char *buf, size_t frame, uint64_t id)
+{
+    char body[4096];
+    int h = snprintf(body, sizeof(body), "id: %" PRIu64 "\nevent: update\ndata: ", id);
+    size_t want = frame > (size_t)h + 16 ? frame - 10 : (size_t)h + 6;
+    if (want > sizeof(body) - 2)
+        want = sizeof(body) - 2;
+    size_t len = (size_t)h;
+    while (len < want - 2)
+        body[len++] = 'x';
+    body[len++] = '\n';
+    body[len++] = '\n';
+    int c = sprintf(buf, "%zx\r\n", len);
+    memcpy(buf + c, body, len);
+    memcpy(buf + c + len, "\r\n", 2);
+    return (size_t)c + len + 2;
+}
+
+/* The floor's writer (runs in the child); exits when go_fd closes. */
+static int
+s_floor_writer(int lfd, int go_fd, size_t n, size_t nupdates, size_t frame,
+               _Atomic uint64_t *sent_ns)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n7\r\n: open\n\r\n";
+    int *fds = calloc(n, sizeof(*fds));
+    char *buf = malloc(frame + 4096 + 64);
+    if (fds == NULL || buf == NULL)
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0 && errno == EINTR) {
+            i--;
+            continue;
+        }
+        int one = 1;
+        if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0
+            || s_write_all(fd, head, sizeof(head) - 1) < 0)
+            return 1;
+        fds[i] = fd;
+    }
+    char go;
+    if (read(go_fd, &go, 1) != 1)
+        return 1;
+    uint64_t start = bench_now_ns();
+    for (size_t k = 0; k < nupdates; k++) {
+        uint64_t due = start + k * (1000000000ull / S_RATE), now = bench_now_ns();
+        if (due > now)
+            bench_sleep_ns(due - now);
+        size_t len = s_floor_chunk(buf, frame, k + 1);
+        atomic_store_explicit(&sent_ns[k], bench_now_ns(), memory_order_release);
+        for (size_t i = 0; i < n; i++)
+            if (s_write_all(fds[i], buf, len) < 0)
+                return 1;
+    }
+    while (read(go_fd, &go, 1) > 0)
+        ; /* the reader is done when it closes its end */
+    return 0;
+}
+
+/* Run the floor for f->nstreams streams and f->nupdates updates of about
+ * frame bytes; f->sse_ns gets the latencies, *cpu the writer's CPU
+ * seconds. Returns 0 or -1. */
+static int
+s_floor(s_run_t *f, size_t frame, double *cpu)
+{
+    int rc = -1, ep = -1, go[2] = { -1, -1 };
+    pid_t child = -1;
+    size_t shared_len = f->nupdates * sizeof(*f->sent_ns);
+    void *shared = mmap(NULL, shared_len, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    socklen_t sl = sizeof(sin);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (shared == MAP_FAILED || lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0
+        || listen(lfd, 4096) < 0 || getsockname(lfd, (struct sockaddr *)&sin, &sl) < 0
+        || pipe2(go, O_CLOEXEC) < 0)
+        goto out;
+    f->sent_ns = shared;
+    if ((child = fork()) < 0)
+        goto out;
+    if (child == 0) {
+        close(go[1]);
+        _exit(s_floor_writer(lfd, go[0], f->nstreams, f->nupdates, frame, f->sent_ns));
+    }
+    close(go[0]);
+    go[0] = -1;
+    s_streams = calloc(f->nstreams, sizeof(*s_streams));
+    if (s_streams == NULL || (ep = epoll_create1(EPOLL_CLOEXEC)) < 0
+        || s_open_streams(f, ep, ntohs(sin.sin_port)) < 0 || write(go[1], "g", 1) != 1)
+        goto out;
+    atomic_store(&f->sub_got, f->nupdates); /* no subscriber in this run */
+    rc = s_pump(f, ep, s_streams, (int)(f->nupdates * 1000 / S_RATE) + 30000, s_all_got, NULL);
+out:
+    if (go[1] >= 0)
+        close(go[1]); /* the writer exits */
+    if (go[0] >= 0)
+        close(go[0]);
+    struct rusage ru;
+    if (child > 0 && wait4(child, NULL, 0, &ru) == child)
+        *cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+               + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    s_streams_close(f->nstreams);
+    if (ep >= 0)
+        close(ep);
+    if (lfd >= 0)
+        close(lfd);
+    if (shared != MAP_FAILED)
+        munmap(shared, shared_len);
+    f->sent_ns = NULL;
+    return rc;
+}
+
+/* The latencies of every (stream, update) that got one, into lat.
+ * Returns how many. */
+static size_t
+s_samples(const s_run_t *r, uint64_t *lat)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nstreams * r->nupdates; i++)
+        if (r->sse_ns[i] > 0)
+            lat[n++] = r->sse_ns[i];
+    return n;
+}
+
+/* Measure and print the floor beside the gateway's SSE p99 (ms); lat
+ * has room for every (stream, update). */
+static void
+s_floor_report(const s_run_t *r, size_t frame, uint64_t *lat, double sse99, double gw_us)
+{
+    s_run_t f = { .nstreams = r->nstreams, .nupdates = r->nupdates };
+    double cpu = 0;
+    f.sse_ns = calloc(f.nstreams * f.nupdates, sizeof(*f.sse_ns));
+    if (f.sse_ns == NULL || s_floor(&f, frame, &cpu) < 0) {
+        bench_note("floor: did not complete");
+        free(f.sse_ns);
+        return;
+    }
+    size_t n = s_samples(&f, lat);
+    free(f.sse_ns);
+    if (n == 0)
+        return;
+    double f50 = (double)bench_percentile(lat, n, 50) / 1e6;
+    double f99 = (double)bench_percentile(lat, n, 99) / 1e6;
+    bench_note("floor: one process writes each update's %zu-byte frame to all %zu "
+               "streams in turn, no gateway (%zu samples)", frame, f.nstreams, n);
+    bench_figure("floor p50", f50, "ms");
+    bench_ratio("publish -> SSE p99", sse99, "ms", "floor p99", f99, 0, true);
+    bench_ratio("gateway CPU per stream-update", gw_us, "us", "the floor's",
+                cpu * 1e6 / (double)(f.nstreams * f.nupdates), 0, true);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -380,42 +623,13 @@ main(int argc, char **argv)
     /* Open the streams, a batch at a time. */
     if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         goto out;
-    static const char req[] = "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                              "Accept: text/event-stream\r\n\r\n";
     uint64_t t_open = bench_now_ns();
-    for (size_t i = 0; i < r.nstreams; i++) {
-        s_stream_t *s = &s_streams[i];
-        s->last_k = -1;
-        if ((s->fd = s_connect(port)) < 0) {
-            fprintf(stderr, "bench_gateway: connect %zu: %s\n", i, strerror(-s->fd));
-            goto out;
-        }
-        /* The request goes once the connection is up. */
-        struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = i };
-        epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev);
-        if ((i + 1) % S_BATCH == 0 || i + 1 == r.nstreams) {
-            size_t from = i + 1 - ((i % S_BATCH) + 1);
-            for (size_t k = from; k <= i; k++) {
-                struct pollfd pfd = { .fd = s_streams[k].fd, .events = POLLOUT };
-                if (poll(&pfd, 1, 10000) != 1
-                    || write(s_streams[k].fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
-                    fprintf(stderr, "bench_gateway: stream %zu did not connect\n", k);
-                    goto out;
-                }
-                int one = 1;
-                setsockopt(s_streams[k].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                struct epoll_event in = { .events = EPOLLIN | EPOLLET, .data.u64 = k };
-                epoll_ctl(ep, EPOLL_CTL_MOD, s_streams[k].fd, &in);
-            }
-            s_open_target = i + 1;
-            if (s_pump(&r, ep, s_streams, 30000, s_all_open, NULL) < 0) {
-                fprintf(stderr, "bench_gateway: streams did not open\n");
-                goto out;
-            }
-        }
-    }
+    if (s_open_streams(&r, ep, port) < 0)
+        goto out;
     double open_s = bench_secs(t_open, bench_now_ns());
     bench_sleep_ns(500000000ull);
+    uint64_t bytes_open = s_streams[0].bytes;
+    double cpu_open = bench_proc_cpu(gw);
     if (bench_proc_mem(gw, &hwm1, &rss1) < 0)
         goto out;
 
@@ -444,12 +658,11 @@ main(int argc, char **argv)
         if (s_streams[i].broken)
             broken++;
     }
+    size_t frame = (size_t)(s_streams[0].bytes - bytes_open) / r.nupdates;
     uint64_t *lat = calloc(r.nstreams * r.nupdates, sizeof(*lat));
     if (lat == NULL)
         goto out;
-    for (size_t i = 0; i < r.nstreams * r.nupdates; i++)
-        if (r.sse_ns[i] > 0)
-            lat[samples++] = r.sse_ns[i];
+    samples = s_samples(&r, lat);
     size_t sub_samples = 0;
     for (size_t k = 0; k < r.nupdates; k++)
         if (r.sub_ns[k] > 0)
@@ -481,6 +694,14 @@ main(int argc, char **argv)
         bench_ratio("publish -> SSE p50", s50, "ms", "parley_sub_t p50", z50, 0, true);
         bench_ratio("publish -> SSE p99", s99, "ms", "parley_sub_t p99", z99, 1.5, true);
         bench_figure("publish -> SSE max", smax, "ms");
+        /* The floor, with the gateway's streams closed and the gateway
+         * stopped: the same streams and frames, no gateway. */
+        s_streams_close(r.nstreams);
+        if (bench_stop(gw) != 0)
+            bench_log_tail(log, "parley-gateway");
+        gw = 0;
+        s_floor_report(&r, frame, lat, s99,
+                       (cpu - cpu_open) * 1e6 / (double)(r.nstreams * r.nupdates));
     }
     rc = complete == r.nstreams && r.pub_err == 0 ? 0 : 1;
     free(lat);
@@ -490,9 +711,7 @@ out:
         pthread_join(pub_t, NULL);
     if (sub_t != 0)
         pthread_join(sub_t, NULL);
-    for (size_t i = 0; s_streams != NULL && i < r.nstreams; i++)
-        if (s_streams[i].fd > 0)
-            close(s_streams[i].fd);
+    s_streams_close(r.nstreams);
     if (ep >= 0)
         close(ep);
     if (gw > 0 && bench_stop(gw) != 0)
@@ -502,7 +721,6 @@ out:
     bench_envs_free(&feed);
     bench_keys_free(&key, 1);
     bench_tmpdir_remove(base);
-    free(s_streams);
     free(r.sse_ns);
     free(r.sub_ns);
     free(r.sent_ns);

@@ -213,7 +213,7 @@ s_still_at(const pd_store_t *self, int fd, const char *name)
 int
 pd_store__check_paths(pd_store_t *self)
 {
-    struct stat held, now;
+    struct stat held = { 0 }, now;
     int rc = pd_store__check_dir(self, &held);
     if (rc < 0)
         return rc;

@@ -480,7 +480,7 @@ s_inclusion(pd_translog_t *self, const parley__request_t *req, parley__reply_t *
     if (req->n_seqs == 0 || req->n_seqs > PARLEY__INCLUSION_MAX)
         return s_reject(a, PARLEY_EBADREQUEST, "an inclusion request names 1-%d seqs",
                         PARLEY__INCLUSION_MAX);
-    uint64_t size;
+    uint64_t size = 0;
     int rc = s_size(self, req->tree_size, "tree_size", &size, a);
     if (rc < 0)
         return rc;
@@ -508,7 +508,7 @@ s_consistency(pd_translog_t *self, const parley__request_t *req, parley__reply_t
               pd_translog_answer_t *a)
 {
     self->requests_consistency++;
-    uint64_t size;
+    uint64_t size = 0;
     int rc = s_size(self, req->new_size, "new_size", &size, a);
     if (rc < 0)
         return rc;
