@@ -727,6 +727,28 @@ s_backbone_opts(const pd_config_t *cfg, pd_backbone_opts_t *o, char *name,
     o->name = name;
 }
 
+/*
+ * A node with an empty state directory starts its log where the stream
+ * starts now. With the transparency log (tree: a scan observer is set)
+ * that must be seq 1: the tree has one leaf per seq from 1, and the
+ * hashes of records retention removed are nowhere but in another node's
+ * tree.hashes. Returns 0 or -EEXIST (logged, with what to do).
+ */
+static int
+s_check_tree_start(pd_cluster_t *self, bool tree, uint64_t stream_first)
+{
+    if (!tree || pd_embedded_next_seq(self->local) != 1 || stream_first <= 1)
+        return 0;
+    pd_log(PD_LOG_ERROR,
+           "cluster: stream %s starts at seq %" PRIu64 " (retention removed "
+           "the records before it) and this node's log is empty: its "
+           "transparency log cannot start there. Start the node from a "
+           "copy of another node's state directory (with tree.hashes), or "
+           "with transparency off (docs/transparency.md section 16)",
+           self->stream, stream_first);
+    return -EEXIST;
+}
+
 pd_storage_t *
 pd_cluster_open(const pd_config_t *cfg, pd_stats_t *stats,
                 const pd_storage_scan_t *scan, int *err)
@@ -768,7 +790,9 @@ pd_cluster_open(const pd_config_t *cfg, pd_stats_t *stats,
     }
     pd_backbone_status_t st;
     pd_backbone_status(self->bb, &st);
-    if ((*err = s_check_identity(self, cfg->state_dir, st.created)) < 0)
+    if ((*err = s_check_identity(self, cfg->state_dir, st.created)) < 0
+        || (*err = s_check_tree_start(self, scan != NULL, st.stream_first))
+               < 0)
         goto fail;
     pd_cluster_log_id(self->stream, st.created, self->log_id);
     /* As the backbone last told (nothing yet): its events bring changes. */

@@ -33,7 +33,10 @@
  *     each is the absent-record leaf of its seq, so both nodes' trees
  *     have the root computed here from those leaves and the good update;
  *   - a state directory holding a log that is not a replica of the
- *     stream is refused at start, with a message saying so.
+ *     stream is refused at start, with a message saying so;
+ *   - a node with an empty state directory is refused at start when
+ *     retention removed the stream's first records: its transparency log
+ *     cannot start there.
  *
  * For a developer: CLUSTER_TEST=test_chaos runs one test, CLUSTER_KEEP=1
  * keeps the directory (parleyd logs), CLUSTER_DEBUG=1 runs parleyd with
@@ -166,19 +169,36 @@ s_group_down(void **state)
     return 0;
 }
 
-/* Start the parleyd nodes of a test on stream `stream`, in DIR/name. */
+/* The config lines of a node on stream `stream` (with more, may be ""). */
 static void
-s_nodes_up(ph_nodes_t *nodes, const char *name, const char *stream, int n)
+s_node_conf(char *conf, size_t cap, const char *stream, const char *more)
+{
+    snprintf(conf, cap,
+             S_CONFIG "backbone_stream %s\nlog_key %s\nlog_origin %s\n%s%s",
+             stream, s_log.path, S_ORIGIN,
+             getenv("CLUSTER_DEBUG") != NULL ? "log_level debug\n" : "",
+             more);
+}
+
+/* Start the parleyd nodes of a test on stream `stream`, in DIR/name,
+ * with more config lines (may be ""). */
+static void
+s_nodes_up_conf(ph_nodes_t *nodes, const char *name, const char *stream,
+                int n, const char *more)
 {
     char dir[PH_PATH_MAX], conf[512 + PH_PATH_MAX];
     assert_int_equal(ph_path(dir, sizeof(dir), s_dir, name), 0);
     assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(conf, sizeof(conf),
-             S_CONFIG "backbone_stream %s\nlog_key %s\nlog_origin %s\n%s",
-             stream, s_log.path, S_ORIGIN,
-             getenv("CLUSTER_DEBUG") != NULL ? "log_level debug\n" : "");
+    s_node_conf(conf, sizeof(conf), stream, more);
     assert_int_equal(ph_nats_wait_ready(&s_nats, 20000), 0);
     assert_int_equal(ph_nodes_start(nodes, &s_nats, n, dir, s_ring, conf), 0);
+}
+
+/* Start the parleyd nodes of a test on stream `stream`, in DIR/name. */
+static void
+s_nodes_up(ph_nodes_t *nodes, const char *name, const char *stream, int n)
+{
+    s_nodes_up_conf(nodes, name, stream, n, "");
 }
 
 /* A stat of a node (0 if it does not answer). */
@@ -993,6 +1013,56 @@ test_foreign_state(void **state)
     ph_daemon_teardown(&d, true);
 }
 
+/* ------------------------------------------- a new node after retention */
+
+/*
+ * A node with an empty state directory joins a stream whose first
+ * records retention removed: its transparency log cannot start there
+ * (the tree has a leaf per seq from 1), so it refuses to start and says
+ * what to do.
+ */
+static void
+test_tree_start(void **state)
+{
+    (void)state;
+    ph_nodes_t nodes;
+    s_nodes_up_conf(&nodes, "retain", "RETAIN", 1, "retention_bytes 8192\n");
+    parley_pub_options_t po = PARLEY_PUB_OPTIONS_INIT;
+    po.server = nodes.d[0].api;
+    parley_pub_t *pub = parley_pub_new(s_keys[0].key, &po);
+    assert_non_null(pub);
+    uint64_t sseq = s_now_us(), seq = 0;
+    for (int i = 0; i < 60; i++) {
+        parley_update_t u;
+        s_update(&u, "egypt", ++sseq, "an update that retention removes");
+        assert_int_equal(parley_pub_publish(pub, &u, &seq), 0);
+    }
+    parley_pub_destroy(&pub);
+
+    /* 60 updates of about 400 bytes in a stream of 8 KiB: its first seq
+     * is far above 1 now. A new node: refused. */
+    char dir[PH_PATH_MAX], state_dir[PH_PATH_MAX], conf[512 + PH_PATH_MAX];
+    char conf_path[PH_PATH_MAX], api[64], feed[64];
+    assert_int_equal(ph_path(dir, sizeof(dir), s_dir, "retain-new"), 0);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(ph_path(state_dir, sizeof(state_dir), dir, "state"), 0);
+    assert_int_equal(ph_path(conf_path, sizeof(conf_path), dir, "conf"), 0);
+    s_node_conf(conf, sizeof(conf), "RETAIN", "retention_bytes 8192\n");
+    assert_int_equal(ph_file_write(conf_path, conf, strlen(conf), 0644), 0);
+    snprintf(api, sizeof(api), "tcp://127.0.0.1:%d", ph_free_port());
+    snprintf(feed, sizeof(feed), "tcp://127.0.0.1:%d", ph_free_port());
+    const char *argv[] = { PARLEYD_BIN, "-c", conf_path, "--state-dir",
+                           state_dir, "--keyring", s_ring, "--api", api,
+                           "--feed", feed, "--backbone", s_nats.urls, NULL };
+    ph_proc_t p = PH_PROC_INIT;
+    assert_int_equal(ph_run(&p, argv, NULL, NULL, NULL, 30000), 0);
+    assert_int_equal(p.status, 1);
+    if (strstr(p.err, "its transparency log cannot start there") == NULL)
+        fail_msg("parleyd said: %s", p.err);
+    ph_proc_free(&p);
+    ph_nodes_stop(&nodes, true);
+}
+
 int
 main(void)
 {
@@ -1001,6 +1071,7 @@ main(void)
         cmocka_set_test_filter(getenv("CLUSTER_TEST"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_void),
+        cmocka_unit_test(test_tree_start),
         cmocka_unit_test(test_foreign_state),
         cmocka_unit_test(test_race),
         cmocka_unit_test(test_quorum),
