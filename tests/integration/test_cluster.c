@@ -9,10 +9,12 @@
  *     and restarted, another is SIGSTOPped for 5 s, and one parleyd is
  *     killed with -9 and restarted. Then: every acked update reached
  *     every subscriber exactly once, in seq order, without a gap, with
- *     the acked bytes; the three local logs are byte-identical; a resend
- *     of every acked update is answered duplicate with its original seq;
- *     the three transparency logs sign checkpoints of the same size with
- *     the same root; the publishes that ended in an error are counted and
+ *     the acked bytes, and each subscriber verified the transparency log
+ *     (checkpoints, consistency, inclusion) up to the last seq across its
+ *     fail-overs; the three local logs are byte-identical; a resend of
+ *     every acked update is answered duplicate with its original seq; the
+ *     three transparency logs sign checkpoints of the same size with the
+ *     same root; the publishes that ended in an error are counted and
  *     printed;
  *   - race (acceptance 2): two nodes are sent, at the same moment,
  *     updates of one signer with the same signer_seq and different
@@ -370,7 +372,9 @@ typedef struct {
     size_t *lens;
     size_t n, cap;
     size_t gaps, rejected, disconnects, errors;
+    size_t inconsistent, stale;  /* LOG_INCONSISTENT, LOG_STALE events */
     atomic_uint_fast64_t last; /* last seq handed out */
+    atomic_uint_fast64_t verified; /* the last LOG_VERIFIED's tree size */
     int err;                   /* one it could not go on after */
 } s_subber_t;
 
@@ -383,6 +387,9 @@ s_sub_main(void *arg)
     o.start = PARLEY_START_SEQ;
     o.since_seq = 1;
     o.timeout_ms = 3000;
+    /* It verifies the log as it goes, whichever node it reads from. */
+    o.log_origin = S_ORIGIN;
+    o.log_pubkey = s_log.pk;
     parley_sub_t *sub = parley_sub_new(&o);
     if (sub == NULL) {
         s->err = -errno;
@@ -431,6 +438,19 @@ s_sub_main(void *arg)
             break;
         case PARLEY_EVENT_REJECTED:
             s->rejected++;
+            break;
+        case PARLEY_EVENT_LOG_VERIFIED:
+            atomic_store(&s->verified,
+                         parley_checkpoint_size(parley_event_checkpoint(ev)));
+            break;
+        case PARLEY_EVENT_LOG_INCONSISTENT:
+            s->inconsistent++;
+            fprintf(stderr, "[test] subscriber %d: the log is inconsistent "
+                            "at %" PRIu64 "\n",
+                    s->idx + 1, parley_event_seq(ev));
+            break;
+        case PARLEY_EVENT_LOG_STALE:
+            s->stale++;
             break;
         case PARLEY_EVENT_DISCONNECTED:
             s->disconnects++;
@@ -528,6 +548,11 @@ s_check_subscribers(s_subber_t *subs, s_pubber_t *pubs, uint64_t head)
                          i + 1, k, s->seqs[k], k + 1);
         assert_int_equal(s->gaps, 0);
         assert_int_equal(s->rejected, 0);
+        assert_int_equal(s->inconsistent, 0);
+        if (atomic_load(&s->verified) != head)
+            fail_msg("subscriber %d: the log verified up to %" PRIu64
+                     " of %" PRIu64,
+                     i + 1, (uint64_t)atomic_load(&s->verified), head);
         for (int p = 0; p < S_PUBS; p++)
             for (size_t k = 0; k < pubs[p].n_acked; k++) {
                 const s_acked_t *a = &pubs[p].acked[k];
@@ -600,15 +625,18 @@ test_chaos(void **state)
         assert_int_equal(s_stat(&nodes.d[i], "seq"), head);
     int64_t deadline = parley__mono_ms() + S_WAIT_MS;
     for (int i = 0; i < S_NODES; i++)
-        while (atomic_load(&subs[i].last) < head
+        while ((atomic_load(&subs[i].last) < head
+                || atomic_load(&subs[i].verified) < head)
                && parley__mono_ms() < deadline)
             s_sleep_ms(20);
     atomic_store(&s_stop_subs, true);
     for (int i = 0; i < S_NODES; i++) {
         pthread_join(subs[i].thr, NULL);
         fprintf(stderr, "[test] subscriber %d: %zu deliveries, %zu "
-                        "fail-overs\n",
-                subs[i].idx + 1, subs[i].n, subs[i].disconnects);
+                        "fail-overs; the log verified up to %" PRIu64
+                        " (%zu stale)\n",
+                subs[i].idx + 1, subs[i].n, subs[i].disconnects,
+                (uint64_t)atomic_load(&subs[i].verified), subs[i].stale);
     }
     s_check_subscribers(subs, pubs, head);
     assert_int_equal(ph_nodes_logs_equal(&nodes), 0);
