@@ -804,6 +804,27 @@ s_dead_ms(const parley_sub_t *self)
 }
 
 /*
+ * Has a deadline of the connection passed? No answer while connecting,
+ * no heartbeat while live (only a drained feed proves that none came),
+ * or behind for as long with another endpoint of the list to go to
+ * (it may be current). Then *why is the code for s_lost().
+ */
+static bool
+s_deadline_passed(const parley_sub_t *sub, int *why)
+{
+    int64_t now = parley__mono_ms();
+    *why = PARLEY_ETIMEOUT;
+    if (sub->conn != S_CONN_LIVE)
+        return sub->conn_deadline >= 0 && now >= sub->conn_deadline;
+    if (!sub->feed_more && !parley__merge_full(&sub->merge)
+        && now - sub->last_hb > s_dead_ms(sub))
+        return true;
+    *why = PARLEY_EUNAVAILABLE;
+    return sub->eps.n > 1 && sub->behind_since > 0
+           && now - sub->behind_since > s_dead_ms(sub);
+}
+
+/*
  * Do what can be done without waiting: notice a lost connection, send a
  * due request, take the answers and feed messages that have arrived, and
  * move on from an endpoint that did not answer in time.
@@ -835,20 +856,30 @@ s_pump(parley_sub_t *sub)
         return rc;
     parley__logcheck_tick(sub->lc, parley_now_ms());
     s_log_request(sub);
-    int64_t now = parley__mono_ms();
-    if (sub->conn != S_CONN_LIVE && sub->conn_deadline >= 0
-        && now >= sub->conn_deadline)
-        return s_lost(sub, PARLEY_ETIMEOUT);
-    /* Only a drained feed proves that no heartbeat came. */
-    if (sub->conn == S_CONN_LIVE && !sub->feed_more
-        && !parley__merge_full(&sub->merge)
-        && now - sub->last_hb > s_dead_ms(sub))
-        return s_lost(sub, PARLEY_ETIMEOUT);
-    /* Behind for as long: another endpoint of the list may be current. */
-    if (sub->conn == S_CONN_LIVE && sub->eps.n > 1 && sub->behind_since > 0
-        && now - sub->behind_since > s_dead_ms(sub))
-        return s_lost(sub, PARLEY_EUNAVAILABLE);
+    int why;
+    if (s_deadline_passed(sub, &why))
+        return s_lost(sub, why);
     return s_maybe_request(sub);
+}
+
+/* The sooner of two mono ms deadlines; -1 is none. */
+static int64_t
+s_sooner(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    return b >= 0 && b < a ? b : a;
+}
+
+/* When a live connection counts as lost: no heartbeat, or behind for as
+ * long with another endpoint to go to (see s_deadline_passed()). */
+static int64_t
+s_live_deadline(const parley_sub_t *sub)
+{
+    int64_t dead = sub->last_hb + s_dead_ms(sub) + 1;
+    if (sub->eps.n > 1 && sub->behind_since > 0)
+        dead = s_sooner(dead, sub->behind_since + s_dead_ms(sub) + 1);
+    return dead;
 }
 
 /*
@@ -868,20 +899,13 @@ s_wait_ms(const parley_sub_t *sub, int64_t now)
         until = sub->req_deadline;
     else if (sub->retry_at > now)
         until = sub->retry_at;
-    if (sub->conn == S_CONN_LIVE) {
-        int64_t dead = sub->last_hb + s_dead_ms(sub) + 1;
-        if (sub->eps.n > 1 && sub->behind_since > 0
-            && sub->behind_since + s_dead_ms(sub) + 1 < dead)
-            dead = sub->behind_since + s_dead_ms(sub) + 1;
-        if (until < 0 || dead < until)
-            until = dead;
-    }
-    if (sub->lreq_out && sub->lreq_deadline >= 0
-        && (until < 0 || sub->lreq_deadline < until))
-        until = sub->lreq_deadline;
+    if (sub->conn == S_CONN_LIVE)
+        until = s_sooner(until, s_live_deadline(sub));
+    if (sub->lreq_out)
+        until = s_sooner(until, sub->lreq_deadline);
     int64_t lw = parley__logcheck_wait(sub->lc, parley_now_ms());
-    if (lw >= 0 && (until < 0 || now + lw < until))
-        until = now + lw;
+    if (lw >= 0)
+        until = s_sooner(until, now + lw);
     if (until < 0)
         return -1;
     return until > now ? until - now : 0;
