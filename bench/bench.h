@@ -96,6 +96,23 @@ int bench_wait_port(int port, int timeout_ms, pid_t pid);
 /* Peak and current resident set size of pid in bytes (VmHWM, VmRSS). */
 int bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss);
 
+/* Threads bench_raw_verify() runs at most. */
+#define BENCH_VERIFY_THREADS_MAX 4
+
+/*
+ * crypto_sign_verify_detached() of (sig, msg, pk) as often as `threads`
+ * threads do in dur_ns: the reference every ratio against "raw verify"
+ * uses. Returns verifies per second (all threads); *us_per_verify (may be
+ * NULL) gets the threads' CPU time per verify in microseconds.
+ */
+double bench_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
+                        const uint8_t *pk, size_t threads, uint64_t dur_ns,
+                        double *us_per_verify);
+
+/* Reset the process's VmHWM to its VmRSS (Linux clear_refs "5"), so that
+ * the next VmHWM is the peak of what follows. 0 or -errno. */
+int bench_proc_hwm_reset(pid_t pid);
+
 /* User + system CPU seconds pid has used so far (from /proc/PID/stat). */
 double bench_proc_cpu(pid_t pid);
 
@@ -148,7 +165,15 @@ typedef struct bench_daemon {
 int bench_daemon_start(bench_daemon_t *d, const char *parleyd,
                        const char *dir, bool fsync, int wait_ms);
 
-/* The same with more config lines (extra, may be NULL) appended. */
+/*
+ * Pick two distinct free loopback ports for d's api and feed and write
+ * their endpoints into d (api, feed, api_port, feed_port). Returns 0 or
+ * -EADDRINUSE.
+ */
+int bench_daemon_ports(bench_daemon_t *d);
+
+/* The same with more config lines (extra, may be NULL) appended; a
+ * max_connections line there replaces the 2048 above. */
 int bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd,
                             const char *dir, bool fsync, const char *extra,
                             int wait_ms);
@@ -226,6 +251,8 @@ typedef struct bench_pubber {
     const parley_key_t *key;
     const bench_envs_t *envs;
     size_t window;
+    int timeout_ms;           /* per request (parley_pub_options_t); 0:
+                                 the library's default */
     atomic_int *stop;
     /* results */
     atomic_uint_fast64_t acked;
@@ -287,8 +314,42 @@ double bench_measure_rate(bench_counter_t *c, size_t n, uint64_t warm_ns,
 uint64_t bench_delivery_seq(const uint8_t *buf, size_t len);
 
 /*
+ * Raw ZMQ SUB sockets in child processes, for more subscribers than one
+ * process has descriptors for (each socket takes two: its TCP connection
+ * and its mailbox). n sockets, at most per_proc in each forked child;
+ * each child has its own context (one I/O thread) and one bench_zworker
+ * over its sockets. Every socket subscribes to topics (NULL-terminated)
+ * and connects to feed. The counters live in memory shared with the
+ * children, so the parent reads them as for in-process workers (and
+ * bench_flow_run() paces on them).
+ */
+typedef struct bench_fleet {
+    size_t n;                   /* sockets asked for */
+    size_t nproc;               /* children */
+    pid_t *pids;
+    bench_counter_t *c;         /* n counters (shared) */
+    atomic_int *stop;           /* shared: 1 = children stop and exit */
+    atomic_uint_fast64_t *opened; /* shared: sockets connected so far */
+    atomic_uint_fast64_t *failed; /* shared: sockets that could not be made */
+    size_t shm_len;
+} bench_fleet_t;
+
+/*
+ * Fork the children. Returns 0 once every child has made and connected
+ * its sockets (up to 60 s), or a negative error (the children are then
+ * stopped). parse_seq as for bench_zworker_t.
+ */
+int bench_fleet_start(bench_fleet_t *f, const char *feed,
+                      const char *const *topics, size_t n, size_t per_proc,
+                      bool parse_seq);
+
+/* Stop the children, reap them, unmap the counters. Accepts a zeroed f. */
+void bench_fleet_stop(bench_fleet_t *f);
+
+/*
  * A flow-controlled publisher for the raw and peer fan-out runs: first a
- * join phase (one message per ms until every subscriber has counted one),
+ * join phase (one message per ms, or per probe_ns, until every subscriber
+ * has counted one),
  * then as fast as `send` goes while no subscriber is more than `window`
  * messages behind (so no broker or socket queue ever overflows or grows
  * without bound, and nothing is dropped). `flush` (may be NULL) is called
@@ -301,6 +362,9 @@ typedef struct bench_flow {
     bench_counter_t *counters;
     size_t n;
     size_t window;
+    uint64_t probe_ns;          /* join phase: between probes (0 = 1 ms;
+                                   more for thousands of subscribers, or
+                                   the probes starve their connecting) */
     atomic_int *stop;
     atomic_int ready;           /* 1 after the join phase, -1 if it failed */
     uint64_t sent;

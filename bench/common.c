@@ -11,10 +11,12 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -286,6 +288,75 @@ bench_proc_mem(pid_t pid, uint64_t *hwm, uint64_t *rss)
     return *hwm > 0 ? 0 : -ENOENT;
 }
 
+typedef struct s_verify_job {
+    const uint8_t *msg, *sig, *pk;
+    size_t len;
+    uint64_t dur_ns;
+    uint64_t count;
+    double cpu_secs;      /* this thread's CPU time in the loop */
+} s_verify_job_t;
+
+static double
+s_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *
+s_verify_loop(void *arg)
+{
+    s_verify_job_t *j = arg;
+    uint64_t t0 = bench_now_ns(), n = 0;
+    double c0 = s_thread_cpu();
+    while (bench_now_ns() - t0 < j->dur_ns)
+        for (int i = 0; i < 50; i++)
+            n += crypto_sign_verify_detached(j->sig, j->msg, j->len, j->pk) == 0;
+    j->cpu_secs = s_thread_cpu() - c0;
+    j->count = n;
+    return NULL;
+}
+
+double
+bench_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
+                 const uint8_t *pk, size_t threads, uint64_t dur_ns,
+                 double *us_per_verify)
+{
+    pthread_t tid[BENCH_VERIFY_THREADS_MAX];
+    s_verify_job_t job[BENCH_VERIFY_THREADS_MAX];
+    if (threads > BENCH_VERIFY_THREADS_MAX)
+        threads = BENCH_VERIFY_THREADS_MAX;
+    uint64_t t0 = bench_now_ns(), n = 0;
+    for (size_t i = 0; i < threads; i++) {
+        job[i] = (s_verify_job_t){ .msg = msg, .sig = sig, .pk = pk,
+                                   .len = len, .dur_ns = dur_ns };
+        pthread_create(&tid[i], NULL, s_verify_loop, &job[i]);
+    }
+    double cpu = 0;
+    for (size_t i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        n += job[i].count;
+        cpu += job[i].cpu_secs;
+    }
+    if (us_per_verify != NULL)
+        *us_per_verify = n > 0 ? cpu / (double)n * 1e6 : 0;
+    return (double)n / bench_secs(t0, bench_now_ns());
+}
+
+int
+bench_proc_hwm_reset(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = write(fd, "5", 1) == 1 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 unsigned
 bench_cpus(void)
 {
@@ -421,6 +492,18 @@ s_daemon_spawn(bench_daemon_t *d, const char *parleyd, int wait_ms)
 }
 
 int
+bench_daemon_ports(bench_daemon_t *d)
+{
+    d->api_port = bench_free_port();
+    d->feed_port = bench_free_port();
+    if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+        return -EADDRINUSE;
+    snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
+    snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
+    return 0;
+}
+
+int
 bench_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir,
                    bool fsync, int wait_ms)
 {
@@ -439,19 +522,18 @@ bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd, const char *dir,
         return -errno;
     /* A port can be taken between choosing and binding: retry a few times. */
     for (int attempt = 0; attempt < 3; attempt++) {
-        d->api_port = bench_free_port();
-        d->feed_port = bench_free_port();
-        if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+        if (bench_daemon_ports(d) < 0)
             continue;
-        snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
-        snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
         char conf[4 * BENCH_PATH_MAX], conf_path[BENCH_PATH_MAX + 32];
         snprintf(conf, sizeof(conf),
                  "# written by the parley benchmarks\n"
                  "api %s\nfeed %s\nstate_dir %s\nkeyring %s/keyring\n"
                  "fsync %s\nlog_level warn\nmax_clock_skew 3600\n"
-                 "rate_limit 0\nmax_connections 2048\n%s",
+                 "rate_limit 0\n%s%s",
                  d->api, d->feed, d->state_dir, dir, fsync ? "on" : "off",
+                 extra != NULL && strstr(extra, "max_connections ") != NULL
+                     ? ""
+                     : "max_connections 2048\n",
                  extra != NULL ? extra : "");
         snprintf(conf_path, sizeof(conf_path), "%s/parleyd.conf", dir);
         int rc = bench_file_write(conf_path, conf);
@@ -679,7 +761,10 @@ void *
 bench_pubber_run(void *arg)
 {
     bench_pubber_t *p = arg;
-    parley_pub_t *pub = bench_pub_new(p->api, p->key);
+    parley_pub_options_t o = PARLEY_PUB_OPTIONS_INIT;
+    o.server = p->api;
+    o.timeout_ms = p->timeout_ms;
+    parley_pub_t *pub = parley_pub_new(p->key, &o);
     if (pub == NULL) {
         p->first_error = -errno;
         p->done_ns = bench_now_ns();
@@ -705,7 +790,9 @@ bench_pubber_run(void *arg)
         if (inflight == 0)
             break;
         uint64_t rid, seq;
-        int rc = parley_pub_recv(pub, 10000, &rid, &seq);
+        int rc = parley_pub_recv(pub, p->timeout_ms > 10000 ? p->timeout_ms
+                                                            : 10000,
+                                 &rid, &seq);
         if (rc == PARLEY_DUPLICATE)
             rc = 0;
         if (rc == -EAGAIN)
@@ -862,13 +949,137 @@ bench_zworker_run(void *arg)
     return NULL;
 }
 
+/* A fleet child: make its sockets, count until told to stop, exit. */
+static void
+s_fleet_child(bench_fleet_t *f, const char *feed, const char *const *topics,
+              size_t from, size_t to, bool parse_seq)
+{
+    void *ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, (int)(to - from) + 64);
+    zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
+    void **socks = calloc(to - from, sizeof(*socks));
+    size_t made = 0;
+    int zero = 0;
+    for (size_t i = from; socks != NULL && i < to; i++) {
+        void *s = zmq_socket(ctx, ZMQ_SUB);
+        if (s == NULL) {
+            atomic_fetch_add(f->failed, to - i);
+            break;
+        }
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+        for (size_t t = 0; topics[t] != NULL; t++)
+            zmq_setsockopt(s, ZMQ_SUBSCRIBE, topics[t], strlen(topics[t]));
+        if (zmq_connect(s, feed) != 0) {
+            zmq_close(s);
+            atomic_fetch_add(f->failed, to - i);
+            break;
+        }
+        socks[made++] = s;
+        atomic_fetch_add(f->opened, 1);
+    }
+    bench_zworker_t w = { .socks = socks, .counters = f->c + from, .n = made,
+                          .parse_seq = parse_seq, .stop = f->stop };
+    if (made > 0)
+        bench_zworker_run(&w);
+    while (!atomic_load(f->stop))
+        bench_sleep_ns(10000000);
+    for (size_t i = 0; i < made; i++)
+        zmq_close(socks[i]);
+    zmq_ctx_term(ctx);
+    _exit(0);
+}
+
+int
+bench_fleet_start(bench_fleet_t *f, const char *feed,
+                  const char *const *topics, size_t n, size_t per_proc,
+                  bool parse_seq)
+{
+    memset(f, 0, sizeof(*f));
+    f->n = n;
+    f->nproc = (n + per_proc - 1) / per_proc;
+    size_t cbytes = ((n * sizeof(bench_counter_t) + 63) / 64) * 64;
+    f->shm_len = cbytes + 64 * 3;
+    uint8_t *m = mmap(NULL, f->shm_len, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    f->c = (bench_counter_t *)m;
+    f->stop = (atomic_int *)(m + cbytes);
+    f->opened = (atomic_uint_fast64_t *)(m + cbytes + 64);
+    f->failed = (atomic_uint_fast64_t *)(m + cbytes + 128);
+    f->pids = calloc(f->nproc, sizeof(*f->pids));
+    if (f->pids == NULL)
+        return -ENOMEM;
+    pid_t parent = getpid();
+    for (size_t p = 0; p < f->nproc; p++) {
+        size_t from = n * p / f->nproc, to = n * (p + 1) / f->nproc;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            bench_fleet_stop(f);
+            return -errno;
+        }
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(127);
+            s_fleet_child(f, feed, topics, from, to, parse_seq);
+        }
+        f->pids[p] = pid;
+    }
+    uint64_t t0 = bench_now_ns();
+    while (atomic_load(f->opened) + atomic_load(f->failed) < n) {
+        if (bench_secs(t0, bench_now_ns()) > 60) {
+            fprintf(stderr, "fleet: %llu of %zu sockets made in 60 s\n",
+                    (unsigned long long)atomic_load(f->opened), n);
+            bench_fleet_stop(f);
+            return -ETIMEDOUT;
+        }
+        bench_sleep_ns(10000000);
+    }
+    if (atomic_load(f->failed) > 0) {
+        fprintf(stderr, "fleet: %llu of %zu sockets could not be made\n",
+                (unsigned long long)atomic_load(f->failed), n);
+        bench_fleet_stop(f);
+        return -EMFILE;
+    }
+    return 0;
+}
+
+void
+bench_fleet_stop(bench_fleet_t *f)
+{
+    if (f->stop != NULL)
+        atomic_store(f->stop, 1);
+    /* They close their sockets and exit; a child that does not within
+     * 10 s is stopped by signal. */
+    uint64_t t0 = bench_now_ns();
+    for (size_t p = 0; f->pids != NULL && p < f->nproc; p++) {
+        while (f->pids[p] > 0 && bench_secs(t0, bench_now_ns()) < 10) {
+            int status;
+            if (waitpid(f->pids[p], &status, WNOHANG) != 0)
+                f->pids[p] = 0;
+            else
+                bench_sleep_ns(5000000);
+        }
+        if (f->pids[p] > 0)
+            bench_stop(f->pids[p]);
+    }
+    free(f->pids);
+    if (f->c != NULL)
+        munmap(f->c, f->shm_len);
+    memset(f, 0, sizeof(*f));
+}
+
 void *
 bench_flow_run(void *arg)
 {
     bench_flow_t *f = arg;
     /* Join phase: subscriptions travel asynchronously, so probe until
-     * every subscriber has seen a message (or 20 s pass). */
-    uint64_t deadline = bench_now_ns() + 20000000000ull;
+     * every subscriber has seen a message (or 60 s pass: 10,000
+     * connections arriving at once overflow the listen backlog, and the
+     * kernel's SYN retries take their time). */
+    uint64_t deadline = bench_now_ns() + 60000000000ull;
     while (bench_counters_min(f->counters, f->n) == 0) {
         if (atomic_load(f->stop) || bench_now_ns() > deadline) {
             atomic_store(&f->ready, -1);
@@ -881,7 +1092,7 @@ bench_flow_run(void *arg)
         f->sent++;
         if (f->flush != NULL)
             f->flush(f->ctx);
-        bench_sleep_ns(1000000);
+        bench_sleep_ns(f->probe_ns > 0 ? f->probe_ns : 1000000);
     }
     /* Let the probes land, then count from here: messages sent before a
      * late subscriber joined never reach it, so track progress since. */

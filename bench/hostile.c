@@ -57,12 +57,8 @@ s_daemon_start(bench_daemon_t *d, const char *parleyd, const char *dir)
     snprintf(d->log_path, sizeof(d->log_path), "%s/parleyd.log", dir);
     if (mkdir(d->state_dir, 0700) != 0 && errno != EEXIST)
         return -errno;
-    d->api_port = bench_free_port();
-    d->feed_port = bench_free_port();
-    if (d->api_port < 0 || d->feed_port < 0 || d->api_port == d->feed_port)
+    if (bench_daemon_ports(d) < 0)
         return -EADDRINUSE;
-    snprintf(d->api, sizeof(d->api), "tcp://127.0.0.1:%d", d->api_port);
-    snprintf(d->feed, sizeof(d->feed), "tcp://127.0.0.1:%d", d->feed_port);
     char conf[4 * BENCH_PATH_MAX], conf_path[BENCH_PATH_MAX + 32];
     snprintf(conf, sizeof(conf),
              "# written by bench_hostile\n"

@@ -21,6 +21,7 @@
 #include "bench.h"
 #include "codec.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,10 +108,68 @@ s_lib_verify(const uint8_t *env, size_t len, uint64_t dur_ns)
     return (double)n / bench_secs(t0, bench_now_ns());
 }
 
+/* CPU seconds of parleyd's threads by role (from /proc/PID/task). */
+typedef struct s_threads {
+    double loop;          /* the main thread: the event loop, ingest turns */
+    double pool;          /* the verify pool's workers (other unnamed ones) */
+    double io;            /* libzmq's I/O threads (ZMQbg/IO/...) */
+    double other;         /* libzmq's reaper and anything else */
+} s_threads_t;
+
+/* Read the CPU time of each of pid's threads into t by role. */
+static void
+s_threads_cpu(pid_t pid, s_threads_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char file[384], buf[1024], comm[64] = "";
+        snprintf(file, sizeof(file), "%s/%s/comm", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        if (f != NULL) {
+            if (fgets(comm, sizeof(comm), f) == NULL)
+                comm[0] = '\0';
+            fclose(f);
+        }
+        snprintf(file, sizeof(file), "%s/%s/stat", path, e->d_name);
+        if ((f = fopen(file, "r")) == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (p == NULL
+            || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                             "%llu %llu",
+                      &ut, &st)
+                   != 2)
+            continue;
+        double secs = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        if (atoi(e->d_name) == (int)pid)
+            t->loop += secs;
+        else if (strncmp(comm, "ZMQbg/IO", 8) == 0)
+            t->io += secs;
+        else if (strncmp(comm, "ZMQbg", 5) == 0)
+            t->other += secs;
+        else
+            t->pool += secs;
+    }
+    closedir(dir);
+}
+
 typedef struct s_ingest {
     double rate;          /* acked/s */
     uint64_t acked, rejected;
     double daemon_cpu;    /* cores */
+    s_threads_t threads;  /* cores used by parleyd's threads, by role */
     double pub_cpu;       /* cores used by this process (the publishers) */
     double secs;
     char stats[1024];     /* the daemon's non-zero counters after the run */
@@ -133,6 +193,19 @@ s_ceiling(const s_ingest_t *r, double v1)
                r->pub_cpu, us_p, bench_cpus(), us_d, us_p,
                cores / (us_d + us_p) * 1e6,
                v1 > 0 ? cores / (us_d + us_p) * 1e6 / v1 : 0);
+}
+
+/* Say where parleyd's cores went in a run: which of its threads, and
+ * how much of the two cores stayed idle. */
+static void
+s_threads_note(const s_ingest_t *r)
+{
+    const s_threads_t *t = &r->threads;
+    bench_note("parleyd's threads, cores: loop %.2f, verify pool %.2f, "
+               "libzmq I/O %.2f, other %.2f; of %u cores %.2f not used by "
+               "parleyd",
+               t->loop, t->pool, t->io, t->other, bench_cpus(),
+               (double)bench_cpus() - (t->loop + t->pool + t->io + t->other));
 }
 
 static int
@@ -163,6 +236,8 @@ s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
     bench_pubber_t p[S_PUBLISHERS];
     pthread_t tid[S_PUBLISHERS];
     double cpu0 = bench_proc_cpu(d.pid), own0 = bench_proc_cpu(getpid());
+    s_threads_t th0, th1;
+    s_threads_cpu(d.pid, &th0);
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < S_PUBLISHERS; i++) {
         p[i] = (bench_pubber_t){ .api = d.api, .key = keys[i].key,
@@ -184,6 +259,11 @@ s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
     r->secs = bench_secs(t0, t1);
     r->rate = (double)r->acked / r->secs;
     r->daemon_cpu = (bench_proc_cpu(d.pid) - cpu0) / r->secs;
+    s_threads_cpu(d.pid, &th1);
+    r->threads = (s_threads_t){ (th1.loop - th0.loop) / r->secs,
+                                (th1.pool - th0.pool) / r->secs,
+                                (th1.io - th0.io) / r->secs,
+                                (th1.other - th0.other) / r->secs };
     r->pub_cpu = (bench_proc_cpu(getpid()) - own0) / r->secs;
     /* Show the daemon's own view of the run (group commit size etc.). */
     parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
@@ -209,12 +289,235 @@ s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
     return 0;
 }
 
+/* ------------------------------------------------------------ callgrind */
+
+/*
+ * --callgrind: the noise-free guard of target 3. parleyd (fsync on; the
+ * transparency log on, as in the durable run, then off) runs under
+ * valgrind's callgrind; after S_CG_WARM updates callgrind's counters are
+ * zeroed (callgrind_control -z), S_CG_COUNT more are published by the
+ * S_PUBLISHERS threads as in the timed runs, a ping makes sure the turn
+ * that acked the last of them has also published them, and the counters
+ * are dumped (callgrind_control -d). Instructions per update = every
+ * instruction the daemon's threads ran in user space in between /
+ * S_CG_COUNT; the reference is one raw verify: the instructions inside
+ * crypto_sign_verify_detached() per call, from the same dump (parleyd
+ * calls it once per update). The kernel's work (syscalls, fdatasync) is
+ * not counted. Deterministic to a fraction of a percent: no noise from
+ * the machine.
+ */
+#define S_CG_WARM 200
+#define S_CG_COUNT 2000
+#define S_CG_WINDOW S_WINDOW
+/* A request under valgrind may wait long: a resend would be verified
+ * twice and counted against parleyd. */
+#define S_CG_TIMEOUT_MS 600000
+
+/* Run argv to its end (output to log). Returns its exit status or -errno. */
+static int
+s_run_wait(const char *const argv[], const char *log)
+{
+    pid_t pid = bench_spawn(argv, log);
+    if (pid < 0)
+        return pid;
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return -errno;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Publish envs[i] from S_PUBLISHERS threads (window each) until every
+ * one is answered. Returns the acks. */
+static uint64_t
+s_publish_all(const char *api, bench_key_t *keys, const bench_envs_t *envs,
+              size_t window, int timeout_ms)
+{
+    atomic_int stop = 0;
+    bench_pubber_t p[S_PUBLISHERS];
+    pthread_t tid[S_PUBLISHERS];
+    uint64_t acked = 0;
+    for (size_t i = 0; i < S_PUBLISHERS; i++) {
+        p[i] = (bench_pubber_t){ .api = api, .key = keys[i].key,
+                                 .envs = &envs[i], .window = window,
+                                 .timeout_ms = timeout_ms, .stop = &stop };
+        pthread_create(&tid[i], NULL, bench_pubber_run, &p[i]);
+    }
+    for (size_t i = 0; i < S_PUBLISHERS; i++) {
+        pthread_join(tid[i], NULL);
+        acked += atomic_load(&p[i].acked);
+        if (p[i].first_error != 0)
+            fprintf(stderr, "publisher %zu: first error %s\n", i,
+                    parley_error_name(p[i].first_error));
+    }
+    return acked;
+}
+
+/*
+ * Read a callgrind dump (written with --compress-strings=no): the total
+ * instructions, and the inclusive instructions and calls of fn summed over
+ * its callers. 0 or -errno.
+ */
+static int
+s_cg_parse(const char *path, const char *fn, uint64_t *total,
+           uint64_t *fn_ir, uint64_t *fn_calls)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -errno;
+    char line[4096];
+    size_t fn_len = strlen(fn);
+    bool in_call = false, cost_next = false;
+    *total = *fn_ir = *fn_calls = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long long a, b;
+        if (cost_next) {
+            /* "<position> <inclusive Ir>" after a calls= line */
+            if (sscanf(line, "%llu %llu", &a, &b) == 2)
+                *fn_ir += b;
+            cost_next = false;
+            continue;
+        }
+        if (strncmp(line, "cfn=", 4) == 0) {
+            const char *name = line + 4;
+            if (name[0] == '(') /* "(id) name" if strings are compressed */
+                name = strchr(name, ' ') != NULL ? strchr(name, ' ') + 1 : name;
+            in_call = strncmp(name, fn, fn_len) == 0
+                      && (name[fn_len] == '\n' || name[fn_len] == '\0'
+                          || name[fn_len] == '\'' || name[fn_len] == ' ');
+        } else if (strncmp(line, "calls=", 6) == 0) {
+            if (in_call && sscanf(line + 6, "%llu", &a) == 1) {
+                *fn_calls += a;
+                cost_next = true;
+            }
+            in_call = false;
+        } else if (sscanf(line, "summary: %llu", &a) == 1
+                   || sscanf(line, "totals: %llu", &a) == 1) {
+            *total = a;
+        }
+    }
+    fclose(f);
+    return *total > 0 ? 0 : -ENODATA;
+}
+
+static int
+s_callgrind(const bench_opts_t *o, bench_key_t *keys, bool tree)
+{
+    char base[BENCH_PATH_MAX];
+    if (bench_tmpdir_make(base, sizeof(base), "ingest-cg") < 0)
+        return 1;
+    char dir[BENCH_PATH_MAX + 16], ring[BENCH_PATH_MAX + 32],
+        wrap[BENCH_PATH_MAX + 16], key_path[BENCH_PATH_MAX + 32],
+        extra[BENCH_PATH_MAX + 64], out[BENCH_PATH_MAX + 32],
+        dump[BENCH_PATH_MAX + 48], script[4 * BENCH_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/daemon", base);
+    snprintf(ring, sizeof(ring), "%s/keyring", dir);
+    snprintf(wrap, sizeof(wrap), "%s/parleyd-cg", base);
+    snprintf(key_path, sizeof(key_path), "%s/log.key", dir);
+    snprintf(extra, sizeof(extra), tree ? "log_key %s\n" : "transparency off\n",
+             key_path);
+    snprintf(out, sizeof(out), "%s/callgrind.out", base);
+    /* The daemon under callgrind, started by bench_daemon_start_conf()
+     * like any parleyd (exec keeps the pid). */
+    snprintf(script, sizeof(script),
+             "#!/bin/sh\nexec valgrind --tool=callgrind -q "
+             "--callgrind-out-file=%s --compress-strings=no "
+             "--compress-pos=no '%s' \"$@\"\n",
+             out, o->parleyd);
+    int rc = 0;
+    parley_key_t *lk = NULL;
+    if (mkdir(dir, 0700) < 0 || bench_file_write(wrap, script) < 0
+        || chmod(wrap, 0700) < 0
+        || bench_keyring_write(ring, keys, S_PUBLISHERS) < 0
+        || (lk = parley_key_generate()) == NULL
+        || parley_key_save(lk, key_path, "bench log key", 1) < 0)
+        rc = -EIO;
+    parley_key_destroy(&lk);
+    bench_envs_t warm[S_PUBLISHERS], envs[S_PUBLISHERS];
+    uint64_t seq0 = (uint64_t)parley_now_ms() * 1000ull;
+    for (size_t i = 0; i < S_PUBLISHERS && rc == 0; i++)
+        if (bench_envs_sign(&warm[i], keys[i].key, S_CG_WARM / S_PUBLISHERS,
+                            seq0, 2) < 0
+            || bench_envs_sign(&envs[i], keys[i].key,
+                               S_CG_COUNT / S_PUBLISHERS, seq0 + S_CG_WARM, 2)
+                   < 0)
+            rc = -ENOMEM;
+    bench_daemon_t d = { 0 };
+    if (rc == 0)
+        rc = bench_daemon_start_conf(&d, wrap, dir, true, extra, 120000);
+    if (rc < 0) {
+        bench_note("parleyd under valgrind: could not run (%s); is valgrind "
+                   "installed?", parley_error_name(rc));
+        bench_tmpdir_remove(base);
+        return 1;
+    }
+    char pid[24];
+    snprintf(pid, sizeof(pid), "%d", (int)d.pid);
+    const char *zero[] = { "callgrind_control", "-z", pid, NULL };
+    const char *dumpv[] = { "callgrind_control", "-d", pid, NULL };
+    uint64_t warm_acked =
+        s_publish_all(d.api, keys, warm, S_CG_WINDOW, S_CG_TIMEOUT_MS);
+    uint64_t acked = 0;
+    if ((rc = s_run_wait(zero, NULL)) == 0) {
+        acked =
+            s_publish_all(d.api, keys, envs, S_CG_WINDOW, S_CG_TIMEOUT_MS);
+        (void)bench_ping(d.api, 30000, NULL);
+        rc = s_run_wait(dumpv, NULL);
+    }
+    bench_daemon_stop(&d);
+    uint64_t total = 0, v_ir = 0, v_calls = 0;
+    snprintf(dump, sizeof(dump), "%s.1", out);
+    if (rc != 0)
+        bench_note("callgrind_control failed (exit %d)", rc);
+    else if (s_cg_parse(dump, "crypto_sign_verify_detached", &total, &v_ir,
+                        &v_calls) < 0)
+        bench_note("no callgrind dump in %s", dump);
+    if (total > 0 && v_calls != acked)
+        bench_note("%llu verifies for %llu updates: some were sent again "
+                   "(timeouts) and the figure is off",
+                   (unsigned long long)v_calls, (unsigned long long)acked);
+    if (total > 0 && v_calls > 0 && acked > 0) {
+        double per_update = (double)total / (double)acked;
+        double per_verify = (double)v_ir / (double)v_calls;
+        bench_note("%llu updates after %llu warm-up ones, %d publishers, "
+                   "window %d; %llu instructions in all parleyd threads, "
+                   "%llu verifies",
+                   (unsigned long long)acked, (unsigned long long)warm_acked,
+                   S_PUBLISHERS, S_CG_WINDOW, (unsigned long long)total,
+                   (unsigned long long)v_calls);
+        if (tree)
+            bench_ratio("parleyd instructions per durable update", per_update,
+                        "Ir", "one raw verify", per_verify, 1.05, true);
+        else
+            bench_ratio("  same, transparency off", per_update, "Ir",
+                        "one raw verify", per_verify, 0, true);
+    } else {
+        rc = rc != 0 ? rc : -ENODATA;
+    }
+    for (size_t i = 0; i < S_PUBLISHERS; i++) {
+        bench_envs_free(&warm[i]);
+        bench_envs_free(&envs[i]);
+    }
+    bench_tmpdir_remove(base);
+    return rc == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
+    /* --callgrind: only the instruction count (s_callgrind()). */
+    bool callgrind = false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--callgrind") == 0) {
+            callgrind = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+            argc--;
+            break;
+        }
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_ingest",
-                     "Durable acked updates/s vs raw Ed25519 verify/s.");
+                     "Durable acked updates/s vs raw Ed25519 verify/s; with "
+                     "--callgrind, parleyd's instructions per update vs one "
+                     "verify (valgrind).");
     if (sodium_init() < 0)
         return 1;
     uint64_t vdur = o.quick ? 300000000ull : 2000000000ull;
@@ -223,6 +526,14 @@ main(int argc, char **argv)
     bench_key_t keys[S_PUBLISHERS];
     if (bench_keys_make(keys, S_PUBLISHERS) < 0)
         return 1;
+    if (callgrind) {
+        bench_section("ingest: instructions per update (callgrind)");
+        int rc = s_callgrind(&o, keys, true);
+        if (s_callgrind(&o, keys, false) != 0)
+            rc = 1;
+        bench_keys_free(keys, S_PUBLISHERS);
+        return rc;
+    }
 
     /* The exact bytes parleyd verifies for a typical update. */
     bench_envs_t one;
@@ -253,7 +564,8 @@ main(int argc, char **argv)
     double v1s[3] = { 0 }, us_verify = 0;
     v1s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     us_verify = s_us_per_verify;
-    double v2 = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    double v2s[3] = { 0 };
+    v2s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
     double lv = s_lib_verify(bench_env(&one, 0), one.lens[0], vdur);
 
     /* Enough envelopes for run_secs at up to 2.2 x one core's verify rate
@@ -278,6 +590,7 @@ main(int argc, char **argv)
     v1s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
         us_verify = s_us_per_verify;
+    v2s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
     if (rc_on == 0 && s_run(&again, &o, base, "fsync-on-2", true, true, keys, envs) == 0
         && again.rate > on.rate)
         on = again;
@@ -289,10 +602,14 @@ main(int argc, char **argv)
     v1s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
     if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
         us_verify = s_us_per_verify;
-    double v1 = v1s[0];
-    for (int i = 1; i < 3; i++)
+    v2s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    double v1 = v1s[0], v2 = v2s[0];
+    for (int i = 1; i < 3; i++) {
         if (v1s[i] > v1)
             v1 = v1s[i];
+        if (v2s[i] > v2)
+            v2 = v2s[i];
+    }
     parley__arena_reset(&arena);
     bench_envs_free(&one);
     free(msg);
@@ -303,6 +620,8 @@ main(int argc, char **argv)
                v1s[0], v1s[1], v1s[2], us_verify);
     bench_figure("raw crypto_sign_verify_detached, 2 threads", v2,
                  "verifies/s");
+    bench_note("best of three samples, as above: %.0f, %.0f, %.0f", v2s[0],
+               v2s[1], v2s[2]);
     bench_ratio("parley_verify() (decode+verify+validate), 1 core", lv,
                 "/s", "raw verify 1 core", v1, 0, false);
 
@@ -314,13 +633,15 @@ main(int argc, char **argv)
                     "upd/s", "raw verify 1 core", v1, 0.85, false);
         bench_ratio("  same, stretch target (verify on both cores)",
                     on.rate, "upd/s", "raw verify 1 core", v1, 1.5, false);
-        bench_ratio("  same, against 2-thread raw verify", on.rate,
-                    "upd/s", "raw verify 2 threads", v2, 0, false);
+        bench_ratio("  same, against 2-thread raw verify (both cores)",
+                    on.rate, "upd/s", "raw verify 2 threads", v2, 0.90,
+                    false);
         bench_note("%llu acked, %llu rejected in %.2f s; parleyd used %.2f "
                    "cores",
                    (unsigned long long)on.acked,
                    (unsigned long long)on.rejected, on.secs, on.daemon_cpu);
         bench_note("parleyd stats: %s", on.stats);
+        s_threads_note(&on);
         if (on.rate > 0 && us_verify > 0)
             bench_ratio("  parleyd CPU per durable update",
                         on.daemon_cpu / on.rate * 1e6, "us",
@@ -350,6 +671,7 @@ main(int argc, char **argv)
                    (unsigned long long)off.rejected, off.secs,
                    off.daemon_cpu);
         bench_note("parleyd stats: %s", off.stats);
+        s_threads_note(&off);
         if (off.rate > 0 && us_verify > 0)
             bench_ratio("  parleyd CPU per update (fsync off)",
                         off.daemon_cpu / off.rate * 1e6, "us",

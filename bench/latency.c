@@ -27,11 +27,22 @@
  *               setting).
  *   NATS core   nats.c with SendAsap on the publisher (its low-latency
  *               setting).
+ *   relay       the architecture's floor (issue 17): a verify-and-forward
+ *               relay on raw libzmq in a process of its own (see
+ *               s_relay_main()), driven exactly as parleyd is (the same
+ *               pre-signed envelopes through parley_pub_send, the same raw
+ *               SUB on all/). Targets: parleyd fsync off p50 <= 1.05 x
+ *               and p99 <= 1.15 x the relay's; durable p99 <= the relay's
+ *               p99 + the bare fdatasync p99.
  *   raw libzmq  PUB -> SUB in this process, as a floor.
  *   fdatasync   a bare 400-byte append + fdatasync on the same file
  *               system, paced the same way: the cost durability adds.
  *               Sampled just before and just after the durable parley
  *               run; the target uses the lower p99 of the two.
+ *
+ * BENCH_LATENCY_SYSTEMS="relay off ..." measures only the systems named
+ * (raw mosquitto nats relay off off-lib on on-lib), for a profile or a
+ * quick comparison; unset, all of them.
  */
 #include "bench.h"
 #include "codec.h"
@@ -39,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,6 +403,156 @@ s_raw_zmq(s_samples_t *out)
     s_lat_free(&l);
 }
 
+/* --------------------------------------------------------------- relay */
+
+/*
+ * The reference for parleyd's latency: a minimal verify-and-forward relay
+ * on raw libzmq, in a process of its own (this program run with --relay,
+ * see main()), as parleyd is. One thread polls a ROUTER (the api side) and
+ * owns a PUB (the feed side); for each publish it decodes the request and
+ * the envelope, checks that the signer is the one key it knows and its
+ * signature (crypto_sign_verify_detached over the signing context and the
+ * body), publishes the envelope in a Delivery on one topic, all/, and then
+ * acks (so that the same driver, parley_pub_t, can drive it). No log, no
+ * pool, no per-topic fan-out: what the architecture cannot do without.
+ * A heartbeat on sys/heartbeat/ every 100 ms tells the driver the feed is
+ * up. Stops on SIGTERM.
+ */
+static volatile sig_atomic_t s_relay_stop;
+
+static void
+s_relay_on_term(int sig)
+{
+    (void)sig;
+    s_relay_stop = 1;
+}
+
+/* Handle one request [id][body] the relay read; 0 or -1 (not a publish
+ * it could check: dropped unanswered). */
+static int
+s_relay_one(void *router, void *pub, zmq_msg_t *id, zmq_msg_t *body,
+            const uint8_t pk[PARLEY_PUBLICKEY_BYTES], uint64_t *seq,
+            parley__arena_t *a, uint8_t *buf, size_t cap)
+{
+    parley__request_t req;
+    parley__envelope_t env;
+    size_t clen = sizeof(PARLEY_SIGN_CONTEXT), len;
+    parley__arena_reset(a);
+    if (parley__request_decode(zmq_msg_data(body), zmq_msg_size(body), &req, a)
+            != 0
+        || req.op != PARLEY__OP_PUBLISH
+        || parley__envelope_decode(req.update.data, req.update.len, &env, a)
+               != 0
+        || memcmp(env.signer, pk, PARLEY_PUBLICKEY_BYTES) != 0
+        || clen + env.body.len > cap)
+        return -1;
+    memcpy(buf, PARLEY_SIGN_CONTEXT, clen);
+    memcpy(buf + clen, env.body.data, env.body.len);
+    if (crypto_sign_verify_detached(env.signature, buf, clen + env.body.len,
+                                    pk)
+        != 0)
+        return -1;
+    (*seq)++;
+    if (parley__delivery_encode(*seq, parley_now_ms(), req.update.data,
+                                req.update.len, buf, cap, &len)
+        != 0)
+        return -1;
+    zmq_send(pub, "all/", 4, ZMQ_SNDMORE);
+    zmq_send(pub, buf, len, 0);
+    parley__reply_t r = { .request_id = req.request_id,
+                          .type = PARLEY__REPLY_ACK,
+                          .seq = *seq };
+    if (parley__reply_encode(&r, buf, cap, &len) != 0)
+        return -1;
+    zmq_send(router, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE);
+    zmq_send(router, buf, len, 0);
+    return 0;
+}
+
+/* The relay's process: bench_latency --relay API FEED PUBKEY. */
+static int
+s_relay_main(const char *api, const char *feed, const char *pk_text)
+{
+    uint8_t pk[PARLEY_PUBLICKEY_BYTES];
+    if (sodium_init() < 0 || parley_pubkey_parse(pk_text, pk) != 0)
+        return 2;
+    signal(SIGTERM, s_relay_on_term);
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER), *pub = zmq_socket(ctx, ZMQ_PUB);
+    int zero = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof(zero));
+    if (zmq_bind(pub, feed) != 0 || zmq_bind(router, api) != 0) {
+        fprintf(stderr, "relay: bind: %s\n", zmq_strerror(zmq_errno()));
+        return 1;
+    }
+    static uint8_t abuf[65536], buf[65536];
+    parley__arena_t a;
+    parley__arena_init(&a, abuf, sizeof(abuf));
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    zmq_msg_init(&body);
+    uint64_t seq = 0, last_hb = 0;
+    while (!s_relay_stop) {
+        uint64_t now = bench_now_ns();
+        if (now - last_hb >= 100000000ull) {
+            zmq_send(pub, "sys/heartbeat/", 14, ZMQ_SNDMORE);
+            zmq_send(pub, "", 0, 0);
+            last_hb = now;
+        }
+        zmq_pollitem_t it = { router, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        while (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) >= 0) {
+            bool two = zmq_msg_more(&id) && zmq_msg_recv(&body, router, 0) >= 0;
+            while (zmq_msg_more(two ? &body : &id)) /* extra frames */
+                zmq_msg_recv(&body, router, 0);
+            if (two)
+                (void)s_relay_one(router, pub, &id, &body, pk, &seq, &a, buf,
+                                  sizeof(buf));
+        }
+    }
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+    zmq_close(router);
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
+    return 0;
+}
+
+/*
+ * Start the relay (this program with --relay) on free loopback ports,
+ * filling d as bench_daemon_start() would; dir holds its log. 0 or a
+ * negative error.
+ */
+static int
+s_relay_start(bench_daemon_t *d, const char *dir, const bench_key_t *key)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "%s", dir);
+    snprintf(d->log_path, sizeof(d->log_path), "%s/relay.log", dir);
+    char self_path[BENCH_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+    if (n <= 0)
+        return -errno;
+    self_path[n] = '\0';
+    if (bench_daemon_ports(d) < 0)
+        return -EADDRINUSE;
+    const char *argv[] = { self_path, "--relay", d->api, d->feed, key->pub_b64,
+                           NULL };
+    if ((d->pid = bench_spawn(argv, d->log_path)) < 0) {
+        int rc = d->pid;
+        d->pid = 0;
+        return rc;
+    }
+    int rc = bench_wait_port(d->api_port, 5000, d->pid);
+    if (rc < 0) {
+        bench_log_tail(d->log_path, "relay");
+        bench_daemon_stop(d);
+    }
+    return rc;
+}
+
 /* -------------------------------------------------------------- parley */
 
 typedef struct s_libsub {
@@ -429,24 +591,29 @@ s_libsub_run(void *arg)
 }
 
 /*
- * Run parleyd (fsync on/off) with one subscriber: a raw ZMQ SUB on the
- * feed, or with lib a parley_sub_t (the raw SUB then only hears the
- * heartbeat that shows the feed is up), in a fresh state directory
- * named by tag and round. The latencies are added to *out.
+ * Run parleyd (fsync on/off), or with relay the relay above, with one
+ * subscriber: a raw ZMQ SUB on the feed, or with lib a parley_sub_t (the
+ * raw SUB then only hears the heartbeat that shows the feed is up), in a
+ * fresh state directory named by tag and round. Both are driven the same
+ * way: parley_pub_send() of pre-signed envelopes, paced, the acks drained
+ * between sends. The latencies are added to *out.
  */
 static int
 s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
-         bool fsync, bool lib, bench_key_t *key, const bench_envs_t *envs,
-         uint64_t seq0, s_samples_t *out)
+         bool fsync, bool lib, bool relay, bench_key_t *key,
+         const bench_envs_t *envs, uint64_t seq0, s_samples_t *out)
 {
     char dir[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
     snprintf(dir, sizeof(dir), "%s/%s.%d", base, tag, round);
     snprintf(ring, sizeof(ring), "%s/keyring", dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -errno;
-    int rc = bench_keyring_write(ring, key, 1);
+    int rc = relay ? 0 : bench_keyring_write(ring, key, 1);
     bench_daemon_t d;
-    if (rc < 0 || (rc = bench_daemon_start(&d, o->parleyd, dir, fsync, 10000)) < 0)
+    if (rc < 0
+        || (rc = relay ? s_relay_start(&d, dir, key)
+                       : bench_daemon_start(&d, o->parleyd, dir, fsync, 10000))
+               < 0)
         return rc;
     s_lat_t lr, ll;
     s_lat_init(&lr, s_count);
@@ -545,7 +712,8 @@ s_parley(const bench_opts_t *o, const char *base, const char *tag, int round,
     s_lat_free(&ll);
     rc = bench_daemon_stop(&d);
     if (rc != 0)
-        fprintf(stderr, "parleyd exited with status %d\n", rc);
+        fprintf(stderr, "%s exited with status %d\n",
+                relay ? "relay" : "parleyd", rc);
     return 0;
 }
 
@@ -701,6 +869,7 @@ enum {
     S_RAW,
     S_MOSQ,
     S_NATS,
+    S_RELAY,
     S_OFF_RAW,
     S_OFF_LIB,
     S_ON_RAW, /* with S_SYNC_BEFORE and S_SYNC_AFTER around it */
@@ -721,13 +890,42 @@ typedef struct s_run {
     s_samples_t samples[S_NSAMPLES];
 } s_run_t;
 
+/* Names of the steps, for BENCH_LATENCY_SYSTEMS. */
+static const char *const s_step_names[S_STEPS] = {
+    [S_RAW] = "raw",         [S_MOSQ] = "mosquitto",
+    [S_NATS] = "nats",       [S_RELAY] = "relay",
+    [S_OFF_RAW] = "off",     [S_OFF_LIB] = "off-lib",
+    [S_ON_RAW] = "on",       [S_ON_LIB] = "on-lib",
+};
+
+/* Whether BENCH_LATENCY_SYSTEMS (a list of step names; unset: all)
+ * names step. */
+static bool
+s_step_wanted(int step)
+{
+    const char *only = getenv("BENCH_LATENCY_SYSTEMS");
+    if (only == NULL || only[0] == '\0')
+        return true;
+    size_t len = strlen(s_step_names[step]);
+    for (const char *p = only; *p != '\0';) {
+        size_t n = strcspn(p, " ,");
+        if (n == len && strncmp(p, s_step_names[step], n) == 0)
+            return true;
+        p += n;
+        p += strspn(p, " ,");
+    }
+    return false;
+}
+
 /* Measure one step of round r. */
 static void
 s_step(s_run_t *run, int step, int r)
 {
+    if (!s_step_wanted(step))
+        return;
     s_samples_t *out = &run->samples[step];
     const char *tag = NULL;
-    bool fsync = false, lib = false;
+    bool fsync = false, lib = false, relay = false;
     switch (step) {
     case S_RAW:
         s_raw_zmq(out);
@@ -742,6 +940,10 @@ s_step(s_run_t *run, int step, int r)
         s_nats(run->base, out);
 #endif
         return;
+    case S_RELAY:
+        tag = "relay";
+        relay = true;
+        break;
     case S_OFF_RAW:
         tag = "fsync-off";
         break;
@@ -765,9 +967,10 @@ s_step(s_run_t *run, int step, int r)
      * lower p99 of the two (the conservative budget). */
     if (step == S_ON_RAW)
         s_fdatasync(run->base, run->nsync, &run->samples[S_SYNC_BEFORE]);
-    if (s_parley(run->o, run->base, tag, r, fsync, lib, run->key, run->envs,
-                 run->seq0, out) < 0)
-        bench_note("parleyd %s, round %d: could not run", tag, r + 1);
+    if (s_parley(run->o, run->base, tag, r, fsync, lib, relay, run->key,
+                 run->envs, run->seq0, out) < 0)
+        bench_note("%s %s, round %d: could not run",
+                   relay ? "relay" : "parleyd", tag, r + 1);
     if (step == S_ON_RAW)
         s_fdatasync(run->base, run->nsync, &run->samples[S_SYNC_AFTER]);
 }
@@ -775,10 +978,17 @@ s_step(s_run_t *run, int step, int r)
 int
 main(int argc, char **argv)
 {
+    /* The relay's own process (s_relay_start()). */
+    if (argc == 5 && strcmp(argv[1], "--relay") == 0)
+        return s_relay_main(argv[2], argv[3], argv[4]);
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_latency",
                      "Publish-to-delivery p50/p99/p99.9 at 1,000 msg/s: "
-                     "parleyd (fsync on/off), mosquitto, NATS, raw libzmq.");
+                     "parleyd (fsync on/off), a verify-and-forward relay "
+                     "on raw libzmq, mosquitto, NATS, raw libzmq.\n"
+                     "BENCH_LATENCY_SYSTEMS=\"relay off ...\" measures "
+                     "only those named (raw mosquitto nats relay off "
+                     "off-lib on on-lib).");
     if (sodium_init() < 0)
         return 1;
     int rounds = o.quick ? 1 : S_ROUNDS;
@@ -836,6 +1046,7 @@ main(int argc, char **argv)
 #ifdef BENCH_HAVE_NATS
         { S_NATS, "NATS core (SendAsap)" },
 #endif
+        { S_RELAY, "relay (raw libzmq, verify, forward)" },
         { S_OFF_RAW, "parley fsync off, raw SUB" },
         { S_OFF_LIB, "parley fsync off, parley_sub_t" },
         { S_SYNC_BEFORE, "bare append+fdatasync (before)" },
@@ -853,7 +1064,28 @@ main(int argc, char **argv)
     if (fs2->ok && (!fs1->ok || fs2->p99 < fs1->p99))
         fsync_r = fs2;
 
-    bench_section("latency: ratios (same run)");
+    /* Issue 17, target 1: the architecture's floor is the relay, driven
+     * and measured the same way; durability may add one fdatasync. */
+    const s_result_t *relay = &res[S_RELAY];
+    bench_section("latency: against the verify-and-forward relay (same run)");
+    if (relay->ok && off_raw->ok) {
+        bench_ratio("parley fsync off p50", (double)off_raw->p50 / 1e3, "us",
+                    "relay p50", (double)relay->p50 / 1e3, 1.05, true);
+        bench_ratio("parley fsync off p99", (double)off_raw->p99 / 1e3, "us",
+                    "relay p99", (double)relay->p99 / 1e3, 1.15, true);
+    }
+    if (relay->ok && on_raw->ok && fsync_r->ok) {
+        char ref[96];
+        double budget = (double)(relay->p99 + fsync_r->p99) / 1e3;
+        snprintf(ref, sizeof(ref),
+                 "(relay p99 + lower fdatasync p99 = %.1f us)", budget);
+        bench_ratio("parley durable p99", (double)on_raw->p99 / 1e3, "us", ref,
+                    budget, 1.0, true);
+    }
+    if (!relay->ok)
+        bench_note("relay: not measured; no ratio against it");
+
+    bench_section("latency: against the peers (same run)");
     uint64_t best = s_min_peer(mosq, nats);
     if (off_raw->ok) {
         bench_ratio("parley fsync off p99", (double)off_raw->p99 / 1e3, "us",

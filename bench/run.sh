@@ -7,6 +7,11 @@
 #                                      the 10-minute soak with faults
 #                                      (bench_soak; 60 s with QUICK=1),
 #                                      not part of the default list
+#   BENCH_ONLY=ingest_callgrind sh bench/run.sh BUILD_DIR
+#                                      parleyd's instructions per update
+#                                      against one verify, under valgrind
+#                                      (bench_ingest --callgrind; in the
+#                                      default list, ~10 s)
 #
 # Called by `make bench` after the bench target is built. When run as root
 # it installs the peer brokers and client libraries the comparisons need
@@ -22,7 +27,7 @@ set -u
 
 BUILD=${1:-build}
 QUICK=${QUICK:-0}
-ONLY=${BENCH_ONLY:-ingest fanout latency memory recovery hostile gateway tlog cluster_raw cluster}
+ONLY=${BENCH_ONLY:-ingest ingest_callgrind fanout subscriber latency memory recovery hostile gateway tlog cluster_raw cluster}
 JOBS=${JOBS:-2}
 
 if [ ! -d "$BUILD" ]; then
@@ -81,6 +86,20 @@ echo "peers: mosquitto $(dpkg-query -W -f='${Version}' mosquitto 2>/dev/null || 
 failed=""
 for name in $ONLY; do
     prog="$BUILD/bench/bench_$name"
+    mode=""
+    # A mode of another program: bench_<program>_<mode> runs
+    # bench_<program> --<mode>.
+    case "$name" in
+    ingest_callgrind)
+        prog="$BUILD/bench/bench_ingest"
+        mode="--callgrind"
+        if ! command -v valgrind >/dev/null 2>&1; then
+            echo
+            echo "== bench_$name: skipped (valgrind is not installed)"
+            continue
+        fi
+        ;;
+    esac
     if [ ! -x "$prog" ]; then
         echo
         echo "== bench_$name: not built (cmake --build $BUILD --target bench)"
@@ -92,7 +111,7 @@ for name in $ONLY; do
     # A hung peer client or daemon must not hang `make bench`; the
     # program's children (parleyd, brokers) die with it.
     # shellcheck disable=SC2086
-    timeout --kill-after=10 "$limit" "$prog" $flag --parleyd "$BUILD/parleyd"
+    timeout --kill-after=10 "$limit" "$prog" $flag $mode --parleyd "$BUILD/parleyd"
     rc=$?
     [ $rc -eq 124 ] && echo "   bench_$name: TIMED OUT after $limit s"
     echo "   (bench_$name: exit $rc, $(($(date +%s) - start)) s)"

@@ -195,10 +195,22 @@ s_ready(const parley__merge_t *m)
     return m->gap_to > m->confirmed;
 }
 
+/*
+ * Is the next replay page worth asking for already? Only during a replay,
+ * with read-ahead on, no range reported gone waiting, and fewer than
+ * m->ahead held items accounted for (up to confirmed) left to hand out.
+ */
+static bool
+s_read_ahead(const parley__merge_t *m)
+{
+    return m->replaying && m->ahead > 0 && m->gap_to <= m->confirmed
+           && s_lower_bound(m, m->confirmed + 1) < m->ahead;
+}
+
 int
 parley__merge_want_replay(parley__merge_t *m, uint64_t *from)
 {
-    if (m->hold || s_ready(m))
+    if (m->hold || (s_ready(m) && !s_read_ahead(m)))
         return 0;
     /* Not ready, so a held item lies beyond confirmed + 1; with nothing
      * held, a heartbeat beyond confirmed names seqs the feed did not show. */

@@ -46,6 +46,10 @@ typedef struct parley__merge {
     uint64_t hb_seq;             /* head seq of the latest heartbeat */
     bool hold;                   /* a snapshot is awaited: emit nothing */
     bool replaying;              /* a replay is under way: keep paging */
+    size_t ahead;                /* read-ahead: during a replay, the next
+                                    page is due once fewer than this many
+                                    accounted-for items are left to hand
+                                    out (0: only once none is) */
 } parley__merge_t;
 
 /* What parley__merge_next() hands out. */
@@ -106,9 +110,13 @@ void parley__merge_heartbeat(parley__merge_t *m, uint64_t seq);
 int parley__merge_full(const parley__merge_t *m);
 
 /*
- * Should a replay request go out now? Only when nothing can be handed
- * out: then if a replay is under way, or a held item or the latest
- * heartbeat shows seqs beyond confirmed that the feed did not account for.
+ * Should a replay request go out now? When nothing can be handed out:
+ * then if a replay is under way, or a held item or the latest heartbeat
+ * shows seqs beyond confirmed that the feed did not account for. With
+ * m->ahead set, also during a replay while fewer than m->ahead items up
+ * to confirmed are left to hand out, so that the next page arrives while
+ * these are handed out (the page speaks for confirmed + 1 onwards, as it
+ * would once they are out).
  *
  * Returns:   1 with *from set (always confirmed + 1), else 0.
  */

@@ -40,6 +40,7 @@
 #include "logcheck.h"
 #include "merge.h"
 #include "options.h"
+#include "preverify.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -138,6 +139,9 @@ struct parley_sub {
     uint64_t req_from;               /* REPLAY: from_seq asked */
     int64_t req_deadline;            /* monotonic ms, -1 = none */
     int64_t retry_at;                /* no request before (after a reject) */
+
+    parley__preverify_t *pv;         /* verify_threads > 1: deliveries
+                                        verified ahead, else NULL */
 
     parley__logcheck_t *lc;          /* the transparency log, or NULL */
     bool lreq_out;                   /* a request of lc is out */
@@ -685,7 +689,13 @@ s_item_event(parley_sub_t *self, const parley__merge_item_t *it)
         else
             n_keys = parley__entries_of(&self->snap_entries, it->seq, &keys);
     }
-    int rc = parley_delivery_decode(self->keyring, it->data, it->len,
+    int rc;
+    /* Verified ahead on another thread, or here: the same function on
+     * the same bytes either way. */
+    if (self->pv == NULL
+        || !parley__preverify_take(self->pv, it->seq, it->data, it->len,
+                                   &ev->delivery, &rc))
+        rc = parley_delivery_decode(self->keyring, it->data, it->len,
                                     &ev->delivery);
     if (rc == 0 && !parley__entries_agree(keys, n_keys, &ev->delivery.update))
         rc = PARLEY_EPROTO; /* entries its update does not name */
@@ -741,6 +751,31 @@ s_caught_up(const parley_sub_t *self)
 }
 
 /*
+ * Offer the deliveries to be handed out next (the lowest seqs held) to
+ * the threads that verify ahead, if there are any. While a snapshot is
+ * awaited what is held may yet be replaced, so nothing is offered. One
+ * that cannot be offered (no memory for its copy) is verified when it
+ * is handed out, as without threads.
+ */
+static void
+s_verify_ahead(parley_sub_t *self)
+{
+    const parley__merge_t *m = &self->merge;
+    if (self->pv == NULL || m->hold || m->n == 0)
+        return;
+    size_t n = parley__preverify_window(self->pv);
+    bool any = false;
+    if (n > m->n)
+        n = m->n;
+    for (size_t i = 0; i < n; i++)
+        any |= parley__preverify_offer(self->pv, m->items[i].seq,
+                                       m->items[i].data, m->items[i].len,
+                                       m->emitted) == 1;
+    if (any)
+        parley__preverify_kick(self->pv);
+}
+
+/*
  * The next event that can be handed out now, in self->ev: connection
  * events first, then CAUGHT_UP when due, then what the merge holds.
  * Returns 1 with an event, 0 if none is ready.
@@ -767,6 +802,7 @@ s_next_event(parley_sub_t *self)
         ev->checkpoint = le.checkpoint;
         return 1;
     }
+    s_verify_ahead(self);
     for (;;) {
         if (s_caught_up(self)) {
             self->catching_up = false;
@@ -880,6 +916,23 @@ s_live_deadline(const parley_sub_t *sub)
     if (sub->eps.n > 1 && sub->behind_since > 0)
         dead = s_sooner(dead, sub->behind_since + s_dead_ms(sub) + 1);
     return dead;
+}
+
+/*
+ * During a replay, ask for the next page and take its answer while the
+ * caller is still being handed the last one (parley__merge_want_replay()
+ * says when it is due), so that catching up does not stop at every page
+ * for the daemon's round trip. 0 or a negative error, as s_pump().
+ */
+static int
+s_read_ahead(parley_sub_t *self)
+{
+    int rc;
+    if (!self->merge.replaying || self->conn != S_CONN_LIVE)
+        return 0;
+    if (self->req_state == S_REQ_NONE && (rc = s_maybe_request(self)) < 0)
+        return rc;
+    return self->req_state == S_REQ_SENT ? s_drain_api(self) : 0;
 }
 
 /*
@@ -1068,6 +1121,8 @@ s_options(parley_sub_t *self, const parley_sub_options_t *opt,
     if (o->n_filters > PARLEY__ANY_OF_MAX
         || (o->n_filters > 0 && o->filters == NULL)
         || o->rcvhwm < 0 || o->heartbeat_misses < 0
+        || o->verify_threads < 0
+        || o->verify_threads > PARLEY__VERIFY_THREADS_MAX
         || (o->flags & ~(PARLEY_SUB_NOWAIT | PARLEY_SUB_NO_LOG)) != 0)
         return PARLEY_EARG;
     self->misses = o->heartbeat_misses > 0 ? o->heartbeat_misses
@@ -1102,6 +1157,7 @@ parley_sub_new(const parley_sub_options_t *opt)
     if ((self = calloc(1, sizeof(*self))) == NULL)
         return NULL;
     parley__merge_init(&self->merge, S_HOLD_LIMIT);
+    self->merge.ahead = S_REPLAY_LIMIT;
     self->hb_interval = S_HB_GUESS_MS;
     if ((err = s_options(self, opt, &o)) < 0)
         goto fail;
@@ -1116,6 +1172,11 @@ parley_sub_new(const parley_sub_options_t *opt)
                                        o.curve, &err)) == NULL)
         goto fail;
     if ((err = s_open_feed(self, o.rcvhwm, o.curve)) < 0)
+        goto fail;
+    if (o.verify_threads > 1
+        && (self->pv = parley__preverify_new(o.keyring,
+                                             (unsigned)o.verify_threads,
+                                             &err)) == NULL)
         goto fail;
     if ((err = s_connect(self, false)) < 0)
         goto fail;
@@ -1135,6 +1196,7 @@ parley_sub_destroy(parley_sub_t **sub)
     if (sub == NULL || *sub == NULL)
         return;
     parley_sub_t *self = *sub;
+    parley__preverify_destroy(&self->pv); /* its threads first */
     if (self->feed != NULL)
         zmq_close(self->feed); /* before the wire terminates the context */
     parley__wire_destroy(&self->wire);
@@ -1158,7 +1220,9 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
         return PARLEY_EARG;
     int64_t deadline = timeout_ms < 0 ? -1 : parley__mono_ms() + timeout_ms;
     for (;;) {
-        int rc = s_next_event(sub);
+        int rc = s_read_ahead(sub);
+        if (rc == 0)
+            rc = s_next_event(sub);
         if (rc == 0 && (rc = s_pump(sub)) == 0)
             rc = s_next_event(sub);
         if (rc < 0)

@@ -148,6 +148,21 @@ parley__utf8_valid(const char *str, size_t max)
     if (n > max)
         return 0;
     for (size_t i = 0; i < n;) {
+        /* Runs of ASCII (most text) eight bytes at a time: strlen() has
+         * already ruled out a NUL before n. */
+        uint64_t w;
+        while (n - i >= sizeof(w)) {
+            memcpy(&w, s + i, sizeof(w));
+            if ((w & 0x8080808080808080ull) != 0)
+                break;
+            i += sizeof(w);
+        }
+        if (i == n)
+            break;
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
         uint32_t cp;
         size_t len = parley__utf8_next(s + i, n - i, &cp);
         if (len == 0)

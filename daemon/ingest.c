@@ -476,9 +476,10 @@ s_finish(pd_ingest_t *self, s_slot_t *slots, size_t n, int rc)
 /*
  * Turns are a pipeline of steps over two sets of slots, so that the pool
  * always has signatures to check: while it checks one step, the loop
- * thread reads and pre-checks the next one, then handles the checked step
- * in order (bodies, ordering checks, the log) while the pool goes on with
- * the next. A turn that stops at PD_INGEST_TURN_MAX leaves its last step
+ * thread reads and pre-checks the next one, then (after the further
+ * waves of checks a step from few connections needs: pd_ingest__waves())
+ * handles the checked step in order (bodies, ordering checks, the log)
+ * while the pool goes on with the next. A turn that stops at PD_INGEST_TURN_MAX leaves its last step
  * being checked "ahead" while it commits and answers its batch; the next
  * turn (or pd_ingest_flush()) handles it.
  */
@@ -506,6 +507,8 @@ pd_ingest_turn(pd_ingest_t *self)
         if (rc == 0)
             n_next = pd_ingest__gather(self, next, room > 0 ? room : PD_INGEST_SLOTS);
         pd_pool_wait(self->pool);
+        if (rc == 0)
+            pd_ingest__waves(self, cur, n);
         pd_ingest__start(self, next, n_next);
         rc = s_finish(self, cur, n, rc);
         handled += n;
@@ -543,6 +546,7 @@ pd_ingest_flush(pd_ingest_t *self)
     int rc = 0;
     if (self->n_ahead > 0) {
         pd_pool_wait(self->pool);
+        pd_ingest__waves(self, self->ahead, self->n_ahead);
         rc = s_finish(self, self->ahead, self->n_ahead, 0);
         self->n_ahead = 0;
     }
@@ -595,6 +599,7 @@ s_stats_register(pd_ingest_t *self, pd_stats_t *st)
     pd_stats_getter(st, PD_STAT_VERIFY_THREADS, s_verify_threads, self);
     pd_stats_counter(st, PD_STAT_TURNS_READ_AHEAD, &c->turns_read_ahead);
     pd_stats_counter(st, PD_STAT_TURN_REQUESTS_MAX, &c->turn_requests_max);
+    pd_stats_counter(st, PD_STAT_VERIFY_SERIAL, &c->verify_serial);
     pd_limit_stats_register(self->limit, st);
 }
 

@@ -57,6 +57,8 @@ typedef struct {
     uint64_t duplicates;    /* resends answered with the original seq */
     uint64_t turns_read_ahead; /* turns that synced with a step read ahead */
     uint64_t turn_requests_max; /* most requests one turn handled */
+    uint64_t verify_serial; /* signatures checked on the loop thread in
+                               request order, not on the pool */
 } s_counters_t;
 
 struct pd_ingest {
@@ -113,6 +115,15 @@ size_t pd_ingest__gather(pd_ingest_t *self, s_slot_t *slots, size_t max);
  * Threads:   the loop thread.
  */
 void pd_ingest__start(pd_ingest_t *self, s_slot_t *slots, size_t n);
+
+/*
+ * After pd_pool_wait() for n slots: check the rest of their signatures in
+ * parallel, in waves, for each connection whose checked ones were all
+ * good and that is not cooling down (S_PEER_PARALLEL_MAX at a time); the
+ * others stay for the in-order check of pd_ingest__verify_outcome().
+ * Threads:   the loop thread; the pool is idle before and after.
+ */
+void pd_ingest__waves(pd_ingest_t *self, s_slot_t *slots, size_t n);
 
 /*
  * Checks 3a-6 of one slot in request order (the pre-checks' outcome, the

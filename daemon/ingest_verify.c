@@ -18,12 +18,16 @@
 /* Below this many signatures a step checks them on the loop thread. */
 #define S_PARALLEL_MIN 4
 /*
- * Signatures of one connection checked in parallel per step, at most. The
- * rest are checked one by one in order, where a connection that has just
- * sent PD_LIMIT_BAD_MAX forgeries is cut off unverified. The next step's
+ * Signatures of one connection checked in parallel per step at first, at
+ * most. When all of them were good (and the connection is not cooling
+ * down), its next ones in the step are checked in parallel too, in waves
+ * of at most this many (pd_ingest__waves()); the rest, after a bad one,
+ * are checked one by one in order, where a connection that has just sent
+ * PD_LIMIT_BAD_MAX forgeries is cut off unverified. The next step's
  * checks start before this one's are counted (pd_ingest_turn()), so a
  * flooding peer gets at most twice this plus PD_LIMIT_BAD_MAX checks
- * before its cool-down stops them.
+ * before its cool-down stops them: its last wave, the next step's first,
+ * and the ones counted one by one.
  */
 #define S_PEER_PARALLEL_MAX (4 * PD_LIMIT_BAD_MAX)
 
@@ -87,7 +91,23 @@ typedef struct {
     const void *id;   /* ROUTER identity */
     size_t len;
     unsigned count;   /* its signatures planned for the pool */
+    bool stop;        /* no further wave: a bad signature, or cooling down */
 } s_peer_count_t;
+
+/* The entry of slot's connection in peers (added if new). */
+static s_peer_count_t *
+s_peer_of(s_peer_count_t *peers, size_t *n_peers, s_slot_t *slot)
+{
+    const void *id = zmq_msg_data(&slot->msg.id);
+    size_t len = zmq_msg_size(&slot->msg.id);
+    size_t p = 0;
+    while (p < *n_peers
+           && (peers[p].len != len || memcmp(peers[p].id, id, len) != 0))
+        p++;
+    if (p == *n_peers)
+        peers[(*n_peers)++] = (s_peer_count_t){ id, len, 0, false };
+    return &peers[p];
+}
 
 /*
  * Mark the prepared publishes whose signatures go to the pool: all of
@@ -102,19 +122,57 @@ s_plan_pool(s_slot_t *slots, size_t n)
         s_slot_t *slot = &slots[i];
         if (slot->pre != S_PRE_PREPARED || slot->prepare_rc != 0)
             continue;
-        const void *id = zmq_msg_data(&slot->msg.id);
-        size_t len = zmq_msg_size(&slot->msg.id);
-        size_t p = 0;
-        while (p < n_peers
-               && (peers[p].len != len || memcmp(peers[p].id, id, len) != 0))
-            p++;
-        if (p == n_peers)
-            peers[n_peers++] = (s_peer_count_t){ id, len, 0 };
-        if (peers[p].count < S_PEER_PARALLEL_MAX) {
-            peers[p].count++;
+        s_peer_count_t *peer = s_peer_of(peers, &n_peers, slot);
+        if (peer->count < S_PEER_PARALLEL_MAX) {
+            peer->count++;
             slot->on_pool = true;
         }
     }
+}
+
+/*
+ * Plan the next wave of a step whose planned checks are done: for each
+ * connection whose checked signatures in the step were all good and that
+ * is not cooling down, its next S_PEER_PARALLEL_MAX unchecked ones, in
+ * order. Returns how many were planned.
+ */
+static size_t
+s_plan_wave(pd_ingest_t *self, s_slot_t *slots, size_t n)
+{
+    s_peer_count_t peers[PD_INGEST_SLOTS];
+    size_t n_peers = 0, planned = 0;
+    bool unchecked = false;
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *slot = &slots[i];
+        if (slot->pre != S_PRE_PREPARED || slot->prepare_rc != 0)
+            continue;
+        s_peer_count_t *peer = s_peer_of(peers, &n_peers, slot);
+        if (!slot->sig_checked)
+            unchecked = true;
+        else if (slot->sig_rc != 0)
+            peer->stop = true;
+    }
+    if (!unchecked)
+        return 0;
+    int64_t now_ms = parley__mono_us() / 1000;
+    for (size_t p = 0; p < n_peers; p++)
+        if (!peers[p].stop
+            && pd_limit_peer_blocked(self->limit, peers[p].id, peers[p].len,
+                                     now_ms))
+            peers[p].stop = true;
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *slot = &slots[i];
+        if (slot->pre != S_PRE_PREPARED || slot->prepare_rc != 0
+            || slot->sig_checked)
+            continue;
+        s_peer_count_t *peer = s_peer_of(peers, &n_peers, slot);
+        if (!peer->stop && peer->count < S_PEER_PARALLEL_MAX) {
+            peer->count++;
+            slot->on_pool = true;
+            planned++;
+        }
+    }
+    return planned;
 }
 
 /*
@@ -140,12 +198,13 @@ pd_ingest__gather(pd_ingest_t *self, s_slot_t *slots, size_t max)
 
 /* ================================================================= verify */
 
-/* Pool work item: the signature check of one prepared publish. */
+/* Pool work item: the signature check of one prepared publish planned
+ * for the pool and not checked yet. */
 static void
 s_check_signature(void *ctx, size_t i)
 {
     s_slot_t *slot = &((s_slot_t *)ctx)[i];
-    if (slot->on_pool) {
+    if (slot->on_pool && !slot->sig_checked) {
         slot->sig_rc = parley__verify_signature(&slot->v);
         slot->sig_checked = true;
     }
@@ -165,6 +224,16 @@ pd_ingest__start(pd_ingest_t *self, s_slot_t *slots, size_t n)
         pd_pool_start(self->pool, n,
                       checks >= S_PARALLEL_MIN ? S_PARALLEL_MIN : SIZE_MAX,
                       s_check_signature, slots);
+}
+
+void
+pd_ingest__waves(pd_ingest_t *self, s_slot_t *slots, size_t n)
+{
+    size_t planned;
+    while ((planned = s_plan_wave(self, slots, n)) > 0)
+        pd_pool_run(self->pool, n,
+                    planned >= S_PARALLEL_MIN ? S_PARALLEL_MIN : SIZE_MAX,
+                    s_check_signature, slots);
 }
 
 /* ================================================================ outcome */
@@ -220,6 +289,8 @@ pd_ingest__verify_outcome(pd_ingest_t *self, s_slot_t *slot, const uint8_t *id,
         *why = " (peer cooling down after bad signatures)";
         return PARLEY_ERATELIMITED;
     }
+    if (!slot->sig_checked)
+        self->counters.verify_serial++;
     rc = slot->sig_checked ? slot->sig_rc : parley__verify_signature(&slot->v);
     if (rc == 0)
         return parley__verify_body(&slot->v, self->ring, &self->update,

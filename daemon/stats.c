@@ -43,6 +43,7 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "verify_threads",
     "turns_read_ahead",
     "turn_requests_max",
+    "verify_serial",
     "tree_size",
     "tree_syncs",
     "tree_write_errors",

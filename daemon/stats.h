@@ -59,6 +59,7 @@ typedef enum pd_stat {
     PD_STAT_VERIFY_THREADS,
     PD_STAT_TURNS_READ_AHEAD,      /* turns that synced with a step read ahead */
     PD_STAT_TURN_REQUESTS_MAX,     /* most requests one turn handled */
+    PD_STAT_VERIFY_SERIAL,         /* signatures checked one by one in order */
     PD_STAT_TREE_SIZE,             /* leaves of the Merkle tree */
     PD_STAT_TREE_SYNCS,            /* fdatasyncs of the tree's hash file */
     PD_STAT_TREE_WRITE_ERRORS,     /* its writes or syncs that failed */

@@ -74,9 +74,9 @@ extern "C" {
 #define PARLEY_WARN_UNUSED
 #endif
 
-#define PARLEY_VERSION "1.4.0"
+#define PARLEY_VERSION "1.5.0"
 #define PARLEY_VERSION_MAJOR 1
-#define PARLEY_VERSION_MINOR 4
+#define PARLEY_VERSION_MINOR 5
 #define PARLEY_VERSION_PATCH 0
 
 /*
@@ -1012,6 +1012,21 @@ typedef struct parley_sub_options {
     int log_witnesses;           /* cosignatures of the keyring's witnesses
                                     a checkpoint needs: 0 = the keyring's
                                     witnesses=, -1 = none */
+    /* Verification on several threads (1.4). A subscriber that is behind
+     * (a replay catch-up, a burst on the feed) holds deliveries it hands
+     * out in seq order; with verify_threads > 1, verify_threads - 1
+     * threads of its own decode and verify the next ones (up to 32 per
+     * thread ahead) while the caller's thread hands out those before.
+     * What is handed out does not change: the same events in the same
+     * order, each delivery verified before it is handed out, a failed
+     * one a PARLEY_EVENT_REJECTED with the same code. The threads wait
+     * on a condition variable when there is nothing to verify and are
+     * joined by parley_sub_destroy(). The keyring must then be safe to
+     * read from several threads (a parley_keyring_t is). */
+    int verify_threads;          /* threads that verify, the caller's
+                                    included: 0 or 1 = the caller's alone
+                                    (the default, for lightweight
+                                    clients), at most 64 */
 } parley_sub_options_t;
 #define PARLEY_SUB_OPTIONS_INIT PARLEY__OPTIONS_INIT(parley_sub_options_t)
 
@@ -1047,18 +1062,18 @@ PARLEY_EXPORT const uint8_t *parley_info_daemon_id(const parley_info_t *info);
 /*
  * 16 bytes naming the log the seqs belong to, the same on every node of
  * a cluster (docs/cluster.md), or NULL for a single daemon, whose log is
- * its own. (Since 1.4.)
+ * its own. (Since 1.5.)
  */
 PARLEY_EXPORT const uint8_t *parley_info_log_id(const parley_info_t *info);
 /* 1 if the daemon is a cluster node behind its cluster's log (it serves
- * what it holds; its head moves on as it catches up), else 0. (1.4) */
+ * what it holds; its head moves on as it catches up), else 0. (1.5) */
 PARLEY_EXPORT int parley_info_catching_up(const parley_info_t *info);
 /* Where the daemon keeps updates: "embedded" or "cluster" ("" from a
- * daemon before 1.4). (1.4) */
+ * daemon before 1.5). (1.5) */
 PARLEY_EXPORT const char *parley_info_storage(const parley_info_t *info);
 /* "ok" while the daemon can take publishes, else why not ("no_quorum",
- * "disconnected", "store_error", ...; "" from a daemon before 1.4).
- * (1.4) */
+ * "disconnected", "store_error", ...; "" from a daemon before 1.5).
+ * (1.5) */
 PARLEY_EXPORT const char *parley_info_health(const parley_info_t *info);
 /* The last seq assigned (0: none yet). */
 PARLEY_EXPORT uint64_t parley_info_seq(const parley_info_t *info);

@@ -135,6 +135,8 @@ static const s_prom_kind_t s_prom_kinds[] = {
       "Feed subscriptions refused as not a whole topic." },
     { "turns_read_ahead", 1,
       "Group commits run while the next requests were being checked." },
+    { "verify_serial", 1,
+      "Signatures checked one by one in order, not in parallel." },
     { "reloads", 1, "SIGHUP reloads that took effect." },
     { "reload_failures", 1,
       "SIGHUP reloads refused (the old keyring and settings stayed)." },

@@ -22,6 +22,7 @@ enum {
     S_OPT_EXEC_TIMEOUT,
     S_OPT_EXEC_JOBS,
     S_OPT_HWM,
+    S_OPT_VERIFY_THREADS,
     S_OPT_CURSOR,
     S_OPT_RETRY_FOR,
     S_OPT_RETRY_DELAY,
@@ -120,6 +121,10 @@ s_help(void)
            "                      fails is reported on stderr and skipped.\n"
            "      --feed EP       feed endpoint (default: as the daemon says)\n"
            "      --rcvhwm N      feed receive queue limit, in messages\n"
+           "      --verify-threads N\n"
+           "                      verify on N threads (1 to 64; default 1) when\n"
+           "                      behind (catching up, a burst); updates are\n"
+           "                      still handled in seq order, each once verified\n"
            "\n",
            cli_filter_help, cli_output_help);
     fputs("Running a command:\n"
@@ -300,6 +305,7 @@ s_parse(cli_common_t *c, int argc, char **argv, cli_filter_t *filters,
         { "keyring", required_argument, NULL, CLI_OPT_KEYRING },
         { "feed", required_argument, NULL, S_OPT_FEED },
         { "rcvhwm", required_argument, NULL, S_OPT_HWM },
+        { "verify-threads", required_argument, NULL, S_OPT_VERIFY_THREADS },
         { "exec-timeout", required_argument, NULL, S_OPT_EXEC_TIMEOUT },
         { "exec-jobs", required_argument, NULL, S_OPT_EXEC_JOBS },
         { "cursor", required_argument, NULL, S_OPT_CURSOR },
@@ -361,6 +367,13 @@ s_parse(cli_common_t *c, int argc, char **argv, cli_filter_t *filters,
                                               "above 0",
                                        optarg);
             a->sopt.rcvhwm = (int)v64;
+            break;
+        case S_OPT_VERIFY_THREADS:
+            if (cli_parse_u64(optarg, &v64) < 0 || v64 == 0 || v64 > 64)
+                return cli_usage_error("sub", "--verify-threads: \"%s\" is not "
+                                              "a count from 1 to 64",
+                                       optarg);
+            a->sopt.verify_threads = (int)v64;
             break;
         case S_OPT_EXEC_TIMEOUT:
             if (cli_parse_seconds(optarg, 0, &a->exec_timeout_ms) < 0)

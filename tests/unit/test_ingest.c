@@ -731,7 +731,10 @@ test_group_commit(void **state)
     s_check_ack_before_feed(f);
     f->queue_max = SIZE_MAX;
 
-    /* More than a turn takes. */
+    /* More than a turn takes, from one connection: 64 of each step's
+     * signatures are checked in parallel first; as they are all good,
+     * the rest in further parallel waves, none one by one. */
+    uint64_t serial = pd_stats_get(f->dp.stats, PD_STAT_VERIFY_SERIAL);
     for (uint64_t i = 551; i <= 1800; i++) {
         dp_update(&u, NULL, "us", 1, i);
         s_push(f, 2, i, f->dp.keys[1], &u);
@@ -745,9 +748,54 @@ test_group_commit(void **state)
     while (pd_ingest_pending(f->ing) || f->next_in < f->n_in)
         assert_int_equal(pd_ingest_turn(f->ing), 0);
     assert_int_equal(pd_storage_head(f->dp.storage), 1800);
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_VERIFY_SERIAL), serial);
     s_check_ack_before_feed(f);
     for (uint64_t i = 551; i <= 1800; i++)
         s_expect_ack(f, i, i, false);
+}
+
+/*
+ * A step of two connections' publishes: the first 64 signatures of each
+ * are checked in parallel; after a bad one among them a connection's
+ * others are checked one by one in order (so that a forging peer is cut
+ * off after a bounded number of checks), while the other connection's,
+ * all good, are checked in further parallel waves.
+ */
+static void
+test_verify_waves(void **state)
+{
+    fx_t *f = *state;
+    f->dp.cfg.fsync = false;
+    assert_int_equal(dp_open_storage(&f->dp), 0);
+    s_make_ingest(f);
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    for (uint64_t i = 1; i <= 150; i++) {
+        dp_update(&u, NULL, "egypt", 1, i);
+        size_t len = dp_sign(f->dp.keys[0], &u, env);
+        if (i == 10)
+            env[len - 1] ^= 0x01; /* bad_signature */
+        s_push_env(f, 1, i, env, len);
+        dp_update(&u, NULL, "qatar", 1, i);
+        s_push(f, 2, 1000 + i, f->dp.keys[1], &u);
+    }
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    while (pd_ingest_pending(f->ing) || f->next_in < f->n_in)
+        assert_int_equal(pd_ingest_turn(f->ing), 0);
+    /* Two steps, 256 and 44: connection 1 has 128 and 22 in them, 64 and
+     * 22 checked in parallel first; the 10th was bad, so the other 64 of
+     * the first step are checked one by one. Connection 2: all in
+     * parallel. */
+    assert_int_equal(pd_stats_get(f->dp.stats, PD_STAT_VERIFY_SERIAL),
+                     128 - 64);
+    s_expect_reject(f, 10, PARLEY_EBADSIG);
+    uint64_t seq = 0;
+    for (uint64_t i = 1; i <= 150; i++) {
+        if (i != 10)
+            s_expect_ack(f, i, ++seq, false);
+        s_expect_ack(f, 1000 + i, ++seq, false);
+    }
+    assert_int_equal(pd_storage_head(f->dp.storage), 299);
 }
 
 /* ----------------------------------------------- a storage that is late */
@@ -1014,6 +1062,8 @@ main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_and_no_keyring,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_waves, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_other_requests, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, s_setup,

@@ -238,6 +238,38 @@ test_seq_start_paged(void **state)
     parley__merge_clear(&m);
 }
 
+/* With read-ahead, the next page of a replay is due while fewer than
+ * `ahead` items of the last one are left to hand out; it speaks for the
+ * seqs after the last one confirmed, and everything still comes out once,
+ * in order. Once the replay is done, nothing more is asked early. */
+static void
+test_seq_start_read_ahead(void **state)
+{
+    (void)state;
+    parley__merge_t m;
+    s_items_t page;
+    parley__merge_init(&m, 0);
+    m.ahead = 2;
+    parley__merge_start(&m, PARLEY_START_SEQ, 1, 30);
+    s_expect_replay(&m, 1);
+    s_items(&page, 3, (uint64_t[]){ 1, 2, 4 });
+    assert_int_equal(parley__merge_page(&m, 1, 6, false, page.items, page.n), 0);
+    s_expect_no_replay(&m);       /* 3 left */
+    s_expect_item(&m, 1, "r1");
+    s_expect_no_replay(&m);       /* 2 left */
+    s_expect_item(&m, 2, "r2");
+    s_expect_replay(&m, 6);       /* 1 left: the next page is due */
+    s_items(&page, 2, (uint64_t[]){ 6, 7 });
+    assert_int_equal(parley__merge_page(&m, 6, 31, true, page.items, page.n), 0);
+    s_expect_item(&m, 4, "r4");
+    s_expect_item(&m, 6, "r6");
+    s_expect_no_replay(&m);       /* done: not replaying any more */
+    s_expect_item(&m, 7, "r7");
+    s_expect_nothing(&m);
+    s_expect_no_replay(&m);
+    parley__merge_clear(&m);
+}
+
 /* SEQ start at 0 means from the beginning. */
 static void
 test_seq_start_zero(void **state)
@@ -498,6 +530,7 @@ main(void)
         cmocka_unit_test(test_overflow_keeps_lowest),
         cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_rebase),
+        cmocka_unit_test(test_seq_start_read_ahead),
         cmocka_unit_test(test_feed_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

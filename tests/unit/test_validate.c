@@ -257,6 +257,17 @@ test_validate_text_lengths(void **state)
     S_BAD(&u);
 }
 
+/* Validate u with body = pre ASCII bytes, seq, post ASCII bytes. */
+static int
+s_validate_between(parley_update_t *u, size_t pre, const char *seq,
+                   size_t post)
+{
+    s_valid(u);
+    snprintf(u->body, sizeof(u->body), "%.*s%s%.*s", (int)pre,
+             "abcdefghijklmnopqr", seq, (int)post, "0123456789");
+    return parley_update_validate(u, NULL, 0);
+}
+
 /* Every text field takes well-formed UTF-8 only. */
 static void
 test_validate_utf8(void **state)
@@ -323,6 +334,24 @@ test_validate_utf8(void **state)
             if (parley_update_validate(&u, NULL, 0) != PARLEY_EINVALID)
                 fail_msg("field %d: bad sequence %zu at end accepted", field,
                          i);
+        }
+    }
+    /* The same sequences after 0-17 ASCII bytes and before 0-9: every
+     * place relative to the eight-byte steps the check takes over ASCII
+     * runs. */
+    for (size_t pre = 0; pre < 18; pre++) {
+        for (size_t post = 0; post < 10; post++) {
+            for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                if (s_validate_between(&u, pre, good[i], post) != 0)
+                    fail_msg("good sequence %zu after %zu, before %zu "
+                             "ASCII bytes refused",
+                             i, pre, post);
+            for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (s_validate_between(&u, pre, bad[i], post)
+                    != PARLEY_EINVALID)
+                    fail_msg("bad sequence %zu after %zu, before %zu ASCII "
+                             "bytes accepted",
+                             i, pre, post);
         }
     }
     /* a 4-byte character ending exactly at the 200-byte limit */

@@ -1,0 +1,411 @@
+/*
+ * subscriber.c - how fast one parley_sub_t hands out verified updates,
+ * against one core's raw Ed25519 verification (issue 17, target 4).
+ *
+ * References (this process, same run): crypto_sign_verify_detached over
+ * the exact signed bytes of a typical update, one thread and two, sampled
+ * before, between and after the subscriber runs (the best sample counts:
+ * the conservative choice for parley's ratios); parley_delivery_decode()
+ * of the typical Delivery on one thread (the library's whole per-update
+ * work, without sockets).
+ *
+ * parley: one parleyd (fsync off: the daemon is not under test) holds a
+ * log of M updates published before the timed part.
+ *   - catch-up: a parley_sub_t with PARLEY_START_SEQ at 1 (a replay of
+ *     the whole log, pages of 256), timed from parley_sub_new() to the
+ *     delivery of the head, with verify_threads 1 and 2, in alternating
+ *     rounds;
+ *   - live burst: a parley_sub_t started LIVE (receive HWM above the
+ *     burst) does not read while K updates are published and acked; once
+ *     they are all in its feed queue it drains them, timed from its first
+ *     parley_sub_next() to the delivery of the last. This is the live
+ *     path (feed, merge, verify, hand out) with the daemon idle: on this
+ *     2-core machine a daemon ingesting at the same time needs about as
+ *     much CPU per update as the subscriber, so a figure taken during
+ *     ingest measures the sharing of the cores, not the subscriber.
+ *     Also a raw ZMQ SUB draining the same burst: what the socket alone
+ *     costs.
+ * Every subscriber must hand out every update once, in order, with no
+ * reject and no gap (checked; a run that does not is reported failed).
+ */
+#include "bench.h"
+#include "codec.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_ROUNDS 2
+#define S_HWM 1000000
+
+/* Lowest CPU microseconds per raw verify seen in any run of s_raw_verify(). */
+static double s_us_per_verify;
+
+/* bench_raw_verify(), keeping the lowest CPU time per verify. */
+static double
+s_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
+             const uint8_t *pk, size_t threads, uint64_t dur_ns)
+{
+    double us = 0;
+    double rate = bench_raw_verify(msg, len, sig, pk, threads, dur_ns, &us);
+    if (us > 0 && (s_us_per_verify == 0 || us < s_us_per_verify))
+        s_us_per_verify = us;
+    return rate;
+}
+
+/* parley_delivery_decode() of one Delivery per second, one thread. */
+static double
+s_lib_decode(const uint8_t *dlv, size_t len, uint64_t dur_ns)
+{
+    parley_delivery_t *d = parley_delivery_new();
+    if (d == NULL)
+        return 0;
+    uint64_t t0 = bench_now_ns(), n = 0;
+    while (bench_now_ns() - t0 < dur_ns)
+        for (int i = 0; i < 50; i++)
+            n += parley_delivery_decode(NULL, dlv, len, d) == 0;
+    parley_delivery_destroy(&d);
+    return (double)n / bench_secs(t0, bench_now_ns());
+}
+
+static double
+s_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------ parley */
+
+typedef struct s_run {
+    double rate;        /* deliveries/s */
+    double cpu_us;      /* CPU of the calling thread per delivery */
+    bool ok;
+} s_run_t;
+
+static parley_sub_t *
+s_sub_new(const char *api, parley_start_t start, int threads)
+{
+    parley_sub_options_t o = PARLEY_SUB_OPTIONS_INIT;
+    o.server = api;
+    o.start = start;
+    o.since_seq = 1;
+    o.rcvhwm = S_HWM;
+    o.verify_threads = threads;
+    return parley_sub_new(&o);
+}
+
+/*
+ * Hand out events until the delivery of seq `last`; every seq from
+ * `first` on must come once, in order, as a delivery. t0 (0: at the first
+ * call) is when the clock started.
+ */
+static s_run_t
+s_drain(parley_sub_t *sub, uint64_t first, uint64_t last, uint64_t t0,
+        const char *what)
+{
+    s_run_t r = { 0 };
+    uint64_t next = first;
+    double c0 = s_thread_cpu();
+    if (t0 == 0)
+        t0 = bench_now_ns();
+    uint64_t deadline = t0 + 120ull * 1000000000ull;
+    while (next <= last && bench_now_ns() < deadline) {
+        const parley_event_t *ev;
+        int rc = parley_sub_next(sub, 1000, &ev);
+        if (rc == 0 || rc == PARLEY_ETIMEOUT)
+            continue;
+        if (rc < 0) {
+            fprintf(stderr, "%s: parley_sub_next: %s\n", what,
+                    parley_error_name(rc));
+            return r;
+        }
+        parley_event_type_t type = parley_event_type(ev);
+        if (type == PARLEY_EVENT_DELIVERY) {
+            uint64_t seq = parley_event_seq(ev);
+            if (seq != next) {
+                fprintf(stderr, "%s: seq %llu where %llu was due\n", what,
+                        (unsigned long long)seq, (unsigned long long)next);
+                return r;
+            }
+            next++;
+        } else if (type == PARLEY_EVENT_GAP || type == PARLEY_EVENT_REJECTED) {
+            fprintf(stderr, "%s: %s at seq %llu\n", what,
+                    type == PARLEY_EVENT_GAP ? "gap" : "reject",
+                    (unsigned long long)parley_event_seq(ev));
+            return r;
+        }
+    }
+    double secs = bench_secs(t0, bench_now_ns());
+    uint64_t n = last - first + 1;
+    r.ok = next > last;
+    r.rate = (double)n / secs;
+    r.cpu_us = (s_thread_cpu() - c0) / (double)n * 1e6;
+    if (!r.ok)
+        fprintf(stderr, "%s: stopped at seq %llu of %llu\n", what,
+                (unsigned long long)next, (unsigned long long)last);
+    return r;
+}
+
+/* Replay catch-up of seqs 1..head with `threads` verify threads. */
+static s_run_t
+s_catchup(const bench_daemon_t *d, uint64_t head, int threads)
+{
+    uint64_t t0 = bench_now_ns();
+    parley_sub_t *sub = s_sub_new(d->api, PARLEY_START_SEQ, threads);
+    if (sub == NULL) {
+        fprintf(stderr, "catch-up: parley_sub_new: %s\n", strerror(errno));
+        return (s_run_t){ 0 };
+    }
+    s_run_t r = s_drain(sub, 1, head, t0, "catch-up");
+    parley_sub_destroy(&sub);
+    return r;
+}
+
+/* Publish envs [from, from + n) through one pipelining publisher. */
+static uint64_t
+s_publish(const char *api, const parley_key_t *key, const bench_envs_t *all,
+          size_t from, size_t n)
+{
+    bench_envs_t part = { .n = n, .slots = all->slots + from * BENCH_ENV_SLOT,
+                          .lens = all->lens + from };
+    atomic_int stop = 0;
+    bench_pubber_t p = { .api = api, .key = key, .envs = &part,
+                         .window = 256, .stop = &stop };
+    bench_pubber_run(&p);
+    if (p.first_error != 0)
+        fprintf(stderr, "publisher: first error %s\n",
+                parley_error_name(p.first_error));
+    return atomic_load(&p.acked);
+}
+
+/* Wait until the daemon's head is want (up to 30 s). */
+static int
+s_wait_head(const bench_daemon_t *d, uint64_t want)
+{
+    for (int i = 0; i < 3000; i++) {
+        uint64_t head = 0;
+        if (bench_ping(d->api, 1000, &head) == 0 && head >= want)
+            return 0;
+        bench_sleep_ns(10000000);
+    }
+    return -ETIMEDOUT;
+}
+
+/*
+ * A live burst: a subscriber that does not read while envs [from, from +
+ * n) are published, then drains them. *head is the daemon's head (moved
+ * on by n).
+ */
+static s_run_t
+s_burst(const bench_daemon_t *d, const parley_key_t *key,
+        const bench_envs_t *envs, size_t from, size_t n, uint64_t *head,
+        int threads)
+{
+    parley_sub_t *sub = s_sub_new(d->api, PARLEY_START_LIVE, threads);
+    if (sub == NULL) {
+        fprintf(stderr, "burst: parley_sub_new: %s\n", strerror(errno));
+        return (s_run_t){ 0 };
+    }
+    /* Connected: take CONNECTED (and anything else waiting). */
+    const parley_event_t *ev;
+    while (parley_sub_next(sub, 0, &ev) == 1)
+        ;
+    uint64_t first = *head + 1;
+    uint64_t acked = s_publish(d->api, key, envs, from, n);
+    *head += acked;
+    /* Let the feed bring all of it into the subscriber's queue. */
+    bench_sleep_ns(300000000);
+    s_run_t r = { 0 };
+    if (acked == n)
+        r = s_drain(sub, first, *head, 0, "live burst");
+    else
+        fprintf(stderr, "burst: %llu of %zu acked\n",
+                (unsigned long long)acked, n);
+    parley_sub_destroy(&sub);
+    return r;
+}
+
+/* A raw ZMQ SUB on the feed draining a burst of n (the socket's cost). */
+static double
+s_raw_burst(const bench_daemon_t *d, const parley_key_t *key,
+            const bench_envs_t *envs, size_t from, size_t n, uint64_t *head)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_SUB);
+    int hwm = S_HWM, zero = 0;
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(s, ZMQ_SUBSCRIBE, "all/", 4);
+    zmq_connect(s, d->feed);
+    bench_sleep_ns(300000000);
+    uint64_t acked = s_publish(d->api, key, envs, from, n);
+    uint64_t last = *head + acked;
+    *head = last;
+    bench_sleep_ns(300000000);
+    uint64_t t0 = bench_now_ns(), got = 0, seq = 0;
+    uint8_t buf[BENCH_ENV_SLOT + 256];
+    while (seq < last && bench_secs(t0, bench_now_ns()) < 60) {
+        int more = 0;
+        size_t ml = sizeof(more);
+        int len = zmq_recv(s, buf, sizeof(buf), 0);
+        if (len < 0)
+            break;
+        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+        if (more)
+            continue;
+        seq = bench_delivery_seq(buf, (size_t)len);
+        got++;
+    }
+    double secs = bench_secs(t0, bench_now_ns());
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return got == acked && acked > 0 ? (double)got / secs : 0;
+}
+
+/* Keep the best of two. */
+static double
+s_max(double a, double b)
+{
+    return a > b ? a : b;
+}
+
+int
+main(int argc, char **argv)
+{
+    bench_opts_t o;
+    bench_opts_parse(&o, argc, argv, "bench_subscriber",
+                     "One parley_sub_t: replay catch-up on 1 and 2 verify "
+                     "threads, a live burst, against raw Ed25519 verify.");
+    if (sodium_init() < 0)
+        return 1;
+    size_t m = o.quick ? 20000 : 100000;      /* log for the catch-up */
+    size_t k = o.quick ? 10000 : 40000;       /* each live burst */
+    uint64_t vdur = o.quick ? 300000000ull : 1000000000ull;
+    int rounds = o.quick ? 1 : S_ROUNDS;
+
+    char base[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
+    if (bench_tmpdir_make(base, sizeof(base), "subscriber") < 0)
+        return 1;
+    snprintf(ring, sizeof(ring), "%s/keyring", base);
+    bench_key_t key;
+    if (bench_keys_make(&key, 1) < 0 || bench_keyring_write(ring, &key, 1) < 0)
+        return 1;
+
+    /* The reference's bytes: the typical update's signed message. */
+    bench_envs_t one;
+    if (bench_envs_sign(&one, key.key, 1, 1, 1) < 0)
+        return 1;
+    uint8_t abuf[16384], dlv[BENCH_ENV_SLOT + 256];
+    size_t dlv_len;
+    parley__arena_t arena;
+    parley__arena_init(&arena, abuf, sizeof(abuf));
+    parley__envelope_t env;
+    if (parley__envelope_decode(bench_env(&one, 0), one.lens[0], &env,
+                                &arena) != 0 ||
+        parley__delivery_encode(1, parley_now_ms(), bench_env(&one, 0),
+                                one.lens[0], dlv, sizeof(dlv), &dlv_len) != 0)
+        return 1;
+    size_t clen = sizeof(PARLEY_SIGN_CONTEXT), mlen = clen + env.body.len;
+    uint8_t *msg = malloc(mlen);
+    memcpy(msg, PARLEY_SIGN_CONTEXT, clen);
+    memcpy(msg + clen, env.body.data, env.body.len);
+
+    bench_section("subscriber: references (this process, this run)");
+    bench_note("typical update: body %zu bytes, Delivery %zu bytes; %s run",
+               env.body.len, dlv_len, o.quick ? "quick" : "full");
+    double v1 = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
+    double v2 = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    double dec = s_lib_decode(dlv, dlv_len, vdur);
+
+    /* The log and the bursts' envelopes, signed before the timed part. */
+    size_t total = m + (size_t)(2 * rounds + 1) * k;
+    bench_envs_t envs;
+    if (bench_envs_sign(&envs, key.key, total,
+                        (uint64_t)parley_now_ms() * 1000ull, 2) < 0)
+        return 1;
+    bench_daemon_t d;
+    if (bench_daemon_start(&d, o.parleyd, base, false, 10000) < 0)
+        return 1;
+    uint64_t head = s_publish(d.api, key.key, &envs, 0, m);
+    if (head != m || s_wait_head(&d, head) < 0) {
+        fprintf(stderr, "the log: %llu of %zu acked\n",
+                (unsigned long long)head, m);
+        return 1;
+    }
+    bench_note("log of %zu updates (fsync off), live bursts of %zu; %d "
+               "round%s, threads alternating", m, k, rounds,
+               rounds == 1 ? "" : "s");
+
+    s_run_t cu[3] = { 0 }, lb[3] = { 0 };
+    bool ok = true;
+    size_t next_env = m;
+    for (int round = 0; round < rounds; round++) {
+        for (int t = 1; t <= 2; t++) {
+            int th = round % 2 ? 3 - t : t;
+            s_run_t r = s_catchup(&d, m, th);
+            ok &= r.ok;
+            if (r.rate > cu[th].rate)
+                cu[th] = r;
+        }
+        for (int t = 1; t <= 2; t++) {
+            int th = round % 2 ? 3 - t : t;
+            s_run_t r = s_burst(&d, key.key, &envs, next_env, k, &head, th);
+            next_env += k;
+            ok &= r.ok;
+            if (r.rate > lb[th].rate)
+                lb[th] = r;
+        }
+        v1 = s_max(v1, s_raw_verify(msg, mlen, env.signature, env.signer, 1,
+                                    vdur));
+    }
+    double raw_burst = s_raw_burst(&d, key.key, &envs, next_env, k, &head);
+    v1 = s_max(v1, s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur));
+    int st = bench_daemon_stop(&d);
+    if (st != 0)
+        fprintf(stderr, "parleyd exited with status %d\n", st);
+
+    bench_figure("raw verify, 1 core (best sample)", v1, "verifies/s");
+    bench_figure("raw verify, 2 threads", v2, "verifies/s");
+    bench_ratio("parley_delivery_decode(), 1 thread", dec, "dec/s",
+                "raw verify 1 core", v1, 0, false);
+    bench_figure("raw ZMQ SUB draining a burst", raw_burst, "msgs/s");
+    for (int th = 1; th <= 2; th++)
+        bench_note("verify_threads %d: catch-up %.0f/s (%.1f us CPU of the "
+                   "caller's thread per update), live burst %.0f/s (%.1f us)",
+                   th, cu[th].rate, cu[th].cpu_us, lb[th].rate, lb[th].cpu_us);
+
+    bench_section("subscriber: against the targets (same run)");
+    bench_ratio("catch-up, verify_threads 2", cu[2].rate, "del/s",
+                "raw verify 1 core", v1, 1.6, false);
+    bench_ratio("catch-up, verify_threads 1", cu[1].rate, "del/s",
+                "raw verify 1 core", v1, 0, false);
+    bench_ratio("live burst, one parley_sub_t (1 thread)", lb[1].rate,
+                "del/s", "raw verify 1 core", v1, 0.95, false);
+    bench_ratio("live burst, verify_threads 2", lb[2].rate, "del/s",
+                "raw verify 1 core", v1, 0, false);
+    bench_ratio("catch-up, verify_threads 2", cu[2].rate, "del/s",
+                "raw verify 2 threads", v2, 0, false);
+    /* CPU time hardly depends on what else runs: the noise-free view of
+     * what the subscriber adds to a verify on the caller's thread. */
+    bench_ratio("CPU per update, live burst, 1 thread", lb[1].cpu_us, "us",
+                "raw verify CPU", s_us_per_verify, 0, true);
+    bench_ratio("CPU per update, catch-up, 1 thread", cu[1].cpu_us, "us",
+                "raw verify CPU", s_us_per_verify, 0, true);
+    if (!ok)
+        bench_note("A SUBSCRIBER RUN FAILED (see above): its figure is partial");
+
+    bench_envs_free(&envs);
+    bench_envs_free(&one);
+    bench_keys_free(&key, 1);
+    free(msg);
+    bench_tmpdir_remove(base);
+    return ok ? 0 : 1;
+}
