@@ -22,6 +22,18 @@
  * and the control thread then unsubscribes and, when the loop has room
  * again, subscribes from the next seq wanted. So the queue holds seqs in
  * order without gaps or repeats, whatever the subscriptions do.
+ *
+ * The check: a record is handed over only once the stream leader holds
+ * the very same record at its seq (same subject, bytes and store time).
+ * The ordered consumer reads from whichever replica it was placed on,
+ * and a replica of nats-server 2.9.10 can hold other records than the
+ * leader (docs/cluster.md, "Replicas that disagree"). The follower's
+ * handler queues records unchecked (raw); the check thread asks the
+ * leader for each one (one STREAM.MSG.GET at a time) and moves it to the
+ * queue the loop drains. A record the leader holds otherwise is dropped
+ * with everything read after it, and the follower reads again from its
+ * seq with a new consumer (placed anew); after S_RECHECK_MAX such
+ * re-reads of one seq in a row the backbone is DIVERGED.
  */
 #include "backbone.h"
 
@@ -52,6 +64,12 @@
 #define S_FAIL_HOLD_MS 5000         /* a timed-out submit outweighs probes */
 #define S_CLOSE_WAIT_MS 10000       /* for nats.c to finish callbacks */
 #define S_RETRY_MS 200              /* between attempts while opening */
+#define S_CHECK_WAIT_MS 1000        /* a check's request to the leader */
+#define S_CHECK_RETRY_MS 250        /* after a check the leader left open */
+#define S_RECHECK_MAX 10            /* re-reads of one seq, then diverged */
+#define S_ABSENT_MAX 8              /* checks that found no record at the
+                                       leader (it may not have applied it
+                                       yet), then read again */
 
 /* A submit completion waiting for the loop. */
 typedef struct s_done {
@@ -69,6 +87,7 @@ typedef struct s_rec {
     uint64_t seq;
     uint64_t pending;
     int64_t time_ms;
+    int64_t time_ns;            /* JetStream's store time, as stored */
     char key_id[PARLEY_KEYID_CHARS + 1];
     size_t len;
     uint8_t data[];
@@ -124,14 +143,15 @@ struct pd_backbone {
     natsConnection *nc;
     jsCtx *js;
     int efd;                    /* eventfd for the loop */
-    pthread_t submit_thr, ctl_thr;
-    bool threads;               /* both started */
+    pthread_t submit_thr, ctl_thr, check_thr;
+    bool threads;               /* all three started */
     s_rec_t *cur;               /* record handed out by the last next() */
 
     /* ---- shared: under mu ---- */
     pthread_mutex_t mu;
     pthread_cond_t cv_submit;   /* submit thread: work or closing */
     pthread_cond_t cv_ctl;      /* control thread: something to do */
+    pthread_cond_t cv_check;    /* check thread: raw records or closing */
     pthread_cond_t cv_done;     /* close: subscriptions ended, closed */
     bool closing;
     bool signalled;             /* efd written since the loop drained it */
@@ -158,8 +178,13 @@ struct pd_backbone {
     uint64_t fsub_gen;          /* generation fsub was made with */
     int subs_alive;             /* subscriptions whose complete cb is due */
     bool paused;                /* loop too far behind: not subscribed */
-    s_rec_t *rec_head, *rec_tail;
-    size_t rec_n, rec_bytes;
+    s_rec_t *raw_head, *raw_tail; /* read, not yet checked (seq order) */
+    s_rec_t *rec_head, *rec_tail; /* checked: for the loop (seq order) */
+    size_t rec_n, rec_bytes;    /* of both queues */
+    uint64_t recheck_seq;       /* the seq last read again, and */
+    int rechecks;               /* how often in a row */
+    int absent;                 /* checks of the first raw record that
+                                   found none at the leader */
     int64_t last_record_ms;     /* mono ms of the last record queued */
     int64_t subscribed_ms;      /* mono ms of the last subscribe */
 
@@ -190,6 +215,8 @@ struct pd_backbone {
     uint64_t n_unavailable, n_refused, n_records, n_subscribes, n_pauses;
     uint64_t n_reconnects, n_async_errors, n_probes, n_probes_failed;
     uint64_t n_gaps;            /* records after a gap, refused */
+    uint64_t n_checked;         /* records the leader confirmed */
+    uint64_t n_rereads;         /* records the leader holds otherwise */
 };
 
 /* ============================================================ helpers */
@@ -904,6 +931,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         r->seq = meta->Sequence.Stream;
         r->pending = meta->NumPending;
         r->time_ms = meta->Timestamp / 1000000;
+        r->time_ns = meta->Timestamp;
         r->len = (size_t)(len > 0 ? len : 0);
         if (r->len > 0)
             memcpy(r->data, natsMsg_GetData(msg), r->len);
@@ -933,11 +961,11 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         s_state_locked(self);
     } else if (fc->gen == self->fgen && !self->paused
                && r->seq >= self->follow_next) {
-        if (self->rec_tail != NULL)
-            self->rec_tail->next = r;
+        if (self->raw_tail != NULL)
+            self->raw_tail->next = r;
         else
-            self->rec_head = r;
-        self->rec_tail = r;
+            self->raw_head = r;
+        self->raw_tail = r;
         self->rec_n++;
         self->rec_bytes += r->len;
         self->follow_next = r->seq + 1;
@@ -956,7 +984,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             pthread_cond_signal(&self->cv_ctl);
             s_state_locked(self);
         }
-        s_signal_locked(self);
+        pthread_cond_signal(&self->cv_check);
     }
     pthread_mutex_unlock(&self->mu);
     free(r);
@@ -1534,6 +1562,168 @@ s_ctl_main(void *arg)
     return NULL;
 }
 
+/* ============================================================ the check */
+
+/*
+ * What the stream leader holds at r's seq (check thread; STREAM.MSG.GET,
+ * which in a clustered stream only the leader answers). Returns 1 the
+ * same record (subject, bytes, store time), 0 another one (why says
+ * which), -1 no answer now (no leader, timeout, no connection): ask
+ * again later, -2 none there (not yet applied by the leader, or never).
+ */
+static int
+s_leader_has(pd_backbone_t *self, const s_rec_t *r, char *why, size_t cap)
+{
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = S_CHECK_WAIT_MS;
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(&m, self->js, self->stream, r->seq, &jo, &jerr);
+    if (s != NATS_OK) {
+        if (jerr == JSNoMessageFoundErr) {
+            snprintf(why, cap, "the stream leader holds no record at seq "
+                               "%" PRIu64, r->seq);
+            return -2;
+        }
+        snprintf(why, cap, "%s", s_nats_text(s));
+        return -1;
+    }
+    char key[PARLEY_KEYID_CHARS + 1];
+    s_subject_key(self, natsMsg_GetSubject(m), key);
+    int len = natsMsg_GetDataLength(m);
+    size_t n = len > 0 ? (size_t)len : 0;
+    int64_t at = natsMsg_GetTime(m);
+    bool same = natsMsg_GetSequence(m) == r->seq && at == r->time_ns
+                && strcmp(key, r->key_id) == 0 && n == r->len
+                && (n == 0 || memcmp(natsMsg_GetData(m), r->data, n) == 0);
+    if (!same)
+        snprintf(why, cap,
+                 "the stream leader holds another record at seq %" PRIu64
+                 " (%zu bytes stored at %lld ms, the replica read: %zu "
+                 "bytes at %lld ms)",
+                 r->seq, n, (long long)(at / 1000000), r->len,
+                 (long long)r->time_ms);
+    natsMsg_Destroy(m);
+    return same ? 1 : 0;
+}
+
+/* Free a list of records. */
+static void
+s_recs_free(s_rec_t *r)
+{
+    while (r != NULL) {
+        s_rec_t *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+/*
+ * The leader holds another record at the seq of the first raw record:
+ * drop it and every raw record after it, and read again from its seq
+ * with a new subscription. mu held.
+ */
+static void
+s_reread_locked(pd_backbone_t *self, const char *why)
+{
+    uint64_t seq = self->raw_head->seq;
+    for (s_rec_t *r = self->raw_head; r != NULL; r = r->next) {
+        self->rec_n--;
+        self->rec_bytes -= r->len;
+    }
+    s_recs_free(self->raw_head);
+    self->raw_head = self->raw_tail = NULL;
+    self->n_rereads++;
+    if (seq == self->recheck_seq) {
+        self->rechecks++;
+    } else {
+        self->recheck_seq = seq;
+        self->rechecks = 1;
+    }
+    self->follow_next = seq;
+    self->fgen++;
+    self->catching = true;
+    if (self->paused && self->rec_n <= self->follow_max_records / 2
+        && self->rec_bytes <= self->follow_max_bytes / 2)
+        self->paused = false;
+    self->absent = 0;
+    if (self->rechecks >= S_RECHECK_MAX && !self->diverged) {
+        self->diverged = true;
+        s_detail_locked(self,
+                        "stream %s: the replicas disagree at seq %" PRIu64
+                        ": %s, read %d times from new consumers: a "
+                        "JetStream replica diverged",
+                        self->stream, seq, why, self->rechecks);
+    } else if (!self->diverged) {
+        s_detail_locked(self,
+                        "stream %s: the replica read disagrees with the "
+                        "leader at seq %" PRIu64 ": %s; reading it again",
+                        self->stream, seq, why);
+    }
+    self->state_dirty = true; /* the caller hears of every re-read */
+    s_signal_locked(self);
+    pthread_cond_signal(&self->cv_ctl);
+    s_state_locked(self);
+}
+
+/* Confirm raw records with the leader, in order, and queue them for the
+ * loop (see the top of the file). */
+static void *
+s_check_main(void *arg)
+{
+    pd_backbone_t *self = arg;
+    pthread_mutex_lock(&self->mu);
+    while (!self->closing) {
+        s_rec_t *r = self->raw_head;
+        if (r == NULL || self->diverged) {
+            pthread_cond_wait(&self->cv_check, &self->mu);
+            continue;
+        }
+        bool ask = self->conn_up;
+        pthread_mutex_unlock(&self->mu);
+        char why[PD_BACKBONE_DETAIL_MAX] = "";
+        /* r stays the head: only this thread takes raw records off. */
+        int has = ask ? s_leader_has(self, r, why, sizeof(why)) : -1;
+        pthread_mutex_lock(&self->mu);
+        if (self->closing)
+            break;
+        if (has == -2 && ++self->absent >= S_ABSENT_MAX)
+            has = 0;
+        if (has < 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)S_CHECK_RETRY_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&self->cv_check, &self->mu, &ts);
+            continue;
+        }
+        if (has == 0) {
+            s_reread_locked(self, why);
+            continue;
+        }
+        self->raw_head = r->next;
+        if (self->raw_head == NULL)
+            self->raw_tail = NULL;
+        r->next = NULL;
+        if (self->rec_tail != NULL)
+            self->rec_tail->next = r;
+        else
+            self->rec_head = r;
+        self->rec_tail = r;
+        self->n_checked++;
+        self->absent = 0;
+        if (r->seq >= self->recheck_seq)
+            self->rechecks = 0;
+        s_signal_locked(self);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
 /* ============================================================ open/close */
 
 static natsStatus
@@ -1631,6 +1821,7 @@ pd_backbone_open(const pd_backbone_opts_t *o, char *errbuf, size_t errlen,
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv_submit, NULL);
     pthread_cond_init(&self->cv_ctl, NULL);
+    pthread_cond_init(&self->cv_check, NULL);
     pthread_cond_init(&self->cv_done, NULL);
 
     snprintf(self->stream, sizeof(self->stream), "%s",
@@ -1705,12 +1896,17 @@ pd_backbone_open(const pd_backbone_opts_t *o, char *errbuf, size_t errlen,
         rc = -EAGAIN;
         goto fail;
     }
-    if (pthread_create(&self->ctl_thr, NULL, s_ctl_main, self) != 0) {
+    bool ctl = pthread_create(&self->ctl_thr, NULL, s_ctl_main, self) == 0;
+    if (!ctl
+        || pthread_create(&self->check_thr, NULL, s_check_main, self) != 0) {
         pthread_mutex_lock(&self->mu);
         self->closing = true;
         pthread_cond_broadcast(&self->cv_submit);
+        pthread_cond_broadcast(&self->cv_ctl);
         pthread_mutex_unlock(&self->mu);
         pthread_join(self->submit_thr, NULL);
+        if (ctl)
+            pthread_join(self->ctl_thr, NULL);
         rc = -EAGAIN;
         goto fail;
     }
@@ -1753,10 +1949,12 @@ pd_backbone_close(pd_backbone_t **bbp)
     self->closing = true;
     pthread_cond_broadcast(&self->cv_submit);
     pthread_cond_broadcast(&self->cv_ctl);
+    pthread_cond_broadcast(&self->cv_check);
     pthread_mutex_unlock(&self->mu);
     if (self->threads) {
         pthread_join(self->submit_thr, NULL);
         pthread_join(self->ctl_thr, NULL);
+        pthread_join(self->check_thr, NULL);
     }
     if (self->js != NULL) {
         /* Every publish has a timeout: after this no PubAck handler runs. */
@@ -1807,11 +2005,8 @@ pd_backbone_close(pd_backbone_t **bbp)
             free(w);
             w = next;
         }
-    for (s_rec_t *r = self->rec_head; r != NULL;) {
-        s_rec_t *next = r->next;
-        free(r);
-        r = next;
-    }
+    s_recs_free(self->raw_head);
+    s_recs_free(self->rec_head);
     free(self->cur);
     free(self->msgs.e);
     free(self->subjects.e);
@@ -1821,6 +2016,7 @@ pd_backbone_close(pd_backbone_t **bbp)
         close(self->efd);
     pthread_cond_destroy(&self->cv_submit);
     pthread_cond_destroy(&self->cv_ctl);
+    pthread_cond_destroy(&self->cv_check);
     pthread_cond_destroy(&self->cv_done);
     pthread_mutex_destroy(&self->mu);
     free(self);
@@ -1992,6 +2188,7 @@ pd_backbone_next(pd_backbone_t *self, pd_backbone_event_t *ev)
         ev->health = self->told_health = s_health_locked(self);
         ev->catching_up = self->told_catching =
             self->following && self->catching;
+        ev->rereads = self->n_rereads;
         snprintf(ev->detail, sizeof(ev->detail), "%s", self->detail);
     } else if (self->done_n > 0) {
         const s_done_t *d = &self->done[self->done_head];
@@ -2069,6 +2266,8 @@ pd_backbone_status(pd_backbone_t *self, pd_backbone_status_t *out)
     out->probes = self->n_probes;
     out->probes_failed = self->n_probes_failed;
     out->gaps = self->n_gaps;
+    out->checked = self->n_checked;
+    out->rereads = self->n_rereads;
     out->stream_first = self->stream_first;
     out->created = self->created;
     pthread_mutex_unlock(&self->mu);

@@ -125,6 +125,7 @@ typedef struct pd_cluster {
     /* the backbone's state, as its last EV_STATE said */
     pd_backbone_health_t health;
     bool catching_up;
+    uint64_t rereads;            /* the backbone's, as last logged */
     char health_detail[PD_BACKBONE_DETAIL_MAX + 32];
 
     uint8_t *record;             /* a record read back (max_record) */
@@ -406,15 +407,21 @@ s_resolve(pd_cluster_t *self, s_pend_t *p)
         s_ready(self, p, 0, p->seq, p->dup || p->conflict, 0, NULL);
         return true;
     }
-    /* Not these bytes at seq: what does the replica say of them? */
+    /* Not these bytes at seq: what does the replica say of them? A fresh
+     * store (no duplicate, no conflict) at seq with other bytes here is
+     * no resend's original nor a replay, whatever else the replica holds:
+     * only a void record (below) explains it; anything else is a replica
+     * that disagrees with the leader, never to be acked under another
+     * seq. */
+    bool fresh = !p->dup && !p->conflict;
     uint64_t orig = 0, last = 0;
     rc = pd_embedded_check(self->local, p->signer, p->signer_seq, p->env,
                            p->len, &orig, &last);
-    if (rc == 0) { /* kept under another seq: a resend's original */
+    if (rc == 0 && !fresh) { /* kept under another seq: a resend's original */
         s_ready(self, p, 0, orig, true, 0, NULL);
         return true;
     }
-    if (rc < 0) {
+    if (rc < 0 && !fresh) {
         s_ready(self, p, rc, 0, false, last, NULL);
         return true;
     }
@@ -668,6 +675,9 @@ s_on_state(pd_cluster_t *self, const pd_backbone_event_t *ev)
         pd_log(ev->health == PD_BACKBONE_OK ? PD_LOG_INFO : PD_LOG_WARN,
                "cluster: %s: %s", pd_backbone_health_name(ev->health),
                ev->detail);
+    if (ev->rereads > self->rereads)
+        pd_log(PD_LOG_WARN, "cluster: %s", ev->detail);
+    self->rereads = ev->rereads;
     if (ev->catching_up != self->catching_up)
         pd_log(PD_LOG_INFO, "cluster: %s",
                ev->catching_up ? "catching up with the stream"
@@ -908,6 +918,14 @@ s_stat_reconnects(const void *ctx)
     return st.reconnects;
 }
 
+static uint64_t
+s_stat_rereads(const void *ctx)
+{
+    pd_backbone_status_t st;
+    pd_backbone_status(((const pd_cluster_t *)ctx)->bb, &st);
+    return st.rereads;
+}
+
 static void
 s_stats_register(pd_cluster_t *self, pd_stats_t *st)
 {
@@ -923,6 +941,7 @@ s_stats_register(pd_cluster_t *self, pd_stats_t *st)
     pd_stats_getter(st, PD_STAT_CLUSTER_STREAM_LAST, s_stat_stream_last,
                     self);
     pd_stats_getter(st, PD_STAT_CLUSTER_RECONNECTS, s_stat_reconnects, self);
+    pd_stats_getter(st, PD_STAT_CLUSTER_RECORDS_REREAD, s_stat_rereads, self);
 }
 
 /*

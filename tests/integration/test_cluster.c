@@ -127,7 +127,9 @@ s_group_up(void **state)
     if (ph_path(s_ring, sizeof(s_ring), s_dir, "keyring") < 0
         || ph_file_write(s_ring, text, strlen(text), 0644) < 0)
         return -1;
-    ph_nats_opts_t o = { .nodes = S_NODES };
+    /* The servers' directories (stores, logs) in the test's own: kept
+     * with it (CLUSTER_KEEP=1) for a look at what each server stored. */
+    ph_nats_opts_t o = { .nodes = S_NODES, .dir = s_dir };
     return ph_nats_start(&s_nats, &o);
 }
 
@@ -525,6 +527,11 @@ test_chaos(void **state)
                         "fail-overs\n",
                 subs[i].idx + 1, subs[i].n, subs[i].disconnects);
     }
+    for (int i = 0; i < S_NODES; i++)
+        fprintf(stderr, "[test] parleyd p%d: %" PRIu64 " records read again "
+                        "(a replica held them otherwise than the stream "
+                        "leader)\n",
+                i + 1, s_stat(&nodes.d[i], "cluster_records_reread"));
     s_check_subscribers(subs, pubs, head);
     assert_int_equal(ph_nodes_logs_equal(&nodes), 0);
     fprintf(stderr, "[test] the three logs are byte-identical up to seq "
