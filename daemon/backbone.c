@@ -185,6 +185,11 @@ struct pd_backbone {
     int rechecks;               /* how often in a row */
     int absent;                 /* checks of the first raw record that
                                    found none at the leader */
+    bool verify_prev;           /* after a re-read: the leader must still
+                                   hold the last record confirmed */
+    s_rec_t *last_ok;           /* a copy of the last record confirmed
+                                   (check thread only) */
+    size_t last_ok_cap;
     int64_t last_record_ms;     /* mono ms of the last record queued */
     int64_t subscribed_ms;      /* mono ms of the last subscribe */
 
@@ -909,6 +914,35 @@ s_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
         natsMsg_Destroy(msg);
 }
 
+/* Append r to the list head..tail. */
+static void
+s_recs_append(s_rec_t **head, s_rec_t **tail, s_rec_t *r)
+{
+    r->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+/* Wait on cv (mu held) for at most ms, or until signalled. */
+static void
+s_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ms > 0) {
+        ts.tv_sec += (time_t)(ms / 1000);
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* Follower message handler (the subscription's delivery thread). */
 static void
 s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
@@ -961,11 +995,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         s_state_locked(self);
     } else if (fc->gen == self->fgen && !self->paused
                && r->seq >= self->follow_next) {
-        if (self->raw_tail != NULL)
-            self->raw_tail->next = r;
-        else
-            self->raw_head = r;
-        self->raw_tail = r;
+        s_recs_append(&self->raw_head, &self->raw_tail, r);
         self->rec_n++;
         self->rec_bytes += r->len;
         self->follow_next = r->seq + 1;
@@ -1517,16 +1547,7 @@ s_ctl_main(void *arg)
                    && !self->paused && self->conn_up && now >= sub_after;
         bool probe = self->probe_now || now >= next_probe;
         if (!unsub && !sub && !probe) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t wait = next_probe - now;
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&self->cv_ctl, &self->mu, &ts);
+            s_wait_ms(&self->cv_ctl, &self->mu, next_probe - now);
             continue;
         }
         self->probe_now = false;
@@ -1648,6 +1669,7 @@ s_reread_locked(pd_backbone_t *self, const char *why)
         && self->rec_bytes <= self->follow_max_bytes / 2)
         self->paused = false;
     self->absent = 0;
+    self->verify_prev = true;
     if (self->rechecks >= S_RECHECK_MAX && !self->diverged) {
         self->diverged = true;
         s_detail_locked(self,
@@ -1691,29 +1713,62 @@ s_check_main(void *arg)
         if (has == -2 && ++self->absent >= S_ABSENT_MAX)
             has = 0;
         if (has < 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)S_CHECK_RETRY_MS * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&self->cv_check, &self->mu, &ts);
+            s_wait_ms(&self->cv_check, &self->mu, S_CHECK_RETRY_MS);
             continue;
         }
         if (has == 0) {
             s_reread_locked(self, why);
             continue;
         }
+        if (self->verify_prev) {
+            /* Confirmed after a re-read: the replica read before may have
+             * been right and the leader changed to one that holds other
+             * records. Then the records already handed over are not the
+             * leader's any more: the stream's history changed. */
+            const s_rec_t *prev = self->last_ok;
+            pthread_mutex_unlock(&self->mu);
+            int kept = prev == NULL || prev->seq + 1 != r->seq
+                           ? 1
+                           : s_leader_has(self, prev, why, sizeof(why));
+            pthread_mutex_lock(&self->mu);
+            if (self->closing)
+                break;
+            if (kept == -1) {
+                s_wait_ms(&self->cv_check, &self->mu, S_CHECK_RETRY_MS);
+                continue;
+            }
+            /* None there (-2): retention may just have dropped it; only
+             * another record there says the history changed. */
+            if (kept == 0) {
+                self->diverged = true;
+                s_detail_locked(self,
+                                "stream %s: the stream leader%s%s now holds "
+                                "other records than those this node "
+                                "applied, at seq %" PRIu64 ": %s: the "
+                                "replicas diverged",
+                                self->stream,
+                                self->leader[0] != '\0' ? " " : "",
+                                self->leader, prev->seq, why);
+                s_state_locked(self);
+                continue;
+            }
+            self->verify_prev = false;
+        }
+        if (self->last_ok_cap < sizeof(*r) + r->len) {
+            s_rec_t *c = realloc(self->last_ok, sizeof(*r) + r->len);
+            if (c != NULL) {
+                self->last_ok = c;
+                self->last_ok_cap = sizeof(*r) + r->len;
+            }
+        }
+        if (self->last_ok_cap >= sizeof(*r) + r->len)
+            memcpy(self->last_ok, r, sizeof(*r) + r->len);
+        else
+            self->last_ok_cap = 0; /* no copy: nothing to verify after */
         self->raw_head = r->next;
         if (self->raw_head == NULL)
             self->raw_tail = NULL;
-        r->next = NULL;
-        if (self->rec_tail != NULL)
-            self->rec_tail->next = r;
-        else
-            self->rec_head = r;
-        self->rec_tail = r;
+        s_recs_append(&self->rec_head, &self->rec_tail, r);
         self->n_checked++;
         self->absent = 0;
         if (r->seq >= self->recheck_seq)
@@ -2007,6 +2062,7 @@ pd_backbone_close(pd_backbone_t **bbp)
         }
     s_recs_free(self->raw_head);
     s_recs_free(self->rec_head);
+    free(self->last_ok);
     free(self->cur);
     free(self->msgs.e);
     free(self->subjects.e);
