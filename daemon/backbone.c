@@ -1603,8 +1603,7 @@ s_leader_has(pd_backbone_t *self, const s_rec_t *r, char *why, size_t cap)
     natsStatus s = js_GetMsg(&m, self->js, self->stream, r->seq, &jo, &jerr);
     if (s != NATS_OK) {
         if (jerr == JSNoMessageFoundErr) {
-            snprintf(why, cap, "the stream leader holds no record at seq "
-                               "%" PRIu64, r->seq);
+            snprintf(why, cap, "the leader holds none");
             return -2;
         }
         snprintf(why, cap, "%s", s_nats_text(s));
@@ -1620,11 +1619,9 @@ s_leader_has(pd_backbone_t *self, const s_rec_t *r, char *why, size_t cap)
                 && (n == 0 || memcmp(natsMsg_GetData(m), r->data, n) == 0);
     if (!same)
         snprintf(why, cap,
-                 "the stream leader holds another record at seq %" PRIu64
-                 " (%zu bytes stored at %lld ms, the replica read: %zu "
-                 "bytes at %lld ms)",
-                 r->seq, n, (long long)(at / 1000000), r->len,
-                 (long long)r->time_ms);
+                 "the leader holds %zu bytes stored at %lld ms, the replica "
+                 "%zu at %lld",
+                 n, (long long)(at / 1000000), r->len, (long long)r->time_ms);
     natsMsg_Destroy(m);
     return same ? 1 : 0;
 }
@@ -1673,14 +1670,11 @@ s_reread_locked(pd_backbone_t *self, const char *why)
     if (self->rechecks >= S_RECHECK_MAX && !self->diverged) {
         self->diverged = true;
         s_detail_locked(self,
-                        "stream %s: the replicas disagree at seq %" PRIu64
-                        ": %s, read %d times from new consumers: a "
-                        "JetStream replica diverged",
+                        "stream %s seq %" PRIu64 ": %s, read %d times: "
+                        "the replicas diverged",
                         self->stream, seq, why, self->rechecks);
     } else if (!self->diverged) {
-        s_detail_locked(self,
-                        "stream %s: the replica read disagrees with the "
-                        "leader at seq %" PRIu64 ": %s; reading it again",
+        s_detail_locked(self, "stream %s seq %" PRIu64 ": %s; read again",
                         self->stream, seq, why);
     }
     self->state_dirty = true; /* the caller hears of every re-read */
@@ -1742,13 +1736,9 @@ s_check_main(void *arg)
             if (kept == 0) {
                 self->diverged = true;
                 s_detail_locked(self,
-                                "stream %s: the stream leader%s%s now holds "
-                                "other records than those this node "
-                                "applied, at seq %" PRIu64 ": %s: the "
-                                "replicas diverged",
-                                self->stream,
-                                self->leader[0] != '\0' ? " " : "",
-                                self->leader, prev->seq, why);
+                                "stream %s seq %" PRIu64 " (applied): %s: "
+                                "the leader changed its history",
+                                self->stream, prev->seq, why);
                 s_state_locked(self);
                 continue;
             }
