@@ -187,6 +187,7 @@ struct pd_backbone {
                                    found none at the leader */
     bool verify_prev;           /* after a re-read: the leader must still
                                    hold the last record confirmed */
+    bool check_unanswered;      /* the last check found no leader to ask */
     s_rec_t *last_ok;           /* a copy of the last record confirmed
                                    (check thread only) */
     size_t last_ok_cap;
@@ -586,13 +587,18 @@ s_health_locked(const pd_backbone_t *self)
     return PD_BACKBONE_OK;
 }
 
-/* Leave catching-up once everything the stream held is handed over. */
+/* Leave catching-up once everything the stream held is handed over, or
+ * once all that is left waits for a leader to confirm it while there is
+ * none to ask: then no node can get further, and this one is not cut
+ * off, only waiting with everyone else. */
 static void
 s_catch_check_locked(pd_backbone_t *self)
 {
+    bool waiting = self->check_unanswered && self->rec_head == NULL;
     if (self->catching && self->following && self->conn_up
-        && self->stream_last_known && self->rec_n == 0
-        && self->handed >= self->stream_last)
+        && self->stream_last_known
+        && (waiting
+            || (self->rec_n == 0 && self->handed >= self->stream_last)))
         self->catching = false;
 }
 
@@ -1706,6 +1712,10 @@ s_check_main(void *arg)
             break;
         if (has == -2 && ++self->absent >= S_ABSENT_MAX)
             has = 0;
+        if ((has == -1) != self->check_unanswered) {
+            self->check_unanswered = has == -1;
+            s_state_locked(self);
+        }
         if (has < 0) {
             s_wait_ms(&self->cv_check, &self->mu, S_CHECK_RETRY_MS);
             continue;
