@@ -203,6 +203,9 @@ struct pd_backbone {
     bool stream_missing;
     bool diverged;              /* final: see PD_BACKBONE_DIVERGED */
     int short_probes;           /* probes in a row: stream shorter */
+    int64_t short_since_ms;     /* mono ms of the first of them */
+    uint64_t confirmed;         /* last seq the leader confirmed (check
+                                   thread; or from - 1) */
     int64_t created;            /* the stream's creation time (ns) */
     bool catching;
     uint64_t stream_last;
@@ -1437,10 +1440,12 @@ s_follow_unsubscribe(pd_backbone_t *self)
 static void
 s_probe(pd_backbone_t *self)
 {
-    /* What this node had before asking: the answer covers at least that
-     * (records come from the leader's store, which only grows). */
+    /* What this node had confirmed before asking: the answer covers at
+     * least that (the leader's store only grows). Records read but not
+     * yet confirmed do not count: they may come from a replica that holds
+     * more than the leader. */
     pthread_mutex_lock(&self->mu);
-    uint64_t held = self->following ? self->follow_next - 1 : 0;
+    uint64_t held = self->following ? self->confirmed : 0;
     pthread_mutex_unlock(&self->mu);
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
@@ -1477,13 +1482,20 @@ s_probe(pd_backbone_t *self)
         self->n_probes_failed++;
     self->stream_missing = jerr == JSStreamNotFoundErr;
     /* Shorter than what we hold: only a leader's answer counts, and only
-     * three in a row (a new leader may still be applying its log). */
-    if (s == NATS_OK && led && last < held)
-        self->short_probes++;
-    else if (s == NATS_OK)
+     * three in a row over two probe intervals at least (a new leader may
+     * still be applying its log; a server that was paused answers the
+     * probes queued meanwhile at once). */
+    if (s == NATS_OK && led && last < held) {
+        if (self->short_probes++ == 0)
+            self->short_since_ms = parley__mono_ms();
+    } else if (s == NATS_OK) {
         self->short_probes = 0;
+    }
     if (s == NATS_OK && !self->diverged
-        && (remade || self->short_probes >= 3)) {
+        && (remade
+            || (self->short_probes >= 3
+                && parley__mono_ms() - self->short_since_ms
+                       >= 2 * S_PROBE_MS))) {
         self->diverged = true;
         if (remade)
             s_detail_locked(self,
@@ -1769,6 +1781,7 @@ s_check_main(void *arg)
         if (self->raw_head == NULL)
             self->raw_tail = NULL;
         s_recs_append(&self->rec_head, &self->rec_tail, r);
+        self->confirmed = r->seq;
         self->n_checked++;
         self->absent = 0;
         if (r->seq >= self->recheck_seq)
@@ -2224,6 +2237,7 @@ pd_backbone_follow(pd_backbone_t *self, uint64_t from)
     self->following = true;
     self->follow_next = from;
     self->handed = from - 1;
+    self->confirmed = from - 1;
     self->catching = true;
     pthread_cond_signal(&self->cv_ctl);
     s_state_locked(self);

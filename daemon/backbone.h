@@ -265,8 +265,9 @@ typedef enum {
                                     or submits time out */
     PD_BACKBONE_NO_STREAM,       /* the stream was deleted under us */
     PD_BACKBONE_DIVERGED,        /* the stream was made again, or ends
-                                    below what this node has followed (3
-                                    probes in a row, each from a leader):
+                                    below what the leader confirmed to this
+                                    node (3 probes in a row over 2 s at
+                                    least, each from a leader):
                                     it lost records (a majority of its
                                     servers lost what they had not
                                     synced); or the replicas kept holding
