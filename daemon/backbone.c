@@ -158,6 +158,46 @@ pd_backbone__subject_key(const pd_backbone_t *self, const char *subject,
     memcpy(out, k, PARLEY_KEYID_CHARS + 1);
 }
 
+/* Free a list of records. */
+void
+pd_backbone__recs_free(s_rec_t *r)
+{
+    while (r != NULL) {
+        s_rec_t *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+/* Append r to the list head..tail. */
+void
+pd_backbone__recs_append(s_rec_t **head, s_rec_t **tail, s_rec_t *r)
+{
+    r->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+/* Wait on cv (mu held) for at most ms, or until signalled. */
+void
+pd_backbone__wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ms > 0) {
+        ts.tv_sec += (time_t)(ms / 1000);
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* ============================================================ events */
 
 /* Make the eventfd readable unless it already is. Call with mu held. */
@@ -186,13 +226,18 @@ pd_backbone__health_locked(const pd_backbone_t *self)
     return PD_BACKBONE_OK;
 }
 
-/* Leave catching-up once everything the stream held is handed over. */
+/* Leave catching-up once everything the stream held is handed over, or
+ * once all that is left waits for a leader to confirm it while there is
+ * none to ask: then no node can get further, and this one is not cut
+ * off, only waiting with everyone else. */
 void
 pd_backbone__catch_check_locked(pd_backbone_t *self)
 {
+    bool waiting = self->check_unanswered && self->rec_head == NULL;
     if (self->catching && self->following && self->conn_up
-        && self->stream_last_known && self->rec_n == 0
-        && self->handed >= self->stream_last)
+        && self->stream_last_known
+        && (waiting
+            || (self->rec_n == 0 && self->handed >= self->stream_last)))
         self->catching = false;
 }
 
@@ -384,6 +429,7 @@ s_new(const pd_backbone_opts_t *o, char *errbuf, size_t errlen, int *err)
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv_submit, NULL);
     pthread_cond_init(&self->cv_ctl, NULL);
+    pthread_cond_init(&self->cv_check, NULL);
     pthread_cond_init(&self->cv_done, NULL);
 
     snprintf(self->stream, sizeof(self->stream), "%s",
@@ -453,7 +499,7 @@ s_connect_stream(pd_backbone_t *self, const pd_backbone_opts_t *o,
     return pd_backbone__stream_ensure(self, deadline, errbuf, errlen);
 }
 
-/* Start the submit and control threads. Returns 0 or -EAGAIN. */
+/* Start the submit, control and check threads. Returns 0 or -EAGAIN. */
 static int
 s_start_threads(pd_backbone_t *self)
 {
@@ -461,13 +507,21 @@ s_start_threads(pd_backbone_t *self)
                        self)
         != 0)
         return -EAGAIN;
-    if (pthread_create(&self->ctl_thr, NULL, pd_backbone__ctl_main, self)
-        != 0) {
+    bool ctl = pthread_create(&self->ctl_thr, NULL, pd_backbone__ctl_main,
+                              self)
+               == 0;
+    if (!ctl
+        || pthread_create(&self->check_thr, NULL, pd_backbone__check_main,
+                          self)
+               != 0) {
         pthread_mutex_lock(&self->mu);
         self->closing = true;
         pthread_cond_broadcast(&self->cv_submit);
+        pthread_cond_broadcast(&self->cv_ctl);
         pthread_mutex_unlock(&self->mu);
         pthread_join(self->submit_thr, NULL);
+        if (ctl)
+            pthread_join(self->ctl_thr, NULL);
         return -EAGAIN;
     }
     self->threads = true;
@@ -539,10 +593,12 @@ s_close_nats(pd_backbone_t *self)
     self->closing = true;
     pthread_cond_broadcast(&self->cv_submit);
     pthread_cond_broadcast(&self->cv_ctl);
+    pthread_cond_broadcast(&self->cv_check);
     pthread_mutex_unlock(&self->mu);
     if (self->threads) {
         pthread_join(self->submit_thr, NULL);
         pthread_join(self->ctl_thr, NULL);
+        pthread_join(self->check_thr, NULL);
     }
     if (self->js != NULL) {
         /* Every publish has a timeout: after this no PubAck handler runs. */
@@ -590,11 +646,9 @@ s_free_queued(pd_backbone_t *self)
             w = next;
         }
     }
-    for (s_rec_t *r = self->rec_head; r != NULL;) {
-        s_rec_t *next = r->next;
-        free(r);
-        r = next;
-    }
+    pd_backbone__recs_free(self->raw_head);
+    pd_backbone__recs_free(self->rec_head);
+    free(self->last_ok);
 }
 
 void
@@ -622,6 +676,7 @@ pd_backbone_close(pd_backbone_t **bbp)
         close(self->efd);
     pthread_cond_destroy(&self->cv_submit);
     pthread_cond_destroy(&self->cv_ctl);
+    pthread_cond_destroy(&self->cv_check);
     pthread_cond_destroy(&self->cv_done);
     pthread_mutex_destroy(&self->mu);
     free(self);
@@ -668,6 +723,8 @@ pd_backbone_status(pd_backbone_t *self, pd_backbone_status_t *out)
     out->probes = self->n_probes;
     out->probes_failed = self->n_probes_failed;
     out->gaps = self->n_gaps;
+    out->checked = self->n_checked;
+    out->rereads = self->n_rereads;
     out->stream_first = self->stream_first;
     out->created = self->created;
     pthread_mutex_unlock(&self->mu);

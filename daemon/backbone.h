@@ -21,14 +21,19 @@
  *     (signer, signer_seq) within the duplicate window, whatever node
  *     submits it;
  *   - FOLLOWS the stream in order from a given seq (an ordered consumer)
- *     and hands each record (seq, bytes, JetStream time) over;
+ *     and hands each record (seq, bytes, JetStream time) over once the
+ *     stream leader has confirmed that it holds that very record at that
+ *     seq: a replica of nats-server 2.9.10 can hold other records than
+ *     the leader after a leader was paused (docs/cluster.md, "Replicas
+ *     that disagree"), and the consumer reads from any replica;
  *   - watches the connection and the stream's quorum and reports a health
  *     state and whether the follower is catching up.
  *
  * Threads. nats.c calls back on its own threads; this module adds a
  * submit thread (so that no publish can block the caller, even against a
- * stopped server) and a control thread (follower subscription, probes of
- * the stream). Everything they produce reaches the caller through one
+ * stopped server), a control thread (follower subscription, probes of
+ * the stream) and a check thread (each record against the leader's).
+ * Everything they produce reaches the caller through one
  * queue and an eventfd: the daemon's single-threaded zmq_poll loop polls
  * pd_backbone_fd() and drains events with pd_backbone_next(). Every
  * function below is for that one caller thread, unless it says otherwise.
@@ -214,6 +219,12 @@ int pd_backbone_abandon(pd_backbone_t *bb, uint64_t token,
  * catching_up is true until the follower has handed over the stream's
  * last record as known then.
  *
+ * Each record is handed over only once the stream leader answered that
+ * it holds the same subject, bytes and store time at that seq; while no
+ * leader answers, records wait. A record the leader holds otherwise is
+ * read again from a new consumer (status: rereads); after 10 re-reads of
+ * one seq in a row health becomes PD_BACKBONE_DIVERGED.
+ *
  * If the stream ends before from - 1 (the node holds records the stream
  * does not), health becomes PD_BACKBONE_DIVERGED within a few seconds.
  *
@@ -261,11 +272,14 @@ typedef enum {
                                     or submits time out */
     PD_BACKBONE_NO_STREAM,       /* the stream was deleted under us */
     PD_BACKBONE_DIVERGED,        /* the stream was made again, or ends
-                                    below what this node has followed (3
-                                    probes in a row, each from a leader):
+                                    below what the leader confirmed to this
+                                    node (3 probes in a row over 2 s at
+                                    least, each from a leader):
                                     it lost records (a majority of its
                                     servers lost what they had not
-                                    synced). Final: submits are refused */
+                                    synced); or the replicas kept holding
+                                    another record than the leader at one
+                                    seq. Final: submits are refused */
 } pd_backbone_health_t;
 
 /* One event. Pointers stay valid until the next pd_backbone_next(). */
@@ -289,6 +303,8 @@ typedef struct pd_backbone_event {
     /* EV_STATE */
     pd_backbone_health_t health;
     bool catching_up;
+    uint64_t rereads;           /* records read again so far (status):
+                                   when it rose, detail says why */
     /* EV_SUBMITTED (UNAVAILABLE, REFUSED), EV_STATE: why */
     char detail[PD_BACKBONE_DETAIL_MAX];
 } pd_backbone_event_t;
@@ -328,6 +344,10 @@ typedef struct pd_backbone_status {
     uint64_t probes_failed;    /* of them unanswered or refused */
     uint64_t gaps;             /* records that skipped seqs the stream
                                   holds: read again from the seq wanted */
+    uint64_t checked;          /* records the stream leader confirmed */
+    uint64_t rereads;          /* records the leader holds otherwise: read
+                                  again from their seq (a JetStream replica
+                                  that diverged; docs/cluster.md) */
 } pd_backbone_status_t;
 
 /* A copy of the current status. Threads: any thread. */

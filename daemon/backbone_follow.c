@@ -35,6 +35,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         r->seq = meta->Sequence.Stream;
         r->pending = meta->NumPending;
         r->time_ms = meta->Timestamp / 1000000;
+        r->time_ns = meta->Timestamp;
         r->len = (size_t)(len > 0 ? len : 0);
         if (r->len > 0)
             memcpy(r->data, natsMsg_GetData(msg), r->len);
@@ -64,11 +65,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         pd_backbone__state_locked(self);
     } else if (fc->gen == self->fgen && !self->paused
                && r->seq >= self->follow_next) {
-        if (self->rec_tail != NULL)
-            self->rec_tail->next = r;
-        else
-            self->rec_head = r;
-        self->rec_tail = r;
+        pd_backbone__recs_append(&self->raw_head, &self->raw_tail, r);
         self->rec_n++;
         self->rec_bytes += r->len;
         self->follow_next = r->seq + 1;
@@ -87,7 +84,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             pthread_cond_signal(&self->cv_ctl);
             pd_backbone__state_locked(self);
         }
-        pd_backbone__signal_locked(self);
+        pthread_cond_signal(&self->cv_check);
     }
     pthread_mutex_unlock(&self->mu);
     free(r);
@@ -177,24 +174,6 @@ pd_backbone__follow_unsubscribe(pd_backbone_t *self)
     natsSubscription_Destroy(sub);
 }
 
-/* Wait on cv_ctl until something is signalled or until mono ms. mu
- * held. */
-static void
-s_ctl_wait_locked(pd_backbone_t *self, int64_t until)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wait = until - parley__mono_ms();
-    if (wait < 0)
-        wait = 0;
-    ts.tv_sec += wait / 1000;
-    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&self->cv_ctl, &self->mu, &ts);
-}
 
 /* Behind the stream, nothing queued, nothing arriving: the consumer is
  * gone (its server died); a new generation makes a new one. mu held. */
@@ -238,7 +217,7 @@ pd_backbone__ctl_main(void *arg)
                    && !self->paused && self->conn_up && now >= sub_after;
         bool probe = self->probe_now || now >= next_probe;
         if (!unsub && !sub && !probe) {
-            s_ctl_wait_locked(self, next_probe);
+            pd_backbone__wait_ms(&self->cv_ctl, &self->mu, next_probe - now);
             continue;
         }
         self->probe_now = false;
@@ -272,6 +251,7 @@ pd_backbone_follow(pd_backbone_t *self, uint64_t from)
     self->following = true;
     self->follow_next = from;
     self->handed = from - 1;
+    self->confirmed = from - 1;
     self->catching = true;
     pthread_cond_signal(&self->cv_ctl);
     pd_backbone__state_locked(self);
@@ -292,6 +272,7 @@ pd_backbone_next(pd_backbone_t *self, pd_backbone_event_t *ev)
         ev->health = self->told_health = pd_backbone__health_locked(self);
         ev->catching_up = self->told_catching =
             self->following && self->catching;
+        ev->rereads = self->n_rereads;
         snprintf(ev->detail, sizeof(ev->detail), "%s", self->detail);
     } else if (self->done_n > 0) {
         const s_done_t *d = &self->done[self->done_head];

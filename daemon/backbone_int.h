@@ -14,6 +14,8 @@
  *                      control thread, follow and next
  *   backbone_stream.c  the stream: create it or check its settings, probe
  *                      its leader and quorum
+ *   backbone_check.c   the check: each record read against the stream
+ *                      leader's before the loop gets it
  */
 #ifndef PD_BACKBONE_INT_H
 #define PD_BACKBONE_INT_H
@@ -39,6 +41,12 @@
 #define S_FAIL_HOLD_MS 5000         /* a timed-out submit outweighs probes */
 #define S_CLOSE_WAIT_MS 10000       /* for nats.c to finish callbacks */
 #define S_RETRY_MS 200              /* between attempts while opening */
+#define S_CHECK_WAIT_MS 1000        /* a check's request to the leader */
+#define S_CHECK_RETRY_MS 250        /* after a check the leader left open */
+#define S_RECHECK_MAX 10            /* re-reads of one seq, then diverged */
+#define S_ABSENT_MAX 8              /* checks that found no record at the
+                                       leader (it may not have applied it
+                                       yet), then read again */
 
 /* A submit completion waiting for the loop. */
 typedef struct s_done {
@@ -56,6 +64,7 @@ typedef struct s_rec {
     uint64_t seq;
     uint64_t pending;
     int64_t time_ms;
+    int64_t time_ns;            /* JetStream's store time, as stored */
     char key_id[PARLEY_KEYID_CHARS + 1];
     size_t len;
     uint8_t data[];
@@ -111,14 +120,15 @@ struct pd_backbone {
     natsConnection *nc;
     jsCtx *js;
     int efd;                    /* eventfd for the loop */
-    pthread_t submit_thr, ctl_thr;
-    bool threads;               /* both started */
+    pthread_t submit_thr, ctl_thr, check_thr;
+    bool threads;               /* all three started */
     s_rec_t *cur;               /* record handed out by the last next() */
 
     /* ---- shared: under mu ---- */
     pthread_mutex_t mu;
     pthread_cond_t cv_submit;   /* submit thread: work or closing */
     pthread_cond_t cv_ctl;      /* control thread: something to do */
+    pthread_cond_t cv_check;    /* check thread: raw records or closing */
     pthread_cond_t cv_done;     /* close: subscriptions ended, closed */
     bool closing;
     bool signalled;             /* efd written since the loop drained it */
@@ -145,8 +155,19 @@ struct pd_backbone {
     uint64_t fsub_gen;          /* generation fsub was made with */
     int subs_alive;             /* subscriptions whose complete cb is due */
     bool paused;                /* loop too far behind: not subscribed */
-    s_rec_t *rec_head, *rec_tail;
-    size_t rec_n, rec_bytes;
+    s_rec_t *raw_head, *raw_tail; /* read, not yet checked (seq order) */
+    s_rec_t *rec_head, *rec_tail; /* checked: for the loop (seq order) */
+    size_t rec_n, rec_bytes;    /* of both queues */
+    uint64_t recheck_seq;       /* the seq last read again, and */
+    int rechecks;               /* how often in a row */
+    int absent;                 /* checks of the first raw record that
+                                   found none at the leader */
+    bool verify_prev;           /* after a re-read: the leader must still
+                                   hold the last record confirmed */
+    bool check_unanswered;      /* the last check found no leader to ask */
+    s_rec_t *last_ok;           /* a copy of the last record confirmed
+                                   (check thread only) */
+    size_t last_ok_cap;
     int64_t last_record_ms;     /* mono ms of the last record queued */
     int64_t subscribed_ms;      /* mono ms of the last subscribe */
 
@@ -159,6 +180,9 @@ struct pd_backbone {
     bool stream_missing;
     bool diverged;              /* final: see PD_BACKBONE_DIVERGED */
     int short_probes;           /* probes in a row: stream shorter */
+    int64_t short_since_ms;     /* mono ms of the first of them */
+    uint64_t confirmed;         /* last seq the leader confirmed (check
+                                   thread; or from - 1) */
     int64_t created;            /* the stream's creation time (ns) */
     bool catching;
     uint64_t stream_last;
@@ -177,6 +201,8 @@ struct pd_backbone {
     uint64_t n_unavailable, n_refused, n_records, n_subscribes, n_pauses;
     uint64_t n_reconnects, n_async_errors, n_probes, n_probes_failed;
     uint64_t n_gaps;            /* records after a gap, refused */
+    uint64_t n_checked;         /* records the leader confirmed */
+    uint64_t n_rereads;         /* records the leader holds otherwise */
 };
 
 /* ---- backbone.c ---- */
@@ -209,6 +235,15 @@ void pd_backbone__state_locked(pd_backbone_t *self);
 /* Set the detail text that goes with the health. mu held. */
 void pd_backbone__detail_locked(pd_backbone_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Free a list of records (linked by next). */
+void pd_backbone__recs_free(s_rec_t *r);
+
+/* Append r to the list head..tail. */
+void pd_backbone__recs_append(s_rec_t **head, s_rec_t **tail, s_rec_t *r);
+
+/* Wait on cv (mu held) for at most ms, or until signalled. */
+void pd_backbone__wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 
 /* ---- backbone_opts.c ---- */
 
@@ -261,5 +296,11 @@ int pd_backbone__stream_ensure(pd_backbone_t *self, int64_t deadline,
 /* Ask JetStream about the stream (last seq, leader, quorum) and update
  * the health. Control thread; takes mu. */
 void pd_backbone__probe(pd_backbone_t *self);
+
+/* ---- backbone_check.c ---- */
+
+/* The check thread (arg is the backbone): confirms raw records with the
+ * stream leader, in order, and queues them for the loop, until closing. */
+void *pd_backbone__check_main(void *arg);
 
 #endif /* PD_BACKBONE_INT_H */

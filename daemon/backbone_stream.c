@@ -231,7 +231,7 @@ pd_backbone__stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
 typedef struct {
     natsStatus s;
     jsErrCode jerr;
-    uint64_t held;          /* what this node had before asking */
+    uint64_t held;          /* what the leader had confirmed before */
     uint64_t last, first;   /* the stream's seqs */
     char leader[64];
     bool quorum, led, remade;
@@ -266,17 +266,24 @@ s_probe_ask(pd_backbone_t *self, s_probe_t *pr)
     jsStreamInfo_Destroy(si);
 }
 
-/* A stream made again, or shorter than what this node holds (only a
- * leader's answer counts, and only three in a row: a new leader may
- * still be applying its log), has diverged for good. mu held. */
+/* A stream made again, or shorter than what the leader confirmed to
+ * this node (only a leader's answer counts, and only three in a row over
+ * two probe intervals at least: a new leader may still be applying its
+ * log; a server that was paused answers the probes queued meanwhile at
+ * once), has diverged for good. mu held. */
 static void
 s_probe_diverged_locked(pd_backbone_t *self, const s_probe_t *pr)
 {
-    if (pr->led && pr->last < pr->held)
-        self->short_probes++;
-    else
+    if (pr->led && pr->last < pr->held) {
+        if (self->short_probes++ == 0)
+            self->short_since_ms = parley__mono_ms();
+    } else {
         self->short_probes = 0;
-    if (self->diverged || !(pr->remade || self->short_probes >= 3))
+    }
+    bool shorter = self->short_probes >= 3
+                   && parley__mono_ms() - self->short_since_ms
+                          >= 2 * S_PROBE_MS;
+    if (self->diverged || !(pr->remade || shorter))
         return;
     self->diverged = true;
     if (pr->remade)
@@ -348,10 +355,12 @@ void
 pd_backbone__probe(pd_backbone_t *self)
 {
     s_probe_t pr = { .s = NATS_OK };
-    /* What this node had before asking: the answer covers at least that
-     * (records come from the leader's store, which only grows). */
+    /* What this node had confirmed before asking: the answer covers at
+     * least that (the leader's store only grows). Records read but not
+     * yet confirmed do not count: they may come from a replica that holds
+     * more than the leader. */
     pthread_mutex_lock(&self->mu);
-    pr.held = self->following ? self->follow_next - 1 : 0;
+    pr.held = self->following ? self->confirmed : 0;
     pthread_mutex_unlock(&self->mu);
     s_probe_ask(self, &pr);
 

@@ -339,15 +339,21 @@ s_resolve(pd_cluster_t *self, s_pend_t *p)
         s_ready(self, p, 0, p->seq, p->dup || p->conflict, 0, NULL);
         return true;
     }
-    /* Not these bytes at seq: what does the replica say of them? */
+    /* Not these bytes at seq: what does the replica say of them? A fresh
+     * store (no duplicate, no conflict) at seq with other bytes here is
+     * no resend's original nor a replay, whatever else the replica holds:
+     * only a void record (below) explains it; anything else is a replica
+     * that disagrees with the leader, never to be acked under another
+     * seq. */
+    bool fresh = !p->dup && !p->conflict;
     uint64_t orig = 0, last = 0;
     rc = pd_embedded_check(self->local, p->signer, p->signer_seq, p->env,
                            p->len, &orig, &last);
-    if (rc == 0) { /* kept under another seq: a resend's original */
+    if (rc == 0 && !fresh) { /* kept under another seq: a resend's original */
         s_ready(self, p, 0, orig, true, 0, NULL);
         return true;
     }
-    if (rc < 0) {
+    if (rc < 0 && !fresh) {
         s_ready(self, p, rc, 0, false, last, NULL);
         return true;
     }
@@ -605,6 +611,14 @@ s_stat_reconnects(const void *ctx)
     return st.reconnects;
 }
 
+static uint64_t
+s_stat_rereads(const void *ctx)
+{
+    pd_backbone_status_t st;
+    pd_backbone_status(((const pd_cluster_t *)ctx)->bb, &st);
+    return st.rereads;
+}
+
 static void
 s_stats_register(pd_cluster_t *self, pd_stats_t *st)
 {
@@ -620,6 +634,7 @@ s_stats_register(pd_cluster_t *self, pd_stats_t *st)
     pd_stats_getter(st, PD_STAT_CLUSTER_STREAM_LAST, s_stat_stream_last,
                     self);
     pd_stats_getter(st, PD_STAT_CLUSTER_RECONNECTS, s_stat_reconnects, self);
+    pd_stats_getter(st, PD_STAT_CLUSTER_RECORDS_REREAD, s_stat_rereads, self);
 }
 
 /*

@@ -194,6 +194,9 @@ s_on_state(pd_cluster_t *self, const pd_backbone_event_t *ev)
         pd_log(ev->health == PD_BACKBONE_OK ? PD_LOG_INFO : PD_LOG_WARN,
                "cluster: %s: %s", pd_backbone_health_name(ev->health),
                ev->detail);
+    if (ev->rereads > self->rereads)
+        pd_log(PD_LOG_WARN, "cluster: %s", ev->detail);
+    self->rereads = ev->rereads;
     if (ev->catching_up != self->catching_up)
         pd_log(PD_LOG_INFO, "cluster: %s",
                ev->catching_up ? "catching up with the stream"

@@ -90,6 +90,7 @@ typedef struct pd_cluster {
     /* the backbone's state, as its last EV_STATE said */
     pd_backbone_health_t health;
     bool catching_up;
+    uint64_t rereads;            /* the backbone's, as last logged */
     char health_detail[PD_BACKBONE_DETAIL_MAX + 32];
 
     uint8_t *record;             /* a record read back (max_record) */

@@ -66,6 +66,7 @@ static const char *const s_names[PD_STAT_COUNT - PD_STAT_SUBSCRIPTIONS] = {
     "cluster_healthy",
     "cluster_stream_last",
     "cluster_reconnects",
+    "cluster_records_reread",
     "reads_queued",
     "reads_deferred",
     "read_slices_full",

@@ -83,6 +83,8 @@ typedef enum pd_stat {
     PD_STAT_CLUSTER_HEALTHY,       /* cluster: 1 while publishes can go */
     PD_STAT_CLUSTER_STREAM_LAST,   /* cluster: the stream's last seq seen */
     PD_STAT_CLUSTER_RECONNECTS,    /* cluster: NATS reconnections */
+    PD_STAT_CLUSTER_RECORDS_REREAD, /* cluster: stream records a replica
+                                      held otherwise than the leader */
     PD_STAT_READS_QUEUED,          /* reads waiting to be answered now */
     PD_STAT_READS_DEFERRED,        /* reads that waited a whole slice */
     PD_STAT_READ_SLICES_FULL,      /* slices that spent their budget */
