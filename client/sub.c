@@ -20,10 +20,12 @@
  *   5. lost: the api connection closed or no heartbeat for
  *      heartbeat_misses intervals (PARLEY_EVENT_DISCONNECTED): back to
  *      step 1 with the next endpoint of the list (the same one if it is
- *      alone), on the same sockets. With a list, a daemon that stays
- *      behind as long (its heartbeats say it is catching up with its
- *      cluster, or name a head below what was already handed out) is
- *      left the same way.
+ *      alone), on the same sockets (so the descriptors of
+ *      parley_sub_fds() stay; parley__zmq_move() drops the old
+ *      connection without tearing a message libzmq holds partly read).
+ *      With a list, a daemon that stays behind as long (its heartbeats
+ *      say it is catching up with its cluster, or name a head below what
+ *      was already handed out) is left the same way.
  *
  * The daemons of one cluster serve one log: their heartbeats carry the
  * same log id (a single daemon's carry none). Moving between them, the
@@ -226,10 +228,12 @@ s_feed_connect(parley_sub_t *self, const char *ep)
 {
     if (strcmp(self->feed_ep, ep) == 0)
         return 0; /* libzmq reconnects to it by itself */
-    if (zmq_connect(self->feed, ep) != 0)
-        return -errno;
-    if (self->feed_ep[0] != '\0')
-        zmq_disconnect(self->feed, self->feed_ep);
+    /* The old daemon may still be streaming, a message of it read ahead
+     * by zmq_poll(): the move reads that one whole before the old
+     * connection goes. What it drops is a gap the replay fills. */
+    int rc = parley__zmq_move(self->feed, self->feed_ep, ep);
+    if (rc < 0)
+        return rc;
     snprintf(self->feed_ep, sizeof(self->feed_ep), "%s", ep);
     return 0;
 }

@@ -254,6 +254,33 @@ s_wait_unwritable(void *sock)
 }
 
 int
+parley__zmq_move(void *sock, const char *from, const char *to)
+{
+    /* A message libzmq holds partly read: the caller's own (not here:
+     * every reader of the library reads whole messages), or one whose
+     * first frame zmq_poll() read ahead (a SUB socket does, to apply its
+     * subscriptions). If its connection goes now, the next read of the
+     * rest asserts in libzmq. So one message is read to its end first;
+     * it is of the old connection (the only one), whose queue the
+     * disconnect discards anyway. */
+    if (from != NULL && from[0] != '\0') {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0)
+            while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, sock, 0) >= 0) {
+            }
+        zmq_msg_close(&msg);
+    }
+    /* The new endpoint first, so that a failure leaves the old
+     * connection in place; then the old one goes, with its queue. */
+    if (zmq_connect(sock, to) != 0)
+        return -errno;
+    if (from != NULL && from[0] != '\0')
+        zmq_disconnect(sock, from);
+    return 0;
+}
+
+int
 parley__wire_switch(parley__wire_t *w, const char *server)
 {
     if (strcmp(w->server, server) == 0)
@@ -262,14 +289,16 @@ parley__wire_switch(parley__wire_t *w, const char *server)
     if (copy == NULL)
         return -ENOMEM;
     /* The old connection goes first, with its queue, and is gone before
-     * the new one is made: a request sent now waits for the new one. */
+     * the new one is made: a request sent now waits for the new one. (A
+     * DEALER is always read whole, so parley__zmq_move()'s partly read
+     * message cannot be here.) */
     zmq_disconnect(w->sock, w->server);
     s_wait_unwritable(w->sock);
     if (zmq_connect(w->sock, server) != 0) {
-        int err = -errno;
+        int rc = -errno;
         zmq_connect(w->sock, w->server); /* stay where we were */
         free(copy);
-        return err;
+        return rc;
     }
     free(w->server);
     w->server = copy;

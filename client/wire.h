@@ -91,6 +91,21 @@ int parley__wire_fds(const parley__wire_t *w, int *fds, size_t cap);
 /* The ZMQ_FD of a socket, or -1. */
 int parley__zmq_fd(void *sock);
 
+/*
+ * Connect sock to the endpoint to and drop its connection to from (NULL or
+ * "": none), on the same socket, so that its ZMQ_FD stays. sock must be
+ * connected to from alone. Before from goes, a message libzmq holds partly
+ * read is read to its end and dropped (zmq_poll() reads the first frame of
+ * a waiting message ahead on a SUB socket, and libzmq asserts when the
+ * rest is read after its connection went); it is one of from's, which the
+ * disconnect discards anyway.
+ *
+ * Returns:   0 or -errno from zmq_connect() (sock then stays on from,
+ *            less that one message).
+ * Threads:   the thread that owns sock.
+ */
+int parley__zmq_move(void *sock, const char *from, const char *to);
+
 /* The api endpoint this wire is connected to. */
 const char *parley__wire_server(const parley__wire_t *w);
 
