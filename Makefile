@@ -30,7 +30,7 @@ PACKAGES = cmake make gcc pkg-config python3 \
            libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
            libjansson-dev libcmocka-dev libsystemd-dev curl abigail-tools \
            libcurl4-openssl-dev libmicrohttpd-dev chromium chromium-driver \
-           python3-selenium
+           python3-selenium libnats-dev nats-server
 
 .PHONY: all run serve test build asan fuzz deps bench install deb clean abi-update
 

@@ -27,7 +27,7 @@ set -u
 
 BUILD=${1:-build}
 QUICK=${QUICK:-0}
-ONLY=${BENCH_ONLY:-ingest ingest_callgrind fanout subscriber latency memory recovery hostile gateway tlog}
+ONLY=${BENCH_ONLY:-ingest ingest_callgrind fanout subscriber latency memory recovery hostile gateway tlog cluster_raw cluster}
 JOBS=${JOBS:-2}
 
 if [ ! -d "$BUILD" ]; then

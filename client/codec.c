@@ -265,6 +265,11 @@ parley__heartbeat_encode(const parley__heartbeat_t *hb, void *buf, size_t cap,
     m.seq = hb->seq;
     m.time = hb->time_ms;
     m.first_seq = hb->first_seq;
+    if (parley__log_id_set(hb->log_id)) {
+        m.log_id.data = (uint8_t *)hb->log_id;
+        m.log_id.len = sizeof(hb->log_id);
+    }
+    m.catching_up = hb->catching_up;
     return s_pack(&m.base, buf, cap, len);
 }
 
@@ -280,7 +285,18 @@ parley__heartbeat_decode(const void *buf, size_t len, parley__heartbeat_t *out,
     out->seq = m->seq;
     out->time_ms = m->time;
     out->first_seq = m->first_seq;
+    memset(out->log_id, 0, sizeof(out->log_id));
+    if (m->log_id.len == sizeof(out->log_id))
+        memcpy(out->log_id, m->log_id.data, sizeof(out->log_id));
+    out->catching_up = m->catching_up;
     return 0;
+}
+
+bool
+parley__log_id_set(const uint8_t id[16])
+{
+    static const uint8_t zero[16];
+    return memcmp(id, zero, sizeof(zero)) != 0;
 }
 
 /* ---------------------------------------------------------------- filter */
@@ -571,6 +587,47 @@ parley__reply_item_overhead(size_t n)
 /* Lists up to this long are laid out on the stack; longer ones on the heap. */
 #define S_STACK_LIST 256
 
+/* A PING reply's fields into its message (strings borrowed from r). */
+static void
+s_ping_encode(const parley__reply_t *r, Parley__V1__PingReply *ping)
+{
+    ping->feed = (char *)(r->feed != NULL ? r->feed : "");
+    ping->daemon_id.data = (uint8_t *)r->daemon_id;
+    ping->daemon_id.len = sizeof(r->daemon_id);
+    ping->seq = r->seq;
+    ping->first_seq = r->first_seq;
+    ping->version = (char *)(r->version != NULL ? r->version : "");
+    if (parley__log_id_set(r->log_id)) {
+        ping->log_id.data = (uint8_t *)r->log_id;
+        ping->log_id.len = sizeof(r->log_id);
+    }
+    ping->catching_up = r->catching_up;
+    ping->storage = (char *)(r->storage != NULL ? r->storage : "");
+    ping->health = (char *)(r->health != NULL ? r->health : "");
+    ping->checkpoint.data = (uint8_t *)r->checkpoint.data;
+    ping->checkpoint.len = r->checkpoint.len;
+}
+
+/* A decoded PingReply into out (strings and bytes borrowed from ping). */
+static void
+s_ping_decode(const Parley__V1__PingReply *ping, parley__reply_t *out)
+{
+    out->type = PARLEY__REPLY_PING;
+    out->feed = ping->feed;
+    if (ping->daemon_id.len == sizeof(out->daemon_id))
+        memcpy(out->daemon_id, ping->daemon_id.data, sizeof(out->daemon_id));
+    out->seq = ping->seq;
+    out->first_seq = ping->first_seq;
+    out->version = ping->version;
+    if (ping->log_id.len == sizeof(out->log_id))
+        memcpy(out->log_id, ping->log_id.data, sizeof(out->log_id));
+    out->catching_up = ping->catching_up;
+    out->storage = ping->storage;
+    out->health = ping->health;
+    out->checkpoint.data = ping->checkpoint.data;
+    out->checkpoint.len = ping->checkpoint.len;
+}
+
 int
 parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
                      size_t *len)
@@ -674,14 +731,7 @@ parley__reply_encode(const parley__reply_t *r, void *buf, size_t cap,
         m.stats = &stats;
         break;
     case PARLEY__REPLY_PING:
-        ping.feed = (char *)(r->feed != NULL ? r->feed : "");
-        ping.daemon_id.data = (uint8_t *)r->daemon_id;
-        ping.daemon_id.len = sizeof(r->daemon_id);
-        ping.seq = r->seq;
-        ping.first_seq = r->first_seq;
-        ping.version = (char *)(r->version != NULL ? r->version : "");
-        ping.checkpoint.data = (uint8_t *)r->checkpoint.data;
-        ping.checkpoint.len = r->checkpoint.len;
+        s_ping_encode(r, &ping);
         m.result_case = PARLEY__V1__API_REPLY__RESULT_PING;
         m.ping = &ping;
         break;
@@ -796,16 +846,7 @@ parley__reply_decode(const void *buf, size_t len, parley__reply_t *out,
         return 0;
     }
     case PARLEY__V1__API_REPLY__RESULT_PING:
-        out->type = PARLEY__REPLY_PING;
-        out->feed = m->ping->feed;
-        if (m->ping->daemon_id.len == sizeof(out->daemon_id))
-            memcpy(out->daemon_id, m->ping->daemon_id.data,
-                   sizeof(out->daemon_id));
-        out->seq = m->ping->seq;
-        out->first_seq = m->ping->first_seq;
-        out->version = m->ping->version;
-        out->checkpoint.data = m->ping->checkpoint.data;
-        out->checkpoint.len = m->ping->checkpoint.len;
+        s_ping_decode(m->ping, out);
         return 0;
     case PARLEY__V1__API_REPLY__RESULT_PROOF: {
         const Parley__V1__ProofReply *p = m->proof;

@@ -85,7 +85,12 @@ typedef struct parley__heartbeat {
     uint64_t seq;
     int64_t time_ms;
     uint64_t first_seq;
+    uint8_t log_id[16];          /* all zero: none (a single daemon) */
+    bool catching_up;
 } parley__heartbeat_t;
+
+/* Whether a log id (heartbeat, ping) names a log: not all zero. */
+bool parley__log_id_set(const uint8_t id[16]);
 
 int parley__heartbeat_encode(const parley__heartbeat_t *hb, void *buf,
                              size_t cap, size_t *len);
@@ -236,6 +241,10 @@ typedef struct parley__reply {
     const char *feed;            /* PING */
     uint8_t daemon_id[16];       /* PING */
     const char *version;         /* PING */
+    uint8_t log_id[16];          /* PING: all zero: none */
+    bool catching_up;            /* PING */
+    const char *storage;         /* PING: "embedded", "cluster" (or NULL) */
+    const char *health;          /* PING: "ok", ... (or NULL) */
     parley__bytes_t checkpoint;  /* PING, PROOF: signed checkpoint or empty */
     uint64_t tree_size;          /* PROOF */
     const parley__bytes_t *proofs; /* PROOF: encoded proofs */

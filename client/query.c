@@ -134,6 +134,10 @@ struct parley_info {
     uint64_t seq;             /* last assigned seq */
     uint64_t first_seq;       /* oldest seq held, 0 if none */
     char *version;
+    uint8_t log_id[16];       /* all zero: none */
+    bool catching_up;
+    char *storage;            /* "" from a daemon that does not say */
+    char *health;
 };
 
 void
@@ -144,6 +148,8 @@ parley_info_destroy(parley_info_t **info)
     free((*info)->endpoint);
     free((*info)->feed);
     free((*info)->version);
+    free((*info)->storage);
+    free((*info)->health);
     free(*info);
     *info = NULL;
 }
@@ -166,13 +172,18 @@ s_info_make(const parley__reply_t *r, const char *endpoint, void *outp)
     info->endpoint = strdup(endpoint);
     info->feed = strdup(feed);
     info->version = strdup(r->version != NULL ? r->version : "");
-    if (info->endpoint == NULL || info->feed == NULL || info->version == NULL) {
+    info->storage = strdup(r->storage != NULL ? r->storage : "");
+    info->health = strdup(r->health != NULL ? r->health : "");
+    if (info->endpoint == NULL || info->feed == NULL || info->version == NULL
+        || info->storage == NULL || info->health == NULL) {
         parley_info_destroy(&info);
         return -ENOMEM;
     }
     memcpy(info->daemon_id, r->daemon_id, sizeof(info->daemon_id));
     info->seq = r->seq;
     info->first_seq = r->first_seq;
+    memcpy(info->log_id, r->log_id, sizeof(info->log_id));
+    info->catching_up = r->catching_up;
     *out = info;
     return 0;
 }
@@ -202,6 +213,31 @@ const uint8_t *
 parley_info_daemon_id(const parley_info_t *info)
 {
     return info != NULL ? info->daemon_id : NULL;
+}
+
+const uint8_t *
+parley_info_log_id(const parley_info_t *info)
+{
+    return info != NULL && parley__log_id_set(info->log_id) ? info->log_id
+                                                            : NULL;
+}
+
+int
+parley_info_catching_up(const parley_info_t *info)
+{
+    return info != NULL && info->catching_up;
+}
+
+const char *
+parley_info_storage(const parley_info_t *info)
+{
+    return info != NULL ? info->storage : NULL;
+}
+
+const char *
+parley_info_health(const parley_info_t *info)
+{
+    return info != NULL ? info->health : NULL;
 }
 
 uint64_t

@@ -23,6 +23,16 @@
  *      alone), on the same sockets (so the descriptors of
  *      parley_sub_fds() stay; parley__zmq_move() drops the old
  *      connection without tearing a message libzmq holds partly read).
+ *      With a list, a daemon that stays behind as long (its heartbeats
+ *      say it is catching up with its cluster, or name a head below what
+ *      was already handed out) is left the same way.
+ *
+ * The daemons of one cluster serve one log: their heartbeats carry the
+ * same log id (a single daemon's carry none). Moving between them, the
+ * subscription continues from its last seq, whatever their daemon ids;
+ * moving to a daemon of another log (or none named), it starts over
+ * after what that daemon still holds if its head is below what was
+ * handed out.
  *
  * The bookkeeping (merge.c) is plain data so it can be unit tested;
  * parley_sub_next() drives it with the sockets.
@@ -50,6 +60,9 @@
 #define S_FIRST_HEARTBEAT_MS 2500
 /* Pause before asking again after the daemon refused a request. */
 #define S_RETRY_PAUSE_MS 1000
+/* Pause before asking a daemon behind this subscriber for a replay again
+ * (a node of a cluster that is catching up). */
+#define S_BEHIND_PAUSE_MS 100
 #define S_HEARTBEAT_TOPIC "sys/heartbeat/"
 #define S_CHECKPOINT_TOPIC "sys/checkpoint/"
 /* Request ids of the log's requests: apart from the wire's own. */
@@ -113,6 +126,9 @@ struct parley_sub {
     bool have_expect;
     uint8_t daemon_id[16];           /* of the live daemon */
     bool have_daemon_id;
+    uint8_t log_id[16];              /* its log's, all zero: none */
+    int64_t behind_since;            /* mono ms since its heartbeats say
+                                        it is behind, 0 = it is not */
     int64_t last_hb;                 /* monotonic ms of its last heartbeat */
     int64_t hb_interval;             /* between its heartbeats, measured */
     bool catching_up;                /* CAUGHT_UP is due once current */
@@ -305,6 +321,20 @@ s_on_ping(parley_sub_t *self, const parley__reply_t *r)
     return 0;
 }
 
+/* Note whether the live daemon is behind (catching up with its cluster,
+ * or below what was handed out), and since when. */
+static void
+s_check_behind(parley_sub_t *self, const parley__heartbeat_t *hb)
+{
+    bool behind = hb->catching_up
+                  || (parley__log_id_set(hb->log_id)
+                      && hb->seq < parley__merge_last_seq(&self->merge));
+    if (!behind)
+        self->behind_since = 0;
+    else if (self->behind_since == 0)
+        self->behind_since = parley__mono_ms();
+}
+
 /*
  * The first heartbeat of a daemon: the connection is live. The first time
  * the subscription starts where the options say; after a reconnection to
@@ -318,6 +348,10 @@ s_go_live(parley_sub_t *self, const parley__heartbeat_t *hb)
     parley__merge_t *m = &self->merge;
     bool other = !self->have_daemon_id
                  || memcmp(self->daemon_id, hb->daemon_id, 16) != 0;
+    /* Another node of the same cluster: the same seqs, perhaps not yet
+     * as far as this subscriber got (a replay then waits for them). */
+    bool same_log = self->have_daemon_id && parley__log_id_set(hb->log_id)
+                    && memcmp(self->log_id, hb->log_id, 16) == 0;
     self->conn = S_CONN_LIVE;
     self->tries = 0;
     self->last_err = 0;
@@ -328,13 +362,16 @@ s_go_live(parley_sub_t *self, const parley__heartbeat_t *hb)
         self->started = true;
     } else if (other) {
         parley__merge_forget(m);
-        if (hb->seq < m->confirmed && !m->hold)
+        if (hb->seq < m->confirmed && !m->hold && !same_log)
             parley__merge_rebase(m, hb->first_seq > 0 ? hb->first_seq - 1
                                                       : hb->seq);
     }
     parley__merge_heartbeat(m, hb->seq);
     memcpy(self->daemon_id, hb->daemon_id, sizeof(self->daemon_id));
+    memcpy(self->log_id, hb->log_id, sizeof(self->log_id));
     self->have_daemon_id = true;
+    self->behind_since = 0;
+    s_check_behind(self, hb);
     self->last_hb = parley__mono_ms();
     self->hb_interval = S_HB_GUESS_MS;
     self->catching_up = true;
@@ -370,6 +407,7 @@ s_on_heartbeat(parley_sub_t *self, const parley__heartbeat_t *hb)
         self->hb_interval = gap < S_HB_MAX_MS ? gap : S_HB_MAX_MS;
     self->last_hb = now;
     parley__merge_heartbeat(&self->merge, hb->seq);
+    s_check_behind(self, hb);
 }
 
 /*
@@ -543,6 +581,9 @@ s_on_reply(parley_sub_t *self, const parley__reply_t *r)
         return r->code;
     }
     if (self->req_op == PARLEY__OP_REPLAY && r->type == PARLEY__REPLY_REPLAY) {
+        if (r->done && r->next_seq == self->req_from
+            && r->head_seq < self->req_from)
+            self->retry_at = parley__mono_ms() + S_BEHIND_PAUSE_MS;
         if ((n = s_reply_items(r, &items)) < 0)
             return (int)n;
         rc = parley__merge_page(&self->merge, self->req_from, r->next_seq,
@@ -803,6 +844,27 @@ s_dead_ms(const parley_sub_t *self)
 }
 
 /*
+ * Has a deadline of the connection passed? No answer while connecting,
+ * no heartbeat while live (only a drained feed proves that none came),
+ * or behind for as long with another endpoint of the list to go to
+ * (it may be current). Then *why is the code for s_lost().
+ */
+static bool
+s_deadline_passed(const parley_sub_t *sub, int *why)
+{
+    int64_t now = parley__mono_ms();
+    *why = PARLEY_ETIMEOUT;
+    if (sub->conn != S_CONN_LIVE)
+        return sub->conn_deadline >= 0 && now >= sub->conn_deadline;
+    if (!sub->feed_more && !parley__merge_full(&sub->merge)
+        && now - sub->last_hb > s_dead_ms(sub))
+        return true;
+    *why = PARLEY_EUNAVAILABLE;
+    return sub->eps.n > 1 && sub->behind_since > 0
+           && now - sub->behind_since > s_dead_ms(sub);
+}
+
+/*
  * Do what can be done without waiting: notice a lost connection, send a
  * due request, take the answers and feed messages that have arrived, and
  * move on from an endpoint that did not answer in time.
@@ -834,16 +896,30 @@ s_pump(parley_sub_t *sub)
         return rc;
     parley__logcheck_tick(sub->lc, parley_now_ms());
     s_log_request(sub);
-    int64_t now = parley__mono_ms();
-    if (sub->conn != S_CONN_LIVE && sub->conn_deadline >= 0
-        && now >= sub->conn_deadline)
-        return s_lost(sub, PARLEY_ETIMEOUT);
-    /* Only a drained feed proves that no heartbeat came. */
-    if (sub->conn == S_CONN_LIVE && !sub->feed_more
-        && !parley__merge_full(&sub->merge)
-        && now - sub->last_hb > s_dead_ms(sub))
-        return s_lost(sub, PARLEY_ETIMEOUT);
+    int why;
+    if (s_deadline_passed(sub, &why))
+        return s_lost(sub, why);
     return s_maybe_request(sub);
+}
+
+/* The sooner of two mono ms deadlines; -1 is none. */
+static int64_t
+s_sooner(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    return b >= 0 && b < a ? b : a;
+}
+
+/* When a live connection counts as lost: no heartbeat, or behind for as
+ * long with another endpoint to go to (see s_deadline_passed()). */
+static int64_t
+s_live_deadline(const parley_sub_t *sub)
+{
+    int64_t dead = sub->last_hb + s_dead_ms(sub) + 1;
+    if (sub->eps.n > 1 && sub->behind_since > 0)
+        dead = s_sooner(dead, sub->behind_since + s_dead_ms(sub) + 1);
+    return dead;
 }
 
 /*
@@ -880,17 +956,13 @@ s_wait_ms(const parley_sub_t *sub, int64_t now)
         until = sub->req_deadline;
     else if (sub->retry_at > now)
         until = sub->retry_at;
-    if (sub->conn == S_CONN_LIVE) {
-        int64_t dead = sub->last_hb + s_dead_ms(sub) + 1;
-        if (until < 0 || dead < until)
-            until = dead;
-    }
-    if (sub->lreq_out && sub->lreq_deadline >= 0
-        && (until < 0 || sub->lreq_deadline < until))
-        until = sub->lreq_deadline;
+    if (sub->conn == S_CONN_LIVE)
+        until = s_sooner(until, s_live_deadline(sub));
+    if (sub->lreq_out)
+        until = s_sooner(until, sub->lreq_deadline);
     int64_t lw = parley__logcheck_wait(sub->lc, parley_now_ms());
-    if (lw >= 0 && (until < 0 || now + lw < until))
-        until = now + lw;
+    if (lw >= 0)
+        until = s_sooner(until, now + lw);
     if (until < 0)
         return -1;
     return until > now ? until - now : 0;

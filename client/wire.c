@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 /* Bytes of a request: an envelope plus a full filter fits comfortably. */
@@ -29,6 +30,9 @@
  * we call it a mismatch: when both sides see a mechanism mismatch, the
  * one that closes first leaves the other without the detail. */
 #define S_NO_DETAIL_MAX 3
+/* An endpoint switch waits this long at most for the old connection to
+ * be gone from the socket (it takes well under a millisecond). */
+#define S_SWITCH_WAIT_MS 100
 
 struct parley__wire {
     void *ctx;                 /* zmq context owned by this wire */
@@ -226,6 +230,29 @@ parley__wire_server(const parley__wire_t *w)
     return w->server;
 }
 
+/*
+ * Wait (at most S_SWITCH_WAIT_MS) until the socket has no connection it
+ * could send on. After zmq_disconnect() libzmq ends the old connection in
+ * its I/O thread; until the socket has processed that, a send may still be
+ * queued on the old connection's pipe and be dropped with it. ZMQ_EVENTS
+ * processes the socket's pending commands; with ZMQ_IMMEDIATE, POLLOUT is
+ * off once no connection is left.
+ */
+static void
+s_wait_unwritable(void *sock)
+{
+    int64_t deadline = parley__mono_ms() + S_SWITCH_WAIT_MS;
+    for (;;) {
+        int ev = 0;
+        size_t n = sizeof(ev);
+        if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &n) != 0
+            || (ev & ZMQ_POLLOUT) == 0 || parley__mono_ms() >= deadline)
+            return;
+        struct timespec ts = { 0, 100 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 int
 parley__zmq_move(void *sock, const char *from, const char *to)
 {
@@ -261,8 +288,15 @@ parley__wire_switch(parley__wire_t *w, const char *server)
     char *copy = strdup(server);
     if (copy == NULL)
         return -ENOMEM;
-    int rc = parley__zmq_move(w->sock, w->server, server);
-    if (rc < 0) {
+    /* The old connection goes first, with its queue, and is gone before
+     * the new one is made: a request sent now waits for the new one. (A
+     * DEALER is always read whole, so parley__zmq_move()'s partly read
+     * message cannot be here.) */
+    zmq_disconnect(w->sock, w->server);
+    s_wait_unwritable(w->sock);
+    if (zmq_connect(w->sock, server) != 0) {
+        int rc = -errno;
+        zmq_connect(w->sock, w->server); /* stay where we were */
         free(copy);
         return rc;
     }

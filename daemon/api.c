@@ -486,7 +486,13 @@ s_ping(pd_api_t *self, const s_serving_t *sv)
                           .first_seq = pd_storage_first(self->d.storage),
                           .version = PARLEY_VERSION,
                           .checkpoint = { (const uint8_t *)cp, cp_len } };
+    pd_storage_state_t st;
+    pd_storage_state(self->d.storage, &st);
     memcpy(r.daemon_id, self->daemon_id, sizeof(r.daemon_id));
+    memcpy(r.log_id, st.log_id, sizeof(r.log_id));
+    r.catching_up = st.catching_up;
+    r.storage = self->d.storage->ops->name;
+    r.health = st.health;
     return s_send_small(self, sv->peer, sv->conn, PD_READS_REPLY_OTHER, &r);
 }
 

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include "backbone.h"
 #include "note.h"
 
 #include <dirent.h>
@@ -50,6 +51,9 @@ pd_config_defaults(pd_config_t *cfg)
     cfg->handshake_timeout = 5000;
     cfg->rate_limit = 1000;
     cfg->rate_burst = 2000;
+    strcpy(cfg->backbone_stream, "PARLEY");
+    cfg->backbone_replicas = 3;
+    cfg->backbone_publish_timeout = 2000;
     cfg->transparency = true;
     cfg->witness_timeout = 5000;
     cfg->reply_queue_bytes = 4 * S_MIB;
@@ -381,6 +385,44 @@ s_set_rate_burst(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 }
 
 static int
+s_set_backbone(pd_config_t *cfg, const char *v, char *err, size_t errlen)
+{
+    char why[512];
+    if (pd_backbone_servers_check(v, why, sizeof(why)) < 0) {
+        /* "backbone: ..." from the backbone; the key is said already */
+        snprintf(err, errlen, "%s",
+                 strncmp(why, "backbone: ", 10) == 0 ? why + 10 : why);
+        return -EINVAL;
+    }
+    return s_path(cfg->backbone, v, err, errlen);
+}
+
+/* Is v 1..max of A-Z a-z 0-9 and the chars of extra? */
+static bool
+s_name_ok(const char *v, size_t max, const char *extra)
+{
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= max;
+    for (const char *p = v; ok && *p != '\0'; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+             || (*p >= '0' && *p <= '9') || strchr(extra, *p) != NULL;
+    return ok;
+}
+
+static int
+s_set_backbone_stream(pd_config_t *cfg, const char *v, char *err,
+                      size_t errlen)
+{
+    if (!s_name_ok(v, PD_CONFIG_STREAM_MAX, "_-")) {
+        snprintf(err, errlen, "'%s' is not 1-%d of A-Z a-z 0-9 _ -", v,
+                 PD_CONFIG_STREAM_MAX);
+        return -EINVAL;
+    }
+    memcpy(cfg->backbone_stream, v, strlen(v) + 1);
+    return 0;
+}
+
+static int
 s_set_transparency(pd_config_t *cfg, const char *v, char *err, size_t errlen)
 {
     return s_bool(&cfg->transparency, v, err, errlen);
@@ -408,6 +450,69 @@ s_set_log_origin(pd_config_t *cfg, const char *v, char *err, size_t errlen)
         return -EINVAL;
     }
     memcpy(cfg->log_origin, v, n + 1);
+    return 0;
+}
+
+static int
+s_set_backbone_replicas(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_u32(&cfg->backbone_replicas, v, 1, 5, err, errlen);
+}
+
+static int
+s_set_backbone_duplicate_window(pd_config_t *cfg, const char *v, char *err,
+                                size_t errlen)
+{
+    /* Checked against max_clock_skew when the backbone opens. */
+    return s_number(v, false, 1, 10ull * 366 * 86400,
+                    &cfg->backbone_duplicate_window, err, errlen);
+}
+
+static int
+s_set_backbone_publish_timeout(pd_config_t *cfg, const char *v, char *err,
+                               size_t errlen)
+{
+    return s_u32(&cfg->backbone_publish_timeout, v, 100, 60000, err, errlen);
+}
+
+static int
+s_set_backbone_creds(pd_config_t *cfg, const char *v, char *err,
+                     size_t errlen)
+{
+    return s_path(cfg->backbone_creds, v, err, errlen);
+}
+
+static int
+s_set_backbone_tls_ca(pd_config_t *cfg, const char *v, char *err,
+                      size_t errlen)
+{
+    return s_path(cfg->backbone_tls_ca, v, err, errlen);
+}
+
+static int
+s_set_backbone_tls_cert(pd_config_t *cfg, const char *v, char *err,
+                        size_t errlen)
+{
+    return s_path(cfg->backbone_tls_cert, v, err, errlen);
+}
+
+static int
+s_set_backbone_tls_key(pd_config_t *cfg, const char *v, char *err,
+                       size_t errlen)
+{
+    return s_path(cfg->backbone_tls_key, v, err, errlen);
+}
+
+static int
+s_set_backbone_tls_hostname(pd_config_t *cfg, const char *v, char *err,
+                            size_t errlen)
+{
+    if (!s_name_ok(v, sizeof(cfg->backbone_tls_hostname) - 1, ".-")) {
+        snprintf(err, errlen, "'%s' is not a host name", v);
+        return -EINVAL;
+    }
+    memcpy(cfg->backbone_tls_hostname, v, strlen(v) + 1);
     return 0;
 }
 
@@ -475,6 +580,16 @@ static const struct {
     { "handshake_timeout", s_set_handshake_timeout },
     { "rate_limit", s_set_rate_limit },
     { "rate_burst", s_set_rate_burst },
+    { "backbone", s_set_backbone },
+    { "backbone_stream", s_set_backbone_stream },
+    { "backbone_replicas", s_set_backbone_replicas },
+    { "backbone_duplicate_window", s_set_backbone_duplicate_window },
+    { "backbone_publish_timeout", s_set_backbone_publish_timeout },
+    { "backbone_creds", s_set_backbone_creds },
+    { "backbone_tls_ca", s_set_backbone_tls_ca },
+    { "backbone_tls_cert", s_set_backbone_tls_cert },
+    { "backbone_tls_key", s_set_backbone_tls_key },
+    { "backbone_tls_hostname", s_set_backbone_tls_hostname },
     { "transparency", s_set_transparency },
     { "log_key", s_set_log_key },
     { "log_origin", s_set_log_origin },
@@ -771,6 +886,21 @@ pd_config_check(const pd_config_t *cfg, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen,
                  "curve is on but curve_clients is not set (a file or a "
                  "directory of *.keys files listing the client keys)");
+        return -EINVAL;
+    }
+    bool tls = cfg->backbone_tls_ca[0] != '\0' || cfg->backbone_tls_cert[0]
+               || cfg->backbone_tls_key[0] || cfg->backbone_tls_hostname[0];
+    if (cfg->backbone[0] == '\0' && (tls || cfg->backbone_creds[0] != '\0')) {
+        snprintf(errbuf, errlen,
+                 "backbone_creds and backbone_tls_* are set but backbone "
+                 "is not (the NATS servers of cluster mode)");
+        return -EINVAL;
+    }
+    if ((cfg->backbone_tls_cert[0] == '\0')
+        != (cfg->backbone_tls_key[0] == '\0')) {
+        snprintf(errbuf, errlen,
+                 "backbone_tls_cert and backbone_tls_key go together (a "
+                 "client certificate and its key)");
         return -EINVAL;
     }
     return 0;

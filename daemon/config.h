@@ -18,6 +18,7 @@
 
 #define PD_CONFIG_ENDPOINT_MAX 256 /* bytes of an endpoint, with the NUL */
 #define PD_CONFIG_PATH_MAX 1024    /* bytes of a path, with the NUL */
+#define PD_CONFIG_STREAM_MAX 32    /* chars of a JetStream stream name */
 #define PD_CONFIG_ORIGIN_MAX 256   /* bytes of a log origin, with the NUL */
 
 #define PD_CONFIG_DEFAULT_API "tcp://127.0.0.1:7710"
@@ -54,6 +55,17 @@ typedef struct pd_config {
     uint32_t handshake_timeout;         /* ms a peer has to finish ZMTP */
     uint32_t rate_limit;                /* updates/s per signer, 0 = off */
     uint32_t rate_burst;                /* bucket size per signer */
+    /* cluster mode (docs/cluster.md): on when backbone is set */
+    char backbone[PD_CONFIG_PATH_MAX];  /* NATS server URLs, "" = embedded */
+    char backbone_stream[PD_CONFIG_STREAM_MAX + 1]; /* stream name */
+    uint32_t backbone_replicas;         /* 1..5 */
+    uint64_t backbone_duplicate_window; /* s, 0 = 2 * max_clock_skew */
+    uint32_t backbone_publish_timeout;  /* ms a submit waits for JetStream */
+    char backbone_creds[PD_CONFIG_PATH_MAX];    /* NATS creds file, "" */
+    char backbone_tls_ca[PD_CONFIG_PATH_MAX];   /* CA file, "" */
+    char backbone_tls_cert[PD_CONFIG_PATH_MAX]; /* client certificate, "" */
+    char backbone_tls_key[PD_CONFIG_PATH_MAX];  /* its key (0600), "" */
+    char backbone_tls_hostname[PD_CONFIG_ENDPOINT_MAX]; /* expected name */
     /* the transparency log (docs/transparency.md) */
     bool transparency;                  /* keep the Merkle tree, checkpoints */
     char log_key[PD_CONFIG_PATH_MAX];   /* "" = <state_dir>/log.key if there */
@@ -115,7 +127,8 @@ int pd_config_finish(pd_config_t *cfg);
 
 /*
  * Check settings that only make sense together: curve on needs
- * curve_secret_key and curve_clients.
+ * curve_secret_key and curve_clients; the backbone_* keys need backbone,
+ * and a TLS client certificate its key.
  *
  * Returns:   0, or -EINVAL with a message in errbuf.
  */

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t seq;
     int64_t received_at;
     size_t off, len;   /* envelope bytes in the batch buffer */
+    bool is_void;      /* a void record (replica): never applied */
 } s_pending_t;
 
 typedef struct pd_embedded {
@@ -61,6 +62,7 @@ typedef struct pd_embedded {
     uint8_t *scratch;        /* arena for reading a record's facts */
     size_t scratch_cap;
     parley_update_t update;  /* a record decoded the slow way */
+    uint64_t voids;          /* void records in the log (replica) */
     bool unavailable;        /* a commit failed; the batch waits (above) */
 } pd_embedded_t;
 
@@ -131,17 +133,69 @@ s_same_update(pd_embedded_t *self, uint64_t seq, const void *env, size_t len)
  * (*last: the signer's last accepted signer_seq).
  */
 static int
-s_order_check(pd_embedded_t *self, const pd_storage_update_t *u,
-              uint64_t *orig, uint64_t *last)
+s_order_check(pd_embedded_t *self, const uint8_t *signer, uint64_t signer_seq,
+              const void *env, size_t len, uint64_t *orig, uint64_t *last)
 {
-    if (!pd_index_signer_last(self->idx, u->signer, last)
-        || u->update->signer_seq > *last)
+    if (!pd_index_signer_last(self->idx, signer, last) || signer_seq > *last)
         return 1;
-    *orig = pd_index_dedupe_lookup(self->idx, u->signer,
-                                   u->update->signer_seq);
-    if (*orig != 0 && s_same_update(self, *orig, u->env, u->len))
+    *orig = pd_index_dedupe_lookup(self->idx, signer, signer_seq);
+    if (*orig != 0 && s_same_update(self, *orig, env, len))
         return 0;
     return PARLEY_EREPLAY;
+}
+
+/*
+ * Append one record at seq (the next) and keep it in the batch: a
+ * verified update (signer set: its order half is indexed now, its state
+ * half at the commit) or a void record (signer NULL). Returns 0,
+ * PD_STORAGE_FULL, PARLEY_EUNAVAILABLE (no memory for the indexes),
+ * PARLEY_ETOOLARGE or a fatal error (logged).
+ */
+static int
+s_put(pd_embedded_t *self, uint64_t seq, int64_t received_at,
+      const void *env, size_t len, const uint8_t *signer,
+      const parley_update_t *u)
+{
+    if (self->n_durable > 0)
+        s_release(self);
+    if (self->batch_cap - self->batch_used < len
+        || self->n_pending == S_PENDING_MAX)
+        return PD_STORAGE_FULL;
+    /* Room in the indexes, so that applying it after the commit cannot
+     * fail (a void record takes its place in the state too, holding
+     * nothing); given back if the append is refused. */
+    size_t n_parties = signer != NULL ? u->n_parties : 0;
+    size_t n_refs = signer != NULL ? u->n_references : 0;
+    if ((signer != NULL
+             ? pd_index_reserve(self->idx, signer, n_parties, n_refs)
+             : pd_index_reserve_empty(self->idx))
+        < 0) {
+        pd_log_limited(PD_LOG_KEY_STORAGE, PD_LOG_ERROR,
+                       "embedded: out of memory for the indexes; update "
+                       "refused as unavailable");
+        return PARLEY_EUNAVAILABLE;
+    }
+    int rc = pd_store_append(self->store, seq, received_at, env, len);
+    if (rc == -EMSGSIZE) {
+        pd_index_unreserve(self->idx, n_parties, n_refs);
+        return PARLEY_ETOOLARGE;
+    }
+    if (rc < 0) {
+        pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
+               (unsigned long long)seq, parley_error_name(rc));
+        return rc;
+    }
+    if (signer != NULL)
+        pd_index_add_signer(self->idx, seq, signer, u->signer_seq);
+    else
+        self->voids++;
+    self->pending[self->n_pending++] = (s_pending_t){
+        .seq = seq, .received_at = received_at,
+        .off = self->batch_used, .len = len, .is_void = signer == NULL
+    };
+    memcpy(self->batch + self->batch_used, env, len);
+    self->batch_used += len;
+    return 0;
 }
 
 static int
@@ -151,7 +205,8 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     pd_embedded_t *self = (pd_embedded_t *)base;
     s_release(self);
     uint64_t orig = 0, last = 0;
-    int rc = s_order_check(self, u, &orig, &last);
+    int rc = s_order_check(self, u->signer, u->update->signer_seq, u->env,
+                           u->len, &orig, &last);
     if (rc < 0) {
         *done = (pd_storage_done_t){ .tag = u->tag, .rc = rc,
                                      .signer_seq = last };
@@ -167,37 +222,10 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     }
     if (self->unavailable)
         return PARLEY_EUNAVAILABLE; /* nothing new until the retry works */
-    if (self->batch_cap - self->batch_used < u->len
-        || self->n_pending == S_PENDING_MAX)
-        return PD_STORAGE_FULL;
-    /* Room in the indexes, so that applying it after the commit cannot
-     * fail; given back if the append is refused. */
-    if (pd_index_reserve(self->idx, u->signer, u->update->n_parties,
-                         u->update->n_references) < 0) {
-        pd_log_limited(PD_LOG_KEY_STORAGE, PD_LOG_ERROR,
-                       "embedded: out of memory for the indexes; update "
-                       "refused as unavailable");
-        return PARLEY_EUNAVAILABLE;
-    }
     uint64_t seq = pd_store_next_seq(self->store);
-    rc = pd_store_append(self->store, seq, u->received_at, u->env, u->len);
-    if (rc == -EMSGSIZE) {
-        pd_index_unreserve(self->idx, u->update->n_parties,
-                           u->update->n_references);
-        return PARLEY_ETOOLARGE;
-    }
-    if (rc < 0) {
-        pd_log(PD_LOG_ERROR, "store append of seq %llu failed: %s; stopping",
-               (unsigned long long)seq, parley_error_name(rc));
+    if ((rc = s_put(self, seq, u->received_at, u->env, u->len, u->signer,
+                    u->update)) != 0)
         return rc;
-    }
-    pd_index_add_signer(self->idx, seq, u->signer, u->update->signer_seq);
-    self->pending[self->n_pending++] = (s_pending_t){
-        .seq = seq, .received_at = u->received_at,
-        .off = self->batch_used, .len = u->len
-    };
-    memcpy(self->batch + self->batch_used, u->env, u->len);
-    self->batch_used += u->len;
     *done = (pd_storage_done_t){ .tag = u->tag, .seq = seq };
     return PD_STORAGE_DONE;
 }
@@ -206,6 +234,10 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
 static void
 s_apply(pd_embedded_t *self, const s_pending_t *p)
 {
+    if (p->is_void) { /* its place in the state, holding nothing */
+        pd_index_apply(self->idx, p->seq, NULL);
+        return;
+    }
     parley__facts_t f;
     parley__envelope_t e;
     parley__arena_t arena;
@@ -296,10 +328,13 @@ s_applied(pd_storage_t *base, pd_storage_record_t *rec)
     if (self->next_out >= self->n_durable)
         return false;
     const s_pending_t *p = &self->pending[self->next_out++];
+    /* A void record holds no update: the seq alone (storage.h). */
     *rec = (pd_storage_record_t){ .seq = p->seq,
                                   .received_at = p->received_at,
-                                  .env = self->batch + p->off,
-                                  .len = p->len };
+                                  .env = p->is_void ? NULL
+                                                    : self->batch + p->off,
+                                  .len = p->is_void ? 0 : p->len,
+                                  .absent = p->is_void };
     return true;
 }
 
@@ -395,7 +430,7 @@ static const pd_storage_ops_t s_ops = {
 /* What the store's scan hands over at open: to the indexes, then to the
  * caller's observer. */
 typedef struct {
-    pd_index_t *idx;
+    pd_embedded_t *self;
     const pd_storage_scan_t *scan;
 } s_scan_ctx_t;
 
@@ -404,12 +439,25 @@ s_scan(void *ctx, uint64_t seq, int64_t received_at, const uint8_t *payload,
        size_t len)
 {
     s_scan_ctx_t *c = ctx;
-    int rc = pd_index_scan(c->idx, seq, received_at, payload, len);
-    if (rc == 0 && c->scan != NULL && c->scan->fn != NULL) {
-        pd_storage_record_t rec = { .seq = seq, .received_at = received_at,
-                                    .env = payload, .len = len };
-        rc = c->scan->fn(c->scan->ctx, &rec);
+    pd_embedded_t *self = c->self;
+    pd_storage_record_t rec = { .seq = seq, .received_at = received_at,
+                                .env = payload, .len = len };
+    int rc;
+    if (pd_embedded_void_parse(payload, len, NULL, NULL)) {
+        /* A void record (replica) is counted, takes its place in the
+         * state holding nothing, and is an absent seq to the observer. */
+        self->voids++;
+        rc = pd_index_reserve_empty(self->idx);
+        if (rc == 0)
+            pd_index_apply(self->idx, seq, NULL);
+        rec.env = NULL;
+        rec.len = 0;
+        rec.absent = true;
+    } else {
+        rc = pd_index_scan(self->idx, seq, received_at, payload, len);
     }
+    if (rc == 0 && c->scan != NULL && c->scan->fn != NULL)
+        rc = c->scan->fn(c->scan->ctx, &rec);
     return rc;
 }
 
@@ -428,7 +476,7 @@ s_open_log(pd_embedded_t *self, const pd_config_t *cfg,
     };
     char errbuf[512] = "";
     int err = 0;
-    s_scan_ctx_t sc = { .idx = self->idx, .scan = scan };
+    s_scan_ctx_t sc = { .self = self, .scan = scan };
     self->store = pd_store_open(cfg->state_dir, &opts, s_scan, &sc, errbuf,
                                 sizeof(errbuf), &err);
     if (self->store == NULL) {
@@ -450,6 +498,10 @@ s_open_log(pd_embedded_t *self, const pd_config_t *cfg,
     if (is.skipped > 0)
         pd_log(PD_LOG_WARN, "%llu logged records did not decode",
                (unsigned long long)is.skipped);
+    if (self->voids > 0)
+        pd_log(PD_LOG_INFO, "%llu void records (stream records this node "
+                            "refused; docs/cluster.md)",
+               (unsigned long long)self->voids);
     return 0;
 }
 
@@ -534,4 +586,121 @@ pd_embedded_open(const pd_config_t *cfg, pd_stats_t *stats,
 fail:
     s_destroy(&self->base);
     return NULL;
+}
+
+/* ================================================================ replica */
+
+/* The first two bytes of a void record: field number 0 cannot start a
+ * protobuf message, so no SignedUpdate (nor anything a reader decodes as
+ * one) begins like this. */
+static const uint8_t s_void_magic[2] = { 0x00, 0x56 };
+
+void
+pd_embedded_void_make(uint8_t out[PD_EMBEDDED_VOID_BYTES], int reason,
+                      const char *key_id)
+{
+    memcpy(out, s_void_magic, sizeof(s_void_magic));
+    /* PARLEY_E* codes are -1001 and below: one byte holds -code - 1000. */
+    out[2] = (uint8_t)(reason <= -1001 && reason > -1256 ? -reason - 1000
+                                                         : 0);
+    for (size_t i = 0; i < PARLEY_KEYID_CHARS; i++)
+        out[3 + i] = key_id != NULL && strlen(key_id) == PARLEY_KEYID_CHARS
+                         ? (uint8_t)key_id[i]
+                         : (uint8_t)'-';
+}
+
+bool
+pd_embedded_void_parse(const void *payload, size_t len, int *reason,
+                       char key_id[PARLEY_KEYID_CHARS + 1])
+{
+    const uint8_t *p = payload;
+    if (len != PD_EMBEDDED_VOID_BYTES
+        || memcmp(p, s_void_magic, sizeof(s_void_magic)) != 0)
+        return false;
+    if (reason != NULL)
+        *reason = p[2] != 0 ? -1000 - (int)p[2] : 0;
+    if (key_id != NULL) {
+        memcpy(key_id, p + 3, PARLEY_KEYID_CHARS);
+        key_id[PARLEY_KEYID_CHARS] = '\0';
+    }
+    return true;
+}
+
+int
+pd_embedded_check(pd_storage_t *base, const uint8_t *signer,
+                  uint64_t signer_seq, const void *env, size_t len,
+                  uint64_t *orig, uint64_t *last)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    *orig = *last = 0;
+    return s_order_check(self, signer, signer_seq, env, len, orig, last);
+}
+
+bool
+pd_embedded_signer_last(const pd_storage_t *base, const uint8_t *signer,
+                        uint64_t *signer_seq, uint64_t *seq)
+{
+    const pd_embedded_t *self = (const pd_embedded_t *)base;
+    if (!pd_index_signer_last(self->idx, signer, signer_seq))
+        return false;
+    *seq = pd_index_dedupe_lookup(self->idx, signer, *signer_seq);
+    return true;
+}
+
+int
+pd_embedded_put(pd_storage_t *base, uint64_t seq, int64_t received_at,
+                const void *env, size_t len, const uint8_t *signer,
+                const parley_update_t *u)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    if (seq != pd_store_next_seq(self->store) || signer == NULL || u == NULL)
+        return -EINVAL;
+    if (self->unavailable)
+        return PD_STORAGE_FULL;
+    return s_put(self, seq, received_at, env, len, signer, u);
+}
+
+int
+pd_embedded_put_void(pd_storage_t *base, uint64_t seq, int64_t received_at,
+                     int reason, const char *key_id)
+{
+    pd_embedded_t *self = (pd_embedded_t *)base;
+    uint8_t marker[PD_EMBEDDED_VOID_BYTES];
+    if (seq != pd_store_next_seq(self->store))
+        return -EINVAL;
+    if (self->unavailable)
+        return PD_STORAGE_FULL;
+    pd_embedded_void_make(marker, reason, key_id);
+    return s_put(self, seq, received_at, marker, sizeof(marker), NULL, NULL);
+}
+
+uint64_t
+pd_embedded_next_seq(const pd_storage_t *base)
+{
+    return pd_store_next_seq(((const pd_embedded_t *)base)->store);
+}
+
+int
+pd_embedded_start_at(pd_storage_t *base, uint64_t seq)
+{
+    return pd_store_start_at(((pd_embedded_t *)base)->store, seq);
+}
+
+size_t
+pd_embedded_room(const pd_storage_t *base)
+{
+    const pd_embedded_t *self = (const pd_embedded_t *)base;
+    if (self->unavailable)
+        return 0; /* nothing new until a commit works again */
+    if (self->n_durable > 0)
+        return self->batch_cap; /* the next put starts a new batch */
+    if (self->n_pending == S_PENDING_MAX)
+        return 0;
+    return self->batch_cap - self->batch_used;
+}
+
+uint64_t
+pd_embedded_voids(const pd_storage_t *base)
+{
+    return ((const pd_embedded_t *)base)->voids;
 }

@@ -609,12 +609,10 @@ pd_feed_checkpoint(pd_feed_t *self, const char *note, size_t len)
 }
 
 int
-pd_feed_heartbeat(pd_feed_t *self, const uint8_t daemon_id[16],
-                  uint64_t first_seq, int64_t now_ms, pd_feed_view_fn view,
-                  void *view_ctx)
+pd_feed_heartbeat(pd_feed_t *self, const parley__heartbeat_t *tmpl,
+                  pd_feed_view_fn view, void *view_ctx)
 {
-    parley__heartbeat_t hb = { .time_ms = now_ms, .first_seq = first_seq };
-    memcpy(hb.daemon_id, daemon_id, sizeof(hb.daemon_id));
+    parley__heartbeat_t hb = *tmpl;
     int first = 0;
     for (size_t k = 0; k < self->n_outs; k++) {
         s_out_t *out = &self->outs[k];

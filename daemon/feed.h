@@ -152,15 +152,15 @@ int pd_feed_checkpoint(pd_feed_t *feed, const char *note, size_t len);
 typedef uint64_t (*pd_feed_view_fn)(void *ctx, int klass);
 
 /*
- * Send a heartbeat on sys/heartbeat/ of every socket, each with the seq
- * view(view_ctx, its class) gives: the log's head for class 0, for a
- * limited class the last seq it may read (what its gap detection needs,
- * and not how much others publish).
+ * Send the heartbeat tmpl (daemon id, first seq, time, log id, catching
+ * up) on sys/heartbeat/ of every socket, each with the seq view(view_ctx,
+ * its class) gives: the log's head for class 0, for a limited class the
+ * last seq it may read (what its gap detection needs, and not how much
+ * others publish).
  *
  * Returns:   0 or the first negative error.
  */
-int pd_feed_heartbeat(pd_feed_t *feed, const uint8_t daemon_id[16],
-                      uint64_t first_seq, int64_t now_ms, pd_feed_view_fn view,
-                      void *view_ctx);
+int pd_feed_heartbeat(pd_feed_t *feed, const parley__heartbeat_t *tmpl,
+                      pd_feed_view_fn view, void *view_ctx);
 
 #endif /* PD_FEED_H */

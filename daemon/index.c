@@ -250,6 +250,16 @@ pd_index_unreserve(pd_index_t *idx, size_t n_parties, size_t n_references)
     s_unreserve(idx, n_parties, n_references);
 }
 
+int
+pd_index_reserve_empty(pd_index_t *idx)
+{
+    int rc = s_state_room(idx, idx->res_recs + 1, idx->res_keys,
+                          idx->res_refs);
+    if (rc == 0)
+        idx->res_recs++;
+    return rc;
+}
+
 /* Add one update whose signer has a reserved slot. */
 static void
 s_add(pd_index_t *idx, uint64_t seq, size_t slot, const parley__facts_t *f)

@@ -66,6 +66,14 @@ int pd_index_reserve(pd_index_t *idx,
                      size_t n_parties, size_t n_references);
 
 /*
+ * Make room for one more seq that holds no update (a cluster node's void
+ * record, docs/cluster.md), applied with pd_index_apply(idx, seq, NULL).
+ *
+ * Returns:   0 or -ENOMEM.
+ */
+int pd_index_reserve_empty(pd_index_t *idx);
+
+/*
  * Give back the reservation of an update that will not be applied after
  * all (its append was refused): the counts given to pd_index_reserve().
  */

@@ -92,14 +92,15 @@ s_why(pd_ingest_t *self, bool queued)
     return self->why;
 }
 
-/* Reject a publish unavailable, saying why if the storage knows; queued
- * as for s_why(). */
+/* Reject a publish unavailable, saying why: the storage's detail for
+ * this update if it gave one, else what its health says (queued as for
+ * s_why()). */
 static int
 s_unavailable(pd_ingest_t *self, const uint8_t *id, size_t id_len,
-              uint64_t rid, bool queued)
+              uint64_t rid, bool queued, const char *detail)
 {
     return s_reject(self, id, id_len, rid, PARLEY_EUNAVAILABLE,
-                    s_why(self, queued));
+                    detail != NULL ? detail : s_why(self, queued));
 }
 
 /*
@@ -113,10 +114,10 @@ s_answer_done(pd_ingest_t *self, const uint8_t *id, size_t id_len,
               const parley_update_t *u)
 {
     if (done->rc == PARLEY_EUNAVAILABLE)
-        return s_unavailable(self, id, id_len, rid, false);
+        return s_unavailable(self, id, id_len, rid, false, done->detail);
     if (done->rc < 0)
         return s_reject_seq(self, id, id_len, rid, done->rc,
-                            done->signer_seq, NULL);
+                            done->signer_seq, done->detail);
     if (done->duplicate) {
         /* Of a seq not yet durable: counted if the commit makes it so. */
         if (done->seq <= pd_storage_head(self->storage))
@@ -259,10 +260,12 @@ s_store(pd_ingest_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
     }
     if (rc == PARLEY_EUNAVAILABLE || rc == PD_STORAGE_FULL)
         return s_unavailable(self, id, id_len, rid,
-                             rc == PARLEY_EUNAVAILABLE && done.duplicate);
+                             rc == PARLEY_EUNAVAILABLE && done.duplicate,
+                             rc == PARLEY_EUNAVAILABLE ? done.detail : NULL);
     if (rc == PARLEY_EREPLAY || rc == PARLEY_ETOOLARGE)
         return s_reject_seq(self, id, id_len, rid, rc,
-                            rc == PARLEY_EREPLAY ? done.signer_seq : 0, NULL);
+                            rc == PARLEY_EREPLAY ? done.signer_seq : 0,
+                            done.detail);
     return rc; /* the storage failed: stop */
 }
 
@@ -404,7 +407,7 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
 /*
  * The group commit: make the batch durable, then send the queued replies
  * (acks), then hand each new record to the transparency log and publish
- * it. A fatal failure sends nothing: the caller must stop.
+ * it (an absent one, storage.h, goes to the transparency log only). A fatal failure sends nothing: the caller must stop.
  *
  * If the storage answers unavailable, the acks of what it did not make
  * durable go out as unavailable instead (s_flush()), and the turns that
@@ -436,9 +439,11 @@ s_commit(pd_ingest_t *self, bool retry)
         if (self->io.applied != NULL
             && (rc = self->io.applied(self->io.log, &rec)) < 0)
             return rc;
+        any = true;
+        if (rec.absent)
+            continue; /* a seq with no update: a leaf, nothing to send */
         self->counters.accepted++;
         s_feed(self, &rec);
-        any = true;
     }
     if (any && self->io.committed != NULL
         && (rc = self->io.committed(self->io.log)) < 0)

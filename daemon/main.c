@@ -2,6 +2,7 @@
  * main.c - parleyd's entry point: arguments, config, the keyring (or a
  * demo one on first start), signals; then the server loop (server.c).
  */
+#include "backbone.h"
 #include "config.h"
 #include "log.h"
 #include "parley.h"
@@ -28,7 +29,8 @@ s_usage(FILE *out)
             "usage: parleyd [-c FILE] [--api EP] [--feed EP] [--state-dir DIR]\n"
             "               [--keyring FILE] [--max-clock-skew SECONDS] "
             "[--no-fsync]\n"
-            "               [--pid-file FILE]\n"
+            "               [--pid-file FILE] [--backbone URLS\n"
+            "               [--backbone-stream NAME] [--backbone-replicas N]]\n"
             "       parleyd [-c FILE] [--state-dir DIR] --reload [--pid PID]\n"
             "               [--log-level error|warn|info|debug] [--version] "
             "[--help]\n"
@@ -57,6 +59,12 @@ s_usage(FILE *out)
             "                           for its answer and exit 0 if it took\n"
             "                           effect, 1 if it was refused (the reason\n"
             "                           is printed), 3 if no answer came\n"
+            "      --backbone URLS      cluster mode: the NATS JetStream "
+            "servers,\n"
+            "                           nats://h1:4222,nats://h2:4222 "
+            "(docs/cluster.md)\n"
+            "      --backbone-stream N  the stream (default PARLEY)\n"
+            "      --backbone-replicas N  its replicas, 1..5 (default 3)\n"
             "  -V, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
             "\n"
@@ -237,6 +245,9 @@ enum {
     S_OPT_SKEW,
     S_OPT_NO_FSYNC,
     S_OPT_LOG_LEVEL,
+    S_OPT_BACKBONE,
+    S_OPT_BACKBONE_STREAM,
+    S_OPT_BACKBONE_REPLICAS,
     S_OPT_PID_FILE,
     S_OPT_RELOAD,
     S_OPT_PID,
@@ -251,6 +262,10 @@ static const struct option s_options[] = {
     { "max-clock-skew", required_argument, NULL, S_OPT_SKEW },
     { "no-fsync", no_argument, NULL, S_OPT_NO_FSYNC },
     { "log-level", required_argument, NULL, S_OPT_LOG_LEVEL },
+    { "backbone", required_argument, NULL, S_OPT_BACKBONE },
+    { "backbone-stream", required_argument, NULL, S_OPT_BACKBONE_STREAM },
+    { "backbone-replicas", required_argument, NULL,
+      S_OPT_BACKBONE_REPLICAS },
     { "pid-file", required_argument, NULL, S_OPT_PID_FILE },
     { "reload", no_argument, NULL, S_OPT_RELOAD },
     { "pid", required_argument, NULL, S_OPT_PID },
@@ -275,6 +290,9 @@ static const struct {
     { S_OPT_SKEW, "max_clock_skew", NULL },
     { S_OPT_NO_FSYNC, "fsync", "off" },
     { S_OPT_LOG_LEVEL, "log_level", NULL },
+    { S_OPT_BACKBONE, "backbone", NULL },
+    { S_OPT_BACKBONE_STREAM, "backbone_stream", NULL },
+    { S_OPT_BACKBONE_REPLICAS, "backbone_replicas", NULL },
     { S_OPT_PID_FILE, "pid_file", NULL },
 };
 
@@ -503,6 +521,35 @@ s_write_pid_file(const pd_config_t *cfg)
     return 0;
 }
 
+/*
+ * Make the server, write the pid file, run until a stop signal, and
+ * destroy the server. *ran says whether it ran. Returns the run's result
+ * (0 or a negative error) if it ran, else the exit status (1: the server
+ * or the pid file failed; both say why).
+ */
+static int
+s_serve(pd_server_opts_t *opts, int sigfd, bool demo, bool *ran)
+{
+    const pd_config_t *cfg = opts->cfg;
+    int rc = 0;
+    *ran = false;
+    pd_server_t *srv = pd_server_new(opts, &rc);
+    if (srv == NULL)
+        return 1;
+    if (demo)
+        s_print_try_this(cfg, pd_server_api_endpoint(srv));
+    if ((rc = s_write_pid_file(cfg)) != 0) {
+        pd_server_destroy(&srv);
+        return rc;
+    }
+    rc = pd_server_run(srv, sigfd);
+    *ran = true;
+    if (cfg->pid_file[0] != '\0')
+        unlink(cfg->pid_file);
+    pd_server_destroy(&srv);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -554,23 +601,13 @@ main(int argc, char **argv)
                               .config_path = args.config_path,
                               .log_level_fixed = args.level_flag,
                               .ring = ring };
-    pd_server_t *srv = pd_server_new(&opts, &rc);
-    if (srv == NULL) {
-        close(sigfd);
-        return 1;
-    }
-    if (demo)
-        s_print_try_this(&cfg, pd_server_api_endpoint(srv));
-    if ((rc = s_write_pid_file(&cfg)) != 0) {
-        pd_server_destroy(&srv);
-        close(sigfd);
-        return rc;
-    }
-    rc = pd_server_run(srv, sigfd);
-    if (cfg.pid_file[0] != '\0')
-        unlink(cfg.pid_file);
-    pd_server_destroy(&srv);
+    bool ran;
+    rc = s_serve(&opts, sigfd, demo, &ran);
     close(sigfd);
+    if (cfg.backbone[0] != '\0')
+        pd_backbone_library_close(); /* nats.c's own threads (cluster mode) */
+    if (!ran)
+        return rc;
     pd_log(rc == 0 ? PD_LOG_INFO : PD_LOG_ERROR, "parleyd stopped%s",
            rc == 0 ? "" : " after an error");
     return rc == 0 ? 0 : 1;

@@ -15,6 +15,7 @@
 #include "query.h"
 #include "reads.h"
 #include "clock.h"
+#include "cluster.h"
 #include "codec.h"
 #include "embedded.h"
 #include "feed.h"
@@ -62,6 +63,7 @@ typedef enum {
     S_TIMER_STORAGE,     /* storage: still ours? (fatal if not); retry */
     S_TIMER_STATUS,      /* systemd STATUS= */
     S_TIMER_WATCHDOG,    /* systemd WATCHDOG=1 (when asked for) */
+    S_TIMER_BACKGROUND,  /* a background storage's commit (cluster) */
     S_TIMERS
 } s_timer_id_t;
 
@@ -384,9 +386,12 @@ s_recover(pd_server_t *self)
                == NULL)
         return err;
     pd_storage_scan_t scan = { .fn = pd_translog_scan, .ctx = self->translog };
-    if ((self->storage = pd_embedded_open(&self->cfg, self->stats,
-                                          self->translog ? &scan : NULL, &err))
-        == NULL)
+    const pd_storage_scan_t *sc = self->translog != NULL ? &scan : NULL;
+    /* The cluster's local replica is checked like the embedded log. */
+    self->storage = self->cfg.backbone[0] != '\0'
+                        ? pd_cluster_open(&self->cfg, self->stats, sc, &err)
+                        : pd_embedded_open(&self->cfg, self->stats, sc, &err);
+    if (self->storage == NULL)
         return err;
     if (self->translog != NULL)
         return pd_translog_recover(self->translog,
@@ -426,6 +431,7 @@ pd_server_new(pd_server_opts_t *opts, int *err)
     }
     if ((*err = s_recover(self)) < 0)
         goto fail;
+    pd_storage_set_keyring(self->storage, self->ring);
     if ((*err = s_bind(self)) < 0)
         goto fail;
     pd_feed_stats_register(self->feed, self->stats);
@@ -559,6 +565,7 @@ s_reload(pd_server_t *self)
         return rc;
     }
     pd_ingest_set_keyring(self->ingest, ring);
+    pd_storage_set_keyring(self->storage, ring);
     parley_keyring_destroy(&self->ring);
     self->ring = ring;
     bool cut = pd_zap_reload_commit(self->zap, &clients);
@@ -602,9 +609,14 @@ static int
 s_heartbeat(pd_server_t *self)
 {
     int64_t now = parley_now_ms();
-    int rc = pd_feed_heartbeat(self->feed, self->daemon_id,
-                               pd_storage_first(self->storage), now, s_view_head,
-                               self->query);
+    pd_storage_state_t st;
+    pd_storage_state(self->storage, &st);
+    parley__heartbeat_t hb = { .first_seq = pd_storage_first(self->storage),
+                               .time_ms = now,
+                               .catching_up = st.catching_up };
+    memcpy(hb.daemon_id, self->daemon_id, sizeof(hb.daemon_id));
+    memcpy(hb.log_id, st.log_id, sizeof(hb.log_id));
+    int rc = pd_feed_heartbeat(self->feed, &hb, s_view_head, self->query);
     if (rc < 0)
         pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
                        "heartbeat not sent: %s", parley_error_name(rc));
@@ -676,6 +688,14 @@ s_watchdog(pd_server_t *self)
     return 0;
 }
 
+/* A storage that works in the background: commit what it has (the loop
+ * also does when its fd is readable); a failure stops the daemon. */
+static int
+s_storage_tick(pd_server_t *self)
+{
+    return pd_ingest_flush(self->ingest);
+}
+
 /* What each timer runs, by s_timer_id_t. */
 static int (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
     [S_TIMER_HEARTBEAT] = s_heartbeat,
@@ -684,6 +704,7 @@ static int (*const s_timer_fns[S_TIMERS])(pd_server_t *) = {
     [S_TIMER_STORAGE] = s_storage,
     [S_TIMER_STATUS] = s_notify_status,
     [S_TIMER_WATCHDOG] = s_watchdog,
+    [S_TIMER_BACKGROUND] = s_storage_tick,
 };
 
 /*
@@ -755,6 +776,8 @@ s_start_timers(pd_server_t *self)
                                       now + PD_STORAGE_CHECK_MS };
     if (self->cfg.retention_bytes > 0 || self->cfg.retention_age > 0)
         t[S_TIMER_RETAIN] = (s_timer_t){ S_RETAIN_MS, now + 1 };
+    if (pd_storage_fd(self->storage) >= 0)
+        t[S_TIMER_BACKGROUND] = (s_timer_t){ PD_STORAGE_TICK_MS, now };
 #ifdef PARLEY_HAVE_SYSTEMD
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
@@ -764,60 +787,77 @@ s_start_timers(pd_server_t *self)
 #endif
 }
 
-int
-pd_server_run(pd_server_t *self, int sigfd)
+/* The loop's poll set: the api, signals, the feed's sockets, the ZAP
+ * handler's, then the storage's fd (only a cluster has one). */
+typedef struct {
+    zmq_pollitem_t items[2 + PD_CLIENTS_CLASSES_MAX + PD_ZAP_NITEMS + 1];
+    size_t n_feed, n_zap, n;
+    zmq_pollitem_t *storage; /* NULL: the storage has no fd */
+} s_poll_t;
+
+static void
+s_poll_set(pd_server_t *self, int sigfd, int storage_fd, s_poll_t *p)
 {
-    int rc = 0;
-    s_start_timers(self);
-    s_notify("READY=1");
-    s_notify_status(self);
-    for (;;) {
-        long timeout = s_timers(self, &rc);
-        if (rc < 0)
-            break;
-        if (pd_ingest_pending(self->ingest) || pd_reads_ready(self->reads))
-            timeout = 0; /* requests read ahead, or reads, wait */
-        else if (pd_reads_queued(self->reads) && timeout > S_READS_RECHECK_MS)
-            timeout = S_READS_RECHECK_MS;
-        /* api, signals, the feed's sockets, then the ZAP handler's */
-        zmq_pollitem_t items[2 + PD_CLIENTS_CLASSES_MAX + PD_ZAP_NITEMS] = {
-            { pd_api_socket(self->api), 0, ZMQ_POLLIN, 0 },
-            { NULL, sigfd, ZMQ_POLLIN, 0 },
-        };
-        size_t n_feed = pd_feed_items(self->feed, items + 2);
-        size_t n_zap = pd_zap_items(self->zap, items + 2 + n_feed);
-        if (zmq_poll(items, 2 + (int)(n_feed + n_zap), timeout) < 0) {
-            if (zmq_errno() == EINTR)
-                continue;
-            rc = -zmq_errno();
-            pd_log(PD_LOG_ERROR, "poll failed: %s", zmq_strerror(-rc));
-            break;
-        }
-        bool zap_ready = false, feed_ready = false;
-        for (size_t i = 0; i < n_feed; i++)
-            feed_ready |= (items[2 + i].revents & ZMQ_POLLIN) != 0;
-        for (size_t i = 0; i < n_zap; i++)
-            zap_ready |= (items[2 + n_feed + i].revents & ZMQ_POLLIN) != 0;
-        /* Connections first: a handshake waits for the handler. */
-        if (zap_ready)
-            pd_zap_handle(self->zap);
-        if (feed_ready)
-            pd_feed_drain(self->feed);
-        /* A turn always ends with its batch synced and acked, so a stop
-         * signal seen below never leaves an accepted update unacked. */
-        if (((items[0].revents & ZMQ_POLLIN)
-             || pd_ingest_pending(self->ingest))
-            && (rc = pd_ingest_turn(self->ingest)) < 0)
-            break;
-        /* A slice of reads, after the turn's commit: then the timers. */
-        pd_api_reads(self->api);
-        if ((items[1].revents & ZMQ_POLLIN) && s_signals(self, sigfd, &rc))
-            break;
-        /* Retire a ZAP handler that has served handshakes (cheap when
-         * there is nothing to do; the heartbeat timer wakes the loop). */
-        pd_zap_tick(self->zap);
+    p->items[0] = (zmq_pollitem_t){ pd_api_socket(self->api), 0, ZMQ_POLLIN,
+                                    0 };
+    p->items[1] = (zmq_pollitem_t){ NULL, sigfd, ZMQ_POLLIN, 0 };
+    p->n_feed = pd_feed_items(self->feed, p->items + 2);
+    p->n_zap = pd_zap_items(self->zap, p->items + 2 + p->n_feed);
+    p->n = 2 + p->n_feed + p->n_zap;
+    p->storage = NULL;
+    if (storage_fd >= 0) {
+        p->storage = &p->items[p->n++];
+        *p->storage = (zmq_pollitem_t){ NULL, storage_fd, ZMQ_POLLIN, 0 };
     }
-    /* Stopping: answer what was read ahead, like any other turn. */
+}
+
+/* Is one of the n items readable? */
+static bool
+s_any_ready(const zmq_pollitem_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (items[i].revents & ZMQ_POLLIN)
+            return true;
+    return false;
+}
+
+/*
+ * Serve what the poll found ready, in the loop's order. Returns true when
+ * the loop must stop: a stop signal (*rc 0) or a fatal error (*rc < 0).
+ */
+static bool
+s_serve_ready(pd_server_t *self, const s_poll_t *p, int sigfd, int *rc)
+{
+    /* Connections first: a handshake waits for the handler. */
+    if (s_any_ready(p->items + 2 + p->n_feed, p->n_zap))
+        pd_zap_handle(self->zap);
+    if (s_any_ready(p->items + 2, p->n_feed))
+        pd_feed_drain(self->feed);
+    /* A turn always ends with its batch synced and acked, so a stop
+     * signal seen below never leaves an accepted update unacked. */
+    if (((p->items[0].revents & ZMQ_POLLIN) || pd_ingest_pending(self->ingest))
+        && (*rc = pd_ingest_turn(self->ingest)) < 0)
+        return true;
+    /* The storage's background work: records to apply, PubAcks. */
+    if (p->storage != NULL && (p->storage->revents & ZMQ_POLLIN)
+        && (*rc = pd_ingest_flush(self->ingest)) < 0)
+        return true;
+    /* A slice of reads, after the turn's commit: then the timers. */
+    pd_api_reads(self->api);
+    if ((p->items[1].revents & ZMQ_POLLIN) && s_signals(self, sigfd, rc))
+        return true;
+    /* Retire a ZAP handler that has served handshakes (cheap when
+     * there is nothing to do; the heartbeat timer wakes the loop). */
+    pd_zap_tick(self->zap);
+    return false;
+}
+
+/* Stopping after the loop ended with rc: answer what was read ahead, like
+ * any other turn, and let the sockets write out the rest. Returns rc or
+ * the last turn's error. */
+static int
+s_stop(pd_server_t *self, int rc)
+{
     if (rc == 0)
         rc = pd_ingest_flush(self->ingest);
     if (rc == 0) {
@@ -831,4 +871,35 @@ pd_server_run(pd_server_t *self, int sigfd)
     }
     s_notify("STOPPING=1");
     return rc;
+}
+
+int
+pd_server_run(pd_server_t *self, int sigfd)
+{
+    int rc = 0;
+    s_start_timers(self);
+    s_notify("READY=1");
+    s_notify_status(self);
+    int storage_fd = pd_storage_fd(self->storage);
+    for (;;) {
+        long timeout = s_timers(self, &rc);
+        if (rc < 0)
+            break;
+        if (pd_ingest_pending(self->ingest) || pd_reads_ready(self->reads))
+            timeout = 0; /* requests read ahead, or reads, wait */
+        else if (pd_reads_queued(self->reads) && timeout > S_READS_RECHECK_MS)
+            timeout = S_READS_RECHECK_MS;
+        s_poll_t p;
+        s_poll_set(self, sigfd, storage_fd, &p);
+        if (zmq_poll(p.items, (int)p.n, timeout) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            rc = -zmq_errno();
+            pd_log(PD_LOG_ERROR, "poll failed: %s", zmq_strerror(-rc));
+            break;
+        }
+        if (s_serve_ready(self, &p, sigfd, &rc))
+            break;
+    }
+    return s_stop(self, rc);
 }

@@ -73,6 +73,18 @@ typedef enum pd_stat {
     PD_STAT_RELOADS,               /* SIGHUP reloads that took effect */
     PD_STAT_RELOAD_FAILURES,       /* SIGHUP reloads refused (kept the old) */
     PD_STAT_RELOAD_FAILED,         /* 1: the last reload was refused */
+    PD_STAT_CLUSTER_RECORDS_APPLIED, /* cluster: stream records applied */
+    PD_STAT_CLUSTER_RECORDS_VOIDED,  /* cluster: stream records refused */
+    PD_STAT_CLUSTER_SUBMITS,       /* cluster: updates handed to JetStream */
+    PD_STAT_CLUSTER_CONFLICTS,     /* cluster: submits that met another's */
+    PD_STAT_CLUSTER_UNAVAILABLE,   /* cluster: publishes JetStream could not
+                                      take (no quorum, timeout) */
+    PD_STAT_CLUSTER_CATCHING_UP,   /* cluster: 1 while behind the stream */
+    PD_STAT_CLUSTER_HEALTHY,       /* cluster: 1 while publishes can go */
+    PD_STAT_CLUSTER_STREAM_LAST,   /* cluster: the stream's last seq seen */
+    PD_STAT_CLUSTER_RECONNECTS,    /* cluster: NATS reconnections */
+    PD_STAT_CLUSTER_RECORDS_REREAD, /* cluster: stream records a replica
+                                      held otherwise than the leader */
     PD_STAT_READS_QUEUED,          /* reads waiting to be answered now */
     PD_STAT_READS_DEFERRED,        /* reads that waited a whole slice */
     PD_STAT_READ_SLICES_FULL,      /* slices that spent their budget */

@@ -11,16 +11,19 @@
  *              against the local signer index, appends with seq = the
  *              next local seq and indexes the update; commit is one
  *              fdatasync. Every submit completes at once.
- *   cluster    (to come) a NATS JetStream stream. ingest has run the
- *              stateless checks (1-7); submit publishes the update on a
- *              per-signer subject with Nats-Expected-Last-Subject-Sequence
- *              and Nats-Msg-Id, so that JetStream runs the order check
- *              and assigns the global seq (the stream sequence); the
- *              PubAck arrives later. Every node runs a follower that reads
- *              the stream in order, verifies each update itself, appends
- *              it to its own local log (same seqs, same bytes) and updates
- *              its indexes: the local log is a replica, and "applied"
- *              means the follower has made that seq durable locally.
+ *   cluster    (cluster.c, when backbone is set) a NATS JetStream stream.
+ *              ingest has run the stateless checks (1-7); submit runs
+ *              check 8 against what this node has applied, then
+ *              publishes the update on a per-signer subject with
+ *              Nats-Expected-Last-Subject-Sequence and Nats-Msg-Id, so
+ *              that JetStream makes the order check cluster-wide and
+ *              assigns the global seq (the stream sequence); the PubAck
+ *              arrives later. Every node runs a follower that reads the
+ *              stream in order, verifies each update itself, appends it
+ *              to its own local log (same seqs, same bytes: the local
+ *              log is an embedded storage used as a replica) and updates
+ *              its indexes: "applied" means the follower has made that
+ *              seq durable locally. See docs/cluster.md.
  *
  * What differs between them is who assigns the seq and runs the order
  * check; everything else in ingest and query is the same code.
@@ -66,10 +69,19 @@
  *              its ack may go out); rc is 0 or a reject code. The
  *              embedded storage never has any.
  *   applied    after a commit, hands out every record made durable and
- *              applied since the last commit, in seq order, each once, no
- *              earlier than the completion of the same update. ingest
- *              sends the acks first, then publishes these on the feed.
- *              rec's bytes stay valid until the next submit or commit.
+ *              applied since the last commit, in seq order, each once.
+ *              ingest sends the acks first, then publishes these on the
+ *              feed, so an update is never on the feed before the ack of
+ *              a completion handed out in the same commit (the embedded
+ *              storage completes every update before its record is
+ *              applied; a cluster node may apply a record of its own
+ *              before JetStream's PubAck for it arrives, and then acks
+ *              after the commit that brings the PubAck). rec's bytes
+ *              stay valid until the next submit or commit. A seq that
+ *              holds no update (a cluster replica's void record) comes
+ *              out too, marked absent: it is a leaf of the transparency
+ *              log like any other seq, and nothing else (no ack, no
+ *              feed, not counted as accepted).
  *
  *   ingest drains completed() and applied() after every commit.
  *
@@ -99,6 +111,14 @@
  * the daemon opened? The embedded one checks that its state directory,
  * lock file and newest segment are still the files at their paths; a
  * fatal answer stops the daemon).
+ *
+ * A storage that works in the background (the cluster's follower) gives
+ * an fd to poll (fd()): when it is readable, or at the latest every
+ * PD_STORAGE_TICK_MS, the loop commits (pd_ingest_flush()) so that what
+ * arrived is applied, acked and published. state() says what ping and
+ * heartbeats report about the log: its identity across nodes and whether
+ * this node is catching up. set_keyring() gives it the keyring after
+ * each reload (the follower verifies every record against it).
  */
 #ifndef PD_STORAGE_H
 #define PD_STORAGE_H
@@ -109,12 +129,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Non-negative answers of pd_storage_submit(). */
 #define PD_STORAGE_DONE 0
 #define PD_STORAGE_LATER 1
 #define PD_STORAGE_FULL 2
 
+/* The loop commits at least this often while a storage has an fd. */
+#define PD_STORAGE_TICK_MS 100
 /* How often the loop calls check() (and, while the storage is
  * unavailable, runs ingest's retry), in ms. */
 #define PD_STORAGE_CHECK_MS 1000
@@ -139,6 +162,10 @@ typedef struct pd_storage_done {
     bool duplicate;               /* kept before as seq: same signed update */
     uint64_t signer_seq;          /* PARLEY_EREPLAY: the signer's last
                                    * accepted signer_seq (0 if unknown) */
+    const char *detail;           /* a reject: why, for the client and the
+                                   * log (NULL: the code says it all);
+                                   * valid until the next call into the
+                                   * storage */
 } pd_storage_done_t;
 
 /* What the write side can do now (health()). */
@@ -158,14 +185,18 @@ typedef struct pd_storage_health {
 typedef struct pd_storage_record {
     uint64_t seq;
     int64_t received_at;          /* unix ms */
-    const uint8_t *env;           /* SignedUpdate bytes */
+    const uint8_t *env;           /* SignedUpdate bytes (NULL if absent) */
     size_t len;
+    bool absent;                  /* the seq holds no update: a void record
+                                   * of a cluster replica (embedded.h); the
+                                   * tree's absent-record leaf */
 } pd_storage_record_t;
 
 /*
  * An observer of the records a storage finds when it opens (the local
  * log, or a cluster node's local replica): called once per record, in
- * seq order, before the storage serves anything. The transparency log
+ * seq order (void records too, marked absent), before the storage serves
+ * anything. The transparency log
  * checks its tree against them. rec's bytes are valid during the call.
  * A non-zero return refuses the open (the observer logs why).
  */
@@ -174,7 +205,19 @@ typedef struct pd_storage_scan {
     void *ctx;
 } pd_storage_scan_t;
 
-/* An implementation: see the contract above for each entry. */
+/* What ping and heartbeats say about the log (state()). */
+typedef struct pd_storage_state {
+    uint8_t log_id[16];           /* names the seq space, the same on every
+                                   * node of a cluster; all zero: the
+                                   * embedded log, which has none */
+    bool catching_up;             /* behind the cluster's log: replays end
+                                   * at this node's head */
+    const char *health;           /* "ok", or why publishes fail now
+                                   * ("no_quorum", ...); static */
+} pd_storage_state_t;
+
+/* An implementation: see the contract above for each entry. The last
+ * three may be NULL (the embedded storage has none of them). */
 typedef struct pd_storage_ops {
     const char *name;             /* "embedded", ... */
     int (*submit)(pd_storage_t *s, const pd_storage_update_t *u,
@@ -192,6 +235,9 @@ typedef struct pd_storage_ops {
     int (*check)(pd_storage_t *s);
     void (*health)(const pd_storage_t *s, pd_storage_health_t *out);
     void (*destroy)(pd_storage_t *s);
+    int (*fd)(const pd_storage_t *s);
+    void (*state)(const pd_storage_t *s, pd_storage_state_t *out);
+    void (*set_keyring)(pd_storage_t *s, const parley_keyring_t *ring);
 } pd_storage_ops_t;
 
 /* The common head of every implementation's struct. */
@@ -298,6 +344,38 @@ static inline int
 pd_storage_retain(pd_storage_t *s, int64_t now_ms)
 {
     return s->ops->retain(s, now_ms);
+}
+
+/* The fd to poll for background work, or -1 if the storage has none. */
+static inline int
+pd_storage_fd(const pd_storage_t *s)
+{
+    return s->ops->fd != NULL ? s->ops->fd(s) : -1;
+}
+
+/* The log's identity and this node's state, for ping and heartbeats;
+ * a write side that cannot keep updates (health()) is "store_error"
+ * where the storage itself says "ok". */
+static inline void
+pd_storage_state(const pd_storage_t *s, pd_storage_state_t *out)
+{
+    if (s->ops->state != NULL)
+        s->ops->state(s, out);
+    else
+        *out = (pd_storage_state_t){ .health = "ok" };
+    pd_storage_health_t h;
+    s->ops->health(s, &h);
+    if (h.err != 0 && strcmp(out->health, "ok") == 0)
+        out->health = "store_error";
+}
+
+/* The keyring to check records against from now on (borrowed; call
+ * after every reload). */
+static inline void
+pd_storage_set_keyring(pd_storage_t *s, const parley_keyring_t *ring)
+{
+    if (s->ops->set_keyring != NULL)
+        s->ops->set_keyring(s, ring);
 }
 
 /*

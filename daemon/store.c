@@ -594,6 +594,34 @@ pd_store_next_seq(const pd_store_t *store)
     return store ? store->next_seq : 0;
 }
 
+int
+pd_store_start_at(pd_store_t *store, uint64_t seq)
+{
+    if (store == NULL || seq == 0)
+        return -EINVAL;
+    if (store->failed)
+        return -EIO;
+    if (store->last_seq != 0 || store->pend_len != 0 || store->nsegs > 1)
+        return -EEXIST;
+    /* An empty segment left by a start that was cut short before its
+     * first record: it would name the wrong first seq. */
+    if (store->nsegs == 1) {
+        segment_t *seg = &store->segs[0];
+        char name[PD_STORE__NAME_LEN + 1];
+        pd_store__segment_name(name, sizeof(name), seg->first_seq);
+        if (unlinkat(store->dirfd, name, 0) < 0 && errno != ENOENT)
+            return -errno;
+        if (seg->fd >= 0)
+            close(seg->fd);
+        free(seg->offsets);
+        store->nsegs--;
+        store->stats.segments--;
+    }
+    store->next_seq = seq;
+    store->last_seq = seq - 1;
+    return 0;
+}
+
 uint64_t
 pd_store_last_seq(const pd_store_t *store)
 {

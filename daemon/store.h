@@ -117,6 +117,16 @@ int pd_store_append(pd_store_t *store, uint64_t seq, int64_t received_at,
 int pd_store_sync(pd_store_t *store);
 
 /*
+ * Make an empty log start at seq instead of 1 (a cluster node that joins
+ * after the stream's retention has dropped seqs 1..seq-1): the next
+ * append must use seq, and head and first report nothing until then.
+ *
+ * Returns:   0, -EEXIST (the log holds or queues a record), -EINVAL, or
+ *            -errno (removing an empty segment file).
+ */
+int pd_store_start_at(pd_store_t *store, uint64_t seq);
+
+/*
  * Drop the queued records that are not durable (after a failed sync, for
  * a caller that answers them as not stored): pd_store_next_seq() goes
  * back to pd_store_last_seq() + 1.

@@ -229,8 +229,12 @@ int
 pd_translog_scan(void *ctx, const pd_storage_record_t *rec)
 {
     pd_translog_t *self = ctx;
-    int rc = pd_tree_check(self->tree, rec->seq, rec->env, rec->len, self->scan_msg,
-                           sizeof(self->scan_msg));
+    int rc = rec->absent ? pd_tree_check_absent(self->tree, rec->seq,
+                                                self->scan_msg,
+                                                sizeof(self->scan_msg))
+                         : pd_tree_check(self->tree, rec->seq, rec->env,
+                                         rec->len, self->scan_msg,
+                                         sizeof(self->scan_msg));
     if (rc < 0)
         pd_log(PD_LOG_ERROR, "Merkle tree check failed: %s", self->scan_msg);
     return rc;
@@ -269,7 +273,8 @@ s_fail(pd_translog_t *self, const char *what, int rc)
 int
 pd_translog_append(pd_translog_t *t, const pd_storage_record_t *rec)
 {
-    int rc = pd_tree_append(t->tree, rec->seq, rec->env, rec->len);
+    int rc = rec->absent ? pd_tree_append_absent(t->tree, rec->seq)
+                         : pd_tree_append(t->tree, rec->seq, rec->env, rec->len);
     return rc < 0 ? s_fail(t, "append", rc) : 0;
 }
 

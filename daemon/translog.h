@@ -7,10 +7,11 @@
  * The tree is a function of the applied records alone: the records the
  * storage hands over at open (pd_translog_scan(), the storage's scan
  * observer) and those it hands out after each commit (pd_storage_applied(),
- * which ingest passes to pd_translog_append()). Every node of a cluster
- * that applies the same records under the same seqs computes the same
- * tree, so checkpoints of one size have one root whichever node signed
- * them.
+ * which ingest passes to pd_translog_append()), with a seq that holds no
+ * update (a cluster replica's void record) as its absent-record leaf.
+ * Every node of a cluster that applies the same records under the same
+ * seqs computes the same tree, so checkpoints of one size have one root
+ * whichever node signed them.
  *
  * In the daemon's rhythm:
  *
@@ -74,7 +75,8 @@ void pd_translog_close(pd_translog_t **t);
 
 /*
  * The storage's scan observer (storage.h, pd_storage_scan_t.fn; ctx is the
- * log): check one record found at open against the tree.
+ * log): check one record found at open against the tree (an absent one,
+ * storage.h: its absent-record leaf).
  *
  * Returns:   0, or a negative error (logged with the hash file's offset).
  */
@@ -89,7 +91,8 @@ int pd_translog_scan(void *ctx, const pd_storage_record_t *rec);
 int pd_translog_recover(pd_translog_t *t, uint64_t records);
 
 /*
- * An applied record, in seq order (ingest, after each commit).
+ * An applied record, in seq order (ingest, after each commit); an absent
+ * one (storage.h) adds the absent-record leaf of its seq.
  *
  * Returns:   0, or a negative error: the tree can take no more records,
  *            the daemon must stop (the next start recomputes the hashes).

@@ -580,12 +580,13 @@ fail:
     return NULL;
 }
 
-int
-pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
-              char *errbuf, size_t errlen)
+/* pd_tree_check() and pd_tree_check_absent(): leaf is the hash of the
+ * record at seq, or its absent-record leaf when absent. */
+static int
+s_check(pd_tree_t *tree, uint64_t seq, const parley__tlog_hash_t *leaf,
+        bool absent, char *errbuf, size_t errlen)
 {
-    if (tree == NULL || tree->ready || tree->failed || seq == 0 ||
-        (record == NULL && len > 0))
+    if (tree == NULL || tree->ready || tree->failed || seq == 0)
         return -EINVAL;
     int rc;
     if (!tree->started) {
@@ -599,7 +600,7 @@ pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
                " was expected", seq, tree->next_check);
         return -EINVAL;
     }
-    if (seq < tree->absent_before) {
+    if (seq < tree->absent_before && !absent) {
         pd_errf(errbuf, errlen,
                "%s/%s: the log holds seq %" PRIu64 ", which the tree has as an "
                "absent record (the log before seq %" PRIu64 " was gone when the "
@@ -608,12 +609,30 @@ pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
                tree->dir, PD_TREE_FILE, seq, tree->absent_before);
         return -EBADMSG;
     }
-    parley__tlog_hash_t leaf;
-    parley__tlog_leaf_hash(record, len, &leaf);
-    if ((rc = s_take_leaf(tree, seq - 1, &leaf, errbuf, errlen)) < 0)
+    if ((rc = s_take_leaf(tree, seq - 1, leaf, errbuf, errlen)) < 0)
         return rc;
     tree->next_check++;
     return 0;
+}
+
+int
+pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record, size_t len,
+              char *errbuf, size_t errlen)
+{
+    if (record == NULL && len > 0)
+        return -EINVAL;
+    parley__tlog_hash_t leaf;
+    parley__tlog_leaf_hash(record, len, &leaf);
+    return s_check(tree, seq, &leaf, false, errbuf, errlen);
+}
+
+int
+pd_tree_check_absent(pd_tree_t *tree, uint64_t seq, char *errbuf,
+                     size_t errlen)
+{
+    parley__tlog_hash_t leaf;
+    parley__tlog_absent_leaf(seq, &leaf);
+    return s_check(tree, seq, &leaf, true, errbuf, errlen);
 }
 
 int
@@ -704,19 +723,34 @@ pd_tree_close(pd_tree_t **tree)
     *tree = NULL;
 }
 
-int
-pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record, size_t len)
+/* pd_tree_append() and pd_tree_append_absent(): queue leaf as seq's. */
+static int
+s_append(pd_tree_t *tree, uint64_t seq, const parley__tlog_hash_t *leaf)
 {
-    if (tree == NULL || !tree->ready || (record == NULL && len > 0))
+    if (tree == NULL || !tree->ready || seq != tree->range.size + 1)
         return -EINVAL;
-    if (seq != tree->range.size + 1)
-        return -EINVAL;
-    parley__tlog_hash_t leaf;
-    parley__tlog_leaf_hash(record, len, &leaf);
-    int rc = s_append_leaf(tree, &leaf);
+    int rc = s_append_leaf(tree, leaf);
     if (rc == 0)
         tree->stats.leaves = tree->range.size;
     return rc;
+}
+
+int
+pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record, size_t len)
+{
+    if (record == NULL && len > 0)
+        return -EINVAL;
+    parley__tlog_hash_t leaf;
+    parley__tlog_leaf_hash(record, len, &leaf);
+    return s_append(tree, seq, &leaf);
+}
+
+int
+pd_tree_append_absent(pd_tree_t *tree, uint64_t seq)
+{
+    parley__tlog_hash_t leaf;
+    parley__tlog_absent_leaf(seq, &leaf);
+    return s_append(tree, seq, &leaf);
 }
 
 int

@@ -123,6 +123,16 @@ int pd_tree_check(pd_tree_t *tree, uint64_t seq, const void *record,
                   size_t len, char *errbuf, size_t errlen);
 
 /*
+ * pd_tree_check() for a seq that holds no update (a cluster replica's
+ * void record, docs/transparency.md section 16): its leaf is the
+ * absent-record leaf of seq, checked or recomputed like a record's.
+ *
+ * Returns:   as pd_tree_check().
+ */
+int pd_tree_check_absent(pd_tree_t *tree, uint64_t seq, char *errbuf,
+                         size_t errlen);
+
+/*
  * Finish the start-up check: records is the number of records ever
  * appended to the log (its next seq - 1). Cuts what lies beyond them,
  * writes and syncs the recomputed hashes (or, if the disk refuses them,
@@ -148,6 +158,14 @@ void pd_tree_close(pd_tree_t **tree);
  */
 int pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record,
                    size_t len);
+
+/*
+ * pd_tree_append() for a seq that holds no update: queue the
+ * absent-record leaf of seq (docs/transparency.md sections 15 and 16).
+ *
+ * Returns:   as pd_tree_append().
+ */
+int pd_tree_append_absent(pd_tree_t *tree, uint64_t seq);
 
 /*
  * Write every queued hash not written yet (no fdatasync). On failure

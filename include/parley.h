@@ -74,9 +74,9 @@ extern "C" {
 #define PARLEY_WARN_UNUSED
 #endif
 
-#define PARLEY_VERSION "1.4.0"
+#define PARLEY_VERSION "1.5.0"
 #define PARLEY_VERSION_MAJOR 1
-#define PARLEY_VERSION_MINOR 4
+#define PARLEY_VERSION_MINOR 5
 #define PARLEY_VERSION_PATCH 0
 
 /*
@@ -1059,6 +1059,22 @@ PARLEY_EXPORT const char *parley_info_endpoint(const parley_info_t *info);
 PARLEY_EXPORT const char *parley_info_feed(const parley_info_t *info);
 /* 16 bytes that change at every daemon start. */
 PARLEY_EXPORT const uint8_t *parley_info_daemon_id(const parley_info_t *info);
+/*
+ * 16 bytes naming the log the seqs belong to, the same on every node of
+ * a cluster (docs/cluster.md), or NULL for a single daemon, whose log is
+ * its own. (Since 1.5.)
+ */
+PARLEY_EXPORT const uint8_t *parley_info_log_id(const parley_info_t *info);
+/* 1 if the daemon is a cluster node behind its cluster's log (it serves
+ * what it holds; its head moves on as it catches up), else 0. (1.5) */
+PARLEY_EXPORT int parley_info_catching_up(const parley_info_t *info);
+/* Where the daemon keeps updates: "embedded" or "cluster" ("" from a
+ * daemon before 1.5). (1.5) */
+PARLEY_EXPORT const char *parley_info_storage(const parley_info_t *info);
+/* "ok" while the daemon can take publishes, else why not ("no_quorum",
+ * "disconnected", "store_error", ...; "" from a daemon before 1.5).
+ * (1.5) */
+PARLEY_EXPORT const char *parley_info_health(const parley_info_t *info);
 /* The last seq assigned (0: none yet). */
 PARLEY_EXPORT uint64_t parley_info_seq(const parley_info_t *info);
 /* The oldest seq still held (0: none). */

@@ -351,6 +351,10 @@ s_ping_help(void)
            "  first_seq N        the oldest seq still held (0: none)\n"
            "  version V          the daemon's version\n"
            "  daemon_id HEX      changes at every daemon start\n"
+           "  storage S          embedded, or cluster (docs/cluster.md)\n"
+           "  health H           ok, or why publishes fail now\n"
+           "  catching_up yes|no a cluster node behind its cluster\n"
+           "  log_id HEX         a cluster's log, the same on every node\n"
            "\n"
            "Options:\n"
            "      --json          print a JSON object\n"
@@ -372,16 +376,23 @@ cmd_ping(cli_common_t *c, int argc, char **argv)
         return rc;
     if ((rc = cli_ping(c, &info)) < 0)
         return cli_fail(c, NULL, rc);
+    char log_id[33] = "";
     const uint8_t *daemon_id = parley_info_daemon_id(info);
-    for (size_t i = 0; i < 16; i++)
+    const uint8_t *lid = parley_info_log_id(info);
+    for (size_t i = 0; i < 16; i++) {
         snprintf(id + 2 * i, 3, "%02x", daemon_id[i]);
+        if (lid != NULL)
+            snprintf(log_id + 2 * i, 3, "%02x", lid[i]);
+    }
     if (json) {
-        json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:s}", "feed",
-                              parley_info_feed(info), "seq",
-                              (json_int_t)parley_info_seq(info), "first_seq",
-                              (json_int_t)parley_info_first_seq(info),
-                              "version", parley_info_version(info),
-                              "daemon_id", id);
+        json_t *o = json_pack(
+            "{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:b, s:s?}", "feed",
+            parley_info_feed(info), "seq", (json_int_t)parley_info_seq(info),
+            "first_seq", (json_int_t)parley_info_first_seq(info), "version",
+            parley_info_version(info), "daemon_id", id, "storage",
+            parley_info_storage(info), "health", parley_info_health(info),
+            "catching_up", parley_info_catching_up(info), "log_id",
+            lid != NULL ? log_id : NULL);
         parley_info_destroy(&info);
         return s_print_json(o);
     }
@@ -390,6 +401,12 @@ cmd_ping(cli_common_t *c, int argc, char **argv)
            (unsigned long long)parley_info_seq(info),
            (unsigned long long)parley_info_first_seq(info),
            parley_info_version(info), id);
+    if (parley_info_storage(info)[0] != '\0')
+        printf("storage %s\nhealth %s\ncatching_up %s\n",
+               parley_info_storage(info), parley_info_health(info),
+               parley_info_catching_up(info) ? "yes" : "no");
+    if (lid != NULL)
+        printf("log_id %s\n", log_id);
     parley_info_destroy(&info);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_OTHER;
 }

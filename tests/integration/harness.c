@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -635,9 +636,14 @@ s_daemon_spawn(ph_daemon_t *d, const char *keyring, const char *const *extra)
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
+    return ph_spawn_logged(argv, d->log_path, false, &d->pid);
+}
 
-    int logfd =
-        open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+int
+ph_spawn_logged(const char *const argv[], const char *log_path,
+                bool die_with_parent, pid_t *pid_out)
+{
+    int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logfd < 0)
         return -errno;
     int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -647,10 +653,11 @@ s_daemon_spawn(ph_daemon_t *d, const char *keyring, const char *const *extra)
         return err;
     }
     dprintf(logfd, "[harness] starting:");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; argv[i] != NULL; i++)
         dprintf(logfd, " %s", argv[i]);
     dprintf(logfd, "\n");
 
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int err = -errno;
@@ -659,6 +666,9 @@ s_daemon_spawn(ph_daemon_t *d, const char *keyring, const char *const *extra)
         return err;
     }
     if (pid == 0) {
+        if (die_with_parent
+            && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+            _exit(125);
         if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
             _exit(126);
         execv(argv[0], (char *const *)argv);
@@ -666,13 +676,12 @@ s_daemon_spawn(ph_daemon_t *d, const char *keyring, const char *const *extra)
     }
     close(logfd);
     close(nullfd);
-    d->pid = pid;
+    *pid_out = pid;
     return 0;
 }
 
-/* Is something accepting TCP connections on 127.0.0.1:port? */
-static bool
-s_port_listening(int port)
+bool
+ph_port_listening(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -704,7 +713,7 @@ s_daemon_ready(ph_daemon_t *d)
             d->pid = 0;
             return -ECHILD;
         }
-        if (!s_port_listening(d->api_port)) {
+        if (!ph_port_listening(d->api_port)) {
             s_sleep_ms(1);
             continue;
         }

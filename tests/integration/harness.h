@@ -156,6 +156,20 @@ int ph_run(ph_proc_t *p, const char *const argv[], const char *const env[],
 void ph_proc_report(const ph_proc_t *p, const char *what);
 
 /*
+ * Start argv[0] (a path) with argv, its stdout and stderr appended to
+ * log_path (after a "[harness] starting: ..." line) and /dev/null as
+ * stdin. With die_with_parent the child gets SIGKILL when the calling
+ * thread ends (a crashed test leaves nothing running). Everything is
+ * prepared before fork(), so it is safe with threads running.
+ * Returns 0 with *pid set, or -errno.
+ */
+int ph_spawn_logged(const char *const argv[], const char *log_path,
+                    bool die_with_parent, pid_t *pid);
+
+/* Is something accepting TCP connections on 127.0.0.1:port? */
+bool ph_port_listening(int port);
+
+/*
  * Wait until process pid holds an ESTABLISHED TCP connection to the
  * loopback port (seen from the client side, in /proc/net/tcp{,6}), for
  * example a subscriber's connection to the feed.

@@ -325,11 +325,16 @@ s_publish_until_refused(s_fix_t *f, const char *tag, uint8_t *env,
     assert_true(f->fx.pub.answer_ms < S_PUB_TIMEOUT);
 }
 
-/* The daemon answers a ping. */
+/* The daemon answers a ping, whose health is health. */
 static void
-s_expect_ping(const s_fix_t *f)
+s_expect_ping(const s_fix_t *f, const char *health)
 {
-    assert_int_equal(ph_ping(f->fx.d.api, S_TIMEOUT), 0);
+    parley_info_t *info = NULL;
+    assert_int_equal(ph_ping_info(f->fx.d.api, NULL, S_TIMEOUT, &info), 0);
+    assert_string_equal(parley_info_storage(info), "embedded");
+    assert_string_equal(parley_info_health(info), health);
+    assert_false(parley_info_catching_up(info));
+    parley_info_destroy(&info);
 }
 
 static void
@@ -365,8 +370,8 @@ test_disk_full(void **state)
     assert_int_equal(fu_send(&f->fx.pub, env, len, S_PUB_TIMEOUT),
                      PARLEY_EUNAVAILABLE);
     assert_non_null(strstr(f->fx.pub.message, "kept queued"));
-    /* Reads, stats and the feed go on. */
-    s_expect_ping(f);
+    /* Reads, stats and the feed go on; ping says why publishes fail. */
+    s_expect_ping(f, "store_error");
     assert_true(fu_log_is_acked(f->fx.d.api, &f->fx.pub));
     ph_stats_t st;
     assert_int_equal(ph_stats_fetch(f->fx.d.api, &st), 0);
@@ -416,6 +421,7 @@ test_disk_full(void **state)
     assert_int_equal(du_stat(&st, "store_error"), 0);
     assert_int_equal(du_stat(&st, "store_queued"), 0);
     assert_int_equal(du_stat(&st, "duplicates"), 1);
+    s_expect_ping(f, "ok");
     assert_int_equal(du_stat(&st, "tree_size"), acked + 2);
     if (f->mounted)
         assert_true(fu_wait_log(&f->fx.d, "tree.hashes is written again",
@@ -444,7 +450,7 @@ test_disk_full(void **state)
         rc = fu_publish(&f->fx.pub, "no reserve", i, S_PUB_TIMEOUT);
     assert_int_equal(rc, PARLEY_EUNAVAILABLE);
     assert_non_null(strstr(f->fx.pub.message, strerror(ENOSPC)));
-    s_expect_ping(f);
+    s_expect_ping(f, "store_error");
     ph_daemon_kill9(&f->fx.d);
 
     /* Space again: every acked update, nothing else, and on it goes. */

@@ -6,7 +6,11 @@
  *     a subscriber all end up on the second, and say so;
  *   - a subscriber's daemon stops: it says DISCONNECTED, moves to the next
  *     endpoint, says CONNECTED there and CAUGHT_UP, and delivers what is
- *     published there.
+ *     published there;
+ *   - the first endpoint answers unavailable (a stand-in ROUTER): the
+ *     publisher resends to the second at once and is acked there, not
+ *     after its timeout (a request sent right after a switch once went
+ *     into the old connection as it closed, and was lost).
  */
 #include "harness.h"
 #include "wire.h"
@@ -19,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <zmq.h>
 
 #include <cmocka.h>
 
@@ -173,11 +180,106 @@ test_subscriber_moves_on(void **state)
     st->test_ok = true;
 }
 
+/* A stand-in api that answers every request unavailable. */
+typedef struct {
+    void *ctx, *sock;
+    char ep[PH_EP_MAX];
+    pthread_t thr;
+    atomic_bool stop;
+    atomic_int answered;
+} s_refuser_t;
+
+static void *
+s_refuser_main(void *arg)
+{
+    s_refuser_t *r = arg;
+    uint8_t buf[PH_FRAME_MAX], arena_buf[64 * 1024], out[1024];
+    while (!atomic_load(&r->stop)) {
+        zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        uint8_t id[256];
+        int idn = zmq_recv(r->sock, id, sizeof(id), 0);
+        int n = zmq_recv(r->sock, buf, sizeof(buf), 0);
+        if (idn <= 0 || n <= 0)
+            continue;
+        parley__arena_t arena;
+        parley__request_t req;
+        parley__arena_init(&arena, arena_buf, sizeof(arena_buf));
+        if (parley__request_decode(buf, (size_t)n, &req, &arena) == 0) {
+            parley__reply_t rep = { .request_id = req.request_id,
+                                    .type = PARLEY__REPLY_REJECT,
+                                    .code = PARLEY_EUNAVAILABLE,
+                                    .message = "stand-in: unavailable" };
+            size_t len = 0;
+            if (parley__reply_encode(&rep, out, sizeof(out), &len) == 0) {
+                zmq_send(r->sock, id, (size_t)idn, ZMQ_SNDMORE);
+                zmq_send(r->sock, out, len, 0);
+                atomic_fetch_add(&r->answered, 1);
+            }
+        }
+        parley__arena_reset(&arena);
+    }
+    return NULL;
+}
+
+static void
+test_unavailable_moves_at_once(void **state)
+{
+    s_state_t *st = *state;
+    s_refuser_t r = { 0 };
+    int zero = 0;
+    r.ctx = zmq_ctx_new();
+    r.sock = zmq_socket(r.ctx, ZMQ_ROUTER);
+    assert_non_null(r.sock);
+    zmq_setsockopt(r.sock, ZMQ_LINGER, &zero, sizeof(zero));
+    int port = ph_free_port();
+    ph_endpoint(r.ep, port);
+    assert_int_equal(zmq_bind(r.sock, r.ep), 0);
+    assert_int_equal(pthread_create(&r.thr, NULL, s_refuser_main, &r), 0);
+
+    char list[2 * PH_EP_MAX + 2];
+    snprintf(list, sizeof(list), "%s,%s", r.ep, st->c.api);
+    parley_pub_options_t po = PARLEY_PUB_OPTIONS_INIT;
+    po.server = list;
+    po.timeout_ms = 10000; /* a lost request would wait this long */
+    po.attempts = 2;
+    parley_pub_t *pub = parley_pub_new(st->w.key.key, &po);
+    assert_non_null(pub);
+    for (int i = 0; i < 20; i++) {
+        parley_update_t u;
+        char headline[64];
+        snprintf(headline, sizeof(headline), "round %d", i);
+        ph_update_init(&u, "gaza-ceasefire", "egypt", 0, headline);
+        uint64_t seq = 0;
+        int64_t t0 = parley__mono_ms();
+        int rc = parley_pub_publish(pub, &u, &seq);
+        if (rc != 0)
+            fail_msg("round %d: %s (%s) after %lld ms", i,
+                     parley_error_name(rc), parley_pub_detail(pub),
+                     (long long)(parley__mono_ms() - t0));
+        /* Back to the refuser for the next round. */
+        if (i % 2 == 0) {
+            parley_pub_destroy(&pub);
+            pub = parley_pub_new(st->w.key.key, &po);
+            assert_non_null(pub);
+        }
+    }
+    assert_true(atomic_load(&r.answered) >= 10);
+    parley_pub_destroy(&pub);
+    atomic_store(&r.stop, true);
+    pthread_join(r.thr, NULL);
+    zmq_close(r.sock);
+    zmq_ctx_term(r.ctx);
+    st->test_ok = true;
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_first_endpoint),
+        cmocka_unit_test(test_unavailable_moves_at_once),
         cmocka_unit_test(test_subscriber_moves_on),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);

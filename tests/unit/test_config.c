@@ -373,6 +373,79 @@ test_include_dir(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Cluster mode: the backbone_* keys, their defaults and checks. */
+static void
+test_backbone_keys(void **state)
+{
+    (void)state;
+    pd_config_t cfg;
+    char err[512] = "";
+    pd_config_defaults(&cfg);
+    assert_string_equal(cfg.backbone, "");
+    assert_string_equal(cfg.backbone_stream, "PARLEY");
+    assert_int_equal(cfg.backbone_replicas, 3);
+    assert_int_equal(cfg.backbone_publish_timeout, 2000);
+    assert_int_equal(cfg.backbone_duplicate_window, 0);
+    const char *text =
+        "backbone nats://10.0.0.1:4222, tls://nats2.example:4222\n"
+        "backbone_stream PARLEY_EU-1\n"
+        "backbone_replicas 5\n"
+        "backbone_duplicate_window 900\n"
+        "backbone_publish_timeout 500\n"
+        "backbone_creds /run/credentials/parleyd.service/nats.creds\n"
+        "backbone_tls_ca /etc/parley/nats-ca.pem\n"
+        "backbone_tls_cert /etc/parley/nats.pem\n"
+        "backbone_tls_key /etc/parley/nats.key\n"
+        "backbone_tls_hostname nats.example\n";
+    assert_int_equal(s_parse(&cfg, text, err, sizeof(err)), 0);
+    assert_string_equal(cfg.backbone,
+                        "nats://10.0.0.1:4222, tls://nats2.example:4222");
+    assert_string_equal(cfg.backbone_stream, "PARLEY_EU-1");
+    assert_int_equal(cfg.backbone_replicas, 5);
+    assert_int_equal(cfg.backbone_duplicate_window, 900);
+    assert_int_equal(cfg.backbone_publish_timeout, 500);
+    assert_string_equal(cfg.backbone_tls_hostname, "nats.example");
+    assert_int_equal(pd_config_check(&cfg, err, sizeof(err)), 0);
+
+    s_expect_error("backbone nats://user:secret@h:4222\n",
+                   "test.conf:1: backbone: the server nats://user:secret@"
+                   "h:4222 carries credentials; name a creds file "
+                   "(backbone_creds) instead, so no secret sits in the "
+                   "configuration");
+    s_expect_error("backbone http://h:4222\n",
+                   "test.conf:1: backbone: http://h:4222 is not a server URL "
+                   "(nats://HOST:PORT or tls://HOST:PORT)");
+    s_expect_error("backbone_stream PAR.LEY\n",
+                   "test.conf:1: backbone_stream: 'PAR.LEY' is not 1-32 of "
+                   "A-Z a-z 0-9 _ -");
+    s_expect_error("backbone_replicas 6\n",
+                   "test.conf:1: backbone_replicas: 6 is out of range (1 to "
+                   "5)");
+    s_expect_error("backbone_publish_timeout 10\n",
+                   "test.conf:1: backbone_publish_timeout: 10 is out of "
+                   "range (100 to 60000)");
+    s_expect_error("backbone_tls_hostname a/b\n",
+                   "test.conf:1: backbone_tls_hostname: 'a/b' is not a host "
+                   "name");
+
+    /* What only makes sense together. */
+    pd_config_defaults(&cfg);
+    assert_int_equal(pd_config_set(&cfg, "backbone_creds", "/x.creds", err,
+                                   sizeof(err)),
+                     0);
+    assert_int_equal(pd_config_check(&cfg, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "backbone is not"));
+    assert_int_equal(pd_config_set(&cfg, "backbone", "nats://h:1", err,
+                                   sizeof(err)),
+                     0);
+    assert_int_equal(pd_config_check(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(pd_config_set(&cfg, "backbone_tls_cert", "/c.pem", err,
+                                   sizeof(err)),
+                     0);
+    assert_int_equal(pd_config_check(&cfg, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "go together"));
+}
+
 int
 main(void)
 {
@@ -387,6 +460,7 @@ main(void)
         cmocka_unit_test(test_set_for_flags),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_include_dir),
+        cmocka_unit_test(test_backbone_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,6 +60,8 @@ test_registry(void **state)
         assert_true(pd_stats_name(st, (pd_stat_t)i)[0] != '\0');
     assert_string_equal(pd_stats_name(st, PD_STAT_TURN_REQUESTS_MAX),
                         "turn_requests_max");
+    assert_string_equal(pd_stats_name(st, PD_STAT_CLUSTER_RECONNECTS),
+                        "cluster_reconnects");
     assert_string_equal(pd_stats_name(st, PD_STAT_SUBSCRIPTIONS),
                         "subscriptions");
     assert_string_equal(pd_stats_name(st, PD_STAT_REJECTED),

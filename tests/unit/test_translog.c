@@ -2,7 +2,8 @@
  * test_translog.c - parleyd's transparency log without sockets: the tree
  * fed by the embedded storage's applied records and its scan at open,
  * signed and time-stamped checkpoints, the proof answers of the api with
- * every limit and reject, and what happens without a log key.
+ * every limit and reject, what happens without a log key, and a cluster
+ * replica's void records as absent-record leaves.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -339,6 +340,22 @@ test_rejects(void **state)
     assert_int_equal(s_ask(f, &other, &r, &arena, why, sizeof(why)), PARLEY_EBADREQUEST);
 }
 
+/* Flip one bit of the stored hash of leaf k (again: flip it back). */
+static void
+s_flip_leaf(fixture_t *f, uint64_t k)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", f->d.dir, PD_TREE_FILE);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    off_t off = PD_TREE_HEADER_BYTES + 32 * (off_t)parley__tlog_stored_index(0, k);
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
 /* A restart checks the tree against the log; a tampered hash refuses it,
  * and the absent log key means no checkpoints, still proofs. */
 static void
@@ -367,21 +384,12 @@ test_restart_and_no_key(void **state)
     pd_storage_destroy(&f->d.storage);
 
     /* One bit of a leaf hash changed: the start is refused. */
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", f->d.dir, PD_TREE_FILE);
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    uint8_t b;
-    off_t off = PD_TREE_HEADER_BYTES + 32 * (off_t)parley__tlog_stored_index(0, 11);
-    assert_int_equal(pread(fd, &b, 1, off), 1);
-    b ^= 1;
-    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    s_flip_leaf(f, 11);
     assert_int_equal(s_open(f), -EBADMSG);
-    b ^= 1;
-    assert_int_equal(pwrite(fd, &b, 1, off), 1);
-    close(fd);
+    s_flip_leaf(f, 11);
 
     /* Without the key file: no checkpoint, the tree and proofs still. */
+    char path[600];
     snprintf(path, sizeof(path), "%s/log.key", f->d.dir);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(s_open(f), 0);
@@ -409,6 +417,81 @@ test_restart_and_no_key(void **state)
     assert_true(err < 0);
 }
 
+/* The root and size of the log's current checkpoint. */
+static void
+s_log_root(fixture_t *f, uint64_t *size, parley__tlog_hash_t *root)
+{
+    assert_int_equal(pd_translog_heartbeat(f->t, parley_now_ms()), 0);
+    size_t len;
+    const char *cp = pd_translog_checkpoint(f->t, &len);
+    assert_non_null(cp);
+    parley__checkpoint_t c;
+    assert_int_equal(parley__checkpoint_open(cp, len, ORIGIN, f->log_pk, &c,
+                                             NULL, NULL),
+                     0);
+    *size = c.size;
+    *root = c.root;
+}
+
+/* A cluster replica's void record (a stream record its node refused) is
+ * the absent-record leaf of its seq, applied and at a restart alike, so
+ * every node's tree has the same root; a changed leaf there refuses the
+ * start, a lost hash file is rebuilt with it. */
+static void
+test_void_records(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_open(f), 0);
+    s_publish(f, 3);
+    /* Seq 4 is a void record, seq 5 an update, as a replica takes them. */
+    parley_update_t u;
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    dp_update(&u, NULL, "qatar", 1, f->signer_seq++);
+    size_t len = dp_sign(f->d.keys[0], &u, env);
+    assert_true(len > 0);
+    assert_int_equal(pd_embedded_put_void(f->d.storage, 4, parley_now_ms(),
+                                          PARLEY_EREPLAY, NULL),
+                     0);
+    assert_int_equal(pd_embedded_put(f->d.storage, 5, parley_now_ms(), env,
+                                     len, f->d.pk[0], &u),
+                     0);
+    assert_int_equal(pd_storage_commit(f->d.storage), 0);
+    pd_storage_record_t rec;
+    while (pd_storage_applied(f->d.storage, &rec))
+        assert_int_equal(pd_translog_append(f->t, &rec), 0);
+    assert_int_equal(pd_translog_commit(f->t), 0);
+    parley__tlog_hash_t absent, want, got;
+    parley__tlog_absent_leaf(4, &absent);
+    assert_int_equal(parley__tlog_mem_append_hash(&f->ref, &absent), 0);
+    assert_int_equal(parley__tlog_mem_append(&f->ref, env, len), 0);
+    s_ref_root(f, 5, &want);
+    uint64_t size = 0;
+    s_log_root(f, &size, &got);
+    assert_int_equal(size, 5);
+    assert_memory_equal(got.b, want.b, 32);
+
+    /* A restart checks seq 4 as absent. */
+    assert_int_equal(s_open(f), 0);
+    s_log_root(f, &size, &got);
+    assert_int_equal(size, 5);
+    assert_memory_equal(got.b, want.b, 32);
+    pd_translog_close(&f->t);
+    pd_storage_destroy(&f->d.storage);
+
+    /* Its stored leaf changed: refused like a record's. */
+    s_flip_leaf(f, 3);
+    assert_int_equal(s_open(f), -EBADMSG);
+
+    /* No hash file: rebuilt from the log, with the same root. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", f->d.dir, PD_TREE_FILE);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(s_open(f), 0);
+    s_log_root(f, &size, &got);
+    assert_int_equal(size, 5);
+    assert_memory_equal(got.b, want.b, 32);
+}
+
 int
 main(void)
 {
@@ -419,6 +502,7 @@ main(void)
         T(test_proofs),
         T(test_rejects),
         T(test_restart_and_no_key),
+        T(test_void_records),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
