@@ -3,31 +3,36 @@
  * (issue 16, "Works in every mode"; docs/transparency.md section 16).
  *
  * Three nats-server (JetStream, R3) and three parleyd nodes that sign
- * with one log key and origin. A publisher with an endpoint list keeps a
- * steady feed going. Subscribers verify the log with the strictest
- * settings documented: the log's key in their keyring, a log state file
- * each, max_staleness set; two of them see every record (their own tree,
- * consistency proofs), one a filter (inclusion proofs of every update
- * handed out). While the feed goes on:
+ * with one log key and origin and ask one witness (parley witness) to
+ * cosign. A publisher with an endpoint list keeps a steady feed going.
+ * Subscribers verify the log with the strictest settings documented:
+ * the log's key in their keyring, a log state file each, max_staleness
+ * set, and (A and B) the witness's cosignature required on every
+ * checkpoint they trust. A and C see every record (their own tree,
+ * consistency proofs), B a filter (inclusion proofs of every update
+ * handed out). C does without the witness, so that the checkpoints of a
+ * node that lags always reach its size check (a subscriber that requires
+ * the witness drops them before when the witness has not cosigned them).
+ * While the feed goes on:
  *
- *   1. the node two subscribers are on is killed with -9: both move to
+ *   1. the node A and B are on is killed with -9: both move to
  *      other nodes and go on verifying there;
  *   2. with more published meanwhile, that node is restarted on one
  *      nats-server alone, which is stopped once the node has caught up:
  *      the node now lags (the servers advertise no address a client can
- *      use, so it cannot move to another). The node of the third
- *      subscriber is killed with -9: that subscriber moves to the lagging
- *      node, sees its checkpoints behind the one it trusts, moves on;
- *   3. the node killed last is restarted the same way and made to lag; a
- *      subscriber is restarted with its log state file (a checkpoint
- *      another node signed) and an endpoint list that starts at it.
+ *      use, so it cannot move to another). C's node is killed with -9:
+ *      C moves to the lagging node, sees its checkpoints behind the one
+ *      it trusts, and moves on;
+ *   3. the node killed last is restarted the same way and made to lag;
+ *      A is restarted (A') with its log state file (a checkpoint another
+ *      node signed) and an endpoint list that starts at that node.
  *
  * Then every subscriber: no alarm of any kind (LOG_INCONSISTENT,
  * LOG_STALE, a rejected checkpoint or delivery, a gap); its LOG_VERIFIED
  * seq only grew, and its trusted checkpoint grew through consistency
  * proofs that a node other than the one the older checkpoint came from
- * gave (parley__sub_log_counts(): chains_across); the two that met a
- * lagging node saw its smaller checkpoints (behind) and raised nothing;
+ * gave (parley__sub_log_counts(): chains_across); C, on the lagging
+ * node, saw its smaller checkpoints (behind) and raised nothing;
  * every update handed out is proven (the last LOG_VERIFIED covers the
  * last seq and the head). An all/ subscriber got every seq once, in
  * order (the restarted one from what it had proven before).
@@ -40,6 +45,10 @@
  *   - a daemon with the cluster's log key and origin and another history
  *     (a fork): a subscriber started from a copy of a cluster
  *     subscriber's log state raises LOG_INCONSISTENT.
+ *
+ * Before parleyd sent a witness's cosignature on as soon as it came, A
+ * and B raised LOG_STALE here: with an update every heartbeat interval,
+ * each heartbeat signed a new size before the witness had cosigned it.
  *
  * For a developer: CLUSTER_KEEP=1 keeps the directory (parleyd logs).
  */
@@ -60,7 +69,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,8 +93,17 @@ static char s_dir[PH_PATH_MAX];
 static ph_key_t s_signer;
 static ph_key_t s_log;         /* the log key every node shares */
 static ph_key_t s_other_log;   /* another key, for the control */
+static ph_key_t s_wkey;        /* the witness's key */
 static char s_ring[PH_PATH_MAX];  /* the daemons' keyring */
-static parley_keyring_t *s_sub_ring; /* the signer and the log line */
+static char s_wlist[PH_PATH_MAX]; /* the nodes' witnesses file */
+static pid_t s_witness;          /* parley witness */
+static parley_keyring_t *s_sub_ring; /* the signer, the log, the witness */
+static ph_nodes_t s_nodes;      /* the cluster's parleyd */
+static ph_daemon_t s_ctl[2];    /* the controls' daemons */
+static bool s_ok;               /* the test got to its end */
+
+#define S_WITNESS "witness.test/w1"
+
 
 static void
 s_sleep_ms(int ms)
@@ -106,8 +126,12 @@ s_group_up(void **state)
         || ph_path(s_ring, sizeof(s_ring), s_dir, "keyring") < 0
         || ph_file_write(s_ring, text, strlen(text), 0644) < 0)
         return -1;
-    snprintf(sub_text, sizeof(sub_text), "%slog: %s %s max_staleness=%d\n",
-             text, S_ORIGIN, s_log.pub_b64, S_STALENESS_MS / 1000);
+    if (ph_key_make(&s_wkey, s_dir, "witness", 0x57) < 0)
+        return -1;
+    snprintf(sub_text, sizeof(sub_text),
+             "%slog: %s %s witnesses=1 max_staleness=%d\nwitness: %s %s\n",
+             text, S_ORIGIN, s_log.pub_b64, S_STALENESS_MS / 1000, S_WITNESS,
+             s_wkey.pub_b64);
     s_sub_ring = parley_keyring_parse(sub_text, strlen(sub_text), err,
                                       sizeof(err));
     if (s_sub_ring == NULL) {
@@ -119,7 +143,38 @@ s_group_up(void **state)
      * it learns of): stopping that server leaves the node behind. */
     ph_nats_opts_t o = { .nodes = S_NODES,
                          .extra_conf = "client_advertise: \"127.0.0.1:1\"" };
-    return ph_nats_start(&s_nats, &o);
+    if (ph_nats_start(&s_nats, &o) < 0)
+        return -1;
+    /* One witness every node asks (parley witness). */
+    char wring[PH_PATH_MAX], wstate[PH_PATH_MAX], wlog[PH_PATH_MAX];
+    char listen_at[64], line[256];
+    int port = ph_free_port();
+    snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%d", port);
+    snprintf(line, sizeof(line), "log: %s %s\n", S_ORIGIN, s_log.pub_b64);
+    if (ph_path(wring, sizeof(wring), s_dir, "witness.keyring") < 0
+        || ph_path(wstate, sizeof(wstate), s_dir, "witness.state") < 0
+        || ph_path(wlog, sizeof(wlog), s_dir, "witness.log") < 0
+        || ph_file_write(wring, line, strlen(line), 0644) < 0)
+        return -1;
+    const char *argv[] = { PARLEY_BIN, "witness", "-k", s_wkey.path, "--name",
+                           S_WITNESS, "--keyring", wring, "--state", wstate,
+                           "--listen", listen_at, NULL };
+    if (ph_spawn_logged(argv, wlog, true, &s_witness) < 0)
+        return -1;
+    int64_t until = parley__mono_ms() + 20000;
+    while (!ph_port_listening(port)) {
+        if (parley__mono_ms() > until) {
+            fprintf(stderr, "the witness does not listen on %d\n", port);
+            return -1;
+        }
+        s_sleep_ms(20);
+    }
+    snprintf(line, sizeof(line), "%s %s http://%s\n", S_WITNESS,
+             s_wkey.pub_b64, listen_at);
+    if (ph_path(s_wlist, sizeof(s_wlist), s_dir, "witnesses") < 0
+        || ph_file_write(s_wlist, line, strlen(line), 0644) < 0)
+        return -1;
+    return 0;
 }
 
 static int
@@ -127,6 +182,11 @@ s_group_down(void **state)
 {
     (void)state;
     ph_nats_stop(&s_nats, false);
+    if (s_witness > 0) {
+        kill(s_witness, SIGTERM);
+        waitpid(s_witness, NULL, 0);
+    }
+    ph_key_free(&s_wkey);
     ph_key_free(&s_signer);
     ph_key_free(&s_log);
     ph_key_free(&s_other_log);
@@ -157,18 +217,21 @@ s_list(const ph_nodes_t *nodes, int a, int b, int c, char *out, size_t cap)
 }
 
 /* A daemon config signing with log_key_path as S_ORIGIN: a cluster node
- * on stream, or (stream NULL) a single daemon. */
+ * on stream, or (stream NULL) a single daemon; with the witness or not. */
 static void
-s_write_conf(const char *path, const char *stream, const char *log_key_path)
+s_write_conf(const char *path, const char *stream, const char *log_key_path,
+             bool witness)
 {
-    char text[1024 + PH_PATH_MAX];
+    char text[1024 + 2 * PH_PATH_MAX], more[PH_PATH_MAX + 32] = "";
+    if (witness)
+        snprintf(more, sizeof(more), "witnesses %s\n", s_wlist);
     if (stream != NULL)
         snprintf(text, sizeof(text),
-                 S_CONFIG "backbone_stream %s\nlog_key %s\nlog_origin %s\n",
-                 stream, log_key_path, S_ORIGIN);
+                 S_CONFIG "backbone_stream %s\nlog_key %s\nlog_origin %s\n%s",
+                 stream, log_key_path, S_ORIGIN, more);
     else
-        snprintf(text, sizeof(text), "log_key %s\nlog_origin %s\n",
-                 log_key_path, S_ORIGIN);
+        snprintf(text, sizeof(text), "log_key %s\nlog_origin %s\n%s",
+                 log_key_path, S_ORIGIN, more);
     assert_int_equal(ph_file_write(path, text, strlen(text), 0644), 0);
 }
 
@@ -232,6 +295,8 @@ typedef struct {
     const char *party;          /* a filter, or NULL: every record */
     char state[PH_PATH_MAX];    /* its log state file */
     uint64_t since;             /* starts at this seq */
+    bool no_witness;            /* log_witnesses -1: no cosignature needed */
+    bool started;               /* its thread runs until s_sub_join() */
     pthread_t thr;
     atomic_bool stop;
     int err;                    /* a code it could not go on after */
@@ -250,6 +315,12 @@ typedef struct {
     parley__logcheck_counts_t counts; /* the verifier's, at the end */
     atomic_uint_fast64_t behind; /* counts.behind, as it goes */
 } s_subber_t;
+
+/* The test's feed and subscribers (A, B, C, then A restarted), here so
+ * that the teardown stops their threads when the test fails. */
+static s_pubber_t s_pub;
+static bool s_pub_started;
+static s_subber_t s_subs[S_SUBS + 1];
 
 static void
 s_alarm(s_subber_t *s, const char *what, const parley_event_t *ev)
@@ -347,6 +418,7 @@ s_sub_main(void *arg)
     o.timeout_ms = 3000;
     o.log_state = s->state;
     o.max_staleness_ms = S_STALENESS_MS;
+    o.log_witnesses = s->no_witness ? -1 : 0;
     o.flags = PARLEY_SUB_NOWAIT; /* the first node may be down or stopped */
     if (s->party != NULL) {
         f = parley_filter_new();
@@ -387,6 +459,7 @@ s_sub_start(s_subber_t *s)
 {
     atomic_store(&s->stop, false);
     assert_int_equal(pthread_create(&s->thr, NULL, s_sub_main, s), 0);
+    s->started = true;
 }
 
 static void
@@ -394,6 +467,7 @@ s_sub_join(s_subber_t *s)
 {
     atomic_store(&s->stop, true);
     pthread_join(s->thr, NULL);
+    s->started = false;
     fprintf(stderr, "[test] %s: %" PRIu64 " deliveries up to seq %" PRIu64
                     ", verified through %" PRIu64 ", %d fail-overs; "
                     "consistency proofs checked %" PRIu64 ", %" PRIu64
@@ -533,6 +607,20 @@ s_lag_begin(int k, s_pubber_t *p)
             s_nats.node[k].name, k + 1);
 }
 
+/* Node d's head (it must answer a ping). */
+static uint64_t
+s_head(const ph_daemon_t *d)
+{
+    parley_call_options_t o = ph_call_options(d->api, 5000);
+    parley_info_t *info = NULL;
+    int rc = parley_ping(&o, &info);
+    if (rc != 0)
+        fail_msg("%s does not answer a ping: %s", d->api, parley_error_name(rc));
+    uint64_t head = parley_info_seq(info);
+    parley_info_destroy(&info);
+    return head;
+}
+
 /* Node d lags: its head is below the highest seq acked (it says how far,
  * and whether it knows it is catching up). */
 static void
@@ -560,18 +648,18 @@ static void
 s_control_other_key(const char *dir)
 {
     char ndir[PH_PATH_MAX], conf[PH_PATH_MAX];
-    ph_daemon_t d;
+    ph_daemon_t *d = &s_ctl[0];
     assert_int_equal(ph_path(ndir, sizeof(ndir), dir, "p4-otherkey"), 0);
     assert_int_equal(mkdir(ndir, 0700), 0);
     assert_int_equal(ph_path(conf, sizeof(conf), ndir, "parleyd.conf"), 0);
-    s_write_conf(conf, "TLOG", s_other_log.path);
+    s_write_conf(conf, "TLOG", s_other_log.path, false);
     const char *extra[] = { "-c", conf, "--backbone", s_nats.urls, NULL };
-    assert_int_equal(ph_daemon_start(&d, ndir, s_ring, extra), 0);
+    assert_int_equal(ph_daemon_start(d, ndir, s_ring, extra), 0);
     s_subber_t s;
     memset(&s, 0, sizeof(s));
     s.name = "control (node with another log key)";
     s.since = 1;
-    snprintf(s.servers, sizeof(s.servers), "%s", d.api);
+    snprintf(s.servers, sizeof(s.servers), "%s", d->api);
     assert_int_equal(ph_path(s.state, sizeof(s.state), dir, "control1.state"),
                      0);
     s_sub_start(&s);
@@ -591,7 +679,7 @@ s_control_other_key(const char *dir)
     fprintf(stderr, "[test] control: the node with another log key: %d "
                     "checkpoints rejected, none trusted\n",
             (int)atomic_load(&s.rejected_cp));
-    ph_daemon_teardown(&d, true);
+    ph_daemon_teardown(d, true);
 }
 
 /* A single daemon with the cluster's log key and origin and another
@@ -607,15 +695,15 @@ s_control_fork(const char *dir, const char *state_from)
     parley_checkpoint_destroy(&saved);
 
     char ndir[PH_PATH_MAX], conf[PH_PATH_MAX], state[PH_PATH_MAX];
-    ph_daemon_t d;
+    ph_daemon_t *d = &s_ctl[1];
     assert_int_equal(ph_path(ndir, sizeof(ndir), dir, "fork"), 0);
     assert_int_equal(mkdir(ndir, 0700), 0);
     assert_int_equal(ph_path(conf, sizeof(conf), ndir, "parleyd.conf"), 0);
-    s_write_conf(conf, NULL, s_log.path);
+    s_write_conf(conf, NULL, s_log.path, false);
     const char *extra[] = { "-c", conf, NULL };
-    assert_int_equal(ph_daemon_start(&d, ndir, s_ring, extra), 0);
+    assert_int_equal(ph_daemon_start(d, ndir, s_ring, extra), 0);
     /* Another history, a few records longer than the saved checkpoint. */
-    parley_pub_t *pub = ph_pub_new(d.api, s_signer.key, NULL, 20000);
+    parley_pub_t *pub = ph_pub_new(d->api, s_signer.key, NULL, 20000);
     assert_non_null(pub);
     uint64_t n = size + 5, sent = 0, got = 0;
     while (got < n) {
@@ -648,7 +736,8 @@ s_control_fork(const char *dir, const char *state_from)
     memset(&s, 0, sizeof(s));
     s.name = "control (a fork under the log key)";
     s.since = 1;
-    snprintf(s.servers, sizeof(s.servers), "%s", d.api);
+    s.no_witness = true; /* the witness would not cosign it */
+    snprintf(s.servers, sizeof(s.servers), "%s", d->api);
     snprintf(s.state, sizeof(s.state), "%s", state);
     s_sub_start(&s);
     int64_t until = parley__mono_ms() + S_WAIT_MS;
@@ -664,7 +753,7 @@ s_control_fork(const char *dir, const char *state_from)
     fprintf(stderr, "[test] control: a fork of %" PRIu64 " records beside a "
                     "saved checkpoint of size %" PRIu64 ": LOG_INCONSISTENT\n",
             n, size);
-    ph_daemon_teardown(&d, true);
+    ph_daemon_teardown(d, true);
 }
 
 /* ------------------------------------------------------------ the test */
@@ -674,74 +763,76 @@ test_failover(void **state)
 {
     (void)state;
     char dir[PH_PATH_MAX], conf[PH_PATH_MAX];
-    ph_nodes_t nodes;
     assert_int_equal(ph_path(dir, sizeof(dir), s_dir, "failover"), 0);
     assert_int_equal(mkdir(dir, 0700), 0);
     assert_int_equal(ph_path(conf, sizeof(conf), s_dir, "nodes.conf"), 0);
-    s_write_conf(conf, "TLOG", s_log.path);
+    s_write_conf(conf, "TLOG", s_log.path, true);
     size_t clen = 0;
     char *ctext = ph_file_read(conf, &clen);
     assert_non_null(ctext);
     assert_int_equal(ph_nats_wait_ready(&s_nats, 20000), 0);
-    assert_int_equal(ph_nodes_start(&nodes, &s_nats, S_NODES, dir, s_ring,
+    assert_int_equal(ph_nodes_start(&s_nodes, &s_nats, S_NODES, dir, s_ring,
                                     ctext),
                      0);
     free(ctext);
 
     /* The feed, mostly through p2. */
-    s_pubber_t pub;
-    memset(&pub, 0, sizeof(pub));
-    s_list(&nodes, 1, 2, 0, pub.servers, sizeof(pub.servers));
-    assert_int_equal(pthread_create(&pub.thr, NULL, s_pub_main, &pub), 0);
+    s_pubber_t *pub = &s_pub;
+    s_list(&s_nodes, 1, 2, 0, pub->servers, sizeof(pub->servers));
+    assert_int_equal(pthread_create(&pub->thr, NULL, s_pub_main, pub), 0);
+    s_pub_started = true;
 
     /* A: every record, p1 first; B: a filter, p1 first; C: every record,
      * p3 first, then p1 (it moves to p1 when p3 goes). */
-    s_subber_t subs[S_SUBS];
-    memset(subs, 0, sizeof(subs));
+    s_subber_t *subs = s_subs;
     const char *names[S_SUBS] = { "A (all/)", "B (egypt)", "C (all/)" };
     int order[S_SUBS][3] = { { 0, 1, 2 }, { 0, 2, 1 }, { 2, 0, 1 } };
     for (int i = 0; i < S_SUBS; i++) {
         subs[i].name = names[i];
         subs[i].party = i == 1 ? "egypt" : NULL;
+        subs[i].no_witness = i == 2;
         subs[i].since = 1;
         char file[32];
         snprintf(file, sizeof(file), "sub%d.state", i + 1);
         assert_int_equal(ph_path(subs[i].state, sizeof(subs[i].state), dir,
                                  file),
                          0);
-        s_list(&nodes, order[i][0], order[i][1], order[i][2],
+        s_list(&s_nodes, order[i][0], order[i][1], order[i][2],
                subs[i].servers, sizeof(subs[i].servers));
         s_sub_start(&subs[i]);
     }
-    s_wait_acked(&pub, 50);
+    s_wait_acked(pub, 50);
     for (int i = 0; i < S_SUBS; i++)
         s_wait_sub(&subs[i], s_verified_at, 20, "a first LOG_VERIFIED");
 
     /* 1. kill -9 p1, where A and B are: they move on and go on verifying
      *    on other nodes. */
-    uint64_t at = atomic_load(&pub.max_seq), acked = atomic_load(&pub.acked);
+    uint64_t at = atomic_load(&pub->max_seq), acked = atomic_load(&pub->acked);
     fprintf(stderr, "[test] kill -9 parleyd p1 at seq %" PRIu64 "\n", at);
-    ph_daemon_kill9(&nodes.d[0]);
+    ph_daemon_kill9(&s_nodes.d[0]);
     for (int i = 0; i < 2; i++)
         s_wait_sub(&subs[i], s_left_entry0, at + 20,
                    "a fail-over and LOG_VERIFIED beyond the kill");
-    s_wait_acked(&pub, acked + S_LAG_UPDATES);
+    s_wait_acked(pub, acked + S_LAG_UPDATES);
 
     /* 2. p1 back, on one server only, n1; once it has caught up, n1 is
      *    stopped: p1 stays behind while the feed goes on (p2 and p3 follow
      *    n2 and n3). Then p3, where C is, is killed: C moves to p1, the
      *    next node of its list, which lags. */
     fprintf(stderr, "[test] restart parleyd p1 on n1 alone\n");
-    s_restart_on(&nodes, 0, 0);
-    assert_int_equal(ph_nodes_wait_head(&nodes, atomic_load(&pub.max_seq),
+    s_restart_on(&s_nodes, 0, 0);
+    assert_int_equal(ph_nodes_wait_head(&s_nodes, atomic_load(&pub->max_seq),
                                         S_WAIT_MS),
                      0);
-    s_lag_begin(0, &pub);
-    at = atomic_load(&pub.max_seq);
+    s_lag_begin(0, pub);
+    /* C trusts a checkpoint beyond p1's head before it goes there. */
+    s_wait_sub(&subs[2], s_verified_at, s_head(&s_nodes.d[0]) + 1,
+               "LOG_VERIFIED beyond the lagging node's head");
+    at = atomic_load(&pub->max_seq);
     fprintf(stderr, "[test] kill -9 parleyd p3 at seq %" PRIu64 "\n", at);
-    ph_daemon_kill9(&nodes.d[2]);
+    ph_daemon_kill9(&s_nodes.d[2]);
     s_wait_sub(&subs[2], s_on_entry1, 0, "a connection to p1");
-    s_check_lag("p1", &nodes.d[0], &pub);
+    s_check_lag("p1", &s_nodes.d[0], pub);
     s_wait_sub(&subs[2], s_saw_behind, 1, "a checkpoint of p1's, behind");
     s_wait_sub(&subs[2], s_left_entry0, at + 20,
                "LOG_VERIFIED beyond the kill");
@@ -751,42 +842,46 @@ test_failover(void **state)
      *    its log state file (a checkpoint p2 signed) with a list that
      *    starts at p3. */
     fprintf(stderr, "[test] restart parleyd p3 on n3 alone\n");
-    s_restart_on(&nodes, 2, 2);
-    assert_int_equal(ph_nodes_wait_head(&nodes, atomic_load(&pub.max_seq),
+    s_restart_on(&s_nodes, 2, 2);
+    assert_int_equal(ph_nodes_wait_head(&s_nodes, atomic_load(&pub->max_seq),
                                         S_WAIT_MS),
                      0);
-    s_lag_begin(2, &pub);
+    s_lag_begin(2, pub);
+    s_wait_sub(&subs[0], s_verified_at, s_head(&s_nodes.d[2]) + 1,
+               "LOG_VERIFIED beyond the lagging node's head");
     /* What A handed out beyond what it had proven, A' is handed again. */
     s_sub_join(&subs[0]);
     s_sub_check_honest(&subs[0], 0, false);
-    s_subber_t a2;
-    memset(&a2, 0, sizeof(a2));
-    a2.name = "A' (all/, restarted from its log state)";
-    a2.since = atomic_load(&subs[0].verified) + 1;
-    snprintf(a2.state, sizeof(a2.state), "%s", subs[0].state);
-    s_list(&nodes, 2, 0, 1, a2.servers, sizeof(a2.servers));
+    s_subber_t *a2 = &s_subs[S_SUBS];
+    a2->name = "A' (all/, restarted from its log state)";
+    /* It goes on after what it handed out and had proven. */
+    uint64_t a_last = atomic_load(&subs[0].last);
+    uint64_t a_verified = atomic_load(&subs[0].verified);
+    a2->since = (a_verified < a_last ? a_verified : a_last) + 1;
+    memcpy(a2->state, subs[0].state, sizeof(a2->state));
+    s_list(&s_nodes, 2, 0, 1, a2->servers, sizeof(a2->servers));
     fprintf(stderr, "[test] A restarts from seq %" PRIu64 " with its log "
                     "state\n",
-            a2.since);
-    s_sub_start(&a2);
-    s_wait_sub(&a2, s_on_entry0, 0, "a connection to p3");
-    s_check_lag("p3", &nodes.d[2], &pub);
-    s_wait_sub(&a2, s_saw_behind, 1, "a checkpoint of p3's, behind");
+            a2->since);
+    s_sub_start(a2);
+    s_wait_sub(a2, s_on_entry0, 0, "a connection to p3");
+    s_check_lag("p3", &s_nodes.d[2], pub);
     assert_int_equal(ph_nats_sigcont(&s_nats, 2), 0);
-    s_wait_acked(&pub, atomic_load(&pub.acked) + 100);
+    s_wait_acked(pub, atomic_load(&pub->acked) + 100);
 
     /* The end: the feed stops; every node and every subscriber reaches
      * the head, all of it verified. */
-    atomic_store(&pub.stop, true);
-    pthread_join(pub.thr, NULL);
+    atomic_store(&pub->stop, true);
+    pthread_join(pub->thr, NULL);
+    s_pub_started = false;
     fprintf(stderr, "[test] the feed: %zu sent, %" PRIu64 " acked, %zu "
                     "errors%s%s\n",
-            pub.sent, (uint64_t)atomic_load(&pub.acked), pub.errors,
-            pub.errors > 0 ? ", the last: " : "", pub.last_error);
-    uint64_t head = atomic_load(&pub.max_seq);
-    assert_int_equal(ph_nodes_wait_head(&nodes, head, S_WAIT_MS), 0);
-    head = s_stat(&nodes.d[0], "seq");
-    s_subber_t *live[S_SUBS] = { &a2, &subs[1], &subs[2] };
+            pub->sent, (uint64_t)atomic_load(&pub->acked), pub->errors,
+            pub->errors > 0 ? ", the last: " : "", pub->last_error);
+    uint64_t head = atomic_load(&pub->max_seq);
+    assert_int_equal(ph_nodes_wait_head(&s_nodes, head, S_WAIT_MS), 0);
+    head = s_stat(&s_nodes.d[0], "seq");
+    s_subber_t *live[S_SUBS] = { a2, &subs[1], &subs[2] };
     for (int i = 0; i < S_SUBS; i++)
         s_wait_sub(live[i], s_done_at, head, "the head, verified");
     for (int i = 0; i < S_SUBS; i++)
@@ -799,15 +894,39 @@ test_failover(void **state)
 
     /* The controls. */
     s_control_other_key(dir);
-    s_control_fork(dir, a2.state);
-    ph_nodes_stop(&nodes, true);
+    s_control_fork(dir, a2->state);
+    s_ok = true;
+}
+
+/* Stop what the test started (with the logs, if it failed). */
+static int
+s_test_down(void **state)
+{
+    (void)state;
+    if (s_pub_started) {
+        atomic_store(&s_pub.stop, true);
+        pthread_join(s_pub.thr, NULL);
+    }
+    for (int i = 0; i <= S_SUBS; i++)
+        if (s_subs[i].started) {
+            atomic_store(&s_subs[i].stop, true);
+            pthread_join(s_subs[i].thr, NULL);
+        }
+    for (int i = 0; i < PH_NATS_MAX; i++)
+        if (s_nats.node[i].stopped)
+            (void)ph_nats_sigcont(&s_nats, i);
+    ph_nodes_stop(&s_nodes, s_ok);
+    for (int i = 0; i < 2; i++)
+        if (s_ctl[i].pid > 0 || s_ctl[i].log_path[0] != '\0')
+            ph_daemon_teardown(&s_ctl[i], s_ok);
+    return 0;
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_failover),
+        cmocka_unit_test_teardown(test_failover, s_test_down),
     };
     return cmocka_run_group_tests(tests, s_group_up, s_group_down);
 }
