@@ -17,10 +17,12 @@
  *
  *   1. the node A and B are on is killed with -9: both move to
  *      other nodes and go on verifying there;
- *   2. with more published meanwhile, that node is restarted on one
- *      nats-server alone, which is stopped once the node has caught up:
- *      the node now lags (the servers advertise no address a client can
- *      use, so it cannot move to another). C's node is killed with -9:
+ *   2. with more published meanwhile, that node is restarted, and once
+ *      it has caught up its nats-server is stopped (made a follower of
+ *      the stream first, so the others go on at once): the node now lags
+ *      (each parleyd is given its own server alone, and the servers
+ *      advertise no address a client could move to; the stream keeps its
+ *      quorum on the other two). C's node is killed with -9:
  *      C moves to the lagging node, sees its checkpoints behind the one
  *      it trusts, and moves on;
  *   3. the node killed last is restarted the same way and made to lag;
@@ -60,6 +62,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <nats/nats.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -308,6 +311,7 @@ typedef struct {
     atomic_int rejected_cp;         /* REJECTED with seq 0 */
     atomic_int inconsistent;
     atomic_uint connected;          /* bit i: connected to list entry i */
+    atomic_int on;                  /* the entry it is on now, -1: none */
     int disconnects;
     bool disorder;              /* a delivery out of order or repeated */
     bool shrank;                /* a LOG_VERIFIED below an earlier one */
@@ -390,11 +394,13 @@ s_on_event(s_subber_t *s, const parley_event_t *ev)
         int i = s_entry(s, parley_event_endpoint(ev));
         if (i >= 0)
             atomic_fetch_or(&s->connected, 1u << i);
+        atomic_store(&s->on, i);
         fprintf(stderr, "[test] %s on %s (list entry %d)\n", s->name,
                 parley_event_endpoint(ev), i);
         break;
     }
     case PARLEY_EVENT_DISCONNECTED:
+        atomic_store(&s->on, -1);
         s->disconnects++;
         fprintf(stderr, "[test] %s left %s (%s)\n", s->name,
                 parley_event_endpoint(ev),
@@ -458,6 +464,7 @@ static void
 s_sub_start(s_subber_t *s)
 {
     atomic_store(&s->stop, false);
+    atomic_store(&s->on, -1);
     assert_int_equal(pthread_create(&s->thr, NULL, s_sub_main, s), 0);
     s->started = true;
 }
@@ -568,6 +575,13 @@ s_on_entry0(s_subber_t *s, uint64_t unused)
 }
 
 static bool
+s_now_on_entry0(s_subber_t *s, uint64_t unused)
+{
+    (void)unused;
+    return atomic_load(&s->on) == 0;
+}
+
+static bool
 s_saw_behind(s_subber_t *s, uint64_t n)
 {
     return atomic_load(&s->behind) >= n;
@@ -581,26 +595,57 @@ s_on_entry1(s_subber_t *s, uint64_t unused)
 }
 
 /*
- * Restart parleyd node i with nats-server k as its only server (its
- * config and state as before), so that stopping k leaves it behind.
+ * Give every parleyd node its own nats-server alone (nats.c would pick
+ * any of a list, and the servers advertise no other address), restarting
+ * each: stopping server k then leaves node k behind, and no other.
  */
 static void
-s_restart_on(ph_nodes_t *nodes, int i, int k)
+s_own_servers(ph_nodes_t *nodes)
 {
-    const char *extra[] = { "-c", nodes->conf, "--backbone",
-                            s_nats.node[k].url, NULL };
-    assert_int_equal(ph_daemon_restart(&nodes->d[i], nodes->keyring, extra),
-                     0);
+    for (int i = 0; i < nodes->n; i++) {
+        snprintf(nodes->backbone[i], sizeof(nodes->backbone[i]), "%s",
+                 s_nats.node[i].url);
+        assert_int_equal(ph_daemon_stop(&nodes->d[i]), 0);
+        assert_int_equal(ph_nodes_restart(nodes, i), 0);
+    }
+}
+
+/*
+ * Make nats-server k a follower of stream TLOG: while it leads, ask the
+ * leader to step down. (Stopping the leader would hold every node up
+ * until the next election, and subscribers would leave them all.)
+ */
+static void
+s_not_leader(int k)
+{
+    int64_t until = parley__mono_ms() + S_WAIT_MS;
+    int leader;
+    while ((leader = ph_nats_stream_leader(&s_nats, "TLOG", 10000)) == k) {
+        natsConnection *nc = NULL;
+        natsMsg *reply = NULL;
+        assert_int_equal(natsConnection_ConnectTo(&nc, s_nats.urls), NATS_OK);
+        (void)natsConnection_RequestString(
+            &reply, nc, "$JS.API.STREAM.LEADER.STEPDOWN.TLOG", "", 5000);
+        natsMsg_Destroy(reply);
+        natsConnection_Destroy(nc);
+        while (ph_nats_stream_leader(&s_nats, "TLOG", 10000) == k
+               && parley__mono_ms() < until)
+            s_sleep_ms(100);
+        if (parley__mono_ms() > until)
+            fail_msg("%s stays the leader of TLOG", s_nats.node[k].name);
+    }
+    assert_true(leader >= 0);
 }
 
 /*
  * SIGSTOP nats-server k, the only server of parleyd node k (after
- * s_restart_on()), and wait until the feed has gone on without that
- * node: it is behind from then on, and says so.
+ * s_own_servers()), once it leads nothing, and wait until the feed has
+ * gone on without that node: it is behind from then on, and says so.
  */
 static void
 s_lag_begin(int k, s_pubber_t *p)
 {
+    s_not_leader(k);
     assert_int_equal(ph_nats_sigstop(&s_nats, k), 0);
     s_wait_acked(p, atomic_load(&p->acked) + 50);
     fprintf(stderr, "[test] %s stopped: parleyd p%d lags\n",
@@ -775,6 +820,7 @@ test_failover(void **state)
                                     ctext),
                      0);
     free(ctext);
+    s_own_servers(&s_nodes);
 
     /* The feed, mostly through p2. */
     s_pubber_t *pub = &s_pub;
@@ -819,8 +865,8 @@ test_failover(void **state)
      *    stopped: p1 stays behind while the feed goes on (p2 and p3 follow
      *    n2 and n3). Then p3, where C is, is killed: C moves to p1, the
      *    next node of its list, which lags. */
-    fprintf(stderr, "[test] restart parleyd p1 on n1 alone\n");
-    s_restart_on(&s_nodes, 0, 0);
+    fprintf(stderr, "[test] restart parleyd p1\n");
+    assert_int_equal(ph_nodes_restart(&s_nodes, 0), 0);
     assert_int_equal(ph_nodes_wait_head(&s_nodes, atomic_load(&pub->max_seq),
                                         S_WAIT_MS),
                      0);
@@ -828,6 +874,8 @@ test_failover(void **state)
     /* C trusts a checkpoint beyond p1's head before it goes there. */
     s_wait_sub(&subs[2], s_verified_at, s_head(&s_nodes.d[0]) + 1,
                "LOG_VERIFIED beyond the lagging node's head");
+    s_wait_sub(&subs[2], s_now_on_entry0, 0, "being on p3");
+    atomic_store(&subs[2].connected, 0u);
     at = atomic_load(&pub->max_seq);
     fprintf(stderr, "[test] kill -9 parleyd p3 at seq %" PRIu64 "\n", at);
     ph_daemon_kill9(&s_nodes.d[2]);
@@ -841,8 +889,8 @@ test_failover(void **state)
     /* 3. p3 back the same way, on n3 alone, then behind; A restarts from
      *    its log state file (a checkpoint p2 signed) with a list that
      *    starts at p3. */
-    fprintf(stderr, "[test] restart parleyd p3 on n3 alone\n");
-    s_restart_on(&s_nodes, 2, 2);
+    fprintf(stderr, "[test] restart parleyd p3\n");
+    assert_int_equal(ph_nodes_restart(&s_nodes, 2), 0);
     assert_int_equal(ph_nodes_wait_head(&s_nodes, atomic_load(&pub->max_seq),
                                         S_WAIT_MS),
                      0);
