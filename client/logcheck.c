@@ -438,6 +438,11 @@ struct parley__logcheck {
     int64_t started_at;         /* wall ms */
 
     parley_checkpoint_t *trusted;
+    unsigned src;               /* where what comes now comes from */
+    unsigned trusted_src;       /* where the trusted tree (size and root)
+                                   was first shown */
+    unsigned cand_src;          /* and the candidate */
+    parley__logcheck_counts_t counts;
     int64_t fresh_at;           /* wall ms the trusted one counts as of */
     bool stale;                 /* LOG_STALE raised, not cleared */
     uint64_t verified;          /* last size LOG_VERIFIED announced */
@@ -553,13 +558,14 @@ s_fresh(const parley_checkpoint_t *cp, int64_t now_ms)
     return cp->time > 0 ? cp->time * 1000 : now_ms;
 }
 
-/* Make cp the trusted checkpoint (taking it). */
+/* Make cp, which came from src, the trusted checkpoint (taking it). */
 static void
-s_trust(parley__logcheck_t *lc, parley_checkpoint_t *cp, int64_t now_ms)
+s_trust(parley__logcheck_t *lc, parley_checkpoint_t *cp, unsigned src, int64_t now_ms)
 {
     bool grew = lc->trusted == NULL || cp->size != lc->trusted->size;
     parley_checkpoint_destroy(&lc->trusted);
     lc->trusted = cp;
+    lc->trusted_src = src;
     int64_t f = s_fresh(cp, now_ms);
     if (f > lc->fresh_at)
         lc->fresh_at = f;
@@ -724,7 +730,7 @@ parley__logcheck_checkpoint(parley__logcheck_t *lc, const void *note, size_t len
     }
     parley_checkpoint_t *t = lc->trusted;
     if (t == NULL) {
-        s_trust(lc, cp, now_ms); /* the first one, with nothing to check it by */
+        s_trust(lc, cp, lc->src, now_ms); /* the first one, with nothing to check it by */
     } else if (cp->size == t->size) {
         if (!parley__tlog_hash_equal(&cp->root, &t->root)) {
             parley__evidence_t e = { .kind = "fork",
@@ -735,8 +741,12 @@ parley__logcheck_checkpoint(parley__logcheck_t *lc, const void *note, size_t len
             parley_checkpoint_destroy(&cp);
             return;
         }
+        if (lc->src != lc->trusted_src)
+            lc->counts.roots_across++;
+        /* Fresher: it refreshes the time; the tree stays the one first
+         * shown by where it came from. */
         if (cp->time > t->time || (cp->time == 0 && t->time == 0))
-            s_trust(lc, cp, now_ms); /* fresher */
+            s_trust(lc, cp, lc->trusted_src, now_ms);
         else
             parley_checkpoint_destroy(&cp);
     } else if (cp->size < t->size) {
@@ -745,15 +755,18 @@ parley__logcheck_checkpoint(parley__logcheck_t *lc, const void *note, size_t len
          * trusted; shown, so that it is in the evidence of LOG_STALE if
          * it lasts, and a history that forks shows when it grows past
          * the trusted size. Signed earlier: an old one, replayed. */
-        if (cp->time > t->time && t->time > 0)
+        if (cp->time > t->time && t->time > 0) {
+            lc->counts.behind++;
             s_shown(lc, note, len,
                     "behind the checkpoint trusted: a rollback, or a node "
                     "that lags");
+        }
         parley_checkpoint_destroy(&cp);
     } else {
         if (lc->cand == NULL || cp->size >= lc->cand->size) {
             parley_checkpoint_destroy(&lc->cand);
             lc->cand = cp;
+            lc->cand_src = lc->src;
         } else {
             parley_checkpoint_destroy(&cp);
         }
@@ -942,7 +955,10 @@ s_on_chain(parley__logcheck_t *lc, const parley__reply_t *r, int64_t now_ms)
         return;
     }
     lc->cand = NULL;
-    s_trust(lc, c, now_ms);
+    lc->counts.chains++;
+    if (lc->src != lc->trusted_src)
+        lc->counts.chains_across++;
+    s_trust(lc, c, lc->cand_src, now_ms);
 }
 
 static void
@@ -1156,6 +1172,20 @@ parley__logcheck_next(parley__logcheck_t *lc, parley__logcheck_event_t *ev)
     memmove(&lc->ev[0], &lc->ev[1], (lc->n_ev - 1) * sizeof(lc->ev[0]));
     lc->n_ev--;
     return true;
+}
+
+void
+parley__logcheck_source(parley__logcheck_t *lc, unsigned src)
+{
+    if (lc != NULL)
+        lc->src = src;
+}
+
+parley__logcheck_counts_t
+parley__logcheck_counts(const parley__logcheck_t *lc)
+{
+    parley__logcheck_counts_t none = { 0 };
+    return lc != NULL ? lc->counts : none;
 }
 
 const parley_checkpoint_t *

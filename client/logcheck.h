@@ -254,6 +254,37 @@ int64_t parley__logcheck_wait(const parley__logcheck_t *lc, int64_t now_ms);
 /* The next event, if any (the caller owns what it points to). */
 bool parley__logcheck_next(parley__logcheck_t *lc, parley__logcheck_event_t *ev);
 
+/*
+ * Where what the verifier is fed from now on comes from: src names the
+ * server (sub.c: 1 + the endpoint's index in its list; 0, the default, is
+ * none, and the state file's checkpoint counts as from 0). It is what
+ * parley__logcheck_counts() compares.
+ */
+void parley__logcheck_source(parley__logcheck_t *lc, unsigned src);
+
+/* What the verifier checked so far. */
+typedef struct parley__logcheck_counts {
+    uint64_t chains;        /* consistency proofs from the trusted
+                               checkpoint to a larger one that verified */
+    uint64_t chains_across; /* of them, proofs from another source than the
+                               one the older checkpoint came from (a
+                               subscriber that moved between the nodes of
+                               a cluster, or started from its state file) */
+    uint64_t roots_across;  /* checkpoints of the trusted size from another
+                               source than the one it came from, with the
+                               same root */
+    uint64_t behind;        /* checkpoints smaller than the trusted one and
+                               signed later (a node that lags, or a
+                               rollback): not trusted, no alarm */
+} parley__logcheck_counts_t;
+
+/* The counts (all 0 for NULL). */
+parley__logcheck_counts_t parley__logcheck_counts(const parley__logcheck_t *lc);
+
+/* The counts of a subscriber's verifier (sub.c; all 0 without one), for
+ * tests. Threads: the subscriber's. */
+parley__logcheck_counts_t parley__sub_log_counts(const parley_sub_t *sub);
+
 /* The newest trusted checkpoint, or NULL. */
 const parley_checkpoint_t *parley__logcheck_trusted(const parley__logcheck_t *lc);
 

@@ -269,6 +269,7 @@ s_connect(parley_sub_t *self, bool next)
     self->req_state = S_REQ_NONE;
     self->lreq_out = false;
     parley__logcheck_abandon(self->lc);
+    parley__logcheck_source(self->lc, (unsigned)self->eps.cur + 1);
     self->retry_at = 0;
     self->have_expect = false;
     if (self->feed_given != NULL) {
@@ -1257,6 +1258,12 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
         if ((rc = s_poll(sub, wait)) < 0)
             return rc;
     }
+}
+
+parley__logcheck_counts_t
+parley__sub_log_counts(const parley_sub_t *sub)
+{
+    return parley__logcheck_counts(sub != NULL ? sub->lc : NULL);
 }
 
 uint64_t

@@ -294,8 +294,8 @@ s_start(pd_cosign_t *self, s_witness_t *w, int64_t now)
     if (w->known > self->size) {
         s_failed(self, w, now,
                  "it has cosigned a tree of %" PRIu64 " leaves, larger than ours "
-                 "(%" PRIu64 "): this log was rolled back, or another log uses "
-                 "its key and origin",
+                 "(%" PRIu64 "): this cluster node is behind another, or this "
+                 "log was rolled back, or another log uses its key and origin",
                  w->known, self->size);
         return;
     }
@@ -386,7 +386,8 @@ s_on_conflict(pd_cosign_t *self, s_witness_t *w, int64_t now)
     if (w->retried || size == w->known) {
         s_failed(self, w, now,
                  "409: it has cosigned size %" PRIu64 ", which does not match "
-                 "this checkpoint's history", size);
+                 "this checkpoint's history (or another cluster node moved it "
+                 "on meanwhile)", size);
         w->known = size;
         return;
     }

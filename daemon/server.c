@@ -601,6 +601,18 @@ s_view_head(void *query, int klass)
  * be written or synced) have one.
  */
 
+/* The transparency log's current checkpoint on sys/checkpoint/, if any. */
+static void
+s_checkpoint_send(pd_server_t *self)
+{
+    size_t len;
+    const char *cp = pd_translog_checkpoint(self->translog, &len);
+    int rc;
+    if (cp != NULL && (rc = pd_feed_checkpoint(self->feed, cp, len)) < 0)
+        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
+                       "checkpoint not sent: %s", parley_error_name(rc));
+}
+
 /*
  * The heartbeat, and with it a fresh checkpoint (its hashes synced first)
  * on sys/checkpoint/ when there is a log key.
@@ -624,11 +636,7 @@ s_heartbeat(pd_server_t *self)
         return 0;
     if ((rc = pd_translog_heartbeat(self->translog, now)) < 0)
         return rc;
-    size_t len;
-    const char *cp = pd_translog_checkpoint(self->translog, &len);
-    if (cp != NULL && (rc = pd_feed_checkpoint(self->feed, cp, len)) < 0)
-        pd_log_limited(PD_LOG_KEY_FEED_SEND, PD_LOG_WARN,
-                       "checkpoint not sent: %s", parley_error_name(rc));
+    s_checkpoint_send(self);
     return 0;
 }
 
@@ -728,8 +736,12 @@ s_timers(pd_server_t *self, int *rc)
         if (t->next < next)
             next = t->next;
     }
-    /* The witness requests, while there are any. */
-    long w = pd_translog_poll(self->translog, now);
+    /* The witness requests, while there are any; a cosignature that came
+     * goes out with its checkpoint at once. */
+    bool republish = false;
+    long w = pd_translog_poll(self->translog, now, &republish);
+    if (republish)
+        s_checkpoint_send(self);
     if (w >= 0 && now + w < next)
         next = now + w;
     return next > now ? (long)(next - now) : 0;

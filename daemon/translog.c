@@ -48,6 +48,7 @@ struct pd_translog {
     size_t signed_len, text_len;
     char *published;              /* + time line + cosignatures */
     size_t published_len;
+    uint64_t published_cosigned;  /* cosignatures received when it was made */
 
     /* answers */
     uint8_t *abuf;                /* S_ANSWER_MAX */
@@ -373,6 +374,7 @@ s_publish(pd_translog_t *self, int64_t now_ms)
     free(self->published);
     self->published = out;
     self->published_len = len;
+    self->published_cosigned = pd_cosign_received(self->cosign);
     return 0;
 }
 
@@ -409,9 +411,24 @@ pd_translog_checkpoint(const pd_translog_t *t, size_t *len)
 }
 
 long
-pd_translog_poll(pd_translog_t *t, int64_t now_ms)
+pd_translog_poll(pd_translog_t *t, int64_t now_ms, bool *republish)
 {
-    return t != NULL ? pd_cosign_poll(t->cosign, now_ms) : -1;
+    *republish = false;
+    if (t == NULL)
+        return -1;
+    long next = pd_cosign_poll(t->cosign, now_ms);
+    /* A cosignature counts only when it is of the current checkpoint
+     * (cosign.c): publish it now, not at the next heartbeat, which may
+     * sign a new size that has none yet. */
+    if (t->published != NULL && pd_cosign_received(t->cosign) != t->published_cosigned) {
+        int rc = s_publish(t, parley_now_ms());
+        if (rc < 0)
+            pd_log_limited(PD_LOG_KEY_TLOG, PD_LOG_WARN,
+                           "checkpoint of size %" PRIu64 " not made again: %s",
+                           t->cp_size, parley_error_name(rc));
+        *republish = rc == 0;
+    }
+    return next;
 }
 
 /* ============================================================ answers */

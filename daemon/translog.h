@@ -135,11 +135,16 @@ const char *pd_translog_checkpoint(const pd_translog_t *t, size_t *len);
 uint64_t pd_translog_size(const pd_translog_t *t);
 
 /*
- * Drive the witness requests (libcurl).
+ * Drive the witness requests (libcurl). When a witness's cosignature of
+ * the current checkpoint has come, the checkpoint is made again with it
+ * (and a fresh time stamp) and *republish is set: the caller sends it on
+ * the feed now. Waiting for the next heartbeat would lose it whenever the
+ * tree grows between two heartbeats (a steady feed): that heartbeat signs
+ * a new size, which no witness has cosigned yet.
  *
  * Returns:   ms until it wants to be called again, -1 for no need.
  */
-long pd_translog_poll(pd_translog_t *t, int64_t now_ms);
+long pd_translog_poll(pd_translog_t *t, int64_t now_ms, bool *republish);
 
 /* An encoded answer to a checkpoint, inclusion or consistency request. */
 typedef struct pd_translog_answer {

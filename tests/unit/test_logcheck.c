@@ -4,7 +4,8 @@
  * key: trusting and chaining checkpoints, inclusion proofs, the all/
  * fold from a compact range, forks, rollbacks, a lying feed, forged and
  * mangled checkpoints, staleness, witnesses, the state file, and the
- * evidence texts (made, parsed, checked offline).
+ * evidence texts (made, parsed, checked offline), and what the counts
+ * say about the sources (the nodes of a cluster) of checkpoints and proofs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -472,6 +473,56 @@ test_forks_and_rollbacks(void **state)
     s_fake_free(&b);
 }
 
+/* Sources (the nodes of a cluster): what the counts say about where the
+ * checkpoints and proofs came from. */
+static void
+test_sources(void **state)
+{
+    (void)state;
+    fake_t f;
+    s_fake_init(&f, 0x41, "a");
+    for (int i = 0; i < 12; i++)
+        s_fake_add(&f, 'a');
+    parley__logpolicy_t pol = s_policy(&f, 0, 0);
+    parley__logcheck_t *lc;
+    assert_int_equal(parley__logcheck_new(&pol, false, NULL, T0, &lc, NULL), 0);
+    parley__logcheck_counts_t c = parley__logcheck_counts(lc);
+    assert_int_equal(c.chains + c.chains_across + c.roots_across + c.behind, 0);
+    /* Node 1 shows 6; node 1 proves 6 -> 8: a proof, not across. */
+    parley__logcheck_source(lc, 1);
+    s_show(lc, &f, 6, T0, false);
+    s_show(lc, &f, 8, T0 + 1000, false);
+    assert_int_equal(s_pump(lc, &f, T0 + 1000), 1);
+    c = parley__logcheck_counts(lc);
+    assert_int_equal(c.chains, 1);
+    assert_int_equal(c.chains_across, 0);
+    /* Node 2: the same size and root (across), one behind it signed
+     * later (not trusted, no alarm), then 8 -> 10 proven by node 2:
+     * across, though node 2 also signed a checkpoint of 8. */
+    parley__logcheck_source(lc, 2);
+    s_show(lc, &f, 8, T0 + 2000, false);
+    s_show(lc, &f, 7, T0 + 3000, false);
+    s_show(lc, &f, 7, T0 + 500, false); /* signed earlier: a replay */
+    s_show(lc, &f, 10, T0 + 3000, false);
+    assert_int_equal(s_pump(lc, &f, T0 + 3000), 1);
+    s_no_event(lc);
+    assert_int_equal(parley__logcheck_trusted(lc)->size, 10);
+    c = parley__logcheck_counts(lc);
+    assert_int_equal(c.roots_across, 1);
+    assert_int_equal(c.behind, 1);
+    assert_int_equal(c.chains, 2);
+    assert_int_equal(c.chains_across, 1);
+    /* Node 2 again: 10 -> 12, not across. */
+    s_show(lc, &f, 12, T0 + 4000, false);
+    assert_int_equal(s_pump(lc, &f, T0 + 4000), 1);
+    c = parley__logcheck_counts(lc);
+    assert_int_equal(c.chains, 3);
+    assert_int_equal(c.chains_across, 1);
+    assert_int_equal(parley__logcheck_counts(NULL).chains, 0);
+    parley__logcheck_destroy(&lc);
+    s_fake_free(&f);
+}
+
 /* A checkpoint signed by another key, or mangled, is rejected (an event
  * with seq 0 and the note) and never trusted. */
 static void
@@ -686,6 +737,7 @@ main(void)
         cmocka_unit_test(test_all_fold),
         cmocka_unit_test(test_all_dropped),
         cmocka_unit_test(test_forks_and_rollbacks),
+        cmocka_unit_test(test_sources),
         cmocka_unit_test(test_forged_and_mangled),
         cmocka_unit_test(test_stale_and_witnesses),
         cmocka_unit_test(test_state_file),
