@@ -7,8 +7,10 @@
  * The ordered consumer reads from whichever replica it was placed on,
  * and a replica of nats-server 2.9.10 can hold other records than the
  * leader (docs/cluster.md, "Replicas that disagree"). The follower's
- * handler queues records unchecked (raw); the check thread asks the
- * leader for each one (one STREAM.MSG.GET at a time) and moves it to the
+ * handler queues records unchecked (raw); S_CHECK_WINDOW asker threads
+ * ask the leader about the first raw records at once (one STREAM.MSG.GET
+ * each, S_CHECK_WINDOW in flight), and the check thread takes the
+ * answers strictly in seq order and moves each confirmed record to the
  * queue the loop drains. A record the leader holds otherwise is dropped
  * with everything read after it, and the follower reads again from its
  * seq with a new consumer (placed anew); after S_RECHECK_MAX such
@@ -71,6 +73,13 @@ s_leader_has(pd_backbone_t *self, const s_rec_t *r, char *why, size_t cap)
 static void
 s_reread_locked(pd_backbone_t *self, const char *why)
 {
+    /* Askers read raw records unlocked: let them finish first. */
+    self->ckgen++;
+    while (self->asking > 0 && !self->closing)
+        pthread_cond_wait(&self->cv_check, &self->mu);
+    if (self->closing)
+        return;
+    self->why_seq = 0;
     uint64_t seq = self->raw_head->seq;
     for (s_rec_t *r = self->raw_head; r != NULL; r = r->next) {
         self->rec_n--;
@@ -176,27 +185,99 @@ s_confirmed_locked(pd_backbone_t *self, s_rec_t *r)
     pd_backbone__signal_locked(self);
 }
 
+/* What the asker threads share: the backbone and their wake-up (raw
+ * records to ask about, or closing). */
+typedef struct s_asker {
+    pd_backbone_t *bb;
+    pthread_cond_t *cv_ask;
+} s_asker_t;
+
+/* An asker thread: ask the leader about the first raw record in the
+ * window nobody asks about yet, and leave the answer in it for the check
+ * thread, until closing. */
+static void *
+s_ask_main(void *arg)
+{
+    const s_asker_t *a = arg;
+    pd_backbone_t *self = a->bb;
+    pthread_mutex_lock(&self->mu);
+    while (!self->closing) {
+        s_rec_t *r = NULL;
+        if (self->conn_up && !self->diverged) {
+            int i = 0;
+            for (s_rec_t *x = self->raw_head; x != NULL && i < S_CHECK_WINDOW;
+                 x = x->next, i++)
+                if (x->ck == S_CK_TODO) {
+                    r = x;
+                    break;
+                }
+        }
+        if (r == NULL) {
+            pthread_cond_wait(a->cv_ask, &self->mu);
+            continue;
+        }
+        r->ck = S_CK_ASKING;
+        self->asking++;
+        uint64_t gen = self->ckgen;
+        pthread_mutex_unlock(&self->mu);
+        char why[PD_BACKBONE_DETAIL_MAX] = "";
+        /* r stays alive: raw records are dropped only when asking == 0
+         * (s_reread_locked) and taken off only once answered. */
+        int has = s_leader_has(self, r, why, sizeof(why));
+        pthread_mutex_lock(&self->mu);
+        r->ck = has;
+        if (gen == self->ckgen && has == 0
+            && (self->why_seq == 0 || r->seq < self->why_seq)) {
+            self->why_seq = r->seq;
+            snprintf(self->why, sizeof(self->why), "%s", why);
+        }
+        self->asking--;
+        pthread_cond_signal(&self->cv_check);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
 /* Confirm raw records with the leader, in order, and queue them for the
  * loop (see the top of backbone_check.c). */
 void *
 pd_backbone__check_main(void *arg)
 {
     pd_backbone_t *self = arg;
+    pthread_cond_t cv_ask;
+    pthread_cond_init(&cv_ask, NULL);
+    s_asker_t asker = {.bb = self, .cv_ask = &cv_ask};
+    pthread_t thr[S_CHECK_WINDOW];
+    int n_thr = 0;
+    while (n_thr < S_CHECK_WINDOW
+           && pthread_create(&thr[n_thr], NULL, s_ask_main, &asker) == 0)
+        n_thr++;
     pthread_mutex_lock(&self->mu);
+    if (n_thr == 0) {
+        /* No asker: nothing is ever confirmed; say so. */
+        self->diverged = true;
+        pd_backbone__detail_locked(self, "no thread to check records with "
+                                         "the stream leader");
+        pd_backbone__state_locked(self);
+    }
     while (!self->closing) {
         s_rec_t *r = self->raw_head;
         if (r == NULL || self->diverged) {
             pthread_cond_wait(&self->cv_check, &self->mu);
             continue;
         }
-        bool ask = self->conn_up;
-        pthread_mutex_unlock(&self->mu);
-        char why[PD_BACKBONE_DETAIL_MAX] = "";
-        /* r stays the head: only this thread takes raw records off. */
-        int has = ask ? s_leader_has(self, r, why, sizeof(why)) : -1;
-        pthread_mutex_lock(&self->mu);
-        if (self->closing)
-            break;
+        if (self->conn_up)
+            pthread_cond_broadcast(&cv_ask);
+        if (r->ck == S_CK_ASKING || (r->ck == S_CK_TODO && self->conn_up)) {
+            pthread_cond_wait(&self->cv_check, &self->mu);
+            continue;
+        }
+        int has = r->ck == S_CK_TODO ? -1 : r->ck;
+        char why[PD_BACKBONE_DETAIL_MAX] = "the leader holds none";
+        if (has == 0)
+            snprintf(why, sizeof(why), "%s",
+                     self->why_seq == r->seq ? self->why
+                                             : "the leader holds another");
         if (has == -2 && ++self->absent >= S_ABSENT_MAX)
             has = 0;
         if ((has == -1) != self->check_unanswered) {
@@ -204,6 +285,7 @@ pd_backbone__check_main(void *arg)
             pd_backbone__state_locked(self);
         }
         if (has < 0) {
+            r->ck = S_CK_TODO; /* ask again */
             pd_backbone__wait_ms(&self->cv_check, &self->mu, S_CHECK_RETRY_MS);
             continue;
         }
@@ -220,6 +302,10 @@ pd_backbone__check_main(void *arg)
         }
         s_confirmed_locked(self, r);
     }
+    pthread_cond_broadcast(&cv_ask);
     pthread_mutex_unlock(&self->mu);
+    for (int i = 0; i < n_thr; i++)
+        pthread_join(thr[i], NULL);
+    pthread_cond_destroy(&cv_ask);
     return NULL;
 }

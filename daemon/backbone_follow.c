@@ -36,6 +36,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         r->pending = meta->NumPending;
         r->time_ms = meta->Timestamp / 1000000;
         r->time_ns = meta->Timestamp;
+        r->ck = S_CK_TODO;
         r->len = (size_t)(len > 0 ? len : 0);
         if (r->len > 0)
             memcpy(r->data, natsMsg_GetData(msg), r->len);

@@ -43,6 +43,9 @@
 #define S_RETRY_MS 200              /* between attempts while opening */
 #define S_CHECK_WAIT_MS 1000        /* a check's request to the leader */
 #define S_CHECK_RETRY_MS 250        /* after a check the leader left open */
+#define S_CHECK_WINDOW 8            /* leader checks in flight at once */
+#define S_CK_TODO 2                 /* s_rec.ck: not asked yet */
+#define S_CK_ASKING 3               /* s_rec.ck: a check thread asks */
 #define S_RECHECK_MAX 10            /* re-reads of one seq, then diverged */
 #define S_ABSENT_MAX 8              /* checks that found no record at the
                                        leader (it may not have applied it
@@ -65,6 +68,8 @@ typedef struct s_rec {
     uint64_t pending;
     int64_t time_ms;
     int64_t time_ns;            /* JetStream's store time, as stored */
+    int ck;                     /* raw: S_CK_TODO, S_CK_ASKING, or the
+                                   leader's answer (s_leader_has) */
     char key_id[PARLEY_KEYID_CHARS + 1];
     size_t len;
     uint8_t data[];
@@ -164,6 +169,10 @@ struct pd_backbone {
                                    found none at the leader */
     bool verify_prev;           /* after a re-read: the leader must still
                                    hold the last record confirmed */
+    int asking;                 /* checks in flight (asker threads) */
+    uint64_t ckgen;             /* bumped when raw records are dropped */
+    uint64_t why_seq;           /* lowest seq the leader holds otherwise */
+    char why[PD_BACKBONE_DETAIL_MAX]; /* and why */
     bool check_unanswered;      /* the last check found no leader to ask */
     s_rec_t *last_ok;           /* a copy of the last record confirmed
                                    (check thread only) */
