@@ -75,8 +75,10 @@ s_reread_locked(pd_backbone_t *self, const char *why)
 {
     /* Askers read raw records unlocked: let them finish first. */
     self->ckgen++;
+    self->ck_hold = true;
     while (self->asking > 0 && !self->closing)
         pthread_cond_wait(&self->cv_check, &self->mu);
+    self->ck_hold = false;
     if (self->closing)
         return;
     self->why_seq = 0;
@@ -203,7 +205,7 @@ s_ask_main(void *arg)
     pthread_mutex_lock(&self->mu);
     while (!self->closing) {
         s_rec_t *r = NULL;
-        if (self->conn_up && !self->diverged) {
+        if (self->conn_up && !self->diverged && !self->ck_hold) {
             int i = 0;
             for (s_rec_t *x = self->raw_head; x != NULL && i < S_CHECK_WINDOW;
                  x = x->next, i++)

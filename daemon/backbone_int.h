@@ -171,6 +171,7 @@ struct pd_backbone {
                                    hold the last record confirmed */
     int asking;                 /* checks in flight (asker threads) */
     uint64_t ckgen;             /* bumped when raw records are dropped */
+    bool ck_hold;               /* dropping raw records: askers wait */
     uint64_t why_seq;           /* lowest seq the leader holds otherwise */
     char why[PD_BACKBONE_DETAIL_MAX]; /* and why */
     bool check_unanswered;      /* the last check found no leader to ask */
