@@ -67,6 +67,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     } else if (fc->gen == self->fgen && !self->paused
                && r->seq >= self->follow_next) {
         pd_backbone__recs_append(&self->raw_head, &self->raw_tail, r);
+        self->raw_n++;
         self->rec_n++;
         self->rec_bytes += r->len;
         self->follow_next = r->seq + 1;
@@ -85,7 +86,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             pthread_cond_signal(&self->cv_ctl);
             pd_backbone__state_locked(self);
         }
-        pthread_cond_signal(&self->cv_check);
+        pd_backbone__check_queued_locked(self);
     }
     pthread_mutex_unlock(&self->mu);
     free(r);
