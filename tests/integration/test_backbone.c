@@ -21,6 +21,14 @@
  *   - the stream deleted under a client: health no_stream; made again:
  *     diverged (final), and submits are refused;
  *   - no server: open gives up after its timeout.
+ *   - the leader check inside a full window (through nats_proxy, a relay
+ *     that alters what the consumer is delivered): 64 records in the
+ *     stream; the follower is shown other bytes at seq 20 than the
+ *     server holds, and the server's answer about seq 20 is held back
+ *     until the follower has asked about 21-27 too (8 checks in flight).
+ *     It reads again from 20, hands over every record once, in order,
+ *     with the server's bytes (never the altered ones), and asks again
+ *     about 21-27, whose first answers it dropped.
  *
  * TLS (one server that requires client certificates; certificates made
  * with openssl): the backbone connects with the CA, its client
@@ -46,6 +54,7 @@
 #include "backbone.h"
 #include "harness.h"
 #include "nats_harness.h"
+#include "nats_proxy.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -748,6 +757,93 @@ test_no_server(void **state)
             took, err);
 }
 
+/* Leader checks in flight at once (S_CHECK_WINDOW, daemon/backbone_int.h). */
+#define S_CHECK_WINDOW 8
+
+static void
+test_mismatch_in_window(void **state)
+{
+    (void)state;
+    enum { N = 64, BAD = 20, LAST = BAD + S_CHECK_WINDOW - 1 };
+    pd_backbone_opts_t o;
+    s_opts(&o, s_one.urls, "TAMPER", 1);
+    s_sink_t *w = s_sink_new(s_open(&o));
+    uint8_t a[PARLEY_PUBLICKEY_BYTES];
+    s_signer(a, 11);
+    static char text[N][64];
+    for (uint64_t i = 0; i < N; i++) {
+        snprintf(text[i], sizeof(text[i]), "record %" PRIu64 " of %d", i + 1,
+                 N);
+        s_submit(w, i, a, i + 1, i, text[i]);
+    }
+    s_wait_counts(w, N, 0);
+    for (uint64_t i = 0; i < N; i++)
+        assert_int_equal(w->seq[i], i + 1);
+    s_sink_free(w);
+
+    /* A follower behind the relay: the consumer shows other bytes at BAD
+     * once; the server's answer about BAD waits until LAST is asked. */
+    ph_nats_proxy_t *px = NULL;
+    assert_int_equal(ph_nats_proxy_start(&px, "TAMPER", s_one.node[0].port),
+                     0);
+    ph_nats_proxy_tamper(px, BAD, 1);
+    ph_nats_proxy_hold_get(px, BAD, LAST, 10000);
+    pd_backbone_opts_t po = o;
+    po.servers = ph_nats_proxy_url(px);
+    s_sink_t *k = s_sink_new(s_open(&po));
+    assert_int_equal(pd_backbone_follow(k->bb, 1), 0);
+    s_wait_counts(k, 0, N);
+    s_pump(k, 200);
+    assert_int_equal(k->n_recs, N);
+    s_assert_consecutive(k, 1);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(k->rec_len[i], strlen(text[i]));
+        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
+    }
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.health, PD_BACKBONE_OK);
+    assert_int_equal(st.rereads, 1);
+    assert_int_equal(st.checked, N);
+    assert_int_equal(ph_nats_proxy_tampered(px), 1);
+    int on_time = 0;
+    assert_int_equal(ph_nats_proxy_held(px, &on_time), 1);
+
+    /* The requests: BAD, then every seq up to LAST while its answer was
+     * held (the window full), then BAD again after the re-read and each
+     * of BAD+1..LAST again (their first answers dropped with it). */
+    static uint64_t gets[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, 4096);
+    assert_true(n <= 4096);
+    size_t first = n, second = n;
+    for (size_t i = 0; i < n; i++)
+        if (gets[i] == BAD) {
+            if (first == n)
+                first = i;
+            else if (second == n)
+                second = i;
+        }
+    fprintf(stderr, "[test] mismatch at seq %d: %zu requests, %d in the "
+                    "window asked before its answer came\n",
+            BAD, n, on_time);
+    assert_true(first < n && second < n);
+    for (uint64_t seq = BAD + 1; seq <= LAST; seq++) {
+        int before = 0, after = 0;
+        for (size_t i = 0; i < n; i++)
+            if (gets[i] == seq && i < second)
+                before++;
+            else if (gets[i] == seq)
+                after++;
+        if (before < 1 || after < 1)
+            fail_msg("seq %" PRIu64 " asked %d times before the re-read of "
+                     "%d and %d after",
+                     seq, before, BAD, after);
+    }
+    assert_int_equal(on_time, 1);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
 /* ------------------------------------------------------------ TLS */
 
 static ph_nats_cluster_t s_tls;
@@ -1220,6 +1316,7 @@ main(void)
         cmocka_unit_test(test_slow_loop),
         cmocka_unit_test(test_stream_remade),
         cmocka_unit_test(test_no_server),
+        cmocka_unit_test(test_mismatch_in_window),
     };
     const struct CMUnitTest tls[] = {
         cmocka_unit_test(test_tls),
