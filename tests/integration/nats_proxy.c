@@ -61,7 +61,10 @@ struct ph_nats_proxy {
     int64_t held_at;
     int n_held, held_on_time;
     uint64_t gets[S_GETS_MAX];
+    int64_t get_ms[S_GETS_MAX]; /* when each was relayed (mono ms) */
     size_t n_gets;
+    uint64_t absent_seq;
+    int absent_left;
 };
 
 static int
@@ -224,6 +227,22 @@ s_from_client(ph_nats_proxy_t *p, s_pair_t *x)
                 snprintf(p->hold_inbox, sizeof(p->hold_inbox), "%s", reply);
             if ((p->hold_armed || p->held != NULL) && seq == p->hold_until)
                 p->until_seen = true; /* before or after hold_seq's */
+            if (p->n_gets <= S_GETS_MAX)
+                p->get_ms[p->n_gets - 1] = parley__mono_ms();
+            if (p->absent_left > 0 && seq == p->absent_seq && hdr == 0) {
+                /* Ask the server about a seq no stream reaches instead:
+                 * it answers "no message found" itself. */
+                p->absent_left--;
+                char req[S_SUBJECT_MAX * 2 + 64];
+                const char *body2 = "{\"seq\":18446744073709551615}";
+                int n = snprintf(req, sizeof(req), "PUB %s %s %zu\r\n%s\r\n",
+                                 subject, reply, strlen(body2), body2);
+                int rc = s_write_all(x->sfd, req, (size_t)n);
+                s_buf_drop(&x->from_c, frame);
+                if (rc < 0)
+                    return rc;
+                continue;
+            }
         }
         int rc = s_write_all(x->sfd, x->from_c.d, frame);
         s_buf_drop(&x->from_c, frame);
@@ -461,13 +480,26 @@ ph_nats_proxy_held(ph_nats_proxy_t *p, int *released_on_time)
     return n;
 }
 
+void
+ph_nats_proxy_absent(ph_nats_proxy_t *p, uint64_t seq, int n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->absent_seq = seq;
+    p->absent_left = n;
+    pthread_mutex_unlock(&p->mu);
+}
+
 size_t
-ph_nats_proxy_gets(ph_nats_proxy_t *p, uint64_t *out, size_t cap)
+ph_nats_proxy_gets(ph_nats_proxy_t *p, uint64_t *out, int64_t *at_ms,
+                   size_t cap)
 {
     pthread_mutex_lock(&p->mu);
     size_t n = p->n_gets;
-    for (size_t i = 0; i < n && i < cap && i < S_GETS_MAX; i++)
+    for (size_t i = 0; i < n && i < cap && i < S_GETS_MAX; i++) {
         out[i] = p->gets[i];
+        if (at_ms != NULL)
+            at_ms[i] = p->get_ms[i];
+    }
     pthread_mutex_unlock(&p->mu);
     return n;
 }

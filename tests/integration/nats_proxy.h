@@ -4,7 +4,8 @@
  * what a JetStream consumer is delivered (as a replica that holds other
  * bytes than the stream leader would show) and hold back the answer to a
  * STREAM.MSG.GET request. Everything else passes unchanged, frame by
- * frame. Loopback only; one thread.
+ * frame. It can also make the server answer that it holds no record at
+ * a seq (by asking it about another). Loopback only; one thread.
  *
  * The frames it reads (docs.nats.io, "Client Protocol"): from the server
  * `MSG <subject> <sid> [reply] <#bytes>` and `HMSG <subject> <sid> [reply]
@@ -54,13 +55,21 @@ void ph_nats_proxy_hold_get(ph_nats_proxy_t *p, uint64_t seq,
 int ph_nats_proxy_tampered(ph_nats_proxy_t *p);
 int ph_nats_proxy_held(ph_nats_proxy_t *p, int *released_on_time);
 
+/* Make the next n STREAM.MSG.GET requests for `seq` ask the server
+ * about a seq no stream reaches, so that the server itself answers that
+ * it holds no such message (as a leader that has not applied a record
+ * yet would). */
+void ph_nats_proxy_absent(ph_nats_proxy_t *p, uint64_t seq, int n);
+
 /*
  * The seqs of the STREAM.MSG.GET requests so far, in the order the
- * client sent them, into out (up to cap).
+ * client sent them, into out (up to cap), and when each passed (mono ms)
+ * into at_ms unless it is NULL.
  *
  * Returns:   how many were sent (may exceed cap).
  */
-size_t ph_nats_proxy_gets(ph_nats_proxy_t *p, uint64_t *out, size_t cap);
+size_t ph_nats_proxy_gets(ph_nats_proxy_t *p, uint64_t *out, int64_t *at_ms,
+                          size_t cap);
 
 /* Stop the relay and close every connection; NULL is fine. */
 void ph_nats_proxy_stop(ph_nats_proxy_t **pp);

@@ -29,6 +29,10 @@
  *     It reads again from 20, hands over every record once, in order,
  *     with the server's bytes (never the altered ones), and asks again
  *     about 21-27, whose first answers it dropped.
+ *   - a leader that holds no record yet at a seq (the relay makes the
+ *     server answer so 3 times): the follower asks again, each time
+ *     250 ms after the answer before, however many other answers and
+ *     records come meanwhile, and hands every record over once.
  *
  * TLS (one server that requires client certificates; certificates made
  * with openssl): the backbone connects with the CA, its client
@@ -813,7 +817,7 @@ test_mismatch_in_window(void **state)
      * held (the window full), then BAD again after the re-read and each
      * of BAD+1..LAST again (their first answers dropped with it). */
     static uint64_t gets[4096];
-    size_t n = ph_nats_proxy_gets(px, gets, 4096);
+    size_t n = ph_nats_proxy_gets(px, gets, NULL, 4096);
     assert_true(n <= 4096);
     size_t first = n, second = n;
     for (size_t i = 0; i < n; i++)
@@ -840,6 +844,70 @@ test_mismatch_in_window(void **state)
                      seq, before, BAD, after);
     }
     assert_int_equal(on_time, 1);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
+/* S_CHECK_RETRY_MS of daemon/backbone_int.h: a record the leader has no
+ * answer for is asked about again this much later. */
+#define S_CHECK_RETRY_MS 250
+
+static void
+test_absent_retry(void **state)
+{
+    (void)state;
+    enum { N = 32, ABSENT = 5, TIMES = 3 };
+    pd_backbone_opts_t o;
+    s_opts(&o, s_one.urls, "ABSENT", 1);
+    s_sink_t *w = s_sink_new(s_open(&o));
+    uint8_t a[PARLEY_PUBLICKEY_BYTES];
+    s_signer(a, 12);
+    static char text[N][64];
+    for (uint64_t i = 0; i < N; i++) {
+        snprintf(text[i], sizeof(text[i]), "absent test %" PRIu64, i + 1);
+        s_submit(w, i, a, i + 1, i, text[i]);
+    }
+    s_wait_counts(w, N, 0);
+    s_sink_free(w);
+
+    /* The server says TIMES times that it holds no record at ABSENT. */
+    ph_nats_proxy_t *px = NULL;
+    assert_int_equal(ph_nats_proxy_start(&px, "ABSENT", s_one.node[0].port),
+                     0);
+    ph_nats_proxy_absent(px, ABSENT, TIMES);
+    pd_backbone_opts_t po = o;
+    po.servers = ph_nats_proxy_url(px);
+    s_sink_t *k = s_sink_new(s_open(&po));
+    assert_int_equal(pd_backbone_follow(k->bb, 1), 0);
+    s_wait_counts(k, 0, N);
+    s_assert_consecutive(k, 1);
+    for (size_t i = 0; i < N; i++)
+        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.rereads, 0); /* fewer than S_ABSENT_MAX */
+
+    /* Asked TIMES + 1 times, each time at least S_CHECK_RETRY_MS after
+     * the one before, however many other answers came meanwhile. */
+    static uint64_t gets[4096];
+    static int64_t at[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, at, 4096);
+    assert_true(n <= 4096);
+    int asked = 0;
+    int64_t prev = 0, gap_min = INT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (gets[i] != ABSENT)
+            continue;
+        if (asked++ > 0 && at[i] - prev < gap_min)
+            gap_min = at[i] - prev;
+        prev = at[i];
+    }
+    fprintf(stderr, "[test] seq %d asked %d times, at least %" PRId64
+                    " ms apart\n",
+            ABSENT, asked, gap_min);
+    assert_int_equal(asked, TIMES + 1);
+    /* The answer takes a little of the interval before the wait. */
+    assert_true(gap_min >= S_CHECK_RETRY_MS - 20);
     s_sink_free(k);
     ph_nats_proxy_stop(&px);
 }
@@ -1317,6 +1385,7 @@ main(void)
         cmocka_unit_test(test_stream_remade),
         cmocka_unit_test(test_no_server),
         cmocka_unit_test(test_mismatch_in_window),
+        cmocka_unit_test(test_absent_retry),
     };
     const struct CMUnitTest tls[] = {
         cmocka_unit_test(test_tls),
