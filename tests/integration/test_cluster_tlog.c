@@ -52,7 +52,9 @@
  * and B raised LOG_STALE here: with an update every heartbeat interval,
  * each heartbeat signed a new size before the witness had cosigned it.
  *
- * For a developer: CLUSTER_KEEP=1 keeps the directory (parleyd logs).
+ * When the test fails, the daemons' and the servers' logs are printed
+ * and its directory is kept (its path printed); CLUSTER_KEEP=1 keeps it
+ * after a pass too.
  */
 #include "harness.h"
 #include "nats_harness.h"
@@ -145,6 +147,7 @@ s_group_up(void **state)
      * given one server keeps to it (nats.c would otherwise add the others
      * it learns of): stopping that server leaves the node behind. */
     ph_nats_opts_t o = { .nodes = S_NODES,
+                         .dir = s_dir, /* kept with the rest on failure */
                          .extra_conf = "client_advertise: \"127.0.0.1:1\"" };
     if (ph_nats_start(&s_nats, &o) < 0)
         return -1;
@@ -184,7 +187,7 @@ static int
 s_group_down(void **state)
 {
     (void)state;
-    ph_nats_stop(&s_nats, false);
+    ph_nats_stop(&s_nats, !s_ok); /* the servers' logs, if it failed */
     if (s_witness > 0) {
         kill(s_witness, SIGTERM);
         waitpid(s_witness, NULL, 0);
@@ -194,7 +197,7 @@ s_group_down(void **state)
     ph_key_free(&s_log);
     ph_key_free(&s_other_log);
     parley_keyring_destroy(&s_sub_ring);
-    if (getenv("CLUSTER_KEEP") == NULL)
+    if (getenv("CLUSTER_KEEP") == NULL && s_ok)
         ph_tmpdir_remove(s_dir);
     else
         fprintf(stderr, "[test] kept %s\n", s_dir);
