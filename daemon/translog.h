@@ -100,9 +100,10 @@ int pd_translog_recover(pd_translog_t *t, uint64_t records);
 int pd_translog_append(pd_translog_t *t, const pd_storage_record_t *rec);
 
 /*
- * After the applied records of a commit: write their hashes. A failure
- * (a full disk) is logged and counted; the hashes stay queued and the
- * next write or sync tries again.
+ * After the applied records of a commit: write their hashes (with fsync,
+ * only once many are queued: pd_tree_write()). A failure (a full disk)
+ * is logged and counted; the hashes stay queued and the next write or
+ * sync tries again.
  *
  * Returns:   0.
  */

@@ -7,7 +7,8 @@
  * Memory: a compact range (O(log n) hashes) and the queue of hashes not
  * yet synced (not yet written, without fsync); roots and proofs read the
  * file (O(log n) preads each, from the page cache for recent ones) and
- * the queue. A write or sync that fails keeps the queue: the next one
+ * the queue. With fsync the queue is written at the sync, or once it
+ * holds S_WRITE_BATCH unwritten bytes; without, after every commit. A write or sync that fails keeps the queue: the next one
  * writes it again (after a failed fdatasync, all of it since the last
  * good one, as the kernel may have dropped those pages). The start-up
  * check reads the file front to back through a window, and writes and
@@ -34,6 +35,9 @@
 #define S_WINDOW 4096 /* stored hashes per read while checking (128 KiB) */
 #define S_ALG_SHA256_RFC9162 1
 #define S_FLUSH_BYTES (4u << 20) /* recomputed hashes written in pieces of this */
+/* With sync: queued hashes a commit leaves unwritten, at most (see
+ * pd_tree_write()); 8,192 hashes, about 4,096 records. */
+#define S_WRITE_BATCH (256u << 10)
 
 struct pd_tree {
     char *dir;                      /* state directory, for messages */
@@ -758,6 +762,12 @@ pd_tree_write(pd_tree_t *tree)
 {
     if (tree == NULL || !tree->ready)
         return -EINVAL;
+    /* With sync the file is written at the next sync (the heartbeat):
+     * a write per commit would be one more call into the file system on
+     * the loop thread per commit, one that can wait behind the journal,
+     * for hashes no crash needs (section "Durability" in tree.h). */
+    if (tree->opts.sync && tree->pend_len - tree->pend_written < S_WRITE_BATCH)
+        return 0;
     return s_write(tree);
 }
 

@@ -31,14 +31,19 @@
  *
  * Durability. The tree is fed by records that are durable already, and
  * every hash of a record the log still holds can be recomputed from it;
- * so the hashes need not be synced before an ack. The daemon queues a
- * record's leaf (pd_tree_append(): roots and proofs cover it from then
- * on) when the record is applied, writes the queue without syncing after
- * each commit (pd_tree_write()), and syncs (pd_tree_sync()) with the
- * heartbeat and always before retention removes a segment: the hashes of
- * records about to go must be durable first, as nothing could recompute
- * them. After a crash the file may lack a tail or hold never-written
- * (zero) blocks there; the start-up check recomputes it.
+ * so the hashes need not be synced before an ack, nor even written: a
+ * crash, kill -9 included, loses at most hashes the start-up check
+ * recomputes. The daemon queues a record's leaf (pd_tree_append(): roots
+ * and proofs cover it from then on) when the record is applied, calls
+ * pd_tree_write() after each commit, which with opts.sync writes only
+ * once the queue holds 256 KiB not yet written (without, it writes it
+ * all), and writes and syncs (pd_tree_sync()) with the heartbeat and
+ * always before retention removes a segment: the hashes of records about
+ * to go must be durable first, as nothing could recompute them. So with
+ * fsync a commit costs the loop thread no call into the file system
+ * beyond the log's own write and fdatasync. After a crash the file may
+ * lack a tail or hold never-written (zero) blocks there; the start-up
+ * check recomputes it.
  *
  * A write or sync that fails (a full disk, EIO) is not fatal: the hashes
  * not yet synced stay queued in memory (64 bytes per record at most)
@@ -168,8 +173,10 @@ int pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record,
 int pd_tree_append_absent(pd_tree_t *tree, uint64_t seq);
 
 /*
- * Write every queued hash not written yet (no fdatasync). On failure
- * they stay queued, and the next write or sync tries again.
+ * After a commit: write the queued hashes not written yet (no
+ * fdatasync); with opts.sync only once they come to 256 KiB, as the next
+ * sync writes them anyway. On failure they stay queued, and the next
+ * write or sync tries again.
  *
  * Returns:   0 or -errno (-EINVAL before pd_tree_recover()).
  */
