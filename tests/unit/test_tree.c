@@ -1095,6 +1095,73 @@ test_write_no_sync(void **state)
     pd_tree_close(&t);
 }
 
+/* The heartbeat's sync on the tree's own thread: begun, the loop goes on
+ * appending and reading roots from the queue; reaped, the leaves it
+ * covered are synced and those appended since are still queued, and a
+ * sync here and now takes them too. */
+static void
+test_sync_background(void **state)
+{
+    fixture_t *f = *state;
+    pd_tree_t *t = s_tree_with(f, 4);
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(t, &ts);
+    const uint64_t syncs = ts.syncs, writes = ts.writes;
+    /* Nothing queued: nothing to do. */
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    assert_int_equal(pd_tree_sync_reap(t, true), 0);
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.syncs, syncs);
+    uint64_t seq = 5;
+    for (; seq <= 40; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+        assert_int_equal(pd_tree_write(t), 0);
+    }
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    assert_int_equal(pd_tree_sync_begin(t), 0); /* one at a time */
+    for (; seq <= 50; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+        assert_int_equal(pd_tree_write(t), 0);
+    }
+    s_matches_reference(t, 50);
+    assert_int_equal(pd_tree_sync_reap(t, true), 0);
+    assert_int_equal(pd_tree_sync_reap(t, false), 0); /* none left */
+    assert_int_equal(pd_tree_synced(t), 40);
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(40));
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.syncs, syncs + 1);
+    assert_int_equal(ts.writes, writes + 1);
+    s_matches_reference(t, 50);
+    /* The next begin takes what came since; close waits for it. */
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    int rc;
+    while ((rc = pd_tree_sync_reap(t, false)) == -EINPROGRESS)
+        usleep(1000);
+    assert_int_equal(rc, 0);
+    assert_int_equal(pd_tree_synced(t), 50);
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(50));
+    s_matches_reference(t, 50);
+    seq = 51;
+    uint8_t rec[128];
+    size_t len = s_record(seq, rec);
+    assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    pd_tree_close(&t);
+    /* What the begin before close wrote checks at the next start. */
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(51));
+    char msg[512];
+    assert_int_equal(s_reopen_check(f, 1, 51, &t, msg, sizeof(msg)), 0);
+    s_matches_reference(t, 51);
+    pd_tree_close(&t);
+}
+
 /* Close writes what is queued (as the log's close does). */
 static void
 test_close_writes_queue(void **state)
@@ -1131,6 +1198,7 @@ main(void)
         T(test_write_then_sync),
         T(test_write_batch),
         T(test_write_no_sync),
+        T(test_sync_background),
         T(test_close_writes_queue),
     };
 #undef T
