@@ -997,6 +997,19 @@ test_errors(void **state)
     pd_tree_close(&t);
 }
 
+/* Commits of records from..to, one each: append, then pd_tree_write(). */
+static void
+s_commits(pd_tree_t *t, uint64_t from, uint64_t to)
+{
+    for (uint64_t seq = from; seq <= to; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+        assert_int_equal(pd_tree_size(t), seq);
+        assert_int_equal(pd_tree_write(t), 0);
+    }
+}
+
 /* The daemon's rhythm with fsync: a commit's pd_tree_write() leaves the
  * file alone (roots and proofs cover the leaves from the queue); a sync
  * (heartbeat, retention) writes them all in one write and makes them
@@ -1011,14 +1024,8 @@ test_write_then_sync(void **state)
     const uint64_t syncs = ts.syncs, writes = ts.writes;
     const uint64_t bytes = s_file_size(f->path);
     assert_int_equal(bytes, HDR + 32 * parley__tlog_stored_count(4));
-    for (uint64_t seq = 5; seq <= 40; seq++) {
-        uint8_t rec[128];
-        size_t len = s_record(seq, rec);
-        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
-        assert_int_equal(pd_tree_size(t), seq);
-        assert_int_equal(pd_tree_write(t), 0);
-        assert_int_equal(pd_tree_synced(t), 4);
-    }
+    s_commits(t, 5, 40);
+    assert_int_equal(pd_tree_synced(t), 4);
     s_matches_reference(t, 40);
     pd_tree_get_stats(t, &ts);
     assert_int_equal(ts.syncs, syncs);
@@ -1112,21 +1119,10 @@ test_sync_background(void **state)
     assert_int_equal(pd_tree_sync_reap(t, true), 0);
     pd_tree_get_stats(t, &ts);
     assert_int_equal(ts.syncs, syncs);
-    uint64_t seq = 5;
-    for (; seq <= 40; seq++) {
-        uint8_t rec[128];
-        size_t len = s_record(seq, rec);
-        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
-        assert_int_equal(pd_tree_write(t), 0);
-    }
+    s_commits(t, 5, 40);
     assert_int_equal(pd_tree_sync_begin(t), 0);
     assert_int_equal(pd_tree_sync_begin(t), 0); /* one at a time */
-    for (; seq <= 50; seq++) {
-        uint8_t rec[128];
-        size_t len = s_record(seq, rec);
-        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
-        assert_int_equal(pd_tree_write(t), 0);
-    }
+    s_commits(t, 41, 50);
     s_matches_reference(t, 50);
     assert_int_equal(pd_tree_sync_reap(t, true), 0);
     assert_int_equal(pd_tree_sync_reap(t, false), 0); /* none left */
@@ -1147,10 +1143,7 @@ test_sync_background(void **state)
     assert_int_equal(s_file_size(f->path),
                      HDR + 32 * parley__tlog_stored_count(50));
     s_matches_reference(t, 50);
-    seq = 51;
-    uint8_t rec[128];
-    size_t len = s_record(seq, rec);
-    assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+    s_commits(t, 51, 51);
     assert_int_equal(pd_tree_sync_begin(t), 0);
     pd_tree_close(&t);
     /* What the begin before close wrote checks at the next start. */
