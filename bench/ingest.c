@@ -36,63 +36,6 @@
 #define S_PUBLISHERS 4
 #define S_WINDOW 256
 
-typedef struct s_verify_job {
-    const uint8_t *msg, *sig, *pk;
-    size_t len;
-    uint64_t dur_ns;
-    uint64_t count;
-    double cpu_secs;      /* this thread's CPU time in the loop */
-} s_verify_job_t;
-
-static double
-s_thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *
-s_verify_loop(void *arg)
-{
-    s_verify_job_t *j = arg;
-    uint64_t t0 = bench_now_ns(), n = 0;
-    double c0 = s_thread_cpu();
-    while (bench_now_ns() - t0 < j->dur_ns)
-        for (int i = 0; i < 50; i++)
-            n += crypto_sign_verify_detached(j->sig, j->msg, j->len, j->pk) == 0;
-    j->cpu_secs = s_thread_cpu() - c0;
-    j->count = n;
-    return NULL;
-}
-
-/* CPU microseconds per raw verify in the last s_raw_verify() run. */
-static double s_us_per_verify;
-
-/* Raw verifies per second over `threads` threads for dur_ns. */
-static double
-s_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
-             const uint8_t *pk, size_t threads, uint64_t dur_ns)
-{
-    pthread_t tid[4];
-    s_verify_job_t job[4];
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < threads; i++) {
-        job[i] = (s_verify_job_t){ .msg = msg, .sig = sig, .pk = pk,
-                                   .len = len, .dur_ns = dur_ns };
-        pthread_create(&tid[i], NULL, s_verify_loop, &job[i]);
-    }
-    uint64_t n = 0;
-    double cpu = 0;
-    for (size_t i = 0; i < threads; i++) {
-        pthread_join(tid[i], NULL);
-        n += job[i].count;
-        cpu += job[i].cpu_secs;
-    }
-    s_us_per_verify = n > 0 ? cpu / (double)n * 1e6 : 0;
-    return (double)n / bench_secs(t0, bench_now_ns());
-}
-
 /* parley_verify() per second on one core. */
 static double
 s_lib_verify(const uint8_t *env, size_t len, uint64_t dur_ns)
@@ -562,10 +505,10 @@ main(int argc, char **argv)
     bench_note("typical update: body %zu bytes, envelope %u bytes; %s run",
                env.body.len, (unsigned)one.lens[0], o.quick ? "quick" : "full");
     double v1s[3] = { 0 }, us_verify = 0;
-    v1s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
-    us_verify = s_us_per_verify;
+    v1s[0] = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 1, vdur,
+                                  &us_verify);
     double v2s[3] = { 0 };
-    v2s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    v2s[0] = bench_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur, NULL);
     double lv = s_lib_verify(bench_env(&one, 0), one.lens[0], vdur);
 
     /* Enough envelopes for run_secs at up to 2.2 x one core's verify rate
@@ -587,10 +530,9 @@ main(int argc, char **argv)
     int rc_on = s_run(&on, &o, base, "fsync-on", true, true, keys, envs);
     int rc_tree_off = s_run(&tree_off, &o, base, "fsync-on-tree-off", true, false,
                             keys, envs);
-    v1s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
-    if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
-        us_verify = s_us_per_verify;
-    v2s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    v1s[1] = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 1, vdur,
+                                  &us_verify);
+    v2s[1] = bench_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur, NULL);
     if (rc_on == 0 && s_run(&again, &o, base, "fsync-on-2", true, true, keys, envs) == 0
         && again.rate > on.rate)
         on = again;
@@ -599,10 +541,9 @@ main(int argc, char **argv)
         && again.rate > tree_off.rate)
         tree_off = again;
     int rc_off = s_run(&off, &o, base, "fsync-off", false, true, keys, envs);
-    v1s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
-    if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
-        us_verify = s_us_per_verify;
-    v2s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    v1s[2] = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 1, vdur,
+                                  &us_verify);
+    v2s[2] = bench_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur, NULL);
     double v1 = v1s[0], v2 = v2s[0];
     for (int i = 1; i < 3; i++) {
         if (v1s[i] > v1)
