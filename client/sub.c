@@ -766,18 +766,9 @@ static void
 s_verify_ahead(parley_sub_t *self)
 {
     const parley__merge_t *m = &self->merge;
-    if (self->pv == NULL || m->hold || m->n == 0)
+    if (self->pv == NULL || m->hold || m->n < 2)
         return;
-    size_t n = parley__preverify_window(self->pv);
-    bool any = false;
-    if (n > m->n)
-        n = m->n;
-    for (size_t i = 0; i < n; i++)
-        any |= parley__preverify_offer(self->pv, m->items[i].seq,
-                                       m->items[i].data, m->items[i].len,
-                                       m->emitted) == 1;
-    if (any)
-        parley__preverify_kick(self->pv);
+    (void)parley__preverify_offer(self->pv, m->items, m->n, m->emitted);
 }
 
 /*
@@ -1264,6 +1255,12 @@ parley__logcheck_counts_t
 parley__sub_log_counts(const parley_sub_t *sub)
 {
     return parley__logcheck_counts(sub != NULL ? sub->lc : NULL);
+}
+
+parley__preverify_counts_t
+parley__sub_verify_counts(const parley_sub_t *sub)
+{
+    return parley__preverify_counts(sub != NULL ? sub->pv : NULL);
 }
 
 uint64_t
