@@ -75,6 +75,57 @@ s_check_same(const parley__merge_item_t *it, const parley_delivery_t *got,
     parley_delivery_destroy(&want);
 }
 
+/* A stream, an object verifying ahead with threads, a delivery to take
+ * results into. */
+typedef struct {
+    s_stream_t *st;
+    parley__preverify_t *pv;
+    parley_delivery_t *d;
+} s_fix_t;
+
+static s_fix_t
+s_open(unsigned threads)
+{
+    s_fix_t f = { .st = s_stream() };
+    int err = 0;
+    f.pv = parley__preverify_new(NULL, threads, &err);
+    assert_non_null(f.pv);
+    f.d = parley_delivery_new();
+    assert_non_null(f.d);
+    return f;
+}
+
+static void
+s_close(s_fix_t *f)
+{
+    parley_delivery_destroy(&f->d);
+    parley__preverify_destroy(&f->pv);
+    assert_null(f->pv);
+    free(f->st);
+}
+
+/* Take the result of it's seq for these bytes; one taken must be the
+ * on-the-spot result. Returns what parley__preverify_take() did. */
+static int
+s_take(s_fix_t *f, uint64_t seq, const uint8_t *data, size_t len)
+{
+    int rc = 0;
+    int got = parley__preverify_take(f->pv, seq, data, len, f->d, &rc);
+    if (got == 1) {
+        parley__merge_item_t it = { seq, (uint8_t *)data, len };
+        s_check_same(&it, f->d, rc);
+    }
+    return got;
+}
+
+/* s_take() of the stream's delivery of seq. */
+static int
+s_take_seq(s_fix_t *f, uint64_t seq)
+{
+    const parley__merge_item_t *it = &f->st->items[seq - 1];
+    return s_take(f, seq, it->data, it->len);
+}
+
 /*
  * Hand the stream out as sub.c does: before each delivery, offer the ones
  * held (the rest of the stream, done = the last seq handed out), then take
@@ -84,36 +135,25 @@ s_check_same(const parley__merge_item_t *it, const parley_delivery_t *got,
 static void
 s_hand_out(unsigned threads)
 {
-    s_stream_t *st = s_stream();
-    int err = 0;
-    parley__preverify_t *pv = parley__preverify_new(NULL, threads, &err);
-    assert_non_null(pv);
-    parley_delivery_t *d = parley_delivery_new();
-    assert_non_null(d);
+    s_fix_t f = s_open(threads);
     size_t taken = 0;
     for (size_t k = 0; k < S_N; k++) {
-        assert_true(parley__preverify_offer(pv, &st->items[k], S_N - k,
+        assert_true(parley__preverify_offer(f.pv, &f.st->items[k], S_N - k,
                                             (uint64_t)k) >= 0);
-        const parley__merge_item_t *it = &st->items[k];
-        int rc = 0;
-        int got = parley__preverify_take(pv, it->seq, it->data, it->len, d,
-                                         &rc);
+        const parley__merge_item_t *it = &f.st->items[k];
+        int got = s_take(&f, it->seq, it->data, it->len);
         assert_int_equal(got, k == 0 ? 0 : 1);
-        if (got == 0)
-            rc = parley_delivery_decode(NULL, it->data, it->len, d);
-        else
-            taken++;
-        assert_int_equal(rc == 0, !s_forged(it->seq));
-        s_check_same(it, d, rc);
+        taken += got == 1;
+        /* What was handed out, verified ahead or here. */
+        assert_int_equal(parley_delivery_decode(NULL, it->data, it->len, f.d)
+                             == 0,
+                         !s_forged(it->seq));
     }
-    parley__preverify_counts_t c = parley__preverify_counts(pv);
+    parley__preverify_counts_t c = parley__preverify_counts(f.pv);
     assert_int_equal(c.taken, taken);
     assert_int_equal(c.unoffered, 1);
     assert_true(c.ready + c.own <= c.taken);
-    parley_delivery_destroy(&d);
-    parley__preverify_destroy(&pv);
-    assert_null(pv);
-    free(st);
+    s_close(&f);
 }
 
 static void
@@ -133,39 +173,25 @@ test_more_threads_than_cores(void **state)
 
 /*
  * The same seq with other bytes (dropped and fetched again from elsewhere):
- * the result of the old bytes is not handed out, and is dropped.
+ * the result of the old bytes is not handed out for them.
  */
 static void
 test_other_bytes_same_seq(void **state)
 {
     (void)state;
-    s_stream_t *st = s_stream();
-    int err = 0;
-    parley__preverify_t *pv = parley__preverify_new(NULL, 2, &err);
-    assert_non_null(pv);
-    parley_delivery_t *d = parley_delivery_new();
-    assert_non_null(d);
-    assert_int_equal(parley__preverify_offer(pv, st->items, 10, 0), 9);
+    s_fix_t f = s_open(2);
+    assert_int_equal(parley__preverify_offer(f.pv, f.st->items, 10, 0), 9);
     uint8_t other[S_BUF];
-    parley__merge_item_t it = st->items[3];
-    memcpy(other, it.data, it.len);
-    other[it.len - 3] ^= 0x01;
-    int rc = 0;
-    assert_int_equal(parley__preverify_take(pv, it.seq, other, it.len, d, &rc),
-                     0);
+    const parley__merge_item_t *it = &f.st->items[3];
+    memcpy(other, it->data, it->len);
+    other[it->len - 3] ^= 0x01;
+    assert_int_equal(s_take(&f, it->seq, other, it->len), 0);
     /* The result of the old bytes is dropped, or (if a worker was still
-     * on it) kept for those bytes alone. */
-    if (parley__preverify_take(pv, it.seq, it.data, it.len, d, &rc) == 1)
-        s_check_same(&it, d, rc);
+     * on it) kept for those bytes alone: s_take() checks it is theirs. */
+    (void)s_take_seq(&f, it->seq);
     /* The others are still there. */
-    it = st->items[4];
-    assert_int_equal(parley__preverify_take(pv, it.seq, it.data, it.len, d,
-                                            &rc),
-                     1);
-    s_check_same(&it, d, rc);
-    parley_delivery_destroy(&d);
-    parley__preverify_destroy(&pv);
-    free(st);
+    assert_int_equal(s_take_seq(&f, 5), 1);
+    s_close(&f);
 }
 
 /*
@@ -176,37 +202,18 @@ static void
 test_busy_slot(void **state)
 {
     (void)state;
-    s_stream_t *st = s_stream();
-    int err = 0;
-    parley__preverify_t *pv = parley__preverify_new(NULL, 2, &err);
-    assert_non_null(pv);
-    parley_delivery_t *d = parley_delivery_new();
-    assert_non_null(d);
+    s_fix_t f = s_open(2);
     /* seq 1 (next, left to the caller) and 2: seq 2 is offered. */
-    assert_int_equal(parley__preverify_offer(pv, st->items, 2, 0), 1);
+    assert_int_equal(parley__preverify_offer(f.pv, f.st->items, 2, 0), 1);
     /* seq 130 takes the slot of seq 2 (130 mod 128), not handed out yet. */
-    parley__merge_item_t pair[2] = { st->items[0], st->items[129] };
-    assert_int_equal(parley__preverify_offer(pv, pair, 2, 0), 0);
-    int rc = 0;
-    parley__merge_item_t it = st->items[129];
-    assert_int_equal(parley__preverify_take(pv, it.seq, it.data, it.len, d,
-                                            &rc),
-                     0);
-    it = st->items[1];
-    assert_int_equal(parley__preverify_take(pv, it.seq, it.data, it.len, d,
-                                            &rc),
-                     1);
-    s_check_same(&it, d, rc);
+    parley__merge_item_t pair[2] = { f.st->items[0], f.st->items[129] };
+    assert_int_equal(parley__preverify_offer(f.pv, pair, 2, 0), 0);
+    assert_int_equal(s_take_seq(&f, 130), 0);
+    assert_int_equal(s_take_seq(&f, 2), 1);
     /* Seq 2 handed out (done = 2): its slot is free for seq 130. */
-    assert_int_equal(parley__preverify_offer(pv, pair, 2, 2), 1);
-    it = st->items[129];
-    assert_int_equal(parley__preverify_take(pv, it.seq, it.data, it.len, d,
-                                            &rc),
-                     1);
-    s_check_same(&it, d, rc);
-    parley_delivery_destroy(&d);
-    parley__preverify_destroy(&pv);
-    free(st);
+    assert_int_equal(parley__preverify_offer(f.pv, pair, 2, 2), 1);
+    assert_int_equal(s_take_seq(&f, 130), 1);
+    s_close(&f);
 }
 
 /* Destroyed with deliveries offered and being verified: the workers stop,
