@@ -127,6 +127,25 @@ int bench_proc_hwm_reset(pid_t pid);
 /* User + system CPU seconds pid has used so far (from /proc/PID/stat). */
 double bench_proc_cpu(pid_t pid);
 
+/* CPU seconds (or cores, see bench_threads_cores()) of a process's
+ * threads by role. */
+typedef struct bench_threads {
+    double main;          /* the main thread (parleyd's loop, a bench's
+                             caller) */
+    double workers;       /* threads not libzmq's (parleyd's verify pool,
+                             a parley_sub_t's parley-verify threads) */
+    double io;            /* libzmq's I/O threads (ZMQbg/IO/...) */
+    double other;         /* libzmq's reaper and its other threads */
+} bench_threads_t;
+
+/* Read the CPU seconds of each of pid's threads into t by role (from
+ * /proc/PID/task; all 0 if it cannot be read). */
+void bench_threads_cpu(pid_t pid, bench_threads_t *t);
+
+/* The cores each role used between two readings secs apart. */
+bench_threads_t bench_threads_cores(const bench_threads_t *t0,
+                                    const bench_threads_t *t1, double secs);
+
 /* Online CPUs, at least 1. */
 unsigned bench_cpus(void);
 
