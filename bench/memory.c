@@ -7,7 +7,8 @@
  *     updates with no subscriber, so that what is counted per subscriber
  *     is only what subscribers cost;
  *   - a bare libzmq XPUB process (this program re-executed with
- *     --raw-xpub) configured like parleyd's feed (SNDHWM 10000), sending
+ *     --raw-xpub) configured like parleyd's feed (SNDHWM 10000, listen
+ *     backlog 4096), sending
  *     the same Delivery bytes on the same five topics per update with the
  *     same pacing: what libzmq itself costs for the same traffic.
  *
@@ -185,12 +186,13 @@ s_raw_child(int cmd_fd, int ack_fd, int port)
         return 1;
     void *ctx = zmq_ctx_new();
     void *sock = zmq_socket(ctx, ZMQ_XPUB);
-    int zero = 0, hwm = 10000;
+    int zero = 0, hwm = 10000, backlog = 4096; /* as parleyd's feed */
     char ep[BENCH_EP_MAX];
     snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
     zmq_setsockopt(sock, ZMQ_XPUB_VERBOSE, &zero, sizeof(zero));
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(sock, ZMQ_BACKLOG, &backlog, sizeof(backlog));
     char ok = zmq_bind(sock, ep) == 0 ? 'r' : 'e';
     if (write(ack_fd, &ok, 1) != 1 || ok != 'r')
         return 1;
