@@ -1162,10 +1162,10 @@ bench_flow_run(void *arg)
 {
     bench_flow_t *f = arg;
     /* Join phase: subscriptions travel asynchronously, so probe until
-     * every subscriber has seen a message (or 60 s pass: 10,000
+     * every subscriber has seen a message (or 120 s pass: 10,000
      * connections arriving at once overflow the listen backlog, and the
      * kernel's SYN retries take their time). */
-    uint64_t deadline = bench_now_ns() + 60000000000ull;
+    uint64_t deadline = bench_now_ns() + 120000000000ull;
     while (bench_counters_min(f->counters, f->n) == 0) {
         if (atomic_load(f->stop) || bench_now_ns() > deadline) {
             atomic_store(&f->ready, -1);
