@@ -48,9 +48,11 @@
 #define S_HWM 10000        /* raw ZMQ HWMs: above the window, no drops */
 #define S_PUBLISHERS 2     /* parley publishers */
 #define S_PUB_WINDOW 256   /* parley publisher pipelining */
-/* parley's flow control: updates sent ahead of the slowest subscriber
- * (two turns of the two publishers' windows). */
-#define S_PARLEY_AHEAD (2 * S_PUBLISHERS * S_PUB_WINDOW)
+/* parley's flow control: updates sent ahead of the slowest subscriber,
+ * the raw publisher's window. (1,024, two turns, was too tight: at 1,000
+ * subscribers a turn takes about half a second to reach the last one,
+ * and the publishers waited on that instead of on throughput.) */
+#define S_PARLEY_AHEAD S_WINDOW
 #define S_MAX_WORKERS 2    /* subscriber threads for ZMQ sockets */
 
 static const size_t s_sizes[S_NSIZES] = { 1, 10, 100, 1000, 10000 };
