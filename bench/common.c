@@ -365,25 +365,34 @@ bench_cpus(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
-double
-bench_proc_cpu(pid_t pid)
+/* Read /proc/PID/stat into buf; returns what follows the command name's
+ * closing ")" (the state field on), or NULL. */
+static const char *
+s_proc_stat(pid_t pid, char *buf, size_t cap)
 {
-    char path[64], buf[1024];
+    char path[64];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        return NULL;
+    size_t n = fread(buf, 1, cap - 1, f);
     fclose(f);
     buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (p == NULL)
-        return 0;
+    const char *p = strrchr(buf, ')');
+    return p != NULL ? p + 1 : NULL;
+}
+
+double
+bench_proc_cpu(pid_t pid)
+{
+    char buf[1024];
+    const char *p = s_proc_stat(pid, buf, sizeof(buf));
     unsigned long long ut = 0, st = 0;
     /* After ")": state ppid pgrp session tty tpgid flags minflt cminflt
      * majflt cmajflt utime stime. */
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &ut, &st) != 2)
+    if (p == NULL
+        || sscanf(p, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                  &ut, &st) != 2)
         return 0;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -391,19 +400,12 @@ bench_proc_cpu(pid_t pid)
 uint64_t
 bench_proc_faults(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
+    char buf[1024];
+    const char *p = s_proc_stat(pid, buf, sizeof(buf));
     unsigned long long minflt = 0;
     /* After ")": state ppid pgrp session tty tpgid flags minflt. */
     if (p == NULL
-        || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu", &minflt) != 1)
+        || sscanf(p, " %*c %*d %*d %*d %*d %*d %*u %llu", &minflt) != 1)
         return 0;
     return minflt;
 }

@@ -568,8 +568,9 @@ s_parley_raw(size_t n, const s_timing_t *t, const bench_opts_t *o,
     /* Subscriptions reach the XPUB asynchronously: wait until every
      * subscriber has heard a heartbeat (up to 120 s; 10,000 connections
      * take a while: with libzmq's listen backlog, 100 as parleyd's feed,
-     * most of them lose SYNs and wait out TCP's back-off). Then a second more before the publishers connect:
-     * parleyd renews its ZAP handler once connections have paused, and a
+     * most of them lose SYNs and wait out TCP's back-off). Then a
+     * second more before the publishers connect: parleyd renews its ZAP
+     * handler once connections have paused, and a
      * publisher whose handshake meets the renewal waits for
      * handshake_timeout (5 s) before it tries again, which would stall
      * ingest for most of the measurement. */
