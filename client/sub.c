@@ -467,6 +467,21 @@ done:
     return rc;
 }
 
+/* How long without a heartbeat means the daemon is gone. */
+static int64_t
+s_dead_ms(const parley_sub_t *self)
+{
+    return self->misses * self->hb_interval + self->hb_interval / 2;
+}
+
+/* Has a live daemon been silent for that long (as far as the feed was
+ * read)? */
+static bool
+s_heartbeat_overdue(const parley_sub_t *self)
+{
+    return parley__mono_ms() - self->last_hb > s_dead_ms(self);
+}
+
 /*
  * Is reading the feed put off until the caller has taken some of what is
  * held? Only while live: there a full hold buffer drains, by handing out
@@ -476,12 +491,16 @@ done:
  * queued behind deliveries that fill the buffer is never seen and the
  * subscriber pings the daemon again and again without ever going live.
  * What does not fit then is dropped (the lowest seqs are kept) and
- * fetched again by the replay.
+ * fetched again by the replay. And not once heartbeats are overdue: a
+ * daemon that hangs never answers that replay, and only a feed read to
+ * its end tells it from one whose heartbeats wait behind deliveries
+ * (s_deadline_passed()).
  */
 static bool
 s_feed_paused(const parley_sub_t *self)
 {
-    return self->conn == S_CONN_LIVE && parley__merge_full(&self->merge);
+    return self->conn == S_CONN_LIVE && parley__merge_full(&self->merge)
+           && !s_heartbeat_overdue(self);
 }
 
 /*
@@ -837,13 +856,6 @@ s_next_event(parley_sub_t *self)
     }
 }
 
-/* How long without a heartbeat means the daemon is gone. */
-static int64_t
-s_dead_ms(const parley_sub_t *self)
-{
-    return self->misses * self->hb_interval + self->hb_interval / 2;
-}
-
 /*
  * Has a deadline of the connection passed? No answer while connecting,
  * no heartbeat while live (only a drained feed proves that none came),
@@ -857,8 +869,7 @@ s_deadline_passed(const parley_sub_t *sub, int *why)
     *why = PARLEY_ETIMEOUT;
     if (sub->conn != S_CONN_LIVE)
         return sub->conn_deadline >= 0 && now >= sub->conn_deadline;
-    if (!sub->feed_more && !parley__merge_full(&sub->merge)
-        && now - sub->last_hb > s_dead_ms(sub))
+    if (!sub->feed_more && now - sub->last_hb > s_dead_ms(sub))
         return true;
     *why = PARLEY_EUNAVAILABLE;
     return sub->eps.n > 1 && sub->behind_since > 0

@@ -185,6 +185,12 @@ pd_api_destroy(pd_api_t **apip)
 int
 pd_api_cut(pd_api_t *self)
 {
+    /* zmq_poll() may have read the first frame of a client's message
+     * ahead (a ROUTER does), and a client may send several frames. That
+     * is safe here, unlike after a zmq_disconnect() (parley__zmq_move()
+     * in the library): the unbind ends each connection from its own end,
+     * and libzmq still hands over what it had queued, the rest of that
+     * message included (test_zmq_move, test_curve). */
     if (zmq_unbind(self->sock, self->bound) < 0)
         return -zmq_errno();
     /* The unbind finishes in libzmq's I/O thread; until then the port is

@@ -32,13 +32,20 @@
  * bound fails rather than gets in unasked; without it the handler is
  * never retired.
  *
- * Why new connections count: between the unbind and the bind no handler
- * is bound, and a handshake asking then does not fail cleanly. With CURVE
+ * The moment of the renewal: libzmq cannot put a handler in the place of
+ * another at once, so between the unbind and the bind no handler is
+ * bound, and a handshake asking then fails (ZAP is enforced). With CURVE
  * libzmq drops the connection and the client reconnects at once; with
- * NULL (curve off) the handshake stalls until handshake_timeout, and only
- * then does the client try again. A connection is accepted a round trip
- * or more before it asks ZAP, and its accept wakes the loop (the monitor
- * event), so retiring at that wake-up would often meet its request.
+ * NULL (curve off) the handshake is stuck until handshake_timeout, as
+ * nothing more comes from either side. So the handler is retired only
+ * while no connection is in its handshake (the monitors count accepts
+ * and handshake ends; a connection is accepted a round trip or more
+ * before it asks, and its accept wakes the loop), and none was accepted
+ * for S_QUIET_MS. One accepted in the microseconds of the renewal itself
+ * can still ask while no handler is bound: those connections are noted
+ * as they are accepted (their descriptors, from the monitor), and when
+ * the monitor reports a handshake that found no handler they are shut
+ * down, so that their clients reconnect at once (s_rescue()).
  */
 #include "zap_int.h"
 
@@ -67,6 +74,7 @@
 #endif
 #define S_MONITOR_EVENTS                                                       \
     (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED                               \
+     | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH         \
      | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL                                    \
      | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
 #define S_FRAMES_MAX 8       /* ZAP request frames read (CURVE needs 7) */
@@ -403,6 +411,90 @@ s_protocol_error(uint32_t v)
     }
 }
 
+/* A handshake of w ended (admitted, refused, failed). */
+static void
+s_shaken(pd_zap_watch_t *w)
+{
+    if (w->shaking > 0)
+        w->shaking--;
+}
+
+/* Whether fd still has the addresses it had when st was recorded: a
+ * descriptor number libzmq closed and the kernel gave again would not. */
+static bool
+s_stray_same(const pd_zap_stray_t *st)
+{
+    struct sockaddr_storage a;
+    socklen_t n = sizeof(a);
+    if (getsockname(st->fd, (struct sockaddr *)&a, &n) != 0
+        || n != st->local_len || memcmp(&a, &st->local, n) != 0)
+        return false;
+    n = sizeof(a);
+    return getpeername(st->fd, (struct sockaddr *)&a, &n) == 0
+           && n == st->peer_len && memcmp(&a, &st->peer, n) == 0;
+}
+
+/* Keep the connection on fd, accepted while no handler may be bound. */
+static void
+s_stray_add(pd_zap_t *self, int fd)
+{
+    if (self->n_stray == PD_ZAP__STRAY_MAX || fd < 0)
+        return;
+    pd_zap_stray_t *st = &self->stray[self->n_stray];
+    memset(st, 0, sizeof(*st));
+    st->fd = fd;
+    st->local_len = sizeof(st->local);
+    st->peer_len = sizeof(st->peer);
+    if (getsockname(fd, (struct sockaddr *)&st->local, &st->local_len) == 0
+        && getpeername(fd, (struct sockaddr *)&st->peer, &st->peer_len) == 0)
+        self->n_stray++; /* else it is gone already */
+}
+
+/* The connection on fd closed: forget it. */
+static void
+s_stray_drop(pd_zap_t *self, int fd)
+{
+    for (size_t i = 0; i < self->n_stray; i++)
+        if (self->stray[i].fd == fd) {
+            self->stray[i] = self->stray[--self->n_stray];
+            return;
+        }
+}
+
+/*
+ * A NULL handshake that found no handler bound is stuck: libzmq sends
+ * nothing more and waits for handshake_timeout, and nothing the handler
+ * does can reach that connection. The monitor says that it happened,
+ * not to which connection; it was one of those accepted since the
+ * renewal began (the strays: a connection accepted before it kept the
+ * handler from being retired, see s_calm()). Shut them down: libzmq
+ * closes each, and its client reconnects at once (ZMQ_RECONNECT_IVL,
+ * 100 ms by default) to the handler now bound. A stray that did get in
+ * is cut too, and reconnects as after any lost connection: they are the
+ * few accepted in the microseconds of a renewal.
+ */
+static void
+s_rescue(pd_zap_t *self)
+{
+    size_t cut = 0;
+    for (size_t i = 0; i < self->n_stray; i++)
+        if (s_stray_same(&self->stray[i])
+            && shutdown(self->stray[i].fd, SHUT_RDWR) == 0)
+            cut++;
+    if (cut > 0)
+        pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_INFO,
+                       "closed %zu connection(s) accepted while the ZAP "
+                       "handler was renewed, so that their clients "
+                       "reconnect at once",
+                       cut);
+    else
+        pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_WARN,
+                       "a handshake that found no ZAP handler bound waits "
+                       "for handshake_timeout: its connection is not known");
+    self->n_stray = 0;
+    self->met = false;
+}
+
 /* Read every event waiting on one monitor. */
 static void
 s_drain_monitor(pd_zap_t *self, pd_zap_watch_t *w)
@@ -426,13 +518,22 @@ s_drain_monitor(pd_zap_t *self, pd_zap_watch_t *w)
         switch (event) {
         case ZMQ_EVENT_ACCEPTED:
             w->live++;
+            w->shaking++;
             self->joined_at = parley__mono_ms();
+            if (self->window)
+                s_stray_add(self, (int)value);
             break;
         case ZMQ_EVENT_DISCONNECTED:
             if (w->live > 0)
                 w->live--;
+            s_stray_drop(self, (int)value);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: /* refused here: counted */
+            s_shaken(w);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            s_shaken(w);
             self->counters.handshake_failed++;
             pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_WARN,
                            "%s: handshake failed: %s (0x%08" PRIx32 ")",
@@ -440,6 +541,22 @@ s_drain_monitor(pd_zap_t *self, pd_zap_watch_t *w)
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             self->counters.handshake_failed++;
+            if (value == EFAULT) {
+                /* A handshake found no handler bound. With CURVE libzmq
+                 * drops the connection (its client reconnects at once);
+                 * a NULL handshake stays stuck, and is ended by
+                 * s_rescue() once the drain is over. */
+                if (self->curve)
+                    s_shaken(w);
+                else
+                    self->met = true;
+                pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_INFO,
+                               "%s: a handshake found no ZAP handler bound "
+                               "(a renewal); its client reconnects",
+                               w->name);
+                break;
+            }
+            s_shaken(w);
             if (value == ECONNRESET || value == EPIPE) {
                 /* The client went away before the handshake was done: it
                  * gave up (a timeout, Ctrl-C, a probe). Nothing an
@@ -450,15 +567,9 @@ s_drain_monitor(pd_zap_t *self, pd_zap_watch_t *w)
                                w->name, zmq_strerror((int)value));
                 break;
             }
-            /* libzmq reports EFAULT when a handshake found no handler
-             * bound (see the top of this file). */
             pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_WARN,
                            "%s: handshake failed: %s", w->name,
-                           value == EFAULT
-                               ? "no ZAP handler was bound as it asked (a "
-                                 "renewal); the client tries again after "
-                                 "handshake_timeout"
-                               : zmq_strerror((int)value));
+                           zmq_strerror((int)value));
             break;
         default:
             break;
@@ -475,15 +586,24 @@ pd_zap_drain_monitors(pd_zap_t *self)
         live += self->watch[i].live;
     }
     self->counters.connections = live;
+    /* After every event is read: a connection closed meanwhile has left
+     * the strays (its DISCONNECTED comes before libzmq closes it). */
+    if (self->met)
+        s_rescue(self);
 }
 
 void
 pd_zap_connections_cut(pd_zap_t *self, void *sock)
 {
     pd_zap_drain_monitors(self);
+    /* Cut connections report nothing more: neither a handshake's end
+     * nor a disconnection. */
     for (size_t i = 0; i < self->n_watch; i++)
-        if (self->watch[i].sock == sock)
+        if (self->watch[i].sock == sock) {
             self->watch[i].live = 0;
+            self->watch[i].shaking = 0;
+        }
+    self->n_stray = 0;
     memset(self->conns, 0, self->n_conns * sizeof(*self->conns));
     pd_zap_drain_monitors(self);
 }
@@ -748,6 +868,35 @@ pd_zap_handle(pd_zap_t *self)
     pd_zap_tick(self);
 }
 
+/*
+ * Whether the handler may be retired now: no connection accepted for
+ * S_QUIET_MS, and none still in its handshake (it may not have asked the
+ * handler yet, however long ago it came). libzmq ends every handshake
+ * within handshake_timeout, so a count left above 0 by then (an event
+ * libzmq did not send) does not hold the handler forever.
+ */
+static bool
+s_calm(const pd_zap_t *self, int64_t now)
+{
+    if (now - self->joined_at < S_QUIET_MS)
+        return false;
+    uint64_t shaking = 0;
+    for (size_t i = 0; i < self->n_watch; i++)
+        shaking += self->watch[i].shaking;
+    return shaking == 0
+           || (self->handshake_ms > 0
+               && now - self->joined_at >= self->handshake_ms + S_GRACE_MS);
+}
+
+/* The handler is bound again: a connection accepted from now on finds
+ * it, and those accepted before are in the strays. */
+static void
+s_window_close(pd_zap_t *self)
+{
+    pd_zap_drain_monitors(self);
+    self->window = false;
+}
+
 void
 pd_zap_tick(pd_zap_t *self)
 {
@@ -777,25 +926,38 @@ pd_zap_tick(pd_zap_t *self)
         if (zmq_bind(self->rep, S_ZAP_ENDPOINT) != 0)
             return;
         self->unbound = false;
+        s_window_close(self);
         pd_log(PD_LOG_INFO, "ZAP handler bound again");
     }
     if (self->attached == 0 || now - self->served_at < S_QUIET_MS)
         return;
-    /* A connection accepted since the loop last looked is about to ask:
-     * read the monitors again just before unbinding. */
+    /* A connection accepted since the loop last looked may be about to
+     * ask: read the monitors again just before unbinding. */
     pd_zap_drain_monitors(self);
-    if (now - self->joined_at < S_QUIET_MS)
+    if (!s_calm(self, now))
         return;
     /* Retire the handler that served those connections: unbind it (from
      * now on libzmq connects handshakes to a fresh one), keep answering
-     * on it for S_GRACE_MS, then close it. Between the unbind and the
-     * bind no handler is bound, for microseconds: a handshake asking
-     * just then fails (ZAP is enforced, so nobody gets in unasked), and
-     * its client tries again (see the top of this file). */
+     * on it for S_GRACE_MS, then close it. libzmq cannot put a handler in
+     * the place of another at once: between the unbind and the bind none
+     * is bound, for microseconds (longer if the thread is preempted). A
+     * handshake asking then fails (ZAP is enforced, so nobody gets in
+     * unasked); only a connection accepted since the monitors were last
+     * read can, and those are kept as strays from here on, for
+     * s_rescue(). */
     void *fresh = s_rep_new(self->ctx);
     if (fresh == NULL)
         return; /* keep the current one; try again next tick */
+    self->window = true;
+    self->n_stray = 0;
+    pd_zap_drain_monitors(self);
+    if (!s_calm(self, now)) { /* one came meanwhile */
+        self->window = false;
+        zmq_close(fresh);
+        return;
+    }
     if (zmq_unbind(self->rep, S_ZAP_ENDPOINT) != 0) {
+        self->window = false;
         zmq_close(fresh);
         return;
     }
@@ -803,13 +965,16 @@ pd_zap_tick(pd_zap_t *self)
         int e = zmq_errno();
         zmq_close(fresh);
         if (zmq_bind(self->rep, S_ZAP_ENDPOINT) != 0) {
-            /* Handshakes fail until a later tick binds it again. */
+            /* Handshakes fail until a later tick binds it again; their
+             * connections are rescued meanwhile (the window stays). */
             self->unbound = true;
             pd_log(PD_LOG_ERROR, "ZAP handler not bound again: %s",
                    zmq_strerror(zmq_errno()));
-        } else
+        } else {
+            s_window_close(self);
             pd_log_limited(PD_LOG_KEY_ZAP, PD_LOG_WARN,
                            "ZAP handler not renewed: %s", zmq_strerror(e));
+        }
         self->served_at = now; /* next try after another quiet spell */
         return;
     }
@@ -817,4 +982,5 @@ pd_zap_tick(pd_zap_t *self)
     self->old_since = now;
     self->rep = fresh;
     self->attached = 0;
+    s_window_close(self);
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* The metadata property that carries a connection's number. */
 #define PD_ZAP__CONN_PROP "X-Conn"
@@ -33,7 +34,22 @@ typedef struct {
     char domain[32]; /* its ZAP domain, which says what it is to ZAP */
     int klass;       /* a feed's access class; -1: any client (api) */
     uint64_t live;   /* accepted - disconnected */
+    uint64_t shaking; /* accepted, handshake not over yet */
 } pd_zap_watch_t;
+
+/* The most connections accepted while no handler was bound that are kept
+ * (see pd_zap_tick()); more in one window are rare, and not rescued. */
+#define PD_ZAP__STRAY_MAX 32
+
+/* A connection accepted while no handler was bound (a renewal): its
+ * handshake may have asked none. The addresses tell its descriptor from
+ * a later one with the same number. */
+typedef struct {
+    int fd;                        /* libzmq's socket descriptor */
+    socklen_t local_len, peer_len; /* of the addresses below */
+    struct sockaddr_storage local; /* getsockname() when seen */
+    struct sockaddr_storage peer;  /* getpeername() when seen */
+} pd_zap_stray_t;
 
 struct pd_zap {
     void *ctx;         /* borrowed */
@@ -46,6 +62,10 @@ struct pd_zap {
     int64_t trim_at;   /* when to malloc_trim() after a close, 0 = no */
     bool enforced;     /* ZAP is enforced on every secured socket */
     bool unbound;      /* rep lost its endpoint in a failed renewal */
+    bool window;       /* no handler may be bound: keep strays */
+    bool met;          /* a handshake found no handler bound */
+    pd_zap_stray_t stray[PD_ZAP__STRAY_MAX]; /* accepted in the window */
+    size_t n_stray;
     bool curve;
     uint32_t max_connections;
     uint32_t max_subscriptions;

@@ -522,12 +522,13 @@ ph_proc_report(const ph_proc_t *p, const char *what)
 }
 
 /*
- * Collect the socket inodes of ESTABLISHED connections whose remote port
- * is port, from one /proc/net/tcp* table. Returns how many were added.
+ * Collect the socket inodes from one /proc/net/tcp* table: with listen,
+ * of listening sockets whose local port is port; else of ESTABLISHED
+ * connections whose remote port is port. Returns how many were added.
  */
 static size_t
-s_tcp_inodes(const char *table, int port, unsigned long *out, size_t n,
-             size_t cap)
+s_tcp_inodes(const char *table, int port, bool listen, unsigned long *out,
+             size_t n, size_t cap)
 {
     FILE *f = fopen(table, "r");
     if (f == NULL)
@@ -546,14 +547,51 @@ s_tcp_inodes(const char *table, int port, unsigned long *out, size_t n,
                    remote, &st, &inode)
             != 4)
             continue;
-        const char *colon = strrchr(remote, ':');
-        if (colon == NULL || st != 0x01)
+        const char *colon = strrchr(listen ? local : remote, ':');
+        if (colon == NULL || st != (listen ? 0x0au : 0x01u))
             continue;
         if ((int)strtol(colon + 1, NULL, 16) == port)
             out[n++] = inode;
     }
     fclose(f);
     return n;
+}
+
+/* Does process pid hold one of the n sockets of inodes? */
+static bool
+s_pid_holds(pid_t pid, const unsigned long *inodes, size_t n)
+{
+    char fddir[64];
+    snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+    DIR *d = n > 0 ? opendir(fddir) : NULL;
+    if (d == NULL)
+        return false;
+    struct dirent *e;
+    bool found = false;
+    while (!found && (e = readdir(d)) != NULL) {
+        char link[PH_PATH_MAX], target[128];
+        snprintf(link, sizeof(link), "%s/%s", fddir, e->d_name);
+        ssize_t r = readlink(link, target, sizeof(target) - 1);
+        if (r <= 0)
+            continue;
+        target[r] = '\0';
+        unsigned long ino;
+        if (sscanf(target, "socket:[%lu]", &ino) != 1)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (inodes[i] == ino)
+                found = true;
+    }
+    closedir(d);
+    return found;
+}
+
+/* The inodes of port's sockets (listen: see s_tcp_inodes()), IPv4 and 6. */
+static size_t
+s_port_inodes(int port, bool listen, unsigned long *out, size_t cap)
+{
+    size_t n = s_tcp_inodes("/proc/net/tcp", port, listen, out, 0, cap);
+    return s_tcp_inodes("/proc/net/tcp6", port, listen, out, n, cap);
 }
 
 /* Is the process a zombie or gone? */
@@ -578,36 +616,13 @@ int
 ph_wait_connected(pid_t pid, int port, int timeout_ms)
 {
     int64_t deadline = parley__mono_ms() + timeout_ms;
-    char fddir[64];
-    snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
     for (;;) {
         if (s_proc_gone(pid))
             return -ESRCH;
         unsigned long inodes[256];
-        size_t n = s_tcp_inodes("/proc/net/tcp", port, inodes, 0, 256);
-        n = s_tcp_inodes("/proc/net/tcp6", port, inodes, n, 256);
-        DIR *d = n > 0 ? opendir(fddir) : NULL;
-        if (d != NULL) {
-            struct dirent *e;
-            bool found = false;
-            while (!found && (e = readdir(d)) != NULL) {
-                char link[PH_PATH_MAX], target[128];
-                snprintf(link, sizeof(link), "%s/%s", fddir, e->d_name);
-                ssize_t r = readlink(link, target, sizeof(target) - 1);
-                if (r <= 0)
-                    continue;
-                target[r] = '\0';
-                unsigned long ino;
-                if (sscanf(target, "socket:[%lu]", &ino) != 1)
-                    continue;
-                for (size_t i = 0; i < n; i++)
-                    if (inodes[i] == ino)
-                        found = true;
-            }
-            closedir(d);
-            if (found)
-                return 0;
-        }
+        size_t n = s_port_inodes(port, false, inodes, 256);
+        if (s_pid_holds(pid, inodes, n))
+            return 0;
         if (parley__mono_ms() >= deadline)
             return -ETIMEDOUT;
         s_sleep_ms(20);
@@ -718,7 +733,13 @@ s_daemon_ready(ph_daemon_t *d)
             continue;
         }
         last = ph_ping(d->api, 1000);
-        if (last == 0)
+        /* The answer must come from this daemon: a port of a stopped one
+         * may be taken meanwhile by another test's (which answers too),
+         * and then this one exits for want of it. */
+        unsigned long inodes[16];
+        if (last == 0
+            && s_pid_holds(d->pid,
+                           inodes, s_port_inodes(d->api_port, true, inodes, 16)))
             return 0;
         s_sleep_ms(5);
     }

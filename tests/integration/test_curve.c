@@ -410,6 +410,58 @@ test_bad_reload_keeps_list(void **state)
     assert_int_equal(s_write_clients(st, false), 0);
 }
 
+/*
+ * The cut closes connections whose requests the daemon has read ahead:
+ * zmq_poll() on the api ROUTER reads the first frame of a waiting
+ * message, and a client may send several frames (a REQ socket adds an
+ * empty one; anyone may send more). Unlike a zmq_disconnect() (see
+ * parley__zmq_move()), the unbind ends each connection from its own end,
+ * and libzmq still hands over what that connection had queued, the rest
+ * of a message read ahead included: the daemon must not abort in
+ * libzmq's "!_more" assertion, and must still answer afterwards. Each
+ * round floods the api with multi-frame messages and cuts while the
+ * daemon works through them.
+ */
+static void
+test_cut_with_requests_read_ahead(void **state)
+{
+    s_state_t *st = *state;
+    void *flood = sec_socket(st->ctx, ZMQ_DEALER, SEC_CURVE, &st->alice,
+                             st->server.pub);
+    assert_non_null(flood);
+    int hwm = 0;
+    zmq_setsockopt(flood, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    assert_int_equal(zmq_connect(flood, st->daemon.api), 0);
+    for (int round = 0; round < 4; round++) {
+        size_t reloads = sec_log_count(&st->daemon, "reloaded:");
+        assert_int_equal(s_write_clients(st, true), 0);
+        assert_int_equal(kill(st->daemon.pid, SIGHUP), 0);
+        assert_true(
+            sec_log_wait(&st->daemon, "reloaded:", reloads, S_TIMEOUT));
+        /* alice's connection is up again (a request answered) */
+        assert_int_equal(
+            ph_ping_info(st->daemon.api, st->alice_c, S_TIMEOUT, NULL), 0);
+        for (int i = 0; i < 3000; i++) {
+            zmq_send(flood, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(flood, "not a request", 13, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(flood, "and more", 8, ZMQ_DONTWAIT);
+        }
+        size_t cuts = sec_log_count(&st->daemon, "closed every connection");
+        assert_int_equal(s_write_clients(st, false), 0);
+        assert_int_equal(kill(st->daemon.pid, SIGHUP), 0);
+        if (!sec_log_wait(&st->daemon, "closed every connection", cuts,
+                          S_TIMEOUT)) {
+            ph_daemon_dump_log(&st->daemon);
+            fail_msg("round %d: no cut after the reload", round);
+        }
+    }
+    zmq_close(flood);
+    /* still alive, still answering */
+    assert_int_equal(
+        ph_ping_info(st->daemon.api, st->alice_c, S_TIMEOUT, NULL), 0);
+    s_publish(st, 1, "after the cuts");
+}
+
 int
 main(void)
 {
@@ -421,6 +473,7 @@ main(void)
         cmocka_unit_test(test_wrong_server_key),
         cmocka_unit_test(test_reload_cuts_removed_client),
         cmocka_unit_test(test_bad_reload_keeps_list),
+        cmocka_unit_test(test_cut_with_requests_read_ahead),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -10,7 +10,10 @@
  *   - the first endpoint answers unavailable (a stand-in ROUTER): the
  *     publisher resends to the second at once and is acked there, not
  *     after its timeout (a request sent right after a switch once went
- *     into the old connection as it closed, and was lost).
+ *     into the old connection as it closed, and was lost);
+ *   - both daemons hang (SIGSTOP) under publish load and resume: a
+ *     filtered subscriber that went round the list meanwhile gets live
+ *     again and delivers.
  */
 #include "harness.h"
 #include "wire.h"
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <zmq.h>
@@ -60,10 +64,13 @@ s_setup(void **state)
     return 0;
 }
 
+static void s_loaders_stop(void);
+
 static int
 s_teardown(void **state)
 {
     s_state_t *st = *state;
+    s_loaders_stop();
     ph_daemon_teardown(&st->c, st->test_ok);
     ph_world_end(&st->w, st->test_ok);
     free(st);
@@ -180,6 +187,130 @@ test_subscriber_moves_on(void **state)
     st->test_ok = true;
 }
 
+/* A publisher thread: publishes to api as fast as it is acked until
+ * stop, counting the acks. */
+typedef struct {
+    const char *api;
+    const parley_key_t *key;
+    pthread_t thr;
+    bool running;
+    atomic_bool stop;
+    atomic_int acked;
+} s_loader_t;
+
+/* The loaders of test_both_paused(), stopped by s_loaders_stop() (also
+ * after a failed assertion, from s_teardown()). */
+static s_loader_t s_load[2];
+
+static void
+s_loaders_stop(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (s_load[i].running) {
+            atomic_store(&s_load[i].stop, true);
+            pthread_join(s_load[i].thr, NULL);
+            s_load[i].running = false;
+        }
+}
+
+static void *
+s_loader_main(void *arg)
+{
+    s_loader_t *l = arg;
+    parley_pub_options_t po = PARLEY_PUB_OPTIONS_INIT;
+    po.server = l->api;
+    po.timeout_ms = S_REQUEST_MS;
+    parley_pub_t *pub = parley_pub_new(l->key, &po);
+    while (pub != NULL && !atomic_load(&l->stop)) {
+        parley_update_t u;
+        ph_update_init(&u, "gaza-ceasefire", "qatar", 0, "load");
+        uint64_t seq;
+        if (parley_pub_publish(pub, &u, &seq) == 0)
+            atomic_fetch_add(&l->acked, 1);
+    }
+    parley_pub_destroy(&pub);
+    return NULL;
+}
+
+/*
+ * Both daemons of the list hang (SIGSTOP) under publish load, then
+ * resume (SIGCONT): the subscriber, whose filter wants none of the load
+ * and which went round the list pinging them meanwhile, must get live
+ * again on one of them and deliver what it wants published there.
+ */
+static void
+test_both_paused(void **state)
+{
+    s_state_t *st = *state;
+    char list[2 * PH_EP_MAX + 2];
+    snprintf(list, sizeof(list), "%s,%s", st->w.daemon.api, st->c.api);
+    const char *apis[2] = { st->w.daemon.api, st->c.api };
+    for (int i = 0; i < 2; i++) {
+        memset(&s_load[i], 0, sizeof(s_load[i]));
+        s_load[i].api = apis[i];
+        s_load[i].key = st->w.key.key;
+        assert_int_equal(
+            pthread_create(&s_load[i].thr, NULL, s_loader_main, &s_load[i]),
+            0);
+        s_load[i].running = true;
+    }
+    parley_filter_t *f = parley_filter_new();
+    assert_non_null(f);
+    assert_int_equal(parley_filter_add_party(f, "egypt"), 0);
+    parley_sub_options_t so = PARLEY_SUB_OPTIONS_INIT;
+    so.server = list;
+    so.timeout_ms = 1000;
+    parley_sub_t *sub = ph_sub_new(list, f, &so);
+    assert_non_null(sub);
+    s_expect(sub, PARLEY_EVENT_CONNECTED);
+    s_expect(sub, PARLEY_EVENT_CAUGHT_UP);
+
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(kill(st->w.daemon.pid, SIGSTOP), 0);
+        assert_int_equal(kill(st->c.pid, SIGSTOP), 0);
+        s_expect(sub, PARLEY_EVENT_DISCONNECTED);
+        /* round the list a few times while both hang */
+        const parley_event_t *ev;
+        int64_t end = parley__mono_ms() + 4000;
+        while (parley__mono_ms() < end) {
+            int rc = parley_sub_next(sub, 500, &ev);
+            assert_true(rc == 0 || rc == PARLEY_ETIMEOUT);
+        }
+        assert_int_equal(kill(st->w.daemon.pid, SIGCONT), 0);
+        assert_int_equal(kill(st->c.pid, SIGCONT), 0);
+
+        ev = s_expect(sub, PARLEY_EVENT_CONNECTED);
+        const char *api = parley_event_endpoint(ev);
+        ph_daemon_t *d = strcmp(api, st->c.api) == 0 ? &st->c : &st->w.daemon;
+        parley_pub_t *pub = ph_pub_new(d->api, st->w.key.key, NULL, S_TIMEOUT);
+        assert_non_null(pub);
+        parley_update_t u;
+        uint64_t seq = 0;
+        int rc;
+        do { /* the loaders sign with the same key: a race on signer_seq */
+            ph_update_init(&u, "gaza-ceasefire", "egypt", 0,
+                           "after the pause");
+            rc = ph_publish(pub, &u, &seq, NULL);
+        } while (rc == PARLEY_EREPLAY);
+        assert_int_equal(rc, 0);
+        for (;;) {
+            ev = s_expect(sub, PARLEY_EVENT_DELIVERY);
+            if (parley_event_seq(ev) == seq)
+                break;
+        }
+        assert_string_equal(parley_update_headline(parley_delivery_update(
+                                parley_event_delivery(ev))),
+                            "after the pause");
+        parley_pub_destroy(&pub);
+    }
+    s_loaders_stop();
+    assert_true(atomic_load(&s_load[0].acked) > 0);
+    assert_true(atomic_load(&s_load[1].acked) > 0);
+    parley_sub_destroy(&sub);
+    parley_filter_destroy(&f);
+    st->test_ok = true;
+}
+
 /* A stand-in api that answers every request unavailable. */
 typedef struct {
     void *ctx, *sock;
@@ -280,6 +411,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_first_endpoint),
         cmocka_unit_test(test_unavailable_moves_at_once),
+        cmocka_unit_test(test_both_paused),
         cmocka_unit_test(test_subscriber_moves_on),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);

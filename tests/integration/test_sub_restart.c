@@ -294,6 +294,32 @@ test_restarts(void **state)
     s_catch_up(st, "after the second kill -9");
     for (size_t i = 0; i < S_SUBS; i++)
         assert_true(st->subs[i].connected >= 4);
+}
+
+/*
+ * A hang with a full buffer. The subscribers stay away while a hole and
+ * more matching updates than a subscriber holds reach their feed queues,
+ * then parleyd hangs (SIGSTOP; its connections stay up). Read again, a
+ * narrow subscriber fills its buffer behind the hole, stops reading the
+ * feed (the replay that drains the buffer will come), and asks the hung
+ * daemon for that replay: no answer. It must still notice that no
+ * heartbeat comes and say DISCONNECTED (it used to skip that check while
+ * its buffer was full, and only ever return request timeouts, never
+ * moving on), then catch up after SIGCONT.
+ */
+static void
+test_hang_with_full_buffer(void **state)
+{
+    s_state_t *st = *state;
+    s_catch_up(st, "before the backlog");
+    s_publish(st, 1, 1 + S_BACKLOG);
+    assert_int_equal(ph_wait_feed_live(st->w.daemon.api, st->w.daemon.feed,
+                                       0, S_TIMEOUT),
+                     0);
+    assert_int_equal(kill(st->w.daemon.pid, SIGSTOP), 0);
+    s_all_disconnected(st, "hung, with a full buffer");
+    assert_int_equal(kill(st->w.daemon.pid, SIGCONT), 0);
+    s_catch_up(st, "after SIGCONT");
     st->test_ok = true;
 }
 
@@ -302,6 +328,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restarts),
+        cmocka_unit_test(test_hang_with_full_buffer),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -8,6 +8,11 @@
  * that swaps two clients' names is judged by its key, not by the name
  * its connection carries. The feed's part (feed.c: a manual XPUB asking
  * pd_zap_subscribe()) is played by s_drain().
+ *
+ * The moment of a renewal when no handler is bound lasts microseconds;
+ * this program holds it open when a test asks (s_hold_unbound: its
+ * zmq_bind() refuses the ZAP endpoint), so that a handshake surely asks
+ * in it.
  */
 #include "../tmpdir.h"
 #include "clients.h"
@@ -27,6 +32,33 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <zmq.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+/* The linker hands every zmq_bind() of this program to __wrap_zmq_bind()
+ * (-Wl,--wrap=zmq_bind), libzmq's being __real_zmq_bind(). While
+ * s_hold_unbound is set, binding the ZAP endpoint fails: a renewal
+ * (pd_zap_tick()) unbinds the handler and cannot bind one again until it
+ * is cleared. s_held counts the binds refused. */
+int __real_zmq_bind(void *sock, const char *endpoint);
+int __wrap_zmq_bind(void *sock, const char *endpoint);
+static bool s_hold_unbound;
+static int s_held;
+
+int
+__wrap_zmq_bind(void *sock, const char *endpoint)
+{
+    if (s_hold_unbound && strcmp(endpoint, "inproc://zeromq.zap.01") == 0) {
+        s_held++;
+        errno = EADDRINUSE;
+        return -1;
+    }
+    return __real_zmq_bind(sock, endpoint);
+}
 
 typedef struct {
     void *ctx;
@@ -190,6 +222,23 @@ s_setup_curve(void **state)
     cfg.max_connections = 16;
     cfg.max_subscriptions = 8;
     return s_setup_with(state, &cfg, 1); /* bob's class: egypt only */
+}
+
+/* Connections whose handshake is stuck would wait a minute (not the
+ * default 5 s): a test that sees them in within seconds knows they did
+ * not wait for it. */
+static int
+s_setup_patient(void **state)
+{
+    memset(&s_env, 0, sizeof(s_env));
+    s_hold_unbound = false;
+    pd_log_set_level(PD_LOG_ERROR);
+    pd_config_t cfg;
+    pd_config_defaults(&cfg);
+    cfg.max_connections = 64;
+    cfg.max_subscriptions = 4;
+    cfg.handshake_timeout = 60000;
+    return s_setup_with(state, &cfg, 0);
 }
 
 static int
@@ -433,6 +482,135 @@ test_newcomer_defers_retirement(void **state)
     assert_int_equal(pd_zap_counters(e->zap)->handshake_failed, 0);
 }
 
+/* Pump the loop until pd_zap_tick() has found no handler to bind (a
+ * renewal began while s_hold_unbound is set), up to 5 s. */
+static void
+s_pump_until_held(s_env_t *e)
+{
+    int64_t end = parley__mono_ms() + 5000;
+    while (s_held == 0 && parley__mono_ms() < end)
+        s_pump(e, 20);
+    assert_true(s_held > 0);
+}
+
+/*
+ * A connection made while a renewal has no handler bound asks none: its
+ * NULL handshake is stuck (libzmq sends nothing more, nor does the
+ * client) until handshake_timeout, a minute here. The daemon must get it
+ * in once a handler is bound again, within seconds: it closes that
+ * connection and the client's libzmq reconnects at once. The connection
+ * admitted before the renewal is not touched.
+ */
+static void
+test_renewal_newcomer_gets_in(void **state)
+{
+    s_env_t *e = *state;
+    /* held from the start: a slow machine may renew while first waits
+     * for its heartbeat */
+    s_held = 0;
+    s_hold_unbound = true;
+    void *first = s_sub(e, S_HEARTBEAT);
+    assert_true(s_hears(e, first));
+    s_pump_until_held(e);
+
+    uint64_t failed = pd_zap_counters(e->zap)->handshake_failed;
+    void *late = s_sub(e, S_HEARTBEAT);
+    int64_t end = parley__mono_ms() + 5000;
+    while (pd_zap_counters(e->zap)->handshake_failed == failed
+           && parley__mono_ms() < end)
+        s_pump(e, 20);
+    /* it asked, and found no handler */
+    assert_true(pd_zap_counters(e->zap)->handshake_failed > failed);
+    s_hold_unbound = false;
+    assert_true(s_hears(e, late));
+    assert_true(s_hears(e, first));
+    assert_int_equal(pd_zap_counters(e->zap)->connections, 2);
+}
+
+/* A raw ZMTP 3.0 client on the feed: connect only. Returns its socket. */
+static int
+s_raw_connect(const s_env_t *e)
+{
+    const char *port = strrchr(e->endpoint, ':');
+    assert_non_null(port);
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)atoi(port + 1)) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* The client's whole side of a NULL handshake: the greeting (signature,
+ * version 3.0, mechanism NULL, not as server) and READY as a SUB. */
+static void
+s_raw_greet(int fd)
+{
+    uint8_t out[64 + 27] = { 0xff, [9] = 0x7f, [10] = 3, [11] = 0 };
+    memcpy(out + 12, "NULL", 4);
+    static const uint8_t ready[27] = {
+        0x04, 25,  5,   'R', 'E', 'A', 'D', 'Y', 11,  'S', 'o', 'c', 'k', 'e',
+        't',  '-', 'T', 'y', 'p', 'e', 0,   0,   0,   3,   'S', 'U', 'B',
+    };
+    memcpy(out + 64, ready, sizeof(ready));
+    assert_int_equal(send(fd, out, sizeof(out), 0), (ssize_t)sizeof(out));
+}
+
+/* Run the loop until the daemon's READY reaches the raw client fd (after
+ * its 64-byte greeting), up to ms. Returns whether it did. */
+static bool
+s_raw_ready(s_env_t *e, int fd, int ms)
+{
+    uint8_t in[128];
+    size_t have = 0;
+    int64_t end = parley__mono_ms() + ms;
+    while (have < 64 + 8 && parley__mono_ms() < end) {
+        s_pump(e, 10);
+        ssize_t n = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+        if (n > 0)
+            have += (size_t)n;
+        else if (n == 0)
+            return false; /* closed */
+    }
+    return have >= 64 + 8 && in[64] == 0x04 && in[66] == 5
+           && memcmp(in + 67, "READY", 5) == 0;
+}
+
+/*
+ * A connection accepted long before it asks (a slow client, a loaded
+ * machine) is in its handshake all along: the handler must not be
+ * retired under it, however quiet the rest. Here the client connects,
+ * the loop runs well past the quiet time with renewals held unbound,
+ * and only then does the client greet: the daemon must answer READY
+ * (had the handler been retired meanwhile, none would be bound to ask).
+ */
+static void
+test_handshake_holds_handler(void **state)
+{
+    s_env_t *e = *state;
+    void *first = s_sub(e, S_HEARTBEAT);
+    assert_true(s_hears(e, first));
+    /* The handler has just served a request (a second subscriber's),
+     * so that it is due to be retired once quiet, whatever happened
+     * while first waited for its heartbeat. */
+    s_held = 0;
+    s_hold_unbound = true;
+    void *second = s_sub(e, S_HEARTBEAT);
+    int fd = s_raw_connect(e);
+    assert_true(s_hears(e, second));
+    s_pump(e, 400);
+    s_raw_greet(fd);
+    bool ready = s_raw_ready(e, fd, 3000);
+    int held = s_held;
+    s_hold_unbound = false;
+    close(fd);
+    assert_true(ready);
+    assert_int_equal(held, 0);
+    assert_int_equal(pd_zap_counters(e->zap)->handshake_failed, 0);
+    assert_true(s_hears(e, first));
+}
+
 /*
  * Rights follow the key. bob (egypt only) subscribes to all/; before
  * the feed reads it, a reload swaps the names: "bob" is now the key
@@ -509,6 +687,10 @@ main(void)
                                         s_setup_curve, s_teardown),
         cmocka_unit_test_setup_teardown(test_newcomer_defers_retirement,
                                         s_setup_many, s_teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_newcomer_gets_in,
+                                        s_setup_patient, s_teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_holds_handler,
+                                        s_setup_patient, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
