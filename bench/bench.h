@@ -109,6 +109,17 @@ double bench_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
                         const uint8_t *pk, size_t threads, uint64_t dur_ns,
                         double *us_per_verify);
 
+/*
+ * bench_raw_verify() as one of several samples of a run: *us_min (0 before
+ * the first sample) is lowered to this sample's CPU time per verify when
+ * that is lower, so that it ends as the least CPU a verify took in the run
+ * (the figure hardly depends on the load; the lowest is the conservative
+ * reference for a daemon's CPU per update). Returns verifies per second.
+ */
+double bench_raw_verify_min(const uint8_t *msg, size_t len, const uint8_t *sig,
+                            const uint8_t *pk, size_t threads,
+                            uint64_t dur_ns, double *us_min);
+
 /* Reset the process's VmHWM to its VmRSS (Linux clear_refs "5"), so that
  * the next VmHWM is the peak of what follows. 0 or -errno. */
 int bench_proc_hwm_reset(pid_t pid);
@@ -118,6 +129,25 @@ uint64_t bench_proc_faults(pid_t pid);
 
 /* User + system CPU seconds pid has used so far (from /proc/PID/stat). */
 double bench_proc_cpu(pid_t pid);
+
+/* CPU seconds (or cores, see bench_threads_cores()) of a process's
+ * threads by role. */
+typedef struct bench_threads {
+    double main;          /* the main thread (parleyd's loop, a bench's
+                             caller) */
+    double workers;       /* threads not libzmq's (parleyd's verify pool,
+                             a parley_sub_t's parley-verify threads) */
+    double io;            /* libzmq's I/O threads (ZMQbg/IO/...) */
+    double other;         /* libzmq's reaper and its other threads */
+} bench_threads_t;
+
+/* Read the CPU seconds of each of pid's threads into t by role (from
+ * /proc/PID/task; all 0 if it cannot be read). */
+void bench_threads_cpu(pid_t pid, bench_threads_t *t);
+
+/* The cores each role used between two readings secs apart. */
+bench_threads_t bench_threads_cores(const bench_threads_t *t0,
+                                    const bench_threads_t *t1, double secs);
 
 /* Online CPUs, at least 1. */
 unsigned bench_cpus(void);

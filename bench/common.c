@@ -4,6 +4,7 @@
 #include "bench.h"
 #include "codec.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -345,6 +346,18 @@ bench_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
     return (double)n / bench_secs(t0, bench_now_ns());
 }
 
+double
+bench_raw_verify_min(const uint8_t *msg, size_t len, const uint8_t *sig,
+                     const uint8_t *pk, size_t threads, uint64_t dur_ns,
+                     double *us_min)
+{
+    double us = 0;
+    double rate = bench_raw_verify(msg, len, sig, pk, threads, dur_ns, &us);
+    if (us > 0 && (*us_min == 0 || us < *us_min))
+        *us_min = us;
+    return rate;
+}
+
 int
 bench_proc_hwm_reset(pid_t pid)
 {
@@ -408,6 +421,66 @@ bench_proc_faults(pid_t pid)
         || sscanf(p, " %*c %*d %*d %*d %*d %*d %*u %llu", &minflt) != 1)
         return 0;
     return minflt;
+}
+
+void
+bench_threads_cpu(pid_t pid, bench_threads_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char file[384], buf[1024], comm[64] = "";
+        snprintf(file, sizeof(file), "%s/%s/comm", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        if (f != NULL) {
+            if (fgets(comm, sizeof(comm), f) == NULL)
+                comm[0] = '\0';
+            fclose(f);
+        }
+        snprintf(file, sizeof(file), "%s/%s/stat", path, e->d_name);
+        if ((f = fopen(file, "r")) == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (p == NULL
+            || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                             "%llu %llu",
+                      &ut, &st)
+                   != 2)
+            continue;
+        double secs = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        if (atoi(e->d_name) == (int)pid)
+            t->main += secs;
+        else if (strncmp(comm, "ZMQbg/IO", 8) == 0)
+            t->io += secs;
+        else if (strncmp(comm, "ZMQbg", 5) == 0)
+            t->other += secs;
+        else
+            t->workers += secs;
+    }
+    closedir(dir);
+}
+
+bench_threads_t
+bench_threads_cores(const bench_threads_t *t0, const bench_threads_t *t1,
+                    double secs)
+{
+    if (secs <= 0)
+        return (bench_threads_t){ 0 };
+    return (bench_threads_t){ (t1->main - t0->main) / secs,
+                              (t1->workers - t0->workers) / secs,
+                              (t1->io - t0->io) / secs,
+                              (t1->other - t0->other) / secs };
 }
 
 void

@@ -21,7 +21,6 @@
 #include "bench.h"
 #include "codec.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -35,63 +34,6 @@
 
 #define S_PUBLISHERS 4
 #define S_WINDOW 256
-
-typedef struct s_verify_job {
-    const uint8_t *msg, *sig, *pk;
-    size_t len;
-    uint64_t dur_ns;
-    uint64_t count;
-    double cpu_secs;      /* this thread's CPU time in the loop */
-} s_verify_job_t;
-
-static double
-s_thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *
-s_verify_loop(void *arg)
-{
-    s_verify_job_t *j = arg;
-    uint64_t t0 = bench_now_ns(), n = 0;
-    double c0 = s_thread_cpu();
-    while (bench_now_ns() - t0 < j->dur_ns)
-        for (int i = 0; i < 50; i++)
-            n += crypto_sign_verify_detached(j->sig, j->msg, j->len, j->pk) == 0;
-    j->cpu_secs = s_thread_cpu() - c0;
-    j->count = n;
-    return NULL;
-}
-
-/* CPU microseconds per raw verify in the last s_raw_verify() run. */
-static double s_us_per_verify;
-
-/* Raw verifies per second over `threads` threads for dur_ns. */
-static double
-s_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
-             const uint8_t *pk, size_t threads, uint64_t dur_ns)
-{
-    pthread_t tid[4];
-    s_verify_job_t job[4];
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < threads; i++) {
-        job[i] = (s_verify_job_t){ .msg = msg, .sig = sig, .pk = pk,
-                                   .len = len, .dur_ns = dur_ns };
-        pthread_create(&tid[i], NULL, s_verify_loop, &job[i]);
-    }
-    uint64_t n = 0;
-    double cpu = 0;
-    for (size_t i = 0; i < threads; i++) {
-        pthread_join(tid[i], NULL);
-        n += job[i].count;
-        cpu += job[i].cpu_secs;
-    }
-    s_us_per_verify = n > 0 ? cpu / (double)n * 1e6 : 0;
-    return (double)n / bench_secs(t0, bench_now_ns());
-}
 
 /* parley_verify() per second on one core. */
 static double
@@ -108,68 +50,11 @@ s_lib_verify(const uint8_t *env, size_t len, uint64_t dur_ns)
     return (double)n / bench_secs(t0, bench_now_ns());
 }
 
-/* CPU seconds of parleyd's threads by role (from /proc/PID/task). */
-typedef struct s_threads {
-    double loop;          /* the main thread: the event loop, ingest turns */
-    double pool;          /* the verify pool's workers (other unnamed ones) */
-    double io;            /* libzmq's I/O threads (ZMQbg/IO/...) */
-    double other;         /* libzmq's reaper and anything else */
-} s_threads_t;
-
-/* Read the CPU time of each of pid's threads into t by role. */
-static void
-s_threads_cpu(pid_t pid, s_threads_t *t)
-{
-    memset(t, 0, sizeof(*t));
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    if (dir == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char file[384], buf[1024], comm[64] = "";
-        snprintf(file, sizeof(file), "%s/%s/comm", path, e->d_name);
-        FILE *f = fopen(file, "r");
-        if (f != NULL) {
-            if (fgets(comm, sizeof(comm), f) == NULL)
-                comm[0] = '\0';
-            fclose(f);
-        }
-        snprintf(file, sizeof(file), "%s/%s/stat", path, e->d_name);
-        if ((f = fopen(file, "r")) == NULL)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')');
-        unsigned long long ut = 0, st = 0;
-        if (p == NULL
-            || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                             "%llu %llu",
-                      &ut, &st)
-                   != 2)
-            continue;
-        double secs = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-        if (atoi(e->d_name) == (int)pid)
-            t->loop += secs;
-        else if (strncmp(comm, "ZMQbg/IO", 8) == 0)
-            t->io += secs;
-        else if (strncmp(comm, "ZMQbg", 5) == 0)
-            t->other += secs;
-        else
-            t->pool += secs;
-    }
-    closedir(dir);
-}
-
 typedef struct s_ingest {
     double rate;          /* acked/s */
     uint64_t acked, rejected;
     double daemon_cpu;    /* cores */
-    s_threads_t threads;  /* cores used by parleyd's threads, by role */
+    bench_threads_t threads; /* cores used by parleyd's threads, by role */
     double pub_cpu;       /* cores used by this process (the publishers) */
     double secs;
     char stats[1024];     /* the daemon's non-zero counters after the run */
@@ -200,12 +85,12 @@ s_ceiling(const s_ingest_t *r, double v1)
 static void
 s_threads_note(const s_ingest_t *r)
 {
-    const s_threads_t *t = &r->threads;
+    const bench_threads_t *t = &r->threads;
     bench_note("parleyd's threads, cores: loop %.2f, verify pool %.2f, "
                "libzmq I/O %.2f, other %.2f; of %u cores %.2f not used by "
                "parleyd",
-               t->loop, t->pool, t->io, t->other, bench_cpus(),
-               (double)bench_cpus() - (t->loop + t->pool + t->io + t->other));
+               t->main, t->workers, t->io, t->other, bench_cpus(),
+               (double)bench_cpus() - (t->main + t->workers + t->io + t->other));
 }
 
 static int
@@ -236,8 +121,8 @@ s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
     bench_pubber_t p[S_PUBLISHERS];
     pthread_t tid[S_PUBLISHERS];
     double cpu0 = bench_proc_cpu(d.pid), own0 = bench_proc_cpu(getpid());
-    s_threads_t th0, th1;
-    s_threads_cpu(d.pid, &th0);
+    bench_threads_t th0, th1;
+    bench_threads_cpu(d.pid, &th0);
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < S_PUBLISHERS; i++) {
         p[i] = (bench_pubber_t){ .api = d.api, .key = keys[i].key,
@@ -259,11 +144,8 @@ s_run(s_ingest_t *r, const bench_opts_t *o, const char *base, const char *tag,
     r->secs = bench_secs(t0, t1);
     r->rate = (double)r->acked / r->secs;
     r->daemon_cpu = (bench_proc_cpu(d.pid) - cpu0) / r->secs;
-    s_threads_cpu(d.pid, &th1);
-    r->threads = (s_threads_t){ (th1.loop - th0.loop) / r->secs,
-                                (th1.pool - th0.pool) / r->secs,
-                                (th1.io - th0.io) / r->secs,
-                                (th1.other - th0.other) / r->secs };
+    bench_threads_cpu(d.pid, &th1);
+    r->threads = bench_threads_cores(&th0, &th1, r->secs);
     r->pub_cpu = (bench_proc_cpu(getpid()) - own0) / r->secs;
     /* Show the daemon's own view of the run (group commit size etc.). */
     parley_call_options_t copt = PARLEY_CALL_OPTIONS_INIT;
@@ -562,10 +444,10 @@ main(int argc, char **argv)
     bench_note("typical update: body %zu bytes, envelope %u bytes; %s run",
                env.body.len, (unsigned)one.lens[0], o.quick ? "quick" : "full");
     double v1s[3] = { 0 }, us_verify = 0;
-    v1s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
-    us_verify = s_us_per_verify;
+    v1s[0] = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 1, vdur,
+                                  &us_verify);
     double v2s[3] = { 0 };
-    v2s[0] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    v2s[0] = bench_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur, NULL);
     double lv = s_lib_verify(bench_env(&one, 0), one.lens[0], vdur);
 
     /* Enough envelopes for run_secs at up to 2.2 x one core's verify rate
@@ -587,10 +469,9 @@ main(int argc, char **argv)
     int rc_on = s_run(&on, &o, base, "fsync-on", true, true, keys, envs);
     int rc_tree_off = s_run(&tree_off, &o, base, "fsync-on-tree-off", true, false,
                             keys, envs);
-    v1s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
-    if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
-        us_verify = s_us_per_verify;
-    v2s[1] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    v1s[1] = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 1, vdur,
+                                  &us_verify);
+    v2s[1] = bench_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur, NULL);
     if (rc_on == 0 && s_run(&again, &o, base, "fsync-on-2", true, true, keys, envs) == 0
         && again.rate > on.rate)
         on = again;
@@ -599,10 +480,9 @@ main(int argc, char **argv)
         && again.rate > tree_off.rate)
         tree_off = again;
     int rc_off = s_run(&off, &o, base, "fsync-off", false, true, keys, envs);
-    v1s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
-    if (s_us_per_verify > 0 && s_us_per_verify < us_verify)
-        us_verify = s_us_per_verify;
-    v2s[2] = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    v1s[2] = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 1, vdur,
+                                  &us_verify);
+    v2s[2] = bench_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur, NULL);
     double v1 = v1s[0], v2 = v2s[0];
     for (int i = 1; i < 3; i++) {
         if (v1s[i] > v1)

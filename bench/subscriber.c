@@ -12,9 +12,10 @@
  * parley: one parleyd (fsync off: the daemon is not under test) holds a
  * log of M updates published before the timed part.
  *   - catch-up: a parley_sub_t with PARLEY_START_SEQ at 1 (a replay of
- *     the whole log, pages of 256), timed from parley_sub_new() to the
- *     delivery of the head, with verify_threads 1 and 2, in alternating
- *     rounds;
+ *     the whole log, pages of 256), timed from the return of
+ *     parley_sub_new() (which waits for the daemon's first heartbeat, up
+ *     to a second; printed, not timed) to the delivery of the head, with
+ *     verify_threads 1 and 2, in alternating rounds;
  *   - live burst: a parley_sub_t started LIVE (receive HWM above the
  *     burst) does not read while K updates are published and acked; once
  *     they are all in its feed queue it drains them, timed from its first
@@ -27,9 +28,16 @@
  *     costs.
  * Every subscriber must hand out every update once, in order, with no
  * reject and no gap (checked; a run that does not is reported failed).
+ *
+ * Where the cores went in each run: the CPU of this process's threads by
+ * role (the caller, the parley-verify threads, libzmq's) and of parleyd,
+ * from /proc; from their sum per update, the rate the machine's cores
+ * allow if that work were spread over them perfectly; and what the
+ * caller's thread met when it took results verified ahead.
  */
 #include "bench.h"
 #include "codec.h"
+#include "preverify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,25 +47,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_ROUNDS 2
 #define S_HWM 1000000
 
-/* Lowest CPU microseconds per raw verify seen in any run of s_raw_verify(). */
+/* Lowest CPU microseconds per raw verify seen in any sample of the run. */
 static double s_us_per_verify;
-
-/* bench_raw_verify(), keeping the lowest CPU time per verify. */
-static double
-s_raw_verify(const uint8_t *msg, size_t len, const uint8_t *sig,
-             const uint8_t *pk, size_t threads, uint64_t dur_ns)
-{
-    double us = 0;
-    double rate = bench_raw_verify(msg, len, sig, pk, threads, dur_ns, &us);
-    if (us > 0 && (s_us_per_verify == 0 || us < s_us_per_verify))
-        s_us_per_verify = us;
-    return rate;
-}
 
 /* parley_delivery_decode() of one Delivery per second, one thread. */
 static double
@@ -84,9 +81,26 @@ s_thread_cpu(void)
 
 /* ------------------------------------------------------------ parley */
 
+/* CPU used so far by this process's threads and by parleyd. */
+typedef struct s_probe {
+    bench_threads_t self;
+    double daemon;      /* CPU seconds of parleyd */
+} s_probe_t;
+
+static void
+s_probe_read(const bench_daemon_t *d, s_probe_t *p)
+{
+    bench_threads_cpu(getpid(), &p->self);
+    p->daemon = bench_proc_cpu(d->pid);
+}
+
 typedef struct s_run {
     double rate;        /* deliveries/s */
     double cpu_us;      /* CPU of the calling thread per delivery */
+    bench_threads_t cores;  /* cores this process's threads used */
+    double daemon_cores;    /* ... and parleyd */
+    parley__preverify_counts_t vc; /* what the caller met (threads > 1) */
+    double connect_ms;      /* catch-up: parley_sub_new(), not timed */
     bool ok;
 } s_run_t;
 
@@ -104,18 +118,19 @@ s_sub_new(const char *api, parley_start_t start, int threads)
 
 /*
  * Hand out events until the delivery of seq `last`; every seq from
- * `first` on must come once, in order, as a delivery. t0 (0: at the first
- * call) is when the clock started.
+ * `first` on must come once, in order, as a delivery. The clock starts
+ * at the first call.
  */
 static s_run_t
-s_drain(parley_sub_t *sub, uint64_t first, uint64_t last, uint64_t t0,
-        const char *what)
+s_drain(const bench_daemon_t *d, parley_sub_t *sub, uint64_t first,
+        uint64_t last, const char *what)
 {
     s_run_t r = { 0 };
     uint64_t next = first;
+    s_probe_t p0, pend;
+    s_probe_read(d, &p0);
     double c0 = s_thread_cpu();
-    if (t0 == 0)
-        t0 = bench_now_ns();
+    uint64_t t0 = bench_now_ns();
     uint64_t deadline = t0 + 120ull * 1000000000ull;
     while (next <= last && bench_now_ns() < deadline) {
         const parley_event_t *ev;
@@ -148,13 +163,24 @@ s_drain(parley_sub_t *sub, uint64_t first, uint64_t last, uint64_t t0,
     r.ok = next > last;
     r.rate = (double)n / secs;
     r.cpu_us = (s_thread_cpu() - c0) / (double)n * 1e6;
+    /* Before parley_sub_destroy(): the verify threads' CPU goes with
+     * them. */
+    s_probe_read(d, &pend);
+    r.cores = bench_threads_cores(&p0.self, &pend.self, secs);
+    r.daemon_cores = (pend.daemon - p0.daemon) / secs;
+    r.vc = parley__sub_verify_counts(sub);
     if (!r.ok)
         fprintf(stderr, "%s: stopped at seq %llu of %llu\n", what,
                 (unsigned long long)next, (unsigned long long)last);
     return r;
 }
 
-/* Replay catch-up of seqs 1..head with `threads` verify threads. */
+/*
+ * Replay catch-up of seqs 1..head with `threads` verify threads, timed
+ * from the return of parley_sub_new(), which waits for the daemon's first
+ * heartbeat (they come once a second: up to a second that has nothing to
+ * do with the catch-up's pace; r.connect_ms says how long it was).
+ */
 static s_run_t
 s_catchup(const bench_daemon_t *d, uint64_t head, int threads)
 {
@@ -164,7 +190,9 @@ s_catchup(const bench_daemon_t *d, uint64_t head, int threads)
         fprintf(stderr, "catch-up: parley_sub_new: %s\n", strerror(errno));
         return (s_run_t){ 0 };
     }
-    s_run_t r = s_drain(sub, 1, head, t0, "catch-up");
+    double connect_ms = bench_secs(t0, bench_now_ns()) * 1e3;
+    s_run_t r = s_drain(d, sub, 1, head, "catch-up");
+    r.connect_ms = connect_ms;
     parley_sub_destroy(&sub);
     return r;
 }
@@ -225,7 +253,7 @@ s_burst(const bench_daemon_t *d, const parley_key_t *key,
     bench_sleep_ns(300000000);
     s_run_t r = { 0 };
     if (acked == n)
-        r = s_drain(sub, first, *head, 0, "live burst");
+        r = s_drain(d, sub, first, *head, "live burst");
     else
         fprintf(stderr, "burst: %llu of %zu acked\n",
                 (unsigned long long)acked, n);
@@ -268,6 +296,50 @@ s_raw_burst(const bench_daemon_t *d, const parley_key_t *key,
     zmq_close(s);
     zmq_ctx_term(ctx);
     return got == acked && acked > 0 ? (double)got / secs : 0;
+}
+
+/*
+ * Where the cores went in run r (verify_threads th, what: "catch-up" or
+ * "live burst"): this process's threads and parleyd, per update; the rate
+ * the machine allows if all of that work were spread over its cores (and,
+ * with one thread, the caller's own CPU per update, which is serial); and
+ * what the caller's thread met when it took results verified ahead.
+ */
+static void
+s_cores_note(const s_run_t *r, int th, const char *what, double v1)
+{
+    if (r->rate <= 0)
+        return;
+    const bench_threads_t *c = &r->cores;
+    double per = 1e6 / r->rate;
+    double total = (c->main + c->workers + c->io + c->other
+                    + r->daemon_cores) * per;
+    double allows = total > 0 ? (double)bench_cpus() / total * 1e6 : 0;
+    if (th == 1 && r->cpu_us > 0 && 1e6 / r->cpu_us < allows)
+        allows = 1e6 / r->cpu_us;
+    bench_note("verify_threads %d, %s: cores used: caller %.2f, verify "
+               "threads %.2f, libzmq I/O %.2f, other %.2f, parleyd %.2f; "
+               "per update %.1f + %.1f + %.1f + %.1f + %.1f us",
+               th, what, c->main, c->workers, c->io, c->other,
+               r->daemon_cores, c->main * per, c->workers * per, c->io * per,
+               c->other * per, r->daemon_cores * per);
+    bench_note("  %s: %u cores / %.1f us%s = %.0f upd/s = %.2f x raw verify "
+               "1 core is what this machine allows here (measured %.2f x)",
+               what, bench_cpus(), total,
+               th == 1 ? " (and the caller's serial CPU)" : "", allows,
+               v1 > 0 ? allows / v1 : 0, v1 > 0 ? r->rate / v1 : 0);
+    const parley__preverify_counts_t *v = &r->vc;
+    if (v->taken == 0)
+        return;
+    double t = (double)v->taken;
+    bench_note("  %s: of %llu results the caller took, %.0f%% were ready, "
+               "%.0f%% it verified itself, and it verified %.0f%% more "
+               "while a worker was on its next; %.2f waits per 1,000; "
+               "%.1f offered not started at each take; %llu not offered",
+               what, (unsigned long long)v->taken, 100.0 * (double)v->ready / t,
+               100.0 * (double)v->own / t, 100.0 * (double)v->helped / t,
+               1000.0 * (double)v->waits / t, (double)v->pending_sum / t,
+               (unsigned long long)v->unoffered);
 }
 
 /* Keep the best of two. */
@@ -321,8 +393,10 @@ main(int argc, char **argv)
     bench_section("subscriber: references (this process, this run)");
     bench_note("typical update: body %zu bytes, Delivery %zu bytes; %s run",
                env.body.len, dlv_len, o.quick ? "quick" : "full");
-    double v1 = s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur);
-    double v2 = s_raw_verify(msg, mlen, env.signature, env.signer, 2, vdur);
+    double v1 = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 1,
+                                     vdur, &s_us_per_verify);
+    double v2 = bench_raw_verify_min(msg, mlen, env.signature, env.signer, 2,
+                                     vdur, &s_us_per_verify);
     double dec = s_lib_decode(dlv, dlv_len, vdur);
 
     /* The log and the bursts' envelopes, signed before the timed part. */
@@ -363,11 +437,13 @@ main(int argc, char **argv)
             if (r.rate > lb[th].rate)
                 lb[th] = r;
         }
-        v1 = s_max(v1, s_raw_verify(msg, mlen, env.signature, env.signer, 1,
-                                    vdur));
+        v1 = s_max(v1, bench_raw_verify_min(msg, mlen, env.signature,
+                                            env.signer, 1, vdur,
+                                            &s_us_per_verify));
     }
     double raw_burst = s_raw_burst(&d, key.key, &envs, next_env, k, &head);
-    v1 = s_max(v1, s_raw_verify(msg, mlen, env.signature, env.signer, 1, vdur));
+    v1 = s_max(v1, bench_raw_verify_min(msg, mlen, env.signature, env.signer,
+                                        1, vdur, &s_us_per_verify));
     int st = bench_daemon_stop(&d);
     if (st != 0)
         fprintf(stderr, "parleyd exited with status %d\n", st);
@@ -379,8 +455,16 @@ main(int argc, char **argv)
     bench_figure("raw ZMQ SUB draining a burst", raw_burst, "msgs/s");
     for (int th = 1; th <= 2; th++)
         bench_note("verify_threads %d: catch-up %.0f/s (%.1f us CPU of the "
-                   "caller's thread per update), live burst %.0f/s (%.1f us)",
-                   th, cu[th].rate, cu[th].cpu_us, lb[th].rate, lb[th].cpu_us);
+                   "caller's thread per update; parley_sub_new() %.0f ms "
+                   "before, not timed), live burst %.0f/s (%.1f us)",
+                   th, cu[th].rate, cu[th].cpu_us, cu[th].connect_ms,
+                   lb[th].rate, lb[th].cpu_us);
+
+    bench_section("subscriber: where the cores went (same run)");
+    for (int th = 1; th <= 2; th++) {
+        s_cores_note(&cu[th], th, "catch-up", v1);
+        s_cores_note(&lb[th], th, "live burst", v1);
+    }
 
     bench_section("subscriber: against the targets (same run)");
     bench_ratio("catch-up, verify_threads 2", cu[2].rate, "del/s",

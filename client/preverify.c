@@ -1,6 +1,6 @@
 /*
  * preverify.c - a subscriber's deliveries decoded and verified ahead, on
- * worker threads (preverify.h).
+ * worker threads and on the caller's own (preverify.h).
  *
  * One mutex guards every slot's state; a slot's other fields belong to
  * whoever the state gives them to:
@@ -12,9 +12,17 @@
  *            the only one to touch the delivery; the bytes are only read;
  *   DONE     the result is ready: the owner's alone again.
  *
- * seq, len and data are written only by the owner, so it reads them
- * without the mutex. Workers take the PENDING slot of the lowest seq, so
- * the next delivery to hand out is the first to be ready.
+ * seq and len are written only by the owner, so it reads them without
+ * the mutex. They and the state live in a compact array of tags apart
+ * from the bulky results (a parley_delivery_t is kilobytes), so that
+ * looking for work touches a few cache lines.
+ *
+ * Every thread verifies: a worker takes the next PENDING slot, in the
+ * order the slots were offered (ascending seqs); the owner, wanting a
+ * delivery a worker is still on, verifies the next PENDING one itself
+ * rather than wait, and waits only when nothing is left to start. (With
+ * one worker, an owner that waited would leave one core idle: the worker
+ * always takes the lowest seq, the very one the owner wants next.)
  */
 #include "preverify.h"
 
@@ -26,6 +34,8 @@
 
 /* Deliveries verified ahead per thread, at most. */
 #define S_AHEAD_PER_THREAD 32
+/* What a worker thread is called (top -H, /proc/PID/task/TID/comm). */
+#define S_THREAD_NAME "parley-verify"
 
 typedef enum {
     S_EMPTY = 0,
@@ -34,11 +44,16 @@ typedef enum {
     S_DONE,
 } s_state_t;
 
+/* What the scans look at, apart from the result. */
 typedef struct {
+    uint64_t seq;           /* of the bytes, 0 when EMPTY (owner's) */
+    size_t len;             /* of the bytes (owner's) */
     s_state_t state;        /* under the mutex */
-    uint64_t seq;           /* of the bytes, 0 when EMPTY */
+} s_tag_t;
+
+typedef struct {
     uint8_t *data;          /* Delivery bytes (copy), data_cap allocated */
-    size_t len, data_cap;
+    size_t data_cap;
     int rc;                 /* DONE: what parley_delivery_decode() said */
     parley_delivery_t d;    /* DONE: the decoded delivery */
 } s_slot_t;
@@ -47,48 +62,62 @@ struct parley__preverify {
     const parley_keyring_t *ring;
     pthread_mutex_t mu;
     pthread_cond_t work;    /* a slot became PENDING, or stop */
-    pthread_cond_t done;    /* a slot became DONE */
+    pthread_cond_t done;    /* the slot the owner waits for became DONE */
     bool stop;              /* under mu */
     size_t n_pending;       /* under mu: slots PENDING */
-    size_t waiting;         /* under mu: owner waits on done */
+    size_t idle;            /* under mu: workers waiting on work */
+    size_t wait_for;        /* under mu: the slot the owner waits for,
+                               cap if none */
+    size_t next;            /* under mu: where the look for a PENDING
+                               slot starts (after the last one taken) */
+    s_tag_t *tags;
     s_slot_t *slots;
     size_t cap;             /* slots, a power of two */
     size_t window;          /* deliveries worth offering ahead */
     pthread_t *tids;
     size_t n_tids;          /* workers started */
     bool sync_ok;           /* mu and the conds were initialised */
+    parley__preverify_counts_t counts; /* the owner's */
 };
 
-/* Index of the PENDING slot of the lowest seq, or cap. Under mu. */
+/*
+ * Index of the next PENDING slot, from where the last one was taken on
+ * (the slots are offered in ascending seqs), or cap. Under mu.
+ */
 static size_t
-s_lowest_pending(const parley__preverify_t *pv)
+s_next_pending(parley__preverify_t *pv)
 {
-    size_t best = pv->cap;
     if (pv->n_pending == 0)
-        return best;
-    for (size_t i = 0; i < pv->cap; i++)
-        if (pv->slots[i].state == S_PENDING
-            && (best == pv->cap || pv->slots[i].seq < pv->slots[best].seq))
-            best = i;
-    return best;
+        return pv->cap;
+    for (size_t k = 0; k < pv->cap; k++) {
+        size_t i = (pv->next + k) & (pv->cap - 1);
+        if (pv->tags[i].state == S_PENDING) {
+            pv->next = (i + 1) & (pv->cap - 1);
+            return i;
+        }
+    }
+    return pv->cap;
 }
 
 /*
- * Decode slot s (PENDING) on the calling thread, which holds mu: the slot
- * is RUNNING meanwhile, and mu is let go for the decoding. A thread that
- * waits for the result is woken.
+ * Decode slot i (PENDING) on the calling thread, which holds mu: the slot
+ * is RUNNING meanwhile, and mu is let go for the decoding. The owner, if
+ * it waits for this one, is woken.
  */
 static void
-s_run(parley__preverify_t *pv, s_slot_t *s)
+s_run(parley__preverify_t *pv, size_t i)
 {
-    s->state = S_RUNNING;
+    s_tag_t *t = &pv->tags[i];
+    s_slot_t *s = &pv->slots[i];
+    size_t len = t->len;
+    t->state = S_RUNNING;
     pv->n_pending--;
     pthread_mutex_unlock(&pv->mu);
-    s->rc = parley_delivery_decode(pv->ring, s->data, s->len, &s->d);
+    s->rc = parley_delivery_decode(pv->ring, s->data, len, &s->d);
     pthread_mutex_lock(&pv->mu);
-    s->state = S_DONE;
-    if (pv->waiting > 0)
-        pthread_cond_broadcast(&pv->done);
+    t->state = S_DONE;
+    if (pv->wait_for == i)
+        pthread_cond_signal(&pv->done);
 }
 
 static void *
@@ -96,13 +125,15 @@ s_worker(void *arg)
 {
     parley__preverify_t *pv = arg;
     pthread_mutex_lock(&pv->mu);
-    for (;;) {
-        size_t i = 0;
-        while (!pv->stop && (i = s_lowest_pending(pv)) == pv->cap)
+    while (!pv->stop) {
+        size_t i = s_next_pending(pv);
+        if (i == pv->cap) {
+            pv->idle++;
             pthread_cond_wait(&pv->work, &pv->mu);
-        if (pv->stop)
-            break;
-        s_run(pv, &pv->slots[i]);
+            pv->idle--;
+            continue;
+        }
+        s_run(pv, i);
     }
     pthread_mutex_unlock(&pv->mu);
     return NULL;
@@ -124,9 +155,11 @@ parley__preverify_new(const parley_keyring_t *ring, unsigned threads, int *err)
     pv->window = (size_t)threads * S_AHEAD_PER_THREAD;
     for (pv->cap = 1; pv->cap < 2 * pv->window; pv->cap <<= 1)
         ;
+    pv->wait_for = pv->cap;
+    pv->tags = calloc(pv->cap, sizeof(*pv->tags));
     pv->slots = calloc(pv->cap, sizeof(*pv->slots));
     pv->tids = calloc(threads - 1, sizeof(*pv->tids));
-    if (pv->slots == NULL || pv->tids == NULL) {
+    if (pv->tags == NULL || pv->slots == NULL || pv->tids == NULL) {
         *err = -ENOMEM;
         goto fail;
     }
@@ -142,10 +175,13 @@ parley__preverify_new(const parley_keyring_t *ring, unsigned threads, int *err)
         goto fail;
     }
     pv->sync_ok = true;
-    for (; pv->n_tids < threads - 1; pv->n_tids++)
+    for (; pv->n_tids < threads - 1; pv->n_tids++) {
         if ((*err = -pthread_create(&pv->tids[pv->n_tids], NULL, s_worker, pv))
             < 0)
             goto fail;
+        /* Only a name for tools: a failure changes nothing. */
+        (void)pthread_setname_np(pv->tids[pv->n_tids], S_THREAD_NAME);
+    }
     return pv;
 fail:
     parley__preverify_destroy(&pv);
@@ -174,71 +210,99 @@ parley__preverify_destroy(parley__preverify_t **pvp)
         free(pv->slots[i].data);
     }
     free(pv->slots);
+    free(pv->tags);
     free(pv->tids);
     free(pv);
     *pvp = NULL;
 }
 
-size_t
-parley__preverify_window(const parley__preverify_t *pv)
+/* Was it offered already (these seq and length)? Owner only. */
+static bool
+s_offered(const parley__preverify_t *pv, const parley__merge_item_t *it)
 {
-    return pv->window;
+    const s_tag_t *t = &pv->tags[it->seq & (pv->cap - 1)];
+    return t->seq == it->seq && t->len == it->len;
 }
 
-int
-parley__preverify_offer(parley__preverify_t *pv, uint64_t seq,
-                        const void *data, size_t len, uint64_t done)
+/*
+ * Offer one delivery (see parley__preverify_offer()). Under mu.
+ * Returns 1 (offered), 0 (not) or -ENOMEM.
+ */
+static int
+s_put(parley__preverify_t *pv, const parley__merge_item_t *it, uint64_t done)
 {
-    s_slot_t *s = &pv->slots[seq & (pv->cap - 1)];
-    if (seq == 0 || (s->seq == seq && s->len == len))
+    size_t i = it->seq & (pv->cap - 1);
+    s_tag_t *t = &pv->tags[i];
+    s_slot_t *s = &pv->slots[i];
+    if (it->seq == 0 || s_offered(pv, it))
         return 0; /* nothing to verify, or offered already */
-    if (s->seq > done)
+    if (t->seq > done)
         return 0; /* busy with one still to be handed out */
-    pthread_mutex_lock(&pv->mu);
-    if (s->state == S_RUNNING) {
-        /* A stale one a worker is still on: left until it is done. */
-        pthread_mutex_unlock(&pv->mu);
-        return 0;
-    }
-    if (s->data_cap < len) {
-        size_t cap = len > 512 ? len : 512;
+    if (t->state == S_RUNNING)
+        return 0; /* a stale one a worker is still on: left until done */
+    if (s->data_cap < it->len) {
+        size_t cap = it->len > 512 ? it->len : 512;
         uint8_t *p = realloc(s->data, cap);
-        if (p == NULL) {
-            pthread_mutex_unlock(&pv->mu);
+        if (p == NULL)
             return -ENOMEM;
-        }
         s->data = p;
         s->data_cap = cap;
     }
-    if (s->state == S_PENDING)
+    if (t->state == S_PENDING)
         pv->n_pending--;
-    memcpy(s->data, data, len);
-    s->len = len;
-    s->seq = seq;
-    s->state = S_PENDING;
+    memcpy(s->data, it->data, it->len);
+    t->len = it->len;
+    t->seq = it->seq;
+    t->state = S_PENDING;
     pv->n_pending++;
-    pthread_mutex_unlock(&pv->mu);
     return 1;
 }
 
-void
-parley__preverify_kick(parley__preverify_t *pv)
+int
+parley__preverify_offer(parley__preverify_t *pv,
+                        const parley__merge_item_t *items, size_t n,
+                        uint64_t done)
 {
+    /* items[0] is handed out next: the caller's thread verifies it (a
+     * worker woken for it would only make the caller wait for it). */
+    if (n > pv->window + 1)
+        n = pv->window + 1;
+    size_t i = 1;
+    while (i < n && s_offered(pv, &items[i]))
+        i++; /* the ones offered before */
+    if (i >= n)
+        return 0;
+    int rc = 0, got = 0;
     pthread_mutex_lock(&pv->mu);
-    if (pv->n_pending > 0)
-        pthread_cond_broadcast(&pv->work);
+    for (; i < n; i++) {
+        int r = s_put(pv, &items[i], done);
+        if (r < 0)
+            rc = r; /* nothing is lost: it is decoded when taken */
+        got += r > 0;
+    }
+    /* One wake per idle worker with something to do, none when all are
+     * busy (they look for more before they sleep). */
+    if (got > 0 && pv->idle > 0) {
+        if (pv->n_pending >= pv->idle)
+            pthread_cond_broadcast(&pv->work);
+        else
+            for (size_t k = 0; k < pv->n_pending; k++)
+                pthread_cond_signal(&pv->work);
+    }
     pthread_mutex_unlock(&pv->mu);
+    return rc < 0 ? rc : got;
 }
 
-/* Empty slot s (not RUNNING). Under mu. */
+/* Empty slot i (not RUNNING). Under mu. */
 static void
-s_clear(parley__preverify_t *pv, s_slot_t *s)
+s_clear(parley__preverify_t *pv, size_t i)
 {
-    if (s->state == S_PENDING)
+    s_tag_t *t = &pv->tags[i];
+    if (t->state == S_PENDING)
         pv->n_pending--;
-    s->state = S_EMPTY;
-    s->seq = 0;
-    s->len = 0;
+    t->state = S_EMPTY;
+    t->seq = 0;
+    t->len = 0;
 }
 
 int
@@ -246,30 +310,60 @@ parley__preverify_take(parley__preverify_t *pv, uint64_t seq,
                        const void *data, size_t len, parley_delivery_t *d,
                        int *rc)
 {
-    s_slot_t *s = &pv->slots[seq & (pv->cap - 1)];
-    if (seq == 0 || s->seq != seq)
+    size_t i = seq & (pv->cap - 1);
+    s_tag_t *t = &pv->tags[i];
+    s_slot_t *s = &pv->slots[i];
+    if (seq == 0 || t->seq != seq) {
+        pv->counts.unoffered += seq != 0;
         return 0;
-    bool same = s->len == len && memcmp(s->data, data, len) == 0;
+    }
+    bool same = t->len == len && memcmp(s->data, data, len) == 0;
     pthread_mutex_lock(&pv->mu);
     if (!same) {
         /* Other bytes under the same seq (the item was dropped and came
          * again from elsewhere): this result is of no use. */
-        if (s->state != S_RUNNING)
-            s_clear(pv, s);
+        if (t->state != S_RUNNING)
+            s_clear(pv, i);
         pthread_mutex_unlock(&pv->mu);
         return 0;
     }
-    if (s->state == S_PENDING)
-        s_run(pv, s); /* no worker got to it: the caller's thread does */
-    pv->waiting++;
-    while (s->state == S_RUNNING)
+    pv->counts.taken++;
+    pv->counts.pending_sum += pv->n_pending;
+    if (t->state == S_DONE)
+        pv->counts.ready++;
+    for (;;) {
+        if (t->state == S_PENDING) {
+            s_run(pv, i); /* no worker got to it: the caller's thread does */
+            pv->counts.own++;
+        }
+        if (t->state == S_DONE)
+            break;
+        /* A worker is on it: verify the next one meanwhile, or wait if
+         * every other one is started. */
+        size_t j = s_next_pending(pv);
+        if (j != pv->cap) {
+            s_run(pv, j);
+            pv->counts.helped++;
+            continue;
+        }
+        pv->counts.waits++;
+        pv->wait_for = i;
         pthread_cond_wait(&pv->done, &pv->mu);
-    pv->waiting--;
+        pv->wait_for = pv->cap;
+    }
     parley_delivery_t old = *d;
     *d = s->d;
     s->d = old;
     *rc = s->rc;
-    s_clear(pv, s);
+    s_clear(pv, i);
     pthread_mutex_unlock(&pv->mu);
     return 1;
+}
+
+parley__preverify_counts_t
+parley__preverify_counts(const parley__preverify_t *pv)
+{
+    if (pv == NULL)
+        return (parley__preverify_counts_t){ 0 };
+    return pv->counts;
 }

@@ -10,7 +10,9 @@
  * out next; when it hands one out it takes the result, which it then
  * treats exactly as if it had decoded the bytes itself (the result is
  * used only for the very bytes it was computed from; anything else is
- * decoded on the spot).
+ * decoded on the spot). While a worker is still on the one it wants, the
+ * caller's thread verifies another offered one, so that every thread
+ * (the caller's included) keeps a core busy.
  *
  * Results live in a small table indexed by seq (modulo its size): a seq
  * whose slot is busy with another is simply not verified ahead.
@@ -18,6 +20,7 @@
 #ifndef PARLEY_PREVERIFY_H
 #define PARLEY_PREVERIFY_H
 
+#include "merge.h"
 #include "types.h"
 
 #include <stddef.h>
@@ -27,6 +30,17 @@
 #define PARLEY__VERIFY_THREADS_MAX 64
 
 typedef struct parley__preverify parley__preverify_t;
+
+/* What the caller's thread met when it took results (for benchmarks). */
+typedef struct parley__preverify_counts {
+    uint64_t taken;         /* results taken (parley__preverify_take() 1) */
+    uint64_t ready;         /* ... already DONE when asked for */
+    uint64_t own;           /* ... not started: verified by the caller */
+    uint64_t helped;        /* others verified by the caller meanwhile */
+    uint64_t waits;         /* waits for a worker (nothing to help with) */
+    uint64_t pending_sum;   /* PENDING slots at each take, summed */
+    uint64_t unoffered;     /* takes of deliveries never offered */
+} parley__preverify_counts_t;
 
 /*
  * Start threads - 1 worker threads (threads 2..PARLEY__VERIFY_THREADS_MAX)
@@ -45,31 +59,30 @@ parley__preverify_t *parley__preverify_new(const parley_keyring_t *ring,
  * Accepts NULL. */
 void parley__preverify_destroy(parley__preverify_t **pv);
 
-/* How many deliveries ahead are worth offering: those the caller will
- * hand out next, up to this many. */
-size_t parley__preverify_window(const parley__preverify_t *pv);
-
 /*
- * Offer the delivery of seq (bytes copied) to be verified ahead. A slot
+ * Offer the deliveries the caller will hand out next: items[0..n), the
+ * lowest seqs held, ascending (bytes copied). items[0] is handed out
+ * next and left to the caller's thread; of the others, up to the window
+ * (32 per thread) are offered, those not offered already. A slot
  * holding a seq at or below done (handed out already) is reclaimed; a
  * seq already offered with the same length, or whose slot is busy, is
- * left as it is. Call parley__preverify_kick() after a batch of offers
- * that returned 1.
+ * left as it is. Idle workers are woken for what was offered.
  *
- * Returns:   1 (offered), 0 (not: see above) or -ENOMEM (nothing is
- *            lost: it is decoded when taken).
+ * Returns:   how many were offered (0 or more), or -ENOMEM if one could
+ *            not be (nothing is lost: it is decoded when taken).
+ * Threads:   the owner's thread.
  */
-int parley__preverify_offer(parley__preverify_t *pv, uint64_t seq,
-                            const void *data, size_t len, uint64_t done);
-
-/* Hand what was offered since the last call to the workers. */
-void parley__preverify_kick(parley__preverify_t *pv);
+int parley__preverify_offer(parley__preverify_t *pv,
+                            const parley__merge_item_t *items, size_t n,
+                            uint64_t done);
 
 /*
  * The decoded delivery of seq, if it was offered with exactly these
  * bytes: taken over into *d (whose old contents the object keeps for
- * reuse) with *rc set to what parley_delivery_decode() returned. Waits
- * for a worker that is on it; one no worker has started is verified here.
+ * reuse) with *rc set to what parley_delivery_decode() returned. One no
+ * worker has started is verified here; while a worker is on it, the
+ * next offered one no worker has started is verified here meanwhile,
+ * and only when there is none does the caller's thread wait.
  *
  * Returns:   1 with *d and *rc set, or 0 (not offered with these bytes:
  *            the caller decodes it itself).
@@ -77,5 +90,14 @@ void parley__preverify_kick(parley__preverify_t *pv);
 int parley__preverify_take(parley__preverify_t *pv, uint64_t seq,
                            const void *data, size_t len, parley_delivery_t *d,
                            int *rc);
+
+/* The counts since parley__preverify_new() (all zero for NULL).
+ * Threads: the owner's thread. */
+parley__preverify_counts_t
+parley__preverify_counts(const parley__preverify_t *pv);
+
+/* The counts of a subscriber's threads that verify ahead (sub.c; all 0
+ * with verify_threads 1), for benchmarks. Threads: the subscriber's. */
+parley__preverify_counts_t parley__sub_verify_counts(const parley_sub_t *sub);
 
 #endif /* PARLEY_PREVERIFY_H */

@@ -56,6 +56,11 @@
 #define S_HOLD_LIMIT 2048
 /* Feed messages read per turn, so api answers are not starved. */
 #define S_FEED_BURST 512
+/* During a replay, deliveries handed out between two looks for the api's
+ * answer (the next page, asked for some S_REPLAY_LIMIT ahead): a look
+ * that finds nothing costs libzmq two system calls (the socket's and
+ * its monitor's mailboxes), a tenth of a verification on a VM. */
+#define S_ANSWER_EVERY 16
 /* Shortest wait for the first heartbeat (they come every second). */
 #define S_FIRST_HEARTBEAT_MS 2500
 /* Pause before asking again after the daemon refused a request. */
@@ -140,6 +145,8 @@ struct parley_sub {
     uint64_t req_id;
     uint64_t req_from;               /* REPLAY: from_seq asked */
     int64_t req_deadline;            /* monotonic ms, -1 = none */
+    unsigned answer_skip;            /* replay: events before the next look
+                                        for the answer (s_read_ahead()) */
     int64_t retry_at;                /* no request before (after a reject) */
 
     parley__preverify_t *pv;         /* verify_threads > 1: deliveries
@@ -785,18 +792,9 @@ static void
 s_verify_ahead(parley_sub_t *self)
 {
     const parley__merge_t *m = &self->merge;
-    if (self->pv == NULL || m->hold || m->n == 0)
+    if (self->pv == NULL || m->hold || m->n < 2)
         return;
-    size_t n = parley__preverify_window(self->pv);
-    bool any = false;
-    if (n > m->n)
-        n = m->n;
-    for (size_t i = 0; i < n; i++)
-        any |= parley__preverify_offer(self->pv, m->items[i].seq,
-                                       m->items[i].data, m->items[i].len,
-                                       m->emitted) == 1;
-    if (any)
-        parley__preverify_kick(self->pv);
+    (void)parley__preverify_offer(self->pv, m->items, m->n, m->emitted);
 }
 
 /*
@@ -938,7 +936,9 @@ s_live_deadline(const parley_sub_t *sub)
  * During a replay, ask for the next page and take its answer while the
  * caller is still being handed the last one (parley__merge_want_replay()
  * says when it is due), so that catching up does not stop at every page
- * for the daemon's round trip. 0 or a negative error, as s_pump().
+ * for the daemon's round trip. The answer is looked for once every
+ * S_ANSWER_EVERY calls (s_pump() takes it too when nothing else is
+ * ready). 0 or a negative error, as s_pump().
  */
 static int
 s_read_ahead(parley_sub_t *self)
@@ -948,7 +948,14 @@ s_read_ahead(parley_sub_t *self)
         return 0;
     if (self->req_state == S_REQ_NONE && (rc = s_maybe_request(self)) < 0)
         return rc;
-    return self->req_state == S_REQ_SENT ? s_drain_api(self) : 0;
+    if (self->req_state != S_REQ_SENT)
+        return 0;
+    if (self->answer_skip > 0) {
+        self->answer_skip--; /* looked a moment ago */
+        return 0;
+    }
+    self->answer_skip = S_ANSWER_EVERY - 1;
+    return s_drain_api(self);
 }
 
 /*
@@ -1275,6 +1282,12 @@ parley__logcheck_counts_t
 parley__sub_log_counts(const parley_sub_t *sub)
 {
     return parley__logcheck_counts(sub != NULL ? sub->lc : NULL);
+}
+
+parley__preverify_counts_t
+parley__sub_verify_counts(const parley_sub_t *sub)
+{
+    return parley__preverify_counts(sub != NULL ? sub->pv : NULL);
 }
 
 uint64_t

@@ -100,24 +100,27 @@ int pd_translog_recover(pd_translog_t *t, uint64_t records);
 int pd_translog_append(pd_translog_t *t, const pd_storage_record_t *rec);
 
 /*
- * After the applied records of a commit: write their hashes. A failure
- * (a full disk) is logged and counted; the hashes stay queued and the
- * next write or sync tries again.
+ * After the applied records of a commit: write their hashes (with fsync,
+ * only once many are queued: pd_tree_write()). A failure (a full disk)
+ * is logged and counted; the hashes stay queued and the next write or
+ * sync tries again.
  *
  * Returns:   0.
  */
 int pd_translog_commit(pd_translog_t *t);
 
 /*
- * Make the hashes durable (before retention; the heartbeat does it too).
+ * Make the hashes durable here and now (before retention; the heartbeat
+ * syncs in the background instead).
  *
  * Returns:   0, or a negative error (logged): retention must not run.
  */
 int pd_translog_sync(pd_translog_t *t);
 
 /*
- * The heartbeat: sync (a failure is logged and retried, see
- * pd_translog_sync()), sign a checkpoint if the tree grew, stamp it with
+ * The heartbeat: take the result of the last heartbeat's sync and begin
+ * the next, on the tree's own thread (pd_tree_sync_begin(); a failure is
+ * logged and retried), sign a checkpoint if the tree grew, stamp it with
  * now_ms and attach the cosignatures the witnesses gave for it; hand a
  * new checkpoint to the witnesses.
  *

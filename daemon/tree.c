@@ -7,7 +7,8 @@
  * Memory: a compact range (O(log n) hashes) and the queue of hashes not
  * yet synced (not yet written, without fsync); roots and proofs read the
  * file (O(log n) preads each, from the page cache for recent ones) and
- * the queue. A write or sync that fails keeps the queue: the next one
+ * the queue. With fsync the queue is written at the sync, or once it
+ * holds S_WRITE_BATCH unwritten bytes; without, after every commit. A write or sync that fails keeps the queue: the next one
  * writes it again (after a failed fdatasync, all of it since the last
  * good one, as the kernel may have dropped those pages). The start-up
  * check reads the file front to back through a window, and writes and
@@ -22,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,9 @@
 #define S_WINDOW 4096 /* stored hashes per read while checking (128 KiB) */
 #define S_ALG_SHA256_RFC9162 1
 #define S_FLUSH_BYTES (4u << 20) /* recomputed hashes written in pieces of this */
+/* With sync: queued hashes a commit leaves unwritten, at most (see
+ * pd_tree_write()); 8,192 hashes, about 4,096 records. */
+#define S_WRITE_BATCH (256u << 10)
 
 struct pd_tree {
     char *dir;                      /* state directory, for messages */
@@ -59,6 +64,26 @@ struct pd_tree {
     uint64_t win_first;             /* stored index of win[0] */
     uint64_t win_count;             /* hashes in the window */
     pd_tree_stats_t stats;
+    /* The background sync (opts.sync; pd_tree_sync_begin()): a thread of
+     * the tree's own writes a copy of the queue's unwritten part and
+     * fdatasyncs, while the loop goes on. The fields under mu are shared
+     * with it; the rest of the struct is the loop's alone. */
+    pthread_t syncer;               /* the thread, once bg_started */
+    pthread_mutex_t mu;             /* guards bg_asked, bg_done, bg_rc, bg_stop */
+    pthread_cond_t cv;              /* signals bg_asked, bg_done, bg_stop */
+    bool bg_init;                   /* mu and cv initialised */
+    bool bg_started;                /* the thread runs */
+    bool bg_stop;                   /* the thread should end */
+    bool bg_asked;                  /* a sync waits for the thread or runs */
+    bool bg_done;                   /* it finished: bg_rc holds its result */
+    int bg_rc;                      /* 0 or -errno */
+    bool bg_flight;                 /* the loop: a sync was begun, not reaped */
+    uint8_t *bg_buf;                /* what the thread writes (its copy) */
+    size_t bg_cap;                  /* bytes allocated for bg_buf */
+    size_t bg_len;                  /* bytes to write (may be 0) */
+    uint64_t bg_off;                /* file offset to write them at */
+    uint64_t bg_leaves;             /* range.size when begun: synced after */
+    size_t bg_queued;               /* pend_len when begun */
 };
 
 /* --- small helpers ----------------------------------------------------------- */
@@ -210,6 +235,8 @@ s_read(void *ctx, uint64_t index, parley__tlog_hash_t *out)
 }
 
 /* --- writing ------------------------------------------------------------------ */
+
+static void s_syncer_stop(pd_tree_t *self);
 
 /* The queue is durable (or, without sync, written): drop it. */
 static void
@@ -712,6 +739,7 @@ pd_tree_close(pd_tree_t **tree)
                                  "next start recomputes them)",
                    strerror(-rc));
     }
+    s_syncer_stop(self); /* pd_tree_sync() reaped the last background sync */
     if (self->fd >= 0)
         close(self->fd); /* releases the lock */
     if (self->dirfd >= 0)
@@ -758,6 +786,14 @@ pd_tree_write(pd_tree_t *tree)
 {
     if (tree == NULL || !tree->ready)
         return -EINVAL;
+    if (tree->bg_flight)
+        return 0; /* the queue is written after the sync that runs */
+    /* With sync the file is written at the next sync (the heartbeat):
+     * a write per commit would be one more call into the file system on
+     * the loop thread per commit, one that can wait behind the journal,
+     * for hashes no crash needs (section "Durability" in tree.h). */
+    if (tree->opts.sync && tree->pend_len - tree->pend_written < S_WRITE_BATCH)
+        return 0;
     return s_write(tree);
 }
 
@@ -766,7 +802,170 @@ pd_tree_sync(pd_tree_t *tree)
 {
     if (tree == NULL || !tree->ready)
         return -EINVAL;
+    /* A background sync that failed is tried again here at once. */
+    (void)pd_tree_sync_reap(tree, true);
     return tree->opts.sync ? s_sync(tree) : s_write(tree);
+}
+
+/* --- the background sync ---------------------------------------------------- */
+
+/* The sync thread: write what it was given, fdatasync, say how it went. */
+static void *
+s_syncer_run(void *arg)
+{
+    pd_tree_t *self = arg;
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        while (!self->bg_stop && !self->bg_asked)
+            pthread_cond_wait(&self->cv, &self->mu);
+        if (self->bg_stop)
+            break;
+        /* bg_buf, bg_len, bg_off and fd stay as they are while asked. */
+        pthread_mutex_unlock(&self->mu);
+        int rc = self->bg_len > 0 ? pd_pwrite_all(self->fd, self->bg_buf,
+                                                  self->bg_len, self->bg_off)
+                                  : 0;
+        if (rc == 0 && fdatasync(self->fd) < 0)
+            rc = -errno;
+        pthread_mutex_lock(&self->mu);
+        self->bg_rc = rc;
+        self->bg_asked = false;
+        self->bg_done = true;
+        pthread_cond_broadcast(&self->cv);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+/* Start the sync thread (once). 0 or -errno. */
+static int
+s_syncer_start(pd_tree_t *self)
+{
+    if (self->bg_started)
+        return 0;
+    if (!self->bg_init) {
+        if (pthread_mutex_init(&self->mu, NULL) != 0)
+            return -ENOMEM;
+        if (pthread_cond_init(&self->cv, NULL) != 0) {
+            pthread_mutex_destroy(&self->mu);
+            return -ENOMEM;
+        }
+        self->bg_init = true;
+    }
+    int rc = pthread_create(&self->syncer, NULL, s_syncer_run, self);
+    if (rc != 0)
+        return -rc;
+    self->bg_started = true;
+    return 0;
+}
+
+/* End the sync thread (after the last sync was reaped) and free its
+ * state. */
+static void
+s_syncer_stop(pd_tree_t *self)
+{
+    if (self->bg_started) {
+        pthread_mutex_lock(&self->mu);
+        self->bg_stop = true;
+        pthread_cond_broadcast(&self->cv);
+        pthread_mutex_unlock(&self->mu);
+        pthread_join(self->syncer, NULL);
+        self->bg_started = false;
+    }
+    if (self->bg_init) {
+        pthread_cond_destroy(&self->cv);
+        pthread_mutex_destroy(&self->mu);
+        self->bg_init = false;
+    }
+    free(self->bg_buf);
+    self->bg_buf = NULL;
+    self->bg_cap = 0;
+}
+
+int
+pd_tree_sync_begin(pd_tree_t *tree)
+{
+    if (tree == NULL || !tree->ready)
+        return -EINVAL;
+    if (!tree->opts.sync)
+        return s_write(tree);
+    if (tree->bg_flight)
+        return 0; /* one at a time: the next begin follows its reap */
+    if (tree->pend_len == 0)
+        return 0;
+    size_t n = tree->pend_len - tree->pend_written;
+    int rc = pd_buf_reserve(&tree->bg_buf, &tree->bg_cap, 0, n, 16384);
+    if (rc == 0)
+        rc = s_syncer_start(tree);
+    if (rc < 0)
+        return s_sync(tree); /* no thread: sync here, as before */
+    memcpy(tree->bg_buf, tree->pend + tree->pend_written, n);
+    tree->bg_len = n;
+    tree->bg_off = s_offset(parley__tlog_stored_count(tree->pend_first))
+                   + tree->pend_written;
+    tree->bg_leaves = tree->range.size;
+    tree->bg_queued = tree->pend_len;
+    tree->bg_flight = true;
+    pthread_mutex_lock(&tree->mu);
+    tree->bg_done = false;
+    tree->bg_asked = true;
+    pthread_cond_broadcast(&tree->cv);
+    pthread_mutex_unlock(&tree->mu);
+    return 0;
+}
+
+int
+pd_tree_sync_reap(pd_tree_t *tree, bool wait)
+{
+    if (tree == NULL || !tree->ready)
+        return -EINVAL;
+    if (!tree->bg_flight)
+        return 0;
+    pthread_mutex_lock(&tree->mu);
+    while (wait && !tree->bg_done)
+        pthread_cond_wait(&tree->cv, &tree->mu);
+    bool done = tree->bg_done;
+    int rc = tree->bg_rc;
+    tree->bg_done = false;
+    pthread_mutex_unlock(&tree->mu);
+    if (!done)
+        return -EINPROGRESS;
+    tree->bg_flight = false;
+    if (tree->bg_cap > (1u << 20)) {
+        /* One burst should not pin its copy forever. */
+        free(tree->bg_buf);
+        tree->bg_buf = NULL;
+        tree->bg_cap = 0;
+    }
+    if (rc < 0) {
+        /* As after a failed s_sync(): everything since the last good
+         * sync is written again by the next try. */
+        tree->pend_written = 0;
+        tree->write_failing = true;
+        tree->stats.write_errors++;
+        return rc;
+    }
+    uint64_t end = tree->bg_off + tree->bg_len;
+    if (tree->bg_len > 0) {
+        tree->stats.writes++;
+        if (end > tree->file_bytes)
+            tree->file_bytes = end;
+    }
+    tree->stats.syncs++;
+    /* The hashes of leaves up to bg_leaves are durable: they leave the
+     * queue; what was queued since stays, none of it written. */
+    size_t k = tree->bg_queued;
+    if (k == tree->pend_len) {
+        s_drop_queue(tree);
+    } else {
+        memmove(tree->pend, tree->pend + k, tree->pend_len - k);
+        tree->pend_len -= k;
+        tree->pend_written = 0;
+        tree->pend_first = tree->bg_leaves;
+        tree->synced = tree->bg_leaves;
+        tree->write_failing = false;
+    }
+    return 0;
 }
 
 uint64_t

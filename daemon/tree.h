@@ -31,14 +31,19 @@
  *
  * Durability. The tree is fed by records that are durable already, and
  * every hash of a record the log still holds can be recomputed from it;
- * so the hashes need not be synced before an ack. The daemon queues a
- * record's leaf (pd_tree_append(): roots and proofs cover it from then
- * on) when the record is applied, writes the queue without syncing after
- * each commit (pd_tree_write()), and syncs (pd_tree_sync()) with the
- * heartbeat and always before retention removes a segment: the hashes of
- * records about to go must be durable first, as nothing could recompute
- * them. After a crash the file may lack a tail or hold never-written
- * (zero) blocks there; the start-up check recomputes it.
+ * so the hashes need not be synced before an ack, nor even written: a
+ * crash, kill -9 included, loses at most hashes the start-up check
+ * recomputes. The daemon queues a record's leaf (pd_tree_append(): roots
+ * and proofs cover it from then on) when the record is applied, calls
+ * pd_tree_write() after each commit, which with opts.sync writes only
+ * once the queue holds 256 KiB not yet written (without, it writes it
+ * all), and writes and syncs (pd_tree_sync()) with the heartbeat and
+ * always before retention removes a segment: the hashes of records about
+ * to go must be durable first, as nothing could recompute them. So with
+ * fsync a commit costs the loop thread no call into the file system
+ * beyond the log's own write and fdatasync. After a crash the file may
+ * lack a tail or hold never-written (zero) blocks there; the start-up
+ * check recomputes it.
  *
  * A write or sync that fails (a full disk, EIO) is not fatal: the hashes
  * not yet synced stay queued in memory (64 bytes per record at most)
@@ -71,6 +76,10 @@
  *     makes once, as a lost hash file looks the same.
  *
  * Threads: one thread at a time per tree (the daemon's loop thread).
+ * With opts.sync the tree has a thread of its own for the background
+ * sync (pd_tree_sync_begin()), which touches only a copy of the queue
+ * and the file; it is started by the first such sync and ended by
+ * pd_tree_close().
  */
 #ifndef PD_TREE_H
 #define PD_TREE_H
@@ -168,8 +177,10 @@ int pd_tree_append(pd_tree_t *tree, uint64_t seq, const void *record,
 int pd_tree_append_absent(pd_tree_t *tree, uint64_t seq);
 
 /*
- * Write every queued hash not written yet (no fdatasync). On failure
- * they stay queued, and the next write or sync tries again.
+ * After a commit: write the queued hashes not written yet (no
+ * fdatasync); with opts.sync only once they come to 256 KiB, as the next
+ * sync writes them anyway. On failure they stay queued, and the next
+ * write or sync tries again.
  *
  * Returns:   0 or -errno (-EINVAL before pd_tree_recover()).
  */
@@ -177,13 +188,41 @@ int pd_tree_write(pd_tree_t *tree);
 
 /*
  * pd_tree_write(), then fdatasync (with opts.sync) if anything was
- * written since the last sync: before retention removes records, with
- * the heartbeat, at close. On failure the hashes since the last good
- * sync stay queued and are written again by the next try.
+ * written since the last sync, here and now (after waiting for a
+ * background sync begun before): before retention removes records, at
+ * close. On failure the hashes since the last good sync stay queued and
+ * are written again by the next try.
  *
  * Returns:   0 (every leaf's hashes durable) or -errno.
  */
 int pd_tree_sync(pd_tree_t *tree);
+
+/*
+ * The heartbeat's sync, off the calling thread: with opts.sync, hand a
+ * copy of the queued hashes not written yet to the tree's sync thread,
+ * which writes them and fdatasyncs while the caller goes on (so no
+ * update waits behind the tree's sync); pd_tree_sync_reap() takes the
+ * result. Roots and proofs keep reading the queue meanwhile, and
+ * pd_tree_write() leaves the file to the thread. One at a time: while
+ * one runs this does nothing. Without opts.sync it is pd_tree_write().
+ * Where no thread can be started it syncs here, as pd_tree_sync().
+ *
+ * Returns:   0 (begun, nothing to do, or one runs) or -errno.
+ */
+int pd_tree_sync_begin(pd_tree_t *tree);
+
+/*
+ * Take the result of the background sync, if one was begun: with wait,
+ * wait for it; without, only if it has finished. When it worked, the
+ * hashes it covered leave the queue and pd_tree_synced() moves to the
+ * size the tree had at its begin; when it failed, every hash since the
+ * last good sync is written again by the next try (counted in
+ * write_errors).
+ *
+ * Returns:   0 (it worked, or none was begun), -EINPROGRESS (it runs;
+ *            only without wait), or the -errno it failed with.
+ */
+int pd_tree_sync_reap(pd_tree_t *tree, bool wait);
 
 /* Leaves appended: the size of the largest tree roots and proofs cover. */
 uint64_t pd_tree_size(const pd_tree_t *tree);

@@ -1015,14 +1015,17 @@ typedef struct parley_sub_options {
     /* Verification on several threads (1.4). A subscriber that is behind
      * (a replay catch-up, a burst on the feed) holds deliveries it hands
      * out in seq order; with verify_threads > 1, verify_threads - 1
-     * threads of its own decode and verify the next ones (up to 32 per
-     * thread ahead) while the caller's thread hands out those before.
-     * What is handed out does not change: the same events in the same
-     * order, each delivery verified before it is handed out, a failed
-     * one a PARLEY_EVENT_REJECTED with the same code. The threads wait
-     * on a condition variable when there is nothing to verify and are
-     * joined by parley_sub_destroy(). The keyring must then be safe to
-     * read from several threads (a parley_keyring_t is). */
+     * threads of its own (named parley-verify) decode and verify the
+     * next ones (up to 32 per thread ahead) while the caller's thread
+     * hands out those before; the caller's thread, finding one of them
+     * on the delivery it wants, verifies another meanwhile, so every
+     * thread keeps a core busy. What is handed out does not change: the
+     * same events in the same order, each delivery verified before it
+     * is handed out, a failed one a PARLEY_EVENT_REJECTED with the same
+     * code. The threads wait on a condition variable when there is
+     * nothing to verify and are joined by parley_sub_destroy(). The
+     * keyring must then be safe to read from several threads (a
+     * parley_keyring_t is). */
     int verify_threads;          /* threads that verify, the caller's
                                     included: 0 or 1 = the caller's alone
                                     (the default, for lightweight

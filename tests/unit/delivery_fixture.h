@@ -5,7 +5,8 @@
  * fx_delivery() signs an update with the fixed-seed key (32 bytes of
  * 0x11), wraps it in a Delivery with the given seq and received_at, and
  * decodes that as a subscriber would, so the result carries its envelope
- * like any delivery the library hands out.
+ * like any delivery the library hands out. fx_delivery_bytes() stops
+ * before the decoding: the Delivery's bytes, as the feed carries them.
  */
 #ifndef PARLEY_DELIVERY_FIXTURE_H
 #define PARLEY_DELIVERY_FIXTURE_H
@@ -31,16 +32,18 @@ typedef struct fx_update {
 } fx_update_t;
 
 /*
- * Make the delivery of seq (received 5 ms after issued_at) for what f
- * says. Returns it (free with parley_delivery_destroy()) or NULL.
+ * Encode the delivery of seq (received 5 ms after issued_at) for what f
+ * says into del (cap bytes; PARLEY_ENVELOPE_MAX + 64 is enough), its
+ * length in *len. Returns 0 or -1.
  */
-static inline parley_delivery_t *
-fx_delivery(uint64_t seq, const fx_update_t *f)
+static inline int
+fx_delivery_bytes(uint64_t seq, const fx_update_t *f, uint8_t *del,
+                  size_t cap, size_t *len)
 {
-    uint8_t seed[32], env[PARLEY_ENVELOPE_MAX], del[PARLEY_ENVELOPE_MAX + 64];
-    size_t env_len = 0, del_len = 0;
+    uint8_t seed[32], env[PARLEY_ENVELOPE_MAX];
+    size_t env_len = 0;
     char parties[PARLEY_PARTIES_MAX * (PARLEY_SLUG_MAX + 1) + 1];
-    parley_delivery_t *d = NULL;
+    int rc = -1;
     memset(seed, 0x11, sizeof(seed));
     parley_key_t *key = parley_key_from_seed(seed);
     parley_update_t *u = parley_update_new();
@@ -71,16 +74,32 @@ fx_delivery(uint64_t seq, const fx_update_t *f)
         || parley_update_set_issued_at(u, issued) != 0
         || parley_update_set_signer_seq(u, 1000 + seq) != 0
         || parley_sign(key, u, env, sizeof(env), &env_len) != 0
-        || parley__delivery_encode(seq, issued + 5, env, env_len, del,
-                                   sizeof(del), &del_len)
-               != 0
-        || (d = parley_delivery_new()) == NULL)
+        || parley__delivery_encode(seq, issued + 5, env, env_len, del, cap,
+                                   len)
+               != 0)
         goto out;
-    if (parley_delivery_decode(NULL, del, del_len, d) != 0)
-        parley_delivery_destroy(&d);
+    rc = 0;
 out:
     parley_update_destroy(&u);
     parley_key_destroy(&key);
+    return rc;
+}
+
+/*
+ * Make the delivery of seq (received 5 ms after issued_at) for what f
+ * says. Returns it (free with parley_delivery_destroy()) or NULL.
+ */
+static inline parley_delivery_t *
+fx_delivery(uint64_t seq, const fx_update_t *f)
+{
+    uint8_t del[PARLEY_ENVELOPE_MAX + 64];
+    size_t del_len = 0;
+    parley_delivery_t *d = NULL;
+    if (fx_delivery_bytes(seq, f, del, sizeof(del), &del_len) != 0
+        || (d = parley_delivery_new()) == NULL)
+        return NULL;
+    if (parley_delivery_decode(NULL, del, del_len, d) != 0)
+        parley_delivery_destroy(&d);
     return d;
 }
 

@@ -997,9 +997,23 @@ test_errors(void **state)
     pd_tree_close(&t);
 }
 
-/* The daemon's rhythm: a write per commit (no sync) makes the leaves
- * part of roots and proofs; a sync (heartbeat, retention) makes them
- * durable, once however many writes came before. */
+/* Commits of records from..to, one each: append, then pd_tree_write(). */
+static void
+s_commits(pd_tree_t *t, uint64_t from, uint64_t to)
+{
+    for (uint64_t seq = from; seq <= to; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+        assert_int_equal(pd_tree_size(t), seq);
+        assert_int_equal(pd_tree_write(t), 0);
+    }
+}
+
+/* The daemon's rhythm with fsync: a commit's pd_tree_write() leaves the
+ * file alone (roots and proofs cover the leaves from the queue); a sync
+ * (heartbeat, retention) writes them all in one write and makes them
+ * durable, once however many commits came before. */
 static void
 test_write_then_sync(void **state)
 {
@@ -1007,24 +1021,137 @@ test_write_then_sync(void **state)
     pd_tree_t *t = s_tree_with(f, 4);
     pd_tree_stats_t ts;
     pd_tree_get_stats(t, &ts);
-    const uint64_t syncs = ts.syncs;
-    for (uint64_t seq = 5; seq <= 40; seq++) {
-        uint8_t rec[128];
-        size_t len = s_record(seq, rec);
-        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
-        assert_int_equal(pd_tree_size(t), seq);
-        assert_int_equal(pd_tree_write(t), 0);
-        assert_int_equal(pd_tree_synced(t), 4);
-    }
+    const uint64_t syncs = ts.syncs, writes = ts.writes;
+    const uint64_t bytes = s_file_size(f->path);
+    assert_int_equal(bytes, HDR + 32 * parley__tlog_stored_count(4));
+    s_commits(t, 5, 40);
+    assert_int_equal(pd_tree_synced(t), 4);
     s_matches_reference(t, 40);
     pd_tree_get_stats(t, &ts);
     assert_int_equal(ts.syncs, syncs);
-    assert_int_equal(ts.writes, 36 + 1);
+    assert_int_equal(ts.writes, writes);
+    assert_int_equal(s_file_size(f->path), bytes);
     assert_int_equal(pd_tree_sync(t), 0);
     assert_int_equal(pd_tree_synced(t), 40);
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(40));
     assert_int_equal(pd_tree_sync(t), 0);
     pd_tree_get_stats(t, &ts);
     assert_int_equal(ts.syncs, syncs + 1);
+    assert_int_equal(ts.writes, writes + 1);
+    s_matches_reference(t, 40);
+    pd_tree_close(&t);
+}
+
+/* With fsync a long spell of commits between two syncs does not pile up
+ * unwritten: once 256 KiB of hashes are queued a commit writes them (no
+ * sync). */
+static void
+test_write_batch(void **state)
+{
+    fixture_t *f = *state;
+    pd_tree_t *t = s_tree_with(f, 0);
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(t, &ts);
+    const uint64_t writes = ts.writes;
+    uint64_t seq = 1;
+    for (; seq <= 10000 && ts.writes == writes; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+        assert_int_equal(pd_tree_write(t), 0);
+        pd_tree_get_stats(t, &ts);
+    }
+    uint64_t n = seq - 1;
+    assert_int_equal(ts.writes, writes + 1);
+    assert_true(32 * parley__tlog_stored_count(n) >= (256u << 10));
+    assert_true(32 * parley__tlog_stored_count(n - 1) < (256u << 10));
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(n));
+    assert_int_equal(pd_tree_synced(t), 0);
+    assert_int_equal(pd_tree_sync(t), 0);
+    assert_int_equal(pd_tree_synced(t), n);
+    s_matches_reference(t, n);
+    pd_tree_close(&t);
+}
+
+/* Without fsync every commit writes what it queued, and the queue goes. */
+static void
+test_write_no_sync(void **state)
+{
+    fixture_t *f = *state;
+    char msg[512];
+    int err = 1;
+    pd_tree_opts_t o = {.sync = false};
+    pd_tree_t *t = pd_tree_open(f->dir, &o, msg, sizeof(msg), &err);
+    assert_non_null(t);
+    assert_int_equal(pd_tree_recover(t, 0, msg, sizeof(msg)), 0);
+    for (uint64_t seq = 1; seq <= 20; seq++) {
+        uint8_t rec[128];
+        size_t len = s_record(seq, rec);
+        assert_int_equal(pd_tree_append(t, seq, rec, len), 0);
+        assert_int_equal(pd_tree_write(t), 0);
+        assert_int_equal(s_file_size(f->path),
+                         HDR + 32 * parley__tlog_stored_count(seq));
+    }
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.writes, 20);
+    assert_int_equal(ts.syncs, 0);
+    s_matches_reference(t, 20);
+    pd_tree_close(&t);
+}
+
+/* The heartbeat's sync on the tree's own thread: begun, the loop goes on
+ * appending and reading roots from the queue; reaped, the leaves it
+ * covered are synced and those appended since are still queued, and a
+ * sync here and now takes them too. */
+static void
+test_sync_background(void **state)
+{
+    fixture_t *f = *state;
+    pd_tree_t *t = s_tree_with(f, 4);
+    pd_tree_stats_t ts;
+    pd_tree_get_stats(t, &ts);
+    const uint64_t syncs = ts.syncs, writes = ts.writes;
+    /* Nothing queued: nothing to do. */
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    assert_int_equal(pd_tree_sync_reap(t, true), 0);
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.syncs, syncs);
+    s_commits(t, 5, 40);
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    assert_int_equal(pd_tree_sync_begin(t), 0); /* one at a time */
+    s_commits(t, 41, 50);
+    s_matches_reference(t, 50);
+    assert_int_equal(pd_tree_sync_reap(t, true), 0);
+    assert_int_equal(pd_tree_sync_reap(t, false), 0); /* none left */
+    assert_int_equal(pd_tree_synced(t), 40);
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(40));
+    pd_tree_get_stats(t, &ts);
+    assert_int_equal(ts.syncs, syncs + 1);
+    assert_int_equal(ts.writes, writes + 1);
+    s_matches_reference(t, 50);
+    /* The next begin takes what came since; close waits for it. */
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    int rc;
+    while ((rc = pd_tree_sync_reap(t, false)) == -EINPROGRESS)
+        usleep(1000);
+    assert_int_equal(rc, 0);
+    assert_int_equal(pd_tree_synced(t), 50);
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(50));
+    s_matches_reference(t, 50);
+    s_commits(t, 51, 51);
+    assert_int_equal(pd_tree_sync_begin(t), 0);
+    pd_tree_close(&t);
+    /* What the begin before close wrote checks at the next start. */
+    assert_int_equal(s_file_size(f->path),
+                     HDR + 32 * parley__tlog_stored_count(51));
+    char msg[512];
+    assert_int_equal(s_reopen_check(f, 1, 51, &t, msg, sizeof(msg)), 0);
+    s_matches_reference(t, 51);
     pd_tree_close(&t);
 }
 
@@ -1062,6 +1189,9 @@ main(void)
         T(test_header_damage),
         T(test_errors),
         T(test_write_then_sync),
+        T(test_write_batch),
+        T(test_write_no_sync),
+        T(test_sync_background),
         T(test_close_writes_queue),
     };
 #undef T
