@@ -124,6 +124,9 @@ double bench_raw_verify_min(const uint8_t *msg, size_t len, const uint8_t *sig,
  * the next VmHWM is the peak of what follows. 0 or -errno. */
 int bench_proc_hwm_reset(pid_t pid);
 
+/* Minor page faults of a process so far (/proc/PID/stat), 0 if unknown. */
+uint64_t bench_proc_faults(pid_t pid);
+
 /* User + system CPU seconds pid has used so far (from /proc/PID/stat). */
 double bench_proc_cpu(pid_t pid);
 
@@ -284,7 +287,12 @@ typedef struct bench_pubber {
     int timeout_ms;           /* per request (parley_pub_options_t); 0:
                                  the library's default */
     atomic_int *stop;
+    /* Flow control (may be NULL): while hold(hold_ctx) is true no new
+     * envelope is sent (answers are still read). */
+    bool (*hold)(void *ctx);
+    void *hold_ctx;
     /* results */
+    atomic_uint_fast64_t sent;
     atomic_uint_fast64_t acked;
     uint64_t rejected;
     int first_error;          /* first reject code or error, 0 if none */
@@ -311,9 +319,10 @@ uint64_t bench_counters_sum(bench_counter_t *c, size_t n);
 uint64_t bench_counters_min(bench_counter_t *c, size_t n);
 
 /*
- * Subscriber worker over ZMQ SUB sockets: polls its sockets and counts
- * every complete message; with parse_seq it reads the Delivery seq of the
- * last frame and counts gaps. Runs until *stop.
+ * Subscriber worker over ZMQ SUB sockets: waits in epoll on their
+ * ZMQ_FDs, reads the sockets that have something and counts every
+ * complete message; with parse_seq it reads the Delivery seq of the last
+ * frame and counts gaps. Runs until *stop.
  */
 typedef struct bench_zworker {
     void **socks;

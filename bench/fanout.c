@@ -48,6 +48,11 @@
 #define S_HWM 10000        /* raw ZMQ HWMs: above the window, no drops */
 #define S_PUBLISHERS 2     /* parley publishers */
 #define S_PUB_WINDOW 256   /* parley publisher pipelining */
+/* parley's flow control: updates sent ahead of the slowest subscriber,
+ * the raw publisher's window. (1,024, two turns, was too tight: at 1,000
+ * subscribers a turn takes about half a second to reach the last one,
+ * and the publishers waited on that instead of on throughput.) */
+#define S_PARLEY_AHEAD S_WINDOW
 #define S_MAX_WORKERS 2    /* subscriber threads for ZMQ sockets */
 
 static const size_t s_sizes[S_NSIZES] = { 1, 10, 100, 1000, 10000 };
@@ -200,7 +205,13 @@ s_raw_zmq(size_t n, const s_timing_t *t)
     pthread_t ft;
     bench_flow_t flow = { .send = s_zmq_send, .ctx = pub, .counters = c,
                           .n = n, .window = S_WINDOW, .stop = &stop,
-                          .probe_ns = n >= S_FLEET_FROM ? n * 10000ull : 0 };
+                          /* Thousands of subscribers: one probe a
+                           * second, as parleyd's heartbeat. Each probe
+                           * costs the I/O thread one send() per joined
+                           * connection; ten a second took all of its
+                           * core at 10,000, and the connections still
+                           * arriving then timed out in their handshake. */
+                          .probe_ns = n >= S_FLEET_FROM ? 1000000000ull : 0 };
     pthread_create(&ft, NULL, bench_flow_run, &flow);
     double rate = 0;
     if (s_flow_wait(&flow) == 0)
@@ -403,6 +414,7 @@ typedef struct s_parley_run {
     double rate;           /* deliveries/s, all subscribers */
     double ingest;         /* acked updates/s in the same window */
     double daemon_cpu;     /* parleyd CPU cores used in the window */
+    double faults;         /* parleyd minor page faults per delivery */
     uint64_t gaps;         /* seqs a subscriber never saw */
     uint64_t rejected;
     bool exhausted;        /* publishers ran out of envelopes early */
@@ -411,7 +423,29 @@ typedef struct s_parley_run {
 typedef struct s_pubset {
     bench_pubber_t p[S_PUBLISHERS];
     pthread_t tid[S_PUBLISHERS];
+    bench_counter_t *c;        /* the subscribers' counters (flow control) */
+    size_t n;
 } s_pubset_t;
+
+/*
+ * The flow control of the raw and peer publishers, for parley's: hold
+ * while the updates sent are S_PARLEY_AHEAD or more ahead of what the
+ * slowest subscriber has received. Without it the publishers, paced only by
+ * parleyd's acks, ran ahead of the deliveries (at 1,000 subscribers
+ * about twice as fast), and parleyd spent part of its CPU growing the
+ * subscribers' queues (page faults on fresh memory for every delivery)
+ * for deliveries that came after the window.
+ */
+static bool
+s_pubs_hold(void *ctx)
+{
+    s_pubset_t *ps = ctx;
+    uint64_t sent = 0;
+    for (size_t i = 0; i < S_PUBLISHERS; i++)
+        sent += atomic_load_explicit(&ps->p[i].sent, memory_order_relaxed);
+    uint64_t got = bench_counters_min(ps->c, ps->n);
+    return sent > got && sent - got >= S_PARLEY_AHEAD;
+}
 
 static bool
 s_pubs_done(void *ctx)
@@ -432,15 +466,21 @@ s_pubs_acked(s_pubset_t *ps)
     return s;
 }
 
+/* Start the publishers; with c (n counters) flow-controlled on them. */
 static void
 s_pubs_start(s_pubset_t *ps, const bench_daemon_t *d, bench_key_t *keys,
-             const bench_envs_t *envs, atomic_int *stop)
+             const bench_envs_t *envs, atomic_int *stop, bench_counter_t *c,
+             size_t n)
 {
     memset(ps, 0, sizeof(*ps));
+    ps->c = c;
+    ps->n = n;
     for (size_t i = 0; i < S_PUBLISHERS; i++) {
         ps->p[i] = (bench_pubber_t){ .api = d->api, .key = keys[i].key,
                                      .envs = &envs[i], .window = S_PUB_WINDOW,
-                                     .stop = stop };
+                                     .stop = stop,
+                                     .hold = c != NULL ? s_pubs_hold : NULL,
+                                     .hold_ctx = ps };
         pthread_create(&ps->tid[i], NULL, bench_pubber_run, &ps->p[i]);
     }
 }
@@ -470,6 +510,7 @@ s_parley_measure(s_parley_run_t *r, bench_counter_t *c, size_t n,
         r->exhausted = true;
     uint64_t c0 = bench_counters_sum(c, n), a0 = s_pubs_acked(ps);
     double cpu0 = bench_proc_cpu(d->pid);
+    uint64_t f0 = bench_proc_faults(d->pid);
     uint64_t t0 = bench_now_ns(), end = t0 + t->dur_ns;
     while (bench_now_ns() < end && !s_pubs_done(ps))
         bench_sleep_ns(5000000);
@@ -481,6 +522,9 @@ s_parley_measure(s_parley_run_t *r, bench_counter_t *c, size_t n,
     r->rate = (double)(c1 - c0) / secs;
     r->ingest = (double)(a1 - a0) / secs;
     r->daemon_cpu = (bench_proc_cpu(d->pid) - cpu0) / secs;
+    r->faults = c1 > c0 ? (double)(bench_proc_faults(d->pid) - f0)
+                              / (double)(c1 - c0)
+                        : 0;
 }
 
 static int
@@ -522,14 +566,16 @@ s_parley_raw(size_t n, const s_timing_t *t, const bench_opts_t *o,
     bench_counter_t *c = subs.c;
     bool in_kids = subs.in_kids;
     /* Subscriptions reach the XPUB asynchronously: wait until every
-     * subscriber has heard a heartbeat (up to 60 s; 10,000 connections
-     * take a while). Then a second more before the publishers connect:
-     * parleyd renews its ZAP handler once connections have paused, and a
+     * subscriber has heard a heartbeat (up to 120 s; 10,000 connections
+     * take a while: with libzmq's listen backlog, 100 as parleyd's feed,
+     * most of them lose SYNs and wait out TCP's back-off). Then a
+     * second more before the publishers connect: parleyd renews its ZAP
+     * handler once connections have paused, and a
      * publisher whose handshake meets the renewal waits for
      * handshake_timeout (5 s) before it tries again, which would stall
      * ingest for most of the measurement. */
     uint64_t tj = bench_now_ns();
-    while (bench_secs(tj, bench_now_ns()) < 60) {
+    while (bench_secs(tj, bench_now_ns()) < 120) {
         size_t heard = 0;
         for (size_t i = 0; i < n; i++)
             heard += atomic_load(&c[i].other) > 0;
@@ -539,7 +585,7 @@ s_parley_raw(size_t n, const s_timing_t *t, const bench_opts_t *o,
     }
     bench_sleep_ns(in_kids ? 1000000000ull : 300000000ull);
     s_pubset_t ps;
-    s_pubs_start(&ps, &d, keys, envs, &stop_pubs);
+    s_pubs_start(&ps, &d, keys, envs, &stop_pubs, c, n);
     if (bench_counters_wait_all(c, n, 10000) < 0)
         fprintf(stderr, "parley: not every subscriber got a delivery\n");
     s_parley_measure(&r, c, n, &ps, &d, t);
@@ -620,7 +666,7 @@ s_parley_lib(size_t n, const s_timing_t *t, const bench_opts_t *o,
         bench_sleep_ns(1000000);
     bench_sleep_ns(300000000);
     s_pubset_t ps;
-    s_pubs_start(&ps, &d, keys, envs, &stop_pubs);
+    s_pubs_start(&ps, &d, keys, envs, &stop_pubs, NULL, 0);
     if (bench_counters_wait_all(c, n, 10000) < 0)
         fprintf(stderr, "parley lib: not every subscriber got a delivery\n");
     s_parley_measure(&r, c, n, &ps, &d, t);
@@ -657,20 +703,68 @@ s_verify_rate_estimate(void)
     return (double)n / bench_secs(t0, bench_now_ns());
 }
 
+/*
+ * Which of the first nsizes sizes to run: all of them, or those listed
+ * in BENCH_FANOUT_SIZES ("1000 10000"), for a profile of one size.
+ */
+static void
+s_sizes_chosen(bool *run, size_t nsizes)
+{
+    const char *env = getenv("BENCH_FANOUT_SIZES");
+    for (size_t i = 0; i < nsizes; i++)
+        run[i] = env == NULL || env[0] == '\0';
+    if (env == NULL || env[0] == '\0')
+        return;
+    char *end;
+    for (const char *p = env; *p != '\0'; p = end) {
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p) {
+            end = (char *)p + 1;
+            continue;
+        }
+        for (size_t i = 0; i < nsizes; i++)
+            if (s_sizes[i] == v)
+                run[i] = true;
+    }
+}
+
+/* Whether system name is to run: always, unless BENCH_FANOUT_SYSTEMS
+ * lists others (names raw, mosquitto, nats, parley, lib). */
+static bool
+s_system_chosen(const char *name)
+{
+    const char *env = getenv("BENCH_FANOUT_SYSTEMS");
+    if (env == NULL || env[0] == '\0')
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = env; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == env || p[-1] == ' ' || p[-1] == ',')
+            && (p[len] == '\0' || p[len] == ' ' || p[len] == ','))
+            return true;
+    return false;
+}
+
 static void
 s_print_parley(const char *label, size_t n, const s_parley_run_t *r)
 {
     char name[96];
     snprintf(name, sizeof(name), "%s, %zu sub%s", label, n, n == 1 ? "" : "s");
     bench_figure(name, r->rate, "deliveries/s");
-    bench_note("ingest %.0f updates/s, parleyd CPU %.2f cores (%.1f us per "
-               "update), gaps %llu, rejects %llu%s",
-               r->ingest, r->daemon_cpu,
-               r->ingest > 0 ? r->daemon_cpu / r->ingest * 1e6 : 0,
-               (unsigned long long)r->gaps,
-               (unsigned long long)r->rejected,
+    bench_note("updates delivered %.0f/s (deliveries / subscribers), acked "
+               "%.0f/s; parleyd CPU %.2f cores, %.3f us and %.4f page faults "
+               "per delivery; gaps %llu, rejects %llu%s",
+               r->rate / (double)n, r->ingest, r->daemon_cpu,
+               r->rate > 0 ? r->daemon_cpu / r->rate * 1e6 : 0, r->faults,
+               (unsigned long long)r->gaps, (unsigned long long)r->rejected,
                r->exhausted ? ", ENVELOPE SUPPLY RAN OUT (rate is partial)"
                             : "");
+    if (r->ingest == 0 && r->rate > 0)
+        /* Seen at 10,000 subscribers: the deliveries are real, the acks
+         * came before the window. */
+        bench_note("no ack in the window: parleyd acks a turn (up to %d "
+                   "updates here) before it publishes it, and publishing "
+                   "one turn to %zu subscribers took longer than the window",
+                   S_PUBLISHERS * S_PUB_WINDOW, n);
 }
 
 int
@@ -712,7 +806,11 @@ main(int argc, char **argv)
     char label[64];
     /* A quick run stops at 1,000 subscribers. */
     size_t nsizes = o.quick ? S_NSIZES - 1 : S_NSIZES;
+    bool run[S_NSIZES];
+    s_sizes_chosen(run, nsizes);
     for (size_t i = 0; i < nsizes; i++) {
+        if (!run[i] || !s_system_chosen("raw"))
+            continue;
         raw[i] = s_raw_zmq(s_sizes[i], &t);
         snprintf(label, sizeof(label), "raw libzmq PUB/SUB, %zu subs", s_sizes[i]);
         bench_figure(label, raw[i], "deliveries/s");
@@ -720,6 +818,8 @@ main(int argc, char **argv)
 #ifdef BENCH_HAVE_MOSQUITTO
     mosquitto_lib_init();
     for (size_t i = 0; i < S_NPEER; i++) {
+        if (!run[i] || !s_system_chosen("mosquitto"))
+            continue;
         mosq[i] = s_mosquitto(s_sizes[i], &t, base);
         snprintf(label, sizeof(label), "mosquitto QoS 0, %zu subs", s_sizes[i]);
         bench_figure(label, mosq[i], "deliveries/s");
@@ -730,6 +830,8 @@ main(int argc, char **argv)
 #endif
 #ifdef BENCH_HAVE_NATS
     for (size_t i = 0; i < S_NPEER; i++) {
+        if (!run[i] || !s_system_chosen("nats"))
+            continue;
         nats[i] = s_nats(s_sizes[i], &t, base);
         snprintf(label, sizeof(label), "NATS core, %zu subs", s_sizes[i]);
         bench_figure(label, nats[i], "deliveries/s");
@@ -754,10 +856,14 @@ main(int argc, char **argv)
                "window %d; parleyd fsync on", per_pub, S_PUBLISHERS,
                S_PUB_WINDOW);
     for (size_t i = 0; i < nsizes; i++) {
+        if (!run[i] || !s_system_chosen("parley"))
+            continue;
         pr[i] = s_parley_raw(s_sizes[i], &t, &o, base, keys, envs);
         s_print_parley("parley (raw ZMQ SUB on feed)", s_sizes[i], &pr[i]);
     }
     for (size_t i = 0; i < 2; i++) {
+        if (!run[i] || !s_system_chosen("lib"))
+            continue;
         pl[i] = s_parley_lib(s_sizes[i], &t, &o, base, keys, envs);
         s_print_parley("parley (parley_sub_t, re-verifying)", s_sizes[i],
                        &pl[i]);
@@ -765,6 +871,8 @@ main(int argc, char **argv)
 
     bench_section("fan-out: ratios (same run)");
     for (size_t i = 0; i < nsizes; i++) {
+        if (!run[i])
+            continue;
         bool ten = s_sizes[i] == 10;
         snprintf(label, sizeof(label), "parley, %zu subs", s_sizes[i]);
         /* Issue 17: 1,000 subscribers >= 0.90 x raw libzmq. */
