@@ -5,8 +5,9 @@
  *
  * Threads and locking. One mutex (mu) guards every field below the
  * "shared" line of struct pd_backbone. Four kinds of threads take it:
- * the caller's loop, our submit and control threads, and nats.c's threads
- * (the PubAck handler, the follower's message handler, the connection
+ * the caller's loop, our submit, control and check threads (and the
+ * check thread's askers, backbone_check.c), and nats.c's threads (the
+ * PubAck handler, the follower's message handler, the connection
  * callbacks). No nats.c function is ever called with mu held, so nats.c's
  * own locks and ours never nest in two orders.
  *
@@ -430,6 +431,7 @@ s_new(const pd_backbone_opts_t *o, char *errbuf, size_t errlen, int *err)
     pthread_cond_init(&self->cv_submit, NULL);
     pthread_cond_init(&self->cv_ctl, NULL);
     pthread_cond_init(&self->cv_check, NULL);
+    pthread_cond_init(&self->cv_ask, NULL);
     pthread_cond_init(&self->cv_done, NULL);
 
     snprintf(self->stream, sizeof(self->stream), "%s",
@@ -594,6 +596,7 @@ s_close_nats(pd_backbone_t *self)
     pthread_cond_broadcast(&self->cv_submit);
     pthread_cond_broadcast(&self->cv_ctl);
     pthread_cond_broadcast(&self->cv_check);
+    pthread_cond_broadcast(&self->cv_ask);
     pthread_mutex_unlock(&self->mu);
     if (self->threads) {
         pthread_join(self->submit_thr, NULL);
@@ -677,6 +680,7 @@ pd_backbone_close(pd_backbone_t **bbp)
     pthread_cond_destroy(&self->cv_submit);
     pthread_cond_destroy(&self->cv_ctl);
     pthread_cond_destroy(&self->cv_check);
+    pthread_cond_destroy(&self->cv_ask);
     pthread_cond_destroy(&self->cv_done);
     pthread_mutex_destroy(&self->mu);
     free(self);

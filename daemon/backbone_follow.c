@@ -36,6 +36,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         r->pending = meta->NumPending;
         r->time_ms = meta->Timestamp / 1000000;
         r->time_ns = meta->Timestamp;
+        r->ck = S_CK_TODO;
         r->len = (size_t)(len > 0 ? len : 0);
         if (r->len > 0)
             memcpy(r->data, natsMsg_GetData(msg), r->len);
@@ -66,6 +67,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     } else if (fc->gen == self->fgen && !self->paused
                && r->seq >= self->follow_next) {
         pd_backbone__recs_append(&self->raw_head, &self->raw_tail, r);
+        self->raw_n++;
         self->rec_n++;
         self->rec_bytes += r->len;
         self->follow_next = r->seq + 1;
@@ -84,7 +86,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             pthread_cond_signal(&self->cv_ctl);
             pd_backbone__state_locked(self);
         }
-        pthread_cond_signal(&self->cv_check);
+        pd_backbone__check_queued_locked(self);
     }
     pthread_mutex_unlock(&self->mu);
     free(r);

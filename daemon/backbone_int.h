@@ -43,6 +43,11 @@
 #define S_RETRY_MS 200              /* between attempts while opening */
 #define S_CHECK_WAIT_MS 1000        /* a check's request to the leader */
 #define S_CHECK_RETRY_MS 250        /* after a check the leader left open */
+#define S_CHECK_WINDOW 8            /* leader checks in flight at once */
+#define S_CK_TODO 2                 /* s_rec.ck: to ask (again) now */
+#define S_CK_ASKING 3               /* s_rec.ck: an asker thread asks */
+#define S_CK_LATER 4                /* s_rec.ck: the first raw record, to
+                                       ask again at ck_retry_ms */
 #define S_RECHECK_MAX 10            /* re-reads of one seq, then diverged */
 #define S_ABSENT_MAX 8              /* checks that found no record at the
                                        leader (it may not have applied it
@@ -65,6 +70,8 @@ typedef struct s_rec {
     uint64_t pending;
     int64_t time_ms;
     int64_t time_ns;            /* JetStream's store time, as stored */
+    int ck;                     /* raw: S_CK_TODO, S_CK_ASKING, or the
+                                   leader's answer (s_leader_has) */
     char key_id[PARLEY_KEYID_CHARS + 1];
     size_t len;
     uint8_t data[];
@@ -128,7 +135,11 @@ struct pd_backbone {
     pthread_mutex_t mu;
     pthread_cond_t cv_submit;   /* submit thread: work or closing */
     pthread_cond_t cv_ctl;      /* control thread: something to do */
-    pthread_cond_t cv_check;    /* check thread: raw records or closing */
+    pthread_cond_t cv_check;    /* check thread: the first raw record
+                                   answered, askers done, or closing */
+    pthread_cond_t cv_ask;      /* asker threads: a raw record to ask
+                                   about, or closing (one is woken per
+                                   record) */
     pthread_cond_t cv_done;     /* close: subscriptions ended, closed */
     bool closing;
     bool signalled;             /* efd written since the loop drained it */
@@ -156,6 +167,7 @@ struct pd_backbone {
     int subs_alive;             /* subscriptions whose complete cb is due */
     bool paused;                /* loop too far behind: not subscribed */
     s_rec_t *raw_head, *raw_tail; /* read, not yet checked (seq order) */
+    size_t raw_n;               /* records in raw_head..raw_tail */
     s_rec_t *rec_head, *rec_tail; /* checked: for the loop (seq order) */
     size_t rec_n, rec_bytes;    /* of both queues */
     uint64_t recheck_seq;       /* the seq last read again, and */
@@ -164,6 +176,13 @@ struct pd_backbone {
                                    found none at the leader */
     bool verify_prev;           /* after a re-read: the leader must still
                                    hold the last record confirmed */
+    int asking;                 /* checks in flight (asker threads) */
+    int64_t ck_retry_ms;        /* mono ms: ask the first raw record again
+                                   (its ck is S_CK_LATER) */
+    uint64_t ckgen;             /* bumped when raw records are dropped */
+    bool ck_hold;               /* dropping raw records: askers wait */
+    uint64_t why_seq;           /* lowest seq the leader holds otherwise */
+    char why[PD_BACKBONE_DETAIL_MAX]; /* and why */
     bool check_unanswered;      /* the last check found no leader to ask */
     s_rec_t *last_ok;           /* a copy of the last record confirmed
                                    (check thread only) */
@@ -302,5 +321,11 @@ void pd_backbone__probe(pd_backbone_t *self);
 /* The check thread (arg is the backbone): confirms raw records with the
  * stream leader, in order, and queues them for the loop, until closing. */
 void *pd_backbone__check_main(void *arg);
+
+/* A record was appended to the raw queue (raw_n counts it): wake one
+ * asker thread if it falls within the window of checks in flight, and
+ * the check thread if it has to answer for it itself. Follower's handler;
+ * mu held. */
+void pd_backbone__check_queued_locked(pd_backbone_t *self);
 
 #endif /* PD_BACKBONE_INT_H */

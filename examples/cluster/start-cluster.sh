@@ -14,7 +14,9 @@
 # The tools are $PARLEYD and $PARLEY if set, else build/parleyd and
 # build/parley of this source tree, else parleyd and parley from PATH;
 # nats-server from PATH or /usr/sbin. The script prints what to try,
-# then waits; Ctrl-C (or SIGTERM) stops the six processes it started.
+# then waits; Ctrl-C or SIGTERM (also in the background, also while it
+# starts) stops the six processes it started, by pid: the parleyd first,
+# then the servers they use, and SIGKILL for any left after 20 s.
 # Exit status: 0 after a clean stop, 1 if something did not start.
 set -eu
 
@@ -59,10 +61,27 @@ done
 mkdir -p "$dir"
 chmod 700 "$dir"
 dir=$(CDPATH='' cd -- "$dir" && pwd)
-pids=""
+npids="" # the nats-servers started
+dpids="" # the parleyd started
+# Stop them by pid: each parleyd while its servers still answer (one that
+# is still connecting then stops as soon as it can), then the servers. A
+# guard sends SIGKILL to whatever is left after 20 s (a daemon stuck
+# connecting to a server that went away).
 stop() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    d=$dpids n=$npids
+    dpids="" npids=""
+    [ -n "$d$n" ] || return 0
+    ( sleep 20 & s=$!
+      trap 'kill "$s" 2>/dev/null; exit 0' TERM
+      wait "$s"
+      kill -9 $d $n 2>/dev/null ) &
+    guard=$!
+    for p in $d; do kill "$p" 2>/dev/null || true; done
+    for p in $d; do wait "$p" 2>/dev/null || true; done
+    for p in $n; do kill "$p" 2>/dev/null || true; done
+    for p in $n; do wait "$p" 2>/dev/null || true; done
+    kill "$guard" 2>/dev/null || true
+    wait "$guard" 2>/dev/null || true
 }
 trap 'stop; exit 0' INT TERM
 trap 'stop' EXIT
@@ -101,7 +120,7 @@ $routes  ]
 }
 EOF
     "$nats" -c "$dir/n$i/nats.conf" >> "$dir/n$i/nats.log" 2>&1 &
-    pids="$pids $!"
+    npids="$npids $!"
 done
 
 for i in 1 2 3; do
@@ -126,7 +145,7 @@ backbone_replicas 3
 EOF
     chmod 600 "$dir/p$i/parleyd.conf"
     "$parleyd" -c "$dir/p$i/parleyd.conf" >> "$dir/p$i/parleyd.log" 2>&1 &
-    pids="$pids $!"
+    dpids="$dpids $!"
 done
 
 apis=tcp://127.0.0.1:$((17710 + base)),tcp://127.0.0.1:$((17720 + base))
@@ -159,8 +178,8 @@ Try, in another terminal:
   $here/../publish-demo.sh $dir/demo.key
   kill -9 <pid of one parleyd>       # the subscriber moves on, no gap
 
-The pids: $pids
-Ctrl-C here stops them all.
+The pids: nats-server$npids, parleyd$dpids
+Ctrl-C here (or SIGTERM to $$) stops them all.
 EOF
 while :; do
     sleep 1

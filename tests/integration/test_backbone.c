@@ -21,6 +21,19 @@
  *   - the stream deleted under a client: health no_stream; made again:
  *     diverged (final), and submits are refused;
  *   - no server: open gives up after its timeout.
+ *   - the leader check inside a full window (through nats_proxy, a relay
+ *     that alters what the consumer is delivered): 64 records in the
+ *     stream; the follower is shown other bytes at seq 20 than the
+ *     server holds, and the server's answer about seq 20 is held back
+ *     until the follower has asked about 21-27 too (8 checks in flight).
+ *     It reads again from 20, hands over every record once, in order,
+ *     with the server's bytes (never the altered ones), and asks again
+ *     about 21-27, whose first answers it dropped (the order of two
+ *     askers' requests on the wire is theirs).
+ *   - a leader that holds no record yet at a seq (the relay makes the
+ *     server answer so 3 times): the follower asks again, each time
+ *     250 ms after the answer before, however many other answers and
+ *     records come meanwhile, and hands every record over once.
  *
  * TLS (one server that requires client certificates; certificates made
  * with openssl): the backbone connects with the CA, its client
@@ -46,6 +59,7 @@
 #include "backbone.h"
 #include "harness.h"
 #include "nats_harness.h"
+#include "nats_proxy.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -748,6 +762,163 @@ test_no_server(void **state)
             took, err);
 }
 
+/* Leader checks in flight at once (S_CHECK_WINDOW, daemon/backbone_int.h). */
+#define S_CHECK_WINDOW 8
+
+/* Store n records text[i] ("<what> <seq>") in stream `stream` of the one
+ * server, seqs 1..n, one signer (seed byte given). */
+static void
+s_fill(const char *stream, uint8_t seed, const char *what, size_t n,
+       char (*text)[64])
+{
+    pd_backbone_opts_t o;
+    s_opts(&o, s_one.urls, stream, 1);
+    s_sink_t *w = s_sink_new(s_open(&o));
+    uint8_t a[PARLEY_PUBLICKEY_BYTES];
+    s_signer(a, seed);
+    for (uint64_t i = 0; i < n; i++) {
+        snprintf(text[i], 64, "%s %" PRIu64, what, i + 1);
+        s_submit(w, i, a, i + 1, i, text[i]);
+    }
+    s_wait_counts(w, n, 0);
+    for (uint64_t i = 0; i < n; i++)
+        assert_int_equal(w->seq[i], i + 1);
+    s_sink_free(w);
+}
+
+/* A client of stream `stream` through relay px, following from seq 1. */
+static s_sink_t *
+s_follow_via(ph_nats_proxy_t *px, const char *stream)
+{
+    pd_backbone_opts_t o;
+    s_opts(&o, ph_nats_proxy_url(px), stream, 1);
+    s_sink_t *k = s_sink_new(s_open(&o));
+    assert_int_equal(pd_backbone_follow(k->bb, 1), 0);
+    return k;
+}
+
+static void
+test_mismatch_in_window(void **state)
+{
+    (void)state;
+    enum { N = 64, BAD = 20, LAST = BAD + S_CHECK_WINDOW - 1 };
+    static char text[N][64];
+    s_fill("TAMPER", 11, "window test", N, text);
+
+    /* A follower behind the relay: the consumer shows other bytes at BAD
+     * once; the server's answer about BAD waits until LAST is asked. */
+    ph_nats_proxy_t *px = NULL;
+    assert_int_equal(ph_nats_proxy_start(&px, "TAMPER", s_one.node[0].port),
+                     0);
+    ph_nats_proxy_tamper(px, BAD, 1);
+    ph_nats_proxy_hold_get(px, BAD, LAST, 10000);
+    s_sink_t *k = s_follow_via(px, "TAMPER");
+    s_wait_counts(k, 0, N);
+    s_pump(k, 200);
+    assert_int_equal(k->n_recs, N);
+    s_assert_consecutive(k, 1);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(k->rec_len[i], strlen(text[i]));
+        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
+    }
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.health, PD_BACKBONE_OK);
+    assert_int_equal(st.rereads, 1);
+    assert_int_equal(st.checked, N);
+    assert_int_equal(ph_nats_proxy_tampered(px), 1);
+    int on_time = 0;
+    assert_int_equal(ph_nats_proxy_held(px, &on_time), 1);
+
+    /* The requests: BAD, then every seq up to LAST while its answer was
+     * held (the window full), then BAD again after the re-read and each
+     * of BAD+1..LAST again (their first answers dropped with it). */
+    static uint64_t gets[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, NULL, 4096);
+    assert_true(n <= 4096);
+    size_t first = n, second = n;
+    for (size_t i = 0; i < n; i++)
+        if (gets[i] == BAD) {
+            if (first == n)
+                first = i;
+            else if (second == n)
+                second = i;
+        }
+    fprintf(stderr, "[test] mismatch at seq %d: %zu requests; the answer "
+                    "about it held until seq %d was asked: %s\n",
+            BAD, n, LAST, on_time ? "yes" : "no");
+    assert_true(first < n && second < n);
+    /* Two askers may send their requests in either order: what counts is
+     * that each was asked before the re-read asked about BAD again, and
+     * once more in all. */
+    for (uint64_t seq = BAD + 1; seq <= LAST; seq++) {
+        int before = 0, all = 0;
+        for (size_t i = 0; i < n; i++)
+            if (gets[i] == seq) {
+                all++;
+                before += i < second;
+            }
+        if (before < 1 || all < 2)
+            fail_msg("seq %" PRIu64 " asked %d times before the re-read of "
+                     "%d asked about it again, %d in all",
+                     seq, before, BAD, all);
+    }
+    assert_int_equal(on_time, 1);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
+/* S_CHECK_RETRY_MS of daemon/backbone_int.h: a record the leader has no
+ * answer for is asked about again this much later. */
+#define S_CHECK_RETRY_MS 250
+
+static void
+test_absent_retry(void **state)
+{
+    (void)state;
+    enum { N = 32, ABSENT = 5, TIMES = 3 };
+    static char text[N][64];
+    s_fill("ABSENT", 12, "absent test", N, text);
+
+    /* The server says TIMES times that it holds no record at ABSENT. */
+    ph_nats_proxy_t *px = NULL;
+    assert_int_equal(ph_nats_proxy_start(&px, "ABSENT", s_one.node[0].port),
+                     0);
+    ph_nats_proxy_absent(px, ABSENT, TIMES);
+    s_sink_t *k = s_follow_via(px, "ABSENT");
+    s_wait_counts(k, 0, N);
+    s_assert_consecutive(k, 1);
+    for (size_t i = 0; i < N; i++)
+        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.rereads, 0); /* fewer than S_ABSENT_MAX */
+
+    /* Asked TIMES + 1 times, each time at least S_CHECK_RETRY_MS after
+     * the one before, however many other answers came meanwhile. */
+    static uint64_t gets[4096];
+    static int64_t at[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, at, 4096);
+    assert_true(n <= 4096);
+    int asked = 0;
+    int64_t prev = 0, gap_min = INT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (gets[i] != ABSENT)
+            continue;
+        if (asked++ > 0 && at[i] - prev < gap_min)
+            gap_min = at[i] - prev;
+        prev = at[i];
+    }
+    fprintf(stderr, "[test] seq %d asked %d times, at least %" PRId64
+                    " ms apart\n",
+            ABSENT, asked, gap_min);
+    assert_int_equal(asked, TIMES + 1);
+    /* The answer takes a little of the interval before the wait. */
+    assert_true(gap_min >= S_CHECK_RETRY_MS - 20);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
 /* ------------------------------------------------------------ TLS */
 
 static ph_nats_cluster_t s_tls;
@@ -1220,6 +1391,8 @@ main(void)
         cmocka_unit_test(test_slow_loop),
         cmocka_unit_test(test_stream_remade),
         cmocka_unit_test(test_no_server),
+        cmocka_unit_test(test_mismatch_in_window),
+        cmocka_unit_test(test_absent_retry),
     };
     const struct CMUnitTest tls[] = {
         cmocka_unit_test(test_tls),
