@@ -19,7 +19,7 @@
  * submit counts against max_inflight until the loop has taken its
  * completion, so the completion ring never overflows.
  *
- * The follower: an ordered consumer whose handler queues records. Each
+ * The follower: a push consumer whose handler queues records. Each
  * subscription carries a generation; bumping the generation (pause,
  * stall) makes the handler drop what that subscription still delivers,
  * and the control thread then unsubscribes and, when the loop has room

@@ -20,7 +20,7 @@
  *     JetStream duplicate: JetStream stores at most one update per
  *     (signer, signer_seq) within the duplicate window, whatever node
  *     submits it;
- *   - FOLLOWS the stream in order from a given seq (an ordered consumer)
+ *   - FOLLOWS the stream in order from a given seq (a push consumer)
  *     and hands each record (seq, bytes, JetStream time) over once the
  *     stream leader has confirmed that it holds that very record at that
  *     seq: a replica of nats-server 2.9.10 can hold other records than

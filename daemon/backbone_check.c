@@ -4,7 +4,7 @@
  *
  * The check: a record is handed over only once the stream leader holds
  * the very same record at its seq (same subject, bytes and store time).
- * The ordered consumer reads from whichever replica it was placed on,
+ * The follower's consumer reads from whichever replica it was placed on,
  * and a replica of nats-server 2.9.10 can hold other records than the
  * leader (docs/cluster.md, "Replicas that disagree"). The follower's
  * handler queues records unchecked (raw); S_CHECK_WINDOW asker threads

@@ -1,6 +1,6 @@
 /*
  * backbone_follow.c - the backbone's follower (backbone.h, backbone.c's
- * head comment): the records its ordered consumer delivers, its
+ * head comment): the records its consumer delivers, its
  * subscription, the control thread, and follow and next.
  */
 #include "backbone_int.h"
@@ -122,10 +122,20 @@ s_follow_subscribe(pd_backbone_t *self)
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = self->stream;
-    so.Ordered = true;
+    /* A plain ephemeral push consumer, configured as nats.c configures an
+     * ordered one, but without nats.c's ordered mode: this follower
+     * already starts over by itself on a gap (s_on_record) and on silence
+     * (s_stall_check_locked), and nats.c 3.4.1's ordered mode recreates
+     * the consumer on a thread of its own that can race an unsubscribe
+     * of the same subscription. */
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = from;
+    so.Config.AckPolicy = js_AckNone;
+    so.Config.MaxDeliver = 1;
+    so.Config.FlowControl = true;
     so.Config.Heartbeat = (int64_t)S_HEARTBEAT_MS * 1000000;
+    so.Config.Replicas = 1;
+    so.Config.MemoryStorage = true;
     natsSubscription *sub = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_Subscribe(&sub, self->js, self->filter, s_on_record, fc,

@@ -35,7 +35,7 @@
 #define S_HDR_EXPECT "Nats-Expected-Last-Subject-Sequence"
 #define S_NS_PER_S 1000000000LL
 #define S_PROBE_MS 1000             /* stream info this often */
-#define S_HEARTBEAT_MS 1000         /* ordered consumer idle heartbeat */
+#define S_HEARTBEAT_MS 1000         /* follower consumer idle heartbeat */
 #define S_STALL_MS 3000             /* follower silent though behind */
 #define S_ACTIVE_MAX_NS (3 * S_NS_PER_S) /* a replica heard from within */
 #define S_FAIL_HOLD_MS 5000         /* a timed-out submit outweighs probes */
