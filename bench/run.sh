@@ -108,6 +108,9 @@ for name in $ONLY; do
     fi
     start=$(date +%s)
     [ "$name" = soak ] && [ "$QUICK" != 1 ] && limit=900
+    # A full cluster run pushes 384,000 updates through JetStream at a few
+    # thousand a second before its latency, fan-out and fail-over parts.
+    [ "$name" = cluster ] && [ "$QUICK" != 1 ] && limit=900
     # A hung peer client or daemon must not hang `make bench`; the
     # program's children (parleyd, brokers) die with it.
     # shellcheck disable=SC2086
