@@ -58,9 +58,17 @@ typedef struct {
     size_t len;
 } s_rec_t;
 
-/* The counters behind the cluster_* stats. */
+/* The counters behind the cluster_* stats. unavailable counts every
+ * publish answered unavailable here; the causes below (and the
+ * backbone's own counts, for submits JetStream did not store) split it
+ * (docs/operations.md, "Cluster mode"). */
 typedef struct {
     uint64_t applied, voided, submits, conflicts, unavailable;
+    uint64_t ua_refused;     /* before JetStream: the node's state */
+    uint64_t ua_jetstream;   /* JetStream refused it, or gave no seq */
+    uint64_t ua_unapplied;   /* stored, not applied here in time */
+    uint64_t ua_conflicts;   /* the subject kept changing */
+    uint64_t ua_mismatch;    /* other bytes here at the seq stored */
 } s_counters_t;
 
 typedef struct pd_cluster {
