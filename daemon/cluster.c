@@ -325,6 +325,8 @@ pd_cluster__on_submitted(pd_cluster_t *self, const pd_backbone_event_t *ev)
         p->seq = ev->seq;
         p->state = S_WAITING;
         p->deadline = parley__mono_ms() + self->apply_wait_ms;
+        p->give_up = p->deadline
+                     + (int64_t)(S_APPLY_WAITS_MAX - 1) * self->apply_wait_ms;
         self->waiting[self->n_waiting++] = p->tag;
         return;
     case PD_BACKBONE_UNAVAILABLE:
@@ -424,13 +426,28 @@ s_resolve(pd_cluster_t *self, s_pend_t *p)
     return true;
 }
 
-/* Resolve the waiting submits whose seq is applied; give up on those
- * past their deadline. */
+/*
+ * Resolve the waiting submits whose seq is applied; give up on the
+ * others only when this node does not get there. A stored publish is
+ * answered once this node has applied its seq, and a node that follows
+ * a replica lagging behind the quorum, or confirms records with the
+ * stream leader more slowly than the others publish, can be seconds
+ * behind the seq JetStream named while it applies record after record.
+ * So a wait ends unavailable once the node has applied nothing for
+ * apply_wait_ms (no leader to confirm records, its consumer gone: it
+ * cannot say when it will get there), or after S_APPLY_WAITS_MAX of them
+ * in all (it is that far behind).
+ */
 static void
 s_resolve_waiting(pd_cluster_t *self)
 {
     uint64_t head = pd_storage_head(self->local);
     int64_t now = parley__mono_ms();
+    if (head != self->progress_head || self->n_waiting == 0) {
+        self->progress_head = head;
+        self->progress_ms = now;
+    }
+    bool stuck = now - self->progress_ms >= (int64_t)self->apply_wait_ms;
     size_t m = 0;
     for (size_t i = 0; i < self->n_waiting; i++) {
         s_pend_t *p = pd_cluster__pend_of(self, self->waiting[i]);
@@ -440,7 +457,7 @@ s_resolve_waiting(pd_cluster_t *self)
             (void)s_resolve(self, p); /* done, or submitted again */
             continue;
         }
-        if (now >= p->deadline) {
+        if ((now >= p->deadline && stuck) || now >= p->give_up) {
             char why[S_DETAIL_MAX];
             snprintf(why, sizeof(why),
                      "(stored as seq %" PRIu64 ", but this node has not "
@@ -451,14 +468,17 @@ s_resolve_waiting(pd_cluster_t *self)
             pd_log_limited(PD_LOG_KEY_CLUSTER_SUBMIT, PD_LOG_WARN,
                            "cluster: seq %" PRIu64 " stored for a publish "
                            "here, not applied here in %lld ms (applied up "
-                           "to %" PRIu64 "; handed over up to %" PRIu64
+                           "to %" PRIu64 ", %s; handed over up to %" PRIu64
                            ", read up to %" PRIu64 ", the stream's last %"
                            PRIu64 " via %s, leader %s; checks unanswered %"
                            PRIu64 ", absent %" PRIu64 "); answered "
                            "unavailable",
                            p->seq,
                            (long long)(now - p->deadline + self->apply_wait_ms),
-                           head, st.followed, st.read, st.stream_last, st.server,
+                           head,
+                           stuck ? "nothing applied for a publish timeout"
+                                 : "too far behind",
+                           st.followed, st.read, st.stream_last, st.server,
                            st.leader, st.check_unanswered, st.check_absent);
             s_unavailable(self, p, &self->counters.ua_unapplied, why);
             continue;

@@ -48,6 +48,9 @@
  *   - a node with an empty state directory is refused at start when
  *     retention removed the stream's first records: its transparency log
  *     cannot start there;
+ *   - a node that applies the stream's records more than a publish
+ *     timeout after JetStream stored them, but keeps applying, acks the
+ *     publishes it took once it has applied them (test_slow_apply);
  *   - every node's cluster_unavailable adds up to its causes.
  *
  * For a developer: CLUSTER_TEST=test_chaos runs one test, CLUSTER_KEEP=1
@@ -56,6 +59,7 @@
  */
 #include "harness.h"
 #include "nats_harness.h"
+#include "nats_proxy.h"
 
 #include "clock.h"
 #include "embedded.h"
@@ -1182,6 +1186,110 @@ test_foreign_state(void **state)
     ph_daemon_teardown(&d, true);
 }
 
+/* ------------------------------------------------ a node behind the stream */
+
+/* When the proxy px last relayed a STREAM.MSG.GET request for seq (mono
+ * ms), or 0 if never. */
+static int64_t
+s_asked(ph_nats_proxy_t *px, uint64_t seq)
+{
+    static uint64_t gets[4096];
+    static int64_t at[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, at, 4096);
+    int64_t last = 0;
+    for (size_t i = 0; i < n && i < 4096; i++)
+        if (gets[i] == seq)
+            last = at[i];
+    return last;
+}
+
+/*
+ * A node that applies the stream's records later than JetStream stores
+ * them, but keeps applying (as a node does whose consumer reads a replica
+ * that lags the quorum, or that confirms records with the stream leader
+ * more slowly than the other nodes publish), answers a publish once it
+ * has applied it, however long after its PubAck: never `unavailable`
+ * for a record it is on its way to. Here the stream leader says 4 times
+ * in a row, for each of 4 records, that it holds none yet (the relay
+ * asks it about a seq no stream has), so each waits about 1 s to be
+ * confirmed (3 checks 250 ms apart after the first); the last is
+ * applied more than a publish timeout (2 s) after its PubAck. Another
+ * signer publishes meanwhile, so the node looks at its waiting
+ * publishes all along.
+ */
+static void
+test_slow_apply(void **state)
+{
+    (void)state;
+    enum { STALLS = 4, ABSENT = 4, TRICKLE = 40 };
+    ph_nodes_t nodes;
+    s_nodes_up(&nodes, "slowapply", "SLOWAPPLY", 1);
+    ph_nats_proxy_t *px = NULL;
+    assert_int_equal(ph_nats_proxy_start(&px, "SLOWAPPLY",
+                                         s_nats.node[0].port),
+                     0);
+    snprintf(nodes.backbone[0], sizeof(nodes.backbone[0]), "%s",
+             ph_nats_proxy_url(px));
+    assert_int_equal(ph_daemon_stop(&nodes.d[0]), 0);
+    assert_int_equal(ph_nodes_restart(&nodes, 0), 0);
+    parley_pub_t *a = ph_pub_new(nodes.d[0].api, s_keys[2].key, NULL, 30000);
+    parley_pub_t *b = ph_pub_new(nodes.d[0].api, s_keys[3].key, NULL, 30000);
+    assert_non_null(a);
+    assert_non_null(b);
+    parley_update_t u;
+    uint64_t sseq = s_now_us(), seq = 0;
+    s_update(&u, "egypt", ++sseq, "before");
+    assert_int_equal(ph_publish(a, &u, &seq, NULL), 0);
+
+    /* The next STALLS records each wait for the leader's confirmation. */
+    for (uint64_t k = 1; k <= STALLS; k++)
+        ph_nats_proxy_absent(px, seq + k, ABSENT);
+    uint8_t env[PARLEY_ENVELOPE_MAX];
+    size_t len;
+    int64_t t0 = parley__mono_ms();
+    for (int k = 1; k <= STALLS; k++) {
+        s_update(&u, "egypt", ++sseq, "stored, applied later");
+        assert_int_equal(ph_sign(&s_keys[2], &u, env, sizeof(env), &len), 0);
+        assert_int_equal(parley_pub_send(a, env, len, NULL), 0);
+    }
+    /* Once all of them are stored (asked about), the other signer. */
+    int64_t until = t0 + S_WAIT_MS;
+    while (s_asked(px, seq + STALLS) == 0 && parley__mono_ms() < until)
+        s_sleep_ms(5);
+    assert_true(s_asked(px, seq + STALLS) > 0);
+    uint64_t bseq = s_now_us();
+    for (int k = 0; k < TRICKLE; k++) {
+        s_update(&u, "qatar", ++bseq, "meanwhile");
+        assert_int_equal(ph_sign(&s_keys[3], &u, env, sizeof(env), &len), 0);
+        assert_int_equal(parley_pub_send(b, env, len, NULL), 0);
+        s_sleep_ms(100);
+    }
+
+    for (int k = 1; k <= STALLS; k++) {
+        uint64_t got = 0;
+        int rc = ph_recv(a, S_WAIT_MS, NULL, &got, NULL);
+        fprintf(stderr, "[test] publish %d: %s, seq %" PRIu64 " (%s)\n", k,
+                parley_error_name(rc), got, parley_pub_detail(a));
+        assert_int_equal(rc, 0);
+        assert_int_equal(got, seq + (uint64_t)k);
+    }
+    /* The last was confirmed (asked about a last time) more than a
+     * publish timeout after it was sent, so stored. */
+    int64_t confirmed = s_asked(px, seq + STALLS) - t0;
+    fprintf(stderr, "[test] seq %" PRIu64 " confirmed %lld ms after it was "
+                    "sent\n",
+            seq + STALLS, (long long)confirmed);
+    assert_true(confirmed > 2000);
+    for (int k = 0; k < TRICKLE; k++)
+        assert_int_equal(ph_recv(b, S_WAIT_MS, NULL, NULL, NULL), 0);
+    uint64_t ua[S_UA_N];
+    assert_int_equal(s_unavailable_causes(&nodes.d[0], "parleyd p1", ua), 0);
+    parley_pub_destroy(&a);
+    parley_pub_destroy(&b);
+    ph_nodes_stop(&nodes, true);
+    ph_nats_proxy_stop(&px);
+}
+
 /* ------------------------------------------- a new node after retention */
 
 /*
@@ -1244,6 +1352,7 @@ main(void)
         cmocka_unit_test(test_foreign_state),
         cmocka_unit_test(test_race),
         cmocka_unit_test(test_quorum),
+        cmocka_unit_test(test_slow_apply),
         cmocka_unit_test(test_chaos),
         cmocka_unit_test(test_pause),
     };
