@@ -660,12 +660,12 @@ s_not_leader(int k)
  * election at once, with a term above the leader's: the leader steps
  * down on seeing it, every member restarts its election timer (4 to 9
  * s, raft.go's minElectionTimeout and maxElectionTimeout), and the
- * candidate is refused (its log ends before theirs). In one run with
- * the servers' debug logs ("Stepping down from candidate, detected
+ * candidate is refused (its log ends before theirs). In three runs
+ * with the servers' debug logs ("Stepping down from candidate, detected
  * higher term", voteResponse granted:false) the stream had no leader
- * for 11.0 s after the first SIGCONT (the stale server's timer ran out
- * first again and it was refused again) and 11.3 s after the second;
- * earlier runs saw 5-22 s. With no leader no node can confirm records,
+ * for 11.0 s and 11.3 s after the two SIGCONTs of one run, none in the
+ * next, 4.4 s and none in the third (docs/cluster.md); earlier runs saw
+ * 5-22 s. With no leader no node can confirm records,
  * so a node that lags cannot catch up, and a subscriber left on it gets
  * no fresh checkpoint it trusts, against max_staleness 20 s. A
  * restarted server starts its timer afresh and hears the leader within
