@@ -334,13 +334,33 @@ s_raw_consumers_us(s_world_t *w, jsCtx *js, size_t n, size_t len,
 
 /* ------------------------------------------------------- 2. throughput */
 
+/* The nodes' stats that split cluster_unavailable by cause. */
+static const char *const s_ua_stats[] = {
+    "cluster_unavailable_refused",   "cluster_unavailable_timeout",
+    "cluster_unavailable_jetstream", "cluster_unavailable_unapplied",
+    "cluster_unavailable_conflicts", "cluster_unavailable_mismatch",
+    "rejected_unavailable",
+};
+#define S_UA_N (sizeof(s_ua_stats) / sizeof(s_ua_stats[0]))
+
 typedef struct {
     double acked_per_s;
     uint64_t acked, rejected;
     int first_error;
     double cpu_parleyd, cpu_servers; /* seconds (cluster only) */
     uint64_t syncs, synced;          /* fdatasyncs and records, p1..p3 */
+    uint64_t ua[S_UA_N];             /* unavailable by cause, p1..p3 */
 } s_tput_t;
+
+/* Add each node's unavailable-by-cause stats times sign to ua. */
+static void
+s_ua_add(const s_world_t *w, uint64_t ua[S_UA_N], int sign)
+{
+    for (int i = 0; i < S_NODES; i++)
+        for (size_t k = 0; k < S_UA_N; k++)
+            ua[k] += (uint64_t)sign
+                     * bench_daemon_stat(&w->node[i], s_ua_stats[k], NULL);
+}
 
 /* Sign n updates per key with fresh signer_seqs. */
 static int
@@ -374,8 +394,10 @@ s_tput_run(s_world_t *w, bench_envs_t *envs, const char *const *apis,
         sy0 += bench_daemon_stat(&w->node[i], "store_syncs", NULL);
         sd0 += bench_daemon_stat(&w->node[i], "store_records_synced", NULL);
     }
-    if (cluster)
+    if (cluster) {
+        s_ua_add(w, r.ua, -1);
         s_cpu(w, &p0, &s0);
+    }
     uint64_t t0 = bench_now_ns(), t1 = t0;
     for (int i = 0; i < S_PUBS; i++) {
         p[i] = (bench_pubber_t){ .api = apis[(size_t)i % n_apis],
@@ -408,6 +430,7 @@ s_tput_run(s_world_t *w, bench_envs_t *envs, const char *const *apis,
         }
         r.syncs -= sy0;
         r.synced -= sd0;
+        s_ua_add(w, r.ua, 1);
     }
     return r;
 }
@@ -805,6 +828,12 @@ main(int argc, char **argv)
                cl.acked, cl.rejected,
                cl.first_error ? parley_error_name(cl.first_error) : "-",
                em.acked, em.rejected);
+    bench_note("cluster: %" PRIu64 " answered unavailable (p1..p3); by "
+               "cause: refused %" PRIu64 ", timeout %" PRIu64 ", jetstream %"
+               PRIu64 ", unapplied %" PRIu64 ", conflicts %" PRIu64
+               ", mismatch %" PRIu64,
+               cl.ua[6], cl.ua[0], cl.ua[1], cl.ua[2], cl.ua[3], cl.ua[4],
+               cl.ua[5]);
 
     /* 3. latency */
     double c50 = 0, c99 = 0, e50 = 0, e99 = 0;

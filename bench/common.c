@@ -621,12 +621,16 @@ bench_daemon_start_conf(bench_daemon_t *d, const char *parleyd, const char *dir,
         if (bench_daemon_ports(d) < 0)
             continue;
         char conf[4 * BENCH_PATH_MAX], conf_path[BENCH_PATH_MAX + 32];
+        /* BENCH_LOG_LEVEL=info makes the daemons log every kind of
+         * reject (rate-limited), with BENCH_KEEP to read them after. */
+        const char *level = getenv("BENCH_LOG_LEVEL");
         snprintf(conf, sizeof(conf),
                  "# written by the parley benchmarks\n"
                  "api %s\nfeed %s\nstate_dir %s\nkeyring %s/keyring\n"
-                 "fsync %s\nlog_level warn\nmax_clock_skew 3600\n"
+                 "fsync %s\nlog_level %s\nmax_clock_skew 3600\n"
                  "rate_limit 0\n%s%s",
                  d->api, d->feed, d->state_dir, dir, fsync ? "on" : "off",
+                 level != NULL && level[0] != '\0' ? level : "warn",
                  extra != NULL && strstr(extra, "max_connections ") != NULL
                      ? ""
                      : "max_connections 2048\n",

@@ -708,6 +708,7 @@ pd_backbone_status(pd_backbone_t *self, pd_backbone_status_t *out)
     out->following = self->following;
     out->catching_up = self->following && self->catching;
     out->followed = self->handed;
+    out->read = self->follow_next > 0 ? self->follow_next - 1 : 0;
     out->stream_last = self->stream_last;
     out->inflight = self->inflight;
     snprintf(out->server, sizeof(out->server), "%s", self->server);
@@ -718,6 +719,7 @@ pd_backbone_status(pd_backbone_t *self, pd_backbone_status_t *out)
     out->duplicates = self->n_duplicates;
     out->conflicts = self->n_conflicts;
     out->unavailable = self->n_unavailable;
+    out->timeouts = self->n_timeouts;
     out->refused = self->n_refused;
     out->records = self->n_records;
     out->subscribes = self->n_subscribes;
@@ -729,6 +731,8 @@ pd_backbone_status(pd_backbone_t *self, pd_backbone_status_t *out)
     out->gaps = self->n_gaps;
     out->checked = self->n_checked;
     out->rereads = self->n_rereads;
+    out->check_unanswered = self->n_check_unanswered;
+    out->check_absent = self->n_check_absent;
     out->stream_first = self->stream_first;
     out->created = self->created;
     pthread_mutex_unlock(&self->mu);

@@ -325,6 +325,8 @@ typedef struct pd_backbone_status {
     bool following;
     bool catching_up;          /* following, and not yet at stream_last */
     uint64_t followed;         /* last seq handed over, or from - 1 */
+    uint64_t read;             /* last seq the consumer delivered (checked
+                                  or not), or from - 1 */
     uint64_t stream_last;      /* the stream's last seq, as last seen */
     uint64_t stream_first;     /* its first seq, as last seen */
     int64_t created;           /* its creation time (unix ns): with the
@@ -335,6 +337,9 @@ typedef struct pd_backbone_status {
     char detail[PD_BACKBONE_DETAIL_MAX]; /* why health is what it is */
     /* counters since open */
     uint64_t submitted, stored, duplicates, conflicts, unavailable, refused;
+    uint64_t timeouts;         /* of unavailable: no PubAck within
+                                  publish_timeout_ms (and those queued
+                                  behind such a submit, ended with it) */
     uint64_t records;          /* records handed over */
     uint64_t subscribes;       /* follower (re)subscriptions */
     uint64_t pauses;           /* times the caller fell follow_max behind */
@@ -348,6 +353,11 @@ typedef struct pd_backbone_status {
     uint64_t rereads;          /* records the leader holds otherwise: read
                                   again from their seq (a JetStream replica
                                   that diverged; docs/cluster.md) */
+    uint64_t check_unanswered; /* checks of the next record to confirm
+                                  that got no answer in time (or found no
+                                  leader): asked again */
+    uint64_t check_absent;     /* ... that found no record at the leader:
+                                  asked again */
 } pd_backbone_status_t;
 
 /* A copy of the current status. Threads: any thread. */

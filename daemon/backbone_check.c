@@ -330,6 +330,8 @@ pd_backbone__check_main(void *arg)
             snprintf(why, sizeof(why), "%s",
                      self->why_seq == r->seq ? self->why
                                              : "the leader holds another");
+        self->n_check_unanswered += has == -1;
+        self->n_check_absent += has == -2;
         if (has == -2 && ++self->absent >= S_ABSENT_MAX)
             has = 0;
         if ((has == -1) != self->check_unanswered) {

@@ -218,10 +218,16 @@ struct pd_backbone {
     /* counters */
     uint64_t n_submitted, n_stored, n_duplicates, n_conflicts;
     uint64_t n_unavailable, n_refused, n_records, n_subscribes, n_pauses;
+    uint64_t n_timeouts;        /* of n_unavailable: no PubAck within
+                                   publish_timeout_ms, or queued behind
+                                   such a submit on its subject */
     uint64_t n_reconnects, n_async_errors, n_probes, n_probes_failed;
     uint64_t n_gaps;            /* records after a gap, refused */
     uint64_t n_checked;         /* records the leader confirmed */
     uint64_t n_rereads;         /* records the leader holds otherwise */
+    uint64_t n_check_unanswered; /* checks of the first raw record that
+                                   got no answer (timeout, no leader) */
+    uint64_t n_check_absent;    /* ... that found none at the leader */
 };
 
 /* ---- backbone.c ---- */

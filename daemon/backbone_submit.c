@@ -186,12 +186,13 @@ s_subjects_trim_locked(pd_backbone_t *self)
  * and the return is 2 (the caller must not destroy m). After a fresh
  * store the next waiting one expects that seq; after an outage every
  * waiting one ends UNAVAILABLE too, at once rather than one timeout
- * after another. Returns 0 if m is not a submit, else 1 (the caller
- * destroys m) or 2. mu held.
+ * after another (timed_out: the outage was a PubAck that did not come
+ * in time; each of them counts in n_timeouts). Returns 0 if m is not a
+ * submit, else 1 (the caller destroys m) or 2. mu held.
  */
 static int
 s_finish_locked(pd_backbone_t *self, natsMsg *m, pd_backbone_result_t result,
-                bool dup, uint64_t seq, const char *detail)
+                bool dup, uint64_t seq, const char *detail, bool timed_out)
 {
     s_ent_t *me = s_tab_find(&self->msgs, (uint64_t)(uintptr_t)m);
     if (me == NULL)
@@ -207,6 +208,8 @@ s_finish_locked(pd_backbone_t *self, natsMsg *m, pd_backbone_result_t result,
     }
     s_tab_del(&self->msgs, me);
     s_complete_locked(self, token, result, dup, seq, detail);
+    if (result == PD_BACKBONE_UNAVAILABLE && timed_out)
+        self->n_timeouts++;
     if (se == NULL)
         return 1;
     if (result == PD_BACKBONE_STORED && !dup && seq > se->val)
@@ -220,6 +223,8 @@ s_finish_locked(pd_backbone_t *self, natsMsg *m, pd_backbone_result_t result,
                 s_tab_del(&self->msgs, we);
                 s_complete_locked(self, t, PD_BACKBONE_UNAVAILABLE, false, 0,
                                   detail);
+                if (timed_out)
+                    self->n_timeouts++;
             }
             natsMsg_Destroy(w->msg);
             free(w);
@@ -239,6 +244,7 @@ typedef struct {
     uint64_t seq;
     bool dup;
     bool quorum_lost;               /* unavailable: no answer, no leader */
+    bool timed_out;                 /* unavailable: no answer in time */
     char detail[PD_BACKBONE_DETAIL_MAX];
 } s_ack_t;
 
@@ -263,6 +269,7 @@ s_ack_error(const pd_backbone_t *self, const jsPubAckErr *pae, s_ack_t *a)
     a->result = PD_BACKBONE_UNAVAILABLE;
     a->quorum_lost = true;
     natsStatus st = pae != NULL ? pae->Err : NATS_ERR;
+    a->timed_out = st == NATS_TIMEOUT;
     if (st == NATS_TIMEOUT)
         snprintf(a->detail, sizeof(a->detail),
                  "no answer from the stream within %u ms",
@@ -295,7 +302,8 @@ pd_backbone__on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa,
     }
 
     pthread_mutex_lock(&self->mu);
-    int fin = s_finish_locked(self, msg, a.result, a.dup, a.seq, a.detail);
+    int fin = s_finish_locked(self, msg, a.result, a.dup, a.seq, a.detail,
+                              a.timed_out);
     if (fin != 0) {
         if (a.result == PD_BACKBONE_STORED) {
             self->submit_failed = false;
@@ -349,7 +357,7 @@ pd_backbone__submit_main(void *arg)
                      pd_backbone__nats_text(s));
             pthread_mutex_lock(&self->mu);
             (void)s_finish_locked(self, batch[i], PD_BACKBONE_UNAVAILABLE,
-                                  false, 0, detail); /* never parks */
+                                  false, 0, detail, false); /* never parks */
             pthread_mutex_unlock(&self->mu);
             natsMsg_Destroy(batch[i]);
         }

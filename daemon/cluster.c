@@ -93,6 +93,17 @@ s_ready(pd_cluster_t *self, s_pend_t *p, int rc, uint64_t seq, bool dup,
     self->ready_n++;
 }
 
+/* Finish p unavailable, counting it under its cause (NULL: the
+ * backbone's counters have it: a submit JetStream did not store). */
+static void
+s_unavailable(pd_cluster_t *self, s_pend_t *p, uint64_t *cause,
+              const char *detail)
+{
+    if (cause != NULL)
+        (*cause)++;
+    s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0, detail);
+}
+
 /* The stream seq of the signer's last record this node knows of: what
  * its next update must expect on the subject. */
 static uint64_t
@@ -176,8 +187,11 @@ s_local_answer(pd_cluster_t *self, const pd_storage_update_t *u,
         done->seq = orig;
         done->duplicate = true;
         /* In the local log but not durable (its disk failed): no ack. */
-        if (orig > pd_storage_head(self->local))
+        if (orig > pd_storage_head(self->local)) {
+            self->counters.unavailable++;
+            self->counters.ua_refused++;
             return PARLEY_EUNAVAILABLE;
+        }
         return PD_STORAGE_DONE;
     }
     if (rc < 0) {
@@ -192,11 +206,13 @@ s_local_answer(pd_cluster_t *self, const pd_storage_update_t *u,
     pd_storage_health(self->local, &lh);
     if (lh.err != 0) {
         self->counters.unavailable++;
+        self->counters.ua_refused++;
         return PARLEY_EUNAVAILABLE;
     }
     const char *why = s_refused(self);
     if (why != NULL) {
         self->counters.unavailable++;
+        self->counters.ua_refused++;
         done->rc = PARLEY_EUNAVAILABLE;
         done->detail = why;
         return PARLEY_EUNAVAILABLE;
@@ -250,6 +266,8 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     if (p->state != S_FREE)
         return PD_STORAGE_FULL;
     if ((rc = s_pend_fill(self, p, u)) != 0) {
+        self->counters.unavailable++;
+        self->counters.ua_refused++;
         done->rc = rc;
         return rc;
     }
@@ -261,8 +279,10 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
         p->state = S_FREE;
         if (rc == PD_STORAGE_FULL)
             return rc;
-        if (rc == PARLEY_EUNAVAILABLE)
+        if (rc == PARLEY_EUNAVAILABLE) {
             self->counters.unavailable++;
+            self->counters.ua_refused++;
+        }
         done->rc = rc;
         done->detail = detail;
         return rc;
@@ -286,8 +306,8 @@ pd_cluster__on_submitted(pd_cluster_t *self, const pd_backbone_event_t *ev)
     case PD_BACKBONE_STORED:
     case PD_BACKBONE_CONFLICT:
         if (ev->seq == 0) {
-            s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0,
-                    "(JetStream answered without a seq)");
+            s_unavailable(self, p, &self->counters.ua_jetstream,
+                          "(JetStream answered without a seq)");
             return;
         }
         p->conflict = ev->result == PD_BACKBONE_CONFLICT;
@@ -305,16 +325,18 @@ pd_cluster__on_submitted(pd_cluster_t *self, const pd_backbone_event_t *ev)
         p->seq = ev->seq;
         p->state = S_WAITING;
         p->deadline = parley__mono_ms() + self->apply_wait_ms;
+        p->give_up = p->deadline
+                     + (int64_t)(S_APPLY_WAITS_MAX - 1) * self->apply_wait_ms;
         self->waiting[self->n_waiting++] = p->tag;
         return;
     case PD_BACKBONE_UNAVAILABLE:
-        s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0, ev->detail);
+        s_unavailable(self, p, NULL, ev->detail);
         return;
     case PD_BACKBONE_REFUSED:
-        s_ready(self, p,
-                strstr(ev->detail, "maximum") != NULL ? PARLEY_ETOOLARGE
-                                                      : PARLEY_EUNAVAILABLE,
-                0, false, 0, ev->detail);
+        if (strstr(ev->detail, "maximum") != NULL)
+            s_ready(self, p, PARLEY_ETOOLARGE, 0, false, 0, ev->detail);
+        else
+            s_unavailable(self, p, &self->counters.ua_jetstream, ev->detail);
         return;
     }
 }
@@ -360,19 +382,26 @@ s_resolve(pd_cluster_t *self, s_pend_t *p)
     if (p->conflict) {
         /* The subject moved on, with nothing of this signer's at or above
          * our signer_seq: submit again expecting what it holds now. */
-        if (++p->conflicts <= S_CONFLICTS_MAX) {
-            uint64_t expect = s_expect(self, p->signer, p->key_id);
-            if (p->seq > expect)
-                expect = p->seq;
-            if (pd_backbone_resubmit(self->bb, p->tag, p->signer, expect)
-                == 0) {
-                p->state = S_SUBMITTED;
-                self->counters.submits++;
-                return false;
-            }
+        if (++p->conflicts > S_CONFLICTS_MAX) {
+            pd_log_limited(PD_LOG_KEY_CLUSTER_SUBMIT, PD_LOG_WARN,
+                           "cluster: an update of signer %s met %d "
+                           "conflicts on its subject (last at seq %" PRIu64
+                           "); answered unavailable",
+                           p->key_id, S_CONFLICTS_MAX + 1, p->seq);
+            s_unavailable(self, p, &self->counters.ua_conflicts,
+                          "(the signer's subject kept changing; resend)");
+            return true;
         }
-        s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0,
-                "(the signer's subject kept changing; resend)");
+        uint64_t expect = s_expect(self, p->signer, p->key_id);
+        if (p->seq > expect)
+            expect = p->seq;
+        if (pd_backbone_resubmit(self->bb, p->tag, p->signer, expect) == 0) {
+            p->state = S_SUBMITTED;
+            self->counters.submits++;
+            return false;
+        }
+        s_unavailable(self, p, &self->counters.ua_refused,
+                      "(the backbone refused the submit)");
         return true;
     }
     if (p->dup) {
@@ -392,18 +421,33 @@ s_resolve(pd_cluster_t *self, s_pend_t *p)
     pd_log(PD_LOG_ERROR, "cluster: JetStream stored an update as seq %" PRIu64
                          " but this node holds other bytes there",
            p->seq);
-    s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0,
-            "(this node holds other bytes at the seq JetStream named)");
+    s_unavailable(self, p, &self->counters.ua_mismatch,
+                  "(this node holds other bytes at the seq JetStream named)");
     return true;
 }
 
-/* Resolve the waiting submits whose seq is applied; give up on those
- * past their deadline. */
+/*
+ * Resolve the waiting submits whose seq is applied; give up on the
+ * others only when this node does not get there. A stored publish is
+ * answered once this node has applied its seq, and a node that follows
+ * a replica lagging behind the quorum, or confirms records with the
+ * stream leader more slowly than the others publish, can be seconds
+ * behind the seq JetStream named while it applies record after record.
+ * So a wait ends unavailable once the node has applied nothing for
+ * apply_wait_ms (no leader to confirm records, its consumer gone: it
+ * cannot say when it will get there), or after S_APPLY_WAITS_MAX of them
+ * in all (it is that far behind).
+ */
 static void
 s_resolve_waiting(pd_cluster_t *self)
 {
     uint64_t head = pd_storage_head(self->local);
     int64_t now = parley__mono_ms();
+    if (head != self->progress_head || self->n_waiting == 0) {
+        self->progress_head = head;
+        self->progress_ms = now;
+    }
+    bool stuck = now - self->progress_ms >= (int64_t)self->apply_wait_ms;
     size_t m = 0;
     for (size_t i = 0; i < self->n_waiting; i++) {
         s_pend_t *p = pd_cluster__pend_of(self, self->waiting[i]);
@@ -413,13 +457,30 @@ s_resolve_waiting(pd_cluster_t *self)
             (void)s_resolve(self, p); /* done, or submitted again */
             continue;
         }
-        if (now >= p->deadline) {
+        if ((now >= p->deadline && stuck) || now >= p->give_up) {
             char why[S_DETAIL_MAX];
             snprintf(why, sizeof(why),
                      "(stored as seq %" PRIu64 ", but this node has not "
                      "applied it yet: resend, it is then a duplicate)",
                      p->seq);
-            s_ready(self, p, PARLEY_EUNAVAILABLE, 0, false, 0, why);
+            pd_backbone_status_t st;
+            pd_backbone_status(self->bb, &st);
+            pd_log_limited(PD_LOG_KEY_CLUSTER_SUBMIT, PD_LOG_WARN,
+                           "cluster: seq %" PRIu64 " stored for a publish "
+                           "here, not applied here in %lld ms (applied up "
+                           "to %" PRIu64 ", %s; handed over up to %" PRIu64
+                           ", read up to %" PRIu64 ", the stream's last %"
+                           PRIu64 " via %s, leader %s; checks unanswered %"
+                           PRIu64 ", absent %" PRIu64 "); answered "
+                           "unavailable",
+                           p->seq,
+                           (long long)(now - p->deadline + self->apply_wait_ms),
+                           head,
+                           stuck ? "nothing applied for a publish timeout"
+                                 : "too far behind",
+                           st.followed, st.read, st.stream_last, st.server,
+                           st.leader, st.check_unanswered, st.check_absent);
+            s_unavailable(self, p, &self->counters.ua_unapplied, why);
             continue;
         }
         self->waiting[m++] = p->tag;
@@ -619,6 +680,27 @@ s_stat_rereads(const void *ctx)
     return st.rereads;
 }
 
+/* Submits JetStream left unanswered within the publish timeout (and
+ * those queued behind them on their subject). */
+static uint64_t
+s_stat_ua_timeout(const void *ctx)
+{
+    pd_backbone_status_t st;
+    pd_backbone_status(((const pd_cluster_t *)ctx)->bb, &st);
+    return st.timeouts;
+}
+
+/* Submits not stored otherwise: no server served the stream (no leader),
+ * none connected, or JetStream answered with an error. */
+static uint64_t
+s_stat_ua_jetstream(const void *ctx)
+{
+    const pd_cluster_t *self = ctx;
+    pd_backbone_status_t st;
+    pd_backbone_status(self->bb, &st);
+    return st.unavailable - st.timeouts + self->counters.ua_jetstream;
+}
+
 static void
 s_stats_register(pd_cluster_t *self, pd_stats_t *st)
 {
@@ -635,6 +717,17 @@ s_stats_register(pd_cluster_t *self, pd_stats_t *st)
                     self);
     pd_stats_getter(st, PD_STAT_CLUSTER_RECONNECTS, s_stat_reconnects, self);
     pd_stats_getter(st, PD_STAT_CLUSTER_RECORDS_REREAD, s_stat_rereads, self);
+    pd_stats_counter(st, PD_STAT_CLUSTER_UNAVAILABLE_REFUSED, &c->ua_refused);
+    pd_stats_getter(st, PD_STAT_CLUSTER_UNAVAILABLE_TIMEOUT, s_stat_ua_timeout,
+                    self);
+    pd_stats_getter(st, PD_STAT_CLUSTER_UNAVAILABLE_JETSTREAM,
+                    s_stat_ua_jetstream, self);
+    pd_stats_counter(st, PD_STAT_CLUSTER_UNAVAILABLE_UNAPPLIED,
+                     &c->ua_unapplied);
+    pd_stats_counter(st, PD_STAT_CLUSTER_UNAVAILABLE_CONFLICTS,
+                     &c->ua_conflicts);
+    pd_stats_counter(st, PD_STAT_CLUSTER_UNAVAILABLE_MISMATCH,
+                     &c->ua_mismatch);
 }
 
 /*

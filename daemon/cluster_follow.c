@@ -197,10 +197,20 @@ s_on_state(pd_cluster_t *self, const pd_backbone_event_t *ev)
     if (ev->rereads > self->rereads)
         pd_log(PD_LOG_WARN, "cluster: %s", ev->detail);
     self->rereads = ev->rereads;
-    if (ev->catching_up != self->catching_up)
-        pd_log(PD_LOG_INFO, "cluster: %s",
+    if (ev->catching_up != self->catching_up) {
+        /* What made the follower start over, so far (backbone.h). */
+        pd_backbone_status_t st;
+        pd_backbone_status(self->bb, &st);
+        pd_log(PD_LOG_INFO,
+               "cluster: %s (followed up to seq %" PRIu64 " of %" PRIu64
+               "; since start: %" PRIu64 " subscriptions, %" PRIu64
+               " pauses, %" PRIu64 " gaps, %" PRIu64 " re-reads, %" PRIu64
+               " reconnects)",
                ev->catching_up ? "catching up with the stream"
-                               : "caught up with the stream");
+                               : "caught up with the stream",
+               st.followed, st.stream_last, st.subscribes, st.pauses, st.gaps,
+               st.rereads, st.reconnects);
+    }
     self->health = ev->health;
     self->catching_up = ev->catching_up;
     snprintf(self->health_detail, sizeof(self->health_detail), "(%s: %s)",

@@ -16,6 +16,9 @@
 #define S_PEND_CAP 4096
 /* Submits again after conflicts on the signer's subject, at most. */
 #define S_CONFLICTS_MAX 4
+/* A stored publish waits for this node to apply its seq for at most this
+ * many apply waits in all, while the node keeps applying (cluster.c). */
+#define S_APPLY_WAITS_MAX 4
 /* Seqs a returning node fills with void records at most (retention ran
  * ahead of it); beyond that it stops following: docs/cluster.md. */
 #define S_GAP_MAX 1000000
@@ -43,7 +46,9 @@ typedef struct {
     bool dup;                    /* WAITING: JetStream said duplicate */
     uint64_t seq;                /* WAITING: the seq to have applied */
     int conflicts;               /* conflicts so far */
-    int64_t deadline;            /* WAITING: mono ms it gives up */
+    int64_t deadline;            /* WAITING: mono ms it may give up, if
+                                    the node applies nothing meanwhile */
+    int64_t give_up;             /* WAITING: mono ms it gives up anyway */
     pd_storage_done_t done;      /* READY: the completion */
     char detail[S_DETAIL_MAX];   /* READY: done.detail's text */
 } s_pend_t;
@@ -58,9 +63,17 @@ typedef struct {
     size_t len;
 } s_rec_t;
 
-/* The counters behind the cluster_* stats. */
+/* The counters behind the cluster_* stats. unavailable counts every
+ * publish answered unavailable here; the causes below (and the
+ * backbone's own counts, for submits JetStream did not store) split it
+ * (docs/operations.md, "Cluster mode"). */
 typedef struct {
     uint64_t applied, voided, submits, conflicts, unavailable;
+    uint64_t ua_refused;     /* before JetStream: the node's state */
+    uint64_t ua_jetstream;   /* JetStream refused it, or gave no seq */
+    uint64_t ua_unapplied;   /* stored, not applied here in time */
+    uint64_t ua_conflicts;   /* the subject kept changing */
+    uint64_t ua_mismatch;    /* other bytes here at the seq stored */
 } s_counters_t;
 
 typedef struct pd_cluster {
@@ -70,7 +83,11 @@ typedef struct pd_cluster {
     const parley_keyring_t *ring; /* borrowed; records wait for one */
     char stream[PD_CONFIG_STREAM_MAX + 1];
     int64_t skew_ms;             /* max_clock_skew */
-    uint32_t apply_wait_ms;      /* WAITING gives up after this */
+    uint32_t apply_wait_ms;      /* WAITING gives up after this without
+                                    progress (S_APPLY_WAITS_MAX x: anyway) */
+    uint64_t progress_head;      /* the replica's head when last seen to
+                                    move, and when (mono ms) */
+    int64_t progress_ms;
     size_t max_record;           /* max_message_bytes */
     uint8_t log_id[16];
 

@@ -53,6 +53,8 @@ typedef enum pd_log_key {
     PD_LOG_KEY_STORE_SYNC,       /* store: a write or sync failed */
     PD_LOG_KEY_STORE_RESERVE,    /* store: the disk reserve runs short */
     PD_LOG_KEY_CLUSTER,          /* cluster: a stream record refused */
+    PD_LOG_KEY_CLUSTER_SUBMIT,   /* cluster: a publish answered unavailable
+                                    for a cause no outage explains */
     PD_LOG_KEY_REJECT,           /* a reject, one key per code from here:
                                     + (-(code) - 1001), 13 codes */
     PD_LOG_KEY_COUNT = PD_LOG_KEY_REJECT + 13

@@ -85,6 +85,13 @@ typedef enum pd_stat {
     PD_STAT_CLUSTER_RECONNECTS,    /* cluster: NATS reconnections */
     PD_STAT_CLUSTER_RECORDS_REREAD, /* cluster: stream records a replica
                                       held otherwise than the leader */
+    /* cluster: of PD_STAT_CLUSTER_UNAVAILABLE, by cause: */
+    PD_STAT_CLUSTER_UNAVAILABLE_REFUSED,   /* before JetStream (health) */
+    PD_STAT_CLUSTER_UNAVAILABLE_TIMEOUT,   /* no PubAck in time */
+    PD_STAT_CLUSTER_UNAVAILABLE_JETSTREAM, /* no leader, an error answer */
+    PD_STAT_CLUSTER_UNAVAILABLE_UNAPPLIED, /* stored, not applied in time */
+    PD_STAT_CLUSTER_UNAVAILABLE_CONFLICTS, /* the subject kept changing */
+    PD_STAT_CLUSTER_UNAVAILABLE_MISMATCH,  /* other bytes at the seq */
     PD_STAT_READS_QUEUED,          /* reads waiting to be answered now */
     PD_STAT_READS_DEFERRED,        /* reads that waited a whole slice */
     PD_STAT_READ_SLICES_FULL,      /* slices that spent their budget */

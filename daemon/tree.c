@@ -899,7 +899,8 @@ pd_tree_sync_begin(pd_tree_t *tree)
         rc = s_syncer_start(tree);
     if (rc < 0)
         return s_sync(tree); /* no thread: sync here, as before */
-    memcpy(tree->bg_buf, tree->pend + tree->pend_written, n);
+    if (n > 0) /* all written already: bg_buf may still be NULL */
+        memcpy(tree->bg_buf, tree->pend + tree->pend_written, n);
     tree->bg_len = n;
     tree->bg_off = s_offset(parley__tlog_stored_count(tree->pend_first))
                    + tree->pend_written;

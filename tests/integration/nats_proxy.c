@@ -24,6 +24,7 @@
 #define S_GETS_MAX 4096    /* requests remembered, in order */
 #define S_INBOX_MAX 256    /* reply inboxes of requests for the held seq */
 #define S_SUBJECT_MAX 256
+#define S_ABSENT_SLOTS 4   /* seqs made absent at once */
 
 /* One direction of a connection: bytes read, not yet relayed. */
 typedef struct s_buf {
@@ -63,8 +64,8 @@ struct ph_nats_proxy {
     uint64_t gets[S_GETS_MAX];
     int64_t get_ms[S_GETS_MAX]; /* when each was relayed (mono ms) */
     size_t n_gets;
-    uint64_t absent_seq;
-    int absent_left;
+    uint64_t absent_seq[S_ABSENT_SLOTS]; /* seqs made absent, and */
+    int absent_left[S_ABSENT_SLOTS];     /* how many times yet */
 };
 
 static int
@@ -229,10 +230,14 @@ s_from_client(ph_nats_proxy_t *p, s_pair_t *x)
                 p->until_seen = true; /* before or after hold_seq's */
             if (p->n_gets <= S_GETS_MAX)
                 p->get_ms[p->n_gets - 1] = parley__mono_ms();
-            if (p->absent_left > 0 && seq == p->absent_seq && hdr == 0) {
+            int slot = -1;
+            for (int i = 0; i < S_ABSENT_SLOTS && hdr == 0; i++)
+                if (p->absent_left[i] > 0 && seq == p->absent_seq[i])
+                    slot = i;
+            if (slot >= 0) {
                 /* Ask the server about a seq no stream reaches instead:
                  * it answers "no message found" itself. */
-                p->absent_left--;
+                p->absent_left[slot]--;
                 char req[S_SUBJECT_MAX * 2 + 64];
                 const char *body2 = "{\"seq\":18446744073709551615}";
                 int n = snprintf(req, sizeof(req), "PUB %s %s %zu\r\n%s\r\n",
@@ -484,8 +489,17 @@ void
 ph_nats_proxy_absent(ph_nats_proxy_t *p, uint64_t seq, int n)
 {
     pthread_mutex_lock(&p->mu);
-    p->absent_seq = seq;
-    p->absent_left = n;
+    int slot = -1; /* seq's slot, else a spent one, else the first */
+    for (int i = 0; i < S_ABSENT_SLOTS && slot < 0; i++)
+        if (p->absent_seq[i] == seq)
+            slot = i;
+    for (int i = 0; i < S_ABSENT_SLOTS && slot < 0; i++)
+        if (p->absent_left[i] == 0)
+            slot = i;
+    if (slot < 0)
+        slot = 0;
+    p->absent_seq[slot] = seq;
+    p->absent_left[slot] = n;
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -58,7 +58,8 @@ int ph_nats_proxy_held(ph_nats_proxy_t *p, int *released_on_time);
 /* Make the next n STREAM.MSG.GET requests for `seq` ask the server
  * about a seq no stream reaches, so that the server itself answers that
  * it holds no such message (as a leader that has not applied a record
- * yet would). */
+ * yet would). Up to 4 seqs at once; calling it again for a seq replaces
+ * its count. */
 void ph_nats_proxy_absent(ph_nats_proxy_t *p, uint64_t seq, int n);
 
 /*
