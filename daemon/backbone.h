@@ -348,6 +348,9 @@ typedef struct pd_backbone_status {
     uint64_t rereads;          /* records the leader holds otherwise: read
                                   again from their seq (a JetStream replica
                                   that diverged; docs/cluster.md) */
+    uint64_t late_answers;     /* answers of the leader that came after
+                                  their check was given up (a timeout, a
+                                  re-read): left alone */
 } pd_backbone_status_t;
 
 /* A copy of the current status. Threads: any thread. */
