@@ -653,7 +653,16 @@ s_deadlines_locked(pd_backbone_t *self, int64_t now, int64_t *next)
     s_rec_t *h = self->raw_head;
     if (h != NULL && h->ck == S_CK_LATER) {
         if (now >= self->ck_retry_ms) {
+            /* Ask again about it, and with it about every record in the
+             * window whose answer decided nothing either (one timeout
+             * or one leader that lagged often leaves many): one retry
+             * for all of them, not one S_CHECK_RETRY_MS after another. */
             h->ck = S_CK_TODO;
+            int j = 1;
+            for (s_rec_t *r = h->next; r != NULL && j < S_CHECK_WINDOW;
+                 r = r->next, j++)
+                if (r->ck == -1 || r->ck == -2)
+                    r->ck = S_CK_TODO;
             passed = true;
         } else if (self->ck_retry_ms < *next) {
             *next = self->ck_retry_ms;

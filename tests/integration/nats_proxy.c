@@ -65,6 +65,9 @@ struct ph_nats_proxy {
     size_t n_gets;
     uint64_t absent_seq;
     int absent_left;
+    uint64_t span_first;   /* the first request for each seq of */
+    int span_n;            /* span_first .. + span_n - 1: absent */
+    uint64_t span_done;    /* bit i: span_first + i rewritten */
 };
 
 static int
@@ -229,10 +232,17 @@ s_from_client(ph_nats_proxy_t *p, s_pair_t *x)
                 p->until_seen = true; /* before or after hold_seq's */
             if (p->n_gets <= S_GETS_MAX)
                 p->get_ms[p->n_gets - 1] = parley__mono_ms();
-            if (p->absent_left > 0 && seq == p->absent_seq && hdr == 0) {
+            bool in_span = seq >= p->span_first
+                           && seq < p->span_first + (uint64_t)p->span_n
+                           && !(p->span_done >> (seq - p->span_first) & 1);
+            if (((p->absent_left > 0 && seq == p->absent_seq) || in_span)
+                && hdr == 0) {
                 /* Ask the server about a seq no stream reaches instead:
                  * it answers "no message found" itself. */
-                p->absent_left--;
+                if (in_span)
+                    p->span_done |= 1ull << (seq - p->span_first);
+                else
+                    p->absent_left--;
                 char req[S_SUBJECT_MAX * 2 + 64];
                 const char *body2 = "{\"seq\":18446744073709551615}";
                 int n = snprintf(req, sizeof(req), "PUB %s %s %zu\r\n%s\r\n",
@@ -486,6 +496,16 @@ ph_nats_proxy_absent(ph_nats_proxy_t *p, uint64_t seq, int n)
     pthread_mutex_lock(&p->mu);
     p->absent_seq = seq;
     p->absent_left = n;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void
+ph_nats_proxy_absent_span(ph_nats_proxy_t *p, uint64_t first, int n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->span_first = first;
+    p->span_n = n < 0 ? 0 : n > 64 ? 64 : n;
+    p->span_done = 0;
     pthread_mutex_unlock(&p->mu);
 }
 

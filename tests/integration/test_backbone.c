@@ -40,6 +40,9 @@
  *     server answer so 3 times): the follower asks again, each time
  *     250 ms after the answer before, however many other answers and
  *     records come meanwhile, and hands every record over once.
+ *   - a leader that holds none of seqs 5-12 yet (once each): the
+ *     follower asks again about all eight together, 250 ms after the
+ *     first answer, not 250 ms after one another.
  *
  * TLS (one server that requires client certificates; certificates made
  * with openssl): the backbone connects with the CA, its client
@@ -1126,6 +1129,57 @@ test_late_answer(void **state)
     ph_nats_proxy_stop(&px);
 }
 
+static void
+test_undecided_asked_together(void **state)
+{
+    (void)state;
+    enum { N = 32, FIRST = 5, SPAN = 8 };
+    static char text[N][64];
+    s_fill("SPAN", 15, "span test", N, text);
+
+    /* The server says once for each of FIRST..FIRST+SPAN-1 that it holds
+     * no record there (as a leader that lags behind the replica). */
+    ph_nats_proxy_t *px = NULL;
+    assert_int_equal(ph_nats_proxy_start(&px, "SPAN", s_one.node[0].port),
+                     0);
+    ph_nats_proxy_absent_span(px, FIRST, SPAN);
+    s_sink_t *k = s_follow_via(px, "SPAN");
+    s_wait_counts(k, 0, N);
+    s_assert_consecutive(k, 1);
+    for (size_t i = 0; i < N; i++)
+        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.rereads, 0);
+    assert_int_equal(st.checked, N);
+
+    /* Each asked twice; the second time all together, when the first of
+     * them is asked again: not one retry interval after another. */
+    static uint64_t gets[4096];
+    static int64_t at[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, at, 4096);
+    assert_true(n <= 4096);
+    int64_t again[SPAN];
+    for (int s = 0; s < SPAN; s++) {
+        int asked = 0;
+        for (size_t i = 0; i < n; i++)
+            if (gets[i] == (uint64_t)(FIRST + s) && asked++ == 1)
+                again[s] = at[i];
+        if (asked != 2)
+            fail_msg("seq %d asked %d times", FIRST + s, asked);
+    }
+    int64_t spread = 0;
+    for (int s = 1; s < SPAN; s++)
+        if (again[s] - again[0] > spread)
+            spread = again[s] - again[0];
+    fprintf(stderr, "[test] seqs %d-%d without a record at first: asked "
+                    "again within %" PRId64 " ms of each other\n",
+            FIRST, FIRST + SPAN - 1, spread);
+    assert_true(spread < S_CHECK_RETRY_MS);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
 /* ------------------------------------------------------------ TLS */
 
 static ph_nats_cluster_t s_tls;
@@ -1603,6 +1657,7 @@ main(void)
         cmocka_unit_test(test_absent_retry),
         cmocka_unit_test(test_answers_out_of_order),
         cmocka_unit_test(test_late_answer),
+        cmocka_unit_test(test_undecided_asked_together),
     };
     const struct CMUnitTest tls[] = {
         cmocka_unit_test(test_tls),
