@@ -145,6 +145,15 @@ typedef struct bench_threads {
  * /proc/PID/task; all 0 if it cannot be read). */
 void bench_threads_cpu(pid_t pid, bench_threads_t *t);
 
+/* Called for each thread of a process: whether it is the main thread,
+ * its name (comm), the CPU seconds it has used (user + system), its id. */
+typedef void (*bench_task_fn)(void *ctx, bool main_thread, const char *comm,
+                              double secs, int tid);
+
+/* Call fn for each of pid's threads (from /proc/PID/task; none if it
+ * cannot be read). */
+void bench_tasks_cpu(pid_t pid, bench_task_fn fn, void *ctx);
+
 /* The cores each role used between two readings secs apart. */
 bench_threads_t bench_threads_cores(const bench_threads_t *t0,
                                     const bench_threads_t *t1, double secs);

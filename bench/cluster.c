@@ -342,6 +342,88 @@ static const char *const s_ua_stats[] = {
     "rejected_unavailable",
 };
 #define S_UA_N (sizeof(s_ua_stats) / sizeof(s_ua_stats[0]))
+#define S_TASKS_MAX 256 /* threads of one parleyd, read at once */
+#define S_GROUPS_MAX 16 /* thread names told apart */
+
+/* The CPU of each thread of one process, as read at one time. */
+typedef struct {
+    int tid[S_TASKS_MAX];
+    char name[S_TASKS_MAX][20];
+    double secs[S_TASKS_MAX];
+    int n;
+} s_tasks_t;
+
+/* CPU seconds by thread name, over the nodes. */
+typedef struct {
+    char name[S_GROUPS_MAX][20];
+    double secs[S_GROUPS_MAX];
+    int n;
+} s_groups_t;
+
+static void
+s_task_add(void *ctx, bool main_thread, const char *comm, double secs,
+           int tid)
+{
+    s_tasks_t *t = ctx;
+    if (t->n == S_TASKS_MAX)
+        return;
+    t->tid[t->n] = tid;
+    /* parleyd's loop; threads nobody named keep the process's name. */
+    snprintf(t->name[t->n], sizeof(t->name[0]), "%s",
+             main_thread ? "loop" : comm);
+    t->secs[t->n++] = secs;
+}
+
+/* Add what each thread of `after` used since `before` (all of it for a
+ * thread started since) to g, by name. */
+static void
+s_groups_add(s_groups_t *g, const s_tasks_t *before, const s_tasks_t *after)
+{
+    for (int i = 0; i < after->n; i++) {
+        double d = after->secs[i];
+        for (int j = 0; j < before->n; j++)
+            if (before->tid[j] == after->tid[i])
+                d -= before->secs[j];
+        int k = 0;
+        while (k < g->n && strcmp(g->name[k], after->name[i]) != 0)
+            k++;
+        if (k == g->n) {
+            if (g->n == S_GROUPS_MAX)
+                k--; /* the last one takes the rest */
+            else
+                snprintf(g->name[g->n++], sizeof(g->name[0]), "%s",
+                         after->name[i]);
+        }
+        g->secs[k] += d;
+    }
+}
+
+/* Print g as us per update (n updates), the largest first. */
+static void
+s_groups_note(s_groups_t *g, uint64_t n)
+{
+    char line[1024];
+    size_t used = 0;
+    line[0] = '\0';
+    if (n == 0)
+        return;
+    for (;;) {
+        int best = -1;
+        for (int k = 0; k < g->n; k++)
+            if (g->secs[k] >= 0 && (best < 0 || g->secs[k] > g->secs[best]))
+                best = k;
+        if (best < 0 || used >= sizeof(line) - 1)
+            break;
+        used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%s %.1f",
+                                 used > 0 ? ", " : "", g->name[best],
+                                 g->secs[best] / (double)n * 1e6);
+        g->secs[best] = -1;
+    }
+    bench_note("per thread of the 3 parleyd, us per acked update (unnamed "
+               "threads under the process's name: nats.c's reader and "
+               "flusher, the verify pool): %s",
+               line);
+}
 
 typedef struct {
     double acked_per_s;
@@ -350,6 +432,7 @@ typedef struct {
     double cpu_parleyd, cpu_servers; /* seconds (cluster only) */
     uint64_t syncs, synced;          /* fdatasyncs and records, p1..p3 */
     uint64_t ua[S_UA_N];             /* unavailable by cause, p1..p3 */
+    s_groups_t threads;              /* the parleyd's CPU by thread */
 } s_tput_t;
 
 /* Add each node's unavailable-by-cause stats times sign to ua. */
@@ -394,6 +477,11 @@ s_tput_run(s_world_t *w, bench_envs_t *envs, const char *const *apis,
         sy0 += bench_daemon_stat(&w->node[i], "store_syncs", NULL);
         sd0 += bench_daemon_stat(&w->node[i], "store_records_synced", NULL);
     }
+    static s_tasks_t tasks0[S_NODES], tasks1;
+    for (int i = 0; cluster && i < S_NODES; i++) {
+        tasks0[i].n = 0;
+        bench_tasks_cpu(w->node[i].pid, s_task_add, &tasks0[i]);
+    }
     if (cluster) {
         s_ua_add(w, r.ua, -1);
         s_cpu(w, &p0, &s0);
@@ -423,6 +511,11 @@ s_tput_run(s_world_t *w, bench_envs_t *envs, const char *const *apis,
         s_cpu(w, &p1, &s1);
         r.cpu_parleyd = p1 - p0;
         r.cpu_servers = s1 - s0;
+        for (int i = 0; i < S_NODES; i++) {
+            tasks1.n = 0;
+            bench_tasks_cpu(w->node[i].pid, s_task_add, &tasks1);
+            s_groups_add(&r.threads, &tasks0[i], &tasks1);
+        }
         for (int i = 0; i < S_NODES; i++) {
             r.syncs += bench_daemon_stat(&w->node[i], "store_syncs", NULL);
             r.synced += bench_daemon_stat(&w->node[i], "store_records_synced",
@@ -816,6 +909,8 @@ main(int argc, char **argv)
                cl.acked ? cl.cpu_parleyd / (double)cl.acked * 1e6 : 0,
                cl.acked ? cl.cpu_servers / (double)cl.acked * 1e6 : 0,
                verify_us, raw_us, unavoidable);
+    if (cl.acked > 0)
+        s_groups_note(&cl.threads, cl.acked);
     if (raw_cons_us > 0)
         bench_ratio("  the same against 3 verifies + raw R3 with a msg id "
                     "and 3 consumers",

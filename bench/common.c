@@ -424,9 +424,8 @@ bench_proc_faults(pid_t pid)
 }
 
 void
-bench_threads_cpu(pid_t pid, bench_threads_t *t)
+bench_tasks_cpu(pid_t pid, bench_task_fn fn, void *ctx)
 {
-    memset(t, 0, sizeof(*t));
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
     DIR *dir = opendir(path);
@@ -458,17 +457,35 @@ bench_threads_cpu(pid_t pid, bench_threads_t *t)
                       &ut, &st)
                    != 2)
             continue;
-        double secs = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-        if (atoi(e->d_name) == (int)pid)
-            t->main += secs;
-        else if (strncmp(comm, "ZMQbg/IO", 8) == 0)
-            t->io += secs;
-        else if (strncmp(comm, "ZMQbg", 5) == 0)
-            t->other += secs;
-        else
-            t->workers += secs;
+        comm[strcspn(comm, "\n")] = '\0';
+        fn(ctx, atoi(e->d_name) == (int)pid, comm,
+           (double)(ut + st) / (double)sysconf(_SC_CLK_TCK), atoi(e->d_name));
     }
     closedir(dir);
+}
+
+/* One thread's CPU into a bench_threads_t by role. */
+static void
+s_thread_role(void *ctx, bool main_thread, const char *comm, double secs,
+              int tid)
+{
+    (void)tid;
+    bench_threads_t *t = ctx;
+    if (main_thread)
+        t->main += secs;
+    else if (strncmp(comm, "ZMQbg/IO", 8) == 0)
+        t->io += secs;
+    else if (strncmp(comm, "ZMQbg", 5) == 0)
+        t->other += secs;
+    else
+        t->workers += secs;
+}
+
+void
+bench_threads_cpu(pid_t pid, bench_threads_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    bench_tasks_cpu(pid, s_thread_role, t);
 }
 
 bench_threads_t

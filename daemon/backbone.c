@@ -5,11 +5,11 @@
  *
  * Threads and locking. One mutex (mu) guards every field below the
  * "shared" line of struct pd_backbone. Four kinds of threads take it:
- * the caller's loop, our submit, control and check threads (and the
- * check thread's askers, backbone_check.c), and nats.c's threads (the
- * PubAck handler, the follower's message handler, the connection
- * callbacks). No nats.c function is ever called with mu held, so nats.c's
- * own locks and ours never nest in two orders.
+ * the caller's loop, our submit, control and check threads, and nats.c's
+ * threads (the PubAck handler, the follower's message handler, the
+ * handler of the leader checks' answers in backbone_check.c, the
+ * connection callbacks). No nats.c function is ever called with mu held,
+ * so nats.c's own locks and ours never nest in two orders.
  *
  * A submit: the loop builds the natsMsg (subject, headers, a copy of the
  * bytes), enters it in the in-flight map (natsMsg pointer -> token) and
@@ -141,14 +141,14 @@ pd_backbone_parse_last_seq(const char *text, uint64_t *out)
     return 0;
 }
 
-/* The key id in a subject "<stream>.u.<16 hex>", or "" if not that form. */
+/* The key id in a subject "<prefix><16 hex>", or "" if not that form. */
 void
-pd_backbone__subject_key(const pd_backbone_t *self, const char *subject,
-              char out[PARLEY_KEYID_CHARS + 1])
+pd_backbone__subject_key(const char *prefix, const char *subject,
+                         char out[PARLEY_KEYID_CHARS + 1])
 {
     out[0] = '\0';
-    size_t pl = strlen(self->prefix);
-    if (subject == NULL || strncmp(subject, self->prefix, pl) != 0)
+    size_t pl = strlen(prefix);
+    if (subject == NULL || strncmp(subject, prefix, pl) != 0)
         return;
     const char *k = subject + pl;
     if (strlen(k) != PARLEY_KEYID_CHARS)
@@ -157,6 +157,16 @@ pd_backbone__subject_key(const pd_backbone_t *self, const char *subject,
         if (!((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f')))
             return;
     memcpy(out, k, PARLEY_KEYID_CHARS + 1);
+}
+
+void
+pd_backbone__name_thread(const char *name)
+{
+    static _Thread_local bool named;
+    if (!named) {
+        named = true;
+        pthread_setname_np(pthread_self(), name);
+    }
 }
 
 /* Free a list of records. */
@@ -431,7 +441,6 @@ s_new(const pd_backbone_opts_t *o, char *errbuf, size_t errlen, int *err)
     pthread_cond_init(&self->cv_submit, NULL);
     pthread_cond_init(&self->cv_ctl, NULL);
     pthread_cond_init(&self->cv_check, NULL);
-    pthread_cond_init(&self->cv_ask, NULL);
     pthread_cond_init(&self->cv_done, NULL);
 
     snprintf(self->stream, sizeof(self->stream), "%s",
@@ -526,6 +535,10 @@ s_start_threads(pd_backbone_t *self)
             pthread_join(self->ctl_thr, NULL);
         return -EAGAIN;
     }
+    /* Named for per-thread CPU figures (top -H, /proc/PID/task). */
+    pthread_setname_np(self->submit_thr, "bb-submit");
+    pthread_setname_np(self->ctl_thr, "bb-control");
+    pthread_setname_np(self->check_thr, "bb-check");
     self->threads = true;
     return 0;
 }
@@ -555,7 +568,8 @@ pd_backbone_open(const pd_backbone_opts_t *o, char *errbuf, size_t errlen,
     self->told_health = PD_BACKBONE_OK;
     snprintf(self->detail, sizeof(self->detail), "stream %s ready on %.100s",
              self->stream, self->server);
-    if ((rc = s_start_threads(self)) < 0)
+    if ((rc = pd_backbone__check_open(self, errbuf, errlen)) < 0
+        || (rc = s_start_threads(self)) < 0)
         goto fail;
     /* Health as of now (a disconnect during open shows at once). */
     pthread_mutex_lock(&self->mu);
@@ -596,7 +610,6 @@ s_close_nats(pd_backbone_t *self)
     pthread_cond_broadcast(&self->cv_submit);
     pthread_cond_broadcast(&self->cv_ctl);
     pthread_cond_broadcast(&self->cv_check);
-    pthread_cond_broadcast(&self->cv_ask);
     pthread_mutex_unlock(&self->mu);
     if (self->threads) {
         pthread_join(self->submit_thr, NULL);
@@ -612,6 +625,7 @@ s_close_nats(pd_backbone_t *self)
             leak = true;
     }
     pd_backbone__follow_unsubscribe(self);
+    pd_backbone__check_close(self);
     if (self->nc != NULL) {
         natsConnection_Close(self->nc);
         pthread_mutex_lock(&self->mu);
@@ -652,6 +666,7 @@ s_free_queued(pd_backbone_t *self)
     pd_backbone__recs_free(self->raw_head);
     pd_backbone__recs_free(self->rec_head);
     free(self->last_ok);
+    free(self->ck_buf);
 }
 
 void
@@ -680,7 +695,6 @@ pd_backbone_close(pd_backbone_t **bbp)
     pthread_cond_destroy(&self->cv_submit);
     pthread_cond_destroy(&self->cv_ctl);
     pthread_cond_destroy(&self->cv_check);
-    pthread_cond_destroy(&self->cv_ask);
     pthread_cond_destroy(&self->cv_done);
     pthread_mutex_destroy(&self->mu);
     free(self);
@@ -733,6 +747,7 @@ pd_backbone_status(pd_backbone_t *self, pd_backbone_status_t *out)
     out->rereads = self->n_rereads;
     out->check_unanswered = self->n_check_unanswered;
     out->check_absent = self->n_check_absent;
+    out->late_answers = self->n_late;
     out->stream_first = self->stream_first;
     out->created = self->created;
     pthread_mutex_unlock(&self->mu);

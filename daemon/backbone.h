@@ -358,6 +358,9 @@ typedef struct pd_backbone_status {
                                   leader): asked again */
     uint64_t check_absent;     /* ... that found no record at the leader:
                                   asked again */
+    uint64_t late_answers;     /* answers of the leader that came after
+                                  their check was given up (a timeout, a
+                                  re-read): left alone */
 } pd_backbone_status_t;
 
 /* A copy of the current status. Threads: any thread. */

@@ -7,85 +7,302 @@
  * The follower's consumer reads from whichever replica it was placed on,
  * and a replica of nats-server 2.9.10 can hold other records than the
  * leader (docs/cluster.md, "Replicas that disagree"). The follower's
- * handler queues records unchecked (raw); S_CHECK_WINDOW asker threads
- * ask the leader about the first raw records at once (one STREAM.MSG.GET
- * each, S_CHECK_WINDOW in flight), and the check thread takes the
- * answers strictly in seq order and moves each confirmed record to the
- * queue the loop drains. Wake-ups: a record that comes into the window
- * (queued, or the window moving on) wakes one asker, and an asker wakes
- * the check thread only with the answer it waits for (the first raw
- * record's). An answer that decides nothing (no leader to ask, none
- * there yet) is asked again S_CHECK_RETRY_MS later, when the record is
- * the first raw one. A record the leader holds otherwise is dropped
- * with everything read after it, and the follower reads again from its
- * seq with a new consumer (placed anew); after S_RECHECK_MAX such
- * re-reads of one seq in a row the backbone is DIVERGED.
+ * handler queues records unchecked (raw).
+ *
+ * The requests are asynchronous and pipelined: one STREAM.MSG.GET per
+ * record (which in a clustered stream only the leader answers) for each
+ * of the first S_CHECK_WINDOW raw records, each published with a reply
+ * subject of its own, <ck_inbox>.<seq>.<request id>, on which one
+ * wildcard subscription takes the answers. The thread that learns
+ * something moves the check on itself (pd_backbone__check_advance_locked):
+ * the follower's handler when it queues a record, the answers' callback
+ * when an answer comes, the check thread when a deadline passes. Moving
+ * on takes the answers strictly in seq order: a confirmed record goes to
+ * the queue the loop drains, and every record that comes into the window
+ * is asked about. An answer is matched by its request id, so an answer
+ * that comes after its request was given up (or after the records were
+ * dropped) is counted and left alone.
+ *
+ * An answer that decides nothing (no leader, an error, none within
+ * S_CHECK_WAIT_MS) or says the leader holds no record there is asked
+ * again S_CHECK_RETRY_MS later, when the record is the first raw one;
+ * after S_ABSENT_MAX "none there" in a row the record counts as held
+ * otherwise. A record the leader holds otherwise is dropped with
+ * everything read after it, and the follower reads again from its seq
+ * with a new consumer (placed anew); after S_RECHECK_MAX such re-reads of
+ * one seq in a row the backbone is DIVERGED. The check thread only keeps
+ * the deadlines: it sleeps until the earliest one (an answer due, a
+ * record to ask again), and is woken only when one comes sooner.
  */
 #include "backbone_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * What the stream leader holds at r's seq (check thread; STREAM.MSG.GET,
- * which in a clustered stream only the leader answers). Returns 1 the
- * same record (subject, bytes, store time), 0 another one (why says
- * which), -1 no answer now (no leader, timeout, no connection): ask
- * again later, -2 none there (not yet applied by the leader, or never).
- */
+/* ============================================================ answers */
+
+/* n decimal digits at *p into *out; moves *p on. 0 or -1. */
 static int
-s_leader_has(pd_backbone_t *self, const s_rec_t *r, char *why, size_t cap)
+s_digits(const char **p, int n, int *out)
 {
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = S_CHECK_WAIT_MS;
-    natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetMsg(&m, self->js, self->stream, r->seq, &jo, &jerr);
-    if (s != NATS_OK) {
-        if (jerr == JSNoMessageFoundErr) {
-            snprintf(why, cap, "the leader holds none");
-            return -2;
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t
+s_days(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int
+s_mdays(int y, int m)
+{
+    static const int n[12] = { 31, 28, 31, 30, 31, 30,
+                               31, 31, 30, 31, 30, 31 };
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : n[m - 1];
+}
+
+int
+pd_backbone__parse_time(const char *s, int64_t *ns)
+{
+    const char *p = s;
+    int y, mo, d, h, mi, sec;
+    if (s == NULL || s_digits(&p, 4, &y) < 0 || *p++ != '-'
+        || s_digits(&p, 2, &mo) < 0 || *p++ != '-'
+        || s_digits(&p, 2, &d) < 0 || (*p != 'T' && *p != 't'))
+        return -1;
+    p++;
+    if (s_digits(&p, 2, &h) < 0 || *p++ != ':' || s_digits(&p, 2, &mi) < 0
+        || *p++ != ':' || s_digits(&p, 2, &sec) < 0)
+        return -1;
+    if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1
+        || d > s_mdays(y, mo) || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (digits == 9)
+                return -1;
+            frac = frac * 10 + (*p - '0');
         }
-        snprintf(why, cap, "%s", pd_backbone__nats_text(s));
+        if (digits == 0)
+            return -1;
+        for (; digits < 9; digits++)
+            frac *= 10;
+    }
+    int64_t off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (s_digits(&p, 2, &oh) < 0 || *p++ != ':'
+            || s_digits(&p, 2, &om) < 0 || oh > 23 || om > 59)
+            return -1;
+        off = sign * (int64_t)(oh * 3600 + om * 60);
+    } else {
         return -1;
     }
-    char key[PARLEY_KEYID_CHARS + 1];
-    pd_backbone__subject_key(self, natsMsg_GetSubject(m), key);
-    int len = natsMsg_GetDataLength(m);
-    size_t n = len > 0 ? (size_t)len : 0;
-    int64_t at = natsMsg_GetTime(m);
-    bool same = natsMsg_GetSequence(m) == r->seq && at == r->time_ns
-                && strcmp(key, r->key_id) == 0 && n == r->len
-                && (n == 0 || memcmp(natsMsg_GetData(m), r->data, n) == 0);
+    if (*p != '\0')
+        return -1;
+    int64_t secs = s_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+    *ns = secs * S_NS_PER_S + frac;
+    return 0;
+}
+
+/* The record of an answer's "message" object m into out. */
+static void
+s_answer_record(const char *prefix, const json_t *m, uint8_t **buf,
+                size_t *cap, s_answer_t *out)
+{
+    const json_t *seq = json_object_get(m, "seq");
+    const char *subject = json_string_value(json_object_get(m, "subject"));
+    const char *at = json_string_value(json_object_get(m, "time"));
+    const json_t *data = json_object_get(m, "data"); /* absent: no bytes */
+    if (!json_is_integer(seq) || json_integer_value(seq) <= 0
+        || subject == NULL || at == NULL
+        || (data != NULL && !json_is_string(data))) {
+        snprintf(out->why, sizeof(out->why),
+                 "an answer without the record's seq, subject or time");
+        return;
+    }
+    if (pd_backbone__parse_time(at, &out->time_ns) < 0) {
+        snprintf(out->why, sizeof(out->why),
+                 "an answer with a store time not in RFC 3339");
+        return;
+    }
+    size_t b64 = data != NULL ? json_string_length(data) : 0;
+    size_t need = b64 / 4 * 3 + 3;
+    if (need > *cap) {
+        uint8_t *x = realloc(*buf, need);
+        if (x == NULL) {
+            snprintf(out->why, sizeof(out->why), "out of memory");
+            return;
+        }
+        *buf = x;
+        *cap = need;
+    }
+    size_t n = 0;
+    if (b64 > 0
+        && sodium_base642bin(*buf, *cap, json_string_value(data), b64, NULL,
+                             &n, NULL, sodium_base64_VARIANT_ORIGINAL)
+               != 0) {
+        snprintf(out->why, sizeof(out->why),
+                 "an answer whose record is not base64");
+        return;
+    }
+    out->seq = (uint64_t)json_integer_value(seq);
+    pd_backbone__subject_key(prefix, subject, out->key_id);
+    out->data = *buf;
+    out->len = n;
+    out->kind = S_ANS_RECORD;
+}
+
+s_ans_kind_t
+pd_backbone__answer_parse(const char *prefix, const char *json, size_t len,
+                          uint8_t **buf, size_t *cap, s_answer_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = S_ANS_ERROR;
+    json_error_t jerr;
+    json_t *root = len > 0 ? json_loadb(json, len, 0, &jerr) : NULL;
+    if (root == NULL) {
+        /* No responders (a status message without a payload), say. */
+        snprintf(out->why, sizeof(out->why), "%s",
+                 len == 0 ? "an empty answer" : "an answer that is not JSON");
+        return out->kind;
+    }
+    const json_t *m = json_object_get(root, "message");
+    const json_t *e = json_object_get(root, "error");
+    if (json_is_object(m)) {
+        s_answer_record(prefix, m, buf, cap, out);
+    } else if (json_integer_value(json_object_get(e, "err_code"))
+               == S_NO_MESSAGE_ERR) {
+        out->kind = S_ANS_NONE;
+    } else {
+        const char *d = json_string_value(json_object_get(e, "description"));
+        snprintf(out->why, sizeof(out->why), "%s",
+                 d != NULL ? d : "an answer without a record");
+    }
+    json_decref(root);
+    return out->kind;
+}
+
+/*
+ * What answer a says the stream leader holds at r's seq. Returns 1 the
+ * same record (subject, bytes, store time), 0 another one (why says
+ * which), -1 no answer that decides (ask again later), -2 none there
+ * (not yet applied by the leader, or never).
+ */
+static int
+s_judge(const s_answer_t *a, const s_rec_t *r, char *why, size_t cap)
+{
+    if (a->kind == S_ANS_NONE) {
+        snprintf(why, cap, "the leader holds none");
+        return -2;
+    }
+    if (a->kind != S_ANS_RECORD) {
+        snprintf(why, cap, "%s", a->why);
+        return -1;
+    }
+    bool same = a->seq == r->seq && a->time_ns == r->time_ns
+                && strcmp(a->key_id, r->key_id) == 0 && a->len == r->len
+                && (a->len == 0 || memcmp(a->data, r->data, a->len) == 0);
     if (!same)
         snprintf(why, cap,
                  "the leader holds %zu bytes stored at %lld ms, the replica "
                  "%zu at %lld",
-                 n, (long long)(at / 1000000), r->len, (long long)r->time_ms);
-    natsMsg_Destroy(m);
+                 a->len, (long long)(a->time_ns / 1000000), r->len,
+                 (long long)r->time_ms);
     return same ? 1 : 0;
+}
+
+/* ============================================================ the check */
+
+/* A deadline at mono ms `at` is due: wake the check thread if it sleeps
+ * until later. mu held. */
+static void
+s_timer_locked(pd_backbone_t *self, int64_t at)
+{
+    if (at < self->ck_timer_ms)
+        pthread_cond_signal(&self->cv_check);
+}
+
+/*
+ * The request id was answered (a, or NULL: not sent): leave the verdict
+ * in its record, or in the check of the last record confirmed. Returns
+ * whether the id was one still asked about. mu held.
+ */
+static bool
+s_answered_locked(pd_backbone_t *self, uint64_t id, const s_answer_t *a)
+{
+    char why[PD_BACKBONE_DETAIL_MAX] = "";
+    if (self->verify_prev && self->prev_ck == S_CK_ASKING
+        && id == self->prev_id) {
+        self->prev_ck = a != NULL && self->last_ok != NULL
+                            ? s_judge(a, self->last_ok, why, sizeof(why))
+                            : -1;
+        if (self->prev_ck == 0) {
+            /* The leader changed to a replica that holds other records
+             * than the one that confirmed this node's: the stream's
+             * history changed. (None there, -2: retention may just have
+             * dropped it.) */
+            self->diverged = true;
+            pd_backbone__detail_locked(self,
+                                       "stream %s seq %" PRIu64 " (applied): "
+                                       "%s: the leader changed its history",
+                                       self->stream, self->last_ok->seq, why);
+            pd_backbone__state_locked(self);
+        }
+        return true;
+    }
+    int i = 0;
+    for (s_rec_t *r = self->raw_head; r != NULL && i < S_CHECK_WINDOW;
+         r = r->next, i++) {
+        if (r->ck != S_CK_ASKING || r->ask_id != id)
+            continue;
+        r->ck = a != NULL ? s_judge(a, r, why, sizeof(why)) : -1;
+        if (r->ck == 0 && (self->why_seq == 0 || r->seq < self->why_seq)) {
+            self->why_seq = r->seq;
+            snprintf(self->why, sizeof(self->why), "%s", why);
+        }
+        return true;
+    }
+    if (a != NULL)
+        self->n_late++;
+    return false;
 }
 
 /*
  * The leader holds another record at the seq of the first raw record:
  * drop it and every raw record after it, and read again from its seq
- * with a new subscription. mu held.
+ * with a new subscription. Answers still due for them are late then (no
+ * record has their ids). mu held.
  */
 static void
 s_reread_locked(pd_backbone_t *self, const char *why)
 {
-    /* Askers read raw records unlocked: let them finish first. */
-    self->ckgen++;
-    self->ck_hold = true;
-    while (self->asking > 0 && !self->closing)
-        pthread_cond_wait(&self->cv_check, &self->mu);
-    self->ck_hold = false;
-    if (self->closing)
-        return;
     self->why_seq = 0;
     uint64_t seq = self->raw_head->seq;
     for (s_rec_t *r = self->raw_head; r != NULL; r = r->next) {
@@ -110,6 +327,7 @@ s_reread_locked(pd_backbone_t *self, const char *why)
         self->paused = false;
     self->absent = 0;
     self->verify_prev = true;
+    self->prev_ck = S_CK_TODO;
     if (self->rechecks >= S_RECHECK_MAX && !self->diverged) {
         self->diverged = true;
         pd_backbone__detail_locked(self,
@@ -127,42 +345,49 @@ s_reread_locked(pd_backbone_t *self, const char *why)
 }
 
 /*
- * After a re-read, a record confirmed: the replica read before may have
- * been right and the leader changed to one that holds other records.
- * Then the records already handed over are not the leader's any more:
- * the stream's history changed (diverged). mu held; dropped while asking.
- * Returns 1 to go on with r, 0 to look again (retry later, or
- * diverged), -1 when closing.
+ * After a re-read, the first record r the leader confirmed: the replica
+ * read before may have been right and the leader changed to one that
+ * holds other records. Then the records already handed over are not the
+ * leader's any more (s_answered_locked says diverged). So the leader is
+ * asked about the last record confirmed (into asks at *n) before r goes
+ * on. mu held. Returns 1 to go on with r, 0 to wait (an answer, a retry,
+ * or diverged).
  */
 static int
-s_verify_prev_locked(pd_backbone_t *self, const s_rec_t *r)
+s_verify_prev_locked(pd_backbone_t *self, const s_rec_t *r, s_ask_t *asks,
+                     int *n)
 {
-    char why[PD_BACKBONE_DETAIL_MAX] = "";
     const s_rec_t *prev = self->last_ok;
-    pthread_mutex_unlock(&self->mu);
-    int kept = prev == NULL || prev->seq + 1 != r->seq
-                   ? 1
-                   : s_leader_has(self, prev, why, sizeof(why));
-    pthread_mutex_lock(&self->mu);
-    if (self->closing)
-        return -1;
-    if (kept == -1) {
-        pd_backbone__wait_ms(&self->cv_check, &self->mu, S_CHECK_RETRY_MS);
-        return 0;
+    if (prev == NULL || prev->seq + 1 != r->seq) {
+        self->verify_prev = false;
+        return 1;
     }
-    /* None there (-2): retention may just have dropped it; only another
-     * record there says the history changed. */
-    if (kept == 0) {
-        self->diverged = true;
-        pd_backbone__detail_locked(self,
-                                   "stream %s seq %" PRIu64 " (applied): "
-                                   "%s: the leader changed its history",
-                                   self->stream, prev->seq, why);
-        pd_backbone__state_locked(self);
+    int64_t now = parley__mono_ms();
+    switch (self->prev_ck) {
+    case S_CK_TODO:
+        if (self->conn_up) {
+            self->prev_ck = S_CK_ASKING;
+            self->prev_id = ++self->ck_next_id;
+            self->prev_at = now + S_CHECK_WAIT_MS;
+            asks[(*n)++] = (s_ask_t){ .seq = prev->seq, .id = self->prev_id };
+            s_timer_locked(self, self->prev_at);
+            return 0;
+        }
+        /* No connection: as no answer. */
+        /* fall through */
+    case -1:
+        self->prev_ck = S_CK_LATER;
+        self->prev_at = now + S_CHECK_RETRY_MS;
+        s_timer_locked(self, self->prev_at);
         return 0;
+    case S_CK_ASKING:
+    case S_CK_LATER:
+    case 0:
+        return 0;
+    default: /* 1, or -2: none there (retention) */
+        self->verify_prev = false;
+        return 1;
     }
-    self->verify_prev = false;
-    return 1;
 }
 
 /* The leader confirmed r, the first raw record: keep a copy of it (for
@@ -170,24 +395,24 @@ s_verify_prev_locked(pd_backbone_t *self, const s_rec_t *r)
 static void
 s_confirmed_locked(pd_backbone_t *self, s_rec_t *r)
 {
-    if (self->last_ok_cap < sizeof(*r) + r->len) {
-        s_rec_t *c = realloc(self->last_ok, sizeof(*r) + r->len);
-        if (c != NULL) {
-            self->last_ok = c;
-            self->last_ok_cap = sizeof(*r) + r->len;
+    size_t need = sizeof(*r) + r->len;
+    if (self->last_ok_cap < need) {
+        s_rec_t *c = realloc(self->last_ok, need);
+        if (c == NULL) {
+            /* No copy: nothing to verify after a re-read. */
+            free(self->last_ok);
+            self->last_ok_cap = 0;
+        } else {
+            self->last_ok_cap = need;
         }
+        self->last_ok = c;
     }
-    if (self->last_ok_cap >= sizeof(*r) + r->len)
-        memcpy(self->last_ok, r, sizeof(*r) + r->len);
-    else
-        self->last_ok_cap = 0; /* no copy: nothing to verify after */
+    if (self->last_ok != NULL)
+        memcpy(self->last_ok, r, need);
     self->raw_head = r->next;
     if (self->raw_head == NULL)
         self->raw_tail = NULL;
     self->raw_n--;
-    /* The window moved on by one: a record may have come into it. */
-    if (self->raw_n >= S_CHECK_WINDOW)
-        pthread_cond_signal(&self->cv_ask);
     pd_backbone__recs_append(&self->rec_head, &self->rec_tail, r);
     self->confirmed = r->seq;
     self->n_checked++;
@@ -197,73 +422,6 @@ s_confirmed_locked(pd_backbone_t *self, s_rec_t *r)
     pd_backbone__signal_locked(self);
 }
 
-/* The first raw record in the window of checks in flight that is to be
- * asked about now, or NULL. mu held. */
-static s_rec_t *
-s_askable_locked(const pd_backbone_t *self)
-{
-    if (!self->conn_up || self->diverged || self->ck_hold)
-        return NULL;
-    int i = 0;
-    for (s_rec_t *x = self->raw_head; x != NULL && i < S_CHECK_WINDOW;
-         x = x->next, i++)
-        if (x->ck == S_CK_TODO)
-            return x;
-    return NULL;
-}
-
-void
-pd_backbone__check_queued_locked(pd_backbone_t *self)
-{
-    if (self->raw_n <= S_CHECK_WINDOW)
-        pthread_cond_signal(&self->cv_ask);
-    /* Connected, the asker's answer wakes the check thread; if not, the
-     * check thread says the leader is not asked and tries again later. */
-    if (self->raw_n == 1 && !self->conn_up)
-        pthread_cond_signal(&self->cv_check);
-}
-
-/* An asker thread (arg is the backbone): ask the leader about the first
- * raw record in the window nobody asks about, and leave the answer in it
- * for the check thread, until closing. An asker looks for work before it
- * waits, so one wake-up per record is enough: a record queued while every
- * asker is busy is taken by the first that finishes. */
-static void *
-s_ask_main(void *arg)
-{
-    pd_backbone_t *self = arg;
-    pthread_mutex_lock(&self->mu);
-    while (!self->closing) {
-        s_rec_t *r = s_askable_locked(self);
-        if (r == NULL) {
-            pthread_cond_wait(&self->cv_ask, &self->mu);
-            continue;
-        }
-        r->ck = S_CK_ASKING;
-        self->asking++;
-        uint64_t gen = self->ckgen;
-        pthread_mutex_unlock(&self->mu);
-        char why[PD_BACKBONE_DETAIL_MAX] = "";
-        /* r stays alive: raw records are dropped only when asking == 0
-         * (s_reread_locked) and taken off only once answered. */
-        int has = s_leader_has(self, r, why, sizeof(why));
-        pthread_mutex_lock(&self->mu);
-        r->ck = has;
-        if (gen == self->ckgen && has == 0
-            && (self->why_seq == 0 || r->seq < self->why_seq)) {
-            self->why_seq = r->seq;
-            snprintf(self->why, sizeof(self->why), "%s", why);
-        }
-        self->asking--;
-        /* The check thread waits for the first raw record's answer, or
-         * (dropping raw records) for the last asker to finish. */
-        if (r == self->raw_head || (self->ck_hold && self->asking == 0))
-            pthread_cond_signal(&self->cv_check);
-    }
-    pthread_mutex_unlock(&self->mu);
-    return NULL;
-}
-
 /* The first raw record r had no answer that decides (no leader to ask, or
  * none there): ask again in S_CHECK_RETRY_MS. mu held. */
 static void
@@ -271,60 +429,48 @@ s_later_locked(pd_backbone_t *self, s_rec_t *r)
 {
     r->ck = S_CK_LATER;
     self->ck_retry_ms = parley__mono_ms() + S_CHECK_RETRY_MS;
+    s_timer_locked(self, self->ck_retry_ms);
 }
 
-/* Confirm raw records with the leader, in order, and queue them for the
- * loop (see the top of backbone_check.c). */
-void *
-pd_backbone__check_main(void *arg)
+/* Hand out ids to the records in the window still to be asked about,
+ * into asks from n. Returns the new count. mu held. */
+static int
+s_collect_locked(pd_backbone_t *self, s_ask_t *asks, int n)
 {
-    pd_backbone_t *self = arg;
-    pthread_t thr[S_CHECK_WINDOW];
-    int n_thr = 0;
-    while (n_thr < S_CHECK_WINDOW
-           && pthread_create(&thr[n_thr], NULL, s_ask_main, self) == 0)
-        n_thr++;
-    pthread_mutex_lock(&self->mu);
-    if (n_thr == 0) {
-        /* No asker: nothing is ever confirmed; say so. */
-        self->diverged = true;
-        pd_backbone__detail_locked(self, "no thread to check records with "
-                                         "the stream leader");
-        pd_backbone__state_locked(self);
+    if (!self->conn_up || self->diverged || self->closing)
+        return n;
+    int64_t deadline = 0;
+    int i = 0;
+    for (s_rec_t *r = self->raw_head; r != NULL && i < S_CHECK_WINDOW;
+         r = r->next, i++) {
+        if (r->ck != S_CK_TODO)
+            continue;
+        if (deadline == 0)
+            deadline = parley__mono_ms() + S_CHECK_WAIT_MS;
+        r->ck = S_CK_ASKING;
+        r->ask_id = ++self->ck_next_id;
+        r->ask_deadline = deadline;
+        asks[n++] = (s_ask_t){ .seq = r->seq, .id = r->ask_id };
     }
-    s_rec_t *stuck = NULL; /* the first raw record, left to ask before */
-    while (!self->closing) {
+    if (deadline != 0)
+        s_timer_locked(self, deadline);
+    return n;
+}
+
+int
+pd_backbone__check_advance_locked(pd_backbone_t *self, s_ask_t *asks)
+{
+    int n = 0;
+    while (!self->closing && !self->diverged && self->raw_head != NULL) {
         s_rec_t *r = self->raw_head;
-        if (r == NULL || self->diverged || r->ck == S_CK_ASKING) {
-            pthread_cond_wait(&self->cv_check, &self->mu);
-            continue;
+        int has = r->ck;
+        if (has == S_CK_ASKING || has == S_CK_LATER)
+            break;
+        if (has == S_CK_TODO) {
+            if (self->conn_up)
+                break; /* asked below */
+            has = -1;  /* no connection: the leader is not asked */
         }
-        if (r->ck == S_CK_LATER) {
-            int64_t wait = self->ck_retry_ms - parley__mono_ms();
-            if (wait > 0) {
-                pd_backbone__wait_ms(&self->cv_check, &self->mu, wait);
-                continue;
-            }
-            /* Also wakes askers that found no connection before. */
-            r->ck = S_CK_TODO;
-            pthread_cond_broadcast(&self->cv_ask);
-            continue;
-        }
-        if (r->ck == S_CK_TODO && self->conn_up) {
-            /* An asker takes it (one may be woken already). Still not
-             * taken a while later, the askers found no connection when
-             * they last looked: wake them all. */
-            if (r == stuck)
-                pthread_cond_broadcast(&self->cv_ask);
-            else
-                pthread_cond_signal(&self->cv_ask);
-            stuck = r;
-            pd_backbone__wait_ms(&self->cv_check, &self->mu,
-                                 S_CHECK_RETRY_MS);
-            continue;
-        }
-        stuck = NULL;
-        int has = r->ck == S_CK_TODO ? -1 : r->ck;
         char why[PD_BACKBONE_DETAIL_MAX] = "the leader holds none";
         if (has == 0)
             snprintf(why, sizeof(why), "%s",
@@ -340,24 +486,238 @@ pd_backbone__check_main(void *arg)
         }
         if (has < 0) {
             s_later_locked(self, r);
-            continue;
+            break;
         }
         if (has == 0) {
             s_reread_locked(self, why);
             continue;
         }
-        if (self->verify_prev) {
-            int v = s_verify_prev_locked(self, r);
-            if (v < 0)
-                break;
-            if (v == 0)
-                continue;
-        }
+        if (self->verify_prev && s_verify_prev_locked(self, r, asks, &n) == 0)
+            break;
         s_confirmed_locked(self, r);
     }
-    pthread_cond_broadcast(&self->cv_ask);
+    return s_collect_locked(self, asks, n);
+}
+
+void
+pd_backbone__check_send(pd_backbone_t *self, s_ask_t *asks, int n)
+{
+    while (n > 0) {
+        uint64_t failed[S_CHECK_WINDOW + 1];
+        int n_failed = 0;
+        for (int i = 0; i < n; i++) {
+            char reply[sizeof(self->ck_inbox) + 48], body[40];
+            snprintf(reply, sizeof(reply), "%s.%" PRIu64 ".%" PRIu64,
+                     self->ck_inbox, asks[i].seq, asks[i].id);
+            int len = snprintf(body, sizeof(body), "{\"seq\":%" PRIu64 "}",
+                               asks[i].seq);
+            if (natsConnection_PublishRequest(self->nc, self->ck_api, reply,
+                                              body, len)
+                != NATS_OK)
+                failed[n_failed++] = asks[i].id;
+        }
+        if (n_failed == 0)
+            return;
+        /* Not sent: as not answered; the check moves on (and may have
+         * others to ask, never the same ones: they are answered now). */
+        pthread_mutex_lock(&self->mu);
+        bool moved = false;
+        for (int i = 0; i < n_failed; i++)
+            moved = s_answered_locked(self, failed[i], NULL) || moved;
+        n = moved ? pd_backbone__check_advance_locked(self, asks) : 0;
+        pthread_mutex_unlock(&self->mu);
+    }
+}
+
+/* The id in a reply subject <ck_inbox>.<seq>.<id>; false if not one. */
+static bool
+s_reply_id(const pd_backbone_t *self, const char *subject, uint64_t *id)
+{
+    size_t n = strlen(self->ck_inbox);
+    if (subject == NULL || strncmp(subject, self->ck_inbox, n) != 0
+        || subject[n] != '.')
+        return false;
+    const char *dot = strrchr(subject + n + 1, '.');
+    if (dot == NULL || dot[1] < '0' || dot[1] > '9')
+        return false;
+    char *end = NULL;
+    unsigned long long v = strtoull(dot + 1, &end, 10);
+    if (*end != '\0')
+        return false;
+    *id = (uint64_t)v;
+    return true;
+}
+
+/* An answer from the stream leader (the answers' subscription's delivery
+ * thread; self->ck_buf is this thread's). */
+static void
+s_on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+            void *closure)
+{
+    (void)nc;
+    (void)sub;
+    pd_backbone_t *self = closure;
+    pd_backbone__name_thread("nats-answers");
+    uint64_t id = 0;
+    bool ours = s_reply_id(self, natsMsg_GetSubject(msg), &id);
+    s_answer_t a;
+    if (ours) {
+        int len = natsMsg_GetDataLength(msg);
+        pd_backbone__answer_parse(self->prefix, natsMsg_GetData(msg),
+                                  len > 0 ? (size_t)len : 0, &self->ck_buf,
+                                  &self->ck_cap, &a);
+    }
+    natsMsg_Destroy(msg);
+    s_ask_t asks[S_CHECK_WINDOW + 1];
+    int n = 0;
+    pthread_mutex_lock(&self->mu);
+    if (ours && !self->closing && s_answered_locked(self, id, &a))
+        n = pd_backbone__check_advance_locked(self, asks);
     pthread_mutex_unlock(&self->mu);
-    for (int i = 0; i < n_thr; i++)
-        pthread_join(thr[i], NULL);
+    pd_backbone__check_send(self, asks, n);
+}
+
+/* The answers' subscription has ended: no more calls of s_on_answer. */
+static void
+s_on_answers_complete(void *closure)
+{
+    pd_backbone_t *self = closure;
+    pthread_mutex_lock(&self->mu);
+    self->subs_alive--;
+    pthread_cond_broadcast(&self->cv_done);
+    pthread_mutex_unlock(&self->mu);
+}
+
+int
+pd_backbone__check_open(pd_backbone_t *self, char *errbuf, size_t errlen)
+{
+    snprintf(self->ck_api, sizeof(self->ck_api), S_MSG_GET_API "%s",
+             self->stream);
+    natsInbox *inbox = NULL;
+    natsStatus s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        snprintf(self->ck_inbox, sizeof(self->ck_inbox), "%s", inbox);
+        natsInbox_Destroy(inbox);
+    }
+    char wild[sizeof(self->ck_inbox) + 8];
+    snprintf(wild, sizeof(wild), "%s.*.*", self->ck_inbox);
+    natsSubscription *sub = NULL;
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&sub, self->nc, wild, s_on_answer,
+                                     self);
+    /* At most S_CHECK_WINDOW + 1 requests are out at once (and a few
+     * late answers): no limit needed, and none may drop an answer. */
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(sub, -1, -1);
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(sub, s_on_answers_complete,
+                                             self);
+    if (s != NATS_OK) {
+        pd_backbone__err(errbuf, errlen,
+                         "backbone: subscribing to the leader's answers: %s",
+                         pd_backbone__nats_text(s));
+        if (sub != NULL) {
+            /* Nothing was asked yet: no answer comes to it. */
+            natsSubscription_Unsubscribe(sub);
+            natsSubscription_Destroy(sub);
+        }
+        return s == NATS_NO_MEMORY ? -ENOMEM : -EIO;
+    }
+    pthread_mutex_lock(&self->mu);
+    self->ck_sub = sub;
+    self->subs_alive++;
+    pthread_mutex_unlock(&self->mu);
+    return 0;
+}
+
+void
+pd_backbone__check_close(pd_backbone_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    natsSubscription *sub = self->ck_sub;
+    self->ck_sub = NULL;
+    pthread_mutex_unlock(&self->mu);
+    if (sub == NULL)
+        return;
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+}
+
+/*
+ * The deadlines that passed by now: the first raw record to ask again,
+ * the check of the last record confirmed, answers not come. The earliest
+ * still ahead goes into *next. Returns whether any passed. mu held.
+ */
+static bool
+s_deadlines_locked(pd_backbone_t *self, int64_t now, int64_t *next)
+{
+    bool passed = false;
+    s_rec_t *h = self->raw_head;
+    if (h != NULL && h->ck == S_CK_LATER) {
+        if (now >= self->ck_retry_ms) {
+            /* Ask again about it, and with it about every record in the
+             * window whose answer decided nothing either (one timeout
+             * or one leader that lagged often leaves many): one retry
+             * for all of them, not one S_CHECK_RETRY_MS after another. */
+            h->ck = S_CK_TODO;
+            int j = 1;
+            for (s_rec_t *r = h->next; r != NULL && j < S_CHECK_WINDOW;
+                 r = r->next, j++)
+                if (r->ck == -1 || r->ck == -2)
+                    r->ck = S_CK_TODO;
+            passed = true;
+        } else if (self->ck_retry_ms < *next) {
+            *next = self->ck_retry_ms;
+        }
+    }
+    if (self->verify_prev
+        && (self->prev_ck == S_CK_LATER || self->prev_ck == S_CK_ASKING)) {
+        if (now >= self->prev_at) {
+            self->prev_ck = self->prev_ck == S_CK_LATER ? S_CK_TODO : -1;
+            passed = true;
+        } else if (self->prev_at < *next) {
+            *next = self->prev_at;
+        }
+    }
+    int i = 0;
+    for (s_rec_t *r = self->raw_head; r != NULL && i < S_CHECK_WINDOW;
+         r = r->next, i++) {
+        if (r->ck != S_CK_ASKING)
+            continue;
+        if (now >= r->ask_deadline) {
+            r->ck = -1; /* no answer in time */
+            passed = true;
+        } else if (r->ask_deadline < *next) {
+            *next = r->ask_deadline;
+        }
+    }
+    return passed;
+}
+
+/* Keep the check's deadlines (see the top of backbone_check.c). */
+void *
+pd_backbone__check_main(void *arg)
+{
+    pd_backbone_t *self = arg;
+    s_ask_t asks[S_CHECK_WINDOW + 1];
+    pthread_mutex_lock(&self->mu);
+    while (!self->closing) {
+        int64_t now = parley__mono_ms(), next = INT64_MAX;
+        if (s_deadlines_locked(self, now, &next)) {
+            int n = pd_backbone__check_advance_locked(self, asks);
+            pthread_mutex_unlock(&self->mu);
+            pd_backbone__check_send(self, asks, n);
+            pthread_mutex_lock(&self->mu);
+            continue;
+        }
+        /* Until then no signal is needed: it looks again after. */
+        self->ck_timer_ms = next;
+        if (next == INT64_MAX)
+            pthread_cond_wait(&self->cv_check, &self->mu);
+        else
+            pd_backbone__wait_ms(&self->cv_check, &self->mu, next - now);
+        self->ck_timer_ms = INT64_MIN;
+    }
+    pthread_mutex_unlock(&self->mu);
     return NULL;
 }

@@ -22,6 +22,7 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     (void)sub;
     s_fctx_t *fc = closure;
     pd_backbone_t *self = fc->bb;
+    pd_backbone__name_thread("nats-follow");
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
         /* Not a stream message (nats.c filters control messages). */
@@ -37,14 +38,19 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         r->time_ms = meta->Timestamp / 1000000;
         r->time_ns = meta->Timestamp;
         r->ck = S_CK_TODO;
+        r->ask_id = 0;
+        r->ask_deadline = 0;
         r->len = (size_t)(len > 0 ? len : 0);
         if (r->len > 0)
             memcpy(r->data, natsMsg_GetData(msg), r->len);
-        pd_backbone__subject_key(self, natsMsg_GetSubject(msg), r->key_id);
+        pd_backbone__subject_key(self->prefix, natsMsg_GetSubject(msg),
+                                 r->key_id);
     }
     jsMsgMetaData_Destroy(meta);
     natsMsg_Destroy(msg);
 
+    s_ask_t asks[S_CHECK_WINDOW + 1];
+    int n_asks = 0;
     pthread_mutex_lock(&self->mu);
     if (r == NULL) {
         /* Out of memory: start over from the next seq later. */
@@ -86,10 +92,12 @@ s_on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             pthread_cond_signal(&self->cv_ctl);
             pd_backbone__state_locked(self);
         }
-        pd_backbone__check_queued_locked(self);
+        /* Ask the leader about it if it is in the window. */
+        n_asks = pd_backbone__check_advance_locked(self, asks);
     }
     pthread_mutex_unlock(&self->mu);
     free(r);
+    pd_backbone__check_send(self, asks, n_asks);
 }
 
 /* A follower subscription has ended: no more calls with this closure. */

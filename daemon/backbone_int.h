@@ -43,15 +43,17 @@
 #define S_RETRY_MS 200              /* between attempts while opening */
 #define S_CHECK_WAIT_MS 1000        /* a check's request to the leader */
 #define S_CHECK_RETRY_MS 250        /* after a check the leader left open */
-#define S_CHECK_WINDOW 8            /* leader checks in flight at once */
+#define S_CHECK_WINDOW 32           /* leader checks in flight at once */
 #define S_CK_TODO 2                 /* s_rec.ck: to ask (again) now */
-#define S_CK_ASKING 3               /* s_rec.ck: an asker thread asks */
+#define S_CK_ASKING 3               /* s_rec.ck: a request is out */
 #define S_CK_LATER 4                /* s_rec.ck: the first raw record, to
                                        ask again at ck_retry_ms */
 #define S_RECHECK_MAX 10            /* re-reads of one seq, then diverged */
 #define S_ABSENT_MAX 8              /* checks that found no record at the
                                        leader (it may not have applied it
                                        yet), then read again */
+#define S_MSG_GET_API "$JS.API.STREAM.MSG.GET." /* + the stream's name */
+#define S_NO_MESSAGE_ERR 10037      /* JetStream's "no message found" */
 
 /* A submit completion waiting for the loop. */
 typedef struct s_done {
@@ -70,12 +72,39 @@ typedef struct s_rec {
     uint64_t pending;
     int64_t time_ms;
     int64_t time_ns;            /* JetStream's store time, as stored */
-    int ck;                     /* raw: S_CK_TODO, S_CK_ASKING, or the
-                                   leader's answer (s_leader_has) */
+    int ck;                     /* raw: S_CK_TODO, S_CK_ASKING,
+                                   S_CK_LATER, or the leader's answer
+                                   (s_judge: 1, 0, -1, -2) */
+    uint64_t ask_id;            /* S_CK_ASKING: the request's id */
+    int64_t ask_deadline;       /* S_CK_ASKING: no answer by then (mono
+                                   ms) counts as none */
     char key_id[PARLEY_KEYID_CHARS + 1];
     size_t len;
     uint8_t data[];
 } s_rec_t;
+
+/* A request to the stream leader about one seq, to be sent. */
+typedef struct s_ask {
+    uint64_t seq;
+    uint64_t id;                /* in its reply subject */
+} s_ask_t;
+
+/* What a STREAM.MSG.GET answer says (pd_backbone__answer_parse). */
+typedef enum {
+    S_ANS_RECORD = 1,           /* the leader's record at the seq */
+    S_ANS_NONE,                 /* the leader holds none there */
+    S_ANS_ERROR,                /* no answer that decides: ask again */
+} s_ans_kind_t;
+
+typedef struct s_answer {
+    s_ans_kind_t kind;
+    uint64_t seq;               /* S_ANS_RECORD: the record's */
+    int64_t time_ns;            /* its store time */
+    char key_id[PARLEY_KEYID_CHARS + 1]; /* from its subject, or "" */
+    const uint8_t *data;        /* its bytes (in the caller's buffer) */
+    size_t len;
+    char why[96];               /* S_ANS_ERROR: what was wrong */
+} s_answer_t;
 
 /* The closure of one follower subscription. */
 typedef struct s_fctx {
@@ -129,17 +158,20 @@ struct pd_backbone {
     int efd;                    /* eventfd for the loop */
     pthread_t submit_thr, ctl_thr, check_thr;
     bool threads;               /* all three started */
+    char ck_api[PD_BACKBONE_STREAM_MAX + 32]; /* STREAM.MSG.GET subject */
+    char ck_inbox[64];          /* "_INBOX.<nuid>": replies go to
+                                   <ck_inbox>.<seq>.<request id> */
+    natsSubscription *ck_sub;   /* the replies (<ck_inbox>.*.*) */
+    uint8_t *ck_buf;            /* an answer's bytes (its callback only) */
+    size_t ck_cap;
     s_rec_t *cur;               /* record handed out by the last next() */
 
     /* ---- shared: under mu ---- */
     pthread_mutex_t mu;
     pthread_cond_t cv_submit;   /* submit thread: work or closing */
     pthread_cond_t cv_ctl;      /* control thread: something to do */
-    pthread_cond_t cv_check;    /* check thread: the first raw record
-                                   answered, askers done, or closing */
-    pthread_cond_t cv_ask;      /* asker threads: a raw record to ask
-                                   about, or closing (one is woken per
-                                   record) */
+    pthread_cond_t cv_check;    /* check thread: a deadline sooner than
+                                   the one it waits for, or closing */
     pthread_cond_t cv_done;     /* close: subscriptions ended, closed */
     bool closing;
     bool signalled;             /* efd written since the loop drained it */
@@ -176,16 +208,20 @@ struct pd_backbone {
                                    found none at the leader */
     bool verify_prev;           /* after a re-read: the leader must still
                                    hold the last record confirmed */
-    int asking;                 /* checks in flight (asker threads) */
+    int prev_ck;                /* that check of last_ok: S_CK_TODO,
+                                   S_CK_ASKING, S_CK_LATER or an answer */
+    uint64_t prev_id;           /* S_CK_ASKING: its request's id */
+    int64_t prev_at;            /* mono ms: its deadline (S_CK_ASKING) or
+                                   when to ask again (S_CK_LATER) */
     int64_t ck_retry_ms;        /* mono ms: ask the first raw record again
                                    (its ck is S_CK_LATER) */
-    uint64_t ckgen;             /* bumped when raw records are dropped */
-    bool ck_hold;               /* dropping raw records: askers wait */
+    int64_t ck_timer_ms;        /* mono ms the check thread waits until
+                                   (INT64_MAX: for a signal) */
+    uint64_t ck_next_id;        /* the last request id handed out */
     uint64_t why_seq;           /* lowest seq the leader holds otherwise */
     char why[PD_BACKBONE_DETAIL_MAX]; /* and why */
     bool check_unanswered;      /* the last check found no leader to ask */
-    s_rec_t *last_ok;           /* a copy of the last record confirmed
-                                   (check thread only) */
+    s_rec_t *last_ok;           /* a copy of the last record confirmed */
     size_t last_ok_cap;
     int64_t last_record_ms;     /* mono ms of the last record queued */
     int64_t subscribed_ms;      /* mono ms of the last subscribe */
@@ -228,6 +264,7 @@ struct pd_backbone {
     uint64_t n_check_unanswered; /* checks of the first raw record that
                                    got no answer (timeout, no leader) */
     uint64_t n_check_absent;    /* ... that found none at the leader */
+    uint64_t n_late;            /* answers to requests no longer asked */
 };
 
 /* ---- backbone.c ---- */
@@ -239,9 +276,9 @@ void pd_backbone__err(char *buf, size_t cap, const char *fmt, ...)
 /* nats.c's last error text for this thread, or the status name. */
 const char *pd_backbone__nats_text(natsStatus s);
 
-/* The key id in a subject "<stream>.u.<16 hex>" into out, or "" if the
- * subject is not of that form. Any thread. */
-void pd_backbone__subject_key(const pd_backbone_t *self, const char *subject,
+/* The key id in a subject "<prefix><16 hex>" (prefix "<stream>.u.") into
+ * out, or "" if the subject is not of that form. Any thread. */
+void pd_backbone__subject_key(const char *prefix, const char *subject,
                               char out[PARLEY_KEYID_CHARS + 1]);
 
 /* Make the eventfd readable unless it already is. mu held. */
@@ -260,6 +297,10 @@ void pd_backbone__state_locked(pd_backbone_t *self);
 /* Set the detail text that goes with the health. mu held. */
 void pd_backbone__detail_locked(pd_backbone_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Name the calling thread (one of nats.c's delivery threads) once, for
+ * per-thread CPU figures (top -H, /proc/PID/task). */
+void pd_backbone__name_thread(const char *name);
 
 /* Free a list of records (linked by next). */
 void pd_backbone__recs_free(s_rec_t *r);
@@ -324,14 +365,55 @@ void pd_backbone__probe(pd_backbone_t *self);
 
 /* ---- backbone_check.c ---- */
 
-/* The check thread (arg is the backbone): confirms raw records with the
- * stream leader, in order, and queues them for the loop, until closing. */
+/* Subscribe to the answers of the leader checks. Open only (connected,
+ * before the threads start). Returns 0 or -ENOMEM / -EIO (errbuf). */
+int pd_backbone__check_open(pd_backbone_t *self, char *errbuf,
+                            size_t errlen);
+
+/* End the answers' subscription, if any (close; its complete callback
+ * is counted in subs_alive). */
+void pd_backbone__check_close(pd_backbone_t *self);
+
+/* The check thread (arg is the backbone): the checks' deadlines (an
+ * answer not come, a record to ask about again), until closing. */
 void *pd_backbone__check_main(void *arg);
 
-/* A record was appended to the raw queue (raw_n counts it): wake one
- * asker thread if it falls within the window of checks in flight, and
- * the check thread if it has to answer for it itself. Follower's handler;
- * mu held. */
-void pd_backbone__check_queued_locked(pd_backbone_t *self);
+/*
+ * Move the check on: take the answers of the first raw records in seq
+ * order (confirm, read again, or ask again later), and hand out an id to
+ * every record in the window of checks in flight that is to be asked
+ * about now, into asks (S_CHECK_WINDOW + 1 of them at most). The caller
+ * sends them with pd_backbone__check_send() once it has let go of mu.
+ * Called whenever a record is queued raw (the follower's handler), an
+ * answer comes, or a deadline passes. mu held.
+ *
+ * Returns:   the number of requests in asks.
+ */
+int pd_backbone__check_advance_locked(pd_backbone_t *self, s_ask_t *asks);
+
+/* Send the requests of asks (n; mu not held); a request that cannot be
+ * sent counts as unanswered. Any thread. */
+void pd_backbone__check_send(pd_backbone_t *self, s_ask_t *asks, int n);
+
+/*
+ * Read a STREAM.MSG.GET answer (JSON, len bytes; untrusted): the record
+ * it holds, "no message found", or anything else (an error, no
+ * responders, bytes that are not such an answer). prefix is the stream's
+ * subject prefix ("<stream>.u.") for the key id. The record's bytes are
+ * decoded into *buf (*cap bytes, grown with realloc; NULL and 0 at
+ * first).
+ *
+ * Returns:   out->kind.
+ * Ownership: *buf is the caller's to free; out->data points into it.
+ * Threads:   any; nothing shared.
+ */
+s_ans_kind_t pd_backbone__answer_parse(const char *prefix, const char *json,
+                                       size_t len, uint8_t **buf,
+                                       size_t *cap, s_answer_t *out);
+
+/* The UTC time of an RFC 3339 text ("2026-12-05T15:20:26.123456789Z",
+ * or an offset for Z) in ns since the epoch, into *ns. Returns 0, or -1
+ * if it is not such a text or out of range (years 1970-2200). */
+int pd_backbone__parse_time(const char *s, int64_t *ns);
 
 #endif /* PD_BACKBONE_INT_H */

@@ -293,6 +293,7 @@ pd_backbone__on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 {
     (void)js;
     pd_backbone_t *self = closure;
+    pd_backbone__name_thread("nats-puback");
     s_ack_t a = { .result = PD_BACKBONE_STORED };
     if (pa != NULL) {
         a.seq = pa->Sequence;

@@ -66,6 +66,9 @@ struct ph_nats_proxy {
     size_t n_gets;
     uint64_t absent_seq[S_ABSENT_SLOTS]; /* seqs made absent, and */
     int absent_left[S_ABSENT_SLOTS];     /* how many times yet */
+    uint64_t span_first;   /* the first request for each seq of */
+    int span_n;            /* span_first .. + span_n - 1: absent */
+    uint64_t span_done;    /* bit i: span_first + i rewritten */
 };
 
 static int
@@ -234,10 +237,16 @@ s_from_client(ph_nats_proxy_t *p, s_pair_t *x)
             for (int i = 0; i < S_ABSENT_SLOTS && hdr == 0; i++)
                 if (p->absent_left[i] > 0 && seq == p->absent_seq[i])
                     slot = i;
-            if (slot >= 0) {
+            bool in_span = hdr == 0 && seq >= p->span_first
+                           && seq < p->span_first + (uint64_t)p->span_n
+                           && !(p->span_done >> (seq - p->span_first) & 1);
+            if (slot >= 0 || in_span) {
                 /* Ask the server about a seq no stream reaches instead:
                  * it answers "no message found" itself. */
-                p->absent_left[slot]--;
+                if (in_span)
+                    p->span_done |= 1ull << (seq - p->span_first);
+                else
+                    p->absent_left[slot]--;
                 char req[S_SUBJECT_MAX * 2 + 64];
                 const char *body2 = "{\"seq\":18446744073709551615}";
                 int n = snprintf(req, sizeof(req), "PUB %s %s %zu\r\n%s\r\n",
@@ -500,6 +509,16 @@ ph_nats_proxy_absent(ph_nats_proxy_t *p, uint64_t seq, int n)
         slot = 0;
     p->absent_seq[slot] = seq;
     p->absent_left[slot] = n;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void
+ph_nats_proxy_absent_span(ph_nats_proxy_t *p, uint64_t first, int n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->span_first = first;
+    p->span_n = n < 0 ? 0 : n > 64 ? 64 : n;
+    p->span_done = 0;
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -62,6 +62,10 @@ int ph_nats_proxy_held(ph_nats_proxy_t *p, int *released_on_time);
  * its count. */
 void ph_nats_proxy_absent(ph_nats_proxy_t *p, uint64_t seq, int n);
 
+/* The same for the first request about each of the n seqs from first
+ * (n <= 64). */
+void ph_nats_proxy_absent_span(ph_nats_proxy_t *p, uint64_t first, int n);
+
 /*
  * The seqs of the STREAM.MSG.GET requests so far, in the order the
  * client sent them, into out (up to cap), and when each passed (mono ms)

@@ -25,15 +25,24 @@
  *     that alters what the consumer is delivered): 64 records in the
  *     stream; the follower is shown other bytes at seq 20 than the
  *     server holds, and the server's answer about seq 20 is held back
- *     until the follower has asked about 21-27 too (8 checks in flight).
- *     It reads again from 20, hands over every record once, in order,
- *     with the server's bytes (never the altered ones), and asks again
- *     about 21-27, whose first answers it dropped (the order of two
- *     askers' requests on the wire is theirs).
+ *     until the follower has asked about 21-51 too (S_CHECK_WINDOW = 32
+ *     checks in flight). It reads again from 20, hands over every record
+ *     once, in order, with the server's bytes (never the altered ones),
+ *     and asks again about 21-51, whose first answers it dropped.
+ *   - answers out of order: the answer about seq 20 held back until
+ *     21-51 are asked (and answered): every record is handed over once,
+ *     in order, each asked about once, none read again.
+ *   - a late answer: the answer about seq 10 held back 1.6 s, past the
+ *     check's 1 s timeout: the follower asks again 250 ms after the
+ *     timeout, goes on with that answer, and leaves the late one alone
+ *     (counted as late_answers), nothing read again.
  *   - a leader that holds no record yet at a seq (the relay makes the
  *     server answer so 3 times): the follower asks again, each time
  *     250 ms after the answer before, however many other answers and
  *     records come meanwhile, and hands every record over once.
+ *   - a leader that holds none of seqs 5-12 yet (once each): the
+ *     follower asks again about all eight together, 250 ms after the
+ *     first answer, not 250 ms after one another.
  *
  * TLS (one server that requires client certificates; certificates made
  * with openssl): the backbone connects with the CA, its client
@@ -57,6 +66,8 @@
  *     submit pending returns (its time is printed).
  */
 #include "backbone.h"
+#include "backbone_int.h" /* S_CHECK_WINDOW, the check's timings, the
+                             STREAM.MSG.GET answer parser */
 #include "harness.h"
 #include "nats_harness.h"
 #include "nats_proxy.h"
@@ -450,6 +461,104 @@ test_names(void **state)
                         "conflict");
 }
 
+/* Parse answer text (a C string) with the prefix "PARLEY.u.". */
+static s_ans_kind_t
+s_parse(const char *text, s_answer_t *a, uint8_t **buf, size_t *cap)
+{
+    return pd_backbone__answer_parse("PARLEY.u.", text, strlen(text), buf,
+                                     cap, a);
+}
+
+static void
+test_answer_parse(void **state)
+{
+    (void)state;
+    /* Times: against glibc's timegm. */
+    struct tm tm = { .tm_year = 2026 - 1900, .tm_mon = 11, .tm_mday = 5,
+                     .tm_hour = 15, .tm_min = 20, .tm_sec = 26 };
+    int64_t base = (int64_t)timegm(&tm) * 1000000000LL, ns = 0;
+    assert_int_equal(pd_backbone__parse_time("2026-12-05T15:20:26Z", &ns), 0);
+    assert_true(ns == base);
+    assert_int_equal(
+        pd_backbone__parse_time("2026-12-05T15:20:26.123456789Z", &ns), 0);
+    assert_true(ns == base + 123456789);
+    assert_int_equal(pd_backbone__parse_time("2026-12-05T15:20:26.5Z", &ns),
+                     0);
+    assert_true(ns == base + 500000000);
+    assert_int_equal(
+        pd_backbone__parse_time("2026-12-05T16:20:26.000000001+01:00", &ns), 0);
+    assert_true(ns == base + 1);
+    assert_int_equal(pd_backbone__parse_time("1970-01-01T00:00:00Z", &ns), 0);
+    assert_true(ns == 0);
+    assert_int_equal(pd_backbone__parse_time("2024-02-29T00:00:00Z", &ns), 0);
+    const char *bad[] = {
+        "", "2026-12-05", "2026-12-05T15:20:26", "2026-12-05 15:20:26Z",
+        "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-12-05T24:00:00Z",
+        "2026-12-05T15:20:26.Z", "2026-12-05T15:20:26.1234567891Z",
+        "2026-12-05T15:20:26Zx", "2026-12-05T15:20:26+0100", "1969-12-31T23:59:59Z",
+        "2201-01-01T00:00:00Z", "2026-12-05T15:20:26.12a",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (pd_backbone__parse_time(bad[i], &ns) != -1)
+            fail_msg("time \"%s\" accepted", bad[i]);
+
+    /* Answers as nats-server 2.9.10 gives them. */
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    s_answer_t a;
+    assert_int_equal(
+        s_parse("{\"type\":\"io.nats.jetstream.api.v1.stream_msg_get_"
+                "response\",\"message\":{\"subject\":\"PARLEY.u."
+                "0123456789abcdef\",\"seq\":5,\"hdrs\":\"TkFUUy8xLjANCg0K\","
+                "\"data\":\"aGVsbG8=\",\"time\":\"2026-12-05T15:20:26."
+                "123456789Z\"}}",
+                &a, &buf, &cap),
+        S_ANS_RECORD);
+    assert_true(a.seq == 5);
+    assert_true(a.time_ns == base + 123456789);
+    assert_string_equal(a.key_id, "0123456789abcdef");
+    assert_int_equal(a.len, 5);
+    assert_memory_equal(a.data, "hello", 5);
+    /* No data (an empty record); a subject of another form. */
+    assert_int_equal(s_parse("{\"message\":{\"subject\":\"OTHER.x\",\"seq\":7,"
+                             "\"time\":\"2026-12-05T15:20:26Z\"}}",
+                             &a, &buf, &cap),
+                     S_ANS_RECORD);
+    assert_int_equal(a.len, 0);
+    assert_string_equal(a.key_id, "");
+    assert_int_equal(
+        s_parse("{\"type\":\"io.nats.jetstream.api.v1.stream_msg_get_"
+                "response\",\"error\":{\"code\":404,\"err_code\":10037,"
+                "\"description\":\"no message found\"}}",
+                &a, &buf, &cap),
+        S_ANS_NONE);
+    assert_int_equal(
+        s_parse("{\"error\":{\"code\":503,\"err_code\":10008,\"description\":"
+                "\"JetStream system temporarily unavailable\"}}",
+                &a, &buf, &cap),
+        S_ANS_ERROR);
+    assert_string_equal(a.why, "JetStream system temporarily unavailable");
+    const char *errors[] = {
+        "", /* no responders: a status message without a payload */
+        "not json", "[1,2]", "{}", "{\"message\":5}",
+        "{\"message\":{\"subject\":\"PARLEY.u.0123456789abcdef\",\"seq\":5,"
+        "\"data\":\"aGVsbG8\",\"time\":\"2026-12-05T15:20:26Z\"}}",
+        "{\"message\":{\"subject\":\"PARLEY.u.0123456789abcdef\",\"seq\":5,"
+        "\"data\":\"aGVsbG8=\"}}",
+        "{\"message\":{\"subject\":\"PARLEY.u.0123456789abcdef\",\"seq\":0,"
+        "\"data\":\"aGVsbG8=\",\"time\":\"2026-12-05T15:20:26Z\"}}",
+        "{\"message\":{\"seq\":5,\"data\":\"aGVsbG8=\","
+        "\"time\":\"2026-12-05T15:20:26Z\"}}",
+        "{\"message\":{\"subject\":\"PARLEY.u.0123456789abcdef\",\"seq\":5,"
+        "\"data\":7,\"time\":\"2026-12-05T15:20:26Z\"}}",
+        "{\"error\":{\"code\":404,\"err_code\":\"10037\"}}",
+    };
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+        if (s_parse(errors[i], &a, &buf, &cap) != S_ANS_ERROR)
+            fail_msg("answer \"%s\" not taken as an error", errors[i]);
+    free(buf);
+}
+
 /* ------------------------------------------------------------ one server */
 
 static ph_nats_cluster_t s_one;
@@ -762,9 +871,6 @@ test_no_server(void **state)
             took, err);
 }
 
-/* Leader checks in flight at once (S_CHECK_WINDOW, daemon/backbone_int.h). */
-#define S_CHECK_WINDOW 8
-
 /* Store n records text[i] ("<what> <seq>") in stream `stream` of the one
  * server, seqs 1..n, one signer (seed byte given). */
 static void
@@ -787,6 +893,30 @@ s_fill(const char *stream, uint8_t seed, const char *what, size_t n,
 }
 
 /* A client of stream `stream` through relay px, following from seq 1. */
+/* A relay for stream `stream` in front of the one server. */
+static ph_nats_proxy_t *
+s_proxy(const char *stream)
+{
+    ph_nats_proxy_t *px = NULL;
+    assert_int_equal(ph_nats_proxy_start(&px, stream, s_one.node[0].port), 0);
+    return px;
+}
+
+/* Wait for the n records of s_fill() (text[i] at seq i + 1): each handed
+ * over once, in order, with those bytes, and nothing after them. */
+static void
+s_expect_texts(s_sink_t *k, size_t n, char (*text)[64])
+{
+    s_wait_counts(k, 0, n);
+    s_pump(k, 200);
+    assert_int_equal(k->n_recs, n);
+    s_assert_consecutive(k, 1);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(k->rec_len[i], strlen(text[i]));
+        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
+    }
+}
+
 static s_sink_t *
 s_follow_via(ph_nats_proxy_t *px, const char *stream)
 {
@@ -807,20 +937,11 @@ test_mismatch_in_window(void **state)
 
     /* A follower behind the relay: the consumer shows other bytes at BAD
      * once; the server's answer about BAD waits until LAST is asked. */
-    ph_nats_proxy_t *px = NULL;
-    assert_int_equal(ph_nats_proxy_start(&px, "TAMPER", s_one.node[0].port),
-                     0);
+    ph_nats_proxy_t *px = s_proxy("TAMPER");
     ph_nats_proxy_tamper(px, BAD, 1);
     ph_nats_proxy_hold_get(px, BAD, LAST, 10000);
     s_sink_t *k = s_follow_via(px, "TAMPER");
-    s_wait_counts(k, 0, N);
-    s_pump(k, 200);
-    assert_int_equal(k->n_recs, N);
-    s_assert_consecutive(k, 1);
-    for (size_t i = 0; i < N; i++) {
-        assert_int_equal(k->rec_len[i], strlen(text[i]));
-        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
-    }
+    s_expect_texts(k, N, text);
     pd_backbone_status_t st;
     pd_backbone_status(k->bb, &st);
     assert_int_equal(st.health, PD_BACKBONE_OK);
@@ -868,10 +989,6 @@ test_mismatch_in_window(void **state)
     ph_nats_proxy_stop(&px);
 }
 
-/* S_CHECK_RETRY_MS of daemon/backbone_int.h: a record the leader has no
- * answer for is asked about again this much later. */
-#define S_CHECK_RETRY_MS 250
-
 static void
 test_absent_retry(void **state)
 {
@@ -881,15 +998,10 @@ test_absent_retry(void **state)
     s_fill("ABSENT", 12, "absent test", N, text);
 
     /* The server says TIMES times that it holds no record at ABSENT. */
-    ph_nats_proxy_t *px = NULL;
-    assert_int_equal(ph_nats_proxy_start(&px, "ABSENT", s_one.node[0].port),
-                     0);
+    ph_nats_proxy_t *px = s_proxy("ABSENT");
     ph_nats_proxy_absent(px, ABSENT, TIMES);
     s_sink_t *k = s_follow_via(px, "ABSENT");
-    s_wait_counts(k, 0, N);
-    s_assert_consecutive(k, 1);
-    for (size_t i = 0; i < N; i++)
-        assert_memory_equal(k->rec_data[i], text[i], k->rec_len[i]);
+    s_expect_texts(k, N, text);
     pd_backbone_status_t st;
     pd_backbone_status(k->bb, &st);
     assert_int_equal(st.rereads, 0); /* fewer than S_ABSENT_MAX */
@@ -915,6 +1027,145 @@ test_absent_retry(void **state)
     assert_int_equal(asked, TIMES + 1);
     /* The answer takes a little of the interval before the wait. */
     assert_true(gap_min >= S_CHECK_RETRY_MS - 20);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
+/* How often the requests seen by px asked about seq. */
+static int
+s_asked(ph_nats_proxy_t *px, uint64_t seq)
+{
+    static uint64_t gets[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, NULL, 4096);
+    assert_true(n <= 4096);
+    int k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += gets[i] == seq;
+    return k;
+}
+
+static void
+test_answers_out_of_order(void **state)
+{
+    (void)state;
+    enum { N = 64, HELD = 20, LAST = HELD + S_CHECK_WINDOW - 1 };
+    static char text[N][64];
+    s_fill("ORDER", 13, "order test", N, text);
+
+    /* The answer about HELD comes after those about HELD+1..LAST. */
+    ph_nats_proxy_t *px = s_proxy("ORDER");
+    ph_nats_proxy_hold_get(px, HELD, LAST, 10000);
+    s_sink_t *k = s_follow_via(px, "ORDER");
+    s_expect_texts(k, N, text);
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.health, PD_BACKBONE_OK);
+    assert_int_equal(st.rereads, 0);
+    assert_int_equal(st.checked, N);
+    assert_int_equal(st.late_answers, 0);
+    int on_time = 0;
+    assert_int_equal(ph_nats_proxy_held(px, &on_time), 1);
+    assert_int_equal(on_time, 1);
+    for (uint64_t seq = 1; seq <= N; seq++)
+        if (s_asked(px, seq) != 1)
+            fail_msg("seq %" PRIu64 " asked %d times", seq,
+                     s_asked(px, seq));
+    fprintf(stderr, "[test] the answer about seq %d came after those about "
+                    "%d-%d: every record handed over once, in order\n",
+            HELD, HELD + 1, LAST);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
+static bool
+s_late_seen(void *arg)
+{
+    s_sink_t *k = arg;
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    return st.late_answers > 0;
+}
+
+static void
+test_late_answer(void **state)
+{
+    (void)state;
+    enum { N = 32, LATE = 10, HOLD_MS = S_CHECK_WAIT_MS + 600 };
+    static char text[N][64];
+    s_fill("LATE", 14, "late test", N, text);
+
+    /* The answer about LATE comes HOLD_MS after it was asked for (until
+     * seq 0 is asked: never), past the check's timeout. */
+    ph_nats_proxy_t *px = s_proxy("LATE");
+    ph_nats_proxy_hold_get(px, LATE, 0, HOLD_MS);
+    s_sink_t *k = s_follow_via(px, "LATE");
+    s_expect_texts(k, N, text);
+    if (!s_pump_until(&k, 1, s_late_seen, k, S_WAIT_MS))
+        fail_msg("the answer held back was not counted late");
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.health, PD_BACKBONE_OK);
+    assert_int_equal(st.rereads, 0);
+    assert_int_equal(st.checked, N);
+    assert_int_equal(st.late_answers, 1);
+    int on_time = 0;
+    assert_int_equal(ph_nats_proxy_held(px, &on_time), 1);
+    assert_int_equal(on_time, 0);
+    /* Asked again once after the timeout; the others once. */
+    assert_int_equal(s_asked(px, LATE), 2);
+    for (uint64_t seq = 1; seq <= N; seq++)
+        if (seq != LATE && s_asked(px, seq) != 1)
+            fail_msg("seq %" PRIu64 " asked %d times", seq,
+                     s_asked(px, seq));
+    fprintf(stderr, "[test] the answer about seq %d held %d ms: asked again "
+                    "after the timeout, the late answer left alone\n",
+            LATE, HOLD_MS);
+    s_sink_free(k);
+    ph_nats_proxy_stop(&px);
+}
+
+static void
+test_undecided_asked_together(void **state)
+{
+    (void)state;
+    enum { N = 32, FIRST = 5, SPAN = 8 };
+    static char text[N][64];
+    s_fill("SPAN", 15, "span test", N, text);
+
+    /* The server says once for each of FIRST..FIRST+SPAN-1 that it holds
+     * no record there (as a leader that lags behind the replica). */
+    ph_nats_proxy_t *px = s_proxy("SPAN");
+    ph_nats_proxy_absent_span(px, FIRST, SPAN);
+    s_sink_t *k = s_follow_via(px, "SPAN");
+    s_expect_texts(k, N, text);
+    pd_backbone_status_t st;
+    pd_backbone_status(k->bb, &st);
+    assert_int_equal(st.rereads, 0);
+    assert_int_equal(st.checked, N);
+
+    /* Each asked twice; the second time all together, when the first of
+     * them is asked again: not one retry interval after another. */
+    static uint64_t gets[4096];
+    static int64_t at[4096];
+    size_t n = ph_nats_proxy_gets(px, gets, at, 4096);
+    assert_true(n <= 4096);
+    int64_t again[SPAN];
+    for (int s = 0; s < SPAN; s++) {
+        int asked = 0;
+        for (size_t i = 0; i < n; i++)
+            if (gets[i] == (uint64_t)(FIRST + s) && asked++ == 1)
+                again[s] = at[i];
+        if (asked != 2)
+            fail_msg("seq %d asked %d times", FIRST + s, asked);
+    }
+    int64_t spread = 0;
+    for (int s = 1; s < SPAN; s++)
+        if (again[s] - again[0] > spread)
+            spread = again[s] - again[0];
+    fprintf(stderr, "[test] seqs %d-%d without a record at first: asked "
+                    "again within %" PRId64 " ms of each other\n",
+            FIRST, FIRST + SPAN - 1, spread);
+    assert_true(spread < S_CHECK_RETRY_MS);
     s_sink_free(k);
     ph_nats_proxy_stop(&px);
 }
@@ -1396,6 +1647,7 @@ main(void)
     const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_opts),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_answer_parse),
     };
     const struct CMUnitTest one[] = {
         cmocka_unit_test(test_stream_create_and_refuse),
@@ -1405,6 +1657,9 @@ main(void)
         cmocka_unit_test(test_no_server),
         cmocka_unit_test(test_mismatch_in_window),
         cmocka_unit_test(test_absent_retry),
+        cmocka_unit_test(test_answers_out_of_order),
+        cmocka_unit_test(test_late_answer),
+        cmocka_unit_test(test_undecided_asked_together),
     };
     const struct CMUnitTest tls[] = {
         cmocka_unit_test(test_tls),
