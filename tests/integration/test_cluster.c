@@ -1219,19 +1219,22 @@ s_asked(ph_nats_proxy_t *px, uint64_t seq)
  * that lags the quorum, or that confirms records with the stream leader
  * more slowly than the other nodes publish), answers a publish once it
  * has applied it, however long after its PubAck: never `unavailable`
- * for a record it is on its way to. Here the stream leader says 4 times
- * in a row, for each of 4 records, that it holds none yet (the relay
- * asks it about a seq no stream has), so each waits about 1 s to be
- * confirmed (3 checks 250 ms apart after the first); the last is
- * applied more than a publish timeout (2 s) after its PubAck. Another
- * signer publishes meanwhile, so the node looks at its waiting
- * publishes all along.
+ * for a record it is on its way to. Here the stream leader says that it
+ * holds none yet (the relay asks it about a seq no stream has) 3 times
+ * in a row for the first of 4 records, 6 for the second, 9 and 12 for
+ * the others. The node asks again about every undecided record of its
+ * window together, 250 ms apart, so the four are confirmed one after
+ * another, about 750 ms apart, and the last about 3 s after it was
+ * sent: applied more than a publish timeout (2 s) after its PubAck,
+ * with no pause of a publish timeout in between. Another signer
+ * publishes meanwhile, so the node looks at its waiting publishes all
+ * along.
  */
 static void
 test_slow_apply(void **state)
 {
     (void)state;
-    enum { STALLS = 4, ABSENT = 4, TRICKLE = 40 };
+    enum { STALLS = 4, ABSENT = 3, TRICKLE = 40 };
     ph_nodes_t nodes;
     s_nodes_up(&nodes, "slowapply", "SLOWAPPLY", 1);
     ph_nats_proxy_t *px = NULL;
@@ -1251,9 +1254,10 @@ test_slow_apply(void **state)
     s_update(&u, "egypt", ++sseq, "before");
     assert_int_equal(ph_publish(a, &u, &seq, NULL), 0);
 
-    /* The next STALLS records each wait for the leader's confirmation. */
+    /* The next STALLS records wait for the leader's confirmation, each
+     * ABSENT answers longer than the one before. */
     for (uint64_t k = 1; k <= STALLS; k++)
-        ph_nats_proxy_absent(px, seq + k, ABSENT);
+        ph_nats_proxy_absent(px, seq + k, ABSENT * (int)k);
     uint8_t env[PARLEY_ENVELOPE_MAX];
     size_t len;
     int64_t t0 = parley__mono_ms();

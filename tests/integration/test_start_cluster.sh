@@ -10,10 +10,13 @@ SCRIPT=$PARLEY_SOURCE_DIR/examples/cluster/start-cluster.sh
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] \
     || skip "nats-server is not installed"
 
-# A PORT_BASE whose 12 ports (NATS clients and routes, api, feed) are free.
+# A PORT_BASE whose 12 ports (NATS clients and routes, api, feed) are free,
+# all below Linux's ephemeral range (32768 and up): the ports other tests
+# running meanwhile get from bind() to port 0, or their outgoing
+# connections use, cannot take them between this check and the bind.
 base=""
 for _ in $(seq 20); do
-    b=$(( (RANDOM % 300) * 100 + 1000 ))
+    b=$(( (RANDOM % 140) * 100 + 1000 ))
     ok=1
     for p in 14222 14223 14224 16222 16223 16224 17710 17711 17720 17721 \
              17730 17731; do
