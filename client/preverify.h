@@ -78,8 +78,9 @@ int parley__preverify_offer(parley__preverify_t *pv,
 
 /*
  * The decoded delivery of seq, if it was offered with exactly these
- * bytes: taken over into *d (whose old contents the object keeps for
- * reuse) with *rc set to what parley_delivery_decode() returned. One no
+ * bytes: moved into *d (parley__delivery_move(): the object keeps d's
+ * envelope buffer for reuse) with *rc set to what
+ * parley_delivery_decode() returned. One no
  * worker has started is verified here; while a worker is on it, the
  * next offered one no worker has started is verified here meanwhile,
  * and only when there is none does the caller's thread wait.
