@@ -352,6 +352,10 @@ s_cores_note(const s_run_t *r, int th, const char *what, double v1)
                th == 1 ? " (and the caller's serial CPU)" : "", allows,
                v1 > 0 ? allows / v1 : 0, v1 > 0 ? r->rate / v1 : 0);
     const parley__preverify_counts_t *v = &r->vc;
+    if (v->starved > 0)
+        bench_note("  %s: the caller waited %llu times for a replay page "
+                   "with nothing to hand out", what,
+                   (unsigned long long)v->starved);
     if (v->taken == 0)
         return;
     double t = (double)v->taken;
