@@ -44,6 +44,12 @@ typedef struct bench_opts {
 void bench_opts_parse(bench_opts_t *o, int argc, char **argv,
                       const char *name, const char *what);
 
+/*
+ * Take flag (a mode of the program, "--callgrind") out of argv before
+ * bench_opts_parse() sees it. Returns whether it was there.
+ */
+bool bench_take_flag(int *argc, char **argv, const char *flag);
+
 /* -------------------------------------------------------------- clocks */
 
 /* CLOCK_MONOTONIC in nanoseconds. */

@@ -1416,3 +1416,16 @@ bench_callgrind_parse(const char *path, const char *fn, uint64_t *total,
     fclose(f);
     return *total > 0 ? 0 : -ENODATA;
 }
+
+bool
+bench_take_flag(int *argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < *argc; i++)
+        if (strcmp(argv[i], flag) == 0) {
+            memmove(&argv[i], &argv[i + 1],
+                    (size_t)(*argc - i) * sizeof(*argv));
+            (*argc)--;
+            return true;
+        }
+    return false;
+}

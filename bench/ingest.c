@@ -340,14 +340,7 @@ int
 main(int argc, char **argv)
 {
     /* --callgrind: only the instruction count (s_callgrind()). */
-    bool callgrind = false;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--callgrind") == 0) {
-            callgrind = true;
-            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
-            argc--;
-            break;
-        }
+    bool callgrind = bench_take_flag(&argc, argv, "--callgrind");
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_ingest",
                      "Durable acked updates/s vs raw Ed25519 verify/s; with "

@@ -377,6 +377,20 @@ s_max(double a, double b)
 }
 
 
+/* A fresh temporary directory (tag) into base (BENCH_PATH_MAX bytes) and
+ * the signer, with a keyring for it there. 0 or -1. */
+static int
+s_base_and_key(char *base, const char *tag, bench_key_t *key)
+{
+    char ring[BENCH_PATH_MAX + 16];
+    if (bench_tmpdir_make(base, BENCH_PATH_MAX, tag) < 0)
+        return -1;
+    snprintf(ring, sizeof(ring), "%s/keyring", base);
+    if (bench_keys_make(key, 1) < 0 || bench_keyring_write(ring, key, 1) < 0)
+        return -1;
+    return 0;
+}
+
 /* ------------------------------------------------------------ callgrind */
 
 /*
@@ -561,12 +575,9 @@ s_callgrind(const bench_opts_t *o)
     bench_note("built without valgrind/callgrind.h: no callgrind mode");
     return 1;
 #else
-    char base[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
-    if (bench_tmpdir_make(base, sizeof(base), "subscriber-cg") < 0)
-        return 1;
-    snprintf(ring, sizeof(ring), "%s/keyring", base);
+    char base[BENCH_PATH_MAX];
     bench_key_t key;
-    if (bench_keys_make(&key, 1) < 0 || bench_keyring_write(ring, &key, 1) < 0)
+    if (s_base_and_key(base, "subscriber-cg", &key) < 0)
         return 1;
     size_t k = S_CG_WARM + S_CG_COUNT;
     bench_envs_t envs;
@@ -596,14 +607,7 @@ main(int argc, char **argv)
     /* The subscriber of --callgrind, under valgrind (s_cg_child()). */
     if (argc == 6 && strcmp(argv[1], "--cg-child") == 0)
         return s_cg_child(argv + 2);
-    bool callgrind = false;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--callgrind") == 0) {
-            callgrind = true;
-            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
-            argc--;
-            break;
-        }
+    bool callgrind = bench_take_flag(&argc, argv, "--callgrind");
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_subscriber",
                      "One parley_sub_t: replay catch-up on 1 and 2 verify "
@@ -621,12 +625,9 @@ main(int argc, char **argv)
     uint64_t vdur = o.quick ? 300000000ull : 1000000000ull;
     int rounds = o.quick ? 1 : S_ROUNDS;
 
-    char base[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
-    if (bench_tmpdir_make(base, sizeof(base), "subscriber") < 0)
-        return 1;
-    snprintf(ring, sizeof(ring), "%s/keyring", base);
+    char base[BENCH_PATH_MAX];
     bench_key_t key;
-    if (bench_keys_make(&key, 1) < 0 || bench_keyring_write(ring, &key, 1) < 0)
+    if (s_base_and_key(base, "subscriber", &key) < 0)
         return 1;
 
     /* The reference's bytes: the typical update's signed message. */
