@@ -406,8 +406,11 @@ s_feed(pd_ingest_t *self, const pd_storage_record_t *rec)
 
 /*
  * The group commit: make the batch durable, then send the queued replies
- * (acks), then hand each new record to the transparency log and publish
- * it (an absent one, storage.h, goes to the transparency log only). A fatal failure sends nothing: the caller must stop.
+ * (acks), then publish each new record and hand it to the transparency
+ * log (an absent one, storage.h, goes to the transparency log only). A
+ * fatal failure of the commit sends nothing; one of the transparency log
+ * stops the daemon after the records before it went out. Either way the
+ * caller must stop.
  *
  * If the storage answers unavailable, the acks of what it did not make
  * durable go out as unavailable instead (s_flush()), and the turns that
@@ -436,14 +439,18 @@ s_commit(pd_ingest_t *self, bool retry)
     pd_storage_record_t rec;
     bool any = false;
     while (pd_storage_applied(self->storage, &rec)) {
+        /* The delivery first, the leaf after it: subscribers need not
+         * wait for bookkeeping that no reply of this turn depends on
+         * (reads are answered after the turn, the tree complete). An
+         * absent seq is a leaf only: nothing to send. */
+        if (!rec.absent) {
+            self->counters.accepted++;
+            s_feed(self, &rec);
+        }
         if (self->io.applied != NULL
             && (rc = self->io.applied(self->io.log, &rec)) < 0)
             return rc;
         any = true;
-        if (rec.absent)
-            continue; /* a seq with no update: a leaf, nothing to send */
-        self->counters.accepted++;
-        s_feed(self, &rec);
     }
     if (any && self->io.committed != NULL
         && (rc = self->io.committed(self->io.log)) < 0)

@@ -21,9 +21,9 @@
  *   commit     one group commit (fdatasync) for the whole turn
  *   acks       then io->flush sends every reply queued in the turn, acks
  *              and rejects in request order
- *   feed       then every update the commit made durable goes to the
- *              transparency log (io->applied, io->committed) and is
- *              published through io->publish
+ *   feed       then every update the commit made durable is published
+ *              through io->publish, and after it goes to the
+ *              transparency log (io->applied, io->committed)
  *
  * Nothing is acked before it is durable, and no delivery is published
  * before its ack is sent. When the storage cannot make a batch durable

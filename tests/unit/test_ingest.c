@@ -5,10 +5,12 @@
  * signatures from fixed-seed keys.
  *
  * The hooks record every event in order (replies, answers handed back
- * to the api, flushes, feed publishes), so the tests check what a client
- * and a subscriber would see: accepts with gap-free seqs, every reject
- * code of the publish checks, duplicates, one group commit per turn, and
- * that no delivery is published before its ack went out; and, when the
+ * to the api, flushes, feed publishes, and where a test asks for them
+ * the transparency log's leaves), so the tests check what a client and a
+ * subscriber would see: accepts with gap-free seqs, every reject code of
+ * the publish checks, duplicates, one group commit per turn, that no
+ * delivery is published before its ack went out, and that a delivery
+ * does not wait for its leaf; and, when the
  * log cannot be written (a file size limit stands in for a full disk),
  * that nothing not durable is acked, publishes are answered unavailable
  * at once with the reason, and the retry publishes what waited.
@@ -33,14 +35,21 @@
 
 /* ------------------------------------------------------------- the hooks */
 
-typedef enum { EV_REPLY, EV_ANSWER, EV_FLUSH, EV_PUBLISH } ev_kind_t;
+typedef enum {
+    EV_REPLY,
+    EV_ANSWER,
+    EV_FLUSH,
+    EV_PUBLISH,
+    EV_LEAF,     /* a record handed to the transparency log (applied) */
+    EV_TREE      /* the transparency log's commit (committed) */
+} ev_kind_t;
 
 /* One thing ingest did, in order. */
 typedef struct {
     ev_kind_t kind;
     int type;              /* EV_REPLY: PARLEY__REPLY_ACK or _REJECT */
     uint64_t request_id;   /* EV_REPLY, EV_ANSWER */
-    uint64_t seq;          /* EV_REPLY ack, EV_PUBLISH */
+    uint64_t seq;          /* EV_REPLY ack, EV_PUBLISH, EV_LEAF */
     bool duplicate;
     int code;              /* EV_REPLY reject */
     bool revoked;          /* EV_REPLY: an ack the flush turned into a
@@ -72,6 +81,7 @@ typedef struct {
     size_t queue_max;      /* replies the "queue" holds between flushes */
     size_t queued;
     size_t last_flush;     /* events before this one were flushed */
+    bool tree;             /* with the transparency log's hooks */
 } fx_t;
 
 static ev_t *
@@ -180,7 +190,23 @@ s_publish(void *ctx, uint64_t seq, int64_t received_at, const void *env,
     return 0;
 }
 
-/* Make the ingest over the fixture's storage (after any config change). */
+/* The transparency log's hooks: record the leaf, and the commit. */
+static int
+s_leaf(void *ctx, const pd_storage_record_t *rec)
+{
+    s_event(ctx, EV_LEAF)->seq = rec->seq;
+    return 0;
+}
+
+static int
+s_tree_commit(void *ctx)
+{
+    s_event(ctx, EV_TREE);
+    return 0;
+}
+
+/* Make the ingest over the fixture's storage (after any config change);
+ * with f->tree, with the transparency log's hooks too. */
 static void
 s_make_ingest(fx_t *f)
 {
@@ -192,6 +218,11 @@ s_make_ingest(fx_t *f)
                           .flush = s_flush,
                           .publish = s_publish,
                           .feed = f };
+    if (f->tree) {
+        io.applied = s_leaf;
+        io.committed = s_tree_commit;
+        io.log = f;
+    }
     int err = 0;
     pd_ingest_destroy(&f->ing);
     f->ing = pd_ingest_new(&f->dp.cfg, f->dp.storage, &io, f->dp.stats, &err);
@@ -399,6 +430,37 @@ test_accept(void **state)
     assert_int_equal(pd_stats_get(st, PD_STAT_REQUESTS_PUBLISH), 3);
     assert_int_equal(pd_stats_get(st, PD_STAT_STORE_SYNCS), 1);
     assert_int_equal(pd_stats_get(st, PD_STAT_TURN_REQUESTS_MAX), 3);
+}
+
+/*
+ * A turn's records go on the feed before the transparency log takes
+ * them (a leaf is bookkeeping no reply waits for): after the acks'
+ * flush, each record's delivery, then its leaf, in seq order; then the
+ * tree's commit, once.
+ */
+static void
+test_feed_before_leaf(void **state)
+{
+    fx_t *f = *state;
+    f->tree = true;
+    s_make_ingest(f);
+    parley_update_t u;
+    dp_update(&u, NULL, "egypt", 1, 100);
+    s_push(f, 1, 11, f->dp.keys[0], &u);
+    dp_update(&u, NULL, "qatar", 2, 100);
+    s_push(f, 2, 12, f->dp.keys[1], &u);
+    assert_int_equal(pd_ingest_turn(f->ing), 0);
+    s_check_ack_before_feed(f);
+    static const ev_kind_t want[] = { EV_REPLY, EV_REPLY, EV_FLUSH,
+                                      EV_PUBLISH, EV_LEAF, EV_PUBLISH,
+                                      EV_LEAF, EV_TREE };
+    assert_int_equal(f->n_ev, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < f->n_ev; i++)
+        assert_int_equal(f->ev[i].kind, want[i]);
+    assert_int_equal(f->ev[3].seq, 1);
+    assert_int_equal(f->ev[4].seq, 1);
+    assert_int_equal(f->ev[5].seq, 2);
+    assert_int_equal(f->ev[6].seq, 2);
 }
 
 /*
@@ -1053,6 +1115,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accept, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_feed_before_leaf, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_and_replay, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_rejects, s_setup, s_teardown),
