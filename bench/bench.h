@@ -399,6 +399,9 @@ int bench_fleet_start(bench_fleet_t *f, const char *feed,
 /* Stop the children, reap them, unmap the counters. Accepts a zeroed f. */
 void bench_fleet_stop(bench_fleet_t *f);
 
+/* CPU seconds the children have used so far (bench_proc_cpu() summed). */
+double bench_fleet_cpu(const bench_fleet_t *f);
+
 /*
  * A flow-controlled publisher for the raw and peer fan-out runs: first a
  * join phase (one message per ms, or per probe_ns, until every subscriber
@@ -420,6 +423,9 @@ typedef struct bench_flow {
                                    the probes starve their connecting) */
     atomic_int *stop;
     atomic_int ready;           /* 1 after the join phase, -1 if it failed */
+    atomic_uint_fast64_t held;  /* times it found itself `window` ahead and
+                                   waited: > 0 once it has reached its
+                                   window (the steady state) */
     uint64_t sent;
     int err;                    /* first error from send */
 } bench_flow_t;

@@ -1232,6 +1232,16 @@ bench_fleet_stop(bench_fleet_t *f)
     memset(f, 0, sizeof(*f));
 }
 
+double
+bench_fleet_cpu(const bench_fleet_t *f)
+{
+    double cpu = 0;
+    for (size_t p = 0; f->pids != NULL && p < f->nproc; p++)
+        if (f->pids[p] > 0)
+            cpu += bench_proc_cpu(f->pids[p]);
+    return cpu;
+}
+
 void *
 bench_flow_run(void *arg)
 {
@@ -1278,6 +1288,7 @@ bench_flow_run(void *arg)
         }
         uint64_t ahead = f->sent - sent0 - lag_min;
         if (ahead >= f->window) {
+            atomic_fetch_add_explicit(&f->held, 1, memory_order_relaxed);
             if (f->flush != NULL)
                 f->flush(f->ctx);
             bench_sleep_ns(20000);

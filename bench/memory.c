@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -175,10 +176,61 @@ s_raw_publish(void *sock, uint64_t seq, const uint8_t *env, size_t elen)
     return 0;
 }
 
-/* The child: a bare XPUB on 127.0.0.1:port, driven over two pipes. */
+/*
+ * What the bare XPUB child adds to libzmq's defaults (BENCH_MEMORY_BARE,
+ * a diagnosis: which of parleyd's settings costs what per subscriber).
+ * The reference of the targets is mode 0.
+ */
+#define S_BARE_ARENA 1  /* one malloc arena, as parleyd (main.c) */
+#define S_BARE_ZAP 2    /* a ZAP handler that admits everyone (NULL) */
+#define S_BARE_RETIRE 4 /* retire that handler once handshakes paused for
+                           100 ms, then malloc_trim(), as parleyd does */
+#define S_BARE_ZAP_EP "inproc://zeromq.zap.01"
+
+/* Answer every ZAP request waiting on rep with 200. Returns how many. */
 static int
-s_raw_child(int cmd_fd, int ack_fd, int port)
+s_bare_zap_serve(void *rep)
 {
+    int served = 0;
+    for (;;) {
+        zmq_msg_t f[8];
+        size_t n = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, rep, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+                zmq_msg_close(&m);
+                for (size_t i = 0; i < n; i++)
+                    zmq_msg_close(&f[i]);
+                return served;
+            }
+            more = zmq_msg_more(&m);
+            if (n < 8)
+                f[n++] = m;
+            else
+                zmq_msg_close(&m);
+        }
+        zmq_send(rep, "1.0", 3, ZMQ_SNDMORE);
+        zmq_send(rep, n > 1 ? zmq_msg_data(&f[1]) : "",
+                 n > 1 ? zmq_msg_size(&f[1]) : 0, ZMQ_SNDMORE);
+        zmq_send(rep, "200", 3, ZMQ_SNDMORE);
+        zmq_send(rep, "OK", 2, ZMQ_SNDMORE);
+        zmq_send(rep, "", 0, ZMQ_SNDMORE);
+        zmq_send(rep, "", 0, 0);
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+        served++;
+    }
+}
+
+/* The child: a bare XPUB on 127.0.0.1:port, driven over two pipes; mode
+ * as S_BARE_*. */
+static int
+s_raw_child(int cmd_fd, int ack_fd, int port, int mode)
+{
+    if (mode & S_BARE_ARENA)
+        mallopt(M_ARENA_MAX, 1);
     bench_key_t key;
     bench_envs_t one;
     if (bench_keys_make(&key, 1) < 0 || bench_envs_sign(&one, key.key, 1, 1, 1) < 0)
@@ -188,6 +240,14 @@ s_raw_child(int cmd_fd, int ack_fd, int port)
     int zero = 0, hwm = 10000;
     char ep[BENCH_EP_MAX];
     snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
+    void *zap = NULL;
+    if (mode & S_BARE_ZAP) {
+        zap = zmq_socket(ctx, ZMQ_REP);
+        zmq_setsockopt(zap, ZMQ_LINGER, &zero, sizeof(zero));
+        if (zmq_bind(zap, S_BARE_ZAP_EP) != 0
+            || zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "bare", 4) != 0)
+            return 1;
+    }
     zmq_setsockopt(sock, ZMQ_XPUB_VERBOSE, &zero, sizeof(zero));
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
@@ -195,14 +255,43 @@ s_raw_child(int cmd_fd, int ack_fd, int port)
     if (write(ack_fd, &ok, 1) != 1 || ok != 'r')
         return 1;
     uint64_t seq = 0, next_hb = bench_now_ns();
+    uint64_t served_at = 0, trim_at = 0;
+    int attached = 0;
     uint8_t hb[2] = { 0x0a, 0x00 }; /* a Heartbeat-like frame: no seq */
     for (;;) {
         zmq_pollitem_t items[] = { { sock, 0, ZMQ_POLLIN, 0 },
-                                   { NULL, cmd_fd, ZMQ_POLLIN, 0 } };
-        zmq_poll(items, 2, 100);
+                                   { NULL, cmd_fd, ZMQ_POLLIN, 0 },
+                                   { zap, 0, ZMQ_POLLIN, 0 } };
+        zmq_poll(items, zap != NULL ? 3 : 2, zap != NULL ? 10 : 100);
         char sub[64];
         while (zmq_recv(sock, sub, sizeof(sub), ZMQ_DONTWAIT) >= 0)
             ;
+        if (zap != NULL) {
+            int k = s_bare_zap_serve(zap);
+            uint64_t now = bench_now_ns();
+            if (k > 0) {
+                attached += k;
+                served_at = now;
+            }
+            if ((mode & S_BARE_RETIRE) && attached > 0
+                && now - served_at > 100000000ull) {
+                /* Retire: a fresh handler in its place, the old one
+                 * closed (its pipes freed), the heap trimmed later. */
+                void *fresh = zmq_socket(ctx, ZMQ_REP);
+                zmq_setsockopt(fresh, ZMQ_LINGER, &zero, sizeof(zero));
+                zmq_unbind(zap, S_BARE_ZAP_EP);
+                zmq_bind(fresh, S_BARE_ZAP_EP);
+                s_bare_zap_serve(zap);
+                zmq_close(zap);
+                zap = fresh;
+                attached = 0;
+                trim_at = now + 100000000ull;
+            }
+            if (trim_at != 0 && now >= trim_at) {
+                malloc_trim(0);
+                trim_at = 0;
+            }
+        }
         if (bench_now_ns() >= next_hb) {
             zmq_send(sock, "sys/heartbeat/", 14, ZMQ_SNDMORE);
             zmq_send(sock, hb, sizeof(hb), 0);
@@ -227,6 +316,8 @@ s_raw_child(int cmd_fd, int ack_fd, int port)
         if (write(ack_fd, &done, 1) != 1)
             break;
     }
+    if (zap != NULL)
+        zmq_close(zap);
     zmq_close(sock);
     zmq_ctx_term(ctx);
     bench_envs_free(&one);
@@ -234,7 +325,30 @@ s_raw_child(int cmd_fd, int ack_fd, int port)
     return 0;
 }
 
-/* ------------------------------------------------------ a measured run */
+/*
+ * BENCH_MEMORY_MALLOC_INFO=DIR (a diagnosis): write glibc's
+ * malloc_info() of pid, as it is with its subscribers connected, to
+ * DIR/TAG-N.xml (through gdb, which stops the process for a moment), and
+ * its /proc/PID/smaps to DIR/TAG-N.smaps.
+ */
+static void
+s_malloc_info(pid_t pid, const char *tag, size_t n)
+{
+    const char *dir = getenv("BENCH_MEMORY_MALLOC_INFO");
+    if (dir == NULL || dir[0] == '\0' || tag == NULL)
+        return;
+    char cmd[BENCH_PATH_MAX * 2 + 512];
+    snprintf(cmd, sizeof(cmd),
+             "gdb -p %d -batch -nx "
+             "-ex 'set $f = (void *)fopen(\"%s/%s-%zu.xml\", \"w\")' "
+             "-ex 'call (int)malloc_info(0, $f)' "
+             "-ex 'call (int)fclose($f)' >/dev/null 2>&1; "
+             "cat /proc/%d/smaps > \"%s/%s-%zu.smaps\"",
+             (int)pid, dir, tag, n, (int)pid, dir, tag, n);
+    if (system(cmd) != 0)
+        fprintf(stderr, "malloc_info of %d: gdb failed\n", (int)pid);
+}
+
 
 /* What is measured for one publisher process. */
 typedef struct s_mem {
@@ -244,6 +358,8 @@ typedef struct s_mem {
     size_t opened, heard, done_p, done_b;
     double burst_rate;   /* updates/s the burst reached */
     double burst_batch;  /* parleyd: updates per group commit in the burst */
+    double join_secs;    /* from the first connect to the last heartbeat
+                            heard: how the crowd arrived */
     bool ok;
 } s_mem_t;
 
@@ -256,6 +372,7 @@ typedef struct s_target {
     const bench_key_t *key;
     const bench_envs_t *warm, *paced, *burst;
     s_plan_t plan;
+    const char *tag;     /* names its malloc_info() dump */
     /* raw child */
     int cmd_fd, ack_fd;
     double burst_rate;   /* raw: pace the burst at this rate */
@@ -303,12 +420,14 @@ s_measure(s_target_t *t, size_t nsubs, s_mem_t *m)
 
     static const char *const topics[] = { "all/", "sys/heartbeat/", NULL };
     bench_fleet_t fleet;
+    uint64_t tj = bench_now_ns();
     if (bench_fleet_start(&fleet, t->feed, topics, nsubs, S_PER_PROC, true)
         < 0)
         return;
     bench_counter_t *c = fleet.c;
     size_t opened = m->opened = nsubs;
     m->heard = s_wait_joined(c, opened);
+    m->join_secs = bench_secs(tj, bench_now_ns());
     /* The peak of the connections' arrival (parleyd: with the ZAP pipes
      * libzmq keeps until the handler is retired, S_QUIET_MS + S_GRACE_MS
      * + S_TRIM_DELAY_MS after the last arrival in zap_handler.c); then,
@@ -317,6 +436,7 @@ s_measure(s_target_t *t, size_t nsubs, s_mem_t *m)
     bench_proc_mem(t->pid, &m->storm_hwm, &unused);
     bench_sleep_ns(1000000000);
     bench_proc_mem(t->pid, &unused, &m->conn_rss);
+    s_malloc_info(t->pid, t->tag, nsubs);
 
     /* Each phase's peak on its own: VmHWM restarts from VmRSS. */
     m->hwm_reset = bench_proc_hwm_reset(t->pid) == 0;
@@ -413,6 +533,8 @@ s_report(const char *who, const s_mem_t *m, const s_mem_t *ref,
     else
         bench_figure("bytes/subscriber burst peak (HWM - idle RSS)",
                      s_per(m->peak_hwm, m->idle_rss, n), "B");
+    bench_note("the %zu subscribers took %.1f s from the first connect to "
+               "the last one's first heartbeat", n, m->join_secs);
     if (!m->hwm_reset)
         bench_note("VmHWM could not be reset (clear_refs): the paced and "
                    "burst peaks include the arrival's");
@@ -422,19 +544,20 @@ s_report(const char *who, const s_mem_t *m, const s_mem_t *ref,
                    m->heard, m->opened, m->done_p, m->done_b);
 }
 
-/* Start this program again as the bare XPUB child. */
+/* Start this program again as the bare XPUB child (mode: S_BARE_*). */
 static pid_t
-s_raw_start(s_target_t *t, char *feed, size_t cap)
+s_raw_start(s_target_t *t, char *feed, size_t cap, int mode)
 {
     int cmd[2], ack[2];
     if (pipe2(cmd, O_CLOEXEC) != 0 || pipe2(ack, O_CLOEXEC) != 0)
         return -1;
     int port = bench_free_port();
     snprintf(feed, cap, "tcp://127.0.0.1:%d", port);
-    char a[16], b[16], p[16];
+    char a[16], b[16], p[16], m[16];
     snprintf(a, sizeof(a), "%d", cmd[0]);
     snprintf(b, sizeof(b), "%d", ack[1]);
     snprintf(p, sizeof(p), "%d", port);
+    snprintf(m, sizeof(m), "%d", mode);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -444,7 +567,7 @@ s_raw_start(s_target_t *t, char *feed, size_t cap)
             _exit(127);
         fcntl(cmd[0], F_SETFD, 0);
         fcntl(ack[1], F_SETFD, 0);
-        execl("/proc/self/exe", "bench_memory", "--raw-xpub", a, b, p,
+        execl("/proc/self/exe", "bench_memory", "--raw-xpub", a, b, p, m,
               (char *)NULL);
         _exit(127);
     }
@@ -462,11 +585,63 @@ s_raw_start(s_target_t *t, char *feed, size_t cap)
     return pid;
 }
 
+/*
+ * Run the bare XPUB child in mode (S_BARE_*) through a whole measurement
+ * into m. Returns 0, or -1 when the child did not start.
+ */
+static int
+s_bare(s_target_t *rt, int mode, s_mem_t *m)
+{
+    char feed[BENCH_EP_MAX];
+    if (s_raw_start(rt, feed, sizeof(feed), mode) <= 0)
+        return -1;
+    s_measure(rt, rt->plan.nsubs, m);
+    s_cmd_t q = { .op = 'q' };
+    if (write(rt->cmd_fd, &q, sizeof(q)) != (ssize_t)sizeof(q))
+        kill(rt->pid, SIGTERM);
+    waitpid(rt->pid, NULL, 0);
+    close(rt->cmd_fd);
+    close(rt->ack_fd);
+    return 0;
+}
+
+/*
+ * BENCH_MEMORY_BARE="1 3 7" (a diagnosis): the bare XPUB again with
+ * parleyd's settings added one by one (S_BARE_* summed: 1 one malloc
+ * arena, 2 a ZAP handler, 4 its retirement), each against ref (mode 0).
+ */
+static void
+s_bare_variants(s_target_t *rt, const s_mem_t *ref)
+{
+    const char *env = getenv("BENCH_MEMORY_BARE");
+    if (env == NULL || env[0] == '\0')
+        return;
+    char *end;
+    for (const char *q = env; *q != '\0'; q = end) {
+        long mode = strtol(q, &end, 10);
+        if (end == q) {
+            end = (char *)q + 1;
+            continue;
+        }
+        s_mem_t m;
+        char tag[16], who[96];
+        snprintf(tag, sizeof(tag), "bare%ld", mode);
+        snprintf(who, sizeof(who), "bare XPUB%s%s%s (mode %ld)",
+                 (mode & S_BARE_ARENA) ? ", one arena" : "",
+                 (mode & S_BARE_ZAP) ? ", ZAP handler" : "",
+                 (mode & S_BARE_RETIRE) ? " retired" : "", mode);
+        rt->tag = tag;
+        if (s_bare(rt, (int)mode, &m) == 0)
+            s_report(who, &m, ref, &rt->plan, false);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "--raw-xpub") == 0)
-        return s_raw_child(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+    if (argc == 6 && strcmp(argv[1], "--raw-xpub") == 0)
+        return s_raw_child(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
+                           atoi(argv[5]));
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_memory",
                      "parleyd RSS with 1,000 and 10,000 subscribers, bytes per "
@@ -477,6 +652,21 @@ main(int argc, char **argv)
     if (o.quick) {
         sizes[0] = 200;
         nruns = 1;
+    }
+    /* BENCH_MEMORY_SIZES="1000": some sizes only, for a diagnosis. */
+    const char *only = getenv("BENCH_MEMORY_SIZES");
+    if (only != NULL && only[0] != '\0') {
+        nruns = 0;
+        char *end;
+        for (const char *q = only; *q != '\0' && nruns < S_MAX_RUNS; q = end) {
+            unsigned long long v = strtoull(q, &end, 10);
+            if (end == q) {
+                end = (char *)q + 1;
+                continue;
+            }
+            if (v > 0)
+                sizes[nruns++] = (size_t)v;
+        }
     }
 
     char base[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
@@ -518,27 +708,20 @@ main(int argc, char **argv)
         s_target_t pt = { .pid = d.pid, .feed = d.feed, .api = d.api,
                           .key = &key, .warm = &warm, .paced = &paced,
                           .burst = &burst, .plan = plan, .cmd_fd = -1,
-                          .ack_fd = -1 };
+                          .ack_fd = -1, .tag = "parleyd" };
         s_measure(&pt, plan.nsubs, &pm);
         int st = bench_daemon_stop(&d);
         if (st != 0)
             fprintf(stderr, "parleyd exited with status %d\n", st);
 
-        char feed[BENCH_EP_MAX];
         s_target_t rt = { .warm = &warm, .paced = &paced, .burst = &burst,
                           .plan = plan, .burst_rate = pm.burst_rate,
-                          .burst_batch = pm.burst_batch };
-        if (s_raw_start(&rt, feed, sizeof(feed)) > 0) {
-            s_measure(&rt, plan.nsubs, &rm);
-            s_cmd_t q = { .op = 'q' };
-            if (write(rt.cmd_fd, &q, sizeof(q)) != (ssize_t)sizeof(q))
-                kill(rt.pid, SIGTERM);
-            waitpid(rt.pid, NULL, 0);
-            close(rt.cmd_fd);
-            close(rt.ack_fd);
+                          .burst_batch = pm.burst_batch, .tag = "bare" };
+        if (s_bare(&rt, 0, &rm) == 0) {
             s_report("bare libzmq XPUB (same traffic)", &rm, NULL, &plan,
                      false);
             s_report("parleyd", &pm, &rm, &plan, true);
+            s_bare_variants(&rt, &rm);
         } else {
             s_report("parleyd", &pm, NULL, &plan, true);
         }

@@ -115,7 +115,8 @@ void pd_zap_handle(pd_zap_t *zap);
  * Call now and then (pd_zap_handle() does, and the loop after every
  * wake-up, at least once a second): lets libzmq free the pipe
  * each connection keeps to the handler after its handshake, by retiring
- * the handler socket that served it (see zap_handler.c). Reads no
+ * the handler socket that served it (see zap_handler.c): after a pause
+ * in handshakes, or in a crowd of them every few dozen. Reads no
  * clock and does nothing when no connection came since the last
  * retirement.
  */

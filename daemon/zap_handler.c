@@ -27,7 +27,14 @@
  * neither a request nor a new connection has come, binds a fresh socket
  * in its place, answers on the retired one for S_GRACE_MS more (a
  * request already on its way), then closes it and, a moment later,
- * returns the freed pages (malloc_trim). This needs ZAP enforced
+ * returns the freed pages (malloc_trim). A freed pipe still leaves a
+ * touched page in the heap that trimming cannot give back (it shares
+ * it with live memory) and that only a later connection reuses; so in
+ * a crowd, which never pauses for S_QUIET_MS, the handler is retired
+ * every S_CROWD_SERVED requests too, at a moment when every connection
+ * in its handshake has already asked (s_crowd()), and the crowd's later
+ * connections are made in its earlier ones' freed pipes. This needs ZAP
+ * enforced
  * (ZMQ_ZAP_ENFORCE_DOMAIN), so that a handshake that finds no handler
  * bound fails rather than gets in unasked; without it the handler is
  * never retired.
@@ -41,7 +48,10 @@
  * while no connection is in its handshake (the monitors count accepts
  * and handshake ends; a connection is accepted a round trip or more
  * before it asks, and its accept wakes the loop), and none was accepted
- * for S_QUIET_MS. One accepted in the microseconds of the renewal itself
+ * for S_QUIET_MS; or, in a crowd, while every connection in its
+ * handshake has already asked (its pipe is to the old handler, which
+ * answers through the grace). One accepted in the microseconds of the
+ * renewal itself
  * can still ask while no handler is bound: those connections are noted
  * as they are accepted (their descriptors, from the monitor), and when
  * the monitor reports a handshake that found no handler they are shut
@@ -87,8 +97,12 @@
  * it is unbound rarely meets a handshake. */
 #define S_QUIET_MS 100
 #define S_TRIM_DELAY_MS 100
+/* Requests a handler serves in a crowd before it is retired without a
+ * pause (s_crowd()). At most one retirement per S_GRACE_MS either way. */
+#define S_CROWD_SERVED 32
 
 static uint64_t s_live(const pd_zap_t *self);
+static uint64_t s_shaking(const pd_zap_t *self);
 
 /* ================================================================ setup */
 
@@ -411,12 +425,17 @@ s_protocol_error(uint32_t v)
     }
 }
 
-/* A handshake of w ended (admitted, refused, failed). */
+/* A handshake of w ended (admitted, refused, failed). It may have been
+ * one that asked the handler or not (a failure can come before the
+ * request): either way one fewer is counted as asking, which can only
+ * make s_all_asked() say no when it could have said yes. */
 static void
-s_shaken(pd_zap_watch_t *w)
+s_shaken(pd_zap_t *self, pd_zap_watch_t *w)
 {
     if (w->shaking > 0)
         w->shaking--;
+    if (self->asking > 0)
+        self->asking--;
 }
 
 /* Whether fd still has the addresses it had when st was recorded: a
@@ -530,10 +549,10 @@ s_drain_monitor(pd_zap_t *self, pd_zap_watch_t *w)
             break;
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: /* refused here: counted */
-            s_shaken(w);
+            s_shaken(self, w);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            s_shaken(w);
+            s_shaken(self, w);
             self->counters.handshake_failed++;
             pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_WARN,
                            "%s: handshake failed: %s (0x%08" PRIx32 ")",
@@ -547,7 +566,7 @@ s_drain_monitor(pd_zap_t *self, pd_zap_watch_t *w)
                  * a NULL handshake stays stuck, and is ended by
                  * s_rescue() once the drain is over. */
                 if (self->curve)
-                    s_shaken(w);
+                    s_shaken(self, w);
                 else
                     self->met = true;
                 pd_log_limited(PD_LOG_KEY_ZAP_HANDSHAKE, PD_LOG_INFO,
@@ -556,7 +575,7 @@ s_drain_monitor(pd_zap_t *self, pd_zap_watch_t *w)
                                w->name);
                 break;
             }
-            s_shaken(w);
+            s_shaken(self, w);
             if (value == ECONNRESET || value == EPIPE) {
                 /* The client went away before the handshake was done: it
                  * gave up (a timeout, Ctrl-C, a probe). Nothing an
@@ -586,6 +605,10 @@ pd_zap_drain_monitors(pd_zap_t *self)
         live += self->watch[i].live;
     }
     self->counters.connections = live;
+    /* Never more asking than in a handshake (s_all_asked()). */
+    uint64_t shaking = s_shaking(self);
+    if (self->asking > shaking)
+        self->asking = shaking;
     /* After every event is read: a connection closed meanwhile has left
      * the strays (its DISCONNECTED comes before libzmq closes it). */
     if (self->met)
@@ -847,6 +870,7 @@ s_serve(pd_zap_t *self, void *sock)
                 n++;
         }
         s_decide(self, sock, f, n);
+        self->asking++;
         if (sock == self->rep) {
             self->attached++;
             self->served_at = parley__mono_ms();
@@ -868,22 +892,59 @@ pd_zap_handle(pd_zap_t *self)
     pd_zap_tick(self);
 }
 
+/* Connections accepted whose handshake has not ended. */
+static uint64_t
+s_shaking(const pd_zap_t *self)
+{
+    uint64_t shaking = 0;
+    for (size_t i = 0; i < self->n_watch; i++)
+        shaking += self->watch[i].shaking;
+    return shaking;
+}
+
+/*
+ * Whether every connection in its handshake has already sent its
+ * request (and so has its pipe to a handler: none can ask while no
+ * handler is bound). asking counts requests read less handshakes ended,
+ * so it errs low, and this says no when unsure.
+ */
+static bool
+s_all_asked(const pd_zap_t *self)
+{
+    return self->asking >= s_shaking(self);
+}
+
+/*
+ * A crowd of connections (a restart of many subscribers, a deploy)
+ * leaves no pause of S_QUIET_MS: the handler is then retired after
+ * S_CROWD_SERVED requests, at a moment when every connection in its
+ * handshake has asked. So the pipes of one part of the crowd are freed
+ * while it arrives, and the next part's connections are made in their
+ * memory instead of in fresh pages (each freed pipe leaves a touched
+ * page behind that nothing else would reuse).
+ */
+static bool
+s_crowd(const pd_zap_t *self)
+{
+    return self->attached >= S_CROWD_SERVED && s_all_asked(self);
+}
+
 /*
  * Whether the handler may be retired now: no connection accepted for
  * S_QUIET_MS, and none still in its handshake (it may not have asked the
- * handler yet, however long ago it came). libzmq ends every handshake
+ * handler yet, however long ago it came); or, in a crowd, every one in
+ * its handshake has asked (s_crowd()). libzmq ends every handshake
  * within handshake_timeout, so a count left above 0 by then (an event
  * libzmq did not send) does not hold the handler forever.
  */
 static bool
 s_calm(const pd_zap_t *self, int64_t now)
 {
+    if (s_crowd(self))
+        return true;
     if (now - self->joined_at < S_QUIET_MS)
         return false;
-    uint64_t shaking = 0;
-    for (size_t i = 0; i < self->n_watch; i++)
-        shaking += self->watch[i].shaking;
-    return shaking == 0
+    return s_shaking(self) == 0
            || (self->handshake_ms > 0
                && now - self->joined_at >= self->handshake_ms + S_GRACE_MS);
 }
@@ -929,7 +990,8 @@ pd_zap_tick(pd_zap_t *self)
         s_window_close(self);
         pd_log(PD_LOG_INFO, "ZAP handler bound again");
     }
-    if (self->attached == 0 || now - self->served_at < S_QUIET_MS)
+    if (self->attached == 0
+        || (now - self->served_at < S_QUIET_MS && !s_crowd(self)))
         return;
     /* A connection accepted since the loop last looked may be about to
      * ask: read the monitors again just before unbinding. */
@@ -978,6 +1040,9 @@ pd_zap_tick(pd_zap_t *self)
         self->served_at = now; /* next try after another quiet spell */
         return;
     }
+    pd_log(PD_LOG_DEBUG, "ZAP handler retired after %" PRIu64
+                         " handshakes%s",
+           self->attached, s_crowd(self) ? ", in a crowd" : "");
     self->old = self->rep;
     self->old_since = now;
     self->rep = fresh;

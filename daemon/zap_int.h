@@ -57,6 +57,9 @@ struct pd_zap {
     void *old;         /* the previous REP, unbound, until its grace ends */
     int64_t old_since; /* CLOCK_MONOTONIC ms when old was unbound */
     uint64_t attached; /* requests rep has served (pipes it holds) */
+    uint64_t asking;   /* requests read (either handler) less handshakes
+                          ended since: those in their handshake that have
+                          asked (errs low; at most all in a handshake) */
     int64_t served_at; /* CLOCK_MONOTONIC ms of rep's last request */
     int64_t joined_at; /* CLOCK_MONOTONIC ms of the last accept seen */
     int64_t trim_at;   /* when to malloc_trim() after a close, 0 = no */

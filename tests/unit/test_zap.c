@@ -66,7 +66,7 @@ typedef struct {
     void *xpub; /* manual XPUB secured by zap, like the feed */
     char endpoint[64];
     uint64_t granted; /* subscriptions granted */
-    void *subs[16];   /* SUB sockets, closed by s_teardown() */
+    void *subs[64];   /* SUB sockets, closed by s_teardown() */
     size_t n_subs;
     size_t max_items; /* most ZAP poll items seen by s_pump() */
     /* with curve: a scratch directory with the keys and the list */
@@ -611,6 +611,77 @@ test_handshake_holds_handler(void **state)
     assert_true(s_hears(e, first));
 }
 
+/* Connect n subscribers to the heartbeat, one every 10 ms with the loop
+ * running in between (never the handler's quiet time, 100 ms); into
+ * subs. */
+static void
+s_crowd(s_env_t *e, void **subs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        subs[i] = s_sub(e, S_HEARTBEAT);
+        s_pump(e, 10);
+    }
+}
+
+/*
+ * A crowd of subscribers arriving without a pause (a restart of their
+ * hosts) retires the handler as it goes, once a handler has served 32
+ * handshakes and every connection in its handshake has asked: the pipes
+ * of the first part are freed while the rest arrive, whose connections
+ * reuse their memory. Before, the handler was retired only after 100 ms
+ * without a connection, so never during such a crowd. Nobody may wait for
+ * handshake_timeout (a minute here) on the way.
+ */
+static void
+test_crowd_retires_handler(void **state)
+{
+    s_env_t *e = *state;
+    size_t idle = s_zap_items(e);
+    e->max_items = idle;
+    void *subs[48];
+    s_crowd(e, subs, 48);
+    /* a retired handler was polled during its grace, while the crowd
+     * was still arriving */
+    assert_int_equal(e->max_items, idle + 1);
+    for (size_t i = 0; i < 48; i++)
+        if (!s_hears(e, subs[i]))
+            fail_msg("subscriber %zu not admitted within 3 s", i);
+    const pd_zap_counters_t *c = pd_zap_counters(e->zap);
+    assert_int_equal(c->handshake_failed, 0);
+    assert_int_equal(c->connections, 48);
+}
+
+/*
+ * Not in a crowd either is the handler retired under a connection that
+ * has not asked yet: a raw client connects and stays silent while a
+ * crowd comes and goes through the handler, renewals held unbound (a
+ * renewal would show as a refused bind); then it greets and must be
+ * answered.
+ */
+static void
+test_crowd_waits_for_silent(void **state)
+{
+    s_env_t *e = *state;
+    int fd = s_raw_connect(e);
+    s_pump(e, 50);
+    s_held = 0;
+    s_hold_unbound = true;
+    void *subs[40];
+    s_crowd(e, subs, 40);
+    s_pump(e, 300);
+    int held = s_held;
+    s_raw_greet(fd);
+    bool ready = s_raw_ready(e, fd, 3000);
+    s_hold_unbound = false;
+    close(fd);
+    assert_int_equal(held, 0);
+    assert_true(ready);
+    for (size_t i = 0; i < 40; i++)
+        if (!s_hears(e, subs[i]))
+            fail_msg("subscriber %zu not admitted within 3 s", i);
+    assert_int_equal(pd_zap_counters(e->zap)->handshake_failed, 0);
+}
+
 /*
  * Rights follow the key. bob (egypt only) subscribes to all/; before
  * the feed reads it, a reload swaps the names: "bob" is now the key
@@ -690,6 +761,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_renewal_newcomer_gets_in,
                                         s_setup_patient, s_teardown),
         cmocka_unit_test_setup_teardown(test_handshake_holds_handler,
+                                        s_setup_patient, s_teardown),
+        cmocka_unit_test_setup_teardown(test_crowd_retires_handler,
+                                        s_setup_patient, s_teardown),
+        cmocka_unit_test_setup_teardown(test_crowd_waits_for_silent,
                                         s_setup_patient, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
