@@ -44,6 +44,12 @@ typedef struct bench_opts {
 void bench_opts_parse(bench_opts_t *o, int argc, char **argv,
                       const char *name, const char *what);
 
+/*
+ * Take flag (a mode of the program, "--callgrind") out of argv before
+ * bench_opts_parse() sees it. Returns whether it was there.
+ */
+bool bench_take_flag(int *argc, char **argv, const char *flag);
+
 /* -------------------------------------------------------------- clocks */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -160,6 +166,14 @@ bench_threads_t bench_threads_cores(const bench_threads_t *t0,
 
 /* Online CPUs, at least 1. */
 unsigned bench_cpus(void);
+
+/*
+ * Read a callgrind dump (written with --compress-strings=no): the total
+ * instructions, and the inclusive instructions and calls of fn summed
+ * over its callers. Returns 0 or -errno (-ENODATA: no total in it).
+ */
+int bench_callgrind_parse(const char *path, const char *fn, uint64_t *total,
+                          uint64_t *fn_ir, uint64_t *fn_calls);
 
 /* Print the last lines of a log file to stderr. */
 void bench_log_tail(const char *path, const char *title);

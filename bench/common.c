@@ -1404,3 +1404,60 @@ bench_note(const char *fmt, ...)
     printf("\n");
     va_end(ap);
 }
+
+/* ------------------------------------------------------------ callgrind */
+
+int
+bench_callgrind_parse(const char *path, const char *fn, uint64_t *total,
+                      uint64_t *fn_ir, uint64_t *fn_calls)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -errno;
+    char line[4096];
+    size_t fn_len = strlen(fn);
+    bool in_call = false, cost_next = false;
+    *total = *fn_ir = *fn_calls = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long long a, b;
+        if (cost_next) {
+            /* "<position> <inclusive Ir>" after a calls= line */
+            if (sscanf(line, "%llu %llu", &a, &b) == 2)
+                *fn_ir += b;
+            cost_next = false;
+            continue;
+        }
+        if (strncmp(line, "cfn=", 4) == 0) {
+            const char *name = line + 4;
+            if (name[0] == '(') /* "(id) name" if strings are compressed */
+                name = strchr(name, ' ') != NULL ? strchr(name, ' ') + 1 : name;
+            in_call = strncmp(name, fn, fn_len) == 0
+                      && (name[fn_len] == '\n' || name[fn_len] == '\0'
+                          || name[fn_len] == '\'' || name[fn_len] == ' ');
+        } else if (strncmp(line, "calls=", 6) == 0) {
+            if (in_call && sscanf(line + 6, "%llu", &a) == 1) {
+                *fn_calls += a;
+                cost_next = true;
+            }
+            in_call = false;
+        } else if (sscanf(line, "summary: %llu", &a) == 1
+                   || sscanf(line, "totals: %llu", &a) == 1) {
+            *total = a;
+        }
+    }
+    fclose(f);
+    return *total > 0 ? 0 : -ENODATA;
+}
+
+bool
+bench_take_flag(int *argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < *argc; i++)
+        if (strcmp(argv[i], flag) == 0) {
+            memmove(&argv[i], &argv[i + 1],
+                    (size_t)(*argc - i) * sizeof(*argv));
+            (*argc)--;
+            return true;
+        }
+    return false;
+}

@@ -234,53 +234,6 @@ s_publish_all(const char *api, bench_key_t *keys, const bench_envs_t *envs,
     return acked;
 }
 
-/*
- * Read a callgrind dump (written with --compress-strings=no): the total
- * instructions, and the inclusive instructions and calls of fn summed over
- * its callers. 0 or -errno.
- */
-static int
-s_cg_parse(const char *path, const char *fn, uint64_t *total,
-           uint64_t *fn_ir, uint64_t *fn_calls)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -errno;
-    char line[4096];
-    size_t fn_len = strlen(fn);
-    bool in_call = false, cost_next = false;
-    *total = *fn_ir = *fn_calls = 0;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        unsigned long long a, b;
-        if (cost_next) {
-            /* "<position> <inclusive Ir>" after a calls= line */
-            if (sscanf(line, "%llu %llu", &a, &b) == 2)
-                *fn_ir += b;
-            cost_next = false;
-            continue;
-        }
-        if (strncmp(line, "cfn=", 4) == 0) {
-            const char *name = line + 4;
-            if (name[0] == '(') /* "(id) name" if strings are compressed */
-                name = strchr(name, ' ') != NULL ? strchr(name, ' ') + 1 : name;
-            in_call = strncmp(name, fn, fn_len) == 0
-                      && (name[fn_len] == '\n' || name[fn_len] == '\0'
-                          || name[fn_len] == '\'' || name[fn_len] == ' ');
-        } else if (strncmp(line, "calls=", 6) == 0) {
-            if (in_call && sscanf(line + 6, "%llu", &a) == 1) {
-                *fn_calls += a;
-                cost_next = true;
-            }
-            in_call = false;
-        } else if (sscanf(line, "summary: %llu", &a) == 1
-                   || sscanf(line, "totals: %llu", &a) == 1) {
-            *total = a;
-        }
-    }
-    fclose(f);
-    return *total > 0 ? 0 : -ENODATA;
-}
-
 static int
 s_callgrind(const bench_opts_t *o, bench_key_t *keys, bool tree)
 {
@@ -350,8 +303,8 @@ s_callgrind(const bench_opts_t *o, bench_key_t *keys, bool tree)
     snprintf(dump, sizeof(dump), "%s.1", out);
     if (rc != 0)
         bench_note("callgrind_control failed (exit %d)", rc);
-    else if (s_cg_parse(dump, "crypto_sign_verify_detached", &total, &v_ir,
-                        &v_calls) < 0)
+    else if (bench_callgrind_parse(dump, "crypto_sign_verify_detached",
+                                   &total, &v_ir, &v_calls) < 0)
         bench_note("no callgrind dump in %s", dump);
     if (total > 0 && v_calls != acked)
         bench_note("%llu verifies for %llu updates: some were sent again "
@@ -387,14 +340,7 @@ int
 main(int argc, char **argv)
 {
     /* --callgrind: only the instruction count (s_callgrind()). */
-    bool callgrind = false;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--callgrind") == 0) {
-            callgrind = true;
-            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
-            argc--;
-            break;
-        }
+    bool callgrind = bench_take_flag(&argc, argv, "--callgrind");
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_ingest",
                      "Durable acked updates/s vs raw Ed25519 verify/s; with "

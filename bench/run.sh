@@ -12,6 +12,11 @@
 #                                      against one verify, under valgrind
 #                                      (bench_ingest --callgrind; in the
 #                                      default list, ~10 s)
+#   BENCH_ONLY=subscriber_callgrind sh bench/run.sh BUILD_DIR
+#                                      a parley_sub_t's instructions per
+#                                      delivery against one verify, under
+#                                      valgrind (bench_subscriber
+#                                      --callgrind; in the default list)
 #
 # Called by `make bench` after the bench target is built. When run as root
 # it installs the peer brokers and client libraries the comparisons need
@@ -27,7 +32,7 @@ set -u
 
 BUILD=${1:-build}
 QUICK=${QUICK:-0}
-ONLY=${BENCH_ONLY:-ingest ingest_callgrind fanout subscriber latency memory recovery hostile gateway tlog cluster_raw cluster}
+ONLY=${BENCH_ONLY:-ingest ingest_callgrind fanout subscriber subscriber_callgrind latency memory recovery hostile gateway tlog cluster_raw cluster}
 JOBS=${JOBS:-2}
 
 if [ ! -d "$BUILD" ]; then
@@ -90,8 +95,8 @@ for name in $ONLY; do
     # A mode of another program: bench_<program>_<mode> runs
     # bench_<program> --<mode>.
     case "$name" in
-    ingest_callgrind)
-        prog="$BUILD/bench/bench_ingest"
+    ingest_callgrind | subscriber_callgrind)
+        prog="$BUILD/bench/bench_${name%_callgrind}"
         mode="--callgrind"
         if ! command -v valgrind >/dev/null 2>&1; then
             echo

@@ -46,9 +46,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define S_HAVE_CALLGRIND 1
+#endif
+#endif
 
 #define S_ROUNDS 2
 #define S_HWM 1000000
@@ -117,6 +125,46 @@ s_sub_new(const char *api, parley_start_t start, int threads)
 }
 
 /*
+ * Take events from sub until the delivery of seq last (or secs pass):
+ * every seq from *next on must come once, in order, as a delivery; *next
+ * ends after the last one taken. Returns 0, or -1 after saying on stderr
+ * what went wrong.
+ */
+static int
+s_take(parley_sub_t *sub, uint64_t *next, uint64_t last, unsigned secs,
+       const char *what)
+{
+    uint64_t deadline = bench_now_ns() + secs * 1000000000ull;
+    while (*next <= last && bench_now_ns() < deadline) {
+        const parley_event_t *ev;
+        int rc = parley_sub_next(sub, 1000, &ev);
+        if (rc == 0 || rc == PARLEY_ETIMEOUT)
+            continue;
+        if (rc < 0) {
+            fprintf(stderr, "%s: parley_sub_next: %s\n", what,
+                    parley_error_name(rc));
+            return -1;
+        }
+        parley_event_type_t type = parley_event_type(ev);
+        if (type == PARLEY_EVENT_DELIVERY) {
+            uint64_t seq = parley_event_seq(ev);
+            if (seq != *next) {
+                fprintf(stderr, "%s: seq %llu where %llu was due\n", what,
+                        (unsigned long long)seq, (unsigned long long)*next);
+                return -1;
+            }
+            (*next)++;
+        } else if (type == PARLEY_EVENT_GAP || type == PARLEY_EVENT_REJECTED) {
+            fprintf(stderr, "%s: %s at seq %llu\n", what,
+                    type == PARLEY_EVENT_GAP ? "gap" : "reject",
+                    (unsigned long long)parley_event_seq(ev));
+            return -1;
+        }
+    }
+    return *next > last ? 0 : -1;
+}
+
+/*
  * Hand out events until the delivery of seq `last`; every seq from
  * `first` on must come once, in order, as a delivery. The clock starts
  * at the first call.
@@ -131,33 +179,8 @@ s_drain(const bench_daemon_t *d, parley_sub_t *sub, uint64_t first,
     s_probe_read(d, &p0);
     double c0 = s_thread_cpu();
     uint64_t t0 = bench_now_ns();
-    uint64_t deadline = t0 + 120ull * 1000000000ull;
-    while (next <= last && bench_now_ns() < deadline) {
-        const parley_event_t *ev;
-        int rc = parley_sub_next(sub, 1000, &ev);
-        if (rc == 0 || rc == PARLEY_ETIMEOUT)
-            continue;
-        if (rc < 0) {
-            fprintf(stderr, "%s: parley_sub_next: %s\n", what,
-                    parley_error_name(rc));
-            return r;
-        }
-        parley_event_type_t type = parley_event_type(ev);
-        if (type == PARLEY_EVENT_DELIVERY) {
-            uint64_t seq = parley_event_seq(ev);
-            if (seq != next) {
-                fprintf(stderr, "%s: seq %llu where %llu was due\n", what,
-                        (unsigned long long)seq, (unsigned long long)next);
-                return r;
-            }
-            next++;
-        } else if (type == PARLEY_EVENT_GAP || type == PARLEY_EVENT_REJECTED) {
-            fprintf(stderr, "%s: %s at seq %llu\n", what,
-                    type == PARLEY_EVENT_GAP ? "gap" : "reject",
-                    (unsigned long long)parley_event_seq(ev));
-            return r;
-        }
-    }
+    if (s_take(sub, &next, last, 120, what) < 0)
+        return r;
     double secs = bench_secs(t0, bench_now_ns());
     uint64_t n = last - first + 1;
     r.ok = next > last;
@@ -329,6 +352,10 @@ s_cores_note(const s_run_t *r, int th, const char *what, double v1)
                th == 1 ? " (and the caller's serial CPU)" : "", allows,
                v1 > 0 ? allows / v1 : 0, v1 > 0 ? r->rate / v1 : 0);
     const parley__preverify_counts_t *v = &r->vc;
+    if (v->starved > 0)
+        bench_note("  %s: the caller waited %llu times for a replay page "
+                   "with nothing to hand out", what,
+                   (unsigned long long)v->starved);
     if (v->taken == 0)
         return;
     double t = (double)v->taken;
@@ -349,26 +376,258 @@ s_max(double a, double b)
     return a > b ? a : b;
 }
 
+
+/* A fresh temporary directory (tag) into base (BENCH_PATH_MAX bytes) and
+ * the signer, with a keyring for it there. 0 or -1. */
+static int
+s_base_and_key(char *base, const char *tag, bench_key_t *key)
+{
+    char ring[BENCH_PATH_MAX + 16];
+    if (bench_tmpdir_make(base, BENCH_PATH_MAX, tag) < 0)
+        return -1;
+    snprintf(ring, sizeof(ring), "%s/keyring", base);
+    if (bench_keys_make(key, 1) < 0 || bench_keyring_write(ring, key, 1) < 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ callgrind */
+
+/*
+ * --callgrind: the noise-free guard of target 4. A subscriber process
+ * (this program again, "--cg-child", with verify_threads 1) runs under
+ * valgrind's callgrind against parleyd (fsync off, not under valgrind):
+ * a catch-up (PARLEY_START_SEQ at 1 over a log of S_CG_WARM + S_CG_COUNT
+ * updates) and a live burst (started LIVE; it reads nothing until the
+ * same number more are published and a pause let its I/O thread queue
+ * them). The child takes S_CG_WARM deliveries, zeroes callgrind's
+ * counters (CALLGRIND_ZERO_STATS), takes S_CG_COUNT more and dumps them
+ * (CALLGRIND_DUMP_STATS). Instructions per delivery = every instruction
+ * the subscriber process's threads ran in user space in between /
+ * S_CG_COUNT, against one raw verify: the instructions inside
+ * crypto_sign_verify_detached() per call, from the same dump. The
+ * kernel's work is not counted. Deterministic to a fraction of a
+ * percent.
+ */
+#define S_CG_WARM 200
+#define S_CG_COUNT 2000
+/* Waits of the parent for a child under valgrind, in 10 ms steps. */
+#define S_CG_WAIT_STEPS 30000
+
+/* Does path exist? */
+static bool
+s_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/*
+ * The child (argv: MODE API FIRST DIR, MODE "catchup" or "live"): take
+ * S_CG_WARM deliveries from FIRST, then S_CG_COUNT counted ones. A live
+ * one writes DIR/ready once connected and waits for DIR/go. Exit 0 if
+ * every seq came once, in order.
+ */
+static int
+s_cg_child(char **argv)
+{
+#ifdef S_HAVE_CALLGRIND
+    bool live = strcmp(argv[0], "live") == 0;
+    uint64_t first = strtoull(argv[2], NULL, 10);
+    char ready[BENCH_PATH_MAX + 16], go[BENCH_PATH_MAX + 16];
+    snprintf(ready, sizeof(ready), "%s/ready", argv[3]);
+    snprintf(go, sizeof(go), "%s/go", argv[3]);
+    parley_sub_options_t o = PARLEY_SUB_OPTIONS_INIT;
+    o.server = argv[1];
+    o.start = live ? PARLEY_START_LIVE : PARLEY_START_SEQ;
+    o.since_seq = first;
+    o.rcvhwm = S_HWM;
+    o.verify_threads = 1;
+    /* Everything is ~50 times slower under valgrind. */
+    o.timeout_ms = 120000;
+    o.heartbeat_misses = 120;
+    parley_sub_t *sub = parley_sub_new(&o);
+    if (sub == NULL) {
+        fprintf(stderr, "cg child: parley_sub_new: %s\n", strerror(errno));
+        return 1;
+    }
+    if (live) {
+        const parley_event_t *ev;
+        while (parley_sub_next(sub, 0, &ev) == 1)
+            ;
+        if (bench_file_write(ready, "ready\n") < 0)
+            return 1;
+        for (int i = 0; i < S_CG_WAIT_STEPS && !s_exists(go); i++)
+            bench_sleep_ns(10000000);
+    }
+    uint64_t next = first;
+    int rc = s_take(sub, &next, first + S_CG_WARM - 1, 600, argv[0]);
+    if (rc == 0) {
+        CALLGRIND_ZERO_STATS;
+        rc = s_take(sub, &next, first + S_CG_WARM + S_CG_COUNT - 1, 600,
+                    argv[0]);
+        CALLGRIND_DUMP_STATS;
+    }
+    parley_sub_destroy(&sub);
+    return rc == 0 ? 0 : 1;
+#else
+    (void)argv;
+    return 2;
+#endif
+}
+
+/* Wait for pid; its exit status or -1. */
+static int
+s_wait_child(pid_t pid)
+{
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * One child under callgrind (mode "catchup" or "live", from seq first):
+ * for live, publish envs [from, from + S_CG_WARM + S_CG_COUNT) once it is
+ * connected. Prints the ratio; 0 or -1.
+ */
+static int
+s_cg_run(const bench_daemon_t *d, const parley_key_t *key,
+         const bench_envs_t *envs, size_t from, const char *base,
+         const char *mode, uint64_t first, uint64_t *head)
+{
+    char dir[BENCH_PATH_MAX + 16], out[BENCH_PATH_MAX + 48],
+        dump[BENCH_PATH_MAX + 64], log[BENCH_PATH_MAX + 48],
+        outarg[BENCH_PATH_MAX + 96], self[BENCH_PATH_MAX], firsts[24];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    snprintf(dir, sizeof(dir), "%s/%s", base, mode);
+    snprintf(out, sizeof(out), "%s/callgrind.out", dir);
+    snprintf(dump, sizeof(dump), "%s.1", out);
+    snprintf(log, sizeof(log), "%s/child.log", dir);
+    snprintf(outarg, sizeof(outarg), "--callgrind-out-file=%s", out);
+    snprintf(firsts, sizeof(firsts), "%llu", (unsigned long long)first);
+    if (mkdir(dir, 0700) < 0)
+        return -1;
+    const char *argv[] = { "valgrind", "--tool=callgrind", "-q", outarg,
+                           "--compress-strings=no", "--compress-pos=no",
+                           self, "--cg-child", mode, d->api, firsts, dir,
+                           NULL };
+    pid_t pid = bench_spawn(argv, log);
+    if (pid < 0)
+        return -1;
+    bool live = strcmp(mode, "live") == 0;
+    if (live) {
+        char ready[BENCH_PATH_MAX + 32], go[BENCH_PATH_MAX + 32];
+        snprintf(ready, sizeof(ready), "%s/ready", dir);
+        snprintf(go, sizeof(go), "%s/go", dir);
+        for (int i = 0; i < S_CG_WAIT_STEPS && !s_exists(ready)
+                        && bench_alive(pid);
+             i++)
+            bench_sleep_ns(10000000);
+        size_t k = S_CG_WARM + S_CG_COUNT;
+        uint64_t acked = s_publish(d->api, key, envs, from, k);
+        *head += acked;
+        /* Time for the child's I/O thread (under valgrind) to queue all
+         * of it before the child reads. */
+        if (acked == k && s_wait_head(d, *head) == 0)
+            bench_sleep_ns(5000000000ull);
+        (void)bench_file_write(go, "go\n");
+    }
+    int st = s_wait_child(pid);
+    uint64_t total = 0, v_ir = 0, v_calls = 0;
+    if (st != 0) {
+        bench_note("%s: the subscriber under callgrind exited with %d", mode,
+                   st);
+        bench_log_tail(log, "subscriber under callgrind");
+        return -1;
+    }
+    if (bench_callgrind_parse(dump, "crypto_sign_verify_detached", &total,
+                              &v_ir, &v_calls) < 0
+        || v_calls == 0) {
+        bench_note("%s: no callgrind dump in %s", mode, dump);
+        return -1;
+    }
+    if (v_calls != S_CG_COUNT)
+        bench_note("%s: %llu verifies for %d deliveries", mode,
+                   (unsigned long long)v_calls, S_CG_COUNT);
+    double per = (double)total / S_CG_COUNT;
+    double per_verify = (double)v_ir / (double)v_calls;
+    bench_note("%s: %d deliveries after %d warm-up ones; %llu instructions "
+               "in all the subscriber's threads, %llu in %llu verifies",
+               mode, S_CG_COUNT, S_CG_WARM, (unsigned long long)total,
+               (unsigned long long)v_ir, (unsigned long long)v_calls);
+    bench_ratio(live ? "instructions per delivery, live burst, 1 thread"
+                     : "instructions per delivery, catch-up, 1 thread",
+                per, "Ir", "one raw verify", per_verify, live ? 1.05 : 0,
+                true);
+    return 0;
+}
+
+/* --callgrind: both runs (see above). Returns the exit code. */
+static int
+s_callgrind(const bench_opts_t *o)
+{
+#ifndef S_HAVE_CALLGRIND
+    (void)o;
+    bench_note("built without valgrind/callgrind.h: no callgrind mode");
+    return 1;
+#else
+    char base[BENCH_PATH_MAX];
+    bench_key_t key;
+    if (s_base_and_key(base, "subscriber-cg", &key) < 0)
+        return 1;
+    size_t k = S_CG_WARM + S_CG_COUNT;
+    bench_envs_t envs;
+    if (bench_envs_sign(&envs, key.key, 2 * k,
+                        (uint64_t)parley_now_ms() * 1000ull, 2) < 0)
+        return 1;
+    bench_daemon_t d;
+    if (bench_daemon_start(&d, o->parleyd, base, false, 10000) < 0)
+        return 1;
+    uint64_t head = s_publish(d.api, key.key, &envs, 0, k);
+    int rc = head == k && s_wait_head(&d, head) == 0 ? 0 : -1;
+    if (rc == 0)
+        rc = s_cg_run(&d, key.key, &envs, 0, base, "catchup", 1, &head);
+    if (rc == 0)
+        rc = s_cg_run(&d, key.key, &envs, k, base, "live", head + 1, &head);
+    bench_daemon_stop(&d);
+    bench_envs_free(&envs);
+    bench_keys_free(&key, 1);
+    bench_tmpdir_remove(base);
+    return rc == 0 ? 0 : 1;
+#endif
+}
+
 int
 main(int argc, char **argv)
 {
+    /* The subscriber of --callgrind, under valgrind (s_cg_child()). */
+    if (argc == 6 && strcmp(argv[1], "--cg-child") == 0)
+        return s_cg_child(argv + 2);
+    bool callgrind = bench_take_flag(&argc, argv, "--callgrind");
     bench_opts_t o;
     bench_opts_parse(&o, argc, argv, "bench_subscriber",
                      "One parley_sub_t: replay catch-up on 1 and 2 verify "
-                     "threads, a live burst, against raw Ed25519 verify.");
+                     "threads, a live burst, against raw Ed25519 verify; "
+                     "with --callgrind, its instructions per delivery vs "
+                     "one verify (valgrind).");
     if (sodium_init() < 0)
         return 1;
+    if (callgrind) {
+        bench_section("subscriber: instructions per delivery (callgrind)");
+        return s_callgrind(&o);
+    }
     size_t m = o.quick ? 20000 : 100000;      /* log for the catch-up */
     size_t k = o.quick ? 10000 : 40000;       /* each live burst */
     uint64_t vdur = o.quick ? 300000000ull : 1000000000ull;
     int rounds = o.quick ? 1 : S_ROUNDS;
 
-    char base[BENCH_PATH_MAX], ring[BENCH_PATH_MAX + 16];
-    if (bench_tmpdir_make(base, sizeof(base), "subscriber") < 0)
-        return 1;
-    snprintf(ring, sizeof(ring), "%s/keyring", base);
+    char base[BENCH_PATH_MAX];
     bench_key_t key;
-    if (bench_keys_make(&key, 1) < 0 || bench_keyring_write(ring, &key, 1) < 0)
+    if (s_base_and_key(base, "subscriber", &key) < 0)
         return 1;
 
     /* The reference's bytes: the typical update's signed message. */

@@ -23,8 +23,8 @@ parley__merge_clear(parley__merge_t *m)
 {
     for (size_t i = 0; i < m->n; i++)
         free(m->items[i].data);
-    free(m->items);
-    m->items = NULL;
+    free(m->base);
+    m->items = m->base = NULL;
     m->n = m->alloc = 0;
 }
 
@@ -68,6 +68,33 @@ s_remove_seqs(parley__merge_t *m, uint64_t lo, uint64_t hi)
 }
 
 /*
+ * Room for one more item at the end: the room the items handed out left
+ * before them is taken back when it is at least as large as what is
+ * held (so each item is moved O(1) times on average), else the array
+ * doubles. Returns 0 or -ENOMEM.
+ */
+static int
+s_make_room(parley__merge_t *m)
+{
+    size_t off = m->base != NULL ? (size_t)(m->items - m->base) : 0;
+    if (off > 0 && off >= m->n) {
+        memmove(m->base, m->items, m->n * sizeof(m->items[0]));
+        m->items = m->base;
+        m->alloc += off;
+        return 0;
+    }
+    size_t total = off + m->alloc;
+    total = total > 0 ? total * 2 : 64;
+    parley__merge_item_t *base = realloc(m->base, total * sizeof(*base));
+    if (base == NULL)
+        return -ENOMEM;
+    m->base = base;
+    m->items = base + off;
+    m->alloc = total - off;
+    return 0;
+}
+
+/*
  * Insert a copy of one delivery unless its seq is already held.
  * Returns 0 or -ENOMEM.
  */
@@ -77,15 +104,8 @@ s_insert(parley__merge_t *m, uint64_t seq, const void *data, size_t len)
     size_t at = s_lower_bound(m, seq);
     if (at < m->n && m->items[at].seq == seq)
         return 0; /* the same delivery again, once per matching topic */
-    if (m->n == m->alloc) {
-        size_t alloc = m->alloc > 0 ? m->alloc * 2 : 64;
-        parley__merge_item_t *items =
-            realloc(m->items, alloc * sizeof(*items));
-        if (items == NULL)
-            return -ENOMEM;
-        m->items = items;
-        m->alloc = alloc;
-    }
+    if (m->n == m->alloc && s_make_room(m) < 0)
+        return -ENOMEM;
     uint8_t *copy = malloc(len > 0 ? len : 1);
     if (copy == NULL)
         return -ENOMEM;
@@ -298,8 +318,14 @@ parley__merge_next(parley__merge_t *m, parley__merge_out_t *out)
         return 0;
     if (m->n > 0 && m->items[0].seq <= m->confirmed + 1) {
         out->item = m->items[0];
-        memmove(&m->items[0], &m->items[1], (m->n - 1) * sizeof(m->items[0]));
-        m->n--;
+        /* O(1): the slot stays before items until s_make_room() takes
+         * it back (or at once when nothing is left). */
+        m->items++;
+        m->alloc--;
+        if (--m->n == 0) {
+            m->alloc += (size_t)(m->items - m->base);
+            m->items = m->base;
+        }
         m->emitted = out->item.seq;
         if (m->emitted > m->confirmed)
             m->confirmed = m->emitted;

@@ -38,7 +38,10 @@ typedef struct parley__merge_item {
 typedef struct parley__merge {
     parley__merge_item_t *items; /* ascending, unique seqs, all > emitted */
     size_t n;                    /* items used */
-    size_t alloc;                /* items allocated */
+    size_t alloc;                /* items allocated from items on */
+    parley__merge_item_t *base;  /* the allocation: items handed out from
+                                    the front leave room before items, so
+                                    that taking the first is O(1) */
     size_t limit;                /* live items held at most (soft cap) */
     uint64_t emitted;            /* last seq handed out */
     uint64_t confirmed;          /* all seqs up to here are accounted for */

@@ -351,9 +351,7 @@ parley__preverify_take(parley__preverify_t *pv, uint64_t seq,
         pthread_cond_wait(&pv->done, &pv->mu);
         pv->wait_for = pv->cap;
     }
-    parley_delivery_t old = *d;
-    *d = s->d;
-    s->d = old;
+    parley__delivery_move(d, &s->d);
     *rc = s->rc;
     s_clear(pv, i);
     pthread_mutex_unlock(&pv->mu);

@@ -40,6 +40,9 @@ typedef struct parley__preverify_counts {
     uint64_t waits;         /* waits for a worker (nothing to help with) */
     uint64_t pending_sum;   /* PENDING slots at each take, summed */
     uint64_t unoffered;     /* takes of deliveries never offered */
+    uint64_t starved;       /* sub.c: waits on the sockets while a replay
+                               was under way and nothing could be handed
+                               out (the next page was late) */
 } parley__preverify_counts_t;
 
 /*
@@ -78,8 +81,9 @@ int parley__preverify_offer(parley__preverify_t *pv,
 
 /*
  * The decoded delivery of seq, if it was offered with exactly these
- * bytes: taken over into *d (whose old contents the object keeps for
- * reuse) with *rc set to what parley_delivery_decode() returned. One no
+ * bytes: moved into *d (parley__delivery_move(): the object keeps d's
+ * envelope buffer for reuse) with *rc set to what
+ * parley_delivery_decode() returned. One no
  * worker has started is verified here; while a worker is on it, the
  * next offered one no worker has started is verified here meanwhile,
  * and only when there is none does the caller's thread wait.
@@ -97,7 +101,8 @@ parley__preverify_counts_t
 parley__preverify_counts(const parley__preverify_t *pv);
 
 /* The counts of a subscriber's threads that verify ahead (sub.c; all 0
- * with verify_threads 1), for benchmarks. Threads: the subscriber's. */
+ * with verify_threads 1 but starved, which is counted with any number),
+ * for benchmarks. Threads: the subscriber's. */
 parley__preverify_counts_t parley__sub_verify_counts(const parley_sub_t *sub);
 
 #endif /* PARLEY_PREVERIFY_H */

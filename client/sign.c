@@ -12,6 +12,7 @@
 #include "sign.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -302,6 +303,16 @@ parley_delivery_decode(const parley_keyring_t *ring, const void *buf,
 
     if (buf == NULL || out == NULL)
         return PARLEY_EARG;
+    /* The key id of the signer of the delivery decoded into out before,
+     * kept for when it is the same signer (a hash less per delivery for
+     * a subscriber). */
+    uint8_t prev[PARLEY_PUBLICKEY_BYTES];
+    char prev_id[PARLEY_KEYID_CHARS + 1];
+    bool have_prev = out->signer_id[0] != '\0';
+    if (have_prev) {
+        memcpy(prev, out->signer, sizeof(prev));
+        memcpy(prev_id, out->signer_id, sizeof(prev_id));
+    }
     /* Empty, but keep an envelope buffer the delivery owns for reuse. */
     uint8_t *keep = out->envelope_cap > 0 ? out->envelope : NULL;
     size_t keep_cap = out->envelope_cap;
@@ -322,7 +333,10 @@ parley_delivery_decode(const parley_keyring_t *ring, const void *buf,
         out->envelope_len = 0;
         return rc;
     }
-    parley_key_id(out->signer, out->signer_id);
+    if (have_prev && memcmp(prev, out->signer, sizeof(prev)) == 0)
+        memcpy(out->signer_id, prev_id, sizeof(prev_id));
+    else
+        parley_key_id(out->signer, out->signer_id);
     const char *name = ring != NULL ? parley_keyring_name(ring, out->signer)
                                     : NULL;
     snprintf(out->signer_name, sizeof(out->signer_name), "%s",

@@ -151,6 +151,8 @@ struct parley_sub {
 
     parley__preverify_t *pv;         /* verify_threads > 1: deliveries
                                         verified ahead, else NULL */
+    uint64_t starved;                /* waits with a replay under way and
+                                        nothing to hand out (benchmarks) */
 
     parley__logcheck_t *lc;          /* the transparency log, or NULL */
     bool lreq_out;                   /* a request of lc is out */
@@ -1273,6 +1275,7 @@ parley_sub_next(parley_sub_t *sub, int timeout_ms, const parley_event_t **ev)
             if (wait < 0 || left < wait)
                 wait = left;
         }
+        sub->starved += sub->merge.replaying && wait != 0;
         if ((rc = s_poll(sub, wait)) < 0)
             return rc;
     }
@@ -1287,7 +1290,10 @@ parley__sub_log_counts(const parley_sub_t *sub)
 parley__preverify_counts_t
 parley__sub_verify_counts(const parley_sub_t *sub)
 {
-    return parley__preverify_counts(sub != NULL ? sub->pv : NULL);
+    parley__preverify_counts_t c =
+        parley__preverify_counts(sub != NULL ? sub->pv : NULL);
+    c.starved = sub != NULL ? sub->starved : 0;
+    return c;
 }
 
 uint64_t

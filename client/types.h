@@ -67,6 +67,17 @@ int parley__delivery_set_envelope(parley_delivery_t *d, const void *env,
                                   size_t len);
 
 /*
+ * Move the delivery src into dst: its fields are copied (strings up to
+ * their NUL, arrays up to their counts, not the struct's five kilobytes)
+ * and the envelope buffers change places, so that src keeps dst's old one
+ * (emptied) for reuse. What dst held past its strings and counts is left
+ * as it was. Used to hand out a delivery decoded on another thread
+ * without moving every cache line of the struct between cores.
+ * Ownership: each envelope buffer keeps exactly one owner.
+ */
+void parley__delivery_move(parley_delivery_t *dst, parley_delivery_t *src);
+
+/*
  * Why the keyring forbids signer pk this update, in words: which of
  * negotiation, party and phase it refuses, and what it allows the signer
  * ("party \"us\" is not allowed; the keyring allows desk

@@ -348,6 +348,52 @@ parley__delivery_set_envelope(parley_delivery_t *d, const void *env,
     return 0;
 }
 
+/* Copy the NUL-terminated string src into dst (as large as src's field). */
+static void
+s_copy_str(char *dst, const char *src)
+{
+    memcpy(dst, src, strlen(src) + 1);
+}
+
+void
+parley__delivery_move(parley_delivery_t *dst, parley_delivery_t *src)
+{
+    dst->seq = src->seq;
+    dst->received_at = src->received_at;
+    memcpy(dst->signer, src->signer, sizeof(dst->signer));
+    s_copy_str(dst->signer_id, src->signer_id);
+    s_copy_str(dst->signer_name, src->signer_name);
+    parley_update_t *du = &dst->update;
+    const parley_update_t *su = &src->update;
+    s_copy_str(du->negotiation, su->negotiation);
+    du->n_parties = su->n_parties;
+    for (size_t i = 0; i < su->n_parties && i < PARLEY_PARTIES_MAX; i++)
+        s_copy_str(du->parties[i], su->parties[i]);
+    du->phase = su->phase;
+    du->status = su->status;
+    du->kind = su->kind;
+    du->n_references = su->n_references;
+    if (su->n_references > 0 && su->n_references <= PARLEY_REFERENCES_MAX)
+        memcpy(du->references, su->references,
+               su->n_references * sizeof(du->references[0]));
+    s_copy_str(du->headline, su->headline);
+    s_copy_str(du->body, su->body);
+    s_copy_str(du->location, su->location);
+    du->scheduled_at = su->scheduled_at;
+    du->issued_at = su->issued_at;
+    du->signer_seq = su->signer_seq;
+    du->expires_at = su->expires_at;
+    /* The envelopes change hands: each buffer stays with one owner. */
+    uint8_t *env = dst->envelope;
+    size_t env_cap = dst->envelope_cap;
+    dst->envelope = src->envelope;
+    dst->envelope_len = src->envelope_len;
+    dst->envelope_cap = src->envelope_cap;
+    src->envelope = env;
+    src->envelope_len = 0;
+    src->envelope_cap = env_cap;
+}
+
 parley_delivery_t *
 parley_delivery_dup(const parley_delivery_t *d)
 {

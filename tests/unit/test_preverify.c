@@ -46,7 +46,16 @@ s_stream(void)
     for (size_t i = 0; i < S_N; i++) {
         uint64_t seq = i + 1;
         size_t len = 0;
+        /* Deliveries of different sizes in turn: a result moved into a
+         * delivery that held a longer one must show only its own. */
         fx_update_t f = { .phase = (uint32_t)(seq % 5) };
+        if (seq % 3 == 0) {
+            f.parties = "hamas,israel,egypt";
+            f.headline = "A longer headline than the others have";
+            f.body = "Talks resumed in Cairo with both delegations present.";
+            f.ref = seq - 1;
+            f.kind = PARLEY_KIND_CORRECTION;
+        }
         assert_int_equal(fx_delivery_bytes(seq, &f, st->bytes[i], S_BUF, &len),
                          0);
         if (s_forged(seq))
@@ -54,6 +63,56 @@ s_stream(void)
         st->items[i] = (parley__merge_item_t){ seq, st->bytes[i], len };
     }
     return st;
+}
+
+/* Do a and b show the same through every getter? */
+static void
+s_same_delivery(const parley_delivery_t *a, const parley_delivery_t *b)
+{
+    assert_int_equal(parley_delivery_seq(a), parley_delivery_seq(b));
+    assert_int_equal(parley_delivery_received_at(a),
+                     parley_delivery_received_at(b));
+    assert_memory_equal(parley_delivery_signer(a), parley_delivery_signer(b),
+                        PARLEY_PUBLICKEY_BYTES);
+    assert_string_equal(parley_delivery_signer_id(a),
+                        parley_delivery_signer_id(b));
+    assert_string_equal(parley_delivery_signer_name(a),
+                        parley_delivery_signer_name(b));
+    size_t la = 0, lb = 0;
+    const void *ea = parley_delivery_envelope(a, &la);
+    const void *eb = parley_delivery_envelope(b, &lb);
+    assert_int_equal(la, lb);
+    if (la > 0)
+        assert_memory_equal(ea, eb, la);
+    const parley_update_t *ua = parley_delivery_update(a);
+    const parley_update_t *ub = parley_delivery_update(b);
+    assert_string_equal(parley_update_negotiation(ua),
+                        parley_update_negotiation(ub));
+    assert_int_equal(parley_update_party_count(ua),
+                     parley_update_party_count(ub));
+    for (size_t i = 0; i < parley_update_party_count(ua); i++)
+        assert_string_equal(parley_update_party(ua, i),
+                            parley_update_party(ub, i));
+    assert_int_equal(parley_update_phase(ua), parley_update_phase(ub));
+    assert_int_equal(parley_update_status(ua), parley_update_status(ub));
+    assert_int_equal(parley_update_kind(ua), parley_update_kind(ub));
+    assert_int_equal(parley_update_reference_count(ua),
+                     parley_update_reference_count(ub));
+    for (size_t i = 0; i < parley_update_reference_count(ua); i++)
+        assert_int_equal(parley_update_reference(ua, i),
+                         parley_update_reference(ub, i));
+    assert_string_equal(parley_update_headline(ua),
+                        parley_update_headline(ub));
+    assert_string_equal(parley_update_body(ua), parley_update_body(ub));
+    assert_string_equal(parley_update_location(ua),
+                        parley_update_location(ub));
+    assert_int_equal(parley_update_scheduled_at(ua),
+                     parley_update_scheduled_at(ub));
+    assert_int_equal(parley_update_issued_at(ua), parley_update_issued_at(ub));
+    assert_int_equal(parley_update_expires_at(ua),
+                     parley_update_expires_at(ub));
+    assert_int_equal(parley_update_signer_seq(ua),
+                     parley_update_signer_seq(ub));
 }
 
 /* What the caller's thread would have decoded on the spot. */
@@ -66,6 +125,7 @@ s_check_same(const parley__merge_item_t *it, const parley_delivery_t *got,
     int rc = parley_delivery_decode(NULL, it->data, it->len, want);
     assert_int_equal(got_rc, rc);
     if (rc == 0) {
+        s_same_delivery(want, got);
         assert_int_equal(parley_delivery_seq(got), it->seq);
         assert_int_equal(parley_update_signer_seq(parley_delivery_update(got)),
                          1000 + it->seq);
@@ -250,11 +310,47 @@ test_bad_thread_counts(void **state)
     assert_int_equal(c.taken, 0);
 }
 
+/*
+ * parley__delivery_move(): the delivery moved in shows exactly what was
+ * decoded (also over one that held more parties and longer text), and
+ * the envelope buffers change hands without a leak (ASan).
+ */
+static void
+test_delivery_move(void **state)
+{
+    (void)state;
+    s_stream_t *st = s_stream();
+    parley_delivery_t *dst = parley_delivery_new();
+    parley_delivery_t *src = parley_delivery_new();
+    parley_delivery_t *want = parley_delivery_new();
+    assert_non_null(dst);
+    assert_non_null(src);
+    assert_non_null(want);
+    /* seq 3 (three parties, long text), then 4 and 5 over it; 5 forged */
+    for (size_t k = 2; k < 6; k++) {
+        const parley__merge_item_t *it = &st->items[k];
+        int rc = parley_delivery_decode(NULL, it->data, it->len, src);
+        assert_int_equal(parley_delivery_decode(NULL, it->data, it->len,
+                                                want),
+                         rc);
+        parley__delivery_move(dst, src);
+        s_same_delivery(want, dst);
+        size_t len = 1;
+        assert_null(parley_delivery_envelope(src, &len));
+        assert_int_equal(len, 0);
+    }
+    parley_delivery_destroy(&dst);
+    parley_delivery_destroy(&src);
+    parley_delivery_destroy(&want);
+    free(st);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_delivery_move),
         cmocka_unit_test(test_more_threads_than_cores),
         cmocka_unit_test(test_other_bytes_same_seq),
         cmocka_unit_test(test_busy_slot),

@@ -950,6 +950,56 @@ test_envelope_unpack_malformed(void **state)
     parley_key_destroy(&key);
 }
 
+/*
+ * Deliveries of two signers decoded in turn into one delivery (as a
+ * subscriber does into its event): the key id is kept only for the same
+ * signer, and is always the id of the signer shown; a failed decode in
+ * between leaves nothing to keep.
+ */
+static void
+test_delivery_decode_signer_turns(void **state)
+{
+    (void)state;
+    parley_key_t *keys[2] = { s_key(0x31), s_key(0x32) };
+    char ids[2][PARLEY_KEYID_CHARS + 1];
+    uint8_t dels[2][PARLEY_ENVELOPE_MAX + 64];
+    size_t dlens[2] = { 0, 0 };
+    parley_update_t u;
+    s_update(&u);
+    for (int k = 0; k < 2; k++) {
+        uint8_t env[PARLEY_ENVELOPE_MAX], pk[PARLEY_PUBLICKEY_BYTES];
+        size_t len = s_sign(keys[k], &u, env);
+        parley_key_public(keys[k], pk);
+        parley_key_id(pk, ids[k]);
+        assert_int_equal(parley__delivery_encode((uint64_t)k + 1, 1, env, len,
+                                                 dels[k], sizeof(dels[k]),
+                                                 &dlens[k]),
+                         0);
+    }
+    assert_string_not_equal(ids[0], ids[1]);
+    parley_delivery_t *d = parley_delivery_new();
+    assert_non_null(d);
+    static const int turns[] = { 0, 0, 1, 1, 0, -1, 0, 1, -1, 1 };
+    for (size_t i = 0; i < sizeof(turns) / sizeof(turns[0]); i++) {
+        int k = turns[i];
+        if (k < 0) {
+            uint8_t bad[PARLEY_ENVELOPE_MAX + 64];
+            memcpy(bad, dels[0], dlens[0]);
+            bad[dlens[0] - 3] ^= 0x01; /* in the signature */
+            assert_int_equal(parley_delivery_decode(NULL, bad, dlens[0], d),
+                             PARLEY_EBADSIG);
+            assert_string_equal(parley_delivery_signer_id(d), "");
+            continue;
+        }
+        assert_int_equal(parley_delivery_decode(NULL, dels[k], dlens[k], d),
+                         0);
+        assert_string_equal(parley_delivery_signer_id(d), ids[k]);
+    }
+    parley_delivery_destroy(&d);
+    parley_key_destroy(&keys[0]);
+    parley_key_destroy(&keys[1]);
+}
+
 int
 main(void)
 {
@@ -967,6 +1017,7 @@ main(void)
         cmocka_unit_test(test_verify_signed_invalid),
         cmocka_unit_test(test_verify_oversized_body),
         cmocka_unit_test(test_delivery_decode),
+        cmocka_unit_test(test_delivery_decode_signer_turns),
         cmocka_unit_test(test_envelope_unpack_pack),
         cmocka_unit_test(test_envelope_unpack_malformed),
         cmocka_unit_test(test_golden_update_1),

@@ -510,6 +510,65 @@ test_feed_endpoint(void **state)
                      PARLEY_EPROTO);
 }
 
+/*
+ * Handing out from the front leaves room before the held items (taken in
+ * O(1), not by moving the rest): a long stream of deliveries fed and
+ * handed out in turns keeps its order and its allocation bounded, and an
+ * item inserted between held ones after some were handed out (a replay
+ * page filling a hole) lands in its place.
+ */
+static void
+test_front_room_reused(void **state)
+{
+    (void)state;
+    parley__merge_t m;
+    parley__merge_init(&m, 64);
+    parley__merge_start(&m, PARLEY_START_LIVE, 0, 0);
+    uint64_t seq = 1, out_seq = 1;
+    for (int round = 0; round < 500; round++) {
+        /* feed up to 3, hand out 2: the held count stays at the limit */
+        for (int i = 0; i < 3 && m.n < m.limit; i++)
+            s_live(&m, seq++);
+        for (int i = 0; i < 2 && m.n > 0; i++) {
+            char tag[32];
+            snprintf(tag, sizeof(tag), "d%llu", (unsigned long long)out_seq);
+            s_expect_item(&m, out_seq++, tag);
+        }
+        assert_true(m.n <= m.limit);
+        assert_true(m.items + m.alloc <= m.base + 256);
+    }
+    while (m.n > 0) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "d%llu", (unsigned long long)out_seq);
+        s_expect_item(&m, out_seq++, tag);
+    }
+    assert_int_equal(out_seq, seq);
+    assert_ptr_equal(m.items, m.base); /* empty: back at the start */
+
+    /* A hole among held items after some went out: the page fills it. */
+    s_live(&m, seq);
+    s_live(&m, seq + 1);
+    s_live(&m, seq + 3);
+    s_live(&m, seq + 4);
+    s_expect_item(&m, seq, NULL);
+    s_expect_item(&m, seq + 1, NULL);
+    s_expect_nothing(&m);
+    s_expect_replay(&m, seq + 2);
+    uint64_t page_seqs[] = { seq + 2 };
+    s_items_t page;
+    s_items(&page, 1, page_seqs);
+    assert_int_equal(parley__merge_page(&m, seq + 2, seq + 3, true,
+                                        page.items, page.n),
+                     0);
+    char tag[32];
+    snprintf(tag, sizeof(tag), "r%llu", (unsigned long long)(seq + 2));
+    s_expect_item(&m, seq + 2, tag);
+    s_expect_item(&m, seq + 3, NULL);
+    s_expect_item(&m, seq + 4, NULL);
+    s_expect_nothing(&m);
+    parley__merge_clear(&m);
+}
+
 int
 main(void)
 {
@@ -532,6 +591,7 @@ main(void)
         cmocka_unit_test(test_rebase),
         cmocka_unit_test(test_seq_start_read_ahead),
         cmocka_unit_test(test_feed_endpoint),
+        cmocka_unit_test(test_front_room_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
