@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run every parley benchmark in turn and print their results.
 #
-#   sh bench/run.sh BUILD_DIR          full run (about 5-8 minutes)
+#   sh bench/run.sh BUILD_DIR          full run (about 20 minutes: 14 without the
+#                                      cluster bench, which alone takes 5 or more)
 #   QUICK=1 sh bench/run.sh BUILD_DIR  smoke run (well under a minute each)
 #   BENCH_ONLY=soak sh bench/run.sh BUILD_DIR
 #                                      the 10-minute soak with faults
