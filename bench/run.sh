@@ -1,8 +1,8 @@
 #!/bin/sh
 # Run every parley benchmark in turn and print their results.
 #
-#   sh bench/run.sh BUILD_DIR          full run (about 20 minutes: 14 without the
-#                                      cluster bench, which alone takes 5 or more)
+#   sh bench/run.sh BUILD_DIR          full run (about 15 minutes, 4-5 of them
+#                                      the cluster bench)
 #   QUICK=1 sh bench/run.sh BUILD_DIR  smoke run (well under a minute each)
 #   BENCH_ONLY=soak sh bench/run.sh BUILD_DIR
 #                                      the 10-minute soak with faults
