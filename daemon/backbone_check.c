@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ============================================================ answers */
 
@@ -60,18 +61,6 @@ s_digits(const char **p, int n, int *out)
     *p += n;
     *out = v;
     return 0;
-}
-
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
-static int64_t
-s_days(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
 }
 
 static int
@@ -126,8 +115,9 @@ pd_backbone__parse_time(const char *s, int64_t *ns)
     }
     if (*p != '\0')
         return -1;
-    int64_t secs = s_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
-    *ns = secs * S_NS_PER_S + frac;
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                     .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+    *ns = ((int64_t)timegm(&tm) - off) * S_NS_PER_S + frac;
     return 0;
 }
 
