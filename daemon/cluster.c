@@ -93,6 +93,15 @@ s_ready(pd_cluster_t *self, s_pend_t *p, int rc, uint64_t seq, bool dup,
     self->ready_n++;
 }
 
+/* A publish refused before JetStream was asked (the local log, the
+ * node's state, the backbone's queue): count it. */
+static void
+s_count_refused(pd_cluster_t *self)
+{
+    self->counters.unavailable++;
+    self->counters.ua_refused++;
+}
+
 /* Finish p unavailable, counting it under its cause (NULL: the
  * backbone's counters have it: a submit JetStream did not store). */
 static void
@@ -188,8 +197,7 @@ s_local_answer(pd_cluster_t *self, const pd_storage_update_t *u,
         done->duplicate = true;
         /* In the local log but not durable (its disk failed): no ack. */
         if (orig > pd_storage_head(self->local)) {
-            self->counters.unavailable++;
-            self->counters.ua_refused++;
+            s_count_refused(self);
             return PARLEY_EUNAVAILABLE;
         }
         return PD_STORAGE_DONE;
@@ -205,14 +213,12 @@ s_local_answer(pd_cluster_t *self, const pd_storage_update_t *u,
     pd_storage_health_t lh;
     pd_storage_health(self->local, &lh);
     if (lh.err != 0) {
-        self->counters.unavailable++;
-        self->counters.ua_refused++;
+        s_count_refused(self);
         return PARLEY_EUNAVAILABLE;
     }
     const char *why = s_refused(self);
     if (why != NULL) {
-        self->counters.unavailable++;
-        self->counters.ua_refused++;
+        s_count_refused(self);
         done->rc = PARLEY_EUNAVAILABLE;
         done->detail = why;
         return PARLEY_EUNAVAILABLE;
@@ -266,8 +272,7 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
     if (p->state != S_FREE)
         return PD_STORAGE_FULL;
     if ((rc = s_pend_fill(self, p, u)) != 0) {
-        self->counters.unavailable++;
-        self->counters.ua_refused++;
+        s_count_refused(self);
         done->rc = rc;
         return rc;
     }
@@ -279,10 +284,8 @@ s_submit(pd_storage_t *base, const pd_storage_update_t *u,
         p->state = S_FREE;
         if (rc == PD_STORAGE_FULL)
             return rc;
-        if (rc == PARLEY_EUNAVAILABLE) {
-            self->counters.unavailable++;
-            self->counters.ua_refused++;
-        }
+        if (rc == PARLEY_EUNAVAILABLE)
+            s_count_refused(self);
         done->rc = rc;
         done->detail = detail;
         return rc;
