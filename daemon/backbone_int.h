@@ -445,10 +445,11 @@ bool pd_backbone__answer_scan(const char *prefix, const char *json,
 
 /*
  * Decode n characters of padded base64 (the standard alphabet) at b64
- * into out (cap bytes), by a table; what it accepts and makes is what
- * sodium_base642bin(out, cap, b64, n, NULL, len, NULL,
+ * into out (cap bytes), by a table; on ASCII text what it accepts and
+ * makes is what sodium_base642bin(out, cap, b64, n, NULL, len, NULL,
  * sodium_base64_VARIANT_ORIGINAL) does, at a fraction of its constant-
- * time cost (the text is no secret).
+ * time cost (the text is no secret). A byte above 0x7F is no base64
+ * (libsodium 1.0.18 reads it as '/').
  *
  * Returns:   0 with the length in *len, or -1 (not such base64, or more
  *            than cap bytes).

@@ -51,9 +51,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pd_backbone__answer_scan("PARLEY.u.", text, size, &sbuf, &scap, &sc))
         s_same(&sc, &j);
 
-    /* The base64 decoder decides as libsodium's. */
+    /* The base64 decoder decides as libsodium's on ASCII text (1.0.18
+     * reads any byte above 0x7F as '/'; the decoder refuses them). */
+    bool ascii = true;
+    for (size_t i = 0; i < size && ascii; i++)
+        ascii = data[i] < 0x80;
     uint8_t *x = malloc(size + 1), *y = malloc(size + 1);
-    if (x != NULL && y != NULL) {
+    if (x != NULL && y != NULL && !ascii) {
+        size_t xl = 0;
+        if (pd_backbone__base64_decode(x, size + 1, text, size, &xl) == 0)
+            abort();
+    } else if (x != NULL && y != NULL) {
         size_t xl = 0, yl = 0;
         int rx = pd_backbone__base64_decode(x, size + 1, text, size, &xl);
         int ry = sodium_base642bin(y, size + 1, text, size, NULL, &yl, NULL,
