@@ -208,6 +208,17 @@ s_verify_us(const bench_key_t *k, size_t n)
 
 static atomic_uint_fast64_t s_raw_errors;
 
+/* The JetStream options of a raw publisher: up to S_RAW_WINDOW async
+ * publishes in flight, a slow server no error; the caller adds its
+ * handler. */
+static void
+s_raw_js_opts(jsOptions *jo)
+{
+    jsOptions_Init(jo);
+    jo->PublishAsync.MaxPending = S_RAW_WINDOW;
+    jo->PublishAsync.StallWait = 10000;
+}
+
 static void
 s_on_raw_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
@@ -475,9 +486,7 @@ s_raw_subjects_pub(s_world_t *w, size_t n, size_t len, double *rate)
     s_subj_t *s = &s_subj;
     natsConnection *nc = NULL;
     jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = S_RAW_WINDOW;
-    jo.PublishAsync.StallWait = 10000;
+    s_raw_js_opts(&jo);
     jo.PublishAsync.AckHandler = s_on_subj_ack;
     jo.PublishAsync.AckHandlerClosure = s;
     s->js = NULL;
@@ -1140,9 +1149,7 @@ main(int argc, char **argv)
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = S_RAW_WINDOW;
-    jo.PublishAsync.StallWait = 10000;
+    s_raw_js_opts(&jo);
     jo.PublishAsync.ErrHandler = s_on_raw_error;
     double raw_us = 0, raw_id_us = 0, raw_rate = 0, raw_id_rate = 0;
     double raw_cons_us = 0, raw_cons_rate = 0;
