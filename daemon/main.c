@@ -540,6 +540,17 @@ s_start_guard_main(void *arg)
     }
 }
 
+/* Close the guard's fds (-1 after). */
+static void
+s_start_guard_close(s_start_guard_t *g)
+{
+    if (g->sigfd >= 0)
+        close(g->sigfd);
+    if (g->donefd >= 0)
+        close(g->donefd);
+    g->sigfd = g->donefd = -1;
+}
+
 /*
  * Start the guard (signals already blocked). Without it (no thread, no
  * fd) the signals wait for the loop as before: a warning, not a failure.
@@ -568,11 +579,7 @@ s_start_guard_begin(s_start_guard_t *g)
     pd_log(PD_LOG_WARN, "cannot watch for SIGTERM during start-up (%s): it "
                         "takes effect once parleyd serves",
            strerror(e));
-    if (g->sigfd >= 0)
-        close(g->sigfd);
-    if (g->donefd >= 0)
-        close(g->donefd);
-    g->sigfd = g->donefd = -1;
+    s_start_guard_close(g);
 }
 
 /* Stop the guard: from here a stop signal is the loop's. */
@@ -587,11 +594,7 @@ s_start_guard_end(s_start_guard_t *g)
             pthread_detach(g->thr); /* cannot happen: a fresh eventfd */
         g->running = false;
     }
-    if (g->sigfd >= 0)
-        close(g->sigfd);
-    if (g->donefd >= 0)
-        close(g->donefd);
-    g->sigfd = g->donefd = -1;
+    s_start_guard_close(g);
 }
 
 /*

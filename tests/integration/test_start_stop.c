@@ -38,8 +38,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -51,14 +49,6 @@ static ph_nats_cluster_t s_nats;
 static char s_dir[PH_PATH_MAX];
 static ph_key_t s_key;
 static char s_ring[PH_PATH_MAX];
-
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static int
 s_group_up(void **state)
@@ -174,28 +164,6 @@ test_bind_cluster(void **state)
 
 /* ------------------------------------------------- signals at start-up */
 
-/* Wait up to timeout_ms for pid to exit: its status (as ph_proc_t's), or
- * -ETIMEDOUT after a SIGKILL. */
-static int
-s_wait_exit(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = parley__mono_ms() + timeout_ms;
-    for (;;) {
-        int ws;
-        pid_t r = waitpid(pid, &ws, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-        if (r < 0)
-            return -errno;
-        if (parley__mono_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &ws, 0);
-            return -ETIMEDOUT;
-        }
-        s_sleep_ms(10);
-    }
-}
-
 /* Does the file at path hold text? */
 static bool
 s_log_has(const char *path, const char *text)
@@ -204,6 +172,39 @@ s_log_has(const char *path, const char *text)
     bool has = buf != NULL && strstr(buf, text) != NULL;
     free(buf);
     return has;
+}
+
+/*
+ * Start parleyd in cluster mode on servers and stream, in DIR/name (its
+ * log in log), and send it sig once its log holds text. Returns its exit
+ * status, or -ETIMEDOUT (it is killed then) if it did not exit within
+ * S_EXIT_MS, or -errno if the signal could not be sent.
+ */
+static int
+s_signal_when(const char *name, const char *servers, const char *stream,
+              const char *text, int sig, char log[PH_PATH_MAX])
+{
+    char dir[PH_PATH_MAX], state[PH_PATH_MAX], api[PH_EP_MAX],
+        feed[PH_EP_MAX];
+    s_node_dir(name, dir, state);
+    assert_int_equal(ph_path(log, PH_PATH_MAX, dir, "parleyd.log"), 0);
+    ph_endpoint(api, ph_free_port());
+    ph_endpoint(feed, ph_free_port());
+    const char *argv[] = { PARLEYD_BIN, "--no-fsync", "--state-dir", state,
+                           "--keyring", s_ring, "--api", api, "--feed",
+                           feed, "--backbone", servers, "--backbone-stream",
+                           stream, "--backbone-replicas", "1", NULL };
+    pid_t pid = 0;
+    assert_int_equal(ph_spawn_logged(argv, log, true, &pid), 0);
+    int64_t deadline = parley__mono_ms() + S_EXIT_MS;
+    while (!s_log_has(log, text) && parley__mono_ms() < deadline)
+        ph_sleep_ms(5);
+    int rc = kill(pid, sig) == 0 ? ph_wait_exit(pid, S_EXIT_MS) : -errno;
+    if (rc < 0) {
+        kill(pid, SIGKILL);
+        (void)ph_wait_exit(pid, S_EXIT_MS);
+    }
+    return rc;
 }
 
 /*
@@ -217,27 +218,11 @@ static bool
 s_signal_connecting(const char *name, const char *servers, int sig,
                     const char *signame)
 {
-    char dir[PH_PATH_MAX], state[PH_PATH_MAX], log[PH_PATH_MAX],
-        api[PH_EP_MAX], feed[PH_EP_MAX];
-    s_node_dir(name, dir, state);
-    assert_int_equal(ph_path(log, sizeof(log), dir, "parleyd.log"), 0);
-    ph_endpoint(api, ph_free_port());
-    ph_endpoint(feed, ph_free_port());
-    const char *argv[] = { PARLEYD_BIN, "--no-fsync", "--state-dir", state,
-                           "--keyring", s_ring, "--api", api, "--feed",
-                           feed, "--backbone", servers, "--backbone-stream",
-                           "NEVER", "--backbone-replicas", "1", NULL };
-    pid_t pid = 0;
-    assert_int_equal(ph_spawn_logged(argv, log, true, &pid), 0);
-    int64_t deadline = parley__mono_ms() + S_EXIT_MS;
-    while (!s_log_has(log, "cluster: connecting")
-           && parley__mono_ms() < deadline)
-        s_sleep_ms(20);
-    int rc = kill(pid, sig);
-    int status = s_wait_exit(pid, S_EXIT_MS);
-    char want[128];
+    char log[PH_PATH_MAX], want[128];
+    int status = s_signal_when(name, servers, "NEVER", "cluster: connecting",
+                               sig, log);
     snprintf(want, sizeof(want), "%s: stopping during start-up", signame);
-    if (rc != 0 || status != 0 || !s_log_has(log, want)
+    if (status != 0 || !s_log_has(log, want)
         || s_log_has(log, "no NATS server answers")
         || s_log_has(log, "did not start")) {
         ph_file_dump(name, log);
@@ -319,26 +304,9 @@ test_term_catching_up(void **state)
 
     /* A new node, from an empty state directory: SIGTERM once it says
      * it catches up (it serves from before that). */
-    char node[PH_PATH_MAX], state_dir[PH_PATH_MAX], log[PH_PATH_MAX],
-        api[PH_EP_MAX], feed[PH_EP_MAX];
-    assert_int_equal(ph_path(node, sizeof(node), dir, "new"), 0);
-    assert_int_equal(mkdir(node, 0700), 0);
-    assert_int_equal(ph_path(state_dir, sizeof(state_dir), node, "state"), 0);
-    assert_int_equal(ph_path(log, sizeof(log), node, "parleyd.log"), 0);
-    ph_endpoint(api, ph_free_port());
-    ph_endpoint(feed, ph_free_port());
-    const char *argv[] = { PARLEYD_BIN, "--state-dir", state_dir,
-                           "--keyring", s_ring, "--api", api, "--feed",
-                           feed, extra[0], extra[1], extra[2], extra[3],
-                           extra[4], extra[5], extra[6], NULL };
-    pid_t pid = 0;
-    assert_int_equal(ph_spawn_logged(argv, log, true, &pid), 0);
-    int64_t deadline = parley__mono_ms() + S_EXIT_MS;
-    while (!s_log_has(log, "catching up with the stream")
-           && parley__mono_ms() < deadline)
-        s_sleep_ms(5);
-    int rc = kill(pid, SIGTERM);
-    int status = s_wait_exit(pid, S_EXIT_MS);
+    char log[PH_PATH_MAX];
+    int status = s_signal_when("catchup/new", s_nats.urls, "CATCHUP",
+                               "catching up with the stream", SIGTERM, log);
     /* Whether it had caught up before the signal: said, not asserted (a
      * fast machine may get there first). */
     char *text = ph_file_read(log, NULL);
@@ -349,7 +317,7 @@ test_term_catching_up(void **state)
             term != NULL && (caught == NULL || caught > term) ? "before"
                                                               : "after");
     free(text);
-    if (rc != 0 || status != 0 || term == NULL) {
+    if (status != 0 || term == NULL) {
         ph_file_dump("catch-up", log);
         fail_msg("catch-up: exit status %d after SIGTERM", status);
     }
