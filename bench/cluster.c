@@ -9,14 +9,23 @@
  *   1. references: the CPU of one raw Ed25519 verify of a typical update
  *      (libsodium, in this process), and the CPU the three servers spend
  *      on one raw nats.c R3 async publish of a message of the same size
- *      (without and with a Nats-Msg-Id);
+ *      (without and with a Nats-Msg-Id; with a msg id while 3 ordered
+ *      consumers read it, one per server; and while those 3 readers
+ *      each ask the stream leader for each record with one
+ *      STREAM.MSG.GET, as every node checks every record, on one subject
+ *      and on per-signer subjects with an expected last subject seq, as
+ *      parleyd submits); and a node's apply: the embedded parleyd's own
+ *      CPU per acked update in the throughput phase;
  *   2. throughput: publishers with pipelined windows, spread over the
  *      three nodes, as fast as they go: acked updates per second, and the
  *      CPU per acked update summed over every parleyd and nats-server
  *      (utime + stime from /proc, until every node has applied every
  *      update) against the sum of its unavoidable parts (one verify per
  *      node + the raw R3 message): goal <= 1.25; the same publishers
- *      against the embedded daemon for acked/s;
+ *      against the embedded daemon for acked/s; and, for information,
+ *      against the floor of the design: 3 x a node's apply + the raw R3
+ *      message with a msg id, 3 readers and 3 checks, and that floor
+ *      against the stated reference (what the 1.25 goal requires);
  *   3. latency: paced publishes through one node, delivered by a
  *      subscriber on another: publish -> delivery p50 and p99, against
  *      the embedded daemon (publish and delivery on the one node);
@@ -199,6 +208,17 @@ s_verify_us(const bench_key_t *k, size_t n)
 
 static atomic_uint_fast64_t s_raw_errors;
 
+/* The JetStream options of a raw publisher: up to S_RAW_WINDOW async
+ * publishes in flight, a slow server no error; the caller adds its
+ * handler. */
+static void
+s_raw_js_opts(jsOptions *jo)
+{
+    jsOptions_Init(jo);
+    jo->PublishAsync.MaxPending = S_RAW_WINDOW;
+    jo->PublishAsync.StallWait = 10000;
+}
+
 static void
 s_on_raw_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
@@ -246,41 +266,126 @@ s_raw_server_us(s_world_t *w, jsCtx *js, size_t n, size_t len, bool with_id,
     return (s1 - s0) / (double)n * 1e6;
 }
 
-static atomic_uint_fast64_t s_raw_delivered;
+/* ----------------------------- the servers' part: readers and checks */
+
+#define S_GET_WINDOW 32     /* MSG.GETs out at once per reader (parleyd's) */
+#define S_SUBJECTS S_PUBS   /* per-signer subjects: one per publisher */
+#define S_RAW_GET_API "$JS.API.STREAM.MSG.GET.RAWREF"
+
+/* One reader of the RAWREF stream, as one parleyd follows its stream: an
+ * ordered consumer on a connection of its own to one server. With gets,
+ * it also asks the stream leader for each record it reads (one
+ * STREAM.MSG.GET, as parleyd's check of each record does), at most
+ * S_GET_WINDOW requests out at once, the answers on <inbox>.<seq>. */
+typedef struct {
+    natsConnection *nc;
+    jsCtx *js;
+    natsSubscription *sub, *answers;
+    char inbox[96];
+    bool gets;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int out; /* requests not answered yet; mu */
+    atomic_uint_fast64_t delivered, answered, failed;
+} s_reader_t;
+
+/* Static, so that a callback nats.c runs late never touches freed
+ * memory; the runs that use them come one after another. */
+#define S_READER_INIT                                                       \
+    { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER }
+_Static_assert(S_NODES == 3, "one S_READER_INIT per node");
+static s_reader_t s_readers[S_NODES] = { S_READER_INIT, S_READER_INIT,
+                                         S_READER_INIT };
 
 static void
-s_on_raw_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
-             void *closure)
+s_on_reader_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+                   void *closure)
 {
     (void)nc;
     (void)sub;
-    (void)closure;
-    atomic_fetch_add(&s_raw_delivered, 1);
+    s_reader_t *r = closure;
+    const char *d = natsMsg_GetData(msg);
+    int len = natsMsg_GetDataLength(msg);
+    /* A record (its data is base64), or an error object; an empty
+     * message is a status (no responders). */
+    bool ok = d != NULL && len > 0
+              && memmem(d, (size_t)len, "\"error\"", 7) == NULL;
+    if (ok)
+        atomic_fetch_add(&r->answered, 1);
+    else if (atomic_fetch_add(&r->failed, 1) == 0)
+        fprintf(stderr, "raw MSG.GET: %.*s\n", len > 200 ? 200 : len,
+                d != NULL ? d : "");
+    pthread_mutex_lock(&r->mu);
+    r->out--;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
     natsMsg_Destroy(msg);
 }
 
-/* As s_raw_server_us() with a msg id, while n_cons ordered consumers (one
- * connection each, as each parleyd has) read the stream from the start
- * of this run: the servers' part of what the cluster needs per update.
- * 0 on failure. */
-static double
-s_raw_consumers_us(s_world_t *w, jsCtx *js, size_t n, size_t len,
-                   int n_cons, double *rate)
+static void
+s_on_reader_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+                void *closure)
 {
-    natsConnection *cnc[S_NODES] = { 0 };
-    jsCtx *cjs[S_NODES] = { 0 };
-    natsSubscription *sub[S_NODES] = { 0 };
-    double us = 0;
-    atomic_store(&s_raw_delivered, 0);
-    jsStreamInfo *si = NULL;
-    uint64_t from = 1;
-    if (js_GetStreamInfo(&si, js, "RAWREF", NULL, NULL) == NATS_OK) {
-        from = si->State.LastSeq + 1;
-        jsStreamInfo_Destroy(si);
+    (void)sub;
+    s_reader_t *r = closure;
+    atomic_fetch_add(&r->delivered, 1);
+    jsMsgMetaData *meta = NULL;
+    if (r->gets && natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        uint64_t seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        pthread_mutex_lock(&r->mu);
+        int rc = 0;
+        while (r->out >= S_GET_WINDOW && rc == 0)
+            rc = pthread_cond_timedwait(&r->cv, &r->mu, &until);
+        r->out++;
+        pthread_mutex_unlock(&r->mu);
+        char reply[sizeof(r->inbox) + 24], body[40];
+        snprintf(reply, sizeof(reply), "%s.%" PRIu64, r->inbox, seq);
+        int len = snprintf(body, sizeof(body), "{\"seq\":%" PRIu64 "}", seq);
+        if (natsConnection_PublishRequest(nc, S_RAW_GET_API, reply, body, len)
+            != NATS_OK) {
+            atomic_fetch_add(&r->failed, 1);
+            pthread_mutex_lock(&r->mu);
+            r->out--;
+            pthread_mutex_unlock(&r->mu);
+        }
+    } else if (r->gets) {
+        atomic_fetch_add(&r->failed, 1);
     }
-    int ok = 0;
-    natsStatus st = NATS_OK;
-    for (int i = 0; i < n_cons && i < S_NODES; i++) {
+    natsMsg_Destroy(msg);
+}
+
+/* Start reader r on the server at url, from stream seq from. 0 or -EIO
+ * (said). */
+static int
+s_reader_start(s_reader_t *r, const char *url, uint64_t from, bool gets)
+{
+    r->gets = gets;
+    r->out = 0;
+    atomic_store(&r->delivered, 0);
+    atomic_store(&r->answered, 0);
+    atomic_store(&r->failed, 0);
+    natsStatus st = natsConnection_ConnectTo(&r->nc, url);
+    if (st == NATS_OK && gets) {
+        natsInbox *ib = NULL;
+        if ((st = natsInbox_Create(&ib)) == NATS_OK) {
+            snprintf(r->inbox, sizeof(r->inbox), "%s", ib);
+            natsInbox_Destroy(ib);
+        }
+        char wild[sizeof(r->inbox) + 4];
+        snprintf(wild, sizeof(wild), "%s.*", r->inbox);
+        if (st == NATS_OK)
+            st = natsConnection_Subscribe(&r->answers, r->nc, wild,
+                                          s_on_reader_answer, r);
+        if (st == NATS_OK)
+            natsSubscription_SetPendingLimits(r->answers, -1, -1);
+    }
+    if (st == NATS_OK)
+        st = natsConnection_JetStream(&r->js, r->nc, NULL);
+    if (st == NATS_OK) {
         jsSubOptions so;
         jsSubOptions_Init(&so);
         so.Stream = "RAWREF";
@@ -288,47 +393,199 @@ s_raw_consumers_us(s_world_t *w, jsCtx *js, size_t n, size_t len,
         so.Config.DeliverPolicy = js_DeliverByStartSequence;
         so.Config.OptStartSeq = from;
         so.Config.Heartbeat = 1000000000;
-        if ((st = natsConnection_ConnectTo(&cnc[i], w->nats.node[i].url))
-                != NATS_OK
-            || (st = natsConnection_JetStream(&cjs[i], cnc[i], NULL))
-                   != NATS_OK
-            || (st = js_Subscribe(&sub[i], cjs[i], "rawref.>", s_on_raw_msg,
-                                  NULL, NULL, &so, NULL))
-                   != NATS_OK)
-            break;
-        natsSubscription_SetPendingLimits(sub[i], -1, -1);
-        ok++;
+        st = js_Subscribe(&r->sub, r->js, "rawref.>", s_on_reader_msg, r,
+                          NULL, &so, NULL);
     }
-    if (ok < n_cons)
-        fprintf(stderr, "raw consumers: %s\n",
+    if (st == NATS_OK)
+        natsSubscription_SetPendingLimits(r->sub, -1, -1);
+    else
+        fprintf(stderr, "raw reader: %s\n",
                 nats_GetLastError(&st) != NULL ? nats_GetLastError(&st)
                                                : natsStatus_GetText(st));
-    double p0, s0, p1, s1;
+    return st == NATS_OK ? 0 : -EIO;
+}
+
+static void
+s_reader_stop(s_reader_t *r)
+{
+    natsSubscription_Destroy(r->sub);
+    natsSubscription_Destroy(r->answers);
+    jsCtx_Destroy(r->js);
+    natsConnection_Destroy(r->nc);
+    r->sub = r->answers = NULL;
+    r->js = NULL;
+    r->nc = NULL;
+}
+
+/* The per-signer subject scheme parleyd submits with: S_SUBJECTS
+ * subjects, each message with a Nats-Msg-Id and
+ * Nats-Expected-Last-Subject-Sequence = the subject's last seq (0 for
+ * its first), one message out per subject at a time (parleyd holds a
+ * signer's next submit until the last one's PubAck, whose seq it then
+ * expects). The PubAck handler sends the subject's next message. */
+typedef struct {
+    jsCtx *js;
+    const char *payload;
+    size_t len;
+    int run;
+    size_t per[S_SUBJECTS], sent[S_SUBJECTS];
+    atomic_uint_fast64_t acked, failed;
+} s_subj_t;
+
+static s_subj_t s_subj;
+
+static int
+s_subj_send(s_subj_t *s, int k, uint64_t expect)
+{
+    char subject[48], id[64], exp[24];
+    size_t i = s->sent[k]++; /* before the publish: its ack may come first */
+    snprintf(subject, sizeof(subject), "rawref.u.%d-%d", s->run, k);
+    snprintf(id, sizeof(id), "subj-%d-%d-%zu", s->run, k, i);
+    snprintf(exp, sizeof(exp), "%" PRIu64, expect);
+    natsMsg *m = NULL;
+    natsStatus st = natsMsg_Create(&m, subject, NULL, s->payload,
+                                   (int)s->len);
+    if (st == NATS_OK)
+        st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    if (st == NATS_OK)
+        st = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", exp);
+    if (st == NATS_OK)
+        st = js_PublishMsgAsync(s->js, &m, NULL);
+    natsMsg_Destroy(m); /* NULL once nats.c took it */
+    return st == NATS_OK ? 0 : -EIO;
+}
+
+static void
+s_on_subj_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+              void *closure)
+{
+    (void)js;
+    s_subj_t *s = closure;
+    const char *dash = strrchr(natsMsg_GetSubject(msg), '-');
+    int k = dash != NULL ? atoi(dash + 1) : -1;
+    if (pa != NULL && k >= 0 && k < S_SUBJECTS) {
+        atomic_fetch_add(&s->acked, 1);
+        if (s->sent[k] < s->per[k] && s_subj_send(s, k, pa->Sequence) < 0)
+            atomic_fetch_add(&s->failed, 1);
+    } else if (atomic_fetch_add(&s->failed, 1) == 0) {
+        fprintf(stderr, "raw publish on per-signer subjects: %s (%d)\n",
+                pae != NULL && pae->ErrText != NULL ? pae->ErrText : "error",
+                pae != NULL ? (int)pae->ErrCode : 0);
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* Publish n messages of len bytes in the per-signer subject scheme;
+ * *rate: acknowledged per second. 0 or -EIO (said). */
+static int
+s_raw_subjects_pub(s_world_t *w, size_t n, size_t len, double *rate)
+{
+    static char payload[BENCH_ENV_SLOT];
+    static int run;
+    memset(payload, 's', sizeof(payload));
+    s_subj_t *s = &s_subj;
+    natsConnection *nc = NULL;
+    jsOptions jo;
+    s_raw_js_opts(&jo);
+    jo.PublishAsync.AckHandler = s_on_subj_ack;
+    jo.PublishAsync.AckHandlerClosure = s;
+    s->js = NULL;
+    s->payload = payload;
+    s->len = len;
+    s->run = ++run;
+    atomic_store(&s->acked, 0);
+    atomic_store(&s->failed, 0);
+    for (int k = 0; k < S_SUBJECTS; k++) {
+        s->per[k] = n / S_SUBJECTS + ((size_t)k < n % S_SUBJECTS);
+        s->sent[k] = 0;
+    }
+    int rc = -EIO;
+    uint64_t t0 = bench_now_ns();
+    if (natsConnection_ConnectTo(&nc, w->nats.urls) == NATS_OK
+        && natsConnection_JetStream(&s->js, nc, &jo) == NATS_OK) {
+        rc = 0;
+        for (int k = 0; k < S_SUBJECTS && rc == 0; k++)
+            if (s->per[k] > 0)
+                rc = s_subj_send(s, k, 0);
+    }
+    uint64_t deadline = bench_now_ns() + 60000000000ull;
+    while (rc == 0 && atomic_load(&s->acked) < n
+           && atomic_load(&s->failed) == 0 && bench_now_ns() < deadline)
+        bench_sleep_ns(2000000);
+    if (rc == 0 && atomic_load(&s->acked) < n) {
+        fprintf(stderr,
+                "raw publish on per-signer subjects: %" PRIu64 " of %zu "
+                "acknowledged\n",
+                (uint64_t)atomic_load(&s->acked), n);
+        rc = -EIO;
+    }
+    if (rc == 0)
+        *rate = (double)n / bench_secs(t0, bench_now_ns());
+    else if (nc == NULL || s->js == NULL)
+        fprintf(stderr, "raw publish on per-signer subjects: %s\n",
+                nats_GetLastError(NULL));
+    jsCtx_Destroy(s->js);
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
+/* CPU microseconds of the three servers per message while n raw R3
+ * messages of len bytes, each with a msg id, are published and S_NODES
+ * readers (one per server, as the nodes) read them from the stream;
+ * with gets, each reader also asks the leader for each record; with
+ * subjects, in the per-signer subject scheme (s_raw_subjects_pub), else
+ * on one subject with up to S_RAW_WINDOW in flight. From the first
+ * publish until every reader has every record (and every answer). 0 on
+ * failure (said). */
+static double
+s_raw_readers_us(s_world_t *w, jsCtx *js, size_t n, size_t len, bool gets,
+                 bool subjects, double *rate)
+{
+    jsStreamInfo *si = NULL;
+    uint64_t from = 1;
+    if (js_GetStreamInfo(&si, js, "RAWREF", NULL, NULL) == NATS_OK) {
+        from = si->State.LastSeq + 1;
+        jsStreamInfo_Destroy(si);
+    }
+    int ok = 0;
+    while (ok < S_NODES
+           && s_reader_start(&s_readers[ok], w->nats.node[ok].url, from, gets)
+                  == 0)
+        ok++;
+    double us = 0, p0, s0, p1, s1, r = 0;
     s_cpu(w, &p0, &s0);
-    double r = 0;
-    if (ok == n_cons
-        && s_raw_server_us(w, js, n, len, true, &r) > 0) {
-        uint64_t deadline = bench_now_ns() + 60000000000ull;
-        while (atomic_load(&s_raw_delivered) < (uint64_t)n_cons * n
-               && bench_now_ns() < deadline)
-            bench_sleep_ns(5000000);
-        if (atomic_load(&s_raw_delivered) >= (uint64_t)n_cons * n) {
-            s_cpu(w, &p1, &s1);
-            us = (s1 - s0) / (double)n * 1e6;
-            *rate = r;
-        } else {
-            fprintf(stderr, "raw consumers: %" PRIu64 " of %zu delivered\n",
-                    (uint64_t)atomic_load(&s_raw_delivered),
-                    (size_t)n_cons * n);
+    bool published = ok == S_NODES
+                     && (subjects ? s_raw_subjects_pub(w, n, len, &r) == 0
+                                  : s_raw_server_us(w, js, n, len, true, &r)
+                                        > 0);
+    uint64_t want = (uint64_t)S_NODES * n, got = 0, answers = 0, failed = 0;
+    uint64_t deadline = bench_now_ns() + 60000000000ull;
+    for (;;) {
+        got = answers = failed = 0;
+        for (int i = 0; i < ok; i++) {
+            got += atomic_load(&s_readers[i].delivered);
+            answers += atomic_load(&s_readers[i].answered);
+            failed += atomic_load(&s_readers[i].failed);
         }
-    } else if (ok == n_cons) {
-        fprintf(stderr, "raw consumers: the publishes failed\n");
+        if (!published || (got >= want && (!gets || answers + failed >= want))
+            || bench_now_ns() > deadline)
+            break;
+        bench_sleep_ns(5000000);
     }
-    for (int i = 0; i < S_NODES; i++) {
-        natsSubscription_Destroy(sub[i]);
-        jsCtx_Destroy(cjs[i]);
-        natsConnection_Destroy(cnc[i]);
+    s_cpu(w, &p1, &s1);
+    if (published && got >= want && (!gets || answers >= want)) {
+        us = (s1 - s0) / (double)n * 1e6;
+        *rate = r;
+    } else if (published) {
+        fprintf(stderr,
+                "raw readers: %" PRIu64 " of %" PRIu64 " delivered, %" PRIu64
+                " answered, %" PRIu64 " failed\n",
+                got, want, answers, failed);
+    } else if (ok == S_NODES) {
+        fprintf(stderr, "raw readers: the publishes failed\n");
     }
+    for (int i = 0; i < ok; i++)
+        s_reader_stop(&s_readers[i]);
     return us;
 }
 
@@ -430,6 +687,7 @@ typedef struct {
     uint64_t acked, rejected;
     int first_error;
     double cpu_parleyd, cpu_servers; /* seconds (cluster only) */
+    double cpu_embedded;             /* seconds (embedded only) */
     uint64_t syncs, synced;          /* fdatasyncs and records, p1..p3 */
     uint64_t ua[S_UA_N];             /* unavailable by cause, p1..p3 */
     s_groups_t threads;              /* the parleyd's CPU by thread */
@@ -486,6 +744,7 @@ s_tput_run(s_world_t *w, bench_envs_t *envs, const char *const *apis,
         s_ua_add(w, r.ua, -1);
         s_cpu(w, &p0, &s0);
     }
+    double e0 = cluster ? 0 : bench_proc_cpu(w->embedded.pid);
     uint64_t t0 = bench_now_ns(), t1 = t0;
     for (int i = 0; i < S_PUBS; i++) {
         p[i] = (bench_pubber_t){ .api = apis[(size_t)i % n_apis],
@@ -505,6 +764,8 @@ s_tput_run(s_world_t *w, bench_envs_t *envs, const char *const *apis,
             t1 = p[i].done_ns;
     }
     r.acked_per_s = (double)r.acked / bench_secs(t0, t1);
+    if (!cluster) /* every acked update is applied: the ack comes after */
+        r.cpu_embedded = bench_proc_cpu(w->embedded.pid) - e0;
     if (cluster) {
         /* The CPU of an update includes its apply on every node. */
         (void)s_wait_applied(w, head0 + r.acked, 60000);
@@ -794,6 +1055,53 @@ s_failover_round(s_world_t *w, int k, double *ms, double *connect_ms)
 
 /* ------------------------------------------------------------- main */
 
+/* The floor of the design the cluster runs: every node applies every
+ * update (3 x apply_us, the embedded daemon's CPU per update) and the
+ * servers store, deliver and answer the checks of every message (get_us:
+ * raw R3 with a msg id, 3 readers, 3 STREAM.MSG.GET). Prints the
+ * cluster's CPU per acked update (cpu_us) against it, split, and the
+ * floor against the stated reference (stated: 3 verifies + raw R3), for
+ * information: no target. em: the embedded run apply_us comes from. */
+static void
+s_floor_print(const s_tput_t *cl, const s_tput_t *em, double cpu_us,
+              double apply_us, double get_us, double subj_us, double stated)
+{
+    if (cl->acked == 0 || apply_us <= 0 || get_us <= 0) {
+        bench_note("no design floor: a reference is missing");
+        return;
+    }
+    double floor = 3 * apply_us + get_us;
+    double daemons = cl->cpu_parleyd / (double)cl->acked * 1e6;
+    double servers = cl->cpu_servers / (double)cl->acked * 1e6;
+    bench_ratio("  the same against the design floor", cpu_us, "us",
+                "floor (information)", floor, 0, true);
+    bench_note("design floor: 3 x %.1f (a node's apply) + %.1f (raw R3, msg "
+               "id, 3 readers, 3 checks) = %.1f us; parleyd %.1f us = %.2f x "
+               "3 applies, servers %.1f us = %.2f x the raw servers' part",
+               apply_us, get_us, floor, daemons, daemons / (3 * apply_us),
+               servers, servers / get_us);
+    bench_note("the apply measured at the embedded daemon's rate (%.0f/s), "
+               "the cluster's at %.0f/s",
+               em->acked_per_s, cl->acked_per_s);
+    bench_ratio("design floor", floor, "us", "3 verifies + raw R3", stated, 0,
+                true);
+    if (floor > 1.25 * stated)
+        bench_note("the floor of this design is %.2f x the stated reference: "
+                   "the goal (1.25 x) is below it",
+                   floor / stated);
+    else
+        bench_note("the floor of this design is %.2f x the stated reference: "
+                   "the goal (1.25 x) leaves %.1f us for parley's own overhead",
+                   floor / stated, 1.25 * stated - floor);
+    if (subj_us > 0)
+        bench_note("with per-signer subjects as parleyd submits: floor 3 x "
+                   "%.1f + %.1f = %.1f us = %.2f x the stated reference; the "
+                   "cluster = %.2f x that floor",
+                   apply_us, subj_us, 3 * apply_us + subj_us,
+                   (3 * apply_us + subj_us) / stated,
+                   cpu_us / (3 * apply_us + subj_us));
+}
+
 static int
 s_cmp_double(const void *a, const void *b)
 {
@@ -841,12 +1149,12 @@ main(int argc, char **argv)
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = S_RAW_WINDOW;
-    jo.PublishAsync.StallWait = 10000;
+    s_raw_js_opts(&jo);
     jo.PublishAsync.ErrHandler = s_on_raw_error;
     double raw_us = 0, raw_id_us = 0, raw_rate = 0, raw_id_rate = 0;
     double raw_cons_us = 0, raw_cons_rate = 0;
+    double raw_get_us = 0, raw_get_rate = 0, raw_subj_us = 0,
+           raw_subj_rate = 0;
     if (natsConnection_ConnectTo(&nc, w->nats.urls) == NATS_OK
         && natsConnection_JetStream(&js, nc, &jo) == NATS_OK
         && ph_nats_add_stream(&w->nats, "RAWREF", "rawref.>", 3, false,
@@ -859,25 +1167,18 @@ main(int argc, char **argv)
         atomic_store(&s_raw_errors, 0);
         raw_us = s_raw_server_us(w, js, n_raw, env_len, false, &raw_rate);
         raw_id_us = s_raw_server_us(w, js, n_raw, env_len, true, &raw_id_rate);
-        raw_cons_us = s_raw_consumers_us(w, js, n_raw, env_len, S_NODES,
-                                         &raw_cons_rate);
+        raw_cons_us = s_raw_readers_us(w, js, n_raw, env_len, false, false,
+                                       &raw_cons_rate);
+        raw_get_us = s_raw_readers_us(w, js, n_raw, env_len, true, false,
+                                      &raw_get_rate);
+        raw_subj_us = s_raw_readers_us(w, js, n_raw, env_len, true, true,
+                                       &raw_subj_rate);
     }
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    bench_section("references (same run)");
-    bench_figure("raw Ed25519 verify of a typical update", verify_us, "us");
-    bench_figure("raw nats.c R3 publish: CPU of the 3 servers", raw_us, "us");
-    bench_figure("  the same with a Nats-Msg-Id", raw_id_us, "us");
-    bench_figure("  with a msg id, read by 3 ordered consumers", raw_cons_us,
-                 "us");
-    bench_note("%zu async publishes of %zu bytes (a typical envelope), up to "
-               "%d in flight: %.0f msg/s, %.0f msg/s with a msg id, %.0f "
-               "msg/s with 3 consumers",
-               n_raw, env_len, S_RAW_WINDOW, raw_rate, raw_id_rate,
-               raw_cons_rate);
-    double unavoidable = 3 * verify_us + raw_us;
 
-    /* 2. throughput and CPU */
+    /* 2. throughput and CPU (and the embedded daemon's apply, a
+     * reference) */
     bench_envs_t envs[S_PUBS];
     if ((rc = s_sign_all(w, envs, per_pub / 4)) == 0) {
         (void)s_tput_run(w, envs, apis, S_NODES, true); /* warm-up */
@@ -892,6 +1193,40 @@ main(int argc, char **argv)
         for (int i = 0; i < S_PUBS; i++)
             bench_envs_free(&envs[i]);
     }
+    double apply_us = em.acked > 0 ? em.cpu_embedded / (double)em.acked * 1e6
+                                   : 0;
+
+    bench_section("references (same run)");
+    bench_figure("raw Ed25519 verify of a typical update", verify_us, "us");
+    bench_figure("raw nats.c R3 publish: CPU of the 3 servers", raw_us, "us");
+    bench_figure("  the same with a Nats-Msg-Id", raw_id_us, "us");
+    bench_figure("  with a msg id, read by 3 ordered consumers", raw_cons_us,
+                 "us");
+    bench_note("%zu async publishes of %zu bytes (a typical envelope), up to "
+               "%d in flight: %.0f msg/s, %.0f msg/s with a msg id, %.0f "
+               "msg/s with 3 consumers",
+               n_raw, env_len, S_RAW_WINDOW, raw_rate, raw_id_rate,
+               raw_cons_rate);
+    bench_figure("  and 3 STREAM.MSG.GET per message (checks)", raw_get_us,
+                 "us");
+    bench_note("each reader asks the stream leader for every record it reads "
+               "(as every node checks every record: docs/cluster.md, "
+               "\"Replicas that disagree\"), up to %d requests out per "
+               "reader: %.0f msg/s",
+               S_GET_WINDOW, raw_get_rate);
+    bench_figure("  the same on per-signer subjects", raw_subj_us, "us");
+    bench_note("parleyd's subject scheme: %d subjects, every message with "
+               "Nats-Expected-Last-Subject-Sequence, one out per subject at "
+               "a time: %.0f msg/s",
+               S_SUBJECTS, raw_subj_rate);
+    bench_figure("a node's apply: embedded parleyd per update", apply_us,
+                 "us");
+    bench_note("the embedded parleyd's own CPU per acked update in the "
+               "throughput phase below (one verify, one apply to its "
+               "fsync'd log, indexes and feed; and the publish's receipt "
+               "and answer); the publishers not counted");
+    double unavoidable = 3 * verify_us + raw_us;
+
     double cpu_us = cl.acked > 0 ? (cl.cpu_parleyd + cl.cpu_servers)
                                        / (double)cl.acked * 1e6
                                  : 0;
@@ -929,6 +1264,8 @@ main(int argc, char **argv)
                ", mismatch %" PRIu64,
                cl.ua[6], cl.ua[0], cl.ua[1], cl.ua[2], cl.ua[3], cl.ua[4],
                cl.ua[5]);
+    s_floor_print(&cl, &em, cpu_us, apply_us, raw_get_us, raw_subj_us,
+                  unavoidable);
 
     /* 3. latency */
     double c50 = 0, c99 = 0, e50 = 0, e99 = 0;
