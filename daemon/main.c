@@ -13,11 +13,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -493,6 +496,107 @@ s_signal_fd(void)
     return sigfd;
 }
 
+/* -------------------------------------------------------- start guard */
+
+/*
+ * SIGTERM and SIGINT during start-up. They are blocked before the first
+ * thread starts (s_signal_fd()), so until the loop polls its signalfd
+ * they would wait: through connecting to the backbone (up to its open
+ * timeout while no server answers), checking the stream, recovering the
+ * log, binding; and a start that then failed would exit 1 without a
+ * word of the signal. The guard is a thread that takes those two
+ * signals alone while the server is made (SIGHUP stays pending for the
+ * loop) and ends the process at once, as their default action would:
+ * nothing has been acked or served yet, and an exit here leaves the
+ * files as a kill -9 does, which the log and the tree recover from.
+ */
+typedef struct {
+    pthread_t thr;
+    int sigfd;  /* SIGTERM and SIGINT */
+    int donefd; /* eventfd: start-up is over, return */
+    bool running;
+} s_start_guard_t;
+
+static void *
+s_start_guard_main(void *arg)
+{
+    s_start_guard_t *g = arg;
+    struct pollfd pfd[2] = { { .fd = g->donefd, .events = POLLIN },
+                             { .fd = g->sigfd, .events = POLLIN } };
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+            return NULL; /* the signal waits for the loop then */
+        /* Done first: a signal still pending then is the loop's. */
+        if (pfd[0].revents != 0)
+            return NULL;
+        struct signalfd_siginfo si;
+        if (pfd[1].revents == 0
+            || read(g->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+            continue;
+        pd_log(PD_LOG_INFO, "%s: stopping during start-up, before serving",
+               si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        pd_log(PD_LOG_INFO, "parleyd stopped");
+        _exit(0);
+    }
+}
+
+/* Close the guard's fds (-1 after). */
+static void
+s_start_guard_close(s_start_guard_t *g)
+{
+    if (g->sigfd >= 0)
+        close(g->sigfd);
+    if (g->donefd >= 0)
+        close(g->donefd);
+    g->sigfd = g->donefd = -1;
+}
+
+/*
+ * Start the guard (signals already blocked). Without it (no thread, no
+ * fd) the signals wait for the loop as before: a warning, not a failure.
+ */
+static void
+s_start_guard_begin(s_start_guard_t *g)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int e = 0;
+    g->running = false;
+    g->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (g->sigfd < 0)
+        e = errno;
+    g->donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (g->donefd < 0 && e == 0)
+        e = errno;
+    if (e == 0
+        && (e = pthread_create(&g->thr, NULL, s_start_guard_main, g)) == 0) {
+        pthread_setname_np(g->thr, "start-guard");
+        g->running = true;
+        return;
+    }
+    pd_log(PD_LOG_WARN, "cannot watch for SIGTERM during start-up (%s): it "
+                        "takes effect once parleyd serves",
+           strerror(e));
+    s_start_guard_close(g);
+}
+
+/* Stop the guard: from here a stop signal is the loop's. */
+static void
+s_start_guard_end(s_start_guard_t *g)
+{
+    if (g->running) {
+        uint64_t one = 1;
+        if (write(g->donefd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+            pthread_join(g->thr, NULL);
+        else
+            pthread_detach(g->thr); /* cannot happen: a fresh eventfd */
+        g->running = false;
+    }
+    s_start_guard_close(g);
+}
+
 /*
  * Write our pid to cfg's pid_file. Returns 0, or 1 (the exit status)
  * when a pid file named by the config or --pid-file cannot be written.
@@ -533,7 +637,10 @@ s_serve(pd_server_opts_t *opts, int sigfd, bool demo, bool *ran)
     const pd_config_t *cfg = opts->cfg;
     int rc = 0;
     *ran = false;
+    s_start_guard_t guard;
+    s_start_guard_begin(&guard);
     pd_server_t *srv = pd_server_new(opts, &rc);
+    s_start_guard_end(&guard);
     if (srv == NULL)
         return 1;
     if (demo)
@@ -548,6 +655,18 @@ s_serve(pd_server_opts_t *opts, int sigfd, bool demo, bool *ran)
         unlink(cfg->pid_file);
     pd_server_destroy(&srv);
     return rc;
+}
+
+/*
+ * The last line of a start that failed, after the line saying why: so
+ * that a log (the journal of a Type=notify unit) shows plainly that
+ * parleyd gave up and exits non-zero. Returns status.
+ */
+static int
+s_not_started(int status)
+{
+    pd_log(PD_LOG_ERROR, "parleyd did not start (exit status %d)", status);
+    return status;
 }
 
 int
@@ -590,11 +709,11 @@ main(int argc, char **argv)
     bool demo = false;
     parley_keyring_t *ring = s_load_keyring(&cfg, &demo);
     if (ring == NULL)
-        return 1;
+        return s_not_started(1);
     int sigfd = s_signal_fd();
     if (sigfd < 0) {
         parley_keyring_destroy(&ring);
-        return 1;
+        return s_not_started(1);
     }
 
     pd_server_opts_t opts = { .cfg = &cfg,
@@ -607,7 +726,7 @@ main(int argc, char **argv)
     if (cfg.backbone[0] != '\0')
         pd_backbone_library_close(); /* nats.c's own threads (cluster mode) */
     if (!ran)
-        return rc;
+        return s_not_started(rc);
     pd_log(rc == 0 ? PD_LOG_INFO : PD_LOG_ERROR, "parleyd stopped%s",
            rc == 0 ? "" : " after an error");
     return rc == 0 ? 0 : 1;

@@ -818,25 +818,39 @@ ph_daemon_teardown(ph_daemon_t *d, bool test_ok)
     }
 }
 
+void
+ph_sleep_ms(int ms)
+{
+    s_sleep_ms(ms);
+}
+
+int
+ph_wait_exit(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = parley__mono_ms() + timeout_ms;
+    for (;;) {
+        int ws;
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid)
+            return s_status_of(ws);
+        if (r < 0)
+            return -errno;
+        if (parley__mono_ms() >= deadline)
+            return -ETIMEDOUT;
+        s_sleep_ms(1); /* quick: some tests restart hundreds of times */
+    }
+}
+
 int
 ph_daemon_stop(ph_daemon_t *d)
 {
     if (d->pid <= 0)
         return 0;
     kill(d->pid, SIGTERM);
-    int64_t deadline = parley__mono_ms() + 10000;
-    while (parley__mono_ms() < deadline) {
-        int ws;
-        pid_t r = waitpid(d->pid, &ws, WNOHANG);
-        if (r == d->pid) {
-            d->pid = 0;
-            return s_status_of(ws);
-        }
-        if (r < 0 && errno == ECHILD) {
-            d->pid = 0;
-            return -ECHILD;
-        }
-        s_sleep_ms(1); /* quick: some tests restart hundreds of times */
+    int rc = ph_wait_exit(d->pid, 10000);
+    if (rc != -ETIMEDOUT) {
+        d->pid = 0;
+        return rc;
     }
     s_say("parleyd (pid %d) ignored SIGTERM for 10 s; killing it", (int)d->pid);
     ph_daemon_kill9(d);

@@ -166,6 +166,17 @@ void ph_proc_report(const ph_proc_t *p, const char *what);
 int ph_spawn_logged(const char *const argv[], const char *log_path,
                     bool die_with_parent, pid_t *pid);
 
+/*
+ * Wait up to timeout_ms for the child pid to exit, and reap it. Nothing is
+ * sent to it. Returns its exit status (0..255), 128 + signal if a signal
+ * ended it, -ETIMEDOUT if it still runs, or -errno (-ECHILD: not a child
+ * of this process, or reaped already).
+ */
+int ph_wait_exit(pid_t pid, int timeout_ms);
+
+/* Sleep ms milliseconds (a signal does not cut it short). */
+void ph_sleep_ms(int ms);
+
 /* Is something accepting TCP connections on 127.0.0.1:port? */
 bool ph_port_listening(int port);
 
