@@ -39,7 +39,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,29 +120,76 @@ pd_backbone__parse_time(const char *s, int64_t *ns)
     return 0;
 }
 
-/* The record of an answer's "message" object m into out. */
+/* What each base64 character stands for (the standard alphabet), plus
+ * 1; 0: not one of them. */
+static const uint8_t s_b64[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6,
+    ['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12,
+    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+    ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
+
+int
+pd_backbone__base64_decode(uint8_t *out, size_t cap, const char *b64,
+                           size_t n, size_t *len)
+{
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t i = 0, o = 0;
+    for (; i < n; i++) {
+        uint8_t d = s_b64[(uint8_t)b64[i]];
+        if (d == 0)
+            break;
+        acc = acc << 6 | (uint32_t)(d - 1);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap)
+                return -1;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* Left over: at most 4 bits, all zero, then one '=' per 2 of them
+     * and nothing after. */
+    if (bits > 4 || (acc & ((1u << bits) - 1u)) != 0)
+        return -1;
+    for (unsigned pad = bits / 2; pad > 0; pad--, i++)
+        if (i >= n || b64[i] != '=')
+            return -1;
+    if (i != n)
+        return -1;
+    *len = o;
+    return 0;
+}
+
+/* The fields of a record an answer holds (NUL-terminated texts, data
+ * not: dlen characters of base64; NULL, 0: no bytes). */
+typedef struct s_fields {
+    uint64_t seq;
+    const char *subject;
+    const char *time;
+    const char *data;
+    size_t dlen;
+} s_fields_t;
+
+/* A record's fields f into out; both readers of an answer end here. */
 static void
-s_answer_record(const char *prefix, const json_t *m, uint8_t **buf,
+s_answer_record(const char *prefix, const s_fields_t *f, uint8_t **buf,
                 size_t *cap, s_answer_t *out)
 {
-    const json_t *seq = json_object_get(m, "seq");
-    const char *subject = json_string_value(json_object_get(m, "subject"));
-    const char *at = json_string_value(json_object_get(m, "time"));
-    const json_t *data = json_object_get(m, "data"); /* absent: no bytes */
-    if (!json_is_integer(seq) || json_integer_value(seq) <= 0
-        || subject == NULL || at == NULL
-        || (data != NULL && !json_is_string(data))) {
-        snprintf(out->why, sizeof(out->why),
-                 "an answer without the record's seq, subject or time");
-        return;
-    }
-    if (pd_backbone__parse_time(at, &out->time_ns) < 0) {
+    if (pd_backbone__parse_time(f->time, &out->time_ns) < 0) {
         snprintf(out->why, sizeof(out->why),
                  "an answer with a store time not in RFC 3339");
         return;
     }
-    size_t b64 = data != NULL ? json_string_length(data) : 0;
-    size_t need = b64 / 4 * 3 + 3;
+    size_t need = f->dlen / 4 * 3 + 3;
     if (need > *cap) {
         uint8_t *x = realloc(*buf, need);
         if (x == NULL) {
@@ -154,24 +200,24 @@ s_answer_record(const char *prefix, const json_t *m, uint8_t **buf,
         *cap = need;
     }
     size_t n = 0;
-    if (b64 > 0
-        && sodium_base642bin(*buf, *cap, json_string_value(data), b64, NULL,
-                             &n, NULL, sodium_base64_VARIANT_ORIGINAL)
+    if (f->dlen > 0
+        && pd_backbone__base64_decode(*buf, *cap, f->data, f->dlen, &n)
                != 0) {
         snprintf(out->why, sizeof(out->why),
                  "an answer whose record is not base64");
         return;
     }
-    out->seq = (uint64_t)json_integer_value(seq);
-    pd_backbone__subject_key(prefix, subject, out->key_id);
+    out->seq = f->seq;
+    pd_backbone__subject_key(prefix, f->subject, out->key_id);
     out->data = *buf;
     out->len = n;
     out->kind = S_ANS_RECORD;
 }
 
 s_ans_kind_t
-pd_backbone__answer_parse(const char *prefix, const char *json, size_t len,
-                          uint8_t **buf, size_t *cap, s_answer_t *out)
+pd_backbone__answer_parse_json(const char *prefix, const char *json,
+                               size_t len, uint8_t **buf, size_t *cap,
+                               s_answer_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->kind = S_ANS_ERROR;
@@ -186,7 +232,23 @@ pd_backbone__answer_parse(const char *prefix, const char *json, size_t len,
     const json_t *m = json_object_get(root, "message");
     const json_t *e = json_object_get(root, "error");
     if (json_is_object(m)) {
-        s_answer_record(prefix, m, buf, cap, out);
+        const json_t *seq = json_object_get(m, "seq");
+        const json_t *data = json_object_get(m, "data"); /* absent: none */
+        s_fields_t f = {
+            .subject = json_string_value(json_object_get(m, "subject")),
+            .time = json_string_value(json_object_get(m, "time")),
+            .data = json_string_value(data),
+            .dlen = json_is_string(data) ? json_string_length(data) : 0,
+        };
+        if (!json_is_integer(seq) || json_integer_value(seq) <= 0
+            || f.subject == NULL || f.time == NULL
+            || (data != NULL && !json_is_string(data))) {
+            snprintf(out->why, sizeof(out->why),
+                     "an answer without the record's seq, subject or time");
+        } else {
+            f.seq = (uint64_t)json_integer_value(seq);
+            s_answer_record(prefix, &f, buf, cap, out);
+        }
     } else if (json_integer_value(json_object_get(e, "err_code"))
                == S_NO_MESSAGE_ERR) {
         out->kind = S_ANS_NONE;
@@ -197,6 +259,168 @@ pd_backbone__answer_parse(const char *prefix, const char *json, size_t len,
     }
     json_decref(root);
     return out->kind;
+}
+
+/* ------------------------------------------------- the scanner's steps */
+
+#define S_SCAN_TEXT_MAX 128 /* a subject or time the scanner copies */
+
+/*
+ * A JSON string at *p (before end) of plain printable ASCII (no escape,
+ * no control character, nothing beyond 0x7E): its characters into *s,
+ * *n, and *p past its closing quote. Returns false if it is not one.
+ */
+static bool
+s_scan_string(const char **p, const char *end, const char **s, size_t *n)
+{
+    const char *q = *p;
+    if (q >= end || *q != '"')
+        return false;
+    const char *first = ++q;
+    for (; q < end && *q != '"'; q++)
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e
+            || *q == '\\')
+            return false;
+    if (q >= end)
+        return false;
+    *s = first;
+    *n = (size_t)(q - first);
+    *p = q + 1;
+    return true;
+}
+
+/* A key at *p and its colon: which of names[] (n of them) it is, or -1
+ * (not a plain string, another key, no colon). Moves *p past the colon. */
+static int
+s_scan_key(const char **p, const char *end, const char *const *names,
+           int n)
+{
+    const char *k;
+    size_t kl;
+    if (!s_scan_string(p, end, &k, &kl) || *p >= end || **p != ':')
+        return -1;
+    (*p)++;
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) == kl && memcmp(names[i], k, kl) == 0)
+            return i;
+    return -1;
+}
+
+/* A plain string value at *p copied NUL-terminated into out (cap bytes).
+ * Returns false if it is not one or does not fit. */
+static bool
+s_scan_copy(const char **p, const char *end, char *out, size_t cap)
+{
+    const char *s;
+    size_t n;
+    if (!s_scan_string(p, end, &s, &n) || n >= cap)
+        return false;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* The message object at *p: subject, seq, hdrs, data, time, each at most
+ * once in any order, nothing else; subject, seq and time present. The
+ * seq is 1 to 18 digits without a leading zero (what jansson reads as an
+ * integer above 0). Returns false if it is not that. */
+static bool
+s_scan_message(const char **p, const char *end, s_fields_t *f,
+               char subject[S_SCAN_TEXT_MAX], char time[S_SCAN_TEXT_MAX])
+{
+    static const char *const names[] = { "subject", "seq", "hdrs", "data",
+                                         "time" };
+    unsigned seen = 0;
+    if (*p >= end || *(*p)++ != '{')
+        return false;
+    for (;;) {
+        int k = s_scan_key(p, end, names, 5);
+        if (k < 0 || (seen & (1u << k)) != 0)
+            return false;
+        seen |= 1u << k;
+        const char *s;
+        size_t n;
+        switch (k) {
+        case 0:
+            if (!s_scan_copy(p, end, subject, S_SCAN_TEXT_MAX))
+                return false;
+            f->subject = subject;
+            break;
+        case 1:
+            f->seq = 0;
+            for (n = 0; *p < end && **p >= '0' && **p <= '9'; n++, (*p)++)
+                f->seq = f->seq * 10 + (uint64_t)(**p - '0');
+            if (n == 0 || n > 18 || (*p)[-(ptrdiff_t)n] == '0')
+                return false;
+            break;
+        case 2:
+            if (!s_scan_string(p, end, &s, &n))
+                return false;
+            break;
+        case 3:
+            if (!s_scan_string(p, end, &f->data, &f->dlen))
+                return false;
+            break;
+        default:
+            if (!s_scan_copy(p, end, time, S_SCAN_TEXT_MAX))
+                return false;
+            f->time = time;
+            break;
+        }
+        if (*p >= end)
+            return false;
+        char c = *(*p)++;
+        if (c == '}')
+            return (seen & 0x13u) == 0x13u; /* subject, seq, time */
+        if (c != ',')
+            return false;
+    }
+}
+
+bool
+pd_backbone__answer_scan(const char *prefix, const char *json, size_t len,
+                         uint8_t **buf, size_t *cap, s_answer_t *out)
+{
+    static const char *const names[] = { "type", "message" };
+    const char *p = json, *end = json + len;
+    char subject[S_SCAN_TEXT_MAX], time[S_SCAN_TEXT_MAX];
+    s_fields_t f = { 0 };
+    unsigned seen = 0;
+    if (len == 0 || *p++ != '{')
+        return false;
+    for (;;) {
+        int k = s_scan_key(&p, end, names, 2);
+        if (k < 0 || (seen & (1u << k)) != 0)
+            return false;
+        seen |= 1u << k;
+        const char *s;
+        size_t n;
+        if (k == 0 ? !s_scan_string(&p, end, &s, &n)
+                   : !s_scan_message(&p, end, &f, subject, time))
+            return false;
+        if (p >= end)
+            return false;
+        char c = *p++;
+        if (c == '}')
+            break;
+        if (c != ',')
+            return false;
+    }
+    if (p != end || (seen & 2u) == 0)
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->kind = S_ANS_ERROR;
+    s_answer_record(prefix, &f, buf, cap, out);
+    return true;
+}
+
+s_ans_kind_t
+pd_backbone__answer_parse(const char *prefix, const char *json, size_t len,
+                          uint8_t **buf, size_t *cap, s_answer_t *out)
+{
+    if (pd_backbone__answer_scan(prefix, json, len, buf, cap, out))
+        return out->kind;
+    return pd_backbone__answer_parse_json(prefix, json, len, buf, cap, out);
 }
 
 /*

@@ -401,7 +401,9 @@ void pd_backbone__check_send(pd_backbone_t *self, s_ask_t *asks, int n);
  * responders, bytes that are not such an answer). prefix is the stream's
  * subject prefix ("<stream>.u.") for the key id. The record's bytes are
  * decoded into *buf (*cap bytes, grown with realloc; NULL and 0 at
- * first).
+ * first). The answer as nats-server writes it is read by
+ * pd_backbone__answer_scan(); whatever that does not take, by
+ * pd_backbone__answer_parse_json(); the two agree wherever both read.
  *
  * Returns:   out->kind.
  * Ownership: *buf is the caller's to free; out->data points into it.
@@ -410,6 +412,51 @@ void pd_backbone__check_send(pd_backbone_t *self, s_ask_t *asks, int n);
 s_ans_kind_t pd_backbone__answer_parse(const char *prefix, const char *json,
                                        size_t len, uint8_t **buf,
                                        size_t *cap, s_answer_t *out);
+
+/*
+ * pd_backbone__answer_parse() through jansson: any JSON answer, with its
+ * fields in any order.
+ *
+ * Returns:   out->kind.
+ * Ownership, Threads: as pd_backbone__answer_parse().
+ */
+s_ans_kind_t pd_backbone__answer_parse_json(const char *prefix,
+                                            const char *json, size_t len,
+                                            uint8_t **buf, size_t *cap,
+                                            s_answer_t *out);
+
+/*
+ * pd_backbone__answer_parse() without a parse tree, for the one answer
+ * of every check: {"type":<string>,"message":{"subject":..,"seq":..,
+ * "hdrs":..,"data":..,"time":..}}, members in any order, hdrs and data
+ * optional, no whitespace, strings of printable ASCII without escapes
+ * (as nats-server writes them). Takes nothing else: an error, other
+ * members, escapes, whitespace, a seq of more than 18 digits are left to
+ * pd_backbone__answer_parse_json().
+ *
+ * Returns:   whether it took the answer: then *out as
+ *            pd_backbone__answer_parse_json() makes it (a record, or an
+ *            error in its time or base64); else *out and *buf untouched.
+ * Ownership, Threads: as pd_backbone__answer_parse().
+ */
+bool pd_backbone__answer_scan(const char *prefix, const char *json,
+                              size_t len, uint8_t **buf, size_t *cap,
+                              s_answer_t *out);
+
+/*
+ * Decode n characters of padded base64 (the standard alphabet) at b64
+ * into out (cap bytes), by a table; on ASCII text what it accepts and
+ * makes is what sodium_base642bin(out, cap, b64, n, NULL, len, NULL,
+ * sodium_base64_VARIANT_ORIGINAL) does, at a fraction of its constant-
+ * time cost (the text is no secret). A byte above 0x7F is no base64
+ * (libsodium 1.0.18 reads it as '/').
+ *
+ * Returns:   0 with the length in *len, or -1 (not such base64, or more
+ *            than cap bytes).
+ * Threads:   any.
+ */
+int pd_backbone__base64_decode(uint8_t *out, size_t cap, const char *b64,
+                               size_t n, size_t *len);
 
 /* The UTC time of an RFC 3339 text ("2026-12-05T15:20:26.123456789Z",
  * or an offset for Z) in ns since the epoch, into *ns. Returns 0, or -1

@@ -559,6 +559,118 @@ test_answer_parse(void **state)
     free(buf);
 }
 
+/* Both readers of text; returns whether the scanner took it, and fails
+ * unless the two agree then. */
+static bool
+s_scan_agrees(const char *text)
+{
+    static uint8_t *b1, *b2;
+    static size_t c1, c2;
+    s_answer_t x, y;
+    size_t len = text != NULL ? strlen(text) : 0;
+    if (text == NULL) {
+        free(b1);
+        free(b2);
+        b1 = b2 = NULL;
+        c1 = c2 = 0;
+        return false;
+    }
+    pd_backbone__answer_parse_json("PARLEY.u.", text, len, &b1, &c1, &y);
+    if (!pd_backbone__answer_scan("PARLEY.u.", text, len, &b2, &c2, &x))
+        return false;
+    if (x.kind != y.kind || x.seq != y.seq || x.time_ns != y.time_ns
+        || strcmp(x.key_id, y.key_id) != 0 || x.len != y.len
+        || (x.len > 0 && memcmp(x.data, y.data, x.len) != 0)
+        || strcmp(x.why, y.why) != 0)
+        fail_msg("the scanner and jansson differ on %s", text);
+    return true;
+}
+
+static void
+test_answer_scan(void **state)
+{
+    (void)state;
+#define S_REC(body) "{\"type\":\"io.nats.jetstream.api.v1.stream_msg_get_" \
+                    "response\",\"message\":{" body "}}"
+#define S_SUBJ "\"subject\":\"PARLEY.u.0123456789abcdef\""
+#define S_TIME "\"time\":\"2026-12-05T15:20:26.123456789Z\""
+    /* What nats-server 2.9.10 writes, and shapes it could: taken. */
+    const char *taken[] = {
+        S_REC(S_SUBJ ",\"seq\":5,\"hdrs\":\"TkFUUy8xLjANCg0K\",\"data\":"
+              "\"aGVsbG8=\"," S_TIME),
+        S_REC(S_SUBJ ",\"seq\":5," S_TIME),
+        S_REC(S_TIME ",\"data\":\"aGVsbG8h\",\"seq\":123456789012345678,"
+              S_SUBJ),
+        "{\"message\":{\"subject\":\"OTHER.x\",\"seq\":7,\"time\":"
+        "\"2026-12-05T15:20:26Z\"},\"type\":\"x\"}",
+        /* Taken, and an error for both: the time, the base64. */
+        S_REC(S_SUBJ ",\"seq\":5,\"time\":\"2026-12-05\""),
+        S_REC(S_SUBJ ",\"seq\":5,\"data\":\"aGVsbG8\"," S_TIME),
+        S_REC(S_SUBJ ",\"seq\":5,\"data\":\"aGVsbG9=\"," S_TIME),
+        S_REC(S_SUBJ ",\"seq\":5,\"data\":\"aGVs=bG8=\"," S_TIME),
+    };
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+        if (!s_scan_agrees(taken[i]))
+            fail_msg("the scanner left %s", taken[i]);
+    /* Anything else goes to jansson (which may still read a record). */
+    const char *left[] = {
+        "", "{}", "[1]", "{\"message\":5}",
+        "{\"type\":\"t\",\"error\":{\"code\":404,\"err_code\":10037,"
+        "\"description\":\"no message found\"}}",
+        S_REC(S_SUBJ ", \"seq\":5," S_TIME),                /* whitespace */
+        S_REC(S_SUBJ ",\"seq\":5," S_TIME) " ",             /* after it */
+        S_REC(S_SUBJ ",\"seq\":5," S_TIME) "x",
+        S_REC("\"subject\":\"PARLEY.u.0123456789abcde\\u0066\",\"seq\":5,"
+              S_TIME),                                       /* escape */
+        S_REC(S_SUBJ ",\"seq\":05," S_TIME),                /* leading 0 */
+        S_REC(S_SUBJ ",\"seq\":0," S_TIME),
+        S_REC(S_SUBJ ",\"seq\":-5," S_TIME),
+        S_REC(S_SUBJ ",\"seq\":5.0," S_TIME),
+        S_REC(S_SUBJ ",\"seq\":1234567890123456789," S_TIME), /* 19 */
+        S_REC(S_SUBJ ",\"seq\":5,\"seq\":6," S_TIME),       /* twice */
+        S_REC(S_SUBJ ",\"seq\":5," S_TIME ",\"other\":1"),
+        S_REC(S_SUBJ ",\"seq\":5"),                         /* no time */
+        S_REC(S_SUBJ ",\"seq\":5,\"data\":7," S_TIME),
+        S_REC(S_SUBJ ",\"seq\":5,\"data\":null," S_TIME),
+        "{\"type\":1,\"message\":{" S_SUBJ ",\"seq\":5," S_TIME "}}",
+        "{\"type\":\"t\"}",
+        S_REC(S_SUBJ ",\"seq\":5," S_TIME) "}",
+        "{\"message\":{" S_SUBJ ",\"seq\":5," S_TIME "",
+    };
+    for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+        if (s_scan_agrees(left[i]))
+            fail_msg("the scanner took %s", left[i]);
+    (void)s_scan_agrees(NULL);
+#undef S_REC
+#undef S_SUBJ
+#undef S_TIME
+
+    /* The base64 decoder against libsodium's, on edge cases. */
+    const char *b64[] = { "", "QQ==", "QUI=", "QUJD", "QR==", "QUJ=", "Q",
+                          "QQ=", "QQ===", "QUJD=", "QU=D", "Q===", "====",
+                          "QUJDRA==", "-_-_", "QUJ\n", "+/+/", "QQ==QQ==" };
+    for (size_t i = 0; i < sizeof(b64) / sizeof(b64[0]); i++) {
+        uint8_t x[16], y[16];
+        size_t xl = 0, yl = 0, n = strlen(b64[i]);
+        int rx = pd_backbone__base64_decode(x, sizeof(x), b64[i], n, &xl);
+        int ry = sodium_base642bin(y, sizeof(y), b64[i], n, NULL, &yl, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL);
+        if (rx != ry || (rx == 0 && (xl != yl || memcmp(x, y, xl) != 0)))
+            fail_msg("base64 \"%s\": %d (%zu bytes), libsodium %d (%zu)",
+                     b64[i], rx, xl, ry, yl);
+    }
+    /* Not more than cap bytes; no byte above 0x7F (libsodium 1.0.18
+     * reads those as '/'). */
+    uint8_t two[2];
+    size_t tl = 0;
+    assert_int_equal(pd_backbone__base64_decode(two, sizeof(two),
+                                                "QUJ\xa2", 4, &tl),
+                     -1);
+    assert_int_equal(pd_backbone__base64_decode(two, sizeof(two), "QUJD", 4,
+                                                &tl),
+                     -1);
+}
+
 /* ------------------------------------------------------------ one server */
 
 static ph_nats_cluster_t s_one;
@@ -1648,6 +1760,7 @@ main(void)
         cmocka_unit_test(test_opts),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_answer_parse),
+        cmocka_unit_test(test_answer_scan),
     };
     const struct CMUnitTest one[] = {
         cmocka_unit_test(test_stream_create_and_refuse),
