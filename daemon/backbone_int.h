@@ -41,6 +41,9 @@
 #define S_FAIL_HOLD_MS 5000         /* a timed-out submit outweighs probes */
 #define S_CLOSE_WAIT_MS 10000       /* for nats.c to finish callbacks */
 #define S_RETRY_MS 200              /* between attempts while opening */
+#define S_LEADER_WAIT_MS 5000       /* for a leader's stream info at open */
+#define S_YOUNG_S 60                /* a stream made less ago is young */
+#define S_SETTLE_MS 2000            /* a young stream's creation time */
 #define S_CHECK_WAIT_MS 1000        /* a check's request to the leader */
 #define S_CHECK_RETRY_MS 250        /* after a check the leader left open */
 #define S_CHECK_WINDOW 32           /* leader checks in flight at once */
@@ -236,6 +239,8 @@ struct pd_backbone {
     bool diverged;              /* final: see PD_BACKBONE_DIVERGED */
     int short_probes;           /* probes in a row: stream shorter */
     int64_t short_since_ms;     /* mono ms of the first of them */
+    int remade_probes;          /* leaders' answers in a row: made again */
+    int64_t remade_since_ms;    /* mono ms of the first of them */
     uint64_t confirmed;         /* last seq the leader confirmed (check
                                    thread; or from - 1) */
     int64_t created;            /* the stream's creation time (ns) */

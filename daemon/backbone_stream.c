@@ -152,9 +152,39 @@ s_transient(natsStatus s, jsErrCode jerr)
            || jerr == JSClusterIncompleteErr || jerr == JSNotEnabledErr;
 }
 
+/* Whether a stream made at created (ns since the epoch) is young. */
+static bool
+s_young(int64_t created)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t age = (int64_t)ts.tv_sec - created / S_NS_PER_S;
+    return age > -S_YOUNG_S && age < S_YOUNG_S;
+}
+
+/* Whether si was answered by the stream's leader (or a single server,
+ * which is the stream). */
+static bool
+s_led(const jsStreamInfo *si)
+{
+    return si->Cluster == NULL
+           || (si->Cluster->Leader != NULL && si->Cluster->Leader[0] != '\0');
+}
+
 /*
  * Create the stream or check the existing one, retrying transient errors
  * until deadline. Returns 0, -EEXIST, -ETIMEDOUT or -EPROTO.
+ *
+ * The creation time is the log id's source, and in nats-server 2.9.10
+ * a replica that has just made its copy of a stream reports its own
+ * clock as the creation time until it takes the one of the stream's
+ * assignment; while a new stream's group has no leader every replica
+ * answers, and its first leaders answer too. So the creation time is
+ * taken from a leader's answer, and for a young replicated stream (made
+ * less than S_YOUNG_S ago) only once leaders' answers have given the
+ * same one for S_SETTLE_MS. A leaderless answer is taken only after
+ * S_LEADER_WAIT_MS without a leader (JetStream down: the node starts
+ * on its local data, as before).
  */
 int
 pd_backbone__stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
@@ -162,11 +192,32 @@ pd_backbone__stream_ensure(pd_backbone_t *self, int64_t deadline, char *errbuf,
 {
     const char *last = "no answer";
     char lastbuf[256];
+    int64_t leaderless_until = parley__mono_ms() + S_LEADER_WAIT_MS;
+    int64_t seen = 0, seen_since = 0; /* a young stream's creation time */
     for (;;) {
         jsStreamInfo *si = NULL;
         jsErrCode jerr = 0;
         natsStatus s = js_GetStreamInfo(&si, self->js, self->stream, NULL,
                                         &jerr);
+        int64_t now = parley__mono_ms();
+        const char *wait = NULL;
+        if (s == NATS_OK && !s_led(si) && now < leaderless_until)
+            wait = "the stream has no leader yet";
+        else if (s == NATS_OK && si->Cluster != NULL && s_led(si)
+                 && s_young(si->Created)) {
+            if (seen_since == 0 || si->Created != seen) {
+                seen = si->Created;
+                seen_since = now;
+            }
+            if (now - seen_since < S_SETTLE_MS)
+                wait = "the new stream's creation time is settling";
+        }
+        if (wait != NULL && now + S_RETRY_MS < deadline) {
+            jsStreamInfo_Destroy(si);
+            last = wait;
+            nats_Sleep(S_RETRY_MS);
+            continue;
+        }
         if (s == NATS_OK) {
             char diffs[1024];
             int n = s_stream_compare(self, si->Config, diffs, sizeof(diffs));
@@ -248,7 +299,8 @@ s_probe_ask(pd_backbone_t *self, s_probe_t *pr)
         return;
     pr->last = si->State.LastSeq;
     pr->first = si->State.FirstSeq;
-    pr->remade = si->Created != self->created;
+    /* Only a leader's creation time counts (see stream_ensure). */
+    pr->remade = s_led(si) && si->Created != self->created;
     if (si->Cluster == NULL) {
         pr->quorum = pr->led = true; /* a single server: it is the stream */
     } else if (si->Cluster->Leader != NULL && si->Cluster->Leader[0] != '\0') {
@@ -283,10 +335,19 @@ s_probe_diverged_locked(pd_backbone_t *self, const s_probe_t *pr)
     bool shorter = self->short_probes >= 3
                    && parley__mono_ms() - self->short_since_ms
                           >= 2 * S_PROBE_MS;
-    if (self->diverged || !(pr->remade || shorter))
+    if (pr->remade) {
+        if (self->remade_probes++ == 0)
+            self->remade_since_ms = parley__mono_ms();
+    } else if (pr->led) {
+        self->remade_probes = 0;
+    }
+    bool remade = self->remade_probes >= 3
+                  && parley__mono_ms() - self->remade_since_ms
+                         >= 2 * S_PROBE_MS;
+    if (self->diverged || !(remade || shorter))
         return;
     self->diverged = true;
-    if (pr->remade)
+    if (remade)
         pd_backbone__detail_locked(self,
                                    "stream %s was made again (another "
                                    "creation time): its seqs are not this "

@@ -61,6 +61,23 @@ run() {
     done
     [ "$(echo "$kids" | grep -c .)" -eq 6 ] \
         || fail "$name: the script has $(echo "$kids" | grep -c .) of its 6 processes"
+    if [ "$when" = ready ]; then
+        # One log, one log id: each node takes the stream's creation time
+        # from the stream leader, not from a replica still making its
+        # copy (which reported its own clock in 2.9.10, and the node then
+        # stopped as "made again"). A race: before that fix about one
+        # start in four showed it.
+        local ids="" id
+        for i in 0 1 2; do
+            id=$("$PARLEY" ping -s "tcp://127.0.0.1:$((17710 + base + 10 * i))" \
+                 2>&1 | awk '$1 == "log_id" { print $2 }')
+            [ -n "$id" ] || fail "$name: parleyd p$((i + 1)) gave no log id"
+            ids="$ids$id
+"
+        done
+        [ "$(printf '%s' "$ids" | sort -u | grep -c .)" -eq 1 ] \
+            || fail "$name: the nodes give different log ids: $(echo $ids)"
+    fi
     kill -TERM "$pid"
     # The script's guard kills what is left after 20 s.
     wait_exit "$pid" 60
