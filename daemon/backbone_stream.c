@@ -299,13 +299,13 @@ s_probe_ask(pd_backbone_t *self, s_probe_t *pr)
         return;
     pr->last = si->State.LastSeq;
     pr->first = si->State.FirstSeq;
+    pr->led = s_led(si);
     /* Only a leader's creation time counts (see stream_ensure). */
-    pr->remade = s_led(si) && si->Created != self->created;
+    pr->remade = pr->led && si->Created != self->created;
     if (si->Cluster == NULL) {
-        pr->quorum = pr->led = true; /* a single server: it is the stream */
-    } else if (si->Cluster->Leader != NULL && si->Cluster->Leader[0] != '\0') {
+        pr->quorum = true; /* a single server: it is the stream */
+    } else if (pr->led) {
         snprintf(pr->leader, sizeof(pr->leader), "%s", si->Cluster->Leader);
-        pr->led = true;
         pr->current = 1;
         for (int i = 0; i < si->Cluster->ReplicasLen; i++) {
             const jsPeerInfo *p = si->Cluster->Replicas[i];
