@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +185,8 @@ s_raw_publish(void *sock, uint64_t seq, const uint8_t *env, size_t elen)
 #define S_BARE_ARENA 1  /* one malloc arena, as parleyd (main.c) */
 #define S_BARE_ZAP 2    /* a ZAP handler that admits everyone (NULL) */
 #define S_BARE_RETIRE 4 /* retire that handler once handshakes paused for
-                           100 ms, then malloc_trim(), as parleyd does */
+                           100 ms, then hand free pages back keeping the
+                           heap's size, as parleyd does (daemon/heap.h) */
 #define S_BARE_ZAP_EP "inproc://zeromq.zap.01"
 
 /* Answer every ZAP request waiting on rep with 200. Returns how many. */
@@ -288,7 +290,7 @@ s_raw_child(int cmd_fd, int ack_fd, int port, int mode)
                 trim_at = now + 100000000ull;
             }
             if (trim_at != 0 && now >= trim_at) {
-                malloc_trim(0);
+                malloc_trim(SIZE_MAX / 2);
                 trim_at = 0;
             }
         }

@@ -27,7 +27,11 @@
  *      class may read; a misplaced grant reaches, at worst, a client
  *      allowed the same topics (beyond its max_subscriptions). A cut
  *      (reload) replaces a socket rather than unbinding it, so that the
- *      queued subscriptions and stale pointers go with it.
+ *      queued subscriptions and stale pointers go with it. The stale
+ *      pointer is also read through, at each delivery on its topic: that
+ *      read killed parleyd once glibc had given the freed pipe's memory
+ *      back by lowering the program break, so parleyd's heap is never
+ *      shrunk (heap.h).
  *
  * The subscriptions refused meanwhile are counted, and a reliable
  * subscriber still gets every update through the api's replay.

@@ -4,6 +4,7 @@
  */
 #include "backbone.h"
 #include "config.h"
+#include "heap.h"
 #include "log.h"
 #include "parley.h"
 #include "server.h"
@@ -12,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -672,15 +672,8 @@ s_not_started(int status)
 int
 main(int argc, char **argv)
 {
-    /* Before any thread starts: one malloc arena for the whole process.
-     * libzmq allocates a connection's pipes in its I/O thread and the
-     * 16 KB chunks its message queues grow by in this thread; with an
-     * arena per thread, what one frees (the handshake pipes zap.c lets
-     * go, a closed connection) cannot serve the other's next allocation,
-     * and the peak with many subscribers grows by megabytes. Small
-     * allocations go through glibc's per-thread cache, so sharing the
-     * arena costs little. */
-    mallopt(M_ARENA_MAX, 1);
+    /* Before any thread starts (heap.h). */
+    pd_heap_setup();
 
     s_args_t args;
     int rc = s_parse_args(argc, argv, &args);

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "hash.h"
+#include "heap.h"
 #include "log.h"
 
 #include <errno.h>
@@ -27,10 +28,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #define S_KEY 32               /* BLAKE2b-256 of the identity */
 #define S_ID_MAX 255           /* ROUTER identities are 1..255 bytes */
@@ -412,8 +409,8 @@ s_idle(uint64_t val, void *ctx)
 /*
  * After a burst of replies, once most of them are gone, give the free
  * memory back: libzmq frees the buffers in its own thread, and glibc
- * keeps what it freed mapped unless asked (large buffers are mapped and
- * unmapped by themselves: see the mallopt() in server.c).
+ * keeps what it freed resident unless asked (large buffers are mapped
+ * and unmapped by themselves: see heap.h).
  */
 static void
 s_trim(pd_reads_t *self)
@@ -423,9 +420,7 @@ s_trim(pd_reads_t *self)
         self->trim_peak = held;
     if (self->trim_peak < S_TRIM_HIGH || held > S_TRIM_LOW)
         return;
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
+    pd_heap_give_back();
     self->trim_peak = held;
 }
 

@@ -28,9 +28,6 @@
 #include "zap.h"
 
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -51,12 +48,6 @@
 /* While reads wait for their connections to read replies, the loop
  * looks again this often (libzmq frees replies in its own thread). */
 #define S_READS_RECHECK_MS 10
-/* Allocations from this size on are mapped on their own, and unmapped
- * when freed (replies, snapshots). */
-#define S_MMAP_THRESHOLD (128 * 1024)
-/* Free memory at the top of the heap kept rather than handed back at
- * once (see pd_server_new()). */
-#define S_TRIM_THRESHOLD (64 * 1024 * 1024)
 
 /* The loop's timers; each runs every period_ms while its period is set. */
 typedef enum {
@@ -419,20 +410,6 @@ pd_server_new(pd_server_opts_t *opts, int *err)
     self->ring = opts->ring;
     opts->ring = NULL;
     randombytes_buf(self->daemon_id, sizeof(self->daemon_id));
-#ifdef __GLIBC__
-    /* A fixed threshold: glibc would otherwise raise it as large replies
-     * are freed, and keep later ones in a heap that a burst of unread
-     * replies leaves fragmented and large after they are gone. */
-    mallopt(M_MMAP_THRESHOLD, S_MMAP_THRESHOLD);
-    /* A fixed mmap threshold also fixes the trim threshold at glibc's
-     * 128 KB: the feed's queues (libzmq's 16 KB chunks, allocated in
-     * this thread as deliveries are queued and freed by the I/O thread
-     * as they are sent) then shrank the heap with brk() and grew it
-     * again, a zeroed page faulted in every ~100 deliveries with 1,000
-     * subscribers. What is kept is handed back by the explicit trims
-     * (zap_handler.c, reads.c). */
-    mallopt(M_TRIM_THRESHOLD, S_TRIM_THRESHOLD);
-#endif
 
     if ((*err = s_check_start(self)) < 0)
         goto fail;

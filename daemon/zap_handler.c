@@ -27,9 +27,10 @@
  * neither a request nor a new connection has come, binds a fresh socket
  * in its place, answers on the retired one for S_GRACE_MS more (a
  * request already on its way), then closes it and, a moment later,
- * returns the freed pages (malloc_trim). A freed pipe still leaves a
- * touched page in the heap that trimming cannot give back (it shares
- * it with live memory) and that only a later connection reuses; so in
+ * returns the freed pages (pd_heap_give_back()). A freed pipe still
+ * leaves a touched page in the heap that this cannot give back (it
+ * shares it with live memory) and that only a later connection reuses;
+ * so in
  * a crowd, which never pauses for S_QUIET_MS, the handler is retired
  * every S_CROWD_SERVED requests too, at a moment when every connection
  * in its handshake has already asked (s_crowd()), and the crowd's later
@@ -61,12 +62,12 @@
 
 #include "clock.h"
 #include "facts.h"
+#include "heap.h"
 #include "keys.h"
 #include "log.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -969,7 +970,7 @@ pd_zap_tick(pd_zap_t *self)
     if (self->trim_at != 0 && now >= self->trim_at) {
         /* libzmq has freed the retired handler's pipes by now: hand the
          * pages back rather than keep them as free heap. */
-        malloc_trim(0);
+        pd_heap_give_back();
         self->trim_at = 0;
     }
     if (self->old != NULL) {

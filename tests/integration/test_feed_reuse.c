@@ -26,7 +26,8 @@
  *     read for a while and close, over and over.
  *
  * Every message a watcher receives on another topic than party/egypt/
- * or sys/heartbeat/ is a leak. The daemon runs with glibc's per-thread
+ * or sys/heartbeat/ is a leak, and parleyd must still be running
+ * afterwards (libzmq reads the freed pipe; heap.h). The daemon runs with glibc's per-thread
  * cache off (one arena it sets itself), so that freed pipes are reused
  * as soon as can be. The test passes when there were churns, watchers,
  * heartbeats and egypt deliveries, and 0 leaks.
@@ -302,6 +303,17 @@ test_no_grant_to_a_reused_connection(void **state)
         pthread_join(churn[i], NULL);
     for (int i = 0; i < S_WATCHERS; i++)
         pthread_join(watch[i], NULL);
+    /* It is still running: libzmq 4.3.4 reads a freed pipe after such a
+     * churn, which killed parleyd (SIGSEGV) once that memory had left
+     * the heap (daemon/heap.h). */
+    int status = ph_wait_exit(st->daemon.pid, 0);
+    if (status != -ETIMEDOUT) {
+        st->daemon.pid = 0; /* reaped */
+        ph_daemon_dump_log(&st->daemon);
+        fail_msg("parleyd stopped during the churn (exit status %d; 139 "
+                 "is SIGSEGV)",
+                 status);
+    }
     /* The daemon still serves once it has worked off the handshakes the
      * churners left queued, which on a busy machine takes a while. */
     int64_t storm_end = parley__mono_ms();
