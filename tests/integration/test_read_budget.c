@@ -22,6 +22,7 @@
  * Timings are printed, never asserted, except the heartbeat limit that
  * docs/operations.md promises.
  */
+#include "../sanitize.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -120,18 +121,6 @@ s_fill(ph_world_t *w, size_t n)
     }
     parley_pub_destroy(&pub);
 }
-
-/* Built with AddressSanitizer (GCC's macro, clang's feature test). */
-#if defined(__SANITIZE_ADDRESS__)
-#define S_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define S_ASAN 1
-#endif
-#endif
-#ifndef S_ASAN
-#define S_ASAN 0
-#endif
 
 /* Start fx's daemon with config (seed picks its key), then fill its log
  * with S_RECORDS updates. */
@@ -563,7 +552,7 @@ test_unread_replies_bounded(void **state)
     assert_int_equal(s_stat(w->daemon.api, "reads_queued"), 0);
     /* Under AddressSanitizer freed memory waits in its quarantine and is
      * not given back: only the ceiling is checked there. */
-    if (!S_ASAN && after > idle + (peak - idle) / 2
+    if (!PARLEY_TEST_ASAN && after > idle + (peak - idle) / 2
         && after > idle + 8 * S_MIB)
         fail_msg("RSS stayed at %.1f MiB after the readers left (idle "
                  "%.1f MiB, peak %.1f MiB)",

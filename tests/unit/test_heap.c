@@ -16,23 +16,13 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "../sanitize.h"
 #include "heap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define S_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define S_ASAN 1
-#endif
-#endif
-#ifndef S_ASAN
-#define S_ASAN 0
-#endif
 
 /* 64 MiB in chunks below the mmap threshold: they come from the heap. */
 #define S_CHUNK (16 * 1024)
@@ -81,7 +71,7 @@ static void
 test_break_never_lowered(void **state)
 {
     (void)state;
-    if (S_ASAN)
+    if (PARLEY_TEST_ASAN)
         skip();
     s_fill();
     void *top = sbrk(0);
@@ -97,7 +87,7 @@ static void
 test_free_pages_go_back(void **state)
 {
     (void)state;
-    if (S_ASAN)
+    if (PARLEY_TEST_ASAN)
         skip();
     s_fill();
     char *fence = malloc(64);
