@@ -263,11 +263,14 @@ test_sighup_under_load(void **state)
     /* libzmq's I/O thread feeds that backlog to the loop as the loop reads
      * it; if the machine starves the I/O thread the loop can still find the
      * socket empty before a turn is full. Further backlogs, after the
-     * reload, until the daemon says it read ahead (or the publishers are
-     * done: then the check below fails). */
+     * reload, every 5 % of the updates, until the daemon says it read
+     * ahead (or the publishers are done: then the check below fails). At
+     * load 5-9 on two cores, every 10 % failed 2 runs of 18 and every 5 %
+     * failed 3 of 261; each failed run had no turn over 1,001 requests,
+     * one publisher's window (not explained). */
     for (size_t want = S_PUBS * S_PER_PUB / 2;
          want < S_PUBS * S_PER_PUB && !s_read_ahead_seen(st);
-         want += S_PUBS * S_PER_PUB / 10) {
+         want += S_PUBS * S_PER_PUB / 20) {
         s_wait_acks(st, want);
         assert_int_equal(kill(st->daemon.pid, SIGSTOP), 0);
         du_sleep_us(500 * 1000);
