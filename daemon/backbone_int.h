@@ -142,6 +142,12 @@ typedef struct s_tab {
     size_t cap;                 /* power of two */
 } s_tab_t;
 
+/* Probe answers in a row that saw the same fault (s_streak_step()). */
+typedef struct s_streak {
+    int n;                      /* answers in a row */
+    int64_t since_ms;           /* mono ms of the first of them */
+} s_streak_t;
+
 struct pd_backbone {
     /* options (immutable after open) */
     char stream[PD_BACKBONE_STREAM_MAX + 1];
@@ -237,10 +243,8 @@ struct pd_backbone {
     bool probe_quorum;          /* last probe: leader and a quorum */
     bool stream_missing;
     bool diverged;              /* final: see PD_BACKBONE_DIVERGED */
-    int short_probes;           /* probes in a row: stream shorter */
-    int64_t short_since_ms;     /* mono ms of the first of them */
-    int remade_probes;          /* leaders' answers in a row: made again */
-    int64_t remade_since_ms;    /* mono ms of the first of them */
+    s_streak_t shorter;         /* probes in a row: stream shorter */
+    s_streak_t remade;          /* leaders' answers in a row: made again */
     uint64_t confirmed;         /* last seq the leader confirmed (check
                                    thread; or from - 1) */
     int64_t created;            /* the stream's creation time (ns) */

@@ -318,6 +318,24 @@ s_probe_ask(pd_backbone_t *self, s_probe_t *pr)
     jsStreamInfo_Destroy(si);
 }
 
+/*
+ * One probe answer for a streak: hit, it saw the fault; else, if counts,
+ * the streak ends (an answer that does not count leaves it as it is).
+ * Returns whether the fault now holds: three answers in a row over two
+ * probe intervals at least.
+ */
+static bool
+s_streak_step(s_streak_t *st, bool hit, bool counts, int64_t now)
+{
+    if (hit) {
+        if (st->n++ == 0)
+            st->since_ms = now;
+    } else if (counts) {
+        st->n = 0;
+    }
+    return st->n >= 3 && now - st->since_ms >= 2 * S_PROBE_MS;
+}
+
 /* A stream made again, or shorter than what the leader confirmed to
  * this node (only a leader's answer counts, and only three in a row over
  * two probe intervals at least: a new leader may still be applying its
@@ -326,24 +344,10 @@ s_probe_ask(pd_backbone_t *self, s_probe_t *pr)
 static void
 s_probe_diverged_locked(pd_backbone_t *self, const s_probe_t *pr)
 {
-    if (pr->led && pr->last < pr->held) {
-        if (self->short_probes++ == 0)
-            self->short_since_ms = parley__mono_ms();
-    } else {
-        self->short_probes = 0;
-    }
-    bool shorter = self->short_probes >= 3
-                   && parley__mono_ms() - self->short_since_ms
-                          >= 2 * S_PROBE_MS;
-    if (pr->remade) {
-        if (self->remade_probes++ == 0)
-            self->remade_since_ms = parley__mono_ms();
-    } else if (pr->led) {
-        self->remade_probes = 0;
-    }
-    bool remade = self->remade_probes >= 3
-                  && parley__mono_ms() - self->remade_since_ms
-                         >= 2 * S_PROBE_MS;
+    int64_t now = parley__mono_ms();
+    bool shorter = s_streak_step(&self->shorter, pr->led && pr->last < pr->held,
+                                 true, now);
+    bool remade = s_streak_step(&self->remade, pr->remade, pr->led, now);
     if (self->diverged || !(remade || shorter))
         return;
     self->diverged = true;
